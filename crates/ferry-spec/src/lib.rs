@@ -1,0 +1,27 @@
+//! ferry.yaml and params.yaml: parse, validate, and report every error at once.
+//!
+//! Two phases, as in vector's config compiler: [`node`] turns YAML into a tree
+//! that remembers positions (serde-saphyr does the YAML, merge keys included);
+//! [`load`] decodes that tree (unknown keys rejected with a suggestion, wrong
+//! types named) and validates the whole (graph, params, gates, paths). Only
+//! the validated [`Pipeline`] leaves this crate.
+//!
+//! Pure: files are read through the [`Files`] trait the caller implements.
+
+mod diag;
+mod load;
+mod node;
+mod pipeline;
+
+pub use diag::{Diagnostic, Diagnostics};
+pub use load::{Files, load, normalize_path, parse_duration, render_value};
+pub use node::{Kind, Node, Pos, parse_yaml};
+pub use pipeline::{Gate, Pipeline, PythonEnv, Register, Stage, path_within};
+
+/// The JSON Schema of ferry.yaml, for editors (`ferry schema`).
+pub const JSON_SCHEMA: &str = include_str!("../ferry.schema.json");
+
+/// Keys the loader accepts, by place, so tests can hold the schema to them.
+pub mod keys {
+    pub use crate::load::{ENV_KEYS, GATE_KEYS, PYTHON_KEYS, REGISTER_KEYS, STAGE_KEYS, TOP_KEYS};
+}

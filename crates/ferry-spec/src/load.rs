@@ -1,0 +1,884 @@
+//! Phase two: the node tree to a validated [`Pipeline`], collecting every
+//! problem on the way (unknown keys, wrong types, graph errors) in one pass.
+
+use crate::diag::{Diagnostic, Diagnostics, Sink, suggest};
+use crate::node::{Key, Kind, Node, Pos, parse_yaml};
+use crate::pipeline::{Gate, Pipeline, PythonEnv, Register, Stage, path_within};
+use ferry_core::{ModelName, StageName};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Duration;
+
+/// Keys ferry.yaml accepts at the top level (besides `x-*` extension keys,
+/// which are ignored and are the place for YAML anchors).
+pub const TOP_KEYS: &[&str] = &["name", "params", "env", "stages", "gates", "register"];
+pub const STAGE_KEYS: &[&str] = &[
+    "cmd", "desc", "deps", "outs", "params", "metrics", "timeout", "retries",
+];
+pub const ENV_KEYS: &[&str] = &["python"];
+pub const PYTHON_KEYS: &[&str] = &["requirements", "interpreter"];
+pub const GATE_KEYS: &[&str] = &["name", "expr"];
+pub const REGISTER_KEYS: &[&str] = &["model", "artifact", "alias"];
+
+/// How the loader sees the project's files. The loader does no IO of its own.
+pub trait Files {
+    /// The text of a file relative to the project root; `Ok(None)` if absent.
+    fn read(&self, path: &str) -> Result<Option<String>, String>;
+    fn exists(&self, path: &str) -> bool;
+}
+
+/// Loads and validates a pipeline spec. `spec_file` is the name used in
+/// messages; `default_name` names the pipeline when the spec does not.
+pub fn load(
+    spec_file: &str,
+    spec_text: &str,
+    default_name: &str,
+    files: &dyn Files,
+) -> Result<Pipeline, Diagnostics> {
+    let mut sources = vec![(spec_file.to_owned(), spec_text.to_owned())];
+    let mut sink = Sink::new(spec_file);
+    let root = match parse_yaml(spec_text) {
+        Ok(n) => n,
+        Err(e) => {
+            sink.err(e.pos, "", format!("invalid YAML: {}", e.message));
+            return Err(Diagnostics::new(sink.items, sources));
+        }
+    };
+    let raw = decode(&root, &mut sink);
+
+    // The params file: read it only when something can use it.
+    let params_file = raw
+        .params_file
+        .as_ref()
+        .map(|(p, _)| p.clone())
+        .unwrap_or_else(|| "params.yaml".to_owned());
+    let mut params_sink_items = Vec::new();
+    let params_root = match files.read(&params_file) {
+        Ok(Some(text)) => {
+            let parsed = parse_yaml(&text);
+            sources.push((params_file.clone(), text));
+            match parsed {
+                Ok(n) if matches!(n.kind, Kind::Map(_) | Kind::Null) => Some(n),
+                Ok(n) => {
+                    params_sink_items.push(Diagnostic {
+                        file: params_file.clone(),
+                        pos: n.pos,
+                        key_path: String::new(),
+                        message: format!("a params file must be a mapping, found {}", n.kind.type_name()),
+                        hint: None,
+                    });
+                    None
+                }
+                Err(e) => {
+                    params_sink_items.push(Diagnostic {
+                        file: params_file.clone(),
+                        pos: e.pos,
+                        key_path: String::new(),
+                        message: format!("invalid YAML: {}", e.message),
+                        hint: None,
+                    });
+                    None
+                }
+            }
+        }
+        Ok(None) => {
+            if let Some((_, pos)) = &raw.params_file {
+                sink.err(*pos, "params", format!("the params file `{params_file}` does not exist"));
+            }
+            None
+        }
+        Err(e) => {
+            sink.err(Pos { line: 1, column: 1 }, "params", format!("cannot read `{params_file}`: {e}"));
+            None
+        }
+    };
+    let params_ok = params_sink_items.is_empty();
+    let mut v = Validator {
+        sink,
+        spec_text,
+        params_file: &params_file,
+        params: params_root.as_ref(),
+        params_ok,
+        files,
+    };
+    let pipeline = v.validate(raw, default_name);
+    let mut items = v.sink.items;
+    items.extend(params_sink_items);
+    match pipeline {
+        Some(p) if items.is_empty() => Ok(p),
+        _ => Err(Diagnostics::new(items, sources)),
+    }
+}
+
+type Sp<T> = (T, Pos);
+
+#[derive(Default)]
+struct RawSpec {
+    name: Option<Sp<String>>,
+    params_file: Option<Sp<String>>,
+    env: Option<Sp<RawPython>>,
+    stages: Vec<RawStage>,
+    stages_pos: Option<Pos>,
+    gates: Vec<RawGate>,
+    register: Option<RawRegister>,
+}
+
+struct RawPython {
+    requirements: Option<Sp<String>>,
+    interpreter: Option<Sp<String>>,
+}
+
+struct RawStage {
+    name: Sp<String>,
+    cmd: Option<Sp<String>>,
+    desc: Option<String>,
+    deps: Vec<Sp<String>>,
+    outs: Vec<Sp<String>>,
+    params: Vec<Sp<String>>,
+    metrics: Option<Sp<String>>,
+    timeout: Option<Sp<Duration>>,
+    retries: Option<u32>,
+}
+
+struct RawGate {
+    name: Option<String>,
+    expr: Sp<String>,
+}
+
+struct RawRegister {
+    pos: Pos,
+    model: Option<Sp<String>>,
+    artifact: Option<Sp<String>>,
+    alias: Option<Sp<String>>,
+}
+
+fn join(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+/// Checks a mapping's keys against `known`, reporting the unknown ones with a
+/// suggestion, and returns the entries.
+fn map_entries<'n>(
+    node: &'n Node,
+    path: &str,
+    known: &[&str],
+    sink: &mut Sink<'_>,
+) -> Option<&'n [(Key, Node)]> {
+    let Kind::Map(m) = &node.kind else {
+        sink.err(node.pos, path, format!("expected a mapping, found {}", node.kind.type_name()));
+        return None;
+    };
+    for (k, _) in m {
+        if known.contains(&k.name.as_str()) || (path.is_empty() && k.name.starts_with("x-")) {
+            continue;
+        }
+        let msg = format!("unknown key `{}`", k.name);
+        match suggest(&k.name, known.iter().copied()) {
+            Some(s) => sink.err_hint(k.pos, &join(path, &k.name), msg, format!("did you mean `{s}`?")),
+            None => sink.err_hint(
+                k.pos,
+                &join(path, &k.name),
+                msg,
+                format!("known keys here: {}", known.join(", ")),
+            ),
+        }
+    }
+    Some(m)
+}
+
+fn string(node: &Node, path: &str, sink: &mut Sink<'_>) -> Option<Sp<String>> {
+    match &node.kind {
+        Kind::Str(s) => Some((s.clone(), node.pos)),
+        Kind::Int(i) => Some((i.to_string(), node.pos)),
+        Kind::Float(f) => Some((f.to_string(), node.pos)),
+        Kind::Bool(b) => Some((b.to_string(), node.pos)),
+        other => {
+            sink.err(node.pos, path, format!("expected a string, found {}", other.type_name()));
+            None
+        }
+    }
+}
+
+/// A list of strings; a single string is a list of one.
+fn string_list(node: &Node, path: &str, sink: &mut Sink<'_>) -> Vec<Sp<String>> {
+    match &node.kind {
+        Kind::Null => Vec::new(),
+        Kind::Seq(items) => items
+            .iter()
+            .enumerate()
+            .filter_map(|(i, n)| string(n, &format!("{path}[{i}]"), sink))
+            .collect(),
+        _ => string(node, path, sink).into_iter().collect(),
+    }
+}
+
+/// `90`, `"90s"`, `"10m"`, `"1h30m"`, `"500ms"`.
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    if let Ok(n) = s.parse::<u64>() {
+        return Some(Duration::from_secs(n));
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = s;
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        if digits == 0 {
+            return None;
+        }
+        let n: f64 = rest[..digits].parse().ok()?;
+        rest = &rest[digits..];
+        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let secs = match &rest[..unit_len] {
+            "ms" => n / 1000.0,
+            "s" => n,
+            "m" => n * 60.0,
+            "h" => n * 3600.0,
+            _ => return None,
+        };
+        total += Duration::from_secs_f64(secs);
+        rest = &rest[unit_len..];
+    }
+    Some(total)
+}
+
+fn decode(root: &Node, sink: &mut Sink<'_>) -> RawSpec {
+    let mut raw = RawSpec::default();
+    if matches!(root.kind, Kind::Null) {
+        sink.err(root.pos, "", "the spec is empty: it needs a `stages:` mapping");
+        return raw;
+    }
+    let Some(top) = map_entries(root, "", TOP_KEYS, sink) else {
+        return raw;
+    };
+    for (k, v) in top {
+        match k.name.as_str() {
+            "name" => raw.name = string(v, "name", sink),
+            "params" => raw.params_file = string(v, "params", sink),
+            "env" => {
+                if let Some(env) = map_entries(v, "env", ENV_KEYS, sink) {
+                    for (_, py) in env.iter().filter(|(k, _)| k.name == "python") {
+                        if let Some(m) = map_entries(py, "env.python", PYTHON_KEYS, sink) {
+                            let mut p = RawPython {
+                                requirements: None,
+                                interpreter: None,
+                            };
+                            for (k, v) in m {
+                                let path = format!("env.python.{}", k.name);
+                                match k.name.as_str() {
+                                    "requirements" => p.requirements = string(v, &path, sink),
+                                    "interpreter" => p.interpreter = string(v, &path, sink),
+                                    _ => {}
+                                }
+                            }
+                            if p.requirements.is_none() {
+                                sink.err(py.pos, "env.python", "missing key `requirements`");
+                            }
+                            raw.env = Some((p, py.pos));
+                        }
+                    }
+                }
+            }
+            "stages" => {
+                raw.stages_pos = Some(k.pos);
+                match &v.kind {
+                    Kind::Map(m) => {
+                        for (name, body) in m {
+                            raw.stages.push(decode_stage(name, body, sink));
+                        }
+                    }
+                    Kind::Null => {}
+                    other => sink.err(v.pos, "stages", format!("expected a mapping of stage names to stages, found {}", other.type_name())),
+                }
+            }
+            "gates" => match &v.kind {
+                Kind::Seq(items) => {
+                    for (i, g) in items.iter().enumerate() {
+                        let path = format!("gates[{i}]");
+                        match &g.kind {
+                            Kind::Map(_) => {
+                                if let Some(m) = map_entries(g, &path, GATE_KEYS, sink) {
+                                    let mut name = None;
+                                    let mut expr = None;
+                                    for (k, v) in m {
+                                        let p = format!("{path}.{}", k.name);
+                                        match k.name.as_str() {
+                                            "name" => name = string(v, &p, sink).map(|s| s.0),
+                                            "expr" => expr = string(v, &p, sink),
+                                            _ => {}
+                                        }
+                                    }
+                                    match expr {
+                                        Some(expr) => raw.gates.push(RawGate { name, expr }),
+                                        None => sink.err(g.pos, &path, "missing key `expr`"),
+                                    }
+                                }
+                            }
+                            _ => {
+                                if let Some(expr) = string(g, &path, sink) {
+                                    raw.gates.push(RawGate { name: None, expr });
+                                }
+                            }
+                        }
+                    }
+                }
+                Kind::Null => {}
+                other => sink.err(v.pos, "gates", format!("expected a list of expressions, found {}", other.type_name())),
+            },
+            "register" => {
+                if let Some(m) = map_entries(v, "register", REGISTER_KEYS, sink) {
+                    let mut r = RawRegister {
+                        pos: v.pos,
+                        model: None,
+                        artifact: None,
+                        alias: None,
+                    };
+                    for (k, val) in m {
+                        let p = format!("register.{}", k.name);
+                        match k.name.as_str() {
+                            "model" => r.model = string(val, &p, sink),
+                            "artifact" => r.artifact = string(val, &p, sink),
+                            "alias" => r.alias = string(val, &p, sink),
+                            _ => {}
+                        }
+                    }
+                    raw.register = Some(r);
+                }
+            }
+            _ => {}
+        }
+    }
+    if raw.stages_pos.is_none() {
+        sink.err(root.pos, "", "missing key `stages`");
+    }
+    raw
+}
+
+fn decode_stage(name: &Key, body: &Node, sink: &mut Sink<'_>) -> RawStage {
+    let base = format!("stages.{}", name.name);
+    let mut st = RawStage {
+        name: (name.name.clone(), name.pos),
+        cmd: None,
+        desc: None,
+        deps: Vec::new(),
+        outs: Vec::new(),
+        params: Vec::new(),
+        metrics: None,
+        timeout: None,
+        retries: None,
+    };
+    let Some(m) = map_entries(body, &base, STAGE_KEYS, sink) else {
+        return st;
+    };
+    for (k, v) in m {
+        let path = format!("{base}.{}", k.name);
+        match k.name.as_str() {
+            "cmd" => {
+                st.cmd = match &v.kind {
+                    Kind::Seq(_) => {
+                        let parts = string_list(v, &path, sink);
+                        (!parts.is_empty()).then(|| {
+                            (parts.iter().map(|p| p.0.as_str()).collect::<Vec<_>>().join(" && "), v.pos)
+                        })
+                    }
+                    _ => string(v, &path, sink),
+                };
+            }
+            "desc" => st.desc = string(v, &path, sink).map(|s| s.0),
+            "deps" => st.deps = string_list(v, &path, sink),
+            "outs" => st.outs = string_list(v, &path, sink),
+            "params" => st.params = string_list(v, &path, sink),
+            "metrics" => st.metrics = string(v, &path, sink),
+            "timeout" => {
+                if let Some((s, pos)) = string(v, &path, sink) {
+                    match parse_duration(&s) {
+                        Some(d) if !d.is_zero() => st.timeout = Some((d, pos)),
+                        _ => sink.err_hint(pos, &path, format!("invalid duration `{s}`"), "write seconds (`90`) or a duration like `30s`, `10m`, `1h30m`"),
+                    }
+                }
+            }
+            "retries" => match &v.kind {
+                Kind::Int(n) if (0..=100).contains(n) => st.retries = Some(*n as u32),
+                Kind::Int(n) => sink.err(v.pos, &path, format!("retries must be between 0 and 100, found {n}")),
+                other => sink.err(v.pos, &path, format!("expected an integer, found {}", other.type_name())),
+            },
+            _ => {}
+        }
+    }
+    if st.cmd.is_none() && !m.iter().any(|(k, _)| k.name == "cmd") {
+        sink.err(body.pos, &base, "missing key `cmd`");
+    }
+    st
+}
+
+/// Normalises a project-relative path, or says why it is not one.
+pub fn normalize_path(p: &str) -> Result<String, String> {
+    let t = p.trim();
+    if t.is_empty() {
+        return Err("empty path".into());
+    }
+    if t.starts_with('/') || t.starts_with('~') || t.contains('\\') || t.contains('\0') {
+        return Err(format!("`{p}` must be a path relative to the project root"));
+    }
+    let mut parts: Vec<&str> = Vec::new();
+    for part in t.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                if parts.pop().is_none() {
+                    return Err(format!("`{p}` points outside the project"));
+                }
+            }
+            other => parts.push(other),
+        }
+    }
+    if parts.is_empty() {
+        return Err(format!("`{p}` names the project root itself; name a file or folder in it"));
+    }
+    if parts[0] == ".ferry" || parts[0] == ".git" {
+        return Err(format!("`{p}` is inside `{}`, which ferry and git own", parts[0]));
+    }
+    Ok(parts.join("/"))
+}
+
+struct Validator<'a> {
+    sink: Sink<'a>,
+    spec_text: &'a str,
+    params_file: &'a str,
+    params: Option<&'a Node>,
+    params_ok: bool,
+    files: &'a dyn Files,
+}
+
+impl Validator<'_> {
+    fn path(&mut self, (p, pos): &Sp<String>, key_path: &str) -> Option<String> {
+        match normalize_path(p) {
+            Ok(n) => Some(n),
+            Err(e) => {
+                self.sink.err(*pos, key_path, e);
+                None
+            }
+        }
+    }
+
+    fn param_keys(&self) -> Vec<String> {
+        fn walk(n: &Node, prefix: &str, out: &mut Vec<String>) {
+            if let Kind::Map(m) = &n.kind {
+                for (k, v) in m {
+                    let key = join(prefix, &k.name);
+                    out.push(key.clone());
+                    walk(v, &key, out);
+                }
+            }
+        }
+        let mut out = Vec::new();
+        if let Some(p) = self.params {
+            walk(p, "", &mut out);
+        }
+        out
+    }
+
+    fn param_missing(&mut self, key: &str, pos: Pos, key_path: &str) {
+        if !self.params_ok {
+            return; // the params file's own error says it all
+        }
+        let msg = if self.params.is_none() {
+            format!("param `{key}` is used but `{}` does not exist", self.params_file)
+        } else {
+            format!("param `{key}` is not in `{}`", self.params_file)
+        };
+        let keys = self.param_keys();
+        match suggest(key, keys.iter().map(String::as_str)) {
+            Some(s) => self.sink.err_hint(pos, key_path, msg, format!("did you mean `{s}`?")),
+            None => self.sink.err(pos, key_path, msg),
+        }
+    }
+
+    /// Replaces `${key}` with param values; `$${` writes a literal `${`.
+    fn interpolate(
+        &mut self,
+        cmd: &str,
+        pos: Pos,
+        key_path: &str,
+        used: &mut BTreeMap<String, serde_json::Value>,
+    ) -> String {
+        let mut out = String::with_capacity(cmd.len());
+        let mut rest = cmd;
+        while let Some(i) = rest.find('$') {
+            out.push_str(&rest[..i]);
+            let tail = &rest[i..];
+            if tail.starts_with("$${") {
+                out.push_str("${");
+                rest = &tail[3..];
+            } else if let Some(body) = tail.strip_prefix("${") {
+                match body.find('}') {
+                    Some(end) => {
+                        let key = body[..end].trim();
+                        match self.params.and_then(|p| p.get_path(key)) {
+                            Some(n) if !key.is_empty() => {
+                                let j = n.to_json();
+                                out.push_str(&render_value(&j));
+                                used.insert(key.to_owned(), j);
+                            }
+                            _ => self.param_missing(key, pos, key_path),
+                        }
+                        rest = &body[end + 1..];
+                    }
+                    None => {
+                        self.sink.err(pos, key_path, "unterminated `${` in the command");
+                        out.push_str(tail);
+                        rest = "";
+                    }
+                }
+            } else {
+                out.push('$');
+                rest = &tail[1..];
+            }
+        }
+        out.push_str(rest);
+        out
+    }
+
+    /// The column of byte `offset` inside the string scalar at `pos`.
+    fn expr_pos(&self, pos: Pos, offset: usize) -> Pos {
+        let line = self.spec_text.lines().nth(pos.line.saturating_sub(1) as usize).unwrap_or("");
+        let quoted = line
+            .chars()
+            .nth(pos.column.saturating_sub(1) as usize)
+            .is_some_and(|c| c == '"' || c == '\'');
+        Pos {
+            line: pos.line,
+            column: pos.column + offset as u64 + u64::from(quoted),
+        }
+    }
+
+    fn validate(&mut self, raw: RawSpec, default_name: &str) -> Option<Pipeline> {
+        let name = raw.name.as_ref().map_or_else(|| default_name.to_owned(), |n| n.0.clone());
+        let params_file = match &raw.params_file {
+            Some(p) => self.path(p, "params").unwrap_or_else(|| p.0.clone()),
+            None => "params.yaml".to_owned(),
+        };
+        let env = raw.env.as_ref().and_then(|(py, _)| {
+            let req = py.requirements.as_ref()?;
+            let requirements = self.path(req, "env.python.requirements")?;
+            if !self.files.exists(&requirements) {
+                self.sink.err(req.1, "env.python.requirements", format!("the requirements file `{requirements}` does not exist"));
+            }
+            Some(PythonEnv {
+                requirements,
+                python: py.interpreter.as_ref().map_or_else(|| "python3".to_owned(), |p| p.0.clone()),
+            })
+        });
+
+        // Stages, one at a time.
+        let mut stages: Vec<(Stage, Pos, Vec<Pos>, Vec<Pos>)> = Vec::new();
+        for rs in &raw.stages {
+            let base = format!("stages.{}", rs.name.0);
+            let sname = match StageName::new(&rs.name.0) {
+                Ok(n) => n,
+                Err(e) => {
+                    self.sink.err(rs.name.1, &base, e.to_string());
+                    continue;
+                }
+            };
+            let mut params = BTreeMap::new();
+            for (i, (key, pos)) in rs.params.iter().enumerate() {
+                let kp = format!("{base}.params[{i}]");
+                match self.params.and_then(|p| p.get_path(key)) {
+                    Some(n) => {
+                        params.insert(key.clone(), n.to_json());
+                    }
+                    None => self.param_missing(key, *pos, &kp),
+                }
+            }
+            let cmd = match &rs.cmd {
+                Some((c, pos)) => self.interpolate(c, *pos, &format!("{base}.cmd"), &mut params),
+                None => String::new(),
+            };
+            let mut deps = Vec::new();
+            let mut dep_pos = Vec::new();
+            for (i, d) in rs.deps.iter().enumerate() {
+                if let Some(p) = self.path(d, &format!("{base}.deps[{i}]")) {
+                    if !deps.contains(&p) {
+                        deps.push(p);
+                        dep_pos.push(d.1);
+                    }
+                }
+            }
+            let mut outs = Vec::new();
+            let mut out_pos = Vec::new();
+            for (i, o) in rs.outs.iter().enumerate() {
+                if let Some(p) = self.path(o, &format!("{base}.outs[{i}]")) {
+                    if outs.contains(&p) {
+                        self.sink.err(o.1, &format!("{base}.outs[{i}]"), format!("`{p}` is listed twice"));
+                    } else {
+                        outs.push(p);
+                        out_pos.push(o.1);
+                    }
+                }
+            }
+            let metrics = rs.metrics.as_ref().and_then(|m| self.path(m, &format!("{base}.metrics")));
+            if let (Some(m), Some((_, pos))) = (&metrics, &rs.metrics) {
+                if !outs.contains(m) {
+                    outs.push(m.clone());
+                    out_pos.push(*pos);
+                }
+            }
+            for (i, d) in deps.iter().enumerate() {
+                if let Some(o) = outs.iter().find(|o| path_within(d, o) || path_within(o, d)) {
+                    self.sink.err(dep_pos[i], &format!("{base}.deps"), format!("`{d}` is both read and written by stage `{sname}` (out `{o}`)"));
+                }
+            }
+            stages.push((
+                Stage {
+                    name: sname,
+                    desc: rs.desc.clone(),
+                    cmd,
+                    deps,
+                    outs,
+                    params,
+                    metrics,
+                    timeout: rs.timeout.map(|t| t.0),
+                    retries: rs.retries.unwrap_or(0),
+                    upstream: Vec::new(),
+                },
+                rs.name.1,
+                dep_pos,
+                out_pos,
+            ));
+        }
+        if raw.stages.is_empty() {
+            if let Some(pos) = raw.stages_pos {
+                self.sink.err(pos, "stages", "the pipeline has no stages");
+            }
+        }
+
+        // Outs: each written by one stage, none inside another stage's out.
+        for i in 0..stages.len() {
+            for (oi, o) in stages[i].0.outs.iter().enumerate() {
+                for j in 0..stages.len() {
+                    if i == j {
+                        continue;
+                    }
+                    for o2 in &stages[j].0.outs {
+                        let pos = stages[i].3[oi];
+                        let kp = format!("stages.{}.outs", stages[i].0.name);
+                        if o == o2 && i > j {
+                            self.sink.err(pos, &kp, format!("`{o}` is also an out of stage `{}`; each out has one producer", stages[j].0.name));
+                        } else if o != o2 && path_within(o, o2) {
+                            self.sink.err(pos, &kp, format!("`{o}` is inside `{o2}`, an out of stage `{}`", stages[j].0.name));
+                        }
+                    }
+                }
+            }
+        }
+
+        // Edges: a dep produced by another stage's out.
+        let mut producers: Vec<(String, usize)> = Vec::new();
+        for (i, s) in stages.iter().enumerate() {
+            for o in &s.0.outs {
+                producers.push((o.clone(), i));
+            }
+        }
+        for i in 0..stages.len() {
+            let mut up = BTreeSet::new();
+            for (di, d) in stages[i].0.deps.clone().iter().enumerate() {
+                let prods: Vec<usize> = producers
+                    .iter()
+                    .filter(|(o, j)| *j != i && (path_within(d, o) || path_within(o, d)))
+                    .map(|(_, j)| *j)
+                    .collect();
+                let own_out = stages[i].0.outs.iter().any(|o| path_within(d, o) || path_within(o, d));
+                if prods.is_empty() && !own_out && !self.files.exists(d) {
+                    let pos = stages[i].2[di];
+                    let kp = format!("stages.{}.deps[{di}]", stages[i].0.name);
+                    let all_outs: Vec<&str> = producers.iter().map(|(o, _)| o.as_str()).collect();
+                    let msg = format!("dependency `{d}` does not exist and no stage produces it");
+                    match suggest(d, all_outs.into_iter().filter(|o| *o != d)) {
+                        Some(s) => self.sink.err_hint(pos, &kp, msg, format!("did you mean `{s}`, an out of another stage?")),
+                        None => self.sink.err(pos, &kp, msg),
+                    }
+                }
+                up.extend(prods);
+            }
+            stages[i].0.upstream = up.iter().map(|j| stages[*j].0.name.clone()).collect();
+        }
+
+        // Cycles, then a topological order that keeps the written order.
+        let order = self.topo_order(&stages);
+
+        // Gates.
+        let mut gates = Vec::new();
+        for (i, g) in raw.gates.iter().enumerate() {
+            let kp = format!("gates[{i}]");
+            match ferry_gates::parse(&g.expr.0) {
+                Ok(expr) => {
+                    for p in expr.paths() {
+                        match p.first().map(String::as_str) {
+                            Some("metrics") if p.len() >= 2 => {}
+                            Some("params") if p.len() >= 2 => {
+                                let key = p[1..].join(".");
+                                if self.params.and_then(|n| n.get_path(&key)).is_none() {
+                                    self.param_missing(&key, g.expr.1, &kp);
+                                }
+                            }
+                            _ => self.sink.err_hint(g.expr.1, &kp, format!("unknown value `{}`", p.join(".")), "gates read `metrics.<key>` and `params.<key>`, or `model(\"name@alias\").metrics.<key>`"),
+                        }
+                    }
+                    for r in expr.model_refs() {
+                        if let Err(e) = r.parse::<ferry_core::ModelRef>() {
+                            self.sink.err(g.expr.1, &kp, e.to_string());
+                        }
+                    }
+                    gates.push(Gate {
+                        name: g.name.clone().unwrap_or_else(|| g.expr.0.clone()),
+                        source: g.expr.0.clone(),
+                        expr,
+                    });
+                }
+                Err(e) => {
+                    let pos = self.expr_pos(g.expr.1, e.offset);
+                    self.sink.err(pos, &kp, format!("invalid gate expression: {}", e.message));
+                }
+            }
+        }
+
+        // Register.
+        let register = raw.register.as_ref().and_then(|r| {
+            let model = match &r.model {
+                Some((m, pos)) => match ModelName::new(m) {
+                    Ok(m) => Some(m),
+                    Err(e) => {
+                        self.sink.err(*pos, "register.model", e.to_string());
+                        None
+                    }
+                },
+                None => {
+                    self.sink.err(r.pos, "register", "missing key `model`");
+                    None
+                }
+            };
+            let artifact = match &r.artifact {
+                Some(a) => self.path(a, "register.artifact").map(|p| (p, a.1)),
+                None => {
+                    self.sink.err(r.pos, "register", "missing key `artifact`");
+                    None
+                }
+            };
+            let alias = r.alias.as_ref().and_then(|(a, pos)| {
+                match format!("m@{a}").parse::<ferry_core::ModelRef>() {
+                    Ok(_) => Some(a.clone()),
+                    Err(_) => {
+                        self.sink.err(*pos, "register.alias", format!("invalid alias `{a}`: use letters, digits, `_`, `-` and `.`"));
+                        None
+                    }
+                }
+            });
+            let (artifact, apos) = artifact?;
+            let producer = stages.iter().find(|s| s.0.outs.iter().any(|o| path_within(&artifact, o)));
+            let Some(producer) = producer else {
+                self.sink.err_hint(apos, "register.artifact", format!("`{artifact}` is not an out of any stage"), "list the model file under some stage's `outs:`");
+                return None;
+            };
+            Some(Register {
+                model: model?,
+                artifact,
+                alias,
+                producer: producer.0.name.clone(),
+            })
+        });
+
+        let order = order?;
+        let mut slots: Vec<Option<Stage>> = stages.into_iter().map(|s| Some(s.0)).collect();
+        let stages = order.into_iter().filter_map(|i| slots[i].take()).collect();
+        Some(Pipeline {
+            name,
+            params_file,
+            params: self.params.map_or(serde_json::Value::Null, Node::to_json),
+            env,
+            stages,
+            gates,
+            register,
+        })
+    }
+
+    fn topo_order(&mut self, stages: &[(Stage, Pos, Vec<Pos>, Vec<Pos>)]) -> Option<Vec<usize>> {
+        let index: HashMap<&str, usize> = stages.iter().enumerate().map(|(i, s)| (s.0.name.as_str(), i)).collect();
+        let ups: Vec<Vec<usize>> = stages
+            .iter()
+            .map(|s| s.0.upstream.iter().filter_map(|u| index.get(u.as_str()).copied()).collect())
+            .collect();
+        // 0 = unvisited, 1 = on the stack, 2 = done
+        let mut state = vec![0u8; stages.len()];
+        let mut order = Vec::new();
+        let mut reported: BTreeSet<Vec<usize>> = BTreeSet::new();
+        let mut ok = true;
+        fn visit(
+            i: usize,
+            ups: &[Vec<usize>],
+            state: &mut [u8],
+            stack: &mut Vec<usize>,
+            order: &mut Vec<usize>,
+            cycles: &mut Vec<Vec<usize>>,
+        ) {
+            state[i] = 1;
+            stack.push(i);
+            for &u in &ups[i] {
+                match state[u] {
+                    0 => visit(u, ups, state, stack, order, cycles),
+                    1 => {
+                        let at = stack.iter().position(|&x| x == u).unwrap_or(0);
+                        cycles.push(stack[at..].to_vec());
+                    }
+                    _ => {}
+                }
+            }
+            stack.pop();
+            state[i] = 2;
+            order.push(i);
+        }
+        let mut cycles = Vec::new();
+        for i in 0..stages.len() {
+            if state[i] == 0 {
+                visit(i, &ups, &mut state, &mut Vec::new(), &mut order, &mut cycles);
+            }
+        }
+        for mut c in cycles {
+            ok = false;
+            // Name the cycle from its first-declared stage, in the direction data flows.
+            c.reverse();
+            let start = c.iter().enumerate().min_by_key(|(_, s)| **s).map_or(0, |(i, _)| i);
+            c.rotate_left(start);
+            if !reported.insert({
+                let mut k = c.clone();
+                k.sort_unstable();
+                k
+            }) {
+                continue;
+            }
+            let mut names: Vec<&str> = c.iter().map(|&i| stages[i].0.name.as_str()).collect();
+            names.push(names[0]);
+            let first = c[0];
+            self.sink.err(
+                stages[first].1,
+                &format!("stages.{}", stages[first].0.name),
+                format!("the stages form a cycle: {}", names.join(" -> ")),
+            );
+        }
+        ok.then_some(order)
+    }
+}
+
+/// A param value as it is written into a command.
+pub fn render_value(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}

@@ -1,0 +1,111 @@
+//! The validated pipeline: what the rest of ferry works with. Every value
+//! here has been checked; nothing downstream re-validates it.
+
+use ferry_core::{ModelName, StageName};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct Pipeline {
+    /// The pipeline's name: `name:` or the project folder's name.
+    pub name: String,
+    /// The params file, relative to the project root.
+    pub params_file: String,
+    /// Every value of the params file, for gates (`params.model.C`).
+    pub params: serde_json::Value,
+    pub env: Option<PythonEnv>,
+    /// In a topological order: every stage comes after the stages it needs.
+    pub stages: Vec<Stage>,
+    pub gates: Vec<Gate>,
+    pub register: Option<Register>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PythonEnv {
+    /// The requirements file, relative to the project root.
+    pub requirements: String,
+    /// The interpreter to build the environment from (`python3`).
+    pub python: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Stage {
+    pub name: StageName,
+    pub desc: Option<String>,
+    /// The command with every `${param}` replaced by its value.
+    pub cmd: String,
+    /// Files and directories the stage reads, relative to the project root.
+    pub deps: Vec<String>,
+    /// Files and directories the stage writes (the metrics file among them).
+    pub outs: Vec<String>,
+    /// The params the stage uses, by dotted key, with their values.
+    pub params: BTreeMap<String, serde_json::Value>,
+    /// A JSON file of metrics the stage writes (also one of `outs`).
+    pub metrics: Option<String>,
+    pub timeout: Option<Duration>,
+    pub retries: u32,
+    /// Stages whose outputs this stage reads.
+    pub upstream: Vec<StageName>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Gate {
+    /// A name for output: `name:` or the expression itself.
+    pub name: String,
+    pub source: String,
+    pub expr: ferry_gates::Expr,
+}
+
+#[derive(Debug, Clone)]
+pub struct Register {
+    pub model: ModelName,
+    /// An out (or a path inside an out) of `producer`.
+    pub artifact: String,
+    pub alias: Option<String>,
+    pub producer: StageName,
+}
+
+impl Pipeline {
+    pub fn stage(&self, name: &str) -> Option<&Stage> {
+        self.stages.iter().find(|s| s.name.as_str() == name)
+    }
+
+    /// The stages `targets` need (themselves and everything upstream), in
+    /// topological order. Empty `targets` means every stage.
+    pub fn closure(&self, targets: &[StageName]) -> Vec<&Stage> {
+        if targets.is_empty() {
+            return self.stages.iter().collect();
+        }
+        let mut want: std::collections::BTreeSet<&str> = targets.iter().map(StageName::as_str).collect();
+        for s in self.stages.iter().rev() {
+            if want.contains(s.name.as_str()) {
+                want.extend(s.upstream.iter().map(StageName::as_str));
+            }
+        }
+        self.stages
+            .iter()
+            .filter(|s| want.contains(s.name.as_str()))
+            .collect()
+    }
+
+    /// The stages downstream of `stage` (not including it).
+    pub fn downstream(&self, stage: &str) -> Vec<&Stage> {
+        let mut hit: std::collections::BTreeSet<&str> = [stage].into();
+        let mut out = Vec::new();
+        for s in &self.stages {
+            if s.upstream.iter().any(|u| hit.contains(u.as_str())) {
+                hit.insert(s.name.as_str());
+                out.push(s);
+            }
+        }
+        out
+    }
+}
+
+/// True when `inner` is `outer` or lies inside the directory `outer`.
+pub fn path_within(inner: &str, outer: &str) -> bool {
+    inner == outer
+        || (inner.len() > outer.len()
+            && inner.starts_with(outer)
+            && inner.as_bytes()[outer.len()] == b'/')
+}

@@ -1,0 +1,105 @@
+//! Data-driven spec tests: every folder under `tests/fixtures/valid` must load,
+//! every folder under `tests/fixtures/invalid` must fail, with the rendered
+//! diagnostics snapshotted.
+
+use ferry_spec::{Files, load};
+use std::path::{Path, PathBuf};
+
+struct Dir(PathBuf);
+
+impl Files for Dir {
+    fn read(&self, path: &str) -> Result<Option<String>, String> {
+        match std::fs::read_to_string(self.0.join(path)) {
+            Ok(s) => Ok(Some(s)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+    fn exists(&self, path: &str) -> bool {
+        self.0.join(path).exists()
+    }
+}
+
+fn fixtures(kind: &str) -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(kind);
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    assert!(!dirs.is_empty(), "no fixtures in {}", root.display());
+    dirs
+}
+
+fn load_dir(dir: &Path) -> Result<ferry_spec::Pipeline, ferry_spec::Diagnostics> {
+    let text = std::fs::read_to_string(dir.join("ferry.yaml")).unwrap();
+    load("ferry.yaml", &text, "proj", &Dir(dir.to_owned()))
+}
+
+#[test]
+fn valid_fixtures_load() {
+    for dir in fixtures("valid") {
+        let name = dir.file_name().unwrap().to_string_lossy().to_string();
+        match load_dir(&dir) {
+            Ok(p) => {
+                let summary: Vec<String> = p
+                    .stages
+                    .iter()
+                    .map(|s| {
+                        format!(
+                            "{}: cmd={:?} deps={:?} outs={:?} params={} upstream={:?} timeout={:?} retries={}",
+                            s.name,
+                            s.cmd,
+                            s.deps,
+                            s.outs,
+                            serde_json::to_string(&s.params).unwrap(),
+                            s.upstream,
+                            s.timeout,
+                            s.retries
+                        )
+                    })
+                    .chain(p.gates.iter().map(|g| format!("gate: {}", g.expr)))
+                    .chain(p.register.iter().map(|r| {
+                        format!("register: {} {} {:?} from {}", r.model, r.artifact, r.alias, r.producer)
+                    }))
+                    .collect();
+                insta::assert_snapshot!(format!("valid-{name}"), summary.join("\n"));
+            }
+            Err(d) => panic!("{name} should load:\n{}", d.render()),
+        }
+    }
+}
+
+#[test]
+fn invalid_fixtures_report_every_error() {
+    for dir in fixtures("invalid") {
+        let name = dir.file_name().unwrap().to_string_lossy().to_string();
+        match load_dir(&dir) {
+            Ok(_) => panic!("{name} should fail"),
+            Err(d) => insta::assert_snapshot!(format!("invalid-{name}"), d.render()),
+        }
+    }
+}
+
+#[test]
+fn schema_lists_every_key_the_loader_knows() {
+    let schema: serde_json::Value = serde_json::from_str(ferry_spec::JSON_SCHEMA).unwrap();
+    let props = |v: &serde_json::Value| -> Vec<String> {
+        let mut k: Vec<String> = v["properties"].as_object().unwrap().keys().cloned().collect();
+        k.sort();
+        k
+    };
+    let sorted = |k: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = k.iter().map(|s| s.to_string()).collect();
+        v.sort();
+        v
+    };
+    use ferry_spec::keys::*;
+    assert_eq!(props(&schema), sorted(TOP_KEYS));
+    assert_eq!(props(&schema["$defs"]["stage"]), sorted(STAGE_KEYS));
+    assert_eq!(props(&schema["properties"]["env"]), sorted(ENV_KEYS));
+    assert_eq!(props(&schema["properties"]["env"]["properties"]["python"]), sorted(PYTHON_KEYS));
+    assert_eq!(props(&schema["properties"]["register"]), sorted(REGISTER_KEYS));
+    assert_eq!(props(&schema["properties"]["gates"]["items"]["oneOf"][1]), sorted(GATE_KEYS));
+}
