@@ -1,0 +1,379 @@
+//! The content-addressed cache: objects by digest, and the outputs each stage
+//! fingerprint produced ("run cache").
+
+use crate::error::{Error, IoContext, Result};
+use crate::hash::{Manifest, PathDigest};
+use ferry_core::Digest;
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Writes `bytes` to `path` atomically: a temporary file in the same folder,
+/// fsync, then rename over the target.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).ctx("create", dir)?;
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        path.file_name().map_or("f".into(), |n| n.to_string_lossy()),
+        std::process::id()
+    ));
+    {
+        let mut f = std::fs::File::create(&tmp).ctx("create", &tmp)?;
+        f.write_all(bytes).ctx("write", &tmp)?;
+        f.sync_all().ctx("sync", &tmp)?;
+    }
+    std::fs::rename(&tmp, path).ctx("rename into place", path)
+}
+
+/// One stage output as recorded in the lock file and the run cache.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct OutRecord {
+    pub path: String,
+    pub digest: Digest,
+    pub size: u64,
+    /// Number of files for a folder; absent for a file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files: Option<u64>,
+}
+
+/// What one stage fingerprint produced.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RunCacheEntry {
+    pub stage: String,
+    pub outs: Vec<OutRecord>,
+    #[serde(default)]
+    pub metrics: BTreeMap<String, serde_json::Value>,
+    pub created_ms: i64,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct GcStats {
+    pub objects_removed: u64,
+    pub bytes_removed: u64,
+    pub runs_removed: u64,
+}
+
+/// The cache under `.ferry/cache`.
+#[derive(Debug, Clone)]
+pub struct Cache {
+    root: PathBuf,
+}
+
+impl Cache {
+    pub fn new(root: &Path) -> Self {
+        Self {
+            root: root.to_owned(),
+        }
+    }
+
+    fn object_path(&self, d: &Digest) -> PathBuf {
+        let hex = d.to_hex();
+        self.root.join("objects").join(&hex[..2]).join(&hex[2..])
+    }
+
+    fn manifest_path(&self, d: &Digest) -> PathBuf {
+        let hex = d.to_hex();
+        self.root
+            .join("objects")
+            .join(&hex[..2])
+            .join(format!("{}.dir", &hex[2..]))
+    }
+
+    fn run_path(&self, fingerprint: &Digest) -> PathBuf {
+        let hex = fingerprint.to_hex();
+        self.root.join("runs").join(&hex[..2]).join(&hex[2..])
+    }
+
+    /// The stored copy of the object with digest `d`, if present.
+    pub fn object(&self, d: &Digest) -> Option<PathBuf> {
+        let p = self.object_path(d);
+        p.exists().then_some(p)
+    }
+
+    fn put_file(&self, src: &Path, d: &Digest) -> Result<()> {
+        let dst = self.object_path(d);
+        if dst.exists() {
+            return Ok(());
+        }
+        let dir = dst.parent().unwrap_or(&self.root);
+        std::fs::create_dir_all(dir).ctx("create", dir)?;
+        let tmp = dir.join(format!(".tmp-{}-{}", std::process::id(), &d.to_hex()[..16]));
+        std::fs::copy(src, &tmp).ctx("copy into the cache", src)?;
+        // Verify what landed: the source may have changed since it was hashed.
+        let got = Digest::from_bytes(
+            *blake3::Hasher::new()
+                .update_mmap(&tmp)
+                .ctx("read", &tmp)?
+                .finalize()
+                .as_bytes(),
+        );
+        if got != *d {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(Error::Corrupt {
+                path: src.to_owned(),
+                reason: "the file changed while it was being cached".into(),
+            });
+        }
+        let mut perms = std::fs::metadata(&tmp).ctx("read", &tmp)?.permissions();
+        perms.set_readonly(true);
+        std::fs::set_permissions(&tmp, perms).ctx("protect", &tmp)?;
+        std::fs::rename(&tmp, &dst).ctx("rename into place", &dst)
+    }
+
+    /// Stores the output at `abs` (already digested as `pd`) in the cache.
+    pub fn store(&self, abs: &Path, pd: &PathDigest) -> Result<()> {
+        match pd {
+            PathDigest::File { digest, .. } => self.put_file(abs, digest),
+            PathDigest::Dir { digest, manifest } => {
+                for e in &manifest.entries {
+                    self.put_file(&abs.join(&e.path), &e.digest)?;
+                }
+                let json = serde_json::to_vec(manifest).unwrap_or_default();
+                let p = self.manifest_path(digest);
+                if !p.exists() {
+                    write_atomic(&p, &json)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// The manifest of a stored folder.
+    pub fn manifest(&self, d: &Digest) -> Result<Option<Manifest>> {
+        let p = self.manifest_path(d);
+        match std::fs::read(&p) {
+            Ok(b) => serde_json::from_slice(&b).map(Some).map_err(|e| Error::Corrupt {
+                path: p,
+                reason: e.to_string(),
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).ctx("read", &p),
+        }
+    }
+
+    /// True when everything needed to restore `out` is in the cache.
+    pub fn has(&self, out: &OutRecord) -> bool {
+        if out.files.is_some() {
+            match self.manifest(&out.digest) {
+                Ok(Some(m)) => m.entries.iter().all(|e| self.object_path(&e.digest).exists()),
+                _ => false,
+            }
+        } else {
+            self.object_path(&out.digest).exists()
+        }
+    }
+
+    /// Puts `out` back at `root/out.path` by copying from the cache (never a
+    /// hard link: an in-place edit of the restored file must not reach the
+    /// cache). Returns the digest of every file written, relative to `root`.
+    pub fn restore(&self, root: &Path, out: &OutRecord) -> Result<Vec<(String, Digest)>> {
+        let target = root.join(&out.path);
+        let missing = || Error::MissingObject {
+            path: out.path.clone(),
+            digest: out.digest.to_hex(),
+        };
+        if out.files.is_some() {
+            let manifest = self.manifest(&out.digest)?.ok_or_else(missing)?;
+            // Build the folder beside the target, then swap it in.
+            let staging = sibling(&target, "restore");
+            let _ = std::fs::remove_dir_all(&staging);
+            std::fs::create_dir_all(&staging).ctx("create", &staging)?;
+            let mut written = Vec::with_capacity(manifest.entries.len());
+            for e in &manifest.entries {
+                let src = self.object(&e.digest).ok_or_else(missing)?;
+                let dst = staging.join(&e.path);
+                if let Some(parent) = dst.parent() {
+                    std::fs::create_dir_all(parent).ctx("create", parent)?;
+                }
+                copy_writable(&src, &dst)?;
+                written.push((format!("{}/{}", out.path, e.path), e.digest));
+            }
+            remove_any(&target)?;
+            std::fs::rename(&staging, &target).ctx("rename into place", &target)?;
+            Ok(written)
+        } else {
+            let src = self.object(&out.digest).ok_or_else(missing)?;
+            if let Some(parent) = target.parent() {
+                std::fs::create_dir_all(parent).ctx("create", parent)?;
+            }
+            let tmp = sibling(&target, "restore");
+            copy_writable(&src, &tmp)?;
+            if target.is_dir() {
+                remove_any(&target)?;
+            }
+            std::fs::rename(&tmp, &target).ctx("rename into place", &target)?;
+            Ok(vec![(out.path.clone(), out.digest)])
+        }
+    }
+
+    pub fn run_entry(&self, fingerprint: &Digest) -> Result<Option<RunCacheEntry>> {
+        let p = self.run_path(fingerprint);
+        match std::fs::read(&p) {
+            Ok(b) => Ok(serde_json::from_slice(&b).ok()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).ctx("read", &p),
+        }
+    }
+
+    pub fn put_run_entry(&self, fingerprint: &Digest, entry: &RunCacheEntry) -> Result<()> {
+        let json = serde_json::to_vec_pretty(entry).unwrap_or_default();
+        write_atomic(&self.run_path(fingerprint), &json)
+    }
+
+    /// Removes every object not reachable from `keep` (digests of outs that
+    /// are still referenced) and every run-cache entry not in `keep_runs`.
+    pub fn gc(&self, keep: &[OutRecord], keep_runs: &[Digest]) -> Result<GcStats> {
+        let mut live = std::collections::HashSet::new();
+        for o in keep {
+            live.insert(o.digest.to_hex());
+            if o.files.is_some() {
+                if let Some(m) = self.manifest(&o.digest)? {
+                    live.extend(m.entries.iter().map(|e| e.digest.to_hex()));
+                }
+            }
+        }
+        let mut stats = GcStats::default();
+        let objects = self.root.join("objects");
+        for (name, path, size) in list_two_level(&objects)? {
+            let hex = name.trim_end_matches(".dir");
+            if !live.contains(hex) {
+                std::fs::remove_file(&path).ctx("remove", &path)?;
+                stats.objects_removed += 1;
+                stats.bytes_removed += size;
+            }
+        }
+        let keep_runs: std::collections::HashSet<String> = keep_runs.iter().map(Digest::to_hex).collect();
+        for (name, path, _) in list_two_level(&self.root.join("runs"))? {
+            if !keep_runs.contains(&name) {
+                std::fs::remove_file(&path).ctx("remove", &path)?;
+                stats.runs_removed += 1;
+            }
+        }
+        Ok(stats)
+    }
+
+    /// Every run-cache entry, with its fingerprint.
+    pub fn run_entries(&self) -> Result<Vec<(Digest, RunCacheEntry)>> {
+        let mut out = Vec::new();
+        for (name, path, _) in list_two_level(&self.root.join("runs"))? {
+            if let (Ok(d), Ok(bytes)) = (name.parse::<Digest>(), std::fs::read(&path)) {
+                if let Ok(e) = serde_json::from_slice(&bytes) {
+                    out.push((d, e));
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// (full hex name, path, size) of every file `root/xx/yyyy`.
+fn list_two_level(root: &Path) -> Result<Vec<(String, PathBuf, u64)>> {
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir(root) else {
+        return Ok(out);
+    };
+    for shard in rd.flatten() {
+        let prefix = shard.file_name().to_string_lossy().into_owned();
+        if prefix.len() != 2 {
+            continue;
+        }
+        for f in std::fs::read_dir(shard.path()).ctx("list", &shard.path())?.flatten() {
+            let name = f.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') {
+                continue;
+            }
+            let size = f.metadata().map(|m| m.len()).unwrap_or(0);
+            out.push((format!("{prefix}{name}"), f.path(), size));
+        }
+    }
+    Ok(out)
+}
+
+fn sibling(target: &Path, what: &str) -> PathBuf {
+    let name = target.file_name().map_or("out".into(), |n| n.to_string_lossy());
+    target.with_file_name(format!(".{name}.ferry-{what}-{}", std::process::id()))
+}
+
+fn copy_writable(src: &Path, dst: &Path) -> Result<()> {
+    let _ = std::fs::remove_file(dst);
+    std::fs::copy(src, dst).ctx("copy out of the cache", src)?;
+    let mut perms = std::fs::metadata(dst).ctx("read", dst)?.permissions();
+    #[allow(clippy::permissions_set_readonly_false)]
+    perms.set_readonly(false);
+    std::fs::set_permissions(dst, perms).ctx("set permissions of", dst)
+}
+
+fn remove_any(p: &Path) -> Result<()> {
+    match std::fs::symlink_metadata(p) {
+        Ok(m) if m.is_dir() => std::fs::remove_dir_all(p).ctx("remove", p),
+        Ok(_) => std::fs::remove_file(p).ctx("remove", p),
+        Err(_) => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Hasher, StatIndex};
+
+    #[test]
+    fn store_restore_and_edits_do_not_reach_the_cache() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path();
+        let cache = Cache::new(&root.join(".ferry/cache"));
+        std::fs::create_dir_all(root.join("out/sub")).unwrap();
+        std::fs::write(root.join("out/a"), "A").unwrap();
+        std::fs::write(root.join("out/sub/b"), "B").unwrap();
+        std::fs::write(root.join("model.bin"), "M1").unwrap();
+        let mut h = Hasher::new(root, StatIndex::default());
+        let pd = h.digest_paths(&["out".into(), "model.bin".into()]).unwrap();
+        let (dir, file) = (pd[0].clone().unwrap(), pd[1].clone().unwrap());
+        cache.store(&root.join("out"), &dir).unwrap();
+        cache.store(&root.join("model.bin"), &file).unwrap();
+        let rec_dir = OutRecord {
+            path: "out".into(),
+            digest: dir.digest(),
+            size: dir.size(),
+            files: Some(2),
+        };
+        let rec_file = OutRecord {
+            path: "model.bin".into(),
+            digest: file.digest(),
+            size: 2,
+            files: None,
+        };
+        assert!(cache.has(&rec_dir) && cache.has(&rec_file));
+        std::fs::remove_dir_all(root.join("out")).unwrap();
+        std::fs::write(root.join("model.bin"), "M2-changed").unwrap();
+        cache.restore(root, &rec_dir).unwrap();
+        cache.restore(root, &rec_file).unwrap();
+        assert_eq!(std::fs::read_to_string(root.join("out/sub/b")).unwrap(), "B");
+        assert_eq!(std::fs::read_to_string(root.join("model.bin")).unwrap(), "M1");
+        // Edit the restored file in place: the cached object must not change.
+        std::fs::write(root.join("model.bin"), "edited").unwrap();
+        let obj = cache.object(&file.digest()).unwrap();
+        assert_eq!(std::fs::read_to_string(obj).unwrap(), "M1");
+        // gc keeps what is referenced, drops the rest.
+        let stats = cache.gc(&[rec_file.clone()], &[]).unwrap();
+        assert_eq!(stats.objects_removed, 3); // a, b, and the manifest
+        assert!(cache.has(&rec_file) && !cache.has(&rec_dir));
+    }
+
+    #[test]
+    fn run_entries_round_trip() {
+        let t = tempfile::tempdir().unwrap();
+        let cache = Cache::new(t.path());
+        let fp = Digest::of(b"fp");
+        assert!(cache.run_entry(&fp).unwrap().is_none());
+        let e = RunCacheEntry {
+            stage: "train".into(),
+            outs: vec![],
+            metrics: BTreeMap::from([("acc".into(), serde_json::json!(0.9))]),
+            created_ms: 1,
+        };
+        cache.put_run_entry(&fp, &e).unwrap();
+        assert_eq!(cache.run_entry(&fp).unwrap(), Some(e));
+        assert_eq!(cache.run_entries().unwrap().len(), 1);
+    }
+}
