@@ -1,0 +1,428 @@
+//! Runs one stage command as a child process in its own process group.
+//!
+//! * stdout and stderr are read line by line, written to the stage's log file
+//!   (capped, so a flooding stage cannot fill the disk) and handed to an
+//!   [`OutputSink`] for the terminal;
+//! * a timeout or a cancellation sends SIGTERM to the whole group, then
+//!   SIGKILL after a grace period;
+//! * the child is reaped with `wait4`, which gives the OS's accounting of it
+//!   (user and system CPU time, peak resident memory), descendants included.
+//!
+//! This is the only crate that spawns processes for stages.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub stage: String,
+    /// A shell command, run with `sh -c`.
+    pub cmd: String,
+    pub cwd: PathBuf,
+    /// Variables added to (or replacing in) the inherited environment.
+    pub env: Vec<(String, String)>,
+    pub timeout: Option<Duration>,
+    /// Where the combined output goes.
+    pub log_path: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// Receives output lines as they come.
+pub trait OutputSink: Send + Sync {
+    fn line(&self, stage: &str, stream: Stream, line: &str);
+}
+
+/// A sink that drops everything.
+pub struct Discard;
+
+impl OutputSink for Discard {
+    fn line(&self, _: &str, _: Stream, _: &str) {}
+}
+
+/// Shared flag that stops every running job when set.
+#[derive(Debug, Clone, Default)]
+pub struct CancelToken(Arc<AtomicBool>);
+
+impl CancelToken {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Exit {
+    /// Exited with this code (0 is success).
+    Code(i32),
+    /// Killed by this signal, not by ferry.
+    Signal(i32),
+    TimedOut,
+    Cancelled,
+    /// Could not be started at all.
+    SpawnFailed(String),
+}
+
+impl Exit {
+    pub fn success(&self) -> bool {
+        *self == Exit::Code(0)
+    }
+    /// An exit code for records: the process's, 128+signal, or -1.
+    pub fn code(&self) -> Option<i32> {
+        match self {
+            Exit::Code(c) => Some(*c),
+            Exit::Signal(s) => Some(128 + s),
+            _ => None,
+        }
+    }
+    pub fn describe(&self) -> String {
+        match self {
+            Exit::Code(c) => format!("exited with code {c}"),
+            Exit::Signal(s) => format!("killed by signal {s}"),
+            Exit::TimedOut => "timed out".into(),
+            Exit::Cancelled => "cancelled".into(),
+            Exit::SpawnFailed(e) => format!("could not start: {e}"),
+        }
+    }
+}
+
+/// How one attempt ended, with the OS's accounting of it.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub exit: Exit,
+    pub wall: Duration,
+    pub user_cpu: Duration,
+    pub sys_cpu: Duration,
+    /// Peak resident set size of the child or its largest descendant, bytes.
+    pub max_rss_bytes: u64,
+    /// Bytes of output the log could not keep.
+    pub log_truncated_bytes: u64,
+}
+
+/// The most a stage's log file keeps; the rest is counted, not written.
+pub const LOG_CAP_BYTES: u64 = 64 * 1024 * 1024;
+/// Grace between SIGTERM and SIGKILL.
+pub const KILL_GRACE: Duration = Duration::from_secs(3);
+/// Longest line handed to the sink; longer lines are split.
+const MAX_LINE: usize = 64 * 1024;
+
+struct Log {
+    file: Option<std::fs::File>,
+    written: u64,
+    dropped: u64,
+}
+
+impl Log {
+    fn write(&mut self, bytes: &[u8]) {
+        if self.written + bytes.len() as u64 > LOG_CAP_BYTES {
+            if self.dropped == 0 {
+                if let Some(f) = self.file.as_mut() {
+                    let _ = f.write_all(b"\n[ferry: log truncated at the 64 MiB cap]\n");
+                }
+            }
+            self.dropped += bytes.len() as u64;
+            return;
+        }
+        if let Some(f) = self.file.as_mut() {
+            if f.write_all(bytes).is_ok() {
+                self.written += bytes.len() as u64;
+            }
+        }
+    }
+}
+
+fn pump(
+    reader: impl Read,
+    stream: Stream,
+    stage: String,
+    sink: Arc<dyn OutputSink>,
+    log: Arc<Mutex<Log>>,
+) {
+    let mut r = BufReader::with_capacity(64 * 1024, reader);
+    let mut buf = Vec::with_capacity(1024);
+    loop {
+        buf.clear();
+        // Read a line, but never more than MAX_LINE bytes of it at once.
+        let n = match (&mut r).take(MAX_LINE as u64).read_until(b'\n', &mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        if let Ok(mut l) = log.lock() {
+            l.write(&buf[..n]);
+        }
+        let text = String::from_utf8_lossy(&buf[..n]);
+        sink.line(&stage, stream, text.trim_end_matches(['\n', '\r']));
+    }
+}
+
+fn tv(t: libc::timeval) -> Duration {
+    Duration::from_secs(t.tv_sec.max(0) as u64) + Duration::from_micros(t.tv_usec.max(0) as u64)
+}
+
+struct Reaped {
+    status: libc::c_int,
+    usage: libc::rusage,
+}
+
+fn wait4(pid: libc::pid_t) -> Option<Reaped> {
+    let mut status: libc::c_int = 0;
+    // SAFETY: rusage is plain old data; zeroed is a valid value.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: pid is our own child, status and usage are valid pointers.
+        let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+        if r == pid {
+            return Some(Reaped { status, usage });
+        }
+        if r == -1 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+            continue;
+        }
+        return None;
+    }
+}
+
+fn kill_group(pgid: libc::pid_t, sig: libc::c_int) {
+    // SAFETY: sending a signal has no memory-safety preconditions.
+    unsafe {
+        libc::kill(-pgid, sig);
+    }
+}
+
+/// Runs `job` to completion (or timeout, or cancellation).
+pub fn run(job: &Job, sink: Arc<dyn OutputSink>, cancel: &CancelToken) -> Outcome {
+    let started = Instant::now();
+    let failed = |e: String| Outcome {
+        exit: Exit::SpawnFailed(e),
+        wall: started.elapsed(),
+        user_cpu: Duration::ZERO,
+        sys_cpu: Duration::ZERO,
+        max_rss_bytes: 0,
+        log_truncated_bytes: 0,
+    };
+    if let Some(parent) = job.log_path.parent() {
+        let _ = std::fs::create_dir_all(parent);
+    }
+    let log = Arc::new(Mutex::new(Log {
+        file: std::fs::File::create(&job.log_path).ok(),
+        written: 0,
+        dropped: 0,
+    }));
+    let mut cmd = std::process::Command::new("/bin/sh");
+    cmd.arg("-c")
+        .arg(&job.cmd)
+        .current_dir(&job.cwd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    for (k, v) in &job.env {
+        cmd.env(k, v);
+    }
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => return failed(e.to_string()),
+    };
+    let pid = child.id() as libc::pid_t;
+    let mut pumps = Vec::new();
+    if let Some(out) = child.stdout.take() {
+        let (s, l, st) = (sink.clone(), log.clone(), job.stage.clone());
+        pumps.push(std::thread::spawn(move || pump(out, Stream::Stdout, st, s, l)));
+    }
+    if let Some(err) = child.stderr.take() {
+        let (s, l, st) = (sink.clone(), log.clone(), job.stage.clone());
+        pumps.push(std::thread::spawn(move || pump(err, Stream::Stderr, st, s, l)));
+    }
+    // std's Child is never waited on: wait4 below reaps it and gives rusage.
+    drop(child);
+    let (tx, rx) = mpsc::channel();
+    let waiter = std::thread::spawn(move || {
+        let _ = tx.send(wait4(pid));
+    });
+    let deadline = job.timeout.map(|t| started + t);
+    let mut killed: Option<(Exit, Instant)> = None;
+    let reaped = loop {
+        match rx.recv_timeout(Duration::from_millis(20)) {
+            Ok(r) => break r,
+            Err(mpsc::RecvTimeoutError::Disconnected) => break None,
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+        }
+        let now = Instant::now();
+        match &killed {
+            None => {
+                let why = if cancel.is_cancelled() {
+                    Some(Exit::Cancelled)
+                } else if deadline.is_some_and(|d| now >= d) {
+                    Some(Exit::TimedOut)
+                } else {
+                    None
+                };
+                if let Some(why) = why {
+                    kill_group(pid, libc::SIGTERM);
+                    killed = Some((why, now));
+                }
+            }
+            Some((_, at)) if now.duration_since(*at) >= KILL_GRACE => {
+                kill_group(pid, libc::SIGKILL);
+            }
+            Some(_) => {}
+        }
+    };
+    // Whatever the stage left behind in its group goes too, so the pipes
+    // close and no stray process outlives its stage.
+    kill_group(pid, libc::SIGKILL);
+    let _ = waiter.join();
+    for p in pumps {
+        let _ = p.join();
+    }
+    let wall = started.elapsed();
+    let truncated = log.lock().map(|l| l.dropped).unwrap_or(0);
+    let Some(r) = reaped else {
+        return failed("the child could not be waited for".into());
+    };
+    let exit = match killed {
+        Some((why, _)) => why,
+        None if libc::WIFEXITED(r.status) => Exit::Code(libc::WEXITSTATUS(r.status)),
+        None if libc::WIFSIGNALED(r.status) => Exit::Signal(libc::WTERMSIG(r.status)),
+        None => Exit::Code(-1),
+    };
+    Outcome {
+        exit,
+        wall,
+        user_cpu: tv(r.usage.ru_utime),
+        sys_cpu: tv(r.usage.ru_stime),
+        max_rss_bytes: (r.usage.ru_maxrss.max(0) as u64) * 1024,
+        log_truncated_bytes: truncated,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Default)]
+    struct Collect(Mutex<Vec<(Stream, String)>>);
+    impl OutputSink for Collect {
+        fn line(&self, _: &str, s: Stream, l: &str) {
+            self.0.lock().unwrap().push((s, l.to_owned()));
+        }
+    }
+
+    fn job(dir: &std::path::Path, cmd: &str) -> Job {
+        Job {
+            stage: "s".into(),
+            cmd: cmd.into(),
+            cwd: dir.to_owned(),
+            env: vec![("FERRY_TEST_VAR".into(), "42".into())],
+            timeout: None,
+            log_path: dir.join("logs/s.log"),
+        }
+    }
+
+    #[test]
+    fn output_exit_code_and_env() {
+        let t = tempfile::tempdir().unwrap();
+        let sink = Arc::new(Collect::default());
+        let o = run(
+            &job(t.path(), "echo out $FERRY_TEST_VAR; echo err >&2; exit 3"),
+            sink.clone(),
+            &CancelToken::new(),
+        );
+        assert_eq!(o.exit, Exit::Code(3));
+        let lines = sink.0.lock().unwrap().clone();
+        assert!(lines.contains(&(Stream::Stdout, "out 42".into())));
+        assert!(lines.contains(&(Stream::Stderr, "err".into())));
+        let log = std::fs::read_to_string(t.path().join("logs/s.log")).unwrap();
+        assert!(log.contains("out 42") && log.contains("err"));
+    }
+
+    #[test]
+    fn resources_are_accounted() {
+        let t = tempfile::tempdir().unwrap();
+        // Burn some CPU in a grandchild and touch ~50 MB of memory.
+        let o = run(
+            &job(
+                t.path(),
+                "python3 -c 'b = bytearray(50_000_000); s = sum(range(3_000_000))'",
+            ),
+            Arc::new(Discard),
+            &CancelToken::new(),
+        );
+        assert!(o.exit.success(), "{:?}", o.exit);
+        assert!(o.user_cpu + o.sys_cpu > Duration::from_millis(20), "{o:?}");
+        assert!(o.max_rss_bytes > 50_000_000, "{o:?}");
+    }
+
+    #[test]
+    fn timeout_kills_the_whole_group() {
+        let t = tempfile::tempdir().unwrap();
+        let mut j = job(t.path(), "sleep 30 & sleep 30; echo never");
+        j.timeout = Some(Duration::from_millis(300));
+        let started = Instant::now();
+        let o = run(&j, Arc::new(Discard), &CancelToken::new());
+        assert_eq!(o.exit, Exit::TimedOut);
+        assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    }
+
+    #[test]
+    fn term_ignoring_stage_is_killed_after_grace() {
+        let t = tempfile::tempdir().unwrap();
+        let mut j = job(t.path(), "trap '' TERM; while true; do sleep 0.05; done");
+        j.timeout = Some(Duration::from_millis(200));
+        let started = Instant::now();
+        let o = run(&j, Arc::new(Discard), &CancelToken::new());
+        assert_eq!(o.exit, Exit::TimedOut);
+        assert!(started.elapsed() < KILL_GRACE + Duration::from_secs(3));
+    }
+
+    #[test]
+    fn cancel_stops_a_running_job() {
+        let t = tempfile::tempdir().unwrap();
+        let cancel = CancelToken::new();
+        let c2 = cancel.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            c2.cancel();
+        });
+        let o = run(&job(t.path(), "sleep 30"), Arc::new(Discard), &cancel);
+        assert_eq!(o.exit, Exit::Cancelled);
+    }
+
+    #[test]
+    fn flooding_stage_is_captured_without_blocking() {
+        let t = tempfile::tempdir().unwrap();
+        let sink = Arc::new(Collect::default());
+        let o = run(
+            &job(t.path(), "seq 1 200000; head -c 200000 /dev/zero | tr '\\0' x"),
+            sink.clone(),
+            &CancelToken::new(),
+        );
+        assert!(o.exit.success());
+        let lines = sink.0.lock().unwrap();
+        assert_eq!(lines.len(), 200_000 + 4, "a 200 kB line is split in 64 KiB pieces");
+        assert_eq!(lines[199_999].1, "200000");
+    }
+
+    #[test]
+    fn missing_directory_is_a_spawn_failure() {
+        let t = tempfile::tempdir().unwrap();
+        let mut j = job(t.path(), "true");
+        j.cwd = t.path().join("nope");
+        let o = run(&j, Arc::new(Discard), &CancelToken::new());
+        assert!(matches!(o.exit, Exit::SpawnFailed(_)), "{:?}", o.exit);
+    }
+}
