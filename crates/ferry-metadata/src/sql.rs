@@ -1,0 +1,631 @@
+//! The SQL backend over sqlx's `Any` driver: SQLite and PostgreSQL from the
+//! same statements (`$N` placeholders, portable types, ids made in Rust).
+
+use crate::model::*;
+use crate::{Error, MetadataStore, Result};
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Executor, Row};
+
+/// Migrations, in order; each runs once, in a transaction.
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/0001_init.sql"))];
+
+pub struct SqlStore {
+    pool: AnyPool,
+    sqlite: bool,
+}
+
+fn q(what: &'static str) -> impl FnOnce(sqlx::Error) -> Error {
+    move |source| Error::Query { what, source }
+}
+
+impl SqlStore {
+    /// Opens the store at `url` (`sqlite:///abs/path.db`, `postgres://…`),
+    /// creating a SQLite file if needed, and brings its schema up to date.
+    pub async fn open(url: &str) -> Result<Self> {
+        sqlx::any::install_default_drivers();
+        let sqlite = url.starts_with("sqlite:");
+        let url_full = if sqlite && !url.contains('?') {
+            format!("{url}?mode=rwc")
+        } else {
+            url.to_owned()
+        };
+        let opts = AnyPoolOptions::new().max_connections(if sqlite { 1 } else { 8 });
+        let opts = if sqlite {
+            opts.after_connect(|conn, _meta| {
+                Box::pin(async move {
+                    conn.execute("PRAGMA journal_mode=WAL").await?;
+                    conn.execute("PRAGMA synchronous=NORMAL").await?;
+                    conn.execute("PRAGMA busy_timeout=10000").await?;
+                    Ok(())
+                })
+            })
+        } else {
+            opts
+        };
+        let pool = opts.connect(&url_full).await.map_err(|source| Error::Open {
+            url: url.to_owned(),
+            source,
+        })?;
+        let store = Self { pool, sqlite };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// A write transaction. On SQLite it takes the write lock at once
+    /// (`BEGIN IMMEDIATE`), so concurrent writers wait on the busy timeout
+    /// instead of failing when a read would have to become a write.
+    async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+        if self.sqlite {
+            self.pool.begin_with("BEGIN IMMEDIATE").await
+        } else {
+            self.pool.begin().await
+        }
+    }
+
+    async fn schema_version(&self) -> Result<i64> {
+        let row = sqlx::query("SELECT MAX(version) AS v FROM ferry_schema")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(q("read the schema version"))?;
+        Ok(row.try_get::<Option<i64>, _>("v").ok().flatten().unwrap_or(0))
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        sqlx::query("CREATE TABLE IF NOT EXISTS ferry_schema (version BIGINT PRIMARY KEY, applied_ms BIGINT NOT NULL)")
+            .execute(&self.pool)
+            .await
+            .map_err(|source| Error::Migrate { version: 0, source })?;
+        let current = self.schema_version().await?;
+        let known = MIGRATIONS.last().map_or(0, |m| m.0);
+        if current > known {
+            return Err(Error::NewerSchema { found: current, known });
+        }
+        for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+            let mut tx = self.begin().await.map_err(|source| Error::Migrate { version: *version, source })?;
+            // Another process may have migrated while this one waited for the lock.
+            let done = sqlx::query("SELECT COUNT(*) AS n FROM ferry_schema WHERE version = $1")
+                .bind(*version)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(|source| Error::Migrate { version: *version, source })?;
+            if get_i(&done, "n") > 0 {
+                continue;
+            }
+            let code: String = sql
+                .lines()
+                .filter(|l| !l.trim_start().starts_with("--"))
+                .collect::<Vec<_>>()
+                .join("\n");
+            for stmt in code.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+                sqlx::query(sqlx::AssertSqlSafe(stmt.to_owned()))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|source| Error::Migrate { version: *version, source })?;
+            }
+            sqlx::query("INSERT INTO ferry_schema (version, applied_ms) VALUES ($1, $2)")
+                .bind(*version)
+                .bind(ferry_core::now_ms())
+                .execute(&mut *tx)
+                .await
+                .map_err(|source| Error::Migrate { version: *version, source })?;
+            tx.commit().await.map_err(|source| Error::Migrate { version: *version, source })?;
+        }
+        Ok(())
+    }
+
+    async fn versions_where(&self, clause: &str, model: &str, arg: Option<i64>) -> Result<Vec<ModelVersion>> {
+        let sql = format!(
+            "SELECT model, version, run_id, artifact_path, artifact_digest, artifact_size, git_commit, git_dirty, \
+             env_fingerprint, lineage, created_ms, status FROM model_versions WHERE model = $1 {clause} ORDER BY version"
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(model);
+        if let Some(a) = arg {
+            query = query.bind(a);
+        }
+        let rows = query.fetch_all(&self.pool).await.map_err(q("read model versions"))?;
+        let aliases = sqlx::query("SELECT alias, version FROM model_aliases WHERE model = $1 ORDER BY alias")
+            .bind(model)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(q("read aliases"))?;
+        let aliases: Vec<(String, i64)> = aliases
+            .iter()
+            .map(|r| (get_s(r, "alias"), get_i(r, "version")))
+            .collect();
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let version = get_i(r, "version");
+                ModelVersion {
+                    model: get_s(r, "model"),
+                    version,
+                    run_id: get_os(r, "run_id"),
+                    artifact_path: get_s(r, "artifact_path"),
+                    artifact_digest: get_s(r, "artifact_digest"),
+                    artifact_size: get_i(r, "artifact_size"),
+                    git_commit: get_os(r, "git_commit"),
+                    git_dirty: get_oi(r, "git_dirty").map(|d| d != 0),
+                    env_fingerprint: get_os(r, "env_fingerprint"),
+                    lineage: serde_json::from_str(&get_s(r, "lineage")).unwrap_or_default(),
+                    created_ms: get_i(r, "created_ms"),
+                    status: get_s(r, "status"),
+                    aliases: aliases.iter().filter(|a| a.1 == version).map(|a| a.0.clone()).collect(),
+                }
+            })
+            .collect())
+    }
+}
+
+fn get_s(r: &AnyRow, c: &str) -> String {
+    r.try_get::<String, _>(c).unwrap_or_default()
+}
+fn get_os(r: &AnyRow, c: &str) -> Option<String> {
+    r.try_get::<Option<String>, _>(c).ok().flatten()
+}
+fn get_i(r: &AnyRow, c: &str) -> i64 {
+    r.try_get::<i64, _>(c).unwrap_or_default()
+}
+fn get_oi(r: &AnyRow, c: &str) -> Option<i64> {
+    r.try_get::<Option<i64>, _>(c).ok().flatten()
+}
+fn get_f(r: &AnyRow, c: &str) -> f64 {
+    r.try_get::<f64, _>(c).unwrap_or(f64::NAN)
+}
+
+fn run_summary(r: &AnyRow) -> RunSummary {
+    RunSummary {
+        run_id: get_s(r, "run_id"),
+        pipeline: get_s(r, "pipeline"),
+        status: RunStatus::parse(&get_s(r, "status")).unwrap_or(RunStatus::Crashed),
+        trigger: get_s(r, "run_trigger"),
+        started_ms: get_i(r, "started_ms"),
+        ended_ms: get_oi(r, "ended_ms"),
+        git_commit: get_os(r, "git_commit"),
+        git_dirty: get_oi(r, "git_dirty").map(|d| d != 0),
+        message: get_os(r, "message"),
+    }
+}
+
+const RUN_COLS: &str = "run_id, pipeline, status, run_trigger, started_ms, ended_ms, git_commit, git_dirty, message";
+
+#[async_trait::async_trait]
+impl MetadataStore for SqlStore {
+    async fn begin_run(&self, run: &NewRun) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO runs (run_id, pipeline, status, run_trigger, started_ms, git_commit, git_dirty, env_fingerprint, pid, host) \
+             VALUES ($1, $2, 'running', $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(&run.run_id)
+        .bind(&run.pipeline)
+        .bind(&run.trigger)
+        .bind(run.started_ms)
+        .bind(run.git_commit.clone())
+        .bind(run.git_dirty.map(i64::from))
+        .bind(run.env_fingerprint.clone())
+        .bind(run.pid)
+        .bind(&run.host)
+        .execute(&self.pool)
+        .await
+        .map_err(q("record the run"))?;
+        Ok(())
+    }
+
+    async fn finish_run(&self, run_id: &str, status: RunStatus, ended_ms: i64, message: Option<&str>) -> Result<()> {
+        sqlx::query("UPDATE runs SET status = $1, ended_ms = $2, message = $3 WHERE run_id = $4")
+            .bind(status.as_str())
+            .bind(ended_ms)
+            .bind(message.map(str::to_owned))
+            .bind(run_id)
+            .execute(&self.pool)
+            .await
+            .map_err(q("finish the run"))?;
+        Ok(())
+    }
+
+    async fn reap_dead_runs(&self, host: &str, alive: &(dyn Fn(i64) -> bool + Sync)) -> Result<u64> {
+        let rows = sqlx::query("SELECT run_id, pid FROM runs WHERE status = 'running' AND host = $1")
+            .bind(host)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(q("find unfinished runs"))?;
+        let mut n = 0;
+        for r in rows {
+            if !alive(get_i(&r, "pid")) {
+                let id = get_s(&r, "run_id");
+                sqlx::query("UPDATE runs SET status = 'crashed', message = 'ferry stopped before the run finished' WHERE run_id = $1 AND status = 'running'")
+                    .bind(&id)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(q("mark a crashed run"))?;
+                sqlx::query("UPDATE stage_runs SET status = 'cancelled' WHERE run_id = $1 AND status = 'ran' AND ended_ms IS NULL")
+                    .bind(&id)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(q("mark a crashed run"))?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    async fn record_stage(&self, run_id: &str, s: &StageRecord) -> Result<()> {
+        let mut tx = self.begin().await.map_err(q("record a stage"))?;
+        sqlx::query("DELETE FROM stage_runs WHERE run_id = $1 AND stage = $2")
+            .bind(run_id)
+            .bind(&s.stage)
+            .execute(&mut *tx)
+            .await
+            .map_err(q("record a stage"))?;
+        sqlx::query(
+            "INSERT INTO stage_runs (run_id, stage, position, status, reason, fingerprint, started_ms, ended_ms, wall_ms, \
+             user_cpu_ms, sys_cpu_ms, max_rss_bytes, exit_code, attempts) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14)",
+        )
+        .bind(run_id)
+        .bind(&s.stage)
+        .bind(s.position)
+        .bind(s.status.as_str())
+        .bind(s.reason.clone())
+        .bind(s.fingerprint.clone())
+        .bind(s.started_ms)
+        .bind(s.ended_ms)
+        .bind(s.wall_ms)
+        .bind(s.user_cpu_ms)
+        .bind(s.sys_cpu_ms)
+        .bind(s.max_rss_bytes)
+        .bind(s.exit_code)
+        .bind(s.attempts)
+        .execute(&mut *tx)
+        .await
+        .map_err(q("record a stage"))?;
+        tx.commit().await.map_err(q("record a stage"))?;
+        Ok(())
+    }
+
+    async fn record_params(&self, run_id: &str, params: &[(String, serde_json::Value)]) -> Result<()> {
+        let mut tx = self.begin().await.map_err(q("record params"))?;
+        for (k, v) in params {
+            sqlx::query("INSERT INTO run_params (run_id, pkey, value) VALUES ($1, $2, $3)")
+                .bind(run_id)
+                .bind(k)
+                .bind(v.to_string())
+                .execute(&mut *tx)
+                .await
+                .map_err(q("record params"))?;
+        }
+        tx.commit().await.map_err(q("record params"))?;
+        Ok(())
+    }
+
+    async fn record_metrics(&self, run_id: &str, metrics: &[MetricRecord]) -> Result<()> {
+        let mut tx = self.begin().await.map_err(q("record metrics"))?;
+        for m in metrics {
+            sqlx::query("INSERT INTO run_metrics (run_id, mkey, value, stage, step, ts_ms) VALUES ($1,$2,$3,$4,$5,$6)")
+                .bind(run_id)
+                .bind(&m.key)
+                .bind(m.value)
+                .bind(m.stage.clone())
+                .bind(m.step)
+                .bind(m.ts_ms)
+                .execute(&mut *tx)
+                .await
+                .map_err(q("record metrics"))?;
+        }
+        tx.commit().await.map_err(q("record metrics"))?;
+        Ok(())
+    }
+
+    async fn record_gates(&self, run_id: &str, gates: &[GateRecord]) -> Result<()> {
+        let mut tx = self.begin().await.map_err(q("record gates"))?;
+        for (i, g) in gates.iter().enumerate() {
+            sqlx::query("INSERT INTO gate_results (run_id, idx, name, expr, passed, message) VALUES ($1,$2,$3,$4,$5,$6)")
+                .bind(run_id)
+                .bind(i as i64)
+                .bind(&g.name)
+                .bind(&g.expr)
+                .bind(i64::from(g.passed))
+                .bind(&g.message)
+                .execute(&mut *tx)
+                .await
+                .map_err(q("record gates"))?;
+        }
+        tx.commit().await.map_err(q("record gates"))?;
+        Ok(())
+    }
+
+    async fn list_runs(&self, f: &RunFilter) -> Result<Vec<RunSummary>> {
+        let limit = if f.limit <= 0 { 50 } else { f.limit.min(10_000) };
+        let rows = match &f.pipeline {
+            Some(p) => sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {RUN_COLS} FROM runs WHERE pipeline = $1 ORDER BY started_ms DESC, run_id DESC LIMIT $2")))
+                .bind(p)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await,
+            None => sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {RUN_COLS} FROM runs ORDER BY started_ms DESC, run_id DESC LIMIT $1")))
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await,
+        }
+        .map_err(q("list runs"))?;
+        Ok(rows.iter().map(run_summary).collect())
+    }
+
+    async fn get_run(&self, id: &str) -> Result<RunDetail> {
+        let id = id.to_ascii_lowercase();
+        if id.len() < 4 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(Error::Invalid(format!("`{id}` is not a run id: give at least 4 hex characters")));
+        }
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {RUN_COLS}, env_fingerprint FROM runs WHERE run_id >= $1 AND run_id < $2 ORDER BY run_id LIMIT 2"
+        )))
+        .bind(&id)
+        .bind(format!("{id}g"))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(q("find the run"))?;
+        let r = match rows.as_slice() {
+            [] => return Err(Error::NotFound(format!("no run `{id}`"))),
+            [r] => r,
+            _ => return Err(Error::Ambiguous(format!("`{id}` matches several runs; give more characters"))),
+        };
+        let run = run_summary(r);
+        let env_fingerprint = get_os(r, "env_fingerprint");
+        let rid = run.run_id.clone();
+        let stages = sqlx::query("SELECT * FROM stage_runs WHERE run_id = $1 ORDER BY position")
+            .bind(&rid)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(q("read stages"))?
+            .iter()
+            .map(|r| StageRecord {
+                stage: get_s(r, "stage"),
+                position: get_i(r, "position"),
+                status: StageStatus::parse(&get_s(r, "status")).unwrap_or(StageStatus::Failed),
+                reason: get_os(r, "reason"),
+                fingerprint: get_os(r, "fingerprint"),
+                started_ms: get_oi(r, "started_ms"),
+                ended_ms: get_oi(r, "ended_ms"),
+                wall_ms: get_oi(r, "wall_ms"),
+                user_cpu_ms: get_oi(r, "user_cpu_ms"),
+                sys_cpu_ms: get_oi(r, "sys_cpu_ms"),
+                max_rss_bytes: get_oi(r, "max_rss_bytes"),
+                exit_code: get_oi(r, "exit_code"),
+                attempts: get_i(r, "attempts"),
+            })
+            .collect();
+        let params = sqlx::query("SELECT pkey, value FROM run_params WHERE run_id = $1 ORDER BY pkey")
+            .bind(&rid)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(q("read params"))?
+            .iter()
+            .map(|r| (get_s(r, "pkey"), serde_json::from_str(&get_s(r, "value")).unwrap_or_default()))
+            .collect();
+        let metrics = sqlx::query("SELECT mkey, value, stage, step, ts_ms FROM run_metrics WHERE run_id = $1 ORDER BY mkey, step, ts_ms")
+            .bind(&rid)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(q("read metrics"))?
+            .iter()
+            .map(|r| MetricRecord {
+                key: get_s(r, "mkey"),
+                value: get_f(r, "value"),
+                stage: get_os(r, "stage"),
+                step: get_i(r, "step"),
+                ts_ms: get_i(r, "ts_ms"),
+            })
+            .collect();
+        let gates = sqlx::query("SELECT name, expr, passed, message FROM gate_results WHERE run_id = $1 ORDER BY idx")
+            .bind(&rid)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(q("read gates"))?
+            .iter()
+            .map(|r| GateRecord {
+                name: get_s(r, "name"),
+                expr: get_s(r, "expr"),
+                passed: get_i(r, "passed") != 0,
+                message: get_s(r, "message"),
+            })
+            .collect();
+        Ok(RunDetail {
+            run,
+            env_fingerprint,
+            stages,
+            params,
+            metrics,
+            gates,
+        })
+    }
+
+    async fn create_model_version(&self, v: &NewModelVersion) -> Result<ModelVersion> {
+        // The (model, version) key makes a concurrent creator fail; try again.
+        for _ in 0..5 {
+            let mut tx = self.begin().await.map_err(q("register a version"))?;
+            let exists = sqlx::query("SELECT name FROM models WHERE name = $1")
+                .bind(&v.model)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(q("register a version"))?;
+            if exists.is_none() {
+                sqlx::query("INSERT INTO models (name, created_ms) VALUES ($1, $2)")
+                    .bind(&v.model)
+                    .bind(v.created_ms)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(q("register a model"))?;
+            }
+            let row = sqlx::query("SELECT MAX(version) AS v FROM model_versions WHERE model = $1")
+                .bind(&v.model)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(q("register a version"))?;
+            let next = get_oi(&row, "v").unwrap_or(0) + 1;
+            let inserted = sqlx::query(
+                "INSERT INTO model_versions (model, version, run_id, artifact_path, artifact_digest, artifact_size, git_commit, \
+                 git_dirty, env_fingerprint, lineage, created_ms, status) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,'ready')",
+            )
+            .bind(&v.model)
+            .bind(next)
+            .bind(v.run_id.clone())
+            .bind(&v.artifact_path)
+            .bind(&v.artifact_digest)
+            .bind(v.artifact_size)
+            .bind(v.git_commit.clone())
+            .bind(v.git_dirty.map(i64::from))
+            .bind(v.env_fingerprint.clone())
+            .bind(v.lineage.to_string())
+            .bind(v.created_ms)
+            .execute(&mut *tx)
+            .await;
+            match inserted {
+                Ok(_) => {}
+                Err(sqlx::Error::Database(e)) if e.is_unique_violation() => continue,
+                Err(e) => return Err(Error::Query { what: "register a version", source: e }),
+            }
+            if let Some(alias) = &v.alias {
+                set_alias_in(&mut tx, &v.model, alias, next, Some("registered by a pipeline run"), v.created_ms).await?;
+            }
+            tx.commit().await.map_err(q("register a version"))?;
+            return self
+                .get_version(&v.model, next)
+                .await?
+                .ok_or_else(|| Error::NotFound(format!("version {next} of `{}` vanished", v.model)));
+        }
+        Err(Error::Invalid(format!("could not register `{}`: too many concurrent writers", v.model)))
+    }
+
+    async fn list_models(&self) -> Result<Vec<ModelSummary>> {
+        let rows = sqlx::query(
+            "SELECT m.name AS name, m.created_ms AS created_ms, MAX(v.version) AS latest, COUNT(v.version) AS n \
+             FROM models m LEFT JOIN model_versions v ON v.model = m.name GROUP BY m.name, m.created_ms ORDER BY m.name",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(q("list models"))?;
+        let aliases = sqlx::query("SELECT model, alias, version FROM model_aliases ORDER BY model, alias")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(q("list aliases"))?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let name = get_s(r, "name");
+                ModelSummary {
+                    aliases: aliases
+                        .iter()
+                        .filter(|a| get_s(a, "model") == name)
+                        .map(|a| (get_s(a, "alias"), get_i(a, "version")))
+                        .collect(),
+                    name,
+                    created_ms: get_i(r, "created_ms"),
+                    latest_version: get_oi(r, "latest"),
+                    versions: get_i(r, "n"),
+                }
+            })
+            .collect())
+    }
+
+    async fn list_versions(&self, model: &str) -> Result<Vec<ModelVersion>> {
+        self.versions_where("", model, None).await
+    }
+
+    async fn get_version(&self, model: &str, version: i64) -> Result<Option<ModelVersion>> {
+        Ok(self.versions_where("AND version = $2", model, Some(version)).await?.pop())
+    }
+
+    async fn latest_version(&self, model: &str) -> Result<Option<ModelVersion>> {
+        Ok(self.versions_where("", model, None).await?.pop())
+    }
+
+    async fn resolve_alias(&self, model: &str, alias: &str) -> Result<Option<ModelVersion>> {
+        let row = sqlx::query("SELECT version FROM model_aliases WHERE model = $1 AND alias = $2")
+            .bind(model)
+            .bind(alias)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(q("resolve an alias"))?;
+        match row {
+            Some(r) => self.get_version(model, get_i(&r, "version")).await,
+            None => Ok(None),
+        }
+    }
+
+    async fn set_alias(&self, model: &str, alias: &str, version: i64, reason: Option<&str>, now_ms: i64) -> Result<AliasEvent> {
+        if self.get_version(model, version).await?.is_none() {
+            return Err(Error::NotFound(format!("model `{model}` has no version {version}")));
+        }
+        let mut tx = self.begin().await.map_err(q("move an alias"))?;
+        let ev = set_alias_in(&mut tx, model, alias, version, reason, now_ms).await?;
+        tx.commit().await.map_err(q("move an alias"))?;
+        Ok(ev)
+    }
+
+    async fn alias_events(&self, model: &str) -> Result<Vec<AliasEvent>> {
+        let rows = sqlx::query("SELECT model, alias, version, previous, changed_ms, reason FROM alias_events WHERE model = $1 ORDER BY changed_ms, event_id")
+            .bind(model)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(q("read alias history"))?;
+        Ok(rows
+            .iter()
+            .map(|r| AliasEvent {
+                model: get_s(r, "model"),
+                alias: get_s(r, "alias"),
+                version: get_oi(r, "version"),
+                previous: get_oi(r, "previous"),
+                changed_ms: get_i(r, "changed_ms"),
+                reason: get_os(r, "reason"),
+            })
+            .collect())
+    }
+}
+
+async fn set_alias_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    model: &str,
+    alias: &str,
+    version: i64,
+    reason: Option<&str>,
+    now_ms: i64,
+) -> Result<AliasEvent> {
+    let prev = sqlx::query("SELECT version FROM model_aliases WHERE model = $1 AND alias = $2")
+        .bind(model)
+        .bind(alias)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(q("move an alias"))?
+        .map(|r| get_i(&r, "version"));
+    sqlx::query("DELETE FROM model_aliases WHERE model = $1 AND alias = $2")
+        .bind(model)
+        .bind(alias)
+        .execute(&mut **tx)
+        .await
+        .map_err(q("move an alias"))?;
+    sqlx::query("INSERT INTO model_aliases (model, alias, version, updated_ms) VALUES ($1, $2, $3, $4)")
+        .bind(model)
+        .bind(alias)
+        .bind(version)
+        .bind(now_ms)
+        .execute(&mut **tx)
+        .await
+        .map_err(q("move an alias"))?;
+    sqlx::query("INSERT INTO alias_events (event_id, model, alias, version, previous, changed_ms, reason) VALUES ($1,$2,$3,$4,$5,$6,$7)")
+        .bind(ferry_core::RunId::generate().as_str().to_owned())
+        .bind(model)
+        .bind(alias)
+        .bind(version)
+        .bind(prev)
+        .bind(now_ms)
+        .bind(reason.map(str::to_owned))
+        .execute(&mut **tx)
+        .await
+        .map_err(q("record the alias move"))?;
+    Ok(AliasEvent {
+        model: model.to_owned(),
+        alias: alias.to_owned(),
+        version: Some(version),
+        previous: prev,
+        changed_ms: now_ms,
+        reason: reason.map(str::to_owned),
+    })
+}
