@@ -1,0 +1,49 @@
+//! Runs a ferry project.
+//!
+//! [`status`] says per stage whether it would run and why; [`run`] brings the
+//! outputs up to date (running, restoring from the cache, or leaving stages
+//! alone), evaluates the gates, registers the model, and records all of it in
+//! the metadata store. Both share one decision procedure ([`engine`]), so what
+//! `status` predicts is what `run` does.
+
+mod engine;
+mod git;
+mod project;
+mod report;
+mod run;
+
+pub use git::{head_commit, is_dirty};
+pub use project::{LOCK_FILE, Project, SPEC_FILE, store_url};
+pub use report::*;
+pub use run::{RunOptions, gc, run, status};
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("no ferry.yaml in `{}` or any folder above it", .0.display())]
+    NoProject(PathBuf),
+    #[error("{}", .0.render().trim_end())]
+    Spec(ferry_spec::Diagnostics),
+    #[error("cannot {action} `{}`: {source}", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Cache(#[from] ferry_cache::Error),
+    #[error(transparent)]
+    Store(#[from] ferry_metadata::Error),
+    #[error(transparent)]
+    Env(#[from] ferry_env::Error),
+    #[error("{0}")]
+    Lock(#[from] ferry_pipeline::LockError),
+    #[error("another `ferry run` is in progress in this project (lock: {})", .0.display())]
+    Busy(PathBuf),
+    #[error("unknown stage `{name}`; stages: {known}")]
+    UnknownStage { name: String, known: String },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,106 @@
+//! What `status` and `run` report, to the terminal (through [`Reporter`]) and
+//! as JSON (`--json`). Field names here are a documented, stable interface.
+
+use ferry_metadata::{ModelVersion, RunStatus, StageStatus};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// What a stage would do now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    UpToDate,
+    /// Outputs for these exact inputs are in the cache.
+    Restore,
+    Run,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StageStatusReport {
+    pub stage: String,
+    pub action: Action,
+    /// Why it is not up to date, one entry per change.
+    pub reasons: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusReport {
+    pub pipeline: String,
+    pub stages: Vec<StageStatusReport>,
+    /// The environment's fingerprint, when it is built.
+    pub env: Option<String>,
+}
+
+impl StatusReport {
+    pub fn up_to_date(&self) -> bool {
+        self.stages.iter().all(|s| s.action == Action::UpToDate)
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StageOutcome {
+    pub stage: String,
+    pub status: StageStatus,
+    pub reason: String,
+    pub wall_ms: Option<i64>,
+    pub user_cpu_ms: Option<i64>,
+    pub sys_cpu_ms: Option<i64>,
+    pub max_rss_bytes: Option<i64>,
+    pub exit_code: Option<i64>,
+    pub attempts: i64,
+    /// What went wrong, for failed stages.
+    pub error: Option<String>,
+    pub log: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct GateOutcome {
+    pub name: String,
+    pub expr: String,
+    pub passed: bool,
+    /// Actual and required values, e.g. `metrics.accuracy >= 0.9: 0.5 >= 0.9`.
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    pub run_id: Option<String>,
+    pub pipeline: String,
+    pub status: RunStatus,
+    pub dry_run: bool,
+    pub stages: Vec<StageOutcome>,
+    pub gates: Vec<GateOutcome>,
+    pub metrics: BTreeMap<String, f64>,
+    /// The model version this run registered.
+    pub registered: Option<ModelVersion>,
+    /// Set when the artifact equals the latest version's, so none was made.
+    pub model_unchanged: Option<String>,
+}
+
+/// Progress events for a live display.
+#[derive(Debug)]
+pub enum Event<'a> {
+    EnvBuilding { requirements: &'a str },
+    EnvReady { fingerprint: &'a str, built: bool },
+    StageStarted { stage: &'a str, reason: &'a str, attempt: u32 },
+    StageFinished(&'a StageOutcome),
+    Gate(&'a GateOutcome),
+    Registered(&'a ModelVersion),
+    ModelUnchanged(&'a str),
+}
+
+/// Receives stage output lines and progress events.
+pub trait Reporter: ferry_executor::OutputSink {
+    fn event(&self, event: Event<'_>);
+}
+
+/// A reporter that shows nothing.
+pub struct Silent;
+
+impl ferry_executor::OutputSink for Silent {
+    fn line(&self, _: &str, _: ferry_executor::Stream, _: &str) {}
+}
+
+impl Reporter for Silent {
+    fn event(&self, _: Event<'_>) {}
+}

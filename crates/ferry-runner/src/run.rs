@@ -1,0 +1,932 @@
+//! `status`, `run` and `gc`.
+
+use crate::engine::{Engine, Verdict, to_locked, to_record};
+use crate::report::*;
+use crate::{Error, Project, Result};
+use ferry_cache::{GcStats, OutRecord, RunCacheEntry};
+use ferry_core::{Digest, RunId, StageName, now_ms};
+use ferry_env::{EnvRequest, Envs, FileLock, PreparedEnv};
+use ferry_executor::{CancelToken, Exit, Job};
+use ferry_gates::{Context, Lookup, Value};
+use ferry_metadata::*;
+use ferry_pipeline::{LockedPath, StageInputs};
+use ferry_spec::Stage;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, mpsc};
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Stages to bring up to date (with what they need); empty means all.
+    pub targets: Vec<String>,
+    pub force: bool,
+    pub dry_run: bool,
+    pub jobs: usize,
+    /// What started the run: `cli`, `ci`, …
+    pub trigger: String,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self {
+            targets: vec![],
+            force: false,
+            dry_run: false,
+            jobs: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            trigger: "cli".into(),
+        }
+    }
+}
+
+fn targets(project: &Project, names: &[String]) -> Result<Vec<StageName>> {
+    names
+        .iter()
+        .map(|n| {
+            project
+                .pipeline
+                .stage(n)
+                .map(|s| s.name.clone())
+                .ok_or_else(|| Error::UnknownStage {
+                    name: n.clone(),
+                    known: project.pipeline.stages.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", "),
+                })
+        })
+        .collect()
+}
+
+fn env_request(engine: &mut Engine<'_>) -> Result<Option<EnvRequest>> {
+    let Some(env) = engine.project.pipeline.env.clone() else {
+        return Ok(None);
+    };
+    let Some(digest) = engine.requirements_digest()? else {
+        return Err(Error::Io {
+            action: "read",
+            path: engine.project.root.join(&env.requirements),
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        });
+    };
+    Ok(Some(EnvRequest {
+        requirements: env.requirements,
+        requirements_digest: digest,
+        interpreter: env.python,
+    }))
+}
+
+/// What every stage would do now, and why. Reads files; runs nothing.
+pub fn status(project: &Project, stage_names: &[String]) -> Result<StatusReport> {
+    let wanted = targets(project, stage_names)?;
+    let mut engine = Engine::open(project)?;
+    let mut env = None;
+    if let Some(req) = env_request(&mut engine)? {
+        env = Envs::new(&project.envs_dir()).lookup(&req)?;
+        engine.env_fp = env.as_ref().map(|e: &PreparedEnv| e.fingerprint);
+    }
+    let mut predicted: HashMap<String, LockedPath> = HashMap::new();
+    let mut actions: HashMap<String, Action> = HashMap::new();
+    let mut out = Vec::new();
+    for stage in project.pipeline.closure(&wanted) {
+        let running_up: Vec<String> = stage
+            .upstream
+            .iter()
+            .filter(|u| actions.get(u.as_str()) == Some(&Action::Run))
+            .map(ToString::to_string)
+            .collect();
+        let report = if !running_up.is_empty() {
+            StageStatusReport {
+                stage: stage.name.to_string(),
+                action: Action::Run,
+                reasons: running_up.iter().map(|u| format!("upstream stage {u} will run")).collect(),
+            }
+        } else {
+            match engine.inputs(stage, &predicted)? {
+                Err(missing) => StageStatusReport {
+                    stage: stage.name.to_string(),
+                    action: Action::Run,
+                    reasons: vec![format!("dep {missing} missing")],
+                },
+                Ok(inputs) => {
+                    let v = engine.decide(stage, &inputs, false)?;
+                    if let (Action::Restore, Some(entry)) = (v.action, &v.cached) {
+                        for o in &entry.outs {
+                            predicted.insert(
+                                o.path.clone(),
+                                LockedPath {
+                                    digest: o.digest,
+                                    size: o.size,
+                                    files: o.files,
+                                },
+                            );
+                        }
+                    }
+                    StageStatusReport {
+                        stage: stage.name.to_string(),
+                        action: v.action,
+                        reasons: v.changes.iter().map(ToString::to_string).collect(),
+                    }
+                }
+            }
+        };
+        actions.insert(report.stage.clone(), report.action);
+        out.push(report);
+    }
+    let _ = engine.hasher.save_index();
+    Ok(StatusReport {
+        pipeline: project.pipeline.name.clone(),
+        stages: out,
+        env: env.map(|e| e.fingerprint.to_hex()),
+    })
+}
+
+fn ms(d: Duration) -> i64 {
+    d.as_millis() as i64
+}
+
+fn flatten_metrics(prefix: &str, v: &serde_json::Value, out: &mut BTreeMap<String, serde_json::Value>) {
+    match v {
+        serde_json::Value::Object(m) => {
+            for (k, v) in m {
+                let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                flatten_metrics(&key, v, out);
+            }
+        }
+        serde_json::Value::Array(_) | serde_json::Value::Null => {}
+        other => {
+            out.insert(prefix.to_owned(), other.clone());
+        }
+    }
+}
+
+/// Reads a stage's metrics file into flat `key -> value` pairs.
+fn read_metrics(project: &Project, stage: &Stage) -> std::result::Result<BTreeMap<String, serde_json::Value>, String> {
+    let Some(path) = &stage.metrics else {
+        return Ok(BTreeMap::new());
+    };
+    let text = std::fs::read_to_string(project.root.join(path)).map_err(|e| format!("cannot read metrics file `{path}`: {e}"))?;
+    let v: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("metrics file `{path}` is not valid JSON: {e}"))?;
+    if !v.is_object() {
+        return Err(format!("metrics file `{path}` must hold a JSON object"));
+    }
+    let mut out = BTreeMap::new();
+    flatten_metrics("", &v, &mut out);
+    Ok(out)
+}
+
+struct Worker {
+    stage: usize,
+    outcome: ferry_executor::Outcome,
+    attempts: u32,
+    started_ms: i64,
+}
+
+/// The values gates see.
+struct GateCtx<'a> {
+    metrics: &'a BTreeMap<String, serde_json::Value>,
+    params: &'a serde_json::Value,
+    store: Option<&'a BlockingStore>,
+}
+
+fn json_to_value(v: &serde_json::Value) -> Option<Value> {
+    match v {
+        serde_json::Value::Number(n) => n.as_f64().map(Value::Num),
+        serde_json::Value::Bool(b) => Some(Value::Bool(*b)),
+        serde_json::Value::String(s) => Some(Value::Str(s.clone())),
+        _ => None,
+    }
+}
+
+fn lookup_in(map: &BTreeMap<String, serde_json::Value>, key: &str, what: &str) -> Lookup {
+    match map.get(key).and_then(json_to_value) {
+        Some(v) => Lookup::Found(v),
+        None => {
+            let known: Vec<&str> = map.keys().map(String::as_str).take(12).collect();
+            Lookup::Missing(if known.is_empty() {
+                format!("no stage wrote {what}")
+            } else {
+                format!("known {what}: {}", known.join(", "))
+            })
+        }
+    }
+}
+
+impl Context for GateCtx<'_> {
+    fn lookup(&self, path: &[String]) -> Lookup {
+        let key = path[1..].join(".");
+        match path[0].as_str() {
+            "metrics" => lookup_in(self.metrics, &key, "metrics"),
+            "params" => {
+                let mut cur = self.params;
+                for p in &path[1..] {
+                    match cur.get(p) {
+                        Some(v) => cur = v,
+                        None => return Lookup::Missing(format!("no param `{key}`")),
+                    }
+                }
+                match json_to_value(cur) {
+                    Some(v) => Lookup::Found(v),
+                    None => Lookup::Missing(format!("param `{key}` is not a number, string or boolean")),
+                }
+            }
+            other => Lookup::Missing(format!("unknown root `{other}`")),
+        }
+    }
+
+    fn model(&self, reference: &str, path: &[String]) -> std::result::Result<Option<Lookup>, String> {
+        let r: ferry_core::ModelRef = reference.parse().map_err(|e: ferry_core::ModelRefParseError| e.to_string())?;
+        let Some(store) = self.store else {
+            return Ok(None);
+        };
+        let found = store
+            .call(|s| {
+                let r = r.clone();
+                Box::pin(async move {
+                    match &r {
+                        ferry_core::ModelRef::Alias(m, a) => s.resolve_alias(m.as_str(), a).await,
+                        ferry_core::ModelRef::Version(m, v) => s.get_version(m.as_str(), *v as i64).await,
+                        ferry_core::ModelRef::Latest(m) => s.latest_version(m.as_str()).await,
+                    }
+                })
+            })
+            .map_err(|e| e.to_string())?;
+        let Some(v) = found else { return Ok(None) };
+        let key = path[1..].join(".");
+        let section = match path[0].as_str() {
+            "metrics" => &v.lineage["metrics"],
+            "params" => &v.lineage["params"],
+            other => return Err(format!("`model(...)` has `metrics` and `params`, not `{other}`")),
+        };
+        let map: BTreeMap<String, serde_json::Value> = section
+            .as_object()
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default();
+        Ok(Some(lookup_in(&map, &key, &format!("{} of {}/{}", path[0], v.model, v.version))))
+    }
+}
+
+fn host() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length.
+    let r = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if r != 0 {
+        return "localhost".into();
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+fn pid_alive(pid: i64) -> bool {
+    // SAFETY: signal 0 only checks that the process exists.
+    pid > 0 && unsafe { libc::kill(pid as libc::pid_t, 0) } == 0
+}
+
+/// Brings the pipeline up to date, gates it, registers the model, records
+/// the run. A failed stage, a failed gate or a cancellation is reported in
+/// the returned [`RunReport`]'s status, not as an `Err`.
+pub fn run(project: &Project, opts: &RunOptions, reporter: Arc<dyn Reporter>, cancel: &CancelToken) -> Result<RunReport> {
+    let wanted = targets(project, &opts.targets)?;
+    std::fs::create_dir_all(project.ferry_dir()).map_err(|e| Error::Io {
+        action: "create",
+        path: project.ferry_dir(),
+        source: e,
+    })?;
+    let lock_path = project.ferry_dir().join("run.lock");
+    let _guard = match FileLock::try_acquire(&lock_path)? {
+        Some(g) => g,
+        None => return Err(Error::Busy(lock_path)),
+    };
+    if opts.dry_run {
+        let st = status(project, &opts.targets)?;
+        return Ok(RunReport {
+            run_id: None,
+            pipeline: st.pipeline,
+            status: RunStatus::Succeeded,
+            dry_run: true,
+            stages: st
+                .stages
+                .into_iter()
+                .map(|s| StageOutcome {
+                    stage: s.stage,
+                    status: match s.action {
+                        Action::UpToDate => StageStatus::UpToDate,
+                        Action::Restore => StageStatus::Restored,
+                        Action::Run => StageStatus::Ran,
+                    },
+                    reason: if s.reasons.is_empty() { "up to date".into() } else { s.reasons.join(", ") },
+                    wall_ms: None,
+                    user_cpu_ms: None,
+                    sys_cpu_ms: None,
+                    max_rss_bytes: None,
+                    exit_code: None,
+                    attempts: 0,
+                    error: None,
+                    log: None,
+                })
+                .collect(),
+            gates: vec![],
+            metrics: BTreeMap::new(),
+            registered: None,
+            model_unchanged: None,
+        });
+    }
+
+    let mut engine = Engine::open(project)?;
+    let store = BlockingStore::open(&project.store_url())?;
+    let host = host();
+    store.call(|s| {
+        let host = host.clone();
+        Box::pin(async move { s.reap_dead_runs(&host, &pid_alive).await })
+    })?;
+
+    // The environment comes first: every fingerprint depends on it.
+    let mut env: Option<PreparedEnv> = None;
+    if let Some(req) = env_request(&mut engine)? {
+        let envs = Envs::new(&project.envs_dir());
+        env = match envs.lookup(&req)? {
+            Some(e) => {
+                reporter.event(Event::EnvReady {
+                    fingerprint: &e.fingerprint.short(12),
+                    built: false,
+                });
+                Some(e)
+            }
+            None => {
+                reporter.event(Event::EnvBuilding {
+                    requirements: &req.requirements,
+                });
+                let e = envs.ensure(&project.root, &req, reporter.clone(), cancel)?;
+                reporter.event(Event::EnvReady {
+                    fingerprint: &e.fingerprint.short(12),
+                    built: true,
+                });
+                Some(e)
+            }
+        };
+        engine.env_fp = env.as_ref().map(|e| e.fingerprint);
+    }
+
+    let run_id = RunId::generate();
+    let rid = run_id.as_str().to_owned();
+    store.call(|s| {
+        let run = NewRun {
+            run_id: rid.clone(),
+            pipeline: project.pipeline.name.clone(),
+            trigger: opts.trigger.clone(),
+            started_ms: now_ms(),
+            git_commit: crate::git::head_commit(&project.root),
+            git_dirty: None,
+            env_fingerprint: env.as_ref().map(|e| e.fingerprint.to_hex()),
+            pid: i64::from(std::process::id()),
+            host: host.clone(),
+        };
+        Box::pin(async move { s.begin_run(&run).await })
+    })?;
+
+    let stages: Vec<&Stage> = project.pipeline.closure(&wanted);
+    let n = stages.len();
+    #[derive(Clone, Copy, PartialEq, Eq, Debug)]
+    enum St {
+        Pending,
+        Running,
+        Ok,
+        Bad,
+    }
+    let mut state = vec![St::Pending; n];
+    let mut outcomes: Vec<Option<StageOutcome>> = vec![None; n];
+    let mut inputs_of: Vec<Option<(StageInputs, Verdict)>> = (0..n).map(|_| None).collect();
+    let index: HashMap<&str, usize> = stages.iter().enumerate().map(|(i, s)| (s.name.as_str(), i)).collect();
+    let mut all_metrics: BTreeMap<String, serde_json::Value> = BTreeMap::new();
+    let (tx, rx) = mpsc::channel::<Worker>();
+    let mut running = 0usize;
+    let jobs = opts.jobs.max(1);
+    let mut env_vars: Vec<(String, String)> = env.as_ref().map(PreparedEnv::vars).unwrap_or_default();
+    env_vars.push(("FERRY_RUN_ID".into(), rid.clone()));
+    env_vars.push(("FERRY_PROJECT_ROOT".into(), project.root.display().to_string()));
+
+    let record = |store: &BlockingStore, pos: usize, o: &StageOutcome, fp: Option<Digest>, started: Option<i64>| -> Result<()> {
+        let rec = StageRecord {
+            stage: o.stage.clone(),
+            position: pos as i64,
+            status: o.status,
+            reason: Some(o.error.clone().map_or_else(|| o.reason.clone(), |e| format!("{}: {e}", o.reason))),
+            fingerprint: fp.map(|f| f.to_hex()),
+            started_ms: started,
+            ended_ms: Some(now_ms()),
+            wall_ms: o.wall_ms,
+            user_cpu_ms: o.user_cpu_ms,
+            sys_cpu_ms: o.sys_cpu_ms,
+            max_rss_bytes: o.max_rss_bytes,
+            exit_code: o.exit_code,
+            attempts: o.attempts,
+        };
+        let rid = rid.clone();
+        store.call(|s| Box::pin(async move { s.record_stage(&rid, &rec).await }))?;
+        Ok(())
+    };
+    let simple = |stage: &Stage, status: StageStatus, reason: String, error: Option<String>| StageOutcome {
+        stage: stage.name.to_string(),
+        status,
+        reason,
+        wall_ms: None,
+        user_cpu_ms: None,
+        sys_cpu_ms: None,
+        max_rss_bytes: None,
+        exit_code: None,
+        attempts: 0,
+        error,
+        log: None,
+    };
+
+    loop {
+        // Start (or settle) every stage whose upstream is done.
+        let mut progressed = true;
+        while progressed && !cancel.is_cancelled() {
+            progressed = false;
+            for i in 0..n {
+                if state[i] != St::Pending || running >= jobs {
+                    continue;
+                }
+                let stage = stages[i];
+                let ups: Vec<usize> = stage.upstream.iter().filter_map(|u| index.get(u.as_str()).copied()).collect();
+                if ups.iter().any(|&u| state[u] == St::Bad) {
+                    let o = simple(stage, StageStatus::Skipped, "an upstream stage failed".into(), None);
+                    record(&store, i, &o, None, None)?;
+                    reporter.event(Event::StageFinished(&o));
+                    outcomes[i] = Some(o);
+                    state[i] = St::Bad;
+                    progressed = true;
+                    continue;
+                }
+                if ups.iter().any(|&u| state[u] != St::Ok) {
+                    continue;
+                }
+                progressed = true;
+                let inputs = match engine.inputs(stage, &HashMap::new())? {
+                    Ok(i) => i,
+                    Err(missing) => {
+                        let o = simple(stage, StageStatus::Failed, format!("dep {missing} missing"), Some(format!("dependency `{missing}` does not exist")));
+                        record(&store, i, &o, None, None)?;
+                        reporter.event(Event::StageFinished(&o));
+                        outcomes[i] = Some(o);
+                        state[i] = St::Bad;
+                        continue;
+                    }
+                };
+                let verdict = engine.decide(stage, &inputs, opts.force)?;
+                match verdict.action {
+                    Action::UpToDate => {
+                        if let Some(l) = engine.lock.stages.get(stage.name.as_str()) {
+                            all_metrics.extend(l.metrics.clone());
+                        }
+                        let o = simple(stage, StageStatus::UpToDate, "up to date".into(), None);
+                        record(&store, i, &o, Some(verdict.fingerprint), None)?;
+                        reporter.event(Event::StageFinished(&o));
+                        outcomes[i] = Some(o);
+                        state[i] = St::Ok;
+                    }
+                    Action::Restore => {
+                        let entry = verdict.cached.clone().unwrap_or_else(|| RunCacheEntry {
+                            stage: stage.name.to_string(),
+                            outs: vec![],
+                            metrics: BTreeMap::new(),
+                            created_ms: 0,
+                        });
+                        let started = std::time::Instant::now();
+                        let mut err = None;
+                        for out in &entry.outs {
+                            match engine.cache.restore(&project.root, out) {
+                                Ok(written) => {
+                                    for (p, d) in written {
+                                        engine.hasher.remember(&p, d)?;
+                                    }
+                                }
+                                Err(e) => {
+                                    err = Some(e.to_string());
+                                    break;
+                                }
+                            }
+                        }
+                        let reason = format!("restored from cache ({})", verdict.reason());
+                        if let Some(e) = err {
+                            let o = simple(stage, StageStatus::Failed, reason, Some(e));
+                            record(&store, i, &o, Some(verdict.fingerprint), None)?;
+                            reporter.event(Event::StageFinished(&o));
+                            outcomes[i] = Some(o);
+                            state[i] = St::Bad;
+                            continue;
+                        }
+                        all_metrics.extend(entry.metrics.clone());
+                        let lock_entry = engine.lock_entry(&inputs, verdict.fingerprint, &entry.outs, entry.metrics.clone());
+                        engine.lock.stages.insert(stage.name.to_string(), lock_entry);
+                        engine.save_lock()?;
+                        let mut o = simple(stage, StageStatus::Restored, reason, None);
+                        o.wall_ms = Some(ms(started.elapsed()));
+                        record(&store, i, &o, Some(verdict.fingerprint), None)?;
+                        reporter.event(Event::StageFinished(&o));
+                        outcomes[i] = Some(o);
+                        state[i] = St::Ok;
+                    }
+                    Action::Run => {
+                        // Stale outputs must not pass for new ones.
+                        for out in &stage.outs {
+                            let p = project.root.join(out);
+                            if p.is_dir() {
+                                let _ = std::fs::remove_dir_all(&p);
+                            } else {
+                                let _ = std::fs::remove_file(&p);
+                            }
+                            if let Some(parent) = p.parent() {
+                                let _ = std::fs::create_dir_all(parent);
+                            }
+                        }
+                        let reason = verdict.reason();
+                        reporter.event(Event::StageStarted {
+                            stage: stage.name.as_str(),
+                            reason: &reason,
+                            attempt: 1,
+                        });
+                        let mut vars = env_vars.clone();
+                        vars.push(("FERRY_STAGE".into(), stage.name.to_string()));
+                        let job = Job {
+                            stage: stage.name.to_string(),
+                            cmd: stage.cmd.clone(),
+                            cwd: project.root.clone(),
+                            env: vars,
+                            timeout: stage.timeout,
+                            log_path: project.logs_dir().join(&rid).join(format!("{}.log", stage.name)),
+                        };
+                        let retries = stage.retries;
+                        let (tx, sink, cancel, rep) = (tx.clone(), reporter.clone(), cancel.clone(), reporter.clone());
+                        let started_ms = now_ms();
+                        std::thread::spawn(move || {
+                            let mut attempts = 0;
+                            let outcome = loop {
+                                attempts += 1;
+                                let o = ferry_executor::run(&job, sink.clone(), &cancel);
+                                if o.exit.success() || attempts > retries || matches!(o.exit, Exit::Cancelled) {
+                                    break o;
+                                }
+                                rep.event(Event::StageStarted {
+                                    stage: &job.stage,
+                                    reason: &format!("retry after it {}", o.exit.describe()),
+                                    attempt: attempts + 1,
+                                });
+                            };
+                            let _ = tx.send(Worker {
+                                stage: i,
+                                outcome,
+                                attempts,
+                                started_ms,
+                            });
+                        });
+                        inputs_of[i] = Some((inputs, verdict));
+                        state[i] = St::Running;
+                        running += 1;
+                    }
+                }
+            }
+        }
+        if running == 0 {
+            break;
+        }
+        let w = match rx.recv_timeout(Duration::from_millis(50)) {
+            Ok(w) => w,
+            Err(mpsc::RecvTimeoutError::Timeout) => continue,
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        };
+        running -= 1;
+        let i = w.stage;
+        let stage = stages[i];
+        let Some((inputs, verdict)) = inputs_of[i].take() else { continue };
+        let log = project.logs_dir().join(&rid).join(format!("{}.log", stage.name));
+        let mut o = StageOutcome {
+            stage: stage.name.to_string(),
+            status: StageStatus::Ran,
+            reason: verdict.reason(),
+            wall_ms: Some(ms(w.outcome.wall)),
+            user_cpu_ms: Some(ms(w.outcome.user_cpu)),
+            sys_cpu_ms: Some(ms(w.outcome.sys_cpu)),
+            max_rss_bytes: Some(w.outcome.max_rss_bytes as i64),
+            exit_code: w.outcome.exit.code().map(i64::from),
+            attempts: i64::from(w.attempts),
+            error: None,
+            log: Some(log.display().to_string()),
+        };
+        let mut finish = |o: &mut StageOutcome, engine: &mut Engine<'_>| -> Result<std::result::Result<(), String>> {
+            match &w.outcome.exit {
+                Exit::Cancelled => {
+                    o.status = StageStatus::Cancelled;
+                    return Ok(Err("cancelled".into()));
+                }
+                e if !e.success() => {
+                    o.status = StageStatus::Failed;
+                    return Ok(Err(format!("the command {}", e.describe())));
+                }
+                _ => {}
+            }
+            // Outputs: every declared out must exist; then cache them.
+            let digests = engine.hasher.digest_paths(&stage.outs)?;
+            let mut outs = Vec::with_capacity(stage.outs.len());
+            for (path, d) in stage.outs.iter().zip(digests) {
+                let Some(d) = d else {
+                    o.status = StageStatus::Failed;
+                    return Ok(Err(format!("the command succeeded but did not write its out `{path}`")));
+                };
+                engine.cache.store(&project.root.join(path), &d)?;
+                outs.push(to_record(path, &to_locked(&d)));
+            }
+            let metrics = match read_metrics(project, stage) {
+                Ok(m) => m,
+                Err(e) => {
+                    o.status = StageStatus::Failed;
+                    return Ok(Err(e));
+                }
+            };
+            engine.cache.put_run_entry(
+                &verdict.fingerprint,
+                &RunCacheEntry {
+                    stage: stage.name.to_string(),
+                    outs: outs.clone(),
+                    metrics: metrics.clone(),
+                    created_ms: now_ms(),
+                },
+            )?;
+            all_metrics.extend(metrics.clone());
+            let entry = engine.lock_entry(&inputs, verdict.fingerprint, &outs, metrics);
+            engine.lock.stages.insert(stage.name.to_string(), entry);
+            engine.save_lock()?;
+            Ok(Ok(()))
+        };
+        match finish(&mut o, &mut engine)? {
+            Ok(()) => state[i] = St::Ok,
+            Err(e) => {
+                o.error = Some(e);
+                state[i] = St::Bad;
+            }
+        }
+        record(&store, i, &o, Some(verdict.fingerprint), Some(w.started_ms))?;
+        reporter.event(Event::StageFinished(&o));
+        outcomes[i] = Some(o);
+    }
+    // Stages never started (cancelled before their turn).
+    for i in 0..n {
+        if outcomes[i].is_none() {
+            let o = simple(stages[i], StageStatus::Cancelled, "not started".into(), None);
+            record(&store, i, &o, None, None)?;
+            outcomes[i] = Some(o);
+        }
+    }
+    let _ = engine.hasher.save_index();
+    let outcomes: Vec<StageOutcome> = outcomes.into_iter().flatten().collect();
+
+    // Params and metrics of the run.
+    let mut params: BTreeMap<String, serde_json::Value> = BTreeMap::new();
+    for s in &stages {
+        params.extend(s.params.clone());
+    }
+    let numeric: BTreeMap<String, f64> = all_metrics
+        .iter()
+        .filter_map(|(k, v)| match v {
+            serde_json::Value::Number(n) => n.as_f64().map(|f| (k.clone(), f)),
+            serde_json::Value::Bool(b) => Some((k.clone(), f64::from(u8::from(*b)))),
+            _ => None,
+        })
+        .collect();
+    {
+        let p: Vec<(String, serde_json::Value)> = params.clone().into_iter().collect();
+        let now = now_ms();
+        let m: Vec<MetricRecord> = numeric
+            .iter()
+            .map(|(k, v)| MetricRecord {
+                key: k.clone(),
+                value: *v,
+                stage: None,
+                step: 0,
+                ts_ms: now,
+            })
+            .collect();
+        let rid = rid.clone();
+        store.call(|s| {
+            Box::pin(async move {
+                s.record_params(&rid, &p).await?;
+                s.record_metrics(&rid, &m).await
+            })
+        })?;
+    }
+
+    let cancelled = cancel.is_cancelled() || outcomes.iter().any(|o| o.status == StageStatus::Cancelled);
+    let failed = outcomes.iter().any(|o| o.status == StageStatus::Failed);
+    let mut report = RunReport {
+        run_id: Some(rid.clone()),
+        pipeline: project.pipeline.name.clone(),
+        status: if cancelled {
+            RunStatus::Cancelled
+        } else if failed {
+            RunStatus::Failed
+        } else {
+            RunStatus::Succeeded
+        },
+        dry_run: false,
+        stages: outcomes,
+        gates: vec![],
+        metrics: numeric,
+        registered: None,
+        model_unchanged: None,
+    };
+
+    // Gates and registration judge the whole pipeline, so only a full run does them.
+    let full = wanted.is_empty();
+    if report.status == RunStatus::Succeeded && full {
+        let ctx = GateCtx {
+            metrics: &all_metrics,
+            params: &project.pipeline.params,
+            store: Some(&store),
+        };
+        for g in &project.pipeline.gates {
+            let ev = g.expr.evaluate(&ctx);
+            let outcome = GateOutcome {
+                name: g.name.clone(),
+                expr: g.source.clone(),
+                passed: ev.passed,
+                message: ev.message(),
+            };
+            reporter.event(Event::Gate(&outcome));
+            report.gates.push(outcome);
+        }
+        let recs: Vec<GateRecord> = report
+            .gates
+            .iter()
+            .map(|g| GateRecord {
+                name: g.name.clone(),
+                expr: g.expr.clone(),
+                passed: g.passed,
+                message: g.message.clone(),
+            })
+            .collect();
+        {
+            let rid = rid.clone();
+            store.call(|s| Box::pin(async move { s.record_gates(&rid, &recs).await }))?;
+        }
+        if report.gates.iter().any(|g| !g.passed) {
+            report.status = RunStatus::GateFailed;
+        } else if let Some(reg) = &project.pipeline.register {
+            register(project, &mut engine, &store, &rid, reg, &params, &all_metrics, env.as_ref(), &mut report, reporter.as_ref())?;
+        }
+    }
+
+    let message = match report.status {
+        RunStatus::GateFailed => Some(
+            report
+                .gates
+                .iter()
+                .filter(|g| !g.passed)
+                .map(|g| g.message.clone())
+                .collect::<Vec<_>>()
+                .join("; "),
+        ),
+        RunStatus::Failed => report
+            .stages
+            .iter()
+            .find(|s| s.status == StageStatus::Failed)
+            .map(|s| format!("stage {} failed: {}", s.stage, s.error.clone().unwrap_or_default())),
+        _ => None,
+    };
+    let status = report.status;
+    store.call(|s| {
+        let rid = rid.clone();
+        Box::pin(async move { s.finish_run(&rid, status, now_ms(), message.as_deref()).await })
+    })?;
+    Ok(report)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn register(
+    project: &Project,
+    engine: &mut Engine<'_>,
+    store: &BlockingStore,
+    rid: &str,
+    reg: &ferry_spec::Register,
+    params: &BTreeMap<String, serde_json::Value>,
+    metrics: &BTreeMap<String, serde_json::Value>,
+    env: Option<&PreparedEnv>,
+    report: &mut RunReport,
+    reporter: &dyn Reporter,
+) -> Result<()> {
+    // The artifact's digest: an out itself, or a file inside a folder out.
+    let producer = engine.lock.stages.get(reg.producer.as_str());
+    let artifact = match producer.and_then(|p| p.outs.get(&reg.artifact)) {
+        Some(l) => Some(*l),
+        None => engine.hasher.digest_path(&reg.artifact)?.map(|d| to_locked(&d)),
+    };
+    let Some(artifact) = artifact else {
+        return Ok(());
+    };
+    let model = reg.model.to_string();
+    let latest = store.call(|s| {
+        let model = model.clone();
+        Box::pin(async move { s.latest_version(&model).await })
+    })?;
+    if let Some(l) = latest.as_ref().filter(|l| l.artifact_digest == artifact.digest.to_hex()) {
+        let msg = format!("{}/{}", l.model, l.version);
+        reporter.event(Event::ModelUnchanged(&msg));
+        report.model_unchanged = Some(msg);
+        return Ok(());
+    }
+    // Lineage: every source dep (a dep no stage produces) upstream of the
+    // artifact's producer, with its digest.
+    let mut chain: Vec<&str> = vec![reg.producer.as_str()];
+    let mut data = serde_json::Map::new();
+    let mut i = 0;
+    while i < chain.len() {
+        if let Some(stage) = project.pipeline.stage(chain[i]) {
+            for u in &stage.upstream {
+                if !chain.contains(&u.as_str()) {
+                    chain.push(u.as_str());
+                }
+            }
+            if let Some(l) = engine.lock.stages.get(stage.name.as_str()) {
+                for (dep, d) in &l.deps {
+                    let produced = project
+                        .pipeline
+                        .stages
+                        .iter()
+                        .any(|s| s.outs.iter().any(|o| ferry_spec::path_within(dep, o) || ferry_spec::path_within(o, dep)));
+                    if !produced {
+                        data.insert(dep.clone(), serde_json::Value::String(d.digest.to_hex()));
+                    }
+                }
+            }
+        }
+        i += 1;
+    }
+    let lineage = serde_json::json!({
+        "pipeline": project.pipeline.name,
+        "stages": chain,
+        "data": data,
+        "params": params,
+        "metrics": metrics,
+        "environment": env.map(|e| serde_json::json!({
+            "fingerprint": e.fingerprint.to_hex(),
+            "python": e.python_version,
+            "platform": e.platform,
+            "packages": e.packages,
+        })),
+    });
+    let nv = NewModelVersion {
+        model: model.clone(),
+        run_id: Some(rid.to_owned()),
+        artifact_path: reg.artifact.clone(),
+        artifact_digest: artifact.digest.to_hex(),
+        artifact_size: artifact.size as i64,
+        git_commit: crate::git::head_commit(&project.root),
+        git_dirty: crate::git::is_dirty(&project.root),
+        env_fingerprint: env.map(|e| e.fingerprint.to_hex()),
+        lineage,
+        created_ms: now_ms(),
+        alias: reg.alias.clone(),
+    };
+    let v = store.call(|s| Box::pin(async move { s.create_model_version(&nv).await }))?;
+    reporter.event(Event::Registered(&v));
+    report.registered = Some(v);
+    Ok(())
+}
+
+/// Removes cache objects no longer referenced by ferry.lock, a registered
+/// model version, or (unless `all`) the run cache of the current pipeline.
+pub fn gc(project: &Project, keep_run_cache: bool) -> Result<GcStats> {
+    let engine = Engine::open(project)?;
+    let lock_path = project.ferry_dir().join("run.lock");
+    let _guard = match FileLock::try_acquire(&lock_path)? {
+        Some(g) => g,
+        None => return Err(Error::Busy(lock_path)),
+    };
+    let mut keep: Vec<OutRecord> = Vec::new();
+    for s in engine.lock.stages.values() {
+        keep.extend(s.outs.iter().map(|(p, l)| to_record(p, l)));
+    }
+    let store = BlockingStore::open(&project.store_url())?;
+    let models = store.call(|s| Box::pin(async move { s.list_models().await }))?;
+    for m in models {
+        let name = m.name.clone();
+        let versions = store.call(|s| Box::pin(async move { s.list_versions(&name).await }))?;
+        for v in versions {
+            if let Ok(d) = v.artifact_digest.parse::<Digest>() {
+                keep.push(OutRecord {
+                    path: v.artifact_path.clone(),
+                    digest: d,
+                    size: v.artifact_size as u64,
+                    files: None,
+                });
+            }
+        }
+    }
+    let mut keep_runs = Vec::new();
+    if keep_run_cache {
+        for (fp, entry) in engine.cache.run_entries()? {
+            if project.pipeline.stage(&entry.stage).is_some() {
+                keep.extend(entry.outs.iter().cloned());
+                keep_runs.push(fp);
+            }
+        }
+    }
+    Ok(engine.cache.gc(&keep, &keep_runs)?)
+}
