@@ -113,15 +113,16 @@ name_type!(
     256
 );
 
-/// A run id: 32 lowercase hex characters (a UUIDv7, so ids sort by start time),
-/// the same shape as MLflow's run ids.
+/// A run id: 32 lowercase hex characters of a random UUID, the same shape as
+/// MLflow's run ids. Random from the first character, so short prefixes
+/// (`ferry runs show 3f2a`) are unique in practice.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 #[serde(transparent)]
 pub struct RunId(String);
 
 impl RunId {
     pub fn generate() -> Self {
-        Self(uuid::Uuid::now_v7().simple().to_string())
+        Self(uuid::Uuid::new_v4().simple().to_string())
     }
     pub fn as_str(&self) -> &str {
         &self.0
@@ -239,11 +240,11 @@ mod tests {
     }
 
     #[test]
-    fn run_ids_sort_by_time() {
+    fn run_ids_differ_from_the_first_characters() {
         let a = RunId::generate();
         let b = RunId::generate();
         assert_eq!(a.as_str().len(), 32);
-        assert!(a < b);
+        assert_ne!(a.short(), b.short());
         assert!(RunId::parse(a.as_str()).is_some());
         assert!(RunId::parse("xyz").is_none());
     }

@@ -505,7 +505,7 @@ pub fn run(project: &Project, opts: &RunOptions, reporter: Arc<dyn Reporter>, ca
                                 }
                             }
                         }
-                        let reason = format!("restored from cache ({})", verdict.reason());
+                        let reason = verdict.reason();
                         if let Some(e) = err {
                             let o = simple(stage, StageStatus::Failed, reason, Some(e));
                             record(&store, i, &o, Some(verdict.fingerprint), None)?;
@@ -821,12 +821,23 @@ fn register(
         return Ok(());
     };
     let model = reg.model.to_string();
-    let latest = store.call(|s| {
+    let versions = store.call(|s| {
         let model = model.clone();
-        Box::pin(async move { s.latest_version(&model).await })
+        Box::pin(async move { s.list_versions(&model).await })
     })?;
-    if let Some(l) = latest.as_ref().filter(|l| l.artifact_digest == artifact.digest.to_hex()) {
-        let msg = format!("{}/{}", l.model, l.version);
+    // The same artifact as an existing version (nothing changed, or inputs
+    // reverted to an old state): no new version; the alias follows it.
+    if let Some(same) = versions.iter().rev().find(|v| v.artifact_digest == artifact.digest.to_hex()) {
+        if let Some(alias) = reg.alias.as_ref().filter(|a| !same.aliases.contains(*a)) {
+            let (m, a, ver) = (same.model.clone(), alias.clone(), same.version);
+            store.call(|s| {
+                Box::pin(async move {
+                    s.set_alias(&m, &a, ver, Some("the pipeline's output equals this version"), now_ms())
+                        .await
+                })
+            })?;
+        }
+        let msg = format!("{}/{}", same.model, same.version);
         reporter.event(Event::ModelUnchanged(&msg));
         report.model_unchanged = Some(msg);
         return Ok(());

@@ -1,0 +1,134 @@
+//! The command line: clap types only.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// CI/CD for machine learning: retrain, validate and register models when
+/// their code, data, params or environment change.
+#[derive(Debug, Parser)]
+#[command(name = "ferry", version, propagate_version = true, max_term_width = 100)]
+#[command(after_help = "Exit codes: 0 success, 1 a stage failed, 2 usage or spec error, 3 a gate failed, 130 cancelled")]
+pub struct Cli {
+    /// Run as if ferry was started in DIR
+    #[arg(short = 'C', global = true, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// When to use colour: auto (on a terminal), always, never
+    #[arg(long, global = true, default_value = "auto", value_parser = ["auto", "always", "never"])]
+    pub color: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write a starter ferry.yaml and params.yaml in the current folder
+    Init {
+        /// Overwrite an existing ferry.yaml
+        #[arg(long)]
+        force: bool,
+    },
+    /// Bring the pipeline up to date: run, restore or skip each stage, check the gates, register the model
+    Run(RunArgs),
+    /// Say, per stage, whether it would run and why
+    Status {
+        /// Only these stages (and what they need)
+        stages: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Past runs
+    #[command(subcommand)]
+    Runs(RunsCommand),
+    /// Show the output a run's stages wrote
+    Logs {
+        /// A run id or a unique prefix of it
+        run: String,
+        /// Only this stage
+        stage: Option<String>,
+    },
+    /// The model registry
+    #[command(subcommand)]
+    Models(ModelsCommand),
+    /// Remove cache objects nothing refers to any more
+    Gc {
+        /// Also drop the run cache (outputs of old parameter or data versions)
+        #[arg(long)]
+        all: bool,
+    },
+    /// Print the JSON Schema of ferry.yaml, for editors
+    Schema,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Only these stages (and what they need); gates and registration need a full run
+    pub stages: Vec<String>,
+    /// Run every stage even if it is up to date
+    #[arg(long)]
+    pub force: bool,
+    /// Say what would run, run nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// How many stages may run at once (default: the number of cores)
+    #[arg(long, short = 'j')]
+    pub jobs: Option<usize>,
+    /// Print the run report as JSON on stdout (stage output goes to stderr)
+    #[arg(long)]
+    pub json: bool,
+    /// Recorded as the run's trigger (e.g. `ci`, `schedule`)
+    #[arg(long, default_value = "cli")]
+    pub trigger: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RunsCommand {
+    /// The most recent runs, newest first
+    List {
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// One run: stages, params, metrics and gates
+    Show {
+        run: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ModelsCommand {
+    /// Registered models with their latest version and aliases
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// A model version with its lineage: `iris@candidate`, `iris/3`, or `iris` (latest)
+    Show {
+        model: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// All versions of a model
+    Versions {
+        model: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Point an alias at a version: `ferry models alias iris/3 production`
+    Alias {
+        /// The version, as `name/VERSION` or `name@OTHER_ALIAS`
+        model: String,
+        alias: String,
+        /// Why, recorded with the move
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Every alias move of a model, oldest first
+    History {
+        model: String,
+        #[arg(long)]
+        json: bool,
+    },
+}

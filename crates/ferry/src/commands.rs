@@ -1,0 +1,557 @@
+//! One function per command. Each returns the process exit code.
+
+use crate::cli::{Cli, Command, ModelsCommand, RunArgs, RunsCommand};
+use crate::exit;
+use crate::ui::{Style, Terminal, bytes, duration, time};
+use anyhow::{Context, Result, bail};
+use ferry_core::ModelRef;
+use ferry_metadata::{BlockingStore, ModelVersion, RunStatus, StageStatus};
+use ferry_runner::{Action, Project, RunOptions};
+use serde::Serialize;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// A user mistake (bad spec, bad argument): exit code 2.
+#[derive(Debug)]
+struct Usage(String);
+
+impl std::fmt::Display for Usage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Usage {}
+
+fn usage(msg: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(Usage(msg.into()))
+}
+
+pub fn exit_code_of(e: &anyhow::Error) -> u8 {
+    if e.downcast_ref::<Usage>().is_some() {
+        return exit::USAGE;
+    }
+    match e.downcast_ref::<ferry_runner::Error>() {
+        Some(ferry_runner::Error::Spec(_) | ferry_runner::Error::NoProject(_) | ferry_runner::Error::UnknownStage { .. } | ferry_runner::Error::Lock(_)) => exit::USAGE,
+        _ => exit::STAGE_FAILED,
+    }
+}
+
+struct Ctx {
+    cwd: PathBuf,
+    style: Style,
+}
+
+impl Ctx {
+    fn project(&self) -> Result<Project> {
+        let root = ferry_runner::Project::discover(&self.cwd)?;
+        Ok(Project::load(&root)?)
+    }
+    fn store(&self) -> Result<(PathBuf, BlockingStore)> {
+        let root = ferry_runner::Project::discover(&self.cwd)?;
+        let db = root.join(".ferry").join("ferry.db");
+        if !db.exists() {
+            bail!(usage(format!("no runs recorded yet in `{}`: run `ferry run` first", root.display())));
+        }
+        let store = BlockingStore::open(&ferry_runner::store_url(&root))?;
+        Ok((root, store))
+    }
+}
+
+fn print_json<T: Serialize>(v: &T) -> Result<()> {
+    let mut s = serde_json::to_string_pretty(v)?;
+    s.push('\n');
+    use std::io::Write;
+    std::io::stdout().lock().write_all(s.as_bytes())?;
+    Ok(())
+}
+
+pub fn dispatch(cli: Cli) -> Result<u8> {
+    let cwd = match &cli.dir {
+        Some(d) => {
+            if !d.is_dir() {
+                bail!(usage(format!("-C `{}`: no such folder", d.display())));
+            }
+            d.clone()
+        }
+        None => std::env::current_dir().context("cannot read the current folder")?,
+    };
+    let color = match cli.color.as_str() {
+        "always" => true,
+        "never" => false,
+        _ => std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+    };
+    let ctx = Ctx {
+        cwd,
+        style: Style { color },
+    };
+    match cli.command {
+        Command::Init { force } => init(&ctx, force),
+        Command::Run(args) => run(&ctx, args),
+        Command::Status { stages, json } => status(&ctx, &stages, json),
+        Command::Runs(RunsCommand::List { limit, json }) => runs_list(&ctx, limit, json),
+        Command::Runs(RunsCommand::Show { run, json }) => runs_show(&ctx, &run, json),
+        Command::Logs { run, stage } => logs(&ctx, &run, stage.as_deref()),
+        Command::Models(m) => models(&ctx, m),
+        Command::Gc { all } => gc(&ctx, all),
+        Command::Schema => {
+            print!("{}", ferry_spec::JSON_SCHEMA);
+            Ok(exit::OK)
+        }
+    }
+}
+
+const INIT_SPEC: &str = r#"# ferry.yaml: the pipeline. `ferry run` brings it up to date; `ferry status` says why a stage would run.
+# Editor support: `ferry schema > ferry.schema.json`, then point your YAML plugin at it.
+name: my-model
+
+# env:
+#   python:
+#     requirements: requirements.txt   # ferry builds a virtualenv from it (with uv if on PATH)
+
+stages:
+  prepare:
+    cmd: python prepare.py --seed ${prepare.seed}
+    deps: [prepare.py, data/]
+    params: [prepare.seed]
+    outs: [work/train.csv, work/holdout.csv]
+  train:
+    cmd: python train.py
+    deps: [train.py, work/train.csv]
+    params: [train]
+    outs: [work/model.onnx]
+  evaluate:
+    cmd: python evaluate.py
+    deps: [evaluate.py, work/model.onnx, work/holdout.csv]
+    metrics: work/metrics.json
+
+gates:
+  - metrics.accuracy >= 0.9
+  - metrics.accuracy >= model("my-model@production").metrics.accuracy - 0.01
+
+register:
+  model: my-model
+  artifact: work/model.onnx
+  alias: candidate
+"#;
+
+const INIT_PARAMS: &str = "prepare:\n  seed: 42\ntrain:\n  C: 1.0\n";
+
+fn init(ctx: &Ctx, force: bool) -> Result<u8> {
+    let spec = ctx.cwd.join("ferry.yaml");
+    if spec.exists() && !force {
+        bail!(usage(format!("`{}` exists; pass --force to overwrite it", spec.display())));
+    }
+    std::fs::write(&spec, INIT_SPEC).with_context(|| format!("cannot write `{}`", spec.display()))?;
+    let params = ctx.cwd.join("params.yaml");
+    if !params.exists() {
+        std::fs::write(&params, INIT_PARAMS).with_context(|| format!("cannot write `{}`", params.display()))?;
+    }
+    eprintln!("wrote ferry.yaml and params.yaml; edit the stages, then `ferry status`");
+    Ok(exit::OK)
+}
+
+fn run(ctx: &Ctx, args: RunArgs) -> Result<u8> {
+    let project = ctx.project()?;
+    if args.jobs == Some(0) {
+        bail!(usage("--jobs must be at least 1"));
+    }
+    let opts = RunOptions {
+        targets: args.stages.clone(),
+        force: args.force,
+        dry_run: args.dry_run,
+        jobs: args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
+        trigger: args.trigger.clone(),
+    };
+    let tty = std::io::stderr().is_terminal();
+    let term = Arc::new(Terminal::new(ctx.style, tty));
+    let cancel = ferry_executor::CancelToken::new();
+    {
+        let cancel = cancel.clone();
+        let _ = ctrlc::set_handler(move || {
+            if cancel.is_cancelled() {
+                // A second Ctrl-C: stop waiting for the grace period.
+                std::process::exit(i32::from(exit::CANCELLED));
+            }
+            cancel.cancel();
+        });
+    }
+    let ticker_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let ticker = tty.then(|| {
+        let (t, stop) = (term.clone(), ticker_stop.clone());
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                std::thread::sleep(std::time::Duration::from_millis(250));
+                t.tick();
+            }
+        })
+    });
+    let result = ferry_runner::run(&project, &opts, term.clone(), &cancel);
+    ticker_stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    if let Some(t) = ticker {
+        let _ = t.join();
+    }
+    term.finish();
+    let report = result?;
+    if args.json {
+        print_json(&report)?;
+    }
+    let s = &ctx.style;
+    if report.dry_run {
+        for st in &report.stages {
+            let what = match st.status {
+                StageStatus::UpToDate => s.dim("up to date"),
+                StageStatus::Restored => s.green("would restore"),
+                _ => s.cyan("would run"),
+            };
+            if !args.json {
+                eprintln!("{what} {} {}", st.stage, if st.status == StageStatus::UpToDate { String::new() } else { s.dim(&format!("({})", st.reason)) });
+            }
+        }
+        return Ok(exit::OK);
+    }
+    let counts = |st: StageStatus| report.stages.iter().filter(|o| o.status == st).count();
+    if !args.json {
+        let summary = format!(
+            "{} ran, {} restored, {} up to date",
+            counts(StageStatus::Ran),
+            counts(StageStatus::Restored),
+            counts(StageStatus::UpToDate)
+        );
+        let run = report.run_id.as_deref().map(|r| &r[..8]).unwrap_or("-");
+        match report.status {
+            RunStatus::Succeeded => eprintln!("{} run {run}: {summary}", s.green("ok")),
+            RunStatus::GateFailed => eprintln!("{} run {run}: a gate failed; nothing registered", s.red("stopped")),
+            RunStatus::Failed => eprintln!("{} run {run}: {summary}", s.red("failed")),
+            RunStatus::Cancelled => eprintln!("{} run {run}", s.yellow("cancelled")),
+            _ => {}
+        }
+    }
+    Ok(match report.status {
+        RunStatus::Succeeded | RunStatus::Running => exit::OK,
+        RunStatus::GateFailed => exit::GATE_FAILED,
+        RunStatus::Cancelled => exit::CANCELLED,
+        RunStatus::Failed | RunStatus::Crashed => exit::STAGE_FAILED,
+    })
+}
+
+fn status(ctx: &Ctx, stages: &[String], json: bool) -> Result<u8> {
+    let project = ctx.project()?;
+    let report = ferry_runner::status(&project, stages)?;
+    if json {
+        print_json(&report)?;
+        return Ok(exit::OK);
+    }
+    let s = &ctx.style;
+    let width = report.stages.iter().map(|st| st.stage.len()).max().unwrap_or(0);
+    let mut out = String::new();
+    for st in &report.stages {
+        let what = match st.action {
+            Action::UpToDate => s.green("up to date"),
+            Action::Restore => s.cyan("will restore from cache"),
+            Action::Run => s.yellow("will run"),
+        };
+        let why = if st.reasons.is_empty() { String::new() } else { format!(": {}", st.reasons.join(", ")) };
+        out.push_str(&format!("{:width$}  {what}{why}\n", st.stage));
+    }
+    if report.up_to_date() {
+        out.push_str(&format!("{}\n", s.dim("everything is up to date")));
+    }
+    print!("{out}");
+    Ok(exit::OK)
+}
+
+fn runs_list(ctx: &Ctx, limit: i64, json: bool) -> Result<u8> {
+    let (_, store) = ctx.store()?;
+    let runs = store.call(|st| {
+        Box::pin(async move {
+            st.list_runs(&ferry_metadata::RunFilter {
+                pipeline: None,
+                limit,
+            })
+            .await
+        })
+    })?;
+    if json {
+        print_json(&runs)?;
+        return Ok(exit::OK);
+    }
+    let s = &ctx.style;
+    println!("{:<10} {:<19} {:<11} {:>8} {:<8} {:<10} {}", "RUN", "STARTED (UTC)", "STATUS", "TIME", "TRIGGER", "COMMIT", "PIPELINE");
+    for r in runs {
+        let status = match r.status {
+            RunStatus::Succeeded => s.green(r.status.as_str()),
+            RunStatus::Running => s.cyan(r.status.as_str()),
+            _ => s.red(r.status.as_str()),
+        };
+        let pad = 11usize.saturating_sub(r.status.as_str().len());
+        println!(
+            "{:<10} {:<19} {status}{} {:>8} {:<8} {:<10} {}",
+            &r.run_id[..8],
+            time(r.started_ms),
+            " ".repeat(pad),
+            r.ended_ms.map(|e| duration(e - r.started_ms)).unwrap_or_else(|| "-".into()),
+            r.trigger,
+            r.git_commit.as_deref().map(|c| &c[..c.len().min(8)]).unwrap_or("-"),
+            r.pipeline
+        );
+    }
+    Ok(exit::OK)
+}
+
+fn runs_show(ctx: &Ctx, run: &str, json: bool) -> Result<u8> {
+    let (_, store) = ctx.store()?;
+    let id = run.to_owned();
+    let d = store.call(|st| Box::pin(async move { st.get_run(&id).await })).map_err(store_err)?;
+    if json {
+        print_json(&d)?;
+        return Ok(exit::OK);
+    }
+    let r = &d.run;
+    println!("run       {}", r.run_id);
+    println!("pipeline  {}", r.pipeline);
+    println!("status    {}{}", r.status.as_str(), r.message.as_deref().map(|m| format!(" ({m})")).unwrap_or_default());
+    println!("started   {} UTC{}", time(r.started_ms), r.ended_ms.map(|e| format!(", took {}", duration(e - r.started_ms))).unwrap_or_default());
+    println!("trigger   {}", r.trigger);
+    println!("commit    {}", r.git_commit.as_deref().unwrap_or("-"));
+    if let Some(e) = &d.env_fingerprint {
+        println!("env       {}", &e[..16.min(e.len())]);
+    }
+    println!("\nSTAGE            STATUS      WALL     CPU      PEAK MEM  EXIT  WHY");
+    for s in &d.stages {
+        println!(
+            "{:<16} {:<11} {:>8} {:>8} {:>9} {:>5}  {}",
+            s.stage,
+            s.status.as_str(),
+            s.wall_ms.map(duration).unwrap_or_else(|| "-".into()),
+            match (s.user_cpu_ms, s.sys_cpu_ms) {
+                (Some(u), Some(y)) => duration(u + y),
+                _ => "-".into(),
+            },
+            s.max_rss_bytes.map(bytes).unwrap_or_else(|| "-".into()),
+            s.exit_code.map(|c| c.to_string()).unwrap_or_else(|| "-".into()),
+            s.reason.as_deref().unwrap_or("")
+        );
+    }
+    if !d.params.is_empty() {
+        println!("\nparams");
+        for (k, v) in &d.params {
+            println!("  {k} = {v}");
+        }
+    }
+    if !d.metrics.is_empty() {
+        println!("\nmetrics");
+        for m in &d.metrics {
+            println!("  {} = {}", m.key, m.value);
+        }
+    }
+    if !d.gates.is_empty() {
+        println!("\ngates");
+        for g in &d.gates {
+            println!("  {} {}: {}", if g.passed { "pass" } else { "FAIL" }, g.name, g.message);
+        }
+    }
+    Ok(exit::OK)
+}
+
+fn store_err(e: ferry_metadata::Error) -> anyhow::Error {
+    match e {
+        ferry_metadata::Error::NotFound(m) | ferry_metadata::Error::Ambiguous(m) | ferry_metadata::Error::Invalid(m) => usage(m),
+        other => other.into(),
+    }
+}
+
+fn logs(ctx: &Ctx, run: &str, stage: Option<&str>) -> Result<u8> {
+    let (root, store) = ctx.store()?;
+    let id = run.to_owned();
+    let d = store.call(|st| Box::pin(async move { st.get_run(&id).await })).map_err(store_err)?;
+    let dir = root.join(".ferry/logs").join(&d.run.run_id);
+    let ran: Vec<&str> = d.stages.iter().filter(|s| s.status == StageStatus::Ran || s.status == StageStatus::Failed).map(|s| s.stage.as_str()).collect();
+    let chosen: Vec<&str> = match stage {
+        Some(s) => {
+            if !d.stages.iter().any(|x| x.stage == s) {
+                bail!(usage(format!("run {} has no stage `{s}`", &d.run.run_id[..8])));
+            }
+            vec![s]
+        }
+        None => ran.clone(),
+    };
+    if chosen.is_empty() {
+        eprintln!("no stage ran in run {}: nothing was logged", &d.run.run_id[..8]);
+    }
+    let mut out = std::io::stdout().lock();
+    for s in chosen {
+        let p = dir.join(format!("{s}.log"));
+        if stage.is_none() {
+            use std::io::Write;
+            writeln!(out, "{}", ctx.style.bold(&format!("== {s}")))?;
+        }
+        match std::fs::File::open(&p) {
+            Ok(mut f) => {
+                std::io::copy(&mut f, &mut out)?;
+            }
+            Err(_) => eprintln!("stage {s} left no log (it did not run in this run)"),
+        }
+    }
+    Ok(exit::OK)
+}
+
+fn resolve(store: &BlockingStore, r: &ModelRef) -> Result<ModelVersion> {
+    let r2 = r.clone();
+    let found = store.call(|st| {
+        Box::pin(async move {
+            match &r2 {
+                ModelRef::Alias(m, a) => st.resolve_alias(m.as_str(), a).await,
+                ModelRef::Version(m, v) => st.get_version(m.as_str(), *v as i64).await,
+                ModelRef::Latest(m) => st.latest_version(m.as_str()).await,
+            }
+        })
+    })?;
+    found.ok_or_else(|| usage(format!("no model version `{r}`")))
+}
+
+fn parse_ref(s: &str) -> Result<ModelRef> {
+    s.parse::<ModelRef>().map_err(|e| usage(e.to_string()))
+}
+
+fn print_version(ctx: &Ctx, v: &ModelVersion) {
+    let s = &ctx.style;
+    println!("{} {}/{}", s.bold("model"), v.model, v.version);
+    if !v.aliases.is_empty() {
+        println!("aliases    {}", v.aliases.join(", "));
+    }
+    println!("created    {} UTC", time(v.created_ms));
+    println!("artifact   {} ({}, blake3 {})", v.artifact_path, bytes(v.artifact_size), &v.artifact_digest[..16]);
+    println!("run        {}", v.run_id.as_deref().unwrap_or("-"));
+    println!(
+        "commit     {}{}",
+        v.git_commit.as_deref().unwrap_or("-"),
+        match v.git_dirty {
+            Some(true) => " (with uncommitted changes)",
+            _ => "",
+        }
+    );
+    if let Some(e) = &v.env_fingerprint {
+        println!("env        {}", &e[..16.min(e.len())]);
+    }
+    if let Some(data) = v.lineage["data"].as_object() {
+        println!("data");
+        for (k, d) in data {
+            println!("  {k}  {}", d.as_str().map(|d| &d[..16.min(d.len())]).unwrap_or("?"));
+        }
+    }
+    for section in ["params", "metrics"] {
+        if let Some(m) = v.lineage[section].as_object().filter(|m| !m.is_empty()) {
+            println!("{section}");
+            for (k, val) in m {
+                println!("  {k} = {val}");
+            }
+        }
+    }
+}
+
+fn models(ctx: &Ctx, cmd: ModelsCommand) -> Result<u8> {
+    let (_, store) = ctx.store()?;
+    match cmd {
+        ModelsCommand::List { json } => {
+            let models = store.call(|st| Box::pin(async move { st.list_models().await }))?;
+            if json {
+                print_json(&models)?;
+                return Ok(exit::OK);
+            }
+            println!("{:<24} {:>7} {:>8}  ALIASES", "MODEL", "LATEST", "VERSIONS");
+            for m in models {
+                let aliases: Vec<String> = m.aliases.iter().map(|(a, v)| format!("{a}={v}")).collect();
+                println!(
+                    "{:<24} {:>7} {:>8}  {}",
+                    m.name,
+                    m.latest_version.map(|v| v.to_string()).unwrap_or_else(|| "-".into()),
+                    m.versions,
+                    aliases.join(" ")
+                );
+            }
+        }
+        ModelsCommand::Show { model, json } => {
+            let v = resolve(&store, &parse_ref(&model)?)?;
+            if json {
+                print_json(&v)?;
+            } else {
+                print_version(ctx, &v);
+            }
+        }
+        ModelsCommand::Versions { model, json } => {
+            let name = ferry_core::ModelName::new(&model).map_err(|e| usage(e.to_string()))?;
+            let vs = store.call(|st| Box::pin(async move { st.list_versions(name.as_str()).await }))?;
+            if json {
+                print_json(&vs)?;
+                return Ok(exit::OK);
+            }
+            if vs.is_empty() {
+                bail!(usage(format!("no model `{model}`")));
+            }
+            println!("{:>7}  {:<19}  {:<10} {:<10} {:<16} ALIASES", "VERSION", "CREATED (UTC)", "RUN", "COMMIT", "ARTIFACT");
+            for v in vs {
+                println!(
+                    "{:>7}  {:<19}  {:<10} {:<10} {:<16} {}",
+                    v.version,
+                    time(v.created_ms),
+                    v.run_id.as_deref().map(|r| &r[..8]).unwrap_or("-"),
+                    v.git_commit.as_deref().map(|c| &c[..c.len().min(8)]).unwrap_or("-"),
+                    &v.artifact_digest[..16],
+                    v.aliases.join(", ")
+                );
+            }
+        }
+        ModelsCommand::Alias { model, alias, reason } => {
+            let r = parse_ref(&model)?;
+            if matches!(r, ModelRef::Latest(_)) {
+                bail!(usage(format!("name a version: `{model}/VERSION` or `{model}@ALIAS`")));
+            }
+            format!("m@{alias}").parse::<ModelRef>().map_err(|_| usage(format!("invalid alias `{alias}`")))?;
+            let v = resolve(&store, &r)?;
+            let (m, a, ver) = (v.model.clone(), alias.clone(), v.version);
+            let ev = store
+                .call(|st| Box::pin(async move { st.set_alias(&m, &a, ver, reason.as_deref(), ferry_core::now_ms()).await }))
+                .map_err(store_err)?;
+            match ev.previous {
+                Some(p) if p != ver => eprintln!("moved {}@{alias}: {} -> {ver}", v.model, p),
+                Some(_) => eprintln!("{}@{alias} already pointed at {ver}", v.model),
+                None => eprintln!("set {}@{alias} -> {ver}", v.model),
+            }
+        }
+        ModelsCommand::History { model, json } => {
+            let name = ferry_core::ModelName::new(&model).map_err(|e| usage(e.to_string()))?;
+            let evs = store.call(|st| Box::pin(async move { st.alias_events(name.as_str()).await }))?;
+            if json {
+                print_json(&evs)?;
+                return Ok(exit::OK);
+            }
+            for e in evs {
+                println!(
+                    "{}  {}@{}  {} -> {}  {}",
+                    time(e.changed_ms),
+                    e.model,
+                    e.alias,
+                    e.previous.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
+                    e.version.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
+                    e.reason.unwrap_or_default()
+                );
+            }
+        }
+    }
+    Ok(exit::OK)
+}
+
+fn gc(ctx: &Ctx, all: bool) -> Result<u8> {
+    let project = ctx.project()?;
+    let stats = ferry_runner::gc(&project, !all)?;
+    eprintln!(
+        "removed {} objects ({}) and {} run-cache entries",
+        stats.objects_removed,
+        bytes(stats.bytes_removed as i64),
+        stats.runs_removed
+    );
+    Ok(exit::OK)
+}
+

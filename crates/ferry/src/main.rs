@@ -1,0 +1,35 @@
+//! The `ferry` binary: parses the command line, calls the library crates,
+//! prints. No pipeline logic lives here.
+
+mod cli;
+mod commands;
+mod ui;
+
+use clap::Parser;
+use std::process::ExitCode;
+
+/// Documented exit codes.
+pub mod exit {
+    pub const OK: u8 = 0;
+    pub const STAGE_FAILED: u8 = 1;
+    pub const USAGE: u8 = 2;
+    pub const GATE_FAILED: u8 = 3;
+    pub const CANCELLED: u8 = 130;
+}
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    match commands::dispatch(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            let code = commands::exit_code_of(&e);
+            let msg = format!("{e:#}");
+            if msg.starts_with("error: ") {
+                eprintln!("{msg}");
+            } else {
+                eprintln!("error: {msg}");
+            }
+            ExitCode::from(code)
+        }
+    }
+}

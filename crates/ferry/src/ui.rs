@@ -1,0 +1,258 @@
+//! Terminal output: plain lines when piped, colour and a live status line on
+//! a terminal.
+
+use ferry_executor::{OutputSink, Stream};
+use ferry_runner::{Event, Reporter};
+use std::io::Write;
+use std::sync::Mutex;
+use std::time::Instant;
+
+#[derive(Clone, Copy)]
+pub struct Style {
+    pub color: bool,
+}
+
+impl Style {
+    fn paint(&self, code: &str, s: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{s}\x1b[0m")
+        } else {
+            s.to_owned()
+        }
+    }
+    pub fn green(&self, s: &str) -> String {
+        self.paint("32", s)
+    }
+    pub fn red(&self, s: &str) -> String {
+        self.paint("31", s)
+    }
+    pub fn yellow(&self, s: &str) -> String {
+        self.paint("33", s)
+    }
+    pub fn cyan(&self, s: &str) -> String {
+        self.paint("36", s)
+    }
+    pub fn dim(&self, s: &str) -> String {
+        self.paint("2", s)
+    }
+    pub fn bold(&self, s: &str) -> String {
+        self.paint("1", s)
+    }
+}
+
+pub fn duration(ms: i64) -> String {
+    if ms < 1000 {
+        format!("{ms}ms")
+    } else if ms < 60_000 {
+        format!("{:.1}s", ms as f64 / 1000.0)
+    } else {
+        format!("{}m{:02}s", ms / 60_000, (ms % 60_000) / 1000)
+    }
+}
+
+pub fn bytes(n: i64) -> String {
+    let n = n as f64;
+    if n < 1024.0 * 1024.0 {
+        format!("{:.0}KiB", n / 1024.0)
+    } else if n < 1024.0 * 1024.0 * 1024.0 {
+        format!("{:.0}MiB", n / 1024.0 / 1024.0)
+    } else {
+        format!("{:.1}GiB", n / 1024.0 / 1024.0 / 1024.0)
+    }
+}
+
+pub fn time(ms: i64) -> String {
+    // UTC, to the second: 2026-11-26 10:01:58
+    let secs = ms.div_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (y, m, d) = civil(days);
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+fn civil(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+struct Live {
+    running: Vec<(String, Instant)>,
+    drawn: bool,
+}
+
+/// Prints stage output prefixed with the stage's name, and progress events.
+/// Everything goes to stderr, so `--json` keeps stdout clean.
+pub struct Terminal {
+    style: Style,
+    live: Option<Mutex<Live>>,
+    out: Mutex<()>,
+}
+
+impl Terminal {
+    pub fn new(style: Style, tty: bool) -> Self {
+        Self {
+            style,
+            live: tty.then(|| {
+                Mutex::new(Live {
+                    running: Vec::new(),
+                    drawn: false,
+                })
+            }),
+            out: Mutex::new(()),
+        }
+    }
+
+    fn print(&self, line: &str) {
+        let _g = self.out.lock();
+        let mut err = std::io::stderr().lock();
+        if let Some(live) = &self.live {
+            if let Ok(mut l) = live.lock() {
+                if l.drawn {
+                    let _ = write!(err, "\r\x1b[2K");
+                }
+                let _ = writeln!(err, "{line}");
+                l.drawn = false;
+                Self::draw(&mut l, &mut err, &self.style);
+                return;
+            }
+        }
+        let _ = writeln!(err, "{line}");
+    }
+
+    fn draw(l: &mut Live, err: &mut impl Write, style: &Style) {
+        if l.running.is_empty() {
+            return;
+        }
+        let parts: Vec<String> = l
+            .running
+            .iter()
+            .map(|(s, t)| format!("{s} {}", duration(t.elapsed().as_millis() as i64)))
+            .collect();
+        let _ = write!(err, "{}", style.dim(&format!("  running: {}", parts.join(", "))));
+        let _ = err.flush();
+        l.drawn = true;
+    }
+
+    /// Redraws the live line (called by a ticker while stages run).
+    pub fn tick(&self) {
+        let Some(live) = &self.live else { return };
+        let _g = self.out.lock();
+        if let Ok(mut l) = live.lock() {
+            let mut err = std::io::stderr().lock();
+            if l.drawn {
+                let _ = write!(err, "\r\x1b[2K");
+            }
+            l.drawn = false;
+            Self::draw(&mut l, &mut err, &self.style);
+        }
+    }
+
+    pub fn finish(&self) {
+        if let Some(live) = &self.live {
+            if let Ok(mut l) = live.lock() {
+                if l.drawn {
+                    let _ = write!(std::io::stderr(), "\r\x1b[2K");
+                    l.drawn = false;
+                }
+            }
+        }
+    }
+
+    fn set_running(&self, stage: &str, on: bool) {
+        if let Some(live) = &self.live {
+            if let Ok(mut l) = live.lock() {
+                l.running.retain(|(s, _)| s != stage);
+                if on {
+                    l.running.push((stage.to_owned(), Instant::now()));
+                }
+            }
+        }
+    }
+}
+
+impl OutputSink for Terminal {
+    fn line(&self, stage: &str, stream: Stream, line: &str) {
+        let prefix = format!("{stage} |");
+        let prefix = match stream {
+            Stream::Stdout => self.style.dim(&prefix),
+            Stream::Stderr => self.style.yellow(&prefix),
+        };
+        self.print(&format!("{prefix} {line}"));
+    }
+}
+
+impl Reporter for Terminal {
+    fn event(&self, e: Event<'_>) {
+        let s = &self.style;
+        use ferry_metadata::StageStatus as S;
+        match e {
+            Event::EnvBuilding { requirements } => {
+                self.print(&format!("{} environment from {requirements}", s.cyan("building")))
+            }
+            Event::EnvReady { fingerprint, built } => {
+                if built {
+                    self.print(&format!("{} environment {fingerprint}", s.green("built")));
+                }
+            }
+            Event::StageStarted { stage, reason, attempt } => {
+                self.set_running(stage, true);
+                if attempt > 1 {
+                    self.print(&format!("{} {stage} (attempt {attempt}: {reason})", s.yellow("retrying")));
+                } else {
+                    self.print(&format!("{} {} {}", s.cyan("running"), s.bold(stage), s.dim(&format!("({reason})"))));
+                }
+            }
+            Event::StageFinished(o) => {
+                self.set_running(&o.stage, false);
+                let line = match o.status {
+                    S::Ran => format!(
+                        "{} {} in {}{}",
+                        s.green("ran"),
+                        s.bold(&o.stage),
+                        duration(o.wall_ms.unwrap_or(0)),
+                        s.dim(&format!(
+                            " (cpu {}, peak mem {})",
+                            duration(o.user_cpu_ms.unwrap_or(0) + o.sys_cpu_ms.unwrap_or(0)),
+                            bytes(o.max_rss_bytes.unwrap_or(0))
+                        ))
+                    ),
+                    S::Restored => format!("{} {} {}", s.green("restored"), s.bold(&o.stage), s.dim(&format!("({})", o.reason))),
+                    S::UpToDate => format!("{} {}", s.dim("up to date"), o.stage),
+                    S::Failed => format!(
+                        "{} {}: {}{}",
+                        s.red("failed"),
+                        s.bold(&o.stage),
+                        o.error.clone().unwrap_or_default(),
+                        o.log.as_ref().map(|l| format!(" (log: {l})")).unwrap_or_default()
+                    ),
+                    S::Cancelled => format!("{} {}", s.yellow("cancelled"), o.stage),
+                    S::Skipped => format!("{} {} ({})", s.yellow("skipped"), o.stage, o.reason),
+                };
+                self.print(&line);
+            }
+            Event::Gate(g) => {
+                let mark = if g.passed { s.green("gate passed") } else { s.red("gate FAILED") };
+                if g.name == g.expr {
+                    self.print(&format!("{mark}: {}", g.message));
+                } else {
+                    self.print(&format!("{mark} {}: {}", g.name, g.message));
+                }
+            }
+            Event::Registered(v) => {
+                let alias = if v.aliases.is_empty() { String::new() } else { format!(" @{}", v.aliases.join(" @")) };
+                self.print(&format!("{} {}/{}{alias} ({})", s.green("registered"), v.model, v.version, &v.artifact_digest[..12]));
+            }
+            Event::ModelUnchanged(v) => {
+                self.print(&format!("{} the model equals {v}; no new version", s.dim("unchanged")));
+            }
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! CLI integration tests: drive the built binary on temporary projects.
