@@ -1,0 +1,349 @@
+//! The everyday loop: run, nothing to do, change something, revert.
+
+use crate::support::*;
+
+/// Two stages; each appends a line to `counts/<stage>` every time it runs.
+pub const SPEC: &str = r#"
+stages:
+  gen:
+    cmd: mkdir -p counts out && echo run >> counts/gen && echo "seed=${seed}" > out/data.txt && cat src.txt >> out/data.txt
+    deps: [src.txt]
+    params: [seed]
+    outs: [out/data.txt]
+  train:
+    cmd: >-
+      echo run >> counts/train &&
+      cat out/data.txt train.sh > model.bin &&
+      printf '{"accuracy": %s}' "$(cat acc.txt)" > metrics.json
+    deps: [out/data.txt, train.sh, acc.txt]
+    outs: [model.bin]
+    metrics: metrics.json
+gates:
+  - metrics.accuracy >= 0.9
+  - metrics.accuracy >= model("m@production").metrics.accuracy - 0.01
+register:
+  model: m
+  artifact: model.bin
+  alias: candidate
+"#;
+
+pub fn project() -> Proj {
+    let p = Proj::new(SPEC);
+    p.write("params.yaml", "seed: 1\n");
+    p.write("src.txt", "data v1\n");
+    p.write("train.sh", "code v1\n");
+    p.write("acc.txt", "0.95\n");
+    p
+}
+
+#[test]
+fn first_run_then_nothing_to_do() {
+    let p = project();
+    insta::assert_snapshot!(p.status(), @r"
+    gen    will run: never ran
+    train  will run: upstream stage gen will run
+    ");
+    let (code, r) = p.run_json(&[]);
+    assert_eq!(code, 0);
+    assert_eq!(stage_statuses(&r), pairs(&[("gen", "ran"), ("train", "ran")]));
+    assert_eq!(r["registered"]["version"], 1);
+    assert_eq!(r["registered"]["aliases"][0], "candidate");
+    assert!(p.read("ferry.lock").contains("fingerprint:"));
+
+    let (code, r) = p.run_json(&[]);
+    assert_eq!(code, 0);
+    assert_eq!(stage_statuses(&r), pairs(&[("gen", "up_to_date"), ("train", "up_to_date")]));
+    assert_eq!(r["model_unchanged"], "m/1");
+    insta::assert_snapshot!(p.status(), @r"
+    gen    up to date
+    train  up to date
+    everything is up to date
+    ");
+    assert_eq!(counter(&p, "counts/gen"), 1);
+    assert_eq!(counter(&p, "counts/train"), 1);
+}
+
+#[test]
+fn a_changed_dep_reruns_exactly_the_affected_stages() {
+    let p = project();
+    p.run_ok();
+    p.write("train.sh", "code v2\n");
+    insta::assert_snapshot!(p.status(), @r"
+    gen    up to date
+    train  will run: dep train.sh changed
+    ");
+    let (_, r) = p.run_json(&[]);
+    assert_eq!(stage_statuses(&r), pairs(&[("gen", "up_to_date"), ("train", "ran")]));
+    assert_eq!(r["registered"]["version"], 2);
+    assert_eq!(counter(&p, "counts/gen"), 1);
+    assert_eq!(counter(&p, "counts/train"), 2);
+
+    // Data changes upstream: both rerun, and the lineage records the new hash.
+    p.write("src.txt", "data v2\n");
+    let (_, r) = p.run_json(&[]);
+    assert_eq!(stage_statuses(&r), pairs(&[("gen", "ran"), ("train", "ran")]));
+    let v = p.ferry(&["models", "show", "m@candidate", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&v.stdout).unwrap();
+    assert_eq!(v["version"], 3);
+    assert!(v["lineage"]["data"]["src.txt"].is_string());
+    assert!(v["lineage"]["data"]["train.sh"].is_string());
+    assert!(v["lineage"]["data"].get("out/data.txt").is_none(), "produced files are not source data");
+    assert_eq!(v["lineage"]["params"]["seed"], 1);
+    assert_eq!(v["lineage"]["metrics"]["accuracy"], 0.95);
+}
+
+#[test]
+fn a_param_change_is_explained_and_a_revert_restores_without_running() {
+    let p = project();
+    p.run_ok();
+    let model_v1 = p.read("model.bin");
+    p.write("params.yaml", "seed: 2\n");
+    insta::assert_snapshot!(p.status(), @r"
+    gen    will run: command changed, param seed 1 -> 2
+    train  will run: upstream stage gen will run
+    ");
+    p.run_ok();
+    assert_ne!(p.read("model.bin"), model_v1);
+    // Back to seed 1: both stages come back from the cache, nothing runs.
+    p.write("params.yaml", "seed: 1\n");
+    insta::assert_snapshot!(p.status(), @r"
+    gen    will restore from cache: command changed, param seed 2 -> 1
+    train  will restore from cache: dep out/data.txt changed
+    ");
+    let (_, r) = p.run_json(&[]);
+    assert_eq!(stage_statuses(&r), pairs(&[("gen", "restored"), ("train", "restored")]));
+    assert_eq!(p.read("model.bin"), model_v1);
+    assert_eq!(counter(&p, "counts/gen"), 2);
+    assert_eq!(counter(&p, "counts/train"), 2);
+    // The same artifact as version 1: no new version, the alias follows.
+    assert_eq!(r["model_unchanged"], "m/1");
+    let v = p.ferry(&["models", "show", "m@candidate", "--json"]);
+    assert!(v.stdout.contains("\"version\": 1"), "{v:?}");
+}
+
+#[test]
+fn editing_a_restored_output_in_place_does_not_corrupt_the_cache() {
+    let p = project();
+    p.run_ok();
+    p.write("params.yaml", "seed: 2\n");
+    p.run_ok();
+    p.write("params.yaml", "seed: 1\n");
+    p.run_ok(); // restores model.bin from the cache
+    let good = p.read("model.bin");
+    p.write("model.bin", "vandalised\n");
+    assert!(p.status().contains("train  will restore from cache: out model.bin modified"));
+    p.run_ok();
+    assert_eq!(p.read("model.bin"), good);
+}
+
+#[test]
+fn deleting_an_output_restores_it() {
+    let p = project();
+    p.run_ok();
+    std::fs::remove_file(p.path().join("model.bin")).unwrap();
+    assert!(p.status().contains("train  will restore from cache: out model.bin missing"));
+    p.run_ok();
+    assert!(p.path().join("model.bin").exists());
+    assert_eq!(counter(&p, "counts/train"), 1);
+}
+
+#[test]
+fn force_and_targets() {
+    let p = project();
+    p.run_ok();
+    let (_, r) = p.run_json(&["--force", "gen"]);
+    assert_eq!(stage_statuses(&r), pairs(&[("gen", "ran")]));
+    assert_eq!(r["gates"].as_array().unwrap().len(), 0, "a partial run does not gate");
+    let o = p.ferry(&["run", "nope"]);
+    assert_eq!(o.code, 2);
+    assert!(o.stderr.contains("unknown stage `nope`; stages: gen, train"), "{o:?}");
+}
+
+#[test]
+fn dry_run_changes_nothing() {
+    let p = project();
+    let o = p.ferry(&["run", "--dry-run"]);
+    assert_eq!(o.code, 0, "{o:?}");
+    assert!(o.stderr.contains("would run gen"), "{o:?}");
+    assert!(!p.path().join("model.bin").exists());
+    assert!(!p.path().join("ferry.lock").exists());
+}
+
+#[test]
+fn a_failed_gate_exits_3_and_registers_nothing() {
+    let p = project();
+    p.run_ok();
+    p.write("acc.txt", "0.5\n");
+    let o = p.ferry(&["run"]);
+    assert_eq!(o.code, 3, "{o:?}");
+    assert!(o.stderr.contains("gate FAILED: metrics.accuracy >= 0.9: 0.5 >= 0.9"), "{o:?}");
+    let v = p.ferry(&["models", "versions", "m", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&v.stdout).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 1);
+    // The run is recorded with its gate results.
+    let runs = p.ferry(&["runs", "list", "--json"]);
+    let runs: serde_json::Value = serde_json::from_str(&runs.stdout).unwrap();
+    assert_eq!(runs[0]["status"], "gate_failed");
+    let id = runs[0]["run_id"].as_str().unwrap();
+    let d = p.ferry(&["runs", "show", &id[..6], "--json"]);
+    let d: serde_json::Value = serde_json::from_str(&d.stdout).unwrap();
+    assert_eq!(d["gates"][0]["passed"], false);
+    assert_eq!(d["gates"][0]["message"], "metrics.accuracy >= 0.9: 0.5 >= 0.9");
+}
+
+#[test]
+fn comparison_with_the_production_model() {
+    let p = project();
+    p.run_ok();
+    let o = p.ferry(&["models", "alias", "m/1", "production", "--reason", "first release"]);
+    assert_eq!(o.code, 0, "{o:?}");
+    // Slightly worse than production but within the 0.01 margin: passes.
+    p.write("acc.txt", "0.945\n");
+    let (code, _) = p.run_json(&[]);
+    assert_eq!(code, 0);
+    // Clearly worse: fails, with both values shown.
+    p.write("acc.txt", "0.92\n");
+    let o = p.ferry(&["run"]);
+    assert_eq!(o.code, 3, "{o:?}");
+    assert!(o.stderr.contains("0.92 >= 0.94"), "{o:?}");
+    let h = p.ferry(&["models", "history", "m"]);
+    assert!(h.stdout.contains("m@production  - -> 1  first release"), "{h:?}");
+}
+
+#[test]
+fn a_malformed_spec_reports_every_error_and_exits_2() {
+    let p = Proj::new(
+        "stages:\n  a:\n    cmd: echo\n    deps: [missing.txt]\n    outz: [x]\n  b:\n    cmd: echo ${nope}\n    deps: [b.out]\n    outs: [a.out]\n  c:\n    cmd: echo\n    deps: [a.out]\n    outs: [b.out]\ngates:\n  - metrics.x >=\n",
+    );
+    let o = p.ferry(&["run"]);
+    assert_eq!(o.code, 2, "{o:?}");
+    insta::assert_snapshot!(o.stderr);
+    let o = p.ferry(&["status"]);
+    assert_eq!(o.code, 2);
+}
+
+#[test]
+fn no_project_and_bad_flags() {
+    let t = tempfile::tempdir().unwrap();
+    let o: Out = std::process::Command::new(ferry_bin()).arg("status").current_dir(t.path()).output().unwrap().into();
+    assert_eq!(o.code, 2);
+    assert!(o.stderr.contains("no ferry.yaml in"), "{o:?}");
+    let o: Out = std::process::Command::new(ferry_bin()).args(["run", "--jobs", "x"]).output().unwrap().into();
+    assert_eq!(o.code, 2);
+    let o: Out = std::process::Command::new(ferry_bin()).args(["-C", "/nonexistent-dir", "status"]).output().unwrap().into();
+    assert_eq!(o.code, 2);
+    let p = project();
+    let o = p.ferry(&["runs", "show", "zz"]);
+    assert_eq!(o.code, 2, "{o:?}");
+    p.run_ok();
+    let o = p.ferry(&["runs", "show", "zzzz"]);
+    assert_eq!(o.code, 2, "{o:?}");
+    let o = p.ferry(&["models", "show", "m/9"]);
+    assert_eq!(o.code, 2, "{o:?}");
+    assert!(o.stderr.contains("no model version `m/9`"));
+    let o = p.ferry(&["models", "alias", "m", "production"]);
+    assert_eq!(o.code, 2, "{o:?}");
+    // A damaged lock file is a clear error, not a panic.
+    p.write("ferry.lock", "schema: 1\nstages: [oops\n");
+    let o = p.ferry(&["status"]);
+    assert_eq!(o.code, 2, "{o:?}");
+    assert!(o.stderr.contains("ferry.lock is not valid"), "{o:?}");
+}
+
+#[test]
+fn json_read_commands_have_stable_shapes() {
+    let p = project();
+    p.run_ok();
+    let st: serde_json::Value = serde_json::from_str(&p.ferry(&["status", "--json"]).stdout).unwrap();
+    insta::assert_json_snapshot!(st, {".pipeline" => "[pipeline]"}, @r#"
+    {
+      "pipeline": "[pipeline]",
+      "stages": [
+        {
+          "stage": "gen",
+          "action": "up_to_date",
+          "reasons": []
+        },
+        {
+          "stage": "train",
+          "action": "up_to_date",
+          "reasons": []
+        }
+      ],
+      "env": null
+    }
+    "#);
+    let runs: serde_json::Value = serde_json::from_str(&p.ferry(&["runs", "list", "--json"]).stdout).unwrap();
+    let keys: Vec<&String> = runs[0].as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["run_id", "pipeline", "status", "trigger", "started_ms", "ended_ms", "git_commit", "git_dirty", "message"]);
+    let models: serde_json::Value = serde_json::from_str(&p.ferry(&["models", "list", "--json"]).stdout).unwrap();
+    insta::assert_json_snapshot!(models, {"[].created_ms" => "[ms]"}, @r#"
+    [
+      {
+        "name": "m",
+        "created_ms": "[ms]",
+        "latest_version": 1,
+        "versions": 1,
+        "aliases": [
+          [
+            "candidate",
+            1
+          ]
+        ]
+      }
+    ]
+    "#);
+    let id = runs[0]["run_id"].as_str().unwrap();
+    let show: serde_json::Value = serde_json::from_str(&p.ferry(&["runs", "show", id, "--json"]).stdout).unwrap();
+    assert_eq!(show["stages"][0]["stage"], "gen");
+    assert!(show["stages"][0]["user_cpu_ms"].is_i64());
+    assert!(show["stages"][0]["max_rss_bytes"].as_i64().unwrap() > 0);
+    assert_eq!(show["metrics"][0]["key"], "accuracy");
+}
+
+#[test]
+fn logs_show_stage_output() {
+    let p = project();
+    p.write("ferry.yaml", &SPEC.replace("mkdir -p counts out &&", "mkdir -p counts out && echo hello-from-gen &&"));
+    p.run_ok();
+    let runs: serde_json::Value = serde_json::from_str(&p.ferry(&["runs", "list", "--json"]).stdout).unwrap();
+    let id = runs[0]["run_id"].as_str().unwrap();
+    let o = p.ferry(&["logs", &id[..8], "gen"]);
+    assert_eq!(o.code, 0, "{o:?}");
+    assert_eq!(o.stdout, "hello-from-gen\n");
+}
+
+#[test]
+fn gc_keeps_what_is_referenced() {
+    let p = project();
+    p.run_ok();
+    p.write("src.txt", "data v2\n");
+    p.run_ok();
+    // Version 1's model is still referenced by the registry; gc --all drops
+    // the run cache, so reverting now runs the stage again.
+    let o = p.ferry(&["gc", "--all"]);
+    assert_eq!(o.code, 0, "{o:?}");
+    p.write("src.txt", "data v1\n");
+    let (_, r) = p.run_json(&[]);
+    assert_eq!(stage_statuses(&r), pairs(&[("gen", "ran"), ("train", "ran")]));
+}
+
+#[test]
+fn init_scaffolds_a_valid_spec() {
+    let t = tempfile::tempdir().unwrap();
+    let o: Out = std::process::Command::new(ferry_bin()).arg("init").current_dir(t.path()).output().unwrap().into();
+    assert_eq!(o.code, 0, "{o:?}");
+    let o: Out = std::process::Command::new(ferry_bin()).arg("init").current_dir(t.path()).output().unwrap().into();
+    assert_eq!(o.code, 2, "refuses to overwrite: {o:?}");
+    // The scaffold parses; it only lacks the user's files.
+    let o: Out = std::process::Command::new(ferry_bin()).arg("status").current_dir(t.path()).output().unwrap().into();
+    assert!(o.stderr.contains("dependency `prepare.py` does not exist"), "{o:?}");
+    assert!(!o.stderr.contains("unknown key"), "{o:?}");
+}
+
+#[test]
+fn schema_is_json() {
+    let o: Out = std::process::Command::new(ferry_bin()).arg("schema").output().unwrap().into();
+    let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    assert_eq!(v["title"], "ferry pipeline");
+}
