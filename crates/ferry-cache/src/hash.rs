@@ -5,8 +5,8 @@ use crate::index::{Stat, StatIndex, stat};
 use ferry_core::{Digest, StableHasher};
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// One file of a folder's manifest.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -71,6 +71,9 @@ pub struct Hasher {
     pub bytes_hashed: u64,
 }
 
+/// A file's digest and its stat after reading.
+type HashResult = Result<(Digest, Stat)>;
+
 struct Pending {
     rel: String,
     stat: Stat,
@@ -78,7 +81,9 @@ struct Pending {
 
 impl Hasher {
     pub fn new(root: &Path, index: StatIndex) -> Self {
-        let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).min(8);
+        let threads = std::thread::available_parallelism()
+            .map_or(2, |n| n.get())
+            .min(8);
         Self {
             root: root.to_owned(),
             index,
@@ -114,7 +119,10 @@ impl Hasher {
                         let full = format!("{rel}/{sub}");
                         let known = self.index.lookup(&full, &st);
                         if known.is_none() {
-                            pending.push(Pending { rel: full, stat: st });
+                            pending.push(Pending {
+                                rel: full,
+                                stat: st,
+                            });
                         }
                         entries.push((sub, st, known));
                     }
@@ -135,7 +143,9 @@ impl Hasher {
         }
         let fresh = self.hash_pending(pending)?;
         let get = |rel: &str, known: Option<Digest>| -> Digest {
-            known.or_else(|| fresh.get(rel).copied()).unwrap_or(Digest::from_bytes([0; 32]))
+            known
+                .or_else(|| fresh.get(rel).copied())
+                .unwrap_or(Digest::from_bytes([0; 32]))
         };
         let mut out = Vec::with_capacity(plans.len());
         for (plan, rel) in plans.into_iter().zip(paths) {
@@ -169,14 +179,17 @@ impl Hasher {
         Ok(self.digest_paths(&[rel.to_owned()])?.pop().flatten())
     }
 
-    fn hash_pending(&mut self, pending: Vec<Pending>) -> Result<std::collections::HashMap<String, Digest>> {
+    fn hash_pending(
+        &mut self,
+        pending: Vec<Pending>,
+    ) -> Result<std::collections::HashMap<String, Digest>> {
         let mut out = std::collections::HashMap::with_capacity(pending.len());
         if pending.is_empty() {
             return Ok(out);
         }
         let started = StatIndex::now_ns();
         let next = AtomicUsize::new(0);
-        let results: Mutex<Vec<(usize, Result<(Digest, Stat)>)>> = Mutex::new(Vec::new());
+        let results: Mutex<Vec<(usize, HashResult)>> = Mutex::new(Vec::new());
         let total: u64 = pending.iter().map(|p| p.stat.size).sum();
         let threads = if pending.len() == 1 || total < 256 * 1024 {
             1
@@ -216,7 +229,8 @@ impl Hasher {
     /// is not read again.
     pub fn remember(&mut self, rel: &str, digest: Digest) -> Result<()> {
         if let Some((_, st)) = stat(&self.root.join(rel))? {
-            self.index.insert(rel.to_owned(), st, digest, StatIndex::now_ns());
+            self.index
+                .insert(rel.to_owned(), st, digest, StatIndex::now_ns());
         }
         Ok(())
     }
@@ -323,7 +337,12 @@ mod tests {
         std::fs::write(&f, vec![1u8; 1000]).unwrap();
         // Make the file old, so it is not racily clean.
         let old = std::time::SystemTime::now() - std::time::Duration::from_secs(10);
-        std::fs::File::options().write(true).open(&f).unwrap().set_modified(old).unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&f)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
         let mut h = hasher(root);
         h.digest_path("data.bin").unwrap();
         assert_eq!(h.bytes_hashed, 1000);
@@ -333,7 +352,12 @@ mod tests {
         assert_eq!(h.bytes_hashed, 0, "unchanged file must come from the index");
         // Same size, new content, mtime forced back to the old value: ctime still moves.
         std::fs::write(&f, vec![2u8; 1000]).unwrap();
-        std::fs::File::options().write(true).open(&f).unwrap().set_modified(old).unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&f)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
         let d = h.digest_path("data.bin").unwrap().unwrap().digest();
         assert_eq!(d, Digest::of(&[2u8; 1000]));
     }

@@ -61,10 +61,10 @@ impl StatIndex {
             path: path.to_owned(),
             ..Self::default()
         };
-        if let Ok(bytes) = std::fs::read(path) {
-            if let Some(entries) = decode(&bytes) {
-                idx.entries = entries;
-            }
+        if let Ok(bytes) = std::fs::read(path)
+            && let Some(entries) = decode(&bytes)
+        {
+            idx.entries = entries;
         }
         idx
     }
@@ -121,11 +121,15 @@ impl StatIndex {
             return Ok(());
         }
         // Drop entries whose file is gone, so the index does not grow forever.
-        let root = self.path.parent().and_then(Path::parent).map(Path::to_owned);
-        if let Some(root) = root {
-            if self.entries.len() > 1024 {
-                self.entries.retain(|rel, _| root.join(rel).exists());
-            }
+        let root = self
+            .path
+            .parent()
+            .and_then(Path::parent)
+            .map(Path::to_owned);
+        if let Some(root) = root
+            && self.entries.len() > 1024
+        {
+            self.entries.retain(|rel, _| root.join(rel).exists());
         }
         let bytes = encode(&self.entries);
         write_atomic(&self.path, &bytes)?;

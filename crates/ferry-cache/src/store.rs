@@ -143,10 +143,12 @@ impl Cache {
     pub fn manifest(&self, d: &Digest) -> Result<Option<Manifest>> {
         let p = self.manifest_path(d);
         match std::fs::read(&p) {
-            Ok(b) => serde_json::from_slice(&b).map(Some).map_err(|e| Error::Corrupt {
-                path: p,
-                reason: e.to_string(),
-            }),
+            Ok(b) => serde_json::from_slice(&b)
+                .map(Some)
+                .map_err(|e| Error::Corrupt {
+                    path: p,
+                    reason: e.to_string(),
+                }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e).ctx("read", &p),
         }
@@ -156,7 +158,10 @@ impl Cache {
     pub fn has(&self, out: &OutRecord) -> bool {
         if out.files.is_some() {
             match self.manifest(&out.digest) {
-                Ok(Some(m)) => m.entries.iter().all(|e| self.object_path(&e.digest).exists()),
+                Ok(Some(m)) => m
+                    .entries
+                    .iter()
+                    .all(|e| self.object_path(&e.digest).exists()),
                 _ => false,
             }
         } else {
@@ -227,10 +232,10 @@ impl Cache {
         let mut live = std::collections::HashSet::new();
         for o in keep {
             live.insert(o.digest.to_hex());
-            if o.files.is_some() {
-                if let Some(m) = self.manifest(&o.digest)? {
-                    live.extend(m.entries.iter().map(|e| e.digest.to_hex()));
-                }
+            if o.files.is_some()
+                && let Some(m) = self.manifest(&o.digest)?
+            {
+                live.extend(m.entries.iter().map(|e| e.digest.to_hex()));
             }
         }
         let mut stats = GcStats::default();
@@ -243,7 +248,8 @@ impl Cache {
                 stats.bytes_removed += size;
             }
         }
-        let keep_runs: std::collections::HashSet<String> = keep_runs.iter().map(Digest::to_hex).collect();
+        let keep_runs: std::collections::HashSet<String> =
+            keep_runs.iter().map(Digest::to_hex).collect();
         for (name, path, _) in list_two_level(&self.root.join("runs"))? {
             if !keep_runs.contains(&name) {
                 std::fs::remove_file(&path).ctx("remove", &path)?;
@@ -257,10 +263,10 @@ impl Cache {
     pub fn run_entries(&self) -> Result<Vec<(Digest, RunCacheEntry)>> {
         let mut out = Vec::new();
         for (name, path, _) in list_two_level(&self.root.join("runs"))? {
-            if let (Ok(d), Ok(bytes)) = (name.parse::<Digest>(), std::fs::read(&path)) {
-                if let Ok(e) = serde_json::from_slice(&bytes) {
-                    out.push((d, e));
-                }
+            if let (Ok(d), Ok(bytes)) = (name.parse::<Digest>(), std::fs::read(&path))
+                && let Ok(e) = serde_json::from_slice(&bytes)
+            {
+                out.push((d, e));
             }
         }
         Ok(out)
@@ -278,7 +284,10 @@ fn list_two_level(root: &Path) -> Result<Vec<(String, PathBuf, u64)>> {
         if prefix.len() != 2 {
             continue;
         }
-        for f in std::fs::read_dir(shard.path()).ctx("list", &shard.path())?.flatten() {
+        for f in std::fs::read_dir(shard.path())
+            .ctx("list", &shard.path())?
+            .flatten()
+        {
             let name = f.file_name().to_string_lossy().into_owned();
             if name.starts_with('.') {
                 continue;
@@ -291,7 +300,9 @@ fn list_two_level(root: &Path) -> Result<Vec<(String, PathBuf, u64)>> {
 }
 
 fn sibling(target: &Path, what: &str) -> PathBuf {
-    let name = target.file_name().map_or("out".into(), |n| n.to_string_lossy());
+    let name = target
+        .file_name()
+        .map_or("out".into(), |n| n.to_string_lossy());
     target.with_file_name(format!(".{name}.ferry-{what}-{}", std::process::id()))
 }
 
@@ -348,14 +359,20 @@ mod tests {
         std::fs::write(root.join("model.bin"), "M2-changed").unwrap();
         cache.restore(root, &rec_dir).unwrap();
         cache.restore(root, &rec_file).unwrap();
-        assert_eq!(std::fs::read_to_string(root.join("out/sub/b")).unwrap(), "B");
-        assert_eq!(std::fs::read_to_string(root.join("model.bin")).unwrap(), "M1");
+        assert_eq!(
+            std::fs::read_to_string(root.join("out/sub/b")).unwrap(),
+            "B"
+        );
+        assert_eq!(
+            std::fs::read_to_string(root.join("model.bin")).unwrap(),
+            "M1"
+        );
         // Edit the restored file in place: the cached object must not change.
         std::fs::write(root.join("model.bin"), "edited").unwrap();
         let obj = cache.object(&file.digest()).unwrap();
         assert_eq!(std::fs::read_to_string(obj).unwrap(), "M1");
         // gc keeps what is referenced, drops the rest.
-        let stats = cache.gc(&[rec_file.clone()], &[]).unwrap();
+        let stats = cache.gc(std::slice::from_ref(&rec_file), &[]).unwrap();
         assert_eq!(stats.objects_removed, 3); // a, b, and the manifest
         assert!(cache.has(&rec_file) && !cache.has(&rec_dir));
     }

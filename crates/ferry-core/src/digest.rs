@@ -176,7 +176,11 @@ mod tests {
         assert_ne!(a, c);
         // Pinned: a change here silently invalidates every user's cache.
         assert_eq!(
-            StableHasher::new("ferry.test.v1").str("x").u64(7).finish().short(16),
+            StableHasher::new("ferry.test.v1")
+                .str("x")
+                .u64(7)
+                .finish()
+                .short(16),
             "457428c22602c91c"
         );
     }

@@ -14,9 +14,7 @@ pub enum NameError {
         name: String,
         max: usize,
     },
-    #[error(
-        "{kind} name `{name}` has the character `{ch}`; use letters, digits, `_`, `-` and `.`"
-    )]
+    #[error("{kind} name `{name}` has the character `{ch}`; use letters, digits, `_`, `-` and `.`")]
     BadChar {
         kind: &'static str,
         name: String,

@@ -92,7 +92,10 @@ pub fn platform() -> String {
 
 /// The environment fingerprint from its parts.
 pub fn fingerprint(python_version: &str, packages: &[String], platform: &str) -> Digest {
-    let mut sorted: Vec<String> = packages.iter().map(|p| p.trim().to_ascii_lowercase()).collect();
+    let mut sorted: Vec<String> = packages
+        .iter()
+        .map(|p| p.trim().to_ascii_lowercase())
+        .collect();
     sorted.sort();
     let mut h = StableHasher::new("ferry.env.v1");
     h.str(python_version).str(platform).list(sorted.len());
@@ -143,7 +146,8 @@ impl Envs {
     /// The interpreter's version, cached by the interpreter file's stat so a
     /// no-op `ferry status` starts no process.
     pub fn interpreter_version(&self, interpreter: &str) -> Result<String> {
-        let path = which(interpreter).ok_or_else(|| Error::NoInterpreter(interpreter.to_owned()))?;
+        let path =
+            which(interpreter).ok_or_else(|| Error::NoInterpreter(interpreter.to_owned()))?;
         let meta = std::fs::metadata(&path).map_err(io("read", &path))?;
         let key = InterpreterEntry {
             path: path.display().to_string(),
@@ -158,13 +162,19 @@ impl Envs {
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or_default();
         let same = |e: &InterpreterEntry| {
-            e.path == key.path && e.size == key.size && e.mtime_ns == key.mtime_ns && e.pyenv_version == key.pyenv_version
+            e.path == key.path
+                && e.size == key.size
+                && e.mtime_ns == key.mtime_ns
+                && e.pyenv_version == key.pyenv_version
         };
         if let Some(e) = cache.entries.iter().find(|e| same(e)) {
             return Ok(e.version.clone());
         }
         let out = std::process::Command::new(&path)
-            .args(["-c", "import sys, platform; print(platform.python_version())"])
+            .args([
+                "-c",
+                "import sys, platform; print(platform.python_version())",
+            ])
             .output()
             .map_err(|e| Error::Version {
                 interpreter: interpreter.to_owned(),
@@ -184,7 +194,9 @@ impl Envs {
         });
         std::fs::create_dir_all(&self.root).map_err(io("create", &self.root))?;
         if let Ok(bytes) = serde_json::to_vec_pretty(&cache) {
-            let tmp = self.root.join(format!(".interpreters.json.{}", std::process::id()));
+            let tmp = self
+                .root
+                .join(format!(".interpreters.json.{}", std::process::id()));
             if std::fs::write(&tmp, bytes).is_ok() {
                 let _ = std::fs::rename(&tmp, &cache_path);
             }
@@ -240,21 +252,36 @@ impl Envs {
         }
         let log = self.root.join(format!("{}.log", key.short(16)));
         let req_abs = project_root.join(&req.requirements);
-        let interp = which(&req.interpreter).ok_or_else(|| Error::NoInterpreter(req.interpreter.clone()))?;
+        let interp =
+            which(&req.interpreter).ok_or_else(|| Error::NoInterpreter(req.interpreter.clone()))?;
         let q = |p: &Path| shell_quote(&p.display().to_string());
         let (tool, steps): (&str, Vec<String>) = match which("uv") {
             Some(uv) => (
                 "uv",
                 vec![
-                    format!("{} venv --quiet --python {} {}", q(&uv), q(&interp), q(&dir)),
-                    format!("{} pip install --python {} -r {}", q(&uv), q(&dir.join("bin/python")), q(&req_abs)),
+                    format!(
+                        "{} venv --quiet --python {} {}",
+                        q(&uv),
+                        q(&interp),
+                        q(&dir)
+                    ),
+                    format!(
+                        "{} pip install --python {} -r {}",
+                        q(&uv),
+                        q(&dir.join("bin/python")),
+                        q(&req_abs)
+                    ),
                 ],
             ),
             None => (
                 "pip",
                 vec![
                     format!("{} -m venv {}", q(&interp), q(&dir)),
-                    format!("{} -m pip install --disable-pip-version-check -r {}", q(&dir.join("bin/python")), q(&req_abs)),
+                    format!(
+                        "{} -m pip install --disable-pip-version-check -r {}",
+                        q(&dir.join("bin/python")),
+                        q(&req_abs)
+                    ),
                 ],
             ),
         };
@@ -290,7 +317,13 @@ impl Envs {
                 .output()
         } else {
             std::process::Command::new(dir.join("bin/python"))
-                .args(["-m", "pip", "freeze", "--all", "--disable-pip-version-check"])
+                .args([
+                    "-m",
+                    "pip",
+                    "freeze",
+                    "--all",
+                    "--disable-pip-version-check",
+                ])
                 .output()
         }
         .map_err(io("list the packages of", &dir))?;
@@ -307,7 +340,11 @@ impl Envs {
             .map(str::trim)
             .filter(|l| !l.is_empty() && !l.starts_with('#'))
             // pip, setuptools and wheel come with the venv tool, not the pins.
-            .filter(|l| !["pip==", "setuptools==", "wheel=="].iter().any(|p| l.to_ascii_lowercase().starts_with(p)))
+            .filter(|l| {
+                !["pip==", "setuptools==", "wheel=="]
+                    .iter()
+                    .any(|p| l.to_ascii_lowercase().starts_with(p))
+            })
             .map(str::to_owned)
             .collect();
         let platform = platform();
@@ -364,7 +401,12 @@ impl FileLock {
     pub fn try_acquire(path: &Path) -> Result<Option<Self>> {
         let file = Self::open(path)?;
         // SAFETY: flock on a file descriptor we own.
-        let r = unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&file), libc::LOCK_EX | libc::LOCK_NB) };
+        let r = unsafe {
+            libc::flock(
+                std::os::fd::AsRawFd::as_raw_fd(&file),
+                libc::LOCK_EX | libc::LOCK_NB,
+            )
+        };
         if r != 0 {
             let e = std::io::Error::last_os_error();
             if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
@@ -403,11 +445,33 @@ mod tests {
 
     #[test]
     fn fingerprint_depends_on_pins_not_order() {
-        let a = fingerprint("3.11.7", &["numpy==2.0".into(), "scikit-learn==1.5".into()], "linux-x86_64");
-        let b = fingerprint("3.11.7", &["scikit-learn==1.5".into(), "NumPy==2.0".into()], "linux-x86_64");
+        let a = fingerprint(
+            "3.11.7",
+            &["numpy==2.0".into(), "scikit-learn==1.5".into()],
+            "linux-x86_64",
+        );
+        let b = fingerprint(
+            "3.11.7",
+            &["scikit-learn==1.5".into(), "NumPy==2.0".into()],
+            "linux-x86_64",
+        );
         assert_eq!(a, b);
-        assert_ne!(a, fingerprint("3.11.7", &["numpy==2.1".into(), "scikit-learn==1.5".into()], "linux-x86_64"));
-        assert_ne!(a, fingerprint("3.12.1", &["numpy==2.0".into(), "scikit-learn==1.5".into()], "linux-x86_64"));
+        assert_ne!(
+            a,
+            fingerprint(
+                "3.11.7",
+                &["numpy==2.1".into(), "scikit-learn==1.5".into()],
+                "linux-x86_64"
+            )
+        );
+        assert_ne!(
+            a,
+            fingerprint(
+                "3.12.1",
+                &["numpy==2.0".into(), "scikit-learn==1.5".into()],
+                "linux-x86_64"
+            )
+        );
     }
 
     #[test]
@@ -418,7 +482,10 @@ mod tests {
         assert!(v.starts_with('3'), "{v}");
         assert!(t.path().join("interpreters.json").exists());
         assert_eq!(envs.interpreter_version("python3").unwrap(), v);
-        assert!(matches!(envs.interpreter_version("no-such-python-xyz"), Err(Error::NoInterpreter(_))));
+        assert!(matches!(
+            envs.interpreter_version("no-such-python-xyz"),
+            Err(Error::NoInterpreter(_))
+        ));
     }
 
     #[test]

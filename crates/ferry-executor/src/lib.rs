@@ -130,18 +130,18 @@ struct Log {
 impl Log {
     fn write(&mut self, bytes: &[u8]) {
         if self.written + bytes.len() as u64 > LOG_CAP_BYTES {
-            if self.dropped == 0 {
-                if let Some(f) = self.file.as_mut() {
-                    let _ = f.write_all(b"\n[ferry: log truncated at the 64 MiB cap]\n");
-                }
+            if self.dropped == 0
+                && let Some(f) = self.file.as_mut()
+            {
+                let _ = f.write_all(b"\n[ferry: log truncated at the 64 MiB cap]\n");
             }
             self.dropped += bytes.len() as u64;
             return;
         }
-        if let Some(f) = self.file.as_mut() {
-            if f.write_all(bytes).is_ok() {
-                self.written += bytes.len() as u64;
-            }
+        if let Some(f) = self.file.as_mut()
+            && f.write_all(bytes).is_ok()
+        {
+            self.written += bytes.len() as u64;
         }
     }
 }
@@ -241,11 +241,15 @@ pub fn run(job: &Job, sink: Arc<dyn OutputSink>, cancel: &CancelToken) -> Outcom
     let mut pumps = Vec::new();
     if let Some(out) = child.stdout.take() {
         let (s, l, st) = (sink.clone(), log.clone(), job.stage.clone());
-        pumps.push(std::thread::spawn(move || pump(out, Stream::Stdout, st, s, l)));
+        pumps.push(std::thread::spawn(move || {
+            pump(out, Stream::Stdout, st, s, l)
+        }));
     }
     if let Some(err) = child.stderr.take() {
         let (s, l, st) = (sink.clone(), log.clone(), job.stage.clone());
-        pumps.push(std::thread::spawn(move || pump(err, Stream::Stderr, st, s, l)));
+        pumps.push(std::thread::spawn(move || {
+            pump(err, Stream::Stderr, st, s, l)
+        }));
     }
     // std's Child is never waited on: wait4 below reaps it and gives rusage.
     drop(child);
@@ -375,7 +379,11 @@ mod tests {
         let started = Instant::now();
         let o = run(&j, Arc::new(Discard), &CancelToken::new());
         assert_eq!(o.exit, Exit::TimedOut);
-        assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
     }
 
     #[test]
@@ -407,13 +415,20 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let sink = Arc::new(Collect::default());
         let o = run(
-            &job(t.path(), "seq 1 200000; head -c 200000 /dev/zero | tr '\\0' x"),
+            &job(
+                t.path(),
+                "seq 1 200000; head -c 200000 /dev/zero | tr '\\0' x",
+            ),
             sink.clone(),
             &CancelToken::new(),
         );
         assert!(o.exit.success());
         let lines = sink.0.lock().unwrap();
-        assert_eq!(lines.len(), 200_000 + 4, "a 200 kB line is split in 64 KiB pieces");
+        assert_eq!(
+            lines.len(),
+            200_000 + 4,
+            "a 200 kB line is split in 64 KiB pieces"
+        );
         assert_eq!(lines[199_999].1, "200000");
     }
 

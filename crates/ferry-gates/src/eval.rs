@@ -181,7 +181,12 @@ fn eval(e: &Expr, ctx: &dyn Context, cmps: &mut Vec<Comparison>) -> Result<Value
         Expr::Not(a) => match eval(a, ctx, cmps)? {
             Value::Bool(b) => Value::Bool(!b),
             Value::Absent(w) => Value::Absent(w),
-            v => return Err(format!("`not` needs true or false, `{a}` is {}", v.render())),
+            v => {
+                return Err(format!(
+                    "`not` needs true or false, `{a}` is {}",
+                    v.render()
+                ));
+            }
         },
         Expr::Bin(op, a, b) => {
             let (va, vb) = (eval(a, ctx, cmps)?, eval(b, ctx, cmps)?);
@@ -209,8 +214,12 @@ fn eval(e: &Expr, ctx: &dyn Context, cmps: &mut Vec<Comparison>) -> Result<Value
             });
             Value::Bool(passed)
         }
-        Expr::And(a, b) => Value::Bool(truthy(eval(a, ctx, cmps)?, a)? & truthy(eval(b, ctx, cmps)?, b)?),
-        Expr::Or(a, b) => Value::Bool(truthy(eval(a, ctx, cmps)?, a)? | truthy(eval(b, ctx, cmps)?, b)?),
+        Expr::And(a, b) => {
+            Value::Bool(truthy(eval(a, ctx, cmps)?, a)? & truthy(eval(b, ctx, cmps)?, b)?)
+        }
+        Expr::Or(a, b) => {
+            Value::Bool(truthy(eval(a, ctx, cmps)?, a)? | truthy(eval(b, ctx, cmps)?, b)?)
+        }
     })
 }
 
@@ -230,7 +239,9 @@ fn compare(op: CmpOp, a: &Value, b: &Value, ea: &Expr, eb: &Expr) -> Result<(boo
         return match op {
             CmpOp::Eq => Ok((x == y, false)),
             CmpOp::Ne => Ok((x != y, false)),
-            _ => Err(format!("`{op}` compares numbers; `{ea}` and `{eb}` are strings")),
+            _ => Err(format!(
+                "`{op}` compares numbers; `{ea}` and `{eb}` are strings"
+            )),
         };
     }
     let (Some(x), Some(y)) = (num(a, ea)?, num(b, eb)?) else {
@@ -320,7 +331,17 @@ mod tests {
     #[test]
     fn logic_and_functions() {
         let c = ctx(0.8, None);
-        assert!(parse("abs(metrics.accuracy - 0.9) < 0.11 and not (1 > 2)").unwrap().evaluate(&c).passed);
-        assert!(!parse("max(metrics.accuracy, 0.5) > 0.9 or false").unwrap().evaluate(&c).passed);
+        assert!(
+            parse("abs(metrics.accuracy - 0.9) < 0.11 and not (1 > 2)")
+                .unwrap()
+                .evaluate(&c)
+                .passed
+        );
+        assert!(
+            !parse("max(metrics.accuracy, 0.5) > 0.9 or false")
+                .unwrap()
+                .evaluate(&c)
+                .passed
+        );
     }
 }

@@ -10,9 +10,15 @@ pub enum Expr {
     /// `metrics.accuracy`, `params.model.C`: a root and a dotted path.
     Path(Vec<String>),
     /// `model("iris@production").metrics.accuracy`
-    Model { reference: String, path: Vec<String> },
+    Model {
+        reference: String,
+        path: Vec<String>,
+    },
     /// `abs(x)`, `min(a, b)`, `max(a, b)`
-    Call { func: String, args: Vec<Expr> },
+    Call {
+        func: String,
+        args: Vec<Expr>,
+    },
     Neg(Box<Expr>),
     Not(Box<Expr>),
     Bin(BinOp, Box<Expr>, Box<Expr>),
@@ -394,7 +400,9 @@ impl Parser {
                 Tok::Num(n) if n.fract() == 0.0 => path.push(format!("{n}")),
                 t => {
                     self.pos -= 1;
-                    return Err(self.err(format!("expected a name after `.`, found {}", describe(&t))));
+                    return Err(
+                        self.err(format!("expected a name after `.`, found {}", describe(&t)))
+                    );
                 }
             }
         }

@@ -52,11 +52,22 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[async_trait::async_trait]
 pub trait MetadataStore: Send + Sync {
     async fn begin_run(&self, run: &NewRun) -> Result<()>;
-    async fn finish_run(&self, run_id: &str, status: RunStatus, ended_ms: i64, message: Option<&str>) -> Result<()>;
+    async fn finish_run(
+        &self,
+        run_id: &str,
+        status: RunStatus,
+        ended_ms: i64,
+        message: Option<&str>,
+    ) -> Result<()>;
     /// Marks runs left `running` by processes that no longer exist as crashed.
-    async fn reap_dead_runs(&self, host: &str, alive: &(dyn Fn(i64) -> bool + Sync)) -> Result<u64>;
+    async fn reap_dead_runs(&self, host: &str, alive: &(dyn Fn(i64) -> bool + Sync))
+    -> Result<u64>;
     async fn record_stage(&self, run_id: &str, stage: &StageRecord) -> Result<()>;
-    async fn record_params(&self, run_id: &str, params: &[(String, serde_json::Value)]) -> Result<()>;
+    async fn record_params(
+        &self,
+        run_id: &str,
+        params: &[(String, serde_json::Value)],
+    ) -> Result<()>;
     async fn record_metrics(&self, run_id: &str, metrics: &[MetricRecord]) -> Result<()>;
     async fn record_gates(&self, run_id: &str, gates: &[GateRecord]) -> Result<()>;
     async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunSummary>>;
@@ -71,7 +82,14 @@ pub trait MetadataStore: Send + Sync {
     async fn get_version(&self, model: &str, version: i64) -> Result<Option<ModelVersion>>;
     async fn latest_version(&self, model: &str) -> Result<Option<ModelVersion>>;
     async fn resolve_alias(&self, model: &str, alias: &str) -> Result<Option<ModelVersion>>;
-    async fn set_alias(&self, model: &str, alias: &str, version: i64, reason: Option<&str>, now_ms: i64) -> Result<AliasEvent>;
+    async fn set_alias(
+        &self,
+        model: &str,
+        alias: &str,
+        version: i64,
+        reason: Option<&str>,
+        now_ms: i64,
+    ) -> Result<AliasEvent>;
     async fn alias_events(&self, model: &str) -> Result<Vec<AliasEvent>>;
 }
 
@@ -98,7 +116,10 @@ impl BlockingStore {
     /// Runs one store call to completion.
     pub fn call<'a, T>(
         &'a self,
-        f: impl FnOnce(&'a dyn MetadataStore) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<T>> + Send + 'a>>,
+        f: impl FnOnce(
+            &'a dyn MetadataStore,
+        )
+            -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<T>> + Send + 'a>>,
     ) -> Result<T> {
         self.rt.block_on(f(self.inner.as_ref()))
     }

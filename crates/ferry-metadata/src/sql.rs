@@ -42,10 +42,13 @@ impl SqlStore {
         } else {
             opts
         };
-        let pool = opts.connect(&url_full).await.map_err(|source| Error::Open {
-            url: url.to_owned(),
-            source,
-        })?;
+        let pool = opts
+            .connect(&url_full)
+            .await
+            .map_err(|source| Error::Open {
+                url: url.to_owned(),
+                source,
+            })?;
         let store = Self { pool, sqlite };
         store.migrate().await?;
         Ok(store)
@@ -67,7 +70,11 @@ impl SqlStore {
             .fetch_one(&self.pool)
             .await
             .map_err(q("read the schema version"))?;
-        Ok(row.try_get::<Option<i64>, _>("v").ok().flatten().unwrap_or(0))
+        Ok(row
+            .try_get::<Option<i64>, _>("v")
+            .ok()
+            .flatten()
+            .unwrap_or(0))
     }
 
     async fn migrate(&self) -> Result<()> {
@@ -78,16 +85,25 @@ impl SqlStore {
         let current = self.schema_version().await?;
         let known = MIGRATIONS.last().map_or(0, |m| m.0);
         if current > known {
-            return Err(Error::NewerSchema { found: current, known });
+            return Err(Error::NewerSchema {
+                found: current,
+                known,
+            });
         }
         for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
-            let mut tx = self.begin().await.map_err(|source| Error::Migrate { version: *version, source })?;
+            let mut tx = self.begin().await.map_err(|source| Error::Migrate {
+                version: *version,
+                source,
+            })?;
             // Another process may have migrated while this one waited for the lock.
             let done = sqlx::query("SELECT COUNT(*) AS n FROM ferry_schema WHERE version = $1")
                 .bind(*version)
                 .fetch_one(&mut *tx)
                 .await
-                .map_err(|source| Error::Migrate { version: *version, source })?;
+                .map_err(|source| Error::Migrate {
+                    version: *version,
+                    source,
+                })?;
             if get_i(&done, "n") > 0 {
                 continue;
             }
@@ -100,20 +116,34 @@ impl SqlStore {
                 sqlx::query(sqlx::AssertSqlSafe(stmt.to_owned()))
                     .execute(&mut *tx)
                     .await
-                    .map_err(|source| Error::Migrate { version: *version, source })?;
+                    .map_err(|source| Error::Migrate {
+                        version: *version,
+                        source,
+                    })?;
             }
             sqlx::query("INSERT INTO ferry_schema (version, applied_ms) VALUES ($1, $2)")
                 .bind(*version)
                 .bind(ferry_core::now_ms())
                 .execute(&mut *tx)
                 .await
-                .map_err(|source| Error::Migrate { version: *version, source })?;
-            tx.commit().await.map_err(|source| Error::Migrate { version: *version, source })?;
+                .map_err(|source| Error::Migrate {
+                    version: *version,
+                    source,
+                })?;
+            tx.commit().await.map_err(|source| Error::Migrate {
+                version: *version,
+                source,
+            })?;
         }
         Ok(())
     }
 
-    async fn versions_where(&self, clause: &str, model: &str, arg: Option<i64>) -> Result<Vec<ModelVersion>> {
+    async fn versions_where(
+        &self,
+        clause: &str,
+        model: &str,
+        arg: Option<i64>,
+    ) -> Result<Vec<ModelVersion>> {
         let sql = format!(
             "SELECT model, version, run_id, artifact_path, artifact_digest, artifact_size, git_commit, git_dirty, \
              env_fingerprint, lineage, created_ms, status FROM model_versions WHERE model = $1 {clause} ORDER BY version"
@@ -122,12 +152,16 @@ impl SqlStore {
         if let Some(a) = arg {
             query = query.bind(a);
         }
-        let rows = query.fetch_all(&self.pool).await.map_err(q("read model versions"))?;
-        let aliases = sqlx::query("SELECT alias, version FROM model_aliases WHERE model = $1 ORDER BY alias")
-            .bind(model)
+        let rows = query
             .fetch_all(&self.pool)
             .await
-            .map_err(q("read aliases"))?;
+            .map_err(q("read model versions"))?;
+        let aliases =
+            sqlx::query("SELECT alias, version FROM model_aliases WHERE model = $1 ORDER BY alias")
+                .bind(model)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(q("read aliases"))?;
         let aliases: Vec<(String, i64)> = aliases
             .iter()
             .map(|r| (get_s(r, "alias"), get_i(r, "version")))
@@ -149,7 +183,11 @@ impl SqlStore {
                     lineage: serde_json::from_str(&get_s(r, "lineage")).unwrap_or_default(),
                     created_ms: get_i(r, "created_ms"),
                     status: get_s(r, "status"),
-                    aliases: aliases.iter().filter(|a| a.1 == version).map(|a| a.0.clone()).collect(),
+                    aliases: aliases
+                        .iter()
+                        .filter(|a| a.1 == version)
+                        .map(|a| a.0.clone())
+                        .collect(),
                 }
             })
             .collect())
@@ -186,7 +224,8 @@ fn run_summary(r: &AnyRow) -> RunSummary {
     }
 }
 
-const RUN_COLS: &str = "run_id, pipeline, status, run_trigger, started_ms, ended_ms, git_commit, git_dirty, message";
+const RUN_COLS: &str =
+    "run_id, pipeline, status, run_trigger, started_ms, ended_ms, git_commit, git_dirty, message";
 
 #[async_trait::async_trait]
 impl MetadataStore for SqlStore {
@@ -210,7 +249,13 @@ impl MetadataStore for SqlStore {
         Ok(())
     }
 
-    async fn finish_run(&self, run_id: &str, status: RunStatus, ended_ms: i64, message: Option<&str>) -> Result<()> {
+    async fn finish_run(
+        &self,
+        run_id: &str,
+        status: RunStatus,
+        ended_ms: i64,
+        message: Option<&str>,
+    ) -> Result<()> {
         sqlx::query("UPDATE runs SET status = $1, ended_ms = $2, message = $3 WHERE run_id = $4")
             .bind(status.as_str())
             .bind(ended_ms)
@@ -222,12 +267,17 @@ impl MetadataStore for SqlStore {
         Ok(())
     }
 
-    async fn reap_dead_runs(&self, host: &str, alive: &(dyn Fn(i64) -> bool + Sync)) -> Result<u64> {
-        let rows = sqlx::query("SELECT run_id, pid FROM runs WHERE status = 'running' AND host = $1")
-            .bind(host)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(q("find unfinished runs"))?;
+    async fn reap_dead_runs(
+        &self,
+        host: &str,
+        alive: &(dyn Fn(i64) -> bool + Sync),
+    ) -> Result<u64> {
+        let rows =
+            sqlx::query("SELECT run_id, pid FROM runs WHERE status = 'running' AND host = $1")
+                .bind(host)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(q("find unfinished runs"))?;
         let mut n = 0;
         for r in rows {
             if !alive(get_i(&r, "pid")) {
@@ -281,7 +331,11 @@ impl MetadataStore for SqlStore {
         Ok(())
     }
 
-    async fn record_params(&self, run_id: &str, params: &[(String, serde_json::Value)]) -> Result<()> {
+    async fn record_params(
+        &self,
+        run_id: &str,
+        params: &[(String, serde_json::Value)],
+    ) -> Result<()> {
         let mut tx = self.begin().await.map_err(q("record params"))?;
         for (k, v) in params {
             sqlx::query("INSERT INTO run_params (run_id, pkey, value) VALUES ($1, $2, $3)")
@@ -333,7 +387,11 @@ impl MetadataStore for SqlStore {
     }
 
     async fn list_runs(&self, f: &RunFilter) -> Result<Vec<RunSummary>> {
-        let limit = if f.limit <= 0 { 50 } else { f.limit.min(10_000) };
+        let limit = if f.limit <= 0 {
+            50
+        } else {
+            f.limit.min(10_000)
+        };
         let rows = match &f.pipeline {
             Some(p) => sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {RUN_COLS} FROM runs WHERE pipeline = $1 ORDER BY started_ms DESC, run_id DESC LIMIT $2")))
                 .bind(p)
@@ -352,7 +410,9 @@ impl MetadataStore for SqlStore {
     async fn get_run(&self, id: &str) -> Result<RunDetail> {
         let id = id.to_ascii_lowercase();
         if id.len() < 4 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(Error::Invalid(format!("`{id}` is not a run id: give at least 4 hex characters")));
+            return Err(Error::Invalid(format!(
+                "`{id}` is not a run id: give at least 4 hex characters"
+            )));
         }
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {RUN_COLS}, env_fingerprint FROM runs WHERE run_id >= $1 AND run_id < $2 ORDER BY run_id LIMIT 2"
@@ -365,7 +425,11 @@ impl MetadataStore for SqlStore {
         let r = match rows.as_slice() {
             [] => return Err(Error::NotFound(format!("no run `{id}`"))),
             [r] => r,
-            _ => return Err(Error::Ambiguous(format!("`{id}` matches several runs; give more characters"))),
+            _ => {
+                return Err(Error::Ambiguous(format!(
+                    "`{id}` matches several runs; give more characters"
+                )));
+            }
         };
         let run = run_summary(r);
         let env_fingerprint = get_os(r, "env_fingerprint");
@@ -392,14 +456,20 @@ impl MetadataStore for SqlStore {
                 attempts: get_i(r, "attempts"),
             })
             .collect();
-        let params = sqlx::query("SELECT pkey, value FROM run_params WHERE run_id = $1 ORDER BY pkey")
-            .bind(&rid)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(q("read params"))?
-            .iter()
-            .map(|r| (get_s(r, "pkey"), serde_json::from_str(&get_s(r, "value")).unwrap_or_default()))
-            .collect();
+        let params =
+            sqlx::query("SELECT pkey, value FROM run_params WHERE run_id = $1 ORDER BY pkey")
+                .bind(&rid)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(q("read params"))?
+                .iter()
+                .map(|r| {
+                    (
+                        get_s(r, "pkey"),
+                        serde_json::from_str(&get_s(r, "value")).unwrap_or_default(),
+                    )
+                })
+                .collect();
         let metrics = sqlx::query("SELECT mkey, value, stage, step, ts_ms FROM run_metrics WHERE run_id = $1 ORDER BY mkey, step, ts_ms")
             .bind(&rid)
             .fetch_all(&self.pool)
@@ -414,19 +484,21 @@ impl MetadataStore for SqlStore {
                 ts_ms: get_i(r, "ts_ms"),
             })
             .collect();
-        let gates = sqlx::query("SELECT name, expr, passed, message FROM gate_results WHERE run_id = $1 ORDER BY idx")
-            .bind(&rid)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(q("read gates"))?
-            .iter()
-            .map(|r| GateRecord {
-                name: get_s(r, "name"),
-                expr: get_s(r, "expr"),
-                passed: get_i(r, "passed") != 0,
-                message: get_s(r, "message"),
-            })
-            .collect();
+        let gates = sqlx::query(
+            "SELECT name, expr, passed, message FROM gate_results WHERE run_id = $1 ORDER BY idx",
+        )
+        .bind(&rid)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(q("read gates"))?
+        .iter()
+        .map(|r| GateRecord {
+            name: get_s(r, "name"),
+            expr: get_s(r, "expr"),
+            passed: get_i(r, "passed") != 0,
+            message: get_s(r, "message"),
+        })
+        .collect();
         Ok(RunDetail {
             run,
             env_fingerprint,
@@ -480,18 +552,33 @@ impl MetadataStore for SqlStore {
             match inserted {
                 Ok(_) => {}
                 Err(sqlx::Error::Database(e)) if e.is_unique_violation() => continue,
-                Err(e) => return Err(Error::Query { what: "register a version", source: e }),
+                Err(e) => {
+                    return Err(Error::Query {
+                        what: "register a version",
+                        source: e,
+                    });
+                }
             }
             if let Some(alias) = &v.alias {
-                set_alias_in(&mut tx, &v.model, alias, next, Some("registered by a pipeline run"), v.created_ms).await?;
+                set_alias_in(
+                    &mut tx,
+                    &v.model,
+                    alias,
+                    next,
+                    Some("registered by a pipeline run"),
+                    v.created_ms,
+                )
+                .await?;
             }
             tx.commit().await.map_err(q("register a version"))?;
-            return self
-                .get_version(&v.model, next)
-                .await?
-                .ok_or_else(|| Error::NotFound(format!("version {next} of `{}` vanished", v.model)));
+            return self.get_version(&v.model, next).await?.ok_or_else(|| {
+                Error::NotFound(format!("version {next} of `{}` vanished", v.model))
+            });
         }
-        Err(Error::Invalid(format!("could not register `{}`: too many concurrent writers", v.model)))
+        Err(Error::Invalid(format!(
+            "could not register `{}`: too many concurrent writers",
+            v.model
+        )))
     }
 
     async fn list_models(&self) -> Result<Vec<ModelSummary>> {
@@ -502,10 +589,11 @@ impl MetadataStore for SqlStore {
         .fetch_all(&self.pool)
         .await
         .map_err(q("list models"))?;
-        let aliases = sqlx::query("SELECT model, alias, version FROM model_aliases ORDER BY model, alias")
-            .fetch_all(&self.pool)
-            .await
-            .map_err(q("list aliases"))?;
+        let aliases =
+            sqlx::query("SELECT model, alias, version FROM model_aliases ORDER BY model, alias")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(q("list aliases"))?;
         Ok(rows
             .iter()
             .map(|r| {
@@ -530,7 +618,10 @@ impl MetadataStore for SqlStore {
     }
 
     async fn get_version(&self, model: &str, version: i64) -> Result<Option<ModelVersion>> {
-        Ok(self.versions_where("AND version = $2", model, Some(version)).await?.pop())
+        Ok(self
+            .versions_where("AND version = $2", model, Some(version))
+            .await?
+            .pop())
     }
 
     async fn latest_version(&self, model: &str) -> Result<Option<ModelVersion>> {
@@ -550,9 +641,18 @@ impl MetadataStore for SqlStore {
         }
     }
 
-    async fn set_alias(&self, model: &str, alias: &str, version: i64, reason: Option<&str>, now_ms: i64) -> Result<AliasEvent> {
+    async fn set_alias(
+        &self,
+        model: &str,
+        alias: &str,
+        version: i64,
+        reason: Option<&str>,
+        now_ms: i64,
+    ) -> Result<AliasEvent> {
         if self.get_version(model, version).await?.is_none() {
-            return Err(Error::NotFound(format!("model `{model}` has no version {version}")));
+            return Err(Error::NotFound(format!(
+                "model `{model}` has no version {version}"
+            )));
         }
         let mut tx = self.begin().await.map_err(q("move an alias"))?;
         let ev = set_alias_in(&mut tx, model, alias, version, reason, now_ms).await?;
@@ -601,14 +701,16 @@ async fn set_alias_in(
         .execute(&mut **tx)
         .await
         .map_err(q("move an alias"))?;
-    sqlx::query("INSERT INTO model_aliases (model, alias, version, updated_ms) VALUES ($1, $2, $3, $4)")
-        .bind(model)
-        .bind(alias)
-        .bind(version)
-        .bind(now_ms)
-        .execute(&mut **tx)
-        .await
-        .map_err(q("move an alias"))?;
+    sqlx::query(
+        "INSERT INTO model_aliases (model, alias, version, updated_ms) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(model)
+    .bind(alias)
+    .bind(version)
+    .bind(now_ms)
+    .execute(&mut **tx)
+    .await
+    .map_err(q("move an alias"))?;
     sqlx::query("INSERT INTO alias_events (event_id, model, alias, version, previous, changed_ms, reason) VALUES ($1,$2,$3,$4,$5,$6,$7)")
         .bind(ferry_core::RunId::generate().as_str().to_owned())
         .bind(model)

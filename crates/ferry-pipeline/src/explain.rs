@@ -14,7 +14,11 @@ pub enum Change {
     DepChanged(String),
     DepAdded(String),
     DepRemoved(String),
-    ParamChanged { key: String, old: serde_json::Value, new: serde_json::Value },
+    ParamChanged {
+        key: String,
+        old: serde_json::Value,
+        new: serde_json::Value,
+    },
     ParamAdded(String, serde_json::Value),
     ParamRemoved(String),
     EnvChanged,
@@ -46,7 +50,9 @@ impl fmt::Display for Change {
             Change::DepChanged(p) => write!(f, "dep {p} changed"),
             Change::DepAdded(p) => write!(f, "dep {p} added"),
             Change::DepRemoved(p) => write!(f, "dep {p} removed"),
-            Change::ParamChanged { key, old, new } => write!(f, "param {key} {} -> {}", short(old), short(new)),
+            Change::ParamChanged { key, old, new } => {
+                write!(f, "param {key} {} -> {}", short(old), short(new))
+            }
             Change::ParamAdded(k, v) => write!(f, "param {k} added ({})", short(v)),
             Change::ParamRemoved(k) => write!(f, "param {k} removed"),
             Change::EnvChanged => f.write_str("environment changed"),
@@ -70,7 +76,11 @@ impl Decision {
         self.changes.is_empty()
     }
     pub fn reason(&self) -> String {
-        self.changes.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+        self.changes
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
@@ -107,11 +117,13 @@ pub fn explain(
     for (k, v) in &inputs.params {
         match lock.params.get(k) {
             None => changes.push(Change::ParamAdded(k.clone(), v.clone())),
-            Some(old) if canonical_json(old) != canonical_json(v) => changes.push(Change::ParamChanged {
-                key: k.clone(),
-                old: old.clone(),
-                new: v.clone(),
-            }),
+            Some(old) if canonical_json(old) != canonical_json(v) => {
+                changes.push(Change::ParamChanged {
+                    key: k.clone(),
+                    old: old.clone(),
+                    new: v.clone(),
+                })
+            }
             Some(_) => {}
         }
     }
@@ -130,12 +142,18 @@ pub fn explain(
     if locked_outs != declared {
         changes.push(Change::OutsChanged);
     }
-    changes.extend(upstream_running.iter().map(|s| Change::UpstreamWillRun(s.clone())));
+    changes.extend(
+        upstream_running
+            .iter()
+            .map(|s| Change::UpstreamWillRun(s.clone())),
+    );
     if changes.is_empty() {
         for (p, now) in outs_now {
             match (now, lock.outs.get(p)) {
                 (None, _) => changes.push(Change::OutMissing(p.clone())),
-                (Some(d), Some(l)) if *d != l.digest => changes.push(Change::OutModified(p.clone())),
+                (Some(d), Some(l)) if *d != l.digest => {
+                    changes.push(Change::OutModified(p.clone()))
+                }
                 _ => {}
             }
         }
@@ -154,7 +172,14 @@ mod tests {
     fn inputs() -> StageInputs {
         StageInputs {
             cmd: "python train.py".into(),
-            deps: BTreeMap::from([("train.py".into(), DepState { digest: Digest::of(b"a"), size: 1, files: None })]),
+            deps: BTreeMap::from([(
+                "train.py".into(),
+                DepState {
+                    digest: Digest::of(b"a"),
+                    size: 1,
+                    files: None,
+                },
+            )]),
             params: BTreeMap::from([("model.C".into(), serde_json::json!(1.0))]),
             env: None,
             outs: vec!["model.onnx".into()],
@@ -166,9 +191,29 @@ mod tests {
             cmd: i.cmd.clone(),
             fingerprint: fingerprint(i),
             env: i.env,
-            deps: i.deps.iter().map(|(k, d)| (k.clone(), LockedPath { digest: d.digest, size: d.size, files: d.files })).collect(),
+            deps: i
+                .deps
+                .iter()
+                .map(|(k, d)| {
+                    (
+                        k.clone(),
+                        LockedPath {
+                            digest: d.digest,
+                            size: d.size,
+                            files: d.files,
+                        },
+                    )
+                })
+                .collect(),
             params: i.params.clone(),
-            outs: BTreeMap::from([("model.onnx".into(), LockedPath { digest: Digest::of(b"m"), size: 1, files: None })]),
+            outs: BTreeMap::from([(
+                "model.onnx".into(),
+                LockedPath {
+                    digest: Digest::of(b"m"),
+                    size: 1,
+                    files: None,
+                },
+            )]),
             metrics: BTreeMap::new(),
         }
     }
@@ -190,9 +235,15 @@ mod tests {
             "dep train.py changed, param model.C 1.0 -> 0.5, environment changed"
         );
         let missing = vec![("model.onnx".to_string(), None)];
-        assert_eq!(explain(&i, Some(&l), &missing, &[]).reason(), "out model.onnx missing");
+        assert_eq!(
+            explain(&i, Some(&l), &missing, &[]).reason(),
+            "out model.onnx missing"
+        );
         let modified = vec![("model.onnx".to_string(), Some(Digest::of(b"x")))];
-        assert_eq!(explain(&i, Some(&l), &modified, &[]).reason(), "out model.onnx modified");
+        assert_eq!(
+            explain(&i, Some(&l), &modified, &[]).reason(),
+            "out model.onnx modified"
+        );
         assert_eq!(
             explain(&i, Some(&l), &outs, &["prepare".into()]).reason(),
             "upstream stage prepare will run"

@@ -31,7 +31,8 @@ pub fn canonical_json(v: &serde_json::Value) -> String {
     fn sort(v: &serde_json::Value) -> serde_json::Value {
         match v {
             serde_json::Value::Object(m) => {
-                let sorted: BTreeMap<&String, serde_json::Value> = m.iter().map(|(k, v)| (k, sort(v))).collect();
+                let sorted: BTreeMap<&String, serde_json::Value> =
+                    m.iter().map(|(k, v)| (k, sort(v))).collect();
                 serde_json::Value::Object(sorted.into_iter().map(|(k, v)| (k.clone(), v)).collect())
             }
             serde_json::Value::Array(a) => serde_json::Value::Array(a.iter().map(sort).collect()),
@@ -97,7 +98,8 @@ mod tests {
         i.deps.get_mut("train.py").unwrap().digest = Digest::of(b"code2");
         assert_ne!(fingerprint(&i), base);
         let mut i = inputs();
-        i.params.insert("model".into(), serde_json::json!({"b": 1, "a": 2.6}));
+        i.params
+            .insert("model".into(), serde_json::json!({"b": 1, "a": 2.6}));
         assert_ne!(fingerprint(&i), base);
         let mut i = inputs();
         i.env = Some(Digest::of(b"env2"));
@@ -111,7 +113,8 @@ mod tests {
         // Key order inside a param value does not matter; the size of a dep
         // is not content.
         let mut i = inputs();
-        i.params.insert("model".into(), serde_json::json!({"a": 2.5, "b": 1}));
+        i.params
+            .insert("model".into(), serde_json::json!({"a": 2.5, "b": 1}));
         i.deps.get_mut("train.py").unwrap().size = 99;
         assert_eq!(fingerprint(&i), base);
     }
@@ -120,9 +123,6 @@ mod tests {
     fn encoding_is_pinned() {
         // If this changes, every user's cache is invalidated: bump the
         // domain's version on purpose, never by accident.
-        assert_eq!(
-            fingerprint(&inputs()).short(16),
-            "8221aaa81989d6f2"
-        );
+        assert_eq!(fingerprint(&inputs()).short(16), "8221aaa81989d6f2");
     }
 }

@@ -66,7 +66,13 @@ impl LockFile {
             return Ok(Self::default());
         }
         let lock: LockFile = serde_saphyr::from_str(text).map_err(|e| {
-            LockError::Parse(e.to_string().lines().next().unwrap_or("invalid YAML").to_owned())
+            LockError::Parse(
+                e.to_string()
+                    .lines()
+                    .next()
+                    .unwrap_or("invalid YAML")
+                    .to_owned(),
+            )
         })?;
         if lock.schema != LOCK_SCHEMA {
             return Err(LockError::Schema(lock.schema));
@@ -98,7 +104,16 @@ mod tests {
                 cmd: "python train.py --c 1.0".into(),
                 fingerprint: Digest::of(b"fp"),
                 env: Some(Digest::of(b"env")),
-                deps: BTreeMap::from([("train.py".into(), p), ("data".into(), LockedPath { files: Some(2), ..p })]),
+                deps: BTreeMap::from([
+                    ("train.py".into(), p),
+                    (
+                        "data".into(),
+                        LockedPath {
+                            files: Some(2),
+                            ..p
+                        },
+                    ),
+                ]),
                 params: BTreeMap::from([
                     ("model.C".into(), serde_json::json!(1.0)),
                     ("name".into(), serde_json::json!("a: b")),
@@ -115,7 +130,10 @@ mod tests {
 
     #[test]
     fn bad_lock_files_are_errors_not_panics() {
-        assert!(matches!(LockFile::parse("schema: 99\n"), Err(LockError::Schema(99))));
+        assert!(matches!(
+            LockFile::parse("schema: 99\n"),
+            Err(LockError::Schema(99))
+        ));
         assert!(LockFile::parse("schema: 1\nstages: {a: {cmd: x}}\n").is_err());
         assert!(LockFile::parse("[[[").is_err());
         assert_eq!(LockFile::parse("").unwrap(), LockFile::default());

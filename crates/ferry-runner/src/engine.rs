@@ -5,7 +5,9 @@ use crate::report::Action;
 use crate::{Project, Result};
 use ferry_cache::{Cache, Hasher, OutRecord, PathDigest, RunCacheEntry, StatIndex};
 use ferry_core::Digest;
-use ferry_pipeline::{Change, DepState, LockFile, LockedPath, StageInputs, StageLock, explain, fingerprint};
+use ferry_pipeline::{
+    Change, DepState, LockFile, LockedPath, StageInputs, StageLock, explain, fingerprint,
+};
 use ferry_spec::Stage;
 use std::collections::{BTreeMap, HashMap};
 
@@ -34,7 +36,11 @@ impl Verdict {
                 _ => "inputs changed".into(),
             };
         }
-        self.changes.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+        self.changes
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
@@ -98,7 +104,12 @@ impl<'p> Engine<'p> {
         stage: &Stage,
         predicted: &HashMap<String, LockedPath>,
     ) -> Result<std::result::Result<StageInputs, String>> {
-        let to_hash: Vec<String> = stage.deps.iter().filter(|d| !predicted.contains_key(*d)).cloned().collect();
+        let to_hash: Vec<String> = stage
+            .deps
+            .iter()
+            .filter(|d| !predicted.contains_key(*d))
+            .cloned()
+            .collect();
         let digests = self.hasher.digest_paths(&to_hash)?;
         let mut deps = BTreeMap::new();
         for (path, d) in to_hash.iter().zip(digests) {
@@ -178,15 +189,16 @@ impl<'p> Engine<'p> {
             // the encoding changed (a ferry upgrade).
             changes.push(Change::NeverRan);
         }
-        if let Some(entry) = self.cache.run_entry(&fp)? {
-            if entry.outs.iter().all(|o| self.cache.has(o)) && entry.outs.len() == stage.outs.len() {
-                return Ok(Verdict {
-                    action: Action::Restore,
-                    changes,
-                    fingerprint: fp,
-                    cached: Some(entry),
-                });
-            }
+        if let Some(entry) = self.cache.run_entry(&fp)?
+            && entry.outs.iter().all(|o| self.cache.has(o))
+            && entry.outs.len() == stage.outs.len()
+        {
+            return Ok(Verdict {
+                action: Action::Restore,
+                changes,
+                fingerprint: fp,
+                cached: Some(entry),
+            });
         }
         Ok(Verdict {
             action: Action::Run,

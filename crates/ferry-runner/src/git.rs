@@ -40,10 +40,10 @@ pub fn head_commit(root: &Path) -> Option<String> {
         }
         if let Ok(packed) = std::fs::read_to_string(base.join("packed-refs")) {
             for line in packed.lines() {
-                if let Some((sha, name)) = line.split_once(' ') {
-                    if name == r {
-                        return Some(sha.to_owned());
-                    }
+                if let Some((sha, name)) = line.split_once(' ')
+                    && name == r
+                {
+                    return Some(sha.to_owned());
                 }
             }
         }
@@ -59,5 +59,5 @@ pub fn is_dirty(root: &Path) -> Option<bool> {
         .current_dir(root)
         .output()
         .ok()?;
-    out.status.success().then(|| !out.stdout.is_empty())
+    out.status.success().then_some(!out.stdout.is_empty())
 }

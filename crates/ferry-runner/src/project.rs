@@ -55,10 +55,12 @@ impl Project {
             path: spec_path.clone(),
             source: e,
         })?;
-        let default_name = root
-            .file_name()
-            .map_or_else(|| "pipeline".to_owned(), |n| n.to_string_lossy().into_owned());
-        let pipeline = ferry_spec::load(SPEC_FILE, &text, &default_name, &DiskFiles(root)).map_err(Error::Spec)?;
+        let default_name = root.file_name().map_or_else(
+            || "pipeline".to_owned(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        let pipeline = ferry_spec::load(SPEC_FILE, &text, &default_name, &DiskFiles(root))
+            .map_err(Error::Spec)?;
         Ok(Self {
             root: root.to_owned(),
             pipeline,
@@ -91,5 +93,8 @@ impl Project {
 
 /// The embedded store of the project at `root`.
 pub fn store_url(root: &Path) -> String {
-    format!("sqlite://{}", root.join(".ferry").join("ferry.db").display())
+    format!(
+        "sqlite://{}",
+        root.join(".ferry").join("ferry.db").display()
+    )
 }

@@ -80,9 +80,18 @@ pub struct RunReport {
 /// Progress events for a live display.
 #[derive(Debug)]
 pub enum Event<'a> {
-    EnvBuilding { requirements: &'a str },
-    EnvReady { fingerprint: &'a str, built: bool },
-    StageStarted { stage: &'a str, reason: &'a str, attempt: u32 },
+    EnvBuilding {
+        requirements: &'a str,
+    },
+    EnvReady {
+        fingerprint: &'a str,
+        built: bool,
+    },
+    StageStarted {
+        stage: &'a str,
+        reason: &'a str,
+        attempt: u32,
+    },
     StageFinished(&'a StageOutcome),
     Gate(&'a GateOutcome),
     Registered(&'a ModelVersion),

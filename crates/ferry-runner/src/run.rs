@@ -48,7 +48,13 @@ fn targets(project: &Project, names: &[String]) -> Result<Vec<StageName>> {
                 .map(|s| s.name.clone())
                 .ok_or_else(|| Error::UnknownStage {
                     name: n.clone(),
-                    known: project.pipeline.stages.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", "),
+                    known: project
+                        .pipeline
+                        .stages
+                        .iter()
+                        .map(|s| s.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
                 })
         })
         .collect()
@@ -95,7 +101,10 @@ pub fn status(project: &Project, stage_names: &[String]) -> Result<StatusReport>
             StageStatusReport {
                 stage: stage.name.to_string(),
                 action: Action::Run,
-                reasons: running_up.iter().map(|u| format!("upstream stage {u} will run")).collect(),
+                reasons: running_up
+                    .iter()
+                    .map(|u| format!("upstream stage {u} will run"))
+                    .collect(),
             }
         } else {
             match engine.inputs(stage, &predicted)? {
@@ -141,11 +150,19 @@ fn ms(d: Duration) -> i64 {
     d.as_millis() as i64
 }
 
-fn flatten_metrics(prefix: &str, v: &serde_json::Value, out: &mut BTreeMap<String, serde_json::Value>) {
+fn flatten_metrics(
+    prefix: &str,
+    v: &serde_json::Value,
+    out: &mut BTreeMap<String, serde_json::Value>,
+) {
     match v {
         serde_json::Value::Object(m) => {
             for (k, v) in m {
-                let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
                 flatten_metrics(&key, v, out);
             }
         }
@@ -157,13 +174,17 @@ fn flatten_metrics(prefix: &str, v: &serde_json::Value, out: &mut BTreeMap<Strin
 }
 
 /// Reads a stage's metrics file into flat `key -> value` pairs.
-fn read_metrics(project: &Project, stage: &Stage) -> std::result::Result<BTreeMap<String, serde_json::Value>, String> {
+fn read_metrics(
+    project: &Project,
+    stage: &Stage,
+) -> std::result::Result<BTreeMap<String, serde_json::Value>, String> {
     let Some(path) = &stage.metrics else {
         return Ok(BTreeMap::new());
     };
-    let text = std::fs::read_to_string(project.root.join(path)).map_err(|e| format!("cannot read metrics file `{path}`: {e}"))?;
-    let v: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| format!("metrics file `{path}` is not valid JSON: {e}"))?;
+    let text = std::fs::read_to_string(project.root.join(path))
+        .map_err(|e| format!("cannot read metrics file `{path}`: {e}"))?;
+    let v: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| format!("metrics file `{path}` is not valid JSON: {e}"))?;
     if !v.is_object() {
         return Err(format!("metrics file `{path}` must hold a JSON object"));
     }
@@ -224,15 +245,23 @@ impl Context for GateCtx<'_> {
                 }
                 match json_to_value(cur) {
                     Some(v) => Lookup::Found(v),
-                    None => Lookup::Missing(format!("param `{key}` is not a number, string or boolean")),
+                    None => {
+                        Lookup::Missing(format!("param `{key}` is not a number, string or boolean"))
+                    }
                 }
             }
             other => Lookup::Missing(format!("unknown root `{other}`")),
         }
     }
 
-    fn model(&self, reference: &str, path: &[String]) -> std::result::Result<Option<Lookup>, String> {
-        let r: ferry_core::ModelRef = reference.parse().map_err(|e: ferry_core::ModelRefParseError| e.to_string())?;
+    fn model(
+        &self,
+        reference: &str,
+        path: &[String],
+    ) -> std::result::Result<Option<Lookup>, String> {
+        let r: ferry_core::ModelRef = reference
+            .parse()
+            .map_err(|e: ferry_core::ModelRefParseError| e.to_string())?;
         let Some(store) = self.store else {
             return Ok(None);
         };
@@ -242,7 +271,9 @@ impl Context for GateCtx<'_> {
                 Box::pin(async move {
                     match &r {
                         ferry_core::ModelRef::Alias(m, a) => s.resolve_alias(m.as_str(), a).await,
-                        ferry_core::ModelRef::Version(m, v) => s.get_version(m.as_str(), *v as i64).await,
+                        ferry_core::ModelRef::Version(m, v) => {
+                            s.get_version(m.as_str(), *v as i64).await
+                        }
                         ferry_core::ModelRef::Latest(m) => s.latest_version(m.as_str()).await,
                     }
                 })
@@ -253,13 +284,21 @@ impl Context for GateCtx<'_> {
         let section = match path[0].as_str() {
             "metrics" => &v.lineage["metrics"],
             "params" => &v.lineage["params"],
-            other => return Err(format!("`model(...)` has `metrics` and `params`, not `{other}`")),
+            other => {
+                return Err(format!(
+                    "`model(...)` has `metrics` and `params`, not `{other}`"
+                ));
+            }
         };
         let map: BTreeMap<String, serde_json::Value> = section
             .as_object()
             .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
             .unwrap_or_default();
-        Ok(Some(lookup_in(&map, &key, &format!("{} of {}/{}", path[0], v.model, v.version))))
+        Ok(Some(lookup_in(
+            &map,
+            &key,
+            &format!("{} of {}/{}", path[0], v.model, v.version),
+        )))
     }
 }
 
@@ -282,7 +321,12 @@ fn pid_alive(pid: i64) -> bool {
 /// Brings the pipeline up to date, gates it, registers the model, records
 /// the run. A failed stage, a failed gate or a cancellation is reported in
 /// the returned [`RunReport`]'s status, not as an `Err`.
-pub fn run(project: &Project, opts: &RunOptions, reporter: Arc<dyn Reporter>, cancel: &CancelToken) -> Result<RunReport> {
+pub fn run(
+    project: &Project,
+    opts: &RunOptions,
+    reporter: Arc<dyn Reporter>,
+    cancel: &CancelToken,
+) -> Result<RunReport> {
     let wanted = targets(project, &opts.targets)?;
     std::fs::create_dir_all(project.ferry_dir()).map_err(|e| Error::Io {
         action: "create",
@@ -311,7 +355,11 @@ pub fn run(project: &Project, opts: &RunOptions, reporter: Arc<dyn Reporter>, ca
                         Action::Restore => StageStatus::Restored,
                         Action::Run => StageStatus::Ran,
                     },
-                    reason: if s.reasons.is_empty() { "up to date".into() } else { s.reasons.join(", ") },
+                    reason: if s.reasons.is_empty() {
+                        "up to date".into()
+                    } else {
+                        s.reasons.join(", ")
+                    },
                     wall_ms: None,
                     user_cpu_ms: None,
                     sys_cpu_ms: None,
@@ -393,21 +441,38 @@ pub fn run(project: &Project, opts: &RunOptions, reporter: Arc<dyn Reporter>, ca
     let mut state = vec![St::Pending; n];
     let mut outcomes: Vec<Option<StageOutcome>> = vec![None; n];
     let mut inputs_of: Vec<Option<(StageInputs, Verdict)>> = (0..n).map(|_| None).collect();
-    let index: HashMap<&str, usize> = stages.iter().enumerate().map(|(i, s)| (s.name.as_str(), i)).collect();
+    let index: HashMap<&str, usize> = stages
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.name.as_str(), i))
+        .collect();
     let mut all_metrics: BTreeMap<String, serde_json::Value> = BTreeMap::new();
     let (tx, rx) = mpsc::channel::<Worker>();
     let mut running = 0usize;
     let jobs = opts.jobs.max(1);
-    let mut env_vars: Vec<(String, String)> = env.as_ref().map(PreparedEnv::vars).unwrap_or_default();
+    let mut env_vars: Vec<(String, String)> =
+        env.as_ref().map(PreparedEnv::vars).unwrap_or_default();
     env_vars.push(("FERRY_RUN_ID".into(), rid.clone()));
-    env_vars.push(("FERRY_PROJECT_ROOT".into(), project.root.display().to_string()));
+    env_vars.push((
+        "FERRY_PROJECT_ROOT".into(),
+        project.root.display().to_string(),
+    ));
 
-    let record = |store: &BlockingStore, pos: usize, o: &StageOutcome, fp: Option<Digest>, started: Option<i64>| -> Result<()> {
+    let record = |store: &BlockingStore,
+                  pos: usize,
+                  o: &StageOutcome,
+                  fp: Option<Digest>,
+                  started: Option<i64>|
+     -> Result<()> {
         let rec = StageRecord {
             stage: o.stage.clone(),
             position: pos as i64,
             status: o.status,
-            reason: Some(o.error.clone().map_or_else(|| o.reason.clone(), |e| format!("{}: {e}", o.reason))),
+            reason: Some(
+                o.error
+                    .clone()
+                    .map_or_else(|| o.reason.clone(), |e| format!("{}: {e}", o.reason)),
+            ),
             fingerprint: fp.map(|f| f.to_hex()),
             started_ms: started,
             ended_ms: Some(now_ms()),
@@ -422,19 +487,20 @@ pub fn run(project: &Project, opts: &RunOptions, reporter: Arc<dyn Reporter>, ca
         store.call(|s| Box::pin(async move { s.record_stage(&rid, &rec).await }))?;
         Ok(())
     };
-    let simple = |stage: &Stage, status: StageStatus, reason: String, error: Option<String>| StageOutcome {
-        stage: stage.name.to_string(),
-        status,
-        reason,
-        wall_ms: None,
-        user_cpu_ms: None,
-        sys_cpu_ms: None,
-        max_rss_bytes: None,
-        exit_code: None,
-        attempts: 0,
-        error,
-        log: None,
-    };
+    let simple =
+        |stage: &Stage, status: StageStatus, reason: String, error: Option<String>| StageOutcome {
+            stage: stage.name.to_string(),
+            status,
+            reason,
+            wall_ms: None,
+            user_cpu_ms: None,
+            sys_cpu_ms: None,
+            max_rss_bytes: None,
+            exit_code: None,
+            attempts: 0,
+            error,
+            log: None,
+        };
 
     loop {
         // Start (or settle) every stage whose upstream is done.
@@ -446,9 +512,18 @@ pub fn run(project: &Project, opts: &RunOptions, reporter: Arc<dyn Reporter>, ca
                     continue;
                 }
                 let stage = stages[i];
-                let ups: Vec<usize> = stage.upstream.iter().filter_map(|u| index.get(u.as_str()).copied()).collect();
+                let ups: Vec<usize> = stage
+                    .upstream
+                    .iter()
+                    .filter_map(|u| index.get(u.as_str()).copied())
+                    .collect();
                 if ups.iter().any(|&u| state[u] == St::Bad) {
-                    let o = simple(stage, StageStatus::Skipped, "an upstream stage failed".into(), None);
+                    let o = simple(
+                        stage,
+                        StageStatus::Skipped,
+                        "an upstream stage failed".into(),
+                        None,
+                    );
                     record(&store, i, &o, None, None)?;
                     reporter.event(Event::StageFinished(&o));
                     outcomes[i] = Some(o);
@@ -463,7 +538,12 @@ pub fn run(project: &Project, opts: &RunOptions, reporter: Arc<dyn Reporter>, ca
                 let inputs = match engine.inputs(stage, &HashMap::new())? {
                     Ok(i) => i,
                     Err(missing) => {
-                        let o = simple(stage, StageStatus::Failed, format!("dep {missing} missing"), Some(format!("dependency `{missing}` does not exist")));
+                        let o = simple(
+                            stage,
+                            StageStatus::Failed,
+                            format!("dep {missing} missing"),
+                            Some(format!("dependency `{missing}` does not exist")),
+                        );
                         record(&store, i, &o, None, None)?;
                         reporter.event(Event::StageFinished(&o));
                         outcomes[i] = Some(o);
@@ -515,8 +595,16 @@ pub fn run(project: &Project, opts: &RunOptions, reporter: Arc<dyn Reporter>, ca
                             continue;
                         }
                         all_metrics.extend(entry.metrics.clone());
-                        let lock_entry = engine.lock_entry(&inputs, verdict.fingerprint, &entry.outs, entry.metrics.clone());
-                        engine.lock.stages.insert(stage.name.to_string(), lock_entry);
+                        let lock_entry = engine.lock_entry(
+                            &inputs,
+                            verdict.fingerprint,
+                            &entry.outs,
+                            entry.metrics.clone(),
+                        );
+                        engine
+                            .lock
+                            .stages
+                            .insert(stage.name.to_string(), lock_entry);
                         engine.save_lock()?;
                         let mut o = simple(stage, StageStatus::Restored, reason, None);
                         o.wall_ms = Some(ms(started.elapsed()));
@@ -552,17 +640,28 @@ pub fn run(project: &Project, opts: &RunOptions, reporter: Arc<dyn Reporter>, ca
                             cwd: project.root.clone(),
                             env: vars,
                             timeout: stage.timeout,
-                            log_path: project.logs_dir().join(&rid).join(format!("{}.log", stage.name)),
+                            log_path: project
+                                .logs_dir()
+                                .join(&rid)
+                                .join(format!("{}.log", stage.name)),
                         };
                         let retries = stage.retries;
-                        let (tx, sink, cancel, rep) = (tx.clone(), reporter.clone(), cancel.clone(), reporter.clone());
+                        let (tx, sink, cancel, rep) = (
+                            tx.clone(),
+                            reporter.clone(),
+                            cancel.clone(),
+                            reporter.clone(),
+                        );
                         let started_ms = now_ms();
                         std::thread::spawn(move || {
                             let mut attempts = 0;
                             let outcome = loop {
                                 attempts += 1;
                                 let o = ferry_executor::run(&job, sink.clone(), &cancel);
-                                if o.exit.success() || attempts > retries || matches!(o.exit, Exit::Cancelled) {
+                                if o.exit.success()
+                                    || attempts > retries
+                                    || matches!(o.exit, Exit::Cancelled)
+                                {
                                     break o;
                                 }
                                 rep.event(Event::StageStarted {
@@ -596,8 +695,13 @@ pub fn run(project: &Project, opts: &RunOptions, reporter: Arc<dyn Reporter>, ca
         running -= 1;
         let i = w.stage;
         let stage = stages[i];
-        let Some((inputs, verdict)) = inputs_of[i].take() else { continue };
-        let log = project.logs_dir().join(&rid).join(format!("{}.log", stage.name));
+        let Some((inputs, verdict)) = inputs_of[i].take() else {
+            continue;
+        };
+        let log = project
+            .logs_dir()
+            .join(&rid)
+            .join(format!("{}.log", stage.name));
         let mut o = StageOutcome {
             stage: stage.name.to_string(),
             status: StageStatus::Ran,
@@ -611,7 +715,9 @@ pub fn run(project: &Project, opts: &RunOptions, reporter: Arc<dyn Reporter>, ca
             error: None,
             log: Some(log.display().to_string()),
         };
-        let mut finish = |o: &mut StageOutcome, engine: &mut Engine<'_>| -> Result<std::result::Result<(), String>> {
+        let mut finish = |o: &mut StageOutcome,
+                          engine: &mut Engine<'_>|
+         -> Result<std::result::Result<(), String>> {
             match &w.outcome.exit {
                 Exit::Cancelled => {
                     o.status = StageStatus::Cancelled;
@@ -629,7 +735,9 @@ pub fn run(project: &Project, opts: &RunOptions, reporter: Arc<dyn Reporter>, ca
             for (path, d) in stage.outs.iter().zip(digests) {
                 let Some(d) = d else {
                     o.status = StageStatus::Failed;
-                    return Ok(Err(format!("the command succeeded but did not write its out `{path}`")));
+                    return Ok(Err(format!(
+                        "the command succeeded but did not write its out `{path}`"
+                    )));
                 };
                 engine.cache.store(&project.root.join(path), &d)?;
                 outs.push(to_record(path, &to_locked(&d)));
@@ -670,7 +778,12 @@ pub fn run(project: &Project, opts: &RunOptions, reporter: Arc<dyn Reporter>, ca
     // Stages never started (cancelled before their turn).
     for i in 0..n {
         if outcomes[i].is_none() {
-            let o = simple(stages[i], StageStatus::Cancelled, "not started".into(), None);
+            let o = simple(
+                stages[i],
+                StageStatus::Cancelled,
+                "not started".into(),
+                None,
+            );
             record(&store, i, &o, None, None)?;
             outcomes[i] = Some(o);
         }
@@ -713,7 +826,8 @@ pub fn run(project: &Project, opts: &RunOptions, reporter: Arc<dyn Reporter>, ca
         })?;
     }
 
-    let cancelled = cancel.is_cancelled() || outcomes.iter().any(|o| o.status == StageStatus::Cancelled);
+    let cancelled =
+        cancel.is_cancelled() || outcomes.iter().any(|o| o.status == StageStatus::Cancelled);
     let failed = outcomes.iter().any(|o| o.status == StageStatus::Failed);
     let mut report = RunReport {
         run_id: Some(rid.clone()),
@@ -769,7 +883,18 @@ pub fn run(project: &Project, opts: &RunOptions, reporter: Arc<dyn Reporter>, ca
         if report.gates.iter().any(|g| !g.passed) {
             report.status = RunStatus::GateFailed;
         } else if let Some(reg) = &project.pipeline.register {
-            register(project, &mut engine, &store, &rid, reg, &params, &all_metrics, env.as_ref(), &mut report, reporter.as_ref())?;
+            register(
+                project,
+                &mut engine,
+                &store,
+                &rid,
+                reg,
+                &params,
+                &all_metrics,
+                env.as_ref(),
+                &mut report,
+                reporter.as_ref(),
+            )?;
         }
     }
 
@@ -787,13 +912,22 @@ pub fn run(project: &Project, opts: &RunOptions, reporter: Arc<dyn Reporter>, ca
             .stages
             .iter()
             .find(|s| s.status == StageStatus::Failed)
-            .map(|s| format!("stage {} failed: {}", s.stage, s.error.clone().unwrap_or_default())),
+            .map(|s| {
+                format!(
+                    "stage {} failed: {}",
+                    s.stage,
+                    s.error.clone().unwrap_or_default()
+                )
+            }),
         _ => None,
     };
     let status = report.status;
     store.call(|s| {
         let rid = rid.clone();
-        Box::pin(async move { s.finish_run(&rid, status, now_ms(), message.as_deref()).await })
+        Box::pin(async move {
+            s.finish_run(&rid, status, now_ms(), message.as_deref())
+                .await
+        })
     })?;
     Ok(report)
 }
@@ -815,7 +949,10 @@ fn register(
     let producer = engine.lock.stages.get(reg.producer.as_str());
     let artifact = match producer.and_then(|p| p.outs.get(&reg.artifact)) {
         Some(l) => Some(*l),
-        None => engine.hasher.digest_path(&reg.artifact)?.map(|d| to_locked(&d)),
+        None => engine
+            .hasher
+            .digest_path(&reg.artifact)?
+            .map(|d| to_locked(&d)),
     };
     let Some(artifact) = artifact else {
         return Ok(());
@@ -827,13 +964,23 @@ fn register(
     })?;
     // The same artifact as an existing version (nothing changed, or inputs
     // reverted to an old state): no new version; the alias follows it.
-    if let Some(same) = versions.iter().rev().find(|v| v.artifact_digest == artifact.digest.to_hex()) {
+    if let Some(same) = versions
+        .iter()
+        .rev()
+        .find(|v| v.artifact_digest == artifact.digest.to_hex())
+    {
         if let Some(alias) = reg.alias.as_ref().filter(|a| !same.aliases.contains(*a)) {
             let (m, a, ver) = (same.model.clone(), alias.clone(), same.version);
             store.call(|s| {
                 Box::pin(async move {
-                    s.set_alias(&m, &a, ver, Some("the pipeline's output equals this version"), now_ms())
-                        .await
+                    s.set_alias(
+                        &m,
+                        &a,
+                        ver,
+                        Some("the pipeline's output equals this version"),
+                        now_ms(),
+                    )
+                    .await
                 })
             })?;
         }
@@ -856,11 +1003,11 @@ fn register(
             }
             if let Some(l) = engine.lock.stages.get(stage.name.as_str()) {
                 for (dep, d) in &l.deps {
-                    let produced = project
-                        .pipeline
-                        .stages
-                        .iter()
-                        .any(|s| s.outs.iter().any(|o| ferry_spec::path_within(dep, o) || ferry_spec::path_within(o, dep)));
+                    let produced = project.pipeline.stages.iter().any(|s| {
+                        s.outs.iter().any(|o| {
+                            ferry_spec::path_within(dep, o) || ferry_spec::path_within(o, dep)
+                        })
+                    });
                     if !produced {
                         data.insert(dep.clone(), serde_json::Value::String(d.digest.to_hex()));
                     }

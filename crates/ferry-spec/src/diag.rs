@@ -38,7 +38,11 @@ impl Diagnostics {
     pub(crate) fn new(items: Vec<Diagnostic>, sources: Vec<(String, String)>) -> Self {
         let mut items = items;
         items.sort_by(|a, b| {
-            (a.file.as_str(), a.pos.line, a.pos.column).cmp(&(b.file.as_str(), b.pos.line, b.pos.column))
+            (a.file.as_str(), a.pos.line, a.pos.column).cmp(&(
+                b.file.as_str(),
+                b.pos.line,
+                b.pos.column,
+            ))
         });
         items.dedup();
         Self { items, sources }
@@ -115,7 +119,13 @@ impl<'a> Sink<'a> {
     pub fn err(&mut self, pos: Pos, key_path: &str, message: impl Into<String>) {
         self.push(pos, key_path, message, None);
     }
-    pub fn err_hint(&mut self, pos: Pos, key_path: &str, message: impl Into<String>, hint: impl Into<String>) {
+    pub fn err_hint(
+        &mut self,
+        pos: Pos,
+        key_path: &str,
+        message: impl Into<String>,
+        hint: impl Into<String>,
+    ) {
         self.push(pos, key_path, message, Some(hint.into()));
     }
     fn push(&mut self, pos: Pos, key_path: &str, message: impl Into<String>, hint: Option<String>) {
@@ -130,7 +140,10 @@ impl<'a> Sink<'a> {
 }
 
 /// The closest of `candidates` to `word`, if it is close enough to be a typo.
-pub(crate) fn suggest<'c>(word: &str, candidates: impl IntoIterator<Item = &'c str>) -> Option<&'c str> {
+pub(crate) fn suggest<'c>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'c str>,
+) -> Option<&'c str> {
     candidates
         .into_iter()
         .map(|c| (strsim::jaro_winkler(word, c), c))

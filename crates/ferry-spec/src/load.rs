@@ -63,7 +63,10 @@ pub fn load(
                         file: params_file.clone(),
                         pos: n.pos,
                         key_path: String::new(),
-                        message: format!("a params file must be a mapping, found {}", n.kind.type_name()),
+                        message: format!(
+                            "a params file must be a mapping, found {}",
+                            n.kind.type_name()
+                        ),
                         hint: None,
                     });
                     None
@@ -82,12 +85,20 @@ pub fn load(
         }
         Ok(None) => {
             if let Some((_, pos)) = &raw.params_file {
-                sink.err(*pos, "params", format!("the params file `{params_file}` does not exist"));
+                sink.err(
+                    *pos,
+                    "params",
+                    format!("the params file `{params_file}` does not exist"),
+                );
             }
             None
         }
         Err(e) => {
-            sink.err(Pos { line: 1, column: 1 }, "params", format!("cannot read `{params_file}`: {e}"));
+            sink.err(
+                Pos { line: 1, column: 1 },
+                "params",
+                format!("cannot read `{params_file}`: {e}"),
+            );
             None
         }
     };
@@ -168,7 +179,11 @@ fn map_entries<'n>(
     sink: &mut Sink<'_>,
 ) -> Option<&'n [(Key, Node)]> {
     let Kind::Map(m) = &node.kind else {
-        sink.err(node.pos, path, format!("expected a mapping, found {}", node.kind.type_name()));
+        sink.err(
+            node.pos,
+            path,
+            format!("expected a mapping, found {}", node.kind.type_name()),
+        );
         return None;
     };
     for (k, _) in m {
@@ -177,7 +192,12 @@ fn map_entries<'n>(
         }
         let msg = format!("unknown key `{}`", k.name);
         match suggest(&k.name, known.iter().copied()) {
-            Some(s) => sink.err_hint(k.pos, &join(path, &k.name), msg, format!("did you mean `{s}`?")),
+            Some(s) => sink.err_hint(
+                k.pos,
+                &join(path, &k.name),
+                msg,
+                format!("did you mean `{s}`?"),
+            ),
             None => sink.err_hint(
                 k.pos,
                 &join(path, &k.name),
@@ -196,7 +216,11 @@ fn string(node: &Node, path: &str, sink: &mut Sink<'_>) -> Option<Sp<String>> {
         Kind::Float(f) => Some((f.to_string(), node.pos)),
         Kind::Bool(b) => Some((b.to_string(), node.pos)),
         other => {
-            sink.err(node.pos, path, format!("expected a string, found {}", other.type_name()));
+            sink.err(
+                node.pos,
+                path,
+                format!("expected a string, found {}", other.type_name()),
+            );
             None
         }
     }
@@ -227,13 +251,17 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
         return None;
     }
     while !rest.is_empty() {
-        let digits = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let digits = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
         if digits == 0 {
             return None;
         }
         let n: f64 = rest[..digits].parse().ok()?;
         rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let secs = match &rest[..unit_len] {
             "ms" => n / 1000.0,
             "s" => n,
@@ -250,7 +278,11 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
 fn decode(root: &Node, sink: &mut Sink<'_>) -> RawSpec {
     let mut raw = RawSpec::default();
     if matches!(root.kind, Kind::Null) {
-        sink.err(root.pos, "", "the spec is empty: it needs a `stages:` mapping");
+        sink.err(
+            root.pos,
+            "",
+            "the spec is empty: it needs a `stages:` mapping",
+        );
         return raw;
     }
     let Some(top) = map_entries(root, "", TOP_KEYS, sink) else {
@@ -293,7 +325,14 @@ fn decode(root: &Node, sink: &mut Sink<'_>) -> RawSpec {
                         }
                     }
                     Kind::Null => {}
-                    other => sink.err(v.pos, "stages", format!("expected a mapping of stage names to stages, found {}", other.type_name())),
+                    other => sink.err(
+                        v.pos,
+                        "stages",
+                        format!(
+                            "expected a mapping of stage names to stages, found {}",
+                            other.type_name()
+                        ),
+                    ),
                 }
             }
             "gates" => match &v.kind {
@@ -328,7 +367,14 @@ fn decode(root: &Node, sink: &mut Sink<'_>) -> RawSpec {
                     }
                 }
                 Kind::Null => {}
-                other => sink.err(v.pos, "gates", format!("expected a list of expressions, found {}", other.type_name())),
+                other => sink.err(
+                    v.pos,
+                    "gates",
+                    format!(
+                        "expected a list of expressions, found {}",
+                        other.type_name()
+                    ),
+                ),
             },
             "register" => {
                 if let Some(m) = map_entries(v, "register", REGISTER_KEYS, sink) {
@@ -383,7 +429,14 @@ fn decode_stage(name: &Key, body: &Node, sink: &mut Sink<'_>) -> RawStage {
                     Kind::Seq(_) => {
                         let parts = string_list(v, &path, sink);
                         (!parts.is_empty()).then(|| {
-                            (parts.iter().map(|p| p.0.as_str()).collect::<Vec<_>>().join(" && "), v.pos)
+                            (
+                                parts
+                                    .iter()
+                                    .map(|p| p.0.as_str())
+                                    .collect::<Vec<_>>()
+                                    .join(" && "),
+                                v.pos,
+                            )
                         })
                     }
                     _ => string(v, &path, sink),
@@ -398,14 +451,27 @@ fn decode_stage(name: &Key, body: &Node, sink: &mut Sink<'_>) -> RawStage {
                 if let Some((s, pos)) = string(v, &path, sink) {
                     match parse_duration(&s) {
                         Some(d) if !d.is_zero() => st.timeout = Some((d, pos)),
-                        _ => sink.err_hint(pos, &path, format!("invalid duration `{s}`"), "write seconds (`90`) or a duration like `30s`, `10m`, `1h30m`"),
+                        _ => sink.err_hint(
+                            pos,
+                            &path,
+                            format!("invalid duration `{s}`"),
+                            "write seconds (`90`) or a duration like `30s`, `10m`, `1h30m`",
+                        ),
                     }
                 }
             }
             "retries" => match &v.kind {
                 Kind::Int(n) if (0..=100).contains(n) => st.retries = Some(*n as u32),
-                Kind::Int(n) => sink.err(v.pos, &path, format!("retries must be between 0 and 100, found {n}")),
-                other => sink.err(v.pos, &path, format!("expected an integer, found {}", other.type_name())),
+                Kind::Int(n) => sink.err(
+                    v.pos,
+                    &path,
+                    format!("retries must be between 0 and 100, found {n}"),
+                ),
+                other => sink.err(
+                    v.pos,
+                    &path,
+                    format!("expected an integer, found {}", other.type_name()),
+                ),
             },
             _ => {}
         }
@@ -438,10 +504,15 @@ pub fn normalize_path(p: &str) -> Result<String, String> {
         }
     }
     if parts.is_empty() {
-        return Err(format!("`{p}` names the project root itself; name a file or folder in it"));
+        return Err(format!(
+            "`{p}` names the project root itself; name a file or folder in it"
+        ));
     }
     if parts[0] == ".ferry" || parts[0] == ".git" {
-        return Err(format!("`{p}` is inside `{}`, which ferry and git own", parts[0]));
+        return Err(format!(
+            "`{p}` is inside `{}`, which ferry and git own",
+            parts[0]
+        ));
     }
     Ok(parts.join("/"))
 }
@@ -488,13 +559,18 @@ impl Validator<'_> {
             return; // the params file's own error says it all
         }
         let msg = if self.params.is_none() {
-            format!("param `{key}` is used but `{}` does not exist", self.params_file)
+            format!(
+                "param `{key}` is used but `{}` does not exist",
+                self.params_file
+            )
         } else {
             format!("param `{key}` is not in `{}`", self.params_file)
         };
         let keys = self.param_keys();
         match suggest(key, keys.iter().map(String::as_str)) {
-            Some(s) => self.sink.err_hint(pos, key_path, msg, format!("did you mean `{s}`?")),
+            Some(s) => self
+                .sink
+                .err_hint(pos, key_path, msg, format!("did you mean `{s}`?")),
             None => self.sink.err(pos, key_path, msg),
         }
     }
@@ -512,9 +588,9 @@ impl Validator<'_> {
         while let Some(i) = rest.find('$') {
             out.push_str(&rest[..i]);
             let tail = &rest[i..];
-            if tail.starts_with("$${") {
+            if let Some(after) = tail.strip_prefix("$${") {
                 out.push_str("${");
-                rest = &tail[3..];
+                rest = after;
             } else if let Some(body) = tail.strip_prefix("${") {
                 match body.find('}') {
                     Some(end) => {
@@ -530,7 +606,8 @@ impl Validator<'_> {
                         rest = &body[end + 1..];
                     }
                     None => {
-                        self.sink.err(pos, key_path, "unterminated `${` in the command");
+                        self.sink
+                            .err(pos, key_path, "unterminated `${` in the command");
                         out.push_str(tail);
                         rest = "";
                     }
@@ -546,7 +623,11 @@ impl Validator<'_> {
 
     /// The column of byte `offset` inside the string scalar at `pos`.
     fn expr_pos(&self, pos: Pos, offset: usize) -> Pos {
-        let line = self.spec_text.lines().nth(pos.line.saturating_sub(1) as usize).unwrap_or("");
+        let line = self
+            .spec_text
+            .lines()
+            .nth(pos.line.saturating_sub(1) as usize)
+            .unwrap_or("");
         let quoted = line
             .chars()
             .nth(pos.column.saturating_sub(1) as usize)
@@ -558,7 +639,10 @@ impl Validator<'_> {
     }
 
     fn validate(&mut self, raw: RawSpec, default_name: &str) -> Option<Pipeline> {
-        let name = raw.name.as_ref().map_or_else(|| default_name.to_owned(), |n| n.0.clone());
+        let name = raw
+            .name
+            .as_ref()
+            .map_or_else(|| default_name.to_owned(), |n| n.0.clone());
         let params_file = match &raw.params_file {
             Some(p) => self.path(p, "params").unwrap_or_else(|| p.0.clone()),
             None => "params.yaml".to_owned(),
@@ -567,11 +651,18 @@ impl Validator<'_> {
             let req = py.requirements.as_ref()?;
             let requirements = self.path(req, "env.python.requirements")?;
             if !self.files.exists(&requirements) {
-                self.sink.err(req.1, "env.python.requirements", format!("the requirements file `{requirements}` does not exist"));
+                self.sink.err(
+                    req.1,
+                    "env.python.requirements",
+                    format!("the requirements file `{requirements}` does not exist"),
+                );
             }
             Some(PythonEnv {
                 requirements,
-                python: py.interpreter.as_ref().map_or_else(|| "python3".to_owned(), |p| p.0.clone()),
+                python: py
+                    .interpreter
+                    .as_ref()
+                    .map_or_else(|| "python3".to_owned(), |p| p.0.clone()),
             })
         });
 
@@ -603,11 +694,11 @@ impl Validator<'_> {
             let mut deps = Vec::new();
             let mut dep_pos = Vec::new();
             for (i, d) in rs.deps.iter().enumerate() {
-                if let Some(p) = self.path(d, &format!("{base}.deps[{i}]")) {
-                    if !deps.contains(&p) {
-                        deps.push(p);
-                        dep_pos.push(d.1);
-                    }
+                if let Some(p) = self.path(d, &format!("{base}.deps[{i}]"))
+                    && !deps.contains(&p)
+                {
+                    deps.push(p);
+                    dep_pos.push(d.1);
                 }
             }
             let mut outs = Vec::new();
@@ -615,23 +706,34 @@ impl Validator<'_> {
             for (i, o) in rs.outs.iter().enumerate() {
                 if let Some(p) = self.path(o, &format!("{base}.outs[{i}]")) {
                     if outs.contains(&p) {
-                        self.sink.err(o.1, &format!("{base}.outs[{i}]"), format!("`{p}` is listed twice"));
+                        self.sink.err(
+                            o.1,
+                            &format!("{base}.outs[{i}]"),
+                            format!("`{p}` is listed twice"),
+                        );
                     } else {
                         outs.push(p);
                         out_pos.push(o.1);
                     }
                 }
             }
-            let metrics = rs.metrics.as_ref().and_then(|m| self.path(m, &format!("{base}.metrics")));
-            if let (Some(m), Some((_, pos))) = (&metrics, &rs.metrics) {
-                if !outs.contains(m) {
-                    outs.push(m.clone());
-                    out_pos.push(*pos);
-                }
+            let metrics = rs
+                .metrics
+                .as_ref()
+                .and_then(|m| self.path(m, &format!("{base}.metrics")));
+            if let (Some(m), Some((_, pos))) = (&metrics, &rs.metrics)
+                && !outs.contains(m)
+            {
+                outs.push(m.clone());
+                out_pos.push(*pos);
             }
             for (i, d) in deps.iter().enumerate() {
                 if let Some(o) = outs.iter().find(|o| path_within(d, o) || path_within(o, d)) {
-                    self.sink.err(dep_pos[i], &format!("{base}.deps"), format!("`{d}` is both read and written by stage `{sname}` (out `{o}`)"));
+                    self.sink.err(
+                        dep_pos[i],
+                        &format!("{base}.deps"),
+                        format!("`{d}` is both read and written by stage `{sname}` (out `{o}`)"),
+                    );
                 }
             }
             stages.push((
@@ -652,10 +754,10 @@ impl Validator<'_> {
                 out_pos,
             ));
         }
-        if raw.stages.is_empty() {
-            if let Some(pos) = raw.stages_pos {
-                self.sink.err(pos, "stages", "the pipeline has no stages");
-            }
+        if raw.stages.is_empty()
+            && let Some(pos) = raw.stages_pos
+        {
+            self.sink.err(pos, "stages", "the pipeline has no stages");
         }
 
         // Outs: each written by one stage, none inside another stage's out.
@@ -669,9 +771,23 @@ impl Validator<'_> {
                         let pos = stages[i].3[oi];
                         let kp = format!("stages.{}.outs", stages[i].0.name);
                         if o == o2 && i > j {
-                            self.sink.err(pos, &kp, format!("`{o}` is also an out of stage `{}`; each out has one producer", stages[j].0.name));
+                            self.sink.err(
+                                pos,
+                                &kp,
+                                format!(
+                                    "`{o}` is also an out of stage `{}`; each out has one producer",
+                                    stages[j].0.name
+                                ),
+                            );
                         } else if o != o2 && path_within(o, o2) {
-                            self.sink.err(pos, &kp, format!("`{o}` is inside `{o2}`, an out of stage `{}`", stages[j].0.name));
+                            self.sink.err(
+                                pos,
+                                &kp,
+                                format!(
+                                    "`{o}` is inside `{o2}`, an out of stage `{}`",
+                                    stages[j].0.name
+                                ),
+                            );
                         }
                     }
                 }
@@ -693,14 +809,23 @@ impl Validator<'_> {
                     .filter(|(o, j)| *j != i && (path_within(d, o) || path_within(o, d)))
                     .map(|(_, j)| *j)
                     .collect();
-                let own_out = stages[i].0.outs.iter().any(|o| path_within(d, o) || path_within(o, d));
+                let own_out = stages[i]
+                    .0
+                    .outs
+                    .iter()
+                    .any(|o| path_within(d, o) || path_within(o, d));
                 if prods.is_empty() && !own_out && !self.files.exists(d) {
                     let pos = stages[i].2[di];
                     let kp = format!("stages.{}.deps[{di}]", stages[i].0.name);
                     let all_outs: Vec<&str> = producers.iter().map(|(o, _)| o.as_str()).collect();
                     let msg = format!("dependency `{d}` does not exist and no stage produces it");
                     match suggest(d, all_outs.into_iter().filter(|o| *o != d)) {
-                        Some(s) => self.sink.err_hint(pos, &kp, msg, format!("did you mean `{s}`, an out of another stage?")),
+                        Some(s) => self.sink.err_hint(
+                            pos,
+                            &kp,
+                            msg,
+                            format!("did you mean `{s}`, an out of another stage?"),
+                        ),
                         None => self.sink.err(pos, &kp, msg),
                     }
                 }
@@ -743,7 +868,8 @@ impl Validator<'_> {
                 }
                 Err(e) => {
                     let pos = self.expr_pos(g.expr.1, e.offset);
-                    self.sink.err(pos, &kp, format!("invalid gate expression: {}", e.message));
+                    self.sink
+                        .err(pos, &kp, format!("invalid gate expression: {}", e.message));
                 }
             }
         }
@@ -774,15 +900,26 @@ impl Validator<'_> {
                 match format!("m@{a}").parse::<ferry_core::ModelRef>() {
                     Ok(_) => Some(a.clone()),
                     Err(_) => {
-                        self.sink.err(*pos, "register.alias", format!("invalid alias `{a}`: use letters, digits, `_`, `-` and `.`"));
+                        self.sink.err(
+                            *pos,
+                            "register.alias",
+                            format!("invalid alias `{a}`: use letters, digits, `_`, `-` and `.`"),
+                        );
                         None
                     }
                 }
             });
             let (artifact, apos) = artifact?;
-            let producer = stages.iter().find(|s| s.0.outs.iter().any(|o| path_within(&artifact, o)));
+            let producer = stages
+                .iter()
+                .find(|s| s.0.outs.iter().any(|o| path_within(&artifact, o)));
             let Some(producer) = producer else {
-                self.sink.err_hint(apos, "register.artifact", format!("`{artifact}` is not an out of any stage"), "list the model file under some stage's `outs:`");
+                self.sink.err_hint(
+                    apos,
+                    "register.artifact",
+                    format!("`{artifact}` is not an out of any stage"),
+                    "list the model file under some stage's `outs:`",
+                );
                 return None;
             };
             Some(Register {
@@ -808,10 +945,19 @@ impl Validator<'_> {
     }
 
     fn topo_order(&mut self, stages: &[(Stage, Pos, Vec<Pos>, Vec<Pos>)]) -> Option<Vec<usize>> {
-        let index: HashMap<&str, usize> = stages.iter().enumerate().map(|(i, s)| (s.0.name.as_str(), i)).collect();
+        let index: HashMap<&str, usize> = stages
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.0.name.as_str(), i))
+            .collect();
         let ups: Vec<Vec<usize>> = stages
             .iter()
-            .map(|s| s.0.upstream.iter().filter_map(|u| index.get(u.as_str()).copied()).collect())
+            .map(|s| {
+                s.0.upstream
+                    .iter()
+                    .filter_map(|u| index.get(u.as_str()).copied())
+                    .collect()
+            })
             .collect();
         // 0 = unvisited, 1 = on the stack, 2 = done
         let mut state = vec![0u8; stages.len()];
@@ -845,14 +991,25 @@ impl Validator<'_> {
         let mut cycles = Vec::new();
         for i in 0..stages.len() {
             if state[i] == 0 {
-                visit(i, &ups, &mut state, &mut Vec::new(), &mut order, &mut cycles);
+                visit(
+                    i,
+                    &ups,
+                    &mut state,
+                    &mut Vec::new(),
+                    &mut order,
+                    &mut cycles,
+                );
             }
         }
         for mut c in cycles {
             ok = false;
             // Name the cycle from its first-declared stage, in the direction data flows.
             c.reverse();
-            let start = c.iter().enumerate().min_by_key(|(_, s)| **s).map_or(0, |(i, _)| i);
+            let start = c
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, s)| **s)
+                .map_or(0, |(i, _)| i);
             c.rotate_left(start);
             if !reported.insert({
                 let mut k = c.clone();

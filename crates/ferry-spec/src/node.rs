@@ -241,7 +241,13 @@ mod tests {
         let cmd = s.get_path("cmd").unwrap();
         assert!(matches!(&cmd.kind, Kind::Str(s) if s == "b"), "{cmd:?}");
         assert_eq!(cmd.pos.line, 7);
-        assert_eq!(n.get_path("defaults.retries").unwrap().pos, Pos { line: 2, column: 12 });
+        assert_eq!(
+            n.get_path("defaults.retries").unwrap().pos,
+            Pos {
+                line: 2,
+                column: 12
+            }
+        );
     }
 
     #[test]

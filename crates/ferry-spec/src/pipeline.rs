@@ -76,7 +76,8 @@ impl Pipeline {
         if targets.is_empty() {
             return self.stages.iter().collect();
         }
-        let mut want: std::collections::BTreeSet<&str> = targets.iter().map(StageName::as_str).collect();
+        let mut want: std::collections::BTreeSet<&str> =
+            targets.iter().map(StageName::as_str).collect();
         for s in self.stages.iter().rev() {
             if want.contains(s.name.as_str()) {
                 want.extend(s.upstream.iter().map(StageName::as_str));

@@ -6,8 +6,15 @@ use std::path::PathBuf;
 /// CI/CD for machine learning: retrain, validate and register models when
 /// their code, data, params or environment change.
 #[derive(Debug, Parser)]
-#[command(name = "ferry", version, propagate_version = true, max_term_width = 100)]
-#[command(after_help = "Exit codes: 0 success, 1 a stage failed, 2 usage or spec error, 3 a gate failed, 130 cancelled")]
+#[command(
+    name = "ferry",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+#[command(
+    after_help = "Exit codes: 0 success, 1 a stage failed, 2 usage or spec error, 3 a gate failed, 130 cancelled"
+)]
 pub struct Cli {
     /// Run as if ferry was started in DIR
     #[arg(short = 'C', global = true, value_name = "DIR")]

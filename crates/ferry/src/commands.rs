@@ -33,7 +33,12 @@ pub fn exit_code_of(e: &anyhow::Error) -> u8 {
         return exit::USAGE;
     }
     match e.downcast_ref::<ferry_runner::Error>() {
-        Some(ferry_runner::Error::Spec(_) | ferry_runner::Error::NoProject(_) | ferry_runner::Error::UnknownStage { .. } | ferry_runner::Error::Lock(_)) => exit::USAGE,
+        Some(
+            ferry_runner::Error::Spec(_)
+            | ferry_runner::Error::NoProject(_)
+            | ferry_runner::Error::UnknownStage { .. }
+            | ferry_runner::Error::Lock(_),
+        ) => exit::USAGE,
         _ => exit::STAGE_FAILED,
     }
 }
@@ -52,7 +57,10 @@ impl Ctx {
         let root = ferry_runner::Project::discover(&self.cwd)?;
         let db = root.join(".ferry").join("ferry.db");
         if !db.exists() {
-            bail!(usage(format!("no runs recorded yet in `{}`: run `ferry run` first", root.display())));
+            bail!(usage(format!(
+                "no runs recorded yet in `{}`: run `ferry run` first",
+                root.display()
+            )));
         }
         let store = BlockingStore::open(&ferry_runner::store_url(&root))?;
         Ok((root, store))
@@ -141,12 +149,17 @@ const INIT_PARAMS: &str = "prepare:\n  seed: 42\ntrain:\n  C: 1.0\n";
 fn init(ctx: &Ctx, force: bool) -> Result<u8> {
     let spec = ctx.cwd.join("ferry.yaml");
     if spec.exists() && !force {
-        bail!(usage(format!("`{}` exists; pass --force to overwrite it", spec.display())));
+        bail!(usage(format!(
+            "`{}` exists; pass --force to overwrite it",
+            spec.display()
+        )));
     }
-    std::fs::write(&spec, INIT_SPEC).with_context(|| format!("cannot write `{}`", spec.display()))?;
+    std::fs::write(&spec, INIT_SPEC)
+        .with_context(|| format!("cannot write `{}`", spec.display()))?;
     let params = ctx.cwd.join("params.yaml");
     if !params.exists() {
-        std::fs::write(&params, INIT_PARAMS).with_context(|| format!("cannot write `{}`", params.display()))?;
+        std::fs::write(&params, INIT_PARAMS)
+            .with_context(|| format!("cannot write `{}`", params.display()))?;
     }
     eprintln!("wrote ferry.yaml and params.yaml; edit the stages, then `ferry status`");
     Ok(exit::OK)
@@ -161,7 +174,9 @@ fn run(ctx: &Ctx, args: RunArgs) -> Result<u8> {
         targets: args.stages.clone(),
         force: args.force,
         dry_run: args.dry_run,
-        jobs: args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
+        jobs: args
+            .jobs
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
         trigger: args.trigger.clone(),
     };
     let tty = std::io::stderr().is_terminal();
@@ -206,7 +221,15 @@ fn run(ctx: &Ctx, args: RunArgs) -> Result<u8> {
                 _ => s.cyan("would run"),
             };
             if !args.json {
-                eprintln!("{what} {} {}", st.stage, if st.status == StageStatus::UpToDate { String::new() } else { s.dim(&format!("({})", st.reason)) });
+                eprintln!(
+                    "{what} {} {}",
+                    st.stage,
+                    if st.status == StageStatus::UpToDate {
+                        String::new()
+                    } else {
+                        s.dim(&format!("({})", st.reason))
+                    }
+                );
             }
         }
         return Ok(exit::OK);
@@ -222,7 +245,10 @@ fn run(ctx: &Ctx, args: RunArgs) -> Result<u8> {
         let run = report.run_id.as_deref().map(|r| &r[..8]).unwrap_or("-");
         match report.status {
             RunStatus::Succeeded => eprintln!("{} run {run}: {summary}", s.green("ok")),
-            RunStatus::GateFailed => eprintln!("{} run {run}: a gate failed; nothing registered", s.red("stopped")),
+            RunStatus::GateFailed => eprintln!(
+                "{} run {run}: a gate failed; nothing registered",
+                s.red("stopped")
+            ),
             RunStatus::Failed => eprintln!("{} run {run}: {summary}", s.red("failed")),
             RunStatus::Cancelled => eprintln!("{} run {run}", s.yellow("cancelled")),
             _ => {}
@@ -244,7 +270,12 @@ fn status(ctx: &Ctx, stages: &[String], json: bool) -> Result<u8> {
         return Ok(exit::OK);
     }
     let s = &ctx.style;
-    let width = report.stages.iter().map(|st| st.stage.len()).max().unwrap_or(0);
+    let width = report
+        .stages
+        .iter()
+        .map(|st| st.stage.len())
+        .max()
+        .unwrap_or(0);
     let mut out = String::new();
     for st in &report.stages {
         let what = match st.action {
@@ -252,7 +283,11 @@ fn status(ctx: &Ctx, stages: &[String], json: bool) -> Result<u8> {
             Action::Restore => s.cyan("will restore from cache"),
             Action::Run => s.yellow("will run"),
         };
-        let why = if st.reasons.is_empty() { String::new() } else { format!(": {}", st.reasons.join(", ")) };
+        let why = if st.reasons.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", st.reasons.join(", "))
+        };
         out.push_str(&format!("{:width$}  {what}{why}\n", st.stage));
     }
     if report.up_to_date() {
@@ -278,7 +313,10 @@ fn runs_list(ctx: &Ctx, limit: i64, json: bool) -> Result<u8> {
         return Ok(exit::OK);
     }
     let s = &ctx.style;
-    println!("{:<10} {:<19} {:<11} {:>8} {:<8} {:<10} {}", "RUN", "STARTED (UTC)", "STATUS", "TIME", "TRIGGER", "COMMIT", "PIPELINE");
+    println!(
+        "{:<10} {:<19} {:<11} {:>8} {:<8} {:<10} PIPELINE",
+        "RUN", "STARTED (UTC)", "STATUS", "TIME", "TRIGGER", "COMMIT"
+    );
     for r in runs {
         let status = match r.status {
             RunStatus::Succeeded => s.green(r.status.as_str()),
@@ -291,9 +329,14 @@ fn runs_list(ctx: &Ctx, limit: i64, json: bool) -> Result<u8> {
             &r.run_id[..8],
             time(r.started_ms),
             " ".repeat(pad),
-            r.ended_ms.map(|e| duration(e - r.started_ms)).unwrap_or_else(|| "-".into()),
+            r.ended_ms
+                .map(|e| duration(e - r.started_ms))
+                .unwrap_or_else(|| "-".into()),
             r.trigger,
-            r.git_commit.as_deref().map(|c| &c[..c.len().min(8)]).unwrap_or("-"),
+            r.git_commit
+                .as_deref()
+                .map(|c| &c[..c.len().min(8)])
+                .unwrap_or("-"),
             r.pipeline
         );
     }
@@ -303,7 +346,9 @@ fn runs_list(ctx: &Ctx, limit: i64, json: bool) -> Result<u8> {
 fn runs_show(ctx: &Ctx, run: &str, json: bool) -> Result<u8> {
     let (_, store) = ctx.store()?;
     let id = run.to_owned();
-    let d = store.call(|st| Box::pin(async move { st.get_run(&id).await })).map_err(store_err)?;
+    let d = store
+        .call(|st| Box::pin(async move { st.get_run(&id).await }))
+        .map_err(store_err)?;
     if json {
         print_json(&d)?;
         return Ok(exit::OK);
@@ -311,8 +356,21 @@ fn runs_show(ctx: &Ctx, run: &str, json: bool) -> Result<u8> {
     let r = &d.run;
     println!("run       {}", r.run_id);
     println!("pipeline  {}", r.pipeline);
-    println!("status    {}{}", r.status.as_str(), r.message.as_deref().map(|m| format!(" ({m})")).unwrap_or_default());
-    println!("started   {} UTC{}", time(r.started_ms), r.ended_ms.map(|e| format!(", took {}", duration(e - r.started_ms))).unwrap_or_default());
+    println!(
+        "status    {}{}",
+        r.status.as_str(),
+        r.message
+            .as_deref()
+            .map(|m| format!(" ({m})"))
+            .unwrap_or_default()
+    );
+    println!(
+        "started   {} UTC{}",
+        time(r.started_ms),
+        r.ended_ms
+            .map(|e| format!(", took {}", duration(e - r.started_ms)))
+            .unwrap_or_default()
+    );
     println!("trigger   {}", r.trigger);
     println!("commit    {}", r.git_commit.as_deref().unwrap_or("-"));
     if let Some(e) = &d.env_fingerprint {
@@ -330,7 +388,9 @@ fn runs_show(ctx: &Ctx, run: &str, json: bool) -> Result<u8> {
                 _ => "-".into(),
             },
             s.max_rss_bytes.map(bytes).unwrap_or_else(|| "-".into()),
-            s.exit_code.map(|c| c.to_string()).unwrap_or_else(|| "-".into()),
+            s.exit_code
+                .map(|c| c.to_string())
+                .unwrap_or_else(|| "-".into()),
             s.reason.as_deref().unwrap_or("")
         );
     }
@@ -349,7 +409,12 @@ fn runs_show(ctx: &Ctx, run: &str, json: bool) -> Result<u8> {
     if !d.gates.is_empty() {
         println!("\ngates");
         for g in &d.gates {
-            println!("  {} {}: {}", if g.passed { "pass" } else { "FAIL" }, g.name, g.message);
+            println!(
+                "  {} {}: {}",
+                if g.passed { "pass" } else { "FAIL" },
+                g.name,
+                g.message
+            );
         }
     }
     Ok(exit::OK)
@@ -357,7 +422,9 @@ fn runs_show(ctx: &Ctx, run: &str, json: bool) -> Result<u8> {
 
 fn store_err(e: ferry_metadata::Error) -> anyhow::Error {
     match e {
-        ferry_metadata::Error::NotFound(m) | ferry_metadata::Error::Ambiguous(m) | ferry_metadata::Error::Invalid(m) => usage(m),
+        ferry_metadata::Error::NotFound(m)
+        | ferry_metadata::Error::Ambiguous(m)
+        | ferry_metadata::Error::Invalid(m) => usage(m),
         other => other.into(),
     }
 }
@@ -365,20 +432,33 @@ fn store_err(e: ferry_metadata::Error) -> anyhow::Error {
 fn logs(ctx: &Ctx, run: &str, stage: Option<&str>) -> Result<u8> {
     let (root, store) = ctx.store()?;
     let id = run.to_owned();
-    let d = store.call(|st| Box::pin(async move { st.get_run(&id).await })).map_err(store_err)?;
+    let d = store
+        .call(|st| Box::pin(async move { st.get_run(&id).await }))
+        .map_err(store_err)?;
     let dir = root.join(".ferry/logs").join(&d.run.run_id);
-    let ran: Vec<&str> = d.stages.iter().filter(|s| s.status == StageStatus::Ran || s.status == StageStatus::Failed).map(|s| s.stage.as_str()).collect();
+    let ran: Vec<&str> = d
+        .stages
+        .iter()
+        .filter(|s| s.status == StageStatus::Ran || s.status == StageStatus::Failed)
+        .map(|s| s.stage.as_str())
+        .collect();
     let chosen: Vec<&str> = match stage {
         Some(s) => {
             if !d.stages.iter().any(|x| x.stage == s) {
-                bail!(usage(format!("run {} has no stage `{s}`", &d.run.run_id[..8])));
+                bail!(usage(format!(
+                    "run {} has no stage `{s}`",
+                    &d.run.run_id[..8]
+                )));
             }
             vec![s]
         }
         None => ran.clone(),
     };
     if chosen.is_empty() {
-        eprintln!("no stage ran in run {}: nothing was logged", &d.run.run_id[..8]);
+        eprintln!(
+            "no stage ran in run {}: nothing was logged",
+            &d.run.run_id[..8]
+        );
     }
     let mut out = std::io::stdout().lock();
     for s in chosen {
@@ -422,7 +502,12 @@ fn print_version(ctx: &Ctx, v: &ModelVersion) {
         println!("aliases    {}", v.aliases.join(", "));
     }
     println!("created    {} UTC", time(v.created_ms));
-    println!("artifact   {} ({}, blake3 {})", v.artifact_path, bytes(v.artifact_size), &v.artifact_digest[..16]);
+    println!(
+        "artifact   {} ({}, blake3 {})",
+        v.artifact_path,
+        bytes(v.artifact_size),
+        &v.artifact_digest[..16]
+    );
     println!("run        {}", v.run_id.as_deref().unwrap_or("-"));
     println!(
         "commit     {}{}",
@@ -438,7 +523,10 @@ fn print_version(ctx: &Ctx, v: &ModelVersion) {
     if let Some(data) = v.lineage["data"].as_object() {
         println!("data");
         for (k, d) in data {
-            println!("  {k}  {}", d.as_str().map(|d| &d[..16.min(d.len())]).unwrap_or("?"));
+            println!(
+                "  {k}  {}",
+                d.as_str().map(|d| &d[..16.min(d.len())]).unwrap_or("?")
+            );
         }
     }
     for section in ["params", "metrics"] {
@@ -462,11 +550,14 @@ fn models(ctx: &Ctx, cmd: ModelsCommand) -> Result<u8> {
             }
             println!("{:<24} {:>7} {:>8}  ALIASES", "MODEL", "LATEST", "VERSIONS");
             for m in models {
-                let aliases: Vec<String> = m.aliases.iter().map(|(a, v)| format!("{a}={v}")).collect();
+                let aliases: Vec<String> =
+                    m.aliases.iter().map(|(a, v)| format!("{a}={v}")).collect();
                 println!(
                     "{:<24} {:>7} {:>8}  {}",
                     m.name,
-                    m.latest_version.map(|v| v.to_string()).unwrap_or_else(|| "-".into()),
+                    m.latest_version
+                        .map(|v| v.to_string())
+                        .unwrap_or_else(|| "-".into()),
                     m.versions,
                     aliases.join(" ")
                 );
@@ -482,7 +573,8 @@ fn models(ctx: &Ctx, cmd: ModelsCommand) -> Result<u8> {
         }
         ModelsCommand::Versions { model, json } => {
             let name = ferry_core::ModelName::new(&model).map_err(|e| usage(e.to_string()))?;
-            let vs = store.call(|st| Box::pin(async move { st.list_versions(name.as_str()).await }))?;
+            let vs =
+                store.call(|st| Box::pin(async move { st.list_versions(name.as_str()).await }))?;
             if json {
                 print_json(&vs)?;
                 return Ok(exit::OK);
@@ -490,29 +582,48 @@ fn models(ctx: &Ctx, cmd: ModelsCommand) -> Result<u8> {
             if vs.is_empty() {
                 bail!(usage(format!("no model `{model}`")));
             }
-            println!("{:>7}  {:<19}  {:<10} {:<10} {:<16} ALIASES", "VERSION", "CREATED (UTC)", "RUN", "COMMIT", "ARTIFACT");
+            println!(
+                "{:>7}  {:<19}  {:<10} {:<10} {:<16} ALIASES",
+                "VERSION", "CREATED (UTC)", "RUN", "COMMIT", "ARTIFACT"
+            );
             for v in vs {
                 println!(
                     "{:>7}  {:<19}  {:<10} {:<10} {:<16} {}",
                     v.version,
                     time(v.created_ms),
                     v.run_id.as_deref().map(|r| &r[..8]).unwrap_or("-"),
-                    v.git_commit.as_deref().map(|c| &c[..c.len().min(8)]).unwrap_or("-"),
+                    v.git_commit
+                        .as_deref()
+                        .map(|c| &c[..c.len().min(8)])
+                        .unwrap_or("-"),
                     &v.artifact_digest[..16],
                     v.aliases.join(", ")
                 );
             }
         }
-        ModelsCommand::Alias { model, alias, reason } => {
+        ModelsCommand::Alias {
+            model,
+            alias,
+            reason,
+        } => {
             let r = parse_ref(&model)?;
             if matches!(r, ModelRef::Latest(_)) {
-                bail!(usage(format!("name a version: `{model}/VERSION` or `{model}@ALIAS`")));
+                bail!(usage(format!(
+                    "name a version: `{model}/VERSION` or `{model}@ALIAS`"
+                )));
             }
-            format!("m@{alias}").parse::<ModelRef>().map_err(|_| usage(format!("invalid alias `{alias}`")))?;
+            format!("m@{alias}")
+                .parse::<ModelRef>()
+                .map_err(|_| usage(format!("invalid alias `{alias}`")))?;
             let v = resolve(&store, &r)?;
             let (m, a, ver) = (v.model.clone(), alias.clone(), v.version);
             let ev = store
-                .call(|st| Box::pin(async move { st.set_alias(&m, &a, ver, reason.as_deref(), ferry_core::now_ms()).await }))
+                .call(|st| {
+                    Box::pin(async move {
+                        st.set_alias(&m, &a, ver, reason.as_deref(), ferry_core::now_ms())
+                            .await
+                    })
+                })
                 .map_err(store_err)?;
             match ev.previous {
                 Some(p) if p != ver => eprintln!("moved {}@{alias}: {} -> {ver}", v.model, p),
@@ -522,7 +633,8 @@ fn models(ctx: &Ctx, cmd: ModelsCommand) -> Result<u8> {
         }
         ModelsCommand::History { model, json } => {
             let name = ferry_core::ModelName::new(&model).map_err(|e| usage(e.to_string()))?;
-            let evs = store.call(|st| Box::pin(async move { st.alias_events(name.as_str()).await }))?;
+            let evs =
+                store.call(|st| Box::pin(async move { st.alias_events(name.as_str()).await }))?;
             if json {
                 print_json(&evs)?;
                 return Ok(exit::OK);
@@ -533,8 +645,12 @@ fn models(ctx: &Ctx, cmd: ModelsCommand) -> Result<u8> {
                     time(e.changed_ms),
                     e.model,
                     e.alias,
-                    e.previous.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
-                    e.version.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
+                    e.previous
+                        .map(|p| p.to_string())
+                        .unwrap_or_else(|| "-".into()),
+                    e.version
+                        .map(|p| p.to_string())
+                        .unwrap_or_else(|| "-".into()),
                     e.reason.unwrap_or_default()
                 );
             }
@@ -554,4 +670,3 @@ fn gc(ctx: &Ctx, all: bool) -> Result<u8> {
     );
     Ok(exit::OK)
 }
-

@@ -67,7 +67,12 @@ pub fn time(ms: i64) -> String {
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
     let (y, m, d) = civil(days);
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 fn civil(days: i64) -> (i64, u32, u32) {
@@ -113,16 +118,16 @@ impl Terminal {
     fn print(&self, line: &str) {
         let _g = self.out.lock();
         let mut err = std::io::stderr().lock();
-        if let Some(live) = &self.live {
-            if let Ok(mut l) = live.lock() {
-                if l.drawn {
-                    let _ = write!(err, "\r\x1b[2K");
-                }
-                let _ = writeln!(err, "{line}");
-                l.drawn = false;
-                Self::draw(&mut l, &mut err, &self.style);
-                return;
+        if let Some(live) = &self.live
+            && let Ok(mut l) = live.lock()
+        {
+            if l.drawn {
+                let _ = write!(err, "\r\x1b[2K");
             }
+            let _ = writeln!(err, "{line}");
+            l.drawn = false;
+            Self::draw(&mut l, &mut err, &self.style);
+            return;
         }
         let _ = writeln!(err, "{line}");
     }
@@ -136,7 +141,11 @@ impl Terminal {
             .iter()
             .map(|(s, t)| format!("{s} {}", duration(t.elapsed().as_millis() as i64)))
             .collect();
-        let _ = write!(err, "{}", style.dim(&format!("  running: {}", parts.join(", "))));
+        let _ = write!(
+            err,
+            "{}",
+            style.dim(&format!("  running: {}", parts.join(", ")))
+        );
         let _ = err.flush();
         l.drawn = true;
     }
@@ -156,23 +165,22 @@ impl Terminal {
     }
 
     pub fn finish(&self) {
-        if let Some(live) = &self.live {
-            if let Ok(mut l) = live.lock() {
-                if l.drawn {
-                    let _ = write!(std::io::stderr(), "\r\x1b[2K");
-                    l.drawn = false;
-                }
-            }
+        if let Some(live) = &self.live
+            && let Ok(mut l) = live.lock()
+            && l.drawn
+        {
+            let _ = write!(std::io::stderr(), "\r\x1b[2K");
+            l.drawn = false;
         }
     }
 
     fn set_running(&self, stage: &str, on: bool) {
-        if let Some(live) = &self.live {
-            if let Ok(mut l) = live.lock() {
-                l.running.retain(|(s, _)| s != stage);
-                if on {
-                    l.running.push((stage.to_owned(), Instant::now()));
-                }
+        if let Some(live) = &self.live
+            && let Ok(mut l) = live.lock()
+        {
+            l.running.retain(|(s, _)| s != stage);
+            if on {
+                l.running.push((stage.to_owned(), Instant::now()));
             }
         }
     }
@@ -194,20 +202,33 @@ impl Reporter for Terminal {
         let s = &self.style;
         use ferry_metadata::StageStatus as S;
         match e {
-            Event::EnvBuilding { requirements } => {
-                self.print(&format!("{} environment from {requirements}", s.cyan("building")))
-            }
+            Event::EnvBuilding { requirements } => self.print(&format!(
+                "{} environment from {requirements}",
+                s.cyan("building")
+            )),
             Event::EnvReady { fingerprint, built } => {
                 if built {
                     self.print(&format!("{} environment {fingerprint}", s.green("built")));
                 }
             }
-            Event::StageStarted { stage, reason, attempt } => {
+            Event::StageStarted {
+                stage,
+                reason,
+                attempt,
+            } => {
                 self.set_running(stage, true);
                 if attempt > 1 {
-                    self.print(&format!("{} {stage} (attempt {attempt}: {reason})", s.yellow("retrying")));
+                    self.print(&format!(
+                        "{} {stage} (attempt {attempt}: {reason})",
+                        s.yellow("retrying")
+                    ));
                 } else {
-                    self.print(&format!("{} {} {}", s.cyan("running"), s.bold(stage), s.dim(&format!("({reason})"))));
+                    self.print(&format!(
+                        "{} {} {}",
+                        s.cyan("running"),
+                        s.bold(stage),
+                        s.dim(&format!("({reason})"))
+                    ));
                 }
             }
             Event::StageFinished(o) => {
@@ -224,14 +245,22 @@ impl Reporter for Terminal {
                             bytes(o.max_rss_bytes.unwrap_or(0))
                         ))
                     ),
-                    S::Restored => format!("{} {} {}", s.green("restored"), s.bold(&o.stage), s.dim(&format!("({})", o.reason))),
+                    S::Restored => format!(
+                        "{} {} {}",
+                        s.green("restored"),
+                        s.bold(&o.stage),
+                        s.dim(&format!("({})", o.reason))
+                    ),
                     S::UpToDate => format!("{} {}", s.dim("up to date"), o.stage),
                     S::Failed => format!(
                         "{} {}: {}{}",
                         s.red("failed"),
                         s.bold(&o.stage),
                         o.error.clone().unwrap_or_default(),
-                        o.log.as_ref().map(|l| format!(" (log: {l})")).unwrap_or_default()
+                        o.log
+                            .as_ref()
+                            .map(|l| format!(" (log: {l})"))
+                            .unwrap_or_default()
                     ),
                     S::Cancelled => format!("{} {}", s.yellow("cancelled"), o.stage),
                     S::Skipped => format!("{} {} ({})", s.yellow("skipped"), o.stage, o.reason),
@@ -239,7 +268,11 @@ impl Reporter for Terminal {
                 self.print(&line);
             }
             Event::Gate(g) => {
-                let mark = if g.passed { s.green("gate passed") } else { s.red("gate FAILED") };
+                let mark = if g.passed {
+                    s.green("gate passed")
+                } else {
+                    s.red("gate FAILED")
+                };
                 if g.name == g.expr {
                     self.print(&format!("{mark}: {}", g.message));
                 } else {
@@ -247,11 +280,24 @@ impl Reporter for Terminal {
                 }
             }
             Event::Registered(v) => {
-                let alias = if v.aliases.is_empty() { String::new() } else { format!(" @{}", v.aliases.join(" @")) };
-                self.print(&format!("{} {}/{}{alias} ({})", s.green("registered"), v.model, v.version, &v.artifact_digest[..12]));
+                let alias = if v.aliases.is_empty() {
+                    String::new()
+                } else {
+                    format!(" @{}", v.aliases.join(" @"))
+                };
+                self.print(&format!(
+                    "{} {}/{}{alias} ({})",
+                    s.green("registered"),
+                    v.model,
+                    v.version,
+                    &v.artifact_digest[..12]
+                ));
             }
             Event::ModelUnchanged(v) => {
-                self.print(&format!("{} the model equals {v}; no new version", s.dim("unchanged")));
+                self.print(&format!(
+                    "{} the model equals {v}; no new version",
+                    s.dim("unchanged")
+                ));
             }
         }
     }

@@ -1,6 +1,8 @@
 //! The conformance suite every backend must pass. Each backend gets a fresh
 //! store and runs the same checks.
 
+#![allow(clippy::unwrap_used)]
+
 use ferry_metadata::*;
 
 async fn sqlite() -> (tempfile::TempDir, SqlStore) {
@@ -11,7 +13,10 @@ async fn sqlite() -> (tempfile::TempDir, SqlStore) {
 }
 
 fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap()
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap()
 }
 
 fn new_run(id: &str, started: i64) -> NewRun {
@@ -45,8 +50,12 @@ fn version(model: &str, digest: &str, alias: Option<&str>) -> NewModelVersion {
 }
 
 async fn runs_conformance(s: &dyn MetadataStore) {
-    s.begin_run(&new_run("0001aaaa000000000000000000000000", 1)).await.unwrap();
-    s.begin_run(&new_run("0002bbbb000000000000000000000000", 2)).await.unwrap();
+    s.begin_run(&new_run("0001aaaa000000000000000000000000", 1))
+        .await
+        .unwrap();
+    s.begin_run(&new_run("0002bbbb000000000000000000000000", 2))
+        .await
+        .unwrap();
     s.record_stage(
         "0001aaaa000000000000000000000000",
         &StageRecord {
@@ -67,24 +76,56 @@ async fn runs_conformance(s: &dyn MetadataStore) {
     )
     .await
     .unwrap();
-    s.record_params("0001aaaa000000000000000000000000", &[("model.C".into(), serde_json::json!(1.0))]).await.unwrap();
+    s.record_params(
+        "0001aaaa000000000000000000000000",
+        &[("model.C".into(), serde_json::json!(1.0))],
+    )
+    .await
+    .unwrap();
     s.record_metrics(
         "0001aaaa000000000000000000000000",
-        &[MetricRecord { key: "accuracy".into(), value: 0.95, stage: Some("evaluate".into()), step: 0, ts_ms: 3 }],
+        &[MetricRecord {
+            key: "accuracy".into(),
+            value: 0.95,
+            stage: Some("evaluate".into()),
+            step: 0,
+            ts_ms: 3,
+        }],
     )
     .await
     .unwrap();
     s.record_gates(
         "0001aaaa000000000000000000000000",
-        &[GateRecord { name: "acc".into(), expr: "metrics.accuracy >= 0.9".into(), passed: true, message: "0.95 >= 0.9".into() }],
+        &[GateRecord {
+            name: "acc".into(),
+            expr: "metrics.accuracy >= 0.9".into(),
+            passed: true,
+            message: "0.95 >= 0.9".into(),
+        }],
     )
     .await
     .unwrap();
-    s.finish_run("0001aaaa000000000000000000000000", RunStatus::Succeeded, 4, None).await.unwrap();
+    s.finish_run(
+        "0001aaaa000000000000000000000000",
+        RunStatus::Succeeded,
+        4,
+        None,
+    )
+    .await
+    .unwrap();
 
-    let runs = s.list_runs(&RunFilter { pipeline: Some("iris".into()), limit: 10 }).await.unwrap();
+    let runs = s
+        .list_runs(&RunFilter {
+            pipeline: Some("iris".into()),
+            limit: 10,
+        })
+        .await
+        .unwrap();
     assert_eq!(runs.len(), 2);
-    assert_eq!(runs[0].run_id, "0002bbbb000000000000000000000000", "newest first");
+    assert_eq!(
+        runs[0].run_id, "0002bbbb000000000000000000000000",
+        "newest first"
+    );
     let d = s.get_run("0001").await.unwrap();
     assert_eq!(d.run.status, RunStatus::Succeeded);
     assert_eq!(d.stages[0].reason.as_deref(), Some("dep train.py changed"));
@@ -101,23 +142,53 @@ async fn runs_conformance(s: &dyn MetadataStore) {
     // A run left `running` by a dead process is marked crashed.
     let n = s.reap_dead_runs("h", &|_pid| false).await.unwrap();
     assert_eq!(n, 1);
-    assert_eq!(s.get_run("0002").await.unwrap().run.status, RunStatus::Crashed);
+    assert_eq!(
+        s.get_run("0002").await.unwrap().run.status,
+        RunStatus::Crashed
+    );
 }
 
 async fn registry_conformance(s: &dyn MetadataStore) {
     assert!(s.latest_version("iris").await.unwrap().is_none());
-    let v1 = s.create_model_version(&version("iris", "d1", Some("candidate"))).await.unwrap();
+    let v1 = s
+        .create_model_version(&version("iris", "d1", Some("candidate")))
+        .await
+        .unwrap();
     assert_eq!(v1.version, 1);
     assert_eq!(v1.aliases, vec!["candidate".to_string()]);
-    let v2 = s.create_model_version(&version("iris", "d2", Some("candidate"))).await.unwrap();
+    let v2 = s
+        .create_model_version(&version("iris", "d2", Some("candidate")))
+        .await
+        .unwrap();
     assert_eq!(v2.version, 2);
-    assert_eq!(s.resolve_alias("iris", "candidate").await.unwrap().unwrap().version, 2);
-    assert!(s.resolve_alias("iris", "production").await.unwrap().is_none());
-    let ev = s.set_alias("iris", "production", 1, Some("manual"), 10).await.unwrap();
+    assert_eq!(
+        s.resolve_alias("iris", "candidate")
+            .await
+            .unwrap()
+            .unwrap()
+            .version,
+        2
+    );
+    assert!(
+        s.resolve_alias("iris", "production")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let ev = s
+        .set_alias("iris", "production", 1, Some("manual"), 10)
+        .await
+        .unwrap();
     assert_eq!(ev.previous, None);
-    let ev = s.set_alias("iris", "production", 2, None, 11).await.unwrap();
+    let ev = s
+        .set_alias("iris", "production", 2, None, 11)
+        .await
+        .unwrap();
     assert_eq!(ev.previous, Some(1));
-    assert!(matches!(s.set_alias("iris", "production", 9, None, 12).await, Err(Error::NotFound(_))));
+    assert!(matches!(
+        s.set_alias("iris", "production", 9, None, 12).await,
+        Err(Error::NotFound(_))
+    ));
     let events = s.alias_events("iris").await.unwrap();
     assert_eq!(events.len(), 4, "two registrations and two moves");
     let models = s.list_models().await.unwrap();
@@ -156,7 +227,9 @@ fn sqlite_reopen_keeps_data_and_schema() {
         let url = format!("sqlite://{}", dir.path().join("ferry.db").display());
         {
             let s = SqlStore::open(&url).await.unwrap();
-            s.create_model_version(&version("m", "d", None)).await.unwrap();
+            s.create_model_version(&version("m", "d", None))
+                .await
+                .unwrap();
         }
         let s = SqlStore::open(&url).await.unwrap();
         assert_eq!(s.latest_version("m").await.unwrap().unwrap().version, 1);
@@ -176,13 +249,18 @@ fn concurrent_registrations_get_distinct_versions() {
                 (0..5)
                     .map(|j| {
                         let v = version("m", &format!("d{i}{j}"), None);
-                        s.call(|st| Box::pin(async move { st.create_model_version(&v).await })).unwrap().version
+                        s.call(|st| Box::pin(async move { st.create_model_version(&v).await }))
+                            .unwrap()
+                            .version
                     })
                     .collect::<Vec<_>>()
             })
         })
         .collect();
-    let mut all: Vec<i64> = handles.into_iter().flat_map(|h| h.join().unwrap()).collect();
+    let mut all: Vec<i64> = handles
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
     all.sort();
     assert_eq!(all, (1..=20).collect::<Vec<_>>());
 }

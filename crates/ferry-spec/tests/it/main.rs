@@ -2,6 +2,8 @@
 //! every folder under `tests/fixtures/invalid` must fail, with the rendered
 //! diagnostics snapshotted.
 
+#![allow(clippy::unwrap_used)]
+
 use ferry_spec::{Files, load};
 use std::path::{Path, PathBuf};
 
@@ -21,7 +23,9 @@ impl Files for Dir {
 }
 
 fn fixtures(kind: &str) -> Vec<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(kind);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(kind);
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -86,7 +90,12 @@ fn invalid_fixtures_report_every_error() {
 fn schema_lists_every_key_the_loader_knows() {
     let schema: serde_json::Value = serde_json::from_str(ferry_spec::JSON_SCHEMA).unwrap();
     let props = |v: &serde_json::Value| -> Vec<String> {
-        let mut k: Vec<String> = v["properties"].as_object().unwrap().keys().cloned().collect();
+        let mut k: Vec<String> = v["properties"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
         k.sort();
         k
     };
@@ -99,7 +108,16 @@ fn schema_lists_every_key_the_loader_knows() {
     assert_eq!(props(&schema), sorted(TOP_KEYS));
     assert_eq!(props(&schema["$defs"]["stage"]), sorted(STAGE_KEYS));
     assert_eq!(props(&schema["properties"]["env"]), sorted(ENV_KEYS));
-    assert_eq!(props(&schema["properties"]["env"]["properties"]["python"]), sorted(PYTHON_KEYS));
-    assert_eq!(props(&schema["properties"]["register"]), sorted(REGISTER_KEYS));
-    assert_eq!(props(&schema["properties"]["gates"]["items"]["oneOf"][1]), sorted(GATE_KEYS));
+    assert_eq!(
+        props(&schema["properties"]["env"]["properties"]["python"]),
+        sorted(PYTHON_KEYS)
+    );
+    assert_eq!(
+        props(&schema["properties"]["register"]),
+        sorted(REGISTER_KEYS)
+    );
+    assert_eq!(
+        props(&schema["properties"]["gates"]["items"]["oneOf"][1]),
+        sorted(GATE_KEYS)
+    );
 }

@@ -45,14 +45,20 @@ fn first_run_then_nothing_to_do() {
     ");
     let (code, r) = p.run_json(&[]);
     assert_eq!(code, 0);
-    assert_eq!(stage_statuses(&r), pairs(&[("gen", "ran"), ("train", "ran")]));
+    assert_eq!(
+        stage_statuses(&r),
+        pairs(&[("gen", "ran"), ("train", "ran")])
+    );
     assert_eq!(r["registered"]["version"], 1);
     assert_eq!(r["registered"]["aliases"][0], "candidate");
     assert!(p.read("ferry.lock").contains("fingerprint:"));
 
     let (code, r) = p.run_json(&[]);
     assert_eq!(code, 0);
-    assert_eq!(stage_statuses(&r), pairs(&[("gen", "up_to_date"), ("train", "up_to_date")]));
+    assert_eq!(
+        stage_statuses(&r),
+        pairs(&[("gen", "up_to_date"), ("train", "up_to_date")])
+    );
     assert_eq!(r["model_unchanged"], "m/1");
     insta::assert_snapshot!(p.status(), @r"
     gen    up to date
@@ -73,7 +79,10 @@ fn a_changed_dep_reruns_exactly_the_affected_stages() {
     train  will run: dep train.sh changed
     ");
     let (_, r) = p.run_json(&[]);
-    assert_eq!(stage_statuses(&r), pairs(&[("gen", "up_to_date"), ("train", "ran")]));
+    assert_eq!(
+        stage_statuses(&r),
+        pairs(&[("gen", "up_to_date"), ("train", "ran")])
+    );
     assert_eq!(r["registered"]["version"], 2);
     assert_eq!(counter(&p, "counts/gen"), 1);
     assert_eq!(counter(&p, "counts/train"), 2);
@@ -81,13 +90,19 @@ fn a_changed_dep_reruns_exactly_the_affected_stages() {
     // Data changes upstream: both rerun, and the lineage records the new hash.
     p.write("src.txt", "data v2\n");
     let (_, r) = p.run_json(&[]);
-    assert_eq!(stage_statuses(&r), pairs(&[("gen", "ran"), ("train", "ran")]));
+    assert_eq!(
+        stage_statuses(&r),
+        pairs(&[("gen", "ran"), ("train", "ran")])
+    );
     let v = p.ferry(&["models", "show", "m@candidate", "--json"]);
     let v: serde_json::Value = serde_json::from_str(&v.stdout).unwrap();
     assert_eq!(v["version"], 3);
     assert!(v["lineage"]["data"]["src.txt"].is_string());
     assert!(v["lineage"]["data"]["train.sh"].is_string());
-    assert!(v["lineage"]["data"].get("out/data.txt").is_none(), "produced files are not source data");
+    assert!(
+        v["lineage"]["data"].get("out/data.txt").is_none(),
+        "produced files are not source data"
+    );
     assert_eq!(v["lineage"]["params"]["seed"], 1);
     assert_eq!(v["lineage"]["metrics"]["accuracy"], 0.95);
 }
@@ -111,7 +126,10 @@ fn a_param_change_is_explained_and_a_revert_restores_without_running() {
     train  will restore from cache: dep out/data.txt changed
     ");
     let (_, r) = p.run_json(&[]);
-    assert_eq!(stage_statuses(&r), pairs(&[("gen", "restored"), ("train", "restored")]));
+    assert_eq!(
+        stage_statuses(&r),
+        pairs(&[("gen", "restored"), ("train", "restored")])
+    );
     assert_eq!(p.read("model.bin"), model_v1);
     assert_eq!(counter(&p, "counts/gen"), 2);
     assert_eq!(counter(&p, "counts/train"), 2);
@@ -131,7 +149,10 @@ fn editing_a_restored_output_in_place_does_not_corrupt_the_cache() {
     p.run_ok(); // restores model.bin from the cache
     let good = p.read("model.bin");
     p.write("model.bin", "vandalised\n");
-    assert!(p.status().contains("train  will restore from cache: out model.bin modified"));
+    assert!(
+        p.status()
+            .contains("train  will restore from cache: out model.bin modified")
+    );
     p.run_ok();
     assert_eq!(p.read("model.bin"), good);
 }
@@ -141,7 +162,10 @@ fn deleting_an_output_restores_it() {
     let p = project();
     p.run_ok();
     std::fs::remove_file(p.path().join("model.bin")).unwrap();
-    assert!(p.status().contains("train  will restore from cache: out model.bin missing"));
+    assert!(
+        p.status()
+            .contains("train  will restore from cache: out model.bin missing")
+    );
     p.run_ok();
     assert!(p.path().join("model.bin").exists());
     assert_eq!(counter(&p, "counts/train"), 1);
@@ -153,10 +177,18 @@ fn force_and_targets() {
     p.run_ok();
     let (_, r) = p.run_json(&["--force", "gen"]);
     assert_eq!(stage_statuses(&r), pairs(&[("gen", "ran")]));
-    assert_eq!(r["gates"].as_array().unwrap().len(), 0, "a partial run does not gate");
+    assert_eq!(
+        r["gates"].as_array().unwrap().len(),
+        0,
+        "a partial run does not gate"
+    );
     let o = p.ferry(&["run", "nope"]);
     assert_eq!(o.code, 2);
-    assert!(o.stderr.contains("unknown stage `nope`; stages: gen, train"), "{o:?}");
+    assert!(
+        o.stderr
+            .contains("unknown stage `nope`; stages: gen, train"),
+        "{o:?}"
+    );
 }
 
 #[test]
@@ -176,7 +208,11 @@ fn a_failed_gate_exits_3_and_registers_nothing() {
     p.write("acc.txt", "0.5\n");
     let o = p.ferry(&["run"]);
     assert_eq!(o.code, 3, "{o:?}");
-    assert!(o.stderr.contains("gate FAILED: metrics.accuracy >= 0.9: 0.5 >= 0.9"), "{o:?}");
+    assert!(
+        o.stderr
+            .contains("gate FAILED: metrics.accuracy >= 0.9: 0.5 >= 0.9"),
+        "{o:?}"
+    );
     let v = p.ferry(&["models", "versions", "m", "--json"]);
     let v: serde_json::Value = serde_json::from_str(&v.stdout).unwrap();
     assert_eq!(v.as_array().unwrap().len(), 1);
@@ -188,14 +224,24 @@ fn a_failed_gate_exits_3_and_registers_nothing() {
     let d = p.ferry(&["runs", "show", &id[..6], "--json"]);
     let d: serde_json::Value = serde_json::from_str(&d.stdout).unwrap();
     assert_eq!(d["gates"][0]["passed"], false);
-    assert_eq!(d["gates"][0]["message"], "metrics.accuracy >= 0.9: 0.5 >= 0.9");
+    assert_eq!(
+        d["gates"][0]["message"],
+        "metrics.accuracy >= 0.9: 0.5 >= 0.9"
+    );
 }
 
 #[test]
 fn comparison_with_the_production_model() {
     let p = project();
     p.run_ok();
-    let o = p.ferry(&["models", "alias", "m/1", "production", "--reason", "first release"]);
+    let o = p.ferry(&[
+        "models",
+        "alias",
+        "m/1",
+        "production",
+        "--reason",
+        "first release",
+    ]);
     assert_eq!(o.code, 0, "{o:?}");
     // Slightly worse than production but within the 0.01 margin: passes.
     p.write("acc.txt", "0.945\n");
@@ -207,7 +253,10 @@ fn comparison_with_the_production_model() {
     assert_eq!(o.code, 3, "{o:?}");
     assert!(o.stderr.contains("0.92 >= 0.94"), "{o:?}");
     let h = p.ferry(&["models", "history", "m"]);
-    assert!(h.stdout.contains("m@production  - -> 1  first release"), "{h:?}");
+    assert!(
+        h.stdout.contains("m@production  - -> 1  first release"),
+        "{h:?}"
+    );
 }
 
 #[test]
@@ -225,12 +274,25 @@ fn a_malformed_spec_reports_every_error_and_exits_2() {
 #[test]
 fn no_project_and_bad_flags() {
     let t = tempfile::tempdir().unwrap();
-    let o: Out = std::process::Command::new(ferry_bin()).arg("status").current_dir(t.path()).output().unwrap().into();
+    let o: Out = std::process::Command::new(ferry_bin())
+        .arg("status")
+        .current_dir(t.path())
+        .output()
+        .unwrap()
+        .into();
     assert_eq!(o.code, 2);
     assert!(o.stderr.contains("no ferry.yaml in"), "{o:?}");
-    let o: Out = std::process::Command::new(ferry_bin()).args(["run", "--jobs", "x"]).output().unwrap().into();
+    let o: Out = std::process::Command::new(ferry_bin())
+        .args(["run", "--jobs", "x"])
+        .output()
+        .unwrap()
+        .into();
     assert_eq!(o.code, 2);
-    let o: Out = std::process::Command::new(ferry_bin()).args(["-C", "/nonexistent-dir", "status"]).output().unwrap().into();
+    let o: Out = std::process::Command::new(ferry_bin())
+        .args(["-C", "/nonexistent-dir", "status"])
+        .output()
+        .unwrap()
+        .into();
     assert_eq!(o.code, 2);
     let p = project();
     let o = p.ferry(&["runs", "show", "zz"]);
@@ -254,7 +316,8 @@ fn no_project_and_bad_flags() {
 fn json_read_commands_have_stable_shapes() {
     let p = project();
     p.run_ok();
-    let st: serde_json::Value = serde_json::from_str(&p.ferry(&["status", "--json"]).stdout).unwrap();
+    let st: serde_json::Value =
+        serde_json::from_str(&p.ferry(&["status", "--json"]).stdout).unwrap();
     insta::assert_json_snapshot!(st, {".pipeline" => "[pipeline]"}, @r#"
     {
       "pipeline": "[pipeline]",
@@ -273,10 +336,25 @@ fn json_read_commands_have_stable_shapes() {
       "env": null
     }
     "#);
-    let runs: serde_json::Value = serde_json::from_str(&p.ferry(&["runs", "list", "--json"]).stdout).unwrap();
+    let runs: serde_json::Value =
+        serde_json::from_str(&p.ferry(&["runs", "list", "--json"]).stdout).unwrap();
     let keys: Vec<&String> = runs[0].as_object().unwrap().keys().collect();
-    assert_eq!(keys, ["run_id", "pipeline", "status", "trigger", "started_ms", "ended_ms", "git_commit", "git_dirty", "message"]);
-    let models: serde_json::Value = serde_json::from_str(&p.ferry(&["models", "list", "--json"]).stdout).unwrap();
+    assert_eq!(
+        keys,
+        [
+            "run_id",
+            "pipeline",
+            "status",
+            "trigger",
+            "started_ms",
+            "ended_ms",
+            "git_commit",
+            "git_dirty",
+            "message"
+        ]
+    );
+    let models: serde_json::Value =
+        serde_json::from_str(&p.ferry(&["models", "list", "--json"]).stdout).unwrap();
     insta::assert_json_snapshot!(models, {"[].created_ms" => "[ms]"}, @r#"
     [
       {
@@ -294,7 +372,8 @@ fn json_read_commands_have_stable_shapes() {
     ]
     "#);
     let id = runs[0]["run_id"].as_str().unwrap();
-    let show: serde_json::Value = serde_json::from_str(&p.ferry(&["runs", "show", id, "--json"]).stdout).unwrap();
+    let show: serde_json::Value =
+        serde_json::from_str(&p.ferry(&["runs", "show", id, "--json"]).stdout).unwrap();
     assert_eq!(show["stages"][0]["stage"], "gen");
     assert!(show["stages"][0]["user_cpu_ms"].is_i64());
     assert!(show["stages"][0]["max_rss_bytes"].as_i64().unwrap() > 0);
@@ -304,9 +383,16 @@ fn json_read_commands_have_stable_shapes() {
 #[test]
 fn logs_show_stage_output() {
     let p = project();
-    p.write("ferry.yaml", &SPEC.replace("mkdir -p counts out &&", "mkdir -p counts out && echo hello-from-gen &&"));
+    p.write(
+        "ferry.yaml",
+        &SPEC.replace(
+            "mkdir -p counts out &&",
+            "mkdir -p counts out && echo hello-from-gen &&",
+        ),
+    );
     p.run_ok();
-    let runs: serde_json::Value = serde_json::from_str(&p.ferry(&["runs", "list", "--json"]).stdout).unwrap();
+    let runs: serde_json::Value =
+        serde_json::from_str(&p.ferry(&["runs", "list", "--json"]).stdout).unwrap();
     let id = runs[0]["run_id"].as_str().unwrap();
     let o = p.ferry(&["logs", &id[..8], "gen"]);
     assert_eq!(o.code, 0, "{o:?}");
@@ -325,25 +411,50 @@ fn gc_keeps_what_is_referenced() {
     assert_eq!(o.code, 0, "{o:?}");
     p.write("src.txt", "data v1\n");
     let (_, r) = p.run_json(&[]);
-    assert_eq!(stage_statuses(&r), pairs(&[("gen", "ran"), ("train", "ran")]));
+    assert_eq!(
+        stage_statuses(&r),
+        pairs(&[("gen", "ran"), ("train", "ran")])
+    );
 }
 
 #[test]
 fn init_scaffolds_a_valid_spec() {
     let t = tempfile::tempdir().unwrap();
-    let o: Out = std::process::Command::new(ferry_bin()).arg("init").current_dir(t.path()).output().unwrap().into();
+    let o: Out = std::process::Command::new(ferry_bin())
+        .arg("init")
+        .current_dir(t.path())
+        .output()
+        .unwrap()
+        .into();
     assert_eq!(o.code, 0, "{o:?}");
-    let o: Out = std::process::Command::new(ferry_bin()).arg("init").current_dir(t.path()).output().unwrap().into();
+    let o: Out = std::process::Command::new(ferry_bin())
+        .arg("init")
+        .current_dir(t.path())
+        .output()
+        .unwrap()
+        .into();
     assert_eq!(o.code, 2, "refuses to overwrite: {o:?}");
     // The scaffold parses; it only lacks the user's files.
-    let o: Out = std::process::Command::new(ferry_bin()).arg("status").current_dir(t.path()).output().unwrap().into();
-    assert!(o.stderr.contains("dependency `prepare.py` does not exist"), "{o:?}");
+    let o: Out = std::process::Command::new(ferry_bin())
+        .arg("status")
+        .current_dir(t.path())
+        .output()
+        .unwrap()
+        .into();
+    assert!(
+        o.stderr.contains("dependency `prepare.py` does not exist"),
+        "{o:?}"
+    );
     assert!(!o.stderr.contains("unknown key"), "{o:?}");
 }
 
 #[test]
 fn schema_is_json() {
-    let o: Out = std::process::Command::new(ferry_bin()).arg("schema").output().unwrap().into();
+    let o: Out = std::process::Command::new(ferry_bin())
+        .arg("schema")
+        .output()
+        .unwrap()
+        .into();
     let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
     assert_eq!(v["title"], "ferry pipeline");
 }

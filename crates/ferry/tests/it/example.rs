@@ -30,25 +30,51 @@ fn iris_example_end_to_end() {
     // First run: environment, three stages, gates, a registered version.
     let (code, r) = p.run_json(&[]);
     assert_eq!(code, 0, "{r}");
-    assert_eq!(stage_statuses(&r), pairs(&[("prepare", "ran"), ("train", "ran"), ("evaluate", "ran")]));
+    assert_eq!(
+        stage_statuses(&r),
+        pairs(&[("prepare", "ran"), ("train", "ran"), ("evaluate", "ran")])
+    );
     assert!(r["metrics"]["accuracy"].as_f64().unwrap() >= 0.9);
     assert_eq!(r["registered"]["model"], "iris");
     assert_eq!(r["registered"]["version"], 1);
     let lineage = &r["registered"]["lineage"];
     assert!(lineage["data"]["data/iris.csv"].is_string(), "{lineage}");
-    assert!(lineage["environment"]["packages"].as_array().unwrap().iter().any(|p| p.as_str().unwrap().starts_with("scikit-learn==")));
-    assert_eq!(r["registered"]["env_fingerprint"], lineage["environment"]["fingerprint"]);
+    assert!(
+        lineage["environment"]["packages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p.as_str().unwrap().starts_with("scikit-learn=="))
+    );
+    assert_eq!(
+        r["registered"]["env_fingerprint"],
+        lineage["environment"]["fingerprint"]
+    );
 
     // Nothing changed: nothing runs.
     let (_, r) = p.run_json(&[]);
-    assert_eq!(stage_statuses(&r), pairs(&[("prepare", "up_to_date"), ("train", "up_to_date"), ("evaluate", "up_to_date")]));
+    assert_eq!(
+        stage_statuses(&r),
+        pairs(&[
+            ("prepare", "up_to_date"),
+            ("train", "up_to_date"),
+            ("evaluate", "up_to_date")
+        ])
+    );
 
     // A comment in train.py: train reruns, the model bytes are identical
     // (the export is deterministic), so evaluate stays up to date.
     let train = p.read("train.py");
     p.write("train.py", &format!("{train}\n# a comment\n"));
     let (_, r) = p.run_json(&[]);
-    assert_eq!(stage_statuses(&r), pairs(&[("prepare", "up_to_date"), ("train", "ran"), ("evaluate", "up_to_date")]));
+    assert_eq!(
+        stage_statuses(&r),
+        pairs(&[
+            ("prepare", "up_to_date"),
+            ("train", "ran"),
+            ("evaluate", "up_to_date")
+        ])
+    );
     assert_eq!(r["model_unchanged"], "iris/1");
 
     // New data: everything downstream reruns and a new version is registered.
@@ -57,23 +83,47 @@ fn iris_example_end_to_end() {
     p.write("data/iris.csv", &data);
     let (code, r) = p.run_json(&[]);
     assert_eq!(code, 0, "{r}");
-    assert_eq!(stage_statuses(&r), pairs(&[("prepare", "ran"), ("train", "ran"), ("evaluate", "ran")]));
+    assert_eq!(
+        stage_statuses(&r),
+        pairs(&[("prepare", "ran"), ("train", "ran"), ("evaluate", "ran")])
+    );
     assert_eq!(r["registered"]["version"], 2);
 
     // A param that ruins accuracy: the gate stops registration with exit 3.
-    p.write("params.yaml", &p.read("params.yaml").replace("C: 1.0", "C: 0.001"));
-    assert!(p.status().contains("train     will run: command changed, param train.C 1.0 -> 0.001"));
+    p.write(
+        "params.yaml",
+        &p.read("params.yaml").replace("C: 1.0", "C: 0.001"),
+    );
+    assert!(
+        p.status()
+            .contains("train     will run: command changed, param train.C 1.0 -> 0.001")
+    );
     let (code, r) = p.run_json(&[]);
     assert_eq!(code, 3, "{r}");
     assert_eq!(r["status"], "gate_failed");
     assert!(r["registered"].is_null());
-    assert!(r["gates"][0]["message"].as_str().unwrap().contains(">= 0.9"));
+    assert!(
+        r["gates"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains(">= 0.9")
+    );
 
     // Revert: the old outputs come back from the cache without running.
-    p.write("params.yaml", &p.read("params.yaml").replace("C: 0.001", "C: 1.0"));
+    p.write(
+        "params.yaml",
+        &p.read("params.yaml").replace("C: 0.001", "C: 1.0"),
+    );
     let (code, r) = p.run_json(&[]);
     assert_eq!(code, 0, "{r}");
-    assert_eq!(stage_statuses(&r), pairs(&[("prepare", "up_to_date"), ("train", "restored"), ("evaluate", "restored")]));
+    assert_eq!(
+        stage_statuses(&r),
+        pairs(&[
+            ("prepare", "up_to_date"),
+            ("train", "restored"),
+            ("evaluate", "restored")
+        ])
+    );
     assert_eq!(r["model_unchanged"], "iris/2");
 }
 

@@ -1,6 +1,8 @@
 //! CLI integration tests: drive the built `ferry` binary on temporary
 //! projects with fast shell stages, including misbehaving ones.
 
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 mod cli;

@@ -31,7 +31,11 @@ stages:
     let bad = &r["stages"][1];
     assert_eq!(bad["exit_code"], 7);
     assert_eq!(bad["error"], "the command exited with code 7");
-    assert!(std::fs::read_to_string(bad["log"].as_str().unwrap()).unwrap().contains("boom"));
+    assert!(
+        std::fs::read_to_string(bad["log"].as_str().unwrap())
+            .unwrap()
+            .contains("boom")
+    );
     // The lock knows `ok` but not `bad`, and the partial output is not cached.
     let lock = p.read("ferry.lock");
     assert!(lock.contains("  ok:") && !lock.contains("  bad:"), "{lock}");
@@ -43,15 +47,26 @@ stages:
 /// Running, not a zombie waiting for its reaper.
 fn alive(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z')),
+        Ok(stat) => !stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
         Err(_) => false,
     }
 }
 
 fn walk(dir: &std::path::Path) -> usize {
-    let Ok(rd) = std::fs::read_dir(dir) else { return 0 };
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return 0;
+    };
     rd.flatten()
-        .map(|e| if e.path().is_dir() { walk(&e.path()) } else { 1 })
+        .map(|e| {
+            if e.path().is_dir() {
+                walk(&e.path())
+            } else {
+                1
+            }
+        })
         .sum()
 }
 
@@ -60,7 +75,10 @@ fn a_stage_that_forgets_an_out_fails() {
     let p = Proj::new("stages:\n  s:\n    cmd: 'true'\n    outs: [never.txt]\n");
     let (code, r) = p.run_json(&[]);
     assert_eq!(code, 1);
-    assert_eq!(r["stages"][0]["error"], "the command succeeded but did not write its out `never.txt`");
+    assert_eq!(
+        r["stages"][0]["error"],
+        "the command succeeded but did not write its out `never.txt`"
+    );
 }
 
 #[test]
@@ -129,7 +147,11 @@ const SLOW: &str = "stages:\n  quick:\n    cmd: echo q > q.txt\n    outs: [q.txt
 #[test]
 fn ctrl_c_kills_the_stage_and_records_the_run_as_cancelled() {
     let p = Proj::new(SLOW);
-    let mut child = p.cmd(&["run"]).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let mut child = p
+        .cmd(&["run"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     wait_for(&p, "slow.pid");
     std::thread::sleep(Duration::from_millis(100));
     // SAFETY: signalling our own child.
@@ -138,7 +160,8 @@ fn ctrl_c_kills_the_stage_and_records_the_run_as_cancelled() {
     assert_eq!(status.code(), Some(130));
     let pid: i32 = p.read("slow.pid").trim().parse().unwrap();
     assert!(!alive(pid), "the stage must be killed");
-    let runs: serde_json::Value = serde_json::from_str(&p.ferry(&["runs", "list", "--json"]).stdout).unwrap();
+    let runs: serde_json::Value =
+        serde_json::from_str(&p.ferry(&["runs", "list", "--json"]).stdout).unwrap();
     assert_eq!(runs[0]["status"], "cancelled");
     // `quick` finished before the interrupt and stays done.
     assert!(p.status().contains("quick  up to date"));
@@ -147,7 +170,11 @@ fn ctrl_c_kills_the_stage_and_records_the_run_as_cancelled() {
 #[test]
 fn killing_ferry_mid_run_leaves_store_cache_and_lock_consistent() {
     let p = Proj::new(SLOW);
-    let mut child = p.cmd(&["run"]).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let mut child = p
+        .cmd(&["run"])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
     wait_for(&p, "slow.pid");
     child.kill().unwrap(); // SIGKILL: no chance to clean up
     child.wait().unwrap();
@@ -162,19 +189,30 @@ fn killing_ferry_mid_run_leaves_store_cache_and_lock_consistent() {
     p.write("ferry.yaml", &SLOW.replace("sleep 60", "true"));
     let (code, r) = p.run_json(&[]);
     assert_eq!(code, 0, "{r}");
-    assert_eq!(stage_statuses(&r), pairs(&[("quick", "up_to_date"), ("slow", "ran")]));
-    let runs: serde_json::Value = serde_json::from_str(&p.ferry(&["runs", "list", "--json"]).stdout).unwrap();
+    assert_eq!(
+        stage_statuses(&r),
+        pairs(&[("quick", "up_to_date"), ("slow", "ran")])
+    );
+    let runs: serde_json::Value =
+        serde_json::from_str(&p.ferry(&["runs", "list", "--json"]).stdout).unwrap();
     assert_eq!(runs[1]["status"], "crashed");
 }
 
 #[test]
 fn two_runs_at_once_do_not_interleave() {
     let p = Proj::new(SLOW);
-    let mut child = p.cmd(&["run"]).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let mut child = p
+        .cmd(&["run"])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
     wait_for(&p, "slow.pid");
     let o = p.ferry(&["run"]);
     assert_eq!(o.code, 1);
-    assert!(o.stderr.contains("another `ferry run` is in progress"), "{o:?}");
+    assert!(
+        o.stderr.contains("another `ferry run` is in progress"),
+        "{o:?}"
+    );
     child.kill().unwrap();
     child.wait().unwrap();
     let pid: i32 = p.read("slow.pid").trim().parse().unwrap();
