@@ -63,7 +63,7 @@ stages:
 YAML
 (cd "$WORK/iris-dvc" && git init -q && dvc init -q && dvc config core.site_cache_dir "$WORK/dvc-site-cache" \
   && git add -A && git commit -qm init && dvc repro >/dev/null 2>&1 && git add -A && git commit -qm run)
-hf iris_status --warmup 3 --runs "$RUNS" -N \
+hf iris_status --warmup 3 --runs "$RUNS" \
   -n "ferry status" "cd $WORK/iris-ferry && $FERRY status" \
   -n "dvc status" "cd $WORK/iris-dvc && dvc status"
 hf iris_run --warmup 3 --runs "$RUNS" \

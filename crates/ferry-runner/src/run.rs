@@ -421,7 +421,7 @@ pub fn run(
             trigger: opts.trigger.clone(),
             started_ms: now_ms(),
             git_commit: crate::git::head_commit(&project.root),
-            git_dirty: None,
+            git_dirty: crate::git::is_dirty(&project.root),
             env_fingerprint: env.as_ref().map(|e| e.fingerprint.to_hex()),
             pid: i64::from(std::process::id()),
             host: host.clone(),
