@@ -1,5 +1,5 @@
 -- ferry metadata, schema 1. Portable SQL: runs unchanged on SQLite and PostgreSQL
--- (TEXT, BIGINT, DOUBLE PRECISION, INTEGER; ids made in Rust; no AUTOINCREMENT/SERIAL).
+-- (TEXT, BIGINT and DOUBLE PRECISION only; ids made in Rust; no AUTOINCREMENT or SERIAL).
 CREATE TABLE runs (
     run_id      TEXT PRIMARY KEY,
     pipeline    TEXT NOT NULL,
@@ -8,7 +8,7 @@ CREATE TABLE runs (
     started_ms  BIGINT NOT NULL,
     ended_ms    BIGINT,
     git_commit  TEXT,
-    git_dirty   INTEGER,
+    git_dirty   BIGINT,
     env_fingerprint TEXT,
     pid         BIGINT,
     host        TEXT,
@@ -20,7 +20,7 @@ CREATE INDEX runs_by_status ON runs (status);
 CREATE TABLE stage_runs (
     run_id        TEXT NOT NULL,
     stage         TEXT NOT NULL,
-    position      INTEGER NOT NULL,
+    position      BIGINT NOT NULL,
     status        TEXT NOT NULL,
     reason        TEXT,
     fingerprint   TEXT,
@@ -30,8 +30,8 @@ CREATE TABLE stage_runs (
     user_cpu_ms   BIGINT,
     sys_cpu_ms    BIGINT,
     max_rss_bytes BIGINT,
-    exit_code     INTEGER,
-    attempts      INTEGER,
+    exit_code     BIGINT,
+    attempts      BIGINT,
     PRIMARY KEY (run_id, stage)
 );
 
@@ -54,10 +54,10 @@ CREATE TABLE run_metrics (
 
 CREATE TABLE gate_results (
     run_id  TEXT NOT NULL,
-    idx     INTEGER NOT NULL,
+    idx     BIGINT NOT NULL,
     name    TEXT NOT NULL,
     expr    TEXT NOT NULL,
-    passed  INTEGER NOT NULL,
+    passed  BIGINT NOT NULL,
     message TEXT NOT NULL,
     PRIMARY KEY (run_id, idx)
 );
@@ -76,7 +76,7 @@ CREATE TABLE model_versions (
     artifact_digest TEXT NOT NULL,
     artifact_size   BIGINT NOT NULL,
     git_commit      TEXT,
-    git_dirty       INTEGER,
+    git_dirty       BIGINT,
     env_fingerprint TEXT,
     lineage         TEXT NOT NULL,
     created_ms      BIGINT NOT NULL,

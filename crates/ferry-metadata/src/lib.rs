@@ -103,7 +103,7 @@ impl BlockingStore {
     /// Opens (and migrates) the store at `url`, e.g. `sqlite:///path/ferry.db`.
     pub fn open(url: &str) -> Result<Self> {
         let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
+            .enable_all()
             .build()
             .map_err(|e| Error::Invalid(format!("cannot start the store runtime: {e}")))?;
         let inner = rt.block_on(SqlStore::open(url))?;

@@ -65,24 +65,42 @@ impl SqlStore {
         }
     }
 
-    async fn schema_version(&self) -> Result<i64> {
-        let row = sqlx::query("SELECT MAX(version) AS v FROM ferry_schema")
-            .fetch_one(&self.pool)
-            .await
-            .map_err(q("read the schema version"))?;
-        Ok(row
-            .try_get::<Option<i64>, _>("v")
-            .ok()
-            .flatten()
-            .unwrap_or(0))
-    }
-
-    async fn migrate(&self) -> Result<()> {
-        sqlx::query("CREATE TABLE IF NOT EXISTS ferry_schema (version BIGINT PRIMARY KEY, applied_ms BIGINT NOT NULL)")
+    /// Runs one statement outside the store's schema (test set-up, such as
+    /// `CREATE DATABASE`).
+    pub async fn raw_execute(&self, sql: &str) -> Result<()> {
+        sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
             .execute(&self.pool)
             .await
-            .map_err(|source| Error::Migrate { version: 0, source })?;
-        let current = self.schema_version().await?;
+            .map_err(q("run a statement"))?;
+        Ok(())
+    }
+
+    /// Applies pending migrations again (none, when up to date).
+    pub async fn migrate_again(&self) -> Result<()> {
+        self.migrate().await
+    }
+
+    /// Brings the schema up to date in one transaction. Concurrent openers
+    /// (two servers starting at once) are serialised: SQLite by its write
+    /// lock (`BEGIN IMMEDIATE`), PostgreSQL by a transaction advisory lock.
+    async fn migrate(&self) -> Result<()> {
+        let err = |version: i64| move |source| Error::Migrate { version, source };
+        let mut tx = self.begin().await.map_err(err(0))?;
+        if !self.sqlite {
+            sqlx::query("SELECT pg_advisory_xact_lock(7201964011)")
+                .execute(&mut *tx)
+                .await
+                .map_err(err(0))?;
+        }
+        sqlx::query("CREATE TABLE IF NOT EXISTS ferry_schema (version BIGINT PRIMARY KEY, applied_ms BIGINT NOT NULL)")
+            .execute(&mut *tx)
+            .await
+            .map_err(err(0))?;
+        let row = sqlx::query("SELECT MAX(version) AS v FROM ferry_schema")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(err(0))?;
+        let current = get_oi(&row, "v").unwrap_or(0);
         let known = MIGRATIONS.last().map_or(0, |m| m.0);
         if current > known {
             return Err(Error::NewerSchema {
@@ -91,22 +109,6 @@ impl SqlStore {
             });
         }
         for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
-            let mut tx = self.begin().await.map_err(|source| Error::Migrate {
-                version: *version,
-                source,
-            })?;
-            // Another process may have migrated while this one waited for the lock.
-            let done = sqlx::query("SELECT COUNT(*) AS n FROM ferry_schema WHERE version = $1")
-                .bind(*version)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(|source| Error::Migrate {
-                    version: *version,
-                    source,
-                })?;
-            if get_i(&done, "n") > 0 {
-                continue;
-            }
             let code: String = sql
                 .lines()
                 .filter(|l| !l.trim_start().starts_with("--"))
@@ -116,25 +118,16 @@ impl SqlStore {
                 sqlx::query(sqlx::AssertSqlSafe(stmt.to_owned()))
                     .execute(&mut *tx)
                     .await
-                    .map_err(|source| Error::Migrate {
-                        version: *version,
-                        source,
-                    })?;
+                    .map_err(err(*version))?;
             }
             sqlx::query("INSERT INTO ferry_schema (version, applied_ms) VALUES ($1, $2)")
                 .bind(*version)
                 .bind(ferry_core::now_ms())
                 .execute(&mut *tx)
                 .await
-                .map_err(|source| Error::Migrate {
-                    version: *version,
-                    source,
-                })?;
-            tx.commit().await.map_err(|source| Error::Migrate {
-                version: *version,
-                source,
-            })?;
+                .map_err(err(*version))?;
         }
+        tx.commit().await.map_err(err(known))?;
         Ok(())
     }
 

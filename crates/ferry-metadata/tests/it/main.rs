@@ -3,6 +3,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+#[cfg(feature = "postgres")]
+use ferry_core as _;
 use ferry_metadata::*;
 
 async fn sqlite() -> (tempfile::TempDir, SqlStore) {
@@ -14,7 +16,7 @@ async fn sqlite() -> (tempfile::TempDir, SqlStore) {
 
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
-        .enable_time()
+        .enable_all()
         .build()
         .unwrap()
 }
@@ -263,4 +265,47 @@ fn concurrent_registrations_get_distinct_versions() {
         .collect();
     all.sort();
     assert_eq!(all, (1..=20).collect::<Vec<_>>());
+}
+
+/// The same suite on PostgreSQL: each test gets a database of its own on the
+/// server `FERRY_TEST_POSTGRES_URL` names (`.ci/run` starts one).
+#[cfg(feature = "postgres")]
+mod postgres {
+    use super::*;
+
+    async fn fresh() -> SqlStore {
+        let admin = std::env::var("FERRY_TEST_POSTGRES_URL")
+            .expect("the postgres feature needs FERRY_TEST_POSTGRES_URL (e.g. postgres://postgres@127.0.0.1:55432/postgres)");
+        let name = format!("ferry_test_{}", ferry_core::RunId::generate().short());
+        {
+            let a = SqlStore::open(&admin).await.unwrap();
+            a.raw_execute(&format!("CREATE DATABASE {name}"))
+                .await
+                .unwrap();
+        }
+        let (base, _) = admin.rsplit_once('/').unwrap();
+        SqlStore::open(&format!("{base}/{name}")).await.unwrap()
+    }
+
+    #[test]
+    fn postgres_runs() {
+        rt().block_on(async { runs_conformance(&fresh().await).await });
+    }
+
+    #[test]
+    fn postgres_registry() {
+        rt().block_on(async { registry_conformance(&fresh().await).await });
+    }
+
+    #[test]
+    fn postgres_migrations_are_idempotent() {
+        rt().block_on(async {
+            let s = fresh().await;
+            s.create_model_version(&version("m", "d", None))
+                .await
+                .unwrap();
+            s.migrate_again().await.unwrap();
+            assert_eq!(s.latest_version("m").await.unwrap().unwrap().version, 1);
+        });
+    }
 }
