@@ -187,35 +187,15 @@ mod tests {
     }
 
     fn lock_of(i: &StageInputs) -> StageLock {
-        StageLock {
-            cmd: i.cmd.clone(),
-            fingerprint: fingerprint(i),
-            env: i.env,
-            deps: i
-                .deps
-                .iter()
-                .map(|(k, d)| {
-                    (
-                        k.clone(),
-                        LockedPath {
-                            digest: d.digest,
-                            size: d.size,
-                            files: d.files,
-                        },
-                    )
-                })
-                .collect(),
-            params: i.params.clone(),
-            outs: BTreeMap::from([(
-                "model.onnx".into(),
-                LockedPath {
-                    digest: Digest::of(b"m"),
-                    size: 1,
-                    files: None,
-                },
-            )]),
-            metrics: BTreeMap::new(),
-        }
+        let outs = BTreeMap::from([(
+            "model.onnx".into(),
+            LockedPath {
+                digest: Digest::of(b"m"),
+                size: 1,
+                files: None,
+            },
+        )]);
+        StageLock::new(i, fingerprint(i), outs, BTreeMap::new())
     }
 
     #[test]

@@ -35,6 +35,51 @@ pub struct StageLock {
     pub metrics: BTreeMap<String, serde_json::Value>,
 }
 
+impl From<crate::DepState> for LockedPath {
+    fn from(d: crate::DepState) -> Self {
+        Self {
+            digest: d.digest,
+            size: d.size,
+            files: d.files,
+        }
+    }
+}
+
+impl From<LockedPath> for crate::DepState {
+    fn from(l: LockedPath) -> Self {
+        Self {
+            digest: l.digest,
+            size: l.size,
+            files: l.files,
+        }
+    }
+}
+
+impl StageLock {
+    /// The entry for a stage that ran (or was restored) with `inputs`,
+    /// fingerprint `fingerprint`, and now has `outs` and `metrics`.
+    pub fn new(
+        inputs: &crate::StageInputs,
+        fingerprint: Digest,
+        outs: BTreeMap<String, LockedPath>,
+        metrics: BTreeMap<String, serde_json::Value>,
+    ) -> Self {
+        Self {
+            cmd: inputs.cmd.clone(),
+            fingerprint,
+            env: inputs.env,
+            deps: inputs
+                .deps
+                .iter()
+                .map(|(k, d)| (k.clone(), LockedPath::from(*d)))
+                .collect(),
+            params: inputs.params.clone(),
+            outs,
+            metrics,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LockFile {

@@ -55,6 +55,14 @@ pub(crate) fn to_locked(pd: &PathDigest) -> LockedPath {
     }
 }
 
+pub(crate) fn record_to_locked(o: &OutRecord) -> LockedPath {
+    LockedPath {
+        digest: o.digest,
+        size: o.size,
+        files: o.files,
+    }
+}
+
 pub(crate) fn to_record(path: &str, l: &LockedPath) -> OutRecord {
     OutRecord {
         path: path.to_owned(),
@@ -116,26 +124,11 @@ impl<'p> Engine<'p> {
             let Some(d) = d else {
                 return Ok(Err(path.clone()));
             };
-            let l = to_locked(&d);
-            deps.insert(
-                path.clone(),
-                DepState {
-                    digest: l.digest,
-                    size: l.size,
-                    files: l.files,
-                },
-            );
+            deps.insert(path.clone(), DepState::from(to_locked(&d)));
         }
         for d in &stage.deps {
             if let Some(l) = predicted.get(d) {
-                deps.insert(
-                    d.clone(),
-                    DepState {
-                        digest: l.digest,
-                        size: l.size,
-                        files: l.files,
-                    },
-                );
+                deps.insert(d.clone(), DepState::from(*l));
             }
         }
         Ok(Ok(StageInputs {
@@ -216,40 +209,11 @@ impl<'p> Engine<'p> {
         outs: &[OutRecord],
         metrics: BTreeMap<String, serde_json::Value>,
     ) -> StageLock {
-        StageLock {
-            cmd: inputs.cmd.clone(),
-            fingerprint: fp,
-            env: inputs.env,
-            deps: inputs
-                .deps
-                .iter()
-                .map(|(k, d)| {
-                    (
-                        k.clone(),
-                        LockedPath {
-                            digest: d.digest,
-                            size: d.size,
-                            files: d.files,
-                        },
-                    )
-                })
-                .collect(),
-            params: inputs.params.clone(),
-            outs: outs
-                .iter()
-                .map(|o| {
-                    (
-                        o.path.clone(),
-                        LockedPath {
-                            digest: o.digest,
-                            size: o.size,
-                            files: o.files,
-                        },
-                    )
-                })
-                .collect(),
-            metrics,
-        }
+        let outs = outs
+            .iter()
+            .map(|o| (o.path.clone(), record_to_locked(o)))
+            .collect();
+        StageLock::new(inputs, fp, outs, metrics)
     }
 
     pub fn save_lock(&self) -> Result<()> {

@@ -53,6 +53,25 @@ pub struct StageOutcome {
     pub log: Option<String>,
 }
 
+impl StageOutcome {
+    /// An outcome with no process behind it (up to date, restored, skipped).
+    pub fn new(stage: &str, status: StageStatus, reason: String) -> Self {
+        Self {
+            stage: stage.to_owned(),
+            status,
+            reason,
+            wall_ms: None,
+            user_cpu_ms: None,
+            sys_cpu_ms: None,
+            max_rss_bytes: None,
+            exit_code: None,
+            attempts: 0,
+            error: None,
+            log: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct GateOutcome {
     pub name: String,

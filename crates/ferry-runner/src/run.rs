@@ -1,6 +1,6 @@
 //! `status`, `run` and `gc`.
 
-use crate::engine::{Engine, Verdict, to_locked, to_record};
+use crate::engine::{Engine, Verdict, record_to_locked, to_locked, to_record};
 use crate::report::*;
 use crate::{Error, Project, Result};
 use ferry_cache::{GcStats, OutRecord, RunCacheEntry};
@@ -117,14 +117,7 @@ pub fn status(project: &Project, stage_names: &[String]) -> Result<StatusReport>
                     let v = engine.decide(stage, &inputs, false)?;
                     if let (Action::Restore, Some(entry)) = (v.action, &v.cached) {
                         for o in &entry.outs {
-                            predicted.insert(
-                                o.path.clone(),
-                                LockedPath {
-                                    digest: o.digest,
-                                    size: o.size,
-                                    files: o.files,
-                                },
-                            );
+                            predicted.insert(o.path.clone(), record_to_locked(o));
                         }
                     }
                     StageStatusReport {
@@ -348,26 +341,18 @@ pub fn run(
             stages: st
                 .stages
                 .into_iter()
-                .map(|s| StageOutcome {
-                    stage: s.stage,
-                    status: match s.action {
+                .map(|s| {
+                    let status = match s.action {
                         Action::UpToDate => StageStatus::UpToDate,
                         Action::Restore => StageStatus::Restored,
                         Action::Run => StageStatus::Ran,
-                    },
-                    reason: if s.reasons.is_empty() {
+                    };
+                    let reason = if s.reasons.is_empty() {
                         "up to date".into()
                     } else {
                         s.reasons.join(", ")
-                    },
-                    wall_ms: None,
-                    user_cpu_ms: None,
-                    sys_cpu_ms: None,
-                    max_rss_bytes: None,
-                    exit_code: None,
-                    attempts: 0,
-                    error: None,
-                    log: None,
+                    };
+                    StageOutcome::new(&s.stage, status, reason)
                 })
                 .collect(),
             gates: vec![],
@@ -489,17 +474,8 @@ pub fn run(
     };
     let simple =
         |stage: &Stage, status: StageStatus, reason: String, error: Option<String>| StageOutcome {
-            stage: stage.name.to_string(),
-            status,
-            reason,
-            wall_ms: None,
-            user_cpu_ms: None,
-            sys_cpu_ms: None,
-            max_rss_bytes: None,
-            exit_code: None,
-            attempts: 0,
             error,
-            log: None,
+            ..StageOutcome::new(stage.name.as_str(), status, reason)
         };
 
     loop {
