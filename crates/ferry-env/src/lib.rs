@@ -2,7 +2,8 @@
 //!
 //! An environment lives in `.ferry/envs/<key>`, where the key is a digest of
 //! the requirements file's content and the interpreter's version. It is built
-//! with `uv` when `uv` is on PATH (else `python -m venv` and pip) and is
+//! with `uv` when `uv` is on PATH (else `python -m venv` and pip;
+//! `FERRY_ENV_TOOL=uv|pip` chooses) and is
 //! complete only once its `ferry-env.json` marker has been written, last and
 //! atomically; a half-built folder from a killed run is rebuilt.
 //!
@@ -19,7 +20,7 @@ use std::sync::Arc;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("python interpreter `{0}` was not found on PATH")]
+    #[error("`{0}` was not found on PATH")]
     NoInterpreter(String),
     #[error("cannot ask `{interpreter}` for its version: {detail}")]
     Version { interpreter: String, detail: String },
@@ -255,7 +256,14 @@ impl Envs {
         let interp =
             which(&req.interpreter).ok_or_else(|| Error::NoInterpreter(req.interpreter.clone()))?;
         let q = |p: &Path| shell_quote(&p.display().to_string());
-        let (tool, steps): (&str, Vec<String>) = match which("uv") {
+        let uv = match std::env::var("FERRY_ENV_TOOL").as_deref() {
+            Ok("pip") => None,
+            Ok("uv") => Some(
+                which("uv").ok_or_else(|| Error::NoInterpreter("uv (FERRY_ENV_TOOL=uv)".into()))?,
+            ),
+            _ => which("uv"),
+        };
+        let (tool, steps): (&str, Vec<String>) = match uv {
             Some(uv) => (
                 "uv",
                 vec![

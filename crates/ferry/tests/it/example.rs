@@ -149,3 +149,47 @@ fn a_changed_pin_reruns_what_runs_in_the_environment() {
     assert_eq!(r["stages"][0]["reason"], "environment changed");
     assert_eq!(p.read("v.txt"), "1.17.0\n");
 }
+
+#[test]
+fn environments_build_with_venv_and_pip_too() {
+    let p = Proj::new(
+        r#"
+env:
+  python:
+    requirements: requirements.txt
+stages:
+  v:
+    cmd: python -c 'import six, sys; print(six.__version__, ".ferry/envs/" in sys.prefix)' > v.txt
+    outs: [v.txt]
+"#,
+    );
+    p.write("requirements.txt", "six==1.16.0\n");
+    let o: Out = p
+        .cmd(&["run", "--json"])
+        .env("FERRY_ENV_TOOL", "pip")
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(o.code, 0, "{o:?}");
+    let r: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    assert_eq!(stage_statuses(&r), pairs(&[("v", "ran")]));
+    assert_eq!(p.read("v.txt"), "1.16.0 True\n");
+    let marker = std::fs::read_dir(p.path().join(".ferry/envs"))
+        .unwrap()
+        .flatten()
+        .find(|e| e.path().join("ferry-env.json").exists())
+        .expect("a built environment");
+    let env: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(marker.path().join("ferry-env.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(env["tool"], "pip");
+    assert!(
+        env["packages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p == "six==1.16.0"),
+        "{env}"
+    );
+}
