@@ -22,6 +22,8 @@ pub enum Change {
     ParamAdded(String, serde_json::Value),
     ParamRemoved(String),
     EnvChanged,
+    /// The pipeline's environment has not been built yet.
+    EnvNotBuilt,
     OutsChanged,
     /// An upstream stage will run, so this stage's inputs are not known yet.
     UpstreamWillRun(String),
@@ -56,6 +58,7 @@ impl fmt::Display for Change {
             Change::ParamAdded(k, v) => write!(f, "param {k} added ({})", short(v)),
             Change::ParamRemoved(k) => write!(f, "param {k} removed"),
             Change::EnvChanged => f.write_str("environment changed"),
+            Change::EnvNotBuilt => f.write_str("environment not built yet"),
             Change::OutsChanged => f.write_str("outs changed"),
             Change::UpstreamWillRun(s) => write!(f, "upstream stage {s} will run"),
             Change::OutMissing(p) => write!(f, "out {p} missing"),

@@ -154,7 +154,7 @@ impl<'p> Engine<'p> {
         if self.has_env && self.env_fp.is_none() {
             return Ok(Verdict {
                 action: Action::Run,
-                changes: vec![Change::EnvChanged],
+                changes: vec![Change::EnvNotBuilt],
                 fingerprint: fp,
                 cached: None,
             });
