@@ -10,9 +10,11 @@
 
 mod model;
 mod sql;
+mod tracking;
 
 pub use model::*;
 pub use sql::SqlStore;
+pub use tracking::*;
 
 use std::sync::Arc;
 
@@ -43,6 +45,8 @@ pub enum Error {
     #[error("{0}")]
     Ambiguous(String),
     #[error("{0}")]
+    AlreadyExists(String),
+    #[error("{0}")]
     Invalid(String),
 }
 
@@ -50,7 +54,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Everything ferry records, behind one interface every backend implements.
 #[async_trait::async_trait]
-pub trait MetadataStore: Send + Sync {
+pub trait MetadataStore: TrackingStore + Send + Sync {
     async fn begin_run(&self, run: &NewRun) -> Result<()>;
     async fn finish_run(
         &self,

@@ -7,14 +7,17 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor, Row};
 
 /// Migrations, in order; each runs once, in a transaction.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/0001_init.sql")),
+    (2, include_str!("../migrations/0002_tracking.sql")),
+];
 
 pub struct SqlStore {
-    pool: AnyPool,
-    sqlite: bool,
+    pub(crate) pool: AnyPool,
+    pub(crate) sqlite: bool,
 }
 
-fn q(what: &'static str) -> impl FnOnce(sqlx::Error) -> Error {
+pub(crate) fn q(what: &'static str) -> impl FnOnce(sqlx::Error) -> Error {
     move |source| Error::Query { what, source }
 }
 
@@ -36,6 +39,8 @@ impl SqlStore {
                     conn.execute("PRAGMA journal_mode=WAL").await?;
                     conn.execute("PRAGMA synchronous=NORMAL").await?;
                     conn.execute("PRAGMA busy_timeout=10000").await?;
+                    // MLflow's LIKE is case-sensitive (ILIKE is not).
+                    conn.execute("PRAGMA case_sensitive_like=ON").await?;
                     Ok(())
                 })
             })
@@ -57,7 +62,7 @@ impl SqlStore {
     /// A write transaction. On SQLite it takes the write lock at once
     /// (`BEGIN IMMEDIATE`), so concurrent writers wait on the busy timeout
     /// instead of failing when a read would have to become a write.
-    async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+    pub(crate) async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
         if self.sqlite {
             self.pool.begin_with("BEGIN IMMEDIATE").await
         } else {
@@ -187,19 +192,57 @@ impl SqlStore {
     }
 }
 
-fn get_s(r: &AnyRow, c: &str) -> String {
+/// Adds one metric point and keeps `latest_metrics` (the value at the
+/// highest step, then the latest time) current.
+pub(crate) async fn insert_metric(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    run_id: &str,
+    m: &MetricRecord,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO metric_points (run_id, mkey, value, stage, step, ts_ms) VALUES ($1,$2,$3,$4,$5,$6) \
+         ON CONFLICT (run_id, mkey, step, ts_ms, value) DO NOTHING",
+    )
+    .bind(run_id)
+    .bind(&m.key)
+    .bind(m.value)
+    .bind(m.stage.clone())
+    .bind(m.step)
+    .bind(m.ts_ms)
+    .execute(&mut **tx)
+    .await
+    .map_err(q("record metrics"))?;
+    sqlx::query(
+        "INSERT INTO latest_metrics (run_id, mkey, value, step, ts_ms) VALUES ($1,$2,$3,$4,$5) \
+         ON CONFLICT (run_id, mkey) DO UPDATE SET value = excluded.value, step = excluded.step, ts_ms = excluded.ts_ms \
+         WHERE excluded.step > latest_metrics.step \
+            OR (excluded.step = latest_metrics.step AND excluded.ts_ms > latest_metrics.ts_ms) \
+            OR (excluded.step = latest_metrics.step AND excluded.ts_ms = latest_metrics.ts_ms AND excluded.value > latest_metrics.value)",
+    )
+    .bind(run_id)
+    .bind(&m.key)
+    .bind(m.value)
+    .bind(m.step)
+    .bind(m.ts_ms)
+    .execute(&mut **tx)
+    .await
+    .map_err(q("record metrics"))?;
+    Ok(())
+}
+
+pub(crate) fn get_s(r: &AnyRow, c: &str) -> String {
     r.try_get::<String, _>(c).unwrap_or_default()
 }
-fn get_os(r: &AnyRow, c: &str) -> Option<String> {
+pub(crate) fn get_os(r: &AnyRow, c: &str) -> Option<String> {
     r.try_get::<Option<String>, _>(c).ok().flatten()
 }
-fn get_i(r: &AnyRow, c: &str) -> i64 {
+pub(crate) fn get_i(r: &AnyRow, c: &str) -> i64 {
     r.try_get::<i64, _>(c).unwrap_or_default()
 }
-fn get_oi(r: &AnyRow, c: &str) -> Option<i64> {
+pub(crate) fn get_oi(r: &AnyRow, c: &str) -> Option<i64> {
     r.try_get::<Option<i64>, _>(c).ok().flatten()
 }
-fn get_f(r: &AnyRow, c: &str) -> f64 {
+pub(crate) fn get_f(r: &AnyRow, c: &str) -> f64 {
     r.try_get::<f64, _>(c).unwrap_or(f64::NAN)
 }
 
@@ -331,10 +374,16 @@ impl MetadataStore for SqlStore {
     ) -> Result<()> {
         let mut tx = self.begin().await.map_err(q("record params"))?;
         for (k, v) in params {
+            // MLflow keeps params as strings: a string as itself, anything
+            // else as its JSON text.
+            let text = match v {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
             sqlx::query("INSERT INTO run_params (run_id, pkey, value) VALUES ($1, $2, $3)")
                 .bind(run_id)
                 .bind(k)
-                .bind(v.to_string())
+                .bind(text)
                 .execute(&mut *tx)
                 .await
                 .map_err(q("record params"))?;
@@ -346,16 +395,7 @@ impl MetadataStore for SqlStore {
     async fn record_metrics(&self, run_id: &str, metrics: &[MetricRecord]) -> Result<()> {
         let mut tx = self.begin().await.map_err(q("record metrics"))?;
         for m in metrics {
-            sqlx::query("INSERT INTO run_metrics (run_id, mkey, value, stage, step, ts_ms) VALUES ($1,$2,$3,$4,$5,$6)")
-                .bind(run_id)
-                .bind(&m.key)
-                .bind(m.value)
-                .bind(m.stage.clone())
-                .bind(m.step)
-                .bind(m.ts_ms)
-                .execute(&mut *tx)
-                .await
-                .map_err(q("record metrics"))?;
+            insert_metric(&mut tx, run_id, m).await?;
         }
         tx.commit().await.map_err(q("record metrics"))?;
         Ok(())
@@ -463,7 +503,7 @@ impl MetadataStore for SqlStore {
                     )
                 })
                 .collect();
-        let metrics = sqlx::query("SELECT mkey, value, stage, step, ts_ms FROM run_metrics WHERE run_id = $1 ORDER BY mkey, step, ts_ms")
+        let metrics = sqlx::query("SELECT mkey, value, stage, step, ts_ms FROM metric_points WHERE run_id = $1 ORDER BY mkey, step, ts_ms")
             .bind(&rid)
             .fetch_all(&self.pool)
             .await

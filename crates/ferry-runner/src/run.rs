@@ -413,6 +413,31 @@ pub fn run(
         };
         Box::pin(async move { s.begin_run(&run).await })
     })?;
+    // The run is also an MLflow run in the experiment named after the pipeline.
+    store.call(|s| {
+        let pipeline = project.pipeline.name.clone();
+        let run_name = format!("{}-{}", pipeline, &rid[..8]);
+        let mut tags = vec![
+            ("ferry.pipeline".to_owned(), pipeline.clone()),
+            ("ferry.trigger".to_owned(), opts.trigger.clone()),
+            ("mlflow.source.type".to_owned(), "PROJECT".to_owned()),
+            (
+                "mlflow.source.name".to_owned(),
+                project.root.display().to_string(),
+            ),
+        ];
+        if let Some(c) = crate::git::head_commit(&project.root) {
+            tags.push(("mlflow.source.git.commit".to_owned(), c));
+        }
+        if let Some(e) = &env {
+            tags.push(("ferry.env.fingerprint".to_owned(), e.fingerprint.to_hex()));
+        }
+        let rid = rid.clone();
+        Box::pin(async move {
+            let exp = s.ensure_experiment(&pipeline, now_ms()).await?;
+            s.attach_run(&rid, exp, &run_name, &tags).await
+        })
+    })?;
 
     let stages: Vec<&Stage> = project.pipeline.closure(&wanted);
     let n = stages.len();

@@ -46,7 +46,11 @@ impl Attr {
     pub fn is_numeric(self) -> bool {
         matches!(
             self,
-            Attr::StartTime | Attr::EndTime | Attr::VersionNumber | Attr::CreationTime | Attr::LastUpdatedTime
+            Attr::StartTime
+                | Attr::EndTime
+                | Attr::VersionNumber
+                | Attr::CreationTime
+                | Attr::LastUpdatedTime
         )
     }
 }
@@ -169,20 +173,20 @@ fn lex(s: &str) -> Result<Vec<Tok>, SearchError> {
                     j += ch.len_utf8();
                 }
                 // A quoted string right after `entity.` is a key, not a value.
-                if let Some(Tok::Ident(prev)) = out.last_mut() {
-                    if prev.ends_with('.') {
-                        prev.push_str(&val);
-                        i = j + 1;
-                        continue;
-                    }
+                if let Some(Tok::Ident(prev)) = out.last_mut()
+                    && prev.ends_with('.')
+                {
+                    prev.push_str(&val);
+                    i = j + 1;
+                    continue;
                 }
                 out.push(Tok::Str(val));
                 i = j + 1;
             }
             b'`' => {
-                let end = s[i + 1..]
-                    .find('`')
-                    .ok_or_else(|| SearchError(format!("Invalid filter '{s}': unterminated backtick")))?;
+                let end = s[i + 1..].find('`').ok_or_else(|| {
+                    SearchError(format!("Invalid filter '{s}': unterminated backtick"))
+                })?;
                 let key = &s[i + 1..i + 1 + end];
                 match out.last_mut() {
                     Some(Tok::Ident(prev)) if prev.ends_with('.') => prev.push_str(key),
@@ -223,21 +227,33 @@ fn lex(s: &str) -> Result<Vec<Tok>, SearchError> {
                 out.push(Tok::Op(op));
                 i = j;
             }
-            _ if c.is_ascii_digit() || ((c == b'-' || c == b'+' || c == b'.') && b.get(i + 1).is_some_and(|n| n.is_ascii_digit() || *n == b'.')) => {
+            _ if c.is_ascii_digit()
+                || ((c == b'-' || c == b'+' || c == b'.')
+                    && b.get(i + 1)
+                        .is_some_and(|n| n.is_ascii_digit() || *n == b'.')) =>
+            {
                 let mut j = i + 1;
-                while j < b.len() && (b[j].is_ascii_alphanumeric() || matches!(b[j], b'.' | b'-' | b'+')) {
+                while j < b.len()
+                    && (b[j].is_ascii_alphanumeric() || matches!(b[j], b'.' | b'-' | b'+'))
+                {
                     j += 1;
                 }
                 let text = &s[i..j];
-                let n: f64 = text
-                    .parse()
-                    .map_err(|_| SearchError(format!("Invalid filter '{s}': bad number '{text}'")))?;
+                let n: f64 = text.parse().map_err(|_| {
+                    SearchError(format!("Invalid filter '{s}': bad number '{text}'"))
+                })?;
                 out.push(Tok::Num(n));
                 i = j;
             }
             _ => {
                 let mut j = i;
-                while j < b.len() && !b[j].is_ascii_whitespace() && !matches!(b[j], b'=' | b'!' | b'<' | b'>' | b'(' | b')' | b',' | b'\'' | b'"' | b'`') {
+                while j < b.len()
+                    && !b[j].is_ascii_whitespace()
+                    && !matches!(
+                        b[j],
+                        b'=' | b'!' | b'<' | b'>' | b'(' | b')' | b',' | b'\'' | b'"' | b'`'
+                    )
+                {
                     j += 1;
                 }
                 if j == i {
@@ -257,7 +273,9 @@ fn entity(ident: &str, grammar: Grammar) -> Result<Entity, SearchError> {
         None => (String::new(), ident.to_owned()),
     };
     if key.is_empty() && !prefix.is_empty() {
-        return err(format!("Invalid identifier '{ident}': a key is missing after '{prefix}.'"));
+        return err(format!(
+            "Invalid identifier '{ident}': a key is missing after '{prefix}.'"
+        ));
     }
     let attr = |name: &str| -> Result<Attr, SearchError> {
         Ok(match (grammar, name) {
@@ -273,21 +291,29 @@ fn entity(ident: &str, grammar: Grammar) -> Result<Entity, SearchError> {
             (Grammar::ModelVersions, "run_id") => Attr::RunId,
             (Grammar::ModelVersions, "version_number") => Attr::VersionNumber,
             (Grammar::ModelVersions, "source_path" | "source") => Attr::Source,
-            (_, "creation_timestamp" | "creation_time") if grammar != Grammar::Runs => Attr::CreationTime,
+            (_, "creation_timestamp" | "creation_time") if grammar != Grammar::Runs => {
+                Attr::CreationTime
+            }
             (_, "last_updated_timestamp") if grammar != Grammar::Runs => Attr::LastUpdatedTime,
             _ => return err(format!("Invalid attribute key '{name}' specified")),
         })
     };
     Ok(match prefix.as_str() {
         "metric" | "metrics" if grammar == Grammar::Runs => Entity::Metric(key),
-        "param" | "params" | "parameter" | "parameters" if grammar == Grammar::Runs => Entity::Param(key),
+        "param" | "params" | "parameter" | "parameters" if grammar == Grammar::Runs => {
+            Entity::Param(key)
+        }
         "tag" | "tags" => Entity::Tag(key),
         "attribute" | "attributes" | "attr" | "run" => Entity::Attribute(attr(&key)?),
         "dataset" | "datasets" if grammar == Grammar::Runs => Entity::Dataset(match key.as_str() {
             "name" => DatasetField::Name,
             "digest" => DatasetField::Digest,
             "context" => DatasetField::Context,
-            _ => return err(format!("Invalid dataset key '{key}' specified; use name, digest or context")),
+            _ => {
+                return err(format!(
+                    "Invalid dataset key '{key}' specified; use name, digest or context"
+                ));
+            }
         }),
         "" if grammar != Grammar::Runs => Entity::Attribute(attr(&key)?),
         _ => {
@@ -335,7 +361,11 @@ pub fn parse_filter(s: &str, grammar: Grammar) -> Result<Vec<Clause>, SearchErro
                     _ => return err(format!("Invalid comparator '{w}' in filter '{s}'")),
                 }
             }
-            _ => return err(format!("Invalid filter '{s}': expected a comparator after '{id}'")),
+            _ => {
+                return err(format!(
+                    "Invalid filter '{s}': expected a comparator after '{id}'"
+                ));
+            }
         };
         let value = match toks.get(i) {
             Some(Tok::Num(n)) => {
@@ -353,7 +383,11 @@ pub fn parse_filter(s: &str, grammar: Grammar) -> Result<Vec<Clause>, SearchErro
                     match toks.get(i) {
                         Some(Tok::Str(v)) => items.push(v.clone()),
                         Some(Tok::Num(n)) => items.push(n.to_string()),
-                        _ => return err(format!("Invalid filter '{s}': expected a quoted value in the list")),
+                        _ => {
+                            return err(format!(
+                                "Invalid filter '{s}': expected a quoted value in the list"
+                            ));
+                        }
                     }
                     i += 1;
                     match toks.get(i) {
@@ -368,7 +402,9 @@ pub fn parse_filter(s: &str, grammar: Grammar) -> Result<Vec<Clause>, SearchErro
                 Value::List(items)
             }
             Some(Tok::Ident(w)) => {
-                return err(format!("Invalid filter '{s}': the value '{w}' must be quoted"));
+                return err(format!(
+                    "Invalid filter '{s}': the value '{w}' must be quoted"
+                ));
             }
             _ => return err(format!("Invalid filter '{s}': a value is missing")),
         };
@@ -384,9 +420,15 @@ pub fn parse_filter(s: &str, grammar: Grammar) -> Result<Vec<Clause>, SearchErro
                 }
             }
             Some(Tok::Ident(w)) if w.eq_ignore_ascii_case("or") => {
-                return err(format!("Invalid filter '{s}': only AND is supported, not OR"));
+                return err(format!(
+                    "Invalid filter '{s}': only AND is supported, not OR"
+                ));
             }
-            Some(_) => return err(format!("Invalid filter '{s}': expected AND between clauses")),
+            Some(_) => {
+                return err(format!(
+                    "Invalid filter '{s}': expected AND between clauses"
+                ));
+            }
         }
     }
     Ok(out)
@@ -394,10 +436,13 @@ pub fn parse_filter(s: &str, grammar: Grammar) -> Result<Vec<Clause>, SearchErro
 
 fn check(c: &Clause, s: &str) -> Result<(), SearchError> {
     use Comparator::*;
-    let numeric = matches!(c.entity, Entity::Metric(_)) || matches!(c.entity, Entity::Attribute(a) if a.is_numeric());
+    let numeric = matches!(c.entity, Entity::Metric(_))
+        || matches!(c.entity, Entity::Attribute(a) if a.is_numeric());
     let ok_ops: &[Comparator] = if numeric {
         &[Eq, Ne, Lt, Le, Gt, Ge]
-    } else if matches!(c.entity, Entity::Attribute(Attr::RunId)) || matches!(c.entity, Entity::Dataset(_)) {
+    } else if matches!(c.entity, Entity::Attribute(Attr::RunId))
+        || matches!(c.entity, Entity::Dataset(_))
+    {
         &[Eq, Ne, Like, ILike, In, NotIn]
     } else {
         &[Eq, Ne, Like, ILike]
@@ -406,17 +451,29 @@ fn check(c: &Clause, s: &str) -> Result<(), SearchError> {
         return err(format!(
             "Invalid comparator '{}' for this key in filter '{s}'; allowed: {}",
             c.op,
-            ok_ops.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+            ok_ops
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
         ));
     }
     match (&c.value, numeric, c.op) {
         (Value::Num(_), true, _) => Ok(()),
-        (_, true, _) => err(format!("Invalid filter '{s}': expected a number for a numeric key")),
+        (_, true, _) => err(format!(
+            "Invalid filter '{s}': expected a number for a numeric key"
+        )),
         (Value::List(_), false, In | NotIn) => Ok(()),
-        (Value::List(_), false, _) => err(format!("Invalid filter '{s}': a list goes with IN or NOT IN")),
-        (_, false, In | NotIn) => err(format!("Invalid filter '{s}': IN needs a list like ('a', 'b')")),
+        (Value::List(_), false, _) => err(format!(
+            "Invalid filter '{s}': a list goes with IN or NOT IN"
+        )),
+        (_, false, In | NotIn) => err(format!(
+            "Invalid filter '{s}': IN needs a list like ('a', 'b')"
+        )),
         (Value::Str(_), false, _) => Ok(()),
-        (Value::Num(_), false, _) => err(format!("Invalid filter '{s}': string values must be quoted")),
+        (Value::Num(_), false, _) => err(format!(
+            "Invalid filter '{s}': string values must be quoted"
+        )),
     }
 }
 
@@ -434,7 +491,11 @@ pub fn parse_order_by(items: &[String], grammar: Grammar) -> Result<Vec<OrderBy>
             let ascending = match dir.as_deref() {
                 None | Some("ASC") => true,
                 Some("DESC") => false,
-                Some(d) => return err(format!("Invalid ordering key in order_by clause '{item}': '{d}'")),
+                Some(d) => {
+                    return err(format!(
+                        "Invalid ordering key in order_by clause '{item}': '{d}'"
+                    ));
+                }
             };
             let id = if grammar == Grammar::Runs && !id.contains('.') {
                 format!("attributes.{id}")
@@ -443,9 +504,14 @@ pub fn parse_order_by(items: &[String], grammar: Grammar) -> Result<Vec<OrderBy>
             };
             let e = entity(&id, grammar)?;
             if matches!(e, Entity::Dataset(_)) {
-                return err(format!("Invalid order_by clause '{item}': datasets cannot be ordered by"));
+                return err(format!(
+                    "Invalid order_by clause '{item}': datasets cannot be ordered by"
+                ));
             }
-            Ok(OrderBy { entity: e, ascending })
+            Ok(OrderBy {
+                entity: e,
+                ascending,
+            })
         })
         .collect()
 }
@@ -465,7 +531,10 @@ pub fn like(value: &str, pattern: &str, case_insensitive: bool) -> bool {
     } else {
         (value.to_owned(), pattern.to_owned())
     };
-    go(&v.chars().collect::<Vec<_>>(), &p.chars().collect::<Vec<_>>())
+    go(
+        &v.chars().collect::<Vec<_>>(),
+        &p.chars().collect::<Vec<_>>(),
+    )
 }
 
 #[cfg(test)]
@@ -482,8 +551,16 @@ mod tests {
         assert_eq!(
             f,
             vec![
-                Clause { entity: Entity::Metric("acc".into()), op: Comparator::Gt, value: Value::Num(0.5) },
-                Clause { entity: Entity::Param("lr".into()), op: Comparator::Eq, value: Value::Str("0.01".into()) },
+                Clause {
+                    entity: Entity::Metric("acc".into()),
+                    op: Comparator::Gt,
+                    value: Value::Num(0.5)
+                },
+                Clause {
+                    entity: Entity::Param("lr".into()),
+                    op: Comparator::Eq,
+                    value: Value::Str("0.01".into())
+                },
             ]
         );
     }
@@ -500,7 +577,10 @@ mod tests {
         assert_eq!(f[0].value, Value::List(vec!["a".into(), "b".into()]));
         assert_eq!(f[1].op, Comparator::NotIn);
         assert_eq!(f[2].entity, Entity::Attribute(Attr::StartTime));
-        assert_eq!(runs("run.status = 'it''s'").unwrap()[0].value, Value::Str("it's".into()));
+        assert_eq!(
+            runs("run.status = 'it''s'").unwrap()[0].value,
+            Value::Str("it's".into())
+        );
         assert!(runs("").unwrap().is_empty());
     }
 
@@ -508,12 +588,27 @@ mod tests {
     fn bad_filters_are_errors_with_mlflow_messages() {
         let e = runs("metrics.acc >>> 1").unwrap_err();
         assert!(e.0.starts_with("Invalid comparator '>>>'"), "{e}");
-        assert!(runs("metrics.a > 1 OR metrics.b > 1").unwrap_err().0.contains("only AND"));
+        assert!(
+            runs("metrics.a > 1 OR metrics.b > 1")
+                .unwrap_err()
+                .0
+                .contains("only AND")
+        );
         assert!(runs("params.lr > 1").is_err(), "params compare as strings");
         assert!(runs("metrics.acc = 'x'").is_err());
         assert!(runs("params.lr = 0.1").is_err(), "unquoted string value");
-        assert!(runs("foo.bar = 'x'").unwrap_err().0.contains("Invalid entity type"));
-        assert!(runs("attributes.nope = 'x'").unwrap_err().0.contains("Invalid attribute key"));
+        assert!(
+            runs("foo.bar = 'x'")
+                .unwrap_err()
+                .0
+                .contains("Invalid entity type")
+        );
+        assert!(
+            runs("attributes.nope = 'x'")
+                .unwrap_err()
+                .0
+                .contains("Invalid attribute key")
+        );
         assert!(runs("metrics.acc >").is_err());
         assert!(runs("metrics.acc > 1 and").is_err());
         assert!(runs("params.x = 'unterminated").is_err());
@@ -521,20 +616,48 @@ mod tests {
 
     #[test]
     fn registry_grammar() {
-        let f = parse_filter("name LIKE 'iris%' and tags.team = 'ml'", Grammar::RegisteredModels).unwrap();
+        let f = parse_filter(
+            "name LIKE 'iris%' and tags.team = 'ml'",
+            Grammar::RegisteredModels,
+        )
+        .unwrap();
         assert_eq!(f[0].entity, Entity::Attribute(Attr::Name));
         assert_eq!(f[1].entity, Entity::Tag("team".into()));
-        let f = parse_filter("name = 'iris' and run_id = 'abc' and version_number > 1", Grammar::ModelVersions).unwrap();
+        let f = parse_filter(
+            "name = 'iris' and run_id = 'abc' and version_number > 1",
+            Grammar::ModelVersions,
+        )
+        .unwrap();
         assert_eq!(f.len(), 3);
         assert!(parse_filter("metrics.x > 1", Grammar::RegisteredModels).is_err());
     }
 
     #[test]
     fn order_by() {
-        let o = parse_order_by(&["metrics.acc DESC".into(), "start_time".into(), "params.`a b` asc".into()], Grammar::Runs).unwrap();
-        assert_eq!(o[0], OrderBy { entity: Entity::Metric("acc".into()), ascending: false });
+        let o = parse_order_by(
+            &[
+                "metrics.acc DESC".into(),
+                "start_time".into(),
+                "params.`a b` asc".into(),
+            ],
+            Grammar::Runs,
+        )
+        .unwrap();
+        assert_eq!(
+            o[0],
+            OrderBy {
+                entity: Entity::Metric("acc".into()),
+                ascending: false
+            }
+        );
         assert_eq!(o[1].entity, Entity::Attribute(Attr::StartTime));
-        assert_eq!(o[2], OrderBy { entity: Entity::Param("a b".into()), ascending: true });
+        assert_eq!(
+            o[2],
+            OrderBy {
+                entity: Entity::Param("a b".into()),
+                ascending: true
+            }
+        );
         assert!(parse_order_by(&["metrics.acc sideways".into()], Grammar::Runs).is_err());
         let o = parse_order_by(&["name DESC".into()], Grammar::RegisteredModels).unwrap();
         assert_eq!(o[0].entity, Entity::Attribute(Attr::Name));

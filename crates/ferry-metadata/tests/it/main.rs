@@ -206,6 +206,251 @@ async fn registry_conformance(s: &dyn MetadataStore) {
     assert_eq!(s.list_versions("iris").await.unwrap().len(), 2);
 }
 
+async fn tracking_conformance(s: &dyn MetadataStore) {
+    use ferry_search::{Grammar, parse_filter, parse_order_by};
+    let e = s
+        .create_experiment("exp", None, &[("team".into(), "ml".into())], 10)
+        .await
+        .unwrap();
+    assert_eq!(e, 1);
+    assert!(matches!(
+        s.create_experiment("exp", None, &[], 11).await,
+        Err(Error::AlreadyExists(_))
+    ));
+    let exp = s.get_experiment_by_name("exp").await.unwrap().unwrap();
+    assert_eq!(exp.artifact_location, "mlflow-artifacts:/1");
+    assert_eq!(exp.tags, vec![("team".to_string(), "ml".to_string())]);
+    assert_eq!(s.get_experiment(0).await.unwrap().unwrap().name, "Default");
+    // Runs with params, metrics (history and latest), tags.
+    for i in 0..5 {
+        let id = format!("{i:032x}");
+        let info = s
+            .create_tracked_run(&id, e, &format!("run-{i}"), "me", 100 + i, &[])
+            .await
+            .unwrap();
+        assert_eq!(
+            info.artifact_uri,
+            format!("mlflow-artifacts:/1/{id}/artifacts")
+        );
+        let metrics = vec![
+            Metric {
+                key: "acc".into(),
+                value: 0.5 + i as f64 / 10.0,
+                timestamp: 1,
+                step: 1,
+            },
+            Metric {
+                key: "acc".into(),
+                value: 0.1,
+                timestamp: 2,
+                step: 0,
+            },
+        ];
+        let lr = if i % 2 == 0 { "0.01" } else { "0.1" };
+        s.log_batch(
+            &id,
+            &metrics,
+            &[("lr".into(), lr.into())],
+            &[("kind".into(), format!("k{i}"))],
+        )
+        .await
+        .unwrap();
+    }
+    let r = s
+        .get_tracked_run(&format!("{:032x}", 2))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        r.metrics,
+        vec![Metric {
+            key: "acc".into(),
+            value: 0.7,
+            timestamp: 1,
+            step: 1
+        }],
+        "latest = highest step"
+    );
+    assert_eq!(r.params, vec![("lr".to_string(), "0.01".to_string())]);
+    assert!(
+        r.tags
+            .contains(&("mlflow.runName".to_string(), "run-2".to_string()))
+    );
+    let h = s
+        .metric_history(&format!("{:032x}", 2), "acc")
+        .await
+        .unwrap();
+    assert_eq!(
+        h.iter().map(|m| m.timestamp).collect::<Vec<_>>(),
+        vec![1, 2]
+    );
+    // Params are immutable; a failed batch stores nothing.
+    let id0 = format!("{:032x}", 0);
+    let bad = s
+        .log_batch(
+            &id0,
+            &[Metric {
+                key: "new".into(),
+                value: 1.0,
+                timestamp: 5,
+                step: 5,
+            }],
+            &[("lr".into(), "9".into())],
+            &[],
+        )
+        .await;
+    assert!(matches!(bad, Err(Error::Invalid(_))));
+    assert!(
+        s.metric_history(&id0, "new").await.unwrap().is_empty(),
+        "all or nothing"
+    );
+    s.log_batch(&id0, &[], &[("lr".into(), "0.01".into())], &[])
+        .await
+        .unwrap();
+    // Search: the benchmark's filter and order.
+    let q = RunQuery {
+        experiment_ids: vec![e],
+        filter: parse_filter("metrics.acc > 0.55 and params.lr = '0.01'", Grammar::Runs).unwrap(),
+        order_by: parse_order_by(&["metrics.acc DESC".into()], Grammar::Runs).unwrap(),
+        view: ViewType::ActiveOnly,
+        max_results: 10,
+        offset: 0,
+    };
+    let (runs, more) = s.search_tracked_runs(&q).await.unwrap();
+    let names: Vec<&str> = runs.iter().map(|r| r.info.run_name.as_str()).collect();
+    assert_eq!(names, vec!["run-4", "run-2"]);
+    assert!(!more);
+    // Default order: start time descending; paging.
+    let mut q2 = RunQuery {
+        filter: vec![],
+        order_by: vec![],
+        max_results: 2,
+        ..q.clone()
+    };
+    let (page1, more) = s.search_tracked_runs(&q2).await.unwrap();
+    assert_eq!(
+        page1.iter().map(|r| r.info.start_time).collect::<Vec<_>>(),
+        vec![104, 103]
+    );
+    assert!(more);
+    q2.offset = 4;
+    let (last, more) = s.search_tracked_runs(&q2).await.unwrap();
+    assert_eq!(last.len(), 1);
+    assert!(!more);
+    // LIKE is case-sensitive, ILIKE is not; tags and attributes filter.
+    let like = |f: &str| {
+        let q = RunQuery {
+            filter: parse_filter(f, Grammar::Runs).unwrap(),
+            ..q.clone()
+        };
+        async move { s.search_tracked_runs(&q).await.unwrap().0.len() }
+    };
+    assert_eq!(like("attributes.run_name LIKE 'RUN-%'").await, 0);
+    assert_eq!(like("attributes.run_name ILIKE 'RUN-%'").await, 5);
+    assert_eq!(like("tags.kind = 'k4'").await, 1);
+    assert_eq!(
+        like("attributes.status = 'RUNNING' and attributes.start_time >= 103").await,
+        2
+    );
+    // Status and deletion.
+    s.update_tracked_run(&id0, Some("FINISHED"), Some(500), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.get_tracked_run(&id0).await.unwrap().unwrap().info.status,
+        "FINISHED"
+    );
+    s.set_run_stage(&id0, true).await.unwrap();
+    let all = RunQuery {
+        filter: vec![],
+        order_by: vec![],
+        max_results: 100,
+        ..q.clone()
+    };
+    assert_eq!(s.search_tracked_runs(&all).await.unwrap().0.len(), 4);
+    let deleted = RunQuery {
+        view: ViewType::DeletedOnly,
+        ..all.clone()
+    };
+    assert_eq!(s.search_tracked_runs(&deleted).await.unwrap().0.len(), 1);
+    // Datasets.
+    let id1 = format!("{:032x}", 1);
+    let ds = DatasetInput {
+        dataset: Dataset {
+            name: "iris".into(),
+            digest: "d1".into(),
+            source_type: "local".into(),
+            source: "{}".into(),
+            schema: None,
+            profile: None,
+        },
+        tags: vec![("mlflow.data.context".into(), "training".into())],
+    };
+    s.log_inputs(&id1, &[ds]).await.unwrap();
+    assert_eq!(
+        s.get_tracked_run(&id1).await.unwrap().unwrap().inputs[0]
+            .dataset
+            .digest,
+        "d1"
+    );
+    assert_eq!(
+        like("datasets.context = 'training' and datasets.digest IN ('d1', 'x')").await,
+        1
+    );
+    // Experiment lifecycle.
+    s.set_experiment_stage(e, true, 20).await.unwrap();
+    assert!(matches!(
+        s.create_tracked_run("f".repeat(32).as_str(), e, "x", "", 1, &[])
+            .await,
+        Err(Error::Invalid(_))
+    ));
+    s.set_experiment_stage(e, false, 21).await.unwrap();
+    assert!(matches!(
+        s.rename_experiment(e, "Default", 22).await,
+        Err(Error::AlreadyExists(_))
+    ));
+    s.rename_experiment(e, "renamed", 22).await.unwrap();
+    let found = s
+        .search_experiments(
+            ViewType::ActiveOnly,
+            &parse_filter("name LIKE 'ren%'", Grammar::RegisteredModels).unwrap(),
+            10,
+            0,
+        )
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 1);
+    // A pipeline run joins the tracking view.
+    s.begin_run(&new_run("0009aaaa000000000000000000000000", 7))
+        .await
+        .unwrap();
+    let pe = s.ensure_experiment("iris", 30).await.unwrap();
+    assert_eq!(s.ensure_experiment("iris", 31).await.unwrap(), pe);
+    s.attach_run(
+        "0009aaaa000000000000000000000000",
+        pe,
+        "iris-0009aaaa",
+        &[("ferry.pipeline".into(), "iris".into())],
+    )
+    .await
+    .unwrap();
+    let pr = s
+        .get_tracked_run("0009aaaa000000000000000000000000")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(pr.info.experiment_id, pe);
+    assert_eq!(pr.info.status, "RUNNING");
+}
+
+#[test]
+fn sqlite_tracking() {
+    rt().block_on(async {
+        let (_d, s) = sqlite().await;
+        tracking_conformance(&s).await;
+    });
+}
+
 #[test]
 fn sqlite_runs() {
     rt().block_on(async {
@@ -290,6 +535,11 @@ mod postgres {
     #[test]
     fn postgres_runs() {
         rt().block_on(async { runs_conformance(&fresh().await).await });
+    }
+
+    #[test]
+    fn postgres_tracking() {
+        rt().block_on(async { tracking_conformance(&fresh().await).await });
     }
 
     #[test]

@@ -133,7 +133,10 @@ fn a_changed_pin_reruns_what_runs_in_the_environment() {
         "env:\n  python:\n    requirements: requirements.txt\nstages:\n  v:\n    cmd: python -c 'import six; print(six.__version__)' > v.txt\n    outs: [v.txt]\n",
     );
     p.write("requirements.txt", "six==1.16.0\n");
-    assert!(p.status().contains("v  will run: environment not built yet"));
+    assert!(
+        p.status()
+            .contains("v  will run: environment not built yet")
+    );
     let (code, r) = p.run_json(&[]);
     assert_eq!(code, 0, "{r}");
     assert_eq!(p.read("v.txt"), "1.16.0\n");

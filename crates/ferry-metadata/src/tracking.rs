@@ -1,0 +1,1194 @@
+//! MLflow tracking: experiments, runs, params, metrics, tags, datasets and
+//! run search. Runs made by `ferry run` and by MLflow clients share tables.
+
+use crate::model::MetricRecord;
+use crate::sql::{SqlStore, get_f, get_i, get_oi, get_os, get_s, insert_metric, q};
+use crate::{Error, Result};
+use ferry_search::{Attr, Clause, Comparator, DatasetField, Entity, OrderBy, Value};
+use sqlx::any::AnyRow;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Experiment {
+    pub experiment_id: i64,
+    pub name: String,
+    pub artifact_location: String,
+    pub lifecycle_stage: String,
+    pub creation_time: i64,
+    pub last_update_time: i64,
+    pub tags: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunInfo {
+    pub run_id: String,
+    pub experiment_id: i64,
+    pub run_name: String,
+    pub user_id: String,
+    /// MLflow's vocabulary: RUNNING, SCHEDULED, FINISHED, FAILED, KILLED.
+    pub status: String,
+    pub start_time: i64,
+    pub end_time: Option<i64>,
+    pub artifact_uri: String,
+    pub lifecycle_stage: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Metric {
+    pub key: String,
+    pub value: f64,
+    pub timestamp: i64,
+    pub step: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dataset {
+    pub name: String,
+    pub digest: String,
+    pub source_type: String,
+    pub source: String,
+    pub schema: Option<String>,
+    pub profile: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DatasetInput {
+    pub dataset: Dataset,
+    pub tags: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrackedRun {
+    pub info: RunInfo,
+    pub metrics: Vec<Metric>,
+    pub params: Vec<(String, String)>,
+    pub tags: Vec<(String, String)>,
+    pub inputs: Vec<DatasetInput>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ViewType {
+    ActiveOnly,
+    DeletedOnly,
+    All,
+}
+
+impl ViewType {
+    fn stages(self) -> &'static str {
+        match self {
+            ViewType::ActiveOnly => "('active')",
+            ViewType::DeletedOnly => "('deleted')",
+            ViewType::All => "('active', 'deleted')",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RunQuery {
+    pub experiment_ids: Vec<i64>,
+    pub filter: Vec<Clause>,
+    pub order_by: Vec<OrderBy>,
+    pub view: ViewType,
+    pub max_results: i64,
+    pub offset: i64,
+}
+
+/// MLflow's status words for ferry's.
+pub fn status_to_mlflow(ferry: &str) -> &'static str {
+    match ferry {
+        "running" => "RUNNING",
+        "scheduled" => "SCHEDULED",
+        "succeeded" => "FINISHED",
+        "cancelled" => "KILLED",
+        _ => "FAILED",
+    }
+}
+
+/// ferry's status words for MLflow's; `None` for an unknown status.
+pub fn status_from_mlflow(mlflow: &str) -> Option<&'static str> {
+    Some(match mlflow {
+        "RUNNING" => "running",
+        "SCHEDULED" => "scheduled",
+        "FINISHED" => "succeeded",
+        "FAILED" => "failed",
+        "KILLED" => "cancelled",
+        _ => return None,
+    })
+}
+
+const STATUS_SQL: &str = "(CASE r.status WHEN 'running' THEN 'RUNNING' WHEN 'scheduled' THEN 'SCHEDULED' \
+     WHEN 'succeeded' THEN 'FINISHED' WHEN 'cancelled' THEN 'KILLED' ELSE 'FAILED' END)";
+
+/// A statement under construction with its bind values in order.
+#[derive(Default)]
+struct Sql {
+    text: String,
+    args: Vec<Arg>,
+}
+
+enum Arg {
+    S(String),
+    F(f64),
+    I(i64),
+}
+
+impl Sql {
+    fn arg(&mut self, a: Arg) -> String {
+        self.args.push(a);
+        format!("${}", self.args.len())
+    }
+    fn query(&self) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments> {
+        let mut qy = sqlx::query(sqlx::AssertSqlSafe(self.text.clone()));
+        for a in &self.args {
+            qy = match a {
+                Arg::S(s) => qy.bind(s.clone()),
+                Arg::F(f) => qy.bind(*f),
+                Arg::I(i) => qy.bind(*i),
+            };
+        }
+        qy
+    }
+}
+
+fn sql_op(op: Comparator) -> &'static str {
+    match op {
+        Comparator::Eq => "=",
+        Comparator::Ne => "<>",
+        Comparator::Lt => "<",
+        Comparator::Le => "<=",
+        Comparator::Gt => ">",
+        Comparator::Ge => ">=",
+        Comparator::Like => "LIKE",
+        Comparator::ILike => "LIKE",
+        Comparator::In => "IN",
+        Comparator::NotIn => "NOT IN",
+    }
+}
+
+/// `column <op> value` for one clause, with LIKE / ILIKE / IN handled.
+fn compare(sql: &mut Sql, column: &str, op: Comparator, value: &Value) -> String {
+    match (op, value) {
+        (Comparator::ILike, Value::Str(s)) => {
+            let p = sql.arg(Arg::S(s.clone()));
+            format!("LOWER({column}) LIKE LOWER({p})")
+        }
+        (Comparator::In | Comparator::NotIn, Value::List(items)) => {
+            let ps: Vec<String> = items.iter().map(|i| sql.arg(Arg::S(i.clone()))).collect();
+            format!("{column} {} ({})", sql_op(op), ps.join(", "))
+        }
+        (_, Value::Num(n)) => {
+            let p = sql.arg(Arg::F(*n));
+            format!("{column} {} {p}", sql_op(op))
+        }
+        (_, Value::Str(s)) => {
+            let p = sql.arg(Arg::S(s.clone()));
+            format!("{column} {} {p}", sql_op(op))
+        }
+        (_, Value::List(_)) => "1 = 0".into(),
+    }
+}
+
+fn attr_column(a: Attr) -> &'static str {
+    match a {
+        Attr::RunId => "r.run_id",
+        Attr::RunName => "r.run_name",
+        Attr::Status => STATUS_SQL,
+        Attr::StartTime => "r.started_ms",
+        Attr::EndTime => "r.ended_ms",
+        Attr::UserId => "r.user_id",
+        Attr::ArtifactUri => "r.artifact_uri",
+        Attr::LifecycleStage => "r.lifecycle_stage",
+        _ => "NULL",
+    }
+}
+
+fn clause_sql(sql: &mut Sql, c: &Clause) -> String {
+    match &c.entity {
+        Entity::Metric(k) => {
+            let kp = sql.arg(Arg::S(k.clone()));
+            let cmp = compare(sql, "m.value", c.op, &c.value);
+            format!(
+                "r.run_id IN (SELECT m.run_id FROM latest_metrics m WHERE m.mkey = {kp} AND {cmp})"
+            )
+        }
+        Entity::Param(k) => {
+            let kp = sql.arg(Arg::S(k.clone()));
+            let cmp = compare(sql, "p.value", c.op, &c.value);
+            format!("r.run_id IN (SELECT p.run_id FROM run_params p WHERE p.pkey = {kp} AND {cmp})")
+        }
+        Entity::Tag(k) => {
+            let kp = sql.arg(Arg::S(k.clone()));
+            let cmp = compare(sql, "t.value", c.op, &c.value);
+            format!("r.run_id IN (SELECT t.run_id FROM run_tags t WHERE t.tkey = {kp} AND {cmp})")
+        }
+        Entity::Attribute(a) => compare(sql, attr_column(*a), c.op, &c.value),
+        Entity::Dataset(f) => {
+            let col = match f {
+                DatasetField::Name => "d.name",
+                DatasetField::Digest => "d.digest",
+                DatasetField::Context => "i.context",
+            };
+            let cmp = compare(sql, col, c.op, &c.value);
+            format!(
+                "r.run_id IN (SELECT i.run_id FROM run_inputs i JOIN datasets d ON d.dataset_id = i.dataset_id WHERE {cmp})"
+            )
+        }
+    }
+}
+
+fn order_sql(sql: &mut Sql, o: &OrderBy) -> String {
+    let dir = if o.ascending { "ASC" } else { "DESC" };
+    let expr = match &o.entity {
+        Entity::Metric(k) => {
+            let kp = sql.arg(Arg::S(k.clone()));
+            format!(
+                "(SELECT m.value FROM latest_metrics m WHERE m.run_id = r.run_id AND m.mkey = {kp})"
+            )
+        }
+        Entity::Param(k) => {
+            let kp = sql.arg(Arg::S(k.clone()));
+            format!(
+                "(SELECT p.value FROM run_params p WHERE p.run_id = r.run_id AND p.pkey = {kp})"
+            )
+        }
+        Entity::Tag(k) => {
+            let kp = sql.arg(Arg::S(k.clone()));
+            format!("(SELECT t.value FROM run_tags t WHERE t.run_id = r.run_id AND t.tkey = {kp})")
+        }
+        Entity::Attribute(a) => attr_column(*a).to_owned(),
+        Entity::Dataset(_) => "NULL".to_owned(),
+    };
+    // Runs lacking the value sort last, whichever the direction.
+    format!("CASE WHEN {expr} IS NULL THEN 1 ELSE 0 END, {expr} {dir}")
+}
+
+const RUN_INFO_COLS: &str = "r.run_id AS run_id, r.experiment_id AS experiment_id, r.run_name AS run_name, \
+     r.user_id AS user_id, r.status AS status, r.started_ms AS started_ms, r.ended_ms AS ended_ms, \
+     r.artifact_uri AS artifact_uri, r.lifecycle_stage AS lifecycle_stage";
+
+fn run_info(r: &AnyRow) -> RunInfo {
+    RunInfo {
+        run_id: get_s(r, "run_id"),
+        experiment_id: get_oi(r, "experiment_id").unwrap_or(0),
+        run_name: get_os(r, "run_name").unwrap_or_default(),
+        user_id: get_os(r, "user_id").unwrap_or_default(),
+        status: status_to_mlflow(&get_s(r, "status")).to_owned(),
+        start_time: get_i(r, "started_ms"),
+        end_time: get_oi(r, "ended_ms"),
+        artifact_uri: get_os(r, "artifact_uri").unwrap_or_default(),
+        lifecycle_stage: get_os(r, "lifecycle_stage").unwrap_or_else(|| "active".into()),
+    }
+}
+
+fn in_list(sql: &mut Sql, ids: &[String]) -> String {
+    ids.iter()
+        .map(|i| sql.arg(Arg::S(i.clone())))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The per-request limits of `log-batch`, as MLflow enforces them.
+pub const MAX_BATCH_METRICS: usize = 1000;
+pub const MAX_BATCH_PARAMS: usize = 100;
+pub const MAX_BATCH_TAGS: usize = 100;
+pub const MAX_BATCH_TOTAL: usize = 1000;
+
+/// MLflow tracking, behind one interface every backend implements.
+#[async_trait::async_trait]
+pub trait TrackingStore: Send + Sync {
+    async fn get_experiment(&self, id: i64) -> Result<Option<Experiment>>;
+
+    async fn get_experiment_by_name(&self, name: &str) -> Result<Option<Experiment>>;
+
+    /// Creates an experiment; `artifact_location` defaults to
+    /// `mlflow-artifacts:/<id>`.
+    async fn create_experiment(
+        &self,
+        name: &str,
+        artifact_location: Option<&str>,
+        tags: &[(String, String)],
+        now_ms: i64,
+    ) -> Result<i64>;
+
+    /// The experiment named `name`, created if absent.
+    async fn ensure_experiment(&self, name: &str, now_ms: i64) -> Result<i64>;
+
+    async fn search_experiments(
+        &self,
+        view: ViewType,
+        filter: &[Clause],
+        max_results: i64,
+        offset: i64,
+    ) -> Result<Vec<Experiment>>;
+
+    async fn rename_experiment(&self, id: i64, new_name: &str, now_ms: i64) -> Result<()>;
+
+    async fn set_experiment_tag(&self, id: i64, key: &str, value: &str) -> Result<()>;
+
+    async fn delete_experiment_tag(&self, id: i64, key: &str) -> Result<()>;
+
+    /// Soft delete (or restore): the experiment and its runs change stage.
+    async fn set_experiment_stage(&self, id: i64, deleted: bool, now_ms: i64) -> Result<()>;
+
+    /// Creates a run in `experiment_id`; its artifacts live under the
+    /// experiment's artifact location.
+    #[allow(clippy::too_many_arguments)]
+    async fn create_tracked_run(
+        &self,
+        run_id: &str,
+        experiment_id: i64,
+        run_name: &str,
+        user_id: &str,
+        start_time: i64,
+        tags: &[(String, String)],
+    ) -> Result<RunInfo>;
+
+    /// Links a pipeline run (already in `runs`) to its experiment, so MLflow
+    /// clients see it.
+    async fn attach_run(
+        &self,
+        run_id: &str,
+        experiment_id: i64,
+        run_name: &str,
+        tags: &[(String, String)],
+    ) -> Result<()>;
+
+    async fn get_tracked_run(&self, run_id: &str) -> Result<Option<TrackedRun>>;
+
+    async fn update_tracked_run(
+        &self,
+        run_id: &str,
+        status: Option<&str>,
+        end_time: Option<i64>,
+        run_name: Option<&str>,
+    ) -> Result<RunInfo>;
+
+    async fn set_run_stage(&self, run_id: &str, deleted: bool) -> Result<()>;
+
+    /// Logs metrics, params and tags in one transaction: all or nothing.
+    async fn log_batch(
+        &self,
+        run_id: &str,
+        metrics: &[Metric],
+        params: &[(String, String)],
+        tags: &[(String, String)],
+    ) -> Result<()>;
+
+    async fn delete_run_tag(&self, run_id: &str, key: &str) -> Result<()>;
+
+    /// Every point of a metric, ordered by (timestamp, step, value).
+    async fn metric_history(&self, run_id: &str, key: &str) -> Result<Vec<Metric>>;
+
+    async fn log_inputs(&self, run_id: &str, inputs: &[DatasetInput]) -> Result<()>;
+
+    /// Runs matching `q`, one page; the second value says whether more follow.
+    async fn search_tracked_runs(&self, qr: &RunQuery) -> Result<(Vec<TrackedRun>, bool)>;
+}
+
+impl SqlStore {
+    async fn experiment_where(&self, clause: &str, arg: Arg) -> Result<Option<Experiment>> {
+        let mut sql = Sql::default();
+        let p = sql.arg(arg);
+        sql.text = format!(
+            "SELECT experiment_id, name, artifact_location, lifecycle_stage, creation_time, last_update_time \
+             FROM experiments WHERE {clause} = {p}"
+        );
+        let row = sql
+            .query()
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(q("read an experiment"))?;
+        let Some(r) = row else { return Ok(None) };
+        let id = get_i(&r, "experiment_id");
+        let tags = sqlx::query(
+            "SELECT tkey, value FROM experiment_tags WHERE experiment_id = $1 ORDER BY tkey",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(q("read experiment tags"))?
+        .iter()
+        .map(|t| (get_s(t, "tkey"), get_s(t, "value")))
+        .collect();
+        Ok(Some(Experiment {
+            experiment_id: id,
+            name: get_s(&r, "name"),
+            artifact_location: get_s(&r, "artifact_location"),
+            lifecycle_stage: get_s(&r, "lifecycle_stage"),
+            creation_time: get_i(&r, "creation_time"),
+            last_update_time: get_i(&r, "last_update_time"),
+            tags,
+        }))
+    }
+
+    async fn exec(&self, what: &'static str, sql: &str, args: Vec<Arg>) -> Result<u64> {
+        let s = Sql {
+            text: sql.to_owned(),
+            args,
+        };
+        Ok(s.query()
+            .execute(&self.pool)
+            .await
+            .map_err(q(what))?
+            .rows_affected())
+    }
+
+    async fn require_experiment(&self, id: i64) -> Result<Experiment> {
+        self.get_experiment(id)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("No Experiment with id={id} exists")))
+    }
+
+    async fn run_info(&self, run_id: &str) -> Result<Option<RunInfo>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {RUN_INFO_COLS} FROM runs r WHERE r.run_id = $1"
+        )))
+        .bind(run_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(q("read a run"))?;
+        Ok(row.as_ref().map(run_info))
+    }
+
+    async fn require_run(&self, run_id: &str) -> Result<RunInfo> {
+        self.run_info(run_id)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("Run with id={run_id} not found")))
+    }
+
+    async fn require_active_run(&self, run_id: &str) -> Result<RunInfo> {
+        let r = self.require_run(run_id).await?;
+        if r.lifecycle_stage != "active" {
+            return Err(Error::Invalid(format!(
+                "The run {run_id} must be in the 'active' state. Current state is {}.",
+                r.lifecycle_stage
+            )));
+        }
+        Ok(r)
+    }
+
+    /// Full payloads of `ids`, in that order.
+    async fn load_runs(&self, ids: &[String]) -> Result<Vec<TrackedRun>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(500) {
+            let mut sql = Sql::default();
+            let list = in_list(&mut sql, chunk);
+            sql.text = format!("SELECT {RUN_INFO_COLS} FROM runs r WHERE r.run_id IN ({list})");
+            let infos = sql
+                .query()
+                .fetch_all(&self.pool)
+                .await
+                .map_err(q("read runs"))?;
+            let mut runs: std::collections::HashMap<String, TrackedRun> = infos
+                .iter()
+                .map(|r| {
+                    let info = run_info(r);
+                    (
+                        info.run_id.clone(),
+                        TrackedRun {
+                            info,
+                            metrics: vec![],
+                            params: vec![],
+                            tags: vec![],
+                            inputs: vec![],
+                        },
+                    )
+                })
+                .collect();
+            sql.text = format!(
+                "SELECT run_id, mkey, value, step, ts_ms FROM latest_metrics WHERE run_id IN ({list}) ORDER BY mkey"
+            );
+            for r in sql
+                .query()
+                .fetch_all(&self.pool)
+                .await
+                .map_err(q("read metrics"))?
+            {
+                if let Some(run) = runs.get_mut(&get_s(&r, "run_id")) {
+                    run.metrics.push(Metric {
+                        key: get_s(&r, "mkey"),
+                        value: get_f(&r, "value"),
+                        timestamp: get_i(&r, "ts_ms"),
+                        step: get_i(&r, "step"),
+                    });
+                }
+            }
+            sql.text = format!(
+                "SELECT run_id, pkey, value FROM run_params WHERE run_id IN ({list}) ORDER BY pkey"
+            );
+            for r in sql
+                .query()
+                .fetch_all(&self.pool)
+                .await
+                .map_err(q("read params"))?
+            {
+                if let Some(run) = runs.get_mut(&get_s(&r, "run_id")) {
+                    run.params.push((get_s(&r, "pkey"), get_s(&r, "value")));
+                }
+            }
+            sql.text = format!(
+                "SELECT run_id, tkey, value FROM run_tags WHERE run_id IN ({list}) ORDER BY tkey"
+            );
+            for r in sql
+                .query()
+                .fetch_all(&self.pool)
+                .await
+                .map_err(q("read tags"))?
+            {
+                if let Some(run) = runs.get_mut(&get_s(&r, "run_id")) {
+                    run.tags.push((get_s(&r, "tkey"), get_s(&r, "value")));
+                }
+            }
+            sql.text = format!(
+                "SELECT i.run_id AS run_id, i.tags AS tags, d.name AS name, d.digest AS digest, d.source_type AS source_type, \
+                 d.source AS source, d.dataset_schema AS dataset_schema, d.profile AS profile \
+                 FROM run_inputs i JOIN datasets d ON d.dataset_id = i.dataset_id WHERE i.run_id IN ({list}) ORDER BY d.name"
+            );
+            for r in sql
+                .query()
+                .fetch_all(&self.pool)
+                .await
+                .map_err(q("read inputs"))?
+            {
+                if let Some(run) = runs.get_mut(&get_s(&r, "run_id")) {
+                    let tags: Vec<(String, String)> =
+                        serde_json::from_str(&get_s(&r, "tags")).unwrap_or_default();
+                    run.inputs.push(DatasetInput {
+                        dataset: Dataset {
+                            name: get_s(&r, "name"),
+                            digest: get_s(&r, "digest"),
+                            source_type: get_s(&r, "source_type"),
+                            source: get_s(&r, "source"),
+                            schema: get_os(&r, "dataset_schema"),
+                            profile: get_os(&r, "profile"),
+                        },
+                        tags,
+                    });
+                }
+            }
+            for id in chunk {
+                if let Some(r) = runs.remove(id) {
+                    out.push(r);
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[async_trait::async_trait]
+impl TrackingStore for SqlStore {
+    async fn get_experiment(&self, id: i64) -> Result<Option<Experiment>> {
+        self.experiment_where("experiment_id", Arg::I(id)).await
+    }
+
+    async fn get_experiment_by_name(&self, name: &str) -> Result<Option<Experiment>> {
+        self.experiment_where("name", Arg::S(name.to_owned())).await
+    }
+
+    /// Creates an experiment; `artifact_location` defaults to
+    /// `mlflow-artifacts:/<id>`.
+    async fn create_experiment(
+        &self,
+        name: &str,
+        artifact_location: Option<&str>,
+        tags: &[(String, String)],
+        now_ms: i64,
+    ) -> Result<i64> {
+        let mut tx = self.begin().await.map_err(q("create an experiment"))?;
+        let exists = sqlx::query("SELECT experiment_id FROM experiments WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(q("create an experiment"))?;
+        if exists.is_some() {
+            return Err(Error::AlreadyExists(format!(
+                "Experiment '{name}' already exists."
+            )));
+        }
+        let row = sqlx::query("SELECT MAX(experiment_id) AS m FROM experiments")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(q("create an experiment"))?;
+        let id = get_oi(&row, "m").unwrap_or(0) + 1;
+        let location =
+            artifact_location.map_or_else(|| format!("mlflow-artifacts:/{id}"), str::to_owned);
+        sqlx::query(
+            "INSERT INTO experiments (experiment_id, name, artifact_location, lifecycle_stage, creation_time, last_update_time) \
+             VALUES ($1, $2, $3, 'active', $4, $4)",
+        )
+        .bind(id)
+        .bind(name)
+        .bind(location)
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await
+        .map_err(q("create an experiment"))?;
+        for (k, v) in tags {
+            sqlx::query(
+                "INSERT INTO experiment_tags (experiment_id, tkey, value) VALUES ($1, $2, $3)",
+            )
+            .bind(id)
+            .bind(k)
+            .bind(v)
+            .execute(&mut *tx)
+            .await
+            .map_err(q("tag an experiment"))?;
+        }
+        tx.commit().await.map_err(q("create an experiment"))?;
+        Ok(id)
+    }
+
+    /// The experiment named `name`, created if absent.
+    async fn ensure_experiment(&self, name: &str, now_ms: i64) -> Result<i64> {
+        if let Some(e) = self.get_experiment_by_name(name).await? {
+            return Ok(e.experiment_id);
+        }
+        match self.create_experiment(name, None, &[], now_ms).await {
+            Err(Error::AlreadyExists(_)) => Ok(self
+                .get_experiment_by_name(name)
+                .await?
+                .map(|e| e.experiment_id)
+                .unwrap_or(0)),
+            other => other,
+        }
+    }
+
+    async fn search_experiments(
+        &self,
+        view: ViewType,
+        filter: &[Clause],
+        max_results: i64,
+        offset: i64,
+    ) -> Result<Vec<Experiment>> {
+        let mut sql = Sql::default();
+        let mut wheres = vec![format!("e.lifecycle_stage IN {}", view.stages())];
+        for c in filter {
+            wheres.push(match &c.entity {
+                Entity::Attribute(Attr::Name) => compare(&mut sql, "e.name", c.op, &c.value),
+                Entity::Tag(k) => {
+                    let kp = sql.arg(Arg::S(k.clone()));
+                    let cmp = compare(&mut sql, "t.value", c.op, &c.value);
+                    format!("e.experiment_id IN (SELECT t.experiment_id FROM experiment_tags t WHERE t.tkey = {kp} AND {cmp})")
+                }
+                Entity::Attribute(Attr::CreationTime) => compare(&mut sql, "e.creation_time", c.op, &c.value),
+                Entity::Attribute(Attr::LastUpdatedTime) => compare(&mut sql, "e.last_update_time", c.op, &c.value),
+                _ => return Err(Error::Invalid("Invalid experiment filter".into())),
+            });
+        }
+        let lim = sql.arg(Arg::I(max_results));
+        let off = sql.arg(Arg::I(offset));
+        sql.text = format!(
+            "SELECT e.experiment_id AS id FROM experiments e WHERE {} ORDER BY e.last_update_time DESC, e.experiment_id DESC LIMIT {lim} OFFSET {off}",
+            wheres.join(" AND ")
+        );
+        let ids = sql
+            .query()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(q("search experiments"))?;
+        let mut out = Vec::with_capacity(ids.len());
+        for r in ids {
+            if let Some(e) = self.get_experiment(get_i(&r, "id")).await? {
+                out.push(e);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn rename_experiment(&self, id: i64, new_name: &str, now_ms: i64) -> Result<()> {
+        if let Some(other) = self.get_experiment_by_name(new_name).await?
+            && other.experiment_id != id
+        {
+            return Err(Error::AlreadyExists(format!(
+                "Experiment '{new_name}' already exists."
+            )));
+        }
+        let n = self
+            .exec(
+                "rename an experiment",
+                "UPDATE experiments SET name = $1, last_update_time = $2 WHERE experiment_id = $3",
+                vec![Arg::S(new_name.into()), Arg::I(now_ms), Arg::I(id)],
+            )
+            .await?;
+        if n == 0 {
+            return Err(Error::NotFound(format!(
+                "No Experiment with id={id} exists"
+            )));
+        }
+        Ok(())
+    }
+
+    async fn set_experiment_tag(&self, id: i64, key: &str, value: &str) -> Result<()> {
+        self.require_experiment(id).await?;
+        let mut tx = self.begin().await.map_err(q("tag an experiment"))?;
+        sqlx::query("DELETE FROM experiment_tags WHERE experiment_id = $1 AND tkey = $2")
+            .bind(id)
+            .bind(key)
+            .execute(&mut *tx)
+            .await
+            .map_err(q("tag an experiment"))?;
+        sqlx::query("INSERT INTO experiment_tags (experiment_id, tkey, value) VALUES ($1, $2, $3)")
+            .bind(id)
+            .bind(key)
+            .bind(value)
+            .execute(&mut *tx)
+            .await
+            .map_err(q("tag an experiment"))?;
+        tx.commit().await.map_err(q("tag an experiment"))?;
+        Ok(())
+    }
+
+    async fn delete_experiment_tag(&self, id: i64, key: &str) -> Result<()> {
+        self.require_experiment(id).await?;
+        self.exec(
+            "untag an experiment",
+            "DELETE FROM experiment_tags WHERE experiment_id = $1 AND tkey = $2",
+            vec![Arg::I(id), Arg::S(key.into())],
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Soft delete (or restore): the experiment and its runs change stage.
+    async fn set_experiment_stage(&self, id: i64, deleted: bool, now_ms: i64) -> Result<()> {
+        self.require_experiment(id).await?;
+        if id == 0 && deleted {
+            return Err(Error::Invalid(
+                "Cannot delete the default experiment '0'.".into(),
+            ));
+        }
+        let stage = if deleted { "deleted" } else { "active" };
+        let mut tx = self.begin().await.map_err(q("delete an experiment"))?;
+        sqlx::query("UPDATE experiments SET lifecycle_stage = $1, last_update_time = $2 WHERE experiment_id = $3")
+            .bind(stage)
+            .bind(now_ms)
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(q("delete an experiment"))?;
+        sqlx::query("UPDATE runs SET lifecycle_stage = $1 WHERE experiment_id = $2")
+            .bind(stage)
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(q("delete an experiment"))?;
+        tx.commit().await.map_err(q("delete an experiment"))?;
+        Ok(())
+    }
+
+    /// Creates a run in `experiment_id`; its artifacts live under the
+    /// experiment's artifact location.
+    #[allow(clippy::too_many_arguments)]
+    async fn create_tracked_run(
+        &self,
+        run_id: &str,
+        experiment_id: i64,
+        run_name: &str,
+        user_id: &str,
+        start_time: i64,
+        tags: &[(String, String)],
+    ) -> Result<RunInfo> {
+        let exp = self.get_experiment(experiment_id).await?.ok_or_else(|| {
+            Error::NotFound(format!("Could not find experiment with ID {experiment_id}"))
+        })?;
+        if exp.lifecycle_stage != "active" {
+            return Err(Error::Invalid(format!(
+                "The experiment {experiment_id} must be in the 'active' state. Current state is {}.",
+                exp.lifecycle_stage
+            )));
+        }
+        let artifact_uri = format!(
+            "{}/{run_id}/artifacts",
+            exp.artifact_location.trim_end_matches('/')
+        );
+        let mut tx = self.begin().await.map_err(q("create a run"))?;
+        sqlx::query(
+            "INSERT INTO runs (run_id, pipeline, status, run_trigger, started_ms, experiment_id, run_name, user_id, \
+             lifecycle_stage, artifact_uri) VALUES ($1, $2, 'running', 'mlflow', $3, $4, $5, $6, 'active', $7)",
+        )
+        .bind(run_id)
+        .bind(&exp.name)
+        .bind(start_time)
+        .bind(experiment_id)
+        .bind(run_name)
+        .bind(user_id)
+        .bind(&artifact_uri)
+        .execute(&mut *tx)
+        .await
+        .map_err(q("create a run"))?;
+        let mut all_tags = tags.to_vec();
+        if !run_name.is_empty() && !all_tags.iter().any(|(k, _)| k == "mlflow.runName") {
+            all_tags.push(("mlflow.runName".into(), run_name.into()));
+        }
+        for (k, v) in &all_tags {
+            upsert_tag(&mut tx, run_id, k, v).await?;
+        }
+        tx.commit().await.map_err(q("create a run"))?;
+        Ok(RunInfo {
+            run_id: run_id.to_owned(),
+            experiment_id,
+            run_name: run_name.to_owned(),
+            user_id: user_id.to_owned(),
+            status: "RUNNING".into(),
+            start_time,
+            end_time: None,
+            artifact_uri,
+            lifecycle_stage: "active".into(),
+        })
+    }
+
+    /// Links a pipeline run (already in `runs`) to its experiment, so MLflow
+    /// clients see it.
+    async fn attach_run(
+        &self,
+        run_id: &str,
+        experiment_id: i64,
+        run_name: &str,
+        tags: &[(String, String)],
+    ) -> Result<()> {
+        let exp = self.require_experiment(experiment_id).await?;
+        let artifact_uri = format!(
+            "{}/{run_id}/artifacts",
+            exp.artifact_location.trim_end_matches('/')
+        );
+        let mut tx = self.begin().await.map_err(q("attach a run"))?;
+        sqlx::query("UPDATE runs SET experiment_id = $1, run_name = $2, artifact_uri = $3, user_id = COALESCE(user_id, '') WHERE run_id = $4")
+            .bind(experiment_id)
+            .bind(run_name)
+            .bind(&artifact_uri)
+            .bind(run_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(q("attach a run"))?;
+        for (k, v) in tags {
+            upsert_tag(&mut tx, run_id, k, v).await?;
+        }
+        upsert_tag(&mut tx, run_id, "mlflow.runName", run_name).await?;
+        tx.commit().await.map_err(q("attach a run"))?;
+        Ok(())
+    }
+
+    async fn get_tracked_run(&self, run_id: &str) -> Result<Option<TrackedRun>> {
+        Ok(self.load_runs(&[run_id.to_owned()]).await?.pop())
+    }
+
+    async fn update_tracked_run(
+        &self,
+        run_id: &str,
+        status: Option<&str>,
+        end_time: Option<i64>,
+        run_name: Option<&str>,
+    ) -> Result<RunInfo> {
+        self.require_run(run_id).await?;
+        let mut tx = self.begin().await.map_err(q("update a run"))?;
+        if let Some(s) = status {
+            let ferry = status_from_mlflow(s)
+                .ok_or_else(|| Error::Invalid(format!("Invalid run status '{s}'")))?;
+            sqlx::query("UPDATE runs SET status = $1 WHERE run_id = $2")
+                .bind(ferry)
+                .bind(run_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(q("update a run"))?;
+        }
+        if let Some(e) = end_time {
+            sqlx::query("UPDATE runs SET ended_ms = $1 WHERE run_id = $2")
+                .bind(e)
+                .bind(run_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(q("update a run"))?;
+        }
+        if let Some(n) = run_name {
+            sqlx::query("UPDATE runs SET run_name = $1 WHERE run_id = $2")
+                .bind(n)
+                .bind(run_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(q("update a run"))?;
+            upsert_tag(&mut tx, run_id, "mlflow.runName", n).await?;
+        }
+        tx.commit().await.map_err(q("update a run"))?;
+        self.require_run(run_id).await
+    }
+
+    async fn set_run_stage(&self, run_id: &str, deleted: bool) -> Result<()> {
+        self.require_run(run_id).await?;
+        self.exec(
+            "delete a run",
+            "UPDATE runs SET lifecycle_stage = $1 WHERE run_id = $2",
+            vec![
+                Arg::S(if deleted { "deleted" } else { "active" }.into()),
+                Arg::S(run_id.into()),
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Logs metrics, params and tags in one transaction: all or nothing.
+    async fn log_batch(
+        &self,
+        run_id: &str,
+        metrics: &[Metric],
+        params: &[(String, String)],
+        tags: &[(String, String)],
+    ) -> Result<()> {
+        if metrics.len() > MAX_BATCH_METRICS {
+            return Err(Error::Invalid(format!(
+                "A batch logging request can contain at most {MAX_BATCH_METRICS} metrics. Got {} metrics. Please split up metrics across multiple requests and try again.",
+                metrics.len()
+            )));
+        }
+        if params.len() > MAX_BATCH_PARAMS {
+            return Err(Error::Invalid(format!(
+                "A batch logging request can contain at most {MAX_BATCH_PARAMS} params. Got {} params. Please split up params across multiple requests and try again.",
+                params.len()
+            )));
+        }
+        if tags.len() > MAX_BATCH_TAGS {
+            return Err(Error::Invalid(format!(
+                "A batch logging request can contain at most {MAX_BATCH_TAGS} tags. Got {} tags. Please split up tags across multiple requests and try again.",
+                tags.len()
+            )));
+        }
+        let total = metrics.len() + params.len() + tags.len();
+        if total > MAX_BATCH_TOTAL {
+            return Err(Error::Invalid(format!(
+                "A batch logging request can contain at most {MAX_BATCH_TOTAL} total entities. Got {total}."
+            )));
+        }
+        self.require_active_run(run_id).await?;
+        let mut tx = self.begin().await.map_err(q("log a batch"))?;
+        // Params are immutable: the same value again is fine, another is not.
+        let mut seen: std::collections::HashMap<&str, &str> = std::collections::HashMap::new();
+        for (k, v) in params {
+            if let Some(prev) = seen.insert(k, v) {
+                if prev != v {
+                    return Err(Error::Invalid(format!(
+                        "Duplicate parameter keys have been submitted: '{k}' with values '{prev}' and '{v}'"
+                    )));
+                }
+                continue;
+            }
+            let existing =
+                sqlx::query("SELECT value FROM run_params WHERE run_id = $1 AND pkey = $2")
+                    .bind(run_id)
+                    .bind(k)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(q("log params"))?;
+            match existing {
+                Some(row) => {
+                    let old = get_s(&row, "value");
+                    if old != *v {
+                        return Err(Error::Invalid(format!(
+                            "Changing param values is not allowed. Param with key='{k}' was already logged with value='{old}' for run ID='{run_id}'. Attempted logging new value '{v}'."
+                        )));
+                    }
+                }
+                None => {
+                    sqlx::query("INSERT INTO run_params (run_id, pkey, value) VALUES ($1, $2, $3)")
+                        .bind(run_id)
+                        .bind(k)
+                        .bind(v)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(q("log params"))?;
+                }
+            }
+        }
+        for m in metrics {
+            insert_metric(
+                &mut tx,
+                run_id,
+                &MetricRecord {
+                    key: m.key.clone(),
+                    value: m.value,
+                    stage: None,
+                    step: m.step,
+                    ts_ms: m.timestamp,
+                },
+            )
+            .await?;
+        }
+        for (k, v) in tags {
+            upsert_tag(&mut tx, run_id, k, v).await?;
+            if k == "mlflow.runName" {
+                sqlx::query("UPDATE runs SET run_name = $1 WHERE run_id = $2")
+                    .bind(v)
+                    .bind(run_id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(q("log tags"))?;
+            }
+        }
+        tx.commit().await.map_err(q("log a batch"))?;
+        Ok(())
+    }
+
+    async fn delete_run_tag(&self, run_id: &str, key: &str) -> Result<()> {
+        self.require_active_run(run_id).await?;
+        let n = self
+            .exec(
+                "delete a tag",
+                "DELETE FROM run_tags WHERE run_id = $1 AND tkey = $2",
+                vec![Arg::S(run_id.into()), Arg::S(key.into())],
+            )
+            .await?;
+        if n == 0 {
+            return Err(Error::NotFound(format!(
+                "No tag with name: {key} in run with id {run_id}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Every point of a metric, ordered by (timestamp, step, value).
+    async fn metric_history(&self, run_id: &str, key: &str) -> Result<Vec<Metric>> {
+        let rows = sqlx::query(
+            "SELECT value, step, ts_ms FROM metric_points WHERE run_id = $1 AND mkey = $2 ORDER BY ts_ms, step, value",
+        )
+        .bind(run_id)
+        .bind(key)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(q("read a metric's history"))?;
+        Ok(rows
+            .iter()
+            .map(|r| Metric {
+                key: key.to_owned(),
+                value: get_f(r, "value"),
+                timestamp: get_i(r, "ts_ms"),
+                step: get_i(r, "step"),
+            })
+            .collect())
+    }
+
+    async fn log_inputs(&self, run_id: &str, inputs: &[DatasetInput]) -> Result<()> {
+        let run = self.require_active_run(run_id).await?;
+        let mut tx = self.begin().await.map_err(q("log inputs"))?;
+        for i in inputs {
+            let d = &i.dataset;
+            let existing = sqlx::query("SELECT dataset_id FROM datasets WHERE experiment_id = $1 AND name = $2 AND digest = $3")
+                .bind(run.experiment_id)
+                .bind(&d.name)
+                .bind(&d.digest)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(q("log inputs"))?;
+            let id = match existing {
+                Some(r) => get_s(&r, "dataset_id"),
+                None => {
+                    let id = ferry_core::RunId::generate().as_str().to_owned();
+                    sqlx::query(
+                        "INSERT INTO datasets (dataset_id, experiment_id, name, digest, source_type, source, dataset_schema, profile) \
+                         VALUES ($1,$2,$3,$4,$5,$6,$7,$8)",
+                    )
+                    .bind(&id)
+                    .bind(run.experiment_id)
+                    .bind(&d.name)
+                    .bind(&d.digest)
+                    .bind(&d.source_type)
+                    .bind(&d.source)
+                    .bind(d.schema.clone())
+                    .bind(d.profile.clone())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(q("log inputs"))?;
+                    id
+                }
+            };
+            let context = i
+                .tags
+                .iter()
+                .find(|(k, _)| k == "mlflow.data.context")
+                .map(|(_, v)| v.clone());
+            sqlx::query("DELETE FROM run_inputs WHERE run_id = $1 AND dataset_id = $2")
+                .bind(run_id)
+                .bind(&id)
+                .execute(&mut *tx)
+                .await
+                .map_err(q("log inputs"))?;
+            sqlx::query("INSERT INTO run_inputs (run_id, dataset_id, context, tags) VALUES ($1, $2, $3, $4)")
+                .bind(run_id)
+                .bind(&id)
+                .bind(context)
+                .bind(serde_json::to_string(&i.tags).unwrap_or_else(|_| "[]".into()))
+                .execute(&mut *tx)
+                .await
+                .map_err(q("log inputs"))?;
+        }
+        tx.commit().await.map_err(q("log inputs"))?;
+        Ok(())
+    }
+
+    /// Runs matching `q`, one page; the second value says whether more follow.
+    async fn search_tracked_runs(&self, qr: &RunQuery) -> Result<(Vec<TrackedRun>, bool)> {
+        let mut sql = Sql::default();
+        let mut wheres = vec![format!("r.lifecycle_stage IN {}", qr.view.stages())];
+        if qr.experiment_ids.is_empty() {
+            wheres.push("1 = 0".into());
+        } else {
+            let ids: Vec<String> = qr
+                .experiment_ids
+                .iter()
+                .map(|i| sql.arg(Arg::I(*i)))
+                .collect();
+            wheres.push(format!("r.experiment_id IN ({})", ids.join(", ")));
+        }
+        for c in &qr.filter {
+            wheres.push(clause_sql(&mut sql, c));
+        }
+        let mut orders: Vec<String> = qr.order_by.iter().map(|o| order_sql(&mut sql, o)).collect();
+        if !qr
+            .order_by
+            .iter()
+            .any(|o| matches!(o.entity, Entity::Attribute(Attr::StartTime)))
+        {
+            orders.push("r.started_ms DESC".into());
+        }
+        orders.push("r.run_id ASC".into());
+        let lim = sql.arg(Arg::I(qr.max_results + 1));
+        let off = sql.arg(Arg::I(qr.offset));
+        sql.text = format!(
+            "SELECT r.run_id AS run_id FROM runs r WHERE {} ORDER BY {} LIMIT {lim} OFFSET {off}",
+            wheres.join(" AND "),
+            orders.join(", ")
+        );
+        let rows = sql
+            .query()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(q("search runs"))?;
+        let mut ids: Vec<String> = rows.iter().map(|r| get_s(r, "run_id")).collect();
+        let more = ids.len() as i64 > qr.max_results;
+        ids.truncate(qr.max_results.max(0) as usize);
+        Ok((self.load_runs(&ids).await?, more))
+    }
+}
+
+async fn upsert_tag(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    run_id: &str,
+    k: &str,
+    v: &str,
+) -> Result<()> {
+    sqlx::query("DELETE FROM run_tags WHERE run_id = $1 AND tkey = $2")
+        .bind(run_id)
+        .bind(k)
+        .execute(&mut **tx)
+        .await
+        .map_err(q("set a tag"))?;
+    sqlx::query("INSERT INTO run_tags (run_id, tkey, value) VALUES ($1, $2, $3)")
+        .bind(run_id)
+        .bind(k)
+        .bind(v)
+        .execute(&mut **tx)
+        .await
+        .map_err(q("set a tag"))?;
+    Ok(())
+}
