@@ -64,6 +64,25 @@ pub enum Command {
     },
     /// Print the JSON Schema of ferry.yaml, for editors
     Schema,
+    /// Serve the MLflow REST API (tracking, artifacts) over this project's store
+    Server(ServerArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    #[arg(long, default_value_t = 5000)]
+    pub port: u16,
+    /// The store's URL (`sqlite:///path/ferry.db`, `postgres://…`); default: the project's `.ferry/ferry.db`
+    #[arg(long, env = "FERRY_STORE")]
+    pub store: Option<String>,
+    /// The folder artifacts are kept in; default: the project's `.ferry/artifacts`
+    #[arg(long)]
+    pub artifacts: Option<PathBuf>,
+    /// Log one JSON object per request instead of plain lines
+    #[arg(long)]
+    pub log_json: bool,
 }
 
 #[derive(Debug, Args)]

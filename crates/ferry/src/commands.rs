@@ -1,6 +1,6 @@
 //! One function per command. Each returns the process exit code.
 
-use crate::cli::{Cli, Command, ModelsCommand, RunArgs, RunsCommand};
+use crate::cli::{Cli, Command, ModelsCommand, RunArgs, RunsCommand, ServerArgs};
 use crate::exit;
 use crate::ui::{Style, Terminal, bytes, duration, time};
 use anyhow::{Context, Result, bail};
@@ -103,6 +103,7 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
         Command::Logs { run, stage } => logs(&ctx, &run, stage.as_deref()),
         Command::Models(m) => models(&ctx, m),
         Command::Gc { all } => gc(&ctx, all),
+        Command::Server(args) => server(&ctx, args),
         Command::Schema => {
             print!("{}", ferry_spec::JSON_SCHEMA);
             Ok(exit::OK)
@@ -668,5 +669,44 @@ fn gc(ctx: &Ctx, all: bool) -> Result<u8> {
         bytes(stats.bytes_removed as i64),
         stats.runs_removed
     );
+    Ok(exit::OK)
+}
+
+fn server(ctx: &Ctx, args: ServerArgs) -> Result<u8> {
+    // Defaults: the project's store and artifact folder (the current folder
+    // if it holds no ferry project).
+    let root = ferry_runner::Project::discover(&ctx.cwd).unwrap_or_else(|_| ctx.cwd.clone());
+    let store_url = match args.store {
+        Some(s) => s,
+        None => {
+            std::fs::create_dir_all(root.join(".ferry")).with_context(|| format!("cannot create `{}`", root.join(".ferry").display()))?;
+            ferry_runner::store_url(&root)
+        }
+    };
+    let artifacts = args.artifacts.unwrap_or_else(|| root.join(".ferry").join("artifacts"));
+    let ip: std::net::IpAddr = args
+        .host
+        .parse()
+        .map_err(|_| usage(format!("--host `{}` is not an IP address", args.host)))?;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    if args.log_json {
+        tracing_subscriber::fmt().json().with_env_filter(filter).with_writer(std::io::stderr).init();
+    } else {
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    }
+    let cfg = ferry_server::ServerConfig {
+        addr: std::net::SocketAddr::new(ip, args.port),
+        store_url: store_url.clone(),
+        artifacts: artifacts.clone(),
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the server runtime")?;
+    let shown = store_url.clone();
+    rt.block_on(ferry_server::serve(cfg, move |addr| {
+        eprintln!("ferry server listening on http://{addr} (store {shown}, artifacts {})", artifacts.display());
+        eprintln!("  export MLFLOW_TRACKING_URI=http://{addr}");
+    }))?;
     Ok(exit::OK)
 }

@@ -1,0 +1,106 @@
+//! The one API error: MLflow's `{"error_code", "message"}` with its status,
+//! mapped in one place. 5xx bodies are generic; details go to the log.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Code {
+    InvalidParameterValue,
+    ResourceDoesNotExist,
+    ResourceAlreadyExists,
+    BadRequest,
+    EndpointNotFound,
+    Internal,
+}
+
+impl Code {
+    fn as_str(self) -> &'static str {
+        match self {
+            Code::InvalidParameterValue => "INVALID_PARAMETER_VALUE",
+            Code::ResourceDoesNotExist => "RESOURCE_DOES_NOT_EXIST",
+            Code::ResourceAlreadyExists => "RESOURCE_ALREADY_EXISTS",
+            Code::BadRequest => "BAD_REQUEST",
+            Code::EndpointNotFound => "ENDPOINT_NOT_FOUND",
+            Code::Internal => "INTERNAL_ERROR",
+        }
+    }
+    fn status(self) -> StatusCode {
+        match self {
+            Code::ResourceDoesNotExist | Code::EndpointNotFound => StatusCode::NOT_FOUND,
+            Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub code: Code,
+    pub message: String,
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl ApiError {
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self {
+            code: Code::InvalidParameterValue,
+            message: message.into(),
+        }
+    }
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self {
+            code: Code::ResourceDoesNotExist,
+            message: message.into(),
+        }
+    }
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self {
+            code: Code::BadRequest,
+            message: message.into(),
+        }
+    }
+    pub fn internal(detail: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %detail, "internal error");
+        Self {
+            code: Code::Internal,
+            message: "Internal server error".into(),
+        }
+    }
+    /// A required field that is missing.
+    pub fn missing(field: &str) -> Self {
+        Self::invalid(format!("Missing value for required parameter '{field}'."))
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({
+            "error_code": self.code.as_str(),
+            "message": self.message,
+        });
+        (self.code.status(), axum::Json(body)).into_response()
+    }
+}
+
+impl From<ferry_metadata::Error> for ApiError {
+    fn from(e: ferry_metadata::Error) -> Self {
+        use ferry_metadata::Error as E;
+        match e {
+            E::NotFound(m) => Self::not_found(m),
+            E::Invalid(m) | E::Ambiguous(m) => Self::invalid(m),
+            E::AlreadyExists(m) => Self {
+                code: Code::ResourceAlreadyExists,
+                message: m,
+            },
+            other => Self::internal(other),
+        }
+    }
+}
+
+impl From<ferry_search::SearchError> for ApiError {
+    fn from(e: ferry_search::SearchError) -> Self {
+        Self::invalid(e.0)
+    }
+}

@@ -1,0 +1,194 @@
+//! `ferry server`: the MLflow REST API over ferry's store, so the official
+//! `mlflow` client works unchanged against it.
+//!
+//! This is the only crate that knows HTTP and MLflow's wire shapes
+//! ([`wire`]); it talks to the store through `ferry_metadata`'s traits and to
+//! the disk only through [`artifacts::ArtifactRoot`], which confines every
+//! path. One error type ([`error::ApiError`]) maps to status codes in one
+//! place.
+
+pub mod artifacts;
+pub mod error;
+pub mod extract;
+mod routes;
+pub mod wire;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Json};
+use axum::routing::{get, post};
+use ferry_metadata::MetadataStore;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// Shared state of every handler.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn MetadataStore>,
+    pub artifacts: Arc<artifacts::ArtifactRoot>,
+}
+
+pub(crate) fn now_ms() -> i64 {
+    ferry_core::now_ms()
+}
+
+/// The largest JSON request body.
+pub const MAX_JSON_BODY: usize = 16 * 1024 * 1024;
+
+/// Every route of the server.
+pub fn router(state: AppState) -> Router {
+    use routes::{artifacts as a, experiments as e, runs as r};
+    let mlflow = Router::new()
+        .route("/experiments/create", post(e::create))
+        .route("/experiments/get", get(e::get))
+        .route("/experiments/get-by-name", get(e::get_by_name))
+        .route("/experiments/search", post(e::search))
+        .route("/experiments/update", post(e::update))
+        .route("/experiments/set-experiment-tag", post(e::set_tag))
+        .route("/experiments/delete-experiment-tag", post(e::delete_tag))
+        .route("/experiments/delete", post(e::delete))
+        .route("/experiments/restore", post(e::restore))
+        .route("/runs/create", post(r::create))
+        .route("/runs/get", get(r::get))
+        .route("/runs/update", post(r::update))
+        .route("/runs/delete", post(r::delete))
+        .route("/runs/restore", post(r::restore))
+        .route("/runs/log-metric", post(r::log_metric))
+        .route("/runs/log-parameter", post(r::log_param))
+        .route("/runs/set-tag", post(r::set_tag))
+        .route("/runs/delete-tag", post(r::delete_tag))
+        .route("/runs/log-batch", post(r::log_batch))
+        .route("/runs/log-inputs", post(r::log_inputs))
+        .route("/runs/search", post(r::search))
+        .route("/metrics/get-history", get(r::history))
+        .route("/artifacts/list", get(a::run_list))
+        .layer(DefaultBodyLimit::max(MAX_JSON_BODY));
+    // Uploads stream to disk, so no body limit applies to them.
+    let artifact_file = get(a::download)
+        .put(a::upload)
+        .delete(a::delete)
+        .layer(DefaultBodyLimit::disable());
+    Router::new()
+        .nest("/api/2.0/mlflow", mlflow)
+        .route("/api/2.0/mlflow-artifacts/artifacts", get(a::list))
+        .route("/api/2.0/mlflow-artifacts/artifacts/{*path}", artifact_file)
+        .route("/api/3.0/mlflow/server-info", get(server_info))
+        .route("/get-artifact", get(a::get_artifact))
+        .route("/health", get(health))
+        .route("/version", get(version))
+        .fallback(not_found)
+        .with_state(state)
+}
+
+async fn health() -> &'static str {
+    "OK"
+}
+
+async fn version() -> &'static str {
+    env!("CARGO_PKG_VERSION")
+}
+
+async fn server_info() -> Json<serde_json::Value> {
+    Json(serde_json::json!({
+        "store_type": "SqlStore",
+        "workspaces_enabled": false,
+        "trace_archival_enabled": false,
+        "multipart_uploads_enabled": false,
+        "multipart_downloads_enabled": false,
+        "features_enabled": {},
+    }))
+}
+
+async fn not_found(uri: axum::http::Uri) -> impl IntoResponse {
+    let body = serde_json::json!({
+        "error_code": "ENDPOINT_NOT_FOUND",
+        "message": format!("No endpoint {}", uri.path()),
+    });
+    (StatusCode::NOT_FOUND, Json(body))
+}
+
+/// Where `ferry server` listens and what it serves.
+pub struct ServerConfig {
+    pub addr: SocketAddr,
+    pub store_url: String,
+    pub artifacts: std::path::PathBuf,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Store(#[from] ferry_metadata::Error),
+    #[error("cannot use the artifact folder `{}`: {source}", path.display())]
+    Artifacts {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the server failed: {0}")]
+    Serve(std::io::Error),
+}
+
+/// Runs the server until Ctrl-C or SIGTERM, then finishes in-flight requests.
+pub async fn serve(cfg: ServerConfig, ready: impl FnOnce(SocketAddr)) -> Result<(), ServeError> {
+    let store = ferry_metadata::SqlStore::open(&cfg.store_url).await?;
+    let artifacts = artifacts::ArtifactRoot::new(&cfg.artifacts).map_err(|source| ServeError::Artifacts {
+        path: cfg.artifacts.clone(),
+        source,
+    })?;
+    let state = AppState {
+        store: Arc::new(store),
+        artifacts: Arc::new(artifacts),
+    };
+    let app = router(state).layer(axum::middleware::from_fn(log_requests));
+    let listener = tokio::net::TcpListener::bind(cfg.addr)
+        .await
+        .map_err(|source| ServeError::Bind { addr: cfg.addr, source })?;
+    let local = listener.local_addr().map_err(ServeError::Serve)?;
+    ready(local);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown())
+        .await
+        .map_err(ServeError::Serve)
+}
+
+async fn shutdown() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}
+
+/// One structured log line per request.
+async fn log_requests(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let started = std::time::Instant::now();
+    let resp = next.run(req).await;
+    tracing::info!(
+        method = %method,
+        path = %path,
+        status = resp.status().as_u16(),
+        micros = started.elapsed().as_micros() as u64,
+        "request"
+    );
+    resp
+}

@@ -1,0 +1,195 @@
+//! `/api/2.0/mlflow-artifacts/artifacts/*`: list, download, upload (streamed),
+//! delete; and the run-scoped `artifacts/list` and `/get-artifact`.
+
+use crate::AppState;
+use crate::artifacts::{SafePath, check_path};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::Query;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Json as Out, Response};
+use futures_util::StreamExt;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const PREFIX: &str = "/api/2.0/mlflow-artifacts/artifacts/";
+
+/// The artifact path of a request, taken from the raw URI and decoded once.
+fn path_of(req_uri: &axum::http::Uri) -> ApiResult<SafePath> {
+    let raw = req_uri.path();
+    let rest = raw.strip_prefix(PREFIX).ok_or_else(|| ApiError::invalid("Invalid path"))?;
+    check_path(rest, true)
+}
+
+fn io_err(e: std::io::Error) -> ApiError {
+    ApiError::internal(e)
+}
+
+async fn list_dir(st: &AppState, p: &SafePath) -> ApiResult<Value> {
+    let dir = st.artifacts.resolve(p)?;
+    let mut files = Vec::new();
+    let mut rd = match tokio::fs::read_dir(&dir).await {
+        Ok(rd) => rd,
+        Err(_) => return Ok(json!({})),
+    };
+    while let Some(e) = rd.next_entry().await.map_err(io_err)? {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with(".ferry-upload-") {
+            continue;
+        }
+        let meta = e.metadata().await.map_err(io_err)?;
+        let mut f = json!({ "path": name, "is_dir": meta.is_dir() });
+        if meta.is_file() && meta.len() > 0 {
+            f["file_size"] = meta.len().into();
+        }
+        files.push(f);
+    }
+    files.sort_by(|a, b| a["path"].as_str().cmp(&b["path"].as_str()));
+    Ok(if files.is_empty() { json!({}) } else { json!({ "files": files }) })
+}
+
+#[derive(Deserialize)]
+pub struct ListQ {
+    path: Option<String>,
+}
+
+/// `GET /api/2.0/mlflow-artifacts/artifacts?path=X`
+pub async fn list(State(st): State<AppState>, Query(q): Query<ListQ>) -> ApiResult<Out<Value>> {
+    // Query values are already decoded once by the query parser.
+    let p = check_path(q.path.as_deref().unwrap_or(""), false)?;
+    Ok(Out(list_dir(&st, &p).await?))
+}
+
+/// `GET .../artifacts/{path}`: the file's bytes, streamed.
+pub async fn download(State(st): State<AppState>, req: Request) -> ApiResult<Response> {
+    let p = path_of(req.uri())?;
+    let full = st.artifacts.resolve(&p)?;
+    let file = match tokio::fs::File::open(&full).await {
+        Ok(f) => f,
+        Err(_) => return Err(ApiError::not_found(format!("File {} not found", p.as_str()))),
+    };
+    let meta = file.metadata().await.map_err(io_err)?;
+    if meta.is_dir() {
+        return Err(ApiError::not_found(format!("{} is a directory", p.as_str())));
+    }
+    let stream = futures_util::stream::unfold(file, |mut f| async move {
+        let mut buf = vec![0u8; 256 * 1024];
+        match f.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok::<_, std::io::Error>(axum::body::Bytes::from(buf)), f))
+            }
+            Err(e) => Some((Err(e), f)),
+        }
+    });
+    let mut resp = Body::from_stream(stream).into_response();
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    if let Ok(v) = HeaderValue::from_str(&meta.len().to_string()) {
+        resp.headers_mut().insert(header::CONTENT_LENGTH, v);
+    }
+    Ok(resp)
+}
+
+/// `PUT .../artifacts/{path}`: the raw body, streamed to a temporary file
+/// beside the target, then renamed into place.
+pub async fn upload(State(st): State<AppState>, req: Request) -> ApiResult<Out<Value>> {
+    let p = path_of(req.uri())?;
+    if p.is_root() {
+        return Err(ApiError::invalid("Invalid path"));
+    }
+    let full = st.artifacts.resolve(&p)?;
+    let parent = full.parent().ok_or_else(|| ApiError::invalid("Invalid path"))?.to_owned();
+    tokio::fs::create_dir_all(&parent).await.map_err(io_err)?;
+    // Re-check after creating folders: nothing may have led outside.
+    st.artifacts.resolve(&p)?;
+    let tmp = parent.join(format!(".ferry-upload-{}", uuid::Uuid::new_v4().simple()));
+    let mut out = tokio::fs::File::create(&tmp).await.map_err(io_err)?;
+    let mut body = req.into_body().into_data_stream();
+    while let Some(chunk) = body.next().await {
+        let chunk = match chunk {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = tokio::fs::remove_file(&tmp).await;
+                return Err(ApiError::bad_request(format!("The upload was interrupted: {e}")));
+            }
+        };
+        if let Err(e) = out.write_all(&chunk).await {
+            let _ = tokio::fs::remove_file(&tmp).await;
+            return Err(io_err(e));
+        }
+    }
+    out.flush().await.map_err(io_err)?;
+    drop(out);
+    if tokio::fs::metadata(&full).await.is_ok_and(|m| m.is_dir()) {
+        let _ = tokio::fs::remove_file(&tmp).await;
+        return Err(ApiError::invalid("Invalid path: a directory exists there"));
+    }
+    tokio::fs::rename(&tmp, &full).await.map_err(io_err)?;
+    Ok(Out(json!({})))
+}
+
+/// `DELETE .../artifacts/{path}`
+pub async fn delete(State(st): State<AppState>, req: Request) -> ApiResult<Out<Value>> {
+    let p = path_of(req.uri())?;
+    if p.is_root() {
+        return Err(ApiError::invalid("Invalid path"));
+    }
+    let full = st.artifacts.resolve(&p)?;
+    match tokio::fs::symlink_metadata(&full).await {
+        Ok(m) if m.is_dir() => tokio::fs::remove_dir_all(&full).await.map_err(io_err)?,
+        Ok(_) => tokio::fs::remove_file(&full).await.map_err(io_err)?,
+        Err(_) => return Err(ApiError::not_found(format!("{} not found", p.as_str()))),
+    }
+    Ok(Out(json!({})))
+}
+
+#[derive(Deserialize)]
+pub struct RunArtifactQ {
+    run_id: Option<String>,
+    run_uuid: Option<String>,
+    path: Option<String>,
+}
+
+/// The artifact-root path of a run's `path`, for the run-scoped endpoints.
+async fn run_path(st: &AppState, q: &RunArtifactQ) -> ApiResult<SafePath> {
+    let rel = check_path(q.path.as_deref().unwrap_or(""), false)?;
+    let id = q.run_id.clone().or(q.run_uuid.clone()).ok_or_else(|| ApiError::missing("run_id"))?;
+    let run = st
+        .store
+        .get_tracked_run(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("Run with id={id} not found")))?;
+    let base = run
+        .info
+        .artifact_uri
+        .strip_prefix("mlflow-artifacts:/")
+        .ok_or_else(|| ApiError::invalid("The run's artifacts are not served by this server"))?;
+    let joined = if rel.is_root() {
+        base.to_owned()
+    } else {
+        format!("{base}/{}", rel.as_str())
+    };
+    check_path(&joined, false)
+}
+
+/// `GET /api/2.0/mlflow/artifacts/list?run_id&path`
+pub async fn run_list(State(st): State<AppState>, Query(q): Query<RunArtifactQ>) -> ApiResult<Out<Value>> {
+    let p = run_path(&st, &q).await?;
+    let mut v = list_dir(&st, &p).await?;
+    v["root_uri"] = json!(format!("mlflow-artifacts:/{}", p.as_str()));
+    Ok(Out(v))
+}
+
+/// `GET /get-artifact?run_id&path` (the web UI's endpoint)
+pub async fn get_artifact(State(st): State<AppState>, Query(q): Query<RunArtifactQ>) -> ApiResult<Response> {
+    let p = run_path(&st, &q).await?;
+    let full = st.artifacts.resolve(&p)?;
+    match tokio::fs::read(&full).await {
+        Ok(bytes) => Ok(bytes.into_response()),
+        Err(_) => Err(ApiError::not_found(format!("File {} not found", p.as_str()))),
+    }
+}

@@ -1,0 +1,168 @@
+//! `/api/2.0/mlflow/experiments/*`
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Json, Query};
+use crate::wire::{KeyValue, WireExperiment, page_token, parse_page_token};
+use crate::{AppState, now_ms};
+use axum::extract::State;
+use axum::response::Json as Out;
+use ferry_metadata::ViewType;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+pub fn parse_experiment_id(s: &str) -> ApiResult<i64> {
+    s.trim()
+        .parse::<i64>()
+        .ok()
+        .filter(|n| *n >= 0)
+        .ok_or_else(|| ApiError::invalid(format!("Invalid experiment ID: '{s}'")))
+}
+
+pub fn view_type(s: Option<&str>) -> ApiResult<ViewType> {
+    match s.unwrap_or("ACTIVE_ONLY") {
+        "ACTIVE_ONLY" | "1" => Ok(ViewType::ActiveOnly),
+        "DELETED_ONLY" | "2" => Ok(ViewType::DeletedOnly),
+        "ALL" | "3" => Ok(ViewType::All),
+        other => Err(ApiError::invalid(format!("Invalid view_type '{other}'"))),
+    }
+}
+
+const MAX_NAME: usize = 500;
+
+#[derive(Deserialize)]
+pub struct Create {
+    name: Option<String>,
+    artifact_location: Option<String>,
+    #[serde(default)]
+    tags: Vec<KeyValue>,
+}
+
+pub async fn create(State(st): State<AppState>, Json(b): Json<Create>) -> ApiResult<Out<Value>> {
+    let name = b.name.filter(|n| !n.trim().is_empty()).ok_or_else(|| ApiError::missing("name"))?;
+    if name.len() > MAX_NAME {
+        return Err(ApiError::invalid(format!("Experiment name exceeds the maximum length of {MAX_NAME}")));
+    }
+    // Artifacts are served by this server under its own root: a client may not
+    // point an experiment at another place (file:, http:, ...).
+    if let Some(loc) = b.artifact_location.as_deref().filter(|l| !l.is_empty()) {
+        return Err(ApiError::invalid(format!(
+            "artifact_location '{loc}' is not allowed: ferry server stores artifacts under its own root"
+        )));
+    }
+    let tags: Vec<(String, String)> = b.tags.into_iter().map(|t| (t.key, t.value)).collect();
+    let id = st.store.create_experiment(&name, None, &tags, now_ms()).await?;
+    Ok(Out(json!({ "experiment_id": id.to_string() })))
+}
+
+#[derive(Deserialize)]
+pub struct GetQ {
+    experiment_id: Option<String>,
+}
+
+pub async fn get(State(st): State<AppState>, Query(q): Query<GetQ>) -> ApiResult<Out<Value>> {
+    let raw = q.experiment_id.ok_or_else(|| ApiError::missing("experiment_id"))?;
+    let id = parse_experiment_id(&raw)?;
+    let e = st
+        .store
+        .get_experiment(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("No Experiment with id={id} exists")))?;
+    Ok(Out(json!({ "experiment": WireExperiment::from(&e) })))
+}
+
+#[derive(Deserialize)]
+pub struct ByNameQ {
+    experiment_name: Option<String>,
+}
+
+pub async fn get_by_name(State(st): State<AppState>, Query(q): Query<ByNameQ>) -> ApiResult<Out<Value>> {
+    let name = q.experiment_name.ok_or_else(|| ApiError::missing("experiment_name"))?;
+    let e = st
+        .store
+        .get_experiment_by_name(&name)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("Could not find experiment with name '{name}'")))?;
+    Ok(Out(json!({ "experiment": WireExperiment::from(&e) })))
+}
+
+#[derive(Deserialize)]
+pub struct Search {
+    max_results: Option<i64>,
+    filter: Option<String>,
+    view_type: Option<String>,
+    page_token: Option<String>,
+}
+
+pub async fn search(State(st): State<AppState>, Json(b): Json<Search>) -> ApiResult<Out<Value>> {
+    let max = b.max_results.unwrap_or(1000);
+    if !(1..=50_000).contains(&max) {
+        return Err(ApiError::invalid(format!(
+            "Invalid value {max} for parameter 'max_results' supplied. It must be at most 50000 and positive"
+        )));
+    }
+    let filter = ferry_search::parse_filter(b.filter.as_deref().unwrap_or(""), ferry_search::Grammar::RegisteredModels)?;
+    let offset = parse_page_token(b.page_token.as_deref())?;
+    let view = view_type(b.view_type.as_deref())?;
+    let mut found = st.store.search_experiments(view, &filter, max + 1, offset).await?;
+    let more = found.len() as i64 > max;
+    found.truncate(max as usize);
+    let mut out = json!({ "experiments": found.iter().map(WireExperiment::from).collect::<Vec<_>>() });
+    if more {
+        out["next_page_token"] = page_token(offset + max).into();
+    }
+    Ok(Out(out))
+}
+
+#[derive(Deserialize)]
+pub struct Update {
+    experiment_id: Option<String>,
+    new_name: Option<String>,
+}
+
+pub async fn update(State(st): State<AppState>, Json(b): Json<Update>) -> ApiResult<Out<Value>> {
+    let id = parse_experiment_id(&b.experiment_id.ok_or_else(|| ApiError::missing("experiment_id"))?)?;
+    let name = b.new_name.filter(|n| !n.trim().is_empty()).ok_or_else(|| ApiError::missing("new_name"))?;
+    st.store.rename_experiment(id, &name, now_ms()).await.map_err(|e| match e {
+        ferry_metadata::Error::AlreadyExists(m) => ApiError::bad_request(m),
+        other => other.into(),
+    })?;
+    Ok(Out(json!({})))
+}
+
+#[derive(Deserialize)]
+pub struct Tag {
+    experiment_id: Option<String>,
+    key: Option<String>,
+    value: Option<String>,
+}
+
+pub async fn set_tag(State(st): State<AppState>, Json(b): Json<Tag>) -> ApiResult<Out<Value>> {
+    let id = parse_experiment_id(&b.experiment_id.ok_or_else(|| ApiError::missing("experiment_id"))?)?;
+    let key = b.key.ok_or_else(|| ApiError::missing("key"))?;
+    st.store.set_experiment_tag(id, &key, &b.value.unwrap_or_default()).await?;
+    Ok(Out(json!({})))
+}
+
+pub async fn delete_tag(State(st): State<AppState>, Json(b): Json<Tag>) -> ApiResult<Out<Value>> {
+    let id = parse_experiment_id(&b.experiment_id.ok_or_else(|| ApiError::missing("experiment_id"))?)?;
+    let key = b.key.ok_or_else(|| ApiError::missing("key"))?;
+    st.store.delete_experiment_tag(id, &key).await?;
+    Ok(Out(json!({})))
+}
+
+#[derive(Deserialize)]
+pub struct IdOnly {
+    experiment_id: Option<String>,
+}
+
+pub async fn delete(State(st): State<AppState>, Json(b): Json<IdOnly>) -> ApiResult<Out<Value>> {
+    let id = parse_experiment_id(&b.experiment_id.ok_or_else(|| ApiError::missing("experiment_id"))?)?;
+    st.store.set_experiment_stage(id, true, now_ms()).await?;
+    Ok(Out(json!({})))
+}
+
+pub async fn restore(State(st): State<AppState>, Json(b): Json<IdOnly>) -> ApiResult<Out<Value>> {
+    let id = parse_experiment_id(&b.experiment_id.ok_or_else(|| ApiError::missing("experiment_id"))?)?;
+    st.store.set_experiment_stage(id, false, now_ms()).await?;
+    Ok(Out(json!({})))
+}

@@ -1,0 +1,3 @@
+pub mod artifacts;
+pub mod experiments;
+pub mod runs;
