@@ -9,10 +9,12 @@
 //! interface on a private current-thread runtime.
 
 mod model;
+mod models;
 mod sql;
 mod tracking;
 
 pub use model::*;
+pub use models::*;
 pub use sql::SqlStore;
 pub use tracking::*;
 
@@ -54,7 +56,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Everything ferry records, behind one interface every backend implements.
 #[async_trait::async_trait]
-pub trait MetadataStore: TrackingStore + Send + Sync {
+pub trait MetadataStore: TrackingStore + ModelStore + Send + Sync {
     async fn begin_run(&self, run: &NewRun) -> Result<()>;
     async fn finish_run(
         &self,

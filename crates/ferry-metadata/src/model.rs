@@ -167,6 +167,8 @@ pub struct NewModelVersion {
     pub lineage: serde_json::Value,
     pub created_ms: i64,
     pub alias: Option<String>,
+    /// Where clients download it from (an MLflow URI); by default the cache.
+    pub source: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -184,6 +186,10 @@ pub struct ModelVersion {
     pub created_ms: i64,
     pub status: String,
     pub aliases: Vec<String>,
+    pub source: String,
+    pub description: String,
+    pub last_updated_ms: i64,
+    pub tags: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, Serialize)]

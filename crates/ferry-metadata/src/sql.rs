@@ -10,6 +10,7 @@ use sqlx::{AnyPool, Executor, Row};
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/0001_init.sql")),
     (2, include_str!("../migrations/0002_tracking.sql")),
+    (3, include_str!("../migrations/0003_models.sql")),
 ];
 
 pub struct SqlStore {
@@ -136,7 +137,7 @@ impl SqlStore {
         Ok(())
     }
 
-    async fn versions_where(
+    pub(crate) async fn versions_where(
         &self,
         clause: &str,
         model: &str,
@@ -144,7 +145,7 @@ impl SqlStore {
     ) -> Result<Vec<ModelVersion>> {
         let sql = format!(
             "SELECT model, version, run_id, artifact_path, artifact_digest, artifact_size, git_commit, git_dirty, \
-             env_fingerprint, lineage, created_ms, status FROM model_versions WHERE model = $1 {clause} ORDER BY version"
+             env_fingerprint, lineage, created_ms, status, source, description, last_updated_ms FROM model_versions WHERE model = $1 {clause} ORDER BY version"
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(model);
         if let Some(a) = arg {
@@ -163,6 +164,17 @@ impl SqlStore {
         let aliases: Vec<(String, i64)> = aliases
             .iter()
             .map(|r| (get_s(r, "alias"), get_i(r, "version")))
+            .collect();
+        let tags = sqlx::query(
+            "SELECT version, tkey, value FROM model_version_tags WHERE model = $1 ORDER BY tkey",
+        )
+        .bind(model)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(q("read version tags"))?;
+        let tags: Vec<(i64, String, String)> = tags
+            .iter()
+            .map(|r| (get_i(r, "version"), get_s(r, "tkey"), get_s(r, "value")))
             .collect();
         Ok(rows
             .iter()
@@ -185,6 +197,15 @@ impl SqlStore {
                         .iter()
                         .filter(|a| a.1 == version)
                         .map(|a| a.0.clone())
+                        .collect(),
+                    source: get_os(r, "source").unwrap_or_default(),
+                    description: get_os(r, "description").unwrap_or_default(),
+                    last_updated_ms: get_oi(r, "last_updated_ms")
+                        .unwrap_or_else(|| get_i(r, "created_ms")),
+                    tags: tags
+                        .iter()
+                        .filter(|t| t.0 == version)
+                        .map(|t| (t.1.clone(), t.2.clone()))
                         .collect(),
                 }
             })
@@ -552,22 +573,30 @@ impl MetadataStore for SqlStore {
                 .await
                 .map_err(q("register a version"))?;
             if exists.is_none() {
-                sqlx::query("INSERT INTO models (name, created_ms) VALUES ($1, $2)")
+                sqlx::query("INSERT INTO models (name, created_ms, last_updated_ms, max_version, description) VALUES ($1, $2, $2, 0, '')")
                     .bind(&v.model)
                     .bind(v.created_ms)
                     .execute(&mut *tx)
                     .await
                     .map_err(q("register a model"))?;
             }
-            let row = sqlx::query("SELECT MAX(version) AS v FROM model_versions WHERE model = $1")
+            // Version numbers are never reused, even after a deletion.
+            sqlx::query("UPDATE models SET max_version = max_version + 1, last_updated_ms = $2 WHERE name = $1")
+                .bind(&v.model)
+                .bind(v.created_ms)
+                .execute(&mut *tx)
+                .await
+                .map_err(q("register a version"))?;
+            let row = sqlx::query("SELECT max_version AS v FROM models WHERE name = $1")
                 .bind(&v.model)
                 .fetch_one(&mut *tx)
                 .await
                 .map_err(q("register a version"))?;
-            let next = get_oi(&row, "v").unwrap_or(0) + 1;
+            let next = get_oi(&row, "v").unwrap_or(1);
             let inserted = sqlx::query(
                 "INSERT INTO model_versions (model, version, run_id, artifact_path, artifact_digest, artifact_size, git_commit, \
-                 git_dirty, env_fingerprint, lineage, created_ms, status) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,'ready')",
+                 git_dirty, env_fingerprint, lineage, created_ms, status, source, description, last_updated_ms) \
+                 VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,'ready',$12,'',$11)",
             )
             .bind(&v.model)
             .bind(next)
@@ -580,6 +609,7 @@ impl MetadataStore for SqlStore {
             .bind(v.env_fingerprint.clone())
             .bind(v.lineage.to_string())
             .bind(v.created_ms)
+            .bind(v.source.clone().unwrap_or_else(|| format!("ferry-cache:/{}", v.artifact_digest)))
             .execute(&mut *tx)
             .await;
             match inserted {

@@ -63,6 +63,8 @@ pub struct TrackedRun {
     pub params: Vec<(String, String)>,
     pub tags: Vec<(String, String)>,
     pub inputs: Vec<DatasetInput>,
+    /// Logged models this run produced, with the step.
+    pub outputs: Vec<(String, i64)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -493,6 +495,7 @@ impl SqlStore {
                             params: vec![],
                             tags: vec![],
                             inputs: vec![],
+                            outputs: vec![],
                         },
                     )
                 })
@@ -566,6 +569,19 @@ impl SqlStore {
                         },
                         tags,
                     });
+                }
+            }
+            sql.text = format!(
+                "SELECT run_id, model_id, step FROM run_outputs WHERE run_id IN ({list}) ORDER BY model_id"
+            );
+            for r in sql
+                .query()
+                .fetch_all(&self.pool)
+                .await
+                .map_err(q("read outputs"))?
+            {
+                if let Some(run) = runs.get_mut(&get_s(&r, "run_id")) {
+                    run.outputs.push((get_s(&r, "model_id"), get_i(&r, "step")));
                 }
             }
             for id in chunk {

@@ -1042,6 +1042,7 @@ fn register(
         lineage,
         created_ms: now_ms(),
         alias: reg.alias.clone(),
+        source: None,
     };
     let v = store.call(|s| Box::pin(async move { s.create_model_version(&nv).await }))?;
     reporter.event(Event::Registered(&v));

@@ -40,6 +40,10 @@ pub enum Attr {
     Source,
     CreationTime,
     LastUpdatedTime,
+    /// Logged models: the model's id.
+    ModelId,
+    /// Logged models: the model's type.
+    ModelType,
 }
 
 impl Attr {
@@ -127,6 +131,8 @@ pub enum Grammar {
     Runs,
     RegisteredModels,
     ModelVersions,
+    /// MLflow 3 logged models: `name`, `model_id`, `source_run_id`, `status`, …
+    LoggedModels,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -291,6 +297,11 @@ fn entity(ident: &str, grammar: Grammar) -> Result<Entity, SearchError> {
             (Grammar::ModelVersions, "run_id") => Attr::RunId,
             (Grammar::ModelVersions, "version_number") => Attr::VersionNumber,
             (Grammar::ModelVersions, "source_path" | "source") => Attr::Source,
+            (Grammar::LoggedModels, "name") => Attr::Name,
+            (Grammar::LoggedModels, "model_id") => Attr::ModelId,
+            (Grammar::LoggedModels, "source_run_id") => Attr::RunId,
+            (Grammar::LoggedModels, "status") => Attr::Status,
+            (Grammar::LoggedModels, "model_type") => Attr::ModelType,
             (_, "creation_timestamp" | "creation_time") if grammar != Grammar::Runs => {
                 Attr::CreationTime
             }
@@ -300,7 +311,9 @@ fn entity(ident: &str, grammar: Grammar) -> Result<Entity, SearchError> {
     };
     Ok(match prefix.as_str() {
         "metric" | "metrics" if grammar == Grammar::Runs => Entity::Metric(key),
-        "param" | "params" | "parameter" | "parameters" if grammar == Grammar::Runs => {
+        "param" | "params" | "parameter" | "parameters"
+            if matches!(grammar, Grammar::Runs | Grammar::LoggedModels) =>
+        {
             Entity::Param(key)
         }
         "tag" | "tags" => Entity::Tag(key),
@@ -630,6 +643,17 @@ mod tests {
         .unwrap();
         assert_eq!(f.len(), 3);
         assert!(parse_filter("metrics.x > 1", Grammar::RegisteredModels).is_err());
+    }
+
+    #[test]
+    fn logged_model_grammar() {
+        let f = parse_filter(
+            "source_run_id = 'abc' and name = 'model' and params.C = '1'",
+            Grammar::LoggedModels,
+        )
+        .unwrap();
+        assert_eq!(f[0].entity, Entity::Attribute(Attr::RunId));
+        assert_eq!(f[2].entity, Entity::Param("C".into()));
     }
 
     #[test]

@@ -35,7 +35,11 @@ pub fn check_path(raw: &str, encoded: bool) -> ApiResult<SafePath> {
         raw.to_owned()
     };
     let p = decoded.as_str();
-    if p.contains('\\') || p.contains('%') || p.contains('\u{FFFD}') || p.chars().any(char::is_control) {
+    if p.contains('\\')
+        || p.contains('%')
+        || p.contains('\u{FFFD}')
+        || p.chars().any(char::is_control)
+    {
         return Err(invalid());
     }
     if p.starts_with('/') || p.starts_with('~') {
@@ -102,10 +106,30 @@ mod tests {
     #[test]
     fn traversal_corpus_is_rejected() {
         for bad in [
-            "..", "../etc/passwd", "a/../../etc", "a/..", "./a", "a//b", "/etc/passwd", "//proc/self/environ",
-            "..\\..\\etc", "a\\..\\b", "%2e%2e%2fetc", "%2E%2E/etc", "..%2Fetc", "%252e%252e%252fetc",
-            "..%5cetc", "%2Fetc", "C:\\windows", "c:/windows", "file:///etc", "a/%00", "a\u{0}b", "~/.ssh",
-            "%c0%ae%c0%ae/etc", "%ff",
+            "..",
+            "../etc/passwd",
+            "a/../../etc",
+            "a/..",
+            "./a",
+            "a//b",
+            "/etc/passwd",
+            "//proc/self/environ",
+            "..\\..\\etc",
+            "a\\..\\b",
+            "%2e%2e%2fetc",
+            "%2E%2E/etc",
+            "..%2Fetc",
+            "%252e%252e%252fetc",
+            "..%5cetc",
+            "%2Fetc",
+            "C:\\windows",
+            "c:/windows",
+            "file:///etc",
+            "a/%00",
+            "a\u{0}b",
+            "~/.ssh",
+            "%c0%ae%c0%ae/etc",
+            "%ff",
         ] {
             assert!(check_path(bad, true).is_err(), "{bad:?} must be rejected");
         }
@@ -113,8 +137,16 @@ mod tests {
 
     #[test]
     fn ordinary_paths_pass() {
-        assert_eq!(check_path("1/abc/artifacts/model/MLmodel", true).unwrap().as_str(), "1/abc/artifacts/model/MLmodel");
-        assert_eq!(check_path("1/a%20b.txt", true).unwrap().as_str(), "1/a b.txt");
+        assert_eq!(
+            check_path("1/abc/artifacts/model/MLmodel", true)
+                .unwrap()
+                .as_str(),
+            "1/abc/artifacts/model/MLmodel"
+        );
+        assert_eq!(
+            check_path("1/a%20b.txt", true).unwrap().as_str(),
+            "1/a b.txt"
+        );
         assert_eq!(check_path("1/dir/", true).unwrap().as_str(), "1/dir");
         assert!(check_path("", true).unwrap().is_root());
         assert_eq!(check_path("a..b/c", true).unwrap().as_str(), "a..b/c");

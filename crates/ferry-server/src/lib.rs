@@ -17,7 +17,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Json};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, patch, post};
 use ferry_metadata::MetadataStore;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -38,7 +38,7 @@ pub const MAX_JSON_BODY: usize = 16 * 1024 * 1024;
 
 /// Every route of the server.
 pub fn router(state: AppState) -> Router {
-    use routes::{artifacts as a, experiments as e, runs as r};
+    use routes::{artifacts as a, experiments as e, models as m, registry as g, runs as r};
     let mlflow = Router::new()
         .route("/experiments/create", post(e::create))
         .route("/experiments/get", get(e::get))
@@ -63,6 +63,39 @@ pub fn router(state: AppState) -> Router {
         .route("/runs/search", post(r::search))
         .route("/metrics/get-history", get(r::history))
         .route("/artifacts/list", get(a::run_list))
+        .route("/runs/outputs", post(m::run_outputs))
+        .route("/logged-models", post(m::create))
+        .route("/logged-models/search", post(m::search))
+        .route("/logged-models/{model_id}", get(m::get).patch(m::finalize))
+        .route("/logged-models/{model_id}/tags", patch(m::set_tags))
+        .route(
+            "/logged-models/{model_id}/tags/{key}",
+            delete(m::delete_tag),
+        )
+        .route("/registered-models/create", post(g::create_model))
+        .route("/registered-models/get", get(g::get_model))
+        .route("/registered-models/update", patch(g::update_model))
+        .route("/registered-models/rename", post(g::rename_model))
+        .route("/registered-models/delete", delete(g::delete_model))
+        .route("/registered-models/set-tag", post(g::set_model_tag))
+        .route("/registered-models/delete-tag", delete(g::delete_model_tag))
+        .route(
+            "/registered-models/get-latest-versions",
+            post(g::latest_versions),
+        )
+        .route(
+            "/registered-models/alias",
+            post(g::set_alias).get(g::get_alias).delete(g::delete_alias),
+        )
+        .route("/registered-models/search", get(g::search_models))
+        .route("/model-versions/create", post(g::create_version))
+        .route("/model-versions/get", get(g::get_version))
+        .route("/model-versions/update", patch(g::update_version))
+        .route("/model-versions/delete", delete(g::delete_version))
+        .route("/model-versions/set-tag", post(g::set_version_tag))
+        .route("/model-versions/delete-tag", delete(g::delete_version_tag))
+        .route("/model-versions/search", get(g::search_versions))
+        .route("/model-versions/get-download-uri", get(g::download_uri))
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY));
     // Uploads stream to disk, so no body limit applies to them.
     let artifact_file = get(a::download)
@@ -138,10 +171,11 @@ pub enum ServeError {
 /// Runs the server until Ctrl-C or SIGTERM, then finishes in-flight requests.
 pub async fn serve(cfg: ServerConfig, ready: impl FnOnce(SocketAddr)) -> Result<(), ServeError> {
     let store = ferry_metadata::SqlStore::open(&cfg.store_url).await?;
-    let artifacts = artifacts::ArtifactRoot::new(&cfg.artifacts).map_err(|source| ServeError::Artifacts {
-        path: cfg.artifacts.clone(),
-        source,
-    })?;
+    let artifacts =
+        artifacts::ArtifactRoot::new(&cfg.artifacts).map_err(|source| ServeError::Artifacts {
+            path: cfg.artifacts.clone(),
+            source,
+        })?;
     let state = AppState {
         store: Arc::new(store),
         artifacts: Arc::new(artifacts),
@@ -149,7 +183,10 @@ pub async fn serve(cfg: ServerConfig, ready: impl FnOnce(SocketAddr)) -> Result<
     let app = router(state).layer(axum::middleware::from_fn(log_requests));
     let listener = tokio::net::TcpListener::bind(cfg.addr)
         .await
-        .map_err(|source| ServeError::Bind { addr: cfg.addr, source })?;
+        .map_err(|source| ServeError::Bind {
+            addr: cfg.addr,
+            source,
+        })?;
     let local = listener.local_addr().map_err(ServeError::Serve)?;
     ready(local);
     axum::serve(listener, app)
@@ -178,14 +215,25 @@ async fn shutdown() {
 }
 
 /// One structured log line per request.
-async fn log_requests(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+async fn log_requests(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
+    let query = req
+        .uri()
+        .query()
+        .unwrap_or("")
+        .chars()
+        .take(200)
+        .collect::<String>();
     let started = std::time::Instant::now();
     let resp = next.run(req).await;
     tracing::info!(
         method = %method,
         path = %path,
+        query = %query,
         status = resp.status().as_u16(),
         micros = started.elapsed().as_micros() as u64,
         "request"

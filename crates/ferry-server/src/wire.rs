@@ -181,7 +181,13 @@ impl From<&TrackedRun> for WireRun {
             inputs: WireRunInputs {
                 dataset_inputs: r.inputs.iter().map(Into::into).collect(),
             },
-            outputs: serde_json::json!({}),
+            outputs: if r.outputs.is_empty() {
+                serde_json::json!({})
+            } else {
+                serde_json::json!({
+                    "model_outputs": r.outputs.iter().map(|(m, s)| serde_json::json!({"model_id": m, "step": s})).collect::<Vec<_>>()
+                })
+            },
         }
     }
 }
@@ -198,6 +204,135 @@ pub fn parse_page_token(token: Option<&str>) -> Result<i64, crate::error::ApiErr
             .strip_prefix("ferry1-")
             .and_then(|h| i64::from_str_radix(h, 16).ok())
             .filter(|o| *o >= 0)
-            .ok_or_else(|| crate::error::ApiError::invalid(format!("Invalid page token, could not base64-decode: '{t}'"))),
+            .ok_or_else(|| {
+                crate::error::ApiError::invalid(format!(
+                    "Invalid page token, could not base64-decode: '{t}'"
+                ))
+            }),
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct WireModelVersion {
+    pub name: String,
+    pub version: String,
+    pub creation_timestamp: i64,
+    pub last_updated_timestamp: i64,
+    pub current_stage: String,
+    pub description: String,
+    pub source: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+    pub status: String,
+    pub run_link: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<KeyValue>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
+}
+
+impl From<&ferry_metadata::ModelVersion> for WireModelVersion {
+    fn from(v: &ferry_metadata::ModelVersion) -> Self {
+        Self {
+            name: v.model.clone(),
+            version: v.version.to_string(),
+            creation_timestamp: v.created_ms,
+            last_updated_timestamp: v.last_updated_ms,
+            current_stage: "None".into(),
+            description: v.description.clone(),
+            source: v.source.clone(),
+            run_id: v.run_id.clone(),
+            status: "READY".into(),
+            run_link: String::new(),
+            tags: kvs(&v.tags),
+            aliases: v.aliases.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct WireAlias {
+    pub alias: String,
+    pub version: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct WireRegisteredModel {
+    pub name: String,
+    pub creation_timestamp: i64,
+    pub last_updated_timestamp: i64,
+    pub description: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub latest_versions: Vec<WireModelVersion>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<KeyValue>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<WireAlias>,
+}
+
+impl From<&ferry_metadata::RegisteredModel> for WireRegisteredModel {
+    fn from(m: &ferry_metadata::RegisteredModel) -> Self {
+        Self {
+            name: m.name.clone(),
+            creation_timestamp: m.creation_ms,
+            last_updated_timestamp: m.last_updated_ms,
+            description: m.description.clone(),
+            latest_versions: m.latest.iter().map(Into::into).collect(),
+            tags: kvs(&m.tags),
+            aliases: m
+                .aliases
+                .iter()
+                .map(|(a, v)| WireAlias {
+                    alias: a.clone(),
+                    version: v.to_string(),
+                })
+                .collect(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct WireLoggedModelInfo {
+    pub model_id: String,
+    pub experiment_id: String,
+    pub name: String,
+    pub creation_timestamp_ms: i64,
+    pub last_updated_timestamp_ms: i64,
+    pub artifact_uri: String,
+    pub status: String,
+    pub model_type: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_run_id: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<KeyValue>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct WireLoggedModel {
+    pub info: WireLoggedModelInfo,
+    pub data: serde_json::Value,
+}
+
+impl From<&ferry_metadata::LoggedModel> for WireLoggedModel {
+    fn from(m: &ferry_metadata::LoggedModel) -> Self {
+        Self {
+            info: WireLoggedModelInfo {
+                model_id: m.model_id.clone(),
+                experiment_id: m.experiment_id.to_string(),
+                name: m.name.clone(),
+                creation_timestamp_ms: m.creation_ms,
+                last_updated_timestamp_ms: m.last_updated_ms,
+                artifact_uri: m.artifact_location.clone(),
+                status: m.status.clone(),
+                model_type: m.model_type.clone(),
+                source_run_id: m.source_run_id.clone(),
+                tags: kvs(&m.tags),
+            },
+            data: if m.params.is_empty() {
+                serde_json::json!({})
+            } else {
+                serde_json::json!({ "params": kvs(&m.params) })
+            },
+        }
     }
 }

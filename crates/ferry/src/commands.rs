@@ -679,20 +679,31 @@ fn server(ctx: &Ctx, args: ServerArgs) -> Result<u8> {
     let store_url = match args.store {
         Some(s) => s,
         None => {
-            std::fs::create_dir_all(root.join(".ferry")).with_context(|| format!("cannot create `{}`", root.join(".ferry").display()))?;
+            std::fs::create_dir_all(root.join(".ferry"))
+                .with_context(|| format!("cannot create `{}`", root.join(".ferry").display()))?;
             ferry_runner::store_url(&root)
         }
     };
-    let artifacts = args.artifacts.unwrap_or_else(|| root.join(".ferry").join("artifacts"));
+    let artifacts = args
+        .artifacts
+        .unwrap_or_else(|| root.join(".ferry").join("artifacts"));
     let ip: std::net::IpAddr = args
         .host
         .parse()
         .map_err(|_| usage(format!("--host `{}` is not an IP address", args.host)))?;
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     if args.log_json {
-        tracing_subscriber::fmt().json().with_env_filter(filter).with_writer(std::io::stderr).init();
+        tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init();
     } else {
-        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init();
     }
     let cfg = ferry_server::ServerConfig {
         addr: std::net::SocketAddr::new(ip, args.port),
@@ -705,7 +716,10 @@ fn server(ctx: &Ctx, args: ServerArgs) -> Result<u8> {
         .context("cannot start the server runtime")?;
     let shown = store_url.clone();
     rt.block_on(ferry_server::serve(cfg, move |addr| {
-        eprintln!("ferry server listening on http://{addr} (store {shown}, artifacts {})", artifacts.display());
+        eprintln!(
+            "ferry server listening on http://{addr} (store {shown}, artifacts {})",
+            artifacts.display()
+        );
         eprintln!("  export MLFLOW_TRACKING_URI=http://{addr}");
     }))?;
     Ok(exit::OK)

@@ -48,6 +48,7 @@ fn version(model: &str, digest: &str, alias: Option<&str>) -> NewModelVersion {
         lineage: serde_json::json!({"data": {"data/iris.csv": "d1"}}),
         created_ms: 5,
         alias: alias.map(Into::into),
+        source: None,
     }
 }
 

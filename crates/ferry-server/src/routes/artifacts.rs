@@ -19,7 +19,9 @@ const PREFIX: &str = "/api/2.0/mlflow-artifacts/artifacts/";
 /// The artifact path of a request, taken from the raw URI and decoded once.
 fn path_of(req_uri: &axum::http::Uri) -> ApiResult<SafePath> {
     let raw = req_uri.path();
-    let rest = raw.strip_prefix(PREFIX).ok_or_else(|| ApiError::invalid("Invalid path"))?;
+    let rest = raw
+        .strip_prefix(PREFIX)
+        .ok_or_else(|| ApiError::invalid("Invalid path"))?;
     check_path(rest, true)
 }
 
@@ -47,7 +49,11 @@ async fn list_dir(st: &AppState, p: &SafePath) -> ApiResult<Value> {
         files.push(f);
     }
     files.sort_by(|a, b| a["path"].as_str().cmp(&b["path"].as_str()));
-    Ok(if files.is_empty() { json!({}) } else { json!({ "files": files }) })
+    Ok(if files.is_empty() {
+        json!({})
+    } else {
+        json!({ "files": files })
+    })
 }
 
 #[derive(Deserialize)]
@@ -68,11 +74,19 @@ pub async fn download(State(st): State<AppState>, req: Request) -> ApiResult<Res
     let full = st.artifacts.resolve(&p)?;
     let file = match tokio::fs::File::open(&full).await {
         Ok(f) => f,
-        Err(_) => return Err(ApiError::not_found(format!("File {} not found", p.as_str()))),
+        Err(_) => {
+            return Err(ApiError::not_found(format!(
+                "File {} not found",
+                p.as_str()
+            )));
+        }
     };
     let meta = file.metadata().await.map_err(io_err)?;
     if meta.is_dir() {
-        return Err(ApiError::not_found(format!("{} is a directory", p.as_str())));
+        return Err(ApiError::not_found(format!(
+            "{} is a directory",
+            p.as_str()
+        )));
     }
     let stream = futures_util::stream::unfold(file, |mut f| async move {
         let mut buf = vec![0u8; 256 * 1024];
@@ -86,8 +100,10 @@ pub async fn download(State(st): State<AppState>, req: Request) -> ApiResult<Res
         }
     });
     let mut resp = Body::from_stream(stream).into_response();
-    resp.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
     if let Ok(v) = HeaderValue::from_str(&meta.len().to_string()) {
         resp.headers_mut().insert(header::CONTENT_LENGTH, v);
     }
@@ -102,7 +118,10 @@ pub async fn upload(State(st): State<AppState>, req: Request) -> ApiResult<Out<V
         return Err(ApiError::invalid("Invalid path"));
     }
     let full = st.artifacts.resolve(&p)?;
-    let parent = full.parent().ok_or_else(|| ApiError::invalid("Invalid path"))?.to_owned();
+    let parent = full
+        .parent()
+        .ok_or_else(|| ApiError::invalid("Invalid path"))?
+        .to_owned();
     tokio::fs::create_dir_all(&parent).await.map_err(io_err)?;
     // Re-check after creating folders: nothing may have led outside.
     st.artifacts.resolve(&p)?;
@@ -114,7 +133,9 @@ pub async fn upload(State(st): State<AppState>, req: Request) -> ApiResult<Out<V
             Ok(c) => c,
             Err(e) => {
                 let _ = tokio::fs::remove_file(&tmp).await;
-                return Err(ApiError::bad_request(format!("The upload was interrupted: {e}")));
+                return Err(ApiError::bad_request(format!(
+                    "The upload was interrupted: {e}"
+                )));
             }
         };
         if let Err(e) = out.write_all(&chunk).await {
@@ -157,7 +178,11 @@ pub struct RunArtifactQ {
 /// The artifact-root path of a run's `path`, for the run-scoped endpoints.
 async fn run_path(st: &AppState, q: &RunArtifactQ) -> ApiResult<SafePath> {
     let rel = check_path(q.path.as_deref().unwrap_or(""), false)?;
-    let id = q.run_id.clone().or(q.run_uuid.clone()).ok_or_else(|| ApiError::missing("run_id"))?;
+    let id = q
+        .run_id
+        .clone()
+        .or(q.run_uuid.clone())
+        .ok_or_else(|| ApiError::missing("run_id"))?;
     let run = st
         .store
         .get_tracked_run(&id)
@@ -177,7 +202,10 @@ async fn run_path(st: &AppState, q: &RunArtifactQ) -> ApiResult<SafePath> {
 }
 
 /// `GET /api/2.0/mlflow/artifacts/list?run_id&path`
-pub async fn run_list(State(st): State<AppState>, Query(q): Query<RunArtifactQ>) -> ApiResult<Out<Value>> {
+pub async fn run_list(
+    State(st): State<AppState>,
+    Query(q): Query<RunArtifactQ>,
+) -> ApiResult<Out<Value>> {
     let p = run_path(&st, &q).await?;
     let mut v = list_dir(&st, &p).await?;
     v["root_uri"] = json!(format!("mlflow-artifacts:/{}", p.as_str()));
@@ -185,11 +213,17 @@ pub async fn run_list(State(st): State<AppState>, Query(q): Query<RunArtifactQ>)
 }
 
 /// `GET /get-artifact?run_id&path` (the web UI's endpoint)
-pub async fn get_artifact(State(st): State<AppState>, Query(q): Query<RunArtifactQ>) -> ApiResult<Response> {
+pub async fn get_artifact(
+    State(st): State<AppState>,
+    Query(q): Query<RunArtifactQ>,
+) -> ApiResult<Response> {
     let p = run_path(&st, &q).await?;
     let full = st.artifacts.resolve(&p)?;
     match tokio::fs::read(&full).await {
         Ok(bytes) => Ok(bytes.into_response()),
-        Err(_) => Err(ApiError::not_found(format!("File {} not found", p.as_str()))),
+        Err(_) => Err(ApiError::not_found(format!(
+            "File {} not found",
+            p.as_str()
+        ))),
     }
 }

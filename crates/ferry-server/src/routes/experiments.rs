@@ -38,9 +38,14 @@ pub struct Create {
 }
 
 pub async fn create(State(st): State<AppState>, Json(b): Json<Create>) -> ApiResult<Out<Value>> {
-    let name = b.name.filter(|n| !n.trim().is_empty()).ok_or_else(|| ApiError::missing("name"))?;
+    let name = b
+        .name
+        .filter(|n| !n.trim().is_empty())
+        .ok_or_else(|| ApiError::missing("name"))?;
     if name.len() > MAX_NAME {
-        return Err(ApiError::invalid(format!("Experiment name exceeds the maximum length of {MAX_NAME}")));
+        return Err(ApiError::invalid(format!(
+            "Experiment name exceeds the maximum length of {MAX_NAME}"
+        )));
     }
     // Artifacts are served by this server under its own root: a client may not
     // point an experiment at another place (file:, http:, ...).
@@ -50,7 +55,10 @@ pub async fn create(State(st): State<AppState>, Json(b): Json<Create>) -> ApiRes
         )));
     }
     let tags: Vec<(String, String)> = b.tags.into_iter().map(|t| (t.key, t.value)).collect();
-    let id = st.store.create_experiment(&name, None, &tags, now_ms()).await?;
+    let id = st
+        .store
+        .create_experiment(&name, None, &tags, now_ms())
+        .await?;
     Ok(Out(json!({ "experiment_id": id.to_string() })))
 }
 
@@ -60,7 +68,9 @@ pub struct GetQ {
 }
 
 pub async fn get(State(st): State<AppState>, Query(q): Query<GetQ>) -> ApiResult<Out<Value>> {
-    let raw = q.experiment_id.ok_or_else(|| ApiError::missing("experiment_id"))?;
+    let raw = q
+        .experiment_id
+        .ok_or_else(|| ApiError::missing("experiment_id"))?;
     let id = parse_experiment_id(&raw)?;
     let e = st
         .store
@@ -75,13 +85,20 @@ pub struct ByNameQ {
     experiment_name: Option<String>,
 }
 
-pub async fn get_by_name(State(st): State<AppState>, Query(q): Query<ByNameQ>) -> ApiResult<Out<Value>> {
-    let name = q.experiment_name.ok_or_else(|| ApiError::missing("experiment_name"))?;
+pub async fn get_by_name(
+    State(st): State<AppState>,
+    Query(q): Query<ByNameQ>,
+) -> ApiResult<Out<Value>> {
+    let name = q
+        .experiment_name
+        .ok_or_else(|| ApiError::missing("experiment_name"))?;
     let e = st
         .store
         .get_experiment_by_name(&name)
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("Could not find experiment with name '{name}'")))?;
+        .ok_or_else(|| {
+            ApiError::not_found(format!("Could not find experiment with name '{name}'"))
+        })?;
     Ok(Out(json!({ "experiment": WireExperiment::from(&e) })))
 }
 
@@ -100,13 +117,20 @@ pub async fn search(State(st): State<AppState>, Json(b): Json<Search>) -> ApiRes
             "Invalid value {max} for parameter 'max_results' supplied. It must be at most 50000 and positive"
         )));
     }
-    let filter = ferry_search::parse_filter(b.filter.as_deref().unwrap_or(""), ferry_search::Grammar::RegisteredModels)?;
+    let filter = ferry_search::parse_filter(
+        b.filter.as_deref().unwrap_or(""),
+        ferry_search::Grammar::RegisteredModels,
+    )?;
     let offset = parse_page_token(b.page_token.as_deref())?;
     let view = view_type(b.view_type.as_deref())?;
-    let mut found = st.store.search_experiments(view, &filter, max + 1, offset).await?;
+    let mut found = st
+        .store
+        .search_experiments(view, &filter, max + 1, offset)
+        .await?;
     let more = found.len() as i64 > max;
     found.truncate(max as usize);
-    let mut out = json!({ "experiments": found.iter().map(WireExperiment::from).collect::<Vec<_>>() });
+    let mut out =
+        json!({ "experiments": found.iter().map(WireExperiment::from).collect::<Vec<_>>() });
     if more {
         out["next_page_token"] = page_token(offset + max).into();
     }
@@ -120,12 +144,21 @@ pub struct Update {
 }
 
 pub async fn update(State(st): State<AppState>, Json(b): Json<Update>) -> ApiResult<Out<Value>> {
-    let id = parse_experiment_id(&b.experiment_id.ok_or_else(|| ApiError::missing("experiment_id"))?)?;
-    let name = b.new_name.filter(|n| !n.trim().is_empty()).ok_or_else(|| ApiError::missing("new_name"))?;
-    st.store.rename_experiment(id, &name, now_ms()).await.map_err(|e| match e {
-        ferry_metadata::Error::AlreadyExists(m) => ApiError::bad_request(m),
-        other => other.into(),
-    })?;
+    let id = parse_experiment_id(
+        &b.experiment_id
+            .ok_or_else(|| ApiError::missing("experiment_id"))?,
+    )?;
+    let name = b
+        .new_name
+        .filter(|n| !n.trim().is_empty())
+        .ok_or_else(|| ApiError::missing("new_name"))?;
+    st.store
+        .rename_experiment(id, &name, now_ms())
+        .await
+        .map_err(|e| match e {
+            ferry_metadata::Error::AlreadyExists(m) => ApiError::bad_request(m),
+            other => other.into(),
+        })?;
     Ok(Out(json!({})))
 }
 
@@ -137,14 +170,22 @@ pub struct Tag {
 }
 
 pub async fn set_tag(State(st): State<AppState>, Json(b): Json<Tag>) -> ApiResult<Out<Value>> {
-    let id = parse_experiment_id(&b.experiment_id.ok_or_else(|| ApiError::missing("experiment_id"))?)?;
+    let id = parse_experiment_id(
+        &b.experiment_id
+            .ok_or_else(|| ApiError::missing("experiment_id"))?,
+    )?;
     let key = b.key.ok_or_else(|| ApiError::missing("key"))?;
-    st.store.set_experiment_tag(id, &key, &b.value.unwrap_or_default()).await?;
+    st.store
+        .set_experiment_tag(id, &key, &b.value.unwrap_or_default())
+        .await?;
     Ok(Out(json!({})))
 }
 
 pub async fn delete_tag(State(st): State<AppState>, Json(b): Json<Tag>) -> ApiResult<Out<Value>> {
-    let id = parse_experiment_id(&b.experiment_id.ok_or_else(|| ApiError::missing("experiment_id"))?)?;
+    let id = parse_experiment_id(
+        &b.experiment_id
+            .ok_or_else(|| ApiError::missing("experiment_id"))?,
+    )?;
     let key = b.key.ok_or_else(|| ApiError::missing("key"))?;
     st.store.delete_experiment_tag(id, &key).await?;
     Ok(Out(json!({})))
@@ -156,13 +197,19 @@ pub struct IdOnly {
 }
 
 pub async fn delete(State(st): State<AppState>, Json(b): Json<IdOnly>) -> ApiResult<Out<Value>> {
-    let id = parse_experiment_id(&b.experiment_id.ok_or_else(|| ApiError::missing("experiment_id"))?)?;
+    let id = parse_experiment_id(
+        &b.experiment_id
+            .ok_or_else(|| ApiError::missing("experiment_id"))?,
+    )?;
     st.store.set_experiment_stage(id, true, now_ms()).await?;
     Ok(Out(json!({})))
 }
 
 pub async fn restore(State(st): State<AppState>, Json(b): Json<IdOnly>) -> ApiResult<Out<Value>> {
-    let id = parse_experiment_id(&b.experiment_id.ok_or_else(|| ApiError::missing("experiment_id"))?)?;
+    let id = parse_experiment_id(
+        &b.experiment_id
+            .ok_or_else(|| ApiError::missing("experiment_id"))?,
+    )?;
     st.store.set_experiment_stage(id, false, now_ms()).await?;
     Ok(Out(json!({})))
 }

@@ -3,7 +3,9 @@
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Query};
 use crate::routes::experiments::{parse_experiment_id, view_type};
-use crate::wire::{KeyValue, WireDatasetInput, WireMetric, WireRun, WireRunInfo, page_token, parse_page_token};
+use crate::wire::{
+    KeyValue, WireDatasetInput, WireMetric, WireRun, WireRunInfo, page_token, parse_page_token,
+};
 use crate::{AppState, now_ms};
 use axum::extract::State;
 use axum::response::Json as Out;
@@ -18,19 +20,29 @@ const MAX_RUN_ID: usize = 64;
 
 fn check_key(kind: &str, key: &str) -> ApiResult<()> {
     if key.is_empty() {
-        return Err(ApiError::invalid(format!("Missing value for required parameter 'key' of {kind}")));
+        return Err(ApiError::invalid(format!(
+            "Missing value for required parameter 'key' of {kind}"
+        )));
     }
     if key.len() > MAX_KEY {
-        return Err(ApiError::invalid(format!("{kind} name '{}…' exceeds the maximum length of {MAX_KEY}", &key[..20.min(key.len())])));
+        return Err(ApiError::invalid(format!(
+            "{kind} name '{}…' exceeds the maximum length of {MAX_KEY}",
+            &key[..20.min(key.len())]
+        )));
     }
     if key.starts_with('/') || key.split('/').any(|p| p == ".." || p == ".") {
-        return Err(ApiError::invalid(format!("Invalid {kind} name: '{key}'. Names may not be absolute or contain '..' or '.' segments")));
+        return Err(ApiError::invalid(format!(
+            "Invalid {kind} name: '{key}'. Names may not be absolute or contain '..' or '.' segments"
+        )));
     }
     Ok(())
 }
 
 fn run_id(run_id: Option<String>, run_uuid: Option<String>) -> ApiResult<String> {
-    let id = run_id.or(run_uuid).filter(|s| !s.is_empty()).ok_or_else(|| ApiError::missing("run_id"))?;
+    let id = run_id
+        .or(run_uuid)
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| ApiError::missing("run_id"))?;
     if id.len() > MAX_RUN_ID {
         return Err(ApiError::invalid("Invalid run id"));
     }
@@ -40,17 +52,23 @@ fn run_id(run_id: Option<String>, run_uuid: Option<String>) -> ApiResult<String>
 /// A metric value as proto-JSON sends it: a number, or "NaN", "Infinity".
 fn metric_value(v: &Value) -> ApiResult<f64> {
     let x = match v {
-        Value::Number(n) => n.as_f64().ok_or_else(|| ApiError::invalid("Invalid metric value"))?,
+        Value::Number(n) => n
+            .as_f64()
+            .ok_or_else(|| ApiError::invalid("Invalid metric value"))?,
         Value::String(s) => match s.as_str() {
             "NaN" | "nan" => f64::NAN,
             "Infinity" | "inf" => f64::INFINITY,
             "-Infinity" | "-inf" => f64::NEG_INFINITY,
-            other => other.parse().map_err(|_| ApiError::invalid(format!("Invalid metric value '{other}'")))?,
+            other => other
+                .parse()
+                .map_err(|_| ApiError::invalid(format!("Invalid metric value '{other}'")))?,
         },
         _ => return Err(ApiError::missing("value")),
     };
     if x.is_nan() {
-        return Err(ApiError::invalid("NaN metric values are not supported by this server yet"));
+        return Err(ApiError::invalid(
+            "NaN metric values are not supported by this server yet",
+        ));
     }
     Ok(x)
 }
@@ -58,19 +76,34 @@ fn metric_value(v: &Value) -> ApiResult<f64> {
 fn int(v: &Option<Value>, default: i64) -> ApiResult<i64> {
     match v {
         None | Some(Value::Null) => Ok(default),
-        Some(Value::Number(n)) => n.as_i64().ok_or_else(|| ApiError::invalid("Expected an integer")),
-        Some(Value::String(s)) => s.parse().map_err(|_| ApiError::invalid(format!("Expected an integer, got '{s}'"))),
+        Some(Value::Number(n)) => n
+            .as_i64()
+            .ok_or_else(|| ApiError::invalid("Expected an integer")),
+        Some(Value::String(s)) => s
+            .parse()
+            .map_err(|_| ApiError::invalid(format!("Expected an integer, got '{s}'"))),
         Some(_) => Err(ApiError::invalid("Expected an integer")),
     }
 }
 
-const ADJECTIVES: &[&str] = &["bright", "calm", "bold", "clever", "gentle", "keen", "lucid", "merry", "nimble", "quiet", "rapid", "sunny", "swift", "vivid", "wise"];
-const NOUNS: &[&str] = &["ferry", "harbor", "river", "delta", "tide", "current", "pier", "canal", "lagoon", "reef", "shoal", "strait", "wave", "wharf", "buoy"];
+const ADJECTIVES: &[&str] = &[
+    "bright", "calm", "bold", "clever", "gentle", "keen", "lucid", "merry", "nimble", "quiet",
+    "rapid", "sunny", "swift", "vivid", "wise",
+];
+const NOUNS: &[&str] = &[
+    "ferry", "harbor", "river", "delta", "tide", "current", "pier", "canal", "lagoon", "reef",
+    "shoal", "strait", "wave", "wharf", "buoy",
+];
 
 fn random_run_name(id: &str) -> String {
     let b = id.as_bytes();
     let n = |i: usize| b.get(i).copied().unwrap_or(0) as usize;
-    format!("{}-{}-{}", ADJECTIVES[n(0) % ADJECTIVES.len()], NOUNS[n(1) % NOUNS.len()], n(2) * 7 % 1000)
+    format!(
+        "{}-{}-{}",
+        ADJECTIVES[n(0) % ADJECTIVES.len()],
+        NOUNS[n(1) % NOUNS.len()],
+        n(2) * 7 % 1000
+    )
 }
 
 #[derive(Deserialize)]
@@ -94,14 +127,24 @@ pub async fn create(State(st): State<AppState>, Json(b): Json<Create>) -> ApiRes
     let name = b
         .run_name
         .filter(|n| !n.is_empty())
-        .or_else(|| tags.iter().find(|(k, _)| k == "mlflow.runName").map(|(_, v)| v.clone()))
+        .or_else(|| {
+            tags.iter()
+                .find(|(k, _)| k == "mlflow.runName")
+                .map(|(_, v)| v.clone())
+        })
         .unwrap_or_else(|| random_run_name(&id));
     let user = b
         .user_id
-        .or_else(|| tags.iter().find(|(k, _)| k == "mlflow.user").map(|(_, v)| v.clone()))
+        .or_else(|| {
+            tags.iter()
+                .find(|(k, _)| k == "mlflow.user")
+                .map(|(_, v)| v.clone())
+        })
         .unwrap_or_default();
     let start = int(&b.start_time, now_ms())?;
-    st.store.create_tracked_run(&id, exp, &name, &user, start, &tags).await?;
+    st.store
+        .create_tracked_run(&id, exp, &name, &user, start, &tags)
+        .await?;
     let run = st
         .store
         .get_tracked_run(&id)
@@ -143,7 +186,12 @@ pub async fn update(State(st): State<AppState>, Json(b): Json<Update>) -> ApiRes
     };
     let info = st
         .store
-        .update_tracked_run(&id, b.status.as_deref(), end, b.run_name.as_deref().filter(|n| !n.is_empty()))
+        .update_tracked_run(
+            &id,
+            b.status.as_deref(),
+            end,
+            b.run_name.as_deref().filter(|n| !n.is_empty()),
+        )
         .await?;
     Ok(Out(json!({ "run_info": WireRunInfo::from(&info) })))
 }
@@ -155,12 +203,16 @@ pub struct IdOnly {
 }
 
 pub async fn delete(State(st): State<AppState>, Json(b): Json<IdOnly>) -> ApiResult<Out<Value>> {
-    st.store.set_run_stage(&run_id(b.run_id, b.run_uuid)?, true).await?;
+    st.store
+        .set_run_stage(&run_id(b.run_id, b.run_uuid)?, true)
+        .await?;
     Ok(Out(json!({})))
 }
 
 pub async fn restore(State(st): State<AppState>, Json(b): Json<IdOnly>) -> ApiResult<Out<Value>> {
-    st.store.set_run_stage(&run_id(b.run_id, b.run_uuid)?, false).await?;
+    st.store
+        .set_run_stage(&run_id(b.run_id, b.run_uuid)?, false)
+        .await?;
     Ok(Out(json!({})))
 }
 
@@ -198,7 +250,10 @@ fn param_in(p: KeyValue) -> ApiResult<(String, String)> {
 fn tag_in(t: KeyValue) -> ApiResult<(String, String)> {
     check_key("tag", &t.key)?;
     if t.value.len() > MAX_TAG_VALUE {
-        return Err(ApiError::invalid(format!("Tag value for '{}' exceeds the maximum length of {MAX_TAG_VALUE}", t.key)));
+        return Err(ApiError::invalid(format!(
+            "Tag value for '{}' exceeds the maximum length of {MAX_TAG_VALUE}",
+            t.key
+        )));
     }
     Ok((t.key, t.value))
 }
@@ -211,7 +266,10 @@ pub struct LogMetric {
     metric: WireMetricIn,
 }
 
-pub async fn log_metric(State(st): State<AppState>, Json(b): Json<LogMetric>) -> ApiResult<Out<Value>> {
+pub async fn log_metric(
+    State(st): State<AppState>,
+    Json(b): Json<LogMetric>,
+) -> ApiResult<Out<Value>> {
     let id = run_id(b.run_id, b.run_uuid)?;
     let m = metric_in(b.metric)?;
     st.store.log_batch(&id, &[m], &[], &[]).await?;
@@ -226,7 +284,10 @@ pub struct LogParam {
     value: Option<String>,
 }
 
-pub async fn log_param(State(st): State<AppState>, Json(b): Json<LogParam>) -> ApiResult<Out<Value>> {
+pub async fn log_param(
+    State(st): State<AppState>,
+    Json(b): Json<LogParam>,
+) -> ApiResult<Out<Value>> {
     let id = run_id(b.run_id, b.run_uuid)?;
     let p = param_in(KeyValue {
         key: b.key.ok_or_else(|| ApiError::missing("key"))?,
@@ -246,7 +307,10 @@ pub async fn set_tag(State(st): State<AppState>, Json(b): Json<LogParam>) -> Api
     Ok(Out(json!({})))
 }
 
-pub async fn delete_tag(State(st): State<AppState>, Json(b): Json<LogParam>) -> ApiResult<Out<Value>> {
+pub async fn delete_tag(
+    State(st): State<AppState>,
+    Json(b): Json<LogParam>,
+) -> ApiResult<Out<Value>> {
     let id = run_id(b.run_id, b.run_uuid)?;
     let key = b.key.ok_or_else(|| ApiError::missing("key"))?;
     st.store.delete_run_tag(&id, &key).await?;
@@ -265,11 +329,26 @@ pub struct LogBatch {
     tags: Vec<KeyValue>,
 }
 
-pub async fn log_batch(State(st): State<AppState>, Json(b): Json<LogBatch>) -> ApiResult<Out<Value>> {
+pub async fn log_batch(
+    State(st): State<AppState>,
+    Json(b): Json<LogBatch>,
+) -> ApiResult<Out<Value>> {
     let id = run_id(b.run_id, b.run_uuid)?;
-    let metrics = b.metrics.into_iter().map(metric_in).collect::<ApiResult<Vec<_>>>()?;
-    let params = b.params.into_iter().map(param_in).collect::<ApiResult<Vec<_>>>()?;
-    let tags = b.tags.into_iter().map(tag_in).collect::<ApiResult<Vec<_>>>()?;
+    let metrics = b
+        .metrics
+        .into_iter()
+        .map(metric_in)
+        .collect::<ApiResult<Vec<_>>>()?;
+    let params = b
+        .params
+        .into_iter()
+        .map(param_in)
+        .collect::<ApiResult<Vec<_>>>()?;
+    let tags = b
+        .tags
+        .into_iter()
+        .map(tag_in)
+        .collect::<ApiResult<Vec<_>>>()?;
     st.store.log_batch(&id, &metrics, &params, &tags).await?;
     Ok(Out(json!({})))
 }
@@ -281,7 +360,10 @@ pub struct LogInputs {
     datasets: Vec<WireDatasetInput>,
 }
 
-pub async fn log_inputs(State(st): State<AppState>, Json(b): Json<LogInputs>) -> ApiResult<Out<Value>> {
+pub async fn log_inputs(
+    State(st): State<AppState>,
+    Json(b): Json<LogInputs>,
+) -> ApiResult<Out<Value>> {
     let id = run_id(b.run_id, None)?;
     let inputs: Vec<DatasetInput> = b
         .datasets
@@ -322,8 +404,15 @@ pub async fn search(State(st): State<AppState>, Json(b): Json<Search>) -> ApiRes
         )));
     }
     let q = RunQuery {
-        experiment_ids: b.experiment_ids.iter().map(|e| parse_experiment_id(e)).collect::<ApiResult<_>>()?,
-        filter: ferry_search::parse_filter(b.filter.as_deref().unwrap_or(""), ferry_search::Grammar::Runs)?,
+        experiment_ids: b
+            .experiment_ids
+            .iter()
+            .map(|e| parse_experiment_id(e))
+            .collect::<ApiResult<_>>()?,
+        filter: ferry_search::parse_filter(
+            b.filter.as_deref().unwrap_or(""),
+            ferry_search::Grammar::Runs,
+        )?,
         order_by: ferry_search::parse_order_by(&b.order_by, ferry_search::Grammar::Runs)?,
         view: view_type(b.run_view_type.as_deref())?,
         max_results: max,
@@ -346,13 +435,23 @@ pub struct HistoryQ {
     page_token: Option<String>,
 }
 
-pub async fn history(State(st): State<AppState>, Query(q): Query<HistoryQ>) -> ApiResult<Out<Value>> {
+pub async fn history(
+    State(st): State<AppState>,
+    Query(q): Query<HistoryQ>,
+) -> ApiResult<Out<Value>> {
     let id = run_id(q.run_id, q.run_uuid)?;
-    let key = q.metric_key.ok_or_else(|| ApiError::missing("metric_key"))?;
+    let key = q
+        .metric_key
+        .ok_or_else(|| ApiError::missing("metric_key"))?;
     let points = st.store.metric_history(&id, &key).await?;
     let offset = parse_page_token(q.page_token.as_deref())? as usize;
     let max = q.max_results.unwrap_or(25_000).clamp(1, 25_000) as usize;
-    let page: Vec<WireMetric> = points.iter().skip(offset).take(max).map(WireMetric::from).collect();
+    let page: Vec<WireMetric> = points
+        .iter()
+        .skip(offset)
+        .take(max)
+        .map(WireMetric::from)
+        .collect();
     let mut out = json!({ "metrics": page });
     if offset + max < points.len() {
         out["next_page_token"] = page_token((offset + max) as i64).into();

@@ -32,7 +32,13 @@ impl App {
     async fn raw(&self, req: Request<Body>) -> (StatusCode, Vec<u8>) {
         let resp = self.router.clone().oneshot(req).await.unwrap();
         let status = resp.status();
-        let body = resp.into_body().collect().await.unwrap().to_bytes().to_vec();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec();
         (status, body)
     }
 
@@ -46,16 +52,27 @@ impl App {
             None => Body::empty(),
         };
         let (status, bytes) = self.raw(b.body(body).unwrap()).await;
-        let v = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into())) };
+        let v = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()))
+        };
         (status, v)
     }
 
     async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
-        self.call(Method::POST, &format!("/api/2.0/mlflow/{path}"), Some(body)).await
+        self.call(Method::POST, &format!("/api/2.0/mlflow/{path}"), Some(body))
+            .await
     }
 
     async fn get(&self, path_and_query: &str) -> (StatusCode, Value) {
-        self.call(Method::GET, &format!("/api/2.0/mlflow/{path_and_query}"), None).await
+        self.call(
+            Method::GET,
+            &format!("/api/2.0/mlflow/{path_and_query}"),
+            None,
+        )
+        .await
     }
 
     async fn ok_post(&self, path: &str, body: Value) -> Value {
@@ -66,7 +83,10 @@ impl App {
 }
 
 fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 #[test]
@@ -274,8 +294,15 @@ fn bad_requests_are_json_errors() {
             .body(Body::from(r#"{"name": "csrf"}"#))
             .unwrap();
         let (s, b) = app.raw(req).await;
-        assert_eq!(s, StatusCode::BAD_REQUEST, "{}", String::from_utf8_lossy(&b));
-        let (s, _) = app.get("experiments/get-by-name?experiment_name=csrf").await;
+        assert_eq!(
+            s,
+            StatusCode::BAD_REQUEST,
+            "{}",
+            String::from_utf8_lossy(&b)
+        );
+        let (s, _) = app
+            .get("experiments/get-by-name?experiment_name=csrf")
+            .await;
         assert_eq!(s, StatusCode::NOT_FOUND, "nothing was created");
         // Malformed JSON, wrong types, missing fields.
         let req = Request::builder()
@@ -291,12 +318,25 @@ fn bad_requests_are_json_errors() {
         let (s, _) = app.post("experiments/create", json!({"name": 5})).await;
         assert_eq!(s, StatusCode::BAD_REQUEST);
         let (s, v) = app.post("experiments/create", json!({})).await;
-        assert_eq!((s, v["error_code"].as_str()), (StatusCode::BAD_REQUEST, Some("INVALID_PARAMETER_VALUE")));
-        let (s, _) = app.post("runs/log-metric", json!({"run_id": "x".repeat(200), "key": "a", "value": 1})).await;
+        assert_eq!(
+            (s, v["error_code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("INVALID_PARAMETER_VALUE"))
+        );
+        let (s, _) = app
+            .post(
+                "runs/log-metric",
+                json!({"run_id": "x".repeat(200), "key": "a", "value": 1}),
+            )
+            .await;
         assert_eq!(s, StatusCode::BAD_REQUEST);
         let (s, v) = app.get("definitely-not-an-endpoint").await;
-        assert_eq!((s, v["error_code"].as_str()), (StatusCode::NOT_FOUND, Some("ENDPOINT_NOT_FOUND")));
-        let (s, v) = app.call(Method::GET, "/api/3.0/mlflow/server-info", None).await;
+        assert_eq!(
+            (s, v["error_code"].as_str()),
+            (StatusCode::NOT_FOUND, Some("ENDPOINT_NOT_FOUND"))
+        );
+        let (s, v) = app
+            .call(Method::GET, "/api/3.0/mlflow/server-info", None)
+            .await;
         assert_eq!(s, StatusCode::OK);
         assert_eq!(v["multipart_uploads_enabled"], false);
         let (s, _) = app.call(Method::GET, "/health", None).await;
@@ -336,10 +376,23 @@ fn artifacts_round_trip_and_listing() {
 }
 
 const CORPUS: &[&str] = &[
-    "..", "../../etc/passwd", "a/../../../etc/passwd", "%2e%2e%2f%2e%2e%2fetc%2fpasswd", "%2E%2E/%2E%2E/etc/passwd",
-    "..%2F..%2Fetc%2Fpasswd", "%252e%252e%252f%252e%252e%252fetc%252fpasswd", "..%5c..%5cetc%5cpasswd", "..\\..\\etc\\passwd",
-    "%2Fetc%2Fpasswd", "/etc/passwd", "//etc/passwd", "file:///etc/passwd", "C:\\Windows\\win.ini", "%c0%ae%c0%ae/etc/passwd",
-    "a/./b", "a/%00b",
+    "..",
+    "../../etc/passwd",
+    "a/../../../etc/passwd",
+    "%2e%2e%2f%2e%2e%2fetc%2fpasswd",
+    "%2E%2E/%2E%2E/etc/passwd",
+    "..%2F..%2Fetc%2Fpasswd",
+    "%252e%252e%252f%252e%252e%252fetc%252fpasswd",
+    "..%5c..%5cetc%5cpasswd",
+    "..\\..\\etc\\passwd",
+    "%2Fetc%2Fpasswd",
+    "/etc/passwd",
+    "//etc/passwd",
+    "file:///etc/passwd",
+    "C:\\Windows\\win.ini",
+    "%c0%ae%c0%ae/etc/passwd",
+    "a/./b",
+    "a/%00b",
 ];
 
 #[test]
@@ -348,20 +401,46 @@ fn traversal_corpus_never_escapes_the_artifact_root() {
         let app = App::new().await;
         let outside = app.dir.path().join("outside-marker");
         std::fs::write(&outside, "secret").unwrap();
-        let v = app.ok_post("experiments/create", json!({"name": "e"})).await;
+        let v = app
+            .ok_post("experiments/create", json!({"name": "e"}))
+            .await;
         assert_eq!(v["experiment_id"], "1");
-        let run = app.ok_post("runs/create", json!({"experiment_id": "1"})).await;
+        let run = app
+            .ok_post("runs/create", json!({"experiment_id": "1"}))
+            .await;
         let rid = run["run"]["info"]["run_id"].as_str().unwrap().to_owned();
         for bad in CORPUS {
             for (method, uri) in [
-                (Method::GET, format!("/api/2.0/mlflow-artifacts/artifacts/{bad}")),
-                (Method::PUT, format!("/api/2.0/mlflow-artifacts/artifacts/{bad}")),
-                (Method::DELETE, format!("/api/2.0/mlflow-artifacts/artifacts/{bad}")),
-                (Method::GET, format!("/api/2.0/mlflow-artifacts/artifacts?path={bad}")),
-                (Method::GET, format!("/api/2.0/mlflow/artifacts/list?run_id={rid}&path={bad}")),
-                (Method::GET, format!("/get-artifact?run_id={rid}&path={bad}")),
+                (
+                    Method::GET,
+                    format!("/api/2.0/mlflow-artifacts/artifacts/{bad}"),
+                ),
+                (
+                    Method::PUT,
+                    format!("/api/2.0/mlflow-artifacts/artifacts/{bad}"),
+                ),
+                (
+                    Method::DELETE,
+                    format!("/api/2.0/mlflow-artifacts/artifacts/{bad}"),
+                ),
+                (
+                    Method::GET,
+                    format!("/api/2.0/mlflow-artifacts/artifacts?path={bad}"),
+                ),
+                (
+                    Method::GET,
+                    format!("/api/2.0/mlflow/artifacts/list?run_id={rid}&path={bad}"),
+                ),
+                (
+                    Method::GET,
+                    format!("/get-artifact?run_id={rid}&path={bad}"),
+                ),
             ] {
-                let Ok(req) = Request::builder().method(method.clone()).uri(uri.as_str()).body(Body::from("pwned")) else {
+                let Ok(req) = Request::builder()
+                    .method(method.clone())
+                    .uri(uri.as_str())
+                    .body(Body::from("pwned"))
+                else {
                     continue; // not even a valid URI: no request reaches the server
                 };
                 let (s, body) = app.raw(req).await;
@@ -370,16 +449,27 @@ fn traversal_corpus_never_escapes_the_artifact_root() {
                     "{method} {uri} -> {s} {}",
                     String::from_utf8_lossy(&body)
                 );
-                assert!(!String::from_utf8_lossy(&body).contains("secret"), "{uri} leaked a file");
-                assert!(!String::from_utf8_lossy(&body).contains("root:"), "{uri} leaked /etc/passwd");
+                assert!(
+                    !String::from_utf8_lossy(&body).contains("secret"),
+                    "{uri} leaked a file"
+                );
+                assert!(
+                    !String::from_utf8_lossy(&body).contains("root:"),
+                    "{uri} leaked /etc/passwd"
+                );
             }
         }
-        assert_eq!(std::fs::read_to_string(&outside).unwrap(), "secret", "nothing outside was changed");
+        assert_eq!(
+            std::fs::read_to_string(&outside).unwrap(),
+            "secret",
+            "nothing outside was changed"
+        );
         // Nothing was written anywhere but under the artifact root.
         let mut stray = Vec::new();
         for e in std::fs::read_dir(app.dir.path()).unwrap().flatten() {
             let n = e.file_name().to_string_lossy().into_owned();
-            if !["artifacts", "outside-marker"].contains(&n.as_str()) && !n.starts_with("ferry.db") {
+            if !["artifacts", "outside-marker"].contains(&n.as_str()) && !n.starts_with("ferry.db")
+            {
                 stray.push(n);
             }
         }
