@@ -1,0 +1,51 @@
+"""Starts a fresh `ferry server` (FERRY_BIN, default target/debug/ferry) on a free
+loopback port with its own store and artifact folder, for the whole session."""
+import os
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory):
+    work = tmp_path_factory.mktemp("ferry-server")
+    binary = os.environ.get("FERRY_BIN", str(ROOT / "target" / "debug" / "ferry"))
+    port = free_port()
+    store = work / "store"
+    store.mkdir()
+    artifacts = work / "store" / "artifacts"
+    log = open(work / "server.log", "w")
+    proc = subprocess.Popen(
+        [binary, "server", "--port", str(port), "--store", f"sqlite://{store}/ferry.db", "--artifacts", str(artifacts)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=work,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 20
+    while True:
+        try:
+            if requests.get(url + "/health", timeout=1).status_code == 200:
+                break
+        except requests.ConnectionError:
+            pass
+        if time.time() > deadline or proc.poll() is not None:
+            proc.kill()
+            raise RuntimeError("ferry server did not start: " + (work / "server.log").read_text())
+        time.sleep(0.05)
+    os.environ["MLFLOW_TRACKING_URI"] = url
+    yield {"url": url, "work": work, "artifacts": artifacts, "store": store}
+    proc.terminate()
+    proc.wait(timeout=10)

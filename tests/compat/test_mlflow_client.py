@@ -1,0 +1,180 @@
+"""The official mlflow client (3.x) against `ferry server`, unchanged."""
+import hashlib
+import os
+import uuid
+
+import mlflow
+import numpy as np
+import pytest
+import requests
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+from sklearn.datasets import load_iris
+from sklearn.linear_model import LogisticRegression
+
+
+def unique(prefix):
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def test_experiments(server):
+    c = MlflowClient(server["url"])
+    name = unique("exp")
+    eid = c.create_experiment(name, tags={"team": "ml"})
+    e = c.get_experiment(eid)
+    assert e.name == name and e.tags["team"] == "ml"
+    assert e.artifact_location == f"mlflow-artifacts:/{eid}"
+    assert c.get_experiment_by_name(name).experiment_id == eid
+    assert c.get_experiment_by_name(unique("nope")) is None
+    c.rename_experiment(eid, name + "-renamed")
+    c.set_experiment_tag(eid, "k", "v")
+    c.delete_experiment(eid)
+    assert c.get_experiment(eid).lifecycle_stage == "deleted"
+    c.restore_experiment(eid)
+    assert c.get_experiment(eid).lifecycle_stage == "active"
+    with pytest.raises(MlflowException) as err:
+        c.create_experiment(name + "-renamed")
+    assert err.value.error_code == "RESOURCE_ALREADY_EXISTS"
+
+
+def test_runs_metrics_history_and_search(server):
+    mlflow.set_tracking_uri(server["url"])
+    exp = mlflow.set_experiment(unique("search"))
+    ids = []
+    for i in range(7):
+        with mlflow.start_run(run_name=f"r{i}") as run:
+            mlflow.log_params({"lr": "0.01" if i % 2 == 0 else "0.1", "i": i})
+            for step in range(3):
+                mlflow.log_metric("acc", 0.5 + i / 20 + step / 100, step=step)
+            mlflow.set_tags({"parity": "even" if i % 2 == 0 else "odd"})
+            ids.append(run.info.run_id)
+    c = MlflowClient()
+    hist = c.get_metric_history(ids[3], "acc")
+    assert [m.step for m in hist] == [0, 1, 2]
+    r = c.get_run(ids[3])
+    assert r.data.metrics["acc"] == pytest.approx(0.5 + 3 / 20 + 0.02)
+    assert r.info.status == "FINISHED"
+    found = mlflow.search_runs(
+        experiment_ids=[exp.experiment_id],
+        filter_string="metrics.acc > 0.7 and params.lr = '0.01'",
+        order_by=["metrics.acc DESC"],
+    )
+    assert list(found["tags.mlflow.runName"]) == ["r6", "r4"]
+    # Paging through the client's paginated search.
+    page = c.search_runs([exp.experiment_id], max_results=3)
+    seen = list(page)
+    while page.token:
+        page = c.search_runs([exp.experiment_id], max_results=3, page_token=page.token)
+        seen.extend(page)
+    assert sorted(r.info.run_id for r in seen) == sorted(ids)
+    assert len(c.search_runs([exp.experiment_id], "tags.parity = 'odd'")) == 3
+    assert len(c.search_runs([exp.experiment_id], "attributes.run_name LIKE 'r%'")) == 7
+    assert len(c.search_runs([exp.experiment_id], "attributes.run_name ILIKE 'R%'")) == 7
+    with pytest.raises(MlflowException) as err:
+        c.search_runs([exp.experiment_id], "metrics.acc >>> 1")
+    assert err.value.error_code == "INVALID_PARAMETER_VALUE"
+    # Params are immutable.
+    with pytest.raises(MlflowException) as err:
+        c.log_param(ids[0], "lr", "0.5")
+    assert err.value.error_code == "INVALID_PARAMETER_VALUE"
+    with pytest.raises(MlflowException) as err:
+        c.get_run("0123456789abcdef0123456789abcdef")
+    assert err.value.error_code == "RESOURCE_DOES_NOT_EXIST"
+
+
+def test_artifacts_nested_and_large(server, tmp_path):
+    mlflow.set_tracking_uri(server["url"])
+    mlflow.set_experiment(unique("art"))
+    (tmp_path / "sub" / "deeper").mkdir(parents=True)
+    (tmp_path / "sub" / "deeper" / "a.txt").write_text("hello")
+    big = os.urandom(60 * 1024 * 1024)  # above the client's multipart threshold
+    (tmp_path / "big.bin").write_bytes(big)
+    with mlflow.start_run() as run:
+        mlflow.log_artifacts(str(tmp_path))
+    c = MlflowClient()
+    assert sorted(f.path for f in c.list_artifacts(run.info.run_id)) == ["big.bin", "sub"]
+    assert [f.path for f in c.list_artifacts(run.info.run_id, "sub/deeper")] == ["sub/deeper/a.txt"]
+    out = c.download_artifacts(run.info.run_id, "big.bin", str(tmp_path / "dl"))
+    assert hashlib.sha256(open(out, "rb").read()).hexdigest() == hashlib.sha256(big).hexdigest()
+    out = c.download_artifacts(run.info.run_id, "sub", str(tmp_path / "dl2"))
+    assert open(os.path.join(out, "deeper", "a.txt")).read() == "hello"
+
+
+def test_sklearn_model_registry_and_aliases(server):
+    mlflow.set_tracking_uri(server["url"])
+    mlflow.set_experiment(unique("sk"))
+    X, y = load_iris(return_X_y=True)
+    model = LogisticRegression(max_iter=300).fit(X, y)
+    name = unique("iris")
+    with mlflow.start_run() as run:
+        mlflow.log_param("C", 1.0)
+        mlflow.log_metric("accuracy", model.score(X, y))
+        mlflow.sklearn.log_model(model, name="model", registered_model_name=name, input_example=X[:2])
+    expected = model.predict(X)
+    by_run = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model").predict(X)
+    by_version = mlflow.pyfunc.load_model(f"models:/{name}/1").predict(X)
+    c = MlflowClient()
+    c.set_registered_model_alias(name, "production", "1")
+    by_alias = mlflow.pyfunc.load_model(f"models:/{name}@production").predict(X)
+    assert np.array_equal(by_run, expected)
+    assert np.array_equal(by_version, expected)
+    assert np.array_equal(by_alias, expected)
+    rm = c.get_registered_model(name)
+    assert rm.aliases == {"production": "1"}
+    assert [m.name for m in c.search_registered_models(f"name = '{name}'")] == [name]
+    assert [v.version for v in c.search_model_versions(f"name = '{name}'")] == ["1"]
+    assert c.get_model_version_by_alias(name, "production").version == "1"
+    c.set_model_version_tag(name, "1", "validated", "yes")
+    c.update_model_version(name, "1", description="first")
+    v = c.get_model_version(name, "1")
+    assert v.tags == {"validated": "yes"} and v.description == "first"
+    c.delete_registered_model_alias(name, "production")
+    with pytest.raises(MlflowException) as err:
+        c.get_model_version_by_alias(name, "production")
+    assert err.value.error_code == "INVALID_PARAMETER_VALUE"
+    with pytest.raises(MlflowException) as err:
+        c.create_model_version(unique("missing"), "runs:/abc/model", run.info.run_id)
+    assert err.value.error_code == "RESOURCE_DOES_NOT_EXIST"
+    # A second version; deleting it never frees its number.
+    c.create_model_version(name, f"runs:/{run.info.run_id}/model", run.info.run_id)
+    c.delete_model_version(name, "2")
+    assert c.create_model_version(name, f"runs:/{run.info.run_id}/model", run.info.run_id).version == "3"
+
+
+TRAVERSAL = [
+    "../../etc/passwd", "..%2F..%2Fetc%2Fpasswd", "%2e%2e%2f%2e%2e%2fetc%2fpasswd", "%252e%252e%252fetc%252fpasswd",
+    "..%5c..%5cetc%5cpasswd", "%2Fetc%2Fpasswd", "//etc/passwd", "file:///etc/passwd", "C:%5CWindows%5Cwin.ini",
+]
+
+
+def test_bad_input_and_traversal(server):
+    url = server["url"]
+    marker = server["work"] / "outside.txt"
+    marker.write_text("secret")
+    for bad in TRAVERSAL:
+        for method, path in [
+            ("GET", f"/api/2.0/mlflow-artifacts/artifacts/{bad}"),
+            ("PUT", f"/api/2.0/mlflow-artifacts/artifacts/{bad}"),
+            ("DELETE", f"/api/2.0/mlflow-artifacts/artifacts/{bad}"),
+            ("GET", f"/api/2.0/mlflow-artifacts/artifacts?path={bad}"),
+        ]:
+            r = requests.request(method, url + path, data=b"pwned", timeout=10)
+            assert r.status_code in (400, 404), (method, path, r.status_code, r.text)
+            assert "root:" not in r.text and "secret" not in r.text
+    assert marker.read_text() == "secret"
+    # Sources that point outside the server are refused.
+    requests.post(url + "/api/2.0/mlflow/registered-models/create", json={"name": "evil"}, timeout=10)
+    for source in ["file:///etc/", "file://./etc", "http:///?/../../../../etc/", "runs:/x/../../../etc", "s3://b/k"]:
+        r = requests.post(url + "/api/2.0/mlflow/model-versions/create", json={"name": "evil", "source": source}, timeout=10)
+        assert r.status_code == 400 and r.json()["error_code"] == "INVALID_PARAMETER_VALUE", (source, r.text)
+    # JSON only: a cross-site "simple" request cannot change anything.
+    r = requests.post(url + "/api/2.0/mlflow/experiments/create", data='{"name": "csrf"}', headers={"Content-Type": "text/plain"}, timeout=10)
+    assert r.status_code == 400
+    assert requests.get(url + "/api/2.0/mlflow/experiments/get-by-name?experiment_name=csrf", timeout=10).status_code == 404
+    r = requests.get(url + "/api/2.0/mlflow/definitely-not-an-endpoint", timeout=10)
+    assert r.status_code == 404
+    r = requests.post(url + "/api/2.0/mlflow/runs/log-batch", json={"run_id": "x", "params": [{"key": f"p{i}", "value": "v"} for i in range(101)]}, timeout=10)
+    assert r.status_code == 400 and "at most 100 params" in r.json()["message"]
+    # Nothing was written outside the artifact root and the store.
+    outside = [p for p in server["work"].rglob("*") if "store" not in p.parts and p.name not in ("outside.txt", "server.log")]
+    assert outside == []
