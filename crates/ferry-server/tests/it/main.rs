@@ -477,3 +477,155 @@ fn traversal_corpus_never_escapes_the_artifact_root() {
         assert!(!std::path::Path::new("/etc/pwned").exists());
     });
 }
+
+#[test]
+fn logged_models_and_outputs() {
+    rt().block_on(async {
+        let app = App::new().await;
+        app.ok_post("experiments/create", json!({"name": "e"})).await;
+        let run = app.ok_post("runs/create", json!({"experiment_id": "1"})).await;
+        let rid = run["run"]["info"]["run_id"].as_str().unwrap().to_owned();
+        let m = app
+            .ok_post("logged-models", json!({"experiment_id": "1", "name": "model", "source_run_id": rid, "params": [{"key": "C", "value": "1.0"}], "tags": [{"key": "mlflow.user", "value": "me"}]}))
+            .await;
+        let id = m["model"]["info"]["model_id"].as_str().unwrap().to_owned();
+        assert!(id.starts_with("m-"));
+        assert_eq!(m["model"]["info"]["artifact_uri"], format!("mlflow-artifacts:/1/models/{id}/artifacts"));
+        assert_eq!(m["model"]["info"]["status"], "LOGGED_MODEL_PENDING");
+        let (s, v) = app.call(Method::PATCH, &format!("/api/2.0/mlflow/logged-models/{id}"), Some(json!({"model_id": id, "status": "LOGGED_MODEL_READY"}))).await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(v["model"]["info"]["status"], "LOGGED_MODEL_READY");
+        let (s, _) = app.call(Method::PATCH, &format!("/api/2.0/mlflow/logged-models/{id}/tags"), Some(json!({"tags": [{"key": "k", "value": "v"}]}))).await;
+        assert_eq!(s, StatusCode::OK);
+        let (_, v) = app.get(&format!("logged-models/{id}")).await;
+        insta::assert_json_snapshot!(v, {".model.info.model_id" => "[id]", ".model.info.artifact_uri" => "[uri]", ".model.info.source_run_id" => "[run]", ".model.info.creation_timestamp_ms" => "[ms]", ".model.info.last_updated_timestamp_ms" => "[ms]"}, @r#"
+        {
+          "model": {
+            "info": {
+              "model_id": "[id]",
+              "experiment_id": "1",
+              "name": "model",
+              "creation_timestamp_ms": "[ms]",
+              "last_updated_timestamp_ms": "[ms]",
+              "artifact_uri": "[uri]",
+              "status": "LOGGED_MODEL_READY",
+              "model_type": "",
+              "source_run_id": "[run]",
+              "tags": [
+                {
+                  "key": "k",
+                  "value": "v"
+                },
+                {
+                  "key": "mlflow.user",
+                  "value": "me"
+                }
+              ]
+            },
+            "data": {
+              "params": [
+                {
+                  "key": "C",
+                  "value": "1.0"
+                }
+              ]
+            }
+          }
+        }
+        "#);
+        let v = app.ok_post("logged-models/search", json!({"experiment_ids": ["1"], "filter": format!("source_run_id = '{rid}'")})).await;
+        assert_eq!(v["models"].as_array().unwrap().len(), 1);
+        let v = app.ok_post("logged-models/search", json!({"experiment_ids": ["1"], "filter": "name = 'other'"})).await;
+        assert_eq!(v["models"].as_array().unwrap().len(), 0);
+        app.ok_post("runs/outputs", json!({"run_id": rid, "models": [{"model_id": id, "step": 0}]})).await;
+        let (_, r) = app.get(&format!("runs/get?run_id={rid}")).await;
+        assert_eq!(r["run"]["outputs"]["model_outputs"][0]["model_id"], id.as_str());
+        let (s, _) = app.get("logged-models/m-doesnotexist").await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+        let (s, _) = app.get("logged-models/..%2F..%2Fetc").await;
+        assert_eq!(s, StatusCode::BAD_REQUEST);
+    });
+}
+
+#[test]
+fn registry() {
+    rt().block_on(async {
+        let app = App::new().await;
+        app.ok_post("experiments/create", json!({"name": "e"})).await;
+        let run = app.ok_post("runs/create", json!({"experiment_id": "1"})).await;
+        let rid = run["run"]["info"]["run_id"].as_str().unwrap().to_owned();
+        app.ok_post("registered-models/create", json!({"name": "iris", "description": "d", "tags": [{"key": "team", "value": "ml"}]})).await;
+        let (s, v) = app.post("registered-models/create", json!({"name": "iris"})).await;
+        assert_eq!((s, v["error_code"].as_str()), (StatusCode::BAD_REQUEST, Some("RESOURCE_ALREADY_EXISTS")));
+        let v = app.ok_post("model-versions/create", json!({"name": "iris", "source": format!("runs:/{rid}/model"), "run_id": rid})).await;
+        insta::assert_json_snapshot!(v, {".model_version.creation_timestamp" => "[ms]", ".model_version.last_updated_timestamp" => "[ms]", ".model_version.source" => "[source]", ".model_version.run_id" => "[run]"}, @r#"
+        {
+          "model_version": {
+            "name": "iris",
+            "version": "1",
+            "creation_timestamp": "[ms]",
+            "last_updated_timestamp": "[ms]",
+            "current_stage": "None",
+            "description": "",
+            "source": "[source]",
+            "run_id": "[run]",
+            "status": "READY",
+            "run_link": ""
+          }
+        }
+        "#);
+        let (s, v) = app.post("model-versions/create", json!({"name": "nope", "source": format!("runs:/{rid}/model")})).await;
+        assert_eq!((s, v["error_code"].as_str()), (StatusCode::NOT_FOUND, Some("RESOURCE_DOES_NOT_EXIST")));
+        for source in ["file:///etc/", "/etc", "http://127.0.0.1/x", "runs:/x/../../etc", "mlflow-artifacts:/%2e%2e/etc"] {
+            let (s, v) = app.post("model-versions/create", json!({"name": "iris", "source": source})).await;
+            assert_eq!((s, v["error_code"].as_str()), (StatusCode::BAD_REQUEST, Some("INVALID_PARAMETER_VALUE")), "{source}");
+        }
+        app.ok_post("registered-models/alias", json!({"name": "iris", "alias": "production", "version": "1"})).await;
+        let (s, v) = app.post("registered-models/alias", json!({"name": "iris", "alias": "production", "version": "9"})).await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
+        let (s, _) = app.post("registered-models/alias", json!({"name": "iris", "alias": "latest", "version": "1"})).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST);
+        let (_, v) = app.get("registered-models/alias?name=iris&alias=production").await;
+        assert_eq!(v["model_version"]["version"], "1");
+        assert_eq!(v["model_version"]["aliases"], json!(["production"]));
+        let (s, v) = app.get("registered-models/alias?name=iris&alias=staging").await;
+        assert_eq!((s, v["error_code"].as_str()), (StatusCode::BAD_REQUEST, Some("INVALID_PARAMETER_VALUE")));
+        let (_, v) = app.get("registered-models/get?name=iris").await;
+        assert_eq!(v["registered_model"]["aliases"], json!([{"alias": "production", "version": "1"}]));
+        assert_eq!(v["registered_model"]["latest_versions"][0]["version"], "1");
+        assert_eq!(v["registered_model"]["tags"], json!([{"key": "team", "value": "ml"}]));
+        let (_, v) = app.get("model-versions/get-download-uri?name=iris&version=1").await;
+        assert_eq!(v["artifact_uri"], format!("mlflow-artifacts:/1/{rid}/artifacts/model"));
+        let (_, v) = app.get("registered-models/search?filter=name%20LIKE%20%27ir%25%27").await;
+        assert_eq!(v["registered_models"].as_array().unwrap().len(), 1);
+        let (_, v) = app.get(&format!("model-versions/search?filter=run_id%20%3D%20%27{rid}%27")).await;
+        assert_eq!(v["model_versions"].as_array().unwrap().len(), 1);
+        let (s, _) = app.get("registered-models/search?max_results=5000").await;
+        assert_eq!(s, StatusCode::BAD_REQUEST);
+        // Tags, descriptions, rename, delete; version numbers are not reused.
+        app.ok_post("model-versions/set-tag", json!({"name": "iris", "version": "1", "key": "ok", "value": "yes"})).await;
+        let (s, _) = app.call(Method::PATCH, "/api/2.0/mlflow/model-versions/update", Some(json!({"name": "iris", "version": "1", "description": "first"}))).await;
+        assert_eq!(s, StatusCode::OK);
+        let (_, v) = app.get("model-versions/get?name=iris&version=1").await;
+        assert_eq!(v["model_version"]["description"], "first");
+        assert_eq!(v["model_version"]["tags"], json!([{"key": "ok", "value": "yes"}]));
+        app.ok_post("model-versions/create", json!({"name": "iris", "source": format!("runs:/{rid}/model")})).await;
+        let (s, _) = app.call(Method::DELETE, "/api/2.0/mlflow/model-versions/delete", Some(json!({"name": "iris", "version": "2"}))).await;
+        assert_eq!(s, StatusCode::OK);
+        let v = app.ok_post("model-versions/create", json!({"name": "iris", "source": format!("runs:/{rid}/model")})).await;
+        assert_eq!(v["model_version"]["version"], "3");
+        let v = app.ok_post("registered-models/get-latest-versions", json!({"name": "iris"})).await;
+        assert_eq!(v["model_versions"][0]["version"], "3");
+        app.ok_post("registered-models/rename", json!({"name": "iris", "new_name": "iris2"})).await;
+        let (s, _) = app.get("registered-models/get?name=iris").await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+        let (_, v) = app.get("registered-models/alias?name=iris2&alias=production").await;
+        assert_eq!(v["model_version"]["version"], "1", "aliases follow a rename");
+        let (s, _) = app.call(Method::DELETE, "/api/2.0/mlflow/registered-models/alias", Some(json!({"name": "iris2", "alias": "production"}))).await;
+        assert_eq!(s, StatusCode::OK);
+        let (s, _) = app.call(Method::DELETE, "/api/2.0/mlflow/registered-models/delete", Some(json!({"name": "iris2"}))).await;
+        assert_eq!(s, StatusCode::OK);
+        let (s, _) = app.get("registered-models/get?name=iris2").await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+    });
+}
