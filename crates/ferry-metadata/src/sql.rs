@@ -233,6 +233,19 @@ pub(crate) async fn insert_metric(
     .execute(&mut **tx)
     .await
     .map_err(q("record metrics"))?;
+    upsert_latest(tx, run_id, &m.key, m.value, m.step, m.ts_ms).await
+}
+
+/// Keeps `latest_metrics` at the value of the highest step, then the latest
+/// time, then the largest value.
+pub(crate) async fn upsert_latest(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    run_id: &str,
+    key: &str,
+    value: f64,
+    step: i64,
+    ts_ms: i64,
+) -> Result<()> {
     sqlx::query(
         "INSERT INTO latest_metrics (run_id, mkey, value, step, ts_ms) VALUES ($1,$2,$3,$4,$5) \
          ON CONFLICT (run_id, mkey) DO UPDATE SET value = excluded.value, step = excluded.step, ts_ms = excluded.ts_ms \
@@ -241,10 +254,10 @@ pub(crate) async fn insert_metric(
             OR (excluded.step = latest_metrics.step AND excluded.ts_ms = latest_metrics.ts_ms AND excluded.value > latest_metrics.value)",
     )
     .bind(run_id)
-    .bind(&m.key)
-    .bind(m.value)
-    .bind(m.step)
-    .bind(m.ts_ms)
+    .bind(key)
+    .bind(value)
+    .bind(step)
+    .bind(ts_ms)
     .execute(&mut **tx)
     .await
     .map_err(q("record metrics"))?;

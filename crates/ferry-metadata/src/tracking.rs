@@ -1,8 +1,7 @@
 //! MLflow tracking: experiments, runs, params, metrics, tags, datasets and
 //! run search. Runs made by `ferry run` and by MLflow clients share tables.
 
-use crate::model::MetricRecord;
-use crate::sql::{SqlStore, get_f, get_i, get_oi, get_os, get_s, insert_metric, q};
+use crate::sql::{SqlStore, get_f, get_i, get_oi, get_os, get_s, q};
 use crate::{Error, Result};
 use ferry_search::{Attr, Clause, Comparator, DatasetField, Entity, OrderBy, Value};
 use sqlx::any::AnyRow;
@@ -1017,20 +1016,7 @@ impl TrackingStore for SqlStore {
                 }
             }
         }
-        for m in metrics {
-            insert_metric(
-                &mut tx,
-                run_id,
-                &MetricRecord {
-                    key: m.key.clone(),
-                    value: m.value,
-                    stage: None,
-                    step: m.step,
-                    ts_ms: m.timestamp,
-                },
-            )
-            .await?;
-        }
+        insert_metrics(&mut tx, run_id, metrics).await?;
         for (k, v) in tags {
             upsert_tag(&mut tx, run_id, k, v).await?;
             if k == "mlflow.runName" {
@@ -1185,6 +1171,52 @@ impl TrackingStore for SqlStore {
         ids.truncate(qr.max_results.max(0) as usize);
         Ok((self.load_runs(&ids).await?, more))
     }
+}
+
+/// Many metric points in a few multi-row statements, and one `latest_metrics`
+/// upsert per key (with the batch's own latest point).
+async fn insert_metrics(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    run_id: &str,
+    metrics: &[Metric],
+) -> Result<()> {
+    if metrics.is_empty() {
+        return Ok(());
+    }
+    for chunk in metrics.chunks(500) {
+        let mut sql = Sql::default();
+        let rid = sql.arg(Arg::S(run_id.to_owned()));
+        let rows: Vec<String> = chunk
+            .iter()
+            .map(|m| {
+                let k = sql.arg(Arg::S(m.key.clone()));
+                let v = sql.arg(Arg::F(m.value));
+                let st = sql.arg(Arg::I(m.step));
+                let ts = sql.arg(Arg::I(m.timestamp));
+                format!("({rid}, {k}, {v}, NULL, {st}, {ts})")
+            })
+            .collect();
+        sql.text = format!(
+            "INSERT INTO metric_points (run_id, mkey, value, stage, step, ts_ms) VALUES {} \
+             ON CONFLICT (run_id, mkey, step, ts_ms, value) DO NOTHING",
+            rows.join(", ")
+        );
+        sql.query()
+            .execute(&mut **tx)
+            .await
+            .map_err(q("log metrics"))?;
+    }
+    let mut latest: std::collections::BTreeMap<&str, &Metric> = std::collections::BTreeMap::new();
+    for m in metrics {
+        let e = latest.entry(m.key.as_str()).or_insert(m);
+        if (m.step, m.timestamp, m.value) > (e.step, e.timestamp, e.value) {
+            *e = m;
+        }
+    }
+    for m in latest.values() {
+        crate::sql::upsert_latest(tx, run_id, &m.key, m.value, m.step, m.timestamp).await?;
+    }
+    Ok(())
 }
 
 async fn upsert_tag(
