@@ -294,6 +294,10 @@ fn run_summary(r: &AnyRow) -> RunSummary {
     }
 }
 
+/// Runs that are not nested in another (stage runs are listed with their parent).
+const TOP_LEVEL: &str =
+    "run_id NOT IN (SELECT run_id FROM run_tags WHERE tkey = 'mlflow.parentRunId')";
+
 const RUN_COLS: &str =
     "run_id, pipeline, status, run_trigger, started_ms, ended_ms, git_commit, git_dirty, message";
 
@@ -460,12 +464,12 @@ impl MetadataStore for SqlStore {
             f.limit.min(10_000)
         };
         let rows = match &f.pipeline {
-            Some(p) => sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {RUN_COLS} FROM runs WHERE pipeline = $1 ORDER BY started_ms DESC, run_id DESC LIMIT $2")))
+            Some(p) => sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {RUN_COLS} FROM runs WHERE pipeline = $1 AND {TOP_LEVEL} ORDER BY started_ms DESC, run_id DESC LIMIT $2")))
                 .bind(p)
                 .bind(limit)
                 .fetch_all(&self.pool)
                 .await,
-            None => sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {RUN_COLS} FROM runs ORDER BY started_ms DESC, run_id DESC LIMIT $1")))
+            None => sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {RUN_COLS} FROM runs WHERE {TOP_LEVEL} ORDER BY started_ms DESC, run_id DESC LIMIT $1")))
                 .bind(limit)
                 .fetch_all(&self.pool)
                 .await,

@@ -414,7 +414,7 @@ pub fn run(
         Box::pin(async move { s.begin_run(&run).await })
     })?;
     // The run is also an MLflow run in the experiment named after the pipeline.
-    store.call(|s| {
+    let experiment_id = store.call(|s| {
         let pipeline = project.pipeline.name.clone();
         let run_name = format!("{}-{}", pipeline, &rid[..8]);
         let mut tags = vec![
@@ -435,7 +435,8 @@ pub fn run(
         let rid = rid.clone();
         Box::pin(async move {
             let exp = s.ensure_experiment(&pipeline, now_ms()).await?;
-            s.attach_run(&rid, exp, &run_name, &tags).await
+            s.attach_run(&rid, exp, &run_name, &tags).await?;
+            Ok(exp)
         })
     })?;
 
@@ -494,7 +495,57 @@ pub fn run(
             attempts: o.attempts,
         };
         let rid = rid.clone();
-        store.call(|s| Box::pin(async move { s.record_stage(&rid, &rec).await }))?;
+        let o = o.clone();
+        store.call(|s| {
+            Box::pin(async move {
+                s.record_stage(&rid, &rec).await?;
+                // Stages that did something are nested MLflow runs of the
+                // pipeline's run, with their resources as metrics.
+                if o.status == StageStatus::UpToDate {
+                    return Ok(());
+                }
+                let child = RunId::generate();
+                let started = rec.started_ms.unwrap_or_else(now_ms);
+                let tags = vec![
+                    ("mlflow.parentRunId".to_owned(), rid.clone()),
+                    ("ferry.stage".to_owned(), o.stage.clone()),
+                    (
+                        "ferry.stage.status".to_owned(),
+                        o.status.as_str().to_owned(),
+                    ),
+                    (
+                        "ferry.stage.reason".to_owned(),
+                        rec.reason.clone().unwrap_or_default(),
+                    ),
+                ];
+                s.create_tracked_run(child.as_str(), experiment_id, &o.stage, "", started, &tags)
+                    .await?;
+                let mut metrics = Vec::new();
+                let mut metric = |key: &str, v: Option<i64>, scale: f64| {
+                    if let Some(v) = v {
+                        metrics.push(ferry_metadata::Metric {
+                            key: key.to_owned(),
+                            value: v as f64 / scale,
+                            timestamp: started,
+                            step: 0,
+                        });
+                    }
+                };
+                metric("ferry.wall_seconds", o.wall_ms, 1000.0);
+                metric("ferry.user_cpu_seconds", o.user_cpu_ms, 1000.0);
+                metric("ferry.sys_cpu_seconds", o.sys_cpu_ms, 1000.0);
+                metric("ferry.max_rss_bytes", o.max_rss_bytes, 1.0);
+                s.log_batch(child.as_str(), &metrics, &[], &[]).await?;
+                let status = match o.status {
+                    StageStatus::Ran | StageStatus::Restored => "FINISHED",
+                    StageStatus::Cancelled | StageStatus::Skipped => "KILLED",
+                    _ => "FAILED",
+                };
+                s.update_tracked_run(child.as_str(), Some(status), rec.ended_ms, None)
+                    .await?;
+                Ok(())
+            })
+        })?;
         Ok(())
     };
     let simple =
@@ -825,6 +876,29 @@ pub fn run(
                 s.record_metrics(&rid, &m).await
             })
         })?;
+    }
+
+    // The source data each stage read, as tags of the MLflow run.
+    {
+        let mut tags: Vec<(String, String)> = Vec::new();
+        for st in &stages {
+            if let Some(l) = engine.lock.stages.get(st.name.as_str()) {
+                for (dep, d) in &l.deps {
+                    let produced = project.pipeline.stages.iter().any(|s| {
+                        s.outs.iter().any(|o| {
+                            ferry_spec::path_within(dep, o) || ferry_spec::path_within(o, dep)
+                        })
+                    });
+                    let key = format!("ferry.data.{dep}");
+                    if !produced && !tags.iter().any(|(k, _)| *k == key) {
+                        tags.push((key, d.digest.to_hex()));
+                    }
+                }
+            }
+        }
+        tags.truncate(100);
+        let rid = rid.clone();
+        store.call(|s| Box::pin(async move { s.log_batch(&rid, &[], &[], &tags).await }))?;
     }
 
     let cancelled =

@@ -1,0 +1,68 @@
+"""ferry pipeline runs and registered models, seen through the mlflow client:
+one store, one registry."""
+import os
+import subprocess
+import time
+
+import requests
+from mlflow import MlflowClient
+
+from conftest import ROOT, free_port
+
+SPEC = """
+name: shapes
+stages:
+  prepare:
+    cmd: mkdir -p work && cat data.csv > work/clean.csv
+    deps: [data.csv]
+    outs: [work/clean.csv]
+  train:
+    cmd: >-
+      cat work/clean.csv > work/model.bin &&
+      echo '{"accuracy": 0.97}' > work/metrics.json
+    deps: [work/clean.csv]
+    outs: [work/model.bin]
+    metrics: work/metrics.json
+gates:
+  - metrics.accuracy >= 0.9
+register:
+  model: shapes-model
+  artifact: work/model.bin
+  alias: candidate
+"""
+
+
+def test_pipeline_runs_are_mlflow_runs(tmp_path):
+    binary = os.environ.get("FERRY_BIN", str(ROOT / "target" / "debug" / "ferry"))
+    (tmp_path / "ferry.yaml").write_text(SPEC)
+    (tmp_path / "data.csv").write_text("a,b\n1,2\n")
+    subprocess.run([binary, "run"], cwd=tmp_path, check=True, capture_output=True)
+    port = free_port()
+    proc = subprocess.Popen([binary, "server", "--port", str(port)], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(200):
+            try:
+                if requests.get(url + "/health", timeout=1).ok:
+                    break
+            except requests.ConnectionError:
+                time.sleep(0.05)
+        c = MlflowClient(url)
+        exp = c.get_experiment_by_name("shapes")
+        assert exp is not None
+        runs = c.search_runs([exp.experiment_id], "tags.ferry.pipeline = 'shapes'")
+        assert len(runs) == 1
+        run = runs[0]
+        assert run.info.status == "FINISHED"
+        assert run.data.metrics["accuracy"] == 0.97
+        assert "ferry.data.data.csv" in run.data.tags
+        stages = c.search_runs([exp.experiment_id], f"tags.mlflow.parentRunId = '{run.info.run_id}'")
+        assert sorted(r.info.run_name for r in stages) == ["prepare", "train"]
+        assert all(r.data.metrics["ferry.wall_seconds"] >= 0 for r in stages)
+        model = c.get_registered_model("shapes-model")
+        assert model.aliases == {"candidate": "1"}
+        v = c.get_model_version_by_alias("shapes-model", "candidate")
+        assert v.run_id == run.info.run_id
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
