@@ -43,6 +43,8 @@ CREATE TABLE metric_points (
     ts_ms  BIGINT NOT NULL,
     PRIMARY KEY (run_id, mkey, step, ts_ms, value)
 );
+-- History reads in (timestamp, step, value) order straight off this index.
+CREATE INDEX metric_points_by_time ON metric_points (run_id, mkey, ts_ms, step, value);
 INSERT INTO metric_points (run_id, mkey, value, stage, step, ts_ms)
     SELECT run_id, mkey, value, stage, step, ts_ms FROM run_metrics;
 DROP TABLE run_metrics;

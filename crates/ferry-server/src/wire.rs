@@ -87,6 +87,25 @@ pub struct WireMetric {
     pub step: i64,
 }
 
+/// A double as proto-JSON writes it, serialized without a JSON tree.
+#[derive(Debug, Clone, Copy)]
+pub struct Double(pub f64);
+
+impl Serialize for Double {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let v = self.0;
+        if v.is_nan() {
+            s.serialize_str("NaN")
+        } else if v == f64::INFINITY {
+            s.serialize_str("Infinity")
+        } else if v == f64::NEG_INFINITY {
+            s.serialize_str("-Infinity")
+        } else {
+            s.serialize_f64(v)
+        }
+    }
+}
+
 pub fn double(v: f64) -> serde_json::Value {
     if v.is_nan() {
         "NaN".into()

@@ -3,9 +3,7 @@
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Query};
 use crate::routes::experiments::{parse_experiment_id, view_type};
-use crate::wire::{
-    KeyValue, WireDatasetInput, WireMetric, WireRun, WireRunInfo, page_token, parse_page_token,
-};
+use crate::wire::{KeyValue, WireDatasetInput, WireRun, WireRunInfo, page_token, parse_page_token};
 use crate::{AppState, now_ms};
 use axum::extract::State;
 use axum::response::Json as Out;
@@ -419,11 +417,17 @@ pub async fn search(State(st): State<AppState>, Json(b): Json<Search>) -> ApiRes
         offset: parse_page_token(b.page_token.as_deref())?,
     };
     let (runs, more) = st.store.search_tracked_runs(&q).await?;
-    let mut out = json!({ "runs": runs.iter().map(WireRun::from).collect::<Vec<_>>() });
-    if more {
-        out["next_page_token"] = page_token(q.offset + max).into();
+    #[derive(serde::Serialize)]
+    struct Page {
+        runs: Vec<WireRun>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        next_page_token: Option<String>,
     }
-    Ok(Out(out))
+    let page = Page {
+        runs: runs.iter().map(WireRun::from).collect(),
+        next_page_token: more.then(|| page_token(q.offset + max)),
+    };
+    Ok(Out(serde_json::to_value(page).map_err(ApiError::internal)?))
 }
 
 #[derive(Deserialize)]
@@ -435,10 +439,27 @@ pub struct HistoryQ {
     page_token: Option<String>,
 }
 
+/// The history page, serialized straight from the points (no JSON tree).
+#[derive(serde::Serialize)]
+pub struct HistoryPage<'a> {
+    metrics: Vec<HistoryPoint<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_page_token: Option<String>,
+}
+
+#[derive(serde::Serialize)]
+struct HistoryPoint<'a> {
+    key: &'a str,
+    value: crate::wire::Double,
+    timestamp: i64,
+    step: i64,
+}
+
 pub async fn history(
     State(st): State<AppState>,
     Query(q): Query<HistoryQ>,
-) -> ApiResult<Out<Value>> {
+) -> ApiResult<axum::response::Response> {
+    use axum::response::IntoResponse;
     let id = run_id(q.run_id, q.run_uuid)?;
     let key = q
         .metric_key
@@ -446,15 +467,19 @@ pub async fn history(
     let points = st.store.metric_history(&id, &key).await?;
     let offset = parse_page_token(q.page_token.as_deref())? as usize;
     let max = q.max_results.unwrap_or(25_000).clamp(1, 25_000) as usize;
-    let page: Vec<WireMetric> = points
-        .iter()
-        .skip(offset)
-        .take(max)
-        .map(WireMetric::from)
-        .collect();
-    let mut out = json!({ "metrics": page });
-    if offset + max < points.len() {
-        out["next_page_token"] = page_token((offset + max) as i64).into();
-    }
-    Ok(Out(out))
+    let page = HistoryPage {
+        metrics: points
+            .iter()
+            .skip(offset)
+            .take(max)
+            .map(|m| HistoryPoint {
+                key: &key,
+                value: crate::wire::Double(m.value),
+                timestamp: m.timestamp,
+                step: m.step,
+            })
+            .collect(),
+        next_page_token: (offset + max < points.len()).then(|| page_token((offset + max) as i64)),
+    };
+    Ok(Out(page).into_response())
 }
