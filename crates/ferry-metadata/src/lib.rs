@@ -8,6 +8,7 @@
 //! knows SQL. [`BlockingStore`] gives synchronous callers (the CLI) the same
 //! interface on a private current-thread runtime.
 
+mod group;
 mod model;
 mod models;
 mod sql;

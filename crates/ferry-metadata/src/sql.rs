@@ -16,6 +16,9 @@ const MIGRATIONS: &[(i64, &str)] = &[
 pub struct SqlStore {
     pub(crate) pool: AnyPool,
     pub(crate) sqlite: bool,
+    /// Set by [`SqlStore::with_group_commit`]: concurrent `log_batch` calls
+    /// are written together in one transaction.
+    pub(crate) writer: Option<tokio::sync::mpsc::Sender<crate::group::LogJob>>,
 }
 
 pub(crate) fn q(what: &'static str) -> impl FnOnce(sqlx::Error) -> Error {
@@ -55,7 +58,11 @@ impl SqlStore {
                 url: url.to_owned(),
                 source,
             })?;
-        let store = Self { pool, sqlite };
+        let store = Self {
+            pool,
+            sqlite,
+            writer: None,
+        };
         store.migrate().await?;
         Ok(store)
     }

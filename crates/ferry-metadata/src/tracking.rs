@@ -386,6 +386,70 @@ pub trait TrackingStore: Send + Sync {
 }
 
 impl SqlStore {
+    /// `log_batch` in a transaction of its own (after the limits were checked).
+    pub(crate) async fn log_batch_direct(
+        &self,
+        run_id: &str,
+        metrics: &[Metric],
+        params: &[(String, String)],
+        tags: &[(String, String)],
+    ) -> Result<()> {
+        self.require_active_run(run_id).await?;
+        let mut tx = self.begin().await.map_err(q("log a batch"))?;
+        // Params are immutable: the same value again is fine, another is not.
+        let mut seen: std::collections::HashMap<&str, &str> = std::collections::HashMap::new();
+        for (k, v) in params {
+            if let Some(prev) = seen.insert(k, v) {
+                if prev != v {
+                    return Err(Error::Invalid(format!(
+                        "Duplicate parameter keys have been submitted: '{k}' with values '{prev}' and '{v}'"
+                    )));
+                }
+                continue;
+            }
+            let existing =
+                sqlx::query("SELECT value FROM run_params WHERE run_id = $1 AND pkey = $2")
+                    .bind(run_id)
+                    .bind(k)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(q("log params"))?;
+            match existing {
+                Some(row) => {
+                    let old = get_s(&row, "value");
+                    if old != *v {
+                        return Err(Error::Invalid(format!(
+                            "Changing param values is not allowed. Param with key='{k}' was already logged with value='{old}' for run ID='{run_id}'. Attempted logging new value '{v}'."
+                        )));
+                    }
+                }
+                None => {
+                    sqlx::query("INSERT INTO run_params (run_id, pkey, value) VALUES ($1, $2, $3)")
+                        .bind(run_id)
+                        .bind(k)
+                        .bind(v)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(q("log params"))?;
+                }
+            }
+        }
+        insert_metrics(&mut tx, run_id, metrics).await?;
+        for (k, v) in tags {
+            upsert_tag(&mut tx, run_id, k, v).await?;
+            if k == "mlflow.runName" {
+                sqlx::query("UPDATE runs SET run_name = $1 WHERE run_id = $2")
+                    .bind(v)
+                    .bind(run_id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(q("log tags"))?;
+            }
+        }
+        tx.commit().await.map_err(q("log a batch"))?;
+        Ok(())
+    }
+
     async fn experiment_where(&self, clause: &str, arg: Arg) -> Result<Option<Experiment>> {
         let mut sql = Sql::default();
         let p = sql.arg(arg);
@@ -976,60 +1040,24 @@ impl TrackingStore for SqlStore {
                 "A batch logging request can contain at most {MAX_BATCH_TOTAL} total entities. Got {total}."
             )));
         }
-        self.require_active_run(run_id).await?;
-        let mut tx = self.begin().await.map_err(q("log a batch"))?;
-        // Params are immutable: the same value again is fine, another is not.
-        let mut seen: std::collections::HashMap<&str, &str> = std::collections::HashMap::new();
-        for (k, v) in params {
-            if let Some(prev) = seen.insert(k, v) {
-                if prev != v {
-                    return Err(Error::Invalid(format!(
-                        "Duplicate parameter keys have been submitted: '{k}' with values '{prev}' and '{v}'"
-                    )));
+        match &self.writer {
+            Some(w) => {
+                let (reply, rx) = tokio::sync::oneshot::channel();
+                let job = crate::group::LogJob {
+                    run_id: run_id.to_owned(),
+                    metrics: metrics.to_vec(),
+                    params: params.to_vec(),
+                    tags: tags.to_vec(),
+                    reply,
+                };
+                if w.send(job).await.is_err() {
+                    return self.log_batch_direct(run_id, metrics, params, tags).await;
                 }
-                continue;
+                rx.await
+                    .unwrap_or_else(|_| Err(Error::Invalid("the write queue stopped".into())))
             }
-            let existing =
-                sqlx::query("SELECT value FROM run_params WHERE run_id = $1 AND pkey = $2")
-                    .bind(run_id)
-                    .bind(k)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(q("log params"))?;
-            match existing {
-                Some(row) => {
-                    let old = get_s(&row, "value");
-                    if old != *v {
-                        return Err(Error::Invalid(format!(
-                            "Changing param values is not allowed. Param with key='{k}' was already logged with value='{old}' for run ID='{run_id}'. Attempted logging new value '{v}'."
-                        )));
-                    }
-                }
-                None => {
-                    sqlx::query("INSERT INTO run_params (run_id, pkey, value) VALUES ($1, $2, $3)")
-                        .bind(run_id)
-                        .bind(k)
-                        .bind(v)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(q("log params"))?;
-                }
-            }
+            None => self.log_batch_direct(run_id, metrics, params, tags).await,
         }
-        insert_metrics(&mut tx, run_id, metrics).await?;
-        for (k, v) in tags {
-            upsert_tag(&mut tx, run_id, k, v).await?;
-            if k == "mlflow.runName" {
-                sqlx::query("UPDATE runs SET run_name = $1 WHERE run_id = $2")
-                    .bind(v)
-                    .bind(run_id)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(q("log tags"))?;
-            }
-        }
-        tx.commit().await.map_err(q("log a batch"))?;
-        Ok(())
     }
 
     async fn delete_run_tag(&self, run_id: &str, key: &str) -> Result<()> {
@@ -1186,7 +1214,7 @@ impl TrackingStore for SqlStore {
 
 /// Many metric points in a few multi-row statements, and one `latest_metrics`
 /// upsert per key (with the batch's own latest point).
-async fn insert_metrics(
+pub(crate) async fn insert_metrics(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     run_id: &str,
     metrics: &[Metric],
@@ -1230,7 +1258,7 @@ async fn insert_metrics(
     Ok(())
 }
 
-async fn upsert_tag(
+pub(crate) async fn upsert_tag(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     run_id: &str,
     k: &str,

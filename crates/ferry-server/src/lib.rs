@@ -170,7 +170,9 @@ pub enum ServeError {
 
 /// Runs the server until Ctrl-C or SIGTERM, then finishes in-flight requests.
 pub async fn serve(cfg: ServerConfig, ready: impl FnOnce(SocketAddr)) -> Result<(), ServeError> {
-    let store = ferry_metadata::SqlStore::open(&cfg.store_url).await?;
+    let store = ferry_metadata::SqlStore::open(&cfg.store_url)
+        .await?
+        .with_group_commit();
     let artifacts =
         artifacts::ArtifactRoot::new(&cfg.artifacts).map_err(|source| ServeError::Artifacts {
             path: cfg.artifacts.clone(),

@@ -444,6 +444,82 @@ async fn tracking_conformance(s: &dyn MetadataStore) {
     assert_eq!(pr.info.status, "RUNNING");
 }
 
+/// Concurrent `log_batch` calls through the group-commit writer: each keeps
+/// its own all-or-nothing result.
+async fn group_commit_conformance(s: std::sync::Arc<SqlStore>) {
+    let e = s.create_experiment("g", None, &[], 1).await.unwrap();
+    let ids: Vec<String> = (0..4).map(|i| format!("{:032x}", 100 + i)).collect();
+    for id in &ids {
+        s.create_tracked_run(id, e, "r", "", 1, &[]).await.unwrap();
+    }
+    s.log_batch(&ids[0], &[], &[("p".into(), "1".into())], &[])
+        .await
+        .unwrap();
+    let mut handles = Vec::new();
+    for i in 0..40 {
+        let s = s.clone();
+        let id = ids[i % 4].clone();
+        handles.push(tokio::spawn(async move {
+            let m = Metric {
+                key: "m".into(),
+                value: i as f64,
+                timestamp: i as i64,
+                step: i as i64,
+            };
+            // Every tenth call logs p = "changed": on run 0 (where p = 1) that
+            // must fail alone; on run 2 it sets p, then repeats it harmlessly.
+            let params = if i % 10 == 0 {
+                vec![("p".to_string(), "changed".to_string())]
+            } else {
+                vec![]
+            };
+            s.log_batch(&id, &[m], &params, &[]).await
+        }));
+    }
+    let mut failed = 0;
+    for h in handles {
+        if h.await.unwrap().is_err() {
+            failed += 1;
+        }
+    }
+    assert_eq!(
+        failed, 2,
+        "the two calls that change run 0's param fail, the rest commit"
+    );
+    let total: usize = {
+        let mut n = 0;
+        for id in &ids {
+            n += s.metric_history(id, "m").await.unwrap().len();
+        }
+        n
+    };
+    assert_eq!(total, 38);
+    let r2 = s.get_tracked_run(&ids[2]).await.unwrap().unwrap();
+    assert_eq!(r2.params, vec![("p".to_string(), "changed".to_string())]);
+    let r = s.get_tracked_run(&ids[1]).await.unwrap().unwrap();
+    assert_eq!(
+        r.metrics[0].value, 37.0,
+        "latest = highest step across the group"
+    );
+    assert!(matches!(
+        s.log_batch("f".repeat(32).as_str(), &[], &[], &[]).await,
+        Err(Error::NotFound(_))
+    ));
+}
+
+#[test]
+fn sqlite_group_commit() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let (_d, s) = sqlite().await;
+        group_commit_conformance(std::sync::Arc::new(s.with_group_commit())).await;
+    });
+}
+
 #[test]
 fn sqlite_tracking() {
     rt().block_on(async {
@@ -536,6 +612,18 @@ mod postgres {
     #[test]
     fn postgres_runs() {
         rt().block_on(async { runs_conformance(&fresh().await).await });
+    }
+
+    #[test]
+    fn postgres_group_commit() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            group_commit_conformance(std::sync::Arc::new(fresh().await.with_group_commit())).await
+        });
     }
 
     #[test]

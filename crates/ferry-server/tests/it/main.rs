@@ -20,7 +20,10 @@ impl App {
     async fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("ferry.db").display());
-        let store = ferry_metadata::SqlStore::open(&url).await.unwrap();
+        let store = ferry_metadata::SqlStore::open(&url)
+            .await
+            .unwrap()
+            .with_group_commit();
         let artifacts = ArtifactRoot::new(&dir.path().join("artifacts")).unwrap();
         let router = router(AppState {
             store: Arc::new(store),

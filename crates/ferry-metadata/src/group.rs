@@ -1,0 +1,241 @@
+//! Group commit for `log_batch`: concurrent logging requests (eight clients
+//! each logging one metric, say) are validated together and written in one
+//! transaction, instead of queueing for the database one by one.
+//!
+//! Each request keeps its own all-or-nothing semantics: a request that fails
+//! validation (unknown or deleted run, a changed param) is answered with its
+//! error and left out; the rest commit together. If the shared transaction
+//! fails as a whole, every request is retried on its own.
+
+use crate::sql::{SqlStore, get_s, q, upsert_latest};
+use crate::tracking::{Metric, upsert_tag};
+use crate::{Error, Result};
+use std::collections::{BTreeMap, HashMap};
+
+pub(crate) struct LogJob {
+    pub run_id: String,
+    pub metrics: Vec<Metric>,
+    pub params: Vec<(String, String)>,
+    pub tags: Vec<(String, String)>,
+    pub reply: tokio::sync::oneshot::Sender<Result<()>>,
+}
+
+/// Most requests written in one transaction.
+const MAX_GROUP: usize = 64;
+/// Most metric points in one transaction (beyond that, the next group).
+const MAX_GROUP_POINTS: usize = 5000;
+
+impl SqlStore {
+    /// This store with a group-commit writer for `log_batch` (the server
+    /// uses it). Needs a running tokio runtime.
+    pub fn with_group_commit(mut self) -> Self {
+        let (tx, rx) = tokio::sync::mpsc::channel(1024);
+        let direct = SqlStore {
+            pool: self.pool.clone(),
+            sqlite: self.sqlite,
+            writer: None,
+        };
+        tokio::spawn(writer(direct, rx));
+        self.writer = Some(tx);
+        self
+    }
+}
+
+async fn writer(store: SqlStore, mut rx: tokio::sync::mpsc::Receiver<LogJob>) {
+    let mut pending: Option<LogJob> = None;
+    loop {
+        let first = match pending.take() {
+            Some(j) => j,
+            None => match rx.recv().await {
+                Some(j) => j,
+                None => return,
+            },
+        };
+        let mut points = first.metrics.len();
+        let mut jobs = vec![first];
+        while jobs.len() < MAX_GROUP && points < MAX_GROUP_POINTS {
+            match rx.try_recv() {
+                Ok(j) => {
+                    points += j.metrics.len();
+                    jobs.push(j);
+                }
+                Err(_) => break,
+            }
+        }
+        match commit_group(&store, &jobs).await {
+            Ok(results) => {
+                for (job, r) in jobs.into_iter().zip(results) {
+                    let _ = job.reply.send(r);
+                }
+            }
+            Err(_) => {
+                for job in jobs {
+                    let r = store
+                        .log_batch_direct(&job.run_id, &job.metrics, &job.params, &job.tags)
+                        .await;
+                    let _ = job.reply.send(r);
+                }
+            }
+        }
+    }
+}
+
+/// Validates every job, writes the valid ones in one transaction, and
+/// returns each job's result. `Err` means the transaction itself failed.
+async fn commit_group(store: &SqlStore, jobs: &[LogJob]) -> Result<Vec<Result<()>>> {
+    let mut tx = store.begin().await.map_err(q("log a batch"))?;
+    let mut ids: Vec<&str> = jobs.iter().map(|j| j.run_id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let list: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
+    let mut stage_q = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT run_id, lifecycle_stage FROM runs WHERE run_id IN ({})",
+        list.join(", ")
+    )));
+    for id in &ids {
+        stage_q = stage_q.bind((*id).to_owned());
+    }
+    let stages: HashMap<String, String> = stage_q
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(q("log a batch"))?
+        .iter()
+        .map(|r| (get_s(r, "run_id"), get_s(r, "lifecycle_stage")))
+        .collect();
+    // Params already stored for these runs, then those this group adds.
+    let mut params: HashMap<(String, String), String> = HashMap::new();
+    if jobs.iter().any(|j| !j.params.is_empty()) {
+        let mut pq = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT run_id, pkey, value FROM run_params WHERE run_id IN ({})",
+            list.join(", ")
+        )));
+        for id in &ids {
+            pq = pq.bind((*id).to_owned());
+        }
+        for r in pq.fetch_all(&mut *tx).await.map_err(q("log params"))? {
+            params.insert((get_s(&r, "run_id"), get_s(&r, "pkey")), get_s(&r, "value"));
+        }
+    }
+    let mut results = Vec::with_capacity(jobs.len());
+    let mut accepted: Vec<&LogJob> = Vec::new();
+    let mut new_params: Vec<(&str, &str, &str)> = Vec::new();
+    for job in jobs {
+        let verdict = match stages.get(&job.run_id) {
+            None => Err(Error::NotFound(format!(
+                "Run with id={} not found",
+                job.run_id
+            ))),
+            Some(s) if s != "active" => Err(Error::Invalid(format!(
+                "The run {} must be in the 'active' state. Current state is {s}.",
+                job.run_id
+            ))),
+            Some(_) => {
+                let mut ok = Ok(());
+                let mut mine: Vec<(&str, &str)> = Vec::new();
+                for (k, v) in &job.params {
+                    if let Some((_, prev)) = mine.iter().find(|(pk, _)| pk == k) {
+                        if prev != v {
+                            ok = Err(Error::Invalid(format!(
+                                "Duplicate parameter keys have been submitted: '{k}' with values '{prev}' and '{v}'"
+                            )));
+                            break;
+                        }
+                        continue;
+                    }
+                    match params.get(&(job.run_id.clone(), k.clone())) {
+                        Some(old) if old != v => {
+                            ok = Err(Error::Invalid(format!(
+                                "Changing param values is not allowed. Param with key='{k}' was already logged with value='{old}' for run ID='{}'. Attempted logging new value '{v}'.",
+                                job.run_id
+                            )));
+                            break;
+                        }
+                        Some(_) => {}
+                        None => mine.push((k, v)),
+                    }
+                }
+                if ok.is_ok() {
+                    for (k, v) in mine {
+                        params.insert((job.run_id.clone(), k.to_owned()), v.to_owned());
+                        new_params.push((&job.run_id, k, v));
+                    }
+                }
+                ok
+            }
+        };
+        if verdict.is_ok() {
+            accepted.push(job);
+        }
+        results.push(verdict);
+    }
+    for (run, k, v) in &new_params {
+        sqlx::query("INSERT INTO run_params (run_id, pkey, value) VALUES ($1, $2, $3)")
+            .bind(*run)
+            .bind(*k)
+            .bind(*v)
+            .execute(&mut *tx)
+            .await
+            .map_err(q("log params"))?;
+    }
+    // All metric points in multi-row statements; one latest-value upsert per
+    // (run, key) with the group's latest point.
+    let points: Vec<(&str, &Metric)> = accepted
+        .iter()
+        .flat_map(|j| j.metrics.iter().map(move |m| (j.run_id.as_str(), m)))
+        .collect();
+    for chunk in points.chunks(400) {
+        let mut sql = String::from(
+            "INSERT INTO metric_points (run_id, mkey, value, stage, step, ts_ms) VALUES ",
+        );
+        for i in 0..chunk.len() {
+            let b = i * 5;
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!(
+                "(${}, ${}, ${}, NULL, ${}, ${})",
+                b + 1,
+                b + 2,
+                b + 3,
+                b + 4,
+                b + 5
+            ));
+        }
+        sql.push_str(" ON CONFLICT (run_id, mkey, step, ts_ms, value) DO NOTHING");
+        let mut qy = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (run, m) in chunk {
+            qy = qy
+                .bind((*run).to_owned())
+                .bind(m.key.clone())
+                .bind(m.value)
+                .bind(m.step)
+                .bind(m.timestamp);
+        }
+        qy.execute(&mut *tx).await.map_err(q("log metrics"))?;
+    }
+    let mut latest: BTreeMap<(&str, &str), &Metric> = BTreeMap::new();
+    for (run, m) in &points {
+        let e = latest.entry((run, m.key.as_str())).or_insert(m);
+        if (m.step, m.timestamp, m.value) > (e.step, e.timestamp, e.value) {
+            *e = m;
+        }
+    }
+    for ((run, _), m) in &latest {
+        upsert_latest(&mut tx, run, &m.key, m.value, m.step, m.timestamp).await?;
+    }
+    for job in &accepted {
+        for (k, v) in &job.tags {
+            upsert_tag(&mut tx, &job.run_id, k, v).await?;
+            if k == "mlflow.runName" {
+                sqlx::query("UPDATE runs SET run_name = $1 WHERE run_id = $2")
+                    .bind(v)
+                    .bind(&job.run_id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(q("log tags"))?;
+            }
+        }
+    }
+    tx.commit().await.map_err(q("log a batch"))?;
+    Ok(results)
+}
