@@ -20,6 +20,9 @@ pub(crate) struct LogJob {
     pub reply: tokio::sync::oneshot::Sender<Result<()>>,
 }
 
+/// Requests with at most this many entities go through the group writer.
+pub(crate) const SMALL_REQUEST: usize = 100;
+
 /// Most requests written in one transaction.
 const MAX_GROUP: usize = 64;
 /// Most metric points in one transaction (beyond that, the next group).
@@ -183,7 +186,7 @@ async fn commit_group(store: &SqlStore, jobs: &[LogJob]) -> Result<Vec<Result<()
         .iter()
         .flat_map(|j| j.metrics.iter().map(move |m| (j.run_id.as_str(), m)))
         .collect();
-    for chunk in points.chunks(400) {
+    for chunk in points.chunks(100) {
         let mut sql = String::from(
             "INSERT INTO metric_points (run_id, mkey, value, stage, step, ts_ms) VALUES ",
         );

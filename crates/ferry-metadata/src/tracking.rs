@@ -1040,7 +1040,10 @@ impl TrackingStore for SqlStore {
                 "A batch logging request can contain at most {MAX_BATCH_TOTAL} total entities. Got {total}."
             )));
         }
-        match &self.writer {
+        // Small requests (one metric, a tag) gain from sharing a commit;
+        // a large batch already amortizes its own.
+        let small = metrics.len() + params.len() + tags.len() <= crate::group::SMALL_REQUEST;
+        match self.writer.as_ref().filter(|_| small) {
             Some(w) => {
                 let (reply, rx) = tokio::sync::oneshot::channel();
                 let job = crate::group::LogJob {
@@ -1222,7 +1225,7 @@ pub(crate) async fn insert_metrics(
     if metrics.is_empty() {
         return Ok(());
     }
-    for chunk in metrics.chunks(500) {
+    for chunk in metrics.chunks(50) {
         let mut sql = Sql::default();
         let rid = sql.arg(Arg::S(run_id.to_owned()));
         let rows: Vec<String> = chunk
