@@ -1,5 +1,6 @@
 """The official mlflow client (3.x) against `ferry server`, unchanged."""
 import hashlib
+import math
 import os
 import uuid
 
@@ -47,6 +48,9 @@ def test_runs_metrics_history_and_search(server):
             for step in range(3):
                 mlflow.log_metric("acc", 0.5 + i / 20 + step / 100, step=step)
             mlflow.set_tags({"parity": "even" if i % 2 == 0 else "odd"})
+            if i == 0:
+                mlflow.log_metric("diverged", float("nan"))
+                mlflow.log_metric("huge", float("inf"))
             ids.append(run.info.run_id)
     c = MlflowClient()
     hist = c.get_metric_history(ids[3], "acc")
@@ -54,6 +58,9 @@ def test_runs_metrics_history_and_search(server):
     r = c.get_run(ids[3])
     assert r.data.metrics["acc"] == pytest.approx(0.5 + 3 / 20 + 0.02)
     assert r.info.status == "FINISHED"
+    r0 = c.get_run(ids[0])
+    assert math.isnan(r0.data.metrics["diverged"]) and math.isinf(r0.data.metrics["huge"])
+    assert math.isnan(c.get_metric_history(ids[0], "diverged")[0].value)
     found = mlflow.search_runs(
         experiment_ids=[exp.experiment_id],
         filter_string="metrics.acc > 0.7 and params.lr = '0.01'",

@@ -34,14 +34,17 @@ CREATE TABLE run_tags (
 
 -- Metric history: identical points are kept once; differing values at the
 -- same step and time are all kept, as MLflow does.
+-- NaN and infinities are stored as value 0 with is_nan = 1 (NaN), 2 (+inf)
+-- or 3 (-inf): SQLite has no NaN, and JSON carries neither.
 CREATE TABLE metric_points (
     run_id TEXT NOT NULL,
     mkey   TEXT NOT NULL,
     value  DOUBLE PRECISION NOT NULL,
+    is_nan BIGINT NOT NULL DEFAULT 0,
     stage  TEXT,
     step   BIGINT NOT NULL,
     ts_ms  BIGINT NOT NULL,
-    PRIMARY KEY (run_id, mkey, step, ts_ms, value)
+    PRIMARY KEY (run_id, mkey, step, ts_ms, value, is_nan)
 );
 -- History reads in (timestamp, step, value) order straight off this index.
 CREATE INDEX metric_points_by_time ON metric_points (run_id, mkey, ts_ms, step, value);
@@ -55,6 +58,7 @@ CREATE TABLE latest_metrics (
     run_id TEXT NOT NULL,
     mkey   TEXT NOT NULL,
     value  DOUBLE PRECISION NOT NULL,
+    is_nan BIGINT NOT NULL DEFAULT 0,
     step   BIGINT NOT NULL,
     ts_ms  BIGINT NOT NULL,
     PRIMARY KEY (run_id, mkey)

@@ -228,19 +228,45 @@ pub(crate) async fn insert_metric(
     m: &MetricRecord,
 ) -> Result<()> {
     sqlx::query(
-        "INSERT INTO metric_points (run_id, mkey, value, stage, step, ts_ms) VALUES ($1,$2,$3,$4,$5,$6) \
-         ON CONFLICT (run_id, mkey, step, ts_ms, value) DO NOTHING",
+        "INSERT INTO metric_points (run_id, mkey, value, is_nan, stage, step, ts_ms) VALUES ($1,$2,$3,$7,$4,$5,$6) \
+         ON CONFLICT (run_id, mkey, step, ts_ms, value, is_nan) DO NOTHING",
     )
     .bind(run_id)
     .bind(&m.key)
-    .bind(m.value)
+    .bind(stored(m.value).0)
     .bind(m.stage.clone())
     .bind(m.step)
     .bind(m.ts_ms)
+    .bind(stored(m.value).1)
     .execute(&mut **tx)
     .await
     .map_err(q("record metrics"))?;
     upsert_latest(tx, run_id, &m.key, m.value, m.step, m.ts_ms).await
+}
+
+/// A metric value as stored: `(value, special)` where special is 1 for
+/// NaN, 2 for +inf, 3 for -inf (value 0), else 0. Neither SQLite nor JSON
+/// carries NaN or infinities reliably.
+pub(crate) fn stored(v: f64) -> (f64, i64) {
+    if v.is_nan() {
+        (0.0, 1)
+    } else if v == f64::INFINITY {
+        (0.0, 2)
+    } else if v == f64::NEG_INFINITY {
+        (0.0, 3)
+    } else {
+        (v, 0)
+    }
+}
+
+/// The value back from its stored form.
+pub(crate) fn restored(value: f64, special: i64) -> f64 {
+    match special {
+        1 => f64::NAN,
+        2 => f64::INFINITY,
+        3 => f64::NEG_INFINITY,
+        _ => value,
+    }
 }
 
 /// Keeps `latest_metrics` at the value of the highest step, then the latest
@@ -254,17 +280,19 @@ pub(crate) async fn upsert_latest(
     ts_ms: i64,
 ) -> Result<()> {
     sqlx::query(
-        "INSERT INTO latest_metrics (run_id, mkey, value, step, ts_ms) VALUES ($1,$2,$3,$4,$5) \
-         ON CONFLICT (run_id, mkey) DO UPDATE SET value = excluded.value, step = excluded.step, ts_ms = excluded.ts_ms \
+        "INSERT INTO latest_metrics (run_id, mkey, value, step, ts_ms, is_nan) VALUES ($1,$2,$3,$4,$5,$6) \
+         ON CONFLICT (run_id, mkey) DO UPDATE SET value = excluded.value, step = excluded.step, ts_ms = excluded.ts_ms, \
+         is_nan = excluded.is_nan \
          WHERE excluded.step > latest_metrics.step \
             OR (excluded.step = latest_metrics.step AND excluded.ts_ms > latest_metrics.ts_ms) \
             OR (excluded.step = latest_metrics.step AND excluded.ts_ms = latest_metrics.ts_ms AND excluded.value > latest_metrics.value)",
     )
     .bind(run_id)
     .bind(key)
-    .bind(value)
+    .bind(stored(value).0)
     .bind(step)
     .bind(ts_ms)
+    .bind(stored(value).1)
     .execute(&mut **tx)
     .await
     .map_err(q("record metrics"))?;

@@ -564,7 +564,7 @@ impl SqlStore {
                 })
                 .collect();
             sql.text = format!(
-                "SELECT run_id, mkey, value, step, ts_ms FROM latest_metrics WHERE run_id IN ({list}) ORDER BY mkey"
+                "SELECT run_id, mkey, value, is_nan, step, ts_ms FROM latest_metrics WHERE run_id IN ({list}) ORDER BY mkey"
             );
             for r in sql
                 .query()
@@ -575,7 +575,7 @@ impl SqlStore {
                 if let Some(run) = runs.get_mut(&get_s(&r, "run_id")) {
                     run.metrics.push(Metric {
                         key: get_s(&r, "mkey"),
-                        value: get_f(&r, "value"),
+                        value: crate::sql::restored(get_f(&r, "value"), get_i(&r, "is_nan")),
                         timestamp: get_i(&r, "ts_ms"),
                         step: get_i(&r, "step"),
                     });
@@ -1086,10 +1086,10 @@ impl TrackingStore for SqlStore {
         // one at a time, which dominates for 10,000-point histories. The two
         // dialects spell JSON aggregation differently.
         let sql = if self.sqlite {
-            "SELECT json_group_array(json_array(value, step, ts_ms)) AS h FROM \
-             (SELECT value, step, ts_ms FROM metric_points WHERE run_id = $1 AND mkey = $2 ORDER BY ts_ms, step, value)"
+            "SELECT json_group_array(json_array(value, step, ts_ms, is_nan)) AS h FROM \
+             (SELECT value, step, ts_ms, is_nan FROM metric_points WHERE run_id = $1 AND mkey = $2 ORDER BY ts_ms, step, value)"
         } else {
-            "SELECT CAST(COALESCE(json_agg(json_build_array(value, step, ts_ms) ORDER BY ts_ms, step, value), '[]'::json) AS TEXT) AS h \
+            "SELECT CAST(COALESCE(json_agg(json_build_array(value, step, ts_ms, is_nan) ORDER BY ts_ms, step, value), '[]'::json) AS TEXT) AS h \
              FROM metric_points WHERE run_id = $1 AND mkey = $2"
         };
         let row = sqlx::query(sql)
@@ -1099,13 +1099,13 @@ impl TrackingStore for SqlStore {
             .await
             .map_err(q("read a metric's history"))?;
         let text = get_s(&row, "h");
-        let points: Vec<(Option<f64>, i64, i64)> = serde_json::from_str(&text)
+        let points: Vec<(Option<f64>, i64, i64, i64)> = serde_json::from_str(&text)
             .map_err(|e| Error::Invalid(format!("damaged metric history: {e}")))?;
         Ok(points
             .into_iter()
-            .map(|(value, step, timestamp)| Metric {
+            .map(|(value, step, timestamp, nan)| Metric {
                 key: key.to_owned(),
-                value: value.unwrap_or(f64::NAN),
+                value: crate::sql::restored(value.unwrap_or(0.0), nan),
                 timestamp,
                 step,
             })
@@ -1231,16 +1231,18 @@ pub(crate) async fn insert_metrics(
         let rows: Vec<String> = chunk
             .iter()
             .map(|m| {
+                let (value, nan) = crate::sql::stored(m.value);
                 let k = sql.arg(Arg::S(m.key.clone()));
-                let v = sql.arg(Arg::F(m.value));
+                let v = sql.arg(Arg::F(value));
+                let n = sql.arg(Arg::I(nan));
                 let st = sql.arg(Arg::I(m.step));
                 let ts = sql.arg(Arg::I(m.timestamp));
-                format!("({rid}, {k}, {v}, NULL, {st}, {ts})")
+                format!("({rid}, {k}, {v}, {n}, NULL, {st}, {ts})")
             })
             .collect();
         sql.text = format!(
-            "INSERT INTO metric_points (run_id, mkey, value, stage, step, ts_ms) VALUES {} \
-             ON CONFLICT (run_id, mkey, step, ts_ms, value) DO NOTHING",
+            "INSERT INTO metric_points (run_id, mkey, value, is_nan, stage, step, ts_ms) VALUES {} \
+             ON CONFLICT (run_id, mkey, step, ts_ms, value, is_nan) DO NOTHING",
             rows.join(", ")
         );
         sql.query()

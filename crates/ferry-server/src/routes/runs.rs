@@ -63,11 +63,6 @@ fn metric_value(v: &Value) -> ApiResult<f64> {
         },
         _ => return Err(ApiError::missing("value")),
     };
-    if x.is_nan() {
-        return Err(ApiError::invalid(
-            "NaN metric values are not supported by this server yet",
-        ));
-    }
     Ok(x)
 }
 

@@ -230,6 +230,19 @@ fn runs_metrics_params_tags_and_search() {
         "#);
         let (_, h) = app.get(&format!("metrics/get-history?run_id={id}&metric_key=acc")).await;
         assert_eq!(h["metrics"].as_array().unwrap().len(), 2);
+        // NaN and infinities travel as proto-JSON strings and come back as such.
+        app.ok_post("runs/log-metric", json!({"run_id": id, "key": "loss", "value": "NaN", "timestamp": 7, "step": 0})).await;
+        app.ok_post("runs/log-metric", json!({"run_id": id, "key": "loss", "value": 0.0, "timestamp": 7, "step": 0})).await;
+        app.ok_post("runs/log-metric", json!({"run_id": id, "key": "big", "value": "Infinity", "timestamp": 7, "step": 0})).await;
+        let (_, h) = app.get(&format!("metrics/get-history?run_id={id}&metric_key=loss")).await;
+        let values: Vec<Value> = h["metrics"].as_array().unwrap().iter().map(|m| m["value"].clone()).collect();
+        assert_eq!(values.len(), 2, "NaN and 0.0 at the same step and time are two points: {h}");
+        assert!(values.contains(&json!("NaN")) && values.contains(&json!(0.0)), "{h}");
+        let (_, h) = app.get(&format!("metrics/get-history?run_id={id}&metric_key=big")).await;
+        assert_eq!(h["metrics"][0]["value"], "Infinity", "{h}");
+        let (_, r) = app.get(&format!("runs/get?run_id={id}")).await;
+        let big = r["run"]["data"]["metrics"].as_array().unwrap().iter().find(|m| m["key"] == "big").unwrap().clone();
+        assert_eq!(big["value"], "Infinity");
         // log-batch: limits, all or nothing.
         let metrics: Vec<Value> = (0..1001).map(|i| json!({"key": "m", "value": i, "timestamp": i, "step": i})).collect();
         let (s, v) = app.post("runs/log-batch", json!({"run_id": ids[1], "metrics": metrics})).await;
