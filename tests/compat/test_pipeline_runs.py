@@ -66,3 +66,34 @@ def test_pipeline_runs_are_mlflow_runs(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_stages_log_into_the_pipeline_run_with_the_stock_client(tmp_path):
+    import sys
+
+    binary = os.environ.get("FERRY_BIN", str(ROOT / "target" / "debug" / "ferry"))
+    script = "import mlflow; mlflow.log_metric('from_stage', 42.0); mlflow.log_param('seen', 'yes')"
+    (tmp_path / "ferry.yaml").write_text(
+        f"name: logging\nstages:\n  train:\n    cmd: {sys.executable} -c \"{script}\" && echo done > out.txt\n    outs: [out.txt]\n"
+    )
+    subprocess.run([binary, "run"], cwd=tmp_path, check=True, capture_output=True)
+    port = free_port()
+    proc = subprocess.Popen([binary, "server", "--port", str(port)], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(200):
+            try:
+                if requests.get(url + "/health", timeout=1).ok:
+                    break
+            except requests.ConnectionError:
+                time.sleep(0.05)
+        c = MlflowClient(url)
+        exp = c.get_experiment_by_name("logging")
+        runs = c.search_runs([exp.experiment_id], "tags.ferry.pipeline = 'logging'")
+        assert len(runs) == 1
+        assert runs[0].data.metrics["from_stage"] == 42.0
+        assert runs[0].data.params["seen"] == "yes"
+        assert runs[0].info.status == "FINISHED"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

@@ -469,6 +469,8 @@ pub fn run(
         project.root.display().to_string(),
     ));
 
+    let mut tracking: Option<ferry_server::Embedded> = None;
+    let mut tracking_tried = false;
     let record = |store: &BlockingStore,
                   pos: usize,
                   o: &StageOutcome,
@@ -678,6 +680,32 @@ pub fn run(
                                 let _ = std::fs::create_dir_all(parent);
                             }
                         }
+                        // The first stage that runs gets an MLflow endpoint for the
+                        // pipeline's run (FERRY_NO_TRACKING=1 turns it off).
+                        if !tracking_tried && std::env::var_os("FERRY_NO_TRACKING").is_none() {
+                            tracking_tried = true;
+                            match ferry_server::Embedded::start(
+                                &project.store_url(),
+                                &project.ferry_dir().join("artifacts"),
+                            ) {
+                                Ok(srv) => {
+                                    env_vars.push(("MLFLOW_TRACKING_URI".into(), srv.url()));
+                                    env_vars.push(("MLFLOW_RUN_ID".into(), rid.clone()));
+                                    env_vars.push((
+                                        "MLFLOW_EXPERIMENT_ID".into(),
+                                        experiment_id.to_string(),
+                                    ));
+                                    tracking = Some(srv);
+                                }
+                                Err(e) => {
+                                    reporter.line(
+                                        "ferry",
+                                        ferry_executor::Stream::Stderr,
+                                        &format!("MLflow endpoint for stages not started: {e}"),
+                                    );
+                                }
+                            }
+                        }
                         let reason = verdict.reason();
                         reporter.event(Event::StageStarted {
                             stage: stage.name.as_str(),
@@ -827,6 +855,8 @@ pub fn run(
         reporter.event(Event::StageFinished(&o));
         outcomes[i] = Some(o);
     }
+    // Every stage is done: the stages' MLflow endpoint stops here.
+    drop(tracking);
     // Stages never started (cancelled before their turn).
     for i in 0..n {
         if outcomes[i].is_none() {

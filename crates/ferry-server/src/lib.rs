@@ -242,3 +242,103 @@ async fn log_requests(
     );
     resp
 }
+
+/// A server on a private loopback port for the length of a `ferry run`, so
+/// stages can log to the pipeline's run with the stock mlflow client.
+/// Dropping it stops the server.
+pub struct Embedded {
+    addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Embedded {
+    /// Starts serving `store_url` with artifacts under `artifacts`.
+    pub fn start(store_url: &str, artifacts: &std::path::Path) -> Result<Self, ServeError> {
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<SocketAddr, ServeError>>();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let url = store_url.to_owned();
+        let art = artifacts.to_owned();
+        let thread = std::thread::spawn(move || {
+            let rt = match tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(ServeError::Serve(e)));
+                    return;
+                }
+            };
+            rt.block_on(async move {
+                let started = async {
+                    let store = ferry_metadata::SqlStore::open(&url)
+                        .await?
+                        .with_group_commit();
+                    let artifacts = artifacts::ArtifactRoot::new(&art).map_err(|source| {
+                        ServeError::Artifacts {
+                            path: art.clone(),
+                            source,
+                        }
+                    })?;
+                    let state = AppState {
+                        store: Arc::new(store),
+                        artifacts: Arc::new(artifacts),
+                    };
+                    let addr = SocketAddr::from(([127, 0, 0, 1], 0));
+                    let listener = tokio::net::TcpListener::bind(addr)
+                        .await
+                        .map_err(|source| ServeError::Bind { addr, source })?;
+                    Ok::<_, ServeError>((router(state), listener))
+                };
+                match started.await {
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                    }
+                    Ok((app, listener)) => {
+                        match listener.local_addr() {
+                            Ok(a) => {
+                                let _ = ready_tx.send(Ok(a));
+                            }
+                            Err(e) => {
+                                let _ = ready_tx.send(Err(ServeError::Serve(e)));
+                                return;
+                            }
+                        }
+                        let _ = axum::serve(listener, app)
+                            .with_graceful_shutdown(async {
+                                let _ = stop_rx.await;
+                            })
+                            .await;
+                    }
+                }
+            });
+        });
+        let addr = ready_rx.recv().map_err(|_| {
+            ServeError::Serve(std::io::Error::other(
+                "the embedded server stopped while starting",
+            ))
+        })??;
+        Ok(Self {
+            addr,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        })
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+impl Drop for Embedded {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
