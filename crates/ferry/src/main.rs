@@ -18,6 +18,13 @@ pub mod exit {
 }
 
 fn main() -> ExitCode {
+    // `ferry runs list | head` must end quietly, as other Unix tools do,
+    // not panic on a closed pipe.
+    // SAFETY: restoring the default disposition of SIGPIPE at start-up,
+    // before any thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = cli::Cli::parse();
     match commands::dispatch(cli) {
         Ok(code) => ExitCode::from(code),

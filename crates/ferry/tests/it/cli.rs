@@ -458,3 +458,22 @@ fn schema_is_json() {
     let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
     assert_eq!(v["title"], "ferry pipeline");
 }
+
+#[test]
+fn a_closed_pipe_ends_quietly() {
+    let p = project();
+    p.run_ok();
+    for _ in 0..30 {
+        p.run_ok();
+    }
+    let mut child = p
+        .cmd(&["runs", "list", "--limit", "1000"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // the reader goes away at once
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
