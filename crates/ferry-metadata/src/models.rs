@@ -265,6 +265,11 @@ impl SqlStore {
     }
 }
 
+/// The value of `key` in a list of pairs.
+fn lookup(pairs: &[(String, String)], key: &str) -> Option<String> {
+    pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
+}
+
 fn lm_field(m: &LoggedModel, e: &Entity) -> Option<String> {
     match e {
         Entity::Attribute(Attr::Name) => Some(m.name.clone()),
@@ -274,16 +279,8 @@ fn lm_field(m: &LoggedModel, e: &Entity) -> Option<String> {
         Entity::Attribute(Attr::LastUpdatedTime) => Some(m.last_updated_ms.to_string()),
         Entity::Attribute(Attr::ModelId) => Some(m.model_id.clone()),
         Entity::Attribute(Attr::ModelType) => Some(m.model_type.clone()),
-        Entity::Tag(k) => m
-            .tags
-            .iter()
-            .find(|(tk, _)| tk == k)
-            .map(|(_, v)| v.clone()),
-        Entity::Param(k) => m
-            .params
-            .iter()
-            .find(|(pk, _)| pk == k)
-            .map(|(_, v)| v.clone()),
+        Entity::Tag(k) => lookup(&m.tags, k),
+        Entity::Param(k) => lookup(&m.params, k),
         _ => None,
     }
 }
@@ -293,11 +290,7 @@ fn rm_field(m: &RegisteredModel, e: &Entity) -> Option<String> {
         Entity::Attribute(Attr::Name) => Some(m.name.clone()),
         Entity::Attribute(Attr::CreationTime) => Some(m.creation_ms.to_string()),
         Entity::Attribute(Attr::LastUpdatedTime) => Some(m.last_updated_ms.to_string()),
-        Entity::Tag(k) => m
-            .tags
-            .iter()
-            .find(|(tk, _)| tk == k)
-            .map(|(_, v)| v.clone()),
+        Entity::Tag(k) => lookup(&m.tags, k),
         _ => None,
     }
 }
@@ -310,11 +303,7 @@ fn mv_field(v: &ModelVersion, e: &Entity) -> Option<String> {
         Entity::Attribute(Attr::Source) => Some(v.source.clone()),
         Entity::Attribute(Attr::CreationTime) => Some(v.created_ms.to_string()),
         Entity::Attribute(Attr::LastUpdatedTime) => Some(v.last_updated_ms.to_string()),
-        Entity::Tag(k) => v
-            .tags
-            .iter()
-            .find(|(tk, _)| tk == k)
-            .map(|(_, val)| val.clone()),
+        Entity::Tag(k) => lookup(&v.tags, k),
         _ => None,
     }
 }
