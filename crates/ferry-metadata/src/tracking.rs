@@ -208,18 +208,22 @@ fn clause_sql(sql: &mut Sql, c: &Clause) -> String {
             let kp = sql.arg(Arg::S(k.clone()));
             let cmp = compare(sql, "m.value", c.op, &c.value);
             format!(
-                "r.run_id IN (SELECT m.run_id FROM latest_metrics m WHERE m.mkey = {kp} AND {cmp})"
+                "EXISTS (SELECT 1 FROM latest_metrics m WHERE m.run_id = r.run_id AND m.mkey = {kp} AND {cmp})"
             )
         }
         Entity::Param(k) => {
             let kp = sql.arg(Arg::S(k.clone()));
             let cmp = compare(sql, "p.value", c.op, &c.value);
-            format!("r.run_id IN (SELECT p.run_id FROM run_params p WHERE p.pkey = {kp} AND {cmp})")
+            format!(
+                "EXISTS (SELECT 1 FROM run_params p WHERE p.run_id = r.run_id AND p.pkey = {kp} AND {cmp})"
+            )
         }
         Entity::Tag(k) => {
             let kp = sql.arg(Arg::S(k.clone()));
             let cmp = compare(sql, "t.value", c.op, &c.value);
-            format!("r.run_id IN (SELECT t.run_id FROM run_tags t WHERE t.tkey = {kp} AND {cmp})")
+            format!(
+                "EXISTS (SELECT 1 FROM run_tags t WHERE t.run_id = r.run_id AND t.tkey = {kp} AND {cmp})"
+            )
         }
         Entity::Attribute(a) => compare(sql, attr_column(*a), c.op, &c.value),
         Entity::Dataset(f) => {
@@ -1187,7 +1191,34 @@ impl TrackingStore for SqlStore {
         for c in &qr.filter {
             wheres.push(clause_sql(&mut sql, c));
         }
-        let mut orders: Vec<String> = qr.order_by.iter().map(|o| order_sql(&mut sql, o)).collect();
+        // Ordered by a metric the filter also requires (`metrics.acc > 0.5`
+        // ... `ORDER BY metrics.acc DESC`): walk that metric's index in order
+        // and stop at the page's end, instead of sorting every match.
+        let driver = match qr.order_by.first() {
+            Some(OrderBy {
+                entity: Entity::Metric(k),
+                ascending,
+            }) if qr.filter.iter().any(|c| {
+                matches!(&c.entity, Entity::Metric(f) if f == k) && c.op != Comparator::Ne
+            }) =>
+            {
+                Some((k.clone(), *ascending))
+            }
+            _ => None,
+        };
+        let mut from = "runs r".to_owned();
+        let mut orders: Vec<String> = Vec::new();
+        let mut rest = &qr.order_by[..];
+        if let Some((k, ascending)) = &driver {
+            let kp = sql.arg(Arg::S(k.clone()));
+            from = format!("latest_metrics o JOIN runs r ON r.run_id = o.run_id AND o.mkey = {kp}");
+            orders.push(format!(
+                "o.value {}",
+                if *ascending { "ASC" } else { "DESC" }
+            ));
+            rest = &qr.order_by[1..];
+        }
+        orders.extend(rest.iter().map(|o| order_sql(&mut sql, o)));
         if !qr
             .order_by
             .iter()
@@ -1199,7 +1230,7 @@ impl TrackingStore for SqlStore {
         let lim = sql.arg(Arg::I(qr.max_results + 1));
         let off = sql.arg(Arg::I(qr.offset));
         sql.text = format!(
-            "SELECT r.run_id AS run_id FROM runs r WHERE {} ORDER BY {} LIMIT {lim} OFFSET {off}",
+            "SELECT r.run_id AS run_id FROM {from} WHERE {} ORDER BY {} LIMIT {lim} OFFSET {off}",
             wheres.join(" AND "),
             orders.join(", ")
         );
