@@ -63,6 +63,13 @@ def test_pipeline_runs_are_mlflow_runs(tmp_path):
         assert model.aliases == {"candidate": "1"}
         v = c.get_model_version_by_alias("shapes-model", "candidate")
         assert v.run_id == run.info.run_id
+        # The registered artifact downloads with the stock client.
+        import mlflow
+
+        mlflow.set_tracking_uri(url)
+        local = mlflow.artifacts.download_artifacts("models:/shapes-model@candidate", dst_path=str(tmp_path / "dl"))
+        path = local if os.path.isfile(local) else os.path.join(local, "model.bin")
+        assert open(path).read() == (tmp_path / "work" / "model.bin").read_text()
     finally:
         proc.terminate()
         proc.wait(timeout=10)

@@ -997,6 +997,7 @@ pub fn run(
                 &params,
                 &all_metrics,
                 env.as_ref(),
+                experiment_id,
                 &mut report,
                 reporter.as_ref(),
             )?;
@@ -1047,6 +1048,7 @@ fn register(
     params: &BTreeMap<String, serde_json::Value>,
     metrics: &BTreeMap<String, serde_json::Value>,
     env: Option<&PreparedEnv>,
+    experiment_id: i64,
     report: &mut RunReport,
     reporter: &dyn Reporter,
 ) -> Result<()> {
@@ -1146,12 +1148,81 @@ fn register(
         lineage,
         created_ms: now_ms(),
         alias: reg.alias.clone(),
-        source: None,
+        source: Some(format!("runs:/{rid}/{}", reg.model)),
     };
+    // The artifact also goes under the run's artifacts in the project's
+    // artifact folder (the one `ferry server` serves by default), so MLflow
+    // clients can download the version.
+    publish_artifact(
+        project,
+        experiment_id,
+        rid,
+        &reg.artifact,
+        reg.model.as_str(),
+    )?;
     let v = store.call(|s| Box::pin(async move { s.create_model_version(&nv).await }))?;
     reporter.event(Event::Registered(&v));
     report.registered = Some(v);
     Ok(())
+}
+
+/// Copies `artifact` (a file or folder of the project) into the folder
+/// `.ferry/artifacts/<experiment>/<run>/artifacts/<model>/` (a file keeps its
+/// name; a folder's contents go in), through a temporary name and a rename.
+/// MLflow clients load a model from a folder, hence the folder.
+fn publish_artifact(
+    project: &Project,
+    experiment_id: i64,
+    rid: &str,
+    artifact: &str,
+    model: &str,
+) -> Result<()> {
+    let io = |action: &'static str, path: &std::path::Path| {
+        let path = path.to_owned();
+        move |source: std::io::Error| Error::Io {
+            action,
+            path,
+            source,
+        }
+    };
+    let src = project.root.join(artifact);
+    let dst = project
+        .ferry_dir()
+        .join("artifacts")
+        .join(experiment_id.to_string())
+        .join(rid)
+        .join("artifacts")
+        .join(model);
+    let parent = dst.parent().unwrap_or(&dst).to_owned();
+    std::fs::create_dir_all(&parent).map_err(io("create", &parent))?;
+    let tmp = parent.join(format!(".ferry-publish-{}", std::process::id()));
+    fn copy_tree(from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
+        if from.is_dir() {
+            std::fs::create_dir_all(to)?;
+            for e in std::fs::read_dir(from)? {
+                let e = e?;
+                copy_tree(&e.path(), &to.join(e.file_name()))?;
+            }
+            Ok(())
+        } else {
+            std::fs::copy(from, to).map(|_| ())
+        }
+    }
+    let _ = std::fs::remove_dir_all(&tmp);
+    if src.is_dir() {
+        copy_tree(&src, &tmp).map_err(io("copy", &src))?;
+    } else {
+        std::fs::create_dir_all(&tmp).map_err(io("create", &tmp))?;
+        let name = src
+            .file_name()
+            .map(std::ffi::OsStr::to_owned)
+            .unwrap_or_else(|| "artifact".into());
+        copy_tree(&src, &tmp.join(name)).map_err(io("copy", &src))?;
+    }
+    if dst.is_dir() {
+        std::fs::remove_dir_all(&dst).map_err(io("replace", &dst))?;
+    }
+    std::fs::rename(&tmp, &dst).map_err(io("publish", &dst))
 }
 
 /// Removes cache objects no longer referenced by ferry.lock, a registered
