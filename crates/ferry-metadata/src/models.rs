@@ -352,28 +352,22 @@ impl ModelStore for SqlStore {
         .execute(&mut *tx)
         .await
         .map_err(q("create a logged model"))?;
-        for (k, v) in params {
-            sqlx::query(
-                "INSERT INTO logged_model_params (model_id, pkey, value) VALUES ($1, $2, $3)",
-            )
-            .bind(&id)
-            .bind(k)
-            .bind(v)
-            .execute(&mut *tx)
-            .await
-            .map_err(q("create a logged model"))?;
-        }
-        for (k, v) in tags {
-            sqlx::query(
-                "INSERT INTO logged_model_tags (model_id, tkey, value) VALUES ($1, $2, $3)",
-            )
-            .bind(&id)
-            .bind(k)
-            .bind(v)
-            .execute(&mut *tx)
-            .await
-            .map_err(q("create a logged model"))?;
-        }
+        crate::sql::insert_pairs(
+            &mut tx,
+            "INSERT INTO logged_model_params (model_id, pkey, value) VALUES ($1, $2, $3)",
+            &id,
+            params,
+            "create a logged model",
+        )
+        .await?;
+        crate::sql::insert_pairs(
+            &mut tx,
+            "INSERT INTO logged_model_tags (model_id, tkey, value) VALUES ($1, $2, $3)",
+            &id,
+            tags,
+            "create a logged model",
+        )
+        .await?;
         tx.commit().await.map_err(q("create a logged model"))?;
         self.get_logged_model(&id)
             .await?
@@ -545,15 +539,14 @@ impl ModelStore for SqlStore {
                 other.map_err(q("create a registered model"))?;
             }
         }
-        for (k, v) in tags {
-            sqlx::query("INSERT INTO model_tags (model, tkey, value) VALUES ($1, $2, $3)")
-                .bind(name)
-                .bind(k)
-                .bind(v)
-                .execute(&mut *tx)
-                .await
-                .map_err(q("tag a registered model"))?;
-        }
+        crate::sql::insert_pairs(
+            &mut tx,
+            "INSERT INTO model_tags (model, tkey, value) VALUES ($1, $2, $3)",
+            name,
+            tags,
+            "tag a registered model",
+        )
+        .await?;
         tx.commit().await.map_err(q("create a registered model"))?;
         self.require_model(name).await
     }

@@ -244,6 +244,26 @@ pub(crate) async fn insert_metric(
     upsert_latest(tx, run_id, &m.key, m.value, m.step, m.ts_ms).await
 }
 
+/// Inserts `(id, key, value)` rows with `sql` (three placeholders).
+pub(crate) async fn insert_pairs(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    sql: &'static str,
+    id: &str,
+    pairs: &[(String, String)],
+    what: &'static str,
+) -> Result<()> {
+    for (k, v) in pairs {
+        sqlx::query(sql)
+            .bind(id)
+            .bind(k)
+            .bind(v)
+            .execute(&mut **tx)
+            .await
+            .map_err(q(what))?;
+    }
+    Ok(())
+}
+
 /// A metric value as stored: `(value, special)` where special is 1 for
 /// NaN, 2 for +inf, 3 for -inf (value 0), else 0. Neither SQLite nor JSON
 /// carries NaN or infinities reliably.

@@ -709,17 +709,7 @@ impl TrackingStore for SqlStore {
         .execute(&mut *tx)
         .await
         .map_err(q("create an experiment"))?;
-        for (k, v) in tags {
-            sqlx::query(
-                "INSERT INTO experiment_tags (experiment_id, tkey, value) VALUES ($1, $2, $3)",
-            )
-            .bind(id)
-            .bind(k)
-            .bind(v)
-            .execute(&mut *tx)
-            .await
-            .map_err(q("tag an experiment"))?;
-        }
+        crate::sql::insert_pairs(&mut tx, "INSERT INTO experiment_tags (experiment_id, tkey, value) VALUES (CAST($1 AS BIGINT), $2, $3)", &id.to_string(), tags, "tag an experiment").await?;
         tx.commit().await.map_err(q("create an experiment"))?;
         Ok(id)
     }
