@@ -4,6 +4,7 @@ import os
 import socket
 import subprocess
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -18,8 +19,22 @@ def free_port():
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def server(tmp_path_factory):
+BACKENDS = ["sqlite"] + (["postgres"] if os.environ.get("FERRY_TEST_POSTGRES_URL") else [])
+
+
+def store_url(backend, store):
+    """A fresh store: a SQLite file, or a new database on the PostgreSQL server
+    FERRY_TEST_POSTGRES_URL names (.ci/run starts one)."""
+    if backend == "sqlite":
+        return f"sqlite://{store}/ferry.db"
+    admin = os.environ["FERRY_TEST_POSTGRES_URL"]
+    name = "ferry_compat_" + uuid.uuid4().hex[:12]
+    subprocess.run(["psql", admin, "-q", "-c", f"CREATE DATABASE {name}"], check=True)
+    return admin.rsplit("/", 1)[0] + "/" + name
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def server(request, tmp_path_factory):
     work = tmp_path_factory.mktemp("ferry-server")
     binary = os.environ.get("FERRY_BIN", str(ROOT / "target" / "debug" / "ferry"))
     port = free_port()
@@ -28,7 +43,7 @@ def server(tmp_path_factory):
     artifacts = work / "store" / "artifacts"
     log = open(work / "server.log", "w")
     proc = subprocess.Popen(
-        [binary, "server", "--port", str(port), "--store", f"sqlite://{store}/ferry.db", "--artifacts", str(artifacts)],
+        [binary, "server", "--port", str(port), "--store", store_url(request.param, store), "--artifacts", str(artifacts)],
         stdout=log,
         stderr=subprocess.STDOUT,
         cwd=work,
