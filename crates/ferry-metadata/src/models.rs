@@ -354,7 +354,7 @@ impl ModelStore for SqlStore {
         .map_err(q("create a logged model"))?;
         crate::sql::insert_pairs(
             &mut tx,
-            "INSERT INTO logged_model_params (model_id, pkey, value) VALUES ($1, $2, $3)",
+            crate::sql::UPSERT_LOGGED_MODEL_PARAM,
             &id,
             params,
             "create a logged model",
@@ -362,7 +362,7 @@ impl ModelStore for SqlStore {
         .await?;
         crate::sql::insert_pairs(
             &mut tx,
-            "INSERT INTO logged_model_tags (model_id, tkey, value) VALUES ($1, $2, $3)",
+            crate::sql::UPSERT_LOGGED_MODEL_TAG,
             &id,
             tags,
             "create a logged model",
@@ -414,23 +414,14 @@ impl ModelStore for SqlStore {
             )));
         }
         let mut tx = self.begin().await.map_err(q("tag a logged model"))?;
-        for (k, v) in tags {
-            sqlx::query("DELETE FROM logged_model_tags WHERE model_id = $1 AND tkey = $2")
-                .bind(model_id)
-                .bind(k)
-                .execute(&mut *tx)
-                .await
-                .map_err(q("tag a logged model"))?;
-            sqlx::query(
-                "INSERT INTO logged_model_tags (model_id, tkey, value) VALUES ($1, $2, $3)",
-            )
-            .bind(model_id)
-            .bind(k)
-            .bind(v)
-            .execute(&mut *tx)
-            .await
-            .map_err(q("tag a logged model"))?;
-        }
+        crate::sql::insert_pairs(
+            &mut tx,
+            crate::sql::UPSERT_LOGGED_MODEL_TAG,
+            model_id,
+            tags,
+            "tag a logged model",
+        )
+        .await?;
         tx.commit().await.map_err(q("tag a logged model"))?;
         Ok(())
     }
@@ -541,7 +532,7 @@ impl ModelStore for SqlStore {
         }
         crate::sql::insert_pairs(
             &mut tx,
-            "INSERT INTO model_tags (model, tkey, value) VALUES ($1, $2, $3)",
+            crate::sql::UPSERT_MODEL_TAG,
             name,
             tags,
             "tag a registered model",
@@ -667,13 +658,7 @@ impl ModelStore for SqlStore {
         self.require_model(name).await?;
         self.run1(
             "tag a model",
-            "DELETE FROM model_tags WHERE model = $1 AND tkey = $2",
-            &[name, key],
-        )
-        .await?;
-        self.run1(
-            "tag a model",
-            "INSERT INTO model_tags (model, tkey, value) VALUES ($1, $2, $3)",
+            crate::sql::UPSERT_MODEL_TAG,
             &[name, key, value],
         )
         .await?;
@@ -812,27 +797,17 @@ impl ModelStore for SqlStore {
         value: &str,
     ) -> Result<()> {
         self.require_version(name, version).await?;
-        let mut tx = self.begin().await.map_err(q("tag a model version"))?;
         sqlx::query(
-            "DELETE FROM model_version_tags WHERE model = $1 AND version = $2 AND tkey = $3",
-        )
-        .bind(name)
-        .bind(version)
-        .bind(key)
-        .execute(&mut *tx)
-        .await
-        .map_err(q("tag a model version"))?;
-        sqlx::query(
-            "INSERT INTO model_version_tags (model, version, tkey, value) VALUES ($1, $2, $3, $4)",
+            "INSERT INTO model_version_tags (model, version, tkey, value) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (model, version, tkey) DO UPDATE SET value = excluded.value",
         )
         .bind(name)
         .bind(version)
         .bind(key)
         .bind(value)
-        .execute(&mut *tx)
+        .execute(&self.pool)
         .await
         .map_err(q("tag a model version"))?;
-        tx.commit().await.map_err(q("tag a model version"))?;
         Ok(())
     }
 

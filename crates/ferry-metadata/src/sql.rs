@@ -244,7 +244,20 @@ pub(crate) async fn insert_metric(
     upsert_latest(tx, run_id, &m.key, m.value, m.step, m.ts_ms).await
 }
 
-/// Inserts `(id, key, value)` rows with `sql` (three placeholders).
+/// Upserts of `(id, key, value)` rows: a key set again takes the new value.
+pub(crate) const UPSERT_RUN_TAG: &str = "INSERT INTO run_tags (run_id, tkey, value) VALUES ($1, $2, $3) \
+     ON CONFLICT (run_id, tkey) DO UPDATE SET value = excluded.value";
+pub(crate) const UPSERT_EXPERIMENT_TAG: &str = "INSERT INTO experiment_tags (experiment_id, tkey, value) \
+     VALUES (CAST($1 AS BIGINT), $2, $3) ON CONFLICT (experiment_id, tkey) DO UPDATE SET value = excluded.value";
+pub(crate) const UPSERT_MODEL_TAG: &str = "INSERT INTO model_tags (model, tkey, value) VALUES ($1, $2, $3) \
+     ON CONFLICT (model, tkey) DO UPDATE SET value = excluded.value";
+pub(crate) const UPSERT_LOGGED_MODEL_TAG: &str = "INSERT INTO logged_model_tags (model_id, tkey, value) VALUES ($1, $2, $3) \
+     ON CONFLICT (model_id, tkey) DO UPDATE SET value = excluded.value";
+pub(crate) const UPSERT_LOGGED_MODEL_PARAM: &str = "INSERT INTO logged_model_params (model_id, pkey, value) VALUES ($1, $2, $3) \
+     ON CONFLICT (model_id, pkey) DO UPDATE SET value = excluded.value";
+
+/// Writes `(id, key, value)` rows with `sql` (three placeholders, one of the
+/// upserts above).
 pub(crate) async fn insert_pairs(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     sql: &'static str,

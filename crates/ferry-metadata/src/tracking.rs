@@ -709,7 +709,14 @@ impl TrackingStore for SqlStore {
         .execute(&mut *tx)
         .await
         .map_err(q("create an experiment"))?;
-        crate::sql::insert_pairs(&mut tx, "INSERT INTO experiment_tags (experiment_id, tkey, value) VALUES (CAST($1 AS BIGINT), $2, $3)", &id.to_string(), tags, "tag an experiment").await?;
+        crate::sql::insert_pairs(
+            &mut tx,
+            crate::sql::UPSERT_EXPERIMENT_TAG,
+            &id.to_string(),
+            tags,
+            "tag an experiment",
+        )
+        .await?;
         tx.commit().await.map_err(q("create an experiment"))?;
         Ok(id)
     }
@@ -796,20 +803,16 @@ impl TrackingStore for SqlStore {
 
     async fn set_experiment_tag(&self, id: i64, key: &str, value: &str) -> Result<()> {
         self.require_experiment(id).await?;
+        let pair = [(key.to_owned(), value.to_owned())];
         let mut tx = self.begin().await.map_err(q("tag an experiment"))?;
-        sqlx::query("DELETE FROM experiment_tags WHERE experiment_id = $1 AND tkey = $2")
-            .bind(id)
-            .bind(key)
-            .execute(&mut *tx)
-            .await
-            .map_err(q("tag an experiment"))?;
-        sqlx::query("INSERT INTO experiment_tags (experiment_id, tkey, value) VALUES ($1, $2, $3)")
-            .bind(id)
-            .bind(key)
-            .bind(value)
-            .execute(&mut *tx)
-            .await
-            .map_err(q("tag an experiment"))?;
+        crate::sql::insert_pairs(
+            &mut tx,
+            crate::sql::UPSERT_EXPERIMENT_TAG,
+            &id.to_string(),
+            &pair,
+            "tag an experiment",
+        )
+        .await?;
         tx.commit().await.map_err(q("tag an experiment"))?;
         Ok(())
     }
@@ -1290,13 +1293,7 @@ pub(crate) async fn upsert_tag(
     k: &str,
     v: &str,
 ) -> Result<()> {
-    sqlx::query("DELETE FROM run_tags WHERE run_id = $1 AND tkey = $2")
-        .bind(run_id)
-        .bind(k)
-        .execute(&mut **tx)
-        .await
-        .map_err(q("set a tag"))?;
-    sqlx::query("INSERT INTO run_tags (run_id, tkey, value) VALUES ($1, $2, $3)")
+    sqlx::query(crate::sql::UPSERT_RUN_TAG)
         .bind(run_id)
         .bind(k)
         .bind(v)
