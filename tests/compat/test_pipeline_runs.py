@@ -1,5 +1,6 @@
 """ferry pipeline runs and registered models, seen through the mlflow client:
 one store, one registry."""
+import contextlib
 import os
 import subprocess
 import time
@@ -32,13 +33,11 @@ register:
 """
 
 
-def test_pipeline_runs_are_mlflow_runs(tmp_path):
-    binary = os.environ.get("FERRY_BIN", str(ROOT / "target" / "debug" / "ferry"))
-    (tmp_path / "ferry.yaml").write_text(SPEC)
-    (tmp_path / "data.csv").write_text("a,b\n1,2\n")
-    subprocess.run([binary, "run"], cwd=tmp_path, check=True, capture_output=True)
+@contextlib.contextmanager
+def project_server(binary, project):
+    """`ferry server` in a project folder (its own store), for one test."""
     port = free_port()
-    proc = subprocess.Popen([binary, "server", "--port", str(port)], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen([binary, "server", "--port", str(port)], cwd=project, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         url = f"http://127.0.0.1:{port}"
         for _ in range(200):
@@ -47,6 +46,18 @@ def test_pipeline_runs_are_mlflow_runs(tmp_path):
                     break
             except requests.ConnectionError:
                 time.sleep(0.05)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_pipeline_runs_are_mlflow_runs(tmp_path):
+    binary = os.environ.get("FERRY_BIN", str(ROOT / "target" / "debug" / "ferry"))
+    (tmp_path / "ferry.yaml").write_text(SPEC)
+    (tmp_path / "data.csv").write_text("a,b\n1,2\n")
+    subprocess.run([binary, "run"], cwd=tmp_path, check=True, capture_output=True)
+    with project_server(binary, tmp_path) as url:
         c = MlflowClient(url)
         exp = c.get_experiment_by_name("shapes")
         assert exp is not None
@@ -70,9 +81,6 @@ def test_pipeline_runs_are_mlflow_runs(tmp_path):
         local = mlflow.artifacts.download_artifacts("models:/shapes-model@candidate", dst_path=str(tmp_path / "dl"))
         path = local if os.path.isfile(local) else os.path.join(local, "model.bin")
         assert open(path).read() == (tmp_path / "work" / "model.bin").read_text()
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def test_stages_log_into_the_pipeline_run_with_the_stock_client(tmp_path):
@@ -84,16 +92,7 @@ def test_stages_log_into_the_pipeline_run_with_the_stock_client(tmp_path):
         f"name: logging\nstages:\n  train:\n    cmd: {sys.executable} -c \"{script}\" && echo done > out.txt\n    outs: [out.txt]\n"
     )
     subprocess.run([binary, "run"], cwd=tmp_path, check=True, capture_output=True)
-    port = free_port()
-    proc = subprocess.Popen([binary, "server", "--port", str(port)], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        url = f"http://127.0.0.1:{port}"
-        for _ in range(200):
-            try:
-                if requests.get(url + "/health", timeout=1).ok:
-                    break
-            except requests.ConnectionError:
-                time.sleep(0.05)
+    with project_server(binary, tmp_path) as url:
         c = MlflowClient(url)
         exp = c.get_experiment_by_name("logging")
         runs = c.search_runs([exp.experiment_id], "tags.ferry.pipeline = 'logging'")
@@ -101,6 +100,3 @@ def test_stages_log_into_the_pipeline_run_with_the_stock_client(tmp_path):
         assert runs[0].data.metrics["from_stage"] == 42.0
         assert runs[0].data.params["seen"] == "yes"
         assert runs[0].info.status == "FINISHED"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
