@@ -7,10 +7,10 @@
 //! error and left out; the rest commit together. If the shared transaction
 //! fails as a whole, every request is retried on its own.
 
-use crate::sql::{SqlStore, get_s, q, upsert_latest};
+use crate::sql::{SqlStore, get_s, q, write_points};
 use crate::tracking::{Metric, upsert_tag};
 use crate::{Error, Result};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 pub(crate) struct LogJob {
     pub run_id: String,
@@ -37,10 +37,17 @@ impl SqlStore {
             pool: self.pool.clone(),
             sqlite: self.sqlite,
             writer: None,
+            fallbacks: self.fallbacks.clone(),
         };
         tokio::spawn(writer(direct, rx));
         self.writer = Some(tx);
         self
+    }
+
+    /// How many groups failed as a whole and were written request by
+    /// request instead: a healthy store keeps this at zero.
+    pub fn group_fallbacks(&self) -> u64 {
+        self.fallbacks.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 
@@ -71,7 +78,11 @@ async fn writer(store: SqlStore, mut rx: tokio::sync::mpsc::Receiver<LogJob>) {
                     let _ = job.reply.send(r);
                 }
             }
-            Err(_) => {
+            Err(e) => {
+                store
+                    .fallbacks
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tracing::warn!(error = %e, requests = jobs.len(), "group commit failed; writing each request alone");
                 for job in jobs {
                     let r = store
                         .log_batch_direct(&job.run_id, &job.metrics, &job.params, &job.tags)
@@ -180,52 +191,11 @@ async fn commit_group(store: &SqlStore, jobs: &[LogJob]) -> Result<Vec<Result<()
             .await
             .map_err(q("log params"))?;
     }
-    // All metric points in multi-row statements; one latest-value upsert per
-    // (run, key) with the group's latest point.
-    let points: Vec<(&str, &Metric)> = accepted
+    let pts: Vec<_> = accepted
         .iter()
-        .flat_map(|j| j.metrics.iter().map(move |m| (j.run_id.as_str(), m)))
+        .flat_map(|j| crate::tracking::points(&j.run_id, &j.metrics))
         .collect();
-    for chunk in points.chunks(100) {
-        let mut sql = String::from(
-            "INSERT INTO metric_points (run_id, mkey, value, stage, step, ts_ms) VALUES ",
-        );
-        for i in 0..chunk.len() {
-            let b = i * 5;
-            if i > 0 {
-                sql.push_str(", ");
-            }
-            sql.push_str(&format!(
-                "(${}, ${}, ${}, NULL, ${}, ${})",
-                b + 1,
-                b + 2,
-                b + 3,
-                b + 4,
-                b + 5
-            ));
-        }
-        sql.push_str(" ON CONFLICT (run_id, mkey, step, ts_ms, value) DO NOTHING");
-        let mut qy = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for (run, m) in chunk {
-            qy = qy
-                .bind((*run).to_owned())
-                .bind(m.key.clone())
-                .bind(m.value)
-                .bind(m.step)
-                .bind(m.timestamp);
-        }
-        qy.execute(&mut *tx).await.map_err(q("log metrics"))?;
-    }
-    let mut latest: BTreeMap<(&str, &str), &Metric> = BTreeMap::new();
-    for (run, m) in &points {
-        let e = latest.entry((run, m.key.as_str())).or_insert(m);
-        if (m.step, m.timestamp, m.value) > (e.step, e.timestamp, e.value) {
-            *e = m;
-        }
-    }
-    for ((run, _), m) in &latest {
-        upsert_latest(&mut tx, run, &m.key, m.value, m.step, m.timestamp).await?;
-    }
+    write_points(&mut tx, store.sqlite, &pts).await?;
     for job in &accepted {
         for (k, v) in &job.tags {
             upsert_tag(&mut tx, &job.run_id, k, v).await?;

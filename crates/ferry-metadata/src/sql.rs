@@ -6,11 +6,14 @@ use crate::{Error, MetadataStore, Result};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor, Row};
 
-/// Migrations, in order; each runs once, in a transaction.
+/// Migrations, in order; each runs once, in a transaction. A line
+/// `-- @sqlite` or `-- @postgres` makes the statements after it (up to the
+/// next such line, or `-- @all`) apply to that engine only.
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/0001_init.sql")),
     (2, include_str!("../migrations/0002_tracking.sql")),
     (3, include_str!("../migrations/0003_models.sql")),
+    (4, include_str!("../migrations/0004_metric_bits.sql")),
 ];
 
 pub struct SqlStore {
@@ -19,6 +22,27 @@ pub struct SqlStore {
     /// Set by [`SqlStore::with_group_commit`]: concurrent `log_batch` calls
     /// are written together in one transaction.
     pub(crate) writer: Option<tokio::sync::mpsc::Sender<crate::group::LogJob>>,
+    /// Groups whose shared transaction failed, so that each request was
+    /// written on its own (see [`SqlStore::group_fallbacks`]).
+    pub(crate) fallbacks: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// The statements of a migration that apply to this engine, comments out.
+fn migration_for(sql: &str, sqlite: bool) -> String {
+    let mut applies = true;
+    let mut out = Vec::new();
+    for line in sql.lines() {
+        let t = line.trim();
+        match t {
+            "-- @sqlite" => applies = sqlite,
+            "-- @postgres" => applies = !sqlite,
+            "-- @all" => applies = true,
+            _ if t.starts_with("--") => {}
+            _ if applies => out.push(line),
+            _ => {}
+        }
+    }
+    out.join("\n")
 }
 
 pub(crate) fn q(what: &'static str) -> impl FnOnce(sqlx::Error) -> Error {
@@ -43,6 +67,12 @@ impl SqlStore {
                     conn.execute("PRAGMA journal_mode=WAL").await?;
                     conn.execute("PRAGMA synchronous=NORMAL").await?;
                     conn.execute("PRAGMA busy_timeout=10000").await?;
+                    // Statement journals (each multi-row upsert inside a
+                    // transaction keeps one) in memory, not in temp files.
+                    conn.execute("PRAGMA temp_store=MEMORY").await?;
+                    // Checkpoint every 16 MiB of WAL rather than 4: a page
+                    // written by many commits is copied back once.
+                    conn.execute("PRAGMA wal_autocheckpoint=4096").await?;
                     // MLflow's LIKE is case-sensitive (ILIKE is not).
                     conn.execute("PRAGMA case_sensitive_like=ON").await?;
                     Ok(())
@@ -62,6 +92,7 @@ impl SqlStore {
             pool,
             sqlite,
             writer: None,
+            fallbacks: Default::default(),
         };
         store.migrate().await?;
         Ok(store)
@@ -122,11 +153,7 @@ impl SqlStore {
             });
         }
         for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
-            let code: String = sql
-                .lines()
-                .filter(|l| !l.trim_start().starts_with("--"))
-                .collect::<Vec<_>>()
-                .join("\n");
+            let code = migration_for(sql, self.sqlite);
             for stmt in code.split(';').map(str::trim).filter(|s| !s.is_empty()) {
                 sqlx::query(sqlx::AssertSqlSafe(stmt.to_owned()))
                     .execute(&mut *tx)
@@ -222,28 +249,6 @@ impl SqlStore {
 
 /// Adds one metric point and keeps `latest_metrics` (the value at the
 /// highest step, then the latest time) current.
-pub(crate) async fn insert_metric(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    run_id: &str,
-    m: &MetricRecord,
-) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO metric_points (run_id, mkey, value, is_nan, stage, step, ts_ms) VALUES ($1,$2,$3,$7,$4,$5,$6) \
-         ON CONFLICT (run_id, mkey, step, ts_ms, value, is_nan) DO NOTHING",
-    )
-    .bind(run_id)
-    .bind(&m.key)
-    .bind(stored(m.value).0)
-    .bind(m.stage.clone())
-    .bind(m.step)
-    .bind(m.ts_ms)
-    .bind(stored(m.value).1)
-    .execute(&mut **tx)
-    .await
-    .map_err(q("record metrics"))?;
-    upsert_latest(tx, run_id, &m.key, m.value, m.step, m.ts_ms).await
-}
-
 /// Upserts of `(id, key, value)` rows: a key set again takes the new value.
 pub(crate) const UPSERT_RUN_TAG: &str = "INSERT INTO run_tags (run_id, tkey, value) VALUES ($1, $2, $3) \
      ON CONFLICT (run_id, tkey) DO UPDATE SET value = excluded.value";
@@ -302,34 +307,128 @@ pub(crate) fn restored(value: f64, special: i64) -> f64 {
     }
 }
 
-/// Keeps `latest_metrics` at the value of the highest step, then the latest
-/// time, then the largest value.
-pub(crate) async fn upsert_latest(
+/// One metric point to write: which run, which key, and where it came from
+/// (`stage` is set for points a pipeline stage recorded).
+pub(crate) struct Point<'a> {
+    pub run: &'a str,
+    pub key: &'a str,
+    pub value: f64,
+    pub step: i64,
+    pub ts_ms: i64,
+    pub stage: Option<&'a str>,
+}
+
+/// Writes metric points and keeps `latest_metrics` at the value of the
+/// highest step, then the latest time, then the largest value.
+///
+/// The points go in multi-row statements of up to [`POINTS_PER_STATEMENT`]
+/// rows, and the latest values in one more: every statement is a round trip
+/// to the database thread, so a batch of 1,000 points costs two or three of
+/// them. On SQLite the placeholders are anonymous (`?`): SQLite finds a named
+/// parameter (`$7`) by a linear scan, which makes binding a statement with
+/// thousands of them quadratic. (Passing the rows as one JSON text instead
+/// is not exact: SQLite's text-to-double conversion is off by one unit in
+/// the last place for some values.) Each point also keeps its value's exact
+/// bits (`bits`), which history reads return: SQLite's double-to-text
+/// conversion is not exact either.
+pub(crate) async fn write_points(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    run_id: &str,
-    key: &str,
-    value: f64,
-    step: i64,
-    ts_ms: i64,
+    sqlite: bool,
+    points: &[Point<'_>],
 ) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO latest_metrics (run_id, mkey, value, step, ts_ms, is_nan) VALUES ($1,$2,$3,$4,$5,$6) \
-         ON CONFLICT (run_id, mkey) DO UPDATE SET value = excluded.value, step = excluded.step, ts_ms = excluded.ts_ms, \
-         is_nan = excluded.is_nan \
-         WHERE excluded.step > latest_metrics.step \
-            OR (excluded.step = latest_metrics.step AND excluded.ts_ms > latest_metrics.ts_ms) \
-            OR (excluded.step = latest_metrics.step AND excluded.ts_ms = latest_metrics.ts_ms AND excluded.value > latest_metrics.value)",
-    )
-    .bind(run_id)
-    .bind(key)
-    .bind(stored(value).0)
-    .bind(step)
-    .bind(ts_ms)
-    .bind(stored(value).1)
-    .execute(&mut **tx)
-    .await
-    .map_err(q("record metrics"))?;
+    if points.is_empty() {
+        return Ok(());
+    }
+    for chunk in points.chunks(POINTS_PER_STATEMENT) {
+        let sql = values_sql(
+            sqlite,
+            "INSERT INTO metric_points (run_id, mkey, value, is_nan, stage, step, ts_ms, bits) VALUES",
+            8,
+            chunk.len(),
+            "ON CONFLICT (run_id, mkey, step, ts_ms, value, is_nan) DO NOTHING",
+        );
+        let mut qy = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for p in chunk {
+            let (v, n) = stored(p.value);
+            qy = qy
+                .bind(p.run.to_owned())
+                .bind(p.key.to_owned())
+                .bind(v)
+                .bind(n)
+                .bind(p.stage.map(str::to_owned))
+                .bind(p.step)
+                .bind(p.ts_ms)
+                .bind(v.to_bits() as i64);
+        }
+        qy.execute(&mut **tx).await.map_err(q("record metrics"))?;
+    }
+    // One candidate per (run, key): PostgreSQL's upsert may not touch a row
+    // twice in one statement.
+    let mut latest: std::collections::BTreeMap<(&str, &str), &Point<'_>> =
+        std::collections::BTreeMap::new();
+    for p in points {
+        let e = latest.entry((p.run, p.key)).or_insert(p);
+        if (p.step, p.ts_ms, p.value) > (e.step, e.ts_ms, e.value) {
+            *e = p;
+        }
+    }
+    let latest: Vec<&Point<'_>> = latest.into_values().collect();
+    for chunk in latest.chunks(POINTS_PER_STATEMENT) {
+        let sql = values_sql(
+            sqlite,
+            "INSERT INTO latest_metrics (run_id, mkey, value, is_nan, step, ts_ms) VALUES",
+            6,
+            chunk.len(),
+            "ON CONFLICT (run_id, mkey) DO UPDATE SET value = excluded.value, step = excluded.step, \
+             ts_ms = excluded.ts_ms, is_nan = excluded.is_nan \
+             WHERE excluded.step > latest_metrics.step \
+                OR (excluded.step = latest_metrics.step AND excluded.ts_ms > latest_metrics.ts_ms) \
+                OR (excluded.step = latest_metrics.step AND excluded.ts_ms = latest_metrics.ts_ms AND excluded.value > latest_metrics.value)",
+        );
+        let mut qy = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for p in chunk {
+            let (v, n) = stored(p.value);
+            qy = qy
+                .bind(p.run.to_owned())
+                .bind(p.key.to_owned())
+                .bind(v)
+                .bind(n)
+                .bind(p.step)
+                .bind(p.ts_ms);
+        }
+        qy.execute(&mut **tx).await.map_err(q("record metrics"))?;
+    }
     Ok(())
+}
+
+/// Most rows in one multi-row statement (8,000 parameters: well under
+/// SQLite's 32,766 and PostgreSQL's 65,535).
+const POINTS_PER_STATEMENT: usize = 1000;
+
+/// `{head} (?, ?, ...), (...) {tail}` with `rows` tuples of `width`
+/// placeholders: anonymous on SQLite, numbered on PostgreSQL.
+fn values_sql(sqlite: bool, head: &str, width: usize, rows: usize, tail: &str) -> String {
+    let mut sql = String::with_capacity(head.len() + tail.len() + rows * width * 6);
+    sql.push_str(head);
+    let mut n = 0;
+    for r in 0..rows {
+        sql.push_str(if r == 0 { " (" } else { ", (" });
+        for c in 0..width {
+            if c > 0 {
+                sql.push_str(", ");
+            }
+            n += 1;
+            if sqlite {
+                sql.push('?');
+            } else {
+                sql.push_str(&format!("${n}"));
+            }
+        }
+        sql.push(')');
+    }
+    sql.push(' ');
+    sql.push_str(tail);
+    sql
 }
 
 pub(crate) fn get_s(r: &AnyRow, c: &str) -> String {
@@ -500,9 +599,18 @@ impl MetadataStore for SqlStore {
 
     async fn record_metrics(&self, run_id: &str, metrics: &[MetricRecord]) -> Result<()> {
         let mut tx = self.begin().await.map_err(q("record metrics"))?;
-        for m in metrics {
-            insert_metric(&mut tx, run_id, m).await?;
-        }
+        let points: Vec<Point<'_>> = metrics
+            .iter()
+            .map(|m| Point {
+                run: run_id,
+                key: &m.key,
+                value: m.value,
+                step: m.step,
+                ts_ms: m.ts_ms,
+                stage: m.stage.as_deref(),
+            })
+            .collect();
+        write_points(&mut tx, self.sqlite, &points).await?;
         tx.commit().await.map_err(q("record metrics"))?;
         Ok(())
     }
@@ -878,4 +986,22 @@ async fn set_alias_in(
         changed_ms: now_ms,
         reason: reason.map(str::to_owned),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_pick_the_engine_sections() {
+        let sql = "-- note\nA;\n-- @sqlite\nB;\n-- @postgres\nC;\n-- @all\nD;";
+        assert_eq!(migration_for(sql, true), "A;\nB;\nD;");
+        assert_eq!(migration_for(sql, false), "A;\nC;\nD;");
+    }
+
+    #[test]
+    fn values_sql_numbers_placeholders_only_for_postgres() {
+        assert_eq!(values_sql(true, "I", 2, 2, "T"), "I (?, ?), (?, ?) T");
+        assert_eq!(values_sql(false, "I", 2, 2, "T"), "I ($1, $2), ($3, $4) T");
+    }
 }

@@ -438,7 +438,8 @@ impl SqlStore {
                 }
             }
         }
-        insert_metrics(&mut tx, run_id, metrics).await?;
+        let pts: Vec<_> = points(run_id, metrics).collect();
+        crate::sql::write_points(&mut tx, self.sqlite, &pts).await?;
         for (k, v) in tags {
             upsert_tag(&mut tx, run_id, k, v).await?;
             if k == "mlflow.runName" {
@@ -1081,12 +1082,15 @@ impl TrackingStore for SqlStore {
     async fn metric_history(&self, run_id: &str, key: &str) -> Result<Vec<Metric>> {
         // One row holding the whole history as JSON: drivers hand rows over
         // one at a time, which dominates for 10,000-point histories. The two
-        // dialects spell JSON aggregation differently.
+        // dialects spell JSON aggregation differently. Values travel as
+        // their bits (an integer): SQLite's double-to-text conversion is not
+        // exact. Points written before the `bits` column carry their value.
         let sql = if self.sqlite {
-            "SELECT json_group_array(json_array(value, step, ts_ms, is_nan)) AS h FROM \
-             (SELECT value, step, ts_ms, is_nan FROM metric_points WHERE run_id = $1 AND mkey = $2 ORDER BY ts_ms, step, value)"
+            "SELECT json_group_array(json_array(bits, step, ts_ms, is_nan, CASE WHEN bits IS NULL THEN value END)) AS h FROM \
+             (SELECT bits, value, step, ts_ms, is_nan FROM metric_points WHERE run_id = $1 AND mkey = $2 ORDER BY ts_ms, step, value)"
         } else {
-            "SELECT CAST(COALESCE(json_agg(json_build_array(value, step, ts_ms, is_nan) ORDER BY ts_ms, step, value), '[]'::json) AS TEXT) AS h \
+            "SELECT CAST(COALESCE(json_agg(json_build_array(bits, step, ts_ms, is_nan, CASE WHEN bits IS NULL THEN value END) \
+             ORDER BY ts_ms, step, value), '[]'::json) AS TEXT) AS h \
              FROM metric_points WHERE run_id = $1 AND mkey = $2"
         };
         let row = sqlx::query(sql)
@@ -1096,15 +1100,22 @@ impl TrackingStore for SqlStore {
             .await
             .map_err(q("read a metric's history"))?;
         let text = get_s(&row, "h");
-        let points: Vec<(Option<f64>, i64, i64, i64)> = serde_json::from_str(&text)
-            .map_err(|e| Error::Invalid(format!("damaged metric history: {e}")))?;
+        let damaged = |e: serde_json::Error| Error::Invalid(format!("damaged metric history: {e}"));
+        let points: Vec<(Option<i64>, i64, i64, i64, Option<f64>)> =
+            serde_json::from_str(&text).map_err(damaged)?;
         Ok(points
             .into_iter()
-            .map(|(value, step, timestamp, nan)| Metric {
-                key: key.to_owned(),
-                value: crate::sql::restored(value.unwrap_or(0.0), nan),
-                timestamp,
-                step,
+            .map(|(bits, step, timestamp, nan, value)| {
+                let value = match bits {
+                    Some(b) => f64::from_bits(b as u64),
+                    None => value.unwrap_or(0.0),
+                };
+                Metric {
+                    key: key.to_owned(),
+                    value: crate::sql::restored(value, nan),
+                    timestamp,
+                    step,
+                }
             })
             .collect())
     }
@@ -1239,52 +1250,19 @@ impl TrackingStore for SqlStore {
     }
 }
 
-/// Many metric points in a few multi-row statements, and one `latest_metrics`
-/// upsert per key (with the batch's own latest point).
-pub(crate) async fn insert_metrics(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    run_id: &str,
-    metrics: &[Metric],
-) -> Result<()> {
-    if metrics.is_empty() {
-        return Ok(());
-    }
-    for chunk in metrics.chunks(50) {
-        let mut sql = Sql::default();
-        let rid = sql.arg(Arg::S(run_id.to_owned()));
-        let rows: Vec<String> = chunk
-            .iter()
-            .map(|m| {
-                let (value, nan) = crate::sql::stored(m.value);
-                let k = sql.arg(Arg::S(m.key.clone()));
-                let v = sql.arg(Arg::F(value));
-                let n = sql.arg(Arg::I(nan));
-                let st = sql.arg(Arg::I(m.step));
-                let ts = sql.arg(Arg::I(m.timestamp));
-                format!("({rid}, {k}, {v}, {n}, NULL, {st}, {ts})")
-            })
-            .collect();
-        sql.text = format!(
-            "INSERT INTO metric_points (run_id, mkey, value, is_nan, stage, step, ts_ms) VALUES {} \
-             ON CONFLICT (run_id, mkey, step, ts_ms, value, is_nan) DO NOTHING",
-            rows.join(", ")
-        );
-        sql.query()
-            .execute(&mut **tx)
-            .await
-            .map_err(q("log metrics"))?;
-    }
-    let mut latest: std::collections::BTreeMap<&str, &Metric> = std::collections::BTreeMap::new();
-    for m in metrics {
-        let e = latest.entry(m.key.as_str()).or_insert(m);
-        if (m.step, m.timestamp, m.value) > (e.step, e.timestamp, e.value) {
-            *e = m;
-        }
-    }
-    for m in latest.values() {
-        crate::sql::upsert_latest(tx, run_id, &m.key, m.value, m.step, m.timestamp).await?;
-    }
-    Ok(())
+/// The points of one run's metrics, for [`crate::sql::write_points`].
+pub(crate) fn points<'a>(
+    run_id: &'a str,
+    metrics: &'a [Metric],
+) -> impl Iterator<Item = crate::sql::Point<'a>> {
+    metrics.iter().map(move |m| crate::sql::Point {
+        run: run_id,
+        key: &m.key,
+        value: m.value,
+        step: m.step,
+        ts_ms: m.timestamp,
+        stage: None,
+    })
 }
 
 pub(crate) async fn upsert_tag(

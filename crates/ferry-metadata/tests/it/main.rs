@@ -442,6 +442,32 @@ async fn tracking_conformance(s: &dyn MetadataStore) {
         .unwrap();
     assert_eq!(pr.info.experiment_id, pe);
     assert_eq!(pr.info.status, "RUNNING");
+    // Floats come back with the bits they were logged with, in one batch.
+    {
+        let id = "a".repeat(32);
+        s.create_tracked_run(&id, e, "awkward", "me", 1, &[])
+            .await
+            .unwrap();
+        let want = awkward_values();
+        let batch: Vec<Metric> = want
+            .iter()
+            .enumerate()
+            .map(|(i, v)| Metric {
+                key: "awk".into(),
+                value: *v,
+                timestamp: 1,
+                step: i as i64,
+            })
+            .collect();
+        s.log_batch(&id, &batch, &[], &[]).await.unwrap();
+        assert_same_values(&s.metric_history(&id, "awk").await.unwrap(), &want);
+        let latest = s.get_tracked_run(&id).await.unwrap().unwrap().metrics;
+        assert_eq!(
+            latest[0].step,
+            want.len() as i64 - 1,
+            "latest = highest step"
+        );
+    }
 }
 
 /// Concurrent `log_batch` calls through the group-commit writer: each keeps
@@ -505,6 +531,86 @@ async fn group_commit_conformance(s: std::sync::Arc<SqlStore>) {
         s.log_batch("f".repeat(32).as_str(), &[], &[], &[]).await,
         Err(Error::NotFound(_))
     ));
+    // Special and awkward values through the group path, concurrently.
+    let awkward = awkward_values();
+    let mut handles = Vec::new();
+    for (i, v) in awkward.iter().enumerate() {
+        let s = s.clone();
+        let id = ids[3].clone();
+        let v = *v;
+        handles.push(tokio::spawn(async move {
+            let m = Metric {
+                key: "awk".into(),
+                value: v,
+                timestamp: 1,
+                step: i as i64,
+            };
+            s.log_batch(&id, &[m], &[], &[]).await
+        }));
+    }
+    for h in handles {
+        h.await.unwrap().unwrap();
+    }
+    let got = s.metric_history(&ids[3], "awk").await.unwrap();
+    assert_same_values(&got, &awkward);
+    assert_eq!(
+        s.group_fallbacks(),
+        0,
+        "every group committed as one transaction"
+    );
+}
+
+/// Values a float round trip through text could get wrong, and the special
+/// ones stored by flag.
+fn awkward_values() -> Vec<f64> {
+    let mut v = vec![
+        0.1,
+        -0.0,
+        1.0 / 3.0,
+        5e-324,
+        2.2250738585072014e-308,
+        1.7976931348623157e308,
+        123456789.123456789,
+        9007199254740993.0,
+        f64::NAN,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+    ];
+    // A fixed pseudo-random spread over the whole range of exponents.
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    for _ in 0..200 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let f = f64::from_bits(x);
+        if f.is_finite() {
+            v.push(f);
+        }
+    }
+    v
+}
+
+/// History points (step i holds value i) carry exactly the logged bits.
+fn assert_same_values(got: &[Metric], want: &[f64]) {
+    assert_eq!(got.len(), want.len());
+    let mut by_step: Vec<&Metric> = got.iter().collect();
+    by_step.sort_by_key(|m| m.step);
+    for (m, w) in by_step.iter().zip(want) {
+        if w.is_nan() {
+            assert!(m.value.is_nan(), "step {}: {} is not NaN", m.step, m.value);
+        } else if *w == 0.0 {
+            assert_eq!(m.value, 0.0, "step {}", m.step);
+        } else {
+            assert_eq!(
+                m.value.to_bits(),
+                w.to_bits(),
+                "step {}: {} != {}",
+                m.step,
+                m.value,
+                w
+            );
+        }
+    }
 }
 
 #[test]
