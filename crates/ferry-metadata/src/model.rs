@@ -210,3 +210,65 @@ pub struct AliasEvent {
     pub changed_ms: i64,
     pub reason: Option<String>,
 }
+
+/// Tags that carry a version's lineage through the MLflow API, which has no
+/// fields for it: `ferry run --server` sends them with the version, the store
+/// lifts them into the version's own columns, and remote readers fill a
+/// [`ModelVersion`] back from them.
+pub mod lineage_tags {
+    use super::{ModelVersion, NewModelVersion};
+
+    pub const ARTIFACT_PATH: &str = "ferry.artifact_path";
+    pub const ARTIFACT_DIGEST: &str = "ferry.artifact_digest";
+    pub const ARTIFACT_SIZE: &str = "ferry.artifact_size";
+    pub const GIT_COMMIT: &str = "ferry.git_commit";
+    pub const GIT_DIRTY: &str = "ferry.git_dirty";
+    pub const ENV: &str = "ferry.env_fingerprint";
+    pub const LINEAGE: &str = "ferry.lineage";
+
+    /// The tags for `nv` (absent values are left out).
+    pub fn of(nv: &NewModelVersion) -> Vec<(String, String)> {
+        let mut t = vec![
+            (ARTIFACT_PATH.to_owned(), nv.artifact_path.clone()),
+            (ARTIFACT_DIGEST.to_owned(), nv.artifact_digest.clone()),
+            (ARTIFACT_SIZE.to_owned(), nv.artifact_size.to_string()),
+            (LINEAGE.to_owned(), nv.lineage.to_string()),
+        ];
+        if let Some(c) = &nv.git_commit {
+            t.push((GIT_COMMIT.to_owned(), c.clone()));
+        }
+        if let Some(d) = nv.git_dirty {
+            t.push((GIT_DIRTY.to_owned(), d.to_string()));
+        }
+        if let Some(e) = &nv.env_fingerprint {
+            t.push((ENV.to_owned(), e.clone()));
+        }
+        t
+    }
+
+    /// Lineage read back from `tags`; fields without a tag are unchanged.
+    /// A malformed value (a size that is not a number, lineage that is not
+    /// JSON) is ignored: tags are user-editable.
+    pub fn apply(v: &mut ModelVersion, tags: &[(String, String)]) {
+        for (k, val) in tags {
+            match k.as_str() {
+                ARTIFACT_PATH => v.artifact_path = val.clone(),
+                ARTIFACT_DIGEST => v.artifact_digest = val.clone(),
+                ARTIFACT_SIZE => {
+                    if let Ok(n) = val.parse() {
+                        v.artifact_size = n;
+                    }
+                }
+                GIT_COMMIT => v.git_commit = Some(val.clone()),
+                GIT_DIRTY => v.git_dirty = val.parse().ok(),
+                ENV => v.env_fingerprint = Some(val.clone()),
+                LINEAGE => {
+                    if let Ok(l) = serde_json::from_str(val) {
+                        v.lineage = l;
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+}

@@ -723,17 +723,46 @@ impl ModelStore for SqlStore {
             .await
             .map_err(q("create a model version"))?;
         let version = get_oi(&row, "v").unwrap_or(1);
+        // Lineage sent as tags (by `ferry run --server`) fills the columns.
+        let mut lin = ModelVersion {
+            model: name.to_owned(),
+            version,
+            run_id: None,
+            artifact_path: source.to_owned(),
+            artifact_digest: String::new(),
+            artifact_size: 0,
+            git_commit: None,
+            git_dirty: None,
+            env_fingerprint: None,
+            lineage: serde_json::json!({}),
+            created_ms: now_ms,
+            status: String::new(),
+            aliases: vec![],
+            source: source.to_owned(),
+            description: String::new(),
+            last_updated_ms: now_ms,
+            tags: vec![],
+        };
+        crate::lineage_tags::apply(&mut lin, tags);
         sqlx::query(
             "INSERT INTO model_versions (model, version, run_id, artifact_path, artifact_digest, artifact_size, lineage, created_ms, \
-             status, source, description, last_updated_ms, run_link) VALUES ($1,$2,$3,$4,'',0,'{}',$5,'ready',$4,$6,$5,$7)",
+             status, source, description, last_updated_ms, run_link, git_commit, git_dirty, env_fingerprint) \
+             VALUES ($1,$2,$3,$4,$8,$9,$10,$5,'ready',$11,$6,$5,$7,$12,$13,$14)",
         )
         .bind(name)
         .bind(version)
         .bind(run_id.map(str::to_owned))
-        .bind(source)
+        .bind(lin.artifact_path)
         .bind(now_ms)
         .bind(description)
         .bind(run_link)
+        .bind(lin.artifact_digest)
+        .bind(lin.artifact_size)
+        .bind(lin.lineage.to_string())
+        .bind(source)
+        .bind(lin.git_commit)
+        .bind(lin.git_dirty.map(i64::from))
+        .bind(lin.env_fingerprint)
         .execute(&mut *tx)
         .await
         .map_err(q("create a model version"))?;

@@ -9,11 +9,13 @@
 mod engine;
 mod git;
 mod project;
+mod record;
 mod report;
 mod run;
 
 pub use git::{head_commit, is_dirty};
 pub use project::{LOCK_FILE, Project, SPEC_FILE, store_url};
+pub use record::{Registry, local_registry, remote_registry};
 pub use report::*;
 pub use run::{RunOptions, gc, run, status};
 
@@ -38,10 +40,14 @@ pub enum Error {
     Store(#[from] ferry_metadata::Error),
     #[error(transparent)]
     Env(#[from] ferry_env::Error),
+    #[error(transparent)]
+    Remote(#[from] ferry_client::Error),
     #[error("{0}")]
     Lock(#[from] ferry_pipeline::LockError),
     #[error("another `ferry run` is in progress in this project (lock: {})", .0.display())]
     Busy(PathBuf),
+    #[error("{0}")]
+    Unsupported(&'static str),
     #[error("unknown stage `{name}`; stages: {known}")]
     UnknownStage { name: String, known: String },
 }

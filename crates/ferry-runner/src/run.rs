@@ -1,10 +1,11 @@
 //! `status`, `run` and `gc`.
 
 use crate::engine::{Engine, Verdict, record_to_locked, to_locked, to_record};
+use crate::record::{Local, Recorder, Remote, RunStart, StageRun, Started};
 use crate::report::*;
 use crate::{Error, Project, Result};
 use ferry_cache::{GcStats, OutRecord, RunCacheEntry};
-use ferry_core::{Digest, RunId, StageName, now_ms};
+use ferry_core::{Digest, StageName, now_ms};
 use ferry_env::{EnvRequest, Envs, FileLock, PreparedEnv};
 use ferry_executor::{CancelToken, Exit, Job};
 use ferry_gates::{Context, Lookup, Value};
@@ -24,6 +25,8 @@ pub struct RunOptions {
     pub jobs: usize,
     /// What started the run: `cli`, `ci`, …
     pub trigger: String,
+    /// Record to this `ferry server` (its URL) instead of the local store.
+    pub server: Option<String>,
 }
 
 impl Default for RunOptions {
@@ -34,6 +37,7 @@ impl Default for RunOptions {
             dry_run: false,
             jobs: std::thread::available_parallelism().map_or(2, |n| n.get()),
             trigger: "cli".into(),
+            server: None,
         }
     }
 }
@@ -197,7 +201,7 @@ struct Worker {
 struct GateCtx<'a> {
     metrics: &'a BTreeMap<String, serde_json::Value>,
     params: &'a serde_json::Value,
-    store: Option<&'a BlockingStore>,
+    recorder: Option<&'a dyn Recorder>,
 }
 
 fn json_to_value(v: &serde_json::Value) -> Option<Value> {
@@ -255,23 +259,10 @@ impl Context for GateCtx<'_> {
         let r: ferry_core::ModelRef = reference
             .parse()
             .map_err(|e: ferry_core::ModelRefParseError| e.to_string())?;
-        let Some(store) = self.store else {
+        let Some(recorder) = self.recorder else {
             return Ok(None);
         };
-        let found = store
-            .call(|s| {
-                let r = r.clone();
-                Box::pin(async move {
-                    match &r {
-                        ferry_core::ModelRef::Alias(m, a) => s.resolve_alias(m.as_str(), a).await,
-                        ferry_core::ModelRef::Version(m, v) => {
-                            s.get_version(m.as_str(), *v as i64).await
-                        }
-                        ferry_core::ModelRef::Latest(m) => s.latest_version(m.as_str()).await,
-                    }
-                })
-            })
-            .map_err(|e| e.to_string())?;
+        let found = recorder.resolve(&r).map_err(|e| e.to_string())?;
         let Some(v) = found else { return Ok(None) };
         let key = path[1..].join(".");
         let section = match path[0].as_str() {
@@ -293,22 +284,6 @@ impl Context for GateCtx<'_> {
             &format!("{} of {}/{}", path[0], v.model, v.version),
         )))
     }
-}
-
-fn host() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: the buffer is valid for its length.
-    let r = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-    if r != 0 {
-        return "localhost".into();
-    }
-    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-    String::from_utf8_lossy(&buf[..end]).into_owned()
-}
-
-fn pid_alive(pid: i64) -> bool {
-    // SAFETY: signal 0 only checks that the process exists.
-    pid > 0 && unsafe { libc::kill(pid as libc::pid_t, 0) } == 0
 }
 
 /// Brings the pipeline up to date, gates it, registers the model, records
@@ -363,12 +338,10 @@ pub fn run(
     }
 
     let mut engine = Engine::open(project)?;
-    let store = BlockingStore::open(&project.store_url())?;
-    let host = host();
-    store.call(|s| {
-        let host = host.clone();
-        Box::pin(async move { s.reap_dead_runs(&host, &pid_alive).await })
-    })?;
+    let recorder: Box<dyn Recorder + '_> = match &opts.server {
+        Some(url) => Box::new(Remote::new(url)?),
+        None => Box::new(Local::open(project)?),
+    };
 
     // The environment comes first: every fingerprint depends on it.
     let mut env: Option<PreparedEnv> = None;
@@ -397,48 +370,18 @@ pub fn run(
         engine.env_fp = env.as_ref().map(|e| e.fingerprint);
     }
 
-    let run_id = RunId::generate();
-    let rid = run_id.as_str().to_owned();
-    store.call(|s| {
-        let run = NewRun {
-            run_id: rid.clone(),
-            pipeline: project.pipeline.name.clone(),
-            trigger: opts.trigger.clone(),
-            started_ms: now_ms(),
-            git_commit: crate::git::head_commit(&project.root),
-            git_dirty: crate::git::is_dirty(&project.root),
-            env_fingerprint: env.as_ref().map(|e| e.fingerprint.to_hex()),
-            pid: i64::from(std::process::id()),
-            host: host.clone(),
-        };
-        Box::pin(async move { s.begin_run(&run).await })
-    })?;
     // The run is also an MLflow run in the experiment named after the pipeline.
-    let experiment_id = store.call(|s| {
-        let pipeline = project.pipeline.name.clone();
-        let run_name = format!("{}-{}", pipeline, &rid[..8]);
-        let mut tags = vec![
-            ("ferry.pipeline".to_owned(), pipeline.clone()),
-            ("ferry.trigger".to_owned(), opts.trigger.clone()),
-            ("mlflow.source.type".to_owned(), "PROJECT".to_owned()),
-            (
-                "mlflow.source.name".to_owned(),
-                project.root.display().to_string(),
-            ),
-        ];
-        if let Some(c) = crate::git::head_commit(&project.root) {
-            tags.push(("mlflow.source.git.commit".to_owned(), c));
-        }
-        if let Some(e) = &env {
-            tags.push(("ferry.env.fingerprint".to_owned(), e.fingerprint.to_hex()));
-        }
-        let rid = rid.clone();
-        Box::pin(async move {
-            let exp = s.ensure_experiment(&pipeline, now_ms()).await?;
-            s.attach_run(&rid, exp, &run_name, &tags).await?;
-            Ok(exp)
-        })
+    let started = recorder.begin(&RunStart {
+        pipeline: project.pipeline.name.clone(),
+        trigger: opts.trigger.clone(),
+        started_ms: now_ms(),
+        git_commit: crate::git::head_commit(&project.root),
+        git_dirty: crate::git::is_dirty(&project.root),
+        env_fingerprint: env.as_ref().map(|e| e.fingerprint.to_hex()),
+        source_name: project.root.display().to_string(),
     })?;
+    let rid = started.run_id.clone();
+    let experiment_id = started.experiment_id.clone();
 
     let stages: Vec<&Stage> = project.pipeline.closure(&wanted);
     let n = stages.len();
@@ -471,12 +414,7 @@ pub fn run(
 
     let mut tracking: Option<ferry_server::Embedded> = None;
     let mut tracking_tried = false;
-    let record = |store: &BlockingStore,
-                  pos: usize,
-                  o: &StageOutcome,
-                  fp: Option<Digest>,
-                  started: Option<i64>|
-     -> Result<()> {
+    let record = |pos: usize, o: &StageOutcome, fp: Option<Digest>, started_ms: Option<i64>| {
         let rec = StageRecord {
             stage: o.stage.clone(),
             position: pos as i64,
@@ -487,7 +425,7 @@ pub fn run(
                     .map_or_else(|| o.reason.clone(), |e| format!("{}: {e}", o.reason)),
             ),
             fingerprint: fp.map(|f| f.to_hex()),
-            started_ms: started,
+            started_ms,
             ended_ms: Some(now_ms()),
             wall_ms: o.wall_ms,
             user_cpu_ms: o.user_cpu_ms,
@@ -496,59 +434,16 @@ pub fn run(
             exit_code: o.exit_code,
             attempts: o.attempts,
         };
-        let rid = rid.clone();
-        let o = o.clone();
-        store.call(|s| {
-            Box::pin(async move {
-                s.record_stage(&rid, &rec).await?;
-                // Stages that did something are nested MLflow runs of the
-                // pipeline's run, with their resources as metrics.
-                if o.status == StageStatus::UpToDate {
-                    return Ok(());
-                }
-                let child = RunId::generate();
-                let started = rec.started_ms.unwrap_or_else(now_ms);
-                let tags = vec![
-                    ("mlflow.parentRunId".to_owned(), rid.clone()),
-                    ("ferry.stage".to_owned(), o.stage.clone()),
-                    (
-                        "ferry.stage.status".to_owned(),
-                        o.status.as_str().to_owned(),
-                    ),
-                    (
-                        "ferry.stage.reason".to_owned(),
-                        rec.reason.clone().unwrap_or_default(),
-                    ),
-                ];
-                s.create_tracked_run(child.as_str(), experiment_id, &o.stage, "", started, &tags)
-                    .await?;
-                let mut metrics = Vec::new();
-                let mut metric = |key: &str, v: Option<i64>, scale: f64| {
-                    if let Some(v) = v {
-                        metrics.push(ferry_metadata::Metric {
-                            key: key.to_owned(),
-                            value: v as f64 / scale,
-                            timestamp: started,
-                            step: 0,
-                        });
-                    }
-                };
-                metric("ferry.wall_seconds", o.wall_ms, 1000.0);
-                metric("ferry.user_cpu_seconds", o.user_cpu_ms, 1000.0);
-                metric("ferry.sys_cpu_seconds", o.sys_cpu_ms, 1000.0);
-                metric("ferry.max_rss_bytes", o.max_rss_bytes, 1.0);
-                s.log_batch(child.as_str(), &metrics, &[], &[]).await?;
-                let status = match o.status {
-                    StageStatus::Ran | StageStatus::Restored => "FINISHED",
-                    StageStatus::Cancelled | StageStatus::Skipped => "KILLED",
-                    _ => "FAILED",
-                };
-                s.update_tracked_run(child.as_str(), Some(status), rec.ended_ms, None)
-                    .await?;
-                Ok(())
-            })
-        })?;
-        Ok(())
+        recorder.stage(
+            &started,
+            &StageRun {
+                record: &rec,
+                wall_ms: o.wall_ms,
+                user_cpu_ms: o.user_cpu_ms,
+                sys_cpu_ms: o.sys_cpu_ms,
+                max_rss_bytes: o.max_rss_bytes,
+            },
+        )
     };
     let simple =
         |stage: &Stage, status: StageStatus, reason: String, error: Option<String>| StageOutcome {
@@ -578,7 +473,7 @@ pub fn run(
                         "an upstream stage failed".into(),
                         None,
                     );
-                    record(&store, i, &o, None, None)?;
+                    record(i, &o, None, None)?;
                     reporter.event(Event::StageFinished(&o));
                     outcomes[i] = Some(o);
                     state[i] = St::Bad;
@@ -598,7 +493,7 @@ pub fn run(
                             format!("dep {missing} missing"),
                             Some(format!("dependency `{missing}` does not exist")),
                         );
-                        record(&store, i, &o, None, None)?;
+                        record(i, &o, None, None)?;
                         reporter.event(Event::StageFinished(&o));
                         outcomes[i] = Some(o);
                         state[i] = St::Bad;
@@ -612,7 +507,7 @@ pub fn run(
                             all_metrics.extend(l.metrics.clone());
                         }
                         let o = simple(stage, StageStatus::UpToDate, "up to date".into(), None);
-                        record(&store, i, &o, Some(verdict.fingerprint), None)?;
+                        record(i, &o, Some(verdict.fingerprint), None)?;
                         reporter.event(Event::StageFinished(&o));
                         outcomes[i] = Some(o);
                         state[i] = St::Ok;
@@ -642,7 +537,7 @@ pub fn run(
                         let reason = verdict.reason();
                         if let Some(e) = err {
                             let o = simple(stage, StageStatus::Failed, reason, Some(e));
-                            record(&store, i, &o, Some(verdict.fingerprint), None)?;
+                            record(i, &o, Some(verdict.fingerprint), None)?;
                             reporter.event(Event::StageFinished(&o));
                             outcomes[i] = Some(o);
                             state[i] = St::Bad;
@@ -662,7 +557,7 @@ pub fn run(
                         engine.save_lock()?;
                         let mut o = simple(stage, StageStatus::Restored, reason, None);
                         o.wall_ms = Some(ms(started.elapsed()));
-                        record(&store, i, &o, Some(verdict.fingerprint), None)?;
+                        record(i, &o, Some(verdict.fingerprint), None)?;
                         reporter.event(Event::StageFinished(&o));
                         outcomes[i] = Some(o);
                         state[i] = St::Ok;
@@ -684,18 +579,23 @@ pub fn run(
                         // pipeline's run (FERRY_NO_TRACKING=1 turns it off).
                         if !tracking_tried && std::env::var_os("FERRY_NO_TRACKING").is_none() {
                             tracking_tried = true;
-                            match ferry_server::Embedded::start(
-                                &project.store_url(),
-                                &project.ferry_dir().join("artifacts"),
-                            ) {
-                                Ok(srv) => {
-                                    env_vars.push(("MLFLOW_TRACKING_URI".into(), srv.url()));
+                            let endpoint = match recorder.tracking_uri() {
+                                Some(uri) => Ok((uri, None)),
+                                None => ferry_server::Embedded::start(
+                                    &project.store_url(),
+                                    &project.ferry_dir().join("artifacts"),
+                                )
+                                .map(|srv| (srv.url(), Some(srv))),
+                            };
+                            match endpoint {
+                                Ok((uri, srv)) => {
+                                    env_vars.push(("MLFLOW_TRACKING_URI".into(), uri));
                                     env_vars.push(("MLFLOW_RUN_ID".into(), rid.clone()));
                                     env_vars.push((
                                         "MLFLOW_EXPERIMENT_ID".into(),
                                         experiment_id.to_string(),
                                     ));
-                                    tracking = Some(srv);
+                                    tracking = srv;
                                 }
                                 Err(e) => {
                                     reporter.line(
@@ -851,7 +751,7 @@ pub fn run(
                 state[i] = St::Bad;
             }
         }
-        record(&store, i, &o, Some(verdict.fingerprint), Some(w.started_ms))?;
+        record(i, &o, Some(verdict.fingerprint), Some(w.started_ms))?;
         reporter.event(Event::StageFinished(&o));
         outcomes[i] = Some(o);
     }
@@ -866,7 +766,7 @@ pub fn run(
                 "not started".into(),
                 None,
             );
-            record(&store, i, &o, None, None)?;
+            record(i, &o, None, None)?;
             outcomes[i] = Some(o);
         }
     }
@@ -886,28 +786,6 @@ pub fn run(
             _ => None,
         })
         .collect();
-    {
-        let p: Vec<(String, serde_json::Value)> = params.clone().into_iter().collect();
-        let now = now_ms();
-        let m: Vec<MetricRecord> = numeric
-            .iter()
-            .map(|(k, v)| MetricRecord {
-                key: k.clone(),
-                value: *v,
-                stage: None,
-                step: 0,
-                ts_ms: now,
-            })
-            .collect();
-        let rid = rid.clone();
-        store.call(|s| {
-            Box::pin(async move {
-                s.record_params(&rid, &p).await?;
-                s.record_metrics(&rid, &m).await
-            })
-        })?;
-    }
-
     // The source data each stage read, as tags of the MLflow run.
     {
         let mut tags: Vec<(String, String)> = Vec::new();
@@ -927,8 +805,19 @@ pub fn run(
             }
         }
         tags.truncate(100);
-        let rid = rid.clone();
-        store.call(|s| Box::pin(async move { s.log_batch(&rid, &[], &[], &tags).await }))?;
+        let p: Vec<(String, serde_json::Value)> = params.clone().into_iter().collect();
+        let now = now_ms();
+        let m: Vec<MetricRecord> = numeric
+            .iter()
+            .map(|(k, v)| MetricRecord {
+                key: k.clone(),
+                value: *v,
+                stage: None,
+                step: 0,
+                ts_ms: now,
+            })
+            .collect();
+        recorder.results(&started, &p, &m, &tags)?;
     }
 
     let cancelled =
@@ -958,7 +847,7 @@ pub fn run(
         let ctx = GateCtx {
             metrics: &all_metrics,
             params: &project.pipeline.params,
-            store: Some(&store),
+            recorder: Some(recorder.as_ref()),
         };
         for g in &project.pipeline.gates {
             let ev = g.expr.evaluate(&ctx);
@@ -982,8 +871,7 @@ pub fn run(
             })
             .collect();
         {
-            let rid = rid.clone();
-            store.call(|s| Box::pin(async move { s.record_gates(&rid, &recs).await }))?;
+            recorder.gates(&started, &recs)?;
         }
         if report.gates.iter().any(|g| !g.passed) {
             report.status = RunStatus::GateFailed;
@@ -991,13 +879,12 @@ pub fn run(
             register(
                 project,
                 &mut engine,
-                &store,
-                &rid,
+                recorder.as_ref(),
+                &started,
                 reg,
                 &params,
                 &all_metrics,
                 env.as_ref(),
-                experiment_id,
                 &mut report,
                 reporter.as_ref(),
             )?;
@@ -1027,14 +914,7 @@ pub fn run(
             }),
         _ => None,
     };
-    let status = report.status;
-    store.call(|s| {
-        let rid = rid.clone();
-        Box::pin(async move {
-            s.finish_run(&rid, status, now_ms(), message.as_deref())
-                .await
-        })
-    })?;
+    recorder.finish(&started, report.status, message.as_deref())?;
     Ok(report)
 }
 
@@ -1042,13 +922,12 @@ pub fn run(
 fn register(
     project: &Project,
     engine: &mut Engine<'_>,
-    store: &BlockingStore,
-    rid: &str,
+    recorder: &dyn Recorder,
+    started: &Started,
     reg: &ferry_spec::Register,
     params: &BTreeMap<String, serde_json::Value>,
     metrics: &BTreeMap<String, serde_json::Value>,
     env: Option<&PreparedEnv>,
-    experiment_id: i64,
     report: &mut RunReport,
     reporter: &dyn Reporter,
 ) -> Result<()> {
@@ -1065,10 +944,7 @@ fn register(
         return Ok(());
     };
     let model = reg.model.to_string();
-    let versions = store.call(|s| {
-        let model = model.clone();
-        Box::pin(async move { s.list_versions(&model).await })
-    })?;
+    let versions = recorder.versions(&model)?;
     // The same artifact as an existing version (nothing changed, or inputs
     // reverted to an old state): no new version; the alias follows it.
     if let Some(same) = versions
@@ -1077,19 +953,12 @@ fn register(
         .find(|v| v.artifact_digest == artifact.digest.to_hex())
     {
         if let Some(alias) = reg.alias.as_ref().filter(|a| !same.aliases.contains(*a)) {
-            let (m, a, ver) = (same.model.clone(), alias.clone(), same.version);
-            store.call(|s| {
-                Box::pin(async move {
-                    s.set_alias(
-                        &m,
-                        &a,
-                        ver,
-                        Some("the pipeline's output equals this version"),
-                        now_ms(),
-                    )
-                    .await
-                })
-            })?;
+            recorder.set_alias(
+                &same.model,
+                alias,
+                same.version,
+                Some("the pipeline's output equals this version"),
+            )?;
         }
         let msg = format!("{}/{}", same.model, same.version);
         reporter.event(Event::ModelUnchanged(&msg));
@@ -1138,7 +1007,7 @@ fn register(
     });
     let nv = NewModelVersion {
         model: model.clone(),
-        run_id: Some(rid.to_owned()),
+        run_id: Some(started.run_id.clone()),
         artifact_path: reg.artifact.clone(),
         artifact_digest: artifact.digest.to_hex(),
         artifact_size: artifact.size as i64,
@@ -1148,85 +1017,14 @@ fn register(
         lineage,
         created_ms: now_ms(),
         alias: reg.alias.clone(),
-        source: Some(format!("runs:/{rid}/{}", reg.model)),
+        source: Some(format!("runs:/{}/{}", started.run_id, reg.model)),
     };
-    // The artifact also goes under the run's artifacts in the project's
-    // artifact folder (the one `ferry server` serves by default), so MLflow
-    // clients can download the version.
-    publish_artifact(
-        project,
-        experiment_id,
-        rid,
-        &reg.artifact,
-        reg.model.as_str(),
-    )?;
-    let v = store.call(|s| Box::pin(async move { s.create_model_version(&nv).await }))?;
+    let v = recorder.register(started, project, &reg.artifact, nv)?;
     reporter.event(Event::Registered(&v));
     report.registered = Some(v);
     Ok(())
 }
 
-/// Copies `artifact` (a file or folder of the project) into the folder
-/// `.ferry/artifacts/<experiment>/<run>/artifacts/<model>/` (a file keeps its
-/// name; a folder's contents go in), through a temporary name and a rename.
-/// MLflow clients load a model from a folder, hence the folder.
-fn publish_artifact(
-    project: &Project,
-    experiment_id: i64,
-    rid: &str,
-    artifact: &str,
-    model: &str,
-) -> Result<()> {
-    let io = |action: &'static str, path: &std::path::Path| {
-        let path = path.to_owned();
-        move |source: std::io::Error| Error::Io {
-            action,
-            path,
-            source,
-        }
-    };
-    let src = project.root.join(artifact);
-    let dst = project
-        .ferry_dir()
-        .join("artifacts")
-        .join(experiment_id.to_string())
-        .join(rid)
-        .join("artifacts")
-        .join(model);
-    let parent = dst.parent().unwrap_or(&dst).to_owned();
-    std::fs::create_dir_all(&parent).map_err(io("create", &parent))?;
-    let tmp = parent.join(format!(".ferry-publish-{}", std::process::id()));
-    fn copy_tree(from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
-        if from.is_dir() {
-            std::fs::create_dir_all(to)?;
-            for e in std::fs::read_dir(from)? {
-                let e = e?;
-                copy_tree(&e.path(), &to.join(e.file_name()))?;
-            }
-            Ok(())
-        } else {
-            std::fs::copy(from, to).map(|_| ())
-        }
-    }
-    let _ = std::fs::remove_dir_all(&tmp);
-    if src.is_dir() {
-        copy_tree(&src, &tmp).map_err(io("copy", &src))?;
-    } else {
-        std::fs::create_dir_all(&tmp).map_err(io("create", &tmp))?;
-        let name = src
-            .file_name()
-            .map(std::ffi::OsStr::to_owned)
-            .unwrap_or_else(|| "artifact".into());
-        copy_tree(&src, &tmp.join(name)).map_err(io("copy", &src))?;
-    }
-    if dst.is_dir() {
-        std::fs::remove_dir_all(&dst).map_err(io("replace", &dst))?;
-    }
-    std::fs::rename(&tmp, &dst).map_err(io("publish", &dst))
-}
-
-/// Removes cache objects no longer referenced by ferry.lock, a registered
-/// model version, or (unless `all`) the run cache of the current pipeline.
 pub fn gc(project: &Project, keep_run_cache: bool) -> Result<GcStats> {
     let engine = Engine::open(project)?;
     let lock_path = project.ferry_dir().join("run.lock");

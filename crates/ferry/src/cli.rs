@@ -13,7 +13,7 @@ use std::path::PathBuf;
     max_term_width = 100
 )]
 #[command(
-    after_help = "Exit codes: 0 success, 1 a stage failed, 2 usage or spec error, 3 a gate failed, 130 cancelled"
+    after_help = "Exit codes: 0 success, 1 a stage failed (or the run could not be recorded), 2 usage or spec error, 3 a gate failed, 130 cancelled"
 )]
 pub struct Cli {
     /// Run as if ferry was started in DIR
@@ -54,8 +54,7 @@ pub enum Command {
         stage: Option<String>,
     },
     /// The model registry
-    #[command(subcommand)]
-    Models(ModelsCommand),
+    Models(ModelsArgs),
     /// Remove cache objects nothing refers to any more
     Gc {
         /// Also drop the run cache (outputs of old parameter or data versions)
@@ -104,6 +103,18 @@ pub struct RunArgs {
     /// Recorded as the run's trigger (e.g. `ci`, `schedule`)
     #[arg(long, default_value = "cli")]
     pub trigger: String,
+    /// Record the run on this `ferry server` (its MLflow API) instead of the project's store
+    #[arg(long, env = "FERRY_SERVER", value_name = "URL")]
+    pub server: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ModelsArgs {
+    /// Use the registry of this `ferry server` instead of the project's store
+    #[arg(long, env = "FERRY_SERVER", global = true, value_name = "URL")]
+    pub server: Option<String>,
+    #[command(subcommand)]
+    pub command: ModelsCommand,
 }
 
 #[derive(Debug, Subcommand)]

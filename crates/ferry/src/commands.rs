@@ -1,12 +1,12 @@
 //! One function per command. Each returns the process exit code.
 
-use crate::cli::{Cli, Command, ModelsCommand, RunArgs, RunsCommand, ServerArgs};
+use crate::cli::{Cli, Command, ModelsArgs, ModelsCommand, RunArgs, RunsCommand, ServerArgs};
 use crate::exit;
 use crate::ui::{Style, Terminal, bytes, duration, time};
 use anyhow::{Context, Result, bail};
 use ferry_core::ModelRef;
 use ferry_metadata::{BlockingStore, ModelVersion, RunStatus, StageStatus};
-use ferry_runner::{Action, Project, RunOptions};
+use ferry_runner::{Action, Project, Registry, RunOptions};
 use serde::Serialize;
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -37,7 +37,9 @@ pub fn exit_code_of(e: &anyhow::Error) -> u8 {
             ferry_runner::Error::Spec(_)
             | ferry_runner::Error::NoProject(_)
             | ferry_runner::Error::UnknownStage { .. }
-            | ferry_runner::Error::Lock(_),
+            | ferry_runner::Error::Lock(_)
+            | ferry_runner::Error::Unsupported(_)
+            | ferry_runner::Error::Remote(ferry_client::Error::Url { .. }),
         ) => exit::USAGE,
         _ => exit::STAGE_FAILED,
     }
@@ -179,6 +181,7 @@ fn run(ctx: &Ctx, args: RunArgs) -> Result<u8> {
             .jobs
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
         trigger: args.trigger.clone(),
+        server: args.server.clone(),
     };
     let tty = std::io::stderr().is_terminal();
     let term = Arc::new(Terminal::new(ctx.style, tty));
@@ -430,6 +433,20 @@ fn store_err(e: ferry_metadata::Error) -> anyhow::Error {
     }
 }
 
+/// Registry errors a user caused (no such version, an invalid alias) are
+/// usage errors.
+fn runner_store_err(e: ferry_runner::Error) -> anyhow::Error {
+    match e {
+        ferry_runner::Error::Store(s) => store_err(s),
+        ferry_runner::Error::Remote(ferry_client::Error::Api {
+            status: 400..=499,
+            message,
+            ..
+        }) => usage(message),
+        other => other.into(),
+    }
+}
+
 fn logs(ctx: &Ctx, run: &str, stage: Option<&str>) -> Result<u8> {
     let (root, store) = ctx.store()?;
     let id = run.to_owned();
@@ -478,18 +495,9 @@ fn logs(ctx: &Ctx, run: &str, stage: Option<&str>) -> Result<u8> {
     Ok(exit::OK)
 }
 
-fn resolve(store: &BlockingStore, r: &ModelRef) -> Result<ModelVersion> {
-    let r2 = r.clone();
-    let found = store.call(|st| {
-        Box::pin(async move {
-            match &r2 {
-                ModelRef::Alias(m, a) => st.resolve_alias(m.as_str(), a).await,
-                ModelRef::Version(m, v) => st.get_version(m.as_str(), *v as i64).await,
-                ModelRef::Latest(m) => st.latest_version(m.as_str()).await,
-            }
-        })
-    })?;
-    found.ok_or_else(|| usage(format!("no model version `{r}`")))
+fn resolve(reg: &dyn Registry, r: &ModelRef) -> Result<ModelVersion> {
+    reg.resolve(r)?
+        .ok_or_else(|| usage(format!("no model version `{r}`")))
 }
 
 fn parse_ref(s: &str) -> Result<ModelRef> {
@@ -540,11 +548,15 @@ fn print_version(ctx: &Ctx, v: &ModelVersion) {
     }
 }
 
-fn models(ctx: &Ctx, cmd: ModelsCommand) -> Result<u8> {
-    let (_, store) = ctx.store()?;
-    match cmd {
+fn models(ctx: &Ctx, args: ModelsArgs) -> Result<u8> {
+    let reg = match &args.server {
+        Some(url) => ferry_runner::remote_registry(url).map_err(|e| usage(e.to_string()))?,
+        None => ferry_runner::local_registry(ctx.store()?.1),
+    };
+    let reg = reg.as_ref();
+    match args.command {
         ModelsCommand::List { json } => {
-            let models = store.call(|st| Box::pin(async move { st.list_models().await }))?;
+            let models = reg.list_models()?;
             if json {
                 print_json(&models)?;
                 return Ok(exit::OK);
@@ -565,7 +577,7 @@ fn models(ctx: &Ctx, cmd: ModelsCommand) -> Result<u8> {
             }
         }
         ModelsCommand::Show { model, json } => {
-            let v = resolve(&store, &parse_ref(&model)?)?;
+            let v = resolve(reg, &parse_ref(&model)?)?;
             if json {
                 print_json(&v)?;
             } else {
@@ -574,8 +586,7 @@ fn models(ctx: &Ctx, cmd: ModelsCommand) -> Result<u8> {
         }
         ModelsCommand::Versions { model, json } => {
             let name = ferry_core::ModelName::new(&model).map_err(|e| usage(e.to_string()))?;
-            let vs =
-                store.call(|st| Box::pin(async move { st.list_versions(name.as_str()).await }))?;
+            let vs = reg.versions(name.as_str())?;
             if json {
                 print_json(&vs)?;
                 return Ok(exit::OK);
@@ -616,17 +627,12 @@ fn models(ctx: &Ctx, cmd: ModelsCommand) -> Result<u8> {
             format!("m@{alias}")
                 .parse::<ModelRef>()
                 .map_err(|_| usage(format!("invalid alias `{alias}`")))?;
-            let v = resolve(&store, &r)?;
-            let (m, a, ver) = (v.model.clone(), alias.clone(), v.version);
-            let ev = store
-                .call(|st| {
-                    Box::pin(async move {
-                        st.set_alias(&m, &a, ver, reason.as_deref(), ferry_core::now_ms())
-                            .await
-                    })
-                })
-                .map_err(store_err)?;
-            match ev.previous {
+            let v = resolve(reg, &r)?;
+            let ver = v.version;
+            let previous = reg
+                .set_alias(&v.model, &alias, ver, reason.as_deref())
+                .map_err(runner_store_err)?;
+            match previous {
                 Some(p) if p != ver => eprintln!("moved {}@{alias}: {} -> {ver}", v.model, p),
                 Some(_) => eprintln!("{}@{alias} already pointed at {ver}", v.model),
                 None => eprintln!("set {}@{alias} -> {ver}", v.model),
@@ -634,8 +640,7 @@ fn models(ctx: &Ctx, cmd: ModelsCommand) -> Result<u8> {
         }
         ModelsCommand::History { model, json } => {
             let name = ferry_core::ModelName::new(&model).map_err(|e| usage(e.to_string()))?;
-            let evs =
-                store.call(|st| Box::pin(async move { st.alias_events(name.as_str()).await }))?;
+            let evs = reg.alias_history(name.as_str())?;
             if json {
                 print_json(&evs)?;
                 return Ok(exit::OK);

@@ -8,3 +8,4 @@ mod support;
 mod cli;
 mod example;
 mod misbehaving;
+mod remote;

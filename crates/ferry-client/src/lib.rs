@@ -1,0 +1,580 @@
+//! A blocking client for the MLflow REST API of a `ferry server`: what
+//! `ferry run --server URL` records (runs, nested stage runs, params,
+//! metrics, tags, artifacts, model versions and aliases) and what
+//! `ferry models --server URL` reads.
+//!
+//! It speaks only the public MLflow endpoints, so the recorded runs and
+//! versions look to every MLflow client exactly like the ones a local
+//! `ferry run` writes. Lineage, which MLflow has no fields for, travels as
+//! `ferry.*` version tags ([`ferry_metadata::lineage_tags`]).
+//!
+//! Responses are parsed as JSON values, reading only the fields needed here:
+//! the wire types themselves belong to `ferry-server`.
+
+use ferry_metadata::{Metric, ModelSummary, ModelVersion, NewModelVersion, lineage_tags};
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid server URL `{url}`: {why}")]
+    Url { url: String, why: &'static str },
+    #[error("{endpoint}: cannot reach the server: {source}")]
+    Transport {
+        endpoint: String,
+        #[source]
+        source: Box<ureq::Error>,
+    },
+    #[error("{endpoint}: HTTP {status} {code}: {message}")]
+    Api {
+        endpoint: String,
+        status: u16,
+        code: String,
+        message: String,
+    },
+    #[error("{endpoint}: unexpected answer: {detail}")]
+    BadResponse { endpoint: String, detail: String },
+    #[error("cannot read {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// The server answered that the thing does not exist.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Error::Api { code, .. } if code == "RESOURCE_DOES_NOT_EXIST")
+    }
+    fn is_already_exists(&self) -> bool {
+        matches!(self, Error::Api { code, .. } if code == "RESOURCE_ALREADY_EXISTS")
+    }
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// MLflow's `log-batch` limits per request.
+const MAX_METRICS: usize = 1000;
+const MAX_PARAMS_OR_TAGS: usize = 100;
+
+/// A connection to one server (`http://host:port`, no path).
+#[derive(Clone)]
+pub struct Client {
+    base: String,
+    agent: ureq::Agent,
+    token: Option<String>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client").field("base", &self.base).finish()
+    }
+}
+
+impl Client {
+    /// A client for the server at `url`. `MLFLOW_TRACKING_TOKEN`, when set,
+    /// is sent as a bearer token, as the mlflow client does.
+    pub fn new(url: &str) -> Result<Self> {
+        let base = url.trim_end_matches('/').to_owned();
+        let bad = |why| Error::Url {
+            url: url.to_owned(),
+            why,
+        };
+        let rest = base
+            .strip_prefix("http://")
+            .or_else(|| base.strip_prefix("https://"))
+            .ok_or_else(|| bad("it must start with http:// or https://"))?;
+        if rest.is_empty() || rest.starts_with('/') {
+            return Err(bad("it has no host"));
+        }
+        if rest.contains(['?', '#']) {
+            return Err(bad("it must not have a query or fragment"));
+        }
+        let agent = ureq::Agent::config_builder()
+            .timeout_connect(Some(Duration::from_secs(10)))
+            .timeout_global(Some(Duration::from_secs(600)))
+            .http_status_as_error(false)
+            .build()
+            .into();
+        Ok(Self {
+            base,
+            agent,
+            token: std::env::var("MLFLOW_TRACKING_TOKEN")
+                .ok()
+                .filter(|t| !t.is_empty()),
+        })
+    }
+
+    /// The server's URL, as MLflow clients want it in `MLFLOW_TRACKING_URI`.
+    pub fn url(&self) -> &str {
+        &self.base
+    }
+
+    fn answer(
+        &self,
+        endpoint: &str,
+        sent: std::result::Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> Result<Value> {
+        let mut resp = sent.map_err(|e| Error::Transport {
+            endpoint: endpoint.to_owned(),
+            source: Box::new(e),
+        })?;
+        let status = resp.status().as_u16();
+        let text = resp
+            .body_mut()
+            .with_config()
+            .limit(256 * 1024 * 1024)
+            .read_to_string()
+            .map_err(|e| Error::Transport {
+                endpoint: endpoint.to_owned(),
+                source: Box::new(e),
+            })?;
+        let body: Value = if text.trim().is_empty() {
+            json!({})
+        } else {
+            serde_json::from_str(&text).map_err(|e| Error::BadResponse {
+                endpoint: endpoint.to_owned(),
+                detail: format!("HTTP {status}, not JSON ({e})"),
+            })?
+        };
+        if (200..300).contains(&status) {
+            return Ok(body);
+        }
+        Err(Error::Api {
+            endpoint: endpoint.to_owned(),
+            status,
+            code: body["error_code"].as_str().unwrap_or("").to_owned(),
+            message: body["message"].as_str().unwrap_or(&text).to_owned(),
+        })
+    }
+
+    fn auth<B>(&self, req: ureq::RequestBuilder<B>) -> ureq::RequestBuilder<B> {
+        match &self.token {
+            Some(t) => req.header("Authorization", &format!("Bearer {t}")),
+            None => req,
+        }
+    }
+
+    fn post(&self, path: &str, body: &Value) -> Result<Value> {
+        let endpoint = format!("POST /api/2.0/mlflow/{path}");
+        let req = self
+            .auth(
+                self.agent
+                    .post(format!("{}/api/2.0/mlflow/{path}", self.base)),
+            )
+            .header("Content-Type", "application/json");
+        self.answer(&endpoint, req.send(body.to_string()))
+    }
+
+    fn get(&self, path: &str, query: &[(&str, &str)]) -> Result<Value> {
+        let endpoint = format!("GET /api/2.0/mlflow/{path}");
+        let mut req = self.auth(
+            self.agent
+                .get(format!("{}/api/2.0/mlflow/{path}", self.base)),
+        );
+        for (k, v) in query {
+            req = req.query(*k, *v);
+        }
+        self.answer(&endpoint, req.call())
+    }
+
+    fn field<'a>(&self, endpoint: &str, v: &'a Value, ptr: &str) -> Result<&'a Value> {
+        v.pointer(ptr).ok_or_else(|| Error::BadResponse {
+            endpoint: endpoint.to_owned(),
+            detail: format!("no `{ptr}` in the answer"),
+        })
+    }
+
+    fn string(&self, endpoint: &str, v: &Value, ptr: &str) -> Result<String> {
+        let f = self.field(endpoint, v, ptr)?;
+        f.as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| Error::BadResponse {
+                endpoint: endpoint.to_owned(),
+                detail: format!("`{ptr}` is not a string"),
+            })
+    }
+
+    // ------------------------------------------------------------ tracking
+
+    /// The id of the experiment called `name`, created if there is none.
+    pub fn experiment(&self, name: &str) -> Result<String> {
+        let by_name = || self.get("experiments/get-by-name", &[("experiment_name", name)]);
+        match by_name() {
+            Ok(v) => {
+                return self.string("experiments/get-by-name", &v, "/experiment/experiment_id");
+            }
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e),
+        }
+        match self.post("experiments/create", &json!({ "name": name })) {
+            Ok(v) => self.string("experiments/create", &v, "/experiment_id"),
+            // Somebody else created it meanwhile.
+            Err(e) if e.is_already_exists() => {
+                let v = by_name()?;
+                self.string("experiments/get-by-name", &v, "/experiment/experiment_id")
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Creates a run; returns its id and artifact URI.
+    pub fn create_run(
+        &self,
+        experiment_id: &str,
+        run_name: &str,
+        start_ms: i64,
+        tags: &[(String, String)],
+    ) -> Result<(String, String)> {
+        let v = self.post(
+            "runs/create",
+            &json!({
+                "experiment_id": experiment_id,
+                "run_name": run_name,
+                "start_time": start_ms,
+                "tags": kvs(tags),
+            }),
+        )?;
+        Ok((
+            self.string("runs/create", &v, "/run/info/run_id")?,
+            self.string("runs/create", &v, "/run/info/artifact_uri")?,
+        ))
+    }
+
+    /// Logs metrics, params and tags, in as many requests as MLflow's
+    /// per-request limits need.
+    pub fn log_batch(
+        &self,
+        run_id: &str,
+        metrics: &[Metric],
+        params: &[(String, String)],
+        tags: &[(String, String)],
+    ) -> Result<()> {
+        for chunk in params.chunks(MAX_PARAMS_OR_TAGS) {
+            self.post(
+                "runs/log-batch",
+                &json!({ "run_id": run_id, "params": kvs(chunk) }),
+            )?;
+        }
+        for chunk in tags.chunks(MAX_PARAMS_OR_TAGS) {
+            self.post(
+                "runs/log-batch",
+                &json!({ "run_id": run_id, "tags": kvs(chunk) }),
+            )?;
+        }
+        for chunk in metrics.chunks(MAX_METRICS) {
+            let ms: Vec<Value> = chunk
+                .iter()
+                .map(|m| {
+                    json!({
+                        "key": m.key,
+                        "value": metric_value(m.value),
+                        "timestamp": m.timestamp,
+                        "step": m.step,
+                    })
+                })
+                .collect();
+            self.post(
+                "runs/log-batch",
+                &json!({ "run_id": run_id, "metrics": ms }),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Sets a run's status (`FINISHED`, `FAILED`, `KILLED`) and end time.
+    pub fn finish_run(&self, run_id: &str, status: &str, end_ms: i64) -> Result<()> {
+        self.post(
+            "runs/update",
+            &json!({ "run_id": run_id, "status": status, "end_time": end_ms }),
+        )?;
+        Ok(())
+    }
+
+    /// Uploads `file` to `path` under the server's artifact root (the part
+    /// of an `mlflow-artifacts:/` URI after the scheme), streaming it.
+    pub fn upload_artifact(&self, path: &str, file: &Path) -> Result<()> {
+        let encoded: Vec<String> = path
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .map(encode_segment)
+            .collect();
+        let endpoint = format!("PUT /api/2.0/mlflow-artifacts/artifacts/{path}");
+        let f = std::fs::File::open(file).map_err(|source| Error::Io {
+            path: file.to_owned(),
+            source,
+        })?;
+        let req = self.auth(self.agent.put(format!(
+            "{}/api/2.0/mlflow-artifacts/artifacts/{}",
+            self.base,
+            encoded.join("/")
+        )));
+        self.answer(&endpoint, req.send(f))?;
+        Ok(())
+    }
+
+    // ------------------------------------------------------------ registry
+
+    /// Every registered model, by name.
+    pub fn list_models(&self) -> Result<Vec<ModelSummary>> {
+        let mut out = Vec::new();
+        let mut token = String::new();
+        loop {
+            let mut q = vec![("max_results", "1000")];
+            if !token.is_empty() {
+                q.push(("page_token", token.as_str()));
+            }
+            let v = self.get("registered-models/search", &q)?;
+            for m in v["registered_models"].as_array().into_iter().flatten() {
+                let name = m["name"].as_str().unwrap_or_default().to_owned();
+                let versions = self.list_versions(&name)?;
+                out.push(ModelSummary {
+                    created_ms: m["creation_timestamp"].as_i64().unwrap_or(0),
+                    latest_version: versions.last().map(|v| v.version),
+                    versions: versions.len() as i64,
+                    aliases: m["aliases"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|a| {
+                            Some((
+                                a["alias"].as_str()?.to_owned(),
+                                a["version"].as_str()?.parse().ok()?,
+                            ))
+                        })
+                        .collect(),
+                    name,
+                });
+            }
+            match v["next_page_token"].as_str() {
+                Some(t) if !t.is_empty() => token = t.to_owned(),
+                _ => break,
+            }
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    /// Every version of `model`, oldest first (none if there is no such model).
+    pub fn list_versions(&self, model: &str) -> Result<Vec<ModelVersion>> {
+        let filter = format!("name = {}", quote(model));
+        let mut out = Vec::new();
+        let mut token = String::new();
+        loop {
+            let mut q = vec![("filter", filter.as_str()), ("max_results", "10000")];
+            if !token.is_empty() {
+                q.push(("page_token", token.as_str()));
+            }
+            let v = self.get("model-versions/search", &q)?;
+            for mv in v["model_versions"].as_array().into_iter().flatten() {
+                out.push(self.version_from("model-versions/search", mv)?);
+            }
+            match v["next_page_token"].as_str() {
+                Some(t) if !t.is_empty() => token = t.to_owned(),
+                _ => break,
+            }
+        }
+        out.sort_by_key(|v| v.version);
+        Ok(out)
+    }
+
+    pub fn get_version(&self, model: &str, version: i64) -> Result<Option<ModelVersion>> {
+        let v = version.to_string();
+        match self.get(
+            "model-versions/get",
+            &[("name", model), ("version", v.as_str())],
+        ) {
+            Ok(a) => Ok(Some(
+                self.version_from("model-versions/get", &a["model_version"])?,
+            )),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The version `alias` points at. Read from the model's alias list:
+    /// MLflow answers a missing alias with a 400, not a 404.
+    pub fn resolve_alias(&self, model: &str, alias: &str) -> Result<Option<ModelVersion>> {
+        let m = match self.get("registered-models/get", &[("name", model)]) {
+            Ok(m) => m,
+            Err(e) if e.is_not_found() => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let version = m["registered_model"]["aliases"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|a| a["alias"].as_str() == Some(alias))
+            .and_then(|a| a["version"].as_str()?.parse().ok());
+        match version {
+            Some(v) => self.get_version(model, v),
+            None => Ok(None),
+        }
+    }
+
+    pub fn latest_version(&self, model: &str) -> Result<Option<ModelVersion>> {
+        Ok(self.list_versions(model)?.pop())
+    }
+
+    pub fn set_alias(&self, model: &str, alias: &str, version: i64) -> Result<()> {
+        self.post(
+            "registered-models/alias",
+            &json!({ "name": model, "alias": alias, "version": version.to_string() }),
+        )?;
+        Ok(())
+    }
+
+    /// Registers a version of `nv.model` (creating the model if needed)
+    /// whose files are at `source` (e.g. `runs:/<run>/<model>`), with its
+    /// lineage as tags, and points `nv.alias` at it.
+    pub fn create_model_version(&self, nv: &NewModelVersion, source: &str) -> Result<ModelVersion> {
+        match self.post("registered-models/create", &json!({ "name": nv.model })) {
+            Ok(_) => {}
+            Err(e) if e.is_already_exists() => {}
+            Err(e) => return Err(e),
+        }
+        let mut body = json!({
+            "name": nv.model,
+            "source": source,
+            "tags": kvs(&lineage_tags::of(nv)),
+        });
+        if let Some(r) = &nv.run_id {
+            body["run_id"] = json!(r);
+        }
+        let v = self.post("model-versions/create", &body)?;
+        let mut mv = self.version_from("model-versions/create", &v["model_version"])?;
+        if let Some(alias) = &nv.alias {
+            self.set_alias(&nv.model, alias, mv.version)?;
+            mv.aliases.push(alias.clone());
+        }
+        Ok(mv)
+    }
+
+    fn version_from(&self, endpoint: &str, v: &Value) -> Result<ModelVersion> {
+        let bad = |detail: &str| Error::BadResponse {
+            endpoint: endpoint.to_owned(),
+            detail: detail.to_owned(),
+        };
+        let version = match &v["version"] {
+            Value::String(s) => s.parse().map_err(|_| bad("`version` is not a number"))?,
+            Value::Number(n) => n.as_i64().ok_or_else(|| bad("`version` is not a number"))?,
+            _ => return Err(bad("no `version` in the model version")),
+        };
+        let tags: Vec<(String, String)> = v["tags"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|t| {
+                Some((
+                    t["key"].as_str()?.to_owned(),
+                    t["value"].as_str()?.to_owned(),
+                ))
+            })
+            .collect();
+        let source = v["source"].as_str().unwrap_or_default().to_owned();
+        let mut mv = ModelVersion {
+            model: v["name"]
+                .as_str()
+                .ok_or_else(|| bad("no `name` in the model version"))?
+                .to_owned(),
+            version,
+            run_id: v["run_id"]
+                .as_str()
+                .filter(|r| !r.is_empty())
+                .map(str::to_owned),
+            artifact_path: source.clone(),
+            artifact_digest: String::new(),
+            artifact_size: 0,
+            git_commit: None,
+            git_dirty: None,
+            env_fingerprint: None,
+            lineage: json!({}),
+            created_ms: v["creation_timestamp"].as_i64().unwrap_or(0),
+            status: v["status"].as_str().unwrap_or("READY").to_ascii_lowercase(),
+            aliases: v["aliases"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|a| a.as_str().map(str::to_owned))
+                .collect(),
+            source,
+            description: v["description"].as_str().unwrap_or_default().to_owned(),
+            last_updated_ms: v["last_updated_timestamp"].as_i64().unwrap_or(0),
+            tags: vec![],
+        };
+        lineage_tags::apply(&mut mv, &tags);
+        mv.tags = tags;
+        Ok(mv)
+    }
+}
+
+fn kvs(pairs: &[(String, String)]) -> Vec<Value> {
+    pairs
+        .iter()
+        .map(|(k, v)| json!({ "key": k, "value": v }))
+        .collect()
+}
+
+/// MLflow's JSON spells the special floats as strings.
+fn metric_value(v: f64) -> Value {
+    if v.is_nan() {
+        json!("NaN")
+    } else if v == f64::INFINITY {
+        json!("Infinity")
+    } else if v == f64::NEG_INFINITY {
+        json!("-Infinity")
+    } else {
+        json!(v)
+    }
+}
+
+/// A string literal of the search filter grammar.
+fn quote(s: &str) -> String {
+    if s.contains('\'') {
+        format!("\"{s}\"")
+    } else {
+        format!("'{s}'")
+    }
+}
+
+/// Percent-encodes one path segment (unreserved characters stay).
+fn encode_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_checked() {
+        assert!(Client::new("http://127.0.0.1:5000").is_ok());
+        assert!(Client::new("https://ml.example.com/").is_ok());
+        for bad in ["127.0.0.1:5000", "ftp://x", "http://", "http://h/?q=1"] {
+            assert!(matches!(Client::new(bad), Err(Error::Url { .. })), "{bad}");
+        }
+    }
+
+    #[test]
+    fn segments_are_encoded() {
+        assert_eq!(encode_segment("model.onnx"), "model.onnx");
+        assert_eq!(encode_segment("a b%2F"), "a%20b%252F");
+    }
+
+    #[test]
+    fn special_floats_use_mlflow_spelling() {
+        assert_eq!(metric_value(f64::NAN), json!("NaN"));
+        assert_eq!(metric_value(f64::NEG_INFINITY), json!("-Infinity"));
+        assert_eq!(metric_value(0.5), json!(0.5));
+    }
+}

@@ -1,0 +1,652 @@
+//! Where a run is recorded: the project's own store ([`Local`]) or a team's
+//! `ferry server` over its MLflow API ([`Remote`], `ferry run --server`).
+//!
+//! Both record the same things in the same shape (an MLflow run in the
+//! experiment named after the pipeline, a nested run per stage that did
+//! something, params, metrics, `ferry.*` tags, a registered version with its
+//! lineage), so a pipeline run looks the same to every MLflow client
+//! wherever it was recorded. The local store keeps more (the pipeline's own
+//! run and stage tables behind `ferry runs` and `ferry logs`).
+
+use crate::{Project, Result};
+use ferry_core::{ModelRef, RunId, now_ms};
+use ferry_metadata::*;
+
+/// What a run starts with.
+pub(crate) struct RunStart {
+    pub pipeline: String,
+    pub trigger: String,
+    pub started_ms: i64,
+    pub git_commit: Option<String>,
+    pub git_dirty: Option<bool>,
+    pub env_fingerprint: Option<String>,
+    pub source_name: String,
+}
+
+/// A started run.
+pub(crate) struct Started {
+    pub run_id: String,
+    pub experiment_id: String,
+}
+
+/// One stage's execution, for its nested MLflow run.
+pub(crate) struct StageRun<'a> {
+    pub record: &'a StageRecord,
+    pub wall_ms: Option<i64>,
+    pub user_cpu_ms: Option<i64>,
+    pub sys_cpu_ms: Option<i64>,
+    pub max_rss_bytes: Option<i64>,
+}
+
+/// A model registry: the project's store or a server's.
+pub trait Registry {
+    fn list_models(&self) -> Result<Vec<ModelSummary>>;
+    /// Every version of `model`, oldest first.
+    fn versions(&self, model: &str) -> Result<Vec<ModelVersion>>;
+    /// The version a reference names, if any.
+    fn resolve(&self, r: &ModelRef) -> Result<Option<ModelVersion>>;
+    /// Points `alias` at `version`; returns the version it pointed at before.
+    fn set_alias(
+        &self,
+        model: &str,
+        alias: &str,
+        version: i64,
+        reason: Option<&str>,
+    ) -> Result<Option<i64>>;
+    /// Every alias move of `model`, oldest first.
+    fn alias_history(&self, model: &str) -> Result<Vec<AliasEvent>>;
+}
+
+/// The registry of the project's store.
+pub fn local_registry(store: BlockingStore) -> Box<dyn Registry> {
+    Box::new(Local { store })
+}
+
+/// The registry of the `ferry server` at `url`.
+pub fn remote_registry(url: &str) -> Result<Box<dyn Registry>> {
+    Ok(Box::new(Remote::new(url)?))
+}
+
+pub(crate) trait Recorder: Registry {
+    /// Starts the run (and its MLflow run).
+    fn begin(&self, s: &RunStart) -> Result<Started>;
+    /// Where stages send their own MLflow calls, if the recorder has a
+    /// server already (the local one starts an embedded server instead).
+    fn tracking_uri(&self) -> Option<String>;
+    /// Records a stage's outcome; stages that did something also get a
+    /// nested MLflow run with their resource use as metrics.
+    fn stage(&self, run: &Started, st: &StageRun<'_>) -> Result<()>;
+    /// The run's params, metrics and extra tags.
+    fn results(
+        &self,
+        run: &Started,
+        params: &[(String, serde_json::Value)],
+        metrics: &[MetricRecord],
+        tags: &[(String, String)],
+    ) -> Result<()>;
+    fn gates(&self, run: &Started, gates: &[GateRecord]) -> Result<()>;
+    /// Publishes `artifact` (a file or folder of the project) as the run's
+    /// `<model>` artifact, then registers `nv` with `runs:/<run>/<model>`.
+    fn register(
+        &self,
+        run: &Started,
+        project: &Project,
+        artifact: &str,
+        nv: NewModelVersion,
+    ) -> Result<ModelVersion>;
+    fn finish(&self, run: &Started, status: RunStatus, message: Option<&str>) -> Result<()>;
+}
+
+fn run_tags(s: &RunStart) -> Vec<(String, String)> {
+    let mut tags = vec![
+        ("ferry.pipeline".to_owned(), s.pipeline.clone()),
+        ("ferry.trigger".to_owned(), s.trigger.clone()),
+        ("mlflow.source.type".to_owned(), "PROJECT".to_owned()),
+        ("mlflow.source.name".to_owned(), s.source_name.clone()),
+    ];
+    if let Some(c) = &s.git_commit {
+        tags.push(("mlflow.source.git.commit".to_owned(), c.clone()));
+    }
+    if let Some(e) = &s.env_fingerprint {
+        tags.push(("ferry.env.fingerprint".to_owned(), e.clone()));
+    }
+    tags
+}
+
+/// The nested run of a stage: its tags, resource metrics and MLflow status.
+fn stage_run(
+    parent: &str,
+    st: &StageRun<'_>,
+) -> (Vec<(String, String)>, Vec<Metric>, &'static str, i64) {
+    let rec = st.record;
+    let started = rec.started_ms.unwrap_or_else(now_ms);
+    let tags = vec![
+        ("mlflow.parentRunId".to_owned(), parent.to_owned()),
+        ("ferry.stage".to_owned(), rec.stage.clone()),
+        (
+            "ferry.stage.status".to_owned(),
+            rec.status.as_str().to_owned(),
+        ),
+        (
+            "ferry.stage.reason".to_owned(),
+            rec.reason.clone().unwrap_or_default(),
+        ),
+    ];
+    let mut metrics = Vec::new();
+    let mut metric = |key: &str, v: Option<i64>, scale: f64| {
+        if let Some(v) = v {
+            metrics.push(Metric {
+                key: key.to_owned(),
+                value: v as f64 / scale,
+                timestamp: started,
+                step: 0,
+            });
+        }
+    };
+    metric("ferry.wall_seconds", st.wall_ms, 1000.0);
+    metric("ferry.user_cpu_seconds", st.user_cpu_ms, 1000.0);
+    metric("ferry.sys_cpu_seconds", st.sys_cpu_ms, 1000.0);
+    metric("ferry.max_rss_bytes", st.max_rss_bytes, 1.0);
+    let status = match rec.status {
+        StageStatus::Ran | StageStatus::Restored => "FINISHED",
+        StageStatus::Cancelled | StageStatus::Skipped => "KILLED",
+        _ => "FAILED",
+    };
+    (tags, metrics, status, started)
+}
+
+/// MLflow keeps params as strings: a string as itself, anything else as its
+/// JSON text (the local store does the same).
+fn param_text(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+// ------------------------------------------------------------------ local
+
+/// The project's own store (`.ferry/ferry.db`).
+pub(crate) struct Local {
+    store: BlockingStore,
+}
+
+impl Local {
+    pub fn open(project: &Project) -> Result<Self> {
+        Ok(Self {
+            store: BlockingStore::open(&project.store_url())?,
+        })
+    }
+}
+
+impl Registry for Local {
+    fn list_models(&self) -> Result<Vec<ModelSummary>> {
+        Ok(self
+            .store
+            .call(|s| Box::pin(async move { s.list_models().await }))?)
+    }
+
+    fn versions(&self, model: &str) -> Result<Vec<ModelVersion>> {
+        let model = model.to_owned();
+        Ok(self
+            .store
+            .call(|s| Box::pin(async move { s.list_versions(&model).await }))?)
+    }
+
+    fn resolve(&self, r: &ModelRef) -> Result<Option<ModelVersion>> {
+        let r = r.clone();
+        Ok(self.store.call(|s| {
+            Box::pin(async move {
+                match &r {
+                    ModelRef::Alias(m, a) => s.resolve_alias(m.as_str(), a).await,
+                    ModelRef::Version(m, v) => s.get_version(m.as_str(), *v as i64).await,
+                    ModelRef::Latest(m) => s.latest_version(m.as_str()).await,
+                }
+            })
+        })?)
+    }
+
+    fn set_alias(
+        &self,
+        model: &str,
+        alias: &str,
+        version: i64,
+        reason: Option<&str>,
+    ) -> Result<Option<i64>> {
+        let (m, a, r) = (
+            model.to_owned(),
+            alias.to_owned(),
+            reason.map(str::to_owned),
+        );
+        let ev = self.store.call(|s| {
+            Box::pin(async move { s.set_alias(&m, &a, version, r.as_deref(), now_ms()).await })
+        })?;
+        Ok(ev.previous)
+    }
+
+    fn alias_history(&self, model: &str) -> Result<Vec<AliasEvent>> {
+        let model = model.to_owned();
+        Ok(self
+            .store
+            .call(|s| Box::pin(async move { s.alias_events(&model).await }))?)
+    }
+}
+
+impl Recorder for Local {
+    fn begin(&self, s: &RunStart) -> Result<Started> {
+        let rid = RunId::generate().as_str().to_owned();
+        let run = NewRun {
+            run_id: rid.clone(),
+            pipeline: s.pipeline.clone(),
+            trigger: s.trigger.clone(),
+            started_ms: s.started_ms,
+            git_commit: s.git_commit.clone(),
+            git_dirty: s.git_dirty,
+            env_fingerprint: s.env_fingerprint.clone(),
+            pid: i64::from(std::process::id()),
+            host: host(),
+        };
+        let run_name = format!("{}-{}", s.pipeline, &rid[..8]);
+        let tags = run_tags(s);
+        let pipeline = s.pipeline.clone();
+        let r = rid.clone();
+        let exp = self.store.call(|st| {
+            Box::pin(async move {
+                // Runs whose process died (a crash, SIGKILL) are marked crashed.
+                st.reap_dead_runs(&host(), &pid_alive).await?;
+                st.begin_run(&run).await?;
+                let exp = st.ensure_experiment(&pipeline, now_ms()).await?;
+                st.attach_run(&r, exp, &run_name, &tags).await?;
+                Ok(exp)
+            })
+        })?;
+        Ok(Started {
+            run_id: rid,
+            experiment_id: exp.to_string(),
+        })
+    }
+
+    fn tracking_uri(&self) -> Option<String> {
+        None
+    }
+
+    fn stage(&self, run: &Started, st: &StageRun<'_>) -> Result<()> {
+        let rec = st.record.clone();
+        let rid = run.run_id.clone();
+        let exp: i64 = run.experiment_id.parse().unwrap_or(0);
+        let child = (rec.status != StageStatus::UpToDate).then(|| stage_run(&rid, st));
+        self.store.call(|s| {
+            Box::pin(async move {
+                s.record_stage(&rid, &rec).await?;
+                let Some((tags, metrics, status, started)) = child else {
+                    return Ok(());
+                };
+                let child = RunId::generate();
+                s.create_tracked_run(child.as_str(), exp, &rec.stage, "", started, &tags)
+                    .await?;
+                s.log_batch(child.as_str(), &metrics, &[], &[]).await?;
+                s.update_tracked_run(child.as_str(), Some(status), rec.ended_ms, None)
+                    .await?;
+                Ok(())
+            })
+        })?;
+        Ok(())
+    }
+
+    fn results(
+        &self,
+        run: &Started,
+        params: &[(String, serde_json::Value)],
+        metrics: &[MetricRecord],
+        tags: &[(String, String)],
+    ) -> Result<()> {
+        let (rid, p, m, t) = (
+            run.run_id.clone(),
+            params.to_vec(),
+            metrics.to_vec(),
+            tags.to_vec(),
+        );
+        self.store.call(|s| {
+            Box::pin(async move {
+                s.record_params(&rid, &p).await?;
+                s.record_metrics(&rid, &m).await?;
+                s.log_batch(&rid, &[], &[], &t).await
+            })
+        })?;
+        Ok(())
+    }
+
+    fn gates(&self, run: &Started, gates: &[GateRecord]) -> Result<()> {
+        let (rid, recs) = (run.run_id.clone(), gates.to_vec());
+        self.store
+            .call(|s| Box::pin(async move { s.record_gates(&rid, &recs).await }))?;
+        Ok(())
+    }
+
+    fn register(
+        &self,
+        run: &Started,
+        project: &Project,
+        artifact: &str,
+        nv: NewModelVersion,
+    ) -> Result<ModelVersion> {
+        // The artifact goes under the run's artifacts in the project's
+        // artifact folder (the one `ferry server` serves by default), so
+        // MLflow clients can download the version.
+        publish_artifact(
+            project,
+            &run.experiment_id,
+            &run.run_id,
+            artifact,
+            &nv.model,
+        )?;
+        Ok(self
+            .store
+            .call(|s| Box::pin(async move { s.create_model_version(&nv).await }))?)
+    }
+
+    fn finish(&self, run: &Started, status: RunStatus, message: Option<&str>) -> Result<()> {
+        let rid = run.run_id.clone();
+        let message = message.map(str::to_owned);
+        self.store.call(|s| {
+            Box::pin(async move {
+                s.finish_run(&rid, status, now_ms(), message.as_deref())
+                    .await
+            })
+        })?;
+        Ok(())
+    }
+}
+
+/// Copies `artifact` (a file or folder of the project) into the folder
+/// `.ferry/artifacts/<experiment>/<run>/artifacts/<model>/` (a file keeps its
+/// name; a folder's contents go in), through a temporary name and a rename.
+/// MLflow clients load a model from a folder, hence the folder.
+fn publish_artifact(
+    project: &Project,
+    experiment_id: &str,
+    rid: &str,
+    artifact: &str,
+    model: &str,
+) -> Result<()> {
+    use crate::Error;
+    let io = |action: &'static str, path: &std::path::Path| {
+        let path = path.to_owned();
+        move |source: std::io::Error| Error::Io {
+            action,
+            path,
+            source,
+        }
+    };
+    let src = project.root.join(artifact);
+    let dst = project
+        .ferry_dir()
+        .join("artifacts")
+        .join(experiment_id)
+        .join(rid)
+        .join("artifacts")
+        .join(model);
+    let parent = dst.parent().unwrap_or(&dst).to_owned();
+    std::fs::create_dir_all(&parent).map_err(io("create", &parent))?;
+    let tmp = parent.join(format!(".ferry-publish-{}", std::process::id()));
+    fn copy_tree(from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
+        if from.is_dir() {
+            std::fs::create_dir_all(to)?;
+            for e in std::fs::read_dir(from)? {
+                let e = e?;
+                copy_tree(&e.path(), &to.join(e.file_name()))?;
+            }
+            Ok(())
+        } else {
+            std::fs::copy(from, to).map(|_| ())
+        }
+    }
+    let _ = std::fs::remove_dir_all(&tmp);
+    let target = if src.is_dir() {
+        tmp.clone()
+    } else {
+        std::fs::create_dir_all(&tmp).map_err(io("create", &tmp))?;
+        tmp.join(src.file_name().unwrap_or_default())
+    };
+    copy_tree(&src, &target).map_err(io("copy", &src))?;
+    let _ = std::fs::remove_dir_all(&dst);
+    std::fs::rename(&tmp, &dst).map_err(io("rename", &dst))?;
+    Ok(())
+}
+
+/// The files of `artifact` (a file, or every file under a folder), each
+/// with its path relative to what the model folder should hold.
+fn artifact_files(
+    root: &std::path::Path,
+    artifact: &str,
+) -> Result<Vec<(String, std::path::PathBuf)>> {
+    use crate::Error;
+    let src = root.join(artifact);
+    let mut out = Vec::new();
+    if src.is_dir() {
+        let mut stack = vec![(String::new(), src.clone())];
+        while let Some((prefix, dir)) = stack.pop() {
+            let entries = std::fs::read_dir(&dir).map_err(|source| Error::Io {
+                action: "read",
+                path: dir.clone(),
+                source,
+            })?;
+            for e in entries {
+                let e = e.map_err(|source| Error::Io {
+                    action: "read",
+                    path: dir.clone(),
+                    source,
+                })?;
+                let name = e.file_name().to_string_lossy().into_owned();
+                let rel = if prefix.is_empty() {
+                    name
+                } else {
+                    format!("{prefix}/{name}")
+                };
+                if e.path().is_dir() {
+                    stack.push((rel, e.path()));
+                } else {
+                    out.push((rel, e.path()));
+                }
+            }
+        }
+        out.sort();
+    } else {
+        let name = src
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "artifact".into());
+        out.push((name, src));
+    }
+    Ok(out)
+}
+
+// ----------------------------------------------------------------- remote
+
+/// A team's `ferry server`, over its MLflow REST API.
+pub(crate) struct Remote {
+    client: ferry_client::Client,
+}
+
+impl Remote {
+    pub fn new(url: &str) -> Result<Self> {
+        Ok(Self {
+            client: ferry_client::Client::new(url)?,
+        })
+    }
+}
+
+impl Registry for Remote {
+    fn list_models(&self) -> Result<Vec<ModelSummary>> {
+        Ok(self.client.list_models()?)
+    }
+
+    fn versions(&self, model: &str) -> Result<Vec<ModelVersion>> {
+        Ok(self.client.list_versions(model)?)
+    }
+
+    fn resolve(&self, r: &ModelRef) -> Result<Option<ModelVersion>> {
+        Ok(match r {
+            ModelRef::Alias(m, a) => self.client.resolve_alias(m.as_str(), a)?,
+            ModelRef::Version(m, v) => self.client.get_version(m.as_str(), *v as i64)?,
+            ModelRef::Latest(m) => self.client.latest_version(m.as_str())?,
+        })
+    }
+
+    /// The MLflow API records no reason for an alias move.
+    fn set_alias(
+        &self,
+        model: &str,
+        alias: &str,
+        version: i64,
+        _reason: Option<&str>,
+    ) -> Result<Option<i64>> {
+        let before = self.client.resolve_alias(model, alias)?.map(|v| v.version);
+        self.client.set_alias(model, alias, version)?;
+        Ok(before)
+    }
+
+    fn alias_history(&self, _model: &str) -> Result<Vec<AliasEvent>> {
+        Err(crate::Error::Unsupported(
+            "alias history is not part of the MLflow API: run `ferry models history` where the server's store is",
+        ))
+    }
+}
+
+impl Recorder for Remote {
+    fn begin(&self, s: &RunStart) -> Result<Started> {
+        let exp = self.client.experiment(&s.pipeline)?;
+        let mut tags = run_tags(s);
+        if let Some(d) = s.git_dirty {
+            tags.push(("ferry.git.dirty".to_owned(), d.to_string()));
+        }
+        // The server names the run; the name follows once the id is known.
+        let (rid, _) = self
+            .client
+            .create_run(&exp, &s.pipeline, s.started_ms, &tags)?;
+        let name = format!("{}-{}", s.pipeline, &rid[..rid.len().min(8)]);
+        self.client
+            .log_batch(&rid, &[], &[], &[("mlflow.runName".to_owned(), name)])?;
+        Ok(Started {
+            run_id: rid,
+            experiment_id: exp,
+        })
+    }
+
+    fn tracking_uri(&self) -> Option<String> {
+        Some(self.client.url().to_owned())
+    }
+
+    fn stage(&self, run: &Started, st: &StageRun<'_>) -> Result<()> {
+        if st.record.status == StageStatus::UpToDate {
+            return Ok(());
+        }
+        let (tags, metrics, status, started) = stage_run(&run.run_id, st);
+        let (child, _) =
+            self.client
+                .create_run(&run.experiment_id, &st.record.stage, started, &tags)?;
+        self.client.log_batch(&child, &metrics, &[], &[])?;
+        self.client
+            .finish_run(&child, status, st.record.ended_ms.unwrap_or_else(now_ms))?;
+        Ok(())
+    }
+
+    fn results(
+        &self,
+        run: &Started,
+        params: &[(String, serde_json::Value)],
+        metrics: &[MetricRecord],
+        tags: &[(String, String)],
+    ) -> Result<()> {
+        let p: Vec<(String, String)> = params
+            .iter()
+            .map(|(k, v)| (k.clone(), param_text(v)))
+            .collect();
+        let m: Vec<Metric> = metrics
+            .iter()
+            .map(|m| Metric {
+                key: m.key.clone(),
+                value: m.value,
+                timestamp: m.ts_ms,
+                step: m.step,
+            })
+            .collect();
+        self.client.log_batch(&run.run_id, &m, &p, tags)?;
+        Ok(())
+    }
+
+    fn gates(&self, run: &Started, gates: &[GateRecord]) -> Result<()> {
+        // MLflow has no gate records: each gate is a tag of the run,
+        // `ferry.gate.<n>` (gate names may hold characters tag keys cannot).
+        let tags: Vec<(String, String)> = gates
+            .iter()
+            .enumerate()
+            .map(|(i, g)| {
+                let verdict = if g.passed { "passed" } else { "failed" };
+                let named = if g.name == g.expr {
+                    String::new()
+                } else {
+                    format!("{}: ", g.name)
+                };
+                let text: String = format!("{verdict}: {named}{}", g.message)
+                    .chars()
+                    .take(5000)
+                    .collect();
+                (format!("ferry.gate.{}", i + 1), text)
+            })
+            .collect();
+        self.client.log_batch(&run.run_id, &[], &[], &tags)?;
+        Ok(())
+    }
+
+    fn register(
+        &self,
+        run: &Started,
+        project: &Project,
+        artifact: &str,
+        nv: NewModelVersion,
+    ) -> Result<ModelVersion> {
+        // Every file goes up before the version exists, so a version never
+        // points at a partial upload.
+        for (rel, path) in artifact_files(&project.root, artifact)? {
+            let dest = format!(
+                "{}/{}/artifacts/{}/{rel}",
+                run.experiment_id, run.run_id, nv.model
+            );
+            self.client.upload_artifact(&dest, &path)?;
+        }
+        let source = format!("runs:/{}/{}", run.run_id, nv.model);
+        Ok(self.client.create_model_version(&nv, &source)?)
+    }
+
+    fn finish(&self, run: &Started, status: RunStatus, message: Option<&str>) -> Result<()> {
+        let mut tags = vec![("ferry.status".to_owned(), status.as_str().to_owned())];
+        if let Some(m) = message {
+            tags.push(("ferry.message".to_owned(), m.chars().take(5000).collect()));
+        }
+        self.client.log_batch(&run.run_id, &[], &[], &tags)?;
+        let mlflow = match status {
+            RunStatus::Succeeded => "FINISHED",
+            RunStatus::Cancelled => "KILLED",
+            _ => "FAILED",
+        };
+        self.client.finish_run(&run.run_id, mlflow, now_ms())?;
+        Ok(())
+    }
+}
+
+fn host() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length.
+    let r = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if r != 0 {
+        return "localhost".into();
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+fn pid_alive(pid: i64) -> bool {
+    // SAFETY: signal 0 only checks that the process exists.
+    pid > 0 && unsafe { libc::kill(pid as libc::pid_t, 0) } == 0
+}

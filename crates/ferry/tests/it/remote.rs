@@ -1,0 +1,218 @@
+//! `ferry run --server` and `ferry models --server`: a pipeline recorded on
+//! a team's `ferry server` (a real one, started from the built binary).
+
+use crate::support::*;
+use ferry_metadata::{BlockingStore, RunQuery, ViewType};
+use std::io::BufRead;
+
+/// A `ferry server` on a free loopback port with a store of its own.
+struct Server {
+    child: std::process::Child,
+    dir: tempfile::TempDir,
+    url: String,
+}
+
+impl Server {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let store = format!("sqlite://{}", dir.path().join("server.db").display());
+        let mut child = std::process::Command::new(ferry_bin())
+            .args(["server", "--port", "0", "--store", &store, "--artifacts"])
+            .arg(dir.path().join("artifacts"))
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let mut lines = std::io::BufReader::new(stderr).lines();
+        let url = loop {
+            let line = lines
+                .next()
+                .expect("server ended before listening")
+                .unwrap();
+            if let Some(rest) = line.split("listening on ").nth(1) {
+                break rest.split_whitespace().next().unwrap().to_owned();
+            }
+        };
+        // Keep draining its log so it never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Server { child, dir, url }
+    }
+
+    fn store(&self) -> BlockingStore {
+        BlockingStore::open(&format!(
+            "sqlite://{}",
+            self.dir.path().join("server.db").display()
+        ))
+        .unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn remote_project() -> Proj {
+    let p = crate::cli::project();
+    let spec = crate::cli::SPEC.replace(
+        "printf '{\"accuracy\": %s}' \"$(cat acc.txt)\" > metrics.json",
+        "printf '{\"accuracy\": %s}' \"$(cat acc.txt)\" > metrics.json && echo \"$MLFLOW_TRACKING_URI $MLFLOW_RUN_ID\" > tracking.txt",
+    );
+    assert_ne!(spec, crate::cli::SPEC);
+    p.write("ferry.yaml", &spec);
+    p
+}
+
+#[test]
+fn a_pipeline_recorded_on_a_server() {
+    let srv = Server::start();
+    let p = remote_project();
+    let (code, report) = p.run_json(&["--server", &srv.url]);
+    assert_eq!(code, 0, "{report}");
+    let run_id = report["run_id"].as_str().unwrap().to_owned();
+    assert_eq!(report["registered"]["version"], 1);
+    // Stages log to the server, into the pipeline's run.
+    assert_eq!(
+        p.read("tracking.txt").trim(),
+        format!("{} {run_id}", srv.url)
+    );
+    // Nothing was written to a local store.
+    assert!(!p.path().join(".ferry/ferry.db").exists());
+
+    // On the server: the run, its params, metrics, data tags and gates...
+    let store = srv.store();
+    let rid = run_id.clone();
+    let run = store
+        .call(|s| Box::pin(async move { s.get_tracked_run(&rid).await }))
+        .unwrap()
+        .unwrap();
+    assert_eq!(run.info.status, "FINISHED");
+    assert_eq!(run.params, pairs(&[("seed", "1")]));
+    assert_eq!(run.metrics[0].key, "accuracy");
+    assert_eq!(run.metrics[0].value, 0.95);
+    let tag = |k: &str| {
+        run.tags
+            .iter()
+            .find(|(t, _)| t == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    let pipeline = p.path().file_name().unwrap().to_string_lossy().into_owned();
+    assert_eq!(tag("ferry.pipeline"), pipeline);
+    assert_eq!(tag("ferry.status"), "succeeded");
+    assert_eq!(tag("ferry.data.src.txt").len(), 64);
+    assert_eq!(
+        tag("ferry.gate.1"),
+        "passed: metrics.accuracy >= 0.9: 0.95 >= 0.9"
+    );
+    // ...the stages as nested runs...
+    let exp = run.info.experiment_id;
+    let all = store
+        .call(|s| {
+            Box::pin(async move {
+                s.search_tracked_runs(&RunQuery {
+                    experiment_ids: vec![exp],
+                    filter: vec![],
+                    order_by: vec![],
+                    view: ViewType::ActiveOnly,
+                    max_results: 100,
+                    offset: 0,
+                })
+                .await
+            })
+        })
+        .unwrap()
+        .0;
+    let mut children: Vec<String> = all
+        .iter()
+        .filter(|r| {
+            r.tags
+                .iter()
+                .any(|(k, v)| k == "mlflow.parentRunId" && *v == run_id)
+        })
+        .map(|r| r.info.run_name.clone())
+        .collect();
+    children.sort();
+    assert_eq!(children, vec!["gen", "train"]);
+    // ...the model's files under the run's artifacts, and the version with
+    // its lineage.
+    let uploaded = srv
+        .dir
+        .path()
+        .join(format!("artifacts/{exp}/{run_id}/artifacts/m/model.bin"));
+    assert_eq!(
+        std::fs::read(uploaded).unwrap(),
+        std::fs::read(p.path().join("model.bin")).unwrap()
+    );
+    let v = store
+        .call(|s| Box::pin(async move { s.get_version("m", 1).await }))
+        .unwrap()
+        .unwrap();
+    assert_eq!(v.source, format!("runs:/{run_id}/m"));
+    assert_eq!(v.artifact_digest.len(), 64);
+    assert_eq!(v.lineage["params"]["seed"], 1);
+    assert_eq!(v.aliases, vec!["candidate".to_string()]);
+
+    // `ferry models --server` reads the same registry.
+    let o = p.ferry(&["models", "list", "--server", &srv.url, "--json"]);
+    assert_eq!(o.code, 0, "{o:?}");
+    let list: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    assert_eq!(list[0]["name"], "m");
+    assert_eq!(list[0]["versions"], 1);
+    let o = p
+        .cmd(&["models", "show", "m@candidate", "--json"])
+        .env("FERRY_SERVER", &srv.url)
+        .output()
+        .unwrap();
+    let shown: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(shown["artifact_digest"], v.artifact_digest.as_str());
+    assert_eq!(shown["lineage"]["data"], v.lineage["data"]);
+
+    // Nothing changed: nothing runs, no new version.
+    let (code, report) = p.run_json(&["--server", &srv.url]);
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(report["model_unchanged"], "m/1");
+
+    // Gates compare with the server's production model.
+    let o = p.ferry(&["models", "alias", "m/1", "production", "--server", &srv.url]);
+    assert_eq!(o.code, 0, "{o:?}");
+    assert!(o.stderr.contains("set m@production -> 1"), "{o:?}");
+    p.write("acc.txt", "0.92\n");
+    let o = p.ferry(&["run", "--server", &srv.url]);
+    assert_eq!(o.code, 3, "{o:?}");
+    assert!(o.stderr.contains("0.92 >= 0.94"), "{o:?}");
+    let o = p.ferry(&["models", "versions", "m", "--server", &srv.url, "--json"]);
+    let versions: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    assert_eq!(
+        versions.as_array().unwrap().len(),
+        1,
+        "a failed gate registers nothing"
+    );
+}
+
+#[test]
+fn server_errors_are_clear() {
+    let p = crate::cli::project();
+    let o = p.ferry(&["run", "--server", "ftp://example.com"]);
+    assert_eq!(o.code, 2, "{o:?}");
+    assert!(
+        o.stderr.contains("invalid server URL `ftp://example.com`"),
+        "{o:?}"
+    );
+    // Nothing listens on port 9 of loopback.
+    let o = p.ferry(&["run", "--server", "http://127.0.0.1:9"]);
+    assert_eq!(o.code, 1, "{o:?}");
+    assert!(o.stderr.contains("cannot reach the server"), "{o:?}");
+    let srv = Server::start();
+    let o = p.ferry(&["models", "history", "m", "--server", &srv.url]);
+    assert_eq!(o.code, 2, "{o:?}");
+    assert!(o.stderr.contains("not part of the MLflow API"), "{o:?}");
+    let o = p.ferry(&["models", "show", "m@production", "--server", &srv.url]);
+    assert_eq!(o.code, 2, "{o:?}");
+    assert!(
+        o.stderr.contains("no model version `m@production`"),
+        "{o:?}"
+    );
+}
