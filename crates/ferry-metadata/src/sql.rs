@@ -14,6 +14,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("../migrations/0002_tracking.sql")),
     (3, include_str!("../migrations/0003_models.sql")),
     (4, include_str!("../migrations/0004_metric_bits.sql")),
+    (5, include_str!("../migrations/0005_drop_history_index.sql")),
 ];
 
 pub struct SqlStore {

@@ -1085,12 +1085,12 @@ impl TrackingStore for SqlStore {
         // dialects spell JSON aggregation differently. Values travel as
         // their bits (an integer): SQLite's double-to-text conversion is not
         // exact. Points written before the `bits` column carry their value.
+        // The points come in primary-key order; the sort by time is here.
         let sql = if self.sqlite {
-            "SELECT json_group_array(json_array(bits, step, ts_ms, is_nan, CASE WHEN bits IS NULL THEN value END)) AS h FROM \
-             (SELECT bits, value, step, ts_ms, is_nan FROM metric_points WHERE run_id = $1 AND mkey = $2 ORDER BY ts_ms, step, value)"
+            "SELECT json_group_array(json_array(bits, step, ts_ms, is_nan, CASE WHEN bits IS NULL THEN value END)) AS h \
+             FROM metric_points WHERE run_id = $1 AND mkey = $2"
         } else {
-            "SELECT CAST(COALESCE(json_agg(json_build_array(bits, step, ts_ms, is_nan, CASE WHEN bits IS NULL THEN value END) \
-             ORDER BY ts_ms, step, value), '[]'::json) AS TEXT) AS h \
+            "SELECT CAST(COALESCE(json_agg(json_build_array(bits, step, ts_ms, is_nan, CASE WHEN bits IS NULL THEN value END)), '[]'::json) AS TEXT) AS h \
              FROM metric_points WHERE run_id = $1 AND mkey = $2"
         };
         let row = sqlx::query(sql)
@@ -1101,21 +1101,28 @@ impl TrackingStore for SqlStore {
             .map_err(q("read a metric's history"))?;
         let text = get_s(&row, "h");
         let damaged = |e: serde_json::Error| Error::Invalid(format!("damaged metric history: {e}"));
+        // (bits, step, timestamp, special, value where there are no bits)
         let points: Vec<(Option<i64>, i64, i64, i64, Option<f64>)> =
             serde_json::from_str(&text).map_err(damaged)?;
-        Ok(points
+        let mut points: Vec<(i64, i64, f64, i64)> = points
             .into_iter()
-            .map(|(bits, step, timestamp, nan, value)| {
-                let value = match bits {
+            .map(|(bits, step, ts, special, value)| {
+                let stored = match bits {
                     Some(b) => f64::from_bits(b as u64),
                     None => value.unwrap_or(0.0),
                 };
-                Metric {
-                    key: key.to_owned(),
-                    value: crate::sql::restored(value, nan),
-                    timestamp,
-                    step,
-                }
+                (ts, step, stored, special)
+            })
+            .collect();
+        // MLflow's order: timestamp, step, then the (stored) value.
+        points.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)).then(a.2.total_cmp(&b.2)));
+        Ok(points
+            .into_iter()
+            .map(|(timestamp, step, stored, special)| Metric {
+                key: key.to_owned(),
+                value: crate::sql::restored(stored, special),
+                timestamp,
+                step,
             })
             .collect())
     }
