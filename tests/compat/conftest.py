@@ -61,6 +61,6 @@ def server(request, tmp_path_factory):
             raise RuntimeError("ferry server did not start: " + (work / "server.log").read_text())
         time.sleep(0.05)
     os.environ["MLFLOW_TRACKING_URI"] = url
-    yield {"url": url, "work": work, "artifacts": artifacts, "store": store}
+    yield {"url": url, "work": work, "artifacts": artifacts, "store": store, "pid": proc.pid}
     proc.terminate()
     proc.wait(timeout=10)

@@ -107,6 +107,42 @@ def test_artifacts_nested_and_large(server, tmp_path):
     assert open(os.path.join(out, "deeper", "a.txt")).read() == "hello"
 
 
+def peak_rss_mib(pid):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM")
+
+
+def sha256_of(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(8 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def test_one_gib_artifact_streams_through_the_server(server, tmp_path):
+    """A 1 GiB upload and download through the artifact proxy, with the
+    server's peak memory far below the file's size."""
+    mlflow.set_tracking_uri(server["url"])
+    mlflow.set_experiment(unique("gib"))
+    src = tmp_path / "weights.bin"
+    block = os.urandom(8 << 20)
+    with open(src, "wb") as f:
+        for i in range(128):  # 128 x 8 MiB = 1 GiB, no two blocks alike
+            f.write(i.to_bytes(8, "little") + block[8:])
+    with mlflow.start_run() as run:
+        mlflow.log_artifact(str(src))
+    stored = server["artifacts"] / run.info.experiment_id / run.info.run_id / "artifacts" / "weights.bin"
+    assert stored.stat().st_size == 1 << 30
+    out = MlflowClient().download_artifacts(run.info.run_id, "weights.bin", str(tmp_path / "dl"))
+    assert sha256_of(out) == sha256_of(src)
+    peak = peak_rss_mib(server["pid"])
+    print(f"server peak RSS after a 1 GiB round trip: {peak:.0f} MiB")
+    assert peak < 256, "the server held the file in memory"
+
+
 def test_sklearn_model_registry_and_aliases(server):
     mlflow.set_tracking_uri(server["url"])
     mlflow.set_experiment(unique("sk"))
