@@ -43,7 +43,7 @@ pub fn router(state: AppState) -> Router {
         .route("/experiments/create", post(e::create))
         .route("/experiments/get", get(e::get))
         .route("/experiments/get-by-name", get(e::get_by_name))
-        .route("/experiments/search", post(e::search))
+        .route("/experiments/search", post(e::search).get(e::search_get))
         .route("/experiments/update", post(e::update))
         .route("/experiments/set-experiment-tag", post(e::set_tag))
         .route("/experiments/delete-experiment-tag", post(e::delete_tag))

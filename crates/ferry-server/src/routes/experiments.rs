@@ -111,6 +111,19 @@ pub struct Search {
 }
 
 pub async fn search(State(st): State<AppState>, Json(b): Json<Search>) -> ApiResult<Out<Value>> {
+    search_with(st, b).await
+}
+
+/// `GET experiments/search?max_results=...`: MLflow serves the search on
+/// both methods (readiness probes use GET).
+pub async fn search_get(
+    State(st): State<AppState>,
+    Query(b): Query<Search>,
+) -> ApiResult<Out<Value>> {
+    search_with(st, b).await
+}
+
+async fn search_with(st: AppState, b: Search) -> ApiResult<Out<Value>> {
     let max = b.max_results.unwrap_or(1000);
     if !(1..=50_000).contains(&max) {
         return Err(ApiError::invalid(format!(

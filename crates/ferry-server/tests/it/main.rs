@@ -147,6 +147,12 @@ fn experiments() {
         assert_eq!(v["experiments"].as_array().unwrap().len() + v2["experiments"].as_array().unwrap().len(), 4);
         let (s, _) = app.post("experiments/search", json!({"page_token": "garbage"})).await;
         assert_eq!(s, StatusCode::BAD_REQUEST);
+        // The same search over GET (MLflow serves both; readiness probes use it).
+        let (s, g) = app.get("experiments/search?max_results=2").await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(g["experiments"], v["experiments"]);
+        let (s, _) = app.get("experiments/search?max_results=banana").await;
+        assert_eq!(s, StatusCode::BAD_REQUEST);
         // A client may not point an experiment at a path of its choosing.
         for loc in ["file:///etc", "/etc", "http:///?/../../../../etc/", "dbfs:/"] {
             let (s, _) = app.post("experiments/create", json!({"name": format!("x{loc}"), "artifact_location": loc})).await;

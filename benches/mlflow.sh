@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# ferry server vs mlflow server (W1 tracking), side by side in one run, with
+# the load generator's own ceiling measured in the same run.
+#
+#   1. the shared harness (../shared/bench/mlflow/run_all.sh) against a real
+#      `mlflow server` and `ferry server` (release build, fresh SQLite store);
+#   2. workloads A and B against benches/ceiling, a server that stores
+#      nothing: what the harness's Python clients can reach on this machine;
+#   3. (FULL=1) runs/search over 100,000 runs and get-history, ferry only.
+#
+# Needs a venv with ../shared/bench/mlflow/requirements.txt (VENV).
+#
+#   VENV=/path/venv benches/mlflow.sh            # ~6 minutes
+#   VENV=/path/venv FULL=1 benches/mlflow.sh     # + ~6 minutes for 100k runs
+#
+# Writes benches/results/mlflow-<time>/ and prints a markdown table.
+set -euo pipefail
+HERE="$(cd "$(dirname "$0")" && pwd)"
+ROOT="$(cd "$HERE/.." && pwd)"
+SHARED="${SHARED_BENCH:-$ROOT/../shared/bench/mlflow}"
+: "${VENV:?set VENV to a venv with $SHARED/requirements.txt}"
+PY="$VENV/bin/python"
+OUT="$HERE/results/mlflow-$(date +%Y%m%d-%H%M%S)"
+WORK="$(mktemp -d -t ferry-mlflow-bench-XXXXXX)"
+FERRY_PORT="${FERRY_PORT:-15500}"
+CEIL_PORT="${CEIL_PORT:-15499}"
+mkdir -p "$OUT"
+
+cargo build --release -p ferry --manifest-path "$ROOT/Cargo.toml" >&2
+CARGO_TARGET_DIR="$ROOT/target/ceiling" cargo build --release --manifest-path "$HERE/ceiling/Cargo.toml" >&2
+FERRY="$ROOT/target/release/ferry"
+CEILING="$ROOT/target/ceiling/release/tracking-ceiling"
+
+PIDS=()
+cleanup() { for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done; }
+trap cleanup EXIT INT TERM
+wait_up() { for _ in $(seq 200); do curl -sf -o /dev/null "$1" && return 0; sleep 0.05; done; echo "no answer from $1" >&2; exit 1; }
+
+"$FERRY" server --port "$FERRY_PORT" --store "sqlite://$WORK/ferry.db" --artifacts "$WORK/artifacts" 2>"$WORK/ferry.log" &
+FERRY_PID=$!; PIDS+=("$FERRY_PID")
+wait_up "http://127.0.0.1:$FERRY_PORT/health"
+
+VENV="$VENV" OUT_DIR="$OUT/harness" WORK_DIR="$WORK/harness" REPEATS="${REPEATS:-1}" \
+  DURATION="${DURATION:-10}" SKIP_SERVING=1 OTHER_TRACKING_PID="$FERRY_PID" \
+  bash "$SHARED/run_all.sh" "http://127.0.0.1:$FERRY_PORT" >&2
+
+"$CEILING" "$CEIL_PORT" 2>/dev/null &
+CEIL_PID=$!; PIDS+=("$CEIL_PID")
+sleep 0.3
+"$PY" "$SHARED/bench_tracking.py" --target "http://127.0.0.1:$CEIL_PORT" --workloads A,B \
+  --duration "${DURATION:-10}" --server-pid "$CEIL_PID" --out "$OUT/ceiling.json" >&2
+kill "$CEIL_PID"
+
+# Cold start of ferry server on a fresh SQLite store: spawn -> first 200.
+"$PY" - "$FERRY" "$WORK" "$OUT/ferry-cold-start.json" <<'PYEOF'
+import json, statistics, subprocess, sys, time, urllib.request
+ferry, work, out = sys.argv[1:4]
+times = []
+for i in range(10):
+    port = 15600 + i
+    t0 = time.perf_counter()
+    p = subprocess.Popen([ferry, "server", "--port", str(port), "--store", f"sqlite://{work}/cold{i}.db",
+                          "--artifacts", f"{work}/cold{i}"], stderr=subprocess.DEVNULL)
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/search?max_results=1", timeout=1)
+            break
+        except Exception:
+            time.sleep(0.001)
+    times.append(time.perf_counter() - t0)
+    p.terminate(); p.wait()
+json.dump({"cold_start_s": times, "median_s": statistics.median(times)}, open(out, "w"))
+PYEOF
+
+if [ "${FULL:-0}" = 1 ]; then
+  "$PY" "$SHARED/bench_tracking.py" --target "http://127.0.0.1:$FERRY_PORT" --workloads C \
+    --c-runs 100000 --server-pid "$FERRY_PID" --out "$OUT/ferry-100k.json" >&2
+fi
+"$PY" "$HERE/mlflow_summary.py" "$OUT" | tee "$OUT/summary.md"
