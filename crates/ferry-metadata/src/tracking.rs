@@ -1,7 +1,7 @@
 //! MLflow tracking: experiments, runs, params, metrics, tags, datasets and
 //! run search. Runs made by `ferry run` and by MLflow clients share tables.
 
-use crate::sql::{SqlStore, get_f, get_i, get_oi, get_os, get_s, q};
+use crate::sql::{SqlStore, get_i, get_oi, get_os, get_s, q};
 use crate::{Error, Result};
 use ferry_search::{Attr, Clause, Comparator, DatasetField, Entity, OrderBy, Value};
 use sqlx::any::AnyRow;
@@ -282,6 +282,12 @@ fn run_info(r: &AnyRow) -> RunInfo {
         artifact_uri: get_os(r, "artifact_uri").unwrap_or_default(),
         lifecycle_stage: get_os(r, "lifecycle_stage").unwrap_or_else(|| "active".into()),
     }
+}
+
+/// The rows of a [`crate::sql::json_rows`] query.
+fn json_of<T: serde::de::DeserializeOwned>(row: &AnyRow) -> Result<T> {
+    serde_json::from_str(&get_s(row, "j"))
+        .map_err(|e| Error::Invalid(format!("damaged rows in the store: {e}")))
 }
 
 fn in_list(sql: &mut Sql, ids: &[String]) -> String {
@@ -568,49 +574,79 @@ impl SqlStore {
                     )
                 })
                 .collect();
-            sql.text = format!(
-                "SELECT run_id, mkey, value, is_nan, step, ts_ms FROM latest_metrics WHERE run_id IN ({list}) ORDER BY mkey"
+            // Metrics, params and tags: one JSON text each (see `json_rows`).
+            sql.text = crate::sql::json_rows(
+                self.sqlite,
+                "run_id, mkey, bits, is_nan, step, ts_ms, CASE WHEN bits IS NULL THEN value END",
+                &format!("latest_metrics WHERE run_id IN ({list})"),
             );
-            for r in sql
-                .query()
-                .fetch_all(&self.pool)
-                .await
-                .map_err(q("read metrics"))?
-            {
-                if let Some(run) = runs.get_mut(&get_s(&r, "run_id")) {
+            type MetricRow = (String, String, Option<i64>, i64, i64, i64, Option<f64>);
+            let rows: Vec<MetricRow> = json_of(
+                &sql.query()
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(q("read metrics"))?,
+            )?;
+            // Values written before the `bits` column are read as rows, exactly.
+            let mut legacy: std::collections::HashMap<(String, String), f64> = Default::default();
+            if rows.iter().any(|r| r.2.is_none()) {
+                sql.text = format!(
+                    "SELECT run_id, mkey, value FROM latest_metrics WHERE bits IS NULL AND run_id IN ({list})"
+                );
+                for r in sql
+                    .query()
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(q("read metrics"))?
+                {
+                    legacy.insert(
+                        (get_s(&r, "run_id"), get_s(&r, "mkey")),
+                        crate::sql::get_f(&r, "value"),
+                    );
+                }
+            }
+            for (run_id, key, bits, special, step, timestamp, value) in rows {
+                if let Some(run) = runs.get_mut(&run_id) {
+                    let stored = match bits {
+                        Some(b) => f64::from_bits(b as u64),
+                        None => legacy
+                            .get(&(run_id.clone(), key.clone()))
+                            .copied()
+                            .unwrap_or(value.unwrap_or(0.0)),
+                    };
                     run.metrics.push(Metric {
-                        key: get_s(&r, "mkey"),
-                        value: crate::sql::restored(get_f(&r, "value"), get_i(&r, "is_nan")),
-                        timestamp: get_i(&r, "ts_ms"),
-                        step: get_i(&r, "step"),
+                        key,
+                        value: crate::sql::restored(stored, special),
+                        timestamp,
+                        step,
                     });
                 }
             }
-            sql.text = format!(
-                "SELECT run_id, pkey, value FROM run_params WHERE run_id IN ({list}) ORDER BY pkey"
-            );
-            for r in sql
-                .query()
-                .fetch_all(&self.pool)
-                .await
-                .map_err(q("read params"))?
-            {
-                if let Some(run) = runs.get_mut(&get_s(&r, "run_id")) {
-                    run.params.push((get_s(&r, "pkey"), get_s(&r, "value")));
+            for (table, key, what) in [
+                ("run_params", "pkey", "read params"),
+                ("run_tags", "tkey", "read tags"),
+            ] {
+                sql.text = crate::sql::json_rows(
+                    self.sqlite,
+                    &format!("run_id, {key}, value"),
+                    &format!("{table} WHERE run_id IN ({list})"),
+                );
+                let rows: Vec<(String, String, String)> =
+                    json_of(&sql.query().fetch_one(&self.pool).await.map_err(q(what))?)?;
+                for (run_id, k, v) in rows {
+                    if let Some(run) = runs.get_mut(&run_id) {
+                        if table == "run_params" {
+                            run.params.push((k, v));
+                        } else {
+                            run.tags.push((k, v));
+                        }
+                    }
                 }
             }
-            sql.text = format!(
-                "SELECT run_id, tkey, value FROM run_tags WHERE run_id IN ({list}) ORDER BY tkey"
-            );
-            for r in sql
-                .query()
-                .fetch_all(&self.pool)
-                .await
-                .map_err(q("read tags"))?
-            {
-                if let Some(run) = runs.get_mut(&get_s(&r, "run_id")) {
-                    run.tags.push((get_s(&r, "tkey"), get_s(&r, "value")));
-                }
+            for run in runs.values_mut() {
+                run.metrics.sort_by(|a, b| a.key.cmp(&b.key));
+                run.params.sort();
+                run.tags.sort();
             }
             sql.text = format!(
                 "SELECT i.run_id AS run_id, i.tags AS tags, d.name AS name, d.digest AS digest, d.source_type AS source_type, \
@@ -1086,24 +1122,37 @@ impl TrackingStore for SqlStore {
         // their bits (an integer): SQLite's double-to-text conversion is not
         // exact. Points written before the `bits` column carry their value.
         // The points come in primary-key order; the sort by time is here.
-        let sql = if self.sqlite {
-            "SELECT json_group_array(json_array(bits, step, ts_ms, is_nan, CASE WHEN bits IS NULL THEN value END)) AS h \
-             FROM metric_points WHERE run_id = $1 AND mkey = $2"
-        } else {
-            "SELECT CAST(COALESCE(json_agg(json_build_array(bits, step, ts_ms, is_nan, CASE WHEN bits IS NULL THEN value END)), '[]'::json) AS TEXT) AS h \
-             FROM metric_points WHERE run_id = $1 AND mkey = $2"
-        };
-        let row = sqlx::query(sql)
+        let sql = crate::sql::json_rows(
+            self.sqlite,
+            "bits, step, ts_ms, is_nan, CASE WHEN bits IS NULL THEN value END",
+            "metric_points WHERE run_id = $1 AND mkey = $2",
+        );
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(run_id)
             .bind(key)
             .fetch_one(&self.pool)
             .await
             .map_err(q("read a metric's history"))?;
-        let text = get_s(&row, "h");
-        let damaged = |e: serde_json::Error| Error::Invalid(format!("damaged metric history: {e}"));
         // (bits, step, timestamp, special, value where there are no bits)
-        let points: Vec<(Option<i64>, i64, i64, i64, Option<f64>)> =
-            serde_json::from_str(&text).map_err(damaged)?;
+        let mut points: Vec<(Option<i64>, i64, i64, i64, Option<f64>)> = json_of(&row)?;
+        if points.iter().any(|p| p.0.is_none()) {
+            // Points written before the `bits` column: read them all as rows,
+            // which gives their values exactly.
+            points = sqlx::query(
+                "SELECT value, step, ts_ms, is_nan FROM metric_points WHERE run_id = $1 AND mkey = $2",
+            )
+            .bind(run_id)
+            .bind(key)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(q("read a metric's history"))?
+            .iter()
+            .map(|r| {
+                let v = crate::sql::get_f(r, "value");
+                (Some(v.to_bits() as i64), get_i(r, "step"), get_i(r, "ts_ms"), get_i(r, "is_nan"), None)
+            })
+            .collect();
+        }
         let mut points: Vec<(i64, i64, f64, i64)> = points
             .into_iter()
             .map(|(bits, step, ts, special, value)| {

@@ -467,6 +467,11 @@ async fn tracking_conformance(s: &dyn MetadataStore) {
             want.len() as i64 - 1,
             "latest = highest step"
         );
+        assert_eq!(
+            latest[0].value.to_bits(),
+            want.last().unwrap().to_bits(),
+            "the latest value is exact"
+        );
     }
 }
 
