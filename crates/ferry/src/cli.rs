@@ -65,6 +65,96 @@ pub enum Command {
     Schema,
     /// Serve the MLflow REST API (tracking, artifacts) over this project's store
     Server(ServerArgs),
+    /// Describe data: profile a trusted batch into a starting expectation suite
+    #[command(subcommand)]
+    Data(DataCommand),
+    /// Check data: validate a batch against a suite, or compare two batches for drift
+    #[command(subcommand)]
+    Check(CheckCommand),
+}
+
+/// How to read a table (CSV, Parquet or JSON lines; a file, a folder or a glob).
+#[derive(Debug, Args, Clone)]
+pub struct TableArgs {
+    /// Format of every file (default: from each file's extension)
+    #[arg(long, value_parser = ["csv", "parquet", "jsonl"])]
+    pub format: Option<String>,
+    /// CSV field delimiter (one character; `tab` for tab)
+    #[arg(long, default_value = ",")]
+    pub delimiter: String,
+    /// CSV files have no header row (columns are named column_1, column_2, ...)
+    #[arg(long)]
+    pub no_header: bool,
+    /// A column's type, overriding inference: `--type price=float` (int, float, string, bool, timestamp, date)
+    #[arg(long = "type", value_name = "COLUMN=TYPE")]
+    pub types: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DataCommand {
+    /// Profile a trusted batch: types, missing shares, ranges, levels; writes a starting suite
+    Profile {
+        /// A file, a folder of files or a glob
+        table: String,
+        /// Write the suite here (default: print it)
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// Print the profile as JSON instead
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        read: TableArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CheckCommand {
+    /// Validate a table against an expectation suite (exit 3 when an expectation fails)
+    Data {
+        /// A file, a folder of files or a glob
+        table: String,
+        /// The suite (YAML)
+        #[arg(long, short = 'e', value_name = "SUITE")]
+        expect: PathBuf,
+        /// Print the result as JSON on stdout
+        #[arg(long)]
+        json: bool,
+        /// Also write a self-contained HTML report
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
+        #[command(flatten)]
+        read: TableArgs,
+    },
+    /// Compare a current table with a reference, column by column (exit 3 on dataset drift)
+    Drift {
+        #[arg(long, value_name = "TABLE")]
+        reference: String,
+        #[arg(long, value_name = "TABLE")]
+        current: String,
+        /// Only these columns (comma-separated)
+        #[arg(long, value_delimiter = ',')]
+        columns: Option<Vec<String>>,
+        /// One method for every column: ks, chisquare, z, wasserstein, jensenshannon, psi (default: chosen per column)
+        #[arg(long)]
+        method: Option<String>,
+        /// One threshold for every column (default: the method's: 0.05 for p-values, 0.1 for distances)
+        #[arg(long)]
+        threshold: Option<f64>,
+        /// The dataset drifts when at least this share of columns drift
+        #[arg(long, default_value_t = 0.5)]
+        drift_share: f64,
+        /// Effect size a significant p-value test also needs to count as drift
+        #[arg(long)]
+        min_effect: Option<f64>,
+        /// Print the result as JSON on stdout
+        #[arg(long)]
+        json: bool,
+        /// Also write a self-contained HTML report with a chart per column
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
+        #[command(flatten)]
+        read: TableArgs,
+    },
 }
 
 #[derive(Debug, Args)]

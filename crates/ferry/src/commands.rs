@@ -24,13 +24,20 @@ impl std::fmt::Display for Usage {
 
 impl std::error::Error for Usage {}
 
-fn usage(msg: impl Into<String>) -> anyhow::Error {
+pub(crate) fn usage(msg: impl Into<String>) -> anyhow::Error {
     anyhow::Error::new(Usage(msg.into()))
 }
 
 pub fn exit_code_of(e: &anyhow::Error) -> u8 {
     if e.downcast_ref::<Usage>().is_some() {
         return exit::USAGE;
+    }
+    // Bad data or a bad suite: the user's input.
+    if let Some(d) = e.downcast_ref::<ferry_data::DataError>() {
+        return match d {
+            ferry_data::DataError::Internal(_) => exit::STAGE_FAILED,
+            _ => exit::USAGE,
+        };
     }
     match e.downcast_ref::<ferry_runner::Error>() {
         Some(
@@ -106,6 +113,8 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
         Command::Models(m) => models(&ctx, m),
         Command::Gc { all } => gc(&ctx, all),
         Command::Server(args) => server(&ctx, args),
+        Command::Data(c) => crate::data::data(&ctx.style, &ctx.cwd, c),
+        Command::Check(c) => crate::data::check(&ctx.style, &ctx.cwd, c),
         Command::Schema => {
             print!("{}", ferry_spec::JSON_SCHEMA);
             Ok(exit::OK)

@@ -3,6 +3,7 @@
 
 mod cli;
 mod commands;
+mod data;
 mod ui;
 
 use clap::Parser;

@@ -1,0 +1,598 @@
+//! `ferry check data`: evaluates a [`Suite`] over a table in one streaming
+//! pass with bounded state (see [`crate::sketch`]; `unique` spills to disk).
+
+use crate::column::Col;
+use crate::sketch::{Distinct, Moments, Quantiles};
+use crate::source::{ColType, Table};
+use crate::suite::{Bounds, Kind, Rule, Suite, num_key};
+use crate::{DataError, Result};
+use serde::Serialize;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+
+/// Failing rows listed per expectation, at most.
+pub const SAMPLE_ROWS: usize = 20;
+
+/// One failing row: its number (0-based, across all files of the table)
+/// and value.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Failing {
+    pub row: u64,
+    pub value: Value,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ExpectationResult {
+    pub id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub column: Option<String>,
+    pub rule: &'static str,
+    /// What the suite asks, in words (`between 0 and 100`).
+    pub expected: String,
+    pub success: bool,
+    /// The value observed (a statistic, a share, the columns, ...).
+    pub observed: Value,
+    /// Row rules: rows considered (not missing) and how many failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub element_count: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unexpected_count: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unexpected_share: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mostly: Option<f64>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sample: Vec<Failing>,
+    /// Unexpected values with their counts (set rules; the most frequent).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unexpected_values: Vec<(String, u64)>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckReport {
+    pub source: String,
+    pub files: Vec<String>,
+    pub rows: u64,
+    pub passed: bool,
+    pub expectations: usize,
+    pub failed: usize,
+    pub results: Vec<ExpectationResult>,
+}
+
+impl CheckReport {
+    /// The result of expectation `id` (`price.between`, `table.rows`).
+    pub fn get(&self, id: &str) -> Option<&ExpectationResult> {
+        self.results.iter().find(|r| r.id == id)
+    }
+}
+
+#[derive(Default)]
+struct RowTally {
+    considered: u64,
+    bad: u64,
+    sample: Vec<Failing>,
+    values: HashMap<String, u64>,
+}
+
+impl RowTally {
+    #[inline]
+    fn fail(&mut self, row: u64, col: &Col, i: usize) {
+        self.bad += 1;
+        if self.sample.len() < SAMPLE_ROWS {
+            self.sample.push(Failing {
+                row,
+                value: col.json(i),
+            });
+        }
+    }
+    fn fail_value(&mut self, row: u64, col: &Col, i: usize) {
+        self.fail(row, col, i);
+        if let Some(t) = col.text(i)
+            && (self.values.len() < 1000 || self.values.contains_key(&t))
+        {
+            *self.values.entry(t).or_insert(0) += 1;
+        }
+    }
+}
+
+enum State {
+    Nothing,
+    Rows(RowTally),
+    Missing { missing: u64 },
+    Moments(Moments),
+    Quantiles(Quantiles),
+    Distinct(Distinct, u64),
+    Unique(Box<crate::unique::UniqueState>, u64),
+}
+
+fn state_for(kind: &Kind) -> State {
+    match kind {
+        Kind::Columns { .. } | Kind::RowCount(_) | Kind::Type(_) => State::Nothing,
+        Kind::NotNull
+        | Kind::Between { .. }
+        | Kind::InSet(_)
+        | Kind::NotInSet(_)
+        | Kind::Length(_)
+        | Kind::Regex(_) => State::Rows(RowTally::default()),
+        Kind::MaxNullShare(_) => State::Missing { missing: 0 },
+        Kind::Mean(_) | Kind::Stdev(_) | Kind::Min(_) | Kind::Max(_) => {
+            State::Moments(Moments::default())
+        }
+        Kind::Median(_) | Kind::Quantile { .. } => State::Quantiles(Quantiles::default()),
+        Kind::DistinctShare(_) | Kind::Distinct(_) => State::Distinct(Distinct::default(), 0),
+        Kind::Unique => State::Unique(Box::default(), 0),
+    }
+}
+
+#[inline]
+fn within(v: f64, (lo, hi): Bounds) -> bool {
+    lo.is_none_or(|lo| v >= lo) && hi.is_none_or(|hi| v <= hi)
+}
+
+fn describe(rule: &Rule) -> String {
+    fn b((lo, hi): Bounds, ts: bool) -> String {
+        let f = |v: f64| {
+            if ts {
+                crate::time::format_micros(v as i64)
+            } else {
+                trim(v)
+            }
+        };
+        match (lo, hi) {
+            (Some(a), Some(b)) => format!("between {} and {}", f(a), f(b)),
+            (Some(a), None) => format!("at least {}", f(a)),
+            (None, Some(b)) => format!("at most {}", f(b)),
+            (None, None) => "anything".into(),
+        }
+    }
+    let mostly = if rule.mostly < 1.0 {
+        format!(" for at least {} of rows", trim(rule.mostly))
+    } else {
+        String::new()
+    };
+    let text = match &rule.kind {
+        Kind::Columns { names, ordered } => {
+            format!(
+                "columns {}{}",
+                names.join(", "),
+                if *ordered {
+                    " in this order"
+                } else {
+                    " in any order"
+                }
+            )
+        }
+        Kind::RowCount(x) => format!("row count {}", b(*x, false)),
+        Kind::Type(t) => format!("type {}", t.name()),
+        Kind::NotNull => "no missing values".into(),
+        Kind::MaxNullShare(s) => format!("missing share at most {}", trim(*s)),
+        Kind::Between {
+            bounds,
+            strict_min,
+            strict_max,
+            timestamps,
+        } => {
+            let strict = match (strict_min, strict_max) {
+                (true, true) => " (both ends excluded)",
+                (true, false) => " (min excluded)",
+                (false, true) => " (max excluded)",
+                _ => "",
+            };
+            format!("values {}{strict}", b(*bounds, *timestamps))
+        }
+        Kind::InSet(s) => format!("values in {}", Value::Array(s.listed.clone())),
+        Kind::NotInSet(s) => format!("values not in {}", Value::Array(s.listed.clone())),
+        Kind::Unique => "unique values".into(),
+        Kind::DistinctShare(x) => format!("distinct share {}", b(*x, false)),
+        Kind::Distinct(x) => format!("distinct count {}", b(*x, false)),
+        Kind::Length(x) => format!("length {}", b(*x, false)),
+        Kind::Regex(r) => format!("matches /{}/", r.as_str()),
+        Kind::Mean(x) => format!("mean {}", b(*x, false)),
+        Kind::Stdev(x) => format!("standard deviation {}", b(*x, false)),
+        Kind::Median(x) => format!("median {}", b(*x, false)),
+        Kind::Quantile { q, bounds } => format!("quantile {} {}", trim(*q), b(*bounds, false)),
+        Kind::Min(x) => format!("minimum {}", b(*x, false)),
+        Kind::Max(x) => format!("maximum {}", b(*x, false)),
+    };
+    text + &mostly
+}
+
+/// A number without a trailing `.0` noise.
+pub fn trim(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{}", v as i64)
+    } else {
+        format!("{v}")
+    }
+}
+
+/// Evaluates `suite` over `table`.
+pub fn check(table: &Table, suite: &Suite) -> Result<CheckReport> {
+    let schema = table.schema.clone();
+    let index: HashMap<&str, usize> = schema
+        .fields()
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (f.name().as_str(), i))
+        .collect();
+    let col_of: Vec<Option<usize>> = suite
+        .rules
+        .iter()
+        .map(|r| r.column.as_deref().and_then(|c| index.get(c).copied()))
+        .collect();
+    let mut states: Vec<State> = suite.rules.iter().map(|r| state_for(&r.kind)).collect();
+    let mut rows: u64 = 0;
+    let mut cols: Vec<Option<Col>> = Vec::new();
+    for batch in table.batches() {
+        let (_, b) = batch?;
+        cols.clear();
+        cols.resize_with(b.num_columns(), || None);
+        for (ri, rule) in suite.rules.iter().enumerate() {
+            let Some(ci) = col_of[ri] else { continue };
+            if cols[ci].is_none() {
+                cols[ci] = Some(Col::of(b.column(ci))?);
+            }
+            let Some(col) = cols[ci].as_ref() else {
+                continue;
+            };
+            update(&mut states[ri], &rule.kind, col, rows);
+        }
+        rows += b.num_rows() as u64;
+    }
+    if rows == 0 {
+        return Err(DataError::Empty {
+            source_name: table.label().to_owned(),
+        });
+    }
+    let mut results = Vec::with_capacity(suite.rules.len());
+    for (ri, (rule, state)) in suite.rules.iter().zip(states).enumerate() {
+        let present = col_of[ri].is_some() || rule.column.is_none();
+        let mut r = ExpectationResult {
+            id: rule.id.clone(),
+            column: rule.column.clone(),
+            rule: rule.kind.name(),
+            expected: describe(rule),
+            success: false,
+            observed: Value::Null,
+            element_count: None,
+            unexpected_count: None,
+            unexpected_share: None,
+            mostly: (rule.kind.per_row() && rule.mostly < 1.0).then_some(rule.mostly),
+            sample: vec![],
+            unexpected_values: vec![],
+            note: None,
+        };
+        if !present {
+            let c = rule.column.as_deref().unwrap_or_default();
+            r.observed = json!(format!("no column `{c}` in the table"));
+            r.note = Some(format!(
+                "the table's columns: {}",
+                schema
+                    .fields()
+                    .iter()
+                    .map(|f| f.name().as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+            results.push(r);
+            continue;
+        }
+        let field_type = col_of[ri].and_then(|ci| ColType::of(schema.field(ci).data_type()));
+        finish(&mut r, rule, state, rows, &schema, field_type)?;
+        results.push(r);
+    }
+    let failed = results.iter().filter(|r| !r.success).count();
+    Ok(CheckReport {
+        source: table.label().to_owned(),
+        files: table
+            .files
+            .iter()
+            .map(|(p, _)| p.display().to_string())
+            .collect(),
+        rows,
+        passed: failed == 0,
+        expectations: results.len(),
+        failed,
+        results,
+    })
+}
+
+fn update(state: &mut State, kind: &Kind, col: &Col, offset: u64) {
+    let n = col.len();
+    match (state, kind) {
+        (State::Rows(t), Kind::NotNull) => {
+            t.considered += n as u64;
+            for i in 0..n {
+                if col.missing(i) {
+                    t.fail(offset + i as u64, col, i);
+                }
+            }
+        }
+        (
+            State::Rows(t),
+            Kind::Between {
+                bounds,
+                strict_min,
+                strict_max,
+                ..
+            },
+        ) => {
+            if !col.is_numeric() {
+                return;
+            }
+            let (lo, hi) = *bounds;
+            for i in 0..n {
+                let Some(v) = col.num(i) else { continue };
+                t.considered += 1;
+                let ok = lo.is_none_or(|lo| if *strict_min { v > lo } else { v >= lo })
+                    && hi.is_none_or(|hi| if *strict_max { v < hi } else { v <= hi });
+                if !ok {
+                    t.fail(offset + i as u64, col, i);
+                }
+            }
+        }
+        (State::Rows(t), Kind::InSet(set) | Kind::NotInSet(set)) => {
+            let want_in = matches!(kind, Kind::InSet(_));
+            for i in 0..n {
+                if col.missing(i) {
+                    continue;
+                }
+                t.considered += 1;
+                let member = match col {
+                    Col::Str(_) => col.str_at(i).is_some_and(|s| set.text.contains(s)),
+                    _ => col
+                        .num(i)
+                        .is_some_and(|v| set.numbers.contains(&num_key(v))),
+                };
+                if member != want_in {
+                    t.fail_value(offset + i as u64, col, i);
+                }
+            }
+        }
+        (State::Rows(t), Kind::Length(bounds)) => {
+            for i in 0..n {
+                let Some(s) = col.str_at(i) else { continue };
+                t.considered += 1;
+                if !within(s.chars().count() as f64, *bounds) {
+                    t.fail(offset + i as u64, col, i);
+                }
+            }
+        }
+        (State::Rows(t), Kind::Regex(re)) => {
+            for i in 0..n {
+                let Some(s) = col.str_at(i) else { continue };
+                t.considered += 1;
+                if !re.is_match(s) {
+                    t.fail(offset + i as u64, col, i);
+                }
+            }
+        }
+        (State::Missing { missing }, _) => {
+            *missing += (0..n).filter(|&i| col.missing(i)).count() as u64;
+        }
+        (State::Moments(m), _) => {
+            for i in 0..n {
+                if let Some(v) = col.num(i) {
+                    m.add(v);
+                }
+            }
+        }
+        (State::Quantiles(q), _) => {
+            for i in 0..n {
+                if let Some(v) = col.num(i) {
+                    q.add(v);
+                }
+            }
+        }
+        (State::Distinct(d, nonmissing), _) => {
+            for i in 0..n {
+                if !col.missing(i) {
+                    *nonmissing += 1;
+                    d.add(col.hash(i));
+                }
+            }
+        }
+        (State::Unique(u, nonmissing), _) => {
+            for i in 0..n {
+                if !col.missing(i) {
+                    *nonmissing += 1;
+                    u.add(col.hash(i), offset + i as u64, || col.json(i));
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+fn finish(
+    r: &mut ExpectationResult,
+    rule: &Rule,
+    state: State,
+    rows: u64,
+    schema: &arrow_schema::Schema,
+    field_type: Option<ColType>,
+) -> Result<()> {
+    let num = |v: Option<f64>| v.map_or(Value::Null, |v| json!(v));
+    let ts = matches!(field_type, Some(ColType::Timestamp | ColType::Date));
+    let shown = |v: f64| {
+        if ts {
+            json!(crate::time::format_micros(v as i64))
+        } else {
+            json!(v)
+        }
+    };
+    let non_numeric = |r: &mut ExpectationResult| {
+        r.observed = json!(format!(
+            "the column is {}, not numeric",
+            field_type.map_or("of an unsupported type", ColType::name)
+        ));
+    };
+    match (&rule.kind, state) {
+        (Kind::Columns { names, ordered }, _) => {
+            let actual: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+            r.success = if *ordered {
+                &actual == names
+            } else {
+                let mut a = actual.clone();
+                let mut b = names.clone();
+                a.sort();
+                b.sort();
+                a == b
+            };
+            r.observed = json!(actual);
+            if !r.success {
+                let missing: Vec<&String> = names.iter().filter(|n| !actual.contains(n)).collect();
+                let extra: Vec<&String> = actual.iter().filter(|n| !names.contains(n)).collect();
+                let mut parts = Vec::new();
+                if !missing.is_empty() {
+                    parts.push(format!(
+                        "missing: {}",
+                        missing
+                            .iter()
+                            .map(|s| s.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ));
+                }
+                if !extra.is_empty() {
+                    parts.push(format!(
+                        "unexpected: {}",
+                        extra
+                            .iter()
+                            .map(|s| s.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ));
+                }
+                if parts.is_empty() {
+                    parts.push("same columns, another order".into());
+                }
+                r.note = Some(parts.join("; "));
+            }
+        }
+        (Kind::RowCount(b), _) => {
+            r.observed = json!(rows);
+            r.success = within(rows as f64, *b);
+        }
+        (Kind::Type(t), _) => {
+            r.observed = json!(field_type.map_or("unsupported", ColType::name));
+            r.success = field_type == Some(*t);
+        }
+        (Kind::NotNull, State::Rows(t)) => {
+            row_result(r, rule, t);
+        }
+        (
+            Kind::Between { .. }
+            | Kind::InSet(_)
+            | Kind::NotInSet(_)
+            | Kind::Length(_)
+            | Kind::Regex(_),
+            State::Rows(t),
+        ) => {
+            let needs_numbers = matches!(rule.kind, Kind::Between { .. });
+            let needs_strings = matches!(rule.kind, Kind::Length(_) | Kind::Regex(_));
+            if needs_numbers && !field_type.is_some_and(|t| t != ColType::String) {
+                non_numeric(r);
+                return Ok(());
+            }
+            if needs_strings && field_type != Some(ColType::String) {
+                r.observed = json!(format!(
+                    "the column is {}, not string",
+                    field_type.map_or("of an unsupported type", ColType::name)
+                ));
+                return Ok(());
+            }
+            row_result(r, rule, t);
+        }
+        (Kind::MaxNullShare(s), State::Missing { missing }) => {
+            let share = missing as f64 / rows as f64;
+            r.observed = json!(share);
+            r.element_count = Some(rows);
+            r.unexpected_count = Some(missing);
+            r.success = share <= *s;
+        }
+        (Kind::Mean(b) | Kind::Stdev(b) | Kind::Min(b) | Kind::Max(b), State::Moments(m)) => {
+            if field_type.is_none_or(|t| t == ColType::String) {
+                non_numeric(r);
+                return Ok(());
+            }
+            let v = match rule.kind {
+                Kind::Mean(_) => m.mean(),
+                Kind::Stdev(_) => m.stdev(),
+                Kind::Min(_) => m.min,
+                _ => m.max,
+            };
+            r.observed = match (rule.kind.name(), v) {
+                ("min" | "max", Some(v)) => shown(v),
+                _ => num(v),
+            };
+            r.success = v.is_some_and(|v| within(v, *b));
+        }
+        (Kind::Median(b) | Kind::Quantile { bounds: b, .. }, State::Quantiles(mut q)) => {
+            if field_type.is_none_or(|t| t == ColType::String) {
+                non_numeric(r);
+                return Ok(());
+            }
+            let at = match rule.kind {
+                Kind::Quantile { q, .. } => q,
+                _ => 0.5,
+            };
+            let v = q.quantile(at);
+            r.observed = v.map_or(Value::Null, shown);
+            r.success = v.is_some_and(|v| within(v, *b));
+            if !q.is_exact() {
+                r.note = Some("estimated with a t-digest (more than 4,000,000 values)".into());
+            }
+        }
+        (Kind::Distinct(b) | Kind::DistinctShare(b), State::Distinct(d, nonmissing)) => {
+            let count = d.count();
+            let v = match rule.kind {
+                Kind::Distinct(_) => count as f64,
+                _ if nonmissing == 0 => 0.0,
+                _ => count as f64 / nonmissing as f64,
+            };
+            r.observed = json!(v);
+            r.element_count = Some(nonmissing);
+            r.success = within(v, *b);
+            if !d.is_exact() {
+                r.note =
+                    Some("estimated with HyperLogLog (more than 2,000,000 distinct values)".into());
+            }
+        }
+        (Kind::Unique, State::Unique(u, nonmissing)) => {
+            let (bad, sample) = u.finish(SAMPLE_ROWS)?;
+            let t = RowTally {
+                considered: nonmissing,
+                bad,
+                sample,
+                values: HashMap::new(),
+            };
+            row_result(r, rule, t);
+        }
+        _ => {
+            return Err(DataError::Internal(format!("no state for {}", rule.id)));
+        }
+    }
+    Ok(())
+}
+
+fn row_result(r: &mut ExpectationResult, rule: &Rule, t: RowTally) {
+    let share = if t.considered == 0 {
+        0.0
+    } else {
+        t.bad as f64 / t.considered as f64
+    };
+    r.element_count = Some(t.considered);
+    r.unexpected_count = Some(t.bad);
+    r.unexpected_share = Some(share);
+    r.observed = json!(share);
+    // A tolerance of a few ulps so `mostly: 0.999` with exactly 0.1% fails passes.
+    r.success = share <= (1.0 - rule.mostly) + 1e-12;
+    r.sample = t.sample;
+    let mut values: Vec<(String, u64)> = t.values.into_iter().collect();
+    values.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    values.truncate(20);
+    r.unexpected_values = values;
+}

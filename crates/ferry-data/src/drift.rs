@@ -1,0 +1,634 @@
+//! `ferry check drift`: per-column drift between a reference and a current
+//! table, with the tests users know, chosen as Evidently's
+//! `DataDriftPreset` chooses them by default:
+//!
+//! | reference rows (non-missing) | column | test | drift when |
+//! |---|---|---|---|
+//! | <= 1000 | numeric, > 5 distinct values | Kolmogorov-Smirnov | p < 0.05 |
+//! | <= 1000 | numeric with 3-5 values, or categorical with > 2 | chi-square | p < 0.05 |
+//! | <= 1000 | two values (numeric or categorical) | two-proportion z-test | p < 0.05 |
+//! | > 1000 | numeric, > 5 distinct values | Wasserstein distance / reference std | >= 0.1 |
+//! | > 1000 | everything else | Jensen-Shannon distance | >= 0.1 |
+//!
+//! PSI (>= 0.1) is available for every column. Distinct values are counted
+//! over both tables together. The dataset drifts when at least half of the
+//! columns drift. Each column also gets an effect size (KS D, Cramér's V,
+//! Cohen's h, or the distance itself); when a p-value test runs on more than
+//! 10,000 reference rows (only when asked for) a drift also needs an effect
+//! of at least `min_effect` (0.1; 0.2 for Cohen's h), so huge samples do not
+//! flag trivial shifts.
+//!
+//! Binning (Jensen-Shannon and PSI on numbers): 30 equal-width bins over the
+//! range of both tables together; categories: the union of levels. PSI
+//! replaces empty shares by 0.0001.
+
+use crate::column::Col;
+use crate::source::{ColType, Table};
+use crate::{DataError, Result};
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Method {
+    Ks,
+    ChiSquare,
+    Z,
+    Wasserstein,
+    JensenShannon,
+    Psi,
+}
+
+impl Method {
+    pub fn parse(s: &str) -> Option<Method> {
+        Some(match s {
+            "ks" => Method::Ks,
+            "chisquare" | "chi2" | "chi-square" => Method::ChiSquare,
+            "z" | "ztest" => Method::Z,
+            "wasserstein" => Method::Wasserstein,
+            "jensenshannon" | "js" => Method::JensenShannon,
+            "psi" => Method::Psi,
+            _ => return None,
+        })
+    }
+    pub const NAMES: &'static str = "ks, chisquare, z, wasserstein, jensenshannon, psi";
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Method::Ks => "Kolmogorov-Smirnov p-value",
+            Method::ChiSquare => "chi-square p-value",
+            Method::Z => "two-proportion z-test p-value",
+            Method::Wasserstein => "Wasserstein distance (normed)",
+            Method::JensenShannon => "Jensen-Shannon distance",
+            Method::Psi => "PSI",
+        }
+    }
+
+    pub fn is_p_value(self) -> bool {
+        matches!(self, Method::Ks | Method::ChiSquare | Method::Z)
+    }
+
+    pub fn default_threshold(self) -> f64 {
+        if self.is_p_value() { 0.05 } else { 0.1 }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct DriftOptions {
+    /// Columns to compare (default: every column of the reference).
+    pub columns: Option<Vec<String>>,
+    /// One method for every column (default: chosen per column).
+    pub method: Option<Method>,
+    pub methods: BTreeMap<String, Method>,
+    /// One threshold for every column (default: the method's).
+    pub threshold: Option<f64>,
+    pub thresholds: BTreeMap<String, f64>,
+    /// The dataset drifts when at least this share of columns drift.
+    pub drift_share: f64,
+    /// Effect size a p-value test on a huge sample also needs.
+    pub min_effect: Option<f64>,
+    pub bins: usize,
+}
+
+impl Default for DriftOptions {
+    fn default() -> Self {
+        DriftOptions {
+            columns: None,
+            method: None,
+            methods: BTreeMap::new(),
+            threshold: None,
+            thresholds: BTreeMap::new(),
+            drift_share: 0.5,
+            min_effect: None,
+            bins: 30,
+        }
+    }
+}
+
+/// Shares per bin (or level) in both tables, for the report's charts.
+#[derive(Debug, Clone, Serialize)]
+pub struct Histogram {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub edges: Vec<f64>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub levels: Vec<String>,
+    pub reference: Vec<f64>,
+    pub current: Vec<f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ColumnDrift {
+    pub column: String,
+    pub kind: &'static str,
+    pub method: Method,
+    pub method_label: &'static str,
+    /// The p-value (tests) or the distance (distances).
+    pub value: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub statistic: Option<f64>,
+    pub threshold: f64,
+    pub rule: &'static str,
+    pub effect_size: f64,
+    pub effect_label: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_effect: Option<f64>,
+    pub drifted: bool,
+    pub reference_rows: u64,
+    pub current_rows: u64,
+    pub reference_missing: u64,
+    pub current_missing: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    pub histogram: Histogram,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DriftReport {
+    pub reference: String,
+    pub current: String,
+    pub reference_rows: u64,
+    pub current_rows: u64,
+    pub columns: Vec<ColumnDrift>,
+    pub drifted: usize,
+    pub drifted_share: f64,
+    pub drift_share_threshold: f64,
+    pub dataset_drift: bool,
+}
+
+impl DriftReport {
+    pub fn get(&self, column: &str) -> Option<&ColumnDrift> {
+        self.columns.iter().find(|c| c.column == column)
+    }
+}
+
+/// A column's values: numbers (missing dropped) or level counts.
+enum Values {
+    Num(Vec<f64>),
+    Cat(HashMap<String, u64>),
+}
+
+struct Loaded {
+    rows: u64,
+    cols: Vec<(Values, u64)>,
+}
+
+fn load(table: &Table, names: &[String], kinds: &[bool]) -> Result<Loaded> {
+    let index: HashMap<&str, usize> = table
+        .schema
+        .fields()
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (f.name().as_str(), i))
+        .collect();
+    let mut idx = Vec::with_capacity(names.len());
+    for n in names {
+        match index.get(n.as_str()) {
+            Some(&i) => idx.push(i),
+            None => {
+                return Err(DataError::MissingColumn {
+                    table: table.label().to_owned(),
+                    column: n.clone(),
+                    what: "the drift comparison".into(),
+                    available: table
+                        .schema
+                        .fields()
+                        .iter()
+                        .map(|f| f.name().as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                });
+            }
+        }
+    }
+    let mut cols: Vec<(Values, u64)> = kinds
+        .iter()
+        .map(|&num| {
+            (
+                if num {
+                    Values::Num(Vec::new())
+                } else {
+                    Values::Cat(HashMap::new())
+                },
+                0,
+            )
+        })
+        .collect();
+    let mut rows = 0;
+    for batch in table.batches() {
+        let (_, b) = batch?;
+        for (k, &ci) in idx.iter().enumerate() {
+            let col = Col::of(b.column(ci))?;
+            let (values, missing) = &mut cols[k];
+            for i in 0..col.len() {
+                if col.missing(i) {
+                    *missing += 1;
+                    continue;
+                }
+                match values {
+                    Values::Num(v) => {
+                        if let Some(x) = col.num(i) {
+                            v.push(x);
+                        }
+                    }
+                    Values::Cat(m) => {
+                        if let Some(c) = col.str_at(i).and_then(|s| m.get_mut(s)) {
+                            *c += 1;
+                            continue;
+                        }
+                        if let Some(t) = col.text(i) {
+                            *m.entry(t).or_insert(0) += 1;
+                        }
+                    }
+                }
+            }
+        }
+        rows += b.num_rows() as u64;
+    }
+    if rows == 0 {
+        return Err(DataError::Empty {
+            source_name: table.label().to_owned(),
+        });
+    }
+    Ok(Loaded { rows, cols })
+}
+
+fn stats_err(column: &str, e: impl std::fmt::Display) -> DataError {
+    DataError::Invalid(format!("column `{column}`: {e}"))
+}
+
+/// Compares `current` with `reference` column by column.
+pub fn drift(reference: &Table, current: &Table, opts: &DriftOptions) -> Result<DriftReport> {
+    let names: Vec<String> = match &opts.columns {
+        Some(c) => c.clone(),
+        None => reference
+            .schema
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect(),
+    };
+    // Kinds come from the reference; the current table must agree.
+    let mut kinds = Vec::with_capacity(names.len());
+    for n in &names {
+        let rt = reference
+            .schema
+            .field_with_name(n)
+            .ok()
+            .and_then(|f| ColType::of(f.data_type()));
+        let ct = current
+            .schema
+            .field_with_name(n)
+            .ok()
+            .and_then(|f| ColType::of(f.data_type()));
+        let numeric = |t: Option<ColType>| {
+            t.is_some_and(|t| {
+                matches!(
+                    t,
+                    ColType::Int | ColType::Float | ColType::Timestamp | ColType::Date
+                )
+            })
+        };
+        if let (Some(r), Some(c)) = (rt, ct)
+            && numeric(Some(r)) != numeric(Some(c))
+        {
+            return Err(DataError::Invalid(format!(
+                "column `{n}` is {} in {} but {} in {}",
+                r.name(),
+                reference.label(),
+                c.name(),
+                current.label()
+            )));
+        }
+        kinds.push(numeric(rt));
+    }
+    let r = load(reference, &names, &kinds)?;
+    let c = load(current, &names, &kinds)?;
+    let mut columns = Vec::with_capacity(names.len());
+    for (k, name) in names.iter().enumerate() {
+        let (rv, rmiss) = &r.cols[k];
+        let (cv, cmiss) = &c.cols[k];
+        columns.push(compare(name, rv, cv, *rmiss, *cmiss, opts)?);
+    }
+    let drifted = columns.iter().filter(|c| c.drifted).count();
+    let share = if columns.is_empty() {
+        0.0
+    } else {
+        drifted as f64 / columns.len() as f64
+    };
+    Ok(DriftReport {
+        reference: reference.label().to_owned(),
+        current: current.label().to_owned(),
+        reference_rows: r.rows,
+        current_rows: c.rows,
+        drifted,
+        drifted_share: share,
+        drift_share_threshold: opts.drift_share,
+        dataset_drift: !columns.is_empty() && share >= opts.drift_share,
+        columns,
+    })
+}
+
+/// Counts per level over the union of levels, sorted by level.
+fn level_counts(
+    r: &HashMap<String, u64>,
+    c: &HashMap<String, u64>,
+) -> (Vec<String>, Vec<f64>, Vec<f64>) {
+    let mut keys: Vec<&String> = r.keys().chain(c.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    let rc = keys
+        .iter()
+        .map(|k| *r.get(*k).unwrap_or(&0) as f64)
+        .collect();
+    let cc = keys
+        .iter()
+        .map(|k| *c.get(*k).unwrap_or(&0) as f64)
+        .collect();
+    (keys.into_iter().cloned().collect(), rc, cc)
+}
+
+/// Equal-width bins over both samples together (numpy.histogram_bin_edges).
+fn bins(r: &[f64], c: &[f64], n: usize) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+    let lo = r.iter().chain(c).copied().fold(f64::INFINITY, f64::min);
+    let hi = r.iter().chain(c).copied().fold(f64::NEG_INFINITY, f64::max);
+    let (lo, hi) = if lo == hi {
+        (lo - 0.5, hi + 0.5)
+    } else {
+        (lo, hi)
+    };
+    let edges: Vec<f64> = (0..=n)
+        .map(|i| lo + (hi - lo) * i as f64 / n as f64)
+        .collect();
+    let count = |v: &[f64]| {
+        let mut h = vec![0.0; n];
+        for &x in v {
+            let mut i = (((x - lo) / (hi - lo)) * n as f64) as usize;
+            if i >= n {
+                i = n - 1;
+            }
+            // Exact edges as numpy: the bin whose left edge is <= x.
+            while i > 0 && x < edges[i] {
+                i -= 1;
+            }
+            while i + 1 < n && x >= edges[i + 1] {
+                i += 1;
+            }
+            h[i] += 1.0;
+        }
+        h
+    };
+    (count(r), count(c), edges)
+}
+
+fn shares(counts: &[f64]) -> Vec<f64> {
+    let total: f64 = counts.iter().sum();
+    counts
+        .iter()
+        .map(|c| if total > 0.0 { c / total } else { 0.0 })
+        .collect()
+}
+
+fn compare(
+    name: &str,
+    rv: &Values,
+    cv: &Values,
+    rmiss: u64,
+    cmiss: u64,
+    opts: &DriftOptions,
+) -> Result<ColumnDrift> {
+    let (n_ref, n_cur) = match (rv, cv) {
+        (Values::Num(a), Values::Num(b)) => (a.len(), b.len()),
+        (Values::Cat(a), Values::Cat(b)) => (
+            a.values().sum::<u64>() as usize,
+            b.values().sum::<u64>() as usize,
+        ),
+        _ => return Err(DataError::Internal("mismatched column kinds".into())),
+    };
+    if n_ref == 0 || n_cur == 0 {
+        return Err(DataError::Invalid(format!(
+            "column `{name}`: no values to compare in the {} table",
+            if n_ref == 0 { "reference" } else { "current" }
+        )));
+    }
+    // Distinct values over both tables (numbers: up to 6 is all we need).
+    let distinct = match (rv, cv) {
+        (Values::Num(a), Values::Num(b)) => {
+            let mut seen: Vec<u64> = Vec::new();
+            for &x in a.iter().chain(b) {
+                let k = crate::suite::num_key(x);
+                if !seen.contains(&k) {
+                    seen.push(k);
+                    if seen.len() > 5 {
+                        break;
+                    }
+                }
+            }
+            seen.len()
+        }
+        (Values::Cat(a), Values::Cat(b)) => {
+            let mut k: Vec<&String> = a.keys().chain(b.keys()).collect();
+            k.sort();
+            k.dedup();
+            k.len()
+        }
+        _ => 0,
+    };
+    let numeric = matches!(rv, Values::Num(_));
+    let auto = if n_ref <= 1000 {
+        if numeric && distinct > 5 {
+            Method::Ks
+        } else if distinct > 2 {
+            Method::ChiSquare
+        } else {
+            Method::Z
+        }
+    } else if numeric && distinct > 5 {
+        Method::Wasserstein
+    } else {
+        Method::JensenShannon
+    };
+    let method = opts
+        .methods
+        .get(name)
+        .copied()
+        .or(opts.method)
+        .unwrap_or(auto);
+    if !numeric && matches!(method, Method::Ks | Method::Wasserstein) {
+        return Err(DataError::Invalid(format!(
+            "column `{name}`: {} needs numbers; the column is categorical",
+            method.label()
+        )));
+    }
+    let threshold = opts
+        .thresholds
+        .get(name)
+        .copied()
+        .or(opts.threshold)
+        .unwrap_or_else(|| method.default_threshold());
+
+    // Counts per bin or level, for binned methods and the chart.
+    let (levels, edges, rc, cc) = match (rv, cv) {
+        (Values::Num(a), Values::Num(b))
+            if distinct > 5 =>
+        {
+            let (rc, cc, edges) = bins(a, b, opts.bins.max(1));
+            (vec![], edges, rc, cc)
+        }
+        (Values::Num(a), Values::Num(b)) => {
+            // Few distinct numbers: their values are the levels.
+            let to_map = |v: &[f64]| {
+                let mut m: HashMap<String, u64> = HashMap::new();
+                for x in v {
+                    *m.entry(crate::check::trim(*x)).or_insert(0) += 1;
+                }
+                m
+            };
+            let (l, rc, cc) = level_counts(&to_map(a), &to_map(b));
+            (l, vec![], rc, cc)
+        }
+        (Values::Cat(a), Values::Cat(b)) => {
+            let (l, rc, cc) = level_counts(a, b);
+            (l, vec![], rc, cc)
+        }
+        _ => unreachable_kinds()?,
+    };
+    let (rs, cs) = (shares(&rc), shares(&cc));
+    let err = |e: ferry_stats::StatsError| stats_err(name, e);
+    let mut note = None;
+    let (value, statistic, effect, effect_label) = match method {
+        Method::Ks => {
+            let (Values::Num(a), Values::Num(b)) = (rv, cv) else {
+                return unreachable_kinds();
+            };
+            let r = ferry_stats::ks_2samp(a, b).map_err(err)?;
+            (r.pvalue, Some(r.statistic), r.statistic, "KS D")
+        }
+        Method::ChiSquare => {
+            let k_norm = n_cur as f64 / n_ref as f64;
+            let expected: Vec<f64> = rc.iter().map(|c| c * k_norm).collect();
+            let table = vec![rc.clone(), cc.clone()];
+            let v = ferry_stats::chi2_contingency(&table)
+                .map(|r| r.cramers_v)
+                .unwrap_or(0.0);
+            if expected.iter().zip(&cc).any(|(e, o)| *e == 0.0 && *o > 0.0) {
+                note =
+                    Some("a level absent from the reference appears in the current table".into());
+                (0.0, Some(f64::INFINITY), v, "Cramér's V")
+            } else {
+                let r = ferry_stats::chisquare(&cc, &expected).map_err(err)?;
+                (r.pvalue, Some(r.statistic), v, "Cramér's V")
+            }
+        }
+        Method::Z => {
+            // The share of the first level, as Evidently tests it.
+            let (a, b) = (
+                rc.first().copied().unwrap_or(0.0),
+                cc.first().copied().unwrap_or(0.0),
+            );
+            let (p1, p2) = (a / n_ref as f64, b / n_cur as f64);
+            let h = (2.0 * p1.sqrt().asin() - 2.0 * p2.sqrt().asin()).abs();
+            if rc.len() == 1 && cc.len() == 1 {
+                (1.0, Some(0.0), 0.0, "Cohen's h")
+            } else {
+                let r = ferry_stats::two_proportion_z_test(
+                    a as u64,
+                    n_ref as u64,
+                    b as u64,
+                    n_cur as u64,
+                )
+                .map_err(err)?;
+                (r.pvalue, Some(r.statistic), h, "Cohen's h")
+            }
+        }
+        Method::Wasserstein => {
+            let (Values::Num(a), Values::Num(b)) = (rv, cv) else {
+                return unreachable_kinds();
+            };
+            let wd = ferry_stats::wasserstein_distance(a, b).map_err(err)?;
+            let mut m = crate::sketch::Moments::default();
+            for &x in a {
+                m.add(x);
+            }
+            let norm = m.pstdev().unwrap_or(0.0).max(0.001);
+            let d = wd / norm;
+            (d, Some(wd), d, "normed Wasserstein distance")
+        }
+        Method::JensenShannon => {
+            let d = ferry_stats::jensenshannon(&rs, &cs, None).map_err(err)?;
+            (d, None, d, "Jensen-Shannon distance")
+        }
+        Method::Psi => {
+            let fill = |v: &[f64]| {
+                v.iter()
+                    .map(|&s| if s == 0.0 { 0.0001 } else { s })
+                    .collect::<Vec<_>>()
+            };
+            let d = ferry_stats::psi(&fill(&rs), &fill(&cs)).map_err(err)?;
+            (d, None, d, "PSI")
+        }
+    };
+    let huge = method.is_p_value() && n_ref > 10_000;
+    let min_effect = opts
+        .min_effect
+        .or_else(|| huge.then_some(if method == Method::Z { 0.2 } else { 0.1 }))
+        .filter(|_| method.is_p_value());
+    let past = if method.is_p_value() {
+        value < threshold
+    } else {
+        value >= threshold
+    };
+    let drifted = past && min_effect.is_none_or(|m| effect >= m);
+    if past && !drifted {
+        note = Some(format!(
+            "significant, but the effect ({effect:.4}) is below {}: not counted as drift",
+            min_effect.unwrap_or(0.0)
+        ));
+    }
+    Ok(ColumnDrift {
+        column: name.to_owned(),
+        kind: if numeric { "numerical" } else { "categorical" },
+        method,
+        method_label: method.label(),
+        value,
+        statistic,
+        threshold,
+        rule: if method.is_p_value() {
+            "p_value < threshold"
+        } else {
+            "distance >= threshold"
+        },
+        effect_size: effect,
+        effect_label,
+        min_effect,
+        drifted,
+        reference_rows: n_ref as u64,
+        current_rows: n_cur as u64,
+        reference_missing: rmiss,
+        current_missing: cmiss,
+        note,
+        histogram: Histogram {
+            edges,
+            levels,
+            reference: rs,
+            current: cs,
+        },
+    })
+}
+
+fn unreachable_kinds<T>() -> Result<T> {
+    Err(DataError::Internal("mismatched column kinds".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bins_follow_numpy_edges() {
+        let (r, c, e) = bins(&[0.0, 1.0, 2.0, 3.0], &[3.0, 3.0], 3);
+        assert_eq!(e, vec![0.0, 1.0, 2.0, 3.0]);
+        // numpy puts the right edge in the last bin.
+        assert_eq!(r, vec![1.0, 1.0, 2.0]);
+        assert_eq!(c, vec![0.0, 0.0, 2.0]);
+    }
+}

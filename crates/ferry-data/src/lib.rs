@@ -1,0 +1,65 @@
+//! Data checks: read tables (arrow-rs), profile a trusted batch into an
+//! expectation suite, validate batches against a suite, and compare two
+//! batches for drift, with JSON and self-contained HTML reports.
+//!
+//! Memory is bounded by the columns and sketch sizes, not by rows: tables
+//! are read in record batches; statistics use the bounded state in
+//! [`sketch`]; `unique` (the one rule that needs per-row state) spills to
+//! temporary files ([`unique`]). Drift reads the columns it compares.
+
+pub mod check;
+pub mod column;
+pub mod drift;
+pub mod profile;
+pub mod report;
+pub mod sketch;
+pub mod source;
+pub mod suite;
+pub mod time;
+pub mod unique;
+
+pub use check::{CheckReport, ExpectationResult, check};
+pub use drift::{DriftOptions, DriftReport, drift};
+pub use profile::profile;
+pub use source::{ColType, CsvOptions, Format, Table, TableSpec};
+pub use suite::Suite;
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    #[error("{pattern}: {why}")]
+    NoFiles { pattern: String, why: String },
+    #[error("cannot read {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: {detail}", path.display())]
+    Read { path: PathBuf, detail: String },
+    #[error("{}{}: column `{column}`: {detail}", path.display(), line.map(|l| format!(":{l}")).unwrap_or_default())]
+    Parse {
+        path: PathBuf,
+        column: String,
+        line: Option<u64>,
+        detail: String,
+    },
+    #[error("{source_name}: the table has no rows")]
+    Empty { source_name: String },
+    #[error("{0}")]
+    Suite(suite::SuiteErrors),
+    #[error("{table}: no column `{column}` (needed by {what}); its columns: {available}")]
+    MissingColumn {
+        table: String,
+        column: String,
+        what: String,
+        available: String,
+    },
+    #[error("{0}")]
+    Invalid(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+pub type Result<T, E = DataError> = std::result::Result<T, E>;

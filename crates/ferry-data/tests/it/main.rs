@@ -1,0 +1,396 @@
+//! Tables in every format, suites, validation with exact counts, profiles
+//! that round-trip, drift, and bad input.
+
+#![allow(clippy::unwrap_used)]
+
+use ferry_data::{DataError, Suite, Table, TableSpec, check, drift, profile};
+use std::fmt::Write as _;
+use std::path::Path;
+
+/// 1,000 rows with known defects:
+/// - `id` 0..999, except rows 500 and 501 repeat ids 7 and 8;
+/// - `price` = i % 100 (0..99), except rows 10, 20, 30 are 250 (out of range)
+///   and rows 40, 41 are empty (missing);
+/// - `cat` cycles a, b, c, except rows 3 and 600 are `zzz`;
+/// - `code` = "C-<i>" except row 999 = "bad code".
+fn write_csv(path: &Path) {
+    let mut s = String::from("id,price,cat,code\n");
+    for i in 0..1000u32 {
+        let id = match i {
+            500 => 7,
+            501 => 8,
+            _ => i,
+        };
+        let price = match i {
+            10 | 20 | 30 => "250".to_string(),
+            40 | 41 => String::new(),
+            _ => format!("{}.5", i % 100),
+        };
+        let cat = if i == 3 || i == 600 {
+            "zzz"
+        } else {
+            ["a", "b", "c"][i as usize % 3]
+        };
+        let code = if i == 999 {
+            "bad code".to_string()
+        } else {
+            format!("C-{i}")
+        };
+        writeln!(s, "{id},{price},{cat},{code}").unwrap();
+    }
+    std::fs::write(path, s).unwrap();
+}
+
+const SUITE: &str = r#"
+table:
+  columns: [id, price, cat, code]
+  rows: {min: 900, max: 1100}
+columns:
+  id: {type: int, not_null: true, unique: true, distinct: {min: 990}}
+  price:
+    type: float
+    not_null: true
+    max_null_share: 0.01
+    between: {min: 0, max: 100}
+    mean: {min: 40, max: 60}
+    median: {min: 45, max: 55}
+    quantiles: [{q: 0.9, min: 80, max: 100}]
+  cat: {type: string, in_set: [a, b, c]}
+  code: {type: string, regex: '^C-\d+$', length: {min: 3, max: 5}}
+"#;
+
+fn tmp() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
+}
+
+fn open(path: &Path) -> Table {
+    Table::open(&TableSpec::new(path.to_string_lossy())).unwrap()
+}
+
+#[test]
+fn every_injected_defect_is_found_with_its_exact_count() {
+    let d = tmp();
+    let csv = d.path().join("t.csv");
+    write_csv(&csv);
+    let suite = Suite::parse("suite.yaml", SUITE).unwrap();
+    let r = check(&open(&csv), &suite).unwrap();
+    assert_eq!(r.rows, 1000);
+    let get = |id: &str| r.get(id).unwrap_or_else(|| panic!("no result {id}"));
+    assert!(get("table.columns").success);
+    assert!(get("table.rows").success);
+    assert!(get("id.type").success && get("price.type").success);
+    // Two ids repeated: four rows share duplicated values.
+    let u = get("id.unique");
+    assert!(!u.success);
+    assert_eq!(u.unexpected_count, Some(4));
+    assert_eq!(
+        u.sample.iter().map(|f| f.row).collect::<Vec<_>>(),
+        vec![7, 8, 500, 501]
+    );
+    let b = get("price.between");
+    assert_eq!(
+        (b.success, b.unexpected_count, b.element_count),
+        (false, Some(3), Some(998))
+    );
+    assert_eq!(
+        b.sample.iter().map(|f| f.row).collect::<Vec<_>>(),
+        vec![10, 20, 30]
+    );
+    assert_eq!(b.sample[0].value, serde_json::json!(250.0));
+    let n = get("price.not_null");
+    assert_eq!((n.success, n.unexpected_count), (false, Some(2)));
+    assert_eq!(
+        n.sample.iter().map(|f| f.row).collect::<Vec<_>>(),
+        vec![40, 41]
+    );
+    let share = get("price.max_null_share");
+    assert!(share.success);
+    assert_eq!(share.observed, serde_json::json!(0.002));
+    let s = get("cat.in_set");
+    assert_eq!((s.success, s.unexpected_count), (false, Some(2)));
+    assert_eq!(s.unexpected_values, vec![("zzz".to_string(), 2)]);
+    let re = get("code.regex");
+    assert_eq!((re.success, re.unexpected_count), (false, Some(1)));
+    assert_eq!(re.sample[0].row, 999);
+    // "C-100".."C-998" are 5 characters; "bad code" is 8.
+    let len = get("code.length");
+    assert_eq!(len.unexpected_count, Some(1));
+    assert!(get("id.distinct").success);
+    assert!(get("price.quantile(0.9)").success);
+    assert!(get("price.mean").success, "{:?}", get("price.mean"));
+    assert_eq!(r.failed, 6);
+    assert!(!r.passed);
+    // The JSON shape, pinned.
+    let mut v = serde_json::to_value(&r).unwrap();
+    v["source"] = "t.csv".into();
+    v["files"] = serde_json::json!(["t.csv"]);
+    insta::assert_json_snapshot!("check_report", v);
+}
+
+#[test]
+fn mostly_lets_a_share_of_rows_fail() {
+    let d = tmp();
+    let csv = d.path().join("t.csv");
+    write_csv(&csv);
+    let suite = Suite::parse(
+        "s.yaml",
+        "columns:\n  price: {between: {min: 0, max: 100, mostly: 0.996}}\n  cat: {in_set: {values: [a, b, c], mostly: 0.99}}\n",
+    )
+    .unwrap();
+    let r = check(&open(&csv), &suite).unwrap();
+    assert!(r.passed, "{:#?}", r.results);
+    // 3 of the 998 non-missing values fail: 0.3006% > 0.3%.
+    let strict = Suite::parse(
+        "s.yaml",
+        "columns:\n  price: {between: {min: 0, max: 100, mostly: 0.997}}\n",
+    )
+    .unwrap();
+    assert!(!check(&open(&csv), &strict).unwrap().passed);
+}
+
+/// The same rows as Parquet and JSON lines give the same results.
+#[test]
+fn csv_parquet_and_json_lines_agree() {
+    let d = tmp();
+    let csv = d.path().join("t.csv");
+    write_csv(&csv);
+    let suite = Suite::parse("s.yaml", SUITE).unwrap();
+    let from_csv = check(&open(&csv), &suite).unwrap();
+    // Parquet, written with arrow from the CSV's batches.
+    let t = open(&csv);
+    let pq = d.path().join("t.parquet");
+    {
+        let f = std::fs::File::create(&pq).unwrap();
+        let mut w = parquet::arrow::ArrowWriter::try_new(f, t.schema.clone(), None).unwrap();
+        for b in t.batches() {
+            w.write(&b.unwrap().1).unwrap();
+        }
+        w.close().unwrap();
+    }
+    // JSON lines, by hand.
+    let jl = d.path().join("t.jsonl");
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let mut out = String::new();
+    for line in text.lines().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        let price = if f[1].is_empty() {
+            "null".to_string()
+        } else {
+            f[1].to_string()
+        };
+        writeln!(
+            out,
+            r#"{{"id": {}, "price": {price}, "cat": "{}", "code": "{}"}}"#,
+            f[0], f[2], f[3]
+        )
+        .unwrap();
+    }
+    std::fs::write(&jl, out).unwrap();
+    for other in [&pq, &jl] {
+        let r = check(&open(other), &suite).unwrap();
+        for (a, b) in from_csv.results.iter().zip(&r.results) {
+            assert_eq!(
+                (a.success, a.unexpected_count, &a.observed),
+                (b.success, b.unexpected_count, &b.observed),
+                "{} differs for {}",
+                a.id,
+                other.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn folders_and_globs_read_every_file_with_global_row_numbers() {
+    let d = tmp();
+    let dir = d.path().join("batches");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("a.csv"), "x\n1\n2\n").unwrap();
+    std::fs::write(dir.join("b.csv"), "x\n3\n400\n").unwrap();
+    let suite = Suite::parse("s.yaml", "columns:\n  x: {between: {min: 0, max: 10}}\n").unwrap();
+    for path in [
+        dir.to_string_lossy().into_owned(),
+        format!("{}/*.csv", dir.display()),
+    ] {
+        let t = Table::open(&TableSpec::new(path)).unwrap();
+        let r = check(&t, &suite).unwrap();
+        assert_eq!(r.rows, 4);
+        assert_eq!(r.files.len(), 2);
+        assert_eq!(r.results[0].sample[0].row, 3);
+    }
+}
+
+#[test]
+fn a_profile_gives_a_suite_the_same_batch_passes() {
+    let d = tmp();
+    let csv = d.path().join("t.csv");
+    write_csv(&csv);
+    let p = profile(&open(&csv)).unwrap();
+    let price = p.columns.iter().find(|c| c.name == "price").unwrap();
+    assert_eq!(price.missing, 2);
+    assert_eq!(price.max, Some(250.0));
+    let cat = p.columns.iter().find(|c| c.name == "cat").unwrap();
+    assert_eq!(cat.levels.as_ref().unwrap().len(), 4);
+    let yaml = p.suite_yaml();
+    let suite = Suite::parse("profiled.yaml", &yaml).unwrap_or_else(|e| panic!("{e}\n{yaml}"));
+    let r = check(&open(&csv), &suite).unwrap();
+    assert!(
+        r.passed,
+        "{yaml}\n{:#?}",
+        r.results.iter().filter(|x| !x.success).collect::<Vec<_>>()
+    );
+    assert!(
+        yaml.contains("cat: {type: string, not_null: true, in_set: [a, b, c, zzz]}"),
+        "{yaml}"
+    );
+    assert!(
+        yaml.contains(
+            "code: {type: string, not_null: true, length: {min: 3, max: 8}, unique: true}"
+        ),
+        "{yaml}"
+    );
+}
+
+#[test]
+fn bad_input_gives_clear_errors() {
+    let d = tmp();
+    // A missing file.
+    let e = Table::open(&TableSpec::new(d.path().join("nope.csv").to_string_lossy())).unwrap_err();
+    assert!(
+        e.to_string().ends_with("nope.csv: no such file or folder"),
+        "{e}"
+    );
+    // A value that does not parse as the declared type: file, line, column.
+    let csv = d.path().join("bad.csv");
+    std::fs::write(&csv, "a,b\n1,2\n3,oops\n").unwrap();
+    let mut spec = TableSpec::new(csv.to_string_lossy());
+    spec.types.insert("b".into(), ferry_data::ColType::Float);
+    let t = Table::open(&spec).unwrap();
+    let suite = Suite::parse("s.yaml", "columns:\n  b: {not_null: true}\n").unwrap();
+    let e = check(&t, &suite).unwrap_err();
+    assert!(
+        matches!(e, DataError::Parse { ref column, .. } if column == "b"),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("bad.csv"), "{e}");
+    assert!(e.to_string().contains("oops"), "{e}");
+    // An empty table.
+    let empty = d.path().join("empty.csv");
+    std::fs::write(&empty, "a,b\n").unwrap();
+    let e = check(&open(&empty), &suite).unwrap_err();
+    assert!(
+        e.to_string().ends_with("empty.csv: the table has no rows"),
+        "{e}"
+    );
+    // A column the suite names that the table lacks: the rule fails, named.
+    let ok = d.path().join("ok.csv");
+    std::fs::write(&ok, "a\n1\n").unwrap();
+    let r = check(&open(&ok), &suite).unwrap();
+    assert!(!r.passed);
+    assert_eq!(r.results[0].id, "b.not_null");
+    assert_eq!(
+        r.results[0].observed,
+        serde_json::json!("no column `b` in the table")
+    );
+    // A rule that needs numbers on a string column fails, saying why.
+    let s = Suite::parse("s.yaml", "columns:\n  a: {mean: {min: 0}}\n").unwrap();
+    let strs = d.path().join("s.csv");
+    std::fs::write(&strs, "a\nx\n").unwrap();
+    let r = check(&open(&strs), &s).unwrap();
+    assert_eq!(
+        r.results[0].observed,
+        serde_json::json!("the column is string, not numeric")
+    );
+}
+
+/// Reference and current tables for drift: `same` is identically
+/// distributed, `shifted` moves by one standard deviation, `cat` gains a
+/// new level at 30%.
+fn drift_tables(d: &Path, n: usize) -> (Table, Table) {
+    let mut r = String::from("same,shifted,cat\n");
+    let mut c = String::from("same,shifted,cat\n");
+    // A fixed, well-spread sequence (van der Corput), mapped to N(0,1)-ish.
+    let vdc = |mut i: usize| {
+        let (mut q, mut b) = (0.0, 0.5);
+        i += 1;
+        while i > 0 {
+            if i & 1 == 1 {
+                q += b;
+            }
+            i >>= 1;
+            b /= 2.0;
+        }
+        q
+    };
+    for i in 0..n {
+        let u = vdc(i);
+        let u2 = vdc(i + 7919);
+        let levels = ["x", "y", "z"];
+        writeln!(r, "{},{},{}", u * 10.0, u * 10.0, levels[i % 3]).unwrap();
+        let cat = if i % 10 < 3 { "new" } else { levels[i % 3] };
+        writeln!(c, "{},{},{}", u2 * 10.0, u2 * 10.0 + 3.0, cat).unwrap();
+    }
+    std::fs::write(d.join("ref.csv"), r).unwrap();
+    std::fs::write(d.join("cur.csv"), c).unwrap();
+    (open(&d.join("ref.csv")), open(&d.join("cur.csv")))
+}
+
+#[test]
+fn drift_flags_exactly_the_shifted_columns_with_both_default_regimes() {
+    for n in [500, 5000] {
+        let d = tmp();
+        let (r, c) = drift_tables(d.path(), n);
+        let rep = drift(&r, &c, &Default::default()).unwrap();
+        let flagged: Vec<&str> = rep
+            .columns
+            .iter()
+            .filter(|c| c.drifted)
+            .map(|c| c.column.as_str())
+            .collect();
+        assert_eq!(
+            flagged,
+            vec!["shifted", "cat"],
+            "n = {n}: {:#?}",
+            rep.columns
+        );
+        let m = |col: &str| rep.get(col).unwrap().method;
+        use ferry_data::drift::Method;
+        if n <= 1000 {
+            assert_eq!((m("same"), m("cat")), (Method::Ks, Method::ChiSquare));
+        } else {
+            assert_eq!(
+                (m("same"), m("cat")),
+                (Method::Wasserstein, Method::JensenShannon)
+            );
+        }
+        assert!(rep.dataset_drift, "2 of 3 columns drifted");
+        assert_eq!(rep.drifted, 2);
+        let html = ferry_data::report::drift_html(&rep);
+        assert!(html.contains("<svg") && !html.contains("<script"));
+    }
+}
+
+#[test]
+fn huge_samples_need_an_effect_not_just_a_p_value() {
+    let d = tmp();
+    let (r, c) = drift_tables(d.path(), 20_000);
+    let opts = ferry_data::DriftOptions {
+        method: Some(ferry_data::drift::Method::Ks),
+        columns: Some(vec!["same".into()]),
+        ..Default::default()
+    };
+    let rep = drift(&r, &c, &opts).unwrap();
+    let col = &rep.columns[0];
+    assert_eq!(col.min_effect, Some(0.1));
+    assert!(!col.drifted, "{col:#?}");
+    let e = drift(
+        &r,
+        &c,
+        &ferry_data::DriftOptions {
+            columns: Some(vec!["missing".into()]),
+            ..Default::default()
+        },
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("no column `missing`"), "{e}");
+}

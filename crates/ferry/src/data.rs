@@ -1,0 +1,323 @@
+//! `ferry data profile`, `ferry check data`, `ferry check drift`.
+
+use crate::cli::{CheckCommand, DataCommand, TableArgs};
+use crate::commands::usage;
+use crate::exit;
+use crate::ui::Style;
+use anyhow::{Context, Result};
+use ferry_data::drift::Method;
+use ferry_data::{ColType, Format, Suite, Table, TableSpec};
+use std::path::Path;
+
+/// A table spec from the command line, relative to `cwd`.
+pub fn table_spec(cwd: &Path, path: &str, a: &TableArgs) -> Result<TableSpec> {
+    let full = if Path::new(path).is_absolute() {
+        path.to_owned()
+    } else {
+        cwd.join(path).to_string_lossy().into_owned()
+    };
+    let mut spec = TableSpec::new(full);
+    spec.format = a.format.as_deref().and_then(Format::parse);
+    spec.csv.header = !a.no_header;
+    spec.csv.delimiter = match a.delimiter.as_str() {
+        "tab" | "\\t" => b'\t',
+        d if d.len() == 1 => d.as_bytes()[0],
+        d => {
+            return Err(usage(format!(
+                "--delimiter `{d}`: give one character (or `tab`)"
+            )));
+        }
+    };
+    for t in &a.types {
+        let (col, ty) = t
+            .split_once('=')
+            .ok_or_else(|| usage(format!("--type `{t}`: write COLUMN=TYPE, e.g. price=float")))?;
+        let ty = ColType::parse(ty).ok_or_else(|| {
+            usage(format!(
+                "--type `{t}`: unknown type `{ty}`; types: {}",
+                ColType::NAMES
+            ))
+        })?;
+        spec.types.insert(col.to_owned(), ty);
+    }
+    Ok(spec)
+}
+
+fn write_html(path: &Path, html: &str) -> Result<()> {
+    ferry_data_write(path, html.as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    eprintln!("report: {}", path.display());
+    Ok(())
+}
+
+/// Writes through a temporary file and a rename.
+fn ferry_data_write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        path.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        std::process::id()
+    ));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
+}
+
+fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {
+    use std::io::Write;
+    let mut s = serde_json::to_string_pretty(v)?;
+    s.push('\n');
+    std::io::stdout().lock().write_all(s.as_bytes())?;
+    Ok(())
+}
+
+pub fn data(style: &Style, cwd: &Path, cmd: DataCommand) -> Result<u8> {
+    let _ = style;
+    match cmd {
+        DataCommand::Profile {
+            table,
+            output,
+            json,
+            read,
+        } => {
+            let t = Table::open(&table_spec(cwd, &table, &read)?)?;
+            let p = ferry_data::profile(&t)?;
+            if json {
+                print_json(&p)?;
+                return Ok(exit::OK);
+            }
+            let yaml = p.suite_yaml();
+            match output {
+                Some(o) => {
+                    let o = cwd.join(o);
+                    ferry_data_write(&o, yaml.as_bytes())
+                        .with_context(|| format!("cannot write {}", o.display()))?;
+                    eprintln!(
+                        "profiled {} rows x {} columns of {}; suite written to {}",
+                        p.rows,
+                        p.columns.len(),
+                        table,
+                        o.display()
+                    );
+                }
+                None => print!("{yaml}"),
+            }
+            Ok(exit::OK)
+        }
+    }
+}
+
+pub fn check(style: &Style, cwd: &Path, cmd: CheckCommand) -> Result<u8> {
+    match cmd {
+        CheckCommand::Data {
+            table,
+            expect,
+            json,
+            html,
+            read,
+        } => {
+            let suite_path = cwd.join(&expect);
+            let text = std::fs::read_to_string(&suite_path)
+                .map_err(|e| usage(format!("cannot read the suite {}: {e}", expect.display())))?;
+            let suite = Suite::parse(&expect.display().to_string(), &text)
+                .map_err(|e| usage(e.to_string()))?;
+            let mut spec = table_spec(cwd, &table, &read)?;
+            // The suite's types tell CSV reading what to expect.
+            for (c, t) in &suite.types {
+                spec.types.entry(c.clone()).or_insert(*t);
+            }
+            let t = Table::open(&spec)?;
+            let started = std::time::Instant::now();
+            let mut report = ferry_data::check(&t, &suite)?;
+            report.source = table.clone();
+            if let Some(h) = &html {
+                write_html(&cwd.join(h), &ferry_data::report::check_html(&report))?;
+            }
+            if json {
+                print_json(&report)?;
+            }
+            print_check(style, &report, started.elapsed(), json);
+            Ok(if report.passed {
+                exit::OK
+            } else {
+                exit::GATE_FAILED
+            })
+        }
+        CheckCommand::Drift {
+            reference,
+            current,
+            columns,
+            method,
+            threshold,
+            drift_share,
+            min_effect,
+            json,
+            html,
+            read,
+        } => {
+            let method =
+                match method.as_deref() {
+                    None => None,
+                    Some(m) => Some(Method::parse(m).ok_or_else(|| {
+                        usage(format!("--method `{m}`: methods: {}", Method::NAMES))
+                    })?),
+                };
+            if !(0.0..=1.0).contains(&drift_share) {
+                return Err(usage(format!(
+                    "--drift-share {drift_share}: give a share between 0 and 1"
+                )));
+            }
+            let r = Table::open(&table_spec(cwd, &reference, &read)?)?;
+            let c = Table::open(&table_spec(cwd, &current, &read)?)?;
+            let opts = ferry_data::DriftOptions {
+                columns,
+                method,
+                threshold,
+                drift_share,
+                min_effect,
+                ..Default::default()
+            };
+            let started = std::time::Instant::now();
+            let mut report = ferry_data::drift(&r, &c, &opts)?;
+            report.reference = reference.clone();
+            report.current = current.clone();
+            if let Some(h) = &html {
+                write_html(&cwd.join(h), &ferry_data::report::drift_html(&report))?;
+            }
+            if json {
+                print_json(&report)?;
+            }
+            print_drift(style, &report, started.elapsed(), json);
+            Ok(if report.dataset_drift {
+                exit::GATE_FAILED
+            } else {
+                exit::OK
+            })
+        }
+    }
+}
+
+fn short(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Number(n) => n
+            .as_f64()
+            .map_or_else(|| n.to_string(), |f| format!("{}", (f * 1e6).round() / 1e6)),
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// The terminal summary (stderr when stdout carries JSON).
+fn print_check(s: &Style, r: &ferry_data::CheckReport, took: std::time::Duration, json: bool) {
+    let mut out = String::new();
+    let verdict = if r.passed {
+        s.green("passed")
+    } else {
+        s.red(&format!("{} FAILED", r.failed))
+    };
+    out.push_str(&format!(
+        "data check: {} ({} rows, {} expectations, {:.2} s): {verdict}\n",
+        r.source,
+        r.rows,
+        r.expectations,
+        took.as_secs_f64()
+    ));
+    for x in r.results.iter().filter(|x| !x.success) {
+        let mut line = format!(
+            "  {} {}  expected {}",
+            s.red("FAIL"),
+            s.bold(&x.id),
+            x.expected
+        );
+        match (x.unexpected_count, x.unexpected_share) {
+            (Some(c), Some(sh)) => line.push_str(&format!("; {c} rows ({:.4}%)", sh * 100.0)),
+            _ => line.push_str(&format!("; observed {}", short(&x.observed))),
+        }
+        if let Some(f) = x.sample.first() {
+            line.push_str(&format!(", e.g. row {} = {}", f.row, short(&f.value)));
+        }
+        if !x.unexpected_values.is_empty() {
+            let v: Vec<String> = x
+                .unexpected_values
+                .iter()
+                .take(5)
+                .map(|(v, c)| format!("{v} x{c}"))
+                .collect();
+            line.push_str(&format!(" [{}]", v.join(", ")));
+        }
+        if let Some(n) = &x.note {
+            line.push_str(&format!(" ({n})"));
+        }
+        out.push_str(&line);
+        out.push('\n');
+    }
+    if !r.passed {
+        out.push_str(&format!(
+            "  {} other expectations passed\n",
+            r.expectations - r.failed
+        ));
+    }
+    if json {
+        eprint!("{out}");
+    } else {
+        print!("{out}");
+    }
+}
+
+fn print_drift(s: &Style, r: &ferry_data::DriftReport, took: std::time::Duration, json: bool) {
+    let mut out = String::new();
+    let verdict = if r.dataset_drift {
+        s.red("dataset drift")
+    } else {
+        s.green("no dataset drift")
+    };
+    out.push_str(&format!(
+        "drift: {} vs {} ({} / {} rows, {:.2} s): {} of {} columns drifted ({:.2}, threshold {}): {verdict}\n",
+        r.current,
+        r.reference,
+        r.current_rows,
+        r.reference_rows,
+        took.as_secs_f64(),
+        r.drifted,
+        r.columns.len(),
+        r.drifted_share,
+        r.drift_share_threshold
+    ));
+    let width = r.columns.iter().map(|c| c.column.len()).max().unwrap_or(0);
+    for c in &r.columns {
+        let tag = if c.drifted {
+            s.red("DRIFT")
+        } else {
+            s.dim("  ok ")
+        };
+        let cmp = if c.method.is_p_value() { "<" } else { ">=" };
+        let mut line = format!(
+            "  {tag} {:<width$}  {:<30} {:.4} ({} {cmp} {}), effect {:.4}",
+            c.column,
+            c.method_label,
+            c.value,
+            if c.method.is_p_value() {
+                "drift if p"
+            } else {
+                "drift if"
+            },
+            c.threshold,
+            c.effect_size
+        );
+        if let Some(n) = &c.note {
+            line.push_str(&format!(" ({n})"));
+        }
+        out.push_str(&line);
+        out.push('\n');
+    }
+    if json {
+        eprint!("{out}");
+    } else {
+        print!("{out}");
+    }
+}
