@@ -468,9 +468,7 @@ fn compare(
 
     // Counts per bin or level, for binned methods and the chart.
     let (levels, edges, rc, cc) = match (rv, cv) {
-        (Values::Num(a), Values::Num(b))
-            if distinct > 5 =>
-        {
+        (Values::Num(a), Values::Num(b)) if distinct > 5 => {
             let (rc, cc, edges) = bins(a, b, opts.bins.max(1));
             (vec![], edges, rc, cc)
         }

@@ -6,6 +6,7 @@
 //! the metadata store. Both share one decision procedure ([`engine`]), so what
 //! `status` predicts is what `run` does.
 
+mod checks;
 mod engine;
 mod git;
 mod project;

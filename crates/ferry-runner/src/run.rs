@@ -200,6 +200,8 @@ struct Worker {
 /// The values gates see.
 struct GateCtx<'a> {
     metrics: &'a BTreeMap<String, serde_json::Value>,
+    /// Check stages' reports, flattened (see `checks::flatten`), by stage.
+    checks: &'a BTreeMap<String, BTreeMap<String, serde_json::Value>>,
     params: &'a serde_json::Value,
     recorder: Option<&'a dyn Recorder>,
 }
@@ -247,6 +249,17 @@ impl Context for GateCtx<'_> {
                     }
                 }
             }
+            "checks" => match self.checks.get(&path[1]) {
+                Some(m) => lookup_in(
+                    m,
+                    &path[2..].join("."),
+                    &format!("values of check `{}`", path[1]),
+                ),
+                None => Lookup::Missing(format!(
+                    "check stage `{}` left no report in this run",
+                    path[1]
+                )),
+            },
             other => Lookup::Missing(format!("unknown root `{other}`")),
         }
     }
@@ -625,6 +638,31 @@ pub fn run(
                                 .join(&rid)
                                 .join(format!("{}.log", stage.name)),
                         };
+                        if let Some(check) = stage.check.clone() {
+                            // Built-in checks run here, in a thread of their own.
+                            let (tx, sink, root) =
+                                (tx.clone(), reporter.clone(), project.root.clone());
+                            let started_ms = now_ms();
+                            std::thread::spawn(move || {
+                                let outcome = crate::checks::run(
+                                    &root,
+                                    &job.stage,
+                                    &check,
+                                    &job.log_path,
+                                    sink.as_ref(),
+                                );
+                                let _ = tx.send(Worker {
+                                    stage: i,
+                                    outcome,
+                                    attempts: 1,
+                                    started_ms,
+                                });
+                            });
+                            inputs_of[i] = Some((inputs, verdict));
+                            state[i] = St::Running;
+                            running += 1;
+                            continue;
+                        }
                         let retries = stage.retries;
                         let (tx, sink, cancel, rep) = (
                             tx.clone(),
@@ -778,6 +816,37 @@ pub fn run(
     for s in &stages {
         params.extend(s.params.clone());
     }
+    // Check stages' reports: values for gates, and their verdicts as metrics
+    // of the run (`checks.<stage>.passed`, `checks.<stage>.drifted_share`, ...).
+    let mut check_values: BTreeMap<String, BTreeMap<String, serde_json::Value>> = BTreeMap::new();
+    for (st, o) in stages.iter().zip(&outcomes) {
+        let Some(c) = &st.check else { continue };
+        if matches!(
+            o.status,
+            StageStatus::Failed | StageStatus::Cancelled | StageStatus::Skipped
+        ) {
+            continue;
+        }
+        let Ok(text) = std::fs::read_to_string(project.root.join(&c.report)) else {
+            continue;
+        };
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else {
+            continue;
+        };
+        let flat = crate::checks::flatten(&v);
+        for k in [
+            "passed",
+            "failed",
+            "drifted",
+            "drifted_share",
+            "dataset_drift",
+        ] {
+            if let Some(v) = flat.get(k) {
+                all_metrics.insert(format!("checks.{}.{k}", st.name), v.clone());
+            }
+        }
+        check_values.insert(st.name.to_string(), flat);
+    }
     let numeric: BTreeMap<String, f64> = all_metrics
         .iter()
         .filter_map(|(k, v)| match v {
@@ -846,9 +915,44 @@ pub fn run(
     if report.status == RunStatus::Succeeded && full {
         let ctx = GateCtx {
             metrics: &all_metrics,
+            checks: &check_values,
             params: &project.pipeline.params,
             recorder: Some(recorder.as_ref()),
         };
+        // Each check stage is a gate of its own, unless it only warns.
+        for st in &stages {
+            let Some(c) = &st.check else { continue };
+            let source = crate::checks::gate_source(st.name.as_str(), c);
+            let Ok(expr) = ferry_gates::parse(&source) else {
+                continue;
+            };
+            let ev = expr.evaluate(&ctx);
+            if c.warn_only {
+                if !ev.passed {
+                    reporter.line(
+                        st.name.as_str(),
+                        ferry_executor::Stream::Stderr,
+                        &format!(
+                            "warning: check `{}` failed (warn_only): see {}",
+                            st.name, c.report
+                        ),
+                    );
+                }
+                continue;
+            }
+            let outcome = GateOutcome {
+                name: format!("check {}", st.name),
+                expr: source.clone(),
+                passed: ev.passed,
+                message: if ev.passed {
+                    ev.message()
+                } else {
+                    format!("check `{}` failed: see {}", st.name, c.report)
+                },
+            };
+            reporter.event(Event::Gate(&outcome));
+            report.gates.push(outcome);
+        }
         for g in &project.pipeline.gates {
             let ev = g.expr.evaluate(&ctx);
             let outcome = GateOutcome {

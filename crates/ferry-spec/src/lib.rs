@@ -16,7 +16,9 @@ mod pipeline;
 pub use diag::{Diagnostic, Diagnostics};
 pub use load::{Files, load, normalize_path, parse_duration, render_value};
 pub use node::{Kind, Node, Pos, parse_yaml};
-pub use pipeline::{Gate, Pipeline, PythonEnv, Register, Stage, path_within};
+pub use pipeline::{
+    Check, CheckKind, DRIFT_METHODS, Gate, Pipeline, PythonEnv, Register, Stage, path_within,
+};
 
 /// The JSON Schema of ferry.yaml, for editors (`ferry schema`).
 pub const JSON_SCHEMA: &str = include_str!("../ferry.schema.json");

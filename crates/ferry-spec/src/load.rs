@@ -3,7 +3,9 @@
 
 use crate::diag::{Diagnostic, Diagnostics, Sink, suggest};
 use crate::node::{Key, Kind, Node, Pos, parse_yaml};
-use crate::pipeline::{Gate, Pipeline, PythonEnv, Register, Stage, path_within};
+use crate::pipeline::{
+    Check, CheckKind, DRIFT_METHODS, Gate, Pipeline, PythonEnv, Register, Stage, path_within,
+};
 use ferry_core::{ModelName, StageName};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
@@ -12,7 +14,26 @@ use std::time::Duration;
 /// which are ignored and are the place for YAML anchors).
 pub const TOP_KEYS: &[&str] = &["name", "params", "env", "stages", "gates", "register"];
 pub const STAGE_KEYS: &[&str] = &[
-    "cmd", "desc", "deps", "outs", "params", "metrics", "timeout", "retries",
+    "cmd",
+    "desc",
+    "deps",
+    "outs",
+    "params",
+    "metrics",
+    "timeout",
+    "retries",
+    "check",
+    "data",
+    "expect",
+    "reference",
+    "current",
+    "report",
+    "html",
+    "warn_only",
+    "method",
+    "threshold",
+    "drift_share",
+    "columns",
 ];
 pub const ENV_KEYS: &[&str] = &["python"];
 pub const PYTHON_KEYS: &[&str] = &["requirements", "interpreter"];
@@ -148,6 +169,66 @@ struct RawStage {
     metrics: Option<Sp<String>>,
     timeout: Option<Sp<Duration>>,
     retries: Option<u32>,
+    check: Option<Sp<String>>,
+    check_keys: Vec<(String, Pos)>,
+    data: Option<Sp<String>>,
+    expect: Option<Sp<String>>,
+    reference: Option<Sp<String>>,
+    current: Option<Sp<String>>,
+    report: Option<Sp<String>>,
+    html: Option<Sp<String>>,
+    warn_only: bool,
+    method: Option<Sp<String>>,
+    threshold: Option<f64>,
+    drift_share: Option<Sp<f64>>,
+    columns: Vec<Sp<String>>,
+}
+
+struct ValidCheck {
+    check: Check,
+    inputs: Vec<(String, Option<Pos>)>,
+}
+
+impl ValidCheck {
+    fn inputs(&self) -> Vec<(String, Option<Pos>)> {
+        self.inputs.clone()
+    }
+}
+
+/// The canonical command line of a check stage: what it shows and what its
+/// fingerprint covers (`warn_only` changes no output, so it is not in it).
+fn check_cmd(c: &ValidCheck) -> String {
+    let c = &c.check;
+    let mut s = match &c.kind {
+        CheckKind::Data { data, expect } => format!("ferry check data {data} --expect {expect}"),
+        CheckKind::Drift {
+            reference,
+            current,
+            method,
+            threshold,
+            drift_share,
+            columns,
+        } => {
+            let mut s = format!(
+                "ferry check drift --reference {reference} --current {current} --drift-share {drift_share}"
+            );
+            if let Some(m) = method {
+                s.push_str(&format!(" --method {m}"));
+            }
+            if let Some(t) = threshold {
+                s.push_str(&format!(" --threshold {t}"));
+            }
+            if !columns.is_empty() {
+                s.push_str(&format!(" --columns {}", columns.join(",")));
+            }
+            s
+        }
+    };
+    s.push_str(&format!(" --json > {}", c.report));
+    if let Some(h) = &c.html {
+        s.push_str(&format!(" --html {h}"));
+    }
+    s
 }
 
 struct RawGate {
@@ -417,6 +498,19 @@ fn decode_stage(name: &Key, body: &Node, sink: &mut Sink<'_>) -> RawStage {
         metrics: None,
         timeout: None,
         retries: None,
+        check: None,
+        check_keys: Vec::new(),
+        data: None,
+        expect: None,
+        reference: None,
+        current: None,
+        report: None,
+        html: None,
+        warn_only: false,
+        method: None,
+        threshold: None,
+        drift_share: None,
+        columns: Vec::new(),
     };
     let Some(m) = map_entries(body, &base, STAGE_KEYS, sink) else {
         return st;
@@ -460,6 +554,69 @@ fn decode_stage(name: &Key, body: &Node, sink: &mut Sink<'_>) -> RawStage {
                     }
                 }
             }
+            "check" => st.check = string(v, &path, sink),
+            "data" | "expect" | "reference" | "current" | "report" | "html" | "method" => {
+                st.check_keys.push((k.name.clone(), k.pos));
+                let val = string(v, &path, sink);
+                match k.name.as_str() {
+                    "data" => st.data = val,
+                    "expect" => st.expect = val,
+                    "reference" => st.reference = val,
+                    "current" => st.current = val,
+                    "report" => st.report = val,
+                    "html" => st.html = val,
+                    _ => st.method = val,
+                }
+            }
+            "warn_only" => {
+                st.check_keys.push((k.name.clone(), k.pos));
+                match &v.kind {
+                    Kind::Bool(b) => st.warn_only = *b,
+                    other => sink.err(
+                        v.pos,
+                        &path,
+                        format!("expected true or false, found {}", other.type_name()),
+                    ),
+                }
+            }
+            "threshold" | "drift_share" => {
+                st.check_keys.push((k.name.clone(), k.pos));
+                let f = match &v.kind {
+                    Kind::Int(n) => Some(*n as f64),
+                    Kind::Float(f) => Some(*f),
+                    other => {
+                        sink.err(
+                            v.pos,
+                            &path,
+                            format!("expected a number, found {}", other.type_name()),
+                        );
+                        None
+                    }
+                };
+                match (k.name.as_str(), f) {
+                    ("threshold", Some(f)) if f > 0.0 => st.threshold = Some(f),
+                    ("drift_share", Some(f)) if (0.0..=1.0).contains(&f) => {
+                        st.drift_share = Some((f, v.pos))
+                    }
+                    (key, Some(f)) => sink.err(
+                        v.pos,
+                        &path,
+                        format!(
+                            "{key} must be {}, found {f}",
+                            if key == "threshold" {
+                                "positive"
+                            } else {
+                                "a share between 0 and 1"
+                            }
+                        ),
+                    ),
+                    _ => {}
+                }
+            }
+            "columns" => {
+                st.check_keys.push((k.name.clone(), k.pos));
+                st.columns = string_list(v, &path, sink);
+            }
             "retries" => match &v.kind {
                 Kind::Int(n) if (0..=100).contains(n) => st.retries = Some(*n as u32),
                 Kind::Int(n) => sink.err(
@@ -476,8 +633,30 @@ fn decode_stage(name: &Key, body: &Node, sink: &mut Sink<'_>) -> RawStage {
             _ => {}
         }
     }
-    if st.cmd.is_none() && !m.iter().any(|(k, _)| k.name == "cmd") {
-        sink.err(body.pos, &base, "missing key `cmd`");
+    let has_cmd = m.iter().any(|(k, _)| k.name == "cmd");
+    let has_check = m.iter().any(|(k, _)| k.name == "check");
+    if has_cmd && has_check {
+        sink.err_hint(
+            body.pos,
+            &base,
+            "a stage has either `cmd` or `check`, not both",
+            "`check: data` and `check: drift` are run by ferry itself",
+        );
+    } else if !has_cmd && !has_check {
+        sink.err_hint(
+            body.pos,
+            &base,
+            "missing key `cmd`",
+            "give a shell command, or `check: data` / `check: drift` for a built-in data check",
+        );
+    }
+    if !has_check && let Some((key, pos)) = st.check_keys.first() {
+        sink.err_hint(
+            *pos,
+            &format!("{base}.{key}"),
+            format!("`{key}` belongs to check stages"),
+            "add `check: data` or `check: drift`",
+        );
     }
     st
 }
@@ -535,6 +714,127 @@ impl Validator<'_> {
                 None
             }
         }
+    }
+
+    /// Validates a check stage's keys into a [`Check`] (with its input paths).
+    fn check(
+        &mut self,
+        rs: &RawStage,
+        kind: &Sp<String>,
+        base: &str,
+        name: &StageName,
+    ) -> Option<ValidCheck> {
+        let data_keys = ["data", "expect"];
+        let drift_keys = [
+            "reference",
+            "current",
+            "method",
+            "threshold",
+            "drift_share",
+            "columns",
+        ];
+        let (own, other): (&[&str], &[&str]) = match kind.0.as_str() {
+            "data" => (&data_keys, &drift_keys),
+            "drift" => (&drift_keys, &data_keys),
+            k => {
+                self.sink.err_hint(kind.1, &format!("{base}.check"), format!("unknown check `{k}`"), "checks: `data` (validate against a suite) and `drift` (compare with a reference)");
+                return None;
+            }
+        };
+        let _ = own;
+        let mut ok = true;
+        for (key, pos) in &rs.check_keys {
+            if other.contains(&key.as_str()) {
+                self.sink.err(
+                    *pos,
+                    &format!("{base}.{key}"),
+                    format!("`{key}` does not apply to `check: {}`", kind.0),
+                );
+                ok = false;
+            }
+        }
+        let need =
+            |this: &mut Self, v: &Option<Sp<String>>, key: &str| -> Option<(String, Option<Pos>)> {
+                match v {
+                    Some(sp) => {
+                        if sp.0.contains(['*', '?', '[']) {
+                            this.sink.err_hint(
+                                sp.1,
+                                &format!("{base}.{key}"),
+                                format!("`{}` is a glob", sp.0),
+                                "in a pipeline, name a file or folder: ferry tracks its content",
+                            );
+                            return None;
+                        }
+                        this.path(sp, &format!("{base}.{key}"))
+                            .map(|p| (p, Some(sp.1)))
+                    }
+                    None => {
+                        this.sink
+                            .err(kind.1, base, format!("`check: {}` needs `{key}`", kind.0));
+                        None
+                    }
+                }
+            };
+        let (ck, inputs) = if kind.0 == "data" {
+            let data = need(self, &rs.data, "data");
+            let expect = need(self, &rs.expect, "expect");
+            let (Some(d), Some(e)) = (data, expect) else {
+                return None;
+            };
+            (
+                CheckKind::Data {
+                    data: d.0.clone(),
+                    expect: e.0.clone(),
+                },
+                vec![d, e],
+            )
+        } else {
+            let r = need(self, &rs.reference, "reference");
+            let c = need(self, &rs.current, "current");
+            if let Some((m, pos)) = &rs.method
+                && !DRIFT_METHODS.contains(&m.as_str())
+            {
+                self.sink.err_hint(
+                    *pos,
+                    &format!("{base}.method"),
+                    format!("unknown method `{m}`"),
+                    format!("methods: {}", DRIFT_METHODS.join(", ")),
+                );
+                ok = false;
+            }
+            let (Some(r), Some(c)) = (r, c) else {
+                return None;
+            };
+            (
+                CheckKind::Drift {
+                    reference: r.0.clone(),
+                    current: c.0.clone(),
+                    method: rs.method.as_ref().map(|m| m.0.clone()),
+                    threshold: rs.threshold,
+                    drift_share: rs.drift_share.map_or(0.5, |d| d.0),
+                    columns: rs.columns.iter().map(|c| c.0.clone()).collect(),
+                },
+                vec![r, c],
+            )
+        };
+        let report = match &rs.report {
+            Some(r) => self.path(r, &format!("{base}.report"))?,
+            None => format!("reports/{name}.json"),
+        };
+        let html = match &rs.html {
+            Some(h) => Some(self.path(h, &format!("{base}.html"))?),
+            None => None,
+        };
+        ok.then_some(ValidCheck {
+            check: Check {
+                kind: ck,
+                report,
+                html,
+                warn_only: rs.warn_only,
+            },
+            inputs,
+        })
     }
 
     fn param_keys(&self) -> Vec<String> {
@@ -717,6 +1017,26 @@ impl Validator<'_> {
                     }
                 }
             }
+            let check = rs
+                .check
+                .as_ref()
+                .and_then(|c| self.check(rs, c, &base, &sname));
+            let mut cmd = cmd;
+            if let Some(c) = &check {
+                cmd = check_cmd(c);
+                for (p, pos) in c.inputs() {
+                    if !deps.contains(&p) {
+                        deps.push(p);
+                        dep_pos.push(pos.unwrap_or(rs.name.1));
+                    }
+                }
+                for p in std::iter::once(c.check.report.clone()).chain(c.check.html.clone()) {
+                    if !outs.contains(&p) {
+                        outs.push(p);
+                        out_pos.push(rs.name.1);
+                    }
+                }
+            }
             let metrics = rs
                 .metrics
                 .as_ref()
@@ -748,6 +1068,7 @@ impl Validator<'_> {
                     timeout: rs.timeout.map(|t| t.0),
                     retries: rs.retries.unwrap_or(0),
                     upstream: Vec::new(),
+                    check: check.map(|c| c.check),
                 },
                 rs.name.1,
                 dep_pos,
@@ -852,7 +1173,14 @@ impl Validator<'_> {
                                     self.param_missing(&key, g.expr.1, &kp);
                                 }
                             }
-                            _ => self.sink.err_hint(g.expr.1, &kp, format!("unknown value `{}`", p.join(".")), "gates read `metrics.<key>` and `params.<key>`, or `model(\"name@alias\").metrics.<key>`"),
+                            Some("checks") if p.len() >= 3 => {
+                                let is_check = stages.iter().any(|(st, ..)| st.name.as_str() == p[1] && st.check.is_some());
+                                if !is_check {
+                                    let checks: Vec<&str> = stages.iter().filter(|(st, ..)| st.check.is_some()).map(|(st, ..)| st.name.as_str()).collect();
+                                    self.sink.err_hint(g.expr.1, &kp, format!("`{}`: no check stage `{}`", p.join("."), p[1]), if checks.is_empty() { "the pipeline has no `check:` stage".to_owned() } else { format!("check stages: {}", checks.join(", ")) });
+                                }
+                            }
+                            _ => self.sink.err_hint(g.expr.1, &kp, format!("unknown value `{}`", p.join(".")), "gates read `metrics.<key>`, `params.<key>`, `checks.<stage>.<key>`, or `model(\"name@alias\").metrics.<key>`"),
                         }
                     }
                     for r in expr.model_refs() {

@@ -46,7 +46,47 @@ pub struct Stage {
     pub retries: u32,
     /// Stages whose outputs this stage reads.
     pub upstream: Vec<StageName>,
+    /// A built-in data check run by ferry itself (then `cmd` is a canonical
+    /// description of it, which the fingerprint covers).
+    pub check: Option<Check>,
 }
+
+/// A built-in check stage: `check: data` or `check: drift`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Check {
+    pub kind: CheckKind,
+    /// The JSON report the stage writes (an out), `reports/<stage>.json` by default.
+    pub report: String,
+    /// An HTML report to write too (an out).
+    pub html: Option<String>,
+    /// A failed check warns instead of failing the run.
+    pub warn_only: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum CheckKind {
+    /// Validate `data` against the suite `expect`.
+    Data { data: String, expect: String },
+    /// Compare `current` with `reference`.
+    Drift {
+        reference: String,
+        current: String,
+        method: Option<String>,
+        threshold: Option<f64>,
+        drift_share: f64,
+        columns: Vec<String>,
+    },
+}
+
+/// Drift methods a `check: drift` stage may name.
+pub const DRIFT_METHODS: &[&str] = &[
+    "ks",
+    "chisquare",
+    "z",
+    "wasserstein",
+    "jensenshannon",
+    "psi",
+];
 
 #[derive(Debug, Clone)]
 pub struct Gate {

@@ -1,0 +1,242 @@
+//! Built-in check stages (`check: data`, `check: drift`): run in-process by
+//! ferry-data instead of a shell command, with the same outcome, log and
+//! caching as any stage. Their reports feed the gates (`checks.<stage>.…`).
+
+use ferry_executor::{Exit, Outcome, OutputSink, Stream};
+use ferry_spec::{Check, CheckKind};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+fn thread_cpu() -> (Duration, Duration, u64) {
+    // SAFETY: getrusage fills the struct we pass; RUSAGE_THREAD is Linux's.
+    let mut t: libc::rusage = unsafe { std::mem::zeroed() };
+    let mut p: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe {
+        libc::getrusage(libc::RUSAGE_THREAD, &mut t);
+        libc::getrusage(libc::RUSAGE_SELF, &mut p);
+    }
+    let tv = |v: libc::timeval| Duration::new(v.tv_sec as u64, v.tv_usec as u32 * 1000);
+    (tv(t.ru_utime), tv(t.ru_stime), p.ru_maxrss as u64 * 1024)
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    if let Some(d) = path.parent() {
+        std::fs::create_dir_all(d)?;
+    }
+    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
+}
+
+/// Runs `check` for `stage`, writing its report(s) under `root`, its summary
+/// to `log_path` and to `sink`. Exit 0 when the report was written (whatever
+/// it says), 2 when the check could not run (bad data, a bad suite).
+pub(crate) fn run(
+    root: &Path,
+    stage: &str,
+    check: &Check,
+    log_path: &Path,
+    sink: &dyn OutputSink,
+) -> Outcome {
+    let started = Instant::now();
+    let (u0, s0, _) = thread_cpu();
+    let mut lines: Vec<String> = Vec::new();
+    let result = run_inner(root, check, &mut lines);
+    let code = match result {
+        Ok(()) => 0,
+        Err(e) => {
+            lines.push(format!("error: {e}"));
+            2
+        }
+    };
+    for l in &lines {
+        sink.line(
+            stage,
+            if code == 0 {
+                Stream::Stdout
+            } else {
+                Stream::Stderr
+            },
+            l,
+        );
+    }
+    if let Some(d) = log_path.parent() {
+        let _ = std::fs::create_dir_all(d);
+    }
+    if let Ok(mut f) = std::fs::File::create(log_path) {
+        for l in &lines {
+            let _ = writeln!(f, "{l}");
+        }
+    }
+    let (u1, s1, rss) = thread_cpu();
+    Outcome {
+        exit: Exit::Code(code),
+        wall: started.elapsed(),
+        user_cpu: u1.saturating_sub(u0),
+        sys_cpu: s1.saturating_sub(s0),
+        max_rss_bytes: rss,
+        log_truncated_bytes: 0,
+    }
+}
+
+fn run_inner(root: &Path, check: &Check, lines: &mut Vec<String>) -> Result<(), String> {
+    let table = |p: &str| {
+        ferry_data::Table::open(&ferry_data::TableSpec::new(root.join(p).to_string_lossy()))
+            .map_err(|e| e.to_string())
+    };
+    let (json, html) = match &check.kind {
+        CheckKind::Data { data, expect } => {
+            let text = std::fs::read_to_string(root.join(expect))
+                .map_err(|e| format!("cannot read the suite {expect}: {e}"))?;
+            let suite = ferry_data::Suite::parse(expect, &text).map_err(|e| e.to_string())?;
+            let mut spec = ferry_data::TableSpec::new(root.join(data).to_string_lossy());
+            for (c, t) in &suite.types {
+                spec.types.insert(c.clone(), *t);
+            }
+            let t = ferry_data::Table::open(&spec).map_err(|e| e.to_string())?;
+            let mut r = ferry_data::check(&t, &suite).map_err(|e| e.to_string())?;
+            r.source = data.clone();
+            r.files = r
+                .files
+                .iter()
+                .map(|f| {
+                    Path::new(f)
+                        .strip_prefix(root)
+                        .map_or_else(|_| f.clone(), |p| p.display().to_string())
+                })
+                .collect();
+            lines.push(format!(
+                "data check {data} against {expect}: {} rows, {} expectations, {}",
+                r.rows,
+                r.expectations,
+                if r.passed {
+                    "all hold".to_owned()
+                } else {
+                    format!("{} FAILED", r.failed)
+                }
+            ));
+            for x in r.results.iter().filter(|x| !x.success) {
+                let mut l = format!("  FAIL {}: expected {}", x.id, x.expected);
+                match x.unexpected_count {
+                    Some(c) => l.push_str(&format!("; {c} rows")),
+                    None => l.push_str(&format!("; observed {}", x.observed)),
+                }
+                if let Some(f) = x.sample.first() {
+                    l.push_str(&format!(", e.g. row {} = {}", f.row, f.value));
+                }
+                lines.push(l);
+            }
+            let html = check
+                .html
+                .as_ref()
+                .map(|_| ferry_data::report::check_html(&r));
+            (
+                serde_json::to_vec_pretty(&r).map_err(|e| e.to_string())?,
+                html,
+            )
+        }
+        CheckKind::Drift {
+            reference,
+            current,
+            method,
+            threshold,
+            drift_share,
+            columns,
+        } => {
+            let opts = ferry_data::DriftOptions {
+                columns: (!columns.is_empty()).then(|| columns.clone()),
+                method: method.as_deref().and_then(ferry_data::drift::Method::parse),
+                threshold: *threshold,
+                drift_share: *drift_share,
+                ..Default::default()
+            };
+            let mut r = ferry_data::drift(&table(reference)?, &table(current)?, &opts)
+                .map_err(|e| e.to_string())?;
+            r.reference = reference.clone();
+            r.current = current.clone();
+            lines.push(format!(
+                "drift {current} vs {reference}: {} of {} columns drifted ({:.2}; dataset drift at {}): {}",
+                r.drifted,
+                r.columns.len(),
+                r.drifted_share,
+                r.drift_share_threshold,
+                if r.dataset_drift { "DATASET DRIFT" } else { "no dataset drift" }
+            ));
+            for c in r.columns.iter().filter(|c| c.drifted) {
+                lines.push(format!(
+                    "  DRIFT {}: {} = {:.4} (threshold {})",
+                    c.column, c.method_label, c.value, c.threshold
+                ));
+            }
+            let html = check
+                .html
+                .as_ref()
+                .map(|_| ferry_data::report::drift_html(&r));
+            (
+                serde_json::to_vec_pretty(&r).map_err(|e| e.to_string())?,
+                html,
+            )
+        }
+    };
+    write_atomic(&root.join(&check.report), &json)
+        .map_err(|e| format!("cannot write {}: {e}", check.report))?;
+    if let (Some(h), Some(text)) = (&check.html, html) {
+        write_atomic(&root.join(h), text.as_bytes())
+            .map_err(|e| format!("cannot write {h}: {e}"))?;
+        lines.push(format!("report: {h}"));
+    }
+    Ok(())
+}
+
+/// A check stage's report as flat `key -> value` pairs for gates:
+/// top-level figures (`passed`, `failed`, `rows`; `drifted`,
+/// `drifted_share`, `dataset_drift`), then per expectation
+/// (`price.between.unexpected_count`) or per column (`f00.value`).
+pub(crate) fn flatten(report: &serde_json::Value) -> BTreeMap<String, serde_json::Value> {
+    let mut out = BTreeMap::new();
+    if let Some(m) = report.as_object() {
+        for (k, v) in m {
+            if !v.is_array() && !v.is_object() {
+                out.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    for r in report["results"].as_array().into_iter().flatten() {
+        let Some(id) = r["id"].as_str() else { continue };
+        for f in [
+            "success",
+            "observed",
+            "unexpected_count",
+            "unexpected_share",
+            "element_count",
+        ] {
+            if let Some(v) = r
+                .get(f)
+                .filter(|v| !v.is_array() && !v.is_object() && !v.is_null())
+            {
+                out.insert(format!("{id}.{f}"), v.clone());
+            }
+        }
+    }
+    for c in report["columns"].as_array().into_iter().flatten() {
+        let Some(col) = c["column"].as_str() else {
+            continue;
+        };
+        for f in ["value", "drifted", "effect_size", "statistic", "threshold"] {
+            if let Some(v) = c.get(f).filter(|v| !v.is_null()) {
+                out.insert(format!("{col}.{f}"), v.clone());
+            }
+        }
+    }
+    out
+}
+
+/// The implicit gate of a check stage that is not `warn_only`.
+pub(crate) fn gate_source(stage: &str, check: &Check) -> String {
+    match check.kind {
+        CheckKind::Data { .. } => format!("checks.{stage}.passed == true"),
+        CheckKind::Drift { .. } => format!("checks.{stage}.dataset_drift == false"),
+    }
+}

@@ -1,0 +1,306 @@
+//! Built-in check stages: `check: data` and `check: drift` in a pipeline,
+//! cached like any stage, gating the run, usable in gates; and the
+//! `ferry data` / `ferry check` commands on their own.
+
+use crate::support::*;
+
+const SPEC: &str = r#"
+stages:
+  validate:
+    check: data
+    data: data/batch.csv
+    expect: expectations.yaml
+    html: reports/validate.html
+  drift:
+    check: drift
+    reference: data/reference.csv
+    current: data/batch.csv
+  train:
+    cmd: >-
+      echo run >> counts && cp data/batch.csv model.bin && echo '{"accuracy": 0.95}' > metrics.json
+    deps: [data/batch.csv]
+    outs: [model.bin]
+    metrics: metrics.json
+gates:
+  - checks.validate.price.between.unexpected_count <= 0
+  - checks.drift.drifted_share <= 0.5
+register:
+  model: m
+  artifact: model.bin
+"#;
+
+const SUITE: &str = "columns:\n  price: {type: float, not_null: true, between: {min: 0, max: 100}}\n  kind: {in_set: [a, b]}\n";
+
+fn table(rows: usize, bad: &[usize]) -> String {
+    let mut s = String::from("price,kind\n");
+    for i in 0..rows {
+        if bad.contains(&i) {
+            s.push_str("250,zzz\n");
+        } else {
+            s.push_str(&format!("{}.5,{}\n", i % 100, ["a", "b"][i % 2]));
+        }
+    }
+    s
+}
+
+fn project() -> Proj {
+    let p = Proj::new(SPEC);
+    p.write("expectations.yaml", SUITE);
+    p.write("data/reference.csv", &table(300, &[]));
+    p.write("data/batch.csv", &table(300, &[]));
+    p
+}
+
+#[test]
+fn a_good_batch_passes_and_a_bad_one_stops_the_run_naming_every_problem() {
+    let p = project();
+    let (code, rep) = p.run_json(&[]);
+    assert_eq!(code, 0, "{rep}");
+    assert_eq!(rep["registered"]["version"], 1);
+    let gates: Vec<&str> = rep["gates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(gates[..2], ["check validate", "check drift"]);
+    assert_eq!(rep["metrics"]["checks.validate.passed"], 1.0);
+    let report: serde_json::Value = serde_json::from_str(&p.read("reports/validate.json")).unwrap();
+    assert_eq!(report["passed"], true);
+    assert!(p.read("reports/validate.html").contains("<table>"));
+    // Nothing changed: the checks are up to date like any stage.
+    let (code, rep) = p.run_json(&[]);
+    assert_eq!(code, 0);
+    assert!(
+        stage_statuses(&rep).iter().all(|(_, s)| s == "up_to_date"),
+        "{rep}"
+    );
+
+    // A bad batch: two rows out of range with an unknown kind.
+    p.write("data/batch.csv", &table(300, &[5, 17]));
+    let o = p.ferry(&["run"]);
+    assert_eq!(o.code, 3, "{o:?}");
+    for want in [
+        "FAIL price.between: expected values between 0 and 100; 2 rows, e.g. row 5 = 250",
+        "FAIL kind.in_set",
+        "check `validate` failed: see reports/validate.json",
+    ] {
+        assert!(
+            o.stderr.contains(want) || o.stdout.contains(want),
+            "missing {want:?} in {o:?}"
+        );
+    }
+    let report: serde_json::Value = serde_json::from_str(&p.read("reports/validate.json")).unwrap();
+    assert_eq!(report["failed"], 2);
+    let v = p.ferry(&["models", "versions", "m", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&v.stdout).unwrap();
+    assert_eq!(
+        v.as_array().unwrap().len(),
+        1,
+        "a failed check registers nothing"
+    );
+
+    // warn_only: the run goes on, with a warning.
+    // (The new level `zzz` also makes the drift check flag `kind`.)
+    let spec = SPEC
+        .replace(
+            "    html: reports/validate.html\n",
+            "    html: reports/validate.html\n    warn_only: true\n",
+        )
+        .replace(
+            "    current: data/batch.csv\n",
+            "    current: data/batch.csv\n    warn_only: true\n",
+        )
+        .replace(
+            "  - checks.validate.price.between.unexpected_count <= 0\n",
+            "",
+        )
+        .replace("  - checks.drift.drifted_share <= 0.5\n", "");
+    p.write("ferry.yaml", &spec);
+    let o = p.ferry(&["run"]);
+    assert_eq!(o.code, 0, "{o:?}");
+    assert!(
+        o.stderr
+            .contains("warning: check `validate` failed (warn_only)"),
+        "{o:?}"
+    );
+}
+
+#[test]
+fn drift_gates_read_the_drift_report() {
+    let p = project();
+    // The current batch moves every price up by 40: the price column drifts.
+    let shifted: String = table(300, &[])
+        .lines()
+        .enumerate()
+        .map(|(i, l)| {
+            if i == 0 {
+                l.to_owned()
+            } else {
+                let (price, kind) = l.split_once(',').unwrap();
+                format!("{},{kind}", price.parse::<f64>().unwrap() * 0.2 + 70.0)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    p.write("data/batch.csv", &(shifted + "\n"));
+    p.write(
+        "ferry.yaml",
+        &SPEC.replace(
+            "checks.drift.drifted_share <= 0.5",
+            "checks.drift.price.drifted == false",
+        ),
+    );
+    let o = p.ferry(&["run"]);
+    assert_eq!(o.code, 3, "{o:?}");
+    assert!(
+        o.stderr.contains("checks.drift.price.drifted == false"),
+        "{o:?}"
+    );
+    let report: serde_json::Value = serde_json::from_str(&p.read("reports/drift.json")).unwrap();
+    assert_eq!(report["columns"][0]["column"], "price");
+    assert_eq!(report["columns"][0]["method"], "ks");
+    assert_eq!(report["columns"][0]["drifted"], true);
+}
+
+#[test]
+fn bad_check_stages_are_spec_errors_and_bad_data_fails_the_stage() {
+    let p = project();
+    p.write(
+        "ferry.yaml",
+        r#"
+stages:
+  a: {check: data, data: data/batch.csv}
+  b: {check: histogram, data: data/batch.csv}
+  c: {check: data, cmd: "true", data: data/batch.csv, expect: expectations.yaml}
+  d: {cmd: "true", expect: expectations.yaml}
+  e: {check: drift, reference: data/reference.csv, current: "data/*.csv", method: magic}
+gates:
+  - checks.d.passed == true
+"#,
+    );
+    let o = p.ferry(&["run"]);
+    assert_eq!(o.code, 2, "{o:?}");
+    for want in [
+        "`check: data` needs `expect`",
+        "unknown check `histogram`",
+        "a stage has either `cmd` or `check`, not both",
+        "`expect` belongs to check stages",
+        "`data/*.csv` is a glob",
+        "unknown method `magic`",
+        "no check stage `d`",
+    ] {
+        assert!(o.stderr.contains(want), "missing {want:?} in {o:?}");
+    }
+    // A malformed suite: the stage fails and says where.
+    let p = project();
+    p.write(
+        "expectations.yaml",
+        "columns:\n  price: {between: {min: 5, max: 1}}\n",
+    );
+    let o = p.ferry(&["run"]);
+    assert_eq!(o.code, 1, "{o:?}");
+    assert!(
+        o.stderr
+            .contains("expectations.yaml: columns.price.between: min (5) is above max (1)"),
+        "{o:?}"
+    );
+}
+
+#[test]
+fn the_commands_on_their_own() {
+    let p = project();
+    p.write("data/bad.csv", &table(300, &[1, 2, 3]));
+    // Profile a trusted batch into a suite, then check batches with it.
+    let o = p.ferry(&["data", "profile", "data/reference.csv", "-o", "suite.yaml"]);
+    assert_eq!(o.code, 0, "{o:?}");
+    let suite = p.read("suite.yaml");
+    assert!(
+        suite.contains("kind: {type: string, not_null: true, in_set: [a, b]}"),
+        "{suite}"
+    );
+    let ok = p.ferry(&["check", "data", "data/batch.csv", "--expect", "suite.yaml"]);
+    assert_eq!(ok.code, 0, "{ok:?}");
+    let bad = p.ferry(&[
+        "check",
+        "data",
+        "data/bad.csv",
+        "--expect",
+        "suite.yaml",
+        "--json",
+        "--html",
+        "out/r.html",
+    ]);
+    assert_eq!(bad.code, 3, "{bad:?}");
+    let v: serde_json::Value = serde_json::from_str(&bad.stdout).unwrap();
+    assert_eq!(v["passed"], false);
+    assert!(bad.stderr.contains("FAIL kind.in_set"), "{bad:?}");
+    assert!(p.read("out/r.html").starts_with("<!doctype html>"));
+    // Drift of a table with itself: nothing drifts.
+    let d = p.ferry(&[
+        "check",
+        "drift",
+        "--reference",
+        "data/reference.csv",
+        "--current",
+        "data/reference.csv",
+        "--json",
+    ]);
+    assert_eq!(d.code, 0, "{d:?}");
+    let v: serde_json::Value = serde_json::from_str(&d.stdout).unwrap();
+    assert_eq!(v["drifted"], 0);
+    // Bad input: exit 2 with the file, column or key named.
+    for (args, want) in [
+        (
+            vec!["check", "data", "nope.csv", "--expect", "suite.yaml"],
+            "nope.csv: no such file or folder",
+        ),
+        (
+            vec![
+                "check",
+                "data",
+                "data/batch.csv",
+                "--expect",
+                "missing.yaml",
+            ],
+            "cannot read the suite missing.yaml",
+        ),
+        (
+            vec![
+                "check",
+                "drift",
+                "--reference",
+                "data/batch.csv",
+                "--current",
+                "data/batch.csv",
+                "--method",
+                "magic",
+            ],
+            "--method `magic`",
+        ),
+        (
+            vec![
+                "check",
+                "drift",
+                "--reference",
+                "data/batch.csv",
+                "--current",
+                "data/batch.csv",
+                "--columns",
+                "nope",
+            ],
+            "no column `nope`",
+        ),
+        (
+            vec!["data", "profile", "data/batch.csv", "--type", "price"],
+            "--type `price`: write COLUMN=TYPE",
+        ),
+    ] {
+        let o = p.ferry(&args);
+        assert_eq!(o.code, 2, "{args:?}: {o:?}");
+        assert!(
+            o.stderr.contains(want),
+            "{args:?}: missing {want:?} in {o:?}"
+        );
+    }
+}
