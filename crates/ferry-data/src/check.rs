@@ -73,7 +73,7 @@ struct RowTally {
     considered: u64,
     bad: u64,
     sample: Vec<Failing>,
-    values: HashMap<String, u64>,
+    values: HashMap<String, u64, crate::sketch::TextHasher>,
 }
 
 impl RowTally {
@@ -225,7 +225,7 @@ pub fn check(table: &Table, suite: &Suite) -> Result<CheckReport> {
     let mut states: Vec<State> = suite.rules.iter().map(|r| state_for(&r.kind)).collect();
     let mut rows: u64 = 0;
     let mut cols: Vec<Option<Col>> = Vec::new();
-    for batch in table.batches() {
+    for batch in table.prefetched() {
         let (_, b) = batch?;
         cols.clear();
         cols.resize_with(b.num_columns(), || None);
@@ -567,7 +567,7 @@ fn finish(
                 considered: nonmissing,
                 bad,
                 sample,
-                values: HashMap::new(),
+                values: HashMap::default(),
             };
             row_result(r, rule, t);
         }

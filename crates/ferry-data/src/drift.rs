@@ -214,7 +214,7 @@ fn load(table: &Table, names: &[String], kinds: &[bool]) -> Result<Loaded> {
         })
         .collect();
     let mut rows = 0;
-    for batch in table.batches() {
+    for batch in table.prefetched() {
         let (_, b) = batch?;
         for (k, &ci) in idx.iter().enumerate() {
             let col = Col::of(b.column(ci))?;

@@ -84,7 +84,7 @@ pub fn profile(table: &Table) -> Result<Profile> {
         .map(|f| ColType::of(f.data_type()))
         .collect();
     let mut rows = 0u64;
-    for batch in table.batches() {
+    for batch in table.prefetched() {
         let (_, b) = batch?;
         for (ci, acc) in accs.iter_mut().enumerate() {
             if types[ci].is_none() {
@@ -250,9 +250,15 @@ impl Profile {
                 ColType::Int | ColType::Float => {
                     if let (Some(lo), Some(hi)) = (c.min, c.max) {
                         let pad = (hi - lo) * 0.05;
+                        // A column never seen negative is not widened below 0.
+                        let min = if lo >= 0.0 {
+                            (lo - pad).max(0.0)
+                        } else {
+                            lo - pad
+                        };
                         rules.push(format!(
                             "between: {{min: {}, max: {}}}",
-                            num(round_out(lo - pad, true)),
+                            num(round_out(min, true)),
                             num(round_out(hi + pad, false))
                         ));
                     }

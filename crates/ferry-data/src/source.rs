@@ -313,6 +313,25 @@ impl Table {
         }
     }
 
+    /// The same batches, read and decoded on a thread of their own (at most
+    /// four batches ahead), so decoding overlaps the work on each batch.
+    pub fn prefetched(&self) -> Prefetched {
+        let (tx, rx) = std::sync::mpsc::sync_channel(4);
+        let table = self.clone();
+        let handle = std::thread::spawn(move || {
+            for b in table.batches() {
+                let stop = b.is_err();
+                if tx.send(b).is_err() || stop {
+                    return;
+                }
+            }
+        });
+        Prefetched {
+            rx,
+            _handle: handle,
+        }
+    }
+
     /// A label for messages: the path as given.
     pub fn label(&self) -> &str {
         &self.spec.path
@@ -369,6 +388,19 @@ fn schema_of(path: &Path, fmt: Format, spec: &TableSpec) -> Result<SchemaRef> {
             })?;
             Ok(Arc::new(with_overrides(schema, spec)))
         }
+    }
+}
+
+/// Batches from [`Table::prefetched`].
+pub struct Prefetched {
+    rx: std::sync::mpsc::Receiver<Result<(usize, RecordBatch)>>,
+    _handle: std::thread::JoinHandle<()>,
+}
+
+impl Iterator for Prefetched {
+    type Item = Result<(usize, RecordBatch)>;
+    fn next(&mut self) -> Option<Self::Item> {
+        self.rx.recv().ok()
     }
 }
 

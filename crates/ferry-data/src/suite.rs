@@ -117,8 +117,8 @@ impl Kind {
 /// columns (compared as numbers: `1` matches `1.0`).
 #[derive(Debug, Clone, Default)]
 pub struct ValueSet {
-    pub text: HashSet<String>,
-    pub numbers: HashSet<u64>,
+    pub text: HashSet<String, crate::sketch::TextHasher>,
+    pub numbers: HashSet<u64, crate::sketch::TextHasher>,
     /// As written, for reports.
     pub listed: Vec<Value>,
 }

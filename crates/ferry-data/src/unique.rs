@@ -1,24 +1,35 @@
-//! The `unique` expectation: the one rule that needs state per row. Each
-//! value is kept as a 128-bit hash with its row number and its text. Up to
-//! [`IN_MEMORY`] rows that lives in memory; beyond, everything goes to
-//! [`PARTITIONS`] temporary files by hash, and each file is then read and
-//! sorted alone, so memory stays near `rows / PARTITIONS` entries.
+//! The `unique` expectation: the one rule that needs state per distinct
+//! value. Up to [`IN_MEMORY`] distinct values live in a hash map (128-bit
+//! value hash -> first row, count: about 40 bytes each), which finds a
+//! duplicate the moment it is read; beyond, every value (hash, row, text)
+//! goes to [`PARTITIONS`] temporary files by hash, and each file is then
+//! read and sorted alone, so memory stays near `rows / PARTITIONS` entries.
 
 use crate::check::Failing;
 use crate::{DataError, Result};
 use std::io::{BufReader, BufWriter, Read, Write};
 
-pub const IN_MEMORY: usize = 1_000_000;
+pub const IN_MEMORY: usize = 2_000_000;
 pub const PARTITIONS: usize = 64;
 
 type Entry = (u128, u64, String);
 
 #[derive(Default)]
 pub struct UniqueState {
-    mem: Vec<Entry>,
+    /// hash -> (first row, occurrences) while in memory.
+    map: std::collections::HashMap<
+        u128,
+        (u64, u32),
+        std::hash::BuildHasherDefault<crate::sketch::PreHashed>,
+    >,
+    /// Rows of duplicates seen in memory, with their values (bounded).
+    samples: Vec<(u64, String)>,
     spill: Option<Spill>,
     error: Option<std::io::Error>,
 }
+
+/// Duplicate rows remembered while in memory, at most.
+const SAMPLE_CAP: usize = 200;
 
 struct Spill {
     _dir: tempfile::TempDir,
@@ -60,24 +71,39 @@ fn read_entries(path: &std::path::Path) -> std::io::Result<Vec<Entry>> {
 impl UniqueState {
     #[inline]
     pub fn add(&mut self, hash: u128, row: u64, value: impl FnOnce() -> serde_json::Value) {
-        let e = (hash, row, value().to_string());
-        match &mut self.spill {
-            None => {
-                self.mem.push(e);
-                if self.mem.len() >= IN_MEMORY {
+        if let Some(s) = &mut self.spill {
+            let p = (hash >> 122) as usize % PARTITIONS;
+            if let Err(err) = write_entry(&mut s.writers[p], &(hash, row, value().to_string())) {
+                self.error.get_or_insert(err);
+            }
+            return;
+        }
+        match self.map.entry(hash) {
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert((row, 1));
+                if self.map.len() >= IN_MEMORY {
                     self.start_spill();
                 }
             }
-            Some(s) => {
-                let p = (hash >> 122) as usize % PARTITIONS;
-                if let Err(err) = write_entry(&mut s.writers[p], &e) {
-                    self.error.get_or_insert(err);
+            std::collections::hash_map::Entry::Occupied(mut o) => {
+                let (first, count) = o.get_mut();
+                *count += 1;
+                if self.samples.len() < SAMPLE_CAP {
+                    let v = value().to_string();
+                    if *count == 2 {
+                        self.samples.push((*first, v.clone()));
+                    }
+                    self.samples.push((row, v));
                 }
             }
         }
     }
 
+    /// Moves the map to the partition files: one entry per occurrence
+    /// (their values are not known here; a group's value comes from a
+    /// member read later, and groups complete in memory are in `samples`).
     fn start_spill(&mut self) {
+        let map = std::mem::take(&mut self.map);
         let result = (|| -> std::io::Result<Spill> {
             let dir = tempfile::Builder::new().prefix("ferry-unique-").tempdir()?;
             let mut paths = Vec::with_capacity(PARTITIONS);
@@ -95,13 +121,15 @@ impl UniqueState {
                 paths,
                 writers,
             };
-            for e in self.mem.drain(..) {
-                let p = (e.0 >> 122) as usize % PARTITIONS;
-                write_entry(&mut s.writers[p], &e)?;
+            for (h, (first, count)) in map {
+                let p = (h >> 122) as usize % PARTITIONS;
+                // The first row stands for every occurrence seen so far.
+                for _ in 0..count {
+                    write_entry(&mut s.writers[p], &(h, first, String::new()))?;
+                }
             }
             Ok(s)
         })();
-        self.mem = Vec::new();
         match result {
             Ok(s) => self.spill = Some(s),
             Err(e) => {
@@ -116,48 +144,68 @@ impl UniqueState {
         if let Some(e) = self.error {
             return Err(io(e));
         }
-        let mut bad = 0u64;
-        let mut rows: Vec<(u64, String)> = Vec::new();
-        let mut scan = |mut part: Vec<Entry>| {
-            part.sort_unstable_by_key(|e| (e.0, e.1));
-            let mut i = 0;
-            while i < part.len() {
-                let mut j = i + 1;
-                while j < part.len() && part[j].0 == part[i].0 {
-                    j += 1;
-                }
-                if j - i > 1 {
-                    bad += (j - i) as u64;
-                    for e in &part[i..j] {
-                        rows.push((e.1, e.2.clone()));
-                    }
-                    // Keep only the earliest rows for the sample.
-                    if rows.len() > sample * 4 {
-                        rows.sort_unstable();
-                        rows.truncate(sample);
-                    }
-                }
-                i = j;
-            }
-        };
+        let mut rows: Vec<(u64, String)> = self.samples;
+        let mut bad: u64 = 0;
         match self.spill {
-            None => scan(self.mem),
+            None => {
+                bad = self
+                    .map
+                    .values()
+                    .filter(|(_, c)| *c > 1)
+                    .map(|(_, c)| u64::from(*c))
+                    .sum();
+            }
             Some(mut s) => {
                 for w in &mut s.writers {
                     w.flush().map_err(io)?;
                 }
+                rows.clear();
                 for p in &s.paths {
-                    scan(read_entries(p).map_err(io)?);
+                    let mut part = read_entries(p).map_err(io)?;
+                    part.sort_unstable_by_key(|e| (e.0, e.1));
+                    let mut i = 0;
+                    while i < part.len() {
+                        let mut j = i + 1;
+                        while j < part.len() && part[j].0 == part[i].0 {
+                            j += 1;
+                        }
+                        if j - i > 1 {
+                            bad += (j - i) as u64;
+                            let value = part[i..j]
+                                .iter()
+                                .map(|e| e.2.clone())
+                                .find(|v| !v.is_empty())
+                                .unwrap_or_default();
+                            let mut last = None;
+                            for e in &part[i..j] {
+                                // Occurrences counted from memory share a row.
+                                if last != Some(e.1) {
+                                    rows.push((e.1, value.clone()));
+                                    last = Some(e.1);
+                                }
+                            }
+                            if rows.len() > sample * 4 {
+                                rows.sort_unstable();
+                                rows.truncate(sample);
+                            }
+                        }
+                        i = j;
+                    }
                 }
             }
         }
         rows.sort_unstable();
+        rows.dedup_by_key(|r| r.0);
         rows.truncate(sample);
         let failing = rows
             .into_iter()
             .map(|(row, v)| Failing {
                 row,
-                value: serde_json::from_str(&v).unwrap_or(serde_json::Value::String(v)),
+                value: if v.is_empty() {
+                    serde_json::Value::Null
+                } else {
+                    serde_json::from_str(&v).unwrap_or(serde_json::Value::String(v))
+                },
             })
             .collect();
         Ok((bad, failing))

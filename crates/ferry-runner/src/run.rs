@@ -458,6 +458,18 @@ pub fn run(
             },
         )
     };
+    // A check stage that found problems (and is not warn_only) holds back
+    // the stages that read what it checked; the run then ends on its gate.
+    let blocks = |stage: &Stage| -> bool {
+        let Some(c) = stage.check.as_ref().filter(|c| !c.warn_only) else {
+            return false;
+        };
+        let Ok(text) = std::fs::read_to_string(project.root.join(&c.report)) else {
+            return false;
+        };
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        v["passed"] == false || v["dataset_drift"] == true
+    };
     let simple =
         |stage: &Stage, status: StageStatus, reason: String, error: Option<String>| StageOutcome {
             error,
@@ -479,13 +491,15 @@ pub fn run(
                     .iter()
                     .filter_map(|u| index.get(u.as_str()).copied())
                     .collect();
-                if ups.iter().any(|&u| state[u] == St::Bad) {
-                    let o = simple(
-                        stage,
-                        StageStatus::Skipped,
-                        "an upstream stage failed".into(),
-                        None,
-                    );
+                if let Some(&u) = ups.iter().find(|&&u| state[u] == St::Bad) {
+                    let why = if stages[u].check.is_some()
+                        && outcomes[u].as_ref().is_some_and(|o| o.error.is_none())
+                    {
+                        format!("check `{}` failed", stages[u].name)
+                    } else {
+                        "an upstream stage failed".into()
+                    };
+                    let o = simple(stage, StageStatus::Skipped, why, None);
                     record(i, &o, None, None)?;
                     reporter.event(Event::StageFinished(&o));
                     outcomes[i] = Some(o);
@@ -523,7 +537,7 @@ pub fn run(
                         record(i, &o, Some(verdict.fingerprint), None)?;
                         reporter.event(Event::StageFinished(&o));
                         outcomes[i] = Some(o);
-                        state[i] = St::Ok;
+                        state[i] = if blocks(stage) { St::Bad } else { St::Ok };
                     }
                     Action::Restore => {
                         let entry = verdict.cached.clone().unwrap_or_else(|| RunCacheEntry {
@@ -573,7 +587,7 @@ pub fn run(
                         record(i, &o, Some(verdict.fingerprint), None)?;
                         reporter.event(Event::StageFinished(&o));
                         outcomes[i] = Some(o);
-                        state[i] = St::Ok;
+                        state[i] = if blocks(stage) { St::Bad } else { St::Ok };
                     }
                     Action::Run => {
                         // Stale outputs must not pass for new ones.
@@ -783,7 +797,7 @@ pub fn run(
             Ok(Ok(()))
         };
         match finish(&mut o, &mut engine)? {
-            Ok(()) => state[i] = St::Ok,
+            Ok(()) => state[i] = if blocks(stage) { St::Bad } else { St::Ok },
             Err(e) => {
                 o.error = Some(e);
                 state[i] = St::Bad;

@@ -1152,6 +1152,25 @@ impl Validator<'_> {
                 }
                 up.extend(prods);
             }
+            // A stage that reads a table a check stage checks runs after the
+            // check (and not at all when the check fails).
+            if stages[i].0.check.is_none() {
+                for (j, c) in stages.iter().enumerate() {
+                    let Some(ch) = &c.0.check else { continue };
+                    let checked = match &ch.kind {
+                        CheckKind::Data { data, .. } => data,
+                        CheckKind::Drift { current, .. } => current,
+                    };
+                    let reads = stages[i]
+                        .0
+                        .deps
+                        .iter()
+                        .any(|d| path_within(d, checked) || path_within(checked, d));
+                    if reads && j != i && !c.0.upstream.iter().any(|u| u == &stages[i].0.name) {
+                        up.insert(j);
+                    }
+                }
+            }
             stages[i].0.upstream = up.iter().map(|j| stages[*j].0.name.clone()).collect();
         }
 

@@ -86,7 +86,8 @@ pub fn data(style: &Style, cwd: &Path, cmd: DataCommand) -> Result<u8> {
             read,
         } => {
             let t = Table::open(&table_spec(cwd, &table, &read)?)?;
-            let p = ferry_data::profile(&t)?;
+            let mut p = ferry_data::profile(&t)?;
+            p.source = table.clone();
             if json {
                 print_json(&p)?;
                 return Ok(exit::OK);

@@ -27,13 +27,21 @@ fn iris_example_end_to_end() {
     let p = Proj::new("");
     copy_dir(&example, p.path());
 
-    // First run: environment, three stages, gates, a registered version.
+    // First run: the data check, environment, three stages, gates, a
+    // registered version.
     let (code, r) = p.run_json(&[]);
     assert_eq!(code, 0, "{r}");
     assert_eq!(
         stage_statuses(&r),
-        pairs(&[("prepare", "ran"), ("train", "ran"), ("evaluate", "ran")])
+        pairs(&[
+            ("validate", "ran"),
+            ("prepare", "ran"),
+            ("train", "ran"),
+            ("evaluate", "ran")
+        ])
     );
+    assert_eq!(r["gates"][0]["name"], "check validate");
+    assert_eq!(r["metrics"]["checks.validate.passed"], 1.0);
     assert!(r["metrics"]["accuracy"].as_f64().unwrap() >= 0.9);
     assert_eq!(r["registered"]["model"], "iris");
     assert_eq!(r["registered"]["version"], 1);
@@ -56,6 +64,7 @@ fn iris_example_end_to_end() {
     assert_eq!(
         stage_statuses(&r),
         pairs(&[
+            ("validate", "up_to_date"),
             ("prepare", "up_to_date"),
             ("train", "up_to_date"),
             ("evaluate", "up_to_date")
@@ -70,6 +79,7 @@ fn iris_example_end_to_end() {
     assert_eq!(
         stage_statuses(&r),
         pairs(&[
+            ("validate", "up_to_date"),
             ("prepare", "up_to_date"),
             ("train", "ran"),
             ("evaluate", "up_to_date")
@@ -77,15 +87,49 @@ fn iris_example_end_to_end() {
     );
     assert_eq!(r["model_unchanged"], "iris/1");
 
-    // New data: everything downstream reruns and a new version is registered.
-    let mut data = p.read("data/iris.csv");
+    // A bad batch: a negative width and an unknown species. The check
+    // names both, the run stops with exit 3 and registers nothing.
+    let good = p.read("data/iris.csv");
+    p.write(
+        "data/iris.csv",
+        &format!("{good}5.0,3.4,1.5,-4.0,setosa\n6.7,3.0,5.2,2.3,virginca\n"),
+    );
+    let (code, r) = p.run_json(&[]);
+    assert_eq!(code, 3, "{r}");
+    assert_eq!(r["gates"][0]["passed"], false);
+    assert!(r["registered"].is_null());
+    let report: serde_json::Value = serde_json::from_str(&p.read("work/validate.json")).unwrap();
+    let failed: Vec<&str> = report["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|x| x["success"] == false)
+        .map(|x| x["id"].as_str().unwrap())
+        .collect();
+    // (The -4.0 also pushes the standard deviation out of its range.)
+    assert_eq!(
+        failed,
+        ["petal_width.between", "petal_width.stdev", "species.in_set"],
+        "{report}"
+    );
+    assert_eq!(r["stages"][1]["status"], "skipped");
+    assert_eq!(r["stages"][1]["reason"], "check `validate` failed");
+    assert!(p.read("work/validate.html").contains("virginca"));
+
+    // New, good data: everything downstream reruns and a new version is registered.
+    let mut data = good;
     data.push_str("5.0,3.4,1.5,0.2,setosa\n6.7,3.0,5.2,2.3,virginica\n");
     p.write("data/iris.csv", &data);
     let (code, r) = p.run_json(&[]);
     assert_eq!(code, 0, "{r}");
     assert_eq!(
         stage_statuses(&r),
-        pairs(&[("prepare", "ran"), ("train", "ran"), ("evaluate", "ran")])
+        pairs(&[
+            ("validate", "ran"),
+            ("prepare", "ran"),
+            ("train", "ran"),
+            ("evaluate", "ran")
+        ])
     );
     assert_eq!(r["registered"]["version"], 2);
 
@@ -103,7 +147,7 @@ fn iris_example_end_to_end() {
     assert_eq!(r["status"], "gate_failed");
     assert!(r["registered"].is_null());
     assert!(
-        r["gates"][0]["message"]
+        r["gates"][1]["message"]
             .as_str()
             .unwrap()
             .contains(">= 0.9")
@@ -119,6 +163,7 @@ fn iris_example_end_to_end() {
     assert_eq!(
         stage_statuses(&r),
         pairs(&[
+            ("validate", "up_to_date"),
             ("prepare", "up_to_date"),
             ("train", "restored"),
             ("evaluate", "restored")
