@@ -142,10 +142,12 @@ fn run_inner(root: &Path, check: &Check, lines: &mut Vec<String>) -> Result<(), 
             current,
             method,
             threshold,
+            thresholds,
             drift_share,
             columns,
         } => {
             let opts = ferry_data::DriftOptions {
+                thresholds: thresholds.iter().cloned().collect(),
                 columns: (!columns.is_empty()).then(|| columns.clone()),
                 method: method.as_deref().and_then(ferry_data::drift::Method::parse),
                 threshold: *threshold,

@@ -180,6 +180,7 @@ struct RawStage {
     warn_only: bool,
     method: Option<Sp<String>>,
     threshold: Option<f64>,
+    thresholds: Vec<(String, f64)>,
     drift_share: Option<Sp<f64>>,
     columns: Vec<Sp<String>>,
 }
@@ -206,6 +207,7 @@ fn check_cmd(c: &ValidCheck) -> String {
             current,
             method,
             threshold,
+            thresholds,
             drift_share,
             columns,
         } => {
@@ -217,6 +219,9 @@ fn check_cmd(c: &ValidCheck) -> String {
             }
             if let Some(t) = threshold {
                 s.push_str(&format!(" --threshold {t}"));
+            }
+            for (c, t) in thresholds {
+                s.push_str(&format!(" --threshold {c}={t}"));
             }
             if !columns.is_empty() {
                 s.push_str(&format!(" --columns {}", columns.join(",")));
@@ -509,6 +514,7 @@ fn decode_stage(name: &Key, body: &Node, sink: &mut Sink<'_>) -> RawStage {
         warn_only: false,
         method: None,
         threshold: None,
+        thresholds: Vec::new(),
         drift_share: None,
         columns: Vec::new(),
     };
@@ -577,6 +583,23 @@ fn decode_stage(name: &Key, body: &Node, sink: &mut Sink<'_>) -> RawStage {
                         &path,
                         format!("expected true or false, found {}", other.type_name()),
                     ),
+                }
+            }
+            "threshold" if matches!(v.kind, Kind::Map(_)) => {
+                st.check_keys.push((k.name.clone(), k.pos));
+                if let Kind::Map(m) = &v.kind {
+                    for (col, x) in m {
+                        let p = format!("{path}.{}", col.name);
+                        match &x.kind {
+                            Kind::Int(n) if *n > 0 => {
+                                st.thresholds.push((col.name.clone(), *n as f64))
+                            }
+                            Kind::Float(f) if *f > 0.0 => {
+                                st.thresholds.push((col.name.clone(), *f))
+                            }
+                            _ => sink.err(x.pos, &p, "expected a positive number"),
+                        }
+                    }
                 }
             }
             "threshold" | "drift_share" => {
@@ -812,6 +835,7 @@ impl Validator<'_> {
                     current: c.0.clone(),
                     method: rs.method.as_ref().map(|m| m.0.clone()),
                     threshold: rs.threshold,
+                    thresholds: rs.thresholds.clone(),
                     drift_share: rs.drift_share.map_or(0.5, |d| d.0),
                     columns: rs.columns.iter().map(|c| c.0.clone()).collect(),
                 },

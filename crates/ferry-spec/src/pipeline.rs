@@ -73,6 +73,8 @@ pub enum CheckKind {
         current: String,
         method: Option<String>,
         threshold: Option<f64>,
+        /// Per-column thresholds (`threshold: {f00: 0.2}`).
+        thresholds: Vec<(String, f64)>,
         drift_share: f64,
         columns: Vec<String>,
     },

@@ -85,6 +85,12 @@ pub struct TableArgs {
     /// CSV files have no header row (columns are named column_1, column_2, ...)
     #[arg(long)]
     pub no_header: bool,
+    /// CSV quote character
+    #[arg(long, default_value = "\"")]
+    pub quote: String,
+    /// CSV escape character (default: quotes are escaped by doubling them)
+    #[arg(long)]
+    pub escape: Option<String>,
     /// A column's type, overriding inference: `--type price=float` (int, float, string, bool, timestamp, date)
     #[arg(long = "type", value_name = "COLUMN=TYPE")]
     pub types: Vec<String>,
@@ -137,9 +143,9 @@ pub enum CheckCommand {
         /// One method for every column: ks, chisquare, z, wasserstein, jensenshannon, psi (default: chosen per column)
         #[arg(long)]
         method: Option<String>,
-        /// One threshold for every column (default: the method's: 0.05 for p-values, 0.1 for distances)
-        #[arg(long)]
-        threshold: Option<f64>,
+        /// A threshold for every column (`0.2`) or for one (`f00=0.2`, repeatable); default: the method's (0.05 for p-values, 0.1 for distances)
+        #[arg(long, value_name = "[COLUMN=]X")]
+        threshold: Vec<String>,
         /// The dataset drifts when at least this share of columns drift
         #[arg(long, default_value_t = 0.5)]
         drift_share: f64,

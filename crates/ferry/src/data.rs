@@ -28,6 +28,18 @@ pub fn table_spec(cwd: &Path, path: &str, a: &TableArgs) -> Result<TableSpec> {
             )));
         }
     };
+    let one_char = |flag: &str, v: &str| -> Result<u8> {
+        match v.as_bytes() {
+            [c] => Ok(*c),
+            _ => Err(usage(format!("--{flag} `{v}`: give one character"))),
+        }
+    };
+    spec.csv.quote = one_char("quote", &a.quote)?;
+    spec.csv.escape = a
+        .escape
+        .as_deref()
+        .map(|e| one_char("escape", e))
+        .transpose()?;
     for t in &a.types {
         let (col, ty) = t
             .split_once('=')
@@ -173,12 +185,36 @@ pub fn check(style: &Style, cwd: &Path, cmd: CheckCommand) -> Result<u8> {
                     "--drift-share {drift_share}: give a share between 0 and 1"
                 )));
             }
+            let mut thresholds = std::collections::BTreeMap::new();
+            let mut one = None;
+            for t in &threshold {
+                let (col, x) = match t.split_once('=') {
+                    Some((c, x)) => (Some(c), x),
+                    None => (None, t.as_str()),
+                };
+                let x: f64 = x
+                    .parse()
+                    .ok()
+                    .filter(|x: &f64| *x > 0.0 && x.is_finite())
+                    .ok_or_else(|| {
+                        usage(format!(
+                            "--threshold `{t}`: give a positive number, or COLUMN=NUMBER"
+                        ))
+                    })?;
+                match col {
+                    Some(c) => {
+                        thresholds.insert(c.to_owned(), x);
+                    }
+                    None => one = Some(x),
+                }
+            }
             let r = Table::open(&table_spec(cwd, &reference, &read)?)?;
             let c = Table::open(&table_spec(cwd, &current, &read)?)?;
             let opts = ferry_data::DriftOptions {
                 columns,
                 method,
-                threshold,
+                threshold: one,
+                thresholds,
                 drift_share,
                 min_effect,
                 ..Default::default()

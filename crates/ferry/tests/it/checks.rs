@@ -249,6 +249,23 @@ fn the_commands_on_their_own() {
     assert_eq!(d.code, 0, "{d:?}");
     let v: serde_json::Value = serde_json::from_str(&d.stdout).unwrap();
     assert_eq!(v["drifted"], 0);
+    // Thresholds for every column and for one.
+    let d = p.ferry(&[
+        "check",
+        "drift",
+        "--reference",
+        "data/reference.csv",
+        "--current",
+        "data/bad.csv",
+        "--threshold",
+        "0.01",
+        "--threshold",
+        "kind=0.5",
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&d.stdout).unwrap();
+    assert_eq!(v["columns"][0]["threshold"], 0.01, "{d:?}");
+    assert_eq!(v["columns"][1]["threshold"], 0.5, "{d:?}");
     // Bad input: exit 2 with the file, column or key named.
     for (args, want) in [
         (
