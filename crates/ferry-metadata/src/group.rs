@@ -33,13 +33,20 @@ impl SqlStore {
     /// uses it). Needs a running tokio runtime.
     pub fn with_group_commit(mut self) -> Self {
         let (tx, rx) = tokio::sync::mpsc::channel(1024);
-        let direct = SqlStore {
-            pool: self.pool.clone(),
-            sqlite: self.sqlite,
-            writer: None,
-            fallbacks: self.fallbacks.clone(),
-        };
-        tokio::spawn(writer(direct, rx));
+        // On a SQLite file: a writer thread on its own connection; else
+        // (PostgreSQL, in-memory SQLite) a task over the pool.
+        if let Some(path) = &self.sqlite_path {
+            crate::sqlite_writer::spawn(path.clone(), rx, self.fallbacks.clone());
+        } else {
+            let direct = SqlStore {
+                pool: self.pool.clone(),
+                sqlite: self.sqlite,
+                sqlite_path: None,
+                writer: None,
+                fallbacks: self.fallbacks.clone(),
+            };
+            tokio::spawn(writer(direct, rx));
+        }
         self.writer = Some(tx);
         self
     }

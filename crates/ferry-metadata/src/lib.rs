@@ -12,6 +12,7 @@ mod group;
 mod model;
 mod models;
 mod sql;
+mod sqlite_writer;
 mod tracking;
 
 pub use model::*;

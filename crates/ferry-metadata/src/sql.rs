@@ -21,6 +21,9 @@ const MIGRATIONS: &[(i64, &str)] = &[
 pub struct SqlStore {
     pub(crate) pool: AnyPool,
     pub(crate) sqlite: bool,
+    /// The database file, for SQLite stores on disk (the group writer opens
+    /// a connection of its own to it).
+    pub(crate) sqlite_path: Option<String>,
     /// Set by [`SqlStore::with_group_commit`]: concurrent `log_batch` calls
     /// are written together in one transaction.
     pub(crate) writer: Option<tokio::sync::mpsc::Sender<crate::group::LogJob>>,
@@ -90,9 +93,14 @@ impl SqlStore {
                 url: url.to_owned(),
                 source,
             })?;
+        let sqlite_path = url
+            .strip_prefix("sqlite://")
+            .map(|p| p.split('?').next().unwrap_or(p).to_owned())
+            .filter(|p| !p.is_empty() && !p.contains(":memory:"));
         let store = Self {
             pool,
             sqlite,
+            sqlite_path,
             writer: None,
             fallbacks: Default::default(),
         };

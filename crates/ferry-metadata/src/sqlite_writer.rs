@@ -1,0 +1,364 @@
+//! The group writer on SQLite: a thread of its own with its own connection,
+//! driving SQLite's C API directly. A group of logging requests is one
+//! hand-off to this thread and one transaction, each request in a savepoint
+//! of its own (so each stays all-or-nothing); through sqlx every statement
+//! would be a round trip to sqlx's worker thread, and those hand-offs, not
+//! SQLite, are what the requests waited on.
+//!
+//! Only this file holds `unsafe` code of the crate; every call is on the
+//! connection this thread opened and owns.
+
+use crate::group::LogJob;
+use crate::{Error, Result};
+use libsqlite3_sys as ffi;
+use std::collections::BTreeMap;
+use std::ffi::{CStr, CString, c_int};
+use std::ptr;
+
+struct Conn {
+    db: *mut ffi::sqlite3,
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        // SAFETY: `db` came from sqlite3_open_v2 and is closed once, here,
+        // after the Writer (and so every statement) was dropped.
+        unsafe {
+            ffi::sqlite3_close(self.db);
+        }
+    }
+}
+
+fn err(what: &str, detail: impl std::fmt::Display) -> Error {
+    Error::Invalid(format!("{what}: {detail}"))
+}
+
+impl Conn {
+    fn open(path: &str) -> Result<Conn> {
+        let c = CString::new(path).map_err(|e| err("open the store", e))?;
+        let mut db = ptr::null_mut();
+        // SAFETY: `c` is a valid C string; `db` receives a handle (or null).
+        let rc = unsafe {
+            ffi::sqlite3_open_v2(
+                c.as_ptr(),
+                &mut db,
+                ffi::SQLITE_OPEN_READWRITE | ffi::SQLITE_OPEN_NOMUTEX,
+                ptr::null(),
+            )
+        };
+        let conn = Conn { db };
+        if rc != ffi::SQLITE_OK {
+            return Err(err("open the store", conn.message()));
+        }
+        conn.exec(
+            "PRAGMA synchronous=NORMAL; PRAGMA temp_store=MEMORY; PRAGMA case_sensitive_like=ON",
+        )?;
+        // SAFETY: a valid connection.
+        unsafe {
+            ffi::sqlite3_busy_timeout(conn.db, 10_000);
+        }
+        Ok(conn)
+    }
+
+    fn message(&self) -> String {
+        if self.db.is_null() {
+            return "out of memory".into();
+        }
+        // SAFETY: errmsg returns a valid C string owned by the connection.
+        unsafe { CStr::from_ptr(ffi::sqlite3_errmsg(self.db)) }
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    fn exec(&self, sql: &str) -> Result<()> {
+        let c = CString::new(sql).map_err(|e| err("run a statement", e))?;
+        // SAFETY: valid connection and C string; no callback.
+        let rc = unsafe {
+            ffi::sqlite3_exec(self.db, c.as_ptr(), None, ptr::null_mut(), ptr::null_mut())
+        };
+        if rc == ffi::SQLITE_OK {
+            Ok(())
+        } else {
+            Err(err(sql, self.message()))
+        }
+    }
+
+    fn prepare<'c>(&'c self, sql: &str) -> Result<Stmt<'c>> {
+        let c = CString::new(sql).map_err(|e| err("prepare a statement", e))?;
+        let mut st = ptr::null_mut();
+        // SAFETY: valid connection and C string; `st` receives the statement.
+        let rc =
+            unsafe { ffi::sqlite3_prepare_v2(self.db, c.as_ptr(), -1, &mut st, ptr::null_mut()) };
+        if rc != ffi::SQLITE_OK {
+            return Err(err(sql, self.message()));
+        }
+        Ok(Stmt { conn: self, st })
+    }
+}
+
+/// A prepared statement, reset after each use.
+struct Stmt<'c> {
+    conn: &'c Conn,
+    st: *mut ffi::sqlite3_stmt,
+}
+
+impl Drop for Stmt<'_> {
+    fn drop(&mut self) {
+        // SAFETY: `st` came from prepare_v2 and is finalized once.
+        unsafe {
+            ffi::sqlite3_finalize(self.st);
+        }
+    }
+}
+
+enum Arg<'a> {
+    T(&'a str),
+    I(i64),
+    F(f64),
+}
+
+impl Stmt<'_> {
+    /// Binds `args` to ?1.., steps once, and returns the first column of the
+    /// first row as text (if the statement returned a row), then resets.
+    fn run(&mut self, args: &[Arg<'_>]) -> Result<Option<String>> {
+        // SAFETY (whole block): `st` is a live statement of this thread's
+        // connection; text is bound with SQLITE_TRANSIENT, so SQLite copies
+        // it before `args` goes away; column text is copied out before reset.
+        unsafe {
+            for (i, a) in args.iter().enumerate() {
+                let n = (i + 1) as c_int;
+                let rc = match a {
+                    Arg::T(s) => ffi::sqlite3_bind_text(
+                        self.st,
+                        n,
+                        s.as_ptr().cast(),
+                        s.len() as c_int,
+                        ffi::SQLITE_TRANSIENT(),
+                    ),
+                    Arg::I(v) => ffi::sqlite3_bind_int64(self.st, n, *v),
+                    Arg::F(v) => ffi::sqlite3_bind_double(self.st, n, *v),
+                };
+                if rc != ffi::SQLITE_OK {
+                    let e = err("bind", self.conn.message());
+                    ffi::sqlite3_reset(self.st);
+                    return Err(e);
+                }
+            }
+            let rc = ffi::sqlite3_step(self.st);
+            let out = match rc {
+                ffi::SQLITE_ROW => {
+                    let p = ffi::sqlite3_column_text(self.st, 0);
+                    Ok((!p.is_null())
+                        .then(|| CStr::from_ptr(p.cast()).to_string_lossy().into_owned()))
+                }
+                ffi::SQLITE_DONE => Ok(None),
+                _ => Err(err("write metrics", self.conn.message())),
+            };
+            ffi::sqlite3_reset(self.st);
+            ffi::sqlite3_clear_bindings(self.st);
+            out
+        }
+    }
+}
+
+/// Starts the writer thread for the database file at `path`. Requests come
+/// in on `rx`; the thread ends when every sender is gone.
+pub(crate) fn spawn(
+    path: String,
+    rx: tokio::sync::mpsc::Receiver<LogJob>,
+    fallbacks: std::sync::Arc<std::sync::atomic::AtomicU64>,
+) {
+    std::thread::Builder::new()
+        .name("ferry-sqlite-writer".into())
+        .spawn(move || writer(&path, rx, &fallbacks))
+        .map(|_| ())
+        .unwrap_or_else(|e| tracing::error!(error = %e, "cannot start the SQLite writer thread"));
+}
+
+fn writer(
+    path: &str,
+    mut rx: tokio::sync::mpsc::Receiver<LogJob>,
+    fallbacks: &std::sync::atomic::AtomicU64,
+) {
+    let conn = match Conn::open(path) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "the SQLite writer cannot open the store");
+            // Answer every request with the error rather than hang.
+            while let Some(job) = rx.blocking_recv() {
+                let _ = job.reply.send(Err(err("open the store", &e)));
+            }
+            return;
+        }
+    };
+    let mut w = match Writer::new(&conn) {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::error!(error = %e, "the SQLite writer cannot prepare its statements");
+            while let Some(job) = rx.blocking_recv() {
+                let _ = job.reply.send(Err(err("prepare", &e)));
+            }
+            return;
+        }
+    };
+    while let Some(first) = rx.blocking_recv() {
+        let mut jobs = vec![first];
+        let mut points = jobs[0].metrics.len();
+        while jobs.len() < 64 && points < 5000 {
+            match rx.try_recv() {
+                Ok(j) => {
+                    points += j.metrics.len();
+                    jobs.push(j);
+                }
+                Err(_) => break,
+            }
+        }
+        match w.group(&jobs) {
+            Ok(results) => {
+                for (job, r) in jobs.into_iter().zip(results) {
+                    let _ = job.reply.send(r);
+                }
+            }
+            Err(e) => {
+                fallbacks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tracing::warn!(error = %e, requests = jobs.len(), "group commit failed");
+                let _ = conn.exec("ROLLBACK");
+                for job in jobs {
+                    let _ = job.reply.send(Err(err("log a batch", &e)));
+                }
+            }
+        }
+    }
+}
+
+struct Writer<'c> {
+    conn: &'c Conn,
+    stage: Stmt<'c>,
+    param_get: Stmt<'c>,
+    param_put: Stmt<'c>,
+    point: Stmt<'c>,
+    latest: Stmt<'c>,
+    tag: Stmt<'c>,
+    run_name: Stmt<'c>,
+}
+
+impl<'c> Writer<'c> {
+    fn new(conn: &'c Conn) -> Result<Self> {
+        Ok(Writer {
+            conn,
+            stage: conn.prepare("SELECT lifecycle_stage FROM runs WHERE run_id = ?1")?,
+            param_get: conn.prepare("SELECT value FROM run_params WHERE run_id = ?1 AND pkey = ?2")?,
+            param_put: conn.prepare("INSERT INTO run_params (run_id, pkey, value) VALUES (?1, ?2, ?3)")?,
+            point: conn.prepare(
+                "INSERT INTO metric_points (run_id, mkey, value, is_nan, stage, step, ts_ms, bits) \
+                 VALUES (?1, ?2, ?3, ?4, NULL, ?5, ?6, ?7) \
+                 ON CONFLICT (run_id, mkey, step, ts_ms, value, is_nan) DO NOTHING",
+            )?,
+            latest: conn.prepare(
+                "INSERT INTO latest_metrics (run_id, mkey, value, is_nan, step, ts_ms, bits) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+                 ON CONFLICT (run_id, mkey) DO UPDATE SET value = excluded.value, step = excluded.step, \
+                 ts_ms = excluded.ts_ms, is_nan = excluded.is_nan, bits = excluded.bits \
+                 WHERE excluded.step > latest_metrics.step \
+                    OR (excluded.step = latest_metrics.step AND excluded.ts_ms > latest_metrics.ts_ms) \
+                    OR (excluded.step = latest_metrics.step AND excluded.ts_ms = latest_metrics.ts_ms AND excluded.value > latest_metrics.value)",
+            )?,
+            tag: conn.prepare(
+                "INSERT INTO run_tags (run_id, tkey, value) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (run_id, tkey) DO UPDATE SET value = excluded.value",
+            )?,
+            run_name: conn.prepare("UPDATE runs SET run_name = ?1 WHERE run_id = ?2")?,
+        })
+    }
+
+    /// One transaction; each job in a savepoint, rolled back alone when it
+    /// fails. `Err` means the transaction itself failed.
+    fn group(&mut self, jobs: &[LogJob]) -> Result<Vec<Result<()>>> {
+        self.conn.exec("BEGIN IMMEDIATE")?;
+        let mut out = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            self.conn.exec("SAVEPOINT job")?;
+            let r = self.job(job);
+            if r.is_ok() {
+                self.conn.exec("RELEASE job")?;
+            } else {
+                self.conn.exec("ROLLBACK TO job")?;
+                self.conn.exec("RELEASE job")?;
+            }
+            out.push(r);
+        }
+        self.conn.exec("COMMIT")?;
+        Ok(out)
+    }
+
+    fn job(&mut self, job: &LogJob) -> Result<()> {
+        let run = job.run_id.as_str();
+        match self.stage.run(&[Arg::T(run)])? {
+            None => return Err(Error::NotFound(format!("Run with id={run} not found"))),
+            Some(s) if s != "active" => {
+                return Err(Error::Invalid(format!(
+                    "The run {run} must be in the 'active' state. Current state is {s}."
+                )));
+            }
+            Some(_) => {}
+        }
+        let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
+        for (k, v) in &job.params {
+            if let Some(prev) = seen.insert(k, v) {
+                if prev != v {
+                    return Err(Error::Invalid(format!(
+                        "Duplicate parameter keys have been submitted: '{k}' with values '{prev}' and '{v}'"
+                    )));
+                }
+                continue;
+            }
+            match self.param_get.run(&[Arg::T(run), Arg::T(k)])? {
+                Some(old) if old != *v => {
+                    return Err(Error::Invalid(format!(
+                        "Changing param values is not allowed. Param with key='{k}' was already logged with value='{old}' for run ID='{run}'. Attempted logging new value '{v}'."
+                    )));
+                }
+                Some(_) => {}
+                None => {
+                    self.param_put.run(&[Arg::T(run), Arg::T(k), Arg::T(v)])?;
+                }
+            }
+        }
+        let mut latest: BTreeMap<&str, &crate::Metric> = BTreeMap::new();
+        for m in &job.metrics {
+            let (v, n) = crate::sql::stored(m.value);
+            self.point.run(&[
+                Arg::T(run),
+                Arg::T(&m.key),
+                Arg::F(v),
+                Arg::I(n),
+                Arg::I(m.step),
+                Arg::I(m.timestamp),
+                Arg::I(v.to_bits() as i64),
+            ])?;
+            let e = latest.entry(m.key.as_str()).or_insert(m);
+            if (m.step, m.timestamp, m.value) > (e.step, e.timestamp, e.value) {
+                *e = m;
+            }
+        }
+        for m in latest.values() {
+            let (v, n) = crate::sql::stored(m.value);
+            self.latest.run(&[
+                Arg::T(run),
+                Arg::T(&m.key),
+                Arg::F(v),
+                Arg::I(n),
+                Arg::I(m.step),
+                Arg::I(m.timestamp),
+                Arg::I(v.to_bits() as i64),
+            ])?;
+        }
+        for (k, v) in &job.tags {
+            self.tag.run(&[Arg::T(run), Arg::T(k), Arg::T(v)])?;
+            if k == "mlflow.runName" {
+                self.run_name.run(&[Arg::T(v), Arg::T(run)])?;
+            }
+        }
+        Ok(())
+    }
+}
