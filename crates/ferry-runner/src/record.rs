@@ -95,6 +95,9 @@ pub(crate) trait Recorder: Registry {
         nv: NewModelVersion,
     ) -> Result<ModelVersion>;
     fn finish(&self, run: &Started, status: RunStatus, message: Option<&str>) -> Result<()>;
+    /// Files of the project kept as artifacts of the run, under `dir/`
+    /// (check reports under `checks/`).
+    fn attach(&self, run: &Started, project: &Project, dir: &str, files: &[String]) -> Result<()>;
 }
 
 fn run_tags(s: &RunStart) -> Vec<(String, String)> {
@@ -343,6 +346,32 @@ impl Recorder for Local {
         Ok(self
             .store
             .call(|s| Box::pin(async move { s.create_model_version(&nv).await }))?)
+    }
+
+    fn attach(&self, run: &Started, project: &Project, dir: &str, files: &[String]) -> Result<()> {
+        let to = project
+            .ferry_dir()
+            .join("artifacts")
+            .join(&run.experiment_id)
+            .join(&run.run_id)
+            .join("artifacts")
+            .join(dir);
+        for f in files {
+            let src = project.root.join(f);
+            let name = src.file_name().map(|n| n.to_owned()).unwrap_or_default();
+            let io = |action: &'static str, path: std::path::PathBuf| {
+                move |source: std::io::Error| crate::Error::Io {
+                    action,
+                    path,
+                    source,
+                }
+            };
+            std::fs::create_dir_all(&to).map_err(io("create", to.clone()))?;
+            let tmp = to.join(format!(".{}.tmp", name.to_string_lossy()));
+            std::fs::copy(&src, &tmp).map_err(io("copy", src.clone()))?;
+            std::fs::rename(&tmp, to.join(&name)).map_err(io("rename", to.join(&name)))?;
+        }
+        Ok(())
     }
 
     fn finish(&self, run: &Started, status: RunStatus, message: Option<&str>) -> Result<()> {
@@ -617,6 +646,22 @@ impl Recorder for Remote {
         }
         let source = format!("runs:/{}/{}", run.run_id, nv.model);
         Ok(self.client.create_model_version(&nv, &source)?)
+    }
+
+    fn attach(&self, run: &Started, project: &Project, dir: &str, files: &[String]) -> Result<()> {
+        for f in files {
+            let src = project.root.join(f);
+            let name = src
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let dest = format!(
+                "{}/{}/artifacts/{dir}/{name}",
+                run.experiment_id, run.run_id
+            );
+            self.client.upload_artifact(&dest, &src)?;
+        }
+        Ok(())
     }
 
     fn finish(&self, run: &Started, status: RunStatus, message: Option<&str>) -> Result<()> {

@@ -860,6 +860,11 @@ pub fn run(
             }
         }
         check_values.insert(st.name.to_string(), flat);
+        // The reports are kept with the run, where MLflow clients see them.
+        let files: Vec<String> = std::iter::once(c.report.clone())
+            .chain(c.html.clone())
+            .collect();
+        recorder.attach(&started, project, "checks", &files)?;
     }
     let numeric: BTreeMap<String, f64> = all_metrics
         .iter()

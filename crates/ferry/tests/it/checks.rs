@@ -43,7 +43,7 @@ fn table(rows: usize, bad: &[usize]) -> String {
     s
 }
 
-fn project() -> Proj {
+pub fn project() -> Proj {
     let p = Proj::new(SPEC);
     p.write("expectations.yaml", SUITE);
     p.write("data/reference.csv", &table(300, &[]));
@@ -68,6 +68,17 @@ fn a_good_batch_passes_and_a_bad_one_stops_the_run_naming_every_problem() {
     let report: serde_json::Value = serde_json::from_str(&p.read("reports/validate.json")).unwrap();
     assert_eq!(report["passed"], true);
     assert!(p.read("reports/validate.html").contains("<table>"));
+    // The reports are artifacts of the run too.
+    let run = rep["run_id"].as_str().unwrap();
+    let kept: Vec<_> = glob_files(&p.path().join(".ferry/artifacts"))
+        .into_iter()
+        .filter(|f| f.contains(run) && f.contains("/artifacts/checks/"))
+        .map(|f| f.rsplit('/').next().unwrap().to_owned())
+        .collect();
+    assert_eq!(kept.len(), 3, "{kept:?}");
+    assert!(
+        kept.contains(&"validate.html".to_string()) && kept.contains(&"drift.json".to_string())
+    );
     // Nothing changed: the checks are up to date like any stage.
     let (code, rep) = p.run_json(&[]);
     assert_eq!(code, 0);
@@ -320,4 +331,19 @@ fn the_commands_on_their_own() {
             "{args:?}: missing {want:?} in {o:?}"
         );
     }
+}
+
+fn glob_files(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            if e.path().is_dir() {
+                stack.push(e.path());
+            } else {
+                out.push(e.path().display().to_string());
+            }
+        }
+    }
+    out
 }

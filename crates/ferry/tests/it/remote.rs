@@ -216,3 +216,27 @@ fn server_errors_are_clear() {
         "{o:?}"
     );
 }
+
+#[test]
+fn check_reports_go_to_the_server_with_the_run() {
+    let srv = Server::start();
+    let p = crate::checks::project();
+    let (code, rep) = p.run_json(&["--server", &srv.url]);
+    assert_eq!(code, 0, "{rep}");
+    let run = rep["run_id"].as_str().unwrap();
+    let arts = srv.dir.path().join("artifacts");
+    let exp = std::fs::read_dir(&arts)
+        .unwrap()
+        .flatten()
+        .find(|e| e.path().join(run).exists())
+        .expect("the run's artifact folder")
+        .path();
+    for f in ["validate.json", "validate.html", "drift.json"] {
+        let kept = exp.join(run).join("artifacts/checks").join(f);
+        assert!(kept.is_file(), "{} missing", kept.display());
+    }
+    assert_eq!(
+        std::fs::read(exp.join(run).join("artifacts/checks/validate.json")).unwrap(),
+        std::fs::read(p.path().join("reports/validate.json")).unwrap()
+    );
+}
