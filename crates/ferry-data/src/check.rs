@@ -231,6 +231,9 @@ pub fn check(table: &Table, suite: &Suite) -> Result<CheckReport> {
         cols.resize_with(b.num_columns(), || None);
         for (ri, rule) in suite.rules.iter().enumerate() {
             let Some(ci) = col_of[ri] else { continue };
+            if ColType::of(schema.field(ci).data_type()).is_none() {
+                continue;
+            }
             if cols[ci].is_none() {
                 cols[ci] = Some(Col::of(b.column(ci))?);
             }
@@ -280,6 +283,14 @@ pub fn check(table: &Table, suite: &Suite) -> Result<CheckReport> {
             continue;
         }
         let field_type = col_of[ri].and_then(|ci| ColType::of(schema.field(ci).data_type()));
+        if let (None, Some(ci)) = (field_type, col_of[ri]) {
+            r.observed = json!(format!(
+                "the column is of type {}, which ferry cannot check",
+                schema.field(ci).data_type()
+            ));
+            results.push(r);
+            continue;
+        }
         finish(&mut r, rule, state, rows, &schema, field_type)?;
         results.push(r);
     }

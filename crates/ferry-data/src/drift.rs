@@ -225,11 +225,11 @@ fn load(table: &Table, names: &[String], kinds: &[bool]) -> Result<Loaded> {
                     continue;
                 }
                 match values {
-                    Values::Num(v) => {
-                        if let Some(x) = col.num(i) {
-                            v.push(x);
-                        }
-                    }
+                    Values::Num(v) => match col.num(i) {
+                        // Infinities are dropped, as Evidently does.
+                        Some(x) if x.is_finite() => v.push(x),
+                        _ => *missing += 1,
+                    },
                     Values::Cat(m) => {
                         if let Some(c) = col.str_at(i).and_then(|s| m.get_mut(s)) {
                             *c += 1;
@@ -260,10 +260,12 @@ fn stats_err(column: &str, e: impl std::fmt::Display) -> DataError {
 pub fn drift(reference: &Table, current: &Table, opts: &DriftOptions) -> Result<DriftReport> {
     let names: Vec<String> = match &opts.columns {
         Some(c) => c.clone(),
+        // Every column ferry can compare (others, like lists, are left out).
         None => reference
             .schema
             .fields()
             .iter()
+            .filter(|f| ColType::of(f.data_type()).is_some())
             .map(|f| f.name().clone())
             .collect(),
     };
@@ -356,13 +358,15 @@ fn bins(r: &[f64], c: &[f64], n: usize) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
     } else {
         (lo, hi)
     };
-    let edges: Vec<f64> = (0..=n)
-        .map(|i| lo + (hi - lo) * i as f64 / n as f64)
-        .collect();
+    // numpy.linspace: lo + i * step, the last edge exactly hi.
+    let step = (hi - lo) / n as f64;
+    let mut edges: Vec<f64> = (0..=n).map(|i| lo + i as f64 * step).collect();
+    edges[n] = hi;
+    let norm = n as f64 / (hi - lo);
     let count = |v: &[f64]| {
         let mut h = vec![0.0; n];
         for &x in v {
-            let mut i = (((x - lo) / (hi - lo)) * n as f64) as usize;
+            let mut i = ((x - lo) * norm) as usize;
             if i >= n {
                 i = n - 1;
             }
@@ -566,10 +570,11 @@ fn compare(
         }
     };
     let huge = method.is_p_value() && n_ref > 10_000;
-    let min_effect = opts
-        .min_effect
-        .or_else(|| huge.then_some(if method == Method::Z { 0.2 } else { 0.1 }))
-        .filter(|_| method.is_p_value());
+    // Only p-value tests on huge samples need an effect size as well.
+    let min_effect = huge.then(|| {
+        opts.min_effect
+            .unwrap_or(if method == Method::Z { 0.2 } else { 0.1 })
+    });
     let past = if method.is_p_value() {
         value < threshold
     } else {

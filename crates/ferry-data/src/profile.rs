@@ -109,7 +109,7 @@ pub fn profile(table: &Table) -> Result<Profile> {
                         if let Some(c) = col.str_at(i).and_then(|s| levels.get_mut(s)) {
                             *c += 1;
                         } else if let Some(t) = col.text(i) {
-                            levels.insert(t, 1);
+                            *levels.entry(t).or_insert(0) += 1;
                         }
                         if levels.len() > MAX_LEVELS {
                             acc.levels = None;
@@ -174,14 +174,18 @@ pub fn profile(table: &Table) -> Result<Profile> {
 
 /// A YAML scalar: plain when safe, JSON-quoted otherwise.
 fn scalar(s: &str) -> String {
-    let plain = !s.is_empty()
+    let first_ok = s
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+    let keyword = matches!(
+        s.to_ascii_lowercase().as_str(),
+        "true" | "false" | "null" | "yes" | "no" | "on" | "off" | "y" | "n" | "nan" | "inf"
+    );
+    let plain = first_ok
         && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
-        && !matches!(
-            s,
-            "true" | "false" | "null" | "yes" | "no" | "on" | "off" | "~"
-        )
-        && s.parse::<f64>().is_err();
+        && !keyword;
     if plain {
         s.to_owned()
     } else {

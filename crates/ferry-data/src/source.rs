@@ -104,7 +104,13 @@ impl ColType {
             | DataType::UInt16
             | DataType::UInt32
             | DataType::UInt64 => ColType::Int,
-            DataType::Float16 | DataType::Float32 | DataType::Float64 => ColType::Float,
+            DataType::Float16
+            | DataType::Float32
+            | DataType::Float64
+            | DataType::Decimal32(_, _)
+            | DataType::Decimal64(_, _)
+            | DataType::Decimal128(_, _)
+            | DataType::Decimal256(_, _) => ColType::Float,
             DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => ColType::String,
             DataType::Dictionary(_, v) if ColType::of(v) == Some(ColType::String) => {
                 ColType::String
@@ -328,7 +334,7 @@ impl Table {
         });
         Prefetched {
             rx,
-            _handle: handle,
+            handle: Some(handle),
         }
     }
 
@@ -346,6 +352,8 @@ fn with_overrides(schema: Schema, spec: &TableSpec) -> Schema {
         .iter()
         .map(|f| match spec.types.get(f.name()) {
             Some(t) => Field::new(f.name(), t.arrow(), true),
+            // No value in the rows inference read: read it as text.
+            None if f.data_type() == &DataType::Null => Field::new(f.name(), DataType::Utf8, true),
             None => f.as_ref().clone().with_nullable(true),
         })
         .collect();
@@ -394,13 +402,21 @@ fn schema_of(path: &Path, fmt: Format, spec: &TableSpec) -> Result<SchemaRef> {
 /// Batches from [`Table::prefetched`].
 pub struct Prefetched {
     rx: std::sync::mpsc::Receiver<Result<(usize, RecordBatch)>>,
-    _handle: std::thread::JoinHandle<()>,
+    handle: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Iterator for Prefetched {
     type Item = Result<(usize, RecordBatch)>;
     fn next(&mut self) -> Option<Self::Item> {
-        self.rx.recv().ok()
+        match self.rx.recv() {
+            Ok(b) => Some(b),
+            // The reader ended: normally, or by a panic, which must not
+            // pass for the end of the table.
+            Err(_) => match self.handle.take().map(|h| h.join()) {
+                Some(Err(_)) => Some(Err(DataError::Internal("the table reader failed".into()))),
+                _ => None,
+            },
+        }
     }
 }
 

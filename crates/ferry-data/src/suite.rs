@@ -135,6 +135,11 @@ impl ValueSet {
                     s.text.insert(t.clone());
                     if let Ok(n) = t.parse::<f64>() {
                         s.numbers.insert(num_key(n));
+                    } else if let Some(us) = crate::time::parse_micros(t) {
+                        // For timestamp and date columns (compared in µs).
+                        s.numbers.insert(num_key(us as f64));
+                    } else if t == "true" || t == "false" {
+                        s.numbers.insert(num_key(f64::from(u8::from(t == "true"))));
                     }
                 }
                 Value::Number(n) => {
@@ -204,10 +209,30 @@ struct RawColumn {
 #[serde(untagged)]
 enum RawFlag {
     On(bool),
-    Mostly {
-        #[serde(default)]
-        mostly: Option<f64>,
-    },
+    Mostly(RawMostly),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMostly {
+    #[serde(default)]
+    mostly: Option<f64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSetFull {
+    values: Vec<Value>,
+    #[serde(default)]
+    mostly: Option<f64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRegexFull {
+    pattern: String,
+    #[serde(default)]
+    mostly: Option<f64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -233,22 +258,14 @@ struct RawRange {
 #[serde(untagged)]
 enum RawSet {
     List(Vec<Value>),
-    Full {
-        values: Vec<Value>,
-        #[serde(default)]
-        mostly: Option<f64>,
-    },
+    Full(RawSetFull),
 }
 
 #[derive(Deserialize)]
 #[serde(untagged)]
 enum RawRegex {
     Pattern(String),
-    Full {
-        pattern: String,
-        #[serde(default)]
-        mostly: Option<f64>,
-    },
+    Full(RawRegexFull),
 }
 
 #[derive(Deserialize)]
@@ -417,7 +434,7 @@ impl Suite {
             match &c.not_null {
                 Some(RawFlag::On(true)) => push("not_null", Kind::NotNull, 1.0),
                 Some(RawFlag::On(false)) | None => {}
-                Some(RawFlag::Mostly { mostly }) => {
+                Some(RawFlag::Mostly(RawMostly { mostly })) => {
                     let m = cx.mostly(&format!("{base}.not_null"), *mostly);
                     push("not_null", Kind::NotNull, m)
                 }
@@ -454,7 +471,7 @@ impl Suite {
                 let p = format!("{base}.{key}");
                 let (values, mostly) = match set {
                     RawSet::List(v) => (v, None),
-                    RawSet::Full { values, mostly } => (values, *mostly),
+                    RawSet::Full(RawSetFull { values, mostly }) => (values, *mostly),
                 };
                 let m = cx.mostly(&p, mostly);
                 match ValueSet::from_values(values) {
@@ -473,7 +490,7 @@ impl Suite {
             match &c.unique {
                 Some(RawFlag::On(true)) => push("unique", Kind::Unique, 1.0),
                 Some(RawFlag::On(false)) | None => {}
-                Some(RawFlag::Mostly { mostly }) => {
+                Some(RawFlag::Mostly(RawMostly { mostly })) => {
                     let m = cx.mostly(&format!("{base}.unique"), *mostly);
                     push("unique", Kind::Unique, m)
                 }
@@ -509,7 +526,7 @@ impl Suite {
                 let p = format!("{base}.regex");
                 let (pat, mostly) = match r {
                     RawRegex::Pattern(s) => (s, None),
-                    RawRegex::Full { pattern, mostly } => (pattern, *mostly),
+                    RawRegex::Full(RawRegexFull { pattern, mostly }) => (pattern, *mostly),
                 };
                 let m = cx.mostly(&p, mostly);
                 match regex::Regex::new(pat) {

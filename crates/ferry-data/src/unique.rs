@@ -12,7 +12,8 @@ use std::io::{BufReader, BufWriter, Read, Write};
 pub const IN_MEMORY: usize = 2_000_000;
 pub const PARTITIONS: usize = 64;
 
-type Entry = (u128, u64, String);
+/// (value hash, row, occurrences it stands for, value as JSON text or "")
+type Entry = (u128, u64, u32, String);
 
 #[derive(Default)]
 pub struct UniqueState {
@@ -37,9 +38,10 @@ struct Spill {
     writers: Vec<BufWriter<std::fs::File>>,
 }
 
-fn write_entry(w: &mut impl Write, (h, row, v): &Entry) -> std::io::Result<()> {
+fn write_entry(w: &mut impl Write, (h, row, count, v): &Entry) -> std::io::Result<()> {
     w.write_all(&h.to_le_bytes())?;
     w.write_all(&row.to_le_bytes())?;
+    w.write_all(&count.to_le_bytes())?;
     w.write_all(&(v.len() as u32).to_le_bytes())?;
     w.write_all(v.as_bytes())
 }
@@ -56,6 +58,8 @@ fn read_entries(path: &std::path::Path) -> std::io::Result<Vec<Entry>> {
         }
         let mut row = [0u8; 8];
         r.read_exact(&mut row)?;
+        let mut count = [0u8; 4];
+        r.read_exact(&mut count)?;
         let mut len = [0u8; 4];
         r.read_exact(&mut len)?;
         let mut v = vec![0u8; u32::from_le_bytes(len) as usize];
@@ -63,6 +67,7 @@ fn read_entries(path: &std::path::Path) -> std::io::Result<Vec<Entry>> {
         out.push((
             u128::from_le_bytes(h),
             u64::from_le_bytes(row),
+            u32::from_le_bytes(count),
             String::from_utf8_lossy(&v).into_owned(),
         ));
     }
@@ -73,7 +78,7 @@ impl UniqueState {
     pub fn add(&mut self, hash: u128, row: u64, value: impl FnOnce() -> serde_json::Value) {
         if let Some(s) = &mut self.spill {
             let p = (hash >> 122) as usize % PARTITIONS;
-            if let Err(err) = write_entry(&mut s.writers[p], &(hash, row, value().to_string())) {
+            if let Err(err) = write_entry(&mut s.writers[p], &(hash, row, 1, value().to_string())) {
                 self.error.get_or_insert(err);
             }
             return;
@@ -123,10 +128,9 @@ impl UniqueState {
             };
             for (h, (first, count)) in map {
                 let p = (h >> 122) as usize % PARTITIONS;
-                // The first row stands for every occurrence seen so far.
-                for _ in 0..count {
-                    write_entry(&mut s.writers[p], &(h, first, String::new()))?;
-                }
+                // One entry stands for every occurrence seen so far (the
+                // other rows of duplicates found in memory are in `samples`).
+                write_entry(&mut s.writers[p], &(h, first, count, String::new()))?;
             }
             Ok(s)
         })();
@@ -159,7 +163,6 @@ impl UniqueState {
                 for w in &mut s.writers {
                     w.flush().map_err(io)?;
                 }
-                rows.clear();
                 for p in &s.paths {
                     let mut part = read_entries(p).map_err(io)?;
                     part.sort_unstable_by_key(|e| (e.0, e.1));
@@ -169,24 +172,21 @@ impl UniqueState {
                         while j < part.len() && part[j].0 == part[i].0 {
                             j += 1;
                         }
-                        if j - i > 1 {
-                            bad += (j - i) as u64;
-                            let value = part[i..j]
-                                .iter()
-                                .map(|e| e.2.clone())
-                                .find(|v| !v.is_empty())
-                                .unwrap_or_default();
-                            let mut last = None;
-                            for e in &part[i..j] {
-                                // Occurrences counted from memory share a row.
-                                if last != Some(e.1) {
+                        let total: u64 = part[i..j].iter().map(|e| u64::from(e.2)).sum();
+                        if total > 1 {
+                            bad += total;
+                            // A group read only from memory is in `samples` already.
+                            if let Some(value) =
+                                part[i..j].iter().map(|e| &e.3).find(|v| !v.is_empty())
+                            {
+                                for e in &part[i..j] {
                                     rows.push((e.1, value.clone()));
-                                    last = Some(e.1);
                                 }
                             }
                             if rows.len() > sample * 4 {
                                 rows.sort_unstable();
-                                rows.truncate(sample);
+                                rows.dedup_by_key(|r| r.0);
+                                rows.truncate(sample.max(SAMPLE_CAP));
                             }
                         }
                         i = j;
@@ -239,5 +239,31 @@ mod tests {
         let n = IN_MEMORY as u64 + 5000;
         let dups = [(n - 1, 0), (n - 2, 5)];
         assert_eq!(run(n, &dups), (4, vec![0, 5, n - 2, n - 1]));
+        // Duplicates found in memory keep their rows and values past the spill.
+        let n = IN_MEMORY as u64 + 10;
+        let mut u = UniqueState::default();
+        for row in 0..n {
+            let v = match row {
+                1 => 0,
+                r if r == n - 1 => 5,
+                r => r,
+            };
+            u.add(xxhash_rust::xxh3::xxh3_128(&v.to_le_bytes()), row, || {
+                v.into()
+            });
+        }
+        let (bad, sample) = u.finish(10).unwrap();
+        assert_eq!(bad, 4);
+        let got: Vec<(u64, serde_json::Value)> =
+            sample.into_iter().map(|f| (f.row, f.value)).collect();
+        assert_eq!(
+            got,
+            vec![
+                (0, 0.into()),
+                (1, 0.into()),
+                (5, 5.into()),
+                (n - 1, 5.into())
+            ]
+        );
     }
 }

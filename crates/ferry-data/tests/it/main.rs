@@ -394,3 +394,90 @@ fn huge_samples_need_an_effect_not_just_a_p_value() {
     .unwrap_err();
     assert!(e.to_string().contains("no column `missing`"), "{e}");
 }
+
+/// Edge cases a review found: levels counted per value, YAML-ish levels
+/// quoted, empty-looking columns, timestamp and bool sets, typos in rule
+/// options, infinities in drift.
+#[test]
+fn edge_cases_of_profiles_sets_and_drift() {
+    let d = tmp();
+    let csv = d.path().join("e.csv");
+    let mut s = String::from("k,lvl,flag,ts,late\n");
+    for i in 0..200 {
+        let lvl = ["Null", "-", "FALSE", "0x1F", ".inf"][i % 5];
+        let late = if i == 199 { "X" } else { "" };
+        writeln!(
+            s,
+            "{},{lvl},{},2024-01-0{}T00:00:00,{late}",
+            [1, 1, 1, 2][i % 4],
+            i % 2 == 0,
+            1 + i % 3
+        )
+        .unwrap();
+    }
+    std::fs::write(&csv, s).unwrap();
+    let mut spec = TableSpec::new(csv.to_string_lossy());
+    spec.csv.infer_rows = 100;
+    let t = Table::open(&spec).unwrap();
+    let p = profile(&t).unwrap();
+    let k = p.columns.iter().find(|c| c.name == "k").unwrap();
+    assert_eq!(k.levels.as_ref().unwrap()[0], ("1".to_string(), 150));
+    // The profiled suite parses and the profiled table passes it.
+    let yaml = p.suite_yaml();
+    let suite = Suite::parse("p.yaml", &yaml).unwrap_or_else(|e| panic!("{e}\n{yaml}"));
+    let r = check(&t, &suite).unwrap();
+    assert!(
+        r.passed,
+        "{yaml}\n{:#?}",
+        r.results.iter().filter(|x| !x.success).collect::<Vec<_>>()
+    );
+    // A column empty in the rows inference read is text, not an error.
+    let late = p.columns.iter().find(|c| c.name == "late").unwrap();
+    assert_eq!(late.missing, 199);
+    // Sets of timestamps and booleans.
+    let sets = Suite::parse(
+        "s.yaml",
+        "columns:\n  ts: {type: timestamp, in_set: [\"2024-01-01\", \"2024-01-02T00:00:00\", \"2024-01-03\"]}\n  flag: {in_set: [\"true\", \"false\"]}\n",
+    )
+    .unwrap();
+    let r = check(&t, &sets).unwrap();
+    assert!(r.passed, "{:#?}", r.results);
+    // Typos in rule options are errors.
+    assert!(Suite::parse("s.yaml", "columns:\n  k: {unique: {mosty: 0.5}}\n").is_err());
+    assert!(
+        Suite::parse(
+            "s.yaml",
+            "columns:\n  k: {in_set: {values: [1], mosty: 0.5}}\n"
+        )
+        .is_err()
+    );
+    // Infinities are dropped from drift comparisons (counted as missing).
+    let a = d.path().join("a.csv");
+    let b = d.path().join("b.csv");
+    let col = |extra: &str| {
+        let mut s = String::from("x\n");
+        for i in 0..50 {
+            writeln!(s, "{}", i as f64 * 0.1).unwrap();
+        }
+        s.push_str(extra);
+        s
+    };
+    std::fs::write(&a, col("")).unwrap();
+    std::fs::write(&b, col("inf\n")).unwrap();
+    let mut sa = TableSpec::new(a.to_string_lossy());
+    sa.types.insert("x".into(), ferry_data::ColType::Float);
+    let mut sb = TableSpec::new(b.to_string_lossy());
+    sb.types.insert("x".into(), ferry_data::ColType::Float);
+    let rep = drift(
+        &Table::open(&sa).unwrap(),
+        &Table::open(&sb).unwrap(),
+        &Default::default(),
+    )
+    .unwrap();
+    assert_eq!(rep.columns[0].current_missing, 1);
+    assert!(!rep.columns[0].drifted);
+    assert_eq!(
+        rep.columns[0].min_effect, None,
+        "small samples need no minimum effect"
+    );
+}
