@@ -521,6 +521,13 @@ fn parse_error(path: &Path, schema: &Schema, e: arrow_schema::ArrowError) -> Dat
         .nth(1)
         .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
         .and_then(|n| n.parse::<u64>().ok());
+    // arrow counts lines from 0 (the header is line 0): ours are the file's
+    // 1-based line numbers.
+    let line = line.map(|l| l + 1);
+    let text = match line {
+        Some(l) => text.replace(&format!(" at line {}", l - 1), &format!(" at line {l}")),
+        None => text,
+    };
     match column {
         Some(column) => DataError::Parse {
             path: path.to_owned(),

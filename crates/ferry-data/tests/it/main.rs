@@ -269,10 +269,12 @@ fn bad_input_gives_clear_errors() {
     let suite = Suite::parse("s.yaml", "columns:\n  b: {not_null: true}\n").unwrap();
     let e = check(&t, &suite).unwrap_err();
     assert!(
-        matches!(e, DataError::Parse { ref column, .. } if column == "b"),
+        matches!(e, DataError::Parse { ref column, line: Some(3), .. } if column == "b"),
         "{e:?}"
     );
-    assert!(e.to_string().contains("bad.csv"), "{e}");
+    // The file's own line number (the header is line 1).
+    assert!(e.to_string().contains("bad.csv:3: column `b`"), "{e}");
+    assert!(e.to_string().contains("at line 3"), "{e}");
     assert!(e.to_string().contains("oops"), "{e}");
     // An empty table.
     let empty = d.path().join("empty.csv");
