@@ -7,9 +7,9 @@
 //! error and left out; the rest commit together. If the shared transaction
 //! fails as a whole, every request is retried on its own.
 
+use crate::Result;
 use crate::sql::{SqlStore, get_s, q, write_points};
-use crate::tracking::{Metric, upsert_tag};
-use crate::{Error, Result};
+use crate::tracking::{Metric, log_errors, upsert_tag};
 use std::collections::HashMap;
 
 pub(crate) struct LogJob {
@@ -142,33 +142,22 @@ async fn commit_group(store: &SqlStore, jobs: &[LogJob]) -> Result<Vec<Result<()
     let mut new_params: Vec<(&str, &str, &str)> = Vec::new();
     for job in jobs {
         let verdict = match stages.get(&job.run_id) {
-            None => Err(Error::NotFound(format!(
-                "Run with id={} not found",
-                job.run_id
-            ))),
-            Some(s) if s != "active" => Err(Error::Invalid(format!(
-                "The run {} must be in the 'active' state. Current state is {s}.",
-                job.run_id
-            ))),
+            None => Err(log_errors::run_not_found(&job.run_id)),
+            Some(s) if s != "active" => Err(log_errors::run_not_active(&job.run_id, s)),
             Some(_) => {
                 let mut ok = Ok(());
                 let mut mine: Vec<(&str, &str)> = Vec::new();
                 for (k, v) in &job.params {
                     if let Some((_, prev)) = mine.iter().find(|(pk, _)| pk == k) {
                         if prev != v {
-                            ok = Err(Error::Invalid(format!(
-                                "Duplicate parameter keys have been submitted: '{k}' with values '{prev}' and '{v}'"
-                            )));
+                            ok = Err(log_errors::duplicate_param(k, prev, v));
                             break;
                         }
                         continue;
                     }
                     match params.get(&(job.run_id.clone(), k.clone())) {
                         Some(old) if old != v => {
-                            ok = Err(Error::Invalid(format!(
-                                "Changing param values is not allowed. Param with key='{k}' was already logged with value='{old}' for run ID='{}'. Attempted logging new value '{v}'.",
-                                job.run_id
-                            )));
+                            ok = Err(log_errors::changed_param(k, old, &job.run_id, v));
                             break;
                         }
                         Some(_) => {}

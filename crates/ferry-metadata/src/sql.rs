@@ -350,13 +350,7 @@ pub(crate) async fn write_points(
         return Ok(());
     }
     for chunk in points.chunks(POINTS_PER_STATEMENT) {
-        let sql = values_sql(
-            sqlite,
-            "INSERT INTO metric_points (run_id, mkey, value, is_nan, stage, step, ts_ms, bits) VALUES",
-            8,
-            chunk.len(),
-            "ON CONFLICT (run_id, mkey, step, ts_ms, value, is_nan) DO NOTHING",
-        );
+        let sql = values_sql(sqlite, POINT_INSERT, 8, chunk.len(), POINT_ON_CONFLICT);
         let mut qy = sqlx::query(sqlx::AssertSqlSafe(sql));
         for p in chunk {
             let (v, n) = stored(p.value);
@@ -372,29 +366,9 @@ pub(crate) async fn write_points(
         }
         qy.execute(&mut **tx).await.map_err(q("record metrics"))?;
     }
-    // One candidate per (run, key): PostgreSQL's upsert may not touch a row
-    // twice in one statement.
-    let mut latest: std::collections::BTreeMap<(&str, &str), &Point<'_>> =
-        std::collections::BTreeMap::new();
-    for p in points {
-        let e = latest.entry((p.run, p.key)).or_insert(p);
-        if (p.step, p.ts_ms, p.value) > (e.step, e.ts_ms, e.value) {
-            *e = p;
-        }
-    }
-    let latest: Vec<&Point<'_>> = latest.into_values().collect();
+    let latest = latest_points(points);
     for chunk in latest.chunks(POINTS_PER_STATEMENT) {
-        let sql = values_sql(
-            sqlite,
-            "INSERT INTO latest_metrics (run_id, mkey, value, is_nan, step, ts_ms, bits) VALUES",
-            7,
-            chunk.len(),
-            "ON CONFLICT (run_id, mkey) DO UPDATE SET value = excluded.value, step = excluded.step, \
-             ts_ms = excluded.ts_ms, is_nan = excluded.is_nan, bits = excluded.bits \
-             WHERE excluded.step > latest_metrics.step \
-                OR (excluded.step = latest_metrics.step AND excluded.ts_ms > latest_metrics.ts_ms) \
-                OR (excluded.step = latest_metrics.step AND excluded.ts_ms = latest_metrics.ts_ms AND excluded.value > latest_metrics.value)",
-        );
+        let sql = values_sql(sqlite, LATEST_INSERT, 7, chunk.len(), LATEST_ON_CONFLICT);
         let mut qy = sqlx::query(sqlx::AssertSqlSafe(sql));
         for p in chunk {
             let (v, n) = stored(p.value);
@@ -425,6 +399,36 @@ pub(crate) fn json_rows(sqlite: bool, cols: &str, rest: &str) -> String {
             "SELECT CAST(COALESCE(json_agg(json_build_array({cols})), '[]'::json) AS TEXT) AS j FROM {rest}"
         )
     }
+}
+
+/// The statements of [`write_points`] (and of the SQLite writer thread):
+/// a point is stored once; `latest_metrics` keeps the value of the highest
+/// step, then the latest time, then the largest value.
+pub(crate) const POINT_INSERT: &str =
+    "INSERT INTO metric_points (run_id, mkey, value, is_nan, stage, step, ts_ms, bits) VALUES";
+pub(crate) const POINT_ON_CONFLICT: &str =
+    "ON CONFLICT (run_id, mkey, step, ts_ms, value, is_nan) DO NOTHING";
+pub(crate) const LATEST_INSERT: &str =
+    "INSERT INTO latest_metrics (run_id, mkey, value, is_nan, step, ts_ms, bits) VALUES";
+pub(crate) const LATEST_ON_CONFLICT: &str = "ON CONFLICT (run_id, mkey) DO UPDATE SET value = excluded.value, step = excluded.step, \
+     ts_ms = excluded.ts_ms, is_nan = excluded.is_nan, bits = excluded.bits \
+     WHERE excluded.step > latest_metrics.step \
+        OR (excluded.step = latest_metrics.step AND excluded.ts_ms > latest_metrics.ts_ms) \
+        OR (excluded.step = latest_metrics.step AND excluded.ts_ms = latest_metrics.ts_ms AND excluded.value > latest_metrics.value)";
+
+/// The latest point per (run, key) by (step, time, value), in key order:
+/// one candidate each, as PostgreSQL's upsert may not touch a row twice in
+/// one statement.
+pub(crate) fn latest_points<'p, 'a>(points: &'p [Point<'a>]) -> Vec<&'p Point<'a>> {
+    let mut latest: std::collections::BTreeMap<(&str, &str), &Point<'_>> =
+        std::collections::BTreeMap::new();
+    for p in points {
+        let e = latest.entry((p.run, p.key)).or_insert(p);
+        if (p.step, p.ts_ms, p.value) > (e.step, e.ts_ms, e.value) {
+            *e = p;
+        }
+    }
+    latest.into_values().collect()
 }
 
 /// Most rows in one multi-row statement (8,000 parameters: well under

@@ -9,6 +9,10 @@
 //! connection this thread opened and owns.
 
 use crate::group::LogJob;
+use crate::sql::{
+    LATEST_INSERT, LATEST_ON_CONFLICT, POINT_INSERT, POINT_ON_CONFLICT, latest_points, stored,
+};
+use crate::tracking::log_errors;
 use crate::{Error, Result};
 use libsqlite3_sys as ffi;
 use std::collections::BTreeMap;
@@ -247,26 +251,17 @@ impl<'c> Writer<'c> {
         Ok(Writer {
             conn,
             stage: conn.prepare("SELECT lifecycle_stage FROM runs WHERE run_id = ?1")?,
-            param_get: conn.prepare("SELECT value FROM run_params WHERE run_id = ?1 AND pkey = ?2")?,
-            param_put: conn.prepare("INSERT INTO run_params (run_id, pkey, value) VALUES (?1, ?2, ?3)")?,
-            point: conn.prepare(
-                "INSERT INTO metric_points (run_id, mkey, value, is_nan, stage, step, ts_ms, bits) \
-                 VALUES (?1, ?2, ?3, ?4, NULL, ?5, ?6, ?7) \
-                 ON CONFLICT (run_id, mkey, step, ts_ms, value, is_nan) DO NOTHING",
-            )?,
-            latest: conn.prepare(
-                "INSERT INTO latest_metrics (run_id, mkey, value, is_nan, step, ts_ms, bits) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
-                 ON CONFLICT (run_id, mkey) DO UPDATE SET value = excluded.value, step = excluded.step, \
-                 ts_ms = excluded.ts_ms, is_nan = excluded.is_nan, bits = excluded.bits \
-                 WHERE excluded.step > latest_metrics.step \
-                    OR (excluded.step = latest_metrics.step AND excluded.ts_ms > latest_metrics.ts_ms) \
-                    OR (excluded.step = latest_metrics.step AND excluded.ts_ms = latest_metrics.ts_ms AND excluded.value > latest_metrics.value)",
-            )?,
-            tag: conn.prepare(
-                "INSERT INTO run_tags (run_id, tkey, value) VALUES (?1, ?2, ?3) \
-                 ON CONFLICT (run_id, tkey) DO UPDATE SET value = excluded.value",
-            )?,
+            param_get: conn
+                .prepare("SELECT value FROM run_params WHERE run_id = ?1 AND pkey = ?2")?,
+            param_put: conn
+                .prepare("INSERT INTO run_params (run_id, pkey, value) VALUES (?1, ?2, ?3)")?,
+            point: conn.prepare(&format!(
+                "{POINT_INSERT} (?1, ?2, ?3, ?4, NULL, ?5, ?6, ?7) {POINT_ON_CONFLICT}"
+            ))?,
+            latest: conn.prepare(&format!(
+                "{LATEST_INSERT} (?1, ?2, ?3, ?4, ?5, ?6, ?7) {LATEST_ON_CONFLICT}"
+            ))?,
+            tag: conn.prepare(crate::sql::UPSERT_RUN_TAG)?,
             run_name: conn.prepare("UPDATE runs SET run_name = ?1 WHERE run_id = ?2")?,
         })
     }
@@ -294,29 +289,21 @@ impl<'c> Writer<'c> {
     fn job(&mut self, job: &LogJob) -> Result<()> {
         let run = job.run_id.as_str();
         match self.stage.run(&[Arg::T(run)])? {
-            None => return Err(Error::NotFound(format!("Run with id={run} not found"))),
-            Some(s) if s != "active" => {
-                return Err(Error::Invalid(format!(
-                    "The run {run} must be in the 'active' state. Current state is {s}."
-                )));
-            }
+            None => return Err(log_errors::run_not_found(run)),
+            Some(s) if s != "active" => return Err(log_errors::run_not_active(run, &s)),
             Some(_) => {}
         }
         let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
         for (k, v) in &job.params {
             if let Some(prev) = seen.insert(k, v) {
                 if prev != v {
-                    return Err(Error::Invalid(format!(
-                        "Duplicate parameter keys have been submitted: '{k}' with values '{prev}' and '{v}'"
-                    )));
+                    return Err(log_errors::duplicate_param(k, prev, v));
                 }
                 continue;
             }
             match self.param_get.run(&[Arg::T(run), Arg::T(k)])? {
                 Some(old) if old != *v => {
-                    return Err(Error::Invalid(format!(
-                        "Changing param values is not allowed. Param with key='{k}' was already logged with value='{old}' for run ID='{run}'. Attempted logging new value '{v}'."
-                    )));
+                    return Err(log_errors::changed_param(k, &old, run, v));
                 }
                 Some(_) => {}
                 None => {
@@ -324,32 +311,28 @@ impl<'c> Writer<'c> {
                 }
             }
         }
-        let mut latest: BTreeMap<&str, &crate::Metric> = BTreeMap::new();
-        for m in &job.metrics {
-            let (v, n) = crate::sql::stored(m.value);
+        let points: Vec<_> = crate::tracking::points(run, &job.metrics).collect();
+        for p in &points {
+            let (v, n) = stored(p.value);
             self.point.run(&[
                 Arg::T(run),
-                Arg::T(&m.key),
+                Arg::T(p.key),
                 Arg::F(v),
                 Arg::I(n),
-                Arg::I(m.step),
-                Arg::I(m.timestamp),
+                Arg::I(p.step),
+                Arg::I(p.ts_ms),
                 Arg::I(v.to_bits() as i64),
             ])?;
-            let e = latest.entry(m.key.as_str()).or_insert(m);
-            if (m.step, m.timestamp, m.value) > (e.step, e.timestamp, e.value) {
-                *e = m;
-            }
         }
-        for m in latest.values() {
-            let (v, n) = crate::sql::stored(m.value);
+        for p in latest_points(&points) {
+            let (v, n) = stored(p.value);
             self.latest.run(&[
                 Arg::T(run),
-                Arg::T(&m.key),
+                Arg::T(p.key),
                 Arg::F(v),
                 Arg::I(n),
-                Arg::I(m.step),
-                Arg::I(m.timestamp),
+                Arg::I(p.step),
+                Arg::I(p.ts_ms),
                 Arg::I(v.to_bits() as i64),
             ])?;
         }

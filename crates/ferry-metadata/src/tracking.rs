@@ -297,6 +297,31 @@ fn in_list(sql: &mut Sql, ids: &[String]) -> String {
         .join(", ")
 }
 
+/// MLflow's errors for logging, word for word (clients match on them); one
+/// place for every writer (direct, grouped, the SQLite writer thread).
+pub(crate) mod log_errors {
+    use crate::Error;
+
+    pub fn run_not_found(run: &str) -> Error {
+        Error::NotFound(format!("Run with id={run} not found"))
+    }
+    pub fn run_not_active(run: &str, stage: &str) -> Error {
+        Error::Invalid(format!(
+            "The run {run} must be in the 'active' state. Current state is {stage}."
+        ))
+    }
+    pub fn duplicate_param(key: &str, first: &str, second: &str) -> Error {
+        Error::Invalid(format!(
+            "Duplicate parameter keys have been submitted: '{key}' with values '{first}' and '{second}'"
+        ))
+    }
+    pub fn changed_param(key: &str, old: &str, run: &str, new: &str) -> Error {
+        Error::Invalid(format!(
+            "Changing param values is not allowed. Param with key='{key}' was already logged with value='{old}' for run ID='{run}'. Attempted logging new value '{new}'."
+        ))
+    }
+}
+
 /// The per-request limits of `log-batch`, as MLflow enforces them.
 pub const MAX_BATCH_METRICS: usize = 1000;
 pub const MAX_BATCH_PARAMS: usize = 100;
@@ -411,9 +436,7 @@ impl SqlStore {
         for (k, v) in params {
             if let Some(prev) = seen.insert(k, v) {
                 if prev != v {
-                    return Err(Error::Invalid(format!(
-                        "Duplicate parameter keys have been submitted: '{k}' with values '{prev}' and '{v}'"
-                    )));
+                    return Err(log_errors::duplicate_param(k, prev, v));
                 }
                 continue;
             }
@@ -428,9 +451,7 @@ impl SqlStore {
                 Some(row) => {
                     let old = get_s(&row, "value");
                     if old != *v {
-                        return Err(Error::Invalid(format!(
-                            "Changing param values is not allowed. Param with key='{k}' was already logged with value='{old}' for run ID='{run_id}'. Attempted logging new value '{v}'."
-                        )));
+                        return Err(log_errors::changed_param(k, &old, run_id, v));
                     }
                 }
                 None => {
@@ -528,16 +549,13 @@ impl SqlStore {
     async fn require_run(&self, run_id: &str) -> Result<RunInfo> {
         self.run_info(run_id)
             .await?
-            .ok_or_else(|| Error::NotFound(format!("Run with id={run_id} not found")))
+            .ok_or_else(|| log_errors::run_not_found(run_id))
     }
 
     async fn require_active_run(&self, run_id: &str) -> Result<RunInfo> {
         let r = self.require_run(run_id).await?;
         if r.lifecycle_stage != "active" {
-            return Err(Error::Invalid(format!(
-                "The run {run_id} must be in the 'active' state. Current state is {}.",
-                r.lifecycle_stage
-            )));
+            return Err(log_errors::run_not_active(run_id, &r.lifecycle_stage));
         }
         Ok(r)
     }

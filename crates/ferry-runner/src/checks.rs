@@ -21,15 +21,6 @@ fn thread_cpu() -> (Duration, Duration, u64) {
     (tv(t.ru_utime), tv(t.ru_stime), p.ru_maxrss as u64 * 1024)
 }
 
-fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    if let Some(d) = path.parent() {
-        std::fs::create_dir_all(d)?;
-    }
-    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path)
-}
-
 /// Runs `check` for `stage`, writing its report(s) under `root`, its summary
 /// to `log_path` and to `sink`. Exit 0 when the report was written (whatever
 /// it says), 2 when the check could not run (bad data, a bad suite).
@@ -182,10 +173,10 @@ fn run_inner(root: &Path, check: &Check, lines: &mut Vec<String>) -> Result<(), 
             )
         }
     };
-    write_atomic(&root.join(&check.report), &json)
+    ferry_cache::write_atomic(&root.join(&check.report), &json)
         .map_err(|e| format!("cannot write {}: {e}", check.report))?;
     if let (Some(h), Some(text)) = (&check.html, html) {
-        write_atomic(&root.join(h), text.as_bytes())
+        ferry_cache::write_atomic(&root.join(h), text.as_bytes())
             .map_err(|e| format!("cannot write {h}: {e}"))?;
         lines.push(format!("report: {h}"));
     }

@@ -358,18 +358,12 @@ impl Recorder for Local {
             .join(dir);
         for f in files {
             let src = project.root.join(f);
-            let name = src.file_name().map(|n| n.to_owned()).unwrap_or_default();
-            let io = |action: &'static str, path: std::path::PathBuf| {
-                move |source: std::io::Error| crate::Error::Io {
-                    action,
-                    path,
-                    source,
-                }
-            };
-            std::fs::create_dir_all(&to).map_err(io("create", to.clone()))?;
-            let tmp = to.join(format!(".{}.tmp", name.to_string_lossy()));
-            std::fs::copy(&src, &tmp).map_err(io("copy", src.clone()))?;
-            std::fs::rename(&tmp, to.join(&name)).map_err(io("rename", to.join(&name)))?;
+            let bytes = std::fs::read(&src).map_err(|source| crate::Error::Io {
+                action: "read",
+                path: src.clone(),
+                source,
+            })?;
+            ferry_cache::write_atomic(&to.join(src.file_name().unwrap_or_default()), &bytes)?;
         }
         Ok(())
     }

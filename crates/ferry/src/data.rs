@@ -56,28 +56,10 @@ pub fn table_spec(cwd: &Path, path: &str, a: &TableArgs) -> Result<TableSpec> {
 }
 
 fn write_html(path: &Path, html: &str) -> Result<()> {
-    ferry_data_write(path, html.as_bytes())
+    ferry_cache::write_atomic(path, html.as_bytes())
         .with_context(|| format!("cannot write {}", path.display()))?;
     eprintln!("report: {}", path.display());
     Ok(())
-}
-
-/// Writes through a temporary file and a rename.
-fn ferry_data_write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        path.file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-        std::process::id()
-    ));
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path)
 }
 
 fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {
@@ -108,7 +90,7 @@ pub fn data(style: &Style, cwd: &Path, cmd: DataCommand) -> Result<u8> {
             match output {
                 Some(o) => {
                     let o = cwd.join(o);
-                    ferry_data_write(&o, yaml.as_bytes())
+                    ferry_cache::write_atomic(&o, yaml.as_bytes())
                         .with_context(|| format!("cannot write {}", o.display()))?;
                     eprintln!(
                         "profiled {} rows x {} columns of {}; suite written to {}",
