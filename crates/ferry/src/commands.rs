@@ -707,16 +707,23 @@ fn server(ctx: &Ctx, args: ServerArgs) -> Result<u8> {
         .map_err(|_| usage(format!("--host `{}` is not an IP address", args.host)))?;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Request logs go through a bounded queue to a writer thread, so a slow
+    // or blocked stderr never holds up a request (lines are dropped, and
+    // counted by tracing-appender, when the queue is full); colour only when
+    // stderr is a terminal.
+    let (log_writer, _log_guard) = tracing_appender::non_blocking(std::io::stderr());
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     if args.log_json {
         tracing_subscriber::fmt()
             .json()
             .with_env_filter(filter)
-            .with_writer(std::io::stderr)
+            .with_writer(log_writer)
             .init();
     } else {
         tracing_subscriber::fmt()
             .with_env_filter(filter)
-            .with_writer(std::io::stderr)
+            .with_ansi(ansi)
+            .with_writer(log_writer)
             .init();
     }
     let cfg = ferry_server::ServerConfig {
