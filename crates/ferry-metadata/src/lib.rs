@@ -8,6 +8,7 @@
 //! knows SQL. [`BlockingStore`] gives synchronous callers (the CLI) the same
 //! interface on a private current-thread runtime.
 
+mod deployments;
 mod group;
 mod model;
 mod models;
@@ -15,6 +16,7 @@ mod sql;
 mod sqlite_writer;
 mod tracking;
 
+pub use deployments::*;
 pub use model::*;
 pub use models::*;
 pub use sql::SqlStore;
@@ -52,13 +54,16 @@ pub enum Error {
     AlreadyExists(String),
     #[error("{0}")]
     Invalid(String),
+    /// Someone else changed the record first (a stale revision).
+    #[error("{0}")]
+    Conflict(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Everything ferry records, behind one interface every backend implements.
 #[async_trait::async_trait]
-pub trait MetadataStore: TrackingStore + ModelStore + Send + Sync {
+pub trait MetadataStore: TrackingStore + ModelStore + DeploymentStore + Send + Sync {
     async fn begin_run(&self, run: &NewRun) -> Result<()>;
     async fn finish_run(
         &self,

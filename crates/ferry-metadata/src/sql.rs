@@ -16,6 +16,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (4, include_str!("../migrations/0004_metric_bits.sql")),
     (5, include_str!("../migrations/0005_drop_history_index.sql")),
     (6, include_str!("../migrations/0006_latest_bits.sql")),
+    (7, include_str!("../migrations/0007_deployments.sql")),
 ];
 
 pub struct SqlStore {
@@ -966,7 +967,7 @@ impl MetadataStore for SqlStore {
     }
 }
 
-async fn set_alias_in(
+pub(crate) async fn set_alias_in(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     model: &str,
     alias: &str,

@@ -89,7 +89,7 @@ impl From<ferry_metadata::Error> for ApiError {
         use ferry_metadata::Error as E;
         match e {
             E::NotFound(m) => Self::not_found(m),
-            E::Invalid(m) | E::Ambiguous(m) => Self::invalid(m),
+            E::Invalid(m) | E::Ambiguous(m) | E::Conflict(m) => Self::invalid(m),
             E::AlreadyExists(m) => Self {
                 code: Code::ResourceAlreadyExists,
                 message: m,

@@ -437,7 +437,9 @@ fn store_err(e: ferry_metadata::Error) -> anyhow::Error {
     match e {
         ferry_metadata::Error::NotFound(m)
         | ferry_metadata::Error::Ambiguous(m)
-        | ferry_metadata::Error::Invalid(m) => usage(m),
+        | ferry_metadata::Error::Invalid(m)
+        | ferry_metadata::Error::AlreadyExists(m)
+        | ferry_metadata::Error::Conflict(m) => usage(m),
         other => other.into(),
     }
 }

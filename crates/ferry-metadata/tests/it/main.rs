@@ -618,6 +618,153 @@ fn assert_same_values(got: &[Metric], want: &[f64]) {
     }
 }
 
+async fn deployments_conformance(s: &dyn MetadataStore) {
+    s.create_model_version(&version("iris", "d1", Some("production")))
+        .await
+        .unwrap();
+    s.create_model_version(&version("iris", "d2", None))
+        .await
+        .unwrap();
+    let new = |candidate| NewDeployment {
+        model: "iris".into(),
+        candidate,
+        stable: Some(1),
+        strategy: "canary".into(),
+        spec: serde_json::json!({"steps": [10, 50, 100]}),
+        phase: "progressing".into(),
+        weight: 10,
+        created_ms: 100,
+        reason: Some("by test".into()),
+    };
+    // A version that does not exist cannot be deployed.
+    assert!(matches!(
+        s.create_deployment(&new(9)).await,
+        Err(Error::NotFound(_))
+    ));
+    let d = s.create_deployment(&new(2)).await.unwrap();
+    assert_eq!(
+        (d.candidate, d.stable, d.weight, d.step),
+        (2, Some(1), 10, 0)
+    );
+    assert!(d.active);
+    assert_eq!(d.spec["steps"][1], 50);
+    // One active deployment per model.
+    assert!(matches!(
+        s.create_deployment(&new(2)).await,
+        Err(Error::AlreadyExists(_))
+    ));
+    let step = |rev_step: i64, weight, kind: &str| DeploymentChange {
+        phase: "progressing".into(),
+        active: true,
+        step: rev_step,
+        weight,
+        step_started_ms: 200,
+        reason: None,
+        kind: kind.into(),
+        detail: serde_json::json!({"requests": 12}),
+        now_ms: 200,
+        move_alias: None,
+        reject: false,
+    };
+    let d2 = s
+        .change_deployment(&d.id, d.revision, &step(1, 50, "advanced"))
+        .await
+        .unwrap();
+    assert_eq!((d2.step, d2.weight, d2.revision), (1, 50, d.revision + 1));
+    // A stale revision loses.
+    assert!(matches!(
+        s.change_deployment(&d.id, d.revision, &step(2, 100, "advanced"))
+            .await,
+        Err(Error::Conflict(_))
+    ));
+    // Promotion moves the alias in the same transaction.
+    let done = DeploymentChange {
+        phase: "promoted".into(),
+        active: false,
+        reason: Some("all steps passed".into()),
+        move_alias: Some("production".into()),
+        ..step(2, 100, "promoted")
+    };
+    let d3 = s
+        .change_deployment(&d.id, d2.revision, &done)
+        .await
+        .unwrap();
+    assert!(!d3.active);
+    assert_eq!(d3.phase, "promoted");
+    assert_eq!(
+        s.resolve_alias("iris", "production")
+            .await
+            .unwrap()
+            .unwrap()
+            .version,
+        2
+    );
+    let ev = s.alias_events("iris").await.unwrap();
+    assert_eq!(
+        ev.last().unwrap().reason.as_deref(),
+        Some("all steps passed")
+    );
+    // A finished deployment takes no more changes.
+    assert!(matches!(
+        s.change_deployment(&d.id, d3.revision, &done).await,
+        Err(Error::Conflict(_))
+    ));
+    let events = s.deployment_events(&d.id).await.unwrap();
+    let kinds: Vec<_> = events.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(kinds, ["started", "advanced", "promoted"]);
+    assert_eq!(events[1].detail["requests"], 12);
+    assert_eq!(events.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2, 3]);
+
+    // A rollback tags the candidate as rejected; then a new deployment may start.
+    s.create_model_version(&version("iris", "d3", None))
+        .await
+        .unwrap();
+    let r = s.create_deployment(&new(3)).await.unwrap();
+    assert_eq!(
+        s.list_deployments(Some("iris"), true).await.unwrap().len(),
+        1
+    );
+    let back = DeploymentChange {
+        phase: "rolled_back".into(),
+        active: false,
+        reason: Some("error rate 0.2 > 0.01".into()),
+        reject: true,
+        ..step(0, 0, "rolled_back")
+    };
+    s.change_deployment(&r.id, r.revision, &back).await.unwrap();
+    let v3 = s.get_version("iris", 3).await.unwrap().unwrap();
+    assert!(
+        v3.tags
+            .iter()
+            .any(|(k, v)| k == "ferry.rejected" && v == "error rate 0.2 > 0.01")
+    );
+    assert_eq!(
+        s.resolve_alias("iris", "production")
+            .await
+            .unwrap()
+            .unwrap()
+            .version,
+        2
+    );
+    assert!(
+        s.list_deployments(Some("iris"), true)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let all = s.list_deployments(None, false).await.unwrap();
+    assert_eq!(all.len(), 2);
+    assert!(s.get_deployment("nope").await.unwrap().is_none());
+}
+
+#[test]
+fn sqlite_deployments() {
+    rt().block_on(async {
+        let (_d, s) = sqlite().await;
+        deployments_conformance(&s).await;
+    });
+}
+
 #[test]
 fn sqlite_group_commit() {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -735,6 +882,11 @@ mod postgres {
         rt.block_on(async {
             group_commit_conformance(std::sync::Arc::new(fresh().await.with_group_commit())).await
         });
+    }
+
+    #[test]
+    fn postgres_deployments() {
+        rt().block_on(async { deployments_conformance(&fresh().await).await });
     }
 
     #[test]

@@ -1,0 +1,389 @@
+//! Deployments: a candidate version rolled out behind `ferry serve` (canary
+//! or shadow), and the decisions taken on it. The gateway's routes are a
+//! function of these rows, so a restarted gateway resumes where it was.
+//!
+//! Which phases exist and what moves between them is `ferry-serve`'s
+//! business; this module stores a phase as text plus whether the deployment
+//! is still active, and guards every change with a revision number so the
+//! gateway's controller and a person's `ferry deploy promote` cannot both win.
+
+use crate::sql::{get_i, get_oi, get_os, get_s, q};
+use crate::{Error, MetadataStore, Result, SqlStore};
+use serde::Serialize;
+use sqlx::any::AnyRow;
+
+#[derive(Debug, Clone)]
+pub struct NewDeployment {
+    pub model: String,
+    pub candidate: i64,
+    /// The version serving the rest of the traffic (None: nothing serves
+    /// the model yet, the candidate takes all of it).
+    pub stable: Option<i64>,
+    pub strategy: String,
+    /// The rollout's settings (steps, interval, analysis criteria), as the
+    /// serving crate wrote them.
+    pub spec: serde_json::Value,
+    pub phase: String,
+    pub weight: i64,
+    pub created_ms: i64,
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Deployment {
+    pub id: String,
+    pub model: String,
+    pub candidate: i64,
+    pub stable: Option<i64>,
+    pub strategy: String,
+    pub spec: serde_json::Value,
+    pub phase: String,
+    pub active: bool,
+    pub step: i64,
+    pub weight: i64,
+    pub reason: Option<String>,
+    pub created_ms: i64,
+    pub updated_ms: i64,
+    pub step_started_ms: i64,
+    pub revision: i64,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct DeploymentEvent {
+    pub deployment_id: String,
+    pub seq: i64,
+    pub at_ms: i64,
+    pub kind: String,
+    pub phase: String,
+    pub step: i64,
+    pub weight: i64,
+    pub reason: Option<String>,
+    pub detail: serde_json::Value,
+}
+
+/// One decision: the new state, the event that records it, and what it does
+/// to the registry, applied in one transaction.
+#[derive(Debug, Clone)]
+pub struct DeploymentChange {
+    pub phase: String,
+    pub active: bool,
+    pub step: i64,
+    pub weight: i64,
+    pub step_started_ms: i64,
+    pub reason: Option<String>,
+    /// The event's kind (`advanced`, `waiting`, `promoted`, ...).
+    pub kind: String,
+    /// The analysis behind the decision.
+    pub detail: serde_json::Value,
+    pub now_ms: i64,
+    /// Points this alias at the candidate (promotion), with the reason.
+    pub move_alias: Option<String>,
+    /// Tags the candidate version `ferry.rejected` = reason (rollback).
+    pub reject: bool,
+}
+
+#[async_trait::async_trait]
+pub trait DeploymentStore: Send + Sync {
+    /// Records a new deployment and its `started` event. A model has at most
+    /// one active deployment: another one is `AlreadyExists`.
+    async fn create_deployment(&self, d: &NewDeployment) -> Result<Deployment>;
+    async fn get_deployment(&self, id: &str) -> Result<Option<Deployment>>;
+    /// Newest first; only active ones when `active_only`.
+    async fn list_deployments(
+        &self,
+        model: Option<&str>,
+        active_only: bool,
+    ) -> Result<Vec<Deployment>>;
+    /// Applies `change` if the deployment is still at `revision` (else
+    /// `Conflict`: someone else decided first) and returns the new row.
+    async fn change_deployment(
+        &self,
+        id: &str,
+        revision: i64,
+        change: &DeploymentChange,
+    ) -> Result<Deployment>;
+    async fn deployment_events(&self, id: &str) -> Result<Vec<DeploymentEvent>>;
+}
+
+const COLUMNS: &str = "deployment_id, model, candidate, stable, strategy, spec, phase, active, step, weight, reason, created_ms, updated_ms, step_started_ms, revision";
+
+fn deployment(r: &AnyRow) -> Deployment {
+    Deployment {
+        id: get_s(r, "deployment_id"),
+        model: get_s(r, "model"),
+        candidate: get_i(r, "candidate"),
+        stable: get_oi(r, "stable"),
+        strategy: get_s(r, "strategy"),
+        spec: serde_json::from_str(&get_s(r, "spec")).unwrap_or(serde_json::Value::Null),
+        phase: get_s(r, "phase"),
+        active: get_i(r, "active") != 0,
+        step: get_i(r, "step"),
+        weight: get_i(r, "weight"),
+        reason: get_os(r, "reason"),
+        created_ms: get_i(r, "created_ms"),
+        updated_ms: get_i(r, "updated_ms"),
+        step_started_ms: get_i(r, "step_started_ms"),
+        revision: get_i(r, "revision"),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn insert_event(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    id: &str,
+    at_ms: i64,
+    kind: &str,
+    phase: &str,
+    step: i64,
+    weight: i64,
+    reason: Option<&str>,
+    detail: &serde_json::Value,
+) -> Result<()> {
+    let seq = sqlx::query(
+        "SELECT COALESCE(MAX(seq), 0) AS n FROM deployment_events WHERE deployment_id = $1",
+    )
+    .bind(id)
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(q("record a deployment event"))?;
+    let seq = get_i(&seq, "n") + 1;
+    sqlx::query(
+        "INSERT INTO deployment_events (event_id, deployment_id, seq, at_ms, kind, phase, step, weight, reason, detail) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(ferry_core::RunId::generate().as_str().to_owned())
+    .bind(id)
+    .bind(seq)
+    .bind(at_ms)
+    .bind(kind)
+    .bind(phase)
+    .bind(step)
+    .bind(weight)
+    .bind(reason.map(str::to_owned))
+    .bind(detail.to_string())
+    .execute(&mut **tx)
+    .await
+    .map_err(q("record a deployment event"))?;
+    Ok(())
+}
+
+async fn read_deployment(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    id: &str,
+) -> Result<Option<Deployment>> {
+    let sql = format!("SELECT {COLUMNS} FROM deployments WHERE deployment_id = $1");
+    Ok(sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(q("read a deployment"))?
+        .as_ref()
+        .map(deployment))
+}
+
+#[async_trait::async_trait]
+impl DeploymentStore for SqlStore {
+    async fn create_deployment(&self, d: &NewDeployment) -> Result<Deployment> {
+        if self.get_version(&d.model, d.candidate).await?.is_none() {
+            return Err(Error::NotFound(format!(
+                "model `{}` has no version {}",
+                d.model, d.candidate
+            )));
+        }
+        let mut tx = self.begin().await.map_err(q("start a deployment"))?;
+        let busy = sqlx::query(
+            "SELECT deployment_id, candidate, phase FROM deployments WHERE model = $1 AND active = 1",
+        )
+        .bind(&d.model)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(q("start a deployment"))?;
+        if let Some(r) = busy {
+            return Err(Error::AlreadyExists(format!(
+                "model `{}` already has an active deployment `{}` (version {}, {}); promote or abort it first",
+                d.model,
+                get_s(&r, "deployment_id"),
+                get_i(&r, "candidate"),
+                get_s(&r, "phase")
+            )));
+        }
+        let id = ferry_core::RunId::generate().as_str().to_owned();
+        let sql = format!(
+            "INSERT INTO deployments ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, 1, 0, $8, $9, $10, $10, $10, 1)"
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(&id)
+            .bind(&d.model)
+            .bind(d.candidate)
+            .bind(d.stable)
+            .bind(&d.strategy)
+            .bind(d.spec.to_string())
+            .bind(&d.phase)
+            .bind(d.weight)
+            .bind(d.reason.clone())
+            .bind(d.created_ms)
+            .execute(&mut *tx)
+            .await
+            .map_err(q("start a deployment"))?;
+        insert_event(
+            &mut tx,
+            &id,
+            d.created_ms,
+            "started",
+            &d.phase,
+            0,
+            d.weight,
+            d.reason.as_deref(),
+            &d.spec,
+        )
+        .await?;
+        let out = read_deployment(&mut tx, &id)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("no deployment `{id}`")))?;
+        tx.commit().await.map_err(q("start a deployment"))?;
+        Ok(out)
+    }
+
+    async fn get_deployment(&self, id: &str) -> Result<Option<Deployment>> {
+        let sql = format!("SELECT {COLUMNS} FROM deployments WHERE deployment_id = $1");
+        Ok(sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(q("read a deployment"))?
+            .as_ref()
+            .map(deployment))
+    }
+
+    async fn list_deployments(
+        &self,
+        model: Option<&str>,
+        active_only: bool,
+    ) -> Result<Vec<Deployment>> {
+        let mut sql = format!("SELECT {COLUMNS} FROM deployments WHERE 1 = 1");
+        if model.is_some() {
+            sql.push_str(" AND model = $1");
+        }
+        if active_only {
+            sql.push_str(" AND active = 1");
+        }
+        sql.push_str(" ORDER BY created_ms DESC, deployment_id DESC");
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        if let Some(m) = model {
+            query = query.bind(m.to_owned());
+        }
+        let rows = query
+            .fetch_all(&self.pool)
+            .await
+            .map_err(q("list deployments"))?;
+        Ok(rows.iter().map(deployment).collect())
+    }
+
+    async fn change_deployment(
+        &self,
+        id: &str,
+        revision: i64,
+        c: &DeploymentChange,
+    ) -> Result<Deployment> {
+        let mut tx = self.begin().await.map_err(q("change a deployment"))?;
+        let current = read_deployment(&mut tx, id)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("no deployment `{id}`")))?;
+        if current.revision != revision {
+            return Err(Error::Conflict(format!(
+                "deployment `{id}` changed meanwhile (now {}, revision {})",
+                current.phase, current.revision
+            )));
+        }
+        if !current.active {
+            return Err(Error::Conflict(format!(
+                "deployment `{id}` is already {}",
+                current.phase
+            )));
+        }
+        sqlx::query(
+            "UPDATE deployments SET phase = $1, active = $2, step = $3, weight = $4, reason = $5, \
+             updated_ms = $6, step_started_ms = $7, revision = revision + 1 \
+             WHERE deployment_id = $8 AND revision = $9",
+        )
+        .bind(&c.phase)
+        .bind(i64::from(c.active))
+        .bind(c.step)
+        .bind(c.weight)
+        .bind(c.reason.clone())
+        .bind(c.now_ms)
+        .bind(c.step_started_ms)
+        .bind(id)
+        .bind(revision)
+        .execute(&mut *tx)
+        .await
+        .map_err(q("change a deployment"))?;
+        insert_event(
+            &mut tx,
+            id,
+            c.now_ms,
+            &c.kind,
+            &c.phase,
+            c.step,
+            c.weight,
+            c.reason.as_deref(),
+            &c.detail,
+        )
+        .await?;
+        if let Some(alias) = &c.move_alias {
+            crate::sql::set_alias_in(
+                &mut tx,
+                &current.model,
+                alias,
+                current.candidate,
+                c.reason.as_deref(),
+                c.now_ms,
+            )
+            .await?;
+        }
+        if c.reject {
+            sqlx::query(
+                "INSERT INTO model_version_tags (model, version, tkey, value) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (model, version, tkey) DO UPDATE SET value = excluded.value",
+            )
+            .bind(&current.model)
+            .bind(current.candidate)
+            .bind("ferry.rejected")
+            .bind(c.reason.clone().unwrap_or_else(|| "rejected".into()))
+            .execute(&mut *tx)
+            .await
+            .map_err(q("reject a model version"))?;
+        }
+        let out = read_deployment(&mut tx, id)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("no deployment `{id}`")))?;
+        tx.commit().await.map_err(q("change a deployment"))?;
+        Ok(out)
+    }
+
+    async fn deployment_events(&self, id: &str) -> Result<Vec<DeploymentEvent>> {
+        let rows = sqlx::query(
+            "SELECT deployment_id, seq, at_ms, kind, phase, step, weight, reason, detail \
+             FROM deployment_events WHERE deployment_id = $1 ORDER BY seq",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(q("read deployment events"))?;
+        Ok(rows
+            .iter()
+            .map(|r| DeploymentEvent {
+                deployment_id: get_s(r, "deployment_id"),
+                seq: get_i(r, "seq"),
+                at_ms: get_i(r, "at_ms"),
+                kind: get_s(r, "kind"),
+                phase: get_s(r, "phase"),
+                step: get_i(r, "step"),
+                weight: get_i(r, "weight"),
+                reason: get_os(r, "reason"),
+                detail: serde_json::from_str(&get_s(r, "detail"))
+                    .unwrap_or(serde_json::Value::Null),
+            })
+            .collect())
+    }
+}
