@@ -1,0 +1,1 @@
+//! The onnxruntime engine (cargo feature `ort`).
