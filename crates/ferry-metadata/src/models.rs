@@ -898,3 +898,32 @@ impl ModelStore for SqlStore {
         Ok(())
     }
 }
+
+/// Where a version's files are, as an artifact URI of the store's artifact
+/// root (`mlflow-artifacts:/<experiment>/<run>/artifacts/<path>` for a
+/// `runs:/` source, the logged model's location for `models:/`); any other
+/// source is returned as it is.
+pub async fn version_artifact_uri(
+    store: &dyn crate::MetadataStore,
+    v: &crate::ModelVersion,
+) -> Result<String> {
+    if let Some(rest) = v.source.strip_prefix("runs:/") {
+        let (run, path) = rest.split_once('/').unwrap_or((rest, ""));
+        let r = store
+            .get_tracked_run(run)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("Run with id={run} not found")))?;
+        Ok(if path.is_empty() {
+            r.info.artifact_uri
+        } else {
+            format!("{}/{path}", r.info.artifact_uri)
+        })
+    } else if let Some(id) = v.source.strip_prefix("models:/") {
+        Ok(match store.get_logged_model(id.trim_end_matches('/')).await? {
+            Some(m) => m.artifact_location,
+            None => v.source.clone(),
+        })
+    } else {
+        Ok(v.source.clone())
+    }
+}

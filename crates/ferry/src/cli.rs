@@ -65,6 +65,10 @@ pub enum Command {
     Schema,
     /// Serve the MLflow REST API (tracking, artifacts) over this project's store
     Server(ServerArgs),
+    /// Serve registered models over HTTP (MLflow scoring, Open Inference Protocol, KServe V1), with canaries and metrics
+    Serve(crate::serve::ServeArgs),
+    /// Roll out a new version behind `ferry serve`: canary steps or a shadow, judged and rolled back automatically
+    Deploy(crate::serve::DeployArgs),
     /// Describe data: profile a trusted batch into a starting expectation suite
     #[command(subcommand)]
     Data(DataCommand),

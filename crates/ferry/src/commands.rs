@@ -52,8 +52,8 @@ pub fn exit_code_of(e: &anyhow::Error) -> u8 {
     }
 }
 
-struct Ctx {
-    cwd: PathBuf,
+pub(crate) struct Ctx {
+    pub(crate) cwd: PathBuf,
     style: Style,
 }
 
@@ -76,7 +76,7 @@ impl Ctx {
     }
 }
 
-fn print_json<T: Serialize>(v: &T) -> Result<()> {
+pub(crate) fn print_json<T: Serialize>(v: &T) -> Result<()> {
     let mut s = serde_json::to_string_pretty(v)?;
     s.push('\n');
     use std::io::Write;
@@ -113,6 +113,8 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
         Command::Models(m) => models(&ctx, m),
         Command::Gc { all } => gc(&ctx, all),
         Command::Server(args) => server(&ctx, args),
+        Command::Serve(args) => crate::serve::serve(&ctx, args),
+        Command::Deploy(args) => crate::serve::deploy(&ctx, args),
         Command::Data(c) => crate::data::data(&ctx.style, &ctx.cwd, c),
         Command::Check(c) => crate::data::check(&ctx.style, &ctx.cwd, c),
         Command::Schema => {
@@ -433,7 +435,7 @@ fn runs_show(ctx: &Ctx, run: &str, json: bool) -> Result<u8> {
     Ok(exit::OK)
 }
 
-fn store_err(e: ferry_metadata::Error) -> anyhow::Error {
+pub(crate) fn store_err(e: ferry_metadata::Error) -> anyhow::Error {
     match e {
         ferry_metadata::Error::NotFound(m)
         | ferry_metadata::Error::Ambiguous(m)
@@ -707,27 +709,7 @@ fn server(ctx: &Ctx, args: ServerArgs) -> Result<u8> {
         .host
         .parse()
         .map_err(|_| usage(format!("--host `{}` is not an IP address", args.host)))?;
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    // Request logs go through a bounded queue to a writer thread, so a slow
-    // or blocked stderr never holds up a request (lines are dropped, and
-    // counted by tracing-appender, when the queue is full); colour only when
-    // stderr is a terminal.
-    let (log_writer, _log_guard) = tracing_appender::non_blocking(std::io::stderr());
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    if args.log_json {
-        tracing_subscriber::fmt()
-            .json()
-            .with_env_filter(filter)
-            .with_writer(log_writer)
-            .init();
-    } else {
-        tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_ansi(ansi)
-            .with_writer(log_writer)
-            .init();
-    }
+    init_logging(args.log_json);
     let cfg = ferry_server::ServerConfig {
         addr: std::net::SocketAddr::new(ip, args.port),
         store_url: store_url.clone(),
@@ -746,4 +728,29 @@ fn server(ctx: &Ctx, args: ServerArgs) -> Result<u8> {
         eprintln!("  export MLFLOW_TRACKING_URI=http://{addr}");
     }))?;
     Ok(exit::OK)
+}
+
+/// Logs of the long-running commands (`server`, `serve`) go through a
+/// bounded queue to a writer thread, so a slow or blocked stderr never
+/// holds up a request (lines are dropped when the queue is full); colour
+/// only when stderr is a terminal. The writer lives as long as the process.
+pub(crate) fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let (writer, guard) = tracing_appender::non_blocking(std::io::stderr());
+    std::mem::forget(guard);
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    if json {
+        tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .with_writer(writer)
+            .init();
+    } else {
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_ansi(ansi)
+            .with_writer(writer)
+            .init();
+    }
 }

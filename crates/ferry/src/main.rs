@@ -4,6 +4,7 @@
 mod cli;
 mod commands;
 mod data;
+mod serve;
 mod ui;
 
 use clap::Parser;

@@ -498,26 +498,7 @@ pub async fn download_uri(
 ) -> ApiResult<Out<Value>> {
     let name = name_of(q.name)?;
     let v = load_version(&st, &name, version_of(q.version)?).await?;
-    let uri = if let Some(rest) = v.source.strip_prefix("runs:/") {
-        let (run, path) = rest.split_once('/').unwrap_or((rest, ""));
-        let r = st
-            .store
-            .get_tracked_run(run)
-            .await?
-            .ok_or_else(|| ApiError::not_found(format!("Run with id={run} not found")))?;
-        if path.is_empty() {
-            r.info.artifact_uri
-        } else {
-            format!("{}/{path}", r.info.artifact_uri)
-        }
-    } else if let Some(id) = v.source.strip_prefix("models:/") {
-        match st.store.get_logged_model(id.trim_end_matches('/')).await? {
-            Some(m) => m.artifact_location,
-            None => v.source.clone(),
-        }
-    } else {
-        v.source.clone()
-    };
+    let uri = ferry_metadata::version_artifact_uri(st.store.as_ref(), &v).await?;
     Ok(Out(json!({ "artifact_uri": uri })))
 }
 

@@ -1,0 +1,816 @@
+//! The gateway's state: which versions serve which model with what weight
+//! (the route table), how it is rebuilt from the store, and the prediction
+//! path every protocol shares.
+//!
+//! One code path for start-up and change: [`Gateway::reconcile`] reads the
+//! store (aliases, versions, active deployments), loads what is not loaded
+//! yet, builds a new table and swaps it in. A request holds the table (and
+//! the versions in it) it started with, so a weight change, a promotion, a
+//! rollback or a reload never drops a request in flight.
+
+use crate::canary::{self, Phase, Plan, Strategy};
+use crate::loader::{LoadError, Loader};
+use crate::predictor::{self, PredictError, Predictor};
+use crate::predlog::PredLog;
+use crate::stats::{Snapshot, VersionStats};
+use ferry_metadata::{Deployment, DeploymentChange, MetadataStore, ModelVersion};
+use ferry_onnx::Tensor;
+use serde_json::{Map, Value};
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, RwLock};
+
+/// A model the gateway serves, as given on the command line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServeSpec {
+    pub name: String,
+    pub selector: Selector,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Selector {
+    Alias(String),
+    Version(i64),
+    Latest,
+}
+
+impl std::str::FromStr for ServeSpec {
+    type Err = String;
+    /// `iris@production`, `iris/3` or `iris` (its latest version).
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (name, selector) = if let Some((n, a)) = s.split_once('@') {
+            if a.is_empty() {
+                return Err(format!("`{s}`: an alias is missing after `@`"));
+            }
+            (n, Selector::Alias(a.to_owned()))
+        } else if let Some((n, v)) = s.rsplit_once('/') {
+            let v: i64 = v
+                .parse()
+                .ok()
+                .filter(|v| *v > 0)
+                .ok_or_else(|| format!("`{s}`: `{v}` is not a version number"))?;
+            (n, Selector::Version(v))
+        } else {
+            (s, Selector::Latest)
+        };
+        ferry_core::ModelName::new(name).map_err(|e| format!("`{s}`: {e}"))?;
+        Ok(ServeSpec {
+            name: name.to_owned(),
+            selector,
+        })
+    }
+}
+
+impl std::fmt::Display for ServeSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.selector {
+            Selector::Alias(a) => write!(f, "{}@{a}", self.name),
+            Selector::Version(v) => write!(f, "{}/{v}", self.name),
+            Selector::Latest => write!(f, "{}", self.name),
+        }
+    }
+}
+
+/// One loaded version and its measurements.
+pub struct Served {
+    pub model: String,
+    pub version: i64,
+    pub predictor: Arc<dyn Predictor>,
+    pub stats: VersionStats,
+    pub git_commit: Option<String>,
+    pub run_id: Option<String>,
+    label: Option<usize>,
+    numeric: Option<usize>,
+}
+
+impl Served {
+    pub fn new(v: &ModelVersion, predictor: Arc<dyn Predictor>) -> Self {
+        let label = predictor::label_output(predictor.outputs());
+        let numeric = if label.is_some() {
+            None
+        } else {
+            predictor::numeric_output(predictor.outputs())
+        };
+        Served {
+            model: v.model.clone(),
+            version: v.version,
+            predictor,
+            stats: VersionStats::default(),
+            git_commit: v.git_commit.clone(),
+            run_id: v.run_id.clone(),
+            label,
+            numeric,
+        }
+    }
+
+    /// The predicted classes of an answer (classifiers).
+    pub fn labels_of(&self, outputs: &[Tensor]) -> Option<Vec<String>> {
+        let i = self.label?;
+        let name = &self.predictor.outputs().get(i)?.name;
+        outputs
+            .iter()
+            .find(|t| &t.name == name)
+            .or_else(|| outputs.get(i))
+            .map(predictor::labels)
+    }
+
+    fn numbers_of(&self, outputs: &[Tensor]) -> Option<Vec<f64>> {
+        let i = self.numeric?;
+        outputs.get(i).map(predictor::numbers)
+    }
+}
+
+pub struct Canary {
+    pub served: Arc<Served>,
+    pub weight: u32,
+    pub deployment: Deployment,
+    pub plan: Plan,
+}
+
+pub struct ModelRoute {
+    pub name: String,
+    pub stable: Arc<Served>,
+    /// A canary or a shadow (by `plan.strategy`).
+    pub candidate: Option<Canary>,
+}
+
+impl ModelRoute {
+    pub fn versions(&self) -> Vec<&Arc<Served>> {
+        let mut v = vec![&self.stable];
+        if let Some(c) = &self.candidate {
+            v.push(&c.served);
+        }
+        v
+    }
+}
+
+#[derive(Default)]
+pub struct Table {
+    pub models: Vec<ModelRoute>,
+}
+
+impl Table {
+    pub fn get(&self, name: &str) -> Option<&ModelRoute> {
+        self.models.iter().find(|m| m.name == name)
+    }
+}
+
+/// Gateway-wide counters (requests that reached no version).
+#[derive(Default)]
+pub struct GatewayCounters {
+    pub unrouted: AtomicU64,
+    pub feedback_unknown: AtomicU64,
+}
+
+/// The recent answers, for feedback: request id -> (model, version, labels).
+struct FeedbackIndex {
+    map: HashMap<String, (Arc<Served>, Vec<String>)>,
+    order: VecDeque<String>,
+    cap: usize,
+}
+
+impl FeedbackIndex {
+    fn insert(&mut self, id: String, served: Arc<Served>, labels: Vec<String>) {
+        if self.map.len() >= self.cap
+            && let Some(old) = self.order.pop_front()
+        {
+            self.map.remove(&old);
+        }
+        if self.map.insert(id.clone(), (served, labels)).is_none() {
+            self.order.push_back(id);
+        }
+    }
+}
+
+/// Requests remembered for `POST /feedback`.
+pub const FEEDBACK_MEMORY: usize = 100_000;
+
+/// The step window's starting point, per deployment.
+struct Baseline {
+    /// The step's start: a new step (or a restarted gateway) starts a new window.
+    step_started_ms: i64,
+    candidate: Snapshot,
+    stable: Snapshot,
+    waited: bool,
+}
+
+pub struct Gateway {
+    pub specs: Vec<ServeSpec>,
+    pub store: Arc<dyn MetadataStore>,
+    loader: Arc<dyn Loader>,
+    table: RwLock<Arc<Table>>,
+    cache: tokio::sync::Mutex<HashMap<(String, i64), Arc<Served>>>,
+    route_n: AtomicU64,
+    request_n: AtomicU64,
+    boot: u64,
+    feedback: Mutex<FeedbackIndex>,
+    pub predlog: Option<PredLog>,
+    baselines: Mutex<HashMap<String, Baseline>>,
+    pub counters: GatewayCounters,
+}
+
+/// Why a prediction was not made; the handlers render it in their protocol.
+#[derive(Debug)]
+pub enum Failure {
+    BadInput(String),
+    NotFound(String),
+    Unavailable(String),
+    Failed(String),
+    TooLarge(usize),
+    UnsupportedMedia(String),
+}
+
+/// What every protocol's prediction handler gets back.
+pub struct Answer {
+    pub served: Arc<Served>,
+    pub outputs: Vec<Tensor>,
+    pub request_id: String,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Gateway {
+    /// A gateway serving `specs`; nothing is loaded until [`reconcile`].
+    pub fn new(
+        specs: Vec<ServeSpec>,
+        store: Arc<dyn MetadataStore>,
+        loader: Arc<dyn Loader>,
+        predlog: Option<PredLog>,
+    ) -> Self {
+        let boot = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0)
+            & 0xffff_ffff;
+        Gateway {
+            specs,
+            store,
+            loader,
+            table: RwLock::new(Arc::new(Table::default())),
+            cache: tokio::sync::Mutex::new(HashMap::new()),
+            route_n: AtomicU64::new(0),
+            request_n: AtomicU64::new(0),
+            boot,
+            feedback: Mutex::new(FeedbackIndex {
+                map: HashMap::new(),
+                order: VecDeque::new(),
+                cap: FEEDBACK_MEMORY,
+            }),
+            predlog,
+            baselines: Mutex::new(HashMap::new()),
+            counters: GatewayCounters::default(),
+        }
+    }
+
+    pub fn table(&self) -> Arc<Table> {
+        self.table.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    async fn resolve(&self, spec: &ServeSpec) -> Result<ModelVersion, LoadError> {
+        let v = match &spec.selector {
+            Selector::Alias(a) => self.store.resolve_alias(&spec.name, a).await?,
+            Selector::Version(n) => self.store.get_version(&spec.name, *n).await?,
+            Selector::Latest => self.store.latest_version(&spec.name).await?,
+        };
+        v.ok_or_else(|| {
+            LoadError::Store(ferry_metadata::Error::NotFound(format!(
+                "no model version `{spec}` in the registry"
+            )))
+        })
+    }
+
+    async fn served(
+        &self,
+        cache: &mut HashMap<(String, i64), Arc<Served>>,
+        v: &ModelVersion,
+    ) -> Result<Arc<Served>, LoadError> {
+        if let Some(s) = cache.get(&(v.model.clone(), v.version)) {
+            return Ok(s.clone());
+        }
+        let p = self.loader.load(v).await?;
+        let s = Arc::new(Served::new(v, p));
+        tracing::info!(model = %v.model, version = v.version, platform = s.predictor.platform(), "loaded");
+        cache.insert((v.model.clone(), v.version), s.clone());
+        Ok(s)
+    }
+
+    /// Rebuilds the route table from the store. With `strict`, any model
+    /// that cannot be resolved or loaded is an error (start-up); otherwise
+    /// that model keeps its previous routes and the error is logged.
+    pub async fn reconcile(&self, strict: bool) -> Result<(), LoadError> {
+        let mut cache = self.cache.lock().await;
+        let old = self.table();
+        let mut models = Vec::new();
+        for spec in &self.specs {
+            match self.route_for(&mut cache, spec).await {
+                Ok(r) => models.push(r),
+                Err(e) if strict => return Err(e),
+                Err(e) => {
+                    tracing::warn!(model = %spec.name, "keeping the current routes: {e}");
+                    if let Some(prev) = old.get(&spec.name) {
+                        models.push(ModelRoute {
+                            name: prev.name.clone(),
+                            stable: prev.stable.clone(),
+                            candidate: prev.candidate.as_ref().map(|c| Canary {
+                                served: c.served.clone(),
+                                weight: c.weight,
+                                deployment: c.deployment.clone(),
+                                plan: c.plan.clone(),
+                            }),
+                        });
+                    }
+                }
+            }
+        }
+        // Versions no route uses any more are unloaded (requests still
+        // holding them finish first: they own an Arc).
+        let used: std::collections::HashSet<(String, i64)> = models
+            .iter()
+            .flat_map(|m| m.versions())
+            .map(|s| (s.model.clone(), s.version))
+            .collect();
+        cache.retain(|k, _| used.contains(k));
+        *self.table.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(Table { models });
+        Ok(())
+    }
+
+    async fn route_for(
+        &self,
+        cache: &mut HashMap<(String, i64), Arc<Served>>,
+        spec: &ServeSpec,
+    ) -> Result<ModelRoute, LoadError> {
+        let dep = self
+            .store
+            .list_deployments(Some(&spec.name), true)
+            .await?
+            .into_iter()
+            .next();
+        let stable_v = match dep.as_ref().and_then(|d| d.stable) {
+            Some(n) => self
+                .store
+                .get_version(&spec.name, n)
+                .await?
+                .ok_or_else(|| {
+                    LoadError::Store(ferry_metadata::Error::NotFound(format!(
+                        "the deployment's stable version {}/{n} is gone",
+                        spec.name
+                    )))
+                })?,
+            None => self.resolve(spec).await?,
+        };
+        let stable = self.served(cache, &stable_v).await?;
+        let candidate = match dep {
+            Some(d) => {
+                let plan: Plan = serde_json::from_value(d.spec.clone()).map_err(|e| {
+                    LoadError::Store(ferry_metadata::Error::Invalid(format!(
+                        "deployment `{}` has an unreadable plan: {e}",
+                        d.id
+                    )))
+                })?;
+                let v = self
+                    .store
+                    .get_version(&spec.name, d.candidate)
+                    .await?
+                    .ok_or_else(|| {
+                        LoadError::Store(ferry_metadata::Error::NotFound(format!(
+                            "the candidate {}/{} is gone",
+                            spec.name, d.candidate
+                        )))
+                    })?;
+                match self.served(cache, &v).await {
+                    Ok(served) => Some(Canary {
+                        served,
+                        weight: d.weight.clamp(0, 100) as u32,
+                        deployment: d,
+                        plan,
+                    }),
+                    Err(e) => {
+                        // A candidate that cannot even load is rolled back.
+                        let reason = format!("the candidate failed to load: {e}");
+                        tracing::warn!(model = %spec.name, "{reason}");
+                        let _ = self
+                            .finish(&d, Phase::RolledBack, &reason, Value::Null)
+                            .await;
+                        None
+                    }
+                }
+            }
+            None => None,
+        };
+        Ok(ModelRoute {
+            name: spec.name.clone(),
+            stable,
+            candidate,
+        })
+    }
+
+    /// Ends a deployment (rollback, abort or promotion) in the store.
+    pub async fn finish(
+        &self,
+        d: &Deployment,
+        phase: Phase,
+        reason: &str,
+        detail: Value,
+    ) -> Result<Deployment, ferry_metadata::Error> {
+        let plan: Option<Plan> = serde_json::from_value(d.spec.clone()).ok();
+        let now = ferry_core::now_ms();
+        let promoted = phase == Phase::Promoted;
+        let change = DeploymentChange {
+            phase: phase.as_str().into(),
+            active: false,
+            step: d.step,
+            weight: if promoted { 100 } else { 0 },
+            step_started_ms: now,
+            reason: Some(reason.to_owned()),
+            kind: phase.as_str().into(),
+            detail,
+            now_ms: now,
+            move_alias: promoted.then(|| plan.map_or_else(|| "production".to_owned(), |p| p.alias)),
+            reject: !promoted,
+        };
+        self.store
+            .change_deployment(&d.id, d.revision, &change)
+            .await
+    }
+
+    fn next_request_id(&self) -> String {
+        let n = self.request_n.fetch_add(1, Relaxed);
+        format!("{:08x}-{n:012x}", self.boot)
+    }
+
+    /// Picks the version for a request: the canary for its weight's share
+    /// (spread evenly: every 100 requests, `weight` go to the canary).
+    fn pick<'a>(&self, route: &'a ModelRoute) -> &'a Arc<Served> {
+        if let Some(c) = &route.candidate
+            && c.plan.strategy == Strategy::Canary
+            && c.weight > 0
+        {
+            let n = self.route_n.fetch_add(1, Relaxed);
+            if (n.wrapping_mul(37) % 100) < u64::from(c.weight) {
+                return &c.served;
+            }
+        }
+        &route.stable
+    }
+
+    /// The whole prediction path: route, predict, measure, log, mirror.
+    pub async fn predict(
+        self: &Arc<Self>,
+        route: &ModelRoute,
+        version: Option<i64>,
+        inputs: Vec<Tensor>,
+        request_id: Option<String>,
+        columns: Option<Vec<String>>,
+    ) -> Result<Answer, (Option<Arc<Served>>, Failure)> {
+        let served = match version {
+            None => self.pick(route).clone(),
+            Some(v) => match route.versions().into_iter().find(|s| s.version == v) {
+                Some(s) => s.clone(),
+                None => {
+                    return Err((
+                        None,
+                        Failure::NotFound(format!(
+                            "version {v} of `{}` is not served (served: {})",
+                            route.name,
+                            route
+                                .versions()
+                                .iter()
+                                .map(|s| s.version.to_string())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )),
+                    ));
+                }
+            },
+        };
+        let request_id = request_id.unwrap_or_else(|| self.next_request_id());
+        let t0 = std::time::Instant::now();
+        let mirror = match &route.candidate {
+            Some(c) if c.plan.strategy == Strategy::Shadow && version.is_none() => {
+                let n = self.route_n.fetch_add(1, Relaxed);
+                ((n.wrapping_mul(37) % 100) < u64::from(c.plan.mirror_percent))
+                    .then(|| (c.served.clone(), inputs.clone()))
+            }
+            _ => None,
+        };
+        let log_inputs = self
+            .predlog
+            .as_ref()
+            .filter(|l| l.sampled())
+            .map(|_| inputs.clone());
+        let result = served.predictor.predict(inputs).await;
+        let secs = t0.elapsed().as_secs_f64();
+        match result {
+            Ok(outputs) => {
+                served.stats.record(200, secs);
+                let labels = served.labels_of(&outputs);
+                if let Some(l) = &labels {
+                    served.stats.record_classes(l.iter().map(String::as_str));
+                    lock(&self.feedback).insert(request_id.clone(), served.clone(), l.clone());
+                } else if let Some(n) = served.numbers_of(&outputs) {
+                    served.stats.record_numeric(n.into_iter());
+                }
+                if let (Some(log), Some(ins)) = (&self.predlog, log_inputs) {
+                    log.predictions(
+                        &served.model,
+                        ferry_core::now_ms(),
+                        log_rows(&served, &request_id, &ins, &outputs, columns.as_deref()),
+                    );
+                }
+                if let Some((shadow, ins)) = mirror {
+                    let stable_labels = labels;
+                    tokio::spawn(async move {
+                        let t0 = std::time::Instant::now();
+                        match shadow.predictor.predict(ins).await {
+                            Ok(out) => {
+                                shadow.stats.record(200, t0.elapsed().as_secs_f64());
+                                let l = shadow.labels_of(&out);
+                                if let Some(l) = &l {
+                                    shadow.stats.record_classes(l.iter().map(String::as_str));
+                                }
+                                shadow.stats.record_comparison(l == stable_labels);
+                            }
+                            Err(e) => {
+                                shadow
+                                    .stats
+                                    .record(status_of(&e), t0.elapsed().as_secs_f64());
+                                shadow.stats.record_comparison(false);
+                            }
+                        }
+                    });
+                }
+                Ok(Answer {
+                    served,
+                    outputs,
+                    request_id,
+                })
+            }
+            Err(e) => {
+                served.stats.record(status_of(&e), secs);
+                let f = match e {
+                    PredictError::Input(m) => Failure::BadInput(m),
+                    PredictError::Failed(m) => Failure::Failed(m),
+                    PredictError::Unavailable(m) => Failure::Unavailable(m),
+                };
+                Err((Some(served), f))
+            }
+        }
+    }
+
+    /// Labels arriving later: request id -> true label(s).
+    pub fn feedback(&self, request_id: &str, truth: &[String]) -> Result<Value, Failure> {
+        let found = lock(&self.feedback).map.get(request_id).cloned();
+        let Some((served, predicted)) = found else {
+            self.counters.feedback_unknown.fetch_add(1, Relaxed);
+            return Err(Failure::NotFound(format!(
+                "unknown request id `{request_id}` (the gateway remembers the last {FEEDBACK_MEMORY} classified requests)"
+            )));
+        };
+        if truth.len() != predicted.len() {
+            return Err(Failure::BadInput(format!(
+                "request `{request_id}` predicted {} rows; got {} labels",
+                predicted.len(),
+                truth.len()
+            )));
+        }
+        let correct = predicted.iter().zip(truth).filter(|(p, t)| p == t).count() as u64;
+        served.stats.record_feedback(truth.len() as u64, correct);
+        if let Some(log) = &self.predlog {
+            let mut row = Map::new();
+            row.insert("ts".into(), ferry_core::now_ms().into());
+            row.insert("request_id".into(), request_id.into());
+            row.insert("model".into(), served.model.clone().into());
+            row.insert("version".into(), served.version.into());
+            row.insert("labels".into(), truth.into());
+            row.insert("predicted".into(), predicted.clone().into());
+            row.insert("correct".into(), correct.into());
+            log.feedback(&served.model, ferry_core::now_ms(), row);
+        }
+        Ok(serde_json::json!({
+            "request_id": request_id,
+            "model": served.model,
+            "version": served.version,
+            "labelled": truth.len(),
+            "correct": correct,
+        }))
+    }
+
+    /// One controller step: rebuild routes, then judge every active
+    /// deployment and record what follows. Returns the decisions taken.
+    pub async fn tick(&self) -> Vec<(String, canary::Decision)> {
+        if let Err(e) = self.reconcile(false).await {
+            tracing::warn!("reconcile: {e}");
+        }
+        let table = self.table();
+        let mut out = Vec::new();
+        let now = ferry_core::now_ms();
+        for route in &table.models {
+            let Some(c) = &route.candidate else { continue };
+            let d = &c.deployment;
+            let (cw, sw, waited) = {
+                let mut b = lock(&self.baselines);
+                let base = b.entry(d.id.clone()).or_insert_with(|| Baseline {
+                    step_started_ms: i64::MIN,
+                    candidate: Snapshot::default(),
+                    stable: Snapshot::default(),
+                    waited: false,
+                });
+                if base.step_started_ms != d.step_started_ms {
+                    // A new step (or a restart): the window starts now.
+                    *base = Baseline {
+                        step_started_ms: d.step_started_ms,
+                        candidate: c.served.stats.snapshot(),
+                        stable: route.stable.stats.snapshot(),
+                        waited: false,
+                    };
+                }
+                (
+                    c.served.stats.snapshot().since(&base.candidate).window(),
+                    route.stable.stats.snapshot().since(&base.stable).window(),
+                    base.waited,
+                )
+            };
+            let verdict = canary::analyse(&c.plan.criteria, &cw, &sw);
+            let state = canary::State {
+                phase: Phase::parse(&d.phase).unwrap_or(Phase::Progressing),
+                step: d.step.max(0) as usize,
+                step_started_ms: d.step_started_ms,
+            };
+            let decision = canary::decide(&c.plan, &state, now, &verdict);
+            let detail = serde_json::json!({
+                "verdict": verdict,
+                "candidate": cw,
+                "stable": sw,
+            });
+            let res = match &decision {
+                canary::Decision::Hold => continue,
+                canary::Decision::Wait { reason } => {
+                    if waited {
+                        continue;
+                    }
+                    lock(&self.baselines)
+                        .entry(d.id.clone())
+                        .and_modify(|b| b.waited = true);
+                    // Recorded once per step (the step and its window go on).
+                    self.store
+                        .change_deployment(
+                            &d.id,
+                            d.revision,
+                            &DeploymentChange {
+                                phase: d.phase.clone(),
+                                active: true,
+                                step: d.step,
+                                weight: d.weight,
+                                step_started_ms: d.step_started_ms,
+                                reason: Some(reason.clone()),
+                                kind: "waiting".into(),
+                                detail,
+                                now_ms: now,
+                                move_alias: None,
+                                reject: false,
+                            },
+                        )
+                        .await
+                }
+                canary::Decision::Advance { step, weight } => {
+                    self.store
+                        .change_deployment(
+                            &d.id,
+                            d.revision,
+                            &DeploymentChange {
+                                phase: Phase::Progressing.as_str().into(),
+                                active: true,
+                                step: *step as i64,
+                                weight: i64::from(*weight),
+                                step_started_ms: now,
+                                reason: Some(format!("step {} passed", d.step + 1)),
+                                kind: "advanced".into(),
+                                detail,
+                                now_ms: now,
+                                move_alias: None,
+                                reject: false,
+                            },
+                        )
+                        .await
+                }
+                canary::Decision::Promote { reason } => {
+                    self.finish(d, Phase::Promoted, reason, detail).await
+                }
+                canary::Decision::Rollback { reason } => {
+                    self.finish(d, Phase::RolledBack, reason, detail).await
+                }
+            };
+            match res {
+                Ok(_) => out.push((route.name.clone(), decision)),
+                Err(ferry_metadata::Error::Conflict(m)) => {
+                    tracing::info!(model = %route.name, "deployment changed meanwhile: {m}")
+                }
+                Err(e) => tracing::warn!(model = %route.name, "cannot record a decision: {e}"),
+            }
+        }
+        if out
+            .iter()
+            .any(|(_, d)| !matches!(d, canary::Decision::Wait { .. }))
+        {
+            // Decisions take effect at once (a rollback must not wait a tick).
+            if let Err(e) = self.reconcile(false).await {
+                tracing::warn!("reconcile: {e}");
+            }
+        }
+        out
+    }
+}
+
+fn status_of(e: &PredictError) -> u16 {
+    match e {
+        PredictError::Input(_) => 400,
+        PredictError::Failed(_) => 500,
+        PredictError::Unavailable(_) => 503,
+    }
+}
+
+/// Prediction-log rows: one per predicted row, inputs flattened to columns
+/// (the request's column names when it gave them, else `<input>_<j>`),
+/// outputs likewise.
+fn log_rows(
+    served: &Served,
+    request_id: &str,
+    inputs: &[Tensor],
+    outputs: &[Tensor],
+    columns: Option<&[String]>,
+) -> Vec<Map<String, Value>> {
+    let n = outputs
+        .iter()
+        .chain(inputs)
+        .filter_map(|t| t.shape.first().copied())
+        .max()
+        .unwrap_or(0)
+        .min(10_000);
+    let ts = ferry_core::now_ms();
+    let mut rows = Vec::with_capacity(n);
+    for r in 0..n {
+        let mut m = Map::new();
+        m.insert("ts".into(), ts.into());
+        m.insert("request_id".into(), request_id.into());
+        m.insert("model".into(), served.model.clone().into());
+        m.insert("version".into(), served.version.into());
+        for (ti, t) in inputs.iter().enumerate() {
+            let names = if inputs.len() == 1 { columns } else { None };
+            put_row(&mut m, t, r, names, ti);
+        }
+        for t in outputs {
+            put_row(&mut m, t, r, None, 0);
+        }
+        rows.push(m);
+    }
+    rows
+}
+
+fn put_row(m: &mut Map<String, Value>, t: &Tensor, r: usize, names: Option<&[String]>, _i: usize) {
+    match crate::protocol::row(t, r) {
+        Value::Array(cells) => {
+            for (j, c) in cells.into_iter().enumerate() {
+                let key = names
+                    .and_then(|n| n.get(j).cloned())
+                    .unwrap_or_else(|| format!("{}_{j}", t.name));
+                m.insert(key, c);
+            }
+        }
+        v => {
+            let key = names
+                .and_then(|n| n.first().cloned())
+                .unwrap_or_else(|| t.name.clone());
+            m.insert(key, v);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serve_specs_parse() {
+        let p = |s: &str| s.parse::<ServeSpec>();
+        assert_eq!(
+            p("iris@production")
+                .unwrap_or_else(|e| panic!("{e}"))
+                .selector,
+            Selector::Alias("production".into())
+        );
+        assert_eq!(
+            p("iris/3").unwrap_or_else(|e| panic!("{e}")).selector,
+            Selector::Version(3)
+        );
+        assert_eq!(
+            p("iris").unwrap_or_else(|e| panic!("{e}")).selector,
+            Selector::Latest
+        );
+        assert!(p("iris@").is_err());
+        assert!(p("iris/x").is_err());
+        assert!(p("iris/0").is_err());
+        assert!(p("bad name@x").is_err());
+    }
+}

@@ -1,0 +1,668 @@
+//! The HTTP face of the gateway: every protocol's routes on one port, one
+//! error type rendered in the shape of the protocol that was spoken.
+
+use crate::gateway::{Answer, Failure, Gateway, ModelRoute};
+use crate::protocol;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+/// The largest request body, by default.
+pub const DEFAULT_MAX_BODY: usize = 16 << 20;
+
+#[derive(Clone)]
+pub struct HttpState {
+    pub gw: Arc<Gateway>,
+    pub max_body: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Proto {
+    Mlflow,
+    V2,
+    V1,
+    Plain,
+}
+
+/// The one error type of the gateway's routes.
+pub struct ApiError {
+    pub proto: Proto,
+    pub failure: Failure,
+    pub request_id: Option<String>,
+    pub version: Option<(String, i64)>,
+}
+
+impl ApiError {
+    fn new(proto: Proto, failure: Failure) -> Self {
+        Self {
+            proto,
+            failure,
+            request_id: None,
+            version: None,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code, msg) = match self.failure {
+            Failure::BadInput(m) => (StatusCode::BAD_REQUEST, "BAD_REQUEST", m),
+            Failure::NotFound(m) => (StatusCode::NOT_FOUND, "RESOURCE_DOES_NOT_EXIST", m),
+            Failure::TooLarge(max) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "BAD_REQUEST",
+                format!("the body is larger than {max} bytes"),
+            ),
+            Failure::UnsupportedMedia(m) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "BAD_REQUEST", m),
+            Failure::Unavailable(m) => {
+                tracing::warn!("unavailable: {m}");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "TEMPORARILY_UNAVAILABLE",
+                    "the model is not available right now".to_owned(),
+                )
+            }
+            Failure::Failed(m) => {
+                // Details stay in the log.
+                tracing::error!("prediction failed: {m}");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "INTERNAL_ERROR",
+                    "the model failed on this request".to_owned(),
+                )
+            }
+        };
+        let mut resp = match self.proto {
+            // MLflow answers an unsupported media type in plain text.
+            Proto::Mlflow if status == StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+                (status, msg).into_response()
+            }
+            Proto::Mlflow => (
+                status,
+                axum::Json(json!({"error_code": code, "message": msg})),
+            )
+                .into_response(),
+            Proto::V2 | Proto::V1 => (status, axum::Json(json!({"error": msg}))).into_response(),
+            Proto::Plain => (status, msg).into_response(),
+        };
+        add_headers(
+            resp.headers_mut(),
+            self.request_id.as_deref(),
+            self.version.as_ref().map(|(m, v)| (m.as_str(), *v)),
+            None,
+        );
+        resp
+    }
+}
+
+static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+static X_MODEL: HeaderName = HeaderName::from_static("x-ferry-model");
+static X_VERSION: HeaderName = HeaderName::from_static("x-ferry-model-version");
+static X_COMMIT: HeaderName = HeaderName::from_static("x-ferry-git-commit");
+
+fn add_headers(h: &mut HeaderMap, id: Option<&str>, mv: Option<(&str, i64)>, commit: Option<&str>) {
+    if let Some(v) = id.and_then(|i| HeaderValue::from_str(i).ok()) {
+        h.insert(X_REQUEST_ID.clone(), v);
+    }
+    if let Some((m, v)) = mv {
+        if let Ok(x) = HeaderValue::from_str(m) {
+            h.insert(X_MODEL.clone(), x);
+        }
+        h.insert(X_VERSION.clone(), HeaderValue::from(v));
+    }
+    if let Some(v) = commit.and_then(|c| HeaderValue::from_str(c).ok()) {
+        h.insert(X_COMMIT.clone(), v);
+    }
+}
+
+fn json_response(status: StatusCode, v: &Value) -> Response {
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        v.to_string(),
+    )
+        .into_response()
+}
+
+fn answered(v: Value, a: &Answer) -> Response {
+    let mut r = json_response(StatusCode::OK, &v);
+    add_headers(
+        r.headers_mut(),
+        Some(&a.request_id),
+        Some((&a.served.model, a.served.version)),
+        a.served.git_commit.as_deref(),
+    );
+    r
+}
+
+/// A client's own request id, when it is a sensible header value.
+fn client_request_id(h: &HeaderMap) -> Option<String> {
+    let v = h.get(&X_REQUEST_ID)?.to_str().ok()?;
+    (!v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .then(|| v.to_owned())
+}
+
+async fn read_body(body: Body, max: usize, proto: Proto) -> Result<bytes::Bytes, ApiError> {
+    match http_body_util::Limited::new(body, max).collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            Err(ApiError::new(proto, Failure::TooLarge(max)))
+        }
+        Err(e) => Err(ApiError::new(
+            proto,
+            Failure::BadInput(format!("cannot read the body: {e}")),
+        )),
+    }
+}
+
+fn route<'a>(
+    table: &'a crate::gateway::Table,
+    name: &str,
+    proto: Proto,
+) -> Result<&'a ModelRoute, ApiError> {
+    table.get(name).ok_or_else(|| {
+        ApiError::new(
+            proto,
+            Failure::NotFound(format!(
+                "model `{name}` is not served here (served: {})",
+                table
+                    .models
+                    .iter()
+                    .map(|m| m.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        )
+    })
+}
+
+async fn run(
+    st: &HttpState,
+    route: &ModelRoute,
+    version: Option<i64>,
+    inputs: Vec<ferry_onnx::Tensor>,
+    request_id: Option<String>,
+    columns: Option<Vec<String>>,
+    proto: Proto,
+) -> Result<Answer, ApiError> {
+    st.gw
+        .predict(route, version, inputs, request_id.clone(), columns)
+        .await
+        .map_err(|(served, failure)| ApiError {
+            proto,
+            failure,
+            request_id,
+            version: served.map(|s| (s.model.clone(), s.version)),
+        })
+}
+
+fn unrouted(st: &HttpState, e: ApiError) -> ApiError {
+    st.gw
+        .counters
+        .unrouted
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    e
+}
+
+/// Column names a dataframe request gave (for the prediction log).
+fn columns_of(body: &[u8]) -> Option<Vec<String>> {
+    // Cheap check first: only dataframe shapes carry names.
+    let text = std::str::from_utf8(body).ok()?;
+    if !text.contains("\"columns\"") && !text.contains("dataframe_records") {
+        return None;
+    }
+    let v: Value = serde_json::from_str(text).ok()?;
+    if let Some(c) = v
+        .pointer("/dataframe_split/columns")
+        .and_then(Value::as_array)
+    {
+        return Some(
+            c.iter()
+                .filter_map(|x| x.as_str().map(str::to_owned))
+                .collect(),
+        );
+    }
+    v.pointer("/dataframe_records/0")
+        .and_then(Value::as_object)
+        .map(|o| o.keys().cloned().collect())
+}
+
+// ---- MLflow scoring
+
+async fn invocations(
+    State(st): State<HttpState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let p = Proto::Mlflow;
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json")
+        .to_ascii_lowercase();
+    let mut parts = ct.split(';').map(str::trim);
+    let mime = parts.next().unwrap_or_default().to_owned();
+    for param in parts {
+        let ok = param
+            .strip_prefix("charset=")
+            .is_some_and(|c| c.trim_matches('"').eq_ignore_ascii_case("utf-8"));
+        if !ok {
+            return Err(ApiError::new(
+                p,
+                Failure::UnsupportedMedia(format!(
+                    "This predictor only supports UTF-8 JSON or CSV; got content type `{ct}`"
+                )),
+            ));
+        }
+    }
+    let csv = match mime.as_str() {
+        "application/json" => false,
+        "text/csv" => true,
+        _ => {
+            return Err(ApiError::new(
+                p,
+                Failure::UnsupportedMedia(format!(
+                    "This predictor only supports the following content types: ['text/csv', 'application/json']; got `{mime}`"
+                )),
+            ));
+        }
+    };
+    let bytes = read_body(body, st.max_body, p).await?;
+    let table = st.gw.table();
+    let route = table
+        .models
+        .first()
+        .ok_or_else(|| ApiError::new(p, Failure::Unavailable("no model is served".into())))?;
+    let specs = route.stable.predictor.inputs();
+    let parsed = if csv {
+        protocol::mlflow_csv(&bytes, specs)
+    } else {
+        protocol::mlflow_json(&bytes, specs)
+    };
+    let inputs = parsed.map_err(|e| {
+        let mut err = ApiError::new(p, Failure::BadInput(e.0));
+        err.version = Some((route.stable.model.clone(), route.stable.version));
+        err
+    })?;
+    let columns = if csv { None } else { columns_of(&bytes) };
+    let a = run(
+        &st,
+        route,
+        None,
+        inputs,
+        client_request_id(&headers),
+        columns,
+        p,
+    )
+    .await?;
+    Ok(answered(protocol::mlflow_predictions(&a.outputs), &a))
+}
+
+async fn ping(State(st): State<HttpState>) -> Response {
+    let t = st.gw.table();
+    let ready = t.models.first().is_some_and(|m| m.stable.predictor.ready());
+    if ready {
+        (StatusCode::OK, "\n").into_response()
+    } else {
+        (StatusCode::NOT_FOUND, "\n").into_response()
+    }
+}
+
+async fn version() -> Response {
+    (StatusCode::OK, concat!("ferry ", env!("CARGO_PKG_VERSION"))).into_response()
+}
+
+// ---- Open Inference Protocol (KServe V2)
+
+async fn v2_live() -> Response {
+    json_response(StatusCode::OK, &json!({"live": true}))
+}
+
+async fn v2_ready(State(st): State<HttpState>) -> Response {
+    let t = st.gw.table();
+    let ready = !t.models.is_empty() && t.models.iter().all(|m| m.stable.predictor.ready());
+    json_response(
+        if ready {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        },
+        &json!({"ready": ready}),
+    )
+}
+
+async fn v2_server() -> Response {
+    json_response(
+        StatusCode::OK,
+        &json!({"name": "ferry", "version": env!("CARGO_PKG_VERSION"), "extensions": []}),
+    )
+}
+
+fn v2_pick<'a>(
+    route: &'a ModelRoute,
+    version: Option<&str>,
+) -> Result<&'a Arc<crate::gateway::Served>, ApiError> {
+    match version {
+        None => Ok(&route.stable),
+        Some(v) => route
+            .versions()
+            .into_iter()
+            .find(|s| s.version.to_string() == v)
+            .ok_or_else(|| {
+                ApiError::new(
+                    Proto::V2,
+                    Failure::NotFound(format!("version {v} of `{}` is not served", route.name)),
+                )
+            }),
+    }
+}
+
+fn v2_metadata(st: &HttpState, name: &str, version: Option<&str>) -> Result<Response, ApiError> {
+    let table = st.gw.table();
+    let route = route(&table, name, Proto::V2)?;
+    let s = v2_pick(route, version)?;
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({
+            "name": route.name,
+            "versions": route.versions().iter().map(|s| s.version.to_string()).collect::<Vec<_>>(),
+            "platform": s.predictor.platform(),
+            "inputs": protocol::v2_io(s.predictor.inputs()),
+            "outputs": protocol::v2_io(s.predictor.outputs()),
+        }),
+    ))
+}
+
+async fn v2_model(
+    State(st): State<HttpState>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    v2_metadata(&st, &name, None)
+}
+
+async fn v2_model_version(
+    State(st): State<HttpState>,
+    Path((name, v)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    v2_metadata(&st, &name, Some(&v))
+}
+
+fn v2_model_ready_impl(
+    st: &HttpState,
+    name: &str,
+    version: Option<&str>,
+) -> Result<Response, ApiError> {
+    let table = st.gw.table();
+    let route = route(&table, name, Proto::V2)?;
+    let s = v2_pick(route, version)?;
+    let ready = s.predictor.ready();
+    Ok(json_response(
+        if ready {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        },
+        &json!({"name": route.name, "ready": ready}),
+    ))
+}
+
+async fn v2_model_ready(
+    State(st): State<HttpState>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    v2_model_ready_impl(&st, &name, None)
+}
+
+async fn v2_model_version_ready(
+    State(st): State<HttpState>,
+    Path((name, v)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    v2_model_ready_impl(&st, &name, Some(&v))
+}
+
+async fn v2_infer_impl(
+    st: HttpState,
+    name: String,
+    version: Option<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let p = Proto::V2;
+    let bytes = read_body(body, st.max_body, p).await?;
+    let table = st.gw.table();
+    let route = route(&table, &name, p).map_err(|e| unrouted(&st, e))?;
+    let version = match version {
+        None => None,
+        Some(v) => Some(v.parse::<i64>().map_err(|_| {
+            ApiError::new(
+                p,
+                Failure::NotFound(format!("`{v}` is not a version of `{name}`")),
+            )
+        })?),
+    };
+    let specs = match version {
+        None => route.stable.predictor.inputs(),
+        Some(v) => v2_pick(route, Some(&v.to_string()))?.predictor.inputs(),
+    };
+    let req = protocol::v2_request(&bytes, specs)
+        .map_err(|e| ApiError::new(p, Failure::BadInput(e.0)))?;
+    let rid = client_request_id(&headers);
+    let a = run(&st, route, version, req.inputs, rid, None, p).await?;
+    let outputs: Vec<Value> = a
+        .outputs
+        .iter()
+        .filter(|t| req.outputs.is_empty() || req.outputs.contains(&t.name))
+        .map(protocol::v2_tensor)
+        .collect();
+    if let Some(missing) = req
+        .outputs
+        .iter()
+        .find(|o| !a.outputs.iter().any(|t| &&t.name == o))
+    {
+        return Err(ApiError::new(
+            p,
+            Failure::BadInput(format!("the model has no output `{missing}`")),
+        ));
+    }
+    let mut v = json!({
+        "model_name": route.name,
+        "model_version": a.served.version.to_string(),
+        "id": req.id.clone().unwrap_or_else(|| a.request_id.clone()),
+        "outputs": outputs,
+    });
+    if req.id.is_none() {
+        v["id"] = Value::String(a.request_id.clone());
+    }
+    Ok(answered(v, &a))
+}
+
+async fn v2_infer(
+    State(st): State<HttpState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    v2_infer_impl(st, name, None, headers, body).await
+}
+
+async fn v2_infer_version(
+    State(st): State<HttpState>,
+    Path((name, v)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    v2_infer_impl(st, name, Some(v), headers, body).await
+}
+
+// ---- KServe V1
+
+async fn v1_models(State(st): State<HttpState>) -> Response {
+    let t = st.gw.table();
+    json_response(
+        StatusCode::OK,
+        &json!({"models": t.models.iter().map(|m| m.name.clone()).collect::<Vec<_>>()}),
+    )
+}
+
+async fn v1_model(
+    State(st): State<HttpState>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    let table = st.gw.table();
+    let r = route(&table, &name, Proto::V1)?;
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"name": r.name, "ready": r.stable.predictor.ready()}),
+    ))
+}
+
+async fn v1_predict(
+    State(st): State<HttpState>,
+    Path(target): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let p = Proto::V1;
+    let Some(name) = target.strip_suffix(":predict") else {
+        return Err(ApiError::new(
+            p,
+            Failure::NotFound(format!(
+                "no route `POST /v1/models/{target}` (use `:predict`)"
+            )),
+        ));
+    };
+    let bytes = read_body(body, st.max_body, p).await?;
+    let table = st.gw.table();
+    let route = route(&table, name, p).map_err(|e| unrouted(&st, e))?;
+    // V1 takes `instances` (or `inputs`): the MLflow parser reads both.
+    let v: Value = serde_json::from_slice(&bytes).map_err(|e| {
+        ApiError::new(
+            p,
+            Failure::BadInput(format!("the body is not valid JSON: {e}")),
+        )
+    })?;
+    let Some(obj) = v.as_object() else {
+        return Err(ApiError::new(
+            p,
+            Failure::BadInput("the body must be an object with `instances`".into()),
+        ));
+    };
+    let key = if obj.contains_key("instances") {
+        "instances"
+    } else {
+        "inputs"
+    };
+    let inner = json!({ key: obj.get(key).cloned().unwrap_or(Value::Null) });
+    let inputs = protocol::mlflow_json(
+        inner.to_string().as_bytes(),
+        route.stable.predictor.inputs(),
+    )
+    .map_err(|e| ApiError::new(p, Failure::BadInput(e.0)))?;
+    let a = run(
+        &st,
+        route,
+        None,
+        inputs,
+        client_request_id(&headers),
+        None,
+        p,
+    )
+    .await?;
+    Ok(answered(protocol::mlflow_predictions(&a.outputs), &a))
+}
+
+// ---- feedback, metrics, status
+
+async fn feedback(State(st): State<HttpState>, body: Body) -> Result<Response, ApiError> {
+    let p = Proto::Plain;
+    let bytes = read_body(body, 1 << 20, Proto::V1).await?;
+    let bad = |m: &str| ApiError::new(Proto::V1, Failure::BadInput(m.to_owned()));
+    let v: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| bad(&format!("the body is not valid JSON: {e}")))?;
+    let id = v
+        .get("request_id")
+        .and_then(Value::as_str)
+        .ok_or_else(|| bad("`request_id` (a string) is required"))?;
+    let text = |x: &Value| match x {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    };
+    let truth: Vec<String> = match (v.get("label"), v.get("labels")) {
+        (Some(l), None) => {
+            vec![text(l).ok_or_else(|| bad("`label` must be a string or a number"))?]
+        }
+        (None, Some(Value::Array(ls))) => ls
+            .iter()
+            .map(|l| text(l).ok_or_else(|| bad("`labels` must hold strings or numbers")))
+            .collect::<Result<_, _>>()?,
+        _ => {
+            return Err(bad(
+                "give `label` (one row) or `labels` (a list, one per row)",
+            ));
+        }
+    };
+    let _ = p;
+    let out = st
+        .gw
+        .feedback(id, &truth)
+        .map_err(|f| ApiError::new(Proto::V1, f))?;
+    Ok(json_response(StatusCode::OK, &out))
+}
+
+async fn metrics(State(st): State<HttpState>) -> Response {
+    (
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        )],
+        crate::metrics::render(&st.gw),
+    )
+        .into_response()
+}
+
+async fn fallback() -> ApiError {
+    ApiError::new(Proto::Plain, Failure::NotFound("no such route".into()))
+}
+
+/// Every route of the gateway.
+pub fn router(st: HttpState) -> Router {
+    Router::new()
+        .route("/invocations", post(invocations))
+        .route("/ping", get(ping))
+        .route("/health", get(ping))
+        .route("/version", get(version))
+        .route("/v2", get(v2_server))
+        .route("/v2/health/live", get(v2_live))
+        .route("/v2/health/ready", get(v2_ready))
+        .route("/v2/models/{name}", get(v2_model))
+        .route("/v2/models/{name}/ready", get(v2_model_ready))
+        .route("/v2/models/{name}/infer", post(v2_infer))
+        .route("/v2/models/{name}/versions/{v}", get(v2_model_version))
+        .route(
+            "/v2/models/{name}/versions/{v}/ready",
+            get(v2_model_version_ready),
+        )
+        .route(
+            "/v2/models/{name}/versions/{v}/infer",
+            post(v2_infer_version),
+        )
+        .route("/v1/models", get(v1_models))
+        .route("/v1/models/{name}", get(v1_model).post(v1_predict))
+        .route("/feedback", post(feedback))
+        .route("/metrics", get(metrics))
+        .fallback(fallback)
+        .layer(axum::extract::DefaultBodyLimit::disable())
+        .with_state(st)
+}

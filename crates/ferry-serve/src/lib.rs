@@ -1,0 +1,95 @@
+//! `ferry serve`: the model gateway. It serves registered versions (ONNX
+//! natively through `ferry-onnx`, anything else as a supervised process) on
+//! three protocols at once (MLflow scoring, the Open Inference Protocol,
+//! KServe V1), routes a canary's share of traffic or mirrors a shadow,
+//! judges the candidate each tick ([`canary`]: pure), and records every
+//! decision in the store, from which it rebuilds its routes
+//! ([`gateway::Gateway::reconcile`]: one code path for start and change).
+//!
+//! This crate knows the serving protocols' wire shapes ([`protocol`],
+//! [`http`]); the store is reached only through `ferry_metadata`'s traits.
+
+pub mod canary;
+pub mod gateway;
+pub mod http;
+pub mod loader;
+pub mod metrics;
+pub mod predictor;
+pub mod predlog;
+pub mod process;
+pub mod protocol;
+pub mod stats;
+
+pub use gateway::{Gateway, Selector, ServeSpec};
+pub use http::{HttpState, router};
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub struct ServeConfig {
+    pub addr: SocketAddr,
+    pub max_body: usize,
+    /// How often the controller reconciles routes and judges deployments.
+    pub tick: Duration,
+}
+
+/// Serves until Ctrl-C / SIGTERM: loads every model (an error if one
+/// cannot be), then answers and runs the controller.
+pub async fn serve(
+    cfg: ServeConfig,
+    gw: Arc<Gateway>,
+    on_ready: impl FnOnce(SocketAddr),
+) -> Result<(), String> {
+    gw.reconcile(true).await.map_err(|e| e.to_string())?;
+    let listener = tokio::net::TcpListener::bind(cfg.addr)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", cfg.addr))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    on_ready(addr);
+    let controller = {
+        let gw = gw.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(cfg.tick);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                every.tick().await;
+                for (model, d) in gw.tick().await {
+                    tracing::info!(model, decision = ?d, "deployment");
+                }
+            }
+        })
+    };
+    let app = router(HttpState {
+        gw: gw.clone(),
+        max_body: cfg.max_body,
+    });
+    let r = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown())
+        .await
+        .map_err(|e| format!("the gateway stopped: {e}"));
+    controller.abort();
+    if let Some(l) = &gw.predlog {
+        l.flush();
+    }
+    r
+}
+
+async fn shutdown() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}

@@ -1,0 +1,272 @@
+//! `/metrics` in the Prometheus text format (0.0.4): requests by model,
+//! version and status code, latency histograms, canary weights, predictions
+//! per class, feedback and shadow agreement, and the prediction log's
+//! health. Rendered from the live route table and per-version counters.
+
+use crate::gateway::Gateway;
+use crate::stats::{EXPOSED_BUCKETS, bucket_bounds};
+use std::fmt::Write;
+use std::sync::atomic::Ordering::Relaxed;
+
+fn esc(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn le(b: f64) -> String {
+    let s = format!("{b}");
+    if s.contains('.') || s.contains('e') {
+        s
+    } else {
+        format!("{s}.0")
+    }
+}
+
+struct Family<'a> {
+    out: &'a mut String,
+}
+
+impl Family<'_> {
+    fn head(&mut self, name: &str, kind: &str, help: &str) {
+        let _ = writeln!(self.out, "# HELP {name} {help}");
+        let _ = writeln!(self.out, "# TYPE {name} {kind}");
+    }
+    fn line(&mut self, name: &str, labels: &[(&str, &str)], v: impl std::fmt::Display) {
+        self.out.push_str(name);
+        if !labels.is_empty() {
+            self.out.push('{');
+            for (i, (k, val)) in labels.iter().enumerate() {
+                if i > 0 {
+                    self.out.push(',');
+                }
+                let _ = write!(self.out, "{k}=\"{}\"", esc(val));
+            }
+            self.out.push('}');
+        }
+        let _ = writeln!(self.out, " {v}");
+    }
+}
+
+pub fn render(gw: &Gateway) -> String {
+    let table = gw.table();
+    let mut out = String::with_capacity(8 << 10);
+    let mut f = Family { out: &mut out };
+    let versions: Vec<(
+        String,
+        String,
+        &'static str,
+        std::sync::Arc<crate::gateway::Served>,
+    )> = table
+        .models
+        .iter()
+        .flat_map(|m| {
+            let mut v = vec![(
+                m.name.clone(),
+                m.stable.version.to_string(),
+                "stable",
+                m.stable.clone(),
+            )];
+            if let Some(c) = &m.candidate {
+                let role = match c.plan.strategy {
+                    crate::canary::Strategy::Canary => "canary",
+                    crate::canary::Strategy::Shadow => "shadow",
+                };
+                v.push((
+                    m.name.clone(),
+                    c.served.version.to_string(),
+                    role,
+                    c.served.clone(),
+                ));
+            }
+            v
+        })
+        .collect();
+    let snaps: Vec<_> = versions.iter().map(|v| v.3.stats.snapshot()).collect();
+
+    f.head(
+        "ferry_model_info",
+        "gauge",
+        "Versions being served, with their role (stable, canary or shadow).",
+    );
+    for (m, v, role, s) in &versions {
+        f.line(
+            "ferry_model_info",
+            &[
+                ("model", m),
+                ("version", v),
+                ("role", role),
+                ("platform", s.predictor.platform()),
+            ],
+            1,
+        );
+    }
+
+    f.head(
+        "ferry_requests_total",
+        "counter",
+        "Prediction requests answered, by model, version and HTTP status code.",
+    );
+    for ((m, v, ..), s) in versions.iter().zip(&snaps) {
+        for (i, n) in s.codes.iter().enumerate() {
+            if *n > 0 {
+                let code = (i + 100).to_string();
+                f.line(
+                    "ferry_requests_total",
+                    &[("model", m), ("version", v), ("code", &code)],
+                    n,
+                );
+            }
+        }
+    }
+    f.head(
+        "ferry_unrouted_requests_total",
+        "counter",
+        "Prediction requests for models this gateway does not serve.",
+    );
+    f.line(
+        "ferry_unrouted_requests_total",
+        &[],
+        gw.counters.unrouted.load(Relaxed),
+    );
+
+    f.head(
+        "ferry_request_duration_seconds",
+        "histogram",
+        "Time to answer a prediction (parsing excluded), by model and version.",
+    );
+    let bounds = bucket_bounds();
+    for ((m, v, ..), s) in versions.iter().zip(&snaps) {
+        let mut cum = 0u64;
+        let mut i = 0;
+        for b in EXPOSED_BUCKETS {
+            while i < bounds.len() && bounds[i] <= b * (1.0 + 1e-9) {
+                cum += s.buckets[i];
+                i += 1;
+            }
+            f.line(
+                "ferry_request_duration_seconds_bucket",
+                &[("model", m), ("version", v), ("le", &le(*b))],
+                cum,
+            );
+        }
+        let total: u64 = s.buckets.iter().sum();
+        f.line(
+            "ferry_request_duration_seconds_bucket",
+            &[("model", m), ("version", v), ("le", "+Inf")],
+            total,
+        );
+        f.line(
+            "ferry_request_duration_seconds_sum",
+            &[("model", m), ("version", v)],
+            s.latency_sum_us as f64 / 1e6,
+        );
+        f.line(
+            "ferry_request_duration_seconds_count",
+            &[("model", m), ("version", v)],
+            total,
+        );
+    }
+
+    f.head(
+        "ferry_canary_weight",
+        "gauge",
+        "Percent of a model's traffic routed to its canary (0 when none; a shadow gets mirrored traffic, not routed).",
+    );
+    for m in &table.models {
+        let (v, w) = match &m.candidate {
+            Some(c) => (c.served.version.to_string(), c.weight),
+            None => (String::new(), 0),
+        };
+        f.line(
+            "ferry_canary_weight",
+            &[("model", &m.name), ("version", &v)],
+            w,
+        );
+    }
+    f.head(
+        "ferry_deployment_step",
+        "gauge",
+        "The current step of a model's active deployment (1-based; 0 when none).",
+    );
+    for m in &table.models {
+        let step = m.candidate.as_ref().map_or(0, |c| c.deployment.step + 1);
+        f.line("ferry_deployment_step", &[("model", &m.name)], step);
+    }
+
+    f.head(
+        "ferry_predictions_total",
+        "counter",
+        "Predicted rows by class (classifiers).",
+    );
+    for ((m, v, ..), s) in versions.iter().zip(&snaps) {
+        let mut classes: Vec<_> = s.classes.iter().collect();
+        classes.sort();
+        for (c, n) in classes {
+            f.line(
+                "ferry_predictions_total",
+                &[("model", m), ("version", v), ("class", c)],
+                n,
+            );
+        }
+    }
+    f.head(
+        "ferry_feedback_total",
+        "counter",
+        "Labels received through POST /feedback, by outcome.",
+    );
+    for ((m, v, ..), s) in versions.iter().zip(&snaps) {
+        f.line(
+            "ferry_feedback_total",
+            &[("model", m), ("version", v), ("outcome", "correct")],
+            s.correct,
+        );
+        f.line(
+            "ferry_feedback_total",
+            &[("model", m), ("version", v), ("outcome", "wrong")],
+            s.labelled - s.correct.min(s.labelled),
+        );
+    }
+    f.head(
+        "ferry_shadow_comparisons_total",
+        "counter",
+        "Mirrored requests compared with the stable version's answer, by outcome.",
+    );
+    for ((m, v, role, _), s) in versions.iter().zip(&snaps) {
+        if *role == "shadow" {
+            f.line(
+                "ferry_shadow_comparisons_total",
+                &[("model", m), ("version", v), ("outcome", "agree")],
+                s.agreed,
+            );
+            f.line(
+                "ferry_shadow_comparisons_total",
+                &[("model", m), ("version", v), ("outcome", "disagree")],
+                s.compared - s.agreed.min(s.compared),
+            );
+        }
+    }
+    if let Some(l) = &gw.predlog {
+        f.head(
+            "ferry_prediction_log_requests_total",
+            "counter",
+            "Requests written to the prediction log.",
+        );
+        f.line(
+            "ferry_prediction_log_requests_total",
+            &[],
+            l.written.load(Relaxed),
+        );
+        f.head(
+            "ferry_prediction_log_dropped_total",
+            "counter",
+            "Log lines dropped because the writer fell behind.",
+        );
+        f.line(
+            "ferry_prediction_log_dropped_total",
+            &[],
+            l.dropped.load(Relaxed),
+        );
+    }
+    out
+}

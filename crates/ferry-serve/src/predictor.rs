@@ -1,0 +1,250 @@
+//! What the gateway calls to get predictions: the [`Predictor`] trait, the
+//! native ONNX runtime behind it, and a misbehaving fake for tests.
+
+use ferry_onnx::{DType, IoSpec, OnnxModel, Tensor, TensorData};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PredictError {
+    /// The inputs do not fit the model (the client's fault: 400).
+    #[error("{0}")]
+    Input(String),
+    /// The model failed on valid inputs (500).
+    #[error("{0}")]
+    Failed(String),
+    /// The runtime is not there right now (a process restarting: 503).
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+#[async_trait::async_trait]
+pub trait Predictor: Send + Sync {
+    fn inputs(&self) -> &[IoSpec];
+    fn outputs(&self) -> &[IoSpec];
+    /// The Open Inference Protocol's `platform` (`onnx`, `process`, ...).
+    fn platform(&self) -> &str;
+    async fn predict(&self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, PredictError>;
+    /// Whether it answers right now (a process runtime may be restarting).
+    fn ready(&self) -> bool {
+        true
+    }
+}
+
+/// An ONNX model run in-process. Small batches run on the calling task (a
+/// single row takes microseconds); large ones on the blocking pool.
+pub struct Onnx(pub Arc<OnnxModel>);
+
+/// Rows above which a batch leaves the async worker.
+const INLINE_ROWS: usize = 64;
+
+#[async_trait::async_trait]
+impl Predictor for Onnx {
+    fn inputs(&self) -> &[IoSpec] {
+        self.0.inputs()
+    }
+    fn outputs(&self) -> &[IoSpec] {
+        self.0.outputs()
+    }
+    fn platform(&self) -> &str {
+        "onnx"
+    }
+    async fn predict(&self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, PredictError> {
+        let rows = inputs.first().and_then(|t| t.shape.first()).copied();
+        let map = |e: ferry_onnx::OnnxError| {
+            if e.is_input_error() {
+                PredictError::Input(e.to_string())
+            } else {
+                PredictError::Failed(e.to_string())
+            }
+        };
+        if rows.unwrap_or(0) <= INLINE_ROWS {
+            return self.0.run(inputs).map_err(map);
+        }
+        let m = self.0.clone();
+        tokio::task::spawn_blocking(move || m.run(inputs))
+            .await
+            .map_err(|e| PredictError::Failed(format!("the model's task failed: {e}")))?
+            .map_err(map)
+    }
+}
+
+/// The output holding predicted classes, if the model is a classifier: one
+/// named `label` (skl2onnx) or else the first string/integer output of rank 1.
+pub fn label_output(outputs: &[IoSpec]) -> Option<usize> {
+    outputs
+        .iter()
+        .position(|o| o.name == "label" || o.name == "output_label")
+        .or_else(|| {
+            outputs
+                .iter()
+                .position(|o| matches!(o.dtype, DType::Str | DType::I64) && o.shape.len() <= 1)
+        })
+}
+
+/// The output holding numeric predictions (regressors): the first float
+/// output of shape [N] or [N, 1].
+pub fn numeric_output(outputs: &[IoSpec]) -> Option<usize> {
+    outputs.iter().position(|o| {
+        matches!(o.dtype, DType::F32 | DType::F64)
+            && (o.shape.len() == 1 || (o.shape.len() == 2 && o.shape[1] == Some(1)))
+    })
+}
+
+/// Labels of a classifier's output tensor, as text.
+pub fn labels(t: &Tensor) -> Vec<String> {
+    match &t.data {
+        TensorData::Str(v) => v.clone(),
+        TensorData::I64(v) => v.iter().map(i64::to_string).collect(),
+        TensorData::I32(v) => v.iter().map(i32::to_string).collect(),
+        TensorData::Bool(v) => v.iter().map(bool::to_string).collect(),
+        TensorData::F32(v) => v.iter().map(f32::to_string).collect(),
+        TensorData::F64(v) => v.iter().map(f64::to_string).collect(),
+    }
+}
+
+pub fn numbers(t: &Tensor) -> Vec<f64> {
+    match &t.data {
+        TensorData::F32(v) => v.iter().map(|x| f64::from(*x)).collect(),
+        TensorData::F64(v) => v.clone(),
+        TensorData::I64(v) => v.iter().map(|x| *x as f64).collect(),
+        TensorData::I32(v) => v.iter().map(|x| f64::from(*x)).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// A classifier for tests that misbehaves on request: it answers class
+/// `a` when the first feature is below 5 and `b` otherwise (or always
+/// `shift_to`), fails a share of requests, and takes `delay` per call.
+#[derive(Debug, Clone, Default)]
+pub struct Fake {
+    pub error_every: Option<u64>,
+    pub delay: Duration,
+    pub shift_to: Option<String>,
+    pub calls: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Fake {
+    /// Parses a behaviour such as `errors=5,delay=50ms,shift=b` (tests put
+    /// it in a version tag, `ferry.fake`).
+    pub fn parse(spec: &str) -> Result<Fake, String> {
+        let mut f = Fake::default();
+        for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (k, v) = part.split_once('=').unwrap_or((part, ""));
+            match k {
+                "errors" => {
+                    f.error_every = Some(
+                        v.parse()
+                            .map_err(|_| format!("`errors={v}`: a number (every n-th call)"))?,
+                    )
+                }
+                "delay" => {
+                    f.delay = Duration::from_millis(crate::canary::parse_duration(v)?);
+                }
+                "shift" => f.shift_to = Some(v.to_owned()),
+                "ok" => {}
+                _ => return Err(format!("unknown fake behaviour `{k}`")),
+            }
+        }
+        Ok(f)
+    }
+
+    pub fn specs() -> (Vec<IoSpec>, Vec<IoSpec>) {
+        (
+            vec![IoSpec {
+                name: "X".into(),
+                dtype: DType::F32,
+                shape: vec![None, Some(2)],
+            }],
+            vec![
+                IoSpec {
+                    name: "label".into(),
+                    dtype: DType::Str,
+                    shape: vec![None],
+                },
+                IoSpec {
+                    name: "probabilities".into(),
+                    dtype: DType::F32,
+                    shape: vec![None, Some(2)],
+                },
+            ],
+        )
+    }
+}
+
+/// [`Fake`] with its signature.
+pub struct FakePredictor {
+    pub fake: Fake,
+    inputs: Vec<IoSpec>,
+    outputs: Vec<IoSpec>,
+}
+
+impl FakePredictor {
+    pub fn new(fake: Fake) -> Self {
+        let (inputs, outputs) = Fake::specs();
+        Self {
+            fake,
+            inputs,
+            outputs,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Predictor for FakePredictor {
+    fn inputs(&self) -> &[IoSpec] {
+        &self.inputs
+    }
+    fn outputs(&self) -> &[IoSpec] {
+        &self.outputs
+    }
+    fn platform(&self) -> &str {
+        "fake"
+    }
+    async fn predict(&self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, PredictError> {
+        let n = 1 + self
+            .fake
+            .calls
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if !self.fake.delay.is_zero() {
+            tokio::time::sleep(self.fake.delay).await;
+        }
+        if self
+            .fake
+            .error_every
+            .is_some_and(|e| e > 0 && n.is_multiple_of(e))
+        {
+            return Err(PredictError::Failed("the fake failed on purpose".into()));
+        }
+        let x = inputs
+            .first()
+            .ok_or_else(|| PredictError::Input("no input".into()))?;
+        let TensorData::F32(v) = &x.data else {
+            return Err(PredictError::Input("X must be FP32".into()));
+        };
+        let rows = x.shape.first().copied().unwrap_or(0);
+        let mut labels = Vec::with_capacity(rows);
+        let mut probs = Vec::with_capacity(rows * 2);
+        for r in 0..rows {
+            let a = v.get(r * 2).copied().unwrap_or(0.0) < 5.0;
+            let l = match &self.fake.shift_to {
+                Some(s) => s.clone(),
+                None => if a { "a" } else { "b" }.to_owned(),
+            };
+            probs.extend(if l == "a" { [0.9, 0.1] } else { [0.1, 0.9] });
+            labels.push(l);
+        }
+        Ok(vec![
+            Tensor {
+                name: "label".into(),
+                shape: vec![rows],
+                data: TensorData::Str(labels),
+            },
+            Tensor {
+                name: "probabilities".into(),
+                shape: vec![rows, 2],
+                data: TensorData::F32(probs),
+            },
+        ])
+    }
+}

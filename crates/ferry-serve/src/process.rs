@@ -1,0 +1,316 @@
+//! The process runtime: a model served by a command of its own (for example
+//! `mlflow models serve -m $MODEL_DIR -p $PORT --env-manager local` for a
+//! pyfunc model). ferry starts it on a private loopback port, waits until
+//! it answers `GET /ping` (or `/health`), restarts it with backoff when it
+//! dies, and forwards predictions to its `/invocations` as
+//! `{"inputs": ...}`. While it is down its model answers 503; the gateway's
+//! other models are not affected.
+
+use crate::predictor::{PredictError, Predictor};
+use ferry_onnx::{DType, IoSpec, Tensor, TensorData};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde_json::Value;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+type Http = Client<HttpConnector, Full<bytes::Bytes>>;
+
+pub struct ProcessRuntime {
+    name: String,
+    port: u16,
+    ready: Arc<AtomicBool>,
+    pub restarts: Arc<AtomicU64>,
+    client: Http,
+    inputs: Vec<IoSpec>,
+    outputs: Vec<IoSpec>,
+    stop: Arc<tokio::sync::Notify>,
+}
+
+impl Drop for ProcessRuntime {
+    fn drop(&mut self) {
+        self.stop.notify_waiters();
+        self.stop.notify_one();
+    }
+}
+
+/// How long a start may take before the model counts as failed to load.
+const START_TIMEOUT: Duration = Duration::from_secs(180);
+
+fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+fn spawn(cmd: &str, dir: &Path, port: u16) -> std::io::Result<tokio::process::Child> {
+    let mut c = tokio::process::Command::new("sh");
+    c.arg("-c")
+        .arg(cmd)
+        .env("PORT", port.to_string())
+        .env("MODEL_DIR", dir)
+        .env("HOST", "127.0.0.1")
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true);
+    if dir.is_dir() {
+        c.current_dir(dir);
+    }
+    #[cfg(unix)]
+    c.process_group(0);
+    c.spawn()
+}
+
+async fn healthy(client: &Http, port: u16) -> bool {
+    for path in ["/ping", "/health"] {
+        let Ok(uri) = format!("http://127.0.0.1:{port}{path}").parse::<hyper::Uri>() else {
+            return false;
+        };
+        if let Ok(Ok(r)) = tokio::time::timeout(Duration::from_secs(2), client.get(uri)).await
+            && r.status().is_success()
+        {
+            return true;
+        }
+    }
+    false
+}
+
+async fn wait_healthy(
+    client: &Http,
+    port: u16,
+    child: &mut tokio::process::Child,
+) -> Result<(), String> {
+    let t0 = std::time::Instant::now();
+    while t0.elapsed() < START_TIMEOUT {
+        if let Ok(Some(st)) = child.try_wait() {
+            return Err(format!(
+                "the command exited ({st}) before it answered on port {port}"
+            ));
+        }
+        if healthy(client, port).await {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Err(format!(
+        "no answer on port {port} within {}s",
+        START_TIMEOUT.as_secs()
+    ))
+}
+
+fn kill_group(child: &tokio::process::Child) {
+    #[cfg(unix)]
+    if let Some(pid) = child.id() {
+        // SAFETY-free: the group id is the child's pid (process_group(0)).
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &format!("-{pid}")])
+            .status();
+    }
+}
+
+impl ProcessRuntime {
+    /// Starts `cmd` and waits until it answers; then supervises it.
+    pub async fn start(
+        model: &str,
+        version: i64,
+        cmd: &str,
+        dir: &Path,
+    ) -> Result<Arc<dyn Predictor>, String> {
+        let client: Http = Client::builder(TokioExecutor::new()).build(HttpConnector::new());
+        let port = free_port().map_err(|e| format!("no free port: {e}"))?;
+        let mut child = spawn(cmd, dir, port).map_err(|e| format!("cannot start `{cmd}`: {e}"))?;
+        if let Err(e) = wait_healthy(&client, port, &mut child).await {
+            kill_group(&child);
+            let _ = child.kill().await;
+            return Err(format!("`{cmd}`: {e}"));
+        }
+        tracing::info!(model, version, port, "process runtime ready");
+        let ready = Arc::new(AtomicBool::new(true));
+        let restarts = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(tokio::sync::Notify::new());
+        let rt = ProcessRuntime {
+            name: format!("{model}/{version}"),
+            port,
+            ready: ready.clone(),
+            restarts: restarts.clone(),
+            client: client.clone(),
+            inputs: vec![IoSpec {
+                name: "inputs".into(),
+                dtype: DType::F64,
+                shape: vec![None, None],
+            }],
+            outputs: vec![IoSpec {
+                name: "predictions".into(),
+                dtype: DType::F64,
+                shape: vec![None],
+            }],
+            stop: stop.clone(),
+        };
+        let (cmd, dir, name) = (cmd.to_owned(), dir.to_path_buf(), rt.name.clone());
+        tokio::spawn(async move {
+            let mut backoff = Duration::from_millis(500);
+            loop {
+                tokio::select! {
+                    st = child.wait() => {
+                        ready.store(false, Ordering::SeqCst);
+                        tracing::warn!(model = %name, status = ?st.ok(), "process runtime exited; restarting in {:?}", backoff);
+                    }
+                    _ = stop.notified() => {
+                        kill_group(&child);
+                        let _ = child.kill().await;
+                        return;
+                    }
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = stop.notified() => return,
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+                match spawn(&cmd, &dir, port) {
+                    Ok(mut c) => match wait_healthy(&client, port, &mut c).await {
+                        Ok(()) => {
+                            restarts.fetch_add(1, Ordering::Relaxed);
+                            ready.store(true, Ordering::SeqCst);
+                            backoff = Duration::from_millis(500);
+                            child = c;
+                        }
+                        Err(e) => {
+                            tracing::warn!(model = %name, "restart failed: {e}");
+                            kill_group(&c);
+                            let _ = c.kill().await;
+                            child = c;
+                        }
+                    },
+                    Err(e) => tracing::warn!(model = %name, "cannot restart: {e}"),
+                }
+            }
+        });
+        Ok(Arc::new(rt))
+    }
+}
+
+fn to_json(t: &Tensor) -> Value {
+    let n = t.shape.first().copied().unwrap_or(0);
+    Value::Array((0..n).map(|r| crate::protocol::row(t, r)).collect())
+}
+
+fn from_json(v: &Value) -> Result<Tensor, PredictError> {
+    let preds = match v.get("predictions") {
+        Some(p) => p,
+        None => v,
+    };
+    let Value::Array(rows) = preds else {
+        return Err(PredictError::Failed(
+            "the model process answered without a `predictions` list".into(),
+        ));
+    };
+    let n = rows.len();
+    if rows.iter().all(Value::is_string) {
+        return Ok(Tensor {
+            name: "predictions".into(),
+            shape: vec![n],
+            data: TensorData::Str(
+                rows.iter()
+                    .map(|s| s.as_str().unwrap_or_default().to_owned())
+                    .collect(),
+            ),
+        });
+    }
+    if rows.iter().all(|x| x.is_i64()) {
+        return Ok(Tensor {
+            name: "predictions".into(),
+            shape: vec![n],
+            data: TensorData::I64(rows.iter().filter_map(Value::as_i64).collect()),
+        });
+    }
+    if rows.iter().all(Value::is_number) {
+        return Ok(Tensor {
+            name: "predictions".into(),
+            shape: vec![n],
+            data: TensorData::F64(rows.iter().filter_map(Value::as_f64).collect()),
+        });
+    }
+    // Rows of numbers: [N, k].
+    let k = rows.first().and_then(Value::as_array).map_or(0, Vec::len);
+    let mut flat = Vec::with_capacity(n * k);
+    for r in rows {
+        let cells = r.as_array().filter(|c| c.len() == k).ok_or_else(|| {
+            PredictError::Failed("the model process answered rows of different shapes".into())
+        })?;
+        for c in cells {
+            flat.push(c.as_f64().ok_or_else(|| {
+                PredictError::Failed("the model process answered a non-numeric row".into())
+            })?);
+        }
+    }
+    Ok(Tensor {
+        name: "predictions".into(),
+        shape: vec![n, k],
+        data: TensorData::F64(flat),
+    })
+}
+
+#[async_trait::async_trait]
+impl Predictor for ProcessRuntime {
+    fn inputs(&self) -> &[IoSpec] {
+        &self.inputs
+    }
+    fn outputs(&self) -> &[IoSpec] {
+        &self.outputs
+    }
+    fn platform(&self) -> &str {
+        "process"
+    }
+    fn ready(&self) -> bool {
+        self.ready.load(Ordering::SeqCst)
+    }
+    async fn predict(&self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, PredictError> {
+        if !self.ready() {
+            return Err(PredictError::Unavailable(format!(
+                "model {} is restarting",
+                self.name
+            )));
+        }
+        let x = inputs
+            .first()
+            .ok_or_else(|| PredictError::Input("no input".into()))?;
+        let body = serde_json::json!({ "inputs": to_json(x) }).to_string();
+        let req = hyper::Request::post(format!("http://127.0.0.1:{}/invocations", self.port))
+            .header("content-type", "application/json")
+            .body(Full::new(bytes::Bytes::from(body)))
+            .map_err(|e| PredictError::Failed(e.to_string()))?;
+        let resp = self.client.request(req).await.map_err(|e| {
+            PredictError::Unavailable(format!("model {} did not answer: {e}", self.name))
+        })?;
+        let status = resp.status();
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| PredictError::Unavailable(format!("model {}: {e}", self.name)))?
+            .to_bytes();
+        let v: Value = serde_json::from_slice(&bytes).map_err(|_| {
+            PredictError::Failed(format!(
+                "model {} answered {status} with no JSON",
+                self.name
+            ))
+        })?;
+        if status.is_client_error() {
+            let msg = v
+                .get("message")
+                .and_then(Value::as_str)
+                .unwrap_or("bad input");
+            return Err(PredictError::Input(msg.to_owned()));
+        }
+        if !status.is_success() {
+            return Err(PredictError::Failed(format!(
+                "model {} answered {status}",
+                self.name
+            )));
+        }
+        Ok(vec![from_json(&v)?])
+    }
+}

@@ -1,0 +1,833 @@
+//! The three request shapes, turned into the model's input tensors, and the
+//! outputs turned back: MLflow scoring (`/invocations`), the Open Inference
+//! Protocol (KServe V2) and KServe V1. Pure: bytes and signatures in,
+//! tensors or JSON out; every error names the field it is about.
+
+use ferry_onnx::{DType, IoSpec, Tensor, TensorData};
+use serde_json::{Map, Value, json};
+
+/// A request the client got wrong (answered 4xx in the protocol's shape).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BadInput(pub String);
+
+impl std::fmt::Display for BadInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn bad<T>(m: impl Into<String>) -> Result<T, BadInput> {
+    Err(BadInput(m.into()))
+}
+
+/// Rows of named or positional values, before they meet a signature.
+#[derive(Debug)]
+enum Frame {
+    /// A row-major table; `columns` names them when the request did.
+    Table {
+        columns: Option<Vec<String>>,
+        rows: Vec<Vec<Value>>,
+    },
+    /// Named tensors (`inputs: {"name": [...]}`).
+    Named(Vec<(String, Value)>),
+}
+
+/// Parses an MLflow scoring body (JSON) into input tensors for `inputs`.
+pub fn mlflow_json(body: &[u8], inputs: &[IoSpec]) -> Result<Vec<Tensor>, BadInput> {
+    let v: Value = serde_json::from_slice(body)
+        .map_err(|e| BadInput(format!("the body is not valid JSON: {e}")))?;
+    let Value::Object(mut obj) = v else {
+        return bad(
+            "the body must be a JSON object with one of the keys `dataframe_split`, `dataframe_records`, `instances`, `inputs`",
+        );
+    };
+    obj.remove("params");
+    const KEYS: [&str; 4] = [
+        "dataframe_split",
+        "dataframe_records",
+        "instances",
+        "inputs",
+    ];
+    let present: Vec<&str> = KEYS
+        .iter()
+        .copied()
+        .filter(|k| obj.contains_key(*k))
+        .collect();
+    let unknown: Vec<&String> = obj.keys().filter(|k| !KEYS.contains(&k.as_str())).collect();
+    if let Some(k) = unknown.first() {
+        return bad(format!(
+            "unknown key `{k}`; the body must have exactly one of `dataframe_split`, `dataframe_records`, `instances`, `inputs` (and optionally `params`)"
+        ));
+    }
+    let frame = match present.as_slice() {
+        [one] => {
+            let v = obj.remove(*one).unwrap_or(Value::Null);
+            match *one {
+                "dataframe_split" => split(v)?,
+                "dataframe_records" => records(v, "dataframe_records")?,
+                "instances" => instances(v)?,
+                _ => tensor_inputs(v)?,
+            }
+        }
+        [] => {
+            return bad(
+                "the body has none of `dataframe_split`, `dataframe_records`, `instances`, `inputs`",
+            );
+        }
+        many => {
+            return bad(format!(
+                "the body must have exactly one of `dataframe_split`, `dataframe_records`, `instances`, `inputs`; it has {}",
+                many.iter()
+                    .map(|k| format!("`{k}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+    };
+    frame_to_tensors(frame, inputs)
+}
+
+/// Parses a CSV body (a header row, then one row per instance).
+pub fn mlflow_csv(body: &[u8], inputs: &[IoSpec]) -> Result<Vec<Tensor>, BadInput> {
+    let text =
+        std::str::from_utf8(body).map_err(|_| BadInput("the CSV body is not UTF-8".into()))?;
+    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+    let header: Vec<String> = lines
+        .next()
+        .ok_or_else(|| BadInput("the CSV body is empty (a header row is required)".into()))?
+        .split(',')
+        .map(|s| s.trim().trim_matches('"').to_owned())
+        .collect();
+    let mut rows = Vec::new();
+    for (i, l) in lines.enumerate() {
+        let cells: Vec<Value> = l
+            .split(',')
+            .map(|c| {
+                let c = c.trim().trim_matches('"');
+                match c.parse::<f64>() {
+                    Ok(n) => json!(n),
+                    Err(_) => Value::String(c.to_owned()),
+                }
+            })
+            .collect();
+        if cells.len() != header.len() {
+            return bad(format!(
+                "CSV line {}: {} values for {} columns",
+                i + 2,
+                cells.len(),
+                header.len()
+            ));
+        }
+        rows.push(cells);
+    }
+    frame_to_tensors(
+        Frame::Table {
+            columns: Some(header),
+            rows,
+        },
+        inputs,
+    )
+}
+
+fn split(v: Value) -> Result<Frame, BadInput> {
+    let Value::Object(mut o) = v else {
+        return bad("`dataframe_split` must be an object with `columns` and `data`");
+    };
+    let columns = match o.remove("columns") {
+        None | Some(Value::Null) => None,
+        Some(Value::Array(c)) => Some(
+            c.into_iter()
+                .enumerate()
+                .map(|(i, c)| match c {
+                    Value::String(s) => Ok(s),
+                    Value::Number(n) => Ok(n.to_string()),
+                    _ => bad(format!("`dataframe_split.columns[{i}]` must be a string")),
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
+        Some(_) => return bad("`dataframe_split.columns` must be a list"),
+    };
+    let rows = match o.remove("data") {
+        Some(Value::Array(rows)) => rows
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| match r {
+                Value::Array(cells) => Ok(cells),
+                scalar if columns.as_ref().is_some_and(|c| c.len() == 1) => Ok(vec![scalar]),
+                _ => bad(format!("`dataframe_split.data[{i}]` must be a list")),
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        _ => return bad("`dataframe_split.data` must be a list of rows"),
+    };
+    if let Some(c) = &columns {
+        for (i, r) in rows.iter().enumerate() {
+            if r.len() != c.len() {
+                return bad(format!(
+                    "`dataframe_split.data[{i}]` has {} values for {} columns",
+                    r.len(),
+                    c.len()
+                ));
+            }
+        }
+    }
+    Ok(Frame::Table { columns, rows })
+}
+
+fn records(v: Value, field: &str) -> Result<Frame, BadInput> {
+    let Value::Array(recs) = v else {
+        return bad(format!("`{field}` must be a list of records"));
+    };
+    let mut columns: Vec<String> = Vec::new();
+    let mut rows = Vec::with_capacity(recs.len());
+    for (i, r) in recs.into_iter().enumerate() {
+        let Value::Object(m) = r else {
+            return bad(format!("`{field}[{i}]` must be an object"));
+        };
+        if i == 0 {
+            columns = m.keys().cloned().collect();
+        }
+        let mut m = m;
+        let mut row = Vec::with_capacity(columns.len());
+        for c in &columns {
+            row.push(
+                m.remove(c)
+                    .ok_or_else(|| BadInput(format!("`{field}[{i}]` has no `{c}`")))?,
+            );
+        }
+        if let Some(extra) = m.keys().next() {
+            return bad(format!(
+                "`{field}[{i}]` has `{extra}`, which the first record does not"
+            ));
+        }
+        rows.push(row);
+    }
+    Ok(Frame::Table {
+        columns: Some(columns),
+        rows,
+    })
+}
+
+fn instances(v: Value) -> Result<Frame, BadInput> {
+    let Value::Array(items) = v else {
+        return bad("`instances` must be a list");
+    };
+    if items.first().is_some_and(Value::is_object) {
+        return records(Value::Array(items), "instances");
+    }
+    let rows = items
+        .into_iter()
+        .map(|r| match r {
+            Value::Array(cells) => cells,
+            scalar => vec![scalar],
+        })
+        .collect();
+    Ok(Frame::Table {
+        columns: None,
+        rows,
+    })
+}
+
+fn tensor_inputs(v: Value) -> Result<Frame, BadInput> {
+    match v {
+        Value::Object(m) => Ok(Frame::Named(m.into_iter().collect())),
+        Value::Array(_) => instances(v),
+        _ => bad("`inputs` must be a list (a tensor) or an object of named tensors"),
+    }
+}
+
+fn frame_to_tensors(frame: Frame, inputs: &[IoSpec]) -> Result<Vec<Tensor>, BadInput> {
+    match frame {
+        Frame::Named(named) => {
+            let mut out = Vec::new();
+            for spec in inputs {
+                let v = named
+                    .iter()
+                    .find(|(n, _)| n == &spec.name)
+                    .map(|(_, v)| v.clone())
+                    .or_else(|| (inputs.len() == 1 && named.len() == 1).then(|| named[0].1.clone()))
+                    .ok_or_else(|| BadInput(format!("`inputs` has no tensor `{}`", spec.name)))?;
+                let mut flat = Vec::new();
+                let mut shape = Vec::new();
+                flatten(
+                    &v,
+                    &mut flat,
+                    &mut shape,
+                    0,
+                    &format!("inputs.{}", spec.name),
+                )?;
+                out.push(tensor_from(
+                    spec,
+                    shape,
+                    flat,
+                    &format!("inputs.{}", spec.name),
+                )?);
+            }
+            Ok(out)
+        }
+        Frame::Table { columns, rows } => {
+            if rows.is_empty() {
+                return bad("no rows to predict");
+            }
+            // One input per column (skl2onnx's column-wise inputs), matched by name.
+            if inputs.len() > 1 {
+                let Some(columns) = columns else {
+                    return bad(format!(
+                        "the model takes {} named inputs ({}); send `dataframe_split` or `dataframe_records` with those columns",
+                        inputs.len(),
+                        names(inputs)
+                    ));
+                };
+                let mut out = Vec::new();
+                for spec in inputs {
+                    let Some(j) = columns.iter().position(|c| c == &spec.name) else {
+                        return bad(format!(
+                            "no column `{}` (the model's inputs are {})",
+                            spec.name,
+                            names(inputs)
+                        ));
+                    };
+                    let flat: Vec<Value> = rows.iter().map(|r| r[j].clone()).collect();
+                    let width = spec.shape.get(1).copied().flatten().unwrap_or(1);
+                    let shape = if spec.shape.len() >= 2 {
+                        vec![rows.len(), width]
+                    } else {
+                        vec![rows.len()]
+                    };
+                    out.push(tensor_from(
+                        spec,
+                        shape,
+                        flat,
+                        &format!("column `{}`", spec.name),
+                    )?);
+                }
+                return Ok(out);
+            }
+            let spec = inputs
+                .first()
+                .ok_or_else(|| BadInput("the model has no inputs".into()))?;
+            let width = rows[0].len();
+            let mut flat = Vec::with_capacity(rows.len() * width);
+            for (i, r) in rows.into_iter().enumerate() {
+                if r.len() != width {
+                    return bad(format!("row {i} has {} values, row 0 has {width}", r.len()));
+                }
+                flat.extend(r);
+            }
+            let n = flat.len() / width.max(1);
+            let shape = if spec.shape.len() == 1 {
+                vec![flat.len()]
+            } else {
+                vec![n, width]
+            };
+            out_one(spec, shape, flat)
+        }
+    }
+}
+
+fn out_one(spec: &IoSpec, shape: Vec<usize>, flat: Vec<Value>) -> Result<Vec<Tensor>, BadInput> {
+    Ok(vec![tensor_from(spec, shape, flat, "the input")?])
+}
+
+fn names(inputs: &[IoSpec]) -> String {
+    inputs
+        .iter()
+        .map(|i| format!("`{}`", i.name))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Flattens nested lists row-major, recording the shape.
+fn flatten(
+    v: &Value,
+    out: &mut Vec<Value>,
+    shape: &mut Vec<usize>,
+    depth: usize,
+    what: &str,
+) -> Result<(), BadInput> {
+    match v {
+        Value::Array(items) => {
+            if shape.len() == depth {
+                shape.push(items.len());
+            } else if shape[depth] != items.len() {
+                return bad(format!("{what} is ragged: its lists differ in length"));
+            }
+            for it in items {
+                flatten(it, out, shape, depth + 1, what)?;
+            }
+            Ok(())
+        }
+        scalar => {
+            if shape.len() != depth {
+                return bad(format!("{what} is ragged: lists and values mixed"));
+            }
+            out.push(scalar.clone());
+            Ok(())
+        }
+    }
+}
+
+/// Checks `shape` against the signature and converts the values.
+fn tensor_from(
+    spec: &IoSpec,
+    shape: Vec<usize>,
+    flat: Vec<Value>,
+    what: &str,
+) -> Result<Tensor, BadInput> {
+    check_shape(spec, &shape, what)?;
+    let data = convert(spec.dtype, &flat, what)?;
+    Ok(Tensor {
+        name: spec.name.clone(),
+        shape,
+        data,
+    })
+}
+
+fn check_shape(spec: &IoSpec, shape: &[usize], what: &str) -> Result<(), BadInput> {
+    let want = |s: &[Option<usize>]| {
+        format!(
+            "[{}]",
+            s.iter()
+                .map(|d| d.map_or("-1".to_owned(), |d| d.to_string()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    if !spec.shape.is_empty() && spec.shape.len() != shape.len() {
+        return bad(format!(
+            "{what} has shape {shape:?}; the model's `{}` takes {}",
+            spec.name,
+            want(&spec.shape)
+        ));
+    }
+    for (i, (got, w)) in shape.iter().zip(&spec.shape).enumerate() {
+        if let Some(w) = w
+            && got != w
+        {
+            return bad(format!(
+                "{what} has {got} values in dimension {i}; the model's `{}` takes {} ({})",
+                spec.name,
+                w,
+                want(&spec.shape)
+            ));
+        }
+    }
+    if shape.first() == Some(&0) {
+        return bad(format!("{what} is empty"));
+    }
+    Ok(())
+}
+
+fn convert(dtype: DType, flat: &[Value], what: &str) -> Result<TensorData, BadInput> {
+    let num = |i: usize, v: &Value| -> Result<f64, BadInput> {
+        match v {
+            Value::Number(n) => n
+                .as_f64()
+                .ok_or_else(|| BadInput(format!("{what}[{i}]: {n} is not a number"))),
+            Value::Bool(b) => Ok(f64::from(u8::from(*b))),
+            Value::String(s) if s.eq_ignore_ascii_case("nan") => Ok(f64::NAN),
+            Value::Null => Ok(f64::NAN),
+            other => bad(format!(
+                "{what}[{i}]: {other} is not a number (the model takes {})",
+                dtype.v2_name()
+            )),
+        }
+    };
+    let int = |i: usize, v: &Value| -> Result<i64, BadInput> {
+        match v {
+            Value::Number(n) => n
+                .as_i64()
+                .ok_or_else(|| BadInput(format!("{what}[{i}]: {n} is not an integer"))),
+            Value::Bool(b) => Ok(i64::from(*b)),
+            other => bad(format!("{what}[{i}]: {other} is not an integer")),
+        }
+    };
+    Ok(match dtype {
+        DType::F32 => TensorData::F32(
+            flat.iter()
+                .enumerate()
+                .map(|(i, v)| num(i, v).map(|x| x as f32))
+                .collect::<Result<_, _>>()?,
+        ),
+        DType::F64 => TensorData::F64(
+            flat.iter()
+                .enumerate()
+                .map(|(i, v)| num(i, v))
+                .collect::<Result<_, _>>()?,
+        ),
+        DType::I64 => TensorData::I64(
+            flat.iter()
+                .enumerate()
+                .map(|(i, v)| int(i, v))
+                .collect::<Result<_, _>>()?,
+        ),
+        DType::I32 => TensorData::I32(
+            flat.iter()
+                .enumerate()
+                .map(|(i, v)| {
+                    int(i, v).and_then(|x| {
+                        i32::try_from(x)
+                            .map_err(|_| BadInput(format!("{what}[{i}]: {x} does not fit INT32")))
+                    })
+                })
+                .collect::<Result<_, _>>()?,
+        ),
+        DType::Bool => TensorData::Bool(
+            flat.iter()
+                .enumerate()
+                .map(|(i, v)| match v {
+                    Value::Bool(b) => Ok(*b),
+                    Value::Number(n) => Ok(n.as_f64() != Some(0.0)),
+                    other => bad(format!("{what}[{i}]: {other} is not a boolean")),
+                })
+                .collect::<Result<_, _>>()?,
+        ),
+        DType::Str => TensorData::Str(
+            flat.iter()
+                .map(|v| match v {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                })
+                .collect(),
+        ),
+    })
+}
+
+/// One value of a tensor as JSON.
+fn cell(t: &TensorData, i: usize) -> Value {
+    match t {
+        TensorData::F32(v) => num_json(f64::from(v[i])),
+        TensorData::F64(v) => num_json(v[i]),
+        TensorData::I64(v) => json!(v[i]),
+        TensorData::I32(v) => json!(v[i]),
+        TensorData::Bool(v) => json!(v[i]),
+        TensorData::Str(v) => json!(v[i]),
+    }
+}
+
+fn num_json(x: f64) -> Value {
+    serde_json::Number::from_f64(x).map_or(Value::Null, Value::Number)
+}
+
+/// Row `r` of a tensor whose first dimension is the batch: a value, or a
+/// list for the rest of the dimensions.
+pub fn row(t: &Tensor, r: usize) -> Value {
+    let per: usize = t.shape.iter().skip(1).product();
+    if t.shape.len() <= 1 {
+        return cell(&t.data, r);
+    }
+    if t.shape.len() == 2 && t.shape[1] == 1 {
+        return cell(&t.data, r);
+    }
+    Value::Array((0..per).map(|j| cell(&t.data, r * per + j)).collect())
+}
+
+fn batch(outputs: &[Tensor]) -> usize {
+    outputs
+        .iter()
+        .filter_map(|t| t.shape.first().copied())
+        .max()
+        .unwrap_or(0)
+}
+
+/// MLflow's `{"predictions": ...}`: a list for one output; records
+/// (`[{"label": ..., "probabilities": [...]}]`) for several.
+pub fn mlflow_predictions(outputs: &[Tensor]) -> Value {
+    let n = batch(outputs);
+    let preds = if outputs.len() == 1 {
+        Value::Array((0..n).map(|r| row(&outputs[0], r)).collect())
+    } else {
+        Value::Array(
+            (0..n)
+                .map(|r| {
+                    let mut m = Map::new();
+                    for t in outputs {
+                        m.insert(t.name.clone(), row(t, r));
+                    }
+                    Value::Object(m)
+                })
+                .collect(),
+        )
+    };
+    json!({ "predictions": preds })
+}
+
+/// A parsed Open Inference Protocol request.
+#[derive(Debug)]
+pub struct V2Request {
+    pub id: Option<String>,
+    pub inputs: Vec<Tensor>,
+    /// The outputs asked for (all when empty).
+    pub outputs: Vec<String>,
+}
+
+pub fn v2_request(body: &[u8], inputs: &[IoSpec]) -> Result<V2Request, BadInput> {
+    let v: Value = serde_json::from_slice(body)
+        .map_err(|e| BadInput(format!("the body is not valid JSON: {e}")))?;
+    let Value::Object(mut o) = v else {
+        return bad("the body must be a JSON object with `inputs`");
+    };
+    let id = match o.remove("id") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s),
+        Some(_) => return bad("`id` must be a string"),
+    };
+    let Some(Value::Array(ins)) = o.remove("inputs") else {
+        return bad("`inputs` must be a list of tensors");
+    };
+    let mut by_name: Vec<(String, Vec<usize>, String, Value)> = Vec::new();
+    for (i, t) in ins.into_iter().enumerate() {
+        let Value::Object(mut t) = t else {
+            return bad(format!("`inputs[{i}]` must be an object"));
+        };
+        let name = match t.remove("name") {
+            Some(Value::String(s)) => s,
+            _ => return bad(format!("`inputs[{i}].name` must be a string")),
+        };
+        let shape = match t.remove("shape") {
+            Some(Value::Array(s)) => s
+                .iter()
+                .map(|d| {
+                    d.as_u64().map(|d| d as usize).ok_or_else(|| {
+                        BadInput(format!(
+                            "`inputs[{i}].shape` must hold non-negative integers"
+                        ))
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+            _ => return bad(format!("`inputs[{i}].shape` must be a list")),
+        };
+        let datatype = match t.remove("datatype") {
+            Some(Value::String(s)) => s,
+            _ => return bad(format!("`inputs[{i}].datatype` must be a string")),
+        };
+        let data = t
+            .remove("data")
+            .ok_or_else(|| BadInput(format!("`inputs[{i}].data` is missing")))?;
+        by_name.push((name, shape, datatype, data));
+    }
+    let mut tensors = Vec::new();
+    for spec in inputs {
+        let pos = by_name
+            .iter()
+            .position(|t| t.0 == spec.name)
+            .or_else(|| (inputs.len() == 1 && by_name.len() == 1).then_some(0))
+            .ok_or_else(|| {
+                BadInput(format!(
+                    "no input `{}` (the model's inputs are {})",
+                    spec.name,
+                    names(inputs)
+                ))
+            })?;
+        let (name, shape, datatype, data) = by_name.swap_remove(pos);
+        let what = format!("input `{name}`");
+        match DType::from_v2_name(&datatype) {
+            Some(d) if d == spec.dtype => {}
+            Some(_) | None => {
+                return bad(format!(
+                    "{what} has datatype {datatype}; the model's `{}` takes {}",
+                    spec.name,
+                    spec.dtype.v2_name()
+                ));
+            }
+        }
+        let mut flat = Vec::new();
+        let mut nested = Vec::new();
+        match &data {
+            Value::Array(_) => flatten(&data, &mut flat, &mut nested, 0, &what)?,
+            scalar => flat.push(scalar.clone()),
+        }
+        let count: usize = shape.iter().product();
+        if flat.len() != count {
+            return bad(format!(
+                "{what} has {} values for shape {shape:?} ({count} expected)",
+                flat.len()
+            ));
+        }
+        tensors.push(tensor_from(spec, shape, flat, &what)?);
+    }
+    if let Some((extra, ..)) = by_name.first() {
+        return bad(format!(
+            "unknown input `{extra}` (the model's inputs are {})",
+            names(inputs)
+        ));
+    }
+    let outputs = match o.remove("outputs") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(outs)) => outs
+            .iter()
+            .enumerate()
+            .map(|(i, x)| {
+                x.get("name")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+                    .ok_or_else(|| BadInput(format!("`outputs[{i}].name` must be a string")))
+            })
+            .collect::<Result<_, _>>()?,
+        Some(_) => return bad("`outputs` must be a list"),
+    };
+    Ok(V2Request {
+        id,
+        inputs: tensors,
+        outputs,
+    })
+}
+
+pub fn v2_tensor(t: &Tensor) -> Value {
+    json!({
+        "name": t.name,
+        "shape": t.shape,
+        "datatype": t.data.dtype().v2_name(),
+        "data": (0..t.data.len()).map(|i| cell(&t.data, i)).collect::<Vec<_>>(),
+    })
+}
+
+/// Signature entries as the V2 metadata shows them (`-1` for the batch).
+pub fn v2_io(specs: &[IoSpec]) -> Value {
+    Value::Array(
+        specs
+            .iter()
+            .map(|s| {
+                json!({
+                    "name": s.name,
+                    "datatype": s.dtype.v2_name(),
+                    "shape": s.shape.iter().map(|d| d.map_or(-1, |d| d as i64)).collect::<Vec<_>>(),
+                })
+            })
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec4() -> Vec<IoSpec> {
+        vec![IoSpec {
+            name: "X".into(),
+            dtype: DType::F32,
+            shape: vec![None, Some(4)],
+        }]
+    }
+
+    fn f32s(t: &Tensor) -> Vec<f32> {
+        match &t.data {
+            TensorData::F32(v) => v.clone(),
+            d => panic!("{:?}", d.dtype()),
+        }
+    }
+
+    #[test]
+    fn every_mlflow_shape_gives_the_same_tensor() {
+        let bodies = [
+            r#"{"dataframe_split": {"columns": ["a","b","c","d"], "data": [[5.1,3.5,1.4,0.2]]}}"#,
+            r#"{"dataframe_records": [{"a":5.1,"b":3.5,"c":1.4,"d":0.2}]}"#,
+            r#"{"instances": [[5.1,3.5,1.4,0.2]]}"#,
+            r#"{"instances": [{"a":5.1,"b":3.5,"c":1.4,"d":0.2}]}"#,
+            r#"{"inputs": [[5.1,3.5,1.4,0.2]]}"#,
+            r#"{"inputs": {"X": [[5.1,3.5,1.4,0.2]]}}"#,
+            r#"{"inputs": [[5.1,3.5,1.4,0.2]], "params": {"x": 1}}"#,
+        ];
+        for b in bodies {
+            let t = mlflow_json(b.as_bytes(), &spec4()).unwrap_or_else(|e| panic!("{b}: {e}"));
+            assert_eq!(t[0].shape, vec![1, 4], "{b}");
+            assert_eq!(f32s(&t[0]), vec![5.1, 3.5, 1.4, 0.2], "{b}");
+        }
+        let t = mlflow_csv(b"a,b,c,d\n5.1,3.5,1.4,0.2\n6,3,4,1\n", &spec4()).unwrap();
+        assert_eq!(t[0].shape, vec![2, 4]);
+    }
+
+    #[test]
+    fn bad_bodies_name_the_field() {
+        let cases = [
+            ("[1,2]", "must be a JSON object"),
+            ("{}", "has none of"),
+            (
+                r#"{"instances": [[1,2,3,4]], "inputs": [[1,2,3,4]]}"#,
+                "exactly one of",
+            ),
+            (r#"{"instance": [[1,2,3,4]]}"#, "unknown key `instance`"),
+            (r#"{"instances": [[1,2,3]]}"#, "3 values in dimension 1"),
+            (r#"{"instances": [[1,2,3,4],[1,2]]}"#, "row 1 has 2 values"),
+            (r#"{"instances": [["a",2,3,4]]}"#, "\"a\" is not a number"),
+            (r#"{"instances": []}"#, "no rows"),
+            (
+                r#"{"dataframe_split": {"columns": ["a"], "data": [[1,2]]}}"#,
+                "data[0]` has 2 values for 1 columns",
+            ),
+            (r#"{"dataframe_records": [{"a":1},{"b":2}]}"#, "has no `a`"),
+            ("not json", "not valid JSON"),
+        ];
+        for (b, want) in cases {
+            let e = mlflow_json(b.as_bytes(), &spec4()).unwrap_err();
+            assert!(e.0.contains(want), "{b}: {e}");
+        }
+    }
+
+    #[test]
+    fn v2_requests_are_checked_against_the_signature() {
+        let ok = r#"{"id":"r1","inputs":[{"name":"X","shape":[2,4],"datatype":"FP32","data":[1,2,3,4,5,6,7,8]}],"outputs":[{"name":"label"}]}"#;
+        let r = v2_request(ok.as_bytes(), &spec4()).unwrap();
+        assert_eq!(r.id.as_deref(), Some("r1"));
+        assert_eq!(r.inputs[0].shape, vec![2, 4]);
+        assert_eq!(r.outputs, vec!["label"]);
+        let nested =
+            r#"{"inputs":[{"name":"X","shape":[1,4],"datatype":"FP32","data":[[1,2,3,4]]}]}"#;
+        assert!(v2_request(nested.as_bytes(), &spec4()).is_ok());
+        let cases = [
+            (
+                r#"{"inputs":[{"name":"X","shape":[1,4],"datatype":"FP64","data":[1,2,3,4]}]}"#,
+                "datatype FP64",
+            ),
+            (
+                r#"{"inputs":[{"name":"X","shape":[1,4],"datatype":"FP32","data":[1,2,3]}]}"#,
+                "3 values for shape [1, 4]",
+            ),
+            (
+                r#"{"inputs":[{"name":"X","shape":[1,3],"datatype":"FP32","data":[1,2,3]}]}"#,
+                "dimension 1",
+            ),
+            (
+                r#"{"inputs":[{"name":"X","shape":[1,4],"datatype":"FP32","data":[1,2,3,4]},{"name":"Y","shape":[1],"datatype":"BOOL","data":[true]}]}"#,
+                "unknown input `Y`",
+            ),
+            (
+                r#"{"inputs":[{"name":"X","shape":[1,4],"datatype":"FP32"}]}"#,
+                "data` is missing",
+            ),
+            (r#"{"inputs":{}}"#, "must be a list"),
+            (
+                r#"{"inputs":[{"name":"X","shape":[1,4],"datatype":"NOPE","data":[1,2,3,4]}]}"#,
+                "datatype NOPE",
+            ),
+        ];
+        for (b, want) in cases {
+            let e = v2_request(b.as_bytes(), &spec4()).unwrap_err();
+            assert!(e.0.contains(want), "{b}: {e}");
+        }
+    }
+
+    #[test]
+    fn predictions_are_lists_or_records() {
+        let label = Tensor {
+            name: "label".into(),
+            shape: vec![2],
+            data: TensorData::Str(vec!["a".into(), "b".into()]),
+        };
+        let probs = Tensor {
+            name: "probabilities".into(),
+            shape: vec![2, 2],
+            data: TensorData::F32(vec![0.75, 0.25, 0.5, 0.5]),
+        };
+        assert_eq!(
+            mlflow_predictions(std::slice::from_ref(&label)),
+            json!({"predictions": ["a", "b"]})
+        );
+        assert_eq!(
+            mlflow_predictions(&[label, probs]),
+            json!({"predictions": [
+                {"label": "a", "probabilities": [0.75, 0.25]},
+                {"label": "b", "probabilities": [0.5, 0.5]}
+            ]})
+        );
+    }
+}

@@ -1,0 +1,640 @@
+//! `ferry serve` (the gateway) and `ferry deploy` (canary and shadow
+//! rollouts, recorded in the store the gateway reads).
+
+use crate::commands::{Ctx, usage};
+use crate::exit;
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use ferry_metadata::{Deployment, DeploymentChange, MetadataStore, NewDeployment};
+use ferry_serve::canary::{self, Criteria, Phase, Plan, Strategy};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Models to serve: `iris@production`, `iris/3` or `iris` (its latest version); the first answers `/invocations`
+    #[arg(required = true)]
+    pub models: Vec<String>,
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    /// The store's URL; default: the project's `.ferry/ferry.db`
+    #[arg(long, env = "FERRY_STORE")]
+    pub store: Option<String>,
+    /// The folder artifacts are kept in; default: the project's `.ferry/artifacts`
+    #[arg(long)]
+    pub artifacts: Option<PathBuf>,
+    /// Where the prediction log goes; default: the project's `.ferry/predictions`
+    #[arg(long)]
+    pub log_dir: Option<PathBuf>,
+    /// Share of requests written to the prediction log (0 turns it off)
+    #[arg(long, default_value_t = 1.0)]
+    pub log_sample: f64,
+    /// One prediction-log file per window (e.g. 1h, 10m)
+    #[arg(long, default_value = "1h")]
+    pub log_window: String,
+    /// The prediction log's size limit per model, in MiB (the oldest files go first)
+    #[arg(long, default_value_t = 1024)]
+    pub log_max_mib: u64,
+    /// The largest request body, in MiB
+    #[arg(long, default_value_t = 16)]
+    pub max_body_mib: usize,
+    /// How often routes are rebuilt from the store and deployments judged
+    #[arg(long, default_value = "1s")]
+    pub tick: String,
+    /// Serve versions tagged `ferry.fake` as misbehaving fakes (demos, tests)
+    #[arg(long, hide = true)]
+    pub allow_fakes: bool,
+    /// Log one JSON object per line
+    #[arg(long)]
+    pub log_json: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct DeployArgs {
+    #[command(subcommand)]
+    pub command: Option<DeployCommand>,
+    #[command(flatten)]
+    pub start: DeployStart,
+}
+
+#[derive(Debug, Args)]
+pub struct DeployStart {
+    /// The model to roll out a new version of
+    pub model: Option<String>,
+    /// The candidate version
+    #[arg(long, conflicts_with = "candidate_alias")]
+    pub version: Option<i64>,
+    /// The candidate, by alias (e.g. `candidate`)
+    #[arg(long = "candidate", value_name = "ALIAS")]
+    pub candidate_alias: Option<String>,
+    /// `canary` (a share of traffic, stepped up) or `shadow` (mirrored traffic, answers discarded)
+    #[arg(long, default_value = "canary")]
+    pub strategy: String,
+    /// Canary weights in percent, in order
+    #[arg(long, default_value = "10,25,50,100", value_delimiter = ',')]
+    pub steps: Vec<u32>,
+    /// How long each step is watched before it may pass
+    #[arg(long, default_value = "1m")]
+    pub interval: String,
+    /// How long past the interval a step may wait for enough data before it is rolled back
+    #[arg(long, default_value = "10m")]
+    pub deadline: String,
+    /// The alias that serves production: the stable version, and where the candidate goes when promoted
+    #[arg(long, default_value = "production")]
+    pub alias: String,
+    /// Largest share of failed (5xx) answers of the candidate
+    #[arg(long)]
+    pub max_error_rate: Option<f64>,
+    /// Largest 99th percentile latency of the candidate, in ms
+    #[arg(long)]
+    pub max_p99_ms: Option<f64>,
+    /// Largest shift of predictions from the stable version's (total variation of class shares; for numbers, of the mean in standard deviations)
+    #[arg(long)]
+    pub max_prediction_shift: Option<f64>,
+    /// Smallest accuracy on labels sent to POST /feedback
+    #[arg(long)]
+    pub min_accuracy: Option<f64>,
+    /// Requests (and labels) a step needs before any verdict
+    #[arg(long, default_value_t = 20)]
+    pub min_requests: u64,
+    /// Shadow: percent of requests mirrored to the candidate
+    #[arg(long, default_value_t = 100)]
+    pub mirror: u32,
+    /// Shadow: smallest agreement with the stable version
+    #[arg(long)]
+    pub min_agreement: Option<f64>,
+    /// Why (recorded with the deployment)
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// Follow the rollout until it ends (exit 0 promoted, 3 rolled back)
+    #[arg(long)]
+    pub wait: bool,
+    #[arg(long)]
+    pub json: bool,
+    /// The store's URL; default: the project's `.ferry/ferry.db`
+    #[arg(long, env = "FERRY_STORE")]
+    pub store: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeployCommand {
+    /// A model's deployment: state, step, weight, and every decision with its reason
+    Status {
+        /// The model (all models' active deployments when absent)
+        model: Option<String>,
+        /// Follow it until it ends
+        #[arg(long)]
+        watch: bool,
+        #[arg(long)]
+        json: bool,
+        #[arg(long, env = "FERRY_STORE")]
+        store: Option<String>,
+    },
+    /// Promote the candidate now: the alias moves to it
+    Promote {
+        model: String,
+        #[arg(long)]
+        reason: Option<String>,
+        #[arg(long, env = "FERRY_STORE")]
+        store: Option<String>,
+    },
+    /// Stop the rollout now: all traffic back to the stable version, the candidate marked rejected
+    Abort {
+        model: String,
+        #[arg(long)]
+        reason: Option<String>,
+        #[arg(long, env = "FERRY_STORE")]
+        store: Option<String>,
+    },
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")
+}
+
+/// The store URL and artifact folder: given, or the project's.
+fn locate(
+    ctx: &Ctx,
+    store: Option<String>,
+    artifacts: Option<PathBuf>,
+) -> Result<(String, PathBuf, PathBuf)> {
+    let root = ferry_runner::Project::discover(&ctx.cwd).unwrap_or_else(|_| ctx.cwd.clone());
+    let url = match store {
+        Some(s) => s,
+        None => {
+            if !root.join(".ferry").join("ferry.db").exists() {
+                return Err(usage(format!(
+                    "no store in `{}`: run `ferry run` first, or give --store",
+                    root.display()
+                )));
+            }
+            ferry_runner::store_url(&root)
+        }
+    };
+    let artifacts = artifacts.unwrap_or_else(|| root.join(".ferry").join("artifacts"));
+    Ok((url, artifacts, root))
+}
+
+async fn open(url: &str) -> Result<Arc<dyn MetadataStore>> {
+    Ok(Arc::new(ferry_metadata::SqlStore::open(url).await?))
+}
+
+pub fn serve(ctx: &Ctx, a: ServeArgs) -> Result<u8> {
+    let specs = a
+        .models
+        .iter()
+        .map(|m| m.parse::<ferry_serve::ServeSpec>().map_err(usage))
+        .collect::<Result<Vec<_>>>()?;
+    let mut names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
+    names.sort_unstable();
+    if names.windows(2).any(|w| w[0] == w[1]) {
+        return Err(usage("each model may be served once"));
+    }
+    let ip: std::net::IpAddr = a
+        .host
+        .parse()
+        .map_err(|_| usage(format!("--host `{}` is not an IP address", a.host)))?;
+    let tick = canary::parse_duration(&a.tick).map_err(|e| usage(format!("--tick: {e}")))?;
+    let window =
+        canary::parse_duration(&a.log_window).map_err(|e| usage(format!("--log-window: {e}")))?;
+    if !(0.0..=1.0).contains(&a.log_sample) {
+        return Err(usage("--log-sample must be between 0 and 1"));
+    }
+    let (url, artifacts, root) = locate(ctx, a.store, a.artifacts)?;
+    crate::commands::init_logging(a.log_json);
+    let rt = runtime()?;
+    rt.block_on(async move {
+        let store = open(&url).await?;
+        let predlog = if a.log_sample > 0.0 {
+            let mut cfg = ferry_serve::predlog::PredLogConfig::new(
+                a.log_dir
+                    .unwrap_or_else(|| root.join(".ferry").join("predictions")),
+            );
+            cfg.sample = a.log_sample;
+            cfg.window_s = (window / 1000).max(1);
+            cfg.max_total_bytes = a.log_max_mib << 20;
+            Some(
+                ferry_serve::predlog::PredLog::start(cfg)
+                    .context("cannot start the prediction log")?,
+            )
+        } else {
+            None
+        };
+        let loader = Arc::new(ferry_serve::loader::StoreLoader {
+            store: store.clone(),
+            artifacts,
+            allow_fakes: a.allow_fakes,
+        });
+        let gw = Arc::new(ferry_serve::Gateway::new(specs, store, loader, predlog));
+        let cfg = ferry_serve::ServeConfig {
+            addr: std::net::SocketAddr::new(ip, a.port),
+            max_body: a.max_body_mib << 20,
+            tick: std::time::Duration::from_millis(tick.max(50)),
+        };
+        let shown = gw.clone();
+        ferry_serve::serve(cfg, gw, move |addr| {
+            let t = shown.table();
+            for m in &t.models {
+                eprintln!(
+                    "serving {} version {} ({}) at http://{addr}/v2/models/{}/infer",
+                    m.name,
+                    m.stable.version,
+                    m.stable.predictor.platform(),
+                    m.name
+                );
+            }
+            eprintln!(
+                "  MLflow scoring: http://{addr}/invocations   metrics: http://{addr}/metrics"
+            );
+        })
+        .await
+        .map_err(usage)?;
+        Ok(exit::OK)
+    })
+}
+
+pub fn deploy(ctx: &Ctx, a: DeployArgs) -> Result<u8> {
+    match a.command {
+        Some(DeployCommand::Status {
+            model,
+            watch,
+            json,
+            store,
+        }) => status(ctx, model, watch, json, store),
+        Some(DeployCommand::Promote {
+            model,
+            reason,
+            store,
+        }) => end(ctx, &model, Phase::Promoted, reason, store),
+        Some(DeployCommand::Abort {
+            model,
+            reason,
+            store,
+        }) => end(ctx, &model, Phase::Aborted, reason, store),
+        None => start(ctx, a.start),
+    }
+}
+
+fn check_share(flag: &str, v: Option<f64>) -> Result<()> {
+    if let Some(x) = v
+        && !(0.0..=1.0).contains(&x)
+    {
+        return Err(usage(format!("{flag} must be between 0 and 1 (got {x})")));
+    }
+    Ok(())
+}
+
+fn start(ctx: &Ctx, a: DeployStart) -> Result<u8> {
+    let model = a.model.ok_or_else(|| {
+        usage("give a model: ferry deploy MODEL --version N (or status, promote, abort)")
+    })?;
+    ferry_core::ModelName::new(&model).map_err(|e| usage(e.to_string()))?;
+    let strategy = match a.strategy.as_str() {
+        "canary" => Strategy::Canary,
+        "shadow" => Strategy::Shadow,
+        s => return Err(usage(format!("--strategy `{s}`: use canary or shadow"))),
+    };
+    if strategy == Strategy::Canary {
+        canary::check_steps(&a.steps).map_err(usage)?;
+    }
+    let interval =
+        canary::parse_duration(&a.interval).map_err(|e| usage(format!("--interval: {e}")))?;
+    let deadline =
+        canary::parse_duration(&a.deadline).map_err(|e| usage(format!("--deadline: {e}")))?;
+    check_share("--max-error-rate", a.max_error_rate)?;
+    check_share("--min-accuracy", a.min_accuracy)?;
+    check_share("--min-agreement", a.min_agreement)?;
+    if a.mirror == 0 || a.mirror > 100 {
+        return Err(usage("--mirror is a percentage in 1..=100"));
+    }
+    if let Some(p) = a.max_p99_ms.filter(|p| p.is_nan() || *p <= 0.0) {
+        return Err(usage(format!("--max-p99-ms must be positive (got {p})")));
+    }
+    let criteria = Criteria {
+        max_error_rate: a.max_error_rate,
+        max_p99_ms: a.max_p99_ms,
+        max_prediction_shift: a.max_prediction_shift,
+        min_accuracy: a.min_accuracy,
+        min_requests: a.min_requests,
+        min_agreement: a.min_agreement,
+    };
+    let plan = Plan {
+        strategy,
+        steps: if strategy == Strategy::Canary {
+            a.steps.clone()
+        } else {
+            Vec::new()
+        },
+        interval_ms: interval,
+        deadline_ms: deadline,
+        mirror_percent: a.mirror,
+        alias: a.alias.clone(),
+        criteria,
+    };
+    let (url, _, _) = locate(ctx, a.store, None)?;
+    let rt = runtime()?;
+    let wait = a.wait;
+    let json = a.json;
+    let d = rt.block_on(async {
+        let store = open(&url).await?;
+        let candidate = match (a.version, &a.candidate_alias) {
+            (Some(v), _) => store
+                .get_version(&model, v)
+                .await?
+                .ok_or_else(|| usage(format!("model `{model}` has no version {v}")))?,
+            (None, Some(al)) => store
+                .resolve_alias(&model, al)
+                .await?
+                .ok_or_else(|| usage(format!("model `{model}` has no alias `{al}`")))?,
+            (None, None) => return Err(usage("give the candidate: --version N or --candidate ALIAS")),
+        };
+        let stable = store.resolve_alias(&model, &a.alias).await?.ok_or_else(|| {
+            usage(format!(
+                "model `{model}` has no `{}` version to compare the candidate with; point the alias at one first (ferry models alias {model}/VERSION {})",
+                a.alias, a.alias
+            ))
+        })?;
+        if stable.version == candidate.version {
+            return Err(usage(format!(
+                "version {} already is `{model}@{}`",
+                candidate.version, a.alias
+            )));
+        }
+        let d = store
+            .create_deployment(&NewDeployment {
+                model: model.clone(),
+                candidate: candidate.version,
+                stable: Some(stable.version),
+                strategy: strategy.as_str().into(),
+                spec: serde_json::to_value(&plan)?,
+                phase: Phase::Progressing.as_str().into(),
+                weight: i64::from(canary::weight_at(&plan, 0)),
+                created_ms: ferry_core::now_ms(),
+                reason: a.reason.clone(),
+            })
+            .await
+            .map_err(crate::commands::store_err)?;
+        Ok::<_, anyhow::Error>(d)
+    })?;
+    if json && !wait {
+        crate::commands::print_json(&d)?;
+        return Ok(exit::OK);
+    }
+    eprintln!(
+        "{} of {} version {} over version {} started ({}); the gateway serving `{}@{}` picks it up within a tick",
+        strategy.as_str(),
+        d.model,
+        d.candidate,
+        d.stable.unwrap_or_default(),
+        describe_plan(&plan),
+        d.model,
+        plan.alias
+    );
+    if wait {
+        return rt.block_on(follow(&url, &d.model, &d.id, json));
+    }
+    eprintln!("  follow it: ferry deploy status {} --watch", d.model);
+    Ok(exit::OK)
+}
+
+fn describe_plan(p: &Plan) -> String {
+    let mut parts = Vec::new();
+    match p.strategy {
+        Strategy::Canary => parts.push(format!(
+            "steps {}",
+            p.steps
+                .iter()
+                .map(|s| format!("{s}%"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+        Strategy::Shadow => parts.push(format!("mirroring {}%", p.mirror_percent)),
+    }
+    parts.push(format!("every {}", canary::human_ms(p.interval_ms)));
+    let c = &p.criteria;
+    if let Some(x) = c.max_error_rate {
+        parts.push(format!("error rate <= {x}"));
+    }
+    if let Some(x) = c.max_p99_ms {
+        parts.push(format!("p99 <= {x} ms"));
+    }
+    if let Some(x) = c.max_prediction_shift {
+        parts.push(format!("prediction shift <= {x}"));
+    }
+    if let Some(x) = c.min_accuracy {
+        parts.push(format!("accuracy >= {x}"));
+    }
+    if let Some(x) = c.min_agreement {
+        parts.push(format!("agreement >= {x}"));
+    }
+    parts.push(format!("at least {} requests per step", c.min_requests));
+    parts.join(", ")
+}
+
+async fn find(store: &dyn MetadataStore, model: &str) -> Result<Deployment> {
+    store
+        .list_deployments(Some(model), false)
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| usage(format!("model `{model}` has no deployment")))
+}
+
+fn end(
+    ctx: &Ctx,
+    model: &str,
+    phase: Phase,
+    reason: Option<String>,
+    store: Option<String>,
+) -> Result<u8> {
+    let (url, _, _) = locate(ctx, store, None)?;
+    let rt = runtime()?;
+    rt.block_on(async {
+        let store = open(url.as_str()).await?;
+        let d = find(store.as_ref(), model).await?;
+        if !d.active {
+            return Err(usage(format!(
+                "the last deployment of `{model}` (version {}) already ended: {}",
+                d.candidate, d.phase
+            )));
+        }
+        let plan: Option<Plan> = serde_json::from_value(d.spec.clone()).ok();
+        let promoted = phase == Phase::Promoted;
+        let reason = reason.unwrap_or_else(|| {
+            if promoted {
+                "promoted by hand"
+            } else {
+                "aborted by hand"
+            }
+            .to_owned()
+        });
+        let now = ferry_core::now_ms();
+        let change = DeploymentChange {
+            phase: phase.as_str().into(),
+            active: false,
+            step: d.step,
+            weight: if promoted { 100 } else { 0 },
+            step_started_ms: now,
+            reason: Some(reason.clone()),
+            kind: phase.as_str().into(),
+            detail: serde_json::json!({"by": "ferry deploy"}),
+            now_ms: now,
+            move_alias: promoted.then(|| plan.map_or_else(|| "production".to_owned(), |p| p.alias)),
+            reject: !promoted,
+        };
+        store
+            .change_deployment(&d.id, d.revision, &change)
+            .await
+            .map_err(crate::commands::store_err)?;
+        eprintln!(
+            "{model} version {}: {} ({reason})",
+            d.candidate,
+            if promoted {
+                "promoted"
+            } else {
+                "aborted; all traffic back to the stable version"
+            }
+        );
+        Ok(exit::OK)
+    })
+}
+
+fn status(
+    ctx: &Ctx,
+    model: Option<String>,
+    watch: bool,
+    json: bool,
+    store: Option<String>,
+) -> Result<u8> {
+    let (url, _, _) = locate(ctx, store, None)?;
+    let rt = runtime()?;
+    rt.block_on(async {
+        let store = open(&url).await?;
+        let Some(model) = model else {
+            let all = store.list_deployments(None, true).await?;
+            if json {
+                crate::commands::print_json(&all)?;
+            } else if all.is_empty() {
+                println!("no active deployments");
+            } else {
+                for d in &all {
+                    println!("{}", headline(d));
+                }
+            }
+            return Ok(exit::OK);
+        };
+        let d = find(store.as_ref(), &model).await?;
+        if watch {
+            return follow(&url, &model, &d.id, json).await;
+        }
+        let events = store.deployment_events(&d.id).await?;
+        if json {
+            crate::commands::print_json(&serde_json::json!({"deployment": d, "events": events}))?;
+        } else {
+            print_status(&d, &events);
+        }
+        Ok(exit::OK)
+    })
+}
+
+fn headline(d: &Deployment) -> String {
+    let plan: Option<Plan> = serde_json::from_value(d.spec.clone()).ok();
+    let steps = plan.as_ref().map_or(0, |p| p.steps.len());
+    let state = match (d.active, d.strategy.as_str()) {
+        (true, "canary") => format!("step {}/{} at {}%", d.step + 1, steps, d.weight),
+        (true, _) => format!(
+            "mirroring {}%",
+            plan.as_ref().map_or(0, |p| p.mirror_percent)
+        ),
+        (false, _) => d.phase.replace('_', " "),
+    };
+    format!(
+        "{}: {} of version {} over version {}: {}",
+        d.model,
+        d.strategy,
+        d.candidate,
+        d.stable.map_or("-".into(), |s| s.to_string()),
+        state
+    )
+}
+
+fn print_status(d: &Deployment, events: &[ferry_metadata::DeploymentEvent]) {
+    println!("{}", headline(d));
+    if let Ok(p) = serde_json::from_value::<Plan>(d.spec.clone()) {
+        println!("  plan: {}", describe_plan(&p));
+    }
+    if let Some(r) = &d.reason {
+        println!("  reason: {r}");
+    }
+    println!("  events:");
+    for e in events {
+        print_event(e);
+    }
+}
+
+fn print_event(e: &ferry_metadata::DeploymentEvent) {
+    let figures = e
+        .detail
+        .get("candidate")
+        .map(|c| {
+            let f = |k: &str| c.get(k).and_then(serde_json::Value::as_f64);
+            let mut s = format!("{} requests", f("requests").unwrap_or(0.0));
+            if let (Some(r), Some(er)) = (f("requests"), f("errors"))
+                && r > 0.0
+            {
+                s.push_str(&format!(", error rate {:.3}", er / r));
+            }
+            if let Some(p) = f("p99_ms") {
+                s.push_str(&format!(", p99 {p:.1} ms"));
+            }
+            format!(" [{s}]")
+        })
+        .unwrap_or_default();
+    println!(
+        "    {}  {:<12} step {} {:>3}%  {}{}",
+        crate::ui::time(e.at_ms),
+        e.kind,
+        e.step + 1,
+        e.weight,
+        e.reason.as_deref().unwrap_or(""),
+        figures
+    );
+}
+
+/// Prints events as they come until the deployment ends.
+async fn follow(url: &str, model: &str, id: &str, json: bool) -> Result<u8> {
+    let store = open(url).await?;
+    let mut seen = 0usize;
+    loop {
+        let events = store.deployment_events(id).await?;
+        for e in events.iter().skip(seen) {
+            if json {
+                println!("{}", serde_json::to_string(e)?);
+            } else {
+                print_event(e);
+            }
+        }
+        seen = events.len();
+        let d = store
+            .get_deployment(id)
+            .await?
+            .ok_or_else(|| usage(format!("the deployment of `{model}` is gone")))?;
+        if !d.active {
+            if !json {
+                println!("{}", headline(&d));
+            }
+            return Ok(if d.phase == Phase::Promoted.as_str() {
+                exit::OK
+            } else {
+                exit::GATE_FAILED
+            });
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+}
