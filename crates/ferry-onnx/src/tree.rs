@@ -987,3 +987,482 @@ fn check_acyclic(nodes: &[Node], roots: &[u32], attrs: &TreeAttributes) -> Resul
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// Nodes as `(tree, id, feature, mode, threshold, true id, false id)`.
+    type NodeRow = (i64, i64, i64, &'static str, f64, i64, i64);
+
+    fn attrs(
+        nodes: &[NodeRow],
+        weights: &[(i64, i64, i64, f64)],
+        n_outputs: usize,
+    ) -> TreeAttributes {
+        TreeAttributes {
+            nodes_treeids: nodes.iter().map(|n| n.0).collect(),
+            nodes_nodeids: nodes.iter().map(|n| n.1).collect(),
+            nodes_featureids: nodes.iter().map(|n| n.2).collect(),
+            nodes_modes: nodes.iter().map(|n| n.3.to_owned()).collect(),
+            nodes_values: nodes.iter().map(|n| n.4).collect(),
+            nodes_truenodeids: nodes.iter().map(|n| n.5).collect(),
+            nodes_falsenodeids: nodes.iter().map(|n| n.6).collect(),
+            leaf_treeids: weights.iter().map(|w| w.0).collect(),
+            leaf_nodeids: weights.iter().map(|w| w.1).collect(),
+            leaf_ids: weights.iter().map(|w| w.2).collect(),
+            leaf_weights: weights.iter().map(|w| w.3).collect(),
+            n_outputs,
+            ..TreeAttributes::default()
+        }
+    }
+
+    /// One split on feature 0 at `t`: true leaf weighs 10, false leaf 20.
+    fn stump(mode: &'static str, t: f64) -> TreeAttributes {
+        attrs(
+            &[
+                (0, 0, 0, mode, t, 1, 2),
+                (0, 1, 0, "LEAF", 0.0, 0, 0),
+                (0, 2, 0, "LEAF", 0.0, 0, 0),
+            ],
+            &[(0, 1, 0, 10.0), (0, 2, 0, 20.0)],
+            1,
+        )
+    }
+
+    fn regress(a: &TreeAttributes, x: &[f32], width: usize) -> Vec<f32> {
+        let e = Ensemble::build(a, Kind::Regressor).unwrap();
+        let rows = x.len() / width;
+        let mut out = vec![0f32; rows * e.n_outputs()];
+        e.eval(Rows::F32(x), rows, width, &mut out, None).unwrap();
+        out
+    }
+
+    fn classify(a: &TreeAttributes, x: &[f32], width: usize) -> (Vec<usize>, Vec<f32>) {
+        let kind = Kind::Classifier {
+            binary_case: false,
+            weights_all_positive: true,
+        };
+        let e = Ensemble::build(a, kind).unwrap();
+        let rows = x.len() / width;
+        let mut out = vec![0f32; rows * e.n_outputs()];
+        let mut labels = vec![99usize; rows];
+        e.eval(Rows::F32(x), rows, width, &mut out, Some(&mut labels))
+            .unwrap();
+        (labels, out)
+    }
+
+    const NAN: f32 = f32::NAN;
+
+    #[test]
+    fn every_node_mode() {
+        // x = 0.5, 1.0 (on the threshold), 1.5, NaN; 10 = true branch.
+        let cases = [
+            ("BRANCH_LEQ", [10.0, 10.0, 20.0, 20.0]),
+            ("BRANCH_LT", [10.0, 20.0, 20.0, 20.0]),
+            ("BRANCH_GTE", [20.0, 10.0, 10.0, 20.0]),
+            ("BRANCH_GT", [20.0, 20.0, 10.0, 20.0]),
+            ("BRANCH_EQ", [20.0, 10.0, 20.0, 20.0]),
+            ("BRANCH_NEQ", [10.0, 20.0, 10.0, 10.0]),
+        ];
+        for (mode, expected) in cases {
+            assert_eq!(
+                regress(&stump(mode, 1.0), &[0.5, 1.0, 1.5, NAN], 1),
+                expected,
+                "{mode}"
+            );
+        }
+    }
+
+    #[test]
+    fn missing_values_tracking_true() {
+        for mode in [
+            "BRANCH_LEQ",
+            "BRANCH_LT",
+            "BRANCH_GTE",
+            "BRANCH_GT",
+            "BRANCH_EQ",
+            "BRANCH_NEQ",
+        ] {
+            let mut a = stump(mode, 1.0);
+            a.nodes_missing_value_tracks_true = vec![1, 0, 0];
+            let out = regress(&a, &[NAN, 1.0], 1);
+            assert_eq!(out[0], 10.0, "{mode}: NaN goes to the true branch");
+            assert_eq!(
+                out[1],
+                regress(&stump(mode, 1.0), &[1.0], 1)[0],
+                "{mode}: values unchanged"
+            );
+        }
+    }
+
+    #[test]
+    fn thresholds_compare_in_the_promoted_type() {
+        // A float32 threshold of 0.1 is 0.1f32; a double one is 0.1.
+        let x = [0.1f32];
+        assert_eq!(
+            regress(&stump("BRANCH_LEQ", f64::from(0.1f32)), &x, 1),
+            [10.0]
+        );
+        let mut double = stump("BRANCH_LEQ", 0.1);
+        double.precision = Some(Precision::F64);
+        assert_eq!(regress(&double, &x, 1), [20.0], "0.1f32 > 0.1 in double");
+        // int64 against float32 thresholds goes through float32 (2^24 + 1
+        // rounds to 2^24), against doubles it does not.
+        let big = [16_777_217i64];
+        let eval = |a: &TreeAttributes| {
+            let e = Ensemble::build(a, Kind::Regressor).unwrap();
+            let mut out = [0f32];
+            e.eval(Rows::I64(&big), 1, 1, &mut out, None).unwrap();
+            out[0]
+        };
+        assert_eq!(eval(&stump("BRANCH_LEQ", 16_777_216.0)), 10.0);
+        let mut double = stump("BRANCH_LEQ", 16_777_216.0);
+        double.precision = Some(Precision::F64);
+        assert_eq!(eval(&double), 20.0);
+    }
+
+    #[test]
+    fn root_is_the_first_listed_node_and_ids_are_per_tree() {
+        // Tree 7 listed root first with ids 5, 3, 4; tree 2 reuses the ids.
+        let a = attrs(
+            &[
+                (7, 5, 1, "BRANCH_LEQ", 0.0, 3, 4),
+                (7, 3, 0, "LEAF", 0.0, 0, 0),
+                (7, 4, 0, "LEAF", 0.0, 0, 0),
+                (2, 5, 0, "LEAF", 0.0, 0, 0),
+            ],
+            &[(7, 3, 0, 1.0), (7, 4, 0, 2.0), (2, 5, 0, 100.0)],
+            1,
+        );
+        assert_eq!(regress(&a, &[9.0, -1.0, 9.0, 1.0], 2), [101.0, 102.0]);
+    }
+
+    fn two_trees(aggregate: Aggregate, base: &[f64]) -> TreeAttributes {
+        let mut a = attrs(
+            &[
+                (0, 0, 0, "BRANCH_LEQ", 0.0, 1, 2),
+                (0, 1, 0, "LEAF", 0.0, 0, 0),
+                (0, 2, 0, "LEAF", 0.0, 0, 0),
+                (1, 0, 0, "BRANCH_LEQ", 5.0, 1, 2),
+                (1, 1, 0, "LEAF", 0.0, 0, 0),
+                (1, 2, 0, "LEAF", 0.0, 0, 0),
+            ],
+            &[
+                (0, 1, 0, 1.0),
+                (0, 2, 0, 4.0),
+                (1, 1, 0, 2.0),
+                (1, 2, 0, 10.0),
+            ],
+            1,
+        );
+        a.aggregate = Some(aggregate);
+        a.base_values = base.to_vec();
+        a
+    }
+
+    #[test]
+    fn aggregates_and_base_values() {
+        // x = 1: leaves 4 and 2; x = 6: leaves 4 and 10.
+        let x = [1.0, 6.0];
+        assert_eq!(regress(&two_trees(Aggregate::Sum, &[]), &x, 1), [6.0, 14.0]);
+        assert_eq!(
+            regress(&two_trees(Aggregate::Average, &[]), &x, 1),
+            [3.0, 7.0]
+        );
+        assert_eq!(regress(&two_trees(Aggregate::Min, &[]), &x, 1), [2.0, 4.0]);
+        assert_eq!(regress(&two_trees(Aggregate::Max, &[]), &x, 1), [4.0, 10.0]);
+        assert_eq!(
+            regress(&two_trees(Aggregate::Sum, &[0.5]), &x, 1),
+            [6.5, 14.5]
+        );
+        assert_eq!(
+            regress(&two_trees(Aggregate::Average, &[0.5]), &x, 1),
+            [3.5, 7.5]
+        );
+        assert_eq!(
+            regress(&two_trees(Aggregate::Max, &[-1.0]), &x, 1),
+            [3.0, 9.0]
+        );
+    }
+
+    #[test]
+    fn several_targets() {
+        // Two targets; tree 0's left leaf has no weight for target 1.
+        let mut a = attrs(
+            &[
+                (0, 0, 0, "BRANCH_LEQ", 0.0, 1, 2),
+                (0, 1, 0, "LEAF", 0.0, 0, 0),
+                (0, 2, 0, "LEAF", 0.0, 0, 0),
+            ],
+            &[(0, 1, 0, 1.0), (0, 2, 0, 2.0), (0, 2, 1, 3.0)],
+            2,
+        );
+        assert_eq!(regress(&a, &[-1.0, 1.0], 1), [1.0, 0.0, 2.0, 3.0]);
+        // An output no leaf scored stays 0 even with a base value (as in
+        // onnxruntime, which writes only scored outputs' sums).
+        a.base_values = vec![10.0, 20.0];
+        assert_eq!(regress(&a, &[-1.0, 1.0], 1), [11.0, 0.0, 12.0, 23.0]);
+        a.base_values.clear();
+        a.post_transform = PostTransform::Softmax;
+        let out = regress(&a, &[1.0], 1);
+        assert!((out[0] - logistic(-1.0)).abs() < 1e-7 && (out[1] - logistic(1.0)).abs() < 1e-7);
+    }
+
+    /// A one-split forest for three classes: left leaf votes class 0, right
+    /// leaf splits its vote between classes 1 and 2.
+    fn three_classes(right: (f64, f64)) -> TreeAttributes {
+        attrs(
+            &[
+                (0, 0, 0, "BRANCH_LEQ", 0.0, 1, 2),
+                (0, 1, 0, "LEAF", 0.0, 0, 0),
+                (0, 2, 0, "LEAF", 0.0, 0, 0),
+            ],
+            &[(0, 1, 0, 1.0), (0, 2, 1, right.0), (0, 2, 2, right.1)],
+            3,
+        )
+    }
+
+    #[test]
+    fn multiclass_labels_ties_and_unscored_classes() {
+        let (labels, scores) = classify(&three_classes((0.25, 0.75)), &[-1.0, 1.0], 1);
+        assert_eq!(labels, [0, 2]);
+        assert_eq!(scores, [1.0, 0.0, 0.0, 0.0, 0.25, 0.75]);
+        // Ties go to the first class.
+        let (labels, _) = classify(&three_classes((0.5, 0.5)), &[1.0], 1);
+        assert_eq!(labels, [1]);
+        // Only classes with a score compete: class 0 has none on the right,
+        // so a negative score for class 1 still wins over it.
+        let (labels, scores) = classify(&three_classes((-0.5, -0.75)), &[1.0], 1);
+        assert_eq!(labels, [1]);
+        assert_eq!(scores, [0.0, -0.5, -0.75]);
+        // Base values give every class a score.
+        let mut a = three_classes((-0.5, -0.75));
+        a.base_values = vec![0.0, 0.0, 0.0];
+        assert_eq!(classify(&a, &[1.0], 1).0, [0]);
+        // SOFTMAX over all three (an unscored class counts as 0).
+        let mut a = three_classes((1.0, 2.0));
+        a.post_transform = PostTransform::Softmax;
+        let (labels, scores) = classify(&a, &[1.0], 1);
+        assert_eq!(labels, [2]);
+        let e: Vec<f32> = [0f32, 1.0, 2.0].iter().map(|v| (v - 2.0).exp()).collect();
+        let sum: f32 = e.iter().sum();
+        for (s, e) in scores.iter().zip(&e) {
+            assert!((s - e / sum).abs() < 1e-7, "{scores:?}");
+        }
+        // SOFTMAX_ZERO keeps a zero score at zero.
+        a.post_transform = PostTransform::SoftmaxZero;
+        let (_, scores) = classify(&a, &[1.0], 1);
+        assert_eq!(scores[0], 0.0);
+        assert!((scores[1] + scores[2] - 1.0).abs() < 1e-6);
+    }
+
+    fn binary(
+        weights: &[(i64, i64, i64, f64)],
+        base: &[f64],
+        post: PostTransform,
+    ) -> TreeAttributes {
+        let mut a = attrs(
+            &[
+                (0, 0, 0, "BRANCH_LEQ", 0.0, 1, 2),
+                (0, 1, 0, "LEAF", 0.0, 0, 0),
+                (0, 2, 0, "LEAF", 0.0, 0, 0),
+            ],
+            weights,
+            2,
+        );
+        a.base_values = base.to_vec();
+        a.post_transform = post;
+        a
+    }
+
+    #[test]
+    fn binary_random_forest_layout() {
+        // One weight column with the positive class's probability.
+        let a = binary(&[(0, 1, 0, 0.5), (0, 2, 0, 0.7)], &[], PostTransform::None);
+        let (labels, scores) = classify(&a, &[-1.0, 1.0], 1);
+        assert_eq!(
+            labels,
+            [0, 1],
+            "0.5 is not > 0.5: the negative class wins ties"
+        );
+        assert_eq!(scores, [0.5, 0.5, 1.0 - 0.7f32, 0.7]);
+    }
+
+    #[test]
+    fn binary_gradient_boosting_layout() {
+        // One raw score column with mixed signs, one base value, LOGISTIC.
+        let a = binary(
+            &[(0, 1, 0, -1.0), (0, 2, 0, 0.25)],
+            &[0.5],
+            PostTransform::Logistic,
+        );
+        let (labels, scores) = classify(&a, &[-1.0, 1.0], 1);
+        assert_eq!(labels, [0, 1]);
+        let (s0, s1) = (-0.5f32, 0.75f32);
+        assert_eq!(
+            scores,
+            [logistic(-s0), logistic(s0), logistic(-s1), logistic(s1)]
+        );
+        // Without a transform: [-s, s].
+        let a = binary(
+            &[(0, 1, 0, -1.0), (0, 2, 0, 0.25)],
+            &[0.5],
+            PostTransform::None,
+        );
+        assert_eq!(classify(&a, &[1.0], 1).1, [-0.75, 0.75]);
+    }
+
+    #[test]
+    fn binary_with_both_columns() {
+        // Weights for both classes: not the one-column layout; the label is
+        // the positive class when its score is > 0.
+        let a = binary(
+            &[
+                (0, 1, 0, 0.9),
+                (0, 1, 1, 0.1),
+                (0, 2, 0, 0.2),
+                (0, 2, 1, 0.8),
+            ],
+            &[],
+            PostTransform::None,
+        );
+        let (labels, scores) = classify(&a, &[-1.0, 1.0], 1);
+        assert_eq!(
+            labels,
+            [1, 1],
+            "onnxruntime: positive whenever its score > 0"
+        );
+        assert_eq!(scores, [0.9, 0.1, 0.2, 0.8]);
+    }
+
+    #[test]
+    fn probit_and_logistic_match_onnxruntime_formulas() {
+        assert_eq!(probit(0.5), 0.0);
+        assert!(
+            (probit(0.975) - 1.959_964).abs() < 5e-3,
+            "{}",
+            probit(0.975)
+        );
+        assert!((probit(0.025) + 1.959_964).abs() < 5e-3);
+        assert_eq!(logistic(0.0), 0.5);
+        assert!((logistic(2.0) - 0.880_797_1).abs() < 1e-7);
+        assert!((logistic(-2.0) - 0.119_202_9).abs() < 1e-7);
+        let mut a = stump("BRANCH_LEQ", 0.0);
+        a.post_transform = PostTransform::Probit;
+        a.leaf_weights = vec![0.975, 0.5];
+        assert_eq!(regress(&a, &[-1.0, 1.0], 1), [probit(0.975), 0.0]);
+    }
+
+    #[test]
+    fn double_precision_sums() {
+        let mut a = two_trees(Aggregate::Sum, &[]);
+        a.leaf_weights = vec![0.1, 0.1, 0.2, 0.2];
+        a.precision = Some(Precision::F64);
+        let out = regress(&a, &[1.0], 1);
+        assert_eq!(out[0], (0.1f64 + 0.2f64) as f32);
+        a.precision = Some(Precision::F32);
+        let out = regress(&a, &[1.0], 1);
+        assert_eq!(out[0], 0.1f32 + 0.2f32);
+    }
+
+    #[test]
+    fn other_input_types() {
+        let e = Ensemble::build(&stump("BRANCH_LEQ", 1.0), Kind::Regressor).unwrap();
+        let mut out = [0f32; 3];
+        e.eval(Rows::F64(&[1.0, 1.0000001, f64::NAN]), 3, 1, &mut out, None)
+            .unwrap();
+        assert_eq!(out, [10.0, 20.0, 20.0]);
+        e.eval(Rows::I32(&[0, 1, 2]), 3, 1, &mut out, None).unwrap();
+        assert_eq!(out, [10.0, 10.0, 20.0]);
+    }
+
+    fn build_err(a: &TreeAttributes) -> String {
+        Ensemble::build(a, Kind::Regressor).unwrap_err().0
+    }
+
+    #[test]
+    fn malformed_ensembles_are_refused() {
+        let ok = stump("BRANCH_LEQ", 1.0);
+        let mut a = ok.clone();
+        a.nodes_truenodeids[0] = 7;
+        assert!(build_err(&a).contains("true child 7, which does not exist"));
+        let mut a = ok.clone();
+        a.nodes_falsenodeids[0] = 0;
+        assert!(build_err(&a).contains("its own false child"));
+        let mut a = ok.clone();
+        a.leaf_nodeids = vec![1, 1];
+        assert!(build_err(&a).contains("leaf 2 of tree 0 has no weight"));
+        let mut a = ok.clone();
+        a.leaf_ids[1] = 1;
+        assert!(build_err(&a).contains("is for output 1"));
+        let mut a = ok.clone();
+        a.nodes_values.pop();
+        assert!(build_err(&a).contains("`nodes_values` has 2 entries"));
+        let mut a = ok.clone();
+        a.nodes_modes[0] = "BRANCH_SOMETIMES".to_owned();
+        assert!(build_err(&a).contains("unknown node mode `BRANCH_SOMETIMES`"));
+        let mut a = ok.clone();
+        a.base_values = vec![1.0, 2.0];
+        assert!(build_err(&a).contains("`base_values` has 2 entries"));
+        let mut a = ok.clone();
+        a.nodes_featureids[0] = -1;
+        assert!(build_err(&a).contains("feature id -1"));
+        let mut a = ok.clone();
+        a.nodes_nodeids[2] = 1;
+        assert!(build_err(&a).contains("listed twice"));
+        let mut a = ok.clone();
+        a.n_outputs = 0;
+        assert!(build_err(&a).contains("no outputs"));
+        assert!(build_err(&TreeAttributes::default()).contains("no nodes"));
+        // A cycle: 0 -> 1 -> 0.
+        let a = attrs(
+            &[
+                (0, 0, 0, "BRANCH_LEQ", 0.0, 1, 2),
+                (0, 1, 0, "BRANCH_LEQ", 0.0, 0, 2),
+                (0, 2, 0, "LEAF", 0.0, 0, 0),
+            ],
+            &[(0, 2, 0, 1.0)],
+            1,
+        );
+        assert!(build_err(&a).contains("cycle"));
+        // Trees listed in pieces.
+        let a = attrs(
+            &[
+                (0, 0, 0, "LEAF", 0.0, 0, 0),
+                (1, 0, 0, "LEAF", 0.0, 0, 0),
+                (0, 1, 0, "LEAF", 0.0, 0, 0),
+            ],
+            &[(0, 0, 0, 1.0), (1, 0, 0, 1.0), (0, 1, 0, 1.0)],
+            1,
+        );
+        assert!(build_err(&a).contains("not listed together"));
+        // A classifier needs two classes.
+        let kind = Kind::Classifier {
+            binary_case: false,
+            weights_all_positive: true,
+        };
+        assert!(
+            Ensemble::build(&ok, kind)
+                .unwrap_err()
+                .0
+                .contains("two class labels")
+        );
+    }
+
+    #[test]
+    fn evaluation_checks_its_buffers() {
+        let e = Ensemble::build(&two_trees(Aggregate::Sum, &[]), Kind::Regressor).unwrap();
+        let mut out = [0f32; 1];
+        // The trees read feature 0; zero columns is an error, not a panic.
+        assert!(e.eval(Rows::F32(&[]), 1, 0, &mut out, None).is_err());
+        assert!(
+            e.eval(Rows::F32(&[1.0, 2.0]), 1, 1, &mut out, None)
+                .is_err()
+        );
+        let mut two = [0f32; 2];
+        assert!(e.eval(Rows::F32(&[1.0]), 1, 1, &mut two, None).is_err());
+    }
+}
