@@ -16,6 +16,16 @@ use serde_json::Value;
 
 const TOL: f64 = 1e-5;
 
+/// The engines of this build: the native one, and onnxruntime with the `ort`
+/// feature (which then needs `ORT_DYLIB_PATH`).
+fn engines() -> Vec<Engine> {
+    if cfg!(feature = "ort") {
+        vec![Engine::Native, Engine::Ort]
+    } else {
+        vec![Engine::Native]
+    }
+}
+
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
 }
@@ -212,10 +222,15 @@ fn check_fixture(f: &Fixture, failures: &mut Vec<String>) -> f64 {
 #[test]
 fn every_fixture_matches_onnxruntime() {
     let mut failures = Vec::new();
-    for name in fixture_names() {
-        let f = load(&name, Engine::Native);
-        let worst = check_fixture(&f, &mut failures);
-        println!("{name:16} worst scaled difference {worst:.2e}");
+    for engine in engines() {
+        for name in fixture_names() {
+            let f = load(&name, engine);
+            let worst = check_fixture(&f, &mut failures);
+            println!(
+                "{:6} {name:16} worst scaled difference {worst:.2e}",
+                engine.name()
+            );
+        }
     }
     assert!(
         failures.is_empty(),
@@ -230,8 +245,11 @@ fn every_fixture_matches_onnxruntime() {
 #[test]
 fn every_row_alone_matches_the_batch() {
     let mut failures = Vec::new();
-    for name in fixture_names() {
-        let f = load(&name, Engine::Native);
+    for (engine, name) in engines()
+        .into_iter()
+        .flat_map(|e| fixture_names().into_iter().map(move |n| (e, n)))
+    {
+        let f = load(&name, engine);
         let batch = &f.doc["cases"][0];
         assert_eq!(batch["name"], "batch");
         let inputs = case_inputs(&f.model, batch);
@@ -350,7 +368,8 @@ fn refused_models_say_why() {
     assert_eq!(refusals.len(), 2);
     for r in refusals {
         let file = r["model"].as_str().unwrap();
-        let err = OnnxModel::from_file(&fixtures().join(file)).expect_err(file);
+        let err =
+            OnnxModel::from_file_with(&fixtures().join(file), Engine::Native).expect_err(file);
         let text = err.to_string();
         assert!(!err.is_input_error(), "{file}: {text}");
         for needle in r["error_contains"].as_array().unwrap() {
@@ -399,8 +418,12 @@ fn input_error(model: &OnnxModel, inputs: Vec<Tensor>, needles: &[&str]) -> Onnx
 
 #[test]
 fn bad_inputs_are_input_errors() {
-    for name in ["logreg", "rf_clf", "mlp_clf", "scaler_rf"] {
-        let m = load(name, Engine::Native).model;
+    for (engine, name) in engines().into_iter().flat_map(|e| {
+        ["logreg", "rf_clf", "mlp_clf", "scaler_rf"]
+            .into_iter()
+            .map(move |n| (e, n))
+    }) {
+        let m = load(name, engine).model;
         let input = m.inputs()[0].name.clone();
         assert!(m.run(vec![iris_row(&input)]).is_ok());
         // Wrong dtype.
@@ -485,8 +508,12 @@ fn bad_inputs_are_input_errors() {
 
 #[test]
 fn several_inputs_by_name_in_any_order() {
-    let f = load("two_inputs", Engine::Native);
-    let m = &f.model;
+    for engine in engines() {
+        several_inputs(&load("two_inputs", engine).model);
+    }
+}
+
+fn several_inputs(m: &OnnxModel) {
     let a = Tensor::new(
         "a",
         vec![2, 3],
@@ -583,5 +610,20 @@ fn ort_engine_without_the_feature_says_so() {
     assert_eq!(
         Engine::from_name(Engine::Native.name()),
         Some(Engine::Native)
+    );
+}
+
+#[cfg(feature = "ort")]
+#[test]
+fn ort_engine_refuses_zipmap_and_runs_what_tract_lacks() {
+    let err = OnnxModel::from_file_with(&fixtures().join("zipmap.onnx"), Engine::Ort).unwrap_err();
+    assert!(matches!(err, OnnxError::ZipMap { .. }), "{err:?}");
+    let m = OnnxModel::from_file_with(&fixtures().join("svc.onnx"), Engine::Ort).unwrap();
+    assert_eq!(m.engine(), Engine::Ort);
+    let out = m.run(vec![iris_row(&m.inputs()[0].name)]).unwrap();
+    assert_eq!(
+        out[0].data,
+        TensorData::I64(vec![0]),
+        "row 0 of iris is setosa"
     );
 }
