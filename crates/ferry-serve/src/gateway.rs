@@ -626,9 +626,17 @@ impl Gateway {
                         waited: false,
                     };
                 }
+                let mut sw = route.stable.stats.snapshot().since(&base.stable).window();
+                if sw.classes.is_empty() && sw.numeric.is_none() {
+                    // At 100% the stable version gets no traffic: compare
+                    // the candidate with everything the stable answered.
+                    let all = route.stable.stats.snapshot().window();
+                    sw.classes = all.classes;
+                    sw.numeric = all.numeric;
+                }
                 (
                     c.served.stats.snapshot().since(&base.candidate).window(),
-                    route.stable.stats.snapshot().since(&base.stable).window(),
+                    sw,
                     base.waited,
                 )
             };
@@ -703,7 +711,21 @@ impl Gateway {
                 }
             };
             match res {
-                Ok(_) => out.push((route.name.clone(), decision)),
+                Ok(new) => {
+                    if let canary::Decision::Advance { .. } = decision {
+                        // The next step's window starts with the decision.
+                        lock(&self.baselines).insert(
+                            d.id.clone(),
+                            Baseline {
+                                step_started_ms: new.step_started_ms,
+                                candidate: c.served.stats.snapshot(),
+                                stable: route.stable.stats.snapshot(),
+                                waited: false,
+                            },
+                        );
+                    }
+                    out.push((route.name.clone(), decision))
+                }
                 Err(ferry_metadata::Error::Conflict(m)) => {
                     tracing::info!(model = %route.name, "deployment changed meanwhile: {m}")
                 }
@@ -756,33 +778,42 @@ fn log_rows(
         m.insert("request_id".into(), request_id.into());
         m.insert("model".into(), served.model.clone().into());
         m.insert("version".into(), served.version.into());
-        for (ti, t) in inputs.iter().enumerate() {
+        for t in inputs {
             let names = if inputs.len() == 1 { columns } else { None };
-            put_row(&mut m, t, r, names, ti);
+            put_row(&mut m, t, r, names);
         }
         for t in outputs {
-            put_row(&mut m, t, r, None, 0);
+            put_row(&mut m, t, r, None);
         }
         rows.push(m);
     }
     rows
 }
 
-fn put_row(m: &mut Map<String, Value>, t: &Tensor, r: usize, names: Option<&[String]>, _i: usize) {
+fn put_row(m: &mut Map<String, Value>, t: &Tensor, r: usize, names: Option<&[String]>) {
+    // Single-precision values as written (5.1, not 5.099999904632568).
+    let short = |v: Value| match (&t.data, v) {
+        (ferry_onnx::TensorData::F32(_), Value::Number(n)) => n
+            .as_f64()
+            .and_then(|x| (x as f32).to_string().parse::<f64>().ok())
+            .and_then(serde_json::Number::from_f64)
+            .map_or(Value::Null, Value::Number),
+        (_, v) => v,
+    };
     match crate::protocol::row(t, r) {
         Value::Array(cells) => {
             for (j, c) in cells.into_iter().enumerate() {
                 let key = names
                     .and_then(|n| n.get(j).cloned())
                     .unwrap_or_else(|| format!("{}_{j}", t.name));
-                m.insert(key, c);
+                m.insert(key, short(c));
             }
         }
         v => {
             let key = names
                 .and_then(|n| n.first().cloned())
                 .unwrap_or_else(|| t.name.clone());
-            m.insert(key, v);
+            m.insert(key, short(v));
         }
     }
 }

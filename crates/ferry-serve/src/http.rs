@@ -289,6 +289,7 @@ async fn invocations(
         protocol::mlflow_json(&bytes, specs)
     };
     let inputs = parsed.map_err(|e| {
+        route.stable.stats.record(400, 0.0);
         let mut err = ApiError::new(p, Failure::BadInput(e.0));
         err.version = Some((route.stable.model.clone(), route.stable.version));
         err
@@ -453,8 +454,10 @@ async fn v2_infer_impl(
         None => route.stable.predictor.inputs(),
         Some(v) => v2_pick(route, Some(&v.to_string()))?.predictor.inputs(),
     };
-    let req = protocol::v2_request(&bytes, specs)
-        .map_err(|e| ApiError::new(p, Failure::BadInput(e.0)))?;
+    let req = protocol::v2_request(&bytes, specs).map_err(|e| {
+        route.stable.stats.record(400, 0.0);
+        ApiError::new(p, Failure::BadInput(e.0))
+    })?;
     let rid = client_request_id(&headers);
     let a = run(&st, route, version, req.inputs, rid, None, p).await?;
     let outputs: Vec<Value> = a
@@ -566,7 +569,10 @@ async fn v1_predict(
         inner.to_string().as_bytes(),
         route.stable.predictor.inputs(),
     )
-    .map_err(|e| ApiError::new(p, Failure::BadInput(e.0)))?;
+    .map_err(|e| {
+        route.stable.stats.record(400, 0.0);
+        ApiError::new(p, Failure::BadInput(e.0))
+    })?;
     let a = run(
         &st,
         route,

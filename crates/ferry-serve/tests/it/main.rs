@@ -1,1 +1,175 @@
-//! Gateway tests.
+//! The gateway through its router (no sockets) over a real store: every
+//! protocol route, bad input in each protocol's error shape, the canary
+//! state machine with misbehaving candidates, load during promotion and
+//! rollback, a restart that resumes, metrics checked by promtool.
+
+#![allow(clippy::unwrap_used)]
+
+mod canary;
+mod routes;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use ferry_metadata::{MetadataStore, NewModelVersion, SqlStore};
+use ferry_serve::loader::StoreLoader;
+use ferry_serve::predlog::{PredLog, PredLogConfig};
+use ferry_serve::{Gateway, HttpState, ServeSpec};
+use http_body_util::BodyExt;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tower::ServiceExt;
+
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    pub store: Arc<dyn MetadataStore>,
+}
+
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../ferry-onnx/tests/fixtures")
+        .join(name)
+}
+
+impl Env {
+    pub async fn new() -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("ferry.db").display());
+        let store: Arc<dyn MetadataStore> = Arc::new(SqlStore::open(&url).await.unwrap());
+        Env { dir, store }
+    }
+
+    pub fn artifacts(&self) -> PathBuf {
+        self.dir.path().join("artifacts")
+    }
+
+    /// Registers a version whose files are `onnx` (copied into the
+    /// artifact root) or, with `fake`, a misbehaving fake.
+    pub async fn version(
+        &self,
+        model: &str,
+        onnx: Option<&str>,
+        fake: Option<&str>,
+        alias: Option<&str>,
+    ) -> i64 {
+        let n = self
+            .store
+            .latest_version(model)
+            .await
+            .unwrap()
+            .map_or(1, |v| v.version + 1);
+        let rel = format!("models/{model}/{n}");
+        if let Some(f) = onnx {
+            let d = self.artifacts().join(&rel);
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::copy(fixture(f), d.join("model.onnx")).unwrap();
+        }
+        let v = self
+            .store
+            .create_model_version(&NewModelVersion {
+                model: model.into(),
+                run_id: None,
+                artifact_path: "model.onnx".into(),
+                artifact_digest: format!("d{n}"),
+                artifact_size: 1,
+                git_commit: Some(format!("c0ffee{n}")),
+                git_dirty: Some(false),
+                env_fingerprint: None,
+                lineage: serde_json::json!({}),
+                created_ms: 1,
+                alias: alias.map(Into::into),
+                source: Some(format!("mlflow-artifacts:/{rel}")),
+            })
+            .await
+            .unwrap();
+        if let Some(f) = fake {
+            self.store
+                .set_version_tag(model, v.version, "ferry.fake", f)
+                .await
+                .unwrap();
+        }
+        v.version
+    }
+
+    pub async fn gateway(&self, specs: &[&str], log: bool) -> Arc<Gateway> {
+        let loader = Arc::new(StoreLoader {
+            store: self.store.clone(),
+            artifacts: self.artifacts(),
+            allow_fakes: true,
+        });
+        let predlog = log.then(|| {
+            PredLog::start(PredLogConfig::new(self.dir.path().join("predictions"))).unwrap()
+        });
+        let gw = Arc::new(Gateway::new(
+            specs
+                .iter()
+                .map(|s| s.parse::<ServeSpec>().unwrap())
+                .collect(),
+            self.store.clone(),
+            loader,
+            predlog,
+        ));
+        gw.reconcile(true).await.unwrap();
+        gw
+    }
+}
+
+pub fn app(gw: &Arc<Gateway>) -> axum::Router {
+    ferry_serve::router(HttpState {
+        gw: gw.clone(),
+        max_body: 1 << 16,
+    })
+}
+
+pub struct Resp {
+    pub status: StatusCode,
+    pub headers: axum::http::HeaderMap,
+    pub text: String,
+}
+
+impl Resp {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("{e}: {}", self.text))
+    }
+    pub fn header(&self, h: &str) -> Option<&str> {
+        self.headers.get(h).and_then(|v| v.to_str().ok())
+    }
+}
+
+pub async fn call(
+    app: &axum::Router,
+    method: &str,
+    uri: &str,
+    ct: Option<&str>,
+    body: &str,
+) -> Resp {
+    let mut b = Request::builder().method(method).uri(uri);
+    if let Some(ct) = ct {
+        b = b.header("content-type", ct);
+    }
+    let r = app
+        .clone()
+        .oneshot(b.body(Body::from(body.to_owned())).unwrap())
+        .await
+        .unwrap();
+    let status = r.status();
+    let headers = r.headers().clone();
+    let bytes = r.into_body().collect().await.unwrap().to_bytes();
+    Resp {
+        status,
+        headers,
+        text: String::from_utf8_lossy(&bytes).into_owned(),
+    }
+}
+
+pub async fn post_json(app: &axum::Router, uri: &str, body: &str) -> Resp {
+    call(app, "POST", uri, Some("application/json"), body).await
+}
+
+pub fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}

@@ -1,0 +1,420 @@
+//! The rollout state machine end to end: a gateway over a real store,
+//! misbehaving candidates (errors, slowness, shifted predictions, no
+//! traffic, one that cannot load), load during promotion and rollback, and
+//! a restarted gateway that resumes.
+
+use super::*;
+use ferry_metadata::{DeploymentChange, NewDeployment};
+use ferry_serve::canary::{Criteria, Plan, Strategy};
+use std::time::Duration;
+
+fn plan(steps: &[u32], interval_ms: u64, criteria: Criteria) -> Plan {
+    Plan {
+        strategy: Strategy::Canary,
+        steps: steps.to_vec(),
+        interval_ms,
+        deadline_ms: 60_000,
+        mirror_percent: 100,
+        alias: "production".into(),
+        criteria,
+    }
+}
+
+fn criteria() -> Criteria {
+    Criteria {
+        max_error_rate: Some(0.05),
+        max_p99_ms: Some(1_000.0),
+        max_prediction_shift: Some(0.3),
+        min_accuracy: None,
+        min_requests: 10,
+        min_agreement: None,
+    }
+}
+
+async fn deploy(env: &Env, model: &str, candidate: i64, p: &Plan) -> String {
+    let d = env
+        .store
+        .create_deployment(&NewDeployment {
+            model: model.into(),
+            candidate,
+            stable: Some(1),
+            strategy: p.strategy.as_str().into(),
+            spec: serde_json::to_value(p).unwrap(),
+            phase: "progressing".into(),
+            weight: i64::from(ferry_serve::canary::weight_at(p, 0)),
+            created_ms: ferry_core::now_ms(),
+            reason: None,
+        })
+        .await
+        .unwrap();
+    d.id
+}
+
+/// Two versions of `m`: 1 (healthy, production) and 2 (`candidate`).
+async fn setup(candidate: &str) -> (Env, Arc<Gateway>) {
+    let env = Env::new().await;
+    env.version("m", None, Some("ok"), Some("production")).await;
+    env.version("m", None, Some(candidate), None).await;
+    let gw = env.gateway(&["m@production"], false).await;
+    (env, gw)
+}
+
+/// `n` requests alternating between class a (x < 5) and b; their statuses.
+async fn traffic(app: &axum::Router, n: usize) -> Vec<u16> {
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let x = if i % 2 == 0 { 1.0 } else { 9.0 };
+        let r = post_json(
+            app,
+            "/invocations",
+            &format!(r#"{{"instances": [[{x}, 0]]}}"#),
+        )
+        .await;
+        out.push(r.status.as_u16());
+    }
+    out
+}
+
+async fn drive(
+    env: &Env,
+    gw: &Arc<Gateway>,
+    id: &str,
+    per_tick: usize,
+    sleep_ms: u64,
+) -> ferry_metadata::Deployment {
+    let app = app(gw);
+    for _ in 0..60 {
+        traffic(&app, per_tick).await;
+        tokio::time::sleep(Duration::from_millis(sleep_ms)).await;
+        gw.tick().await;
+        let d = env.store.get_deployment(id).await.unwrap().unwrap();
+        if !d.active {
+            return d;
+        }
+    }
+    let evs = env.store.deployment_events(id).await.unwrap();
+    panic!("the deployment never ended: {evs:#?}");
+}
+
+async fn kinds(env: &Env, id: &str) -> Vec<String> {
+    env.store
+        .deployment_events(id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect()
+}
+
+#[test]
+fn a_healthy_canary_advances_step_by_step_and_is_promoted() {
+    rt().block_on(async {
+        let (env, gw) = setup("ok").await;
+        let id = deploy(&env, "m", 2, &plan(&[20, 50, 100], 150, criteria())).await;
+        gw.tick().await;
+        let t = gw.table();
+        let c = t.get("m").unwrap().candidate.as_ref().unwrap();
+        assert_eq!((c.served.version, c.weight), (2, 20));
+        // Its weight's share of traffic, spread evenly.
+        let app = app(&gw);
+        traffic(&app, 100).await;
+        let snap = c.served.stats.snapshot();
+        assert_eq!(snap.requests(), 20);
+        let d = drive(&env, &gw, &id, 30, 160).await;
+        assert_eq!(d.phase, "promoted");
+        assert_eq!(
+            kinds(&env, &id).await,
+            ["started", "advanced", "advanced", "promoted"]
+        );
+        let prod = env
+            .store
+            .resolve_alias("m", "production")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(prod.version, 2);
+        let ev = env.store.alias_events("m").await.unwrap();
+        assert!(
+            ev.last()
+                .unwrap()
+                .reason
+                .as_deref()
+                .unwrap()
+                .starts_with("passed every step")
+        );
+        // The route follows the alias: version 2 alone.
+        let t = gw.table();
+        let r = t.get("m").unwrap();
+        assert_eq!(r.stable.version, 2);
+        assert!(r.candidate.is_none());
+        // Each decision kept its analysis.
+        let evs = env.store.deployment_events(&id).await.unwrap();
+        assert!(evs[1].detail["candidate"]["requests"].as_u64().unwrap() >= 10);
+        assert_eq!(evs[1].detail["verdict"]["verdict"], "pass");
+    });
+}
+
+#[test]
+fn misbehaving_candidates_are_rolled_back_at_once_with_the_reason() {
+    let cases = [
+        ("errors=2", "error_rate 0."),
+        ("delay=30ms", "p99_ms"),
+        ("shift=b", "prediction_shift 0."),
+    ];
+    for (fake, want) in cases {
+        rt().block_on(async {
+            let (env, gw) = setup(fake).await;
+            let mut c = criteria();
+            c.max_p99_ms = Some(10.0);
+            // A long interval: the failure must not wait for it.
+            let id = deploy(&env, "m", 2, &plan(&[50, 100], 600_000, c)).await;
+            gw.tick().await;
+            let d = drive(&env, &gw, &id, 30, 10).await;
+            assert_eq!(d.phase, "rolled_back", "{fake}");
+            let reason = d.reason.clone().unwrap();
+            assert!(reason.contains(want), "{fake}: {reason}");
+            assert_eq!(kinds(&env, &id).await, ["started", "rolled_back"], "{fake}");
+            let v2 = env.store.get_version("m", 2).await.unwrap().unwrap();
+            assert!(
+                v2.tags
+                    .iter()
+                    .any(|(k, v)| k == "ferry.rejected" && v == &reason),
+                "{fake}"
+            );
+            assert_eq!(
+                env.store
+                    .resolve_alias("m", "production")
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .version,
+                1
+            );
+            // 100% back to stable.
+            let t = gw.table();
+            assert!(t.get("m").unwrap().candidate.is_none(), "{fake}");
+            let statuses = traffic(&app(&gw), 20).await;
+            assert!(statuses.iter().all(|s| *s == 200), "{fake}");
+        });
+    }
+}
+
+#[test]
+fn no_traffic_waits_and_then_rolls_back_at_the_deadline() {
+    rt().block_on(async {
+        let (env, gw) = setup("ok").await;
+        let mut p = plan(&[50, 100], 100, criteria());
+        p.deadline_ms = 300;
+        let id = deploy(&env, "m", 2, &p).await;
+        gw.tick().await;
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        gw.tick().await;
+        let d = env.store.get_deployment(&id).await.unwrap().unwrap();
+        assert!(d.active);
+        assert_eq!(kinds(&env, &id).await, ["started", "waiting"]);
+        assert!(d.reason.unwrap().contains("0 of 10 requests"));
+        // Waiting is recorded once, not every tick.
+        gw.tick().await;
+        assert_eq!(kinds(&env, &id).await, ["started", "waiting"]);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        gw.tick().await;
+        let d = env.store.get_deployment(&id).await.unwrap().unwrap();
+        assert_eq!(d.phase, "rolled_back");
+        assert!(
+            d.reason
+                .unwrap()
+                .starts_with("no verdict within the deadline")
+        );
+    });
+}
+
+#[test]
+fn a_candidate_that_cannot_load_is_rolled_back() {
+    rt().block_on(async {
+        let (env, gw) = setup("bogus=1").await;
+        let id = deploy(&env, "m", 2, &plan(&[50, 100], 100, criteria())).await;
+        gw.tick().await;
+        let d = env.store.get_deployment(&id).await.unwrap().unwrap();
+        assert_eq!(d.phase, "rolled_back");
+        assert!(d.reason.unwrap().contains("failed to load"));
+        assert!(traffic(&app(&gw), 10).await.iter().all(|s| *s == 200));
+    });
+}
+
+/// Clients hammering the gateway while it promotes one candidate and rolls
+/// back another: not one request fails.
+#[test]
+fn no_request_fails_during_promotion_and_rollback() {
+    rt().block_on(async {
+        let env = Env::new().await;
+        env.version("m", None, Some("ok"), Some("production")).await;
+        env.version("m", None, Some("ok"), None).await;
+        env.version("m", None, Some("shift=b"), None).await;
+        let gw = env.gateway(&["m@production"], false).await;
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut clients = Vec::new();
+        for _ in 0..4 {
+            let app = app(&gw);
+            let stop = stop.clone();
+            clients.push(tokio::spawn(async move {
+                let mut statuses = Vec::new();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    statuses.extend(traffic(&app, 10).await);
+                    tokio::task::yield_now().await;
+                }
+                statuses
+            }));
+        }
+        let id = deploy(&env, "m", 2, &plan(&[10, 50, 100], 150, criteria())).await;
+        let mut ended = None;
+        for _ in 0..100 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            gw.tick().await;
+            let d = env.store.get_deployment(&id).await.unwrap().unwrap();
+            if !d.active {
+                ended = Some(d);
+                break;
+            }
+        }
+        assert_eq!(ended.unwrap().phase, "promoted");
+        // Now 2 is production; 3 answers wrongly and goes back.
+        let mut p = plan(&[50, 100], 600_000, criteria());
+        p.criteria.max_prediction_shift = Some(0.3);
+        let d = env
+            .store
+            .create_deployment(&NewDeployment {
+                model: "m".into(),
+                candidate: 3,
+                stable: Some(2),
+                strategy: "canary".into(),
+                spec: serde_json::to_value(&p).unwrap(),
+                phase: "progressing".into(),
+                weight: 50,
+                created_ms: ferry_core::now_ms(),
+                reason: None,
+            })
+            .await
+            .unwrap();
+        let mut ended = None;
+        for _ in 0..100 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            gw.tick().await;
+            let d = env.store.get_deployment(&d.id).await.unwrap().unwrap();
+            if !d.active {
+                ended = Some(d);
+                break;
+            }
+        }
+        assert_eq!(ended.unwrap().phase, "rolled_back");
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut all = Vec::new();
+        for c in clients {
+            all.extend(c.await.unwrap());
+        }
+        assert!(all.len() > 100, "{} requests", all.len());
+        assert!(
+            all.iter().all(|s| *s == 200),
+            "failed: {:?}",
+            all.iter().filter(|s| **s != 200).count()
+        );
+    });
+}
+
+#[test]
+fn a_restarted_gateway_resumes_where_the_deployment_is() {
+    rt().block_on(async {
+        let (env, gw) = setup("ok").await;
+        let id = deploy(&env, "m", 2, &plan(&[10, 40, 100], 600_000, criteria())).await;
+        let d = env.store.get_deployment(&id).await.unwrap().unwrap();
+        env.store
+            .change_deployment(
+                &id,
+                d.revision,
+                &DeploymentChange {
+                    phase: "progressing".into(),
+                    active: true,
+                    step: 1,
+                    weight: 40,
+                    step_started_ms: ferry_core::now_ms(),
+                    reason: Some("step 1 passed".into()),
+                    kind: "advanced".into(),
+                    detail: Value::Null,
+                    now_ms: ferry_core::now_ms(),
+                    move_alias: None,
+                    reject: false,
+                },
+            )
+            .await
+            .unwrap();
+        drop(gw);
+        let gw = env.gateway(&["m@production"], false).await;
+        let t = gw.table();
+        let c = t.get("m").unwrap().candidate.as_ref().unwrap();
+        assert_eq!((c.served.version, c.weight, c.deployment.step), (2, 40, 1));
+        traffic(&app(&gw), 100).await;
+        assert_eq!(c.served.stats.snapshot().requests(), 40);
+        // `ferry deploy abort` writes to the store; the next tick obeys.
+        let d = env.store.get_deployment(&id).await.unwrap().unwrap();
+        env.store
+            .change_deployment(
+                &id,
+                d.revision,
+                &DeploymentChange {
+                    phase: "aborted".into(),
+                    active: false,
+                    step: 1,
+                    weight: 0,
+                    step_started_ms: 0,
+                    reason: Some("aborted by hand".into()),
+                    kind: "aborted".into(),
+                    detail: Value::Null,
+                    now_ms: ferry_core::now_ms(),
+                    move_alias: None,
+                    reject: true,
+                },
+            )
+            .await
+            .unwrap();
+        gw.tick().await;
+        assert!(gw.table().get("m").unwrap().candidate.is_none());
+    });
+}
+
+#[test]
+fn a_shadow_gets_mirrored_traffic_and_its_disagreement_ends_it() {
+    rt().block_on(async {
+        let (env, gw) = setup("shift=b").await;
+        let mut p = plan(
+            &[],
+            600_000,
+            Criteria {
+                min_agreement: Some(0.9),
+                min_requests: 10,
+                ..Criteria::default()
+            },
+        );
+        p.strategy = Strategy::Shadow;
+        let id = deploy(&env, "m", 2, &p).await;
+        gw.tick().await;
+        let app = app(&gw);
+        for _ in 0..20 {
+            let r = post_json(&app, "/invocations", r#"{"instances": [[1, 0]]}"#).await;
+            // Answers come from the stable version only.
+            assert_eq!(r.header("x-ferry-model-version"), Some("1"));
+            assert_eq!(r.json()["predictions"][0]["label"], "a");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let m = call(&app, "GET", "/metrics", None, "").await.text;
+        assert!(
+            m.contains(
+                r#"ferry_shadow_comparisons_total{model="m",version="2",outcome="disagree"}"#
+            ),
+            "{m}"
+        );
+        super::routes::promtool_check(&m);
+        gw.tick().await;
+        let d = env.store.get_deployment(&id).await.unwrap().unwrap();
+        assert_eq!(d.phase, "rolled_back");
+        assert!(d.reason.unwrap().contains("agreement 0 < 0.9"));
+    });
+}

@@ -1,0 +1,307 @@
+//! Every protocol route, answers snapshotted; bad input in each protocol's shape.
+
+use super::*;
+use insta::assert_json_snapshot;
+
+const ROW: &str = "[5.1, 3.5, 1.4, 0.2]";
+
+async fn iris() -> (Env, Arc<Gateway>) {
+    let env = Env::new().await;
+    env.version("iris", Some("logreg.onnx"), None, Some("production"))
+        .await;
+    env.version("reg", Some("rf_reg.onnx"), None, None).await;
+    let gw = env.gateway(&["iris@production", "reg"], true).await;
+    (env, gw)
+}
+
+#[test]
+fn mlflow_scoring_answers_every_input_shape_alike() {
+    rt().block_on(async {
+        let (_env, gw) = iris().await;
+        let app = app(&gw);
+        let bodies = [
+            format!(r#"{{"dataframe_split": {{"columns": ["a","b","c","d"], "data": [{ROW}]}}}}"#),
+            r#"{"dataframe_records": [{"a":5.1,"b":3.5,"c":1.4,"d":0.2}]}"#.to_string(),
+            format!(r#"{{"instances": [{ROW}]}}"#),
+            format!(r#"{{"inputs": [{ROW}]}}"#),
+            format!(r#"{{"inputs": {{"X": [{ROW}]}}}}"#),
+        ];
+        let mut answers = Vec::new();
+        for b in &bodies {
+            let r = post_json(&app, "/invocations", b).await;
+            assert_eq!(r.status, 200, "{b}: {}", r.text);
+            assert_eq!(r.header("x-ferry-model"), Some("iris"));
+            assert_eq!(r.header("x-ferry-model-version"), Some("1"));
+            assert_eq!(r.header("x-ferry-git-commit"), Some("c0ffee1"));
+            assert!(r.header("x-request-id").is_some());
+            answers.push(r.json());
+        }
+        assert!(answers.windows(2).all(|w| w[0] == w[1]));
+        assert_json_snapshot!("mlflow_single_row", answers[0]);
+        let csv = call(
+            &app,
+            "POST",
+            "/invocations",
+            Some("text/csv"),
+            "a,b,c,d\n5.1,3.5,1.4,0.2\n6.7,3.0,5.2,2.3\n",
+        )
+        .await;
+        assert_eq!(csv.status, 200, "{}", csv.text);
+        assert_eq!(csv.json()["predictions"][1]["label"], "virginica");
+        // A client's own request id is kept.
+        let r = app
+            .clone()
+            .oneshot(
+                Request::post("/invocations")
+                    .header("content-type", "application/json")
+                    .header("x-request-id", "abc-123")
+                    .body(Body::from(bodies[2].clone()))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.headers()["x-request-id"], "abc-123");
+        for path in ["/ping", "/health"] {
+            let r = call(&app, "GET", path, None, "").await;
+            assert_eq!((r.status, r.text.as_str()), (StatusCode::OK, "\n"));
+        }
+        assert!(
+            call(&app, "GET", "/version", None, "")
+                .await
+                .text
+                .starts_with("ferry ")
+        );
+    });
+}
+
+#[test]
+fn mlflow_bad_input_is_a_400_in_mlflows_shape() {
+    rt().block_on(async {
+        let (_env, gw) = iris().await;
+        let app = app(&gw);
+        let cases = [
+            ("[1, 2]", "must be a JSON object"),
+            ("{}", "has none of"),
+            (r#"{"instances": [[1,2,3]]}"#, "dimension 1"),
+            (r#"{"instances": [["x",1,2,3]]}"#, "is not a number"),
+            (
+                r#"{"instances": [[1,2,3,4]], "inputs": [[1,2,3,4]]}"#,
+                "exactly one of",
+            ),
+            ("{", "not valid JSON"),
+        ];
+        for (body, want) in cases {
+            let r = post_json(&app, "/invocations", body).await;
+            assert_eq!(r.status, 400, "{body}");
+            let j = r.json();
+            assert_eq!(j["error_code"], "BAD_REQUEST", "{body}");
+            assert!(j["message"].as_str().unwrap().contains(want), "{body}: {j}");
+        }
+        let r = call(&app, "POST", "/invocations", Some("text/plain"), "x").await;
+        assert_eq!(r.status, 415);
+        let r = call(
+            &app,
+            "POST",
+            "/invocations",
+            Some("application/json; charset=latin-1"),
+            "{}",
+        )
+        .await;
+        assert_eq!(r.status, 415);
+        let big = format!(r#"{{"instances": [{}]}}"#, vec![ROW; 5000].join(","));
+        let r = post_json(&app, "/invocations", &big).await;
+        assert_eq!(r.status, 413);
+        assert_eq!(r.json()["error_code"], "BAD_REQUEST");
+    });
+}
+
+#[test]
+fn open_inference_protocol_routes() {
+    rt().block_on(async {
+        let (_env, gw) = iris().await;
+        let app = app(&gw);
+        let live = call(&app, "GET", "/v2/health/live", None, "").await;
+        assert_eq!(live.json(), serde_json::json!({"live": true}));
+        let ready = call(&app, "GET", "/v2/health/ready", None, "").await;
+        assert_eq!(ready.json(), serde_json::json!({"ready": true}));
+        assert_json_snapshot!("v2_server", call(&app, "GET", "/v2", None, "").await.json(), {".version" => "[version]"});
+        assert_json_snapshot!("v2_model_iris", call(&app, "GET", "/v2/models/iris", None, "").await.json());
+        assert_json_snapshot!("v2_model_reg", call(&app, "GET", "/v2/models/reg/versions/1", None, "").await.json());
+        let r = call(&app, "GET", "/v2/models/iris/ready", None, "").await;
+        assert_eq!(r.json(), serde_json::json!({"name": "iris", "ready": true}));
+        let r = call(&app, "GET", "/v2/models/iris/versions/1/ready", None, "").await;
+        assert_eq!(r.status, 200);
+        let body = r#"{"id": "q1", "inputs": [{"name": "X", "shape": [2, 4], "datatype": "FP32", "data": [[5.1,3.5,1.4,0.2],[6.7,3.0,5.2,2.3]]}]}"#;
+        let r = post_json(&app, "/v2/models/iris/infer", body).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_json_snapshot!("v2_infer_iris", r.json());
+        let r = post_json(&app, "/v2/models/iris/versions/1/infer", &body.replace("\"id\": \"q1\", ", "").replace("]}]}", "]}], \"outputs\": [{\"name\": \"label\"}]}")).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        let j = r.json();
+        assert_eq!(j["outputs"].as_array().unwrap().len(), 1);
+        assert_eq!(j["outputs"][0]["data"], serde_json::json!(["setosa", "virginica"]));
+        assert_eq!(j["id"], r.header("x-request-id").unwrap());
+        let reg = post_json(&app, "/v2/models/reg/infer", r#"{"inputs": [{"name": "X", "shape": [1, 5], "datatype": "FP32", "data": [0.1, 0.2, 0.3, 0.4, 0.5]}]}"#).await;
+        assert_eq!(reg.status, 200, "{}", reg.text);
+        assert_eq!(reg.json()["outputs"][0]["datatype"], "FP32");
+    });
+}
+
+#[test]
+fn open_inference_protocol_errors() {
+    rt().block_on(async {
+        let (_env, gw) = iris().await;
+        let app = app(&gw);
+        let cases = [
+            ("/v2/models/iris/infer", r#"{"inputs": [{"name": "X", "shape": [1, 4], "datatype": "FP64", "data": [1,2,3,4]}]}"#, 400, "datatype FP64"),
+            ("/v2/models/iris/infer", r#"{"inputs": [{"name": "X", "shape": [1, 4], "datatype": "FP32", "data": [1,2,3]}]}"#, 400, "3 values for shape"),
+            ("/v2/models/iris/infer", r#"{"inputs": [{"name": "X", "shape": [1, 3], "datatype": "FP32", "data": [1,2,3]}]}"#, 400, "dimension 1"),
+            ("/v2/models/iris/infer", r#"{"inputs": [{"name": "X", "shape": [1, 4], "datatype": "FP32", "data": [1,2,3,4]}], "outputs": [{"name": "nope"}]}"#, 400, "no output `nope`"),
+            ("/v2/models/iris/infer", "{", 400, "not valid JSON"),
+            ("/v2/models/nope/infer", r#"{"inputs": []}"#, 404, "model `nope` is not served"),
+            ("/v2/models/iris/versions/9/infer", r#"{"inputs": [{"name": "X", "shape": [1, 4], "datatype": "FP32", "data": [1,2,3,4]}]}"#, 404, "version 9"),
+        ];
+        for (uri, body, status, want) in cases {
+            let r = post_json(&app, uri, body).await;
+            assert_eq!(r.status.as_u16(), status, "{uri} {body}: {}", r.text);
+            let e = r.json()["error"].as_str().unwrap().to_owned();
+            assert!(e.contains(want), "{uri} {body}: {e}");
+        }
+        let r = call(&app, "GET", "/v2/models/nope", None, "").await;
+        assert_eq!(r.status, 404);
+        assert!(r.json()["error"].is_string());
+    });
+}
+
+#[test]
+fn kserve_v1_routes() {
+    rt().block_on(async {
+        let (_env, gw) = iris().await;
+        let app = app(&gw);
+        assert_eq!(
+            call(&app, "GET", "/v1/models", None, "").await.json(),
+            serde_json::json!({"models": ["iris", "reg"]})
+        );
+        assert_eq!(
+            call(&app, "GET", "/v1/models/iris", None, "").await.json(),
+            serde_json::json!({"name": "iris", "ready": true})
+        );
+        let r = post_json(
+            &app,
+            "/v1/models/iris:predict",
+            &format!(r#"{{"instances": [{ROW}]}}"#),
+        )
+        .await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.json()["predictions"][0]["label"], "setosa");
+        let r = post_json(&app, "/v1/models/iris:predict", r#"{"instances": [[1]]}"#).await;
+        assert_eq!(r.status, 400);
+        assert!(r.json()["error"].as_str().unwrap().contains("dimension 1"));
+        let r = post_json(&app, "/v1/models/iris:explain", "{}").await;
+        assert_eq!(r.status, 404);
+    });
+}
+
+#[test]
+fn feedback_measures_accuracy_and_the_log_is_a_table() {
+    rt().block_on(async {
+        let (env, gw) = iris().await;
+        let app = app(&gw);
+        let r = post_json(&app, "/invocations", r#"{"dataframe_split": {"columns": ["sepal_length","sepal_width","petal_length","petal_width"], "data": [[5.1,3.5,1.4,0.2]]}}"#).await;
+        let id = r.header("x-request-id").unwrap().to_owned();
+        let f = post_json(&app, "/feedback", &format!(r#"{{"request_id": "{id}", "label": "setosa"}}"#)).await;
+        assert_eq!(f.status, 200, "{}", f.text);
+        assert_eq!(f.json()["correct"], 1);
+        let f = post_json(&app, "/feedback", r#"{"request_id": "nope", "label": "setosa"}"#).await;
+        assert_eq!(f.status, 404);
+        let f = post_json(&app, "/feedback", &format!(r#"{{"request_id": "{id}", "labels": ["a", "b"]}}"#)).await;
+        assert_eq!(f.status, 400);
+        let f = post_json(&app, "/feedback", r#"{"label": "x"}"#).await;
+        assert_eq!(f.status, 400);
+        let m = call(&app, "GET", "/metrics", None, "").await.text;
+        assert!(m.contains(r#"ferry_feedback_total{model="iris",version="1",outcome="correct"} 1"#), "{m}");
+        gw.predlog.as_ref().unwrap().flush();
+        let dir = env.dir.path().join("predictions/iris");
+        let file = std::fs::read_dir(&dir).unwrap().flatten().find(|e| e.file_name().to_string_lossy().starts_with("predictions-")).unwrap();
+        let line: Value = serde_json::from_str(std::fs::read_to_string(file.path()).unwrap().lines().next().unwrap()).unwrap();
+        assert_eq!(line["sepal_length"], 5.1);
+        assert_eq!(line["label"], "setosa");
+        assert_eq!(line["version"], 1);
+        assert_eq!(line["request_id"], id.as_str());
+        assert!(line["probabilities_0"].is_number());
+        let fb = std::fs::read_dir(&dir).unwrap().flatten().any(|e| e.file_name().to_string_lossy().starts_with("feedback-"));
+        assert!(fb);
+    });
+}
+
+#[test]
+fn metrics_are_valid_prometheus_text() {
+    rt().block_on(async {
+        let (_env, gw) = iris().await;
+        let app = app(&gw);
+        for _ in 0..3 {
+            post_json(
+                &app,
+                "/invocations",
+                &format!(r#"{{"instances": [{ROW}]}}"#),
+            )
+            .await;
+        }
+        post_json(&app, "/invocations", r#"{"instances": [[1]]}"#).await;
+        post_json(&app, "/v2/models/nope/infer", "{}").await;
+        let r = call(&app, "GET", "/metrics", None, "").await;
+        assert_eq!(
+            r.header("content-type"),
+            Some("text/plain; version=0.0.4; charset=utf-8")
+        );
+        let m = r.text;
+        for want in [
+            r#"ferry_requests_total{model="iris",version="1",code="200"} 3"#,
+            r#"ferry_requests_total{model="iris",version="1",code="400"} 1"#,
+            r#"ferry_request_duration_seconds_bucket{model="iris",version="1",le="+Inf"} 3"#,
+            r#"ferry_request_duration_seconds_count{model="iris",version="1"} 3"#,
+            r#"ferry_predictions_total{model="iris",version="1",class="setosa"} 3"#,
+            r#"ferry_canary_weight{model="iris",version=""} 0"#,
+            "ferry_unrouted_requests_total 1",
+            r#"ferry_model_info{model="reg",version="1",role="stable",platform="onnx"} 1"#,
+        ] {
+            assert!(m.contains(want), "missing {want} in\n{m}");
+        }
+        promtool_check(&m);
+    });
+}
+
+/// `promtool check metrics` (Debian package `prometheus`) on the text. CI
+/// installs it; elsewhere the check is skipped with a note when it is absent.
+pub fn promtool_check(text: &str) {
+    use std::io::Write;
+    let child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(_) if std::env::var_os("CI").is_none() => {
+            eprintln!("promtool not found: the exposition was not checked (CI installs it)");
+            return;
+        }
+        Err(e) => panic!("promtool is needed in CI: {e}"),
+    };
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let msg = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "promtool: {msg}\n{text}");
+    // promtool's lint notes (e.g. about counters' names) are problems too.
+    assert!(msg.trim().is_empty(), "promtool: {msg}");
+}
