@@ -197,9 +197,21 @@ fn wait4(pid: libc::pid_t) -> Option<Reaped> {
 }
 
 fn kill_group(pgid: libc::pid_t, sig: libc::c_int) {
+    // Never 0 (our own group) or 1 (kill(-1) signals every process).
+    if pgid <= 1 {
+        return;
+    }
     // SAFETY: sending a signal has no memory-safety preconditions.
     unsafe {
         libc::kill(-pgid, sig);
+    }
+}
+
+/// Asks the process group `pgid` (a child started as a group leader) to
+/// stop: SIGTERM, or SIGKILL with `force`. Ids 0 and 1 are refused.
+pub fn signal_group(pgid: u32, force: bool) {
+    if let Ok(p) = libc::pid_t::try_from(pgid) {
+        kill_group(p, if force { libc::SIGKILL } else { libc::SIGTERM });
     }
 }
 

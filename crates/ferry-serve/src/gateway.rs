@@ -14,7 +14,7 @@ use crate::predictor::{self, PredictError, Predictor};
 use crate::predlog::PredLog;
 use crate::stats::{Snapshot, VersionStats};
 use ferry_metadata::{Deployment, DeploymentChange, MetadataStore, ModelVersion};
-use ferry_onnx::Tensor;
+use ferry_onnx::{Tensor, TensorData};
 use serde_json::{Map, Value};
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -103,20 +103,39 @@ impl Served {
         }
     }
 
-    /// The predicted classes of an answer (classifiers).
+    /// The predicted classes of an answer (classifiers): the signature's
+    /// label output, or else a lone output of text or integers (a process
+    /// runtime's signature is not known in advance).
     pub fn labels_of(&self, outputs: &[Tensor]) -> Option<Vec<String>> {
-        let i = self.label?;
-        let name = &self.predictor.outputs().get(i)?.name;
-        outputs
-            .iter()
-            .find(|t| &t.name == name)
-            .or_else(|| outputs.get(i))
-            .map(predictor::labels)
+        if let Some(i) = self.label {
+            let name = &self.predictor.outputs().get(i)?.name;
+            return outputs
+                .iter()
+                .find(|t| &t.name == name)
+                .or_else(|| outputs.get(i))
+                .map(predictor::labels);
+        }
+        match outputs {
+            [t] if matches!(
+                t.data,
+                TensorData::Str(_) | TensorData::I64(_) | TensorData::I32(_) | TensorData::Bool(_)
+            ) && t.shape.len() == 1 =>
+            {
+                Some(predictor::labels(t))
+            }
+            _ => None,
+        }
     }
 
     fn numbers_of(&self, outputs: &[Tensor]) -> Option<Vec<f64>> {
-        let i = self.numeric?;
-        outputs.get(i).map(predictor::numbers)
+        let t = match self.numeric {
+            Some(i) => outputs.get(i)?,
+            None => match outputs {
+                [t] => t,
+                _ => return None,
+            },
+        };
+        matches!(t.data, TensorData::F32(_) | TensorData::F64(_)).then(|| predictor::numbers(t))
     }
 }
 
@@ -294,6 +313,14 @@ impl Gateway {
         tracing::info!(model = %v.model, version = v.version, platform = s.predictor.platform(), "loaded");
         cache.insert((v.model.clone(), v.version), s.clone());
         Ok(s)
+    }
+
+    /// Drops every route and loaded version (shutdown): process runtimes
+    /// stop with them.
+    pub async fn unload_all(&self) {
+        let mut cache = self.cache.lock().await;
+        *self.table.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(Table::default());
+        cache.clear();
     }
 
     /// Rebuilds the route table from the store. With `strict`, any model

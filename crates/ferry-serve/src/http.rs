@@ -344,7 +344,7 @@ async fn v2_ready(State(st): State<HttpState>) -> Response {
 async fn v2_server() -> Response {
     json_response(
         StatusCode::OK,
-        &json!({"name": "ferry", "version": env!("CARGO_PKG_VERSION"), "extensions": []}),
+        &json!({"name": "ferry", "version": env!("CARGO_PKG_VERSION"), "extensions": ["binary_tensor_data"]}),
     )
 }
 
@@ -454,17 +454,42 @@ async fn v2_infer_impl(
         None => route.stable.predictor.inputs(),
         Some(v) => v2_pick(route, Some(&v.to_string()))?.predictor.inputs(),
     };
-    let req = protocol::v2_request(&bytes, specs).map_err(|e| {
+    let header_len = match headers.get("inference-header-content-length") {
+        None => None,
+        Some(h) => Some(
+            h.to_str()
+                .ok()
+                .and_then(|s| s.trim().parse::<usize>().ok())
+                .ok_or_else(|| {
+                    ApiError::new(
+                        p,
+                        Failure::BadInput(
+                            "Inference-Header-Content-Length must be a byte count".into(),
+                        ),
+                    )
+                })?,
+        ),
+    };
+    let req = protocol::v2_request(&bytes, header_len, specs).map_err(|e| {
         route.stable.stats.record(400, 0.0);
         ApiError::new(p, Failure::BadInput(e.0))
     })?;
     let rid = client_request_id(&headers);
     let a = run(&st, route, version, req.inputs, rid, None, p).await?;
+    let mut raw = Vec::new();
     let outputs: Vec<Value> = a
         .outputs
         .iter()
         .filter(|t| req.outputs.is_empty() || req.outputs.contains(&t.name))
-        .map(protocol::v2_tensor)
+        .map(|t| {
+            if req.all_binary || req.binary_outputs.contains(&t.name) {
+                let (v, bytes) = protocol::v2_tensor_binary(t);
+                raw.extend(bytes);
+                v
+            } else {
+                protocol::v2_tensor(t)
+            }
+        })
         .collect();
     if let Some(missing) = req
         .outputs
@@ -485,7 +510,35 @@ async fn v2_infer_impl(
     if req.id.is_none() {
         v["id"] = Value::String(a.request_id.clone());
     }
-    Ok(answered(v, &a))
+    if raw.is_empty() {
+        return Ok(answered(v, &a));
+    }
+    // Binary outputs follow the JSON header (Triton's binary tensor data).
+    let mut body = v.to_string().into_bytes();
+    let json_len = body.len();
+    body.extend(raw);
+    let mut r = (
+        StatusCode::OK,
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/octet-stream"),
+            ),
+            (
+                HeaderName::from_static("inference-header-content-length"),
+                HeaderValue::from(json_len),
+            ),
+        ],
+        body,
+    )
+        .into_response();
+    add_headers(
+        r.headers_mut(),
+        Some(&a.request_id),
+        Some((&a.served.model, a.served.version)),
+        a.served.git_commit.as_deref(),
+    );
+    Ok(r)
 }
 
 async fn v2_infer(

@@ -69,6 +69,8 @@ pub async fn serve(
         .await
         .map_err(|e| format!("the gateway stopped: {e}"));
     controller.abort();
+    let _ = controller.await;
+    gw.unload_all().await;
     if let Some(l) = &gw.predlog {
         l.flush();
     }

@@ -29,10 +29,14 @@ pub struct ProcessRuntime {
     inputs: Vec<IoSpec>,
     outputs: Vec<IoSpec>,
     stop: Arc<tokio::sync::Notify>,
+    /// The running command's process group (0 while none runs).
+    pgid: Arc<std::sync::atomic::AtomicU32>,
 }
 
 impl Drop for ProcessRuntime {
     fn drop(&mut self) {
+        // At once, even when the runtime is going away with the supervisor.
+        ferry_executor::signal_group(self.pgid.load(Ordering::SeqCst), false);
         self.stop.notify_waiters();
         self.stop.notify_one();
     }
@@ -101,14 +105,20 @@ async fn wait_healthy(
     ))
 }
 
-fn kill_group(child: &tokio::process::Child) {
-    #[cfg(unix)]
-    if let Some(pid) = child.id() {
-        // SAFETY-free: the group id is the child's pid (process_group(0)).
-        let _ = std::process::Command::new("kill")
-            .args(["-TERM", &format!("-{pid}")])
-            .status();
+/// Stops the command and everything it started (its process group, as it
+/// leads one): SIGTERM, then SIGKILL after a grace period.
+async fn stop_group(child: &mut tokio::process::Child) {
+    let Some(pid) = child.id() else { return };
+    ferry_executor::signal_group(pid, false);
+    if tokio::time::timeout(Duration::from_secs(5), child.wait())
+        .await
+        .is_err()
+    {
+        ferry_executor::signal_group(pid, true);
+        let _ = child.wait().await;
     }
+    // The group may outlive its leader (a server's workers).
+    ferry_executor::signal_group(pid, true);
 }
 
 impl ProcessRuntime {
@@ -123,14 +133,14 @@ impl ProcessRuntime {
         let port = free_port().map_err(|e| format!("no free port: {e}"))?;
         let mut child = spawn(cmd, dir, port).map_err(|e| format!("cannot start `{cmd}`: {e}"))?;
         if let Err(e) = wait_healthy(&client, port, &mut child).await {
-            kill_group(&child);
-            let _ = child.kill().await;
+            stop_group(&mut child).await;
             return Err(format!("`{cmd}`: {e}"));
         }
         tracing::info!(model, version, port, "process runtime ready");
         let ready = Arc::new(AtomicBool::new(true));
         let restarts = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(tokio::sync::Notify::new());
+        let pgid = Arc::new(std::sync::atomic::AtomicU32::new(child.id().unwrap_or(0)));
         let rt = ProcessRuntime {
             name: format!("{model}/{version}"),
             port,
@@ -148,6 +158,7 @@ impl ProcessRuntime {
                 shape: vec![None],
             }],
             stop: stop.clone(),
+            pgid: pgid.clone(),
         };
         let (cmd, dir, name) = (cmd.to_owned(), dir.to_path_buf(), rt.name.clone());
         tokio::spawn(async move {
@@ -156,11 +167,12 @@ impl ProcessRuntime {
                 tokio::select! {
                     st = child.wait() => {
                         ready.store(false, Ordering::SeqCst);
+                        // Whatever it left behind goes with it.
+                        ferry_executor::signal_group(pgid.swap(0, Ordering::SeqCst), true);
                         tracing::warn!(model = %name, status = ?st.ok(), "process runtime exited; restarting in {:?}", backoff);
                     }
                     _ = stop.notified() => {
-                        kill_group(&child);
-                        let _ = child.kill().await;
+                        stop_group(&mut child).await;
                         return;
                     }
                 }
@@ -170,20 +182,23 @@ impl ProcessRuntime {
                 }
                 backoff = (backoff * 2).min(Duration::from_secs(30));
                 match spawn(&cmd, &dir, port) {
-                    Ok(mut c) => match wait_healthy(&client, port, &mut c).await {
-                        Ok(()) => {
-                            restarts.fetch_add(1, Ordering::Relaxed);
-                            ready.store(true, Ordering::SeqCst);
-                            backoff = Duration::from_millis(500);
-                            child = c;
+                    Ok(mut c) => {
+                        pgid.store(c.id().unwrap_or(0), Ordering::SeqCst);
+                        let healthy = wait_healthy(&client, port, &mut c).await;
+                        match healthy {
+                            Ok(()) => {
+                                restarts.fetch_add(1, Ordering::Relaxed);
+                                ready.store(true, Ordering::SeqCst);
+                                backoff = Duration::from_millis(500);
+                                child = c;
+                            }
+                            Err(e) => {
+                                tracing::warn!(model = %name, "restart failed: {e}");
+                                stop_group(&mut c).await;
+                                child = c;
+                            }
                         }
-                        Err(e) => {
-                            tracing::warn!(model = %name, "restart failed: {e}");
-                            kill_group(&c);
-                            let _ = c.kill().await;
-                            child = c;
-                        }
-                    },
+                    }
                     Err(e) => tracing::warn!(model = %name, "cannot restart: {e}"),
                 }
             }

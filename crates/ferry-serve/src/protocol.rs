@@ -558,10 +558,96 @@ pub struct V2Request {
     pub inputs: Vec<Tensor>,
     /// The outputs asked for (all when empty).
     pub outputs: Vec<String>,
+    /// Outputs to return as binary tensor data (Triton's extension).
+    pub binary_outputs: Vec<String>,
+    /// `parameters.binary_data_output`: every output in binary.
+    pub all_binary: bool,
 }
 
-pub fn v2_request(body: &[u8], inputs: &[IoSpec]) -> Result<V2Request, BadInput> {
-    let v: Value = serde_json::from_slice(body)
+/// Raw little-endian tensor bytes (the binary tensor data extension that
+/// Triton's clients use by default) to values of `dtype`.
+fn decode_binary(dtype: DType, raw: &[u8], what: &str) -> Result<TensorData, BadInput> {
+    fn chunks<const N: usize, T>(
+        raw: &[u8],
+        what: &str,
+        f: impl Fn([u8; N]) -> T,
+    ) -> Result<Vec<T>, BadInput> {
+        if !raw.len().is_multiple_of(N) {
+            return bad(format!(
+                "{what}: {} bytes is not a whole number of {N}-byte values",
+                raw.len()
+            ));
+        }
+        Ok(raw
+            .chunks_exact(N)
+            .map(|c| {
+                let mut a = [0u8; N];
+                a.copy_from_slice(c);
+                f(a)
+            })
+            .collect())
+    }
+    Ok(match dtype {
+        DType::F32 => TensorData::F32(chunks(raw, what, f32::from_le_bytes)?),
+        DType::F64 => TensorData::F64(chunks(raw, what, f64::from_le_bytes)?),
+        DType::I64 => TensorData::I64(chunks(raw, what, i64::from_le_bytes)?),
+        DType::I32 => TensorData::I32(chunks(raw, what, i32::from_le_bytes)?),
+        DType::Bool => TensorData::Bool(raw.iter().map(|b| *b != 0).collect()),
+        DType::Str => {
+            let mut out = Vec::new();
+            let mut i = 0;
+            while i < raw.len() {
+                let len = raw
+                    .get(i..i + 4)
+                    .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+                    .ok_or_else(|| BadInput(format!("{what}: a BYTES element is cut short")))?;
+                let s = raw
+                    .get(i + 4..i + 4 + len)
+                    .ok_or_else(|| BadInput(format!("{what}: a BYTES element is cut short")))?;
+                out.push(String::from_utf8_lossy(s).into_owned());
+                i += 4 + len;
+            }
+            TensorData::Str(out)
+        }
+    })
+}
+
+/// A tensor's values as raw little-endian bytes (BYTES: 4-byte length, then the bytes).
+pub fn encode_binary(t: &TensorData) -> Vec<u8> {
+    let mut out = Vec::new();
+    match t {
+        TensorData::F32(v) => v.iter().for_each(|x| out.extend(x.to_le_bytes())),
+        TensorData::F64(v) => v.iter().for_each(|x| out.extend(x.to_le_bytes())),
+        TensorData::I64(v) => v.iter().for_each(|x| out.extend(x.to_le_bytes())),
+        TensorData::I32(v) => v.iter().for_each(|x| out.extend(x.to_le_bytes())),
+        TensorData::Bool(v) => v.iter().for_each(|x| out.push(u8::from(*x))),
+        TensorData::Str(v) => v.iter().for_each(|s| {
+            out.extend((s.len() as u32).to_le_bytes());
+            out.extend(s.as_bytes());
+        }),
+    }
+    out
+}
+
+/// Parses an inference request. With `header_len` (the
+/// `Inference-Header-Content-Length` header) the JSON is that many bytes,
+/// followed by the inputs' binary data.
+pub fn v2_request(
+    body: &[u8],
+    header_len: Option<usize>,
+    inputs: &[IoSpec],
+) -> Result<V2Request, BadInput> {
+    let (head, mut binary) = match header_len {
+        None => (body, &body[body.len()..]),
+        Some(l) if l <= body.len() => body.split_at(l),
+        Some(l) => {
+            return bad(format!(
+                "Inference-Header-Content-Length is {l}, but the body has {} bytes",
+                body.len()
+            ));
+        }
+    };
+    let v: Value = serde_json::from_slice(head)
         .map_err(|e| BadInput(format!("the body is not valid JSON: {e}")))?;
     let Value::Object(mut o) = v else {
         return bad("the body must be a JSON object with `inputs`");
@@ -574,7 +660,14 @@ pub fn v2_request(body: &[u8], inputs: &[IoSpec]) -> Result<V2Request, BadInput>
     let Some(Value::Array(ins)) = o.remove("inputs") else {
         return bad("`inputs` must be a list of tensors");
     };
-    let mut by_name: Vec<(String, Vec<usize>, String, Value)> = Vec::new();
+    let all_binary = o
+        .get("parameters")
+        .and_then(|p| p.get("binary_data_output"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    // name, shape, datatype, and the data: JSON values or decoded binary.
+    type Input = (String, Vec<usize>, String, Result<Value, TensorData>);
+    let mut by_name: Vec<Input> = Vec::new();
     for (i, t) in ins.into_iter().enumerate() {
         let Value::Object(mut t) = t else {
             return bad(format!("`inputs[{i}]` must be an object"));
@@ -600,9 +693,38 @@ pub fn v2_request(body: &[u8], inputs: &[IoSpec]) -> Result<V2Request, BadInput>
             Some(Value::String(s)) => s,
             _ => return bad(format!("`inputs[{i}].datatype` must be a string")),
         };
-        let data = t
-            .remove("data")
-            .ok_or_else(|| BadInput(format!("`inputs[{i}].data` is missing")))?;
+        let size = t
+            .get("parameters")
+            .and_then(|p| p.get("binary_data_size"))
+            .map(|n| {
+                n.as_u64().map(|n| n as usize).ok_or_else(|| {
+                    BadInput(format!(
+                        "`inputs[{i}].parameters.binary_data_size` must be a count"
+                    ))
+                })
+            })
+            .transpose()?;
+        let data = match size {
+            Some(n) => {
+                if n > binary.len() {
+                    return bad(format!(
+                        "`inputs[{i}]` has {n} bytes of binary data, only {} follow the header",
+                        binary.len()
+                    ));
+                }
+                let (raw, rest) = binary.split_at(n);
+                binary = rest;
+                let dt = DType::from_v2_name(&datatype).ok_or_else(|| {
+                    BadInput(format!(
+                        "`inputs[{i}].datatype` {datatype} is not supported"
+                    ))
+                })?;
+                Err(decode_binary(dt, raw, &format!("input `{name}`"))?)
+            }
+            None => Ok(t
+                .remove("data")
+                .ok_or_else(|| BadInput(format!("`inputs[{i}].data` is missing")))?),
+        };
         by_name.push((name, shape, datatype, data));
     }
     let mut tensors = Vec::new();
@@ -630,13 +752,31 @@ pub fn v2_request(body: &[u8], inputs: &[IoSpec]) -> Result<V2Request, BadInput>
                 ));
             }
         }
+        let count: usize = shape.iter().product();
+        let data = match data {
+            Ok(v) => v,
+            Err(raw) => {
+                if raw.len() != count {
+                    return bad(format!(
+                        "{what} has {} values for shape {shape:?} ({count} expected)",
+                        raw.len()
+                    ));
+                }
+                check_shape(spec, &shape, &what)?;
+                tensors.push(Tensor {
+                    name: spec.name.clone(),
+                    shape,
+                    data: raw,
+                });
+                continue;
+            }
+        };
         let mut flat = Vec::new();
         let mut nested = Vec::new();
         match &data {
             Value::Array(_) => flatten(&data, &mut flat, &mut nested, 0, &what)?,
             scalar => flat.push(scalar.clone()),
         }
-        let count: usize = shape.iter().product();
         if flat.len() != count {
             return bad(format!(
                 "{what} has {} values for shape {shape:?} ({count} expected)",
@@ -651,25 +791,58 @@ pub fn v2_request(body: &[u8], inputs: &[IoSpec]) -> Result<V2Request, BadInput>
             names(inputs)
         ));
     }
+    let mut binary_outputs = Vec::new();
     let outputs = match o.remove("outputs") {
         None | Some(Value::Null) => Vec::new(),
         Some(Value::Array(outs)) => outs
             .iter()
             .enumerate()
             .map(|(i, x)| {
-                x.get("name")
+                let name = x
+                    .get("name")
                     .and_then(Value::as_str)
                     .map(str::to_owned)
-                    .ok_or_else(|| BadInput(format!("`outputs[{i}].name` must be a string")))
+                    .ok_or_else(|| BadInput(format!("`outputs[{i}].name` must be a string")))?;
+                if x.get("parameters")
+                    .and_then(|p| p.get("binary_data"))
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false)
+                {
+                    binary_outputs.push(name.clone());
+                }
+                Ok(name)
             })
-            .collect::<Result<_, _>>()?,
+            .collect::<Result<_, BadInput>>()?,
         Some(_) => return bad("`outputs` must be a list"),
     };
+    if !binary.is_empty() {
+        return bad(format!(
+            "{} bytes of binary data follow the header that no input claims",
+            binary.len()
+        ));
+    }
     Ok(V2Request {
         id,
         inputs: tensors,
         outputs,
+        binary_outputs,
+        all_binary,
     })
+}
+
+/// An output tensor with its data in binary: the JSON entry, and the bytes
+/// that follow the JSON header.
+pub fn v2_tensor_binary(t: &Tensor) -> (Value, Vec<u8>) {
+    let raw = encode_binary(&t.data);
+    (
+        json!({
+            "name": t.name,
+            "shape": t.shape,
+            "datatype": t.data.dtype().v2_name(),
+            "parameters": {"binary_data_size": raw.len()},
+        }),
+        raw,
+    )
 }
 
 pub fn v2_tensor(t: &Tensor) -> Value {
@@ -766,13 +939,13 @@ mod tests {
     #[test]
     fn v2_requests_are_checked_against_the_signature() {
         let ok = r#"{"id":"r1","inputs":[{"name":"X","shape":[2,4],"datatype":"FP32","data":[1,2,3,4,5,6,7,8]}],"outputs":[{"name":"label"}]}"#;
-        let r = v2_request(ok.as_bytes(), &spec4()).unwrap();
+        let r = v2_request(ok.as_bytes(), None, &spec4()).unwrap();
         assert_eq!(r.id.as_deref(), Some("r1"));
         assert_eq!(r.inputs[0].shape, vec![2, 4]);
         assert_eq!(r.outputs, vec!["label"]);
         let nested =
             r#"{"inputs":[{"name":"X","shape":[1,4],"datatype":"FP32","data":[[1,2,3,4]]}]}"#;
-        assert!(v2_request(nested.as_bytes(), &spec4()).is_ok());
+        assert!(v2_request(nested.as_bytes(), None, &spec4()).is_ok());
         let cases = [
             (
                 r#"{"inputs":[{"name":"X","shape":[1,4],"datatype":"FP64","data":[1,2,3,4]}]}"#,
@@ -801,9 +974,37 @@ mod tests {
             ),
         ];
         for (b, want) in cases {
-            let e = v2_request(b.as_bytes(), &spec4()).unwrap_err();
+            let e = v2_request(b.as_bytes(), None, &spec4()).unwrap_err();
             assert!(e.0.contains(want), "{b}: {e}");
         }
+    }
+
+    #[test]
+    fn binary_tensor_data_round_trips() {
+        let head = r#"{"inputs":[{"name":"X","shape":[1,4],"datatype":"FP32","parameters":{"binary_data_size":16}}],"outputs":[{"name":"label","parameters":{"binary_data":true}}]}"#;
+        let mut body = head.as_bytes().to_vec();
+        for x in [5.1f32, 3.5, 1.4, 0.2] {
+            body.extend(x.to_le_bytes());
+        }
+        let r = v2_request(&body, Some(head.len()), &spec4()).unwrap();
+        assert_eq!(f32s(&r.inputs[0]), vec![5.1, 3.5, 1.4, 0.2]);
+        assert_eq!(r.binary_outputs, vec!["label"]);
+        // Too few bytes, a wrong header length, bytes nobody claims.
+        assert!(v2_request(&body[..body.len() - 4], Some(head.len()), &spec4()).is_err());
+        assert!(v2_request(&body, Some(body.len() + 1), &spec4()).is_err());
+        let mut extra = body.clone();
+        extra.push(0);
+        assert!(
+            v2_request(&extra, Some(head.len()), &spec4())
+                .unwrap_err()
+                .0
+                .contains("no input claims")
+        );
+        let t = TensorData::Str(vec!["ab".into(), "c".into()]);
+        assert_eq!(
+            decode_binary(DType::Str, &encode_binary(&t), "x").unwrap(),
+            t
+        );
     }
 
     #[test]

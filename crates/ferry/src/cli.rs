@@ -269,3 +269,14 @@ pub enum ModelsCommand {
         json: bool,
     },
 }
+
+#[cfg(test)]
+mod tests {
+    /// clap's own consistency checks (unique names, valid conflicts) over
+    /// every command, which otherwise only fire when a command is used.
+    #[test]
+    fn the_command_line_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
+}

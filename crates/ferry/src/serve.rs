@@ -52,7 +52,7 @@ pub struct ServeArgs {
 }
 
 #[derive(Debug, Args)]
-#[command(args_conflicts_with_subcommands = true)]
+#[command(args_conflicts_with_subcommands = true, disable_version_flag = true)]
 pub struct DeployArgs {
     #[command(subcommand)]
     pub command: Option<DeployCommand>,
@@ -65,8 +65,12 @@ pub struct DeployStart {
     /// The model to roll out a new version of
     pub model: Option<String>,
     /// The candidate version
-    #[arg(long, conflicts_with = "candidate_alias")]
-    pub version: Option<i64>,
+    #[arg(
+        long = "version",
+        id = "candidate_version",
+        conflicts_with = "candidate_alias"
+    )]
+    pub candidate_version: Option<i64>,
     /// The candidate, by alias (e.g. `candidate`)
     #[arg(long = "candidate", value_name = "ALIAS")]
     pub candidate_alias: Option<String>,
@@ -343,7 +347,7 @@ fn start(ctx: &Ctx, a: DeployStart) -> Result<u8> {
     let json = a.json;
     let d = rt.block_on(async {
         let store = open(&url).await?;
-        let candidate = match (a.version, &a.candidate_alias) {
+        let candidate = match (a.candidate_version, &a.candidate_alias) {
             (Some(v), _) => store
                 .get_version(&model, v)
                 .await?

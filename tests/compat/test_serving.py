@@ -1,0 +1,236 @@
+"""`ferry serve` and `ferry deploy` from the outside: the real Open Inference
+Protocol client (tritonclient[http]) and plain `requests` in the MLflow
+formats, answers equal to onnxruntime's, a canary promoted under load with
+no failed request, and a broken candidate (a process-runtime model that
+answers wrongly) rolled back with its reason visible to the mlflow client."""
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import onnxruntime as ort
+import requests
+import tritonclient.http as triton
+from mlflow import MlflowClient
+
+from conftest import ROOT, free_port
+from test_pipeline_runs import project_server
+
+BINARY = os.environ.get("FERRY_BIN", str(ROOT / "target" / "debug" / "ferry"))
+
+SPEC = """
+name: iris
+stages:
+  train:
+    cmd: {python} train.py ${{train.C}}
+    deps: [train.py, iris.csv]
+    outs: [work/model.onnx]
+register:
+  model: iris
+  artifact: work/model.onnx
+  alias: candidate
+"""
+
+TRAIN = """
+import csv, sys
+import numpy as np
+from skl2onnx import to_onnx
+from sklearn.linear_model import LogisticRegression
+rows = list(csv.reader(open("iris.csv")))[1:]
+X = np.array([[float(v) for v in r[:4]] for r in rows], dtype=np.float32)
+y = np.array([r[4] for r in rows])
+m = LogisticRegression(C=float(sys.argv[1]), max_iter=500).fit(X, y)
+onx = to_onnx(m, X[:1], options={id(m): {"zipmap": False}}, target_opset=17)
+onx.graph.name = "iris"
+import os; os.makedirs("work", exist_ok=True)
+open("work/model.onnx", "wb").write(onx.SerializeToString())
+"""
+
+# A model that answers every row with "virginica": a candidate gone wrong.
+BROKEN = """
+import json, os
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+class H(BaseHTTPRequestHandler):
+    def log_message(self, *a): pass
+    def _send(self, code, body):
+        b = json.dumps(body).encode()
+        self.send_response(code); self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(b))); self.end_headers(); self.wfile.write(b)
+    def do_GET(self): self._send(200, {})
+    def do_POST(self):
+        n = int(self.headers.get("content-length", 0))
+        rows = json.loads(self.rfile.read(n))["inputs"]
+        self._send(200, {"predictions": ["virginica"] * len(rows)})
+ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
+"""
+
+ROWS = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3], [5.9, 3.0, 4.2, 1.5]]
+
+
+def ferry(project, *args, check=True):
+    return subprocess.run([BINARY, *args], cwd=project, check=check, capture_output=True, text=True)
+
+
+@contextlib.contextmanager
+def gateway(project, *models):
+    port = free_port()
+    log = open(project / "serve.log", "w")
+    proc = subprocess.Popen([BINARY, "serve", *models, "--port", str(port), "--tick", "200ms"], cwd=project, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:
+                if requests.get(url + "/v2/health/ready", timeout=1).ok:
+                    break
+            except requests.ConnectionError:
+                pass
+            assert proc.poll() is None, (project / "serve.log").read_text()
+            time.sleep(0.05)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+
+
+def make_project(tmp_path):
+    iris = (ROOT / "examples" / "iris" / "data" / "iris.csv").read_text()
+    (tmp_path / "iris.csv").write_text(iris)
+    (tmp_path / "train.py").write_text(TRAIN)
+    (tmp_path / "ferry.yaml").write_text(SPEC.format(python=sys.executable))
+    (tmp_path / "params.yaml").write_text("train:\n  C: 1.0\n")
+    ferry(tmp_path, "run")
+    ferry(tmp_path, "models", "alias", "iris/1", "production")
+    # A second version: other params, another model.
+    (tmp_path / "params.yaml").write_text("train:\n  C: 0.05\n")
+    ferry(tmp_path, "run")
+    return tmp_path
+
+
+def reference(project, rows, version=1):
+    run = json.loads(ferry(project, "models", "show", f"iris/{version}", "--json").stdout)["run_id"]
+    onnx = next(p for p in (project / ".ferry" / "artifacts").rglob("model.onnx") if run in str(p))
+    s = ort.InferenceSession(str(onnx))
+    return s.run(None, {"X": np.array(rows, dtype=np.float32)})
+
+
+def test_protocols_answer_as_onnxruntime(tmp_path):
+    project = make_project(tmp_path)
+    with gateway(project, "iris@production") as url:
+        # The Open Inference Protocol, through Triton's own client.
+        c = triton.InferenceServerClient(url.removeprefix("http://"))
+        assert c.is_server_live() and c.is_server_ready() and c.is_model_ready("iris")
+        meta = c.get_model_metadata("iris")
+        assert meta["inputs"] == [{"name": "X", "datatype": "FP32", "shape": [-1, 4]}]
+        assert [o["name"] for o in meta["outputs"]] == ["label", "probabilities"]
+        x = triton.InferInput("X", [3, 4], "FP32")
+        x.set_data_from_numpy(np.array(ROWS, dtype=np.float32))
+        res = c.infer("iris", [x], outputs=[triton.InferRequestedOutput("label"), triton.InferRequestedOutput("probabilities")])
+        labels, probs = reference(project, ROWS)
+        assert [v.decode() if isinstance(v, bytes) else v for v in res.as_numpy("label")] == list(labels)
+        np.testing.assert_allclose(res.as_numpy("probabilities"), probs, atol=1e-5)
+        assert res.get_response()["model_version"] == "1"
+        # Bad input through the client: a clear 400 error.
+        bad = triton.InferInput("X", [1, 3], "FP32")
+        bad.set_data_from_numpy(np.array([[1, 2, 3]], dtype=np.float32))
+        try:
+            c.infer("iris", [bad])
+            raise AssertionError("a wrong shape was accepted")
+        except triton.InferenceServerException as e:
+            assert "dimension 1" in str(e)
+
+        # MLflow scoring, every input format, plain requests.
+        cols = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+        bodies = [
+            {"dataframe_split": {"columns": cols, "data": ROWS}},
+            {"dataframe_records": [dict(zip(cols, r)) for r in ROWS]},
+            {"instances": ROWS},
+            {"inputs": ROWS},
+        ]
+        for b in bodies:
+            r = requests.post(url + "/invocations", json=b)
+            assert r.status_code == 200, r.text
+            assert r.headers["x-ferry-model-version"] == "1"
+            assert r.headers["x-request-id"]
+            preds = r.json()["predictions"]
+            assert [p["label"] for p in preds] == list(labels)
+            np.testing.assert_allclose([p["probabilities"] for p in preds], probs, atol=1e-5)
+        r = requests.post(url + "/invocations", data="sepal_length,sepal_width,petal_length,petal_width\n5.1,3.5,1.4,0.2\n", headers={"content-type": "text/csv"})
+        assert r.status_code == 200 and r.json()["predictions"][0]["label"] == labels[0]
+        r = requests.post(url + "/invocations", json={"instances": ROWS, "inputs": ROWS})
+        assert r.status_code == 400 and r.json()["error_code"] == "BAD_REQUEST"
+        r = requests.post(url + "/invocations", data="x", headers={"content-type": "text/plain"})
+        assert r.status_code == 415
+        r = requests.post(url + "/v1/models/iris:predict", json={"instances": ROWS})
+        assert [p["label"] for p in r.json()["predictions"]] == list(labels)
+        assert requests.get(url + "/ping").status_code == 200
+        m = requests.get(url + "/metrics").text
+        assert 'ferry_requests_total{model="iris",version="1",code="200"}' in m
+
+
+def traffic(url, stop, statuses):
+    s = requests.Session()
+    i = 0
+    while not stop.is_set():
+        r = s.post(url + "/invocations", json={"instances": [ROWS[i % 3]]})
+        statuses.append(r.status_code)
+        i += 1
+
+
+def deploy_and_wait(project, *args, timeout=60):
+    ferry(project, "deploy", "iris", *args)
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        st = json.loads(ferry(project, "deploy", "status", "iris", "--json").stdout)
+        if not st["deployment"]["active"]:
+            return st
+        time.sleep(0.2)
+    raise AssertionError(f"the deployment did not end: {st}")
+
+
+def test_canary_promotes_then_a_broken_candidate_is_rolled_back(tmp_path):
+    project = make_project(tmp_path)
+    with gateway(project, "iris@production") as url:
+        stop = threading.Event()
+        statuses = []
+        clients = [threading.Thread(target=traffic, args=(url, stop, statuses)) for _ in range(3)]
+        for t in clients:
+            t.start()
+        try:
+            st = deploy_and_wait(project, "--version", "2", "--steps", "25,50,100", "--interval", "1s",
+                                 "--min-requests", "10", "--max-error-rate", "0.01", "--max-p99-ms", "500")
+            assert st["deployment"]["phase"] == "promoted", st
+            kinds = [e["kind"] for e in st["events"]]
+            assert kinds[0] == "started" and kinds[-1] == "promoted" and kinds.count("advanced") == 2, kinds
+            assert json.loads(ferry(project, "models", "show", "iris@production", "--json").stdout)["version"] == 2
+            time.sleep(0.5)
+            r = requests.post(url + "/invocations", json={"instances": [ROWS[0]]})
+            assert r.headers["x-ferry-model-version"] == "2"
+
+            # A broken candidate: a process-runtime model that answers wrongly.
+            script = tmp_path / "broken.py"
+            script.write_text(BROKEN)
+            with project_server(BINARY, project) as tracking:
+                mc = MlflowClient(tracking_uri=tracking)
+                src = mc.get_model_version("iris", "1").source
+                v = mc.create_model_version("iris", src)
+                mc.set_model_version_tag("iris", v.version, "ferry.serve.command", f"{sys.executable} {script}")
+                st = deploy_and_wait(project, "--version", v.version, "--steps", "50,100", "--interval", "30s",
+                                     "--min-requests", "20", "--max-prediction-shift", "0.3")
+                assert st["deployment"]["phase"] == "rolled_back", st
+                reason = st["deployment"]["reason"]
+                assert "prediction_shift" in reason, reason
+                # The rejection is visible to the mlflow client.
+                assert mc.get_model_version("iris", v.version).tags["ferry.rejected"] == reason
+            assert json.loads(ferry(project, "models", "show", "iris@production", "--json").stdout)["version"] == 2
+        finally:
+            stop.set()
+            for t in clients:
+                t.join()
+        assert len(statuses) > 50
+        assert all(s == 200 for s in statuses), {s: statuses.count(s) for s in set(statuses)}
+        m = requests.get(url + "/metrics").text
+        assert "ferry_canary_weight" in m
