@@ -919,10 +919,12 @@ pub async fn version_artifact_uri(
             format!("{}/{path}", r.info.artifact_uri)
         })
     } else if let Some(id) = v.source.strip_prefix("models:/") {
-        Ok(match store.get_logged_model(id.trim_end_matches('/')).await? {
-            Some(m) => m.artifact_location,
-            None => v.source.clone(),
-        })
+        Ok(
+            match store.get_logged_model(id.trim_end_matches('/')).await? {
+                Some(m) => m.artifact_location,
+                None => v.source.clone(),
+            },
+        )
     } else {
         Ok(v.source.clone())
     }
