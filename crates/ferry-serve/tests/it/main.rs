@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod canary;
+mod process;
 mod routes;
 
 use axum::body::Body;
