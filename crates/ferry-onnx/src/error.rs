@@ -20,11 +20,14 @@ pub enum OnnxError {
     Parse { message: String },
 
     #[error(
-        "the model ends in a `ZipMap` (node `{node}`), which turns the class probabilities into a list of maps; ferry serves tensors only\nhint: export the classifier with ZipMap disabled: `to_onnx(model, X, options={{id(model): {{\"zipmap\": False}}}})`"
+        "the model has a `ZipMap` (node `{node}`), which turns the class probabilities into a list of maps; ferry serves tensors only\nhint: export the classifier with ZipMap disabled: `to_onnx(model, X, options={{id(model): {{\"zipmap\": False}}}})`"
     )]
     ZipMap { node: String },
 
-    #[error("unsupported ONNX operator `{op}`{} in node `{node}`", domain_text(.domain))]
+    #[error(
+        "unsupported ONNX operator `{op}`{} in node `{node}`\nhint: the native engine runs scikit-learn's linear models, MLPs, tree ensembles and scalers; the `ort` engine (onnxruntime) runs every operator",
+        domain_text(.domain)
+    )]
     UnsupportedOp {
         op: String,
         domain: String,

@@ -42,9 +42,14 @@ pub(crate) fn refuse_zipmap(proto: &ModelProto) -> Result<(), OnnxError> {
     let Some(graph) = &proto.graph else {
         return Ok(());
     };
-    if let Some(node) = graph.node.iter().find(|n| n.op_type == "ZipMap") {
+    if let Some((ix, node)) = graph
+        .node
+        .iter()
+        .enumerate()
+        .find(|(_, n)| n.op_type == "ZipMap")
+    {
         return Err(OnnxError::ZipMap {
-            node: node.name.clone(),
+            node: node_label(ix, node),
         });
     }
     Ok(())

@@ -3,7 +3,7 @@
 //! specialised to a single row (what a gateway runs for each request).
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use tract_onnx::pb::ModelProto;
 use tract_onnx::prelude::*;
@@ -13,7 +13,45 @@ use crate::graph::node_label;
 use crate::ops;
 use crate::tensor::{DType, IoSpec, Tensor as FTensor, TensorData};
 
-type Plan = Arc<TypedRunnableModel>;
+/// States kept per plan for reuse (more are made when more threads run at
+/// once; at most this many are kept).
+const MAX_IDLE_STATES: usize = 16;
+
+/// A plan and the run states (tract's per-call scratch: one value slot per
+/// node, op states) kept between calls, so that a call allocates only its
+/// tensors.
+struct Plan {
+    plan: Arc<TypedRunnableModel>,
+    idle: Mutex<Vec<TypedSimpleState>>,
+}
+
+impl Plan {
+    fn new(plan: Arc<TypedRunnableModel>) -> Plan {
+        Plan {
+            plan,
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn run(&self, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        let idle = self
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        let mut state = match idle {
+            Some(state) => state,
+            None => TypedSimpleState::new(&self.plan)?,
+        };
+        // A state that failed half-way is dropped, not reused.
+        let outputs = state.run(inputs)?;
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        if idle.len() < MAX_IDLE_STATES {
+            idle.push(state);
+        }
+        Ok(outputs)
+    }
+}
 
 pub(crate) struct NativeModel {
     /// The plan for any batch size.
@@ -130,12 +168,12 @@ impl NativeModel {
         let single = if uses_batch {
             let subs = HashMap::from([(batch.clone(), 1.to_dim())]);
             let one = typed.set_symbols(&subs).map_err(load_error)?;
-            Some(
+            Some(Plan::new(
                 one.into_optimized()
                     .map_err(load_error)?
                     .into_runnable()
                     .map_err(load_error)?,
-            )
+            ))
         } else {
             None
         };
@@ -144,7 +182,10 @@ impl NativeModel {
             .map_err(load_error)?
             .into_runnable()
             .map_err(load_error)?;
-        Ok(NativeModel { general, single })
+        Ok(NativeModel {
+            general: Plan::new(general),
+            single,
+        })
     }
 
     /// Runs on inputs already checked and ordered as the model declares them.

@@ -177,6 +177,9 @@ struct Node {
     missing_tracks_true: bool,
 }
 
+/// Rows walked down a tree together in batches.
+const LANES: usize = 8;
+
 /// Float types scores are summed in (`f32` or `f64`, as onnxruntime's
 /// `ThresholdType`).
 pub trait Score: Copy + PartialOrd + std::fmt::Debug + Send + Sync + 'static {
@@ -291,6 +294,8 @@ pub struct TreeEnsemble<S> {
     n_outputs: usize,
     n_features: usize,
     kind: Kind,
+    /// Every split is `BRANCH_LEQ` and no node tracks missing values.
+    all_leq: bool,
 }
 
 /// A tree ensemble in either precision.
@@ -557,7 +562,11 @@ impl<S: Score> TreeEnsemble<S> {
                 weights_all_positive,
             },
         };
+        let all_leq = nodes
+            .iter()
+            .all(|n| n.mode == Mode::Leaf || (n.mode == Mode::Leq && !n.missing_tracks_true));
         Ok(TreeEnsemble {
+            all_leq,
             nodes,
             roots,
             weights,
@@ -573,6 +582,15 @@ impl<S: Score> TreeEnsemble<S> {
     #[inline]
     fn leaf(&self, root: u32, x: &[f64]) -> &Node {
         let mut node = &self.nodes[root as usize];
+        if self.all_leq {
+            // What scikit-learn exports: every split `x <= t`, no missing
+            // values tracked.
+            while node.mode != Mode::Leaf {
+                let go_true = x[node.feature as usize] <= node.threshold;
+                node = &self.nodes[if go_true { node.a } else { node.b } as usize];
+            }
+            return node;
+        }
         while node.mode != Mode::Leaf {
             let v = x[node.feature as usize];
             let t = node.threshold;
@@ -601,10 +619,11 @@ impl<S: Score> TreeEnsemble<S> {
         if width < self.n_features {
             return Err(tree_err!(
                 "the trees read feature {} but the input has {width} columns",
-                self.n_features - 1
+                self.n_features.saturating_sub(1)
             ));
         }
-        if rows.len() != n_rows * width || scores.len() != n_rows * self.n_outputs {
+        let n_out = self.n_outputs;
+        if rows.len() != n_rows * width || scores.len() != n_rows * n_out {
             return Err(tree_err!("inconsistent buffer sizes"));
         }
         if let Some(l) = &labels
@@ -612,30 +631,47 @@ impl<S: Score> TreeEnsemble<S> {
         {
             return Err(tree_err!("inconsistent buffer sizes"));
         }
-        let mut x = vec![0f64; width];
-        let mut slots = vec![Slot::<S>::EMPTY; self.n_outputs.max(2)];
-        for r in 0..n_rows {
-            let range = r * width..(r + 1) * width;
-            match rows {
-                Rows::F32(v) => {
-                    for (d, s) in x.iter_mut().zip(&v[range]) {
-                        *d = f64::from(*s);
+        // Every value widened once, as it is compared with the thresholds.
+        let x: Vec<f64> = match rows {
+            Rows::F32(v) => v.iter().map(|&v| f64::from(v)).collect(),
+            Rows::F64(v) => v.to_vec(),
+            Rows::I64(v) => v.iter().map(|&v| S::widen_i64(v)).collect(),
+            Rows::I32(v) => v.iter().map(|&v| S::widen_i64(i64::from(v))).collect(),
+        };
+        // Trees outside, rows inside (one tree stays in cache for all the
+        // rows); each row still adds its trees in order, so the sums are
+        // those of onnxruntime's row-by-row loop.
+        let mut acc = vec![Slot::<S>::EMPTY; n_rows * n_out];
+        for &root in &self.roots {
+            let mut r = 0;
+            if self.all_leq {
+                // Several rows down the same tree at once: their walks are
+                // independent, so the processor overlaps their loads.
+                while r + LANES <= n_rows {
+                    let leaves = self.leaves_leq(root, &x[r * width..(r + LANES) * width], width);
+                    for (k, &leaf) in leaves.iter().enumerate() {
+                        let slots = &mut acc[(r + k) * n_out..(r + k + 1) * n_out];
+                        self.add_leaf(slots, &self.nodes[leaf as usize]);
                     }
-                }
-                Rows::F64(v) => x.copy_from_slice(&v[range]),
-                Rows::I64(v) => {
-                    for (d, s) in x.iter_mut().zip(&v[range]) {
-                        *d = S::widen_i64(*s);
-                    }
-                }
-                Rows::I32(v) => {
-                    for (d, s) in x.iter_mut().zip(&v[range]) {
-                        *d = S::widen_i64(i64::from(*s));
-                    }
+                    r += LANES;
                 }
             }
-            let out = &mut scores[r * self.n_outputs..(r + 1) * self.n_outputs];
-            let label = self.eval_row(&x, &mut slots, out);
+            for r in r..n_rows {
+                let leaf = self.leaf(root, &x[r * width..(r + 1) * width]);
+                self.add_leaf(&mut acc[r * n_out..(r + 1) * n_out], leaf);
+            }
+        }
+        for (r, (slots, out)) in acc
+            .chunks_exact_mut(n_out)
+            .zip(scores.chunks_exact_mut(n_out))
+            .enumerate()
+        {
+            let label = if n_out == 1 {
+                self.finish_one(slots[0], out);
+                0
+            } else {
+                self.finish(slots, out)
+            };
             if let Some(l) = labels.as_deref_mut() {
                 l[r] = label;
             }
@@ -643,79 +679,108 @@ impl<S: Score> TreeEnsemble<S> {
         Ok(())
     }
 
-    /// One row: fills `out` (n_outputs scores) and returns the class index
-    /// (0 for regressors).
-    fn eval_row(&self, x: &[f64], slots: &mut [Slot<S>], out: &mut [f32]) -> usize {
-        let n_out = self.n_outputs;
-        if n_out == 1 {
-            // onnxruntime's one-output path: one score, the leaf's first weight.
-            let mut s = Slot::<S>::EMPTY;
-            for &root in &self.roots {
-                let leaf = self.leaf(root, x);
-                let w = self.weights[leaf.a as usize].1;
-                match self.aggregate {
-                    Aggregate::Sum | Aggregate::Average => s.score = s.score.add(w),
-                    Aggregate::Min => {
-                        if !s.has || w < s.score {
-                            s.score = w;
-                        }
-                        s.has = true;
-                    }
-                    Aggregate::Max => {
-                        if !s.has || w > s.score {
-                            s.score = w;
-                        }
-                        s.has = true;
-                    }
+    /// The leaves `LANES` rows reach in one tree whose splits are all
+    /// `BRANCH_LEQ` without missing values (`x` holds the rows).
+    #[inline]
+    fn leaves_leq(&self, root: u32, x: &[f64], width: usize) -> [u32; LANES] {
+        let mut at = [root; LANES];
+        loop {
+            let mut moved = false;
+            for (k, ix) in at.iter_mut().enumerate() {
+                let node = &self.nodes[*ix as usize];
+                if node.mode != Mode::Leaf {
+                    let go_true = x[k * width + node.feature as usize] <= node.threshold;
+                    *ix = if go_true { node.a } else { node.b };
+                    moved = true;
                 }
             }
-            let origin = if self.base_values.len() == 1 {
-                self.base_values[0]
-            } else {
-                S::ZERO
-            };
-            let v = match self.aggregate {
-                Aggregate::Sum => s.score.add(origin),
-                Aggregate::Average => s.score.div_count(self.roots.len()).add(origin),
-                Aggregate::Min | Aggregate::Max => {
-                    if s.has {
-                        s.score.add(origin)
-                    } else {
-                        origin
-                    }
-                }
-            };
-            out[0] = if self.post_transform == PostTransform::Probit {
-                probit(v.to_f32())
-            } else {
-                v.to_f32()
-            };
-            return 0;
+            if !moved {
+                return at;
+            }
         }
+    }
 
-        let slots = &mut slots[..n_out];
-        slots.fill(Slot::EMPTY);
-        for &root in &self.roots {
-            let leaf = self.leaf(root, x);
-            let ws = &self.weights[leaf.a as usize..(leaf.a + leaf.b) as usize];
-            for &(t, w) in ws {
-                let slot = &mut slots[t as usize];
-                match self.aggregate {
-                    Aggregate::Sum | Aggregate::Average => slot.score = slot.score.add(w),
-                    Aggregate::Min => {
-                        if !slot.has || w < slot.score {
-                            slot.score = w;
-                        }
-                    }
-                    Aggregate::Max => {
-                        if !slot.has || w > slot.score {
-                            slot.score = w;
-                        }
-                    }
+    #[inline]
+    fn add_leaf(&self, slots: &mut [Slot<S>], leaf: &Node) {
+        if self.n_outputs == 1 {
+            self.add_one(&mut slots[0], leaf);
+        } else {
+            self.add(slots, leaf);
+        }
+    }
+
+    /// onnxruntime's one-output path: one score, the leaf's first weight.
+    #[inline]
+    fn add_one(&self, s: &mut Slot<S>, leaf: &Node) {
+        let w = self.weights[leaf.a as usize].1;
+        match self.aggregate {
+            Aggregate::Sum | Aggregate::Average => s.score = s.score.add(w),
+            Aggregate::Min => {
+                if !s.has || w < s.score {
+                    s.score = w;
                 }
-                slot.has = true;
+                s.has = true;
+            }
+            Aggregate::Max => {
+                if !s.has || w > s.score {
+                    s.score = w;
+                }
+                s.has = true;
             }
         }
+    }
+
+    #[inline]
+    fn add(&self, slots: &mut [Slot<S>], leaf: &Node) {
+        let ws = &self.weights[leaf.a as usize..(leaf.a + leaf.b) as usize];
+        for &(t, w) in ws {
+            let slot = &mut slots[t as usize];
+            match self.aggregate {
+                Aggregate::Sum | Aggregate::Average => slot.score = slot.score.add(w),
+                Aggregate::Min => {
+                    if !slot.has || w < slot.score {
+                        slot.score = w;
+                    }
+                }
+                Aggregate::Max => {
+                    if !slot.has || w > slot.score {
+                        slot.score = w;
+                    }
+                }
+            }
+            slot.has = true;
+        }
+    }
+
+    fn finish_one(&self, s: Slot<S>, out: &mut [f32]) {
+        let origin = if self.base_values.len() == 1 {
+            self.base_values[0]
+        } else {
+            S::ZERO
+        };
+        let v = match self.aggregate {
+            Aggregate::Sum => s.score.add(origin),
+            Aggregate::Average => s.score.div_count(self.roots.len()).add(origin),
+            Aggregate::Min | Aggregate::Max => {
+                if s.has {
+                    s.score.add(origin)
+                } else {
+                    origin
+                }
+            }
+        };
+        out[0] = if self.post_transform == PostTransform::Probit {
+            probit(v.to_f32())
+        } else {
+            v.to_f32()
+        };
+    }
+
+    /// Base values, averages, the classifier's label and binary layouts, the
+    /// post transform: fills `out` (n_outputs scores) from one row's sums and
+    /// returns the class index (0 for regressors).
+    fn finish(&self, slots: &mut [Slot<S>], out: &mut [f32]) -> usize {
+        let n_out = self.n_outputs;
         let use_base = self.base_values.len() == n_out;
         match &self.kind {
             Kind::Regressor => {

@@ -1,0 +1,118 @@
+//! Latency of `OnnxModel::run` on every fixture model (not a timed test).
+//!
+//! For each model in `tests/fixtures`: single-row latency (the first row of
+//! the fixture's batch, one `run` call per row, as a gateway makes them) and
+//! batch latency (150 rows, cycling through the fixture's batch), in
+//! nanoseconds per row; the median of 5 rounds of about 0.2 s each, after a
+//! warm-up. Prints one tab-separated line per model:
+//! `model  single_ns_per_row  batch150_ns_per_row`. `latency.sh` puts these
+//! beside onnxruntime's (`latency.py`).
+//!
+//!     cargo bench -p ferry-onnx --bench latency [-- model ...]
+//!
+//! `FERRY_BENCH_ENGINE=ort` measures the onnxruntime engine instead (build
+//! with `--features ort`, set `ORT_DYLIB_PATH`).
+
+#![allow(clippy::unwrap_used)]
+
+use std::hint::black_box;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use ferry_onnx::{DType, Engine, OnnxModel, Tensor, TensorData};
+use serde_json::Value;
+
+const BATCH: usize = 150;
+const ROUNDS: usize = 5;
+const ROUND: Duration = Duration::from_millis(200);
+
+fn main() {
+    let only: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
+        .filter(|n| n != "refusals" && (only.is_empty() || only.contains(n)))
+        .collect();
+    names.sort();
+    let engine = std::env::var("FERRY_BENCH_ENGINE").map_or(Engine::Native, |e| {
+        Engine::from_name(&e).unwrap_or_else(|| panic!("unknown engine `{e}` (native or ort)"))
+    });
+    println!("model\tsingle_ns_per_row\tbatch{BATCH}_ns_per_row");
+    for name in names {
+        let doc: Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.join(format!("{name}.json"))).unwrap(),
+        )
+        .unwrap();
+        let model = OnnxModel::from_file_with(&dir.join(format!("{name}.onnx")), engine).unwrap();
+        let batch = &doc["cases"][0]["inputs"];
+        let single: Vec<Tensor> = inputs(&model, batch, 1);
+        let many: Vec<Tensor> = inputs(&model, batch, BATCH);
+        let single_ns = measure(|| model.run(single.clone()).unwrap());
+        let batch_ns = measure(|| model.run(many.clone()).unwrap()) / BATCH as f64;
+        println!("{name}\t{single_ns:.0}\t{batch_ns:.0}");
+    }
+}
+
+/// The first `rows` rows of the fixture's batch, cycling when it has fewer.
+fn inputs(model: &OnnxModel, batch: &Value, rows: usize) -> Vec<Tensor> {
+    model
+        .inputs()
+        .iter()
+        .map(|spec| {
+            let v = &batch[&spec.name];
+            let shape: Vec<usize> = v["shape"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d.as_u64().unwrap() as usize)
+                .collect();
+            let width: usize = shape[1..].iter().product();
+            let have = shape[0];
+            let data = v["data"].as_array().unwrap();
+            let picked: Vec<&Value> = (0..rows)
+                .flat_map(|r| &data[(r % have) * width..(r % have + 1) * width])
+                .collect();
+            let data = match spec.dtype {
+                DType::F32 => {
+                    TensorData::F32(picked.iter().map(|x| x.as_f64().unwrap() as f32).collect())
+                }
+                DType::F64 => TensorData::F64(picked.iter().map(|x| x.as_f64().unwrap()).collect()),
+                DType::I64 => TensorData::I64(picked.iter().map(|x| x.as_i64().unwrap()).collect()),
+                other => panic!("no benchmark input of type {other}"),
+            };
+            let mut shape = shape;
+            shape[0] = rows;
+            Tensor::new(spec.name.clone(), shape, data)
+        })
+        .collect()
+}
+
+/// Median nanoseconds per call.
+fn measure<T>(mut f: impl FnMut() -> T) -> f64 {
+    // Warm up and size a round.
+    let start = Instant::now();
+    let mut calls = 0u64;
+    while start.elapsed() < Duration::from_millis(100) {
+        black_box(f());
+        calls += 1;
+    }
+    let per_call = start.elapsed().as_secs_f64() / calls as f64;
+    let n = ((ROUND.as_secs_f64() / per_call) as u64).max(1);
+    let mut rounds: Vec<f64> = (0..ROUNDS)
+        .map(|_| {
+            let t = Instant::now();
+            for _ in 0..n {
+                black_box(f());
+            }
+            t.elapsed().as_nanos() as f64 / n as f64
+        })
+        .collect();
+    rounds.sort_by(f64::total_cmp);
+    rounds[ROUNDS / 2]
+}
