@@ -183,13 +183,13 @@ pub struct GatewayCounters {
 
 /// The recent answers, for feedback: request id -> (model, version, labels).
 struct FeedbackIndex {
-    map: HashMap<String, (Arc<Served>, Vec<String>)>,
+    map: HashMap<String, (std::sync::Weak<Served>, Vec<String>)>,
     order: VecDeque<String>,
     cap: usize,
 }
 
 impl FeedbackIndex {
-    fn insert(&mut self, id: String, served: Arc<Served>, labels: Vec<String>) {
+    fn insert(&mut self, id: String, served: std::sync::Weak<Served>, labels: Vec<String>) {
         if self.map.len() >= self.cap
             && let Some(old) = self.order.pop_front()
         {
@@ -200,6 +200,9 @@ impl FeedbackIndex {
         }
     }
 }
+
+/// An answer of ours: its sequence number, version and predicted labels.
+type RingEntry = (u64, std::sync::Weak<Served>, Vec<String>);
 
 /// Requests remembered for `POST /feedback`.
 pub const FEEDBACK_MEMORY: usize = 100_000;
@@ -223,6 +226,7 @@ pub struct Gateway {
     request_n: AtomicU64,
     boot: u64,
     feedback: Mutex<FeedbackIndex>,
+    ring: Mutex<Vec<Option<RingEntry>>>,
     pub predlog: Option<PredLog>,
     baselines: Mutex<HashMap<String, Baseline>>,
     pub counters: GatewayCounters,
@@ -277,6 +281,7 @@ impl Gateway {
                 order: VecDeque::new(),
                 cap: FEEDBACK_MEMORY,
             }),
+            ring: Mutex::new(Vec::new()),
             predlog,
             baselines: Mutex::new(HashMap::new()),
             counters: GatewayCounters::default(),
@@ -462,9 +467,17 @@ impl Gateway {
             .await
     }
 
-    fn next_request_id(&self) -> String {
+    fn next_request_id(&self) -> (String, u64) {
         let n = self.request_n.fetch_add(1, Relaxed);
-        format!("{:08x}-{n:012x}", self.boot)
+        (format!("{:08x}-{n:012x}", self.boot), n)
+    }
+
+    /// The sequence number inside one of our own request ids.
+    fn own_sequence(&self, id: &str) -> Option<u64> {
+        let (boot, n) = id.split_once('-')?;
+        (u64::from_str_radix(boot, 16).ok()? == self.boot && n.len() == 12)
+            .then(|| u64::from_str_radix(n, 16).ok())
+            .flatten()
     }
 
     /// Picks the version for a request: the canary for its weight's share
@@ -512,7 +525,13 @@ impl Gateway {
                 }
             },
         };
-        let request_id = request_id.unwrap_or_else(|| self.next_request_id());
+        let (request_id, seq) = match request_id {
+            Some(id) => (id, None),
+            None => {
+                let (id, n) = self.next_request_id();
+                (id, Some(n))
+            }
+        };
         let t0 = std::time::Instant::now();
         let mirror = match &route.candidate {
             Some(c) if c.plan.strategy == Strategy::Shadow && version.is_none() => {
@@ -535,7 +554,22 @@ impl Gateway {
                 let labels = served.labels_of(&outputs);
                 if let Some(l) = &labels {
                     served.stats.record_classes(l.iter().map(String::as_str));
-                    lock(&self.feedback).insert(request_id.clone(), served.clone(), l.clone());
+                    match seq {
+                        // Our own ids index a ring: no hashing, no eviction.
+                        Some(n) => {
+                            let mut ring = lock(&self.ring);
+                            let slot = (n % FEEDBACK_MEMORY as u64) as usize;
+                            if ring.len() <= slot {
+                                ring.resize_with(slot + 1, || None);
+                            }
+                            ring[slot] = Some((n, Arc::downgrade(&served), l.clone()));
+                        }
+                        None => lock(&self.feedback).insert(
+                            request_id.clone(),
+                            Arc::downgrade(&served),
+                            l.clone(),
+                        ),
+                    }
                 } else if let Some(n) = served.numbers_of(&outputs) {
                     served.stats.record_numeric(n.into_iter());
                 }
@@ -543,7 +577,7 @@ impl Gateway {
                     log.predictions(
                         &served.model,
                         ferry_core::now_ms(),
-                        log_rows(&served, &request_id, &ins, &outputs, columns.as_deref()),
+                        log_lines(&served, &request_id, &ins, &outputs, columns.as_deref()),
                     );
                 }
                 if let Some((shadow, ins)) = mirror {
@@ -588,8 +622,16 @@ impl Gateway {
 
     /// Labels arriving later: request id -> true label(s).
     pub fn feedback(&self, request_id: &str, truth: &[String]) -> Result<Value, Failure> {
-        let found = lock(&self.feedback).map.get(request_id).cloned();
-        let Some((served, predicted)) = found else {
+        let found = match self.own_sequence(request_id) {
+            Some(n) => lock(&self.ring)
+                .get((n % FEEDBACK_MEMORY as u64) as usize)
+                .and_then(|e| e.as_ref())
+                .filter(|e| e.0 == n)
+                .map(|e| (e.1.clone(), e.2.clone())),
+            None => lock(&self.feedback).map.get(request_id).cloned(),
+        };
+        // A version no longer served has no counters to score.
+        let Some((served, predicted)) = found.and_then(|(w, p)| Some((w.upgrade()?, p))) else {
             self.counters.feedback_unknown.fetch_add(1, Relaxed);
             return Err(Failure::NotFound(format!(
                 "unknown request id `{request_id}` (the gateway remembers the last {FEEDBACK_MEMORY} classified requests)"
@@ -780,16 +822,18 @@ fn status_of(e: &PredictError) -> u16 {
     }
 }
 
-/// Prediction-log rows: one per predicted row, inputs flattened to columns
-/// (the request's column names when it gave them, else `<input>_<j>`),
-/// outputs likewise.
-fn log_rows(
+/// Prediction-log lines: one JSON object per predicted row, inputs
+/// flattened to columns (the request's column names when it gave them, else
+/// `<input>_<j>`), outputs likewise. Written straight to text: this runs on
+/// the request path.
+fn log_lines(
     served: &Served,
     request_id: &str,
     inputs: &[Tensor],
     outputs: &[Tensor],
     columns: Option<&[String]>,
-) -> Vec<Map<String, Value>> {
+) -> String {
+    use std::fmt::Write;
     let n = outputs
         .iter()
         .chain(inputs)
@@ -797,52 +841,75 @@ fn log_rows(
         .max()
         .unwrap_or(0)
         .min(10_000);
-    let ts = ferry_core::now_ms();
-    let mut rows = Vec::with_capacity(n);
-    for r in 0..n {
-        let mut m = Map::new();
-        m.insert("ts".into(), ts.into());
-        m.insert("request_id".into(), request_id.into());
-        m.insert("model".into(), served.model.clone().into());
-        m.insert("version".into(), served.version.into());
-        for t in inputs {
-            let names = if inputs.len() == 1 { columns } else { None };
-            put_row(&mut m, t, r, names);
+    let q = |s: &str| serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into());
+    // Each tensor's column keys, quoted once per request.
+    let keys = |t: &Tensor, names: Option<&[String]>| -> Vec<String> {
+        let per: usize = t.shape.iter().skip(1).product();
+        if t.shape.len() <= 1 || per == 1 {
+            vec![q(names.and_then(|n| n.first()).map_or(&t.name, |v| v))]
+        } else {
+            (0..per)
+                .map(|j| match names.and_then(|n| n.get(j)) {
+                    Some(c) => q(c),
+                    None => q(&format!("{}_{j}", t.name)),
+                })
+                .collect()
         }
-        for t in outputs {
-            put_row(&mut m, t, r, None);
-        }
-        rows.push(m);
-    }
-    rows
-}
-
-fn put_row(m: &mut Map<String, Value>, t: &Tensor, r: usize, names: Option<&[String]>) {
-    // Single-precision values as written (5.1, not 5.099999904632568).
-    let short = |v: Value| match (&t.data, v) {
-        (ferry_onnx::TensorData::F32(_), Value::Number(n)) => n
-            .as_f64()
-            .and_then(|x| (x as f32).to_string().parse::<f64>().ok())
-            .and_then(serde_json::Number::from_f64)
-            .map_or(Value::Null, Value::Number),
-        (_, v) => v,
     };
-    match crate::protocol::row(t, r) {
-        Value::Array(cells) => {
-            for (j, c) in cells.into_iter().enumerate() {
-                let key = names
-                    .and_then(|n| n.get(j).cloned())
-                    .unwrap_or_else(|| format!("{}_{j}", t.name));
-                m.insert(key, short(c));
+    let cols: Vec<(&Tensor, Vec<String>)> = inputs
+        .iter()
+        .map(|t| (t, keys(t, if inputs.len() == 1 { columns } else { None })))
+        .chain(outputs.iter().map(|t| (t, keys(t, None))))
+        .collect();
+    let head = format!(
+        "{{\"ts\":{},\"request_id\":{},\"model\":{},\"version\":{}",
+        ferry_core::now_ms(),
+        q(request_id),
+        q(&served.model),
+        served.version
+    );
+    let mut out = String::with_capacity(n * (head.len() + 96));
+    for r in 0..n {
+        out.push_str(&head);
+        for (t, ks) in &cols {
+            let per = ks.len();
+            for (j, k) in ks.iter().enumerate() {
+                let i = r * per + j;
+                out.push(',');
+                out.push_str(k);
+                out.push(':');
+                match &t.data {
+                    // Single-precision values as written (5.1, not 5.099999904632568).
+                    TensorData::F32(v) => match v.get(i) {
+                        Some(x) if x.is_finite() => {
+                            let _ = write!(out, "{x}");
+                        }
+                        _ => out.push_str("null"),
+                    },
+                    TensorData::F64(v) => match v.get(i) {
+                        Some(x) if x.is_finite() => {
+                            let _ = write!(out, "{x}");
+                        }
+                        _ => out.push_str("null"),
+                    },
+                    TensorData::I64(v) => {
+                        let _ = write!(out, "{}", v.get(i).copied().unwrap_or_default());
+                    }
+                    TensorData::I32(v) => {
+                        let _ = write!(out, "{}", v.get(i).copied().unwrap_or_default());
+                    }
+                    TensorData::Bool(v) => out.push_str(if v.get(i).copied().unwrap_or_default() {
+                        "true"
+                    } else {
+                        "false"
+                    }),
+                    TensorData::Str(v) => out.push_str(&q(v.get(i).map_or("", String::as_str))),
+                }
             }
         }
-        v => {
-            let key = names
-                .and_then(|n| n.first().cloned())
-                .unwrap_or_else(|| t.name.clone());
-            m.insert(key, short(v));
-        }
+        out.push_str("}\n");
     }
+    out
 }
 
 #[cfg(test)]

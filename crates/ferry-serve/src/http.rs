@@ -213,29 +213,6 @@ fn unrouted(st: &HttpState, e: ApiError) -> ApiError {
     e
 }
 
-/// Column names a dataframe request gave (for the prediction log).
-fn columns_of(body: &[u8]) -> Option<Vec<String>> {
-    // Cheap check first: only dataframe shapes carry names.
-    let text = std::str::from_utf8(body).ok()?;
-    if !text.contains("\"columns\"") && !text.contains("dataframe_records") {
-        return None;
-    }
-    let v: Value = serde_json::from_str(text).ok()?;
-    if let Some(c) = v
-        .pointer("/dataframe_split/columns")
-        .and_then(Value::as_array)
-    {
-        return Some(
-            c.iter()
-                .filter_map(|x| x.as_str().map(str::to_owned))
-                .collect(),
-        );
-    }
-    v.pointer("/dataframe_records/0")
-        .and_then(Value::as_object)
-        .map(|o| o.keys().cloned().collect())
-}
-
 // ---- MLflow scoring
 
 async fn invocations(
@@ -284,17 +261,16 @@ async fn invocations(
         .ok_or_else(|| ApiError::new(p, Failure::Unavailable("no model is served".into())))?;
     let specs = route.stable.predictor.inputs();
     let parsed = if csv {
-        protocol::mlflow_csv(&bytes, specs)
+        protocol::mlflow_csv(&bytes, specs).map(|t| (t, None))
     } else {
-        protocol::mlflow_json(&bytes, specs)
+        protocol::mlflow_json_named(&bytes, specs)
     };
-    let inputs = parsed.map_err(|e| {
+    let (inputs, columns) = parsed.map_err(|e| {
         route.stable.stats.record(400, 0.0);
         let mut err = ApiError::new(p, Failure::BadInput(e.0));
         err.version = Some((route.stable.model.clone(), route.stable.version));
         err
     })?;
-    let columns = if csv { None } else { columns_of(&bytes) };
     let a = run(
         &st,
         route,

@@ -258,6 +258,16 @@ pub fn render(gw: &Gateway) -> String {
             l.written.load(Relaxed),
         );
         f.head(
+            "ferry_prediction_log_capped_total",
+            "counter",
+            "Sampled requests not logged because of the per-second limit.",
+        );
+        f.line(
+            "ferry_prediction_log_capped_total",
+            &[],
+            l.capped.load(Relaxed),
+        );
+        f.head(
             "ferry_prediction_log_dropped_total",
             "counter",
             "Log lines dropped because the writer fell behind.",

@@ -23,6 +23,9 @@ pub struct PredLogConfig {
     pub max_file_bytes: u64,
     /// The oldest files are deleted beyond this total, per model.
     pub max_total_bytes: u64,
+    /// At most this many requests are logged per second (the rest are
+    /// counted as capped): a traffic spike costs neither disk nor CPU.
+    pub max_per_s: u64,
 }
 
 impl PredLogConfig {
@@ -33,6 +36,7 @@ impl PredLogConfig {
             window_s: 3600,
             max_file_bytes: 256 << 20,
             max_total_bytes: 1 << 30,
+            max_per_s: 1000,
         }
     }
 }
@@ -55,6 +59,12 @@ pub struct PredLog {
     tx: SyncSender<Line>,
     sample_every: u64,
     seen: AtomicU64,
+    started: std::time::Instant,
+    second: AtomicU64,
+    in_second: AtomicU64,
+    max_per_s: u64,
+    /// Requests sampled but not logged because of `max_per_s`.
+    pub capped: AtomicU64,
     pub dropped: AtomicU64,
     pub written: std::sync::Arc<AtomicU64>,
 }
@@ -67,6 +77,7 @@ impl PredLog {
         let (tx, rx) = sync_channel::<Line>(QUEUE);
         let written = std::sync::Arc::new(AtomicU64::new(0));
         let w = written.clone();
+        let max_per_s = cfg.max_per_s;
         let sample_every = if cfg.sample <= 0.0 {
             0
         } else {
@@ -79,18 +90,36 @@ impl PredLog {
             tx,
             sample_every,
             seen: AtomicU64::new(0),
+            started: std::time::Instant::now(),
+            second: AtomicU64::new(0),
+            in_second: AtomicU64::new(0),
+            max_per_s,
+            capped: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             written,
         })
     }
 
-    /// Whether this request is logged (every n-th, n = 1 / sample).
+    /// Whether this request is logged: every n-th (n = 1 / sample), up to
+    /// `max_per_s` a second.
     pub fn sampled(&self) -> bool {
-        self.sample_every > 0
-            && self
+        if self.sample_every == 0
+            || !self
                 .seen
                 .fetch_add(1, Relaxed)
                 .is_multiple_of(self.sample_every)
+        {
+            return false;
+        }
+        let sec = self.started.elapsed().as_secs();
+        if self.second.swap(sec, Relaxed) != sec {
+            self.in_second.store(0, Relaxed);
+        }
+        if self.in_second.fetch_add(1, Relaxed) >= self.max_per_s {
+            self.capped.fetch_add(1, Relaxed);
+            return false;
+        }
+        true
     }
 
     fn send(&self, l: Line) {
@@ -99,13 +128,8 @@ impl PredLog {
         }
     }
 
-    /// Queues the rows of one request.
-    pub fn predictions(&self, model: &str, at_ms: i64, rows: Vec<Map<String, Value>>) {
-        let mut text = String::new();
-        for r in rows {
-            text.push_str(&Value::Object(r).to_string());
-            text.push('\n');
-        }
+    /// Queues the lines of one request (JSON objects, each ending in `\n`).
+    pub fn predictions(&self, model: &str, at_ms: i64, text: String) {
         self.send(Line::Prediction {
             model: model.to_owned(),
             at_ms,
@@ -323,10 +347,8 @@ mod tests {
         cfg.max_total_bytes = 1000;
         let log = PredLog::start(cfg).unwrap_or_else(|e| panic!("{e}"));
         for i in 0..100 {
-            let mut row = Map::new();
-            row.insert("i".into(), Value::from(i));
-            row.insert("pad".into(), Value::from("x".repeat(40)));
-            log.predictions("iris", 1_795_701_930_000, vec![row]);
+            let line = format!("{{\"i\":{i},\"pad\":\"{}\"}}\n", "x".repeat(40));
+            log.predictions("iris", 1_795_701_930_000, line);
             log.flush();
         }
         let dir = d.path().join("iris");
@@ -348,6 +370,17 @@ mod tests {
             }
         }
         assert_eq!(log.dropped.load(Relaxed), 0);
+    }
+
+    #[test]
+    fn a_second_logs_at_most_max_per_s() {
+        let d = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let mut cfg = PredLogConfig::new(d.path().to_path_buf());
+        cfg.max_per_s = 10;
+        let log = PredLog::start(cfg).unwrap_or_else(|e| panic!("{e}"));
+        let n = (0..100).filter(|_| log.sampled()).count();
+        assert_eq!(n, 10);
+        assert_eq!(log.capped.load(Relaxed), 90);
     }
 
     #[test]

@@ -34,6 +34,14 @@ enum Frame {
 
 /// Parses an MLflow scoring body (JSON) into input tensors for `inputs`.
 pub fn mlflow_json(body: &[u8], inputs: &[IoSpec]) -> Result<Vec<Tensor>, BadInput> {
+    mlflow_json_named(body, inputs).map(|(t, _)| t)
+}
+
+/// [`mlflow_json`], and the column names the request gave (dataframe shapes).
+pub fn mlflow_json_named(
+    body: &[u8],
+    inputs: &[IoSpec],
+) -> Result<(Vec<Tensor>, Option<Vec<String>>), BadInput> {
     let v: Value = serde_json::from_slice(body)
         .map_err(|e| BadInput(format!("the body is not valid JSON: {e}")))?;
     let Value::Object(mut obj) = v else {
@@ -84,7 +92,11 @@ pub fn mlflow_json(body: &[u8], inputs: &[IoSpec]) -> Result<Vec<Tensor>, BadInp
             ));
         }
     };
-    frame_to_tensors(frame, inputs)
+    let columns = match &frame {
+        Frame::Table { columns, .. } => columns.clone(),
+        Frame::Named(_) => None,
+    };
+    Ok((frame_to_tensors(frame, inputs)?, columns))
 }
 
 /// Parses a CSV body (a header row, then one row per instance).

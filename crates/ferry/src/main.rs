@@ -8,6 +8,11 @@ mod serve;
 mod ui;
 
 use clap::Parser;
+
+// The servers allocate per request (bodies, JSON, tensors); mimalloc's
+// thread-local free lists beat glibc's arenas there.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::process::ExitCode;
 
 /// Documented exit codes.

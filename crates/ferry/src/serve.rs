@@ -31,6 +31,9 @@ pub struct ServeArgs {
     /// Share of requests written to the prediction log (0 turns it off)
     #[arg(long, default_value_t = 1.0)]
     pub log_sample: f64,
+    /// At most this many requests a second go to the prediction log
+    #[arg(long, default_value_t = 1000)]
+    pub log_max_per_s: u64,
     /// One prediction-log file per window (e.g. 1h, 10m)
     #[arg(long, default_value = "1h")]
     pub log_window: String,
@@ -223,6 +226,7 @@ pub fn serve(ctx: &Ctx, a: ServeArgs) -> Result<u8> {
             cfg.sample = a.log_sample;
             cfg.window_s = (window / 1000).max(1);
             cfg.max_total_bytes = a.log_max_mib << 20;
+            cfg.max_per_s = a.log_max_per_s;
             Some(
                 ferry_serve::predlog::PredLog::start(cfg)
                     .context("cannot start the prediction log")?,
