@@ -175,6 +175,14 @@ impl ProcessRuntime {
                         stop_group(&mut child).await;
                         return;
                     }
+                    // Marked down by a failed request but still running:
+                    // ready again once it answers its health check.
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {
+                        if !ready.load(Ordering::SeqCst) && healthy(&client, port).await {
+                            ready.store(true, Ordering::SeqCst);
+                        }
+                        continue;
+                    }
                 }
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
@@ -298,6 +306,8 @@ impl Predictor for ProcessRuntime {
             .body(Full::new(bytes::Bytes::from(body)))
             .map_err(|e| PredictError::Failed(e.to_string()))?;
         let resp = self.client.request(req).await.map_err(|e| {
+            // Down until the supervisor sees it answer (or restarts it).
+            self.ready.store(false, Ordering::SeqCst);
             PredictError::Unavailable(format!("model {} did not answer: {e}", self.name))
         })?;
         let status = resp.status();
