@@ -7,6 +7,7 @@ mod support;
 
 mod checks;
 mod cli;
+mod deploy;
 mod example;
 mod misbehaving;
 mod remote;
