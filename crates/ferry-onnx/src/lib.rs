@@ -12,16 +12,17 @@
 //!
 //! The graph runs in [tract](https://github.com/sonos/tract) (pinned
 //! `=0.23.9`; no tract type crosses this crate's API, as its API changes
-//! between minor versions), with three operators of our own registered in its
+//! between minor versions), with four operators of our own registered in its
 //! ONNX front end (`tract_onnx::onnx().op_register`):
 //!
 //! - `TreeEnsembleClassifier` and `TreeEnsembleRegressor`: our evaluator
 //!   (`tree.rs`), which flattens the trees into compact arrays and follows
 //!   onnxruntime's arithmetic exactly (every node mode, missing values,
 //!   SUM/AVERAGE/MIN/MAX, base values, the binary one-column layouts, every
-//!   post transform). tract lacks the regressor, and its classifier walks the
-//!   whole leaf table for every tree (120-250x slower than onnxruntime).
-//! - `LinearClassifier` (`linear.rs`, LogisticRegression and linear SVMs):
+//!   post transform), so that even tied class scores break the same way.
+//!   tract lacks the regressor, and its classifier walks the whole leaf table
+//!   for every tree (120-250x slower than onnxruntime).
+//! - `LinearClassifier` (`linear.rs`; LogisticRegression, linear SVMs):
 //!   tract's cannot give string labels, and the ferry Iris example's labels
 //!   are strings.
 //! - `Scaler` (StandardScaler, and MinMaxScaler in some exports), which tract
@@ -37,13 +38,27 @@
 //!
 //! Two plans are built at load: one with a symbolic batch and one specialised
 //! to a single row, which `run` uses when it gets one row (a gateway's usual
-//! call), so nothing is re-planned per call.
+//! call), so nothing is re-planned per call; tract's per-call scratch is
+//! kept between calls too. `BENCH.md` has the latencies against onnxruntime.
 //!
-//! Refused at load, with a message naming the node: a `ZipMap` (export with
-//! `options={id(model): {"zipmap": False}}`), and any operator tract does not
-//! implement (SVMs, text pipelines, ...). With the `ort` feature,
-//! [`Engine::Ort`] runs the same API on onnxruntime (a `libonnxruntime.so`
-//! loaded at run time from `ORT_DYLIB_PATH`), which covers every operator.
+//! # What is refused
+//!
+//! At load, with a message naming the node: a `ZipMap` (export with
+//! `options={id(model): {"zipmap": False}}`; its output is a list of maps,
+//! not a tensor), and any operator outside the `ai.onnx` and `ai.onnx.ml`
+//! domains or that tract does not implement: SVMs (`SVMClassifier`,
+//! `SVMRegressor`), `OneHotEncoder`, `Imputer`, `LabelEncoder`, `Binarizer`,
+//! `DictVectorizer`, the text operators (`StringNormalizer`, `Tokenizer`,
+//! `TfIdfVectorizer`), the `TreeEnsemble` of `ai.onnx.ml` 5, ... Inputs and
+//! outputs must be tensors of float, double, int64, int32, bool or string.
+//! With the `ort` feature, [`Engine::Ort`] runs the same API on onnxruntime
+//! (a `libonnxruntime.so` loaded at run time from `ORT_DYLIB_PATH`), which
+//! covers every operator (but still not `ZipMap`).
+//!
+//! NaN is a value like any other: trees send it where onnxruntime does
+//! (down the false branch, or the true one with
+//! `missing_value_tracks_true`), linear models give NaN. Neural networks
+//! differ: onnxruntime's `Relu` keeps a NaN, tract's makes it 0.
 //!
 //! [`OnnxModel`] is `Send + Sync`; `run(&self)` may be called from many
 //! threads at once (each call has its own state).
