@@ -43,6 +43,9 @@ pub struct ServeArgs {
     /// The largest request body, in MiB
     #[arg(long, default_value_t = 16)]
     pub max_body_mib: usize,
+    /// Threads answering requests (default: one per core)
+    #[arg(long)]
+    pub threads: Option<usize>,
     /// How often routes are rebuilt from the store and deployments judged
     #[arg(long, default_value = "1s")]
     pub tick: String,
@@ -215,7 +218,14 @@ pub fn serve(ctx: &Ctx, a: ServeArgs) -> Result<u8> {
     }
     let (url, artifacts, root) = locate(ctx, a.store, a.artifacts)?;
     crate::commands::init_logging(a.log_json);
-    let rt = runtime()?;
+    let mut b = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = a.threads {
+        if n == 0 {
+            return Err(usage("--threads must be at least 1"));
+        }
+        b.worker_threads(n);
+    }
+    let rt = b.enable_all().build().context("cannot start the runtime")?;
     rt.block_on(async move {
         let store = open(&url).await?;
         let predlog = if a.log_sample > 0.0 {
