@@ -226,6 +226,20 @@ pub mod lineage_tags {
     pub const ENV: &str = "ferry.env_fingerprint";
     pub const LINEAGE: &str = "ferry.lineage";
 
+    /// Whether `key` is one of the lineage tags (shown as lineage, not as a tag).
+    pub fn is_lineage(key: &str) -> bool {
+        [
+            ARTIFACT_PATH,
+            ARTIFACT_DIGEST,
+            ARTIFACT_SIZE,
+            GIT_COMMIT,
+            GIT_DIRTY,
+            ENV,
+            LINEAGE,
+        ]
+        .contains(&key)
+    }
+
     /// The tags for `nv` (absent values are left out).
     pub fn of(nv: &NewModelVersion) -> Vec<(String, String)> {
         let mut t = vec![

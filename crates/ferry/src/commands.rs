@@ -257,7 +257,11 @@ fn run(ctx: &Ctx, args: RunArgs) -> Result<u8> {
             counts(StageStatus::Restored),
             counts(StageStatus::UpToDate)
         );
-        let run = report.run_id.as_deref().map(|r| &r[..8]).unwrap_or("-");
+        let run = report
+            .run_id
+            .as_deref()
+            .map(|r| crate::ui::short(r, 8))
+            .unwrap_or("-");
         match report.status {
             RunStatus::Succeeded => eprintln!("{} run {run}: {summary}", s.green("ok")),
             RunStatus::GateFailed => eprintln!(
@@ -341,7 +345,7 @@ fn runs_list(ctx: &Ctx, limit: i64, json: bool) -> Result<u8> {
         let pad = 11usize.saturating_sub(r.status.as_str().len());
         println!(
             "{:<10} {:<19} {status}{} {:>8} {:<8} {:<10} {}",
-            &r.run_id[..8],
+            crate::ui::short(&r.run_id, 8),
             time(r.started_ms),
             " ".repeat(pad),
             r.ended_ms
@@ -478,7 +482,7 @@ fn logs(ctx: &Ctx, run: &str, stage: Option<&str>) -> Result<u8> {
             if !d.stages.iter().any(|x| x.stage == s) {
                 bail!(usage(format!(
                     "run {} has no stage `{s}`",
-                    &d.run.run_id[..8]
+                    crate::ui::short(&d.run.run_id, 8)
                 )));
             }
             vec![s]
@@ -488,7 +492,7 @@ fn logs(ctx: &Ctx, run: &str, stage: Option<&str>) -> Result<u8> {
     if chosen.is_empty() {
         eprintln!(
             "no stage ran in run {}: nothing was logged",
-            &d.run.run_id[..8]
+            crate::ui::short(&d.run.run_id, 8)
         );
     }
     let mut out = std::io::stdout().lock();
@@ -524,12 +528,17 @@ fn print_version(ctx: &Ctx, v: &ModelVersion) {
         println!("aliases    {}", v.aliases.join(", "));
     }
     println!("created    {} UTC", time(v.created_ms));
-    println!(
-        "artifact   {} ({}, blake3 {})",
-        v.artifact_path,
-        bytes(v.artifact_size),
-        &v.artifact_digest[..16]
-    );
+    if v.artifact_digest.is_empty() {
+        // Registered through the MLflow API: its files are wherever its source says.
+        println!("source     {}", v.source);
+    } else {
+        println!(
+            "artifact   {} ({}, blake3 {})",
+            v.artifact_path,
+            bytes(v.artifact_size),
+            crate::ui::short(&v.artifact_digest, 16)
+        );
+    }
     println!("run        {}", v.run_id.as_deref().unwrap_or("-"));
     println!(
         "commit     {}{}",
@@ -557,6 +566,18 @@ fn print_version(ctx: &Ctx, v: &ModelVersion) {
             for (k, val) in m {
                 println!("  {k} = {val}");
             }
+        }
+    }
+    // Lineage tags are shown above; the rest (e.g. `ferry.rejected`) here.
+    let tags: Vec<_> = v
+        .tags
+        .iter()
+        .filter(|(k, _)| !ferry_metadata::lineage_tags::is_lineage(k))
+        .collect();
+    if !tags.is_empty() {
+        println!("tags");
+        for (k, val) in tags {
+            println!("  {k} = {val}");
         }
     }
 }
@@ -616,12 +637,15 @@ fn models(ctx: &Ctx, args: ModelsArgs) -> Result<u8> {
                     "{:>7}  {:<19}  {:<10} {:<10} {:<16} {}",
                     v.version,
                     time(v.created_ms),
-                    v.run_id.as_deref().map(|r| &r[..8]).unwrap_or("-"),
+                    v.run_id
+                        .as_deref()
+                        .map(|r| crate::ui::short(r, 8))
+                        .unwrap_or("-"),
                     v.git_commit
                         .as_deref()
                         .map(|c| &c[..c.len().min(8)])
                         .unwrap_or("-"),
-                    &v.artifact_digest[..16],
+                    crate::ui::short(&v.artifact_digest, 16),
                     v.aliases.join(", ")
                 );
             }

@@ -40,6 +40,12 @@ impl Style {
     }
 }
 
+/// The first `n` bytes of an id or digest (all of it when shorter or when
+/// `n` is not a character boundary): ids from MLflow clients can be anything.
+pub fn short(s: &str, n: usize) -> &str {
+    s.get(..n).unwrap_or(s)
+}
+
 pub fn duration(ms: i64) -> String {
     if ms < 1000 {
         format!("{ms}ms")
@@ -277,7 +283,7 @@ impl Reporter for Terminal {
                     s.green("registered"),
                     v.model,
                     v.version,
-                    &v.artifact_digest[..12]
+                    crate::ui::short(&v.artifact_digest, 12)
                 ));
             }
             Event::ModelUnchanged(v) => {

@@ -156,3 +156,46 @@ fn bad_rollouts_are_usage_errors() {
     let o = p.ferry(&["serve", "m", "m"]);
     assert_eq!(o.code, 2, "{o:?}");
 }
+
+/// A version registered through the MLflow API has no ferry digest or
+/// lineage: `models show` prints its source and tags (it used to panic).
+#[test]
+fn versions_from_mlflow_clients_show_their_source_and_tags() {
+    let p = two_versions();
+    let store = ferry_metadata::BlockingStore::open(&format!(
+        "sqlite://{}",
+        p.path().join(".ferry/ferry.db").display()
+    ))
+    .unwrap();
+    store
+        .call(|s| {
+            Box::pin(async move {
+                s.create_mlflow_version(
+                    "m",
+                    "mlflow-artifacts:/0/abc/artifacts/model",
+                    Some("x"),
+                    "",
+                    &[("ferry.serve.command".into(), "python serve.py".into())],
+                    "",
+                    1,
+                )
+                .await
+            })
+        })
+        .unwrap();
+    let o = p.ferry(&["models", "show", "m/3"]);
+    assert_eq!(o.code, 0, "{o:?}");
+    assert!(
+        o.stdout
+            .contains("source     mlflow-artifacts:/0/abc/artifacts/model"),
+        "{o:?}"
+    );
+    assert!(
+        o.stdout.contains("ferry.serve.command = python serve.py"),
+        "{o:?}"
+    );
+    let o = p.ferry(&["models", "versions", "m"]);
+    assert_eq!(o.code, 0, "{o:?}");
+    let o = p.ferry(&["models", "history", "m"]);
+    assert_eq!(o.code, 0, "{o:?}");
+}
