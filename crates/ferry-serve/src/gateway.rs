@@ -546,7 +546,24 @@ impl Gateway {
             .as_ref()
             .filter(|l| l.sampled())
             .map(|_| inputs.clone());
-        let result = served.predictor.predict(inputs).await;
+        // A canary that fails a request (5xx) is charged with the failure,
+        // and the request is answered by the stable version: predictions
+        // are idempotent, and clients should not pay for a bad candidate.
+        let fallback =
+            (version.is_none() && !Arc::ptr_eq(&served, &route.stable)).then(|| inputs.clone());
+        let mut result = served.predictor.predict(inputs).await;
+        let mut served = served;
+        let mut t0 = t0;
+        if let (Err(e), Some(ins)) = (&result, fallback) {
+            if !matches!(e, PredictError::Input(_)) {
+                served
+                    .stats
+                    .record(status_of(e), t0.elapsed().as_secs_f64());
+                served = route.stable.clone();
+                t0 = std::time::Instant::now();
+                result = served.predictor.predict(ins).await;
+            }
+        }
         let secs = t0.elapsed().as_secs_f64();
         match result {
             Ok(outputs) => {

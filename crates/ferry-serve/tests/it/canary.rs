@@ -84,7 +84,10 @@ async fn drive(
 ) -> ferry_metadata::Deployment {
     let app = app(gw);
     for _ in 0..60 {
-        traffic(&app, per_tick).await;
+        // Whatever the candidate does, clients get answers (a failing
+        // canary's requests are answered by the stable version).
+        let statuses = traffic(&app, per_tick).await;
+        assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
         tokio::time::sleep(Duration::from_millis(sleep_ms)).await;
         gw.tick().await;
         let d = env.store.get_deployment(id).await.unwrap().unwrap();
