@@ -554,15 +554,15 @@ impl Gateway {
         let mut result = served.predictor.predict(inputs).await;
         let mut served = served;
         let mut t0 = t0;
-        if let (Err(e), Some(ins)) = (&result, fallback) {
-            if !matches!(e, PredictError::Input(_)) {
-                served
-                    .stats
-                    .record(status_of(e), t0.elapsed().as_secs_f64());
-                served = route.stable.clone();
-                t0 = std::time::Instant::now();
-                result = served.predictor.predict(ins).await;
-            }
+        if let (Err(e), Some(ins)) = (&result, fallback)
+            && !matches!(e, PredictError::Input(_))
+        {
+            served
+                .stats
+                .record(status_of(e), t0.elapsed().as_secs_f64());
+            served = route.stable.clone();
+            t0 = std::time::Instant::now();
+            result = served.predictor.predict(ins).await;
         }
         let secs = t0.elapsed().as_secs_f64();
         match result {
