@@ -257,6 +257,12 @@ fn writer(
     };
     loop {
         let Ok(first) = rx.recv() else { return };
+        // Gather for a moment before writing: one wake-up per batch rather
+        // than per request keeps the writer off the request threads' cores
+        // (the queue holds 16k lines; a flush waits at most this long).
+        if !matches!(first, Line::Flush(_)) {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
         let mut batch = vec![first];
         while let Ok(l) = rx.try_recv() {
             batch.push(l);
