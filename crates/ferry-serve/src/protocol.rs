@@ -764,7 +764,10 @@ pub fn v2_request(
                 ));
             }
         }
-        let count: usize = shape.iter().product();
+        let count = shape
+            .iter()
+            .try_fold(1usize, |a, d| a.checked_mul(*d))
+            .ok_or_else(|| BadInput(format!("{what} has an impossible shape {shape:?}")))?;
         let data = match data {
             Ok(v) => v,
             Err(raw) => {
@@ -989,6 +992,13 @@ mod tests {
             let e = v2_request(b.as_bytes(), None, &spec4()).unwrap_err();
             assert!(e.0.contains(want), "{b}: {e}");
         }
+    }
+
+    #[test]
+    fn absurd_shapes_are_errors_not_overflows() {
+        let b = r#"{"inputs":[{"name":"X","shape":[18446744073709551615, 4],"datatype":"FP32","data":[1,2,3,4]}]}"#;
+        let e = v2_request(b.as_bytes(), None, &spec4()).unwrap_err();
+        assert!(e.0.contains("impossible shape"), "{e}");
     }
 
     #[test]
