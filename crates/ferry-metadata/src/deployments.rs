@@ -224,7 +224,14 @@ impl DeploymentStore for SqlStore {
             .bind(d.created_ms)
             .execute(&mut *tx)
             .await
-            .map_err(q("start a deployment"))?;
+            .map_err(|e| match e.as_database_error() {
+                // Another `ferry deploy` of this model won the race.
+                Some(db) if db.is_unique_violation() => Error::AlreadyExists(format!(
+                    "model `{}` already has an active deployment; promote or abort it first",
+                    d.model
+                )),
+                _ => q("start a deployment")(e),
+            })?;
         insert_event(
             &mut tx,
             &id,
@@ -301,7 +308,7 @@ impl DeploymentStore for SqlStore {
                 current.phase
             )));
         }
-        sqlx::query(
+        let updated = sqlx::query(
             "UPDATE deployments SET phase = $1, active = $2, step = $3, weight = $4, reason = $5, \
              updated_ms = $6, step_started_ms = $7, revision = revision + 1 \
              WHERE deployment_id = $8 AND revision = $9",
@@ -318,6 +325,13 @@ impl DeploymentStore for SqlStore {
         .execute(&mut *tx)
         .await
         .map_err(q("change a deployment"))?;
+        // On PostgreSQL (read committed) another decider may have changed
+        // the row since it was read: then nothing here may happen.
+        if updated.rows_affected() != 1 {
+            return Err(Error::Conflict(format!(
+                "deployment `{id}` changed meanwhile"
+            )));
+        }
         insert_event(
             &mut tx,
             id,

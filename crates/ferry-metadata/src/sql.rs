@@ -17,6 +17,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (5, include_str!("../migrations/0005_drop_history_index.sql")),
     (6, include_str!("../migrations/0006_latest_bits.sql")),
     (7, include_str!("../migrations/0007_deployments.sql")),
+    (
+        8,
+        include_str!("../migrations/0008_one_active_deployment.sql"),
+    ),
 ];
 
 pub struct SqlStore {

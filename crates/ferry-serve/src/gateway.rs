@@ -204,6 +204,9 @@ impl FeedbackIndex {
 /// An answer of ours: its sequence number, version and predicted labels.
 type RingEntry = (u64, std::sync::Weak<Served>, Vec<String>);
 
+/// The longest a prediction may take.
+pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Requests remembered for `POST /feedback`.
 pub const FEEDBACK_MEMORY: usize = 100_000;
 
@@ -211,6 +214,10 @@ pub const FEEDBACK_MEMORY: usize = 100_000;
 struct Baseline {
     /// The step's start: a new step (or a restarted gateway) starts a new window.
     step_started_ms: i64,
+    /// When this window began: the step's start, or later when the gateway
+    /// (re)started during the step. The interval and the deadline count
+    /// from here, so a restart never judges an empty window.
+    since_ms: i64,
     candidate: Snapshot,
     stable: Snapshot,
     waited: bool,
@@ -230,6 +237,8 @@ pub struct Gateway {
     pub predlog: Option<PredLog>,
     baselines: Mutex<HashMap<String, Baseline>>,
     pub counters: GatewayCounters,
+    /// The longest a prediction may take ([`REQUEST_TIMEOUT`] by default).
+    pub request_timeout: std::time::Duration,
 }
 
 /// Why a prediction was not made; the handlers render it in their protocol.
@@ -285,6 +294,7 @@ impl Gateway {
             predlog,
             baselines: Mutex::new(HashMap::new()),
             counters: GatewayCounters::default(),
+            request_timeout: REQUEST_TIMEOUT,
         }
     }
 
@@ -379,39 +389,38 @@ impl Gateway {
             .await?
             .into_iter()
             .next();
-        let stable_v = match dep.as_ref().and_then(|d| d.stable) {
-            Some(n) => self
-                .store
-                .get_version(&spec.name, n)
-                .await?
-                .ok_or_else(|| {
-                    LoadError::Store(ferry_metadata::Error::NotFound(format!(
-                        "the deployment's stable version {}/{n} is gone",
-                        spec.name
-                    )))
-                })?,
+        // A deployment applies to a gateway that serves the model by the
+        // alias it promotes (`iris@production` for `--alias production`);
+        // one serving a pinned version or another alias ignores it.
+        let dep = match dep {
+            Some(d) => match serde_json::from_value::<Plan>(d.spec.clone()) {
+                Ok(plan) if spec.selector == Selector::Alias(plan.alias.clone()) => Some((d, plan)),
+                Ok(_) => None,
+                Err(e) => {
+                    let reason = format!("the deployment's plan is unreadable: {e}");
+                    let _ = self
+                        .finish(&d, Phase::RolledBack, &reason, Value::Null)
+                        .await;
+                    None
+                }
+            },
+            None => None,
+        };
+        let stable_v = match dep.as_ref().and_then(|(d, _)| d.stable) {
+            Some(n) => match self.store.get_version(&spec.name, n).await? {
+                Some(v) => v,
+                None => self.resolve(spec).await?,
+            },
             None => self.resolve(spec).await?,
         };
         let stable = self.served(cache, &stable_v).await?;
         let candidate = match dep {
-            Some(d) => {
-                let plan: Plan = serde_json::from_value(d.spec.clone()).map_err(|e| {
-                    LoadError::Store(ferry_metadata::Error::Invalid(format!(
-                        "deployment `{}` has an unreadable plan: {e}",
-                        d.id
-                    )))
-                })?;
-                let v = self
-                    .store
-                    .get_version(&spec.name, d.candidate)
-                    .await?
-                    .ok_or_else(|| {
-                        LoadError::Store(ferry_metadata::Error::NotFound(format!(
-                            "the candidate {}/{} is gone",
-                            spec.name, d.candidate
-                        )))
-                    })?;
-                match self.served(cache, &v).await {
+            Some((d, plan)) => {
+                let loaded = match self.store.get_version(&spec.name, d.candidate).await? {
+                    Some(v) => self.served(cache, &v).await.map_err(|e| e.to_string()),
+                    None => Err(format!("version {} was deleted", d.candidate)),
+                };
+                match loaded {
                     Ok(served) => Some(Canary {
                         served,
                         weight: d.weight.clamp(0, 100) as u32,
@@ -465,6 +474,23 @@ impl Gateway {
         self.store
             .change_deployment(&d.id, d.revision, &change)
             .await
+    }
+
+    /// A prediction with a deadline: a runtime that hangs answers 503 (and
+    /// a hung canary counts as failing) instead of holding requests forever.
+    async fn bounded(
+        &self,
+        served: &Served,
+        inputs: Vec<Tensor>,
+    ) -> Result<Vec<Tensor>, PredictError> {
+        tokio::time::timeout(self.request_timeout, served.predictor.predict(inputs))
+            .await
+            .unwrap_or_else(|_| {
+                Err(PredictError::Unavailable(format!(
+                    "{}/{} did not answer within {:?}",
+                    served.model, served.version, self.request_timeout
+                )))
+            })
     }
 
     fn next_request_id(&self) -> (String, u64) {
@@ -551,18 +577,20 @@ impl Gateway {
         // are idempotent, and clients should not pay for a bad candidate.
         let fallback =
             (version.is_none() && !Arc::ptr_eq(&served, &route.stable)).then(|| inputs.clone());
-        let mut result = served.predictor.predict(inputs).await;
+        let mut result = self.bounded(&served, inputs).await;
         let mut served = served;
         let mut t0 = t0;
-        if let (Err(e), Some(ins)) = (&result, fallback)
-            && !matches!(e, PredictError::Input(_))
-        {
-            served
-                .stats
-                .record(status_of(e), t0.elapsed().as_secs_f64());
+        // Any failure of the canary counts against it, inputs it rejects
+        // too (it was sent what the stable version accepts).
+        if let (Err(e), Some(ins)) = (&result, fallback) {
+            let status = match e {
+                PredictError::Input(_) => 500,
+                e => status_of(e),
+            };
+            served.stats.record(status, t0.elapsed().as_secs_f64());
             served = route.stable.clone();
             t0 = std::time::Instant::now();
-            result = served.predictor.predict(ins).await;
+            result = self.bounded(&served, ins).await;
         }
         let secs = t0.elapsed().as_secs_f64();
         match result {
@@ -599,16 +627,37 @@ impl Gateway {
                 }
                 if let Some((shadow, ins)) = mirror {
                     let stable_labels = labels;
+                    let stable_numbers = served.numbers_of(&outputs);
+                    let timeout = self.request_timeout;
                     tokio::spawn(async move {
                         let t0 = std::time::Instant::now();
-                        match shadow.predictor.predict(ins).await {
+                        match tokio::time::timeout(timeout, shadow.predictor.predict(ins))
+                            .await
+                            .unwrap_or_else(|_| {
+                                Err(PredictError::Unavailable("the shadow timed out".into()))
+                            }) {
                             Ok(out) => {
                                 shadow.stats.record(200, t0.elapsed().as_secs_f64());
                                 let l = shadow.labels_of(&out);
                                 if let Some(l) = &l {
                                     shadow.stats.record_classes(l.iter().map(String::as_str));
                                 }
-                                shadow.stats.record_comparison(l == stable_labels);
+                                let agreed = match (
+                                    &l,
+                                    &stable_labels,
+                                    shadow.numbers_of(&out),
+                                    &stable_numbers,
+                                ) {
+                                    (Some(a), Some(b), _, _) => a == b,
+                                    (None, None, Some(a), Some(b)) => {
+                                        a.len() == b.len()
+                                            && a.iter().zip(b).all(|(x, y)| {
+                                                (x - y).abs() <= 1e-6 * (1.0 + y.abs())
+                                            })
+                                    }
+                                    _ => false,
+                                };
+                                shadow.stats.record_comparison(agreed);
                             }
                             Err(e) => {
                                 shadow
@@ -695,10 +744,11 @@ impl Gateway {
         for route in &table.models {
             let Some(c) = &route.candidate else { continue };
             let d = &c.deployment;
-            let (cw, sw, waited) = {
+            let (cw, sw, waited, since_ms) = {
                 let mut b = lock(&self.baselines);
                 let base = b.entry(d.id.clone()).or_insert_with(|| Baseline {
                     step_started_ms: i64::MIN,
+                    since_ms: i64::MIN,
                     candidate: Snapshot::default(),
                     stable: Snapshot::default(),
                     waited: false,
@@ -707,6 +757,7 @@ impl Gateway {
                     // A new step (or a restart): the window starts now.
                     *base = Baseline {
                         step_started_ms: d.step_started_ms,
+                        since_ms: now.max(d.step_started_ms),
                         candidate: c.served.stats.snapshot(),
                         stable: route.stable.stats.snapshot(),
                         waited: false,
@@ -724,13 +775,14 @@ impl Gateway {
                     c.served.stats.snapshot().since(&base.candidate).window(),
                     sw,
                     base.waited,
+                    base.since_ms,
                 )
             };
             let verdict = canary::analyse(&c.plan.criteria, &cw, &sw);
             let state = canary::State {
                 phase: Phase::parse(&d.phase).unwrap_or(Phase::Progressing),
                 step: d.step.max(0) as usize,
-                step_started_ms: d.step_started_ms,
+                step_started_ms: since_ms.max(d.step_started_ms),
             };
             let decision = canary::decide(&c.plan, &state, now, &verdict);
             let detail = serde_json::json!({
@@ -804,6 +856,7 @@ impl Gateway {
                             d.id.clone(),
                             Baseline {
                                 step_started_ms: new.step_started_ms,
+                                since_ms: new.step_started_ms,
                                 candidate: c.served.stats.snapshot(),
                                 stable: route.stable.stats.snapshot(),
                                 waited: false,

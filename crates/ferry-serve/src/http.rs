@@ -450,6 +450,22 @@ async fn v2_infer_impl(
         route.stable.stats.record(400, 0.0);
         ApiError::new(p, Failure::BadInput(e.0))
     })?;
+    // Outputs the model does not have are the client's mistake, found
+    // before anything runs.
+    let outs = match version {
+        None => route.stable.predictor.outputs(),
+        Some(v) => v2_pick(route, Some(&v.to_string()))?.predictor.outputs(),
+    };
+    if let Some(missing) = req
+        .outputs
+        .iter()
+        .find(|o| !outs.iter().any(|s| &&s.name == o))
+    {
+        return Err(ApiError::new(
+            p,
+            Failure::BadInput(format!("the model has no output `{missing}`")),
+        ));
+    }
     let rid = client_request_id(&headers);
     let a = run(&st, route, version, req.inputs, rid, None, p).await?;
     let mut raw = Vec::new();

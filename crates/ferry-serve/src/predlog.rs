@@ -67,7 +67,13 @@ pub struct PredLog {
     pub capped: AtomicU64,
     pub dropped: AtomicU64,
     pub written: std::sync::Arc<AtomicU64>,
+    /// Bytes queued and not yet written (the queue is bounded in bytes too:
+    /// one request of many rows makes a large line).
+    queued: std::sync::Arc<AtomicU64>,
 }
+
+/// The most text waiting for the writer.
+const QUEUE_BYTES: u64 = 64 << 20;
 
 const QUEUE: usize = 16_384;
 
@@ -77,6 +83,8 @@ impl PredLog {
         let (tx, rx) = sync_channel::<Line>(QUEUE);
         let written = std::sync::Arc::new(AtomicU64::new(0));
         let w = written.clone();
+        let queued = std::sync::Arc::new(AtomicU64::new(0));
+        let q = queued.clone();
         let max_per_s = cfg.max_per_s;
         let sample_every = if cfg.sample <= 0.0 {
             0
@@ -85,7 +93,7 @@ impl PredLog {
         };
         std::thread::Builder::new()
             .name("ferry-predlog".into())
-            .spawn(move || writer(cfg, rx, w))?;
+            .spawn(move || writer(cfg, rx, w, q))?;
         Ok(PredLog {
             tx,
             sample_every,
@@ -97,6 +105,7 @@ impl PredLog {
             capped: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             written,
+            queued,
         })
     }
 
@@ -123,7 +132,17 @@ impl PredLog {
     }
 
     fn send(&self, l: Line) {
+        let len = match &l {
+            Line::Prediction { text, .. } | Line::Feedback { text, .. } => text.len() as u64,
+            Line::Flush(_) => 0,
+        };
+        if self.queued.fetch_add(len, Relaxed) + len > QUEUE_BYTES {
+            self.queued.fetch_sub(len, Relaxed);
+            self.dropped.fetch_add(1, Relaxed);
+            return;
+        }
         if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = self.tx.try_send(l) {
+            self.queued.fetch_sub(len, Relaxed);
             self.dropped.fetch_add(1, Relaxed);
         }
     }
@@ -199,6 +218,7 @@ fn writer(
     cfg: PredLogConfig,
     rx: std::sync::mpsc::Receiver<Line>,
     written: std::sync::Arc<AtomicU64>,
+    queued: std::sync::Arc<AtomicU64>,
 ) {
     type Files = std::collections::HashMap<(String, &'static str), (String, u32, Open)>;
     let mut open: Files = std::collections::HashMap::new();
@@ -272,6 +292,9 @@ fn writer(
         }
         let mut flushes = Vec::new();
         for l in batch {
+            if let Line::Prediction { text, .. } | Line::Feedback { text, .. } = &l {
+                queued.fetch_sub(text.len() as u64, Relaxed);
+            }
             let r = match &l {
                 Line::Prediction { model, at_ms, text } => {
                     written.fetch_add(1, Relaxed);

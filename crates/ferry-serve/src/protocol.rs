@@ -505,14 +505,16 @@ fn convert(dtype: DType, flat: &[Value], what: &str) -> Result<TensorData, BadIn
 }
 
 /// One value of a tensor as JSON.
+/// (`null` past the end: an output whose first dimension is not the batch,
+/// such as a constant list of classes, has fewer rows than the others.)
 fn cell(t: &TensorData, i: usize) -> Value {
     match t {
-        TensorData::F32(v) => num_json(f64::from(v[i])),
-        TensorData::F64(v) => num_json(v[i]),
-        TensorData::I64(v) => json!(v[i]),
-        TensorData::I32(v) => json!(v[i]),
-        TensorData::Bool(v) => json!(v[i]),
-        TensorData::Str(v) => json!(v[i]),
+        TensorData::F32(v) => v.get(i).map_or(Value::Null, |x| num_json(f64::from(*x))),
+        TensorData::F64(v) => v.get(i).map_or(Value::Null, |x| num_json(*x)),
+        TensorData::I64(v) => v.get(i).map_or(Value::Null, |x| json!(x)),
+        TensorData::I32(v) => v.get(i).map_or(Value::Null, |x| json!(x)),
+        TensorData::Bool(v) => v.get(i).map_or(Value::Null, |x| json!(x)),
+        TensorData::Str(v) => v.get(i).map_or(Value::Null, |x| json!(x)),
     }
 }
 
@@ -1027,6 +1029,22 @@ mod tests {
             decode_binary(DType::Str, &encode_binary(&t), "x").unwrap(),
             t
         );
+    }
+
+    #[test]
+    fn outputs_of_other_lengths_do_not_panic() {
+        let label = Tensor {
+            name: "label".into(),
+            shape: vec![2],
+            data: TensorData::Str(vec!["a".into(), "b".into()]),
+        };
+        let classes = Tensor {
+            name: "classes".into(),
+            shape: vec![1],
+            data: TensorData::Str(vec!["a".into()]),
+        };
+        let v = mlflow_predictions(&[label, classes]);
+        assert_eq!(v["predictions"][1]["classes"], Value::Null);
     }
 
     #[test]

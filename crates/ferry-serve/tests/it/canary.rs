@@ -421,3 +421,42 @@ fn a_shadow_gets_mirrored_traffic_and_its_disagreement_ends_it() {
         assert!(d.reason.unwrap().contains("agreement 0 < 0.9"));
     });
 }
+
+/// A candidate that hangs: its requests time out, count as failures and are
+/// answered by the stable version; it is rolled back.
+#[test]
+fn a_hanging_candidate_times_out_and_is_rolled_back() {
+    rt().block_on(async {
+        let env = Env::new().await;
+        env.version("m", None, Some("ok"), Some("production")).await;
+        env.version("m", None, Some("delay=5s"), None).await;
+        let gw = env
+            .gateway_with(&["m@production"], false, Duration::from_millis(100))
+            .await;
+        let id = deploy(&env, "m", 2, &plan(&[50, 100], 600_000, criteria())).await;
+        gw.tick().await;
+        let d = drive(&env, &gw, &id, 24, 10).await;
+        assert_eq!(d.phase, "rolled_back");
+        let reason = d.reason.unwrap();
+        assert!(reason.contains("error_rate 1 > 0.05"), "{reason}");
+    });
+}
+
+/// A gateway serving a pinned version (or another alias) is not the one a
+/// deployment for `production` is about: it keeps serving what it serves.
+#[test]
+fn deployments_apply_to_gateways_serving_their_alias() {
+    rt().block_on(async {
+        let env = Env::new().await;
+        env.version("m", None, Some("ok"), Some("production")).await;
+        env.version("m", None, Some("ok"), None).await;
+        let pinned = env.gateway(&["m/1"], false).await;
+        let by_alias = env.gateway(&["m@production"], false).await;
+        deploy(&env, "m", 2, &plan(&[50, 100], 600_000, criteria())).await;
+        pinned.tick().await;
+        by_alias.tick().await;
+        assert!(pinned.table().get("m").unwrap().candidate.is_none());
+        assert_eq!(pinned.table().get("m").unwrap().stable.version, 1);
+        assert!(by_alias.table().get("m").unwrap().candidate.is_some());
+    });
+}

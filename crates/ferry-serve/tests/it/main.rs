@@ -93,6 +93,16 @@ impl Env {
     }
 
     pub async fn gateway(&self, specs: &[&str], log: bool) -> Arc<Gateway> {
+        self.gateway_with(specs, log, ferry_serve::gateway::REQUEST_TIMEOUT)
+            .await
+    }
+
+    pub async fn gateway_with(
+        &self,
+        specs: &[&str],
+        log: bool,
+        timeout: std::time::Duration,
+    ) -> Arc<Gateway> {
         let loader = Arc::new(StoreLoader {
             store: self.store.clone(),
             artifacts: self.artifacts(),
@@ -101,7 +111,7 @@ impl Env {
         let predlog = log.then(|| {
             PredLog::start(PredLogConfig::new(self.dir.path().join("predictions"))).unwrap()
         });
-        let gw = Arc::new(Gateway::new(
+        let mut gw = Gateway::new(
             specs
                 .iter()
                 .map(|s| s.parse::<ServeSpec>().unwrap())
@@ -109,7 +119,9 @@ impl Env {
             self.store.clone(),
             loader,
             predlog,
-        ));
+        );
+        gw.request_timeout = timeout;
+        let gw = Arc::new(gw);
         gw.reconcile(true).await.unwrap();
         gw
     }
