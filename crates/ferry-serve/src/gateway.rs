@@ -688,7 +688,8 @@ impl Gateway {
 
     /// Labels arriving later: request id -> true label(s).
     pub fn feedback(&self, request_id: &str, truth: &[String]) -> Result<Value, Failure> {
-        let found = match self.own_sequence(request_id) {
+        let seq = self.own_sequence(request_id);
+        let found = match seq {
             Some(n) => lock(&self.ring)
                 .get((n % FEEDBACK_MEMORY as u64) as usize)
                 .and_then(|e| e.as_ref())
@@ -709,6 +710,17 @@ impl Gateway {
                 predicted.len(),
                 truth.len()
             )));
+        }
+        // Scored once: a retried POST /feedback finds nothing.
+        match seq {
+            Some(n) => {
+                if let Some(e) = lock(&self.ring).get_mut((n % FEEDBACK_MEMORY as u64) as usize) {
+                    *e = None;
+                }
+            }
+            None => {
+                lock(&self.feedback).map.remove(request_id);
+            }
         }
         let correct = predicted.iter().zip(truth).filter(|(p, t)| p == t).count() as u64;
         served.stats.record_feedback(truth.len() as u64, correct);

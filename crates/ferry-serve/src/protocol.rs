@@ -327,6 +327,13 @@ fn frame_to_tensors(frame: Frame, inputs: &[IoSpec]) -> Result<Vec<Tensor>, BadI
             }
             let n = flat.len() / width.max(1);
             let shape = if spec.shape.len() == 1 {
+                // A model taking one value per row: one column only.
+                if width != 1 {
+                    return bad(format!(
+                        "the model's `{}` takes one value per row; the rows have {width}",
+                        spec.name
+                    ));
+                }
                 vec![flat.len()]
             } else {
                 vec![n, width]

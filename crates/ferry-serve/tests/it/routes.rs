@@ -209,13 +209,19 @@ fn feedback_measures_accuracy_and_the_log_is_a_table() {
         let app = app(&gw);
         let r = post_json(&app, "/invocations", r#"{"dataframe_split": {"columns": ["sepal_length","sepal_width","petal_length","petal_width"], "data": [[5.1,3.5,1.4,0.2]]}}"#).await;
         let id = r.header("x-request-id").unwrap().to_owned();
+        // Two labels for one row: an error that keeps the request for a retry.
+        let f = post_json(&app, "/feedback", &format!(r#"{{"request_id": "{id}", "labels": ["a", "b"]}}"#)).await;
+        assert_eq!(f.status, 400);
         let f = post_json(&app, "/feedback", &format!(r#"{{"request_id": "{id}", "label": "setosa"}}"#)).await;
         assert_eq!(f.status, 200, "{}", f.text);
         assert_eq!(f.json()["correct"], 1);
+        // Once per request: a retry finds nothing to score.
+        let again = post_json(&app, "/feedback", &format!(r#"{{"request_id": "{id}", "label": "setosa"}}"#)).await;
+        assert_eq!(again.status, 404);
         let f = post_json(&app, "/feedback", r#"{"request_id": "nope", "label": "setosa"}"#).await;
         assert_eq!(f.status, 404);
-        let f = post_json(&app, "/feedback", &format!(r#"{{"request_id": "{id}", "labels": ["a", "b"]}}"#)).await;
-        assert_eq!(f.status, 400);
+        let f = post_json(&app, "/feedback", r#"{"request_id": "x", "labels": ["a", "b"]}"#).await;
+        assert_eq!(f.status, 404);
         let f = post_json(&app, "/feedback", r#"{"label": "x"}"#).await;
         assert_eq!(f.status, 400);
         let m = call(&app, "GET", "/metrics", None, "").await.text;
