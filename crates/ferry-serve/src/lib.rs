@@ -71,6 +71,9 @@ pub async fn serve(
     controller.abort();
     let _ = controller.await;
     gw.unload_all().await;
+    // Whatever process runtimes are left (their supervisors end with the
+    // runtime) stop now, in the foreground.
+    tokio::task::block_in_place(|| process::stop_all(Duration::from_secs(2)));
     if let Some(l) = &gw.predlog {
         l.flush();
     }

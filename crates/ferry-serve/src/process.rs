@@ -42,6 +42,34 @@ impl Drop for ProcessRuntime {
     }
 }
 
+/// The process groups of every process runtime started here (0 once
+/// stopped), so shutdown can make sure none outlives the gateway.
+static LIVE: std::sync::Mutex<Vec<Arc<std::sync::atomic::AtomicU32>>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// Stops every process runtime still running: SIGTERM to each group, then,
+/// after `grace`, SIGKILL (workers that ignore SIGTERM go too). For the
+/// gateway's shutdown, after its routes were dropped.
+pub fn stop_all(grace: Duration) {
+    let live: Vec<u32> = LIVE
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .map(|g| g.swap(0, Ordering::SeqCst))
+        .filter(|g| *g > 1)
+        .collect();
+    if live.is_empty() {
+        return;
+    }
+    for g in &live {
+        ferry_executor::signal_group(*g, false);
+    }
+    std::thread::sleep(grace);
+    for g in &live {
+        ferry_executor::signal_group(*g, true);
+    }
+}
+
 /// How long a start may take before the model counts as failed to load.
 const START_TIMEOUT: Duration = Duration::from_secs(180);
 
@@ -141,6 +169,9 @@ impl ProcessRuntime {
         let restarts = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(tokio::sync::Notify::new());
         let pgid = Arc::new(std::sync::atomic::AtomicU32::new(child.id().unwrap_or(0)));
+        LIVE.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(pgid.clone());
         let rt = ProcessRuntime {
             name: format!("{model}/{version}"),
             port,
@@ -173,6 +204,7 @@ impl ProcessRuntime {
                     }
                     _ = stop.notified() => {
                         stop_group(&mut child).await;
+                        pgid.store(0, Ordering::SeqCst);
                         return;
                     }
                     // Marked down by a failed request but still running:
