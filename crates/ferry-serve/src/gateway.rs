@@ -241,6 +241,34 @@ pub struct Gateway {
     pub request_timeout: std::time::Duration,
 }
 
+/// The change that ends `d` (a promotion, a rollback or an abort): all
+/// traffic to the version that stays, the alias moved to the candidate when
+/// it is promoted, the candidate tagged rejected otherwise. The gateway and
+/// `ferry deploy promote|abort` end deployments through this one function.
+pub fn ending(
+    d: &Deployment,
+    phase: Phase,
+    reason: &str,
+    detail: Value,
+    now_ms: i64,
+) -> DeploymentChange {
+    let plan: Option<Plan> = serde_json::from_value(d.spec.clone()).ok();
+    let promoted = phase == Phase::Promoted;
+    DeploymentChange {
+        phase: phase.as_str().into(),
+        active: false,
+        step: d.step,
+        weight: if promoted { 100 } else { 0 },
+        step_started_ms: now_ms,
+        reason: Some(reason.to_owned()),
+        kind: phase.as_str().into(),
+        detail,
+        now_ms,
+        move_alias: promoted.then(|| plan.map_or_else(|| "production".to_owned(), |p| p.alias)),
+        reject: !promoted,
+    }
+}
+
 /// Why a prediction was not made; the handlers render it in their protocol.
 #[derive(Debug)]
 pub enum Failure {
@@ -455,22 +483,7 @@ impl Gateway {
         reason: &str,
         detail: Value,
     ) -> Result<Deployment, ferry_metadata::Error> {
-        let plan: Option<Plan> = serde_json::from_value(d.spec.clone()).ok();
-        let now = ferry_core::now_ms();
-        let promoted = phase == Phase::Promoted;
-        let change = DeploymentChange {
-            phase: phase.as_str().into(),
-            active: false,
-            step: d.step,
-            weight: if promoted { 100 } else { 0 },
-            step_started_ms: now,
-            reason: Some(reason.to_owned()),
-            kind: phase.as_str().into(),
-            detail,
-            now_ms: now,
-            move_alias: promoted.then(|| plan.map_or_else(|| "production".to_owned(), |p| p.alias)),
-            reject: !promoted,
-        };
+        let change = ending(d, phase, reason, detail, ferry_core::now_ms());
         self.store
             .change_deployment(&d.id, d.revision, &change)
             .await

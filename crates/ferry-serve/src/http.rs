@@ -205,6 +205,13 @@ async fn run(
         })
 }
 
+/// A body that does not fit the model: counted as a 400 of the stable
+/// version (whose signature it was read against) and answered in `proto`'s shape.
+fn rejected(route: &ModelRoute, proto: Proto, e: protocol::BadInput) -> ApiError {
+    route.stable.stats.record(400, 0.0);
+    ApiError::new(proto, Failure::BadInput(e.0))
+}
+
 fn unrouted(st: &HttpState, e: ApiError) -> ApiError {
     st.gw
         .counters
@@ -266,8 +273,7 @@ async fn invocations(
         protocol::mlflow_json_named(&bytes, specs)
     };
     let (inputs, columns) = parsed.map_err(|e| {
-        route.stable.stats.record(400, 0.0);
-        let mut err = ApiError::new(p, Failure::BadInput(e.0));
+        let mut err = rejected(route, p, e);
         err.version = Some((route.stable.model.clone(), route.stable.version));
         err
     })?;
@@ -446,10 +452,7 @@ async fn v2_infer_impl(
                 })?,
         ),
     };
-    let req = protocol::v2_request(&bytes, header_len, specs).map_err(|e| {
-        route.stable.stats.record(400, 0.0);
-        ApiError::new(p, Failure::BadInput(e.0))
-    })?;
+    let req = protocol::v2_request(&bytes, header_len, specs).map_err(|e| rejected(route, p, e))?;
     // Outputs the model does not have are the client's mistake, found
     // before anything runs.
     let outs = match version {
@@ -610,14 +613,8 @@ async fn v1_predict(
         "inputs"
     };
     let inner = json!({ key: obj.get(key).cloned().unwrap_or(Value::Null) });
-    let inputs = protocol::mlflow_json(
-        inner.to_string().as_bytes(),
-        route.stable.predictor.inputs(),
-    )
-    .map_err(|e| {
-        route.stable.stats.record(400, 0.0);
-        ApiError::new(p, Failure::BadInput(e.0))
-    })?;
+    let (inputs, _) = protocol::mlflow_value(inner, route.stable.predictor.inputs())
+        .map_err(|e| rejected(route, p, e))?;
     let a = run(
         &st,
         route,
@@ -634,7 +631,6 @@ async fn v1_predict(
 // ---- feedback, metrics, status
 
 async fn feedback(State(st): State<HttpState>, body: Body) -> Result<Response, ApiError> {
-    let p = Proto::Plain;
     let bytes = read_body(body, 1 << 20, Proto::V1).await?;
     let bad = |m: &str| ApiError::new(Proto::V1, Failure::BadInput(m.to_owned()));
     let v: Value = serde_json::from_slice(&bytes)
@@ -663,7 +659,6 @@ async fn feedback(State(st): State<HttpState>, body: Body) -> Result<Response, A
             ));
         }
     };
-    let _ = p;
     let out = st
         .gw
         .feedback(id, &truth)

@@ -44,6 +44,14 @@ pub fn mlflow_json_named(
 ) -> Result<(Vec<Tensor>, Option<Vec<String>>), BadInput> {
     let v: Value = serde_json::from_slice(body)
         .map_err(|e| BadInput(format!("the body is not valid JSON: {e}")))?;
+    mlflow_value(v, inputs)
+}
+
+/// [`mlflow_json_named`] on a body already parsed.
+pub fn mlflow_value(
+    v: Value,
+    inputs: &[IoSpec],
+) -> Result<(Vec<Tensor>, Option<Vec<String>>), BadInput> {
     let Value::Object(mut obj) = v else {
         return bad(
             "the body must be a JSON object with one of the keys `dataframe_split`, `dataframe_records`, `instances`, `inputs`",
@@ -338,13 +346,9 @@ fn frame_to_tensors(frame: Frame, inputs: &[IoSpec]) -> Result<Vec<Tensor>, BadI
             } else {
                 vec![n, width]
             };
-            out_one(spec, shape, flat)
+            Ok(vec![tensor_from(spec, shape, flat, "the input")?])
         }
     }
-}
-
-fn out_one(spec: &IoSpec, shape: Vec<usize>, flat: Vec<Value>) -> Result<Vec<Tensor>, BadInput> {
-    Ok(vec![tensor_from(spec, shape, flat, "the input")?])
 }
 
 fn names(inputs: &[IoSpec]) -> String {

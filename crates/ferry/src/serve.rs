@@ -5,7 +5,7 @@ use crate::commands::{Ctx, usage};
 use crate::exit;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
-use ferry_metadata::{Deployment, DeploymentChange, MetadataStore, NewDeployment};
+use ferry_metadata::{Deployment, MetadataStore, NewDeployment};
 use ferry_serve::canary::{self, Criteria, Phase, Plan, Strategy};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -482,7 +482,6 @@ fn end(
                 d.candidate, d.phase
             )));
         }
-        let plan: Option<Plan> = serde_json::from_value(d.spec.clone()).ok();
         let promoted = phase == Phase::Promoted;
         let reason = reason.unwrap_or_else(|| {
             if promoted {
@@ -492,20 +491,13 @@ fn end(
             }
             .to_owned()
         });
-        let now = ferry_core::now_ms();
-        let change = DeploymentChange {
-            phase: phase.as_str().into(),
-            active: false,
-            step: d.step,
-            weight: if promoted { 100 } else { 0 },
-            step_started_ms: now,
-            reason: Some(reason.clone()),
-            kind: phase.as_str().into(),
-            detail: serde_json::json!({"by": "ferry deploy"}),
-            now_ms: now,
-            move_alias: promoted.then(|| plan.map_or_else(|| "production".to_owned(), |p| p.alias)),
-            reject: !promoted,
-        };
+        let change = ferry_serve::gateway::ending(
+            &d,
+            phase,
+            &reason,
+            serde_json::json!({"by": "ferry deploy"}),
+            ferry_core::now_ms(),
+        );
         store
             .change_deployment(&d.id, d.revision, &change)
             .await
