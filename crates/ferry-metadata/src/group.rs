@@ -9,8 +9,31 @@
 
 use crate::Result;
 use crate::sql::{SqlStore, get_s, q, write_points};
-use crate::tracking::{Metric, log_errors, upsert_tag};
+use crate::tracking::{Metric, NewTrackedRun, TrackedRun, log_errors, upsert_tag};
 use std::collections::HashMap;
+
+/// A write for the group writer.
+pub(crate) enum Job {
+    Log(LogJob),
+    CreateRun(CreateRunJob),
+}
+
+impl Job {
+    /// Metric points it writes (a group holds at most [`MAX_GROUP_POINTS`]).
+    pub(crate) fn points(&self) -> usize {
+        match self {
+            Job::Log(j) => j.metrics.len(),
+            Job::CreateRun(_) => 1,
+        }
+    }
+}
+
+/// An MLflow client's new run (on a SQLite file: see
+/// `create_tracked_run`).
+pub(crate) struct CreateRunJob {
+    pub run: NewTrackedRun,
+    pub reply: tokio::sync::oneshot::Sender<Result<TrackedRun>>,
+}
 
 pub(crate) struct LogJob {
     pub run_id: String,
@@ -24,15 +47,15 @@ pub(crate) struct LogJob {
 pub(crate) const SMALL_REQUEST: usize = 100;
 
 /// Most requests written in one transaction.
-const MAX_GROUP: usize = 64;
+pub(crate) const MAX_GROUP: usize = 64;
 /// Most metric points in one transaction (beyond that, the next group).
-const MAX_GROUP_POINTS: usize = 5000;
+pub(crate) const MAX_GROUP_POINTS: usize = 5000;
 
 impl SqlStore {
     /// This store with a group-commit writer for `log_batch` (the server
     /// uses it). Needs a running tokio runtime.
     pub fn with_group_commit(mut self) -> Self {
-        let (tx, rx) = tokio::sync::mpsc::channel(1024);
+        let (tx, rx) = tokio::sync::mpsc::channel::<Job>(1024);
         // On a SQLite file: a writer thread on its own connection; else
         // (PostgreSQL, in-memory SQLite) a task over the pool.
         if let Some(path) = &self.sqlite_path {
@@ -58,24 +81,26 @@ impl SqlStore {
     }
 }
 
-async fn writer(store: SqlStore, mut rx: tokio::sync::mpsc::Receiver<LogJob>) {
-    let mut pending: Option<LogJob> = None;
+async fn writer(store: SqlStore, mut rx: tokio::sync::mpsc::Receiver<Job>) {
     loop {
-        let first = match pending.take() {
-            Some(j) => j,
-            None => match rx.recv().await {
-                Some(j) => j,
-                None => return,
-            },
+        let first = match rx.recv().await {
+            Some(Job::Log(j)) => j,
+            Some(Job::CreateRun(j)) => {
+                let _ = j.reply.send(store.create_tracked_run_direct(&j.run).await);
+                continue;
+            }
+            None => return,
         };
         let mut points = first.metrics.len();
         let mut jobs = vec![first];
+        let mut created = Vec::new();
         while jobs.len() < MAX_GROUP && points < MAX_GROUP_POINTS {
             match rx.try_recv() {
-                Ok(j) => {
+                Ok(Job::Log(j)) => {
                     points += j.metrics.len();
                     jobs.push(j);
                 }
+                Ok(Job::CreateRun(j)) => created.push(j),
                 Err(_) => break,
             }
         }
@@ -97,6 +122,9 @@ async fn writer(store: SqlStore, mut rx: tokio::sync::mpsc::Receiver<LogJob>) {
                     let _ = job.reply.send(r);
                 }
             }
+        }
+        for j in created {
+            let _ = j.reply.send(store.create_tracked_run_direct(&j.run).await);
         }
     }
 }

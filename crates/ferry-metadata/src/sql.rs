@@ -31,7 +31,7 @@ pub struct SqlStore {
     pub(crate) sqlite_path: Option<String>,
     /// Set by [`SqlStore::with_group_commit`]: concurrent `log_batch` calls
     /// are written together in one transaction.
-    pub(crate) writer: Option<tokio::sync::mpsc::Sender<crate::group::LogJob>>,
+    pub(crate) writer: Option<tokio::sync::mpsc::Sender<crate::group::Job>>,
     /// Groups whose shared transaction failed, so that each request was
     /// written on its own (see [`SqlStore::group_fallbacks`]).
     pub(crate) fallbacks: std::sync::Arc<std::sync::atomic::AtomicU64>,
@@ -405,6 +405,12 @@ pub(crate) fn json_rows(sqlite: bool, cols: &str, rest: &str) -> String {
         )
     }
 }
+
+/// A run created through the MLflow API (the pool and the SQLite writer
+/// thread both write it with this statement).
+pub(crate) const INSERT_TRACKED_RUN: &str = "INSERT INTO runs (run_id, pipeline, status, run_trigger, started_ms, \
+     experiment_id, run_name, user_id, lifecycle_stage, artifact_uri) \
+     VALUES ($1, $2, 'running', 'mlflow', $3, $4, $5, $6, 'active', $7)";
 
 /// The statements of [`write_points`] (and of the SQLite writer thread):
 /// a point is stored once; `latest_metrics` keeps the value of the highest

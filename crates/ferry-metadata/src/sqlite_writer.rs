@@ -8,11 +8,11 @@
 //! Only this file holds `unsafe` code of the crate; every call is on the
 //! connection this thread opened and owns.
 
-use crate::group::LogJob;
+use crate::group::{Job, LogJob, MAX_GROUP, MAX_GROUP_POINTS};
 use crate::sql::{
     LATEST_INSERT, LATEST_ON_CONFLICT, POINT_INSERT, POINT_ON_CONFLICT, latest_points, stored,
 };
-use crate::tracking::log_errors;
+use crate::tracking::{ExperimentRow, NewTrackedRun, TrackedRun, log_errors, new_run_row};
 use crate::{Error, Result};
 use libsqlite3_sys as ffi;
 use std::collections::BTreeMap;
@@ -125,6 +125,12 @@ impl Stmt<'_> {
     /// Binds `args` to ?1.., steps once, and returns the first column of the
     /// first row as text (if the statement returned a row), then resets.
     fn run(&mut self, args: &[Arg<'_>]) -> Result<Option<String>> {
+        Ok(self.row(args, 1)?.and_then(|mut c| c.pop().flatten()))
+    }
+
+    /// Binds `args` to ?1.., steps once, and returns the first `cols`
+    /// columns of the first row as text (`None` for NULL), then resets.
+    fn row(&mut self, args: &[Arg<'_>], cols: usize) -> Result<Option<Vec<Option<String>>>> {
         // SAFETY (whole block): `st` is a live statement of this thread's
         // connection; text is bound with SQLITE_TRANSIENT, so SQLite copies
         // it before `args` goes away; column text is copied out before reset.
@@ -150,13 +156,17 @@ impl Stmt<'_> {
             }
             let rc = ffi::sqlite3_step(self.st);
             let out = match rc {
-                ffi::SQLITE_ROW => {
-                    let p = ffi::sqlite3_column_text(self.st, 0);
-                    Ok((!p.is_null())
-                        .then(|| CStr::from_ptr(p.cast()).to_string_lossy().into_owned()))
-                }
+                ffi::SQLITE_ROW => Ok(Some(
+                    (0..cols.min(ffi::sqlite3_column_count(self.st) as usize))
+                        .map(|c| {
+                            let p = ffi::sqlite3_column_text(self.st, c as c_int);
+                            (!p.is_null())
+                                .then(|| CStr::from_ptr(p.cast()).to_string_lossy().into_owned())
+                        })
+                        .collect(),
+                )),
                 ffi::SQLITE_DONE => Ok(None),
-                _ => Err(err("write metrics", self.conn.message())),
+                _ => Err(err("write", self.conn.message())),
             };
             ffi::sqlite3_reset(self.st);
             ffi::sqlite3_clear_bindings(self.st);
@@ -169,7 +179,7 @@ impl Stmt<'_> {
 /// in on `rx`; the thread ends when every sender is gone.
 pub(crate) fn spawn(
     path: String,
-    rx: tokio::sync::mpsc::Receiver<LogJob>,
+    rx: tokio::sync::mpsc::Receiver<Job>,
     fallbacks: std::sync::Arc<std::sync::atomic::AtomicU64>,
 ) {
     std::thread::Builder::new()
@@ -181,7 +191,7 @@ pub(crate) fn spawn(
 
 fn writer(
     path: &str,
-    mut rx: tokio::sync::mpsc::Receiver<LogJob>,
+    mut rx: tokio::sync::mpsc::Receiver<Job>,
     fallbacks: &std::sync::atomic::AtomicU64,
 ) {
     let conn = match Conn::open(path) {
@@ -190,7 +200,7 @@ fn writer(
             tracing::error!(error = %e, "the SQLite writer cannot open the store");
             // Answer every request with the error rather than hang.
             while let Some(job) = rx.blocking_recv() {
-                let _ = job.reply.send(Err(err("open the store", &e)));
+                answer(job, Err(err("open the store", &e)));
             }
             return;
         }
@@ -200,18 +210,18 @@ fn writer(
         Err(e) => {
             tracing::error!(error = %e, "the SQLite writer cannot prepare its statements");
             while let Some(job) = rx.blocking_recv() {
-                let _ = job.reply.send(Err(err("prepare", &e)));
+                answer(job, Err(err("prepare", &e)));
             }
             return;
         }
     };
     while let Some(first) = rx.blocking_recv() {
+        let mut points = first.points();
         let mut jobs = vec![first];
-        let mut points = jobs[0].metrics.len();
-        while jobs.len() < 64 && points < 5000 {
+        while jobs.len() < MAX_GROUP && points < MAX_GROUP_POINTS {
             match rx.try_recv() {
                 Ok(j) => {
-                    points += j.metrics.len();
+                    points += j.points();
                     jobs.push(j);
                 }
                 Err(_) => break,
@@ -220,7 +230,7 @@ fn writer(
         match w.group(&jobs) {
             Ok(results) => {
                 for (job, r) in jobs.into_iter().zip(results) {
-                    let _ = job.reply.send(r);
+                    answer(job, r);
                 }
             }
             Err(e) => {
@@ -228,15 +238,28 @@ fn writer(
                 tracing::warn!(error = %e, requests = jobs.len(), "group commit failed");
                 let _ = conn.exec("ROLLBACK");
                 for job in jobs {
-                    let _ = job.reply.send(Err(err("log a batch", &e)));
+                    answer(job, Err(err("write a group", &e)));
                 }
             }
         }
     }
 }
 
+/// Replies to `job` with its result (a created run's info, or nothing).
+fn answer(job: Job, r: Result<Option<TrackedRun>>) {
+    match job {
+        Job::Log(j) => {
+            let _ = j.reply.send(r.map(drop));
+        }
+        Job::CreateRun(j) => {
+            let _ = j
+                .reply
+                .send(r.and_then(|info| info.ok_or_else(|| err("create a run", "no row"))));
+        }
+    }
+}
+
 struct Writer<'c> {
-    conn: &'c Conn,
     stage: Stmt<'c>,
     param_get: Stmt<'c>,
     param_put: Stmt<'c>,
@@ -244,12 +267,20 @@ struct Writer<'c> {
     latest: Stmt<'c>,
     tag: Stmt<'c>,
     run_name: Stmt<'c>,
+    experiment: Stmt<'c>,
+    insert_run: Stmt<'c>,
+    // The transaction's own statements, prepared once like the rest (each
+    // `sqlite3_exec` would parse its text again on every group).
+    begin: Stmt<'c>,
+    commit: Stmt<'c>,
+    savepoint: Stmt<'c>,
+    release: Stmt<'c>,
+    rollback_to: Stmt<'c>,
 }
 
 impl<'c> Writer<'c> {
     fn new(conn: &'c Conn) -> Result<Self> {
         Ok(Writer {
-            conn,
             stage: conn.prepare("SELECT lifecycle_stage FROM runs WHERE run_id = ?1")?,
             param_get: conn
                 .prepare("SELECT value FROM run_params WHERE run_id = ?1 AND pkey = ?2")?,
@@ -263,30 +294,73 @@ impl<'c> Writer<'c> {
             ))?,
             tag: conn.prepare(crate::sql::UPSERT_RUN_TAG)?,
             run_name: conn.prepare("UPDATE runs SET run_name = ?1 WHERE run_id = ?2")?,
+            experiment: conn.prepare(
+                "SELECT name, lifecycle_stage, artifact_location FROM experiments WHERE experiment_id = ?1",
+            )?,
+            insert_run: conn.prepare(crate::sql::INSERT_TRACKED_RUN)?,
+            begin: conn.prepare("BEGIN IMMEDIATE")?,
+            commit: conn.prepare("COMMIT")?,
+            savepoint: conn.prepare("SAVEPOINT job")?,
+            release: conn.prepare("RELEASE job")?,
+            rollback_to: conn.prepare("ROLLBACK TO job")?,
         })
     }
 
     /// One transaction; each job in a savepoint, rolled back alone when it
     /// fails. `Err` means the transaction itself failed.
-    fn group(&mut self, jobs: &[LogJob]) -> Result<Vec<Result<()>>> {
-        self.conn.exec("BEGIN IMMEDIATE")?;
+    fn group(&mut self, jobs: &[Job]) -> Result<Vec<Result<Option<TrackedRun>>>> {
+        self.begin.run(&[])?;
         let mut out = Vec::with_capacity(jobs.len());
         for job in jobs {
-            self.conn.exec("SAVEPOINT job")?;
-            let r = self.job(job);
-            if r.is_ok() {
-                self.conn.exec("RELEASE job")?;
-            } else {
-                self.conn.exec("ROLLBACK TO job")?;
-                self.conn.exec("RELEASE job")?;
+            self.savepoint.run(&[])?;
+            let r = match job {
+                Job::Log(j) => self.log(j).map(|()| None),
+                Job::CreateRun(j) => self.create_run(&j.run).map(Some),
+            };
+            if r.is_err() {
+                self.rollback_to.run(&[])?;
             }
+            self.release.run(&[])?;
             out.push(r);
         }
-        self.conn.exec("COMMIT")?;
+        self.commit.run(&[])?;
         Ok(out)
     }
 
-    fn job(&mut self, job: &LogJob) -> Result<()> {
+    fn create_run(&mut self, run: &NewTrackedRun) -> Result<TrackedRun> {
+        let row = self.experiment.row(&[Arg::I(run.experiment_id)], 3)?;
+        let cols: Vec<String> = row
+            .unwrap_or_default()
+            .into_iter()
+            .map(Option::unwrap_or_default)
+            .collect();
+        let exp = match cols.as_slice() {
+            [name, stage, location] => Some(ExperimentRow {
+                name,
+                lifecycle_stage: stage,
+                artifact_location: location,
+            }),
+            _ => None,
+        };
+        let created = new_run_row(run, exp)?;
+        let info = &created.info;
+        self.insert_run.run(&[
+            Arg::T(&info.run_id),
+            Arg::T(exp.map(|e| e.name).unwrap_or_default()),
+            Arg::I(info.start_time),
+            Arg::I(info.experiment_id),
+            Arg::T(&info.run_name),
+            Arg::T(&info.user_id),
+            Arg::T(&info.artifact_uri),
+        ])?;
+        for (k, v) in &created.tags {
+            self.tag
+                .run(&[Arg::T(&info.run_id), Arg::T(k), Arg::T(v)])?;
+        }
+        Ok(created)
+    }
+
+    fn log(&mut self, job: &LogJob) -> Result<()> {
         let run = job.run_id.as_str();
         match self.stage.run(&[Arg::T(run)])? {
             None => return Err(log_errors::run_not_found(run)),

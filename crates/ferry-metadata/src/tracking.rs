@@ -66,6 +66,76 @@ pub struct TrackedRun {
     pub outputs: Vec<(String, i64)>,
 }
 
+/// A run an MLflow client asks to create.
+pub(crate) struct NewTrackedRun {
+    pub run_id: String,
+    pub experiment_id: i64,
+    pub run_name: String,
+    pub user_id: String,
+    pub start_time: i64,
+    pub tags: Vec<(String, String)>,
+}
+
+/// What creating a run needs of its experiment.
+#[derive(Clone, Copy)]
+pub(crate) struct ExperimentRow<'a> {
+    pub name: &'a str,
+    pub lifecycle_stage: &'a str,
+    pub artifact_location: &'a str,
+}
+
+/// A new run in `exp` (`None`: no such experiment) as it is stored: its row
+/// and its tags (one per key, the last given winning, as the upserts leave
+/// them, in key order), with MLflow's errors; one place for every writer.
+pub(crate) fn new_run_row(
+    run: &NewTrackedRun,
+    exp: Option<ExperimentRow<'_>>,
+) -> Result<TrackedRun> {
+    let id = run.experiment_id;
+    let exp =
+        exp.ok_or_else(|| Error::NotFound(format!("Could not find experiment with ID {id}")))?;
+    if exp.lifecycle_stage != "active" {
+        return Err(Error::Invalid(format!(
+            "The experiment {id} must be in the 'active' state. Current state is {}.",
+            exp.lifecycle_stage
+        )));
+    }
+    let artifact_uri = format!(
+        "{}/{}/artifacts",
+        exp.artifact_location.trim_end_matches('/'),
+        run.run_id
+    );
+    let mut tags: std::collections::BTreeMap<&str, &str> = std::collections::BTreeMap::new();
+    for (k, v) in &run.tags {
+        tags.insert(k, v);
+    }
+    if !run.run_name.is_empty() {
+        tags.entry("mlflow.runName").or_insert(&run.run_name);
+    }
+    let info = RunInfo {
+        run_id: run.run_id.clone(),
+        experiment_id: id,
+        run_name: run.run_name.clone(),
+        user_id: run.user_id.clone(),
+        status: "RUNNING".into(),
+        start_time: run.start_time,
+        end_time: None,
+        artifact_uri,
+        lifecycle_stage: "active".into(),
+    };
+    Ok(TrackedRun {
+        info,
+        metrics: vec![],
+        params: vec![],
+        tags: tags
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
+        inputs: vec![],
+        outputs: vec![],
+    })
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ViewType {
     ActiveOnly,
@@ -376,7 +446,7 @@ pub trait TrackingStore: Send + Sync {
         user_id: &str,
         start_time: i64,
         tags: &[(String, String)],
-    ) -> Result<RunInfo>;
+    ) -> Result<TrackedRun>;
 
     /// Links a pipeline run (already in `runs`) to its experiment, so MLflow
     /// clients see it.
@@ -421,6 +491,38 @@ pub trait TrackingStore: Send + Sync {
 }
 
 impl SqlStore {
+    /// `create_tracked_run` over the pool, in a transaction of its own.
+    pub(crate) async fn create_tracked_run_direct(
+        &self,
+        run: &NewTrackedRun,
+    ) -> Result<TrackedRun> {
+        let exp = self.get_experiment(run.experiment_id).await?;
+        let exp = exp.as_ref().map(|e| ExperimentRow {
+            name: &e.name,
+            lifecycle_stage: &e.lifecycle_stage,
+            artifact_location: &e.artifact_location,
+        });
+        let created = new_run_row(run, exp)?;
+        let info = &created.info;
+        let mut tx = self.begin().await.map_err(q("create a run"))?;
+        sqlx::query(crate::sql::INSERT_TRACKED_RUN)
+            .bind(&info.run_id)
+            .bind(exp.map(|e| e.name).unwrap_or_default())
+            .bind(info.start_time)
+            .bind(info.experiment_id)
+            .bind(&info.run_name)
+            .bind(&info.user_id)
+            .bind(&info.artifact_uri)
+            .execute(&mut *tx)
+            .await
+            .map_err(q("create a run"))?;
+        for (k, v) in &created.tags {
+            upsert_tag(&mut tx, &info.run_id, k, v).await?;
+        }
+        tx.commit().await.map_err(q("create a run"))?;
+        Ok(created)
+    }
+
     /// `log_batch` in a transaction of its own (after the limits were checked).
     pub(crate) async fn log_batch_direct(
         &self,
@@ -921,58 +1023,37 @@ impl TrackingStore for SqlStore {
         user_id: &str,
         start_time: i64,
         tags: &[(String, String)],
-    ) -> Result<RunInfo> {
-        let exp = self.get_experiment(experiment_id).await?.ok_or_else(|| {
-            Error::NotFound(format!("Could not find experiment with ID {experiment_id}"))
-        })?;
-        if exp.lifecycle_stage != "active" {
-            return Err(Error::Invalid(format!(
-                "The experiment {experiment_id} must be in the 'active' state. Current state is {}.",
-                exp.lifecycle_stage
-            )));
-        }
-        let artifact_uri = format!(
-            "{}/{run_id}/artifacts",
-            exp.artifact_location.trim_end_matches('/')
-        );
-        let mut tx = self.begin().await.map_err(q("create a run"))?;
-        sqlx::query(
-            "INSERT INTO runs (run_id, pipeline, status, run_trigger, started_ms, experiment_id, run_name, user_id, \
-             lifecycle_stage, artifact_uri) VALUES ($1, $2, 'running', 'mlflow', $3, $4, $5, $6, 'active', $7)",
-        )
-        .bind(run_id)
-        .bind(&exp.name)
-        .bind(start_time)
-        .bind(experiment_id)
-        .bind(run_name)
-        .bind(user_id)
-        .bind(&artifact_uri)
-        .execute(&mut *tx)
-        .await
-        .map_err(q("create a run"))?;
-        let mut all_tags = tags.to_vec();
-        if !run_name.is_empty() && !all_tags.iter().any(|(k, _)| k == "mlflow.runName") {
-            all_tags.push(("mlflow.runName".into(), run_name.into()));
-        }
-        for (k, v) in &all_tags {
-            upsert_tag(&mut tx, run_id, k, v).await?;
-        }
-        tx.commit().await.map_err(q("create a run"))?;
-        Ok(RunInfo {
+    ) -> Result<TrackedRun> {
+        let run = NewTrackedRun {
             run_id: run_id.to_owned(),
             experiment_id,
             run_name: run_name.to_owned(),
             user_id: user_id.to_owned(),
-            status: "RUNNING".into(),
             start_time,
-            end_time: None,
-            artifact_uri,
-            lifecycle_stage: "active".into(),
-        })
+            tags: tags.to_vec(),
+        };
+        // On a SQLite file the writer thread creates it: one hand-off and a
+        // transaction of microseconds, instead of a transaction held across
+        // several round trips that the logging requests would queue behind.
+        if let (Some(w), Some(_)) = (&self.writer, &self.sqlite_path) {
+            use crate::group::Job;
+            use tokio::sync::mpsc::error::SendError;
+            let (reply, rx) = tokio::sync::oneshot::channel();
+            let job = Job::CreateRun(crate::group::CreateRunJob { run, reply });
+            return match w.send(job).await {
+                Ok(()) => rx
+                    .await
+                    .unwrap_or_else(|_| Err(Error::Invalid("the write queue stopped".into()))),
+                // The writer is gone (shutting down): write it here.
+                Err(SendError(Job::CreateRun(j))) => self.create_tracked_run_direct(&j.run).await,
+                Err(SendError(Job::Log(_))) => {
+                    Err(Error::Invalid("the write queue stopped".into()))
+                }
+            };
+        }
+        self.create_tracked_run_direct(&run).await
     }
 
-    /// Links a pipeline run (already in `runs`) to its experiment, so MLflow
-    /// clients see it.
     async fn attach_run(
         &self,
         run_id: &str,
@@ -1098,13 +1179,13 @@ impl TrackingStore for SqlStore {
         match self.writer.as_ref().filter(|_| small) {
             Some(w) => {
                 let (reply, rx) = tokio::sync::oneshot::channel();
-                let job = crate::group::LogJob {
+                let job = crate::group::Job::Log(crate::group::LogJob {
                     run_id: run_id.to_owned(),
                     metrics: metrics.to_vec(),
                     params: params.to_vec(),
                     tags: tags.to_vec(),
                     reply,
-                };
+                });
                 if w.send(job).await.is_err() {
                     return self.log_batch_direct(run_id, metrics, params, tags).await;
                 }

@@ -228,7 +228,8 @@ async fn tracking_conformance(s: &dyn MetadataStore) {
         let info = s
             .create_tracked_run(&id, e, &format!("run-{i}"), "me", 100 + i, &[])
             .await
-            .unwrap();
+            .unwrap()
+            .info;
         assert_eq!(
             info.artifact_uri,
             format!("mlflow-artifacts:/1/{id}/artifacts")
@@ -558,6 +559,91 @@ async fn group_commit_conformance(s: std::sync::Arc<SqlStore>) {
     }
     let got = s.metric_history(&ids[3], "awk").await.unwrap();
     assert_same_values(&got, &awkward);
+    // Runs created while others log (on a SQLite file both go through the
+    // writer thread, in the same groups), then logged to at once.
+    let mut handles = Vec::new();
+    for i in 0..16 {
+        let s1 = s.clone();
+        handles.push(tokio::spawn(async move {
+            let s = s1;
+            let id = format!("{:032x}", 200 + i);
+            let tags = vec![("team".to_string(), format!("t{i}"))];
+            let created = s
+                .create_tracked_run(&id, e, &format!("c{i}"), "me", 5, &tags)
+                .await?;
+            let m = Metric {
+                key: "m".into(),
+                value: i as f64,
+                timestamp: 1,
+                step: 0,
+            };
+            s.log_batch(&id, &[m], &[], &[]).await?;
+            Ok::<_, Error>(Some(created))
+        }));
+        let s2 = s.clone();
+        let id = ids[i % 4].clone();
+        handles.push(tokio::spawn(async move {
+            let s = s2;
+            let m = Metric {
+                key: "during".into(),
+                value: i as f64,
+                timestamp: 1,
+                step: i as i64,
+            };
+            s.log_batch(&id, &[m], &[], &[]).await?;
+            Ok(None)
+        }));
+    }
+    for h in handles {
+        let Some(created) = h.await.unwrap().unwrap() else {
+            continue;
+        };
+        let info = &created.info;
+        assert_eq!(info.status, "RUNNING");
+        assert!(
+            info.artifact_uri
+                .ends_with(&format!("/{}/artifacts", info.run_id))
+        );
+        let name = info.run_name.clone();
+        let team = format!("t{}", &name[1..]);
+        assert_eq!(
+            created.tags,
+            vec![
+                ("mlflow.runName".to_string(), name),
+                ("team".to_string(), team)
+            ]
+        );
+        let mut got = s.get_tracked_run(&info.run_id).await.unwrap().unwrap();
+        assert_eq!(got.info, *info, "the stored run is the one answered");
+        got.tags.sort();
+        assert_eq!(got.tags, created.tags);
+        assert_eq!(got.metrics.len(), 1);
+    }
+    // MLflow's errors: no such experiment, a deleted one; nothing written.
+    let missing = s
+        .create_tracked_run(&format!("{:032x}", 300), 987_654, "x", "", 1, &[])
+        .await;
+    assert!(
+        matches!(&missing, Err(Error::NotFound(m)) if m == "Could not find experiment with ID 987654"),
+        "{missing:?}"
+    );
+    let gone = s.create_experiment("gone", None, &[], 1).await.unwrap();
+    s.set_experiment_stage(gone, true, 2).await.unwrap();
+    let deleted = s
+        .create_tracked_run(&format!("{:032x}", 301), gone, "x", "", 1, &[])
+        .await;
+    assert!(
+        matches!(&deleted, Err(Error::Invalid(m)) if m.contains("must be in the 'active' state. Current state is deleted.")),
+        "{deleted:?}"
+    );
+    for n in [300, 301] {
+        assert!(
+            s.get_tracked_run(&format!("{n:032x}"))
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
     assert_eq!(
         s.group_fallbacks(),
         0,

@@ -135,14 +135,10 @@ pub async fn create(State(st): State<AppState>, Json(b): Json<Create>) -> ApiRes
         })
         .unwrap_or_default();
     let start = int(&b.start_time, now_ms())?;
-    st.store
-        .create_tracked_run(&id, exp, &name, &user, start, &tags)
-        .await?;
     let run = st
         .store
-        .get_tracked_run(&id)
-        .await?
-        .ok_or_else(|| ApiError::internal("a created run vanished"))?;
+        .create_tracked_run(&id, exp, &name, &user, start, &tags)
+        .await?;
     Ok(Out(json!({ "run": WireRun::from(&run) })))
 }
 
