@@ -6,12 +6,18 @@
 #      `mlflow server` and `ferry server` (release build, fresh SQLite store);
 #   2. workloads A and B against benches/ceiling, a server that stores
 #      nothing: what the harness's Python clients can reach on this machine;
-#   3. (FULL=1) runs/search over 100,000 runs and get-history, ferry only.
+#   3. workload A alone, ferry then the ceiling, PAIRS times (ratio under
+#      the same load; ferry's own latency per call from its request log);
+#   4. (FULL=1) runs/search over 100,000 runs and get-history, ferry only.
 #
 # Needs a venv with ../shared/bench/mlflow/requirements.txt (VENV).
 #
 #   VENV=/path/venv benches/mlflow.sh            # ~6 minutes
-#   VENV=/path/venv FULL=1 benches/mlflow.sh     # + ~6 minutes for 100k runs
+#   VENV=/path/venv REPEATS=3 PAIRS=3 FULL=1 benches/mlflow.sh
+#                                                # ~15 minutes; + 100k runs
+#
+# REPEATS: harness repetitions per server (the table shows medians);
+# PAIRS: workload A alone, ferry then the ceiling, that many times.
 #
 # Writes benches/results/mlflow-<time>/ and prints a markdown table.
 set -euo pipefail
@@ -50,6 +56,36 @@ sleep 0.3
 "$PY" "$SHARED/bench_tracking.py" --target "http://127.0.0.1:$CEIL_PORT" --workloads A,B \
   --duration "${DURATION:-10}" --server-pid "$CEIL_PID" --out "$OUT/ceiling.json" >&2
 kill "$CEIL_PID"
+
+# Workload A alone, ferry then the ceiling, PAIRS times, each ferry run on a
+# fresh store: the ratio of the two under the same machine load, and the
+# server's own latency per log-metric call (from its request log: request
+# parsed to response ready), beside what the Python clients measure.
+mkdir -p "$OUT/pairs"
+for i in $(seq 1 "${PAIRS:-3}"); do
+  rm -rf "$WORK/pair"; mkdir -p "$WORK/pair"
+  "$FERRY" server --port "$((FERRY_PORT + 1))" --store "sqlite://$WORK/pair/ferry.db" \
+    --artifacts "$WORK/pair/artifacts" 2>"$WORK/pair/ferry.log" &
+  PAIR_PID=$!; PIDS+=("$PAIR_PID")
+  wait_up "http://127.0.0.1:$((FERRY_PORT + 1))/health"
+  "$PY" "$SHARED/bench_tracking.py" --target "http://127.0.0.1:$((FERRY_PORT + 1))" --workloads A \
+    --duration "${DURATION:-10}" --server-pid "$PAIR_PID" --out "$OUT/pairs/ferry_A_$i.json" >/dev/null
+  kill "$PAIR_PID"; wait "$PAIR_PID" 2>/dev/null || true
+  "$PY" - "$WORK/pair/ferry.log" "$OUT/pairs/ferry_A_${i}_server.json" <<'PYEOF'
+import json, re, sys
+us = sorted(int(m.group(1)) for m in (re.search(r"path=/api/2.0/mlflow/runs/log-metric .*status=200 micros=(\d+)", l)
+                                       for l in open(sys.argv[1])) if m)
+pct = lambda p: us[min(len(us) - 1, int(len(us) * p))] / 1000
+json.dump({"n": len(us), "p50_ms": pct(0.5), "p90_ms": pct(0.9), "p99_ms": pct(0.99), "max_ms": us[-1] / 1000},
+          open(sys.argv[2], "w"))
+PYEOF
+  "$CEILING" "$CEIL_PORT" 2>/dev/null &
+  CEIL_PID=$!; PIDS+=("$CEIL_PID")
+  sleep 0.3
+  "$PY" "$SHARED/bench_tracking.py" --target "http://127.0.0.1:$CEIL_PORT" --workloads A \
+    --duration "${DURATION:-10}" --server-pid "$CEIL_PID" --out "$OUT/pairs/ceiling_A_$i.json" >/dev/null
+  kill "$CEIL_PID"; wait "$CEIL_PID" 2>/dev/null || true
+done
 
 # Cold start of ferry server on a fresh SQLite store: spawn -> first 200.
 "$PY" - "$FERRY" "$WORK" "$OUT/ferry-cold-start.json" <<'PYEOF'
