@@ -3,7 +3,8 @@
 # the load generator's own ceiling measured in the same run.
 #
 #   1. the shared harness (../shared/bench/mlflow/run_all.sh) against a real
-#      `mlflow server` and `ferry server` (release build, fresh SQLite store);
+#      `mlflow server`, then its workloads against `ferry server` (release
+#      build), each repetition on a fresh server and store for both;
 #   2. workloads A and B against benches/ceiling, a server that stores
 #      nothing: what the harness's Python clients can reach on this machine;
 #   3. workload A alone, ferry then the ceiling, PAIRS times (ratio under
@@ -42,13 +43,27 @@ cleanup() { for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || 
 trap cleanup EXIT INT TERM
 wait_up() { for _ in $(seq 200); do curl -sf -o /dev/null "$1" && return 0; sleep 0.05; done; echo "no answer from $1" >&2; exit 1; }
 
-"$FERRY" server --port "$FERRY_PORT" --store "sqlite://$WORK/ferry.db" --artifacts "$WORK/artifacts" 2>"$WORK/ferry.log" &
-FERRY_PID=$!; PIDS+=("$FERRY_PID")
-wait_up "http://127.0.0.1:$FERRY_PORT/health"
+# start_ferry DIR PORT: a ferry server on a fresh store in DIR; sets FERRY_PID.
+start_ferry() {
+  rm -rf "$1"; mkdir -p "$1"
+  "$FERRY" server --port "$2" --store "sqlite://$1/ferry.db" --artifacts "$1/artifacts" 2>"$1/ferry.log" &
+  FERRY_PID=$!; PIDS+=("$FERRY_PID")
+  wait_up "http://127.0.0.1:$2/health"
+}
+stop_ferry() { kill "$FERRY_PID"; wait "$FERRY_PID" 2>/dev/null || true; }
 
+# mlflow: the harness starts a fresh mlflow server for each repetition.
 VENV="$VENV" OUT_DIR="$OUT/harness" WORK_DIR="$WORK/harness" REPEATS="${REPEATS:-1}" \
-  DURATION="${DURATION:-10}" SKIP_SERVING=1 OTHER_TRACKING_PID="$FERRY_PID" \
-  bash "$SHARED/run_all.sh" "http://127.0.0.1:$FERRY_PORT" >&2
+  DURATION="${DURATION:-10}" SKIP_SERVING=1 bash "$SHARED/run_all.sh" >&2
+# ferry: the same workloads in the same order, a fresh server and store for
+# each repetition too (what the harness runs against a second URL).
+for rep in $(seq 1 "${REPEATS:-1}"); do
+  start_ferry "$WORK/ferry-$rep" "$FERRY_PORT"
+  "$PY" "$SHARED/bench_tracking.py" --target "http://127.0.0.1:$FERRY_PORT" --label other \
+    --duration "${DURATION:-10}" --server-pid "$FERRY_PID" \
+    --out "$OUT/harness/tracking_other_rep$rep.json" >/dev/null
+  stop_ferry
+done
 
 "$CEILING" "$CEIL_PORT" 2>/dev/null &
 CEIL_PID=$!; PIDS+=("$CEIL_PID")
@@ -63,14 +78,10 @@ kill "$CEIL_PID"
 # parsed to response ready), beside what the Python clients measure.
 mkdir -p "$OUT/pairs"
 for i in $(seq 1 "${PAIRS:-3}"); do
-  rm -rf "$WORK/pair"; mkdir -p "$WORK/pair"
-  "$FERRY" server --port "$((FERRY_PORT + 1))" --store "sqlite://$WORK/pair/ferry.db" \
-    --artifacts "$WORK/pair/artifacts" 2>"$WORK/pair/ferry.log" &
-  PAIR_PID=$!; PIDS+=("$PAIR_PID")
-  wait_up "http://127.0.0.1:$((FERRY_PORT + 1))/health"
-  "$PY" "$SHARED/bench_tracking.py" --target "http://127.0.0.1:$((FERRY_PORT + 1))" --workloads A \
-    --duration "${DURATION:-10}" --server-pid "$PAIR_PID" --out "$OUT/pairs/ferry_A_$i.json" >/dev/null
-  kill "$PAIR_PID"; wait "$PAIR_PID" 2>/dev/null || true
+  start_ferry "$WORK/pair" "$FERRY_PORT"
+  "$PY" "$SHARED/bench_tracking.py" --target "http://127.0.0.1:$FERRY_PORT" --workloads A \
+    --duration "${DURATION:-10}" --server-pid "$FERRY_PID" --out "$OUT/pairs/ferry_A_$i.json" >/dev/null
+  stop_ferry
   "$PY" - "$WORK/pair/ferry.log" "$OUT/pairs/ferry_A_${i}_server.json" <<'PYEOF'
 import json, re, sys
 us = sorted(int(m.group(1)) for m in (re.search(r"path=/api/2.0/mlflow/runs/log-metric .*status=200 micros=(\d+)", l)
@@ -109,7 +120,9 @@ json.dump({"cold_start_s": times, "median_s": statistics.median(times)}, open(ou
 PYEOF
 
 if [ "${FULL:-0}" = 1 ]; then
+  start_ferry "$WORK/ferry-100k" "$FERRY_PORT"
   "$PY" "$SHARED/bench_tracking.py" --target "http://127.0.0.1:$FERRY_PORT" --workloads C \
     --c-runs 100000 --server-pid "$FERRY_PID" --out "$OUT/ferry-100k.json" >&2
+  stop_ferry
 fi
 "$PY" "$HERE/mlflow_summary.py" "$OUT" | tee "$OUT/summary.md"
