@@ -278,6 +278,8 @@ pub enum Failure {
     Failed(String),
     TooLarge(usize),
     UnsupportedMedia(String),
+    /// The gateway is at a limit of its own (not the model's): retry.
+    Busy(String),
 }
 
 /// What every protocol's prediction handler gets back.

@@ -16,10 +16,109 @@ use std::sync::Arc;
 /// The largest request body, by default.
 pub const DEFAULT_MAX_BODY: usize = 16 << 20;
 
+/// Request bodies in flight for the whole gateway, by default.
+pub const DEFAULT_BODY_BUDGET: usize = 64 << 20;
+
 #[derive(Clone)]
 pub struct HttpState {
     pub gw: Arc<Gateway>,
     pub max_body: usize,
+    pub bodies: BodyBudget,
+}
+
+/// The request bodies the gateway holds at once, in KiB. A request takes
+/// its body's share (its `content-length`, or the largest body when it has
+/// none) before the body is read and gives it back when its answer is ready,
+/// so the memory that parsing takes (a JSON body becomes many times its size
+/// as values) is bounded for the whole gateway, however many clients send
+/// at once. Small requests take 1 KiB each; a request that cannot get its
+/// share within `wait` is answered 503 with `Retry-After`.
+#[derive(Clone)]
+pub struct BodyBudget {
+    sem: Arc<tokio::sync::Semaphore>,
+    kib: u32,
+    wait: std::time::Duration,
+}
+
+impl BodyBudget {
+    pub fn new(bytes: usize, wait: std::time::Duration) -> Self {
+        let kib = u32::try_from(bytes.div_ceil(1024))
+            .unwrap_or(u32::MAX)
+            .clamp(
+                1,
+                u32::try_from(tokio::sync::Semaphore::MAX_PERMITS).unwrap_or(u32::MAX),
+            );
+        Self {
+            sem: Arc::new(tokio::sync::Semaphore::new(kib as usize)),
+            kib,
+            wait,
+        }
+    }
+
+    /// KiB of bodies held right now.
+    pub fn in_use_kib(&self) -> u32 {
+        self.kib - self.sem.available_permits() as u32
+    }
+}
+
+impl Default for BodyBudget {
+    fn default() -> Self {
+        Self::new(DEFAULT_BODY_BUDGET, std::time::Duration::from_secs(10))
+    }
+}
+
+/// The protocol a path speaks, for errors raised before its handler runs.
+fn proto_of(path: &str) -> Proto {
+    if path == "/invocations" {
+        Proto::Mlflow
+    } else if path.starts_with("/v2") {
+        Proto::V2
+    } else if path.starts_with("/v1") {
+        Proto::V1
+    } else {
+        Proto::Plain
+    }
+}
+
+/// Holds a request's share of [`BodyBudget`] while it is answered.
+async fn body_budget(
+    State(st): State<HttpState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    use axum::http::Method;
+    if matches!(
+        *req.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::DELETE
+    ) {
+        return next.run(req).await;
+    }
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    // Larger bodies are refused (413) before they are read in full.
+    let want = declared.unwrap_or(st.max_body).min(st.max_body);
+    let kib = u32::try_from(want.div_ceil(1024))
+        .unwrap_or(u32::MAX)
+        .clamp(1, st.bodies.kib);
+    let b = &st.bodies;
+    match tokio::time::timeout(b.wait, b.sem.clone().acquire_many_owned(kib)).await {
+        Ok(Ok(held)) => {
+            let resp = next.run(req).await;
+            drop(held);
+            resp
+        }
+        _ => ApiError::new(
+            proto_of(req.uri().path()),
+            Failure::Busy(format!(
+                "the gateway holds {} MiB of request bodies at most and is full; retry",
+                b.kib / 1024
+            )),
+        )
+        .into_response(),
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -51,6 +150,7 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let retry = matches!(self.failure, Failure::Busy(_));
         let (status, code, msg) = match self.failure {
             Failure::BadInput(m) => (StatusCode::BAD_REQUEST, "BAD_REQUEST", m),
             Failure::NotFound(m) => (StatusCode::NOT_FOUND, "RESOURCE_DOES_NOT_EXIST", m),
@@ -60,6 +160,11 @@ impl IntoResponse for ApiError {
                 format!("the body is larger than {max} bytes"),
             ),
             Failure::UnsupportedMedia(m) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "BAD_REQUEST", m),
+            Failure::Busy(m) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "TEMPORARILY_UNAVAILABLE",
+                m,
+            ),
             Failure::Unavailable(m) => {
                 tracing::warn!("unavailable: {m}");
                 (
@@ -97,6 +202,10 @@ impl IntoResponse for ApiError {
             self.version.as_ref().map(|(m, v)| (m.as_str(), *v)),
             None,
         );
+        if retry {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
         resp
     }
 }
@@ -709,6 +818,10 @@ pub fn router(st: HttpState) -> Router {
         .route("/feedback", post(feedback))
         .route("/metrics", get(metrics))
         .fallback(fallback)
+        .layer(axum::middleware::from_fn_with_state(
+            st.clone(),
+            body_budget,
+        ))
         .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(st)
 }

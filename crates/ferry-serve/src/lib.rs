@@ -30,6 +30,8 @@ use std::time::Duration;
 pub struct ServeConfig {
     pub addr: SocketAddr,
     pub max_body: usize,
+    /// Request bodies held at once, in bytes (see [`http::BodyBudget`]).
+    pub body_budget: usize,
     /// How often the controller reconciles routes and judges deployments.
     pub tick: Duration,
 }
@@ -63,6 +65,7 @@ pub async fn serve(
     let app = router(HttpState {
         gw: gw.clone(),
         max_body: cfg.max_body,
+        bodies: http::BodyBudget::new(cfg.body_budget, gw.request_timeout),
     });
     let r = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown())

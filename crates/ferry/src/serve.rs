@@ -43,6 +43,9 @@ pub struct ServeArgs {
     /// The largest request body, in MiB
     #[arg(long, default_value_t = 16)]
     pub max_body_mib: usize,
+    /// Request bodies held at once, in MiB (beyond it requests wait, then get 503)
+    #[arg(long, default_value_t = 64)]
+    pub max_inflight_mib: usize,
     /// Threads answering requests (default: one per core)
     #[arg(long)]
     pub threads: Option<usize>,
@@ -253,6 +256,7 @@ pub fn serve(ctx: &Ctx, a: ServeArgs) -> Result<u8> {
         let cfg = ferry_serve::ServeConfig {
             addr: std::net::SocketAddr::new(ip, a.port),
             max_body: a.max_body_mib << 20,
+            body_budget: a.max_inflight_mib.max(1).saturating_mul(1 << 20),
             tick: std::time::Duration::from_millis(tick.max(50)),
         };
         let shown = gw.clone();

@@ -131,6 +131,7 @@ pub fn app(gw: &Arc<Gateway>) -> axum::Router {
     ferry_serve::router(HttpState {
         gw: gw.clone(),
         max_body: 1 << 16,
+        bodies: ferry_serve::http::BodyBudget::default(),
     })
 }
 

@@ -311,3 +311,93 @@ pub fn promtool_check(text: &str) {
     // promtool's lint notes (e.g. about counters' names) are problems too.
     assert!(msg.trim().is_empty(), "promtool: {msg}");
 }
+
+/// A request whose body never finishes arriving holds its share of the body
+/// budget: others that do not fit wait, then get 503 with `Retry-After` in
+/// their protocol's shape; small ones and GETs still pass; the share comes
+/// back when the request goes away.
+#[test]
+fn request_bodies_in_flight_are_bounded() {
+    rt().block_on(async {
+        let (_env, gw) = iris().await;
+        let budget =
+            ferry_serve::http::BodyBudget::new(4096, std::time::Duration::from_millis(100));
+        let app = ferry_serve::router(HttpState {
+            gw: gw.clone(),
+            max_body: 1 << 16,
+            bodies: budget.clone(),
+        });
+        let with_length = |uri: &str, len: usize, body: Body| {
+            Request::builder()
+                .method("POST")
+                .uri(uri)
+                .header("content-type", "application/json")
+                .header("content-length", len.to_string())
+                .body(body)
+                .unwrap()
+        };
+        // 3 KiB declared, never sent: it waits for its body, holding 3 KiB.
+        let stalled = futures_util::stream::pending::<Result<bytes::Bytes, std::io::Error>>();
+        let held = tokio::spawn(app.clone().oneshot(with_length(
+            "/invocations",
+            3000,
+            Body::from_stream(stalled),
+        )));
+        for _ in 0..200 {
+            if budget.in_use_kib() == 3 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        assert_eq!(budget.in_use_kib(), 3);
+        // 2 KiB more does not fit.
+        let padded = |uri: &str| {
+            let mut b = format!(r#"{{"instances": [{ROW}]}}"#);
+            b.push_str(&" ".repeat(2000 - b.len()));
+            with_length(uri, b.len(), Body::from(b))
+        };
+        let started = std::time::Instant::now();
+        let r = app.clone().oneshot(padded("/invocations")).await.unwrap();
+        assert_eq!(r.status(), 503);
+        assert!(started.elapsed() >= std::time::Duration::from_millis(100));
+        assert_eq!(r.headers()["retry-after"], "1");
+        let j: Value =
+            serde_json::from_slice(&r.into_body().collect().await.unwrap().to_bytes()).unwrap();
+        assert_eq!(j["error_code"], "TEMPORARILY_UNAVAILABLE");
+        assert!(
+            j["message"].as_str().unwrap().contains("request bodies"),
+            "{j}"
+        );
+        let r = app
+            .clone()
+            .oneshot(padded("/v2/models/iris/infer"))
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 503);
+        let j: Value =
+            serde_json::from_slice(&r.into_body().collect().await.unwrap().to_bytes()).unwrap();
+        assert!(j["error"].as_str().unwrap().contains("retry"), "{j}");
+        // 1 KiB fits beside the stalled one; GETs take no share.
+        let small = format!(r#"{{"instances": [{ROW}]}}"#);
+        let r = app
+            .clone()
+            .oneshot(with_length(
+                "/invocations",
+                small.len(),
+                Body::from(small.clone()),
+            ))
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(
+            call(&app, "GET", "/v2/health/ready", None, "").await.status,
+            200
+        );
+        // The stalled client goes away: its share comes back.
+        held.abort();
+        let _ = held.await;
+        assert_eq!(budget.in_use_kib(), 0);
+        let r = app.clone().oneshot(padded("/invocations")).await.unwrap();
+        assert_eq!(r.status(), 200);
+    });
+}
