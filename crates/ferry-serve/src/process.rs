@@ -193,14 +193,17 @@ impl ProcessRuntime {
         };
         let (cmd, dir, name) = (cmd.to_owned(), dir.to_path_buf(), rt.name.clone());
         tokio::spawn(async move {
-            let mut backoff = Duration::from_millis(500);
+            let mut backoff = Backoff::default();
+            let mut up_since = std::time::Instant::now();
             loop {
+                let delay;
                 tokio::select! {
                     st = child.wait() => {
                         ready.store(false, Ordering::SeqCst);
                         // Whatever it left behind goes with it.
                         ferry_executor::signal_group(pgid.swap(0, Ordering::SeqCst), true);
-                        tracing::warn!(model = %name, status = ?st.ok(), "process runtime exited; restarting in {:?}", backoff);
+                        delay = backoff.after_exit(up_since.elapsed());
+                        tracing::warn!(model = %name, status = ?st.ok(), "process runtime exited; restarting in {delay:?}");
                     }
                     _ = stop.notified() => {
                         stop_group(&mut child).await;
@@ -217,10 +220,9 @@ impl ProcessRuntime {
                     }
                 }
                 tokio::select! {
-                    _ = tokio::time::sleep(backoff) => {}
+                    _ = tokio::time::sleep(delay) => {}
                     _ = stop.notified() => return,
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(30));
                 match spawn(&cmd, &dir, port) {
                     Ok(mut c) => {
                         pgid.store(c.id().unwrap_or(0), Ordering::SeqCst);
@@ -229,21 +231,55 @@ impl ProcessRuntime {
                             Ok(()) => {
                                 restarts.fetch_add(1, Ordering::Relaxed);
                                 ready.store(true, Ordering::SeqCst);
-                                backoff = Duration::from_millis(500);
+                                up_since = std::time::Instant::now();
                                 child = c;
                             }
                             Err(e) => {
                                 tracing::warn!(model = %name, "restart failed: {e}");
                                 stop_group(&mut c).await;
+                                up_since = std::time::Instant::now();
                                 child = c;
                             }
                         }
                     }
-                    Err(e) => tracing::warn!(model = %name, "cannot restart: {e}"),
+                    Err(e) => {
+                        tracing::warn!(model = %name, "cannot restart: {e}");
+                        up_since = std::time::Instant::now();
+                    }
                 }
             }
         });
         Ok(Arc::new(rt))
+    }
+}
+
+/// The wait before restarting a process runtime that exited: 0.5 s,
+/// doubling up to 30 s while it keeps dying, back to 0.5 s only once a run
+/// has lasted [`Backoff::STABLE`] (a runtime that starts, answers its health
+/// check and dies seconds later is a crash loop, not a recovery).
+struct Backoff {
+    next: Duration,
+}
+
+impl Backoff {
+    const FIRST: Duration = Duration::from_millis(500);
+    const MAX: Duration = Duration::from_secs(30);
+    const STABLE: Duration = Duration::from_secs(60);
+
+    /// The wait after a run that lasted `ran_for`.
+    fn after_exit(&mut self, ran_for: Duration) -> Duration {
+        if ran_for >= Self::STABLE {
+            self.next = Self::FIRST;
+        }
+        let wait = self.next;
+        self.next = (self.next * 2).min(Self::MAX);
+        wait
+    }
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self { next: Self::FIRST }
     }
 }
 
@@ -369,5 +405,30 @@ impl Predictor for ProcessRuntime {
             )));
         }
         Ok(vec![from_json(&v)?])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn backoff_grows_while_runs_are_short_and_resets_after_a_stable_one() {
+        let mut b = Backoff::default();
+        // Dies at once, then keeps dying seconds after each healthy start.
+        let waits: Vec<_> = [0, 2_000, 5_000, 1_000, 3_000, 2_000, 4_000, 1_000]
+            .map(|r| b.after_exit(ms(r)))
+            .to_vec();
+        assert_eq!(
+            waits,
+            [500, 1_000, 2_000, 4_000, 8_000, 16_000, 30_000, 30_000].map(ms)
+        );
+        // A run of a minute was a recovery: the next failure waits little.
+        assert_eq!(b.after_exit(Duration::from_secs(60)), ms(500));
+        assert_eq!(b.after_exit(ms(10)), ms(1_000));
     }
 }
