@@ -223,12 +223,23 @@ struct Baseline {
     waited: bool,
 }
 
+/// How long a reconcile waits for a version to load before leaving it to
+/// load in the background.
+const QUICK_LOAD: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// A version loading in the background.
+type Loading = tokio::task::JoinHandle<Result<Arc<dyn Predictor>, LoadError>>;
+
 pub struct Gateway {
     pub specs: Vec<ServeSpec>,
     pub store: Arc<dyn MetadataStore>,
     loader: Arc<dyn Loader>,
     table: RwLock<Arc<Table>>,
     cache: tokio::sync::Mutex<HashMap<(String, i64), Arc<Served>>>,
+    /// Versions loading in the background (after start-up a slow runtime,
+    /// such as a process that takes minutes to answer its health check,
+    /// must not hold up the controller's other routes and decisions).
+    loading: Mutex<HashMap<(String, i64), Loading>>,
     route_n: AtomicU64,
     request_n: AtomicU64,
     boot: u64,
@@ -312,6 +323,7 @@ impl Gateway {
             loader,
             table: RwLock::new(Arc::new(Table::default())),
             cache: tokio::sync::Mutex::new(HashMap::new()),
+            loading: Mutex::new(HashMap::new()),
             route_n: AtomicU64::new(0),
             request_n: AtomicU64::new(0),
             boot,
@@ -345,19 +357,53 @@ impl Gateway {
         })
     }
 
+    /// `v` ready to serve, from the cache or loaded now (`wait`), or else
+    /// loading in the background: `None` until a later call finds it done.
     async fn served(
         &self,
         cache: &mut HashMap<(String, i64), Arc<Served>>,
         v: &ModelVersion,
-    ) -> Result<Arc<Served>, LoadError> {
-        if let Some(s) = cache.get(&(v.model.clone(), v.version)) {
-            return Ok(s.clone());
+        wait: bool,
+    ) -> Result<Option<Arc<Served>>, LoadError> {
+        let key = (v.model.clone(), v.version);
+        if let Some(s) = cache.get(&key) {
+            return Ok(Some(s.clone()));
         }
-        let p = self.loader.load(v).await?;
+        let pending = {
+            let mut loading = lock(&self.loading);
+            match loading.get(&key) {
+                Some(h) if !h.is_finished() && !wait => return Ok(None),
+                Some(_) => loading.remove(&key),
+                None => None,
+            }
+        };
+        let joined = match pending {
+            Some(h) => h.await,
+            None if wait => Ok(self.loader.load(v).await),
+            None => {
+                // Loads that are quick (ONNX in-process) finish within this
+                // call; slow ones go on in the background.
+                let (loader, v) = (self.loader.clone(), v.clone());
+                let mut h = tokio::spawn(async move { loader.load(&v).await });
+                match tokio::time::timeout(QUICK_LOAD, &mut h).await {
+                    Ok(joined) => joined,
+                    Err(_) => {
+                        tracing::info!(model = %key.0, version = key.1, "loading in the background");
+                        lock(&self.loading).insert(key, h);
+                        return Ok(None);
+                    }
+                }
+            }
+        };
+        let p = joined.map_err(|e| LoadError::Version {
+            model: v.model.clone(),
+            version: v.version,
+            message: format!("its loading stopped: {e}"),
+        })??;
         let s = Arc::new(Served::new(v, p));
         tracing::info!(model = %v.model, version = v.version, platform = s.predictor.platform(), "loaded");
-        cache.insert((v.model.clone(), v.version), s.clone());
-        Ok(s)
+        cache.insert(key, s.clone());
+        Ok(Some(s))
     }
 
     /// Drops every route and loaded version (shutdown): process runtimes
@@ -366,6 +412,7 @@ impl Gateway {
         let mut cache = self.cache.lock().await;
         *self.table.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(Table::default());
         cache.clear();
+        lock(&self.loading).clear();
     }
 
     /// Rebuilds the route table from the store. With `strict`, any model
@@ -375,44 +422,59 @@ impl Gateway {
         let mut cache = self.cache.lock().await;
         let old = self.table();
         let mut models = Vec::new();
+        let mut wanted = std::collections::HashSet::new();
         for spec in &self.specs {
-            match self.route_for(&mut cache, spec).await {
-                Ok(r) => models.push(r),
+            let r = self.route_for(&mut cache, spec, strict, &mut wanted).await;
+            let keep = match r {
+                Ok(Some(r)) => {
+                    models.push(r);
+                    false
+                }
+                // Its new stable version is still loading.
+                Ok(None) => true,
                 Err(e) if strict => return Err(e),
                 Err(e) => {
                     tracing::warn!(model = %spec.name, "keeping the current routes: {e}");
-                    if let Some(prev) = old.get(&spec.name) {
-                        models.push(ModelRoute {
-                            name: prev.name.clone(),
-                            stable: prev.stable.clone(),
-                            candidate: prev.candidate.as_ref().map(|c| Canary {
-                                served: c.served.clone(),
-                                weight: c.weight,
-                                deployment: c.deployment.clone(),
-                                plan: c.plan.clone(),
-                            }),
-                        });
-                    }
+                    true
                 }
+            };
+            if keep && let Some(prev) = old.get(&spec.name) {
+                models.push(ModelRoute {
+                    name: prev.name.clone(),
+                    stable: prev.stable.clone(),
+                    candidate: prev.candidate.as_ref().map(|c| Canary {
+                        served: c.served.clone(),
+                        weight: c.weight,
+                        deployment: c.deployment.clone(),
+                        plan: c.plan.clone(),
+                    }),
+                });
             }
         }
         // Versions no route uses any more are unloaded (requests still
-        // holding them finish first: they own an Arc).
+        // holding them finish first: they own an Arc); background loads no
+        // route wants any more are dropped once they end.
         let used: std::collections::HashSet<(String, i64)> = models
             .iter()
             .flat_map(|m| m.versions())
             .map(|s| (s.model.clone(), s.version))
             .collect();
         cache.retain(|k, _| used.contains(k));
+        lock(&self.loading).retain(|k, h| wanted.contains(k) || !h.is_finished());
         *self.table.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(Table { models });
         Ok(())
     }
 
+    /// The route of `spec` as the store has it now; `None` while its stable
+    /// version is loading in the background (`wait` loads in place). Every
+    /// version it asks for goes into `wanted`.
     async fn route_for(
         &self,
         cache: &mut HashMap<(String, i64), Arc<Served>>,
         spec: &ServeSpec,
-    ) -> Result<ModelRoute, LoadError> {
+        wait: bool,
+        wanted: &mut std::collections::HashSet<(String, i64)>,
+    ) -> Result<Option<ModelRoute>, LoadError> {
         let dep = self
             .store
             .list_deployments(Some(&spec.name), true)
@@ -443,15 +505,25 @@ impl Gateway {
             },
             None => self.resolve(spec).await?,
         };
-        let stable = self.served(cache, &stable_v).await?;
+        wanted.insert((stable_v.model.clone(), stable_v.version));
+        let Some(stable) = self.served(cache, &stable_v, wait).await? else {
+            return Ok(None);
+        };
         let candidate = match dep {
             Some((d, plan)) => {
                 let loaded = match self.store.get_version(&spec.name, d.candidate).await? {
-                    Some(v) => self.served(cache, &v).await.map_err(|e| e.to_string()),
+                    Some(v) => {
+                        wanted.insert((v.model.clone(), v.version));
+                        self.served(cache, &v, wait)
+                            .await
+                            .map_err(|e| e.to_string())
+                    }
                     None => Err(format!("version {} was deleted", d.candidate)),
                 };
                 match loaded {
-                    Ok(served) => Some(Canary {
+                    // Still loading: stable answers everything meanwhile.
+                    Ok(None) => None,
+                    Ok(Some(served)) => Some(Canary {
                         served,
                         weight: d.weight.clamp(0, 100) as u32,
                         deployment: d,
@@ -470,11 +542,11 @@ impl Gateway {
             }
             None => None,
         };
-        Ok(ModelRoute {
+        Ok(Some(ModelRoute {
             name: spec.name.clone(),
             stable,
             candidate,
-        })
+        }))
     }
 
     /// Ends a deployment (rollback, abort or promotion) in the store.

@@ -104,6 +104,7 @@ impl Loader for StoreLoader {
                 ));
             }
             let f = Fake::parse(spec).map_err(|e| err(v, format!("tag ferry.fake: {e}")))?;
+            tokio::time::sleep(f.load_delay).await;
             return Ok(Arc::new(FakePredictor::new(f)));
         }
         let uri = ferry_metadata::version_artifact_uri(self.store.as_ref(), v).await?;

@@ -121,11 +121,13 @@ pub struct Fake {
     pub error_every: Option<u64>,
     pub delay: Duration,
     pub shift_to: Option<String>,
+    /// How long loading it takes (a runtime that is slow to start).
+    pub load_delay: Duration,
     pub calls: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Fake {
-    /// Parses a behaviour such as `errors=5,delay=50ms,shift=b` (tests put
+    /// Parses a behaviour such as `errors=5,delay=50ms,shift=b,load=2s` (tests put
     /// it in a version tag, `ferry.fake`).
     pub fn parse(spec: &str) -> Result<Fake, String> {
         let mut f = Fake::default();
@@ -142,6 +144,9 @@ impl Fake {
                     f.delay = Duration::from_millis(crate::canary::parse_duration(v)?);
                 }
                 "shift" => f.shift_to = Some(v.to_owned()),
+                "load" => {
+                    f.load_delay = Duration::from_millis(crate::canary::parse_duration(v)?);
+                }
                 "ok" => {}
                 _ => return Err(format!("unknown fake behaviour `{k}`")),
             }

@@ -236,11 +236,96 @@ fn a_candidate_that_cannot_load_is_rolled_back() {
     rt().block_on(async {
         let (env, gw) = setup("bogus=1").await;
         let id = deploy(&env, "m", 2, &plan(&[50, 100], 100, criteria())).await;
-        gw.tick().await;
-        let d = env.store.get_deployment(&id).await.unwrap().unwrap();
+        // It loads in the background: a later tick finds it failed.
+        let d = until_ended(&env, &gw, &id).await;
         assert_eq!(d.phase, "rolled_back");
         assert!(d.reason.unwrap().contains("failed to load"));
         assert!(traffic(&app(&gw), 10).await.iter().all(|s| *s == 200));
+    });
+}
+
+/// One row for the fakes, in the Open Inference Protocol.
+fn v2_row() -> String {
+    r#"{"inputs": [{"name": "X", "shape": [1, 2], "datatype": "FP32", "data": [1, 0]}]}"#.into()
+}
+
+/// Ticks until the deployment ends (at most 5 s).
+async fn until_ended(env: &Env, gw: &Gateway, id: &str) -> ferry_metadata::Deployment {
+    for _ in 0..500 {
+        gw.tick().await;
+        let d = env.store.get_deployment(id).await.unwrap().unwrap();
+        if d.phase != "progressing" {
+            return d;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("deployment {id} did not end");
+}
+
+/// A candidate that takes long to load (a process runtime waiting for its
+/// health check, say) loads in the background: ticks go on meanwhile (other
+/// models' routes and decisions are not held up), stable answers every
+/// request, and the candidate gets its share once it is ready.
+#[test]
+fn a_slow_loading_candidate_does_not_hold_up_the_controller() {
+    rt().block_on(async {
+        let env = Env::new().await;
+        env.version("m", None, Some("ok"), Some("production")).await;
+        env.version("m", None, Some("load=1500ms"), None).await;
+        env.version("n", None, Some("ok"), Some("production")).await;
+        env.version("n", None, Some("errors=1"), None).await;
+        let gw = env.gateway(&["m@production", "n@production"], false).await;
+        let app = app(&gw);
+        let slow = deploy(&env, "m", 2, &plan(&[50, 100], 60_000, criteria())).await;
+        let started = std::time::Instant::now();
+        gw.tick().await;
+        assert!(
+            started.elapsed() < Duration::from_millis(500),
+            "a tick waited for the load: {:?}",
+            started.elapsed()
+        );
+        // Meanwhile another model's failing candidate is judged and rolled back.
+        let failing = deploy(&env, "n", 2, &plan(&[50, 100], 100, criteria())).await;
+        gw.tick().await;
+        for _ in 0..30 {
+            let _ = post_json(&app, "/v2/models/n/infer", &v2_row()).await;
+        }
+        let d = until_ended(&env, &gw, &failing).await;
+        assert_eq!(d.phase, "rolled_back");
+        assert!(
+            started.elapsed() < Duration::from_millis(1500),
+            "{:?}",
+            started.elapsed()
+        );
+        // m's candidate is not routed yet: every answer comes from version 1.
+        for _ in 0..20 {
+            let r = post_json(&app, "/v2/models/m/infer", &v2_row()).await;
+            assert_eq!(r.status, 200);
+            assert_eq!(r.header("x-ferry-model-version"), Some("1"));
+        }
+        // Once loaded, a tick gives it its 50%.
+        let mut versions = std::collections::HashSet::new();
+        for _ in 0..300 {
+            gw.tick().await;
+            if gw
+                .table()
+                .get("m")
+                .and_then(|r| r.candidate.as_ref())
+                .is_some()
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(started.elapsed() >= Duration::from_millis(1500));
+        for _ in 0..40 {
+            let r = post_json(&app, "/v2/models/m/infer", &v2_row()).await;
+            assert_eq!(r.status, 200);
+            versions.insert(r.header("x-ferry-model-version").unwrap().to_owned());
+        }
+        assert_eq!(versions.len(), 2, "both versions answer: {versions:?}");
+        let d = env.store.get_deployment(&slow).await.unwrap().unwrap();
+        assert_eq!(d.phase, "progressing");
     });
 }
 
