@@ -16,55 +16,14 @@ use std::sync::Arc;
 /// The largest request body, by default.
 pub const DEFAULT_MAX_BODY: usize = 16 << 20;
 
-/// Request bodies in flight for the whole gateway, by default.
-pub const DEFAULT_BODY_BUDGET: usize = 64 << 20;
+pub use ferry_http::BodyBudget;
 
 #[derive(Clone)]
 pub struct HttpState {
     pub gw: Arc<Gateway>,
     pub max_body: usize,
+    /// Request bodies held at once, for the whole gateway.
     pub bodies: BodyBudget,
-}
-
-/// The request bodies the gateway holds at once, in KiB. A request takes
-/// its body's share (its `content-length`, or the largest body when it has
-/// none) before the body is read and gives it back when its answer is ready,
-/// so the memory that parsing takes (a JSON body becomes many times its size
-/// as values) is bounded for the whole gateway, however many clients send
-/// at once. Small requests take 1 KiB each; a request that cannot get its
-/// share within `wait` is answered 503 with `Retry-After`.
-#[derive(Clone)]
-pub struct BodyBudget {
-    sem: Arc<tokio::sync::Semaphore>,
-    kib: u32,
-    wait: std::time::Duration,
-}
-
-impl BodyBudget {
-    pub fn new(bytes: usize, wait: std::time::Duration) -> Self {
-        let kib = u32::try_from(bytes.div_ceil(1024))
-            .unwrap_or(u32::MAX)
-            .clamp(
-                1,
-                u32::try_from(tokio::sync::Semaphore::MAX_PERMITS).unwrap_or(u32::MAX),
-            );
-        Self {
-            sem: Arc::new(tokio::sync::Semaphore::new(kib as usize)),
-            kib,
-            wait,
-        }
-    }
-
-    /// KiB of bodies held right now.
-    pub fn in_use_kib(&self) -> u32 {
-        self.kib - self.sem.available_permits() as u32
-    }
-}
-
-impl Default for BodyBudget {
-    fn default() -> Self {
-        Self::new(DEFAULT_BODY_BUDGET, std::time::Duration::from_secs(10))
-    }
 }
 
 /// The protocol a path speaks, for errors raised before its handler runs.
@@ -99,22 +58,17 @@ async fn body_budget(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     // Larger bodies are refused (413) before they are read in full.
-    let want = declared.unwrap_or(st.max_body).min(st.max_body);
-    let kib = u32::try_from(want.div_ceil(1024))
-        .unwrap_or(u32::MAX)
-        .clamp(1, st.bodies.kib);
-    let b = &st.bodies;
-    match tokio::time::timeout(b.wait, b.sem.clone().acquire_many_owned(kib)).await {
-        Ok(Ok(held)) => {
+    match st.bodies.hold(declared, st.max_body).await {
+        Some(held) => {
             let resp = next.run(req).await;
             drop(held);
             resp
         }
-        _ => ApiError::new(
+        None => ApiError::new(
             proto_of(req.uri().path()),
             Failure::Busy(format!(
                 "the gateway holds {} MiB of request bodies at most and is full; retry",
-                b.kib / 1024
+                st.bodies.total_mib()
             )),
         )
         .into_response(),

@@ -68,7 +68,7 @@ pub async fn serve(
         bodies: http::BodyBudget::new(cfg.body_budget, gw.request_timeout),
     });
     let r = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown())
+        .with_graceful_shutdown(ferry_http::shutdown_signal())
         .await
         .map_err(|e| format!("the gateway stopped: {e}"));
     controller.abort();
@@ -81,23 +81,4 @@ pub async fn serve(
         l.flush();
     }
     r
-}
-
-async fn shutdown() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
-            s.recv().await;
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term => {}
-    }
 }

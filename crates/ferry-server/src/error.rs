@@ -12,6 +12,9 @@ pub enum Code {
     BadRequest,
     EndpointNotFound,
     Internal,
+    /// The server is at a limit of its own; the client retries (MLflow's
+    /// client does so by itself on 503).
+    TemporarilyUnavailable,
 }
 
 impl Code {
@@ -23,12 +26,14 @@ impl Code {
             Code::BadRequest => "BAD_REQUEST",
             Code::EndpointNotFound => "ENDPOINT_NOT_FOUND",
             Code::Internal => "INTERNAL_ERROR",
+            Code::TemporarilyUnavailable => "TEMPORARILY_UNAVAILABLE",
         }
     }
     fn status(self) -> StatusCode {
         match self {
             Code::ResourceDoesNotExist | Code::EndpointNotFound => StatusCode::NOT_FOUND,
             Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            Code::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::BAD_REQUEST,
         }
     }
@@ -52,6 +57,12 @@ impl ApiError {
     pub fn not_found(message: impl Into<String>) -> Self {
         Self {
             code: Code::ResourceDoesNotExist,
+            message: message.into(),
+        }
+    }
+    pub fn busy(message: impl Into<String>) -> Self {
+        Self {
+            code: Code::TemporarilyUnavailable,
             message: message.into(),
         }
     }
@@ -80,7 +91,14 @@ impl IntoResponse for ApiError {
             "error_code": self.code.as_str(),
             "message": self.message,
         });
-        (self.code.status(), axum::Json(body)).into_response()
+        let mut resp = (self.code.status(), axum::Json(body)).into_response();
+        if self.code == Code::TemporarilyUnavailable {
+            resp.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("1"),
+            );
+        }
+        resp
     }
 }
 

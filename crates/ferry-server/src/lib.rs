@@ -27,6 +27,9 @@ use std::sync::Arc;
 pub struct AppState {
     pub store: Arc<dyn MetadataStore>,
     pub artifacts: Arc<artifacts::ArtifactRoot>,
+    /// JSON request bodies held at once, for the whole server (artifact
+    /// uploads stream to disk and take none).
+    pub bodies: ferry_http::BodyBudget,
 }
 
 pub(crate) fn now_ms() -> i64 {
@@ -96,6 +99,10 @@ pub fn router(state: AppState) -> Router {
         .route("/model-versions/delete-tag", delete(g::delete_version_tag))
         .route("/model-versions/search", get(g::search_versions))
         .route("/model-versions/get-download-uri", get(g::download_uri))
+        .layer(axum::middleware::from_fn_with_state(
+            state.bodies.clone(),
+            json_budget,
+        ))
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY));
     // Uploads stream to disk, so no body limit applies to them.
     let artifact_file = get(a::download)
@@ -112,6 +119,35 @@ pub fn router(state: AppState) -> Router {
         .route("/version", get(version))
         .fallback(not_found)
         .with_state(state)
+}
+
+/// Holds a JSON request's share of [`AppState::bodies`] while it is answered.
+async fn json_budget(
+    axum::extract::State(bodies): axum::extract::State<ferry_http::BodyBudget>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::http::Method;
+    if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
+        return next.run(req).await;
+    }
+    let declared = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    match bodies.hold(declared, MAX_JSON_BODY).await {
+        Some(held) => {
+            let resp = next.run(req).await;
+            drop(held);
+            resp
+        }
+        None => error::ApiError::busy(format!(
+            "the server holds {} MiB of request bodies at most and is full; retry",
+            bodies.total_mib()
+        ))
+        .into_response(),
+    }
 }
 
 async fn health() -> &'static str {
@@ -146,6 +182,8 @@ pub struct ServerConfig {
     pub addr: SocketAddr,
     pub store_url: String,
     pub artifacts: std::path::PathBuf,
+    /// JSON request bodies held at once, in bytes.
+    pub body_budget: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -181,6 +219,7 @@ pub async fn serve(cfg: ServerConfig, ready: impl FnOnce(SocketAddr)) -> Result<
     let state = AppState {
         store: Arc::new(store),
         artifacts: Arc::new(artifacts),
+        bodies: ferry_http::BodyBudget::new(cfg.body_budget, std::time::Duration::from_secs(10)),
     };
     let app = router(state).layer(axum::middleware::from_fn(log_requests));
     let listener = tokio::net::TcpListener::bind(cfg.addr)
@@ -192,28 +231,12 @@ pub async fn serve(cfg: ServerConfig, ready: impl FnOnce(SocketAddr)) -> Result<
     let local = listener.local_addr().map_err(ServeError::Serve)?;
     ready(local);
     axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown())
+        .with_graceful_shutdown(async {
+            ferry_http::shutdown_signal().await;
+            tracing::info!("shutting down: finishing in-flight requests");
+        })
         .await
         .map_err(ServeError::Serve)
-}
-
-async fn shutdown() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
-    tracing::info!("shutting down: finishing in-flight requests");
 }
 
 /// One structured log line per request.
@@ -285,6 +308,7 @@ impl Embedded {
                     let state = AppState {
                         store: Arc::new(store),
                         artifacts: Arc::new(artifacts),
+                        bodies: ferry_http::BodyBudget::default(),
                     };
                     let addr = SocketAddr::from(([127, 0, 0, 1], 0));
                     let listener = tokio::net::TcpListener::bind(addr)

@@ -182,6 +182,9 @@ pub struct ServerArgs {
     /// Log one JSON object per request instead of plain lines
     #[arg(long)]
     pub log_json: bool,
+    /// JSON request bodies held at once, in MiB (beyond it requests wait, then get 503)
+    #[arg(long, default_value_t = 64)]
+    pub max_inflight_mib: usize,
 }
 
 #[derive(Debug, Args)]

@@ -738,6 +738,7 @@ fn server(ctx: &Ctx, args: ServerArgs) -> Result<u8> {
         addr: std::net::SocketAddr::new(ip, args.port),
         store_url: store_url.clone(),
         artifacts: artifacts.clone(),
+        body_budget: args.max_inflight_mib.max(1).saturating_mul(1 << 20),
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

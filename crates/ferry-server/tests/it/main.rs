@@ -18,6 +18,10 @@ struct App {
 
 impl App {
     async fn new() -> Self {
+        Self::with_budget(ferry_http::BodyBudget::default()).await
+    }
+
+    async fn with_budget(bodies: ferry_http::BodyBudget) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("ferry.db").display());
         let store = ferry_metadata::SqlStore::open(&url)
@@ -28,6 +32,7 @@ impl App {
         let router = router(AppState {
             store: Arc::new(store),
             artifacts: Arc::new(artifacts),
+            bodies,
         });
         App { router, dir }
     }
@@ -649,5 +654,111 @@ fn registry() {
         assert_eq!(s, StatusCode::OK);
         let (s, _) = app.get("registered-models/get?name=iris2").await;
         assert_eq!(s, StatusCode::NOT_FOUND);
+    });
+}
+
+/// A JSON request whose body never finishes arriving holds its share of the
+/// body budget: one that does not fit beside it waits, then gets MLflow's
+/// 503 (which the mlflow client retries) with `Retry-After`; GETs and
+/// artifact uploads take no share; the share comes back with the request.
+#[test]
+fn json_bodies_in_flight_are_bounded() {
+    rt().block_on(async {
+        let budget = ferry_http::BodyBudget::new(4096, std::time::Duration::from_millis(100));
+        let app = App::with_budget(budget.clone()).await;
+        let (_, e) = app.post("experiments/create", json!({"name": "b"})).await;
+        let (_, r) = app
+            .post("runs/create", json!({"experiment_id": e["experiment_id"]}))
+            .await;
+        let run = r["run"]["info"]["run_id"].as_str().unwrap().to_owned();
+        let with_length = |uri: &str, len: usize, body: Body| {
+            Request::builder()
+                .method("POST")
+                .uri(uri)
+                .header("content-type", "application/json")
+                .header("content-length", len.to_string())
+                .body(body)
+                .unwrap()
+        };
+        let stalled = futures_util::stream::pending::<Result<bytes::Bytes, std::io::Error>>();
+        let held = tokio::spawn(app.router.clone().oneshot(with_length(
+            "/api/2.0/mlflow/runs/log-batch",
+            3000,
+            Body::from_stream(stalled),
+        )));
+        for _ in 0..200 {
+            if budget.in_use_kib() == 3 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        assert_eq!(budget.in_use_kib(), 3);
+        let metric = |pad: usize| {
+            let mut b = json!({"run_id": run, "key": "m", "value": 1.0, "timestamp": 1, "step": 0})
+                .to_string();
+            b.push_str(&" ".repeat(pad));
+            b
+        };
+        let big = metric(2000);
+        let (status, body) = {
+            let resp = app
+                .router
+                .clone()
+                .oneshot(with_length(
+                    "/api/2.0/mlflow/runs/log-metric",
+                    big.len(),
+                    Body::from(big.clone()),
+                ))
+                .await
+                .unwrap();
+            assert_eq!(resp.headers()["retry-after"], "1");
+            let status = resp.status();
+            let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+            (status, serde_json::from_slice::<Value>(&bytes).unwrap())
+        };
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body["error_code"], "TEMPORARILY_UNAVAILABLE");
+        assert!(
+            body["message"].as_str().unwrap().contains("retry"),
+            "{body}"
+        );
+        // A small one fits; reads and artifact uploads take no share.
+        let small = metric(0);
+        let resp = app
+            .router
+            .clone()
+            .oneshot(with_length(
+                "/api/2.0/mlflow/runs/log-metric",
+                small.len(),
+                Body::from(small),
+            ))
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        let (status, _) = app.get(&format!("runs/get?run_id={run}")).await;
+        assert_eq!(status, StatusCode::OK);
+        let put = Request::builder()
+            .method("PUT")
+            .uri(format!(
+                "/api/2.0/mlflow-artifacts/artifacts/1/{run}/artifacts/x.bin"
+            ))
+            .body(Body::from(vec![7u8; 8192]))
+            .unwrap();
+        assert_eq!(app.raw(put).await.0, StatusCode::OK);
+        // The stalled client goes away: its share comes back.
+        held.abort();
+        let _ = held.await;
+        assert_eq!(budget.in_use_kib(), 0);
+        let resp = app
+            .router
+            .clone()
+            .oneshot(with_length(
+                "/api/2.0/mlflow/runs/log-metric",
+                big.len(),
+                Body::from(big),
+            ))
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
     });
 }

@@ -1,0 +1,162 @@
+//! What ferry's two HTTP servers (`ferry server`, `ferry serve`) share, with
+//! no HTTP types of its own: each server renders its errors in its own
+//! protocol's shape.
+//!
+//! - [`shutdown_signal`]: Ctrl-C or SIGTERM, then the servers finish their
+//!   in-flight requests.
+//! - [`BodyBudget`]: the request bodies a server holds at once.
+
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// Completes on Ctrl-C or SIGTERM. If SIGTERM cannot be watched, only
+/// Ctrl-C ends it (never at once).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
+
+/// The request bodies a server holds at once, counted in KiB. A request
+/// takes its body's share (its declared length, or the largest body allowed
+/// when it declares none) before its body is read and gives it back when its
+/// answer is ready, so the memory that reading and parsing take (a JSON
+/// body becomes several times its size as values) is bounded for the whole
+/// server however many clients send at once. Small requests take 1 KiB
+/// each; a request that cannot get its share within `wait` is refused (the
+/// server answers 503 with `Retry-After`).
+#[derive(Clone)]
+pub struct BodyBudget {
+    sem: Arc<Semaphore>,
+    kib: u32,
+    wait: Duration,
+}
+
+/// Request bodies held at once, by default: 64 MiB.
+pub const DEFAULT_BODY_BUDGET: usize = 64 << 20;
+
+impl BodyBudget {
+    /// A budget of `bytes` (at least 1 KiB); requests wait up to `wait`.
+    pub fn new(bytes: usize, wait: Duration) -> Self {
+        let max = u32::try_from(Semaphore::MAX_PERMITS).unwrap_or(u32::MAX);
+        let kib = u32::try_from(bytes.div_ceil(1024))
+            .unwrap_or(max)
+            .clamp(1, max);
+        Self {
+            sem: Arc::new(Semaphore::new(kib as usize)),
+            kib,
+            wait,
+        }
+    }
+
+    /// The request's share, held until the returned permit is dropped;
+    /// `None` when it did not fit within the wait. `declared` is the body's
+    /// declared length; `max_body` the largest body the route takes (a
+    /// larger one is refused when read, so it never needs more).
+    pub async fn hold(
+        &self,
+        declared: Option<usize>,
+        max_body: usize,
+    ) -> Option<OwnedSemaphorePermit> {
+        let want = declared.unwrap_or(max_body).min(max_body);
+        let kib = u32::try_from(want.div_ceil(1024))
+            .unwrap_or(u32::MAX)
+            .clamp(1, self.kib);
+        // Most requests find room at once: no timer for them.
+        if let Ok(held) = self.sem.clone().try_acquire_many_owned(kib) {
+            return Some(held);
+        }
+        tokio::time::timeout(self.wait, self.sem.clone().acquire_many_owned(kib))
+            .await
+            .ok()
+            .and_then(Result::ok)
+    }
+
+    /// KiB held right now.
+    pub fn in_use_kib(&self) -> u32 {
+        self.kib
+            .saturating_sub(u32::try_from(self.sem.available_permits()).unwrap_or(u32::MAX))
+    }
+
+    /// The whole budget, in MiB (for messages).
+    pub fn total_mib(&self) -> u32 {
+        self.kib / 1024
+    }
+}
+
+impl Default for BodyBudget {
+    fn default() -> Self {
+        Self::new(DEFAULT_BODY_BUDGET, Duration::from_secs(10))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rt() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn shares_are_held_until_dropped_and_capped() {
+        rt().block_on(async {
+            let b = BodyBudget::new(10 * 1024, Duration::from_millis(50));
+            // Declared lengths round up to KiB; none declared takes the most.
+            let a = b.hold(Some(3000), 1 << 20).await.unwrap();
+            assert_eq!(b.in_use_kib(), 3);
+            let small = b.hold(Some(10), 1 << 20).await.unwrap();
+            assert_eq!(b.in_use_kib(), 4);
+            // 7 KiB do not fit beside 4: refused after the wait.
+            let t = std::time::Instant::now();
+            assert!(b.hold(Some(7 * 1024), 1 << 20).await.is_none());
+            assert!(t.elapsed() >= Duration::from_millis(50));
+            assert_eq!(b.in_use_kib(), 4);
+            drop(a);
+            drop(small);
+            assert_eq!(b.in_use_kib(), 0);
+            // No declared length: the route's largest body (here 4 KiB).
+            let unknown = b.hold(None, 4096).await.unwrap();
+            assert_eq!(b.in_use_kib(), 4);
+            drop(unknown);
+            // More than the whole budget: capped to it, so it can still run.
+            let huge = b.hold(Some(usize::MAX), usize::MAX).await.unwrap();
+            assert_eq!(b.in_use_kib(), 10);
+            drop(huge);
+        });
+    }
+
+    #[test]
+    fn a_waiting_request_gets_its_share_when_one_is_given_back() {
+        rt().block_on(async {
+            let b = BodyBudget::new(4 * 1024, Duration::from_secs(5));
+            let first = b.hold(Some(4 * 1024), 1 << 20).await.unwrap();
+            let b2 = b.clone();
+            let waiter = tokio::spawn(async move { b2.hold(Some(2048), 1 << 20).await.is_some() });
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            assert!(!waiter.is_finished());
+            drop(first);
+            assert!(waiter.await.unwrap());
+        });
+    }
+}
