@@ -700,22 +700,28 @@ fn json_bodies_in_flight_are_bounded() {
             b
         };
         let big = metric(2000);
-        let (status, body) = {
-            let resp = app
-                .router
-                .clone()
-                .oneshot(with_length(
-                    "/api/2.0/mlflow/runs/log-metric",
-                    big.len(),
-                    Body::from(big.clone()),
-                ))
-                .await
-                .unwrap();
-            assert_eq!(resp.headers()["retry-after"], "1");
-            let status = resp.status();
-            let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-            (status, serde_json::from_slice::<Value>(&bytes).unwrap())
+        // log-metric with its length declared: (status, retry-after, body).
+        let log = |body: String| {
+            let req = with_length(
+                "/api/2.0/mlflow/runs/log-metric",
+                body.len(),
+                Body::from(body),
+            );
+            let router = app.router.clone();
+            async move {
+                let resp = router.oneshot(req).await.unwrap();
+                let retry = resp.headers().get("retry-after").cloned();
+                let status = resp.status();
+                let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+                (
+                    status,
+                    retry,
+                    serde_json::from_slice::<Value>(&bytes).unwrap_or(Value::Null),
+                )
+            }
         };
+        let (status, retry, body) = log(big.clone()).await;
+        assert_eq!(retry.unwrap(), "1");
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(body["error_code"], "TEMPORARILY_UNAVAILABLE");
         assert!(
@@ -723,18 +729,7 @@ fn json_bodies_in_flight_are_bounded() {
             "{body}"
         );
         // A small one fits; reads and artifact uploads take no share.
-        let small = metric(0);
-        let resp = app
-            .router
-            .clone()
-            .oneshot(with_length(
-                "/api/2.0/mlflow/runs/log-metric",
-                small.len(),
-                Body::from(small),
-            ))
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(log(metric(0)).await.0, StatusCode::OK);
         let (status, _) = app.get(&format!("runs/get?run_id={run}")).await;
         assert_eq!(status, StatusCode::OK);
         let put = Request::builder()
@@ -749,16 +744,6 @@ fn json_bodies_in_flight_are_bounded() {
         held.abort();
         let _ = held.await;
         assert_eq!(budget.in_use_kib(), 0);
-        let resp = app
-            .router
-            .clone()
-            .oneshot(with_length(
-                "/api/2.0/mlflow/runs/log-metric",
-                big.len(),
-                Body::from(big),
-            ))
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(log(big).await.0, StatusCode::OK);
     });
 }
