@@ -48,6 +48,10 @@ pub struct BodyBudget {
     wait: Duration,
 }
 
+/// A request's share did not fit in its [`BodyBudget`] within the wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Full;
+
 /// Request bodies held at once, by default: 64 MiB.
 pub const DEFAULT_BODY_BUDGET: usize = 64 << 20;
 
@@ -86,6 +90,23 @@ impl BodyBudget {
             .await
             .ok()
             .and_then(Result::ok)
+    }
+
+    /// [`BodyBudget::hold`] for a request as it arrives: `method` and its
+    /// `Content-Length` header as text. Requests that carry no body (GET,
+    /// HEAD, OPTIONS) hold nothing: `Ok(None)`. `Err(Full)` when its share
+    /// did not fit within the wait.
+    pub async fn admit(
+        &self,
+        method: &str,
+        content_length: Option<&str>,
+        max_body: usize,
+    ) -> Result<Option<OwnedSemaphorePermit>, Full> {
+        if matches!(method, "GET" | "HEAD" | "OPTIONS") {
+            return Ok(None);
+        }
+        let declared = content_length.and_then(|v| v.trim().parse::<usize>().ok());
+        self.hold(declared, max_body).await.map(Some).ok_or(Full)
     }
 
     /// KiB held right now.
@@ -143,6 +164,30 @@ mod tests {
             let huge = b.hold(Some(usize::MAX), usize::MAX).await.unwrap();
             assert_eq!(b.in_use_kib(), 10);
             drop(huge);
+        });
+    }
+
+    #[test]
+    fn requests_are_admitted_by_method_and_declared_length() {
+        rt().block_on(async {
+            let b = BodyBudget::new(4 * 1024, Duration::from_millis(20));
+            assert!(
+                b.admit("GET", Some("999999"), 1 << 20)
+                    .await
+                    .unwrap()
+                    .is_none()
+            );
+            let post = b.admit("POST", Some("2048"), 1 << 20).await.unwrap();
+            assert_eq!(b.in_use_kib(), 2);
+            // Unparsable length: the route's largest body (capped at the budget).
+            assert_eq!(
+                b.admit("DELETE", Some("x"), 1 << 20).await.err(),
+                Some(Full)
+            );
+            drop(post);
+            let unknown = b.admit("PUT", None, 3 * 1024).await.unwrap();
+            assert_eq!(b.in_use_kib(), 3);
+            drop(unknown);
         });
     }
 

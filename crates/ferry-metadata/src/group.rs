@@ -93,14 +93,15 @@ async fn writer(store: SqlStore, mut rx: tokio::sync::mpsc::Receiver<Job>) {
         };
         let mut points = first.metrics.len();
         let mut jobs = vec![first];
-        let mut created = Vec::new();
         while jobs.len() < MAX_GROUP && points < MAX_GROUP_POINTS {
             match rx.try_recv() {
                 Ok(Job::Log(j)) => {
                     points += j.metrics.len();
                     jobs.push(j);
                 }
-                Ok(Job::CreateRun(j)) => created.push(j),
+                Ok(Job::CreateRun(j)) => {
+                    let _ = j.reply.send(store.create_tracked_run_direct(&j.run).await);
+                }
                 Err(_) => break,
             }
         }
@@ -122,9 +123,6 @@ async fn writer(store: SqlStore, mut rx: tokio::sync::mpsc::Receiver<Job>) {
                     let _ = job.reply.send(r);
                 }
             }
-        }
-        for j in created {
-            let _ = j.reply.send(store.create_tracked_run_direct(&j.run).await);
         }
     }
 }

@@ -45,26 +45,22 @@ async fn body_budget(
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    use axum::http::Method;
-    if matches!(
-        *req.method(),
-        Method::GET | Method::HEAD | Method::OPTIONS | Method::DELETE
-    ) {
-        return next.run(req).await;
-    }
-    let declared = req
+    let length = req
         .headers()
         .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
+        .and_then(|v| v.to_str().ok());
     // Larger bodies are refused (413) before they are read in full.
-    match st.bodies.hold(declared, st.max_body).await {
-        Some(held) => {
+    match st
+        .bodies
+        .admit(req.method().as_str(), length, st.max_body)
+        .await
+    {
+        Ok(held) => {
             let resp = next.run(req).await;
             drop(held);
             resp
         }
-        None => ApiError::new(
+        Err(ferry_http::Full) => ApiError::new(
             proto_of(req.uri().path()),
             Failure::Busy(format!(
                 "the gateway holds {} MiB of request bodies at most and is full; retry",

@@ -231,22 +231,18 @@ impl ProcessRuntime {
                             Ok(()) => {
                                 restarts.fetch_add(1, Ordering::Relaxed);
                                 ready.store(true, Ordering::SeqCst);
-                                up_since = std::time::Instant::now();
                                 child = c;
                             }
                             Err(e) => {
                                 tracing::warn!(model = %name, "restart failed: {e}");
                                 stop_group(&mut c).await;
-                                up_since = std::time::Instant::now();
                                 child = c;
                             }
                         }
                     }
-                    Err(e) => {
-                        tracing::warn!(model = %name, "cannot restart: {e}");
-                        up_since = std::time::Instant::now();
-                    }
+                    Err(e) => tracing::warn!(model = %name, "cannot restart: {e}"),
                 }
+                up_since = std::time::Instant::now();
             }
         });
         Ok(Arc::new(rt))

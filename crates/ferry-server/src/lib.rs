@@ -127,22 +127,20 @@ async fn json_budget(
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
-    use axum::http::Method;
-    if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
-        return next.run(req).await;
-    }
-    let declared = req
+    let length = req
         .headers()
         .get(axum::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    match bodies.hold(declared, MAX_JSON_BODY).await {
-        Some(held) => {
+        .and_then(|v| v.to_str().ok());
+    match bodies
+        .admit(req.method().as_str(), length, MAX_JSON_BODY)
+        .await
+    {
+        Ok(held) => {
             let resp = next.run(req).await;
             drop(held);
             resp
         }
-        None => error::ApiError::busy(format!(
+        Err(ferry_http::Full) => error::ApiError::busy(format!(
             "the server holds {} MiB of request bodies at most and is full; retry",
             bodies.total_mib()
         ))
