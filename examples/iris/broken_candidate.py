@@ -2,12 +2,17 @@
 
     python broken_candidate.py --server http://127.0.0.1:5000 [--mode wrong|slow|errors]
 
-The new version is served by ferry's process runtime: its tag
-`ferry.serve.command` runs this very script with `--serve`, which answers
-MLflow scoring requests on $PORT wrongly (every flower is "virginica"),
-slowly (250 ms each), or with errors (every other request a 500). Only the
-standard library is used; `--server` is a `ferry server` on this project's
-store (`ferry server --port 5000` in this folder).
+The new version is served by a process runtime that the gateway's operator
+defines, running this very script with `--serve`:
+
+    ferry serve iris@production --runtime "broken-wrong=python3 $PWD/broken_candidate.py --serve --mode wrong"
+
+It answers MLflow scoring requests on $PORT wrongly (every flower is
+"virginica"), slowly (250 ms each), or with errors (every other request a
+500). The version only names that runtime (its tag `ferry.serve.runtime` is
+`broken-<mode>`): registry data never carries a command. Only the standard
+library is used; `--server` is a `ferry server` on this project's store
+(`ferry server --port 5000` in this folder).
 """
 import argparse
 import json
@@ -71,10 +76,13 @@ def main():
         return serve(a.mode)
     prod = call(a.server, "GET", "registered-models/alias?name=iris&alias=production")["model_version"]
     v = call(a.server, "POST", "model-versions/create", {"name": "iris", "source": prod["source"]})["model_version"]
-    command = f"{sys.executable} {os.path.abspath(__file__)} --serve --mode {a.mode}"
+    runtime = f"broken-{a.mode}"
     call(a.server, "POST", "model-versions/set-tag",
-         {"name": "iris", "version": v["version"], "key": "ferry.serve.command", "value": command})
-    print(f"registered iris/{v['version']}, which answers {a.mode}ly; roll it out with:")
+         {"name": "iris", "version": v["version"], "key": "ferry.serve.runtime", "value": runtime})
+    print(f"registered iris/{v['version']}, which answers {a.mode}ly through the runtime `{runtime}`;")
+    print(f"the gateway must define it: ferry serve ... --runtime "
+          f"\"{runtime}={sys.executable} {os.path.abspath(__file__)} --serve --mode {a.mode}\"")
+    print("roll it out with:")
     print(f"  ferry deploy iris --version {v['version']} --steps 25,50,100 --interval 30s "
           "--min-requests 20 --max-prediction-shift 0.2 --max-p99-ms 100 --max-error-rate 0.01")
 

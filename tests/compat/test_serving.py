@@ -6,6 +6,7 @@ answers wrongly) rolled back with its reason visible to the mlflow client."""
 import contextlib
 import json
 import os
+import shlex
 import subprocess
 import sys
 import threading
@@ -76,10 +77,12 @@ def ferry(project, *args, check=True):
 
 
 @contextlib.contextmanager
-def gateway(project, *models):
+def gateway(project, *models, runtimes=()):
     port = free_port()
     log = open(project / "serve.log", "w")
-    proc = subprocess.Popen([BINARY, "serve", *models, "--port", str(port), "--tick", "200ms"], cwd=project, stdout=log, stderr=subprocess.STDOUT)
+    flags = [f for r in runtimes for f in ("--runtime", r)]
+    proc = subprocess.Popen([BINARY, "serve", *models, "--port", str(port), "--tick", "200ms", *flags],
+                            cwd=project, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(300):
@@ -193,7 +196,11 @@ def deploy_and_wait(project, *args, timeout=60):
 
 def test_canary_promotes_then_a_broken_candidate_is_rolled_back(tmp_path):
     project = make_project(tmp_path)
-    with gateway(project, "iris@production") as url:
+    # The operator defines the process runtime; a version can only name it.
+    script = tmp_path / "broken.py"
+    script.write_text(BROKEN)
+    broken = f"broken={shlex.quote(sys.executable)} {shlex.quote(str(script))}"
+    with gateway(project, "iris@production", runtimes=[broken]) as url:
         stop = threading.Event()
         statuses = []
         clients = [threading.Thread(target=traffic, args=(url, stop, statuses)) for _ in range(3)]
@@ -211,13 +218,11 @@ def test_canary_promotes_then_a_broken_candidate_is_rolled_back(tmp_path):
             assert r.headers["x-ferry-model-version"] == "2"
 
             # A broken candidate: a process-runtime model that answers wrongly.
-            script = tmp_path / "broken.py"
-            script.write_text(BROKEN)
             with project_server(BINARY, project) as tracking:
                 mc = MlflowClient(tracking_uri=tracking)
                 src = mc.get_model_version("iris", "1").source
                 v = mc.create_model_version("iris", src)
-                mc.set_model_version_tag("iris", v.version, "ferry.serve.command", f"{sys.executable} {script}")
+                mc.set_model_version_tag("iris", v.version, "ferry.serve.runtime", "broken")
                 st = deploy_and_wait(project, "--version", v.version, "--steps", "50,100", "--interval", "30s",
                                      "--min-requests", "20", "--max-prediction-shift", "0.3")
                 assert st["deployment"]["phase"] == "rolled_back", st
@@ -234,3 +239,31 @@ def test_canary_promotes_then_a_broken_candidate_is_rolled_back(tmp_path):
         assert all(s == 200 for s in statuses), {s: statuses.count(s) for s in set(statuses)}
         m = requests.get(url + "/metrics").text
         assert "ferry_canary_weight" in m
+
+
+def test_registry_data_never_becomes_a_command(tmp_path):
+    """Anyone who can reach the tracking server can tag a version; a tag
+    that carries a command, or names a runtime the gateway's operator did
+    not define, is refused at load and the deployment rolled back with the
+    reason; nothing is executed."""
+    project = make_project(tmp_path)
+    marker = tmp_path / "pwned"
+    with gateway(project, "iris@production") as url:
+        with project_server(BINARY, project) as tracking:
+            mc = MlflowClient(tracking_uri=tracking)
+            src = mc.get_model_version("iris", "1").source
+            for key, value, expect in [
+                ("ferry.serve.command", f"touch {marker}", "never runs a command taken from the registry"),
+                ("ferry.serve.runtime", f"$(touch {marker})", "which this gateway does not define"),
+            ]:
+                v = mc.create_model_version("iris", src)
+                mc.set_model_version_tag("iris", v.version, key, value)
+                st = deploy_and_wait(project, "--version", v.version, "--steps", "50,100", "--interval", "1s")
+                assert st["deployment"]["phase"] == "rolled_back", st
+                assert expect in st["deployment"]["reason"], st["deployment"]["reason"]
+                assert not marker.exists()
+        # The gateway kept serving production throughout.
+        r = requests.post(url + "/invocations", json={"instances": [ROWS[0]]})
+        assert r.status_code == 200 and r.headers["x-ferry-model-version"] == "1"
+    assert "never runs a command" in (project / "serve.log").read_text()
+    assert not marker.exists()

@@ -503,6 +503,7 @@ impl Client {
             description: v["description"].as_str().unwrap_or_default().to_owned(),
             last_updated_ms: v["last_updated_timestamp"].as_i64().unwrap_or(0),
             tags: vec![],
+            stored: None,
         };
         lineage_tags::apply(&mut mv, &tags);
         mv.tags = tags;

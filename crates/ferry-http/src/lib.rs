@@ -1,10 +1,16 @@
 //! What ferry's two HTTP servers (`ferry server`, `ferry serve`) share, with
-//! no HTTP types of its own: each server renders its errors in its own
-//! protocol's shape.
+//! no wire shapes of its own: each server renders its errors (including the
+//! 408 of a body that arrives too slowly) in its own protocol's shape.
 //!
+//! - [`serve`]: the connection layer both routers run on (a cap on open
+//!   connections, a deadline for headers, a minimum rate for bodies,
+//!   graceful shutdown).
 //! - [`shutdown_signal`]: Ctrl-C or SIGTERM, then the servers finish their
 //!   in-flight requests.
 //! - [`BodyBudget`]: the request bodies a server holds at once.
+
+mod conn;
+pub use conn::{ConnLimits, DEFAULT_MAX_CONNECTIONS, TooSlow, serve};
 
 use std::sync::Arc;
 use std::time::Duration;

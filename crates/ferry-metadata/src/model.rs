@@ -169,6 +169,18 @@ pub struct NewModelVersion {
     pub alias: Option<String>,
     /// Where clients download it from (an MLflow URI); by default the cache.
     pub source: Option<String>,
+    /// Its files as stored when it is registered (see [`StoredFiles`]).
+    pub stored: Option<StoredFiles>,
+}
+
+/// What the registry keeps for a version, fixed at registration: where its
+/// files are (`mlflow-artifacts:/...`, under the artifact root) and the
+/// digest of those files (`ferry_cache::stored_digest`). Writes there are
+/// refused from then on, and every load checks the digest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StoredFiles {
+    pub location: String,
+    pub digest: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -190,6 +202,9 @@ pub struct ModelVersion {
     pub description: String,
     pub last_updated_ms: i64,
     pub tags: Vec<(String, String)>,
+    /// `None` for versions registered before ferry recorded it, or whose
+    /// files were not under the artifact root.
+    pub stored: Option<StoredFiles>,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -1,7 +1,7 @@
 //! MLflow 3 logged models and the MLflow view of the model registry. The
 //! registry tables are the ones `ferry run` registers into.
 
-use crate::model::ModelVersion;
+use crate::model::{ModelVersion, StoredFiles};
 use crate::sql::{SqlStore, get_i, get_oi, get_os, get_s, q};
 use crate::{Error, Result};
 use ferry_search::{Attr, Clause, Comparator, Entity, OrderBy, Value};
@@ -159,8 +159,13 @@ pub trait ModelStore: Send + Sync {
         description: &str,
         tags: &[(String, String)],
         run_link: &str,
+        stored: Option<&StoredFiles>,
         now_ms: i64,
     ) -> Result<ModelVersion>;
+    /// The versions whose stored files are at `location` (an
+    /// `mlflow-artifacts:/` URI), in a folder above it, or below it: what a
+    /// write or delete there would change.
+    async fn versions_storing(&self, location: &str) -> Result<Vec<(String, i64)>>;
     async fn update_version_description(
         &self,
         name: &str,
@@ -705,6 +710,7 @@ impl ModelStore for SqlStore {
         description: &str,
         tags: &[(String, String)],
         run_link: &str,
+        stored: Option<&StoredFiles>,
         now_ms: i64,
     ) -> Result<ModelVersion> {
         self.require_model(name).await?;
@@ -742,12 +748,14 @@ impl ModelStore for SqlStore {
             description: String::new(),
             last_updated_ms: now_ms,
             tags: vec![],
+            stored: None,
         };
         crate::lineage_tags::apply(&mut lin, tags);
         sqlx::query(
             "INSERT INTO model_versions (model, version, run_id, artifact_path, artifact_digest, artifact_size, lineage, created_ms, \
-             status, source, description, last_updated_ms, run_link, git_commit, git_dirty, env_fingerprint) \
-             VALUES ($1,$2,$3,$4,$8,$9,$10,$5,'ready',$11,$6,$5,$7,$12,$13,$14)",
+             status, source, description, last_updated_ms, run_link, git_commit, git_dirty, env_fingerprint, \
+             storage_location, files_digest) \
+             VALUES ($1,$2,$3,$4,$8,$9,$10,$5,'ready',$11,$6,$5,$7,$12,$13,$14,$15,$16)",
         )
         .bind(name)
         .bind(version)
@@ -763,6 +771,8 @@ impl ModelStore for SqlStore {
         .bind(lin.git_commit)
         .bind(lin.git_dirty.map(i64::from))
         .bind(lin.env_fingerprint)
+        .bind(stored.map(|f| f.location.clone()))
+        .bind(stored.map(|f| f.digest.clone()))
         .execute(&mut *tx)
         .await
         .map_err(q("create a model version"))?;
@@ -778,6 +788,46 @@ impl ModelStore for SqlStore {
         }
         tx.commit().await.map_err(q("create a model version"))?;
         self.require_version(name, version).await
+    }
+
+    async fn versions_storing(&self, location: &str) -> Result<Vec<(String, i64)>> {
+        let location = location.trim_end_matches('/');
+        let Some(path) = location.strip_prefix("mlflow-artifacts:/") else {
+            return Ok(vec![]);
+        };
+        // The location itself and every folder above it ...
+        let mut at = vec![location.to_owned()];
+        let mut p = path;
+        while let Some((up, _)) = p.rsplit_once('/') {
+            at.push(format!("mlflow-artifacts:/{up}"));
+            p = up;
+        }
+        // ... and everything below it (LIKE's wildcards escaped).
+        let below = format!(
+            "{}/%",
+            location
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
+        );
+        let placeholders: Vec<String> = (2..at.len() + 2).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT model, version FROM model_versions WHERE storage_location LIKE $1 ESCAPE '\\' \
+             OR storage_location IN ({}) ORDER BY model, version",
+            placeholders.join(", ")
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(below);
+        for a in at {
+            query = query.bind(a);
+        }
+        let rows = query
+            .fetch_all(&self.pool)
+            .await
+            .map_err(q("find versions by their files"))?;
+        Ok(rows
+            .iter()
+            .map(|r| (get_s(r, "model"), get_i(r, "version")))
+            .collect())
     }
 
     async fn update_version_description(
@@ -907,7 +957,16 @@ pub async fn version_artifact_uri(
     store: &dyn crate::MetadataStore,
     v: &crate::ModelVersion,
 ) -> Result<String> {
-    if let Some(rest) = v.source.strip_prefix("runs:/") {
+    if let Some(stored) = &v.stored {
+        return Ok(stored.location.clone());
+    }
+    source_location(store, &v.source).await
+}
+
+/// Where a version's `source` (`runs:/<run>/<path>`, `models:/<id>` or a
+/// URI) keeps its files: the URI it resolves to now.
+pub async fn source_location(store: &dyn crate::MetadataStore, source: &str) -> Result<String> {
+    if let Some(rest) = source.strip_prefix("runs:/") {
         let (run, path) = rest.split_once('/').unwrap_or((rest, ""));
         let r = store
             .get_tracked_run(run)
@@ -918,14 +977,14 @@ pub async fn version_artifact_uri(
         } else {
             format!("{}/{path}", r.info.artifact_uri)
         })
-    } else if let Some(id) = v.source.strip_prefix("models:/") {
+    } else if let Some(id) = source.strip_prefix("models:/") {
         Ok(
             match store.get_logged_model(id.trim_end_matches('/')).await? {
                 Some(m) => m.artifact_location,
-                None => v.source.clone(),
+                None => source.to_owned(),
             },
         )
     } else {
-        Ok(v.source.clone())
+        Ok(source.to_owned())
     }
 }

@@ -21,6 +21,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         8,
         include_str!("../migrations/0008_one_active_deployment.sql"),
     ),
+    (9, include_str!("../migrations/0009_version_files.sql")),
 ];
 
 pub struct SqlStore {
@@ -194,7 +195,8 @@ impl SqlStore {
     ) -> Result<Vec<ModelVersion>> {
         let sql = format!(
             "SELECT model, version, run_id, artifact_path, artifact_digest, artifact_size, git_commit, git_dirty, \
-             env_fingerprint, lineage, created_ms, status, source, description, last_updated_ms FROM model_versions WHERE model = $1 {clause} ORDER BY version"
+             env_fingerprint, lineage, created_ms, status, source, description, last_updated_ms, storage_location, files_digest \
+             FROM model_versions WHERE model = $1 {clause} ORDER BY version"
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(model);
         if let Some(a) = arg {
@@ -256,6 +258,10 @@ impl SqlStore {
                         .filter(|t| t.0 == version)
                         .map(|t| (t.1.clone(), t.2.clone()))
                         .collect(),
+                    stored: match (get_os(r, "storage_location"), get_os(r, "files_digest")) {
+                        (Some(location), Some(digest)) => Some(StoredFiles { location, digest }),
+                        _ => None,
+                    },
                 }
             })
             .collect())
@@ -829,8 +835,9 @@ impl MetadataStore for SqlStore {
             let next = get_oi(&row, "v").unwrap_or(1);
             let inserted = sqlx::query(
                 "INSERT INTO model_versions (model, version, run_id, artifact_path, artifact_digest, artifact_size, git_commit, \
-                 git_dirty, env_fingerprint, lineage, created_ms, status, source, description, last_updated_ms) \
-                 VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,'ready',$12,'',$11)",
+                 git_dirty, env_fingerprint, lineage, created_ms, status, source, description, last_updated_ms, \
+                 storage_location, files_digest) \
+                 VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,'ready',$12,'',$11,$13,$14)",
             )
             .bind(&v.model)
             .bind(next)
@@ -844,6 +851,8 @@ impl MetadataStore for SqlStore {
             .bind(v.lineage.to_string())
             .bind(v.created_ms)
             .bind(v.source.clone().unwrap_or_else(|| format!("ferry-cache:/{}", v.artifact_digest)))
+            .bind(v.stored.as_ref().map(|f| f.location.clone()))
+            .bind(v.stored.as_ref().map(|f| f.digest.clone()))
             .execute(&mut *tx)
             .await;
             match inserted {

@@ -336,13 +336,22 @@ impl Recorder for Local {
         // The artifact goes under the run's artifacts in the project's
         // artifact folder (the one `ferry server` serves by default), so
         // MLflow clients can download the version.
-        publish_artifact(
+        let dir = publish_artifact(
             project,
             &run.experiment_id,
             &run.run_id,
             artifact,
             &nv.model,
         )?;
+        // What the registry keeps, fixed now: loads verify this digest.
+        let mut nv = nv;
+        nv.stored = Some(ferry_metadata::StoredFiles {
+            location: format!(
+                "mlflow-artifacts:/{}/{}/artifacts/{}",
+                run.experiment_id, run.run_id, nv.model
+            ),
+            digest: ferry_cache::stored_digest(&dir)?.to_hex(),
+        });
         Ok(self
             .store
             .call(|s| Box::pin(async move { s.create_model_version(&nv).await }))?)
@@ -384,14 +393,15 @@ impl Recorder for Local {
 /// Copies `artifact` (a file or folder of the project) into the folder
 /// `.ferry/artifacts/<experiment>/<run>/artifacts/<model>/` (a file keeps its
 /// name; a folder's contents go in), through a temporary name and a rename.
-/// MLflow clients load a model from a folder, hence the folder.
+/// MLflow clients load a model from a folder, hence the folder, which is
+/// returned.
 fn publish_artifact(
     project: &Project,
     experiment_id: &str,
     rid: &str,
     artifact: &str,
     model: &str,
-) -> Result<()> {
+) -> Result<std::path::PathBuf> {
     use crate::Error;
     let io = |action: &'static str, path: &std::path::Path| {
         let path = path.to_owned();
@@ -434,7 +444,7 @@ fn publish_artifact(
     copy_tree(&src, &target).map_err(io("copy", &src))?;
     let _ = std::fs::remove_dir_all(&dst);
     std::fs::rename(&tmp, &dst).map_err(io("rename", &dst))?;
-    Ok(())
+    Ok(dst)
 }
 
 /// The files of `artifact` (a file, or every file under a folder), each

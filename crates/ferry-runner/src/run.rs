@@ -1141,6 +1141,7 @@ fn register(
         created_ms: now_ms(),
         alias: reg.alias.clone(),
         source: Some(format!("runs:/{}/{}", started.run_id, reg.model)),
+        stored: None,
     };
     let v = recorder.register(started, project, &reg.artifact, nv)?;
     reporter.event(Event::Registered(&v));

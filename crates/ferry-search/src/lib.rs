@@ -337,6 +337,12 @@ fn entity(ident: &str, grammar: Grammar) -> Result<Entity, SearchError> {
     })
 }
 
+/// The most clauses a filter may join with AND (each becomes a condition,
+/// and usually a join, in the store's query).
+pub const MAX_CLAUSES: usize = 100;
+/// The most values an `IN (...)` list may hold.
+pub const MAX_LIST_VALUES: usize = 1000;
+
 /// Parses a `filter` string; empty means no filter.
 pub fn parse_filter(s: &str, grammar: Grammar) -> Result<Vec<Clause>, SearchError> {
     let toks = lex(s)?;
@@ -393,6 +399,11 @@ pub fn parse_filter(s: &str, grammar: Grammar) -> Result<Vec<Clause>, SearchErro
                 i += 1;
                 let mut items = Vec::new();
                 loop {
+                    if items.len() == MAX_LIST_VALUES {
+                        return err(format!(
+                            "Invalid filter: an IN list holds at most {MAX_LIST_VALUES} values"
+                        ));
+                    }
                     match toks.get(i) {
                         Some(Tok::Str(v)) => items.push(v.clone()),
                         Some(Tok::Num(n)) => items.push(n.to_string()),
@@ -423,6 +434,11 @@ pub fn parse_filter(s: &str, grammar: Grammar) -> Result<Vec<Clause>, SearchErro
         };
         let clause = Clause { entity, op, value };
         check(&clause, s)?;
+        if out.len() == MAX_CLAUSES {
+            return err(format!(
+                "Invalid filter: at most {MAX_CLAUSES} clauses can be joined with AND"
+            ));
+        }
         out.push(clause);
         match toks.get(i) {
             None => {}
@@ -552,6 +568,32 @@ pub fn like(value: &str, pattern: &str, case_insensitive: bool) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn filters_are_bounded() {
+        use super::*;
+        let clauses = |n: usize| vec!["params.a = 'x'"; n].join(" AND ");
+        assert_eq!(
+            parse_filter(&clauses(MAX_CLAUSES), Grammar::Runs).map(|c| c.len()),
+            Ok(MAX_CLAUSES)
+        );
+        let e = parse_filter(&clauses(5000), Grammar::Runs)
+            .err()
+            .map(|e| e.to_string());
+        assert_eq!(
+            e.as_deref(),
+            Some("Invalid filter: at most 100 clauses can be joined with AND")
+        );
+        let list = |n: usize| format!("attributes.run_id IN ({})", vec!["'r'"; n].join(", "));
+        assert!(parse_filter(&list(MAX_LIST_VALUES), Grammar::Runs).is_ok());
+        let e = parse_filter(&list(MAX_LIST_VALUES + 1), Grammar::Runs)
+            .err()
+            .map(|e| e.to_string());
+        assert_eq!(
+            e.as_deref(),
+            Some("Invalid filter: an IN list holds at most 1000 values")
+        );
+    }
+
     use super::*;
 
     fn runs(s: &str) -> Result<Vec<Clause>, SearchError> {

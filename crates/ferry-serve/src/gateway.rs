@@ -412,7 +412,11 @@ impl Gateway {
         let mut cache = self.cache.lock().await;
         *self.table.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(Table::default());
         cache.clear();
-        lock(&self.loading).clear();
+        // Loads still under way are abandoned: a process runtime that has
+        // not answered yet is stopped with its task.
+        for (_, h) in lock(&self.loading).drain() {
+            h.abort();
+        }
     }
 
     /// Rebuilds the route table from the store. With `strict`, any model
@@ -453,14 +457,21 @@ impl Gateway {
         }
         // Versions no route uses any more are unloaded (requests still
         // holding them finish first: they own an Arc); background loads no
-        // route wants any more are dropped once they end.
+        // route wants any more are abandoned (a process runtime still
+        // starting is stopped with its task).
         let used: std::collections::HashSet<(String, i64)> = models
             .iter()
             .flat_map(|m| m.versions())
             .map(|s| (s.model.clone(), s.version))
             .collect();
         cache.retain(|k, _| used.contains(k));
-        lock(&self.loading).retain(|k, h| wanted.contains(k) || !h.is_finished());
+        lock(&self.loading).retain(|k, h| {
+            let keep = wanted.contains(k);
+            if !keep {
+                h.abort();
+            }
+            keep
+        });
         *self.table.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(Table { models });
         Ok(())
     }

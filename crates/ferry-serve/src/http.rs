@@ -160,6 +160,18 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// The answer to a request whose body arrived too slowly (the connection
+/// layer does not know the protocol: the body carries both MLflow's and the
+/// inference protocols' error fields).
+pub fn too_slow() -> Response {
+    let msg = "the request body arrived too slowly; send it again";
+    (
+        StatusCode::REQUEST_TIMEOUT,
+        axum::Json(json!({"error_code": "REQUEST_TIMEOUT", "message": msg, "error": msg})),
+    )
+        .into_response()
+}
+
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 static X_MODEL: HeaderName = HeaderName::from_static("x-ferry-model");
 static X_VERSION: HeaderName = HeaderName::from_static("x-ferry-model-version");

@@ -18,6 +18,7 @@ pub mod predictor;
 pub mod predlog;
 pub mod process;
 pub mod protocol;
+pub mod runtime;
 pub mod stats;
 
 pub use gateway::{Gateway, Selector, ServeSpec};
@@ -34,6 +35,8 @@ pub struct ServeConfig {
     pub body_budget: usize,
     /// How often the controller reconciles routes and judges deployments.
     pub tick: Duration,
+    /// Connections, header deadline, body rate.
+    pub limits: ferry_http::ConnLimits,
 }
 
 /// Serves until Ctrl-C / SIGTERM: loads every model (an error if one
@@ -67,10 +70,15 @@ pub async fn serve(
         max_body: cfg.max_body,
         bodies: http::BodyBudget::new(cfg.body_budget, gw.request_timeout),
     });
-    let r = axum::serve(listener, app)
-        .with_graceful_shutdown(ferry_http::shutdown_signal())
-        .await
-        .map_err(|e| format!("the gateway stopped: {e}"));
+    let r = ferry_http::serve(
+        listener,
+        app,
+        cfg.limits,
+        http::too_slow,
+        ferry_http::shutdown_signal(),
+    )
+    .await
+    .map_err(|e| format!("the gateway stopped: {e}"));
     controller.abort();
     let _ = controller.await;
     gw.unload_all().await;

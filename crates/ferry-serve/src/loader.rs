@@ -1,9 +1,12 @@
 //! From a registered version to a running [`Predictor`]: find the version's
-//! files under the store's artifact root, then pick the runtime (an ONNX
-//! file runs natively; a version tagged `ferry.serve.command` runs as a
-//! process runtime).
+//! files under the store's artifact root, then pick the runtime. An ONNX
+//! file runs natively; anything else runs as a process runtime, and only as
+//! one the gateway's operator defined ([`crate::runtime`]): the version
+//! names it (tag `ferry.serve.runtime`) or its MLflow flavour selects it.
+//! Nothing stored in the registry is ever run as a command.
 
 use crate::predictor::{Fake, FakePredictor, Onnx, Predictor};
+use crate::runtime::{LEGACY_COMMAND_TAG, RUNTIME_TAG, RuntimeDef, Runtimes};
 use ferry_metadata::{MetadataStore, ModelVersion};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -32,6 +35,8 @@ pub struct StoreLoader {
     /// Versions tagged `ferry.fake` load as [`FakePredictor`]s (tests and
     /// demos of a misbehaving candidate); off unless asked for.
     pub allow_fakes: bool,
+    /// The process runtimes this gateway may start (`ferry serve --runtime`).
+    pub runtimes: Runtimes,
 }
 
 fn err(v: &ModelVersion, message: impl Into<String>) -> LoadError {
@@ -114,24 +119,27 @@ impl Loader for StoreLoader {
                 format!("its source `{uri}` is not in this store's artifact root, so it cannot be served from here"),
             )
         })?;
-        if let Some((_, cmd)) = v.tags.iter().find(|(k, _)| k == "ferry.serve.command") {
-            let p = crate::process::ProcessRuntime::start(&v.model, v.version, cmd, &dir)
-                .await
-                .map_err(|e| err(v, e))?;
-            return Ok(p);
-        }
+        verify(v, &dir).await?;
         let file = {
             let dir = dir.clone();
             tokio::task::spawn_blocking(move || find_onnx(&dir))
                 .await
                 .map_err(|e| err(v, format!("cannot search its files: {e}")))?
         };
+        if let Some(rt) = self.process_runtime(v, &dir, file.is_some())? {
+            tracing::info!(model = %v.model, version = v.version, runtime = %rt.name, "starting its process runtime");
+            let p = crate::process::ProcessRuntime::start(&v.model, v.version, rt, &dir)
+                .await
+                .map_err(|e| err(v, e))?;
+            return Ok(p);
+        }
         let Some(file) = file else {
             return Err(err(
                 v,
                 format!(
-                    "no ONNX file in `{}`; ferry serves ONNX models natively, and any other model whose version has the tag `ferry.serve.command` (a command that serves HTTP on $PORT)",
-                    dir.display()
+                    "no ONNX file in `{}` and no MLflow flavour that a runtime of this gateway serves (runtimes: {}); ferry serves ONNX natively, and other models through a runtime its operator defines (`ferry serve --runtime mlflow` for pyfunc models)",
+                    dir.display(),
+                    self.runtimes.names()
                 ),
             ));
         };
@@ -140,6 +148,82 @@ impl Loader for StoreLoader {
             .map_err(|e| err(v, format!("the loading task failed: {e}")))?
             .map_err(|e| err(v, e.to_string()))?;
         Ok(Arc::new(Onnx(Arc::new(model))))
+    }
+}
+
+/// Checks the files of `v` in `dir` against the digest recorded when it was
+/// registered: a version whose bytes changed since is refused, loudly.
+async fn verify(v: &ModelVersion, dir: &Path) -> Result<(), LoadError> {
+    let Some(stored) = &v.stored else {
+        tracing::warn!(model = %v.model, version = v.version, "registered before ferry recorded digests: its files are not verified");
+        return Ok(());
+    };
+    let found = {
+        let dir = dir.to_owned();
+        tokio::task::spawn_blocking(move || ferry_cache::stored_digest(&dir))
+            .await
+            .map_err(|e| err(v, format!("cannot verify its files: {e}")))?
+            .map_err(|e| err(v, format!("cannot verify its files: {e}")))?
+    };
+    if found.to_hex() != stored.digest {
+        let message = format!(
+            "its files in `{}` changed since it was registered (digest {} recorded, {} found); refusing to serve them",
+            dir.display(),
+            &stored.digest[..stored.digest.len().min(16)],
+            found.short(16)
+        );
+        tracing::error!(model = %v.model, version = v.version, "{message}");
+        return Err(err(v, message));
+    }
+    Ok(())
+}
+
+impl StoreLoader {
+    /// The operator-defined runtime that serves `v`, if any: the one its tag
+    /// `ferry.serve.runtime` names (which must exist), else, when it has no
+    /// ONNX file, the one its `MLmodel` flavours select. A version that
+    /// carries a command of its own is refused.
+    fn process_runtime(
+        &self,
+        v: &ModelVersion,
+        dir: &Path,
+        has_onnx: bool,
+    ) -> Result<Option<&RuntimeDef>, LoadError> {
+        let tag = |key: &str| {
+            v.tags
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, x)| x.as_str())
+        };
+        if tag(LEGACY_COMMAND_TAG).is_some() {
+            return Err(err(
+                v,
+                format!(
+                    "it has the tag `{LEGACY_COMMAND_TAG}`, and a gateway never runs a command taken from the registry; the operator defines runtimes (`ferry serve --runtime NAME=...`) and a version names one with the tag `{RUNTIME_TAG}` (this gateway's runtimes: {})",
+                    self.runtimes.names()
+                ),
+            ));
+        }
+        if let Some(name) = tag(RUNTIME_TAG) {
+            return match self.runtimes.get(name) {
+                Some(rt) => Ok(Some(rt)),
+                None => Err(err(
+                    v,
+                    format!(
+                        "its tag `{RUNTIME_TAG}` names the runtime `{}`, which this gateway does not define (its runtimes: {}; the operator adds one with `ferry serve --runtime`)",
+                        name.escape_debug(),
+                        self.runtimes.names()
+                    ),
+                )),
+            };
+        }
+        if has_onnx {
+            return Ok(None);
+        }
+        let flavors = crate::runtime::mlmodel_flavors(dir).map_err(|e| err(v, e))?;
+        Ok(self
+            .runtimes
+            .for_flavors(flavors.iter().map(String::as_str)))
     }
 }
 

@@ -1,12 +1,15 @@
-//! The process runtime: a model served by a command of its own (for example
-//! `mlflow models serve -m $MODEL_DIR -p $PORT --env-manager local` for a
-//! pyfunc model). ferry starts it on a private loopback port, waits until
+//! The process runtime: a model served by a program of its own, started from
+//! one of the gateway operator's runtime definitions ([`crate::runtime`]),
+//! never through a shell (for example `mlflow models serve -m <dir> -p <port>
+//! --env-manager local` for a pyfunc model). ferry starts it on a private
+//! loopback port, waits until
 //! it answers `GET /ping` (or `/health`), restarts it with backoff when it
 //! dies, and forwards predictions to its `/invocations` as
 //! `{"inputs": ...}`. While it is down its model answers 503; the gateway's
 //! other models are not affected.
 
 use crate::predictor::{PredictError, Predictor};
+use crate::runtime::Command;
 use ferry_onnx::{DType, IoSpec, Tensor, TensorData};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
@@ -79,10 +82,9 @@ fn free_port() -> std::io::Result<u16> {
         .port())
 }
 
-fn spawn(cmd: &str, dir: &Path, port: u16) -> std::io::Result<tokio::process::Child> {
-    let mut c = tokio::process::Command::new("sh");
-    c.arg("-c")
-        .arg(cmd)
+fn spawn(cmd: &Command, dir: &Path, port: u16) -> std::io::Result<tokio::process::Child> {
+    let mut c = tokio::process::Command::new(&cmd.program);
+    c.args(&cmd.args)
         .env("PORT", port.to_string())
         .env("MODEL_DIR", dir)
         .env("HOST", "127.0.0.1")
@@ -94,6 +96,39 @@ fn spawn(cmd: &str, dir: &Path, port: u16) -> std::io::Result<tokio::process::Ch
     #[cfg(unix)]
     c.process_group(0);
     c.spawn()
+}
+
+/// A started command's process group, known to [`stop_all`] from the
+/// moment it exists. Until [`Group::keep`] is called (the runtime answered
+/// and is handed to its supervisor), dropping the guard kills the group: a
+/// load that is abandoned (the alias moved on, the gateway stops) leaves no
+/// process behind.
+struct Group {
+    pgid: Arc<std::sync::atomic::AtomicU32>,
+    armed: bool,
+}
+
+impl Group {
+    fn new(child: &tokio::process::Child) -> Self {
+        let pgid = Arc::new(std::sync::atomic::AtomicU32::new(child.id().unwrap_or(0)));
+        LIVE.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(pgid.clone());
+        Group { pgid, armed: true }
+    }
+
+    fn keep(mut self) -> Arc<std::sync::atomic::AtomicU32> {
+        self.armed = false;
+        self.pgid.clone()
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        if self.armed {
+            ferry_executor::signal_group(self.pgid.swap(0, Ordering::SeqCst), true);
+        }
+    }
 }
 
 async fn healthy(client: &Http, port: u16) -> bool {
@@ -150,28 +185,35 @@ async fn stop_group(child: &mut tokio::process::Child) {
 }
 
 impl ProcessRuntime {
-    /// Starts `cmd` and waits until it answers; then supervises it.
+    /// Starts `runtime`'s command for the model in `dir` and waits until it
+    /// answers; then supervises it.
     pub async fn start(
         model: &str,
         version: i64,
-        cmd: &str,
+        runtime: &crate::runtime::RuntimeDef,
         dir: &Path,
     ) -> Result<Arc<dyn Predictor>, String> {
         let client: Http = Client::builder(TokioExecutor::new()).build(HttpConnector::new());
         let port = free_port().map_err(|e| format!("no free port: {e}"))?;
-        let mut child = spawn(cmd, dir, port).map_err(|e| format!("cannot start `{cmd}`: {e}"))?;
+        let cmd = runtime.command(dir, port);
+        let mut child = spawn(&cmd, dir, port).map_err(|e| {
+            format!(
+                "runtime `{}` cannot start `{}`: {e}",
+                runtime.name, cmd.program
+            )
+        })?;
+        let group = Group::new(&child);
         if let Err(e) = wait_healthy(&client, port, &mut child).await {
             stop_group(&mut child).await;
-            return Err(format!("`{cmd}`: {e}"));
+            // Stopped and reaped: its id may be reused, so not signalled again.
+            group.keep().store(0, Ordering::SeqCst);
+            return Err(format!("runtime `{}` (`{cmd}`): {e}", runtime.name));
         }
-        tracing::info!(model, version, port, "process runtime ready");
+        tracing::info!(model, version, port, runtime = %runtime.name, "process runtime ready");
         let ready = Arc::new(AtomicBool::new(true));
         let restarts = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(tokio::sync::Notify::new());
-        let pgid = Arc::new(std::sync::atomic::AtomicU32::new(child.id().unwrap_or(0)));
-        LIVE.lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(pgid.clone());
+        let pgid = group.keep();
         let rt = ProcessRuntime {
             name: format!("{model}/{version}"),
             port,
@@ -191,7 +233,7 @@ impl ProcessRuntime {
             stop: stop.clone(),
             pgid: pgid.clone(),
         };
-        let (cmd, dir, name) = (cmd.to_owned(), dir.to_path_buf(), rt.name.clone());
+        let (dir, name) = (dir.to_path_buf(), rt.name.clone());
         tokio::spawn(async move {
             let mut backoff = Backoff::default();
             let mut up_since = std::time::Instant::now();

@@ -118,6 +118,7 @@ pub fn mlflow_csv(body: &[u8], inputs: &[IoSpec]) -> Result<Vec<Tensor>, BadInpu
         .split(',')
         .map(|s| s.trim().trim_matches('"').to_owned())
         .collect();
+    unique_columns(&header, "the CSV header")?;
     let mut rows = Vec::new();
     for (i, l) in lines.enumerate() {
         let cells: Vec<Value> = l
@@ -147,6 +148,16 @@ pub fn mlflow_csv(body: &[u8], inputs: &[IoSpec]) -> Result<Vec<Tensor>, BadInpu
         },
         inputs,
     )
+}
+
+/// Refuses a column named twice (which of the two would the model get?).
+fn unique_columns(columns: &[String], what: &str) -> Result<(), BadInput> {
+    for (i, c) in columns.iter().enumerate() {
+        if columns[..i].contains(c) {
+            return bad(format!("{what} names the column `{c}` twice"));
+        }
+    }
+    Ok(())
 }
 
 fn split(v: Value) -> Result<Frame, BadInput> {
@@ -180,6 +191,7 @@ fn split(v: Value) -> Result<Frame, BadInput> {
         _ => return bad("`dataframe_split.data` must be a list of rows"),
     };
     if let Some(c) = &columns {
+        unique_columns(c, "`dataframe_split.columns`")?;
         for (i, r) in rows.iter().enumerate() {
             if r.len() != c.len() {
                 return bad(format!(
@@ -280,6 +292,7 @@ fn frame_to_tensors(frame: Frame, inputs: &[IoSpec]) -> Result<Vec<Tensor>, BadI
                     shape,
                     flat,
                     &format!("inputs.{}", spec.name),
+                    None,
                 )?);
             }
             Ok(out)
@@ -318,6 +331,7 @@ fn frame_to_tensors(frame: Frame, inputs: &[IoSpec]) -> Result<Vec<Tensor>, BadI
                         shape,
                         flat,
                         &format!("column `{}`", spec.name),
+                        Some(std::slice::from_ref(&spec.name)),
                     )?);
                 }
                 return Ok(out);
@@ -346,7 +360,13 @@ fn frame_to_tensors(frame: Frame, inputs: &[IoSpec]) -> Result<Vec<Tensor>, BadI
             } else {
                 vec![n, width]
             };
-            Ok(vec![tensor_from(spec, shape, flat, "the input")?])
+            Ok(vec![tensor_from(
+                spec,
+                shape,
+                flat,
+                "the input",
+                columns.as_deref(),
+            )?])
         }
     }
 }
@@ -389,20 +409,72 @@ fn flatten(
     }
 }
 
-/// Checks `shape` against the signature and converts the values.
+/// Checks `shape` against the signature and converts the values; `columns`
+/// names the values of a row, for messages.
 fn tensor_from(
     spec: &IoSpec,
     shape: Vec<usize>,
     flat: Vec<Value>,
     what: &str,
+    columns: Option<&[String]>,
 ) -> Result<Tensor, BadInput> {
     check_shape(spec, &shape, what)?;
-    let data = convert(spec.dtype, &flat, what)?;
+    let at = Place::new(what, &shape, columns);
+    let data = convert(spec.dtype, &flat, &at)?;
+    check_finite(&data, &at)?;
     Ok(Tensor {
         name: spec.name.clone(),
         shape,
         data,
     })
+}
+
+/// Names the place of a tensor's `i`-th value for a message: its row (the
+/// first dimension) and its column (by name when the request named them).
+struct Place<'a> {
+    what: &'a str,
+    per_row: usize,
+    columns: Option<&'a [String]>,
+}
+
+impl<'a> Place<'a> {
+    fn new(what: &'a str, shape: &[usize], columns: Option<&'a [String]>) -> Self {
+        let per_row = shape.iter().skip(1).product::<usize>().max(1);
+        Place {
+            what,
+            per_row,
+            columns,
+        }
+    }
+
+    fn at(&self, i: usize) -> String {
+        let (row, col) = (i / self.per_row, i % self.per_row);
+        match self.columns {
+            Some(cs) if cs.len() == self.per_row => {
+                format!("{}, row {row}, column `{}`", self.what, cs[col])
+            }
+            Some([one]) => format!("{}, row {row}, column `{one}`", self.what),
+            _ if self.per_row == 1 => format!("{}, row {row}", self.what),
+            _ => format!("{}, row {row}, column {col}", self.what),
+        }
+    }
+}
+
+/// Refuses a NaN among float inputs (a missing value the model would turn
+/// into an answer of no meaning).
+fn check_finite(data: &TensorData, at: &Place<'_>) -> Result<(), BadInput> {
+    let nan = match data {
+        TensorData::F32(v) => v.iter().position(|x| x.is_nan()),
+        TensorData::F64(v) => v.iter().position(|x| x.is_nan()),
+        _ => None,
+    };
+    match nan {
+        Some(i) => bad(format!(
+            "{}: the value is NaN; fill or drop missing values before predicting",
+            at.at(i)
+        )),
+        None => Ok(()),
+    }
 }
 
 fn check_shape(spec: &IoSpec, shape: &[usize], what: &str) -> Result<(), BadInput> {
@@ -440,17 +512,24 @@ fn check_shape(spec: &IoSpec, shape: &[usize], what: &str) -> Result<(), BadInpu
     Ok(())
 }
 
-fn convert(dtype: DType, flat: &[Value], what: &str) -> Result<TensorData, BadInput> {
+fn convert(dtype: DType, flat: &[Value], at: &Place<'_>) -> Result<TensorData, BadInput> {
+    let missing = |i: usize| {
+        BadInput(format!(
+            "{}: the value is missing (null); fill or drop missing values before predicting",
+            at.at(i)
+        ))
+    };
     let num = |i: usize, v: &Value| -> Result<f64, BadInput> {
         match v {
             Value::Number(n) => n
                 .as_f64()
-                .ok_or_else(|| BadInput(format!("{what}[{i}]: {n} is not a number"))),
+                .ok_or_else(|| BadInput(format!("{}: {n} is not a number", at.at(i)))),
             Value::Bool(b) => Ok(f64::from(u8::from(*b))),
             Value::String(s) if s.eq_ignore_ascii_case("nan") => Ok(f64::NAN),
-            Value::Null => Ok(f64::NAN),
+            Value::Null => Err(missing(i)),
             other => bad(format!(
-                "{what}[{i}]: {other} is not a number (the model takes {})",
+                "{}: {other} is not a number (the model takes {})",
+                at.at(i),
                 dtype.v2_name()
             )),
         }
@@ -459,9 +538,10 @@ fn convert(dtype: DType, flat: &[Value], what: &str) -> Result<TensorData, BadIn
         match v {
             Value::Number(n) => n
                 .as_i64()
-                .ok_or_else(|| BadInput(format!("{what}[{i}]: {n} is not an integer"))),
+                .ok_or_else(|| BadInput(format!("{}: {n} is not an integer", at.at(i)))),
             Value::Bool(b) => Ok(i64::from(*b)),
-            other => bad(format!("{what}[{i}]: {other} is not an integer")),
+            Value::Null => Err(missing(i)),
+            other => bad(format!("{}: {other} is not an integer", at.at(i))),
         }
     };
     Ok(match dtype {
@@ -489,7 +569,7 @@ fn convert(dtype: DType, flat: &[Value], what: &str) -> Result<TensorData, BadIn
                 .map(|(i, v)| {
                     int(i, v).and_then(|x| {
                         i32::try_from(x)
-                            .map_err(|_| BadInput(format!("{what}[{i}]: {x} does not fit INT32")))
+                            .map_err(|_| BadInput(format!("{}: {x} does not fit INT32", at.at(i))))
                     })
                 })
                 .collect::<Result<_, _>>()?,
@@ -500,17 +580,20 @@ fn convert(dtype: DType, flat: &[Value], what: &str) -> Result<TensorData, BadIn
                 .map(|(i, v)| match v {
                     Value::Bool(b) => Ok(*b),
                     Value::Number(n) => Ok(n.as_f64() != Some(0.0)),
-                    other => bad(format!("{what}[{i}]: {other} is not a boolean")),
+                    Value::Null => Err(missing(i)),
+                    other => bad(format!("{}: {other} is not a boolean", at.at(i))),
                 })
                 .collect::<Result<_, _>>()?,
         ),
         DType::Str => TensorData::Str(
             flat.iter()
-                .map(|v| match v {
-                    Value::String(s) => s.clone(),
-                    other => other.to_string(),
+                .enumerate()
+                .map(|(i, v)| match v {
+                    Value::String(s) => Ok(s.clone()),
+                    Value::Null => Err(missing(i)),
+                    other => Ok(other.to_string()),
                 })
-                .collect(),
+                .collect::<Result<_, _>>()?,
         ),
     })
 }
@@ -791,6 +874,7 @@ pub fn v2_request(
                     ));
                 }
                 check_shape(spec, &shape, &what)?;
+                check_finite(&raw, &Place::new(&what, &shape, None))?;
                 tensors.push(Tensor {
                     name: spec.name.clone(),
                     shape,
@@ -811,7 +895,7 @@ pub fn v2_request(
                 flat.len()
             ));
         }
-        tensors.push(tensor_from(spec, shape, flat, &what)?);
+        tensors.push(tensor_from(spec, shape, flat, &what, None)?);
     }
     if let Some((extra, ..)) = by_name.first() {
         return bad(format!(
@@ -935,6 +1019,50 @@ mod tests {
         }
         let t = mlflow_csv(b"a,b,c,d\n5.1,3.5,1.4,0.2\n6,3,4,1\n", &spec4()).unwrap();
         assert_eq!(t[0].shape, vec![2, 4]);
+    }
+
+    #[test]
+    fn missing_values_and_duplicate_columns_are_refused_by_place() {
+        let err = |body: &str| {
+            mlflow_json(body.as_bytes(), &spec4())
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+        };
+        insta::assert_snapshot!(
+            [
+                err(r#"{"dataframe_split": {"columns": ["a","b","c","d"], "data": [[1,2,3,4],[5,null,7,8]]}}"#),
+                err(r#"{"dataframe_split": {"columns": ["a","b","c","d"], "data": [[1,2,3,"NaN"]]}}"#),
+                err(r#"{"dataframe_records": [{"a":1,"b":2,"c":3,"d":4},{"a":1,"b":2,"c":null,"d":4}]}"#),
+                err(r#"{"instances": [[1,2,3,4],[5,6,7,null]]}"#),
+                err(r#"{"dataframe_split": {"columns": ["a","a","c","d"], "data": [[1,2,3,4]]}}"#),
+                mlflow_csv(b"a,b,b,d\n1,2,3,4\n", &spec4()).err().map(|e| e.to_string()).unwrap_or_default(),
+                mlflow_csv(b"a,b,c,d\n1,2,3,4\n1,nan,3,4\n", &spec4()).err().map(|e| e.to_string()).unwrap_or_default(),
+            ]
+            .join("\n"),
+            @r"
+        the input, row 1, column `b`: the value is missing (null); fill or drop missing values before predicting
+        the input, row 0, column `d`: the value is NaN; fill or drop missing values before predicting
+        the input, row 1, column `c`: the value is missing (null); fill or drop missing values before predicting
+        the input, row 1, column 3: the value is missing (null); fill or drop missing values before predicting
+        `dataframe_split.columns` names the column `a` twice
+        the CSV header names the column `b` twice
+        the input, row 1, column `b`: the value is missing (null); fill or drop missing values before predicting
+        "
+        );
+        // Binary V2 data: NaN bytes are refused too.
+        let mut raw = Vec::new();
+        for x in [1.0f32, f32::NAN, 3.0, 4.0] {
+            raw.extend_from_slice(&x.to_le_bytes());
+        }
+        let header = br#"{"inputs": [{"name": "X", "shape": [1, 4], "datatype": "FP32", "parameters": {"binary_data_size": 16}}]}"#;
+        let mut body = header.to_vec();
+        body.extend_from_slice(&raw);
+        let e = v2_request(&body, Some(header.len()), &spec4())
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("row 0, column 1: the value is NaN"), "{e}");
     }
 
     #[test]

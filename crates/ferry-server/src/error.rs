@@ -15,6 +15,15 @@ pub enum Code {
     /// The server is at a limit of its own; the client retries (MLflow's
     /// client does so by itself on 503).
     TemporarilyUnavailable,
+    /// The request would change what is fixed (a registered version's
+    /// files, a finished run's artifacts): 409.
+    InvalidState,
+    /// The request's body arrived too slowly: 408.
+    RequestTimeout,
+    /// The body is larger than the server takes: 413.
+    TooLarge,
+    /// The body's media type or charset is not JSON in UTF-8: 415.
+    UnsupportedMedia,
 }
 
 impl Code {
@@ -27,6 +36,10 @@ impl Code {
             Code::EndpointNotFound => "ENDPOINT_NOT_FOUND",
             Code::Internal => "INTERNAL_ERROR",
             Code::TemporarilyUnavailable => "TEMPORARILY_UNAVAILABLE",
+            Code::InvalidState => "INVALID_STATE",
+            Code::RequestTimeout => "REQUEST_TIMEOUT",
+            Code::TooLarge => "RESOURCE_LIMIT_EXCEEDED",
+            Code::UnsupportedMedia => "BAD_REQUEST",
         }
     }
     fn status(self) -> StatusCode {
@@ -34,6 +47,10 @@ impl Code {
             Code::ResourceDoesNotExist | Code::EndpointNotFound => StatusCode::NOT_FOUND,
             Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             Code::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Code::InvalidState => StatusCode::CONFLICT,
+            Code::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            Code::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Code::UnsupportedMedia => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             _ => StatusCode::BAD_REQUEST,
         }
     }
@@ -51,6 +68,30 @@ impl ApiError {
     pub fn invalid(message: impl Into<String>) -> Self {
         Self {
             code: Code::InvalidParameterValue,
+            message: message.into(),
+        }
+    }
+    pub fn too_large(message: impl Into<String>) -> Self {
+        Self {
+            code: Code::TooLarge,
+            message: message.into(),
+        }
+    }
+    pub fn unsupported_media(message: impl Into<String>) -> Self {
+        Self {
+            code: Code::UnsupportedMedia,
+            message: message.into(),
+        }
+    }
+    pub fn too_slow() -> Self {
+        Self {
+            code: Code::RequestTimeout,
+            message: "The request body arrived too slowly; send it again".into(),
+        }
+    }
+    pub fn immutable(message: impl Into<String>) -> Self {
+        Self {
+            code: Code::InvalidState,
             message: message.into(),
         }
     }

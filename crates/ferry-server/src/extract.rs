@@ -22,15 +22,35 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_ascii_lowercase();
-        let mime = ct.split(';').next().unwrap_or("").trim();
+        let mut parts = ct.split(';');
+        let mime = parts.next().unwrap_or("").trim();
         if mime != "application/json" {
             return Err(ApiError::bad_request(format!(
                 "Unsupported content type '{mime}'; send application/json"
             )));
         }
+        // JSON is UTF-8 (RFC 8259); a body declared in another charset
+        // would be read as something it is not.
+        for p in parts {
+            if let Some((k, v)) = p.split_once('=')
+                && k.trim() == "charset"
+                && !matches!(v.trim().trim_matches('"'), "utf-8" | "utf8")
+            {
+                return Err(ApiError::unsupported_media(format!(
+                    "Unsupported charset '{}'; send application/json in UTF-8",
+                    v.trim()
+                )));
+            }
+        }
         let bytes = axum::body::Bytes::from_request(req, state)
             .await
-            .map_err(|e| ApiError::bad_request(format!("Cannot read the request body: {e}")))?;
+            .map_err(|e| {
+                if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::too_large(e.body_text())
+                } else {
+                    ApiError::bad_request(format!("Cannot read the request body: {e}"))
+                }
+            })?;
         if bytes.is_empty() {
             return serde_json::from_str("{}")
                 .map(Json)

@@ -182,6 +182,14 @@ pub struct ServerConfig {
     pub artifacts: std::path::PathBuf,
     /// JSON request bodies held at once, in bytes.
     pub body_budget: usize,
+    /// Connections, header deadline, body rate.
+    pub limits: ferry_http::ConnLimits,
+}
+
+/// The answer to a request whose body arrived too slowly (the mlflow
+/// client retries a 408 by itself).
+fn too_slow() -> axum::response::Response {
+    error::ApiError::too_slow().into_response()
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -228,13 +236,12 @@ pub async fn serve(cfg: ServerConfig, ready: impl FnOnce(SocketAddr)) -> Result<
         })?;
     let local = listener.local_addr().map_err(ServeError::Serve)?;
     ready(local);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            ferry_http::shutdown_signal().await;
-            tracing::info!("shutting down: finishing in-flight requests");
-        })
-        .await
-        .map_err(ServeError::Serve)
+    ferry_http::serve(listener, app, cfg.limits, too_slow, async {
+        ferry_http::shutdown_signal().await;
+        tracing::info!("shutting down: finishing in-flight requests");
+    })
+    .await
+    .map_err(ServeError::Serve)
 }
 
 /// One structured log line per request.
@@ -328,11 +335,11 @@ impl Embedded {
                                 return;
                             }
                         }
-                        let _ = axum::serve(listener, app)
-                            .with_graceful_shutdown(async {
-                                let _ = stop_rx.await;
-                            })
-                            .await;
+                        let stop = async {
+                            let _ = stop_rx.await;
+                        };
+                        let limits = ferry_http::ConnLimits::default();
+                        let _ = ferry_http::serve(listener, app, limits, too_slow, stop).await;
                     }
                 }
             });

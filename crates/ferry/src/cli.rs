@@ -185,6 +185,9 @@ pub struct ServerArgs {
     /// JSON request bodies held at once, in MiB (beyond it requests wait, then get 503)
     #[arg(long, default_value_t = 64)]
     pub max_inflight_mib: usize,
+    /// Connections held open at once (beyond it new ones wait to be accepted)
+    #[arg(long, default_value_t = ferry_http::DEFAULT_MAX_CONNECTIONS)]
+    pub max_connections: usize,
 }
 
 #[derive(Debug, Args)]

@@ -739,6 +739,10 @@ fn server(ctx: &Ctx, args: ServerArgs) -> Result<u8> {
         store_url: store_url.clone(),
         artifacts: artifacts.clone(),
         body_budget: args.max_inflight_mib.max(1).saturating_mul(1 << 20),
+        limits: ferry_http::ConnLimits {
+            max_connections: args.max_connections.max(1),
+            ..Default::default()
+        },
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

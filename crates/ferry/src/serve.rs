@@ -46,12 +46,21 @@ pub struct ServeArgs {
     /// Request bodies held at once, in MiB (beyond it requests wait, then get 503)
     #[arg(long, default_value_t = 64)]
     pub max_inflight_mib: usize,
+    /// Connections held open at once (beyond it new ones wait to be accepted)
+    #[arg(long, default_value_t = ferry_http::DEFAULT_MAX_CONNECTIONS)]
+    pub max_connections: usize,
     /// Threads answering requests (default: one per core)
     #[arg(long)]
     pub threads: Option<usize>,
     /// How often routes are rebuilt from the store and deployments judged
     #[arg(long, default_value = "1s")]
     pub tick: String,
+    /// A process runtime this gateway may start for models that are not ONNX: `mlflow` (the built-in
+    /// `mlflow models serve` for pyfunc models), or `NAME=PROGRAM ARGS...` with `{model_dir}`, `{port}`,
+    /// `{host}` in the arguments; run without a shell. A version uses one by its MLflow flavour or by
+    /// naming it in the tag `ferry.serve.runtime` (repeatable)
+    #[arg(long = "runtime", value_name = "RUNTIME")]
+    pub runtimes: Vec<String>,
     /// Serve versions tagged `ferry.fake` as misbehaving fakes (demos, tests)
     #[arg(long, hide = true)]
     pub allow_fakes: bool,
@@ -219,6 +228,14 @@ pub fn serve(ctx: &Ctx, a: ServeArgs) -> Result<u8> {
     if !(0.0..=1.0).contains(&a.log_sample) {
         return Err(usage("--log-sample must be between 0 and 1"));
     }
+    let runtimes = ferry_serve::runtime::Runtimes::parse(&a.runtimes).map_err(|errs| {
+        usage(
+            errs.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n"),
+        )
+    })?;
     let (url, artifacts, root) = locate(ctx, a.store, a.artifacts)?;
     crate::commands::init_logging(a.log_json);
     let mut b = tokio::runtime::Builder::new_multi_thread();
@@ -251,6 +268,7 @@ pub fn serve(ctx: &Ctx, a: ServeArgs) -> Result<u8> {
             store: store.clone(),
             artifacts,
             allow_fakes: a.allow_fakes,
+            runtimes,
         });
         let gw = Arc::new(ferry_serve::Gateway::new(specs, store, loader, predlog));
         let cfg = ferry_serve::ServeConfig {
@@ -258,6 +276,10 @@ pub fn serve(ctx: &Ctx, a: ServeArgs) -> Result<u8> {
             max_body: a.max_body_mib << 20,
             body_budget: a.max_inflight_mib.max(1).saturating_mul(1 << 20),
             tick: std::time::Duration::from_millis(tick.max(50)),
+            limits: ferry_http::ConnLimits {
+                max_connections: a.max_connections.max(1),
+                ..Default::default()
+            },
         };
         let shown = gw.clone();
         ferry_serve::serve(cfg, gw, move |addr| {

@@ -28,6 +28,7 @@ fn new_version(run: &str) -> NewModelVersion {
         created_ms: 1,
         alias: Some("production".into()),
         source: None,
+        stored: None,
     }
 }
 
@@ -62,8 +63,6 @@ fn records_runs_artifacts_and_versions() {
         (0..150).map(|i| (format!("p{i}"), i.to_string())).collect();
     c.log_batch(&run, &metrics, &params, &[("k".into(), "v".into())])
         .unwrap();
-    c.finish_run(&run, "FINISHED", 2000).unwrap();
-
     let model = dir.path().join("model.onnx");
     std::fs::write(&model, b"onnx bytes").unwrap();
     let rel = format!("{exp}/{run}/artifacts/iris/model file.onnx");
@@ -72,6 +71,10 @@ fn records_runs_artifacts_and_versions() {
         std::fs::read(dir.path().join("artifacts").join(&rel)).unwrap(),
         b"onnx bytes"
     );
+    c.finish_run(&run, "FINISHED", 2000).unwrap();
+    // An ended run's artifacts are fixed.
+    let e = c.upload_artifact(&rel, &model).unwrap_err().to_string();
+    assert!(e.contains("409") || e.contains("INVALID_STATE"), "{e}");
 
     let v = c
         .create_model_version(&new_version(&run), &format!("runs:/{run}/iris"))

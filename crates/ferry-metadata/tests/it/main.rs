@@ -49,6 +49,7 @@ fn version(model: &str, digest: &str, alias: Option<&str>) -> NewModelVersion {
         created_ms: 5,
         alias: alias.map(Into::into),
         source: None,
+        stored: None,
     }
 }
 
@@ -205,6 +206,70 @@ async fn registry_conformance(s: &dyn MetadataStore) {
     aliases.sort();
     assert_eq!(aliases, vec!["candidate", "production"]);
     assert_eq!(s.list_versions("iris").await.unwrap().len(), 2);
+    stored_files_conformance(s).await;
+}
+
+/// What the registry keeps for a version is fixed at registration and
+/// found again by any path at, above or below it (and only by those: LIKE's
+/// wildcards in a path match themselves).
+async fn stored_files_conformance(s: &dyn MetadataStore) {
+    let stored = |loc: &str| {
+        Some(ferry_metadata::StoredFiles {
+            location: loc.into(),
+            digest: "ab".repeat(32),
+        })
+    };
+    let v = s
+        .create_model_version(&NewModelVersion {
+            stored: stored("mlflow-artifacts:/1/r_1/artifacts/m"),
+            ..version("kept", "k1", None)
+        })
+        .await
+        .unwrap();
+    assert_eq!(v.stored, stored("mlflow-artifacts:/1/r_1/artifacts/m"));
+    let again = s.get_version("kept", v.version).await.unwrap().unwrap();
+    assert_eq!(again.stored, v.stored);
+    s.create_registered_model("viaapi", "", &[], 1)
+        .await
+        .unwrap();
+    let w = s
+        .create_mlflow_version(
+            "viaapi",
+            "models:/m-1",
+            None,
+            "",
+            &[],
+            "",
+            stored("mlflow-artifacts:/1/models/m-1/artifacts").as_ref(),
+            1,
+        )
+        .await
+        .unwrap();
+    assert_eq!(w.stored, stored("mlflow-artifacts:/1/models/m-1/artifacts"));
+    let at = |p: &'static str| async move { s.versions_storing(p).await.unwrap() };
+    let kept = vec![("kept".to_owned(), v.version)];
+    assert_eq!(at("mlflow-artifacts:/1/r_1/artifacts/m").await, kept);
+    assert_eq!(at("mlflow-artifacts:/1/r_1/artifacts/m/").await, kept);
+    assert_eq!(
+        at("mlflow-artifacts:/1/r_1/artifacts/m/model.onnx").await,
+        kept
+    );
+    assert_eq!(at("mlflow-artifacts:/1/r_1").await, kept, "a folder above");
+    assert_eq!(at("mlflow-artifacts:/1").await.len(), 2, "both are below");
+    assert!(at("mlflow-artifacts:/1/r_1/artifacts/mx").await.is_empty());
+    assert!(
+        at("mlflow-artifacts:/1/rX1").await.is_empty(),
+        "`_` is no wildcard"
+    );
+    assert!(
+        at("mlflow-artifacts:/1/r%").await.is_empty(),
+        "`%` is no wildcard"
+    );
+    assert!(at("mlflow-artifacts:/2").await.is_empty());
+    assert_eq!(
+        at("mlflow-artifacts:/1/models/m-1/artifacts/MLmodel").await,
+        vec![("viaapi".to_owned(), w.version)]
+    );
 }
 
 async fn tracking_conformance(s: &dyn MetadataStore) {

@@ -8,7 +8,7 @@ use ferry_metadata::{DeploymentChange, NewDeployment};
 use ferry_serve::canary::{Criteria, Plan, Strategy};
 use std::time::Duration;
 
-fn plan(steps: &[u32], interval_ms: u64, criteria: Criteria) -> Plan {
+pub fn plan(steps: &[u32], interval_ms: u64, criteria: Criteria) -> Plan {
     Plan {
         strategy: Strategy::Canary,
         steps: steps.to_vec(),
@@ -20,7 +20,7 @@ fn plan(steps: &[u32], interval_ms: u64, criteria: Criteria) -> Plan {
     }
 }
 
-fn criteria() -> Criteria {
+pub fn criteria() -> Criteria {
     Criteria {
         max_error_rate: Some(0.05),
         max_p99_ms: Some(1_000.0),
@@ -31,7 +31,7 @@ fn criteria() -> Criteria {
     }
 }
 
-async fn deploy(env: &Env, model: &str, candidate: i64, p: &Plan) -> String {
+pub async fn deploy(env: &Env, model: &str, candidate: i64, p: &Plan) -> String {
     let d = env
         .store
         .create_deployment(&NewDeployment {

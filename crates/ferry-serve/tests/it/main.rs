@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod canary;
+mod integrity;
 mod process;
 mod routes;
 
@@ -24,6 +25,9 @@ use tower::ServiceExt;
 pub struct Env {
     pub dir: tempfile::TempDir,
     pub store: Arc<dyn MetadataStore>,
+    /// The process runtimes its gateways may start (none unless a test
+    /// defines some).
+    pub runtimes: ferry_serve::runtime::Runtimes,
 }
 
 pub fn fixture(name: &str) -> PathBuf {
@@ -37,7 +41,11 @@ impl Env {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("ferry.db").display());
         let store: Arc<dyn MetadataStore> = Arc::new(SqlStore::open(&url).await.unwrap());
-        Env { dir, store }
+        Env {
+            dir,
+            store,
+            runtimes: Default::default(),
+        }
     }
 
     pub fn artifacts(&self) -> PathBuf {
@@ -60,8 +68,8 @@ impl Env {
             .unwrap()
             .map_or(1, |v| v.version + 1);
         let rel = format!("models/{model}/{n}");
+        let d = self.artifacts().join(&rel);
         if let Some(f) = onnx {
-            let d = self.artifacts().join(&rel);
             std::fs::create_dir_all(&d).unwrap();
             std::fs::copy(fixture(f), d.join("model.onnx")).unwrap();
         }
@@ -80,6 +88,10 @@ impl Env {
                 created_ms: 1,
                 alias: alias.map(Into::into),
                 source: Some(format!("mlflow-artifacts:/{rel}")),
+                stored: Some(ferry_metadata::StoredFiles {
+                    location: format!("mlflow-artifacts:/{rel}"),
+                    digest: ferry_cache::stored_digest(&d).unwrap().to_hex(),
+                }),
             })
             .await
             .unwrap();
@@ -107,6 +119,7 @@ impl Env {
             store: self.store.clone(),
             artifacts: self.artifacts(),
             allow_fakes: true,
+            runtimes: self.runtimes.clone(),
         });
         let predlog = log.then(|| {
             PredLog::start(PredLogConfig::new(self.dir.path().join("predictions"))).unwrap()

@@ -1,5 +1,6 @@
-//! The process runtime: a model served by a command of its own, restarted
-//! when it dies; while it is down its model answers 503 and the others 200.
+//! The process runtime: a model served by a program the gateway's operator
+//! defined, restarted when it dies; while it is down its model answers 503
+//! and the others 200. Registry data never becomes a command.
 
 use super::*;
 use std::time::Duration;
@@ -39,13 +40,18 @@ fn a_crashing_process_runtime_is_restarted_and_only_its_model_fails_meanwhile() 
         panic!("python3 is needed for the process runtime test");
     }
     rt().block_on(async {
-        let env = Env::new().await;
+        let mut env = Env::new().await;
         let script = env.dir.path().join("server.py");
         std::fs::write(&script, SERVER).unwrap();
+        env.runtimes = runtime(&format!(
+            "test=python3 {} {}",
+            script.display(),
+            env.dir.path().join("started").display()
+        ));
         env.version("iris", Some("logreg.onnx"), None, Some("production")).await;
         let v = env.version("proc", None, None, None).await;
         env.store
-            .set_version_tag("proc", v, "ferry.serve.command", &format!("python3 {} {}", script.display(), env.dir.path().join("started").display()))
+            .set_version_tag("proc", v, "ferry.serve.runtime", "test")
             .await
             .unwrap();
         let gw = env.gateway(&["proc", "iris@production"], false).await;
@@ -79,4 +85,168 @@ fn a_crashing_process_runtime_is_restarted_and_only_its_model_fails_meanwhile() 
         // Unloading stops it: nothing listens on its port any more.
         gw.unload_all().await;
     });
+}
+
+fn runtime(def: &str) -> ferry_serve::runtime::Runtimes {
+    ferry_serve::runtime::Runtimes::parse(&[def.to_owned()]).unwrap()
+}
+
+/// What a version's tags may carry into the gateway: a command is refused
+/// (and not run), a runtime the operator did not define is refused, and
+/// the reason is what `ferry deploy status` shows.
+#[test]
+fn a_version_cannot_bring_its_own_command() {
+    rt().block_on(async {
+        let env = Env::new().await;
+        let marker = env.dir.path().join("pwned");
+        env.version("iris", Some("logreg.onnx"), None, Some("production"))
+            .await;
+        for (key, value, expect) in [
+            (
+                "ferry.serve.command",
+                format!("touch {}", marker.display()),
+                "never runs a command taken from the registry",
+            ),
+            (
+                "ferry.serve.runtime",
+                format!("$(touch {})", marker.display()),
+                "which this gateway does not define (its runtimes: none",
+            ),
+        ] {
+            let v = env.version("iris", Some("logreg.onnx"), None, None).await;
+            env.store
+                .set_version_tag("iris", v, key, &value)
+                .await
+                .unwrap();
+            let gw = env.gateway(&["iris@production"], false).await;
+            super::canary::deploy(
+                &env,
+                "iris",
+                v,
+                &super::canary::plan(&[50, 100], 1_000, super::canary::criteria()),
+            )
+            .await;
+            gw.reconcile(false).await.unwrap();
+            let d = env
+                .store
+                .list_deployments(Some("iris"), false)
+                .await
+                .unwrap();
+            let d = d.iter().find(|d| d.candidate == v).unwrap();
+            assert_eq!(d.phase, "rolled_back", "{d:?}");
+            let reason = d.reason.clone().unwrap_or_default();
+            assert!(reason.contains(expect), "{reason}");
+            assert!(!marker.exists(), "a tag was run as a command");
+            // Pinned directly, it is refused at start-up too.
+            let spec = format!("iris/{v}");
+            let loader = ferry_serve::loader::StoreLoader {
+                store: env.store.clone(),
+                artifacts: env.artifacts(),
+                allow_fakes: false,
+                runtimes: Default::default(),
+            };
+            let gw2 = Gateway::new(
+                vec![spec.parse().unwrap()],
+                env.store.clone(),
+                Arc::new(loader),
+                None,
+            );
+            let e = gw2.reconcile(true).await.err().unwrap().to_string();
+            assert!(e.contains(expect), "{e}");
+            assert!(!marker.exists());
+        }
+    });
+}
+
+/// A version whose runtime is still starting when its alias moves away is
+/// abandoned, and its process group with it; so is one still starting when
+/// the gateway unloads everything.
+#[test]
+fn abandoned_loads_leave_no_process_behind() {
+    rt().block_on(async {
+        let mut env = Env::new().await;
+        let pids = env.dir.path().join("pids");
+        std::fs::create_dir_all(&pids).unwrap();
+        // Records its pid, then never answers its health check.
+        let script = env.dir.path().join("slow.sh");
+        std::fs::write(
+            &script,
+            format!("echo $$ > {}/$$; sleep 300 & wait", pids.display()),
+        )
+        .unwrap();
+        env.runtimes = runtime(&format!("slow=sh {}", script.display()));
+        env.version("iris", Some("logreg.onnx"), None, Some("production"))
+            .await;
+        let slow = env.version("iris", Some("logreg.onnx"), None, None).await;
+        env.store
+            .set_version_tag("iris", slow, "ferry.serve.runtime", "slow")
+            .await
+            .unwrap();
+        let gw = env.gateway(&["iris@production"], false).await;
+        // Production moves to the slow version: it loads in the background.
+        env.store
+            .set_alias("iris", "production", slow, None, 1)
+            .await
+            .unwrap();
+        gw.reconcile(false).await.unwrap();
+        let started = wait_for_pid(&pids).await;
+        assert!(alive(started), "the runtime should be starting");
+        // Production moves back before it ever answers: it is abandoned.
+        env.store
+            .set_alias("iris", "production", 1, None, 1)
+            .await
+            .unwrap();
+        gw.reconcile(false).await.unwrap();
+        assert!(
+            gone_soon(started).await,
+            "process {started} outlived its abandoned load"
+        );
+
+        // Again, and this time the gateway unloads everything meanwhile.
+        std::fs::remove_file(pids.join(started.to_string())).unwrap();
+        env.store
+            .set_alias("iris", "production", slow, None, 1)
+            .await
+            .unwrap();
+        gw.reconcile(false).await.unwrap();
+        let started = wait_for_pid(&pids).await;
+        gw.unload_all().await;
+        assert!(
+            gone_soon(started).await,
+            "process {started} outlived the gateway's unload"
+        );
+    });
+}
+
+async fn wait_for_pid(dir: &Path) -> i32 {
+    for _ in 0..100 {
+        if let Some(e) = std::fs::read_dir(dir).unwrap().flatten().next() {
+            return e.file_name().to_string_lossy().parse().unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the runtime never started");
+}
+
+fn alive(pid: i32) -> bool {
+    // A zombie (exited, not yet reaped) counts as gone.
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            !s.rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z')
+        })
+        .unwrap_or(false)
+}
+
+async fn gone_soon(pid: i32) -> bool {
+    for _ in 0..100 {
+        if !alive(pid) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
 }

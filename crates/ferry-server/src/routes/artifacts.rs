@@ -29,6 +29,78 @@ fn io_err(e: std::io::Error) -> ApiError {
     ApiError::internal(e)
 }
 
+/// Whose artifact folder a path is in: the run or logged model whose
+/// `.../<id>/artifacts` (or `.../models/<id>/artifacts`) folder holds it, as
+/// the store records that folder.
+enum Owner {
+    Run { id: String, status: String },
+    Model { id: String, status: String },
+}
+
+async fn owner(st: &AppState, p: &SafePath) -> ApiResult<Option<Owner>> {
+    let segs: Vec<&str> = p.as_str().split('/').collect();
+    for i in 1..segs.len() {
+        if segs[i] != "artifacts" {
+            continue;
+        }
+        let folder = format!("mlflow-artifacts:/{}", segs[..=i].join("/"));
+        let id = segs[i - 1];
+        if i >= 2 && segs[i - 2] == "models" {
+            if let Some(m) = st.store.get_logged_model(id).await?
+                && m.artifact_location.trim_end_matches('/') == folder
+            {
+                return Ok(Some(Owner::Model {
+                    id: m.model_id,
+                    status: m.status,
+                }));
+            }
+        } else if let Some(r) = st.store.get_tracked_run(id).await?
+            && r.info.artifact_uri.trim_end_matches('/') == folder
+        {
+            return Ok(Some(Owner::Run {
+                id: r.info.run_id,
+                status: r.info.status,
+            }));
+        }
+    }
+    Ok(None)
+}
+
+/// Refuses a write (or, with `delete`, a delete) at `p` that would change
+/// what is fixed: the files of a registered model version (at, above or
+/// below `p`), the artifacts of a finished run or of a finalized logged
+/// model. A delete must also stay inside a run's or logged model's
+/// artifact folder (no deleting experiments or other runs wholesale).
+async fn check_writable(st: &AppState, p: &SafePath, delete: bool) -> ApiResult<()> {
+    let uri = format!("mlflow-artifacts:/{}", p.as_str());
+    if let Some((model, version)) = st.store.versions_storing(&uri).await?.first() {
+        return Err(ApiError::immutable(format!(
+            "{} holds files of the registered model version {model}/{version}, which cannot change",
+            p.as_str()
+        )));
+    }
+    match owner(st, p).await? {
+        Some(Owner::Run { id, status }) if !matches!(status.as_str(), "RUNNING" | "SCHEDULED") => {
+            Err(ApiError::immutable(format!(
+                "{} belongs to run {id}, which has ended ({status}); the artifacts of an ended run cannot change",
+                p.as_str()
+            )))
+        }
+        Some(Owner::Model { id, status }) if status != "LOGGED_MODEL_PENDING" => {
+            Err(ApiError::immutable(format!(
+                "{} belongs to the logged model {id}, which is finalized ({status}); its artifacts cannot change",
+                p.as_str()
+            )))
+        }
+        Some(_) => Ok(()),
+        None if delete => Err(ApiError::immutable(format!(
+            "{} is not inside a run's or a logged model's artifact folder; only artifacts there can be deleted",
+            p.as_str()
+        ))),
+        None => Ok(()),
+    }
+}
+
 async fn list_dir(st: &AppState, p: &SafePath) -> ApiResult<Value> {
     let dir = st.artifacts.resolve(p)?;
     let mut files = Vec::new();
@@ -117,6 +189,7 @@ pub async fn upload(State(st): State<AppState>, req: Request) -> ApiResult<Out<V
     if p.is_root() {
         return Err(ApiError::invalid("Invalid path"));
     }
+    check_writable(&st, &p, false).await?;
     let full = st.artifacts.resolve(&p)?;
     let parent = full
         .parent()
@@ -159,6 +232,7 @@ pub async fn delete(State(st): State<AppState>, req: Request) -> ApiResult<Out<V
     if p.is_root() {
         return Err(ApiError::invalid("Invalid path"));
     }
+    check_writable(&st, &p, true).await?;
     let full = st.artifacts.resolve(&p)?;
     match tokio::fs::symlink_metadata(&full).await {
         Ok(m) if m.is_dir() => tokio::fs::remove_dir_all(&full).await.map_err(io_err)?,

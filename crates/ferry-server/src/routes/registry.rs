@@ -7,6 +7,7 @@ use crate::wire::{KeyValue, WireModelVersion, WireRegisteredModel, page_token, p
 use crate::{AppState, now_ms};
 use axum::extract::State;
 use axum::response::Json as Out;
+use ferry_metadata::StoredFiles;
 use ferry_search::Grammar;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -372,6 +373,7 @@ pub async fn create_version(
             .await?
             .and_then(|m| m.source_run_id);
     }
+    let stored = stored_files(&st, &source).await?;
     let v = st
         .store
         .create_mlflow_version(
@@ -381,10 +383,31 @@ pub async fn create_version(
             b.description.as_deref().unwrap_or(""),
             &pairs(b.tags),
             b.run_link.as_deref().unwrap_or(""),
+            stored.as_ref(),
             now_ms(),
         )
         .await?;
     Ok(Out(json!({ "model_version": WireModelVersion::from(&v) })))
+}
+
+/// What the registry keeps for a new version of `source`: where its files
+/// are under the artifact root and their digest, fixed from now on. `None`
+/// for a source that does not resolve under the root (nothing here to keep).
+async fn stored_files(st: &AppState, source: &str) -> ApiResult<Option<StoredFiles>> {
+    let location = ferry_metadata::source_location(st.store.as_ref(), source).await?;
+    let Some(rel) = location.strip_prefix("mlflow-artifacts:/") else {
+        return Ok(None);
+    };
+    let p = check_path(rel, false)?;
+    let dir = st.artifacts.resolve(&p)?;
+    let digest = tokio::task::spawn_blocking(move || ferry_cache::stored_digest(&dir))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
+    Ok(Some(StoredFiles {
+        location: format!("mlflow-artifacts:/{}", p.as_str()),
+        digest: digest.to_hex(),
+    }))
 }
 
 #[derive(Deserialize)]

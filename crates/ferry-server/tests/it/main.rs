@@ -14,6 +14,7 @@ use tower::ServiceExt;
 struct App {
     router: axum::Router,
     dir: tempfile::TempDir,
+    store: Arc<dyn ferry_metadata::MetadataStore>,
 }
 
 impl App {
@@ -29,12 +30,13 @@ impl App {
             .unwrap()
             .with_group_commit();
         let artifacts = ArtifactRoot::new(&dir.path().join("artifacts")).unwrap();
+        let store: Arc<dyn ferry_metadata::MetadataStore> = Arc::new(store);
         let router = router(AppState {
-            store: Arc::new(store),
+            store: store.clone(),
             artifacts: Arc::new(artifacts),
             bodies,
         });
-        App { router, dir }
+        App { router, dir, store }
     }
 
     async fn raw(&self, req: Request<Body>) -> (StatusCode, Vec<u8>) {
@@ -375,7 +377,11 @@ fn bad_requests_are_json_errors() {
 fn artifacts_round_trip_and_listing() {
     rt().block_on(async {
         let app = App::new().await;
+        app.ok_post("experiments/create", json!({"name": "e"})).await;
+        let run = app.ok_post("runs/create", json!({"experiment_id": "1"})).await;
+        let rid = run["run"]["info"]["run_id"].as_str().unwrap().to_owned();
         let put = |path: &str, bytes: Vec<u8>| {
+            let path = path.replace("1/run/", &format!("1/{rid}/"));
             Request::builder().method(Method::PUT).uri(format!("/api/2.0/mlflow-artifacts/artifacts/{path}")).body(Body::from(bytes)).unwrap()
         };
         let big: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
@@ -385,20 +391,151 @@ fn artifacts_round_trip_and_listing() {
         assert_eq!(s, StatusCode::OK);
         let (s, _) = app.raw(put("1/run/artifacts/a%20b.txt", b"x".to_vec())).await;
         assert_eq!(s, StatusCode::OK);
-        let get = Request::builder().uri("/api/2.0/mlflow-artifacts/artifacts/1/run/artifacts/model/weights.bin").body(Body::empty()).unwrap();
+        let get = Request::builder().uri(format!("/api/2.0/mlflow-artifacts/artifacts/1/{rid}/artifacts/model/weights.bin")).body(Body::empty()).unwrap();
         let (s, b) = app.raw(get).await;
         assert_eq!(s, StatusCode::OK);
         assert_eq!(b, big);
-        let (s, v) = app.call(Method::GET, "/api/2.0/mlflow-artifacts/artifacts?path=1%2Frun%2Fartifacts", None).await;
+        let (s, v) = app.call(Method::GET, &format!("/api/2.0/mlflow-artifacts/artifacts?path=1%2F{rid}%2Fartifacts"), None).await;
         assert_eq!(s, StatusCode::OK);
         assert_eq!(v, json!({"files": [{"path": "a b.txt", "is_dir": false, "file_size": 1}, {"path": "model", "is_dir": true}]}));
         let (_, v) = app.call(Method::GET, "/api/2.0/mlflow-artifacts/artifacts?path=1%2Fnothing", None).await;
         assert_eq!(v, json!({}));
         let missing = Request::builder().uri("/api/2.0/mlflow-artifacts/artifacts/1/run/nope").body(Body::empty()).unwrap();
         assert_eq!(app.raw(missing).await.0, StatusCode::NOT_FOUND);
-        let del = Request::builder().method(Method::DELETE).uri("/api/2.0/mlflow-artifacts/artifacts/1/run/artifacts/a%20b.txt").body(Body::empty()).unwrap();
+        let del = Request::builder().method(Method::DELETE).uri(format!("/api/2.0/mlflow-artifacts/artifacts/1/{rid}/artifacts/a%20b.txt")).body(Body::empty()).unwrap();
         assert_eq!(app.raw(del).await.0, StatusCode::OK);
-        assert!(!app.dir.path().join("artifacts/1/run/artifacts/a b.txt").exists());
+        assert!(!app.dir.path().join(format!("artifacts/1/{rid}/artifacts/a b.txt")).exists());
+    });
+}
+
+/// What was registered (or belongs to an ended run or a finalized logged
+/// model) cannot be overwritten or deleted through the artifact API, and a
+/// new version records where its files are and their digest.
+#[test]
+fn registered_and_finished_artifacts_are_immutable() {
+    rt().block_on(async {
+        let app = App::new().await;
+        app.ok_post("experiments/create", json!({"name": "e"}))
+            .await;
+        let rid = |v: &Value| v["run"]["info"]["run_id"].as_str().unwrap().to_owned();
+        let running = rid(&app
+            .ok_post("runs/create", json!({"experiment_id": "1"}))
+            .await);
+        let ended = rid(&app
+            .ok_post("runs/create", json!({"experiment_id": "1"}))
+            .await);
+        let send = |method: Method, path: String| {
+            Request::builder()
+                .method(method)
+                .uri(format!("/api/2.0/mlflow-artifacts/artifacts/{path}"))
+                .body(Body::from(b"bytes".to_vec()))
+                .unwrap()
+        };
+        for r in [&running, &ended] {
+            for f in ["model/model.onnx", "model/MLmodel", "notes.txt"] {
+                let (s, _) = app
+                    .raw(send(Method::PUT, format!("1/{r}/artifacts/{f}")))
+                    .await;
+                assert_eq!(s, StatusCode::OK);
+            }
+        }
+        app.ok_post(
+            "runs/update",
+            json!({"run_id": ended, "status": "FINISHED", "end_time": 5}),
+        )
+        .await;
+        app.ok_post("registered-models/create", json!({"name": "m"}))
+            .await;
+        let v = app
+            .ok_post(
+                "model-versions/create",
+                json!({"name": "m", "source": format!("runs:/{running}/model"), "run_id": running}),
+            )
+            .await;
+        assert_eq!(v["model_version"]["version"], "1");
+        let refused = |method: Method, path: String| {
+            let app = &app;
+            async move {
+                let (s, body) = app.raw(send(method, path.clone())).await;
+                let v: Value = serde_json::from_slice(&body).unwrap();
+                assert_eq!(s, StatusCode::CONFLICT, "{path}: {v}");
+                assert_eq!(v["error_code"], "INVALID_STATE", "{path}");
+                v["message"].as_str().unwrap().to_owned()
+            }
+        };
+        // The version's files, the folder above them, and the whole run.
+        let m = refused(
+            Method::PUT,
+            format!("1/{running}/artifacts/model/model.onnx"),
+        )
+        .await;
+        assert!(m.contains("registered model version m/1"), "{m}");
+        refused(
+            Method::PUT,
+            format!("1/{running}/artifacts/model/extra.bin"),
+        )
+        .await;
+        refused(Method::DELETE, format!("1/{running}/artifacts/model")).await;
+        refused(Method::DELETE, format!("1/{running}/artifacts")).await;
+        refused(Method::DELETE, format!("1/{running}")).await;
+        refused(Method::DELETE, "1".to_owned()).await;
+        // The running run's other artifacts may still change.
+        let (s, _) = app
+            .raw(send(
+                Method::PUT,
+                format!("1/{running}/artifacts/notes.txt"),
+            ))
+            .await;
+        assert_eq!(s, StatusCode::OK);
+        // An ended run's artifacts are fixed.
+        let m = refused(Method::PUT, format!("1/{ended}/artifacts/notes.txt")).await;
+        assert!(m.contains("has ended (FINISHED)"), "{m}");
+        refused(Method::DELETE, format!("1/{ended}/artifacts/notes.txt")).await;
+        // A finalized logged model's too.
+        let lm = app
+            .ok_post("logged-models", json!({"experiment_id": "1", "name": "lm"}))
+            .await;
+        let id = lm["model"]["info"]["model_id"].as_str().unwrap().to_owned();
+        let (s, _) = app
+            .raw(send(
+                Method::PUT,
+                format!("1/models/{id}/artifacts/model.onnx"),
+            ))
+            .await;
+        assert_eq!(s, StatusCode::OK);
+        app.call(
+            Method::PATCH,
+            &format!("/api/2.0/mlflow/logged-models/{id}"),
+            Some(json!({"model_id": id, "status": "LOGGED_MODEL_READY"})),
+        )
+        .await;
+        let m = refused(Method::PUT, format!("1/models/{id}/artifacts/model.onnx")).await;
+        assert!(m.contains("finalized"), "{m}");
+        // Nothing was changed on disk.
+        let onnx = app
+            .dir
+            .path()
+            .join(format!("artifacts/1/{running}/artifacts/model/model.onnx"));
+        assert_eq!(std::fs::read(&onnx).unwrap(), b"bytes");
+        // The version knows where its files are and their digest.
+        let stored = app
+            .store
+            .get_version("m", 1)
+            .await
+            .unwrap()
+            .unwrap()
+            .stored
+            .unwrap();
+        assert_eq!(
+            stored.location,
+            format!("mlflow-artifacts:/1/{running}/artifacts/model")
+        );
+        assert_eq!(
+            stored.digest,
+            ferry_cache::stored_digest(&onnx.parent().unwrap().canonicalize().unwrap())
+                .unwrap()
+                .to_hex()
+        );
     });
 }
 

@@ -175,8 +175,9 @@ fn versions_from_mlflow_clients_show_their_source_and_tags() {
                     "mlflow-artifacts:/0/abc/artifacts/model",
                     Some("x"),
                     "",
-                    &[("ferry.serve.command".into(), "python serve.py".into())],
+                    &[("ferry.serve.runtime".into(), "mlflow".into())],
                     "",
+                    None,
                     1,
                 )
                 .await
@@ -190,10 +191,7 @@ fn versions_from_mlflow_clients_show_their_source_and_tags() {
             .contains("source     mlflow-artifacts:/0/abc/artifacts/model"),
         "{o:?}"
     );
-    assert!(
-        o.stdout.contains("ferry.serve.command = python serve.py"),
-        "{o:?}"
-    );
+    assert!(o.stdout.contains("ferry.serve.runtime = mlflow"), "{o:?}");
     let o = p.ferry(&["models", "versions", "m"]);
     assert_eq!(o.code, 0, "{o:?}");
     let o = p.ferry(&["models", "history", "m"]);
