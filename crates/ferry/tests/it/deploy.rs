@@ -4,7 +4,7 @@
 use crate::support::*;
 
 /// Two registered versions of `m`, the first one `production`.
-fn two_versions() -> Proj {
+pub(crate) fn two_versions() -> Proj {
     let p = crate::cli::project();
     p.run_ok();
     assert_eq!(p.ferry(&["models", "alias", "m/1", "production"]).code, 0);

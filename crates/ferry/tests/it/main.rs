@@ -11,3 +11,4 @@ mod deploy;
 mod example;
 mod misbehaving;
 mod remote;
+mod slow_clients;

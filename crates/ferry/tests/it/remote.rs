@@ -6,14 +6,14 @@ use ferry_metadata::{BlockingStore, RunQuery, ViewType};
 use std::io::BufRead;
 
 /// A `ferry server` on a free loopback port with a store of its own.
-struct Server {
+pub(crate) struct Server {
     child: std::process::Child,
     dir: tempfile::TempDir,
-    url: String,
+    pub(crate) url: String,
 }
 
 impl Server {
-    fn start() -> Self {
+    pub(crate) fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let store = format!("sqlite://{}", dir.path().join("server.db").display());
         let mut child = std::process::Command::new(ferry_bin())
@@ -36,6 +36,10 @@ impl Server {
         // Keep draining its log so it never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
         Server { child, dir, url }
+    }
+
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     fn store(&self) -> BlockingStore {
