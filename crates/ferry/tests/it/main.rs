@@ -9,5 +9,6 @@ mod checks;
 mod cli;
 mod deploy;
 mod example;
+mod hardening;
 mod misbehaving;
 mod remote;
