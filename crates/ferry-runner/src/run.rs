@@ -642,6 +642,7 @@ pub fn run(
                         let mut vars = env_vars.clone();
                         vars.push(("FERRY_STAGE".into(), stage.name.to_string()));
                         let job = Job {
+                            watch: None,
                             stage: stage.name.to_string(),
                             cmd: stage.cmd.clone(),
                             cwd: project.root.clone(),

@@ -3,6 +3,65 @@
 //! files, file names that are not UTF-8, peak memory, binary specs.
 
 use crate::support::*;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+/// Running, not a zombie waiting for its reaper.
+fn alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+fn wait_for(p: &Proj, rel: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !p.path().join(rel).exists() || p.read(rel).trim().is_empty() {
+        assert!(Instant::now() < deadline, "{rel} never appeared");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+// ---- 7. no orphans
+
+#[test]
+fn a_stage_leader_dies_with_ferry() {
+    let p = Proj::new("stages:\n  slow:\n    cmd: echo $$ > leader.pid; exec sleep 60\n");
+    let mut child = p.cmd(&["run"]).stderr(Stdio::null()).spawn().unwrap();
+    wait_for(&p, "leader.pid");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let pid: i32 = p.read("leader.pid").trim().parse().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while alive(pid) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let still = alive(pid);
+    // SAFETY: cleaning up a process group this test started.
+    unsafe { libc::kill(-pid, libc::SIGKILL) };
+    assert!(!still, "the leader must get its parent-death signal");
+}
+
+// ---- 12. peak memory is the stage's own
+
+#[test]
+fn a_stage_after_a_big_hash_reports_its_own_peak_memory() {
+    let p = Proj::new(
+        "stages:\n  big:\n    cmd: head -c 400000000 /dev/zero > big.bin\n    outs: [big.bin]\n  small:\n    cmd: cat small.txt > small.out\n    deps: [big.bin, small.txt]\n    outs: [small.out]\n",
+    );
+    p.write("small.txt", "tiny");
+    let (code, r) = p.run_json(&["--jobs", "1"]);
+    assert_eq!(code, 0, "{r}");
+    let peak = r["stages"][1]["max_rss_bytes"].as_i64().unwrap();
+    assert!(
+        peak < 100 * 1024 * 1024,
+        "`cat` peaked at {} MiB",
+        peak / 1024 / 1024
+    );
+}
 
 // ---- 13. binary bytes in ferry.yaml
 
