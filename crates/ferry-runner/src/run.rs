@@ -511,7 +511,35 @@ pub fn run(
                     continue;
                 }
                 progressed = true;
-                let inputs = match engine.inputs(stage, &HashMap::new())? {
+                let fail = |e: Error| {
+                    let o = simple(
+                        stage,
+                        StageStatus::Failed,
+                        "its deps or outs cannot be used".into(),
+                        Some(e.to_string()),
+                    );
+                    record(i, &o, None, None)?;
+                    reporter.event(Event::StageFinished(&o));
+                    Ok::<_, Error>(o)
+                };
+                // A dep that cannot be hashed (a FIFO, say) fails the stage.
+                let checked = (|| {
+                    let inputs = engine.inputs(stage, &HashMap::new())?;
+                    let verdict = match &inputs {
+                        Ok(inputs) => Some(engine.decide(stage, inputs, opts.force)?),
+                        Err(_) => None,
+                    };
+                    Ok::<_, Error>((inputs, verdict))
+                })();
+                let (inputs, verdict) = match checked {
+                    Ok(x) => x,
+                    Err(e) => {
+                        outcomes[i] = Some(fail(e)?);
+                        state[i] = St::Bad;
+                        continue;
+                    }
+                };
+                let inputs = match inputs {
                     Ok(i) => i,
                     Err(missing) => {
                         let o = simple(
@@ -527,7 +555,7 @@ pub fn run(
                         continue;
                     }
                 };
-                let verdict = engine.decide(stage, &inputs, opts.force)?;
+                let Some(verdict) = verdict else { continue };
                 match verdict.action {
                     Action::UpToDate => {
                         if let Some(l) = engine.lock.stages.get(stage.name.as_str()) {
@@ -551,8 +579,8 @@ pub fn run(
                         for out in &entry.outs {
                             match engine.cache.restore(&project.root, out) {
                                 Ok(written) => {
-                                    for (p, d) in written {
-                                        engine.hasher.remember(&p, d)?;
+                                    for w in written {
+                                        engine.hasher.remember_at(&w.key, &w.path, w.digest)?;
                                     }
                                 }
                                 Err(e) => {
@@ -762,8 +790,15 @@ pub fn run(
                 }
                 _ => {}
             }
-            // Outputs: every declared out must exist; then cache them.
-            let digests = engine.hasher.digest_paths(&stage.outs)?;
+            // Outputs: regular files or folders, every declared one
+            // present; then cache them.
+            let digests = match engine.hasher.digest_paths(&stage.outs) {
+                Ok(d) => d,
+                Err(e) => {
+                    o.status = StageStatus::Failed;
+                    return Ok(Err(e.to_string()));
+                }
+            };
             let mut outs = Vec::with_capacity(stage.outs.len());
             for (path, d) in stage.outs.iter().zip(digests) {
                 let Some(d) = d else {

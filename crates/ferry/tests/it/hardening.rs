@@ -3,8 +3,37 @@
 //! files, file names that are not UTF-8, peak memory, binary specs.
 
 use crate::support::*;
-use std::process::Stdio;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
+
+/// Waits for `child` at most `limit`; kills it (and fails) if it is still
+/// running then.
+fn finish_within(mut child: Child, limit: Duration, what: &str) -> Out {
+    let deadline = Instant::now() + limit;
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap().into();
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let o: Out = child.wait_with_output().unwrap().into();
+            panic!("{what} still running after {limit:?}: {o:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn ferry_within(p: &Proj, args: &[&str], limit: Duration) -> Out {
+    let child = p
+        .cmd(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    finish_within(child, limit, &format!("ferry {}", args.join(" ")))
+}
 
 /// Running, not a zombie waiting for its reaper.
 fn alive(pid: i32) -> bool {
@@ -25,6 +54,103 @@ fn wait_for(p: &Proj, rel: &str) {
     }
 }
 
+fn mkfifo(path: &std::path::Path) {
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+}
+
+// ---- 5. special files do not hang ferry
+
+#[test]
+fn a_fifo_dep_is_an_error_naming_it_not_a_hang() {
+    let p = Proj::new(
+        "stages:\n  s:\n    cmd: echo x > o.txt\n    deps: [in.fifo, dir]\n    outs: [o.txt]\n",
+    );
+    mkfifo(&p.path().join("in.fifo"));
+    std::fs::create_dir_all(p.path().join("dir")).unwrap();
+    let o = ferry_within(&p, &["status"], Duration::from_secs(20));
+    assert_ne!(o.code, 0, "{o:?}");
+    assert!(
+        o.stderr.contains("`in.fifo`") && o.stderr.contains("FIFO"),
+        "{o:?}"
+    );
+    let o = ferry_within(&p, &["run"], Duration::from_secs(20));
+    assert_eq!(o.code, 1, "{o:?}");
+    assert!(o.stderr.contains("`in.fifo`"), "{o:?}");
+    // Inside a dep folder too.
+    std::fs::remove_file(p.path().join("in.fifo")).unwrap();
+    p.write("in.fifo", "now a file");
+    mkfifo(&p.path().join("dir/pipe"));
+    let o = ferry_within(&p, &["status"], Duration::from_secs(20));
+    assert!(o.stderr.contains("`dir/pipe`"), "{o:?}");
+}
+
+#[test]
+fn sigterm_ends_a_run_promptly_even_beside_a_stage_with_a_fifo_dep() {
+    let p = Proj::new(
+        "stages:\n  slow:\n    cmd: (sleep 60 & echo $! > child.pid; wait)\n  fifo:\n    cmd: echo x > o.txt\n    deps: [in.fifo]\n    outs: [o.txt]\n",
+    );
+    mkfifo(&p.path().join("in.fifo"));
+    let child = p
+        .cmd(&["run", "--jobs", "2"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for(&p, "child.pid");
+    std::thread::sleep(Duration::from_millis(300));
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let o = finish_within(child, Duration::from_secs(10), "ferry run after SIGTERM");
+    assert_eq!(o.code, 130, "{o:?}");
+    let pid: i32 = p.read("child.pid").trim().parse().unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(!alive(pid), "the stage's group must be stopped");
+    let runs: serde_json::Value =
+        serde_json::from_str(&p.ferry(&["runs", "list", "--json"]).stdout).unwrap();
+    assert_eq!(runs[0]["status"], "cancelled");
+    // The run lock is free again.
+    let o = ferry_within(&p, &["run", "slow", "--dry-run"], Duration::from_secs(20));
+    assert_eq!(o.code, 0, "{o:?}");
+}
+
+// ---- 6. restored outputs keep sane permissions
+
+#[test]
+fn restored_outputs_honour_the_umask() {
+    use std::os::unix::process::CommandExt;
+    let p = Proj::new(
+        "stages:\n  s:\n    cmd: echo x > out.txt && echo y > run.sh && chmod +x run.sh\n    outs: [out.txt, run.sh]\n",
+    );
+    let run = || {
+        let mut c = p.cmd(&["run"]);
+        // SAFETY: umask is async-signal-safe.
+        unsafe {
+            c.pre_exec(|| {
+                libc::umask(0o027);
+                Ok(())
+            });
+        }
+        let o: Out = c.output().unwrap().into();
+        assert_eq!(o.code, 0, "{o:?}");
+    };
+    run();
+    let mode = |rel: &str| {
+        std::fs::metadata(p.path().join(rel))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!((mode("out.txt"), mode("run.sh")), (0o640, 0o750));
+    std::fs::remove_file(p.path().join("out.txt")).unwrap();
+    std::fs::remove_file(p.path().join("run.sh")).unwrap();
+    run();
+    assert_eq!(p.read("out.txt"), "x\n");
+    assert_eq!((mode("out.txt"), mode("run.sh")), (0o640, 0o750));
+}
+
 // ---- 7. no orphans
 
 #[test]
@@ -43,6 +169,39 @@ fn a_stage_leader_dies_with_ferry() {
     // SAFETY: cleaning up a process group this test started.
     unsafe { libc::kill(-pid, libc::SIGKILL) };
     assert!(!still, "the leader must get its parent-death signal");
+}
+
+// ---- 9. file names that are not UTF-8
+
+#[test]
+fn a_dep_folder_with_a_name_that_is_not_utf8_runs_and_restores() {
+    let p = Proj::new(
+        "stages:\n  copy:\n    cmd: cp -r data copied\n    deps: [data]\n    outs: [copied]\n",
+    );
+    std::fs::create_dir_all(p.path().join("data")).unwrap();
+    let odd = std::ffi::OsStr::from_bytes(b"caf\xe9.txt");
+    std::fs::write(p.path().join("data").join(odd), "latin-1 name").unwrap();
+    std::fs::write(p.path().join("data/plain.txt"), "plain").unwrap();
+    let o = p.ferry(&["run"]);
+    assert_eq!(o.code, 0, "{o:?}");
+    assert!(p.status().contains("up to date"));
+    // Editing the odd file is noticed.
+    std::fs::write(p.path().join("data").join(odd), "changed").unwrap();
+    assert!(
+        p.status().contains("will run: dep data changed"),
+        "{}",
+        p.status()
+    );
+    // Restoring a folder out with such a name writes the very same name.
+    std::fs::write(p.path().join("data").join(odd), "latin-1 name").unwrap();
+    std::fs::remove_dir_all(p.path().join("copied")).unwrap();
+    let (code, r) = p.run_json(&[]);
+    assert_eq!(code, 0, "{r}");
+    assert_eq!(stage_statuses(&r), pairs(&[("copy", "restored")]));
+    assert_eq!(
+        std::fs::read_to_string(p.path().join("copied").join(odd)).unwrap(),
+        "latin-1 name"
+    );
 }
 
 // ---- 12. peak memory is the stage's own
