@@ -1,5 +1,6 @@
 //! `status`, `run` and `gc`.
 
+use crate::confine::Confine;
 use crate::engine::{Engine, Verdict, record_to_locked, to_locked, to_record};
 use crate::record::{Local, Recorder, Remote, RunStart, StageRun, Started};
 use crate::report::*;
@@ -85,6 +86,10 @@ fn env_request(engine: &mut Engine<'_>) -> Result<Option<EnvRequest>> {
 /// What every stage would do now, and why. Reads files; runs nothing.
 pub fn status(project: &Project, stage_names: &[String]) -> Result<StatusReport> {
     let wanted = targets(project, stage_names)?;
+    let confine = Confine::new(project);
+    for stage in project.pipeline.closure(&wanted) {
+        confine.check_stage(stage)?;
+    }
     let mut engine = Engine::open(project)?;
     let mut env = None;
     if let Some(req) = env_request(&mut engine)? {
@@ -319,6 +324,10 @@ pub fn run(
         Some(g) => g,
         None => return Err(Error::Busy(lock_path)),
     };
+    let confine = Confine::new(project);
+    for stage in project.pipeline.closure(&wanted) {
+        confine.check_stage(stage)?;
+    }
     if opts.dry_run {
         let st = status(project, &opts.targets)?;
         return Ok(RunReport {
@@ -522,15 +531,17 @@ pub fn run(
                     reporter.event(Event::StageFinished(&o));
                     Ok::<_, Error>(o)
                 };
-                // A dep that cannot be hashed (a FIFO, say) fails the stage.
-                let checked = (|| {
+                // A dep that cannot be hashed (a FIFO, say) fails the stage,
+                // as does a path that leads outside the project through a
+                // link an upstream stage made since the run began.
+                let checked = confine.check_stage(stage).and_then(|()| {
                     let inputs = engine.inputs(stage, &HashMap::new())?;
                     let verdict = match &inputs {
                         Ok(inputs) => Some(engine.decide(stage, inputs, opts.force)?),
                         Err(_) => None,
                     };
-                    Ok::<_, Error>((inputs, verdict))
-                })();
+                    Ok((inputs, verdict))
+                });
                 let (inputs, verdict) = match checked {
                     Ok(x) => x,
                     Err(e) => {
@@ -790,9 +801,13 @@ pub fn run(
                 }
                 _ => {}
             }
-            // Outputs: regular files or folders, every declared one
-            // present; then cache them.
-            let digests = match engine.hasher.digest_paths(&stage.outs) {
+            // Outputs: inside the project (the stage may have made links),
+            // regular files or folders, every declared one present; then
+            // cache them.
+            let digests = match confine
+                .check_outs(stage)
+                .and_then(|()| Ok(engine.hasher.digest_paths(&stage.outs)?))
+            {
                 Ok(d) => d,
                 Err(e) => {
                     o.status = StageStatus::Failed;

@@ -46,6 +46,7 @@ pub fn exit_code_of(e: &anyhow::Error) -> u8 {
             | ferry_runner::Error::UnknownStage { .. }
             | ferry_runner::Error::Lock(_)
             | ferry_runner::Error::Unsupported(_)
+            | ferry_runner::Error::OutsideProject { .. }
             | ferry_runner::Error::Cache(ferry_cache::Error::NotRegular { .. })
             | ferry_runner::Error::Remote(ferry_client::Error::Url { .. }),
         ) => exit::USAGE,

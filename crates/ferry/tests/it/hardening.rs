@@ -60,6 +60,50 @@ fn mkfifo(path: &std::path::Path) {
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
 }
 
+// ---- 4. outputs stay inside the project
+
+#[test]
+fn paths_that_lead_outside_the_project_are_refused() {
+    let outside = tempfile::tempdir().unwrap();
+    let victim = outside.path().join("victim.txt");
+    std::fs::write(&victim, "keep me").unwrap();
+    let spec = "stages:\n  s:\n    cmd: mkdir -p link && echo new > link/victim.txt\n    outs: [link/victim.txt]\n";
+    let p = Proj::new(spec);
+    std::os::unix::fs::symlink(outside.path(), p.path().join("link")).unwrap();
+    // `run` would delete the stale out (outside) before running the stage.
+    let o = p.ferry(&["run"]);
+    assert_eq!(o.code, 2, "{o:?}");
+    assert!(o.stderr.contains("`link/victim.txt`"), "{o:?}");
+    let real = std::fs::canonicalize(outside.path()).unwrap();
+    assert!(o.stderr.contains(&real.display().to_string()), "{o:?}");
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep me");
+    assert_eq!(p.ferry(&["status"]).code, 2);
+
+    // A restore must not write there either: cache the out with `link` a
+    // real folder, then make it a link to the outside.
+    std::fs::remove_file(p.path().join("link")).unwrap();
+    p.run_ok();
+    std::fs::remove_dir_all(p.path().join("link")).unwrap();
+    std::fs::remove_file(&victim).unwrap();
+    std::os::unix::fs::symlink(outside.path(), p.path().join("link")).unwrap();
+    let o = p.ferry(&["run"]);
+    assert_eq!(o.code, 2, "{o:?}");
+    assert!(!victim.exists(), "a restore wrote outside the project");
+
+    // A dep that leads outside is refused as well.
+    let p = Proj::new(
+        "stages:\n  s:\n    cmd: cat ext/victim.txt > o.txt\n    deps: [ext/victim.txt]\n    outs: [o.txt]\n",
+    );
+    std::fs::write(&victim, "data").unwrap();
+    std::os::unix::fs::symlink(outside.path(), p.path().join("ext")).unwrap();
+    let o = p.ferry(&["status"]);
+    assert_eq!(o.code, 2, "{o:?}");
+    assert!(
+        o.stderr.contains("`ext/victim.txt`") && o.stderr.contains("outside the project"),
+        "{o:?}"
+    );
+}
+
 // ---- 5. special files do not hang ferry
 
 #[test]
