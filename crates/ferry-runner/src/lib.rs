@@ -10,6 +10,7 @@ mod checks;
 mod confine;
 mod engine;
 mod git;
+mod orphans;
 mod project;
 mod record;
 mod report;

@@ -2,6 +2,7 @@
 
 use crate::confine::Confine;
 use crate::engine::{Engine, Verdict, record_to_locked, to_locked, to_record};
+use crate::orphans::{self, PidFile};
 use crate::record::{Local, Recorder, Remote, RunStart, StageRun, Started};
 use crate::report::*;
 use crate::{Error, Project, Result};
@@ -324,6 +325,11 @@ pub fn run(
         Some(g) => g,
         None => return Err(Error::Busy(lock_path)),
     };
+    // A run that died (SIGKILL, a crash) may have left stages running and
+    // temporary files half written: end and remove them first.
+    if orphans::reap(project) {
+        orphans::sweep_temp(project, false);
+    }
     let confine = Confine::new(project);
     for stage in project.pipeline.closure(&wanted) {
         confine.check_stage(stage)?;
@@ -404,7 +410,22 @@ pub fn run(
     })?;
     let rid = started.run_id.clone();
     let experiment_id = started.experiment_id.clone();
-
+    let pids = match PidFile::create(project, &rid) {
+        Ok(p) => Arc::new(p),
+        Err(e) => {
+            let _ = recorder.finish(&started, RunStatus::Failed, Some(&e.to_string()));
+            return Err(e);
+        }
+    };
+    // Should the run leave early with an error (or a panic), its stages are
+    // stopped and it is recorded as failed.
+    let mut abort = Abort {
+        recorder: recorder.as_ref(),
+        started: &started,
+        cancel,
+        pids: pids.clone(),
+        done: false,
+    };
     let stages: Vec<&Stage> = project.pipeline.closure(&wanted);
     let n = stages.len();
     #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -680,8 +701,9 @@ pub fn run(
                         });
                         let mut vars = env_vars.clone();
                         vars.push(("FERRY_STAGE".into(), stage.name.to_string()));
+                        let watch: Arc<dyn ferry_executor::GroupWatch> = pids.clone();
                         let job = Job {
-                            watch: None,
+                            watch: Some(watch),
                             stage: stage.name.to_string(),
                             cmd: stage.cmd.clone(),
                             cwd: project.root.clone(),
@@ -1089,7 +1111,34 @@ pub fn run(
         _ => None,
     };
     recorder.finish(&started, report.status, message.as_deref())?;
+    abort.done = true;
     Ok(report)
+}
+
+/// Ends a run that leaves `run` early: cancels its stages, waits for their
+/// groups to go, records the run as failed. Removes the run's pid file.
+struct Abort<'a> {
+    recorder: &'a dyn Recorder,
+    started: &'a Started,
+    cancel: &'a CancelToken,
+    pids: Arc<PidFile>,
+    done: bool,
+}
+
+impl Drop for Abort<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.cancel.cancel();
+            self.pids
+                .wait_empty(ferry_executor::KILL_GRACE + Duration::from_secs(2));
+            let _ = self.recorder.finish(
+                self.started,
+                RunStatus::Failed,
+                Some("ferry stopped on an error before the run finished (see its output)"),
+            );
+        }
+        self.pids.close();
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -1206,6 +1255,9 @@ pub fn gc(project: &Project, keep_run_cache: bool) -> Result<GcStats> {
         Some(g) => g,
         None => return Err(Error::Busy(lock_path)),
     };
+    // No run is writing (the lock): what dead ones left can go.
+    orphans::reap(project);
+    orphans::sweep_temp(project, true);
     let mut keep: Vec<OutRecord> = Vec::new();
     for s in engine.lock.stages.values() {
         keep.extend(s.outs.iter().map(|(p, l)| to_record(p, l)));

@@ -198,6 +198,38 @@ fn restored_outputs_honour_the_umask() {
 // ---- 7. no orphans
 
 #[test]
+fn the_next_run_kills_the_stages_a_killed_run_left_behind() {
+    let spec = "stages:\n  slow:\n    cmd: (sleep 60 & echo $! > child.pid; wait); echo late > out.txt\n    outs: [out.txt]\n";
+    let p = Proj::new(spec);
+    let mut child = p.cmd(&["run"]).stderr(Stdio::null()).spawn().unwrap();
+    wait_for(&p, "child.pid");
+    child.kill().unwrap(); // SIGKILL: no chance to clean up
+    child.wait().unwrap();
+    let pid: i32 = p.read("child.pid").trim().parse().unwrap();
+    assert!(alive(pid), "the grandchild is an orphan until the next run");
+    p.write("ferry.yaml", &spec.replace("sleep 60", "true"));
+    std::fs::remove_file(p.path().join("child.pid")).unwrap();
+    let (code, r) = p.run_json(&[]);
+    assert_eq!(code, 0, "{r}");
+    std::thread::sleep(Duration::from_millis(200));
+    let still = alive(pid);
+    // SAFETY: cleaning up a process this test started, should the fix fail.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    assert!(!still, "the dead run's stage group must be killed");
+    let runs: serde_json::Value =
+        serde_json::from_str(&p.ferry(&["runs", "list", "--json"]).stdout).unwrap();
+    assert_eq!(runs[1]["status"], "crashed");
+    assert!(
+        !p.path().join(".ferry/runs").exists()
+            || std::fs::read_dir(p.path().join(".ferry/runs"))
+                .unwrap()
+                .next()
+                .is_none(),
+        "a finished run leaves no pid files"
+    );
+}
+
+#[test]
 fn a_stage_leader_dies_with_ferry() {
     let p = Proj::new("stages:\n  slow:\n    cmd: echo $$ > leader.pid; exec sleep 60\n");
     let mut child = p.cmd(&["run"]).stderr(Stdio::null()).spawn().unwrap();
@@ -213,6 +245,63 @@ fn a_stage_leader_dies_with_ferry() {
     // SAFETY: cleaning up a process group this test started.
     unsafe { libc::kill(-pid, libc::SIGKILL) };
     assert!(!still, "the leader must get its parent-death signal");
+}
+
+// ---- 8. partial temporary files
+
+#[test]
+fn temporary_files_of_a_dead_run_are_swept() {
+    let p = Proj::new("stages:\n  s:\n    cmd: echo x > out.txt\n    outs: [out.txt]\n");
+    p.run_ok();
+    // A pid that is surely dead: a child we reaped.
+    let mut c = std::process::Command::new("true").spawn().unwrap();
+    let dead = c.id();
+    c.wait().unwrap();
+    let live = std::process::id();
+    let leftovers = [
+        format!(".ferry/cache/objects/ab/.tmp-{dead}-0123456789abcdef"),
+        format!(".ferry/cache/runs/cd/.ef01.tmp-{dead}"),
+        format!(".ferry/.index.tmp-{dead}"),
+        format!(".out.txt.ferry-restore-{dead}"),
+        format!(".ferry/artifacts/1/r/artifacts/.ferry-publish-{dead}/model.bin"),
+    ];
+    let kept = [format!(
+        ".ferry/cache/objects/ab/.tmp-{live}-0123456789abcdef"
+    )];
+    for f in leftovers.iter().chain(&kept) {
+        p.write(f, "partial");
+    }
+    let o = p.ferry(&["gc"]);
+    assert_eq!(o.code, 0, "{o:?}");
+    for f in &leftovers {
+        assert!(!p.path().join(f).exists(), "{f} left behind");
+    }
+    assert!(
+        !p.path()
+            .join(format!(
+                ".ferry/artifacts/1/r/artifacts/.ferry-publish-{dead}"
+            ))
+            .exists()
+    );
+    for f in &kept {
+        assert!(p.path().join(f).exists(), "{f} belongs to a live process");
+    }
+    // The run after a killed one sweeps too.
+    p.write(
+        "ferry.yaml",
+        "stages:\n  s:\n    cmd: echo $$ > s.pid; sleep 60\n",
+    );
+    let mut child = p.cmd(&["run"]).stderr(Stdio::null()).spawn().unwrap();
+    wait_for(&p, "s.pid");
+    let killed = child.id();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // What it was writing when it died.
+    let partial = format!(".ferry/cache/objects/ab/.tmp-{killed}-fedcba9876543210");
+    p.write(&partial, "partial");
+    p.write("ferry.yaml", "stages:\n  s:\n    cmd: 'true'\n");
+    p.run_ok();
+    assert!(!p.path().join(&partial).exists());
 }
 
 // ---- 9. file names that are not UTF-8
