@@ -581,4 +581,21 @@ mod tests {
         assert!(msg("d").starts_with("`d/sub/q` is a FIFO"));
         assert!(msg("null").starts_with("`null` is a character device"));
     }
+
+    #[test]
+    fn folder_digests_of_utf8_names_are_those_of_before() {
+        // Pinned with the code from before names could be raw bytes: a
+        // change here changes every folder digest (bump `ferry.dir.v1`).
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path();
+        std::fs::create_dir_all(root.join("d/sub")).unwrap();
+        std::fs::write(root.join("d/a.txt"), "a").unwrap();
+        std::fs::write(root.join("d/sub/b.txt"), "b").unwrap();
+        std::fs::write(root.join("d/café.txt"), "é").unwrap();
+        let d = hasher(root).digest_path("d").unwrap().unwrap().digest();
+        assert_eq!(
+            d.to_hex(),
+            "d4c4bf9aeee56d0ed1872bc4442a60635ce3b58dbacd1398431edb0531805ff5"
+        );
+    }
 }
