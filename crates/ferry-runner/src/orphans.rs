@@ -201,7 +201,7 @@ pub(crate) fn sweep_temp(project: &Project, artifacts: bool) -> u64 {
     let ferry = project.ferry_dir();
     let cache = project.cache_dir();
     let any = |_: &str| true;
-    let mut n = sweep_dir(&ferry, &any);
+    let mut n = sweep_dir(&ferry, &any) + sweep_dir(&runs_dir(project), &any);
     for sub in ["objects", "runs"] {
         for d in subdirs(&cache.join(sub)) {
             n += sweep_dir(&d, &any);
@@ -227,14 +227,16 @@ pub(crate) fn sweep_temp(project: &Project, artifacts: bool) -> u64 {
         n += sweep_dir(dir, &|name| name.starts_with(prefix.as_str()));
     }
     if artifacts {
-        // `.ferry/artifacts/<experiment>/<run>/artifacts/…`
+        // `.ferry/artifacts/<experiment>/<run>/artifacts/`: a model being
+        // published (`.ferry-publish-<pid>`), check reports being attached
+        // (`checks/.<name>.tmp-<pid>`); what MLflow clients log is theirs.
         for exp in subdirs(&ferry.join("artifacts")) {
             for run in subdirs(&exp) {
                 let a = run.join("artifacts");
-                n += sweep_dir(&a, &any);
-                for d in subdirs(&a) {
-                    n += sweep_dir(&d, &any);
-                }
+                n += sweep_dir(&a, &|name| name.starts_with(".ferry-publish-"));
+                n += sweep_dir(&a.join("checks"), &|name| {
+                    !name.starts_with(".ferry-publish-")
+                });
             }
         }
     }

@@ -264,10 +264,16 @@ fn temporary_files_of_a_dead_run_are_swept() {
         format!(".ferry/.index.tmp-{dead}"),
         format!(".out.txt.ferry-restore-{dead}"),
         format!(".ferry/artifacts/1/r/artifacts/.ferry-publish-{dead}/model.bin"),
+        format!(".ferry/artifacts/1/r/artifacts/checks/.report.json.tmp-{dead}"),
+        format!(".ferry/runs/.x.pids.tmp-{dead}"),
     ];
-    let kept = [format!(
-        ".ferry/cache/objects/ab/.tmp-{live}-0123456789abcdef"
-    )];
+    let kept = [
+        // A live writer's.
+        format!(".ferry/cache/objects/ab/.tmp-{live}-0123456789abcdef"),
+        // Not ferry's: what an MLflow client logged, a user's file.
+        format!(".ferry/artifacts/1/r/artifacts/model/.notes.tmp-{dead}"),
+        format!("data/.notes.tmp-{dead}"),
+    ];
     for f in leftovers.iter().chain(&kept) {
         p.write(f, "partial");
     }
@@ -284,7 +290,7 @@ fn temporary_files_of_a_dead_run_are_swept() {
             .exists()
     );
     for f in &kept {
-        assert!(p.path().join(f).exists(), "{f} belongs to a live process");
+        assert!(p.path().join(f).exists(), "{f} is not ferry's to remove");
     }
     // The run after a killed one sweeps too.
     p.write(
