@@ -295,6 +295,12 @@ pub fn kill_stale_group(group: Group, marker: &str) -> bool {
     };
     if ours {
         kill_group(group.pgid, libc::SIGKILL);
+        // SIGKILL is delivered asynchronously: wait (a little) until the
+        // group is gone, so nothing of it writes after this returns.
+        let until = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < until && !group_members(group.pgid).is_empty() {
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
     ours
 }
@@ -363,9 +369,10 @@ pub fn run(job: &Job, sink: Arc<dyn OutputSink>, cancel: &CancelToken) -> Outcom
                 if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
                     return Err(std::io::Error::last_os_error());
                 }
-                // The parent died before the signal was armed.
+                // The parent died before the signal was armed. (No
+                // allocation here: another thread may hold the heap's lock.)
                 if libc::getppid() != parent {
-                    return Err(std::io::Error::other("ferry exited"));
+                    return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
                 }
                 Ok(())
             });
