@@ -305,6 +305,44 @@ pub fn kill_stale_group(group: Group, marker: &str) -> bool {
     ours
 }
 
+/// Kills (SIGKILL) every live process whose environment holds `marker`
+/// (such as `FERRY_RUN_ID=<run>`, unique to one run), with its process
+/// group unless that is this process's own: what a dead run left that its
+/// record missed (a stage started just before ferry was killed, before its
+/// group was recorded). Returns how many processes carried the marker.
+pub fn kill_marked(marker: &str) -> usize {
+    // SAFETY: getpgrp has no preconditions.
+    let own_group = unsafe { libc::getpgrp() };
+    let marked = || -> Vec<(i32, i32)> {
+        let Ok(rd) = std::fs::read_dir("/proc") else {
+            return Vec::new();
+        };
+        rd.flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+            .filter_map(|pid| {
+                let (state, pgrp, _) = proc_stat(pid)?;
+                (state != 'Z' && environ_has(pid, marker)).then_some((pid, pgrp))
+            })
+            .collect()
+    };
+    let found = marked();
+    for &(pid, pgrp) in &found {
+        if pgrp > 1 && pgrp != own_group {
+            kill_group(pgrp, libc::SIGKILL);
+        } else if pid > 1 {
+            // SAFETY: sending a signal has no memory-safety preconditions.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+            }
+        }
+    }
+    let until = Instant::now() + Duration::from_secs(2);
+    while !found.is_empty() && Instant::now() < until && !marked().is_empty() {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    found.len()
+}
+
 /// (pid, start ticks) of every live process in group `pgid`.
 fn group_members(pgid: i32) -> Vec<(i32, u64)> {
     let Ok(rd) = std::fs::read_dir("/proc") else {
@@ -608,6 +646,20 @@ mod tests {
         assert!(proc_stat(members[0].0).is_some());
         assert!(kill_stale_group(g, "FERRY_RUN_ID=run-b"));
         assert!(gone(members[0].0));
+    }
+
+    #[test]
+    fn marked_processes_are_killed_with_their_groups() {
+        let (mut c, g) = sleeper("run-c", true);
+        c.wait().unwrap();
+        let (mut other, og) = sleeper("run-d", false);
+        let members = group_members(g.pgid);
+        assert_eq!(kill_marked("FERRY_RUN_ID=run-c"), 1);
+        assert!(gone(members[0].0));
+        assert!(proc_stat(og.pgid).is_some_and(|s| s.0 != 'Z'), "not marked");
+        assert_eq!(kill_marked("FERRY_RUN_ID=run-c"), 0);
+        kill_group(og.pgid, libc::SIGKILL);
+        other.wait().unwrap();
     }
 
     #[test]

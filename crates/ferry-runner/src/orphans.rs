@@ -4,7 +4,9 @@
 //!   its running stages (each with its leader's start time, so a pid the
 //!   system has since given to another process is never signalled). A run
 //!   that ends removes the file; a file found by a run that holds the run
-//!   lock therefore belongs to a dead run, whose groups are killed.
+//!   lock therefore belongs to a dead run, whose groups are killed, and so
+//!   is every process that still carries its `FERRY_RUN_ID` (a stage
+//!   spawned just before the run died, before its group was recorded).
 //! * Temporary files (cache objects being written, atomic writes, restores,
 //!   published artifacts) carry the pid of their writer in their name; those
 //!   of a process that is gone (or older than a day) are removed by the next
@@ -115,6 +117,11 @@ pub(crate) fn reap(project: &Project) -> bool {
                 }
                 _ => {}
             }
+        }
+        // A stage started just before the run died may not be recorded yet;
+        // every stage process carries its run's id in its environment.
+        if same_boot && !run.is_empty() {
+            ferry_executor::kill_marked(&format!("FERRY_RUN_ID={run}"));
         }
         let _ = std::fs::remove_file(&path);
     }
