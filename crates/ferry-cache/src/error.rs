@@ -13,6 +13,12 @@ pub enum Error {
     MissingObject { path: String, digest: String },
     #[error("cache entry `{}` is damaged: {reason}", path.display())]
     Corrupt { path: PathBuf, reason: String },
+    /// Only regular files and folders are hashed: reading a FIFO or a device
+    /// could block forever or never end.
+    #[error(
+        "`{path}` is {kind}, not a regular file or folder; only files and folders can be deps or outs"
+    )]
+    NotRegular { path: String, kind: &'static str },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

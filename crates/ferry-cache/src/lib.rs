@@ -7,8 +7,12 @@
 //!   of the moment they were hashed, as git does.
 //! * [`Cache`] keeps stage outputs by content under `.ferry/cache/objects` and
 //!   the outputs of each stage fingerprint under `.ferry/cache/runs`. Objects
-//!   are written to a temporary file and renamed, and restored by copying, so
-//!   an in-place edit of a restored file can never corrupt the cache.
+//!   are written to a temporary file, synced and renamed, and restored by
+//!   copying (with the stage's permissions, under the umask), so an in-place
+//!   edit of a restored file can never corrupt the cache.
+//!
+//! Only regular files and folders are hashed: a FIFO, socket or device is an
+//! error naming it (reading one could block or never end).
 
 mod error;
 mod hash;
@@ -16,9 +20,9 @@ mod index;
 mod store;
 
 pub use error::{Error, Result};
-pub use hash::{Hasher, Manifest, ManifestEntry, PathDigest};
+pub use hash::{Hasher, Manifest, ManifestEntry, PathDigest, escape_bytes};
 pub use index::StatIndex;
-pub use store::{Cache, GcStats, OutRecord, RunCacheEntry, write_atomic};
+pub use store::{Cache, GcStats, OutRecord, Restored, RunCacheEntry, write_atomic};
 
 /// The digest of what a registry keeps for a model version: the file or
 /// folder at `path` with every byte read (no stat index: nothing is taken

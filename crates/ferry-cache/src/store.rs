@@ -99,7 +99,24 @@ impl Cache {
         let dir = dst.parent().unwrap_or(&self.root);
         std::fs::create_dir_all(dir).ctx("create", dir)?;
         let tmp = dir.join(format!(".tmp-{}-{}", std::process::id(), &d.to_hex()[..16]));
-        std::fs::copy(src, &tmp).ctx("copy into the cache", src)?;
+        {
+            // Copied, then synced before the rename: a crash must not leave
+            // an object under its digest whose bytes never reached the disk.
+            let _ = std::fs::remove_file(&tmp);
+            let mut from = std::fs::File::open(src).ctx("open", src)?;
+            let mut to = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&tmp)
+                .ctx("create", &tmp)?;
+            std::io::copy(&mut from, &mut to).ctx("copy into the cache", src)?;
+            let mode = from
+                .metadata()
+                .ctx("read the metadata of", src)?
+                .permissions();
+            to.set_permissions(mode).ctx("set permissions of", &tmp)?;
+            to.sync_all().ctx("sync", &tmp)?;
+        }
         // Verify what landed: the source may have changed since it was hashed.
         let got = Digest::from_bytes(
             *blake3::Hasher::new()
@@ -127,7 +144,7 @@ impl Cache {
             PathDigest::File { digest, .. } => self.put_file(abs, digest),
             PathDigest::Dir { digest, manifest } => {
                 for e in &manifest.entries {
-                    self.put_file(&abs.join(&e.path), &e.digest)?;
+                    self.put_file(&abs.join(e.rel_path()), &e.digest)?;
                 }
                 let json = serde_json::to_vec(manifest).unwrap_or_default();
                 let p = self.manifest_path(digest);
@@ -171,8 +188,8 @@ impl Cache {
 
     /// Puts `out` back at `root/out.path` by copying from the cache (never a
     /// hard link: an in-place edit of the restored file must not reach the
-    /// cache). Returns the digest of every file written, relative to `root`.
-    pub fn restore(&self, root: &Path, out: &OutRecord) -> Result<Vec<(String, Digest)>> {
+    /// cache). Returns every file written.
+    pub fn restore(&self, root: &Path, out: &OutRecord) -> Result<Vec<Restored>> {
         let target = root.join(&out.path);
         let missing = || Error::MissingObject {
             path: out.path.clone(),
@@ -187,12 +204,17 @@ impl Cache {
             let mut written = Vec::with_capacity(manifest.entries.len());
             for e in &manifest.entries {
                 let src = self.object(&e.digest).ok_or_else(missing)?;
-                let dst = staging.join(&e.path);
+                let rel = e.rel_path();
+                let dst = staging.join(&rel);
                 if let Some(parent) = dst.parent() {
                     std::fs::create_dir_all(parent).ctx("create", parent)?;
                 }
-                copy_writable(&src, &dst)?;
-                written.push((format!("{}/{}", out.path, e.path), e.digest));
+                copy_out(&src, &dst)?;
+                written.push(Restored {
+                    key: e.index_key(&out.path),
+                    path: Path::new(&out.path).join(rel),
+                    digest: e.digest,
+                });
             }
             remove_any(&target)?;
             std::fs::rename(&staging, &target).ctx("rename into place", &target)?;
@@ -203,12 +225,16 @@ impl Cache {
                 std::fs::create_dir_all(parent).ctx("create", parent)?;
             }
             let tmp = sibling(&target, "restore");
-            copy_writable(&src, &tmp)?;
+            copy_out(&src, &tmp)?;
             if target.is_dir() {
                 remove_any(&target)?;
             }
             std::fs::rename(&tmp, &target).ctx("rename into place", &target)?;
-            Ok(vec![(out.path.clone(), out.digest)])
+            Ok(vec![Restored {
+                key: out.path.clone(),
+                path: PathBuf::from(&out.path),
+                digest: out.digest,
+            }])
         }
     }
 
@@ -306,13 +332,38 @@ fn sibling(target: &Path, what: &str) -> PathBuf {
     target.with_file_name(format!(".{name}.ferry-{what}-{}", std::process::id()))
 }
 
-fn copy_writable(src: &Path, dst: &Path) -> Result<()> {
+/// Copies an object out of the cache with the permissions the stage gave
+/// it: the object keeps them without the write bits, which come back where
+/// the read bits are, and the umask applies (the file is created with that
+/// mode, not chmod-ed to it).
+fn copy_out(src: &Path, dst: &Path) -> Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let _ = std::fs::remove_file(dst);
-    std::fs::copy(src, dst).ctx("copy out of the cache", src)?;
-    let mut perms = std::fs::metadata(dst).ctx("read", dst)?.permissions();
-    #[allow(clippy::permissions_set_readonly_false)]
-    perms.set_readonly(false);
-    std::fs::set_permissions(dst, perms).ctx("set permissions of", dst)
+    let mut from = std::fs::File::open(src).ctx("open", src)?;
+    let mode = from
+        .metadata()
+        .ctx("read the metadata of", src)?
+        .permissions()
+        .mode();
+    let mode = (mode & 0o555) | ((mode & 0o444) >> 1);
+    let mut to = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(dst)
+        .ctx("create", dst)?;
+    std::io::copy(&mut from, &mut to).ctx("copy out of the cache", src)?;
+    Ok(())
+}
+
+/// One file a restore wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Restored {
+    /// Its key in the stat index (see [`crate::ManifestEntry::index_key`]).
+    pub key: String,
+    /// Relative to the project root.
+    pub path: PathBuf,
+    pub digest: Digest,
 }
 
 fn remove_any(p: &Path) -> Result<()> {

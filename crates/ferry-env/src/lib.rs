@@ -302,6 +302,7 @@ impl Envs {
                     env: vec![],
                     timeout: Some(std::time::Duration::from_secs(3600)),
                     log_path: log.clone(),
+                    watch: None,
                 },
                 sink.clone(),
                 cancel,

@@ -6,7 +6,18 @@
 //! * a timeout or a cancellation sends SIGTERM to the whole group, then
 //!   SIGKILL after a grace period;
 //! * the child is reaped with `wait4`, which gives the OS's accounting of it
-//!   (user and system CPU time, peak resident memory), descendants included.
+//!   (user and system CPU time, peak resident memory), descendants included;
+//! * on Linux the group's leader gets a parent-death signal (SIGKILL), and a
+//!   [`GroupWatch`] hears of every group when it starts and when it is gone,
+//!   so a run can record them and the next one can end what a killed run left
+//!   behind ([`kill_stale_group`], which checks the group's start time first
+//!   so that a recycled pid is never signalled).
+//!
+//! The child is forked, not `vfork`ed (`posix_spawn`): the kernel carries the
+//! peak resident size of the address space a process leaves at `exec` into
+//! its accounting, and a `vfork`ed child leaves ferry's own, so a trivial
+//! stage spawned after ferry hashed a big file would report ferry's peak. A
+//! forked child leaves a copy that holds only ferry's current anonymous memory.
 //!
 //! This is the only crate that spawns processes for stages.
 
@@ -30,6 +41,26 @@ pub struct Job {
     pub timeout: Option<Duration>,
     /// Where the combined output goes.
     pub log_path: PathBuf,
+    /// Told of the job's process group when it starts and when it is gone.
+    pub watch: Option<Arc<dyn GroupWatch>>,
+}
+
+/// A process group this crate started, identified beyond its id: the
+/// leader's start time (clock ticks after boot, `/proc/<pid>/stat` field 22)
+/// tells the group from a later one that reuses the id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Group {
+    pub pgid: i32,
+    pub start_ticks: u64,
+}
+
+/// Hears of the process groups of jobs (to record them where a later process
+/// can find them, should this one die).
+pub trait GroupWatch: Send + Sync + std::fmt::Debug {
+    /// The group exists; its leader is about to run the command.
+    fn started(&self, group: Group);
+    /// The group is gone: its leader is reaped and its members killed.
+    fn ended(&self, group: Group);
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -215,6 +246,124 @@ pub fn signal_group(pgid: u32, force: bool) {
     }
 }
 
+/// Fields of `/proc/<pid>/stat` after the command name: (state, pgrp,
+/// start time in clock ticks after boot).
+fn proc_stat(pid: i32) -> Option<(char, i32, u64)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name is in parentheses and may hold anything, `)` included.
+    let rest = &text[text.rfind(')')? + 1..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // `rest` starts at field 3 (state): pgrp is field 5, starttime field 22.
+    let state = f.first()?.chars().next()?;
+    Some((state, f.get(2)?.parse().ok()?, f.get(19)?.parse().ok()?))
+}
+
+/// The identity of the group led by `pid` (which must lead its group).
+pub fn group_of(pid: i32) -> Option<Group> {
+    let (_, pgrp, start_ticks) = proc_stat(pid)?;
+    (pgrp == pid).then_some(Group {
+        pgid: pid,
+        start_ticks,
+    })
+}
+
+/// This boot's id: start times only compare within one boot.
+pub fn boot_id() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// Kills (SIGKILL) the process group `group` if it is still the one this
+/// crate started: its leader alive with the recorded start time, or, when
+/// the leader is gone, a member started no earlier whose environment holds
+/// `marker` (such as `FERRY_RUN_ID=<run>`). A pid reused by an unrelated
+/// process is never signalled. Returns whether the group was signalled.
+pub fn kill_stale_group(group: Group, marker: &str) -> bool {
+    if group.pgid <= 1 {
+        return false;
+    }
+    let ours = match proc_stat(group.pgid) {
+        // The leader lives: the same process only if it started at the same tick.
+        Some((_, pgrp, start)) => start == group.start_ticks && pgrp == group.pgid,
+        // The leader is gone; while any member lives the kernel does not
+        // hand its id to another process, but a later group could have taken
+        // the id after this one ended: look for a member of ours.
+        None => group_members(group.pgid)
+            .into_iter()
+            .any(|(pid, start)| start >= group.start_ticks && environ_has(pid, marker)),
+    };
+    if ours {
+        kill_group(group.pgid, libc::SIGKILL);
+        // SIGKILL is delivered asynchronously: wait (a little) until the
+        // group is gone, so nothing of it writes after this returns.
+        let until = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < until && !group_members(group.pgid).is_empty() {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    ours
+}
+
+/// Kills (SIGKILL) every live process whose environment holds `marker`
+/// (such as `FERRY_RUN_ID=<run>`, unique to one run), with its process
+/// group unless that is this process's own: what a dead run left that its
+/// record missed (a stage started just before ferry was killed, before its
+/// group was recorded). Returns how many processes carried the marker.
+pub fn kill_marked(marker: &str) -> usize {
+    // SAFETY: getpgrp has no preconditions.
+    let own_group = unsafe { libc::getpgrp() };
+    let marked = || -> Vec<(i32, i32)> {
+        let Ok(rd) = std::fs::read_dir("/proc") else {
+            return Vec::new();
+        };
+        rd.flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+            .filter_map(|pid| {
+                let (state, pgrp, _) = proc_stat(pid)?;
+                (state != 'Z' && environ_has(pid, marker)).then_some((pid, pgrp))
+            })
+            .collect()
+    };
+    let found = marked();
+    for &(pid, pgrp) in &found {
+        if pgrp > 1 && pgrp != own_group {
+            kill_group(pgrp, libc::SIGKILL);
+        } else if pid > 1 {
+            // SAFETY: sending a signal has no memory-safety preconditions.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+            }
+        }
+    }
+    let until = Instant::now() + Duration::from_secs(2);
+    while !found.is_empty() && Instant::now() < until && !marked().is_empty() {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    found.len()
+}
+
+/// (pid, start ticks) of every live process in group `pgid`.
+fn group_members(pgid: i32) -> Vec<(i32, u64)> {
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    rd.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(|pid| {
+            let (state, pgrp, start) = proc_stat(pid)?;
+            (pgrp == pgid && state != 'Z').then_some((pid, start))
+        })
+        .collect()
+}
+
+fn environ_has(pid: i32, marker: &str) -> bool {
+    let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else {
+        return false;
+    };
+    env.split(|&b| b == 0).any(|v| v == marker.as_bytes())
+}
+
 /// Runs `job` to completion (or timeout, or cancellation).
 pub fn run(job: &Job, sink: Arc<dyn OutputSink>, cancel: &CancelToken) -> Outcome {
     let started = Instant::now();
@@ -245,11 +394,38 @@ pub fn run(job: &Job, sink: Arc<dyn OutputSink>, cancel: &CancelToken) -> Outcom
     for (k, v) in &job.env {
         cmd.env(k, v);
     }
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: getpid has no preconditions.
+        let parent = unsafe { libc::getpid() };
+        // SAFETY: the closure only makes async-signal-safe system calls. A
+        // closure also makes std fork rather than vfork (see the crate docs).
+        unsafe {
+            cmd.pre_exec(move || {
+                // The leader dies with the thread that started it (this
+                // one, which waits for it), should ferry be killed.
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // The parent died before the signal was armed. (No
+                // allocation here: another thread may hold the heap's lock.)
+                if libc::getppid() != parent {
+                    return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+                }
+                Ok(())
+            });
+        }
+    }
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => return failed(e.to_string()),
     };
     let pid = child.id() as libc::pid_t;
+    // The child cannot exit unreaped before wait4 below, so its /proc entry is there.
+    let group = group_of(pid);
+    if let (Some(w), Some(g)) = (&job.watch, group) {
+        w.started(g);
+    }
     let mut pumps = Vec::new();
     if let Some(out) = child.stdout.take() {
         let (s, l, st) = (sink.clone(), log.clone(), job.stage.clone());
@@ -305,6 +481,9 @@ pub fn run(job: &Job, sink: Arc<dyn OutputSink>, cancel: &CancelToken) -> Outcom
     for p in pumps {
         let _ = p.join();
     }
+    if let (Some(w), Some(g)) = (&job.watch, group) {
+        w.ended(g);
+    }
     let wall = started.elapsed();
     let truncated = log.lock().map(|l| l.dropped).unwrap_or(0);
     let Some(r) = reaped else {
@@ -346,7 +525,141 @@ mod tests {
             env: vec![("FERRY_TEST_VAR".into(), "42".into())],
             timeout: None,
             log_path: dir.join("logs/s.log"),
+            watch: None,
         }
+    }
+
+    #[test]
+    fn peak_memory_is_the_stages_own_not_ferrys() {
+        let t = tempfile::tempdir().unwrap();
+        // ferry after hashing a big file: a high peak, little memory now.
+        let big = vec![7u8; 400 * 1024 * 1024];
+        assert_eq!(big[big.len() / 2], 7);
+        drop(big);
+        let o = run(
+            &job(t.path(), "cat /dev/null"),
+            Arc::new(Discard),
+            &CancelToken::new(),
+        );
+        assert!(o.exit.success(), "{:?}", o.exit);
+        assert!(
+            o.max_rss_bytes < 100 * 1024 * 1024,
+            "`cat` peaked at {} MiB",
+            o.max_rss_bytes / 1024 / 1024
+        );
+    }
+
+    #[derive(Debug, Default)]
+    struct Groups(Mutex<Vec<(bool, Group)>>);
+    impl GroupWatch for Groups {
+        fn started(&self, g: Group) {
+            self.0.lock().unwrap().push((true, g));
+        }
+        fn ended(&self, g: Group) {
+            self.0.lock().unwrap().push((false, g));
+        }
+    }
+
+    #[test]
+    fn the_watch_hears_of_the_group_and_the_leader_has_a_parent_death_signal() {
+        let t = tempfile::tempdir().unwrap();
+        let watch = Arc::new(Groups::default());
+        let mut j = job(t.path(), "echo $$ > pid; cat /proc/$$/stat > stat");
+        j.watch = Some(watch.clone());
+        let o = run(&j, Arc::new(Discard), &CancelToken::new());
+        assert!(o.exit.success(), "{:?}", o.exit);
+        let pid: i32 = std::fs::read_to_string(t.path().join("pid"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let seen = watch.0.lock().unwrap().clone();
+        assert_eq!(seen.len(), 2, "{seen:?}");
+        assert_eq!((seen[0].0, seen[1].0), (true, false));
+        assert_eq!(seen[0].1, seen[1].1);
+        assert_eq!(seen[0].1.pgid, pid);
+        let stat = std::fs::read_to_string(t.path().join("stat")).unwrap();
+        let start: u64 = stat
+            .rsplit(')')
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .nth(19)
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(seen[0].1.start_ticks, start);
+    }
+
+    fn sleeper(marker: &str, leader_exits: bool) -> (std::process::Child, Group) {
+        let script = if leader_exits {
+            "sleep 30 & echo $!"
+        } else {
+            "echo $$; exec sleep 30"
+        };
+        let mut c = std::process::Command::new("/bin/sh")
+            .args(["-c", script])
+            .env("FERRY_RUN_ID", marker)
+            .stdout(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let g = group_of(c.id() as i32).unwrap();
+        let mut line = String::new();
+        BufReader::new(c.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        (c, g)
+    }
+
+    fn gone(pid: i32) -> bool {
+        for _ in 0..100 {
+            match proc_stat(pid) {
+                None | Some(('Z', _, _)) => return true,
+                _ => std::thread::sleep(Duration::from_millis(20)),
+            }
+        }
+        false
+    }
+
+    #[test]
+    fn a_stale_group_is_killed_only_when_it_is_still_ours() {
+        // The leader alive: its start time decides.
+        let (mut c, g) = sleeper("run-a", false);
+        let other = Group {
+            start_ticks: g.start_ticks + 1,
+            ..g
+        };
+        assert!(
+            !kill_stale_group(other, "FERRY_RUN_ID=run-a"),
+            "a recycled pid"
+        );
+        assert!(proc_stat(g.pgid).is_some_and(|s| s.0 != 'Z'));
+        assert!(kill_stale_group(g, "FERRY_RUN_ID=run-a"));
+        c.wait().unwrap();
+        // The leader gone, a member left: the marker decides.
+        let (mut c, g) = sleeper("run-b", true);
+        c.wait().unwrap();
+        let members = group_members(g.pgid);
+        assert_eq!(members.len(), 1, "{members:?}");
+        assert!(!kill_stale_group(g, "FERRY_RUN_ID=run-x"));
+        assert!(proc_stat(members[0].0).is_some());
+        assert!(kill_stale_group(g, "FERRY_RUN_ID=run-b"));
+        assert!(gone(members[0].0));
+    }
+
+    #[test]
+    fn marked_processes_are_killed_with_their_groups() {
+        let (mut c, g) = sleeper("run-c", true);
+        c.wait().unwrap();
+        let (mut other, og) = sleeper("run-d", false);
+        let members = group_members(g.pgid);
+        assert_eq!(kill_marked("FERRY_RUN_ID=run-c"), 1);
+        assert!(gone(members[0].0));
+        assert!(proc_stat(og.pgid).is_some_and(|s| s.0 != 'Z'), "not marked");
+        assert_eq!(kill_marked("FERRY_RUN_ID=run-c"), 0);
+        kill_group(og.pgid, libc::SIGKILL);
+        other.wait().unwrap();
     }
 
     #[test]

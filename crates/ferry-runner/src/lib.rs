@@ -7,8 +7,10 @@
 //! `status` predicts is what `run` does.
 
 mod checks;
+mod confine;
 mod engine;
 mod git;
+mod orphans;
 mod project;
 mod record;
 mod report;
@@ -51,6 +53,8 @@ pub enum Error {
     Unsupported(&'static str),
     #[error("unknown stage `{name}`; stages: {known}")]
     UnknownStage { name: String, known: String },
+    #[error("`{path}` leads outside the project, to `{}`\nhint: ferry reads and writes only inside the project; move or copy it in", leads_to.display())]
+    OutsideProject { path: String, leads_to: PathBuf },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

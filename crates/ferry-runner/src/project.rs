@@ -18,8 +18,13 @@ struct DiskFiles<'a>(&'a Path);
 
 impl Files for DiskFiles<'_> {
     fn read(&self, path: &str) -> Result<Option<String>, String> {
-        match std::fs::read_to_string(self.0.join(path)) {
-            Ok(s) => Ok(Some(s)),
+        match std::fs::read(self.0.join(path)) {
+            Ok(b) => ferry_spec::spec_text(path, &b).map(Some).map_err(|d| {
+                d.items
+                    .first()
+                    .map(|d| d.message.clone())
+                    .unwrap_or_default()
+            }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e.to_string()),
         }
@@ -50,11 +55,12 @@ impl Project {
     /// Loads and validates the project at `root`.
     pub fn load(root: &Path) -> Result<Self> {
         let spec_path = root.join(SPEC_FILE);
-        let text = std::fs::read_to_string(&spec_path).map_err(|e| Error::Io {
+        let bytes = std::fs::read(&spec_path).map_err(|e| Error::Io {
             action: "read",
             path: spec_path.clone(),
             source: e,
         })?;
+        let text = ferry_spec::spec_text(SPEC_FILE, &bytes).map_err(Error::Spec)?;
         let default_name = root.file_name().map_or_else(
             || "pipeline".to_owned(),
             |n| n.to_string_lossy().into_owned(),

@@ -1,6 +1,8 @@
 //! `status`, `run` and `gc`.
 
+use crate::confine::Confine;
 use crate::engine::{Engine, Verdict, record_to_locked, to_locked, to_record};
+use crate::orphans::{self, PidFile};
 use crate::record::{Local, Recorder, Remote, RunStart, StageRun, Started};
 use crate::report::*;
 use crate::{Error, Project, Result};
@@ -85,6 +87,10 @@ fn env_request(engine: &mut Engine<'_>) -> Result<Option<EnvRequest>> {
 /// What every stage would do now, and why. Reads files; runs nothing.
 pub fn status(project: &Project, stage_names: &[String]) -> Result<StatusReport> {
     let wanted = targets(project, stage_names)?;
+    let confine = Confine::new(project);
+    for stage in project.pipeline.closure(&wanted) {
+        confine.check_stage(stage)?;
+    }
     let mut engine = Engine::open(project)?;
     let mut env = None;
     if let Some(req) = env_request(&mut engine)? {
@@ -319,6 +325,15 @@ pub fn run(
         Some(g) => g,
         None => return Err(Error::Busy(lock_path)),
     };
+    // A run that died (SIGKILL, a crash) may have left stages running and
+    // temporary files half written: end and remove them first.
+    if orphans::reap(project) {
+        orphans::sweep_temp(project, false);
+    }
+    let confine = Confine::new(project);
+    for stage in project.pipeline.closure(&wanted) {
+        confine.check_stage(stage)?;
+    }
     if opts.dry_run {
         let st = status(project, &opts.targets)?;
         return Ok(RunReport {
@@ -395,7 +410,22 @@ pub fn run(
     })?;
     let rid = started.run_id.clone();
     let experiment_id = started.experiment_id.clone();
-
+    let pids = match PidFile::create(project, &rid) {
+        Ok(p) => Arc::new(p),
+        Err(e) => {
+            let _ = recorder.finish(&started, RunStatus::Failed, Some(&e.to_string()));
+            return Err(e);
+        }
+    };
+    // Should the run leave early with an error (or a panic), its stages are
+    // stopped and it is recorded as failed.
+    let mut abort = Abort {
+        recorder: recorder.as_ref(),
+        started: &started,
+        cancel,
+        pids: pids.clone(),
+        done: false,
+    };
     let stages: Vec<&Stage> = project.pipeline.closure(&wanted);
     let n = stages.len();
     #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -511,7 +541,37 @@ pub fn run(
                     continue;
                 }
                 progressed = true;
-                let inputs = match engine.inputs(stage, &HashMap::new())? {
+                let fail = |e: Error| {
+                    let o = simple(
+                        stage,
+                        StageStatus::Failed,
+                        "its deps or outs cannot be used".into(),
+                        Some(e.to_string()),
+                    );
+                    record(i, &o, None, None)?;
+                    reporter.event(Event::StageFinished(&o));
+                    Ok::<_, Error>(o)
+                };
+                // A dep that cannot be hashed (a FIFO, say) fails the stage,
+                // as does a path that leads outside the project through a
+                // link an upstream stage made since the run began.
+                let checked = confine.check_stage(stage).and_then(|()| {
+                    let inputs = engine.inputs(stage, &HashMap::new())?;
+                    let verdict = match &inputs {
+                        Ok(inputs) => Some(engine.decide(stage, inputs, opts.force)?),
+                        Err(_) => None,
+                    };
+                    Ok((inputs, verdict))
+                });
+                let (inputs, verdict) = match checked {
+                    Ok(x) => x,
+                    Err(e) => {
+                        outcomes[i] = Some(fail(e)?);
+                        state[i] = St::Bad;
+                        continue;
+                    }
+                };
+                let inputs = match inputs {
                     Ok(i) => i,
                     Err(missing) => {
                         let o = simple(
@@ -527,7 +587,7 @@ pub fn run(
                         continue;
                     }
                 };
-                let verdict = engine.decide(stage, &inputs, opts.force)?;
+                let Some(verdict) = verdict else { continue };
                 match verdict.action {
                     Action::UpToDate => {
                         if let Some(l) = engine.lock.stages.get(stage.name.as_str()) {
@@ -551,8 +611,8 @@ pub fn run(
                         for out in &entry.outs {
                             match engine.cache.restore(&project.root, out) {
                                 Ok(written) => {
-                                    for (p, d) in written {
-                                        engine.hasher.remember(&p, d)?;
+                                    for w in written {
+                                        engine.hasher.remember_at(&w.key, &w.path, w.digest)?;
                                     }
                                 }
                                 Err(e) => {
@@ -641,7 +701,9 @@ pub fn run(
                         });
                         let mut vars = env_vars.clone();
                         vars.push(("FERRY_STAGE".into(), stage.name.to_string()));
+                        let watch: Arc<dyn ferry_executor::GroupWatch> = pids.clone();
                         let job = Job {
+                            watch: Some(watch),
                             stage: stage.name.to_string(),
                             cmd: stage.cmd.clone(),
                             cwd: project.root.clone(),
@@ -761,8 +823,19 @@ pub fn run(
                 }
                 _ => {}
             }
-            // Outputs: every declared out must exist; then cache them.
-            let digests = engine.hasher.digest_paths(&stage.outs)?;
+            // Outputs: inside the project (the stage may have made links),
+            // regular files or folders, every declared one present; then
+            // cache them.
+            let digests = match confine
+                .check_outs(stage)
+                .and_then(|()| Ok(engine.hasher.digest_paths(&stage.outs)?))
+            {
+                Ok(d) => d,
+                Err(e) => {
+                    o.status = StageStatus::Failed;
+                    return Ok(Err(e.to_string()));
+                }
+            };
             let mut outs = Vec::with_capacity(stage.outs.len());
             for (path, d) in stage.outs.iter().zip(digests) {
                 let Some(d) = d else {
@@ -1038,7 +1111,34 @@ pub fn run(
         _ => None,
     };
     recorder.finish(&started, report.status, message.as_deref())?;
+    abort.done = true;
     Ok(report)
+}
+
+/// Ends a run that leaves `run` early: cancels its stages, waits for their
+/// groups to go, records the run as failed. Removes the run's pid file.
+struct Abort<'a> {
+    recorder: &'a dyn Recorder,
+    started: &'a Started,
+    cancel: &'a CancelToken,
+    pids: Arc<PidFile>,
+    done: bool,
+}
+
+impl Drop for Abort<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.cancel.cancel();
+            self.pids
+                .wait_empty(ferry_executor::KILL_GRACE + Duration::from_secs(2));
+            let _ = self.recorder.finish(
+                self.started,
+                RunStatus::Failed,
+                Some("ferry stopped on an error before the run finished (see its output)"),
+            );
+        }
+        self.pids.close();
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -1156,6 +1256,9 @@ pub fn gc(project: &Project, keep_run_cache: bool) -> Result<GcStats> {
         Some(g) => g,
         None => return Err(Error::Busy(lock_path)),
     };
+    // No run is writing (the lock): what dead ones left can go.
+    orphans::reap(project);
+    orphans::sweep_temp(project, true);
     let mut keep: Vec<OutRecord> = Vec::new();
     for s in engine.lock.stages.values() {
         keep.extend(s.outs.iter().map(|(p, l)| to_record(p, l)));

@@ -69,9 +69,9 @@ impl Diagnostics {
             if let Some(line) = line {
                 let n = d.pos.line.to_string();
                 let pad = " ".repeat(n.len());
-                out.push_str(&format!("{pad} |\n{n} | {line}\n{pad} | "));
-                let col = d.pos.column.saturating_sub(1) as usize;
-                let prefix: String = line
+                let (shown, col) = excerpt(line, d.pos.column.saturating_sub(1) as usize);
+                out.push_str(&format!("{pad} |\n{n} | {shown}\n{pad} | "));
+                let prefix: String = shown
                     .chars()
                     .take(col)
                     .map(|c| if c == '\t' { '\t' } else { ' ' })
@@ -90,6 +90,83 @@ impl Diagnostics {
         ));
         out
     }
+}
+
+/// The longest source line shown whole, in characters; a longer one is cut
+/// to this many around the column, with `…` where text was left out.
+pub const SNIPPET_WIDTH: usize = 120;
+
+/// `line` cut to [`SNIPPET_WIDTH`] around the character `col`, and `col`
+/// within what is shown.
+fn excerpt(line: &str, col: usize) -> (String, usize) {
+    let chars: Vec<char> = line.chars().collect();
+    if chars.len() <= SNIPPET_WIDTH {
+        return (line.to_owned(), col);
+    }
+    // Keep the column in view, a third of the way in when it is far right.
+    let start = col
+        .saturating_sub(SNIPPET_WIDTH / 3)
+        .min(chars.len() - SNIPPET_WIDTH);
+    let end = start + SNIPPET_WIDTH;
+    let mut shown = String::new();
+    let mut col = col - start.min(col);
+    if start > 0 {
+        shown.push('…');
+        col += 1;
+    }
+    shown.extend(&chars[start..end]);
+    if end < chars.len() {
+        shown.push('…');
+    }
+    (shown, col)
+}
+
+/// The text of a spec file from its bytes: UTF-8 without control characters
+/// (but tab, line feed and carriage return), as YAML requires. Anything else
+/// (a binary file, another encoding) is a diagnostic at the first offending
+/// byte, with its offset.
+pub fn spec_text(file: &str, bytes: &[u8]) -> Result<String, Diagnostics> {
+    let (offset, message) = match std::str::from_utf8(bytes) {
+        Ok(text) => match text
+            .char_indices()
+            .find(|(_, c)| c.is_ascii_control() && !matches!(c, '\t' | '\n' | '\r'))
+        {
+            None => return Ok(text.to_owned()),
+            Some((i, c)) => (
+                i,
+                format!(
+                    "control character 0x{:02x} at byte offset {i}: a spec is text",
+                    c as u32
+                ),
+            ),
+        },
+        Err(e) => {
+            let i = e.valid_up_to();
+            (
+                i,
+                format!(
+                    "byte 0x{:02x} at byte offset {i} is not UTF-8: a spec is UTF-8 text",
+                    bytes[i]
+                ),
+            )
+        }
+    };
+    let before = String::from_utf8_lossy(&bytes[..offset]);
+    let line = before.matches('\n').count() as u64 + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) as u64 + 1;
+    let d = Diagnostic {
+        file: file.to_owned(),
+        pos: Pos { line, column },
+        key_path: String::new(),
+        message,
+        hint: Some(format!(
+            "save `{file}` as UTF-8 text (is it a binary file?)"
+        )),
+    };
+    Err(Diagnostics::new(
+        vec![d],
+        vec![(file.to_owned(), String::from_utf8_lossy(bytes).into_owned())],
+    ))
 }
 
 impl fmt::Display for Diagnostics {
@@ -150,4 +227,64 @@ pub(crate) fn suggest<'c>(
         .filter(|(score, _)| *score >= 0.8)
         .max_by(|a, b| a.0.total_cmp(&b.0))
         .map(|(_, c)| c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_lines_are_cut_around_the_column() {
+        let long = format!("cmd: {}", "x".repeat(400));
+        let d = |column| {
+            Diagnostics::new(
+                vec![Diagnostic {
+                    file: "ferry.yaml".into(),
+                    pos: Pos { line: 1, column },
+                    key_path: String::new(),
+                    message: "bad".into(),
+                    hint: None,
+                }],
+                vec![("ferry.yaml".into(), long.clone())],
+            )
+            .render()
+        };
+        let near = d(3);
+        let shown = near.lines().nth(2).unwrap();
+        assert_eq!(shown, format!("1 | cmd: {}…", "x".repeat(115)));
+        assert_eq!(near.lines().nth(3).unwrap(), "  |   ^");
+        let far = d(300);
+        let shown = far.lines().nth(2).unwrap();
+        assert!(
+            shown.starts_with("1 | …x") && shown.ends_with("x…"),
+            "{far}"
+        );
+        assert_eq!(shown.chars().count(), 4 + 122);
+        // The caret still points at column 300: 40 characters into the cut.
+        let caret = far.lines().nth(3).unwrap();
+        assert_eq!(caret.find('^').unwrap() - 4, 1 + 40);
+        // A short line is shown whole.
+        assert!(d(1).contains("1 | cmd: "));
+    }
+
+    #[test]
+    fn binary_bytes_are_a_diagnostic_with_the_offset() {
+        let e = spec_text("ferry.yaml", b"stages:\n  s:\n    cmd: echo \xff\xfe\n").unwrap_err();
+        let r = e.render();
+        assert!(
+            r.starts_with("error: ferry.yaml:3:15: byte 0xff at byte offset 27 is not UTF-8"),
+            "{r}"
+        );
+        let e = spec_text("ferry.yaml", b"name: a\0b\n").unwrap_err();
+        assert!(
+            e.render()
+                .starts_with("error: ferry.yaml:1:8: control character 0x00 at byte offset 7"),
+            "{}",
+            e.render()
+        );
+        assert_eq!(
+            spec_text("f", "tab\tok: é\r\n".as_bytes()).unwrap(),
+            "tab\tok: é\r\n"
+        );
+    }
 }

@@ -13,7 +13,7 @@ mod load;
 mod node;
 mod pipeline;
 
-pub use diag::{Diagnostic, Diagnostics};
+pub use diag::{Diagnostic, Diagnostics, SNIPPET_WIDTH, spec_text};
 pub use load::{Files, load, normalize_path, parse_duration, render_value};
 pub use node::{Kind, Node, Pos, parse_yaml};
 pub use pipeline::{

@@ -46,6 +46,8 @@ pub fn exit_code_of(e: &anyhow::Error) -> u8 {
             | ferry_runner::Error::UnknownStage { .. }
             | ferry_runner::Error::Lock(_)
             | ferry_runner::Error::Unsupported(_)
+            | ferry_runner::Error::OutsideProject { .. }
+            | ferry_runner::Error::Cache(ferry_cache::Error::NotRegular { .. })
             | ferry_runner::Error::Remote(ferry_client::Error::Url { .. }),
         ) => exit::USAGE,
         _ => exit::STAGE_FAILED,
@@ -205,6 +207,16 @@ fn run(ctx: &Ctx, args: RunArgs) -> Result<u8> {
                 std::process::exit(i32::from(exit::CANCELLED));
             }
             cancel.cancel();
+            // The stages stop within the grace period whatever the run is
+            // doing (their threads watch the token); should the run itself
+            // not come back soon after, ferry ends anyway: the lock goes with
+            // the process, the leaders get their parent-death signal, and the
+            // next run marks this one crashed and ends what is left.
+            std::thread::spawn(|| {
+                std::thread::sleep(ferry_executor::KILL_GRACE + std::time::Duration::from_secs(5));
+                eprintln!("error: the run did not stop in time after the signal; exiting");
+                std::process::exit(i32::from(exit::CANCELLED));
+            });
         });
     }
     let ticker_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));

@@ -24,6 +24,23 @@ pub mod exit {
     pub const CANCELLED: u8 = 130;
 }
 
+/// The error and its causes, `: `-separated, leaving out a cause whose text
+/// the message already holds (many errors quote their source).
+fn chain(e: &anyhow::Error) -> String {
+    let mut msg = String::new();
+    for cause in e.chain() {
+        let c = cause.to_string();
+        if msg.contains(&c) {
+            continue;
+        }
+        if !msg.is_empty() {
+            msg.push_str(": ");
+        }
+        msg.push_str(&c);
+    }
+    msg
+}
+
 fn main() -> ExitCode {
     // `ferry runs list | head` must end quietly, as other Unix tools do,
     // not panic on a closed pipe.
@@ -37,7 +54,7 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             let code = commands::exit_code_of(&e);
-            let msg = format!("{e:#}");
+            let msg = chain(&e);
             if msg.starts_with("error: ") {
                 eprintln!("{msg}");
             } else {

@@ -9,6 +9,7 @@ mod checks;
 mod cli;
 mod deploy;
 mod example;
+mod hardening;
 mod misbehaving;
 mod remote;
 mod slow_clients;
