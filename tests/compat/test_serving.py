@@ -34,6 +34,8 @@ register:
   model: iris
   artifact: work/model.onnx
   alias: candidate
+  signature:
+    inputs: [sepal_length, sepal_width, petal_length, petal_width]
 """
 
 TRAIN = """
@@ -127,7 +129,8 @@ def test_protocols_answer_as_onnxruntime(tmp_path):
         c = triton.InferenceServerClient(url.removeprefix("http://"))
         assert c.is_server_live() and c.is_server_ready() and c.is_model_ready("iris")
         meta = c.get_model_metadata("iris")
-        assert meta["inputs"] == [{"name": "X", "datatype": "FP32", "shape": [-1, 4]}]
+        cols = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+        assert meta["inputs"] == [{"name": "X", "datatype": "FP32", "shape": [-1, 4], "parameters": {"columns": cols}}]
         assert [o["name"] for o in meta["outputs"]] == ["label", "probabilities"]
         x = triton.InferInput("X", [3, 4], "FP32")
         x.set_data_from_numpy(np.array(ROWS, dtype=np.float32))
@@ -145,11 +148,14 @@ def test_protocols_answer_as_onnxruntime(tmp_path):
         except triton.InferenceServerException as e:
             assert "dimension 1" in str(e)
 
-        # MLflow scoring, every input format, plain requests.
-        cols = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+        # MLflow scoring, every input format, plain requests; named columns
+        # are matched to the signature by name, in whatever order they come.
+        rev = cols[::-1]
         bodies = [
             {"dataframe_split": {"columns": cols, "data": ROWS}},
+            {"dataframe_split": {"columns": rev, "data": [r[::-1] for r in ROWS]}},
             {"dataframe_records": [dict(zip(cols, r)) for r in ROWS]},
+            {"dataframe_records": [dict(zip(rev, r[::-1])) for r in ROWS]},
             {"instances": ROWS},
             {"inputs": ROWS},
         ]
@@ -163,6 +169,12 @@ def test_protocols_answer_as_onnxruntime(tmp_path):
             np.testing.assert_allclose([p["probabilities"] for p in preds], probs, atol=1e-5)
         r = requests.post(url + "/invocations", data="sepal_length,sepal_width,petal_length,petal_width\n5.1,3.5,1.4,0.2\n", headers={"content-type": "text/csv"})
         assert r.status_code == 200 and r.json()["predictions"][0]["label"] == labels[0]
+        r = requests.post(url + "/invocations", data="petal_width,petal_length,sepal_width,sepal_length\n0.2,1.4,3.5,5.1\n", headers={"content-type": "text/csv"})
+        assert r.status_code == 200 and r.json()["predictions"][0]["label"] == labels[0]
+        # Columns the signature does not know are refused, never fed by position.
+        r = requests.post(url + "/invocations", json={"dataframe_split": {"columns": ["a", "b", "c", "d"], "data": ROWS}})
+        assert r.status_code == 400, r.text
+        assert "missing `sepal_length`" in r.json()["message"] and "unexpected `a`" in r.json()["message"]
         r = requests.post(url + "/invocations", json={"instances": ROWS, "inputs": ROWS})
         assert r.status_code == 400 and r.json()["error_code"] == "BAD_REQUEST"
         r = requests.post(url + "/invocations", data="x", headers={"content-type": "text/plain"})
@@ -267,3 +279,47 @@ def test_registry_data_never_becomes_a_command(tmp_path):
         assert r.status_code == 200 and r.headers["x-ferry-model-version"] == "1"
     assert "never runs a command" in (project / "serve.log").read_text()
     assert not marker.exists()
+
+
+def test_ferrys_versions_load_in_mlflow_and_mlflows_onnx_versions_serve(tmp_path):
+    """The stock client loads what ferry registers (an MLmodel with the ONNX
+    flavour and the signature is written beside it), and ferry serves an
+    ONNX model the mlflow client logged and registered, by its flavour,
+    enforcing the signature it was logged with."""
+    import mlflow
+    import mlflow.onnx
+    import onnx
+    import pandas as pd
+
+    project = make_project(tmp_path)
+    cols = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+    labels, probs = reference(project, ROWS)
+    with project_server(BINARY, project) as tracking:
+        mlflow.set_tracking_uri(tracking)
+        model = mlflow.pyfunc.load_model("models:/iris@production")
+        assert model.metadata.get_input_schema().input_names() == cols
+        proto = mlflow.onnx.load_model("models:/iris/1")
+        s = ort.InferenceSession(proto.SerializeToString())
+        got = s.run(None, {"X": np.array(ROWS, dtype=np.float32)})
+        assert list(got[0]) == list(labels)
+
+        # An ONNX model logged through the client with its signature,
+        # registered as iris/3.
+        X = pd.DataFrame(ROWS, columns=cols)
+        sess = ort.InferenceSession(proto.SerializeToString())
+        assert sess.get_inputs()[0].name == "X"
+        from mlflow.models import infer_signature
+        sig = infer_signature(X.astype("float64"))
+        mlflow.set_experiment("logged")
+        with mlflow.start_run():
+            info = mlflow.onnx.log_model(proto, name="m", signature=sig, registered_model_name="iris")
+        v = info.registered_model_version
+        assert str(v) == "3"
+    # Served by its flavour (no tag): columns sent in another order are
+    # matched to its signature by name.
+    with gateway(project, f"iris/{v}") as url:
+        rev = {"dataframe_split": {"columns": cols[::-1], "data": [r[::-1] for r in ROWS]}}
+        r = requests.post(url + "/invocations", json=rev)
+        assert r.status_code == 200, r.text
+        assert r.headers["x-ferry-model-version"] == "3"
+        assert [p["label"] for p in r.json()["predictions"]] == list(labels)

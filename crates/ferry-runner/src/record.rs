@@ -86,12 +86,15 @@ pub(crate) trait Recorder: Registry {
     ) -> Result<()>;
     fn gates(&self, run: &Started, gates: &[GateRecord]) -> Result<()>;
     /// Publishes `artifact` (a file or folder of the project) as the run's
-    /// `<model>` artifact, then registers `nv` with `runs:/<run>/<model>`.
+    /// `<model>` artifact, with `mlmodel` (MLflow's description of it) beside
+    /// it as `MLmodel` unless the artifact brings its own, then registers
+    /// `nv` with `runs:/<run>/<model>`.
     fn register(
         &self,
         run: &Started,
         project: &Project,
         artifact: &str,
+        mlmodel: Option<&str>,
         nv: NewModelVersion,
     ) -> Result<ModelVersion>;
     fn finish(&self, run: &Started, status: RunStatus, message: Option<&str>) -> Result<()>;
@@ -331,6 +334,7 @@ impl Recorder for Local {
         run: &Started,
         project: &Project,
         artifact: &str,
+        mlmodel: Option<&str>,
         nv: NewModelVersion,
     ) -> Result<ModelVersion> {
         // The artifact goes under the run's artifacts in the project's
@@ -342,6 +346,7 @@ impl Recorder for Local {
             &run.run_id,
             artifact,
             &nv.model,
+            mlmodel,
         )?;
         // What the registry keeps, fixed now: loads verify this digest.
         let mut nv = nv;
@@ -401,6 +406,7 @@ fn publish_artifact(
     rid: &str,
     artifact: &str,
     model: &str,
+    mlmodel: Option<&str>,
 ) -> Result<std::path::PathBuf> {
     use crate::Error;
     let io = |action: &'static str, path: &std::path::Path| {
@@ -442,6 +448,10 @@ fn publish_artifact(
         tmp.join(src.file_name().unwrap_or_default())
     };
     copy_tree(&src, &target).map_err(io("copy", &src))?;
+    let described = tmp.join("MLmodel");
+    if let Some(text) = mlmodel.filter(|_| !described.exists()) {
+        std::fs::write(&described, text).map_err(io("write", &described))?;
+    }
     let _ = std::fs::remove_dir_all(&dst);
     std::fs::rename(&tmp, &dst).map_err(io("rename", &dst))?;
     Ok(dst)
@@ -637,16 +647,30 @@ impl Recorder for Remote {
         run: &Started,
         project: &Project,
         artifact: &str,
+        mlmodel: Option<&str>,
         nv: NewModelVersion,
     ) -> Result<ModelVersion> {
         // Every file goes up before the version exists, so a version never
         // points at a partial upload.
-        for (rel, path) in artifact_files(&project.root, artifact)? {
-            let dest = format!(
-                "{}/{}/artifacts/{}/{rel}",
-                run.experiment_id, run.run_id, nv.model
-            );
-            self.client.upload_artifact(&dest, &path)?;
+        let files = artifact_files(&project.root, artifact)?;
+        let folder = format!(
+            "{}/{}/artifacts/{}",
+            run.experiment_id, run.run_id, nv.model
+        );
+        for (rel, path) in &files {
+            self.client
+                .upload_artifact(&format!("{folder}/{rel}"), path)?;
+        }
+        if let Some(text) = mlmodel.filter(|_| !files.iter().any(|(rel, _)| rel == "MLmodel")) {
+            let tmp = project
+                .ferry_dir()
+                .join(format!(".ferry-mlmodel-{}", std::process::id()));
+            ferry_cache::write_atomic(&tmp, text.as_bytes())?;
+            let sent = self
+                .client
+                .upload_artifact(&format!("{folder}/MLmodel"), &tmp);
+            let _ = std::fs::remove_file(&tmp);
+            sent?;
         }
         let source = format!("runs:/{}/{}", run.run_id, nv.model);
         Ok(self.client.create_model_version(&nv, &source)?)

@@ -1243,10 +1243,44 @@ fn register(
         source: Some(format!("runs:/{}/{}", started.run_id, reg.model)),
         stored: None,
     };
-    let v = recorder.register(started, project, &reg.artifact, nv)?;
+    let mlmodel = mlmodel_for(&reg.artifact, reg.signature.as_ref(), &started.run_id);
+    let v = recorder.register(started, project, &reg.artifact, mlmodel.as_deref(), nv)?;
     reporter.event(Event::Registered(&v));
     report.registered = Some(v);
     Ok(())
+}
+
+/// MLflow's `MLmodel` for a registered ONNX file (the `onnx` and
+/// `python_function` flavours, and the declared signature), so the stock
+/// mlflow client loads ferry's versions; `None` for other artifacts.
+fn mlmodel_for(
+    artifact: &str,
+    signature: Option<&ferry_mlmodel::Signature>,
+    run_id: &str,
+) -> Option<String> {
+    let name = std::path::Path::new(artifact).file_name()?.to_str()?;
+    if !name.ends_with(".onnx") {
+        return None;
+    }
+    let ms = now_ms();
+    let (y, m, d) = ferry_core::civil_from_days(ms.div_euclid(86_400_000));
+    let t = ms.rem_euclid(86_400_000);
+    let created = format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}.{:03}000",
+        t / 3_600_000,
+        t / 60_000 % 60,
+        t / 1000 % 60,
+        t % 1000
+    );
+    Some(ferry_mlmodel::render_onnx(
+        name,
+        signature,
+        &ferry_mlmodel::Provenance {
+            run_id: Some(run_id),
+            utc_time_created: &created,
+            model_uuid: ferry_core::RunId::generate().as_str(),
+        },
+    ))
 }
 
 pub fn gc(project: &Project, keep_run_cache: bool) -> Result<GcStats> {

@@ -337,11 +337,14 @@ async fn invocations(
         .models
         .first()
         .ok_or_else(|| ApiError::new(p, Failure::Unavailable("no model is served".into())))?;
-    let specs = route.stable.predictor.inputs();
+    let (specs, sig) = (
+        route.stable.predictor.inputs(),
+        route.stable.predictor.signature(),
+    );
     let parsed = if csv {
-        protocol::mlflow_csv(&bytes, specs).map(|t| (t, None))
+        protocol::mlflow_csv(&bytes, specs, sig)
     } else {
-        protocol::mlflow_json_named(&bytes, specs)
+        protocol::mlflow_json_named(&bytes, specs, sig)
     };
     let (inputs, columns) = parsed.map_err(|e| {
         let mut err = rejected(route, p, e);
@@ -430,7 +433,7 @@ fn v2_metadata(st: &HttpState, name: &str, version: Option<&str>) -> Result<Resp
             "name": route.name,
             "versions": route.versions().iter().map(|s| s.version.to_string()).collect::<Vec<_>>(),
             "platform": s.predictor.platform(),
-            "inputs": protocol::v2_io(s.predictor.inputs()),
+            "inputs": protocol::v2_inputs(s.predictor.inputs(), s.predictor.signature()),
             "outputs": protocol::v2_io(s.predictor.outputs()),
         }),
     ))
@@ -684,8 +687,12 @@ async fn v1_predict(
         "inputs"
     };
     let inner = json!({ key: obj.get(key).cloned().unwrap_or(Value::Null) });
-    let (inputs, _) = protocol::mlflow_value(inner, route.stable.predictor.inputs())
-        .map_err(|e| rejected(route, p, e))?;
+    let (inputs, _) = protocol::mlflow_value(
+        inner,
+        route.stable.predictor.inputs(),
+        route.stable.predictor.signature(),
+    )
+    .map_err(|e| rejected(route, p, e))?;
     let a = run(
         &st,
         route,

@@ -120,13 +120,16 @@ impl Loader for StoreLoader {
             )
         })?;
         verify(v, &dir).await?;
-        let file = {
+        let (file, mlmodel) = {
             let dir = dir.clone();
-            tokio::task::spawn_blocking(move || find_onnx(&dir))
-                .await
-                .map_err(|e| err(v, format!("cannot search its files: {e}")))?
+            tokio::task::spawn_blocking(move || {
+                (find_onnx(&dir), crate::runtime::read_mlmodel(&dir))
+            })
+            .await
+            .map_err(|e| err(v, format!("cannot search its files: {e}")))?
         };
-        if let Some(rt) = self.process_runtime(v, &dir, file.is_some())? {
+        let mlmodel = mlmodel.map_err(|e| err(v, e))?.unwrap_or_default();
+        if let Some(rt) = self.process_runtime(v, &mlmodel, file.is_some())? {
             tracing::info!(model = %v.model, version = v.version, runtime = %rt.name, "starting its process runtime");
             let p = crate::process::ProcessRuntime::start(&v.model, v.version, rt, &dir)
                 .await
@@ -147,7 +150,10 @@ impl Loader for StoreLoader {
             .await
             .map_err(|e| err(v, format!("the loading task failed: {e}")))?
             .map_err(|e| err(v, e.to_string()))?;
-        Ok(Arc::new(Onnx(Arc::new(model))))
+        Ok(Arc::new(Onnx {
+            model: Arc::new(model),
+            signature: mlmodel.signature,
+        }))
     }
 }
 
@@ -186,7 +192,7 @@ impl StoreLoader {
     fn process_runtime(
         &self,
         v: &ModelVersion,
-        dir: &Path,
+        mlmodel: &ferry_mlmodel::MlModel,
         has_onnx: bool,
     ) -> Result<Option<&RuntimeDef>, LoadError> {
         let tag = |key: &str| {
@@ -220,10 +226,9 @@ impl StoreLoader {
         if has_onnx {
             return Ok(None);
         }
-        let flavors = crate::runtime::mlmodel_flavors(dir).map_err(|e| err(v, e))?;
         Ok(self
             .runtimes
-            .for_flavors(flavors.iter().map(String::as_str)))
+            .for_flavors(mlmodel.flavors.iter().map(String::as_str)))
     }
 }
 

@@ -1,6 +1,7 @@
 //! What the gateway calls to get predictions: the [`Predictor`] trait, the
 //! native ONNX runtime behind it, and a misbehaving fake for tests.
 
+use ferry_mlmodel::Signature;
 use ferry_onnx::{DType, IoSpec, OnnxModel, Tensor, TensorData};
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,11 +30,19 @@ pub trait Predictor: Send + Sync {
     fn ready(&self) -> bool {
         true
     }
+    /// The columns the version was registered with (its `MLmodel`'s
+    /// signature): requests are matched to them by name.
+    fn signature(&self) -> Option<&Signature> {
+        None
+    }
 }
 
 /// An ONNX model run in-process. Small batches run on the calling task (a
 /// single row takes microseconds); large ones on the blocking pool.
-pub struct Onnx(pub Arc<OnnxModel>);
+pub struct Onnx {
+    pub model: Arc<OnnxModel>,
+    pub signature: Option<Signature>,
+}
 
 /// Rows above which a batch leaves the async worker.
 const INLINE_ROWS: usize = 64;
@@ -41,13 +50,16 @@ const INLINE_ROWS: usize = 64;
 #[async_trait::async_trait]
 impl Predictor for Onnx {
     fn inputs(&self) -> &[IoSpec] {
-        self.0.inputs()
+        self.model.inputs()
     }
     fn outputs(&self) -> &[IoSpec] {
-        self.0.outputs()
+        self.model.outputs()
     }
     fn platform(&self) -> &str {
         "onnx"
+    }
+    fn signature(&self) -> Option<&Signature> {
+        self.signature.as_ref()
     }
     async fn predict(&self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, PredictError> {
         let rows = inputs.first().and_then(|t| t.shape.first()).copied();
@@ -59,9 +71,9 @@ impl Predictor for Onnx {
             }
         };
         if rows.unwrap_or(0) <= INLINE_ROWS {
-            return self.0.run(inputs).map_err(map);
+            return self.model.run(inputs).map_err(map);
         }
-        let m = self.0.clone();
+        let m = self.model.clone();
         tokio::task::spawn_blocking(move || m.run(inputs))
             .await
             .map_err(|e| PredictError::Failed(format!("the model's task failed: {e}")))?

@@ -3,6 +3,7 @@
 //! Protocol (KServe V2) and KServe V1. Pure: bytes and signatures in,
 //! tensors or JSON out; every error names the field it is about.
 
+use ferry_mlmodel::Signature;
 use ferry_onnx::{DType, IoSpec, Tensor, TensorData};
 use serde_json::{Map, Value, json};
 
@@ -33,24 +34,30 @@ enum Frame {
 }
 
 /// Parses an MLflow scoring body (JSON) into input tensors for `inputs`.
-pub fn mlflow_json(body: &[u8], inputs: &[IoSpec]) -> Result<Vec<Tensor>, BadInput> {
-    mlflow_json_named(body, inputs).map(|(t, _)| t)
+pub fn mlflow_json(
+    body: &[u8],
+    inputs: &[IoSpec],
+    sig: Option<&Signature>,
+) -> Result<Vec<Tensor>, BadInput> {
+    mlflow_json_named(body, inputs, sig).map(|(t, _)| t)
 }
 
 /// [`mlflow_json`], and the column names the request gave (dataframe shapes).
 pub fn mlflow_json_named(
     body: &[u8],
     inputs: &[IoSpec],
+    sig: Option<&Signature>,
 ) -> Result<(Vec<Tensor>, Option<Vec<String>>), BadInput> {
     let v: Value = serde_json::from_slice(body)
         .map_err(|e| BadInput(format!("the body is not valid JSON: {e}")))?;
-    mlflow_value(v, inputs)
+    mlflow_value(v, inputs, sig)
 }
 
 /// [`mlflow_json_named`] on a body already parsed.
 pub fn mlflow_value(
     v: Value,
     inputs: &[IoSpec],
+    sig: Option<&Signature>,
 ) -> Result<(Vec<Tensor>, Option<Vec<String>>), BadInput> {
     let Value::Object(mut obj) = v else {
         return bad(
@@ -100,6 +107,7 @@ pub fn mlflow_value(
             ));
         }
     };
+    let frame = by_name(frame, inputs, sig)?;
     let columns = match &frame {
         Frame::Table { columns, .. } => columns.clone(),
         Frame::Named(_) => None,
@@ -108,7 +116,11 @@ pub fn mlflow_value(
 }
 
 /// Parses a CSV body (a header row, then one row per instance).
-pub fn mlflow_csv(body: &[u8], inputs: &[IoSpec]) -> Result<Vec<Tensor>, BadInput> {
+pub fn mlflow_csv(
+    body: &[u8],
+    inputs: &[IoSpec],
+    sig: Option<&Signature>,
+) -> Result<(Vec<Tensor>, Option<Vec<String>>), BadInput> {
     let text =
         std::str::from_utf8(body).map_err(|_| BadInput("the CSV body is not UTF-8".into()))?;
     let mut lines = text.lines().filter(|l| !l.trim().is_empty());
@@ -141,13 +153,99 @@ pub fn mlflow_csv(body: &[u8], inputs: &[IoSpec]) -> Result<Vec<Tensor>, BadInpu
         }
         rows.push(cells);
     }
-    frame_to_tensors(
+    let frame = by_name(
         Frame::Table {
             columns: Some(header),
             rows,
         },
         inputs,
-    )
+        sig,
+    )?;
+    let columns = match &frame {
+        Frame::Table { columns, .. } => columns.clone(),
+        Frame::Named(_) => None,
+    };
+    Ok((frame_to_tensors(frame, inputs)?, columns))
+}
+
+/// Matches a table's named columns to what the model takes, by name, never
+/// by position: with a signature they are put in its order (a missing or
+/// unexpected column is an error naming them); without one, names that
+/// cannot be matched to the model's inputs are an error rather than a
+/// guess. Unnamed rows (`instances` as lists) are positional by nature.
+fn by_name(frame: Frame, inputs: &[IoSpec], sig: Option<&Signature>) -> Result<Frame, BadInput> {
+    let Frame::Table {
+        columns: Some(columns),
+        rows,
+    } = frame
+    else {
+        return Ok(frame);
+    };
+    let Some(sig) = sig else {
+        let matched = |c: &String| inputs.iter().any(|i| &i.name == c);
+        if inputs.len() > 1 || (columns.len() == 1 && matched(&columns[0])) {
+            // One input per column, matched by name downstream.
+            return Ok(Frame::Table {
+                columns: Some(columns),
+                rows,
+            });
+        }
+        return bad(format!(
+            "this model version has no signature, so the columns {} cannot be matched to its input by name; send `instances` as lists of values in the model's order, or register the version with a signature (`register.signature` in ferry.yaml)",
+            list(&columns)
+        ));
+    };
+    let want = sig.names();
+    let missing: Vec<String> = want
+        .iter()
+        .filter(|w| !columns.iter().any(|c| c == *w))
+        .map(|w| (*w).to_owned())
+        .collect();
+    let unexpected: Vec<String> = columns
+        .iter()
+        .filter(|c| !want.contains(&c.as_str()))
+        .cloned()
+        .collect();
+    if !missing.is_empty() || !unexpected.is_empty() {
+        let mut parts = Vec::new();
+        if !missing.is_empty() {
+            parts.push(format!("missing {}", list(&missing)));
+        }
+        if !unexpected.is_empty() {
+            parts.push(format!("unexpected {}", list(&unexpected)));
+        }
+        return bad(format!(
+            "the columns do not match the model's signature ({}): {}",
+            list(&want.iter().map(|w| (*w).to_owned()).collect::<Vec<_>>()),
+            parts.join("; ")
+        ));
+    }
+    let order: Vec<usize> = want
+        .iter()
+        .filter_map(|w| columns.iter().position(|c| c == w))
+        .collect();
+    let rows = rows
+        .into_iter()
+        .map(|mut r| {
+            if r.len() == order.len() {
+                order.iter().map(|&j| std::mem::take(&mut r[j])).collect()
+            } else {
+                r
+            }
+        })
+        .collect();
+    Ok(Frame::Table {
+        columns: Some(want.iter().map(|w| (*w).to_owned()).collect()),
+        rows,
+    })
+}
+
+fn list(names: &[String]) -> String {
+    names
+        .iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Refuses a column named twice (which of the two would the model get?).
@@ -982,6 +1080,18 @@ pub fn v2_io(specs: &[IoSpec]) -> Value {
     )
 }
 
+/// [`v2_io`] of a model's inputs; with a signature, the single input that
+/// takes the table's columns names them (`parameters.columns`, in order).
+pub fn v2_inputs(specs: &[IoSpec], sig: Option<&Signature>) -> Value {
+    let mut v = v2_io(specs);
+    if let (Some(sig), Value::Array(items), [_]) = (sig, &mut v, specs)
+        && let Some(Value::Object(first)) = items.first_mut()
+    {
+        first.insert("parameters".into(), json!({ "columns": sig.names() }));
+    }
+    v
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1012,19 +1122,82 @@ mod tests {
             r#"{"inputs": {"X": [[5.1,3.5,1.4,0.2]]}}"#,
             r#"{"inputs": [[5.1,3.5,1.4,0.2]], "params": {"x": 1}}"#,
         ];
+        let sig = abcd();
         for b in bodies {
-            let t = mlflow_json(b.as_bytes(), &spec4()).unwrap_or_else(|e| panic!("{b}: {e}"));
+            let t = mlflow_json(b.as_bytes(), &spec4(), Some(&sig))
+                .unwrap_or_else(|e| panic!("{b}: {e}"));
             assert_eq!(t[0].shape, vec![1, 4], "{b}");
             assert_eq!(f32s(&t[0]), vec![5.1, 3.5, 1.4, 0.2], "{b}");
         }
-        let t = mlflow_csv(b"a,b,c,d\n5.1,3.5,1.4,0.2\n6,3,4,1\n", &spec4()).unwrap();
+        let (t, cols) =
+            mlflow_csv(b"a,b,c,d\n5.1,3.5,1.4,0.2\n6,3,4,1\n", &spec4(), Some(&sig)).unwrap();
         assert_eq!(t[0].shape, vec![2, 4]);
+        assert_eq!(
+            cols,
+            Some(vec!["a".into(), "b".into(), "c".into(), "d".into()])
+        );
+    }
+
+    /// The signature `a, b, c, d` (doubles).
+    fn abcd() -> Signature {
+        Signature {
+            inputs: ["a", "b", "c", "d"]
+                .map(|n| ferry_mlmodel::Column {
+                    name: n.into(),
+                    ty: ferry_mlmodel::ColType::Double,
+                    required: true,
+                })
+                .to_vec(),
+        }
+    }
+
+    /// The same flower with its columns in any order, in every named shape,
+    /// is the same tensor; columns that do not match the signature, or named
+    /// columns without one, are refused, never fed by position.
+    #[test]
+    fn columns_are_matched_by_name_never_by_position() {
+        let sig = abcd();
+        let want = vec![5.1f32, 3.5, 1.4, 0.2];
+        for b in [
+            r#"{"dataframe_split": {"columns": ["d","c","b","a"], "data": [[0.2,1.4,3.5,5.1]]}}"#,
+            r#"{"dataframe_records": [{"c":1.4,"a":5.1,"d":0.2,"b":3.5}]}"#,
+            r#"{"instances": [{"b":3.5,"d":0.2,"a":5.1,"c":1.4}]}"#,
+        ] {
+            let t = mlflow_json(b.as_bytes(), &spec4(), Some(&sig))
+                .unwrap_or_else(|e| panic!("{b}: {e}"));
+            assert_eq!(f32s(&t[0]), want, "{b}");
+        }
+        let (t, _) = mlflow_csv(b"d,a,c,b\n0.2,5.1,1.4,3.5\n", &spec4(), Some(&sig)).unwrap();
+        assert_eq!(f32s(&t[0]), want);
+        let err = |b: &str, sig: Option<&Signature>| {
+            mlflow_json(b.as_bytes(), &spec4(), sig)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+        };
+        insta::assert_snapshot!(
+            [
+                err(r#"{"dataframe_split": {"columns": ["w","x","y","z"], "data": [[1,2,3,4]]}}"#, Some(&sig)),
+                err(r#"{"dataframe_records": [{"a":1,"b":2,"c":3,"e":4}]}"#, Some(&sig)),
+                err(r#"{"dataframe_split": {"columns": ["a","b","c","d"], "data": [[1,2,3,4]]}}"#, None),
+            ]
+            .join("\n"),
+            @r"
+        the columns do not match the model's signature (`a`, `b`, `c`, `d`): missing `a`, `b`, `c`, `d`; unexpected `w`, `x`, `y`, `z`
+        the columns do not match the model's signature (`a`, `b`, `c`, `d`): missing `d`; unexpected `e`
+        this model version has no signature, so the columns `a`, `b`, `c`, `d` cannot be matched to its input by name; send `instances` as lists of values in the model's order, or register the version with a signature (`register.signature` in ferry.yaml)
+        "
+        );
+        // Unnamed rows stay positional, with or without a signature.
+        assert!(mlflow_json(br#"{"instances": [[1,2,3,4]]}"#, &spec4(), None).is_ok());
+        assert!(mlflow_json(br#"{"instances": [[1,2,3,4]]}"#, &spec4(), Some(&sig)).is_ok());
     }
 
     #[test]
     fn missing_values_and_duplicate_columns_are_refused_by_place() {
+        let sig = abcd();
         let err = |body: &str| {
-            mlflow_json(body.as_bytes(), &spec4())
+            mlflow_json(body.as_bytes(), &spec4(), Some(&sig))
                 .err()
                 .map(|e| e.to_string())
                 .unwrap_or_default()
@@ -1036,8 +1209,8 @@ mod tests {
                 err(r#"{"dataframe_records": [{"a":1,"b":2,"c":3,"d":4},{"a":1,"b":2,"c":null,"d":4}]}"#),
                 err(r#"{"instances": [[1,2,3,4],[5,6,7,null]]}"#),
                 err(r#"{"dataframe_split": {"columns": ["a","a","c","d"], "data": [[1,2,3,4]]}}"#),
-                mlflow_csv(b"a,b,b,d\n1,2,3,4\n", &spec4()).err().map(|e| e.to_string()).unwrap_or_default(),
-                mlflow_csv(b"a,b,c,d\n1,2,3,4\n1,nan,3,4\n", &spec4()).err().map(|e| e.to_string()).unwrap_or_default(),
+                mlflow_csv(b"a,b,b,d\n1,2,3,4\n", &spec4(), Some(&sig)).err().map(|e| e.to_string()).unwrap_or_default(),
+                mlflow_csv(b"a,b,c,d\n1,2,3,4\n1,nan,3,4\n", &spec4(), Some(&sig)).err().map(|e| e.to_string()).unwrap_or_default(),
             ]
             .join("\n"),
             @r"
@@ -1087,7 +1260,7 @@ mod tests {
             ("not json", "not valid JSON"),
         ];
         for (b, want) in cases {
-            let e = mlflow_json(b.as_bytes(), &spec4()).unwrap_err();
+            let e = mlflow_json(b.as_bytes(), &spec4(), Some(&abcd())).unwrap_err();
             assert!(e.0.contains(want), "{b}: {e}");
         }
     }

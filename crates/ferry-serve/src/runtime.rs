@@ -222,22 +222,17 @@ impl Runtimes {
     }
 }
 
-/// The flavours an MLflow model folder declares (the keys of `flavors` in
-/// its `MLmodel` file); empty when there is no such file.
-pub fn mlmodel_flavors(dir: &Path) -> Result<Vec<String>, String> {
+/// The `MLmodel` of a model folder, if it has one.
+pub fn read_mlmodel(dir: &Path) -> Result<Option<ferry_mlmodel::MlModel>, String> {
     let path = dir.join("MLmodel");
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(format!("cannot read `{}`: {e}", path.display())),
     };
-    let doc: serde_json::Value = serde_saphyr::from_str(&text)
-        .map_err(|e| format!("`{}` is not valid YAML: {e}", path.display()))?;
-    Ok(doc
-        .get("flavors")
-        .and_then(serde_json::Value::as_object)
-        .map(|m| m.keys().cloned().collect())
-        .unwrap_or_default())
+    ferry_mlmodel::parse(&text)
+        .map(Some)
+        .map_err(|e| format!("`{}`: {e}", path.display()))
 }
 
 #[cfg(test)]
@@ -324,17 +319,18 @@ mod tests {
     #[test]
     fn flavours_come_from_mlmodel() {
         let d = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(mlmodel_flavors(d.path()), Ok(vec![]));
+        assert_eq!(read_mlmodel(d.path()), Ok(None));
         std::fs::write(
             d.path().join("MLmodel"),
             "artifact_path: model\nflavors:\n  python_function:\n    loader_module: mlflow.sklearn\n  sklearn:\n    pickled_model: model.pkl\nmlflow_version: 3.1.0\n",
         )
         .unwrap_or_else(|e| panic!("{e}"));
+        let flavors = read_mlmodel(d.path()).ok().flatten().map(|m| m.flavors);
         assert_eq!(
-            mlmodel_flavors(d.path()),
-            Ok(vec!["python_function".to_owned(), "sklearn".to_owned()])
+            flavors,
+            Some(vec!["python_function".to_owned(), "sklearn".to_owned()])
         );
         std::fs::write(d.path().join("MLmodel"), "flavors: [").unwrap_or_else(|e| panic!("{e}"));
-        assert!(mlmodel_flavors(d.path()).is_err());
+        assert!(read_mlmodel(d.path()).is_err());
     }
 }

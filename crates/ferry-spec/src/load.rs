@@ -38,7 +38,8 @@ pub const STAGE_KEYS: &[&str] = &[
 pub const ENV_KEYS: &[&str] = &["python"];
 pub const PYTHON_KEYS: &[&str] = &["requirements", "interpreter"];
 pub const GATE_KEYS: &[&str] = &["name", "expr"];
-pub const REGISTER_KEYS: &[&str] = &["model", "artifact", "alias"];
+pub const REGISTER_KEYS: &[&str] = &["model", "artifact", "alias", "signature"];
+pub const SIGNATURE_KEYS: &[&str] = &["inputs"];
 
 /// How the loader sees the project's files. The loader does no IO of its own.
 pub trait Files {
@@ -246,6 +247,99 @@ struct RawRegister {
     model: Option<Sp<String>>,
     artifact: Option<Sp<String>>,
     alias: Option<Sp<String>>,
+    signature: Option<ferry_mlmodel::Signature>,
+}
+
+/// `register.signature`: `inputs`, a list of columns in the order the model
+/// takes them, each a name (a `double` column) or a one-key mapping
+/// `name: type` with one of MLflow's column types.
+fn signature(node: &Node, sink: &mut Sink<'_>) -> Option<ferry_mlmodel::Signature> {
+    use ferry_mlmodel::{ColType, Column};
+    let path = "register.signature";
+    let m = map_entries(node, path, SIGNATURE_KEYS, sink)?;
+    let Some((_, inputs)) = m.iter().find(|(k, _)| k.name == "inputs") else {
+        sink.err(node.pos, path, "missing key `inputs`");
+        return None;
+    };
+    let Kind::Seq(items) = &inputs.kind else {
+        sink.err(
+            inputs.pos,
+            "register.signature.inputs",
+            format!(
+                "expected a list of columns, found {}",
+                inputs.kind.type_name()
+            ),
+        );
+        return None;
+    };
+    let mut cols: Vec<Column> = Vec::new();
+    let mut ok = true;
+    for (i, item) in items.iter().enumerate() {
+        let kp = format!("register.signature.inputs[{i}]");
+        let (name, ty, pos) = match &item.kind {
+            Kind::Str(n) => (n.clone(), Some(ColType::Double), item.pos),
+            Kind::Map(e) if e.len() == 1 => {
+                let (k, v) = &e[0];
+                let ty = match &v.kind {
+                    Kind::Str(t) => ColType::from_name(t).or_else(|| {
+                        sink.err_hint(
+                            v.pos,
+                            &kp,
+                            format!("unknown column type `{t}`"),
+                            format!("MLflow's column types: {}", ColType::NAMES.join(", ")),
+                        );
+                        None
+                    }),
+                    other => {
+                        sink.err(
+                            v.pos,
+                            &kp,
+                            format!("expected a column type, found {}", other.type_name()),
+                        );
+                        None
+                    }
+                };
+                (k.name.clone(), ty, k.pos)
+            }
+            other => {
+                sink.err_hint(
+                    item.pos,
+                    &kp,
+                    format!(
+                        "expected a column name or `name: type`, found {}",
+                        other.type_name()
+                    ),
+                    "e.g. `- petal_length` or `- species: string`",
+                );
+                ok = false;
+                continue;
+            }
+        };
+        if name.is_empty() {
+            sink.err(pos, &kp, "a column needs a name");
+            ok = false;
+        } else if cols.iter().any(|c| c.name == name) {
+            sink.err(pos, &kp, format!("the column `{name}` is listed twice"));
+            ok = false;
+        }
+        match ty {
+            Some(ty) => cols.push(Column {
+                name,
+                ty,
+                required: true,
+            }),
+            None => ok = false,
+        }
+    }
+    if cols.is_empty() && ok {
+        sink.err(
+            inputs.pos,
+            "register.signature.inputs",
+            "a signature needs at least one column",
+        );
+        return None;
+    }
+    ok.then_some(ferry_mlmodel::Signature { inputs: cols })
 }
 
 fn join(path: &str, key: &str) -> String {
@@ -469,6 +563,7 @@ fn decode(root: &Node, sink: &mut Sink<'_>) -> RawSpec {
                         model: None,
                         artifact: None,
                         alias: None,
+                        signature: None,
                     };
                     for (k, val) in m {
                         let p = format!("register.{}", k.name);
@@ -476,6 +571,7 @@ fn decode(root: &Node, sink: &mut Sink<'_>) -> RawSpec {
                             "model" => r.model = string(val, &p, sink),
                             "artifact" => r.artifact = string(val, &p, sink),
                             "alias" => r.alias = string(val, &p, sink),
+                            "signature" => r.signature = signature(val, sink),
                             _ => {}
                         }
                     }
@@ -1298,6 +1394,7 @@ impl Validator<'_> {
                 artifact,
                 alias,
                 producer: producer.0.name.clone(),
+                signature: r.signature.clone(),
             })
         });
 

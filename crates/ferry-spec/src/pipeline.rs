@@ -105,6 +105,9 @@ pub struct Register {
     pub artifact: String,
     pub alias: Option<String>,
     pub producer: StageName,
+    /// The columns the model takes, recorded in the version's `MLmodel` and
+    /// enforced by `ferry serve` (requests matched to them by name).
+    pub signature: Option<ferry_mlmodel::Signature>,
 }
 
 impl Pipeline {

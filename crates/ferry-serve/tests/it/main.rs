@@ -61,6 +61,19 @@ impl Env {
         fake: Option<&str>,
         alias: Option<&str>,
     ) -> i64 {
+        self.version_signed(model, onnx, fake, alias, &[]).await
+    }
+
+    /// [`Env::version`] with an `MLmodel` whose signature is `columns`
+    /// (doubles), as `ferry run` writes one (none when `columns` is empty).
+    pub async fn version_signed(
+        &self,
+        model: &str,
+        onnx: Option<&str>,
+        fake: Option<&str>,
+        alias: Option<&str>,
+        columns: &[&str],
+    ) -> i64 {
         let n = self
             .store
             .latest_version(model)
@@ -72,6 +85,29 @@ impl Env {
         if let Some(f) = onnx {
             std::fs::create_dir_all(&d).unwrap();
             std::fs::copy(fixture(f), d.join("model.onnx")).unwrap();
+        }
+        if !columns.is_empty() {
+            let sig = ferry_mlmodel::Signature {
+                inputs: columns
+                    .iter()
+                    .map(|c| ferry_mlmodel::Column {
+                        name: (*c).into(),
+                        ty: ferry_mlmodel::ColType::Double,
+                        required: true,
+                    })
+                    .collect(),
+            };
+            let text = ferry_mlmodel::render_onnx(
+                "model.onnx",
+                Some(&sig),
+                &ferry_mlmodel::Provenance {
+                    run_id: None,
+                    utc_time_created: "2026-12-02 00:00:00.000000",
+                    model_uuid: "0123456789abcdef0123456789abcdef",
+                },
+            );
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(d.join("MLmodel"), text).unwrap();
         }
         let v = self
             .store

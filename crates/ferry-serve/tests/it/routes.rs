@@ -7,8 +7,14 @@ const ROW: &str = "[5.1, 3.5, 1.4, 0.2]";
 
 async fn iris() -> (Env, Arc<Gateway>) {
     let env = Env::new().await;
-    env.version("iris", Some("logreg.onnx"), None, Some("production"))
-        .await;
+    env.version_signed(
+        "iris",
+        Some("logreg.onnx"),
+        None,
+        Some("production"),
+        &["sepal_length", "sepal_width", "petal_length", "petal_width"],
+    )
+    .await;
     env.version("reg", Some("rf_reg.onnx"), None, None).await;
     let gw = env.gateway(&["iris@production", "reg"], true).await;
     (env, gw)
@@ -20,8 +26,8 @@ fn mlflow_scoring_answers_every_input_shape_alike() {
         let (_env, gw) = iris().await;
         let app = app(&gw);
         let bodies = [
-            format!(r#"{{"dataframe_split": {{"columns": ["a","b","c","d"], "data": [{ROW}]}}}}"#),
-            r#"{"dataframe_records": [{"a":5.1,"b":3.5,"c":1.4,"d":0.2}]}"#.to_string(),
+            format!(r#"{{"dataframe_split": {{"columns": ["sepal_length","sepal_width","petal_length","petal_width"], "data": [{ROW}]}}}}"#),
+            r#"{"dataframe_records": [{"petal_width":0.2,"sepal_length":5.1,"petal_length":1.4,"sepal_width":3.5}]}"#.to_string(),
             format!(r#"{{"instances": [{ROW}]}}"#),
             format!(r#"{{"inputs": [{ROW}]}}"#),
             format!(r#"{{"inputs": {{"X": [{ROW}]}}}}"#),
@@ -43,7 +49,7 @@ fn mlflow_scoring_answers_every_input_shape_alike() {
             "POST",
             "/invocations",
             Some("text/csv"),
-            "a,b,c,d\n5.1,3.5,1.4,0.2\n6.7,3.0,5.2,2.3\n",
+            "sepal_length,sepal_width,petal_length,petal_width\n5.1,3.5,1.4,0.2\n6.7,3.0,5.2,2.3\n",
         )
         .await;
         assert_eq!(csv.status, 200, "{}", csv.text);

@@ -65,7 +65,10 @@ fn valid_fixtures_load() {
                     })
                     .chain(p.gates.iter().map(|g| format!("gate: {}", g.expr)))
                     .chain(p.register.iter().map(|r| {
-                        format!("register: {} {} {:?} from {}", r.model, r.artifact, r.alias, r.producer)
+                        let sig = r.signature.as_ref().map(|s| {
+                            s.inputs.iter().map(|c| format!("{}: {}", c.name, c.ty.name())).collect::<Vec<_>>()
+                        });
+                        format!("register: {} {} {:?} from {} signature {sig:?}", r.model, r.artifact, r.alias, r.producer)
                     }))
                     .collect();
                 insta::assert_snapshot!(format!("valid-{name}"), summary.join("\n"));
