@@ -4,6 +4,7 @@ formats, answers equal to onnxruntime's, a canary promoted under load with
 no failed request, and a broken candidate (a process-runtime model that
 answers wrongly) rolled back with its reason visible to the mlflow client."""
 import contextlib
+import csv
 import json
 import os
 import shlex
@@ -132,6 +133,7 @@ def test_protocols_answer_as_onnxruntime(tmp_path):
         cols = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
         assert meta["inputs"] == [{"name": "X", "datatype": "FP32", "shape": [-1, 4], "parameters": {"columns": cols}}]
         assert [o["name"] for o in meta["outputs"]] == ["label", "probabilities"]
+        assert meta["outputs"][1]["parameters"] == {"classes": ["setosa", "versicolor", "virginica"]}
         x = triton.InferInput("X", [3, 4], "FP32")
         x.set_data_from_numpy(np.array(ROWS, dtype=np.float32))
         res = c.infer("iris", [x], outputs=[triton.InferRequestedOutput("label"), triton.InferRequestedOutput("probabilities")])
@@ -164,13 +166,22 @@ def test_protocols_answer_as_onnxruntime(tmp_path):
             assert r.status_code == 200, r.text
             assert r.headers["x-ferry-model-version"] == "1"
             assert r.headers["x-request-id"]
-            preds = r.json()["predictions"]
+            # As `mlflow models serve` answers for a classifier: the labels.
+            assert r.json()["predictions"] == list(labels)
+            # The probabilities on request, as MLflow's scikit-learn flavour
+            # gives them; every output with the classes named.
+            b = {**b, "params": {"predict_method": "predict_proba"}}
+            r = requests.post(url + "/invocations", json=b)
+            np.testing.assert_allclose(r.json()["predictions"], probs, atol=1e-5)
+            b["params"] = {"outputs": "all"}
+            preds = requests.post(url + "/invocations", json=b).json()["predictions"]
             assert [p["label"] for p in preds] == list(labels)
-            np.testing.assert_allclose([p["probabilities"] for p in preds], probs, atol=1e-5)
+            assert list(preds[0]["probabilities"]) == ["setosa", "versicolor", "virginica"]
+            np.testing.assert_allclose([list(p["probabilities"].values()) for p in preds], probs, atol=1e-5)
         r = requests.post(url + "/invocations", data="sepal_length,sepal_width,petal_length,petal_width\n5.1,3.5,1.4,0.2\n", headers={"content-type": "text/csv"})
-        assert r.status_code == 200 and r.json()["predictions"][0]["label"] == labels[0]
+        assert r.status_code == 200 and r.json()["predictions"][0] == labels[0]
         r = requests.post(url + "/invocations", data="petal_width,petal_length,sepal_width,sepal_length\n0.2,1.4,3.5,5.1\n", headers={"content-type": "text/csv"})
-        assert r.status_code == 200 and r.json()["predictions"][0]["label"] == labels[0]
+        assert r.status_code == 200 and r.json()["predictions"][0] == labels[0]
         # Columns the signature does not know are refused, never fed by position.
         r = requests.post(url + "/invocations", json={"dataframe_split": {"columns": ["a", "b", "c", "d"], "data": ROWS}})
         assert r.status_code == 400, r.text
@@ -180,7 +191,7 @@ def test_protocols_answer_as_onnxruntime(tmp_path):
         r = requests.post(url + "/invocations", data="x", headers={"content-type": "text/plain"})
         assert r.status_code == 415
         r = requests.post(url + "/v1/models/iris:predict", json={"instances": ROWS})
-        assert [p["label"] for p in r.json()["predictions"]] == list(labels)
+        assert r.json()["predictions"] == list(labels)
         assert requests.get(url + "/ping").status_code == 200
         m = requests.get(url + "/metrics").text
         assert 'ferry_requests_total{model="iris",version="1",code="200"}' in m
@@ -322,4 +333,67 @@ def test_ferrys_versions_load_in_mlflow_and_mlflows_onnx_versions_serve(tmp_path
         r = requests.post(url + "/invocations", json=rev)
         assert r.status_code == 200, r.text
         assert r.headers["x-ferry-model-version"] == "3"
-        assert [p["label"] for p in r.json()["predictions"]] == list(labels)
+        assert r.json()["predictions"] == list(labels)
+
+
+def test_answers_match_mlflow_models_serve(tmp_path):
+    """The same scikit-learn model behind `mlflow models serve` and behind
+    ferry (as its ONNX export): a client written for the former gets the
+    same JSON from the latter, in every request format; probabilities on
+    request equal scikit-learn's."""
+    import mlflow.sklearn
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+
+    (tmp_path / "p").mkdir()
+    project = make_project(tmp_path / "p")
+    rows = list(csv.reader(open(tmp_path / "p" / "iris.csv")))[1:]
+    X = np.array([[float(v) for v in r[:4]] for r in rows], dtype=np.float32)
+    y = np.array([r[4] for r in rows])
+    cols = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+    m = LogisticRegression(C=1.0, max_iter=500).fit(X, y)
+    from mlflow.models import infer_signature
+    frame = pd.DataFrame(X.astype("float64"), columns=cols)
+    mlflow.sklearn.save_model(m, str(tmp_path / "sk"), signature=infer_signature(frame, m.predict(X)))
+    port = free_port()
+    log = open(tmp_path / "mlflow-serve.log", "w")
+    mlserve = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "models", "serve", "-m", str(tmp_path / "sk"), "-h", "127.0.0.1",
+         "-p", str(port), "--env-manager", "local"],
+        stdout=log, stderr=subprocess.STDOUT,
+        env={**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")})
+    ref_url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(600):
+            try:
+                if requests.get(ref_url + "/ping", timeout=1).ok:
+                    break
+            except requests.ConnectionError:
+                pass
+            assert mlserve.poll() is None, (tmp_path / "mlflow-serve.log").read_text()
+            time.sleep(0.1)
+        with gateway(project, "iris@production") as url:
+            rev = cols[::-1]
+            bodies = [
+                {"dataframe_split": {"columns": cols, "data": ROWS}},
+                {"dataframe_split": {"columns": rev, "data": [r[::-1] for r in ROWS]}},
+                {"dataframe_records": [dict(zip(cols, r)) for r in ROWS]},
+                {"dataframe_records": [dict(zip(rev, r[::-1])) for r in ROWS]},
+            ]
+            for b in bodies:
+                want = requests.post(ref_url + "/invocations", json=b)
+                got = requests.post(url + "/invocations", json=b)
+                assert want.status_code == got.status_code == 200, (want.text, got.text)
+                assert got.json() == want.json(), (b, want.json(), got.json())
+                # Probabilities on request (the scoring server has no request
+                # switch for them: they equal scikit-learn's own).
+                b = {**b, "params": {"predict_method": "predict_proba"}}
+                got = requests.post(url + "/invocations", json=b).json()["predictions"]
+                np.testing.assert_allclose(got, m.predict_proba(np.array(ROWS, dtype=np.float32)), atol=1e-5)
+            # Columns the model was not trained on: both refuse.
+            bad = {"dataframe_split": {"columns": ["a", "b", "c", "d"], "data": ROWS}}
+            assert requests.post(ref_url + "/invocations", json=bad).status_code == 400
+            assert requests.post(url + "/invocations", json=bad).status_code == 400
+    finally:
+        mlserve.terminate()
+        mlserve.wait(timeout=30)

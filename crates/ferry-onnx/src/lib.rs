@@ -76,6 +76,13 @@ mod tree;
 use std::path::Path;
 
 pub use error::OnnxError;
+
+/// A classifier's class labels, in the order of its probability columns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Classes {
+    Int(Vec<i64>),
+    Str(Vec<String>),
+}
 pub use tensor::{DType, IoSpec, Tensor, TensorData};
 
 use crate::native::NativeModel;
@@ -130,6 +137,7 @@ enum Runner {
 pub struct OnnxModel {
     inputs: Vec<IoSpec>,
     outputs: Vec<IoSpec>,
+    classes: Option<Classes>,
     engine: Engine,
     runner: Runner,
 }
@@ -175,6 +183,7 @@ impl OnnxModel {
         let proto = graph::decode(bytes)?;
         graph::refuse_zipmap(&proto)?;
         let (inputs, outputs) = graph::io_specs(&proto)?;
+        let classes = ops::classifier_classes(&proto);
         let runner = match engine {
             Engine::Native => Runner::Native(NativeModel::load(&proto, &inputs)?),
             #[cfg(feature = "ort")]
@@ -192,6 +201,7 @@ impl OnnxModel {
         Ok(OnnxModel {
             inputs,
             outputs,
+            classes,
             engine,
             runner,
         })
@@ -205,6 +215,12 @@ impl OnnxModel {
     /// The outputs the model declares, in the order `run` returns them.
     pub fn outputs(&self) -> &[IoSpec] {
         &self.outputs
+    }
+
+    /// A classifier's classes, in the order of its probability columns
+    /// (`None` when the graph names none, e.g. an MLP).
+    pub fn classes(&self) -> Option<&Classes> {
+        self.classes.as_ref()
     }
 
     /// The engine that runs this model.

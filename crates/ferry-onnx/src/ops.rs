@@ -169,6 +169,23 @@ impl Labels {
     }
 }
 
+/// The classes a classifier's probabilities are in the order of: the labels
+/// of its first classifier operator (scikit-learn exports have one).
+pub(crate) fn classifier_classes(proto: &tract_onnx::pb::ModelProto) -> Option<crate::Classes> {
+    let graph = proto.graph.as_ref()?;
+    graph.node.iter().find_map(|n| {
+        let ints_name = match n.op_type.as_str() {
+            "LinearClassifier" | "SVMClassifier" => "classlabels_ints",
+            "TreeEnsembleClassifier" => "classlabels_int64s",
+            _ => return None,
+        };
+        match parse_labels(n, ints_name).ok()? {
+            Labels::I64(v) => Some(crate::Classes::Int(v)),
+            Labels::Str(v) => Some(crate::Classes::Str(v)),
+        }
+    })
+}
+
 fn parse_labels(node: &NodeProto, ints_name: &str) -> Result<Labels, String> {
     let ints = attr(node, ints_name).map(|a| a.ints.clone());
     let strs = strings(node, "classlabels_strings")?;

@@ -2,7 +2,7 @@
 //! error type rendered in the shape of the protocol that was spoken.
 
 use crate::gateway::{Answer, Failure, Gateway, ModelRoute};
-use crate::protocol;
+use crate::protocol::{self, AnswerShape};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -342,11 +342,16 @@ async fn invocations(
         route.stable.predictor.signature(),
     );
     let parsed = if csv {
-        protocol::mlflow_csv(&bytes, specs, sig)
+        protocol::mlflow_csv(&bytes, specs, sig).map(|t| (t, AnswerShape::Predict))
     } else {
-        protocol::mlflow_json_named(&bytes, specs, sig)
+        serde_json::from_slice::<Value>(&bytes)
+            .map_err(|e| protocol::BadInput(format!("the body is not valid JSON: {e}")))
+            .and_then(|v| {
+                let shape = AnswerShape::from_params(v.get("params"), "params")?;
+                Ok((protocol::mlflow_value(v, specs, sig)?, shape))
+            })
     };
-    let (inputs, columns) = parsed.map_err(|e| {
+    let ((inputs, columns), shape) = parsed.map_err(|e| {
         let mut err = rejected(route, p, e);
         err.version = Some((route.stable.model.clone(), route.stable.version));
         err
@@ -361,7 +366,14 @@ async fn invocations(
         p,
     )
     .await?;
-    Ok(answered(protocol::mlflow_predictions(&a.outputs), &a))
+    shaped(&a, shape, p)
+}
+
+/// A prediction in MLflow's shape (also KServe V1's), as the request asked.
+fn shaped(a: &Answer, shape: AnswerShape, p: Proto) -> Result<Response, ApiError> {
+    let body = protocol::mlflow_answer(&a.outputs, shape, a.served.predictor.classes())
+        .map_err(|e| ApiError::new(p, Failure::BadInput(e.0)))?;
+    Ok(answered(body, a))
 }
 
 async fn ping(State(st): State<HttpState>) -> Response {
@@ -434,7 +446,7 @@ fn v2_metadata(st: &HttpState, name: &str, version: Option<&str>) -> Result<Resp
             "versions": route.versions().iter().map(|s| s.version.to_string()).collect::<Vec<_>>(),
             "platform": s.predictor.platform(),
             "inputs": protocol::v2_inputs(s.predictor.inputs(), s.predictor.signature()),
-            "outputs": protocol::v2_io(s.predictor.outputs()),
+            "outputs": protocol::v2_outputs(s.predictor.outputs(), s.predictor.classes()),
         }),
     ))
 }
@@ -686,6 +698,8 @@ async fn v1_predict(
     } else {
         "inputs"
     };
+    let shape = AnswerShape::from_params(obj.get("parameters"), "parameters")
+        .map_err(|e| ApiError::new(p, Failure::BadInput(e.0)))?;
     let inner = json!({ key: obj.get(key).cloned().unwrap_or(Value::Null) });
     let (inputs, _) = protocol::mlflow_value(
         inner,
@@ -703,7 +717,7 @@ async fn v1_predict(
         p,
     )
     .await?;
-    Ok(answered(protocol::mlflow_predictions(&a.outputs), &a))
+    shaped(&a, shape, p)
 }
 
 // ---- feedback, metrics, status

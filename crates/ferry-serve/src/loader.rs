@@ -150,10 +150,7 @@ impl Loader for StoreLoader {
             .await
             .map_err(|e| err(v, format!("the loading task failed: {e}")))?
             .map_err(|e| err(v, e.to_string()))?;
-        Ok(Arc::new(Onnx {
-            model: Arc::new(model),
-            signature: mlmodel.signature,
-        }))
+        Ok(Arc::new(Onnx::new(Arc::new(model), mlmodel.signature)))
     }
 }
 

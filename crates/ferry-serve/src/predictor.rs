@@ -35,6 +35,10 @@ pub trait Predictor: Send + Sync {
     fn signature(&self) -> Option<&Signature> {
         None
     }
+    /// A classifier's classes, in the order of its probability columns.
+    fn classes(&self) -> Option<&[serde_json::Value]> {
+        None
+    }
 }
 
 /// An ONNX model run in-process. Small batches run on the calling task (a
@@ -42,6 +46,21 @@ pub trait Predictor: Send + Sync {
 pub struct Onnx {
     pub model: Arc<OnnxModel>,
     pub signature: Option<Signature>,
+    classes: Option<Vec<serde_json::Value>>,
+}
+
+impl Onnx {
+    pub fn new(model: Arc<OnnxModel>, signature: Option<Signature>) -> Self {
+        let classes = model.classes().map(|c| match c {
+            ferry_onnx::Classes::Int(v) => v.iter().map(|&i| serde_json::json!(i)).collect(),
+            ferry_onnx::Classes::Str(v) => v.iter().map(|s| serde_json::json!(s)).collect(),
+        });
+        Onnx {
+            model,
+            signature,
+            classes,
+        }
+    }
 }
 
 /// Rows above which a batch leaves the async worker.
@@ -60,6 +79,9 @@ impl Predictor for Onnx {
     }
     fn signature(&self) -> Option<&Signature> {
         self.signature.as_ref()
+    }
+    fn classes(&self) -> Option<&[serde_json::Value]> {
+        self.classes.as_deref()
     }
     async fn predict(&self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, PredictError> {
         let rows = inputs.first().and_then(|t| t.shape.first()).copied();

@@ -735,6 +735,139 @@ fn batch(outputs: &[Tensor]) -> usize {
         .unwrap_or(0)
 }
 
+/// What MLflow scoring and KServe V1 answer with. By default what
+/// `mlflow models serve` and KServe's scikit-learn server answer: a
+/// classifier's labels, a regressor's numbers. A request asks for more in
+/// its `params` (MLflow) or `parameters` (V1): `predict_method:
+/// predict_proba` (the probability rows, as MLflow's scikit-learn flavour
+/// answers it) or `outputs: all` (a record per row with every output, the
+/// probabilities keyed by class).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AnswerShape {
+    #[default]
+    Predict,
+    Proba,
+    All,
+}
+
+impl AnswerShape {
+    /// The shape a request's `params` (or `parameters`) object asks for.
+    pub fn from_params(params: Option<&Value>, field: &str) -> Result<AnswerShape, BadInput> {
+        let o = match params {
+            None | Some(Value::Null) => return Ok(AnswerShape::Predict),
+            Some(Value::Object(o)) => o,
+            Some(_) => return bad(format!("`{field}` must be an object")),
+        };
+        let method = match o.get("predict_method") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(m)) if m == "predict" => Some(AnswerShape::Predict),
+            Some(Value::String(m)) if m == "predict_proba" => Some(AnswerShape::Proba),
+            Some(other) => {
+                return bad(format!(
+                    "`{field}.predict_method` {other} is not supported; use `predict` or `predict_proba`"
+                ));
+            }
+        };
+        let all = match o.get("outputs") {
+            None | Some(Value::Null) => false,
+            Some(Value::String(a)) if a == "all" => true,
+            Some(other) => {
+                return bad(format!(
+                    "`{field}.outputs` {other} is not supported; use `all` for every output"
+                ));
+            }
+        };
+        match (method, all) {
+            (Some(AnswerShape::Proba), true) => bad(format!(
+                "`{field}` asks for both `predict_method: predict_proba` and `outputs: all`; choose one"
+            )),
+            (_, true) => Ok(AnswerShape::All),
+            (m, false) => Ok(m.unwrap_or_default()),
+        }
+    }
+}
+
+/// The output tensor holding a classifier's labels, if any.
+fn label_tensor(outputs: &[Tensor]) -> Option<usize> {
+    outputs
+        .iter()
+        .position(|t| t.name == "label" || t.name == "output_label")
+        .or_else(|| {
+            outputs.iter().position(|t| {
+                matches!(t.data, TensorData::Str(_) | TensorData::I64(_)) && t.shape.len() <= 1
+            })
+        })
+}
+
+/// The output tensor holding a classifier's probabilities, if any.
+fn probability_tensor(outputs: &[Tensor]) -> Option<usize> {
+    let float2 = |t: &Tensor| {
+        matches!(t.data, TensorData::F32(_) | TensorData::F64(_)) && t.shape.len() == 2
+    };
+    outputs
+        .iter()
+        .position(|t| (t.name == "probabilities" || t.name == "output_probability") && float2(t))
+        .or_else(|| label_tensor(outputs).and_then(|_| outputs.iter().position(float2)))
+}
+
+/// MLflow's `{"predictions": ...}` in the shape asked for (see
+/// [`AnswerShape`]); `classes` names a classifier's probability columns.
+pub fn mlflow_answer(
+    outputs: &[Tensor],
+    shape: AnswerShape,
+    classes: Option<&[Value]>,
+) -> Result<Value, BadInput> {
+    let n = batch(outputs);
+    let column = |t: &Tensor| Value::Array((0..n).map(|r| row(t, r)).collect());
+    let preds = match shape {
+        AnswerShape::Predict => match label_tensor(outputs) {
+            Some(l) => column(&outputs[l]),
+            None if outputs.len() == 1 => column(&outputs[0]),
+            None => return Ok(mlflow_predictions(outputs)),
+        },
+        AnswerShape::Proba => match probability_tensor(outputs) {
+            Some(p) => column(&outputs[p]),
+            None => {
+                return bad(
+                    "this model gives no probabilities: `predict_method: predict_proba` needs a classifier with a probability output",
+                );
+            }
+        },
+        AnswerShape::All => {
+            let prob = probability_tensor(outputs);
+            Value::Array(
+                (0..n)
+                    .map(|r| {
+                        let mut m = Map::new();
+                        for (i, t) in outputs.iter().enumerate() {
+                            let mut v = row(t, r);
+                            if Some(i) == prob
+                                && let (Some(cs), Value::Array(ps)) = (classes, &v)
+                                && cs.len() == ps.len()
+                            {
+                                v = Value::Object(
+                                    cs.iter()
+                                        .zip(ps)
+                                        .map(|(c, p)| {
+                                            let k = c
+                                                .as_str()
+                                                .map_or_else(|| c.to_string(), str::to_owned);
+                                            (k, p.clone())
+                                        })
+                                        .collect(),
+                                );
+                            }
+                            m.insert(t.name.clone(), v);
+                        }
+                        Value::Object(m)
+                    })
+                    .collect(),
+            )
+        }
+    };
+    Ok(json!({ "predictions": preds }))
+}
+
 /// MLflow's `{"predictions": ...}`: a list for one output; records
 /// (`[{"label": ..., "probabilities": [...]}]`) for several.
 pub fn mlflow_predictions(outputs: &[Tensor]) -> Value {
@@ -1088,6 +1221,23 @@ pub fn v2_inputs(specs: &[IoSpec], sig: Option<&Signature>) -> Value {
         && let Some(Value::Object(first)) = items.first_mut()
     {
         first.insert("parameters".into(), json!({ "columns": sig.names() }));
+    }
+    v
+}
+
+/// [`v2_io`] of a model's outputs; a classifier's probability output names
+/// its classes in column order (`parameters.classes`).
+pub fn v2_outputs(specs: &[IoSpec], classes: Option<&[Value]>) -> Value {
+    let mut v = v2_io(specs);
+    let float2 = |o: &IoSpec| matches!(o.dtype, DType::F32 | DType::F64) && o.shape.len() == 2;
+    let prob = specs
+        .iter()
+        .position(|o| (o.name == "probabilities" || o.name == "output_probability") && float2(o))
+        .or_else(|| specs.iter().position(float2));
+    if let (Some(cs), Some(i), Value::Array(items)) = (classes, prob, &mut v)
+        && let Some(Value::Object(o)) = items.get_mut(i)
+    {
+        o.insert("parameters".into(), json!({ "classes": cs }));
     }
     v
 }

@@ -53,7 +53,7 @@ fn mlflow_scoring_answers_every_input_shape_alike() {
         )
         .await;
         assert_eq!(csv.status, 200, "{}", csv.text);
-        assert_eq!(csv.json()["predictions"][1]["label"], "virginica");
+        assert_eq!(csv.json()["predictions"][1], "virginica");
         // A client's own request id is kept.
         let r = app
             .clone()
@@ -199,7 +199,18 @@ fn kserve_v1_routes() {
         )
         .await;
         assert_eq!(r.status, 200);
-        assert_eq!(r.json()["predictions"][0]["label"], "setosa");
+        // As KServe's scikit-learn server answers: one label per row.
+        assert_eq!(r.json(), serde_json::json!({"predictions": ["setosa"]}));
+        let r = post_json(
+            &app,
+            "/v1/models/iris:predict",
+            &format!(
+                r#"{{"instances": [{ROW}], "parameters": {{"predict_method": "predict_proba"}}}}"#
+            ),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(r.json()["predictions"][0].as_array().map(Vec::len), Some(3));
         let r = post_json(&app, "/v1/models/iris:predict", r#"{"instances": [[1]]}"#).await;
         assert_eq!(r.status, 400);
         assert!(r.json()["error"].as_str().unwrap().contains("dimension 1"));
@@ -405,5 +416,91 @@ fn request_bodies_in_flight_are_bounded() {
         assert_eq!(budget.in_use_kib(), 0);
         let r = app.clone().oneshot(padded("/invocations")).await.unwrap();
         assert_eq!(r.status(), 200);
+    });
+}
+
+/// MLflow scoring answers as `mlflow models serve` does for a scikit-learn
+/// model: labels for a classifier, numbers for a regressor; probabilities
+/// (MLflow's `predict_method: predict_proba`) and every output with the
+/// classes named (`outputs: all`) on request; V2 metadata names the classes.
+#[test]
+fn answers_have_the_shape_mlflow_clients_expect() {
+    rt().block_on(async {
+        let (_env, gw) = iris().await;
+        let app = app(&gw);
+        let two = r#"[[5.1,3.5,1.4,0.2],[6.7,3.0,5.2,2.3]]"#;
+        let ask = |params: &str| format!(r#"{{"instances": {two}{params}}}"#);
+        let r = post_json(&app, "/invocations", &ask("")).await;
+        assert_eq!(
+            r.json(),
+            serde_json::json!({"predictions": ["setosa", "virginica"]})
+        );
+        let r = post_json(
+            &app,
+            "/invocations",
+            &ask(r#", "params": {"predict_method": "predict"}"#),
+        )
+        .await;
+        assert_eq!(
+            r.json(),
+            serde_json::json!({"predictions": ["setosa", "virginica"]})
+        );
+        let r = post_json(
+            &app,
+            "/invocations",
+            &ask(r#", "params": {"predict_method": "predict_proba"}"#),
+        )
+        .await;
+        let rows = r.json()["predictions"].as_array().cloned().unwrap();
+        assert_eq!(rows.len(), 2);
+        assert!(rows[0][0].as_f64().unwrap() > 0.9, "{rows:?}");
+        let r = post_json(
+            &app,
+            "/invocations",
+            &ask(r#", "params": {"outputs": "all"}"#),
+        )
+        .await;
+        let first = &r.json()["predictions"][0];
+        assert_eq!(first["label"], "setosa");
+        let probs = first["probabilities"].as_object().unwrap();
+        assert_eq!(
+            probs.keys().collect::<Vec<_>>(),
+            ["setosa", "versicolor", "virginica"]
+        );
+        assert!(probs["setosa"].as_f64().unwrap() > 0.9);
+        // A regressor answers its numbers.
+        let r = post_json(
+            &app,
+            "/v1/models/reg:predict",
+            r#"{"instances": [[1, 2, 3, 4, 5], [5, 4, 3, 2, 1]]}"#,
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        let nums = r.json()["predictions"].as_array().cloned().unwrap();
+        assert!(
+            nums.len() == 2 && nums.iter().all(serde_json::Value::is_number),
+            "{nums:?}"
+        );
+        // Bad requests for a shape.
+        for (params, want) in [
+            (
+                r#", "params": {"predict_method": "score"}"#,
+                "predict_method",
+            ),
+            (r#", "params": {"outputs": "some"}"#, "outputs"),
+            (
+                r#", "params": {"predict_method": "predict_proba", "outputs": "all"}"#,
+                "choose one",
+            ),
+            (r#", "params": 3"#, "must be an object"),
+        ] {
+            let r = post_json(&app, "/invocations", &ask(params)).await;
+            assert_eq!(r.status, 400, "{params}: {}", r.text);
+            assert!(
+                r.json()["message"].as_str().unwrap().contains(want),
+                "{}",
+                r.text
+            );
+        }
     });
 }
