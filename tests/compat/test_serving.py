@@ -80,15 +80,17 @@ def ferry(project, *args, check=True):
 
 
 @contextlib.contextmanager
-def gateway(project, *models, runtimes=()):
+def gateway(project, *models, runtimes=(), ready_within=15):
     port = free_port()
     log = open(project / "serve.log", "w")
     flags = [f for r in runtimes for f in ("--runtime", r)]
+    # The venv's programs (mlflow, for `--runtime mlflow`) on the gateway's PATH.
+    env = {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")}
     proc = subprocess.Popen([BINARY, "serve", *models, "--port", str(port), "--tick", "200ms", *flags],
-                            cwd=project, stdout=log, stderr=subprocess.STDOUT)
+                            cwd=project, stdout=log, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(300):
+        for _ in range(int(ready_within / 0.05)):
             try:
                 if requests.get(url + "/v2/health/ready", timeout=1).ok:
                     break
@@ -397,3 +399,41 @@ def test_answers_match_mlflow_models_serve(tmp_path):
     finally:
         mlserve.terminate()
         mlserve.wait(timeout=30)
+
+
+def test_a_pyfunc_version_is_served_by_the_operators_mlflow_runtime(tmp_path):
+    """A scikit-learn model logged and registered through the mlflow client
+    (a pickle: no ONNX) is served by the built-in runtime the operator
+    enabled (`--runtime mlflow`), chosen by its flavour, no tag set by hand;
+    named columns in any order reach it in its signature's order."""
+    import mlflow
+    import mlflow.sklearn
+    import pandas as pd
+    from mlflow.models import infer_signature
+    from sklearn.linear_model import LogisticRegression
+
+    (tmp_path / "p").mkdir()
+    project = make_project(tmp_path / "p")
+    rows = list(csv.reader(open(tmp_path / "p" / "iris.csv")))[1:]
+    cols = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+    X = pd.DataFrame([[float(v) for v in r[:4]] for r in rows], columns=cols)
+    y = [r[4] for r in rows]
+    m = LogisticRegression(C=1.0, max_iter=500).fit(X, y)
+    with project_server(BINARY, project) as tracking:
+        mlflow.set_tracking_uri(tracking)
+        mlflow.set_experiment("pyfunc")
+        with mlflow.start_run():
+            info = mlflow.sklearn.log_model(m, name="m", signature=infer_signature(X, m.predict(X)),
+                                            registered_model_name="skl")
+        v = info.registered_model_version
+    # The runtime (mlflow models serve) starts before the gateway answers.
+    with gateway(project, f"skl/{v}", runtimes=["mlflow"], ready_within=180) as url:
+        meta = requests.get(url + "/v2/models/skl").json()
+        assert meta["platform"] == "process", meta
+        rev = cols[::-1]
+        r = requests.post(url + "/invocations", json={"dataframe_split": {"columns": rev, "data": [r[::-1] for r in ROWS]}})
+        assert r.status_code == 200, r.text
+        assert r.json()["predictions"] == list(m.predict(pd.DataFrame(ROWS, columns=cols)))
+    # Without the runtime the version is refused, naming what to enable.
+    out = ferry(project, "serve", f"skl/{v}", "--port", "0", check=False)
+    assert out.returncode != 0 and "--runtime mlflow" in out.stderr, out.stderr

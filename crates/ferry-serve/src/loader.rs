@@ -131,7 +131,8 @@ impl Loader for StoreLoader {
         let mlmodel = mlmodel.map_err(|e| err(v, e))?.unwrap_or_default();
         if let Some(rt) = self.process_runtime(v, &mlmodel, file.is_some())? {
             tracing::info!(model = %v.model, version = v.version, runtime = %rt.name, "starting its process runtime");
-            let p = crate::process::ProcessRuntime::start(&v.model, v.version, rt, &dir)
+            let sig = mlmodel.signature.clone();
+            let p = crate::process::ProcessRuntime::start(&v.model, v.version, rt, &dir, sig)
                 .await
                 .map_err(|e| err(v, e))?;
             return Ok(p);

@@ -34,6 +34,9 @@ pub struct ProcessRuntime {
     stop: Arc<tokio::sync::Notify>,
     /// The running command's process group (0 while none runs).
     pgid: Arc<std::sync::atomic::AtomicU32>,
+    /// The model's signature (its `MLmodel`): rows are sent to it as a
+    /// `dataframe_split` with these columns, so its own schema checks pass.
+    signature: Option<ferry_mlmodel::Signature>,
 }
 
 impl Drop for ProcessRuntime {
@@ -192,6 +195,7 @@ impl ProcessRuntime {
         version: i64,
         runtime: &crate::runtime::RuntimeDef,
         dir: &Path,
+        signature: Option<ferry_mlmodel::Signature>,
     ) -> Result<Arc<dyn Predictor>, String> {
         let client: Http = Client::builder(TokioExecutor::new()).build(HttpConnector::new());
         let port = free_port().map_err(|e| format!("no free port: {e}"))?;
@@ -232,6 +236,7 @@ impl ProcessRuntime {
             }],
             stop: stop.clone(),
             pgid: pgid.clone(),
+            signature,
         };
         let (dir, name) = (dir.to_path_buf(), rt.name.clone());
         tokio::spawn(async move {
@@ -396,6 +401,9 @@ impl Predictor for ProcessRuntime {
     fn ready(&self) -> bool {
         self.ready.load(Ordering::SeqCst)
     }
+    fn signature(&self) -> Option<&ferry_mlmodel::Signature> {
+        self.signature.as_ref()
+    }
     async fn predict(&self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, PredictError> {
         if !self.ready() {
             return Err(PredictError::Unavailable(format!(
@@ -406,7 +414,13 @@ impl Predictor for ProcessRuntime {
         let x = inputs
             .first()
             .ok_or_else(|| PredictError::Input("no input".into()))?;
-        let body = serde_json::json!({ "inputs": to_json(x) }).to_string();
+        let body = match &self.signature {
+            Some(sig) => serde_json::json!({
+                "dataframe_split": {"columns": sig.names(), "data": to_json(x)}
+            }),
+            None => serde_json::json!({ "inputs": to_json(x) }),
+        }
+        .to_string();
         let req = hyper::Request::post(format!("http://127.0.0.1:{}/invocations", self.port))
             .header("content-type", "application/json")
             .body(Full::new(bytes::Bytes::from(body)))
