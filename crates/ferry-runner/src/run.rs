@@ -1243,11 +1243,70 @@ fn register(
         source: Some(format!("runs:/{}/{}", started.run_id, reg.model)),
         stored: None,
     };
-    let mlmodel = mlmodel_for(&reg.artifact, reg.signature.as_ref(), &started.run_id);
+    let signature = match &reg.signature {
+        None => None,
+        Some(ferry_spec::SignatureSpec::Columns(s)) => Some(s.clone()),
+        Some(ferry_spec::SignatureSpec::From { table, exclude }) => {
+            Some(signature_of_table(project, table, exclude)?)
+        }
+    };
+    let mlmodel = mlmodel_for(&reg.artifact, signature.as_ref(), &started.run_id);
     let v = recorder.register(started, project, &reg.artifact, mlmodel.as_deref(), nv)?;
     reporter.event(Event::Registered(&v));
     report.registered = Some(v);
     Ok(())
+}
+
+/// The signature a table of the project gives: its columns but `exclude`,
+/// in order, with their types (`register.signature.from`).
+fn signature_of_table(
+    project: &Project,
+    table: &str,
+    exclude: &[String],
+) -> Result<ferry_mlmodel::Signature> {
+    use ferry_data::ColType as T;
+    use ferry_mlmodel::ColType as M;
+    let path = project.root.join(table);
+    let bad = |message: String| Error::Signature {
+        table: table.to_owned(),
+        message,
+    };
+    let t = ferry_data::Table::open(&ferry_data::TableSpec::new(path.to_string_lossy()))
+        .map_err(|e| bad(e.to_string()))?;
+    for e in exclude {
+        if t.schema.field_with_name(e).is_err() {
+            return Err(bad(format!("it has no column `{e}` to exclude")));
+        }
+    }
+    let mut inputs = Vec::new();
+    for f in t.schema.fields() {
+        if exclude.iter().any(|e| e == f.name()) {
+            continue;
+        }
+        let ty = match T::of(f.data_type()) {
+            Some(T::Int) => M::Long,
+            Some(T::Float) => M::Double,
+            Some(T::String) => M::String,
+            Some(T::Bool) => M::Boolean,
+            Some(T::Timestamp | T::Date) => M::Datetime,
+            None => {
+                return Err(bad(format!(
+                    "its column `{}` has a type a signature cannot name ({})",
+                    f.name(),
+                    f.data_type()
+                )));
+            }
+        };
+        inputs.push(ferry_mlmodel::Column {
+            name: f.name().clone(),
+            ty,
+            required: true,
+        });
+    }
+    if inputs.is_empty() {
+        return Err(bad("no column is left for the signature".into()));
+    }
+    Ok(ferry_mlmodel::Signature { inputs })
 }
 
 /// MLflow's `MLmodel` for a registered ONNX file (the `onnx` and

@@ -17,7 +17,8 @@ pub use diag::{Diagnostic, Diagnostics, SNIPPET_WIDTH, spec_text};
 pub use load::{Files, load, normalize_path, parse_duration, render_value};
 pub use node::{Kind, Node, Pos, parse_yaml};
 pub use pipeline::{
-    Check, CheckKind, DRIFT_METHODS, Gate, Pipeline, PythonEnv, Register, Stage, path_within,
+    Check, CheckKind, DRIFT_METHODS, Gate, Pipeline, PythonEnv, Register, SignatureSpec, Stage,
+    path_within,
 };
 
 /// The JSON Schema of ferry.yaml, for editors (`ferry schema`).

@@ -39,7 +39,7 @@ pub const ENV_KEYS: &[&str] = &["python"];
 pub const PYTHON_KEYS: &[&str] = &["requirements", "interpreter"];
 pub const GATE_KEYS: &[&str] = &["name", "expr"];
 pub const REGISTER_KEYS: &[&str] = &["model", "artifact", "alias", "signature"];
-pub const SIGNATURE_KEYS: &[&str] = &["inputs"];
+pub const SIGNATURE_KEYS: &[&str] = &["inputs", "from", "exclude"];
 
 /// How the loader sees the project's files. The loader does no IO of its own.
 pub trait Files {
@@ -247,18 +247,60 @@ struct RawRegister {
     model: Option<Sp<String>>,
     artifact: Option<Sp<String>>,
     alias: Option<Sp<String>>,
-    signature: Option<ferry_mlmodel::Signature>,
+    signature: Option<crate::SignatureSpec>,
 }
 
-/// `register.signature`: `inputs`, a list of columns in the order the model
-/// takes them, each a name (a `double` column) or a one-key mapping
-/// `name: type` with one of MLflow's column types.
-fn signature(node: &Node, sink: &mut Sink<'_>) -> Option<ferry_mlmodel::Signature> {
+/// `register.signature`: either `inputs`, a list of columns in the order the
+/// model takes them, each a name (a `double` column) or a one-key mapping
+/// `name: type` with one of MLflow's column types; or `from`, a table whose
+/// columns (but those in `exclude`) are the inputs, with their types, read
+/// when the version is registered.
+fn signature(node: &Node, sink: &mut Sink<'_>) -> Option<crate::SignatureSpec> {
     use ferry_mlmodel::{ColType, Column};
     let path = "register.signature";
     let m = map_entries(node, path, SIGNATURE_KEYS, sink)?;
-    let Some((_, inputs)) = m.iter().find(|(k, _)| k.name == "inputs") else {
-        sink.err(node.pos, path, "missing key `inputs`");
+    let get = |key: &str| m.iter().find(|(k, _)| k.name == key).map(|(_, v)| v);
+    if let Some(from) = get("from") {
+        if get("inputs").is_some() {
+            sink.err_hint(
+                node.pos,
+                path,
+                "`inputs` and `from` are both set",
+                "list the columns, or name a table to take them from, not both",
+            );
+            return None;
+        }
+        let table = string(from, "register.signature.from", sink)?;
+        if table.0.starts_with('/') || table.0.split(['/', '\\']).any(|p| p == "..") {
+            sink.err(
+                table.1,
+                "register.signature.from",
+                format!("`{}` is not a path inside the project", table.0),
+            );
+            return None;
+        }
+        let exclude = get("exclude")
+            .map(|e| string_list(e, "register.signature.exclude", sink))
+            .unwrap_or_default();
+        return Some(crate::SignatureSpec::From {
+            table: table.0,
+            exclude: exclude.into_iter().map(|e| e.0).collect(),
+        });
+    }
+    if let Some(e) = get("exclude") {
+        sink.err(
+            e.pos,
+            "register.signature.exclude",
+            "`exclude` goes with `from`",
+        );
+    }
+    let Some(inputs) = get("inputs") else {
+        sink.err_hint(
+            node.pos,
+            path,
+            "missing key `inputs` or `from`",
+            "e.g. `inputs: [sepal_length, sepal_width]` or `from: work/train.csv`",
+        );
         return None;
     };
     let Kind::Seq(items) = &inputs.kind else {
@@ -339,7 +381,9 @@ fn signature(node: &Node, sink: &mut Sink<'_>) -> Option<ferry_mlmodel::Signatur
         );
         return None;
     }
-    ok.then_some(ferry_mlmodel::Signature { inputs: cols })
+    ok.then_some(crate::SignatureSpec::Columns(ferry_mlmodel::Signature {
+        inputs: cols,
+    }))
 }
 
 fn join(path: &str, key: &str) -> String {

@@ -107,7 +107,17 @@ pub struct Register {
     pub producer: StageName,
     /// The columns the model takes, recorded in the version's `MLmodel` and
     /// enforced by `ferry serve` (requests matched to them by name).
-    pub signature: Option<ferry_mlmodel::Signature>,
+    pub signature: Option<SignatureSpec>,
+}
+
+/// Where a registered model's signature comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SignatureSpec {
+    /// Declared column by column.
+    Columns(ferry_mlmodel::Signature),
+    /// The columns (and types) of a table of the project, less `exclude`
+    /// (e.g. the label), read when the version is registered.
+    From { table: String, exclude: Vec<String> },
 }
 
 impl Pipeline {

@@ -65,8 +65,9 @@ fn valid_fixtures_load() {
                     })
                     .chain(p.gates.iter().map(|g| format!("gate: {}", g.expr)))
                     .chain(p.register.iter().map(|r| {
-                        let sig = r.signature.as_ref().map(|s| {
-                            s.inputs.iter().map(|c| format!("{}: {}", c.name, c.ty.name())).collect::<Vec<_>>()
+                        let sig = r.signature.as_ref().map(|s| match s {
+                            ferry_spec::SignatureSpec::Columns(s) => s.inputs.iter().map(|c| format!("{}: {}", c.name, c.ty.name())).collect::<Vec<_>>(),
+                            ferry_spec::SignatureSpec::From { table, exclude } => vec![format!("from {table} except {exclude:?}")],
                         });
                         format!("register: {} {} {:?} from {} signature {sig:?}", r.model, r.artifact, r.alias, r.producer)
                     }))

@@ -477,3 +477,75 @@ fn a_closed_pipe_ends_quietly() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// A registered ONNX model gets an `MLmodel` beside it with the signature
+/// its `register:` declares, here taken from a table of the project.
+#[test]
+fn registered_onnx_models_carry_an_mlmodel_with_their_signature() {
+    let spec = |sig: &str| {
+        format!(
+            r#"
+stages:
+  train:
+    cmd: cat train.csv > model.onnx
+    deps: [train.csv]
+    outs: [model.onnx]
+register:
+  model: m
+  artifact: model.onnx
+  signature: {sig}
+"#
+        )
+    };
+    let p = Proj::new(&spec("{from: train.csv, exclude: [label]}"));
+    p.write(
+        "train.csv",
+        "width,height,kind,label\n1.5,2,a,x\n2.5,3,b,y\n",
+    );
+    p.run_ok();
+    let mlmodel = std::fs::read_dir(p.path().join(".ferry/artifacts"))
+        .unwrap()
+        .flat_map(|e| walk(&e.unwrap().path()))
+        .find(|f| f.ends_with("m/MLmodel"))
+        .expect("an MLmodel beside the model");
+    let text = std::fs::read_to_string(&mlmodel).unwrap();
+    let m = ferry_mlmodel::parse(&text).unwrap();
+    assert_eq!(m.flavors, ["onnx", "python_function"]);
+    assert_eq!(m.onnx_file.as_deref(), Some("model.onnx"));
+    let cols: Vec<(String, &str)> = m
+        .signature
+        .unwrap()
+        .inputs
+        .iter()
+        .map(|c| (c.name.clone(), c.ty.name()))
+        .collect();
+    assert_eq!(
+        cols,
+        [
+            ("width".to_owned(), "double"),
+            ("height".to_owned(), "long"),
+            ("kind".to_owned(), "string")
+        ]
+    );
+    // A column to exclude that the table does not have is a clear error.
+    let p = Proj::new(&spec("{from: train.csv, exclude: [nope]}"));
+    p.write("train.csv", "a,b\n1,2\n");
+    let o = p.ferry(&["run"]);
+    assert_ne!(o.code, 0, "{o:?}");
+    assert!(
+        o.stderr
+            .contains("register.signature.from `train.csv`: it has no column `nope` to exclude"),
+        "{o:?}"
+    );
+}
+
+fn walk(p: &std::path::Path) -> Vec<std::path::PathBuf> {
+    if p.is_dir() {
+        std::fs::read_dir(p)
+            .unwrap()
+            .flat_map(|e| walk(&e.unwrap().path()))
+            .collect()
+    } else {
+        vec![p.to_owned()]
+    }
+}
