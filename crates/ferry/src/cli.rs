@@ -63,6 +63,12 @@ pub enum Command {
     },
     /// Print the JSON Schema of ferry.yaml, for editors
     Schema,
+    /// Print a shell completion script (e.g. `ferry completions bash > ~/.local/share/bash-completion/completions/ferry`)
+    Completions {
+        /// The shell
+        #[arg(value_parser = ["bash", "zsh", "fish", "elvish", "powershell"])]
+        shell: String,
+    },
     /// Serve the MLflow REST API (tracking, artifacts) over this project's store
     Server(ServerArgs),
     /// Serve registered models over HTTP (MLflow scoring, Open Inference Protocol, KServe V1), with canaries and metrics

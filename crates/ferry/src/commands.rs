@@ -123,7 +123,24 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
             print!("{}", ferry_spec::JSON_SCHEMA);
             Ok(exit::OK)
         }
+        Command::Completions { shell } => completions(&shell),
     }
+}
+
+/// A completion script for `shell` on stdout.
+fn completions(shell: &str) -> Result<u8> {
+    use clap::CommandFactory;
+    use clap_complete::Shell;
+    let sh = match shell {
+        "bash" => Shell::Bash,
+        "zsh" => Shell::Zsh,
+        "fish" => Shell::Fish,
+        "elvish" => Shell::Elvish,
+        _ => Shell::PowerShell,
+    };
+    let mut cmd = crate::cli::Cli::command();
+    clap_complete::generate(sh, &mut cmd, "ferry", &mut std::io::stdout());
+    Ok(exit::OK)
 }
 
 const INIT_SPEC: &str = r#"# ferry.yaml: the pipeline. `ferry run` brings it up to date; `ferry status` says why a stage would run.

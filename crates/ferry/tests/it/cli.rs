@@ -549,3 +549,18 @@ fn walk(p: &std::path::Path) -> Vec<std::path::PathBuf> {
         vec![p.to_owned()]
     }
 }
+
+#[test]
+fn completions_are_printed_for_each_shell() {
+    let p = Proj::new("stages: {}\n");
+    for shell in ["bash", "zsh", "fish"] {
+        let o = p.ferry(&["completions", shell]);
+        assert_eq!(o.code, 0, "{o:?}");
+        assert!(
+            o.stdout.contains("deploy") && o.stdout.contains("runtime"),
+            "{shell}"
+        );
+    }
+    let o = p.ferry(&["completions", "tcsh"]);
+    assert_eq!(o.code, 2, "{o:?}");
+}
