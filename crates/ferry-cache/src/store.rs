@@ -254,7 +254,9 @@ impl Cache {
 
     /// Removes every object not reachable from `keep` (digests of outs that
     /// are still referenced) and every run-cache entry not in `keep_runs`.
-    pub fn gc(&self, keep: &[OutRecord], keep_runs: &[Digest]) -> Result<GcStats> {
+    /// Removes every object and run-cache entry not in `keep`/`keep_runs`;
+    /// with `dry_run`, only counts what it would remove.
+    pub fn gc(&self, keep: &[OutRecord], keep_runs: &[Digest], dry_run: bool) -> Result<GcStats> {
         let mut live = std::collections::HashSet::new();
         for o in keep {
             live.insert(o.digest.to_hex());
@@ -269,7 +271,9 @@ impl Cache {
         for (name, path, size) in list_two_level(&objects)? {
             let hex = name.trim_end_matches(".dir");
             if !live.contains(hex) {
-                std::fs::remove_file(&path).ctx("remove", &path)?;
+                if !dry_run {
+                    std::fs::remove_file(&path).ctx("remove", &path)?;
+                }
                 stats.objects_removed += 1;
                 stats.bytes_removed += size;
             }
@@ -278,7 +282,9 @@ impl Cache {
             keep_runs.iter().map(Digest::to_hex).collect();
         for (name, path, _) in list_two_level(&self.root.join("runs"))? {
             if !keep_runs.contains(&name) {
-                std::fs::remove_file(&path).ctx("remove", &path)?;
+                if !dry_run {
+                    std::fs::remove_file(&path).ctx("remove", &path)?;
+                }
                 stats.runs_removed += 1;
             }
         }
@@ -423,7 +429,13 @@ mod tests {
         let obj = cache.object(&file.digest()).unwrap();
         assert_eq!(std::fs::read_to_string(obj).unwrap(), "M1");
         // gc keeps what is referenced, drops the rest.
-        let stats = cache.gc(std::slice::from_ref(&rec_file), &[]).unwrap();
+        let dry = cache
+            .gc(std::slice::from_ref(&rec_file), &[], true)
+            .unwrap();
+        let stats = cache
+            .gc(std::slice::from_ref(&rec_file), &[], false)
+            .unwrap();
+        assert_eq!(dry, stats, "a dry run counts what a real one removes");
         assert_eq!(stats.objects_removed, 3); // a, b, and the manifest
         assert!(cache.has(&rec_file) && !cache.has(&rec_dir));
     }

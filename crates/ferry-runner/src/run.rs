@@ -1342,7 +1342,9 @@ fn mlmodel_for(
     ))
 }
 
-pub fn gc(project: &Project, keep_run_cache: bool) -> Result<GcStats> {
+/// Removes cached outputs nothing needs any more (with `dry_run`, only
+/// counts them; nothing is touched, not even a dead run's leftovers).
+pub fn gc(project: &Project, keep_run_cache: bool, dry_run: bool) -> Result<GcStats> {
     let engine = Engine::open(project)?;
     let lock_path = project.ferry_dir().join("run.lock");
     let _guard = match FileLock::try_acquire(&lock_path)? {
@@ -1350,8 +1352,10 @@ pub fn gc(project: &Project, keep_run_cache: bool) -> Result<GcStats> {
         None => return Err(Error::Busy(lock_path)),
     };
     // No run is writing (the lock): what dead ones left can go.
-    orphans::reap(project);
-    orphans::sweep_temp(project, true);
+    if !dry_run {
+        orphans::reap(project);
+        orphans::sweep_temp(project, true);
+    }
     let mut keep: Vec<OutRecord> = Vec::new();
     for s in engine.lock.stages.values() {
         keep.extend(s.outs.iter().map(|(p, l)| to_record(p, l)));
@@ -1381,5 +1385,5 @@ pub fn gc(project: &Project, keep_run_cache: bool) -> Result<GcStats> {
             }
         }
     }
-    Ok(engine.cache.gc(&keep, &keep_runs)?)
+    Ok(engine.cache.gc(&keep, &keep_runs, dry_run)?)
 }

@@ -60,6 +60,9 @@ pub enum Command {
         /// Also drop the run cache (outputs of old parameter or data versions)
         #[arg(long)]
         all: bool,
+        /// Say what would be removed; remove nothing
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Print the JSON Schema of ferry.yaml, for editors
     Schema,

@@ -113,7 +113,7 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
         Command::Runs(RunsCommand::Show { run, json }) => runs_show(&ctx, &run, json),
         Command::Logs { run, stage } => logs(&ctx, &run, stage.as_deref()),
         Command::Models(m) => models(&ctx, m),
-        Command::Gc { all } => gc(&ctx, all),
+        Command::Gc { all, dry_run } => gc(&ctx, all, dry_run),
         Command::Server(args) => server(&ctx, args),
         Command::Serve(args) => crate::serve::serve(&ctx, args),
         Command::Deploy(args) => crate::serve::deploy(&ctx, args),
@@ -731,11 +731,12 @@ fn models(ctx: &Ctx, args: ModelsArgs) -> Result<u8> {
     Ok(exit::OK)
 }
 
-fn gc(ctx: &Ctx, all: bool) -> Result<u8> {
+fn gc(ctx: &Ctx, all: bool, dry_run: bool) -> Result<u8> {
     let project = ctx.project()?;
-    let stats = ferry_runner::gc(&project, !all)?;
+    let stats = ferry_runner::gc(&project, !all, dry_run)?;
     eprintln!(
-        "removed {} objects ({}) and {} run-cache entries",
+        "{} {} objects ({}) and {} run-cache entries",
+        if dry_run { "would remove" } else { "removed" },
         stats.objects_removed,
         bytes(stats.bytes_removed as i64),
         stats.runs_removed

@@ -406,9 +406,22 @@ fn gc_keeps_what_is_referenced() {
     p.write("src.txt", "data v2\n");
     p.run_ok();
     // Version 1's model is still referenced by the registry; gc --all drops
-    // the run cache, so reverting now runs the stage again.
+    // the run cache, so reverting now runs the stage again. A dry run says
+    // what a real one removes and removes nothing.
+    let cache = |p: &Proj| walk(&p.path().join(".ferry/cache")).len();
+    let before = cache(&p);
+    let dry = p.ferry(&["gc", "--all", "--dry-run"]);
+    assert_eq!(dry.code, 0, "{dry:?}");
+    assert!(dry.stderr.starts_with("would remove "), "{dry:?}");
+    assert_eq!(cache(&p), before, "a dry run removed files");
     let o = p.ferry(&["gc", "--all"]);
     assert_eq!(o.code, 0, "{o:?}");
+    assert_eq!(
+        o.stderr.replacen("removed", "would remove", 1),
+        dry.stderr,
+        "the dry run counted what the real one removed"
+    );
+    assert!(cache(&p) < before);
     p.write("src.txt", "data v1\n");
     let (_, r) = p.run_json(&[]);
     assert_eq!(
