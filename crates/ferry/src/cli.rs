@@ -28,9 +28,15 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Write a starter ferry.yaml and params.yaml in the current folder
+    /// Start a project in the current folder from a template that runs as is
     Init {
-        /// Overwrite an existing ferry.yaml
+        /// `tabular` (a small classifier: prepare, train, evaluate, gates, registration; needs only python3) or `minimal` (one shell stage)
+        #[arg(long, short = 't', default_value = "tabular")]
+        template: String,
+        /// The pipeline's and model's name (default: the folder's name)
+        #[arg(long)]
+        name: Option<String>,
+        /// Overwrite files the template writes
         #[arg(long)]
         force: bool,
     },

@@ -106,7 +106,11 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
         style: Style { color },
     };
     match cli.command {
-        Command::Init { force } => init(&ctx, force),
+        Command::Init {
+            template,
+            name,
+            force,
+        } => init(&ctx, &template, name, force),
         Command::Run(args) => run(&ctx, args),
         Command::Status { stages, json } => status(&ctx, &stages, json),
         Command::Runs(RunsCommand::List { limit, json }) => runs_list(&ctx, limit, json),
@@ -143,58 +147,130 @@ fn completions(shell: &str) -> Result<u8> {
     Ok(exit::OK)
 }
 
-const INIT_SPEC: &str = r#"# ferry.yaml: the pipeline. `ferry run` brings it up to date; `ferry status` says why a stage would run.
-# Editor support: `ferry schema > ferry.schema.json`, then point your YAML plugin at it.
-name: my-model
+/// `ferry init` templates: (name, what it is, files). `{{name}}` in a file
+/// becomes the pipeline's name; `gitignore` is written as `.gitignore`.
+/// A template: name, what it is, and its files (path, text).
+type Template = (
+    &'static str,
+    &'static str,
+    &'static [(&'static str, &'static str)],
+);
 
-# env:
-#   python:
-#     requirements: requirements.txt   # ferry builds a virtualenv from it (with uv if on PATH)
+const TEMPLATES: &[Template] = &[
+    (
+        "tabular",
+        "a churn classifier on a small table: prepare, train, evaluate, gates, registration (needs only python3)",
+        &[
+            (
+                "ferry.yaml",
+                include_str!("../templates/tabular/ferry.yaml"),
+            ),
+            (
+                "params.yaml",
+                include_str!("../templates/tabular/params.yaml"),
+            ),
+            (
+                "prepare.py",
+                include_str!("../templates/tabular/prepare.py"),
+            ),
+            ("train.py", include_str!("../templates/tabular/train.py")),
+            (
+                "evaluate.py",
+                include_str!("../templates/tabular/evaluate.py"),
+            ),
+            (
+                "data/customers.csv",
+                include_str!("../templates/tabular/data/customers.csv"),
+            ),
+            ("gitignore", include_str!("../templates/tabular/gitignore")),
+        ],
+    ),
+    (
+        "minimal",
+        "one shell stage and a parameter",
+        &[
+            (
+                "ferry.yaml",
+                include_str!("../templates/minimal/ferry.yaml"),
+            ),
+            (
+                "params.yaml",
+                include_str!("../templates/minimal/params.yaml"),
+            ),
+            ("gitignore", include_str!("../templates/minimal/gitignore")),
+        ],
+    ),
+];
 
-stages:
-  prepare:
-    cmd: python prepare.py --seed ${prepare.seed}
-    deps: [prepare.py, data/]
-    params: [prepare.seed]
-    outs: [work/train.csv, work/holdout.csv]
-  train:
-    cmd: python train.py
-    deps: [train.py, work/train.csv]
-    params: [train]
-    outs: [work/model.onnx]
-  evaluate:
-    cmd: python evaluate.py
-    deps: [evaluate.py, work/model.onnx, work/holdout.csv]
-    metrics: work/metrics.json
+/// A pipeline (and model) name from a folder's name: lower case letters,
+/// digits, `-` and `_`.
+fn name_from_folder(dir: &std::path::Path) -> String {
+    let raw = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().to_lowercase())
+        .unwrap_or_default();
+    let name: String = raw
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let name = name.trim_matches('-').to_owned();
+    if ferry_core::ModelName::new(&name).is_ok() {
+        name
+    } else {
+        "model".to_owned()
+    }
+}
 
-gates:
-  - metrics.accuracy >= 0.9
-  - metrics.accuracy >= model("my-model@production").metrics.accuracy - 0.01
-
-register:
-  model: my-model
-  artifact: work/model.onnx
-  alias: candidate
-"#;
-
-const INIT_PARAMS: &str = "prepare:\n  seed: 42\ntrain:\n  C: 1.0\n";
-
-fn init(ctx: &Ctx, force: bool) -> Result<u8> {
-    let spec = ctx.cwd.join("ferry.yaml");
-    if spec.exists() && !force {
+fn init(ctx: &Ctx, template: &str, name: Option<String>, force: bool) -> Result<u8> {
+    let Some((_, _, files)) = TEMPLATES.iter().find(|t| t.0 == template) else {
         bail!(usage(format!(
-            "`{}` exists; pass --force to overwrite it",
-            spec.display()
+            "no template `{template}`; templates: {}",
+            TEMPLATES
+                .iter()
+                .map(|t| format!("`{}` ({})", t.0, t.1))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    };
+    let name = name.unwrap_or_else(|| name_from_folder(&ctx.cwd));
+    ferry_core::ModelName::new(&name).map_err(|e| usage(format!("--name `{name}`: {e}")))?;
+    let target = |f: &str| {
+        ctx.cwd
+            .join(if f == "gitignore" { ".gitignore" } else { f })
+    };
+    let existing: Vec<String> = files
+        .iter()
+        .filter(|(f, _)| *f != "gitignore" && target(f).exists())
+        .map(|(f, _)| format!("`{f}`"))
+        .collect();
+    if !existing.is_empty() && !force {
+        bail!(usage(format!(
+            "{} already exist{}; pass --force to overwrite",
+            existing.join(", "),
+            if existing.len() == 1 { "s" } else { "" }
         )));
     }
-    std::fs::write(&spec, INIT_SPEC)
-        .with_context(|| format!("cannot write `{}`", spec.display()))?;
-    let params = ctx.cwd.join("params.yaml");
-    if !params.exists() {
-        std::fs::write(&params, INIT_PARAMS)
-            .with_context(|| format!("cannot write `{}`", params.display()))?;
+    for (f, text) in *files {
+        let path = target(f);
+        if *f == "gitignore" && path.exists() {
+            continue;
+        }
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create `{}`", parent.display()))?;
+        }
+        std::fs::write(&path, text.replace("{{name}}", &name))
+            .with_context(|| format!("cannot write `{}`", path.display()))?;
     }
-    eprintln!("wrote ferry.yaml and params.yaml; edit the stages, then `ferry status`");
+    eprintln!(
+        "wrote the `{template}` template (pipeline and model `{name}`); next: `ferry status`, then `ferry run`"
+    );
     Ok(exit::OK)
 }
 

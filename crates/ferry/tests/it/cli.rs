@@ -431,34 +431,49 @@ fn gc_keeps_what_is_referenced() {
 }
 
 #[test]
-fn init_scaffolds_a_valid_spec() {
+fn init_templates_run_as_written() {
     let t = tempfile::tempdir().unwrap();
-    let o: Out = std::process::Command::new(ferry_bin())
-        .arg("init")
-        .current_dir(t.path())
-        .output()
-        .unwrap()
-        .into();
+    let dir = t.path().join("Churn Model");
+    std::fs::create_dir(&dir).unwrap();
+    let ferry = |args: &[&str]| -> Out {
+        std::process::Command::new(ferry_bin())
+            .args(args)
+            .current_dir(&dir)
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap()
+            .into()
+    };
+    let o = ferry(&["init"]);
     assert_eq!(o.code, 0, "{o:?}");
-    let o: Out = std::process::Command::new(ferry_bin())
-        .arg("init")
-        .current_dir(t.path())
-        .output()
-        .unwrap()
-        .into();
-    assert_eq!(o.code, 2, "refuses to overwrite: {o:?}");
-    // The scaffold parses; it only lacks the user's files.
-    let o: Out = std::process::Command::new(ferry_bin())
-        .arg("status")
-        .current_dir(t.path())
-        .output()
-        .unwrap()
-        .into();
     assert!(
-        o.stderr.contains("dependency `prepare.py` does not exist"),
+        o.stderr.contains("pipeline and model `churn-model`"),
         "{o:?}"
     );
-    assert!(!o.stderr.contains("unknown key"), "{o:?}");
+    let o = ferry(&["init"]);
+    assert_eq!(o.code, 2, "refuses to overwrite: {o:?}");
+    assert!(o.stderr.contains("`ferry.yaml`, `params.yaml`"), "{o:?}");
+    // It runs as written: three stages, the gates, a registered model.
+    let o = ferry(&["run"]);
+    assert_eq!(o.code, 0, "{o:?}");
+    assert!(
+        o.stderr.contains("registered churn-model/1 @candidate"),
+        "{o:?}"
+    );
+    assert!(ferry(&["run"]).stderr.contains("0 ran"));
+    let o = ferry(&[
+        "init",
+        "--template",
+        "minimal",
+        "--force",
+        "--name",
+        "hello",
+    ]);
+    assert_eq!(o.code, 0, "{o:?}");
+    assert_eq!(ferry(&["run"]).code, 0);
+    let o = ferry(&["init", "--template", "nope"]);
+    assert_eq!(o.code, 2, "{o:?}");
+    assert!(o.stderr.contains("templates: `tabular`"), "{o:?}");
 }
 
 #[test]
