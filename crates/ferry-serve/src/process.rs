@@ -34,9 +34,12 @@ pub struct ProcessRuntime {
     stop: Arc<tokio::sync::Notify>,
     /// The running command's process group (0 while none runs).
     pgid: Arc<std::sync::atomic::AtomicU32>,
-    /// The model's signature (its `MLmodel`): rows are sent to it as a
-    /// `dataframe_split` with these columns, so its own schema checks pass.
+    /// The model's signature (its `MLmodel`): named request columns are put
+    /// in its order, and an MLflow runtime gets them as a `dataframe_split`
+    /// so its own schema check passes.
     signature: Option<ferry_mlmodel::Signature>,
+    /// Whether rows go as a `dataframe_split` (see `RuntimeDef::dataframe`).
+    dataframe: bool,
 }
 
 impl Drop for ProcessRuntime {
@@ -237,6 +240,7 @@ impl ProcessRuntime {
             stop: stop.clone(),
             pgid: pgid.clone(),
             signature,
+            dataframe: runtime.dataframe,
         };
         let (dir, name) = (dir.to_path_buf(), rt.name.clone());
         tokio::spawn(async move {
@@ -414,7 +418,7 @@ impl Predictor for ProcessRuntime {
         let x = inputs
             .first()
             .ok_or_else(|| PredictError::Input("no input".into()))?;
-        let body = match &self.signature {
+        let body = match self.signature.as_ref().filter(|_| self.dataframe) {
             Some(sig) => serde_json::json!({
                 "dataframe_split": {"columns": sig.names(), "data": to_json(x)}
             }),

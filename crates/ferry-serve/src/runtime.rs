@@ -24,6 +24,10 @@ pub struct RuntimeDef {
     /// MLflow flavours (keys of `MLmodel`'s `flavors`) served by default
     /// with this runtime when a version names none.
     pub flavors: Vec<String>,
+    /// Rows go to it as MLflow's `dataframe_split` with the version's
+    /// signature columns (the MLflow scoring server checks them against the
+    /// model's schema); otherwise as `{"inputs": rows}`.
+    pub dataframe: bool,
 }
 
 /// A command ready to start: program and arguments, no shell involved.
@@ -65,6 +69,7 @@ impl RuntimeDef {
             .map(String::from)
             .to_vec(),
             flavors: vec!["python_function".into()],
+            dataframe: true,
         }
     }
 
@@ -181,16 +186,16 @@ impl Runtimes {
                 found,
             });
         }
-        // A user-defined `mlflow` replaces the built-in, flavours included.
-        let flavors = if name == "mlflow" {
-            RuntimeDef::mlflow().flavors
-        } else {
-            vec![]
-        };
+        // A user-defined `mlflow` replaces the built-in's command only.
+        let builtin = (name == "mlflow").then(RuntimeDef::mlflow);
         Ok(RuntimeDef {
             name: name.into(),
             argv,
-            flavors,
+            flavors: builtin
+                .as_ref()
+                .map(|b| b.flavors.clone())
+                .unwrap_or_default(),
+            dataframe: builtin.is_some(),
         })
     }
 
