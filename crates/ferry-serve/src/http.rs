@@ -265,6 +265,12 @@ async fn run(
     columns: Option<Vec<String>>,
     proto: Proto,
 ) -> Result<Answer, ApiError> {
+    // Unnamed rows are in the signature's order: the prediction log names
+    // them as it does (not `X_0..`), whatever format the request used.
+    let columns = columns.or_else(|| {
+        let sig = route.stable.predictor.signature()?;
+        Some(sig.names().into_iter().map(str::to_owned).collect())
+    });
     st.gw
         .predict(route, version, inputs, request_id.clone(), columns)
         .await

@@ -241,12 +241,20 @@ fn feedback_measures_accuracy_and_the_log_is_a_table() {
         assert_eq!(f.status, 404);
         let f = post_json(&app, "/feedback", r#"{"label": "x"}"#).await;
         assert_eq!(f.status, 400);
+        // Unnamed rows and V2 tensors are logged under the signature's names too.
+        post_json(&app, "/invocations", r#"{"instances": [[6.7,3.0,5.2,2.3]]}"#).await;
+        post_json(&app, "/v2/models/iris/infer", r#"{"inputs": [{"name": "X", "shape": [1, 4], "datatype": "FP32", "data": [5.9, 3.0, 4.2, 1.5]}]}"#).await;
         let m = call(&app, "GET", "/metrics", None, "").await.text;
         assert!(m.contains(r#"ferry_feedback_total{model="iris",version="1",outcome="correct"} 1"#), "{m}");
         gw.predlog.as_ref().unwrap().flush();
         let dir = env.dir.path().join("predictions/iris");
         let file = std::fs::read_dir(&dir).unwrap().flatten().find(|e| e.file_name().to_string_lossy().starts_with("predictions-")).unwrap();
-        let line: Value = serde_json::from_str(std::fs::read_to_string(file.path()).unwrap().lines().next().unwrap()).unwrap();
+        let text = std::fs::read_to_string(file.path()).unwrap();
+        let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        assert_eq!(lines[1]["petal_width"], 2.3, "{text}");
+        assert_eq!(lines[2]["sepal_length"].as_f64().map(|x| (x * 10.0).round()), Some(59.0), "{text}");
+        let line = &lines[0];
         assert_eq!(line["sepal_length"], 5.1);
         assert_eq!(line["label"], "setosa");
         assert_eq!(line["version"], 1);
