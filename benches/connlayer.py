@@ -141,19 +141,20 @@ def serving(a, out):
                   os.path.join(out, f"serve-{label}.log"))
         up = wait_up(f"http://127.0.0.1:{port}/ping")
         servers[label] = (p, f"http://127.0.0.1:{port}/invocations", up)
-    p = start([a.limit, "15409"], os.path.join(out, "limit.log"))
-    up = wait_up("http://127.0.0.1:15409/ping")
-    servers["limit"] = (p, "http://127.0.0.1:15409/invocations", up)
+    if "limit" in a.labels.split(","):
+        p = start([a.limit, "15409"], os.path.join(out, "limit.log"))
+        up = wait_up("http://127.0.0.1:15409/ping")
+        servers["limit"] = (p, "http://127.0.0.1:15409/invocations", up)
     for label, (p, url, up) in servers.items():
         req = urllib.request.Request(url, data=open(body, "rb").read(),
                                      headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(req, timeout=10) as r:
             log(f"{label}: ready in {up:.2f} s; check {r.status} {r.read()[:200]!r}")
-    order = ["old", "new", "limit"]
+    order = a.labels.split(",")
     runs = []
     for rep in range(a.reps):
-        for c in (1, 8, 64):
-            rot = order[rep % 3:] + order[:rep % 3]
+        for c in (int(x) for x in a.conc.split(",")):
+            rot = order[rep % len(order):] + order[:rep % len(order)]
             for label in rot:
                 p, url, _ = servers[label]
                 if a.warmup:
@@ -358,6 +359,8 @@ def main():
     ap.add_argument("--parts", default="serving,tracking,A")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--duration", type=int, default=10)
+    ap.add_argument("--conc", default="1,8,64", help="serving: concurrencies")
+    ap.add_argument("--labels", default="old,new,limit", help="serving: servers, rotated each repetition")
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--track-reps", type=int, default=3)
     ap.add_argument("--track-duration", type=int, default=10)
@@ -376,7 +379,8 @@ def main():
     try:
         if "serving" in parts:
             result["serving"] = serving(a, a.out)
-            md += ["## serving", "", serving_table(result["serving"]), ""]
+            if a.labels == "old,new,limit" and a.conc == "1,8,64":
+                md += ["## serving", "", serving_table(result["serving"]), ""]
         if "tracking" in parts:
             result["tracking"] = tracking(a, a.out)
             md += ["## tracking (wrk/run.sh)", "", tracking_table(result["tracking"]), ""]

@@ -276,6 +276,304 @@ struct RawQuantile {
     max: Option<Value>,
 }
 
+/// The errors as they are shown: in the file's order, each once.
+fn finish_errors(file: &str, mut errors: Vec<String>) -> SuiteErrors {
+    let line_of = |e: &String| -> (u64, u64) {
+        let rest = e.strip_prefix(file).unwrap_or("");
+        let mut nums = rest
+            .trim_start_matches(':')
+            .split(':')
+            .map(|x| x.trim().parse::<u64>().unwrap_or(0));
+        (nums.next().unwrap_or(0), nums.next().unwrap_or(0))
+    };
+    errors.sort_by_key(line_of);
+    errors.dedup();
+    SuiteErrors(
+        errors
+            .into_iter()
+            .map(|e| e.replacen(": : ", ": ", 1))
+            .collect(),
+    )
+}
+
+/// `file:line:column` of every key (and list item) under `node`.
+fn index_places(
+    file: &str,
+    node: &ferry_spec::Node,
+    path: &str,
+    out: &mut std::collections::HashMap<String, String>,
+) {
+    use ferry_spec::Kind;
+    match &node.kind {
+        Kind::Map(entries) => {
+            for (k, v) in entries {
+                let p = if path.is_empty() {
+                    k.name.clone()
+                } else {
+                    format!("{path}.{}", k.name)
+                };
+                out.insert(p.clone(), format!("{file}:{}:{}", k.pos.line, k.pos.column));
+                index_places(file, v, &p, out);
+            }
+        }
+        Kind::Seq(items) => {
+            for (i, v) in items.iter().enumerate() {
+                let p = format!("{path}[{i}]");
+                out.insert(p.clone(), format!("{file}:{}:{}", v.pos.line, v.pos.column));
+                index_places(file, v, &p, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Phase one's checks of a suite's shape, on the positioned tree: unknown
+/// keys (with a suggestion) and values of the wrong kind are reported and
+/// removed from `doc`, the JSON that phase two decodes.
+mod shape {
+    use super::Ctx;
+    use ferry_spec::{Kind, Node};
+    use serde_json::Value;
+
+    const TOP: &[&str] = &["table", "columns"];
+    const TABLE: &[&str] = &["columns", "order", "rows"];
+    const COLUMN: &[&str] = &[
+        "type",
+        "not_null",
+        "max_null_share",
+        "between",
+        "in_set",
+        "not_in_set",
+        "unique",
+        "distinct_share",
+        "distinct",
+        "length",
+        "regex",
+        "mean",
+        "stdev",
+        "median",
+        "quantiles",
+        "min",
+        "max",
+    ];
+    const RANGE: &[&str] = &["min", "max", "strict_min", "strict_max", "mostly"];
+    const BOUNDS: &[&str] = &["min", "max"];
+    const MOSTLY: &[&str] = &["mostly"];
+    const SET: &[&str] = &["values", "mostly"];
+    const REGEX: &[&str] = &["pattern", "mostly"];
+    const QUANTILE: &[&str] = &["q", "min", "max"];
+
+    fn join(path: &str, key: &str) -> String {
+        if path.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{path}.{key}")
+        }
+    }
+
+    /// Keys of a mapping node against `known`; unknown ones reported and
+    /// removed from `doc`. `false` when the node is not a mapping.
+    fn keys(node: &Node, doc: &mut Value, path: &str, known: &[&str], cx: &mut Ctx) -> bool {
+        let Kind::Map(entries) = &node.kind else {
+            return false;
+        };
+        for (k, _) in entries {
+            if known.contains(&k.name.as_str()) {
+                continue;
+            }
+            let hint = known
+                .iter()
+                .map(|c| (strsim::jaro_winkler(c, &k.name), c))
+                .filter(|(s, _)| *s > 0.8)
+                .max_by(|a, b| a.0.total_cmp(&b.0))
+                .map_or_else(
+                    || format!("known keys here: {}", known.join(", ")),
+                    |(_, c)| format!("did you mean `{c}`?"),
+                );
+            cx.err(
+                &join(path, &k.name),
+                format!("unknown key `{}`; {hint}", k.name),
+            );
+            if let Value::Object(m) = doc {
+                m.remove(&k.name);
+            }
+        }
+        true
+    }
+
+    fn child<'a>(node: &'a Node, key: &str) -> Option<&'a Node> {
+        match &node.kind {
+            Kind::Map(entries) => entries.iter().find(|(k, _)| k.name == key).map(|(_, v)| v),
+            _ => None,
+        }
+    }
+
+    /// A value that is `simple` (a scalar or list of the allowed kind) or a
+    /// mapping with `full` keys; anything else is reported and removed.
+    fn either(
+        node: &Node,
+        doc: &mut Value,
+        path: &str,
+        simple: fn(&Kind) -> bool,
+        full: &[&str],
+        want: &str,
+        cx: &mut Ctx,
+    ) -> bool {
+        if simple(&node.kind) {
+            return true;
+        }
+        if keys(node, doc, path, full, cx) {
+            return true;
+        }
+        cx.err(
+            path,
+            format!("expected {want}, found {}", node.kind.type_name()),
+        );
+        false
+    }
+
+    pub(super) fn check(root: &Node, doc: &mut Value, cx: &mut Ctx) {
+        if !keys(root, doc, "", TOP, cx) {
+            if !matches!(root.kind, Kind::Null) {
+                cx.err(
+                    "",
+                    format!(
+                        "expected a mapping with `table:` and `columns:`, found {}",
+                        root.kind.type_name()
+                    ),
+                );
+            }
+            return;
+        }
+        if let (Some(t), Some(d)) = (child(root, "table"), doc.get_mut("table"))
+            && keys(t, d, "table", TABLE, cx)
+            && let (Some(r), Some(dr)) = (child(t, "rows"), d.get_mut("rows"))
+        {
+            keys(r, dr, "table.rows", BOUNDS, cx);
+        }
+        let Some(cols) = child(root, "columns") else {
+            return;
+        };
+        let Kind::Map(entries) = &cols.kind else {
+            if !matches!(cols.kind, Kind::Null) {
+                cx.err(
+                    "columns",
+                    format!(
+                        "expected a mapping of column names, found {}",
+                        cols.kind.type_name()
+                    ),
+                );
+                if let Value::Object(m) = doc {
+                    m.remove("columns");
+                }
+            }
+            return;
+        };
+        for (name, col) in entries {
+            let base = format!("columns.{}", name.name);
+            let Some(dcol) = doc.get_mut("columns").and_then(|c| c.get_mut(&name.name)) else {
+                continue;
+            };
+            if !keys(col, dcol, &base, COLUMN, cx) {
+                if !matches!(col.kind, Kind::Null) {
+                    cx.err(
+                        &base,
+                        format!(
+                            "expected a mapping of expectations, found {}",
+                            col.kind.type_name()
+                        ),
+                    );
+                }
+                if let Some(Value::Object(m)) = doc.get_mut("columns") {
+                    m.remove(&name.name);
+                }
+                continue;
+            }
+            let Kind::Map(rules) = &col.kind else {
+                continue;
+            };
+            for (k, v) in rules {
+                let p = join(&base, &k.name);
+                let Some(dv) = dcol.get_mut(&k.name) else {
+                    continue;
+                };
+                let ok = match k.name.as_str() {
+                    "between" | "length" => either(
+                        v,
+                        dv,
+                        &p,
+                        |_| false,
+                        RANGE,
+                        "a mapping with `min` and/or `max`",
+                        cx,
+                    ),
+                    "distinct_share" | "distinct" | "mean" | "stdev" | "median" | "min" | "max" => {
+                        either(
+                            v,
+                            dv,
+                            &p,
+                            |_| false,
+                            BOUNDS,
+                            "a mapping with `min` and/or `max`",
+                            cx,
+                        )
+                    }
+                    "not_null" | "unique" => either(
+                        v,
+                        dv,
+                        &p,
+                        |k| matches!(k, Kind::Bool(_)),
+                        MOSTLY,
+                        "`true`, `false` or `{mostly: share}`",
+                        cx,
+                    ),
+                    "in_set" | "not_in_set" => either(
+                        v,
+                        dv,
+                        &p,
+                        |k| matches!(k, Kind::Seq(_)),
+                        SET,
+                        "a list of values or `{values: [...], mostly: share}`",
+                        cx,
+                    ),
+                    "regex" => either(
+                        v,
+                        dv,
+                        &p,
+                        |k| matches!(k, Kind::Str(_)),
+                        REGEX,
+                        "a pattern or `{pattern: ..., mostly: share}`",
+                        cx,
+                    ),
+                    "quantiles" => {
+                        match &v.kind {
+                            Kind::Seq(items) => {
+                                for (i, q) in items.iter().enumerate() {
+                                    let qp = format!("{p}[{i}]");
+                                    if let Some(dq) = dv.get_mut(i)
+                                        && !keys(q, dq, &qp, QUANTILE, cx)
+                                    {
+                                        cx.err(&qp, format!("expected `{{q: ..., min: ..., max: ...}}`, found {}", q.kind.type_name()));
+                                    }
+                                }
+                                true
+                            }
+                            other => {
+                                cx.err(&p, format!("expected a list of `{{q: ..., min: ..., max: ...}}`, found {}", other.type_name()));
+                                false
+                            }
+                        }
+                    }
+                    _ => true,
+                };
+                if !ok && let Value::Object(m) = dcol {
+                    m.remove(&k.name);
+                }
+            }
+        }
+    }
+}
+
 /// Every problem with a suite, each with its key path.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SuiteErrors(pub Vec<String>);
@@ -294,11 +592,24 @@ impl std::fmt::Display for SuiteErrors {
 
 struct Ctx {
     errors: Vec<String>,
+    /// `file:line:column` of every key path of the suite.
+    places: std::collections::HashMap<String, String>,
 }
 
 impl Ctx {
+    /// An error at `path`, placed at the key (or the nearest enclosing one).
     fn err(&mut self, path: &str, msg: impl std::fmt::Display) {
-        self.errors.push(format!("{path}: {msg}"));
+        let mut at = path;
+        let place = loop {
+            if let Some(p) = self.places.get(at) {
+                break p.clone();
+            }
+            match at.rfind(['.', '[']) {
+                Some(i) => at = &at[..i],
+                None => break self.places.get("").cloned().unwrap_or_default(),
+            }
+        };
+        self.errors.push(format!("{place}: {path}: {msg}"));
     }
 
     fn mostly(&mut self, path: &str, m: Option<f64>) -> f64 {
@@ -356,11 +667,30 @@ impl Ctx {
 impl Suite {
     /// Parses and validates a suite. `file` names it in messages.
     pub fn parse(file: &str, text: &str) -> Result<Suite, SuiteErrors> {
-        let raw: RawSuite = match serde_saphyr::from_str(text) {
-            Ok(r) => r,
-            Err(e) => return Err(SuiteErrors(vec![format!("{file}: {e}")])),
+        // Phase one: YAML to a tree that knows where each key is; every
+        // unknown key and misshapen value is reported (and left out) here,
+        // so phase two reports the rest at once.
+        let root = ferry_spec::parse_yaml(text).map_err(|e| {
+            SuiteErrors(vec![format!(
+                "{file}:{}:{}: {}",
+                e.pos.line, e.pos.column, e.message
+            )])
+        })?;
+        let mut cx = Ctx {
+            errors: Vec::new(),
+            places: std::collections::HashMap::new(),
         };
-        let mut cx = Ctx { errors: Vec::new() };
+        cx.places.insert(String::new(), file.to_owned());
+        index_places(file, &root, "", &mut cx.places);
+        let mut doc = root.to_json();
+        shape::check(&root, &mut doc, &mut cx);
+        let raw: RawSuite = match serde_json::from_value(doc) {
+            Ok(r) => r,
+            Err(e) => {
+                cx.err("", e);
+                return Err(finish_errors(file, cx.errors));
+            }
+        };
         let mut rules = Vec::new();
         let mut types = BTreeMap::new();
         if let Some(t) = &raw.table {
@@ -549,25 +879,14 @@ impl Suite {
         }
         if rules.is_empty() && cx.errors.is_empty() {
             cx.err(
-                file,
+                "",
                 "the suite has no expectations (give `table:` or `columns:`)",
             );
         }
         if cx.errors.is_empty() {
             Ok(Suite { rules, types })
         } else {
-            Err(SuiteErrors(
-                cx.errors
-                    .into_iter()
-                    .map(|e| {
-                        if e.starts_with(file) {
-                            e
-                        } else {
-                            format!("{file}: {e}")
-                        }
-                    })
-                    .collect(),
-            ))
+            Err(finish_errors(file, cx.errors))
         }
     }
 
@@ -634,42 +953,44 @@ columns:
     }
 
     #[test]
-    fn every_error_is_reported_with_its_key_path() {
+    fn every_error_is_reported_at_once_with_its_place() {
         let e = Suite::parse(
             "s.yaml",
             r#"
 columns:
   x: {type: decimal, between: {min: 5, max: 1, mostly: 2}, regex: '(', betwen: 3}
-  y: {between: {min: "a"}, quantiles: [{q: 1.5, min: 0}]}
+  y: {between: {min: "a"}, quantiles: [{q: 1.5, min: 0}], in_set: 3, not_null: {mostly: 0.9, often: 1}}
+  z: 7
 "#,
         )
         .unwrap_err();
-        let text = e.to_string();
+        insta::assert_snapshot!(e.to_string(), @r#"
+        s.yaml:3:7: columns.x.type: unknown type `decimal`; types: int, float, string, bool, timestamp, date
+        s.yaml:3:22: columns.x.between: min (5) is above max (1)
+        s.yaml:3:48: columns.x.between.mostly: 2 is not a share between 0 and 1
+        s.yaml:3:60: columns.x.regex: not a valid regular expression: regex parse error:
+            (
+            ^
+        error: unclosed group
+        s.yaml:3:72: columns.x.betwen: unknown key `betwen`; did you mean `between`?
+        s.yaml:4:17: columns.y.between.min: `"a"` is not a number
+        s.yaml:4:41: columns.y.quantiles[0].q: 1.5 is not between 0 and 1
+        s.yaml:4:59: columns.y.in_set: expected a list of values or `{values: [...], mostly: share}`, found an integer
+        s.yaml:4:94: columns.y.not_null.often: unknown key `often`; known keys here: mostly
+        s.yaml:5:3: columns.z: expected a mapping of expectations, found an integer
+        "#);
+        let e = Suite::parse("s.yaml", "columns: [1, 2]")
+            .unwrap_err()
+            .to_string();
         assert!(
-            text.contains("s.yaml: columns.x: unknown field `betwen`"),
-            "{text}"
+            e.starts_with("s.yaml:1:1: columns: expected a mapping of column names, found a list"),
+            "{e}"
         );
-        let e = Suite::parse(
-            "s.yaml",
-            r#"
-columns:
-  x: {type: decimal, between: {min: 5, max: 1, mostly: 2}, regex: '('}
-  y: {between: {min: "a"}, quantiles: [{q: 1.5, min: 0}]}
-"#,
-        )
-        .unwrap_err();
-        let text = e.to_string();
-        for want in [
-            "s.yaml: columns.x.type: unknown type `decimal`",
-            "s.yaml: columns.x.between: min (5) is above max (1)",
-            "s.yaml: columns.x.between.mostly: 2 is not a share",
-            "s.yaml: columns.x.regex: not a valid regular expression",
-            "s.yaml: columns.y.between.min: `\"a\"` is not a number",
-            "s.yaml: columns.y.quantiles[0].q: 1.5 is not between 0 and 1",
-        ] {
-            assert!(text.contains(want), "missing {want:?} in\n{text}");
-        }
-        assert!(Suite::parse("s.yaml", "columns: [1, 2]").is_err());
+        let e = Suite::parse("s.yaml", "columns:\n  x: {between: [1, 2\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("s.yaml:"), "{e}");
+        assert!(!e.contains("<input>"), "{e}");
         assert!(
             Suite::parse("s.yaml", "{}")
                 .unwrap_err()

@@ -139,12 +139,14 @@ impl<'de> Deserialize<'de> for Node {
     }
 }
 
-/// A mapping key as text, whatever scalar it was written as.
+/// A mapping key as text, whatever scalar it was written as: asked for as
+/// a string, so a key such as `y`, `no` or `on` stays the name it was
+/// written as (YAML 1.1 would read it as a boolean).
 struct KeyText(String);
 
 impl<'de> Deserialize<'de> for KeyText {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        match d.deserialize_any(KindVisitor)? {
+        match d.deserialize_str(KindVisitor)? {
             Kind::Str(s) => Ok(KeyText(s)),
             Kind::Int(i) => Ok(KeyText(i.to_string())),
             Kind::Float(f) => Ok(KeyText(f.to_string())),
@@ -227,6 +229,17 @@ impl Node {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn keys_stay_the_text_they_were_written_as() {
+        let n = parse_yaml("y: 1\non: 2\nno: 3\n1.50: 4\nname: 5\n")
+            .unwrap_or_else(|e| panic!("{}", e.message));
+        let Kind::Map(m) = n.kind else {
+            panic!("a mapping")
+        };
+        let keys: Vec<&str> = m.iter().map(|(k, _)| k.name.as_str()).collect();
+        assert_eq!(keys, ["y", "on", "no", "1.50", "name"]);
+    }
+
     use super::*;
 
     #[test]

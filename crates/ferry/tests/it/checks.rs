@@ -213,7 +213,7 @@ gates:
     assert_eq!(o.code, 1, "{o:?}");
     assert!(
         o.stderr
-            .contains("expectations.yaml: columns.price.between: min (5) is above max (1)"),
+            .contains("expectations.yaml:2:11: columns.price.between: min (5) is above max (1)"),
         "{o:?}"
     );
 }
