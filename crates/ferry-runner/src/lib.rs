@@ -18,7 +18,7 @@ mod run;
 
 pub use git::{head_commit, is_dirty};
 pub use project::{LOCK_FILE, Project, SPEC_FILE, store_url};
-pub use record::{Registry, local_registry, remote_registry};
+pub use record::{Registry, RunValues, local_registry, remote_registry};
 pub use report::*;
 pub use run::{RunOptions, gc, run, status};
 

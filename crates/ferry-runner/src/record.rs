@@ -55,6 +55,25 @@ pub trait Registry {
     ) -> Result<Option<i64>>;
     /// Every alias move of `model`, oldest first.
     fn alias_history(&self, model: &str) -> Result<Vec<AliasEvent>>;
+    /// What run `run_id` logged (a version's run): `None` if there is no
+    /// such run.
+    fn run_values(&self, run_id: &str) -> Result<Option<RunValues>>;
+}
+
+/// A run's latest metrics and its params (as MLflow keeps them: text).
+#[derive(Debug, Default)]
+pub struct RunValues {
+    pub metrics: std::collections::BTreeMap<String, f64>,
+    pub params: std::collections::BTreeMap<String, String>,
+}
+
+impl RunValues {
+    fn of(r: &TrackedRun) -> Self {
+        RunValues {
+            metrics: r.metrics.iter().map(|m| (m.key.clone(), m.value)).collect(),
+            params: r.params.iter().cloned().collect(),
+        }
+    }
 }
 
 /// The registry of the project's store.
@@ -232,6 +251,14 @@ impl Registry for Local {
         Ok(self
             .store
             .call(|s| Box::pin(async move { s.alias_events(&model).await }))?)
+    }
+
+    fn run_values(&self, run_id: &str) -> Result<Option<RunValues>> {
+        let id = run_id.to_owned();
+        let run = self
+            .store
+            .call(|s| Box::pin(async move { s.get_tracked_run(&id).await }))?;
+        Ok(run.as_ref().map(RunValues::of))
     }
 }
 
@@ -544,6 +571,10 @@ impl Registry for Remote {
             "alias history is not part of the MLflow API: run `ferry models history` where the server's store is",
         ))
     }
+
+    fn run_values(&self, run_id: &str) -> Result<Option<RunValues>> {
+        Ok(self.client.get_run(run_id)?.as_ref().map(RunValues::of))
+    }
 }
 
 impl Recorder for Remote {
@@ -615,13 +646,19 @@ impl Recorder for Remote {
             .iter()
             .enumerate()
             .map(|(i, g)| {
-                let verdict = if g.passed { "passed" } else { "failed" };
+                // A skipped gate's message says so (`skipped: ...`).
+                let verdict = match (g.passed, g.message.starts_with("skipped: ")) {
+                    (true, true) => "skipped",
+                    (true, false) => "passed",
+                    (false, _) => "failed",
+                };
+                let message = g.message.strip_prefix("skipped: ").unwrap_or(&g.message);
                 let named = if g.name == g.expr {
                     String::new()
                 } else {
                     format!("{}: ", g.name)
                 };
-                let text: String = format!("{verdict}: {named}{}", g.message)
+                let text: String = format!("{verdict}: {named}{message}")
                     .chars()
                     .take(5000)
                     .collect();

@@ -77,6 +77,10 @@ pub struct GateOutcome {
     pub name: String,
     pub expr: String,
     pub passed: bool,
+    /// No comparison was possible (no such model, or the model has no such
+    /// value): the gate does not hold the run back, and says why in
+    /// `message` (`skipped: iris@production has no metric accuracy`).
+    pub skipped: bool,
     /// Actual and required values, e.g. `metrics.accuracy >= 0.9: 0.5 >= 0.9`.
     pub message: String,
 }

@@ -284,24 +284,47 @@ impl Context for GateCtx<'_> {
         let found = recorder.resolve(&r).map_err(|e| e.to_string())?;
         let Some(v) = found else { return Ok(None) };
         let key = path[1..].join(".");
-        let section = match path[0].as_str() {
-            "metrics" => &v.lineage["metrics"],
-            "params" => &v.lineage["params"],
+        let (section, what) = match path[0].as_str() {
+            "metrics" => (&v.lineage["metrics"], "metric"),
+            "params" => (&v.lineage["params"], "param"),
             other => {
                 return Err(format!(
                     "`model(...)` has `metrics` and `params`, not `{other}`"
                 ));
             }
         };
-        let map: BTreeMap<String, serde_json::Value> = section
-            .as_object()
-            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-            .unwrap_or_default();
-        Ok(Some(lookup_in(
-            &map,
-            &key,
-            &format!("{} of {}/{}", path[0], v.model, v.version),
-        )))
+        // The version's values: what its pipeline's stages wrote (lineage),
+        // else what its run logged (a version an MLflow client registered,
+        // or one whose lineage did not travel).
+        if let Some(x) = section.get(&key).and_then(json_to_value) {
+            return Ok(Some(Lookup::Found(x)));
+        }
+        if let Some(run) = &v.run_id
+            && let Some(vals) = recorder.run_values(run).map_err(|e| e.to_string())?
+        {
+            let found = match what {
+                "metric" => vals.metrics.get(&key).map(|x| Value::Num(*x)),
+                _ => vals.params.get(&key).map(|p| param_value(p)),
+            };
+            if let Some(x) = found {
+                return Ok(Some(Lookup::Found(x)));
+            }
+        }
+        // No comparison possible: the gate is skipped, saying why.
+        Ok(Some(Lookup::Found(Value::Absent(format!(
+            "{reference} has no {what} {key}"
+        )))))
+    }
+}
+
+/// A param as MLflow keeps it (text) as a gate value: a number or boolean
+/// when it reads as one.
+fn param_value(p: &str) -> Value {
+    match serde_json::from_str::<serde_json::Value>(p) {
+        Ok(v @ (serde_json::Value::Number(_) | serde_json::Value::Bool(_))) => {
+            json_to_value(&v).unwrap_or_else(|| Value::Str(p.to_owned()))
+        }
+        _ => Value::Str(p.to_owned()),
     }
 }
 
@@ -1036,6 +1059,7 @@ pub fn run(
                 name: format!("check {}", st.name),
                 expr: source.clone(),
                 passed: ev.passed,
+                skipped: false,
                 message: if ev.passed {
                     ev.message()
                 } else {
@@ -1051,6 +1075,7 @@ pub fn run(
                 name: g.name.clone(),
                 expr: g.source.clone(),
                 passed: ev.passed,
+                skipped: ev.skipped.is_some(),
                 message: ev.message(),
             };
             reporter.event(Event::Gate(&outcome));

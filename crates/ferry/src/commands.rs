@@ -440,12 +440,14 @@ fn runs_show(ctx: &Ctx, run: &str, json: bool) -> Result<u8> {
     if !d.gates.is_empty() {
         println!("\ngates");
         for g in &d.gates {
-            println!(
-                "  {} {}: {}",
-                if g.passed { "pass" } else { "FAIL" },
-                g.name,
-                g.message
-            );
+            // A skipped gate (no comparison possible) is recorded as
+            // not holding the run back, its message saying why.
+            let (mark, message) = match g.message.strip_prefix("skipped: ") {
+                Some(why) if g.passed => ("skip", why),
+                _ if g.passed => ("pass", g.message.as_str()),
+                _ => ("FAIL", g.message.as_str()),
+            };
+            println!("  {mark} {}: {message}", g.name);
         }
     }
     Ok(exit::OK)

@@ -244,3 +244,142 @@ fn check_reports_go_to_the_server_with_the_run() {
         std::fs::read(p.path().join("reports/validate.json")).unwrap()
     );
 }
+
+/// What `mlflow.sklearn.log_model(..., registered_model_name=...)` leaves
+/// in a store: a run (with `accuracy` logged when given) and a version of
+/// `model` made from it through the MLflow API, without any `ferry.*`
+/// lineage; `alias` then points at it. Returns the version.
+pub(crate) fn register_like_mlflow(
+    store: &BlockingStore,
+    model: &str,
+    accuracy: Option<f64>,
+    alias: &str,
+) -> i64 {
+    let (model, alias) = (model.to_owned(), alias.to_owned());
+    store
+        .call(|s| {
+            Box::pin(async move {
+                let now = ferry_core::now_ms();
+                let exp = s.ensure_experiment("notebook", now).await?;
+                let run = ferry_core::RunId::generate().as_str().to_owned();
+                s.create_tracked_run(&run, exp, "fit", "someone", now, &[])
+                    .await?;
+                let metrics: Vec<ferry_metadata::Metric> = accuracy
+                    .map(|a| ferry_metadata::Metric {
+                        key: "accuracy".into(),
+                        value: a,
+                        timestamp: now,
+                        step: 0,
+                    })
+                    .into_iter()
+                    .collect();
+                s.log_batch(&run, &metrics, &[("C".into(), "0.5".into())], &[])
+                    .await?;
+                s.update_tracked_run(&run, Some("FINISHED"), Some(now), None)
+                    .await?;
+                if s.get_registered_model(&model).await?.is_none() {
+                    s.create_registered_model(&model, "", &[], now).await?;
+                }
+                let v = s
+                    .create_mlflow_version(
+                        &model,
+                        &format!("runs:/{run}/model"),
+                        Some(&run),
+                        "",
+                        &[],
+                        "",
+                        None,
+                        now,
+                    )
+                    .await?;
+                s.set_alias(&model, &alias, v.version, None, now).await?;
+                Ok(v.version)
+            })
+        })
+        .unwrap()
+}
+
+#[test]
+fn gates_read_the_metrics_of_a_version_the_mlflow_client_registered() {
+    let srv = Server::start();
+    let store = srv.store();
+    assert_eq!(
+        register_like_mlflow(&store, "m", Some(0.99), "production"),
+        1
+    );
+    let p = remote_project();
+    // The production version's accuracy is its run's: 0.95 is not within 0.01.
+    let o = p.ferry(&["run", "--server", &srv.url]);
+    assert_eq!(o.code, 3, "{o:?}");
+    assert!(o.stderr.contains("0.95 >= 0.98"), "{o:?}");
+    assert!(!o.stderr.contains("no stage wrote"), "{o:?}");
+    // A production version whose run logged no accuracy: no comparison is
+    // possible, the gate says so and does not hold the run back.
+    assert_eq!(register_like_mlflow(&store, "m", None, "production"), 2);
+    let o = p.ferry(&["run", "--server", &srv.url]);
+    assert_eq!(o.code, 0, "{o:?}");
+    assert!(
+        o.stderr
+            .contains("gate skipped: metrics.accuracy >= model(\"m@production\").metrics.accuracy - 0.01: m@production has no metric accuracy"),
+        "{o:?}"
+    );
+    assert!(o.stderr.contains("registered m/3 @candidate"), "{o:?}");
+    // The server's run records the gate as skipped.
+    let runs = store
+        .call(|s| Box::pin(async move { s.list_runs(&Default::default()).await }))
+        .unwrap();
+    let skipped = runs.iter().any(|r| {
+        let rid = r.run_id.clone();
+        let run = store
+            .call(|s| Box::pin(async move { s.get_tracked_run(&rid).await }))
+            .unwrap()
+            .unwrap();
+        run.tags.iter().any(|(k, v)| {
+            k == "ferry.gate.2"
+                && v.starts_with("skipped: ")
+                && v.ends_with("m@production has no metric accuracy")
+        })
+    });
+    assert!(skipped, "no run recorded the skipped gate");
+}
+
+#[test]
+fn gates_read_the_run_of_a_version_registered_in_the_project_store() {
+    let p = crate::cli::project();
+    p.run_ok();
+    let store = BlockingStore::open(&format!(
+        "sqlite://{}",
+        p.path().join(".ferry/ferry.db").display()
+    ))
+    .unwrap();
+    register_like_mlflow(&store, "m", Some(0.99), "production");
+    drop(store);
+    p.write("acc.txt", "0.93\n");
+    let o = p.ferry(&["run"]);
+    assert_eq!(o.code, 3, "{o:?}");
+    assert!(o.stderr.contains("0.93 >= 0.98"), "{o:?}");
+    let (code, r) = {
+        let store = BlockingStore::open(&format!(
+            "sqlite://{}",
+            p.path().join(".ferry/ferry.db").display()
+        ))
+        .unwrap();
+        register_like_mlflow(&store, "m", None, "production");
+        drop(store);
+        p.run_json(&[])
+    };
+    assert_eq!(code, 0, "{r}");
+    assert_eq!(r["gates"][1]["skipped"], true);
+    assert_eq!(r["gates"][1]["passed"], true);
+    assert_eq!(
+        r["gates"][1]["message"],
+        "skipped: m@production has no metric accuracy"
+    );
+    // `ferry runs show` says it was skipped, not passed.
+    let rid = r["run_id"].as_str().unwrap();
+    let o = p.ferry(&["runs", "show", rid]);
+    assert!(
+        o.stdout.contains("skip metrics.accuracy >= model(\"m@production\").metrics.accuracy - 0.01: m@production has no metric accuracy"),
+        "{o:?}"
+    );
+}
