@@ -22,6 +22,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../migrations/0008_one_active_deployment.sql"),
     ),
     (9, include_str!("../migrations/0009_version_files.sql")),
+    (10, include_str!("../migrations/0010_gateways.sql")),
 ];
 
 pub struct SqlStore {

@@ -908,6 +908,91 @@ async fn deployments_conformance(s: &dyn MetadataStore) {
     assert!(s.get_deployment("nope").await.unwrap().is_none());
 }
 
+/// Gateways announce themselves every tick; a deployment is marked picked
+/// up by the first heartbeat that routes it, once.
+async fn gateways_conformance(s: &dyn MetadataStore) {
+    assert!(s.list_gateways().await.unwrap().is_empty());
+    s.create_model_version(&version("iris", "d1", Some("production")))
+        .await
+        .unwrap();
+    s.create_model_version(&version("iris", "d2", None))
+        .await
+        .unwrap();
+    let d = s
+        .create_deployment(&NewDeployment {
+            model: "iris".into(),
+            candidate: 2,
+            stable: Some(1),
+            strategy: "canary".into(),
+            spec: serde_json::json!({"alias": "production"}),
+            phase: "progressing".into(),
+            weight: 10,
+            created_ms: 100,
+            reason: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(d.picked_up_ms, None);
+    let mut beat = GatewayBeat {
+        id: "g1".into(),
+        host: "box".into(),
+        addr: "127.0.0.1:8080".into(),
+        pid: 42,
+        models: vec![GatewayModel {
+            model: "iris".into(),
+            selector: "iris@production".into(),
+            alias: Some("production".into()),
+            version: Some(1),
+        }],
+        tick_ms: 1000,
+        started_ms: 1_000,
+        last_seen_ms: 1_000,
+    };
+    // A heartbeat that routes nothing picks nothing up.
+    s.gateway_heartbeat(&beat, &[]).await.unwrap();
+    assert_eq!(s.list_gateways().await.unwrap(), vec![beat.clone()]);
+    assert_eq!(
+        s.get_deployment(&d.id).await.unwrap().unwrap().picked_up_ms,
+        None
+    );
+    // The next one routes the deployment: picked up then, and only then.
+    beat.last_seen_ms = 2_000;
+    s.gateway_heartbeat(&beat, std::slice::from_ref(&d.id))
+        .await
+        .unwrap();
+    beat.last_seen_ms = 3_000;
+    beat.models[0].version = None;
+    s.gateway_heartbeat(&beat, std::slice::from_ref(&d.id))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.get_deployment(&d.id).await.unwrap().unwrap().picked_up_ms,
+        Some(2_000)
+    );
+    // The row is replaced, not added to; others have rows of their own.
+    let mut other = beat.clone();
+    other.id = "g2".into();
+    other.models.clear();
+    other.last_seen_ms = 2_500;
+    s.gateway_heartbeat(&other, &[]).await.unwrap();
+    let all = s.list_gateways().await.unwrap();
+    assert_eq!(all, vec![beat.clone(), other.clone()]);
+    assert!(all[0].live(3_000 + 5_000) && !all[0].live(3_000 + 5_001));
+    assert!(all[0].serves_alias("iris", "production"));
+    assert!(!all[0].serves_alias("iris", "staging"));
+    assert!(!all[1].serves_alias("iris", "production"));
+    s.remove_gateway("g2").await.unwrap();
+    assert_eq!(s.list_gateways().await.unwrap(), vec![beat]);
+}
+
+#[test]
+fn sqlite_gateways() {
+    rt().block_on(async {
+        let (_d, s) = sqlite().await;
+        gateways_conformance(&s).await;
+    });
+}
+
 #[test]
 fn sqlite_deployments() {
     rt().block_on(async {
@@ -1038,6 +1123,11 @@ mod postgres {
     #[test]
     fn postgres_deployments() {
         rt().block_on(async { deployments_conformance(&fresh().await).await });
+    }
+
+    #[test]
+    fn postgres_gateways() {
+        rt().block_on(async { gateways_conformance(&fresh().await).await });
     }
 
     #[test]

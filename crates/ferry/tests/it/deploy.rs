@@ -41,9 +41,16 @@ fn a_rollout_is_recorded_shown_and_ended_by_hand() {
     assert_eq!(o.code, 0, "{o:?}");
     assert!(
         o.stderr
-            .contains("canary of m version 2 over version 1 started"),
+            .contains("canary of m version 2 over version 1 recorded"),
         "{o:?}"
     );
+    // No gateway serves `m@production`: the rollout waits, and says so.
+    assert!(
+        o.stderr
+            .contains("warning: no gateway serves `m@production` (none seen in the last few seconds): the rollout waits until one does"),
+        "{o:?}"
+    );
+    assert!(o.stderr.contains("no gateway picks it up yet"), "{o:?}");
     let s = status(&p);
     assert_eq!(s["deployment"]["phase"], "progressing");
     assert_eq!(s["deployment"]["weight"], 10);
@@ -72,16 +79,30 @@ fn a_rollout_is_recorded_shown_and_ended_by_hand() {
             .contains("plan: steps 10%, 50%, 100%, every 30s, error rate <= 0.01, p99 <= 50 ms"),
         "{h:?}"
     );
+    assert!(
+        h.stdout.contains("gateways: none serves `m@production`"),
+        "{h:?}"
+    );
     let all = p.ferry(&["deploy", "status"]);
     assert!(all.stdout.contains("m: canary of version 2"), "{all:?}");
-    // Abort: the candidate is rejected, production stays.
+    // Abort before any gateway picked it up: nothing judged version 2, so
+    // it is not marked rejected; production stays.
     let a = p.ferry(&["deploy", "abort", "m", "--reason", "looks off"]);
     assert_eq!(a.code, 0, "{a:?}");
+    assert!(
+        a.stderr.contains(
+            "aborted before any gateway picked it up; the version is not marked rejected"
+        ),
+        "{a:?}"
+    );
     let s = status(&p);
     assert_eq!(s["deployment"]["phase"], "aborted");
     assert_eq!(s["deployment"]["active"], false);
+    assert_eq!(s["deployment"]["picked_up_ms"], serde_json::Value::Null);
     let v2 = p.ferry(&["models", "show", "m/2", "--json"]);
-    assert!(v2.stdout.contains("ferry.rejected"), "{v2:?}");
+    assert!(!v2.stdout.contains("ferry.rejected"), "{v2:?}");
+    let v2: serde_json::Value = serde_json::from_str(&v2.stdout).unwrap();
+    assert_eq!(v2["rejected"], serde_json::Value::Null);
     let prod = p.ferry(&["models", "show", "m@production", "--json"]);
     let prod: serde_json::Value = serde_json::from_str(&prod.stdout).unwrap();
     assert_eq!(prod["version"], 1);
@@ -196,4 +217,108 @@ fn versions_from_mlflow_clients_show_their_source_and_tags() {
     assert_eq!(o.code, 0, "{o:?}");
     let o = p.ferry(&["models", "history", "m"]);
     assert_eq!(o.code, 0, "{o:?}");
+}
+
+/// A gateway (`ferry serve m@production`, fakes allowed: versions 1 and 2
+/// answer as well-behaved fakes) on `p`'s store, ticking every 100 ms.
+struct Gateway {
+    child: std::process::Child,
+    addr: String,
+}
+
+impl Gateway {
+    fn start(p: &Proj) -> Self {
+        use std::io::BufRead;
+        let store = ferry_metadata::BlockingStore::open(&format!(
+            "sqlite://{}",
+            p.path().join(".ferry/ferry.db").display()
+        ))
+        .unwrap();
+        for v in 1..=2 {
+            store
+                .call(|s| {
+                    Box::pin(async move { s.set_version_tag("m", v, "ferry.fake", "ok").await })
+                })
+                .unwrap();
+        }
+        let mut child = p
+            .cmd(&[
+                "serve",
+                "m@production",
+                "--port",
+                "0",
+                "--allow-fakes",
+                "--tick",
+                "100ms",
+            ])
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+        let addr = loop {
+            let line = lines.next().expect("the gateway ended").unwrap();
+            if let Some(rest) = line.split("at http://").nth(1) {
+                break rest.split('/').next().unwrap().to_owned();
+            }
+        };
+        std::thread::spawn(move || for _ in lines {});
+        // Its first heartbeat.
+        let t = std::time::Instant::now();
+        while store
+            .call(|s| Box::pin(async move { s.list_gateways().await }))
+            .unwrap()
+            .is_empty()
+        {
+            assert!(t.elapsed().as_secs() < 20, "the gateway never showed up");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Gateway { child, addr }
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits until a gateway has picked up the active deployment of `m`.
+fn picked_up(p: &Proj) {
+    let t = std::time::Instant::now();
+    while status(p)["deployment"]["picked_up_ms"].is_null() {
+        assert!(t.elapsed().as_secs() < 20, "no gateway picked it up");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_gateway_announces_itself_and_an_abort_after_it_picked_up_rejects() {
+    let p = two_versions();
+    let gw = Gateway::start(&p);
+    let o = p.ferry(&["deploy", "m", "--version", "2", "--interval", "1h"]);
+    assert_eq!(o.code, 0, "{o:?}");
+    assert!(!o.stderr.contains("warning"), "{o:?}");
+    assert!(
+        o.stderr.contains(&format!(
+            "the gateway at {} picks it up within a tick",
+            gw.addr
+        )),
+        "{o:?}"
+    );
+    picked_up(&p);
+    // `deploy status` names the gateway that serves the model.
+    let h = p.ferry(&["deploy", "status", "m"]);
+    assert!(h.stdout.contains("  gateways:\n"), "{h:?}");
+    assert!(h.stdout.contains(&format!("{} on ", gw.addr)), "{h:?}");
+    assert!(h.stdout.contains("`m@production` at version 1"), "{h:?}");
+    assert_eq!(status(&p)["gateways"][0]["addr"], gw.addr.as_str());
+    // Aborted after a gateway routed it: rejected.
+    let a = p.ferry(&["deploy", "abort", "m", "--reason", "looks off"]);
+    assert_eq!(a.code, 0, "{a:?}");
+    assert!(a.stderr.contains("aborted and marked rejected"), "{a:?}");
+
+    let v2 = p.ferry(&["models", "show", "m/2"]);
+    assert!(v2.stdout.contains("ferry.rejected = looks off"), "{v2:?}");
+    drop(gw);
 }
