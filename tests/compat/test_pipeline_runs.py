@@ -167,3 +167,19 @@ def test_gates_compare_with_a_version_the_client_registered(server, tmp_path):
     )
     assert runs[0].data.tags["ferry.gate.1"] == "skipped: no worse than production: gated-model@production has no metric accuracy"
     assert runs[0].data.tags["ferry.status"] == "succeeded"
+
+
+def test_a_rejected_version_shows_through_the_client(server, tmp_path):
+    """`ferry.rejected` is a version tag the client reads."""
+    c = MlflowClient(server["url"])
+    v = _register_with_the_client(c, 0.5)
+    c.set_model_version_tag("gated-model", v.version, "ferry.rejected", "error rate 0.2 > 0.01")
+    binary = os.environ.get("FERRY_BIN", str(ROOT / "target" / "debug" / "ferry"))
+    shown = subprocess.run(
+        [binary, "models", "show", f"gated-model/{v.version}", "--server", server["url"], "--json"], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert shown.returncode == 0, shown.stderr
+    import json
+
+    assert json.loads(shown.stdout)["rejected"] == "error rate 0.2 > 0.01"
+    assert c.get_model_version("gated-model", v.version).tags["ferry.rejected"] == "error rate 0.2 > 0.01"

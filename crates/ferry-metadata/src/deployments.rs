@@ -414,7 +414,7 @@ impl DeploymentStore for SqlStore {
             )
             .bind(&current.model)
             .bind(current.candidate)
-            .bind("ferry.rejected")
+            .bind(crate::REJECTED_TAG)
             .bind(c.reason.clone().unwrap_or_else(|| "rejected".into()))
             .execute(&mut *tx)
             .await

@@ -98,6 +98,9 @@ pub struct RunReport {
     pub registered: Option<ModelVersion>,
     /// Set when the artifact equals the latest version's, so none was made.
     pub model_unchanged: Option<String>,
+    /// Set (with `model_unchanged`) when that version was rejected: the
+    /// reason. Nothing was registered and no alias moved.
+    pub model_rejected: Option<String>,
 }
 
 /// Progress events for a live display.
@@ -119,6 +122,8 @@ pub enum Event<'a> {
     Gate(&'a GateOutcome),
     Registered(&'a ModelVersion),
     ModelUnchanged(&'a str),
+    /// The artifact equals a rejected version (`name/N`, the reason).
+    ModelRejected(&'a str, &'a str),
 }
 
 /// Receives stage output lines and progress events.

@@ -385,6 +385,7 @@ pub fn run(
             metrics: BTreeMap::new(),
             registered: None,
             model_unchanged: None,
+            model_rejected: None,
         });
     }
 
@@ -1023,6 +1024,7 @@ pub fn run(
         metrics: numeric,
         registered: None,
         model_unchanged: None,
+        model_rejected: None,
     };
 
     // Gates and registration judge the whole pipeline, so only a full run does them.
@@ -1200,6 +1202,15 @@ fn register(
         .rev()
         .find(|v| v.artifact_digest == artifact.digest.to_hex())
     {
+        let msg = format!("{}/{}", same.model, same.version);
+        // A rejected version stays rejected: an unchanged run does not
+        // point an alias back at it.
+        if let Some(why) = same.rejected() {
+            reporter.event(Event::ModelRejected(&msg, why));
+            report.model_unchanged = Some(msg);
+            report.model_rejected = Some(why.to_owned());
+            return Ok(());
+        }
         if let Some(alias) = reg.alias.as_ref().filter(|a| !same.aliases.contains(*a)) {
             recorder.set_alias(
                 &same.model,
@@ -1208,7 +1219,6 @@ fn register(
                 Some("the pipeline's output equals this version"),
             )?;
         }
-        let msg = format!("{}/{}", same.model, same.version);
         reporter.event(Event::ModelUnchanged(&msg));
         report.model_unchanged = Some(msg);
         return Ok(());

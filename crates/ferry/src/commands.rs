@@ -541,6 +541,9 @@ fn print_version(ctx: &Ctx, v: &ModelVersion) {
     if !v.aliases.is_empty() {
         println!("aliases    {}", v.aliases.join(", "));
     }
+    if let Some(why) = v.rejected() {
+        println!("{}   {why}", s.red("rejected"));
+    }
     println!("created    {} UTC", time(v.created_ms));
     if v.artifact_digest.is_empty() {
         // Registered through the MLflow API: its files are wherever its source says.
@@ -596,6 +599,16 @@ fn print_version(ctx: &Ctx, v: &ModelVersion) {
     }
 }
 
+/// A version as `--json` shows it: its fields, and `rejected` (the reason,
+/// or null) so scripts need not read the tag.
+fn version_json(v: &ModelVersion) -> Result<serde_json::Value> {
+    let mut j = serde_json::to_value(v)?;
+    if let Some(o) = j.as_object_mut() {
+        o.insert("rejected".into(), serde_json::json!(v.rejected()));
+    }
+    Ok(j)
+}
+
 fn models(ctx: &Ctx, args: ModelsArgs) -> Result<u8> {
     let reg = match &args.server {
         Some(url) => ferry_runner::remote_registry(url).map_err(|e| usage(e.to_string()))?,
@@ -627,7 +640,7 @@ fn models(ctx: &Ctx, args: ModelsArgs) -> Result<u8> {
         ModelsCommand::Show { model, json } => {
             let v = resolve(reg, &parse_ref(&model)?)?;
             if json {
-                print_json(&v)?;
+                print_json(&version_json(&v)?)?;
             } else {
                 print_version(ctx, &v);
             }
@@ -636,7 +649,7 @@ fn models(ctx: &Ctx, args: ModelsArgs) -> Result<u8> {
             let name = ferry_core::ModelName::new(&model).map_err(|e| usage(e.to_string()))?;
             let vs = reg.versions(name.as_str())?;
             if json {
-                print_json(&vs)?;
+                print_json(&vs.iter().map(version_json).collect::<Result<Vec<_>>>()?)?;
                 return Ok(exit::OK);
             }
             if vs.is_empty() {
@@ -660,7 +673,11 @@ fn models(ctx: &Ctx, args: ModelsArgs) -> Result<u8> {
                         .map(|c| &c[..c.len().min(8)])
                         .unwrap_or("-"),
                     crate::ui::short(&v.artifact_digest, 16),
-                    v.aliases.join(", ")
+                    match v.rejected() {
+                        Some(why) if v.aliases.is_empty() => format!("rejected: {why}"),
+                        Some(why) => format!("{} (rejected: {why})", v.aliases.join(", ")),
+                        None => v.aliases.join(", "),
+                    }
                 );
             }
         }

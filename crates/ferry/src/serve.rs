@@ -131,6 +131,9 @@ pub struct DeployStart {
     /// Why (recorded with the deployment)
     #[arg(long)]
     pub reason: Option<String>,
+    /// Roll out a version that was rejected before (rolled back or aborted)
+    #[arg(long)]
+    pub allow_rejected: bool,
     /// Follow the rollout until it ends (exit 0 promoted, 3 rolled back)
     #[arg(long)]
     pub wait: bool,
@@ -398,6 +401,14 @@ fn start(ctx: &Ctx, a: DeployStart) -> Result<u8> {
                 .ok_or_else(|| usage(format!("model `{model}` has no alias `{al}`")))?,
             (None, None) => return Err(usage("give the candidate: --version N or --candidate ALIAS")),
         };
+        if let Some(why) = candidate.rejected()
+            && !a.allow_rejected
+        {
+            return Err(usage(format!(
+                "version {} of `{model}` was rejected ({why})\nhint: roll it out anyway with --allow-rejected",
+                candidate.version
+            )));
+        }
         let stable = store.resolve_alias(&model, &a.alias).await?.ok_or_else(|| {
             usage(format!(
                 "model `{model}` has no `{}` version to compare the candidate with; point the alias at one first (ferry models alias {model}/VERSION {})",

@@ -299,6 +299,12 @@ impl Reporter for Terminal {
                     s.dim("unchanged")
                 ));
             }
+            Event::ModelRejected(v, why) => {
+                self.print(&format!(
+                    "{} the model equals {v}, which was rejected ({why}); nothing registered, no alias moved",
+                    s.yellow("unchanged")
+                ));
+            }
         }
     }
 }

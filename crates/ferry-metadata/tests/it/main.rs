@@ -909,7 +909,8 @@ async fn deployments_conformance(s: &dyn MetadataStore) {
 }
 
 /// Gateways announce themselves every tick; a deployment is marked picked
-/// up by the first heartbeat that routes it, once.
+/// up by the first heartbeat that routes it, once; a version's rejection
+/// reads back from its tag.
 async fn gateways_conformance(s: &dyn MetadataStore) {
     assert!(s.list_gateways().await.unwrap().is_empty());
     s.create_model_version(&version("iris", "d1", Some("production")))
@@ -983,6 +984,17 @@ async fn gateways_conformance(s: &dyn MetadataStore) {
     assert!(!all[1].serves_alias("iris", "production"));
     s.remove_gateway("g2").await.unwrap();
     assert_eq!(s.list_gateways().await.unwrap(), vec![beat]);
+    // Rejection is the version's tag, read back as its state.
+    let v2 = s.get_version("iris", 2).await.unwrap().unwrap();
+    assert_eq!(v2.rejected(), None);
+    s.set_version_tag("iris", 2, REJECTED_TAG, "looks off")
+        .await
+        .unwrap();
+    let v2 = s.get_version("iris", 2).await.unwrap().unwrap();
+    assert_eq!(v2.rejected(), Some("looks off"));
+    let listed = s.list_versions("iris").await.unwrap();
+    assert_eq!(listed[1].rejected(), Some("looks off"));
+    assert_eq!(listed[0].rejected(), None);
 }
 
 #[test]

@@ -293,7 +293,7 @@ fn picked_up(p: &Proj) {
 }
 
 #[test]
-fn a_gateway_announces_itself_and_an_abort_after_it_picked_up_rejects() {
+fn a_rejected_version_stays_rejected() {
     let p = two_versions();
     let gw = Gateway::start(&p);
     let o = p.ferry(&["deploy", "m", "--version", "2", "--interval", "1h"]);
@@ -318,7 +318,78 @@ fn a_gateway_announces_itself_and_an_abort_after_it_picked_up_rejects() {
     assert_eq!(a.code, 0, "{a:?}");
     assert!(a.stderr.contains("aborted and marked rejected"), "{a:?}");
 
-    let v2 = p.ferry(&["models", "show", "m/2"]);
-    assert!(v2.stdout.contains("ferry.rejected = looks off"), "{v2:?}");
+    // The rejection is a visible state of the version...
+    let show = p.ferry(&["models", "show", "m/2"]);
+    assert!(show.stdout.contains("rejected   looks off"), "{show:?}");
+    let j = p.ferry(&["models", "show", "m/2", "--json"]);
+    let j: serde_json::Value = serde_json::from_str(&j.stdout).unwrap();
+    assert_eq!(j["rejected"], "looks off");
+    let vs = p.ferry(&["models", "versions", "m"]);
+    let line2 = vs
+        .stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("2 "))
+        .unwrap_or_default()
+        .to_owned();
+    assert!(line2.ends_with("candidate (rejected: looks off)"), "{vs:?}");
+    let line1 = vs
+        .stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("1 "))
+        .unwrap_or_default()
+        .to_owned();
+    assert!(!line1.contains("rejected"), "{vs:?}");
+
+    // ...that a new rollout of it must ask for explicitly...
+    for args in [
+        &["deploy", "m", "--version", "2"][..],
+        &["deploy", "m", "--candidate", "candidate"][..],
+    ] {
+        let o = p.ferry(args);
+        assert_eq!(o.code, 2, "{args:?}: {o:?}");
+        assert!(
+            o.stderr
+                .contains("version 2 of `m` was rejected (looks off)"),
+            "{o:?}"
+        );
+        assert!(
+            o.stderr
+                .contains("hint: roll it out anyway with --allow-rejected"),
+            "{o:?}"
+        );
+    }
+    // ...and that an unchanged run does not point an alias back at.
+    p.write("train.sh", "code v3\n");
+    let (code, r) = p.run_json(&[]);
+    assert_eq!(code, 0, "{r}");
+    assert_eq!(r["registered"]["version"], 3);
+    p.write("train.sh", "code v2\n");
+    let o = p.ferry(&["run"]);
+    assert_eq!(o.code, 0, "{o:?}");
+    assert!(
+        o.stderr.contains(
+            "unchanged the model equals m/2, which was rejected (looks off); nothing registered, no alias moved"
+        ),
+        "{o:?}"
+    );
+    let c = p.ferry(&["models", "show", "m@candidate", "--json"]);
+    let c: serde_json::Value = serde_json::from_str(&c.stdout).unwrap();
+    assert_eq!(c["version"], 3, "@candidate stays where it was");
+    let (_, r) = p.run_json(&[]);
+    assert_eq!(r["model_unchanged"], "m/2");
+    assert_eq!(r["model_rejected"], "looks off");
+    assert_eq!(r["registered"], serde_json::Value::Null);
+
+    // Asked for explicitly, it rolls out.
+    let o = p.ferry(&[
+        "deploy",
+        "m",
+        "--version",
+        "2",
+        "--allow-rejected",
+        "--interval",
+        "1h",
+    ]);
+    assert_eq!(o.code, 0, "{o:?}");
     drop(gw);
 }
