@@ -168,6 +168,22 @@ def test_gates_compare_with_a_version_the_client_registered(server, tmp_path):
     assert runs[0].data.tags["ferry.gate.1"] == "skipped: no worse than production: gated-model@production has no metric accuracy"
     assert runs[0].data.tags["ferry.status"] == "succeeded"
 
+    # The same runs read back with `ferry runs` and `ferry logs --server`.
+    rid = runs[0].info.run_id
+    shown = subprocess.run([binary, "runs", "show", rid[:8], "--server", server["url"], "--json"], capture_output=True, text=True, cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    import json
+
+    detail = json.loads(shown.stdout)
+    assert detail["status"] == "succeeded"
+    assert [s["stage"] for s in detail["stages"]] == []  # up to date: no stage did anything
+    first = runs[-1].info.run_id
+    logs = subprocess.run([binary, "logs", first, "train", "--server", server["url"]], capture_output=True, text=True, cwd=tmp_path)
+    assert logs.returncode == 0, logs.stderr
+    assert logs.stdout == "training\n"
+    # The log is an artifact of the run, for the stock client too.
+    assert "logs/train.log" in [f.path for f in c.list_artifacts(first, "logs")]
+
 
 def test_a_rejected_version_shows_through_the_client(server, tmp_path):
     """`ferry.rejected` is a version tag the client reads."""

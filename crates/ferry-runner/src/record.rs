@@ -36,6 +36,15 @@ pub(crate) struct StageRun<'a> {
     pub user_cpu_ms: Option<i64>,
     pub sys_cpu_ms: Option<i64>,
     pub max_rss_bytes: Option<i64>,
+    /// The stage's log file, when it ran and wrote one: kept as the
+    /// pipeline run's artifact `logs/<stage>.log` too, so `ferry logs`
+    /// finds it wherever the run was recorded.
+    pub log: Option<std::path::PathBuf>,
+}
+
+/// The log file of `st` if it has one (a stage that ran).
+fn stage_log<'a>(st: &'a StageRun<'_>) -> Option<&'a std::path::Path> {
+    st.log.as_deref().filter(|p| p.is_file())
 }
 
 /// A model registry: the project's store or a server's.
@@ -78,7 +87,10 @@ impl RunValues {
 
 /// The registry of the project's store.
 pub fn local_registry(store: BlockingStore) -> Box<dyn Registry> {
-    Box::new(Local { store })
+    Box::new(Local {
+        store,
+        artifacts: std::path::PathBuf::new(),
+    })
 }
 
 /// The registry of the `ferry server` at `url`.
@@ -142,7 +154,7 @@ fn stage_run(
 ) -> (Vec<(String, String)>, Vec<Metric>, &'static str, i64) {
     let rec = st.record;
     let started = rec.started_ms.unwrap_or_else(now_ms);
-    let tags = vec![
+    let mut tags = vec![
         ("mlflow.parentRunId".to_owned(), parent.to_owned()),
         ("ferry.stage".to_owned(), rec.stage.clone()),
         (
@@ -153,7 +165,21 @@ fn stage_run(
             "ferry.stage.reason".to_owned(),
             rec.reason.clone().unwrap_or_default(),
         ),
+        (
+            pipeline_runs::STAGE_POSITION_TAG.to_owned(),
+            rec.position.to_string(),
+        ),
+        (
+            pipeline_runs::STAGE_ATTEMPTS_TAG.to_owned(),
+            rec.attempts.to_string(),
+        ),
     ];
+    if let Some(c) = rec.exit_code {
+        tags.push((pipeline_runs::STAGE_EXIT_TAG.to_owned(), c.to_string()));
+    }
+    if let Some(f) = &rec.fingerprint {
+        tags.push((pipeline_runs::STAGE_FINGERPRINT_TAG.to_owned(), f.clone()));
+    }
     let mut metrics = Vec::new();
     let mut metric = |key: &str, v: Option<i64>, scale: f64| {
         if let Some(v) = v {
@@ -191,12 +217,15 @@ fn param_text(v: &serde_json::Value) -> String {
 /// The project's own store (`.ferry/ferry.db`).
 pub(crate) struct Local {
     store: BlockingStore,
+    /// The project's artifact folder (`.ferry/artifacts`).
+    artifacts: std::path::PathBuf,
 }
 
 impl Local {
     pub fn open(project: &Project) -> Result<Self> {
         Ok(Self {
             store: BlockingStore::open(&project.store_url())?,
+            artifacts: project.ferry_dir().join("artifacts"),
         })
     }
 }
@@ -320,6 +349,20 @@ impl Recorder for Local {
                 Ok(())
             })
         })?;
+        if let Some(log) = stage_log(st) {
+            let to = self
+                .artifacts
+                .join(&run.experiment_id)
+                .join(&run.run_id)
+                .join("artifacts")
+                .join(pipeline_runs::stage_log_artifact(&st.record.stage));
+            let bytes = std::fs::read(log).map_err(|source| crate::Error::Io {
+                action: "read",
+                path: log.to_owned(),
+                source,
+            })?;
+            ferry_cache::write_atomic(&to, &bytes)?;
+        }
         Ok(())
     }
 
@@ -612,6 +655,15 @@ impl Recorder for Remote {
         self.client.log_batch(&child, &metrics, &[], &[])?;
         self.client
             .finish_run(&child, status, st.record.ended_ms.unwrap_or_else(now_ms))?;
+        if let Some(log) = stage_log(st) {
+            let dest = format!(
+                "{}/{}/artifacts/{}",
+                run.experiment_id,
+                run.run_id,
+                pipeline_runs::stage_log_artifact(&st.record.stage)
+            );
+            self.client.upload_artifact(&dest, log)?;
+        }
         Ok(())
     }
 

@@ -509,6 +509,7 @@ pub fn run(
                 user_cpu_ms: o.user_cpu_ms,
                 sys_cpu_ms: o.sys_cpu_ms,
                 max_rss_bytes: o.max_rss_bytes,
+                log: o.log.as_ref().map(std::path::PathBuf::from),
             },
         )
     };

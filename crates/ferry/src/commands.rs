@@ -76,6 +76,16 @@ impl Ctx {
         let store = BlockingStore::open(&ferry_runner::store_url(&root))?;
         Ok((root, store))
     }
+    /// Run history: the server's at `server`, else the project's.
+    fn history(&self, server: Option<&str>) -> Result<Box<dyn ferry_runner::History>> {
+        match server {
+            Some(url) => ferry_runner::remote_history(url).map_err(|e| usage(e.to_string())),
+            None => {
+                let (root, store) = self.store()?;
+                Ok(ferry_runner::local_history(store, root.join(".ferry")))
+            }
+        }
+    }
 }
 
 pub(crate) fn print_json<T: Serialize>(v: &T) -> Result<()> {
@@ -109,9 +119,19 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
         Command::Init { force } => init(&ctx, force),
         Command::Run(args) => run(&ctx, args),
         Command::Status { stages, json } => status(&ctx, &stages, json),
-        Command::Runs(RunsCommand::List { limit, json }) => runs_list(&ctx, limit, json),
-        Command::Runs(RunsCommand::Show { run, json }) => runs_show(&ctx, &run, json),
-        Command::Logs { run, stage } => logs(&ctx, &run, stage.as_deref()),
+        Command::Runs(r) => {
+            let h = ctx.history(r.server.as_deref())?;
+            match r.command {
+                RunsCommand::List { limit, json } => runs_list(&ctx, h.as_ref(), limit, json),
+                RunsCommand::Show { run, json } => runs_show(h.as_ref(), &run, json),
+            }
+        }
+        Command::Logs { run, stage, server } => logs(
+            &ctx,
+            ctx.history(server.as_deref())?.as_ref(),
+            &run,
+            stage.as_deref(),
+        ),
         Command::Models(m) => models(&ctx, m),
         Command::Gc { all } => gc(&ctx, all),
         Command::Server(args) => server(&ctx, args),
@@ -328,17 +348,8 @@ fn status(ctx: &Ctx, stages: &[String], json: bool) -> Result<u8> {
     Ok(exit::OK)
 }
 
-fn runs_list(ctx: &Ctx, limit: i64, json: bool) -> Result<u8> {
-    let (_, store) = ctx.store()?;
-    let runs = store.call(|st| {
-        Box::pin(async move {
-            st.list_runs(&ferry_metadata::RunFilter {
-                pipeline: None,
-                limit,
-            })
-            .await
-        })
-    })?;
+fn runs_list(ctx: &Ctx, h: &dyn ferry_runner::History, limit: i64, json: bool) -> Result<u8> {
+    let runs = h.list_runs(limit).map_err(runner_store_err)?;
     if json {
         print_json(&runs)?;
         return Ok(exit::OK);
@@ -374,12 +385,8 @@ fn runs_list(ctx: &Ctx, limit: i64, json: bool) -> Result<u8> {
     Ok(exit::OK)
 }
 
-fn runs_show(ctx: &Ctx, run: &str, json: bool) -> Result<u8> {
-    let (_, store) = ctx.store()?;
-    let id = run.to_owned();
-    let d = store
-        .call(|st| Box::pin(async move { st.get_run(&id).await }))
-        .map_err(store_err)?;
+fn runs_show(h: &dyn ferry_runner::History, run: &str, json: bool) -> Result<u8> {
+    let d = h.get_run(run).map_err(runner_store_err)?;
     if json {
         print_json(&d)?;
         return Ok(exit::OK);
@@ -478,13 +485,8 @@ fn runner_store_err(e: ferry_runner::Error) -> anyhow::Error {
     }
 }
 
-fn logs(ctx: &Ctx, run: &str, stage: Option<&str>) -> Result<u8> {
-    let (root, store) = ctx.store()?;
-    let id = run.to_owned();
-    let d = store
-        .call(|st| Box::pin(async move { st.get_run(&id).await }))
-        .map_err(store_err)?;
-    let dir = root.join(".ferry/logs").join(&d.run.run_id);
+fn logs(ctx: &Ctx, h: &dyn ferry_runner::History, run: &str, stage: Option<&str>) -> Result<u8> {
+    let d = h.get_run(run).map_err(runner_store_err)?;
     let ran: Vec<&str> = d
         .stages
         .iter()
@@ -511,16 +513,13 @@ fn logs(ctx: &Ctx, run: &str, stage: Option<&str>) -> Result<u8> {
     }
     let mut out = std::io::stdout().lock();
     for s in chosen {
-        let p = dir.join(format!("{s}.log"));
+        use std::io::Write;
         if stage.is_none() {
-            use std::io::Write;
             writeln!(out, "{}", ctx.style.bold(&format!("== {s}")))?;
         }
-        match std::fs::File::open(&p) {
-            Ok(mut f) => {
-                std::io::copy(&mut f, &mut out)?;
-            }
-            Err(_) => eprintln!("stage {s} left no log (it did not run in this run)"),
+        match h.stage_log(&d.run.run_id, s).map_err(runner_store_err)? {
+            Some(bytes) => out.write_all(&bytes)?,
+            None => eprintln!("stage {s} left no log (it did not run in this run)"),
         }
     }
     Ok(exit::OK)

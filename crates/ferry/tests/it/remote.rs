@@ -16,9 +16,19 @@ impl Server {
     pub(crate) fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let store = format!("sqlite://{}", dir.path().join("server.db").display());
+        let artifacts = dir.path().join("artifacts");
+        Self::start_on(dir, &store, &artifacts)
+    }
+
+    /// A server on the store at `store` with its artifacts in `artifacts`.
+    pub(crate) fn start_on(
+        dir: tempfile::TempDir,
+        store: &str,
+        artifacts: &std::path::Path,
+    ) -> Self {
         let mut child = std::process::Command::new(ferry_bin())
-            .args(["server", "--port", "0", "--store", &store, "--artifacts"])
-            .arg(dir.path().join("artifacts"))
+            .args(["server", "--port", "0", "--store", store, "--artifacts"])
+            .arg(artifacts)
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
@@ -382,4 +392,138 @@ fn gates_read_the_run_of_a_version_registered_in_the_project_store() {
         o.stdout.contains("skip metrics.accuracy >= model(\"m@production\").metrics.accuracy - 0.01: m@production has no metric accuracy"),
         "{o:?}"
     );
+}
+
+/// A project whose `train` stage prints a line (for `ferry logs`).
+fn talking_project() -> Proj {
+    let p = remote_project();
+    let spec = p.read("ferry.yaml").replace(
+        "echo run >> counts/train &&",
+        "echo run >> counts/train && echo \"hello from train\" &&",
+    );
+    assert!(spec.contains("hello from train"));
+    p.write("ferry.yaml", &spec);
+    p
+}
+
+/// `ferry runs list|show` and `ferry logs` of a run `--server` recorded:
+/// the same reading through the server's API as on the project's store.
+fn shows_the_remote_run(where_: &Proj, server: Option<&str>, run_id: &str, pipeline: &str) {
+    let with = |args: &[&str]| {
+        let mut a = args.to_vec();
+        if let Some(u) = server {
+            a.extend(["--server", u]);
+        }
+        let o = where_.ferry(&a);
+        assert_eq!(o.code, 0, "{a:?}: {o:?}");
+        o
+    };
+    let list = with(&["runs", "list", "--json"]);
+    let list: serde_json::Value = serde_json::from_str(&list.stdout).unwrap();
+    let run = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["run_id"] == run_id)
+        .unwrap_or_else(|| panic!("{run_id} not listed: {list}"));
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(run["pipeline"], pipeline, "{run}");
+    assert_eq!(run["trigger"], "cli", "{run}");
+    assert_eq!(
+        list.as_array().unwrap().len(),
+        1,
+        "only pipeline runs: {list}"
+    );
+    let human = with(&["runs", "list"]);
+    assert!(
+        human.stdout.contains(&format!("{} ", &run_id[..8])),
+        "{human:?}"
+    );
+    assert!(human.stdout.contains("succeeded"), "{human:?}");
+
+    let show = with(&["runs", "show", &run_id[..8], "--json"]);
+    let show: serde_json::Value = serde_json::from_str(&show.stdout).unwrap();
+    let stages: Vec<(String, String, i64)> = show["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["stage"].as_str().unwrap().to_owned(),
+                s["status"].as_str().unwrap().to_owned(),
+                s["exit_code"].as_i64().unwrap_or(-1),
+            )
+        })
+        .collect();
+    assert_eq!(
+        stages,
+        [
+            ("gen".into(), "ran".into(), 0),
+            ("train".into(), "ran".into(), 0)
+        ],
+        "{show}"
+    );
+    assert!(show["stages"][1]["wall_ms"].as_i64().is_some(), "{show}");
+    assert_eq!(show["gates"][0]["passed"], true, "{show}");
+    assert_eq!(show["params"][0][0], "seed", "{show}");
+    let human = with(&["runs", "show", &run_id[..8]]);
+    assert!(human.stdout.contains("status    succeeded"), "{human:?}");
+    assert!(
+        human
+            .stdout
+            .lines()
+            .any(|l| l.starts_with("train ") && l.contains(" ran ")),
+        "{human:?}"
+    );
+
+    let logs = with(&["logs", &run_id[..8], "train"]);
+    assert_eq!(logs.stdout, "hello from train\n", "{logs:?}");
+    let all = with(&["logs", &run_id[..8]]);
+    assert!(
+        all.stdout.contains("== train\nhello from train\n"),
+        "{all:?}"
+    );
+    assert!(!all.stderr.contains("no stage ran"), "{all:?}");
+}
+
+#[test]
+fn runs_recorded_on_a_server_show_their_stages_status_and_logs() {
+    let srv = Server::start();
+    let p = talking_project();
+    let (code, report) = p.run_json(&["--server", &srv.url]);
+    assert_eq!(code, 0, "{report}");
+    let run_id = report["run_id"].as_str().unwrap().to_owned();
+    let pipeline = p.path().file_name().unwrap().to_string_lossy().into_owned();
+    // Read through the server's API, from a folder with no project at all.
+    let nowhere = Proj {
+        dir: tempfile::tempdir().unwrap(),
+    };
+    shows_the_remote_run(&nowhere, Some(&srv.url), &run_id, &pipeline);
+    // FERRY_SERVER works as --server does.
+    let o = nowhere
+        .cmd(&["runs", "list"])
+        .env("FERRY_SERVER", &srv.url)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&o.stdout).contains(&run_id[..8]));
+}
+
+#[test]
+fn runs_a_server_recorded_in_the_project_store_read_as_pipeline_runs() {
+    // The team's server runs in project `home` on its own store; another
+    // checkout records there with --server.
+    let home = crate::cli::project();
+    let store = format!("sqlite://{}", home.path().join(".ferry/ferry.db").display());
+    std::fs::create_dir_all(home.path().join(".ferry")).unwrap();
+    let srv = Server::start_on(
+        tempfile::tempdir().unwrap(),
+        &store,
+        &home.path().join(".ferry/artifacts"),
+    );
+    let p = talking_project();
+    let (code, report) = p.run_json(&["--server", &srv.url]);
+    assert_eq!(code, 0, "{report}");
+    let run_id = report["run_id"].as_str().unwrap().to_owned();
+    let pipeline = p.path().file_name().unwrap().to_string_lossy().into_owned();
+    shows_the_remote_run(&home, None, &run_id, &pipeline);
 }
