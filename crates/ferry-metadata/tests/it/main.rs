@@ -908,6 +908,106 @@ async fn deployments_conformance(s: &dyn MetadataStore) {
     assert!(s.get_deployment("nope").await.unwrap().is_none());
 }
 
+/// A pipeline run recorded through the MLflow API (`ferry run --server`
+/// to a server on this store) reads back from the store as the pipeline
+/// run it is: its status, trigger and stages, not an MLflow run's.
+async fn api_pipeline_runs_conformance(s: &dyn MetadataStore) {
+    let exp = s.ensure_experiment("iris", 1).await.unwrap();
+    let parent = "aaaa0000000000000000000000000001";
+    let tags = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    };
+    s.create_tracked_run(
+        parent,
+        exp,
+        "iris",
+        "",
+        1_000,
+        &tags(&[("ferry.pipeline", "iris"), ("ferry.trigger", "ci")]),
+    )
+    .await
+    .unwrap();
+    let child = "aaaa0000000000000000000000000002";
+    s.create_tracked_run(
+        child,
+        exp,
+        "train",
+        "",
+        1_100,
+        &tags(&[
+            ("mlflow.parentRunId", parent),
+            ("ferry.stage", "train"),
+            ("ferry.stage.status", "ran"),
+            ("ferry.stage.position", "0"),
+            ("ferry.stage.exit_code", "0"),
+        ]),
+    )
+    .await
+    .unwrap();
+    let wall = Metric {
+        key: "ferry.wall_seconds".into(),
+        value: 1.5,
+        timestamp: 1_100,
+        step: 0,
+    };
+    s.log_batch(child, &[wall], &[], &[]).await.unwrap();
+    s.update_tracked_run(child, Some("FINISHED"), Some(2_600), None)
+        .await
+        .unwrap();
+    s.log_batch(
+        parent,
+        &[],
+        &[("seed".into(), "1".into())],
+        &tags(&[
+            ("ferry.status", "gate_failed"),
+            ("ferry.message", "too low"),
+            ("ferry.gate.1", "failed: metrics.a >= 0.9: 0.5 >= 0.9"),
+        ]),
+    )
+    .await
+    .unwrap();
+    s.update_tracked_run(parent, Some("FAILED"), Some(3_000), None)
+        .await
+        .unwrap();
+    // A notebook's run is listed as it is.
+    s.create_tracked_run("bbbb0000000000000000000000000003", exp, "nb", "", 500, &[])
+        .await
+        .unwrap();
+
+    let runs = s.list_runs(&RunFilter::default()).await.unwrap();
+    assert_eq!(runs.len(), 2, "stage runs are not listed");
+    let r = runs.iter().find(|r| r.run_id == parent).unwrap();
+    assert_eq!(
+        (r.pipeline.as_str(), r.status, r.trigger.as_str()),
+        ("iris", RunStatus::GateFailed, "ci")
+    );
+    assert_eq!(r.message.as_deref(), Some("too low"));
+    let nb = runs.iter().find(|r| r.run_id != parent).unwrap();
+    assert_eq!(nb.trigger, "mlflow");
+    let d = s.get_run("aaaa0000000000000000000000000001").await.unwrap();
+    assert_eq!(d.run.status, RunStatus::GateFailed);
+    let stages: Vec<_> = d
+        .stages
+        .iter()
+        .map(|st| (st.stage.as_str(), st.status, st.exit_code, st.wall_ms))
+        .collect();
+    assert_eq!(stages, [("train", StageStatus::Ran, Some(0), Some(1500))]);
+    assert_eq!(d.params, [("seed".to_owned(), serde_json::json!(1))]);
+    assert_eq!(d.gates.len(), 1);
+    assert!(!d.gates[0].passed);
+}
+
+#[test]
+fn sqlite_api_pipeline_runs() {
+    rt().block_on(async {
+        let (_d, s) = sqlite().await;
+        api_pipeline_runs_conformance(&s).await;
+    });
+}
+
 /// Gateways announce themselves every tick; a deployment is marked picked
 /// up by the first heartbeat that routes it, once; a version's rejection
 /// reads back from its tag.
@@ -1135,6 +1235,11 @@ mod postgres {
     #[test]
     fn postgres_deployments() {
         rt().block_on(async { deployments_conformance(&fresh().await).await });
+    }
+
+    #[test]
+    fn postgres_api_pipeline_runs() {
+        rt().block_on(async { api_pipeline_runs_conformance(&fresh().await).await });
     }
 
     #[test]
