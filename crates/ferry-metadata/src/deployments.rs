@@ -106,8 +106,9 @@ pub trait DeploymentStore: Send + Sync {
     ) -> Result<Deployment>;
     async fn deployment_events(&self, id: &str) -> Result<Vec<DeploymentEvent>>;
     /// Records that gateway `g.id` is alive and what it serves (its row is
-    /// replaced), and marks the deployments in `routing` picked up (the
-    /// first time only).
+    /// replaced), marks the deployments in `routing` picked up (the first
+    /// time only), and drops the rows of gateways not heard from for
+    /// [`GATEWAY_ROW_KEPT_MS`].
     async fn gateway_heartbeat(&self, g: &GatewayBeat, routing: &[String]) -> Result<()>;
     /// Removes a gateway's row (it stopped).
     async fn remove_gateway(&self, id: &str) -> Result<()>;
@@ -126,6 +127,10 @@ pub struct GatewayModel {
     pub alias: Option<String>,
     pub version: Option<i64>,
 }
+
+/// How long the row of a gateway no longer heard from is kept (a gateway
+/// that stops removes its own; one that is killed cannot).
+pub const GATEWAY_ROW_KEPT_MS: i64 = 24 * 3600 * 1000;
 
 /// A running gateway as its last heartbeat described it.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -475,6 +480,12 @@ impl DeploymentStore for SqlStore {
         .execute(&mut *tx)
         .await
         .map_err(q("record a gateway"))?;
+        // Gateways that died without removing their row go after a day.
+        sqlx::query("DELETE FROM gateways WHERE last_seen_ms < $1")
+            .bind(g.last_seen_ms - GATEWAY_ROW_KEPT_MS)
+            .execute(&mut *tx)
+            .await
+            .map_err(q("record a gateway"))?;
         for id in routing {
             sqlx::query(
                 "UPDATE deployments SET picked_up_ms = $1 WHERE deployment_id = $2 AND picked_up_ms IS NULL",

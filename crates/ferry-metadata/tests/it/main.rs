@@ -1083,7 +1083,17 @@ async fn gateways_conformance(s: &dyn MetadataStore) {
     assert!(!all[0].serves_alias("iris", "staging"));
     assert!(!all[1].serves_alias("iris", "production"));
     s.remove_gateway("g2").await.unwrap();
-    assert_eq!(s.list_gateways().await.unwrap(), vec![beat]);
+    assert_eq!(s.list_gateways().await.unwrap(), vec![beat.clone()]);
+    // A gateway not heard from for a day (killed: it left its row) goes
+    // with the next heartbeat of another.
+    let mut later = beat.clone();
+    later.id = "g3".into();
+    later.last_seen_ms = beat.last_seen_ms + GATEWAY_ROW_KEPT_MS;
+    s.gateway_heartbeat(&later, &[]).await.unwrap();
+    assert_eq!(s.list_gateways().await.unwrap().len(), 2);
+    later.last_seen_ms += 1;
+    s.gateway_heartbeat(&later, &[]).await.unwrap();
+    assert_eq!(s.list_gateways().await.unwrap(), vec![later]);
     // Rejection is the version's tag, read back as its state.
     let v2 = s.get_version("iris", 2).await.unwrap().unwrap();
     assert_eq!(v2.rejected(), None);
