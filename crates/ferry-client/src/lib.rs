@@ -11,7 +11,9 @@
 //! Responses are parsed as JSON values, reading only the fields needed here:
 //! the wire types themselves belong to `ferry-server`.
 
-use ferry_metadata::{Metric, ModelSummary, ModelVersion, NewModelVersion, lineage_tags};
+use ferry_metadata::{
+    Metric, ModelSummary, ModelVersion, NewModelVersion, RunInfo, TrackedRun, lineage_tags,
+};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -313,6 +315,193 @@ impl Client {
         )));
         self.answer(&endpoint, req.send(f))?;
         Ok(())
+    }
+
+    /// A run with its latest metrics, params and tags; `None` if the
+    /// server has no such run.
+    pub fn get_run(&self, run_id: &str) -> Result<Option<TrackedRun>> {
+        match self.get("runs/get", &[("run_id", run_id)]) {
+            Ok(v) => Ok(Some(self.run_from("runs/get", &v["run"])?)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The ids of every active experiment.
+    pub fn experiment_ids(&self) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        let mut token = String::new();
+        loop {
+            let mut body = json!({ "max_results": 1000 });
+            if !token.is_empty() {
+                body["page_token"] = json!(token);
+            }
+            let v = self.post("experiments/search", &body)?;
+            for e in v["experiments"].as_array().into_iter().flatten() {
+                if let Some(id) = e["experiment_id"].as_str() {
+                    out.push(id.to_owned());
+                }
+            }
+            match v["next_page_token"].as_str() {
+                Some(t) if !t.is_empty() => token = t.to_owned(),
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    /// Runs of `experiment_ids` matching MLflow's `filter`, newest first, at
+    /// most `max` of them.
+    pub fn search_runs(
+        &self,
+        experiment_ids: &[String],
+        filter: &str,
+        max: usize,
+    ) -> Result<Vec<TrackedRun>> {
+        let mut out = Vec::new();
+        if experiment_ids.is_empty() {
+            return Ok(out);
+        }
+        let mut token = String::new();
+        while out.len() < max {
+            let mut body = json!({
+                "experiment_ids": experiment_ids,
+                "filter": filter,
+                "order_by": ["attributes.start_time DESC"],
+                "max_results": (max - out.len()).min(1000),
+            });
+            if !token.is_empty() {
+                body["page_token"] = json!(token);
+            }
+            let v = self.post("runs/search", &body)?;
+            for r in v["runs"].as_array().into_iter().flatten() {
+                out.push(self.run_from("runs/search", r)?);
+            }
+            match v["next_page_token"].as_str() {
+                Some(t) if !t.is_empty() => token = t.to_owned(),
+                _ => break,
+            }
+        }
+        out.truncate(max);
+        Ok(out)
+    }
+
+    /// The bytes of the artifact at `path` under the server's artifact root
+    /// (as [`Client::upload_artifact`] takes it); `None` if there is none.
+    pub fn download_artifact(&self, path: &str) -> Result<Option<Vec<u8>>> {
+        let encoded: Vec<String> = path
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .map(encode_segment)
+            .collect();
+        let endpoint = format!("GET /api/2.0/mlflow-artifacts/artifacts/{path}");
+        let req = self.auth(self.agent.get(format!(
+            "{}/api/2.0/mlflow-artifacts/artifacts/{}",
+            self.base,
+            encoded.join("/")
+        )));
+        let mut resp = match req.call() {
+            Ok(r) => r,
+            Err(e) => {
+                return Err(Error::Transport {
+                    endpoint,
+                    source: Box::new(e),
+                });
+            }
+        };
+        let status = resp.status().as_u16();
+        if status == 404 {
+            return Ok(None);
+        }
+        let body = resp
+            .body_mut()
+            .with_config()
+            .limit(1 << 30)
+            .read_to_vec()
+            .map_err(|e| Error::Transport {
+                endpoint: endpoint.clone(),
+                source: Box::new(e),
+            })?;
+        if !(200..300).contains(&status) {
+            let text = String::from_utf8_lossy(&body);
+            let v: Value = serde_json::from_str(&text).unwrap_or_default();
+            return Err(Error::Api {
+                endpoint,
+                status,
+                code: v["error_code"].as_str().unwrap_or("").to_owned(),
+                message: v["message"].as_str().unwrap_or(&text).to_owned(),
+            });
+        }
+        Ok(Some(body))
+    }
+
+    fn run_from(&self, endpoint: &str, r: &Value) -> Result<TrackedRun> {
+        let info = &r["info"];
+        let pairs = |v: &Value| -> Vec<(String, String)> {
+            v.as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|t| {
+                    Some((
+                        t["key"].as_str()?.to_owned(),
+                        t["value"].as_str()?.to_owned(),
+                    ))
+                })
+                .collect()
+        };
+        let int = |v: &Value| match v {
+            Value::Number(n) => n.as_i64(),
+            Value::String(s) => s.parse().ok(),
+            _ => None,
+        };
+        let metrics = r["data"]["metrics"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|m| {
+                Some(Metric {
+                    key: m["key"].as_str()?.to_owned(),
+                    value: match &m["value"] {
+                        Value::Number(n) => n.as_f64()?,
+                        Value::String(s) => match s.as_str() {
+                            "NaN" => f64::NAN,
+                            "Infinity" => f64::INFINITY,
+                            "-Infinity" => f64::NEG_INFINITY,
+                            other => other.parse().ok()?,
+                        },
+                        _ => return None,
+                    },
+                    timestamp: int(&m["timestamp"]).unwrap_or(0),
+                    step: int(&m["step"]).unwrap_or(0),
+                })
+            })
+            .collect();
+        Ok(TrackedRun {
+            info: RunInfo {
+                run_id: info["run_id"]
+                    .as_str()
+                    .ok_or_else(|| Error::BadResponse {
+                        endpoint: endpoint.to_owned(),
+                        detail: "a run without `info.run_id`".into(),
+                    })?
+                    .to_owned(),
+                experiment_id: int(&info["experiment_id"]).unwrap_or(0),
+                run_name: info["run_name"].as_str().unwrap_or_default().to_owned(),
+                user_id: info["user_id"].as_str().unwrap_or_default().to_owned(),
+                status: info["status"].as_str().unwrap_or("RUNNING").to_owned(),
+                start_time: int(&info["start_time"]).unwrap_or(0),
+                end_time: int(&info["end_time"]),
+                artifact_uri: info["artifact_uri"].as_str().unwrap_or_default().to_owned(),
+                lifecycle_stage: info["lifecycle_stage"]
+                    .as_str()
+                    .unwrap_or("active")
+                    .to_owned(),
+            },
+            metrics,
+            params: pairs(&r["data"]["params"]),
+            tags: pairs(&r["data"]["tags"]),
+            inputs: Vec::new(),
+            outputs: Vec::new(),
+        })
     }
 
     // ------------------------------------------------------------ registry

@@ -62,6 +62,16 @@ pub struct Comparison {
 }
 
 impl Comparison {
+    /// Why one side had nothing to compare with, if it had not.
+    fn absent(&self) -> Option<String> {
+        [&self.left_value, &self.right_value]
+            .into_iter()
+            .find_map(|v| match v {
+                Value::Absent(why) => Some(why.clone()),
+                _ => None,
+            })
+    }
+
     pub fn describe(&self) -> String {
         let v = format!(
             "{} {} {}",
@@ -85,6 +95,10 @@ pub struct Evaluation {
     /// Set when the expression could not be evaluated (an undefined metric);
     /// such a gate fails.
     pub error: Option<String>,
+    /// Set when no comparison was possible (no model to compare with, or a
+    /// model without the value): why. Such a gate neither passes nor fails;
+    /// it does not hold back registration.
+    pub skipped: Option<String>,
 }
 
 impl Evaluation {
@@ -92,6 +106,9 @@ impl Evaluation {
     pub fn message(&self) -> String {
         if let Some(e) = &self.error {
             return e.clone();
+        }
+        if let Some(why) = &self.skipped {
+            return format!("skipped: {why}");
         }
         self.comparisons
             .iter()
@@ -105,15 +122,24 @@ impl Expr {
     pub fn evaluate(&self, ctx: &dyn Context) -> Evaluation {
         let mut comparisons = Vec::new();
         match eval(self, ctx, &mut comparisons) {
-            Ok(Value::Bool(b)) => Evaluation {
-                passed: b,
-                comparisons,
-                error: None,
-            },
-            Ok(Value::Absent(_)) => Evaluation {
+            Ok(Value::Bool(b)) => {
+                // Every comparison made had nothing to compare with.
+                let skipped =
+                    (b && !comparisons.is_empty() && comparisons.iter().all(|c| c.vacuous))
+                        .then(|| comparisons.iter().find_map(Comparison::absent))
+                        .flatten();
+                Evaluation {
+                    passed: b,
+                    comparisons,
+                    error: None,
+                    skipped,
+                }
+            }
+            Ok(Value::Absent(why)) => Evaluation {
                 passed: true,
                 comparisons,
                 error: None,
+                skipped: Some(why),
             },
             Ok(v) => Evaluation {
                 passed: false,
@@ -122,11 +148,13 @@ impl Expr {
                     "gate `{self}` gives {} where true or false is needed",
                     v.render()
                 )),
+                skipped: None,
             },
             Err(e) => Evaluation {
                 passed: false,
                 comparisons,
                 error: Some(e),
+                skipped: None,
             },
         }
     }
@@ -161,22 +189,22 @@ fn eval(e: &Expr, ctx: &dyn Context, cmps: &mut Vec<Comparison>) -> Result<Value
             }
         },
         Expr::Call { func, args } => {
-            let vals = args
-                .iter()
-                .map(|a| eval(a, ctx, cmps).and_then(|v| num(&v, a)))
-                .collect::<Result<Vec<_>, _>>()?;
-            let Some(ns) = vals.into_iter().collect::<Option<Vec<f64>>>() else {
-                return Ok(Value::Absent("no model".into()));
-            };
+            let mut ns = Vec::with_capacity(args.len());
+            for a in args {
+                match eval(a, ctx, cmps)? {
+                    Value::Absent(why) => return Ok(Value::Absent(why)),
+                    v => ns.push(num(&v, a)?.unwrap_or_default()),
+                }
+            }
             Value::Num(match func.as_str() {
                 "abs" => ns[0].abs(),
                 "min" => ns.iter().copied().fold(f64::INFINITY, f64::min),
                 _ => ns.iter().copied().fold(f64::NEG_INFINITY, f64::max),
             })
         }
-        Expr::Neg(a) => match num(&eval(a, ctx, cmps)?, a)? {
-            Some(n) => Value::Num(-n),
-            None => Value::Absent("no model".into()),
+        Expr::Neg(a) => match eval(a, ctx, cmps)? {
+            Value::Absent(why) => Value::Absent(why),
+            v => Value::Num(-num(&v, a)?.unwrap_or_default()),
         },
         Expr::Not(a) => match eval(a, ctx, cmps)? {
             Value::Bool(b) => Value::Bool(!b),
@@ -197,7 +225,10 @@ fn eval(e: &Expr, ctx: &dyn Context, cmps: &mut Vec<Comparison>) -> Result<Value
                     BinOp::Mul => x * y,
                     BinOp::Div => x / y,
                 }),
-                _ => Value::Absent("no model".into()),
+                _ => match (va, vb) {
+                    (Value::Absent(why), _) | (_, Value::Absent(why)) => Value::Absent(why),
+                    _ => Value::Absent("no model".into()),
+                },
             }
         }
         Expr::Cmp(op, a, b) => {
@@ -310,7 +341,44 @@ mod tests {
         let first = g.evaluate(&ctx(0.5, None));
         assert!(first.passed);
         assert!(first.comparisons[0].vacuous);
-        assert!(first.message().contains("skipped"));
+        assert_eq!(first.skipped.as_deref(), Some("no model iris@production"));
+        assert_eq!(first.message(), "skipped: no model iris@production");
+    }
+
+    /// A model that exists but has no such value: no comparison is possible,
+    /// and the reason survives arithmetic and functions around it.
+    #[test]
+    fn a_model_without_the_value_skips_the_gate() {
+        struct NoMetric;
+        impl Context for NoMetric {
+            fn lookup(&self, _: &[String]) -> Lookup {
+                Lookup::Found(Value::Num(0.5))
+            }
+            fn model(&self, r: &str, p: &[String]) -> Result<Option<Lookup>, String> {
+                Ok(Some(Lookup::Found(Value::Absent(format!(
+                    "{r} has no metric {}",
+                    p[1..].join(".")
+                )))))
+            }
+        }
+        for src in [
+            r#"metrics.accuracy >= model("iris@production").metrics.accuracy - 0.01"#,
+            r#"metrics.accuracy >= max(0.1, -model("iris@production").metrics.accuracy)"#,
+        ] {
+            let r = parse(src).unwrap().evaluate(&NoMetric);
+            assert!(r.passed, "{src}");
+            assert_eq!(
+                r.message(),
+                "skipped: iris@production has no metric accuracy",
+                "{src}"
+            );
+        }
+        // A gate that also compares something real is judged on that.
+        let r = parse(r#"metrics.accuracy >= 0.9 and metrics.accuracy >= model("iris@production").metrics.accuracy"#)
+            .unwrap()
+            .evaluate(&NoMetric);
+        assert!(!r.passed);
+        assert_eq!(r.skipped, None);
     }
 
     #[test]

@@ -46,6 +46,8 @@ pub struct Deployment {
     pub updated_ms: i64,
     pub step_started_ms: i64,
     pub revision: i64,
+    /// When a gateway first routed it (`None`: no gateway ever did).
+    pub picked_up_ms: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -103,9 +105,63 @@ pub trait DeploymentStore: Send + Sync {
         change: &DeploymentChange,
     ) -> Result<Deployment>;
     async fn deployment_events(&self, id: &str) -> Result<Vec<DeploymentEvent>>;
+    /// Records that gateway `g.id` is alive and what it serves (its row is
+    /// replaced), marks the deployments in `routing` picked up (the first
+    /// time only), and drops the rows of gateways not heard from for
+    /// [`GATEWAY_ROW_KEPT_MS`].
+    async fn gateway_heartbeat(&self, g: &GatewayBeat, routing: &[String]) -> Result<()>;
+    /// Removes a gateway's row (it stopped).
+    async fn remove_gateway(&self, id: &str) -> Result<()>;
+    /// Every gateway's last heartbeat, newest first (live or not: see
+    /// [`GatewayBeat::live`]).
+    async fn list_gateways(&self) -> Result<Vec<GatewayBeat>>;
 }
 
-const COLUMNS: &str = "deployment_id, model, candidate, stable, strategy, spec, phase, active, step, weight, reason, created_ms, updated_ms, step_started_ms, revision";
+/// One model a gateway serves: `selector` as given to `ferry serve`
+/// (`iris@production`, `iris/3`, `iris`), `alias` when it names one, and
+/// the version its stable route answers with.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+pub struct GatewayModel {
+    pub model: String,
+    pub selector: String,
+    pub alias: Option<String>,
+    pub version: Option<i64>,
+}
+
+/// How long the row of a gateway no longer heard from is kept (a gateway
+/// that stops removes its own; one that is killed cannot).
+pub const GATEWAY_ROW_KEPT_MS: i64 = 24 * 3600 * 1000;
+
+/// A running gateway as its last heartbeat described it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct GatewayBeat {
+    pub id: String,
+    pub host: String,
+    pub addr: String,
+    pub pid: i64,
+    pub models: Vec<GatewayModel>,
+    pub tick_ms: i64,
+    pub started_ms: i64,
+    pub last_seen_ms: i64,
+}
+
+impl GatewayBeat {
+    /// Whether it was seen within three of its ticks (and two seconds of
+    /// slack for a slow store) before `now_ms`.
+    pub fn live(&self, now_ms: i64) -> bool {
+        now_ms - self.last_seen_ms <= 3 * self.tick_ms.max(0) + 2000
+    }
+
+    /// Whether it serves `model` by `alias` (the alias a rollout promotes:
+    /// only such a gateway carries the rollout out).
+    pub fn serves_alias(&self, model: &str, alias: &str) -> bool {
+        self.models
+            .iter()
+            .any(|m| m.model == model && m.alias.as_deref() == Some(alias))
+    }
+}
+
+const COLUMNS: &str = "deployment_id, model, candidate, stable, strategy, spec, phase, active, step, weight, reason, created_ms, updated_ms, step_started_ms, revision, picked_up_ms";
 
 fn deployment(r: &AnyRow) -> Deployment {
     Deployment {
@@ -124,6 +180,7 @@ fn deployment(r: &AnyRow) -> Deployment {
         updated_ms: get_i(r, "updated_ms"),
         step_started_ms: get_i(r, "step_started_ms"),
         revision: get_i(r, "revision"),
+        picked_up_ms: get_oi(r, "picked_up_ms"),
     }
 }
 
@@ -209,7 +266,7 @@ impl DeploymentStore for SqlStore {
         }
         let id = ferry_core::RunId::generate().as_str().to_owned();
         let sql = format!(
-            "INSERT INTO deployments ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, 1, 0, $8, $9, $10, $10, $10, 1)"
+            "INSERT INTO deployments ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, 1, 0, $8, $9, $10, $10, $10, 1, NULL)"
         );
         sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(&id)
@@ -362,7 +419,7 @@ impl DeploymentStore for SqlStore {
             )
             .bind(&current.model)
             .bind(current.candidate)
-            .bind("ferry.rejected")
+            .bind(crate::REJECTED_TAG)
             .bind(c.reason.clone().unwrap_or_else(|| "rejected".into()))
             .execute(&mut *tx)
             .await
@@ -397,6 +454,81 @@ impl DeploymentStore for SqlStore {
                 reason: get_os(r, "reason"),
                 detail: serde_json::from_str(&get_s(r, "detail"))
                     .unwrap_or(serde_json::Value::Null),
+            })
+            .collect())
+    }
+
+    async fn gateway_heartbeat(&self, g: &GatewayBeat, routing: &[String]) -> Result<()> {
+        let models = serde_json::to_string(&g.models)
+            .map_err(|e| Error::Invalid(format!("gateway models: {e}")))?;
+        let mut tx = self.begin().await.map_err(q("record a gateway"))?;
+        sqlx::query(
+            "INSERT INTO gateways (gateway_id, host, addr, pid, models, tick_ms, started_ms, last_seen_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+             ON CONFLICT (gateway_id) DO UPDATE SET host = excluded.host, addr = excluded.addr, \
+             pid = excluded.pid, models = excluded.models, tick_ms = excluded.tick_ms, \
+             last_seen_ms = excluded.last_seen_ms",
+        )
+        .bind(&g.id)
+        .bind(&g.host)
+        .bind(&g.addr)
+        .bind(g.pid)
+        .bind(models)
+        .bind(g.tick_ms)
+        .bind(g.started_ms)
+        .bind(g.last_seen_ms)
+        .execute(&mut *tx)
+        .await
+        .map_err(q("record a gateway"))?;
+        // Gateways that died without removing their row go after a day.
+        sqlx::query("DELETE FROM gateways WHERE last_seen_ms < $1")
+            .bind(g.last_seen_ms - GATEWAY_ROW_KEPT_MS)
+            .execute(&mut *tx)
+            .await
+            .map_err(q("record a gateway"))?;
+        for id in routing {
+            sqlx::query(
+                "UPDATE deployments SET picked_up_ms = $1 WHERE deployment_id = $2 AND picked_up_ms IS NULL",
+            )
+            .bind(g.last_seen_ms)
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(q("record a gateway"))?;
+        }
+        tx.commit().await.map_err(q("record a gateway"))?;
+        Ok(())
+    }
+
+    async fn remove_gateway(&self, id: &str) -> Result<()> {
+        sqlx::query("DELETE FROM gateways WHERE gateway_id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(q("remove a gateway"))?;
+        Ok(())
+    }
+
+    async fn list_gateways(&self) -> Result<Vec<GatewayBeat>> {
+        let rows = sqlx::query(
+            "SELECT gateway_id, host, addr, pid, models, tick_ms, started_ms, last_seen_ms \
+             FROM gateways ORDER BY last_seen_ms DESC, gateway_id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(q("list gateways"))?;
+        Ok(rows
+            .iter()
+            .map(|r| GatewayBeat {
+                id: get_s(r, "gateway_id"),
+                host: get_s(r, "host"),
+                addr: get_s(r, "addr"),
+                pid: get_i(r, "pid"),
+                // Written by `gateway_heartbeat` only; unreadable means none.
+                models: serde_json::from_str(&get_s(r, "models")).unwrap_or_default(),
+                tick_ms: get_i(r, "tick_ms"),
+                started_ms: get_i(r, "started_ms"),
+                last_seen_ms: get_i(r, "last_seen_ms"),
             })
             .collect())
     }

@@ -12,6 +12,7 @@ mod deployments;
 mod group;
 mod model;
 mod models;
+pub mod pipeline_runs;
 mod sql;
 mod sqlite_writer;
 mod tracking;

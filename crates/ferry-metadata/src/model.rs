@@ -207,6 +207,22 @@ pub struct ModelVersion {
     pub stored: Option<StoredFiles>,
 }
 
+/// The version tag that marks a version rejected, with the reason as its
+/// value: a rollout rolled it back or someone aborted it. A rejected
+/// version is never re-pointed by an unchanged run and is deployed again
+/// only when asked explicitly.
+pub const REJECTED_TAG: &str = "ferry.rejected";
+
+impl ModelVersion {
+    /// Why the version was rejected, if it was (see [`REJECTED_TAG`]).
+    pub fn rejected(&self) -> Option<&str> {
+        self.tags
+            .iter()
+            .find(|(k, _)| k == REJECTED_TAG)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct ModelSummary {
     pub name: String,

@@ -22,6 +22,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../migrations/0008_one_active_deployment.sql"),
     ),
     (9, include_str!("../migrations/0009_version_files.sql")),
+    (10, include_str!("../migrations/0010_gateways.sql")),
 ];
 
 pub struct SqlStore {
@@ -515,6 +516,15 @@ const TOP_LEVEL: &str =
 const RUN_COLS: &str =
     "run_id, pipeline, status, run_trigger, started_ms, ended_ms, git_commit, git_dirty, message";
 
+impl SqlStore {
+    /// Run `id` as MLflow keeps it, if it is a pipeline run recorded
+    /// through the MLflow API (see [`crate::pipeline_runs`]).
+    async fn pipeline_run(&self, id: &str) -> Result<Option<crate::TrackedRun>> {
+        let r = crate::TrackingStore::get_tracked_run(self, id).await?;
+        Ok(r.filter(crate::pipeline_runs::is_pipeline_run))
+    }
+}
+
 #[async_trait::async_trait]
 impl MetadataStore for SqlStore {
     async fn begin_run(&self, run: &NewRun) -> Result<()> {
@@ -698,7 +708,20 @@ impl MetadataStore for SqlStore {
                 .await,
         }
         .map_err(q("list runs"))?;
-        Ok(rows.iter().map(run_summary).collect())
+        let runs: Vec<RunSummary> = rows.iter().map(run_summary).collect();
+        drop(rows);
+        let mut out = Vec::with_capacity(runs.len());
+        for mut run in runs {
+            // Recorded through the MLflow API (`ferry run --server` to a
+            // server on this store): the pipeline's tags tell what it was.
+            if run.trigger == "mlflow"
+                && let Some(t) = self.pipeline_run(&run.run_id).await?
+            {
+                run = crate::pipeline_runs::summary_of(&t);
+            }
+            out.push(run);
+        }
+        Ok(out)
     }
 
     async fn get_run(&self, id: &str) -> Result<RunDetail> {
@@ -727,6 +750,28 @@ impl MetadataStore for SqlStore {
         };
         let run = run_summary(r);
         let env_fingerprint = get_os(r, "env_fingerprint");
+        drop(rows);
+        if run.trigger == "mlflow"
+            && let Some(t) = self.pipeline_run(&run.run_id).await?
+        {
+            let mut children = Vec::new();
+            for c in sqlx::query(
+                "SELECT run_id FROM run_tags WHERE tkey = 'mlflow.parentRunId' AND value = $1",
+            )
+            .bind(&run.run_id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(q("read stages"))?
+            .iter()
+            .map(|c| get_s(c, "run_id"))
+            .collect::<Vec<_>>()
+            {
+                if let Some(c) = crate::TrackingStore::get_tracked_run(self, &c).await? {
+                    children.push(c);
+                }
+            }
+            return Ok(crate::pipeline_runs::detail_of(&t, &children));
+        }
         let rid = run.run_id.clone();
         let stages = sqlx::query("SELECT * FROM stage_runs WHERE run_id = $1 ORDER BY position")
             .bind(&rid)

@@ -10,6 +10,7 @@ mod checks;
 mod confine;
 mod engine;
 mod git;
+mod history;
 mod orphans;
 mod project;
 mod record;
@@ -17,8 +18,9 @@ mod report;
 mod run;
 
 pub use git::{head_commit, is_dirty};
+pub use history::{History, local_history, remote_history};
 pub use project::{LOCK_FILE, Project, SPEC_FILE, store_url};
-pub use record::{Registry, local_registry, remote_registry};
+pub use record::{Registry, RunValues, local_registry, remote_registry};
 pub use report::*;
 pub use run::{RunOptions, gc, run, status};
 

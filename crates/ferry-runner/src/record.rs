@@ -36,6 +36,15 @@ pub(crate) struct StageRun<'a> {
     pub user_cpu_ms: Option<i64>,
     pub sys_cpu_ms: Option<i64>,
     pub max_rss_bytes: Option<i64>,
+    /// The stage's log file, when it ran and wrote one: kept as the
+    /// pipeline run's artifact `logs/<stage>.log` too, so `ferry logs`
+    /// finds it wherever the run was recorded.
+    pub log: Option<std::path::PathBuf>,
+}
+
+/// The log file of `st` if it has one (a stage that ran).
+fn stage_log<'a>(st: &'a StageRun<'_>) -> Option<&'a std::path::Path> {
+    st.log.as_deref().filter(|p| p.is_file())
 }
 
 /// A model registry: the project's store or a server's.
@@ -55,11 +64,33 @@ pub trait Registry {
     ) -> Result<Option<i64>>;
     /// Every alias move of `model`, oldest first.
     fn alias_history(&self, model: &str) -> Result<Vec<AliasEvent>>;
+    /// What run `run_id` logged (a version's run): `None` if there is no
+    /// such run.
+    fn run_values(&self, run_id: &str) -> Result<Option<RunValues>>;
+}
+
+/// A run's latest metrics and its params (as MLflow keeps them: text).
+#[derive(Debug, Default)]
+pub struct RunValues {
+    pub metrics: std::collections::BTreeMap<String, f64>,
+    pub params: std::collections::BTreeMap<String, String>,
+}
+
+impl RunValues {
+    fn of(r: &TrackedRun) -> Self {
+        RunValues {
+            metrics: r.metrics.iter().map(|m| (m.key.clone(), m.value)).collect(),
+            params: r.params.iter().cloned().collect(),
+        }
+    }
 }
 
 /// The registry of the project's store.
 pub fn local_registry(store: BlockingStore) -> Box<dyn Registry> {
-    Box::new(Local { store })
+    Box::new(Local {
+        store,
+        artifacts: std::path::PathBuf::new(),
+    })
 }
 
 /// The registry of the `ferry server` at `url`.
@@ -126,7 +157,7 @@ fn stage_run(
 ) -> (Vec<(String, String)>, Vec<Metric>, &'static str, i64) {
     let rec = st.record;
     let started = rec.started_ms.unwrap_or_else(now_ms);
-    let tags = vec![
+    let mut tags = vec![
         ("mlflow.parentRunId".to_owned(), parent.to_owned()),
         ("ferry.stage".to_owned(), rec.stage.clone()),
         (
@@ -137,7 +168,21 @@ fn stage_run(
             "ferry.stage.reason".to_owned(),
             rec.reason.clone().unwrap_or_default(),
         ),
+        (
+            pipeline_runs::STAGE_POSITION_TAG.to_owned(),
+            rec.position.to_string(),
+        ),
+        (
+            pipeline_runs::STAGE_ATTEMPTS_TAG.to_owned(),
+            rec.attempts.to_string(),
+        ),
     ];
+    if let Some(c) = rec.exit_code {
+        tags.push((pipeline_runs::STAGE_EXIT_TAG.to_owned(), c.to_string()));
+    }
+    if let Some(f) = &rec.fingerprint {
+        tags.push((pipeline_runs::STAGE_FINGERPRINT_TAG.to_owned(), f.clone()));
+    }
     let mut metrics = Vec::new();
     let mut metric = |key: &str, v: Option<i64>, scale: f64| {
         if let Some(v) = v {
@@ -175,12 +220,15 @@ fn param_text(v: &serde_json::Value) -> String {
 /// The project's own store (`.ferry/ferry.db`).
 pub(crate) struct Local {
     store: BlockingStore,
+    /// The project's artifact folder (`.ferry/artifacts`).
+    artifacts: std::path::PathBuf,
 }
 
 impl Local {
     pub fn open(project: &Project) -> Result<Self> {
         Ok(Self {
             store: BlockingStore::open(&project.store_url())?,
+            artifacts: project.ferry_dir().join("artifacts"),
         })
     }
 }
@@ -235,6 +283,14 @@ impl Registry for Local {
         Ok(self
             .store
             .call(|s| Box::pin(async move { s.alias_events(&model).await }))?)
+    }
+
+    fn run_values(&self, run_id: &str) -> Result<Option<RunValues>> {
+        let id = run_id.to_owned();
+        let run = self
+            .store
+            .call(|s| Box::pin(async move { s.get_tracked_run(&id).await }))?;
+        Ok(run.as_ref().map(RunValues::of))
     }
 }
 
@@ -296,6 +352,20 @@ impl Recorder for Local {
                 Ok(())
             })
         })?;
+        if let Some(log) = stage_log(st) {
+            let to = self
+                .artifacts
+                .join(&run.experiment_id)
+                .join(&run.run_id)
+                .join("artifacts")
+                .join(pipeline_runs::stage_log_artifact(&st.record.stage));
+            let bytes = std::fs::read(log).map_err(|source| crate::Error::Io {
+                action: "read",
+                path: log.to_owned(),
+                source,
+            })?;
+            ferry_cache::write_atomic(&to, &bytes)?;
+        }
         Ok(())
     }
 
@@ -554,6 +624,10 @@ impl Registry for Remote {
             "alias history is not part of the MLflow API: run `ferry models history` where the server's store is",
         ))
     }
+
+    fn run_values(&self, run_id: &str) -> Result<Option<RunValues>> {
+        Ok(self.client.get_run(run_id)?.as_ref().map(RunValues::of))
+    }
 }
 
 impl Recorder for Remote {
@@ -591,6 +665,15 @@ impl Recorder for Remote {
         self.client.log_batch(&child, &metrics, &[], &[])?;
         self.client
             .finish_run(&child, status, st.record.ended_ms.unwrap_or_else(now_ms))?;
+        if let Some(log) = stage_log(st) {
+            let dest = format!(
+                "{}/{}/artifacts/{}",
+                run.experiment_id,
+                run.run_id,
+                pipeline_runs::stage_log_artifact(&st.record.stage)
+            );
+            self.client.upload_artifact(&dest, log)?;
+        }
         Ok(())
     }
 
@@ -625,13 +708,19 @@ impl Recorder for Remote {
             .iter()
             .enumerate()
             .map(|(i, g)| {
-                let verdict = if g.passed { "passed" } else { "failed" };
+                // A skipped gate's message says so (`skipped: ...`).
+                let verdict = match (g.passed, g.message.starts_with("skipped: ")) {
+                    (true, true) => "skipped",
+                    (true, false) => "passed",
+                    (false, _) => "failed",
+                };
+                let message = g.message.strip_prefix("skipped: ").unwrap_or(&g.message);
                 let named = if g.name == g.expr {
                     String::new()
                 } else {
                     format!("{}: ", g.name)
                 };
-                let text: String = format!("{verdict}: {named}{}", g.message)
+                let text: String = format!("{verdict}: {named}{message}")
                     .chars()
                     .take(5000)
                     .collect();

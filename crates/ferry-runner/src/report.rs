@@ -77,6 +77,10 @@ pub struct GateOutcome {
     pub name: String,
     pub expr: String,
     pub passed: bool,
+    /// No comparison was possible (no such model, or the model has no such
+    /// value): the gate does not hold the run back, and says why in
+    /// `message` (`skipped: iris@production has no metric accuracy`).
+    pub skipped: bool,
     /// Actual and required values, e.g. `metrics.accuracy >= 0.9: 0.5 >= 0.9`.
     pub message: String,
 }
@@ -94,6 +98,9 @@ pub struct RunReport {
     pub registered: Option<ModelVersion>,
     /// Set when the artifact equals the latest version's, so none was made.
     pub model_unchanged: Option<String>,
+    /// Set (with `model_unchanged`) when that version was rejected: the
+    /// reason. Nothing was registered and no alias moved.
+    pub model_rejected: Option<String>,
 }
 
 /// Progress events for a live display.
@@ -115,6 +122,8 @@ pub enum Event<'a> {
     Gate(&'a GateOutcome),
     Registered(&'a ModelVersion),
     ModelUnchanged(&'a str),
+    /// The artifact equals a rejected version (`name/N`, the reason).
+    ModelRejected(&'a str, &'a str),
 }
 
 /// Receives stage output lines and progress events.

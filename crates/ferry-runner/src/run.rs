@@ -284,24 +284,47 @@ impl Context for GateCtx<'_> {
         let found = recorder.resolve(&r).map_err(|e| e.to_string())?;
         let Some(v) = found else { return Ok(None) };
         let key = path[1..].join(".");
-        let section = match path[0].as_str() {
-            "metrics" => &v.lineage["metrics"],
-            "params" => &v.lineage["params"],
+        let (section, what) = match path[0].as_str() {
+            "metrics" => (&v.lineage["metrics"], "metric"),
+            "params" => (&v.lineage["params"], "param"),
             other => {
                 return Err(format!(
                     "`model(...)` has `metrics` and `params`, not `{other}`"
                 ));
             }
         };
-        let map: BTreeMap<String, serde_json::Value> = section
-            .as_object()
-            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-            .unwrap_or_default();
-        Ok(Some(lookup_in(
-            &map,
-            &key,
-            &format!("{} of {}/{}", path[0], v.model, v.version),
-        )))
+        // The version's values: what its pipeline's stages wrote (lineage),
+        // else what its run logged (a version an MLflow client registered,
+        // or one whose lineage did not travel).
+        if let Some(x) = section.get(&key).and_then(json_to_value) {
+            return Ok(Some(Lookup::Found(x)));
+        }
+        if let Some(run) = &v.run_id
+            && let Some(vals) = recorder.run_values(run).map_err(|e| e.to_string())?
+        {
+            let found = match what {
+                "metric" => vals.metrics.get(&key).map(|x| Value::Num(*x)),
+                _ => vals.params.get(&key).map(|p| param_value(p)),
+            };
+            if let Some(x) = found {
+                return Ok(Some(Lookup::Found(x)));
+            }
+        }
+        // No comparison possible: the gate is skipped, saying why.
+        Ok(Some(Lookup::Found(Value::Absent(format!(
+            "{reference} has no {what} {key}"
+        )))))
+    }
+}
+
+/// A param as MLflow keeps it (text) as a gate value: a number or boolean
+/// when it reads as one.
+fn param_value(p: &str) -> Value {
+    match serde_json::from_str::<serde_json::Value>(p) {
+        Ok(v @ (serde_json::Value::Number(_) | serde_json::Value::Bool(_))) => {
+            json_to_value(&v).unwrap_or_else(|| Value::Str(p.to_owned()))
+        }
+        _ => Value::Str(p.to_owned()),
     }
 }
 
@@ -362,6 +385,7 @@ pub fn run(
             metrics: BTreeMap::new(),
             registered: None,
             model_unchanged: None,
+            model_rejected: None,
         });
     }
 
@@ -485,6 +509,7 @@ pub fn run(
                 user_cpu_ms: o.user_cpu_ms,
                 sys_cpu_ms: o.sys_cpu_ms,
                 max_rss_bytes: o.max_rss_bytes,
+                log: o.log.as_ref().map(std::path::PathBuf::from),
             },
         )
     };
@@ -1000,6 +1025,7 @@ pub fn run(
         metrics: numeric,
         registered: None,
         model_unchanged: None,
+        model_rejected: None,
     };
 
     // Gates and registration judge the whole pipeline, so only a full run does them.
@@ -1036,6 +1062,7 @@ pub fn run(
                 name: format!("check {}", st.name),
                 expr: source.clone(),
                 passed: ev.passed,
+                skipped: false,
                 message: if ev.passed {
                     ev.message()
                 } else {
@@ -1051,6 +1078,7 @@ pub fn run(
                 name: g.name.clone(),
                 expr: g.source.clone(),
                 passed: ev.passed,
+                skipped: ev.skipped.is_some(),
                 message: ev.message(),
             };
             reporter.event(Event::Gate(&outcome));
@@ -1175,6 +1203,15 @@ fn register(
         .rev()
         .find(|v| v.artifact_digest == artifact.digest.to_hex())
     {
+        let msg = format!("{}/{}", same.model, same.version);
+        // A rejected version stays rejected: an unchanged run does not
+        // point an alias back at it.
+        if let Some(why) = same.rejected() {
+            reporter.event(Event::ModelRejected(&msg, why));
+            report.model_unchanged = Some(msg);
+            report.model_rejected = Some(why.to_owned());
+            return Ok(());
+        }
         if let Some(alias) = reg.alias.as_ref().filter(|a| !same.aliases.contains(*a)) {
             recorder.set_alias(
                 &same.model,
@@ -1183,7 +1220,6 @@ fn register(
                 Some("the pipeline's output equals this version"),
             )?;
         }
-        let msg = format!("{}/{}", same.model, same.version);
         reporter.event(Event::ModelUnchanged(&msg));
         report.model_unchanged = Some(msg);
         return Ok(());

@@ -16,6 +16,7 @@ pub mod loader;
 pub mod metrics;
 pub mod predictor;
 pub mod predlog;
+pub mod presence;
 pub mod process;
 pub mod protocol;
 pub mod runtime;
@@ -52,8 +53,10 @@ pub async fn serve(
         .map_err(|e| format!("cannot listen on {}: {e}", cfg.addr))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     on_ready(addr);
+    let presence = Arc::new(presence::Presence::new(addr, cfg.tick));
     let controller = {
         let gw = gw.clone();
+        let presence = presence.clone();
         tokio::spawn(async move {
             let mut every = tokio::time::interval(cfg.tick);
             every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -62,6 +65,7 @@ pub async fn serve(
                 for (model, d) in gw.tick().await {
                     tracing::info!(model, decision = ?d, "deployment");
                 }
+                presence.heartbeat(&gw).await;
             }
         })
     };
@@ -81,6 +85,7 @@ pub async fn serve(
     .map_err(|e| format!("the gateway stopped: {e}"));
     controller.abort();
     let _ = controller.await;
+    presence.leave(&gw).await;
     gw.unload_all().await;
     // Whatever process runtimes are left (their supervisors end with the
     // runtime) stop now, in the foreground.

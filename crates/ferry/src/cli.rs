@@ -50,14 +50,16 @@ pub enum Command {
         json: bool,
     },
     /// Past runs
-    #[command(subcommand)]
-    Runs(RunsCommand),
+    Runs(RunsArgs),
     /// Show the output a run's stages wrote
     Logs {
         /// A run id or a unique prefix of it
         run: String,
         /// Only this stage
         stage: Option<String>,
+        /// Read the run from this `ferry server` (its MLflow API) instead of the project's store
+        #[arg(long, env = "FERRY_SERVER", value_name = "URL")]
+        server: Option<String>,
     },
     /// The model registry
     Models(ModelsArgs),
@@ -236,6 +238,15 @@ pub struct ModelsArgs {
     pub server: Option<String>,
     #[command(subcommand)]
     pub command: ModelsCommand,
+}
+
+#[derive(Debug, Args)]
+pub struct RunsArgs {
+    /// Read the runs of this `ferry server` (its MLflow API) instead of the project's store
+    #[arg(long, env = "FERRY_SERVER", global = true, value_name = "URL")]
+    pub server: Option<String>,
+    #[command(subcommand)]
+    pub command: RunsCommand,
 }
 
 #[derive(Debug, Subcommand)]

@@ -76,6 +76,16 @@ impl Ctx {
         let store = BlockingStore::open(&ferry_runner::store_url(&root))?;
         Ok((root, store))
     }
+    /// Run history: the server's at `server`, else the project's.
+    fn history(&self, server: Option<&str>) -> Result<Box<dyn ferry_runner::History>> {
+        match server {
+            Some(url) => ferry_runner::remote_history(url).map_err(|e| usage(e.to_string())),
+            None => {
+                let (root, store) = self.store()?;
+                Ok(ferry_runner::local_history(store, root.join(".ferry")))
+            }
+        }
+    }
 }
 
 pub(crate) fn print_json<T: Serialize>(v: &T) -> Result<()> {
@@ -113,9 +123,19 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
         } => init(&ctx, &template, name, force),
         Command::Run(args) => run(&ctx, args),
         Command::Status { stages, json } => status(&ctx, &stages, json),
-        Command::Runs(RunsCommand::List { limit, json }) => runs_list(&ctx, limit, json),
-        Command::Runs(RunsCommand::Show { run, json }) => runs_show(&ctx, &run, json),
-        Command::Logs { run, stage } => logs(&ctx, &run, stage.as_deref()),
+        Command::Runs(r) => {
+            let h = ctx.history(r.server.as_deref())?;
+            match r.command {
+                RunsCommand::List { limit, json } => runs_list(&ctx, h.as_ref(), limit, json),
+                RunsCommand::Show { run, json } => runs_show(h.as_ref(), &run, json),
+            }
+        }
+        Command::Logs { run, stage, server } => logs(
+            &ctx,
+            ctx.history(server.as_deref())?.as_ref(),
+            &run,
+            stage.as_deref(),
+        ),
         Command::Models(m) => models(&ctx, m),
         Command::Gc { all, dry_run } => gc(&ctx, all, dry_run),
         Command::Server(args) => server(&ctx, args),
@@ -421,17 +441,8 @@ fn status(ctx: &Ctx, stages: &[String], json: bool) -> Result<u8> {
     Ok(exit::OK)
 }
 
-fn runs_list(ctx: &Ctx, limit: i64, json: bool) -> Result<u8> {
-    let (_, store) = ctx.store()?;
-    let runs = store.call(|st| {
-        Box::pin(async move {
-            st.list_runs(&ferry_metadata::RunFilter {
-                pipeline: None,
-                limit,
-            })
-            .await
-        })
-    })?;
+fn runs_list(ctx: &Ctx, h: &dyn ferry_runner::History, limit: i64, json: bool) -> Result<u8> {
+    let runs = h.list_runs(limit).map_err(runner_store_err)?;
     if json {
         print_json(&runs)?;
         return Ok(exit::OK);
@@ -467,12 +478,8 @@ fn runs_list(ctx: &Ctx, limit: i64, json: bool) -> Result<u8> {
     Ok(exit::OK)
 }
 
-fn runs_show(ctx: &Ctx, run: &str, json: bool) -> Result<u8> {
-    let (_, store) = ctx.store()?;
-    let id = run.to_owned();
-    let d = store
-        .call(|st| Box::pin(async move { st.get_run(&id).await }))
-        .map_err(store_err)?;
+fn runs_show(h: &dyn ferry_runner::History, run: &str, json: bool) -> Result<u8> {
+    let d = h.get_run(run).map_err(runner_store_err)?;
     if json {
         print_json(&d)?;
         return Ok(exit::OK);
@@ -533,12 +540,14 @@ fn runs_show(ctx: &Ctx, run: &str, json: bool) -> Result<u8> {
     if !d.gates.is_empty() {
         println!("\ngates");
         for g in &d.gates {
-            println!(
-                "  {} {}: {}",
-                if g.passed { "pass" } else { "FAIL" },
-                g.name,
-                g.message
-            );
+            // A skipped gate (no comparison possible) is recorded as
+            // not holding the run back, its message saying why.
+            let (mark, message) = match g.message.strip_prefix("skipped: ") {
+                Some(why) if g.passed => ("skip", why),
+                _ if g.passed => ("pass", g.message.as_str()),
+                _ => ("FAIL", g.message.as_str()),
+            };
+            println!("  {mark} {}: {message}", g.name);
         }
     }
     Ok(exit::OK)
@@ -569,13 +578,8 @@ fn runner_store_err(e: ferry_runner::Error) -> anyhow::Error {
     }
 }
 
-fn logs(ctx: &Ctx, run: &str, stage: Option<&str>) -> Result<u8> {
-    let (root, store) = ctx.store()?;
-    let id = run.to_owned();
-    let d = store
-        .call(|st| Box::pin(async move { st.get_run(&id).await }))
-        .map_err(store_err)?;
-    let dir = root.join(".ferry/logs").join(&d.run.run_id);
+fn logs(ctx: &Ctx, h: &dyn ferry_runner::History, run: &str, stage: Option<&str>) -> Result<u8> {
+    let d = h.get_run(run).map_err(runner_store_err)?;
     let ran: Vec<&str> = d
         .stages
         .iter()
@@ -602,16 +606,13 @@ fn logs(ctx: &Ctx, run: &str, stage: Option<&str>) -> Result<u8> {
     }
     let mut out = std::io::stdout().lock();
     for s in chosen {
-        let p = dir.join(format!("{s}.log"));
+        use std::io::Write;
         if stage.is_none() {
-            use std::io::Write;
             writeln!(out, "{}", ctx.style.bold(&format!("== {s}")))?;
         }
-        match std::fs::File::open(&p) {
-            Ok(mut f) => {
-                std::io::copy(&mut f, &mut out)?;
-            }
-            Err(_) => eprintln!("stage {s} left no log (it did not run in this run)"),
+        match h.stage_log(&d.run.run_id, s).map_err(runner_store_err)? {
+            Some(bytes) => out.write_all(&bytes)?,
+            None => eprintln!("stage {s} left no log (it did not run in this run)"),
         }
     }
     Ok(exit::OK)
@@ -631,6 +632,9 @@ fn print_version(ctx: &Ctx, v: &ModelVersion) {
     println!("{} {}/{}", s.bold("model"), v.model, v.version);
     if !v.aliases.is_empty() {
         println!("aliases    {}", v.aliases.join(", "));
+    }
+    if let Some(why) = v.rejected() {
+        println!("{}   {why}", s.red("rejected"));
     }
     println!("created    {} UTC", time(v.created_ms));
     if v.artifact_digest.is_empty() {
@@ -687,6 +691,16 @@ fn print_version(ctx: &Ctx, v: &ModelVersion) {
     }
 }
 
+/// A version as `--json` shows it: its fields, and `rejected` (the reason,
+/// or null) so scripts need not read the tag.
+fn version_json(v: &ModelVersion) -> Result<serde_json::Value> {
+    let mut j = serde_json::to_value(v)?;
+    if let Some(o) = j.as_object_mut() {
+        o.insert("rejected".into(), serde_json::json!(v.rejected()));
+    }
+    Ok(j)
+}
+
 fn models(ctx: &Ctx, args: ModelsArgs) -> Result<u8> {
     let reg = match &args.server {
         Some(url) => ferry_runner::remote_registry(url).map_err(|e| usage(e.to_string()))?,
@@ -718,7 +732,7 @@ fn models(ctx: &Ctx, args: ModelsArgs) -> Result<u8> {
         ModelsCommand::Show { model, json } => {
             let v = resolve(reg, &parse_ref(&model)?)?;
             if json {
-                print_json(&v)?;
+                print_json(&version_json(&v)?)?;
             } else {
                 print_version(ctx, &v);
             }
@@ -727,7 +741,7 @@ fn models(ctx: &Ctx, args: ModelsArgs) -> Result<u8> {
             let name = ferry_core::ModelName::new(&model).map_err(|e| usage(e.to_string()))?;
             let vs = reg.versions(name.as_str())?;
             if json {
-                print_json(&vs)?;
+                print_json(&vs.iter().map(version_json).collect::<Result<Vec<_>>>()?)?;
                 return Ok(exit::OK);
             }
             if vs.is_empty() {
@@ -751,7 +765,11 @@ fn models(ctx: &Ctx, args: ModelsArgs) -> Result<u8> {
                         .map(|c| &c[..c.len().min(8)])
                         .unwrap_or("-"),
                     crate::ui::short(&v.artifact_digest, 16),
-                    v.aliases.join(", ")
+                    match v.rejected() {
+                        Some(why) if v.aliases.is_empty() => format!("rejected: {why}"),
+                        Some(why) => format!("{} (rejected: {why})", v.aliases.join(", ")),
+                        None => v.aliases.join(", "),
+                    }
                 );
             }
         }

@@ -131,6 +131,9 @@ pub struct DeployStart {
     /// Why (recorded with the deployment)
     #[arg(long)]
     pub reason: Option<String>,
+    /// Roll out a version that was rejected before (rolled back or aborted)
+    #[arg(long)]
+    pub allow_rejected: bool,
     /// Follow the rollout until it ends (exit 0 promoted, 3 rolled back)
     #[arg(long)]
     pub wait: bool,
@@ -163,7 +166,7 @@ pub enum DeployCommand {
         #[arg(long, env = "FERRY_STORE")]
         store: Option<String>,
     },
-    /// Stop the rollout now: all traffic back to the stable version, the candidate marked rejected
+    /// Stop the rollout now: all traffic back to the stable version, the candidate marked rejected (unless no gateway ever picked the rollout up)
     Abort {
         model: String,
         #[arg(long)]
@@ -398,6 +401,14 @@ fn start(ctx: &Ctx, a: DeployStart) -> Result<u8> {
                 .ok_or_else(|| usage(format!("model `{model}` has no alias `{al}`")))?,
             (None, None) => return Err(usage("give the candidate: --version N or --candidate ALIAS")),
         };
+        if let Some(why) = candidate.rejected()
+            && !a.allow_rejected
+        {
+            return Err(usage(format!(
+                "version {} of `{model}` was rejected ({why})\nhint: roll it out anyway with --allow-rejected",
+                candidate.version
+            )));
+        }
         let stable = store.resolve_alias(&model, &a.alias).await?.ok_or_else(|| {
             usage(format!(
                 "model `{model}` has no `{}` version to compare the candidate with; point the alias at one first (ferry models alias {model}/VERSION {})",
@@ -410,6 +421,7 @@ fn start(ctx: &Ctx, a: DeployStart) -> Result<u8> {
                 candidate.version, a.alias
             )));
         }
+        let gateways = serving(store.as_ref(), &model, &a.alias).await?;
         let d = store
             .create_deployment(&NewDeployment {
                 model: model.clone(),
@@ -424,21 +436,35 @@ fn start(ctx: &Ctx, a: DeployStart) -> Result<u8> {
             })
             .await
             .map_err(crate::commands::store_err)?;
-        Ok::<_, anyhow::Error>(d)
+        Ok::<_, anyhow::Error>((d, gateways))
     })?;
+    let (d, gateways) = d;
+    // As with a rollout object and no controller running: the rollout is
+    // recorded and waits for a gateway; the person is told it will wait.
+    if gateways.is_empty() {
+        eprintln!(
+            "warning: no gateway serves `{m}@{al}` (none seen in the last few seconds): the rollout waits until one does\nhint: start one with `ferry serve {m}@{al}`; `ferry deploy abort {m}` before one picks it up does not mark version {v} rejected",
+            m = d.model,
+            al = plan.alias,
+            v = d.candidate
+        );
+    }
     if json && !wait {
         crate::commands::print_json(&d)?;
         return Ok(exit::OK);
     }
+    let by = match gateways.as_slice() {
+        [] => "no gateway picks it up yet".to_owned(),
+        [g] => format!("the gateway at {} picks it up within a tick", g.addr),
+        gs => format!("{} gateways pick it up within a tick", gs.len()),
+    };
     eprintln!(
-        "{} of {} version {} over version {} started ({}); the gateway serving `{}@{}` picks it up within a tick",
+        "{} of {} version {} over version {} recorded ({}); {by}",
         strategy.as_str(),
         d.model,
         d.candidate,
         d.stable.unwrap_or_default(),
         describe_plan(&plan),
-        d.model,
-        plan.alias
     );
     if wait {
         return rt.block_on(follow(&url, &d.model, &d.id, json));
@@ -481,6 +507,22 @@ fn describe_plan(p: &Plan) -> String {
     parts.join(", ")
 }
 
+/// The live gateways that serve `model` by `alias` (those that carry out
+/// its rollouts).
+async fn serving(
+    store: &dyn MetadataStore,
+    model: &str,
+    alias: &str,
+) -> Result<Vec<ferry_metadata::GatewayBeat>> {
+    let now = ferry_core::now_ms();
+    Ok(store
+        .list_gateways()
+        .await?
+        .into_iter()
+        .filter(|g| g.live(now) && g.serves_alias(model, alias))
+        .collect())
+}
+
 async fn find(store: &dyn MetadataStore, model: &str) -> Result<Deployment> {
     store
         .list_deployments(Some(model), false)
@@ -517,13 +559,19 @@ fn end(
             }
             .to_owned()
         });
-        let change = ferry_serve::gateway::ending(
+        let mut change = ferry_serve::gateway::ending(
             &d,
             phase,
             &reason,
             serde_json::json!({"by": "ferry deploy"}),
             ferry_core::now_ms(),
         );
+        // No gateway ever routed the candidate: nothing judged it, so
+        // aborting says nothing about the version.
+        let unjudged = d.picked_up_ms.is_none();
+        if unjudged {
+            change.reject = false;
+        }
         store
             .change_deployment(&d.id, d.revision, &change)
             .await
@@ -531,10 +579,12 @@ fn end(
         eprintln!(
             "{model} version {}: {} ({reason})",
             d.candidate,
-            if promoted {
-                "promoted"
-            } else {
-                "aborted; all traffic back to the stable version"
+            match (promoted, unjudged) {
+                (true, _) => "promoted",
+                (false, false) =>
+                    "aborted and marked rejected; all traffic back to the stable version",
+                (false, true) =>
+                    "aborted before any gateway picked it up; the version is not marked rejected",
             }
         );
         Ok(exit::OK)
@@ -570,10 +620,17 @@ fn status(
             return follow(&url, &model, &d.id, json).await;
         }
         let events = store.deployment_events(&d.id).await?;
+        let alias = serde_json::from_value::<Plan>(d.spec.clone())
+            .map(|p| p.alias)
+            .unwrap_or_else(|_| "production".into());
+        let gateways = serving(store.as_ref(), &model, &alias).await?;
         if json {
-            crate::commands::print_json(&serde_json::json!({"deployment": d, "events": events}))?;
+            crate::commands::print_json(
+                &serde_json::json!({"deployment": d, "events": events, "gateways": gateways}),
+            )?;
         } else {
             print_status(&d, &events);
+            print_gateways(&model, &alias, &gateways);
         }
         Ok(exit::OK)
     })
@@ -611,6 +668,30 @@ fn print_status(d: &Deployment, events: &[ferry_metadata::DeploymentEvent]) {
     println!("  events:");
     for e in events {
         print_event(e);
+    }
+}
+
+fn print_gateways(model: &str, alias: &str, gateways: &[ferry_metadata::GatewayBeat]) {
+    if gateways.is_empty() {
+        println!("  gateways: none serves `{model}@{alias}`");
+        return;
+    }
+    println!("  gateways:");
+    let now = ferry_core::now_ms();
+    for g in gateways {
+        let version = g
+            .models
+            .iter()
+            .find(|m| m.model == model && m.alias.as_deref() == Some(alias))
+            .and_then(|m| m.version)
+            .map_or_else(|| "loading".to_owned(), |v| format!("version {v}"));
+        println!(
+            "    {} on {} (pid {}): `{model}@{alias}` at {version}, seen {}s ago",
+            g.addr,
+            g.host,
+            g.pid,
+            (now - g.last_seen_ms).max(0) / 1000
+        );
     }
 }
 

@@ -261,15 +261,22 @@ impl Reporter for Terminal {
                 self.print(&line);
             }
             Event::Gate(g) => {
-                let mark = if g.passed {
-                    s.green("gate passed")
-                } else {
-                    s.red("gate FAILED")
+                let mark = match (g.passed, g.skipped) {
+                    (true, true) => s.yellow("gate skipped"),
+                    (true, false) => s.green("gate passed"),
+                    (false, _) => s.red("gate FAILED"),
                 };
-                if g.name == g.expr {
-                    self.print(&format!("{mark}: {}", g.message));
+                let message = if g.skipped {
+                    g.message.strip_prefix("skipped: ").unwrap_or(&g.message)
                 } else {
-                    self.print(&format!("{mark} {}: {}", g.name, g.message));
+                    &g.message
+                };
+                if g.name == g.expr && g.skipped {
+                    self.print(&format!("{mark}: {}: {message}", g.expr));
+                } else if g.name == g.expr {
+                    self.print(&format!("{mark}: {message}"));
+                } else {
+                    self.print(&format!("{mark} {}: {message}", g.name));
                 }
             }
             Event::Registered(v) => {
@@ -290,6 +297,12 @@ impl Reporter for Terminal {
                 self.print(&format!(
                     "{} the model equals {v}; no new version",
                     s.dim("unchanged")
+                ));
+            }
+            Event::ModelRejected(v, why) => {
+                self.print(&format!(
+                    "{} the model equals {v}, which was rejected ({why}); nothing registered, no alias moved",
+                    s.yellow("unchanged")
                 ));
             }
         }

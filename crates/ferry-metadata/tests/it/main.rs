@@ -908,6 +908,213 @@ async fn deployments_conformance(s: &dyn MetadataStore) {
     assert!(s.get_deployment("nope").await.unwrap().is_none());
 }
 
+/// A pipeline run recorded through the MLflow API (`ferry run --server`
+/// to a server on this store) reads back from the store as the pipeline
+/// run it is: its status, trigger and stages, not an MLflow run's.
+async fn api_pipeline_runs_conformance(s: &dyn MetadataStore) {
+    let exp = s.ensure_experiment("iris", 1).await.unwrap();
+    let parent = "aaaa0000000000000000000000000001";
+    let tags = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    };
+    s.create_tracked_run(
+        parent,
+        exp,
+        "iris",
+        "",
+        1_000,
+        &tags(&[("ferry.pipeline", "iris"), ("ferry.trigger", "ci")]),
+    )
+    .await
+    .unwrap();
+    let child = "aaaa0000000000000000000000000002";
+    s.create_tracked_run(
+        child,
+        exp,
+        "train",
+        "",
+        1_100,
+        &tags(&[
+            ("mlflow.parentRunId", parent),
+            ("ferry.stage", "train"),
+            ("ferry.stage.status", "ran"),
+            ("ferry.stage.position", "0"),
+            ("ferry.stage.exit_code", "0"),
+        ]),
+    )
+    .await
+    .unwrap();
+    let wall = Metric {
+        key: "ferry.wall_seconds".into(),
+        value: 1.5,
+        timestamp: 1_100,
+        step: 0,
+    };
+    s.log_batch(child, &[wall], &[], &[]).await.unwrap();
+    s.update_tracked_run(child, Some("FINISHED"), Some(2_600), None)
+        .await
+        .unwrap();
+    s.log_batch(
+        parent,
+        &[],
+        &[("seed".into(), "1".into())],
+        &tags(&[
+            ("ferry.status", "gate_failed"),
+            ("ferry.message", "too low"),
+            ("ferry.gate.1", "failed: metrics.a >= 0.9: 0.5 >= 0.9"),
+        ]),
+    )
+    .await
+    .unwrap();
+    s.update_tracked_run(parent, Some("FAILED"), Some(3_000), None)
+        .await
+        .unwrap();
+    // A notebook's run is listed as it is.
+    s.create_tracked_run("bbbb0000000000000000000000000003", exp, "nb", "", 500, &[])
+        .await
+        .unwrap();
+
+    let runs = s.list_runs(&RunFilter::default()).await.unwrap();
+    assert_eq!(runs.len(), 2, "stage runs are not listed");
+    let r = runs.iter().find(|r| r.run_id == parent).unwrap();
+    assert_eq!(
+        (r.pipeline.as_str(), r.status, r.trigger.as_str()),
+        ("iris", RunStatus::GateFailed, "ci")
+    );
+    assert_eq!(r.message.as_deref(), Some("too low"));
+    let nb = runs.iter().find(|r| r.run_id != parent).unwrap();
+    assert_eq!(nb.trigger, "mlflow");
+    let d = s.get_run("aaaa0000000000000000000000000001").await.unwrap();
+    assert_eq!(d.run.status, RunStatus::GateFailed);
+    let stages: Vec<_> = d
+        .stages
+        .iter()
+        .map(|st| (st.stage.as_str(), st.status, st.exit_code, st.wall_ms))
+        .collect();
+    assert_eq!(stages, [("train", StageStatus::Ran, Some(0), Some(1500))]);
+    assert_eq!(d.params, [("seed".to_owned(), serde_json::json!(1))]);
+    assert_eq!(d.gates.len(), 1);
+    assert!(!d.gates[0].passed);
+}
+
+#[test]
+fn sqlite_api_pipeline_runs() {
+    rt().block_on(async {
+        let (_d, s) = sqlite().await;
+        api_pipeline_runs_conformance(&s).await;
+    });
+}
+
+/// Gateways announce themselves every tick; a deployment is marked picked
+/// up by the first heartbeat that routes it, once; a version's rejection
+/// reads back from its tag.
+async fn gateways_conformance(s: &dyn MetadataStore) {
+    assert!(s.list_gateways().await.unwrap().is_empty());
+    s.create_model_version(&version("iris", "d1", Some("production")))
+        .await
+        .unwrap();
+    s.create_model_version(&version("iris", "d2", None))
+        .await
+        .unwrap();
+    let d = s
+        .create_deployment(&NewDeployment {
+            model: "iris".into(),
+            candidate: 2,
+            stable: Some(1),
+            strategy: "canary".into(),
+            spec: serde_json::json!({"alias": "production"}),
+            phase: "progressing".into(),
+            weight: 10,
+            created_ms: 100,
+            reason: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(d.picked_up_ms, None);
+    let mut beat = GatewayBeat {
+        id: "g1".into(),
+        host: "box".into(),
+        addr: "127.0.0.1:8080".into(),
+        pid: 42,
+        models: vec![GatewayModel {
+            model: "iris".into(),
+            selector: "iris@production".into(),
+            alias: Some("production".into()),
+            version: Some(1),
+        }],
+        tick_ms: 1000,
+        started_ms: 1_000,
+        last_seen_ms: 1_000,
+    };
+    // A heartbeat that routes nothing picks nothing up.
+    s.gateway_heartbeat(&beat, &[]).await.unwrap();
+    assert_eq!(s.list_gateways().await.unwrap(), vec![beat.clone()]);
+    assert_eq!(
+        s.get_deployment(&d.id).await.unwrap().unwrap().picked_up_ms,
+        None
+    );
+    // The next one routes the deployment: picked up then, and only then.
+    beat.last_seen_ms = 2_000;
+    s.gateway_heartbeat(&beat, std::slice::from_ref(&d.id))
+        .await
+        .unwrap();
+    beat.last_seen_ms = 3_000;
+    beat.models[0].version = None;
+    s.gateway_heartbeat(&beat, std::slice::from_ref(&d.id))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.get_deployment(&d.id).await.unwrap().unwrap().picked_up_ms,
+        Some(2_000)
+    );
+    // The row is replaced, not added to; others have rows of their own.
+    let mut other = beat.clone();
+    other.id = "g2".into();
+    other.models.clear();
+    other.last_seen_ms = 2_500;
+    s.gateway_heartbeat(&other, &[]).await.unwrap();
+    let all = s.list_gateways().await.unwrap();
+    assert_eq!(all, vec![beat.clone(), other.clone()]);
+    assert!(all[0].live(3_000 + 5_000) && !all[0].live(3_000 + 5_001));
+    assert!(all[0].serves_alias("iris", "production"));
+    assert!(!all[0].serves_alias("iris", "staging"));
+    assert!(!all[1].serves_alias("iris", "production"));
+    s.remove_gateway("g2").await.unwrap();
+    assert_eq!(s.list_gateways().await.unwrap(), vec![beat.clone()]);
+    // A gateway not heard from for a day (killed: it left its row) goes
+    // with the next heartbeat of another.
+    let mut later = beat.clone();
+    later.id = "g3".into();
+    later.last_seen_ms = beat.last_seen_ms + GATEWAY_ROW_KEPT_MS;
+    s.gateway_heartbeat(&later, &[]).await.unwrap();
+    assert_eq!(s.list_gateways().await.unwrap().len(), 2);
+    later.last_seen_ms += 1;
+    s.gateway_heartbeat(&later, &[]).await.unwrap();
+    assert_eq!(s.list_gateways().await.unwrap(), vec![later]);
+    // Rejection is the version's tag, read back as its state.
+    let v2 = s.get_version("iris", 2).await.unwrap().unwrap();
+    assert_eq!(v2.rejected(), None);
+    s.set_version_tag("iris", 2, REJECTED_TAG, "looks off")
+        .await
+        .unwrap();
+    let v2 = s.get_version("iris", 2).await.unwrap().unwrap();
+    assert_eq!(v2.rejected(), Some("looks off"));
+    let listed = s.list_versions("iris").await.unwrap();
+    assert_eq!(listed[1].rejected(), Some("looks off"));
+    assert_eq!(listed[0].rejected(), None);
+}
+
+#[test]
+fn sqlite_gateways() {
+    rt().block_on(async {
+        let (_d, s) = sqlite().await;
+        gateways_conformance(&s).await;
+    });
+}
+
 #[test]
 fn sqlite_deployments() {
     rt().block_on(async {
@@ -1038,6 +1245,16 @@ mod postgres {
     #[test]
     fn postgres_deployments() {
         rt().block_on(async { deployments_conformance(&fresh().await).await });
+    }
+
+    #[test]
+    fn postgres_api_pipeline_runs() {
+        rt().block_on(async { api_pipeline_runs_conformance(&fresh().await).await });
+    }
+
+    #[test]
+    fn postgres_gateways() {
+        rt().block_on(async { gateways_conformance(&fresh().await).await });
     }
 
     #[test]

@@ -41,9 +41,16 @@ fn a_rollout_is_recorded_shown_and_ended_by_hand() {
     assert_eq!(o.code, 0, "{o:?}");
     assert!(
         o.stderr
-            .contains("canary of m version 2 over version 1 started"),
+            .contains("canary of m version 2 over version 1 recorded"),
         "{o:?}"
     );
+    // No gateway serves `m@production`: the rollout waits, and says so.
+    assert!(
+        o.stderr
+            .contains("warning: no gateway serves `m@production` (none seen in the last few seconds): the rollout waits until one does"),
+        "{o:?}"
+    );
+    assert!(o.stderr.contains("no gateway picks it up yet"), "{o:?}");
     let s = status(&p);
     assert_eq!(s["deployment"]["phase"], "progressing");
     assert_eq!(s["deployment"]["weight"], 10);
@@ -72,16 +79,30 @@ fn a_rollout_is_recorded_shown_and_ended_by_hand() {
             .contains("plan: steps 10%, 50%, 100%, every 30s, error rate <= 0.01, p99 <= 50 ms"),
         "{h:?}"
     );
+    assert!(
+        h.stdout.contains("gateways: none serves `m@production`"),
+        "{h:?}"
+    );
     let all = p.ferry(&["deploy", "status"]);
     assert!(all.stdout.contains("m: canary of version 2"), "{all:?}");
-    // Abort: the candidate is rejected, production stays.
+    // Abort before any gateway picked it up: nothing judged version 2, so
+    // it is not marked rejected; production stays.
     let a = p.ferry(&["deploy", "abort", "m", "--reason", "looks off"]);
     assert_eq!(a.code, 0, "{a:?}");
+    assert!(
+        a.stderr.contains(
+            "aborted before any gateway picked it up; the version is not marked rejected"
+        ),
+        "{a:?}"
+    );
     let s = status(&p);
     assert_eq!(s["deployment"]["phase"], "aborted");
     assert_eq!(s["deployment"]["active"], false);
+    assert_eq!(s["deployment"]["picked_up_ms"], serde_json::Value::Null);
     let v2 = p.ferry(&["models", "show", "m/2", "--json"]);
-    assert!(v2.stdout.contains("ferry.rejected"), "{v2:?}");
+    assert!(!v2.stdout.contains("ferry.rejected"), "{v2:?}");
+    let v2: serde_json::Value = serde_json::from_str(&v2.stdout).unwrap();
+    assert_eq!(v2["rejected"], serde_json::Value::Null);
     let prod = p.ferry(&["models", "show", "m@production", "--json"]);
     let prod: serde_json::Value = serde_json::from_str(&prod.stdout).unwrap();
     assert_eq!(prod["version"], 1);
@@ -196,4 +217,179 @@ fn versions_from_mlflow_clients_show_their_source_and_tags() {
     assert_eq!(o.code, 0, "{o:?}");
     let o = p.ferry(&["models", "history", "m"]);
     assert_eq!(o.code, 0, "{o:?}");
+}
+
+/// A gateway (`ferry serve m@production`, fakes allowed: versions 1 and 2
+/// answer as well-behaved fakes) on `p`'s store, ticking every 100 ms.
+struct Gateway {
+    child: std::process::Child,
+    addr: String,
+}
+
+impl Gateway {
+    fn start(p: &Proj) -> Self {
+        use std::io::BufRead;
+        let store = ferry_metadata::BlockingStore::open(&format!(
+            "sqlite://{}",
+            p.path().join(".ferry/ferry.db").display()
+        ))
+        .unwrap();
+        for v in 1..=2 {
+            store
+                .call(|s| {
+                    Box::pin(async move { s.set_version_tag("m", v, "ferry.fake", "ok").await })
+                })
+                .unwrap();
+        }
+        let mut child = p
+            .cmd(&[
+                "serve",
+                "m@production",
+                "--port",
+                "0",
+                "--allow-fakes",
+                "--tick",
+                "100ms",
+            ])
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+        let addr = loop {
+            let line = lines.next().expect("the gateway ended").unwrap();
+            if let Some(rest) = line.split("at http://").nth(1) {
+                break rest.split('/').next().unwrap().to_owned();
+            }
+        };
+        std::thread::spawn(move || for _ in lines {});
+        // Its first heartbeat.
+        let t = std::time::Instant::now();
+        while store
+            .call(|s| Box::pin(async move { s.list_gateways().await }))
+            .unwrap()
+            .is_empty()
+        {
+            assert!(t.elapsed().as_secs() < 20, "the gateway never showed up");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Gateway { child, addr }
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits until a gateway has picked up the active deployment of `m`.
+fn picked_up(p: &Proj) {
+    let t = std::time::Instant::now();
+    while status(p)["deployment"]["picked_up_ms"].is_null() {
+        assert!(t.elapsed().as_secs() < 20, "no gateway picked it up");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_rejected_version_stays_rejected() {
+    let p = two_versions();
+    let gw = Gateway::start(&p);
+    let o = p.ferry(&["deploy", "m", "--version", "2", "--interval", "1h"]);
+    assert_eq!(o.code, 0, "{o:?}");
+    assert!(!o.stderr.contains("warning"), "{o:?}");
+    assert!(
+        o.stderr.contains(&format!(
+            "the gateway at {} picks it up within a tick",
+            gw.addr
+        )),
+        "{o:?}"
+    );
+    picked_up(&p);
+    // `deploy status` names the gateway that serves the model.
+    let h = p.ferry(&["deploy", "status", "m"]);
+    assert!(h.stdout.contains("  gateways:\n"), "{h:?}");
+    assert!(h.stdout.contains(&format!("{} on ", gw.addr)), "{h:?}");
+    assert!(h.stdout.contains("`m@production` at version 1"), "{h:?}");
+    assert_eq!(status(&p)["gateways"][0]["addr"], gw.addr.as_str());
+    // Aborted after a gateway routed it: rejected.
+    let a = p.ferry(&["deploy", "abort", "m", "--reason", "looks off"]);
+    assert_eq!(a.code, 0, "{a:?}");
+    assert!(a.stderr.contains("aborted and marked rejected"), "{a:?}");
+
+    // The rejection is a visible state of the version...
+    let show = p.ferry(&["models", "show", "m/2"]);
+    assert!(show.stdout.contains("rejected   looks off"), "{show:?}");
+    let j = p.ferry(&["models", "show", "m/2", "--json"]);
+    let j: serde_json::Value = serde_json::from_str(&j.stdout).unwrap();
+    assert_eq!(j["rejected"], "looks off");
+    let vs = p.ferry(&["models", "versions", "m"]);
+    let line2 = vs
+        .stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("2 "))
+        .unwrap_or_default()
+        .to_owned();
+    assert!(line2.ends_with("candidate (rejected: looks off)"), "{vs:?}");
+    let line1 = vs
+        .stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("1 "))
+        .unwrap_or_default()
+        .to_owned();
+    assert!(!line1.contains("rejected"), "{vs:?}");
+
+    // ...that a new rollout of it must ask for explicitly...
+    for args in [
+        &["deploy", "m", "--version", "2"][..],
+        &["deploy", "m", "--candidate", "candidate"][..],
+    ] {
+        let o = p.ferry(args);
+        assert_eq!(o.code, 2, "{args:?}: {o:?}");
+        assert!(
+            o.stderr
+                .contains("version 2 of `m` was rejected (looks off)"),
+            "{o:?}"
+        );
+        assert!(
+            o.stderr
+                .contains("hint: roll it out anyway with --allow-rejected"),
+            "{o:?}"
+        );
+    }
+    // ...and that an unchanged run does not point an alias back at.
+    p.write("train.sh", "code v3\n");
+    let (code, r) = p.run_json(&[]);
+    assert_eq!(code, 0, "{r}");
+    assert_eq!(r["registered"]["version"], 3);
+    p.write("train.sh", "code v2\n");
+    let o = p.ferry(&["run"]);
+    assert_eq!(o.code, 0, "{o:?}");
+    assert!(
+        o.stderr.contains(
+            "unchanged the model equals m/2, which was rejected (looks off); nothing registered, no alias moved"
+        ),
+        "{o:?}"
+    );
+    let c = p.ferry(&["models", "show", "m@candidate", "--json"]);
+    let c: serde_json::Value = serde_json::from_str(&c.stdout).unwrap();
+    assert_eq!(c["version"], 3, "@candidate stays where it was");
+    let (_, r) = p.run_json(&[]);
+    assert_eq!(r["model_unchanged"], "m/2");
+    assert_eq!(r["model_rejected"], "looks off");
+    assert_eq!(r["registered"], serde_json::Value::Null);
+
+    // Asked for explicitly, it rolls out.
+    let o = p.ferry(&[
+        "deploy",
+        "m",
+        "--version",
+        "2",
+        "--allow-rejected",
+        "--interval",
+        "1h",
+    ]);
+    assert_eq!(o.code, 0, "{o:?}");
+    drop(gw);
 }

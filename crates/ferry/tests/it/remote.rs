@@ -16,9 +16,19 @@ impl Server {
     pub(crate) fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let store = format!("sqlite://{}", dir.path().join("server.db").display());
+        let artifacts = dir.path().join("artifacts");
+        Self::start_on(dir, &store, &artifacts)
+    }
+
+    /// A server on the store at `store` with its artifacts in `artifacts`.
+    pub(crate) fn start_on(
+        dir: tempfile::TempDir,
+        store: &str,
+        artifacts: &std::path::Path,
+    ) -> Self {
         let mut child = std::process::Command::new(ferry_bin())
-            .args(["server", "--port", "0", "--store", &store, "--artifacts"])
-            .arg(dir.path().join("artifacts"))
+            .args(["server", "--port", "0", "--store", store, "--artifacts"])
+            .arg(artifacts)
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
@@ -243,4 +253,277 @@ fn check_reports_go_to_the_server_with_the_run() {
         std::fs::read(exp.join(run).join("artifacts/checks/validate.json")).unwrap(),
         std::fs::read(p.path().join("reports/validate.json")).unwrap()
     );
+}
+
+/// What `mlflow.sklearn.log_model(..., registered_model_name=...)` leaves
+/// in a store: a run (with `accuracy` logged when given) and a version of
+/// `model` made from it through the MLflow API, without any `ferry.*`
+/// lineage; `alias` then points at it. Returns the version.
+pub(crate) fn register_like_mlflow(
+    store: &BlockingStore,
+    model: &str,
+    accuracy: Option<f64>,
+    alias: &str,
+) -> i64 {
+    let (model, alias) = (model.to_owned(), alias.to_owned());
+    store
+        .call(|s| {
+            Box::pin(async move {
+                let now = ferry_core::now_ms();
+                let exp = s.ensure_experiment("notebook", now).await?;
+                let run = ferry_core::RunId::generate().as_str().to_owned();
+                s.create_tracked_run(&run, exp, "fit", "someone", now, &[])
+                    .await?;
+                let metrics: Vec<ferry_metadata::Metric> = accuracy
+                    .map(|a| ferry_metadata::Metric {
+                        key: "accuracy".into(),
+                        value: a,
+                        timestamp: now,
+                        step: 0,
+                    })
+                    .into_iter()
+                    .collect();
+                s.log_batch(&run, &metrics, &[("C".into(), "0.5".into())], &[])
+                    .await?;
+                s.update_tracked_run(&run, Some("FINISHED"), Some(now), None)
+                    .await?;
+                if s.get_registered_model(&model).await?.is_none() {
+                    s.create_registered_model(&model, "", &[], now).await?;
+                }
+                let v = s
+                    .create_mlflow_version(
+                        &model,
+                        &format!("runs:/{run}/model"),
+                        Some(&run),
+                        "",
+                        &[],
+                        "",
+                        None,
+                        now,
+                    )
+                    .await?;
+                s.set_alias(&model, &alias, v.version, None, now).await?;
+                Ok(v.version)
+            })
+        })
+        .unwrap()
+}
+
+#[test]
+fn gates_read_the_metrics_of_a_version_the_mlflow_client_registered() {
+    let srv = Server::start();
+    let store = srv.store();
+    assert_eq!(
+        register_like_mlflow(&store, "m", Some(0.99), "production"),
+        1
+    );
+    let p = remote_project();
+    // The production version's accuracy is its run's: 0.95 is not within 0.01.
+    let o = p.ferry(&["run", "--server", &srv.url]);
+    assert_eq!(o.code, 3, "{o:?}");
+    assert!(o.stderr.contains("0.95 >= 0.98"), "{o:?}");
+    assert!(!o.stderr.contains("no stage wrote"), "{o:?}");
+    // A production version whose run logged no accuracy: no comparison is
+    // possible, the gate says so and does not hold the run back.
+    assert_eq!(register_like_mlflow(&store, "m", None, "production"), 2);
+    let o = p.ferry(&["run", "--server", &srv.url]);
+    assert_eq!(o.code, 0, "{o:?}");
+    assert!(
+        o.stderr
+            .contains("gate skipped: metrics.accuracy >= model(\"m@production\").metrics.accuracy - 0.01: m@production has no metric accuracy"),
+        "{o:?}"
+    );
+    assert!(o.stderr.contains("registered m/3 @candidate"), "{o:?}");
+    // The server's run records the gate as skipped.
+    let runs = store
+        .call(|s| Box::pin(async move { s.list_runs(&Default::default()).await }))
+        .unwrap();
+    let skipped = runs.iter().any(|r| {
+        let rid = r.run_id.clone();
+        let run = store
+            .call(|s| Box::pin(async move { s.get_tracked_run(&rid).await }))
+            .unwrap()
+            .unwrap();
+        run.tags.iter().any(|(k, v)| {
+            k == "ferry.gate.2"
+                && v.starts_with("skipped: ")
+                && v.ends_with("m@production has no metric accuracy")
+        })
+    });
+    assert!(skipped, "no run recorded the skipped gate");
+}
+
+#[test]
+fn gates_read_the_run_of_a_version_registered_in_the_project_store() {
+    let p = crate::cli::project();
+    p.run_ok();
+    let store = BlockingStore::open(&format!(
+        "sqlite://{}",
+        p.path().join(".ferry/ferry.db").display()
+    ))
+    .unwrap();
+    register_like_mlflow(&store, "m", Some(0.99), "production");
+    drop(store);
+    p.write("acc.txt", "0.93\n");
+    let o = p.ferry(&["run"]);
+    assert_eq!(o.code, 3, "{o:?}");
+    assert!(o.stderr.contains("0.93 >= 0.98"), "{o:?}");
+    let (code, r) = {
+        let store = BlockingStore::open(&format!(
+            "sqlite://{}",
+            p.path().join(".ferry/ferry.db").display()
+        ))
+        .unwrap();
+        register_like_mlflow(&store, "m", None, "production");
+        drop(store);
+        p.run_json(&[])
+    };
+    assert_eq!(code, 0, "{r}");
+    assert_eq!(r["gates"][1]["skipped"], true);
+    assert_eq!(r["gates"][1]["passed"], true);
+    assert_eq!(
+        r["gates"][1]["message"],
+        "skipped: m@production has no metric accuracy"
+    );
+    // `ferry runs show` says it was skipped, not passed.
+    let rid = r["run_id"].as_str().unwrap();
+    let o = p.ferry(&["runs", "show", rid]);
+    assert!(
+        o.stdout.contains("skip metrics.accuracy >= model(\"m@production\").metrics.accuracy - 0.01: m@production has no metric accuracy"),
+        "{o:?}"
+    );
+}
+
+/// A project whose `train` stage prints a line (for `ferry logs`).
+fn talking_project() -> Proj {
+    let p = remote_project();
+    let spec = p.read("ferry.yaml").replace(
+        "echo run >> counts/train &&",
+        "echo run >> counts/train && echo \"hello from train\" &&",
+    );
+    assert!(spec.contains("hello from train"));
+    p.write("ferry.yaml", &spec);
+    p
+}
+
+/// `ferry runs list|show` and `ferry logs` of a run `--server` recorded:
+/// the same reading through the server's API as on the project's store.
+fn shows_the_remote_run(where_: &Proj, server: Option<&str>, run_id: &str, pipeline: &str) {
+    let with = |args: &[&str]| {
+        let mut a = args.to_vec();
+        if let Some(u) = server {
+            a.extend(["--server", u]);
+        }
+        let o = where_.ferry(&a);
+        assert_eq!(o.code, 0, "{a:?}: {o:?}");
+        o
+    };
+    let list = with(&["runs", "list", "--json"]);
+    let list: serde_json::Value = serde_json::from_str(&list.stdout).unwrap();
+    let run = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["run_id"] == run_id)
+        .unwrap_or_else(|| panic!("{run_id} not listed: {list}"));
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(run["pipeline"], pipeline, "{run}");
+    assert_eq!(run["trigger"], "cli", "{run}");
+    assert_eq!(
+        list.as_array().unwrap().len(),
+        1,
+        "only pipeline runs: {list}"
+    );
+    let human = with(&["runs", "list"]);
+    assert!(
+        human.stdout.contains(&format!("{} ", &run_id[..8])),
+        "{human:?}"
+    );
+    assert!(human.stdout.contains("succeeded"), "{human:?}");
+
+    let show = with(&["runs", "show", &run_id[..8], "--json"]);
+    let show: serde_json::Value = serde_json::from_str(&show.stdout).unwrap();
+    let stages: Vec<(String, String, i64)> = show["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["stage"].as_str().unwrap().to_owned(),
+                s["status"].as_str().unwrap().to_owned(),
+                s["exit_code"].as_i64().unwrap_or(-1),
+            )
+        })
+        .collect();
+    assert_eq!(
+        stages,
+        [
+            ("gen".into(), "ran".into(), 0),
+            ("train".into(), "ran".into(), 0)
+        ],
+        "{show}"
+    );
+    assert!(show["stages"][1]["wall_ms"].as_i64().is_some(), "{show}");
+    assert_eq!(show["gates"][0]["passed"], true, "{show}");
+    assert_eq!(show["params"][0][0], "seed", "{show}");
+    let human = with(&["runs", "show", &run_id[..8]]);
+    assert!(human.stdout.contains("status    succeeded"), "{human:?}");
+    assert!(
+        human
+            .stdout
+            .lines()
+            .any(|l| l.starts_with("train ") && l.contains(" ran ")),
+        "{human:?}"
+    );
+
+    let logs = with(&["logs", &run_id[..8], "train"]);
+    assert_eq!(logs.stdout, "hello from train\n", "{logs:?}");
+    let all = with(&["logs", &run_id[..8]]);
+    assert!(
+        all.stdout.contains("== train\nhello from train\n"),
+        "{all:?}"
+    );
+    assert!(!all.stderr.contains("no stage ran"), "{all:?}");
+}
+
+#[test]
+fn runs_recorded_on_a_server_show_their_stages_status_and_logs() {
+    let srv = Server::start();
+    let p = talking_project();
+    let (code, report) = p.run_json(&["--server", &srv.url]);
+    assert_eq!(code, 0, "{report}");
+    let run_id = report["run_id"].as_str().unwrap().to_owned();
+    let pipeline = p.path().file_name().unwrap().to_string_lossy().into_owned();
+    // Read through the server's API, from a folder with no project at all.
+    let nowhere = Proj {
+        dir: tempfile::tempdir().unwrap(),
+    };
+    shows_the_remote_run(&nowhere, Some(&srv.url), &run_id, &pipeline);
+    // FERRY_SERVER works as --server does.
+    let o = nowhere
+        .cmd(&["runs", "list"])
+        .env("FERRY_SERVER", &srv.url)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&o.stdout).contains(&run_id[..8]));
+}
+
+#[test]
+fn runs_a_server_recorded_in_the_project_store_read_as_pipeline_runs() {
+    // The team's server runs in project `home` on its own store; another
+    // checkout records there with --server.
+    let home = crate::cli::project();
+    let store = format!("sqlite://{}", home.path().join(".ferry/ferry.db").display());
+    std::fs::create_dir_all(home.path().join(".ferry")).unwrap();
+    let srv = Server::start_on(
+        tempfile::tempdir().unwrap(),
+        &store,
+        &home.path().join(".ferry/artifacts"),
+    );
+    let p = talking_project();
+    let (code, report) = p.run_json(&["--server", &srv.url]);
+    assert_eq!(code, 0, "{report}");
+    let run_id = report["run_id"].as_str().unwrap().to_owned();
+    let pipeline = p.path().file_name().unwrap().to_string_lossy().into_owned();
+    shows_the_remote_run(&home, None, &run_id, &pipeline);
 }

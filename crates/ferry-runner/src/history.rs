@@ -1,0 +1,174 @@
+//! Run history for `ferry runs` and `ferry logs`: the project's store, or a
+//! team's `ferry server` read through its MLflow API. A pipeline run reads
+//! the same from both (`ferry_metadata::pipeline_runs` turns the MLflow
+//! shapes `Remote` records back into a run with its stages and gates), and a
+//! stage's log is found where the run was recorded: `.ferry/logs`, else the
+//! run's `logs/<stage>.log` artifact.
+
+use crate::{Error, Result};
+use ferry_metadata::{BlockingStore, RunDetail, RunFilter, RunSummary, pipeline_runs};
+use std::path::PathBuf;
+
+pub trait History {
+    /// The newest `limit` pipeline runs, newest first.
+    fn list_runs(&self, limit: i64) -> Result<Vec<RunSummary>>;
+    /// One run, by id or a unique prefix of it (at least 4 characters).
+    fn get_run(&self, id_or_prefix: &str) -> Result<RunDetail>;
+    /// What `stage` of run `run_id` printed; `None` if it left no log.
+    fn stage_log(&self, run_id: &str, stage: &str) -> Result<Option<Vec<u8>>>;
+}
+
+/// The history in the project's store; logs under `ferry_dir/logs`.
+pub fn local_history(store: BlockingStore, ferry_dir: PathBuf) -> Box<dyn History> {
+    Box::new(LocalHistory { store, ferry_dir })
+}
+
+/// The history on the `ferry server` at `url`.
+pub fn remote_history(url: &str) -> Result<Box<dyn History>> {
+    Ok(Box::new(RemoteHistory {
+        client: ferry_client::Client::new(url)?,
+    }))
+}
+
+struct LocalHistory {
+    store: BlockingStore,
+    ferry_dir: PathBuf,
+}
+
+fn read_if_any(path: &std::path::Path) -> Result<Option<Vec<u8>>> {
+    match std::fs::read(path) {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(Error::Io {
+            action: "read",
+            path: path.to_owned(),
+            source,
+        }),
+    }
+}
+
+impl History for LocalHistory {
+    fn list_runs(&self, limit: i64) -> Result<Vec<RunSummary>> {
+        Ok(self.store.call(|s| {
+            Box::pin(async move {
+                s.list_runs(&RunFilter {
+                    pipeline: None,
+                    limit,
+                })
+                .await
+            })
+        })?)
+    }
+
+    fn get_run(&self, id: &str) -> Result<RunDetail> {
+        let id = id.to_owned();
+        Ok(self
+            .store
+            .call(|s| Box::pin(async move { s.get_run(&id).await }))?)
+    }
+
+    fn stage_log(&self, run_id: &str, stage: &str) -> Result<Option<Vec<u8>>> {
+        // Safe names: a run id is hex, a stage name is validated.
+        let own = self
+            .ferry_dir
+            .join("logs")
+            .join(run_id)
+            .join(format!("{stage}.log"));
+        if let Some(b) = read_if_any(&own)? {
+            return Ok(Some(b));
+        }
+        // Recorded through the MLflow API (by `ferry run --server` to a
+        // server on this store): the log is among the run's artifacts.
+        let id = run_id.to_owned();
+        let run = self
+            .store
+            .call(|s| Box::pin(async move { s.get_tracked_run(&id).await }))?;
+        let Some(dir) = run.as_ref().and_then(pipeline_runs::artifact_dir) else {
+            return Ok(None);
+        };
+        let mut path = self.ferry_dir.join("artifacts");
+        for seg in dir.split('/') {
+            if seg.is_empty() || seg == "." || seg == ".." {
+                return Ok(None);
+            }
+            path.push(seg);
+        }
+        read_if_any(&path.join(pipeline_runs::stage_log_artifact(stage)))
+    }
+}
+
+struct RemoteHistory {
+    client: ferry_client::Client,
+}
+
+/// MLflow's filter for pipeline runs (stage runs have no `ferry.pipeline`).
+const PIPELINE_RUNS: &str = "tags.`ferry.pipeline` LIKE '%'";
+
+impl RemoteHistory {
+    fn find(&self, id: &str) -> Result<ferry_metadata::TrackedRun> {
+        let id = id.to_ascii_lowercase();
+        if id.len() < 4 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(ferry_metadata::Error::Invalid(format!(
+                "`{id}` is not a run id: give at least 4 hex characters"
+            ))
+            .into());
+        }
+        if id.len() == 32
+            && let Some(r) = self.client.get_run(&id)?
+        {
+            return Ok(r);
+        }
+        let exps = self.client.experiment_ids()?;
+        let mut found: Vec<_> = self
+            .client
+            .search_runs(&exps, PIPELINE_RUNS, 10_000)?
+            .into_iter()
+            .filter(|r| r.info.run_id.starts_with(&id) && pipeline_runs::is_pipeline_run(r))
+            .collect();
+        match found.len() {
+            0 => Err(ferry_metadata::Error::NotFound(format!("no run `{id}`")).into()),
+            1 => Ok(found.remove(0)),
+            _ => Err(ferry_metadata::Error::Ambiguous(format!(
+                "`{id}` matches several runs; give more characters"
+            ))
+            .into()),
+        }
+    }
+}
+
+impl History for RemoteHistory {
+    fn list_runs(&self, limit: i64) -> Result<Vec<RunSummary>> {
+        let exps = self.client.experiment_ids()?;
+        let limit = if limit <= 0 { 50 } else { limit.min(10_000) } as usize;
+        Ok(self
+            .client
+            .search_runs(&exps, PIPELINE_RUNS, limit)?
+            .iter()
+            .filter(|r| pipeline_runs::is_pipeline_run(r))
+            .map(pipeline_runs::summary_of)
+            .collect())
+    }
+
+    fn get_run(&self, id: &str) -> Result<RunDetail> {
+        let run = self.find(id)?;
+        let children = self.client.search_runs(
+            &[run.info.experiment_id.to_string()],
+            &format!("tags.mlflow.parentRunId = '{}'", run.info.run_id),
+            10_000,
+        )?;
+        Ok(pipeline_runs::detail_of(&run, &children))
+    }
+
+    fn stage_log(&self, run_id: &str, stage: &str) -> Result<Option<Vec<u8>>> {
+        let Some(run) = self.client.get_run(run_id)? else {
+            return Ok(None);
+        };
+        let Some(dir) = pipeline_runs::artifact_dir(&run) else {
+            return Ok(None);
+        };
+        Ok(self.client.download_artifact(&format!(
+            "{dir}/{}",
+            pipeline_runs::stage_log_artifact(stage)
+        ))?)
+    }
+}
