@@ -46,6 +46,7 @@ pub enum Command {
     Status {
         /// Only these stages (and what they need)
         stages: Vec<String>,
+        /// Print each stage's decision as JSON on stdout
         #[arg(long)]
         json: bool,
     },
@@ -154,8 +155,10 @@ pub enum CheckCommand {
     },
     /// Compare a current table with a reference, column by column (exit 3 on dataset drift)
     Drift {
+        /// The table the current one is compared with (a file, folder or glob)
         #[arg(long, value_name = "TABLE")]
         reference: String,
+        /// The table to check (e.g. a prediction log)
         #[arg(long, value_name = "TABLE")]
         current: String,
         /// Only these columns (comma-separated)
@@ -186,8 +189,10 @@ pub enum CheckCommand {
 
 #[derive(Debug, Args)]
 pub struct ServerArgs {
+    /// The address the MLflow API listens on (loopback by default; `0.0.0.0` for every interface)
     #[arg(long, default_value = "127.0.0.1")]
     pub host: String,
+    /// The port (0: any free one, printed at start-up)
     #[arg(long, default_value_t = 5000)]
     pub port: u16,
     /// The store's URL (`sqlite:///path/ferry.db`, `postgres://…`); default: the project's `.ferry/ferry.db`
@@ -253,14 +258,18 @@ pub struct RunsArgs {
 pub enum RunsCommand {
     /// The most recent runs, newest first
     List {
+        /// At most this many runs
         #[arg(long, default_value_t = 20)]
         limit: i64,
+        /// Print as JSON on stdout
         #[arg(long)]
         json: bool,
     },
     /// One run: stages, params, metrics and gates
     Show {
+        /// A run id or a unique prefix of it
         run: String,
+        /// Print as JSON on stdout
         #[arg(long)]
         json: bool,
     },
@@ -270,18 +279,23 @@ pub enum RunsCommand {
 pub enum ModelsCommand {
     /// Registered models with their latest version and aliases
     List {
+        /// Print as JSON on stdout
         #[arg(long)]
         json: bool,
     },
     /// A model version with its lineage: `iris@candidate`, `iris/3`, or `iris` (latest)
     Show {
+        /// The version: `iris@candidate`, `iris/3` or `iris`
         model: String,
+        /// Print as JSON on stdout
         #[arg(long)]
         json: bool,
     },
     /// All versions of a model
     Versions {
+        /// The model's name
         model: String,
+        /// Print as JSON on stdout
         #[arg(long)]
         json: bool,
     },
@@ -289,6 +303,7 @@ pub enum ModelsCommand {
     Alias {
         /// The version, as `name/VERSION` or `name@OTHER_ALIAS`
         model: String,
+        /// The alias (e.g. `production`)
         alias: String,
         /// Why, recorded with the move
         #[arg(long)]
@@ -296,7 +311,9 @@ pub enum ModelsCommand {
     },
     /// Every alias move of a model, oldest first
     History {
+        /// The model's name
         model: String,
+        /// Print as JSON on stdout
         #[arg(long)]
         json: bool,
     },
@@ -310,5 +327,25 @@ mod tests {
     fn the_command_line_is_consistent() {
         use clap::CommandFactory;
         super::Cli::command().debug_assert();
+    }
+
+    /// `--help` explains every flag and argument of every command.
+    #[test]
+    fn every_flag_has_help() {
+        use clap::CommandFactory;
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for a in cmd.get_arguments() {
+                let id = a.get_id().as_str();
+                if a.get_help().is_none() && !matches!(id, "help" | "version") {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&super::Cli::command(), "ferry", &mut missing);
+        assert!(missing.is_empty(), "no help text: {missing:#?}");
     }
 }

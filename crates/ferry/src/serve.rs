@@ -15,8 +15,10 @@ pub struct ServeArgs {
     /// Models to serve: `iris@production`, `iris/3` or `iris` (its latest version); the first answers `/invocations`
     #[arg(required = true)]
     pub models: Vec<String>,
+    /// The address the gateway listens on (loopback by default; `0.0.0.0` for every interface)
     #[arg(long, default_value = "127.0.0.1")]
     pub host: String,
+    /// The port (0: any free one, printed at start-up)
     #[arg(long, default_value_t = 8080)]
     pub port: u16,
     /// The store's URL; default: the project's `.ferry/ferry.db`
@@ -137,6 +139,7 @@ pub struct DeployStart {
     /// Follow the rollout until it ends (exit 0 promoted, 3 rolled back)
     #[arg(long)]
     pub wait: bool,
+    /// Print the deployment as JSON on stdout
     #[arg(long)]
     pub json: bool,
     /// The store's URL; default: the project's `.ferry/ferry.db`
@@ -153,24 +156,32 @@ pub enum DeployCommand {
         /// Follow it until it ends
         #[arg(long)]
         watch: bool,
+        /// Print as JSON on stdout
         #[arg(long)]
         json: bool,
+        /// The store's URL; default: the project's `.ferry/ferry.db`
         #[arg(long, env = "FERRY_STORE")]
         store: Option<String>,
     },
     /// Promote the candidate now: the alias moves to it
     Promote {
+        /// The model whose rollout to promote
         model: String,
+        /// Why (recorded with the decision)
         #[arg(long)]
         reason: Option<String>,
+        /// The store's URL; default: the project's `.ferry/ferry.db`
         #[arg(long, env = "FERRY_STORE")]
         store: Option<String>,
     },
     /// Stop the rollout now: all traffic back to the stable version, the candidate marked rejected (unless no gateway ever picked the rollout up)
     Abort {
+        /// The model whose rollout to stop
         model: String,
+        /// Why (recorded with the decision)
         #[arg(long)]
         reason: Option<String>,
+        /// The store's URL; default: the project's `.ferry/ferry.db`
         #[arg(long, env = "FERRY_STORE")]
         store: Option<String>,
     },
