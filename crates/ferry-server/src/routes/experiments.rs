@@ -108,6 +108,27 @@ pub struct Search {
     filter: Option<String>,
     view_type: Option<String>,
     page_token: Option<String>,
+    order_by: Option<OrderByIn>,
+}
+
+/// `order_by`: a JSON list (POST) or one query value (GET).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OrderByIn {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OrderByIn {
+    fn items(self) -> Vec<String> {
+        match self {
+            OrderByIn::One(s) => vec![s],
+            OrderByIn::Many(v) => v,
+        }
+        .into_iter()
+        .filter(|s| !s.trim().is_empty())
+        .collect()
+    }
 }
 
 pub async fn search(State(st): State<AppState>, Json(b): Json<Search>) -> ApiResult<Out<Value>> {
@@ -132,13 +153,17 @@ async fn search_with(st: AppState, b: Search) -> ApiResult<Out<Value>> {
     }
     let filter = ferry_search::parse_filter(
         b.filter.as_deref().unwrap_or(""),
-        ferry_search::Grammar::RegisteredModels,
+        ferry_search::Grammar::Experiments,
+    )?;
+    let order_by = ferry_search::parse_order_by(
+        &b.order_by.map(OrderByIn::items).unwrap_or_default(),
+        ferry_search::Grammar::Experiments,
     )?;
     let offset = parse_page_token(b.page_token.as_deref())?;
     let view = view_type(b.view_type.as_deref())?;
     let mut found = st
         .store
-        .search_experiments(view, &filter, max + 1, offset)
+        .search_experiments(view, &filter, &order_by, max + 1, offset)
         .await?;
     let more = found.len() as i64 > max;
     found.truncate(max as usize);
