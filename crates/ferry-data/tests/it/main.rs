@@ -372,12 +372,15 @@ fn drift_flags_exactly_the_shifted_columns_with_both_default_regimes() {
     }
 }
 
+/// A column given value by value (`None` is empty): name, reference, current.
+type RawColumn<'a> = (&'a str, Vec<Option<String>>, Vec<Option<String>>);
+
 /// Writes `name` with one column per `(column, reference counts, current
 /// counts)`: value `v` repeated `counts[v]` times; `None` values are empty.
 fn count_tables(
     d: &Path,
     cols: &[(&str, Vec<usize>, Vec<usize>)],
-    extra: &[(&str, Vec<Option<String>>, Vec<Option<String>>)],
+    extra: &[RawColumn<'_>],
 ) -> (Table, Table) {
     let expand = |counts: &[usize]| -> Vec<Option<String>> {
         counts
