@@ -221,3 +221,126 @@ def test_bad_input_and_traversal(server):
     # Nothing was written outside the artifact root and the store.
     outside = [p for p in server["work"].rglob("*") if "store" not in p.parts and p.name not in ("outside.txt", "server.log")]
     assert outside == []
+
+
+# Issue 12: drop-in fixes, one case per item.
+
+
+def test_search_runs_with_bare_attribute_names(server):
+    c = MlflowClient(server["url"])
+    eid = c.create_experiment(unique("bare"))
+    runs = {}
+    for i, status in enumerate(["FINISHED", "FAILED", "FINISHED"]):
+        r = c.create_run(eid, run_name=f"b{i}", start_time=1_700_000_000_000 + i)
+        c.set_terminated(r.info.run_id, status=status)
+        runs[f"b{i}"] = r.info.run_id
+
+    def names(f):
+        return sorted(r.info.run_name for r in c.search_runs([eid], f))
+
+    assert names("status = 'FAILED'") == ["b1"]
+    assert names("run_name = 'b2'") == ["b2"]
+    assert names("start_time > 1700000000000 and status = 'FINISHED'") == ["b2"]
+    assert names("created <= 1700000000001") == ["b0", "b1"]
+    assert names(f"run_id = '{runs['b0']}'") == ["b0"]
+    assert names("`Run name` LIKE 'b%'") == ["b0", "b1", "b2"]
+    found = mlflow.search_runs([eid], filter_string="status = 'FINISHED' and run_name != 'b0'")
+    assert list(found["tags.mlflow.runName"]) == ["b2"]
+    with pytest.raises(MlflowException) as err:
+        c.search_runs([eid], "nope = 'x'")
+    assert err.value.error_code == "INVALID_PARAMETER_VALUE"
+
+
+def test_search_experiments_keeps_order_by_across_pages(server):
+    c = MlflowClient(server["url"])
+    prefix = unique("ord")
+    names = [f"{prefix}-{x}" for x in "cadbe"]
+    for n in names:
+        c.create_experiment(n)
+    for order, want in [("name ASC", sorted(names)), ("name DESC", sorted(names, reverse=True))]:
+        got = []
+        page = c.search_experiments(filter_string=f"name LIKE '{prefix}-%'", order_by=[order], max_results=2)
+        got.extend(e.name for e in page)
+        while page.token:
+            page = c.search_experiments(
+                filter_string=f"name LIKE '{prefix}-%'", order_by=[order], max_results=2, page_token=page.token
+            )
+            got.extend(e.name for e in page)
+        assert got == want, order
+    # The default: the newest first (ties: the lower id first), as MLflow.
+    found = c.search_experiments(filter_string=f"name LIKE '{prefix}-%'")
+    assert [e.name for e in found] == [
+        e.name for e in sorted(found, key=lambda e: (-e.creation_time, int(e.experiment_id)))
+    ]
+
+
+def test_run_artifact_list_paths_are_relative_to_the_run_root(server, tmp_path):
+    mlflow.set_tracking_uri(server["url"])
+    mlflow.set_experiment(unique("list"))
+    (tmp_path / "d" / "e").mkdir(parents=True)
+    (tmp_path / "d" / "r.txt").write_text("r")
+    (tmp_path / "d" / "e" / "s.txt").write_text("s")
+    with mlflow.start_run() as run:
+        mlflow.log_artifacts(str(tmp_path))
+    rid = run.info.run_id
+    r = requests.get(server["url"] + "/api/2.0/mlflow/artifacts/list", params={"run_id": rid, "path": "d"}, timeout=10)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["root_uri"] == run.info.artifact_uri
+    assert [(f["path"], f["is_dir"]) for f in body["files"]] == [("d/e", True), ("d/r.txt", False)]
+    r = requests.get(server["url"] + "/api/2.0/mlflow/artifacts/list", params={"run_id": rid}, timeout=10)
+    assert [f["path"] for f in r.json()["files"]] == ["d"]
+    # The artifact proxy's own list stays relative to the listed folder.
+    proxied = run.info.artifact_uri.removeprefix("mlflow-artifacts:/") + "/d"
+    r = requests.get(server["url"] + "/api/2.0/mlflow-artifacts/artifacts", params={"path": proxied}, timeout=10)
+    assert [f["path"] for f in r.json()["files"]] == ["e", "r.txt"]
+    assert [f.path for f in MlflowClient().list_artifacts(rid, "d")] == ["d/e", "d/r.txt"]
+
+
+def test_experiment_artifact_location_under_the_server_root(server, tmp_path):
+    c = MlflowClient(server["url"])
+    folder = unique("team")
+    eid = c.create_experiment(unique("placed"), artifact_location=f"mlflow-artifacts:/{folder}/models")
+    assert c.get_experiment(eid).artifact_location == f"mlflow-artifacts:/{folder}/models"
+    mlflow.set_tracking_uri(server["url"])
+    (tmp_path / "f.txt").write_text("hello")
+    with mlflow.start_run(experiment_id=eid) as run:
+        mlflow.log_artifact(str(tmp_path / "f.txt"))
+    assert run.info.artifact_uri == f"mlflow-artifacts:/{folder}/models/{run.info.run_id}/artifacts"
+    stored = server["artifacts"] / folder / "models" / run.info.run_id / "artifacts" / "f.txt"
+    assert stored.read_text() == "hello"
+    out = c.download_artifacts(run.info.run_id, "f.txt", str(tmp_path / "dl"))
+    assert open(out).read() == "hello"
+    for loc in ["file:///tmp/evil", "s3://bucket/x", "mlflow-artifacts://evil.example/x", "mlflow-artifacts:/../../etc",
+                "mlflow-artifacts:/a/%2e%2e/b", "mlflow-artifacts:/"] + [f"mlflow-artifacts:/{t}" for t in TRAVERSAL]:
+        with pytest.raises(MlflowException) as err:
+            c.create_experiment(unique("bad"), artifact_location=loc)
+        assert err.value.error_code == "INVALID_PARAMETER_VALUE", loc
+        assert "is not allowed: " in err.value.message, (loc, err.value.message)
+
+
+def test_deleted_runs_cannot_change(server):
+    c = MlflowClient(server["url"])
+    eid = c.create_experiment(unique("deleted"))
+    run = c.create_run(eid, run_name="gone")
+    rid = run.info.run_id
+    c.set_terminated(rid)
+    c.delete_run(rid)
+    for change in [
+        lambda: c.set_terminated(rid, status="FAILED"),
+        lambda: c.update_run(rid, name="renamed"),
+        lambda: c.log_metric(rid, "m", 1.0),
+        lambda: c.log_param(rid, "p", "1"),
+        lambda: c.set_tag(rid, "t", "1"),
+        lambda: c.delete_tag(rid, "mlflow.runName"),
+        lambda: c.log_batch(rid, params=[mlflow.entities.Param("q", "1")]),
+    ]:
+        with pytest.raises(MlflowException) as err:
+            change()
+        assert err.value.error_code == "INVALID_PARAMETER_VALUE"
+        assert f"The run {rid} must be in the 'active' state" in err.value.message
+    r = c.get_run(rid)
+    assert (r.info.status, r.info.run_name, r.data.params, r.info.lifecycle_stage) == ("FINISHED", "gone", {}, "deleted")
+    c.restore_run(rid)
+    c.set_terminated(rid, status="FAILED")
+    assert c.get_run(rid).info.status == "FAILED"

@@ -10,8 +10,20 @@
 //! | > 1000 | numeric, > 5 distinct values | Wasserstein distance / reference std | >= 0.1 |
 //! | > 1000 | everything else | Jensen-Shannon distance | >= 0.1 |
 //!
-//! PSI (>= 0.1) is available for every column. Distinct values are counted
-//! over both tables together. The dataset drifts when at least half of the
+//! A column's kind comes from the current table first, as Evidently's
+//! `infer_column_type` decides it: floats (and times) are numerical; an
+//! integer column is categorical when the current table has at most 10
+//! distinct values in it (and no missing ones: pandas reads an integer
+//! column with gaps as floats), numerical otherwise; a string column is text
+//! when its distinct values are more than half of its non-missing values in
+//! the current table, categorical otherwise; booleans are categorical. Text
+//! columns are not compared (ferry has no text drift test yet): they are
+//! listed in `text_columns` and left out of the share, unless a method is
+//! given for them (`--method`, or per column), which compares them as
+//! categorical.
+//!
+//! PSI (>= 0.1) is available for every column. Distinct values for the
+//! choice of test are counted over both tables together. The dataset drifts when at least half of the
 //! columns drift. Each column also gets an effect size (KS D, Cramér's V,
 //! Cohen's h, or the distance itself); when a p-value test runs on more than
 //! 10,000 reference rows (only when asked for) a drift also needs an effect
@@ -149,10 +161,71 @@ pub struct DriftReport {
     pub reference_rows: u64,
     pub current_rows: u64,
     pub columns: Vec<ColumnDrift>,
+    /// Columns Evidently's typing makes text, which are not compared.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub text_columns: Vec<TextColumn>,
     pub drifted: usize,
     pub drifted_share: f64,
     pub drift_share_threshold: f64,
     pub dataset_drift: bool,
+}
+
+/// A text column left out of the comparison, with what made it text.
+#[derive(Debug, Clone, Serialize)]
+pub struct TextColumn {
+    pub column: String,
+    /// Distinct values in the current table.
+    pub distinct: u64,
+    /// Non-missing values in the current table.
+    pub values: u64,
+}
+
+/// What Evidently makes of a column (`infer_column_type` on the current
+/// data).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Numerical,
+    Categorical,
+    Text,
+}
+
+/// Evidently's `INTEGER_CARDINALITY_LIMIT`: an integer column with at most
+/// this many distinct values is categorical.
+pub const INTEGER_CARDINALITY_LIMIT: usize = 10;
+
+/// Distinct numbers in `v`, counting no further than `cap + 1`.
+fn distinct_numbers(v: &[f64], cap: usize) -> usize {
+    let mut seen = std::collections::HashSet::new();
+    for &x in v {
+        seen.insert(crate::suite::num_key(x));
+        if seen.len() > cap {
+            break;
+        }
+    }
+    seen.len()
+}
+
+/// The kind of a column of type `t` whose current values are `cur` (with
+/// `cur_missing` missing ones).
+fn kind_of(t: Option<ColType>, cur: &Values, cur_missing: u64) -> Kind {
+    match (t, cur) {
+        (Some(ColType::Int), Values::Num(v))
+            if cur_missing == 0
+                && distinct_numbers(v, INTEGER_CARDINALITY_LIMIT) <= INTEGER_CARDINALITY_LIMIT =>
+        {
+            Kind::Categorical
+        }
+        (Some(ColType::String), Values::Cat(m)) => {
+            let values: u64 = m.values().sum();
+            if m.len() as f64 > values as f64 * 0.5 {
+                Kind::Text
+            } else {
+                Kind::Categorical
+            }
+        }
+        (_, Values::Num(_)) => Kind::Numerical,
+        (_, Values::Cat(_)) => Kind::Categorical,
+    }
 }
 
 impl DriftReport {
@@ -269,8 +342,10 @@ pub fn drift(reference: &Table, current: &Table, opts: &DriftOptions) -> Result<
             .map(|f| f.name().clone())
             .collect(),
     };
-    // Kinds come from the reference; the current table must agree.
+    // Value kinds (numbers or levels) come from the reference; the current
+    // table must agree. Its own type decides the column's kind later.
     let mut kinds = Vec::with_capacity(names.len());
+    let mut types = Vec::with_capacity(names.len());
     for n in &names {
         let rt = reference
             .schema
@@ -302,14 +377,28 @@ pub fn drift(reference: &Table, current: &Table, opts: &DriftOptions) -> Result<
             )));
         }
         kinds.push(numeric(rt));
+        types.push(ct.or(rt));
     }
     let r = load(reference, &names, &kinds)?;
     let c = load(current, &names, &kinds)?;
     let mut columns = Vec::with_capacity(names.len());
+    let mut text_columns = Vec::new();
     for (k, name) in names.iter().enumerate() {
         let (rv, rmiss) = &r.cols[k];
         let (cv, cmiss) = &c.cols[k];
-        columns.push(compare(name, rv, cv, *rmiss, *cmiss, opts)?);
+        let kind = kind_of(types[k], cv, *cmiss);
+        let chosen = opts.methods.contains_key(name) || opts.method.is_some();
+        if kind == Kind::Text && !chosen {
+            if let Values::Cat(m) = cv {
+                text_columns.push(TextColumn {
+                    column: name.clone(),
+                    distinct: m.len() as u64,
+                    values: m.values().sum(),
+                });
+            }
+            continue;
+        }
+        columns.push(compare(name, kind, rv, cv, *rmiss, *cmiss, opts)?);
     }
     let drifted = columns.iter().filter(|c| c.drifted).count();
     let share = if columns.is_empty() {
@@ -327,6 +416,7 @@ pub fn drift(reference: &Table, current: &Table, opts: &DriftOptions) -> Result<
         drift_share_threshold: opts.drift_share,
         dataset_drift: !columns.is_empty() && share >= opts.drift_share,
         columns,
+        text_columns,
     })
 }
 
@@ -394,6 +484,7 @@ fn shares(counts: &[f64]) -> Vec<f64> {
 
 fn compare(
     name: &str,
+    kind: Kind,
     rv: &Values,
     cv: &Values,
     rmiss: u64,
@@ -437,7 +528,9 @@ fn compare(
         }
         _ => 0,
     };
-    let numeric = matches!(rv, Values::Num(_));
+    // The test follows the kind; the values stay what they are.
+    let numbers = matches!(rv, Values::Num(_));
+    let numeric = kind == Kind::Numerical;
     let auto = if n_ref <= 1000 {
         if numeric && distinct > 5 {
             Method::Ks
@@ -457,7 +550,7 @@ fn compare(
         .copied()
         .or(opts.method)
         .unwrap_or(auto);
-    if !numeric && matches!(method, Method::Ks | Method::Wasserstein) {
+    if !numbers && matches!(method, Method::Ks | Method::Wasserstein) {
         return Err(DataError::Invalid(format!(
             "column `{name}`: {} needs numbers; the column is categorical",
             method.label()
@@ -472,12 +565,13 @@ fn compare(
 
     // Counts per bin or level, for binned methods and the chart.
     let (levels, edges, rc, cc) = match (rv, cv) {
-        (Values::Num(a), Values::Num(b)) if distinct > 5 => {
+        (Values::Num(a), Values::Num(b)) if numeric && distinct > 5 => {
             let (rc, cc, edges) = bins(a, b, opts.bins.max(1));
             (vec![], edges, rc, cc)
         }
         (Values::Num(a), Values::Num(b)) => {
-            // Few distinct numbers: their values are the levels.
+            // Few distinct numbers, or a categorical integer column: its
+            // values are the levels.
             let to_map = |v: &[f64]| {
                 let mut m: HashMap<String, u64> = HashMap::new();
                 for x in v {
@@ -589,7 +683,11 @@ fn compare(
     }
     Ok(ColumnDrift {
         column: name.to_owned(),
-        kind: if numeric { "numerical" } else { "categorical" },
+        kind: match kind {
+            Kind::Numerical => "numerical",
+            Kind::Categorical => "categorical",
+            Kind::Text => "text",
+        },
         method,
         method_label: method.label(),
         value,

@@ -241,6 +241,16 @@ pub fn drift_html(r: &DriftReport) -> String {
         ));
     }
     b.push_str("</table>");
+    if !r.text_columns.is_empty() {
+        b.push_str(&format!(
+            "<div class=\"sub\">not compared (text: more distinct values than half the values in the current table; ferry has no text drift test yet): {}</div>",
+            r.text_columns
+                .iter()
+                .map(|t| format!("{} ({} distinct in {})", esc(&t.column), t.distinct, t.values))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
     for c in cols {
         b.push_str(&format!(
             "<div class=\"card\" id=\"c-{}\"><b>{}</b> · {} · {} = {} (drift when {}) {}{}",

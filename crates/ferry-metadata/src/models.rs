@@ -473,6 +473,7 @@ impl ModelStore for SqlStore {
     }
 
     async fn log_run_outputs(&self, run_id: &str, outputs: &[(String, i64)]) -> Result<()> {
+        self.require_active_run(run_id).await?;
         let mut tx = self.begin().await.map_err(q("log outputs"))?;
         for (m, step) in outputs {
             sqlx::query("DELETE FROM run_outputs WHERE run_id = $1 AND model_id = $2")

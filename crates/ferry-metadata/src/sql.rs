@@ -510,8 +510,9 @@ fn run_summary(r: &AnyRow) -> RunSummary {
 }
 
 /// Runs that are not nested in another (stage runs are listed with their parent).
-const TOP_LEVEL: &str =
-    "run_id NOT IN (SELECT run_id FROM run_tags WHERE tkey = 'mlflow.parentRunId')";
+/// The runs `ferry runs list` shows: top-level ones (not a pipeline's stage
+/// runs) that were not deleted through the MLflow API.
+const TOP_LEVEL: &str = "lifecycle_stage = 'active' AND run_id NOT IN (SELECT run_id FROM run_tags WHERE tkey = 'mlflow.parentRunId')";
 
 const RUN_COLS: &str =
     "run_id, pipeline, status, run_trigger, started_ms, ended_ms, git_commit, git_dirty, message";

@@ -310,6 +310,46 @@ fn clause_sql(sql: &mut Sql, c: &Clause) -> String {
     }
 }
 
+/// The ORDER BY of an experiment search, as MLflow's SQL store builds it:
+/// `creation_time DESC, experiment_id ASC` when nothing is asked for, and
+/// `experiment_id DESC` after the requested keys unless they name it.
+fn experiment_order(order_by: &[OrderBy]) -> Result<String> {
+    if order_by.is_empty() {
+        return Ok("e.creation_time DESC, e.experiment_id ASC".into());
+    }
+    let mut keys = Vec::with_capacity(order_by.len() + 1);
+    let mut by_id = false;
+    for o in order_by {
+        let column = match o.entity {
+            Entity::Attribute(Attr::Name) => "e.name",
+            Entity::Attribute(Attr::CreationTime) => "e.creation_time",
+            Entity::Attribute(Attr::LastUpdatedTime) => "e.last_update_time",
+            Entity::Attribute(Attr::ExperimentId) => {
+                by_id = true;
+                "e.experiment_id"
+            }
+            ref other => {
+                let kind = match other {
+                    Entity::Metric(_) => "metric",
+                    Entity::Param(_) => "parameter",
+                    Entity::Tag(_) => "tag",
+                    Entity::Dataset(_) => "dataset",
+                    Entity::Attribute(_) => "attribute",
+                };
+                return Err(Error::Invalid(format!("Invalid order_by entity: {kind}")));
+            }
+        };
+        keys.push(format!(
+            "{column} {}",
+            if o.ascending { "ASC" } else { "DESC" }
+        ));
+    }
+    if !by_id {
+        keys.push("e.experiment_id DESC".into());
+    }
+    Ok(keys.join(", "))
+}
+
 fn order_sql(sql: &mut Sql, o: &OrderBy) -> String {
     let dir = if o.ascending { "ASC" } else { "DESC" };
     let expr = match &o.entity {
@@ -418,10 +458,14 @@ pub trait TrackingStore: Send + Sync {
     /// The experiment named `name`, created if absent.
     async fn ensure_experiment(&self, name: &str, now_ms: i64) -> Result<i64>;
 
+    /// One page of the experiments in `view` matching `filter`, in
+    /// `order_by` order (MLflow's default when empty: newest first), ties
+    /// broken by id so pages never overlap.
     async fn search_experiments(
         &self,
         view: ViewType,
         filter: &[Clause],
+        order_by: &[OrderBy],
         max_results: i64,
         offset: i64,
     ) -> Result<Vec<Experiment>>;
@@ -654,7 +698,7 @@ impl SqlStore {
             .ok_or_else(|| log_errors::run_not_found(run_id))
     }
 
-    async fn require_active_run(&self, run_id: &str) -> Result<RunInfo> {
+    pub(crate) async fn require_active_run(&self, run_id: &str) -> Result<RunInfo> {
         let r = self.require_run(run_id).await?;
         if r.lifecycle_stage != "active" {
             return Err(log_errors::run_not_active(run_id, &r.lifecycle_stage));
@@ -897,6 +941,7 @@ impl TrackingStore for SqlStore {
         &self,
         view: ViewType,
         filter: &[Clause],
+        order_by: &[OrderBy],
         max_results: i64,
         offset: i64,
     ) -> Result<Vec<Experiment>> {
@@ -915,10 +960,11 @@ impl TrackingStore for SqlStore {
                 _ => return Err(Error::Invalid("Invalid experiment filter".into())),
             });
         }
+        let order = experiment_order(order_by)?;
         let lim = sql.arg(Arg::I(max_results));
         let off = sql.arg(Arg::I(offset));
         sql.text = format!(
-            "SELECT e.experiment_id AS id FROM experiments e WHERE {} ORDER BY e.last_update_time DESC, e.experiment_id DESC LIMIT {lim} OFFSET {off}",
+            "SELECT e.experiment_id AS id FROM experiments e WHERE {} ORDER BY {order} LIMIT {lim} OFFSET {off}",
             wheres.join(" AND ")
         );
         let ids = sql
@@ -1094,7 +1140,7 @@ impl TrackingStore for SqlStore {
         end_time: Option<i64>,
         run_name: Option<&str>,
     ) -> Result<RunInfo> {
-        self.require_run(run_id).await?;
+        self.require_active_run(run_id).await?;
         let mut tx = self.begin().await.map_err(q("update a run"))?;
         if let Some(s) = status {
             let ferry = status_from_mlflow(s)

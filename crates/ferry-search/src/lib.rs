@@ -44,6 +44,8 @@ pub enum Attr {
     ModelId,
     /// Logged models: the model's type.
     ModelType,
+    /// Experiments: the experiment's id.
+    ExperimentId,
 }
 
 impl Attr {
@@ -55,6 +57,7 @@ impl Attr {
                 | Attr::VersionNumber
                 | Attr::CreationTime
                 | Attr::LastUpdatedTime
+                | Attr::ExperimentId
         )
     }
 }
@@ -133,6 +136,9 @@ pub enum Grammar {
     ModelVersions,
     /// MLflow 3 logged models: `name`, `model_id`, `source_run_id`, `status`, …
     LoggedModels,
+    /// Experiments: `name`, `creation_time`, `last_update_time`, tags; and
+    /// `experiment_id` to order by.
+    Experiments,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -286,14 +292,20 @@ fn entity(ident: &str, grammar: Grammar) -> Result<Entity, SearchError> {
     let attr = |name: &str| -> Result<Attr, SearchError> {
         Ok(match (grammar, name) {
             (Grammar::Runs, "run_id" | "run_uuid") => Attr::RunId,
-            (Grammar::Runs, "run_name") => Attr::RunName,
+            // MLflow's aliases: `created` for the start time, `run name`
+            // (quoted) for the run's name.
+            (Grammar::Runs, "run_name" | "run name" | "Run name" | "Run Name") => Attr::RunName,
             (Grammar::Runs, "status") => Attr::Status,
-            (Grammar::Runs, "start_time") => Attr::StartTime,
+            (Grammar::Runs, "start_time" | "created" | "Created") => Attr::StartTime,
             (Grammar::Runs, "end_time") => Attr::EndTime,
             (Grammar::Runs, "user_id") => Attr::UserId,
             (Grammar::Runs, "artifact_uri") => Attr::ArtifactUri,
             (Grammar::Runs, "lifecycle_stage") => Attr::LifecycleStage,
-            (Grammar::RegisteredModels | Grammar::ModelVersions, "name") => Attr::Name,
+            (Grammar::RegisteredModels | Grammar::ModelVersions | Grammar::Experiments, "name") => {
+                Attr::Name
+            }
+            (Grammar::Experiments, "experiment_id") => Attr::ExperimentId,
+            (Grammar::Experiments, "last_update_time") => Attr::LastUpdatedTime,
             (Grammar::ModelVersions, "run_id") => Attr::RunId,
             (Grammar::ModelVersions, "version_number") => Attr::VersionNumber,
             (Grammar::ModelVersions, "source_path" | "source") => Attr::Source,
@@ -328,7 +340,9 @@ fn entity(ident: &str, grammar: Grammar) -> Result<Entity, SearchError> {
                 ));
             }
         }),
-        "" if grammar != Grammar::Runs => Entity::Attribute(attr(&key)?),
+        // A bare identifier is an attribute, in every grammar, as in
+        // MLflow's `SearchUtils._get_identifier`: `status = 'FAILED'`.
+        "" => Entity::Attribute(attr(&key)?),
         _ => {
             return err(format!(
                 "Invalid entity type '{prefix}'. Valid values are ['metric', 'parameter', 'tag', 'attribute', 'dataset']"
@@ -349,10 +363,15 @@ pub fn parse_filter(s: &str, grammar: Grammar) -> Result<Vec<Clause>, SearchErro
     let mut out = Vec::new();
     let mut i = 0;
     while i < toks.len() {
-        let Tok::Ident(id) = &toks[i] else {
-            return err(format!("Invalid filter '{s}': expected an identifier"));
+        let (id, entity) = match &toks[i] {
+            Tok::Ident(id) => (id.clone(), entity(id, grammar)?),
+            // A quoted bare key (`"run name" = 'x'`) is an attribute's name
+            // as it stands, dots and all.
+            Tok::Str(key) if matches!(toks.get(i + 1), Some(Tok::Op(_) | Tok::Ident(_))) => {
+                (key.clone(), entity(&format!("attributes.{key}"), grammar)?)
+            }
+            _ => return err(format!("Invalid filter '{s}': expected an identifier")),
         };
-        let entity = entity(id, grammar)?;
         i += 1;
         let op = match (toks.get(i), toks.get(i + 1)) {
             (Some(Tok::Op(o)), _) => {
@@ -667,6 +686,78 @@ mod tests {
         assert!(runs("metrics.acc >").is_err());
         assert!(runs("metrics.acc > 1 and").is_err());
         assert!(runs("params.x = 'unterminated").is_err());
+    }
+
+    #[test]
+    fn bare_identifiers_are_run_attributes() {
+        // MLflow reads a key without a prefix as `attributes.<key>`, with
+        // the same keys (and its aliases `created` and `run name`).
+        for (f, attr) in [
+            ("status = 'FAILED'", Attr::Status),
+            ("run_name = 'x'", Attr::RunName),
+            ("start_time > 1700000000000", Attr::StartTime),
+            ("end_time <= 5", Attr::EndTime),
+            ("user_id = 'me'", Attr::UserId),
+            ("artifact_uri LIKE '%/artifacts'", Attr::ArtifactUri),
+            ("run_id IN ('a', 'b')", Attr::RunId),
+            ("created >= 1", Attr::StartTime),
+            ("Created >= 1", Attr::StartTime),
+            ("`Run name` = 'x'", Attr::RunName),
+            ("\"run name\" = 'x'", Attr::RunName),
+        ] {
+            let c = runs(f).unwrap_or_else(|e| panic!("{f}: {e}"));
+            assert_eq!(c[0].entity, Entity::Attribute(attr), "{f}");
+            let prefixed = runs(&format!("attributes.{}", f.replace('`', "")));
+            if !f.contains('"') && !f.contains('`') {
+                assert_eq!(prefixed, Ok(c), "{f}: bare and prefixed agree");
+            }
+        }
+        let f = runs("status = 'FINISHED' and metrics.acc > 0.5 and run_name LIKE 'r%'").unwrap();
+        assert_eq!(f.len(), 3);
+        assert_eq!(f[1].entity, Entity::Metric("acc".into()));
+        let e = runs("nope = 'x'").unwrap_err();
+        assert!(
+            e.0.starts_with("Invalid attribute key 'nope' specified"),
+            "{e}"
+        );
+        assert!(
+            runs("start_time > 'yesterday'").is_err(),
+            "numeric attribute"
+        );
+        assert!(runs("status > 'A'").is_err(), "string attribute");
+        assert!(runs("acc > 0.5").is_err(), "a metric needs its prefix");
+    }
+
+    #[test]
+    fn experiment_grammar() {
+        let f = parse_filter(
+            "name LIKE 'e%' and tags.team = 'ml' and creation_time > 5 and last_update_time < 9",
+            Grammar::Experiments,
+        )
+        .unwrap();
+        assert_eq!(f[0].entity, Entity::Attribute(Attr::Name));
+        assert_eq!(f[2].entity, Entity::Attribute(Attr::CreationTime));
+        assert_eq!(f[3].entity, Entity::Attribute(Attr::LastUpdatedTime));
+        let o = parse_order_by(
+            &["name ASC".into(), "experiment_id DESC".into()],
+            Grammar::Experiments,
+        )
+        .unwrap();
+        assert_eq!(
+            o,
+            vec![
+                OrderBy {
+                    entity: Entity::Attribute(Attr::Name),
+                    ascending: true
+                },
+                OrderBy {
+                    entity: Entity::Attribute(Attr::ExperimentId),
+                    ascending: false
+                },
+            ]
+        );
+        assert!(parse_order_by(&["status".into()], Grammar::Experiments).is_err());
+        assert!(parse_filter("metrics.x > 1", Grammar::Experiments).is_err());
     }
 
     #[test]

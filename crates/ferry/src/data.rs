@@ -307,7 +307,13 @@ fn print_drift(s: &Style, r: &ferry_data::DriftReport, took: std::time::Duration
         r.drifted_share,
         r.drift_share_threshold
     ));
-    let width = r.columns.iter().map(|c| c.column.len()).max().unwrap_or(0);
+    let width = r
+        .columns
+        .iter()
+        .map(|c| c.column.len())
+        .chain(r.text_columns.iter().map(|t| t.column.len()))
+        .max()
+        .unwrap_or(0);
     for c in &r.columns {
         let tag = if c.drifted {
             s.red("DRIFT")
@@ -333,6 +339,15 @@ fn print_drift(s: &Style, r: &ferry_data::DriftReport, took: std::time::Duration
         }
         out.push_str(&line);
         out.push('\n');
+    }
+    for t in &r.text_columns {
+        out.push_str(&format!(
+            "  {} {:<width$}  not compared: text ({} distinct in {} values); ferry has no text drift test yet (give it a method to compare it as categorical)\n",
+            s.dim(" text"),
+            t.column,
+            t.distinct,
+            t.values
+        ));
     }
     if json {
         eprint!("{out}");

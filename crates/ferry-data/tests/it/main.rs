@@ -372,6 +372,218 @@ fn drift_flags_exactly_the_shifted_columns_with_both_default_regimes() {
     }
 }
 
+/// A column given value by value (`None` is empty): name, reference, current.
+type RawColumn<'a> = (&'a str, Vec<Option<String>>, Vec<Option<String>>);
+
+/// Writes `name` with one column per `(column, reference counts, current
+/// counts)`: value `v` repeated `counts[v]` times; `None` values are empty.
+fn count_tables(
+    d: &Path,
+    cols: &[(&str, Vec<usize>, Vec<usize>)],
+    extra: &[RawColumn<'_>],
+) -> (Table, Table) {
+    let expand = |counts: &[usize]| -> Vec<Option<String>> {
+        counts
+            .iter()
+            .enumerate()
+            .flat_map(|(v, &n)| std::iter::repeat_n(Some(v.to_string()), n))
+            .collect()
+    };
+    let mut tables = Vec::new();
+    for (side, file) in [(0, "ref.csv"), (1, "cur.csv")] {
+        let mut columns: Vec<(&str, Vec<Option<String>>)> = cols
+            .iter()
+            .map(|(n, r, c)| (*n, expand(if side == 0 { r } else { c })))
+            .collect();
+        for (n, r, c) in extra {
+            columns.push((n, if side == 0 { r.clone() } else { c.clone() }));
+        }
+        let rows = columns[0].1.len();
+        assert!(columns.iter().all(|c| c.1.len() == rows), "{file}: ragged");
+        let mut out = columns.iter().map(|c| c.0).collect::<Vec<_>>().join(",");
+        out.push('\n');
+        for i in 0..rows {
+            let row: Vec<&str> = columns
+                .iter()
+                .map(|c| c.1[i].as_deref().unwrap_or(""))
+                .collect();
+            writeln!(out, "{}", row.join(",")).unwrap();
+        }
+        std::fs::write(d.join(file), out).unwrap();
+        tables.push(open(&d.join(file)));
+    }
+    let c = tables.pop().unwrap();
+    (tables.pop().unwrap(), c)
+}
+
+fn close(got: f64, want: f64) -> bool {
+    (got - want).abs() <= 1e-9 * want.abs().max(1e-300)
+}
+
+/// Evidently types a column from the current table: an integer column with
+/// at most 10 distinct values is categorical (chi-square or z on small
+/// references, Jensen-Shannon on large ones), with 11 it is numerical (KS,
+/// Wasserstein). Expected values from scipy 1.17.1 (`ferry/tests/compat`
+/// venv): `chisquare(cur, ref * n_cur / n_ref)`, `ks_2samp`,
+/// `jensenshannon(ref_shares, cur_shares)`, `wasserstein_distance / std`.
+#[test]
+fn integer_columns_are_typed_as_evidently_types_them() {
+    use ferry_data::drift::Method;
+    // Small reference (200 rows). `ten`: the reference has 11 values (10
+    // appears 5 times), the current 10: the current decides, categorical.
+    // `eleven`: the other way round, numerical.
+    let d = tmp();
+    let (r, c) = count_tables(
+        d.path(),
+        &[
+            (
+                "ten",
+                vec![22, 18, 20, 20, 20, 20, 20, 20, 18, 17, 5],
+                vec![14, 16, 20, 22, 24, 26, 20, 20, 18, 20],
+            ),
+            ("eleven", vec![20; 10], [vec![18; 10], vec![20]].concat()),
+        ],
+        &[
+            // An integer column with a gap in the current table is read as
+            // floats by pandas: numerical even with 10 values.
+            (
+                "gaps",
+                (0..200).map(|i| Some((i / 20).to_string())).collect(),
+                (0..200)
+                    .map(|i| (i != 199).then(|| (i / 20).to_string()))
+                    .collect(),
+            ),
+            // 101 distinct strings in 200 values: text, not compared.
+            (
+                "note",
+                (0..200).map(|i| Some(format!("r{i}"))).collect(),
+                (0..200).map(|i| Some(format!("t{}", i % 101))).collect(),
+            ),
+            // Exactly half distinct: still categorical.
+            (
+                "half",
+                (0..200).map(|i| Some(format!("h{}", i % 100))).collect(),
+                (0..200)
+                    .map(|i| Some(format!("h{}", (i + 1) % 100)))
+                    .collect(),
+            ),
+        ],
+    );
+    let rep = drift(&r, &c, &Default::default()).unwrap();
+    let col = |n: &str| rep.get(n).unwrap_or_else(|| panic!("{n}: {rep:#?}"));
+    let ten = col("ten");
+    assert_eq!((ten.kind, ten.method), ("categorical", Method::ChiSquare));
+    assert!(close(ten.value, 0.32276671436096055), "{ten:#?}");
+    assert!(
+        close(ten.statistic.unwrap(), 11.460724896019014),
+        "{ten:#?}"
+    );
+    assert_eq!(ten.histogram.levels.len(), 11, "values are the levels");
+    assert!(!ten.drifted);
+    let eleven = col("eleven");
+    assert_eq!((eleven.kind, eleven.method), ("numerical", Method::Ks));
+    assert!(close(eleven.value, 0.2704743832803917), "{eleven:#?}");
+    assert!(close(eleven.effect_size, 0.1));
+    let gaps = col("gaps");
+    assert_eq!((gaps.kind, gaps.method), ("numerical", Method::Ks));
+    assert!(
+        close(gaps.value, 1.0) && close(gaps.effect_size, 0.004522613065326633),
+        "{gaps:#?}"
+    );
+    let half = col("half");
+    assert_eq!((half.kind, half.method), ("categorical", Method::ChiSquare));
+    assert!(rep.get("note").is_none(), "text is not compared");
+    assert_eq!(rep.text_columns.len(), 1);
+    assert_eq!(
+        (
+            rep.text_columns[0].column.as_str(),
+            rep.text_columns[0].distinct,
+            rep.text_columns[0].values
+        ),
+        ("note", 101, 200)
+    );
+    assert_eq!(
+        rep.columns.len(),
+        4,
+        "the share counts compared columns only"
+    );
+    let json = serde_json::to_value(&rep).unwrap();
+    assert_eq!(json["text_columns"][0]["column"], "note");
+    assert!(ferry_data::report::drift_html(&rep).contains("not compared (text"));
+    // A method given for a column still wins, text included.
+    let opts = ferry_data::DriftOptions {
+        methods: [
+            ("ten".to_string(), Method::Ks),
+            ("note".to_string(), Method::ChiSquare),
+        ]
+        .into(),
+        ..Default::default()
+    };
+    let rep = drift(&r, &c, &opts).unwrap();
+    assert_eq!(rep.get("ten").unwrap().method, Method::Ks);
+    assert!(close(rep.get("ten").unwrap().value, 0.9646522162314058));
+    assert_eq!(
+        (
+            rep.get("note").unwrap().kind,
+            rep.get("note").unwrap().method
+        ),
+        ("text", Method::ChiSquare)
+    );
+    assert!(rep.text_columns.is_empty());
+    let rep = drift(
+        &r,
+        &c,
+        &ferry_data::DriftOptions {
+            method: Some(Method::Psi),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert!(rep.columns.iter().all(|c| c.method == Method::Psi) && rep.columns.len() == 5);
+
+    // Large reference (2000 rows): the current's 10 values make `ten`
+    // categorical, so Jensen-Shannon (0.083, no drift) where Wasserstein
+    // would have flagged it (0.218).
+    let d = tmp();
+    let (r, c) = count_tables(
+        d.path(),
+        &[
+            (
+                "ten",
+                vec![200; 10],
+                vec![120, 140, 160, 180, 200, 220, 240, 250, 250, 240],
+            ),
+            ("eleven", vec![200; 10], [vec![180; 10], vec![200]].concat()),
+        ],
+        &[],
+    );
+    let rep = drift(&r, &c, &Default::default()).unwrap();
+    let ten = rep.get("ten").unwrap();
+    assert_eq!(
+        (ten.kind, ten.method),
+        ("categorical", Method::JensenShannon)
+    );
+    assert!(close(ten.value, 0.08346703709743099), "{ten:#?}");
+    assert!(!ten.drifted);
+    let eleven = rep.get("eleven").unwrap();
+    assert_eq!(
+        (eleven.kind, eleven.method),
+        ("numerical", Method::Wasserstein)
+    );
+    assert!(close(eleven.value, 0.1914854215512676), "{eleven:#?}");
+    assert!(eleven.drifted);
+    let rep = drift(
+        &r,
+        &c,
+        &ferry_data::DriftOptions {
+            method: Some(Method::Wasserstein),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert!(close(rep.get("ten").unwrap().value, 0.2175970699446223));
+}
+
 #[test]
 fn huge_samples_need_an_effect_not_just_a_p_value() {
     let d = tmp();

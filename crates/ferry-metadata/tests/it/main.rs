@@ -150,6 +150,37 @@ async fn runs_conformance(s: &dyn MetadataStore) {
         s.get_run("0002").await.unwrap().run.status,
         RunStatus::Crashed
     );
+    // A run deleted through the MLflow API leaves the list (as MLflow's own
+    // lists hide it); asked for by id, it is still there.
+    s.set_run_stage("0001aaaa000000000000000000000000", true)
+        .await
+        .unwrap();
+    let listed: Vec<String> = s
+        .list_runs(&RunFilter {
+            pipeline: None,
+            limit: 10,
+        })
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.run_id)
+        .collect();
+    assert_eq!(listed, ["0002bbbb000000000000000000000000"]);
+    assert!(s.get_run("0001").await.is_ok());
+    s.set_run_stage("0001aaaa000000000000000000000000", false)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.list_runs(&RunFilter {
+            pipeline: Some("iris".into()),
+            limit: 10,
+        })
+        .await
+        .unwrap()
+        .len(),
+        2,
+        "a restored run is listed again"
+    );
 }
 
 async fn registry_conformance(s: &dyn MetadataStore) {
@@ -419,6 +450,11 @@ async fn tracking_conformance(s: &dyn MetadataStore) {
         like("attributes.status = 'RUNNING' and attributes.start_time >= 103").await,
         2
     );
+    // MLflow's bare attribute names select the same runs.
+    assert_eq!(like("status = 'RUNNING' and start_time >= 103").await, 2);
+    assert_eq!(like("run_name = 'run-3'").await, 1);
+    assert_eq!(like("created < 102 and user_id = 'me'").await, 2);
+    assert_eq!(like("status = 'FAILED'").await, 0);
     // Status and deletion.
     s.update_tracked_run(&id0, Some("FINISHED"), Some(500), None)
         .await
@@ -440,6 +476,55 @@ async fn tracking_conformance(s: &dyn MetadataStore) {
         ..all.clone()
     };
     assert_eq!(s.search_tracked_runs(&deleted).await.unwrap().0.len(), 1);
+    // A deleted run cannot change, as in MLflow's `_check_run_is_active`.
+    let not_active = |r: Result<()>| match r {
+        Err(Error::Invalid(m)) => assert_eq!(
+            m,
+            format!("The run {id0} must be in the 'active' state. Current state is deleted.")
+        ),
+        other => panic!("a deleted run was changed: {other:?}"),
+    };
+    not_active(
+        s.update_tracked_run(&id0, Some("FAILED"), Some(600), Some("renamed"))
+            .await
+            .map(|_| ()),
+    );
+    not_active(
+        s.log_batch(
+            &id0,
+            &[Metric {
+                key: "late".into(),
+                value: 1.0,
+                timestamp: 7,
+                step: 0,
+            }],
+            &[],
+            &[],
+        )
+        .await,
+    );
+    not_active(
+        s.log_batch(&id0, &[], &[("late".into(), "1".into())], &[])
+            .await,
+    );
+    not_active(
+        s.log_batch(&id0, &[], &[], &[("late".into(), "1".into())])
+            .await,
+    );
+    not_active(s.delete_run_tag(&id0, "kind").await);
+    not_active(s.log_run_outputs(&id0, &[("m-x".into(), 0)]).await);
+    let r0 = s.get_tracked_run(&id0).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            r0.info.status.as_str(),
+            r0.info.end_time,
+            r0.info.run_name.as_str()
+        ),
+        ("FINISHED", Some(500), "run-0"),
+        "nothing changed"
+    );
+    assert!(r0.outputs.is_empty() && !r0.tags.iter().any(|(k, _)| k == "late"));
+    assert!(s.metric_history(&id0, "late").await.unwrap().is_empty());
     // Datasets.
     let id1 = format!("{:032x}", 1);
     let ds = DatasetInput {
@@ -480,13 +565,61 @@ async fn tracking_conformance(s: &dyn MetadataStore) {
     let found = s
         .search_experiments(
             ViewType::ActiveOnly,
-            &parse_filter("name LIKE 'ren%'", Grammar::RegisteredModels).unwrap(),
+            &parse_filter("name LIKE 'ren%'", Grammar::Experiments).unwrap(),
+            &[],
             10,
             0,
         )
         .await
         .unwrap();
     assert_eq!(found.len(), 1);
+    // The requested order holds across pages; MLflow's default is the
+    // newest first.
+    for (name, t) in [
+        ("order-b", 40),
+        ("order-d", 41),
+        ("order-a", 42),
+        ("order-c", 43),
+    ] {
+        s.create_experiment(name, None, &[], t).await.unwrap();
+    }
+    let page = |order: &'static [&'static str], offset: i64| {
+        let order: Vec<String> = order.iter().map(|o| o.to_string()).collect();
+        async move {
+            s.search_experiments(
+                ViewType::ActiveOnly,
+                &parse_filter("name LIKE 'order-%'", Grammar::Experiments).unwrap(),
+                &parse_order_by(&order, Grammar::Experiments).unwrap(),
+                3,
+                offset,
+            )
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.name)
+            .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        page(&["name ASC"], 0).await,
+        ["order-a", "order-b", "order-c"]
+    );
+    assert_eq!(page(&["name ASC"], 3).await, ["order-d"]);
+    assert_eq!(
+        page(&["name DESC"], 0).await,
+        ["order-d", "order-c", "order-b"]
+    );
+    assert_eq!(page(&["name DESC"], 3).await, ["order-a"]);
+    assert_eq!(
+        page(&["creation_time ASC"], 0).await,
+        ["order-b", "order-d", "order-a"]
+    );
+    assert_eq!(
+        page(&["experiment_id DESC"], 0).await,
+        ["order-c", "order-a", "order-d"]
+    );
+    assert_eq!(page(&[], 0).await, ["order-c", "order-a", "order-d"]);
+    assert_eq!(page(&[], 3).await, ["order-b"]);
     // A pipeline run joins the tracking view.
     s.begin_run(&new_run("0009aaaa000000000000000000000000", 7))
         .await

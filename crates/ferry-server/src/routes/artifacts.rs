@@ -66,6 +66,11 @@ async fn owner(st: &AppState, p: &SafePath) -> ApiResult<Option<Owner>> {
     Ok(None)
 }
 
+/// Whether `p` is at or inside a run's or a logged model's artifact folder.
+pub(crate) async fn in_owned_folder(st: &AppState, p: &SafePath) -> ApiResult<bool> {
+    Ok(owner(st, p).await?.is_some())
+}
+
 /// Refuses a write (or, with `delete`, a delete) at `p` that would change
 /// what is fixed: the files of a registered model version (at, above or
 /// below `p`), the artifacts of a finished run or of a finalized logged
@@ -249,8 +254,10 @@ pub struct RunArtifactQ {
     path: Option<String>,
 }
 
-/// The artifact-root path of a run's `path`, for the run-scoped endpoints.
-async fn run_path(st: &AppState, q: &RunArtifactQ) -> ApiResult<SafePath> {
+/// The artifact-root path of a run's `path`, for the run-scoped endpoints:
+/// that path, the path asked for (relative to the run's artifacts) and the
+/// run's artifact URI.
+async fn run_path(st: &AppState, q: &RunArtifactQ) -> ApiResult<(SafePath, SafePath, String)> {
     let rel = check_path(q.path.as_deref().unwrap_or(""), false)?;
     let id = q
         .run_id
@@ -272,17 +279,29 @@ async fn run_path(st: &AppState, q: &RunArtifactQ) -> ApiResult<SafePath> {
     } else {
         format!("{base}/{}", rel.as_str())
     };
-    check_path(&joined, false)
+    Ok((check_path(&joined, false)?, rel, run.info.artifact_uri))
 }
 
-/// `GET /api/2.0/mlflow/artifacts/list?run_id&path`
+/// `GET /api/2.0/mlflow/artifacts/list?run_id&path`: as MLflow answers it
+/// for a proxied run, each path relative to the run's artifact root
+/// (`d/r.txt` for `path=d`) and `root_uri` the run's artifact URI. (The
+/// proxy's own list, above, names entries relative to the listed folder.)
 pub async fn run_list(
     State(st): State<AppState>,
     Query(q): Query<RunArtifactQ>,
 ) -> ApiResult<Out<Value>> {
-    let p = run_path(&st, &q).await?;
+    let (p, rel, root_uri) = run_path(&st, &q).await?;
     let mut v = list_dir(&st, &p).await?;
-    v["root_uri"] = json!(format!("mlflow-artifacts:/{}", p.as_str()));
+    if !rel.is_root()
+        && let Some(files) = v.get_mut("files").and_then(Value::as_array_mut)
+    {
+        for f in files {
+            if let Some(name) = f["path"].as_str() {
+                f["path"] = json!(format!("{}/{name}", rel.as_str()));
+            }
+        }
+    }
+    v["root_uri"] = json!(root_uri);
     Ok(Out(v))
 }
 
@@ -291,7 +310,7 @@ pub async fn get_artifact(
     State(st): State<AppState>,
     Query(q): Query<RunArtifactQ>,
 ) -> ApiResult<Response> {
-    let p = run_path(&st, &q).await?;
+    let (p, _, _) = run_path(&st, &q).await?;
     let full = st.artifacts.resolve(&p)?;
     match tokio::fs::read(&full).await {
         Ok(bytes) => Ok(bytes.into_response()),

@@ -1,5 +1,6 @@
 //! `/api/2.0/mlflow/experiments/*`
 
+use crate::artifacts::check_path;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Query};
 use crate::wire::{KeyValue, WireExperiment, page_token, parse_page_token};
@@ -47,19 +48,53 @@ pub async fn create(State(st): State<AppState>, Json(b): Json<Create>) -> ApiRes
             "Experiment name exceeds the maximum length of {MAX_NAME}"
         )));
     }
-    // Artifacts are served by this server under its own root: a client may not
-    // point an experiment at another place (file:, http:, ...).
-    if let Some(loc) = b.artifact_location.as_deref().filter(|l| !l.is_empty()) {
-        return Err(ApiError::invalid(format!(
-            "artifact_location '{loc}' is not allowed: ferry server stores artifacts under its own root"
-        )));
-    }
+    let location = match b.artifact_location.as_deref().filter(|l| !l.is_empty()) {
+        Some(loc) => Some(artifact_location(&st, loc).await?),
+        None => None,
+    };
     let tags: Vec<(String, String)> = b.tags.into_iter().map(|t| (t.key, t.value)).collect();
     let id = st
         .store
-        .create_experiment(&name, None, &tags, now_ms())
+        .create_experiment(&name, location.as_deref(), &tags, now_ms())
         .await?;
     Ok(Out(json!({ "experiment_id": id.to_string() })))
+}
+
+/// A client's `artifact_location`, accepted only as a folder under this
+/// server's artifact root (`mlflow-artifacts:/<path>`, the form the client
+/// itself uses), checked like every client path, resolved with symlinks
+/// followed and not inside a run's or logged model's artifact folder. Any
+/// other scheme or path is refused with the reason.
+async fn artifact_location(st: &AppState, loc: &str) -> ApiResult<String> {
+    let refuse =
+        |why: &str| ApiError::invalid(format!("artifact_location '{loc}' is not allowed: {why}"));
+    let Some(rest) = loc.strip_prefix("mlflow-artifacts:") else {
+        return Err(refuse(
+            "ferry server stores artifacts under its own root; give `mlflow-artifacts:/<path>` or leave it out",
+        ));
+    };
+    let Some(rel) = rest.strip_prefix('/').filter(|r| !r.starts_with('/')) else {
+        return Err(refuse(
+            "only `mlflow-artifacts:/<path>` (this server, no host) is served here",
+        ));
+    };
+    let p = check_path(rel, false).map_err(|_| {
+        refuse("the path must stay under the artifact root (no `..`, `.`, empty segments, absolute paths, backslashes, `%` or control characters)")
+    })?;
+    if p.is_root() {
+        return Err(refuse(
+            "it names the artifact root itself; give a folder under it",
+        ));
+    }
+    st.artifacts
+        .resolve(&p)
+        .map_err(|_| refuse("it leads outside the artifact root"))?;
+    if crate::routes::artifacts::in_owned_folder(st, &p).await? {
+        return Err(refuse(
+            "it is inside a run's or a logged model's artifact folder",
+        ));
+    }
+    Ok(format!("mlflow-artifacts:/{}", p.as_str()))
 }
 
 #[derive(Deserialize)]
@@ -108,6 +143,27 @@ pub struct Search {
     filter: Option<String>,
     view_type: Option<String>,
     page_token: Option<String>,
+    order_by: Option<OrderByIn>,
+}
+
+/// `order_by`: a JSON list (POST) or one query value (GET).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OrderByIn {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OrderByIn {
+    fn items(self) -> Vec<String> {
+        match self {
+            OrderByIn::One(s) => vec![s],
+            OrderByIn::Many(v) => v,
+        }
+        .into_iter()
+        .filter(|s| !s.trim().is_empty())
+        .collect()
+    }
 }
 
 pub async fn search(State(st): State<AppState>, Json(b): Json<Search>) -> ApiResult<Out<Value>> {
@@ -132,13 +188,17 @@ async fn search_with(st: AppState, b: Search) -> ApiResult<Out<Value>> {
     }
     let filter = ferry_search::parse_filter(
         b.filter.as_deref().unwrap_or(""),
-        ferry_search::Grammar::RegisteredModels,
+        ferry_search::Grammar::Experiments,
+    )?;
+    let order_by = ferry_search::parse_order_by(
+        &b.order_by.map(OrderByIn::items).unwrap_or_default(),
+        ferry_search::Grammar::Experiments,
     )?;
     let offset = parse_page_token(b.page_token.as_deref())?;
     let view = view_type(b.view_type.as_deref())?;
     let mut found = st
         .store
-        .search_experiments(view, &filter, max + 1, offset)
+        .search_experiments(view, &filter, &order_by, max + 1, offset)
         .await?;
     let more = found.len() as i64 > max;
     found.truncate(max as usize);

@@ -160,7 +160,8 @@ fn experiments() {
         assert_eq!(g["experiments"], v["experiments"]);
         let (s, _) = app.get("experiments/search?max_results=banana").await;
         assert_eq!(s, StatusCode::BAD_REQUEST);
-        // A client may not point an experiment at a path of its choosing.
+        // A client may not point an experiment at a path of its choosing
+        // (only at a folder under this server's root: see `drop_in_fixes`).
         for loc in ["file:///etc", "/etc", "http:///?/../../../../etc/", "dbfs:/"] {
             let (s, _) = app.post("experiments/create", json!({"name": format!("x{loc}"), "artifact_location": loc})).await;
             assert_eq!(s, StatusCode::BAD_REQUEST, "{loc}");
@@ -308,6 +309,147 @@ fn runs_metrics_params_tags_and_search() {
         assert_eq!((s, v["error_code"].as_str()), (StatusCode::NOT_FOUND, Some("RESOURCE_DOES_NOT_EXIST")));
         let (s, _) = app.post("runs/log-metric", json!({"run_id": "0123456789abcdef0123456789abcdef", "key": "a", "value": 1, "timestamp": 1})).await;
         assert_eq!(s, StatusCode::NOT_FOUND);
+    });
+}
+
+/// Issue 12: what MLflow clients send that ferry refused or answered
+/// differently.
+#[test]
+fn drop_in_fixes() {
+    rt().block_on(async {
+        let app = App::new().await;
+        app.ok_post("experiments/create", json!({"name": "e"})).await;
+        let mut ids = Vec::new();
+        for (i, status) in ["FINISHED", "FAILED", "FINISHED"].iter().enumerate() {
+            let v = app.ok_post("runs/create", json!({"experiment_id": "1", "run_name": format!("r{i}"), "start_time": 1000 + i})).await;
+            let id = v["run"]["info"]["run_id"].as_str().unwrap().to_owned();
+            app.ok_post("runs/update", json!({"run_id": id, "status": status, "end_time": 2000})).await;
+            ids.push(id);
+        }
+        // Run attributes without the `attributes.` prefix.
+        let names = |v: &Value| -> Vec<String> {
+            v["runs"].as_array().map(|a| a.iter().map(|r| r["info"]["run_name"].as_str().unwrap().to_owned()).collect()).unwrap_or_default()
+        };
+        for (filter, want) in [
+            ("status = 'FAILED'", vec!["r1"]),
+            ("run_name = 'r2'", vec!["r2"]),
+            ("start_time > 1000 and status = 'FINISHED'", vec!["r2"]),
+            ("created < 1001", vec!["r0"]),
+            ("`Run name` LIKE 'r%' and end_time = 2000 and user_id = ''", vec!["r2", "r1", "r0"]),
+        ] {
+            let v = app.ok_post("runs/search", json!({"experiment_ids": ["1"], "filter": filter})).await;
+            assert_eq!(names(&v), want, "{filter}");
+        }
+        let (s, v) = app.post("runs/search", json!({"experiment_ids": ["1"], "filter": "acc > 1"})).await;
+        assert_eq!((s, v["error_code"].as_str()), (StatusCode::BAD_REQUEST, Some("INVALID_PARAMETER_VALUE")));
+        assert!(v["message"].as_str().unwrap().starts_with("Invalid attribute key 'acc'"), "{v}");
+
+        // A paged experiment search keeps its order_by (POST and GET).
+        for n in ["x-c", "x-a", "x-d", "x-b"] {
+            app.ok_post("experiments/create", json!({"name": n})).await;
+        }
+        for (order, want) in [("name ASC", ["x-a", "x-b", "x-c", "x-d"]), ("name DESC", ["x-d", "x-c", "x-b", "x-a"])] {
+            let mut got = Vec::new();
+            let mut token: Option<String> = None;
+            loop {
+                let mut body = json!({"max_results": 3, "filter": "name LIKE 'x-%'", "order_by": [order]});
+                if let Some(t) = &token {
+                    body["page_token"] = json!(t);
+                }
+                let v = app.ok_post("experiments/search", body).await;
+                got.extend(v["experiments"].as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap().to_owned()));
+                match v["next_page_token"].as_str() {
+                    Some(t) => token = Some(t.to_owned()),
+                    None => break,
+                }
+            }
+            assert_eq!(got, want, "{order}");
+            let q = order.replace(' ', "+");
+            let (s, v) = app.get(&format!("experiments/search?max_results=2&filter=name+LIKE+%27x-%25%27&order_by={q}")).await;
+            assert_eq!(s, StatusCode::OK, "{v}");
+            let first: Vec<&str> = v["experiments"].as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap()).collect();
+            assert_eq!(first, want[..2], "GET {order}");
+        }
+        let (s, v) = app.post("experiments/search", json!({"order_by": ["tags.team ASC"]})).await;
+        assert_eq!((s, v["error_code"].as_str()), (StatusCode::BAD_REQUEST, Some("INVALID_PARAMETER_VALUE")), "{v}");
+
+        // The run-scoped list names files relative to the run's root.
+        let rid = &ids[0];
+        let put = Request::builder().method(Method::PUT).uri(format!("/api/2.0/mlflow-artifacts/artifacts/1/{rid}/artifacts/d/r.txt")).body(Body::from("x")).unwrap();
+        let run_fresh = app.ok_post("runs/create", json!({"experiment_id": "1"})).await;
+        let fresh = run_fresh["run"]["info"]["run_id"].as_str().unwrap().to_owned();
+        let put_fresh = |path: &str| Request::builder().method(Method::PUT).uri(format!("/api/2.0/mlflow-artifacts/artifacts/1/{fresh}/artifacts/{path}")).body(Body::from("x")).unwrap();
+        assert_eq!(app.raw(put_fresh("d/r.txt")).await.0, StatusCode::OK);
+        assert_eq!(app.raw(put_fresh("d/e/s.txt")).await.0, StatusCode::OK);
+        assert_eq!(app.raw(put_fresh("top.txt")).await.0, StatusCode::OK);
+        assert_eq!(app.raw(put).await.0, StatusCode::CONFLICT, "an ended run's artifacts are fixed");
+        let root = format!("mlflow-artifacts:/1/{fresh}/artifacts");
+        let (s, v) = app.get(&format!("artifacts/list?run_id={fresh}&path=d")).await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(v, json!({"root_uri": root, "files": [{"path": "d/e", "is_dir": true}, {"path": "d/r.txt", "is_dir": false, "file_size": 1}]}));
+        let (_, v) = app.get(&format!("artifacts/list?run_id={fresh}&path=d/e/")).await;
+        assert_eq!(v["files"], json!([{"path": "d/e/s.txt", "is_dir": false, "file_size": 1}]));
+        let (_, v) = app.get(&format!("artifacts/list?run_id={fresh}")).await;
+        assert_eq!(v, json!({"root_uri": root, "files": [{"path": "d", "is_dir": true}, {"path": "top.txt", "is_dir": false, "file_size": 1}]}));
+        // The proxy's own list keeps names relative to the listed folder.
+        let (_, v) = app.call(Method::GET, &format!("/api/2.0/mlflow-artifacts/artifacts?path=1%2F{fresh}%2Fartifacts%2Fd"), None).await;
+        assert_eq!(v, json!({"files": [{"path": "e", "is_dir": true}, {"path": "r.txt", "is_dir": false, "file_size": 1}]}));
+
+        // A deleted run cannot change through the API.
+        app.ok_post("runs/delete", json!({"run_id": fresh})).await;
+        let refused = format!("The run {fresh} must be in the 'active' state. Current state is deleted.");
+        for (path, body) in [
+            ("runs/update", json!({"run_id": fresh, "status": "FINISHED", "end_time": 5})),
+            ("runs/log-metric", json!({"run_id": fresh, "key": "m", "value": 1, "timestamp": 1})),
+            ("runs/log-parameter", json!({"run_id": fresh, "key": "p", "value": "1"})),
+            ("runs/set-tag", json!({"run_id": fresh, "key": "t", "value": "1"})),
+            ("runs/delete-tag", json!({"run_id": fresh, "key": "mlflow.runName"})),
+            ("runs/log-batch", json!({"run_id": fresh, "params": [{"key": "p", "value": "1"}]})),
+            ("runs/log-inputs", json!({"run_id": fresh, "datasets": [{"dataset": {"name": "ds", "digest": "abc", "source_type": "http", "source": "{}"}}]})),
+            ("runs/outputs", json!({"run_id": fresh, "models": [{"model_id": "m-0123456789abcdef0123456789abcdef", "step": 0}]})),
+        ] {
+            let (s, v) = app.post(path, body).await;
+            assert_eq!((s, v["error_code"].as_str(), v["message"].as_str()), (StatusCode::BAD_REQUEST, Some("INVALID_PARAMETER_VALUE"), Some(refused.as_str())), "{path}");
+        }
+        let (_, v) = app.get(&format!("runs/get?run_id={fresh}")).await;
+        assert_eq!(v["run"]["info"]["status"], "RUNNING", "nothing changed: {v}");
+        assert!(v["run"]["data"].get("params").is_none(), "{v}");
+        app.ok_post("runs/restore", json!({"run_id": fresh})).await;
+        app.ok_post("runs/update", json!({"run_id": fresh, "status": "FINISHED", "end_time": 5})).await;
+
+        // An experiment may name a folder under this server's root.
+        let v = app.ok_post("experiments/create", json!({"name": "placed", "artifact_location": "mlflow-artifacts:/team/a/"})).await;
+        let eid = v["experiment_id"].as_str().unwrap().to_owned();
+        let (_, v) = app.get(&format!("experiments/get?experiment_id={eid}")).await;
+        assert_eq!(v["experiment"]["artifact_location"], "mlflow-artifacts:/team/a");
+        let v = app.ok_post("runs/create", json!({"experiment_id": eid})).await;
+        let placed = v["run"]["info"]["run_id"].as_str().unwrap().to_owned();
+        assert_eq!(v["run"]["info"]["artifact_uri"], format!("mlflow-artifacts:/team/a/{placed}/artifacts"));
+        let put = Request::builder().method(Method::PUT).uri(format!("/api/2.0/mlflow-artifacts/artifacts/team/a/{placed}/artifacts/f.txt")).body(Body::from("hi")).unwrap();
+        assert_eq!(app.raw(put).await.0, StatusCode::OK);
+        assert_eq!(std::fs::read_to_string(app.dir.path().join(format!("artifacts/team/a/{placed}/artifacts/f.txt"))).unwrap(), "hi");
+        let (_, v) = app.get(&format!("artifacts/list?run_id={placed}")).await;
+        assert_eq!(v["files"], json!([{"path": "f.txt", "is_dir": false, "file_size": 2}]));
+        // Other schemes, hosts, the root itself, a run's folder, and every
+        // traversal of the corpus are refused, each with its reason.
+        std::os::unix::fs::symlink(app.dir.path(), app.dir.path().join("artifacts/link")).unwrap();
+        let mut refused: Vec<String> = ["file:///etc", "/etc", "s3://bucket/x", "mlflow-artifacts://evil.example/x", "mlflow-artifacts:/", "mlflow-artifacts:", "mlflow-artifacts:/link/x"]
+            .iter()
+            .map(|l| l.to_string())
+            .collect();
+        refused.push(format!("mlflow-artifacts:/1/{fresh}/artifacts/sub"));
+        for bad in CORPUS {
+            refused.push(format!("mlflow-artifacts:/{bad}"));
+            refused.push(format!("mlflow-artifacts:/x/{bad}"));
+        }
+        for (i, loc) in refused.iter().enumerate() {
+            let (s, v) = app.post("experiments/create", json!({"name": format!("bad{i}"), "artifact_location": loc})).await;
+            assert_eq!((s, v["error_code"].as_str()), (StatusCode::BAD_REQUEST, Some("INVALID_PARAMETER_VALUE")), "{loc}: {v}");
+            let m = v["message"].as_str().unwrap();
+            assert!(m.starts_with(&format!("artifact_location '{loc}' is not allowed: ")) && m.len() > loc.len() + 40, "{m}");
+            let (s, _) = app.get(&format!("experiments/get-by-name?experiment_name=bad{i}")).await;
+            assert_eq!(s, StatusCode::NOT_FOUND, "{loc}");
+        }
     });
 }
 

@@ -592,3 +592,46 @@ fn completions_are_printed_for_each_shell() {
     let o = p.ferry(&["completions", "tcsh"]);
     assert_eq!(o.code, 2, "{o:?}");
 }
+
+/// A run deleted through the MLflow API (the store's soft delete) is no
+/// longer listed, not shown as `succeeded`; `runs show` still finds it.
+#[test]
+fn runs_deleted_through_the_mlflow_api_leave_the_list() {
+    let p = project();
+    p.run_ok();
+    p.write("acc.txt", "0.96\n");
+    p.run_ok();
+    let runs: serde_json::Value =
+        serde_json::from_str(&p.ferry(&["runs", "list", "--json"]).stdout).unwrap();
+    let ids: Vec<String> = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["run_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids.len(), 2);
+    let gone = ids[1].clone();
+    {
+        let store =
+            ferry_metadata::BlockingStore::open(&ferry_runner::store_url(p.path())).unwrap();
+        let id = gone.clone();
+        store
+            .call(|s| Box::pin(async move { s.set_run_stage(&id, true).await }))
+            .unwrap();
+    }
+    let runs: serde_json::Value =
+        serde_json::from_str(&p.ferry(&["runs", "list", "--json"]).stdout).unwrap();
+    let listed: Vec<&str> = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["run_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, [ids[0].as_str()]);
+    let text = p.ferry(&["runs", "list"]);
+    assert_eq!(text.code, 0, "{text:?}");
+    assert!(!text.stdout.contains(&gone[..8]), "{text:?}");
+    assert!(text.stdout.contains(&ids[0][..8]), "{text:?}");
+    let shown = p.ferry(&["runs", "show", &gone]);
+    assert_eq!(shown.code, 0, "{shown:?}");
+}
