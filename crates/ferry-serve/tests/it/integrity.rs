@@ -17,19 +17,7 @@ fn a_tampered_version_is_refused_at_load() {
 
         // Pinned, it is refused at start-up, naming the mismatch.
         let gw = env.gateway(&["iris@production"], false).await;
-        let loader = StoreLoader {
-            store: env.store.clone(),
-            artifacts: env.artifacts(),
-            allow_fakes: false,
-            runtimes: Default::default(),
-        };
-        let pinned = Gateway::new(
-            vec![format!("iris/{v2}").parse().unwrap()],
-            env.store.clone(),
-            Arc::new(loader),
-            None,
-        );
-        let e = pinned.reconcile(true).await.err().unwrap().to_string();
+        let e = pinned(&env, v2).reconcile(true).await.err().unwrap().to_string();
         assert!(e.contains("changed since it was registered"), "{e}");
 
         // As a canary, it is rolled back with that reason; production
@@ -62,18 +50,22 @@ fn a_tampered_version_is_refused_at_load() {
 
         // Put back, it loads again.
         std::fs::copy(fixture("logreg.onnx"), &onnx).unwrap();
-        let fresh = StoreLoader {
-            store: env.store.clone(),
-            artifacts: env.artifacts(),
-            allow_fakes: false,
-            runtimes: Default::default(),
-        };
-        let pinned = Gateway::new(
-            vec![format!("iris/{v2}").parse().unwrap()],
-            env.store.clone(),
-            Arc::new(fresh),
-            None,
-        );
-        pinned.reconcile(true).await.unwrap();
+        pinned(&env, v2).reconcile(true).await.unwrap();
     });
+}
+
+/// A gateway serving `iris/<version>` alone, with nothing cached.
+fn pinned(env: &Env, version: i64) -> Gateway {
+    let loader = StoreLoader {
+        store: env.store.clone(),
+        artifacts: env.artifacts(),
+        allow_fakes: false,
+        runtimes: Default::default(),
+    };
+    Gateway::new(
+        vec![format!("iris/{version}").parse().unwrap()],
+        env.store.clone(),
+        Arc::new(loader),
+        None,
+    )
 }

@@ -221,13 +221,13 @@ fn versions_from_mlflow_clients_show_their_source_and_tags() {
 
 /// A gateway (`ferry serve m@production`, fakes allowed: versions 1 and 2
 /// answer as well-behaved fakes) on `p`'s store, ticking every 100 ms.
-struct Gateway {
-    child: std::process::Child,
-    addr: String,
+pub(crate) struct Gateway {
+    pub(crate) child: std::process::Child,
+    pub(crate) addr: String,
 }
 
 impl Gateway {
-    fn start(p: &Proj) -> Self {
+    pub(crate) fn start(p: &Proj) -> Self {
         use std::io::BufRead;
         let store = ferry_metadata::BlockingStore::open(&format!(
             "sqlite://{}",

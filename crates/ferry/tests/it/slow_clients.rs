@@ -6,50 +6,9 @@
 //! stays bounded.
 
 use crate::remote::Server;
-use crate::support::*;
-use std::io::{BufRead, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
-
-/// A gateway serving `m@production` (a well-behaved fake) from `p`'s store.
-struct Gateway {
-    child: std::process::Child,
-    addr: SocketAddr,
-}
-
-impl Gateway {
-    fn start(p: &Proj) -> Self {
-        let store = ferry_metadata::BlockingStore::open(&format!(
-            "sqlite://{}",
-            p.path().join(".ferry/ferry.db").display()
-        ))
-        .unwrap();
-        store
-            .call(|s| Box::pin(async move { s.set_version_tag("m", 1, "ferry.fake", "ok").await }))
-            .unwrap();
-        let mut child = p
-            .cmd(&["serve", "m@production", "--port", "0", "--allow-fakes"])
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
-        let addr = loop {
-            let line = lines.next().expect("the gateway ended").unwrap();
-            if let Some(rest) = line.split("at http://").nth(1) {
-                break rest.split('/').next().unwrap().parse().unwrap();
-            }
-        };
-        std::thread::spawn(move || for _ in lines {});
-        Gateway { child, addr }
-    }
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// One request on a fresh connection: its status and how long it took.
 fn request(addr: SocketAddr, raw: &str) -> (u16, Duration) {
@@ -183,8 +142,9 @@ fn slow_clients_do_not_starve_either_server() {
     let url: SocketAddr = server.url.trim_start_matches("http://").parse().unwrap();
     let server_pid = server.pid();
     let p = crate::deploy::two_versions();
-    let gw = Gateway::start(&p);
-    let (gw_addr, gw_pid) = (gw.addr, gw.child.id());
+    let gw = crate::deploy::Gateway::start(&p);
+    let gw_addr: SocketAddr = gw.addr.parse().unwrap();
+    let gw_pid = gw.child.id();
     let a = std::thread::spawn(move || {
         probe(
             "ferry server",
