@@ -79,25 +79,32 @@ def ferry(project, *args, check=True):
     return subprocess.run([BINARY, *args], cwd=project, check=check, capture_output=True, text=True)
 
 
+# The venv's programs (mlflow, for `--runtime mlflow`, and uvicorn) on PATH.
+VENV_ON_PATH = {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")}
+
+
+def wait_up(url, proc, log, within):
+    """Until `url` answers 2xx; fails with `log` if `proc` ends first."""
+    for _ in range(int(within / 0.05)):
+        try:
+            if requests.get(url, timeout=1).ok:
+                return
+        except requests.ConnectionError:
+            pass
+        assert proc.poll() is None, log.read_text()
+        time.sleep(0.05)
+
+
 @contextlib.contextmanager
 def gateway(project, *models, runtimes=(), ready_within=15):
     port = free_port()
     log = open(project / "serve.log", "w")
     flags = [f for r in runtimes for f in ("--runtime", r)]
-    # The venv's programs (mlflow, for `--runtime mlflow`) on the gateway's PATH.
-    env = {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")}
     proc = subprocess.Popen([BINARY, "serve", *models, "--port", str(port), "--tick", "200ms", *flags],
-                            cwd=project, stdout=log, stderr=subprocess.STDOUT, env=env)
+                            cwd=project, stdout=log, stderr=subprocess.STDOUT, env=VENV_ON_PATH)
     url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(int(ready_within / 0.05)):
-            try:
-                if requests.get(url + "/v2/health/ready", timeout=1).ok:
-                    break
-            except requests.ConnectionError:
-                pass
-            assert proc.poll() is None, (project / "serve.log").read_text()
-            time.sleep(0.05)
+        wait_up(url + "/v2/health/ready", proc, project / "serve.log", ready_within)
         yield url
     finally:
         proc.terminate()
@@ -362,18 +369,10 @@ def test_answers_match_mlflow_models_serve(tmp_path):
     mlserve = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "models", "serve", "-m", str(tmp_path / "sk"), "-h", "127.0.0.1",
          "-p", str(port), "--env-manager", "local"],
-        stdout=log, stderr=subprocess.STDOUT,
-        env={**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")})
+        stdout=log, stderr=subprocess.STDOUT, env=VENV_ON_PATH)
     ref_url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(600):
-            try:
-                if requests.get(ref_url + "/ping", timeout=1).ok:
-                    break
-            except requests.ConnectionError:
-                pass
-            assert mlserve.poll() is None, (tmp_path / "mlflow-serve.log").read_text()
-            time.sleep(0.1)
+        wait_up(ref_url + "/ping", mlserve, tmp_path / "mlflow-serve.log", 60)
         with gateway(project, "iris@production") as url:
             rev = cols[::-1]
             bodies = [
