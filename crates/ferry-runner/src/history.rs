@@ -16,6 +16,33 @@ pub trait History {
     fn get_run(&self, id_or_prefix: &str) -> Result<RunDetail>;
     /// What `stage` of run `run_id` printed; `None` if it left no log.
     fn stage_log(&self, run_id: &str, stage: &str) -> Result<Option<Vec<u8>>>;
+
+    /// A run as the user names it: `latest` (the newest run), `latest~N`
+    /// (the one N before it), or an id or prefix, returned as is.
+    fn resolve(&self, run: &str) -> Result<String> {
+        let back = match run.strip_prefix("latest") {
+            Some("") => 0,
+            Some(rest) => match rest.strip_prefix('~').and_then(|n| n.parse::<i64>().ok()) {
+                Some(n) if n >= 0 => n,
+                _ => {
+                    return Err(crate::Error::NoSuchRun(format!(
+                        "`{run}`: use `latest`, `latest~N` (N runs before it) or a run id"
+                    )));
+                }
+            },
+            None => return Ok(run.to_owned()),
+        };
+        let runs = self.list_runs(back + 1)?;
+        match runs.get(back as usize) {
+            Some(r) => Ok(r.run_id.clone()),
+            None => Err(crate::Error::NoSuchRun(format!(
+                "`{run}`: there {} only {} run{}",
+                if runs.len() == 1 { "is" } else { "are" },
+                runs.len(),
+                if runs.len() == 1 { "" } else { "s" }
+            ))),
+        }
+    }
 }
 
 /// The history in the project's store; logs under `ferry_dir/logs`.

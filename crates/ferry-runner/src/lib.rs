@@ -57,6 +57,8 @@ pub enum Error {
     UnknownStage { name: String, known: String },
     #[error("`{path}` leads outside the project, to `{}`\nhint: ferry reads and writes only inside the project; move or copy it in", leads_to.display())]
     OutsideProject { path: String, leads_to: PathBuf },
+    #[error("no such run {0}")]
+    NoSuchRun(String),
     #[error("register.signature.from `{table}`: {message}")]
     Signature { table: String, message: String },
 }

@@ -54,7 +54,7 @@ pub enum Command {
     Runs(RunsArgs),
     /// Show the output a run's stages wrote
     Logs {
-        /// A run id or a unique prefix of it
+        /// A run id, a unique prefix of it, `latest` or `latest~N`
         run: String,
         /// Only this stage
         stage: Option<String>,
@@ -267,7 +267,7 @@ pub enum RunsCommand {
     },
     /// One run: stages, params, metrics and gates
     Show {
-        /// A run id or a unique prefix of it
+        /// A run id, a unique prefix of it, `latest` or `latest~N`
         run: String,
         /// Print as JSON on stdout
         #[arg(long)]

@@ -479,7 +479,8 @@ fn runs_list(ctx: &Ctx, h: &dyn ferry_runner::History, limit: i64, json: bool) -
 }
 
 fn runs_show(h: &dyn ferry_runner::History, run: &str, json: bool) -> Result<u8> {
-    let d = h.get_run(run).map_err(runner_store_err)?;
+    let run = h.resolve(run).map_err(runner_store_err)?;
+    let d = h.get_run(&run).map_err(runner_store_err)?;
     if json {
         print_json(&d)?;
         return Ok(exit::OK);
@@ -574,12 +575,14 @@ fn runner_store_err(e: ferry_runner::Error) -> anyhow::Error {
             message,
             ..
         }) => usage(message),
+        e @ ferry_runner::Error::NoSuchRun(_) => usage(e.to_string()),
         other => other.into(),
     }
 }
 
 fn logs(ctx: &Ctx, h: &dyn ferry_runner::History, run: &str, stage: Option<&str>) -> Result<u8> {
-    let d = h.get_run(run).map_err(runner_store_err)?;
+    let run = h.resolve(run).map_err(runner_store_err)?;
+    let d = h.get_run(&run).map_err(runner_store_err)?;
     let ran: Vec<&str> = d
         .stages
         .iter()

@@ -635,3 +635,27 @@ fn runs_deleted_through_the_mlflow_api_leave_the_list() {
     let shown = p.ferry(&["runs", "show", &gone]);
     assert_eq!(shown.code, 0, "{shown:?}");
 }
+
+#[test]
+fn latest_and_latest_n_name_recent_runs() {
+    let p = project();
+    p.run_ok();
+    p.write("acc.txt", "0.96\n");
+    p.run_ok();
+    let runs: serde_json::Value =
+        serde_json::from_str(&p.ferry(&["runs", "list", "--json"]).stdout).unwrap();
+    let id = |i: usize| runs[i]["run_id"].as_str().unwrap().to_owned();
+    for (name, want) in [("latest", id(0)), ("latest~0", id(0)), ("latest~1", id(1))] {
+        let o = p.ferry(&["runs", "show", name, "--json"]);
+        assert_eq!(o.code, 0, "{name}: {o:?}");
+        let shown: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+        assert_eq!(shown["run_id"], want.as_str(), "{name}");
+    }
+    assert_eq!(p.ferry(&["logs", "latest~1", "gen"]).code, 0);
+    let o = p.ferry(&["runs", "show", "latest~5"]);
+    assert_eq!(o.code, 2, "{o:?}");
+    assert!(o.stderr.contains("there are only 2 runs"), "{o:?}");
+    let o = p.ferry(&["logs", "latest~x"]);
+    assert_eq!(o.code, 2, "{o:?}");
+    assert!(o.stderr.contains("use `latest`, `latest~N`"), "{o:?}");
+}
