@@ -16,6 +16,22 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+/// What to try when an address cannot be bound.
+pub fn bind_hint(e: &std::io::Error) -> &'static str {
+    match e.kind() {
+        std::io::ErrorKind::AddrInUse => {
+            "another process listens there; pick another port with --port (0 takes any free one)"
+        }
+        std::io::ErrorKind::PermissionDenied => {
+            "ports below 1024 need privileges; pick a port above 1024 with --port"
+        }
+        std::io::ErrorKind::AddrNotAvailable => {
+            "this machine has no such address; --host takes one of its own (127.0.0.1 by default)"
+        }
+        _ => "check --host and --port",
+    }
+}
+
 /// Completes on Ctrl-C or SIGTERM. If SIGTERM cannot be watched, only
 /// Ctrl-C ends it (never at once).
 pub async fn shutdown_signal() {

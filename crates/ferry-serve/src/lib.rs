@@ -48,9 +48,13 @@ pub async fn serve(
     on_ready: impl FnOnce(SocketAddr),
 ) -> Result<(), String> {
     gw.reconcile(true).await.map_err(|e| e.to_string())?;
-    let listener = tokio::net::TcpListener::bind(cfg.addr)
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", cfg.addr))?;
+    let listener = tokio::net::TcpListener::bind(cfg.addr).await.map_err(|e| {
+        format!(
+            "cannot listen on {}: {e}\nhint: {}",
+            cfg.addr,
+            ferry_http::bind_hint(&e)
+        )
+    })?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     on_ready(addr);
     let presence = Arc::new(presence::Presence::new(addr, cfg.tick));

@@ -202,7 +202,10 @@ pub enum ServeError {
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot listen on {addr}: {source}")]
+    #[error(
+        "cannot listen on {addr}: {source}\nhint: {}",
+        ferry_http::bind_hint(source)
+    )]
     Bind {
         addr: SocketAddr,
         #[source]

@@ -527,3 +527,39 @@ fn runs_a_server_recorded_in_the_project_store_read_as_pipeline_runs() {
     let pipeline = p.path().file_name().unwrap().to_string_lossy().into_owned();
     shows_the_remote_run(&home, None, &run_id, &pipeline);
 }
+
+/// A server that cannot bind says where, why once, and what to try; the
+/// gateway says the same.
+#[test]
+fn a_taken_port_is_a_clear_error_for_both_servers() {
+    let srv = Server::start();
+    let port = srv.url.rsplit(':').next().unwrap().to_owned();
+    let p = Proj::new("stages: {}\n");
+    let o = p.ferry(&["server", "--port", &port]);
+    assert_ne!(o.code, 0, "{o:?}");
+    assert!(
+        o.stderr
+            .contains(&format!("cannot listen on 127.0.0.1:{port}: Address already in use (os error 98)\nhint: another process listens there; pick another port with --port")),
+        "{o:?}"
+    );
+    assert_eq!(
+        o.stderr.matches("Address already in use").count(),
+        1,
+        "{o:?}"
+    );
+    let p = crate::deploy::two_versions();
+    let store = ferry_metadata::BlockingStore::open(&format!(
+        "sqlite://{}",
+        p.path().join(".ferry/ferry.db").display()
+    ))
+    .unwrap();
+    store
+        .call(|s| Box::pin(async move { s.set_version_tag("m", 1, "ferry.fake", "ok").await }))
+        .unwrap();
+    let o = p.ferry(&["serve", "m@production", "--allow-fakes", "--port", &port]);
+    assert_ne!(o.code, 0, "{o:?}");
+    assert!(
+        o.stderr.contains("hint: another process listens there"),
+        "{o:?}"
+    );
+}
