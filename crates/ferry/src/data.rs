@@ -10,6 +10,29 @@ use ferry_data::{ColType, Format, Suite, Table, TableSpec};
 use std::path::Path;
 
 /// A table spec from the command line, relative to `cwd`.
+/// Opens a table; a `--type` naming a column it does not have is an error
+/// (not a silent no-op).
+fn open_table(spec: &TableSpec, a: &TableArgs) -> Result<Table> {
+    let t = Table::open(spec)?;
+    for given in &a.types {
+        let col = given.split_once('=').map_or(given.as_str(), |(c, _)| c);
+        if t.schema.field_with_name(col).is_err() {
+            let names: Vec<&str> = t
+                .schema
+                .fields()
+                .iter()
+                .map(|f| f.name().as_str())
+                .collect();
+            return Err(usage(format!(
+                "--type `{given}`: {} has no column `{col}` (its columns: {})",
+                spec.path,
+                names.join(", ")
+            )));
+        }
+    }
+    Ok(t)
+}
+
 pub fn table_spec(cwd: &Path, path: &str, a: &TableArgs) -> Result<TableSpec> {
     let full = if Path::new(path).is_absolute() {
         path.to_owned()
@@ -79,7 +102,7 @@ pub fn data(style: &Style, cwd: &Path, cmd: DataCommand) -> Result<u8> {
             json,
             read,
         } => {
-            let t = Table::open(&table_spec(cwd, &table, &read)?)?;
+            let t = open_table(&table_spec(cwd, &table, &read)?, &read)?;
             let mut p = ferry_data::profile(&t)?;
             p.source = table.clone();
             if json {
@@ -126,7 +149,7 @@ pub fn check(style: &Style, cwd: &Path, cmd: CheckCommand) -> Result<u8> {
             for (c, t) in &suite.types {
                 spec.types.entry(c.clone()).or_insert(*t);
             }
-            let t = Table::open(&spec)?;
+            let t = open_table(&spec, &read)?;
             let started = std::time::Instant::now();
             let mut report = ferry_data::check(&t, &suite)?;
             report.source = table.clone();
@@ -190,8 +213,27 @@ pub fn check(style: &Style, cwd: &Path, cmd: CheckCommand) -> Result<u8> {
                     None => one = Some(x),
                 }
             }
-            let r = Table::open(&table_spec(cwd, &reference, &read)?)?;
-            let c = Table::open(&table_spec(cwd, &current, &read)?)?;
+            let r = open_table(&table_spec(cwd, &reference, &read)?, &read)?;
+            let c = open_table(&table_spec(cwd, &current, &read)?, &read)?;
+            // A per-column threshold (or a --columns entry) must name a column.
+            for (flag, col) in thresholds
+                .keys()
+                .map(|c| ("--threshold", c))
+                .chain(columns.iter().flatten().map(|c| ("--columns", c)))
+            {
+                if r.schema.field_with_name(col).is_err() {
+                    let names: Vec<&str> = r
+                        .schema
+                        .fields()
+                        .iter()
+                        .map(|f| f.name().as_str())
+                        .collect();
+                    return Err(usage(format!(
+                        "{flag}: {reference} has no column `{col}` (its columns: {})",
+                        names.join(", ")
+                    )));
+                }
+            }
             let opts = ferry_data::DriftOptions {
                 columns,
                 method,

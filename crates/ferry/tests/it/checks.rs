@@ -280,6 +280,31 @@ fn the_commands_on_their_own() {
     // Bad input: exit 2 with the file, column or key named.
     for (args, want) in [
         (
+            vec![
+                "check",
+                "data",
+                "data/batch.csv",
+                "--expect",
+                "suite.yaml",
+                "--type",
+                "nosuch=float",
+            ],
+            "--type `nosuch=float`: ",
+        ),
+        (
+            vec![
+                "check",
+                "drift",
+                "--reference",
+                "data/batch.csv",
+                "--current",
+                "data/batch.csv",
+                "--threshold",
+                "nosuch=0.2",
+            ],
+            "--threshold: data/batch.csv has no column `nosuch`",
+        ),
+        (
             vec!["check", "data", "nope.csv", "--expect", "suite.yaml"],
             "nope.csv: no such file or folder",
         ),
