@@ -14,6 +14,23 @@ use std::path::Path;
 /// (not a silent no-op).
 fn open_table(spec: &TableSpec, a: &TableArgs) -> Result<Table> {
     let t = Table::open(spec)?;
+    // One column whose name holds another separator: likely not comma-separated.
+    if let [only] = t.schema.fields().as_ref()
+        && let Some(sep) = [';', '\t', '|']
+            .into_iter()
+            .find(|c| only.name().contains(*c))
+    {
+        let shown = if sep == '\t' {
+            "tab".to_owned()
+        } else {
+            format!("'{sep}'")
+        };
+        eprintln!(
+            "hint: {} reads as one column named `{}`; if its fields are separated by {shown}, pass --delimiter {shown}",
+            spec.path,
+            only.name().escape_debug()
+        );
+    }
     for given in &a.types {
         let col = given.split_once('=').map_or(given.as_str(), |(c, _)| c);
         if t.schema.field_with_name(col).is_err() {

@@ -372,3 +372,28 @@ fn glob_files(dir: &std::path::Path) -> Vec<String> {
     }
     out
 }
+
+/// A CSV separated by something else than commas reads as one column: the
+/// check says how to read it.
+#[test]
+fn a_csv_with_another_separator_gets_a_delimiter_hint() {
+    let p = Proj::new("stages: {}\n");
+    p.write("semi.csv", "a;b;c\n1;2;3\n");
+    p.write("suite.yaml", "columns:\n  a: {not_null: true}\n");
+    let o = p.ferry(&["check", "data", "semi.csv", "--expect", "suite.yaml"]);
+    assert!(
+        o.stderr.contains("reads as one column named `a;b;c`; if its fields are separated by ';', pass --delimiter ';'"),
+        "{o:?}"
+    );
+    let o = p.ferry(&[
+        "check",
+        "data",
+        "semi.csv",
+        "--expect",
+        "suite.yaml",
+        "--delimiter",
+        ";",
+    ]);
+    assert_eq!(o.code, 0, "{o:?}");
+    assert!(!o.stderr.contains("hint:"), "{o:?}");
+}
