@@ -103,17 +103,61 @@ impl Predictor for Onnx {
     }
 }
 
+/// What the output pickers below read of an output: its declared spec or
+/// a tensor the model returned.
+pub trait Output {
+    fn name(&self) -> &str;
+    fn dtype(&self) -> DType;
+    fn rank(&self) -> usize;
+}
+
+impl Output for IoSpec {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn dtype(&self) -> DType {
+        self.dtype
+    }
+    fn rank(&self) -> usize {
+        self.shape.len()
+    }
+}
+
+impl Output for Tensor {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn dtype(&self) -> DType {
+        self.data.dtype()
+    }
+    fn rank(&self) -> usize {
+        self.shape.len()
+    }
+}
+
 /// The output holding predicted classes, if the model is a classifier: one
 /// named `label` (skl2onnx) or else the first string/integer output of rank 1.
-pub fn label_output(outputs: &[IoSpec]) -> Option<usize> {
+pub fn label_output<T: Output>(outputs: &[T]) -> Option<usize> {
     outputs
         .iter()
-        .position(|o| o.name == "label" || o.name == "output_label")
+        .position(|o| o.name() == "label" || o.name() == "output_label")
         .or_else(|| {
             outputs
                 .iter()
-                .position(|o| matches!(o.dtype, DType::Str | DType::I64) && o.shape.len() <= 1)
+                .position(|o| matches!(o.dtype(), DType::Str | DType::I64) && o.rank() <= 1)
         })
+}
+
+/// A classifier's probability output: one named `probabilities` (or
+/// `output_probability`), else its first float output of rank 2.
+pub fn probability_output<T: Output>(outputs: &[T]) -> Option<usize> {
+    let float2 = |o: &T| matches!(o.dtype(), DType::F32 | DType::F64) && o.rank() == 2;
+    outputs
+        .iter()
+        .position(|o| {
+            (o.name() == "probabilities" || o.name() == "output_probability") && float2(o)
+        })
+        .or_else(|| label_output(outputs).and_then(|_| outputs.iter().position(float2)))
 }
 
 /// The output holding numeric predictions (regressors): the first float

@@ -3,6 +3,7 @@
 //! Protocol (KServe V2) and KServe V1. Pure: bytes and signatures in,
 //! tensors or JSON out; every error names the field it is about.
 
+use crate::predictor::{label_output, probability_output};
 use ferry_mlmodel::Signature;
 use ferry_onnx::{DType, IoSpec, Tensor, TensorData};
 use serde_json::{Map, Value, json};
@@ -787,29 +788,6 @@ impl AnswerShape {
     }
 }
 
-/// The output tensor holding a classifier's labels, if any.
-fn label_tensor(outputs: &[Tensor]) -> Option<usize> {
-    outputs
-        .iter()
-        .position(|t| t.name == "label" || t.name == "output_label")
-        .or_else(|| {
-            outputs.iter().position(|t| {
-                matches!(t.data, TensorData::Str(_) | TensorData::I64(_)) && t.shape.len() <= 1
-            })
-        })
-}
-
-/// The output tensor holding a classifier's probabilities, if any.
-fn probability_tensor(outputs: &[Tensor]) -> Option<usize> {
-    let float2 = |t: &Tensor| {
-        matches!(t.data, TensorData::F32(_) | TensorData::F64(_)) && t.shape.len() == 2
-    };
-    outputs
-        .iter()
-        .position(|t| (t.name == "probabilities" || t.name == "output_probability") && float2(t))
-        .or_else(|| label_tensor(outputs).and_then(|_| outputs.iter().position(float2)))
-}
-
 /// MLflow's `{"predictions": ...}` in the shape asked for (see
 /// [`AnswerShape`]); `classes` names a classifier's probability columns.
 pub fn mlflow_answer(
@@ -820,12 +798,12 @@ pub fn mlflow_answer(
     let n = batch(outputs);
     let column = |t: &Tensor| Value::Array((0..n).map(|r| row(t, r)).collect());
     let preds = match shape {
-        AnswerShape::Predict => match label_tensor(outputs) {
+        AnswerShape::Predict => match label_output(outputs) {
             Some(l) => column(&outputs[l]),
             None if outputs.len() == 1 => column(&outputs[0]),
             None => return Ok(mlflow_predictions(outputs)),
         },
-        AnswerShape::Proba => match probability_tensor(outputs) {
+        AnswerShape::Proba => match probability_output(outputs) {
             Some(p) => column(&outputs[p]),
             None => {
                 return bad(
@@ -834,7 +812,7 @@ pub fn mlflow_answer(
             }
         },
         AnswerShape::All => {
-            let prob = probability_tensor(outputs);
+            let prob = probability_output(outputs);
             Value::Array(
                 (0..n)
                     .map(|r| {
@@ -1229,12 +1207,7 @@ pub fn v2_inputs(specs: &[IoSpec], sig: Option<&Signature>) -> Value {
 /// its classes in column order (`parameters.classes`).
 pub fn v2_outputs(specs: &[IoSpec], classes: Option<&[Value]>) -> Value {
     let mut v = v2_io(specs);
-    let float2 = |o: &IoSpec| matches!(o.dtype, DType::F32 | DType::F64) && o.shape.len() == 2;
-    let prob = specs
-        .iter()
-        .position(|o| (o.name == "probabilities" || o.name == "output_probability") && float2(o))
-        .or_else(|| specs.iter().position(float2));
-    if let (Some(cs), Some(i), Value::Array(items)) = (classes, prob, &mut v)
+    if let (Some(cs), Some(i), Value::Array(items)) = (classes, probability_output(specs), &mut v)
         && let Some(Value::Object(o)) = items.get_mut(i)
     {
         o.insert("parameters".into(), json!({ "classes": cs }));

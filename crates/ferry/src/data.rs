@@ -33,21 +33,27 @@ fn open_table(spec: &TableSpec, a: &TableArgs) -> Result<Table> {
     }
     for given in &a.types {
         let col = given.split_once('=').map_or(given.as_str(), |(c, _)| c);
-        if t.schema.field_with_name(col).is_err() {
-            let names: Vec<&str> = t
-                .schema
-                .fields()
-                .iter()
-                .map(|f| f.name().as_str())
-                .collect();
-            return Err(usage(format!(
-                "--type `{given}`: {} has no column `{col}` (its columns: {})",
-                spec.path,
-                names.join(", ")
-            )));
-        }
+        require_column(&t, &spec.path, &format!("--type `{given}`"), col)?;
     }
     Ok(t)
+}
+
+/// A usage error unless `t` (read from `label`) has the column `col` that
+/// the option `what` names.
+fn require_column(t: &Table, label: &str, what: &str, col: &str) -> Result<()> {
+    if t.schema.field_with_name(col).is_ok() {
+        return Ok(());
+    }
+    let names: Vec<&str> = t
+        .schema
+        .fields()
+        .iter()
+        .map(|f| f.name().as_str())
+        .collect();
+    Err(usage(format!(
+        "{what}: {label} has no column `{col}` (its columns: {})",
+        names.join(", ")
+    )))
 }
 
 pub fn table_spec(cwd: &Path, path: &str, a: &TableArgs) -> Result<TableSpec> {
@@ -238,18 +244,7 @@ pub fn check(style: &Style, cwd: &Path, cmd: CheckCommand) -> Result<u8> {
                 .map(|c| ("--threshold", c))
                 .chain(columns.iter().flatten().map(|c| ("--columns", c)))
             {
-                if r.schema.field_with_name(col).is_err() {
-                    let names: Vec<&str> = r
-                        .schema
-                        .fields()
-                        .iter()
-                        .map(|f| f.name().as_str())
-                        .collect();
-                    return Err(usage(format!(
-                        "{flag}: {reference} has no column `{col}` (its columns: {})",
-                        names.join(", ")
-                    )));
-                }
+                require_column(&r, &reference, flag, col)?;
             }
             let opts = ferry_data::DriftOptions {
                 columns,

@@ -438,21 +438,14 @@ fn answers_have_the_shape_mlflow_clients_expect() {
         let app = app(&gw);
         let two = r#"[[5.1,3.5,1.4,0.2],[6.7,3.0,5.2,2.3]]"#;
         let ask = |params: &str| format!(r#"{{"instances": {two}{params}}}"#);
-        let r = post_json(&app, "/invocations", &ask("")).await;
-        assert_eq!(
-            r.json(),
-            serde_json::json!({"predictions": ["setosa", "virginica"]})
-        );
-        let r = post_json(
-            &app,
-            "/invocations",
-            &ask(r#", "params": {"predict_method": "predict"}"#),
-        )
-        .await;
-        assert_eq!(
-            r.json(),
-            serde_json::json!({"predictions": ["setosa", "virginica"]})
-        );
+        for params in ["", r#", "params": {"predict_method": "predict"}"#] {
+            let r = post_json(&app, "/invocations", &ask(params)).await;
+            assert_eq!(
+                r.json(),
+                serde_json::json!({"predictions": ["setosa", "virginica"]}),
+                "{params}"
+            );
+        }
         let r = post_json(
             &app,
             "/invocations",

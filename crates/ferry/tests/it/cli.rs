@@ -597,19 +597,7 @@ fn completions_are_printed_for_each_shell() {
 /// longer listed, not shown as `succeeded`; `runs show` still finds it.
 #[test]
 fn runs_deleted_through_the_mlflow_api_leave_the_list() {
-    let p = project();
-    p.run_ok();
-    p.write("acc.txt", "0.96\n");
-    p.run_ok();
-    let runs: serde_json::Value =
-        serde_json::from_str(&p.ferry(&["runs", "list", "--json"]).stdout).unwrap();
-    let ids: Vec<String> = runs
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["run_id"].as_str().unwrap().to_owned())
-        .collect();
-    assert_eq!(ids.len(), 2);
+    let (p, ids) = two_runs();
     let gone = ids[1].clone();
     {
         let store =
@@ -619,15 +607,7 @@ fn runs_deleted_through_the_mlflow_api_leave_the_list() {
             .call(|s| Box::pin(async move { s.set_run_stage(&id, true).await }))
             .unwrap();
     }
-    let runs: serde_json::Value =
-        serde_json::from_str(&p.ferry(&["runs", "list", "--json"]).stdout).unwrap();
-    let listed: Vec<&str> = runs
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["run_id"].as_str().unwrap())
-        .collect();
-    assert_eq!(listed, [ids[0].as_str()]);
+    assert_eq!(listed_runs(&p), [ids[0].clone()]);
     let text = p.ferry(&["runs", "list"]);
     assert_eq!(text.code, 0, "{text:?}");
     assert!(!text.stdout.contains(&gone[..8]), "{text:?}");
@@ -638,13 +618,8 @@ fn runs_deleted_through_the_mlflow_api_leave_the_list() {
 
 #[test]
 fn latest_and_latest_n_name_recent_runs() {
-    let p = project();
-    p.run_ok();
-    p.write("acc.txt", "0.96\n");
-    p.run_ok();
-    let runs: serde_json::Value =
-        serde_json::from_str(&p.ferry(&["runs", "list", "--json"]).stdout).unwrap();
-    let id = |i: usize| runs[i]["run_id"].as_str().unwrap().to_owned();
+    let (p, ids) = two_runs();
+    let id = |i: usize| ids[i].clone();
     for (name, want) in [("latest", id(0)), ("latest~0", id(0)), ("latest~1", id(1))] {
         let o = p.ferry(&["runs", "show", name, "--json"]);
         assert_eq!(o.code, 0, "{name}: {o:?}");
@@ -658,4 +633,27 @@ fn latest_and_latest_n_name_recent_runs() {
     let o = p.ferry(&["logs", "latest~x"]);
     assert_eq!(o.code, 2, "{o:?}");
     assert!(o.stderr.contains("use `latest`, `latest~N`"), "{o:?}");
+}
+
+/// The run ids `ferry runs list` shows, newest first.
+fn listed_runs(p: &Proj) -> Vec<String> {
+    let runs: serde_json::Value =
+        serde_json::from_str(&p.ferry(&["runs", "list", "--json"]).stdout).unwrap();
+    runs.as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["run_id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// A project run twice (the second with another accuracy), and its two run
+/// ids, newest first.
+fn two_runs() -> (Proj, Vec<String>) {
+    let p = project();
+    p.run_ok();
+    p.write("acc.txt", "0.96\n");
+    p.run_ok();
+    let ids = listed_runs(&p);
+    assert_eq!(ids.len(), 2);
+    (p, ids)
 }
