@@ -8,7 +8,7 @@ the file is the same on every run with the same scipy.
     python gen.py                 # rewrite vectors.json
     python gen.py --out /tmp/v.json
     python gen.py --check         # regenerate in memory and compare with the
-                                  # committed file (1e-12 relative); exit 1
+                                  # committed file (1e-10 relative); exit 1
                                   # with a summary of the differences
 
 The Rust integration tests (tests/it/main.rs) replay every case and require
@@ -29,7 +29,11 @@ from scipy.spatial import distance
 from scipy.stats import contingency
 
 SEED = 20261126
-CHECK_RTOL = 1e-12
+# Same scipy, another CPU: numpy picks its SIMD and BLAS kernels per machine,
+# and kstwo's Pomeranz recursion (numpy array products) was seen to differ at
+# 1.6e-12 relative between two x86_64 machines. 1e-10 still catches a stale
+# or hand-edited file and sits 10x inside the 1e-9 the Rust tests require.
+CHECK_RTOL = 1e-10
 # Below the smallest normal double, relative error has no meaning: values
 # are compared absolutely at this scale.
 TINY = np.finfo(float).tiny
