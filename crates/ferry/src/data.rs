@@ -101,10 +101,13 @@ pub fn table_spec(cwd: &Path, path: &str, a: &TableArgs) -> Result<TableSpec> {
     Ok(spec)
 }
 
-fn write_html(path: &Path, html: &str) -> Result<()> {
-    ferry_cache::write_atomic(path, html.as_bytes())
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    eprintln!("report: {}", path.display());
+/// Writes a report to `given` (as the user named it, relative to `cwd`) and
+/// says so in the user's words.
+fn write_html(cwd: &Path, given: &Path, html: &str) -> Result<()> {
+    let path = cwd.join(given);
+    ferry_cache::write_atomic(&path, html.as_bytes())
+        .with_context(|| format!("cannot write {}", given.display()))?;
+    eprintln!("report: {}", given.display());
     Ok(())
 }
 
@@ -135,8 +138,7 @@ pub fn data(style: &Style, cwd: &Path, cmd: DataCommand) -> Result<u8> {
             let yaml = p.suite_yaml();
             match output {
                 Some(o) => {
-                    let o = cwd.join(o);
-                    ferry_cache::write_atomic(&o, yaml.as_bytes())
+                    ferry_cache::write_atomic(&cwd.join(&o), yaml.as_bytes())
                         .with_context(|| format!("cannot write {}", o.display()))?;
                     eprintln!(
                         "profiled {} rows x {} columns of {}; suite written to {}",
@@ -177,7 +179,7 @@ pub fn check(style: &Style, cwd: &Path, cmd: CheckCommand) -> Result<u8> {
             let mut report = ferry_data::check(&t, &suite)?;
             report.source = table.clone();
             if let Some(h) = &html {
-                write_html(&cwd.join(h), &ferry_data::report::check_html(&report))?;
+                write_html(cwd, h, &ferry_data::report::check_html(&report))?;
             }
             if json {
                 print_json(&report)?;
@@ -260,7 +262,7 @@ pub fn check(style: &Style, cwd: &Path, cmd: CheckCommand) -> Result<u8> {
             report.reference = reference.clone();
             report.current = current.clone();
             if let Some(h) = &html {
-                write_html(&cwd.join(h), &ferry_data::report::drift_html(&report))?;
+                write_html(cwd, h, &ferry_data::report::drift_html(&report))?;
             }
             if json {
                 print_json(&report)?;
