@@ -318,6 +318,10 @@ def test_ferrys_versions_load_in_mlflow_and_mlflows_onnx_versions_serve(tmp_path
         mlflow.set_tracking_uri(tracking)
         model = mlflow.pyfunc.load_model("models:/iris@production")
         assert model.metadata.get_input_schema().input_names() == cols
+        # It predicts, as `mlflow models serve` answers: the labels, with
+        # the columns taken by name (here given in reverse order).
+        frame = pd.DataFrame(ROWS, columns=cols)[cols[::-1]]
+        assert list(model.predict(frame)) == list(labels)
         proto = mlflow.onnx.load_model("models:/iris/1")
         s = ort.InferenceSession(proto.SerializeToString())
         got = s.run(None, {"X": np.array(ROWS, dtype=np.float32)})

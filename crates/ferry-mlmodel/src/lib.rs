@@ -150,6 +150,32 @@ fn parse_inputs(s: &str) -> Result<Option<Signature>, MlModelError> {
     Ok((!inputs.is_empty()).then_some(Signature { inputs }))
 }
 
+/// The `python_function` loader ferry ships beside a registered ONNX model:
+/// `mlflow.pyfunc.load_model(...).predict(df)` answers its first output
+/// (labels), where mlflow.onnx's own wrapper fails on a classifier's outputs
+/// of two shapes. Written at `{PYFUNC_CODE_DIR}/{PYFUNC_LOADER_MODULE}.py`.
+pub const PYFUNC_LOADER: &str = include_str!("ferry_onnx_pyfunc.py");
+/// The folder (in the model's folder) that mlflow adds to `sys.path`.
+pub const PYFUNC_CODE_DIR: &str = "code";
+/// The module `MLmodel` names as the `python_function` loader.
+pub const PYFUNC_LOADER_MODULE: &str = "ferry_onnx_pyfunc";
+
+/// Every file ferry writes beside a registered ONNX model, as (path relative
+/// to the model's folder, contents): the `MLmodel` and the pyfunc loader.
+pub fn onnx_model_files(
+    onnx_file: &str,
+    signature: Option<&Signature>,
+    p: &Provenance<'_>,
+) -> Vec<(String, String)> {
+    vec![
+        ("MLmodel".to_owned(), render_onnx(onnx_file, signature, p)),
+        (
+            format!("{PYFUNC_CODE_DIR}/{PYFUNC_LOADER_MODULE}.py"),
+            PYFUNC_LOADER.to_owned(),
+        ),
+    ]
+}
+
 /// Who wrote the file and when, for its bookkeeping fields.
 #[derive(Debug, Clone)]
 pub struct Provenance<'a> {
@@ -170,7 +196,11 @@ pub fn render_onnx(onnx_file: &str, signature: Option<&Signature>, p: &Provenanc
         "flavors".into(),
         json!({
             "onnx": {"code": null, "data": onnx_file, "providers": ["CPUExecutionProvider"]},
-            "python_function": {"data": onnx_file, "loader_module": "mlflow.onnx"},
+            "python_function": {
+                "code": PYFUNC_CODE_DIR,
+                "data": onnx_file,
+                "loader_module": PYFUNC_LOADER_MODULE,
+            },
         }),
     );
     doc.insert("model_uuid".into(), json!(p.model_uuid));

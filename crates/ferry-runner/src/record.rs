@@ -117,15 +117,16 @@ pub(crate) trait Recorder: Registry {
     ) -> Result<()>;
     fn gates(&self, run: &Started, gates: &[GateRecord]) -> Result<()>;
     /// Publishes `artifact` (a file or folder of the project) as the run's
-    /// `<model>` artifact, with `mlmodel` (MLflow's description of it) beside
-    /// it as `MLmodel` unless the artifact brings its own, then registers
-    /// `nv` with `runs:/<run>/<model>`.
+    /// `<model>` artifact, with `described` (MLflow's description of it: the
+    /// `MLmodel` and what it names, as (relative path, contents)) beside it
+    /// unless the artifact brings its own `MLmodel`, then registers `nv` with
+    /// `runs:/<run>/<model>`.
     fn register(
         &self,
         run: &Started,
         project: &Project,
         artifact: &str,
-        mlmodel: Option<&str>,
+        described: &[(String, String)],
         nv: NewModelVersion,
     ) -> Result<ModelVersion>;
     fn finish(&self, run: &Started, status: RunStatus, message: Option<&str>) -> Result<()>;
@@ -404,7 +405,7 @@ impl Recorder for Local {
         run: &Started,
         project: &Project,
         artifact: &str,
-        mlmodel: Option<&str>,
+        described: &[(String, String)],
         nv: NewModelVersion,
     ) -> Result<ModelVersion> {
         // The artifact goes under the run's artifacts in the project's
@@ -416,7 +417,7 @@ impl Recorder for Local {
             &run.run_id,
             artifact,
             &nv.model,
-            mlmodel,
+            described,
         )?;
         // What the registry keeps, fixed now: loads verify this digest.
         let mut nv = nv;
@@ -476,7 +477,7 @@ fn publish_artifact(
     rid: &str,
     artifact: &str,
     model: &str,
-    mlmodel: Option<&str>,
+    described: &[(String, String)],
 ) -> Result<std::path::PathBuf> {
     use crate::Error;
     let io = |action: &'static str, path: &std::path::Path| {
@@ -518,9 +519,14 @@ fn publish_artifact(
         tmp.join(src.file_name().unwrap_or_default())
     };
     copy_tree(&src, &target).map_err(io("copy", &src))?;
-    let described = tmp.join("MLmodel");
-    if let Some(text) = mlmodel.filter(|_| !described.exists()) {
-        std::fs::write(&described, text).map_err(io("write", &described))?;
+    if !tmp.join("MLmodel").exists() {
+        for (rel, text) in described {
+            let path = tmp.join(rel);
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).map_err(io("create", dir))?;
+            }
+            std::fs::write(&path, text).map_err(io("write", &path))?;
+        }
     }
     let _ = std::fs::remove_dir_all(&dst);
     std::fs::rename(&tmp, &dst).map_err(io("rename", &dst))?;
@@ -736,7 +742,7 @@ impl Recorder for Remote {
         run: &Started,
         project: &Project,
         artifact: &str,
-        mlmodel: Option<&str>,
+        described: &[(String, String)],
         nv: NewModelVersion,
     ) -> Result<ModelVersion> {
         // Every file goes up before the version exists, so a version never
@@ -750,16 +756,18 @@ impl Recorder for Remote {
             self.client
                 .upload_artifact(&format!("{folder}/{rel}"), path)?;
         }
-        if let Some(text) = mlmodel.filter(|_| !files.iter().any(|(rel, _)| rel == "MLmodel")) {
-            let tmp = project
-                .ferry_dir()
-                .join(format!(".ferry-mlmodel-{}", std::process::id()));
-            ferry_cache::write_atomic(&tmp, text.as_bytes())?;
-            let sent = self
-                .client
-                .upload_artifact(&format!("{folder}/MLmodel"), &tmp);
-            let _ = std::fs::remove_file(&tmp);
-            sent?;
+        if !files.iter().any(|(rel, _)| rel == "MLmodel") {
+            for (rel, text) in described {
+                let tmp = project
+                    .ferry_dir()
+                    .join(format!(".ferry-described-{}", std::process::id()));
+                ferry_cache::write_atomic(&tmp, text.as_bytes())?;
+                let sent = self
+                    .client
+                    .upload_artifact(&format!("{folder}/{rel}"), &tmp);
+                let _ = std::fs::remove_file(&tmp);
+                sent?;
+            }
         }
         let source = format!("runs:/{}/{}", run.run_id, nv.model);
         Ok(self.client.create_model_version(&nv, &source)?)

@@ -1286,8 +1286,8 @@ fn register(
             Some(signature_of_table(project, table, exclude)?)
         }
     };
-    let mlmodel = mlmodel_for(&reg.artifact, signature.as_ref(), &started.run_id);
-    let v = recorder.register(started, project, &reg.artifact, mlmodel.as_deref(), nv)?;
+    let described = described_files(&reg.artifact, signature.as_ref(), &started.run_id);
+    let v = recorder.register(started, project, &reg.artifact, &described, nv)?;
     reporter.event(Event::Registered(&v));
     report.registered = Some(v);
     Ok(())
@@ -1346,17 +1346,21 @@ fn signature_of_table(
 }
 
 /// MLflow's `MLmodel` for a registered ONNX file (the `onnx` and
-/// `python_function` flavours, and the declared signature), so the stock
-/// mlflow client loads ferry's versions; `None` for other artifacts.
-fn mlmodel_for(
+/// `python_function` flavours, and the declared signature) and the pyfunc
+/// loader it names, so the stock mlflow client loads ferry's versions and
+/// predicts with them; nothing for other artifacts.
+fn described_files(
     artifact: &str,
     signature: Option<&ferry_mlmodel::Signature>,
     run_id: &str,
-) -> Option<String> {
-    let name = std::path::Path::new(artifact).file_name()?.to_str()?;
-    if !name.ends_with(".onnx") {
-        return None;
-    }
+) -> Vec<(String, String)> {
+    let Some(name) = std::path::Path::new(artifact)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .filter(|n| n.ends_with(".onnx"))
+    else {
+        return Vec::new();
+    };
     let ms = now_ms();
     let (y, m, d) = ferry_core::civil_from_days(ms.div_euclid(86_400_000));
     let t = ms.rem_euclid(86_400_000);
@@ -1367,7 +1371,7 @@ fn mlmodel_for(
         t / 1000 % 60,
         t % 1000
     );
-    Some(ferry_mlmodel::render_onnx(
+    ferry_mlmodel::onnx_model_files(
         name,
         signature,
         &ferry_mlmodel::Provenance {
@@ -1375,7 +1379,7 @@ fn mlmodel_for(
             utc_time_created: &created,
             model_uuid: ferry_core::RunId::generate().as_str(),
         },
-    ))
+    )
 }
 
 /// Removes cached outputs nothing needs any more (with `dry_run`, only
