@@ -41,6 +41,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 _JOBS = itertools.count(1)
+# ` # a note` at the end of a command (a `#` after a space, with no quote
+# after it, so that `'#'` inside an argument stays).
+TRAILING_COMMENT = re.compile(r"\s+#[^'\"]*$")
 FENCE = re.compile(r"^```(\w*)\s*$")
 DIRECTIVE = re.compile(r"^<!--\s*readme-test:\s*(cd|skip)\s*:?\s*(.*?)\s*-->\s*$")
 
@@ -77,7 +80,7 @@ class Block:
                 text = raw
             while text.rstrip().endswith("\\"):
                 text = text.rstrip()[:-1].rstrip() + " " + next(lines).strip()
-            out.append(Command(text.strip()))
+            out.append(Command(TRAILING_COMMENT.sub("", text).strip()))
         return out
 
 
