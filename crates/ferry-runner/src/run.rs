@@ -1,7 +1,7 @@
 //! `status`, `run` and `gc`.
 
 use crate::confine::Confine;
-use crate::engine::{Engine, Verdict, record_to_locked, to_locked, to_record};
+use crate::engine::{Engine, Origin, Verdict, record_to_locked, to_locked};
 use crate::orphans::{self, PidFile};
 use crate::record::{Local, Recorder, Remote, RunStart, StageRun, Started};
 use crate::report::*;
@@ -66,14 +66,14 @@ fn targets(project: &Project, names: &[String]) -> Result<Vec<StageName>> {
         .collect()
 }
 
-fn env_request(engine: &mut Engine<'_>) -> Result<Option<EnvRequest>> {
-    let Some(env) = engine.project.pipeline.env.clone() else {
+fn env_request(project: &Project, engine: &mut Engine<'_>) -> Result<Option<EnvRequest>> {
+    let Some(env) = project.pipeline.env.clone() else {
         return Ok(None);
     };
     let Some(digest) = engine.requirements_digest()? else {
         return Err(Error::Io {
             action: "read",
-            path: engine.project.root.join(&env.requirements),
+            path: project.root.join(&env.requirements),
             source: std::io::Error::from(std::io::ErrorKind::NotFound),
         });
     };
@@ -93,9 +93,9 @@ pub fn status(project: &Project, stage_names: &[String]) -> Result<StatusReport>
     }
     let mut engine = Engine::open(project)?;
     let mut env = None;
-    if let Some(req) = env_request(&mut engine)? {
+    if let Some(req) = env_request(project, &mut engine)? {
         env = Envs::new(&project.envs_dir()).lookup(&req)?;
-        engine.env_fp = env.as_ref().map(|e: &PreparedEnv| e.fingerprint);
+        engine.set_env(env.as_ref().map(|e: &PreparedEnv| e.fingerprint));
     }
     let mut predicted: HashMap<String, LockedPath> = HashMap::new();
     let mut actions: HashMap<String, Action> = HashMap::new();
@@ -141,7 +141,7 @@ pub fn status(project: &Project, stage_names: &[String]) -> Result<StatusReport>
         actions.insert(report.stage.clone(), report.action);
         out.push(report);
     }
-    let _ = engine.hasher.save_index();
+    engine.save_index();
     Ok(StatusReport {
         pipeline: project.pipeline.name.clone(),
         stages: out,
@@ -397,7 +397,7 @@ pub fn run(
 
     // The environment comes first: every fingerprint depends on it.
     let mut env: Option<PreparedEnv> = None;
-    if let Some(req) = env_request(&mut engine)? {
+    if let Some(req) = env_request(project, &mut engine)? {
         let envs = Envs::new(&project.envs_dir());
         env = match envs.lookup(&req)? {
             Some(e) => {
@@ -419,7 +419,7 @@ pub fn run(
                 Some(e)
             }
         };
-        engine.env_fp = env.as_ref().map(|e| e.fingerprint);
+        engine.set_env(env.as_ref().map(|e| e.fingerprint));
     }
 
     // The run is also an MLflow run in the experiment named after the pipeline.
@@ -615,7 +615,7 @@ pub fn run(
                 let Some(verdict) = verdict else { continue };
                 match verdict.action {
                     Action::UpToDate => {
-                        if let Some(l) = engine.lock.stages.get(stage.name.as_str()) {
+                        if let Some(l) = engine.locked(stage.name.as_str()) {
                             all_metrics.extend(l.metrics.clone());
                         }
                         let o = simple(stage, StageStatus::UpToDate, "up to date".into(), None);
@@ -632,22 +632,9 @@ pub fn run(
                             created_ms: 0,
                         });
                         let started = std::time::Instant::now();
-                        let mut err = None;
-                        for out in &entry.outs {
-                            match engine.cache.restore(&project.root, out) {
-                                Ok(written) => {
-                                    for w in written {
-                                        engine.hasher.remember_at(&w.key, &w.path, w.digest)?;
-                                    }
-                                }
-                                Err(e) => {
-                                    err = Some(e.to_string());
-                                    break;
-                                }
-                            }
-                        }
+                        let restored = engine.restore(&entry)?;
                         let reason = verdict.reason();
-                        if let Some(e) = err {
+                        if let Err(e) = restored {
                             let o = simple(stage, StageStatus::Failed, reason, Some(e));
                             record(i, &o, Some(verdict.fingerprint), None)?;
                             reporter.event(Event::StageFinished(&o));
@@ -656,17 +643,14 @@ pub fn run(
                             continue;
                         }
                         all_metrics.extend(entry.metrics.clone());
-                        let lock_entry = engine.lock_entry(
+                        engine.commit(
+                            stage,
                             &inputs,
                             verdict.fingerprint,
                             &entry.outs,
-                            entry.metrics.clone(),
-                        );
-                        engine
-                            .lock
-                            .stages
-                            .insert(stage.name.to_string(), lock_entry);
-                        engine.save_lock()?;
+                            entry.metrics,
+                            Origin::Restored,
+                        )?;
                         let mut o = simple(stage, StageStatus::Restored, reason, None);
                         o.wall_ms = Some(ms(started.elapsed()));
                         record(i, &o, Some(verdict.fingerprint), None)?;
@@ -851,27 +835,17 @@ pub fn run(
             // Outputs: inside the project (the stage may have made links),
             // regular files or folders, every declared one present; then
             // cache them.
-            let digests = match confine
-                .check_outs(stage)
-                .and_then(|()| Ok(engine.hasher.digest_paths(&stage.outs)?))
-            {
-                Ok(d) => d,
+            if let Err(e) = confine.check_outs(stage) {
+                o.status = StageStatus::Failed;
+                return Ok(Err(e.to_string()));
+            }
+            let outs = match engine.cache_outs(stage)? {
+                Ok(outs) => outs,
                 Err(e) => {
                     o.status = StageStatus::Failed;
-                    return Ok(Err(e.to_string()));
+                    return Ok(Err(e));
                 }
             };
-            let mut outs = Vec::with_capacity(stage.outs.len());
-            for (path, d) in stage.outs.iter().zip(digests) {
-                let Some(d) = d else {
-                    o.status = StageStatus::Failed;
-                    return Ok(Err(format!(
-                        "the command succeeded but did not write its out `{path}`"
-                    )));
-                };
-                engine.cache.store(&project.root.join(path), &d)?;
-                outs.push(to_record(path, &to_locked(&d)));
-            }
             let metrics = match read_metrics(project, stage) {
                 Ok(m) => m,
                 Err(e) => {
@@ -879,19 +853,15 @@ pub fn run(
                     return Ok(Err(e));
                 }
             };
-            engine.cache.put_run_entry(
-                &verdict.fingerprint,
-                &RunCacheEntry {
-                    stage: stage.name.to_string(),
-                    outs: outs.clone(),
-                    metrics: metrics.clone(),
-                    created_ms: now_ms(),
-                },
-            )?;
             all_metrics.extend(metrics.clone());
-            let entry = engine.lock_entry(&inputs, verdict.fingerprint, &outs, metrics);
-            engine.lock.stages.insert(stage.name.to_string(), entry);
-            engine.save_lock()?;
+            engine.commit(
+                stage,
+                &inputs,
+                verdict.fingerprint,
+                &outs,
+                metrics,
+                Origin::Ran,
+            )?;
             Ok(Ok(()))
         };
         match finish(&mut o, &mut engine)? {
@@ -920,7 +890,7 @@ pub fn run(
             outcomes[i] = Some(o);
         }
     }
-    let _ = engine.hasher.save_index();
+    engine.save_index();
     let outcomes: Vec<StageOutcome> = outcomes.into_iter().flatten().collect();
 
     // Params and metrics of the run.
@@ -976,7 +946,7 @@ pub fn run(
     {
         let mut tags: Vec<(String, String)> = Vec::new();
         for st in &stages {
-            if let Some(l) = engine.lock.stages.get(st.name.as_str()) {
+            if let Some(l) = engine.locked(st.name.as_str()) {
                 for (dep, d) in &l.deps {
                     let produced = project.pipeline.stages.iter().any(|s| {
                         s.outs.iter().any(|o| {
@@ -1183,13 +1153,10 @@ fn register(
     reporter: &dyn Reporter,
 ) -> Result<()> {
     // The artifact's digest: an out itself, or a file inside a folder out.
-    let producer = engine.lock.stages.get(reg.producer.as_str());
+    let producer = engine.locked(reg.producer.as_str());
     let artifact = match producer.and_then(|p| p.outs.get(&reg.artifact)) {
         Some(l) => Some(*l),
-        None => engine
-            .hasher
-            .digest_path(&reg.artifact)?
-            .map(|d| to_locked(&d)),
+        None => engine.digest_path(&reg.artifact)?.map(|d| to_locked(&d)),
     };
     let Some(artifact) = artifact else {
         return Ok(());
@@ -1236,7 +1203,7 @@ fn register(
                     chain.push(u.as_str());
                 }
             }
-            if let Some(l) = engine.lock.stages.get(stage.name.as_str()) {
+            if let Some(l) = engine.locked(stage.name.as_str()) {
                 for (dep, d) in &l.deps {
                     let produced = project.pipeline.stages.iter().any(|s| {
                         s.outs.iter().any(|o| {
@@ -1392,10 +1359,7 @@ pub fn gc(project: &Project, keep_run_cache: bool, dry_run: bool) -> Result<GcSt
         orphans::reap(project);
         orphans::sweep_temp(project, true);
     }
-    let mut keep: Vec<OutRecord> = Vec::new();
-    for s in engine.lock.stages.values() {
-        keep.extend(s.outs.iter().map(|(p, l)| to_record(p, l)));
-    }
+    let mut keep: Vec<OutRecord> = engine.locked_outs();
     let store = BlockingStore::open(&project.store_url())?;
     let models = store.call(|s| Box::pin(async move { s.list_models().await }))?;
     for m in models {
@@ -1414,12 +1378,12 @@ pub fn gc(project: &Project, keep_run_cache: bool, dry_run: bool) -> Result<GcSt
     }
     let mut keep_runs = Vec::new();
     if keep_run_cache {
-        for (fp, entry) in engine.cache.run_entries()? {
+        for (fp, entry) in engine.run_entries()? {
             if project.pipeline.stage(&entry.stage).is_some() {
                 keep.extend(entry.outs.iter().cloned());
                 keep_runs.push(fp);
             }
         }
     }
-    Ok(engine.cache.gc(&keep, &keep_runs, dry_run)?)
+    engine.gc(&keep, &keep_runs, dry_run)
 }
