@@ -9,11 +9,13 @@
 mod checks;
 mod confine;
 mod engine;
+mod gates;
 mod git;
 mod history;
 mod orphans;
 mod project;
 mod record;
+mod register;
 mod report;
 mod run;
 

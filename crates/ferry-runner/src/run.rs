@@ -1,7 +1,8 @@
 //! `status`, `run` and `gc`.
 
 use crate::confine::Confine;
-use crate::engine::{Engine, Origin, Verdict, record_to_locked, to_locked};
+use crate::engine::{Engine, Origin, Verdict, record_to_locked};
+use crate::gates::GateCtx;
 use crate::orphans::{self, PidFile};
 use crate::record::{Local, Recorder, Remote, RunStart, StageRun, Started};
 use crate::report::*;
@@ -10,7 +11,6 @@ use ferry_cache::{GcStats, OutRecord, RunCacheEntry};
 use ferry_core::{Digest, StageName, now_ms};
 use ferry_env::{EnvRequest, Envs, FileLock, PreparedEnv};
 use ferry_executor::{CancelToken, Exit, Job};
-use ferry_gates::{Context, Lookup, Value};
 use ferry_metadata::*;
 use ferry_pipeline::{LockedPath, StageInputs};
 use ferry_spec::Stage;
@@ -201,131 +201,6 @@ struct Worker {
     outcome: ferry_executor::Outcome,
     attempts: u32,
     started_ms: i64,
-}
-
-/// The values gates see.
-struct GateCtx<'a> {
-    metrics: &'a BTreeMap<String, serde_json::Value>,
-    /// Check stages' reports, flattened (see `checks::flatten`), by stage.
-    checks: &'a BTreeMap<String, BTreeMap<String, serde_json::Value>>,
-    params: &'a serde_json::Value,
-    recorder: Option<&'a dyn Recorder>,
-}
-
-fn json_to_value(v: &serde_json::Value) -> Option<Value> {
-    match v {
-        serde_json::Value::Number(n) => n.as_f64().map(Value::Num),
-        serde_json::Value::Bool(b) => Some(Value::Bool(*b)),
-        serde_json::Value::String(s) => Some(Value::Str(s.clone())),
-        _ => None,
-    }
-}
-
-fn lookup_in(map: &BTreeMap<String, serde_json::Value>, key: &str, what: &str) -> Lookup {
-    match map.get(key).and_then(json_to_value) {
-        Some(v) => Lookup::Found(v),
-        None => {
-            let known: Vec<&str> = map.keys().map(String::as_str).take(12).collect();
-            Lookup::Missing(if known.is_empty() {
-                format!("no stage wrote {what}")
-            } else {
-                format!("known {what}: {}", known.join(", "))
-            })
-        }
-    }
-}
-
-impl Context for GateCtx<'_> {
-    fn lookup(&self, path: &[String]) -> Lookup {
-        let key = path[1..].join(".");
-        match path[0].as_str() {
-            "metrics" => lookup_in(self.metrics, &key, "metrics"),
-            "params" => {
-                let mut cur = self.params;
-                for p in &path[1..] {
-                    match cur.get(p) {
-                        Some(v) => cur = v,
-                        None => return Lookup::Missing(format!("no param `{key}`")),
-                    }
-                }
-                match json_to_value(cur) {
-                    Some(v) => Lookup::Found(v),
-                    None => {
-                        Lookup::Missing(format!("param `{key}` is not a number, string or boolean"))
-                    }
-                }
-            }
-            "checks" => match self.checks.get(&path[1]) {
-                Some(m) => lookup_in(
-                    m,
-                    &path[2..].join("."),
-                    &format!("values of check `{}`", path[1]),
-                ),
-                None => Lookup::Missing(format!(
-                    "check stage `{}` left no report in this run",
-                    path[1]
-                )),
-            },
-            other => Lookup::Missing(format!("unknown root `{other}`")),
-        }
-    }
-
-    fn model(
-        &self,
-        reference: &str,
-        path: &[String],
-    ) -> std::result::Result<Option<Lookup>, String> {
-        let r: ferry_core::ModelRef = reference
-            .parse()
-            .map_err(|e: ferry_core::ModelRefParseError| e.to_string())?;
-        let Some(recorder) = self.recorder else {
-            return Ok(None);
-        };
-        let found = recorder.resolve(&r).map_err(|e| e.to_string())?;
-        let Some(v) = found else { return Ok(None) };
-        let key = path[1..].join(".");
-        let (section, what) = match path[0].as_str() {
-            "metrics" => (&v.lineage["metrics"], "metric"),
-            "params" => (&v.lineage["params"], "param"),
-            other => {
-                return Err(format!(
-                    "`model(...)` has `metrics` and `params`, not `{other}`"
-                ));
-            }
-        };
-        // The version's values: what its pipeline's stages wrote (lineage),
-        // else what its run logged (a version an MLflow client registered,
-        // or one whose lineage did not travel).
-        if let Some(x) = section.get(&key).and_then(json_to_value) {
-            return Ok(Some(Lookup::Found(x)));
-        }
-        if let Some(run) = &v.run_id
-            && let Some(vals) = recorder.run_values(run).map_err(|e| e.to_string())?
-        {
-            let found = match what {
-                "metric" => vals.metrics.get(&key).map(|x| Value::Num(*x)),
-                _ => vals.params.get(&key).map(|p| param_value(p)),
-            };
-            if let Some(x) = found {
-                return Ok(Some(Lookup::Found(x)));
-            }
-        }
-        // No comparison possible: the gate is skipped, saying why.
-        Ok(Some(Lookup::Found(Value::Absent(format!(
-            "{reference} has no {what} {key}"
-        )))))
-    }
-}
-
-/// A param as MLflow keeps it (text) as a gate value: a number or boolean
-/// when it reads as one.
-fn param_value(p: &str) -> Value {
-    match serde_json::from_str::<serde_json::Value>(p) {
-        Ok(v @ (serde_json::Value::Number(_) | serde_json::Value::Bool(_))) => {
-            json_to_value(&v).unwrap_or_else(|| Value::Str(p.to_owned()))
-        }
-        _ => Value::Str(p.to_owned()),
-    }
 }
 
 /// Brings the pipeline up to date, gates it, registers the model, records
@@ -1008,52 +883,8 @@ pub fn run(
             recorder: Some(recorder.as_ref()),
         };
         // Each check stage is a gate of its own, unless it only warns.
-        for st in &stages {
-            let Some(c) = &st.check else { continue };
-            let source = crate::checks::gate_source(st.name.as_str(), c);
-            let Ok(expr) = ferry_gates::parse(&source) else {
-                continue;
-            };
-            let ev = expr.evaluate(&ctx);
-            if c.warn_only {
-                if !ev.passed {
-                    reporter.line(
-                        st.name.as_str(),
-                        ferry_executor::Stream::Stderr,
-                        &format!(
-                            "warning: check `{}` failed (warn_only): see {}",
-                            st.name, c.report
-                        ),
-                    );
-                }
-                continue;
-            }
-            let outcome = GateOutcome {
-                name: format!("check {}", st.name),
-                expr: source.clone(),
-                passed: ev.passed,
-                skipped: false,
-                message: if ev.passed {
-                    ev.message()
-                } else {
-                    format!("check `{}` failed: see {}", st.name, c.report)
-                },
-            };
-            reporter.event(Event::Gate(&outcome));
-            report.gates.push(outcome);
-        }
-        for g in &project.pipeline.gates {
-            let ev = g.expr.evaluate(&ctx);
-            let outcome = GateOutcome {
-                name: g.name.clone(),
-                expr: g.source.clone(),
-                passed: ev.passed,
-                skipped: ev.skipped.is_some(),
-                message: ev.message(),
-            };
-            reporter.event(Event::Gate(&outcome));
-            report.gates.push(outcome);
-        }
+        report.gates =
+            crate::gates::evaluate(&stages, &project.pipeline.gates, &ctx, reporter.as_ref());
         let recs: Vec<GateRecord> = report
             .gates
             .iter()
@@ -1070,7 +901,7 @@ pub fn run(
         if report.gates.iter().any(|g| !g.passed) {
             report.status = RunStatus::GateFailed;
         } else if let Some(reg) = &project.pipeline.register {
-            register(
+            crate::register::register(
                 project,
                 &mut engine,
                 recorder.as_ref(),
@@ -1137,212 +968,6 @@ impl Drop for Abort<'_> {
         }
         self.pids.close();
     }
-}
-
-#[allow(clippy::too_many_arguments)]
-fn register(
-    project: &Project,
-    engine: &mut Engine<'_>,
-    recorder: &dyn Recorder,
-    started: &Started,
-    reg: &ferry_spec::Register,
-    params: &BTreeMap<String, serde_json::Value>,
-    metrics: &BTreeMap<String, serde_json::Value>,
-    env: Option<&PreparedEnv>,
-    report: &mut RunReport,
-    reporter: &dyn Reporter,
-) -> Result<()> {
-    // The artifact's digest: an out itself, or a file inside a folder out.
-    let producer = engine.locked(reg.producer.as_str());
-    let artifact = match producer.and_then(|p| p.outs.get(&reg.artifact)) {
-        Some(l) => Some(*l),
-        None => engine.digest_path(&reg.artifact)?.map(|d| to_locked(&d)),
-    };
-    let Some(artifact) = artifact else {
-        return Ok(());
-    };
-    let model = reg.model.to_string();
-    let versions = recorder.versions(&model)?;
-    // The same artifact as an existing version (nothing changed, or inputs
-    // reverted to an old state): no new version; the alias follows it.
-    if let Some(same) = versions
-        .iter()
-        .rev()
-        .find(|v| v.artifact_digest == artifact.digest.to_hex())
-    {
-        let msg = format!("{}/{}", same.model, same.version);
-        // A rejected version stays rejected: an unchanged run does not
-        // point an alias back at it.
-        if let Some(why) = same.rejected() {
-            reporter.event(Event::ModelRejected(&msg, why));
-            report.model_unchanged = Some(msg);
-            report.model_rejected = Some(why.to_owned());
-            return Ok(());
-        }
-        if let Some(alias) = reg.alias.as_ref().filter(|a| !same.aliases.contains(*a)) {
-            recorder.set_alias(
-                &same.model,
-                alias,
-                same.version,
-                Some("the pipeline's output equals this version"),
-            )?;
-        }
-        reporter.event(Event::ModelUnchanged(&msg));
-        report.model_unchanged = Some(msg);
-        return Ok(());
-    }
-    // Lineage: every source dep (a dep no stage produces) upstream of the
-    // artifact's producer, with its digest.
-    let mut chain: Vec<&str> = vec![reg.producer.as_str()];
-    let mut data = serde_json::Map::new();
-    let mut i = 0;
-    while i < chain.len() {
-        if let Some(stage) = project.pipeline.stage(chain[i]) {
-            for u in &stage.upstream {
-                if !chain.contains(&u.as_str()) {
-                    chain.push(u.as_str());
-                }
-            }
-            if let Some(l) = engine.locked(stage.name.as_str()) {
-                for (dep, d) in &l.deps {
-                    let produced = project.pipeline.stages.iter().any(|s| {
-                        s.outs.iter().any(|o| {
-                            ferry_spec::path_within(dep, o) || ferry_spec::path_within(o, dep)
-                        })
-                    });
-                    if !produced {
-                        data.insert(dep.clone(), serde_json::Value::String(d.digest.to_hex()));
-                    }
-                }
-            }
-        }
-        i += 1;
-    }
-    let lineage = serde_json::json!({
-        "pipeline": project.pipeline.name,
-        "stages": chain,
-        "data": data,
-        "params": params,
-        "metrics": metrics,
-        "environment": env.map(|e| serde_json::json!({
-            "fingerprint": e.fingerprint.to_hex(),
-            "python": e.python_version,
-            "platform": e.platform,
-            "packages": e.packages,
-        })),
-    });
-    let nv = NewModelVersion {
-        model: model.clone(),
-        run_id: Some(started.run_id.clone()),
-        artifact_path: reg.artifact.clone(),
-        artifact_digest: artifact.digest.to_hex(),
-        artifact_size: artifact.size as i64,
-        git_commit: crate::git::head_commit(&project.root),
-        git_dirty: crate::git::is_dirty(&project.root),
-        env_fingerprint: env.map(|e| e.fingerprint.to_hex()),
-        lineage,
-        created_ms: now_ms(),
-        alias: reg.alias.clone(),
-        source: Some(format!("runs:/{}/{}", started.run_id, reg.model)),
-        stored: None,
-    };
-    let signature = match &reg.signature {
-        None => None,
-        Some(ferry_spec::SignatureSpec::Columns(s)) => Some(s.clone()),
-        Some(ferry_spec::SignatureSpec::From { table, exclude }) => {
-            Some(signature_of_table(project, table, exclude)?)
-        }
-    };
-    let mlmodel = mlmodel_for(&reg.artifact, signature.as_ref(), &started.run_id);
-    let v = recorder.register(started, project, &reg.artifact, mlmodel.as_deref(), nv)?;
-    reporter.event(Event::Registered(&v));
-    report.registered = Some(v);
-    Ok(())
-}
-
-/// The signature a table of the project gives: its columns but `exclude`,
-/// in order, with their types (`register.signature.from`).
-fn signature_of_table(
-    project: &Project,
-    table: &str,
-    exclude: &[String],
-) -> Result<ferry_mlmodel::Signature> {
-    use ferry_data::ColType as T;
-    use ferry_mlmodel::ColType as M;
-    let path = project.root.join(table);
-    let bad = |message: String| Error::Signature {
-        table: table.to_owned(),
-        message,
-    };
-    let t = ferry_data::Table::open(&ferry_data::TableSpec::new(path.to_string_lossy()))
-        .map_err(|e| bad(e.to_string()))?;
-    for e in exclude {
-        if t.schema.field_with_name(e).is_err() {
-            return Err(bad(format!("it has no column `{e}` to exclude")));
-        }
-    }
-    let mut inputs = Vec::new();
-    for f in t.schema.fields() {
-        if exclude.iter().any(|e| e == f.name()) {
-            continue;
-        }
-        let ty = match T::of(f.data_type()) {
-            Some(T::Int) => M::Long,
-            Some(T::Float) => M::Double,
-            Some(T::String) => M::String,
-            Some(T::Bool) => M::Boolean,
-            Some(T::Timestamp | T::Date) => M::Datetime,
-            None => {
-                return Err(bad(format!(
-                    "its column `{}` has a type a signature cannot name ({})",
-                    f.name(),
-                    f.data_type()
-                )));
-            }
-        };
-        inputs.push(ferry_mlmodel::Column {
-            name: f.name().clone(),
-            ty,
-            required: true,
-        });
-    }
-    if inputs.is_empty() {
-        return Err(bad("no column is left for the signature".into()));
-    }
-    Ok(ferry_mlmodel::Signature { inputs })
-}
-
-/// MLflow's `MLmodel` for a registered ONNX file (the `onnx` and
-/// `python_function` flavours, and the declared signature), so the stock
-/// mlflow client loads ferry's versions; `None` for other artifacts.
-fn mlmodel_for(
-    artifact: &str,
-    signature: Option<&ferry_mlmodel::Signature>,
-    run_id: &str,
-) -> Option<String> {
-    let name = std::path::Path::new(artifact).file_name()?.to_str()?;
-    if !name.ends_with(".onnx") {
-        return None;
-    }
-    let ms = now_ms();
-    let (y, m, d) = ferry_core::civil_from_days(ms.div_euclid(86_400_000));
-    let t = ms.rem_euclid(86_400_000);
-    let created = format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}.{:03}000",
-        t / 3_600_000,
-        t / 60_000 % 60,
-        t / 1000 % 60,
-        t % 1000
-    );
-    Some(ferry_mlmodel::render_onnx(
-        name,
-        signature,
-        &ferry_mlmodel::Provenance {
-            run_id: Some(run_id),
-            utc_time_created: &created,
-            model_uuid: ferry_core::RunId::generate().as_str(),
-        },
-    ))
 }
 
 /// Removes cached outputs nothing needs any more (with `dry_run`, only
