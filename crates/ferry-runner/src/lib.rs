@@ -9,6 +9,7 @@
 mod checks;
 mod confine;
 mod engine;
+mod executor;
 mod gates;
 mod git;
 mod history;
@@ -19,12 +20,13 @@ mod register;
 mod report;
 mod run;
 
+pub use executor::{Executor, LocalProcesses, StageCommand};
 pub use git::{head_commit, is_dirty};
 pub use history::{History, local_history, remote_history};
 pub use project::{LOCK_FILE, Project, SPEC_FILE, store_url};
 pub use record::{Registry, RunValues, local_registry, remote_registry};
 pub use report::*;
-pub use run::{RunOptions, gc, run, status};
+pub use run::{RunOptions, gc, run, run_with, status};
 
 use std::path::PathBuf;
 

@@ -2,6 +2,7 @@
 
 use crate::confine::Confine;
 use crate::engine::{Engine, Origin, Verdict, record_to_locked};
+use crate::executor::{Executor, LocalProcesses, StageCommand};
 use crate::gates::GateCtx;
 use crate::orphans::{self, PidFile};
 use crate::record::{Local, Recorder, Remote, RunStart, StageRun, Started};
@@ -10,7 +11,7 @@ use crate::{Error, Project, Result};
 use ferry_cache::{GcStats, OutRecord, RunCacheEntry};
 use ferry_core::{Digest, StageName, now_ms};
 use ferry_env::{EnvRequest, Envs, FileLock, PreparedEnv};
-use ferry_executor::{CancelToken, Exit, Job};
+use ferry_executor::{CancelToken, Exit};
 use ferry_metadata::*;
 use ferry_pipeline::{LockedPath, StageInputs};
 use ferry_spec::Stage;
@@ -205,10 +206,22 @@ struct Worker {
 
 /// Brings the pipeline up to date, gates it, registers the model, records
 /// the run. A failed stage, a failed gate or a cancellation is reported in
-/// the returned [`RunReport`]'s status, not as an `Err`.
+/// the returned [`RunReport`]'s status, not as an `Err`. Stage commands run
+/// as local process groups ([`LocalProcesses`]).
 pub fn run(
     project: &Project,
     opts: &RunOptions,
+    reporter: Arc<dyn Reporter>,
+    cancel: &CancelToken,
+) -> Result<RunReport> {
+    run_with(project, opts, Arc::new(LocalProcesses), reporter, cancel)
+}
+
+/// [`run`], with stage commands run by `executor`.
+pub fn run_with(
+    project: &Project,
+    opts: &RunOptions,
+    executor: Arc<dyn Executor>,
     reporter: Arc<dyn Reporter>,
     cancel: &CancelToken,
 ) -> Result<RunReport> {
@@ -586,7 +599,7 @@ pub fn run(
                         let mut vars = env_vars.clone();
                         vars.push(("FERRY_STAGE".into(), stage.name.to_string()));
                         let watch: Arc<dyn ferry_executor::GroupWatch> = pids.clone();
-                        let job = Job {
+                        let job = StageCommand {
                             watch: Some(watch),
                             stage: stage.name.to_string(),
                             cmd: stage.cmd.clone(),
@@ -624,30 +637,16 @@ pub fn run(
                             continue;
                         }
                         let retries = stage.retries;
-                        let (tx, sink, cancel, rep) = (
+                        let (tx, rep, cancel, executor) = (
                             tx.clone(),
                             reporter.clone(),
                             cancel.clone(),
-                            reporter.clone(),
+                            executor.clone(),
                         );
                         let started_ms = now_ms();
                         std::thread::spawn(move || {
-                            let mut attempts = 0;
-                            let outcome = loop {
-                                attempts += 1;
-                                let o = ferry_executor::run(&job, sink.clone(), &cancel);
-                                if o.exit.success()
-                                    || attempts > retries
-                                    || matches!(o.exit, Exit::Cancelled)
-                                {
-                                    break o;
-                                }
-                                rep.event(Event::StageStarted {
-                                    stage: &job.stage,
-                                    reason: &format!("retry after it {}", o.exit.describe()),
-                                    attempt: attempts + 1,
-                                });
-                            };
+                            let (outcome, attempts) =
+                                attempt(executor.as_ref(), &job, retries, &rep, &cancel);
                             let _ = tx.send(Worker {
                                 stage: i,
                                 outcome,
@@ -942,6 +941,31 @@ pub fn run(
     recorder.finish(&started, report.status, message.as_deref())?;
     abort.done = true;
     Ok(report)
+}
+
+/// Runs `cmd` until it succeeds, is cancelled, or has had `retries` more
+/// attempts; each retry is announced. The last attempt's outcome and the
+/// number of attempts.
+fn attempt(
+    executor: &dyn Executor,
+    cmd: &StageCommand,
+    retries: u32,
+    reporter: &Arc<dyn Reporter>,
+    cancel: &CancelToken,
+) -> (ferry_executor::Outcome, u32) {
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let o = executor.execute(cmd, reporter.clone(), cancel);
+        if o.exit.success() || attempts > retries || matches!(o.exit, Exit::Cancelled) {
+            return (o, attempts);
+        }
+        reporter.event(Event::StageStarted {
+            stage: &cmd.stage,
+            reason: &format!("retry after it {}", o.exit.describe()),
+            attempt: attempts + 1,
+        });
+    }
 }
 
 /// Ends a run that leaves `run` early: cancels its stages, waits for their
