@@ -4,7 +4,10 @@
 //! outputs up to date (running, restoring from the cache, or leaving stages
 //! alone), evaluates the gates, registers the model, and records all of it in
 //! the metadata store. Both share one decision procedure ([`engine`]), so what
-//! `status` predicts is what `run` does.
+//! `status` predicts is what `run` does. A run's stages are walked by the
+//! scheduler (`scheduler.rs`), which settles every outcome through one path
+//! (`settle.rs`) and runs commands through an [`Executor`] ([`run_with`]
+//! takes one; [`run`] uses [`LocalProcesses`]).
 
 mod checks;
 mod confine;
@@ -19,6 +22,9 @@ mod record;
 mod register;
 mod report;
 mod run;
+mod scheduler;
+mod settle;
+mod tracking;
 
 pub use executor::{Executor, LocalProcesses, StageCommand};
 pub use git::{head_commit, is_dirty};

@@ -3,8 +3,8 @@
 //! file, MLflow's `MLmodel` with the declared signature.
 
 use crate::engine::{Engine, to_locked};
-use crate::record::{Recorder, Started};
-use crate::report::{Event, Reporter, RunReport};
+use crate::report::{Event, RunReport};
+use crate::scheduler::RunContext;
 use crate::{Error, Project, Result};
 use ferry_core::now_ms;
 use ferry_env::PreparedEnv;
@@ -14,19 +14,17 @@ use std::collections::BTreeMap;
 /// Registers the run's artifact as a new version of the model with its
 /// lineage, unless it equals an existing version (then the alias follows
 /// that one, unless it was rejected).
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn register(
-    project: &Project,
+    cx: &RunContext<'_>,
     engine: &mut Engine<'_>,
-    recorder: &dyn Recorder,
-    started: &Started,
     reg: &ferry_spec::Register,
     params: &BTreeMap<String, serde_json::Value>,
     metrics: &BTreeMap<String, serde_json::Value>,
     env: Option<&PreparedEnv>,
     report: &mut RunReport,
-    reporter: &dyn Reporter,
 ) -> Result<()> {
+    let (project, recorder, started, reporter) =
+        (cx.project, cx.recorder, cx.started, cx.reporter.as_ref());
     // The artifact's digest: an out itself, or a file inside a folder out.
     let producer = engine.locked(reg.producer.as_str());
     let artifact = match producer.and_then(|p| p.outs.get(&reg.artifact)) {
