@@ -1,9 +1,10 @@
 //! The one decision procedure `status` and `run` share: hash a stage's
-//! inputs, fingerprint them, compare with ferry.lock and the run cache.
+//! inputs, fingerprint them, compare with ferry.lock and the run cache; and
+//! the one way a stage's result is kept ([`Engine::commit`]).
 
 use crate::report::Action;
 use crate::{Project, Result};
-use ferry_cache::{Cache, Hasher, OutRecord, PathDigest, RunCacheEntry, StatIndex};
+use ferry_cache::{Cache, GcStats, Hasher, OutRecord, PathDigest, RunCacheEntry, StatIndex};
 use ferry_core::Digest;
 use ferry_pipeline::{
     Change, DepState, LockFile, LockedPath, StageInputs, StageLock, explain, fingerprint,
@@ -12,13 +13,22 @@ use ferry_spec::Stage;
 use std::collections::{BTreeMap, HashMap};
 
 pub(crate) struct Engine<'p> {
-    pub project: &'p Project,
-    pub hasher: Hasher,
-    pub cache: Cache,
-    pub lock: LockFile,
+    project: &'p Project,
+    hasher: Hasher,
+    cache: Cache,
+    lock: LockFile,
     /// The environment's fingerprint; `None` with an env means not built yet.
-    pub env_fp: Option<Digest>,
-    pub has_env: bool,
+    env_fp: Option<Digest>,
+    has_env: bool,
+}
+
+/// How a stage's result came to be, for [`Engine::commit`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// Its command ran: the result also becomes a run-cache entry.
+    Ran,
+    /// Restored from the run cache, which has it already.
+    Restored,
 }
 
 pub(crate) struct Verdict {
@@ -93,6 +103,27 @@ impl<'p> Engine<'p> {
             env_fp: None,
             has_env: project.pipeline.env.is_some(),
         })
+    }
+
+    /// Sets the environment's fingerprint (`None`: not built yet), which
+    /// every stage's fingerprint covers.
+    pub fn set_env(&mut self, fingerprint: Option<Digest>) {
+        self.env_fp = fingerprint;
+    }
+
+    /// The lock entry of `stage`, if it has one.
+    pub fn locked(&self, stage: &str) -> Option<&StageLock> {
+        self.lock.stages.get(stage)
+    }
+
+    /// The digest of a file or folder of the project (`None`: it does not exist).
+    pub fn digest_path(&mut self, path: &str) -> Result<Option<PathDigest>> {
+        Ok(self.hasher.digest_path(path)?)
+    }
+
+    /// Keeps what the stat index learned for the next run (best effort).
+    pub fn save_index(&mut self) {
+        let _ = self.hasher.save_index();
     }
 
     /// The digest of the requirements file, for the environment's key.
@@ -201,22 +232,99 @@ impl<'p> Engine<'p> {
         })
     }
 
-    /// The lock entry for a stage that now has `outs` and `metrics`.
-    pub fn lock_entry(
-        &self,
+    /// Copies a run-cache entry's outputs back into the project (and tells
+    /// the stat index their digests). `Ok(Err(why))`: an out could not be
+    /// restored, so the stage fails; `Err`: the index could not keep it.
+    pub fn restore(&mut self, entry: &RunCacheEntry) -> Result<std::result::Result<(), String>> {
+        for out in &entry.outs {
+            match self.cache.restore(&self.project.root, out) {
+                Ok(written) => {
+                    for w in written {
+                        self.hasher.remember_at(&w.key, &w.path, w.digest)?;
+                    }
+                }
+                Err(e) => return Ok(Err(e.to_string())),
+            }
+        }
+        Ok(Ok(()))
+    }
+
+    /// Hashes the outs a stage's command wrote and stores them in the cache.
+    /// `Ok(Err(why))`: an out cannot be hashed or was not written, so the
+    /// stage fails; `Err`: the cache could not store one.
+    pub fn cache_outs(
+        &mut self,
+        stage: &Stage,
+    ) -> Result<std::result::Result<Vec<OutRecord>, String>> {
+        let digests = match self.hasher.digest_paths(&stage.outs) {
+            Ok(d) => d,
+            Err(e) => return Ok(Err(crate::Error::from(e).to_string())),
+        };
+        let mut outs = Vec::with_capacity(stage.outs.len());
+        for (path, d) in stage.outs.iter().zip(digests) {
+            let Some(d) = d else {
+                return Ok(Err(format!(
+                    "the command succeeded but did not write its out `{path}`"
+                )));
+            };
+            self.cache.store(&self.project.root.join(path), &d)?;
+            outs.push(to_record(path, &to_locked(&d)));
+        }
+        Ok(Ok(outs))
+    }
+
+    /// Makes `outs` (in the cache already) and `metrics` the result of
+    /// `stage` for these inputs: a run-cache entry when it ran, then its
+    /// entry in ferry.lock, which is saved.
+    pub fn commit(
+        &mut self,
+        stage: &Stage,
         inputs: &StageInputs,
-        fp: Digest,
+        fingerprint: Digest,
         outs: &[OutRecord],
         metrics: BTreeMap<String, serde_json::Value>,
-    ) -> StageLock {
-        let outs = outs
+        origin: Origin,
+    ) -> Result<()> {
+        if origin == Origin::Ran {
+            self.cache.put_run_entry(
+                &fingerprint,
+                &RunCacheEntry {
+                    stage: stage.name.to_string(),
+                    outs: outs.to_vec(),
+                    metrics: metrics.clone(),
+                    created_ms: ferry_core::now_ms(),
+                },
+            )?;
+        }
+        let locked = outs
             .iter()
             .map(|o| (o.path.clone(), record_to_locked(o)))
             .collect();
-        StageLock::new(inputs, fp, outs, metrics)
+        let entry = StageLock::new(inputs, fingerprint, locked, metrics);
+        self.lock.stages.insert(stage.name.to_string(), entry);
+        self.save_lock()
     }
 
-    pub fn save_lock(&self) -> Result<()> {
+    /// The outputs ferry.lock names (which `gc` keeps).
+    pub fn locked_outs(&self) -> Vec<OutRecord> {
+        self.lock
+            .stages
+            .values()
+            .flat_map(|s| s.outs.iter().map(|(p, l)| to_record(p, l)))
+            .collect()
+    }
+
+    /// Every run-cache entry, by fingerprint.
+    pub fn run_entries(&self) -> Result<Vec<(Digest, RunCacheEntry)>> {
+        Ok(self.cache.run_entries()?)
+    }
+
+    /// Removes cached objects and run-cache entries but `keep` and `keep_runs`.
+    pub fn gc(&self, keep: &[OutRecord], keep_runs: &[Digest], dry_run: bool) -> Result<GcStats> {
+        Ok(self.cache.gc(keep, keep_runs, dry_run)?)
+    }
+
+    fn save_lock(&self) -> Result<()> {
         let text = self.lock.render();
         let path = self.project.lock_path();
         if std::fs::read_to_string(&path).ok().as_deref() == Some(text.as_str()) {

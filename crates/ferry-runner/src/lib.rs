@@ -4,25 +4,35 @@
 //! outputs up to date (running, restoring from the cache, or leaving stages
 //! alone), evaluates the gates, registers the model, and records all of it in
 //! the metadata store. Both share one decision procedure ([`engine`]), so what
-//! `status` predicts is what `run` does.
+//! `status` predicts is what `run` does. A run's stages are walked by the
+//! scheduler (`scheduler.rs`), which settles every outcome through one path
+//! (`settle.rs`) and runs commands through an [`Executor`] ([`run_with`]
+//! takes one; [`run`] uses [`LocalProcesses`]).
 
 mod checks;
 mod confine;
 mod engine;
+mod executor;
+mod gates;
 mod git;
 mod history;
 mod orphans;
 mod project;
 mod record;
+mod register;
 mod report;
 mod run;
+mod scheduler;
+mod settle;
+mod tracking;
 
+pub use executor::{Executor, LocalProcesses, StageCommand};
 pub use git::{head_commit, is_dirty};
 pub use history::{History, local_history, remote_history};
 pub use project::{LOCK_FILE, Project, SPEC_FILE, store_url};
 pub use record::{Registry, RunValues, local_registry, remote_registry};
 pub use report::*;
-pub use run::{RunOptions, gc, run, status};
+pub use run::{RunOptions, gc, run, run_with, status};
 
 use std::path::PathBuf;
 
