@@ -626,7 +626,9 @@ fn resolve(reg: &dyn Registry, r: &ModelRef) -> Result<ModelVersion> {
         .ok_or_else(|| usage(format!("no model version `{r}`")))
 }
 
-fn parse_ref(s: &str) -> Result<ModelRef> {
+/// A model reference as users type it (`iris`, `iris/3`, `iris@candidate`),
+/// for every command that takes one.
+pub(crate) fn parse_ref(s: &str) -> Result<ModelRef> {
     s.parse::<ModelRef>().map_err(|e| usage(e.to_string()))
 }
 

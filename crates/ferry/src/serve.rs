@@ -5,6 +5,7 @@ use crate::commands::{Ctx, usage};
 use crate::exit;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
+use ferry_core::ModelRef;
 use ferry_metadata::{Deployment, MetadataStore, NewDeployment};
 use ferry_serve::canary::{self, Criteria, Phase, Plan, Strategy};
 use std::path::PathBuf;
@@ -71,6 +72,9 @@ pub struct ServeArgs {
     pub log_json: bool,
 }
 
+/// No `--version` flag here: `ferry deploy iris --version 2` (the old way
+/// to name a candidate) must not print ferry's version and exit 0 without
+/// rolling anything out; `ferry --version` says it.
 #[derive(Debug, Args)]
 #[command(args_conflicts_with_subcommands = true, disable_version_flag = true)]
 pub struct DeployArgs {
@@ -82,18 +86,20 @@ pub struct DeployArgs {
 
 #[derive(Debug, Args)]
 pub struct DeployStart {
-    /// The model to roll out a new version of
-    pub model: Option<String>,
-    /// The candidate version
+    /// The version to roll out: `iris/3`, or `iris@candidate` (the version the alias points to)
+    #[arg(value_name = "MODEL/VERSION|MODEL@ALIAS")]
+    pub candidate: Option<String>,
+    /// Gone (the version goes in the reference: `iris/3`); hidden, to say so to old scripts
+    #[arg(long = "version", id = "old_version", value_name = "N", hide = true)]
+    pub old_version: Option<String>,
+    /// Gone (the alias goes in the reference: `iris@candidate`); hidden, to say so to old scripts
     #[arg(
-        long = "version",
-        id = "candidate_version",
-        conflicts_with = "candidate_alias"
+        long = "candidate",
+        id = "old_candidate",
+        value_name = "ALIAS",
+        hide = true
     )]
-    pub candidate_version: Option<i64>,
-    /// The candidate, by alias (e.g. `candidate`)
-    #[arg(long = "candidate", value_name = "ALIAS")]
-    pub candidate_alias: Option<String>,
+    pub old_candidate: Option<String>,
     /// `canary` (a share of traffic, stepped up) or `shadow` (mirrored traffic, answers discarded)
     #[arg(long, default_value = "canary")]
     pub strategy: String,
@@ -349,10 +355,29 @@ fn check_share(flag: &str, v: Option<f64>) -> Result<()> {
 }
 
 fn start(ctx: &Ctx, a: DeployStart) -> Result<u8> {
-    let model = a.model.ok_or_else(|| {
-        usage("give a model: ferry deploy MODEL --version N (or status, promote, abort)")
+    let name = a.candidate.as_deref().unwrap_or("MODEL");
+    if let Some(v) = &a.old_version {
+        return Err(usage(format!(
+            "`--version` is gone: the version goes in the model reference\nhint: `ferry deploy {name}/{v}`"
+        )));
+    }
+    if let Some(al) = &a.old_candidate {
+        return Err(usage(format!(
+            "`--candidate` is gone: the alias goes in the model reference\nhint: `ferry deploy {name}@{al}`"
+        )));
+    }
+    let given = a.candidate.as_deref().ok_or_else(|| {
+        usage(
+            "give the version to roll out\nhint: `ferry deploy MODEL/VERSION` or `ferry deploy MODEL@ALIAS` (e.g. `iris/3`, `iris@candidate`); `ferry deploy status|promote|abort MODEL` for a rollout under way",
+        )
     })?;
-    ferry_core::ModelName::new(&model).map_err(|e| usage(e.to_string()))?;
+    let candidate_ref = crate::commands::parse_ref(given)?;
+    if let ModelRef::Latest(m) = &candidate_ref {
+        return Err(usage(format!(
+            "`{m}` names no version to roll out\nhint: `ferry deploy {m}/VERSION` for a version, `ferry deploy {m}@ALIAS` for the one an alias points to (e.g. `{m}@candidate`)"
+        )));
+    }
+    let model = candidate_ref.model().to_string();
     let strategy = match a.strategy.as_str() {
         "canary" => Strategy::Canary,
         "shadow" => Strategy::Shadow,
@@ -401,17 +426,12 @@ fn start(ctx: &Ctx, a: DeployStart) -> Result<u8> {
     let json = a.json;
     let d = rt.block_on(async {
         let store = open(&url).await?;
-        let candidate = match (a.candidate_version, &a.candidate_alias) {
-            (Some(v), _) => store
-                .get_version(&model, v)
-                .await?
-                .ok_or_else(|| usage(format!("model `{model}` has no version {v}")))?,
-            (None, Some(al)) => store
-                .resolve_alias(&model, al)
-                .await?
-                .ok_or_else(|| usage(format!("model `{model}` has no alias `{al}`")))?,
-            (None, None) => return Err(usage("give the candidate: --version N or --candidate ALIAS")),
-        };
+        let candidate = match &candidate_ref {
+            ModelRef::Version(_, v) => store.get_version(&model, *v as i64).await?,
+            ModelRef::Alias(_, al) => store.resolve_alias(&model, al).await?,
+            ModelRef::Latest(_) => None,
+        }
+        .ok_or_else(|| usage(format!("no model version `{candidate_ref}`")))?;
         if let Some(why) = candidate.rejected()
             && !a.allow_rejected
         {
