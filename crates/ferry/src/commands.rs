@@ -723,7 +723,7 @@ fn models(ctx: &Ctx, args: ModelsArgs) -> Result<u8> {
             for m in models {
                 let aliases: Vec<String> =
                     m.aliases.iter().map(|(a, v)| format!("{a}={v}")).collect();
-                println!(
+                let line = format!(
                     "{:<24} {:>7} {:>8}  {}",
                     m.name,
                     m.latest_version
@@ -732,6 +732,7 @@ fn models(ctx: &Ctx, args: ModelsArgs) -> Result<u8> {
                     m.versions,
                     aliases.join(" ")
                 );
+                println!("{}", line.trim_end());
             }
         }
         ModelsCommand::Show { model, json } => {
@@ -757,7 +758,7 @@ fn models(ctx: &Ctx, args: ModelsArgs) -> Result<u8> {
                 "VERSION", "CREATED (UTC)", "RUN", "COMMIT", "ARTIFACT"
             );
             for v in vs {
-                println!(
+                let line = format!(
                     "{:>7}  {:<19}  {:<10} {:<10} {:<16} {}",
                     v.version,
                     time(v.created_ms),
@@ -776,6 +777,7 @@ fn models(ctx: &Ctx, args: ModelsArgs) -> Result<u8> {
                         None => v.aliases.join(", "),
                     }
                 );
+                println!("{}", line.trim_end());
             }
         }
         ModelsCommand::Alias {
@@ -810,20 +812,27 @@ fn models(ctx: &Ctx, args: ModelsArgs) -> Result<u8> {
                 print_json(&evs)?;
                 return Ok(exit::OK);
             }
+            let width = evs
+                .iter()
+                .map(|e| e.model.len() + e.alias.len() + 1)
+                .max()
+                .unwrap_or(0)
+                .max("ALIAS".len());
+            println!(
+                "{:<19}  {:<width$}  {:>4}    {:<4}  REASON",
+                "CHANGED (UTC)", "ALIAS", "FROM", "TO"
+            );
             for e in evs {
-                println!(
-                    "{}  {}@{}  {} -> {}  {}",
+                let v = |v: Option<i64>| v.map_or_else(|| "-".to_owned(), |v| v.to_string());
+                let line = format!(
+                    "{:<19}  {:<width$}  {:>4} -> {:<4}  {}",
                     time(e.changed_ms),
-                    e.model,
-                    e.alias,
-                    e.previous
-                        .map(|p| p.to_string())
-                        .unwrap_or_else(|| "-".into()),
-                    e.version
-                        .map(|p| p.to_string())
-                        .unwrap_or_else(|| "-".into()),
+                    format!("{}@{}", e.model, e.alias),
+                    v(e.previous),
+                    v(e.version),
                     e.reason.unwrap_or_default()
                 );
+                println!("{}", line.trim_end());
             }
         }
     }

@@ -697,6 +697,7 @@ fn print_status(d: &Deployment, events: &[ferry_metadata::DeploymentEvent]) {
         println!("  reason: {r}");
     }
     println!("  events:");
+    print_event_header();
     for e in events {
         print_event(e);
     }
@@ -709,21 +710,41 @@ fn print_gateways(model: &str, alias: &str, gateways: &[ferry_metadata::GatewayB
     }
     println!("  gateways:");
     let now = ferry_core::now_ms();
-    for g in gateways {
-        let version = g
-            .models
-            .iter()
-            .find(|m| m.model == model && m.alias.as_deref() == Some(alias))
-            .and_then(|m| m.version)
-            .map_or_else(|| "loading".to_owned(), |v| format!("version {v}"));
-        println!(
-            "    {} on {} (pid {}): `{model}@{alias}` at {version}, seen {}s ago",
-            g.addr,
-            g.host,
-            g.pid,
-            (now - g.last_seen_ms).max(0) / 1000
-        );
-    }
+    let rows: Vec<Vec<String>> = gateways
+        .iter()
+        .map(|g| {
+            let version = g
+                .models
+                .iter()
+                .find(|m| m.model == model && m.alias.as_deref() == Some(alias))
+                .and_then(|m| m.version)
+                .map_or_else(|| "loading".to_owned(), |v| v.to_string());
+            vec![
+                g.addr.clone(),
+                g.host.clone(),
+                g.pid.to_string(),
+                format!("{model}@{alias}"),
+                version,
+                format!("{}s ago", (now - g.last_seen_ms).max(0) / 1000),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        crate::ui::table(
+            "    ",
+            &["ADDRESS", "HOST", "PID", "SERVES", "VERSION", "SEEN"],
+            &rows
+        )
+    );
+}
+
+/// The header of the events table [`print_event`] prints a line of.
+fn print_event_header() {
+    println!(
+        "    {:<19}  {:<12} {:<6} {:>6}  REASON",
+        "TIME (UTC)", "EVENT", "STEP", "WEIGHT"
+    );
 }
 
 fn print_event(e: &ferry_metadata::DeploymentEvent) {
@@ -744,8 +765,8 @@ fn print_event(e: &ferry_metadata::DeploymentEvent) {
             format!(" [{s}]")
         })
         .unwrap_or_default();
-    println!(
-        "    {}  {:<12} step {} {:>3}%  {}{}",
+    let line = format!(
+        "    {:<19}  {:<12} {:<6} {:>5}%  {}{}",
         crate::ui::time(e.at_ms),
         e.kind,
         e.step + 1,
@@ -753,12 +774,16 @@ fn print_event(e: &ferry_metadata::DeploymentEvent) {
         e.reason.as_deref().unwrap_or(""),
         figures
     );
+    println!("{}", line.trim_end());
 }
 
 /// Prints events as they come until the deployment ends.
 async fn follow(url: &str, model: &str, id: &str, json: bool) -> Result<u8> {
     let store = open(url).await?;
     let mut seen = 0usize;
+    if !json {
+        print_event_header();
+    }
     loop {
         let events = store.deployment_events(id).await?;
         for e in events.iter().skip(seen) {

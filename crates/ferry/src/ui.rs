@@ -67,6 +67,34 @@ pub fn bytes(n: i64) -> String {
     }
 }
 
+/// A table with a header: each column as wide as its widest cell, two
+/// spaces apart, every line after `indent`; no trailing spaces.
+pub fn table(indent: &str, head: &[&str], rows: &[Vec<String>]) -> String {
+    let cell = |r: &[String], i: usize| r.get(i).map_or(0, |c| c.chars().count());
+    let widths: Vec<usize> = (0..head.len())
+        .map(|i| {
+            rows.iter()
+                .map(|r| cell(r, i))
+                .chain([head[i].chars().count()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let head: Vec<String> = head.iter().map(|h| (*h).to_owned()).collect();
+    let mut out = String::new();
+    for r in std::iter::once(&head).chain(rows) {
+        let mut line = indent.to_owned();
+        for (i, w) in widths.iter().enumerate() {
+            let c = r.get(i).map_or("", String::as_str);
+            line.push_str(c);
+            line.push_str(&" ".repeat(w - cell(r, i) + 2));
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
 pub fn time(ms: i64) -> String {
     // UTC, to the second: 2026-11-26 10:01:58
     let secs = ms.div_euclid(1000);

@@ -254,7 +254,8 @@ fn comparison_with_the_production_model() {
     assert!(o.stderr.contains("0.92 >= 0.94"), "{o:?}");
     let h = p.ferry(&["models", "history", "m"]);
     assert!(
-        h.stdout.contains("m@production  - -> 1  first release"),
+        h.stdout
+            .contains("m@production     - -> 1     first release"),
         "{h:?}"
     );
 }

@@ -81,6 +81,18 @@ fn a_rollout_is_recorded_shown_and_ended_by_hand() {
         h.stdout.contains("gateways: none serves `m@production`"),
         "{h:?}"
     );
+    // The events are a table with a header.
+    assert!(
+        h.stdout
+            .contains("  events:\n    TIME (UTC)           EVENT        STEP   WEIGHT  REASON\n"),
+        "{h:?}"
+    );
+    assert!(
+        h.stdout
+            .lines()
+            .any(|l| l.ends_with("  started      1         10%  new data")),
+        "{h:?}"
+    );
     let all = p.ferry(&["deploy", "status"]);
     assert!(all.stdout.contains("m: canary of version 2"), "{all:?}");
     // Abort before any gateway picked it up: nothing judged version 2, so
@@ -310,9 +322,21 @@ fn a_rejected_version_stays_rejected() {
     picked_up(&p);
     // `deploy status` names the gateway that serves the model.
     let h = p.ferry(&["deploy", "status", "m"]);
-    assert!(h.stdout.contains("  gateways:\n"), "{h:?}");
-    assert!(h.stdout.contains(&format!("{} on ", gw.addr)), "{h:?}");
-    assert!(h.stdout.contains("`m@production` at version 1"), "{h:?}");
+    let table: Vec<Vec<&str>> = h
+        .stdout
+        .lines()
+        .skip_while(|l| *l != "  gateways:")
+        .skip(1)
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        table[0],
+        ["ADDRESS", "HOST", "PID", "SERVES", "VERSION", "SEEN"],
+        "{h:?}"
+    );
+    assert_eq!(table[1][0], gw.addr, "{h:?}");
+    assert_eq!(table[1][3..5], ["m@production", "1"], "{h:?}");
+    assert_eq!(table.len(), 2, "{h:?}");
     assert_eq!(status(&p)["gateways"][0]["addr"], gw.addr.as_str());
     // Aborted after a gateway routed it: rejected.
     let a = p.ferry(&["deploy", "abort", "m", "--reason", "looks off"]);

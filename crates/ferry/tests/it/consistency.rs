@@ -1,0 +1,40 @@
+//! Issue 13: one way to name where ferry reads and writes, one way to print
+//! a value, a header on every table, one shape per answer.
+
+/// `ferry models history` is a table with a header.
+#[test]
+fn models_history_has_a_header() {
+    let p = crate::deploy::two_versions();
+    for (model, alias) in [
+        ("m/2", "staging"),
+        ("m/2", "production"),
+        ("m@staging", "production"),
+        ("m/1", "production"),
+        ("m/1", "canary"),
+    ] {
+        let o = p.ferry(&["models", "alias", model, alias]);
+        assert_eq!(o.code, 0, "{o:?}");
+    }
+    let h = p.ferry(&["models", "history", "m"]);
+    let lines: Vec<String> = h
+        .stdout
+        .lines()
+        .skip(1)
+        .map(|l| format!("[time]{}", &l[19..]))
+        .collect();
+    assert!(
+        h.stdout
+            .starts_with("CHANGED (UTC)        ALIAS         FROM    TO    REASON\n"),
+        "{h:?}"
+    );
+    insta::assert_snapshot!(lines.join("\n"), @r"
+    [time]  m@candidate      - -> 1     registered by a pipeline run
+    [time]  m@production     - -> 1
+    [time]  m@candidate      1 -> 2     registered by a pipeline run
+    [time]  m@staging        - -> 2
+    [time]  m@production     1 -> 2
+    [time]  m@production     2 -> 2
+    [time]  m@production     2 -> 1
+    [time]  m@canary         - -> 1
+    ");
+}
