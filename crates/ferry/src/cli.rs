@@ -308,6 +308,9 @@ pub enum ModelsCommand {
         /// Why, recorded with the move
         #[arg(long)]
         reason: Option<String>,
+        /// Print the move as JSON on stdout (`model`, `alias`, `version`, `previous`)
+        #[arg(long)]
+        json: bool,
     },
     /// Every alias move of a model, oldest first
     History {

@@ -784,6 +784,7 @@ fn models(ctx: &Ctx, args: ModelsArgs) -> Result<u8> {
             model,
             alias,
             reason,
+            json,
         } => {
             let r = parse_ref(&model)?;
             if matches!(r, ModelRef::Latest(_)) {
@@ -799,10 +800,22 @@ fn models(ctx: &Ctx, args: ModelsArgs) -> Result<u8> {
             let previous = reg
                 .set_alias(&v.model, &alias, ver, reason.as_deref())
                 .map_err(runner_store_err)?;
-            match previous {
-                Some(p) if p != ver => eprintln!("moved {}@{alias}: {} -> {ver}", v.model, p),
-                Some(_) => eprintln!("{}@{alias} already pointed at {ver}", v.model),
-                None => eprintln!("set {}@{alias} -> {ver}", v.model),
+            if json {
+                print_json(&serde_json::json!({
+                    "model": v.model,
+                    "alias": alias,
+                    "version": ver,
+                    "previous": previous,
+                }))?;
+            } else {
+                // One shape whether the alias is new, moved or stays.
+                let m = &v.model;
+                let was = match previous {
+                    None => "new".to_owned(),
+                    Some(p) if p == ver => "unchanged".to_owned(),
+                    Some(p) => format!("was {m}/{p}"),
+                };
+                eprintln!("{alias}: {m}/{ver} ({was})");
             }
         }
         ModelsCommand::History { model, json } => {

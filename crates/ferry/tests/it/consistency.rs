@@ -1,6 +1,8 @@
 //! Issue 13: one way to name where ferry reads and writes, one way to print
 //! a value, a header on every table, one shape per answer.
 
+use crate::support::*;
+
 /// `ferry models history` is a table with a header.
 #[test]
 fn models_history_has_a_header() {
@@ -37,4 +39,39 @@ fn models_history_has_a_header() {
     [time]  m@production     2 -> 1
     [time]  m@canary         - -> 1
     ");
+}
+
+fn json(o: &Out) -> serde_json::Value {
+    serde_json::from_str(&o.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {o:?}"))
+}
+
+/// `ferry models alias` prints one shape whether the alias is new, moved or
+/// already there; `--json` the same fields.
+#[test]
+fn models_alias_prints_one_shape() {
+    let p = crate::deploy::two_versions();
+    let alias = |args: &[&str]| {
+        let o = p.ferry(args);
+        assert_eq!(o.code, 0, "{args:?}: {o:?}");
+        o
+    };
+    assert_eq!(
+        alias(&["models", "alias", "m/2", "staging"]).stderr,
+        "staging: m/2 (new)\n"
+    );
+    assert_eq!(
+        alias(&["models", "alias", "m/2", "production"]).stderr,
+        "production: m/2 (was m/1)\n"
+    );
+    assert_eq!(
+        alias(&["models", "alias", "m@staging", "production"]).stderr,
+        "production: m/2 (unchanged)\n"
+    );
+    let o = alias(&["models", "alias", "m/1", "production", "--json"]);
+    assert_eq!(
+        json(&o),
+        serde_json::json!({"model": "m", "alias": "production", "version": 1, "previous": 2})
+    );
+    let o = alias(&["models", "alias", "m/1", "canary", "--json"]);
+    assert_eq!(json(&o)["previous"], serde_json::Value::Null);
 }

@@ -192,7 +192,7 @@ fn a_pipeline_recorded_on_a_server() {
     // Gates compare with the server's production model.
     let o = p.ferry(&["models", "alias", "m/1", "production", "--server", &srv.url]);
     assert_eq!(o.code, 0, "{o:?}");
-    assert!(o.stderr.contains("set m@production -> 1"), "{o:?}");
+    assert!(o.stderr.contains("production: m/1 (new)"), "{o:?}");
     p.write("acc.txt", "0.92\n");
     let o = p.ferry(&["run", "--server", &srv.url]);
     assert_eq!(o.code, 3, "{o:?}");
