@@ -28,6 +28,12 @@ pub fn stage_log_artifact(stage: &str) -> String {
     format!("logs/{stage}.log")
 }
 
+/// A param's value from the text MLflow keeps (as `ferry run` wrote it: a
+/// string as itself, anything else as its JSON text).
+pub fn param_value(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|_| serde_json::Value::String(text.to_owned()))
+}
+
 fn tag<'a>(r: &'a TrackedRun, key: &str) -> Option<&'a str> {
     r.tags
         .iter()
@@ -143,12 +149,7 @@ pub fn detail_of(r: &TrackedRun, children: &[TrackedRun]) -> RunDetail {
         params: r
             .params
             .iter()
-            .map(|(k, v)| {
-                // As `ferry run` sent it: a string as itself, else JSON.
-                let parsed = serde_json::from_str(v)
-                    .unwrap_or_else(|_| serde_json::Value::String(v.clone()));
-                (k.clone(), parsed)
-            })
+            .map(|(k, v)| (k.clone(), param_value(v)))
             .collect(),
         metrics: r
             .metrics

@@ -806,7 +806,7 @@ impl MetadataStore for SqlStore {
                 .map(|r| {
                     (
                         get_s(r, "pkey"),
-                        serde_json::from_str(&get_s(r, "value")).unwrap_or_default(),
+                        crate::pipeline_runs::param_value(&get_s(r, "value")),
                     )
                 })
                 .collect();

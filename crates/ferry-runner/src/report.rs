@@ -103,6 +103,16 @@ pub struct RunReport {
     pub model_rejected: Option<String>,
 }
 
+/// A metric as the run records it (MLflow metrics are numbers): a number
+/// as itself, `true`/`false` as 1/0; anything else is not recorded.
+pub fn metric_number(v: &serde_json::Value) -> Option<f64> {
+    match v {
+        serde_json::Value::Number(n) => n.as_f64(),
+        serde_json::Value::Bool(b) => Some(f64::from(u8::from(*b))),
+        _ => None,
+    }
+}
+
 /// Progress events for a live display.
 #[derive(Debug)]
 pub enum Event<'a> {

@@ -966,11 +966,7 @@ pub fn run(
     }
     let numeric: BTreeMap<String, f64> = all_metrics
         .iter()
-        .filter_map(|(k, v)| match v {
-            serde_json::Value::Number(n) => n.as_f64().map(|f| (k.clone(), f)),
-            serde_json::Value::Bool(b) => Some((k.clone(), f64::from(u8::from(*b)))),
-            _ => None,
-        })
+        .filter_map(|(k, v)| crate::metric_number(v).map(|f| (k.clone(), f)))
         .collect();
     // The source data each stage read, as tags of the MLflow run.
     {

@@ -529,13 +529,13 @@ fn runs_show(h: &dyn ferry_runner::History, run: &str, json: bool) -> Result<u8>
     if !d.params.is_empty() {
         println!("\nparams");
         for (k, v) in &d.params {
-            println!("  {k} = {v}");
+            println!("  {k} = {}", crate::ui::value(v));
         }
     }
     if !d.metrics.is_empty() {
         println!("\nmetrics");
         for m in &d.metrics {
-            println!("  {} = {}", m.key, m.value);
+            println!("  {} = {}", m.key, crate::ui::number(m.value));
         }
     }
     if !d.gates.is_empty() {
@@ -678,7 +678,12 @@ fn print_version(ctx: &Ctx, v: &ModelVersion) {
         if let Some(m) = v.lineage[section].as_object().filter(|m| !m.is_empty()) {
             println!("{section}");
             for (k, val) in m {
-                println!("  {k} = {val}");
+                let shown = if section == "metrics" {
+                    crate::ui::metric(val)
+                } else {
+                    crate::ui::value(val)
+                };
+                println!("  {k} = {shown}");
             }
         }
     }

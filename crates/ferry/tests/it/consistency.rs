@@ -75,3 +75,62 @@ fn models_alias_prints_one_shape() {
     let o = alias(&["models", "alias", "m/1", "canary", "--json"]);
     assert_eq!(json(&o)["previous"], serde_json::Value::Null);
 }
+
+/// The lines of section `name` (`params`, `metrics`) of `runs show` or
+/// `models show`.
+fn section(stdout: &str, name: &str) -> String {
+    stdout
+        .lines()
+        .skip_while(|l| *l != name)
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+/// A param or metric prints the same in `ferry runs show` and `ferry models
+/// show`: text without quotes, `1` for 1.0, a true metric as the 1 the run
+/// recorded.
+#[test]
+fn a_value_prints_the_same_in_runs_and_models() {
+    let p = Proj::new(
+        r#"
+stages:
+  train:
+    cmd: >-
+      echo "${name} ${lr} ${flag} ${epochs}" > model.bin &&
+      printf '{"accuracy": 1.0, "loss": 0.25, "converged": true}' > metrics.json
+    params: [name, lr, flag, epochs]
+    outs: [model.bin]
+    metrics: metrics.json
+register:
+  model: m
+  artifact: model.bin
+"#,
+    );
+    p.write(
+        "params.yaml",
+        "name: small net\nlr: 1.0\nflag: true\nepochs: 3\n",
+    );
+    p.run_ok();
+    let run = p.ferry(&["runs", "show", "latest"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let model = p.ferry(&["models", "show", "m/1"]);
+    assert_eq!(model.code, 0, "{model:?}");
+    for name in ["params", "metrics"] {
+        assert_eq!(
+            section(&run.stdout, name),
+            section(&model.stdout, name),
+            "{name}: {run:?}\n{model:?}"
+        );
+    }
+    insta::assert_snapshot!(section(&run.stdout, "params") + &section(&run.stdout, "metrics"), @r"
+    epochs = 3
+    flag = true
+    lr = 1
+    name = small net
+    accuracy = 1
+    converged = 1
+    loss = 0.25
+    ");
+}
