@@ -54,6 +54,23 @@ pub trait Registry {
     fn versions(&self, model: &str) -> Result<Vec<ModelVersion>>;
     /// The version a reference names, if any.
     fn resolve(&self, r: &ModelRef) -> Result<Option<ModelVersion>>;
+    /// What a bare model name picks for a person: the newest version of
+    /// `model` that is not rejected (none when every version is), and the
+    /// newer rejected versions passed over, newest first.
+    fn latest_not_rejected(
+        &self,
+        model: &str,
+    ) -> Result<(Option<ModelVersion>, Vec<ModelVersion>)> {
+        let mut skipped = Vec::new();
+        let mut versions = self.versions(model)?;
+        while let Some(v) = versions.pop() {
+            if v.rejected().is_none() {
+                return Ok((Some(v), skipped));
+            }
+            skipped.push(v);
+        }
+        Ok((None, skipped))
+    }
     /// Points `alias` at `version`; returns the version it pointed at before.
     fn set_alias(
         &self,

@@ -701,6 +701,43 @@ fn print_version(ctx: &Ctx, v: &ModelVersion) {
     }
 }
 
+/// The version a bare model name picks (the newest that is not rejected),
+/// saying on stderr which one and why; an error when every version is
+/// rejected, rather than a rejected one.
+fn latest_not_rejected(reg: &dyn Registry, name: &str) -> Result<ModelVersion> {
+    let (picked, skipped) = reg.latest_not_rejected(name)?;
+    let skipped_text = skipped
+        .iter()
+        .map(|v| {
+            format!(
+                "{}/{} (rejected: {})",
+                v.model,
+                v.version,
+                v.rejected().unwrap_or_default()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    match picked {
+        Some(v) if skipped.is_empty() => {
+            eprintln!("{name}/{}: the latest version", v.version);
+            Ok(v)
+        }
+        Some(v) => {
+            eprintln!(
+                "{name}/{}: the latest version that is not rejected; skipped {skipped_text}",
+                v.version
+            );
+            Ok(v)
+        }
+        None if skipped.is_empty() => Err(usage(format!("no model `{name}`"))),
+        None => Err(usage(format!(
+            "every version of `{name}` is rejected: {skipped_text}\nhint: name one to see it anyway, e.g. `ferry models show {name}/{}`",
+            skipped[0].version
+        ))),
+    }
+}
+
 /// A version as `--json` shows it: its fields, and `rejected` (the reason,
 /// or null) so scripts need not read the tag.
 fn version_json(v: &ModelVersion) -> Result<serde_json::Value> {
@@ -741,7 +778,10 @@ fn models(ctx: &Ctx, args: ModelsArgs) -> Result<u8> {
             }
         }
         ModelsCommand::Show { model, json } => {
-            let v = resolve(reg, &parse_ref(&model)?)?;
+            let v = match parse_ref(&model)? {
+                ModelRef::Latest(name) => latest_not_rejected(reg, name.as_str())?,
+                r => resolve(reg, &r)?,
+            };
             if json {
                 print_json(&version_json(&v)?)?;
             } else {

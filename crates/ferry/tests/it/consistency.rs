@@ -134,3 +134,59 @@ register:
     loss = 0.25
     ");
 }
+
+fn store_of(p: &Proj) -> String {
+    format!("sqlite://{}", p.path().join(".ferry/ferry.db").display())
+}
+
+fn reject(p: &Proj, version: i64, why: &'static str) {
+    let store = ferry_metadata::BlockingStore::open(&store_of(p)).unwrap();
+    store
+        .call(|s| {
+            Box::pin(async move {
+                s.set_version_tag("m", version, ferry_metadata::REJECTED_TAG, why)
+                    .await
+            })
+        })
+        .unwrap();
+}
+
+/// `ferry models show m` says which version it picked and why, and never
+/// picks a rejected one; `ferry models versions` shows them rejected.
+#[test]
+fn a_bare_model_name_picks_the_newest_version_not_rejected() {
+    let p = crate::deploy::two_versions();
+    let o = p.ferry(&["models", "show", "m"]);
+    assert_eq!(o.code, 0, "{o:?}");
+    assert_eq!(o.stderr, "m/2: the latest version\n");
+    assert!(o.stdout.starts_with("model m/2\n"), "{o:?}");
+
+    reject(&p, 2, "looks off");
+    let o = p.ferry(&["models", "show", "m", "--json"]);
+    assert_eq!(o.code, 0, "{o:?}");
+    assert_eq!(
+        o.stderr,
+        "m/1: the latest version that is not rejected; skipped m/2 (rejected: looks off)\n"
+    );
+    assert_eq!(json(&o)["version"], 1);
+    let vs = p.ferry(&["models", "versions", "m"]);
+    assert!(
+        vs.stdout
+            .lines()
+            .any(|l| l.trim_start().starts_with("2 ") && l.ends_with("(rejected: looks off)")),
+        "{vs:?}"
+    );
+    // A rejected version is still there when named.
+    assert_eq!(p.ferry(&["models", "show", "m/2"]).code, 0);
+
+    reject(&p, 1, "too slow");
+    let o = p.ferry(&["models", "show", "m"]);
+    assert_eq!(o.code, 2, "{o:?}");
+    assert_eq!(
+        o.stderr,
+        "error: every version of `m` is rejected: m/2 (rejected: looks off), m/1 (rejected: too slow)\nhint: name one to see it anyway, e.g. `ferry models show m/2`\n"
+    );
+    let o = p.ferry(&["models", "show", "nope"]);
+    assert_eq!(o.code, 2, "{o:?}");
+    assert_eq!(o.stderr, "error: no model `nope`\n");
+}
