@@ -5,7 +5,7 @@ use crate::exit;
 use crate::ui::{Style, Terminal, bytes, duration, time};
 use anyhow::{Context, Result, bail};
 use ferry_core::ModelRef;
-use ferry_metadata::{BlockingStore, ModelVersion, RunStatus, StageStatus};
+use ferry_metadata::{ModelVersion, RunStatus, StageStatus};
 use ferry_runner::{Action, Project, Registry, RunOptions};
 use serde::Serialize;
 use std::io::IsTerminal;
@@ -64,28 +64,6 @@ impl Ctx {
         let root = ferry_runner::Project::discover(&self.cwd)?;
         Ok(Project::load(&root)?)
     }
-    fn store(&self) -> Result<(PathBuf, BlockingStore)> {
-        let root = ferry_runner::Project::discover(&self.cwd)?;
-        let db = root.join(".ferry").join("ferry.db");
-        if !db.exists() {
-            bail!(usage(format!(
-                "no runs recorded yet in `{}`: run `ferry run` first",
-                root.display()
-            )));
-        }
-        let store = BlockingStore::open(&ferry_runner::store_url(&root))?;
-        Ok((root, store))
-    }
-    /// Run history: the server's at `server`, else the project's.
-    fn history(&self, server: Option<&str>) -> Result<Box<dyn ferry_runner::History>> {
-        match server {
-            Some(url) => ferry_runner::remote_history(url).map_err(|e| usage(e.to_string())),
-            None => {
-                let (root, store) = self.store()?;
-                Ok(ferry_runner::local_history(store, root.join(".ferry")))
-            }
-        }
-    }
 }
 
 pub(crate) fn print_json<T: Serialize>(v: &T) -> Result<()> {
@@ -124,18 +102,27 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
         Command::Run(args) => run(&ctx, args),
         Command::Status { stages, json } => status(&ctx, &stages, json),
         Command::Runs(r) => {
-            let h = ctx.history(r.server.as_deref())?;
+            let h = ctx.reader(&r.place)?.history()?;
             match r.command {
                 RunsCommand::List { limit, json } => runs_list(&ctx, h.as_ref(), limit, json),
                 RunsCommand::Show { run, json } => runs_show(h.as_ref(), &run, json),
             }
         }
-        Command::Logs { run, stage, server } => logs(
-            &ctx,
-            ctx.history(server.as_deref())?.as_ref(),
-            &run,
-            stage.as_deref(),
-        ),
+        Command::Logs { run, stage, place } => {
+            if place.store.is_some() && place.server.is_none() {
+                bail!(place.no_store(
+                    "ferry logs",
+                    "stage logs are files beside a store, not in it",
+                    "read them through the `ferry server` on that store with `--server URL`, or run `ferry logs` in the project (`-C DIR`)",
+                ));
+            }
+            logs(
+                &ctx,
+                ctx.reader(&place)?.history()?.as_ref(),
+                &run,
+                stage.as_deref(),
+            )
+        }
         Command::Models(m) => models(&ctx, m),
         Command::Gc { all, dry_run } => gc(&ctx, all, dry_run),
         Command::Server(args) => server(&ctx, args),
@@ -307,7 +294,15 @@ fn run(ctx: &Ctx, args: RunArgs) -> Result<u8> {
             .jobs
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
         trigger: args.trigger.clone(),
-        server: args.server.clone(),
+        server: match args.place.target()? {
+            crate::place::Target::Server(url) => Some(url.to_owned()),
+            crate::place::Target::Project => None,
+            crate::place::Target::Store(_) => bail!(args.place.no_store(
+                "ferry run",
+                "a run records into the project's store, or into another through the `ferry server` on it (the model's files must go where that store's readers find them)",
+                "start `ferry server --store URL` where that store is, then `ferry run --server http://HOST:PORT`",
+            )),
+        },
     };
     let tty = std::io::stderr().is_terminal();
     let term = Arc::new(Terminal::new(ctx.style, tty));
@@ -749,10 +744,7 @@ fn version_json(v: &ModelVersion) -> Result<serde_json::Value> {
 }
 
 fn models(ctx: &Ctx, args: ModelsArgs) -> Result<u8> {
-    let reg = match &args.server {
-        Some(url) => ferry_runner::remote_registry(url).map_err(|e| usage(e.to_string()))?,
-        None => ferry_runner::local_registry(ctx.store()?.1),
-    };
+    let reg = ctx.reader(&args.place)?.registry()?;
     let reg = reg.as_ref();
     match args.command {
         ModelsCommand::List { json } => {
@@ -913,15 +905,12 @@ fn gc(ctx: &Ctx, all: bool, dry_run: bool) -> Result<u8> {
 fn server(ctx: &Ctx, args: ServerArgs) -> Result<u8> {
     // Defaults: the project's store and artifact folder (the current folder
     // if it holds no ferry project).
-    let root = ferry_runner::Project::discover(&ctx.cwd).unwrap_or_else(|_| ctx.cwd.clone());
-    let store_url = match args.store {
-        Some(s) => s,
-        None => {
-            std::fs::create_dir_all(root.join(".ferry"))
-                .with_context(|| format!("cannot create `{}`", root.join(".ferry").display()))?;
-            ferry_runner::store_url(&root)
-        }
-    };
+    let (store_url, root) = ctx.store_url(
+        &args.place,
+        "ferry server",
+        "it is the server, and serves a store it opens itself",
+        true,
+    )?;
     let artifacts = args
         .artifacts
         .unwrap_or_else(|| root.join(".ferry").join("artifacts"));

@@ -1,6 +1,7 @@
 //! `ferry serve` (the gateway) and `ferry deploy` (canary and shadow
 //! rollouts, recorded in the store the gateway reads).
 
+use crate::cli::Place;
 use crate::commands::{Ctx, usage};
 use crate::exit;
 use anyhow::{Context, Result};
@@ -22,9 +23,8 @@ pub struct ServeArgs {
     /// The port (0: any free one, printed at start-up)
     #[arg(long, default_value_t = 8080)]
     pub port: u16,
-    /// The store's URL; default: the project's `.ferry/ferry.db`
-    #[arg(long, env = "FERRY_STORE")]
-    pub store: Option<String>,
+    #[command(flatten)]
+    pub place: Place,
     /// The folder artifacts are kept in; default: the project's `.ferry/artifacts`
     #[arg(long)]
     pub artifacts: Option<PathBuf>,
@@ -82,6 +82,8 @@ pub struct DeployArgs {
     pub command: Option<DeployCommand>,
     #[command(flatten)]
     pub start: DeployStart,
+    #[command(flatten)]
+    pub place: Place,
 }
 
 #[derive(Debug, Args)]
@@ -148,9 +150,6 @@ pub struct DeployStart {
     /// Print the deployment as JSON on stdout
     #[arg(long)]
     pub json: bool,
-    /// The store's URL; default: the project's `.ferry/ferry.db`
-    #[arg(long, env = "FERRY_STORE")]
-    pub store: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -165,9 +164,6 @@ pub enum DeployCommand {
         /// Print as JSON on stdout
         #[arg(long)]
         json: bool,
-        /// The store's URL; default: the project's `.ferry/ferry.db`
-        #[arg(long, env = "FERRY_STORE")]
-        store: Option<String>,
     },
     /// Promote the candidate now: the alias moves to it
     Promote {
@@ -176,9 +172,6 @@ pub enum DeployCommand {
         /// Why (recorded with the decision)
         #[arg(long)]
         reason: Option<String>,
-        /// The store's URL; default: the project's `.ferry/ferry.db`
-        #[arg(long, env = "FERRY_STORE")]
-        store: Option<String>,
     },
     /// Stop the rollout now: all traffic back to the stable version, the candidate marked rejected (unless no gateway ever picked the rollout up)
     Abort {
@@ -187,9 +180,6 @@ pub enum DeployCommand {
         /// Why (recorded with the decision)
         #[arg(long)]
         reason: Option<String>,
-        /// The store's URL; default: the project's `.ferry/ferry.db`
-        #[arg(long, env = "FERRY_STORE")]
-        store: Option<String>,
     },
 }
 
@@ -200,28 +190,11 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("cannot start the runtime")
 }
 
-/// The store URL and artifact folder: given, or the project's.
-fn locate(
-    ctx: &Ctx,
-    store: Option<String>,
-    artifacts: Option<PathBuf>,
-) -> Result<(String, PathBuf, PathBuf)> {
-    let root = ferry_runner::Project::discover(&ctx.cwd).unwrap_or_else(|_| ctx.cwd.clone());
-    let url = match store {
-        Some(s) => s,
-        None => {
-            if !root.join(".ferry").join("ferry.db").exists() {
-                return Err(usage(format!(
-                    "no store in `{}`: run `ferry run` first, or give --store",
-                    root.display()
-                )));
-            }
-            ferry_runner::store_url(&root)
-        }
-    };
-    let artifacts = artifacts.unwrap_or_else(|| root.join(".ferry").join("artifacts"));
-    Ok((url, artifacts, root))
-}
+/// Why the gateway and rollouts cannot work through `--server`.
+const SERVE_NEEDS_STORE: &str =
+    "the gateway reads versions, aliases and deployments from the store itself";
+const DEPLOY_NEEDS_STORE: &str =
+    "rollouts are recorded in the store the gateways read, and are not part of the MLflow API";
 
 async fn open(url: &str) -> Result<Arc<dyn MetadataStore>> {
     Ok(Arc::new(ferry_metadata::SqlStore::open(url).await?))
@@ -256,7 +229,10 @@ pub fn serve(ctx: &Ctx, a: ServeArgs) -> Result<u8> {
                 .join("\n"),
         )
     })?;
-    let (url, artifacts, root) = locate(ctx, a.store, a.artifacts)?;
+    let (url, root) = ctx.store_url(&a.place, "ferry serve", SERVE_NEEDS_STORE, false)?;
+    let artifacts = a
+        .artifacts
+        .unwrap_or_else(|| root.join(".ferry").join("artifacts"));
     crate::commands::init_logging(a.log_json);
     let mut b = tokio::runtime::Builder::new_multi_thread();
     if let Some(n) = a.threads {
@@ -324,24 +300,16 @@ pub fn serve(ctx: &Ctx, a: ServeArgs) -> Result<u8> {
 }
 
 pub fn deploy(ctx: &Ctx, a: DeployArgs) -> Result<u8> {
+    let url = || ctx.store_url(&a.place, "ferry deploy", DEPLOY_NEEDS_STORE, false);
     match a.command {
-        Some(DeployCommand::Status {
-            model,
-            watch,
-            json,
-            store,
-        }) => status(ctx, model, watch, json, store),
-        Some(DeployCommand::Promote {
-            model,
-            reason,
-            store,
-        }) => end(ctx, &model, Phase::Promoted, reason, store),
-        Some(DeployCommand::Abort {
-            model,
-            reason,
-            store,
-        }) => end(ctx, &model, Phase::Aborted, reason, store),
-        None => start(ctx, a.start),
+        Some(DeployCommand::Status { model, watch, json }) => status(&url()?.0, model, watch, json),
+        Some(DeployCommand::Promote { model, reason }) => {
+            end(&url()?.0, &model, Phase::Promoted, reason)
+        }
+        Some(DeployCommand::Abort { model, reason }) => {
+            end(&url()?.0, &model, Phase::Aborted, reason)
+        }
+        None => start(a.start, || Ok(url()?.0)),
     }
 }
 
@@ -354,7 +322,8 @@ fn check_share(flag: &str, v: Option<f64>) -> Result<()> {
     Ok(())
 }
 
-fn start(ctx: &Ctx, a: DeployStart) -> Result<u8> {
+/// Starts a rollout; `url` gives the store once the flags are checked.
+fn start(a: DeployStart, url: impl FnOnce() -> Result<String>) -> Result<u8> {
     let name = a.candidate.as_deref().unwrap_or("MODEL");
     if let Some(v) = &a.old_version {
         return Err(usage(format!(
@@ -420,12 +389,12 @@ fn start(ctx: &Ctx, a: DeployStart) -> Result<u8> {
         alias: a.alias.clone(),
         criteria,
     };
-    let (url, _, _) = locate(ctx, a.store, None)?;
+    let url = &url()?;
     let rt = runtime()?;
     let wait = a.wait;
     let json = a.json;
     let d = rt.block_on(async {
-        let store = open(&url).await?;
+        let store = open(url).await?;
         let candidate = match &candidate_ref {
             ModelRef::Version(_, v) => store.get_version(&model, *v as i64).await?,
             ModelRef::Alias(_, al) => store.resolve_alias(&model, al).await?,
@@ -498,7 +467,7 @@ fn start(ctx: &Ctx, a: DeployStart) -> Result<u8> {
         describe_plan(&plan),
     );
     if wait {
-        return rt.block_on(follow(&url, &d.model, &d.id, json));
+        return rt.block_on(follow(url, &d.model, &d.id, json));
     }
     eprintln!("  follow it: ferry deploy status {} --watch", d.model);
     Ok(exit::OK)
@@ -563,17 +532,10 @@ async fn find(store: &dyn MetadataStore, model: &str) -> Result<Deployment> {
         .ok_or_else(|| usage(format!("model `{model}` has no deployment")))
 }
 
-fn end(
-    ctx: &Ctx,
-    model: &str,
-    phase: Phase,
-    reason: Option<String>,
-    store: Option<String>,
-) -> Result<u8> {
-    let (url, _, _) = locate(ctx, store, None)?;
+fn end(url: &str, model: &str, phase: Phase, reason: Option<String>) -> Result<u8> {
     let rt = runtime()?;
     rt.block_on(async {
-        let store = open(url.as_str()).await?;
+        let store = open(url).await?;
         let d = find(store.as_ref(), model).await?;
         if !d.active {
             return Err(usage(format!(
@@ -622,17 +584,10 @@ fn end(
     })
 }
 
-fn status(
-    ctx: &Ctx,
-    model: Option<String>,
-    watch: bool,
-    json: bool,
-    store: Option<String>,
-) -> Result<u8> {
-    let (url, _, _) = locate(ctx, store, None)?;
+fn status(url: &str, model: Option<String>, watch: bool, json: bool) -> Result<u8> {
     let rt = runtime()?;
     rt.block_on(async {
-        let store = open(&url).await?;
+        let store = open(url).await?;
         let Some(model) = model else {
             let all = store.list_deployments(None, true).await?;
             if json {
@@ -648,7 +603,7 @@ fn status(
         };
         let d = find(store.as_ref(), &model).await?;
         if watch {
-            return follow(&url, &model, &d.id, json).await;
+            return follow(url, &model, &d.id, json).await;
         }
         let events = store.deployment_events(&d.id).await?;
         let alias = serde_json::from_value::<Plan>(d.spec.clone())

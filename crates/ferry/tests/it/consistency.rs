@@ -190,3 +190,143 @@ fn a_bare_model_name_picks_the_newest_version_not_rejected() {
     assert_eq!(o.code, 2, "{o:?}");
     assert_eq!(o.stderr, "error: no model `nope`\n");
 }
+
+/// A folder with no project in it.
+fn elsewhere() -> Proj {
+    Proj {
+        dir: tempfile::tempdir().unwrap(),
+    }
+}
+
+/// `--store` (and `FERRY_STORE`) names the store that `runs`, `models` and
+/// `deploy` read and write, from anywhere, as `--server` names a server.
+#[test]
+fn read_and_write_commands_work_on_the_store_they_are_given() {
+    let p = crate::deploy::two_versions();
+    let store = store_of(&p);
+    let out = elsewhere();
+    let ok = |args: &[&str]| {
+        let o = out.ferry(args);
+        assert_eq!(o.code, 0, "{args:?}: {o:?}");
+        o
+    };
+    let runs = json(&ok(&["runs", "list", "--store", &store, "--json"]));
+    assert_eq!(runs.as_array().unwrap().len(), 2, "{runs}");
+    let id = runs[0]["run_id"].as_str().unwrap();
+    let shown = json(&ok(&[
+        "runs",
+        "show",
+        &id[..8],
+        "--store",
+        &store,
+        "--json",
+    ]));
+    assert_eq!(shown["run_id"], id);
+    let versions = json(&ok(&[
+        "models", "versions", "m", "--store", &store, "--json",
+    ]));
+    assert_eq!(versions.as_array().unwrap().len(), 2);
+    let o = ok(&["models", "alias", "m/2", "staging", "--store", &store]);
+    assert_eq!(o.stderr, "staging: m/2 (new)\n");
+    // The environment variable works as the option does.
+    let o: Out = out
+        .cmd(&["models", "show", "m@staging", "--json"])
+        .env("FERRY_STORE", &store)
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(o.code, 0, "{o:?}");
+    assert_eq!(json(&o)["version"], 2);
+    // Rollouts too.
+    let o = ok(&["deploy", "m/2", "--store", &store]);
+    assert!(
+        o.stderr.contains("canary of m version 2 over version 1"),
+        "{o:?}"
+    );
+    let st = json(&ok(&["deploy", "status", "m", "--json", "--store", &store]));
+    assert_eq!(st["deployment"]["phase"], "progressing");
+    ok(&["deploy", "abort", "m", "--store", &store]);
+    // A store that is not there is named, not made empty.
+    let o = out.ferry(&["runs", "list", "--store", "sqlite:///nonexistent/ferry.db"]);
+    assert_eq!(o.code, 2, "{o:?}");
+    assert_eq!(
+        o.stderr,
+        "error: --store `sqlite:///nonexistent/ferry.db`: no store at `/nonexistent/ferry.db`\n"
+    );
+}
+
+/// A command that cannot work through one of the two options says so, and
+/// what to use instead, rather than ignoring it; both at once are refused.
+#[test]
+fn a_command_refuses_the_option_it_cannot_use() {
+    let p = crate::cli::project();
+    p.run_ok();
+    let store = store_of(&p);
+    let server = "http://127.0.0.1:9";
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["run", "--store", &store],
+            "error: `ferry run` cannot work on `--store`: a run records into the project's store, or into another through the `ferry server` on it",
+        ),
+        (
+            &["logs", "latest", "--store", &store],
+            "error: `ferry logs` cannot work on `--store`: stage logs are files beside a store, not in it\nhint: read them through the `ferry server` on that store with `--server URL`",
+        ),
+        (
+            &["serve", "m", "--port", "0", "--server", server],
+            "error: `ferry serve` cannot work through `--server`: the gateway reads versions, aliases and deployments from the store itself\nhint: give the store that `ferry server` works on with `--store URL`",
+        ),
+        (
+            &["server", "--port", "0", "--server", server],
+            "error: `ferry server` cannot work through `--server`: it is the server",
+        ),
+        (
+            &["deploy", "m/1", "--server", server],
+            "error: `ferry deploy` cannot work through `--server`: rollouts are recorded in the store the gateways read, and are not part of the MLflow API",
+        ),
+        (
+            &["deploy", "status", "m", "--server", server],
+            "error: `ferry deploy` cannot work through `--server`",
+        ),
+        (
+            &["runs", "list", "--server", server, "--store", &store],
+            "error: `--server` and `--store` both say where to work: give one",
+        ),
+        (
+            &["models", "list", "--store", &store, "--server", server],
+            "error: `--server` and `--store` both say where to work: give one",
+        ),
+    ];
+    for (args, want) in cases {
+        let o = p.ferry(args);
+        assert_eq!(o.code, 2, "{args:?}: {o:?}");
+        assert!(o.stderr.starts_with(want), "{args:?}: {o:?}");
+    }
+    // An environment variable is named as where the value came from.
+    let o: Out = p
+        .cmd(&["serve", "m", "--port", "0"])
+        .env("FERRY_SERVER", server)
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(o.code, 2, "{o:?}");
+    assert!(
+        o.stderr.starts_with(
+            "error: `ferry serve` cannot work through `--server` (from `FERRY_SERVER`)"
+        ),
+        "{o:?}"
+    );
+    let o: Out = p
+        .cmd(&["runs", "list", "--server", server])
+        .env("FERRY_STORE", &store)
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(o.code, 2, "{o:?}");
+    assert!(
+        o.stderr.starts_with(
+            "error: `--server` and `--store` (from `FERRY_STORE`) both say where to work: give one"
+        ),
+        "{o:?}"
+    );
+}
