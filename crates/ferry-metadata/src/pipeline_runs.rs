@@ -15,6 +15,8 @@ pub const MESSAGE_TAG: &str = "ferry.message";
 pub const TRIGGER_TAG: &str = "ferry.trigger";
 pub const GIT_DIRTY_TAG: &str = "ferry.git.dirty";
 pub const ENV_TAG: &str = "ferry.env.fingerprint";
+/// `true` on a run in which nothing happened (see [`RunSummary::noop`]).
+pub const NOOP_TAG: &str = "ferry.noop";
 /// Tags of a stage's nested run.
 pub const STAGE_TAG: &str = "ferry.stage";
 pub const STAGE_STATUS_TAG: &str = "ferry.stage.status";
@@ -71,6 +73,7 @@ pub fn summary_of(r: &TrackedRun) -> RunSummary {
         git_commit: tag(r, "mlflow.source.git.commit").map(str::to_owned),
         git_dirty: tag(r, GIT_DIRTY_TAG).and_then(|d| d.parse().ok()),
         message: tag(r, MESSAGE_TAG).map(str::to_owned),
+        noop: tag(r, NOOP_TAG) == Some("true"),
     }
 }
 

@@ -101,6 +101,10 @@ pub struct RunReport {
     /// Set (with `model_unchanged`) when that version was rejected: the
     /// reason. Nothing was registered and no alias moved.
     pub model_rejected: Option<String>,
+    /// Nothing happened: the run succeeded with every stage up to date,
+    /// nothing restored or registered and no alias moved. Recorded with the
+    /// run (`ferry runs list` folds such runs).
+    pub noop: bool,
 }
 
 /// A metric as the run records it (MLflow metrics are numbers): a number

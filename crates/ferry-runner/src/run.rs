@@ -386,6 +386,7 @@ pub fn run(
             registered: None,
             model_unchanged: None,
             model_rejected: None,
+            noop: false,
         });
     }
 
@@ -437,7 +438,7 @@ pub fn run(
     let pids = match PidFile::create(project, &rid) {
         Ok(p) => Arc::new(p),
         Err(e) => {
-            let _ = recorder.finish(&started, RunStatus::Failed, Some(&e.to_string()));
+            let _ = recorder.finish(&started, RunStatus::Failed, Some(&e.to_string()), false);
             return Err(e);
         }
     };
@@ -1022,7 +1023,10 @@ pub fn run(
         registered: None,
         model_unchanged: None,
         model_rejected: None,
+        noop: false,
     };
+    // Whether registration changed the registry (a version, an alias move).
+    let mut registry_changed = false;
 
     // Gates and registration judge the whole pipeline, so only a full run does them.
     let full = wanted.is_empty();
@@ -1096,7 +1100,7 @@ pub fn run(
         if report.gates.iter().any(|g| !g.passed) {
             report.status = RunStatus::GateFailed;
         } else if let Some(reg) = &project.pipeline.register {
-            register(
+            registry_changed = register(
                 project,
                 &mut engine,
                 recorder.as_ref(),
@@ -1134,7 +1138,13 @@ pub fn run(
             }),
         _ => None,
     };
-    recorder.finish(&started, report.status, message.as_deref())?;
+    report.noop = report.status == RunStatus::Succeeded
+        && !registry_changed
+        && report
+            .stages
+            .iter()
+            .all(|s| s.status == StageStatus::UpToDate);
+    recorder.finish(&started, report.status, message.as_deref(), report.noop)?;
     abort.done = true;
     Ok(report)
 }
@@ -1159,6 +1169,7 @@ impl Drop for Abort<'_> {
                 self.started,
                 RunStatus::Failed,
                 Some("ferry stopped on an error before the run finished (see its output)"),
+                false,
             );
         }
         self.pids.close();
@@ -1177,7 +1188,7 @@ fn register(
     env: Option<&PreparedEnv>,
     report: &mut RunReport,
     reporter: &dyn Reporter,
-) -> Result<()> {
+) -> Result<bool> {
     // The artifact's digest: an out itself, or a file inside a folder out.
     let producer = engine.lock.stages.get(reg.producer.as_str());
     let artifact = match producer.and_then(|p| p.outs.get(&reg.artifact)) {
@@ -1188,7 +1199,7 @@ fn register(
             .map(|d| to_locked(&d)),
     };
     let Some(artifact) = artifact else {
-        return Ok(());
+        return Ok(false);
     };
     let model = reg.model.to_string();
     let versions = recorder.versions(&model)?;
@@ -1206,8 +1217,9 @@ fn register(
             reporter.event(Event::ModelRejected(&msg, why));
             report.model_unchanged = Some(msg);
             report.model_rejected = Some(why.to_owned());
-            return Ok(());
+            return Ok(false);
         }
+        let mut moved = false;
         if let Some(alias) = reg.alias.as_ref().filter(|a| !same.aliases.contains(*a)) {
             recorder.set_alias(
                 &same.model,
@@ -1215,10 +1227,11 @@ fn register(
                 same.version,
                 Some("the pipeline's output equals this version"),
             )?;
+            moved = true;
         }
         reporter.event(Event::ModelUnchanged(&msg));
         report.model_unchanged = Some(msg);
-        return Ok(());
+        return Ok(moved);
     }
     // Lineage: every source dep (a dep no stage produces) upstream of the
     // artifact's producer, with its digest.
@@ -1286,7 +1299,7 @@ fn register(
     let v = recorder.register(started, project, &reg.artifact, mlmodel.as_deref(), nv)?;
     reporter.event(Event::Registered(&v));
     report.registered = Some(v);
-    Ok(())
+    Ok(true)
 }
 
 /// The signature a table of the project gives: its columns but `exclude`,

@@ -266,12 +266,15 @@ pub struct RunsArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum RunsCommand {
-    /// The most recent runs, newest first
+    /// The most recent runs, newest first; runs in which nothing happened are folded into one line
     List {
-        /// At most this many runs
+        /// At most this many lines (with `--json`: runs)
         #[arg(long, default_value_t = 20)]
         limit: i64,
-        /// Print as JSON on stdout
+        /// One line per run, no-op runs too (nothing ran, restored or registered)
+        #[arg(long)]
+        all: bool,
+        /// Print as JSON on stdout (every run, each with `noop`)
         #[arg(long)]
         json: bool,
     },

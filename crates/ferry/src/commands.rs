@@ -104,7 +104,9 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
         Command::Runs(r) => {
             let h = ctx.reader(&r.place)?.history()?;
             match r.command {
-                RunsCommand::List { limit, json } => runs_list(&ctx, h.as_ref(), limit, json),
+                RunsCommand::List { limit, all, json } => {
+                    runs_list(&ctx, h.as_ref(), limit, all, json)
+                }
                 RunsCommand::Show { run, json } => runs_show(h.as_ref(), &run, json),
             }
         }
@@ -436,18 +438,76 @@ fn status(ctx: &Ctx, stages: &[String], json: bool) -> Result<u8> {
     Ok(exit::OK)
 }
 
-fn runs_list(ctx: &Ctx, h: &dyn ferry_runner::History, limit: i64, json: bool) -> Result<u8> {
-    let runs = h.list_runs(limit).map_err(runner_store_err)?;
+/// A line of `ferry runs list`: a run, or consecutive no-op runs folded.
+enum RunLine {
+    Run(ferry_metadata::RunSummary),
+    /// How many, and when the newest of them started.
+    NoOps(usize, i64),
+}
+
+/// `runs` (newest first) as lines: each no-op run folded with the no-op
+/// runs next to it, unless `all`.
+fn fold_noops(runs: Vec<ferry_metadata::RunSummary>, all: bool) -> Vec<RunLine> {
+    let mut lines: Vec<RunLine> = Vec::new();
+    for r in runs {
+        if r.noop && !all {
+            if let Some(RunLine::NoOps(n, _)) = lines.last_mut() {
+                *n += 1;
+            } else {
+                lines.push(RunLine::NoOps(1, r.started_ms));
+            }
+        } else {
+            lines.push(RunLine::Run(r));
+        }
+    }
+    lines
+}
+
+fn runs_list(
+    ctx: &Ctx,
+    h: &dyn ferry_runner::History,
+    limit: i64,
+    all: bool,
+    json: bool,
+) -> Result<u8> {
     if json {
-        print_json(&runs)?;
+        print_json(&h.list_runs(limit).map_err(runner_store_err)?)?;
         return Ok(exit::OK);
     }
+    // `limit` lines: read more runs while folding leaves fewer, and one line
+    // more than shown, so the last fold's count is whole.
+    let want = if limit <= 0 { 50 } else { limit } as usize;
+    let mut fetch = want as i64 + 1;
+    let lines = loop {
+        let runs = h.list_runs(fetch).map_err(runner_store_err)?;
+        let read = runs.len() as i64;
+        let lines = fold_noops(runs, all);
+        if lines.len() > want || read < fetch || fetch >= 10_000 {
+            break lines;
+        }
+        fetch = (fetch * 4).min(10_000);
+    };
     let s = &ctx.style;
     println!(
         "{:<10} {:<19} {:<11} {:>8} {:<8} {:<10} PIPELINE",
         "RUN", "STARTED (UTC)", "STATUS", "TIME", "TRIGGER", "COMMIT"
     );
-    for r in runs {
+    for line in lines.into_iter().take(want) {
+        let r = match line {
+            RunLine::Run(r) => r,
+            RunLine::NoOps(n, latest) => {
+                println!(
+                    "{}",
+                    s.dim(&format!(
+                        "… {n} no-op run{} (latest {}; `--all` lists {})",
+                        if n == 1 { "" } else { "s" },
+                        time(latest),
+                        if n == 1 { "it" } else { "them" }
+                    ))
+                );
+                continue;
+            }
+        };
         let status = match r.status {
             RunStatus::Succeeded => s.green(r.status.as_str()),
             RunStatus::Running => s.cyan(r.status.as_str()),
@@ -455,7 +515,7 @@ fn runs_list(ctx: &Ctx, h: &dyn ferry_runner::History, limit: i64, json: bool) -
         };
         let pad = 11usize.saturating_sub(r.status.as_str().len());
         println!(
-            "{:<10} {:<19} {status}{} {:>8} {:<8} {:<10} {}",
+            "{:<10} {:<19} {status}{} {:>8} {:<8} {:<10} {}{}",
             crate::ui::short(&r.run_id, 8),
             time(r.started_ms),
             " ".repeat(pad),
@@ -467,7 +527,12 @@ fn runs_list(ctx: &Ctx, h: &dyn ferry_runner::History, limit: i64, json: bool) -
                 .as_deref()
                 .map(|c| &c[..c.len().min(8)])
                 .unwrap_or("-"),
-            r.pipeline
+            r.pipeline,
+            if r.noop {
+                s.dim("  (no-op)")
+            } else {
+                String::new()
+            }
         );
     }
     Ok(exit::OK)
@@ -486,10 +551,11 @@ fn runs_show(h: &dyn ferry_runner::History, run: &str, json: bool) -> Result<u8>
     println!(
         "status    {}{}",
         r.status.as_str(),
-        r.message
-            .as_deref()
-            .map(|m| format!(" ({m})"))
-            .unwrap_or_default()
+        match (&r.message, r.noop) {
+            (Some(m), _) => format!(" ({m})"),
+            (None, true) => " (no-op: nothing ran, restored or registered)".to_owned(),
+            (None, false) => String::new(),
+        }
     );
     println!(
         "started   {} UTC{}",

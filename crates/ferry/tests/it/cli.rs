@@ -351,7 +351,8 @@ fn json_read_commands_have_stable_shapes() {
             "ended_ms",
             "git_commit",
             "git_dirty",
-            "message"
+            "message",
+            "noop"
         ]
     );
     let models: serde_json::Value =

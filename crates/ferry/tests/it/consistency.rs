@@ -330,3 +330,101 @@ fn a_command_refuses_the_option_it_cannot_use() {
         "{o:?}"
     );
 }
+
+/// The shape of `ferry runs list`'s lines after the header: `run <status>`
+/// for a run (`(no-op)` marked), the fold line without its time.
+fn list_shape(stdout: &str) -> Vec<String> {
+    stdout
+        .lines()
+        .skip(1)
+        .map(|l| match l.strip_prefix("… ") {
+            Some(fold) => {
+                let (count, rest) = fold.split_once(" (latest ").unwrap();
+                // `2026-12-02 10:01:58` is 19 characters.
+                format!("… {count} ({}", &rest[19..])
+            }
+            None => {
+                let status = l.split_whitespace().nth(3).unwrap();
+                let noop = if l.ends_with("(no-op)") {
+                    " (no-op)"
+                } else {
+                    ""
+                };
+                format!("run {status}{noop}")
+            }
+        })
+        .collect()
+}
+
+/// A run in which nothing happened is no row of its own: consecutive ones
+/// fold into one line; `--all` lists them, `--json` has every run.
+#[test]
+fn no_op_runs_fold_into_one_line() {
+    let p = crate::cli::project();
+    p.run_ok();
+    for _ in 0..3 {
+        let (code, r) = p.run_json(&[]);
+        assert_eq!(code, 0, "{r}");
+        assert_eq!(r["noop"], true, "{r}");
+    }
+    // A change: the train stage runs and registers version 2.
+    p.write("acc.txt", "0.96\n");
+    let (_, r) = p.run_json(&[]);
+    assert_eq!(r["noop"], false, "{r}");
+    p.run_ok();
+    // Back to before: restored from the cache, the alias moves back: not a no-op.
+    p.write("acc.txt", "0.95\n");
+    let (_, r) = p.run_json(&[]);
+    assert_eq!(r["stages"][1]["status"], "restored", "{r}");
+    assert_eq!(r["noop"], false, "{r}");
+
+    let o = p.ferry(&["runs", "list"]);
+    assert_eq!(o.code, 0, "{o:?}");
+    assert!(o.stdout.starts_with("RUN "), "{o:?}");
+    assert_eq!(
+        list_shape(&o.stdout),
+        [
+            "run succeeded",
+            "… 1 no-op run (; `--all` lists it)",
+            "run succeeded",
+            "… 3 no-op runs (; `--all` lists them)",
+            "run succeeded",
+        ],
+        "{o:?}"
+    );
+    let all = p.ferry(&["runs", "list", "--all"]);
+    assert_eq!(
+        list_shape(&all.stdout),
+        [
+            "run succeeded",
+            "run succeeded (no-op)",
+            "run succeeded",
+            "run succeeded (no-op)",
+            "run succeeded (no-op)",
+            "run succeeded (no-op)",
+            "run succeeded",
+        ],
+        "{all:?}"
+    );
+    // `--limit` counts lines, and a fold at the end is counted whole.
+    let two = p.ferry(&["runs", "list", "--limit", "4"]);
+    assert_eq!(
+        list_shape(&two.stdout)[3],
+        "… 3 no-op runs (; `--all` lists them)",
+        "{two:?}"
+    );
+    let runs = json(&p.ferry(&["runs", "list", "--json"]));
+    let noop: Vec<bool> = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["noop"].as_bool().unwrap())
+        .collect();
+    assert_eq!(noop, [false, true, false, true, true, true, false]);
+    let show = p.ferry(&["runs", "show", "latest~1"]);
+    assert!(
+        show.stdout
+            .contains("status    succeeded (no-op: nothing ran, restored or registered)\n"),
+        "{show:?}"
+    );
+}

@@ -506,6 +506,16 @@ fn runs_recorded_on_a_server_show_their_stages_status_and_logs() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&o.stdout).contains(&run_id[..8]));
+    // Nothing to do the second time: a no-op, as the server keeps it.
+    let (code, again) = p.run_json(&["--server", &srv.url]);
+    assert_eq!(code, 0, "{again}");
+    assert_eq!(again["noop"], true, "{again}");
+    let o = nowhere.ferry(&["runs", "list", "--server", &srv.url, "--json"]);
+    let list: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    assert_eq!(list[0]["noop"], true, "{list}");
+    assert_eq!(list[1]["noop"], false, "{list}");
+    let o = nowhere.ferry(&["runs", "list", "--server", &srv.url]);
+    assert!(o.stdout.contains("\n… 1 no-op run (latest "), "{o:?}");
 }
 
 #[test]
