@@ -76,7 +76,7 @@ sb() { # label
     --label "$1" --concurrency 8,64 --duration "${SERVE_DURATION:-10}" --warmup 3 --repeats "${REPEATS:-2}" \
     --server-pid "$SERVE_PID" --out "$OUT/$1.json" >&2
 }
-(cd "$P" && "$FERRY" deploy iris --version 2 --steps 50 --interval 1h --reason "routing benchmark" >&2)
+(cd "$P" && "$FERRY" deploy iris/2 --steps 50 --interval 1h --reason "routing benchmark" >&2)
 sleep 2.5
 curl -s "http://127.0.0.1:$PORT/metrics" | grep '^ferry_canary_weight' >&2
 sb ferry_canary_50

@@ -83,7 +83,7 @@ def main():
     print(f"the gateway must define it: ferry serve ... --runtime "
           f"\"{runtime}={sys.executable} {os.path.abspath(__file__)} --serve --mode {a.mode}\"")
     print("roll it out with:")
-    print(f"  ferry deploy iris --version {v['version']} --steps 25,50,100 --interval 30s "
+    print(f"  ferry deploy iris/{v['version']} --steps 25,50,100 --interval 30s "
           "--min-requests 20 --max-prediction-shift 0.2 --max-p99-ms 100 --max-error-rate 0.01")
 
 

@@ -216,7 +216,7 @@ def traffic(url, stop, statuses):
 
 
 def deploy_and_wait(project, *args, timeout=60):
-    ferry(project, "deploy", "iris", *args)
+    ferry(project, "deploy", *args)
     deadline = time.time() + timeout
     while time.time() < deadline:
         st = json.loads(ferry(project, "deploy", "status", "iris", "--json").stdout)
@@ -239,7 +239,7 @@ def test_canary_promotes_then_a_broken_candidate_is_rolled_back(tmp_path):
         for t in clients:
             t.start()
         try:
-            st = deploy_and_wait(project, "--version", "2", "--steps", "25,50,100", "--interval", "1s",
+            st = deploy_and_wait(project, "iris/2", "--steps", "25,50,100", "--interval", "1s",
                                  "--min-requests", "10", "--max-error-rate", "0.01", "--max-p99-ms", "500")
             assert st["deployment"]["phase"] == "promoted", st
             kinds = [e["kind"] for e in st["events"]]
@@ -255,7 +255,7 @@ def test_canary_promotes_then_a_broken_candidate_is_rolled_back(tmp_path):
                 src = mc.get_model_version("iris", "1").source
                 v = mc.create_model_version("iris", src)
                 mc.set_model_version_tag("iris", v.version, "ferry.serve.runtime", "broken")
-                st = deploy_and_wait(project, "--version", v.version, "--steps", "50,100", "--interval", "30s",
+                st = deploy_and_wait(project, f"iris/{v.version}", "--steps", "50,100", "--interval", "30s",
                                      "--min-requests", "20", "--max-prediction-shift", "0.3")
                 assert st["deployment"]["phase"] == "rolled_back", st
                 reason = st["deployment"]["reason"]
@@ -290,7 +290,7 @@ def test_registry_data_never_becomes_a_command(tmp_path):
             ]:
                 v = mc.create_model_version("iris", src)
                 mc.set_model_version_tag("iris", v.version, key, value)
-                st = deploy_and_wait(project, "--version", v.version, "--steps", "50,100", "--interval", "1s")
+                st = deploy_and_wait(project, f"iris/{v.version}", "--steps", "50,100", "--interval", "1s")
                 assert st["deployment"]["phase"] == "rolled_back", st
                 assert expect in st["deployment"]["reason"], st["deployment"]["reason"]
                 assert not marker.exists()

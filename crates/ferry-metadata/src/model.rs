@@ -140,6 +140,9 @@ pub struct RunSummary {
     pub git_commit: Option<String>,
     pub git_dirty: Option<bool>,
     pub message: Option<String>,
+    /// Nothing happened: every stage was up to date, nothing was restored
+    /// or registered and no alias moved (the run's `ferry.noop` tag).
+    pub noop: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]

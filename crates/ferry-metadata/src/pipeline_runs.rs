@@ -15,6 +15,8 @@ pub const MESSAGE_TAG: &str = "ferry.message";
 pub const TRIGGER_TAG: &str = "ferry.trigger";
 pub const GIT_DIRTY_TAG: &str = "ferry.git.dirty";
 pub const ENV_TAG: &str = "ferry.env.fingerprint";
+/// `true` on a run in which nothing happened (see [`RunSummary::noop`]).
+pub const NOOP_TAG: &str = "ferry.noop";
 /// Tags of a stage's nested run.
 pub const STAGE_TAG: &str = "ferry.stage";
 pub const STAGE_STATUS_TAG: &str = "ferry.stage.status";
@@ -26,6 +28,12 @@ pub const STAGE_FINGERPRINT_TAG: &str = "ferry.stage.fingerprint";
 /// Where a stage's log is kept among its pipeline run's artifacts.
 pub fn stage_log_artifact(stage: &str) -> String {
     format!("logs/{stage}.log")
+}
+
+/// A param's value from the text MLflow keeps (as `ferry run` wrote it: a
+/// string as itself, anything else as its JSON text).
+pub fn param_value(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|_| serde_json::Value::String(text.to_owned()))
 }
 
 fn tag<'a>(r: &'a TrackedRun, key: &str) -> Option<&'a str> {
@@ -65,6 +73,7 @@ pub fn summary_of(r: &TrackedRun) -> RunSummary {
         git_commit: tag(r, "mlflow.source.git.commit").map(str::to_owned),
         git_dirty: tag(r, GIT_DIRTY_TAG).and_then(|d| d.parse().ok()),
         message: tag(r, MESSAGE_TAG).map(str::to_owned),
+        noop: tag(r, NOOP_TAG) == Some("true"),
     }
 }
 
@@ -143,12 +152,7 @@ pub fn detail_of(r: &TrackedRun, children: &[TrackedRun]) -> RunDetail {
         params: r
             .params
             .iter()
-            .map(|(k, v)| {
-                // As `ferry run` sent it: a string as itself, else JSON.
-                let parsed = serde_json::from_str(v)
-                    .unwrap_or_else(|_| serde_json::Value::String(v.clone()));
-                (k.clone(), parsed)
-            })
+            .map(|(k, v)| (k.clone(), param_value(v)))
             .collect(),
         metrics: r
             .metrics

@@ -506,6 +506,7 @@ fn run_summary(r: &AnyRow) -> RunSummary {
         git_commit: get_os(r, "git_commit"),
         git_dirty: get_oi(r, "git_dirty").map(|d| d != 0),
         message: get_os(r, "message"),
+        noop: get_i(r, "noop") > 0,
     }
 }
 
@@ -514,8 +515,9 @@ fn run_summary(r: &AnyRow) -> RunSummary {
 /// runs) that were not deleted through the MLflow API.
 const TOP_LEVEL: &str = "lifecycle_stage = 'active' AND run_id NOT IN (SELECT run_id FROM run_tags WHERE tkey = 'mlflow.parentRunId')";
 
-const RUN_COLS: &str =
-    "run_id, pipeline, status, run_trigger, started_ms, ended_ms, git_commit, git_dirty, message";
+/// A run's columns, and whether it did nothing (its `pipeline_runs::NOOP_TAG`).
+const RUN_COLS: &str = "run_id, pipeline, status, run_trigger, started_ms, ended_ms, git_commit, git_dirty, message, \
+    (SELECT COUNT(*) FROM run_tags nt WHERE nt.run_id = runs.run_id AND nt.tkey = 'ferry.noop' AND nt.value = 'true') AS noop";
 
 impl SqlStore {
     /// Run `id` as MLflow keeps it, if it is a pipeline run recorded
@@ -806,7 +808,7 @@ impl MetadataStore for SqlStore {
                 .map(|r| {
                     (
                         get_s(r, "pkey"),
-                        serde_json::from_str(&get_s(r, "value")).unwrap_or_default(),
+                        crate::pipeline_runs::param_value(&get_s(r, "value")),
                     )
                 })
                 .collect();

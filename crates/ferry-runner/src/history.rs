@@ -45,8 +45,10 @@ pub trait History {
     }
 }
 
-/// The history in the project's store; logs under `ferry_dir/logs`.
-pub fn local_history(store: BlockingStore, ferry_dir: PathBuf) -> Box<dyn History> {
+/// The history in a store; stage logs under `ferry_dir` (`logs/`, else the
+/// run's artifacts in `artifacts/`) when the store is a project's, none for
+/// a store opened by its URL alone (its files are elsewhere).
+pub fn local_history(store: BlockingStore, ferry_dir: Option<PathBuf>) -> Box<dyn History> {
     Box::new(LocalHistory { store, ferry_dir })
 }
 
@@ -59,7 +61,7 @@ pub fn remote_history(url: &str) -> Result<Box<dyn History>> {
 
 struct LocalHistory {
     store: BlockingStore,
-    ferry_dir: PathBuf,
+    ferry_dir: Option<PathBuf>,
 }
 
 fn read_if_any(path: &std::path::Path) -> Result<Option<Vec<u8>>> {
@@ -95,9 +97,11 @@ impl History for LocalHistory {
     }
 
     fn stage_log(&self, run_id: &str, stage: &str) -> Result<Option<Vec<u8>>> {
+        let Some(ferry_dir) = &self.ferry_dir else {
+            return Ok(None);
+        };
         // Safe names: a run id is hex, a stage name is validated.
-        let own = self
-            .ferry_dir
+        let own = ferry_dir
             .join("logs")
             .join(run_id)
             .join(format!("{stage}.log"));
@@ -113,7 +117,7 @@ impl History for LocalHistory {
         let Some(dir) = run.as_ref().and_then(pipeline_runs::artifact_dir) else {
             return Ok(None);
         };
-        let mut path = self.ferry_dir.join("artifacts");
+        let mut path = ferry_dir.join("artifacts");
         for seg in dir.split('/') {
             if seg.is_empty() || seg == "." || seg == ".." {
                 return Ok(None);

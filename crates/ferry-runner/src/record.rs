@@ -54,6 +54,23 @@ pub trait Registry {
     fn versions(&self, model: &str) -> Result<Vec<ModelVersion>>;
     /// The version a reference names, if any.
     fn resolve(&self, r: &ModelRef) -> Result<Option<ModelVersion>>;
+    /// What a bare model name picks for a person: the newest version of
+    /// `model` that is not rejected (none when every version is), and the
+    /// newer rejected versions passed over, newest first.
+    fn latest_not_rejected(
+        &self,
+        model: &str,
+    ) -> Result<(Option<ModelVersion>, Vec<ModelVersion>)> {
+        let mut skipped = Vec::new();
+        let mut versions = self.versions(model)?;
+        while let Some(v) = versions.pop() {
+            if v.rejected().is_none() {
+                return Ok((Some(v), skipped));
+            }
+            skipped.push(v);
+        }
+        Ok((None, skipped))
+    }
     /// Points `alias` at `version`; returns the version it pointed at before.
     fn set_alias(
         &self,
@@ -129,7 +146,15 @@ pub(crate) trait Recorder: Registry {
         described: &[(String, String)],
         nv: NewModelVersion,
     ) -> Result<ModelVersion>;
-    fn finish(&self, run: &Started, status: RunStatus, message: Option<&str>) -> Result<()>;
+    /// Ends the run; `noop` (nothing happened) is kept as its
+    /// `ferry.noop` tag.
+    fn finish(
+        &self,
+        run: &Started,
+        status: RunStatus,
+        message: Option<&str>,
+        noop: bool,
+    ) -> Result<()>;
     /// Files of the project kept as artifacts of the run, under `dir/`
     /// (check reports under `checks/`).
     fn attach(&self, run: &Started, project: &Project, dir: &str, files: &[String]) -> Result<()>;
@@ -205,6 +230,15 @@ fn stage_run(
         _ => "FAILED",
     };
     (tags, metrics, status, started)
+}
+
+/// The tag that marks a run in which nothing happened (only on such runs).
+fn noop_tag(noop: bool) -> Vec<(String, String)> {
+    if noop {
+        vec![(pipeline_runs::NOOP_TAG.to_owned(), "true".to_owned())]
+    } else {
+        Vec::new()
+    }
 }
 
 /// MLflow keeps params as strings: a string as itself, anything else as its
@@ -453,11 +487,21 @@ impl Recorder for Local {
         Ok(())
     }
 
-    fn finish(&self, run: &Started, status: RunStatus, message: Option<&str>) -> Result<()> {
+    fn finish(
+        &self,
+        run: &Started,
+        status: RunStatus,
+        message: Option<&str>,
+        noop: bool,
+    ) -> Result<()> {
         let rid = run.run_id.clone();
         let message = message.map(str::to_owned);
+        let tags = noop_tag(noop);
         self.store.call(|s| {
             Box::pin(async move {
+                if !tags.is_empty() {
+                    s.log_batch(&rid, &[], &[], &tags).await?;
+                }
                 s.finish_run(&rid, status, now_ms(), message.as_deref())
                     .await
             })
@@ -789,8 +833,15 @@ impl Recorder for Remote {
         Ok(())
     }
 
-    fn finish(&self, run: &Started, status: RunStatus, message: Option<&str>) -> Result<()> {
+    fn finish(
+        &self,
+        run: &Started,
+        status: RunStatus,
+        message: Option<&str>,
+        noop: bool,
+    ) -> Result<()> {
         let mut tags = vec![("ferry.status".to_owned(), status.as_str().to_owned())];
+        tags.extend(noop_tag(noop));
         if let Some(m) = message {
             tags.push(("ferry.message".to_owned(), m.chars().take(5000).collect()));
         }

@@ -13,7 +13,8 @@ use std::collections::BTreeMap;
 
 /// Registers the run's artifact as a new version of the model with its
 /// lineage, unless it equals an existing version (then the alias follows
-/// that one, unless it was rejected).
+/// that one, unless it was rejected). Returns whether the registry changed
+/// (a new version, or an alias moved).
 pub(crate) fn register(
     cx: &RunContext<'_>,
     engine: &mut Engine<'_>,
@@ -22,7 +23,7 @@ pub(crate) fn register(
     metrics: &BTreeMap<String, serde_json::Value>,
     env: Option<&PreparedEnv>,
     report: &mut RunReport,
-) -> Result<()> {
+) -> Result<bool> {
     let (project, recorder, started, reporter) =
         (cx.project, cx.recorder, cx.started, cx.reporter.as_ref());
     // The artifact's digest: an out itself, or a file inside a folder out.
@@ -32,7 +33,7 @@ pub(crate) fn register(
         None => engine.digest_path(&reg.artifact)?.map(|d| to_locked(&d)),
     };
     let Some(artifact) = artifact else {
-        return Ok(());
+        return Ok(false);
     };
     let model = reg.model.to_string();
     let versions = recorder.versions(&model)?;
@@ -50,8 +51,9 @@ pub(crate) fn register(
             reporter.event(Event::ModelRejected(&msg, why));
             report.model_unchanged = Some(msg);
             report.model_rejected = Some(why.to_owned());
-            return Ok(());
+            return Ok(false);
         }
+        let mut moved = false;
         if let Some(alias) = reg.alias.as_ref().filter(|a| !same.aliases.contains(*a)) {
             recorder.set_alias(
                 &same.model,
@@ -59,10 +61,11 @@ pub(crate) fn register(
                 same.version,
                 Some("the pipeline's output equals this version"),
             )?;
+            moved = true;
         }
         reporter.event(Event::ModelUnchanged(&msg));
         report.model_unchanged = Some(msg);
-        return Ok(());
+        return Ok(moved);
     }
     // Lineage: every source dep (a dep no stage produces) upstream of the
     // artifact's producer, with its digest.
@@ -130,7 +133,7 @@ pub(crate) fn register(
     let v = recorder.register(started, project, &reg.artifact, &described, nv)?;
     reporter.event(Event::Registered(&v));
     report.registered = Some(v);
-    Ok(())
+    Ok(true)
 }
 
 /// The signature a table of the project gives: its columns but `exclude`,

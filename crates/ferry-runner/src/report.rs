@@ -101,6 +101,20 @@ pub struct RunReport {
     /// Set (with `model_unchanged`) when that version was rejected: the
     /// reason. Nothing was registered and no alias moved.
     pub model_rejected: Option<String>,
+    /// Nothing happened: the run succeeded with every stage up to date,
+    /// nothing restored or registered and no alias moved. Recorded with the
+    /// run (`ferry runs list` folds such runs).
+    pub noop: bool,
+}
+
+/// A metric as the run records it (MLflow metrics are numbers): a number
+/// as itself, `true`/`false` as 1/0; anything else is not recorded.
+pub fn metric_number(v: &serde_json::Value) -> Option<f64> {
+    match v {
+        serde_json::Value::Number(n) => n.as_f64(),
+        serde_json::Value::Bool(b) => Some(f64::from(u8::from(*b))),
+        _ => None,
+    }
 }
 
 /// Progress events for a live display.

@@ -221,7 +221,7 @@ pub fn run_with(
     let pids = match PidFile::create(project, &started.run_id) {
         Ok(p) => Arc::new(p),
         Err(e) => {
-            let _ = recorder.finish(&started, RunStatus::Failed, Some(&e.to_string()));
+            let _ = recorder.finish(&started, RunStatus::Failed, Some(&e.to_string()), false);
             return Err(e);
         }
     };
@@ -262,7 +262,12 @@ pub fn run_with(
     // Gates and registration judge the whole pipeline, so only a full run does them.
     let full = wanted.is_empty();
     let report = conclude(&cx, &mut engine, &stages, scheduled, env.as_ref(), full)?;
-    recorder.finish(&started, report.status, finish_message(&report).as_deref())?;
+    recorder.finish(
+        &started,
+        report.status,
+        finish_message(&report).as_deref(),
+        report.noop,
+    )?;
     abort.done = true;
     Ok(report)
 }
@@ -297,6 +302,7 @@ fn dry_run(project: &Project, opts: &RunOptions) -> Result<RunReport> {
         registered: None,
         model_unchanged: None,
         model_rejected: None,
+        noop: false,
     })
 }
 
@@ -359,11 +365,7 @@ fn conclude(
     let check_values = check_results(cx, stages, &outcomes, &mut metrics)?;
     let numeric: BTreeMap<String, f64> = metrics
         .iter()
-        .filter_map(|(k, v)| match v {
-            serde_json::Value::Number(n) => n.as_f64().map(|f| (k.clone(), f)),
-            serde_json::Value::Bool(b) => Some((k.clone(), f64::from(u8::from(*b)))),
-            _ => None,
-        })
+        .filter_map(|(k, v)| crate::metric_number(v).map(|f| (k.clone(), f)))
         .collect();
     record_results(cx, engine, stages, &params, &numeric)?;
 
@@ -387,7 +389,10 @@ fn conclude(
         registered: None,
         model_unchanged: None,
         model_rejected: None,
+        noop: false,
     };
+    // Whether registration changed the registry (a version, an alias move).
+    let mut registry_changed = false;
     if report.status == RunStatus::Succeeded && full {
         let ctx = GateCtx {
             metrics: &metrics,
@@ -415,9 +420,16 @@ fn conclude(
         if report.gates.iter().any(|g| !g.passed) {
             report.status = RunStatus::GateFailed;
         } else if let Some(reg) = &cx.project.pipeline.register {
-            crate::register::register(cx, engine, reg, &params, &metrics, env, &mut report)?;
+            registry_changed =
+                crate::register::register(cx, engine, reg, &params, &metrics, env, &mut report)?;
         }
     }
+    report.noop = report.status == RunStatus::Succeeded
+        && !registry_changed
+        && report
+            .stages
+            .iter()
+            .all(|s| s.status == StageStatus::UpToDate);
     Ok(report)
 }
 
@@ -558,6 +570,7 @@ impl Drop for Abort<'_> {
                 self.started,
                 RunStatus::Failed,
                 Some("ferry stopped on an error before the run finished (see its output)"),
+                false,
             );
         }
         self.pids.close();

@@ -58,9 +58,8 @@ pub enum Command {
         run: String,
         /// Only this stage
         stage: Option<String>,
-        /// Read the run from this `ferry server` (its MLflow API) instead of the project's store
-        #[arg(long, env = "FERRY_SERVER", value_name = "URL")]
-        server: Option<String>,
+        #[command(flatten)]
+        place: Place,
     },
     /// The model registry
     Models(ModelsArgs),
@@ -93,6 +92,21 @@ pub enum Command {
     /// Check data: validate a batch against a suite, or compare two batches for drift
     #[command(subcommand)]
     Check(CheckCommand),
+}
+
+/// Where runs, models and deployments are read and written: the project's
+/// store unless one of these names another. Flattened into every command
+/// that reads or writes them, so the options, their environment variables
+/// and their help read the same everywhere; a command that cannot work
+/// through one of them refuses it (see `place.rs`).
+#[derive(Debug, Args, Clone, Default)]
+pub struct Place {
+    /// Work through this `ferry server` (its MLflow API) instead of the project's store
+    #[arg(long, env = "FERRY_SERVER", value_name = "URL", global = true)]
+    pub server: Option<String>,
+    /// Work on this store directly (`sqlite:///path/ferry.db`, `postgres://…`) instead of the project's `.ferry/ferry.db`
+    #[arg(long, env = "FERRY_STORE", value_name = "URL", global = true)]
+    pub store: Option<String>,
 }
 
 /// How to read a table (CSV, Parquet or JSON lines; a file, a folder or a glob).
@@ -195,9 +209,8 @@ pub struct ServerArgs {
     /// The port (0: any free one, printed at start-up)
     #[arg(long, default_value_t = 5000)]
     pub port: u16,
-    /// The store's URL (`sqlite:///path/ferry.db`, `postgres://…`); default: the project's `.ferry/ferry.db`
-    #[arg(long, env = "FERRY_STORE")]
-    pub store: Option<String>,
+    #[command(flatten)]
+    pub place: Place,
     /// The folder artifacts are kept in; default: the project's `.ferry/artifacts`
     #[arg(long)]
     pub artifacts: Option<PathBuf>,
@@ -231,37 +244,37 @@ pub struct RunArgs {
     /// Recorded as the run's trigger (e.g. `ci`, `schedule`)
     #[arg(long, default_value = "cli")]
     pub trigger: String,
-    /// Record the run on this `ferry server` (its MLflow API) instead of the project's store
-    #[arg(long, env = "FERRY_SERVER", value_name = "URL")]
-    pub server: Option<String>,
+    #[command(flatten)]
+    pub place: Place,
 }
 
 #[derive(Debug, Args)]
 pub struct ModelsArgs {
-    /// Use the registry of this `ferry server` instead of the project's store
-    #[arg(long, env = "FERRY_SERVER", global = true, value_name = "URL")]
-    pub server: Option<String>,
+    #[command(flatten)]
+    pub place: Place,
     #[command(subcommand)]
     pub command: ModelsCommand,
 }
 
 #[derive(Debug, Args)]
 pub struct RunsArgs {
-    /// Read the runs of this `ferry server` (its MLflow API) instead of the project's store
-    #[arg(long, env = "FERRY_SERVER", global = true, value_name = "URL")]
-    pub server: Option<String>,
+    #[command(flatten)]
+    pub place: Place,
     #[command(subcommand)]
     pub command: RunsCommand,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum RunsCommand {
-    /// The most recent runs, newest first
+    /// The most recent runs, newest first; runs in which nothing happened are folded into one line
     List {
-        /// At most this many runs
+        /// At most this many lines (with `--json`: runs)
         #[arg(long, default_value_t = 20)]
         limit: i64,
-        /// Print as JSON on stdout
+        /// One line per run, no-op runs too (nothing ran, restored or registered)
+        #[arg(long)]
+        all: bool,
+        /// Print as JSON on stdout (every run, each with `noop`)
         #[arg(long)]
         json: bool,
     },
@@ -308,6 +321,9 @@ pub enum ModelsCommand {
         /// Why, recorded with the move
         #[arg(long)]
         reason: Option<String>,
+        /// Print the move as JSON on stdout (`model`, `alias`, `version`, `previous`)
+        #[arg(long)]
+        json: bool,
     },
     /// Every alias move of a model, oldest first
     History {
@@ -327,6 +343,61 @@ mod tests {
     fn the_command_line_is_consistent() {
         use clap::CommandFactory;
         super::Cli::command().debug_assert();
+    }
+
+    /// Every command that reads or writes runs, models or deployments takes
+    /// `--server` and `--store` with the same environment variables and the
+    /// same help (the one `Place`, flattened).
+    #[test]
+    fn every_store_command_takes_the_same_place_options() {
+        use clap::CommandFactory;
+        let mut root = super::Cli::command();
+        root.build();
+        let find = |path: &[&str]| {
+            let mut cmd = &root;
+            for name in path {
+                cmd = cmd
+                    .find_subcommand(name)
+                    .unwrap_or_else(|| panic!("no command {path:?}"));
+            }
+            cmd
+        };
+        let shape = |cmd: &clap::Command, id: &str| {
+            let a = cmd
+                .get_arguments()
+                .find(|a| a.get_id() == id)
+                .unwrap_or_else(|| panic!("`ferry {}` has no --{id}", cmd.get_name()));
+            (
+                a.get_long().map(str::to_owned),
+                a.get_env().map(|e| e.to_string_lossy().into_owned()),
+                a.get_help().map(ToString::to_string),
+            )
+        };
+        let want = |id: &str| shape(find(&["run"]), id);
+        assert_eq!(want("server").1.as_deref(), Some("FERRY_SERVER"));
+        assert_eq!(want("store").1.as_deref(), Some("FERRY_STORE"));
+        let commands: &[&[&str]] = &[
+            &["run"],
+            &["runs", "list"],
+            &["runs", "show"],
+            &["logs"],
+            &["models", "list"],
+            &["models", "show"],
+            &["models", "versions"],
+            &["models", "alias"],
+            &["models", "history"],
+            &["server"],
+            &["serve"],
+            &["deploy"],
+            &["deploy", "status"],
+            &["deploy", "promote"],
+            &["deploy", "abort"],
+        ];
+        for path in commands {
+            for id in ["server", "store"] {
+                assert_eq!(shape(find(path), id), want(id), "ferry {path:?} --{id}");
+            }
+        }
     }
 
     /// `--help` explains every flag and argument of every command.

@@ -5,7 +5,7 @@ use crate::exit;
 use crate::ui::{Style, Terminal, bytes, duration, time};
 use anyhow::{Context, Result, bail};
 use ferry_core::ModelRef;
-use ferry_metadata::{BlockingStore, ModelVersion, RunStatus, StageStatus};
+use ferry_metadata::{ModelVersion, RunStatus, StageStatus};
 use ferry_runner::{Action, Project, Registry, RunOptions};
 use serde::Serialize;
 use std::io::IsTerminal;
@@ -64,28 +64,6 @@ impl Ctx {
         let root = ferry_runner::Project::discover(&self.cwd)?;
         Ok(Project::load(&root)?)
     }
-    fn store(&self) -> Result<(PathBuf, BlockingStore)> {
-        let root = ferry_runner::Project::discover(&self.cwd)?;
-        let db = root.join(".ferry").join("ferry.db");
-        if !db.exists() {
-            bail!(usage(format!(
-                "no runs recorded yet in `{}`: run `ferry run` first",
-                root.display()
-            )));
-        }
-        let store = BlockingStore::open(&ferry_runner::store_url(&root))?;
-        Ok((root, store))
-    }
-    /// Run history: the server's at `server`, else the project's.
-    fn history(&self, server: Option<&str>) -> Result<Box<dyn ferry_runner::History>> {
-        match server {
-            Some(url) => ferry_runner::remote_history(url).map_err(|e| usage(e.to_string())),
-            None => {
-                let (root, store) = self.store()?;
-                Ok(ferry_runner::local_history(store, root.join(".ferry")))
-            }
-        }
-    }
 }
 
 pub(crate) fn print_json<T: Serialize>(v: &T) -> Result<()> {
@@ -124,18 +102,29 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
         Command::Run(args) => run(&ctx, args),
         Command::Status { stages, json } => status(&ctx, &stages, json),
         Command::Runs(r) => {
-            let h = ctx.history(r.server.as_deref())?;
+            let h = ctx.reader(&r.place)?.history()?;
             match r.command {
-                RunsCommand::List { limit, json } => runs_list(&ctx, h.as_ref(), limit, json),
+                RunsCommand::List { limit, all, json } => {
+                    runs_list(&ctx, h.as_ref(), limit, all, json)
+                }
                 RunsCommand::Show { run, json } => runs_show(h.as_ref(), &run, json),
             }
         }
-        Command::Logs { run, stage, server } => logs(
-            &ctx,
-            ctx.history(server.as_deref())?.as_ref(),
-            &run,
-            stage.as_deref(),
-        ),
+        Command::Logs { run, stage, place } => {
+            if place.store.is_some() && place.server.is_none() {
+                bail!(place.no_store(
+                    "ferry logs",
+                    "stage logs are files beside a store, not in it",
+                    "read them through the `ferry server` on that store with `--server URL`, or run `ferry logs` in the project (`-C DIR`)",
+                ));
+            }
+            logs(
+                &ctx,
+                ctx.reader(&place)?.history()?.as_ref(),
+                &run,
+                stage.as_deref(),
+            )
+        }
         Command::Models(m) => models(&ctx, m),
         Command::Gc { all, dry_run } => gc(&ctx, all, dry_run),
         Command::Server(args) => server(&ctx, args),
@@ -307,7 +296,15 @@ fn run(ctx: &Ctx, args: RunArgs) -> Result<u8> {
             .jobs
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
         trigger: args.trigger.clone(),
-        server: args.server.clone(),
+        server: match args.place.target()? {
+            crate::place::Target::Server(url) => Some(url.to_owned()),
+            crate::place::Target::Project => None,
+            crate::place::Target::Store(_) => bail!(args.place.no_store(
+                "ferry run",
+                "a run records into the project's store, or into another through the `ferry server` on it (the model's files must go where that store's readers find them)",
+                "start `ferry server --store URL` where that store is, then `ferry run --server http://HOST:PORT`",
+            )),
+        },
     };
     let tty = std::io::stderr().is_terminal();
     let term = Arc::new(Terminal::new(ctx.style, tty));
@@ -441,18 +438,76 @@ fn status(ctx: &Ctx, stages: &[String], json: bool) -> Result<u8> {
     Ok(exit::OK)
 }
 
-fn runs_list(ctx: &Ctx, h: &dyn ferry_runner::History, limit: i64, json: bool) -> Result<u8> {
-    let runs = h.list_runs(limit).map_err(runner_store_err)?;
+/// A line of `ferry runs list`: a run, or consecutive no-op runs folded.
+enum RunLine {
+    Run(ferry_metadata::RunSummary),
+    /// How many, and when the newest of them started.
+    NoOps(usize, i64),
+}
+
+/// `runs` (newest first) as lines: each no-op run folded with the no-op
+/// runs next to it, unless `all`.
+fn fold_noops(runs: Vec<ferry_metadata::RunSummary>, all: bool) -> Vec<RunLine> {
+    let mut lines: Vec<RunLine> = Vec::new();
+    for r in runs {
+        if r.noop && !all {
+            if let Some(RunLine::NoOps(n, _)) = lines.last_mut() {
+                *n += 1;
+            } else {
+                lines.push(RunLine::NoOps(1, r.started_ms));
+            }
+        } else {
+            lines.push(RunLine::Run(r));
+        }
+    }
+    lines
+}
+
+fn runs_list(
+    ctx: &Ctx,
+    h: &dyn ferry_runner::History,
+    limit: i64,
+    all: bool,
+    json: bool,
+) -> Result<u8> {
     if json {
-        print_json(&runs)?;
+        print_json(&h.list_runs(limit).map_err(runner_store_err)?)?;
         return Ok(exit::OK);
     }
+    // `limit` lines: read more runs while folding leaves fewer, and one line
+    // more than shown, so the last fold's count is whole.
+    let want = if limit <= 0 { 50 } else { limit } as usize;
+    let mut fetch = want as i64 + 1;
+    let lines = loop {
+        let runs = h.list_runs(fetch).map_err(runner_store_err)?;
+        let read = runs.len() as i64;
+        let lines = fold_noops(runs, all);
+        if lines.len() > want || read < fetch || fetch >= 10_000 {
+            break lines;
+        }
+        fetch = (fetch * 4).min(10_000);
+    };
     let s = &ctx.style;
     println!(
         "{:<10} {:<19} {:<11} {:>8} {:<8} {:<10} PIPELINE",
         "RUN", "STARTED (UTC)", "STATUS", "TIME", "TRIGGER", "COMMIT"
     );
-    for r in runs {
+    for line in lines.into_iter().take(want) {
+        let r = match line {
+            RunLine::Run(r) => r,
+            RunLine::NoOps(n, latest) => {
+                println!(
+                    "{}",
+                    s.dim(&format!(
+                        "… {n} no-op run{} (latest {}; `--all` lists {})",
+                        if n == 1 { "" } else { "s" },
+                        time(latest),
+                        if n == 1 { "it" } else { "them" }
+                    ))
+                );
+                continue;
+            }
+        };
         let status = match r.status {
             RunStatus::Succeeded => s.green(r.status.as_str()),
             RunStatus::Running => s.cyan(r.status.as_str()),
@@ -460,7 +515,7 @@ fn runs_list(ctx: &Ctx, h: &dyn ferry_runner::History, limit: i64, json: bool) -
         };
         let pad = 11usize.saturating_sub(r.status.as_str().len());
         println!(
-            "{:<10} {:<19} {status}{} {:>8} {:<8} {:<10} {}",
+            "{:<10} {:<19} {status}{} {:>8} {:<8} {:<10} {}{}",
             crate::ui::short(&r.run_id, 8),
             time(r.started_ms),
             " ".repeat(pad),
@@ -472,7 +527,12 @@ fn runs_list(ctx: &Ctx, h: &dyn ferry_runner::History, limit: i64, json: bool) -
                 .as_deref()
                 .map(|c| &c[..c.len().min(8)])
                 .unwrap_or("-"),
-            r.pipeline
+            r.pipeline,
+            if r.noop {
+                s.dim("  (no-op)")
+            } else {
+                String::new()
+            }
         );
     }
     Ok(exit::OK)
@@ -491,10 +551,11 @@ fn runs_show(h: &dyn ferry_runner::History, run: &str, json: bool) -> Result<u8>
     println!(
         "status    {}{}",
         r.status.as_str(),
-        r.message
-            .as_deref()
-            .map(|m| format!(" ({m})"))
-            .unwrap_or_default()
+        match (&r.message, r.noop) {
+            (Some(m), _) => format!(" ({m})"),
+            (None, true) => " (no-op: nothing ran, restored or registered)".to_owned(),
+            (None, false) => String::new(),
+        }
     );
     println!(
         "started   {} UTC{}",
@@ -529,13 +590,13 @@ fn runs_show(h: &dyn ferry_runner::History, run: &str, json: bool) -> Result<u8>
     if !d.params.is_empty() {
         println!("\nparams");
         for (k, v) in &d.params {
-            println!("  {k} = {v}");
+            println!("  {k} = {}", crate::ui::value(v));
         }
     }
     if !d.metrics.is_empty() {
         println!("\nmetrics");
         for m in &d.metrics {
-            println!("  {} = {}", m.key, m.value);
+            println!("  {} = {}", m.key, crate::ui::number(m.value));
         }
     }
     if !d.gates.is_empty() {
@@ -626,7 +687,9 @@ fn resolve(reg: &dyn Registry, r: &ModelRef) -> Result<ModelVersion> {
         .ok_or_else(|| usage(format!("no model version `{r}`")))
 }
 
-fn parse_ref(s: &str) -> Result<ModelRef> {
+/// A model reference as users type it (`iris`, `iris/3`, `iris@candidate`),
+/// for every command that takes one.
+pub(crate) fn parse_ref(s: &str) -> Result<ModelRef> {
     s.parse::<ModelRef>().map_err(|e| usage(e.to_string()))
 }
 
@@ -676,7 +739,12 @@ fn print_version(ctx: &Ctx, v: &ModelVersion) {
         if let Some(m) = v.lineage[section].as_object().filter(|m| !m.is_empty()) {
             println!("{section}");
             for (k, val) in m {
-                println!("  {k} = {val}");
+                let shown = if section == "metrics" {
+                    crate::ui::metric(val)
+                } else {
+                    crate::ui::value(val)
+                };
+                println!("  {k} = {shown}");
             }
         }
     }
@@ -694,6 +762,43 @@ fn print_version(ctx: &Ctx, v: &ModelVersion) {
     }
 }
 
+/// The version a bare model name picks (the newest that is not rejected),
+/// saying on stderr which one and why; an error when every version is
+/// rejected, rather than a rejected one.
+fn latest_not_rejected(reg: &dyn Registry, name: &str) -> Result<ModelVersion> {
+    let (picked, skipped) = reg.latest_not_rejected(name)?;
+    let skipped_text = skipped
+        .iter()
+        .map(|v| {
+            format!(
+                "{}/{} (rejected: {})",
+                v.model,
+                v.version,
+                v.rejected().unwrap_or_default()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    match picked {
+        Some(v) if skipped.is_empty() => {
+            eprintln!("{name}/{}: the latest version", v.version);
+            Ok(v)
+        }
+        Some(v) => {
+            eprintln!(
+                "{name}/{}: the latest version that is not rejected; skipped {skipped_text}",
+                v.version
+            );
+            Ok(v)
+        }
+        None if skipped.is_empty() => Err(usage(format!("no model `{name}`"))),
+        None => Err(usage(format!(
+            "every version of `{name}` is rejected: {skipped_text}\nhint: name one to see it anyway, e.g. `ferry models show {name}/{}`",
+            skipped[0].version
+        ))),
+    }
+}
+
 /// A version as `--json` shows it: its fields, and `rejected` (the reason,
 /// or null) so scripts need not read the tag.
 fn version_json(v: &ModelVersion) -> Result<serde_json::Value> {
@@ -705,10 +810,7 @@ fn version_json(v: &ModelVersion) -> Result<serde_json::Value> {
 }
 
 fn models(ctx: &Ctx, args: ModelsArgs) -> Result<u8> {
-    let reg = match &args.server {
-        Some(url) => ferry_runner::remote_registry(url).map_err(|e| usage(e.to_string()))?,
-        None => ferry_runner::local_registry(ctx.store()?.1),
-    };
+    let reg = ctx.reader(&args.place)?.registry()?;
     let reg = reg.as_ref();
     match args.command {
         ModelsCommand::List { json } => {
@@ -721,7 +823,7 @@ fn models(ctx: &Ctx, args: ModelsArgs) -> Result<u8> {
             for m in models {
                 let aliases: Vec<String> =
                     m.aliases.iter().map(|(a, v)| format!("{a}={v}")).collect();
-                println!(
+                let line = format!(
                     "{:<24} {:>7} {:>8}  {}",
                     m.name,
                     m.latest_version
@@ -730,10 +832,14 @@ fn models(ctx: &Ctx, args: ModelsArgs) -> Result<u8> {
                     m.versions,
                     aliases.join(" ")
                 );
+                println!("{}", line.trim_end());
             }
         }
         ModelsCommand::Show { model, json } => {
-            let v = resolve(reg, &parse_ref(&model)?)?;
+            let v = match parse_ref(&model)? {
+                ModelRef::Latest(name) => latest_not_rejected(reg, name.as_str())?,
+                r => resolve(reg, &r)?,
+            };
             if json {
                 print_json(&version_json(&v)?)?;
             } else {
@@ -755,7 +861,7 @@ fn models(ctx: &Ctx, args: ModelsArgs) -> Result<u8> {
                 "VERSION", "CREATED (UTC)", "RUN", "COMMIT", "ARTIFACT"
             );
             for v in vs {
-                println!(
+                let line = format!(
                     "{:>7}  {:<19}  {:<10} {:<10} {:<16} {}",
                     v.version,
                     time(v.created_ms),
@@ -774,12 +880,14 @@ fn models(ctx: &Ctx, args: ModelsArgs) -> Result<u8> {
                         None => v.aliases.join(", "),
                     }
                 );
+                println!("{}", line.trim_end());
             }
         }
         ModelsCommand::Alias {
             model,
             alias,
             reason,
+            json,
         } => {
             let r = parse_ref(&model)?;
             if matches!(r, ModelRef::Latest(_)) {
@@ -795,10 +903,22 @@ fn models(ctx: &Ctx, args: ModelsArgs) -> Result<u8> {
             let previous = reg
                 .set_alias(&v.model, &alias, ver, reason.as_deref())
                 .map_err(runner_store_err)?;
-            match previous {
-                Some(p) if p != ver => eprintln!("moved {}@{alias}: {} -> {ver}", v.model, p),
-                Some(_) => eprintln!("{}@{alias} already pointed at {ver}", v.model),
-                None => eprintln!("set {}@{alias} -> {ver}", v.model),
+            if json {
+                print_json(&serde_json::json!({
+                    "model": v.model,
+                    "alias": alias,
+                    "version": ver,
+                    "previous": previous,
+                }))?;
+            } else {
+                // One shape whether the alias is new, moved or stays.
+                let m = &v.model;
+                let was = match previous {
+                    None => "new".to_owned(),
+                    Some(p) if p == ver => "unchanged".to_owned(),
+                    Some(p) => format!("was {m}/{p}"),
+                };
+                eprintln!("{alias}: {m}/{ver} ({was})");
             }
         }
         ModelsCommand::History { model, json } => {
@@ -808,20 +928,27 @@ fn models(ctx: &Ctx, args: ModelsArgs) -> Result<u8> {
                 print_json(&evs)?;
                 return Ok(exit::OK);
             }
+            let width = evs
+                .iter()
+                .map(|e| e.model.len() + e.alias.len() + 1)
+                .max()
+                .unwrap_or(0)
+                .max("ALIAS".len());
+            println!(
+                "{:<19}  {:<width$}  {:>4}    {:<4}  REASON",
+                "CHANGED (UTC)", "ALIAS", "FROM", "TO"
+            );
             for e in evs {
-                println!(
-                    "{}  {}@{}  {} -> {}  {}",
+                let v = |v: Option<i64>| v.map_or_else(|| "-".to_owned(), |v| v.to_string());
+                let line = format!(
+                    "{:<19}  {:<width$}  {:>4} -> {:<4}  {}",
                     time(e.changed_ms),
-                    e.model,
-                    e.alias,
-                    e.previous
-                        .map(|p| p.to_string())
-                        .unwrap_or_else(|| "-".into()),
-                    e.version
-                        .map(|p| p.to_string())
-                        .unwrap_or_else(|| "-".into()),
+                    format!("{}@{}", e.model, e.alias),
+                    v(e.previous),
+                    v(e.version),
                     e.reason.unwrap_or_default()
                 );
+                println!("{}", line.trim_end());
             }
         }
     }
@@ -844,15 +971,12 @@ fn gc(ctx: &Ctx, all: bool, dry_run: bool) -> Result<u8> {
 fn server(ctx: &Ctx, args: ServerArgs) -> Result<u8> {
     // Defaults: the project's store and artifact folder (the current folder
     // if it holds no ferry project).
-    let root = ferry_runner::Project::discover(&ctx.cwd).unwrap_or_else(|_| ctx.cwd.clone());
-    let store_url = match args.store {
-        Some(s) => s,
-        None => {
-            std::fs::create_dir_all(root.join(".ferry"))
-                .with_context(|| format!("cannot create `{}`", root.join(".ferry").display()))?;
-            ferry_runner::store_url(&root)
-        }
-    };
+    let (store_url, root) = ctx.store_url(
+        &args.place,
+        "ferry server",
+        "it is the server, and serves a store it opens itself",
+        true,
+    )?;
     let artifacts = args
         .artifacts
         .unwrap_or_else(|| root.join(".ferry").join("artifacts"));

@@ -4,6 +4,7 @@
 mod cli;
 mod commands;
 mod data;
+mod place;
 mod serve;
 mod ui;
 

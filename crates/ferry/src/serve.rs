@@ -1,10 +1,12 @@
 //! `ferry serve` (the gateway) and `ferry deploy` (canary and shadow
 //! rollouts, recorded in the store the gateway reads).
 
+use crate::cli::Place;
 use crate::commands::{Ctx, usage};
 use crate::exit;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
+use ferry_core::ModelRef;
 use ferry_metadata::{Deployment, MetadataStore, NewDeployment};
 use ferry_serve::canary::{self, Criteria, Phase, Plan, Strategy};
 use std::path::PathBuf;
@@ -21,9 +23,8 @@ pub struct ServeArgs {
     /// The port (0: any free one, printed at start-up)
     #[arg(long, default_value_t = 8080)]
     pub port: u16,
-    /// The store's URL; default: the project's `.ferry/ferry.db`
-    #[arg(long, env = "FERRY_STORE")]
-    pub store: Option<String>,
+    #[command(flatten)]
+    pub place: Place,
     /// The folder artifacts are kept in; default: the project's `.ferry/artifacts`
     #[arg(long)]
     pub artifacts: Option<PathBuf>,
@@ -71,6 +72,9 @@ pub struct ServeArgs {
     pub log_json: bool,
 }
 
+/// No `--version` flag here: `ferry deploy iris --version 2` (the old way
+/// to name a candidate) must not print ferry's version and exit 0 without
+/// rolling anything out; `ferry --version` says it.
 #[derive(Debug, Args)]
 #[command(args_conflicts_with_subcommands = true, disable_version_flag = true)]
 pub struct DeployArgs {
@@ -78,22 +82,26 @@ pub struct DeployArgs {
     pub command: Option<DeployCommand>,
     #[command(flatten)]
     pub start: DeployStart,
+    #[command(flatten)]
+    pub place: Place,
 }
 
 #[derive(Debug, Args)]
 pub struct DeployStart {
-    /// The model to roll out a new version of
-    pub model: Option<String>,
-    /// The candidate version
+    /// The version to roll out: `iris/3`, or `iris@candidate` (the version the alias points to)
+    #[arg(value_name = "MODEL/VERSION|MODEL@ALIAS")]
+    pub candidate: Option<String>,
+    /// Gone (the version goes in the reference: `iris/3`); hidden, to say so to old scripts
+    #[arg(long = "version", id = "old_version", value_name = "N", hide = true)]
+    pub old_version: Option<String>,
+    /// Gone (the alias goes in the reference: `iris@candidate`); hidden, to say so to old scripts
     #[arg(
-        long = "version",
-        id = "candidate_version",
-        conflicts_with = "candidate_alias"
+        long = "candidate",
+        id = "old_candidate",
+        value_name = "ALIAS",
+        hide = true
     )]
-    pub candidate_version: Option<i64>,
-    /// The candidate, by alias (e.g. `candidate`)
-    #[arg(long = "candidate", value_name = "ALIAS")]
-    pub candidate_alias: Option<String>,
+    pub old_candidate: Option<String>,
     /// `canary` (a share of traffic, stepped up) or `shadow` (mirrored traffic, answers discarded)
     #[arg(long, default_value = "canary")]
     pub strategy: String,
@@ -142,9 +150,6 @@ pub struct DeployStart {
     /// Print the deployment as JSON on stdout
     #[arg(long)]
     pub json: bool,
-    /// The store's URL; default: the project's `.ferry/ferry.db`
-    #[arg(long, env = "FERRY_STORE")]
-    pub store: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -159,9 +164,6 @@ pub enum DeployCommand {
         /// Print as JSON on stdout
         #[arg(long)]
         json: bool,
-        /// The store's URL; default: the project's `.ferry/ferry.db`
-        #[arg(long, env = "FERRY_STORE")]
-        store: Option<String>,
     },
     /// Promote the candidate now: the alias moves to it
     Promote {
@@ -170,9 +172,6 @@ pub enum DeployCommand {
         /// Why (recorded with the decision)
         #[arg(long)]
         reason: Option<String>,
-        /// The store's URL; default: the project's `.ferry/ferry.db`
-        #[arg(long, env = "FERRY_STORE")]
-        store: Option<String>,
     },
     /// Stop the rollout now: all traffic back to the stable version, the candidate marked rejected (unless no gateway ever picked the rollout up)
     Abort {
@@ -181,9 +180,6 @@ pub enum DeployCommand {
         /// Why (recorded with the decision)
         #[arg(long)]
         reason: Option<String>,
-        /// The store's URL; default: the project's `.ferry/ferry.db`
-        #[arg(long, env = "FERRY_STORE")]
-        store: Option<String>,
     },
 }
 
@@ -194,28 +190,11 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("cannot start the runtime")
 }
 
-/// The store URL and artifact folder: given, or the project's.
-fn locate(
-    ctx: &Ctx,
-    store: Option<String>,
-    artifacts: Option<PathBuf>,
-) -> Result<(String, PathBuf, PathBuf)> {
-    let root = ferry_runner::Project::discover(&ctx.cwd).unwrap_or_else(|_| ctx.cwd.clone());
-    let url = match store {
-        Some(s) => s,
-        None => {
-            if !root.join(".ferry").join("ferry.db").exists() {
-                return Err(usage(format!(
-                    "no store in `{}`: run `ferry run` first, or give --store",
-                    root.display()
-                )));
-            }
-            ferry_runner::store_url(&root)
-        }
-    };
-    let artifacts = artifacts.unwrap_or_else(|| root.join(".ferry").join("artifacts"));
-    Ok((url, artifacts, root))
-}
+/// Why the gateway and rollouts cannot work through `--server`.
+const SERVE_NEEDS_STORE: &str =
+    "the gateway reads versions, aliases and deployments from the store itself";
+const DEPLOY_NEEDS_STORE: &str =
+    "rollouts are recorded in the store the gateways read, and are not part of the MLflow API";
 
 async fn open(url: &str) -> Result<Arc<dyn MetadataStore>> {
     Ok(Arc::new(ferry_metadata::SqlStore::open(url).await?))
@@ -250,7 +229,10 @@ pub fn serve(ctx: &Ctx, a: ServeArgs) -> Result<u8> {
                 .join("\n"),
         )
     })?;
-    let (url, artifacts, root) = locate(ctx, a.store, a.artifacts)?;
+    let (url, root) = ctx.store_url(&a.place, "ferry serve", SERVE_NEEDS_STORE, false)?;
+    let artifacts = a
+        .artifacts
+        .unwrap_or_else(|| root.join(".ferry").join("artifacts"));
     crate::commands::init_logging(a.log_json);
     let mut b = tokio::runtime::Builder::new_multi_thread();
     if let Some(n) = a.threads {
@@ -318,24 +300,16 @@ pub fn serve(ctx: &Ctx, a: ServeArgs) -> Result<u8> {
 }
 
 pub fn deploy(ctx: &Ctx, a: DeployArgs) -> Result<u8> {
+    let url = || ctx.store_url(&a.place, "ferry deploy", DEPLOY_NEEDS_STORE, false);
     match a.command {
-        Some(DeployCommand::Status {
-            model,
-            watch,
-            json,
-            store,
-        }) => status(ctx, model, watch, json, store),
-        Some(DeployCommand::Promote {
-            model,
-            reason,
-            store,
-        }) => end(ctx, &model, Phase::Promoted, reason, store),
-        Some(DeployCommand::Abort {
-            model,
-            reason,
-            store,
-        }) => end(ctx, &model, Phase::Aborted, reason, store),
-        None => start(ctx, a.start),
+        Some(DeployCommand::Status { model, watch, json }) => status(&url()?.0, model, watch, json),
+        Some(DeployCommand::Promote { model, reason }) => {
+            end(&url()?.0, &model, Phase::Promoted, reason)
+        }
+        Some(DeployCommand::Abort { model, reason }) => {
+            end(&url()?.0, &model, Phase::Aborted, reason)
+        }
+        None => start(a.start, || Ok(url()?.0)),
     }
 }
 
@@ -348,11 +322,31 @@ fn check_share(flag: &str, v: Option<f64>) -> Result<()> {
     Ok(())
 }
 
-fn start(ctx: &Ctx, a: DeployStart) -> Result<u8> {
-    let model = a.model.ok_or_else(|| {
-        usage("give a model: ferry deploy MODEL --version N (or status, promote, abort)")
+/// Starts a rollout; `url` gives the store once the flags are checked.
+fn start(a: DeployStart, url: impl FnOnce() -> Result<String>) -> Result<u8> {
+    let name = a.candidate.as_deref().unwrap_or("MODEL");
+    if let Some(v) = &a.old_version {
+        return Err(usage(format!(
+            "`--version` is gone: the version goes in the model reference\nhint: `ferry deploy {name}/{v}`"
+        )));
+    }
+    if let Some(al) = &a.old_candidate {
+        return Err(usage(format!(
+            "`--candidate` is gone: the alias goes in the model reference\nhint: `ferry deploy {name}@{al}`"
+        )));
+    }
+    let given = a.candidate.as_deref().ok_or_else(|| {
+        usage(
+            "give the version to roll out\nhint: `ferry deploy MODEL/VERSION` or `ferry deploy MODEL@ALIAS` (e.g. `iris/3`, `iris@candidate`); `ferry deploy status|promote|abort MODEL` for a rollout under way",
+        )
     })?;
-    ferry_core::ModelName::new(&model).map_err(|e| usage(e.to_string()))?;
+    let candidate_ref = crate::commands::parse_ref(given)?;
+    if let ModelRef::Latest(m) = &candidate_ref {
+        return Err(usage(format!(
+            "`{m}` names no version to roll out\nhint: `ferry deploy {m}/VERSION` for a version, `ferry deploy {m}@ALIAS` for the one an alias points to (e.g. `{m}@candidate`)"
+        )));
+    }
+    let model = candidate_ref.model().to_string();
     let strategy = match a.strategy.as_str() {
         "canary" => Strategy::Canary,
         "shadow" => Strategy::Shadow,
@@ -395,23 +389,18 @@ fn start(ctx: &Ctx, a: DeployStart) -> Result<u8> {
         alias: a.alias.clone(),
         criteria,
     };
-    let (url, _, _) = locate(ctx, a.store, None)?;
+    let url = &url()?;
     let rt = runtime()?;
     let wait = a.wait;
     let json = a.json;
     let d = rt.block_on(async {
-        let store = open(&url).await?;
-        let candidate = match (a.candidate_version, &a.candidate_alias) {
-            (Some(v), _) => store
-                .get_version(&model, v)
-                .await?
-                .ok_or_else(|| usage(format!("model `{model}` has no version {v}")))?,
-            (None, Some(al)) => store
-                .resolve_alias(&model, al)
-                .await?
-                .ok_or_else(|| usage(format!("model `{model}` has no alias `{al}`")))?,
-            (None, None) => return Err(usage("give the candidate: --version N or --candidate ALIAS")),
-        };
+        let store = open(url).await?;
+        let candidate = match &candidate_ref {
+            ModelRef::Version(_, v) => store.get_version(&model, *v as i64).await?,
+            ModelRef::Alias(_, al) => store.resolve_alias(&model, al).await?,
+            ModelRef::Latest(_) => None,
+        }
+        .ok_or_else(|| usage(format!("no model version `{candidate_ref}`")))?;
         if let Some(why) = candidate.rejected()
             && !a.allow_rejected
         {
@@ -478,7 +467,7 @@ fn start(ctx: &Ctx, a: DeployStart) -> Result<u8> {
         describe_plan(&plan),
     );
     if wait {
-        return rt.block_on(follow(&url, &d.model, &d.id, json));
+        return rt.block_on(follow(url, &d.model, &d.id, json));
     }
     eprintln!("  follow it: ferry deploy status {} --watch", d.model);
     Ok(exit::OK)
@@ -543,17 +532,10 @@ async fn find(store: &dyn MetadataStore, model: &str) -> Result<Deployment> {
         .ok_or_else(|| usage(format!("model `{model}` has no deployment")))
 }
 
-fn end(
-    ctx: &Ctx,
-    model: &str,
-    phase: Phase,
-    reason: Option<String>,
-    store: Option<String>,
-) -> Result<u8> {
-    let (url, _, _) = locate(ctx, store, None)?;
+fn end(url: &str, model: &str, phase: Phase, reason: Option<String>) -> Result<u8> {
     let rt = runtime()?;
     rt.block_on(async {
-        let store = open(url.as_str()).await?;
+        let store = open(url).await?;
         let d = find(store.as_ref(), model).await?;
         if !d.active {
             return Err(usage(format!(
@@ -602,17 +584,10 @@ fn end(
     })
 }
 
-fn status(
-    ctx: &Ctx,
-    model: Option<String>,
-    watch: bool,
-    json: bool,
-    store: Option<String>,
-) -> Result<u8> {
-    let (url, _, _) = locate(ctx, store, None)?;
+fn status(url: &str, model: Option<String>, watch: bool, json: bool) -> Result<u8> {
     let rt = runtime()?;
     rt.block_on(async {
-        let store = open(&url).await?;
+        let store = open(url).await?;
         let Some(model) = model else {
             let all = store.list_deployments(None, true).await?;
             if json {
@@ -628,7 +603,7 @@ fn status(
         };
         let d = find(store.as_ref(), &model).await?;
         if watch {
-            return follow(&url, &model, &d.id, json).await;
+            return follow(url, &model, &d.id, json).await;
         }
         let events = store.deployment_events(&d.id).await?;
         let alias = serde_json::from_value::<Plan>(d.spec.clone())
@@ -677,6 +652,7 @@ fn print_status(d: &Deployment, events: &[ferry_metadata::DeploymentEvent]) {
         println!("  reason: {r}");
     }
     println!("  events:");
+    print_event_header();
     for e in events {
         print_event(e);
     }
@@ -689,21 +665,41 @@ fn print_gateways(model: &str, alias: &str, gateways: &[ferry_metadata::GatewayB
     }
     println!("  gateways:");
     let now = ferry_core::now_ms();
-    for g in gateways {
-        let version = g
-            .models
-            .iter()
-            .find(|m| m.model == model && m.alias.as_deref() == Some(alias))
-            .and_then(|m| m.version)
-            .map_or_else(|| "loading".to_owned(), |v| format!("version {v}"));
-        println!(
-            "    {} on {} (pid {}): `{model}@{alias}` at {version}, seen {}s ago",
-            g.addr,
-            g.host,
-            g.pid,
-            (now - g.last_seen_ms).max(0) / 1000
-        );
-    }
+    let rows: Vec<Vec<String>> = gateways
+        .iter()
+        .map(|g| {
+            let version = g
+                .models
+                .iter()
+                .find(|m| m.model == model && m.alias.as_deref() == Some(alias))
+                .and_then(|m| m.version)
+                .map_or_else(|| "loading".to_owned(), |v| v.to_string());
+            vec![
+                g.addr.clone(),
+                g.host.clone(),
+                g.pid.to_string(),
+                format!("{model}@{alias}"),
+                version,
+                format!("{}s ago", (now - g.last_seen_ms).max(0) / 1000),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        crate::ui::table(
+            "    ",
+            &["ADDRESS", "HOST", "PID", "SERVES", "VERSION", "SEEN"],
+            &rows
+        )
+    );
+}
+
+/// The header of the events table [`print_event`] prints a line of.
+fn print_event_header() {
+    println!(
+        "    {:<19}  {:<12} {:<6} {:>6}  REASON",
+        "TIME (UTC)", "EVENT", "STEP", "WEIGHT"
+    );
 }
 
 fn print_event(e: &ferry_metadata::DeploymentEvent) {
@@ -724,8 +720,8 @@ fn print_event(e: &ferry_metadata::DeploymentEvent) {
             format!(" [{s}]")
         })
         .unwrap_or_default();
-    println!(
-        "    {}  {:<12} step {} {:>3}%  {}{}",
+    let line = format!(
+        "    {:<19}  {:<12} {:<6} {:>5}%  {}{}",
         crate::ui::time(e.at_ms),
         e.kind,
         e.step + 1,
@@ -733,12 +729,16 @@ fn print_event(e: &ferry_metadata::DeploymentEvent) {
         e.reason.as_deref().unwrap_or(""),
         figures
     );
+    println!("{}", line.trim_end());
 }
 
 /// Prints events as they come until the deployment ends.
 async fn follow(url: &str, model: &str, id: &str, json: bool) -> Result<u8> {
     let store = open(url).await?;
     let mut seen = 0usize;
+    if !json {
+        print_event_header();
+    }
     loop {
         let events = store.deployment_events(id).await?;
         for e in events.iter().skip(seen) {

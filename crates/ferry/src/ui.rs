@@ -67,6 +67,67 @@ pub fn bytes(n: i64) -> String {
     }
 }
 
+/// A param or metric value, printed the same by every command: text as
+/// itself (no quotes), a number in its shortest form (`1`, `0.95`, whether
+/// it was kept as `1` or `1.0`), `true` / `false`, `-` for none, anything
+/// else (a list, a map) as JSON.
+pub fn value(v: &serde_json::Value) -> String {
+    use serde_json::Value as V;
+    match v {
+        V::String(s) => s.clone(),
+        V::Number(n) => match (n.as_i64(), n.as_f64()) {
+            (Some(i), _) => i.to_string(),
+            (None, Some(f)) => number(f),
+            (None, None) => n.to_string(),
+        },
+        V::Bool(b) => b.to_string(),
+        V::Null => "-".to_owned(),
+        other => other.to_string(),
+    }
+}
+
+/// A number as [`value`] prints it: `1` for 1.0, `0.95`, `NaN`.
+pub fn number(f: f64) -> String {
+    f.to_string()
+}
+
+/// A metric value as printed: as the run records it (a number; `true` is
+/// 1, as the store keeps it), else as [`value`] prints it.
+pub fn metric(v: &serde_json::Value) -> String {
+    match ferry_runner::metric_number(v) {
+        Some(f) => number(f),
+        None => value(v),
+    }
+}
+
+/// A table with a header: each column as wide as its widest cell, two
+/// spaces apart, every line after `indent`; no trailing spaces.
+pub fn table(indent: &str, head: &[&str], rows: &[Vec<String>]) -> String {
+    let cell = |r: &[String], i: usize| r.get(i).map_or(0, |c| c.chars().count());
+    let widths: Vec<usize> = (0..head.len())
+        .map(|i| {
+            rows.iter()
+                .map(|r| cell(r, i))
+                .chain([head[i].chars().count()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let head: Vec<String> = head.iter().map(|h| (*h).to_owned()).collect();
+    let mut out = String::new();
+    for r in std::iter::once(&head).chain(rows) {
+        let mut line = indent.to_owned();
+        for (i, w) in widths.iter().enumerate() {
+            let c = r.get(i).map_or("", String::as_str);
+            line.push_str(c);
+            line.push_str(&" ".repeat(w - cell(r, i) + 2));
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
 pub fn time(ms: i64) -> String {
     // UTC, to the second: 2026-11-26 10:01:58
     let secs = ms.div_euclid(1000);

@@ -254,7 +254,8 @@ fn comparison_with_the_production_model() {
     assert!(o.stderr.contains("0.92 >= 0.94"), "{o:?}");
     let h = p.ferry(&["models", "history", "m"]);
     assert!(
-        h.stdout.contains("m@production  - -> 1  first release"),
+        h.stdout
+            .contains("m@production     - -> 1     first release"),
         "{h:?}"
     );
 }
@@ -350,7 +351,8 @@ fn json_read_commands_have_stable_shapes() {
             "ended_ms",
             "git_commit",
             "git_dirty",
-            "message"
+            "message",
+            "noop"
         ]
     );
     let models: serde_json::Value =

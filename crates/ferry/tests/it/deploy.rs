@@ -24,9 +24,7 @@ fn a_rollout_is_recorded_shown_and_ended_by_hand() {
     let p = two_versions();
     let o = p.ferry(&[
         "deploy",
-        "m",
-        "--version",
-        "2",
+        "m/2",
         "--steps",
         "10,50,100",
         "--interval",
@@ -61,7 +59,7 @@ fn a_rollout_is_recorded_shown_and_ended_by_hand() {
     assert_eq!(s["deployment"]["spec"]["criteria"]["max_p99_ms"], 50.0);
     assert_eq!(s["events"][0]["kind"], "started");
     // One active rollout per model.
-    let again = p.ferry(&["deploy", "m", "--version", "2"]);
+    let again = p.ferry(&["deploy", "m/2"]);
     assert_eq!(again.code, 2, "{again:?}");
     assert!(
         again.stderr.contains("already has an active deployment"),
@@ -81,6 +79,18 @@ fn a_rollout_is_recorded_shown_and_ended_by_hand() {
     );
     assert!(
         h.stdout.contains("gateways: none serves `m@production`"),
+        "{h:?}"
+    );
+    // The events are a table with a header.
+    assert!(
+        h.stdout
+            .contains("  events:\n    TIME (UTC)           EVENT        STEP   WEIGHT  REASON\n"),
+        "{h:?}"
+    );
+    assert!(
+        h.stdout
+            .lines()
+            .any(|l| l.ends_with("  started      1         10%  new data")),
         "{h:?}"
     );
     let all = p.ferry(&["deploy", "status"]);
@@ -109,10 +119,7 @@ fn a_rollout_is_recorded_shown_and_ended_by_hand() {
     // Nothing left to end.
     assert_eq!(p.ferry(&["deploy", "abort", "m"]).code, 2);
     // A new rollout, promoted by hand: the alias moves, with the reason.
-    assert_eq!(
-        p.ferry(&["deploy", "m", "--version", "2", "--json"]).code,
-        0
-    );
+    assert_eq!(p.ferry(&["deploy", "m/2", "--json"]).code, 0);
     assert_eq!(
         p.ferry(&["deploy", "promote", "m", "--reason", "signed off"])
             .code,
@@ -129,37 +136,43 @@ fn a_rollout_is_recorded_shown_and_ended_by_hand() {
 fn bad_rollouts_are_usage_errors() {
     let p = two_versions();
     let cases: &[(&[&str], &str)] = &[
-        (&["deploy", "m"], "--version N or --candidate ALIAS"),
-        (&["deploy", "m", "--version", "9"], "no version 9"),
         (
-            &["deploy", "m", "--version", "1"],
-            "already is `m@production`",
+            &["deploy", "m"],
+            "`m` names no version to roll out\nhint: `ferry deploy m/VERSION` for a version, `ferry deploy m@ALIAS` for the one an alias points to (e.g. `m@candidate`)",
         ),
         (
-            &["deploy", "m", "--version", "2", "--steps", "50,10"],
+            &["deploy"],
+            "give the version to roll out\nhint: `ferry deploy MODEL/VERSION` or `ferry deploy MODEL@ALIAS`",
+        ),
+        (&["deploy", "m/9"], "no model version `m/9`"),
+        (&["deploy", "m/x"], "invalid model reference `m/x`"),
+        (&["deploy", "m/1"], "already is `m@production`"),
+        (
+            &["deploy", "m/2", "--steps", "50,10"],
             "--steps must increase",
         ),
+        (&["deploy", "m/2", "--steps", "0,10"], "not a percentage"),
+        (&["deploy", "m/2", "--interval", "soon"], "--interval"),
         (
-            &["deploy", "m", "--version", "2", "--steps", "0,10"],
-            "not a percentage",
-        ),
-        (
-            &["deploy", "m", "--version", "2", "--interval", "soon"],
-            "--interval",
-        ),
-        (
-            &["deploy", "m", "--version", "2", "--strategy", "blue"],
+            &["deploy", "m/2", "--strategy", "blue"],
             "use canary or shadow",
         ),
         (
-            &["deploy", "m", "--version", "2", "--max-error-rate", "2"],
+            &["deploy", "m/2", "--max-error-rate", "2"],
             "between 0 and 1",
         ),
+        (&["deploy", "m/2", "--alias", "nope"], "no `nope` version"),
+        (&["deploy", "m@nope"], "no model version `m@nope`"),
+        // The old flags are gone, and say what replaced them (`--version`
+        // must not print ferry's version and exit 0 in an old script).
         (
-            &["deploy", "m", "--version", "2", "--alias", "nope"],
-            "no `nope` version",
+            &["deploy", "m", "--version", "2"],
+            "`--version` is gone: the version goes in the model reference\nhint: `ferry deploy m/2`",
         ),
-        (&["deploy", "m", "--candidate", "nope"], "no alias `nope`"),
+        (
+            &["deploy", "m", "--candidate", "candidate"],
+            "hint: `ferry deploy m@candidate`",
+        ),
         (&["deploy", "status", "zz"], "no deployment"),
     ];
     for (args, want) in cases {
@@ -296,7 +309,7 @@ fn picked_up(p: &Proj) {
 fn a_rejected_version_stays_rejected() {
     let p = two_versions();
     let gw = Gateway::start(&p);
-    let o = p.ferry(&["deploy", "m", "--version", "2", "--interval", "1h"]);
+    let o = p.ferry(&["deploy", "m/2", "--interval", "1h"]);
     assert_eq!(o.code, 0, "{o:?}");
     assert!(!o.stderr.contains("warning"), "{o:?}");
     assert!(
@@ -309,9 +322,21 @@ fn a_rejected_version_stays_rejected() {
     picked_up(&p);
     // `deploy status` names the gateway that serves the model.
     let h = p.ferry(&["deploy", "status", "m"]);
-    assert!(h.stdout.contains("  gateways:\n"), "{h:?}");
-    assert!(h.stdout.contains(&format!("{} on ", gw.addr)), "{h:?}");
-    assert!(h.stdout.contains("`m@production` at version 1"), "{h:?}");
+    let table: Vec<Vec<&str>> = h
+        .stdout
+        .lines()
+        .skip_while(|l| *l != "  gateways:")
+        .skip(1)
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        table[0],
+        ["ADDRESS", "HOST", "PID", "SERVES", "VERSION", "SEEN"],
+        "{h:?}"
+    );
+    assert_eq!(table[1][0], gw.addr, "{h:?}");
+    assert_eq!(table[1][3..5], ["m@production", "1"], "{h:?}");
+    assert_eq!(table.len(), 2, "{h:?}");
     assert_eq!(status(&p)["gateways"][0]["addr"], gw.addr.as_str());
     // Aborted after a gateway routed it: rejected.
     let a = p.ferry(&["deploy", "abort", "m", "--reason", "looks off"]);
@@ -341,10 +366,7 @@ fn a_rejected_version_stays_rejected() {
     assert!(!line1.contains("rejected"), "{vs:?}");
 
     // ...that a new rollout of it must ask for explicitly...
-    for args in [
-        &["deploy", "m", "--version", "2"][..],
-        &["deploy", "m", "--candidate", "candidate"][..],
-    ] {
+    for args in [&["deploy", "m/2"][..], &["deploy", "m@candidate"][..]] {
         let o = p.ferry(args);
         assert_eq!(o.code, 2, "{args:?}: {o:?}");
         assert!(
@@ -381,15 +403,7 @@ fn a_rejected_version_stays_rejected() {
     assert_eq!(r["registered"], serde_json::Value::Null);
 
     // Asked for explicitly, it rolls out.
-    let o = p.ferry(&[
-        "deploy",
-        "m",
-        "--version",
-        "2",
-        "--allow-rejected",
-        "--interval",
-        "1h",
-    ]);
+    let o = p.ferry(&["deploy", "m/2", "--allow-rejected", "--interval", "1h"]);
     assert_eq!(o.code, 0, "{o:?}");
     drop(gw);
 }

@@ -7,6 +7,7 @@ mod support;
 
 mod checks;
 mod cli;
+mod consistency;
 mod deploy;
 mod example;
 mod hardening;

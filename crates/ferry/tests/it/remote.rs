@@ -192,7 +192,7 @@ fn a_pipeline_recorded_on_a_server() {
     // Gates compare with the server's production model.
     let o = p.ferry(&["models", "alias", "m/1", "production", "--server", &srv.url]);
     assert_eq!(o.code, 0, "{o:?}");
-    assert!(o.stderr.contains("set m@production -> 1"), "{o:?}");
+    assert!(o.stderr.contains("production: m/1 (new)"), "{o:?}");
     p.write("acc.txt", "0.92\n");
     let o = p.ferry(&["run", "--server", &srv.url]);
     assert_eq!(o.code, 3, "{o:?}");
@@ -506,6 +506,16 @@ fn runs_recorded_on_a_server_show_their_stages_status_and_logs() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&o.stdout).contains(&run_id[..8]));
+    // Nothing to do the second time: a no-op, as the server keeps it.
+    let (code, again) = p.run_json(&["--server", &srv.url]);
+    assert_eq!(code, 0, "{again}");
+    assert_eq!(again["noop"], true, "{again}");
+    let o = nowhere.ferry(&["runs", "list", "--server", &srv.url, "--json"]);
+    let list: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    assert_eq!(list[0]["noop"], true, "{list}");
+    assert_eq!(list[1]["noop"], false, "{list}");
+    let o = nowhere.ferry(&["runs", "list", "--server", &srv.url]);
+    assert!(o.stdout.contains("\n… 1 no-op run (latest "), "{o:?}");
 }
 
 #[test]
