@@ -79,6 +79,9 @@ def run_block(shell, block, where, ports):
             continue  # what runs this very test
         background = command.text.endswith("&") and not command.text.endswith("&&")
         code, out = shell.run(readme.rewrite(command.text, ports), COMMAND_TIMEOUT)
+        # Output shows the README's ports, not the free ones used.
+        for old, new in ports.items():
+            out = [line.replace(f":{new}", f":{old}") for line in out]
         if background:
             time.sleep(1.0)  # as a person would before the next command
         if block.lang == "sh" and code != 0 and not background:
