@@ -1,3 +1,5 @@
+//! The cache crate's one error type: each variant names the path or object it is about.
+
 use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]

@@ -1,3 +1,5 @@
+//! The ONNX engine's one error type: loading, refused operators and bad inputs, each naming its place.
+
 use std::path::PathBuf;
 
 use crate::tensor::DType;

@@ -1,3 +1,5 @@
+//! Why a statistical function refused its input.
+
 /// Why a statistical function refused its input.
 ///
 /// Every variant names the argument (and the element, as `observed[3]` or

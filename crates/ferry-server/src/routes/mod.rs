@@ -1,3 +1,5 @@
+//! The MLflow REST routes, one module per part of the API.
+
 pub mod artifacts;
 pub mod experiments;
 pub mod models;

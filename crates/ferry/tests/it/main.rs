@@ -14,3 +14,4 @@ mod hardening;
 mod misbehaving;
 mod remote;
 mod slow_clients;
+mod tidy;

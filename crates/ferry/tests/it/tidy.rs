@@ -1,0 +1,252 @@
+//! Tidy checks: what ARCHITECTURE.md says about the crates that a machine
+//! can check (the diagram, where heavy dependencies and process spawns may
+//! be, no sqlx type in the metadata crate's API, a `//!` line per file).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Every crate of the workspace: its name and folder.
+fn crates() -> BTreeMap<String, PathBuf> {
+    let mut out = BTreeMap::new();
+    for entry in std::fs::read_dir(root().join("crates")).unwrap().flatten() {
+        let manifest = entry.path().join("Cargo.toml");
+        if manifest.exists() {
+            out.insert(
+                entry.file_name().to_string_lossy().into_owned(),
+                entry.path(),
+            );
+        }
+    }
+    out
+}
+
+/// The names in a manifest's `[dependencies]` (and target-specific
+/// dependencies), not dev- or build-dependencies.
+fn dependencies(manifest: &Path) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let mut inside = false;
+    for line in read(manifest).lines() {
+        let line = line.trim();
+        if line.starts_with('[') {
+            inside = line == "[dependencies]"
+                || (line.starts_with("[target.") && line.ends_with(".dependencies]"));
+            continue;
+        }
+        if !inside || line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let key = line.split(['=', ' ', '.']).next().unwrap_or_default();
+        if !key.is_empty() {
+            out.insert(key.to_owned());
+        }
+    }
+    out
+}
+
+/// ARCHITECTURE.md's rows of the table that follows `marker`: each cell's
+/// backticked words.
+fn table_after(marker: &str) -> Vec<Vec<Vec<String>>> {
+    let page = read(&root().join("ARCHITECTURE.md"));
+    let start = page
+        .find(marker)
+        .unwrap_or_else(|| panic!("ARCHITECTURE.md lost `{marker}`"));
+    let mut rows = Vec::new();
+    let mut seen_table = false;
+    for line in page[start..].lines().skip(1) {
+        let line = line.trim();
+        if !line.starts_with('|') {
+            if seen_table {
+                break;
+            }
+            continue;
+        }
+        seen_table = true;
+        if line.contains("---") {
+            continue;
+        }
+        let cells: Vec<Vec<String>> = line
+            .trim_matches('|')
+            .split('|')
+            .map(|cell| {
+                cell.split('`')
+                    .skip(1)
+                    .step_by(2)
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .collect();
+        if cells.iter().any(|c| !c.is_empty()) {
+            rows.push(cells);
+        }
+    }
+    assert!(
+        !rows.is_empty(),
+        "no table after `{marker}` in ARCHITECTURE.md"
+    );
+    rows
+}
+
+fn matches(pattern: &str, name: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => name.starts_with(prefix),
+        None => pattern == name,
+    }
+}
+
+#[test]
+fn the_diagram_names_every_crate_and_only_real_dependencies() {
+    let page = read(&root().join("ARCHITECTURE.md"));
+    let start = page
+        .find("```mermaid")
+        .expect("ARCHITECTURE.md has a mermaid diagram");
+    let diagram = &page[start..start + page[start..].find("\n```\n").expect("closed")];
+    // Nodes: `id[ferry-x]`; edges: `a --> b` (a depends on b).
+    let mut nodes = BTreeMap::new();
+    let mut edges = Vec::new();
+    for line in diagram.lines() {
+        for part in line.split("-->") {
+            let part = part.trim();
+            if let Some((id, rest)) = part.split_once('[') {
+                nodes.insert(id.trim().to_owned(), rest.trim_end_matches(']').to_owned());
+            }
+        }
+        let ids: Vec<String> = line
+            .split("-->")
+            .map(|p| {
+                p.trim()
+                    .split('[')
+                    .next()
+                    .unwrap_or_default()
+                    .trim()
+                    .to_owned()
+            })
+            .collect();
+        for pair in ids.windows(2) {
+            edges.push((pair[0].clone(), pair[1].clone()));
+        }
+    }
+    let crates = crates();
+    let drawn: BTreeSet<&String> = nodes.values().collect();
+    let missing: Vec<&String> = crates.keys().filter(|c| !drawn.contains(c)).collect();
+    assert!(
+        missing.is_empty(),
+        "ARCHITECTURE.md's diagram lacks {missing:?}"
+    );
+    let mut wrong = Vec::new();
+    for (from, to) in &edges {
+        let (Some(a), Some(b)) = (nodes.get(from), nodes.get(to)) else {
+            wrong.push(format!("{from} --> {to}: an id without a [crate] label"));
+            continue;
+        };
+        let Some(dir) = crates.get(a) else {
+            wrong.push(format!("{a} is no crate"));
+            continue;
+        };
+        if !dependencies(&dir.join("Cargo.toml")).contains(b) {
+            wrong.push(format!("{a} --> {b}: {a} does not depend on {b}"));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "ARCHITECTURE.md's diagram is wrong:\n{}",
+        wrong.join("\n")
+    );
+}
+
+#[test]
+fn heavy_dependencies_stay_in_the_crates_the_page_names() {
+    let rows = table_after("Heavy dependencies stay in leaves");
+    let crates = crates();
+    let mut wrong = Vec::new();
+    for row in &rows {
+        let [deps, allowed] = &row[..] else {
+            panic!("a heavy-dependency row has two cells: {row:?}")
+        };
+        for pattern in deps {
+            let mut used = false;
+            for (name, dir) in &crates {
+                for dep in dependencies(&dir.join("Cargo.toml")) {
+                    if matches(pattern, &dep) {
+                        used = true;
+                        if !allowed.contains(name) {
+                            wrong.push(format!(
+                                "{name} depends on {dep}, which only {allowed:?} may"
+                            ));
+                        }
+                    }
+                }
+            }
+            assert!(used, "no crate depends on `{pattern}`: drop its row");
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// Every `.rs` file under `crates/*/src`.
+fn sources() -> Vec<PathBuf> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for dir in crates().values() {
+        for sub in ["src", "tests", "benches"] {
+            if dir.join(sub).is_dir() {
+                walk(&dir.join(sub), &mut out);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn relative(path: &Path) -> String {
+    let root = root().canonicalize().unwrap();
+    let path = path.canonicalize().unwrap();
+    path.strip_prefix(&root).unwrap().display().to_string()
+}
+
+#[test]
+fn processes_start_only_in_the_files_the_page_lists() {
+    let listed: BTreeSet<String> = table_after("Processes are started (`Command::new`)")
+        .into_iter()
+        .filter_map(|row| row.first().and_then(|c| c.first()).cloned())
+        .collect();
+    let spawning: BTreeSet<String> = sources()
+        .iter()
+        .filter(|p| p.components().any(|c| c.as_os_str() == "src"))
+        .filter(|p| read(p).contains("Command::new"))
+        .map(|p| relative(p))
+        .collect();
+    assert_eq!(
+        spawning, listed,
+        "files that start processes vs ARCHITECTURE.md's list"
+    );
+}
+
+#[test]
+fn every_source_file_opens_with_what_it_is() {
+    let bare: Vec<String> = sources()
+        .iter()
+        .filter(|p| !read(p).starts_with("//!"))
+        .map(|p| relative(p))
+        .collect();
+    assert!(
+        bare.is_empty(),
+        "files without a `//!` first line: {bare:?}"
+    );
+}
