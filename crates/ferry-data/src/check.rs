@@ -68,6 +68,41 @@ impl CheckReport {
     }
 }
 
+impl ExpectationResult {
+    /// The observed value in words: shares as percentages (row rules,
+    /// `max_null_share`, `distinct_share`), numbers without float noise.
+    pub fn observed_text(&self) -> String {
+        let share = self.unexpected_share.is_some()
+            || matches!(self.rule, "max_null_share" | "distinct_share");
+        match &self.observed {
+            Value::Number(n) => match n.as_f64() {
+                Some(v) if share => crate::show::share(v),
+                Some(v) => trim((v * 1e6).round() / 1e6),
+                None => n.to_string(),
+            },
+            Value::String(s) => s.clone(),
+            Value::Array(a) => a
+                .iter()
+                .map(|v| match v {
+                    Value::String(s) => s.clone(),
+                    v => v.to_string(),
+                })
+                .collect::<Vec<_>>()
+                .join(", "),
+            other => other.to_string(),
+        }
+    }
+
+    /// The failing rows in words: `1 row (0.67%)`.
+    pub fn failing_text(&self) -> Option<String> {
+        let c = self.unexpected_count?;
+        Some(match self.unexpected_share {
+            Some(s) => crate::show::rows_share(c, s),
+            None => crate::show::rows(c),
+        })
+    }
+}
+
 #[derive(Default)]
 struct RowTally {
     considered: u64,
@@ -133,13 +168,15 @@ fn within(v: f64, (lo, hi): Bounds) -> bool {
 
 fn describe(rule: &Rule) -> String {
     fn b((lo, hi): Bounds, ts: bool) -> String {
-        let f = |v: f64| {
+        bounds((lo, hi), |v: f64| {
             if ts {
                 crate::time::format_micros(v as i64)
             } else {
                 trim(v)
             }
-        };
+        })
+    }
+    fn bounds((lo, hi): Bounds, f: impl Fn(f64) -> String) -> String {
         match (lo, hi) {
             (Some(a), Some(b)) => format!("between {} and {}", f(a), f(b)),
             (Some(a), None) => format!("at least {}", f(a)),
@@ -147,8 +184,9 @@ fn describe(rule: &Rule) -> String {
             (None, None) => "anything".into(),
         }
     }
+    let share = crate::show::share;
     let mostly = if rule.mostly < 1.0 {
-        format!(" for at least {} of rows", trim(rule.mostly))
+        format!(" for at least {} of rows", share(rule.mostly))
     } else {
         String::new()
     };
@@ -167,7 +205,7 @@ fn describe(rule: &Rule) -> String {
         Kind::RowCount(x) => format!("row count {}", b(*x, false)),
         Kind::Type(t) => format!("type {}", t.name()),
         Kind::NotNull => "no missing values".into(),
-        Kind::MaxNullShare(s) => format!("missing share at most {}", trim(*s)),
+        Kind::MaxNullShare(s) => format!("missing share at most {}", share(*s)),
         Kind::Between {
             bounds,
             strict_min,
@@ -185,7 +223,7 @@ fn describe(rule: &Rule) -> String {
         Kind::InSet(s) => format!("values in {}", Value::Array(s.listed.clone())),
         Kind::NotInSet(s) => format!("values not in {}", Value::Array(s.listed.clone())),
         Kind::Unique => "unique values".into(),
-        Kind::DistinctShare(x) => format!("distinct share {}", b(*x, false)),
+        Kind::DistinctShare(x) => format!("distinct share {}", bounds(*x, share)),
         Kind::Distinct(x) => format!("distinct count {}", b(*x, false)),
         Kind::Length(x) => format!("length {}", b(*x, false)),
         Kind::Regex(r) => format!("matches /{}/", r.as_str()),

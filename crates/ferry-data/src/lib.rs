@@ -12,6 +12,7 @@ pub mod column;
 pub mod drift;
 pub mod profile;
 pub mod report;
+pub mod show;
 pub mod sketch;
 pub mod source;
 pub mod suite;

@@ -67,9 +67,9 @@ pub fn check_html(r: &CheckReport) -> String {
         )
     };
     b.push_str(&format!(
-        "<h1>Data check: {} {verdict}</h1><div class=\"sub\">{} rows · {} expectations · files: {}</div>",
+        "<h1>Data check: {} {verdict}</h1><div class=\"sub\">{} · {} expectations · files: {}</div>",
         esc(&r.source),
-        r.rows,
+        crate::show::rows(r.rows),
         r.expectations,
         esc(&r.files.join(", "))
     ));
@@ -77,11 +77,7 @@ pub fn check_html(r: &CheckReport) -> String {
     let mut results: Vec<_> = r.results.iter().collect();
     results.sort_by_key(|x| x.success);
     for x in results {
-        let failing = match (x.unexpected_count, x.unexpected_share) {
-            (Some(c), Some(s)) => format!("{c} ({})", fmt_num(s)),
-            (Some(c), None) => c.to_string(),
-            _ => String::new(),
-        };
+        let failing = x.failing_text().unwrap_or_default();
         let mut detail = String::new();
         if !x.sample.is_empty() {
             let rows: Vec<String> = x
@@ -96,8 +92,8 @@ pub fn check_html(r: &CheckReport) -> String {
                 })
                 .collect();
             detail.push_str(&format!(
-                "<details><summary>{} failing rows (first {})</summary><table><tr><th class=\"num\">row</th><th>value</th></tr>{}</table></details>",
-                x.unexpected_count.unwrap_or(0),
+                "<details><summary>{} failing (first {})</summary><table><tr><th class=\"num\">row</th><th>value</th></tr>{}</table></details>",
+                crate::show::rows(x.unexpected_count.unwrap_or(0)),
                 x.sample.len(),
                 rows.join("")
             ));
@@ -120,7 +116,7 @@ pub fn check_html(r: &CheckReport) -> String {
             "<tr><td><code>{}</code>{detail}</td><td>{}</td><td>{}</td><td class=\"num\">{failing}</td><td>{}</td></tr>",
             esc(&x.id),
             esc(&x.expected),
-            esc(&json_text(&x.observed)),
+            esc(&x.observed_text()),
             if x.success { "<span class=\"badge ok\">pass</span>" } else { "<span class=\"badge bad\">fail</span>" }
         ));
     }
@@ -210,15 +206,15 @@ pub fn drift_html(r: &DriftReport) -> String {
         "<span class=\"badge ok\">no dataset drift</span>"
     };
     b.push_str(&format!(
-        "<h1>Drift: {} vs {} {verdict}</h1><div class=\"sub\">{} of {} columns drifted ({}; the dataset drifts at {}) · reference {} rows · current {} rows</div>",
+        "<h1>Drift: {} vs {} {verdict}</h1><div class=\"sub\">{} of {} columns drifted ({}; the dataset drifts at {}) · current {} · reference {}</div>",
         esc(&r.current),
         esc(&r.reference),
         r.drifted,
         r.columns.len(),
-        fmt_num(r.drifted_share),
-        fmt_num(r.drift_share_threshold),
-        r.reference_rows,
-        r.current_rows
+        crate::show::share(r.drifted_share),
+        crate::show::share(r.drift_share_threshold),
+        crate::show::rows(r.current_rows),
+        crate::show::rows(r.reference_rows)
     ));
     b.push_str(&format!(
         "<div class=\"legend\"><span style=\"background:{REF}\"></span>reference<span style=\"background:{CUR}\"></span>current</div>"

@@ -99,8 +99,8 @@ fn run_inner(root: &Path, check: &Check, lines: &mut Vec<String>) -> Result<(), 
                 })
                 .collect();
             lines.push(format!(
-                "data check {data} against {expect}: {} rows, {} expectations, {}",
-                r.rows,
+                "data check {data} against {expect}: {}, {} expectations, {}",
+                ferry_data::show::rows(r.rows),
                 r.expectations,
                 if r.passed {
                     "all hold".to_owned()
@@ -110,9 +110,9 @@ fn run_inner(root: &Path, check: &Check, lines: &mut Vec<String>) -> Result<(), 
             ));
             for x in r.results.iter().filter(|x| !x.success) {
                 let mut l = format!("  FAIL {}: expected {}", x.id, x.expected);
-                match x.unexpected_count {
-                    Some(c) => l.push_str(&format!("; {c} rows")),
-                    None => l.push_str(&format!("; observed {}", x.observed)),
+                match x.failing_text() {
+                    Some(failing) => l.push_str(&format!("; {failing}")),
+                    None => l.push_str(&format!("; observed {}", x.observed_text())),
                 }
                 if let Some(f) = x.sample.first() {
                     l.push_str(&format!(", e.g. row {} = {}", f.row, f.value));
@@ -150,11 +150,11 @@ fn run_inner(root: &Path, check: &Check, lines: &mut Vec<String>) -> Result<(), 
             r.reference = reference.clone();
             r.current = current.clone();
             lines.push(format!(
-                "drift {current} vs {reference}: {} of {} columns drifted ({:.2}; dataset drift at {}): {}",
+                "drift {current} vs {reference}: {} of {} columns drifted ({}; dataset drift at {}): {}",
                 r.drifted,
                 r.columns.len(),
-                r.drifted_share,
-                r.drift_share_threshold,
+                ferry_data::show::share(r.drifted_share),
+                ferry_data::show::share(r.drift_share_threshold),
                 if r.dataset_drift { "DATASET DRIFT" } else { "no dataset drift" }
             ));
             for c in r.columns.iter().filter(|c| c.drifted) {

@@ -294,9 +294,9 @@ fn print_check(s: &Style, r: &ferry_data::CheckReport, took: std::time::Duration
         s.red(&format!("{} FAILED", r.failed))
     };
     out.push_str(&format!(
-        "data check: {} ({} rows, {} expectations, {:.2} s): {verdict}\n",
+        "data check: {} ({}, {} expectations, {:.2} s): {verdict}\n",
         r.source,
-        r.rows,
+        ferry_data::show::rows(r.rows),
         r.expectations,
         took.as_secs_f64()
     ));
@@ -307,9 +307,9 @@ fn print_check(s: &Style, r: &ferry_data::CheckReport, took: std::time::Duration
             s.bold(&x.id),
             x.expected
         );
-        match (x.unexpected_count, x.unexpected_share) {
-            (Some(c), Some(sh)) => line.push_str(&format!("; {c} rows ({:.4}%)", sh * 100.0)),
-            _ => line.push_str(&format!("; observed {}", short(&x.observed))),
+        match x.failing_text() {
+            Some(failing) => line.push_str(&format!("; {failing}")),
+            None => line.push_str(&format!("; observed {}", x.observed_text())),
         }
         if let Some(f) = x.sample.first() {
             line.push_str(&format!(", e.g. row {} = {}", f.row, short(&f.value)));
@@ -350,16 +350,16 @@ fn print_drift(s: &Style, r: &ferry_data::DriftReport, took: std::time::Duration
         s.green("no dataset drift")
     };
     out.push_str(&format!(
-        "drift: {} vs {} ({} / {} rows, {:.2} s): {} of {} columns drifted ({:.2}, threshold {}): {verdict}\n",
+        "drift: {} vs {} ({} / {} rows, {:.2} s): {} of {} columns drifted ({}, threshold {}): {verdict}\n",
         r.current,
         r.reference,
-        r.current_rows,
-        r.reference_rows,
+        ferry_data::show::count(r.current_rows),
+        ferry_data::show::count(r.reference_rows),
         took.as_secs_f64(),
         r.drifted,
         r.columns.len(),
-        r.drifted_share,
-        r.drift_share_threshold
+        ferry_data::show::share(r.drifted_share),
+        ferry_data::show::share(r.drift_share_threshold)
     ));
     let width = r
         .columns

@@ -97,6 +97,12 @@ fn every_injected_defect_is_found_with_its_exact_count() {
         vec![10, 20, 30]
     );
     assert_eq!(b.sample[0].value, serde_json::json!(250.0));
+    assert_eq!(b.failing_text().as_deref(), Some("3 rows (0.3%)"));
+    assert_eq!(
+        get("price.max_null_share").expected,
+        "missing share at most 1%"
+    );
+    assert_eq!(get("price.max_null_share").observed_text(), "0.2%");
     let n = get("price.not_null");
     assert_eq!((n.success, n.unexpected_count), (false, Some(2)));
     assert_eq!(

@@ -92,7 +92,7 @@ fn a_good_batch_passes_and_a_bad_one_stops_the_run_naming_every_problem() {
     let o = p.ferry(&["run"]);
     assert_eq!(o.code, 3, "{o:?}");
     for want in [
-        "FAIL price.between: expected values between 0 and 100; 2 rows, e.g. row 5 = 250",
+        "FAIL price.between: expected values between 0 and 100; 2 rows (0.67%), e.g. row 5 = 250",
         "FAIL kind.in_set",
         "check `validate` failed: see reports/validate.json",
     ] {
