@@ -10,6 +10,7 @@
 pub mod check;
 pub mod column;
 pub mod drift;
+pub mod locate;
 pub mod profile;
 pub mod report;
 pub mod show;

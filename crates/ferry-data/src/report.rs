@@ -85,14 +85,14 @@ pub fn check_html(r: &CheckReport) -> String {
                 .iter()
                 .map(|f| {
                     format!(
-                        "<tr><td class=\"num\">{}</td><td><code>{}</code></td></tr>",
-                        f.row,
+                        "<tr><td>{}</td><td><code>{}</code></td></tr>",
+                        esc(&r.place(f)),
                         esc(&json_text(&f.value))
                     )
                 })
                 .collect();
             detail.push_str(&format!(
-                "<details><summary>{} failing (first {})</summary><table><tr><th class=\"num\">row</th><th>value</th></tr>{}</table></details>",
+                "<details><summary>{} failing (first {})</summary><table><tr><th>where</th><th>value</th></tr>{}</table></details>",
                 crate::show::rows(x.unexpected_count.unwrap_or(0)),
                 x.sample.len(),
                 rows.join("")

@@ -89,15 +89,7 @@ fn run_inner(root: &Path, check: &Check, lines: &mut Vec<String>) -> Result<(), 
             let t = ferry_data::Table::open(&spec).map_err(|e| e.to_string())?;
             let mut r = ferry_data::check(&t, &suite).map_err(|e| e.to_string())?;
             r.source = data.clone();
-            r.files = r
-                .files
-                .iter()
-                .map(|f| {
-                    Path::new(f)
-                        .strip_prefix(root)
-                        .map_or_else(|_| f.clone(), |p| p.display().to_string())
-                })
-                .collect();
+            r.relative_to(root);
             lines.push(format!(
                 "data check {data} against {expect}: {}, {} expectations, {}",
                 ferry_data::show::rows(r.rows),
@@ -115,7 +107,7 @@ fn run_inner(root: &Path, check: &Check, lines: &mut Vec<String>) -> Result<(), 
                     None => l.push_str(&format!("; observed {}", x.observed_text())),
                 }
                 if let Some(f) = x.sample.first() {
-                    l.push_str(&format!(", e.g. row {} = {}", f.row, f.value));
+                    l.push_str(&format!(", e.g. {} = {}", r.place(f), f.value_text()));
                 }
                 lines.push(l);
             }

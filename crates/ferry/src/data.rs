@@ -176,6 +176,7 @@ pub fn check(style: &Style, cwd: &Path, cmd: CheckCommand) -> Result<u8> {
             let started = std::time::Instant::now();
             let mut report = ferry_data::check(&t, &suite)?;
             report.source = table.clone();
+            report.relative_to(cwd);
             if let Some(h) = &html {
                 write_html(&cwd.join(h), &ferry_data::report::check_html(&report))?;
             }
@@ -275,16 +276,6 @@ pub fn check(style: &Style, cwd: &Path, cmd: CheckCommand) -> Result<u8> {
     }
 }
 
-fn short(v: &serde_json::Value) -> String {
-    match v {
-        serde_json::Value::Number(n) => n
-            .as_f64()
-            .map_or_else(|| n.to_string(), |f| format!("{}", (f * 1e6).round() / 1e6)),
-        serde_json::Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
 /// The terminal summary (stderr when stdout carries JSON).
 fn print_check(s: &Style, r: &ferry_data::CheckReport, took: std::time::Duration, json: bool) {
     let mut out = String::new();
@@ -312,7 +303,7 @@ fn print_check(s: &Style, r: &ferry_data::CheckReport, took: std::time::Duration
             None => line.push_str(&format!("; observed {}", x.observed_text())),
         }
         if let Some(f) = x.sample.first() {
-            line.push_str(&format!(", e.g. row {} = {}", f.row, short(&f.value)));
+            line.push_str(&format!(", e.g. {} = {}", r.place(f), f.value_text()));
         }
         if !x.unexpected_values.is_empty() {
             let v: Vec<String> = x

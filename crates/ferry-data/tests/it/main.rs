@@ -73,7 +73,8 @@ fn every_injected_defect_is_found_with_its_exact_count() {
     let csv = d.path().join("t.csv");
     write_csv(&csv);
     let suite = Suite::parse("suite.yaml", SUITE).unwrap();
-    let r = check(&open(&csv), &suite).unwrap();
+    let mut r = check(&open(&csv), &suite).unwrap();
+    r.relative_to(d.path());
     assert_eq!(r.rows, 1000);
     let get = |id: &str| r.get(id).unwrap_or_else(|| panic!("no result {id}"));
     assert!(get("table.columns").success);
@@ -97,6 +98,12 @@ fn every_injected_defect_is_found_with_its_exact_count() {
         vec![10, 20, 30]
     );
     assert_eq!(b.sample[0].value, serde_json::json!(250.0));
+    // Row 10 is the file's line 12 (the header is line 1), and says so.
+    assert_eq!(
+        (b.sample[0].file.as_deref(), b.sample[0].line),
+        (Some("t.csv"), Some(12))
+    );
+    assert_eq!(r.place(&b.sample[0]), "line 12");
     assert_eq!(b.failing_text().as_deref(), Some("3 rows (0.3%)"));
     assert_eq!(
         get("price.max_null_share").expected,
@@ -129,7 +136,6 @@ fn every_injected_defect_is_found_with_its_exact_count() {
     // The JSON shape, pinned.
     let mut v = serde_json::to_value(&r).unwrap();
     v["source"] = "t.csv".into();
-    v["files"] = serde_json::json!(["t.csv"]);
     insta::assert_json_snapshot!("check_report", v);
 }
 
@@ -219,11 +225,83 @@ fn folders_and_globs_read_every_file_with_global_row_numbers() {
         format!("{}/*.csv", dir.display()),
     ] {
         let t = Table::open(&TableSpec::new(path)).unwrap();
-        let r = check(&t, &suite).unwrap();
+        let mut r = check(&t, &suite).unwrap();
+        r.relative_to(d.path());
         assert_eq!(r.rows, 4);
         assert_eq!(r.files.len(), 2);
-        assert_eq!(r.results[0].sample[0].row, 3);
+        // Row 3 of the table is b.csv's second row, on its line 3.
+        let f = &r.results[0].sample[0];
+        assert_eq!(f.row, 3);
+        assert_eq!(
+            (f.file.as_deref(), f.line),
+            (Some("batches/b.csv"), Some(3))
+        );
+        assert_eq!(r.place(f), "batches/b.csv:3");
     }
+}
+
+/// A failing row is placed on its file's own line, whatever comes before
+/// it: blank lines, a quoted field spanning lines, rows of other files; in
+/// Parquet, where there are no lines, by its 1-based row.
+#[test]
+fn failing_rows_are_placed_on_their_own_lines() {
+    let d = tmp();
+    let suite = Suite::parse("s.yaml", "columns:\n  x: {between: {min: 0, max: 10}}\n").unwrap();
+    // Lines: 1 header, 2 a row, 3 blank, 4-5 one row (a quoted note over
+    // two lines), 6 blank, 7 the failing row.
+    let csv = d.path().join("t.csv");
+    std::fs::write(&csv, "x,note\n1,a\n\n2,\"two\nlines\"\n\n99,b\n").unwrap();
+    let r = check(&open(&csv), &suite).unwrap();
+    let f = &r.results[0].sample[0];
+    assert_eq!((f.row, f.line), (2, Some(7)), "{f:?}");
+    assert_eq!(r.place(f), "line 7");
+    let json = serde_json::to_value(f).unwrap();
+    assert_eq!(json["row"], 2);
+    assert_eq!(json["line"], 7);
+    assert!(json["file"].as_str().unwrap().ends_with("t.csv"), "{json}");
+    // Without a header, line 1 is the first row.
+    let bare = d.path().join("bare.csv");
+    std::fs::write(&bare, "1\n99\n").unwrap();
+    let mut spec = TableSpec::new(bare.to_string_lossy());
+    spec.csv.header = false;
+    let t = Table::open(&spec).unwrap();
+    let s = Suite::parse(
+        "s.yaml",
+        "columns:\n  column_1: {between: {min: 0, max: 10}}\n",
+    )
+    .unwrap();
+    let r = check(&t, &s).unwrap();
+    assert_eq!(r.place(&r.results[0].sample[0]), "line 2");
+    // JSON lines: blank lines skipped.
+    let jl = d.path().join("t.jsonl");
+    std::fs::write(&jl, "{\"x\": 1}\n\n{\"x\": 2}\n{\"x\": 99}\n").unwrap();
+    let r = check(&open(&jl), &suite).unwrap();
+    assert_eq!(r.place(&r.results[0].sample[0]), "line 4");
+    // Parquet: the 1-based row, in its file when there are several.
+    let t = open(&csv);
+    let dir = d.path().join("pq");
+    std::fs::create_dir(&dir).unwrap();
+    for name in ["a.parquet", "b.parquet"] {
+        let f = std::fs::File::create(dir.join(name)).unwrap();
+        let mut w = parquet::arrow::ArrowWriter::try_new(f, t.schema.clone(), None).unwrap();
+        for b in t.batches() {
+            w.write(&b.unwrap().1).unwrap();
+        }
+        w.close().unwrap();
+    }
+    let r = check(&open(&dir.join("a.parquet")), &suite).unwrap();
+    let f = &r.results[0].sample[0];
+    assert_eq!((f.row, f.line), (2, None));
+    assert_eq!(r.place(f), "row 3");
+    let mut r = check(&open(&dir), &suite).unwrap();
+    r.relative_to(d.path());
+    let places: Vec<String> = r.results[0].sample.iter().map(|f| r.place(f)).collect();
+    assert_eq!(places, ["pq/a.parquet row 3", "pq/b.parquet row 3"]);
+    assert_eq!(r.results[0].sample[1].row, 5);
+    // The HTML report says the same.
+    let html = ferry_data::report::check_html(&r);
+    assert!(html.contains("<td>pq/b.parquet row 3</td>"), "{html}");
+    assert!(html.contains("2 rows (33.33%)"), "{html}");
 }
 
 #[test]

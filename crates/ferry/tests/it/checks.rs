@@ -92,7 +92,8 @@ fn a_good_batch_passes_and_a_bad_one_stops_the_run_naming_every_problem() {
     let o = p.ferry(&["run"]);
     assert_eq!(o.code, 3, "{o:?}");
     for want in [
-        "FAIL price.between: expected values between 0 and 100; 2 rows (0.67%), e.g. row 5 = 250",
+        // Data row 5 is the file's line 7 (the header is line 1).
+        "FAIL price.between: expected values between 0 and 100; 2 rows (0.67%), e.g. line 7 = 250",
         "FAIL kind.in_set",
         "check `validate` failed: see reports/validate.json",
     ] {
@@ -396,4 +397,62 @@ fn a_csv_with_another_separator_gets_a_delimiter_hint() {
     ]);
     assert_eq!(o.code, 0, "{o:?}");
     assert!(!o.stderr.contains("hint:"), "{o:?}");
+}
+
+/// `ferry check data` names failing rows by their file's own line
+/// (`file:line` when the table has several files) and gives shares as
+/// percentages, in the text, the JSON and the HTML report.
+#[test]
+fn check_data_output_says_where_and_how_many() {
+    let p = project();
+    p.write("data/bad.csv", &table(150, &[5]));
+    let filters = vec![(r"\d+\.\d\d s\)", "[secs] s)")];
+    let o = p.ferry(&[
+        "check",
+        "data",
+        "data/bad.csv",
+        "--expect",
+        "expectations.yaml",
+    ]);
+    assert_eq!(o.code, 3, "{o:?}");
+    insta::with_settings!({filters => filters.clone()}, {
+        insta::assert_snapshot!("check_data_text", o.stdout);
+    });
+    let o = p.ferry(&[
+        "check",
+        "data",
+        "data/bad.csv",
+        "--expect",
+        "expectations.yaml",
+        "--json",
+        "--html",
+        "r.html",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    let between = v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == "price.between")
+        .unwrap();
+    insta::assert_json_snapshot!("check_data_json_sample", between["sample"]);
+    assert_eq!(v["files"], serde_json::json!(["data/bad.csv"]));
+    let html = p.read("r.html");
+    assert!(html.contains("<td>line 7</td>"), "{html}");
+    assert!(html.contains("1 row (0.67%)"), "{html}");
+    // A folder of files: the file and its line.
+    p.write("data/parts/a.csv", &table(3, &[]));
+    p.write("data/parts/b.csv", &table(3, &[1]));
+    let o = p.ferry(&[
+        "check",
+        "data",
+        "data/parts",
+        "--expect",
+        "expectations.yaml",
+    ]);
+    assert!(
+        o.stdout
+            .contains("1 row (16.67%), e.g. data/parts/b.csv:3 = 250"),
+        "{o:?}"
+    );
 }

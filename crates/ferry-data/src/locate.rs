@@ -1,0 +1,206 @@
+//! Where a row is in its file. The checks count rows (0-based, across the
+//! files of a table) and never look at lines on the hot path; the few rows
+//! a report shows are placed afterwards by reading the files again, up to
+//! the last row asked for, with the same rules as arrow's readers: a CSV
+//! record starts on the line after the previous one ends, blank lines
+//! between records are skipped and a quoted field may span lines; a JSON
+//! lines row is one top-level value, blank lines skipped.
+
+use crate::source::CsvOptions;
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+
+/// The 1-based line each record in `records` starts on (0-based record
+/// indices in the file, a header being record 0; ascending). Records past
+/// the end get no line.
+pub fn csv_record_lines(
+    path: &Path,
+    opts: &CsvOptions,
+    records: &[u64],
+) -> std::io::Result<Vec<Option<u64>>> {
+    let mut out = vec![None; records.len()];
+    let Some(&last) = records.last() else {
+        return Ok(out);
+    };
+    let mut next = 0;
+    csv_records(path, opts, |record, line, _| {
+        while next < records.len() && records[next] == record {
+            out[next] = Some(line);
+            next += 1;
+        }
+        record < last
+    })?;
+    Ok(out)
+}
+
+/// Reads a CSV file's records as arrow does (csv_core with the same
+/// options), calling `each(record index, line it starts on, fields)` until
+/// it returns false or the file ends.
+fn csv_records(
+    path: &Path,
+    opts: &CsvOptions,
+    mut each: impl FnMut(u64, u64, usize) -> bool,
+) -> std::io::Result<()> {
+    let mut b = csv_core::ReaderBuilder::new();
+    b.delimiter(opts.delimiter)
+        .quote(opts.quote)
+        .escape(opts.escape);
+    let mut rdr = b.build();
+    let mut file = BufReader::with_capacity(1 << 16, File::open(path)?);
+    // The field bytes are not needed: scratch space, overwritten.
+    let mut scratch = vec![0u8; 1 << 14];
+    let mut ends = vec![0usize; 1 << 10];
+    let (mut line, mut record, mut fields) = (1u64, 0u64, 0usize);
+    let (mut between, mut start) = (true, 1u64);
+    loop {
+        let buf = file.fill_buf()?;
+        if buf.is_empty() {
+            // The end: a last record without a line terminator.
+            if !between {
+                let (res, _, _, n) = rdr.read_record(&[], &mut scratch, &mut ends);
+                if res == csv_core::ReadRecordResult::Record {
+                    each(record, start, fields + n);
+                }
+            }
+            return Ok(());
+        }
+        let mut pos = 0;
+        while pos < buf.len() {
+            if between {
+                // Blank lines between records, which csv_core skips too.
+                match buf[pos] {
+                    b'\n' => {
+                        line += 1;
+                        pos += 1;
+                        continue;
+                    }
+                    b'\r' => {
+                        pos += 1;
+                        continue;
+                    }
+                    _ => {
+                        between = false;
+                        start = line;
+                        fields = 0;
+                    }
+                }
+            }
+            let (res, nin, _, n) = rdr.read_record(&buf[pos..], &mut scratch, &mut ends);
+            line += buf[pos..pos + nin].iter().filter(|&&c| c == b'\n').count() as u64;
+            pos += nin;
+            fields += n;
+            match res {
+                csv_core::ReadRecordResult::Record => {
+                    between = true;
+                    if !each(record, start, fields) {
+                        return Ok(());
+                    }
+                    record += 1;
+                }
+                csv_core::ReadRecordResult::InputEmpty => break,
+                csv_core::ReadRecordResult::OutputFull
+                | csv_core::ReadRecordResult::OutputEndsFull => {}
+                csv_core::ReadRecordResult::End => return Ok(()),
+            }
+        }
+        file.consume(pos);
+    }
+}
+
+/// The 1-based line each row in `rows` (0-based, ascending) of a JSON
+/// lines file starts on: a row is a top-level value; whitespace and blank
+/// lines between values are skipped.
+pub fn json_row_lines(path: &Path, rows: &[u64]) -> std::io::Result<Vec<Option<u64>>> {
+    let mut out = vec![None; rows.len()];
+    let Some(&last) = rows.last() else {
+        return Ok(out);
+    };
+    let mut file = BufReader::with_capacity(1 << 16, File::open(path)?);
+    let (mut line, mut row, mut next) = (1u64, 0u64, 0usize);
+    let (mut depth, mut in_str, mut escaped, mut between) = (0usize, false, false, true);
+    loop {
+        let buf = file.fill_buf()?;
+        if buf.is_empty() {
+            break;
+        }
+        let n = buf.len();
+        for &c in buf {
+            if c == b'\n' {
+                line += 1;
+            }
+            if in_str {
+                if escaped {
+                    escaped = false;
+                } else if c == b'\\' {
+                    escaped = true;
+                } else if c == b'"' {
+                    in_str = false;
+                }
+                continue;
+            }
+            let space = matches!(c, b' ' | b'\t' | b'\n' | b'\r');
+            if depth == 0 {
+                if space {
+                    // A top-level scalar ends at whitespace.
+                    between = true;
+                    continue;
+                }
+                if between {
+                    between = false;
+                    while next < rows.len() && rows[next] == row {
+                        out[next] = Some(line);
+                        next += 1;
+                    }
+                    if row >= last {
+                        return Ok(out);
+                    }
+                    row += 1;
+                }
+            }
+            match c {
+                b'"' => in_str = true,
+                b'{' | b'[' => depth += 1,
+                b'}' | b']' => {
+                    depth = depth.saturating_sub(1);
+                    if depth == 0 {
+                        between = true;
+                    }
+                }
+                _ => {}
+            }
+        }
+        file.consume(n);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(text: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+        let d = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let p = d.path().join("t");
+        std::fs::write(&p, text).unwrap_or_else(|e| panic!("{e}"));
+        (d, p)
+    }
+
+    #[test]
+    fn csv_records_start_on_their_own_lines() {
+        // Header (1), a blank line, a field spanning two lines, CRLF, no
+        // terminator at the end.
+        let (_d, p) = file("a,b\n1,2\n\n3,\"x\ny\"\r\n4,5\r\n6,7");
+        let got = csv_record_lines(&p, &CsvOptions::default(), &[0, 1, 2, 3, 4, 9])
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(got, vec![Some(1), Some(2), Some(4), Some(6), Some(7), None]);
+    }
+
+    #[test]
+    fn json_rows_start_on_their_own_lines() {
+        let (_d, p) =
+            file("{\"a\": 1}\n\n  {\"a\": \"}{\\\"\"}\n{\"a\":\n 2}\n{\"a\": [1, {\"b\": 2}]}\n");
+        let got = json_row_lines(&p, &[0, 1, 2, 3, 4]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(got, vec![Some(1), Some(3), Some(4), Some(6), None]);
+    }
+}
