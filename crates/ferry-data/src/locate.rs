@@ -5,8 +5,12 @@
 //! record starts on the line after the previous one ends, blank lines
 //! between records are skipped and a quoted field may span lines; a JSON
 //! lines row is one top-level value, blank lines skipped.
+//!
+//! Reading errors are placed the same way: a CSV error's record and a
+//! JSON lines error's row become the file's own 1-based line.
 
 use crate::source::CsvOptions;
+use arrow_schema::{ArrowError, SchemaRef};
 use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -32,6 +36,28 @@ pub fn csv_record_lines(
         record < last
     })?;
     Ok(out)
+}
+
+/// The first record of a CSV file whose number of fields differs from the
+/// first record's: its 1-based line, the fields expected and found.
+pub fn csv_ragged_record(
+    path: &Path,
+    opts: &CsvOptions,
+) -> std::io::Result<Option<(u64, usize, usize)>> {
+    let mut want = None;
+    let mut found = None;
+    csv_records(path, opts, |_, line, fields| match want {
+        None => {
+            want = Some(fields);
+            true
+        }
+        Some(w) if w != fields => {
+            found = Some((line, w, fields));
+            false
+        }
+        Some(_) => true,
+    })?;
+    Ok(found)
 }
 
 /// Reads a CSV file's records as arrow does (csv_core with the same
@@ -175,6 +201,111 @@ pub fn json_row_lines(path: &Path, rows: &[u64]) -> std::io::Result<Vec<Option<u
     Ok(out)
 }
 
+/// Where a JSON lines file goes wrong for arrow's reader.
+#[derive(Debug)]
+pub struct JsonBadLine {
+    /// The line the failing row starts on.
+    pub line: u64,
+    /// The line the error was found on, when the row started on an
+    /// earlier one (a row not closed on its own line).
+    pub found_on: Option<u64>,
+    pub error: ArrowError,
+}
+
+/// The line of a JSON lines file that arrow's reader fails on, and its
+/// error: the rows are decoded again one at a time, so that a value of the
+/// wrong type is found as well as malformed JSON. `None` when every line
+/// decodes (or the file cannot be read again).
+pub fn json_bad_line(path: &Path, schema: &SchemaRef) -> Option<JsonBadLine> {
+    let mut dec = arrow_json::ReaderBuilder::new(schema.clone())
+        .with_batch_size(1)
+        .build_decoder()
+        .ok()?;
+    let mut file = BufReader::new(File::open(path).ok()?);
+    let mut text = Vec::new();
+    let mut line = 0;
+    // The line the row being decoded started on.
+    let mut started = None;
+    let bad = |line: u64, started: Option<u64>, error: ArrowError| {
+        let from = started.filter(|&s| s < line);
+        Some(JsonBadLine {
+            line: from.unwrap_or(line),
+            found_on: from.map(|_| line),
+            error,
+        })
+    };
+    loop {
+        text.clear();
+        if file.read_until(b'\n', &mut text).ok()? == 0 {
+            return match dec.flush() {
+                Ok(_) => None,
+                Err(e) => bad(line.max(1), started, e),
+            };
+        }
+        line += 1;
+        let mut rest = &text[..];
+        loop {
+            let used = match dec.decode(rest) {
+                Ok(n) => n,
+                Err(e) => return bad(line, started, e),
+            };
+            rest = &rest[used..];
+            if !dec.is_empty() && !dec.has_partial_record() {
+                if let Err(e) = dec.flush() {
+                    return bad(line, started, e);
+                }
+                started = None;
+            } else if used == 0 || rest.is_empty() {
+                break;
+            }
+        }
+        if dec.has_partial_record() {
+            started.get_or_insert(line);
+        }
+    }
+}
+
+/// The line of a JSON lines file whose record makes arrow's schema
+/// inference (over the first `max` records) fail, the blank characters it
+/// starts with (arrow parses it trimmed) and that record's error.
+/// Inference reads one record per non-blank line and fails from the first
+/// bad one on, so the shortest failing prefix ends on it.
+pub fn json_infer_bad_line(path: &Path, max: usize) -> Option<(u64, u64, ArrowError)> {
+    let infer = |k: usize| -> Option<ArrowError> {
+        let f = BufReader::new(File::open(path).ok()?);
+        arrow_json::reader::infer_json_schema(f, Some(k)).err()
+    };
+    let (mut lo, mut hi) = (1usize, max.max(1));
+    let mut err = infer(hi)?;
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        match infer(mid) {
+            Some(e) => {
+                hi = mid;
+                err = e;
+            }
+            None => lo = mid + 1,
+        }
+    }
+    // The hi-th non-blank line.
+    let mut file = BufReader::new(File::open(path).ok()?);
+    let (mut text, mut line, mut records) = (String::new(), 0u64, 0usize);
+    loop {
+        text.clear();
+        if file.read_line(&mut text).ok()? == 0 {
+            return None;
+        }
+        line += 1;
+        if !text.trim().is_empty() {
+            records += 1;
+            if records == hi {
+                let indent = text.len() - text.trim_start().len();
+                return Some((line, indent as u64, err));
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -194,6 +325,13 @@ mod tests {
         let got = csv_record_lines(&p, &CsvOptions::default(), &[0, 1, 2, 3, 4, 9])
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(got, vec![Some(1), Some(2), Some(4), Some(6), Some(7), None]);
+        let ragged =
+            csv_ragged_record(&p, &CsvOptions::default()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(ragged, None);
+        let (_d, p) = file("a,b\n1,2\n\n\"3\n\"\n4,5\n");
+        let ragged =
+            csv_ragged_record(&p, &CsvOptions::default()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(ragged, Some((4, 2, 1)));
     }
 
     #[test]

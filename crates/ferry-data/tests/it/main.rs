@@ -360,6 +360,25 @@ fn bad_input_gives_clear_errors() {
     assert!(e.to_string().contains("bad.csv:3: column `b`"), "{e}");
     assert!(e.to_string().contains("at line 3"), "{e}");
     assert!(e.to_string().contains("oops"), "{e}");
+    // arrow counts records, not lines: a quoted field over two lines and a
+    // blank line before the bad value still give the file's own line.
+    let csv = d.path().join("quoted.csv");
+    std::fs::write(&csv, "a,b\n1,\"x\ny\"\n\noops,z\n").unwrap();
+    let mut spec = TableSpec::new(csv.to_string_lossy());
+    spec.types.insert("a".into(), ferry_data::ColType::Float);
+    let e = check(&Table::open(&spec).unwrap(), &suite).unwrap_err();
+    assert!(e.to_string().contains("quoted.csv:5: column `a`"), "{e}");
+    assert!(e.to_string().contains("at line 5"), "{e}");
+    // A row with too few fields, after a blank line.
+    let short = d.path().join("short.csv");
+    std::fs::write(&short, "a,b\n1,2\n\n3\n").unwrap();
+    let e = Table::open(&TableSpec::new(short.to_string_lossy())).unwrap_err();
+    assert!(matches!(e, DataError::Line { line: 4, .. }), "{e:?}");
+    assert!(
+        e.to_string()
+            .ends_with("short.csv:4: 1 field where the header has 2"),
+        "{e}"
+    );
     // An empty table.
     let empty = d.path().join("empty.csv");
     std::fs::write(&empty, "a,b\n").unwrap();
@@ -387,6 +406,74 @@ fn bad_input_gives_clear_errors() {
         r.results[0].observed,
         serde_json::json!("the column is string, not numeric")
     );
+}
+
+/// A malformed line in a JSON lines file is named by the file and its own
+/// line number, in the middle of a file: among the rows schema inference
+/// reads (arrow parses each line alone there, so its own message says
+/// `line 1`), and past them, where arrow's reader names no line at all.
+#[test]
+fn a_json_lines_error_names_its_file_and_line() {
+    let d = tmp();
+    let suite = Suite::parse("s.yaml", "columns:\n  x: {not_null: true}\n").unwrap();
+    let rows = |bad_at: usize, bad: &str| {
+        let mut s = String::new();
+        for i in 1..=10 {
+            if i == bad_at {
+                s.push_str(bad);
+                s.push('\n');
+            } else if i == 3 {
+                s.push('\n');
+            } else {
+                writeln!(s, r#"{{"x": {i}, "y": "a"}}"#).unwrap();
+            }
+        }
+        s
+    };
+    // Line 6 of 10, read by inference: the table does not open.
+    let jl = d.path().join("t.jsonl");
+    std::fs::write(&jl, rows(6, r#"  {"x": 6, "y": }"#)).unwrap();
+    let e = Table::open(&TableSpec::new(jl.to_string_lossy())).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            DataError::Line {
+                line: 6,
+                column: Some(17),
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert!(
+        e.to_string()
+            .ends_with("t.jsonl:6:17: not valid JSON: expected value"),
+        "{e}"
+    );
+    // Past the rows inference reads (2 here): met by the reader.
+    let mut spec = TableSpec::new(jl.to_string_lossy());
+    spec.csv.infer_rows = 2;
+    std::fs::write(&jl, rows(7, r#"{"x": 7, "y": }"#)).unwrap();
+    let e = check(&Table::open(&spec).unwrap(), &suite).unwrap_err();
+    assert!(matches!(e, DataError::Line { line: 7, .. }), "{e:?}");
+    assert!(e.to_string().contains("t.jsonl:7: "), "{e}");
+    // A row not closed on its own line: named where it starts, and where
+    // the reader noticed.
+    std::fs::write(&jl, rows(9, r#"{"x": 9, "y": "a""#)).unwrap();
+    let e = check(&Table::open(&spec).unwrap(), &suite).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("t.jsonl:9: the row that starts here does not end on its line; at line 10: "),
+        "{e}"
+    );
+    // A value of another type than inference found: its line and column.
+    std::fs::write(&jl, rows(8, r#"{"x": "eight", "y": "a"}"#)).unwrap();
+    let e = check(&Table::open(&spec).unwrap(), &suite).unwrap_err();
+    assert!(
+        matches!(e, DataError::Parse { ref column, line: Some(8), .. } if column == "x"),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("t.jsonl:8: column `x`"), "{e}");
 }
 
 /// Reference and current tables for drift: `same` is identically
