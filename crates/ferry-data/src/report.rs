@@ -21,7 +21,7 @@ fn esc(s: &str) -> String {
 const STYLE: &str = "body{font:14px/1.45 system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem auto;max-width:1100px;color:#1f2328;padding:0 1rem}\
 h1{font-size:1.4rem;margin:0 0 .3rem}.sub{color:#59636e;margin-bottom:1.2rem}\
 .badge{display:inline-block;padding:.1rem .55rem;border-radius:1rem;font-weight:600;font-size:.85rem}\
-.ok{background:#dafbe1;color:#1a7f37}.bad{background:#ffebe9;color:#cf222e}\
+.ok{background:#dafbe1;color:#1a7f37}.bad{background:#ffebe9;color:#cf222e}.warn{color:#9a6700;font-weight:600}\
 table{border-collapse:collapse;width:100%;margin:.5rem 0 1.5rem}th,td{text-align:left;padding:.35rem .5rem;border-bottom:1px solid #d1d9e0;vertical-align:top}\
 th{background:#f6f8fa;font-weight:600}td.num{text-align:right;font-variant-numeric:tabular-nums}\
 code{background:#f6f8fa;padding:.05rem .3rem;border-radius:4px;font-size:.85em}\
@@ -197,6 +197,13 @@ fn chart(c: &ColumnDrift) -> String {
     s
 }
 
+/// [`DriftReport::rows_note`], marked, or nothing.
+fn rows_note(r: &DriftReport, c: &ColumnDrift) -> String {
+    r.rows_note(c)
+        .map(|n| format!(" <span class=\"warn\">({})</span>", esc(&n)))
+        .unwrap_or_default()
+}
+
 /// The drift report as one HTML page, with a chart per column.
 pub fn drift_html(r: &DriftReport) -> String {
     let mut b = String::new();
@@ -219,12 +226,12 @@ pub fn drift_html(r: &DriftReport) -> String {
     b.push_str(&format!(
         "<div class=\"legend\"><span style=\"background:{REF}\"></span>reference<span style=\"background:{CUR}\"></span>current</div>"
     ));
-    b.push_str("<table><tr><th>column</th><th>kind</th><th>method</th><th class=\"num\">value</th><th class=\"num\">threshold</th><th class=\"num\">effect size</th><th>drift</th></tr>");
+    b.push_str("<table><tr><th>column</th><th>kind</th><th>method</th><th class=\"num\">value</th><th class=\"num\">threshold</th><th class=\"num\">effect size</th><th class=\"num\">rows used (current / reference)</th><th>drift</th></tr>");
     let mut cols: Vec<&ColumnDrift> = r.columns.iter().collect();
     cols.sort_by_key(|c| !c.drifted);
     for c in &cols {
         b.push_str(&format!(
-            "<tr><td><a href=\"#c-{}\">{}</a></td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{} <span class=\"sub\">{}</span></td><td>{}</td></tr>",
+            "<tr><td><a href=\"#c-{}\">{}</a></td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{} <span class=\"sub\">{}</span></td><td class=\"num\">{}{}</td><td>{}</td></tr>",
             esc(&c.column),
             esc(&c.column),
             c.kind,
@@ -233,6 +240,8 @@ pub fn drift_html(r: &DriftReport) -> String {
             fmt_num(c.threshold),
             fmt_num(c.effect_size),
             c.effect_label,
+            esc(&r.rows_used(c)),
+            rows_note(r, c),
             if c.drifted { "<span class=\"badge bad\">drift</span>" } else { "<span class=\"badge ok\">no</span>" }
         ));
     }
@@ -249,13 +258,15 @@ pub fn drift_html(r: &DriftReport) -> String {
     }
     for c in cols {
         b.push_str(&format!(
-            "<div class=\"card\" id=\"c-{}\"><b>{}</b> · {} · {} = {} (drift when {}) {}{}",
+            "<div class=\"card\" id=\"c-{}\"><b>{}</b> · {} · {} = {} (drift when {}) · on {}{} {}{}",
             esc(&c.column),
             esc(&c.column),
             c.kind,
             c.method_label,
             fmt_num(c.value),
             c.rule.replace("threshold", &fmt_num(c.threshold)),
+            esc(&r.rows_used(c)),
+            rows_note(r, c),
             if c.drifted {
                 "<span class=\"badge bad\">drift</span>"
             } else {

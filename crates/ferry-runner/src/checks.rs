@@ -149,11 +149,24 @@ fn run_inner(root: &Path, check: &Check, lines: &mut Vec<String>) -> Result<(), 
                 ferry_data::show::share(r.drift_share_threshold),
                 if r.dataset_drift { "DATASET DRIFT" } else { "no dataset drift" }
             ));
-            for c in r.columns.iter().filter(|c| c.drifted) {
-                lines.push(format!(
-                    "  DRIFT {}: {} = {:.4} (threshold {})",
-                    c.column, c.method_label, c.value, c.threshold
-                ));
+            for c in &r.columns {
+                let note = r.rows_note(c);
+                if !c.drifted && note.is_none() {
+                    continue;
+                }
+                let mut l = format!(
+                    "  {} {}: {} = {:.4} (threshold {}), on {}",
+                    if c.drifted { "DRIFT" } else { "ok" },
+                    c.column,
+                    c.method_label,
+                    c.value,
+                    c.threshold,
+                    r.rows_used(c)
+                );
+                if let Some(n) = note {
+                    l.push_str(&format!(" ({n})"));
+                }
+                lines.push(l);
             }
             let html = check
                 .html

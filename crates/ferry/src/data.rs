@@ -379,6 +379,10 @@ fn print_drift(s: &Style, r: &ferry_data::DriftReport, took: std::time::Duration
             c.threshold,
             c.effect_size
         );
+        line.push_str(&format!(", on {}", r.rows_used(c)));
+        if let Some(n) = r.rows_note(c) {
+            line.push_str(&format!(" ({})", s.yellow(&n)));
+        }
         if let Some(n) = &c.note {
             line.push_str(&format!(" ({n})"));
         }

@@ -755,6 +755,66 @@ fn integer_columns_are_typed_as_evidently_types_them() {
     assert!(close(rep.get("ten").unwrap().value, 0.2175970699446223));
 }
 
+/// Over a prediction log, most rows may lack a column: each column says
+/// how many rows its test used, and says it loudly when they are far fewer
+/// than the table's.
+#[test]
+fn drift_says_how_many_rows_each_test_used() {
+    let d = tmp();
+    let mut r = String::from("a,b\n");
+    for i in 0..150 {
+        writeln!(r, "{},{}", i % 10, i % 7).unwrap();
+    }
+    let mut c = String::new();
+    for i in 0..1000 {
+        if i % 140 == 0 {
+            writeln!(c, r#"{{"a": {}, "b": {}}}"#, i % 10, i % 7).unwrap();
+        } else {
+            writeln!(c, r#"{{"a": {}}}"#, i % 10).unwrap();
+        }
+    }
+    std::fs::write(d.path().join("ref.csv"), r).unwrap();
+    std::fs::write(d.path().join("log.jsonl"), c).unwrap();
+    let rep = drift(
+        &open(&d.path().join("ref.csv")),
+        &open(&d.path().join("log.jsonl")),
+        &Default::default(),
+    )
+    .unwrap();
+    assert_eq!((rep.current_rows, rep.reference_rows), (1000, 150));
+    let (a, b) = (rep.get("a").unwrap(), rep.get("b").unwrap());
+    assert_eq!((a.current_rows, a.reference_rows), (1000, 150));
+    assert_eq!((b.current_rows, b.reference_rows), (8, 150));
+    assert_eq!(b.current_missing, 992);
+    assert_eq!(rep.rows_used(a), "1,000 / 150 rows");
+    assert_eq!(rep.rows_used(b), "8 / 150 rows");
+    assert_eq!(rep.rows_note(a), None);
+    assert_eq!(
+        rep.rows_note(b).as_deref(),
+        Some("only 8 of 1,000 current rows have a value")
+    );
+    let json = serde_json::to_value(&rep).unwrap();
+    let col = |n: &str| {
+        json["columns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["column"] == n)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(col("b")["current_rows"], 8);
+    assert_eq!(col("b")["reference_rows"], 150);
+    let html = ferry_data::report::drift_html(&rep);
+    assert!(html.contains("rows used (current / reference)"), "{html}");
+    assert!(
+        html.contains(
+            "8 / 150 rows <span class=\"warn\">(only 8 of 1,000 current rows have a value)</span>"
+        ),
+        "{html}"
+    );
+}
+
 #[test]
 fn huge_samples_need_an_effect_not_just_a_p_value() {
     let d = tmp();

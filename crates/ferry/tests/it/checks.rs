@@ -456,3 +456,78 @@ fn check_data_output_says_where_and_how_many() {
         "{o:?}"
     );
 }
+
+/// `ferry check drift` (and a drift stage) says how many rows each column's
+/// test used, and points it out when they are far fewer than the table's:
+/// a prediction log whose rows mostly lack `price`.
+#[test]
+fn check_drift_output_says_how_many_rows_each_test_used() {
+    let p = project();
+    let filters = vec![(r"\d+\.\d\d s\)", "[secs] s)")];
+    let mut log = String::new();
+    for i in 0..2000 {
+        if i % 100 == 0 {
+            log.push_str(&format!("{{\"price\": {}.5, \"kind\": \"a\"}}\n", i % 97));
+        } else {
+            log.push_str("{\"X_0\": 1.5, \"kind\": \"b\"}\n");
+        }
+    }
+    p.write("log.jsonl", &log);
+    let o = p.ferry(&[
+        "check",
+        "drift",
+        "--reference",
+        "data/reference.csv",
+        "--current",
+        "log.jsonl",
+        "--columns",
+        "price,kind",
+        "--html",
+        "d.html",
+    ]);
+    insta::with_settings!({filters => filters}, {
+        insta::assert_snapshot!("check_drift_text", o.stdout);
+    });
+    let html = p.read("d.html");
+    assert!(
+        html.contains(
+            "20 / 300 rows <span class=\"warn\">(only 20 of 2,000 current rows have a value)</span>"
+        ),
+        "{html}"
+    );
+    let o = p.ferry(&[
+        "check",
+        "drift",
+        "--reference",
+        "data/reference.csv",
+        "--current",
+        "log.jsonl",
+        "--columns",
+        "price,kind",
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    assert_eq!(v["current_rows"], 2000);
+    assert_eq!(v["columns"][0]["column"], "price");
+    assert_eq!(
+        (
+            &v["columns"][0]["current_rows"],
+            &v["columns"][0]["reference_rows"]
+        ),
+        (&serde_json::json!(20), &serde_json::json!(300))
+    );
+    assert_eq!(v["columns"][1]["current_rows"], 2000);
+    // The same in a pipeline's drift stage log.
+    p.write(
+        "ferry.yaml",
+        "stages:\n  drift:\n    check: drift\n    reference: data/reference.csv\n    current: log.jsonl\n    columns: [price, kind]\n    warn_only: true\n",
+    );
+    let o = p.ferry(&["run"]);
+    assert!(
+        o.stdout
+            .contains("on 20 / 300 rows (only 20 of 2,000 current rows have a value)")
+            || o.stderr
+                .contains("on 20 / 300 rows (only 20 of 2,000 current rows have a value)"),
+        "{o:?}"
+    );
+}
