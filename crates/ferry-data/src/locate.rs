@@ -62,7 +62,11 @@ pub fn csv_ragged_record(
 
 /// Reads a CSV file's records as arrow does (csv_core with the same
 /// options), calling `each(record index, line it starts on, fields)` until
-/// it returns false or the file ends.
+/// it returns false or the file ends. A whole line with no quote and no
+/// lone carriage return is one record, whose fields are its delimiters
+/// plus one: such lines are counted with `memchr` and only the others go
+/// through csv_core, so reading up to a row near the end of a big file
+/// stays a small part of the check.
 fn csv_records(
     path: &Path,
     opts: &CsvOptions,
@@ -93,6 +97,26 @@ fn csv_records(
         }
         let mut pos = 0;
         while pos < buf.len() {
+            if between && let Some(end) = memchr::memchr(b'\n', &buf[pos..]) {
+                let text = &buf[pos..pos + end];
+                let text = text.strip_suffix(b"\r").unwrap_or(text);
+                if text.is_empty() {
+                    // A blank line, which csv_core skips too.
+                    line += 1;
+                    pos += end + 1;
+                    continue;
+                }
+                if memchr::memchr2(opts.quote, b'\r', text).is_none() {
+                    let fields = memchr::memchr_iter(opts.delimiter, text).count() + 1;
+                    if !each(record, line, fields) {
+                        return Ok(());
+                    }
+                    record += 1;
+                    line += 1;
+                    pos += end + 1;
+                    continue;
+                }
+            }
             if between {
                 // Blank lines between records, which csv_core skips too.
                 match buf[pos] {
@@ -134,6 +158,23 @@ fn csv_records(
     }
 }
 
+/// Bytes that matter inside a JSON string, and inside an object or array:
+/// the scan below skips the others a byte at a time without branching on
+/// its state.
+const IN_STRING: [bool; 256] = bytes_of(b"\"\\\n");
+const NESTED: [bool; 256] = bytes_of(b"\"{}[]\n");
+const EVERY: [bool; 256] = [true; 256];
+
+const fn bytes_of(set: &[u8]) -> [bool; 256] {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < set.len() {
+        t[set[i] as usize] = true;
+        i += 1;
+    }
+    t
+}
+
 /// The 1-based line each row in `rows` (0-based, ascending) of a JSON
 /// lines file starts on: a row is a top-level value; whitespace and blank
 /// lines between values are skipped.
@@ -151,23 +192,41 @@ pub fn json_row_lines(path: &Path, rows: &[u64]) -> std::io::Result<Vec<Option<u
             break;
         }
         let n = buf.len();
-        for &c in buf {
+        let mut i = 0;
+        while i < n {
+            if escaped {
+                // The byte after a backslash in a string.
+                escaped = false;
+                line += u64::from(buf[i] == b'\n');
+                i += 1;
+                continue;
+            }
+            let skip = if in_str {
+                &IN_STRING
+            } else if depth > 0 {
+                &NESTED
+            } else {
+                // Between and in top-level values every byte counts.
+                &EVERY
+            };
+            while i < n && !skip[buf[i] as usize] {
+                i += 1;
+            }
+            let Some(&c) = buf.get(i) else { break };
+            i += 1;
             if c == b'\n' {
                 line += 1;
             }
             if in_str {
-                if escaped {
-                    escaped = false;
-                } else if c == b'\\' {
-                    escaped = true;
-                } else if c == b'"' {
-                    in_str = false;
+                match c {
+                    b'\\' => escaped = true,
+                    b'"' => in_str = false,
+                    _ => {}
                 }
                 continue;
             }
-            let space = matches!(c, b' ' | b'\t' | b'\n' | b'\r');
             if depth == 0 {
-                if space {
+                if matches!(c, b' ' | b'\t' | b'\n' | b'\r') {
                     // A top-level scalar ends at whitespace.
                     between = true;
                     continue;
@@ -325,6 +384,11 @@ mod tests {
         let got = csv_record_lines(&p, &CsvOptions::default(), &[0, 1, 2, 3, 4, 9])
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(got, vec![Some(1), Some(2), Some(4), Some(6), Some(7), None]);
+        // A lone carriage return ends a record too, as in csv_core.
+        let (_d2, p2) = file("a,b\r1,2\n3,4\n");
+        let got = csv_record_lines(&p2, &CsvOptions::default(), &[0, 1, 2])
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(got, vec![Some(1), Some(1), Some(2)]);
         let ragged =
             csv_ragged_record(&p, &CsvOptions::default()).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(ragged, None);
