@@ -3,7 +3,7 @@
 
 use crate::column::Col;
 use crate::sketch::{Distinct, Moments, Quantiles};
-use crate::source::{ColType, Table};
+use crate::source::{ColType, Format, Table};
 use crate::suite::{Bounds, Kind, Rule, Suite, num_key};
 use crate::{DataError, Result};
 use serde::Serialize;
@@ -13,12 +13,56 @@ use std::collections::HashMap;
 /// Failing rows listed per expectation, at most.
 pub const SAMPLE_ROWS: usize = 20;
 
-/// One failing row: its number (0-based, across all files of the table)
-/// and value.
+/// One failing row and its value. `row` is the stable number (0-based,
+/// data rows only, across all files of the table); `file` is the file it
+/// is in and, for CSV and JSON lines, `line` the 1-based line of that file
+/// it starts on (a CSV header is line 1). Reports show [`Failing::place`].
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Failing {
     pub row: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<u64>,
+    /// The row's number within its file (0-based).
+    #[serde(skip)]
+    pub file_row: u64,
     pub value: Value,
+}
+
+impl Failing {
+    /// A row not placed in a file yet (the checks count rows only).
+    pub fn at(row: u64, value: Value) -> Failing {
+        Failing {
+            row,
+            file: None,
+            line: None,
+            file_row: row,
+            value,
+        }
+    }
+
+    /// Where the row is, in words: `line 12` (CSV, JSON lines) or `row 12`
+    /// (Parquet: the 1-based data row), preceded by the file when the table
+    /// has several (`b.csv:12`, `b.parquet row 12`).
+    pub fn place(&self, several_files: bool) -> String {
+        let file = self.file.as_deref().filter(|_| several_files);
+        match (file, self.line) {
+            (Some(f), Some(l)) => format!("{f}:{l}"),
+            (None, Some(l)) => format!("line {l}"),
+            (Some(f), None) => format!("{f} row {}", self.file_row + 1),
+            (None, None) => format!("row {}", self.row + 1),
+        }
+    }
+
+    /// The value as it reads in a message: `250`, `zzz`, `null`.
+    pub fn value_text(&self) -> String {
+        match &self.value {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.as_f64().map_or_else(|| n.to_string(), trim),
+            other => other.to_string(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -66,6 +110,63 @@ impl CheckReport {
     pub fn get(&self, id: &str) -> Option<&ExpectationResult> {
         self.results.iter().find(|r| r.id == id)
     }
+
+    /// Where a failing row is, in words ([`Failing::place`]).
+    pub fn place(&self, f: &Failing) -> String {
+        f.place(self.files.len() > 1)
+    }
+
+    /// Names the files (`files`, and each failing row's `file`) relative to
+    /// `base` when they are under it.
+    pub fn relative_to(&mut self, base: &std::path::Path) {
+        let rel = |f: &mut String| {
+            if let Ok(p) = std::path::Path::new(f.as_str()).strip_prefix(base) {
+                *f = p.display().to_string();
+            }
+        };
+        self.files.iter_mut().for_each(rel);
+        for r in &mut self.results {
+            r.sample
+                .iter_mut()
+                .filter_map(|f| f.file.as_mut())
+                .for_each(rel);
+        }
+    }
+}
+
+impl ExpectationResult {
+    /// The observed value in words: shares as percentages (row rules,
+    /// `max_null_share`, `distinct_share`), numbers without float noise.
+    pub fn observed_text(&self) -> String {
+        let share = self.unexpected_share.is_some()
+            || matches!(self.rule, "max_null_share" | "distinct_share");
+        match &self.observed {
+            Value::Number(n) => match n.as_f64() {
+                Some(v) if share => crate::show::share(v),
+                Some(v) => trim((v * 1e6).round() / 1e6),
+                None => n.to_string(),
+            },
+            Value::String(s) => s.clone(),
+            Value::Array(a) => a
+                .iter()
+                .map(|v| match v {
+                    Value::String(s) => s.clone(),
+                    v => v.to_string(),
+                })
+                .collect::<Vec<_>>()
+                .join(", "),
+            other => other.to_string(),
+        }
+    }
+
+    /// The failing rows in words: `1 row (0.67%)`.
+    pub fn failing_text(&self) -> Option<String> {
+        let c = self.unexpected_count?;
+        Some(match self.unexpected_share {
+            Some(s) => crate::show::rows_share(c, s),
+            None => crate::show::rows(c),
+        })
+    }
 }
 
 #[derive(Default)]
@@ -81,10 +182,7 @@ impl RowTally {
     fn fail(&mut self, row: u64, col: &Col, i: usize) {
         self.bad += 1;
         if self.sample.len() < SAMPLE_ROWS {
-            self.sample.push(Failing {
-                row,
-                value: col.json(i),
-            });
+            self.sample.push(Failing::at(row, col.json(i)));
         }
     }
     fn fail_value(&mut self, row: u64, col: &Col, i: usize) {
@@ -133,13 +231,15 @@ fn within(v: f64, (lo, hi): Bounds) -> bool {
 
 fn describe(rule: &Rule) -> String {
     fn b((lo, hi): Bounds, ts: bool) -> String {
-        let f = |v: f64| {
+        bounds((lo, hi), |v: f64| {
             if ts {
                 crate::time::format_micros(v as i64)
             } else {
                 trim(v)
             }
-        };
+        })
+    }
+    fn bounds((lo, hi): Bounds, f: impl Fn(f64) -> String) -> String {
         match (lo, hi) {
             (Some(a), Some(b)) => format!("between {} and {}", f(a), f(b)),
             (Some(a), None) => format!("at least {}", f(a)),
@@ -147,8 +247,9 @@ fn describe(rule: &Rule) -> String {
             (None, None) => "anything".into(),
         }
     }
+    let share = crate::show::share;
     let mostly = if rule.mostly < 1.0 {
-        format!(" for at least {} of rows", trim(rule.mostly))
+        format!(" for at least {} of rows", share(rule.mostly))
     } else {
         String::new()
     };
@@ -167,7 +268,7 @@ fn describe(rule: &Rule) -> String {
         Kind::RowCount(x) => format!("row count {}", b(*x, false)),
         Kind::Type(t) => format!("type {}", t.name()),
         Kind::NotNull => "no missing values".into(),
-        Kind::MaxNullShare(s) => format!("missing share at most {}", trim(*s)),
+        Kind::MaxNullShare(s) => format!("missing share at most {}", share(*s)),
         Kind::Between {
             bounds,
             strict_min,
@@ -185,7 +286,7 @@ fn describe(rule: &Rule) -> String {
         Kind::InSet(s) => format!("values in {}", Value::Array(s.listed.clone())),
         Kind::NotInSet(s) => format!("values not in {}", Value::Array(s.listed.clone())),
         Kind::Unique => "unique values".into(),
-        Kind::DistinctShare(x) => format!("distinct share {}", b(*x, false)),
+        Kind::DistinctShare(x) => format!("distinct share {}", bounds(*x, share)),
         Kind::Distinct(x) => format!("distinct count {}", b(*x, false)),
         Kind::Length(x) => format!("length {}", b(*x, false)),
         Kind::Regex(r) => format!("matches /{}/", r.as_str()),
@@ -224,9 +325,14 @@ pub fn check(table: &Table, suite: &Suite) -> Result<CheckReport> {
         .collect();
     let mut states: Vec<State> = suite.rules.iter().map(|r| state_for(&r.kind)).collect();
     let mut rows: u64 = 0;
+    // Rows per file, to place failing rows in their files afterwards.
+    let mut file_rows = vec![0u64; table.files.len()];
     let mut cols: Vec<Option<Col>> = Vec::new();
     for batch in table.prefetched() {
-        let (_, b) = batch?;
+        let (fi, b) = batch?;
+        if let Some(n) = file_rows.get_mut(fi) {
+            *n += b.num_rows() as u64;
+        }
         cols.clear();
         cols.resize_with(b.num_columns(), || None);
         for (ri, rule) in suite.rules.iter().enumerate() {
@@ -294,6 +400,7 @@ pub fn check(table: &Table, suite: &Suite) -> Result<CheckReport> {
         finish(&mut r, rule, state, rows, &schema, field_type)?;
         results.push(r);
     }
+    place(table, &file_rows, &mut results);
     let failed = results.iter().filter(|r| !r.success).count();
     Ok(CheckReport {
         source: table.label().to_owned(),
@@ -308,6 +415,62 @@ pub fn check(table: &Table, suite: &Suite) -> Result<CheckReport> {
         failed,
         results,
     })
+}
+
+/// Puts each failing row in its file (`file`, `file_row`) and, for CSV
+/// and JSON lines, on its line, reading each file once more up to its last
+/// sampled row (at most [`SAMPLE_ROWS`] per expectation). A file that
+/// cannot be read again leaves its rows without a line.
+fn place(table: &Table, file_rows: &[u64], results: &mut [ExpectationResult]) {
+    let mut starts = Vec::with_capacity(file_rows.len());
+    let mut at = 0u64;
+    for n in file_rows {
+        starts.push(at);
+        at += n;
+    }
+    let file_of = |row: u64| starts.partition_point(|&s| s <= row).saturating_sub(1);
+    // Sampled rows per file, in order (0-based within the file).
+    let mut wanted: Vec<Vec<u64>> = vec![Vec::new(); table.files.len()];
+    for f in results.iter().flat_map(|r| &r.sample) {
+        let fi = file_of(f.row);
+        if let Some(w) = wanted.get_mut(fi) {
+            w.push(f.row - starts[fi]);
+        }
+    }
+    let mut lines: Vec<Vec<(u64, u64)>> = Vec::with_capacity(wanted.len());
+    for (fi, mut w) in wanted.into_iter().enumerate() {
+        w.sort_unstable();
+        w.dedup();
+        let (path, fmt) = &table.files[fi];
+        let found = match fmt {
+            _ if w.is_empty() => Ok(vec![]),
+            Format::Csv => {
+                let header = u64::from(table.spec.csv.header);
+                let records: Vec<u64> = w.iter().map(|r| r + header).collect();
+                crate::locate::csv_record_lines(path, &table.spec.csv, &records)
+            }
+            Format::JsonLines => crate::locate::json_row_lines(path, &w),
+            Format::Parquet => Ok(vec![]),
+        };
+        lines.push(
+            w.iter()
+                .zip(found.unwrap_or_default())
+                .filter_map(|(r, l)| Some((*r, l?)))
+                .collect(),
+        );
+    }
+    for f in results.iter_mut().flat_map(|r| r.sample.iter_mut()) {
+        let fi = file_of(f.row);
+        let Some((path, _)) = table.files.get(fi) else {
+            continue;
+        };
+        f.file_row = f.row - starts[fi];
+        f.file = Some(path.display().to_string());
+        f.line = lines[fi]
+            .binary_search_by_key(&f.file_row, |(r, _)| *r)
+            .ok()
+            .map(|i| lines[fi][i].1);
+    }
 }
 
 fn update(state: &mut State, kind: &Kind, col: &Col, offset: u64) {

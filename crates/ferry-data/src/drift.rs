@@ -145,8 +145,12 @@ pub struct ColumnDrift {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub min_effect: Option<f64>,
     pub drifted: bool,
+    /// The rows the test used: those with a value in this column (not
+    /// missing, not infinite), which can be far fewer than the table's
+    /// (a column most rows of a prediction log lack).
     pub reference_rows: u64,
     pub current_rows: u64,
+    /// The table's other rows: missing (null, NaN, absent) or infinite.
     pub reference_missing: u64,
     pub current_missing: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -232,7 +236,43 @@ impl DriftReport {
     pub fn get(&self, column: &str) -> Option<&ColumnDrift> {
         self.columns.iter().find(|c| c.column == column)
     }
+
+    /// The rows a column's test used, current then reference as in the
+    /// report's header: `7 / 150 rows`.
+    pub fn rows_used(&self, c: &ColumnDrift) -> String {
+        format!(
+            "{} / {}",
+            crate::show::count(c.current_rows),
+            crate::show::rows(c.reference_rows)
+        )
+    }
+
+    /// Said when a column's test used far fewer rows than its table has
+    /// (under [`FEW_ROWS`] of them): `only 7 of 16,398 current rows have a
+    /// value`.
+    pub fn rows_note(&self, c: &ColumnDrift) -> Option<String> {
+        let few = |used: u64, all: u64| (used as f64) < all as f64 * FEW_ROWS;
+        let mut parts = Vec::new();
+        for (used, all, side) in [
+            (c.current_rows, self.current_rows, "current"),
+            (c.reference_rows, self.reference_rows, "reference"),
+        ] {
+            if few(used, all) {
+                parts.push(format!(
+                    "only {} of {} {side} rows {} a value",
+                    crate::show::count(used),
+                    crate::show::count(all),
+                    if used == 1 { "has" } else { "have" }
+                ));
+            }
+        }
+        (!parts.is_empty()).then(|| parts.join("; "))
+    }
 }
+
+/// A column's test that uses fewer than this share of a table's rows is
+/// pointed out ([`DriftReport::rows_note`]).
+pub const FEW_ROWS: f64 = 0.9;
 
 /// A column's values: numbers (missing dropped) or level counts.
 enum Values {

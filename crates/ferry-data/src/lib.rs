@@ -10,8 +10,10 @@
 pub mod check;
 pub mod column;
 pub mod drift;
+pub mod locate;
 pub mod profile;
 pub mod report;
+pub mod show;
 pub mod sketch;
 pub mod source;
 pub mod suite;
@@ -38,6 +40,18 @@ pub enum DataError {
     },
     #[error("{}: {detail}", path.display())]
     Read { path: PathBuf, detail: String },
+    /// A line of a CSV or JSON lines file that cannot be read (`line`: the
+    /// file's own 1-based line; `column`: the character within it, when
+    /// known).
+    #[error("{}:{line}{}: {detail}", path.display(), column.map(|c| format!(":{c}")).unwrap_or_default())]
+    Line {
+        path: PathBuf,
+        line: u64,
+        column: Option<u64>,
+        detail: String,
+    },
+    /// A value that does not parse as its column's type (`line`: the
+    /// file's own 1-based line).
     #[error("{}{}: column `{column}`: {detail}", path.display(), line.map(|l| format!(":{l}")).unwrap_or_default())]
     Parse {
         path: PathBuf,

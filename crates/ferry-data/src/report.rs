@@ -21,7 +21,7 @@ fn esc(s: &str) -> String {
 const STYLE: &str = "body{font:14px/1.45 system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem auto;max-width:1100px;color:#1f2328;padding:0 1rem}\
 h1{font-size:1.4rem;margin:0 0 .3rem}.sub{color:#59636e;margin-bottom:1.2rem}\
 .badge{display:inline-block;padding:.1rem .55rem;border-radius:1rem;font-weight:600;font-size:.85rem}\
-.ok{background:#dafbe1;color:#1a7f37}.bad{background:#ffebe9;color:#cf222e}\
+.ok{background:#dafbe1;color:#1a7f37}.bad{background:#ffebe9;color:#cf222e}.warn{color:#9a6700;font-weight:600}\
 table{border-collapse:collapse;width:100%;margin:.5rem 0 1.5rem}th,td{text-align:left;padding:.35rem .5rem;border-bottom:1px solid #d1d9e0;vertical-align:top}\
 th{background:#f6f8fa;font-weight:600}td.num{text-align:right;font-variant-numeric:tabular-nums}\
 code{background:#f6f8fa;padding:.05rem .3rem;border-radius:4px;font-size:.85em}\
@@ -67,9 +67,9 @@ pub fn check_html(r: &CheckReport) -> String {
         )
     };
     b.push_str(&format!(
-        "<h1>Data check: {} {verdict}</h1><div class=\"sub\">{} rows · {} expectations · files: {}</div>",
+        "<h1>Data check: {} {verdict}</h1><div class=\"sub\">{} · {} expectations · files: {}</div>",
         esc(&r.source),
-        r.rows,
+        crate::show::rows(r.rows),
         r.expectations,
         esc(&r.files.join(", "))
     ));
@@ -77,11 +77,7 @@ pub fn check_html(r: &CheckReport) -> String {
     let mut results: Vec<_> = r.results.iter().collect();
     results.sort_by_key(|x| x.success);
     for x in results {
-        let failing = match (x.unexpected_count, x.unexpected_share) {
-            (Some(c), Some(s)) => format!("{c} ({})", fmt_num(s)),
-            (Some(c), None) => c.to_string(),
-            _ => String::new(),
-        };
+        let failing = x.failing_text().unwrap_or_default();
         let mut detail = String::new();
         if !x.sample.is_empty() {
             let rows: Vec<String> = x
@@ -89,15 +85,15 @@ pub fn check_html(r: &CheckReport) -> String {
                 .iter()
                 .map(|f| {
                     format!(
-                        "<tr><td class=\"num\">{}</td><td><code>{}</code></td></tr>",
-                        f.row,
+                        "<tr><td>{}</td><td><code>{}</code></td></tr>",
+                        esc(&r.place(f)),
                         esc(&json_text(&f.value))
                     )
                 })
                 .collect();
             detail.push_str(&format!(
-                "<details><summary>{} failing rows (first {})</summary><table><tr><th class=\"num\">row</th><th>value</th></tr>{}</table></details>",
-                x.unexpected_count.unwrap_or(0),
+                "<details><summary>{} failing (first {})</summary><table><tr><th>where</th><th>value</th></tr>{}</table></details>",
+                crate::show::rows(x.unexpected_count.unwrap_or(0)),
                 x.sample.len(),
                 rows.join("")
             ));
@@ -120,7 +116,7 @@ pub fn check_html(r: &CheckReport) -> String {
             "<tr><td><code>{}</code>{detail}</td><td>{}</td><td>{}</td><td class=\"num\">{failing}</td><td>{}</td></tr>",
             esc(&x.id),
             esc(&x.expected),
-            esc(&json_text(&x.observed)),
+            esc(&x.observed_text()),
             if x.success { "<span class=\"badge ok\">pass</span>" } else { "<span class=\"badge bad\">fail</span>" }
         ));
     }
@@ -201,6 +197,13 @@ fn chart(c: &ColumnDrift) -> String {
     s
 }
 
+/// [`DriftReport::rows_note`], marked, or nothing.
+fn rows_note(r: &DriftReport, c: &ColumnDrift) -> String {
+    r.rows_note(c)
+        .map(|n| format!(" <span class=\"warn\">({})</span>", esc(&n)))
+        .unwrap_or_default()
+}
+
 /// The drift report as one HTML page, with a chart per column.
 pub fn drift_html(r: &DriftReport) -> String {
     let mut b = String::new();
@@ -210,25 +213,25 @@ pub fn drift_html(r: &DriftReport) -> String {
         "<span class=\"badge ok\">no dataset drift</span>"
     };
     b.push_str(&format!(
-        "<h1>Drift: {} vs {} {verdict}</h1><div class=\"sub\">{} of {} columns drifted ({}; the dataset drifts at {}) · reference {} rows · current {} rows</div>",
+        "<h1>Drift: {} vs {} {verdict}</h1><div class=\"sub\">{} of {} columns drifted ({}; the dataset drifts at {}) · current {} · reference {}</div>",
         esc(&r.current),
         esc(&r.reference),
         r.drifted,
         r.columns.len(),
-        fmt_num(r.drifted_share),
-        fmt_num(r.drift_share_threshold),
-        r.reference_rows,
-        r.current_rows
+        crate::show::share(r.drifted_share),
+        crate::show::share(r.drift_share_threshold),
+        crate::show::rows(r.current_rows),
+        crate::show::rows(r.reference_rows)
     ));
     b.push_str(&format!(
         "<div class=\"legend\"><span style=\"background:{REF}\"></span>reference<span style=\"background:{CUR}\"></span>current</div>"
     ));
-    b.push_str("<table><tr><th>column</th><th>kind</th><th>method</th><th class=\"num\">value</th><th class=\"num\">threshold</th><th class=\"num\">effect size</th><th>drift</th></tr>");
+    b.push_str("<table><tr><th>column</th><th>kind</th><th>method</th><th class=\"num\">value</th><th class=\"num\">threshold</th><th class=\"num\">effect size</th><th class=\"num\">rows used (current / reference)</th><th>drift</th></tr>");
     let mut cols: Vec<&ColumnDrift> = r.columns.iter().collect();
     cols.sort_by_key(|c| !c.drifted);
     for c in &cols {
         b.push_str(&format!(
-            "<tr><td><a href=\"#c-{}\">{}</a></td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{} <span class=\"sub\">{}</span></td><td>{}</td></tr>",
+            "<tr><td><a href=\"#c-{}\">{}</a></td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{} <span class=\"sub\">{}</span></td><td class=\"num\">{}{}</td><td>{}</td></tr>",
             esc(&c.column),
             esc(&c.column),
             c.kind,
@@ -237,6 +240,8 @@ pub fn drift_html(r: &DriftReport) -> String {
             fmt_num(c.threshold),
             fmt_num(c.effect_size),
             c.effect_label,
+            esc(&r.rows_used(c)),
+            rows_note(r, c),
             if c.drifted { "<span class=\"badge bad\">drift</span>" } else { "<span class=\"badge ok\">no</span>" }
         ));
     }
@@ -253,13 +258,15 @@ pub fn drift_html(r: &DriftReport) -> String {
     }
     for c in cols {
         b.push_str(&format!(
-            "<div class=\"card\" id=\"c-{}\"><b>{}</b> · {} · {} = {} (drift when {}) {}{}",
+            "<div class=\"card\" id=\"c-{}\"><b>{}</b> · {} · {} = {} (drift when {}) · on {}{} {}{}",
             esc(&c.column),
             esc(&c.column),
             c.kind,
             c.method_label,
             fmt_num(c.value),
             c.rule.replace("threshold", &fmt_num(c.threshold)),
+            esc(&r.rows_used(c)),
+            rows_note(r, c),
             if c.drifted {
                 "<span class=\"badge bad\">drift</span>"
             } else {

@@ -380,7 +380,13 @@ fn schema_of(path: &Path, fmt: Format, spec: &TableSpec) -> Result<SchemaRef> {
             };
             let (schema, _) = format
                 .infer_schema(&mut f, Some(spec.csv.infer_rows))
-                .map_err(|e| read_err(path, e))?;
+                .map_err(|e| {
+                    let text = e.to_string();
+                    text.contains("unequal lengths")
+                        .then(|| ragged_error(path, &spec.csv))
+                        .flatten()
+                        .unwrap_or_else(|| read_err(path, text))
+                })?;
             Ok(Arc::new(with_overrides(schema, spec)))
         }
         Format::JsonLines => {
@@ -389,7 +395,12 @@ fn schema_of(path: &Path, fmt: Format, spec: &TableSpec) -> Result<SchemaRef> {
                 &mut r,
                 Some(spec.csv.infer_rows),
             )
-            .map_err(|e| read_err(path, e))?;
+            .map_err(|e| {
+                match crate::locate::json_infer_bad_line(path, spec.csv.infer_rows) {
+                    Some((line, indent, e)) => json_error(path, line, indent, &e),
+                    None => read_err(path, json_text(&e.to_string()).1),
+                }
+            })?;
             r.rewind().map_err(|source| DataError::Io {
                 path: path.to_owned(),
                 source,
@@ -486,10 +497,17 @@ impl Iterator for Batches<'_> {
                 match it.next() {
                     Some(Ok(b)) => return Some(Ok((*idx, b))),
                     Some(Err(e)) => {
-                        let path = self.table.files[*idx].0.clone();
+                        let (path, fmt) = &self.table.files[*idx];
+                        let e = match fmt {
+                            Format::Csv => {
+                                csv_error(path, &self.table.spec.csv, &self.table.schema, e)
+                            }
+                            Format::JsonLines => json_reader_error(path, &self.table.schema, e),
+                            Format::Parquet => read_err(path, e),
+                        };
                         self.current = None;
                         self.next_file = usize::MAX;
-                        return Some(Err(parse_error(&path, &self.table.schema, e)));
+                        return Some(Err(e));
                     }
                     None => self.current = None,
                 }
@@ -506,35 +524,146 @@ impl Iterator for Batches<'_> {
     }
 }
 
-/// A reader error, with the column named when arrow gives its index.
-fn parse_error(path: &Path, schema: &Schema, e: arrow_schema::ArrowError) -> DataError {
-    let text = e.to_string();
-    // arrow-csv: "... parsing value 'x' as type 'Float64' for column 3 at line 12 ..."
-    let column = text
-        .split("for column ")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .and_then(|n| n.parse::<usize>().ok())
-        .and_then(|i| schema.fields().get(i).map(|f| f.name().clone()));
-    let line = text
-        .split(" at line ")
+/// The number right after `marker` in `text` (`at line 12`).
+fn number_after(text: &str, marker: &str) -> Option<u64> {
+    text.split(marker)
         .nth(1)
         .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
-        .and_then(|n| n.parse::<u64>().ok());
-    // arrow counts lines from 0 (the header is line 0): ours are the file's
-    // 1-based line numbers.
-    let line = line.map(|l| l + 1);
-    let text = match line {
-        Some(l) => text.replace(&format!(" at line {}", l - 1), &format!(" at line {l}")),
-        None => text,
-    };
-    match column {
-        Some(column) => DataError::Parse {
+        .and_then(|n| n.parse::<u64>().ok())
+}
+
+/// A CSV reader error, with the column named when arrow gives its index
+/// and the file's own line. arrow numbers records, not lines (a header is
+/// record 0): `at line N` is record N, `for line N` record N - 1; the
+/// record's line is found by reading the file again (a quoted field may
+/// span lines, blank lines are skipped).
+fn csv_error(
+    path: &Path,
+    csv: &CsvOptions,
+    schema: &Schema,
+    e: arrow_schema::ArrowError,
+) -> DataError {
+    let text = e.to_string();
+    // arrow-csv: "... parsing value 'x' as type 'Float64' for column 3 at line 12 ..."
+    let column = number_after(&text, "for column ")
+        .and_then(|i| schema.fields().get(i as usize).map(|f| f.name().clone()));
+    let found = [(" at line ", 0), ("for line ", 1)]
+        .into_iter()
+        .find_map(|(marker, base)| {
+            let n = number_after(&text, marker)?;
+            Some((marker, n, n.checked_sub(base)?))
+        });
+    let mut line = None;
+    let mut text = text;
+    if let Some((marker, n, record)) = found
+        && let Ok(lines) = crate::locate::csv_record_lines(path, csv, &[record])
+        && let Some(Some(l)) = lines.first()
+    {
+        line = Some(*l);
+        text = text.replacen(&format!("{marker}{n}"), &format!("{marker}{l}"), 1);
+    }
+    match (column, line) {
+        (Some(column), _) => DataError::Parse {
             path: path.to_owned(),
             column,
             line,
             detail: text,
         },
-        None => read_err(path, text),
+        (None, Some(line)) => DataError::Line {
+            path: path.to_owned(),
+            line,
+            column: None,
+            detail: text,
+        },
+        (None, None) => read_err(path, text),
+    }
+}
+
+/// A CSV file whose rows do not all have the same number of fields, named
+/// by the first such row's line (the `csv` crate's message, which schema
+/// inference passes on, does not count the blank lines before it).
+fn ragged_error(path: &Path, csv: &CsvOptions) -> Option<DataError> {
+    let (line, want, got) = crate::locate::csv_ragged_record(path, csv).ok()??;
+    Some(DataError::Line {
+        path: path.to_owned(),
+        line,
+        column: None,
+        detail: format!(
+            "{got} {} where the {} has {want}",
+            if got == 1 { "field" } else { "fields" },
+            if csv.header { "header" } else { "first row" }
+        ),
+    })
+}
+
+/// arrow-json's message without its prefix, and the column serde_json
+/// gives (`... at line 1 column 9`: arrow parses each line on its own, so
+/// the line is always 1 and is dropped).
+fn json_text(text: &str) -> (Option<u64>, String) {
+    let text = text.strip_prefix("Json error: ").unwrap_or(text);
+    let (text, column) = match text.rsplit_once(" at line 1 column ") {
+        Some((head, col)) => (head, col.parse::<u64>().ok()),
+        None => (text, None),
+    };
+    // "Not valid JSON" -> "not valid JSON" (messages are lower case).
+    let text = match text.chars().next() {
+        Some(c)
+            if c.is_uppercase()
+                && text[c.len_utf8()..]
+                    .chars()
+                    .next()
+                    .is_some_and(char::is_lowercase) =>
+        {
+            format!("{}{}", c.to_lowercase(), &text[c.len_utf8()..])
+        }
+        _ => text.to_owned(),
+    };
+    (column, text)
+}
+
+/// A JSON lines reader error, placed on the line it is about by decoding
+/// the file again row by row (arrow's reader names no line).
+fn json_reader_error(path: &Path, schema: &SchemaRef, e: arrow_schema::ArrowError) -> DataError {
+    let Some(bad) = crate::locate::json_bad_line(path, schema) else {
+        return read_err(path, json_text(&e.to_string()).1);
+    };
+    match (bad.found_on, json_error(path, bad.line, 0, &bad.error)) {
+        (
+            Some(at),
+            DataError::Line {
+                path, line, detail, ..
+            },
+        ) => DataError::Line {
+            path,
+            line,
+            column: None,
+            detail: format!(
+                "the row that starts here does not end on its line; at line {at}: {detail}"
+            ),
+        },
+        (_, e) => e,
+    }
+}
+
+/// A JSON lines error on the file's line `line` (whose first `indent`
+/// characters are blank), with the column named when arrow names its field.
+fn json_error(path: &Path, line: u64, indent: u64, e: &arrow_schema::ArrowError) -> DataError {
+    let (at, text) = json_text(&e.to_string());
+    // "whilst decoding field 'price': expected ..."
+    if let Some(rest) = text.strip_prefix("whilst decoding field '")
+        && let Some((field, detail)) = rest.split_once("': ")
+    {
+        return DataError::Parse {
+            path: path.to_owned(),
+            column: field.to_owned(),
+            line: Some(line),
+            detail: detail.to_owned(),
+        };
+    }
+    DataError::Line {
+        path: path.to_owned(),
+        line,
+        column: at.map(|c| c + indent),
+        detail: text,
     }
 }

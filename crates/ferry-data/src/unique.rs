@@ -199,13 +199,15 @@ impl UniqueState {
         rows.truncate(sample);
         let failing = rows
             .into_iter()
-            .map(|(row, v)| Failing {
-                row,
-                value: if v.is_empty() {
-                    serde_json::Value::Null
-                } else {
-                    serde_json::from_str(&v).unwrap_or(serde_json::Value::String(v))
-                },
+            .map(|(row, v)| {
+                Failing::at(
+                    row,
+                    if v.is_empty() {
+                        serde_json::Value::Null
+                    } else {
+                        serde_json::from_str(&v).unwrap_or(serde_json::Value::String(v))
+                    },
+                )
             })
             .collect();
         Ok((bad, failing))

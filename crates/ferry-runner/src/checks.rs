@@ -89,18 +89,10 @@ fn run_inner(root: &Path, check: &Check, lines: &mut Vec<String>) -> Result<(), 
             let t = ferry_data::Table::open(&spec).map_err(|e| e.to_string())?;
             let mut r = ferry_data::check(&t, &suite).map_err(|e| e.to_string())?;
             r.source = data.clone();
-            r.files = r
-                .files
-                .iter()
-                .map(|f| {
-                    Path::new(f)
-                        .strip_prefix(root)
-                        .map_or_else(|_| f.clone(), |p| p.display().to_string())
-                })
-                .collect();
+            r.relative_to(root);
             lines.push(format!(
-                "data check {data} against {expect}: {} rows, {} expectations, {}",
-                r.rows,
+                "data check {data} against {expect}: {}, {} expectations, {}",
+                ferry_data::show::rows(r.rows),
                 r.expectations,
                 if r.passed {
                     "all hold".to_owned()
@@ -110,12 +102,12 @@ fn run_inner(root: &Path, check: &Check, lines: &mut Vec<String>) -> Result<(), 
             ));
             for x in r.results.iter().filter(|x| !x.success) {
                 let mut l = format!("  FAIL {}: expected {}", x.id, x.expected);
-                match x.unexpected_count {
-                    Some(c) => l.push_str(&format!("; {c} rows")),
-                    None => l.push_str(&format!("; observed {}", x.observed)),
+                match x.failing_text() {
+                    Some(failing) => l.push_str(&format!("; {failing}")),
+                    None => l.push_str(&format!("; observed {}", x.observed_text())),
                 }
                 if let Some(f) = x.sample.first() {
-                    l.push_str(&format!(", e.g. row {} = {}", f.row, f.value));
+                    l.push_str(&format!(", e.g. {} = {}", r.place(f), f.value_text()));
                 }
                 lines.push(l);
             }
@@ -150,18 +142,31 @@ fn run_inner(root: &Path, check: &Check, lines: &mut Vec<String>) -> Result<(), 
             r.reference = reference.clone();
             r.current = current.clone();
             lines.push(format!(
-                "drift {current} vs {reference}: {} of {} columns drifted ({:.2}; dataset drift at {}): {}",
+                "drift {current} vs {reference}: {} of {} columns drifted ({}; dataset drift at {}): {}",
                 r.drifted,
                 r.columns.len(),
-                r.drifted_share,
-                r.drift_share_threshold,
+                ferry_data::show::share(r.drifted_share),
+                ferry_data::show::share(r.drift_share_threshold),
                 if r.dataset_drift { "DATASET DRIFT" } else { "no dataset drift" }
             ));
-            for c in r.columns.iter().filter(|c| c.drifted) {
-                lines.push(format!(
-                    "  DRIFT {}: {} = {:.4} (threshold {})",
-                    c.column, c.method_label, c.value, c.threshold
-                ));
+            for c in &r.columns {
+                let note = r.rows_note(c);
+                if !c.drifted && note.is_none() {
+                    continue;
+                }
+                let mut l = format!(
+                    "  {} {}: {} = {:.4} (threshold {}), on {}",
+                    if c.drifted { "DRIFT" } else { "ok" },
+                    c.column,
+                    c.method_label,
+                    c.value,
+                    c.threshold,
+                    r.rows_used(c)
+                );
+                if let Some(n) = note {
+                    l.push_str(&format!(" ({n})"));
+                }
+                lines.push(l);
             }
             let html = check
                 .html

@@ -1003,9 +1003,12 @@ fn status_of(e: &PredictError) -> u16 {
 }
 
 /// Prediction-log lines: one JSON object per predicted row, inputs
-/// flattened to columns (the request's column names when it gave them, else
-/// `<input>_<j>`), outputs likewise. Written straight to text: this runs on
-/// the request path.
+/// flattened to columns named as the version's signature names them,
+/// whatever the request's format (`columns`: the names a request gave,
+/// already in the signature's order; unnamed rows are in that order too);
+/// `<input>_<j>` only without a signature. Outputs are named the same for
+/// every runtime ([`predictor::output_columns`]). Written straight to
+/// text: this runs on the request path.
 fn log_lines(
     served: &Served,
     request_id: &str,
@@ -1022,7 +1025,12 @@ fn log_lines(
         .unwrap_or(0)
         .min(10_000);
     let q = |s: &str| serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into());
-    // Each tensor's column keys, quoted once per request.
+    let signed: Option<Vec<String>> = served
+        .predictor
+        .signature()
+        .map(|s| s.names().into_iter().map(str::to_owned).collect());
+    let columns = columns.or(signed.as_deref());
+    // Each input tensor's column keys, quoted once per request.
     let keys = |t: &Tensor, names: Option<&[String]>| -> Vec<String> {
         let per: usize = t.shape.iter().skip(1).product();
         if t.shape.len() <= 1 || per == 1 {
@@ -1036,10 +1044,16 @@ fn log_lines(
                 .collect()
         }
     };
+    let named = predictor::output_columns(outputs, served.predictor.classes());
     let cols: Vec<(&Tensor, Vec<String>)> = inputs
         .iter()
         .map(|t| (t, keys(t, if inputs.len() == 1 { columns } else { None })))
-        .chain(outputs.iter().map(|t| (t, keys(t, None))))
+        .chain(
+            outputs
+                .iter()
+                .zip(named)
+                .map(|(t, ks)| (t, ks.iter().map(|k| q(k)).collect())),
+        )
         .collect();
     let head = format!(
         "{{\"ts\":{},\"request_id\":{},\"model\":{},\"version\":{}",

@@ -265,12 +265,6 @@ async fn run(
     columns: Option<Vec<String>>,
     proto: Proto,
 ) -> Result<Answer, ApiError> {
-    // Unnamed rows are in the signature's order: the prediction log names
-    // them as it does (not `X_0..`), whatever format the request used.
-    let columns = columns.or_else(|| {
-        let sig = route.stable.predictor.signature()?;
-        Some(sig.names().into_iter().map(str::to_owned).collect())
-    });
     st.gw
         .predict(route, version, inputs, request_id.clone(), columns)
         .await
@@ -707,7 +701,7 @@ async fn v1_predict(
     let shape = AnswerShape::from_params(obj.get("parameters"), "parameters")
         .map_err(|e| ApiError::new(p, Failure::BadInput(e.0)))?;
     let inner = json!({ key: obj.get(key).cloned().unwrap_or(Value::Null) });
-    let (inputs, _) = protocol::mlflow_value(
+    let (inputs, columns) = protocol::mlflow_value(
         inner,
         route.stable.predictor.inputs(),
         route.stable.predictor.signature(),
@@ -719,7 +713,7 @@ async fn v1_predict(
         None,
         inputs,
         client_request_id(&headers),
-        None,
+        columns,
         p,
     )
     .await?;

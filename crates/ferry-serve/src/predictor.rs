@@ -169,6 +169,57 @@ pub fn numeric_output(outputs: &[IoSpec]) -> Option<usize> {
     })
 }
 
+/// The prediction log's names for an answer's columns, one list per
+/// output, the same whatever runtime answered (an ONNX model's `label` and
+/// `probabilities`, a process runtime's `predictions`): `prediction` for
+/// the predicted class or value (`prediction_<j>` when there are several
+/// per row), `probability_<class>` for a classifier's probabilities
+/// (`probability_<j>` when its classes are not known), and any other
+/// output by its own name (`<output>`, `<output>_<j>`).
+pub fn output_columns(
+    outputs: &[Tensor],
+    classes: Option<&[serde_json::Value]>,
+) -> Vec<Vec<String>> {
+    let width = |t: &Tensor| -> usize { t.shape.iter().skip(1).product() };
+    let main = label_output(outputs).or_else(|| {
+        outputs
+            .iter()
+            .position(|t| matches!(t.data.dtype(), DType::F32 | DType::F64) && width(t) == 1)
+            .or_else(|| (outputs.len() == 1).then_some(0))
+    });
+    let probs = probability_output(outputs).filter(|p| Some(*p) != main);
+    let columns = |base: &str, n: usize| -> Vec<String> {
+        if n == 1 {
+            vec![base.to_owned()]
+        } else {
+            (0..n).map(|j| format!("{base}_{j}")).collect()
+        }
+    };
+    outputs
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let n = width(t);
+            if Some(i) == main {
+                columns("prediction", n)
+            } else if Some(i) == probs {
+                match classes.filter(|c| c.len() == n) {
+                    Some(c) => c
+                        .iter()
+                        .map(|v| match v {
+                            serde_json::Value::String(s) => format!("probability_{s}"),
+                            v => format!("probability_{v}"),
+                        })
+                        .collect(),
+                    None => (0..n).map(|j| format!("probability_{j}")).collect(),
+                }
+            } else {
+                columns(&t.name, n)
+            }
+        })
+        .collect()
+}
+
 /// Labels of a classifier's output tensor, as text.
 pub fn labels(t: &Tensor) -> Vec<String> {
     match &t.data {

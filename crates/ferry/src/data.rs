@@ -178,6 +178,7 @@ pub fn check(style: &Style, cwd: &Path, cmd: CheckCommand) -> Result<u8> {
             let started = std::time::Instant::now();
             let mut report = ferry_data::check(&t, &suite)?;
             report.source = table.clone();
+            report.relative_to(cwd);
             if let Some(h) = &html {
                 write_html(cwd, h, &ferry_data::report::check_html(&report))?;
             }
@@ -277,16 +278,6 @@ pub fn check(style: &Style, cwd: &Path, cmd: CheckCommand) -> Result<u8> {
     }
 }
 
-fn short(v: &serde_json::Value) -> String {
-    match v {
-        serde_json::Value::Number(n) => n
-            .as_f64()
-            .map_or_else(|| n.to_string(), |f| format!("{}", (f * 1e6).round() / 1e6)),
-        serde_json::Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
 /// The terminal summary (stderr when stdout carries JSON).
 fn print_check(s: &Style, r: &ferry_data::CheckReport, took: std::time::Duration, json: bool) {
     let mut out = String::new();
@@ -296,9 +287,9 @@ fn print_check(s: &Style, r: &ferry_data::CheckReport, took: std::time::Duration
         s.red(&format!("{} FAILED", r.failed))
     };
     out.push_str(&format!(
-        "data check: {} ({} rows, {} expectations, {:.2} s): {verdict}\n",
+        "data check: {} ({}, {} expectations, {:.2} s): {verdict}\n",
         r.source,
-        r.rows,
+        ferry_data::show::rows(r.rows),
         r.expectations,
         took.as_secs_f64()
     ));
@@ -309,12 +300,12 @@ fn print_check(s: &Style, r: &ferry_data::CheckReport, took: std::time::Duration
             s.bold(&x.id),
             x.expected
         );
-        match (x.unexpected_count, x.unexpected_share) {
-            (Some(c), Some(sh)) => line.push_str(&format!("; {c} rows ({:.4}%)", sh * 100.0)),
-            _ => line.push_str(&format!("; observed {}", short(&x.observed))),
+        match x.failing_text() {
+            Some(failing) => line.push_str(&format!("; {failing}")),
+            None => line.push_str(&format!("; observed {}", x.observed_text())),
         }
         if let Some(f) = x.sample.first() {
-            line.push_str(&format!(", e.g. row {} = {}", f.row, short(&f.value)));
+            line.push_str(&format!(", e.g. {} = {}", r.place(f), f.value_text()));
         }
         if !x.unexpected_values.is_empty() {
             let v: Vec<String> = x
@@ -352,16 +343,16 @@ fn print_drift(s: &Style, r: &ferry_data::DriftReport, took: std::time::Duration
         s.green("no dataset drift")
     };
     out.push_str(&format!(
-        "drift: {} vs {} ({} / {} rows, {:.2} s): {} of {} columns drifted ({:.2}, threshold {}): {verdict}\n",
+        "drift: {} vs {} ({} / {} rows, {:.2} s): {} of {} columns drifted ({}, threshold {}): {verdict}\n",
         r.current,
         r.reference,
-        r.current_rows,
-        r.reference_rows,
+        ferry_data::show::count(r.current_rows),
+        ferry_data::show::count(r.reference_rows),
         took.as_secs_f64(),
         r.drifted,
         r.columns.len(),
-        r.drifted_share,
-        r.drift_share_threshold
+        ferry_data::show::share(r.drifted_share),
+        ferry_data::show::share(r.drift_share_threshold)
     ));
     let width = r
         .columns
@@ -390,6 +381,10 @@ fn print_drift(s: &Style, r: &ferry_data::DriftReport, took: std::time::Duration
             c.threshold,
             c.effect_size
         );
+        line.push_str(&format!(", on {}", r.rows_used(c)));
+        if let Some(n) = r.rows_note(c) {
+            line.push_str(&format!(" ({})", s.yellow(&n)));
+        }
         if let Some(n) = &c.note {
             line.push_str(&format!(" ({n})"));
         }

@@ -87,6 +87,63 @@ fn a_crashing_process_runtime_is_restarted_and_only_its_model_fails_meanwhile() 
     });
 }
 
+/// A process runtime's answers are logged under the names an in-process
+/// ONNX model's are: the signature's columns, whatever the request's
+/// format, and `prediction` (not the runtime's own `predictions`).
+#[test]
+fn a_process_runtime_is_logged_under_the_same_names() {
+    const ANSWER: &str = r#"
+import json, os
+from http.server import BaseHTTPRequestHandler, HTTPServer
+class H(BaseHTTPRequestHandler):
+    def log_message(self, *a): pass
+    def _send(self, code, body):
+        b = json.dumps(body).encode()
+        self.send_response(code); self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(b))); self.end_headers(); self.wfile.write(b)
+    def do_GET(self): self._send(200, {})
+    def do_POST(self):
+        rows = json.loads(self.rfile.read(int(self.headers["content-length"])))["inputs"]
+        self._send(200, {"predictions": ["setosa"] * len(rows)})
+HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
+"#;
+    rt().block_on(async {
+        let mut env = Env::new().await;
+        let script = env.dir.path().join("answer.py");
+        std::fs::write(&script, ANSWER).unwrap();
+        env.runtimes = runtime(&format!("test=python3 {}", script.display()));
+        let cols = ["sepal_length", "sepal_width", "petal_length", "petal_width"];
+        let v = env.version_signed("proc", None, None, None, &cols).await;
+        env.store
+            .set_version_tag("proc", v, "ferry.serve.runtime", "test")
+            .await
+            .unwrap();
+        let gw = env.gateway(&["proc"], true).await;
+        let app = app(&gw);
+        for (uri, body) in [
+            ("/invocations", r#"{"dataframe_split": {"columns": ["petal_width","sepal_length","petal_length","sepal_width"], "data": [[0.2, 5.1, 1.4, 3.5]]}}"#),
+            ("/invocations", r#"{"instances": [[5.1, 3.5, 1.4, 0.2]]}"#),
+            ("/v2/models/proc/infer", r#"{"inputs": [{"name": "inputs", "shape": [1, 4], "datatype": "FP64", "data": [5.1, 3.5, 1.4, 0.2]}]}"#),
+        ] {
+            let r = post_json(&app, uri, body).await;
+            assert_eq!(r.status, 200, "{uri} {body}: {}", r.text);
+        }
+        let keys = super::routes::logged_keys(&env, &gw, "proc");
+        assert_eq!(keys.len(), 3);
+        for k in keys {
+            assert_eq!(
+                k,
+                [
+                    "ts", "request_id", "model", "version",
+                    "sepal_length", "sepal_width", "petal_length", "petal_width",
+                    "prediction",
+                ]
+            );
+        }
+        gw.unload_all().await;
+    });
+}
+
 fn runtime(def: &str) -> ferry_serve::runtime::Runtimes {
     ferry_serve::runtime::Runtimes::parse(&[def.to_owned()]).unwrap()
 }

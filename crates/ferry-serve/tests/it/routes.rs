@@ -256,12 +256,123 @@ fn feedback_measures_accuracy_and_the_log_is_a_table() {
         assert_eq!(lines[2]["sepal_length"].as_f64().map(|x| (x * 10.0).round()), Some(59.0), "{text}");
         let line = &lines[0];
         assert_eq!(line["sepal_length"], 5.1);
-        assert_eq!(line["label"], "setosa");
+        assert_eq!(line["prediction"], "setosa");
         assert_eq!(line["version"], 1);
         assert_eq!(line["request_id"], id.as_str());
-        assert!(line["probabilities_0"].is_number());
+        assert!(line["probability_setosa"].is_number());
         let fb = std::fs::read_dir(&dir).unwrap().flatten().any(|e| e.file_name().to_string_lossy().starts_with("feedback-"));
         assert!(fb);
+    });
+}
+
+/// The keys of every line of a model's prediction log, in order.
+pub fn logged_keys(env: &Env, gw: &Gateway, model: &str) -> Vec<Vec<String>> {
+    gw.predlog.as_ref().unwrap().flush();
+    let dir = env.dir.path().join("predictions").join(model);
+    let mut text = String::new();
+    for e in std::fs::read_dir(&dir).unwrap().flatten() {
+        if e.file_name().to_string_lossy().starts_with("predictions-") {
+            text.push_str(&std::fs::read_to_string(e.path()).unwrap());
+        }
+    }
+    text.lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            v.as_object().unwrap().keys().cloned().collect()
+        })
+        .collect()
+}
+
+/// The prediction log names a row's columns as the version's signature
+/// does, whatever format the request came in (named in another order, or
+/// not named at all), and its outputs by what they are: one request per
+/// format, the same keys in the same order.
+#[test]
+fn the_prediction_log_names_columns_alike_for_every_request_format() {
+    rt().block_on(async {
+        let (env, gw) = iris().await;
+        let app = app(&gw);
+        let json = Some("application/json");
+        let requests: Vec<(&str, &str, Option<&str>, String)> = vec![
+            ("dataframe_split", "/invocations", json, r#"{"dataframe_split": {"columns": ["petal_width","sepal_length","petal_length","sepal_width"], "data": [[0.2, 5.1, 1.4, 3.5]]}}"#.into()),
+            ("dataframe_split without columns", "/invocations", json, format!(r#"{{"dataframe_split": {{"data": [{ROW}]}}}}"#)),
+            ("dataframe_records", "/invocations", json, r#"{"dataframe_records": [{"petal_width":0.2,"sepal_length":5.1,"petal_length":1.4,"sepal_width":3.5}]}"#.into()),
+            ("instances as lists", "/invocations", json, format!(r#"{{"instances": [{ROW}]}}"#)),
+            ("instances as records", "/invocations", json, r#"{"instances": [{"sepal_width":3.5,"petal_width":0.2,"sepal_length":5.1,"petal_length":1.4}]}"#.into()),
+            ("inputs as a list", "/invocations", json, format!(r#"{{"inputs": [{ROW}]}}"#)),
+            ("inputs as a named tensor", "/invocations", json, format!(r#"{{"inputs": {{"X": [{ROW}]}}}}"#)),
+            ("CSV", "/invocations", Some("text/csv"), "petal_length,sepal_length,sepal_width,petal_width\n1.4,5.1,3.5,0.2\n".into()),
+            ("V2 infer", "/v2/models/iris/infer", json, r#"{"inputs": [{"name": "X", "shape": [1, 4], "datatype": "FP32", "data": [5.1, 3.5, 1.4, 0.2]}]}"#.into()),
+            ("V1 predict, lists", "/v1/models/iris:predict", json, format!(r#"{{"instances": [{ROW}]}}"#)),
+            ("V1 predict, records", "/v1/models/iris:predict", json, r#"{"instances": [{"petal_width":0.2,"petal_length":1.4,"sepal_width":3.5,"sepal_length":5.1}]}"#.into()),
+        ];
+        for (what, uri, ct, body) in &requests {
+            let r = call(&app, "POST", uri, *ct, body).await;
+            assert_eq!(r.status, 200, "{what}: {}", r.text);
+        }
+        let keys = logged_keys(&env, &gw, "iris");
+        assert_eq!(keys.len(), requests.len());
+        let want = [
+            "ts", "request_id", "model", "version",
+            "sepal_length", "sepal_width", "petal_length", "petal_width",
+            "prediction", "probability_setosa", "probability_versicolor", "probability_virginica",
+        ];
+        for ((what, ..), k) in requests.iter().zip(&keys) {
+            assert_eq!(k, &want, "{what}");
+        }
+        // Without a signature, unnamed rows keep the model's input name;
+        // outputs are named as with one.
+        let r = post_json(&app, "/v2/models/reg/infer", r#"{"inputs": [{"name": "X", "shape": [1, 5], "datatype": "FP32", "data": [5.1, 3.5, 1.4, 0.2, 1.0]}]}"#).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(
+            logged_keys(&env, &gw, "reg")[0][4..],
+            ["X_0", "X_1", "X_2", "X_3", "X_4", "prediction"]
+        );
+    });
+}
+
+/// The columns are named by the signature of the version that answered,
+/// not by the stable version's: here the stable version has none and the
+/// version asked for by number has one.
+#[test]
+fn the_prediction_log_names_columns_by_the_answering_version() {
+    rt().block_on(async {
+        let env = Env::new().await;
+        env.version("iris", Some("logreg.onnx"), None, Some("production"))
+            .await;
+        env.version_signed(
+            "iris",
+            Some("logreg.onnx"),
+            None,
+            None,
+            &["sepal_length", "sepal_width", "petal_length", "petal_width"],
+        )
+        .await;
+        let gw = env.gateway(&["iris@production"], true).await;
+        // Version 2 as a canary, so it is served beside the stable one.
+        super::canary::deploy(
+            &env,
+            "iris",
+            2,
+            &super::canary::plan(&[10, 100], 60_000, super::canary::criteria()),
+        )
+        .await;
+        gw.reconcile(false).await.unwrap();
+        let app = app(&gw);
+        let body = r#"{"inputs": [{"name": "X", "shape": [1, 4], "datatype": "FP32", "data": [5.1, 3.5, 1.4, 0.2]}]}"#;
+        for uri in [
+            "/v2/models/iris/versions/1/infer",
+            "/v2/models/iris/versions/2/infer",
+        ] {
+            let r = post_json(&app, uri, body).await;
+            assert_eq!(r.status, 200, "{uri}: {}", r.text);
+        }
+        let keys = logged_keys(&env, &gw, "iris");
+        assert_eq!(keys[0][4..8], ["X_0", "X_1", "X_2", "X_3"]);
+        assert_eq!(
+            keys[1][4..8],
+            ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+        );
     });
 }
 

@@ -92,7 +92,8 @@ fn a_good_batch_passes_and_a_bad_one_stops_the_run_naming_every_problem() {
     let o = p.ferry(&["run"]);
     assert_eq!(o.code, 3, "{o:?}");
     for want in [
-        "FAIL price.between: expected values between 0 and 100; 2 rows, e.g. row 5 = 250",
+        // Data row 5 is the file's line 7 (the header is line 1).
+        "FAIL price.between: expected values between 0 and 100; 2 rows (0.67%), e.g. line 7 = 250",
         "FAIL kind.in_set",
         "check `validate` failed: see reports/validate.json",
     ] {
@@ -396,4 +397,137 @@ fn a_csv_with_another_separator_gets_a_delimiter_hint() {
     ]);
     assert_eq!(o.code, 0, "{o:?}");
     assert!(!o.stderr.contains("hint:"), "{o:?}");
+}
+
+/// `ferry check data` names failing rows by their file's own line
+/// (`file:line` when the table has several files) and gives shares as
+/// percentages, in the text, the JSON and the HTML report.
+#[test]
+fn check_data_output_says_where_and_how_many() {
+    let p = project();
+    p.write("data/bad.csv", &table(150, &[5]));
+    let filters = vec![(r"\d+\.\d\d s\)", "[secs] s)")];
+    let o = p.ferry(&[
+        "check",
+        "data",
+        "data/bad.csv",
+        "--expect",
+        "expectations.yaml",
+    ]);
+    assert_eq!(o.code, 3, "{o:?}");
+    insta::with_settings!({filters => filters.clone()}, {
+        insta::assert_snapshot!("check_data_text", o.stdout);
+    });
+    let o = p.ferry(&[
+        "check",
+        "data",
+        "data/bad.csv",
+        "--expect",
+        "expectations.yaml",
+        "--json",
+        "--html",
+        "r.html",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    let between = v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == "price.between")
+        .unwrap();
+    insta::assert_json_snapshot!("check_data_json_sample", between["sample"]);
+    assert_eq!(v["files"], serde_json::json!(["data/bad.csv"]));
+    let html = p.read("r.html");
+    assert!(html.contains("<td>line 7</td>"), "{html}");
+    assert!(html.contains("1 row (0.67%)"), "{html}");
+    // A folder of files: the file and its line.
+    p.write("data/parts/a.csv", &table(3, &[]));
+    p.write("data/parts/b.csv", &table(3, &[1]));
+    let o = p.ferry(&[
+        "check",
+        "data",
+        "data/parts",
+        "--expect",
+        "expectations.yaml",
+    ]);
+    assert!(
+        o.stdout
+            .contains("1 row (16.67%), e.g. data/parts/b.csv:3 = 250"),
+        "{o:?}"
+    );
+}
+
+/// `ferry check drift` (and a drift stage) says how many rows each column's
+/// test used, and points it out when they are far fewer than the table's:
+/// a prediction log whose rows mostly lack `price`.
+#[test]
+fn check_drift_output_says_how_many_rows_each_test_used() {
+    let p = project();
+    let filters = vec![(r"\d+\.\d\d s\)", "[secs] s)")];
+    let mut log = String::new();
+    for i in 0..2000 {
+        if i % 100 == 0 {
+            log.push_str(&format!("{{\"price\": {}.5, \"kind\": \"a\"}}\n", i % 97));
+        } else {
+            log.push_str("{\"X_0\": 1.5, \"kind\": \"b\"}\n");
+        }
+    }
+    p.write("log.jsonl", &log);
+    let o = p.ferry(&[
+        "check",
+        "drift",
+        "--reference",
+        "data/reference.csv",
+        "--current",
+        "log.jsonl",
+        "--columns",
+        "price,kind",
+        "--html",
+        "d.html",
+    ]);
+    insta::with_settings!({filters => filters}, {
+        insta::assert_snapshot!("check_drift_text", o.stdout);
+    });
+    let html = p.read("d.html");
+    assert!(
+        html.contains(
+            "20 / 300 rows <span class=\"warn\">(only 20 of 2,000 current rows have a value)</span>"
+        ),
+        "{html}"
+    );
+    let o = p.ferry(&[
+        "check",
+        "drift",
+        "--reference",
+        "data/reference.csv",
+        "--current",
+        "log.jsonl",
+        "--columns",
+        "price,kind",
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    assert_eq!(v["current_rows"], 2000);
+    assert_eq!(v["columns"][0]["column"], "price");
+    assert_eq!(
+        (
+            &v["columns"][0]["current_rows"],
+            &v["columns"][0]["reference_rows"]
+        ),
+        (&serde_json::json!(20), &serde_json::json!(300))
+    );
+    assert_eq!(v["columns"][1]["current_rows"], 2000);
+    // The same in a pipeline's drift stage log.
+    p.write(
+        "ferry.yaml",
+        "stages:\n  drift:\n    check: drift\n    reference: data/reference.csv\n    current: log.jsonl\n    columns: [price, kind]\n    warn_only: true\n",
+    );
+    let o = p.ferry(&["run"]);
+    assert!(
+        o.stdout
+            .contains("on 20 / 300 rows (only 20 of 2,000 current rows have a value)")
+            || o.stderr
+                .contains("on 20 / 300 rows (only 20 of 2,000 current rows have a value)"),
+        "{o:?}"
+    );
 }
