@@ -134,5 +134,6 @@ def test_every_readme_block_runs_as_written(workspace, tmp_path_factory):
     for job in sorted(logs.iterdir()):
         print(f"--- {job.name}\n{job.read_text()[-3000:]}")
     print("skipped blocks:\n  " + "\n  ".join(skipped))
-    assert not failures, "\n\n".join(failures)
+    if failures:
+        pytest.fail("\n\n".join(failures), pytrace=False)
     assert ran > 20, f"only {ran} README commands ran"
