@@ -757,6 +757,7 @@ fn print_version(ctx: &Ctx, v: &ModelVersion) {
     if !tags.is_empty() {
         println!("tags");
         for (k, val) in tags {
+            let (k, val) = (crate::ui::printable(k), crate::ui::printable(val));
             println!("  {k} = {val}");
         }
     }

@@ -67,6 +67,27 @@ pub fn bytes(n: i64) -> String {
     }
 }
 
+/// Text from the store (a tag, a param, a name an MLflow client chose) as
+/// it may reach a terminal: control characters (escape sequences, carriage
+/// returns, newlines, C1 codes) shown as `\u{..}` escapes, so a stored
+/// string cannot move the cursor, retitle the window or hide a line.
+pub fn printable(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(|c| c.is_control() && c != '\t') {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    std::borrow::Cow::Owned(
+        s.chars()
+            .map(|c| {
+                if c.is_control() && c != '\t' {
+                    c.escape_unicode().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect(),
+    )
+}
+
 /// A param or metric value, printed the same by every command: text as
 /// itself (no quotes), a number in its shortest form (`1`, `0.95`, whether
 /// it was kept as `1` or `1.0`), `true` / `false`, `-` for none, anything
@@ -74,7 +95,7 @@ pub fn bytes(n: i64) -> String {
 pub fn value(v: &serde_json::Value) -> String {
     use serde_json::Value as V;
     match v {
-        V::String(s) => s.clone(),
+        V::String(s) => printable(s).into_owned(),
         V::Number(n) => match (n.as_i64(), n.as_f64()) {
             (Some(i), _) => i.to_string(),
             (None, Some(f)) => number(f),
@@ -82,6 +103,7 @@ pub fn value(v: &serde_json::Value) -> String {
         },
         V::Bool(b) => b.to_string(),
         V::Null => "-".to_owned(),
+        // JSON escapes control characters itself.
         other => other.to_string(),
     }
 }
@@ -103,7 +125,7 @@ pub fn metric(v: &serde_json::Value) -> String {
 /// A table with a header: each column as wide as its widest cell, two
 /// spaces apart, every line after `indent`; no trailing spaces.
 pub fn table(indent: &str, head: &[&str], rows: &[Vec<String>]) -> String {
-    let cell = |r: &[String], i: usize| r.get(i).map_or(0, |c| c.chars().count());
+    let cell = |r: &[String], i: usize| r.get(i).map_or(0, |c| printable(c).chars().count());
     let widths: Vec<usize> = (0..head.len())
         .map(|i| {
             rows.iter()
@@ -119,7 +141,7 @@ pub fn table(indent: &str, head: &[&str], rows: &[Vec<String>]) -> String {
         let mut line = indent.to_owned();
         for (i, w) in widths.iter().enumerate() {
             let c = r.get(i).map_or("", String::as_str);
-            line.push_str(c);
+            line.push_str(&printable(c));
             line.push_str(&" ".repeat(w - cell(r, i) + 2));
         }
         out.push_str(line.trim_end());
@@ -367,5 +389,21 @@ impl Reporter for Terminal {
                 ));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn stored_text_cannot_drive_the_terminal() {
+        assert_eq!(super::printable("plain\ttext"), "plain\ttext");
+        assert_eq!(
+            super::printable("a\u{1b}]0;pwned\u{7}b\r\nc\u{9b}2J"),
+            "a\\u{1b}]0;pwned\\u{7}b\\u{d}\\u{a}c\\u{9b}2J"
+        );
+        let v = serde_json::json!("x\u{1b}[31my");
+        assert_eq!(super::value(&v), "x\\u{1b}[31my");
+        let t = super::table("", &["K"], &[vec!["\u{1b}[2Jk".into()]]);
+        assert!(!t.contains('\u{1b}'), "{t}");
     }
 }

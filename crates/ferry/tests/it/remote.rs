@@ -573,3 +573,31 @@ fn a_taken_port_is_a_clear_error_for_both_servers() {
         "{o:?}"
     );
 }
+
+#[test]
+fn stored_text_reaches_the_terminal_escaped() {
+    // A tag an MLflow client set: an escape sequence that would retitle the
+    // window and clear the screen if printed raw.
+    let srv = Server::start();
+    let store = srv.store();
+    let v = register_like_mlflow(&store, "m", Some(0.99), "production");
+    let evil = "\u{1b}]0;pwned\u{7}\u{1b}[2Jhidden\rshown";
+    store
+        .call(|s| {
+            let evil = evil.to_owned();
+            Box::pin(async move { s.set_version_tag("m", v, "note", &evil).await })
+        })
+        .unwrap();
+    let p = remote_project();
+    let o = p.ferry(&["models", "show", "m/1", "--server", &srv.url]);
+    assert_eq!(o.code, 0, "{o:?}");
+    assert!(
+        !o.stdout.contains('\u{1b}') && !o.stdout.contains('\r'),
+        "{o:?}"
+    );
+    assert!(o.stdout.contains("note = \\u{1b}]0;pwned"), "{o:?}");
+    // --json keeps the value exactly (JSON escapes it).
+    let o = p.ferry(&["models", "show", "m/1", "--server", &srv.url, "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    assert_eq!(v["tags"][0], serde_json::json!(["note", evil]), "{o:?}");
+}
