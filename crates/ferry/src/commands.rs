@@ -971,15 +971,13 @@ fn gc(ctx: &Ctx, all: bool, dry_run: bool) -> Result<u8> {
 fn server(ctx: &Ctx, args: ServerArgs) -> Result<u8> {
     // Defaults: the project's store and artifact folder (the current folder
     // if it holds no ferry project).
-    let (store_url, root) = ctx.store_url(
+    let (store_url, layout) = ctx.store_url(
         &args.place,
         "ferry server",
         "it is the server, and serves a store it opens itself",
         true,
     )?;
-    let artifacts = args
-        .artifacts
-        .unwrap_or_else(|| root.join(".ferry").join("artifacts"));
+    let artifacts = args.artifacts.unwrap_or_else(|| layout.artifacts());
     let ip: std::net::IpAddr = args
         .host
         .parse()

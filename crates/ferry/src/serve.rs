@@ -229,10 +229,8 @@ pub fn serve(ctx: &Ctx, a: ServeArgs) -> Result<u8> {
                 .join("\n"),
         )
     })?;
-    let (url, root) = ctx.store_url(&a.place, "ferry serve", SERVE_NEEDS_STORE, false)?;
-    let artifacts = a
-        .artifacts
-        .unwrap_or_else(|| root.join(".ferry").join("artifacts"));
+    let (url, layout) = ctx.store_url(&a.place, "ferry serve", SERVE_NEEDS_STORE, false)?;
+    let artifacts = a.artifacts.unwrap_or_else(|| layout.artifacts());
     crate::commands::init_logging(a.log_json);
     let mut b = tokio::runtime::Builder::new_multi_thread();
     if let Some(n) = a.threads {
@@ -246,8 +244,7 @@ pub fn serve(ctx: &Ctx, a: ServeArgs) -> Result<u8> {
         let store = open(&url).await?;
         let predlog = if a.log_sample > 0.0 {
             let mut cfg = ferry_serve::predlog::PredLogConfig::new(
-                a.log_dir
-                    .unwrap_or_else(|| root.join(".ferry").join("predictions")),
+                a.log_dir.unwrap_or_else(|| layout.predictions()),
             );
             cfg.sample = a.log_sample;
             cfg.window_s = (window / 1000).max(1);
