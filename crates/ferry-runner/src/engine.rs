@@ -330,7 +330,7 @@ impl<'p> Engine<'p> {
         if std::fs::read_to_string(&path).ok().as_deref() == Some(text.as_str()) {
             return Ok(());
         }
-        ferry_cache::write_atomic(&path, text.as_bytes())?;
+        ferry_fs::write_atomic(&path, text.as_bytes())?;
         Ok(())
     }
 }

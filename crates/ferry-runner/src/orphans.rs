@@ -45,7 +45,7 @@ impl PidFile {
         for g in groups {
             text.push_str(&format!("group {} {}\n", g.pgid, g.start_ticks));
         }
-        ferry_cache::write_atomic(&self.path, text.as_bytes())?;
+        ferry_fs::write_atomic(&self.path, text.as_bytes())?;
         Ok(())
     }
 

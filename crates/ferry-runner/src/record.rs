@@ -398,7 +398,7 @@ impl Recorder for Local {
                 path: log.to_owned(),
                 source,
             })?;
-            ferry_cache::write_atomic(&to, &bytes)?;
+            ferry_fs::write_atomic(&to, &bytes)?;
         }
         Ok(())
     }
@@ -478,7 +478,7 @@ impl Recorder for Local {
                 path: src.clone(),
                 source,
             })?;
-            ferry_cache::write_atomic(&to.join(src.file_name().unwrap_or_default()), &bytes)?;
+            ferry_fs::write_atomic(&to.join(src.file_name().unwrap_or_default()), &bytes)?;
         }
         Ok(())
     }
@@ -799,7 +799,7 @@ impl Recorder for Remote {
                     .layout()
                     .ferry_dir()
                     .join(format!(".ferry-described-{}", std::process::id()));
-                ferry_cache::write_atomic(&tmp, text.as_bytes())?;
+                ferry_fs::write_atomic(&tmp, text.as_bytes())?;
                 let sent = self
                     .client
                     .upload_artifact(&format!("{folder}/{rel}"), &tmp);

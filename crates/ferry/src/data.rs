@@ -105,7 +105,7 @@ pub fn table_spec(cwd: &Path, path: &str, a: &TableArgs) -> Result<TableSpec> {
 /// says so in the user's words.
 fn write_html(cwd: &Path, given: &Path, html: &str) -> Result<()> {
     let path = cwd.join(given);
-    ferry_cache::write_atomic(&path, html.as_bytes())
+    ferry_fs::write_atomic(&path, html.as_bytes())
         .with_context(|| format!("cannot write {}", given.display()))?;
     eprintln!("report: {}", given.display());
     Ok(())
@@ -138,7 +138,7 @@ pub fn data(style: &Style, cwd: &Path, cmd: DataCommand) -> Result<u8> {
             let yaml = p.suite_yaml();
             match output {
                 Some(o) => {
-                    ferry_cache::write_atomic(&cwd.join(&o), yaml.as_bytes())
+                    ferry_fs::write_atomic(&cwd.join(&o), yaml.as_bytes())
                         .with_context(|| format!("cannot write {}", o.display()))?;
                     eprintln!(
                         "profiled {} rows x {} columns of {}; suite written to {}",
