@@ -1,8 +1,7 @@
 //! `ferry data profile`, `ferry check data`, `ferry check drift`.
 
 use crate::cli::{CheckCommand, DataCommand, TableArgs};
-use crate::commands::usage;
-use crate::exit;
+use crate::exit::{self, usage};
 use crate::ui::Style;
 use anyhow::{Context, Result};
 use ferry_data::drift::Method;
@@ -185,11 +184,7 @@ pub fn check(style: &Style, cwd: &Path, cmd: CheckCommand) -> Result<u8> {
                 print_json(&report)?;
             }
             print_check(style, &report, started.elapsed(), json);
-            Ok(if report.passed {
-                exit::OK
-            } else {
-                exit::GATE_FAILED
-            })
+            Ok(exit::of_data_check(report.passed))
         }
         CheckCommand::Drift {
             reference,
@@ -268,11 +263,7 @@ pub fn check(style: &Style, cwd: &Path, cmd: CheckCommand) -> Result<u8> {
                 print_json(&report)?;
             }
             print_drift(style, &report, started.elapsed(), json);
-            Ok(if report.dataset_drift {
-                exit::GATE_FAILED
-            } else {
-                exit::OK
-            })
+            Ok(exit::of_drift(report.dataset_drift))
         }
     }
 }
