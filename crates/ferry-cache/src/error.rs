@@ -25,6 +25,16 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+impl From<ferry_fs::Error> for Error {
+    fn from(e: ferry_fs::Error) -> Self {
+        Error::Io {
+            action: e.action,
+            path: e.path,
+            source: e.source,
+        }
+    }
+}
+
 pub(crate) trait IoContext<T> {
     fn ctx(self, action: &'static str, path: &std::path::Path) -> Result<T>;
 }

@@ -1,8 +1,8 @@
 //! The persistent stat index: (path, size, mtime, ctime, inode) -> digest.
 
 use crate::error::{IoContext, Result};
-use crate::store::write_atomic;
 use ferry_core::Digest;
+use ferry_fs::write_atomic;
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};

@@ -22,7 +22,7 @@ mod store;
 pub use error::{Error, Result};
 pub use hash::{Hasher, Manifest, ManifestEntry, PathDigest, escape_bytes};
 pub use index::StatIndex;
-pub use store::{Cache, GcStats, OutRecord, Restored, RunCacheEntry, write_atomic};
+pub use store::{Cache, GcStats, OutRecord, Restored, RunCacheEntry};
 
 /// The digest of what a registry keeps for a model version: the file or
 /// folder at `path` with every byte read (no stat index: nothing is taken

@@ -4,27 +4,9 @@
 use crate::error::{Error, IoContext, Result};
 use crate::hash::{Manifest, PathDigest};
 use ferry_core::Digest;
+use ferry_fs::write_atomic;
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-
-/// Writes `bytes` to `path` atomically: a temporary file in the same folder,
-/// fsync, then rename over the target.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).ctx("create", dir)?;
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        path.file_name().map_or("f".into(), |n| n.to_string_lossy()),
-        std::process::id()
-    ));
-    {
-        let mut f = std::fs::File::create(&tmp).ctx("create", &tmp)?;
-        f.write_all(bytes).ctx("write", &tmp)?;
-        f.sync_all().ctx("sync", &tmp)?;
-    }
-    std::fs::rename(&tmp, path).ctx("rename into place", path)
-}
 
 /// One stage output as recorded in the lock file and the run cache.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -249,7 +231,7 @@ impl Cache {
 
     pub fn put_run_entry(&self, fingerprint: &Digest, entry: &RunCacheEntry) -> Result<()> {
         let json = serde_json::to_vec_pretty(entry).unwrap_or_default();
-        write_atomic(&self.run_path(fingerprint), &json)
+        Ok(write_atomic(&self.run_path(fingerprint), &json)?)
     }
 
     /// Removes every object not reachable from `keep` (digests of outs that

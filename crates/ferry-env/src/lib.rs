@@ -14,6 +14,7 @@
 
 use ferry_core::{Digest, StableHasher};
 use ferry_executor::{CancelToken, Job, OutputSink};
+use ferry_fs::FileLock;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -43,6 +44,16 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<ferry_fs::Error> for Error {
+    fn from(e: ferry_fs::Error) -> Self {
+        Error::Io {
+            action: e.action,
+            path: e.path,
+            source: e.source,
+        }
+    }
+}
 
 fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Error + 'a {
     move |source| Error::Io {
@@ -195,12 +206,8 @@ impl Envs {
         });
         std::fs::create_dir_all(&self.root).map_err(io("create", &self.root))?;
         if let Ok(bytes) = serde_json::to_vec_pretty(&cache) {
-            let tmp = self
-                .root
-                .join(format!(".interpreters.json.{}", std::process::id()));
-            if std::fs::write(&tmp, bytes).is_ok() {
-                let _ = std::fs::rename(&tmp, &cache_path);
-            }
+            // Only a cache: a failed write costs a probe next time.
+            let _ = ferry_fs::write_atomic(&cache_path, &bytes);
         }
         Ok(version)
     }
@@ -379,73 +386,16 @@ fn read_marker(dir: &Path) -> Option<PreparedEnv> {
     dir.join("bin/python").exists().then_some(env)
 }
 
+/// The marker is what makes an environment complete, so it is written
+/// atomically (temp file, fsync, rename, fsync of the folder): a crash
+/// leaves either no marker or a whole one.
 fn write_marker(dir: &Path, env: &PreparedEnv) -> Result<()> {
-    let tmp = dir.join(format!(".{MARKER}.tmp"));
     let bytes = serde_json::to_vec_pretty(env).unwrap_or_default();
-    std::fs::write(&tmp, bytes).map_err(io("write", &tmp))?;
-    std::fs::rename(&tmp, dir.join(MARKER)).map_err(io("write", &dir.join(MARKER)))
+    Ok(ferry_fs::write_atomic(&dir.join(MARKER), &bytes)?)
 }
 
 fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
-}
-
-/// An exclusive advisory lock on a file, released on drop.
-pub struct FileLock {
-    file: std::fs::File,
-}
-
-impl FileLock {
-    pub fn acquire(path: &Path) -> Result<Self> {
-        let file = Self::open(path)?;
-        // SAFETY: flock on a file descriptor we own.
-        let r = unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&file), libc::LOCK_EX) };
-        if r != 0 {
-            return Err(io("lock", path)(std::io::Error::last_os_error()));
-        }
-        Ok(Self { file })
-    }
-
-    /// The lock if nobody else holds it.
-    pub fn try_acquire(path: &Path) -> Result<Option<Self>> {
-        let file = Self::open(path)?;
-        // SAFETY: flock on a file descriptor we own.
-        let r = unsafe {
-            libc::flock(
-                std::os::fd::AsRawFd::as_raw_fd(&file),
-                libc::LOCK_EX | libc::LOCK_NB,
-            )
-        };
-        if r != 0 {
-            let e = std::io::Error::last_os_error();
-            if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
-                return Ok(None);
-            }
-            return Err(io("lock", path)(e));
-        }
-        Ok(Some(Self { file }))
-    }
-
-    fn open(path: &Path) -> Result<std::fs::File> {
-        if let Some(p) = path.parent() {
-            std::fs::create_dir_all(p).map_err(io("create", p))?;
-        }
-        std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(path)
-            .map_err(io("open", path))
-    }
-}
-
-impl Drop for FileLock {
-    fn drop(&mut self) {
-        // SAFETY: unlocking our own descriptor.
-        unsafe {
-            libc::flock(std::os::fd::AsRawFd::as_raw_fd(&self.file), libc::LOCK_UN);
-        }
-    }
 }
 
 #[cfg(test)]

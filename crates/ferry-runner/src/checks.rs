@@ -178,10 +178,10 @@ fn run_inner(root: &Path, check: &Check, lines: &mut Vec<String>) -> Result<(), 
             )
         }
     };
-    ferry_cache::write_atomic(&root.join(&check.report), &json)
+    ferry_fs::write_atomic(&root.join(&check.report), &json)
         .map_err(|e| format!("cannot write {}: {e}", check.report))?;
     if let (Some(h), Some(text)) = (&check.html, html) {
-        ferry_cache::write_atomic(&root.join(h), text.as_bytes())
+        ferry_fs::write_atomic(&root.join(h), text.as_bytes())
             .map_err(|e| format!("cannot write {h}: {e}"))?;
         lines.push(format!("report: {h}"));
     }

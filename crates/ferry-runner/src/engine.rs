@@ -84,21 +84,21 @@ pub(crate) fn to_record(path: &str, l: &LockedPath) -> OutRecord {
 
 impl<'p> Engine<'p> {
     pub fn open(project: &'p Project) -> Result<Self> {
-        let lock = match std::fs::read_to_string(project.lock_path()) {
+        let lock = match std::fs::read_to_string(project.layout().lock_file()) {
             Ok(text) => LockFile::parse(&text)?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => LockFile::default(),
             Err(e) => {
                 return Err(crate::Error::Io {
                     action: "read",
-                    path: project.lock_path(),
+                    path: project.layout().lock_file(),
                     source: e,
                 });
             }
         };
         Ok(Self {
             project,
-            hasher: Hasher::new(&project.root, StatIndex::load(&project.index_path())),
-            cache: Cache::new(&project.cache_dir()),
+            hasher: Hasher::new(&project.root, StatIndex::load(&project.layout().index())),
+            cache: Cache::new(&project.layout().cache()),
             lock,
             env_fp: None,
             has_env: project.pipeline.env.is_some(),
@@ -326,11 +326,11 @@ impl<'p> Engine<'p> {
 
     fn save_lock(&self) -> Result<()> {
         let text = self.lock.render();
-        let path = self.project.lock_path();
+        let path = self.project.layout().lock_file();
         if std::fs::read_to_string(&path).ok().as_deref() == Some(text.as_str()) {
             return Ok(());
         }
-        ferry_cache::write_atomic(&path, text.as_bytes())?;
+        ferry_fs::write_atomic(&path, text.as_bytes())?;
         Ok(())
     }
 }

@@ -5,9 +5,8 @@
 //! stage's log is found where the run was recorded: `.ferry/logs`, else the
 //! run's `logs/<stage>.log` artifact.
 
-use crate::{Error, Result};
+use crate::{Error, Layout, Result};
 use ferry_metadata::{BlockingStore, RunDetail, RunFilter, RunSummary, pipeline_runs};
-use std::path::PathBuf;
 
 pub trait History {
     /// The newest `limit` pipeline runs, newest first.
@@ -45,11 +44,11 @@ pub trait History {
     }
 }
 
-/// The history in a store; stage logs under `ferry_dir` (`logs/`, else the
-/// run's artifacts in `artifacts/`) when the store is a project's, none for
+/// The history in a store; stage logs from the project's `layout` (its
+/// logs, else the run's artifacts) when the store is a project's, none for
 /// a store opened by its URL alone (its files are elsewhere).
-pub fn local_history(store: BlockingStore, ferry_dir: Option<PathBuf>) -> Box<dyn History> {
-    Box::new(LocalHistory { store, ferry_dir })
+pub fn local_history(store: BlockingStore, layout: Option<Layout>) -> Box<dyn History> {
+    Box::new(LocalHistory { store, layout })
 }
 
 /// The history on the `ferry server` at `url`.
@@ -61,7 +60,7 @@ pub fn remote_history(url: &str) -> Result<Box<dyn History>> {
 
 struct LocalHistory {
     store: BlockingStore,
-    ferry_dir: Option<PathBuf>,
+    layout: Option<Layout>,
 }
 
 fn read_if_any(path: &std::path::Path) -> Result<Option<Vec<u8>>> {
@@ -97,14 +96,11 @@ impl History for LocalHistory {
     }
 
     fn stage_log(&self, run_id: &str, stage: &str) -> Result<Option<Vec<u8>>> {
-        let Some(ferry_dir) = &self.ferry_dir else {
+        let Some(layout) = &self.layout else {
             return Ok(None);
         };
         // Safe names: a run id is hex, a stage name is validated.
-        let own = ferry_dir
-            .join("logs")
-            .join(run_id)
-            .join(format!("{stage}.log"));
+        let own = layout.stage_log(run_id, stage);
         if let Some(b) = read_if_any(&own)? {
             return Ok(Some(b));
         }
@@ -117,7 +113,7 @@ impl History for LocalHistory {
         let Some(dir) = run.as_ref().and_then(pipeline_runs::artifact_dir) else {
             return Ok(None);
         };
-        let mut path = ferry_dir.join("artifacts");
+        let mut path = layout.artifacts();
         for seg in dir.split('/') {
             if seg.is_empty() || seg == "." || seg == ".." {
                 return Ok(None);

@@ -29,7 +29,7 @@ mod tracking;
 pub use executor::{Executor, LocalProcesses, StageCommand};
 pub use git::{head_commit, is_dirty};
 pub use history::{History, local_history, remote_history};
-pub use project::{LOCK_FILE, Project, SPEC_FILE, store_url};
+pub use project::{LOCK_FILE, Layout, Project, SPEC_FILE, store_url};
 pub use record::{Registry, RunValues, local_registry, remote_registry};
 pub use report::*;
 pub use run::{RunOptions, gc, run, run_with, status};
@@ -74,3 +74,13 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<ferry_fs::Error> for Error {
+    fn from(e: ferry_fs::Error) -> Self {
+        Error::Io {
+            action: e.action,
+            path: e.path,
+            source: e.source,
+        }
+    }
+}

@@ -45,7 +45,7 @@ impl PidFile {
         for g in groups {
             text.push_str(&format!("group {} {}\n", g.pgid, g.start_ticks));
         }
-        ferry_cache::write_atomic(&self.path, text.as_bytes())?;
+        ferry_fs::write_atomic(&self.path, text.as_bytes())?;
         Ok(())
     }
 
@@ -84,7 +84,7 @@ impl GroupWatch for PidFile {
 }
 
 fn runs_dir(project: &Project) -> PathBuf {
-    project.ferry_dir().join("runs")
+    project.layout().runs()
 }
 
 /// Kills the stage groups of dead runs and removes their records. Call
@@ -205,8 +205,8 @@ fn subdirs(dir: &Path) -> Vec<PathBuf> {
 /// `.ferry` only the names ferry itself gives are touched. Call only with
 /// the run lock held. Returns how many were removed.
 pub(crate) fn sweep_temp(project: &Project, artifacts: bool) -> u64 {
-    let ferry = project.ferry_dir();
-    let cache = project.cache_dir();
+    let ferry = project.layout().ferry_dir();
+    let cache = project.layout().cache();
     let any = |_: &str| true;
     let mut n = sweep_dir(&ferry, &any) + sweep_dir(&runs_dir(project), &any);
     for sub in ["objects", "runs"] {
@@ -237,7 +237,8 @@ pub(crate) fn sweep_temp(project: &Project, artifacts: bool) -> u64 {
         // `.ferry/artifacts/<experiment>/<run>/artifacts/`: a model being
         // published (`.ferry-publish-<pid>`), check reports being attached
         // (`checks/.<name>.tmp-<pid>`); what MLflow clients log is theirs.
-        for exp in subdirs(&ferry.join("artifacts")) {
+        // (Walked rather than named: `Layout::run_artifacts` of each.)
+        for exp in subdirs(&project.layout().artifacts()) {
             for run in subdirs(&exp) {
                 let a = run.join("artifacts");
                 n += sweep_dir(&a, &|name| name.starts_with(".ferry-publish-"));

@@ -1,4 +1,5 @@
-//! A ferry project on disk: its root, spec, lock file and `.ferry` folder.
+//! A ferry project on disk: its root, spec, lock file and `.ferry` folder
+//! ([`Layout`], the one place their paths are spelled).
 
 use crate::{Error, Result};
 use ferry_spec::{Files, Pipeline};
@@ -12,6 +13,94 @@ pub const LOCK_FILE: &str = "ferry.lock";
 pub struct Project {
     pub root: PathBuf,
     pub pipeline: Pipeline,
+    layout: Layout,
+}
+
+/// Every path ferry keeps for a project: the spec and lock file beside the
+/// project's files, and everything under `.ferry/`. The one place these
+/// names are spelled; the runner, the CLI and the servers' defaults ask it.
+/// Pure: it computes paths and touches nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    root: PathBuf,
+}
+
+impl Layout {
+    /// The layout of the project (or would-be project) at `root`.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+    /// The project folder.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+    /// `ferry.yaml`.
+    pub fn spec_file(&self) -> PathBuf {
+        self.root.join(SPEC_FILE)
+    }
+    /// `ferry.lock`.
+    pub fn lock_file(&self) -> PathBuf {
+        self.root.join(LOCK_FILE)
+    }
+    /// `.ferry/`, where everything else lives.
+    pub fn ferry_dir(&self) -> PathBuf {
+        self.root.join(".ferry")
+    }
+    /// `.ferry/ferry.db`, the embedded store.
+    pub fn db(&self) -> PathBuf {
+        self.ferry_dir().join("ferry.db")
+    }
+    /// The embedded store's URL (`sqlite://…/.ferry/ferry.db`).
+    pub fn store_url(&self) -> String {
+        format!("sqlite://{}", self.db().display())
+    }
+    /// `.ferry/artifacts`: the artifact root of the embedded store (what
+    /// `ferry server` and `ferry serve` default to).
+    pub fn artifacts(&self) -> PathBuf {
+        self.ferry_dir().join("artifacts")
+    }
+    /// A run's artifacts under the artifact root:
+    /// `.ferry/artifacts/<experiment>/<run>/artifacts` (MLflow's
+    /// `mlflow-artifacts:/<experiment>/<run>/artifacts`, as `ferry server`
+    /// lays it out).
+    pub fn run_artifacts(&self, experiment_id: &str, run_id: &str) -> PathBuf {
+        self.artifacts()
+            .join(experiment_id)
+            .join(run_id)
+            .join("artifacts")
+    }
+    /// `.ferry/logs`: stage logs, one folder per run.
+    pub fn logs(&self) -> PathBuf {
+        self.ferry_dir().join("logs")
+    }
+    /// `.ferry/logs/<run>/<stage>.log`.
+    pub fn stage_log(&self, run_id: &str, stage: &str) -> PathBuf {
+        self.logs().join(run_id).join(format!("{stage}.log"))
+    }
+    /// `.ferry/predictions`: `ferry serve`'s default prediction log.
+    pub fn predictions(&self) -> PathBuf {
+        self.ferry_dir().join("predictions")
+    }
+    /// `.ferry/cache`: objects and the run cache.
+    pub fn cache(&self) -> PathBuf {
+        self.ferry_dir().join("cache")
+    }
+    /// `.ferry/index`: the stat index.
+    pub fn index(&self) -> PathBuf {
+        self.ferry_dir().join("index")
+    }
+    /// `.ferry/envs`: Python environments.
+    pub fn envs(&self) -> PathBuf {
+        self.ferry_dir().join("envs")
+    }
+    /// `.ferry/run.lock`: held by a run or `gc`.
+    pub fn run_lock(&self) -> PathBuf {
+        self.ferry_dir().join("run.lock")
+    }
+    /// `.ferry/runs`: the stage groups of live runs (`<run>.pids`).
+    pub fn runs(&self) -> PathBuf {
+        self.ferry_dir().join("runs")
+    }
 }
 
 struct DiskFiles<'a>(&'a Path);
@@ -54,7 +143,8 @@ impl Project {
 
     /// Loads and validates the project at `root`.
     pub fn load(root: &Path) -> Result<Self> {
-        let spec_path = root.join(SPEC_FILE);
+        let layout = Layout::new(root);
+        let spec_path = layout.spec_file();
         let bytes = std::fs::read(&spec_path).map_err(|e| Error::Io {
             action: "read",
             path: spec_path.clone(),
@@ -70,37 +160,17 @@ impl Project {
         Ok(Self {
             root: root.to_owned(),
             pipeline,
+            layout,
         })
     }
 
-    pub fn ferry_dir(&self) -> PathBuf {
-        self.root.join(".ferry")
-    }
-    pub fn lock_path(&self) -> PathBuf {
-        self.root.join(LOCK_FILE)
-    }
-    pub fn cache_dir(&self) -> PathBuf {
-        self.ferry_dir().join("cache")
-    }
-    pub fn index_path(&self) -> PathBuf {
-        self.ferry_dir().join("index")
-    }
-    pub fn envs_dir(&self) -> PathBuf {
-        self.ferry_dir().join("envs")
-    }
-    pub fn logs_dir(&self) -> PathBuf {
-        self.ferry_dir().join("logs")
-    }
-    /// The embedded store's URL.
-    pub fn store_url(&self) -> String {
-        store_url(&self.root)
+    /// Where this project's files are.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
     }
 }
 
 /// The embedded store of the project at `root`.
 pub fn store_url(root: &Path) -> String {
-    format!(
-        "sqlite://{}",
-        root.join(".ferry").join("ferry.db").display()
-    )
+    Layout::new(root).store_url()
 }

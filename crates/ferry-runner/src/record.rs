@@ -106,7 +106,7 @@ impl RunValues {
 pub fn local_registry(store: BlockingStore) -> Box<dyn Registry> {
     Box::new(Local {
         store,
-        artifacts: std::path::PathBuf::new(),
+        layout: crate::Layout::new(std::path::PathBuf::new()),
     })
 }
 
@@ -255,15 +255,16 @@ fn param_text(v: &serde_json::Value) -> String {
 /// The project's own store (`.ferry/ferry.db`).
 pub(crate) struct Local {
     store: BlockingStore,
-    /// The project's artifact folder (`.ferry/artifacts`).
-    artifacts: std::path::PathBuf,
+    /// The project's files (run artifacts under `.ferry/artifacts`); an
+    /// empty root for a registry alone, which writes none.
+    layout: crate::Layout,
 }
 
 impl Local {
     pub fn open(project: &Project) -> Result<Self> {
         Ok(Self {
-            store: BlockingStore::open(&project.store_url())?,
-            artifacts: project.ferry_dir().join("artifacts"),
+            store: BlockingStore::open(&project.layout().store_url())?,
+            layout: project.layout().clone(),
         })
     }
 }
@@ -389,17 +390,15 @@ impl Recorder for Local {
         })?;
         if let Some(log) = stage_log(st) {
             let to = self
-                .artifacts
-                .join(&run.experiment_id)
-                .join(&run.run_id)
-                .join("artifacts")
+                .layout
+                .run_artifacts(&run.experiment_id, &run.run_id)
                 .join(pipeline_runs::stage_log_artifact(&st.record.stage));
             let bytes = std::fs::read(log).map_err(|source| crate::Error::Io {
                 action: "read",
                 path: log.to_owned(),
                 source,
             })?;
-            ferry_cache::write_atomic(&to, &bytes)?;
+            ferry_fs::write_atomic(&to, &bytes)?;
         }
         Ok(())
     }
@@ -469,11 +468,8 @@ impl Recorder for Local {
 
     fn attach(&self, run: &Started, project: &Project, dir: &str, files: &[String]) -> Result<()> {
         let to = project
-            .ferry_dir()
-            .join("artifacts")
-            .join(&run.experiment_id)
-            .join(&run.run_id)
-            .join("artifacts")
+            .layout()
+            .run_artifacts(&run.experiment_id, &run.run_id)
             .join(dir);
         for f in files {
             let src = project.root.join(f);
@@ -482,7 +478,7 @@ impl Recorder for Local {
                 path: src.clone(),
                 source,
             })?;
-            ferry_cache::write_atomic(&to.join(src.file_name().unwrap_or_default()), &bytes)?;
+            ferry_fs::write_atomic(&to.join(src.file_name().unwrap_or_default()), &bytes)?;
         }
         Ok(())
     }
@@ -534,11 +530,8 @@ fn publish_artifact(
     };
     let src = project.root.join(artifact);
     let dst = project
-        .ferry_dir()
-        .join("artifacts")
-        .join(experiment_id)
-        .join(rid)
-        .join("artifacts")
+        .layout()
+        .run_artifacts(experiment_id, rid)
         .join(model);
     let parent = dst.parent().unwrap_or(&dst).to_owned();
     std::fs::create_dir_all(&parent).map_err(io("create", &parent))?;
@@ -803,9 +796,10 @@ impl Recorder for Remote {
         if !files.iter().any(|(rel, _)| rel == "MLmodel") {
             for (rel, text) in described {
                 let tmp = project
+                    .layout()
                     .ferry_dir()
                     .join(format!(".ferry-described-{}", std::process::id()));
-                ferry_cache::write_atomic(&tmp, text.as_bytes())?;
+                ferry_fs::write_atomic(&tmp, text.as_bytes())?;
                 let sent = self
                     .client
                     .upload_artifact(&format!("{folder}/{rel}"), &tmp);

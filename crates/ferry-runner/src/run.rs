@@ -15,8 +15,9 @@ use crate::tracking::Tracking;
 use crate::{Error, Project, Result};
 use ferry_cache::{GcStats, OutRecord};
 use ferry_core::{Digest, StageName, now_ms};
-use ferry_env::{EnvRequest, Envs, FileLock, PreparedEnv};
+use ferry_env::{EnvRequest, Envs, PreparedEnv};
 use ferry_executor::CancelToken;
+use ferry_fs::FileLock;
 use ferry_metadata::*;
 use ferry_pipeline::LockedPath;
 use ferry_spec::Stage;
@@ -100,7 +101,7 @@ pub fn status(project: &Project, stage_names: &[String]) -> Result<StatusReport>
     let mut engine = Engine::open(project)?;
     let mut env = None;
     if let Some(req) = env_request(project, &mut engine)? {
-        env = Envs::new(&project.envs_dir()).lookup(&req)?;
+        env = Envs::new(&project.layout().envs()).lookup(&req)?;
         engine.set_env(env.as_ref().map(|e: &PreparedEnv| e.fingerprint));
     }
     let mut predicted: HashMap<String, LockedPath> = HashMap::new();
@@ -177,12 +178,12 @@ pub fn run_with(
     cancel: &CancelToken,
 ) -> Result<RunReport> {
     let wanted = targets(project, &opts.targets)?;
-    std::fs::create_dir_all(project.ferry_dir()).map_err(|e| Error::Io {
+    std::fs::create_dir_all(project.layout().ferry_dir()).map_err(|e| Error::Io {
         action: "create",
-        path: project.ferry_dir(),
+        path: project.layout().ferry_dir(),
         source: e,
     })?;
-    let lock_path = project.ferry_dir().join("run.lock");
+    let lock_path = project.layout().run_lock();
     let _guard = match FileLock::try_acquire(&lock_path)? {
         Some(g) => g,
         None => return Err(Error::Busy(lock_path)),
@@ -317,7 +318,7 @@ fn prepare_env(
     let Some(req) = env_request(project, engine)? else {
         return Ok(None);
     };
-    let envs = Envs::new(&project.envs_dir());
+    let envs = Envs::new(&project.layout().envs());
     let env = match envs.lookup(&req)? {
         Some(e) => {
             reporter.event(Event::EnvReady {
@@ -581,7 +582,7 @@ impl Drop for Abort<'_> {
 /// counts them; nothing is touched, not even a dead run's leftovers).
 pub fn gc(project: &Project, keep_run_cache: bool, dry_run: bool) -> Result<GcStats> {
     let engine = Engine::open(project)?;
-    let lock_path = project.ferry_dir().join("run.lock");
+    let lock_path = project.layout().run_lock();
     let _guard = match FileLock::try_acquire(&lock_path)? {
         Some(g) => g,
         None => return Err(Error::Busy(lock_path)),
@@ -592,7 +593,7 @@ pub fn gc(project: &Project, keep_run_cache: bool, dry_run: bool) -> Result<GcSt
         orphans::sweep_temp(project, true);
     }
     let mut keep: Vec<OutRecord> = engine.locked_outs();
-    let store = BlockingStore::open(&project.store_url())?;
+    let store = BlockingStore::open(&project.layout().store_url())?;
     let models = store.call(|s| Box::pin(async move { s.list_models().await }))?;
     for m in models {
         let name = m.name.clone();

@@ -381,9 +381,8 @@ impl<'s, 'p> Scheduler<'s, 'p> {
     pub(crate) fn log_path(&self, stage: &Stage) -> PathBuf {
         self.cx
             .project
-            .logs_dir()
-            .join(&self.cx.started.run_id)
-            .join(format!("{}.log", stage.name))
+            .layout()
+            .stage_log(&self.cx.started.run_id, stage.name.as_str())
     }
 }
 

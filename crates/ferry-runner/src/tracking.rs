@@ -62,8 +62,8 @@ impl<'a> Tracking<'a> {
         let endpoint = match self.recorder.tracking_uri() {
             Some(uri) => Ok((uri, None)),
             None => ferry_server::Embedded::start(
-                &self.project.store_url(),
-                &self.project.ferry_dir().join("artifacts"),
+                &self.project.layout().store_url(),
+                &self.project.layout().artifacts(),
             )
             .map(|srv| (srv.url(), Some(srv))),
         };

@@ -83,9 +83,9 @@ pub enum Command {
     /// Serve the MLflow REST API (tracking, artifacts) over this project's store
     Server(ServerArgs),
     /// Serve registered models over HTTP (MLflow scoring, Open Inference Protocol, KServe V1), with canaries and metrics
-    Serve(crate::serve::ServeArgs),
+    Serve(ServeArgs),
     /// Roll out a new version behind `ferry serve`: canary steps or a shadow, judged and rolled back automatically
-    Deploy(crate::serve::DeployArgs),
+    Deploy(DeployArgs),
     /// Describe data: profile a trusted batch into a starting expectation suite
     #[command(subcommand)]
     Data(DataCommand),
@@ -223,6 +223,177 @@ pub struct ServerArgs {
     /// Connections held open at once (beyond it new ones wait to be accepted)
     #[arg(long, default_value_t = ferry_http::DEFAULT_MAX_CONNECTIONS)]
     pub max_connections: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Models to serve: `iris@production`, `iris/3` or `iris` (its latest version); the first answers `/invocations`
+    #[arg(required = true)]
+    pub models: Vec<String>,
+    /// The address the gateway listens on (loopback by default; `0.0.0.0` for every interface)
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// The port (0: any free one, printed at start-up)
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    #[command(flatten)]
+    pub place: Place,
+    /// The folder artifacts are kept in; default: the project's `.ferry/artifacts`
+    #[arg(long)]
+    pub artifacts: Option<PathBuf>,
+    /// Where the prediction log goes; default: the project's `.ferry/predictions`
+    #[arg(long)]
+    pub log_dir: Option<PathBuf>,
+    /// Share of requests written to the prediction log (0 turns it off)
+    #[arg(long, default_value_t = 1.0)]
+    pub log_sample: f64,
+    /// At most this many requests a second go to the prediction log
+    #[arg(long, default_value_t = 1000)]
+    pub log_max_per_s: u64,
+    /// One prediction-log file per window (e.g. 1h, 10m)
+    #[arg(long, default_value = "1h")]
+    pub log_window: String,
+    /// The prediction log's size limit per model, in MiB (the oldest files go first)
+    #[arg(long, default_value_t = 1024)]
+    pub log_max_mib: u64,
+    /// The largest request body, in MiB
+    #[arg(long, default_value_t = 16)]
+    pub max_body_mib: usize,
+    /// Request bodies held at once, in MiB (beyond it requests wait, then get 503)
+    #[arg(long, default_value_t = 64)]
+    pub max_inflight_mib: usize,
+    /// Connections held open at once (beyond it new ones wait to be accepted)
+    #[arg(long, default_value_t = ferry_http::DEFAULT_MAX_CONNECTIONS)]
+    pub max_connections: usize,
+    /// Threads answering requests (default: one per core)
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// How often routes are rebuilt from the store and deployments judged
+    #[arg(long, default_value = "1s")]
+    pub tick: String,
+    /// A process runtime this gateway may start for models that are not ONNX: `mlflow` (the built-in
+    /// `mlflow models serve` for pyfunc models), or `NAME=PROGRAM ARGS...` with `{model_dir}`, `{port}`,
+    /// `{host}` in the arguments; run without a shell. A version uses one by its MLflow flavour or by
+    /// naming it in the tag `ferry.serve.runtime` (repeatable)
+    #[arg(long = "runtime", value_name = "RUNTIME")]
+    pub runtimes: Vec<String>,
+    /// Serve versions tagged `ferry.fake` as misbehaving fakes (demos, tests)
+    #[arg(long, hide = true)]
+    pub allow_fakes: bool,
+    /// Log one JSON object per line
+    #[arg(long)]
+    pub log_json: bool,
+}
+
+/// No `--version` flag here: `ferry deploy iris --version 2` (the old way
+/// to name a candidate) must not print ferry's version and exit 0 without
+/// rolling anything out; `ferry --version` says it.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, disable_version_flag = true)]
+pub struct DeployArgs {
+    #[command(subcommand)]
+    pub command: Option<DeployCommand>,
+    #[command(flatten)]
+    pub start: DeployStart,
+    #[command(flatten)]
+    pub place: Place,
+}
+
+#[derive(Debug, Args)]
+pub struct DeployStart {
+    /// The version to roll out: `iris/3`, or `iris@candidate` (the version the alias points to)
+    #[arg(value_name = "MODEL/VERSION|MODEL@ALIAS")]
+    pub candidate: Option<String>,
+    /// Gone (the version goes in the reference: `iris/3`); hidden, to say so to old scripts
+    #[arg(long = "version", id = "old_version", value_name = "N", hide = true)]
+    pub old_version: Option<String>,
+    /// Gone (the alias goes in the reference: `iris@candidate`); hidden, to say so to old scripts
+    #[arg(
+        long = "candidate",
+        id = "old_candidate",
+        value_name = "ALIAS",
+        hide = true
+    )]
+    pub old_candidate: Option<String>,
+    /// `canary` (a share of traffic, stepped up) or `shadow` (mirrored traffic, answers discarded)
+    #[arg(long, default_value = "canary")]
+    pub strategy: String,
+    /// Canary weights in percent, in order
+    #[arg(long, default_value = "10,25,50,100", value_delimiter = ',')]
+    pub steps: Vec<u32>,
+    /// How long each step is watched before it may pass
+    #[arg(long, default_value = "1m")]
+    pub interval: String,
+    /// How long past the interval a step may wait for enough data before it is rolled back
+    #[arg(long, default_value = "10m")]
+    pub deadline: String,
+    /// The alias that serves production: the stable version, and where the candidate goes when promoted
+    #[arg(long, default_value = "production")]
+    pub alias: String,
+    /// Largest share of failed (5xx) answers of the candidate
+    #[arg(long)]
+    pub max_error_rate: Option<f64>,
+    /// Largest 99th percentile latency of the candidate, in ms
+    #[arg(long)]
+    pub max_p99_ms: Option<f64>,
+    /// Largest shift of predictions from the stable version's (total variation of class shares; for numbers, of the mean in standard deviations)
+    #[arg(long)]
+    pub max_prediction_shift: Option<f64>,
+    /// Smallest accuracy on labels sent to POST /feedback
+    #[arg(long)]
+    pub min_accuracy: Option<f64>,
+    /// Requests (and labels) a step needs before any verdict
+    #[arg(long, default_value_t = 20)]
+    pub min_requests: u64,
+    /// Shadow: percent of requests mirrored to the candidate
+    #[arg(long, default_value_t = 100)]
+    pub mirror: u32,
+    /// Shadow: smallest agreement with the stable version
+    #[arg(long)]
+    pub min_agreement: Option<f64>,
+    /// Why (recorded with the deployment)
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// Roll out a version that was rejected before (rolled back or aborted)
+    #[arg(long)]
+    pub allow_rejected: bool,
+    /// Follow the rollout until it ends (exit 0 promoted, 3 rolled back)
+    #[arg(long)]
+    pub wait: bool,
+    /// Print the deployment as JSON on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeployCommand {
+    /// A model's deployment: state, step, weight, and every decision with its reason
+    Status {
+        /// The model (all models' active deployments when absent)
+        model: Option<String>,
+        /// Follow it until it ends
+        #[arg(long)]
+        watch: bool,
+        /// Print as JSON on stdout
+        #[arg(long)]
+        json: bool,
+    },
+    /// Promote the candidate now: the alias moves to it
+    Promote {
+        /// The model whose rollout to promote
+        model: String,
+        /// Why (recorded with the decision)
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Stop the rollout now: all traffic back to the stable version, the candidate marked rejected (unless no gateway ever picked the rollout up)
+    Abort {
+        /// The model whose rollout to stop
+        model: String,
+        /// Why (recorded with the decision)
+        #[arg(long)]
+        reason: Option<String>,
+    },
 }
 
 #[derive(Debug, Args)]

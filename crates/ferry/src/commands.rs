@@ -1,7 +1,7 @@
 //! One function per command. Each returns the process exit code.
 
 use crate::cli::{Cli, Command, ModelsArgs, ModelsCommand, RunArgs, RunsCommand, ServerArgs};
-use crate::exit;
+use crate::exit::{self, usage};
 use crate::ui::{Style, Terminal, bytes, duration, time};
 use anyhow::{Context, Result, bail};
 use ferry_core::ModelRef;
@@ -11,48 +11,6 @@ use serde::Serialize;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
-
-/// A user mistake (bad spec, bad argument): exit code 2.
-#[derive(Debug)]
-struct Usage(String);
-
-impl std::fmt::Display for Usage {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for Usage {}
-
-pub(crate) fn usage(msg: impl Into<String>) -> anyhow::Error {
-    anyhow::Error::new(Usage(msg.into()))
-}
-
-pub fn exit_code_of(e: &anyhow::Error) -> u8 {
-    if e.downcast_ref::<Usage>().is_some() {
-        return exit::USAGE;
-    }
-    // Bad data or a bad suite: the user's input.
-    if let Some(d) = e.downcast_ref::<ferry_data::DataError>() {
-        return match d {
-            ferry_data::DataError::Internal(_) => exit::STAGE_FAILED,
-            _ => exit::USAGE,
-        };
-    }
-    match e.downcast_ref::<ferry_runner::Error>() {
-        Some(
-            ferry_runner::Error::Spec(_)
-            | ferry_runner::Error::NoProject(_)
-            | ferry_runner::Error::UnknownStage { .. }
-            | ferry_runner::Error::Lock(_)
-            | ferry_runner::Error::Unsupported(_)
-            | ferry_runner::Error::OutsideProject { .. }
-            | ferry_runner::Error::Cache(ferry_cache::Error::NotRegular { .. })
-            | ferry_runner::Error::Remote(ferry_client::Error::Url { .. }),
-        ) => exit::USAGE,
-        _ => exit::STAGE_FAILED,
-    }
-}
 
 pub(crate) struct Ctx {
     pub(crate) cwd: PathBuf,
@@ -395,12 +353,7 @@ fn run(ctx: &Ctx, args: RunArgs) -> Result<u8> {
             _ => {}
         }
     }
-    Ok(match report.status {
-        RunStatus::Succeeded | RunStatus::Running => exit::OK,
-        RunStatus::GateFailed => exit::GATE_FAILED,
-        RunStatus::Cancelled => exit::CANCELLED,
-        RunStatus::Failed | RunStatus::Crashed => exit::STAGE_FAILED,
-    })
+    Ok(exit::of_run(report.status))
 }
 
 fn status(ctx: &Ctx, stages: &[String], json: bool) -> Result<u8> {
@@ -972,15 +925,13 @@ fn gc(ctx: &Ctx, all: bool, dry_run: bool) -> Result<u8> {
 fn server(ctx: &Ctx, args: ServerArgs) -> Result<u8> {
     // Defaults: the project's store and artifact folder (the current folder
     // if it holds no ferry project).
-    let (store_url, root) = ctx.store_url(
+    let (store_url, layout) = ctx.store_url(
         &args.place,
         "ferry server",
         "it is the server, and serves a store it opens itself",
         true,
     )?;
-    let artifacts = args
-        .artifacts
-        .unwrap_or_else(|| root.join(".ferry").join("artifacts"));
+    let artifacts = args.artifacts.unwrap_or_else(|| layout.artifacts());
     let ip: std::net::IpAddr = args
         .host
         .parse()

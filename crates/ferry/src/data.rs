@@ -1,8 +1,7 @@
 //! `ferry data profile`, `ferry check data`, `ferry check drift`.
 
 use crate::cli::{CheckCommand, DataCommand, TableArgs};
-use crate::commands::usage;
-use crate::exit;
+use crate::exit::{self, usage};
 use crate::ui::Style;
 use anyhow::{Context, Result};
 use ferry_data::drift::Method;
@@ -105,7 +104,7 @@ pub fn table_spec(cwd: &Path, path: &str, a: &TableArgs) -> Result<TableSpec> {
 /// says so in the user's words.
 fn write_html(cwd: &Path, given: &Path, html: &str) -> Result<()> {
     let path = cwd.join(given);
-    ferry_cache::write_atomic(&path, html.as_bytes())
+    ferry_fs::write_atomic(&path, html.as_bytes())
         .with_context(|| format!("cannot write {}", given.display()))?;
     eprintln!("report: {}", given.display());
     Ok(())
@@ -138,7 +137,7 @@ pub fn data(style: &Style, cwd: &Path, cmd: DataCommand) -> Result<u8> {
             let yaml = p.suite_yaml();
             match output {
                 Some(o) => {
-                    ferry_cache::write_atomic(&cwd.join(&o), yaml.as_bytes())
+                    ferry_fs::write_atomic(&cwd.join(&o), yaml.as_bytes())
                         .with_context(|| format!("cannot write {}", o.display()))?;
                     eprintln!(
                         "profiled {} rows x {} columns of {}; suite written to {}",
@@ -186,11 +185,7 @@ pub fn check(style: &Style, cwd: &Path, cmd: CheckCommand) -> Result<u8> {
                 print_json(&report)?;
             }
             print_check(style, &report, started.elapsed(), json);
-            Ok(if report.passed {
-                exit::OK
-            } else {
-                exit::GATE_FAILED
-            })
+            Ok(exit::of_data_check(report.passed))
         }
         CheckCommand::Drift {
             reference,
@@ -269,11 +264,7 @@ pub fn check(style: &Style, cwd: &Path, cmd: CheckCommand) -> Result<u8> {
                 print_json(&report)?;
             }
             print_drift(style, &report, started.elapsed(), json);
-            Ok(if report.dataset_drift {
-                exit::GATE_FAILED
-            } else {
-                exit::OK
-            })
+            Ok(exit::of_drift(report.dataset_drift))
         }
     }
 }

@@ -4,6 +4,7 @@
 mod cli;
 mod commands;
 mod data;
+mod exit;
 mod place;
 mod serve;
 mod ui;
@@ -15,15 +16,6 @@ use clap::Parser;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::process::ExitCode;
-
-/// Documented exit codes.
-pub mod exit {
-    pub const OK: u8 = 0;
-    pub const STAGE_FAILED: u8 = 1;
-    pub const USAGE: u8 = 2;
-    pub const GATE_FAILED: u8 = 3;
-    pub const CANCELLED: u8 = 130;
-}
 
 /// The error and its causes, `: `-separated, leaving out a cause whose text
 /// the message already holds (many errors quote their source).
@@ -54,7 +46,7 @@ fn main() -> ExitCode {
     match commands::dispatch(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            let code = commands::exit_code_of(&e);
+            let code = exit::of_error(&e);
             let msg = chain(&e);
             if msg.starts_with("error: ") {
                 eprintln!("{msg}");

@@ -5,10 +5,12 @@
 //! both at once, and on how a refusal reads.
 
 use crate::cli::Place;
-use crate::commands::{Ctx, usage};
+use crate::commands::Ctx;
+use crate::exit::usage;
 use anyhow::Result;
 use ferry_metadata::BlockingStore;
-use std::path::{Path, PathBuf};
+use ferry_runner::Layout;
+use std::path::Path;
 
 /// What `--server` / `--store` chose.
 pub(crate) enum Target<'a> {
@@ -95,8 +97,8 @@ fn existing(url: &str) -> Result<&str> {
 pub(crate) enum Reader {
     Store {
         store: BlockingStore,
-        /// The project's `.ferry` (stage logs, artifacts); none for `--store`.
-        ferry_dir: Option<PathBuf>,
+        /// The project's files (stage logs, artifacts); none for `--store`.
+        layout: Option<Layout>,
     },
     Server(String),
 }
@@ -105,7 +107,7 @@ impl Reader {
     /// Run history (`ferry runs`, `ferry logs`).
     pub(crate) fn history(self) -> Result<Box<dyn ferry_runner::History>> {
         match self {
-            Reader::Store { store, ferry_dir } => Ok(ferry_runner::local_history(store, ferry_dir)),
+            Reader::Store { store, layout } => Ok(ferry_runner::local_history(store, layout)),
             Reader::Server(url) => {
                 ferry_runner::remote_history(&url).map_err(|e| usage(e.to_string()))
             }
@@ -131,28 +133,28 @@ impl Ctx {
             Target::Server(url) => Reader::Server(url.to_owned()),
             Target::Store(url) => Reader::Store {
                 store: BlockingStore::open(existing(url)?)?,
-                ferry_dir: None,
+                layout: None,
             },
             Target::Project => {
-                let root = ferry_runner::Project::discover(&self.cwd)?;
-                if !root.join(".ferry").join("ferry.db").exists() {
+                let layout = Layout::new(ferry_runner::Project::discover(&self.cwd)?);
+                if !layout.db().exists() {
                     return Err(usage(format!(
                         "no runs recorded yet in `{}`: run `ferry run` first\nhint: or read another store with `--store URL` or a `ferry server` with `--server URL`",
-                        root.display()
+                        layout.root().display()
                     )));
                 }
                 Reader::Store {
-                    store: BlockingStore::open(&ferry_runner::store_url(&root))?,
-                    ferry_dir: Some(root.join(".ferry")),
+                    store: BlockingStore::open(&layout.store_url())?,
+                    layout: Some(layout),
                 }
             }
         })
     }
 
     /// The store URL a command that opens the store itself works on
-    /// (`serve`, `deploy`, `server`), and the project folder its other
-    /// defaults (artifacts, prediction log) are under: the current folder
-    /// when it holds no project. `--server` is refused with `why`. With
+    /// (`serve`, `deploy`, `server`), and the layout of the project its
+    /// other defaults (artifacts, prediction log) are in: of the current
+    /// folder when it holds no project. `--server` is refused with `why`. With
     /// `create`, a project store that does not exist yet is made (the
     /// tracking server starts empty); otherwise it must exist.
     pub(crate) fn store_url(
@@ -161,8 +163,10 @@ impl Ctx {
         cmd: &str,
         why: &str,
         create: bool,
-    ) -> Result<(String, PathBuf)> {
-        let root = ferry_runner::Project::discover(&self.cwd).unwrap_or_else(|_| self.cwd.clone());
+    ) -> Result<(String, Layout)> {
+        let layout = Layout::new(
+            ferry_runner::Project::discover(&self.cwd).unwrap_or_else(|_| self.cwd.clone()),
+        );
         let url = match place.target()? {
             Target::Server(_) => {
                 return Err(place.no_server(
@@ -174,20 +178,20 @@ impl Ctx {
             Target::Store(url) if create => url.to_owned(),
             Target::Store(url) => existing(url)?.to_owned(),
             Target::Project => {
-                let ferry_dir = root.join(".ferry");
+                let ferry_dir = layout.ferry_dir();
                 if create {
                     std::fs::create_dir_all(&ferry_dir).map_err(|e| {
                         anyhow::anyhow!("cannot create `{}`: {e}", ferry_dir.display())
                     })?;
-                } else if !ferry_dir.join("ferry.db").exists() {
+                } else if !layout.db().exists() {
                     return Err(usage(format!(
                         "no store in `{}`: run `ferry run` first\nhint: or give another store with `--store URL`",
-                        root.display()
+                        layout.root().display()
                     )));
                 }
-                ferry_runner::store_url(&root)
+                layout.store_url()
             }
         };
-        Ok((url, root))
+        Ok((url, layout))
     }
 }

@@ -1,0 +1,179 @@
+//! Filesystem primitives shared by the crates that keep files (the cache,
+//! the Python environments, the runner, the CLI): [`write_atomic`], the one
+//! way a file that must survive a crash is written, and [`FileLock`], an
+//! exclusive advisory lock on a file.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// A filesystem operation that failed, with what was being done and where.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot {action} `{}`: {source}", path.display())]
+pub struct Error {
+    pub action: &'static str,
+    pub path: PathBuf,
+    #[source]
+    pub source: std::io::Error,
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+trait Context<T> {
+    fn ctx(self, action: &'static str, path: &Path) -> Result<T>;
+}
+
+impl<T> Context<T> for std::io::Result<T> {
+    fn ctx(self, action: &'static str, path: &Path) -> Result<T> {
+        self.map_err(|source| Error {
+            action,
+            path: path.to_owned(),
+            source,
+        })
+    }
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file in the same folder
+/// (`.<name>.tmp-<pid>`, a name the runner's sweep knows), fsync, rename over
+/// the target, then fsync of the folder so the rename itself is durable.
+/// Creates the folder when it is missing.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    std::fs::create_dir_all(dir).ctx("create", dir)?;
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        path.file_name().map_or("f".into(), |n| n.to_string_lossy()),
+        std::process::id()
+    ));
+    let written = (|| {
+        let mut f = std::fs::File::create(&tmp).ctx("create", &tmp)?;
+        f.write_all(bytes).ctx("write", &tmp)?;
+        f.sync_all().ctx("sync", &tmp)
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    std::fs::rename(&tmp, path).ctx("rename into place", path)?;
+    sync_dir(dir)
+}
+
+/// Makes the entries of `dir` (a rename into it) durable. Filesystems that
+/// cannot sync a folder (they answer `EINVAL`) are taken as having nothing
+/// to sync.
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    let f = std::fs::File::open(dir).ctx("open", dir)?;
+    match f.sync_all() {
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Ok(()),
+        r => r.ctx("sync", dir),
+    }
+}
+
+/// An exclusive advisory lock on a file (`flock`), released on drop. The
+/// file and its folder are created when missing.
+pub struct FileLock {
+    file: std::fs::File,
+}
+
+impl FileLock {
+    /// Waits for the lock.
+    pub fn acquire(path: &Path) -> Result<Self> {
+        let file = Self::open(path)?;
+        // SAFETY: flock on a file descriptor we own.
+        let r = unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&file), libc::LOCK_EX) };
+        if r != 0 {
+            return Err(std::io::Error::last_os_error()).ctx("lock", path);
+        }
+        Ok(Self { file })
+    }
+
+    /// The lock if nobody else holds it.
+    pub fn try_acquire(path: &Path) -> Result<Option<Self>> {
+        let file = Self::open(path)?;
+        // SAFETY: flock on a file descriptor we own.
+        let r = unsafe {
+            libc::flock(
+                std::os::fd::AsRawFd::as_raw_fd(&file),
+                libc::LOCK_EX | libc::LOCK_NB,
+            )
+        };
+        if r != 0 {
+            let e = std::io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+                return Ok(None);
+            }
+            return Err(e).ctx("lock", path);
+        }
+        Ok(Some(Self { file }))
+    }
+
+    fn open(path: &Path) -> Result<std::fs::File> {
+        if let Some(p) = path.parent() {
+            std::fs::create_dir_all(p).ctx("create", p)?;
+        }
+        std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .ctx("open", path)
+    }
+}
+
+impl Drop for FileLock {
+    fn drop(&mut self) {
+        // SAFETY: unlocking our own descriptor.
+        unsafe {
+            libc::flock(std::os::fd::AsRawFd::as_raw_fd(&self.file), libc::LOCK_UN);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_writes_replace_whole_files_and_leave_no_temporary() {
+        let d = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let p = d.path().join("sub/file.json");
+        write_atomic(&p, b"one").unwrap_or_else(|e| panic!("{e}"));
+        write_atomic(&p, b"two").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(std::fs::read(&p).ok().as_deref(), Some(&b"two"[..]));
+        let names: Vec<_> = std::fs::read_dir(d.path().join("sub"))
+            .unwrap_or_else(|e| panic!("{e}"))
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(names, ["file.json"]);
+    }
+
+    #[test]
+    fn a_failed_write_names_the_path_and_keeps_the_old_file() {
+        let d = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let p = d.path().join("f");
+        write_atomic(&p, b"old").unwrap_or_else(|e| panic!("{e}"));
+        // A folder where the file should go: the rename fails.
+        let blocked = d.path().join("dir");
+        std::fs::create_dir_all(blocked.join("x")).unwrap_or_else(|e| panic!("{e}"));
+        let e = write_atomic(&blocked, b"new").err();
+        assert!(
+            e.is_some_and(|e| e.to_string().contains("rename into place")),
+            "the error says what failed"
+        );
+        assert_eq!(std::fs::read(&p).ok().as_deref(), Some(&b"old"[..]));
+    }
+
+    #[test]
+    fn the_lock_is_exclusive_until_dropped() {
+        let d = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let p = d.path().join("locks/run.lock");
+        let held = FileLock::try_acquire(&p).unwrap_or_else(|e| panic!("{e}"));
+        assert!(held.is_some());
+        assert!(matches!(FileLock::try_acquire(&p), Ok(None)));
+        drop(held);
+        assert!(matches!(FileLock::try_acquire(&p), Ok(Some(_))));
+    }
+}
