@@ -13,12 +13,16 @@
 #
 #   BENCH_VENV=/path/venv BENCH_DATA=/path/data benches/pipeline.sh
 #
+# FERRY=/path/ferry uses that binary instead of building one; FERRY_BASE=
+# /path/ferry adds an older binary beside it (before/after a change, in the
+# same run); BENCH_ONLY=iris skips W-D2 (no BENCH_DATA needed then).
+#
 # Writes benches/results/*.json (hyperfine) and prints a markdown table.
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
 : "${BENCH_VENV:?set BENCH_VENV to a venv with dvc}"
-: "${BENCH_DATA:?set BENCH_DATA to the folder holding d2/}"
+[ "${BENCH_ONLY:-}" = iris ] || : "${BENCH_DATA:?set BENCH_DATA to the folder holding d2/}"
 WORK="${BENCH_WORK:-${TMPDIR:-/tmp}/ferry-bench}"
 OUT="$HERE/results"
 RUNS="${RUNS:-20}"
@@ -26,8 +30,10 @@ export DVC_NO_ANALYTICS=1 DVC_NO_UPDATER=1 GIT_TERMINAL_PROMPT=0
 export GIT_AUTHOR_NAME=bench GIT_AUTHOR_EMAIL=bench@example.invalid GIT_COMMITTER_NAME=bench GIT_COMMITTER_EMAIL=bench@example.invalid
 export PATH="$BENCH_VENV/bin:$PATH"
 
-cargo build --release -p ferry --manifest-path "$ROOT/Cargo.toml" >&2
-FERRY="$ROOT/target/release/ferry"
+if [ -z "${FERRY:-}" ]; then
+  cargo build --release -p ferry --manifest-path "$ROOT/Cargo.toml" >&2
+  FERRY="$ROOT/target/release/ferry"
+fi
 mkdir -p "$OUT"
 rm -rf "$WORK" && mkdir -p "$WORK"
 hf() { # name, then hyperfine args
@@ -42,6 +48,14 @@ cp -r "$ROOT/examples/iris/." "$WORK/iris-ferry/"
 rm -rf "$WORK/iris-ferry/.ferry" "$WORK/iris-ferry/work" "$WORK/iris-ferry/ferry.lock"
 cp -r "$WORK/iris-ferry/." "$WORK/iris-dvc/"
 (cd "$WORK/iris-ferry" && git_init && "$FERRY" run >/dev/null 2>&1)
+base_status=() base_run=()
+if [ -n "${FERRY_BASE:-}" ]; then
+  # The older binary on its own copy (its store may be an older schema).
+  cp -r "$WORK/iris-ferry" "$WORK/iris-base" && rm -rf "$WORK/iris-base/.ferry" "$WORK/iris-base/ferry.lock"
+  (cd "$WORK/iris-base" && "$FERRY_BASE" run >/dev/null 2>&1)
+  base_status=(-n "ferry status (base)" "cd $WORK/iris-base && $FERRY_BASE status")
+  base_run=(-n "ferry run (base)" "cd $WORK/iris-base && $FERRY_BASE run 2>/dev/null")
+fi
 cat > "$WORK/iris-dvc/dvc.yaml" <<'YAML'
 stages:
   prepare:
@@ -64,12 +78,13 @@ YAML
 (cd "$WORK/iris-dvc" && git init -q && dvc init -q && dvc config core.site_cache_dir "$WORK/dvc-site-cache" \
   && git add -A && git commit -qm init && dvc repro >/dev/null 2>&1 && git add -A && git commit -qm run)
 hf iris_status --warmup 3 --runs "$RUNS" \
-  -n "ferry status" "cd $WORK/iris-ferry && $FERRY status" \
+  -n "ferry status" "cd $WORK/iris-ferry && $FERRY status" "${base_status[@]}" \
   -n "dvc status" "cd $WORK/iris-dvc && dvc status"
 hf iris_run --warmup 3 --runs "$RUNS" \
-  -n "ferry run" "cd $WORK/iris-ferry && $FERRY run 2>/dev/null" \
+  -n "ferry run" "cd $WORK/iris-ferry && $FERRY run 2>/dev/null" "${base_run[@]}" \
   -n "dvc repro" "cd $WORK/iris-dvc && dvc repro >/dev/null 2>&1"
 
+[ "${BENCH_ONLY:-}" = iris ] && exit 0
 # ---------------------------------------------------------------- W-D2
 for impl in ferry dvc; do
   mkdir -p "$WORK/d2-$impl"
