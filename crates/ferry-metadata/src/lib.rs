@@ -31,13 +31,13 @@ pub enum Error {
     Open {
         url: String,
         #[source]
-        source: sqlx::Error,
+        source: BackendError,
     },
     #[error("store migration {version} failed: {source}")]
     Migrate {
         version: i64,
         #[source]
-        source: sqlx::Error,
+        source: BackendError,
     },
     #[error("the store was written by a newer ferry (schema {found}, this ferry knows {known})")]
     NewerSchema { found: i64, known: i64 },
@@ -45,7 +45,7 @@ pub enum Error {
     Query {
         what: &'static str,
         #[source]
-        source: sqlx::Error,
+        source: BackendError,
     },
     #[error("{0}")]
     NotFound(String),
@@ -61,6 +61,35 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What the database driver said when a store operation failed: its message
+/// (as `Display`) and its causes (as `source`), without the driver's type,
+/// which stays inside this crate.
+pub struct BackendError(Box<dyn std::error::Error + Send + Sync + 'static>);
+
+impl BackendError {
+    pub(crate) fn new(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self(Box::new(e))
+    }
+}
+
+impl std::fmt::Debug for BackendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl std::fmt::Display for BackendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl std::error::Error for BackendError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
 
 /// Everything ferry records, behind one interface every backend implements.
 #[async_trait::async_trait]
