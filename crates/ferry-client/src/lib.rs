@@ -6,12 +6,12 @@
 //! It speaks only the public MLflow endpoints, so the recorded runs and
 //! versions look to every MLflow client exactly like the ones a local
 //! `ferry run` writes. Lineage, which MLflow has no fields for, travels as
-//! `ferry.*` version tags ([`ferry_metadata::lineage_tags`]).
+//! `ferry.*` version tags ([`ferry_records::lineage_tags`]).
 //!
 //! Responses are parsed as JSON values, reading only the fields needed here:
 //! the wire types themselves belong to `ferry-server`.
 
-use ferry_metadata::{
+use ferry_records::{
     Metric, ModelSummary, ModelVersion, NewModelVersion, RunInfo, TrackedRun, lineage_tags,
 };
 use serde_json::{Value, json};

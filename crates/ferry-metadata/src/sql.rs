@@ -1,8 +1,8 @@
 //! The SQL backend over sqlx's `Any` driver: SQLite and PostgreSQL from the
 //! same statements (`$N` placeholders, portable types, ids made in Rust).
 
-use crate::model::*;
 use crate::{Error, MetadataStore, Result};
+use ferry_records::*;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor, Row};
 
