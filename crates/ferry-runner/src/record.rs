@@ -9,7 +9,7 @@
 //! run and stage tables behind `ferry runs` and `ferry logs`).
 
 use crate::{Project, Result};
-use ferry_core::{ModelRef, RunId, now_ms};
+use ferry_core::{ExperimentId, ModelRef, RunId, now_ms};
 use ferry_metadata::*;
 
 /// What a run starts with.
@@ -26,7 +26,7 @@ pub(crate) struct RunStart {
 /// A started run.
 pub(crate) struct Started {
     pub run_id: String,
-    pub experiment_id: String,
+    pub experiment_id: ExperimentId,
 }
 
 /// The log file of a stage, when it ran and wrote one: kept as the
@@ -348,7 +348,12 @@ impl Recorder for Local {
         })?;
         Ok(Started {
             run_id: rid,
-            experiment_id: exp.to_string(),
+            experiment_id: ExperimentId::new(exp).ok_or_else(|| {
+                crate::Error::Store(ferry_metadata::Error::Invalid(format!(
+                    "the store gave experiment `{}` the id {exp}, which is not an experiment id",
+                    s.pipeline
+                )))
+            })?,
         })
     }
 
@@ -360,7 +365,7 @@ impl Recorder for Local {
         let child = (rec.status != StageStatus::UpToDate).then(|| stage_run(&run.run_id, rec));
         let owned = rec.clone();
         let rid = run.run_id.clone();
-        let exp: i64 = run.experiment_id.parse().unwrap_or(0);
+        let exp = run.experiment_id.get();
         self.store.call(|s| {
             Box::pin(async move {
                 s.record_stage(&rid, &owned).await?;
@@ -379,7 +384,7 @@ impl Recorder for Local {
         if let Some(log) = stage_log(log) {
             let to = self
                 .artifacts
-                .join(&run.experiment_id)
+                .join(run.experiment_id.to_string())
                 .join(&run.run_id)
                 .join("artifacts")
                 .join(pipeline_runs::stage_log_artifact(&rec.stage));
@@ -436,7 +441,7 @@ impl Recorder for Local {
         // MLflow clients can download the version.
         let dir = publish_artifact(
             project,
-            &run.experiment_id,
+            run.experiment_id,
             &run.run_id,
             artifact,
             &nv.model,
@@ -460,7 +465,7 @@ impl Recorder for Local {
         let to = project
             .ferry_dir()
             .join("artifacts")
-            .join(&run.experiment_id)
+            .join(run.experiment_id.to_string())
             .join(&run.run_id)
             .join("artifacts")
             .join(dir);
@@ -506,7 +511,7 @@ impl Recorder for Local {
 /// returned.
 fn publish_artifact(
     project: &Project,
-    experiment_id: &str,
+    experiment_id: ExperimentId,
     rid: &str,
     artifact: &str,
     model: &str,
@@ -525,7 +530,7 @@ fn publish_artifact(
     let dst = project
         .ferry_dir()
         .join("artifacts")
-        .join(experiment_id)
+        .join(experiment_id.to_string())
         .join(rid)
         .join("artifacts")
         .join(model);
