@@ -6,12 +6,13 @@
 //! It speaks only the public MLflow endpoints, so the recorded runs and
 //! versions look to every MLflow client exactly like the ones a local
 //! `ferry run` writes. Lineage, which MLflow has no fields for, travels as
-//! `ferry.*` version tags ([`ferry_metadata::lineage_tags`]).
+//! `ferry.*` version tags ([`ferry_records::lineage_tags`]).
 //!
 //! Responses are parsed as JSON values, reading only the fields needed here:
 //! the wire types themselves belong to `ferry-server`.
 
-use ferry_metadata::{
+use ferry_core::ExperimentId;
+use ferry_records::{
     Metric, ModelSummary, ModelVersion, NewModelVersion, RunInfo, TrackedRun, lineage_tags,
 };
 use serde_json::{Value, json};
@@ -189,6 +190,16 @@ impl Client {
         })
     }
 
+    /// An experiment id (MLflow sends it as a string), parsed here once.
+    fn experiment_id(&self, endpoint: &str, v: &Value, ptr: &str) -> Result<ExperimentId> {
+        self.string(endpoint, v, ptr)?
+            .parse()
+            .map_err(|e: ferry_core::ExperimentIdError| Error::BadResponse {
+                endpoint: endpoint.to_owned(),
+                detail: format!("`{ptr}`: {e}"),
+            })
+    }
+
     fn string(&self, endpoint: &str, v: &Value, ptr: &str) -> Result<String> {
         let f = self.field(endpoint, v, ptr)?;
         f.as_str()
@@ -202,21 +213,25 @@ impl Client {
     // ------------------------------------------------------------ tracking
 
     /// The id of the experiment called `name`, created if there is none.
-    pub fn experiment(&self, name: &str) -> Result<String> {
+    pub fn experiment(&self, name: &str) -> Result<ExperimentId> {
         let by_name = || self.get("experiments/get-by-name", &[("experiment_name", name)]);
         match by_name() {
             Ok(v) => {
-                return self.string("experiments/get-by-name", &v, "/experiment/experiment_id");
+                return self.experiment_id(
+                    "experiments/get-by-name",
+                    &v,
+                    "/experiment/experiment_id",
+                );
             }
             Err(e) if e.is_not_found() => {}
             Err(e) => return Err(e),
         }
         match self.post("experiments/create", &json!({ "name": name })) {
-            Ok(v) => self.string("experiments/create", &v, "/experiment_id"),
+            Ok(v) => self.experiment_id("experiments/create", &v, "/experiment_id"),
             // Somebody else created it meanwhile.
             Err(e) if e.is_already_exists() => {
                 let v = by_name()?;
-                self.string("experiments/get-by-name", &v, "/experiment/experiment_id")
+                self.experiment_id("experiments/get-by-name", &v, "/experiment/experiment_id")
             }
             Err(e) => Err(e),
         }
@@ -225,7 +240,7 @@ impl Client {
     /// Creates a run; returns its id and artifact URI.
     pub fn create_run(
         &self,
-        experiment_id: &str,
+        experiment_id: &ExperimentId,
         run_name: &str,
         start_ms: i64,
         tags: &[(String, String)],
@@ -233,7 +248,7 @@ impl Client {
         let v = self.post(
             "runs/create",
             &json!({
-                "experiment_id": experiment_id,
+                "experiment_id": experiment_id.to_string(),
                 "run_name": run_name,
                 "start_time": start_ms,
                 "tags": kvs(tags),

@@ -7,7 +7,10 @@ mod digest;
 mod names;
 
 pub use digest::{Digest, DigestParseError, StableHasher};
-pub use names::{ModelName, ModelRef, ModelRefParseError, NameError, RunId, StageName};
+pub use names::{
+    ExperimentId, ExperimentIdError, ModelName, ModelRef, ModelRefParseError, NameError, RunId,
+    StageName,
+};
 
 /// The proleptic Gregorian date `(year, month, day)` of a day number
 /// (days since 1970-01-01).

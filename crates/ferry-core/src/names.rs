@@ -150,6 +150,42 @@ impl fmt::Debug for RunId {
     }
 }
 
+/// An MLflow experiment id: a non-negative integer, which MLflow's REST API
+/// carries as a string. Parsed once where it comes in (a server's answer,
+/// a store row), never read back from text with a default.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ExperimentId(i64);
+
+impl ExperimentId {
+    /// The id `id`; `None` when it is negative.
+    pub fn new(id: i64) -> Option<Self> {
+        (id >= 0).then_some(Self(id))
+    }
+    pub fn get(self) -> i64 {
+        self.0
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("experiment id `{0}` is not a non-negative integer")]
+pub struct ExperimentIdError(pub String);
+
+impl FromStr for ExperimentId {
+    type Err = ExperimentIdError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.parse()
+            .ok()
+            .and_then(Self::new)
+            .ok_or_else(|| ExperimentIdError(s.to_owned()))
+    }
+}
+
+impl fmt::Display for ExperimentId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
 /// A reference to a model version: `name/3` (a version) or `name@alias`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ModelRef {
@@ -206,6 +242,18 @@ impl fmt::Display for ModelRef {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn experiment_ids_are_parsed_once() {
+        let id: ExperimentId = "12".parse().unwrap();
+        assert_eq!((id.get(), id.to_string()), (12, "12".to_owned()));
+        for bad in ["", "x", "-1", "1.5", " 1"] {
+            assert_eq!(
+                bad.parse::<ExperimentId>().unwrap_err().to_string(),
+                format!("experiment id `{bad}` is not a non-negative integer")
+            );
+        }
+    }
 
     #[test]
     fn names_are_validated() {

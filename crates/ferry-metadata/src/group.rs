@@ -9,7 +9,8 @@
 
 use crate::Result;
 use crate::sql::{SqlStore, get_s, q, write_points};
-use crate::tracking::{Metric, NewTrackedRun, TrackedRun, log_errors, upsert_tag};
+use crate::tracking::{NewTrackedRun, log_errors, upsert_tag};
+use ferry_records::{Metric, TrackedRun};
 use std::collections::HashMap;
 
 /// A write for the group writer.

@@ -1,7 +1,8 @@
 //! The metadata store: runs, stage executions, params, metrics, gate results
 //! and the model registry.
 //!
-//! One storage interface ([`MetadataStore`]); one SQL implementation
+//! One storage interface ([`MetadataStore`], with the records, in
+//! `ferry-records`); one SQL implementation
 //! ([`SqlStore`]) over sqlx's `Any` driver, written in the portable subset of
 //! SQL so that the same statements and migrations serve SQLite (the embedded
 //! default, `.ferry/ferry.db`) and PostgreSQL. This is the only crate that
@@ -10,102 +11,17 @@
 
 mod deployments;
 mod group;
-mod model;
 mod models;
-pub mod pipeline_runs;
 mod sql;
 mod sqlite_writer;
 mod tracking;
 
-pub use deployments::*;
-pub use model::*;
-pub use models::*;
+/// The records and store interfaces live in `ferry-records` (pure); they
+/// are re-exported here so that callers of the store need one crate.
+pub use ferry_records::*;
 pub use sql::SqlStore;
-pub use tracking::*;
 
 use std::sync::Arc;
-
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("cannot open the store at `{url}`: {source}")]
-    Open {
-        url: String,
-        #[source]
-        source: sqlx::Error,
-    },
-    #[error("store migration {version} failed: {source}")]
-    Migrate {
-        version: i64,
-        #[source]
-        source: sqlx::Error,
-    },
-    #[error("the store was written by a newer ferry (schema {found}, this ferry knows {known})")]
-    NewerSchema { found: i64, known: i64 },
-    #[error("store query failed ({what}): {source}")]
-    Query {
-        what: &'static str,
-        #[source]
-        source: sqlx::Error,
-    },
-    #[error("{0}")]
-    NotFound(String),
-    #[error("{0}")]
-    Ambiguous(String),
-    #[error("{0}")]
-    AlreadyExists(String),
-    #[error("{0}")]
-    Invalid(String),
-    /// Someone else changed the record first (a stale revision).
-    #[error("{0}")]
-    Conflict(String),
-}
-
-pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-/// Everything ferry records, behind one interface every backend implements.
-#[async_trait::async_trait]
-pub trait MetadataStore: TrackingStore + ModelStore + DeploymentStore + Send + Sync {
-    async fn begin_run(&self, run: &NewRun) -> Result<()>;
-    async fn finish_run(
-        &self,
-        run_id: &str,
-        status: RunStatus,
-        ended_ms: i64,
-        message: Option<&str>,
-    ) -> Result<()>;
-    /// Marks runs left `running` by processes that no longer exist as crashed.
-    async fn reap_dead_runs(&self, host: &str, alive: &(dyn Fn(i64) -> bool + Sync))
-    -> Result<u64>;
-    async fn record_stage(&self, run_id: &str, stage: &StageRecord) -> Result<()>;
-    async fn record_params(
-        &self,
-        run_id: &str,
-        params: &[(String, serde_json::Value)],
-    ) -> Result<()>;
-    async fn record_metrics(&self, run_id: &str, metrics: &[MetricRecord]) -> Result<()>;
-    async fn record_gates(&self, run_id: &str, gates: &[GateRecord]) -> Result<()>;
-    async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunSummary>>;
-    /// A run by its id or a unique prefix of it (at least 4 characters).
-    async fn get_run(&self, id_or_prefix: &str) -> Result<RunDetail>;
-
-    /// Creates the next version of `model` (and the model, if new), and
-    /// points `alias` at it, in one transaction.
-    async fn create_model_version(&self, v: &NewModelVersion) -> Result<ModelVersion>;
-    async fn list_models(&self) -> Result<Vec<ModelSummary>>;
-    async fn list_versions(&self, model: &str) -> Result<Vec<ModelVersion>>;
-    async fn get_version(&self, model: &str, version: i64) -> Result<Option<ModelVersion>>;
-    async fn latest_version(&self, model: &str) -> Result<Option<ModelVersion>>;
-    async fn resolve_alias(&self, model: &str, alias: &str) -> Result<Option<ModelVersion>>;
-    async fn set_alias(
-        &self,
-        model: &str,
-        alias: &str,
-        version: i64,
-        reason: Option<&str>,
-        now_ms: i64,
-    ) -> Result<AliasEvent>;
-    async fn alias_events(&self, model: &str) -> Result<Vec<AliasEvent>>;
-}
 
 /// The store for synchronous code: the same interface, blocking.
 pub struct BlockingStore {

@@ -1,8 +1,8 @@
 //! The SQL backend over sqlx's `Any` driver: SQLite and PostgreSQL from the
 //! same statements (`$N` placeholders, portable types, ids made in Rust).
 
-use crate::model::*;
 use crate::{Error, MetadataStore, Result};
+use ferry_records::*;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor, Row};
 
@@ -58,7 +58,10 @@ fn migration_for(sql: &str, sqlite: bool) -> String {
 }
 
 pub(crate) fn q(what: &'static str) -> impl FnOnce(sqlx::Error) -> Error {
-    move |source| Error::Query { what, source }
+    move |source| Error::Query {
+        what,
+        source: crate::BackendError::new(source),
+    }
 }
 
 impl SqlStore {
@@ -98,7 +101,7 @@ impl SqlStore {
             .await
             .map_err(|source| Error::Open {
                 url: url.to_owned(),
-                source,
+                source: crate::BackendError::new(source),
             })?;
         let sqlite_path = url
             .strip_prefix("sqlite://")
@@ -145,7 +148,12 @@ impl SqlStore {
     /// (two servers starting at once) are serialised: SQLite by its write
     /// lock (`BEGIN IMMEDIATE`), PostgreSQL by a transaction advisory lock.
     async fn migrate(&self) -> Result<()> {
-        let err = |version: i64| move |source| Error::Migrate { version, source };
+        let err = |version: i64| {
+            move |source| Error::Migrate {
+                version,
+                source: crate::BackendError::new(source),
+            }
+        };
         let mut tx = self.begin().await.map_err(err(0))?;
         if !self.sqlite {
             sqlx::query("SELECT pg_advisory_xact_lock(7201964011)")
@@ -909,7 +917,7 @@ impl MetadataStore for SqlStore {
                 Err(e) => {
                     return Err(Error::Query {
                         what: "register a version",
-                        source: e,
+                        source: crate::BackendError::new(e),
                     });
                 }
             }

@@ -12,8 +12,9 @@ use crate::group::{Job, LogJob, MAX_GROUP, MAX_GROUP_POINTS};
 use crate::sql::{
     LATEST_INSERT, LATEST_ON_CONFLICT, POINT_INSERT, POINT_ON_CONFLICT, latest_points, stored,
 };
-use crate::tracking::{ExperimentRow, NewTrackedRun, TrackedRun, log_errors, new_run_row};
+use crate::tracking::{ExperimentRow, NewTrackedRun, log_errors, new_run_row};
 use crate::{Error, Result};
+use ferry_records::TrackedRun;
 use libsqlite3_sys as ffi;
 use std::collections::BTreeMap;
 use std::ffi::{CStr, CString, c_int};

@@ -9,7 +9,7 @@
 //! run and stage tables behind `ferry runs` and `ferry logs`).
 
 use crate::{Project, Result};
-use ferry_core::{ModelRef, RunId, now_ms};
+use ferry_core::{ExperimentId, ModelRef, RunId, now_ms};
 use ferry_metadata::*;
 
 /// What a run starts with.
@@ -26,25 +26,14 @@ pub(crate) struct RunStart {
 /// A started run.
 pub(crate) struct Started {
     pub run_id: String,
-    pub experiment_id: String,
+    pub experiment_id: ExperimentId,
 }
 
-/// One stage's execution, for its nested MLflow run.
-pub(crate) struct StageRun<'a> {
-    pub record: &'a StageRecord,
-    pub wall_ms: Option<i64>,
-    pub user_cpu_ms: Option<i64>,
-    pub sys_cpu_ms: Option<i64>,
-    pub max_rss_bytes: Option<i64>,
-    /// The stage's log file, when it ran and wrote one: kept as the
-    /// pipeline run's artifact `logs/<stage>.log` too, so `ferry logs`
-    /// finds it wherever the run was recorded.
-    pub log: Option<std::path::PathBuf>,
-}
-
-/// The log file of `st` if it has one (a stage that ran).
-fn stage_log<'a>(st: &'a StageRun<'_>) -> Option<&'a std::path::Path> {
-    st.log.as_deref().filter(|p| p.is_file())
+/// The log file of a stage, when it ran and wrote one: kept as the
+/// pipeline run's artifact `logs/<stage>.log` too, so `ferry logs` finds it
+/// wherever the run was recorded.
+fn stage_log(log: Option<&std::path::Path>) -> Option<&std::path::Path> {
+    log.filter(|p| p.is_file())
 }
 
 /// A model registry: the project's store or a server's.
@@ -123,7 +112,8 @@ pub(crate) trait Recorder: Registry {
     fn tracking_uri(&self) -> Option<String>;
     /// Records a stage's outcome; stages that did something also get a
     /// nested MLflow run with their resource use as metrics.
-    fn stage(&self, run: &Started, st: &StageRun<'_>) -> Result<()>;
+    /// Records stage `rec` of `run`, with its log file (`log`) if it ran.
+    fn stage(&self, run: &Started, rec: &StageRecord, log: Option<&std::path::Path>) -> Result<()>;
     /// The run's params, metrics and extra tags.
     fn results(
         &self,
@@ -179,9 +169,8 @@ fn run_tags(s: &RunStart) -> Vec<(String, String)> {
 /// The nested run of a stage: its tags, resource metrics and MLflow status.
 fn stage_run(
     parent: &str,
-    st: &StageRun<'_>,
+    rec: &StageRecord,
 ) -> (Vec<(String, String)>, Vec<Metric>, &'static str, i64) {
-    let rec = st.record;
     let started = rec.started_ms.unwrap_or_else(now_ms);
     let mut tags = vec![
         ("mlflow.parentRunId".to_owned(), parent.to_owned()),
@@ -220,10 +209,10 @@ fn stage_run(
             });
         }
     };
-    metric("ferry.wall_seconds", st.wall_ms, 1000.0);
-    metric("ferry.user_cpu_seconds", st.user_cpu_ms, 1000.0);
-    metric("ferry.sys_cpu_seconds", st.sys_cpu_ms, 1000.0);
-    metric("ferry.max_rss_bytes", st.max_rss_bytes, 1.0);
+    metric("ferry.wall_seconds", rec.wall_ms, 1000.0);
+    metric("ferry.user_cpu_seconds", rec.user_cpu_ms, 1000.0);
+    metric("ferry.sys_cpu_seconds", rec.sys_cpu_ms, 1000.0);
+    metric("ferry.max_rss_bytes", rec.max_rss_bytes, 1.0);
     let status = match rec.status {
         StageStatus::Ran | StageStatus::Restored => "FINISHED",
         StageStatus::Cancelled | StageStatus::Skipped => "KILLED",
@@ -360,7 +349,12 @@ impl Recorder for Local {
         })?;
         Ok(Started {
             run_id: rid,
-            experiment_id: exp.to_string(),
+            experiment_id: ExperimentId::new(exp).ok_or_else(|| {
+                crate::Error::Store(ferry_metadata::Error::Invalid(format!(
+                    "the store gave experiment `{}` the id {exp}, which is not an experiment id",
+                    s.pipeline
+                )))
+            })?,
         })
     }
 
@@ -368,31 +362,31 @@ impl Recorder for Local {
         None
     }
 
-    fn stage(&self, run: &Started, st: &StageRun<'_>) -> Result<()> {
-        let rec = st.record.clone();
+    fn stage(&self, run: &Started, rec: &StageRecord, log: Option<&std::path::Path>) -> Result<()> {
+        let child = (rec.status != StageStatus::UpToDate).then(|| stage_run(&run.run_id, rec));
+        let owned = rec.clone();
         let rid = run.run_id.clone();
-        let exp: i64 = run.experiment_id.parse().unwrap_or(0);
-        let child = (rec.status != StageStatus::UpToDate).then(|| stage_run(&rid, st));
+        let exp = run.experiment_id.get();
         self.store.call(|s| {
             Box::pin(async move {
-                s.record_stage(&rid, &rec).await?;
+                s.record_stage(&rid, &owned).await?;
                 let Some((tags, metrics, status, started)) = child else {
                     return Ok(());
                 };
                 let child = RunId::generate();
-                s.create_tracked_run(child.as_str(), exp, &rec.stage, "", started, &tags)
+                s.create_tracked_run(child.as_str(), exp, &owned.stage, "", started, &tags)
                     .await?;
                 s.log_batch(child.as_str(), &metrics, &[], &[]).await?;
-                s.update_tracked_run(child.as_str(), Some(status), rec.ended_ms, None)
+                s.update_tracked_run(child.as_str(), Some(status), owned.ended_ms, None)
                     .await?;
                 Ok(())
             })
         })?;
-        if let Some(log) = stage_log(st) {
+        if let Some(log) = stage_log(log) {
             let to = self
                 .layout
-                .run_artifacts(&run.experiment_id, &run.run_id)
-                .join(pipeline_runs::stage_log_artifact(&st.record.stage));
+                .run_artifacts(&run.experiment_id.to_string(), &run.run_id)
+                .join(pipeline_runs::stage_log_artifact(&rec.stage));
             let bytes = std::fs::read(log).map_err(|source| crate::Error::Io {
                 action: "read",
                 path: log.to_owned(),
@@ -446,7 +440,7 @@ impl Recorder for Local {
         // MLflow clients can download the version.
         let dir = publish_artifact(
             project,
-            &run.experiment_id,
+            run.experiment_id,
             &run.run_id,
             artifact,
             &nv.model,
@@ -469,7 +463,7 @@ impl Recorder for Local {
     fn attach(&self, run: &Started, project: &Project, dir: &str, files: &[String]) -> Result<()> {
         let to = project
             .layout()
-            .run_artifacts(&run.experiment_id, &run.run_id)
+            .run_artifacts(&run.experiment_id.to_string(), &run.run_id)
             .join(dir);
         for f in files {
             let src = project.root.join(f);
@@ -513,7 +507,7 @@ impl Recorder for Local {
 /// returned.
 fn publish_artifact(
     project: &Project,
-    experiment_id: &str,
+    experiment_id: ExperimentId,
     rid: &str,
     artifact: &str,
     model: &str,
@@ -531,7 +525,7 @@ fn publish_artifact(
     let src = project.root.join(artifact);
     let dst = project
         .layout()
-        .run_artifacts(experiment_id, rid)
+        .run_artifacts(&experiment_id.to_string(), rid)
         .join(model);
     let parent = dst.parent().unwrap_or(&dst).to_owned();
     std::fs::create_dir_all(&parent).map_err(io("create", &parent))?;
@@ -697,23 +691,23 @@ impl Recorder for Remote {
         Some(self.client.url().to_owned())
     }
 
-    fn stage(&self, run: &Started, st: &StageRun<'_>) -> Result<()> {
-        if st.record.status == StageStatus::UpToDate {
+    fn stage(&self, run: &Started, rec: &StageRecord, log: Option<&std::path::Path>) -> Result<()> {
+        if rec.status == StageStatus::UpToDate {
             return Ok(());
         }
-        let (tags, metrics, status, started) = stage_run(&run.run_id, st);
-        let (child, _) =
-            self.client
-                .create_run(&run.experiment_id, &st.record.stage, started, &tags)?;
+        let (tags, metrics, status, started) = stage_run(&run.run_id, rec);
+        let (child, _) = self
+            .client
+            .create_run(&run.experiment_id, &rec.stage, started, &tags)?;
         self.client.log_batch(&child, &metrics, &[], &[])?;
         self.client
-            .finish_run(&child, status, st.record.ended_ms.unwrap_or_else(now_ms))?;
-        if let Some(log) = stage_log(st) {
+            .finish_run(&child, status, rec.ended_ms.unwrap_or_else(now_ms))?;
+        if let Some(log) = stage_log(log) {
             let dest = format!(
                 "{}/{}/artifacts/{}",
                 run.experiment_id,
                 run.run_id,
-                pipeline_runs::stage_log_artifact(&st.record.stage)
+                pipeline_runs::stage_log_artifact(&rec.stage)
             );
             self.client.upload_artifact(&dest, log)?;
         }

@@ -3,7 +3,6 @@
 //! command leaves (its outs and metrics committed, or why it failed).
 
 use crate::engine::{Origin, Verdict};
-use crate::record::StageRun;
 use crate::report::{Event, StageOutcome};
 use crate::scheduler::{Scheduler, St, Worker};
 use crate::{Project, Result};
@@ -64,14 +63,8 @@ impl Scheduler<'_, '_> {
         };
         self.cx.recorder.stage(
             self.cx.started,
-            &StageRun {
-                record: &rec,
-                wall_ms: o.wall_ms,
-                user_cpu_ms: o.user_cpu_ms,
-                sys_cpu_ms: o.sys_cpu_ms,
-                max_rss_bytes: o.max_rss_bytes,
-                log: o.log.as_ref().map(std::path::PathBuf::from),
-            },
+            &rec,
+            o.log.as_deref().map(std::path::Path::new),
         )?;
         if !matches!(reached, Reached::NotStarted) {
             self.cx.reporter.event(Event::StageFinished(&o));
