@@ -250,3 +250,25 @@ fn every_source_file_opens_with_what_it_is() {
         "files without a `//!` first line: {bare:?}"
     );
 }
+
+#[test]
+fn the_metadata_crate_exposes_no_sqlx_type() {
+    // Public items (not `pub(crate)`) whose line names sqlx: a signature,
+    // a field or a variant that would hand a driver type to callers.
+    let dir = crates()["ferry-metadata"].join("src");
+    let mut found = Vec::new();
+    for path in sources().iter().filter(|p| p.starts_with(&dir)) {
+        for (i, line) in read(path).lines().enumerate() {
+            let code = line.trim_start();
+            let public = code.starts_with("pub ") || code.contains(" pub ");
+            if public && code.contains("sqlx") {
+                found.push(format!("{}:{}: {}", relative(path), i + 1, code));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "sqlx in ferry-metadata's public API:\n{}",
+        found.join("\n")
+    );
+}
