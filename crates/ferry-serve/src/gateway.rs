@@ -604,17 +604,21 @@ impl Gateway {
             .flatten()
     }
 
+    /// Whether this request goes to a candidate that takes `percent` of
+    /// the traffic ([`canary::in_share`], counted over the gateway's routed requests).
+    fn split(&self, percent: u32) -> bool {
+        canary::in_share(self.route_n.fetch_add(1, Relaxed), percent)
+    }
+
     /// Picks the version for a request: the canary for its weight's share
     /// (spread evenly: every 100 requests, `weight` go to the canary).
     fn pick<'a>(&self, route: &'a ModelRoute) -> &'a Arc<Served> {
         if let Some(c) = &route.candidate
             && c.plan.strategy == Strategy::Canary
             && c.weight > 0
+            && self.split(c.weight)
         {
-            let n = self.route_n.fetch_add(1, Relaxed);
-            if (n.wrapping_mul(37) % 100) < u64::from(c.weight) {
-                return &c.served;
-            }
+            return &c.served;
         }
         &route.stable
     }
@@ -658,11 +662,9 @@ impl Gateway {
         };
         let t0 = std::time::Instant::now();
         let mirror = match &route.candidate {
-            Some(c) if c.plan.strategy == Strategy::Shadow && version.is_none() => {
-                let n = self.route_n.fetch_add(1, Relaxed);
-                ((n.wrapping_mul(37) % 100) < u64::from(c.plan.mirror_percent))
-                    .then(|| (c.served.clone(), inputs.clone()))
-            }
+            Some(c) if c.plan.strategy == Strategy::Shadow && version.is_none() => self
+                .split(c.plan.mirror_percent)
+                .then(|| (c.served.clone(), inputs.clone())),
             _ => None,
         };
         let log_inputs = self
