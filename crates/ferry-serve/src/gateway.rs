@@ -287,10 +287,6 @@ pub enum Failure {
     NotFound(String),
     Unavailable(String),
     Failed(String),
-    TooLarge(usize),
-    UnsupportedMedia(String),
-    /// The gateway is at a limit of its own (not the model's): retry.
-    Busy(String),
 }
 
 /// What every protocol's prediction handler gets back.

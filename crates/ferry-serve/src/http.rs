@@ -1,5 +1,8 @@
 //! The HTTP face of the gateway: every protocol's routes on one port, one
-//! error type rendered in the shape of the protocol that was spoken.
+//! error type rendered in the shape of the protocol that was spoken. Its
+//! faults are the gateway's ([`Failure`]) or the transport's own
+//! ([`Transport`]: a body too large, unreadable or of a type no protocol
+//! takes, or no room for it), which never reach the gateway.
 
 use crate::gateway::{Answer, Failure, Gateway, ModelRoute};
 use crate::protocol::{self, AnswerShape};
@@ -62,10 +65,7 @@ async fn body_budget(
         }
         Err(ferry_http::Full) => ApiError::new(
             proto_of(req.uri().path()),
-            Failure::Busy(format!(
-                "the gateway holds {} MiB of request bodies at most and is full; retry",
-                st.bodies.total_mib()
-            )),
+            Transport::Full(st.bodies.total_mib()),
         )
         .into_response(),
     }
@@ -79,59 +79,113 @@ pub enum Proto {
     Plain,
 }
 
+/// What went wrong before a request reached the gateway: the transport's
+/// own refusals, rendered in the protocol's error shape like a [`Failure`].
+#[derive(Debug, thiserror::Error)]
+pub enum Transport {
+    /// The body is larger than the gateway takes (413).
+    #[error("the body is larger than {0} bytes")]
+    TooLarge(usize),
+    /// A content type no protocol on the route takes (415).
+    #[error("{0}")]
+    UnsupportedMedia(String),
+    /// The body could not be read (400).
+    #[error("cannot read the body: {0}")]
+    Unreadable(String),
+    /// The gateway holds as many request bodies (MiB) as it may: retry (503).
+    #[error("the gateway holds {0} MiB of request bodies at most and is full; retry")]
+    Full(u32),
+}
+
+/// Why a route answers with an error: the gateway's or the transport's.
+#[derive(Debug)]
+pub enum Fault {
+    Domain(Failure),
+    Transport(Transport),
+}
+
+impl From<Failure> for Fault {
+    fn from(f: Failure) -> Self {
+        Fault::Domain(f)
+    }
+}
+
+impl From<Transport> for Fault {
+    fn from(t: Transport) -> Self {
+        Fault::Transport(t)
+    }
+}
+
 /// The one error type of the gateway's routes.
 pub struct ApiError {
     pub proto: Proto,
-    pub failure: Failure,
+    pub fault: Fault,
     pub request_id: Option<String>,
     pub version: Option<(String, i64)>,
 }
 
 impl ApiError {
-    fn new(proto: Proto, failure: Failure) -> Self {
+    fn new(proto: Proto, fault: impl Into<Fault>) -> Self {
         Self {
             proto,
-            failure,
+            fault: fault.into(),
             request_id: None,
             version: None,
         }
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let retry = matches!(self.failure, Failure::Busy(_));
-        let (status, code, msg) = match self.failure {
-            Failure::BadInput(m) => (StatusCode::BAD_REQUEST, "BAD_REQUEST", m),
-            Failure::NotFound(m) => (StatusCode::NOT_FOUND, "RESOURCE_DOES_NOT_EXIST", m),
-            Failure::TooLarge(max) => (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "BAD_REQUEST",
-                format!("the body is larger than {max} bytes"),
-            ),
-            Failure::UnsupportedMedia(m) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "BAD_REQUEST", m),
-            Failure::Busy(m) => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "TEMPORARILY_UNAVAILABLE",
-                m,
-            ),
-            Failure::Unavailable(m) => {
-                tracing::warn!("unavailable: {m}");
-                (
+impl Transport {
+    /// Status, MLflow error code and message.
+    fn rendered(self) -> (StatusCode, &'static str, String) {
+        let status = match self {
+            Transport::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Transport::UnsupportedMedia(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Transport::Unreadable(_) => StatusCode::BAD_REQUEST,
+            Transport::Full(_) => {
+                return (
                     StatusCode::SERVICE_UNAVAILABLE,
                     "TEMPORARILY_UNAVAILABLE",
-                    "the model is not available right now".to_owned(),
-                )
+                    self.to_string(),
+                );
             }
-            Failure::Failed(m) => {
-                // Details stay in the log.
-                tracing::error!("prediction failed: {m}");
-                (
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "INTERNAL_ERROR",
-                    "the model failed on this request".to_owned(),
-                )
-            }
+        };
+        (status, "BAD_REQUEST", self.to_string())
+    }
+}
+
+/// A failure's status, MLflow error code and message (a runtime's details
+/// stay in the log).
+fn rendered(f: Failure) -> (StatusCode, &'static str, String) {
+    match f {
+        Failure::BadInput(m) => (StatusCode::BAD_REQUEST, "BAD_REQUEST", m),
+        Failure::NotFound(m) => (StatusCode::NOT_FOUND, "RESOURCE_DOES_NOT_EXIST", m),
+        Failure::Unavailable(m) => {
+            tracing::warn!("unavailable: {m}");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "TEMPORARILY_UNAVAILABLE",
+                "the model is not available right now".to_owned(),
+            )
+        }
+        Failure::Failed(m) => {
+            // Details stay in the log.
+            tracing::error!("prediction failed: {m}");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "INTERNAL_ERROR",
+                "the model failed on this request".to_owned(),
+            )
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let retry = matches!(self.fault, Fault::Transport(Transport::Full(_)));
+        let (status, code, msg) = match self.fault {
+            Fault::Domain(f) => rendered(f),
+            Fault::Transport(t) => t.rendered(),
         };
         let mut resp = match self.proto {
             // MLflow answers an unsupported media type in plain text.
@@ -226,12 +280,9 @@ async fn read_body(body: Body, max: usize, proto: Proto) -> Result<bytes::Bytes,
     match http_body_util::Limited::new(body, max).collect().await {
         Ok(c) => Ok(c.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            Err(ApiError::new(proto, Failure::TooLarge(max)))
+            Err(ApiError::new(proto, Transport::TooLarge(max)))
         }
-        Err(e) => Err(ApiError::new(
-            proto,
-            Failure::BadInput(format!("cannot read the body: {e}")),
-        )),
+        Err(e) => Err(ApiError::new(proto, Transport::Unreadable(e.to_string()))),
     }
 }
 
@@ -270,7 +321,7 @@ async fn run(
         .await
         .map_err(|(served, failure)| ApiError {
             proto,
-            failure,
+            fault: Fault::Domain(failure),
             request_id,
             version: served.map(|s| (s.model.clone(), s.version)),
         })
@@ -313,7 +364,7 @@ async fn invocations(
         if !ok {
             return Err(ApiError::new(
                 p,
-                Failure::UnsupportedMedia(format!(
+                Transport::UnsupportedMedia(format!(
                     "This predictor only supports UTF-8 JSON or CSV; got content type `{ct}`"
                 )),
             ));
@@ -325,7 +376,7 @@ async fn invocations(
         _ => {
             return Err(ApiError::new(
                 p,
-                Failure::UnsupportedMedia(format!(
+                Transport::UnsupportedMedia(format!(
                     "This predictor only supports the following content types: ['text/csv', 'application/json']; got `{mime}`"
                 )),
             ));
