@@ -172,6 +172,20 @@ impl Table {
     pub fn get(&self, name: &str) -> Option<&ModelRoute> {
         self.models.iter().find(|m| m.name == name)
     }
+
+    /// The route of `name`, or a 404 naming the models served.
+    pub fn find(&self, name: &str) -> Result<&ModelRoute, Failure> {
+        self.get(name).ok_or_else(|| {
+            Failure::NotFound(format!(
+                "model `{name}` is not served here (served: {})",
+                self.models
+                    .iter()
+                    .map(|m| m.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })
+    }
 }
 
 /// Gateway-wide counters (requests that reached no version).
@@ -604,6 +618,21 @@ impl Gateway {
     /// the traffic ([`canary::in_share`], counted over the gateway's routed requests).
     fn split(&self, percent: u32) -> bool {
         canary::in_share(self.route_n.fetch_add(1, Relaxed), percent)
+    }
+
+    /// The route a prediction for `name` takes; a request for a model not
+    /// served here reaches no version and is counted as unrouted.
+    pub fn model<'t>(&self, table: &'t Table, name: &str) -> Result<&'t ModelRoute, Failure> {
+        table.find(name).inspect_err(|_| {
+            self.counters.unrouted.fetch_add(1, Relaxed);
+        })
+    }
+
+    /// A request body that does not fit `served` (read against its inputs
+    /// and signature): counted as its 400.
+    pub fn rejected(&self, served: &Served, e: crate::protocol::BadInput) -> Failure {
+        served.stats.record(400, 0.0);
+        Failure::BadInput(e.0)
     }
 
     /// Picks the version for a request: the canary for its weight's share

@@ -291,20 +291,7 @@ fn route<'a>(
     name: &str,
     proto: Proto,
 ) -> Result<&'a ModelRoute, ApiError> {
-    table.get(name).ok_or_else(|| {
-        ApiError::new(
-            proto,
-            Failure::NotFound(format!(
-                "model `{name}` is not served here (served: {})",
-                table
-                    .models
-                    .iter()
-                    .map(|m| m.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )),
-        )
-    })
+    table.find(name).map_err(|f| ApiError::new(proto, f))
 }
 
 async fn run(
@@ -327,19 +314,11 @@ async fn run(
         })
 }
 
-/// A body that does not fit the model: counted as a 400 of the stable
-/// version (whose signature it was read against) and answered in `proto`'s shape.
-fn rejected(route: &ModelRoute, proto: Proto, e: protocol::BadInput) -> ApiError {
-    route.stable.stats.record(400, 0.0);
-    ApiError::new(proto, Failure::BadInput(e.0))
-}
-
-fn unrouted(st: &HttpState, e: ApiError) -> ApiError {
-    st.gw
-        .counters
-        .unrouted
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    e
+/// A body that does not fit the model (counted by the gateway as a 400 of
+/// the stable version, whose signature it was read against), answered in
+/// `proto`'s shape.
+fn rejected(st: &HttpState, route: &ModelRoute, proto: Proto, e: protocol::BadInput) -> ApiError {
+    ApiError::new(proto, st.gw.rejected(&route.stable, e))
 }
 
 // ---- MLflow scoring
@@ -403,7 +382,7 @@ async fn invocations(
             })
     };
     let ((inputs, columns), shape) = parsed.map_err(|e| {
-        let mut err = rejected(route, p, e);
+        let mut err = rejected(&st, route, p, e);
         err.version = Some((route.stable.model.clone(), route.stable.version));
         err
     })?;
@@ -559,7 +538,10 @@ async fn v2_infer_impl(
     let p = Proto::V2;
     let bytes = read_body(body, st.max_body, p).await?;
     let table = st.gw.table();
-    let route = route(&table, &name, p).map_err(|e| unrouted(&st, e))?;
+    let route = st
+        .gw
+        .model(&table, &name)
+        .map_err(|f| ApiError::new(p, f))?;
     let version = match version {
         None => None,
         Some(v) => Some(v.parse::<i64>().map_err(|_| {
@@ -589,7 +571,8 @@ async fn v2_infer_impl(
                 })?,
         ),
     };
-    let req = protocol::v2_request(&bytes, header_len, specs).map_err(|e| rejected(route, p, e))?;
+    let req =
+        protocol::v2_request(&bytes, header_len, specs).map_err(|e| rejected(&st, route, p, e))?;
     // Outputs the model does not have are the client's mistake, found
     // before anything runs.
     let outs = match version {
@@ -730,7 +713,7 @@ async fn v1_predict(
     };
     let bytes = read_body(body, st.max_body, p).await?;
     let table = st.gw.table();
-    let route = route(&table, name, p).map_err(|e| unrouted(&st, e))?;
+    let route = st.gw.model(&table, name).map_err(|f| ApiError::new(p, f))?;
     // V1 takes `instances` (or `inputs`): the MLflow parser reads both.
     let v: Value = serde_json::from_slice(&bytes).map_err(|e| {
         ApiError::new(
@@ -757,7 +740,7 @@ async fn v1_predict(
         route.stable.predictor.inputs(),
         route.stable.predictor.signature(),
     )
-    .map_err(|e| rejected(route, p, e))?;
+    .map_err(|e| rejected(&st, route, p, e))?;
     let a = run(
         &st,
         route,
