@@ -4,7 +4,7 @@
 //! ([`Transport`]: a body too large, unreadable or of a type no protocol
 //! takes, or no room for it), which never reach the gateway.
 
-use crate::gateway::{Answer, Failure, Gateway, ModelRoute};
+use crate::gateway::{Answer, Failure, Gateway, ModelRoute, Read, Reader, Routed, Served};
 use crate::protocol::{self, AnswerShape};
 use axum::Router;
 use axum::body::Body;
@@ -294,17 +294,18 @@ fn route<'a>(
     table.find(name).map_err(|f| ApiError::new(proto, f))
 }
 
-async fn run(
+/// A request routed and read ([`Gateway::read`]) answered by the gateway.
+async fn run<T>(
     st: &HttpState,
-    route: &ModelRoute,
-    version: Option<i64>,
+    to: Routed<'_>,
     inputs: Vec<ferry_onnx::Tensor>,
-    request_id: Option<String>,
     columns: Option<Vec<String>>,
+    reader: &Reader<'_, T>,
+    request_id: Option<String>,
     proto: Proto,
 ) -> Result<Answer, ApiError> {
     st.gw
-        .predict(route, version, inputs, request_id.clone(), columns)
+        .predict(to, inputs, columns, reader, request_id.clone())
         .await
         .map_err(|(served, failure)| ApiError {
             proto,
@@ -312,13 +313,6 @@ async fn run(
             request_id,
             version: served.map(|s| (s.model.clone(), s.version)),
         })
-}
-
-/// A body that does not fit the model (counted by the gateway as a 400 of
-/// the stable version, whose signature it was read against), answered in
-/// `proto`'s shape.
-fn rejected(st: &HttpState, route: &ModelRoute, proto: Proto, e: protocol::BadInput) -> ApiError {
-    ApiError::new(proto, st.gw.rejected(&route.stable, e))
 }
 
 // ---- MLflow scoring
@@ -367,36 +361,34 @@ async fn invocations(
         .models
         .first()
         .ok_or_else(|| ApiError::new(p, Failure::Unavailable("no model is served".into())))?;
-    let (specs, sig) = (
-        route.stable.predictor.inputs(),
-        route.stable.predictor.signature(),
-    );
-    let parsed = if csv {
-        protocol::mlflow_csv(&bytes, specs, sig).map(|t| (t, AnswerShape::Predict))
-    } else {
-        serde_json::from_slice::<Value>(&bytes)
-            .map_err(|e| protocol::BadInput(format!("the body is not valid JSON: {e}")))
-            .and_then(|v| {
-                let shape = AnswerShape::from_params(v.get("params"), "params")?;
-                Ok((protocol::mlflow_value(v, specs, sig)?, shape))
-            })
+    let mut to = st.gw.route(route, None).map_err(|f| ApiError::new(p, f))?;
+    let reader = |s: &Served| -> Result<Read<AnswerShape>, protocol::BadInput> {
+        let (specs, sig) = (s.predictor.inputs(), s.predictor.signature());
+        let ((inputs, columns), rest) = if csv {
+            (
+                protocol::mlflow_csv(&bytes, specs, sig)?,
+                AnswerShape::Predict,
+            )
+        } else {
+            let v = serde_json::from_slice::<Value>(&bytes)
+                .map_err(|e| protocol::BadInput(format!("the body is not valid JSON: {e}")))?;
+            let shape = AnswerShape::from_params(v.get("params"), "params")?;
+            (protocol::mlflow_value(v, specs, sig)?, shape)
+        };
+        Ok(Read {
+            inputs,
+            columns,
+            rest,
+        })
     };
-    let ((inputs, columns), shape) = parsed.map_err(|e| {
-        let mut err = rejected(&st, route, p, e);
-        err.version = Some((route.stable.model.clone(), route.stable.version));
+    let read = st.gw.read(&mut to, &reader).map_err(|f| {
+        let mut err = ApiError::new(p, f);
+        err.version = Some((to.served.model.clone(), to.served.version));
         err
     })?;
-    let a = run(
-        &st,
-        route,
-        None,
-        inputs,
-        client_request_id(&headers),
-        columns,
-        p,
-    )
-    .await?;
-    shaped(&a, shape, p)
+    let rid = client_request_id(&headers);
+    let a = run(&st, to, read.inputs, read.columns, &reader, rid, p).await?;
+    shaped(&a, read.rest, p)
 }
 
 /// A prediction in MLflow's shape (also KServe V1's), as the request asked.
@@ -551,10 +543,10 @@ async fn v2_infer_impl(
             )
         })?),
     };
-    let specs = match version {
-        None => route.stable.predictor.inputs(),
-        Some(v) => v2_pick(route, Some(&v.to_string()))?.predictor.inputs(),
-    };
+    let mut to = st
+        .gw
+        .route(route, version)
+        .map_err(|f| ApiError::new(p, f))?;
     let header_len = match headers.get("inference-header-content-length") {
         None => None,
         Some(h) => Some(
@@ -571,14 +563,23 @@ async fn v2_infer_impl(
                 })?,
         ),
     };
-    let req =
-        protocol::v2_request(&bytes, header_len, specs).map_err(|e| rejected(&st, route, p, e))?;
-    // Outputs the model does not have are the client's mistake, found
-    // before anything runs.
-    let outs = match version {
-        None => route.stable.predictor.outputs(),
-        Some(v) => v2_pick(route, Some(&v.to_string()))?.predictor.outputs(),
+    let reader = |s: &Served| -> Result<Read<protocol::V2Request>, protocol::BadInput> {
+        let mut rest = protocol::v2_request(&bytes, header_len, s.predictor.inputs())?;
+        Ok(Read {
+            inputs: std::mem::take(&mut rest.inputs),
+            columns: None,
+            rest,
+        })
     };
+    let Read {
+        inputs, rest: req, ..
+    } = st
+        .gw
+        .read(&mut to, &reader)
+        .map_err(|f| ApiError::new(p, f))?;
+    // Outputs the version does not have are the client's mistake, found
+    // (once) before anything runs.
+    let outs = to.served.predictor.outputs();
     if let Some(missing) = req
         .outputs
         .iter()
@@ -590,7 +591,7 @@ async fn v2_infer_impl(
         ));
     }
     let rid = client_request_id(&headers);
-    let a = run(&st, route, version, req.inputs, rid, None, p).await?;
+    let a = run(&st, to, inputs, None, &reader, rid, p).await?;
     let mut raw = Vec::new();
     let outputs: Vec<Value> = a
         .outputs
@@ -606,16 +607,6 @@ async fn v2_infer_impl(
             }
         })
         .collect();
-    if let Some(missing) = req
-        .outputs
-        .iter()
-        .find(|o| !a.outputs.iter().any(|t| &&t.name == o))
-    {
-        return Err(ApiError::new(
-            p,
-            Failure::BadInput(format!("the model has no output `{missing}`")),
-        ));
-    }
     let mut v = json!({
         "model_name": route.name,
         "model_version": a.served.version.to_string(),
@@ -734,23 +725,23 @@ async fn v1_predict(
     };
     let shape = AnswerShape::from_params(obj.get("parameters"), "parameters")
         .map_err(|e| ApiError::new(p, Failure::BadInput(e.0)))?;
-    let inner = json!({ key: obj.get(key).cloned().unwrap_or(Value::Null) });
-    let (inputs, columns) = protocol::mlflow_value(
-        inner,
-        route.stable.predictor.inputs(),
-        route.stable.predictor.signature(),
-    )
-    .map_err(|e| rejected(&st, route, p, e))?;
-    let a = run(
-        &st,
-        route,
-        None,
-        inputs,
-        client_request_id(&headers),
-        columns,
-        p,
-    )
-    .await?;
+    let mut to = st.gw.route(route, None).map_err(|f| ApiError::new(p, f))?;
+    let reader = |s: &Served| -> Result<Read<()>, protocol::BadInput> {
+        let inner = json!({ key: obj.get(key).cloned().unwrap_or(Value::Null) });
+        let (inputs, columns) =
+            protocol::mlflow_value(inner, s.predictor.inputs(), s.predictor.signature())?;
+        Ok(Read {
+            inputs,
+            columns,
+            rest: (),
+        })
+    };
+    let read = st
+        .gw
+        .read(&mut to, &reader)
+        .map_err(|f| ApiError::new(p, f))?;
+    let rid = client_request_id(&headers);
+    let a = run(&st, to, read.inputs, read.columns, &reader, rid, p).await?;
     shaped(&a, shape, p)
 }
 
