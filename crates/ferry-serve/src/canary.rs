@@ -320,6 +320,14 @@ pub enum Decision {
     },
 }
 
+/// The traffic split, for canaries and shadows alike: whether the `n`-th
+/// routed request falls in a `percent` share. Spread evenly: of every 100
+/// consecutive requests, exactly `percent` do (37 is prime to 100, so
+/// `37 n mod 100` takes every value once in each run of 100).
+pub fn in_share(n: u64, percent: u32) -> bool {
+    (n.wrapping_mul(37) % 100) < u64::from(percent)
+}
+
 /// The canary weight of `step` (0 before the first).
 pub fn weight_at(plan: &Plan, step: usize) -> u32 {
     match plan.strategy {
@@ -442,6 +450,18 @@ pub fn check_steps(steps: &[u32]) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_traffic_split_sends_exactly_the_share_of_every_hundred_requests() {
+        for percent in [0, 1, 10, 37, 50, 99, 100] {
+            for start in [0u64, 7, 1_000, 123_456_789] {
+                let n = (start..start + 100)
+                    .filter(|n| in_share(*n, percent))
+                    .count();
+                assert_eq!(n, percent as usize, "{percent}% from {start}");
+            }
+        }
+    }
 
     fn plan() -> Plan {
         Plan {

@@ -172,6 +172,20 @@ impl Table {
     pub fn get(&self, name: &str) -> Option<&ModelRoute> {
         self.models.iter().find(|m| m.name == name)
     }
+
+    /// The route of `name`, or a 404 naming the models served.
+    pub fn find(&self, name: &str) -> Result<&ModelRoute, Failure> {
+        self.get(name).ok_or_else(|| {
+            Failure::NotFound(format!(
+                "model `{name}` is not served here (served: {})",
+                self.models
+                    .iter()
+                    .map(|m| m.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })
+    }
 }
 
 /// Gateway-wide counters (requests that reached no version).
@@ -287,10 +301,47 @@ pub enum Failure {
     NotFound(String),
     Unavailable(String),
     Failed(String),
-    TooLarge(usize),
-    UnsupportedMedia(String),
-    /// The gateway is at a limit of its own (not the model's): retry.
-    Busy(String),
+}
+
+/// A request's body read against one version: its input tensors, the
+/// column names it gave (in the version's signature's order) and whatever
+/// else its protocol carries (`rest`: the answer's shape, a V2 request's
+/// id and outputs), which no version changes.
+pub struct Read<T> {
+    pub inputs: Vec<Tensor>,
+    pub columns: Option<Vec<String>>,
+    pub rest: T,
+}
+
+/// How a protocol reads a request's body against a version's inputs and
+/// signature ([`Gateway::read`]; again for another version only when the
+/// two read bodies differently).
+pub type Reader<'r, T> =
+    dyn Fn(&Served) -> Result<Read<T>, crate::protocol::BadInput> + Send + Sync + 'r;
+
+/// A prediction request routed ([`Gateway::route`]): the version that
+/// answers it, resolved once.
+pub struct Routed<'t> {
+    pub route: &'t ModelRoute,
+    pub served: Arc<Served>,
+    /// Asked for by number: no canary split, no fallback, no mirror.
+    pinned: bool,
+}
+
+impl Routed<'_> {
+    /// Routed to the canary for its share (whose failures the stable
+    /// version answers).
+    fn is_candidate(&self) -> bool {
+        !self.pinned && !Arc::ptr_eq(&self.served, &self.route.stable)
+    }
+}
+
+/// Whether two versions read a body alike (same inputs and signature), so
+/// the tensors read for one serve the other.
+fn same_reading(a: &Served, b: &Served) -> bool {
+    Arc::ptr_eq(&a.predictor, &b.predictor)
+        || (a.predictor.inputs() == b.predictor.inputs()
+            && a.predictor.signature() == b.predictor.signature())
 }
 
 /// What every protocol's prediction handler gets back.
@@ -604,51 +655,105 @@ impl Gateway {
             .flatten()
     }
 
+    /// Whether this request goes to a candidate that takes `percent` of
+    /// the traffic ([`canary::in_share`], counted over the gateway's routed requests).
+    fn split(&self, percent: u32) -> bool {
+        canary::in_share(self.route_n.fetch_add(1, Relaxed), percent)
+    }
+
+    /// The route a prediction for `name` takes; a request for a model not
+    /// served here reaches no version and is counted as unrouted.
+    pub fn model<'t>(&self, table: &'t Table, name: &str) -> Result<&'t ModelRoute, Failure> {
+        table.find(name).inspect_err(|_| {
+            self.counters.unrouted.fetch_add(1, Relaxed);
+        })
+    }
+
+    /// A request body that does not fit `served` (read against its inputs
+    /// and signature): counted as its 400.
+    pub fn rejected(&self, served: &Served, e: crate::protocol::BadInput) -> Failure {
+        served.stats.record(400, 0.0);
+        Failure::BadInput(e.0)
+    }
+
     /// Picks the version for a request: the canary for its weight's share
     /// (spread evenly: every 100 requests, `weight` go to the canary).
     fn pick<'a>(&self, route: &'a ModelRoute) -> &'a Arc<Served> {
         if let Some(c) = &route.candidate
             && c.plan.strategy == Strategy::Canary
             && c.weight > 0
+            && self.split(c.weight)
         {
-            let n = self.route_n.fetch_add(1, Relaxed);
-            if (n.wrapping_mul(37) % 100) < u64::from(c.weight) {
-                return &c.served;
-            }
+            return &c.served;
         }
         &route.stable
     }
 
-    /// The whole prediction path: route, predict, measure, log, mirror.
-    pub async fn predict(
-        self: &Arc<Self>,
-        route: &ModelRoute,
+    /// Resolves, once per request, the version that answers it: `version`
+    /// when the client names one, else the canary for its share of the
+    /// traffic or the stable version.
+    pub fn route<'t>(
+        &self,
+        route: &'t ModelRoute,
         version: Option<i64>,
-        inputs: Vec<Tensor>,
-        request_id: Option<String>,
-        columns: Option<Vec<String>>,
-    ) -> Result<Answer, (Option<Arc<Served>>, Failure)> {
+    ) -> Result<Routed<'t>, Failure> {
         let served = match version {
             None => self.pick(route).clone(),
-            Some(v) => match route.versions().into_iter().find(|s| s.version == v) {
-                Some(s) => s.clone(),
-                None => {
-                    return Err((
-                        None,
-                        Failure::NotFound(format!(
-                            "version {v} of `{}` is not served (served: {})",
-                            route.name,
-                            route
-                                .versions()
-                                .iter()
-                                .map(|s| s.version.to_string())
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        )),
-                    ));
-                }
-            },
+            Some(v) => route
+                .versions()
+                .into_iter()
+                .find(|s| s.version == v)
+                .cloned()
+                .ok_or_else(|| {
+                    Failure::NotFound(format!("version {v} of `{}` is not served", route.name))
+                })?,
         };
+        Ok(Routed {
+            route,
+            served,
+            pinned: version.is_some(),
+        })
+    }
+
+    /// Reads a request's body against the version it is routed to. A
+    /// canary that refuses what the stable version takes is charged with a
+    /// failure and the request goes to the stable version; a body that no
+    /// version takes is a 400 of the stable one (or of the version asked for).
+    pub fn read<T>(&self, to: &mut Routed<'_>, reader: &Reader<'_, T>) -> Result<Read<T>, Failure> {
+        let e = match reader(&to.served) {
+            Ok(r) => return Ok(r),
+            Err(e) => e,
+        };
+        if !to.is_candidate() {
+            return Err(self.rejected(&to.served, e));
+        }
+        let stable = to.route.stable.clone();
+        let read = reader(&stable);
+        if read.is_ok() {
+            to.served.stats.record(500, 0.0);
+        }
+        to.served = stable;
+        read.map_err(|e| self.rejected(&to.served, e))
+    }
+
+    /// The whole prediction path for a routed request whose body was read
+    /// against its version: predict (the stable version answers what a
+    /// canary fails), measure, log, mirror. `reader` reads the body again
+    /// for a version that reads it differently.
+    pub async fn predict<T>(
+        self: &Arc<Self>,
+        to: Routed<'_>,
+        inputs: Vec<Tensor>,
+        columns: Option<Vec<String>>,
+        reader: &Reader<'_, T>,
+        request_id: Option<String>,
+    ) -> Result<Answer, (Option<Arc<Served>>, Failure)> {
+        let candidate = to.is_candidate();
+        let Routed {
+            route,
+            mut served,
+            pinned,
+        } = to;
         let (request_id, seq) = match request_id {
             Some(id) => (id, None),
             None => {
@@ -656,37 +761,52 @@ impl Gateway {
                 (id, Some(n))
             }
         };
-        let t0 = std::time::Instant::now();
+        let mut t0 = std::time::Instant::now();
         let mirror = match &route.candidate {
-            Some(c) if c.plan.strategy == Strategy::Shadow && version.is_none() => {
-                let n = self.route_n.fetch_add(1, Relaxed);
-                ((n.wrapping_mul(37) % 100) < u64::from(c.plan.mirror_percent))
-                    .then(|| (c.served.clone(), inputs.clone()))
+            Some(c) if c.plan.strategy == Strategy::Shadow && !pinned => {
+                self.split(c.plan.mirror_percent).then(|| {
+                    let ins = if same_reading(&served, &c.served) {
+                        Ok(inputs.clone())
+                    } else {
+                        reader(&c.served).map(|r| r.inputs)
+                    };
+                    (c.served.clone(), ins)
+                })
             }
             _ => None,
         };
-        let log_inputs = self
-            .predlog
-            .as_ref()
-            .filter(|l| l.sampled())
-            .map(|_| inputs.clone());
+        let sampled = self.predlog.as_ref().is_some_and(|l| l.sampled());
+        let mut log_inputs = sampled.then(|| inputs.clone());
         // A canary that fails a request (5xx) is charged with the failure,
         // and the request is answered by the stable version: predictions
         // are idempotent, and clients should not pay for a bad candidate.
-        let fallback =
-            (version.is_none() && !Arc::ptr_eq(&served, &route.stable)).then(|| inputs.clone());
+        let fallback = (candidate && same_reading(&served, &route.stable)).then(|| inputs.clone());
         let mut result = self.bounded(&served, inputs).await;
-        let mut served = served;
-        let mut t0 = t0;
+        let mut columns = columns;
         // Any failure of the canary counts against it, inputs it rejects
         // too (it was sent what the stable version accepts).
-        if let (Err(e), Some(ins)) = (&result, fallback) {
+        if candidate && let Err(e) = &result {
             let status = match e {
                 PredictError::Input(_) => 500,
                 e => status_of(e),
             };
             served.stats.record(status, t0.elapsed().as_secs_f64());
             served = route.stable.clone();
+            let ins = match fallback {
+                Some(ins) => ins,
+                // The stable version reads the body its own way.
+                None => match reader(&served) {
+                    Ok(r) => {
+                        columns = r.columns;
+                        log_inputs = sampled.then(|| r.inputs.clone());
+                        r.inputs
+                    }
+                    Err(e) => {
+                        let f = self.rejected(&served, e);
+                        return Err((Some(served), f));
+                    }
+                },
+            };
             t0 = std::time::Instant::now();
             result = self.bounded(&served, ins).await;
         }
@@ -694,28 +814,7 @@ impl Gateway {
         match result {
             Ok(outputs) => {
                 served.stats.record(200, secs);
-                let labels = served.labels_of(&outputs);
-                if let Some(l) = &labels {
-                    served.stats.record_classes(l.iter().map(String::as_str));
-                    match seq {
-                        // Our own ids index a ring: no hashing, no eviction.
-                        Some(n) => {
-                            let mut ring = lock(&self.ring);
-                            let slot = (n % FEEDBACK_MEMORY as u64) as usize;
-                            if ring.len() <= slot {
-                                ring.resize_with(slot + 1, || None);
-                            }
-                            ring[slot] = Some((n, Arc::downgrade(&served), l.clone()));
-                        }
-                        None => lock(&self.feedback).insert(
-                            request_id.clone(),
-                            Arc::downgrade(&served),
-                            l.clone(),
-                        ),
-                    }
-                } else if let Some(n) = served.numbers_of(&outputs) {
-                    served.stats.record_numeric(n.into_iter());
-                }
+                let labels = self.remember(&served, &outputs, &request_id, seq);
                 if let (Some(log), Some(ins)) = (&self.predlog, log_inputs) {
                     log.predictions(
                         &served.model,
@@ -724,47 +823,8 @@ impl Gateway {
                     );
                 }
                 if let Some((shadow, ins)) = mirror {
-                    let stable_labels = labels;
                     let stable_numbers = served.numbers_of(&outputs);
-                    let timeout = self.request_timeout;
-                    tokio::spawn(async move {
-                        let t0 = std::time::Instant::now();
-                        match tokio::time::timeout(timeout, shadow.predictor.predict(ins))
-                            .await
-                            .unwrap_or_else(|_| {
-                                Err(PredictError::Unavailable("the shadow timed out".into()))
-                            }) {
-                            Ok(out) => {
-                                shadow.stats.record(200, t0.elapsed().as_secs_f64());
-                                let l = shadow.labels_of(&out);
-                                if let Some(l) = &l {
-                                    shadow.stats.record_classes(l.iter().map(String::as_str));
-                                }
-                                let agreed = match (
-                                    &l,
-                                    &stable_labels,
-                                    shadow.numbers_of(&out),
-                                    &stable_numbers,
-                                ) {
-                                    (Some(a), Some(b), _, _) => a == b,
-                                    (None, None, Some(a), Some(b)) => {
-                                        a.len() == b.len()
-                                            && a.iter().zip(b).all(|(x, y)| {
-                                                (x - y).abs() <= 1e-6 * (1.0 + y.abs())
-                                            })
-                                    }
-                                    _ => false,
-                                };
-                                shadow.stats.record_comparison(agreed);
-                            }
-                            Err(e) => {
-                                shadow
-                                    .stats
-                                    .record(status_of(&e), t0.elapsed().as_secs_f64());
-                                shadow.stats.record_comparison(false);
-                            }
-                        }
-                    });
+                    self.mirror(shadow, ins, labels, stable_numbers);
                 }
                 Ok(Answer {
                     served,
@@ -782,6 +842,95 @@ impl Gateway {
                 Err((Some(served), f))
             }
         }
+    }
+
+    /// Measures an answer's predictions and remembers a classifier's labels
+    /// for feedback; returns them.
+    fn remember(
+        &self,
+        served: &Arc<Served>,
+        outputs: &[Tensor],
+        request_id: &str,
+        seq: Option<u64>,
+    ) -> Option<Vec<String>> {
+        let labels = served.labels_of(outputs);
+        if let Some(l) = &labels {
+            served.stats.record_classes(l.iter().map(String::as_str));
+            match seq {
+                // Our own ids index a ring: no hashing, no eviction.
+                Some(n) => {
+                    let mut ring = lock(&self.ring);
+                    let slot = (n % FEEDBACK_MEMORY as u64) as usize;
+                    if ring.len() <= slot {
+                        ring.resize_with(slot + 1, || None);
+                    }
+                    ring[slot] = Some((n, Arc::downgrade(served), l.clone()));
+                }
+                None => lock(&self.feedback).insert(
+                    request_id.to_owned(),
+                    Arc::downgrade(served),
+                    l.clone(),
+                ),
+            }
+        } else if let Some(n) = served.numbers_of(outputs) {
+            served.stats.record_numeric(n.into_iter());
+        }
+        labels
+    }
+
+    /// Sends a request to the shadow in the background and measures how
+    /// its answer agrees with the stable version's (`ins`: the body as the
+    /// shadow reads it).
+    fn mirror(
+        &self,
+        shadow: Arc<Served>,
+        ins: Result<Vec<Tensor>, crate::protocol::BadInput>,
+        stable_labels: Option<Vec<String>>,
+        stable_numbers: Option<Vec<f64>>,
+    ) {
+        let ins = match ins {
+            Ok(ins) => ins,
+            // A body the shadow cannot read: a request it refused.
+            Err(_) => {
+                shadow.stats.record(400, 0.0);
+                shadow.stats.record_comparison(false);
+                return;
+            }
+        };
+        let timeout = self.request_timeout;
+        tokio::spawn(async move {
+            let t0 = std::time::Instant::now();
+            match tokio::time::timeout(timeout, shadow.predictor.predict(ins))
+                .await
+                .unwrap_or_else(|_| Err(PredictError::Unavailable("the shadow timed out".into())))
+            {
+                Ok(out) => {
+                    shadow.stats.record(200, t0.elapsed().as_secs_f64());
+                    let l = shadow.labels_of(&out);
+                    if let Some(l) = &l {
+                        shadow.stats.record_classes(l.iter().map(String::as_str));
+                    }
+                    let agreed =
+                        match (&l, &stable_labels, shadow.numbers_of(&out), &stable_numbers) {
+                            (Some(a), Some(b), _, _) => a == b,
+                            (None, None, Some(a), Some(b)) => {
+                                a.len() == b.len()
+                                    && a.iter()
+                                        .zip(b)
+                                        .all(|(x, y)| (x - y).abs() <= 1e-6 * (1.0 + y.abs()))
+                            }
+                            _ => false,
+                        };
+                    shadow.stats.record_comparison(agreed);
+                }
+                Err(e) => {
+                    shadow
+                        .stats
+                        .record(status_of(&e), t0.elapsed().as_secs_f64());
+                    shadow.stats.record_comparison(false);
+                }
+            }
+        });
     }
 
     /// Labels arriving later: request id -> true label(s).

@@ -1,7 +1,10 @@
 //! The HTTP face of the gateway: every protocol's routes on one port, one
-//! error type rendered in the shape of the protocol that was spoken.
+//! error type rendered in the shape of the protocol that was spoken. Its
+//! faults are the gateway's ([`Failure`]) or the transport's own
+//! ([`Transport`]: a body too large, unreadable or of a type no protocol
+//! takes, or no room for it), which never reach the gateway.
 
-use crate::gateway::{Answer, Failure, Gateway, ModelRoute};
+use crate::gateway::{Answer, Failure, Gateway, ModelRoute, Read, Reader, Routed, Served};
 use crate::protocol::{self, AnswerShape};
 use axum::Router;
 use axum::body::Body;
@@ -62,10 +65,7 @@ async fn body_budget(
         }
         Err(ferry_http::Full) => ApiError::new(
             proto_of(req.uri().path()),
-            Failure::Busy(format!(
-                "the gateway holds {} MiB of request bodies at most and is full; retry",
-                st.bodies.total_mib()
-            )),
+            Transport::Full(st.bodies.total_mib()),
         )
         .into_response(),
     }
@@ -79,59 +79,113 @@ pub enum Proto {
     Plain,
 }
 
+/// What went wrong before a request reached the gateway: the transport's
+/// own refusals, rendered in the protocol's error shape like a [`Failure`].
+#[derive(Debug, thiserror::Error)]
+pub enum Transport {
+    /// The body is larger than the gateway takes (413).
+    #[error("the body is larger than {0} bytes")]
+    TooLarge(usize),
+    /// A content type no protocol on the route takes (415).
+    #[error("{0}")]
+    UnsupportedMedia(String),
+    /// The body could not be read (400).
+    #[error("cannot read the body: {0}")]
+    Unreadable(String),
+    /// The gateway holds as many request bodies (MiB) as it may: retry (503).
+    #[error("the gateway holds {0} MiB of request bodies at most and is full; retry")]
+    Full(u32),
+}
+
+/// Why a route answers with an error: the gateway's or the transport's.
+#[derive(Debug)]
+pub enum Fault {
+    Domain(Failure),
+    Transport(Transport),
+}
+
+impl From<Failure> for Fault {
+    fn from(f: Failure) -> Self {
+        Fault::Domain(f)
+    }
+}
+
+impl From<Transport> for Fault {
+    fn from(t: Transport) -> Self {
+        Fault::Transport(t)
+    }
+}
+
 /// The one error type of the gateway's routes.
 pub struct ApiError {
     pub proto: Proto,
-    pub failure: Failure,
+    pub fault: Fault,
     pub request_id: Option<String>,
     pub version: Option<(String, i64)>,
 }
 
 impl ApiError {
-    fn new(proto: Proto, failure: Failure) -> Self {
+    fn new(proto: Proto, fault: impl Into<Fault>) -> Self {
         Self {
             proto,
-            failure,
+            fault: fault.into(),
             request_id: None,
             version: None,
         }
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let retry = matches!(self.failure, Failure::Busy(_));
-        let (status, code, msg) = match self.failure {
-            Failure::BadInput(m) => (StatusCode::BAD_REQUEST, "BAD_REQUEST", m),
-            Failure::NotFound(m) => (StatusCode::NOT_FOUND, "RESOURCE_DOES_NOT_EXIST", m),
-            Failure::TooLarge(max) => (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "BAD_REQUEST",
-                format!("the body is larger than {max} bytes"),
-            ),
-            Failure::UnsupportedMedia(m) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "BAD_REQUEST", m),
-            Failure::Busy(m) => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "TEMPORARILY_UNAVAILABLE",
-                m,
-            ),
-            Failure::Unavailable(m) => {
-                tracing::warn!("unavailable: {m}");
-                (
+impl Transport {
+    /// Status, MLflow error code and message.
+    fn rendered(self) -> (StatusCode, &'static str, String) {
+        let status = match self {
+            Transport::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Transport::UnsupportedMedia(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Transport::Unreadable(_) => StatusCode::BAD_REQUEST,
+            Transport::Full(_) => {
+                return (
                     StatusCode::SERVICE_UNAVAILABLE,
                     "TEMPORARILY_UNAVAILABLE",
-                    "the model is not available right now".to_owned(),
-                )
+                    self.to_string(),
+                );
             }
-            Failure::Failed(m) => {
-                // Details stay in the log.
-                tracing::error!("prediction failed: {m}");
-                (
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "INTERNAL_ERROR",
-                    "the model failed on this request".to_owned(),
-                )
-            }
+        };
+        (status, "BAD_REQUEST", self.to_string())
+    }
+}
+
+/// A failure's status, MLflow error code and message (a runtime's details
+/// stay in the log).
+fn rendered(f: Failure) -> (StatusCode, &'static str, String) {
+    match f {
+        Failure::BadInput(m) => (StatusCode::BAD_REQUEST, "BAD_REQUEST", m),
+        Failure::NotFound(m) => (StatusCode::NOT_FOUND, "RESOURCE_DOES_NOT_EXIST", m),
+        Failure::Unavailable(m) => {
+            tracing::warn!("unavailable: {m}");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "TEMPORARILY_UNAVAILABLE",
+                "the model is not available right now".to_owned(),
+            )
+        }
+        Failure::Failed(m) => {
+            // Details stay in the log.
+            tracing::error!("prediction failed: {m}");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "INTERNAL_ERROR",
+                "the model failed on this request".to_owned(),
+            )
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let retry = matches!(self.fault, Fault::Transport(Transport::Full(_)));
+        let (status, code, msg) = match self.fault {
+            Fault::Domain(f) => rendered(f),
+            Fault::Transport(t) => t.rendered(),
         };
         let mut resp = match self.proto {
             // MLflow answers an unsupported media type in plain text.
@@ -226,12 +280,9 @@ async fn read_body(body: Body, max: usize, proto: Proto) -> Result<bytes::Bytes,
     match http_body_util::Limited::new(body, max).collect().await {
         Ok(c) => Ok(c.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            Err(ApiError::new(proto, Failure::TooLarge(max)))
+            Err(ApiError::new(proto, Transport::TooLarge(max)))
         }
-        Err(e) => Err(ApiError::new(
-            proto,
-            Failure::BadInput(format!("cannot read the body: {e}")),
-        )),
+        Err(e) => Err(ApiError::new(proto, Transport::Unreadable(e.to_string()))),
     }
 }
 
@@ -240,55 +291,28 @@ fn route<'a>(
     name: &str,
     proto: Proto,
 ) -> Result<&'a ModelRoute, ApiError> {
-    table.get(name).ok_or_else(|| {
-        ApiError::new(
-            proto,
-            Failure::NotFound(format!(
-                "model `{name}` is not served here (served: {})",
-                table
-                    .models
-                    .iter()
-                    .map(|m| m.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )),
-        )
-    })
+    table.find(name).map_err(|f| ApiError::new(proto, f))
 }
 
-async fn run(
+/// A request routed and read ([`Gateway::read`]) answered by the gateway.
+async fn run<T>(
     st: &HttpState,
-    route: &ModelRoute,
-    version: Option<i64>,
+    to: Routed<'_>,
     inputs: Vec<ferry_onnx::Tensor>,
-    request_id: Option<String>,
     columns: Option<Vec<String>>,
+    reader: &Reader<'_, T>,
+    request_id: Option<String>,
     proto: Proto,
 ) -> Result<Answer, ApiError> {
     st.gw
-        .predict(route, version, inputs, request_id.clone(), columns)
+        .predict(to, inputs, columns, reader, request_id.clone())
         .await
         .map_err(|(served, failure)| ApiError {
             proto,
-            failure,
+            fault: Fault::Domain(failure),
             request_id,
             version: served.map(|s| (s.model.clone(), s.version)),
         })
-}
-
-/// A body that does not fit the model: counted as a 400 of the stable
-/// version (whose signature it was read against) and answered in `proto`'s shape.
-fn rejected(route: &ModelRoute, proto: Proto, e: protocol::BadInput) -> ApiError {
-    route.stable.stats.record(400, 0.0);
-    ApiError::new(proto, Failure::BadInput(e.0))
-}
-
-fn unrouted(st: &HttpState, e: ApiError) -> ApiError {
-    st.gw
-        .counters
-        .unrouted
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    e
 }
 
 // ---- MLflow scoring
@@ -313,7 +337,7 @@ async fn invocations(
         if !ok {
             return Err(ApiError::new(
                 p,
-                Failure::UnsupportedMedia(format!(
+                Transport::UnsupportedMedia(format!(
                     "This predictor only supports UTF-8 JSON or CSV; got content type `{ct}`"
                 )),
             ));
@@ -325,7 +349,7 @@ async fn invocations(
         _ => {
             return Err(ApiError::new(
                 p,
-                Failure::UnsupportedMedia(format!(
+                Transport::UnsupportedMedia(format!(
                     "This predictor only supports the following content types: ['text/csv', 'application/json']; got `{mime}`"
                 )),
             ));
@@ -337,36 +361,34 @@ async fn invocations(
         .models
         .first()
         .ok_or_else(|| ApiError::new(p, Failure::Unavailable("no model is served".into())))?;
-    let (specs, sig) = (
-        route.stable.predictor.inputs(),
-        route.stable.predictor.signature(),
-    );
-    let parsed = if csv {
-        protocol::mlflow_csv(&bytes, specs, sig).map(|t| (t, AnswerShape::Predict))
-    } else {
-        serde_json::from_slice::<Value>(&bytes)
-            .map_err(|e| protocol::BadInput(format!("the body is not valid JSON: {e}")))
-            .and_then(|v| {
-                let shape = AnswerShape::from_params(v.get("params"), "params")?;
-                Ok((protocol::mlflow_value(v, specs, sig)?, shape))
-            })
+    let mut to = st.gw.route(route, None).map_err(|f| ApiError::new(p, f))?;
+    let reader = |s: &Served| -> Result<Read<AnswerShape>, protocol::BadInput> {
+        let (specs, sig) = (s.predictor.inputs(), s.predictor.signature());
+        let ((inputs, columns), rest) = if csv {
+            (
+                protocol::mlflow_csv(&bytes, specs, sig)?,
+                AnswerShape::Predict,
+            )
+        } else {
+            let v = serde_json::from_slice::<Value>(&bytes)
+                .map_err(|e| protocol::BadInput(format!("the body is not valid JSON: {e}")))?;
+            let shape = AnswerShape::from_params(v.get("params"), "params")?;
+            (protocol::mlflow_value(v, specs, sig)?, shape)
+        };
+        Ok(Read {
+            inputs,
+            columns,
+            rest,
+        })
     };
-    let ((inputs, columns), shape) = parsed.map_err(|e| {
-        let mut err = rejected(route, p, e);
-        err.version = Some((route.stable.model.clone(), route.stable.version));
+    let read = st.gw.read(&mut to, &reader).map_err(|f| {
+        let mut err = ApiError::new(p, f);
+        err.version = Some((to.served.model.clone(), to.served.version));
         err
     })?;
-    let a = run(
-        &st,
-        route,
-        None,
-        inputs,
-        client_request_id(&headers),
-        columns,
-        p,
-    )
-    .await?;
-    shaped(&a, shape, p)
+    let rid = client_request_id(&headers);
+    let a = run(&st, to, read.inputs, read.columns, &reader, rid, p).await?;
+    shaped(&a, read.rest, p)
 }
 
 /// A prediction in MLflow's shape (also KServe V1's), as the request asked.
@@ -508,7 +530,10 @@ async fn v2_infer_impl(
     let p = Proto::V2;
     let bytes = read_body(body, st.max_body, p).await?;
     let table = st.gw.table();
-    let route = route(&table, &name, p).map_err(|e| unrouted(&st, e))?;
+    let route = st
+        .gw
+        .model(&table, &name)
+        .map_err(|f| ApiError::new(p, f))?;
     let version = match version {
         None => None,
         Some(v) => Some(v.parse::<i64>().map_err(|_| {
@@ -518,10 +543,10 @@ async fn v2_infer_impl(
             )
         })?),
     };
-    let specs = match version {
-        None => route.stable.predictor.inputs(),
-        Some(v) => v2_pick(route, Some(&v.to_string()))?.predictor.inputs(),
-    };
+    let mut to = st
+        .gw
+        .route(route, version)
+        .map_err(|f| ApiError::new(p, f))?;
     let header_len = match headers.get("inference-header-content-length") {
         None => None,
         Some(h) => Some(
@@ -538,13 +563,23 @@ async fn v2_infer_impl(
                 })?,
         ),
     };
-    let req = protocol::v2_request(&bytes, header_len, specs).map_err(|e| rejected(route, p, e))?;
-    // Outputs the model does not have are the client's mistake, found
-    // before anything runs.
-    let outs = match version {
-        None => route.stable.predictor.outputs(),
-        Some(v) => v2_pick(route, Some(&v.to_string()))?.predictor.outputs(),
+    let reader = |s: &Served| -> Result<Read<protocol::V2Request>, protocol::BadInput> {
+        let mut rest = protocol::v2_request(&bytes, header_len, s.predictor.inputs())?;
+        Ok(Read {
+            inputs: std::mem::take(&mut rest.inputs),
+            columns: None,
+            rest,
+        })
     };
+    let Read {
+        inputs, rest: req, ..
+    } = st
+        .gw
+        .read(&mut to, &reader)
+        .map_err(|f| ApiError::new(p, f))?;
+    // Outputs the version does not have are the client's mistake, found
+    // (once) before anything runs.
+    let outs = to.served.predictor.outputs();
     if let Some(missing) = req
         .outputs
         .iter()
@@ -556,7 +591,7 @@ async fn v2_infer_impl(
         ));
     }
     let rid = client_request_id(&headers);
-    let a = run(&st, route, version, req.inputs, rid, None, p).await?;
+    let a = run(&st, to, inputs, None, &reader, rid, p).await?;
     let mut raw = Vec::new();
     let outputs: Vec<Value> = a
         .outputs
@@ -572,16 +607,6 @@ async fn v2_infer_impl(
             }
         })
         .collect();
-    if let Some(missing) = req
-        .outputs
-        .iter()
-        .find(|o| !a.outputs.iter().any(|t| &&t.name == o))
-    {
-        return Err(ApiError::new(
-            p,
-            Failure::BadInput(format!("the model has no output `{missing}`")),
-        ));
-    }
     let mut v = json!({
         "model_name": route.name,
         "model_version": a.served.version.to_string(),
@@ -679,7 +704,7 @@ async fn v1_predict(
     };
     let bytes = read_body(body, st.max_body, p).await?;
     let table = st.gw.table();
-    let route = route(&table, name, p).map_err(|e| unrouted(&st, e))?;
+    let route = st.gw.model(&table, name).map_err(|f| ApiError::new(p, f))?;
     // V1 takes `instances` (or `inputs`): the MLflow parser reads both.
     let v: Value = serde_json::from_slice(&bytes).map_err(|e| {
         ApiError::new(
@@ -700,23 +725,23 @@ async fn v1_predict(
     };
     let shape = AnswerShape::from_params(obj.get("parameters"), "parameters")
         .map_err(|e| ApiError::new(p, Failure::BadInput(e.0)))?;
-    let inner = json!({ key: obj.get(key).cloned().unwrap_or(Value::Null) });
-    let (inputs, columns) = protocol::mlflow_value(
-        inner,
-        route.stable.predictor.inputs(),
-        route.stable.predictor.signature(),
-    )
-    .map_err(|e| rejected(route, p, e))?;
-    let a = run(
-        &st,
-        route,
-        None,
-        inputs,
-        client_request_id(&headers),
-        columns,
-        p,
-    )
-    .await?;
+    let mut to = st.gw.route(route, None).map_err(|f| ApiError::new(p, f))?;
+    let reader = |s: &Served| -> Result<Read<()>, protocol::BadInput> {
+        let inner = json!({ key: obj.get(key).cloned().unwrap_or(Value::Null) });
+        let (inputs, columns) =
+            protocol::mlflow_value(inner, s.predictor.inputs(), s.predictor.signature())?;
+        Ok(Read {
+            inputs,
+            columns,
+            rest: (),
+        })
+    };
+    let read = st
+        .gw
+        .read(&mut to, &reader)
+        .map_err(|f| ApiError::new(p, f))?;
+    let rid = client_request_id(&headers);
+    let a = run(&st, to, read.inputs, read.columns, &reader, rid, p).await?;
     shaped(&a, shape, p)
 }
 

@@ -3,9 +3,10 @@
 //! per class, feedback and shadow agreement, and the prediction log's
 //! health. Rendered from the live route table and per-version counters.
 
-use crate::gateway::Gateway;
-use crate::stats::{EXPOSED_BUCKETS, bucket_bounds};
+use crate::gateway::{Gateway, Served, Table};
+use crate::stats::{EXPOSED_BUCKETS, Snapshot, bucket_bounds};
 use std::fmt::Write;
+use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
 fn esc(v: &str) -> String {
@@ -48,16 +49,25 @@ impl Family<'_> {
     }
 }
 
+/// A served version: model, version, role (stable, canary, shadow).
+type Row = (String, String, &'static str, Arc<Served>);
+
 pub fn render(gw: &Gateway) -> String {
     let table = gw.table();
     let mut out = String::with_capacity(8 << 10);
     let mut f = Family { out: &mut out };
-    let versions: Vec<(
-        String,
-        String,
-        &'static str,
-        std::sync::Arc<crate::gateway::Served>,
-    )> = table
+    let versions = rows(&table);
+    let snaps: Vec<_> = versions.iter().map(|v| v.3.stats.snapshot()).collect();
+    requests(&mut f, gw, &versions, &snaps);
+    rollouts(&mut f, &table);
+    predictions(&mut f, &versions, &snaps);
+    prediction_log(&mut f, gw);
+    out
+}
+
+/// Every version the table serves, stable first.
+fn rows(table: &Table) -> Vec<Row> {
+    table
         .models
         .iter()
         .flat_map(|m| {
@@ -81,15 +91,17 @@ pub fn render(gw: &Gateway) -> String {
             }
             v
         })
-        .collect();
-    let snaps: Vec<_> = versions.iter().map(|v| v.3.stats.snapshot()).collect();
+        .collect()
+}
 
+/// What was served: versions, requests by code, unrouted requests, latency.
+fn requests(f: &mut Family<'_>, gw: &Gateway, versions: &[Row], snaps: &[Snapshot]) {
     f.head(
         "ferry_model_info",
         "gauge",
         "Versions being served, with their role (stable, canary or shadow).",
     );
-    for (m, v, role, s) in &versions {
+    for (m, v, role, s) in versions {
         f.line(
             "ferry_model_info",
             &[
@@ -107,7 +119,7 @@ pub fn render(gw: &Gateway) -> String {
         "counter",
         "Prediction requests answered, by model, version and HTTP status code.",
     );
-    for ((m, v, ..), s) in versions.iter().zip(&snaps) {
+    for ((m, v, ..), s) in versions.iter().zip(snaps) {
         for (i, n) in s.codes.iter().enumerate() {
             if *n > 0 {
                 let code = (i + 100).to_string();
@@ -136,7 +148,7 @@ pub fn render(gw: &Gateway) -> String {
         "Time to answer a prediction (parsing excluded), by model and version.",
     );
     let bounds = bucket_bounds();
-    for ((m, v, ..), s) in versions.iter().zip(&snaps) {
+    for ((m, v, ..), s) in versions.iter().zip(snaps) {
         let mut cum = 0u64;
         let mut i = 0;
         for b in EXPOSED_BUCKETS {
@@ -167,7 +179,10 @@ pub fn render(gw: &Gateway) -> String {
             total,
         );
     }
+}
 
+/// Canary weights and deployment steps.
+fn rollouts(f: &mut Family<'_>, table: &Table) {
     f.head(
         "ferry_canary_weight",
         "gauge",
@@ -193,13 +208,16 @@ pub fn render(gw: &Gateway) -> String {
         let step = m.candidate.as_ref().map_or(0, |c| c.deployment.step + 1);
         f.line("ferry_deployment_step", &[("model", &m.name)], step);
     }
+}
 
+/// Predicted classes, feedback and shadow agreement.
+fn predictions(f: &mut Family<'_>, versions: &[Row], snaps: &[Snapshot]) {
     f.head(
         "ferry_predictions_total",
         "counter",
         "Predicted rows by class (classifiers).",
     );
-    for ((m, v, ..), s) in versions.iter().zip(&snaps) {
+    for ((m, v, ..), s) in versions.iter().zip(snaps) {
         let mut classes: Vec<_> = s.classes.iter().collect();
         classes.sort();
         for (c, n) in classes {
@@ -215,7 +233,7 @@ pub fn render(gw: &Gateway) -> String {
         "counter",
         "Labels received through POST /feedback, by outcome.",
     );
-    for ((m, v, ..), s) in versions.iter().zip(&snaps) {
+    for ((m, v, ..), s) in versions.iter().zip(snaps) {
         f.line(
             "ferry_feedback_total",
             &[("model", m), ("version", v), ("outcome", "correct")],
@@ -232,7 +250,7 @@ pub fn render(gw: &Gateway) -> String {
         "counter",
         "Mirrored requests compared with the stable version's answer, by outcome.",
     );
-    for ((m, v, role, _), s) in versions.iter().zip(&snaps) {
+    for ((m, v, role, _), s) in versions.iter().zip(snaps) {
         if *role == "shadow" {
             f.line(
                 "ferry_shadow_comparisons_total",
@@ -246,6 +264,10 @@ pub fn render(gw: &Gateway) -> String {
             );
         }
     }
+}
+
+/// The prediction log's health (when there is one).
+fn prediction_log(f: &mut Family<'_>, gw: &Gateway) {
     if let Some(l) = &gw.predlog {
         f.head(
             "ferry_prediction_log_requests_total",
@@ -278,5 +300,4 @@ pub fn render(gw: &Gateway) -> String {
             l.dropped.load(Relaxed),
         );
     }
-    out
 }

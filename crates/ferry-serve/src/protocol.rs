@@ -946,6 +946,10 @@ pub fn encode_binary(t: &TensorData) -> Vec<u8> {
     out
 }
 
+/// An inference request's input as it came: name, shape, datatype, and
+/// the data (JSON values, or binary data already decoded).
+type V2Input = (String, Vec<usize>, String, Result<Value, TensorData>);
+
 /// Parses an inference request. With `header_len` (the
 /// `Inference-Header-Content-Length` header) the JSON is that many bytes,
 /// followed by the inputs' binary data.
@@ -982,67 +986,9 @@ pub fn v2_request(
         .and_then(|p| p.get("binary_data_output"))
         .and_then(Value::as_bool)
         .unwrap_or(false);
-    // name, shape, datatype, and the data: JSON values or decoded binary.
-    type Input = (String, Vec<usize>, String, Result<Value, TensorData>);
-    let mut by_name: Vec<Input> = Vec::new();
+    let mut by_name: Vec<V2Input> = Vec::new();
     for (i, t) in ins.into_iter().enumerate() {
-        let Value::Object(mut t) = t else {
-            return bad(format!("`inputs[{i}]` must be an object"));
-        };
-        let name = match t.remove("name") {
-            Some(Value::String(s)) => s,
-            _ => return bad(format!("`inputs[{i}].name` must be a string")),
-        };
-        let shape = match t.remove("shape") {
-            Some(Value::Array(s)) => s
-                .iter()
-                .map(|d| {
-                    d.as_u64().map(|d| d as usize).ok_or_else(|| {
-                        BadInput(format!(
-                            "`inputs[{i}].shape` must hold non-negative integers"
-                        ))
-                    })
-                })
-                .collect::<Result<Vec<_>, _>>()?,
-            _ => return bad(format!("`inputs[{i}].shape` must be a list")),
-        };
-        let datatype = match t.remove("datatype") {
-            Some(Value::String(s)) => s,
-            _ => return bad(format!("`inputs[{i}].datatype` must be a string")),
-        };
-        let size = t
-            .get("parameters")
-            .and_then(|p| p.get("binary_data_size"))
-            .map(|n| {
-                n.as_u64().map(|n| n as usize).ok_or_else(|| {
-                    BadInput(format!(
-                        "`inputs[{i}].parameters.binary_data_size` must be a count"
-                    ))
-                })
-            })
-            .transpose()?;
-        let data = match size {
-            Some(n) => {
-                if n > binary.len() {
-                    return bad(format!(
-                        "`inputs[{i}]` has {n} bytes of binary data, only {} follow the header",
-                        binary.len()
-                    ));
-                }
-                let (raw, rest) = binary.split_at(n);
-                binary = rest;
-                let dt = DType::from_v2_name(&datatype).ok_or_else(|| {
-                    BadInput(format!(
-                        "`inputs[{i}].datatype` {datatype} is not supported"
-                    ))
-                })?;
-                Err(decode_binary(dt, raw, &format!("input `{name}`"))?)
-            }
-            None => Ok(t
-                .remove("data")
-                .ok_or_else(|| BadInput(format!("`inputs[{i}].data` is missing")))?),
-        };
-        by_name.push((name, shape, datatype, data));
+        by_name.push(v2_input(i, t, &mut binary)?);
     }
     let mut tensors = Vec::new();
     for spec in inputs {
@@ -1057,54 +1003,7 @@ pub fn v2_request(
                     names(inputs)
                 ))
             })?;
-        let (name, shape, datatype, data) = by_name.swap_remove(pos);
-        let what = format!("input `{name}`");
-        match DType::from_v2_name(&datatype) {
-            Some(d) if d == spec.dtype => {}
-            Some(_) | None => {
-                return bad(format!(
-                    "{what} has datatype {datatype}; the model's `{}` takes {}",
-                    spec.name,
-                    spec.dtype.v2_name()
-                ));
-            }
-        }
-        let count = shape
-            .iter()
-            .try_fold(1usize, |a, d| a.checked_mul(*d))
-            .ok_or_else(|| BadInput(format!("{what} has an impossible shape {shape:?}")))?;
-        let data = match data {
-            Ok(v) => v,
-            Err(raw) => {
-                if raw.len() != count {
-                    return bad(format!(
-                        "{what} has {} values for shape {shape:?} ({count} expected)",
-                        raw.len()
-                    ));
-                }
-                check_shape(spec, &shape, &what)?;
-                check_finite(&raw, &Place::new(&what, &shape, None))?;
-                tensors.push(Tensor {
-                    name: spec.name.clone(),
-                    shape,
-                    data: raw,
-                });
-                continue;
-            }
-        };
-        let mut flat = Vec::new();
-        let mut nested = Vec::new();
-        match &data {
-            Value::Array(_) => flatten(&data, &mut flat, &mut nested, 0, &what)?,
-            scalar => flat.push(scalar.clone()),
-        }
-        if flat.len() != count {
-            return bad(format!(
-                "{what} has {} values for shape {shape:?} ({count} expected)",
-                flat.len()
-            ));
-        }
-        tensors.push(tensor_from(spec, shape, flat, &what, None)?);
+        tensors.push(v2_tensor_for(spec, by_name.swap_remove(pos))?);
     }
     if let Some((extra, ..)) = by_name.first() {
         return bad(format!(
@@ -1112,8 +1011,140 @@ pub fn v2_request(
             names(inputs)
         ));
     }
+    let (outputs, binary_outputs) = v2_outputs_asked(o.remove("outputs"))?;
+    if !binary.is_empty() {
+        return bad(format!(
+            "{} bytes of binary data follow the header that no input claims",
+            binary.len()
+        ));
+    }
+    Ok(V2Request {
+        id,
+        inputs: tensors,
+        outputs,
+        binary_outputs,
+        all_binary,
+    })
+}
+
+/// `inputs[i]` of an inference request; binary data is taken from the
+/// front of `binary`.
+fn v2_input(i: usize, t: Value, binary: &mut &[u8]) -> Result<V2Input, BadInput> {
+    let Value::Object(mut t) = t else {
+        return bad(format!("`inputs[{i}]` must be an object"));
+    };
+    let name = match t.remove("name") {
+        Some(Value::String(s)) => s,
+        _ => return bad(format!("`inputs[{i}].name` must be a string")),
+    };
+    let shape = match t.remove("shape") {
+        Some(Value::Array(s)) => s
+            .iter()
+            .map(|d| {
+                d.as_u64().map(|d| d as usize).ok_or_else(|| {
+                    BadInput(format!(
+                        "`inputs[{i}].shape` must hold non-negative integers"
+                    ))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        _ => return bad(format!("`inputs[{i}].shape` must be a list")),
+    };
+    let datatype = match t.remove("datatype") {
+        Some(Value::String(s)) => s,
+        _ => return bad(format!("`inputs[{i}].datatype` must be a string")),
+    };
+    let size = t
+        .get("parameters")
+        .and_then(|p| p.get("binary_data_size"))
+        .map(|n| {
+            n.as_u64().map(|n| n as usize).ok_or_else(|| {
+                BadInput(format!(
+                    "`inputs[{i}].parameters.binary_data_size` must be a count"
+                ))
+            })
+        })
+        .transpose()?;
+    let data = match size {
+        Some(n) => {
+            if n > binary.len() {
+                return bad(format!(
+                    "`inputs[{i}]` has {n} bytes of binary data, only {} follow the header",
+                    binary.len()
+                ));
+            }
+            let (raw, rest) = binary.split_at(n);
+            *binary = rest;
+            let dt = DType::from_v2_name(&datatype).ok_or_else(|| {
+                BadInput(format!(
+                    "`inputs[{i}].datatype` {datatype} is not supported"
+                ))
+            })?;
+            Err(decode_binary(dt, raw, &format!("input `{name}`"))?)
+        }
+        None => Ok(t
+            .remove("data")
+            .ok_or_else(|| BadInput(format!("`inputs[{i}].data` is missing")))?),
+    };
+    Ok((name, shape, datatype, data))
+}
+
+/// The tensor for the model's input `spec` from the request's input.
+fn v2_tensor_for(spec: &IoSpec, input: V2Input) -> Result<Tensor, BadInput> {
+    let (name, shape, datatype, data) = input;
+    let what = format!("input `{name}`");
+    match DType::from_v2_name(&datatype) {
+        Some(d) if d == spec.dtype => {}
+        Some(_) | None => {
+            return bad(format!(
+                "{what} has datatype {datatype}; the model's `{}` takes {}",
+                spec.name,
+                spec.dtype.v2_name()
+            ));
+        }
+    }
+    let count = shape
+        .iter()
+        .try_fold(1usize, |a, d| a.checked_mul(*d))
+        .ok_or_else(|| BadInput(format!("{what} has an impossible shape {shape:?}")))?;
+    let data = match data {
+        Ok(v) => v,
+        Err(raw) => {
+            if raw.len() != count {
+                return bad(format!(
+                    "{what} has {} values for shape {shape:?} ({count} expected)",
+                    raw.len()
+                ));
+            }
+            check_shape(spec, &shape, &what)?;
+            check_finite(&raw, &Place::new(&what, &shape, None))?;
+            return Ok(Tensor {
+                name: spec.name.clone(),
+                shape,
+                data: raw,
+            });
+        }
+    };
+    let mut flat = Vec::new();
+    let mut nested = Vec::new();
+    match &data {
+        Value::Array(_) => flatten(&data, &mut flat, &mut nested, 0, &what)?,
+        scalar => flat.push(scalar.clone()),
+    }
+    if flat.len() != count {
+        return bad(format!(
+            "{what} has {} values for shape {shape:?} ({count} expected)",
+            flat.len()
+        ));
+    }
+    tensor_from(spec, shape, flat, &what, None)
+}
+
+/// The outputs an inference request asks for (all when none), and those of
+/// them it wants as binary data.
+fn v2_outputs_asked(outputs: Option<Value>) -> Result<(Vec<String>, Vec<String>), BadInput> {
     let mut binary_outputs = Vec::new();
-    let outputs = match o.remove("outputs") {
+    let outputs = match outputs {
         None | Some(Value::Null) => Vec::new(),
         Some(Value::Array(outs)) => outs
             .iter()
@@ -1136,19 +1167,7 @@ pub fn v2_request(
             .collect::<Result<_, BadInput>>()?,
         Some(_) => return bad("`outputs` must be a list"),
     };
-    if !binary.is_empty() {
-        return bad(format!(
-            "{} bytes of binary data follow the header that no input claims",
-            binary.len()
-        ));
-    }
-    Ok(V2Request {
-        id,
-        inputs: tensors,
-        outputs,
-        binary_outputs,
-        all_binary,
-    })
+    Ok((outputs, binary_outputs))
 }
 
 /// An output tensor with its data in binary: the JSON entry, and the bytes
