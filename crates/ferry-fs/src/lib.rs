@@ -37,6 +37,22 @@ impl<T> Context<T> for std::io::Result<T> {
 /// the target, then fsync of the folder so the rename itself is durable.
 /// Creates the folder when it is missing.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = write_and_rename(path, bytes, true)?;
+    sync_dir(&dir)
+}
+
+/// Replaces `path` with `bytes` atomically (a reader sees the old contents
+/// or the new, never a mix) but not durably: nothing is fsynced. For files
+/// that only matter while the machine stays up, such as a run's pid file,
+/// whose processes die with the machine; rewritten at every stage start and
+/// end, it would otherwise cost two fsyncs each time.
+pub fn replace(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_and_rename(path, bytes, false).map(drop)
+}
+
+/// The temporary file, synced when `durable`, renamed over `path`; returns
+/// the folder.
+fn write_and_rename(path: &Path, bytes: &[u8], durable: bool) -> Result<PathBuf> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -50,14 +66,17 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let written = (|| {
         let mut f = std::fs::File::create(&tmp).ctx("create", &tmp)?;
         f.write_all(bytes).ctx("write", &tmp)?;
-        f.sync_all().ctx("sync", &tmp)
+        if durable {
+            f.sync_all().ctx("sync", &tmp)?;
+        }
+        Ok(())
     })();
     if let Err(e) = written {
         let _ = std::fs::remove_file(&tmp);
         return Err(e);
     }
     std::fs::rename(&tmp, path).ctx("rename into place", path)?;
-    sync_dir(dir)
+    Ok(dir.to_owned())
 }
 
 /// Makes the entries of `dir` (a rename into it) durable. Filesystems that
@@ -148,6 +167,21 @@ mod tests {
             .map(|e| e.file_name())
             .collect();
         assert_eq!(names, ["file.json"]);
+    }
+
+    #[test]
+    fn replace_swaps_whole_files_too() {
+        let d = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let p = d.path().join("run.pids");
+        replace(&p, b"one").unwrap_or_else(|e| panic!("{e}"));
+        replace(&p, b"two two").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(std::fs::read(&p).ok().as_deref(), Some(&b"two two"[..]));
+        let names: Vec<_> = std::fs::read_dir(d.path())
+            .unwrap_or_else(|e| panic!("{e}"))
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(names, ["run.pids"]);
     }
 
     #[test]

@@ -45,7 +45,8 @@ impl PidFile {
         for g in groups {
             text.push_str(&format!("group {} {}\n", g.pgid, g.start_ticks));
         }
-        ferry_fs::write_atomic(&self.path, text.as_bytes())?;
+        // Atomic, not durable: the groups it names die with the machine.
+        ferry_fs::replace(&self.path, text.as_bytes())?;
         Ok(())
     }
 
