@@ -125,7 +125,12 @@ pub fn metric(v: &serde_json::Value) -> String {
 /// A table with a header: each column as wide as its widest cell, two
 /// spaces apart, every line after `indent`; no trailing spaces.
 pub fn table(indent: &str, head: &[&str], rows: &[Vec<String>]) -> String {
-    let cell = |r: &[String], i: usize| r.get(i).map_or(0, |c| printable(c).chars().count());
+    // Cells from the store are made printable once, before widths are taken.
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| r.iter().map(|c| printable(c).into_owned()).collect())
+        .collect();
+    let cell = |r: &[String], i: usize| r.get(i).map_or(0, |c| c.chars().count());
     let widths: Vec<usize> = (0..head.len())
         .map(|i| {
             rows.iter()
@@ -137,11 +142,11 @@ pub fn table(indent: &str, head: &[&str], rows: &[Vec<String>]) -> String {
         .collect();
     let head: Vec<String> = head.iter().map(|h| (*h).to_owned()).collect();
     let mut out = String::new();
-    for r in std::iter::once(&head).chain(rows) {
+    for r in std::iter::once(&head).chain(&rows) {
         let mut line = indent.to_owned();
         for (i, w) in widths.iter().enumerate() {
             let c = r.get(i).map_or("", String::as_str);
-            line.push_str(&printable(c));
+            line.push_str(c);
             line.push_str(&" ".repeat(w - cell(r, i) + 2));
         }
         out.push_str(line.trim_end());
