@@ -35,7 +35,7 @@ def store_url(backend, store):
 
 @pytest.fixture(scope="session", params=BACKENDS)
 def server(request, tmp_path_factory):
-    work = tmp_path_factory.mktemp("ferry-server")
+    work = tmp_path_factory.mktemp("ferry-tracking")
     binary = os.environ.get("FERRY_BIN", str(ROOT / "target" / "debug" / "ferry"))
     port = free_port()
     store = work / "store"

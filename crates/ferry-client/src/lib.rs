@@ -9,7 +9,7 @@
 //! `ferry.*` version tags ([`ferry_records::lineage_tags`]).
 //!
 //! Responses are parsed as JSON values, reading only the fields needed here:
-//! the wire types themselves belong to `ferry-server`.
+//! the wire types themselves belong to `ferry-tracking`.
 
 use ferry_core::ExperimentId;
 use ferry_records::{

@@ -2,12 +2,12 @@
 //! or shadow), and the decisions taken on it. The gateway's routes are a
 //! function of these rows, so a restarted gateway resumes where it was.
 //!
-//! Which phases exist and what moves between them is `ferry-serve`'s
+//! Which phases exist and what moves between them is `ferry-gateway`'s
 //! business; this module stores a phase as text plus whether the deployment
 //! is still active, and guards every change with a revision number so the
 //! gateway's controller and a person's `ferry deploy promote` cannot both win.
 
-use crate::sql::{get_i, get_oi, get_os, get_s, q};
+use crate::sql::{col_i64, col_opt_i64, col_opt_str, col_str, query_error};
 use crate::{Error, MetadataStore, Result, SqlStore};
 use ferry_records::*;
 use sqlx::any::AnyRow;
@@ -16,22 +16,22 @@ const COLUMNS: &str = "deployment_id, model, candidate, stable, strategy, spec, 
 
 fn deployment(r: &AnyRow) -> Deployment {
     Deployment {
-        id: get_s(r, "deployment_id"),
-        model: get_s(r, "model"),
-        candidate: get_i(r, "candidate"),
-        stable: get_oi(r, "stable"),
-        strategy: get_s(r, "strategy"),
-        spec: serde_json::from_str(&get_s(r, "spec")).unwrap_or(serde_json::Value::Null),
-        phase: get_s(r, "phase"),
-        active: get_i(r, "active") != 0,
-        step: get_i(r, "step"),
-        weight: get_i(r, "weight"),
-        reason: get_os(r, "reason"),
-        created_ms: get_i(r, "created_ms"),
-        updated_ms: get_i(r, "updated_ms"),
-        step_started_ms: get_i(r, "step_started_ms"),
-        revision: get_i(r, "revision"),
-        picked_up_ms: get_oi(r, "picked_up_ms"),
+        id: col_str(r, "deployment_id"),
+        model: col_str(r, "model"),
+        candidate: col_i64(r, "candidate"),
+        stable: col_opt_i64(r, "stable"),
+        strategy: col_str(r, "strategy"),
+        spec: serde_json::from_str(&col_str(r, "spec")).unwrap_or(serde_json::Value::Null),
+        phase: col_str(r, "phase"),
+        active: col_i64(r, "active") != 0,
+        step: col_i64(r, "step"),
+        weight: col_i64(r, "weight"),
+        reason: col_opt_str(r, "reason"),
+        created_ms: col_i64(r, "created_ms"),
+        updated_ms: col_i64(r, "updated_ms"),
+        step_started_ms: col_i64(r, "step_started_ms"),
+        revision: col_i64(r, "revision"),
+        picked_up_ms: col_opt_i64(r, "picked_up_ms"),
     }
 }
 
@@ -53,8 +53,8 @@ async fn insert_event(
     .bind(id)
     .fetch_one(&mut **tx)
     .await
-    .map_err(q("record a deployment event"))?;
-    let seq = get_i(&seq, "n") + 1;
+    .map_err(query_error("record a deployment event"))?;
+    let seq = col_i64(&seq, "n") + 1;
     sqlx::query(
         "INSERT INTO deployment_events (event_id, deployment_id, seq, at_ms, kind, phase, step, weight, reason, detail) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
@@ -71,7 +71,7 @@ async fn insert_event(
     .bind(detail.to_string())
     .execute(&mut **tx)
     .await
-    .map_err(q("record a deployment event"))?;
+    .map_err(query_error("record a deployment event"))?;
     Ok(())
 }
 
@@ -84,7 +84,7 @@ async fn read_deployment(
         .bind(id)
         .fetch_optional(&mut **tx)
         .await
-        .map_err(q("read a deployment"))?
+        .map_err(query_error("read a deployment"))?
         .as_ref()
         .map(deployment))
 }
@@ -98,21 +98,24 @@ impl DeploymentStore for SqlStore {
                 d.model, d.candidate
             )));
         }
-        let mut tx = self.begin().await.map_err(q("start a deployment"))?;
+        let mut tx = self
+            .begin()
+            .await
+            .map_err(query_error("start a deployment"))?;
         let busy = sqlx::query(
             "SELECT deployment_id, candidate, phase FROM deployments WHERE model = $1 AND active = 1",
         )
         .bind(&d.model)
         .fetch_optional(&mut *tx)
         .await
-        .map_err(q("start a deployment"))?;
+        .map_err(query_error("start a deployment"))?;
         if let Some(r) = busy {
             return Err(Error::AlreadyExists(format!(
                 "model `{}` already has an active deployment `{}` (version {}, {}); promote or abort it first",
                 d.model,
-                get_s(&r, "deployment_id"),
-                get_i(&r, "candidate"),
-                get_s(&r, "phase")
+                col_str(&r, "deployment_id"),
+                col_i64(&r, "candidate"),
+                col_str(&r, "phase")
             )));
         }
         let id = ferry_core::RunId::generate().as_str().to_owned();
@@ -138,7 +141,7 @@ impl DeploymentStore for SqlStore {
                     "model `{}` already has an active deployment; promote or abort it first",
                     d.model
                 )),
-                _ => q("start a deployment")(e),
+                _ => query_error("start a deployment")(e),
             })?;
         insert_event(
             &mut tx,
@@ -155,7 +158,9 @@ impl DeploymentStore for SqlStore {
         let out = read_deployment(&mut tx, &id)
             .await?
             .ok_or_else(|| Error::NotFound(format!("no deployment `{id}`")))?;
-        tx.commit().await.map_err(q("start a deployment"))?;
+        tx.commit()
+            .await
+            .map_err(query_error("start a deployment"))?;
         Ok(out)
     }
 
@@ -165,7 +170,7 @@ impl DeploymentStore for SqlStore {
             .bind(id)
             .fetch_optional(&self.pool)
             .await
-            .map_err(q("read a deployment"))?
+            .map_err(query_error("read a deployment"))?
             .as_ref()
             .map(deployment))
     }
@@ -190,7 +195,7 @@ impl DeploymentStore for SqlStore {
         let rows = query
             .fetch_all(&self.pool)
             .await
-            .map_err(q("list deployments"))?;
+            .map_err(query_error("list deployments"))?;
         Ok(rows.iter().map(deployment).collect())
     }
 
@@ -200,7 +205,10 @@ impl DeploymentStore for SqlStore {
         revision: i64,
         c: &DeploymentChange,
     ) -> Result<Deployment> {
-        let mut tx = self.begin().await.map_err(q("change a deployment"))?;
+        let mut tx = self
+            .begin()
+            .await
+            .map_err(query_error("change a deployment"))?;
         let current = read_deployment(&mut tx, id)
             .await?
             .ok_or_else(|| Error::NotFound(format!("no deployment `{id}`")))?;
@@ -232,7 +240,7 @@ impl DeploymentStore for SqlStore {
         .bind(revision)
         .execute(&mut *tx)
         .await
-        .map_err(q("change a deployment"))?;
+        .map_err(query_error("change a deployment"))?;
         // On PostgreSQL (read committed) another decider may have changed
         // the row since it was read: then nothing here may happen.
         if updated.rows_affected() != 1 {
@@ -274,12 +282,14 @@ impl DeploymentStore for SqlStore {
             .bind(c.reason.clone().unwrap_or_else(|| "rejected".into()))
             .execute(&mut *tx)
             .await
-            .map_err(q("reject a model version"))?;
+            .map_err(query_error("reject a model version"))?;
         }
         let out = read_deployment(&mut tx, id)
             .await?
             .ok_or_else(|| Error::NotFound(format!("no deployment `{id}`")))?;
-        tx.commit().await.map_err(q("change a deployment"))?;
+        tx.commit()
+            .await
+            .map_err(query_error("change a deployment"))?;
         Ok(out)
     }
 
@@ -291,19 +301,19 @@ impl DeploymentStore for SqlStore {
         .bind(id)
         .fetch_all(&self.pool)
         .await
-        .map_err(q("read deployment events"))?;
+        .map_err(query_error("read deployment events"))?;
         Ok(rows
             .iter()
             .map(|r| DeploymentEvent {
-                deployment_id: get_s(r, "deployment_id"),
-                seq: get_i(r, "seq"),
-                at_ms: get_i(r, "at_ms"),
-                kind: get_s(r, "kind"),
-                phase: get_s(r, "phase"),
-                step: get_i(r, "step"),
-                weight: get_i(r, "weight"),
-                reason: get_os(r, "reason"),
-                detail: serde_json::from_str(&get_s(r, "detail"))
+                deployment_id: col_str(r, "deployment_id"),
+                seq: col_i64(r, "seq"),
+                at_ms: col_i64(r, "at_ms"),
+                kind: col_str(r, "kind"),
+                phase: col_str(r, "phase"),
+                step: col_i64(r, "step"),
+                weight: col_i64(r, "weight"),
+                reason: col_opt_str(r, "reason"),
+                detail: serde_json::from_str(&col_str(r, "detail"))
                     .unwrap_or(serde_json::Value::Null),
             })
             .collect())
@@ -312,7 +322,10 @@ impl DeploymentStore for SqlStore {
     async fn gateway_heartbeat(&self, g: &GatewayBeat, routing: &[String]) -> Result<()> {
         let models = serde_json::to_string(&g.models)
             .map_err(|e| Error::Invalid(format!("gateway models: {e}")))?;
-        let mut tx = self.begin().await.map_err(q("record a gateway"))?;
+        let mut tx = self
+            .begin()
+            .await
+            .map_err(query_error("record a gateway"))?;
         sqlx::query(
             "INSERT INTO gateways (gateway_id, host, addr, pid, models, tick_ms, started_ms, last_seen_ms) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
@@ -330,13 +343,13 @@ impl DeploymentStore for SqlStore {
         .bind(g.last_seen_ms)
         .execute(&mut *tx)
         .await
-        .map_err(q("record a gateway"))?;
+        .map_err(query_error("record a gateway"))?;
         // Gateways that died without removing their row go after a day.
         sqlx::query("DELETE FROM gateways WHERE last_seen_ms < $1")
             .bind(g.last_seen_ms - GATEWAY_ROW_KEPT_MS)
             .execute(&mut *tx)
             .await
-            .map_err(q("record a gateway"))?;
+            .map_err(query_error("record a gateway"))?;
         for id in routing {
             sqlx::query(
                 "UPDATE deployments SET picked_up_ms = $1 WHERE deployment_id = $2 AND picked_up_ms IS NULL",
@@ -345,9 +358,9 @@ impl DeploymentStore for SqlStore {
             .bind(id)
             .execute(&mut *tx)
             .await
-            .map_err(q("record a gateway"))?;
+            .map_err(query_error("record a gateway"))?;
         }
-        tx.commit().await.map_err(q("record a gateway"))?;
+        tx.commit().await.map_err(query_error("record a gateway"))?;
         Ok(())
     }
 
@@ -356,7 +369,7 @@ impl DeploymentStore for SqlStore {
             .bind(id)
             .execute(&self.pool)
             .await
-            .map_err(q("remove a gateway"))?;
+            .map_err(query_error("remove a gateway"))?;
         Ok(())
     }
 
@@ -367,19 +380,19 @@ impl DeploymentStore for SqlStore {
         )
         .fetch_all(&self.pool)
         .await
-        .map_err(q("list gateways"))?;
+        .map_err(query_error("list gateways"))?;
         Ok(rows
             .iter()
             .map(|r| GatewayBeat {
-                id: get_s(r, "gateway_id"),
-                host: get_s(r, "host"),
-                addr: get_s(r, "addr"),
-                pid: get_i(r, "pid"),
+                id: col_str(r, "gateway_id"),
+                host: col_str(r, "host"),
+                addr: col_str(r, "addr"),
+                pid: col_i64(r, "pid"),
                 // Written by `gateway_heartbeat` only; unreadable means none.
-                models: serde_json::from_str(&get_s(r, "models")).unwrap_or_default(),
-                tick_ms: get_i(r, "tick_ms"),
-                started_ms: get_i(r, "started_ms"),
-                last_seen_ms: get_i(r, "last_seen_ms"),
+                models: serde_json::from_str(&col_str(r, "models")).unwrap_or_default(),
+                tick_ms: col_i64(r, "tick_ms"),
+                started_ms: col_i64(r, "started_ms"),
+                last_seen_ms: col_i64(r, "last_seen_ms"),
             })
             .collect())
     }

@@ -8,7 +8,7 @@
 //! fails as a whole, every request is retried on its own.
 
 use crate::Result;
-use crate::sql::{SqlStore, get_s, q, write_points};
+use crate::sql::{SqlStore, col_str, query_error, write_points};
 use crate::tracking::{NewTrackedRun, log_errors, upsert_tag};
 use ferry_records::{Metric, TrackedRun};
 use std::collections::HashMap;
@@ -131,7 +131,7 @@ async fn writer(store: SqlStore, mut rx: tokio::sync::mpsc::Receiver<Job>) {
 /// Validates every job, writes the valid ones in one transaction, and
 /// returns each job's result. `Err` means the transaction itself failed.
 async fn commit_group(store: &SqlStore, jobs: &[LogJob]) -> Result<Vec<Result<()>>> {
-    let mut tx = store.begin().await.map_err(q("log a batch"))?;
+    let mut tx = store.begin().await.map_err(query_error("log a batch"))?;
     let mut ids: Vec<&str> = jobs.iter().map(|j| j.run_id.as_str()).collect();
     ids.sort_unstable();
     ids.dedup();
@@ -146,9 +146,9 @@ async fn commit_group(store: &SqlStore, jobs: &[LogJob]) -> Result<Vec<Result<()
     let stages: HashMap<String, String> = stage_q
         .fetch_all(&mut *tx)
         .await
-        .map_err(q("log a batch"))?
+        .map_err(query_error("log a batch"))?
         .iter()
-        .map(|r| (get_s(r, "run_id"), get_s(r, "lifecycle_stage")))
+        .map(|r| (col_str(r, "run_id"), col_str(r, "lifecycle_stage")))
         .collect();
     // Params already stored for these runs, then those this group adds.
     let mut params: HashMap<(String, String), String> = HashMap::new();
@@ -160,8 +160,15 @@ async fn commit_group(store: &SqlStore, jobs: &[LogJob]) -> Result<Vec<Result<()
         for id in &ids {
             pq = pq.bind((*id).to_owned());
         }
-        for r in pq.fetch_all(&mut *tx).await.map_err(q("log params"))? {
-            params.insert((get_s(&r, "run_id"), get_s(&r, "pkey")), get_s(&r, "value"));
+        for r in pq
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(query_error("log params"))?
+        {
+            params.insert(
+                (col_str(&r, "run_id"), col_str(&r, "pkey")),
+                col_str(&r, "value"),
+            );
         }
     }
     let mut results = Vec::with_capacity(jobs.len());
@@ -212,7 +219,7 @@ async fn commit_group(store: &SqlStore, jobs: &[LogJob]) -> Result<Vec<Result<()
             .bind(*v)
             .execute(&mut *tx)
             .await
-            .map_err(q("log params"))?;
+            .map_err(query_error("log params"))?;
     }
     let pts: Vec<_> = accepted
         .iter()
@@ -228,10 +235,10 @@ async fn commit_group(store: &SqlStore, jobs: &[LogJob]) -> Result<Vec<Result<()
                     .bind(&job.run_id)
                     .execute(&mut *tx)
                     .await
-                    .map_err(q("log tags"))?;
+                    .map_err(query_error("log tags"))?;
             }
         }
     }
-    tx.commit().await.map_err(q("log a batch"))?;
+    tx.commit().await.map_err(query_error("log a batch"))?;
     Ok(results)
 }

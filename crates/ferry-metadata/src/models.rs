@@ -3,7 +3,7 @@
 
 use ferry_records::*;
 
-use crate::sql::{SqlStore, get_i, get_oi, get_os, get_s, q};
+use crate::sql::{SqlStore, col_i64, col_opt_i64, col_opt_str, col_str, query_error};
 use crate::{Error, Result};
 use ferry_search::{Attr, Clause, Comparator, Entity, OrderBy, Value};
 
@@ -69,22 +69,22 @@ impl SqlStore {
         .bind(arg.to_owned())
         .fetch_all(&self.pool)
         .await
-        .map_err(q("read logged models"))?;
+        .map_err(query_error("read logged models"))?;
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
-            let id = get_s(&r, "model_id");
+            let id = col_str(&r, "model_id");
             let tags = self.pairs("SELECT tkey AS k, value AS v FROM logged_model_tags WHERE model_id = $1 ORDER BY tkey", &id).await?;
             let params = self.pairs("SELECT pkey AS k, value AS v FROM logged_model_params WHERE model_id = $1 ORDER BY pkey", &id).await?;
             out.push(LoggedModel {
                 model_id: id,
-                experiment_id: get_i(&r, "experiment_id"),
-                name: get_s(&r, "name"),
-                artifact_location: get_s(&r, "artifact_location"),
-                creation_ms: get_i(&r, "creation_ms"),
-                last_updated_ms: get_i(&r, "last_updated_ms"),
-                status: get_s(&r, "status"),
-                model_type: get_os(&r, "model_type").unwrap_or_default(),
-                source_run_id: get_os(&r, "source_run_id"),
+                experiment_id: col_i64(&r, "experiment_id"),
+                name: col_str(&r, "name"),
+                artifact_location: col_str(&r, "artifact_location"),
+                creation_ms: col_i64(&r, "creation_ms"),
+                last_updated_ms: col_i64(&r, "last_updated_ms"),
+                status: col_str(&r, "status"),
+                model_type: col_opt_str(&r, "model_type").unwrap_or_default(),
+                source_run_id: col_opt_str(&r, "source_run_id"),
                 tags,
                 params,
             });
@@ -97,9 +97,9 @@ impl SqlStore {
             .bind(id.to_owned())
             .fetch_all(&self.pool)
             .await
-            .map_err(q("read tags"))?
+            .map_err(query_error("read tags"))?
             .iter()
-            .map(|r| (get_s(r, "k"), get_s(r, "v")))
+            .map(|r| (col_str(r, "k"), col_str(r, "v")))
             .collect())
     }
 
@@ -124,9 +124,9 @@ impl SqlStore {
         Ok(sqlx::query("SELECT name FROM models ORDER BY name")
             .fetch_all(&self.pool)
             .await
-            .map_err(q("list models"))?
+            .map_err(query_error("list models"))?
             .iter()
-            .map(|r| get_s(r, "name"))
+            .map(|r| col_str(r, "name"))
             .collect())
     }
 
@@ -138,7 +138,7 @@ impl SqlStore {
         Ok(qy
             .execute(&self.pool)
             .await
-            .map_err(q(what))?
+            .map_err(query_error(what))?
             .rows_affected())
     }
 }
@@ -215,7 +215,10 @@ impl ModelStore for SqlStore {
             "{}/models/{id}/artifacts",
             exp.artifact_location.trim_end_matches('/')
         );
-        let mut tx = self.begin().await.map_err(q("create a logged model"))?;
+        let mut tx = self
+            .begin()
+            .await
+            .map_err(query_error("create a logged model"))?;
         sqlx::query(
             "INSERT INTO logged_models (model_id, experiment_id, name, artifact_location, creation_ms, last_updated_ms, status, \
              model_type, source_run_id, lifecycle_stage) VALUES ($1,$2,$3,$4,$5,$5,'LOGGED_MODEL_PENDING',$6,$7,'active')",
@@ -229,7 +232,7 @@ impl ModelStore for SqlStore {
         .bind(source_run_id.map(str::to_owned))
         .execute(&mut *tx)
         .await
-        .map_err(q("create a logged model"))?;
+        .map_err(query_error("create a logged model"))?;
         crate::sql::insert_pairs(
             &mut tx,
             crate::sql::UPSERT_LOGGED_MODEL_PARAM,
@@ -246,7 +249,9 @@ impl ModelStore for SqlStore {
             "create a logged model",
         )
         .await?;
-        tx.commit().await.map_err(q("create a logged model"))?;
+        tx.commit()
+            .await
+            .map_err(query_error("create a logged model"))?;
         self.get_logged_model(&id)
             .await?
             .ok_or_else(|| Error::NotFound(format!("Logged model {id} vanished")))
@@ -273,7 +278,7 @@ impl ModelStore for SqlStore {
         .bind(model_id)
         .execute(&self.pool)
         .await
-        .map_err(q("finalize a logged model"))?
+        .map_err(query_error("finalize a logged model"))?
         .rows_affected();
         if n == 0 {
             return Err(Error::NotFound(format!(
@@ -291,7 +296,10 @@ impl ModelStore for SqlStore {
                 "Logged model with ID '{model_id}' not found."
             )));
         }
-        let mut tx = self.begin().await.map_err(q("tag a logged model"))?;
+        let mut tx = self
+            .begin()
+            .await
+            .map_err(query_error("tag a logged model"))?;
         crate::sql::insert_pairs(
             &mut tx,
             crate::sql::UPSERT_LOGGED_MODEL_TAG,
@@ -300,7 +308,9 @@ impl ModelStore for SqlStore {
             "tag a logged model",
         )
         .await?;
-        tx.commit().await.map_err(q("tag a logged model"))?;
+        tx.commit()
+            .await
+            .map_err(query_error("tag a logged model"))?;
         Ok(())
     }
 
@@ -347,23 +357,23 @@ impl ModelStore for SqlStore {
 
     async fn log_run_outputs(&self, run_id: &str, outputs: &[(String, i64)]) -> Result<()> {
         self.require_active_run(run_id).await?;
-        let mut tx = self.begin().await.map_err(q("log outputs"))?;
+        let mut tx = self.begin().await.map_err(query_error("log outputs"))?;
         for (m, step) in outputs {
             sqlx::query("DELETE FROM run_outputs WHERE run_id = $1 AND model_id = $2")
                 .bind(run_id)
                 .bind(m)
                 .execute(&mut *tx)
                 .await
-                .map_err(q("log outputs"))?;
+                .map_err(query_error("log outputs"))?;
             sqlx::query("INSERT INTO run_outputs (run_id, model_id, step) VALUES ($1, $2, $3)")
                 .bind(run_id)
                 .bind(m)
                 .bind(*step)
                 .execute(&mut *tx)
                 .await
-                .map_err(q("log outputs"))?;
+                .map_err(query_error("log outputs"))?;
         }
-        tx.commit().await.map_err(q("log outputs"))?;
+        tx.commit().await.map_err(query_error("log outputs"))?;
         Ok(())
     }
 
@@ -374,9 +384,9 @@ impl ModelStore for SqlStore {
         .bind(run_id)
         .fetch_all(&self.pool)
         .await
-        .map_err(q("read outputs"))?
+        .map_err(query_error("read outputs"))?
         .iter()
-        .map(|r| (get_s(r, "model_id"), get_i(r, "step")))
+        .map(|r| (col_str(r, "model_id"), col_i64(r, "step")))
         .collect())
     }
 
@@ -392,7 +402,10 @@ impl ModelStore for SqlStore {
                 "Registered Model (name={name}) already exists."
             )));
         }
-        let mut tx = self.begin().await.map_err(q("create a registered model"))?;
+        let mut tx = self
+            .begin()
+            .await
+            .map_err(query_error("create a registered model"))?;
         let r = sqlx::query("INSERT INTO models (name, created_ms, last_updated_ms, max_version, description) VALUES ($1, $2, $2, 0, $3)")
             .bind(name)
             .bind(now_ms)
@@ -406,7 +419,7 @@ impl ModelStore for SqlStore {
                 )));
             }
             other => {
-                other.map_err(q("create a registered model"))?;
+                other.map_err(query_error("create a registered model"))?;
             }
         }
         crate::sql::insert_pairs(
@@ -417,7 +430,9 @@ impl ModelStore for SqlStore {
             "tag a registered model",
         )
         .await?;
-        tx.commit().await.map_err(q("create a registered model"))?;
+        tx.commit()
+            .await
+            .map_err(query_error("create a registered model"))?;
         self.require_model(name).await
     }
 
@@ -428,7 +443,7 @@ impl ModelStore for SqlStore {
         .bind(name)
         .fetch_optional(&self.pool)
         .await
-        .map_err(q("read a registered model"))?;
+        .map_err(query_error("read a registered model"))?;
         let Some(r) = row else { return Ok(None) };
         let tags = self
             .pairs(
@@ -441,17 +456,17 @@ impl ModelStore for SqlStore {
                 .bind(name)
                 .fetch_all(&self.pool)
                 .await
-                .map_err(q("read aliases"))?
+                .map_err(query_error("read aliases"))?
                 .iter()
-                .map(|a| (get_s(a, "alias"), get_i(a, "version")))
+                .map(|a| (col_str(a, "alias"), col_i64(a, "version")))
                 .collect();
         let latest = self.versions_where("", name, None).await?.pop();
         Ok(Some(RegisteredModel {
-            name: get_s(&r, "name"),
-            creation_ms: get_i(&r, "created_ms"),
-            last_updated_ms: get_oi(&r, "last_updated_ms")
-                .unwrap_or_else(|| get_i(&r, "created_ms")),
-            description: get_os(&r, "description").unwrap_or_default(),
+            name: col_str(&r, "name"),
+            creation_ms: col_i64(&r, "created_ms"),
+            last_updated_ms: col_opt_i64(&r, "last_updated_ms")
+                .unwrap_or_else(|| col_i64(&r, "created_ms")),
+            description: col_opt_str(&r, "description").unwrap_or_default(),
             tags,
             aliases,
             latest,
@@ -471,7 +486,7 @@ impl ModelStore for SqlStore {
             .bind(name)
             .execute(&self.pool)
             .await
-            .map_err(q("update a registered model"))?;
+            .map_err(query_error("update a registered model"))?;
         self.require_model(name).await
     }
 
@@ -487,7 +502,10 @@ impl ModelStore for SqlStore {
                 "Registered Model (name={new_name}) already exists."
             )));
         }
-        let mut tx = self.begin().await.map_err(q("rename a registered model"))?;
+        let mut tx = self
+            .begin()
+            .await
+            .map_err(query_error("rename a registered model"))?;
         for sql in [
             "UPDATE models SET name = $1 WHERE name = $2",
             "UPDATE model_versions SET model = $1 WHERE model = $2",
@@ -501,21 +519,26 @@ impl ModelStore for SqlStore {
                 .bind(name)
                 .execute(&mut *tx)
                 .await
-                .map_err(q("rename a registered model"))?;
+                .map_err(query_error("rename a registered model"))?;
         }
         sqlx::query("UPDATE models SET last_updated_ms = $1 WHERE name = $2")
             .bind(now_ms)
             .bind(new_name)
             .execute(&mut *tx)
             .await
-            .map_err(q("rename a registered model"))?;
-        tx.commit().await.map_err(q("rename a registered model"))?;
+            .map_err(query_error("rename a registered model"))?;
+        tx.commit()
+            .await
+            .map_err(query_error("rename a registered model"))?;
         self.require_model(new_name).await
     }
 
     async fn delete_registered_model(&self, name: &str) -> Result<()> {
         self.require_model(name).await?;
-        let mut tx = self.begin().await.map_err(q("delete a registered model"))?;
+        let mut tx = self
+            .begin()
+            .await
+            .map_err(query_error("delete a registered model"))?;
         for sql in [
             "DELETE FROM model_version_tags WHERE model = $1",
             "DELETE FROM model_tags WHERE model = $1",
@@ -527,9 +550,11 @@ impl ModelStore for SqlStore {
                 .bind(name)
                 .execute(&mut *tx)
                 .await
-                .map_err(q("delete a registered model"))?;
+                .map_err(query_error("delete a registered model"))?;
         }
-        tx.commit().await.map_err(q("delete a registered model"))?;
+        tx.commit()
+            .await
+            .map_err(query_error("delete a registered model"))?;
         Ok(())
     }
 
@@ -588,7 +613,10 @@ impl ModelStore for SqlStore {
         now_ms: i64,
     ) -> Result<ModelVersion> {
         self.require_model(name).await?;
-        let mut tx = self.begin().await.map_err(q("create a model version"))?;
+        let mut tx = self
+            .begin()
+            .await
+            .map_err(query_error("create a model version"))?;
         sqlx::query(
             "UPDATE models SET max_version = max_version + 1, last_updated_ms = $2 WHERE name = $1",
         )
@@ -596,13 +624,13 @@ impl ModelStore for SqlStore {
         .bind(now_ms)
         .execute(&mut *tx)
         .await
-        .map_err(q("create a model version"))?;
+        .map_err(query_error("create a model version"))?;
         let row = sqlx::query("SELECT max_version AS v FROM models WHERE name = $1")
             .bind(name)
             .fetch_one(&mut *tx)
             .await
-            .map_err(q("create a model version"))?;
-        let version = get_oi(&row, "v").unwrap_or(1);
+            .map_err(query_error("create a model version"))?;
+        let version = col_opt_i64(&row, "v").unwrap_or(1);
         // Lineage sent as tags (by `ferry run --server`) fills the columns.
         let mut lin = ModelVersion {
             model: name.to_owned(),
@@ -649,7 +677,7 @@ impl ModelStore for SqlStore {
         .bind(stored.map(|f| f.digest.clone()))
         .execute(&mut *tx)
         .await
-        .map_err(q("create a model version"))?;
+        .map_err(query_error("create a model version"))?;
         for (k, v) in tags {
             sqlx::query("INSERT INTO model_version_tags (model, version, tkey, value) VALUES ($1, $2, $3, $4)")
                 .bind(name)
@@ -658,9 +686,11 @@ impl ModelStore for SqlStore {
                 .bind(v)
                 .execute(&mut *tx)
                 .await
-                .map_err(q("tag a model version"))?;
+                .map_err(query_error("tag a model version"))?;
         }
-        tx.commit().await.map_err(q("create a model version"))?;
+        tx.commit()
+            .await
+            .map_err(query_error("create a model version"))?;
         self.require_version(name, version).await
     }
 
@@ -697,10 +727,10 @@ impl ModelStore for SqlStore {
         let rows = query
             .fetch_all(&self.pool)
             .await
-            .map_err(q("find versions by their files"))?;
+            .map_err(query_error("find versions by their files"))?;
         Ok(rows
             .iter()
-            .map(|r| (get_s(r, "model"), get_i(r, "version")))
+            .map(|r| (col_str(r, "model"), col_i64(r, "version")))
             .collect())
     }
 
@@ -719,13 +749,16 @@ impl ModelStore for SqlStore {
             .bind(version)
             .execute(&self.pool)
             .await
-            .map_err(q("update a model version"))?;
+            .map_err(query_error("update a model version"))?;
         self.require_version(name, version).await
     }
 
     async fn delete_version(&self, name: &str, version: i64) -> Result<()> {
         self.require_version(name, version).await?;
-        let mut tx = self.begin().await.map_err(q("delete a model version"))?;
+        let mut tx = self
+            .begin()
+            .await
+            .map_err(query_error("delete a model version"))?;
         for sql in [
             "DELETE FROM model_version_tags WHERE model = $1 AND version = $2",
             "DELETE FROM model_aliases WHERE model = $1 AND version = $2",
@@ -736,9 +769,11 @@ impl ModelStore for SqlStore {
                 .bind(version)
                 .execute(&mut *tx)
                 .await
-                .map_err(q("delete a model version"))?;
+                .map_err(query_error("delete a model version"))?;
         }
-        tx.commit().await.map_err(q("delete a model version"))?;
+        tx.commit()
+            .await
+            .map_err(query_error("delete a model version"))?;
         Ok(())
     }
 
@@ -760,7 +795,7 @@ impl ModelStore for SqlStore {
         .bind(value)
         .execute(&self.pool)
         .await
-        .map_err(q("tag a model version"))?;
+        .map_err(query_error("tag a model version"))?;
         Ok(())
     }
 
@@ -774,7 +809,7 @@ impl ModelStore for SqlStore {
         .bind(key)
         .execute(&self.pool)
         .await
-        .map_err(q("untag a model version"))?;
+        .map_err(query_error("untag a model version"))?;
         Ok(())
     }
 

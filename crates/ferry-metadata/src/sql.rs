@@ -57,7 +57,7 @@ fn migration_for(sql: &str, sqlite: bool) -> String {
     out.join("\n")
 }
 
-pub(crate) fn q(what: &'static str) -> impl FnOnce(sqlx::Error) -> Error {
+pub(crate) fn query_error(what: &'static str) -> impl FnOnce(sqlx::Error) -> Error {
     move |source| Error::Query {
         what,
         source: crate::BackendError::new(source),
@@ -135,7 +135,7 @@ impl SqlStore {
         sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
             .execute(&self.pool)
             .await
-            .map_err(q("run a statement"))?;
+            .map_err(query_error("run a statement"))?;
         Ok(())
     }
 
@@ -169,7 +169,7 @@ impl SqlStore {
             .fetch_one(&mut *tx)
             .await
             .map_err(err(0))?;
-        let current = get_oi(&row, "v").unwrap_or(0);
+        let current = col_opt_i64(&row, "v").unwrap_or(0);
         let known = MIGRATIONS.last().map_or(0, |m| m.0);
         if current > known {
             return Err(Error::NewerSchema {
@@ -214,16 +214,16 @@ impl SqlStore {
         let rows = query
             .fetch_all(&self.pool)
             .await
-            .map_err(q("read model versions"))?;
+            .map_err(query_error("read model versions"))?;
         let aliases =
             sqlx::query("SELECT alias, version FROM model_aliases WHERE model = $1 ORDER BY alias")
                 .bind(model)
                 .fetch_all(&self.pool)
                 .await
-                .map_err(q("read aliases"))?;
+                .map_err(query_error("read aliases"))?;
         let aliases: Vec<(String, i64)> = aliases
             .iter()
-            .map(|r| (get_s(r, "alias"), get_i(r, "version")))
+            .map(|r| (col_str(r, "alias"), col_i64(r, "version")))
             .collect();
         let tags = sqlx::query(
             "SELECT version, tkey, value FROM model_version_tags WHERE model = $1 ORDER BY tkey",
@@ -231,43 +231,52 @@ impl SqlStore {
         .bind(model)
         .fetch_all(&self.pool)
         .await
-        .map_err(q("read version tags"))?;
+        .map_err(query_error("read version tags"))?;
         let tags: Vec<(i64, String, String)> = tags
             .iter()
-            .map(|r| (get_i(r, "version"), get_s(r, "tkey"), get_s(r, "value")))
+            .map(|r| {
+                (
+                    col_i64(r, "version"),
+                    col_str(r, "tkey"),
+                    col_str(r, "value"),
+                )
+            })
             .collect();
         Ok(rows
             .iter()
             .map(|r| {
-                let version = get_i(r, "version");
+                let version = col_i64(r, "version");
                 ModelVersion {
-                    model: get_s(r, "model"),
+                    model: col_str(r, "model"),
                     version,
-                    run_id: get_os(r, "run_id"),
-                    artifact_path: get_s(r, "artifact_path"),
-                    artifact_digest: get_s(r, "artifact_digest"),
-                    artifact_size: get_i(r, "artifact_size"),
-                    git_commit: get_os(r, "git_commit"),
-                    git_dirty: get_oi(r, "git_dirty").map(|d| d != 0),
-                    env_fingerprint: get_os(r, "env_fingerprint"),
-                    lineage: serde_json::from_str(&get_s(r, "lineage")).unwrap_or_default(),
-                    created_ms: get_i(r, "created_ms"),
-                    status: get_s(r, "status"),
+                    run_id: col_opt_str(r, "run_id"),
+                    artifact_path: col_str(r, "artifact_path"),
+                    artifact_digest: col_str(r, "artifact_digest"),
+                    artifact_size: col_i64(r, "artifact_size"),
+                    git_commit: col_opt_str(r, "git_commit"),
+                    git_dirty: col_opt_i64(r, "git_dirty").map(|d| d != 0),
+                    env_fingerprint: col_opt_str(r, "env_fingerprint"),
+                    lineage: serde_json::from_str(&col_str(r, "lineage")).unwrap_or_default(),
+                    created_ms: col_i64(r, "created_ms"),
+                    status: col_str(r, "status"),
                     aliases: aliases
                         .iter()
                         .filter(|a| a.1 == version)
                         .map(|a| a.0.clone())
                         .collect(),
-                    source: get_os(r, "source").unwrap_or_default(),
-                    description: get_os(r, "description").unwrap_or_default(),
-                    last_updated_ms: get_oi(r, "last_updated_ms")
-                        .unwrap_or_else(|| get_i(r, "created_ms")),
+                    source: col_opt_str(r, "source").unwrap_or_default(),
+                    description: col_opt_str(r, "description").unwrap_or_default(),
+                    last_updated_ms: col_opt_i64(r, "last_updated_ms")
+                        .unwrap_or_else(|| col_i64(r, "created_ms")),
                     tags: tags
                         .iter()
                         .filter(|t| t.0 == version)
                         .map(|t| (t.1.clone(), t.2.clone()))
                         .collect(),
-                    stored: match (get_os(r, "storage_location"), get_os(r, "files_digest")) {
+                    stored: match (
+                        col_opt_str(r, "storage_location"),
+                        col_opt_str(r, "files_digest"),
+                    ) {
                         (Some(location), Some(digest)) => Some(StoredFiles { location, digest }),
                         _ => None,
                     },
@@ -307,7 +316,7 @@ pub(crate) async fn insert_pairs(
             .bind(v)
             .execute(&mut **tx)
             .await
-            .map_err(q(what))?;
+            .map_err(query_error(what))?;
     }
     Ok(())
 }
@@ -384,7 +393,9 @@ pub(crate) async fn write_points(
                 .bind(p.ts_ms)
                 .bind(v.to_bits() as i64);
         }
-        qy.execute(&mut **tx).await.map_err(q("record metrics"))?;
+        qy.execute(&mut **tx)
+            .await
+            .map_err(query_error("record metrics"))?;
     }
     let latest = latest_points(points);
     for chunk in latest.chunks(POINTS_PER_STATEMENT) {
@@ -401,7 +412,9 @@ pub(crate) async fn write_points(
                 .bind(p.ts_ms)
                 .bind(v.to_bits() as i64);
         }
-        qy.execute(&mut **tx).await.map_err(q("record metrics"))?;
+        qy.execute(&mut **tx)
+            .await
+            .map_err(query_error("record metrics"))?;
     }
     Ok(())
 }
@@ -487,34 +500,34 @@ fn values_sql(sqlite: bool, head: &str, width: usize, rows: usize, tail: &str) -
     sql
 }
 
-pub(crate) fn get_s(r: &AnyRow, c: &str) -> String {
+pub(crate) fn col_str(r: &AnyRow, c: &str) -> String {
     r.try_get::<String, _>(c).unwrap_or_default()
 }
-pub(crate) fn get_os(r: &AnyRow, c: &str) -> Option<String> {
+pub(crate) fn col_opt_str(r: &AnyRow, c: &str) -> Option<String> {
     r.try_get::<Option<String>, _>(c).ok().flatten()
 }
-pub(crate) fn get_i(r: &AnyRow, c: &str) -> i64 {
+pub(crate) fn col_i64(r: &AnyRow, c: &str) -> i64 {
     r.try_get::<i64, _>(c).unwrap_or_default()
 }
-pub(crate) fn get_oi(r: &AnyRow, c: &str) -> Option<i64> {
+pub(crate) fn col_opt_i64(r: &AnyRow, c: &str) -> Option<i64> {
     r.try_get::<Option<i64>, _>(c).ok().flatten()
 }
-pub(crate) fn get_f(r: &AnyRow, c: &str) -> f64 {
+pub(crate) fn col_f64(r: &AnyRow, c: &str) -> f64 {
     r.try_get::<f64, _>(c).unwrap_or(f64::NAN)
 }
 
 fn run_summary(r: &AnyRow) -> RunSummary {
     RunSummary {
-        run_id: get_s(r, "run_id"),
-        pipeline: get_s(r, "pipeline"),
-        status: RunStatus::parse(&get_s(r, "status")).unwrap_or(RunStatus::Crashed),
-        trigger: get_s(r, "run_trigger"),
-        started_ms: get_i(r, "started_ms"),
-        ended_ms: get_oi(r, "ended_ms"),
-        git_commit: get_os(r, "git_commit"),
-        git_dirty: get_oi(r, "git_dirty").map(|d| d != 0),
-        message: get_os(r, "message"),
-        noop: get_i(r, "noop") > 0,
+        run_id: col_str(r, "run_id"),
+        pipeline: col_str(r, "pipeline"),
+        status: RunStatus::parse(&col_str(r, "status")).unwrap_or(RunStatus::Crashed),
+        trigger: col_str(r, "run_trigger"),
+        started_ms: col_i64(r, "started_ms"),
+        ended_ms: col_opt_i64(r, "ended_ms"),
+        git_commit: col_opt_str(r, "git_commit"),
+        git_dirty: col_opt_i64(r, "git_dirty").map(|d| d != 0),
+        message: col_opt_str(r, "message"),
+        noop: col_i64(r, "noop") > 0,
     }
 }
 
@@ -554,7 +567,7 @@ impl MetadataStore for SqlStore {
         .bind(&run.host)
         .execute(&self.pool)
         .await
-        .map_err(q("record the run"))?;
+        .map_err(query_error("record the run"))?;
         Ok(())
     }
 
@@ -572,7 +585,7 @@ impl MetadataStore for SqlStore {
             .bind(run_id)
             .execute(&self.pool)
             .await
-            .map_err(q("finish the run"))?;
+            .map_err(query_error("finish the run"))?;
         Ok(())
     }
 
@@ -586,21 +599,21 @@ impl MetadataStore for SqlStore {
                 .bind(host)
                 .fetch_all(&self.pool)
                 .await
-                .map_err(q("find unfinished runs"))?;
+                .map_err(query_error("find unfinished runs"))?;
         let mut n = 0;
         for r in rows {
-            if !alive(get_i(&r, "pid")) {
-                let id = get_s(&r, "run_id");
+            if !alive(col_i64(&r, "pid")) {
+                let id = col_str(&r, "run_id");
                 sqlx::query("UPDATE runs SET status = 'crashed', message = 'ferry stopped before the run finished' WHERE run_id = $1 AND status = 'running'")
                     .bind(&id)
                     .execute(&self.pool)
                     .await
-                    .map_err(q("mark a crashed run"))?;
+                    .map_err(query_error("mark a crashed run"))?;
                 sqlx::query("UPDATE stage_runs SET status = 'cancelled' WHERE run_id = $1 AND status = 'ran' AND ended_ms IS NULL")
                     .bind(&id)
                     .execute(&self.pool)
                     .await
-                    .map_err(q("mark a crashed run"))?;
+                    .map_err(query_error("mark a crashed run"))?;
                 n += 1;
             }
         }
@@ -608,13 +621,13 @@ impl MetadataStore for SqlStore {
     }
 
     async fn record_stage(&self, run_id: &str, s: &StageRecord) -> Result<()> {
-        let mut tx = self.begin().await.map_err(q("record a stage"))?;
+        let mut tx = self.begin().await.map_err(query_error("record a stage"))?;
         sqlx::query("DELETE FROM stage_runs WHERE run_id = $1 AND stage = $2")
             .bind(run_id)
             .bind(&s.stage)
             .execute(&mut *tx)
             .await
-            .map_err(q("record a stage"))?;
+            .map_err(query_error("record a stage"))?;
         sqlx::query(
             "INSERT INTO stage_runs (run_id, stage, position, status, reason, fingerprint, started_ms, ended_ms, wall_ms, \
              user_cpu_ms, sys_cpu_ms, max_rss_bytes, exit_code, attempts) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14)",
@@ -635,8 +648,8 @@ impl MetadataStore for SqlStore {
         .bind(s.attempts)
         .execute(&mut *tx)
         .await
-        .map_err(q("record a stage"))?;
-        tx.commit().await.map_err(q("record a stage"))?;
+        .map_err(query_error("record a stage"))?;
+        tx.commit().await.map_err(query_error("record a stage"))?;
         Ok(())
     }
 
@@ -645,7 +658,7 @@ impl MetadataStore for SqlStore {
         run_id: &str,
         params: &[(String, serde_json::Value)],
     ) -> Result<()> {
-        let mut tx = self.begin().await.map_err(q("record params"))?;
+        let mut tx = self.begin().await.map_err(query_error("record params"))?;
         for (k, v) in params {
             // MLflow keeps params as strings: a string as itself, anything
             // else as its JSON text.
@@ -659,14 +672,14 @@ impl MetadataStore for SqlStore {
                 .bind(text)
                 .execute(&mut *tx)
                 .await
-                .map_err(q("record params"))?;
+                .map_err(query_error("record params"))?;
         }
-        tx.commit().await.map_err(q("record params"))?;
+        tx.commit().await.map_err(query_error("record params"))?;
         Ok(())
     }
 
     async fn record_metrics(&self, run_id: &str, metrics: &[MetricRecord]) -> Result<()> {
-        let mut tx = self.begin().await.map_err(q("record metrics"))?;
+        let mut tx = self.begin().await.map_err(query_error("record metrics"))?;
         let points: Vec<Point<'_>> = metrics
             .iter()
             .map(|m| Point {
@@ -679,12 +692,12 @@ impl MetadataStore for SqlStore {
             })
             .collect();
         write_points(&mut tx, self.sqlite, &points).await?;
-        tx.commit().await.map_err(q("record metrics"))?;
+        tx.commit().await.map_err(query_error("record metrics"))?;
         Ok(())
     }
 
     async fn record_gates(&self, run_id: &str, gates: &[GateRecord]) -> Result<()> {
-        let mut tx = self.begin().await.map_err(q("record gates"))?;
+        let mut tx = self.begin().await.map_err(query_error("record gates"))?;
         for (i, g) in gates.iter().enumerate() {
             sqlx::query("INSERT INTO gate_results (run_id, idx, name, expr, passed, message) VALUES ($1,$2,$3,$4,$5,$6)")
                 .bind(run_id)
@@ -695,9 +708,9 @@ impl MetadataStore for SqlStore {
                 .bind(&g.message)
                 .execute(&mut *tx)
                 .await
-                .map_err(q("record gates"))?;
+                .map_err(query_error("record gates"))?;
         }
-        tx.commit().await.map_err(q("record gates"))?;
+        tx.commit().await.map_err(query_error("record gates"))?;
         Ok(())
     }
 
@@ -718,7 +731,7 @@ impl MetadataStore for SqlStore {
                 .fetch_all(&self.pool)
                 .await,
         }
-        .map_err(q("list runs"))?;
+        .map_err(query_error("list runs"))?;
         let runs: Vec<RunSummary> = rows.iter().map(run_summary).collect();
         drop(rows);
         let mut out = Vec::with_capacity(runs.len());
@@ -749,7 +762,7 @@ impl MetadataStore for SqlStore {
         .bind(format!("{id}g"))
         .fetch_all(&self.pool)
         .await
-        .map_err(q("find the run"))?;
+        .map_err(query_error("find the run"))?;
         let r = match rows.as_slice() {
             [] => return Err(Error::NotFound(format!("no run `{id}`"))),
             [r] => r,
@@ -760,7 +773,7 @@ impl MetadataStore for SqlStore {
             }
         };
         let run = run_summary(r);
-        let env_fingerprint = get_os(r, "env_fingerprint");
+        let env_fingerprint = col_opt_str(r, "env_fingerprint");
         drop(rows);
         if run.trigger == "mlflow"
             && let Some(t) = self.pipeline_run(&run.run_id).await?
@@ -772,9 +785,9 @@ impl MetadataStore for SqlStore {
             .bind(&run.run_id)
             .fetch_all(&self.pool)
             .await
-            .map_err(q("read stages"))?
+            .map_err(query_error("read stages"))?
             .iter()
-            .map(|c| get_s(c, "run_id"))
+            .map(|c| col_str(c, "run_id"))
             .collect::<Vec<_>>()
             {
                 if let Some(c) = crate::TrackingStore::get_tracked_run(self, &c).await? {
@@ -788,22 +801,22 @@ impl MetadataStore for SqlStore {
             .bind(&rid)
             .fetch_all(&self.pool)
             .await
-            .map_err(q("read stages"))?
+            .map_err(query_error("read stages"))?
             .iter()
             .map(|r| StageRecord {
-                stage: get_s(r, "stage"),
-                position: get_i(r, "position"),
-                status: StageStatus::parse(&get_s(r, "status")).unwrap_or(StageStatus::Failed),
-                reason: get_os(r, "reason"),
-                fingerprint: get_os(r, "fingerprint"),
-                started_ms: get_oi(r, "started_ms"),
-                ended_ms: get_oi(r, "ended_ms"),
-                wall_ms: get_oi(r, "wall_ms"),
-                user_cpu_ms: get_oi(r, "user_cpu_ms"),
-                sys_cpu_ms: get_oi(r, "sys_cpu_ms"),
-                max_rss_bytes: get_oi(r, "max_rss_bytes"),
-                exit_code: get_oi(r, "exit_code"),
-                attempts: get_i(r, "attempts"),
+                stage: col_str(r, "stage"),
+                position: col_i64(r, "position"),
+                status: StageStatus::parse(&col_str(r, "status")).unwrap_or(StageStatus::Failed),
+                reason: col_opt_str(r, "reason"),
+                fingerprint: col_opt_str(r, "fingerprint"),
+                started_ms: col_opt_i64(r, "started_ms"),
+                ended_ms: col_opt_i64(r, "ended_ms"),
+                wall_ms: col_opt_i64(r, "wall_ms"),
+                user_cpu_ms: col_opt_i64(r, "user_cpu_ms"),
+                sys_cpu_ms: col_opt_i64(r, "sys_cpu_ms"),
+                max_rss_bytes: col_opt_i64(r, "max_rss_bytes"),
+                exit_code: col_opt_i64(r, "exit_code"),
+                attempts: col_i64(r, "attempts"),
             })
             .collect();
         let params =
@@ -811,12 +824,12 @@ impl MetadataStore for SqlStore {
                 .bind(&rid)
                 .fetch_all(&self.pool)
                 .await
-                .map_err(q("read params"))?
+                .map_err(query_error("read params"))?
                 .iter()
                 .map(|r| {
                     (
-                        get_s(r, "pkey"),
-                        crate::pipeline_runs::param_value(&get_s(r, "value")),
+                        col_str(r, "pkey"),
+                        crate::pipeline_runs::param_value(&col_str(r, "value")),
                     )
                 })
                 .collect();
@@ -824,14 +837,14 @@ impl MetadataStore for SqlStore {
             .bind(&rid)
             .fetch_all(&self.pool)
             .await
-            .map_err(q("read metrics"))?
+            .map_err(query_error("read metrics"))?
             .iter()
             .map(|r| MetricRecord {
-                key: get_s(r, "mkey"),
-                value: get_f(r, "value"),
-                stage: get_os(r, "stage"),
-                step: get_i(r, "step"),
-                ts_ms: get_i(r, "ts_ms"),
+                key: col_str(r, "mkey"),
+                value: col_f64(r, "value"),
+                stage: col_opt_str(r, "stage"),
+                step: col_i64(r, "step"),
+                ts_ms: col_i64(r, "ts_ms"),
             })
             .collect();
         let gates = sqlx::query(
@@ -840,13 +853,13 @@ impl MetadataStore for SqlStore {
         .bind(&rid)
         .fetch_all(&self.pool)
         .await
-        .map_err(q("read gates"))?
+        .map_err(query_error("read gates"))?
         .iter()
         .map(|r| GateRecord {
-            name: get_s(r, "name"),
-            expr: get_s(r, "expr"),
-            passed: get_i(r, "passed") != 0,
-            message: get_s(r, "message"),
+            name: col_str(r, "name"),
+            expr: col_str(r, "expr"),
+            passed: col_i64(r, "passed") != 0,
+            message: col_str(r, "message"),
         })
         .collect();
         Ok(RunDetail {
@@ -862,19 +875,22 @@ impl MetadataStore for SqlStore {
     async fn create_model_version(&self, v: &NewModelVersion) -> Result<ModelVersion> {
         // The (model, version) key makes a concurrent creator fail; try again.
         for _ in 0..5 {
-            let mut tx = self.begin().await.map_err(q("register a version"))?;
+            let mut tx = self
+                .begin()
+                .await
+                .map_err(query_error("register a version"))?;
             let exists = sqlx::query("SELECT name FROM models WHERE name = $1")
                 .bind(&v.model)
                 .fetch_optional(&mut *tx)
                 .await
-                .map_err(q("register a version"))?;
+                .map_err(query_error("register a version"))?;
             if exists.is_none() {
                 sqlx::query("INSERT INTO models (name, created_ms, last_updated_ms, max_version, description) VALUES ($1, $2, $2, 0, '')")
                     .bind(&v.model)
                     .bind(v.created_ms)
                     .execute(&mut *tx)
                     .await
-                    .map_err(q("register a model"))?;
+                    .map_err(query_error("register a model"))?;
             }
             // Version numbers are never reused, even after a deletion.
             sqlx::query("UPDATE models SET max_version = max_version + 1, last_updated_ms = $2 WHERE name = $1")
@@ -882,13 +898,13 @@ impl MetadataStore for SqlStore {
                 .bind(v.created_ms)
                 .execute(&mut *tx)
                 .await
-                .map_err(q("register a version"))?;
+                .map_err(query_error("register a version"))?;
             let row = sqlx::query("SELECT max_version AS v FROM models WHERE name = $1")
                 .bind(&v.model)
                 .fetch_one(&mut *tx)
                 .await
-                .map_err(q("register a version"))?;
-            let next = get_oi(&row, "v").unwrap_or(1);
+                .map_err(query_error("register a version"))?;
+            let next = col_opt_i64(&row, "v").unwrap_or(1);
             let inserted = sqlx::query(
                 "INSERT INTO model_versions (model, version, run_id, artifact_path, artifact_digest, artifact_size, git_commit, \
                  git_dirty, env_fingerprint, lineage, created_ms, status, source, description, last_updated_ms, \
@@ -932,7 +948,9 @@ impl MetadataStore for SqlStore {
                 )
                 .await?;
             }
-            tx.commit().await.map_err(q("register a version"))?;
+            tx.commit()
+                .await
+                .map_err(query_error("register a version"))?;
             return self.get_version(&v.model, next).await?.ok_or_else(|| {
                 Error::NotFound(format!("version {next} of `{}` vanished", v.model))
             });
@@ -950,26 +968,26 @@ impl MetadataStore for SqlStore {
         )
         .fetch_all(&self.pool)
         .await
-        .map_err(q("list models"))?;
+        .map_err(query_error("list models"))?;
         let aliases =
             sqlx::query("SELECT model, alias, version FROM model_aliases ORDER BY model, alias")
                 .fetch_all(&self.pool)
                 .await
-                .map_err(q("list aliases"))?;
+                .map_err(query_error("list aliases"))?;
         Ok(rows
             .iter()
             .map(|r| {
-                let name = get_s(r, "name");
+                let name = col_str(r, "name");
                 ModelSummary {
                     aliases: aliases
                         .iter()
-                        .filter(|a| get_s(a, "model") == name)
-                        .map(|a| (get_s(a, "alias"), get_i(a, "version")))
+                        .filter(|a| col_str(a, "model") == name)
+                        .map(|a| (col_str(a, "alias"), col_i64(a, "version")))
                         .collect(),
                     name,
-                    created_ms: get_i(r, "created_ms"),
-                    latest_version: get_oi(r, "latest"),
-                    versions: get_i(r, "n"),
+                    created_ms: col_i64(r, "created_ms"),
+                    latest_version: col_opt_i64(r, "latest"),
+                    versions: col_i64(r, "n"),
                 }
             })
             .collect())
@@ -996,9 +1014,9 @@ impl MetadataStore for SqlStore {
             .bind(alias)
             .fetch_optional(&self.pool)
             .await
-            .map_err(q("resolve an alias"))?;
+            .map_err(query_error("resolve an alias"))?;
         match row {
-            Some(r) => self.get_version(model, get_i(&r, "version")).await,
+            Some(r) => self.get_version(model, col_i64(&r, "version")).await,
             None => Ok(None),
         }
     }
@@ -1016,9 +1034,9 @@ impl MetadataStore for SqlStore {
                 "model `{model}` has no version {version}"
             )));
         }
-        let mut tx = self.begin().await.map_err(q("move an alias"))?;
+        let mut tx = self.begin().await.map_err(query_error("move an alias"))?;
         let ev = set_alias_in(&mut tx, model, alias, version, reason, now_ms).await?;
-        tx.commit().await.map_err(q("move an alias"))?;
+        tx.commit().await.map_err(query_error("move an alias"))?;
         Ok(ev)
     }
 
@@ -1027,16 +1045,16 @@ impl MetadataStore for SqlStore {
             .bind(model)
             .fetch_all(&self.pool)
             .await
-            .map_err(q("read alias history"))?;
+            .map_err(query_error("read alias history"))?;
         Ok(rows
             .iter()
             .map(|r| AliasEvent {
-                model: get_s(r, "model"),
-                alias: get_s(r, "alias"),
-                version: get_oi(r, "version"),
-                previous: get_oi(r, "previous"),
-                changed_ms: get_i(r, "changed_ms"),
-                reason: get_os(r, "reason"),
+                model: col_str(r, "model"),
+                alias: col_str(r, "alias"),
+                version: col_opt_i64(r, "version"),
+                previous: col_opt_i64(r, "previous"),
+                changed_ms: col_i64(r, "changed_ms"),
+                reason: col_opt_str(r, "reason"),
             })
             .collect())
     }
@@ -1055,14 +1073,14 @@ pub(crate) async fn set_alias_in(
         .bind(alias)
         .fetch_optional(&mut **tx)
         .await
-        .map_err(q("move an alias"))?
-        .map(|r| get_i(&r, "version"));
+        .map_err(query_error("move an alias"))?
+        .map(|r| col_i64(&r, "version"));
     sqlx::query("DELETE FROM model_aliases WHERE model = $1 AND alias = $2")
         .bind(model)
         .bind(alias)
         .execute(&mut **tx)
         .await
-        .map_err(q("move an alias"))?;
+        .map_err(query_error("move an alias"))?;
     sqlx::query(
         "INSERT INTO model_aliases (model, alias, version, updated_ms) VALUES ($1, $2, $3, $4)",
     )
@@ -1072,7 +1090,7 @@ pub(crate) async fn set_alias_in(
     .bind(now_ms)
     .execute(&mut **tx)
     .await
-    .map_err(q("move an alias"))?;
+    .map_err(query_error("move an alias"))?;
     sqlx::query("INSERT INTO alias_events (event_id, model, alias, version, previous, changed_ms, reason) VALUES ($1,$2,$3,$4,$5,$6,$7)")
         .bind(ferry_core::RunId::generate().as_str().to_owned())
         .bind(model)
@@ -1083,7 +1101,7 @@ pub(crate) async fn set_alias_in(
         .bind(reason.map(str::to_owned))
         .execute(&mut **tx)
         .await
-        .map_err(q("record the alias move"))?;
+        .map_err(query_error("record the alias move"))?;
     Ok(AliasEvent {
         model: model.to_owned(),
         alias: alias.to_owned(),

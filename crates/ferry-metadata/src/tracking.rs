@@ -1,7 +1,7 @@
 //! MLflow tracking: experiments, runs, params, metrics, tags, datasets and
 //! run search. Runs made by `ferry run` and by MLflow clients share tables.
 
-use crate::sql::{SqlStore, get_i, get_oi, get_os, get_s, q};
+use crate::sql::{SqlStore, col_i64, col_opt_i64, col_opt_str, col_str, query_error};
 use crate::{Error, Result};
 use ferry_records::*;
 use ferry_search::{Attr, Clause, Comparator, DatasetField, Entity, OrderBy, Value};
@@ -282,21 +282,21 @@ const RUN_INFO_COLS: &str = "r.run_id AS run_id, r.experiment_id AS experiment_i
 
 fn run_info(r: &AnyRow) -> RunInfo {
     RunInfo {
-        run_id: get_s(r, "run_id"),
-        experiment_id: get_oi(r, "experiment_id").unwrap_or(0),
-        run_name: get_os(r, "run_name").unwrap_or_default(),
-        user_id: get_os(r, "user_id").unwrap_or_default(),
-        status: status_to_mlflow(&get_s(r, "status")).to_owned(),
-        start_time: get_i(r, "started_ms"),
-        end_time: get_oi(r, "ended_ms"),
-        artifact_uri: get_os(r, "artifact_uri").unwrap_or_default(),
-        lifecycle_stage: get_os(r, "lifecycle_stage").unwrap_or_else(|| "active".into()),
+        run_id: col_str(r, "run_id"),
+        experiment_id: col_opt_i64(r, "experiment_id").unwrap_or(0),
+        run_name: col_opt_str(r, "run_name").unwrap_or_default(),
+        user_id: col_opt_str(r, "user_id").unwrap_or_default(),
+        status: status_to_mlflow(&col_str(r, "status")).to_owned(),
+        start_time: col_i64(r, "started_ms"),
+        end_time: col_opt_i64(r, "ended_ms"),
+        artifact_uri: col_opt_str(r, "artifact_uri").unwrap_or_default(),
+        lifecycle_stage: col_opt_str(r, "lifecycle_stage").unwrap_or_else(|| "active".into()),
     }
 }
 
 /// The rows of a [`crate::sql::json_rows`] query.
 fn json_of<T: serde::de::DeserializeOwned>(row: &AnyRow) -> Result<T> {
-    serde_json::from_str(&get_s(row, "j"))
+    serde_json::from_str(&col_str(row, "j"))
         .map_err(|e| Error::Invalid(format!("damaged rows in the store: {e}")))
 }
 
@@ -346,7 +346,7 @@ impl SqlStore {
         });
         let created = new_run_row(run, exp)?;
         let info = &created.info;
-        let mut tx = self.begin().await.map_err(q("create a run"))?;
+        let mut tx = self.begin().await.map_err(query_error("create a run"))?;
         sqlx::query(crate::sql::INSERT_TRACKED_RUN)
             .bind(&info.run_id)
             .bind(exp.map(|e| e.name).unwrap_or_default())
@@ -357,11 +357,11 @@ impl SqlStore {
             .bind(&info.artifact_uri)
             .execute(&mut *tx)
             .await
-            .map_err(q("create a run"))?;
+            .map_err(query_error("create a run"))?;
         for (k, v) in &created.tags {
             upsert_tag(&mut tx, &info.run_id, k, v).await?;
         }
-        tx.commit().await.map_err(q("create a run"))?;
+        tx.commit().await.map_err(query_error("create a run"))?;
         Ok(created)
     }
 
@@ -374,7 +374,7 @@ impl SqlStore {
         tags: &[(String, String)],
     ) -> Result<()> {
         self.require_active_run(run_id).await?;
-        let mut tx = self.begin().await.map_err(q("log a batch"))?;
+        let mut tx = self.begin().await.map_err(query_error("log a batch"))?;
         // Params are immutable: the same value again is fine, another is not.
         let mut seen: std::collections::HashMap<&str, &str> = std::collections::HashMap::new();
         for (k, v) in params {
@@ -390,10 +390,10 @@ impl SqlStore {
                     .bind(k)
                     .fetch_optional(&mut *tx)
                     .await
-                    .map_err(q("log params"))?;
+                    .map_err(query_error("log params"))?;
             match existing {
                 Some(row) => {
-                    let old = get_s(&row, "value");
+                    let old = col_str(&row, "value");
                     if old != *v {
                         return Err(log_errors::changed_param(k, &old, run_id, v));
                     }
@@ -405,7 +405,7 @@ impl SqlStore {
                         .bind(v)
                         .execute(&mut *tx)
                         .await
-                        .map_err(q("log params"))?;
+                        .map_err(query_error("log params"))?;
                 }
             }
         }
@@ -419,10 +419,10 @@ impl SqlStore {
                     .bind(run_id)
                     .execute(&mut *tx)
                     .await
-                    .map_err(q("log tags"))?;
+                    .map_err(query_error("log tags"))?;
             }
         }
-        tx.commit().await.map_err(q("log a batch"))?;
+        tx.commit().await.map_err(query_error("log a batch"))?;
         Ok(())
     }
 
@@ -437,26 +437,26 @@ impl SqlStore {
             .query()
             .fetch_optional(&self.pool)
             .await
-            .map_err(q("read an experiment"))?;
+            .map_err(query_error("read an experiment"))?;
         let Some(r) = row else { return Ok(None) };
-        let id = get_i(&r, "experiment_id");
+        let id = col_i64(&r, "experiment_id");
         let tags = sqlx::query(
             "SELECT tkey, value FROM experiment_tags WHERE experiment_id = $1 ORDER BY tkey",
         )
         .bind(id)
         .fetch_all(&self.pool)
         .await
-        .map_err(q("read experiment tags"))?
+        .map_err(query_error("read experiment tags"))?
         .iter()
-        .map(|t| (get_s(t, "tkey"), get_s(t, "value")))
+        .map(|t| (col_str(t, "tkey"), col_str(t, "value")))
         .collect();
         Ok(Some(Experiment {
             experiment_id: id,
-            name: get_s(&r, "name"),
-            artifact_location: get_s(&r, "artifact_location"),
-            lifecycle_stage: get_s(&r, "lifecycle_stage"),
-            creation_time: get_i(&r, "creation_time"),
-            last_update_time: get_i(&r, "last_update_time"),
+            name: col_str(&r, "name"),
+            artifact_location: col_str(&r, "artifact_location"),
+            lifecycle_stage: col_str(&r, "lifecycle_stage"),
+            creation_time: col_i64(&r, "creation_time"),
+            last_update_time: col_i64(&r, "last_update_time"),
             tags,
         }))
     }
@@ -469,7 +469,7 @@ impl SqlStore {
         Ok(s.query()
             .execute(&self.pool)
             .await
-            .map_err(q(what))?
+            .map_err(query_error(what))?
             .rows_affected())
     }
 
@@ -486,7 +486,7 @@ impl SqlStore {
         .bind(run_id)
         .fetch_optional(&self.pool)
         .await
-        .map_err(q("read a run"))?;
+        .map_err(query_error("read a run"))?;
         Ok(row.as_ref().map(run_info))
     }
 
@@ -518,7 +518,7 @@ impl SqlStore {
                 .query()
                 .fetch_all(&self.pool)
                 .await
-                .map_err(q("read runs"))?;
+                .map_err(query_error("read runs"))?;
             let mut runs: std::collections::HashMap<String, TrackedRun> = infos
                 .iter()
                 .map(|r| {
@@ -547,7 +547,7 @@ impl SqlStore {
                 &sql.query()
                     .fetch_one(&self.pool)
                     .await
-                    .map_err(q("read metrics"))?,
+                    .map_err(query_error("read metrics"))?,
             )?;
             // Values written before the `bits` column are read as rows, exactly.
             let mut legacy: std::collections::HashMap<(String, String), f64> = Default::default();
@@ -559,11 +559,11 @@ impl SqlStore {
                     .query()
                     .fetch_all(&self.pool)
                     .await
-                    .map_err(q("read metrics"))?
+                    .map_err(query_error("read metrics"))?
                 {
                     legacy.insert(
-                        (get_s(&r, "run_id"), get_s(&r, "mkey")),
-                        crate::sql::get_f(&r, "value"),
+                        (col_str(&r, "run_id"), col_str(&r, "mkey")),
+                        crate::sql::col_f64(&r, "value"),
                     );
                 }
             }
@@ -593,8 +593,12 @@ impl SqlStore {
                     &format!("run_id, {key}, value"),
                     &format!("{table} WHERE run_id IN ({list})"),
                 );
-                let rows: Vec<(String, String, String)> =
-                    json_of(&sql.query().fetch_one(&self.pool).await.map_err(q(what))?)?;
+                let rows: Vec<(String, String, String)> = json_of(
+                    &sql.query()
+                        .fetch_one(&self.pool)
+                        .await
+                        .map_err(query_error(what))?,
+                )?;
                 for (run_id, k, v) in rows {
                     if let Some(run) = runs.get_mut(&run_id) {
                         if table == "run_params" {
@@ -619,19 +623,19 @@ impl SqlStore {
                 .query()
                 .fetch_all(&self.pool)
                 .await
-                .map_err(q("read inputs"))?
+                .map_err(query_error("read inputs"))?
             {
-                if let Some(run) = runs.get_mut(&get_s(&r, "run_id")) {
+                if let Some(run) = runs.get_mut(&col_str(&r, "run_id")) {
                     let tags: Vec<(String, String)> =
-                        serde_json::from_str(&get_s(&r, "tags")).unwrap_or_default();
+                        serde_json::from_str(&col_str(&r, "tags")).unwrap_or_default();
                     run.inputs.push(DatasetInput {
                         dataset: Dataset {
-                            name: get_s(&r, "name"),
-                            digest: get_s(&r, "digest"),
-                            source_type: get_s(&r, "source_type"),
-                            source: get_s(&r, "source"),
-                            schema: get_os(&r, "dataset_schema"),
-                            profile: get_os(&r, "profile"),
+                            name: col_str(&r, "name"),
+                            digest: col_str(&r, "digest"),
+                            source_type: col_str(&r, "source_type"),
+                            source: col_str(&r, "source"),
+                            schema: col_opt_str(&r, "dataset_schema"),
+                            profile: col_opt_str(&r, "profile"),
                         },
                         tags,
                     });
@@ -644,10 +648,11 @@ impl SqlStore {
                 .query()
                 .fetch_all(&self.pool)
                 .await
-                .map_err(q("read outputs"))?
+                .map_err(query_error("read outputs"))?
             {
-                if let Some(run) = runs.get_mut(&get_s(&r, "run_id")) {
-                    run.outputs.push((get_s(&r, "model_id"), get_i(&r, "step")));
+                if let Some(run) = runs.get_mut(&col_str(&r, "run_id")) {
+                    run.outputs
+                        .push((col_str(&r, "model_id"), col_i64(&r, "step")));
                 }
             }
             for id in chunk {
@@ -679,12 +684,15 @@ impl TrackingStore for SqlStore {
         tags: &[(String, String)],
         now_ms: i64,
     ) -> Result<i64> {
-        let mut tx = self.begin().await.map_err(q("create an experiment"))?;
+        let mut tx = self
+            .begin()
+            .await
+            .map_err(query_error("create an experiment"))?;
         let exists = sqlx::query("SELECT experiment_id FROM experiments WHERE name = $1")
             .bind(name)
             .fetch_optional(&mut *tx)
             .await
-            .map_err(q("create an experiment"))?;
+            .map_err(query_error("create an experiment"))?;
         if exists.is_some() {
             return Err(Error::AlreadyExists(format!(
                 "Experiment '{name}' already exists."
@@ -693,8 +701,8 @@ impl TrackingStore for SqlStore {
         let row = sqlx::query("SELECT MAX(experiment_id) AS m FROM experiments")
             .fetch_one(&mut *tx)
             .await
-            .map_err(q("create an experiment"))?;
-        let id = get_oi(&row, "m").unwrap_or(0) + 1;
+            .map_err(query_error("create an experiment"))?;
+        let id = col_opt_i64(&row, "m").unwrap_or(0) + 1;
         let location =
             artifact_location.map_or_else(|| format!("mlflow-artifacts:/{id}"), str::to_owned);
         sqlx::query(
@@ -707,7 +715,7 @@ impl TrackingStore for SqlStore {
         .bind(now_ms)
         .execute(&mut *tx)
         .await
-        .map_err(q("create an experiment"))?;
+        .map_err(query_error("create an experiment"))?;
         crate::sql::insert_pairs(
             &mut tx,
             crate::sql::UPSERT_EXPERIMENT_TAG,
@@ -716,7 +724,9 @@ impl TrackingStore for SqlStore {
             "tag an experiment",
         )
         .await?;
-        tx.commit().await.map_err(q("create an experiment"))?;
+        tx.commit()
+            .await
+            .map_err(query_error("create an experiment"))?;
         Ok(id)
     }
 
@@ -769,10 +779,10 @@ impl TrackingStore for SqlStore {
             .query()
             .fetch_all(&self.pool)
             .await
-            .map_err(q("search experiments"))?;
+            .map_err(query_error("search experiments"))?;
         let mut out = Vec::with_capacity(ids.len());
         for r in ids {
-            if let Some(e) = self.get_experiment(get_i(&r, "id")).await? {
+            if let Some(e) = self.get_experiment(col_i64(&r, "id")).await? {
                 out.push(e);
             }
         }
@@ -805,7 +815,10 @@ impl TrackingStore for SqlStore {
     async fn set_experiment_tag(&self, id: i64, key: &str, value: &str) -> Result<()> {
         self.require_experiment(id).await?;
         let pair = [(key.to_owned(), value.to_owned())];
-        let mut tx = self.begin().await.map_err(q("tag an experiment"))?;
+        let mut tx = self
+            .begin()
+            .await
+            .map_err(query_error("tag an experiment"))?;
         crate::sql::insert_pairs(
             &mut tx,
             crate::sql::UPSERT_EXPERIMENT_TAG,
@@ -814,7 +827,9 @@ impl TrackingStore for SqlStore {
             "tag an experiment",
         )
         .await?;
-        tx.commit().await.map_err(q("tag an experiment"))?;
+        tx.commit()
+            .await
+            .map_err(query_error("tag an experiment"))?;
         Ok(())
     }
 
@@ -838,21 +853,26 @@ impl TrackingStore for SqlStore {
             ));
         }
         let stage = if deleted { "deleted" } else { "active" };
-        let mut tx = self.begin().await.map_err(q("delete an experiment"))?;
+        let mut tx = self
+            .begin()
+            .await
+            .map_err(query_error("delete an experiment"))?;
         sqlx::query("UPDATE experiments SET lifecycle_stage = $1, last_update_time = $2 WHERE experiment_id = $3")
             .bind(stage)
             .bind(now_ms)
             .bind(id)
             .execute(&mut *tx)
             .await
-            .map_err(q("delete an experiment"))?;
+            .map_err(query_error("delete an experiment"))?;
         sqlx::query("UPDATE runs SET lifecycle_stage = $1 WHERE experiment_id = $2")
             .bind(stage)
             .bind(id)
             .execute(&mut *tx)
             .await
-            .map_err(q("delete an experiment"))?;
-        tx.commit().await.map_err(q("delete an experiment"))?;
+            .map_err(query_error("delete an experiment"))?;
+        tx.commit()
+            .await
+            .map_err(query_error("delete an experiment"))?;
         Ok(())
     }
 
@@ -910,7 +930,7 @@ impl TrackingStore for SqlStore {
             "{}/{run_id}/artifacts",
             exp.artifact_location.trim_end_matches('/')
         );
-        let mut tx = self.begin().await.map_err(q("attach a run"))?;
+        let mut tx = self.begin().await.map_err(query_error("attach a run"))?;
         sqlx::query("UPDATE runs SET experiment_id = $1, run_name = $2, artifact_uri = $3, user_id = COALESCE(user_id, '') WHERE run_id = $4")
             .bind(experiment_id)
             .bind(run_name)
@@ -918,12 +938,12 @@ impl TrackingStore for SqlStore {
             .bind(run_id)
             .execute(&mut *tx)
             .await
-            .map_err(q("attach a run"))?;
+            .map_err(query_error("attach a run"))?;
         for (k, v) in tags {
             upsert_tag(&mut tx, run_id, k, v).await?;
         }
         upsert_tag(&mut tx, run_id, "mlflow.runName", run_name).await?;
-        tx.commit().await.map_err(q("attach a run"))?;
+        tx.commit().await.map_err(query_error("attach a run"))?;
         Ok(())
     }
 
@@ -939,7 +959,7 @@ impl TrackingStore for SqlStore {
         run_name: Option<&str>,
     ) -> Result<RunInfo> {
         self.require_active_run(run_id).await?;
-        let mut tx = self.begin().await.map_err(q("update a run"))?;
+        let mut tx = self.begin().await.map_err(query_error("update a run"))?;
         if let Some(s) = status {
             let ferry = status_from_mlflow(s)
                 .ok_or_else(|| Error::Invalid(format!("Invalid run status '{s}'")))?;
@@ -948,7 +968,7 @@ impl TrackingStore for SqlStore {
                 .bind(run_id)
                 .execute(&mut *tx)
                 .await
-                .map_err(q("update a run"))?;
+                .map_err(query_error("update a run"))?;
         }
         if let Some(e) = end_time {
             sqlx::query("UPDATE runs SET ended_ms = $1 WHERE run_id = $2")
@@ -956,7 +976,7 @@ impl TrackingStore for SqlStore {
                 .bind(run_id)
                 .execute(&mut *tx)
                 .await
-                .map_err(q("update a run"))?;
+                .map_err(query_error("update a run"))?;
         }
         if let Some(n) = run_name {
             sqlx::query("UPDATE runs SET run_name = $1 WHERE run_id = $2")
@@ -964,10 +984,10 @@ impl TrackingStore for SqlStore {
                 .bind(run_id)
                 .execute(&mut *tx)
                 .await
-                .map_err(q("update a run"))?;
+                .map_err(query_error("update a run"))?;
             upsert_tag(&mut tx, run_id, "mlflow.runName", n).await?;
         }
-        tx.commit().await.map_err(q("update a run"))?;
+        tx.commit().await.map_err(query_error("update a run"))?;
         self.require_run(run_id).await
     }
 
@@ -1075,7 +1095,7 @@ impl TrackingStore for SqlStore {
             .bind(key)
             .fetch_one(&self.pool)
             .await
-            .map_err(q("read a metric's history"))?;
+            .map_err(query_error("read a metric's history"))?;
         // (bits, step, timestamp, special, value where there are no bits)
         let mut points: Vec<(Option<i64>, i64, i64, i64, Option<f64>)> = json_of(&row)?;
         if points.iter().any(|p| p.0.is_none()) {
@@ -1088,11 +1108,11 @@ impl TrackingStore for SqlStore {
             .bind(key)
             .fetch_all(&self.pool)
             .await
-            .map_err(q("read a metric's history"))?
+            .map_err(query_error("read a metric's history"))?
             .iter()
             .map(|r| {
-                let v = crate::sql::get_f(r, "value");
-                (Some(v.to_bits() as i64), get_i(r, "step"), get_i(r, "ts_ms"), get_i(r, "is_nan"), None)
+                let v = crate::sql::col_f64(r, "value");
+                (Some(v.to_bits() as i64), col_i64(r, "step"), col_i64(r, "ts_ms"), col_i64(r, "is_nan"), None)
             })
             .collect();
         }
@@ -1121,7 +1141,7 @@ impl TrackingStore for SqlStore {
 
     async fn log_inputs(&self, run_id: &str, inputs: &[DatasetInput]) -> Result<()> {
         let run = self.require_active_run(run_id).await?;
-        let mut tx = self.begin().await.map_err(q("log inputs"))?;
+        let mut tx = self.begin().await.map_err(query_error("log inputs"))?;
         for i in inputs {
             let d = &i.dataset;
             let existing = sqlx::query("SELECT dataset_id FROM datasets WHERE experiment_id = $1 AND name = $2 AND digest = $3")
@@ -1130,9 +1150,9 @@ impl TrackingStore for SqlStore {
                 .bind(&d.digest)
                 .fetch_optional(&mut *tx)
                 .await
-                .map_err(q("log inputs"))?;
+                .map_err(query_error("log inputs"))?;
             let id = match existing {
-                Some(r) => get_s(&r, "dataset_id"),
+                Some(r) => col_str(&r, "dataset_id"),
                 None => {
                     let id = ferry_core::RunId::generate().as_str().to_owned();
                     sqlx::query(
@@ -1149,7 +1169,7 @@ impl TrackingStore for SqlStore {
                     .bind(d.profile.clone())
                     .execute(&mut *tx)
                     .await
-                    .map_err(q("log inputs"))?;
+                    .map_err(query_error("log inputs"))?;
                     id
                 }
             };
@@ -1163,7 +1183,7 @@ impl TrackingStore for SqlStore {
                 .bind(&id)
                 .execute(&mut *tx)
                 .await
-                .map_err(q("log inputs"))?;
+                .map_err(query_error("log inputs"))?;
             sqlx::query("INSERT INTO run_inputs (run_id, dataset_id, context, tags) VALUES ($1, $2, $3, $4)")
                 .bind(run_id)
                 .bind(&id)
@@ -1171,13 +1191,13 @@ impl TrackingStore for SqlStore {
                 .bind(serde_json::to_string(&i.tags).unwrap_or_else(|_| "[]".into()))
                 .execute(&mut *tx)
                 .await
-                .map_err(q("log inputs"))?;
+                .map_err(query_error("log inputs"))?;
         }
-        tx.commit().await.map_err(q("log inputs"))?;
+        tx.commit().await.map_err(query_error("log inputs"))?;
         Ok(())
     }
 
-    /// Runs matching `q`, one page; the second value says whether more follow.
+    /// Runs matching `qr`, one page; the second value says whether more follow.
     async fn search_tracked_runs(&self, qr: &RunQuery) -> Result<(Vec<TrackedRun>, bool)> {
         let mut sql = Sql::default();
         let mut wheres = vec![format!("r.lifecycle_stage IN {}", view_stages(qr.view))];
@@ -1241,8 +1261,8 @@ impl TrackingStore for SqlStore {
             .query()
             .fetch_all(&self.pool)
             .await
-            .map_err(q("search runs"))?;
-        let mut ids: Vec<String> = rows.iter().map(|r| get_s(r, "run_id")).collect();
+            .map_err(query_error("search runs"))?;
+        let mut ids: Vec<String> = rows.iter().map(|r| col_str(r, "run_id")).collect();
         let more = ids.len() as i64 > qr.max_results;
         ids.truncate(qr.max_results.max(0) as usize);
         Ok((self.load_runs(&ids).await?, more))
@@ -1276,6 +1296,6 @@ pub(crate) async fn upsert_tag(
         .bind(v)
         .execute(&mut **tx)
         .await
-        .map_err(q("set a tag"))?;
+        .map_err(query_error("set a tag"))?;
     Ok(())
 }

@@ -2,7 +2,7 @@
 //! or shadow), the decisions taken on it, the gateways' heartbeats, and the
 //! [`DeploymentStore`] interface over them.
 //!
-//! Which phases exist and what moves between them is `ferry-serve`'s
+//! Which phases exist and what moves between them is `ferry-gateway`'s
 //! business; a phase is text plus whether the deployment is still active,
 //! and every change is guarded by a revision number so the gateway's
 //! controller and a person's `ferry deploy promote` cannot both win.

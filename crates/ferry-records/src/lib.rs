@@ -9,16 +9,18 @@
 
 mod deployments;
 mod error;
-mod model;
 mod models;
 pub mod pipeline_runs;
+mod runs;
 mod tracking;
+mod versions;
 
 pub use deployments::*;
 pub use error::*;
-pub use model::*;
 pub use models::*;
+pub use runs::*;
 pub use tracking::*;
+pub use versions::*;
 
 /// Everything ferry records, behind one interface every backend implements.
 #[async_trait::async_trait]

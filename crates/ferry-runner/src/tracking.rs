@@ -1,5 +1,5 @@
 //! The MLflow endpoint stages log to: the recorder's server, or a loopback
-//! `ferry_server::Embedded` over the project's store, with the variables
+//! `ferry_tracking::Embedded` over the project's store, with the variables
 //! that point a stage's MLflow client at the pipeline's run.
 //!
 //! The run's setup makes it; it starts when the first stage runs a command
@@ -24,7 +24,7 @@ enum State {
     /// Started (or tried, or turned off): these variables point stages at it.
     Up {
         vars: Vec<(String, String)>,
-        server: Option<ferry_server::Embedded>,
+        server: Option<ferry_tracking::Embedded>,
     },
 }
 
@@ -61,7 +61,7 @@ impl<'a> Tracking<'a> {
         }
         let endpoint = match self.recorder.tracking_uri() {
             Some(uri) => Ok((uri, None)),
-            None => ferry_server::Embedded::start(
+            None => ferry_tracking::Embedded::start(
                 &self.project.layout().store_url(),
                 &self.project.layout().artifacts(),
             )

@@ -937,7 +937,7 @@ fn server(ctx: &Ctx, args: ServerArgs) -> Result<u8> {
         .parse()
         .map_err(|_| usage(format!("--host `{}` is not an IP address", args.host)))?;
     init_logging(args.log_json);
-    let cfg = ferry_server::ServerConfig {
+    let cfg = ferry_tracking::ServerConfig {
         addr: std::net::SocketAddr::new(ip, args.port),
         store_url: store_url.clone(),
         artifacts: artifacts.clone(),
@@ -952,7 +952,7 @@ fn server(ctx: &Ctx, args: ServerArgs) -> Result<u8> {
         .build()
         .context("cannot start the server runtime")?;
     let shown = store_url.clone();
-    rt.block_on(ferry_server::serve(cfg, move |addr| {
+    rt.block_on(ferry_tracking::serve(cfg, move |addr| {
         eprintln!(
             "ferry server listening on http://{addr} (store {shown}, artifacts {})",
             artifacts.display()

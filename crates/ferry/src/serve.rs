@@ -6,8 +6,8 @@ use crate::commands::Ctx;
 use crate::exit::{self, usage};
 use anyhow::{Context, Result};
 use ferry_core::ModelRef;
+use ferry_gateway::canary::{self, Criteria, Phase, Plan, Strategy};
 use ferry_metadata::{Deployment, MetadataStore, NewDeployment};
-use ferry_serve::canary::{self, Criteria, Phase, Plan, Strategy};
 use std::sync::Arc;
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -31,7 +31,7 @@ pub fn serve(ctx: &Ctx, a: ServeArgs) -> Result<u8> {
     let specs = a
         .models
         .iter()
-        .map(|m| m.parse::<ferry_serve::ServeSpec>().map_err(usage))
+        .map(|m| m.parse::<ferry_gateway::ServeSpec>().map_err(usage))
         .collect::<Result<Vec<_>>>()?;
     let mut names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
     names.sort_unstable();
@@ -48,7 +48,7 @@ pub fn serve(ctx: &Ctx, a: ServeArgs) -> Result<u8> {
     if !(0.0..=1.0).contains(&a.log_sample) {
         return Err(usage("--log-sample must be between 0 and 1"));
     }
-    let runtimes = ferry_serve::runtime::Runtimes::parse(&a.runtimes).map_err(|errs| {
+    let runtimes = ferry_gateway::runtime::Runtimes::parse(&a.runtimes).map_err(|errs| {
         usage(
             errs.iter()
                 .map(ToString::to_string)
@@ -70,7 +70,7 @@ pub fn serve(ctx: &Ctx, a: ServeArgs) -> Result<u8> {
     rt.block_on(async move {
         let store = open(&url).await?;
         let predlog = if a.log_sample > 0.0 {
-            let mut cfg = ferry_serve::predlog::PredLogConfig::new(
+            let mut cfg = ferry_gateway::predlog::PredLogConfig::new(
                 a.log_dir.unwrap_or_else(|| layout.predictions()),
             );
             cfg.sample = a.log_sample;
@@ -78,20 +78,20 @@ pub fn serve(ctx: &Ctx, a: ServeArgs) -> Result<u8> {
             cfg.max_total_bytes = a.log_max_mib << 20;
             cfg.max_per_s = a.log_max_per_s;
             Some(
-                ferry_serve::predlog::PredLog::start(cfg)
+                ferry_gateway::predlog::PredLog::start(cfg)
                     .context("cannot start the prediction log")?,
             )
         } else {
             None
         };
-        let loader = Arc::new(ferry_serve::loader::StoreLoader {
+        let loader = Arc::new(ferry_gateway::loader::StoreLoader {
             store: store.clone(),
             artifacts,
             allow_fakes: a.allow_fakes,
             runtimes,
         });
-        let gw = Arc::new(ferry_serve::Gateway::new(specs, store, loader, predlog));
-        let cfg = ferry_serve::ServeConfig {
+        let gw = Arc::new(ferry_gateway::Gateway::new(specs, store, loader, predlog));
+        let cfg = ferry_gateway::ServeConfig {
             addr: std::net::SocketAddr::new(ip, a.port),
             max_body: a.max_body_mib << 20,
             body_budget: a.max_inflight_mib.max(1).saturating_mul(1 << 20),
@@ -102,7 +102,7 @@ pub fn serve(ctx: &Ctx, a: ServeArgs) -> Result<u8> {
             },
         };
         let shown = gw.clone();
-        ferry_serve::serve(cfg, gw, move |addr| {
+        ferry_gateway::serve(cfg, gw, move |addr| {
             let t = shown.table();
             for m in &t.models {
                 eprintln!(
@@ -376,7 +376,7 @@ fn end(url: &str, model: &str, phase: Phase, reason: Option<String>) -> Result<u
             }
             .to_owned()
         });
-        let mut change = ferry_serve::gateway::ending(
+        let mut change = ferry_gateway::gateway::ending(
             &d,
             phase,
             &reason,

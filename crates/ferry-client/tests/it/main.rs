@@ -6,10 +6,10 @@
 use ferry_client::{Client, Error};
 use ferry_metadata::{Metric, NewModelVersion};
 
-fn server() -> (tempfile::TempDir, ferry_server::Embedded, Client) {
+fn server() -> (tempfile::TempDir, ferry_tracking::Embedded, Client) {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("ferry.db").display());
-    let srv = ferry_server::Embedded::start(&url, &dir.path().join("artifacts")).unwrap();
+    let srv = ferry_tracking::Embedded::start(&url, &dir.path().join("artifacts")).unwrap();
     let client = Client::new(&srv.url()).unwrap();
     (dir, srv, client)
 }

@@ -5,7 +5,7 @@
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
-use ferry_server::{AppState, artifacts::ArtifactRoot, router};
+use ferry_tracking::{AppState, artifacts::ArtifactRoot, router};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use std::sync::Arc;

@@ -12,10 +12,10 @@ mod routes;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
+use ferry_gateway::loader::StoreLoader;
+use ferry_gateway::predlog::{PredLog, PredLogConfig};
+use ferry_gateway::{Gateway, HttpState, ServeSpec};
 use ferry_metadata::{MetadataStore, NewModelVersion, SqlStore};
-use ferry_serve::loader::StoreLoader;
-use ferry_serve::predlog::{PredLog, PredLogConfig};
-use ferry_serve::{Gateway, HttpState, ServeSpec};
 use http_body_util::BodyExt;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -27,7 +27,7 @@ pub struct Env {
     pub store: Arc<dyn MetadataStore>,
     /// The process runtimes its gateways may start (none unless a test
     /// defines some).
-    pub runtimes: ferry_serve::runtime::Runtimes,
+    pub runtimes: ferry_gateway::runtime::Runtimes,
 }
 
 pub fn fixture(name: &str) -> PathBuf {
@@ -141,7 +141,7 @@ impl Env {
     }
 
     pub async fn gateway(&self, specs: &[&str], log: bool) -> Arc<Gateway> {
-        self.gateway_with(specs, log, ferry_serve::gateway::REQUEST_TIMEOUT)
+        self.gateway_with(specs, log, ferry_gateway::gateway::REQUEST_TIMEOUT)
             .await
     }
 
@@ -177,10 +177,10 @@ impl Env {
 }
 
 pub fn app(gw: &Arc<Gateway>) -> axum::Router {
-    ferry_serve::router(HttpState {
+    ferry_gateway::router(HttpState {
         gw: gw.clone(),
         max_body: 1 << 16,
-        bodies: ferry_serve::http::BodyBudget::default(),
+        bodies: ferry_gateway::http::BodyBudget::default(),
     })
 }
 

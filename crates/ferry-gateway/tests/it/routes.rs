@@ -457,8 +457,8 @@ fn request_bodies_in_flight_are_bounded() {
     rt().block_on(async {
         let (_env, gw) = iris().await;
         let budget =
-            ferry_serve::http::BodyBudget::new(4096, std::time::Duration::from_millis(100));
-        let app = ferry_serve::router(HttpState {
+            ferry_gateway::http::BodyBudget::new(4096, std::time::Duration::from_millis(100));
+        let app = ferry_gateway::router(HttpState {
             gw: gw.clone(),
             max_body: 1 << 16,
             bodies: budget.clone(),

@@ -4,8 +4,8 @@
 //! a restarted gateway that resumes.
 
 use super::*;
+use ferry_gateway::canary::{Criteria, Plan, Strategy};
 use ferry_metadata::{DeploymentChange, NewDeployment};
-use ferry_serve::canary::{Criteria, Plan, Strategy};
 use std::time::Duration;
 
 pub fn plan(steps: &[u32], interval_ms: u64, criteria: Criteria) -> Plan {
@@ -41,7 +41,7 @@ pub async fn deploy(env: &Env, model: &str, candidate: i64, p: &Plan) -> String 
             strategy: p.strategy.as_str().into(),
             spec: serde_json::to_value(p).unwrap(),
             phase: "progressing".into(),
-            weight: i64::from(ferry_serve::canary::weight_at(p, 0)),
+            weight: i64::from(ferry_gateway::canary::weight_at(p, 0)),
             created_ms: ferry_core::now_ms(),
             reason: None,
         })

@@ -144,8 +144,8 @@ HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
     });
 }
 
-fn runtime(def: &str) -> ferry_serve::runtime::Runtimes {
-    ferry_serve::runtime::Runtimes::parse(&[def.to_owned()]).unwrap()
+fn runtime(def: &str) -> ferry_gateway::runtime::Runtimes {
+    ferry_gateway::runtime::Runtimes::parse(&[def.to_owned()]).unwrap()
 }
 
 /// What a version's tags may carry into the gateway: a command is refused
@@ -196,7 +196,7 @@ fn a_version_cannot_bring_its_own_command() {
             assert!(!marker.exists(), "a tag was run as a command");
             // Pinned directly, it is refused at start-up too.
             let spec = format!("iris/{v}");
-            let loader = ferry_serve::loader::StoreLoader {
+            let loader = ferry_gateway::loader::StoreLoader {
                 store: env.store.clone(),
                 artifacts: env.artifacts(),
                 allow_fakes: false,
