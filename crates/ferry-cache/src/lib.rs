@@ -17,6 +17,7 @@
 mod error;
 mod hash;
 mod index;
+pub mod layout;
 mod store;
 
 pub use error::{Error, Result};

@@ -49,22 +49,19 @@ impl Cache {
         }
     }
 
-    fn object_path(&self, d: &Digest) -> PathBuf {
-        let hex = d.to_hex();
-        self.root.join("objects").join(&hex[..2]).join(&hex[2..])
+    /// Where the object with digest `d` is kept (present or not).
+    pub fn object_path(&self, d: &Digest) -> PathBuf {
+        self.root.join(crate::layout::object_key(d))
     }
 
-    fn manifest_path(&self, d: &Digest) -> PathBuf {
-        let hex = d.to_hex();
-        self.root
-            .join("objects")
-            .join(&hex[..2])
-            .join(format!("{}.dir", &hex[2..]))
+    /// Where the manifest of the folder with digest `d` is kept.
+    pub fn manifest_path(&self, d: &Digest) -> PathBuf {
+        self.root.join(crate::layout::manifest_key(d))
     }
 
-    fn run_path(&self, fingerprint: &Digest) -> PathBuf {
-        let hex = fingerprint.to_hex();
-        self.root.join("runs").join(&hex[..2]).join(&hex[2..])
+    /// Where the run-cache entry of `fingerprint` is kept.
+    pub fn run_path(&self, fingerprint: &Digest) -> PathBuf {
+        self.root.join(crate::layout::run_key(fingerprint))
     }
 
     /// The stored copy of the object with digest `d`, if present.

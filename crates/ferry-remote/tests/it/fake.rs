@@ -1,0 +1,86 @@
+//! A misbehaving store for the tests: an in-memory store that counts the
+//! requests it is sent, can answer the next N with a server error, and can
+//! corrupt what it serves.
+
+use futures_util::stream::BoxStream;
+use object_store::memory::InMemory;
+use object_store::path::Path;
+use object_store::{
+    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
+    PutMultipartOptions, PutOptions, PutPayload, PutResult, Result,
+};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+#[derive(Debug, Default)]
+pub struct Fake {
+    pub inner: InMemory,
+    pub requests: AtomicUsize,
+    /// The next this many uploads fail as a 500 would.
+    pub fail_puts: AtomicUsize,
+}
+
+impl Fake {
+    pub fn requests(&self) -> usize {
+        self.requests.load(Ordering::SeqCst)
+    }
+    fn hit(&self) {
+        self.requests.fetch_add(1, Ordering::SeqCst);
+    }
+    fn hit_put(&self) -> Result<()> {
+        self.hit();
+        let left = self.fail_puts.load(Ordering::SeqCst);
+        if left > 0 {
+            self.fail_puts.store(left - 1, Ordering::SeqCst);
+            return Err(object_store::Error::Generic {
+                store: "fake",
+                source: "500 Internal Server Error".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Display for Fake {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Fake")
+    }
+}
+
+#[async_trait::async_trait]
+impl ObjectStore for Fake {
+    async fn put_opts(&self, p: &Path, payload: PutPayload, o: PutOptions) -> Result<PutResult> {
+        self.hit_put()?;
+        self.inner.put_opts(p, payload, o).await
+    }
+    async fn put_multipart_opts(
+        &self,
+        p: &Path,
+        o: PutMultipartOptions,
+    ) -> Result<Box<dyn MultipartUpload>> {
+        self.hit_put()?;
+        self.inner.put_multipart_opts(p, o).await
+    }
+    async fn get_opts(&self, p: &Path, o: GetOptions) -> Result<GetResult> {
+        self.hit();
+        self.inner.get_opts(p, o).await
+    }
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, Result<Path>>,
+    ) -> BoxStream<'static, Result<Path>> {
+        self.hit();
+        self.inner.delete_stream(locations)
+    }
+    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
+        self.hit();
+        self.inner.list(prefix)
+    }
+    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
+        self.hit();
+        self.inner.list_with_delimiter(prefix).await
+    }
+    async fn copy_opts(&self, from: &Path, to: &Path, o: CopyOptions) -> Result<()> {
+        self.hit();
+        self.inner.copy_opts(from, to, o).await
+    }
+}

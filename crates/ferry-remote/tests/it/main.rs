@@ -1,0 +1,325 @@
+//! ferry-remote against an in-memory store that misbehaves on demand
+//! (`fake.rs`) and a folder remote: round trips, what a push with nothing
+//! new costs, verification, retries, concurrent pushes and gc.
+
+mod fake;
+
+use fake::Fake;
+use ferry_cache::{Cache, Hasher, OutRecord, PathDigest, RunCacheEntry, StatIndex};
+use ferry_core::Digest;
+use ferry_remote::{Options, Remote, RemoteConfig, Want};
+use object_store::{ObjectStore, ObjectStoreExt};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+fn ok<T, E: std::fmt::Display>(r: Result<T, E>) -> T {
+    r.unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// A project folder with a file, a folder of `n` files, and its cache
+/// holding both, plus a run-cache entry pointing at them.
+struct Project {
+    dir: tempfile::TempDir,
+    cache: Cache,
+    outs: Vec<OutRecord>,
+    run: Digest,
+}
+
+fn project(n: usize, seed: &str) -> Project {
+    let dir = ok(tempfile::tempdir());
+    let root = dir.path();
+    ok(std::fs::write(
+        root.join("model.bin"),
+        format!("model {seed}"),
+    ));
+    ok(std::fs::create_dir_all(root.join("data")));
+    for i in 0..n {
+        ok(std::fs::write(
+            root.join(format!("data/{i}.txt")),
+            format!("{seed} row {i}"),
+        ));
+    }
+    let cache = Cache::new(&root.join(".ferry/cache"));
+    let mut h = Hasher::new(root, StatIndex::default());
+    let mut outs = Vec::new();
+    for p in ["model.bin", "data"] {
+        let pd = ok(h.digest_path(p)).unwrap_or_else(|| panic!("{p} hashed"));
+        ok(cache.store(&root.join(p), &pd));
+        outs.push(OutRecord {
+            path: p.into(),
+            digest: pd.digest(),
+            size: pd.size(),
+            files: match &pd {
+                PathDigest::Dir { manifest, .. } => Some(manifest.entries.len() as u64),
+                PathDigest::File { .. } => None,
+            },
+        });
+    }
+    let run = Digest::of(format!("fingerprint {seed}").as_bytes());
+    ok(cache.put_run_entry(
+        &run,
+        &RunCacheEntry {
+            stage: "train".into(),
+            outs: outs.clone(),
+            metrics: Default::default(),
+            created_ms: 1,
+        },
+    ));
+    Project {
+        dir,
+        cache,
+        outs,
+        run,
+    }
+}
+
+fn config() -> RemoteConfig {
+    RemoteConfig {
+        name: "origin".into(),
+        url: "memory://test".into(),
+        options: Default::default(),
+    }
+}
+
+fn remote(store: Arc<dyn ObjectStore>, state: &Path) -> Remote {
+    ok(Remote::from_store(&config(), store, state))
+}
+
+fn block<F: std::future::Future>(f: F) -> F::Output {
+    ok(tokio::runtime::Builder::new_current_thread().build()).block_on(f)
+}
+
+fn fresh_cache() -> (tempfile::TempDir, Cache) {
+    let d = ok(tempfile::tempdir());
+    let c = Cache::new(&d.path().join("cache"));
+    (d, c)
+}
+
+#[test]
+fn push_then_fetch_into_a_fresh_cache_brings_everything_back() {
+    let p = project(100, "a");
+    let fake = Arc::new(Fake::default());
+    let r = remote(fake.clone(), &p.dir.path().join(".ferry/remotes"));
+    let want = Want {
+        outs: vec![],
+        runs: vec![p.run],
+    };
+    let s = ok(r.push(&p.cache, &want, Options::default(), &()));
+    // 100 files + the model + a manifest + the run entry.
+    assert_eq!((s.considered, s.transferred), (103, 103), "{s:?}");
+    assert!(s.missing.is_empty() && s.failed.is_empty());
+
+    let (_d, fresh) = fresh_cache();
+    let r2 = remote(fake.clone(), _d.path());
+    let f = ok(r2.fetch(&fresh, &want, Options::default(), &()));
+    assert_eq!(f.transferred, 103, "{f:?}");
+    assert!(f.failed.is_empty() && f.missing.is_empty(), "{f:?}");
+    for out in &p.outs {
+        assert!(fresh.has(out), "{} restored into the fresh cache", out.path);
+    }
+    assert!(ok(fresh.run_entry(&p.run)).is_some());
+    // Fetching again moves nothing.
+    let again = ok(r2.fetch(&fresh, &want, Options::default(), &()));
+    assert_eq!(again.transferred, 0, "{again:?}");
+}
+
+#[test]
+fn a_push_with_nothing_new_makes_no_request_per_object() {
+    let p = project(500, "b");
+    let fake = Arc::new(Fake::default());
+    let r = remote(fake.clone(), &p.dir.path().join(".ferry/remotes"));
+    let want = Want {
+        outs: p.outs.clone(),
+        runs: vec![p.run],
+    };
+    ok(r.push(&p.cache, &want, Options::default(), &()));
+    let before = fake.requests();
+    let s = ok(r.push(&p.cache, &want, Options::default(), &()));
+    assert_eq!(s.transferred, 0);
+    assert_eq!(s.up_to_date, s.considered);
+    assert_eq!(fake.requests(), before, "no request at all");
+    // --verify asks again (by listing, not per object) and still sends nothing.
+    let s = ok(r.push(
+        &p.cache,
+        &want,
+        Options {
+            verify: true,
+            ..Options::default()
+        },
+        &(),
+    ));
+    assert_eq!(s.transferred, 0);
+    assert!(fake.requests() - before <= 257, "listings, not HEADs");
+    // A record that lies (the remote lost an object) is corrected by --verify.
+    let lost = object_store::path::Path::from(ferry_cache::layout::object_key(&p.outs[0].digest));
+    ok(block(fake.inner.delete(&lost)));
+    let s = ok(r.push(
+        &p.cache,
+        &want,
+        Options {
+            verify: true,
+            ..Options::default()
+        },
+        &(),
+    ));
+    assert_eq!(s.transferred, 1, "{s:?}");
+}
+
+#[test]
+fn a_corrupt_object_on_the_remote_is_refused_and_named() {
+    let p = project(3, "c");
+    let fake = Arc::new(Fake::default());
+    let r = remote(fake.clone(), &p.dir.path().join(".ferry/remotes"));
+    let want = Want {
+        outs: p.outs.clone(),
+        runs: vec![],
+    };
+    ok(r.push(&p.cache, &want, Options::default(), &()));
+    let key = ferry_cache::layout::object_key(&p.outs[0].digest);
+    ok(block(fake.inner.put(
+        &object_store::path::Path::from(key.as_str()),
+        b"tampered".to_vec().into(),
+    )));
+    let (d, fresh) = fresh_cache();
+    let f = ok(remote(fake, d.path()).fetch(&fresh, &want, Options::default(), &()));
+    assert_eq!(f.failed.len(), 1, "{f:?}");
+    assert_eq!(f.failed[0].key, key);
+    assert!(
+        f.failed[0].error.contains("corrupt"),
+        "{}",
+        f.failed[0].error
+    );
+    assert!(
+        fresh.object(&p.outs[0].digest).is_none(),
+        "never enters the cache"
+    );
+    assert!(fresh.has(&p.outs[1]), "the rest arrived");
+}
+
+#[test]
+fn a_failed_push_sends_nothing_that_points_at_the_gap_and_resumes() {
+    let p = project(20, "d");
+    let fake = Arc::new(Fake::default());
+    let r = remote(fake.clone(), &p.dir.path().join(".ferry/remotes"));
+    let want = Want {
+        outs: vec![],
+        runs: vec![p.run],
+    };
+    fake.fail_puts.store(3, Ordering::SeqCst);
+    let s = ok(r.push(&p.cache, &want, Options::default(), &()));
+    assert!(!s.failed.is_empty(), "{s:?}");
+    let run_key = ferry_cache::layout::run_key(&p.run);
+    let head = block(
+        fake.inner
+            .head(&object_store::path::Path::from(run_key.as_str())),
+    );
+    assert!(
+        head.is_err(),
+        "no run entry on the remote while an object is missing"
+    );
+    let s = ok(r.push(&p.cache, &want, Options::default(), &()));
+    assert!(s.failed.is_empty(), "{s:?}");
+    assert_eq!(s.considered, 23);
+    let (d, fresh) = fresh_cache();
+    let f = ok(remote(fake, d.path()).fetch(&fresh, &want, Options::default(), &()));
+    assert!(f.failed.is_empty() && f.missing.is_empty(), "{f:?}");
+}
+
+#[test]
+fn two_machines_pushing_at_once_leave_a_whole_remote() {
+    let a = project(200, "same");
+    let b = project(200, "same");
+    let c = project(50, "other");
+    let fake = Arc::new(Fake::default());
+    let want = |p: &Project| Want {
+        outs: vec![],
+        runs: vec![p.run],
+    };
+    std::thread::scope(|s| {
+        for p in [&a, &b, &c] {
+            let fake = fake.clone();
+            s.spawn(move || {
+                let r = remote(fake, &p.dir.path().join(".ferry/remotes"));
+                let sum = ok(r.push(&p.cache, &want(p), Options::default(), &()));
+                assert!(sum.failed.is_empty(), "{sum:?}");
+            });
+        }
+    });
+    for p in [&a, &c] {
+        let (d, fresh) = fresh_cache();
+        let f = ok(remote(fake.clone(), d.path()).fetch(&fresh, &want(p), Options::default(), &()));
+        assert!(f.failed.is_empty() && f.missing.is_empty(), "{f:?}");
+        for out in &p.outs {
+            assert!(fresh.has(out));
+        }
+    }
+}
+
+#[test]
+fn gc_keeps_what_is_referenced_and_what_is_recent() {
+    let keep = project(10, "keep");
+    let drop = project(10, "drop");
+    let fake = Arc::new(Fake::default());
+    for p in [&keep, &drop] {
+        let r = remote(fake.clone(), &p.dir.path().join(".ferry/remotes"));
+        ok(r.push(
+            &p.cache,
+            &Want {
+                outs: vec![],
+                runs: vec![p.run],
+            },
+            Options::default(),
+            &(),
+        ));
+    }
+    let r = remote(fake.clone(), &keep.dir.path().join(".ferry/remotes"));
+    let want = Want {
+        outs: vec![],
+        runs: vec![keep.run],
+    };
+    let now = ferry_core::now_ms();
+    let recent = ok(r.gc(&keep.cache, &want, 24 * 3600 * 1000, now, false));
+    assert_eq!((recent.removed, recent.too_recent), (0, 13), "{recent:?}");
+    let dry = ok(r.gc(&keep.cache, &want, 0, now + 1, true));
+    assert_eq!((dry.kept, dry.removed), (13, 13), "{dry:?}");
+    let real = ok(r.gc(&keep.cache, &want, 0, now + 1, false));
+    assert_eq!(real.removed, 13);
+    let left = ok(r.gc(&keep.cache, &want, 0, now + 1, true));
+    assert_eq!((left.kept, left.removed), (13, 0));
+    let (d, fresh) = fresh_cache();
+    let f = ok(remote(fake, d.path()).fetch(&fresh, &want, Options::default(), &()));
+    assert!(f.failed.is_empty() && f.missing.is_empty(), "{f:?}");
+}
+
+#[test]
+fn a_folder_remote_holds_the_cache_layout() {
+    let p = project(5, "f");
+    let shared = ok(tempfile::tempdir());
+    let cfg = RemoteConfig {
+        name: "shared".into(),
+        url: "../shared".into(),
+        options: Default::default(),
+    };
+    let base = shared.path().join("project");
+    let r = ok(Remote::open(
+        &cfg,
+        &base,
+        &p.dir.path().join(".ferry/remotes"),
+    ));
+    let want = Want {
+        outs: vec![],
+        runs: vec![p.run],
+    };
+    let s = ok(r.push(&p.cache, &want, Options::default(), &()));
+    assert_eq!(s.transferred, 8, "{s:?}");
+    let on_disk = shared
+        .path()
+        .join("shared")
+        .join(ferry_cache::layout::object_key(&p.outs[0].digest));
+    assert_eq!(ok(std::fs::read(on_disk)), b"model f");
+    let (d, fresh) = fresh_cache();
+    let f =
+        ok(ok(Remote::open(&cfg, &base, d.path())).fetch(&fresh, &want, Options::default(), &()));
+    assert_eq!(f.transferred, 8, "{f:?}");
+}
