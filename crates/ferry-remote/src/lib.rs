@@ -16,12 +16,11 @@
 //! The crate is the only one that depends on `object_store` (and through it
 //! on an HTTP client and TLS); its API is blocking, with its own runtime.
 
-pub mod config;
 mod known;
 mod open;
 mod transfer;
 
-pub use config::{Location, RemoteConfig};
+pub use ferry_spec::remote::{Location, RemoteConfig};
 pub use transfer::{Failure, GcReport, Progress, RemoteStatus, Summary, Want};
 
 use object_store::ObjectStore;

@@ -2,7 +2,7 @@
 //! cloud's standard credential chain.
 
 use crate::Error;
-use crate::config::{Location, RemoteConfig};
+use ferry_spec::remote::{Location, RemoteConfig};
 use object_store::aws::AmazonS3Builder;
 use object_store::gcp::GoogleCloudStorageBuilder;
 use object_store::local::LocalFileSystem;

@@ -12,6 +12,7 @@ mod diag;
 mod load;
 mod node;
 mod pipeline;
+pub mod remote;
 
 pub use diag::{Diagnostic, Diagnostics, SNIPPET_WIDTH, spec_text};
 pub use load::{Files, load, normalize_path, parse_duration, render_value};
@@ -20,11 +21,14 @@ pub use pipeline::{
     Check, CheckKind, DRIFT_METHODS, Gate, Pipeline, PythonEnv, Register, SignatureSpec, Stage,
     path_within,
 };
+pub use remote::{Location, RemoteConfig};
 
 /// The JSON Schema of ferry.yaml, for editors (`ferry schema`).
 pub const JSON_SCHEMA: &str = include_str!("../ferry.schema.json");
 
 /// Keys the loader accepts, by place, so tests can hold the schema to them.
 pub mod keys {
-    pub use crate::load::{ENV_KEYS, GATE_KEYS, PYTHON_KEYS, REGISTER_KEYS, STAGE_KEYS, TOP_KEYS};
+    pub use crate::load::{
+        ENV_KEYS, GATE_KEYS, PYTHON_KEYS, REGISTER_KEYS, REMOTE_KEYS, STAGE_KEYS, TOP_KEYS,
+    };
 }

@@ -12,7 +12,18 @@ use std::time::Duration;
 
 /// Keys ferry.yaml accepts at the top level (besides `x-*` extension keys,
 /// which are ignored and are the place for YAML anchors).
-pub const TOP_KEYS: &[&str] = &["name", "params", "env", "stages", "gates", "register"];
+pub const TOP_KEYS: &[&str] = &[
+    "name", "params", "env", "stages", "gates", "register", "remotes",
+];
+/// A remote's keys: its URL, whether it is the default, and its settings.
+pub const REMOTE_KEYS: &[&str] = &[
+    "url",
+    "default",
+    "endpoint",
+    "region",
+    "allow_http",
+    "profile",
+];
 pub const STAGE_KEYS: &[&str] = &[
     "cmd",
     "desc",
@@ -153,6 +164,7 @@ struct RawSpec {
     stages_pos: Option<Pos>,
     gates: Vec<RawGate>,
     register: Option<RawRegister>,
+    remotes: Vec<crate::RemoteConfig>,
 }
 
 struct RawPython {
@@ -600,6 +612,7 @@ fn decode(root: &Node, sink: &mut Sink<'_>) -> RawSpec {
                     ),
                 ),
             },
+            "remotes" => raw.remotes = decode_remotes(v, sink),
             "register" => {
                 if let Some(m) = map_entries(v, "register", REGISTER_KEYS, sink) {
                     let mut r = RawRegister {
@@ -629,6 +642,96 @@ fn decode(root: &Node, sink: &mut Sink<'_>) -> RawSpec {
         sink.err(root.pos, "", "missing key `stages`");
     }
     raw
+}
+
+/// `remotes:`, a mapping of names to `{url, default, endpoint, region,
+/// allow_http, profile}`; each problem reported at its key.
+fn decode_remotes(node: &Node, sink: &mut Sink<'_>) -> Vec<crate::RemoteConfig> {
+    let m = match &node.kind {
+        Kind::Map(m) => m,
+        Kind::Null => return Vec::new(),
+        other => {
+            sink.err(
+                node.pos,
+                "remotes",
+                format!(
+                    "expected a mapping of remote names, found {}",
+                    other.type_name()
+                ),
+            );
+            return Vec::new();
+        }
+    };
+    let mut out = Vec::new();
+    for (name, body) in m {
+        let path = format!("remotes.{}", name.name);
+        if let Some(e) = crate::remote::validate_name(&name.name) {
+            sink.err(name.pos, &path, e);
+        }
+        let Some(entries) = map_entries(body, &path, REMOTE_KEYS, sink) else {
+            continue;
+        };
+        let mut r = crate::RemoteConfig {
+            name: name.name.clone(),
+            url: String::new(),
+            default: false,
+            options: Default::default(),
+        };
+        let mut url_pos = None;
+        for (k, v) in entries {
+            let p = format!("{path}.{}", k.name);
+            let Some((value, pos)) = string(v, &p, sink) else {
+                continue;
+            };
+            match k.name.as_str() {
+                "url" => {
+                    url_pos = Some(pos);
+                    if let Err(e) =
+                        crate::remote::Location::parse(&value, std::path::Path::new("/"))
+                    {
+                        sink.err(pos, &p, e);
+                    }
+                    r.url = value;
+                }
+                "default" => match value.as_str() {
+                    "true" => r.default = true,
+                    "false" => {}
+                    _ => sink.err(pos, &p, format!("expected true or false, found `{value}`")),
+                },
+                key if !REMOTE_KEYS.contains(&key) => {
+                    // Reported as unknown already; a credential also says where it goes.
+                    if let Some(e) = crate::remote::secret_refusal(key) {
+                        sink.err(pos, &p, e);
+                    }
+                }
+                key => {
+                    if let Some(e) = crate::remote::validate_option(key, &value) {
+                        sink.err(pos, &p, e);
+                    }
+                    r.options.insert(key.to_owned(), value);
+                }
+            }
+        }
+        if url_pos.is_none() {
+            sink.err(body.pos, &path, "missing key `url`");
+        }
+        out.push(r);
+    }
+    let defaults: Vec<&(Key, Node)> = m
+        .iter()
+        .filter(|(n, _)| out.iter().any(|r| r.default && r.name == n.name))
+        .collect();
+    if defaults.len() > 1 {
+        sink.err(
+            defaults[1].0.pos,
+            &format!("remotes.{}.default", defaults[1].0.name),
+            format!(
+                "`{}` is the default remote already: only one may be",
+                defaults[0].0.name
+            ),
+        );
+    }
+    out
 }
 
 fn decode_stage(name: &Key, body: &Node, sink: &mut Sink<'_>) -> RawStage {
@@ -1103,6 +1206,7 @@ impl Validator<'_> {
     }
 
     fn validate(&mut self, raw: RawSpec, default_name: &str) -> Option<Pipeline> {
+        let remotes = raw.remotes.clone();
         let name = raw
             .name
             .as_ref()
@@ -1453,6 +1557,7 @@ impl Validator<'_> {
             stages,
             gates,
             register,
+            remotes,
         })
     }
 

@@ -18,6 +18,8 @@ pub struct Pipeline {
     pub stages: Vec<Stage>,
     pub gates: Vec<Gate>,
     pub register: Option<Register>,
+    /// Where the cache and run cache are shared (`remotes:`), in file order.
+    pub remotes: Vec<crate::RemoteConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

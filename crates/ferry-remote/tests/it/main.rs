@@ -78,6 +78,7 @@ fn config() -> RemoteConfig {
     RemoteConfig {
         name: "origin".into(),
         url: "memory://test".into(),
+        default: false,
         options: Default::default(),
     }
 }
@@ -299,6 +300,7 @@ fn a_folder_remote_holds_the_cache_layout() {
     let cfg = RemoteConfig {
         name: "shared".into(),
         url: "../shared".into(),
+        default: false,
         options: Default::default(),
     };
     let base = shared.path().join("project");

@@ -71,6 +71,7 @@ fn valid_fixtures_load() {
                         });
                         format!("register: {} {} {:?} from {} signature {sig:?}", r.model, r.artifact, r.alias, r.producer)
                     }))
+                    .chain(p.remotes.iter().map(|r| format!("remote: {}", serde_json::to_string(r).unwrap())))
                     .collect();
                 insta::assert_snapshot!(format!("valid-{name}"), summary.join("\n"));
             }
@@ -123,5 +124,9 @@ fn schema_lists_every_key_the_loader_knows() {
     assert_eq!(
         props(&schema["properties"]["gates"]["items"]["oneOf"][1]),
         sorted(GATE_KEYS)
+    );
+    assert_eq!(
+        props(&schema["properties"]["remotes"]["additionalProperties"]),
+        sorted(REMOTE_KEYS)
     );
 }

@@ -1,4 +1,5 @@
-//! Where a remote is and how to reach it. A remote is a URL (`s3://bucket/prefix`,
+//! Remotes as ferry.yaml declares them (`remotes:`), and the checks every
+//! remote passes wherever it is declared. A remote is a URL (`s3://bucket/prefix`,
 //! `gs://bucket/prefix`, `file:///path` or a plain path) with a few settings
 //! that are not secrets (`endpoint`, `region`, `allow_http`, `profile`).
 //! Credentials never come from here: each cloud's standard chain supplies
@@ -19,6 +20,9 @@ const SECRET_WORDS: &[&str] = &["secret", "password", "token", "access_key", "cr
 pub struct RemoteConfig {
     pub name: String,
     pub url: String,
+    /// The remote `push`, `fetch` and `run` use when none is named.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub default: bool,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub options: BTreeMap<String, String>,
 }
@@ -82,16 +86,7 @@ impl Location {
 
 /// Checks a remote's name, URL and settings; every problem, not the first.
 pub fn validate(name: &str, url: &str, options: &BTreeMap<String, String>) -> Vec<String> {
-    let mut errors = Vec::new();
-    if name.is_empty()
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    {
-        errors.push(format!(
-            "`{name}` is not a remote name (letters, digits, `-` and `_`)"
-        ));
-    }
+    let mut errors: Vec<String> = validate_name(name).into_iter().collect();
     if let Err(e) = Location::parse(url, Path::new("/")) {
         errors.push(e);
     }
@@ -101,15 +96,24 @@ pub fn validate(name: &str, url: &str, options: &BTreeMap<String, String>) -> Ve
     errors
 }
 
+/// Checks a remote's name.
+pub fn validate_name(name: &str) -> Option<String> {
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Some(format!(
+            "`{name}` is not a remote name (letters, digits, `-` and `_`)"
+        ));
+    }
+    None
+}
+
 /// Checks one setting.
 pub fn validate_option(key: &str, value: &str) -> Option<String> {
-    let lower = key.to_ascii_lowercase();
-    if SECRET_WORDS.iter().any(|w| lower.contains(w)) {
-        return Some(format!(
-            "`{key}`: credentials are never kept in ferry's settings; they come from the \
-             environment (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, \
-             GOOGLE_APPLICATION_CREDENTIALS) or the machine's identity"
-        ));
+    if let Some(refusal) = secret_refusal(key) {
+        return Some(refusal);
     }
     match key {
         "endpoint" if !(value.starts_with("http://") || value.starts_with("https://")) => Some(
@@ -124,6 +128,19 @@ pub fn validate_option(key: &str, value: &str) -> Option<String> {
         )),
         _ => None,
     }
+}
+
+/// Why a key that looks like a credential is refused, if it does.
+pub fn secret_refusal(key: &str) -> Option<String> {
+    let lower = key.to_ascii_lowercase();
+    if SECRET_WORDS.iter().any(|w| lower.contains(w)) {
+        return Some(format!(
+            "`{key}`: credentials are never kept in ferry's settings; they come from the \
+             environment (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, \
+             GOOGLE_APPLICATION_CREDENTIALS) or the machine's identity"
+        ));
+    }
+    None
 }
 
 #[cfg(test)]
