@@ -237,16 +237,24 @@ impl<'p> Engine<'p> {
     /// restored, so the stage fails; `Err`: the index could not keep it.
     pub fn restore(&mut self, entry: &RunCacheEntry) -> Result<std::result::Result<(), String>> {
         for out in &entry.outs {
-            match self.cache.restore(&self.project.root, out) {
-                Ok(written) => {
-                    for w in written {
-                        self.hasher.remember_at(&w.key, &w.path, w.digest)?;
-                    }
-                }
-                Err(e) => return Ok(Err(e.to_string())),
+            if let Err(why) = self.restore_out(out)? {
+                return Ok(Err(why));
             }
         }
         Ok(Ok(()))
+    }
+
+    /// Copies one output back from the cache (see [`Engine::restore`]).
+    pub fn restore_out(&mut self, out: &OutRecord) -> Result<std::result::Result<(), String>> {
+        match self.cache.restore(&self.project.root, out) {
+            Ok(written) => {
+                for w in written {
+                    self.hasher.remember_at(&w.key, &w.path, w.digest)?;
+                }
+                Ok(Ok(()))
+            }
+            Err(e) => Ok(Err(e.to_string())),
+        }
     }
 
     /// Hashes the outs a stage's command wrote and stores them in the cache.

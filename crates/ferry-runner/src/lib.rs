@@ -24,6 +24,7 @@ mod report;
 mod run;
 mod scheduler;
 mod settle;
+mod shared;
 mod tracking;
 
 pub use executor::{Executor, LocalProcesses, StageCommand};
@@ -33,6 +34,7 @@ pub use project::{LOCK_FILE, Layout, Project, SPEC_FILE, store_url};
 pub use record::{Registry, RunValues, local_registry, remote_registry};
 pub use report::*;
 pub use run::{RunOptions, gc, run, run_with, status};
+pub use shared::{CheckedOut, checkout, locked, remote_keep};
 
 use std::path::PathBuf;
 

@@ -101,6 +101,15 @@ impl Layout {
     pub fn runs(&self) -> PathBuf {
         self.ferry_dir().join("runs")
     }
+    /// `.ferry/remotes`: what each remote is known to hold (`<name>.known`).
+    pub fn remotes_state(&self) -> PathBuf {
+        self.ferry_dir().join("remotes")
+    }
+    /// `.ferry/remotes.yaml`: this machine's settings for the remotes
+    /// (an endpoint, a region, a profile), never committed.
+    pub fn remotes_local(&self) -> PathBuf {
+        self.ferry_dir().join("remotes.yaml")
+    }
 }
 
 struct DiskFiles<'a>(&'a Path);

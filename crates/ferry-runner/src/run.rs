@@ -51,7 +51,7 @@ impl Default for RunOptions {
     }
 }
 
-fn targets(project: &Project, names: &[String]) -> Result<Vec<StageName>> {
+pub(crate) fn targets(project: &Project, names: &[String]) -> Result<Vec<StageName>> {
     names
         .iter()
         .map(|n| {
@@ -578,20 +578,15 @@ impl Drop for Abort<'_> {
     }
 }
 
-/// Removes cached outputs nothing needs any more (with `dry_run`, only
-/// counts them; nothing is touched, not even a dead run's leftovers).
-pub fn gc(project: &Project, keep_run_cache: bool, dry_run: bool) -> Result<GcStats> {
-    let engine = Engine::open(project)?;
-    let lock_path = project.layout().run_lock();
-    let _guard = match FileLock::try_acquire(&lock_path)? {
-        Some(g) => g,
-        None => return Err(Error::Busy(lock_path)),
-    };
-    // No run is writing (the lock): what dead ones left can go.
-    if !dry_run {
-        orphans::reap(project);
-        orphans::sweep_temp(project, true);
-    }
+/// What must be kept: the outputs ferry.lock names, every registered
+/// version's artifact and, with `run_cache`, the run-cache entries of the
+/// pipeline's stages with their outputs. The one answer for `gc` and
+/// `gc --remote`.
+pub fn referenced(
+    project: &Project,
+    engine: &Engine<'_>,
+    run_cache: bool,
+) -> Result<(Vec<OutRecord>, Vec<Digest>)> {
     let mut keep: Vec<OutRecord> = engine.locked_outs();
     let store = BlockingStore::open(&project.layout().store_url())?;
     let models = store.call(|s| Box::pin(async move { s.list_models().await }))?;
@@ -610,7 +605,7 @@ pub fn gc(project: &Project, keep_run_cache: bool, dry_run: bool) -> Result<GcSt
         }
     }
     let mut keep_runs = Vec::new();
-    if keep_run_cache {
+    if run_cache {
         for (fp, entry) in engine.run_entries()? {
             if project.pipeline.stage(&entry.stage).is_some() {
                 keep.extend(entry.outs.iter().cloned());
@@ -618,5 +613,23 @@ pub fn gc(project: &Project, keep_run_cache: bool, dry_run: bool) -> Result<GcSt
             }
         }
     }
+    Ok((keep, keep_runs))
+}
+
+/// Removes cached outputs nothing needs any more (with `dry_run`, only
+/// counts them; nothing is touched, not even a dead run's leftovers).
+pub fn gc(project: &Project, keep_run_cache: bool, dry_run: bool) -> Result<GcStats> {
+    let engine = Engine::open(project)?;
+    let lock_path = project.layout().run_lock();
+    let _guard = match FileLock::try_acquire(&lock_path)? {
+        Some(g) => g,
+        None => return Err(Error::Busy(lock_path)),
+    };
+    // No run is writing (the lock): what dead ones left can go.
+    if !dry_run {
+        orphans::reap(project);
+        orphans::sweep_temp(project, true);
+    }
+    let (keep, keep_runs) = referenced(project, &engine, keep_run_cache)?;
     engine.gc(&keep, &keep_runs, dry_run)
 }

@@ -143,6 +143,218 @@ pub fn secret_refusal(key: &str) -> Option<String> {
     None
 }
 
+/// This machine's settings for the remotes (`.ferry/remotes.yaml`, never
+/// committed): `NAME: {endpoint, region, allow_http, profile}`, laid over
+/// what ferry.yaml says. Every problem, each at `file:line:column`.
+pub fn local_settings(
+    file: &str,
+    text: &str,
+) -> Result<BTreeMap<String, BTreeMap<String, String>>, Vec<String>> {
+    use crate::node::Kind;
+    let root = crate::parse_yaml(text).map_err(|e| {
+        vec![format!(
+            "{file}:{}:{}: {}",
+            e.pos.line, e.pos.column, e.message
+        )]
+    })?;
+    let mut out = BTreeMap::new();
+    let mut errors = Vec::new();
+    let at = |pos: crate::Pos| format!("{file}:{}:{}", pos.line, pos.column);
+    let top = match &root.kind {
+        Kind::Null => return Ok(out),
+        Kind::Map(m) => m,
+        _ => {
+            return Err(vec![format!(
+                "{}: expected a mapping of remote names",
+                at(root.pos)
+            )]);
+        }
+    };
+    for (name, body) in top {
+        let Kind::Map(entries) = &body.kind else {
+            errors.push(format!(
+                "{}: {}: expected a mapping of settings",
+                at(body.pos),
+                name.name
+            ));
+            continue;
+        };
+        let mut settings = BTreeMap::new();
+        for (k, v) in entries {
+            let value = match &v.kind {
+                Kind::Str(s) => s.clone(),
+                Kind::Bool(b) => b.to_string(),
+                Kind::Int(i) => i.to_string(),
+                _ => {
+                    errors.push(format!(
+                        "{}: {}.{}: expected a value",
+                        at(v.pos),
+                        name.name,
+                        k.name
+                    ));
+                    continue;
+                }
+            };
+            match validate_option(&k.name, &value) {
+                Some(e) => errors.push(format!("{}: {}.{}: {e}", at(k.pos), name.name, k.name)),
+                None => {
+                    settings.insert(k.name.clone(), value);
+                }
+            }
+        }
+        out.insert(name.name.clone(), settings);
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
+}
+
+/// `text` (a ferry.yaml) with `remote` added to its `remotes:` block (made
+/// at the end when there is none), and `default: true` taken from any other
+/// remote when `remote.default`. The rest of the file, comments included,
+/// is kept as it is. Refuses a name already there, and a `remotes:` block
+/// in flow style (`remotes: {…}`), which it cannot edit line by line.
+pub fn add_to_spec(text: &str, remote: &RemoteConfig) -> Result<String, String> {
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    let entry = |indent: &str| {
+        let mut e = vec![
+            format!("{indent}{}:", remote.name),
+            format!("{indent}{indent}url: {}", yaml_scalar(&remote.url)),
+        ];
+        if remote.default {
+            e.push(format!("{indent}{indent}default: true"));
+        }
+        for (k, v) in &remote.options {
+            e.push(format!("{indent}{indent}{k}: {}", yaml_scalar(v)));
+        }
+        e
+    };
+    let Some((start, end, indent)) = remotes_block(&lines)? else {
+        while lines.last().is_some_and(|l| l.trim().is_empty()) {
+            lines.pop();
+        }
+        lines.push(String::new());
+        lines.push("remotes:".into());
+        lines.extend(entry("  "));
+        return Ok(lines.join("\n") + "\n");
+    };
+    if child_names(&lines, start, end, &indent)
+        .iter()
+        .any(|(n, _)| n == &remote.name)
+    {
+        return Err(format!(
+            "a remote named `{}` exists already (`ferry remote remove {}` first)",
+            remote.name, remote.name
+        ));
+    }
+    if remote.default {
+        let deeper = format!("{indent}{indent}");
+        lines = lines
+            .into_iter()
+            .enumerate()
+            .filter(|(i, l)| {
+                !(*i > start && *i < end && l.starts_with(&deeper) && l.trim() == "default: true")
+            })
+            .map(|(_, l)| l)
+            .collect();
+    }
+    let (_, end, _) = remotes_block(&lines)?.unwrap_or((start, end, indent.clone()));
+    // After the block's last non-blank line.
+    let mut at = end;
+    while at > start + 1 && lines[at - 1].trim().is_empty() {
+        at -= 1;
+    }
+    for (k, l) in entry(&indent).into_iter().enumerate() {
+        lines.insert(at + k, l);
+    }
+    Ok(lines.join("\n") + "\n")
+}
+
+/// `text` without the remote `name` (and without `remotes:` when it was the
+/// last one).
+pub fn remove_from_spec(text: &str, name: &str) -> Result<String, String> {
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    let no_such = || format!("no remote named `{name}` in ferry.yaml");
+    let (start, end, indent) = remotes_block(&lines)?.ok_or_else(no_such)?;
+    let children = child_names(&lines, start, end, &indent);
+    let i = children
+        .iter()
+        .position(|(n, _)| n == name)
+        .ok_or_else(no_such)?;
+    let from = children[i].1;
+    let mut to = children.get(i + 1).map_or(end, |c| c.1);
+    while to > from + 1 && lines[to - 1].trim().is_empty() {
+        to -= 1;
+    }
+    lines.drain(from..to);
+    if children.len() == 1 {
+        lines.remove(start);
+    }
+    Ok(lines.join("\n") + "\n")
+}
+
+/// The `remotes:` block: its line, the line after its last, and the indent
+/// of its entries.
+fn remotes_block(lines: &[String]) -> Result<Option<(usize, usize, String)>, String> {
+    let Some(start) = lines.iter().position(|l| {
+        l.strip_prefix("remotes:")
+            .is_some_and(|rest| rest.trim().is_empty() || rest.trim_start().starts_with('#'))
+    }) else {
+        if lines.iter().any(|l| l.starts_with("remotes:")) {
+            return Err("ferry.yaml's `remotes:` is written in flow style; edit it by hand, or write it as a block".into());
+        }
+        return Ok(None);
+    };
+    let end = lines[start + 1..]
+        .iter()
+        .position(|l| !l.trim().is_empty() && !l.starts_with([' ', '\t', '#']))
+        .map_or(lines.len(), |p| start + 1 + p);
+    let indent = lines[start + 1..end]
+        .iter()
+        .find(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+        .map_or("  ".to_owned(), |l| {
+            l[..l.len() - l.trim_start().len()].to_owned()
+        });
+    Ok(Some((start, end, indent)))
+}
+
+/// The names of the block's entries, with their lines.
+fn child_names(lines: &[String], start: usize, end: usize, indent: &str) -> Vec<(String, usize)> {
+    (start + 1..end)
+        .filter_map(|i| {
+            let l = &lines[i];
+            let rest = l.strip_prefix(indent)?;
+            if rest.starts_with([' ', '\t', '#']) {
+                return None;
+            }
+            let name = rest
+                .split(':')
+                .next()?
+                .trim()
+                .trim_matches('"')
+                .trim_matches('\'');
+            Some((name.to_owned(), i))
+        })
+        .collect()
+}
+
+/// A plain scalar when YAML reads it back unchanged, else double-quoted.
+fn yaml_scalar(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-:@+".contains(c))
+        && !s.starts_with(['-', ':', '@'])
+        && !s.contains(": ")
+        && !["true", "false", "null", "yes", "no", "on", "off", "~"].contains(&s);
+    if plain {
+        s.to_owned()
+    } else {
+        serde_json::to_string(s).unwrap_or_default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -185,6 +397,73 @@ mod tests {
         }
     }
 
+    fn cfg(name: &str, url: &str, default: bool) -> RemoteConfig {
+        RemoteConfig {
+            name: name.into(),
+            url: url.into(),
+            default,
+            options: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn remotes_are_added_to_and_removed_from_the_spec_text() {
+        let spec = "# my pipeline\nstages:\n  s:\n    cmd: \"true\"  # keep\n";
+        let one = add_to_spec(spec, &cfg("origin", "s3://b/p", true)).unwrap_or_default();
+        assert_eq!(
+            one,
+            "# my pipeline\nstages:\n  s:\n    cmd: \"true\"  # keep\n\nremotes:\n  origin:\n    url: s3://b/p\n    default: true\n"
+        );
+        let mut with_opts = cfg("shared", "../my cache", true);
+        with_opts
+            .options
+            .insert("region".into(), "eu-west-1".into());
+        let two = add_to_spec(&one, &with_opts).unwrap_or_default();
+        assert!(two.ends_with(
+            "remotes:\n  origin:\n    url: s3://b/p\n  shared:\n    url: \"../my cache\"\n    default: true\n    region: eu-west-1\n"
+        ), "{two}");
+        assert!(add_to_spec(&two, &cfg("origin", "s3://x", false)).is_err());
+        let back = remove_from_spec(&two, "shared").unwrap_or_default();
+        assert_eq!(
+            back,
+            "# my pipeline\nstages:\n  s:\n    cmd: \"true\"  # keep\n\nremotes:\n  origin:\n    url: s3://b/p\n"
+        );
+        let none = remove_from_spec(&back, "origin").unwrap_or_default();
+        assert_eq!(
+            none,
+            "# my pipeline\nstages:\n  s:\n    cmd: \"true\"  # keep\n\n"
+        );
+        assert!(remove_from_spec(&none, "origin").is_err());
+        assert!(add_to_spec("remotes: {a: {url: x}}\n", &cfg("b", "y", false)).is_err());
+        // A block followed by another top-level key keeps it.
+        let mid = "remotes:\n  a:\n    url: x\n\nstages:\n  s: {cmd: \"true\"}\n";
+        let added = add_to_spec(mid, &cfg("b", "y", false)).unwrap_or_default();
+        assert_eq!(
+            added,
+            "remotes:\n  a:\n    url: x\n  b:\n    url: y\n\nstages:\n  s: {cmd: \"true\"}\n"
+        );
+    }
+
+    #[test]
+    fn local_settings_are_read_with_their_places() {
+        let ok = local_settings(
+            "r.yaml",
+            "origin:\n  endpoint: http://127.0.0.1:9000\n  allow_http: true\n",
+        );
+        assert_eq!(
+            ok.ok().and_then(|m| m.get("origin").map(|s| s.len())),
+            Some(2)
+        );
+        let bad = local_settings("r.yaml", "origin:\n  secret_key: x\n  colour: red\n")
+            .err()
+            .unwrap_or_default();
+        assert_eq!(bad.len(), 2, "{bad:?}");
+        assert!(
+            bad[0].starts_with("r.yaml:2:3: origin.secret_key: "),
+            "{bad:?}"
+        );
+    }
+
     #[test]
     fn secrets_and_unknown_settings_are_refused() {
         let mut o = BTreeMap::new();
@@ -192,6 +471,7 @@ mod tests {
         o.insert("endpoint".to_owned(), "localhost:9000".to_owned());
         o.insert("colour".to_owned(), "red".to_owned());
         let e = validate("bad name", "s3://b", &o);
+        let _ = cfg("x", "y", false);
         assert_eq!(e.len(), 4, "{e:?}");
         assert!(e.iter().any(|m| m.contains("credentials are never kept")));
         assert!(validate("origin", "s3://b/p", &BTreeMap::new()).is_empty());

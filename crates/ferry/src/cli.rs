@@ -49,6 +49,9 @@ pub enum Command {
         /// Print each stage's decision as JSON on stdout
         #[arg(long)]
         json: bool,
+        /// Instead, say which locked outputs are here, on the remote, both or neither (the default remote, or NAME)
+        #[arg(long, value_name = "NAME", num_args = 0..=1, default_missing_value = "")]
+        remote: Option<String>,
     },
     /// Past runs
     Runs(RunsArgs),
@@ -71,6 +74,29 @@ pub enum Command {
         /// Say what would be removed; remove nothing
         #[arg(long)]
         dry_run: bool,
+        /// Collect a remote's garbage instead (the default remote, or NAME): what no lock, registered version or stage's run cache refers to and is over a day old. A dry run unless --yes
+        #[arg(long, value_name = "NAME", num_args = 0..=1, default_missing_value = "")]
+        remote: Option<String>,
+        /// With --remote: really delete
+        #[arg(long, requires = "remote")]
+        yes: bool,
+    },
+    /// Where the cache is shared: add, list or remove remotes (ferry.yaml's `remotes:`)
+    #[command(subcommand)]
+    Remote(RemoteCommand),
+    /// Send the locked outputs and their run-cache entries to a remote
+    Push(TransferArgs),
+    /// Bring the locked outputs and run-cache entries from a remote into the cache
+    Fetch(TransferArgs),
+    /// Fetch, then check the locked outputs out into the work tree
+    Pull(TransferArgs),
+    /// Put the locked outputs back into the work tree from the cache
+    Checkout {
+        /// Only these stages' outputs
+        stages: Vec<String>,
+        /// Print what was done as JSON on stdout
+        #[arg(long)]
+        json: bool,
     },
     /// Print the JSON Schema of ferry.yaml, for editors
     Schema,
@@ -92,6 +118,62 @@ pub enum Command {
     /// Check data: validate a batch against a suite, or compare two batches for drift
     #[command(subcommand)]
     Check(CheckCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RemoteCommand {
+    /// Add a remote to ferry.yaml (or, with --local, this machine's settings for one)
+    Add {
+        /// Its name (letters, digits, `-`, `_`)
+        name: String,
+        /// s3://BUCKET/PREFIX, gs://BUCKET/PREFIX, file:///PATH or a folder path
+        url: String,
+        /// Make it the remote used when none is named
+        #[arg(long)]
+        default: bool,
+        /// An S3-compatible endpoint (MinIO, Ceph, R2) or a GCS base URL
+        #[arg(long)]
+        endpoint: Option<String>,
+        /// The bucket's region
+        #[arg(long)]
+        region: Option<String>,
+        /// The AWS profile whose credentials to use
+        #[arg(long)]
+        profile: Option<String>,
+        /// Allow a plain-http endpoint
+        #[arg(long)]
+        allow_http: bool,
+    },
+    /// The remotes, with this machine's settings laid over
+    List {
+        /// Print them as JSON on stdout
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a remote from ferry.yaml
+    Remove {
+        /// Its name
+        name: String,
+    },
+}
+
+/// What `push`, `fetch` and `pull` move, and how.
+#[derive(Debug, Args)]
+pub struct TransferArgs {
+    /// Only these stages' outputs (default: every stage in ferry.lock)
+    pub stages: Vec<String>,
+    /// The remote (default: the one marked `default`, or the only one)
+    #[arg(long, short = 'r')]
+    pub remote: Option<String>,
+    /// Transfers in flight at once
+    #[arg(long, short = 'j', default_value_t = 16)]
+    pub jobs: usize,
+    /// Ask the remote what it holds instead of trusting what this machine recorded
+    #[arg(long)]
+    pub verify: bool,
+    /// Print a summary as JSON on stdout
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Where runs, models and deployments are read and written: the project's

@@ -14,11 +14,11 @@ use std::sync::Arc;
 
 pub(crate) struct Ctx {
     pub(crate) cwd: PathBuf,
-    style: Style,
+    pub(crate) style: Style,
 }
 
 impl Ctx {
-    fn project(&self) -> Result<Project> {
+    pub(crate) fn project(&self) -> Result<Project> {
         let root = ferry_runner::Project::discover(&self.cwd)?;
         Ok(Project::load(&root)?)
     }
@@ -58,7 +58,16 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
             force,
         } => init(&ctx, &template, name, force),
         Command::Run(args) => run(&ctx, args),
-        Command::Status { stages, json } => status(&ctx, &stages, json),
+        Command::Status {
+            stages,
+            json,
+            remote: Some(name),
+        } => crate::remote::status(&ctx, &stages, &name, json),
+        Command::Status {
+            stages,
+            json,
+            remote: None,
+        } => status(&ctx, &stages, json),
         Command::Runs(r) => {
             let h = ctx.reader(&r.place)?.history()?;
             match r.command {
@@ -84,7 +93,17 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
             )
         }
         Command::Models(m) => models(&ctx, m),
-        Command::Gc { all, dry_run } => gc(&ctx, all, dry_run),
+        Command::Gc {
+            remote: Some(name),
+            yes,
+            ..
+        } => crate::remote::gc(&ctx, &name, yes),
+        Command::Gc { all, dry_run, .. } => gc(&ctx, all, dry_run),
+        Command::Remote(c) => crate::remote::remote(&ctx, c),
+        Command::Push(a) => crate::remote::transfer(&ctx, a, crate::remote::Direction::Push),
+        Command::Fetch(a) => crate::remote::transfer(&ctx, a, crate::remote::Direction::Fetch),
+        Command::Pull(a) => crate::remote::transfer(&ctx, a, crate::remote::Direction::Pull),
+        Command::Checkout { stages, json } => crate::remote::checkout(&ctx, &stages, json),
         Command::Server(args) => server(&ctx, args),
         Command::Serve(args) => crate::serve::serve(&ctx, args),
         Command::Deploy(args) => crate::serve::deploy(&ctx, args),

@@ -43,6 +43,10 @@ pub fn of_error(e: &anyhow::Error) -> u8 {
             _ => USAGE,
         };
     }
+    // A remote that cannot be opened as configured: the user's settings.
+    if let Some(ferry_remote::Error::Config { .. }) = e.downcast_ref::<ferry_remote::Error>() {
+        return USAGE;
+    }
     match e.downcast_ref::<ferry_runner::Error>() {
         Some(
             ferry_runner::Error::Spec(_)
@@ -56,6 +60,12 @@ pub fn of_error(e: &anyhow::Error) -> u8 {
         ) => USAGE,
         _ => STAGE_FAILED,
     }
+}
+
+/// A transfer's (`push`, `fetch`, `pull`) or `checkout`'s code: 1 when
+/// anything could not be moved.
+pub fn of_transfer(complete: bool) -> u8 {
+    if complete { OK } else { STAGE_FAILED }
 }
 
 /// A run's code: by how it ended.

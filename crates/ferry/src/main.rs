@@ -6,6 +6,7 @@ mod commands;
 mod data;
 mod exit;
 mod place;
+mod remote;
 mod serve;
 mod ui;
 

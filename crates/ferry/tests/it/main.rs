@@ -13,5 +13,6 @@ mod example;
 mod hardening;
 mod misbehaving;
 mod remote;
+mod shared_cache;
 mod slow_clients;
 mod tidy;

@@ -1,0 +1,79 @@
+//! What a project shares through a remote: the outputs and run-cache
+//! entries its lock file names (`ferry push`, `fetch`, `gc --remote`), and
+//! putting the locked outputs back into the work tree from the cache
+//! (`ferry checkout`, the second half of `ferry pull`).
+
+use crate::engine::{Engine, to_record};
+use crate::run::targets;
+use crate::{Project, Result};
+use ferry_cache::OutRecord;
+use ferry_core::Digest;
+
+/// The outputs and stage fingerprints ferry.lock names, for `stages` (all
+/// when empty; an unknown stage is an error naming it).
+pub fn locked(project: &Project, stages: &[String]) -> Result<(Vec<OutRecord>, Vec<Digest>)> {
+    let engine = Engine::open(project)?;
+    let wanted = targets(project, stages)?;
+    let mut outs = Vec::new();
+    let mut runs = Vec::new();
+    for stage in &project.pipeline.stages {
+        if !wanted.is_empty() && !wanted.contains(&stage.name) {
+            continue;
+        }
+        if let Some(lock) = engine.locked(stage.name.as_str()) {
+            outs.extend(lock.outs.iter().map(|(p, l)| to_record(p, l)));
+            runs.push(lock.fingerprint);
+        }
+    }
+    Ok((outs, runs))
+}
+
+/// What a remote must keep for this project (`gc --remote`): see
+/// [`crate::run::referenced`].
+pub fn remote_keep(project: &Project) -> Result<(Vec<OutRecord>, Vec<Digest>)> {
+    let engine = Engine::open(project)?;
+    crate::run::referenced(project, &engine, true)
+}
+
+/// What `checkout` did with one locked output.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CheckedOut {
+    pub stage: String,
+    pub path: String,
+    /// `unchanged`, `restored`, or `missing` (not in the local cache: fetch it).
+    pub outcome: &'static str,
+}
+
+/// Puts the outputs ferry.lock names for `stages` (all when empty) back
+/// into the work tree where they differ, from the local cache.
+pub fn checkout(project: &Project, stages: &[String]) -> Result<Vec<CheckedOut>> {
+    let mut engine = Engine::open(project)?;
+    let wanted = targets(project, stages)?;
+    let mut done = Vec::new();
+    for stage in &project.pipeline.stages {
+        if !wanted.is_empty() && !wanted.contains(&stage.name) {
+            continue;
+        }
+        let Some(lock) = engine.locked(stage.name.as_str()).cloned() else {
+            continue;
+        };
+        for (path, l) in &lock.outs {
+            let now = engine.digest_path(path)?.map(|d| d.digest());
+            let outcome = if now == Some(l.digest) {
+                "unchanged"
+            } else {
+                match engine.restore_out(&to_record(path, l))? {
+                    Ok(()) => "restored",
+                    Err(_) => "missing",
+                }
+            };
+            done.push(CheckedOut {
+                stage: stage.name.to_string(),
+                path: path.clone(),
+                outcome,
+            });
+        }
+    }
+    engine.save_index();
+    Ok(done)
+}

@@ -1,0 +1,425 @@
+//! `ferry remote`, `push`, `fetch`, `pull`, `checkout`, `status --remote`
+//! and `gc --remote`: which remote, from ferry.yaml and this machine's
+//! settings, and how a transfer is shown.
+
+use crate::cli::{RemoteCommand, TransferArgs};
+use crate::commands::{Ctx, print_json};
+use crate::exit::{self, usage};
+use crate::ui::{Style, bytes};
+use anyhow::{Context, Result};
+use ferry_remote::{Options, Remote, RemoteConfig, Want};
+use ferry_runner::Project;
+use ferry_spec::remote as spec;
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The project's remotes: ferry.yaml's, with `.ferry/remotes.yaml` laid over.
+fn configured(project: &Project) -> Result<Vec<RemoteConfig>> {
+    let file = project.layout().remotes_local();
+    let local = match std::fs::read_to_string(&file) {
+        Ok(text) => spec::local_settings(".ferry/remotes.yaml", &text)
+            .map_err(|errors| usage(errors.join("\n")))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", file.display())),
+    };
+    let mut remotes = project.pipeline.remotes.clone();
+    for (name, settings) in local {
+        let Some(r) = remotes.iter_mut().find(|r| r.name == name) else {
+            return Err(usage(format!(
+                ".ferry/remotes.yaml: `{name}` is not a remote of ferry.yaml (add it with `ferry remote add`)"
+            )));
+        };
+        r.options.extend(settings);
+    }
+    Ok(remotes)
+}
+
+/// The remote `name`, or the default one, or the only one.
+fn choose(project: &Project, name: Option<&str>) -> Result<Remote> {
+    let remotes = configured(project)?;
+    let names = || {
+        remotes
+            .iter()
+            .map(|r| r.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let cfg = match name.filter(|n| !n.is_empty()) {
+        Some(n) => remotes
+            .iter()
+            .find(|r| r.name == n)
+            .ok_or_else(|| usage(format!("no remote named `{n}` (remotes: {})", names())))?,
+        None => match remotes.iter().find(|r| r.default) {
+            Some(r) => r,
+            None if remotes.len() == 1 => &remotes[0],
+            None if remotes.is_empty() => {
+                return Err(usage(
+                    "this project has no remote: add one with `ferry remote add NAME URL --default`",
+                ));
+            }
+            None => {
+                return Err(usage(format!(
+                    "no default remote: name one with -r ({}), or mark one with `default: true`",
+                    names()
+                )));
+            }
+        },
+    };
+    Ok(Remote::open(
+        cfg,
+        &project.root,
+        &project.layout().remotes_state(),
+    )?)
+}
+
+pub(crate) fn remote(ctx: &Ctx, cmd: RemoteCommand) -> Result<u8> {
+    let project = ctx.project()?;
+    match cmd {
+        RemoteCommand::Add {
+            name,
+            url,
+            default,
+            endpoint,
+            region,
+            profile,
+            allow_http,
+        } => {
+            let mut options = BTreeMap::new();
+            let given = [
+                ("endpoint", endpoint),
+                ("region", region),
+                ("profile", profile),
+                ("allow_http", allow_http.then(|| "true".to_owned())),
+            ];
+            for (k, v) in given {
+                if let Some(v) = v {
+                    options.insert(k.to_owned(), v);
+                }
+            }
+            let errors = spec::validate(&name, &url, &options);
+            if !errors.is_empty() {
+                return Err(usage(errors.join("\n")));
+            }
+            let cfg = RemoteConfig {
+                name: name.clone(),
+                url: url.clone(),
+                default,
+                options,
+            };
+            let path = project.layout().spec_file();
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            let edited = spec::add_to_spec(&text, &cfg).map_err(usage)?;
+            // What is written must load: check it as a whole first.
+            ferry_spec::load(
+                ferry_runner::SPEC_FILE,
+                &edited,
+                "check",
+                &ProjectFiles(&project.root),
+            )
+            .map_err(|d| usage(d.render()))?;
+            ferry_fs::write_atomic(&path, edited.as_bytes())?;
+            eprintln!(
+                "added remote `{name}` ({url}) to ferry.yaml{}",
+                if default { " as the default" } else { "" }
+            );
+            Ok(exit::OK)
+        }
+        RemoteCommand::List { json } => {
+            let remotes = configured(&project)?;
+            if json {
+                print_json(&remotes)?;
+                return Ok(exit::OK);
+            }
+            if remotes.is_empty() {
+                eprintln!("no remotes (add one with `ferry remote add NAME URL --default`)");
+            }
+            let rows: Vec<Vec<String>> = remotes
+                .iter()
+                .map(|r| {
+                    vec![
+                        r.name.clone(),
+                        r.url.clone(),
+                        if r.default {
+                            "yes".into()
+                        } else {
+                            String::new()
+                        },
+                        r.options
+                            .iter()
+                            .map(|(k, v)| format!("{k}={v}"))
+                            .collect::<Vec<_>>()
+                            .join(" "),
+                    ]
+                })
+                .collect();
+            if !rows.is_empty() {
+                print!(
+                    "{}",
+                    crate::ui::table("", &["NAME", "URL", "DEFAULT", "SETTINGS"], &rows)
+                );
+            }
+            Ok(exit::OK)
+        }
+        RemoteCommand::Remove { name } => {
+            let path = project.layout().spec_file();
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            let edited = spec::remove_from_spec(&text, &name).map_err(usage)?;
+            ferry_fs::write_atomic(&path, edited.as_bytes())?;
+            let _ = std::fs::remove_file(
+                project
+                    .layout()
+                    .remotes_state()
+                    .join(format!("{name}.known")),
+            );
+            eprintln!("removed remote `{name}` from ferry.yaml");
+            Ok(exit::OK)
+        }
+    }
+}
+
+/// The project's files, for checking an edited spec before it is written.
+struct ProjectFiles<'a>(&'a std::path::Path);
+
+impl ferry_spec::Files for ProjectFiles<'_> {
+    fn read(&self, path: &str) -> Result<Option<String>, String> {
+        match std::fs::read_to_string(self.0.join(path)) {
+            Ok(t) => Ok(Some(t)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+    fn exists(&self, path: &str) -> bool {
+        self.0.join(path).exists()
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Direction {
+    Push,
+    Fetch,
+    Pull,
+}
+
+pub(crate) fn transfer(ctx: &Ctx, args: TransferArgs, dir: Direction) -> Result<u8> {
+    let project = ctx.project()?;
+    let remote = choose(&project, args.remote.as_deref())?;
+    let (outs, runs) = ferry_runner::locked(&project, &args.stages)?;
+    let want = Want { outs, runs };
+    let cache = ferry_cache::Cache::new(&project.layout().cache());
+    let opts = Options {
+        jobs: args.jobs.max(1),
+        verify: args.verify,
+    };
+    let bar = Bar::new(
+        ctx.style,
+        std::io::stderr().is_terminal() && !args.json,
+        if dir == Direction::Push {
+            "pushing"
+        } else {
+            "fetching"
+        },
+    );
+    let summary = match dir {
+        Direction::Push => remote.push(&cache, &want, opts, &bar)?,
+        Direction::Fetch | Direction::Pull => remote.fetch(&cache, &want, opts, &bar)?,
+    };
+    bar.finish();
+    let checked_out = if dir == Direction::Pull && summary.failed.is_empty() {
+        ferry_runner::checkout(&project, &args.stages)?
+    } else {
+        Vec::new()
+    };
+    if args.json {
+        print_json(&serde_json::json!({
+            "summary": summary,
+            "checkout": checked_out,
+        }))?;
+    } else {
+        let verb = if dir == Direction::Push {
+            "pushed"
+        } else {
+            "fetched"
+        };
+        eprintln!(
+            "{verb} {} of {} files ({}) {} remote `{}`; {} already there",
+            summary.transferred,
+            summary.considered,
+            bytes(summary.bytes as i64),
+            if dir == Direction::Push { "to" } else { "from" },
+            remote.name(),
+            summary.up_to_date,
+        );
+        let restored = checked_out
+            .iter()
+            .filter(|c| c.outcome == "restored")
+            .count();
+        if dir == Direction::Pull {
+            eprintln!("checked out {restored} of {} outputs", checked_out.len());
+        }
+        for m in summary.missing.iter().take(5) {
+            eprintln!(
+                "  {} {m}",
+                ctx.style.yellow(if dir == Direction::Push {
+                    "not in the local cache:"
+                } else {
+                    "not on the remote:"
+                })
+            );
+        }
+        if summary.missing.len() > 5 {
+            eprintln!("  … and {} more", summary.missing.len() - 5);
+        }
+        for f in &summary.failed {
+            eprintln!("  {} {}: {}", ctx.style.red("failed"), f.key, f.error);
+        }
+    }
+    Ok(exit::of_transfer(summary.failed.is_empty()))
+}
+
+pub(crate) fn status(ctx: &Ctx, stages: &[String], name: &str, json: bool) -> Result<u8> {
+    let project = ctx.project()?;
+    let remote = choose(&project, Some(name))?;
+    let (outs, runs) = ferry_runner::locked(&project, stages)?;
+    let cache = ferry_cache::Cache::new(&project.layout().cache());
+    let st = remote.status(&cache, &Want { outs, runs }, Options::default())?;
+    if json {
+        print_json(&st)?;
+        return Ok(exit::OK);
+    }
+    let s = &ctx.style;
+    println!("remote `{}` ({})", remote.name(), remote.url());
+    println!("  {} in sync", st.in_sync);
+    println!(
+        "  {} to push (`ferry push`)",
+        s.yellow(&st.to_push.len().to_string())
+    );
+    println!(
+        "  {} to fetch (`ferry pull`)",
+        s.cyan(&st.to_fetch.len().to_string())
+    );
+    if !st.missing.is_empty() {
+        println!(
+            "  {} nowhere (neither in the local cache nor on the remote: rerun the stages)",
+            s.red(&st.missing.len().to_string())
+        );
+    }
+    Ok(exit::OK)
+}
+
+pub(crate) fn gc(ctx: &Ctx, name: &str, yes: bool) -> Result<u8> {
+    let project = ctx.project()?;
+    let remote = choose(&project, Some(name))?;
+    let (outs, runs) = ferry_runner::remote_keep(&project)?;
+    let cache = ferry_cache::Cache::new(&project.layout().cache());
+    const DAY_MS: i64 = 24 * 3600 * 1000;
+    let report = remote.gc(
+        &cache,
+        &Want { outs, runs },
+        DAY_MS,
+        ferry_core::now_ms(),
+        !yes,
+    )?;
+    eprintln!(
+        "{} {} objects ({}) on remote `{}`; kept {}, and {} too recent to remove{}",
+        if yes { "removed" } else { "would remove" },
+        report.removed,
+        bytes(report.removed_bytes as i64),
+        remote.name(),
+        report.kept,
+        report.too_recent,
+        if yes {
+            ""
+        } else {
+            " (a dry run: --yes removes them)"
+        }
+    );
+    Ok(exit::OK)
+}
+
+pub(crate) fn checkout(ctx: &Ctx, stages: &[String], json: bool) -> Result<u8> {
+    let project = ctx.project()?;
+    let done = ferry_runner::checkout(&project, stages)?;
+    if json {
+        print_json(&done)?;
+    } else {
+        for c in &done {
+            if c.outcome != "unchanged" {
+                eprintln!("{:9} {} ({})", c.outcome, c.path, c.stage);
+            }
+        }
+        let missing = done.iter().filter(|c| c.outcome == "missing").count();
+        if missing > 0 {
+            eprintln!(
+                "{missing} outputs are not in the local cache: `ferry pull` brings them from a remote"
+            );
+        }
+    }
+    Ok(exit::of_transfer(
+        !done.iter().any(|c| c.outcome == "missing"),
+    ))
+}
+
+/// A one-line progress bar on a terminal (files and bytes); nothing elsewhere.
+struct Bar {
+    style: Style,
+    on: bool,
+    verb: &'static str,
+    files: AtomicU64,
+    bytes: AtomicU64,
+    total: AtomicU64,
+    last: Mutex<std::time::Instant>,
+}
+
+impl Bar {
+    fn new(style: Style, on: bool, verb: &'static str) -> Self {
+        Self {
+            style,
+            on,
+            verb,
+            files: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            total: AtomicU64::new(0),
+            last: Mutex::new(std::time::Instant::now()),
+        }
+    }
+
+    fn finish(&self) {
+        if self.on {
+            eprint!("\r\x1b[2K");
+        }
+    }
+}
+
+impl ferry_remote::Progress for Bar {
+    fn begin(&self, files: u64, _bytes: u64) {
+        self.total.store(files, Ordering::Relaxed);
+    }
+
+    fn advance(&self, n: u64) {
+        let files = self.files.fetch_add(1, Ordering::Relaxed) + 1;
+        let b = self.bytes.fetch_add(n, Ordering::Relaxed) + n;
+        if !self.on {
+            return;
+        }
+        let Ok(mut last) = self.last.lock() else {
+            return;
+        };
+        if last.elapsed().as_millis() < 100 {
+            return;
+        }
+        *last = std::time::Instant::now();
+        eprint!(
+            "\r\x1b[2K{}",
+            self.style.dim(&format!(
+                "  {} {files}/{} files, {}",
+                self.verb,
+                self.total.load(Ordering::Relaxed),
+                bytes(b as i64)
+            ))
+        );
+    }
+}

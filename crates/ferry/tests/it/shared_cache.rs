@@ -1,0 +1,133 @@
+//! Remotes through the CLI, as a team lives them: `ferry remote add` in one
+//! clone, `push`; a second clone with the committed files only `pull`s and
+//! its `run` runs nothing; a changed param reruns only its stage.
+
+use crate::support::*;
+
+const SPEC: &str = r#"# two stages
+stages:
+  prepare:
+    cmd: mkdir -p work/rows && for i in 1 2 3; do echo "row $i ${seed}" > work/rows/$i.txt; done && echo x >> prepare.count
+    params: [seed]
+    outs: [work/rows]
+  train:
+    cmd: cat work/rows/*.txt > work/model.txt && echo "${lr}" >> work/model.txt && echo x >> train.count
+    deps: [work/rows]
+    params: [lr]
+    outs: [work/model.txt]
+"#;
+
+/// A clone of `from` with only what git would hold: the spec, params and lock.
+fn clone_committed(from: &Proj) -> Proj {
+    let to = Proj::new(&from.read("ferry.yaml"));
+    for f in ["params.yaml", "ferry.lock"] {
+        to.write(f, &from.read(f));
+    }
+    to
+}
+
+#[test]
+fn a_second_clone_pulls_and_runs_nothing_then_reruns_only_what_changed() {
+    let shared = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", shared.path().join("cache").display());
+    let a = Proj::new(SPEC);
+    a.write("params.yaml", "seed: 1\nlr: 0.1\n");
+    a.run_ok();
+    let o = a.ferry(&["remote", "add", "origin", &url, "--default"]);
+    assert_eq!(o.code, 0, "{o:?}");
+    assert!(
+        a.read("ferry.yaml").starts_with("# two stages\n"),
+        "the rest of the file is kept"
+    );
+    let o = a.ferry(&["push", "--json"]);
+    assert_eq!(o.code, 0, "{o:?}");
+    let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    // 3 rows + a manifest + the model + 2 run entries.
+    assert_eq!(v["summary"]["transferred"], 7, "{o:?}");
+    // Nothing new: nothing sent.
+    let o = a.ferry(&["push", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    assert_eq!(
+        (
+            v["summary"]["transferred"].as_u64(),
+            v["summary"]["up_to_date"].as_u64()
+        ),
+        (Some(0), Some(7))
+    );
+
+    let b = clone_committed(&a);
+    let o = b.ferry(&["status", "--remote"]);
+    assert_eq!(o.code, 0, "{o:?}");
+    // The folder counts as its manifest until that is fetched.
+    assert!(o.stdout.contains("4 to fetch"), "{o:?}");
+    let o = b.ferry(&["pull"]);
+    assert_eq!(o.code, 0, "{o:?}");
+    assert_eq!(b.read("work/model.txt"), a.read("work/model.txt"));
+    let (code, report) = b.run_json(&[]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        stage_statuses(&report),
+        pairs(&[("prepare", "up_to_date"), ("train", "up_to_date")])
+    );
+    assert_eq!(
+        (counter(&b, "prepare.count"), counter(&b, "train.count")),
+        (0, 0)
+    );
+
+    b.write("params.yaml", "seed: 1\nlr: 0.2\n");
+    let (code, report) = b.run_json(&[]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        stage_statuses(&report),
+        pairs(&[("prepare", "up_to_date"), ("train", "ran")])
+    );
+}
+
+#[test]
+fn remotes_are_listed_removed_and_refused_with_reasons() {
+    let p = Proj::new(SPEC);
+    p.write("params.yaml", "seed: 1\nlr: 0.1\n");
+    let o = p.ferry(&["push"]);
+    assert_eq!(o.code, 2, "{o:?}");
+    assert!(o.stderr.contains("ferry remote add"), "{o:?}");
+    let o = p.ferry(&["remote", "add", "origin", "ftp://x/y"]);
+    assert_eq!(o.code, 2, "{o:?}");
+    assert!(o.stderr.contains("unsupported scheme"), "{o:?}");
+    let o = p.ferry(&[
+        "remote",
+        "add",
+        "origin",
+        "s3://bucket/iris",
+        "--endpoint",
+        "http://127.0.0.1:9",
+    ]);
+    assert_eq!(o.code, 0, "{o:?}");
+    let o = p.ferry(&["remote", "add", "backup", "../backup", "--default"]);
+    assert_eq!(o.code, 0, "{o:?}");
+    let o = p.ferry(&["remote", "add", "origin", "s3://other"]);
+    assert_eq!(o.code, 2, "{o:?}");
+    p.write(".ferry/remotes.yaml", "origin:\n  region: eu-west-1\n");
+    let o = p.ferry(&["remote", "list", "--json"]);
+    assert_eq!(o.code, 0, "{o:?}");
+    let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    assert_eq!(
+        v[0]["options"]["region"], "eu-west-1",
+        "local settings laid over"
+    );
+    assert_eq!(v[1]["default"], true);
+    p.write(
+        ".ferry/remotes.yaml",
+        "origin:\n  secret_access_key: AKIA\n",
+    );
+    let o = p.ferry(&["remote", "list"]);
+    assert_eq!(o.code, 2, "{o:?}");
+    assert!(o.stderr.contains(".ferry/remotes.yaml:2:3"), "{o:?}");
+    assert!(
+        !o.stderr.contains("AKIA"),
+        "a secret is never echoed: {o:?}"
+    );
+    let o = p.ferry(&["remote", "remove", "origin"]);
+    assert_eq!(o.code, 0, "{o:?}");
+    assert!(!p.read("ferry.yaml").contains("s3://bucket"));
+    assert!(p.read("ferry.yaml").contains("backup"));
+}
