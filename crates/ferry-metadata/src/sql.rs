@@ -636,7 +636,7 @@ impl MetadataStore for SqlStore {
         .bind(&s.stage)
         .bind(s.position)
         .bind(s.status.as_str())
-        .bind(s.reason.clone())
+        .bind(s.recorded_reason())
         .bind(s.fingerprint.clone())
         .bind(s.started_ms)
         .bind(s.ended_ms)
@@ -817,6 +817,9 @@ impl MetadataStore for SqlStore {
                 max_rss_bytes: col_opt_i64(r, "max_rss_bytes"),
                 exit_code: col_opt_i64(r, "exit_code"),
                 attempts: col_i64(r, "attempts"),
+                // In the reason, and the run's artifact `logs/<stage>.log`.
+                error: None,
+                log: None,
             })
             .collect();
         let params =

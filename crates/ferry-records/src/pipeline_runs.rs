@@ -110,6 +110,9 @@ pub fn stage_of(c: &TrackedRun) -> Option<StageRecord> {
         attempts: tag(c, STAGE_ATTEMPTS_TAG)
             .and_then(|a| a.parse().ok())
             .unwrap_or(1),
+        // In the reason, and the run's artifact `logs/<stage>.log`.
+        error: None,
+        log: None,
     })
 }
 

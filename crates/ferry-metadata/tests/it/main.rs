@@ -76,6 +76,8 @@ async fn runs_conformance(s: &dyn MetadataStore) {
             max_rss_bytes: Some(1024),
             exit_code: Some(0),
             attempts: 1,
+            error: None,
+            log: None,
         },
     )
     .await
