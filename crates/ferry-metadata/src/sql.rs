@@ -2,6 +2,7 @@
 //! same statements (`$N` placeholders, portable types, ids made in Rust).
 
 use crate::{Error, MetadataStore, Result};
+use ferry_core::ExperimentId;
 use ferry_records::*;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor, Row};
@@ -514,6 +515,22 @@ pub(crate) fn col_opt_i64(r: &AnyRow, c: &str) -> Option<i64> {
 }
 pub(crate) fn col_f64(r: &AnyRow, c: &str) -> f64 {
     r.try_get::<f64, _>(c).unwrap_or(f64::NAN)
+}
+/// An experiment id column, `None` when NULL. Ids are made here and never
+/// negative, so a negative one is a damaged row.
+pub(crate) fn col_opt_experiment_id(r: &AnyRow, c: &str) -> Result<Option<ExperimentId>> {
+    col_opt_i64(r, c)
+        .map(|id| {
+            ExperimentId::new(id).ok_or_else(|| {
+                Error::Invalid(format!("damaged row in the store: experiment id {id}"))
+            })
+        })
+        .transpose()
+}
+/// An experiment id column that is never NULL.
+pub(crate) fn col_experiment_id(r: &AnyRow, c: &str) -> Result<ExperimentId> {
+    col_opt_experiment_id(r, c)?
+        .ok_or_else(|| Error::Invalid(format!("damaged row in the store: no `{c}`")))
 }
 
 fn run_summary(r: &AnyRow) -> RunSummary {

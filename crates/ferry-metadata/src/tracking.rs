@@ -1,8 +1,12 @@
 //! MLflow tracking: experiments, runs, params, metrics, tags, datasets and
 //! run search. Runs made by `ferry run` and by MLflow clients share tables.
 
-use crate::sql::{SqlStore, col_i64, col_opt_i64, col_opt_str, col_str, query_error};
+use crate::sql::{
+    SqlStore, col_experiment_id, col_i64, col_opt_experiment_id, col_opt_i64, col_opt_str, col_str,
+    query_error,
+};
 use crate::{Error, Result};
+use ferry_core::ExperimentId;
 use ferry_records::*;
 use ferry_search::{Attr, Clause, Comparator, DatasetField, Entity, OrderBy, Value};
 use sqlx::any::AnyRow;
@@ -10,7 +14,7 @@ use sqlx::any::AnyRow;
 /// A run an MLflow client asks to create.
 pub(crate) struct NewTrackedRun {
     pub run_id: String,
-    pub experiment_id: i64,
+    pub experiment_id: ExperimentId,
     pub run_name: String,
     pub user_id: String,
     pub start_time: i64,
@@ -280,10 +284,12 @@ const RUN_INFO_COLS: &str = "r.run_id AS run_id, r.experiment_id AS experiment_i
      r.user_id AS user_id, r.status AS status, r.started_ms AS started_ms, r.ended_ms AS ended_ms, \
      r.artifact_uri AS artifact_uri, r.lifecycle_stage AS lifecycle_stage";
 
-fn run_info(r: &AnyRow) -> RunInfo {
-    RunInfo {
+fn run_info(r: &AnyRow) -> Result<RunInfo> {
+    Ok(RunInfo {
         run_id: col_str(r, "run_id"),
-        experiment_id: col_opt_i64(r, "experiment_id").unwrap_or(0),
+        // A pipeline run from before runs were MLflow runs has none: MLflow
+        // clients see it in the Default experiment.
+        experiment_id: col_opt_experiment_id(r, "experiment_id")?.unwrap_or(ExperimentId::DEFAULT),
         run_name: col_opt_str(r, "run_name").unwrap_or_default(),
         user_id: col_opt_str(r, "user_id").unwrap_or_default(),
         status: status_to_mlflow(&col_str(r, "status")).to_owned(),
@@ -291,7 +297,7 @@ fn run_info(r: &AnyRow) -> RunInfo {
         end_time: col_opt_i64(r, "ended_ms"),
         artifact_uri: col_opt_str(r, "artifact_uri").unwrap_or_default(),
         lifecycle_stage: col_opt_str(r, "lifecycle_stage").unwrap_or_else(|| "active".into()),
-    }
+    })
 }
 
 /// The rows of a [`crate::sql::json_rows`] query.
@@ -351,7 +357,7 @@ impl SqlStore {
             .bind(&info.run_id)
             .bind(exp.map(|e| e.name).unwrap_or_default())
             .bind(info.start_time)
-            .bind(info.experiment_id)
+            .bind(info.experiment_id.get())
             .bind(&info.run_name)
             .bind(&info.user_id)
             .bind(&info.artifact_uri)
@@ -439,11 +445,11 @@ impl SqlStore {
             .await
             .map_err(query_error("read an experiment"))?;
         let Some(r) = row else { return Ok(None) };
-        let id = col_i64(&r, "experiment_id");
+        let id = col_experiment_id(&r, "experiment_id")?;
         let tags = sqlx::query(
             "SELECT tkey, value FROM experiment_tags WHERE experiment_id = $1 ORDER BY tkey",
         )
-        .bind(id)
+        .bind(id.get())
         .fetch_all(&self.pool)
         .await
         .map_err(query_error("read experiment tags"))?
@@ -473,7 +479,7 @@ impl SqlStore {
             .rows_affected())
     }
 
-    async fn require_experiment(&self, id: i64) -> Result<Experiment> {
+    async fn require_experiment(&self, id: ExperimentId) -> Result<Experiment> {
         self.get_experiment(id)
             .await?
             .ok_or_else(|| Error::NotFound(format!("No Experiment with id={id} exists")))
@@ -487,7 +493,7 @@ impl SqlStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(query_error("read a run"))?;
-        Ok(row.as_ref().map(run_info))
+        row.as_ref().map(run_info).transpose()
     }
 
     async fn require_run(&self, run_id: &str) -> Result<RunInfo> {
@@ -522,8 +528,8 @@ impl SqlStore {
             let mut runs: std::collections::HashMap<String, TrackedRun> = infos
                 .iter()
                 .map(|r| {
-                    let info = run_info(r);
-                    (
+                    let info = run_info(r)?;
+                    Ok((
                         info.run_id.clone(),
                         TrackedRun {
                             info,
@@ -533,9 +539,9 @@ impl SqlStore {
                             inputs: vec![],
                             outputs: vec![],
                         },
-                    )
+                    ))
                 })
-                .collect();
+                .collect::<Result<_>>()?;
             // Metrics, params and tags: one JSON text each (see `json_rows`).
             sql.text = crate::sql::json_rows(
                 self.sqlite,
@@ -667,8 +673,9 @@ impl SqlStore {
 
 #[async_trait::async_trait]
 impl TrackingStore for SqlStore {
-    async fn get_experiment(&self, id: i64) -> Result<Option<Experiment>> {
-        self.experiment_where("experiment_id", Arg::I(id)).await
+    async fn get_experiment(&self, id: ExperimentId) -> Result<Option<Experiment>> {
+        self.experiment_where("experiment_id", Arg::I(id.get()))
+            .await
     }
 
     async fn get_experiment_by_name(&self, name: &str) -> Result<Option<Experiment>> {
@@ -683,7 +690,7 @@ impl TrackingStore for SqlStore {
         artifact_location: Option<&str>,
         tags: &[(String, String)],
         now_ms: i64,
-    ) -> Result<i64> {
+    ) -> Result<ExperimentId> {
         let mut tx = self
             .begin()
             .await
@@ -702,14 +709,21 @@ impl TrackingStore for SqlStore {
             .fetch_one(&mut *tx)
             .await
             .map_err(query_error("create an experiment"))?;
-        let id = col_opt_i64(&row, "m").unwrap_or(0) + 1;
+        // The Default experiment (0) is made by the migrations: ids after it
+        // go up from 1.
+        let highest = col_opt_experiment_id(&row, "m")?.unwrap_or(ExperimentId::DEFAULT);
+        let id = highest
+            .get()
+            .checked_add(1)
+            .and_then(ExperimentId::new)
+            .ok_or_else(|| Error::Invalid("no experiment id is left".into()))?;
         let location =
             artifact_location.map_or_else(|| format!("mlflow-artifacts:/{id}"), str::to_owned);
         sqlx::query(
             "INSERT INTO experiments (experiment_id, name, artifact_location, lifecycle_stage, creation_time, last_update_time) \
              VALUES ($1, $2, $3, 'active', $4, $4)",
         )
-        .bind(id)
+        .bind(id.get())
         .bind(name)
         .bind(location)
         .bind(now_ms)
@@ -731,16 +745,19 @@ impl TrackingStore for SqlStore {
     }
 
     /// The experiment named `name`, created if absent.
-    async fn ensure_experiment(&self, name: &str, now_ms: i64) -> Result<i64> {
+    async fn ensure_experiment(&self, name: &str, now_ms: i64) -> Result<ExperimentId> {
         if let Some(e) = self.get_experiment_by_name(name).await? {
             return Ok(e.experiment_id);
         }
         match self.create_experiment(name, None, &[], now_ms).await {
-            Err(Error::AlreadyExists(_)) => Ok(self
+            // Created meanwhile by another writer.
+            Err(Error::AlreadyExists(_)) => self
                 .get_experiment_by_name(name)
                 .await?
                 .map(|e| e.experiment_id)
-                .unwrap_or(0)),
+                .ok_or_else(|| {
+                    Error::NotFound(format!("Experiment '{name}' exists and cannot be read"))
+                }),
             other => other,
         }
     }
@@ -782,14 +799,14 @@ impl TrackingStore for SqlStore {
             .map_err(query_error("search experiments"))?;
         let mut out = Vec::with_capacity(ids.len());
         for r in ids {
-            if let Some(e) = self.get_experiment(col_i64(&r, "id")).await? {
+            if let Some(e) = self.get_experiment(col_experiment_id(&r, "id")?).await? {
                 out.push(e);
             }
         }
         Ok(out)
     }
 
-    async fn rename_experiment(&self, id: i64, new_name: &str, now_ms: i64) -> Result<()> {
+    async fn rename_experiment(&self, id: ExperimentId, new_name: &str, now_ms: i64) -> Result<()> {
         if let Some(other) = self.get_experiment_by_name(new_name).await?
             && other.experiment_id != id
         {
@@ -801,7 +818,7 @@ impl TrackingStore for SqlStore {
             .exec(
                 "rename an experiment",
                 "UPDATE experiments SET name = $1, last_update_time = $2 WHERE experiment_id = $3",
-                vec![Arg::S(new_name.into()), Arg::I(now_ms), Arg::I(id)],
+                vec![Arg::S(new_name.into()), Arg::I(now_ms), Arg::I(id.get())],
             )
             .await?;
         if n == 0 {
@@ -812,7 +829,7 @@ impl TrackingStore for SqlStore {
         Ok(())
     }
 
-    async fn set_experiment_tag(&self, id: i64, key: &str, value: &str) -> Result<()> {
+    async fn set_experiment_tag(&self, id: ExperimentId, key: &str, value: &str) -> Result<()> {
         self.require_experiment(id).await?;
         let pair = [(key.to_owned(), value.to_owned())];
         let mut tx = self
@@ -833,21 +850,26 @@ impl TrackingStore for SqlStore {
         Ok(())
     }
 
-    async fn delete_experiment_tag(&self, id: i64, key: &str) -> Result<()> {
+    async fn delete_experiment_tag(&self, id: ExperimentId, key: &str) -> Result<()> {
         self.require_experiment(id).await?;
         self.exec(
             "untag an experiment",
             "DELETE FROM experiment_tags WHERE experiment_id = $1 AND tkey = $2",
-            vec![Arg::I(id), Arg::S(key.into())],
+            vec![Arg::I(id.get()), Arg::S(key.into())],
         )
         .await?;
         Ok(())
     }
 
     /// Soft delete (or restore): the experiment and its runs change stage.
-    async fn set_experiment_stage(&self, id: i64, deleted: bool, now_ms: i64) -> Result<()> {
+    async fn set_experiment_stage(
+        &self,
+        id: ExperimentId,
+        deleted: bool,
+        now_ms: i64,
+    ) -> Result<()> {
         self.require_experiment(id).await?;
-        if id == 0 && deleted {
+        if id == ExperimentId::DEFAULT && deleted {
             return Err(Error::Invalid(
                 "Cannot delete the default experiment '0'.".into(),
             ));
@@ -860,13 +882,13 @@ impl TrackingStore for SqlStore {
         sqlx::query("UPDATE experiments SET lifecycle_stage = $1, last_update_time = $2 WHERE experiment_id = $3")
             .bind(stage)
             .bind(now_ms)
-            .bind(id)
+            .bind(id.get())
             .execute(&mut *tx)
             .await
             .map_err(query_error("delete an experiment"))?;
         sqlx::query("UPDATE runs SET lifecycle_stage = $1 WHERE experiment_id = $2")
             .bind(stage)
-            .bind(id)
+            .bind(id.get())
             .execute(&mut *tx)
             .await
             .map_err(query_error("delete an experiment"))?;
@@ -882,7 +904,7 @@ impl TrackingStore for SqlStore {
     async fn create_tracked_run(
         &self,
         run_id: &str,
-        experiment_id: i64,
+        experiment_id: ExperimentId,
         run_name: &str,
         user_id: &str,
         start_time: i64,
@@ -921,7 +943,7 @@ impl TrackingStore for SqlStore {
     async fn attach_run(
         &self,
         run_id: &str,
-        experiment_id: i64,
+        experiment_id: ExperimentId,
         run_name: &str,
         tags: &[(String, String)],
     ) -> Result<()> {
@@ -932,7 +954,7 @@ impl TrackingStore for SqlStore {
         );
         let mut tx = self.begin().await.map_err(query_error("attach a run"))?;
         sqlx::query("UPDATE runs SET experiment_id = $1, run_name = $2, artifact_uri = $3, user_id = COALESCE(user_id, '') WHERE run_id = $4")
-            .bind(experiment_id)
+            .bind(experiment_id.get())
             .bind(run_name)
             .bind(&artifact_uri)
             .bind(run_id)
@@ -1145,7 +1167,7 @@ impl TrackingStore for SqlStore {
         for i in inputs {
             let d = &i.dataset;
             let existing = sqlx::query("SELECT dataset_id FROM datasets WHERE experiment_id = $1 AND name = $2 AND digest = $3")
-                .bind(run.experiment_id)
+                .bind(run.experiment_id.get())
                 .bind(&d.name)
                 .bind(&d.digest)
                 .fetch_optional(&mut *tx)
@@ -1160,7 +1182,7 @@ impl TrackingStore for SqlStore {
                          VALUES ($1,$2,$3,$4,$5,$6,$7,$8)",
                     )
                     .bind(&id)
-                    .bind(run.experiment_id)
+                    .bind(run.experiment_id.get())
                     .bind(&d.name)
                     .bind(&d.digest)
                     .bind(&d.source_type)
@@ -1207,7 +1229,7 @@ impl TrackingStore for SqlStore {
             let ids: Vec<String> = qr
                 .experiment_ids
                 .iter()
-                .map(|i| sql.arg(Arg::I(*i)))
+                .map(|i| sql.arg(Arg::I(i.get())))
                 .collect();
             wheres.push(format!("r.experiment_id IN ({})", ids.join(", ")));
         }

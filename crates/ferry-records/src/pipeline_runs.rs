@@ -191,7 +191,7 @@ mod tests {
         TrackedRun {
             info: RunInfo {
                 run_id: id.into(),
-                experiment_id: 1,
+                experiment_id: "1".parse().unwrap(),
                 run_name: id.into(),
                 user_id: String::new(),
                 status: status.into(),

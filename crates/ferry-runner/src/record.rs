@@ -352,12 +352,7 @@ impl Recorder for Local {
         })?;
         Ok(Started {
             run_id: rid,
-            experiment_id: ExperimentId::new(exp).ok_or_else(|| {
-                crate::Error::Store(ferry_metadata::Error::Invalid(format!(
-                    "the store gave experiment `{}` the id {exp}, which is not an experiment id",
-                    s.pipeline
-                )))
-            })?,
+            experiment_id: exp,
         })
     }
 
@@ -369,7 +364,7 @@ impl Recorder for Local {
         let child = (rec.status != StageStatus::UpToDate).then(|| stage_run(&run.run_id, rec));
         let owned = rec.clone();
         let rid = run.run_id.clone();
-        let exp = run.experiment_id.get();
+        let exp = run.experiment_id;
         self.store.call(|s| {
             Box::pin(async move {
                 s.record_stage(&rid, &owned).await?;
