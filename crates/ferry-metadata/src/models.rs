@@ -3,9 +3,8 @@
 
 use ferry_records::*;
 
-use crate::sql::{
-    SqlStore, col_experiment_id, col_i64, col_opt_i64, col_opt_str, col_str, query_error,
-};
+use crate::row::{col_experiment_id, col_i64, col_opt_i64, col_opt_str, col_str, query_error};
+use crate::sql::SqlStore;
 use crate::{Error, Result};
 use ferry_core::ExperimentId;
 use ferry_search::{Attr, Clause, Comparator, Entity, OrderBy, Value};

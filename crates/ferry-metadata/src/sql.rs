@@ -1,11 +1,11 @@
 //! The SQL backend over sqlx's `Any` driver: SQLite and PostgreSQL from the
 //! same statements (`$N` placeholders, portable types, ids made in Rust).
 
+use crate::row::{col_f64, col_i64, col_opt_i64, col_opt_str, col_str, query_error};
 use crate::{Error, MetadataStore, Result};
-use ferry_core::ExperimentId;
 use ferry_records::*;
 use sqlx::any::{AnyPoolOptions, AnyRow};
-use sqlx::{AnyPool, Executor, Row};
+use sqlx::{AnyPool, Executor};
 
 /// Migrations, in order; each runs once, in a transaction. A line
 /// `-- @sqlite` or `-- @postgres` makes the statements after it (up to the
@@ -34,7 +34,7 @@ pub struct SqlStore {
     pub(crate) sqlite_path: Option<String>,
     /// Set by [`SqlStore::with_group_commit`]: concurrent `log_batch` calls
     /// are written together in one transaction.
-    pub(crate) writer: Option<tokio::sync::mpsc::Sender<crate::group::Job>>,
+    pub(crate) writer: Option<tokio::sync::mpsc::Sender<crate::jobs::Job>>,
     /// Groups whose shared transaction failed, so that each request was
     /// written on its own (see [`SqlStore::group_fallbacks`]).
     pub(crate) fallbacks: std::sync::Arc<std::sync::atomic::AtomicU64>,
@@ -56,13 +56,6 @@ fn migration_for(sql: &str, sqlite: bool) -> String {
         }
     }
     out.join("\n")
-}
-
-pub(crate) fn query_error(what: &'static str) -> impl FnOnce(sqlx::Error) -> Error {
-    move |source| Error::Query {
-        what,
-        source: crate::BackendError::new(source),
-    }
 }
 
 impl SqlStore {
@@ -499,38 +492,6 @@ fn values_sql(sqlite: bool, head: &str, width: usize, rows: usize, tail: &str) -
     sql.push(' ');
     sql.push_str(tail);
     sql
-}
-
-pub(crate) fn col_str(r: &AnyRow, c: &str) -> String {
-    r.try_get::<String, _>(c).unwrap_or_default()
-}
-pub(crate) fn col_opt_str(r: &AnyRow, c: &str) -> Option<String> {
-    r.try_get::<Option<String>, _>(c).ok().flatten()
-}
-pub(crate) fn col_i64(r: &AnyRow, c: &str) -> i64 {
-    r.try_get::<i64, _>(c).unwrap_or_default()
-}
-pub(crate) fn col_opt_i64(r: &AnyRow, c: &str) -> Option<i64> {
-    r.try_get::<Option<i64>, _>(c).ok().flatten()
-}
-pub(crate) fn col_f64(r: &AnyRow, c: &str) -> f64 {
-    r.try_get::<f64, _>(c).unwrap_or(f64::NAN)
-}
-/// An experiment id column, `None` when NULL. Ids are made here and never
-/// negative, so a negative one is a damaged row.
-pub(crate) fn col_opt_experiment_id(r: &AnyRow, c: &str) -> Result<Option<ExperimentId>> {
-    col_opt_i64(r, c)
-        .map(|id| {
-            ExperimentId::new(id).ok_or_else(|| {
-                Error::Invalid(format!("damaged row in the store: experiment id {id}"))
-            })
-        })
-        .transpose()
-}
-/// An experiment id column that is never NULL.
-pub(crate) fn col_experiment_id(r: &AnyRow, c: &str) -> Result<ExperimentId> {
-    col_opt_experiment_id(r, c)?
-        .ok_or_else(|| Error::Invalid(format!("damaged row in the store: no `{c}`")))
 }
 
 fn run_summary(r: &AnyRow) -> RunSummary {

@@ -8,11 +8,11 @@
 //! Only this file holds `unsafe` code of the crate; every call is on the
 //! connection this thread opened and owns.
 
-use crate::group::{Job, LogJob, MAX_GROUP, MAX_GROUP_POINTS};
+use crate::jobs::{Job, LogJob, MAX_GROUP, MAX_GROUP_POINTS, NewTrackedRun};
 use crate::sql::{
     LATEST_INSERT, LATEST_ON_CONFLICT, POINT_INSERT, POINT_ON_CONFLICT, latest_points, stored,
 };
-use crate::tracking::{ExperimentRow, NewTrackedRun, log_errors, new_run_row};
+use crate::tracking::{ExperimentRow, log_errors, new_run_row};
 use crate::{Error, Result};
 use ferry_records::TrackedRun;
 use libsqlite3_sys as ffi;

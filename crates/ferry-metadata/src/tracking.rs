@@ -1,25 +1,17 @@
 //! MLflow tracking: experiments, runs, params, metrics, tags, datasets and
 //! run search. Runs made by `ferry run` and by MLflow clients share tables.
 
-use crate::sql::{
-    SqlStore, col_experiment_id, col_i64, col_opt_experiment_id, col_opt_i64, col_opt_str, col_str,
-    query_error,
+use crate::jobs::NewTrackedRun;
+use crate::row::{
+    col_experiment_id, col_f64, col_i64, col_opt_experiment_id, col_opt_i64, col_opt_str, col_str,
+    json_of, query_error,
 };
+use crate::sql::SqlStore;
 use crate::{Error, Result};
 use ferry_core::ExperimentId;
 use ferry_records::*;
 use ferry_search::{Attr, Clause, Comparator, DatasetField, Entity, OrderBy, Value};
 use sqlx::any::AnyRow;
-
-/// A run an MLflow client asks to create.
-pub(crate) struct NewTrackedRun {
-    pub run_id: String,
-    pub experiment_id: ExperimentId,
-    pub run_name: String,
-    pub user_id: String,
-    pub start_time: i64,
-    pub tags: Vec<(String, String)>,
-}
 
 /// What creating a run needs of its experiment.
 #[derive(Clone, Copy)]
@@ -300,12 +292,6 @@ fn run_info(r: &AnyRow) -> Result<RunInfo> {
     })
 }
 
-/// The rows of a [`crate::sql::json_rows`] query.
-fn json_of<T: serde::de::DeserializeOwned>(row: &AnyRow) -> Result<T> {
-    serde_json::from_str(&col_str(row, "j"))
-        .map_err(|e| Error::Invalid(format!("damaged rows in the store: {e}")))
-}
-
 fn in_list(sql: &mut Sql, ids: &[String]) -> String {
     ids.iter()
         .map(|i| sql.arg(Arg::S(i.clone())))
@@ -569,7 +555,7 @@ impl SqlStore {
                 {
                     legacy.insert(
                         (col_str(&r, "run_id"), col_str(&r, "mkey")),
-                        crate::sql::col_f64(&r, "value"),
+                        col_f64(&r, "value"),
                     );
                 }
             }
@@ -922,10 +908,10 @@ impl TrackingStore for SqlStore {
         // transaction of microseconds, instead of a transaction held across
         // several round trips that the logging requests would queue behind.
         if let (Some(w), Some(_)) = (&self.writer, &self.sqlite_path) {
-            use crate::group::Job;
+            use crate::jobs::Job;
             use tokio::sync::mpsc::error::SendError;
             let (reply, rx) = tokio::sync::oneshot::channel();
-            let job = Job::CreateRun(crate::group::CreateRunJob { run, reply });
+            let job = Job::CreateRun(crate::jobs::CreateRunJob { run, reply });
             return match w.send(job).await {
                 Ok(()) => rx
                     .await
@@ -1061,11 +1047,11 @@ impl TrackingStore for SqlStore {
         }
         // Small requests (one metric, a tag) gain from sharing a commit;
         // a large batch already amortizes its own.
-        let small = metrics.len() + params.len() + tags.len() <= crate::group::SMALL_REQUEST;
+        let small = metrics.len() + params.len() + tags.len() <= crate::jobs::SMALL_REQUEST;
         match self.writer.as_ref().filter(|_| small) {
             Some(w) => {
                 let (reply, rx) = tokio::sync::oneshot::channel();
-                let job = crate::group::Job::Log(crate::group::LogJob {
+                let job = crate::jobs::Job::Log(crate::jobs::LogJob {
                     run_id: run_id.to_owned(),
                     metrics: metrics.to_vec(),
                     params: params.to_vec(),
@@ -1133,7 +1119,7 @@ impl TrackingStore for SqlStore {
             .map_err(query_error("read a metric's history"))?
             .iter()
             .map(|r| {
-                let v = crate::sql::col_f64(r, "value");
+                let v = col_f64(r, "value");
                 (Some(v.to_bits() as i64), col_i64(r, "step"), col_i64(r, "ts_ms"), col_i64(r, "is_nan"), None)
             })
             .collect();
