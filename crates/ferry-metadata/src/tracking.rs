@@ -12,6 +12,7 @@ use ferry_core::ExperimentId;
 use ferry_records::*;
 use ferry_search::{Attr, Clause, Comparator, DatasetField, Entity, OrderBy, Value};
 use sqlx::any::AnyRow;
+use std::collections::HashMap;
 
 /// What creating a run needs of its experiment.
 #[derive(Clone, Copy)]
@@ -368,7 +369,7 @@ impl SqlStore {
         self.require_active_run(run_id).await?;
         let mut tx = self.begin().await.map_err(query_error("log a batch"))?;
         // Params are immutable: the same value again is fine, another is not.
-        let mut seen: std::collections::HashMap<&str, &str> = std::collections::HashMap::new();
+        let mut seen: HashMap<&str, &str> = HashMap::new();
         for (k, v) in params {
             if let Some(prev) = seen.insert(k, v) {
                 if prev != v {
@@ -496,166 +497,207 @@ impl SqlStore {
         Ok(r)
     }
 
-    /// Full payloads of `ids`, in that order.
+    /// Full payloads of `ids`, in that order: their infos, then what each
+    /// table adds to them, 500 runs at a time.
     async fn load_runs(&self, ids: &[String]) -> Result<Vec<TrackedRun>> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
         let mut out = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(500) {
             let mut sql = Sql::default();
             let list = in_list(&mut sql, chunk);
-            sql.text = format!("SELECT {RUN_INFO_COLS} FROM runs r WHERE r.run_id IN ({list})");
-            let infos = sql
-                .query()
-                .fetch_all(&self.pool)
-                .await
-                .map_err(query_error("read runs"))?;
-            let mut runs: std::collections::HashMap<String, TrackedRun> = infos
-                .iter()
-                .map(|r| {
-                    let info = run_info(r)?;
-                    Ok((
-                        info.run_id.clone(),
-                        TrackedRun {
-                            info,
-                            metrics: vec![],
-                            params: vec![],
-                            tags: vec![],
-                            inputs: vec![],
-                            outputs: vec![],
-                        },
-                    ))
-                })
-                .collect::<Result<_>>()?;
-            // Metrics, params and tags: one JSON text each (see `json_rows`).
-            sql.text = crate::sql::json_rows(
-                self.sqlite,
-                "run_id, mkey, bits, is_nan, step, ts_ms, CASE WHEN bits IS NULL THEN value END",
-                &format!("latest_metrics WHERE run_id IN ({list})"),
-            );
-            type MetricRow = (String, String, Option<i64>, i64, i64, i64, Option<f64>);
-            let rows: Vec<MetricRow> = json_of(
-                &sql.query()
-                    .fetch_one(&self.pool)
-                    .await
-                    .map_err(query_error("read metrics"))?,
-            )?;
-            // Values written before the `bits` column are read as rows, exactly.
-            let mut legacy: std::collections::HashMap<(String, String), f64> = Default::default();
-            if rows.iter().any(|r| r.2.is_none()) {
-                sql.text = format!(
-                    "SELECT run_id, mkey, value FROM latest_metrics WHERE bits IS NULL AND run_id IN ({list})"
-                );
-                for r in sql
-                    .query()
-                    .fetch_all(&self.pool)
-                    .await
-                    .map_err(query_error("read metrics"))?
-                {
-                    legacy.insert(
-                        (col_str(&r, "run_id"), col_str(&r, "mkey")),
-                        col_f64(&r, "value"),
-                    );
-                }
-            }
-            for (run_id, key, bits, special, step, timestamp, value) in rows {
-                if let Some(run) = runs.get_mut(&run_id) {
-                    let stored = match bits {
-                        Some(b) => f64::from_bits(b as u64),
-                        None => legacy
-                            .get(&(run_id.clone(), key.clone()))
-                            .copied()
-                            .unwrap_or(value.unwrap_or(0.0)),
-                    };
-                    run.metrics.push(Metric {
-                        key,
-                        value: crate::sql::restored(stored, special),
-                        timestamp,
-                        step,
-                    });
-                }
-            }
-            for (table, key, what) in [
-                ("run_params", "pkey", "read params"),
-                ("run_tags", "tkey", "read tags"),
-            ] {
-                sql.text = crate::sql::json_rows(
-                    self.sqlite,
-                    &format!("run_id, {key}, value"),
-                    &format!("{table} WHERE run_id IN ({list})"),
-                );
-                let rows: Vec<(String, String, String)> = json_of(
-                    &sql.query()
-                        .fetch_one(&self.pool)
-                        .await
-                        .map_err(query_error(what))?,
-                )?;
-                for (run_id, k, v) in rows {
-                    if let Some(run) = runs.get_mut(&run_id) {
-                        if table == "run_params" {
-                            run.params.push((k, v));
-                        } else {
-                            run.tags.push((k, v));
-                        }
-                    }
-                }
-            }
-            for run in runs.values_mut() {
-                run.metrics.sort_by(|a, b| a.key.cmp(&b.key));
-                run.params.sort();
-                run.tags.sort();
-            }
-            sql.text = format!(
-                "SELECT i.run_id AS run_id, i.tags AS tags, d.name AS name, d.digest AS digest, d.source_type AS source_type, \
-                 d.source AS source, d.dataset_schema AS dataset_schema, d.profile AS profile \
-                 FROM run_inputs i JOIN datasets d ON d.dataset_id = i.dataset_id WHERE i.run_id IN ({list}) ORDER BY d.name"
-            );
-            for r in sql
-                .query()
-                .fetch_all(&self.pool)
-                .await
-                .map_err(query_error("read inputs"))?
-            {
-                if let Some(run) = runs.get_mut(&col_str(&r, "run_id")) {
-                    let tags: Vec<(String, String)> =
-                        serde_json::from_str(&col_str(&r, "tags")).unwrap_or_default();
-                    run.inputs.push(DatasetInput {
-                        dataset: Dataset {
-                            name: col_str(&r, "name"),
-                            digest: col_str(&r, "digest"),
-                            source_type: col_str(&r, "source_type"),
-                            source: col_str(&r, "source"),
-                            schema: col_opt_str(&r, "dataset_schema"),
-                            profile: col_opt_str(&r, "profile"),
-                        },
-                        tags,
-                    });
-                }
-            }
-            sql.text = format!(
-                "SELECT run_id, model_id, step FROM run_outputs WHERE run_id IN ({list}) ORDER BY model_id"
-            );
-            for r in sql
-                .query()
-                .fetch_all(&self.pool)
-                .await
-                .map_err(query_error("read outputs"))?
-            {
-                if let Some(run) = runs.get_mut(&col_str(&r, "run_id")) {
-                    run.outputs
-                        .push((col_str(&r, "model_id"), col_i64(&r, "step")));
-                }
-            }
-            for id in chunk {
-                if let Some(r) = runs.remove(id) {
-                    out.push(r);
-                }
-            }
+            let mut runs = self.run_infos(&mut sql, &list).await?;
+            self.add_latest_metrics(&mut sql, &list, &mut runs).await?;
+            self.add_params_and_tags(&mut sql, &list, &mut runs).await?;
+            self.add_inputs(&mut sql, &list, &mut runs).await?;
+            self.add_outputs(&mut sql, &list, &mut runs).await?;
+            out.extend(chunk.iter().filter_map(|id| runs.remove(id)));
         }
         Ok(out)
     }
+
+    /// The runs `list` names (placeholders of `sql`), by id, with their
+    /// infos and nothing else yet.
+    async fn run_infos(&self, sql: &mut Sql, list: &str) -> Result<Runs> {
+        sql.text = format!("SELECT {RUN_INFO_COLS} FROM runs r WHERE r.run_id IN ({list})");
+        let infos = sql
+            .query()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(query_error("read runs"))?;
+        infos
+            .iter()
+            .map(|r| {
+                let info = run_info(r)?;
+                Ok((
+                    info.run_id.clone(),
+                    TrackedRun {
+                        info,
+                        metrics: vec![],
+                        params: vec![],
+                        tags: vec![],
+                        inputs: vec![],
+                        outputs: vec![],
+                    },
+                ))
+            })
+            .collect()
+    }
+
+    /// Each run's latest metrics, by key, read as one JSON text (see
+    /// `json_rows`) with their values' exact bits.
+    async fn add_latest_metrics(&self, sql: &mut Sql, list: &str, runs: &mut Runs) -> Result<()> {
+        sql.text = crate::sql::json_rows(
+            self.sqlite,
+            "run_id, mkey, bits, is_nan, step, ts_ms, CASE WHEN bits IS NULL THEN value END",
+            &format!("latest_metrics WHERE run_id IN ({list})"),
+        );
+        type MetricRow = (String, String, Option<i64>, i64, i64, i64, Option<f64>);
+        let rows: Vec<MetricRow> = json_of(
+            &sql.query()
+                .fetch_one(&self.pool)
+                .await
+                .map_err(query_error("read metrics"))?,
+        )?;
+        let legacy = if rows.iter().any(|r| r.2.is_none()) {
+            self.latest_without_bits(sql, list).await?
+        } else {
+            HashMap::new()
+        };
+        for (run_id, key, bits, special, step, timestamp, value) in rows {
+            if let Some(run) = runs.get_mut(&run_id) {
+                let stored = match bits {
+                    Some(b) => f64::from_bits(b as u64),
+                    None => legacy
+                        .get(&(run_id.clone(), key.clone()))
+                        .copied()
+                        .unwrap_or(value.unwrap_or(0.0)),
+                };
+                run.metrics.push(Metric {
+                    key,
+                    value: crate::sql::restored(stored, special),
+                    timestamp,
+                    step,
+                });
+            }
+        }
+        for run in runs.values_mut() {
+            run.metrics.sort_by(|a, b| a.key.cmp(&b.key));
+        }
+        Ok(())
+    }
+
+    /// Latest values written before the `bits` column, by (run, key): read
+    /// as rows, which gives them exactly (the JSON text would not).
+    async fn latest_without_bits(
+        &self,
+        sql: &mut Sql,
+        list: &str,
+    ) -> Result<HashMap<(String, String), f64>> {
+        sql.text = format!(
+            "SELECT run_id, mkey, value FROM latest_metrics WHERE bits IS NULL AND run_id IN ({list})"
+        );
+        Ok(sql
+            .query()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(query_error("read metrics"))?
+            .iter()
+            .map(|r| {
+                (
+                    (col_str(r, "run_id"), col_str(r, "mkey")),
+                    col_f64(r, "value"),
+                )
+            })
+            .collect())
+    }
+
+    /// Each run's params and tags, sorted, one JSON text per table.
+    async fn add_params_and_tags(&self, sql: &mut Sql, list: &str, runs: &mut Runs) -> Result<()> {
+        for (table, key, what) in [
+            ("run_params", "pkey", "read params"),
+            ("run_tags", "tkey", "read tags"),
+        ] {
+            sql.text = crate::sql::json_rows(
+                self.sqlite,
+                &format!("run_id, {key}, value"),
+                &format!("{table} WHERE run_id IN ({list})"),
+            );
+            let rows: Vec<(String, String, String)> = json_of(
+                &sql.query()
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(query_error(what))?,
+            )?;
+            for (run_id, k, v) in rows {
+                if let Some(run) = runs.get_mut(&run_id) {
+                    if table == "run_params" {
+                        run.params.push((k, v));
+                    } else {
+                        run.tags.push((k, v));
+                    }
+                }
+            }
+        }
+        for run in runs.values_mut() {
+            run.params.sort();
+            run.tags.sort();
+        }
+        Ok(())
+    }
+
+    /// Each run's dataset inputs, by dataset name.
+    async fn add_inputs(&self, sql: &mut Sql, list: &str, runs: &mut Runs) -> Result<()> {
+        sql.text = format!(
+            "SELECT i.run_id AS run_id, i.tags AS tags, d.name AS name, d.digest AS digest, d.source_type AS source_type, \
+             d.source AS source, d.dataset_schema AS dataset_schema, d.profile AS profile \
+             FROM run_inputs i JOIN datasets d ON d.dataset_id = i.dataset_id WHERE i.run_id IN ({list}) ORDER BY d.name"
+        );
+        for r in sql
+            .query()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(query_error("read inputs"))?
+        {
+            if let Some(run) = runs.get_mut(&col_str(&r, "run_id")) {
+                let tags: Vec<(String, String)> =
+                    serde_json::from_str(&col_str(&r, "tags")).unwrap_or_default();
+                run.inputs.push(DatasetInput {
+                    dataset: Dataset {
+                        name: col_str(&r, "name"),
+                        digest: col_str(&r, "digest"),
+                        source_type: col_str(&r, "source_type"),
+                        source: col_str(&r, "source"),
+                        schema: col_opt_str(&r, "dataset_schema"),
+                        profile: col_opt_str(&r, "profile"),
+                    },
+                    tags,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Each run's logged-model outputs, by model id.
+    async fn add_outputs(&self, sql: &mut Sql, list: &str, runs: &mut Runs) -> Result<()> {
+        sql.text = format!(
+            "SELECT run_id, model_id, step FROM run_outputs WHERE run_id IN ({list}) ORDER BY model_id"
+        );
+        for r in sql
+            .query()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(query_error("read outputs"))?
+        {
+            if let Some(run) = runs.get_mut(&col_str(&r, "run_id")) {
+                run.outputs
+                    .push((col_str(&r, "model_id"), col_i64(&r, "step")));
+            }
+        }
+        Ok(())
+    }
 }
+
+/// Runs being read, by id (see `SqlStore::load_runs`).
+type Runs = HashMap<String, TrackedRun>;
 
 #[async_trait::async_trait]
 impl TrackingStore for SqlStore {
