@@ -1,6 +1,6 @@
 //! Digests of files and folders, through the stat index.
 
-use crate::error::{IoContext, Result};
+use crate::error::{Error, IoContext, Result};
 use crate::index::{Stat, StatIndex, stat};
 use ferry_core::{Digest, StableHasher};
 use std::io::Read;
@@ -334,8 +334,8 @@ fn kind_of(ft: std::fs::FileType) -> &'static str {
     }
 }
 
-fn not_regular(path: String, meta: &std::fs::Metadata) -> crate::Error {
-    crate::Error::NotRegular {
+fn not_regular(path: String, meta: &std::fs::Metadata) -> Error {
+    Error::NotRegular {
         path,
         kind: kind_of(meta.file_type()),
     }
@@ -571,7 +571,7 @@ mod tests {
         std::os::unix::fs::symlink("/dev/null", root.join("null")).unwrap();
         let mut h = hasher(root);
         let mut msg = |rel: &str| match h.digest_path(rel) {
-            Err(e @ crate::Error::NotRegular { .. }) => e.to_string(),
+            Err(e @ Error::NotRegular { .. }) => e.to_string(),
             other => panic!("{rel}: {other:?}"),
         };
         assert_eq!(

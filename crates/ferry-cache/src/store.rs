@@ -362,7 +362,8 @@ fn remove_any(p: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Hasher, StatIndex};
+    use crate::hash::Hasher;
+    use crate::index::StatIndex;
 
     #[test]
     fn store_restore_and_edits_do_not_reach_the_cache() {

@@ -343,7 +343,7 @@ impl Client {
     }
 
     /// The ids of every active experiment.
-    pub fn experiment_ids(&self) -> Result<Vec<String>> {
+    pub fn experiment_ids(&self) -> Result<Vec<ExperimentId>> {
         let mut out = Vec::new();
         let mut token = String::new();
         loop {
@@ -353,9 +353,7 @@ impl Client {
             }
             let v = self.post("experiments/search", &body)?;
             for e in v["experiments"].as_array().into_iter().flatten() {
-                if let Some(id) = e["experiment_id"].as_str() {
-                    out.push(id.to_owned());
-                }
+                out.push(self.experiment_id("experiments/search", e, "/experiment_id")?);
             }
             match v["next_page_token"].as_str() {
                 Some(t) if !t.is_empty() => token = t.to_owned(),
@@ -368,7 +366,7 @@ impl Client {
     /// most `max` of them.
     pub fn search_runs(
         &self,
-        experiment_ids: &[String],
+        experiment_ids: &[ExperimentId],
         filter: &str,
         max: usize,
     ) -> Result<Vec<TrackedRun>> {
@@ -379,7 +377,7 @@ impl Client {
         let mut token = String::new();
         while out.len() < max {
             let mut body = json!({
-                "experiment_ids": experiment_ids,
+                "experiment_ids": experiment_ids.iter().map(ExperimentId::to_string).collect::<Vec<_>>(),
                 "filter": filter,
                 "order_by": ["attributes.start_time DESC"],
                 "max_results": (max - out.len()).min(1000),
@@ -499,7 +497,7 @@ impl Client {
                         detail: "a run without `info.run_id`".into(),
                     })?
                     .to_owned(),
-                experiment_id: int(&info["experiment_id"]).unwrap_or(0),
+                experiment_id: self.experiment_id(endpoint, r, "/info/experiment_id")?,
                 run_name: info["run_name"].as_str().unwrap_or_default().to_owned(),
                 user_id: info["user_id"].as_str().unwrap_or_default().to_owned(),
                 status: info["status"].as_str().unwrap_or("RUNNING").to_owned(),
@@ -774,6 +772,37 @@ mod tests {
     fn segments_are_encoded() {
         assert_eq!(encode_segment("model.onnx"), "model.onnx");
         assert_eq!(encode_segment("a b%2F"), "a%20b%252F");
+    }
+
+    #[test]
+    fn experiment_ids_in_answers_are_parsed_once() {
+        let c = Client::new("http://127.0.0.1:9").unwrap();
+        let run = |id: Value| json!({"info": {"run_id": "r1", "experiment_id": id}});
+        let ok = c.run_from("runs/get", &run(json!("7"))).unwrap();
+        assert_eq!(ok.info.experiment_id.get(), 7);
+        for (bad, why) in [
+            (
+                json!("x"),
+                "`/info/experiment_id`: experiment id `x` is not a non-negative integer",
+            ),
+            (
+                json!("-1"),
+                "`/info/experiment_id`: experiment id `-1` is not a non-negative integer",
+            ),
+            (json!(7), "`/info/experiment_id` is not a string"),
+            (Value::Null, "`/info/experiment_id` is not a string"),
+        ] {
+            let e = c.run_from("runs/get", &run(bad.clone())).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                format!("runs/get: unexpected answer: {why}"),
+                "{bad}"
+            );
+        }
+        let e = c
+            .experiment_id("experiments/create", &json!({}), "/experiment_id")
+            .unwrap_err();
+        assert!(e.to_string().contains("no `/experiment_id`"), "{e}");
     }
 
     #[test]

@@ -151,12 +151,16 @@ impl fmt::Debug for RunId {
 }
 
 /// An MLflow experiment id: a non-negative integer, which MLflow's REST API
-/// carries as a string. Parsed once where it comes in (a server's answer,
-/// a store row), never read back from text with a default.
+/// carries as a string. Parsed once where it comes in (a request to the
+/// MLflow API, a server's answer, a store row), never read back from text
+/// with a default.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ExperimentId(i64);
 
 impl ExperimentId {
+    /// MLflow's `Default` experiment, which every store has.
+    pub const DEFAULT: ExperimentId = ExperimentId(0);
+
     /// The id `id`; `None` when it is negative.
     pub fn new(id: i64) -> Option<Self> {
         (id >= 0).then_some(Self(id))

@@ -7,7 +7,7 @@
 //! is still active, and guards every change with a revision number so the
 //! gateway's controller and a person's `ferry deploy promote` cannot both win.
 
-use crate::sql::{col_i64, col_opt_i64, col_opt_str, col_str, query_error};
+use crate::row::{col_i64, col_opt_i64, col_opt_str, col_str, query_error};
 use crate::{Error, MetadataStore, Result, SqlStore};
 use ferry_records::*;
 use sqlx::any::AnyRow;

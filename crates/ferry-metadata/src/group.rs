@@ -8,49 +8,11 @@
 //! fails as a whole, every request is retried on its own.
 
 use crate::Result;
-use crate::sql::{SqlStore, col_str, query_error, write_points};
-use crate::tracking::{NewTrackedRun, log_errors, upsert_tag};
-use ferry_records::{Metric, TrackedRun};
+use crate::jobs::{Job, LogJob, MAX_GROUP, MAX_GROUP_POINTS};
+use crate::row::{col_str, query_error};
+use crate::sql::{SqlStore, write_points};
+use crate::tracking::{log_errors, upsert_tag};
 use std::collections::HashMap;
-
-/// A write for the group writer.
-pub(crate) enum Job {
-    Log(LogJob),
-    CreateRun(CreateRunJob),
-}
-
-impl Job {
-    /// Metric points it writes (a group holds at most [`MAX_GROUP_POINTS`]).
-    pub(crate) fn points(&self) -> usize {
-        match self {
-            Job::Log(j) => j.metrics.len(),
-            Job::CreateRun(_) => 1,
-        }
-    }
-}
-
-/// An MLflow client's new run (on a SQLite file: see
-/// `create_tracked_run`).
-pub(crate) struct CreateRunJob {
-    pub run: NewTrackedRun,
-    pub reply: tokio::sync::oneshot::Sender<Result<TrackedRun>>,
-}
-
-pub(crate) struct LogJob {
-    pub run_id: String,
-    pub metrics: Vec<Metric>,
-    pub params: Vec<(String, String)>,
-    pub tags: Vec<(String, String)>,
-    pub reply: tokio::sync::oneshot::Sender<Result<()>>,
-}
-
-/// Requests with at most this many entities go through the group writer.
-pub(crate) const SMALL_REQUEST: usize = 100;
-
-/// Most requests written in one transaction.
-pub(crate) const MAX_GROUP: usize = 64;
-/// Most metric points in one transaction (beyond that, the next group).
-pub(crate) const MAX_GROUP_POINTS: usize = 5000;
 
 impl SqlStore {
     /// This store with a group-commit writer for `log_batch` (the server

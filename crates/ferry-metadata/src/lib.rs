@@ -11,7 +11,9 @@
 
 mod deployments;
 mod group;
+mod jobs;
 mod models;
+mod row;
 mod sql;
 mod sqlite_writer;
 mod tracking;

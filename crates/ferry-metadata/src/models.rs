@@ -3,8 +3,10 @@
 
 use ferry_records::*;
 
-use crate::sql::{SqlStore, col_i64, col_opt_i64, col_opt_str, col_str, query_error};
+use crate::row::{col_experiment_id, col_i64, col_opt_i64, col_opt_str, col_str, query_error};
+use crate::sql::SqlStore;
 use crate::{Error, Result};
+use ferry_core::ExperimentId;
 use ferry_search::{Attr, Clause, Comparator, Entity, OrderBy, Value};
 
 /// Filters of the registry and logged-model searches, evaluated in memory
@@ -77,7 +79,7 @@ impl SqlStore {
             let params = self.pairs("SELECT pkey AS k, value AS v FROM logged_model_params WHERE model_id = $1 ORDER BY pkey", &id).await?;
             out.push(LoggedModel {
                 model_id: id,
-                experiment_id: col_i64(&r, "experiment_id"),
+                experiment_id: col_experiment_id(&r, "experiment_id")?,
                 name: col_str(&r, "name"),
                 artifact_location: col_str(&r, "artifact_location"),
                 creation_ms: col_i64(&r, "creation_ms"),
@@ -198,7 +200,7 @@ fn page<T>(mut all: Vec<T>, max: i64, offset: i64) -> (Vec<T>, bool) {
 impl ModelStore for SqlStore {
     async fn create_logged_model(
         &self,
-        experiment_id: i64,
+        experiment_id: ExperimentId,
         name: &str,
         model_type: &str,
         source_run_id: Option<&str>,
@@ -224,7 +226,7 @@ impl ModelStore for SqlStore {
              model_type, source_run_id, lifecycle_stage) VALUES ($1,$2,$3,$4,$5,$5,'LOGGED_MODEL_PENDING',$6,$7,'active')",
         )
         .bind(&id)
-        .bind(experiment_id)
+        .bind(experiment_id.get())
         .bind(name)
         .bind(&location)
         .bind(now_ms)
@@ -326,7 +328,7 @@ impl ModelStore for SqlStore {
 
     async fn search_logged_models(
         &self,
-        experiment_ids: &[i64],
+        experiment_ids: &[ExperimentId],
         filter: &[Clause],
         order_by: &[OrderBy],
         max_results: i64,

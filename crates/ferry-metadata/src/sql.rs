@@ -1,10 +1,11 @@
 //! The SQL backend over sqlx's `Any` driver: SQLite and PostgreSQL from the
 //! same statements (`$N` placeholders, portable types, ids made in Rust).
 
+use crate::row::{col_f64, col_i64, col_opt_i64, col_opt_str, col_str, query_error};
 use crate::{Error, MetadataStore, Result};
 use ferry_records::*;
 use sqlx::any::{AnyPoolOptions, AnyRow};
-use sqlx::{AnyPool, Executor, Row};
+use sqlx::{AnyPool, Executor};
 
 /// Migrations, in order; each runs once, in a transaction. A line
 /// `-- @sqlite` or `-- @postgres` makes the statements after it (up to the
@@ -33,7 +34,7 @@ pub struct SqlStore {
     pub(crate) sqlite_path: Option<String>,
     /// Set by [`SqlStore::with_group_commit`]: concurrent `log_batch` calls
     /// are written together in one transaction.
-    pub(crate) writer: Option<tokio::sync::mpsc::Sender<crate::group::Job>>,
+    pub(crate) writer: Option<tokio::sync::mpsc::Sender<crate::jobs::Job>>,
     /// Groups whose shared transaction failed, so that each request was
     /// written on its own (see [`SqlStore::group_fallbacks`]).
     pub(crate) fallbacks: std::sync::Arc<std::sync::atomic::AtomicU64>,
@@ -55,13 +56,6 @@ fn migration_for(sql: &str, sqlite: bool) -> String {
         }
     }
     out.join("\n")
-}
-
-pub(crate) fn query_error(what: &'static str) -> impl FnOnce(sqlx::Error) -> Error {
-    move |source| Error::Query {
-        what,
-        source: crate::BackendError::new(source),
-    }
 }
 
 impl SqlStore {
@@ -500,22 +494,6 @@ fn values_sql(sqlite: bool, head: &str, width: usize, rows: usize, tail: &str) -
     sql
 }
 
-pub(crate) fn col_str(r: &AnyRow, c: &str) -> String {
-    r.try_get::<String, _>(c).unwrap_or_default()
-}
-pub(crate) fn col_opt_str(r: &AnyRow, c: &str) -> Option<String> {
-    r.try_get::<Option<String>, _>(c).ok().flatten()
-}
-pub(crate) fn col_i64(r: &AnyRow, c: &str) -> i64 {
-    r.try_get::<i64, _>(c).unwrap_or_default()
-}
-pub(crate) fn col_opt_i64(r: &AnyRow, c: &str) -> Option<i64> {
-    r.try_get::<Option<i64>, _>(c).ok().flatten()
-}
-pub(crate) fn col_f64(r: &AnyRow, c: &str) -> f64 {
-    r.try_get::<f64, _>(c).unwrap_or(f64::NAN)
-}
-
 fn run_summary(r: &AnyRow) -> RunSummary {
     RunSummary {
         run_id: col_str(r, "run_id"),
@@ -636,7 +614,7 @@ impl MetadataStore for SqlStore {
         .bind(&s.stage)
         .bind(s.position)
         .bind(s.status.as_str())
-        .bind(s.reason.clone())
+        .bind(s.recorded_reason())
         .bind(s.fingerprint.clone())
         .bind(s.started_ms)
         .bind(s.ended_ms)
@@ -817,6 +795,9 @@ impl MetadataStore for SqlStore {
                 max_rss_bytes: col_opt_i64(r, "max_rss_bytes"),
                 exit_code: col_opt_i64(r, "exit_code"),
                 attempts: col_i64(r, "attempts"),
+                // In the reason, and the run's artifact `logs/<stage>.log`.
+                error: None,
+                log: None,
             })
             .collect();
         let params =

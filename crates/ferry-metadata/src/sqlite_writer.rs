@@ -8,11 +8,11 @@
 //! Only this file holds `unsafe` code of the crate; every call is on the
 //! connection this thread opened and owns.
 
-use crate::group::{Job, LogJob, MAX_GROUP, MAX_GROUP_POINTS};
+use crate::jobs::{Job, LogJob, MAX_GROUP, MAX_GROUP_POINTS, NewTrackedRun};
 use crate::sql::{
     LATEST_INSERT, LATEST_ON_CONFLICT, POINT_INSERT, POINT_ON_CONFLICT, latest_points, stored,
 };
-use crate::tracking::{ExperimentRow, NewTrackedRun, log_errors, new_run_row};
+use crate::tracking::{ExperimentRow, log_errors, new_run_row};
 use crate::{Error, Result};
 use ferry_records::TrackedRun;
 use libsqlite3_sys as ffi;
@@ -329,7 +329,7 @@ impl<'c> Writer<'c> {
     }
 
     fn create_run(&mut self, run: &NewTrackedRun) -> Result<TrackedRun> {
-        let row = self.experiment.row(&[Arg::I(run.experiment_id)], 3)?;
+        let row = self.experiment.row(&[Arg::I(run.experiment_id.get())], 3)?;
         let cols: Vec<String> = row
             .unwrap_or_default()
             .into_iter()
@@ -349,7 +349,7 @@ impl<'c> Writer<'c> {
             Arg::T(&info.run_id),
             Arg::T(exp.map(|e| e.name).unwrap_or_default()),
             Arg::I(info.start_time),
-            Arg::I(info.experiment_id),
+            Arg::I(info.experiment_id.get()),
             Arg::T(&info.run_name),
             Arg::T(&info.user_id),
             Arg::T(&info.artifact_uri),

@@ -1,21 +1,18 @@
 //! MLflow tracking: experiments, runs, params, metrics, tags, datasets and
 //! run search. Runs made by `ferry run` and by MLflow clients share tables.
 
-use crate::sql::{SqlStore, col_i64, col_opt_i64, col_opt_str, col_str, query_error};
+use crate::jobs::NewTrackedRun;
+use crate::row::{
+    col_experiment_id, col_f64, col_i64, col_opt_experiment_id, col_opt_i64, col_opt_str, col_str,
+    json_of, query_error,
+};
+use crate::sql::SqlStore;
 use crate::{Error, Result};
+use ferry_core::ExperimentId;
 use ferry_records::*;
 use ferry_search::{Attr, Clause, Comparator, DatasetField, Entity, OrderBy, Value};
 use sqlx::any::AnyRow;
-
-/// A run an MLflow client asks to create.
-pub(crate) struct NewTrackedRun {
-    pub run_id: String,
-    pub experiment_id: i64,
-    pub run_name: String,
-    pub user_id: String,
-    pub start_time: i64,
-    pub tags: Vec<(String, String)>,
-}
+use std::collections::HashMap;
 
 /// What creating a run needs of its experiment.
 #[derive(Clone, Copy)]
@@ -280,10 +277,12 @@ const RUN_INFO_COLS: &str = "r.run_id AS run_id, r.experiment_id AS experiment_i
      r.user_id AS user_id, r.status AS status, r.started_ms AS started_ms, r.ended_ms AS ended_ms, \
      r.artifact_uri AS artifact_uri, r.lifecycle_stage AS lifecycle_stage";
 
-fn run_info(r: &AnyRow) -> RunInfo {
-    RunInfo {
+fn run_info(r: &AnyRow) -> Result<RunInfo> {
+    Ok(RunInfo {
         run_id: col_str(r, "run_id"),
-        experiment_id: col_opt_i64(r, "experiment_id").unwrap_or(0),
+        // A pipeline run from before runs were MLflow runs has none: MLflow
+        // clients see it in the Default experiment.
+        experiment_id: col_opt_experiment_id(r, "experiment_id")?.unwrap_or(ExperimentId::DEFAULT),
         run_name: col_opt_str(r, "run_name").unwrap_or_default(),
         user_id: col_opt_str(r, "user_id").unwrap_or_default(),
         status: status_to_mlflow(&col_str(r, "status")).to_owned(),
@@ -291,13 +290,7 @@ fn run_info(r: &AnyRow) -> RunInfo {
         end_time: col_opt_i64(r, "ended_ms"),
         artifact_uri: col_opt_str(r, "artifact_uri").unwrap_or_default(),
         lifecycle_stage: col_opt_str(r, "lifecycle_stage").unwrap_or_else(|| "active".into()),
-    }
-}
-
-/// The rows of a [`crate::sql::json_rows`] query.
-fn json_of<T: serde::de::DeserializeOwned>(row: &AnyRow) -> Result<T> {
-    serde_json::from_str(&col_str(row, "j"))
-        .map_err(|e| Error::Invalid(format!("damaged rows in the store: {e}")))
+    })
 }
 
 fn in_list(sql: &mut Sql, ids: &[String]) -> String {
@@ -351,7 +344,7 @@ impl SqlStore {
             .bind(&info.run_id)
             .bind(exp.map(|e| e.name).unwrap_or_default())
             .bind(info.start_time)
-            .bind(info.experiment_id)
+            .bind(info.experiment_id.get())
             .bind(&info.run_name)
             .bind(&info.user_id)
             .bind(&info.artifact_uri)
@@ -376,7 +369,7 @@ impl SqlStore {
         self.require_active_run(run_id).await?;
         let mut tx = self.begin().await.map_err(query_error("log a batch"))?;
         // Params are immutable: the same value again is fine, another is not.
-        let mut seen: std::collections::HashMap<&str, &str> = std::collections::HashMap::new();
+        let mut seen: HashMap<&str, &str> = HashMap::new();
         for (k, v) in params {
             if let Some(prev) = seen.insert(k, v) {
                 if prev != v {
@@ -439,11 +432,11 @@ impl SqlStore {
             .await
             .map_err(query_error("read an experiment"))?;
         let Some(r) = row else { return Ok(None) };
-        let id = col_i64(&r, "experiment_id");
+        let id = col_experiment_id(&r, "experiment_id")?;
         let tags = sqlx::query(
             "SELECT tkey, value FROM experiment_tags WHERE experiment_id = $1 ORDER BY tkey",
         )
-        .bind(id)
+        .bind(id.get())
         .fetch_all(&self.pool)
         .await
         .map_err(query_error("read experiment tags"))?
@@ -473,7 +466,7 @@ impl SqlStore {
             .rows_affected())
     }
 
-    async fn require_experiment(&self, id: i64) -> Result<Experiment> {
+    async fn require_experiment(&self, id: ExperimentId) -> Result<Experiment> {
         self.get_experiment(id)
             .await?
             .ok_or_else(|| Error::NotFound(format!("No Experiment with id={id} exists")))
@@ -487,7 +480,7 @@ impl SqlStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(query_error("read a run"))?;
-        Ok(row.as_ref().map(run_info))
+        row.as_ref().map(run_info).transpose()
     }
 
     async fn require_run(&self, run_id: &str) -> Result<RunInfo> {
@@ -504,171 +497,213 @@ impl SqlStore {
         Ok(r)
     }
 
-    /// Full payloads of `ids`, in that order.
+    /// Full payloads of `ids`, in that order: their infos, then what each
+    /// table adds to them, 500 runs at a time.
     async fn load_runs(&self, ids: &[String]) -> Result<Vec<TrackedRun>> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
         let mut out = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(500) {
             let mut sql = Sql::default();
             let list = in_list(&mut sql, chunk);
-            sql.text = format!("SELECT {RUN_INFO_COLS} FROM runs r WHERE r.run_id IN ({list})");
-            let infos = sql
-                .query()
-                .fetch_all(&self.pool)
-                .await
-                .map_err(query_error("read runs"))?;
-            let mut runs: std::collections::HashMap<String, TrackedRun> = infos
-                .iter()
-                .map(|r| {
-                    let info = run_info(r);
-                    (
-                        info.run_id.clone(),
-                        TrackedRun {
-                            info,
-                            metrics: vec![],
-                            params: vec![],
-                            tags: vec![],
-                            inputs: vec![],
-                            outputs: vec![],
-                        },
-                    )
-                })
-                .collect();
-            // Metrics, params and tags: one JSON text each (see `json_rows`).
-            sql.text = crate::sql::json_rows(
-                self.sqlite,
-                "run_id, mkey, bits, is_nan, step, ts_ms, CASE WHEN bits IS NULL THEN value END",
-                &format!("latest_metrics WHERE run_id IN ({list})"),
-            );
-            type MetricRow = (String, String, Option<i64>, i64, i64, i64, Option<f64>);
-            let rows: Vec<MetricRow> = json_of(
-                &sql.query()
-                    .fetch_one(&self.pool)
-                    .await
-                    .map_err(query_error("read metrics"))?,
-            )?;
-            // Values written before the `bits` column are read as rows, exactly.
-            let mut legacy: std::collections::HashMap<(String, String), f64> = Default::default();
-            if rows.iter().any(|r| r.2.is_none()) {
-                sql.text = format!(
-                    "SELECT run_id, mkey, value FROM latest_metrics WHERE bits IS NULL AND run_id IN ({list})"
-                );
-                for r in sql
-                    .query()
-                    .fetch_all(&self.pool)
-                    .await
-                    .map_err(query_error("read metrics"))?
-                {
-                    legacy.insert(
-                        (col_str(&r, "run_id"), col_str(&r, "mkey")),
-                        crate::sql::col_f64(&r, "value"),
-                    );
-                }
-            }
-            for (run_id, key, bits, special, step, timestamp, value) in rows {
-                if let Some(run) = runs.get_mut(&run_id) {
-                    let stored = match bits {
-                        Some(b) => f64::from_bits(b as u64),
-                        None => legacy
-                            .get(&(run_id.clone(), key.clone()))
-                            .copied()
-                            .unwrap_or(value.unwrap_or(0.0)),
-                    };
-                    run.metrics.push(Metric {
-                        key,
-                        value: crate::sql::restored(stored, special),
-                        timestamp,
-                        step,
-                    });
-                }
-            }
-            for (table, key, what) in [
-                ("run_params", "pkey", "read params"),
-                ("run_tags", "tkey", "read tags"),
-            ] {
-                sql.text = crate::sql::json_rows(
-                    self.sqlite,
-                    &format!("run_id, {key}, value"),
-                    &format!("{table} WHERE run_id IN ({list})"),
-                );
-                let rows: Vec<(String, String, String)> = json_of(
-                    &sql.query()
-                        .fetch_one(&self.pool)
-                        .await
-                        .map_err(query_error(what))?,
-                )?;
-                for (run_id, k, v) in rows {
-                    if let Some(run) = runs.get_mut(&run_id) {
-                        if table == "run_params" {
-                            run.params.push((k, v));
-                        } else {
-                            run.tags.push((k, v));
-                        }
-                    }
-                }
-            }
-            for run in runs.values_mut() {
-                run.metrics.sort_by(|a, b| a.key.cmp(&b.key));
-                run.params.sort();
-                run.tags.sort();
-            }
-            sql.text = format!(
-                "SELECT i.run_id AS run_id, i.tags AS tags, d.name AS name, d.digest AS digest, d.source_type AS source_type, \
-                 d.source AS source, d.dataset_schema AS dataset_schema, d.profile AS profile \
-                 FROM run_inputs i JOIN datasets d ON d.dataset_id = i.dataset_id WHERE i.run_id IN ({list}) ORDER BY d.name"
-            );
-            for r in sql
-                .query()
-                .fetch_all(&self.pool)
-                .await
-                .map_err(query_error("read inputs"))?
-            {
-                if let Some(run) = runs.get_mut(&col_str(&r, "run_id")) {
-                    let tags: Vec<(String, String)> =
-                        serde_json::from_str(&col_str(&r, "tags")).unwrap_or_default();
-                    run.inputs.push(DatasetInput {
-                        dataset: Dataset {
-                            name: col_str(&r, "name"),
-                            digest: col_str(&r, "digest"),
-                            source_type: col_str(&r, "source_type"),
-                            source: col_str(&r, "source"),
-                            schema: col_opt_str(&r, "dataset_schema"),
-                            profile: col_opt_str(&r, "profile"),
-                        },
-                        tags,
-                    });
-                }
-            }
-            sql.text = format!(
-                "SELECT run_id, model_id, step FROM run_outputs WHERE run_id IN ({list}) ORDER BY model_id"
-            );
-            for r in sql
-                .query()
-                .fetch_all(&self.pool)
-                .await
-                .map_err(query_error("read outputs"))?
-            {
-                if let Some(run) = runs.get_mut(&col_str(&r, "run_id")) {
-                    run.outputs
-                        .push((col_str(&r, "model_id"), col_i64(&r, "step")));
-                }
-            }
-            for id in chunk {
-                if let Some(r) = runs.remove(id) {
-                    out.push(r);
-                }
-            }
+            let mut runs = self.run_infos(&mut sql, &list).await?;
+            self.add_latest_metrics(&mut sql, &list, &mut runs).await?;
+            self.add_params_and_tags(&mut sql, &list, &mut runs).await?;
+            self.add_inputs(&mut sql, &list, &mut runs).await?;
+            self.add_outputs(&mut sql, &list, &mut runs).await?;
+            out.extend(chunk.iter().filter_map(|id| runs.remove(id)));
         }
         Ok(out)
     }
+
+    /// The runs `list` names (placeholders of `sql`), by id, with their
+    /// infos and nothing else yet.
+    async fn run_infos(&self, sql: &mut Sql, list: &str) -> Result<Runs> {
+        sql.text = format!("SELECT {RUN_INFO_COLS} FROM runs r WHERE r.run_id IN ({list})");
+        let infos = sql
+            .query()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(query_error("read runs"))?;
+        infos
+            .iter()
+            .map(|r| {
+                let info = run_info(r)?;
+                Ok((
+                    info.run_id.clone(),
+                    TrackedRun {
+                        info,
+                        metrics: vec![],
+                        params: vec![],
+                        tags: vec![],
+                        inputs: vec![],
+                        outputs: vec![],
+                    },
+                ))
+            })
+            .collect()
+    }
+
+    /// Each run's latest metrics, by key, read as one JSON text (see
+    /// `json_rows`) with their values' exact bits.
+    async fn add_latest_metrics(&self, sql: &mut Sql, list: &str, runs: &mut Runs) -> Result<()> {
+        sql.text = crate::sql::json_rows(
+            self.sqlite,
+            "run_id, mkey, bits, is_nan, step, ts_ms, CASE WHEN bits IS NULL THEN value END",
+            &format!("latest_metrics WHERE run_id IN ({list})"),
+        );
+        type MetricRow = (String, String, Option<i64>, i64, i64, i64, Option<f64>);
+        let rows: Vec<MetricRow> = json_of(
+            &sql.query()
+                .fetch_one(&self.pool)
+                .await
+                .map_err(query_error("read metrics"))?,
+        )?;
+        let legacy = if rows.iter().any(|r| r.2.is_none()) {
+            self.latest_without_bits(sql, list).await?
+        } else {
+            HashMap::new()
+        };
+        for (run_id, key, bits, special, step, timestamp, value) in rows {
+            if let Some(run) = runs.get_mut(&run_id) {
+                let stored = match bits {
+                    Some(b) => f64::from_bits(b as u64),
+                    None => legacy
+                        .get(&(run_id.clone(), key.clone()))
+                        .copied()
+                        .unwrap_or(value.unwrap_or(0.0)),
+                };
+                run.metrics.push(Metric {
+                    key,
+                    value: crate::sql::restored(stored, special),
+                    timestamp,
+                    step,
+                });
+            }
+        }
+        for run in runs.values_mut() {
+            run.metrics.sort_by(|a, b| a.key.cmp(&b.key));
+        }
+        Ok(())
+    }
+
+    /// Latest values written before the `bits` column, by (run, key): read
+    /// as rows, which gives them exactly (the JSON text would not).
+    async fn latest_without_bits(
+        &self,
+        sql: &mut Sql,
+        list: &str,
+    ) -> Result<HashMap<(String, String), f64>> {
+        sql.text = format!(
+            "SELECT run_id, mkey, value FROM latest_metrics WHERE bits IS NULL AND run_id IN ({list})"
+        );
+        Ok(sql
+            .query()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(query_error("read metrics"))?
+            .iter()
+            .map(|r| {
+                (
+                    (col_str(r, "run_id"), col_str(r, "mkey")),
+                    col_f64(r, "value"),
+                )
+            })
+            .collect())
+    }
+
+    /// Each run's params and tags, sorted, one JSON text per table.
+    async fn add_params_and_tags(&self, sql: &mut Sql, list: &str, runs: &mut Runs) -> Result<()> {
+        for (table, key, what) in [
+            ("run_params", "pkey", "read params"),
+            ("run_tags", "tkey", "read tags"),
+        ] {
+            sql.text = crate::sql::json_rows(
+                self.sqlite,
+                &format!("run_id, {key}, value"),
+                &format!("{table} WHERE run_id IN ({list})"),
+            );
+            let rows: Vec<(String, String, String)> = json_of(
+                &sql.query()
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(query_error(what))?,
+            )?;
+            for (run_id, k, v) in rows {
+                if let Some(run) = runs.get_mut(&run_id) {
+                    if table == "run_params" {
+                        run.params.push((k, v));
+                    } else {
+                        run.tags.push((k, v));
+                    }
+                }
+            }
+        }
+        for run in runs.values_mut() {
+            run.params.sort();
+            run.tags.sort();
+        }
+        Ok(())
+    }
+
+    /// Each run's dataset inputs, by dataset name.
+    async fn add_inputs(&self, sql: &mut Sql, list: &str, runs: &mut Runs) -> Result<()> {
+        sql.text = format!(
+            "SELECT i.run_id AS run_id, i.tags AS tags, d.name AS name, d.digest AS digest, d.source_type AS source_type, \
+             d.source AS source, d.dataset_schema AS dataset_schema, d.profile AS profile \
+             FROM run_inputs i JOIN datasets d ON d.dataset_id = i.dataset_id WHERE i.run_id IN ({list}) ORDER BY d.name"
+        );
+        for r in sql
+            .query()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(query_error("read inputs"))?
+        {
+            if let Some(run) = runs.get_mut(&col_str(&r, "run_id")) {
+                let tags: Vec<(String, String)> =
+                    serde_json::from_str(&col_str(&r, "tags")).unwrap_or_default();
+                run.inputs.push(DatasetInput {
+                    dataset: Dataset {
+                        name: col_str(&r, "name"),
+                        digest: col_str(&r, "digest"),
+                        source_type: col_str(&r, "source_type"),
+                        source: col_str(&r, "source"),
+                        schema: col_opt_str(&r, "dataset_schema"),
+                        profile: col_opt_str(&r, "profile"),
+                    },
+                    tags,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Each run's logged-model outputs, by model id.
+    async fn add_outputs(&self, sql: &mut Sql, list: &str, runs: &mut Runs) -> Result<()> {
+        sql.text = format!(
+            "SELECT run_id, model_id, step FROM run_outputs WHERE run_id IN ({list}) ORDER BY model_id"
+        );
+        for r in sql
+            .query()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(query_error("read outputs"))?
+        {
+            if let Some(run) = runs.get_mut(&col_str(&r, "run_id")) {
+                run.outputs
+                    .push((col_str(&r, "model_id"), col_i64(&r, "step")));
+            }
+        }
+        Ok(())
+    }
 }
+
+/// Runs being read, by id (see `SqlStore::load_runs`).
+type Runs = HashMap<String, TrackedRun>;
 
 #[async_trait::async_trait]
 impl TrackingStore for SqlStore {
-    async fn get_experiment(&self, id: i64) -> Result<Option<Experiment>> {
-        self.experiment_where("experiment_id", Arg::I(id)).await
+    async fn get_experiment(&self, id: ExperimentId) -> Result<Option<Experiment>> {
+        self.experiment_where("experiment_id", Arg::I(id.get()))
+            .await
     }
 
     async fn get_experiment_by_name(&self, name: &str) -> Result<Option<Experiment>> {
@@ -683,7 +718,7 @@ impl TrackingStore for SqlStore {
         artifact_location: Option<&str>,
         tags: &[(String, String)],
         now_ms: i64,
-    ) -> Result<i64> {
+    ) -> Result<ExperimentId> {
         let mut tx = self
             .begin()
             .await
@@ -702,14 +737,21 @@ impl TrackingStore for SqlStore {
             .fetch_one(&mut *tx)
             .await
             .map_err(query_error("create an experiment"))?;
-        let id = col_opt_i64(&row, "m").unwrap_or(0) + 1;
+        // The Default experiment (0) is made by the migrations: ids after it
+        // go up from 1.
+        let highest = col_opt_experiment_id(&row, "m")?.unwrap_or(ExperimentId::DEFAULT);
+        let id = highest
+            .get()
+            .checked_add(1)
+            .and_then(ExperimentId::new)
+            .ok_or_else(|| Error::Invalid("no experiment id is left".into()))?;
         let location =
             artifact_location.map_or_else(|| format!("mlflow-artifacts:/{id}"), str::to_owned);
         sqlx::query(
             "INSERT INTO experiments (experiment_id, name, artifact_location, lifecycle_stage, creation_time, last_update_time) \
              VALUES ($1, $2, $3, 'active', $4, $4)",
         )
-        .bind(id)
+        .bind(id.get())
         .bind(name)
         .bind(location)
         .bind(now_ms)
@@ -731,16 +773,19 @@ impl TrackingStore for SqlStore {
     }
 
     /// The experiment named `name`, created if absent.
-    async fn ensure_experiment(&self, name: &str, now_ms: i64) -> Result<i64> {
+    async fn ensure_experiment(&self, name: &str, now_ms: i64) -> Result<ExperimentId> {
         if let Some(e) = self.get_experiment_by_name(name).await? {
             return Ok(e.experiment_id);
         }
         match self.create_experiment(name, None, &[], now_ms).await {
-            Err(Error::AlreadyExists(_)) => Ok(self
+            // Created meanwhile by another writer.
+            Err(Error::AlreadyExists(_)) => self
                 .get_experiment_by_name(name)
                 .await?
                 .map(|e| e.experiment_id)
-                .unwrap_or(0)),
+                .ok_or_else(|| {
+                    Error::NotFound(format!("Experiment '{name}' exists and cannot be read"))
+                }),
             other => other,
         }
     }
@@ -782,14 +827,14 @@ impl TrackingStore for SqlStore {
             .map_err(query_error("search experiments"))?;
         let mut out = Vec::with_capacity(ids.len());
         for r in ids {
-            if let Some(e) = self.get_experiment(col_i64(&r, "id")).await? {
+            if let Some(e) = self.get_experiment(col_experiment_id(&r, "id")?).await? {
                 out.push(e);
             }
         }
         Ok(out)
     }
 
-    async fn rename_experiment(&self, id: i64, new_name: &str, now_ms: i64) -> Result<()> {
+    async fn rename_experiment(&self, id: ExperimentId, new_name: &str, now_ms: i64) -> Result<()> {
         if let Some(other) = self.get_experiment_by_name(new_name).await?
             && other.experiment_id != id
         {
@@ -801,7 +846,7 @@ impl TrackingStore for SqlStore {
             .exec(
                 "rename an experiment",
                 "UPDATE experiments SET name = $1, last_update_time = $2 WHERE experiment_id = $3",
-                vec![Arg::S(new_name.into()), Arg::I(now_ms), Arg::I(id)],
+                vec![Arg::S(new_name.into()), Arg::I(now_ms), Arg::I(id.get())],
             )
             .await?;
         if n == 0 {
@@ -812,7 +857,7 @@ impl TrackingStore for SqlStore {
         Ok(())
     }
 
-    async fn set_experiment_tag(&self, id: i64, key: &str, value: &str) -> Result<()> {
+    async fn set_experiment_tag(&self, id: ExperimentId, key: &str, value: &str) -> Result<()> {
         self.require_experiment(id).await?;
         let pair = [(key.to_owned(), value.to_owned())];
         let mut tx = self
@@ -833,21 +878,26 @@ impl TrackingStore for SqlStore {
         Ok(())
     }
 
-    async fn delete_experiment_tag(&self, id: i64, key: &str) -> Result<()> {
+    async fn delete_experiment_tag(&self, id: ExperimentId, key: &str) -> Result<()> {
         self.require_experiment(id).await?;
         self.exec(
             "untag an experiment",
             "DELETE FROM experiment_tags WHERE experiment_id = $1 AND tkey = $2",
-            vec![Arg::I(id), Arg::S(key.into())],
+            vec![Arg::I(id.get()), Arg::S(key.into())],
         )
         .await?;
         Ok(())
     }
 
     /// Soft delete (or restore): the experiment and its runs change stage.
-    async fn set_experiment_stage(&self, id: i64, deleted: bool, now_ms: i64) -> Result<()> {
+    async fn set_experiment_stage(
+        &self,
+        id: ExperimentId,
+        deleted: bool,
+        now_ms: i64,
+    ) -> Result<()> {
         self.require_experiment(id).await?;
-        if id == 0 && deleted {
+        if id == ExperimentId::DEFAULT && deleted {
             return Err(Error::Invalid(
                 "Cannot delete the default experiment '0'.".into(),
             ));
@@ -860,13 +910,13 @@ impl TrackingStore for SqlStore {
         sqlx::query("UPDATE experiments SET lifecycle_stage = $1, last_update_time = $2 WHERE experiment_id = $3")
             .bind(stage)
             .bind(now_ms)
-            .bind(id)
+            .bind(id.get())
             .execute(&mut *tx)
             .await
             .map_err(query_error("delete an experiment"))?;
         sqlx::query("UPDATE runs SET lifecycle_stage = $1 WHERE experiment_id = $2")
             .bind(stage)
-            .bind(id)
+            .bind(id.get())
             .execute(&mut *tx)
             .await
             .map_err(query_error("delete an experiment"))?;
@@ -882,7 +932,7 @@ impl TrackingStore for SqlStore {
     async fn create_tracked_run(
         &self,
         run_id: &str,
-        experiment_id: i64,
+        experiment_id: ExperimentId,
         run_name: &str,
         user_id: &str,
         start_time: i64,
@@ -900,10 +950,10 @@ impl TrackingStore for SqlStore {
         // transaction of microseconds, instead of a transaction held across
         // several round trips that the logging requests would queue behind.
         if let (Some(w), Some(_)) = (&self.writer, &self.sqlite_path) {
-            use crate::group::Job;
+            use crate::jobs::Job;
             use tokio::sync::mpsc::error::SendError;
             let (reply, rx) = tokio::sync::oneshot::channel();
-            let job = Job::CreateRun(crate::group::CreateRunJob { run, reply });
+            let job = Job::CreateRun(crate::jobs::CreateRunJob { run, reply });
             return match w.send(job).await {
                 Ok(()) => rx
                     .await
@@ -921,7 +971,7 @@ impl TrackingStore for SqlStore {
     async fn attach_run(
         &self,
         run_id: &str,
-        experiment_id: i64,
+        experiment_id: ExperimentId,
         run_name: &str,
         tags: &[(String, String)],
     ) -> Result<()> {
@@ -932,7 +982,7 @@ impl TrackingStore for SqlStore {
         );
         let mut tx = self.begin().await.map_err(query_error("attach a run"))?;
         sqlx::query("UPDATE runs SET experiment_id = $1, run_name = $2, artifact_uri = $3, user_id = COALESCE(user_id, '') WHERE run_id = $4")
-            .bind(experiment_id)
+            .bind(experiment_id.get())
             .bind(run_name)
             .bind(&artifact_uri)
             .bind(run_id)
@@ -1039,11 +1089,11 @@ impl TrackingStore for SqlStore {
         }
         // Small requests (one metric, a tag) gain from sharing a commit;
         // a large batch already amortizes its own.
-        let small = metrics.len() + params.len() + tags.len() <= crate::group::SMALL_REQUEST;
+        let small = metrics.len() + params.len() + tags.len() <= crate::jobs::SMALL_REQUEST;
         match self.writer.as_ref().filter(|_| small) {
             Some(w) => {
                 let (reply, rx) = tokio::sync::oneshot::channel();
-                let job = crate::group::Job::Log(crate::group::LogJob {
+                let job = crate::jobs::Job::Log(crate::jobs::LogJob {
                     run_id: run_id.to_owned(),
                     metrics: metrics.to_vec(),
                     params: params.to_vec(),
@@ -1111,7 +1161,7 @@ impl TrackingStore for SqlStore {
             .map_err(query_error("read a metric's history"))?
             .iter()
             .map(|r| {
-                let v = crate::sql::col_f64(r, "value");
+                let v = col_f64(r, "value");
                 (Some(v.to_bits() as i64), col_i64(r, "step"), col_i64(r, "ts_ms"), col_i64(r, "is_nan"), None)
             })
             .collect();
@@ -1145,7 +1195,7 @@ impl TrackingStore for SqlStore {
         for i in inputs {
             let d = &i.dataset;
             let existing = sqlx::query("SELECT dataset_id FROM datasets WHERE experiment_id = $1 AND name = $2 AND digest = $3")
-                .bind(run.experiment_id)
+                .bind(run.experiment_id.get())
                 .bind(&d.name)
                 .bind(&d.digest)
                 .fetch_optional(&mut *tx)
@@ -1160,7 +1210,7 @@ impl TrackingStore for SqlStore {
                          VALUES ($1,$2,$3,$4,$5,$6,$7,$8)",
                     )
                     .bind(&id)
-                    .bind(run.experiment_id)
+                    .bind(run.experiment_id.get())
                     .bind(&d.name)
                     .bind(&d.digest)
                     .bind(&d.source_type)
@@ -1207,7 +1257,7 @@ impl TrackingStore for SqlStore {
             let ids: Vec<String> = qr
                 .experiment_ids
                 .iter()
-                .map(|i| sql.arg(Arg::I(*i)))
+                .map(|i| sql.arg(Arg::I(i.get())))
                 .collect();
             wheres.push(format!("r.experiment_id IN ({})", ids.join(", ")));
         }

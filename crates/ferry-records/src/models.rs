@@ -2,12 +2,13 @@
 //! interface over them and the registry's versions.
 
 use crate::{Error, ModelVersion, Result, StoredFiles};
+use ferry_core::ExperimentId;
 use ferry_search::{Clause, OrderBy};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct LoggedModel {
     pub model_id: String,
-    pub experiment_id: i64,
+    pub experiment_id: ExperimentId,
     pub name: String,
     pub artifact_location: String,
     pub creation_ms: i64,
@@ -37,7 +38,7 @@ pub trait ModelStore: Send + Sync {
     #[allow(clippy::too_many_arguments)]
     async fn create_logged_model(
         &self,
-        experiment_id: i64,
+        experiment_id: ExperimentId,
         name: &str,
         model_type: &str,
         source_run_id: Option<&str>,
@@ -56,7 +57,7 @@ pub trait ModelStore: Send + Sync {
     async fn delete_logged_model_tag(&self, model_id: &str, key: &str) -> Result<()>;
     async fn search_logged_models(
         &self,
-        experiment_ids: &[i64],
+        experiment_ids: &[ExperimentId],
         filter: &[Clause],
         order_by: &[OrderBy],
         max_results: i64,

@@ -110,6 +110,9 @@ pub fn stage_of(c: &TrackedRun) -> Option<StageRecord> {
         attempts: tag(c, STAGE_ATTEMPTS_TAG)
             .and_then(|a| a.parse().ok())
             .unwrap_or(1),
+        // In the reason, and the run's artifact `logs/<stage>.log`.
+        error: None,
+        log: None,
     })
 }
 
@@ -188,7 +191,7 @@ mod tests {
         TrackedRun {
             info: RunInfo {
                 run_id: id.into(),
-                experiment_id: 1,
+                experiment_id: "1".parse().unwrap(),
                 run_name: id.into(),
                 user_id: String::new(),
                 status: status.into(),

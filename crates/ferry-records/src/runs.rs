@@ -90,13 +90,26 @@ pub struct NewRun {
     pub host: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// One stage of a pipeline run, the one record of it: what the run settles
+/// and reports (`ferry run --json`, whose view `ferry-runner`'s report
+/// spells), what the store keeps, and what it gives back (`ferry runs show
+/// --json`, the `Serialize` below).
+///
+/// Two fields live only as long as the run that saw them: `error` (kept
+/// apart from `reason` for the report) and `log` (a path on that machine).
+/// The store keeps the error inside the reason ([`StageRecord::recorded_reason`])
+/// and the log as the run's artifact, so a record read back has neither.
+#[derive(Debug, Clone)]
 pub struct StageRecord {
     pub stage: String,
+    /// Its place in the pipeline's order.
     pub position: i64,
     pub status: StageStatus,
+    /// Why it did what it did (`never ran`, `up to date`, the changes).
     pub reason: Option<String>,
+    /// The fingerprint it was decided under, when it got that far.
     pub fingerprint: Option<String>,
+    /// When its command started, when it ran.
     pub started_ms: Option<i64>,
     pub ended_ms: Option<i64>,
     pub wall_ms: Option<i64>,
@@ -105,6 +118,68 @@ pub struct StageRecord {
     pub max_rss_bytes: Option<i64>,
     pub exit_code: Option<i64>,
     pub attempts: i64,
+    /// What went wrong, for a stage that did not succeed (not read back).
+    pub error: Option<String>,
+    /// The stage's log file, when it ran (not read back).
+    pub log: Option<String>,
+}
+
+impl StageRecord {
+    /// Stage `stage` with `status` for `reason` and no process behind it
+    /// (up to date, restored, skipped); the run sets its place and times
+    /// when it settles it.
+    pub fn new(stage: &str, status: StageStatus, reason: String) -> Self {
+        Self {
+            stage: stage.to_owned(),
+            position: 0,
+            status,
+            reason: Some(reason),
+            fingerprint: None,
+            started_ms: None,
+            ended_ms: None,
+            wall_ms: None,
+            user_cpu_ms: None,
+            sys_cpu_ms: None,
+            max_rss_bytes: None,
+            exit_code: None,
+            attempts: 0,
+            error: None,
+            log: None,
+        }
+    }
+
+    /// The reason as the store keeps it: with what went wrong after it
+    /// (`never ran: the command exited with code 1`).
+    pub fn recorded_reason(&self) -> Option<String> {
+        match (&self.reason, &self.error) {
+            (reason, None) => reason.clone(),
+            (Some(reason), Some(error)) => Some(format!("{reason}: {error}")),
+            (None, Some(error)) => Some(error.clone()),
+        }
+    }
+}
+
+/// A stage as the store keeps it (`ferry runs show --json`): no log, the
+/// error inside the reason. Field names and order are a stable interface.
+impl Serialize for StageRecord {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("StageRecord", 13)?;
+        st.serialize_field("stage", &self.stage)?;
+        st.serialize_field("position", &self.position)?;
+        st.serialize_field("status", &self.status)?;
+        st.serialize_field("reason", &self.recorded_reason())?;
+        st.serialize_field("fingerprint", &self.fingerprint)?;
+        st.serialize_field("started_ms", &self.started_ms)?;
+        st.serialize_field("ended_ms", &self.ended_ms)?;
+        st.serialize_field("wall_ms", &self.wall_ms)?;
+        st.serialize_field("user_cpu_ms", &self.user_cpu_ms)?;
+        st.serialize_field("sys_cpu_ms", &self.sys_cpu_ms)?;
+        st.serialize_field("max_rss_bytes", &self.max_rss_bytes)?;
+        st.serialize_field("exit_code", &self.exit_code)?;
+        st.serialize_field("attempts", &self.attempts)?;
+        st.end()
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -155,4 +230,23 @@ pub struct RunDetail {
     pub params: Vec<(String, serde_json::Value)>,
     pub metrics: Vec<MetricRecord>,
     pub gates: Vec<GateRecord>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_store_keeps_a_stage_without_its_log_and_with_its_error_in_the_reason() {
+        let rec = StageRecord {
+            error: Some("the command exited with code 1".into()),
+            log: Some("/p/.ferry/logs/r/train.log".into()),
+            ..StageRecord::new("train", StageStatus::Failed, "never ran".into())
+        };
+        let v = serde_json::to_value(&rec).unwrap_or_default();
+        assert_eq!(v["reason"], "never ran: the command exited with code 1");
+        assert!(v.get("error").is_none() && v.get("log").is_none(), "{v}");
+        let plain = StageRecord::new("train", StageStatus::UpToDate, "up to date".into());
+        assert_eq!(plain.recorded_reason().as_deref(), Some("up to date"));
+    }
 }

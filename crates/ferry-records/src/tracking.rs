@@ -2,11 +2,12 @@
 //! datasets, run queries, and the [`TrackingStore`] interface over them.
 
 use crate::Result;
+use ferry_core::ExperimentId;
 use ferry_search::{Clause, OrderBy};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Experiment {
-    pub experiment_id: i64,
+    pub experiment_id: ExperimentId,
     pub name: String,
     pub artifact_location: String,
     pub lifecycle_stage: String,
@@ -18,7 +19,7 @@ pub struct Experiment {
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunInfo {
     pub run_id: String,
-    pub experiment_id: i64,
+    pub experiment_id: ExperimentId,
     pub run_name: String,
     pub user_id: String,
     /// MLflow's vocabulary: RUNNING, SCHEDULED, FINISHED, FAILED, KILLED.
@@ -73,7 +74,7 @@ pub enum ViewType {
 
 #[derive(Debug, Clone)]
 pub struct RunQuery {
-    pub experiment_ids: Vec<i64>,
+    pub experiment_ids: Vec<ExperimentId>,
     pub filter: Vec<Clause>,
     pub order_by: Vec<OrderBy>,
     pub view: ViewType,
@@ -113,7 +114,7 @@ pub const MAX_BATCH_TOTAL: usize = 1000;
 /// MLflow tracking, behind one interface every backend implements.
 #[async_trait::async_trait]
 pub trait TrackingStore: Send + Sync {
-    async fn get_experiment(&self, id: i64) -> Result<Option<Experiment>>;
+    async fn get_experiment(&self, id: ExperimentId) -> Result<Option<Experiment>>;
 
     async fn get_experiment_by_name(&self, name: &str) -> Result<Option<Experiment>>;
 
@@ -125,10 +126,10 @@ pub trait TrackingStore: Send + Sync {
         artifact_location: Option<&str>,
         tags: &[(String, String)],
         now_ms: i64,
-    ) -> Result<i64>;
+    ) -> Result<ExperimentId>;
 
     /// The experiment named `name`, created if absent.
-    async fn ensure_experiment(&self, name: &str, now_ms: i64) -> Result<i64>;
+    async fn ensure_experiment(&self, name: &str, now_ms: i64) -> Result<ExperimentId>;
 
     /// One page of the experiments in `view` matching `filter`, in
     /// `order_by` order (MLflow's default when empty: newest first), ties
@@ -142,14 +143,19 @@ pub trait TrackingStore: Send + Sync {
         offset: i64,
     ) -> Result<Vec<Experiment>>;
 
-    async fn rename_experiment(&self, id: i64, new_name: &str, now_ms: i64) -> Result<()>;
+    async fn rename_experiment(&self, id: ExperimentId, new_name: &str, now_ms: i64) -> Result<()>;
 
-    async fn set_experiment_tag(&self, id: i64, key: &str, value: &str) -> Result<()>;
+    async fn set_experiment_tag(&self, id: ExperimentId, key: &str, value: &str) -> Result<()>;
 
-    async fn delete_experiment_tag(&self, id: i64, key: &str) -> Result<()>;
+    async fn delete_experiment_tag(&self, id: ExperimentId, key: &str) -> Result<()>;
 
     /// Soft delete (or restore): the experiment and its runs change stage.
-    async fn set_experiment_stage(&self, id: i64, deleted: bool, now_ms: i64) -> Result<()>;
+    async fn set_experiment_stage(
+        &self,
+        id: ExperimentId,
+        deleted: bool,
+        now_ms: i64,
+    ) -> Result<()>;
 
     /// Creates a run in `experiment_id`; its artifacts live under the
     /// experiment's artifact location.
@@ -157,7 +163,7 @@ pub trait TrackingStore: Send + Sync {
     async fn create_tracked_run(
         &self,
         run_id: &str,
-        experiment_id: i64,
+        experiment_id: ExperimentId,
         run_name: &str,
         user_id: &str,
         start_time: i64,
@@ -169,7 +175,7 @@ pub trait TrackingStore: Send + Sync {
     async fn attach_run(
         &self,
         run_id: &str,
-        experiment_id: i64,
+        experiment_id: ExperimentId,
         run_name: &str,
         tags: &[(String, String)],
     ) -> Result<()>;

@@ -179,7 +179,7 @@ impl History for RemoteHistory {
     fn get_run(&self, id: &str) -> Result<RunDetail> {
         let run = self.find(id)?;
         let children = self.client.search_runs(
-            &[run.info.experiment_id.to_string()],
+            &[run.info.experiment_id],
             &format!("tags.mlflow.parentRunId = '{}'", run.info.run_id),
             10_000,
         )?;

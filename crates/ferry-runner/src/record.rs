@@ -32,8 +32,11 @@ pub(crate) struct Started {
 /// The log file of a stage, when it ran and wrote one: kept as the
 /// pipeline run's artifact `logs/<stage>.log` too, so `ferry logs` finds it
 /// wherever the run was recorded.
-fn stage_log(log: Option<&std::path::Path>) -> Option<&std::path::Path> {
-    log.filter(|p| p.is_file())
+fn stage_log(rec: &StageRecord) -> Option<&std::path::Path> {
+    rec.log
+        .as_deref()
+        .map(std::path::Path::new)
+        .filter(|p| p.is_file())
 }
 
 /// A model registry: the project's store or a server's.
@@ -110,10 +113,10 @@ pub(crate) trait Recorder: Registry {
     /// Where stages send their own MLflow calls, if the recorder has a
     /// server already (the local one starts an embedded server instead).
     fn tracking_uri(&self) -> Option<String>;
-    /// Records a stage's outcome; stages that did something also get a
-    /// nested MLflow run with their resource use as metrics.
-    /// Records stage `rec` of `run`, with its log file (`log`) if it ran.
-    fn stage(&self, run: &Started, rec: &StageRecord, log: Option<&std::path::Path>) -> Result<()>;
+    /// Records stage `rec` of `run`, and its log file if it ran; stages
+    /// that did something also get a nested MLflow run with their resource
+    /// use as metrics.
+    fn stage(&self, run: &Started, rec: &StageRecord) -> Result<()>;
     /// The run's params, metrics and extra tags.
     fn results(
         &self,
@@ -181,7 +184,7 @@ fn stage_run(
         ),
         (
             "ferry.stage.reason".to_owned(),
-            rec.reason.clone().unwrap_or_default(),
+            rec.recorded_reason().unwrap_or_default(),
         ),
         (
             pipeline_runs::STAGE_POSITION_TAG.to_owned(),
@@ -349,12 +352,7 @@ impl Recorder for Local {
         })?;
         Ok(Started {
             run_id: rid,
-            experiment_id: ExperimentId::new(exp).ok_or_else(|| {
-                crate::Error::Store(ferry_metadata::Error::Invalid(format!(
-                    "the store gave experiment `{}` the id {exp}, which is not an experiment id",
-                    s.pipeline
-                )))
-            })?,
+            experiment_id: exp,
         })
     }
 
@@ -362,11 +360,11 @@ impl Recorder for Local {
         None
     }
 
-    fn stage(&self, run: &Started, rec: &StageRecord, log: Option<&std::path::Path>) -> Result<()> {
+    fn stage(&self, run: &Started, rec: &StageRecord) -> Result<()> {
         let child = (rec.status != StageStatus::UpToDate).then(|| stage_run(&run.run_id, rec));
         let owned = rec.clone();
         let rid = run.run_id.clone();
-        let exp = run.experiment_id.get();
+        let exp = run.experiment_id;
         self.store.call(|s| {
             Box::pin(async move {
                 s.record_stage(&rid, &owned).await?;
@@ -382,7 +380,7 @@ impl Recorder for Local {
                 Ok(())
             })
         })?;
-        if let Some(log) = stage_log(log) {
+        if let Some(log) = stage_log(rec) {
             let to = self
                 .layout
                 .run_artifacts(&run.experiment_id.to_string(), &run.run_id)
@@ -691,7 +689,7 @@ impl Recorder for Remote {
         Some(self.client.url().to_owned())
     }
 
-    fn stage(&self, run: &Started, rec: &StageRecord, log: Option<&std::path::Path>) -> Result<()> {
+    fn stage(&self, run: &Started, rec: &StageRecord) -> Result<()> {
         if rec.status == StageStatus::UpToDate {
             return Ok(());
         }
@@ -702,7 +700,7 @@ impl Recorder for Remote {
         self.client.log_batch(&child, &metrics, &[], &[])?;
         self.client
             .finish_run(&child, status, rec.ended_ms.unwrap_or_else(now_ms))?;
-        if let Some(log) = stage_log(log) {
+        if let Some(log) = stage_log(rec) {
             let dest = format!(
                 "{}/{}/artifacts/{}",
                 run.experiment_id,

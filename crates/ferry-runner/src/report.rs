@@ -1,8 +1,8 @@
 //! What `status` and `run` report, to the terminal (through [`Reporter`]) and
 //! as JSON (`--json`). Field names here are a documented, stable interface.
 
-use ferry_metadata::{ModelVersion, RunStatus, StageStatus};
-use serde::Serialize;
+use ferry_metadata::{ModelVersion, RunStatus, StageRecord};
+use serde::{Serialize, Serializer};
 use std::collections::BTreeMap;
 
 /// What a stage would do now.
@@ -38,41 +38,6 @@ impl StatusReport {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct StageOutcome {
-    pub stage: String,
-    pub status: StageStatus,
-    pub reason: String,
-    pub wall_ms: Option<i64>,
-    pub user_cpu_ms: Option<i64>,
-    pub sys_cpu_ms: Option<i64>,
-    pub max_rss_bytes: Option<i64>,
-    pub exit_code: Option<i64>,
-    pub attempts: i64,
-    /// What went wrong, for failed stages.
-    pub error: Option<String>,
-    pub log: Option<String>,
-}
-
-impl StageOutcome {
-    /// An outcome with no process behind it (up to date, restored, skipped).
-    pub fn new(stage: &str, status: StageStatus, reason: String) -> Self {
-        Self {
-            stage: stage.to_owned(),
-            status,
-            reason,
-            wall_ms: None,
-            user_cpu_ms: None,
-            sys_cpu_ms: None,
-            max_rss_bytes: None,
-            exit_code: None,
-            attempts: 0,
-            error: None,
-            log: None,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize)]
 pub struct GateOutcome {
     pub name: String,
     pub expr: String,
@@ -91,7 +56,9 @@ pub struct RunReport {
     pub pipeline: String,
     pub status: RunStatus,
     pub dry_run: bool,
-    pub stages: Vec<StageOutcome>,
+    /// Every stage, as the report shows it ([`reported`]).
+    #[serde(serialize_with = "reported")]
+    pub stages: Vec<StageRecord>,
     pub gates: Vec<GateOutcome>,
     pub metrics: BTreeMap<String, f64>,
     /// The model version this run registered.
@@ -105,6 +72,34 @@ pub struct RunReport {
     /// nothing restored or registered and no alias moved. Recorded with the
     /// run (`ferry runs list` folds such runs).
     pub noop: bool,
+}
+
+/// The stages as the run reports them: what was decided and what the
+/// process used, what went wrong apart from the reason, and the log file on
+/// this machine; not their place, fingerprint or times, which `ferry runs
+/// show` has (the store's view, `StageRecord`'s own `Serialize`).
+fn reported<S: Serializer>(stages: &[StageRecord], s: S) -> Result<S::Ok, S::Error> {
+    struct Reported<'a>(&'a StageRecord);
+    impl Serialize for Reported<'_> {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            use serde::ser::SerializeStruct;
+            let o = self.0;
+            let mut st = s.serialize_struct("StageOutcome", 11)?;
+            st.serialize_field("stage", &o.stage)?;
+            st.serialize_field("status", &o.status)?;
+            st.serialize_field("reason", o.reason.as_deref().unwrap_or_default())?;
+            st.serialize_field("wall_ms", &o.wall_ms)?;
+            st.serialize_field("user_cpu_ms", &o.user_cpu_ms)?;
+            st.serialize_field("sys_cpu_ms", &o.sys_cpu_ms)?;
+            st.serialize_field("max_rss_bytes", &o.max_rss_bytes)?;
+            st.serialize_field("exit_code", &o.exit_code)?;
+            st.serialize_field("attempts", &o.attempts)?;
+            st.serialize_field("error", &o.error)?;
+            st.serialize_field("log", &o.log)?;
+            st.end()
+        }
+    }
+    s.collect_seq(stages.iter().map(Reported))
 }
 
 /// A metric as the run records it (MLflow metrics are numbers): a number
@@ -132,7 +127,7 @@ pub enum Event<'a> {
         reason: &'a str,
         attempt: u32,
     },
-    StageFinished(&'a StageOutcome),
+    StageFinished(&'a StageRecord),
     Gate(&'a GateOutcome),
     Registered(&'a ModelVersion),
     ModelUnchanged(&'a str),

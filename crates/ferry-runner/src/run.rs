@@ -295,7 +295,7 @@ fn dry_run(project: &Project, opts: &RunOptions) -> Result<RunReport> {
                 } else {
                     s.reasons.join(", ")
                 };
-                StageOutcome::new(&s.stage, status, reason)
+                StageRecord::new(&s.stage, status, reason)
             })
             .collect(),
         gates: vec![],
@@ -441,7 +441,7 @@ fn conclude(
 fn check_results(
     cx: &RunContext<'_>,
     stages: &[&Stage],
-    outcomes: &[StageOutcome],
+    outcomes: &[StageRecord],
     metrics: &mut BTreeMap<String, serde_json::Value>,
 ) -> Result<BTreeMap<String, BTreeMap<String, serde_json::Value>>> {
     let mut check_values = BTreeMap::new();

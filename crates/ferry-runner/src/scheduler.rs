@@ -10,14 +10,14 @@ use crate::engine::{Engine, Origin, Verdict};
 use crate::executor::{Executor, StageCommand};
 use crate::orphans::PidFile;
 use crate::record::{Recorder, Started};
-use crate::report::{Action, Event, Reporter, StageOutcome};
+use crate::report::{Action, Event, Reporter};
 use crate::settle::Reached;
 use crate::tracking::Tracking;
 use crate::{Project, Result};
 use ferry_cache::RunCacheEntry;
 use ferry_core::now_ms;
 use ferry_executor::{CancelToken, Exit, Outcome};
-use ferry_metadata::StageStatus;
+use ferry_metadata::{StageRecord, StageStatus};
 use ferry_pipeline::StageInputs;
 use ferry_spec::Stage;
 use std::collections::{BTreeMap, HashMap};
@@ -65,7 +65,7 @@ pub(crate) struct Worker {
 /// What the scheduler leaves: an outcome per stage, in the stages' order,
 /// and the metrics of the stages that are done.
 pub(crate) struct Scheduled {
-    pub outcomes: Vec<StageOutcome>,
+    pub outcomes: Vec<StageRecord>,
     pub metrics: BTreeMap<String, serde_json::Value>,
 }
 
@@ -77,7 +77,7 @@ pub(crate) struct Scheduler<'s, 'p> {
     pub(crate) stages: Vec<&'p Stage>,
     index: HashMap<&'p str, usize>,
     pub(crate) state: Vec<St>,
-    pub(crate) outcomes: Vec<Option<StageOutcome>>,
+    pub(crate) outcomes: Vec<Option<StageRecord>>,
     /// The inputs and verdict of each running stage.
     pub(crate) launched: Vec<Option<(StageInputs, Verdict)>>,
     pub(crate) metrics: BTreeMap<String, serde_json::Value>,
@@ -145,7 +145,7 @@ impl<'s, 'p> Scheduler<'s, 'p> {
         self.tracking.stop();
         for i in 0..self.stages.len() {
             if self.outcomes[i].is_none() {
-                let o = StageOutcome::new(
+                let o = StageRecord::new(
                     self.stages[i].name.as_str(),
                     StageStatus::Cancelled,
                     "not started".into(),
@@ -172,7 +172,7 @@ impl<'s, 'p> Scheduler<'s, 'p> {
                 match self.readiness(i) {
                     Readiness::Wait => {}
                     Readiness::Skip(why) => {
-                        let o = StageOutcome::new(
+                        let o = StageRecord::new(
                             self.stages[i].name.as_str(),
                             StageStatus::Skipped,
                             why,
@@ -216,9 +216,9 @@ impl<'s, 'p> Scheduler<'s, 'p> {
     /// Decides stage `i` and acts on the verdict.
     fn start(&mut self, i: usize) -> Result<()> {
         let stage = self.stages[i];
-        let failed = |reason: String, error: String| StageOutcome {
+        let failed = |reason: String, error: String| StageRecord {
             error: Some(error),
-            ..StageOutcome::new(stage.name.as_str(), StageStatus::Failed, reason)
+            ..StageRecord::new(stage.name.as_str(), StageStatus::Failed, reason)
         };
         let (inputs, verdict) = match self.decide(stage) {
             Ok(Ok(decided)) => decided,
@@ -239,7 +239,7 @@ impl<'s, 'p> Scheduler<'s, 'p> {
                 if let Some(l) = self.engine.locked(stage.name.as_str()) {
                     self.metrics.extend(l.metrics.clone());
                 }
-                let o = StageOutcome::new(
+                let o = StageRecord::new(
                     stage.name.as_str(),
                     StageStatus::UpToDate,
                     "up to date".into(),
@@ -289,9 +289,9 @@ impl<'s, 'p> Scheduler<'s, 'p> {
         let reason = verdict.reason();
         let fingerprint = verdict.fingerprint;
         if let Err(e) = restored {
-            let o = StageOutcome {
+            let o = StageRecord {
                 error: Some(e),
-                ..StageOutcome::new(stage.name.as_str(), StageStatus::Failed, reason)
+                ..StageRecord::new(stage.name.as_str(), StageStatus::Failed, reason)
             };
             return self.settle(i, o, Reached::Decided(fingerprint));
         }
@@ -304,7 +304,7 @@ impl<'s, 'p> Scheduler<'s, 'p> {
             entry.metrics,
             Origin::Restored,
         )?;
-        let mut o = StageOutcome::new(stage.name.as_str(), StageStatus::Restored, reason);
+        let mut o = StageRecord::new(stage.name.as_str(), StageStatus::Restored, reason);
         o.wall_ms = Some(crate::settle::ms(started.elapsed()));
         self.settle(i, o, Reached::Decided(fingerprint))
     }

@@ -3,7 +3,7 @@
 //! command leaves (its outs and metrics committed, or why it failed).
 
 use crate::engine::{Origin, Verdict};
-use crate::report::{Event, StageOutcome};
+use crate::report::Event;
 use crate::scheduler::{Scheduler, St, Worker};
 use crate::{Project, Result};
 use ferry_core::{Digest, now_ms};
@@ -36,36 +36,15 @@ impl Scheduler<'_, '_> {
     /// Settles stage `i` with `o`: records it (the stage's row and nested
     /// MLflow run), reports it, keeps it for the run's report, and sets the
     /// stage's state, which decides whether its dependents go on.
-    pub(crate) fn settle(&mut self, i: usize, o: StageOutcome, reached: Reached) -> Result<()> {
-        let (fingerprint, started_ms) = match reached {
+    pub(crate) fn settle(&mut self, i: usize, mut o: StageRecord, reached: Reached) -> Result<()> {
+        (o.fingerprint, o.started_ms) = match reached {
             Reached::Undecided | Reached::NotStarted => (None, None),
-            Reached::Decided(fp) => (Some(fp), None),
-            Reached::Ran(fp, at) => (Some(fp), Some(at)),
+            Reached::Decided(fp) => (Some(fp.to_hex()), None),
+            Reached::Ran(fp, at) => (Some(fp.to_hex()), Some(at)),
         };
-        let rec = StageRecord {
-            stage: o.stage.clone(),
-            position: i as i64,
-            status: o.status,
-            reason: Some(
-                o.error
-                    .clone()
-                    .map_or_else(|| o.reason.clone(), |e| format!("{}: {e}", o.reason)),
-            ),
-            fingerprint: fingerprint.map(|f| f.to_hex()),
-            started_ms,
-            ended_ms: Some(now_ms()),
-            wall_ms: o.wall_ms,
-            user_cpu_ms: o.user_cpu_ms,
-            sys_cpu_ms: o.sys_cpu_ms,
-            max_rss_bytes: o.max_rss_bytes,
-            exit_code: o.exit_code,
-            attempts: o.attempts,
-        };
-        self.cx.recorder.stage(
-            self.cx.started,
-            &rec,
-            o.log.as_deref().map(std::path::Path::new),
-        )?;
+        o.position = i as i64;
+        o.ended_ms = Some(now_ms());
+        self.cx.recorder.stage(self.cx.started, &o)?;
         if !matches!(reached, Reached::NotStarted) {
             self.cx.reporter.event(Event::StageFinished(&o));
         }
@@ -90,18 +69,15 @@ impl Scheduler<'_, '_> {
         let Some((inputs, verdict)) = self.launched[i].take() else {
             return Ok(());
         };
-        let mut o = StageOutcome {
-            stage: stage.name.to_string(),
-            status: StageStatus::Ran,
-            reason: verdict.reason(),
+        let mut o = StageRecord {
             wall_ms: Some(ms(w.outcome.wall)),
             user_cpu_ms: Some(ms(w.outcome.user_cpu)),
             sys_cpu_ms: Some(ms(w.outcome.sys_cpu)),
             max_rss_bytes: Some(w.outcome.max_rss_bytes as i64),
             exit_code: w.outcome.exit.code().map(i64::from),
             attempts: i64::from(w.attempts),
-            error: None,
             log: Some(self.log_path(stage).display().to_string()),
+            ..StageRecord::new(stage.name.as_str(), StageStatus::Ran, verdict.reason())
         };
         if let Err((status, error)) =
             self.keep_results(stage, &w.outcome.exit, &inputs, &verdict)?

@@ -341,7 +341,7 @@ fn run(ctx: &Ctx, args: RunArgs) -> Result<u8> {
                     if st.status == StageStatus::UpToDate {
                         String::new()
                     } else {
-                        s.dim(&format!("({})", st.reason))
+                        s.dim(&format!("({})", st.reason.as_deref().unwrap_or_default()))
                     }
                 );
             }

@@ -330,7 +330,7 @@ impl Reporter for Terminal {
                         "{} {} {}",
                         s.green("restored"),
                         s.bold(&o.stage),
-                        s.dim(&format!("({})", o.reason))
+                        s.dim(&format!("({})", o.reason.as_deref().unwrap_or_default()))
                     ),
                     S::UpToDate => format!("{} {}", s.dim("up to date"), o.stage),
                     S::Failed => format!(
@@ -344,7 +344,12 @@ impl Reporter for Terminal {
                             .unwrap_or_default()
                     ),
                     S::Cancelled => format!("{} {}", s.yellow("cancelled"), o.stage),
-                    S::Skipped => format!("{} {} ({})", s.yellow("skipped"), o.stage, o.reason),
+                    S::Skipped => format!(
+                        "{} {} ({})",
+                        s.yellow("skipped"),
+                        o.stage,
+                        o.reason.as_deref().unwrap_or_default()
+                    ),
                 };
                 self.print(&line);
             }

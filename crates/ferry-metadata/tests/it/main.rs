@@ -76,6 +76,8 @@ async fn runs_conformance(s: &dyn MetadataStore) {
             max_rss_bytes: Some(1024),
             exit_code: Some(0),
             attempts: 1,
+            error: None,
+            log: None,
         },
     )
     .await
@@ -309,7 +311,7 @@ async fn tracking_conformance(s: &dyn MetadataStore) {
         .create_experiment("exp", None, &[("team".into(), "ml".into())], 10)
         .await
         .unwrap();
-    assert_eq!(e, 1);
+    assert_eq!(e.get(), 1);
     assert!(matches!(
         s.create_experiment("exp", None, &[], 11).await,
         Err(Error::AlreadyExists(_))
@@ -317,7 +319,14 @@ async fn tracking_conformance(s: &dyn MetadataStore) {
     let exp = s.get_experiment_by_name("exp").await.unwrap().unwrap();
     assert_eq!(exp.artifact_location, "mlflow-artifacts:/1");
     assert_eq!(exp.tags, vec![("team".to_string(), "ml".to_string())]);
-    assert_eq!(s.get_experiment(0).await.unwrap().unwrap().name, "Default");
+    assert_eq!(
+        s.get_experiment(ferry_core::ExperimentId::DEFAULT)
+            .await
+            .unwrap()
+            .unwrap()
+            .name,
+        "Default"
+    );
     // Runs with params, metrics (history and latest), tags.
     for i in 0..5 {
         let id = format!("{i:032x}");
@@ -819,7 +828,14 @@ async fn group_commit_conformance(s: std::sync::Arc<SqlStore>) {
     }
     // MLflow's errors: no such experiment, a deleted one; nothing written.
     let missing = s
-        .create_tracked_run(&format!("{:032x}", 300), 987_654, "x", "", 1, &[])
+        .create_tracked_run(
+            &format!("{:032x}", 300),
+            ferry_core::ExperimentId::new(987_654).unwrap(),
+            "x",
+            "",
+            1,
+            &[],
+        )
         .await;
     assert!(
         matches!(&missing, Err(Error::NotFound(m)) if m == "Could not find experiment with ID 987654"),

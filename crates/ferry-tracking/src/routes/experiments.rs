@@ -7,16 +7,18 @@ use crate::wire::{KeyValue, WireExperiment, page_token, parse_page_token};
 use crate::{AppState, now_ms};
 use axum::extract::State;
 use axum::response::Json as Out;
+use ferry_core::ExperimentId;
 use ferry_metadata::ViewType;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-pub fn parse_experiment_id(s: &str) -> ApiResult<i64> {
+/// An experiment id as a request gives it (a string, spaces around it
+/// allowed), parsed here once; anything else is MLflow's 400
+/// `INVALID_PARAMETER_VALUE`, in its words.
+pub fn parse_experiment_id(s: &str) -> ApiResult<ExperimentId> {
     s.trim()
-        .parse::<i64>()
-        .ok()
-        .filter(|n| *n >= 0)
-        .ok_or_else(|| ApiError::invalid(format!("Invalid experiment ID: '{s}'")))
+        .parse()
+        .map_err(|_| ApiError::invalid(format!("Invalid experiment ID: '{s}'")))
 }
 
 pub fn view_type(s: Option<&str>) -> ApiResult<ViewType> {
@@ -285,4 +287,23 @@ pub async fn restore(State(st): State<AppState>, Json(b): Json<IdOnly>) -> ApiRe
     )?;
     st.store.set_experiment_stage(id, false, now_ms()).await?;
     Ok(Out(json!({})))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn experiment_ids_are_parsed_at_the_edge() {
+        assert_eq!(parse_experiment_id("12").ok(), ExperimentId::new(12));
+        assert_eq!(parse_experiment_id(" 0 ").ok(), Some(ExperimentId::DEFAULT));
+        for bad in ["", "x", "-1", "1.5", "99999999999999999999"] {
+            let e = parse_experiment_id(bad).err().map(|e| (e.code, e.message));
+            let refused = (
+                crate::error::Code::InvalidParameterValue,
+                format!("Invalid experiment ID: '{bad}'"),
+            );
+            assert_eq!(e, Some(refused));
+        }
+    }
 }

@@ -7,6 +7,7 @@ use crate::wire::{KeyValue, WireDatasetInput, WireRun, WireRunInfo, page_token, 
 use crate::{AppState, now_ms};
 use axum::extract::State;
 use axum::response::Json as Out;
+use ferry_core::ExperimentId;
 use ferry_metadata::{Dataset, DatasetInput, Metric, RunQuery};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -110,7 +111,11 @@ pub struct Create {
 }
 
 pub async fn create(State(st): State<AppState>, Json(b): Json<Create>) -> ApiResult<Out<Value>> {
-    let exp = parse_experiment_id(b.experiment_id.as_deref().unwrap_or("0"))?;
+    // None given: MLflow's Default experiment.
+    let exp = match b.experiment_id.as_deref() {
+        Some(id) => parse_experiment_id(id)?,
+        None => ExperimentId::DEFAULT,
+    };
     let id = uuid::Uuid::new_v4().simple().to_string();
     let mut tags: Vec<(String, String)> = Vec::with_capacity(b.tags.len());
     for t in b.tags {

@@ -515,6 +515,69 @@ fn bad_requests_are_json_errors() {
     });
 }
 
+/// Experiment ids are parsed once, where a request brings them: anything
+/// but a non-negative integer (in a string, as MLflow's clients send it) is
+/// MLflow's 400 with its message, on every endpoint that takes one.
+#[test]
+fn malformed_experiment_ids_are_refused_where_they_come_in() {
+    rt().block_on(async {
+        let app = App::new().await;
+        for bad in ["abc", "-1", "1.5", "", "0x1"] {
+            let refused = format!("Invalid experiment ID: '{bad}'");
+            let mut answers = vec![(
+                "experiments/get".to_owned(),
+                app.get(&format!("experiments/get?experiment_id={bad}"))
+                    .await,
+            )];
+            for (path, body) in [
+                (
+                    "experiments/update",
+                    json!({"experiment_id": bad, "new_name": "n"}),
+                ),
+                (
+                    "experiments/set-experiment-tag",
+                    json!({"experiment_id": bad, "key": "k", "value": "v"}),
+                ),
+                (
+                    "experiments/delete-experiment-tag",
+                    json!({"experiment_id": bad, "key": "k"}),
+                ),
+                ("experiments/delete", json!({"experiment_id": bad})),
+                ("experiments/restore", json!({"experiment_id": bad})),
+                (
+                    "runs/create",
+                    json!({"experiment_id": bad, "start_time": 1}),
+                ),
+                ("runs/search", json!({"experiment_ids": ["0", bad]})),
+                ("logged-models", json!({"experiment_id": bad, "name": "m"})),
+                ("logged-models/search", json!({"experiment_ids": [bad]})),
+            ] {
+                answers.push((path.to_owned(), app.post(path, body).await));
+            }
+            for (path, (s, v)) in answers {
+                assert_eq!(
+                    (s, v["error_code"].as_str(), v["message"].as_str()),
+                    (
+                        StatusCode::BAD_REQUEST,
+                        Some("INVALID_PARAMETER_VALUE"),
+                        Some(refused.as_str())
+                    ),
+                    "{path} with `{bad}`"
+                );
+            }
+        }
+        // Spaces around an id are MLflow's to forgive; a missing one in
+        // runs/create is the Default experiment.
+        let (s, v) = app.get("experiments/get?experiment_id=%200%20").await;
+        assert_eq!(
+            (s, v["experiment"]["name"].as_str()),
+            (StatusCode::OK, Some("Default"))
+        );
+        let v = app.ok_post("runs/create", json!({"start_time": 1})).await;
+        assert_eq!(v["run"]["info"]["experiment_id"], "0");
+    });
+}
+
 #[test]
 fn artifacts_round_trip_and_listing() {
     rt().block_on(async {

@@ -316,7 +316,27 @@ fn no_project_and_bad_flags() {
 #[test]
 fn json_read_commands_have_stable_shapes() {
     let p = project();
-    p.run_ok();
+    let (code, run) = p.run_json(&[]);
+    assert_eq!(code, 0);
+    let keys_of =
+        |v: &serde_json::Value| -> Vec<String> { v.as_object().unwrap().keys().cloned().collect() };
+    // A stage as the run reports it (`ferry run --json`).
+    assert_eq!(
+        keys_of(&run["stages"][0]),
+        [
+            "stage",
+            "status",
+            "reason",
+            "wall_ms",
+            "user_cpu_ms",
+            "sys_cpu_ms",
+            "max_rss_bytes",
+            "exit_code",
+            "attempts",
+            "error",
+            "log"
+        ]
+    );
     let st: serde_json::Value =
         serde_json::from_str(&p.ferry(&["status", "--json"]).stdout).unwrap();
     insta::assert_json_snapshot!(st, {".pipeline" => "[pipeline]"}, @r#"
@@ -377,6 +397,25 @@ fn json_read_commands_have_stable_shapes() {
     let show: serde_json::Value =
         serde_json::from_str(&p.ferry(&["runs", "show", id, "--json"]).stdout).unwrap();
     assert_eq!(show["stages"][0]["stage"], "gen");
+    // The same stage as the store keeps it (`ferry runs show --json`).
+    assert_eq!(
+        keys_of(&show["stages"][0]),
+        [
+            "stage",
+            "position",
+            "status",
+            "reason",
+            "fingerprint",
+            "started_ms",
+            "ended_ms",
+            "wall_ms",
+            "user_cpu_ms",
+            "sys_cpu_ms",
+            "max_rss_bytes",
+            "exit_code",
+            "attempts"
+        ]
+    );
     assert!(show["stages"][0]["user_cpu_ms"].is_i64());
     assert!(show["stages"][0]["max_rss_bytes"].as_i64().unwrap() > 0);
     assert_eq!(show["metrics"][0]["key"], "accuracy");

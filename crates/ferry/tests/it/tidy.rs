@@ -1,6 +1,7 @@
 //! Tidy checks: what ARCHITECTURE.md says about the crates that a machine
 //! can check (the diagram, where heavy dependencies and process spawns may
-//! be, no sqlx type in the metadata crate's API, a `//!` line per file).
+//! be, no sqlx type in the metadata crate's API, modules that depend one
+//! way, a `//!` line per file).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -270,5 +271,230 @@ fn the_metadata_crate_exposes_no_sqlx_type() {
         found.is_empty(),
         "sqlx in ferry-metadata's public API:\n{}",
         found.join("\n")
+    );
+}
+
+/// The crates whose modules depend one way: those ARCHITECTURE.md's
+/// "**Modules depend one way** in `a` and `b`:" names.
+fn acyclic_crates() -> Vec<String> {
+    let page = read(&root().join("ARCHITECTURE.md"));
+    let marker = "**Modules depend one way** in ";
+    let start = page
+        .find(marker)
+        .expect("ARCHITECTURE.md: no \"Modules depend one way\"")
+        + marker.len();
+    let names = &page[start..];
+    let names = &names[..names.find(':').unwrap_or(names.len())];
+    names
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The identifiers a `crate::` path at the start of `rest` names first:
+/// `sql` for `sql::SqlStore`, `row` and `Error` for `{row::col_str, Error}`.
+fn crate_path_heads(rest: &str) -> Vec<String> {
+    let ident = |s: &str| -> String {
+        s.trim_start()
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect()
+    };
+    let Some(group) = rest.strip_prefix('{') else {
+        return vec![ident(rest)];
+    };
+    let (mut depth, mut heads, mut start) = (0, Vec::new(), 0);
+    for (i, c) in group.char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' if depth == 0 => {
+                heads.push(ident(&group[start..i]));
+                break;
+            }
+            '}' => depth -= 1,
+            ',' if depth == 0 => {
+                heads.push(ident(&group[start..i]));
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    heads.retain(|h| !h.is_empty());
+    heads
+}
+
+/// The source files of module `m` of the crate whose sources are in `src`.
+fn module_files(src: &Path, m: &str) -> Vec<PathBuf> {
+    let file = src.join(format!("{m}.rs"));
+    let dir = src.join(m);
+    let mut files: Vec<PathBuf> = sources()
+        .into_iter()
+        .filter(|p| p.starts_with(&dir))
+        .collect();
+    if file.exists() {
+        files.push(file);
+    }
+    files
+}
+
+/// A crate's top-level modules and, for each, the other modules it names
+/// through `crate::` paths (in code, not comments). A name the crate root
+/// re-exports from a module (`pub use m::{A, B}`, `pub use m::*`) counts as
+/// that module; what the root itself defines does not count.
+fn module_graph(src: &Path) -> BTreeMap<String, BTreeSet<String>> {
+    let lib = read(&src.join("lib.rs"));
+    let modules: BTreeSet<String> = lib
+        .lines()
+        .filter_map(|l| {
+            let l = l.trim();
+            let l = l
+                .strip_prefix("pub(crate) ")
+                .or(l.strip_prefix("pub "))
+                .unwrap_or(l);
+            l.strip_prefix("mod ")?.strip_suffix(';').map(str::to_owned)
+        })
+        .collect();
+    let mut exported: BTreeMap<String, String> = BTreeMap::new();
+    for stmt in lib.split(';') {
+        let Some(path) = stmt.trim().strip_prefix("pub use ") else {
+            continue;
+        };
+        let Some((m, names)) = path.split_once("::") else {
+            continue;
+        };
+        if !modules.contains(m) {
+            continue;
+        }
+        if names.trim() == "*" {
+            for f in module_files(src, m) {
+                let code = read(&f);
+                for kw in [
+                    "struct", "enum", "fn", "trait", "type", "const", "static", "mod",
+                ] {
+                    let marker = format!("pub {kw} ");
+                    for (i, _) in code.match_indices(&marker) {
+                        for name in crate_path_heads(&code[i + marker.len()..]) {
+                            exported.insert(name, m.to_owned());
+                        }
+                    }
+                }
+            }
+        } else {
+            for name in crate_path_heads(names.trim()) {
+                exported.insert(name, m.to_owned());
+            }
+        }
+    }
+    let mut graph = BTreeMap::new();
+    for m in &modules {
+        let mut uses = BTreeSet::new();
+        for f in module_files(src, m) {
+            let text = read(&f);
+            let code: Vec<&str> = text
+                .lines()
+                .filter(|l| !l.trim_start().starts_with("//"))
+                .collect();
+            let code = code.join("\n");
+            for (i, _) in code.match_indices("crate::") {
+                let before = code[..i].chars().next_back();
+                if before.is_some_and(|c| c.is_alphanumeric() || c == '_') {
+                    continue;
+                }
+                for head in crate_path_heads(&code[i + "crate::".len()..]) {
+                    let target = if modules.contains(&head) {
+                        Some(head)
+                    } else {
+                        exported.get(&head).cloned()
+                    };
+                    if let Some(t) = target.filter(|t| t != m) {
+                        uses.insert(t);
+                    }
+                }
+            }
+        }
+        graph.insert(m.clone(), uses);
+    }
+    graph
+}
+
+/// A cycle in `graph` (`a -> b -> a`), if there is one.
+fn find_cycle(graph: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>> {
+    fn visit<'g>(
+        node: &'g str,
+        graph: &'g BTreeMap<String, BTreeSet<String>>,
+        path: &mut Vec<&'g str>,
+        done: &mut BTreeSet<&'g str>,
+    ) -> Option<Vec<String>> {
+        if let Some(at) = path.iter().position(|n| *n == node) {
+            let mut cycle: Vec<String> = path[at..].iter().map(|n| n.to_string()).collect();
+            cycle.push(node.to_owned());
+            return Some(cycle);
+        }
+        if !done.insert(node) {
+            return None;
+        }
+        path.push(node);
+        for next in graph.get(node).into_iter().flatten() {
+            if let Some(c) = visit(next, graph, path, done) {
+                return Some(c);
+            }
+        }
+        path.pop();
+        None
+    }
+    let mut done = BTreeSet::new();
+    graph
+        .keys()
+        .find_map(|n| visit(n, graph, &mut Vec::new(), &mut done))
+}
+
+#[test]
+fn modules_depend_one_way_in_the_crates_the_page_names() {
+    let names = acyclic_crates();
+    assert!(
+        !names.is_empty(),
+        "ARCHITECTURE.md names no crate whose modules depend one way"
+    );
+    for name in &names {
+        let src = crates()
+            .get(name)
+            .unwrap_or_else(|| panic!("ARCHITECTURE.md: no crate `{name}`"))
+            .join("src");
+        let graph = module_graph(&src);
+        assert!(graph.len() > 1, "{name}: no modules found in lib.rs");
+        if let Some(cycle) = find_cycle(&graph) {
+            panic!(
+                "{name}: its modules use each other in a cycle: {} (move what both need into a module that uses neither)",
+                cycle.join(" -> ")
+            );
+        }
+    }
+}
+
+#[test]
+fn the_module_graph_sees_uses_and_cycles() {
+    let heads = |s: &str| crate_path_heads(s);
+    assert_eq!(heads("sql::SqlStore;"), ["sql"]);
+    assert_eq!(
+        heads("{row::{col_str, col_i64},\n    Error, sql};"),
+        ["row", "Error", "sql"]
+    );
+    let graph = |edges: &[(&str, &str)]| {
+        let mut g: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for (a, b) in edges {
+            g.entry(a.to_string()).or_default().insert(b.to_string());
+            g.entry(b.to_string()).or_default();
+        }
+        g
+    };
+    assert_eq!(
+        find_cycle(&graph(&[("a", "b"), ("b", "c"), ("a", "c")])),
+        None
+    );
+    assert_eq!(
+        find_cycle(&graph(&[("a", "b"), ("b", "c"), ("c", "b")])),
+        Some(vec!["b".to_owned(), "c".to_owned(), "b".to_owned()])
     );
 }
