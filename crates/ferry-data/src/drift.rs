@@ -615,7 +615,7 @@ fn compare(
             let to_map = |v: &[f64]| {
                 let mut m: HashMap<String, u64> = HashMap::new();
                 for x in v {
-                    *m.entry(crate::check::trim(*x)).or_insert(0) += 1;
+                    *m.entry(crate::show::trim(*x)).or_insert(0) += 1;
                 }
                 m
             };

@@ -9,7 +9,9 @@
 
 pub mod check;
 pub mod column;
+pub mod dialect;
 pub mod drift;
+pub mod failing;
 pub mod locate;
 pub mod profile;
 pub mod report;
@@ -21,9 +23,10 @@ pub mod time;
 pub mod unique;
 
 pub use check::{CheckReport, ExpectationResult, check};
+pub use dialect::CsvOptions;
 pub use drift::{DriftOptions, DriftReport, drift};
 pub use profile::profile;
-pub use source::{ColType, CsvOptions, Format, Table, TableSpec};
+pub use source::{ColType, Format, Table, TableSpec};
 pub use suite::Suite;
 
 use std::path::PathBuf;
