@@ -2,7 +2,7 @@
 
 use crate::cli::{CheckCommand, DataCommand, TableArgs};
 use crate::exit::{self, usage};
-use crate::ui::Style;
+use crate::ui::{Style, print_json};
 use anyhow::{Context, Result};
 use ferry_data::drift::Method;
 use ferry_data::job::{self, Hooks, Input, Job, Opened, Report, Reports};
@@ -135,14 +135,6 @@ pub fn table_spec(cwd: &Path, path: &str, a: &TableArgs) -> Result<TableSpec> {
         spec.types.insert(col.to_owned(), ty);
     }
     Ok(spec)
-}
-
-fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {
-    use std::io::Write;
-    let mut s = serde_json::to_string_pretty(v)?;
-    s.push('\n');
-    std::io::stdout().lock().write_all(s.as_bytes())?;
-    Ok(())
 }
 
 pub fn data(style: &Style, cwd: &Path, cmd: DataCommand) -> Result<u8> {

@@ -82,3 +82,16 @@ pub fn of_check(passed: bool) -> u8 {
 pub fn of_rollout(promoted: bool) -> u8 {
     if promoted { OK } else { GATE_FAILED }
 }
+
+/// A store's refusal the user caused (no such thing, an invalid or
+/// conflicting request) is a usage error; its other failures are not.
+pub(crate) fn store_err(e: ferry_metadata::Error) -> anyhow::Error {
+    match e {
+        ferry_metadata::Error::NotFound(m)
+        | ferry_metadata::Error::Ambiguous(m)
+        | ferry_metadata::Error::Invalid(m)
+        | ferry_metadata::Error::AlreadyExists(m)
+        | ferry_metadata::Error::Conflict(m) => usage(m),
+        other => other.into(),
+    }
+}

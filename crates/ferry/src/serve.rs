@@ -2,7 +2,7 @@
 //! rollouts, recorded in the store the gateway reads).
 
 use crate::cli::{DeployArgs, DeployCommand, DeployStart, ServeArgs};
-use crate::commands::Ctx;
+use crate::ctx::Ctx;
 use crate::exit::{self, usage};
 use anyhow::{Context, Result};
 use ferry_gateway::canary::{self, Phase, Plan, Strategy};
@@ -58,7 +58,7 @@ pub fn serve(ctx: &Ctx, a: ServeArgs) -> Result<u8> {
     })?;
     let (url, layout) = ctx.store_url(&a.place, "ferry serve", SERVE_NEEDS_STORE, false)?;
     let artifacts = a.artifacts.unwrap_or_else(|| layout.artifacts());
-    crate::commands::init_logging(a.log_json);
+    crate::ui::init_logging(a.log_json);
     let mut b = tokio::runtime::Builder::new_multi_thread();
     if let Some(n) = a.threads {
         if n == 0 {
@@ -187,7 +187,7 @@ fn start(a: DeployStart, url: impl FnOnce() -> Result<String>) -> Result<u8> {
         let d = store
             .create_deployment(&new)
             .await
-            .map_err(crate::commands::store_err)?;
+            .map_err(crate::exit::store_err)?;
         Ok::<_, anyhow::Error>((d, gateways))
     })?;
     let (d, gateways) = d;
@@ -202,7 +202,7 @@ fn start(a: DeployStart, url: impl FnOnce() -> Result<String>) -> Result<u8> {
         );
     }
     if json && !wait {
-        crate::commands::print_json(&d)?;
+        crate::ui::print_json(&d)?;
         return Ok(exit::OK);
     }
     let by = match gateways.as_slice() {
@@ -320,7 +320,7 @@ fn end(url: &str, model: &str, phase: Phase, reason: Option<String>) -> Result<u
         store
             .change_deployment(&d.id, d.revision, &change)
             .await
-            .map_err(crate::commands::store_err)?;
+            .map_err(crate::exit::store_err)?;
         eprintln!(
             "{model} version {}: {} ({reason})",
             d.candidate,
@@ -343,7 +343,7 @@ fn status(url: &str, model: Option<String>, watch: bool, json: bool) -> Result<u
         let Some(model) = model else {
             let all = store.list_deployments(None, true).await?;
             if json {
-                crate::commands::print_json(&all)?;
+                crate::ui::print_json(&all)?;
             } else if all.is_empty() {
                 println!("no active deployments");
             } else {
@@ -363,7 +363,7 @@ fn status(url: &str, model: Option<String>, watch: bool, json: bool) -> Result<u
             .unwrap_or_else(|_| "production".into());
         let gateways = serving(store.as_ref(), &model, &alias).await?;
         if json {
-            crate::commands::print_json(
+            crate::ui::print_json(
                 &serde_json::json!({"deployment": d, "events": events, "gateways": gateways}),
             )?;
         } else {
