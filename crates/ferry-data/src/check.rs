@@ -2,6 +2,8 @@
 //! pass with bounded state (see [`crate::sketch`]; `unique` spills to disk).
 
 use crate::column::Col;
+use crate::failing::Failing;
+use crate::show::trim;
 use crate::sketch::{Distinct, Moments, Quantiles};
 use crate::source::{ColType, Format, Table};
 use crate::suite::{Bounds, Kind, Rule, Suite, num_key};
@@ -12,58 +14,6 @@ use std::collections::HashMap;
 
 /// Failing rows listed per expectation, at most.
 pub const SAMPLE_ROWS: usize = 20;
-
-/// One failing row and its value. `row` is the stable number (0-based,
-/// data rows only, across all files of the table); `file` is the file it
-/// is in and, for CSV and JSON lines, `line` the 1-based line of that file
-/// it starts on (a CSV header is line 1). Reports show [`Failing::place`].
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct Failing {
-    pub row: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub file: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub line: Option<u64>,
-    /// The row's number within its file (0-based).
-    #[serde(skip)]
-    pub file_row: u64,
-    pub value: Value,
-}
-
-impl Failing {
-    /// A row not placed in a file yet (the checks count rows only).
-    pub fn at(row: u64, value: Value) -> Failing {
-        Failing {
-            row,
-            file: None,
-            line: None,
-            file_row: row,
-            value,
-        }
-    }
-
-    /// Where the row is, in words: `line 12` (CSV, JSON lines) or `row 12`
-    /// (Parquet: the 1-based data row), preceded by the file when the table
-    /// has several (`b.csv:12`, `b.parquet row 12`).
-    pub fn place(&self, several_files: bool) -> String {
-        let file = self.file.as_deref().filter(|_| several_files);
-        match (file, self.line) {
-            (Some(f), Some(l)) => format!("{f}:{l}"),
-            (None, Some(l)) => format!("line {l}"),
-            (Some(f), None) => format!("{f} row {}", self.file_row + 1),
-            (None, None) => format!("row {}", self.row + 1),
-        }
-    }
-
-    /// The value as it reads in a message: `250`, `zzz`, `null`.
-    pub fn value_text(&self) -> String {
-        match &self.value {
-            Value::String(s) => s.clone(),
-            Value::Number(n) => n.as_f64().map_or_else(|| n.to_string(), trim),
-            other => other.to_string(),
-        }
-    }
-}
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ExpectationResult {
@@ -300,15 +250,6 @@ fn describe(rule: &Rule) -> String {
     text + &mostly
 }
 
-/// A number without a trailing `.0` noise.
-pub fn trim(v: f64) -> String {
-    if v.fract() == 0.0 && v.abs() < 1e15 {
-        format!("{}", v as i64)
-    } else {
-        format!("{v}")
-    }
-}
-
 /// Evaluates `suite` over `table`.
 pub fn check(table: &Table, suite: &Suite) -> Result<CheckReport> {
     let schema = table.schema.clone();
@@ -355,51 +296,13 @@ pub fn check(table: &Table, suite: &Suite) -> Result<CheckReport> {
             source_name: table.label().to_owned(),
         });
     }
-    let mut results = Vec::with_capacity(suite.rules.len());
-    for (ri, (rule, state)) in suite.rules.iter().zip(states).enumerate() {
-        let present = col_of[ri].is_some() || rule.column.is_none();
-        let mut r = ExpectationResult {
-            id: rule.id.clone(),
-            column: rule.column.clone(),
-            rule: rule.kind.name(),
-            expected: describe(rule),
-            success: false,
-            observed: Value::Null,
-            element_count: None,
-            unexpected_count: None,
-            unexpected_share: None,
-            mostly: (rule.kind.per_row() && rule.mostly < 1.0).then_some(rule.mostly),
-            sample: vec![],
-            unexpected_values: vec![],
-            note: None,
-        };
-        if !present {
-            let c = rule.column.as_deref().unwrap_or_default();
-            r.observed = json!(format!("no column `{c}` in the table"));
-            r.note = Some(format!(
-                "the table's columns: {}",
-                schema
-                    .fields()
-                    .iter()
-                    .map(|f| f.name().as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
-            results.push(r);
-            continue;
-        }
-        let field_type = col_of[ri].and_then(|ci| ColType::of(schema.field(ci).data_type()));
-        if let (None, Some(ci)) = (field_type, col_of[ri]) {
-            r.observed = json!(format!(
-                "the column is of type {}, which ferry cannot check",
-                schema.field(ci).data_type()
-            ));
-            results.push(r);
-            continue;
-        }
-        finish(&mut r, rule, state, rows, &schema, field_type)?;
-        results.push(r);
-    }
+    let mut results = suite
+        .rules
+        .iter()
+        .zip(states)
+        .zip(&col_of)
+        .map(|((rule, state), ci)| result(rule, state, *ci, rows, &schema))
+        .collect::<Result<Vec<_>>>()?;
     place(table, &file_rows, &mut results);
     let failed = results.iter().filter(|r| !r.success).count();
     Ok(CheckReport {
@@ -415,6 +318,58 @@ pub fn check(table: &Table, suite: &Suite) -> Result<CheckReport> {
         failed,
         results,
     })
+}
+
+/// The result of `rule` after the pass: its column's index in `schema`
+/// (`None`: the table has no such column), and what it saw (`state`) in
+/// the table's `rows`.
+fn result(
+    rule: &Rule,
+    state: State,
+    ci: Option<usize>,
+    rows: u64,
+    schema: &arrow_schema::Schema,
+) -> Result<ExpectationResult> {
+    let mut r = ExpectationResult {
+        id: rule.id.clone(),
+        column: rule.column.clone(),
+        rule: rule.kind.name(),
+        expected: describe(rule),
+        success: false,
+        observed: Value::Null,
+        element_count: None,
+        unexpected_count: None,
+        unexpected_share: None,
+        mostly: (rule.kind.per_row() && rule.mostly < 1.0).then_some(rule.mostly),
+        sample: vec![],
+        unexpected_values: vec![],
+        note: None,
+    };
+    let present = ci.is_some() || rule.column.is_none();
+    if !present {
+        let c = rule.column.as_deref().unwrap_or_default();
+        r.observed = json!(format!("no column `{c}` in the table"));
+        r.note = Some(format!(
+            "the table's columns: {}",
+            schema
+                .fields()
+                .iter()
+                .map(|f| f.name().as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        return Ok(r);
+    }
+    let field_type = ci.and_then(|ci| ColType::of(schema.field(ci).data_type()));
+    if let (None, Some(ci)) = (field_type, ci) {
+        r.observed = json!(format!(
+            "the column is of type {}, which ferry cannot check",
+            schema.field(ci).data_type()
+        ));
+        return Ok(r);
+    }
+    finish(&mut r, rule, state, rows, schema, field_type)?;
+    Ok(r)
 }
 
 /// Puts each failing row in its file (`file`, `file_row`) and, for CSV
@@ -580,6 +535,8 @@ fn update(state: &mut State, kind: &Kind, col: &Col, offset: u64) {
     }
 }
 
+/// Fills `r` from what `rule` saw: the observed value, whether it holds,
+/// and for rules on rows how many failed and which.
 fn finish(
     r: &mut ExpectationResult,
     rule: &Rule,
@@ -588,64 +545,8 @@ fn finish(
     schema: &arrow_schema::Schema,
     field_type: Option<ColType>,
 ) -> Result<()> {
-    let num = |v: Option<f64>| v.map_or(Value::Null, |v| json!(v));
-    let ts = matches!(field_type, Some(ColType::Timestamp | ColType::Date));
-    let shown = |v: f64| {
-        if ts {
-            json!(crate::time::format_micros(v as i64))
-        } else {
-            json!(v)
-        }
-    };
-    let non_numeric = |r: &mut ExpectationResult| {
-        r.observed = json!(format!(
-            "the column is {}, not numeric",
-            field_type.map_or("of an unsupported type", ColType::name)
-        ));
-    };
     match (&rule.kind, state) {
-        (Kind::Columns { names, ordered }, _) => {
-            let actual: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
-            r.success = if *ordered {
-                &actual == names
-            } else {
-                let mut a = actual.clone();
-                let mut b = names.clone();
-                a.sort();
-                b.sort();
-                a == b
-            };
-            r.observed = json!(actual);
-            if !r.success {
-                let missing: Vec<&String> = names.iter().filter(|n| !actual.contains(n)).collect();
-                let extra: Vec<&String> = actual.iter().filter(|n| !names.contains(n)).collect();
-                let mut parts = Vec::new();
-                if !missing.is_empty() {
-                    parts.push(format!(
-                        "missing: {}",
-                        missing
-                            .iter()
-                            .map(|s| s.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ));
-                }
-                if !extra.is_empty() {
-                    parts.push(format!(
-                        "unexpected: {}",
-                        extra
-                            .iter()
-                            .map(|s| s.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ));
-                }
-                if parts.is_empty() {
-                    parts.push("same columns, another order".into());
-                }
-                r.note = Some(parts.join("; "));
-            }
-        }
+        (Kind::Columns { names, ordered }, _) => columns_result(r, names, *ordered, schema),
         (Kind::RowCount(b), _) => {
             r.observed = json!(rows);
             r.success = within(rows as f64, *b);
@@ -668,7 +569,7 @@ fn finish(
             let needs_numbers = matches!(rule.kind, Kind::Between { .. });
             let needs_strings = matches!(rule.kind, Kind::Length(_) | Kind::Regex(_));
             if needs_numbers && !field_type.is_some_and(|t| t != ColType::String) {
-                non_numeric(r);
+                not_numeric(r, field_type);
                 return Ok(());
             }
             if needs_strings && field_type != Some(ColType::String) {
@@ -688,52 +589,13 @@ fn finish(
             r.success = share <= *s;
         }
         (Kind::Mean(b) | Kind::Stdev(b) | Kind::Min(b) | Kind::Max(b), State::Moments(m)) => {
-            if field_type.is_none_or(|t| t == ColType::String) {
-                non_numeric(r);
-                return Ok(());
-            }
-            let v = match rule.kind {
-                Kind::Mean(_) => m.mean(),
-                Kind::Stdev(_) => m.stdev(),
-                Kind::Min(_) => m.min,
-                _ => m.max,
-            };
-            r.observed = match (rule.kind.name(), v) {
-                ("min" | "max", Some(v)) => shown(v),
-                _ => num(v),
-            };
-            r.success = v.is_some_and(|v| within(v, *b));
+            moments_result(r, rule, *b, &m, field_type)
         }
-        (Kind::Median(b) | Kind::Quantile { bounds: b, .. }, State::Quantiles(mut q)) => {
-            if field_type.is_none_or(|t| t == ColType::String) {
-                non_numeric(r);
-                return Ok(());
-            }
-            let at = match rule.kind {
-                Kind::Quantile { q, .. } => q,
-                _ => 0.5,
-            };
-            let v = q.quantile(at);
-            r.observed = v.map_or(Value::Null, shown);
-            r.success = v.is_some_and(|v| within(v, *b));
-            if !q.is_exact() {
-                r.note = Some("estimated with a t-digest (more than 4,000,000 values)".into());
-            }
+        (Kind::Median(b) | Kind::Quantile { bounds: b, .. }, State::Quantiles(q)) => {
+            quantile_result(r, rule, *b, q, field_type)
         }
         (Kind::Distinct(b) | Kind::DistinctShare(b), State::Distinct(d, nonmissing)) => {
-            let count = d.count();
-            let v = match rule.kind {
-                Kind::Distinct(_) => count as f64,
-                _ if nonmissing == 0 => 0.0,
-                _ => count as f64 / nonmissing as f64,
-            };
-            r.observed = json!(v);
-            r.element_count = Some(nonmissing);
-            r.success = within(v, *b);
-            if !d.is_exact() {
-                r.note =
-                    Some("estimated with HyperLogLog (more than 2,000,000 distinct values)".into());
-            }
+            distinct_result(r, rule, *b, &d, nonmissing)
         }
         (Kind::Unique, State::Unique(u, nonmissing)) => {
             let (bad, sample) = u.finish(SAMPLE_ROWS)?;
@@ -750,6 +612,142 @@ fn finish(
         }
     }
     Ok(())
+}
+
+/// A statistic asked of a column that is not numeric.
+fn not_numeric(r: &mut ExpectationResult, field_type: Option<ColType>) {
+    r.observed = json!(format!(
+        "the column is {}, not numeric",
+        field_type.map_or("of an unsupported type", ColType::name)
+    ));
+}
+
+/// A value of the column as the report shows it: a date-time for
+/// timestamp and date columns, else the number.
+fn shown(v: f64, field_type: Option<ColType>) -> Value {
+    if matches!(field_type, Some(ColType::Timestamp | ColType::Date)) {
+        json!(crate::time::format_micros(v as i64))
+    } else {
+        json!(v)
+    }
+}
+
+/// `columns`: the table's columns are `names` (in this order when
+/// `ordered`); a note says which are missing or unexpected.
+fn columns_result(
+    r: &mut ExpectationResult,
+    names: &[String],
+    ordered: bool,
+    schema: &arrow_schema::Schema,
+) {
+    let actual: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+    r.success = if ordered {
+        actual == names
+    } else {
+        let mut a = actual.clone();
+        let mut b = names.to_vec();
+        a.sort();
+        b.sort();
+        a == b
+    };
+    r.observed = json!(actual);
+    if r.success {
+        return;
+    }
+    let missing: Vec<&str> = names
+        .iter()
+        .filter(|n| !actual.contains(n))
+        .map(String::as_str)
+        .collect();
+    let extra: Vec<&str> = actual
+        .iter()
+        .filter(|n| !names.contains(n))
+        .map(String::as_str)
+        .collect();
+    let mut parts = Vec::new();
+    if !missing.is_empty() {
+        parts.push(format!("missing: {}", missing.join(", ")));
+    }
+    if !extra.is_empty() {
+        parts.push(format!("unexpected: {}", extra.join(", ")));
+    }
+    if parts.is_empty() {
+        parts.push("same columns, another order".into());
+    }
+    r.note = Some(parts.join("; "));
+}
+
+/// `mean`, `stdev`, `min`, `max` within `b`.
+fn moments_result(
+    r: &mut ExpectationResult,
+    rule: &Rule,
+    b: Bounds,
+    m: &Moments,
+    field_type: Option<ColType>,
+) {
+    if field_type.is_none_or(|t| t == ColType::String) {
+        not_numeric(r, field_type);
+        return;
+    }
+    let v = match rule.kind {
+        Kind::Mean(_) => m.mean(),
+        Kind::Stdev(_) => m.stdev(),
+        Kind::Min(_) => m.min,
+        _ => m.max,
+    };
+    r.observed = match (rule.kind.name(), v) {
+        ("min" | "max", Some(v)) => shown(v, field_type),
+        _ => v.map_or(Value::Null, |v| json!(v)),
+    };
+    r.success = v.is_some_and(|v| within(v, b));
+}
+
+/// `median` or a `quantile` within `b` (estimated past the exact sketch's
+/// size, and said so).
+fn quantile_result(
+    r: &mut ExpectationResult,
+    rule: &Rule,
+    b: Bounds,
+    mut q: Quantiles,
+    field_type: Option<ColType>,
+) {
+    if field_type.is_none_or(|t| t == ColType::String) {
+        not_numeric(r, field_type);
+        return;
+    }
+    let at = match rule.kind {
+        Kind::Quantile { q, .. } => q,
+        _ => 0.5,
+    };
+    let v = q.quantile(at);
+    r.observed = v.map_or(Value::Null, |v| shown(v, field_type));
+    r.success = v.is_some_and(|v| within(v, b));
+    if !q.is_exact() {
+        r.note = Some("estimated with a t-digest (more than 4,000,000 values)".into());
+    }
+}
+
+/// `distinct` (a count) or `distinct_share` (of the `nonmissing` values)
+/// within `b` (estimated past the exact sketch's size, and said so).
+fn distinct_result(
+    r: &mut ExpectationResult,
+    rule: &Rule,
+    b: Bounds,
+    d: &Distinct,
+    nonmissing: u64,
+) {
+    let count = d.count();
+    let v = match rule.kind {
+        Kind::Distinct(_) => count as f64,
+        _ if nonmissing == 0 => 0.0,
+        _ => count as f64 / nonmissing as f64,
+    };
+    r.observed = json!(v);
+    r.element_count = Some(nonmissing);
+    r.success = within(v, b);
+    if !d.is_exact() {
+        r.note = Some("estimated with HyperLogLog (more than 2,000,000 distinct values)".into());
+    }
 }
 
 fn row_result(r: &mut ExpectationResult, rule: &Rule, t: RowTally) {

@@ -522,6 +522,37 @@ fn shares(counts: &[f64]) -> Vec<f64> {
         .collect()
 }
 
+/// One column's values in both tables, and how many there are.
+struct Pair<'a> {
+    name: &'a str,
+    reference: &'a Values,
+    current: &'a Values,
+    n_ref: usize,
+    n_cur: usize,
+}
+
+/// Counts per bin (numbers binned by [`bins`]) or per level, in both
+/// tables: what binned methods test and the chart shows.
+struct Counts {
+    levels: Vec<String>,
+    edges: Vec<f64>,
+    reference: Vec<f64>,
+    current: Vec<f64>,
+}
+
+/// What a column's test found.
+struct Tested {
+    /// The p-value (tests) or the distance (distances).
+    value: f64,
+    statistic: Option<f64>,
+    effect: f64,
+    effect_label: &'static str,
+    note: Option<String>,
+}
+
+/// Compares a column of `kind` between the tables: the test its kind and
+/// sample size choose (or the one asked for), its value against the
+/// threshold, and, on a huge sample, the effect a drift also needs.
 fn compare(
     name: &str,
     kind: Kind,
@@ -531,6 +562,77 @@ fn compare(
     cmiss: u64,
     opts: &DriftOptions,
 ) -> Result<ColumnDrift> {
+    let pair = pair(name, rv, cv)?;
+    let distinct = distinct_values(rv, cv);
+    // The test follows the kind; the values stay what they are.
+    let numeric = kind == Kind::Numerical;
+    let method = method(&pair, numeric, distinct, opts)?;
+    let threshold = opts
+        .thresholds
+        .get(name)
+        .copied()
+        .or(opts.threshold)
+        .unwrap_or_else(|| method.default_threshold());
+    let counts = counts(rv, cv, numeric && distinct > 5, opts.bins)?;
+    let (rs, cs) = (shares(&counts.reference), shares(&counts.current));
+    let tested = test(&pair, method, &counts, (&rs, &cs))?;
+    let huge = method.is_p_value() && pair.n_ref > 10_000;
+    // Only p-value tests on huge samples need an effect size as well.
+    let min_effect = huge.then(|| {
+        opts.min_effect
+            .unwrap_or(if method == Method::Z { 0.2 } else { 0.1 })
+    });
+    let past = if method.is_p_value() {
+        tested.value < threshold
+    } else {
+        tested.value >= threshold
+    };
+    let drifted = past && min_effect.is_none_or(|m| tested.effect >= m);
+    let mut note = tested.note;
+    if past && !drifted {
+        note = Some(format!(
+            "significant, but the effect ({:.4}) is below {}: not counted as drift",
+            tested.effect,
+            min_effect.unwrap_or(0.0)
+        ));
+    }
+    Ok(ColumnDrift {
+        column: name.to_owned(),
+        kind: match kind {
+            Kind::Numerical => "numerical",
+            Kind::Categorical => "categorical",
+            Kind::Text => "text",
+        },
+        method,
+        method_label: method.label(),
+        value: tested.value,
+        statistic: tested.statistic,
+        threshold,
+        rule: if method.is_p_value() {
+            "p_value < threshold"
+        } else {
+            "distance >= threshold"
+        },
+        effect_size: tested.effect,
+        effect_label: tested.effect_label,
+        min_effect,
+        drifted,
+        reference_rows: pair.n_ref as u64,
+        current_rows: pair.n_cur as u64,
+        reference_missing: rmiss,
+        current_missing: cmiss,
+        note,
+        histogram: Histogram {
+            edges: counts.edges,
+            levels: counts.levels,
+            reference: rs,
+            current: cs,
+        },
+    })
+}
+
+/// The column's values in both tables, each with some to compare.
+fn pair<'a>(name: &'a str, rv: &'a Values, cv: &'a Values) -> Result<Pair<'a>> {
     let (n_ref, n_cur) = match (rv, cv) {
         (Values::Num(a), Values::Num(b)) => (a.len(), b.len()),
         (Values::Cat(a), Values::Cat(b)) => (
@@ -545,8 +647,19 @@ fn compare(
             if n_ref == 0 { "reference" } else { "current" }
         )));
     }
-    // Distinct values over both tables (numbers: up to 6 is all we need).
-    let distinct = match (rv, cv) {
+    Ok(Pair {
+        name,
+        reference: rv,
+        current: cv,
+        n_ref,
+        n_cur,
+    })
+}
+
+/// Distinct values over both tables (numbers: up to 6 is all the choice
+/// of test needs).
+fn distinct_values(rv: &Values, cv: &Values) -> usize {
+    match (rv, cv) {
         (Values::Num(a), Values::Num(b)) => {
             let mut seen: Vec<u64> = Vec::new();
             for &x in a.iter().chain(b) {
@@ -567,11 +680,14 @@ fn compare(
             k.len()
         }
         _ => 0,
-    };
-    // The test follows the kind; the values stay what they are.
-    let numbers = matches!(rv, Values::Num(_));
-    let numeric = kind == Kind::Numerical;
-    let auto = if n_ref <= 1000 {
+    }
+}
+
+/// The method for the column: its own, else the one for every column,
+/// else Evidently's choice by the reference's size, the kind (`numeric`)
+/// and the distinct values. Tests that need numbers refuse levels.
+fn method(p: &Pair<'_>, numeric: bool, distinct: usize, opts: &DriftOptions) -> Result<Method> {
+    let auto = if p.n_ref <= 1000 {
         if numeric && distinct > 5 {
             Method::Ks
         } else if distinct > 2 {
@@ -586,27 +702,27 @@ fn compare(
     };
     let method = opts
         .methods
-        .get(name)
+        .get(p.name)
         .copied()
         .or(opts.method)
         .unwrap_or(auto);
+    let numbers = matches!(p.reference, Values::Num(_));
     if !numbers && matches!(method, Method::Ks | Method::Wasserstein) {
         return Err(DataError::Invalid(format!(
-            "column `{name}`: {} needs numbers; the column is categorical",
+            "column `{}`: {} needs numbers; the column is categorical",
+            p.name,
             method.label()
         )));
     }
-    let threshold = opts
-        .thresholds
-        .get(name)
-        .copied()
-        .or(opts.threshold)
-        .unwrap_or_else(|| method.default_threshold());
+    Ok(method)
+}
 
-    // Counts per bin or level, for binned methods and the chart.
-    let (levels, edges, rc, cc) = match (rv, cv) {
-        (Values::Num(a), Values::Num(b)) if numeric && distinct > 5 => {
-            let (rc, cc, edges) = bins(a, b, opts.bins.max(1));
+/// Counts per bin when `binned` (numbers with many distinct values), else
+/// per level: a categorical column's, or the few numbers themselves.
+fn counts(rv: &Values, cv: &Values, binned: bool, n_bins: usize) -> Result<Counts> {
+    let (levels, edges, reference, current) = match (rv, cv) {
+        (Values::Num(a), Values::Num(b)) if binned => {
+            let (rc, cc, edges) = bins(a, b, n_bins.max(1));
             (vec![], edges, rc, cc)
         }
         (Values::Num(a), Values::Num(b)) => {
@@ -615,7 +731,7 @@ fn compare(
             let to_map = |v: &[f64]| {
                 let mut m: HashMap<String, u64> = HashMap::new();
                 for x in v {
-                    *m.entry(crate::check::trim(*x)).or_insert(0) += 1;
+                    *m.entry(crate::show::trim(*x)).or_insert(0) += 1;
                 }
                 m
             };
@@ -628,56 +744,43 @@ fn compare(
         }
         _ => unreachable_kinds()?,
     };
-    let (rs, cs) = (shares(&rc), shares(&cc));
-    let err = |e: ferry_stats::StatsError| stats_err(name, e);
-    let mut note = None;
-    let (value, statistic, effect, effect_label) = match method {
+    Ok(Counts {
+        levels,
+        edges,
+        reference,
+        current,
+    })
+}
+
+/// Runs `method` on the column: on its values (KS, Wasserstein), its
+/// counts (chi-square, z-test) or its shares (`rs`, `cs`: Jensen-Shannon,
+/// PSI).
+fn test(
+    p: &Pair<'_>,
+    method: Method,
+    counts: &Counts,
+    (rs, cs): (&[f64], &[f64]),
+) -> Result<Tested> {
+    let err = |e: ferry_stats::StatsError| stats_err(p.name, e);
+    let tested = |value, statistic, effect, effect_label| Tested {
+        value,
+        statistic,
+        effect,
+        effect_label,
+        note: None,
+    };
+    Ok(match method {
         Method::Ks => {
-            let (Values::Num(a), Values::Num(b)) = (rv, cv) else {
+            let (Values::Num(a), Values::Num(b)) = (p.reference, p.current) else {
                 return unreachable_kinds();
             };
             let r = ferry_stats::ks_2samp(a, b).map_err(err)?;
-            (r.pvalue, Some(r.statistic), r.statistic, "KS D")
+            tested(r.pvalue, Some(r.statistic), r.statistic, "KS D")
         }
-        Method::ChiSquare => {
-            let k_norm = n_cur as f64 / n_ref as f64;
-            let expected: Vec<f64> = rc.iter().map(|c| c * k_norm).collect();
-            let table = vec![rc.clone(), cc.clone()];
-            let v = ferry_stats::chi2_contingency(&table)
-                .map(|r| r.cramers_v)
-                .unwrap_or(0.0);
-            if expected.iter().zip(&cc).any(|(e, o)| *e == 0.0 && *o > 0.0) {
-                note =
-                    Some("a level absent from the reference appears in the current table".into());
-                (0.0, Some(f64::INFINITY), v, "Cramér's V")
-            } else {
-                let r = ferry_stats::chisquare(&cc, &expected).map_err(err)?;
-                (r.pvalue, Some(r.statistic), v, "Cramér's V")
-            }
-        }
-        Method::Z => {
-            // The share of the first level, as Evidently tests it.
-            let (a, b) = (
-                rc.first().copied().unwrap_or(0.0),
-                cc.first().copied().unwrap_or(0.0),
-            );
-            let (p1, p2) = (a / n_ref as f64, b / n_cur as f64);
-            let h = (2.0 * p1.sqrt().asin() - 2.0 * p2.sqrt().asin()).abs();
-            if rc.len() == 1 && cc.len() == 1 {
-                (1.0, Some(0.0), 0.0, "Cohen's h")
-            } else {
-                let r = ferry_stats::two_proportion_z_test(
-                    a as u64,
-                    n_ref as u64,
-                    b as u64,
-                    n_cur as u64,
-                )
-                .map_err(err)?;
-                (r.pvalue, Some(r.statistic), h, "Cohen's h")
-            }
-        }
+        Method::ChiSquare => chi_square(p, counts)?,
+        Method::Z => z_test(p, counts)?,
         Method::Wasserstein => {
-            let (Values::Num(a), Values::Num(b)) = (rv, cv) else {
+            let (Values::Num(a), Values::Num(b)) = (p.reference, p.current) else {
                 return unreachable_kinds();
             };
             let wd = ferry_stats::wasserstein_distance(a, b).map_err(err)?;
@@ -687,11 +790,11 @@ fn compare(
             }
             let norm = m.pstdev().unwrap_or(0.0).max(0.001);
             let d = wd / norm;
-            (d, Some(wd), d, "normed Wasserstein distance")
+            tested(d, Some(wd), d, "normed Wasserstein distance")
         }
         Method::JensenShannon => {
-            let d = ferry_stats::jensenshannon(&rs, &cs, None).map_err(err)?;
-            (d, None, d, "Jensen-Shannon distance")
+            let d = ferry_stats::jensenshannon(rs, cs, None).map_err(err)?;
+            tested(d, None, d, "Jensen-Shannon distance")
         }
         Method::Psi => {
             let fill = |v: &[f64]| {
@@ -699,60 +802,65 @@ fn compare(
                     .map(|&s| if s == 0.0 { 0.0001 } else { s })
                     .collect::<Vec<_>>()
             };
-            let d = ferry_stats::psi(&fill(&rs), &fill(&cs)).map_err(err)?;
-            (d, None, d, "PSI")
+            let d = ferry_stats::psi(&fill(rs), &fill(cs)).map_err(err)?;
+            tested(d, None, d, "PSI")
         }
-    };
-    let huge = method.is_p_value() && n_ref > 10_000;
-    // Only p-value tests on huge samples need an effect size as well.
-    let min_effect = huge.then(|| {
-        opts.min_effect
-            .unwrap_or(if method == Method::Z { 0.2 } else { 0.1 })
-    });
-    let past = if method.is_p_value() {
-        value < threshold
-    } else {
-        value >= threshold
-    };
-    let drifted = past && min_effect.is_none_or(|m| effect >= m);
-    if past && !drifted {
-        note = Some(format!(
-            "significant, but the effect ({effect:.4}) is below {}: not counted as drift",
-            min_effect.unwrap_or(0.0)
-        ));
+    })
+}
+
+/// Chi-square of the current counts against the reference's shares, with
+/// Cramér's V as the effect; a level the reference lacks is drift outright.
+fn chi_square(p: &Pair<'_>, counts: &Counts) -> Result<Tested> {
+    let (rc, cc) = (&counts.reference, &counts.current);
+    let k_norm = p.n_cur as f64 / p.n_ref as f64;
+    let expected: Vec<f64> = rc.iter().map(|c| c * k_norm).collect();
+    let table = vec![rc.clone(), cc.clone()];
+    let v = ferry_stats::chi2_contingency(&table)
+        .map(|r| r.cramers_v)
+        .unwrap_or(0.0);
+    if expected.iter().zip(cc).any(|(e, o)| *e == 0.0 && *o > 0.0) {
+        return Ok(Tested {
+            value: 0.0,
+            statistic: Some(f64::INFINITY),
+            effect: v,
+            effect_label: "Cramér's V",
+            note: Some("a level absent from the reference appears in the current table".into()),
+        });
     }
-    Ok(ColumnDrift {
-        column: name.to_owned(),
-        kind: match kind {
-            Kind::Numerical => "numerical",
-            Kind::Categorical => "categorical",
-            Kind::Text => "text",
-        },
-        method,
-        method_label: method.label(),
+    let r = ferry_stats::chisquare(cc, &expected).map_err(|e| stats_err(p.name, e))?;
+    Ok(Tested {
+        value: r.pvalue,
+        statistic: Some(r.statistic),
+        effect: v,
+        effect_label: "Cramér's V",
+        note: None,
+    })
+}
+
+/// The two-proportion z-test on the share of the first level, as Evidently
+/// tests it, with Cohen's h as the effect.
+fn z_test(p: &Pair<'_>, counts: &Counts) -> Result<Tested> {
+    let (rc, cc) = (&counts.reference, &counts.current);
+    let (a, b) = (
+        rc.first().copied().unwrap_or(0.0),
+        cc.first().copied().unwrap_or(0.0),
+    );
+    let (p1, p2) = (a / p.n_ref as f64, b / p.n_cur as f64);
+    let h = (2.0 * p1.sqrt().asin() - 2.0 * p2.sqrt().asin()).abs();
+    let (value, statistic, effect) = if rc.len() == 1 && cc.len() == 1 {
+        (1.0, Some(0.0), 0.0)
+    } else {
+        let r =
+            ferry_stats::two_proportion_z_test(a as u64, p.n_ref as u64, b as u64, p.n_cur as u64)
+                .map_err(|e| stats_err(p.name, e))?;
+        (r.pvalue, Some(r.statistic), h)
+    };
+    Ok(Tested {
         value,
         statistic,
-        threshold,
-        rule: if method.is_p_value() {
-            "p_value < threshold"
-        } else {
-            "distance >= threshold"
-        },
-        effect_size: effect,
-        effect_label,
-        min_effect,
-        drifted,
-        reference_rows: n_ref as u64,
-        current_rows: n_cur as u64,
-        reference_missing: rmiss,
-        current_missing: cmiss,
-        note,
-        histogram: Histogram {
-            edges,
-            levels,
-            reference: rs,
-            current: cs,
-        },
+        effect,
+        effect_label: "Cohen's h",
+        note: None,
     })
 }
 

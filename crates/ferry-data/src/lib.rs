@@ -6,10 +6,16 @@
 //! are read in record batches; statistics use the bounded state in
 //! [`sketch`]; `unique` (the one rule that needs per-row state) spills to
 //! temporary files ([`unique`]). Drift reads the columns it compares.
+//!
+//! [`job`] is one check as `ferry check` and a pipeline's check stage both
+//! run it, reports written.
 
 pub mod check;
 pub mod column;
+pub mod dialect;
 pub mod drift;
+pub mod failing;
+pub mod job;
 pub mod locate;
 pub mod profile;
 pub mod report;
@@ -21,9 +27,10 @@ pub mod time;
 pub mod unique;
 
 pub use check::{CheckReport, ExpectationResult, check};
+pub use dialect::CsvOptions;
 pub use drift::{DriftOptions, DriftReport, drift};
 pub use profile::profile;
-pub use source::{ColType, CsvOptions, Format, Table, TableSpec};
+pub use source::{ColType, Format, Table, TableSpec};
 pub use suite::Suite;
 
 use std::path::PathBuf;
@@ -61,6 +68,12 @@ pub enum DataError {
     },
     #[error("{source_name}: the table has no rows")]
     Empty { source_name: String },
+    #[error("cannot read the suite {name}: {source}")]
+    SuiteUnreadable {
+        name: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Suite(suite::SuiteErrors),
     #[error("{table}: no column `{column}` (needed by {what}); its columns: {available}")]
@@ -72,6 +85,13 @@ pub enum DataError {
     },
     #[error("{0}")]
     Invalid(String),
+    /// A report that cannot be written (`name`: as the user named it).
+    #[error("cannot write {name}: {source}")]
+    Write {
+        name: String,
+        #[source]
+        source: ferry_fs::Error,
+    },
     #[error("internal error: {0}")]
     Internal(String),
 }

@@ -9,7 +9,7 @@
 //! Reading errors are placed the same way: a CSV error's record and a
 //! JSON lines error's row become the file's own 1-based line.
 
-use crate::source::CsvOptions;
+use crate::dialect::CsvOptions;
 use arrow_schema::{ArrowError, SchemaRef};
 use std::fs::File;
 use std::io::{BufRead, BufReader};

@@ -209,7 +209,7 @@ fn round_out(v: f64, down: bool) -> f64 {
 }
 
 fn num(v: f64) -> String {
-    crate::check::trim(v)
+    crate::show::trim(v)
 }
 
 impl Profile {

@@ -62,6 +62,15 @@ fn trim_zeros(s: String) -> String {
     }
 }
 
+/// A number without a trailing `.0` noise.
+pub fn trim(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{}", v as i64)
+    } else {
+        format!("{v}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

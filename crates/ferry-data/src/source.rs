@@ -1,6 +1,7 @@
 //! Tables in: CSV, Parquet and JSON lines, from a file, a folder of files or
 //! a glob, read in record batches by arrow-rs (no reader of our own).
 
+use crate::dialect::CsvOptions;
 use crate::{DataError, Result};
 use arrow_array::RecordBatch;
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
@@ -147,28 +148,6 @@ impl TableSpec {
             format: None,
             csv: CsvOptions::default(),
             types: BTreeMap::new(),
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct CsvOptions {
-    pub delimiter: u8,
-    pub header: bool,
-    pub quote: u8,
-    pub escape: Option<u8>,
-    /// Rows read to infer column types.
-    pub infer_rows: usize,
-}
-
-impl Default for CsvOptions {
-    fn default() -> Self {
-        CsvOptions {
-            delimiter: b',',
-            header: true,
-            quote: b'"',
-            escape: None,
-            infer_rows: 10_000,
         }
     }
 }

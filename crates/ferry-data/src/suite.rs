@@ -470,105 +470,132 @@ mod shape {
             return;
         };
         for (name, col) in entries {
-            let base = format!("columns.{}", name.name);
-            let Some(dcol) = doc.get_mut("columns").and_then(|c| c.get_mut(&name.name)) else {
-                continue;
-            };
-            if !keys(col, dcol, &base, COLUMN, cx) {
-                if !matches!(col.kind, Kind::Null) {
-                    cx.err(
-                        &base,
-                        format!(
-                            "expected a mapping of expectations, found {}",
-                            col.kind.type_name()
-                        ),
-                    );
-                }
-                if let Some(Value::Object(m)) = doc.get_mut("columns") {
-                    m.remove(&name.name);
-                }
-                continue;
+            column(&name.name, col, doc, cx);
+        }
+    }
+
+    /// The column `name` of `columns:`: its keys, and the shape of each of
+    /// its rules; a column that is not a mapping is reported and removed.
+    fn column(name: &str, col: &Node, doc: &mut Value, cx: &mut Ctx) {
+        let base = format!("columns.{name}");
+        let Some(dcol) = doc.get_mut("columns").and_then(|c| c.get_mut(name)) else {
+            return;
+        };
+        if !keys(col, dcol, &base, COLUMN, cx) {
+            if !matches!(col.kind, Kind::Null) {
+                cx.err(
+                    &base,
+                    format!(
+                        "expected a mapping of expectations, found {}",
+                        col.kind.type_name()
+                    ),
+                );
             }
-            let Kind::Map(rules) = &col.kind else {
+            if let Some(Value::Object(m)) = doc.get_mut("columns") {
+                m.remove(name);
+            }
+            return;
+        }
+        let Kind::Map(rules) = &col.kind else {
+            return;
+        };
+        for (k, v) in rules {
+            let p = join(&base, &k.name);
+            let Some(dv) = dcol.get_mut(&k.name) else {
                 continue;
             };
-            for (k, v) in rules {
-                let p = join(&base, &k.name);
-                let Some(dv) = dcol.get_mut(&k.name) else {
-                    continue;
-                };
-                let ok = match k.name.as_str() {
-                    "between" | "length" => either(
-                        v,
-                        dv,
-                        &p,
-                        |_| false,
-                        RANGE,
-                        "a mapping with `min` and/or `max`",
-                        cx,
-                    ),
-                    "distinct_share" | "distinct" | "mean" | "stdev" | "median" | "min" | "max" => {
-                        either(
-                            v,
-                            dv,
-                            &p,
-                            |_| false,
-                            BOUNDS,
-                            "a mapping with `min` and/or `max`",
-                            cx,
-                        )
+            if !rule(&k.name, v, dv, &p, cx)
+                && let Value::Object(m) = dcol
+            {
+                m.remove(&k.name);
+            }
+        }
+    }
+
+    /// Whether the rule `name` (at `p`) has a shape it can take; `false`
+    /// (reported) to remove it.
+    fn rule(name: &str, v: &Node, dv: &mut Value, p: &str, cx: &mut Ctx) -> bool {
+        match name {
+            "between" | "length" => either(
+                v,
+                dv,
+                p,
+                |_| false,
+                RANGE,
+                "a mapping with `min` and/or `max`",
+                cx,
+            ),
+            "distinct_share" | "distinct" | "mean" | "stdev" | "median" | "min" | "max" => either(
+                v,
+                dv,
+                p,
+                |_| false,
+                BOUNDS,
+                "a mapping with `min` and/or `max`",
+                cx,
+            ),
+            "not_null" | "unique" => either(
+                v,
+                dv,
+                p,
+                |k| matches!(k, Kind::Bool(_)),
+                MOSTLY,
+                "`true`, `false` or `{mostly: share}`",
+                cx,
+            ),
+            "in_set" | "not_in_set" => either(
+                v,
+                dv,
+                p,
+                |k| matches!(k, Kind::Seq(_)),
+                SET,
+                "a list of values or `{values: [...], mostly: share}`",
+                cx,
+            ),
+            "regex" => either(
+                v,
+                dv,
+                p,
+                |k| matches!(k, Kind::Str(_)),
+                REGEX,
+                "a pattern or `{pattern: ..., mostly: share}`",
+                cx,
+            ),
+            "quantiles" => quantiles(v, dv, p, cx),
+            _ => true,
+        }
+    }
+
+    /// `quantiles:` is a list of `{q, min, max}`; items of another shape
+    /// are reported (and kept for phase two to refuse).
+    fn quantiles(v: &Node, dv: &mut Value, p: &str, cx: &mut Ctx) -> bool {
+        match &v.kind {
+            Kind::Seq(items) => {
+                for (i, q) in items.iter().enumerate() {
+                    let qp = format!("{p}[{i}]");
+                    if let Some(dq) = dv.get_mut(i)
+                        && !keys(q, dq, &qp, QUANTILE, cx)
+                    {
+                        cx.err(
+                            &qp,
+                            format!(
+                                "expected `{{q: ..., min: ..., max: ...}}`, found {}",
+                                q.kind.type_name()
+                            ),
+                        );
                     }
-                    "not_null" | "unique" => either(
-                        v,
-                        dv,
-                        &p,
-                        |k| matches!(k, Kind::Bool(_)),
-                        MOSTLY,
-                        "`true`, `false` or `{mostly: share}`",
-                        cx,
-                    ),
-                    "in_set" | "not_in_set" => either(
-                        v,
-                        dv,
-                        &p,
-                        |k| matches!(k, Kind::Seq(_)),
-                        SET,
-                        "a list of values or `{values: [...], mostly: share}`",
-                        cx,
-                    ),
-                    "regex" => either(
-                        v,
-                        dv,
-                        &p,
-                        |k| matches!(k, Kind::Str(_)),
-                        REGEX,
-                        "a pattern or `{pattern: ..., mostly: share}`",
-                        cx,
-                    ),
-                    "quantiles" => {
-                        match &v.kind {
-                            Kind::Seq(items) => {
-                                for (i, q) in items.iter().enumerate() {
-                                    let qp = format!("{p}[{i}]");
-                                    if let Some(dq) = dv.get_mut(i)
-                                        && !keys(q, dq, &qp, QUANTILE, cx)
-                                    {
-                                        cx.err(&qp, format!("expected `{{q: ..., min: ..., max: ...}}`, found {}", q.kind.type_name()));
-                                    }
-                                }
-                                true
-                            }
-                            other => {
-                                cx.err(&p, format!("expected a list of `{{q: ..., min: ..., max: ...}}`, found {}", other.type_name()));
-                                false
-                            }
-                        }
-                    }
-                    _ => true,
-                };
-                if !ok && let Value::Object(m) = dcol {
-                    m.remove(&k.name);
                 }
+                true
+            }
+            other => {
+                cx.err(
+                    p,
+                    format!(
+                        "expected a list of `{{q: ..., min: ..., max: ...}}`, found {}",
+                        other.type_name()
+                    ),
+                );
+                false
             }
         }
     }
@@ -664,6 +691,211 @@ impl Ctx {
     }
 }
 
+/// The rules of a suite's `table:` (its columns, its row count).
+fn table_rules(t: &RawTable, cx: &mut Ctx, rules: &mut Vec<Rule>) {
+    if let Some(names) = &t.columns {
+        let ordered = match t.order.as_deref() {
+            None | Some("exact") => true,
+            Some("any") => false,
+            Some(o) => {
+                cx.err("table.order", format!("`{o}`: use `exact` or `any`"));
+                true
+            }
+        };
+        let mut seen = HashSet::new();
+        for n in names {
+            if !seen.insert(n) {
+                cx.err("table.columns", format!("`{n}` is listed twice"));
+            }
+        }
+        rules.push(Rule {
+            id: "table.columns".into(),
+            column: None,
+            kind: Kind::Columns {
+                names: names.clone(),
+                ordered,
+            },
+            mostly: 1.0,
+        });
+    }
+    if let Some(r) = &t.rows {
+        let b = cx.bounds("table.rows", &r.min, &r.max, false);
+        rules.push(Rule {
+            id: "table.rows".into(),
+            column: None,
+            kind: Kind::RowCount(b),
+            mostly: 1.0,
+        });
+    }
+}
+
+/// The rules of one column of a suite's `columns:`, made in the order the
+/// report lists them (its type, its rules on each row, its statistics),
+/// each named `<column>.<rule>`.
+struct ColumnRules<'a> {
+    name: &'a String,
+    /// Its key path, `columns.<column>`.
+    base: String,
+    rules: &'a mut Vec<Rule>,
+}
+
+impl ColumnRules<'_> {
+    fn push(&mut self, id: &str, kind: Kind, mostly: f64) {
+        self.rules.push(Rule {
+            id: format!("{}.{id}", self.name),
+            column: Some(self.name.clone()),
+            kind,
+            mostly,
+        })
+    }
+
+    /// The column's `type:` (an unknown one is an error), and its rule.
+    fn column_type(&mut self, c: &RawColumn, cx: &mut Ctx) -> Option<ColType> {
+        let ty = c.ty.as_deref().and_then(|t| {
+            let parsed = ColType::parse(t);
+            if parsed.is_none() {
+                cx.err(
+                    &format!("{}.type", self.base),
+                    format!("unknown type `{t}`; types: {}", ColType::NAMES),
+                );
+            }
+            parsed
+        });
+        if let Some(t) = ty {
+            self.push("type", Kind::Type(t), 1.0);
+        }
+        ty
+    }
+
+    /// Rules each row is held to: `not_null`, `max_null_share`, `between`
+    /// (dates when `ts`), `in_set`, `not_in_set`, `unique`.
+    fn row_rules(&mut self, c: &RawColumn, ts: bool, cx: &mut Ctx) {
+        let base = self.base.clone();
+        match &c.not_null {
+            Some(RawFlag::On(true)) => self.push("not_null", Kind::NotNull, 1.0),
+            Some(RawFlag::On(false)) | None => {}
+            Some(RawFlag::Mostly(RawMostly { mostly })) => {
+                let m = cx.mostly(&format!("{base}.not_null"), *mostly);
+                self.push("not_null", Kind::NotNull, m)
+            }
+        }
+        if let Some(s) = c.max_null_share {
+            if !(0.0..=1.0).contains(&s) {
+                cx.err(
+                    &format!("{base}.max_null_share"),
+                    format!("{s} is not a share between 0 and 1"),
+                );
+            }
+            self.push("max_null_share", Kind::MaxNullShare(s), 1.0);
+        }
+        if let Some(r) = &c.between {
+            let p = format!("{base}.between");
+            let bounds = cx.bounds(&p, &r.min, &r.max, ts);
+            let m = cx.mostly(&p, r.mostly);
+            self.push(
+                "between",
+                Kind::Between {
+                    bounds,
+                    strict_min: r.strict_min,
+                    strict_max: r.strict_max,
+                    timestamps: ts,
+                },
+                m,
+            );
+        }
+        for (key, set, not) in [
+            ("in_set", &c.in_set, false),
+            ("not_in_set", &c.not_in_set, true),
+        ] {
+            let Some(set) = set else { continue };
+            let p = format!("{base}.{key}");
+            let (values, mostly) = match set {
+                RawSet::List(v) => (v, None),
+                RawSet::Full(RawSetFull { values, mostly }) => (values, *mostly),
+            };
+            let m = cx.mostly(&p, mostly);
+            match ValueSet::from_values(values) {
+                Ok(vs) => self.push(
+                    key,
+                    if not {
+                        Kind::NotInSet(vs)
+                    } else {
+                        Kind::InSet(vs)
+                    },
+                    m,
+                ),
+                Err(e) => cx.err(&p, e),
+            }
+        }
+        match &c.unique {
+            Some(RawFlag::On(true)) => self.push("unique", Kind::Unique, 1.0),
+            Some(RawFlag::On(false)) | None => {}
+            Some(RawFlag::Mostly(RawMostly { mostly })) => {
+                let m = cx.mostly(&format!("{base}.unique"), *mostly);
+                self.push("unique", Kind::Unique, m)
+            }
+        }
+    }
+
+    /// Rules on the column as a whole or on its text: `distinct_share`,
+    /// `distinct`, `mean`, `stdev`, `median`, `min`, `max` (the last three
+    /// dates when `ts`), `length`, `regex`, `quantiles`.
+    fn statistic_rules(&mut self, c: &RawColumn, ts: bool, cx: &mut Ctx) {
+        let base = self.base.clone();
+        type Simple<'a> = (&'a str, &'a Option<RawBounds>, fn(Bounds) -> Kind, bool);
+        let simple: [Simple<'_>; 7] = [
+            (
+                "distinct_share",
+                &c.distinct_share,
+                Kind::DistinctShare,
+                false,
+            ),
+            ("distinct", &c.distinct, Kind::Distinct, false),
+            ("mean", &c.mean, Kind::Mean, false),
+            ("stdev", &c.stdev, Kind::Stdev, false),
+            ("median", &c.median, Kind::Median, ts),
+            ("min", &c.min, Kind::Min, ts),
+            ("max", &c.max, Kind::Max, ts),
+        ];
+        for (key, b, make, ts_bounds) in simple {
+            if let Some(b) = b {
+                let bounds = cx.bounds(&format!("{base}.{key}"), &b.min, &b.max, ts_bounds);
+                self.push(key, make(bounds), 1.0);
+            }
+        }
+        if let Some(r) = &c.length {
+            let p = format!("{base}.length");
+            let bounds = cx.bounds(&p, &r.min, &r.max, false);
+            let m = cx.mostly(&p, r.mostly);
+            self.push("length", Kind::Length(bounds), m);
+        }
+        if let Some(r) = &c.regex {
+            let p = format!("{base}.regex");
+            let (pat, mostly) = match r {
+                RawRegex::Pattern(s) => (s, None),
+                RawRegex::Full(RawRegexFull { pattern, mostly }) => (pattern, *mostly),
+            };
+            let m = cx.mostly(&p, mostly);
+            match regex::Regex::new(pat) {
+                Ok(re) => self.push("regex", Kind::Regex(re), m),
+                Err(e) => cx.err(&p, format!("not a valid regular expression: {e}")),
+            }
+        }
+        for (i, q) in c.quantiles.iter().flatten().enumerate() {
+            let p = format!("{base}.quantiles[{i}]");
+            if !(0.0..=1.0).contains(&q.q) {
+                cx.err(&format!("{p}.q"), format!("{} is not between 0 and 1", q.q));
+            }
+            let bounds = cx.bounds(&p, &q.min, &q.max, ts);
+            self.push(
+                &format!("quantile({})", q.q),
+                Kind::Quantile { q: q.q, bounds },
+                1.0,
+            );
+        }
+    }
+}
+
 impl Suite {
     /// Parses and validates a suite. `file` names it in messages.
     pub fn parse(file: &str, text: &str) -> Result<Suite, SuiteErrors> {
@@ -694,40 +926,7 @@ impl Suite {
         let mut rules = Vec::new();
         let mut types = BTreeMap::new();
         if let Some(t) = &raw.table {
-            if let Some(names) = &t.columns {
-                let ordered = match t.order.as_deref() {
-                    None | Some("exact") => true,
-                    Some("any") => false,
-                    Some(o) => {
-                        cx.err("table.order", format!("`{o}`: use `exact` or `any`"));
-                        true
-                    }
-                };
-                let mut seen = HashSet::new();
-                for n in names {
-                    if !seen.insert(n) {
-                        cx.err("table.columns", format!("`{n}` is listed twice"));
-                    }
-                }
-                rules.push(Rule {
-                    id: "table.columns".into(),
-                    column: None,
-                    kind: Kind::Columns {
-                        names: names.clone(),
-                        ordered,
-                    },
-                    mostly: 1.0,
-                });
-            }
-            if let Some(r) = &t.rows {
-                let b = cx.bounds("table.rows", &r.min, &r.max, false);
-                rules.push(Rule {
-                    id: "table.rows".into(),
-                    column: None,
-                    kind: Kind::RowCount(b),
-                    mostly: 1.0,
-                });
-            }
+            table_rules(t, &mut cx, &mut rules);
         }
         for (name, v) in raw.columns.iter().flatten() {
             let base = format!("columns.{name}");
@@ -738,144 +937,18 @@ impl Suite {
                     continue;
                 }
             };
-            let ty = c.ty.as_deref().and_then(|t| {
-                let parsed = ColType::parse(t);
-                if parsed.is_none() {
-                    cx.err(
-                        &format!("{base}.type"),
-                        format!("unknown type `{t}`; types: {}", ColType::NAMES),
-                    );
-                }
-                parsed
-            });
-            let ts = matches!(ty, Some(ColType::Timestamp | ColType::Date));
-            let mut push = |id: &str, kind: Kind, mostly: f64| {
-                rules.push(Rule {
-                    id: format!("{name}.{id}"),
-                    column: Some(name.clone()),
-                    kind,
-                    mostly,
-                })
+            let mut col = ColumnRules {
+                name,
+                base,
+                rules: &mut rules,
             };
+            let ty = col.column_type(&c, &mut cx);
             if let Some(t) = ty {
                 types.insert(name.clone(), t);
-                push("type", Kind::Type(t), 1.0);
             }
-            match &c.not_null {
-                Some(RawFlag::On(true)) => push("not_null", Kind::NotNull, 1.0),
-                Some(RawFlag::On(false)) | None => {}
-                Some(RawFlag::Mostly(RawMostly { mostly })) => {
-                    let m = cx.mostly(&format!("{base}.not_null"), *mostly);
-                    push("not_null", Kind::NotNull, m)
-                }
-            }
-            if let Some(s) = c.max_null_share {
-                if !(0.0..=1.0).contains(&s) {
-                    cx.err(
-                        &format!("{base}.max_null_share"),
-                        format!("{s} is not a share between 0 and 1"),
-                    );
-                }
-                push("max_null_share", Kind::MaxNullShare(s), 1.0);
-            }
-            if let Some(r) = &c.between {
-                let p = format!("{base}.between");
-                let bounds = cx.bounds(&p, &r.min, &r.max, ts);
-                let m = cx.mostly(&p, r.mostly);
-                push(
-                    "between",
-                    Kind::Between {
-                        bounds,
-                        strict_min: r.strict_min,
-                        strict_max: r.strict_max,
-                        timestamps: ts,
-                    },
-                    m,
-                );
-            }
-            for (key, set, not) in [
-                ("in_set", &c.in_set, false),
-                ("not_in_set", &c.not_in_set, true),
-            ] {
-                let Some(set) = set else { continue };
-                let p = format!("{base}.{key}");
-                let (values, mostly) = match set {
-                    RawSet::List(v) => (v, None),
-                    RawSet::Full(RawSetFull { values, mostly }) => (values, *mostly),
-                };
-                let m = cx.mostly(&p, mostly);
-                match ValueSet::from_values(values) {
-                    Ok(vs) => push(
-                        key,
-                        if not {
-                            Kind::NotInSet(vs)
-                        } else {
-                            Kind::InSet(vs)
-                        },
-                        m,
-                    ),
-                    Err(e) => cx.err(&p, e),
-                }
-            }
-            match &c.unique {
-                Some(RawFlag::On(true)) => push("unique", Kind::Unique, 1.0),
-                Some(RawFlag::On(false)) | None => {}
-                Some(RawFlag::Mostly(RawMostly { mostly })) => {
-                    let m = cx.mostly(&format!("{base}.unique"), *mostly);
-                    push("unique", Kind::Unique, m)
-                }
-            }
-            type Simple<'a> = (&'a str, &'a Option<RawBounds>, fn(Bounds) -> Kind, bool);
-            let simple: [Simple<'_>; 7] = [
-                (
-                    "distinct_share",
-                    &c.distinct_share,
-                    Kind::DistinctShare,
-                    false,
-                ),
-                ("distinct", &c.distinct, Kind::Distinct, false),
-                ("mean", &c.mean, Kind::Mean, false),
-                ("stdev", &c.stdev, Kind::Stdev, false),
-                ("median", &c.median, Kind::Median, ts),
-                ("min", &c.min, Kind::Min, ts),
-                ("max", &c.max, Kind::Max, ts),
-            ];
-            for (key, b, make, ts_bounds) in simple {
-                if let Some(b) = b {
-                    let bounds = cx.bounds(&format!("{base}.{key}"), &b.min, &b.max, ts_bounds);
-                    push(key, make(bounds), 1.0);
-                }
-            }
-            if let Some(r) = &c.length {
-                let p = format!("{base}.length");
-                let bounds = cx.bounds(&p, &r.min, &r.max, false);
-                let m = cx.mostly(&p, r.mostly);
-                push("length", Kind::Length(bounds), m);
-            }
-            if let Some(r) = &c.regex {
-                let p = format!("{base}.regex");
-                let (pat, mostly) = match r {
-                    RawRegex::Pattern(s) => (s, None),
-                    RawRegex::Full(RawRegexFull { pattern, mostly }) => (pattern, *mostly),
-                };
-                let m = cx.mostly(&p, mostly);
-                match regex::Regex::new(pat) {
-                    Ok(re) => push("regex", Kind::Regex(re), m),
-                    Err(e) => cx.err(&p, format!("not a valid regular expression: {e}")),
-                }
-            }
-            for (i, q) in c.quantiles.iter().flatten().enumerate() {
-                let p = format!("{base}.quantiles[{i}]");
-                if !(0.0..=1.0).contains(&q.q) {
-                    cx.err(&format!("{p}.q"), format!("{} is not between 0 and 1", q.q));
-                }
-                let bounds = cx.bounds(&p, &q.min, &q.max, ts);
-                push(
-                    &format!("quantile({})", q.q),
-                    Kind::Quantile { q: q.q, bounds },
-                    1.0,
-                );
-            }
+            let ts = matches!(ty, Some(ColType::Timestamp | ColType::Date));
+            col.row_rules(&c, ts, &mut cx);
+            col.statistic_rules(&c, ts, &mut cx);
         }
         if rules.is_empty() && cx.errors.is_empty() {
             cx.err(

@@ -5,7 +5,7 @@
 //! goes to [`PARTITIONS`] temporary files by hash, and each file is then
 //! read and sorted alone, so memory stays near `rows / PARTITIONS` entries.
 
-use crate::check::Failing;
+use crate::failing::Failing;
 use crate::{DataError, Result};
 use std::io::{BufReader, BufWriter, Read, Write};
 

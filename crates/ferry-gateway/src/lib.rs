@@ -2,7 +2,8 @@
 //! natively through `ferry-onnx`, anything else as a supervised process) on
 //! three protocols at once (MLflow scoring, the Open Inference Protocol,
 //! KServe V1), routes a canary's share of traffic or mirrors a shadow,
-//! judges the candidate each tick ([`canary`]: pure), and records every
+//! judges the candidate each tick ([`canary`]: pure; the rules for
+//! creating a rollout beside it in [`rollout`]), and records every
 //! decision in the store, from which it rebuilds its routes
 //! ([`gateway::Gateway::reconcile`]: one code path for start and change).
 //!
@@ -19,6 +20,7 @@ pub mod predlog;
 pub mod presence;
 pub mod process;
 pub mod protocol;
+pub mod rollout;
 pub mod runtime;
 pub mod stats;
 

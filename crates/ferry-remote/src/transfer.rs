@@ -155,7 +155,8 @@ fn expand(cache: &Cache, want: &Want) -> Result<(BTreeSet<Item>, Vec<Digest>)> {
             items.insert(Item::manifest(out.digest));
             match cache.manifest(&out.digest)? {
                 Some(m) => items.extend(m.entries.iter().map(|e| Item::object(e.digest))),
-                None => no_manifest.push(out.digest),
+                None if !no_manifest.contains(&out.digest) => no_manifest.push(out.digest),
+                None => {}
             }
         } else {
             items.insert(Item::object(out.digest));
@@ -198,7 +199,10 @@ impl Remote {
         let unknown: Vec<Item> = here.into_iter().filter(|i| !known.has(&i.key)).collect();
         self.rt.block_on(self.discover(&unknown, &mut known))?;
         let send: Vec<Item> = unknown.into_iter().filter(|i| !known.has(&i.key)).collect();
-        summary.up_to_date = summary.considered - summary.missing.len() as u64 - send.len() as u64;
+        summary.up_to_date = summary
+            .considered
+            .saturating_sub(summary.missing.len() as u64)
+            .saturating_sub(send.len() as u64);
         let bytes: u64 = send
             .iter()
             .filter_map(|i| std::fs::metadata(i.local(cache)).ok())
@@ -240,6 +244,8 @@ impl Remote {
             .iter()
             .map(|fp| Item::run(*fp))
             .filter(|i| !i.local(cache).exists())
+            .collect::<BTreeSet<Item>>()
+            .into_iter()
             .collect();
         let done = self
             .rt
@@ -272,11 +278,12 @@ impl Remote {
             .into_iter()
             .filter(|i| !i.local(cache).exists())
             .collect();
-        summary.up_to_date = summary.considered
-            - get.len() as u64
-            - summary.transferred
-            - summary.missing.len() as u64
-            - summary.failed.len() as u64;
+        summary.up_to_date = summary
+            .considered
+            .saturating_sub(get.len() as u64)
+            .saturating_sub(summary.transferred)
+            .saturating_sub(summary.missing.len() as u64)
+            .saturating_sub(summary.failed.len() as u64);
         progress.begin(get.len() as u64, 0);
         let done = self
             .rt

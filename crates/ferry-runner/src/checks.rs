@@ -2,11 +2,13 @@
 //! ferry-data instead of a shell command, with the same outcome, log and
 //! caching as any stage. Their reports feed the gates (`checks.<stage>.…`).
 
+use ferry_data::TableSpec;
+use ferry_data::job::{self, Hooks, Input, Job, Report, Reports};
 use ferry_executor::{Exit, Outcome, OutputSink, Stream};
 use ferry_spec::{Check, CheckKind};
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 fn thread_cpu() -> (Duration, Duration, u64) {
@@ -73,52 +75,18 @@ pub(crate) fn run(
 }
 
 fn run_inner(root: &Path, check: &Check, lines: &mut Vec<String>) -> Result<(), String> {
-    let table = |p: &str| {
-        ferry_data::Table::open(&ferry_data::TableSpec::new(root.join(p).to_string_lossy()))
-            .map_err(|e| e.to_string())
+    let input = |p: &str| Input {
+        spec: TableSpec::new(root.join(p).to_string_lossy()),
+        name: p.to_owned(),
     };
-    let (json, html) = match &check.kind {
+    let mut log = Log { suite: "", lines };
+    let job = match &check.kind {
         CheckKind::Data { data, expect } => {
-            let text = std::fs::read_to_string(root.join(expect))
-                .map_err(|e| format!("cannot read the suite {expect}: {e}"))?;
-            let suite = ferry_data::Suite::parse(expect, &text).map_err(|e| e.to_string())?;
-            let mut spec = ferry_data::TableSpec::new(root.join(data).to_string_lossy());
-            for (c, t) in &suite.types {
-                spec.types.insert(c.clone(), *t);
+            log.suite = expect;
+            Job::Data {
+                table: input(data),
+                suite: job::suite(root, Path::new(expect)).map_err(|e| e.to_string())?,
             }
-            let t = ferry_data::Table::open(&spec).map_err(|e| e.to_string())?;
-            let mut r = ferry_data::check(&t, &suite).map_err(|e| e.to_string())?;
-            r.source = data.clone();
-            r.relative_to(root);
-            lines.push(format!(
-                "data check {data} against {expect}: {}, {} expectations, {}",
-                ferry_data::show::rows(r.rows),
-                r.expectations,
-                if r.passed {
-                    "all hold".to_owned()
-                } else {
-                    format!("{} FAILED", r.failed)
-                }
-            ));
-            for x in r.results.iter().filter(|x| !x.success) {
-                let mut l = format!("  FAIL {}: expected {}", x.id, x.expected);
-                match x.failing_text() {
-                    Some(failing) => l.push_str(&format!("; {failing}")),
-                    None => l.push_str(&format!("; observed {}", x.observed_text())),
-                }
-                if let Some(f) = x.sample.first() {
-                    l.push_str(&format!(", e.g. {} = {}", r.place(f), f.value_text()));
-                }
-                lines.push(l);
-            }
-            let html = check
-                .html
-                .as_ref()
-                .map(|_| ferry_data::report::check_html(&r));
-            (
-                serde_json::to_vec_pretty(&r).map_err(|e| e.to_string())?,
-                html,
-            )
         }
         CheckKind::Drift {
             reference,
@@ -128,64 +96,106 @@ fn run_inner(root: &Path, check: &Check, lines: &mut Vec<String>) -> Result<(), 
             thresholds,
             drift_share,
             columns,
-        } => {
-            let opts = ferry_data::DriftOptions {
+        } => Job::Drift {
+            reference: input(reference),
+            current: input(current),
+            options: ferry_data::DriftOptions {
                 thresholds: thresholds.iter().cloned().collect(),
                 columns: (!columns.is_empty()).then(|| columns.clone()),
                 method: method.as_deref().and_then(ferry_data::drift::Method::parse),
                 threshold: *threshold,
                 drift_share: *drift_share,
                 ..Default::default()
-            };
-            let mut r = ferry_data::drift(&table(reference)?, &table(current)?, &opts)
-                .map_err(|e| e.to_string())?;
-            r.reference = reference.clone();
-            r.current = current.clone();
-            lines.push(format!(
-                "drift {current} vs {reference}: {} of {} columns drifted ({}; dataset drift at {}): {}",
-                r.drifted,
-                r.columns.len(),
-                ferry_data::show::share(r.drifted_share),
-                ferry_data::show::share(r.drift_share_threshold),
-                if r.dataset_drift { "DATASET DRIFT" } else { "no dataset drift" }
-            ));
-            for c in &r.columns {
-                let note = r.rows_note(c);
-                if !c.drifted && note.is_none() {
-                    continue;
-                }
-                let mut l = format!(
-                    "  {} {}: {} = {:.4} (threshold {}), on {}",
-                    if c.drifted { "DRIFT" } else { "ok" },
-                    c.column,
-                    c.method_label,
-                    c.value,
-                    c.threshold,
-                    r.rows_used(c)
-                );
-                if let Some(n) = note {
-                    l.push_str(&format!(" ({n})"));
-                }
-                lines.push(l);
-            }
-            let html = check
-                .html
-                .as_ref()
-                .map(|_| ferry_data::report::drift_html(&r));
-            (
-                serde_json::to_vec_pretty(&r).map_err(|e| e.to_string())?,
-                html,
-            )
-        }
+            },
+        },
     };
-    ferry_fs::write_atomic(&root.join(&check.report), &json)
-        .map_err(|e| format!("cannot write {}: {e}", check.report))?;
-    if let (Some(h), Some(text)) = (&check.html, html) {
-        ferry_fs::write_atomic(&root.join(h), text.as_bytes())
-            .map_err(|e| format!("cannot write {h}: {e}"))?;
-        lines.push(format!("report: {h}"));
+    let reports = Reports {
+        json: Some(PathBuf::from(&check.report)),
+        html: check.html.as_ref().map(PathBuf::from),
+    };
+    job::run(root, job, &reports, &mut log).map_err(|e| e.to_string())?;
+    if let Some(h) = &check.html {
+        log.lines.push(format!("report: {h}"));
     }
     Ok(())
+}
+
+/// A check stage's log: what the check found, written before its reports
+/// are (so a report that cannot be written still leaves the findings).
+struct Log<'a> {
+    /// A data check's suite, as the stage names it.
+    suite: &'a str,
+    lines: &'a mut Vec<String>,
+}
+
+impl Hooks for Log<'_> {
+    fn checked(&mut self, report: &Report) {
+        match report {
+            Report::Data(r) => data_lines(r, self.suite, self.lines),
+            Report::Drift(r) => drift_lines(r, self.lines),
+        }
+    }
+}
+
+fn data_lines(r: &ferry_data::CheckReport, suite: &str, lines: &mut Vec<String>) {
+    lines.push(format!(
+        "data check {} against {suite}: {}, {} expectations, {}",
+        r.source,
+        ferry_data::show::rows(r.rows),
+        r.expectations,
+        if r.passed {
+            "all hold".to_owned()
+        } else {
+            format!("{} FAILED", r.failed)
+        }
+    ));
+    for x in r.results.iter().filter(|x| !x.success) {
+        let mut l = format!("  FAIL {}: expected {}", x.id, x.expected);
+        match x.failing_text() {
+            Some(failing) => l.push_str(&format!("; {failing}")),
+            None => l.push_str(&format!("; observed {}", x.observed_text())),
+        }
+        if let Some(f) = x.sample.first() {
+            l.push_str(&format!(", e.g. {} = {}", r.place(f), f.value_text()));
+        }
+        lines.push(l);
+    }
+}
+
+fn drift_lines(r: &ferry_data::DriftReport, lines: &mut Vec<String>) {
+    lines.push(format!(
+        "drift {} vs {}: {} of {} columns drifted ({}; dataset drift at {}): {}",
+        r.current,
+        r.reference,
+        r.drifted,
+        r.columns.len(),
+        ferry_data::show::share(r.drifted_share),
+        ferry_data::show::share(r.drift_share_threshold),
+        if r.dataset_drift {
+            "DATASET DRIFT"
+        } else {
+            "no dataset drift"
+        }
+    ));
+    for c in &r.columns {
+        let note = r.rows_note(c);
+        if !c.drifted && note.is_none() {
+            continue;
+        }
+        let mut l = format!(
+            "  {} {}: {} = {:.4} (threshold {}), on {}",
+            if c.drifted { "DRIFT" } else { "ok" },
+            c.column,
+            c.method_label,
+            c.value,
+            c.threshold,
+            r.rows_used(c)
+        );
+        if let Some(n) = note {
+            l.push_str(&format!(" ({n})"));
+        }
+        lines.push(l);
+    }
 }
 
 /// A check stage's report as flat `key -> value` pairs for gates:

@@ -198,13 +198,16 @@ struct RawStage {
     columns: Vec<Sp<String>>,
 }
 
+/// A check stage's input: its path, and where the stage names it.
+type CheckInput = (String, Option<Pos>);
+
 struct ValidCheck {
     check: Check,
-    inputs: Vec<(String, Option<Pos>)>,
+    inputs: Vec<CheckInput>,
 }
 
 impl ValidCheck {
-    fn inputs(&self) -> Vec<(String, Option<Pos>)> {
+    fn inputs(&self) -> Vec<CheckInput> {
         self.inputs.clone()
     }
 }
@@ -268,7 +271,6 @@ struct RawRegister {
 /// columns (but those in `exclude`) are the inputs, with their types, read
 /// when the version is registered.
 fn signature(node: &Node, sink: &mut Sink<'_>) -> Option<crate::SignatureSpec> {
-    use ferry_mlmodel::{ColType, Column};
     let path = "register.signature";
     let m = map_entries(node, path, SIGNATURE_KEYS, sink)?;
     let get = |key: &str| m.iter().find(|(k, _)| k.name == key).map(|(_, v)| v);
@@ -282,22 +284,7 @@ fn signature(node: &Node, sink: &mut Sink<'_>) -> Option<crate::SignatureSpec> {
             );
             return None;
         }
-        let table = string(from, "register.signature.from", sink)?;
-        if table.0.starts_with('/') || table.0.split(['/', '\\']).any(|p| p == "..") {
-            sink.err(
-                table.1,
-                "register.signature.from",
-                format!("`{}` is not a path inside the project", table.0),
-            );
-            return None;
-        }
-        let exclude = get("exclude")
-            .map(|e| string_list(e, "register.signature.exclude", sink))
-            .unwrap_or_default();
-        return Some(crate::SignatureSpec::From {
-            table: table.0,
-            exclude: exclude.into_iter().map(|e| e.0).collect(),
-        });
+        return signature_from(from, get("exclude"), sink);
     }
     if let Some(e) = get("exclude") {
         sink.err(
@@ -315,6 +302,36 @@ fn signature(node: &Node, sink: &mut Sink<'_>) -> Option<crate::SignatureSpec> {
         );
         return None;
     };
+    signature_inputs(inputs, sink)
+}
+
+/// `from:` a table inside the project, but its `exclude` columns.
+fn signature_from(
+    from: &Node,
+    exclude: Option<&Node>,
+    sink: &mut Sink<'_>,
+) -> Option<crate::SignatureSpec> {
+    let table = string(from, "register.signature.from", sink)?;
+    if table.0.starts_with('/') || table.0.split(['/', '\\']).any(|p| p == "..") {
+        sink.err(
+            table.1,
+            "register.signature.from",
+            format!("`{}` is not a path inside the project", table.0),
+        );
+        return None;
+    }
+    let exclude = exclude
+        .map(|e| string_list(e, "register.signature.exclude", sink))
+        .unwrap_or_default();
+    Some(crate::SignatureSpec::From {
+        table: table.0,
+        exclude: exclude.into_iter().map(|e| e.0).collect(),
+    })
+}
+
+/// `inputs:`, the columns in the model's order, each named once.
+fn signature_inputs(inputs: &Node, sink: &mut Sink<'_>) -> Option<crate::SignatureSpec> {
+    use ferry_mlmodel::Column;
     let Kind::Seq(items) = &inputs.kind else {
         sink.err(
             inputs.pos,
@@ -330,44 +347,9 @@ fn signature(node: &Node, sink: &mut Sink<'_>) -> Option<crate::SignatureSpec> {
     let mut ok = true;
     for (i, item) in items.iter().enumerate() {
         let kp = format!("register.signature.inputs[{i}]");
-        let (name, ty, pos) = match &item.kind {
-            Kind::Str(n) => (n.clone(), Some(ColType::Double), item.pos),
-            Kind::Map(e) if e.len() == 1 => {
-                let (k, v) = &e[0];
-                let ty = match &v.kind {
-                    Kind::Str(t) => ColType::from_name(t).or_else(|| {
-                        sink.err_hint(
-                            v.pos,
-                            &kp,
-                            format!("unknown column type `{t}`"),
-                            format!("MLflow's column types: {}", ColType::NAMES.join(", ")),
-                        );
-                        None
-                    }),
-                    other => {
-                        sink.err(
-                            v.pos,
-                            &kp,
-                            format!("expected a column type, found {}", other.type_name()),
-                        );
-                        None
-                    }
-                };
-                (k.name.clone(), ty, k.pos)
-            }
-            other => {
-                sink.err_hint(
-                    item.pos,
-                    &kp,
-                    format!(
-                        "expected a column name or `name: type`, found {}",
-                        other.type_name()
-                    ),
-                    "e.g. `- petal_length` or `- species: string`",
-                );
-                ok = false;
-                continue;
-            }
+        let Some((name, ty, pos)) = input_column(item, &kp, sink) else {
+            ok = false;
+            continue;
         };
         if name.is_empty() {
             sink.err(pos, &kp, "a column needs a name");
@@ -396,6 +378,55 @@ fn signature(node: &Node, sink: &mut Sink<'_>) -> Option<crate::SignatureSpec> {
     ok.then_some(crate::SignatureSpec::Columns(ferry_mlmodel::Signature {
         inputs: cols,
     }))
+}
+
+/// One of `inputs:` (at `kp`): a name (a `double` column) or `name: type`,
+/// with the type `None` when it is not one of MLflow's (reported); `None`
+/// (reported) for anything else.
+fn input_column(
+    item: &Node,
+    kp: &str,
+    sink: &mut Sink<'_>,
+) -> Option<(String, Option<ferry_mlmodel::ColType>, Pos)> {
+    use ferry_mlmodel::ColType;
+    match &item.kind {
+        Kind::Str(n) => Some((n.clone(), Some(ColType::Double), item.pos)),
+        Kind::Map(e) if e.len() == 1 => {
+            let (k, v) = &e[0];
+            let ty = match &v.kind {
+                Kind::Str(t) => ColType::from_name(t).or_else(|| {
+                    sink.err_hint(
+                        v.pos,
+                        kp,
+                        format!("unknown column type `{t}`"),
+                        format!("MLflow's column types: {}", ColType::NAMES.join(", ")),
+                    );
+                    None
+                }),
+                other => {
+                    sink.err(
+                        v.pos,
+                        kp,
+                        format!("expected a column type, found {}", other.type_name()),
+                    );
+                    None
+                }
+            };
+            Some((k.name.clone(), ty, k.pos))
+        }
+        other => {
+            sink.err_hint(
+                item.pos,
+                kp,
+                format!(
+                    "expected a column name or `name: type`, found {}",
+                    other.type_name()
+                ),
+                "e.g. `- petal_length` or `- species: string`",
+            );
+            None
+        }
+    }
 }
 
 fn join(path: &str, key: &str) -> String {
@@ -511,6 +542,7 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
     Some(total)
 }
 
+/// The spec's top level into a [`RawSpec`], every misshapen key reported.
 fn decode(root: &Node, sink: &mut Sink<'_>) -> RawSpec {
     let mut raw = RawSpec::default();
     if matches!(root.kind, Kind::Null) {
@@ -528,30 +560,7 @@ fn decode(root: &Node, sink: &mut Sink<'_>) -> RawSpec {
         match k.name.as_str() {
             "name" => raw.name = string(v, "name", sink),
             "params" => raw.params_file = string(v, "params", sink),
-            "env" => {
-                if let Some(env) = map_entries(v, "env", ENV_KEYS, sink) {
-                    for (_, py) in env.iter().filter(|(k, _)| k.name == "python") {
-                        if let Some(m) = map_entries(py, "env.python", PYTHON_KEYS, sink) {
-                            let mut p = RawPython {
-                                requirements: None,
-                                interpreter: None,
-                            };
-                            for (k, v) in m {
-                                let path = format!("env.python.{}", k.name);
-                                match k.name.as_str() {
-                                    "requirements" => p.requirements = string(v, &path, sink),
-                                    "interpreter" => p.interpreter = string(v, &path, sink),
-                                    _ => {}
-                                }
-                            }
-                            if p.requirements.is_none() {
-                                sink.err(py.pos, "env.python", "missing key `requirements`");
-                            }
-                            raw.env = Some((p, py.pos));
-                        }
-                    }
-                }
-            }
+            "env" => decode_env(v, &mut raw.env, sink),
             "stages" => {
                 raw.stages_pos = Some(k.pos);
                 match &v.kind {
@@ -571,67 +580,10 @@ fn decode(root: &Node, sink: &mut Sink<'_>) -> RawSpec {
                     ),
                 }
             }
-            "gates" => match &v.kind {
-                Kind::Seq(items) => {
-                    for (i, g) in items.iter().enumerate() {
-                        let path = format!("gates[{i}]");
-                        match &g.kind {
-                            Kind::Map(_) => {
-                                if let Some(m) = map_entries(g, &path, GATE_KEYS, sink) {
-                                    let mut name = None;
-                                    let mut expr = None;
-                                    for (k, v) in m {
-                                        let p = format!("{path}.{}", k.name);
-                                        match k.name.as_str() {
-                                            "name" => name = string(v, &p, sink).map(|s| s.0),
-                                            "expr" => expr = string(v, &p, sink),
-                                            _ => {}
-                                        }
-                                    }
-                                    match expr {
-                                        Some(expr) => raw.gates.push(RawGate { name, expr }),
-                                        None => sink.err(g.pos, &path, "missing key `expr`"),
-                                    }
-                                }
-                            }
-                            _ => {
-                                if let Some(expr) = string(g, &path, sink) {
-                                    raw.gates.push(RawGate { name: None, expr });
-                                }
-                            }
-                        }
-                    }
-                }
-                Kind::Null => {}
-                other => sink.err(
-                    v.pos,
-                    "gates",
-                    format!(
-                        "expected a list of expressions, found {}",
-                        other.type_name()
-                    ),
-                ),
-            },
+            "gates" => decode_gates(v, &mut raw.gates, sink),
             "remotes" => raw.remotes = decode_remotes(v, sink),
             "register" => {
-                if let Some(m) = map_entries(v, "register", REGISTER_KEYS, sink) {
-                    let mut r = RawRegister {
-                        pos: v.pos,
-                        model: None,
-                        artifact: None,
-                        alias: None,
-                        signature: None,
-                    };
-                    for (k, val) in m {
-                        let p = format!("register.{}", k.name);
-                        match k.name.as_str() {
-                            "model" => r.model = string(val, &p, sink),
-                            "artifact" => r.artifact = string(val, &p, sink),
-                            "alias" => r.alias = string(val, &p, sink),
-                            "signature" => r.signature = signature(val, sink),
-                            _ => {}
-                        }
-                    }
+                if let Some(r) = decode_register(v, sink) {
                     raw.register = Some(r);
                 }
             }
@@ -734,169 +686,113 @@ fn decode_remotes(node: &Node, sink: &mut Sink<'_>) -> Vec<crate::RemoteConfig> 
     out
 }
 
+/// `env:` (its `python:`, which needs `requirements`) into `env`.
+fn decode_env(v: &Node, env: &mut Option<Sp<RawPython>>, sink: &mut Sink<'_>) {
+    let Some(entries) = map_entries(v, "env", ENV_KEYS, sink) else {
+        return;
+    };
+    for (_, py) in entries.iter().filter(|(k, _)| k.name == "python") {
+        if let Some(m) = map_entries(py, "env.python", PYTHON_KEYS, sink) {
+            let mut p = RawPython {
+                requirements: None,
+                interpreter: None,
+            };
+            for (k, v) in m {
+                let path = format!("env.python.{}", k.name);
+                match k.name.as_str() {
+                    "requirements" => p.requirements = string(v, &path, sink),
+                    "interpreter" => p.interpreter = string(v, &path, sink),
+                    _ => {}
+                }
+            }
+            if p.requirements.is_none() {
+                sink.err(py.pos, "env.python", "missing key `requirements`");
+            }
+            *env = Some((p, py.pos));
+        }
+    }
+}
+
+/// `gates:`, a list of expressions or `{name, expr}`, onto `gates`.
+fn decode_gates(v: &Node, gates: &mut Vec<RawGate>, sink: &mut Sink<'_>) {
+    let items = match &v.kind {
+        Kind::Seq(items) => items,
+        Kind::Null => return,
+        other => {
+            sink.err(
+                v.pos,
+                "gates",
+                format!(
+                    "expected a list of expressions, found {}",
+                    other.type_name()
+                ),
+            );
+            return;
+        }
+    };
+    for (i, g) in items.iter().enumerate() {
+        let path = format!("gates[{i}]");
+        if !matches!(g.kind, Kind::Map(_)) {
+            if let Some(expr) = string(g, &path, sink) {
+                gates.push(RawGate { name: None, expr });
+            }
+            continue;
+        }
+        let Some(m) = map_entries(g, &path, GATE_KEYS, sink) else {
+            continue;
+        };
+        let mut name = None;
+        let mut expr = None;
+        for (k, v) in m {
+            let p = format!("{path}.{}", k.name);
+            match k.name.as_str() {
+                "name" => name = string(v, &p, sink).map(|s| s.0),
+                "expr" => expr = string(v, &p, sink),
+                _ => {}
+            }
+        }
+        match expr {
+            Some(expr) => gates.push(RawGate { name, expr }),
+            None => sink.err(g.pos, &path, "missing key `expr`"),
+        }
+    }
+}
+
+/// `register:` (model, artifact, alias, signature).
+fn decode_register(v: &Node, sink: &mut Sink<'_>) -> Option<RawRegister> {
+    let m = map_entries(v, "register", REGISTER_KEYS, sink)?;
+    let mut r = RawRegister {
+        pos: v.pos,
+        model: None,
+        artifact: None,
+        alias: None,
+        signature: None,
+    };
+    for (k, val) in m {
+        let p = format!("register.{}", k.name);
+        match k.name.as_str() {
+            "model" => r.model = string(val, &p, sink),
+            "artifact" => r.artifact = string(val, &p, sink),
+            "alias" => r.alias = string(val, &p, sink),
+            "signature" => r.signature = signature(val, sink),
+            _ => {}
+        }
+    }
+    Some(r)
+}
+
+/// A stage's mapping into a [`RawStage`]: its command keys, its check
+/// keys, and whether it has a command or a check (one of them).
 fn decode_stage(name: &Key, body: &Node, sink: &mut Sink<'_>) -> RawStage {
     let base = format!("stages.{}", name.name);
-    let mut st = RawStage {
-        name: (name.name.clone(), name.pos),
-        cmd: None,
-        desc: None,
-        deps: Vec::new(),
-        outs: Vec::new(),
-        params: Vec::new(),
-        metrics: None,
-        timeout: None,
-        retries: None,
-        check: None,
-        check_keys: Vec::new(),
-        data: None,
-        expect: None,
-        reference: None,
-        current: None,
-        report: None,
-        html: None,
-        warn_only: false,
-        method: None,
-        threshold: None,
-        thresholds: Vec::new(),
-        drift_share: None,
-        columns: Vec::new(),
-    };
+    let mut st = RawStage::new(name);
     let Some(m) = map_entries(body, &base, STAGE_KEYS, sink) else {
         return st;
     };
     for (k, v) in m {
         let path = format!("{base}.{}", k.name);
-        match k.name.as_str() {
-            "cmd" => {
-                st.cmd = match &v.kind {
-                    Kind::Seq(_) => {
-                        let parts = string_list(v, &path, sink);
-                        (!parts.is_empty()).then(|| {
-                            (
-                                parts
-                                    .iter()
-                                    .map(|p| p.0.as_str())
-                                    .collect::<Vec<_>>()
-                                    .join(" && "),
-                                v.pos,
-                            )
-                        })
-                    }
-                    _ => string(v, &path, sink),
-                };
-            }
-            "desc" => st.desc = string(v, &path, sink).map(|s| s.0),
-            "deps" => st.deps = string_list(v, &path, sink),
-            "outs" => st.outs = string_list(v, &path, sink),
-            "params" => st.params = string_list(v, &path, sink),
-            "metrics" => st.metrics = string(v, &path, sink),
-            "timeout" => {
-                if let Some((s, pos)) = string(v, &path, sink) {
-                    match parse_duration(&s) {
-                        Some(d) if !d.is_zero() => st.timeout = Some((d, pos)),
-                        _ => sink.err_hint(
-                            pos,
-                            &path,
-                            format!("invalid duration `{s}`"),
-                            "write seconds (`90`) or a duration like `30s`, `10m`, `1h30m`",
-                        ),
-                    }
-                }
-            }
-            "check" => st.check = string(v, &path, sink),
-            "data" | "expect" | "reference" | "current" | "report" | "html" | "method" => {
-                st.check_keys.push((k.name.clone(), k.pos));
-                let val = string(v, &path, sink);
-                match k.name.as_str() {
-                    "data" => st.data = val,
-                    "expect" => st.expect = val,
-                    "reference" => st.reference = val,
-                    "current" => st.current = val,
-                    "report" => st.report = val,
-                    "html" => st.html = val,
-                    _ => st.method = val,
-                }
-            }
-            "warn_only" => {
-                st.check_keys.push((k.name.clone(), k.pos));
-                match &v.kind {
-                    Kind::Bool(b) => st.warn_only = *b,
-                    other => sink.err(
-                        v.pos,
-                        &path,
-                        format!("expected true or false, found {}", other.type_name()),
-                    ),
-                }
-            }
-            "threshold" if matches!(v.kind, Kind::Map(_)) => {
-                st.check_keys.push((k.name.clone(), k.pos));
-                if let Kind::Map(m) = &v.kind {
-                    for (col, x) in m {
-                        let p = format!("{path}.{}", col.name);
-                        match &x.kind {
-                            Kind::Int(n) if *n > 0 => {
-                                st.thresholds.push((col.name.clone(), *n as f64))
-                            }
-                            Kind::Float(f) if *f > 0.0 => {
-                                st.thresholds.push((col.name.clone(), *f))
-                            }
-                            _ => sink.err(x.pos, &p, "expected a positive number"),
-                        }
-                    }
-                }
-            }
-            "threshold" | "drift_share" => {
-                st.check_keys.push((k.name.clone(), k.pos));
-                let f = match &v.kind {
-                    Kind::Int(n) => Some(*n as f64),
-                    Kind::Float(f) => Some(*f),
-                    other => {
-                        sink.err(
-                            v.pos,
-                            &path,
-                            format!("expected a number, found {}", other.type_name()),
-                        );
-                        None
-                    }
-                };
-                match (k.name.as_str(), f) {
-                    ("threshold", Some(f)) if f > 0.0 => st.threshold = Some(f),
-                    ("drift_share", Some(f)) if (0.0..=1.0).contains(&f) => {
-                        st.drift_share = Some((f, v.pos))
-                    }
-                    (key, Some(f)) => sink.err(
-                        v.pos,
-                        &path,
-                        format!(
-                            "{key} must be {}, found {f}",
-                            if key == "threshold" {
-                                "positive"
-                            } else {
-                                "a share between 0 and 1"
-                            }
-                        ),
-                    ),
-                    _ => {}
-                }
-            }
-            "columns" => {
-                st.check_keys.push((k.name.clone(), k.pos));
-                st.columns = string_list(v, &path, sink);
-            }
-            "retries" => match &v.kind {
-                Kind::Int(n) if (0..=100).contains(n) => st.retries = Some(*n as u32),
-                Kind::Int(n) => sink.err(
-                    v.pos,
-                    &path,
-                    format!("retries must be between 0 and 100, found {n}"),
-                ),
-                other => sink.err(
-                    v.pos,
-                    &path,
-                    format!("expected an integer, found {}", other.type_name()),
-                ),
-            },
-            _ => {}
+        if !st.command_key(k, v, &path, sink) {
+            st.check_key(k, v, &path, sink);
         }
     }
     let has_cmd = m.iter().any(|(k, _)| k.name == "cmd");
@@ -925,6 +821,188 @@ fn decode_stage(name: &Key, body: &Node, sink: &mut Sink<'_>) -> RawStage {
         );
     }
     st
+}
+
+impl RawStage {
+    /// A stage named `name` with none of its keys yet.
+    fn new(name: &Key) -> RawStage {
+        RawStage {
+            name: (name.name.clone(), name.pos),
+            cmd: None,
+            desc: None,
+            deps: Vec::new(),
+            outs: Vec::new(),
+            params: Vec::new(),
+            metrics: None,
+            timeout: None,
+            retries: None,
+            check: None,
+            check_keys: Vec::new(),
+            data: None,
+            expect: None,
+            reference: None,
+            current: None,
+            report: None,
+            html: None,
+            warn_only: false,
+            method: None,
+            threshold: None,
+            thresholds: Vec::new(),
+            drift_share: None,
+            columns: Vec::new(),
+        }
+    }
+
+    /// The key `k` (at `path`) if it is one of any stage's (`cmd`,
+    /// `deps`, `timeout`, `check`, ...); `false` when it is not.
+    fn command_key(&mut self, k: &Key, v: &Node, path: &str, sink: &mut Sink<'_>) -> bool {
+        match k.name.as_str() {
+            "cmd" => {
+                self.cmd = match &v.kind {
+                    Kind::Seq(_) => {
+                        let parts = string_list(v, path, sink);
+                        (!parts.is_empty()).then(|| {
+                            (
+                                parts
+                                    .iter()
+                                    .map(|p| p.0.as_str())
+                                    .collect::<Vec<_>>()
+                                    .join(" && "),
+                                v.pos,
+                            )
+                        })
+                    }
+                    _ => string(v, path, sink),
+                };
+            }
+            "desc" => self.desc = string(v, path, sink).map(|s| s.0),
+            "deps" => self.deps = string_list(v, path, sink),
+            "outs" => self.outs = string_list(v, path, sink),
+            "params" => self.params = string_list(v, path, sink),
+            "metrics" => self.metrics = string(v, path, sink),
+            "timeout" => {
+                if let Some((s, pos)) = string(v, path, sink) {
+                    match parse_duration(&s) {
+                        Some(d) if !d.is_zero() => self.timeout = Some((d, pos)),
+                        _ => sink.err_hint(
+                            pos,
+                            path,
+                            format!("invalid duration `{s}`"),
+                            "write seconds (`90`) or a duration like `30s`, `10m`, `1h30m`",
+                        ),
+                    }
+                }
+            }
+            "check" => self.check = string(v, path, sink),
+            "retries" => match &v.kind {
+                Kind::Int(n) if (0..=100).contains(n) => self.retries = Some(*n as u32),
+                Kind::Int(n) => sink.err(
+                    v.pos,
+                    path,
+                    format!("retries must be between 0 and 100, found {n}"),
+                ),
+                other => sink.err(
+                    v.pos,
+                    path,
+                    format!("expected an integer, found {}", other.type_name()),
+                ),
+            },
+            _ => return false,
+        }
+        true
+    }
+
+    /// The key `k` (at `path`) if it is one of a check stage's (`data`,
+    /// `reference`, `threshold`, `warn_only`, ...), noted in `check_keys`.
+    fn check_key(&mut self, k: &Key, v: &Node, path: &str, sink: &mut Sink<'_>) {
+        match k.name.as_str() {
+            "data" | "expect" | "reference" | "current" | "report" | "html" | "method" => {
+                self.check_keys.push((k.name.clone(), k.pos));
+                let val = string(v, path, sink);
+                match k.name.as_str() {
+                    "data" => self.data = val,
+                    "expect" => self.expect = val,
+                    "reference" => self.reference = val,
+                    "current" => self.current = val,
+                    "report" => self.report = val,
+                    "html" => self.html = val,
+                    _ => self.method = val,
+                }
+            }
+            "warn_only" => {
+                self.check_keys.push((k.name.clone(), k.pos));
+                match &v.kind {
+                    Kind::Bool(b) => self.warn_only = *b,
+                    other => sink.err(
+                        v.pos,
+                        path,
+                        format!("expected true or false, found {}", other.type_name()),
+                    ),
+                }
+            }
+            "threshold" if matches!(v.kind, Kind::Map(_)) => {
+                self.check_keys.push((k.name.clone(), k.pos));
+                if let Kind::Map(m) = &v.kind {
+                    for (col, x) in m {
+                        let p = format!("{path}.{}", col.name);
+                        match &x.kind {
+                            Kind::Int(n) if *n > 0 => {
+                                self.thresholds.push((col.name.clone(), *n as f64))
+                            }
+                            Kind::Float(f) if *f > 0.0 => {
+                                self.thresholds.push((col.name.clone(), *f))
+                            }
+                            _ => sink.err(x.pos, &p, "expected a positive number"),
+                        }
+                    }
+                }
+            }
+            "threshold" | "drift_share" => {
+                self.check_keys.push((k.name.clone(), k.pos));
+                self.number_key(&k.name, v, path, sink);
+            }
+            "columns" => {
+                self.check_keys.push((k.name.clone(), k.pos));
+                self.columns = string_list(v, path, sink);
+            }
+            _ => {}
+        }
+    }
+
+    /// `threshold` (positive) or `drift_share` (a share) as one number.
+    fn number_key(&mut self, key: &str, v: &Node, path: &str, sink: &mut Sink<'_>) {
+        let f = match &v.kind {
+            Kind::Int(n) => Some(*n as f64),
+            Kind::Float(f) => Some(*f),
+            other => {
+                sink.err(
+                    v.pos,
+                    path,
+                    format!("expected a number, found {}", other.type_name()),
+                );
+                None
+            }
+        };
+        match (key, f) {
+            ("threshold", Some(f)) if f > 0.0 => self.threshold = Some(f),
+            ("drift_share", Some(f)) if (0.0..=1.0).contains(&f) => {
+                self.drift_share = Some((f, v.pos))
+            }
+            (key, Some(f)) => sink.err(
+                v.pos,
+                path,
+                format!(
+                    "{key} must be {}, found {f}",
+                    if key == "threshold" {
+                        "positive"
+                    } else {
+                        "a share between 0 and 1"
+                    }
+                ),
+            ),
+            _ => {}
+        }
+    }
 }
 
 /// Normalises a project-relative path, or says why it is not one.
@@ -962,6 +1040,35 @@ pub fn normalize_path(p: &str) -> Result<String, String> {
     Ok(parts.join("/"))
 }
 
+/// A validated stage, where it is, and where each of its deps and outs is.
+type Placed = (Stage, Pos, Vec<Pos>, Vec<Pos>);
+
+/// The check stages that stage `i` (not a check itself) runs after: those
+/// that check a table it reads (it does not run at all when such a check
+/// fails).
+fn checked_first(stages: &[Placed], i: usize) -> Vec<usize> {
+    if stages[i].0.check.is_some() {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for (j, c) in stages.iter().enumerate() {
+        let Some(ch) = &c.0.check else { continue };
+        let checked = match &ch.kind {
+            CheckKind::Data { data, .. } => data,
+            CheckKind::Drift { current, .. } => current,
+        };
+        let reads = stages[i]
+            .0
+            .deps
+            .iter()
+            .any(|d| path_within(d, checked) || path_within(checked, d));
+        if reads && j != i && !c.0.upstream.iter().any(|u| u == &stages[i].0.name) {
+            out.push(j);
+        }
+    }
+    out
+}
+
 struct Validator<'a> {
     sink: Sink<'a>,
     spec_text: &'a str,
@@ -990,8 +1097,8 @@ impl Validator<'_> {
         base: &str,
         name: &StageName,
     ) -> Option<ValidCheck> {
-        let data_keys = ["data", "expect"];
-        let drift_keys = [
+        const DATA_KEYS: [&str; 2] = ["data", "expect"];
+        const DRIFT_KEYS: [&str; 6] = [
             "reference",
             "current",
             "method",
@@ -999,15 +1106,14 @@ impl Validator<'_> {
             "drift_share",
             "columns",
         ];
-        let (own, other): (&[&str], &[&str]) = match kind.0.as_str() {
-            "data" => (&data_keys, &drift_keys),
-            "drift" => (&drift_keys, &data_keys),
+        let other: &[&str] = match kind.0.as_str() {
+            "data" => &DRIFT_KEYS,
+            "drift" => &DATA_KEYS,
             k => {
                 self.sink.err_hint(kind.1, &format!("{base}.check"), format!("unknown check `{k}`"), "checks: `data` (validate against a suite) and `drift` (compare with a reference)");
                 return None;
             }
         };
-        let _ = own;
         let mut ok = true;
         for (key, pos) in &rs.check_keys {
             if other.contains(&key.as_str()) {
@@ -1019,32 +1125,9 @@ impl Validator<'_> {
                 ok = false;
             }
         }
-        let need =
-            |this: &mut Self, v: &Option<Sp<String>>, key: &str| -> Option<(String, Option<Pos>)> {
-                match v {
-                    Some(sp) => {
-                        if sp.0.contains(['*', '?', '[']) {
-                            this.sink.err_hint(
-                                sp.1,
-                                &format!("{base}.{key}"),
-                                format!("`{}` is a glob", sp.0),
-                                "in a pipeline, name a file or folder: ferry tracks its content",
-                            );
-                            return None;
-                        }
-                        this.path(sp, &format!("{base}.{key}"))
-                            .map(|p| (p, Some(sp.1)))
-                    }
-                    None => {
-                        this.sink
-                            .err(kind.1, base, format!("`check: {}` needs `{key}`", kind.0));
-                        None
-                    }
-                }
-            };
         let (ck, inputs) = if kind.0 == "data" {
-            let data = need(self, &rs.data, "data");
-            let expect = need(self, &rs.expect, "expect");
+            let data = self.check_input(&rs.data, "data", kind, base);
+            let expect = self.check_input(&rs.expect, "expect", kind, base);
             let (Some(d), Some(e)) = (data, expect) else {
                 return None;
             };
@@ -1056,34 +1139,7 @@ impl Validator<'_> {
                 vec![d, e],
             )
         } else {
-            let r = need(self, &rs.reference, "reference");
-            let c = need(self, &rs.current, "current");
-            if let Some((m, pos)) = &rs.method
-                && !DRIFT_METHODS.contains(&m.as_str())
-            {
-                self.sink.err_hint(
-                    *pos,
-                    &format!("{base}.method"),
-                    format!("unknown method `{m}`"),
-                    format!("methods: {}", DRIFT_METHODS.join(", ")),
-                );
-                ok = false;
-            }
-            let (Some(r), Some(c)) = (r, c) else {
-                return None;
-            };
-            (
-                CheckKind::Drift {
-                    reference: r.0.clone(),
-                    current: c.0.clone(),
-                    method: rs.method.as_ref().map(|m| m.0.clone()),
-                    threshold: rs.threshold,
-                    thresholds: rs.thresholds.clone(),
-                    drift_share: rs.drift_share.map_or(0.5, |d| d.0),
-                    columns: rs.columns.iter().map(|c| c.0.clone()).collect(),
-                },
-                vec![r, c],
-            )
+            self.drift_check(rs, kind, base, &mut ok)?
         };
         let report = match &rs.report {
             Some(r) => self.path(r, &format!("{base}.report"))?,
@@ -1102,6 +1158,72 @@ impl Validator<'_> {
             },
             inputs,
         })
+    }
+
+    /// A check stage's input `key` (`v`): a path in the project, not a
+    /// glob (a pipeline tracks a file's or a folder's content).
+    fn check_input(
+        &mut self,
+        v: &Option<Sp<String>>,
+        key: &str,
+        kind: &Sp<String>,
+        base: &str,
+    ) -> Option<CheckInput> {
+        let Some(sp) = v else {
+            self.sink
+                .err(kind.1, base, format!("`check: {}` needs `{key}`", kind.0));
+            return None;
+        };
+        if sp.0.contains(['*', '?', '[']) {
+            self.sink.err_hint(
+                sp.1,
+                &format!("{base}.{key}"),
+                format!("`{}` is a glob", sp.0),
+                "in a pipeline, name a file or folder: ferry tracks its content",
+            );
+            return None;
+        }
+        self.path(sp, &format!("{base}.{key}"))
+            .map(|p| (p, Some(sp.1)))
+    }
+
+    /// A drift check: its two tables and its method (an unknown one clears
+    /// `ok`).
+    fn drift_check(
+        &mut self,
+        rs: &RawStage,
+        kind: &Sp<String>,
+        base: &str,
+        ok: &mut bool,
+    ) -> Option<(CheckKind, Vec<CheckInput>)> {
+        let r = self.check_input(&rs.reference, "reference", kind, base);
+        let c = self.check_input(&rs.current, "current", kind, base);
+        if let Some((m, pos)) = &rs.method
+            && !DRIFT_METHODS.contains(&m.as_str())
+        {
+            self.sink.err_hint(
+                *pos,
+                &format!("{base}.method"),
+                format!("unknown method `{m}`"),
+                format!("methods: {}", DRIFT_METHODS.join(", ")),
+            );
+            *ok = false;
+        }
+        let (Some(r), Some(c)) = (r, c) else {
+            return None;
+        };
+        Some((
+            CheckKind::Drift {
+                reference: r.0.clone(),
+                current: c.0.clone(),
+                method: rs.method.as_ref().map(|m| m.0.clone()),
+                threshold: rs.threshold,
+                thresholds: rs.thresholds.clone(),
+                drift_share: rs.drift_share.map_or(0.5, |d| d.0),
+                columns: rs.columns.iter().map(|c| c.0.clone()).collect(),
+            },
+            vec![r, c],
+        ))
     }
 
     fn param_keys(&self) -> Vec<String> {
@@ -1205,6 +1327,10 @@ impl Validator<'_> {
         }
     }
 
+    /// The decoded spec into a [`Pipeline`]: its environment, each stage,
+    /// their outs and the edges between them (in an order without cycles),
+    /// the gates and the registration. `None` when something is wrong (all
+    /// of it in the sink).
     fn validate(&mut self, raw: RawSpec, default_name: &str) -> Option<Pipeline> {
         let remotes = raw.remotes.clone();
         let name = raw
@@ -1215,141 +1341,192 @@ impl Validator<'_> {
             Some(p) => self.path(p, "params").unwrap_or_else(|| p.0.clone()),
             None => "params.yaml".to_owned(),
         };
-        let env = raw.env.as_ref().and_then(|(py, _)| {
-            let req = py.requirements.as_ref()?;
-            let requirements = self.path(req, "env.python.requirements")?;
-            if !self.files.exists(&requirements) {
-                self.sink.err(
-                    req.1,
-                    "env.python.requirements",
-                    format!("the requirements file `{requirements}` does not exist"),
-                );
-            }
-            Some(PythonEnv {
-                requirements,
-                python: py
-                    .interpreter
-                    .as_ref()
-                    .map_or_else(|| "python3".to_owned(), |p| p.0.clone()),
-            })
-        });
+        let env = raw.env.as_ref().and_then(|(py, _)| self.python_env(py));
 
         // Stages, one at a time.
-        let mut stages: Vec<(Stage, Pos, Vec<Pos>, Vec<Pos>)> = Vec::new();
-        for rs in &raw.stages {
-            let base = format!("stages.{}", rs.name.0);
-            let sname = match StageName::new(&rs.name.0) {
-                Ok(n) => n,
-                Err(e) => {
-                    self.sink.err(rs.name.1, &base, e.to_string());
-                    continue;
-                }
-            };
-            let mut params = BTreeMap::new();
-            for (i, (key, pos)) in rs.params.iter().enumerate() {
-                let kp = format!("{base}.params[{i}]");
-                match self.params.and_then(|p| p.get_path(key)) {
-                    Some(n) => {
-                        params.insert(key.clone(), n.to_json());
-                    }
-                    None => self.param_missing(key, *pos, &kp),
-                }
-            }
-            let cmd = match &rs.cmd {
-                Some((c, pos)) => self.interpolate(c, *pos, &format!("{base}.cmd"), &mut params),
-                None => String::new(),
-            };
-            let mut deps = Vec::new();
-            let mut dep_pos = Vec::new();
-            for (i, d) in rs.deps.iter().enumerate() {
-                if let Some(p) = self.path(d, &format!("{base}.deps[{i}]"))
-                    && !deps.contains(&p)
-                {
-                    deps.push(p);
-                    dep_pos.push(d.1);
-                }
-            }
-            let mut outs = Vec::new();
-            let mut out_pos = Vec::new();
-            for (i, o) in rs.outs.iter().enumerate() {
-                if let Some(p) = self.path(o, &format!("{base}.outs[{i}]")) {
-                    if outs.contains(&p) {
-                        self.sink.err(
-                            o.1,
-                            &format!("{base}.outs[{i}]"),
-                            format!("`{p}` is listed twice"),
-                        );
-                    } else {
-                        outs.push(p);
-                        out_pos.push(o.1);
-                    }
-                }
-            }
-            let check = rs
-                .check
-                .as_ref()
-                .and_then(|c| self.check(rs, c, &base, &sname));
-            let mut cmd = cmd;
-            if let Some(c) = &check {
-                cmd = check_cmd(c);
-                for (p, pos) in c.inputs() {
-                    if !deps.contains(&p) {
-                        deps.push(p);
-                        dep_pos.push(pos.unwrap_or(rs.name.1));
-                    }
-                }
-                for p in std::iter::once(c.check.report.clone()).chain(c.check.html.clone()) {
-                    if !outs.contains(&p) {
-                        outs.push(p);
-                        out_pos.push(rs.name.1);
-                    }
-                }
-            }
-            let metrics = rs
-                .metrics
-                .as_ref()
-                .and_then(|m| self.path(m, &format!("{base}.metrics")));
-            if let (Some(m), Some((_, pos))) = (&metrics, &rs.metrics)
-                && !outs.contains(m)
-            {
-                outs.push(m.clone());
-                out_pos.push(*pos);
-            }
-            for (i, d) in deps.iter().enumerate() {
-                if let Some(o) = outs.iter().find(|o| path_within(d, o) || path_within(o, d)) {
-                    self.sink.err(
-                        dep_pos[i],
-                        &format!("{base}.deps"),
-                        format!("`{d}` is both read and written by stage `{sname}` (out `{o}`)"),
-                    );
-                }
-            }
-            stages.push((
-                Stage {
-                    name: sname,
-                    desc: rs.desc.clone(),
-                    cmd,
-                    deps,
-                    outs,
-                    params,
-                    metrics,
-                    timeout: rs.timeout.map(|t| t.0),
-                    retries: rs.retries.unwrap_or(0),
-                    upstream: Vec::new(),
-                    check: check.map(|c| c.check),
-                },
-                rs.name.1,
-                dep_pos,
-                out_pos,
-            ));
-        }
+        let mut stages: Vec<Placed> = raw.stages.iter().filter_map(|rs| self.stage(rs)).collect();
         if raw.stages.is_empty()
             && let Some(pos) = raw.stages_pos
         {
             self.sink.err(pos, "stages", "the pipeline has no stages");
         }
+        self.one_producer(&stages);
+        self.link(&mut stages);
 
-        // Outs: each written by one stage, none inside another stage's out.
+        // Cycles, then a topological order that keeps the written order.
+        let order = self.topo_order(&stages);
+        let gates = raw
+            .gates
+            .iter()
+            .enumerate()
+            .filter_map(|(i, g)| self.gate(i, g, &stages))
+            .collect();
+        let register = raw
+            .register
+            .as_ref()
+            .and_then(|r| self.register(r, &stages));
+
+        let order = order?;
+        let mut slots: Vec<Option<Stage>> = stages.into_iter().map(|s| Some(s.0)).collect();
+        let stages = order.into_iter().filter_map(|i| slots[i].take()).collect();
+        Some(Pipeline {
+            name,
+            params_file,
+            params: self.params.map_or(serde_json::Value::Null, Node::to_json),
+            env,
+            stages,
+            gates,
+            register,
+            remotes,
+        })
+    }
+
+    /// `env.python`: its requirements file must exist.
+    fn python_env(&mut self, py: &RawPython) -> Option<PythonEnv> {
+        let req = py.requirements.as_ref()?;
+        let requirements = self.path(req, "env.python.requirements")?;
+        if !self.files.exists(&requirements) {
+            self.sink.err(
+                req.1,
+                "env.python.requirements",
+                format!("the requirements file `{requirements}` does not exist"),
+            );
+        }
+        Some(PythonEnv {
+            requirements,
+            python: py
+                .interpreter
+                .as_ref()
+                .map_or_else(|| "python3".to_owned(), |p| p.0.clone()),
+        })
+    }
+
+    /// One stage: its name, params, command (params interpolated, or a
+    /// check's own), deps and outs (a check's inputs and reports among
+    /// them, and the metrics file), none both read and written. `None`
+    /// when its name is not one.
+    fn stage(&mut self, rs: &RawStage) -> Option<Placed> {
+        let base = format!("stages.{}", rs.name.0);
+        let sname = match StageName::new(&rs.name.0) {
+            Ok(n) => n,
+            Err(e) => {
+                self.sink.err(rs.name.1, &base, e.to_string());
+                return None;
+            }
+        };
+        let mut params = BTreeMap::new();
+        for (i, (key, pos)) in rs.params.iter().enumerate() {
+            let kp = format!("{base}.params[{i}]");
+            match self.params.and_then(|p| p.get_path(key)) {
+                Some(n) => {
+                    params.insert(key.clone(), n.to_json());
+                }
+                None => self.param_missing(key, *pos, &kp),
+            }
+        }
+        let mut cmd = match &rs.cmd {
+            Some((c, pos)) => self.interpolate(c, *pos, &format!("{base}.cmd"), &mut params),
+            None => String::new(),
+        };
+        let (mut deps, mut dep_pos) = self.deps(rs, &base);
+        let (mut outs, mut out_pos) = self.outs(rs, &base);
+        let check = rs
+            .check
+            .as_ref()
+            .and_then(|c| self.check(rs, c, &base, &sname));
+        if let Some(c) = &check {
+            cmd = check_cmd(c);
+            for (p, pos) in c.inputs() {
+                if !deps.contains(&p) {
+                    deps.push(p);
+                    dep_pos.push(pos.unwrap_or(rs.name.1));
+                }
+            }
+            for p in std::iter::once(c.check.report.clone()).chain(c.check.html.clone()) {
+                if !outs.contains(&p) {
+                    outs.push(p);
+                    out_pos.push(rs.name.1);
+                }
+            }
+        }
+        let metrics = rs
+            .metrics
+            .as_ref()
+            .and_then(|m| self.path(m, &format!("{base}.metrics")));
+        if let (Some(m), Some((_, pos))) = (&metrics, &rs.metrics)
+            && !outs.contains(m)
+        {
+            outs.push(m.clone());
+            out_pos.push(*pos);
+        }
+        for (i, d) in deps.iter().enumerate() {
+            if let Some(o) = outs.iter().find(|o| path_within(d, o) || path_within(o, d)) {
+                self.sink.err(
+                    dep_pos[i],
+                    &format!("{base}.deps"),
+                    format!("`{d}` is both read and written by stage `{sname}` (out `{o}`)"),
+                );
+            }
+        }
+        Some((
+            Stage {
+                name: sname,
+                desc: rs.desc.clone(),
+                cmd,
+                deps,
+                outs,
+                params,
+                metrics,
+                timeout: rs.timeout.map(|t| t.0),
+                retries: rs.retries.unwrap_or(0),
+                upstream: Vec::new(),
+                check: check.map(|c| c.check),
+            },
+            rs.name.1,
+            dep_pos,
+            out_pos,
+        ))
+    }
+
+    /// A stage's deps as project paths, each once, with where each is.
+    fn deps(&mut self, rs: &RawStage, base: &str) -> (Vec<String>, Vec<Pos>) {
+        let mut deps = Vec::new();
+        let mut dep_pos = Vec::new();
+        for (i, d) in rs.deps.iter().enumerate() {
+            if let Some(p) = self.path(d, &format!("{base}.deps[{i}]"))
+                && !deps.contains(&p)
+            {
+                deps.push(p);
+                dep_pos.push(d.1);
+            }
+        }
+        (deps, dep_pos)
+    }
+
+    /// A stage's outs as project paths (one listed twice is an error), with
+    /// where each is.
+    fn outs(&mut self, rs: &RawStage, base: &str) -> (Vec<String>, Vec<Pos>) {
+        let mut outs = Vec::new();
+        let mut out_pos = Vec::new();
+        for (i, o) in rs.outs.iter().enumerate() {
+            if let Some(p) = self.path(o, &format!("{base}.outs[{i}]")) {
+                if outs.contains(&p) {
+                    self.sink.err(
+                        o.1,
+                        &format!("{base}.outs[{i}]"),
+                        format!("`{p}` is listed twice"),
+                    );
+                } else {
+                    outs.push(p);
+                    out_pos.push(o.1);
+                }
+            }
+        }
+        (outs, out_pos)
+    }
+
+    /// Outs: each written by one stage, none inside another stage's out.
+    fn one_producer(&mut self, stages: &[Placed]) {
         for i in 0..stages.len() {
             for (oi, o) in stages[i].0.outs.iter().enumerate() {
                 for j in 0..stages.len() {
@@ -1382,8 +1559,12 @@ impl Validator<'_> {
                 }
             }
         }
+    }
 
-        // Edges: a dep produced by another stage's out.
+    /// Edges: each stage's upstream, the stages that produce its deps and
+    /// the check stages that check what it reads. A dep that does not
+    /// exist and that no stage produces is an error.
+    fn link(&mut self, stages: &mut [Placed]) {
         let mut producers: Vec<(String, usize)> = Vec::new();
         for (i, s) in stages.iter().enumerate() {
             for o in &s.0.outs {
@@ -1420,148 +1601,115 @@ impl Validator<'_> {
                 }
                 up.extend(prods);
             }
-            // A stage that reads a table a check stage checks runs after the
-            // check (and not at all when the check fails).
-            if stages[i].0.check.is_none() {
-                for (j, c) in stages.iter().enumerate() {
-                    let Some(ch) = &c.0.check else { continue };
-                    let checked = match &ch.kind {
-                        CheckKind::Data { data, .. } => data,
-                        CheckKind::Drift { current, .. } => current,
-                    };
-                    let reads = stages[i]
-                        .0
-                        .deps
-                        .iter()
-                        .any(|d| path_within(d, checked) || path_within(checked, d));
-                    if reads && j != i && !c.0.upstream.iter().any(|u| u == &stages[i].0.name) {
-                        up.insert(j);
-                    }
-                }
-            }
+            up.extend(checked_first(stages, i));
             stages[i].0.upstream = up.iter().map(|j| stages[*j].0.name.clone()).collect();
         }
+    }
 
-        // Cycles, then a topological order that keeps the written order.
-        let order = self.topo_order(&stages);
-
-        // Gates.
-        let mut gates = Vec::new();
-        for (i, g) in raw.gates.iter().enumerate() {
-            let kp = format!("gates[{i}]");
-            match ferry_gates::parse(&g.expr.0) {
-                Ok(expr) => {
-                    for p in expr.paths() {
-                        match p.first().map(String::as_str) {
-                            Some("metrics") if p.len() >= 2 => {}
-                            Some("params") if p.len() >= 2 => {
-                                let key = p[1..].join(".");
-                                if self.params.and_then(|n| n.get_path(&key)).is_none() {
-                                    self.param_missing(&key, g.expr.1, &kp);
-                                }
-                            }
-                            Some("checks") if p.len() >= 3 => {
-                                let is_check = stages.iter().any(|(st, ..)| st.name.as_str() == p[1] && st.check.is_some());
-                                if !is_check {
-                                    let checks: Vec<&str> = stages.iter().filter(|(st, ..)| st.check.is_some()).map(|(st, ..)| st.name.as_str()).collect();
-                                    self.sink.err_hint(g.expr.1, &kp, format!("`{}`: no check stage `{}`", p.join("."), p[1]), if checks.is_empty() { "the pipeline has no `check:` stage".to_owned() } else { format!("check stages: {}", checks.join(", ")) });
-                                }
-                            }
-                            _ => self.sink.err_hint(g.expr.1, &kp, format!("unknown value `{}`", p.join(".")), "gates read `metrics.<key>`, `params.<key>`, `checks.<stage>.<key>`, or `model(\"name@alias\").metrics.<key>`"),
-                        }
+    /// The gate `g` (the `i`-th): its expression, and the values it reads
+    /// (`metrics.*`, a param that exists, a check stage's `checks.*`, a
+    /// valid model reference).
+    fn gate(&mut self, i: usize, g: &RawGate, stages: &[Placed]) -> Option<Gate> {
+        let kp = format!("gates[{i}]");
+        let expr = match ferry_gates::parse(&g.expr.0) {
+            Ok(expr) => expr,
+            Err(e) => {
+                let pos = self.expr_pos(g.expr.1, e.offset);
+                self.sink
+                    .err(pos, &kp, format!("invalid gate expression: {}", e.message));
+                return None;
+            }
+        };
+        for p in expr.paths() {
+            match p.first().map(String::as_str) {
+                Some("metrics") if p.len() >= 2 => {}
+                Some("params") if p.len() >= 2 => {
+                    let key = p[1..].join(".");
+                    if self.params.and_then(|n| n.get_path(&key)).is_none() {
+                        self.param_missing(&key, g.expr.1, &kp);
                     }
-                    for r in expr.model_refs() {
-                        if let Err(e) = r.parse::<ferry_core::ModelRef>() {
-                            self.sink.err(g.expr.1, &kp, e.to_string());
-                        }
+                }
+                Some("checks") if p.len() >= 3 => {
+                    let is_check = stages.iter().any(|(st, ..)| st.name.as_str() == p[1] && st.check.is_some());
+                    if !is_check {
+                        let checks: Vec<&str> = stages.iter().filter(|(st, ..)| st.check.is_some()).map(|(st, ..)| st.name.as_str()).collect();
+                        self.sink.err_hint(g.expr.1, &kp, format!("`{}`: no check stage `{}`", p.join("."), p[1]), if checks.is_empty() { "the pipeline has no `check:` stage".to_owned() } else { format!("check stages: {}", checks.join(", ")) });
                     }
-                    gates.push(Gate {
-                        name: g.name.clone().unwrap_or_else(|| g.expr.0.clone()),
-                        source: g.expr.0.clone(),
-                        expr,
-                    });
                 }
-                Err(e) => {
-                    let pos = self.expr_pos(g.expr.1, e.offset);
-                    self.sink
-                        .err(pos, &kp, format!("invalid gate expression: {}", e.message));
-                }
+                _ => self.sink.err_hint(g.expr.1, &kp, format!("unknown value `{}`", p.join(".")), "gates read `metrics.<key>`, `params.<key>`, `checks.<stage>.<key>`, or `model(\"name@alias\").metrics.<key>`"),
             }
         }
-
-        // Register.
-        let register = raw.register.as_ref().and_then(|r| {
-            let model = match &r.model {
-                Some((m, pos)) => match ModelName::new(m) {
-                    Ok(m) => Some(m),
-                    Err(e) => {
-                        self.sink.err(*pos, "register.model", e.to_string());
-                        None
-                    }
-                },
-                None => {
-                    self.sink.err(r.pos, "register", "missing key `model`");
-                    None
-                }
-            };
-            let artifact = match &r.artifact {
-                Some(a) => self.path(a, "register.artifact").map(|p| (p, a.1)),
-                None => {
-                    self.sink.err(r.pos, "register", "missing key `artifact`");
-                    None
-                }
-            };
-            let alias = r.alias.as_ref().and_then(|(a, pos)| {
-                match format!("m@{a}").parse::<ferry_core::ModelRef>() {
-                    Ok(_) => Some(a.clone()),
-                    Err(_) => {
-                        self.sink.err(
-                            *pos,
-                            "register.alias",
-                            format!("invalid alias `{a}`: use letters, digits, `_`, `-` and `.`"),
-                        );
-                        None
-                    }
-                }
-            });
-            let (artifact, apos) = artifact?;
-            let producer = stages
-                .iter()
-                .find(|s| s.0.outs.iter().any(|o| path_within(&artifact, o)));
-            let Some(producer) = producer else {
-                self.sink.err_hint(
-                    apos,
-                    "register.artifact",
-                    format!("`{artifact}` is not an out of any stage"),
-                    "list the model file under some stage's `outs:`",
-                );
-                return None;
-            };
-            Some(Register {
-                model: model?,
-                artifact,
-                alias,
-                producer: producer.0.name.clone(),
-                signature: r.signature.clone(),
-            })
-        });
-
-        let order = order?;
-        let mut slots: Vec<Option<Stage>> = stages.into_iter().map(|s| Some(s.0)).collect();
-        let stages = order.into_iter().filter_map(|i| slots[i].take()).collect();
-        Some(Pipeline {
-            name,
-            params_file,
-            params: self.params.map_or(serde_json::Value::Null, Node::to_json),
-            env,
-            stages,
-            gates,
-            register,
-            remotes,
+        for r in expr.model_refs() {
+            if let Err(e) = r.parse::<ferry_core::ModelRef>() {
+                self.sink.err(g.expr.1, &kp, e.to_string());
+            }
+        }
+        Some(Gate {
+            name: g.name.clone().unwrap_or_else(|| g.expr.0.clone()),
+            source: g.expr.0.clone(),
+            expr,
         })
     }
 
-    fn topo_order(&mut self, stages: &[(Stage, Pos, Vec<Pos>, Vec<Pos>)]) -> Option<Vec<usize>> {
+    /// `register:`: a valid model name and alias, and an artifact that is
+    /// (inside) some stage's out, its producer.
+    fn register(&mut self, r: &RawRegister, stages: &[Placed]) -> Option<Register> {
+        let model = match &r.model {
+            Some((m, pos)) => match ModelName::new(m) {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    self.sink.err(*pos, "register.model", e.to_string());
+                    None
+                }
+            },
+            None => {
+                self.sink.err(r.pos, "register", "missing key `model`");
+                None
+            }
+        };
+        let artifact = match &r.artifact {
+            Some(a) => self.path(a, "register.artifact").map(|p| (p, a.1)),
+            None => {
+                self.sink.err(r.pos, "register", "missing key `artifact`");
+                None
+            }
+        };
+        let alias = r.alias.as_ref().and_then(|(a, pos)| {
+            match format!("m@{a}").parse::<ferry_core::ModelRef>() {
+                Ok(_) => Some(a.clone()),
+                Err(_) => {
+                    self.sink.err(
+                        *pos,
+                        "register.alias",
+                        format!("invalid alias `{a}`: use letters, digits, `_`, `-` and `.`"),
+                    );
+                    None
+                }
+            }
+        });
+        let (artifact, apos) = artifact?;
+        let producer = stages
+            .iter()
+            .find(|s| s.0.outs.iter().any(|o| path_within(&artifact, o)));
+        let Some(producer) = producer else {
+            self.sink.err_hint(
+                apos,
+                "register.artifact",
+                format!("`{artifact}` is not an out of any stage"),
+                "list the model file under some stage's `outs:`",
+            );
+            return None;
+        };
+        Some(Register {
+            model: model?,
+            artifact,
+            alias,
+            producer: producer.0.name.clone(),
+            signature: r.signature.clone(),
+        })
+    }
+
+    fn topo_order(&mut self, stages: &[Placed]) -> Option<Vec<usize>> {
         let index: HashMap<&str, usize> = stages
             .iter()
             .enumerate()

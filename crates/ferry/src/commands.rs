@@ -1,36 +1,15 @@
 //! One function per command. Each returns the process exit code.
 
 use crate::cli::{Cli, Command, ModelsArgs, ModelsCommand, RunArgs, RunsCommand, ServerArgs};
-use crate::exit::{self, usage};
-use crate::ui::{Style, Terminal, bytes, duration, time};
+use crate::ctx::Ctx;
+use crate::exit::{self, store_err, usage};
+use crate::ui::{Style, Terminal, bytes, duration, init_logging, print_json, time};
 use anyhow::{Context, Result, bail};
 use ferry_core::ModelRef;
 use ferry_metadata::{ModelVersion, RunStatus, StageStatus};
-use ferry_runner::{Action, Project, Registry, RunOptions};
-use serde::Serialize;
+use ferry_runner::{Action, Registry, RunOptions};
 use std::io::IsTerminal;
-use std::path::PathBuf;
 use std::sync::Arc;
-
-pub(crate) struct Ctx {
-    pub(crate) cwd: PathBuf,
-    pub(crate) style: Style,
-}
-
-impl Ctx {
-    pub(crate) fn project(&self) -> Result<Project> {
-        let root = ferry_runner::Project::discover(&self.cwd)?;
-        Ok(Project::load(&root)?)
-    }
-}
-
-pub(crate) fn print_json<T: Serialize>(v: &T) -> Result<()> {
-    let mut s = serde_json::to_string_pretty(v)?;
-    s.push('\n');
-    use std::io::Write;
-    std::io::stdout().lock().write_all(s.as_bytes())?;
-    Ok(())
-}
 
 pub fn dispatch(cli: Cli) -> Result<u8> {
     let cwd = match &cli.dir {
@@ -587,17 +566,6 @@ fn runs_show(h: &dyn ferry_runner::History, run: &str, json: bool) -> Result<u8>
     Ok(exit::OK)
 }
 
-pub(crate) fn store_err(e: ferry_metadata::Error) -> anyhow::Error {
-    match e {
-        ferry_metadata::Error::NotFound(m)
-        | ferry_metadata::Error::Ambiguous(m)
-        | ferry_metadata::Error::Invalid(m)
-        | ferry_metadata::Error::AlreadyExists(m)
-        | ferry_metadata::Error::Conflict(m) => usage(m),
-        other => other.into(),
-    }
-}
-
 /// Registry errors a user caused (no such version, an invalid alias) are
 /// usage errors.
 fn runner_store_err(e: ferry_runner::Error) -> anyhow::Error {
@@ -661,7 +629,7 @@ fn resolve(reg: &dyn Registry, r: &ModelRef) -> Result<ModelVersion> {
 
 /// A model reference as users type it (`iris`, `iris/3`, `iris@candidate`),
 /// for every command that takes one.
-pub(crate) fn parse_ref(s: &str) -> Result<ModelRef> {
+fn parse_ref(s: &str) -> Result<ModelRef> {
     s.parse::<ModelRef>().map_err(|e| usage(e.to_string()))
 }
 
@@ -979,29 +947,4 @@ fn server(ctx: &Ctx, args: ServerArgs) -> Result<u8> {
         eprintln!("  export MLFLOW_TRACKING_URI=http://{addr}");
     }))?;
     Ok(exit::OK)
-}
-
-/// Logs of the long-running commands (`server`, `serve`) go through a
-/// bounded queue to a writer thread, so a slow or blocked stderr never
-/// holds up a request (lines are dropped when the queue is full); colour
-/// only when stderr is a terminal. The writer lives as long as the process.
-pub(crate) fn init_logging(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let (writer, guard) = tracing_appender::non_blocking(std::io::stderr());
-    std::mem::forget(guard);
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    if json {
-        tracing_subscriber::fmt()
-            .json()
-            .with_env_filter(filter)
-            .with_writer(writer)
-            .init();
-    } else {
-        tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_ansi(ansi)
-            .with_writer(writer)
-            .init();
-    }
 }

@@ -2,18 +2,27 @@
 
 use crate::cli::{CheckCommand, DataCommand, TableArgs};
 use crate::exit::{self, usage};
-use crate::ui::Style;
+use crate::ui::{Style, print_json};
 use anyhow::{Context, Result};
 use ferry_data::drift::Method;
-use ferry_data::{ColType, Format, Suite, Table, TableSpec};
-use std::path::Path;
+use ferry_data::job::{self, Hooks, Input, Job, Opened, Report, Reports};
+use ferry_data::{ColType, DataError, Format, Table, TableSpec};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
-/// A table spec from the command line, relative to `cwd`.
 /// Opens a table; a `--type` naming a column it does not have is an error
 /// (not a silent no-op).
 fn open_table(spec: &TableSpec, a: &TableArgs) -> Result<Table> {
     let t = Table::open(spec)?;
-    // One column whose name holds another separator: likely not comma-separated.
+    inspect(&t, a)?;
+    Ok(t)
+}
+
+/// What the command line adds once a table is open: a hint when it reads
+/// as one column whose name holds another separator (likely not
+/// comma-separated), and an error when a `--type` names a column it does
+/// not have.
+fn inspect(t: &Table, a: &TableArgs) -> Result<(), DataError> {
     if let [only] = t.schema.fields().as_ref()
         && let Some(sep) = [';', '\t', '|']
             .into_iter()
@@ -26,20 +35,21 @@ fn open_table(spec: &TableSpec, a: &TableArgs) -> Result<Table> {
         };
         eprintln!(
             "hint: {} reads as one column named `{}`; if its fields are separated by {shown}, pass --delimiter {shown}",
-            spec.path,
+            t.label(),
             only.name().escape_debug()
         );
     }
     for given in &a.types {
         let col = given.split_once('=').map_or(given.as_str(), |(c, _)| c);
-        require_column(&t, &spec.path, &format!("--type `{given}`"), col)?;
+        require_column(t, t.label(), &format!("--type `{given}`"), col)?;
     }
-    Ok(t)
+    Ok(())
 }
 
-/// A usage error unless `t` (read from `label`) has the column `col` that
-/// the option `what` names.
-fn require_column(t: &Table, label: &str, what: &str, col: &str) -> Result<()> {
+/// A usage error (exit 2, as every [`DataError`] but an internal one)
+/// unless `t` (read from `label`) has the column `col` that the option
+/// `what` names.
+fn require_column(t: &Table, label: &str, what: &str, col: &str) -> Result<(), DataError> {
     if t.schema.field_with_name(col).is_ok() {
         return Ok(());
     }
@@ -49,12 +59,39 @@ fn require_column(t: &Table, label: &str, what: &str, col: &str) -> Result<()> {
         .iter()
         .map(|f| f.name().as_str())
         .collect();
-    Err(usage(format!(
+    Err(DataError::Invalid(format!(
         "{what}: {label} has no column `{col}` (its columns: {})",
         names.join(", ")
     )))
 }
 
+/// What `ferry check` adds to a job's steps: [`inspect`] for every table,
+/// and, once both of a drift's tables are open, that the reference has the
+/// columns `--threshold` and `--columns` name.
+struct Flags<'a> {
+    read: &'a TableArgs,
+    /// The reference as the user named it.
+    reference: &'a str,
+    /// The columns the reference must have, with the option naming each.
+    needs: Vec<(&'static str, String)>,
+}
+
+impl Hooks for Flags<'_> {
+    fn opened(&mut self, table: Opened<'_>) -> Result<(), DataError> {
+        match table {
+            Opened::Table(t) | Opened::Reference(t) => inspect(t, self.read),
+            Opened::Current { reference, current } => {
+                inspect(current, self.read)?;
+                for (flag, col) in &self.needs {
+                    require_column(reference, self.reference, flag, col)?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// A table spec from the command line, relative to `cwd`.
 pub fn table_spec(cwd: &Path, path: &str, a: &TableArgs) -> Result<TableSpec> {
     let full = if Path::new(path).is_absolute() {
         path.to_owned()
@@ -98,24 +135,6 @@ pub fn table_spec(cwd: &Path, path: &str, a: &TableArgs) -> Result<TableSpec> {
         spec.types.insert(col.to_owned(), ty);
     }
     Ok(spec)
-}
-
-/// Writes a report to `given` (as the user named it, relative to `cwd`) and
-/// says so in the user's words.
-fn write_html(cwd: &Path, given: &Path, html: &str) -> Result<()> {
-    let path = cwd.join(given);
-    ferry_fs::write_atomic(&path, html.as_bytes())
-        .with_context(|| format!("cannot write {}", given.display()))?;
-    eprintln!("report: {}", given.display());
-    Ok(())
-}
-
-fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {
-    use std::io::Write;
-    let mut s = serde_json::to_string_pretty(v)?;
-    s.push('\n');
-    std::io::stdout().lock().write_all(s.as_bytes())?;
-    Ok(())
 }
 
 pub fn data(style: &Style, cwd: &Path, cmd: DataCommand) -> Result<u8> {
@@ -163,29 +182,17 @@ pub fn check(style: &Style, cwd: &Path, cmd: CheckCommand) -> Result<u8> {
             html,
             read,
         } => {
-            let suite_path = cwd.join(&expect);
-            let text = std::fs::read_to_string(&suite_path)
-                .map_err(|e| usage(format!("cannot read the suite {}: {e}", expect.display())))?;
-            let suite = Suite::parse(&expect.display().to_string(), &text)
-                .map_err(|e| usage(e.to_string()))?;
-            let mut spec = table_spec(cwd, &table, &read)?;
-            // The suite's types tell CSV reading what to expect.
-            for (c, t) in &suite.types {
-                spec.types.entry(c.clone()).or_insert(*t);
-            }
-            let t = open_table(&spec, &read)?;
-            let started = std::time::Instant::now();
-            let mut report = ferry_data::check(&t, &suite)?;
-            report.source = table.clone();
-            report.relative_to(cwd);
-            if let Some(h) = &html {
-                write_html(cwd, h, &ferry_data::report::check_html(&report))?;
-            }
-            if json {
-                print_json(&report)?;
-            }
-            print_check(style, &report, started.elapsed(), json);
-            Ok(exit::of_data_check(report.passed))
+            let suite = job::suite(cwd, &expect)?;
+            let table = Input {
+                spec: table_spec(cwd, &table, &read)?,
+                name: table,
+            };
+            let flags = Flags {
+                read: &read,
+                reference: "",
+                needs: Vec::new(),
+            };
+            run_check(style, cwd, Job::Data { table, suite }, flags, html, json)
         }
         CheckCommand::Drift {
             reference,
@@ -211,62 +218,98 @@ pub fn check(style: &Style, cwd: &Path, cmd: CheckCommand) -> Result<u8> {
                     "--drift-share {drift_share}: give a share between 0 and 1"
                 )));
             }
-            let mut thresholds = std::collections::BTreeMap::new();
-            let mut one = None;
-            for t in &threshold {
-                let (col, x) = match t.split_once('=') {
-                    Some((c, x)) => (Some(c), x),
-                    None => (None, t.as_str()),
-                };
-                let x: f64 = x
-                    .parse()
-                    .ok()
-                    .filter(|x: &f64| *x > 0.0 && x.is_finite())
-                    .ok_or_else(|| {
-                        usage(format!(
-                            "--threshold `{t}`: give a positive number, or COLUMN=NUMBER"
-                        ))
-                    })?;
-                match col {
-                    Some(c) => {
-                        thresholds.insert(c.to_owned(), x);
-                    }
-                    None => one = Some(x),
-                }
-            }
-            let r = open_table(&table_spec(cwd, &reference, &read)?, &read)?;
-            let c = open_table(&table_spec(cwd, &current, &read)?, &read)?;
+            let (one, thresholds) = thresholds(&threshold)?;
             // A per-column threshold (or a --columns entry) must name a column.
-            for (flag, col) in thresholds
+            let needs = thresholds
                 .keys()
-                .map(|c| ("--threshold", c))
-                .chain(columns.iter().flatten().map(|c| ("--columns", c)))
-            {
-                require_column(&r, &reference, flag, col)?;
-            }
-            let opts = ferry_data::DriftOptions {
-                columns,
-                method,
-                threshold: one,
-                thresholds,
-                drift_share,
-                min_effect,
-                ..Default::default()
+                .map(|c| ("--threshold", c.clone()))
+                .chain(columns.iter().flatten().map(|c| ("--columns", c.clone())))
+                .collect();
+            let job = Job::Drift {
+                reference: Input {
+                    spec: table_spec(cwd, &reference, &read)?,
+                    name: reference.clone(),
+                },
+                current: Input {
+                    spec: table_spec(cwd, &current, &read)?,
+                    name: current,
+                },
+                options: ferry_data::DriftOptions {
+                    columns,
+                    method,
+                    threshold: one,
+                    thresholds,
+                    drift_share,
+                    min_effect,
+                    ..Default::default()
+                },
             };
-            let started = std::time::Instant::now();
-            let mut report = ferry_data::drift(&r, &c, &opts)?;
-            report.reference = reference.clone();
-            report.current = current.clone();
-            if let Some(h) = &html {
-                write_html(cwd, h, &ferry_data::report::drift_html(&report))?;
-            }
-            if json {
-                print_json(&report)?;
-            }
-            print_drift(style, &report, started.elapsed(), json);
-            Ok(exit::of_drift(report.dataset_drift))
+            let flags = Flags {
+                read: &read,
+                reference: &reference,
+                needs,
+            };
+            run_check(style, cwd, job, flags, html, json)
         }
     }
+}
+
+/// Runs the check `ferry check` asked for, writes its HTML report to
+/// `html` and renders what it found: the report as JSON on stdout with
+/// `json` (the summary then goes to stderr), else the summary on stdout.
+fn run_check(
+    style: &Style,
+    cwd: &Path,
+    job: Job,
+    mut flags: Flags<'_>,
+    html: Option<PathBuf>,
+    json: bool,
+) -> Result<u8> {
+    let reports = Reports {
+        json: None,
+        html: html.clone(),
+    };
+    let outcome = job::run(cwd, job, &reports, &mut flags)?;
+    if let Some(h) = &html {
+        eprintln!("report: {}", h.display());
+    }
+    if json {
+        print_json(&outcome.report)?;
+    }
+    match &outcome.report {
+        Report::Data(r) => print_check(style, r, outcome.took, json),
+        Report::Drift(r) => print_drift(style, r, outcome.took, json),
+    }
+    Ok(exit::of_check(outcome.passed()))
+}
+
+/// `--threshold` values: one for every column (`0.1`), or a column's
+/// (`price=0.2`).
+fn thresholds(given: &[String]) -> Result<(Option<f64>, BTreeMap<String, f64>)> {
+    let mut thresholds = BTreeMap::new();
+    let mut one = None;
+    for t in given {
+        let (col, x) = match t.split_once('=') {
+            Some((c, x)) => (Some(c), x),
+            None => (None, t.as_str()),
+        };
+        let x: f64 = x
+            .parse()
+            .ok()
+            .filter(|x: &f64| *x > 0.0 && x.is_finite())
+            .ok_or_else(|| {
+                usage(format!(
+                    "--threshold `{t}`: give a positive number, or COLUMN=NUMBER"
+                ))
+            })?;
+        match col {
+            Some(c) => {
+                thresholds.insert(c.to_owned(), x);
+            }
+            None => one = Some(x),
+        }
+    }
+    Ok((one, thresholds))
 }
 
 /// The terminal summary (stderr when stdout carries JSON).

@@ -39,7 +39,10 @@ pub fn of_error(e: &anyhow::Error) -> u8 {
     // Bad data or a bad suite: the user's input.
     if let Some(d) = e.downcast_ref::<ferry_data::DataError>() {
         return match d {
-            ferry_data::DataError::Internal(_) => STAGE_FAILED,
+            // A report that cannot be written is not the input's fault.
+            ferry_data::DataError::Internal(_) | ferry_data::DataError::Write { .. } => {
+                STAGE_FAILED
+            }
             _ => USAGE,
         };
     }
@@ -78,18 +81,27 @@ pub fn of_run(status: RunStatus) -> u8 {
     }
 }
 
-/// `ferry check data`: 3 when an expectation failed, as a gate.
-pub fn of_data_check(passed: bool) -> u8 {
+/// `ferry check data|drift`: 3 when the check failed (an expectation, or
+/// dataset drift), as a gate.
+pub fn of_check(passed: bool) -> u8 {
     if passed { OK } else { GATE_FAILED }
-}
-
-/// `ferry check drift`: 3 on dataset drift, as a gate.
-pub fn of_drift(dataset_drift: bool) -> u8 {
-    if dataset_drift { GATE_FAILED } else { OK }
 }
 
 /// A followed rollout (`ferry deploy --wait`, `status --watch`): 0 when it
 /// was promoted, 3 when it was rolled back or aborted.
 pub fn of_rollout(promoted: bool) -> u8 {
     if promoted { OK } else { GATE_FAILED }
+}
+
+/// A store's refusal the user caused (no such thing, an invalid or
+/// conflicting request) is a usage error; its other failures are not.
+pub(crate) fn store_err(e: ferry_metadata::Error) -> anyhow::Error {
+    match e {
+        ferry_metadata::Error::NotFound(m)
+        | ferry_metadata::Error::Ambiguous(m)
+        | ferry_metadata::Error::Invalid(m)
+        | ferry_metadata::Error::AlreadyExists(m)
+        | ferry_metadata::Error::Conflict(m) => usage(m),
+        other => other.into(),
+    }
 }

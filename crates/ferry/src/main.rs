@@ -3,6 +3,7 @@
 
 mod cli;
 mod commands;
+mod ctx;
 mod data;
 mod exit;
 mod place;

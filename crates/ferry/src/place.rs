@@ -5,7 +5,7 @@
 //! both at once, and on how a refusal reads.
 
 use crate::cli::Place;
-use crate::commands::Ctx;
+use crate::ctx::Ctx;
 use crate::exit::usage;
 use anyhow::Result;
 use ferry_metadata::BlockingStore;

@@ -3,9 +3,9 @@
 //! settings, and how a transfer is shown.
 
 use crate::cli::{RemoteCommand, TransferArgs};
-use crate::commands::{Ctx, print_json};
+use crate::ctx::Ctx;
 use crate::exit::{self, usage};
-use crate::ui::{Style, bytes};
+use crate::ui::{Style, bytes, print_json};
 use anyhow::{Context, Result};
 use ferry_remote::{Options, Remote, RemoteConfig, Want};
 use ferry_runner::Project;

@@ -2,12 +2,12 @@
 //! rollouts, recorded in the store the gateway reads).
 
 use crate::cli::{DeployArgs, DeployCommand, DeployStart, ServeArgs};
-use crate::commands::Ctx;
+use crate::ctx::Ctx;
 use crate::exit::{self, usage};
 use anyhow::{Context, Result};
-use ferry_core::ModelRef;
-use ferry_gateway::canary::{self, Criteria, Phase, Plan, Strategy};
-use ferry_metadata::{Deployment, MetadataStore, NewDeployment};
+use ferry_gateway::canary::{self, Phase, Plan, Strategy};
+use ferry_gateway::rollout::{self, DeployError};
+use ferry_metadata::{Deployment, MetadataStore};
 use std::sync::Arc;
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -58,7 +58,7 @@ pub fn serve(ctx: &Ctx, a: ServeArgs) -> Result<u8> {
     })?;
     let (url, layout) = ctx.store_url(&a.place, "ferry serve", SERVE_NEEDS_STORE, false)?;
     let artifacts = a.artifacts.unwrap_or_else(|| layout.artifacts());
-    crate::commands::init_logging(a.log_json);
+    crate::ui::init_logging(a.log_json);
     let mut b = tokio::runtime::Builder::new_multi_thread();
     if let Some(n) = a.threads {
         if n == 0 {
@@ -137,129 +137,57 @@ pub fn deploy(ctx: &Ctx, a: DeployArgs) -> Result<u8> {
     }
 }
 
-fn check_share(flag: &str, v: Option<f64>) -> Result<()> {
-    if let Some(x) = v
-        && !(0.0..=1.0).contains(&x)
-    {
-        return Err(usage(format!("{flag} must be between 0 and 1 (got {x})")));
+/// A refused rollout is a usage error; a store that cannot be read is not.
+fn refused(e: DeployError) -> anyhow::Error {
+    match e {
+        DeployError::Store(e) => e.into(),
+        DeployError::Encode(e) => e.into(),
+        e => usage(e.to_string()),
     }
-    Ok(())
 }
 
-/// Starts a rollout; `url` gives the store once the flags are checked.
-fn start(a: DeployStart, url: impl FnOnce() -> Result<String>) -> Result<u8> {
-    let name = a.candidate.as_deref().unwrap_or("MODEL");
-    if let Some(v) = &a.old_version {
-        return Err(usage(format!(
-            "`--version` is gone: the version goes in the model reference\nhint: `ferry deploy {name}/{v}`"
-        )));
-    }
-    if let Some(al) = &a.old_candidate {
-        return Err(usage(format!(
-            "`--candidate` is gone: the alias goes in the model reference\nhint: `ferry deploy {name}@{al}`"
-        )));
-    }
-    let given = a.candidate.as_deref().ok_or_else(|| {
-        usage(
-            "give the version to roll out\nhint: `ferry deploy MODEL/VERSION` or `ferry deploy MODEL@ALIAS` (e.g. `iris/3`, `iris@candidate`); `ferry deploy status|promote|abort MODEL` for a rollout under way",
-        )
-    })?;
-    let candidate_ref = crate::commands::parse_ref(given)?;
-    if let ModelRef::Latest(m) = &candidate_ref {
-        return Err(usage(format!(
-            "`{m}` names no version to roll out\nhint: `ferry deploy {m}/VERSION` for a version, `ferry deploy {m}@ALIAS` for the one an alias points to (e.g. `{m}@candidate`)"
-        )));
-    }
-    let model = candidate_ref.model().to_string();
-    let strategy = match a.strategy.as_str() {
-        "canary" => Strategy::Canary,
-        "shadow" => Strategy::Shadow,
-        s => return Err(usage(format!("--strategy `{s}`: use canary or shadow"))),
-    };
-    if strategy == Strategy::Canary {
-        canary::check_steps(&a.steps).map_err(usage)?;
-    }
-    let interval =
-        canary::parse_duration(&a.interval).map_err(|e| usage(format!("--interval: {e}")))?;
-    let deadline =
-        canary::parse_duration(&a.deadline).map_err(|e| usage(format!("--deadline: {e}")))?;
-    check_share("--max-error-rate", a.max_error_rate)?;
-    check_share("--min-accuracy", a.min_accuracy)?;
-    check_share("--min-agreement", a.min_agreement)?;
-    if a.mirror == 0 || a.mirror > 100 {
-        return Err(usage("--mirror is a percentage in 1..=100"));
-    }
-    if let Some(p) = a.max_p99_ms.filter(|p| p.is_nan() || *p <= 0.0) {
-        return Err(usage(format!("--max-p99-ms must be positive (got {p})")));
-    }
-    let criteria = Criteria {
+/// The rollout `ferry deploy MODEL/VERSION` asks for, as given.
+fn request(a: DeployStart) -> rollout::Request {
+    rollout::Request {
+        candidate: a.candidate,
+        old_version: a.old_version,
+        old_candidate: a.old_candidate,
+        strategy: a.strategy,
+        steps: a.steps,
+        interval: a.interval,
+        deadline: a.deadline,
+        alias: a.alias,
         max_error_rate: a.max_error_rate,
         max_p99_ms: a.max_p99_ms,
         max_prediction_shift: a.max_prediction_shift,
         min_accuracy: a.min_accuracy,
         min_requests: a.min_requests,
+        mirror: a.mirror,
         min_agreement: a.min_agreement,
-    };
-    let plan = Plan {
-        strategy,
-        steps: if strategy == Strategy::Canary {
-            a.steps.clone()
-        } else {
-            Vec::new()
-        },
-        interval_ms: interval,
-        deadline_ms: deadline,
-        mirror_percent: a.mirror,
-        alias: a.alias.clone(),
-        criteria,
-    };
+        reason: a.reason,
+        allow_rejected: a.allow_rejected,
+    }
+}
+
+/// Starts a rollout ([`rollout::plan`] and [`rollout::admit`] decide
+/// whether it may start); `url` gives the store once the flags are checked.
+fn start(a: DeployStart, url: impl FnOnce() -> Result<String>) -> Result<u8> {
+    let (wait, json) = (a.wait, a.json);
+    let rollout = rollout::plan(&request(a)).map_err(refused)?;
+    let plan = &rollout.plan;
+    let strategy = plan.strategy;
     let url = &url()?;
     let rt = runtime()?;
-    let wait = a.wait;
-    let json = a.json;
     let d = rt.block_on(async {
         let store = open(url).await?;
-        let candidate = match &candidate_ref {
-            ModelRef::Version(_, v) => store.get_version(&model, *v as i64).await?,
-            ModelRef::Alias(_, al) => store.resolve_alias(&model, al).await?,
-            ModelRef::Latest(_) => None,
-        }
-        .ok_or_else(|| usage(format!("no model version `{candidate_ref}`")))?;
-        if let Some(why) = candidate.rejected()
-            && !a.allow_rejected
-        {
-            return Err(usage(format!(
-                "version {} of `{model}` was rejected ({why})\nhint: roll it out anyway with --allow-rejected",
-                candidate.version
-            )));
-        }
-        let stable = store.resolve_alias(&model, &a.alias).await?.ok_or_else(|| {
-            usage(format!(
-                "model `{model}` has no `{}` version to compare the candidate with; point the alias at one first (ferry models alias {model}/VERSION {})",
-                a.alias, a.alias
-            ))
-        })?;
-        if stable.version == candidate.version {
-            return Err(usage(format!(
-                "version {} already is `{model}@{}`",
-                candidate.version, a.alias
-            )));
-        }
-        let gateways = serving(store.as_ref(), &model, &a.alias).await?;
-        let d = store
-            .create_deployment(&NewDeployment {
-                model: model.clone(),
-                candidate: candidate.version,
-                stable: Some(stable.version),
-                strategy: strategy.as_str().into(),
-                spec: serde_json::to_value(&plan)?,
-                phase: Phase::Progressing.as_str().into(),
-                weight: i64::from(canary::weight_at(&plan, 0)),
-                created_ms: ferry_core::now_ms(),
-                reason: a.reason.clone(),
-            })
+        let new = rollout::admit(store.as_ref(), &rollout, ferry_core::now_ms())
             .await
-            .map_err(crate::commands::store_err)?;
+            .map_err(refused)?;
+        let gateways = serving(store.as_ref(), &rollout.model, &plan.alias).await?;
+        let d = store
+            .create_deployment(&new)
+            .await
+            .map_err(crate::exit::store_err)?;
         Ok::<_, anyhow::Error>((d, gateways))
     })?;
     let (d, gateways) = d;
@@ -274,7 +202,7 @@ fn start(a: DeployStart, url: impl FnOnce() -> Result<String>) -> Result<u8> {
         );
     }
     if json && !wait {
-        crate::commands::print_json(&d)?;
+        crate::ui::print_json(&d)?;
         return Ok(exit::OK);
     }
     let by = match gateways.as_slice() {
@@ -288,7 +216,7 @@ fn start(a: DeployStart, url: impl FnOnce() -> Result<String>) -> Result<u8> {
         d.model,
         d.candidate,
         d.stable.unwrap_or_default(),
-        describe_plan(&plan),
+        describe_plan(plan),
     );
     if wait {
         return rt.block_on(follow(url, &d.model, &d.id, json));
@@ -392,7 +320,7 @@ fn end(url: &str, model: &str, phase: Phase, reason: Option<String>) -> Result<u
         store
             .change_deployment(&d.id, d.revision, &change)
             .await
-            .map_err(crate::commands::store_err)?;
+            .map_err(crate::exit::store_err)?;
         eprintln!(
             "{model} version {}: {} ({reason})",
             d.candidate,
@@ -415,7 +343,7 @@ fn status(url: &str, model: Option<String>, watch: bool, json: bool) -> Result<u
         let Some(model) = model else {
             let all = store.list_deployments(None, true).await?;
             if json {
-                crate::commands::print_json(&all)?;
+                crate::ui::print_json(&all)?;
             } else if all.is_empty() {
                 println!("no active deployments");
             } else {
@@ -435,7 +363,7 @@ fn status(url: &str, model: Option<String>, watch: bool, json: bool) -> Result<u
             .unwrap_or_else(|_| "production".into());
         let gateways = serving(store.as_ref(), &model, &alias).await?;
         if json {
-            crate::commands::print_json(
+            crate::ui::print_json(
                 &serde_json::json!({"deployment": d, "events": events, "gateways": gateways}),
             )?;
         } else {

@@ -402,6 +402,40 @@ impl Reporter for Terminal {
     }
 }
 
+/// `v` as pretty JSON on stdout, for `--json`.
+pub fn print_json<T: serde::Serialize>(v: &T) -> anyhow::Result<()> {
+    let mut s = serde_json::to_string_pretty(v)?;
+    s.push('\n');
+    use std::io::Write;
+    std::io::stdout().lock().write_all(s.as_bytes())?;
+    Ok(())
+}
+
+/// Logs of the long-running commands (`server`, `serve`) go through a
+/// bounded queue to a writer thread, so a slow or blocked stderr never
+/// holds up a request (lines are dropped when the queue is full); colour
+/// only when stderr is a terminal. The writer lives as long as the process.
+pub fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let (writer, guard) = tracing_appender::non_blocking(std::io::stderr());
+    std::mem::forget(guard);
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    if json {
+        tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .with_writer(writer)
+            .init();
+    } else {
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_ansi(ansi)
+            .with_writer(writer)
+            .init();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -551,3 +551,103 @@ fn deployments_apply_to_gateways_serving_their_alias() {
         assert!(by_alias.table().get("m").unwrap().candidate.is_some());
     });
 }
+
+/// The stable version's columns, and a canary's that names them otherwise.
+const STABLE_COLUMNS: [&str; 4] = ["sepal_length", "sepal_width", "petal_length", "petal_width"];
+const CANARY_COLUMNS: [&str; 4] = ["sl", "sw", "pl", "pw"];
+
+/// One iris row in MLflow's `dataframe_records`, its columns named `names`.
+fn records(names: &[&str; 4]) -> String {
+    let values = [5.1, 3.5, 1.4, 0.2];
+    let fields: Vec<String> = names
+        .iter()
+        .zip(values)
+        .map(|(n, v)| format!(r#""{n}": {v}"#))
+        .collect();
+    format!(r#"{{"dataframe_records": [{{{}}}]}}"#, fields.join(", "))
+}
+
+/// A request's status, the version that answered it and its prediction.
+async fn answer(app: &axum::Router, body: &str) -> (u16, Option<String>, Value) {
+    let r = post_json(app, "/invocations", body).await;
+    let version = r.header("x-ferry-model-version").map(str::to_owned);
+    let json = serde_json::from_str(&r.text).unwrap_or(Value::Null);
+    (r.status.as_u16(), version, json["predictions"][0].clone())
+}
+
+/// A canary whose version has another signature than the stable one: a
+/// request routed to it is read against its own signature; a body only the
+/// stable version can read is charged to the canary as a 5xx and answered
+/// by the stable version (as any failure of a canary is); a body neither
+/// reads is the stable version's 400. The canary's failures count in its
+/// verdict: it is rolled back on its error rate.
+#[test]
+fn a_canary_with_another_signature_reads_requests_by_its_own() {
+    rt().block_on(async {
+        let env = Env::new().await;
+        let onnx = Some("logreg.onnx");
+        env.version_signed("iris", onnx, None, Some("production"), &STABLE_COLUMNS)
+            .await;
+        env.version_signed("iris", onnx, None, None, &CANARY_COLUMNS)
+            .await;
+        let gw = env.gateway(&["iris@production"], false).await;
+        // Every request goes to the canary (a single step of 100%).
+        let id = deploy(&env, "iris", 2, &plan(&[100], 600_000, criteria())).await;
+        gw.reconcile(false).await.unwrap();
+        gw.tick().await;
+        let app = app(&gw);
+        let setosa = Value::from("setosa");
+        // Named as the canary names its columns: the canary answers.
+        let canary = records(&CANARY_COLUMNS);
+        assert_eq!(
+            answer(&app, &canary).await,
+            (200, Some("2".into()), setosa.clone())
+        );
+        // Unnamed rows are read by position: the canary answers.
+        assert_eq!(
+            answer(&app, r#"{"instances": [[5.1, 3.5, 1.4, 0.2]]}"#).await,
+            (200, Some("2".into()), setosa.clone())
+        );
+        // Named as the stable version names them: the canary cannot read
+        // it, the stable version answers.
+        let stable = records(&STABLE_COLUMNS);
+        assert_eq!(
+            answer(&app, &stable).await,
+            (200, Some("1".into()), setosa.clone())
+        );
+        // Named as neither: refused, as the stable version refuses it.
+        let (status, _, _) = answer(&app, &records(&["a", "b", "c", "d"])).await;
+        assert_eq!(status, 400);
+        let metrics = call(&app, "GET", "/metrics", None, "").await.text;
+        let count = |version: &str, code: &str| {
+            let key = format!(
+                r#"ferry_requests_total{{model="iris",version="{version}",code="{code}"}} "#
+            );
+            metrics
+                .lines()
+                .find_map(|l| l.strip_prefix(&key))
+                .map_or(0, |n| n.parse::<u64>().unwrap())
+        };
+        assert_eq!(
+            [
+                count("2", "200"),
+                count("2", "500"),
+                count("2", "400"),
+                count("1", "200"),
+                count("1", "400")
+            ],
+            [2, 1, 0, 1, 1],
+            "{metrics}"
+        );
+        // Clients that keep naming the stable version's columns are all
+        // answered, and the canary fails every one of their requests.
+        for _ in 0..10 {
+            assert_eq!(answer(&app, &stable).await.0, 200);
+        }
+        gw.tick().await;
+        let d = env.store.get_deployment(&id).await.unwrap().unwrap();
+        assert_eq!(d.phase, "rolled_back", "{d:?}");
+        let reason = d.reason.unwrap();
+        assert!(reason.contains("error_rate 0."), "{reason}");
+    });
+}
