@@ -295,6 +295,44 @@ impl Remote {
         Ok(summary)
     }
 
+    /// Brings the run-cache entry of `fingerprint` and its outputs into
+    /// `cache`: `Ok(false)` when the remote lacks any of it. One request
+    /// when the remote has no such entry.
+    pub fn fetch_run(&self, cache: &Cache, fingerprint: &Digest) -> Result<bool> {
+        let want = Want {
+            outs: Vec::new(),
+            runs: vec![*fingerprint],
+        };
+        let s = self.fetch(cache, &want, Options::default(), &())?;
+        if let Some(f) = s.failed.first() {
+            return Err(Error::Store {
+                remote: self.name.clone(),
+                op: "fetch",
+                key: f.key.clone(),
+                message: f.error.clone(),
+            });
+        }
+        Ok(s.missing.is_empty() && cache.run_path(fingerprint).exists())
+    }
+
+    /// Sends the run-cache entry of `fingerprint` and its outputs.
+    pub fn push_run(&self, cache: &Cache, fingerprint: &Digest) -> Result<()> {
+        let want = Want {
+            outs: Vec::new(),
+            runs: vec![*fingerprint],
+        };
+        let s = self.push(cache, &want, Options::default(), &())?;
+        match s.failed.first() {
+            Some(f) => Err(Error::Store {
+                remote: self.name.clone(),
+                op: "push",
+                key: f.key.clone(),
+                message: f.error.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
     /// Where each key of `want` is: here, there, both or neither.
     pub fn status(&self, cache: &Cache, want: &Want, opts: Options) -> Result<RemoteStatus> {
         let (items, no_manifest) = expand(cache, want)?;

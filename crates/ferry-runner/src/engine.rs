@@ -3,6 +3,7 @@
 //! the one way a stage's result is kept ([`Engine::commit`]).
 
 use crate::report::Action;
+use crate::shared::SharedCache;
 use crate::{Project, Result};
 use ferry_cache::{Cache, GcStats, Hasher, OutRecord, PathDigest, RunCacheEntry, StatIndex};
 use ferry_core::Digest;
@@ -11,6 +12,7 @@ use ferry_pipeline::{
 };
 use ferry_spec::Stage;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 pub(crate) struct Engine<'p> {
     project: &'p Project,
@@ -20,6 +22,10 @@ pub(crate) struct Engine<'p> {
     /// The environment's fingerprint; `None` with an env means not built yet.
     env_fp: Option<Digest>,
     has_env: bool,
+    /// A remote's run cache, looked up when the local one misses.
+    shared: Option<Arc<dyn SharedCache>>,
+    /// Whether results of stages that ran go to `shared`.
+    push: bool,
 }
 
 /// How a stage's result came to be, for [`Engine::commit`].
@@ -36,10 +42,22 @@ pub(crate) struct Verdict {
     pub changes: Vec<Change>,
     pub fingerprint: Digest,
     pub cached: Option<RunCacheEntry>,
+    /// The shared cache a restore's entry came from (`None`: the local one).
+    pub from: Option<String>,
+    /// Why the shared cache could not be asked (the stage then runs).
+    pub shared_error: Option<String>,
 }
 
 impl Verdict {
     pub fn reason(&self) -> String {
+        let why = self.why();
+        match &self.from {
+            Some(remote) => format!("{why}; from remote `{remote}`"),
+            None => why,
+        }
+    }
+
+    fn why(&self) -> String {
         if self.changes.is_empty() {
             return match self.action {
                 Action::UpToDate => "up to date".into(),
@@ -102,6 +120,8 @@ impl<'p> Engine<'p> {
             lock,
             env_fp: None,
             has_env: project.pipeline.env.is_some(),
+            shared: None,
+            push: false,
         })
     }
 
@@ -180,6 +200,8 @@ impl<'p> Engine<'p> {
                 changes: vec![Change::Forced],
                 fingerprint: fp,
                 cached: None,
+                from: None,
+                shared_error: None,
             });
         }
         if self.has_env && self.env_fp.is_none() {
@@ -188,6 +210,8 @@ impl<'p> Engine<'p> {
                 changes: vec![Change::EnvNotBuilt],
                 fingerprint: fp,
                 cached: None,
+                from: None,
+                shared_error: None,
             });
         }
         let lock = self.lock.stages.get(stage.name.as_str()).cloned();
@@ -205,6 +229,8 @@ impl<'p> Engine<'p> {
                 changes: vec![],
                 fingerprint: fp,
                 cached: None,
+                from: None,
+                shared_error: None,
             });
         }
         let mut changes = decision.changes;
@@ -222,14 +248,72 @@ impl<'p> Engine<'p> {
                 changes,
                 fingerprint: fp,
                 cached: Some(entry),
+                from: None,
+                shared_error: None,
             });
         }
+        let shared_error = match self.lookup_shared(stage, &fp) {
+            Ok(Some(entry)) => {
+                let from = self.shared.as_ref().map(|s| s.name().to_owned());
+                return Ok(Verdict {
+                    action: Action::Restore,
+                    changes,
+                    fingerprint: fp,
+                    cached: Some(entry),
+                    from,
+                    shared_error: None,
+                });
+            }
+            Ok(None) => None,
+            Err(e) => Some(e),
+        };
         Ok(Verdict {
             action: Action::Run,
             changes,
             fingerprint: fp,
             cached: None,
+            from: None,
+            shared_error,
         })
+    }
+
+    /// The entry the shared cache has for `fp`, brought into the local
+    /// cache with its outputs (`None`: no shared cache, or it has nothing
+    /// whole for this stage; a failed lookup is a miss, never a failure:
+    /// the stage then runs, and the run says why).
+    fn lookup_shared(
+        &self,
+        stage: &Stage,
+        fp: &Digest,
+    ) -> std::result::Result<Option<RunCacheEntry>, String> {
+        let Some(shared) = self.shared.as_ref() else {
+            return Ok(None);
+        };
+        if !shared.fetch_run(&self.cache, fp)? {
+            return Ok(None);
+        }
+        let entry = self.cache.run_entry(fp).map_err(|e| e.to_string())?;
+        Ok(entry.filter(|e| {
+            e.outs.len() == stage.outs.len() && e.outs.iter().all(|o| self.cache.has(o))
+        }))
+    }
+
+    /// Looks stages up in `shared` when the local run cache misses; with
+    /// `push`, sends what stages that ran produced.
+    pub fn set_shared(&mut self, shared: Option<Arc<dyn SharedCache>>, push: bool) {
+        self.shared = shared;
+        self.push = push;
+    }
+
+    /// Sends the result of a stage that ran to the shared cache, when asked
+    /// to: `None` when there is nothing to say, else what happened.
+    pub fn share(&self, fingerprint: &Digest) -> Option<std::result::Result<String, String>> {
+        let shared = self.shared.as_ref().filter(|_| self.push)?;
+        Some(
+            shared
+                .push_run(&self.cache, fingerprint)
+                .map(|()| shared.name().to_owned()),
+        )
     }
 
     /// Copies a run-cache entry's outputs back into the project (and tells

@@ -34,7 +34,7 @@ pub use project::{LOCK_FILE, Layout, Project, SPEC_FILE, store_url};
 pub use record::{Registry, RunValues, local_registry, remote_registry};
 pub use report::*;
 pub use run::{RunOptions, gc, run, run_with, status};
-pub use shared::{CheckedOut, checkout, locked, remote_keep};
+pub use shared::{CheckedOut, SharedCache, checkout, locked, remote_keep};
 
 use std::path::PathBuf;
 

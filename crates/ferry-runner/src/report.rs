@@ -133,6 +133,12 @@ pub enum Event<'a> {
     ModelUnchanged(&'a str),
     /// The artifact equals a rejected version (`name/N`, the reason).
     ModelRejected(&'a str, &'a str),
+    /// A stage's result was sent to the shared cache (`Ok(remote)`), or
+    /// could not be (`Err(why)`; the run goes on).
+    Shared {
+        stage: &'a str,
+        outcome: std::result::Result<&'a str, &'a str>,
+    },
 }
 
 /// Receives stage output lines and progress events.

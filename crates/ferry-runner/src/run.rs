@@ -36,6 +36,11 @@ pub struct RunOptions {
     pub trigger: String,
     /// Record to this `ferry server` (its URL) instead of the local store.
     pub server: Option<String>,
+    /// A remote's run cache: stages the local cache cannot restore are
+    /// looked up there before they run.
+    pub shared: Option<std::sync::Arc<dyn crate::SharedCache>>,
+    /// Send what stages that ran produced to `shared`.
+    pub push: bool,
 }
 
 impl Default for RunOptions {
@@ -47,6 +52,8 @@ impl Default for RunOptions {
             jobs: std::thread::available_parallelism().map_or(2, |n| n.get()),
             trigger: "cli".into(),
             server: None,
+            shared: None,
+            push: false,
         }
     }
 }
@@ -202,6 +209,7 @@ pub fn run_with(
     }
 
     let mut engine = Engine::open(project)?;
+    engine.set_shared(opts.shared.clone(), opts.push);
     let recorder: Box<dyn Recorder + '_> = match &opts.server {
         Some(url) => Box::new(Remote::new(url)?),
         None => Box::new(Local::open(project)?),

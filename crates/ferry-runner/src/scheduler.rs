@@ -234,6 +234,12 @@ impl<'s, 'p> Scheduler<'s, 'p> {
                 return self.settle(i, o, Reached::Undecided);
             }
         };
+        if let Some(why) = &verdict.shared_error {
+            self.cx.reporter.event(Event::Shared {
+                stage: stage.name.as_str(),
+                outcome: Err(why),
+            });
+        }
         match verdict.action {
             Action::UpToDate => {
                 if let Some(l) = self.engine.locked(stage.name.as_str()) {

@@ -125,6 +125,16 @@ impl Scheduler<'_, '_> {
             metrics,
             Origin::Ran,
         )?;
+        if let Some(shared) = self.engine.share(&verdict.fingerprint) {
+            let outcome = match &shared {
+                Ok(remote) => Ok(remote.as_str()),
+                Err(why) => Err(why.as_str()),
+            };
+            self.cx.reporter.event(Event::Shared {
+                stage: stage.name.as_str(),
+                outcome,
+            });
+        }
         Ok(Ok(()))
     }
 }

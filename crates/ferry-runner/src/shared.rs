@@ -6,8 +6,29 @@
 use crate::engine::{Engine, to_record};
 use crate::run::targets;
 use crate::{Project, Result};
-use ferry_cache::OutRecord;
+use ferry_cache::{Cache, OutRecord};
 use ferry_core::Digest;
+
+/// A run cache shared across machines (a remote): a run looks a stage's
+/// fingerprint up there when the local run cache has nothing for it, and
+/// may send what its stages produced. The CLI implements it over
+/// `ferry-remote`; the runner only knows this seam.
+pub trait SharedCache: Send + Sync {
+    /// The remote's name, for what the run reports.
+    fn name(&self) -> &str;
+    /// Brings the run-cache entry of `fingerprint` and every output it
+    /// names into `cache`, each verified. `Ok(false)`: the remote has no
+    /// such entry (or not all of its outputs).
+    fn fetch_run(&self, cache: &Cache, fingerprint: &Digest) -> std::result::Result<bool, String>;
+    /// Sends the run-cache entry of `fingerprint` and its outputs.
+    fn push_run(&self, cache: &Cache, fingerprint: &Digest) -> std::result::Result<(), String>;
+}
+
+impl std::fmt::Debug for dyn SharedCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SharedCache({})", self.name())
+    }
+}
 
 /// The outputs and stage fingerprints ferry.lock names, for `stages` (all
 /// when empty; an unknown stage is an error naming it).

@@ -497,6 +497,15 @@ pub struct RunArgs {
     /// Recorded as the run's trigger (e.g. `ci`, `schedule`)
     #[arg(long, default_value = "cli")]
     pub trigger: String,
+    /// The remote whose run cache stages are looked up in before they run (default: the default remote, if any)
+    #[arg(long, short = 'r', value_name = "NAME")]
+    pub remote: Option<String>,
+    /// Look nothing up on a remote
+    #[arg(long, conflicts_with_all = ["remote", "push"])]
+    pub no_remote: bool,
+    /// Send what the stages that ran produced to the remote
+    #[arg(long)]
+    pub push: bool,
     #[command(flatten)]
     pub place: Place,
 }

@@ -244,7 +244,14 @@ fn run(ctx: &Ctx, args: RunArgs) -> Result<u8> {
     if args.jobs == Some(0) {
         bail!(usage("--jobs must be at least 1"));
     }
+    let shared = if args.no_remote || args.dry_run {
+        None
+    } else {
+        crate::remote::shared_cache(&project, args.remote.as_deref(), args.push)?
+    };
     let opts = RunOptions {
+        shared,
+        push: args.push,
         targets: args.stages.clone(),
         force: args.force,
         dry_run: args.dry_run,

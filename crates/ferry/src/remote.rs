@@ -36,9 +36,88 @@ fn configured(project: &Project) -> Result<Vec<RemoteConfig>> {
     Ok(remotes)
 }
 
+/// The remote a run looks stages up in: `name`, else the default one;
+/// none when the project has no default. `--push` needs one. Opened only
+/// when a stage first needs it, so a run with nothing to do never starts a
+/// transfer runtime.
+pub(crate) fn shared_cache(
+    project: &Project,
+    name: Option<&str>,
+    push: bool,
+) -> Result<Option<std::sync::Arc<dyn ferry_runner::SharedCache>>> {
+    let remotes = configured(project)?;
+    let cfg = match name {
+        Some(_) => pick(&remotes, name)?.clone(),
+        None => match remotes.iter().find(|r| r.default) {
+            Some(r) => r.clone(),
+            None if push => pick(&remotes, None)?.clone(),
+            None => return Ok(None),
+        },
+    };
+    Ok(Some(std::sync::Arc::new(Lazy {
+        cfg,
+        base: project.root.clone(),
+        state: project.layout().remotes_state(),
+        remote: std::sync::OnceLock::new(),
+    })))
+}
+
+/// A remote opened at its first use.
+struct Lazy {
+    cfg: RemoteConfig,
+    base: std::path::PathBuf,
+    state: std::path::PathBuf,
+    remote: std::sync::OnceLock<Result<Remote, String>>,
+}
+
+impl Lazy {
+    fn get(&self) -> Result<&Remote, String> {
+        self.remote
+            .get_or_init(|| {
+                Remote::open(&self.cfg, &self.base, &self.state).map_err(|e| e.to_string())
+            })
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+}
+
+impl ferry_runner::SharedCache for Lazy {
+    fn name(&self) -> &str {
+        &self.cfg.name
+    }
+    fn fetch_run(
+        &self,
+        cache: &ferry_cache::Cache,
+        fingerprint: &ferry_core::Digest,
+    ) -> Result<bool, String> {
+        self.get()?
+            .fetch_run(cache, fingerprint)
+            .map_err(|e| e.to_string())
+    }
+    fn push_run(
+        &self,
+        cache: &ferry_cache::Cache,
+        fingerprint: &ferry_core::Digest,
+    ) -> Result<(), String> {
+        self.get()?
+            .push_run(cache, fingerprint)
+            .map_err(|e| e.to_string())
+    }
+}
+
 /// The remote `name`, or the default one, or the only one.
 fn choose(project: &Project, name: Option<&str>) -> Result<Remote> {
     let remotes = configured(project)?;
+    let cfg = pick(&remotes, name)?;
+    Ok(Remote::open(
+        cfg,
+        &project.root,
+        &project.layout().remotes_state(),
+    )?)
+}
+
+/// The configured remote `name`, or the default one, or the only one.
+fn pick<'r>(remotes: &'r [RemoteConfig], name: Option<&str>) -> Result<&'r RemoteConfig> {
     let names = || {
         remotes
             .iter()
@@ -67,11 +146,7 @@ fn choose(project: &Project, name: Option<&str>) -> Result<Remote> {
             }
         },
     };
-    Ok(Remote::open(
-        cfg,
-        &project.root,
-        &project.layout().remotes_state(),
-    )?)
+    Ok(cfg)
 }
 
 pub(crate) fn remote(ctx: &Ctx, cmd: RemoteCommand) -> Result<u8> {

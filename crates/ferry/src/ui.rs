@@ -398,6 +398,18 @@ impl Reporter for Terminal {
                     s.yellow("unchanged")
                 ));
             }
+            Event::Shared {
+                stage,
+                outcome: Ok(remote),
+            } => self.print(&format!("{} {stage} to remote `{remote}`", s.dim("pushed"))),
+            Event::Shared {
+                stage,
+                outcome: Err(why),
+            } => self.print(&format!(
+                "{} {stage}: the remote's run cache: {}",
+                s.yellow("warning"),
+                printable(why)
+            )),
         }
     }
 }

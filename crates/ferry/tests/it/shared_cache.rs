@@ -131,3 +131,71 @@ fn remotes_are_listed_removed_and_refused_with_reasons() {
     assert!(!p.read("ferry.yaml").contains("s3://bucket"));
     assert!(p.read("ferry.yaml").contains("backup"));
 }
+
+#[test]
+fn a_run_restores_from_the_remote_run_cache_what_another_machine_pushed() {
+    let shared = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", shared.path().join("cache").display());
+    let a = Proj::new(SPEC);
+    a.write("params.yaml", "seed: 1\nlr: 0.1\n");
+    assert_eq!(
+        a.ferry(&["remote", "add", "origin", &url, "--default"])
+            .code,
+        0
+    );
+    let o = a.ferry(&["run", "--push"]);
+    assert_eq!(o.code, 0, "{o:?}");
+    assert!(
+        o.stderr.contains("pushed train to remote `origin`"),
+        "{o:?}"
+    );
+
+    // A fresh machine (CI) with the committed files runs nothing.
+    let b = clone_committed(&a);
+    let o = b.ferry(&["run"]);
+    assert_eq!(o.code, 0, "{o:?}");
+    assert!(o.stderr.contains("from remote `origin`"), "{o:?}");
+    assert_eq!(
+        (counter(&b, "prepare.count"), counter(&b, "train.count")),
+        (0, 0)
+    );
+    assert_eq!(b.read("work/model.txt"), a.read("work/model.txt"));
+
+    // What changed runs; what did not comes from the remote.
+    let c = clone_committed(&a);
+    c.write("params.yaml", "seed: 1\nlr: 0.3\n");
+    let (code, report) = c.run_json(&[]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        stage_statuses(&report),
+        pairs(&[("prepare", "restored"), ("train", "ran")])
+    );
+
+    // --no-remote looks nothing up.
+    let d = clone_committed(&a);
+    let (_, report) = d.run_json(&["--no-remote"]);
+    assert_eq!(
+        stage_statuses(&report),
+        pairs(&[("prepare", "ran"), ("train", "ran")])
+    );
+}
+
+#[test]
+fn an_unreachable_remote_warns_and_the_stages_run() {
+    let a = Proj::new(SPEC);
+    a.write("params.yaml", "seed: 1\nlr: 0.1\n");
+    // A file where the remote's folder should be: it cannot be opened.
+    a.write("not-a-folder", "x");
+    assert_eq!(
+        a.ferry(&["remote", "add", "origin", "not-a-folder", "--default"])
+            .code,
+        0
+    );
+    let o = a.ferry(&["run"]);
+    assert_eq!(o.code, 0, "{o:?}");
+    assert!(
+        o.stderr.contains("warning prepare: the remote's run cache"),
+        "{o:?}"
+    );
+    assert_eq!(counter(&a, "prepare.count"), 1);
+}
