@@ -17,6 +17,7 @@ mod gates;
 mod git;
 mod history;
 mod orphans;
+mod pointers;
 mod project;
 mod record;
 mod register;
@@ -30,6 +31,7 @@ mod tracking;
 pub use executor::{Executor, LocalProcesses, StageCommand};
 pub use git::{head_commit, is_dirty};
 pub use history::{History, local_history, remote_history};
+pub use pointers::{POINTER_SUFFIX, Pointer, add};
 pub use project::{LOCK_FILE, Layout, Project, SPEC_FILE, store_url};
 pub use record::{Registry, RunValues, local_registry, remote_registry};
 pub use report::*;
@@ -71,6 +73,8 @@ pub enum Error {
     OutsideProject { path: String, leads_to: PathBuf },
     #[error("no such run {0}")]
     NoSuchRun(String),
+    #[error("cannot add `{path}`: {why}")]
+    CannotAdd { path: String, why: String },
     #[error("register.signature.from `{table}`: {message}")]
     Signature { table: String, message: String },
 }

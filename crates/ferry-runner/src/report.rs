@@ -29,11 +29,22 @@ pub struct StatusReport {
     pub stages: Vec<StageStatusReport>,
     /// The environment's fingerprint, when it is built.
     pub env: Option<String>,
+    /// Data recorded with `ferry add` that is no longer what its pointer says.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub data: Vec<DataStatus>,
+}
+
+/// Data whose pointer file no longer describes it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DataStatus {
+    pub path: String,
+    /// `changed` (`ferry add` records it) or `missing` (`ferry checkout` brings it back).
+    pub state: &'static str,
 }
 
 impl StatusReport {
     pub fn up_to_date(&self) -> bool {
-        self.stages.iter().all(|s| s.action == Action::UpToDate)
+        self.stages.iter().all(|s| s.action == Action::UpToDate) && self.data.is_empty()
     }
 }
 

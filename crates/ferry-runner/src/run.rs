@@ -155,11 +155,24 @@ pub fn status(project: &Project, stage_names: &[String]) -> Result<StatusReport>
         actions.insert(report.stage.clone(), report.action);
         out.push(report);
     }
+    let mut data = Vec::new();
+    for p in crate::pointers::all(project)? {
+        let state = match engine.digest_path(&p.path)? {
+            Some(d) if d.digest() == p.digest => continue,
+            Some(_) => "changed",
+            None => "missing",
+        };
+        data.push(crate::report::DataStatus {
+            path: p.path,
+            state,
+        });
+    }
     engine.save_index();
     Ok(StatusReport {
         pipeline: project.pipeline.name.clone(),
         stages: out,
         env: env.map(|e| e.fingerprint.to_hex()),
+        data,
     })
 }
 
@@ -596,6 +609,7 @@ pub fn referenced(
     run_cache: bool,
 ) -> Result<(Vec<OutRecord>, Vec<Digest>)> {
     let mut keep: Vec<OutRecord> = engine.locked_outs();
+    keep.extend(crate::pointers::all(project)?.iter().map(|p| p.out()));
     let store = BlockingStore::open(&project.layout().store_url())?;
     let models = store.call(|s| Box::pin(async move { s.list_models().await }))?;
     for m in models {

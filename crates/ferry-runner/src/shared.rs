@@ -46,6 +46,9 @@ pub fn locked(project: &Project, stages: &[String]) -> Result<(Vec<OutRecord>, V
             runs.push(lock.fingerprint);
         }
     }
+    if wanted.is_empty() {
+        outs.extend(crate::pointers::all(project)?.iter().map(|p| p.out()));
+    }
     Ok((outs, runs))
 }
 
@@ -65,12 +68,23 @@ pub struct CheckedOut {
     pub outcome: &'static str,
 }
 
-/// Puts the outputs ferry.lock names for `stages` (all when empty) back
-/// into the work tree where they differ, from the local cache.
+/// Puts the outputs ferry.lock names for `stages` (all when empty; then
+/// also the data pointer files describe) back into the work tree where they
+/// differ, from the local cache.
 pub fn checkout(project: &Project, stages: &[String]) -> Result<Vec<CheckedOut>> {
     let mut engine = Engine::open(project)?;
     let wanted = targets(project, stages)?;
     let mut done = Vec::new();
+    if wanted.is_empty() {
+        for p in crate::pointers::all(project)? {
+            let outcome = put_back(&mut engine, &p.path, &p.out())?;
+            done.push(CheckedOut {
+                stage: String::new(),
+                path: p.path,
+                outcome,
+            });
+        }
+    }
     for stage in &project.pipeline.stages {
         if !wanted.is_empty() && !wanted.contains(&stage.name) {
             continue;
@@ -79,15 +93,7 @@ pub fn checkout(project: &Project, stages: &[String]) -> Result<Vec<CheckedOut>>
             continue;
         };
         for (path, l) in &lock.outs {
-            let now = engine.digest_path(path)?.map(|d| d.digest());
-            let outcome = if now == Some(l.digest) {
-                "unchanged"
-            } else {
-                match engine.restore_out(&to_record(path, l))? {
-                    Ok(()) => "restored",
-                    Err(_) => "missing",
-                }
-            };
+            let outcome = put_back(&mut engine, path, &to_record(path, l))?;
             done.push(CheckedOut {
                 stage: stage.name.to_string(),
                 path: path.clone(),
@@ -97,4 +103,15 @@ pub fn checkout(project: &Project, stages: &[String]) -> Result<Vec<CheckedOut>>
     }
     engine.save_index();
     Ok(done)
+}
+
+/// `out` back at `path` unless it is there already.
+fn put_back(engine: &mut Engine<'_>, path: &str, out: &OutRecord) -> Result<&'static str> {
+    if engine.digest_path(path)?.map(|d| d.digest()) == Some(out.digest) {
+        return Ok("unchanged");
+    }
+    Ok(match engine.restore_out(out)? {
+        Ok(()) => "restored",
+        Err(_) => "missing",
+    })
 }

@@ -1584,7 +1584,10 @@ impl Validator<'_> {
                     .outs
                     .iter()
                     .any(|o| path_within(d, o) || path_within(o, d));
-                if prods.is_empty() && !own_out && !self.files.exists(d) {
+                // Data recorded with `ferry add` may be absent until it is
+                // checked out: its pointer file (`<dep>.ferry`) vouches for it.
+                let pointed = self.files.exists(&format!("{d}.ferry"));
+                if prods.is_empty() && !own_out && !self.files.exists(d) && !pointed {
                     let pos = stages[i].2[di];
                     let kp = format!("stages.{}.deps[{di}]", stages[i].0.name);
                     let all_outs: Vec<&str> = producers.iter().map(|(o, _)| o.as_str()).collect();

@@ -90,7 +90,16 @@ pub enum Command {
     Fetch(TransferArgs),
     /// Fetch, then check the locked outputs out into the work tree
     Pull(TransferArgs),
-    /// Put the locked outputs back into the work tree from the cache
+    /// Version data that no stage produces: record each file or folder by digest in PATH.ferry (commit it), keep its bytes in the cache, keep it out of git
+    Add {
+        /// Files or folders inside the project
+        #[arg(required = true)]
+        paths: Vec<String>,
+        /// Print the pointers as JSON on stdout
+        #[arg(long)]
+        json: bool,
+    },
+    /// Put the locked outputs and the data pointer files describe back into the work tree from the cache
     Checkout {
         /// Only these stages' outputs
         stages: Vec<String>,

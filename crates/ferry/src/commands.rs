@@ -82,6 +82,7 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
         Command::Push(a) => crate::remote::transfer(&ctx, a, crate::remote::Direction::Push),
         Command::Fetch(a) => crate::remote::transfer(&ctx, a, crate::remote::Direction::Fetch),
         Command::Pull(a) => crate::remote::transfer(&ctx, a, crate::remote::Direction::Pull),
+        Command::Add { paths, json } => crate::remote::add(&ctx, &paths, json),
         Command::Checkout { stages, json } => crate::remote::checkout(&ctx, &stages, json),
         Command::Server(args) => server(&ctx, args),
         Command::Serve(args) => crate::serve::serve(&ctx, args),
@@ -388,6 +389,14 @@ fn status(ctx: &Ctx, stages: &[String], json: bool) -> Result<u8> {
             format!(": {}", st.reasons.join(", "))
         };
         out.push_str(&format!("{:width$}  {what}{why}\n", st.stage));
+    }
+    for d in &report.data {
+        let what = if d.state == "changed" {
+            s.yellow("changed: `ferry add` records it")
+        } else {
+            s.red("missing: `ferry checkout` brings it back")
+        };
+        out.push_str(&format!("{:width$}  data {what}\n", d.path));
     }
     if report.up_to_date() {
         out.push_str(&format!("{}\n", s.dim("everything is up to date")));

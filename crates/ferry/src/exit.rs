@@ -55,6 +55,7 @@ pub fn of_error(e: &anyhow::Error) -> u8 {
             ferry_runner::Error::Spec(_)
             | ferry_runner::Error::NoProject(_)
             | ferry_runner::Error::UnknownStage { .. }
+            | ferry_runner::Error::CannotAdd { .. }
             | ferry_runner::Error::Lock(_)
             | ferry_runner::Error::Unsupported(_)
             | ferry_runner::Error::OutsideProject { .. }

@@ -415,6 +415,26 @@ pub(crate) fn gc(ctx: &Ctx, name: &str, yes: bool) -> Result<u8> {
     Ok(exit::OK)
 }
 
+pub(crate) fn add(ctx: &Ctx, paths: &[String], json: bool) -> Result<u8> {
+    let project = ctx.project()?;
+    let added = ferry_runner::add(&project, paths)?;
+    if json {
+        print_json(&added)?;
+        return Ok(exit::OK);
+    }
+    for p in &added {
+        let files = p.files.map_or(String::new(), |n| format!("{n} files, "));
+        eprintln!(
+            "added {} ({files}{}): commit {}{}",
+            p.path,
+            bytes(p.size as i64),
+            p.path,
+            ferry_runner::POINTER_SUFFIX
+        );
+    }
+    Ok(exit::OK)
+}
+
 pub(crate) fn checkout(ctx: &Ctx, stages: &[String], json: bool) -> Result<u8> {
     let project = ctx.project()?;
     let done = ferry_runner::checkout(&project, stages)?;

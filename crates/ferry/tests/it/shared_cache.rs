@@ -199,3 +199,73 @@ fn an_unreachable_remote_warns_and_the_stages_run() {
     );
     assert_eq!(counter(&a, "prepare.count"), 1);
 }
+
+const DATA_SPEC: &str = r#"stages:
+  count:
+    cmd: mkdir -p work && cat raw/*.csv | wc -l > work/rows.txt && echo x >> count.count
+    deps: [raw]
+    outs: [work/rows.txt]
+"#;
+
+#[test]
+fn data_no_stage_makes_is_added_pushed_and_pulled_by_its_pointer() {
+    let shared = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", shared.path().join("cache").display());
+    let a = Proj::new(DATA_SPEC);
+    a.write("raw/a.csv", "1\n2\n");
+    a.write("raw/b.csv", "3\n");
+    let o = a.ferry(&["add", "raw"]);
+    assert_eq!(o.code, 0, "{o:?}");
+    assert!(o.stderr.contains("added raw (2 files, "), "{o:?}");
+    assert!(a.read("raw.ferry").contains("path: raw\n"));
+    assert!(a.read("raw.ferry").contains("files: 2\n"));
+    assert_eq!(a.read(".gitignore"), "/raw\n");
+    // Adding again changes nothing, and the ignore entry is not repeated.
+    assert_eq!(a.ferry(&["add", "raw"]).code, 0);
+    assert_eq!(a.read(".gitignore"), "/raw\n");
+    a.run_ok();
+    assert!(a.status().contains("everything is up to date"));
+
+    a.write("raw/b.csv", "3\n4\n");
+    let st = a.status();
+    assert!(
+        st.contains("raw    data changed: `ferry add` records it"),
+        "{st}"
+    );
+    assert_eq!(a.ferry(&["add", "raw"]).code, 0);
+    a.run_ok();
+
+    assert_eq!(
+        a.ferry(&["remote", "add", "origin", &url, "--default"])
+            .code,
+        0
+    );
+    let o = a.ferry(&["push"]);
+    assert_eq!(o.code, 0, "{o:?}");
+
+    // A clone has the spec, the lock and the pointer; pull brings the data.
+    let b = Proj::new(&a.read("ferry.yaml"));
+    b.write("ferry.lock", &a.read("ferry.lock"));
+    b.write("raw.ferry", &a.read("raw.ferry"));
+    let st = b.status();
+    assert!(
+        st.contains("raw    data missing: `ferry checkout` brings it back"),
+        "{st}"
+    );
+    let o = b.ferry(&["pull"]);
+    assert_eq!(o.code, 0, "{o:?}");
+    assert_eq!(b.read("raw/b.csv"), "3\n4\n");
+    let (_, report) = b.run_json(&[]);
+    assert_eq!(stage_statuses(&report), pairs(&[("count", "up_to_date")]));
+
+    // A stage's out is versioned by ferry.lock, not by a pointer.
+    let o = a.ferry(&["add", "work/rows.txt"]);
+    assert_eq!(o.code, 2, "{o:?}");
+    assert!(o.stderr.contains("it is an out of stage `count`"), "{o:?}");
+    // gc keeps what a pointer names.
+    assert_eq!(a.ferry(&["gc", "--all"]).code, 0);
+    std::fs::remove_dir_all(a.path().join("raw")).unwrap();
+    let o = a.ferry(&["checkout"]);
+    assert_eq!(o.code, 0, "{o:?}");
+    assert_eq!(a.read("raw/a.csv"), "1\n2\n");
+}
