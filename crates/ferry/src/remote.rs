@@ -442,8 +442,12 @@ pub(crate) fn checkout(ctx: &Ctx, stages: &[String], json: bool) -> Result<u8> {
         print_json(&done)?;
     } else {
         for c in &done {
-            if c.outcome != "unchanged" {
-                eprintln!("{:9} {} ({})", c.outcome, c.path, c.stage);
+            if c.outcome == "unchanged" {
+                continue;
+            }
+            match c.stage.as_str() {
+                "" => eprintln!("{:9} {}", c.outcome, c.path),
+                stage => eprintln!("{:9} {} ({stage})", c.outcome, c.path),
             }
         }
         let missing = done.iter().filter(|c| c.outcome == "missing").count();
