@@ -90,6 +90,20 @@ pub enum Command {
     Fetch(TransferArgs),
     /// Fetch, then check the locked outputs out into the work tree
     Pull(TransferArgs),
+    /// Where a version came from (run, stages, commit, data, environment), or with --data every version built from that data
+    Lineage {
+        /// A version: `iris/3`, `iris@production` or `iris` (the newest not rejected)
+        #[arg(required_unless_present = "data", conflicts_with = "data")]
+        model: Option<String>,
+        /// A data path (as the pipeline names it), optionally `@DIGEST` (a prefix of it)
+        #[arg(long, value_name = "PATH[@DIGEST]")]
+        data: Option<String>,
+        /// Print it as JSON on stdout
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        place: Place,
+    },
     /// Version data that no stage produces: record each file or folder by digest in PATH.ferry (commit it), keep its bytes in the cache, keep it out of git
     Add {
         /// Files or folders inside the project

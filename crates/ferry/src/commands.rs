@@ -82,6 +82,12 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
         Command::Push(a) => crate::remote::transfer(&ctx, a, crate::remote::Direction::Push),
         Command::Fetch(a) => crate::remote::transfer(&ctx, a, crate::remote::Direction::Fetch),
         Command::Pull(a) => crate::remote::transfer(&ctx, a, crate::remote::Direction::Pull),
+        Command::Lineage {
+            model,
+            data,
+            json,
+            place,
+        } => crate::lineage::lineage(&ctx, model.as_deref(), data.as_deref(), json, &place),
         Command::Add { paths, json } => crate::remote::add(&ctx, &paths, json),
         Command::Checkout { stages, json } => crate::remote::checkout(&ctx, &stages, json),
         Command::Server(args) => server(&ctx, args),
@@ -638,14 +644,14 @@ fn logs(ctx: &Ctx, h: &dyn ferry_runner::History, run: &str, stage: Option<&str>
     Ok(exit::OK)
 }
 
-fn resolve(reg: &dyn Registry, r: &ModelRef) -> Result<ModelVersion> {
+pub(crate) fn resolve(reg: &dyn Registry, r: &ModelRef) -> Result<ModelVersion> {
     reg.resolve(r)?
         .ok_or_else(|| usage(format!("no model version `{r}`")))
 }
 
 /// A model reference as users type it (`iris`, `iris/3`, `iris@candidate`),
 /// for every command that takes one.
-fn parse_ref(s: &str) -> Result<ModelRef> {
+pub(crate) fn parse_ref(s: &str) -> Result<ModelRef> {
     s.parse::<ModelRef>().map_err(|e| usage(e.to_string()))
 }
 
@@ -722,7 +728,7 @@ fn print_version(ctx: &Ctx, v: &ModelVersion) {
 /// The version a bare model name picks (the newest that is not rejected),
 /// saying on stderr which one and why; an error when every version is
 /// rejected, rather than a rejected one.
-fn latest_not_rejected(reg: &dyn Registry, name: &str) -> Result<ModelVersion> {
+pub(crate) fn latest_not_rejected(reg: &dyn Registry, name: &str) -> Result<ModelVersion> {
     let (picked, skipped) = reg.latest_not_rejected(name)?;
     let skipped_text = skipped
         .iter()

@@ -6,6 +6,7 @@ mod commands;
 mod ctx;
 mod data;
 mod exit;
+mod lineage;
 mod place;
 mod remote;
 mod serve;

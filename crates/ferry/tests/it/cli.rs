@@ -698,3 +698,36 @@ fn two_runs() -> (Proj, Vec<String>) {
     assert_eq!(ids.len(), 2);
     (p, ids)
 }
+
+#[test]
+fn lineage_goes_from_a_version_to_its_inputs_and_back() {
+    let p = project();
+    p.run_ok();
+    p.write("src.txt", "data v2\n");
+    p.run_ok();
+    let o = p.ferry(&["lineage", "m/1", "--json"]);
+    assert_eq!(o.code, 0, "{o:?}");
+    let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    let src_v1 = v["data"]["src.txt"].as_str().unwrap().to_owned();
+    assert_eq!(v["artifact"]["path"], "model.bin");
+    assert!(v["stages"].as_array().unwrap().iter().any(|s| s == "gen"));
+    let o = p.ferry(&["lineage", "m"]);
+    assert_eq!(o.code, 0, "{o:?}");
+    assert!(o.stdout.starts_with("m/2 @candidate  "), "{o:?}");
+    assert!(o.stdout.contains("src.txt"), "{o:?}");
+    // The reverse: every version built from the file, or from one content of it.
+    let o = p.ferry(&["lineage", "--data", "src.txt", "--json"]);
+    let found: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    assert_eq!(found.as_array().map(Vec::len), Some(2), "{o:?}");
+    let o = p.ferry(&[
+        "lineage",
+        "--data",
+        &format!("src.txt@{}", &src_v1[..10]),
+        "--json",
+    ]);
+    let found: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    assert_eq!(found[0]["version"], 1, "{o:?}");
+    assert_eq!(found.as_array().map(Vec::len), Some(1));
+    let o = p.ferry(&["lineage", "m/9"]);
+    assert_eq!(o.code, 2, "{o:?}");
+}
