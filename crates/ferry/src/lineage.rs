@@ -115,7 +115,7 @@ fn print_lineage(v: &ModelVersion) {
         printable(&v.artifact_path),
         bytes(v.artifact_size)
     );
-    let run = v.run_id.as_deref().map_or("-".to_owned(), |r| short(r));
+    let run = v.run_id.as_deref().map_or("-".to_owned(), &short);
     println!("  run       {run}");
     let commit = match (&v.git_commit, v.git_dirty) {
         (Some(c), Some(true)) => format!("{} (with uncommitted changes)", short(c)),
