@@ -61,3 +61,34 @@ pub fn is_dirty(root: &Path) -> Option<bool> {
         .ok()?;
     out.status.success().then_some(!out.stdout.is_empty())
 }
+
+/// Checks `commit` out into a new detached worktree at `into` (`git
+/// worktree add`), from the repository that holds `root`; returns the
+/// folder in the worktree that corresponds to `root` (a project may live
+/// below the repository's top).
+pub fn worktree_at(root: &Path, commit: &str, into: &Path) -> Result<PathBuf, String> {
+    let g = git_dir(root).ok_or("the project is not in a git repository")?;
+    // The top of the work tree: the folder that holds `.git`.
+    let top = std::iter::successors(Some(root), |d| d.parent())
+        .find(|d| d.join(".git").exists())
+        .ok_or("the project is not in a git repository")?;
+    let _ = g;
+    if !commit.bytes().all(|b| b.is_ascii_hexdigit()) || commit.is_empty() {
+        return Err(format!("`{commit}` is not a commit id"));
+    }
+    let out = std::process::Command::new("git")
+        .args(["worktree", "add", "--detach", "--quiet"])
+        .arg(into)
+        .arg(commit)
+        .current_dir(top)
+        .output()
+        .map_err(|e| format!("cannot run git: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "git worktree add: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    let rel = root.strip_prefix(top).unwrap_or(Path::new(""));
+    Ok(into.join(rel))
+}

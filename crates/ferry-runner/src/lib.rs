@@ -22,6 +22,7 @@ mod project;
 mod record;
 mod register;
 mod report;
+mod reproduce;
 mod run;
 mod scheduler;
 mod settle;
@@ -29,12 +30,13 @@ mod shared;
 mod tracking;
 
 pub use executor::{Executor, LocalProcesses, StageCommand};
-pub use git::{head_commit, is_dirty};
+pub use git::{head_commit, is_dirty, worktree_at};
 pub use history::{History, local_history, remote_history};
-pub use pointers::{POINTER_SUFFIX, Pointer, add};
+pub use pointers::{POINTER_SUFFIX, Pointer, add, all as pointers};
 pub use project::{LOCK_FILE, Layout, Project, SPEC_FILE, store_url};
 pub use record::{Registry, RunValues, local_registry, remote_registry};
 pub use report::*;
+pub use reproduce::{Difference, Reproduction, compare};
 pub use run::{RunOptions, gc, run, run_with, status};
 pub use shared::{CheckedOut, SharedCache, checkout, locked, remote_keep};
 

@@ -104,6 +104,20 @@ pub enum Command {
         #[command(flatten)]
         place: Place,
     },
+    /// Rebuild a registered version from its recorded commit, data and environment, and say whether the artifact is identical (exit 0) or what differs (exit 1)
+    Reproduce {
+        /// The version: `iris/3` or `iris@production`
+        model: String,
+        /// Where to check the commit out (default: .ferry/reproduce/MODEL-VERSION)
+        #[arg(long, value_name = "DIR")]
+        into: Option<PathBuf>,
+        /// The remote the data comes from (default: the default remote)
+        #[arg(long, short = 'r')]
+        remote: Option<String>,
+        /// Print the comparison as JSON on stdout
+        #[arg(long)]
+        json: bool,
+    },
     /// Version data that no stage produces: record each file or folder by digest in PATH.ferry (commit it), keep its bytes in the cache, keep it out of git
     Add {
         /// Files or folders inside the project

@@ -88,6 +88,12 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
             json,
             place,
         } => crate::lineage::lineage(&ctx, model.as_deref(), data.as_deref(), json, &place),
+        Command::Reproduce {
+            model,
+            into,
+            remote,
+            json,
+        } => crate::remote::reproduce(&ctx, &model, into, remote.as_deref(), json),
         Command::Add { paths, json } => crate::remote::add(&ctx, &paths, json),
         Command::Checkout { stages, json } => crate::remote::checkout(&ctx, &stages, json),
         Command::Server(args) => server(&ctx, args),

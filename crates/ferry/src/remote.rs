@@ -415,6 +415,150 @@ pub(crate) fn gc(ctx: &Ctx, name: &str, yes: bool) -> Result<u8> {
     Ok(exit::OK)
 }
 
+/// `ferry reproduce`: the recorded commit checked out beside, the data
+/// its pointers name fetched by digest, every stage run, the artifacts
+/// compared.
+pub(crate) fn reproduce(
+    ctx: &Ctx,
+    reference: &str,
+    into: Option<std::path::PathBuf>,
+    remote: Option<&str>,
+    json: bool,
+) -> Result<u8> {
+    let project = ctx.project()?;
+    let reg = ferry_runner::local_registry(ferry_metadata::BlockingStore::open(
+        &project.layout().store_url(),
+    )?);
+    let r = crate::commands::parse_ref(reference)?;
+    if matches!(r, ferry_core::ModelRef::Latest(_)) {
+        return Err(usage(format!(
+            "`{reference}`: name a version (`{reference}/3`) or an alias (`{reference}@production`)"
+        )));
+    }
+    let recorded = crate::commands::resolve(reg.as_ref(), &r)?;
+    let commit = recorded.git_commit.clone().ok_or_else(|| {
+        usage(format!(
+            "{}/{} records no git commit (it was built outside a git repository): nothing to check out",
+            recorded.model, recorded.version
+        ))
+    })?;
+    if recorded.git_dirty == Some(true) {
+        eprintln!(
+            "{} {}/{} was built with uncommitted changes: the commit alone may not rebuild it",
+            ctx.style.yellow("warning"),
+            recorded.model,
+            recorded.version
+        );
+    }
+    let into = into.unwrap_or_else(|| {
+        project
+            .layout()
+            .ferry_dir()
+            .join("reproduce")
+            .join(format!("{}-{}", recorded.model, recorded.version))
+    });
+    if into.exists() {
+        return Err(usage(format!(
+            "{} exists: remove it (`git worktree remove`) or pass --into",
+            into.display()
+        )));
+    }
+    let dir = ferry_runner::worktree_at(&project.root, &commit, &into).map_err(usage)?;
+    eprintln!(
+        "checked out {} into {}",
+        &commit[..commit.len().min(12)],
+        dir.display()
+    );
+    // This machine's remote settings go along; the data comes by digest.
+    if let Ok(local) = std::fs::read(project.layout().remotes_local()) {
+        ferry_fs::write_atomic(&ferry_runner::Layout::new(&dir).remotes_local(), &local)?;
+    }
+    let copy = Project::load(&dir)?;
+    let pointers: Vec<ferry_cache::OutRecord> = ferry_runner::pointers(&copy)?
+        .iter()
+        .map(ferry_runner::Pointer::out)
+        .collect();
+    if !pointers.is_empty() {
+        let remote = choose(&copy, remote)?;
+        let cache = ferry_cache::Cache::new(&copy.layout().cache());
+        let want = Want {
+            outs: pointers,
+            runs: Vec::new(),
+        };
+        let s = remote.fetch(&cache, &want, Options::default(), &())?;
+        if !s.failed.is_empty() || !s.missing.is_empty() {
+            return Err(anyhow::anyhow!(
+                "the recorded data is not all on remote `{}`: {}",
+                remote.name(),
+                s.missing
+                    .iter()
+                    .chain(s.failed.iter().map(|f| &f.key))
+                    .take(5)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        ferry_runner::checkout(&copy, &[])?;
+    }
+    let opts = ferry_runner::RunOptions {
+        force: true,
+        trigger: "reproduce".into(),
+        ..ferry_runner::RunOptions::default()
+    };
+    let term = std::sync::Arc::new(crate::ui::Terminal::new(
+        ctx.style,
+        std::io::stderr().is_terminal(),
+    ));
+    let cancel = ferry_executor::CancelToken::new();
+    let report = ferry_runner::run(&copy, &opts, term, &cancel)?;
+    // What the rebuild produced, registered or not (a gate may hold it back).
+    let produced_digest = copy.pipeline.register.as_ref().and_then(|reg| {
+        ferry_cache::Hasher::new(&dir, ferry_cache::StatIndex::default())
+            .digest_path(&reg.artifact)
+            .ok()
+            .flatten()
+            .map(|d| d.digest().to_hex())
+    });
+    let result = ferry_runner::compare(&recorded, report.registered.as_ref(), produced_digest);
+    if json {
+        print_json(&result)?;
+    } else if result.identical {
+        println!(
+            "identical: {}/{} rebuilt from {} has the recorded digest {}",
+            result.model,
+            result.version,
+            &commit[..commit.len().min(12)],
+            &result.recorded_digest[..result.recorded_digest.len().min(12)]
+        );
+    } else {
+        println!(
+            "{}: {}/{} rebuilt to {} (recorded {})",
+            ctx.style.red("different"),
+            result.model,
+            result.version,
+            result
+                .produced_digest
+                .as_deref()
+                .map_or("nothing", |d| &d[..d.len().min(12)]),
+            &result.recorded_digest[..result.recorded_digest.len().min(12)]
+        );
+        for d in &result.differences {
+            println!(
+                "  {:8} {}: {} -> {}",
+                d.kind,
+                crate::ui::printable(&d.name),
+                d.recorded.as_deref().unwrap_or("(none)"),
+                d.now.as_deref().unwrap_or("(none)")
+            );
+        }
+        if result.differences.is_empty() {
+            println!("  same inputs, packages and params: a stage is not deterministic");
+        }
+    }
+    Ok(exit::of_transfer(result.identical))
+}
+
 pub(crate) fn add(ctx: &Ctx, paths: &[String], json: bool) -> Result<u8> {
     let project = ctx.project()?;
     let added = ferry_runner::add(&project, paths)?;

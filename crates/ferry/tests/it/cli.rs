@@ -731,3 +731,71 @@ fn lineage_goes_from_a_version_to_its_inputs_and_back() {
     let o = p.ferry(&["lineage", "m/9"]);
     assert_eq!(o.code, 2, "{o:?}");
 }
+
+fn git(p: &Proj, args: &[&str]) {
+    let o = std::process::Command::new("git")
+        .args(args)
+        .current_dir(p.path())
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@example.invalid")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@example.invalid")
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+#[test]
+fn reproduce_rebuilds_a_version_from_its_commit_and_says_what_differs() {
+    let p = project();
+    p.write(
+        ".gitignore",
+        ".ferry/\ncounts/\nout/\nmodel.bin\nmetrics.json\n",
+    );
+    git(&p, &["init", "-q"]);
+    git(&p, &["add", "."]);
+    git(&p, &["commit", "-qm", "v1"]);
+    p.run_ok();
+    // The work tree moves on; the recorded commit is what is rebuilt.
+    p.write("train.sh", "code v2\n");
+    let o = p.ferry(&["reproduce", "m/1", "--json"]);
+    assert_eq!(o.code, 0, "{o:?}");
+    let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    assert_eq!(v["identical"], true, "{o:?}");
+    assert_eq!(v["produced_digest"], v["recorded_digest"]);
+    let again = p.ferry(&["reproduce", "m/1"]);
+    assert_eq!(
+        again.code, 2,
+        "an existing folder is not overwritten: {again:?}"
+    );
+    let elsewhere = tempfile::tempdir().unwrap();
+    let into = elsewhere.path().join("m1");
+    let o = p.ferry(&["reproduce", "m/1", "--into", into.to_str().unwrap()]);
+    assert_eq!(o.code, 0, "{o:?}");
+    assert!(
+        o.stdout.starts_with("identical: m/1 rebuilt from "),
+        "{o:?}"
+    );
+    let o = p.ferry(&["reproduce", "m"]);
+    assert_eq!(o.code, 2, "{o:?}");
+}
+
+#[test]
+fn reproduce_names_a_stage_that_is_not_deterministic() {
+    let p = Proj::new(
+        "stages:\n  train:\n    cmd: date +%s%N > model.bin\n    outs: [model.bin]\nregister:\n  model: m\n  artifact: model.bin\n",
+    );
+    p.write(".gitignore", ".ferry/\nmodel.bin\n");
+    git(&p, &["init", "-q"]);
+    git(&p, &["add", "."]);
+    git(&p, &["commit", "-qm", "v1"]);
+    p.run_ok();
+    let o = p.ferry(&["reproduce", "m/1"]);
+    assert_eq!(o.code, 1, "{o:?}");
+    assert!(o.stdout.starts_with("different: m/1 rebuilt to "), "{o:?}");
+    assert!(o.stdout.contains("a stage is not deterministic"), "{o:?}");
+}
