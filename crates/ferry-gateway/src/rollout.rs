@@ -459,25 +459,14 @@ mod tests {
             Some(ModelVersion {
                 model: "iris".into(),
                 version: *version,
-                run_id: None,
                 artifact_path: "model.onnx".into(),
-                artifact_digest: String::new(),
-                artifact_size: 0,
-                git_commit: None,
-                git_dirty: None,
-                env_fingerprint: None,
-                lineage: serde_json::Value::Null,
-                created_ms: 0,
                 status: "READY".into(),
                 aliases: aliases.iter().map(|a| (*a).to_owned()).collect(),
-                source: String::new(),
-                description: String::new(),
-                last_updated_ms: 0,
                 tags: rejected
                     .iter()
                     .map(|why| (ferry_metadata::REJECTED_TAG.to_owned(), (*why).to_owned()))
                     .collect(),
-                stored: None,
+                ..ModelVersion::default()
             })
         }
     }

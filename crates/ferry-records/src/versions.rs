@@ -33,7 +33,8 @@ pub struct StoredFiles {
     pub digest: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// A registered version. `Default` is an empty one, for tests and builders.
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct ModelVersion {
     pub model: String,
     pub version: i64,

@@ -95,15 +95,7 @@ impl Remote {
     /// (`.ferry/remotes`). Nothing is requested yet: a wrong credential or a
     /// missing bucket shows at the first transfer.
     pub fn open(cfg: &RemoteConfig, base: &Path, state_dir: &Path) -> Result<Self> {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .map_err(|source| Error::Io {
-                what: "start the transfer runtime for",
-                path: base.to_owned(),
-                source,
-            })?;
+        let rt = runtime(base)?;
         let (store, prefix) = {
             let _guard = rt.enter();
             open::open(cfg, base)?
@@ -117,15 +109,7 @@ impl Remote {
         store: Arc<dyn ObjectStore>,
         state_dir: &Path,
     ) -> Result<Self> {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .map_err(|source| Error::Io {
-                what: "start the transfer runtime for",
-                path: state_dir.to_owned(),
-                source,
-            })?;
+        let rt = runtime(state_dir)?;
         Ok(Self::with_store(cfg, store, String::new(), state_dir, rt))
     }
 
@@ -183,6 +167,20 @@ impl Remote {
             message: describe(e, &self.url),
         }
     }
+}
+
+/// The runtime a remote's transfers run on (two workers: the transfers
+/// wait on the network, not the CPU).
+fn runtime(for_path: &Path) -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|source| Error::Io {
+            what: "start the transfer runtime for",
+            path: for_path.to_owned(),
+            source,
+        })
 }
 
 /// An object store error in words a user can act on.

@@ -144,22 +144,9 @@ mod tests {
         ModelVersion {
             model: "m".into(),
             version: 1,
-            run_id: None,
-            artifact_path: "model.bin".into(),
             artifact_digest: digest.into(),
-            artifact_size: 1,
-            git_commit: None,
-            git_dirty: None,
-            env_fingerprint: None,
             lineage,
-            created_ms: 0,
-            status: String::new(),
-            aliases: vec![],
-            source: String::new(),
-            description: String::new(),
-            last_updated_ms: 0,
-            tags: vec![],
-            stored: None,
+            ..ModelVersion::default()
         }
     }
 

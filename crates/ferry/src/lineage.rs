@@ -158,7 +158,7 @@ mod tests {
     fn a_version_is_found_by_its_data_path_and_digest_prefix() {
         let v = ModelVersion {
             lineage: serde_json::json!({"data": {"data/iris.csv": "aeb5874b1118abcd"}}),
-            ..test_version()
+            ..ModelVersion::default()
         };
         assert_eq!(
             built_from(&v, "data/iris.csv", None).as_deref(),
@@ -167,28 +167,5 @@ mod tests {
         assert!(built_from(&v, "data/iris.csv", Some("AEB58")).is_some());
         assert!(built_from(&v, "data/iris.csv", Some("ffff")).is_none());
         assert!(built_from(&v, "data/other.csv", None).is_none());
-    }
-
-    fn test_version() -> ModelVersion {
-        ModelVersion {
-            model: "iris".into(),
-            version: 1,
-            run_id: None,
-            artifact_path: String::new(),
-            artifact_digest: String::new(),
-            artifact_size: 0,
-            git_commit: None,
-            git_dirty: None,
-            env_fingerprint: None,
-            lineage: serde_json::Value::Null,
-            created_ms: 0,
-            status: String::new(),
-            aliases: vec![],
-            source: String::new(),
-            description: String::new(),
-            last_updated_ms: 0,
-            tags: vec![],
-            stored: None,
-        }
     }
 }
