@@ -12,14 +12,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// How hard to try before giving up on a request (the service answering
-/// 5xx, throttling or timing out): exponential backoff, bounded in time.
+/// 5xx, throttling or timing out): 6 retries with jittered exponential
+/// backoff, bounded in time. `object_store` draws each wait between the
+/// first one and twice the last, so from 0.5 s the 6 waits add up to 4 to 12 s
+/// (7 on average; from 0.1 s they were about 1 s, too short for a throttled
+/// bucket to recover).
 pub fn retry_config() -> RetryConfig {
     let mut retry = RetryConfig {
         max_retries: 6,
         retry_timeout: Duration::from_secs(60),
         ..RetryConfig::default()
     };
-    retry.backoff.init_backoff = Duration::from_millis(100);
+    retry.backoff.init_backoff = Duration::from_millis(500);
     retry.backoff.max_backoff = Duration::from_secs(8);
     retry
 }
