@@ -146,12 +146,13 @@ def gcs(tmp_path_factory):
 
 class FlakyProxy:
     """An HTTP proxy in front of a server: answers 500 to the first `fail`
-    requests (or to all with `fail=-1`), and delays each answer by `delay`
-    seconds. Counts what it saw."""
+    requests (or to all with `fail=-1`) and to every `every`-th one, and
+    delays each answer by `delay` seconds. Counts what it saw."""
 
-    def __init__(self, upstream, fail=0, delay=0.0):
+    def __init__(self, upstream, fail=0, delay=0.0, every=0):
         self.upstream = upstream.removeprefix("http://")
         self.fail = fail
+        self.every = every
         self.delay = delay
         self.seen = 0
         self.failed = 0
@@ -169,7 +170,11 @@ class FlakyProxy:
                 body = self.rfile.read(length) if length else None
                 with proxy.lock:
                     proxy.seen += 1
-                    failing = proxy.fail < 0 or proxy.failed < proxy.fail
+                    failing = (
+                        proxy.fail < 0
+                        or proxy.failed < proxy.fail
+                        or (proxy.every > 0 and proxy.seen % proxy.every == 0)
+                    )
                     if failing:
                         proxy.failed += 1
                 if proxy.delay:
@@ -567,6 +572,25 @@ def test_a_flaky_service_is_retried_with_backoff(tmp_path, moto, bucket):
         assert tree(b.path / "work") == tree(a.path / "work")
 
 
+def test_failures_in_the_middle_of_a_transfer_are_retried(tmp_path, moto, bucket):
+    a = project(tmp_path, rows=200)
+    a.ok("run")
+    # Every 10th request answers 500: uploads, listings and downloads alike.
+    with FlakyProxy(moto, every=10) as proxy:
+        add_s3(a, proxy.url, bucket)
+        started = time.monotonic()
+        v = a.json("push")["summary"]
+        print(f"every 10th request 500: push {time.monotonic() - started:.2f}s, {proxy.failed} of {proxy.seen} failed")
+        assert (v["transferred"], v["failed"], v["not_attempted"]) == (204, [], 0), v
+        assert proxy.failed >= 20
+        b = a.clone(tmp_path / "b")
+        started = time.monotonic()
+        v = b.json("pull")["summary"]
+        print(f"every 10th request 500: pull {time.monotonic() - started:.2f}s, {proxy.failed} of {proxy.seen} failed")
+        assert (v["transferred"], v["failed"], v["missing"]) == (204, [], []), v
+    assert tree(b.path / "work") == tree(a.path / "work")
+
+
 def test_a_service_that_always_fails_gives_up_in_bounded_time(tmp_path, moto, bucket):
     a = project(tmp_path, rows=200)
     a.ok("run")
@@ -631,5 +655,8 @@ def test_a_push_and_a_pull_killed_half_way_resume_to_a_whole_copy(tmp_path, moto
         print(f"pull killed; the next pull took {time.monotonic() - started:.2f}s")
         assert v["failed"] == [] and v["missing"] == [], v
     assert_cache_sound(b, a)
+    # What the killed pull left half-written, `ferry gc` removes.
+    b.ok("gc")
+    assert not [f for f in b.cache_files() if f.name.startswith(".tmp-")]
     assert tree(b.path / "work") == tree(a.path / "work")
     assert statuses(b.json("run")) == {"prepare": "up_to_date", "train": "up_to_date"}
