@@ -228,6 +228,7 @@ impl Remote {
             self.tally(&mut summary, &mut known, done);
             if summary.failed.len() > failed_before || summary.not_attempted > 0 {
                 // What depends on a failed object must not be sent.
+                summary.not_attempted += send.iter().filter(|i| i.kind > kind).count() as u64;
                 break;
             }
         }

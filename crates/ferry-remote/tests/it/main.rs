@@ -219,6 +219,11 @@ fn a_failed_push_sends_nothing_that_points_at_the_gap_and_resumes() {
     fake.fail_puts.store(3, Ordering::SeqCst);
     let s = ok(r.push(&p.cache, &want, Options::default(), &()));
     assert!(!s.failed.is_empty(), "{s:?}");
+    assert_eq!(
+        s.transferred + s.failed.len() as u64 + s.not_attempted,
+        23,
+        "every key sent, failed or said not tried (the manifest and the run entry among them): {s:?}"
+    );
     let run_key = ferry_cache::layout::run_key(&p.run);
     let head = block(
         fake.inner
@@ -228,6 +233,9 @@ fn a_failed_push_sends_nothing_that_points_at_the_gap_and_resumes() {
         head.is_err(),
         "no run entry on the remote while an object is missing"
     );
+    // The service recovers (the push stopped at its first failure, so it
+    // may not have met all 3).
+    fake.fail_puts.store(0, Ordering::SeqCst);
     let s = ok(r.push(&p.cache, &want, Options::default(), &()));
     assert!(s.failed.is_empty(), "{s:?}");
     assert_eq!(s.considered, 23);
@@ -284,8 +292,8 @@ fn a_service_that_fails_every_upload_stops_the_push_early() {
     );
     assert_eq!(
         s.failed.len() as u64 + s.not_attempted,
-        301,
-        "the files (300 and the model) were tried or not: {s:?}"
+        303,
+        "each key (300 files, the model, a manifest, the run entry) failed or was not tried: {s:?}"
     );
     fake.fail_puts.store(0, Ordering::SeqCst);
     let s = ok(r.push(&p.cache, &want, opts, &()));
