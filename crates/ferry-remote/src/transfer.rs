@@ -256,17 +256,7 @@ impl Remote {
             .collect::<BTreeSet<Item>>()
             .into_iter()
             .collect();
-        let done = self.rt.block_on(async {
-            if !runs.is_empty() {
-                self.probe().await?;
-            }
-            Ok::<_, Error>(
-                self.each(&runs.iter().collect::<Vec<_>>(), opts.jobs, |i| {
-                    self.download(i.clone(), i.local(cache), &())
-                })
-                .await,
-            )
-        })?;
+        let done = self.download_all(cache, &runs, opts.jobs, &())?;
         let mut pre = self.summary(0);
         self.tally(&mut pre, &mut known, done);
         for fp in &want.runs {
@@ -277,17 +267,7 @@ impl Remote {
         // Then the manifests of folders, so their files are known.
         let (_, no_manifest) = expand(cache, &want)?;
         let manifests: Vec<Item> = no_manifest.into_iter().map(Item::manifest).collect();
-        let done = self.rt.block_on(async {
-            if !manifests.is_empty() {
-                self.probe().await?;
-            }
-            Ok::<_, Error>(
-                self.each(&manifests.iter().collect::<Vec<_>>(), opts.jobs, |i| {
-                    self.download(i.clone(), i.local(cache), &())
-                })
-                .await,
-            )
-        })?;
+        let done = self.download_all(cache, &manifests, opts.jobs, &())?;
         self.tally(&mut pre, &mut known, done);
         // What failed or was not there already is not asked for again.
         let settled: BTreeSet<String> = pre
@@ -315,20 +295,33 @@ impl Remote {
             .saturating_sub(summary.failed.len() as u64)
             .saturating_sub(summary.not_attempted);
         progress.begin(get.len() as u64, 0);
-        let done = self.rt.block_on(async {
-            if !get.is_empty() {
-                self.probe().await?;
-            }
-            Ok::<_, Error>(
-                self.each(&get.iter().collect::<Vec<_>>(), opts.jobs, |i| {
-                    self.download(i.clone(), i.local(cache), progress)
-                })
-                .await,
-            )
-        })?;
+        let done = self.download_all(cache, &get, opts.jobs, progress)?;
         self.tally(&mut summary, &mut known, done);
         self.save(&mut known)?;
         Ok(summary)
+    }
+
+    /// Brings `items` into the cache, `jobs` at a time, after checking the
+    /// bucket when there is anything to bring.
+    fn download_all(
+        &self,
+        cache: &Cache,
+        items: &[Item],
+        jobs: usize,
+        progress: &dyn Progress,
+    ) -> Result<Vec<(String, Result<Moved>)>> {
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.rt.block_on(async {
+            self.probe().await?;
+            let items: Vec<&Item> = items.iter().collect();
+            Ok(self
+                .each(&items, jobs, |i| {
+                    self.download(i.clone(), i.local(cache), progress)
+                })
+                .await)
+        })
     }
 
     /// Where each key of `want` is: here, there, both or neither.
