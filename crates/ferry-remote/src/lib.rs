@@ -31,6 +31,10 @@ use std::sync::Arc;
 pub enum Error {
     #[error("remote `{remote}`: {message}")]
     Config { remote: String, message: String },
+    /// The remote as a whole cannot be used: its bucket does not exist, it
+    /// refuses the credentials, or it does not answer.
+    #[error("remote `{remote}`: {message}")]
+    Unavailable { remote: String, message: String },
     #[error("remote `{remote}`: {op} `{key}`: {message}")]
     Store {
         remote: String,
@@ -47,6 +51,19 @@ pub enum Error {
     },
     #[error(transparent)]
     Cache(#[from] ferry_cache::Error),
+}
+
+impl Error {
+    /// Whether this failure is the service's (an upload or download that
+    /// failed after its retries, the remote unusable), not one key's (a
+    /// corrupt copy, a local file).
+    pub(crate) fn is_service_failure(&self) -> bool {
+        match self {
+            Self::Unavailable { .. } => true,
+            Self::Store { op, .. } => *op != "verify",
+            _ => false,
+        }
+    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -78,6 +95,8 @@ pub struct Remote {
     prefix: String,
     known_file: PathBuf,
     rt: tokio::runtime::Runtime,
+    /// Whether the bucket answered a first request (see `Remote::probe`).
+    probed: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Remote {
@@ -127,6 +146,7 @@ impl Remote {
             prefix,
             known_file: state_dir.join(format!("{}.known", cfg.name)),
             rt,
+            probed: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -185,19 +205,12 @@ fn runtime(for_path: &Path) -> Result<tokio::runtime::Runtime> {
 
 /// An object store error in words a user can act on.
 fn describe(e: &object_store::Error, url: &str) -> String {
-    let text = e.to_string();
-    let hint = if matches!(e, object_store::Error::Unauthenticated { .. })
-        || text.contains("InvalidAccessKeyId")
-        || text.contains("SignatureDoesNotMatch")
-        || text.contains("credential")
-    {
-        Some(
-            "check the credentials: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE for s3://, \
-             GOOGLE_APPLICATION_CREDENTIALS for gs://",
-        )
+    let text = compact(&e.to_string());
+    let hint = if is_credential_error(e) {
+        Some(CREDENTIALS_HINT)
     } else if matches!(e, object_store::Error::PermissionDenied { .. }) {
         Some("the credentials in use may not read or write this bucket")
-    } else if text.contains("NoSuchBucket") || text.contains("bucket does not exist") {
+    } else if is_missing_bucket(e) {
         Some("the bucket does not exist: create it, or fix the remote's URL")
     } else {
         None
@@ -205,5 +218,105 @@ fn describe(e: &object_store::Error, url: &str) -> String {
     match hint {
         Some(h) => format!("{text} ({h}; remote {url})"),
         None => text,
+    }
+}
+
+/// Why a remote cannot be used at all, from the error of its first request.
+fn unavailable(e: &object_store::Error, url: &str) -> String {
+    let location = Location::parse(url, Path::new("/")).ok();
+    let what = match &location {
+        Some(Location::S3 { bucket, .. } | Location::Gcs { bucket, .. }) => {
+            format!("the bucket `{bucket}`")
+        }
+        _ => format!("`{url}`"),
+    };
+    let detail = compact(&e.to_string());
+    if matches!(e, object_store::Error::NotFound { .. }) || is_missing_bucket(e) {
+        format!("{what} does not exist: create it, or fix the remote's URL ({detail})")
+    } else if is_credential_error(e) || matches!(e, object_store::Error::PermissionDenied { .. }) {
+        let hint = match location {
+            Some(Location::S3 { .. }) => S3_CREDENTIALS,
+            Some(Location::Gcs { .. }) => GCS_CREDENTIALS,
+            _ => "the credentials",
+        };
+        format!("{what} refused the credentials in use (check {hint}): {detail}")
+    } else {
+        format!("{what} cannot be reached: {detail}")
+    }
+}
+
+const S3_CREDENTIALS: &str =
+    "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or the profile AWS_PROFILE names";
+const GCS_CREDENTIALS: &str = "the service account GOOGLE_APPLICATION_CREDENTIALS names";
+const CREDENTIALS_HINT: &str = "check the credentials: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or \
+     AWS_PROFILE for s3://, GOOGLE_APPLICATION_CREDENTIALS for gs://";
+
+fn is_credential_error(e: &object_store::Error) -> bool {
+    let text = e.to_string();
+    matches!(e, object_store::Error::Unauthenticated { .. })
+        || [
+            "InvalidAccessKeyId",
+            "SignatureDoesNotMatch",
+            "InvalidToken",
+            "ExpiredToken",
+            "credential",
+        ]
+        .iter()
+        .any(|w| text.contains(w))
+}
+
+fn is_missing_bucket(e: &object_store::Error) -> bool {
+    let text = e.to_string();
+    text.contains("NoSuchBucket") || text.contains("bucket does not exist")
+}
+
+/// An error's text on one line, with a service's XML error body (S3's
+/// `<Code>…</Code><Message>…</Message>`) shortened to its code and message.
+fn compact(text: &str) -> String {
+    let tag = |name: &str| {
+        let open = format!("<{name}>");
+        let start = text.find(&open)? + open.len();
+        let len = text[start..].find(&format!("</{name}>"))?;
+        Some(text[start..start + len].to_owned())
+    };
+    let mut out = match text.find("<?xml").or_else(|| text.find("<Error>")) {
+        Some(at) => {
+            let head = text[..at].trim_end().trim_end_matches(':');
+            match (tag("Code"), tag("Message")) {
+                (Some(c), Some(m)) => format!("{head}: {c}: {m}"),
+                (Some(c), None) => format!("{head}: {c}"),
+                _ => head.to_owned(),
+            }
+        }
+        None => text.to_owned(),
+    };
+    out = out.split_whitespace().collect::<Vec<_>>().join(" ");
+    const MAX: usize = 600;
+    if out.len() > MAX {
+        let mut cut = MAX;
+        while !out.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        out.truncate(cut);
+        out.push('…');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn xml_error_bodies_are_shortened_to_code_and_message() {
+        let raw = "Generic S3 error: Error performing PUT http://h/b/k in 2ms - Server returned \
+                   non-2xx status code: 404 Not Found: <?xml version=\"1.0\" encoding=\"utf-8\"?>\n\
+                   <Error><Code>NoSuchBucket</Code><Message>The specified bucket does not exist</Message>\
+                   <BucketName>b</BucketName></Error>";
+        assert_eq!(
+            super::compact(raw),
+            "Generic S3 error: Error performing PUT http://h/b/k in 2ms - Server returned non-2xx \
+             status code: 404 Not Found: NoSuchBucket: The specified bucket does not exist"
+        );
+        assert_eq!(super::compact("a\n  b"), "a b");
+        assert!(super::compact(&"x".repeat(2000)).chars().count() <= 601);
     }
 }

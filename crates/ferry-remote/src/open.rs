@@ -12,14 +12,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// How hard to try before giving up on a request (the service answering
-/// 5xx, throttling or timing out): exponential backoff, bounded in time.
+/// 5xx, throttling or timing out): 6 retries with jittered exponential
+/// backoff, bounded in time. `object_store` draws each wait between the
+/// first one and twice the last, so from 0.5 s the 6 waits add up to 4 to 12 s
+/// (7 on average; from 0.1 s they were about 1 s, too short for a throttled
+/// bucket to recover).
 pub fn retry_config() -> RetryConfig {
     let mut retry = RetryConfig {
         max_retries: 6,
         retry_timeout: Duration::from_secs(60),
         ..RetryConfig::default()
     };
-    retry.backoff.init_backoff = Duration::from_millis(100);
+    retry.backoff.init_backoff = Duration::from_millis(500);
     retry.backoff.max_backoff = Duration::from_secs(8);
     retry
 }
@@ -71,9 +75,18 @@ pub(crate) fn open(
             if let Some(r) = cfg.options.get("region") {
                 b = b.with_region(r);
             }
-            if std::env::var_os("AWS_ACCESS_KEY_ID").is_none()
-                && let Some(creds) = aws_profile::credentials(cfg.options.get("profile"))
-            {
+            let profile = if env_var("AWS_ACCESS_KEY_ID").is_none() {
+                aws_profile::credentials(cfg.options.get("profile"))
+            } else {
+                None
+            };
+            if let Err(message) = credentials::aws(&env_var, profile.is_some(), &bucket) {
+                return Err(Error::Config {
+                    remote: cfg.name.clone(),
+                    message,
+                });
+            }
+            if let Some(creds) = profile {
                 b = b
                     .with_access_key_id(creds.access_key_id)
                     .with_secret_access_key(creds.secret_access_key);
@@ -87,6 +100,12 @@ pub(crate) fn open(
             Ok((Arc::new(b.build().map_err(failed)?), prefix))
         }
         Location::Gcs { bucket, prefix } => {
+            if let Err(message) = credentials::gcp(&env_var, gcloud_adc_exists(), &bucket) {
+                return Err(Error::Config {
+                    remote: cfg.name.clone(),
+                    message,
+                });
+            }
             let mut b = GoogleCloudStorageBuilder::from_env()
                 .with_bucket_name(&bucket)
                 .with_retry(retry_config())
@@ -95,6 +114,197 @@ pub(crate) fn open(
                 b = b.with_base_url(e);
             }
             Ok((Arc::new(b.build().map_err(failed)?), prefix))
+        }
+    }
+}
+
+/// An environment variable, if set and not empty.
+fn env_var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// Whether gcloud's application-default credentials file exists (what
+/// `gcloud auth application-default login` writes).
+fn gcloud_adc_exists() -> bool {
+    std::env::var_os("HOME").is_some_and(|h| {
+        Path::new(&h)
+            .join(".config/gcloud/application_default_credentials.json")
+            .is_file()
+    })
+}
+
+/// Whether a credential source is configured, decided before any request.
+/// With none, `object_store` would ask the cloud's instance metadata
+/// service, which off a cloud machine answers nothing (each request waits
+/// for its connect timeout, then retries): a user who forgot to export a key
+/// would wait a minute for a vague error. So the metadata service is used
+/// only when asked for (`FERRY_INSTANCE_IDENTITY=1`, or the cloud's own
+/// variable that points at it), and otherwise the error says what to set.
+pub(crate) mod credentials {
+    /// The opt-in to the machine's own identity (an EC2 instance profile, a
+    /// GCE or GKE service account through the metadata server).
+    pub const INSTANCE_IDENTITY: &str = "FERRY_INSTANCE_IDENTITY";
+
+    fn yes(v: Option<String>) -> bool {
+        v.is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes"))
+    }
+
+    /// S3: static keys, a profile with keys (`profile_found`), web identity,
+    /// container credentials, unsigned requests, or the opt-in.
+    pub fn aws(
+        env: &dyn Fn(&str) -> Option<String>,
+        profile_found: bool,
+        bucket: &str,
+    ) -> Result<(), String> {
+        match (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")) {
+            (Some(_), Some(_)) => return Ok(()),
+            (Some(_), None) => {
+                return Err(
+                    "AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not: set both".into(),
+                );
+            }
+            (None, Some(_)) => {
+                return Err(
+                    "AWS_SECRET_ACCESS_KEY is set but AWS_ACCESS_KEY_ID is not: set both".into(),
+                );
+            }
+            (None, None) => {}
+        }
+        let web_identity =
+            env("AWS_WEB_IDENTITY_TOKEN_FILE").is_some() && env("AWS_ROLE_ARN").is_some();
+        let container = env("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI").is_some()
+            || (env("AWS_CONTAINER_CREDENTIALS_FULL_URI").is_some()
+                && env("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE").is_some());
+        if profile_found
+            || web_identity
+            || container
+            || yes(env("AWS_SKIP_SIGNATURE"))
+            || yes(env(INSTANCE_IDENTITY))
+            || env("AWS_METADATA_ENDPOINT").is_some()
+        {
+            return Ok(());
+        }
+        let profile = match env("AWS_PROFILE") {
+            Some(p) => format!(
+                "AWS_PROFILE is `{p}` but ~/.aws/credentials (or AWS_SHARED_CREDENTIALS_FILE) has no keys for it \
+                 (SSO and credential_process profiles are not read: export their keys, e.g. with \
+                 `eval \"$(aws configure export-credentials --profile {p} --format env)\"`); "
+            ),
+            None => String::new(),
+        };
+        Err(format!(
+            "no AWS credentials for bucket `{bucket}`: {profile}set AWS_ACCESS_KEY_ID and \
+             AWS_SECRET_ACCESS_KEY, or AWS_PROFILE (a profile in ~/.aws/credentials), or \
+             AWS_WEB_IDENTITY_TOKEN_FILE with AWS_ROLE_ARN; on an EC2 instance, \
+             {INSTANCE_IDENTITY}=1 uses its role"
+        ))
+    }
+
+    /// GCS: a service account (file or key), application-default
+    /// credentials (the variable or gcloud's file, `adc_file`), a bearer
+    /// token, unsigned requests, or the opt-in.
+    pub fn gcp(
+        env: &dyn Fn(&str) -> Option<String>,
+        adc_file: bool,
+        bucket: &str,
+    ) -> Result<(), String> {
+        let configured = [
+            "GOOGLE_SERVICE_ACCOUNT",
+            "GOOGLE_SERVICE_ACCOUNT_PATH",
+            "SERVICE_ACCOUNT",
+            "GOOGLE_SERVICE_ACCOUNT_KEY",
+            "GOOGLE_APPLICATION_CREDENTIALS",
+            "GOOGLE_BEARER_TOKEN",
+            "GCE_METADATA_HOST",
+            "GCE_METADATA_ROOT",
+        ]
+        .iter()
+        .any(|k| env(k).is_some());
+        if configured
+            || adc_file
+            || yes(env("GOOGLE_SKIP_SIGNATURE"))
+            || yes(env(INSTANCE_IDENTITY))
+        {
+            return Ok(());
+        }
+        Err(format!(
+            "no Google Cloud credentials for bucket `{bucket}`: set GOOGLE_APPLICATION_CREDENTIALS \
+             to a service account key file (or run `gcloud auth application-default login`); \
+             on GCE or GKE, {INSTANCE_IDENTITY}=1 uses the machine's service account"
+        ))
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use std::collections::HashMap;
+
+        fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+            let m: HashMap<String, String> = pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect();
+            move |k| m.get(k).cloned()
+        }
+
+        #[test]
+        fn s3_needs_a_source_or_the_opt_in() {
+            let none = super::aws(&env(&[]), false, "b").unwrap_err();
+            assert!(
+                none.contains("AWS_ACCESS_KEY_ID") && none.contains("FERRY_INSTANCE_IDENTITY=1"),
+                "{none}"
+            );
+            assert!(
+                super::aws(
+                    &env(&[("AWS_ACCESS_KEY_ID", "a"), ("AWS_SECRET_ACCESS_KEY", "s")]),
+                    false,
+                    "b"
+                )
+                .is_ok()
+            );
+            let half = super::aws(&env(&[("AWS_ACCESS_KEY_ID", "a")]), false, "b").unwrap_err();
+            assert!(half.contains("AWS_SECRET_ACCESS_KEY is not"), "{half}");
+            assert!(
+                super::aws(&env(&[]), true, "b").is_ok(),
+                "a profile with keys"
+            );
+            assert!(super::aws(&env(&[("FERRY_INSTANCE_IDENTITY", "1")]), false, "b").is_ok());
+            assert!(
+                super::aws(
+                    &env(&[("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "/v2/x")]),
+                    false,
+                    "b"
+                )
+                .is_ok()
+            );
+            assert!(
+                super::aws(&env(&[("AWS_WEB_IDENTITY_TOKEN_FILE", "/t")]), false, "b").is_err(),
+                "web identity needs the role too"
+            );
+            assert!(
+                super::aws(
+                    &env(&[("AWS_WEB_IDENTITY_TOKEN_FILE", "/t"), ("AWS_ROLE_ARN", "r")]),
+                    false,
+                    "b"
+                )
+                .is_ok()
+            );
+            let sso = super::aws(&env(&[("AWS_PROFILE", "dev")]), false, "b").unwrap_err();
+            assert!(
+                sso.contains("AWS_PROFILE is `dev`") && sso.contains("export-credentials"),
+                "{sso}"
+            );
+            assert!(super::aws(&env(&[("FERRY_INSTANCE_IDENTITY", "0")]), false, "b").is_err());
+        }
+
+        #[test]
+        fn gcs_needs_a_source_or_the_opt_in() {
+            let none = super::gcp(&env(&[]), false, "b").unwrap_err();
+            assert!(none.contains("GOOGLE_APPLICATION_CREDENTIALS"), "{none}");
+            assert!(super::gcp(&env(&[]), true, "b").is_ok(), "gcloud's file");
+            assert!(
+                super::gcp(&env(&[("GOOGLE_SERVICE_ACCOUNT", "/sa.json")]), false, "b").is_ok()
+            );
+            assert!(super::gcp(&env(&[("FERRY_INSTANCE_IDENTITY", "true")]), false, "b").is_ok());
         }
     }
 }

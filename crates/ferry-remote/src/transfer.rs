@@ -69,6 +69,9 @@ pub struct Summary {
     /// cache; for a fetch: not on the remote).
     pub missing: Vec<String>,
     pub failed: Vec<Failure>,
+    /// Keys not tried: the transfer stopped at the first failure of the
+    /// service itself (after its retries), instead of failing each key.
+    pub not_attempted: u64,
 }
 
 /// Where each key of a [`Want`] is.
@@ -197,7 +200,12 @@ impl Remote {
         summary.missing = absent.into_iter().map(|i| i.key).collect();
         let mut known = self.known(opts.verify);
         let unknown: Vec<Item> = here.into_iter().filter(|i| !known.has(&i.key)).collect();
-        self.rt.block_on(self.discover(&unknown, &mut known))?;
+        self.rt.block_on(async {
+            if !unknown.is_empty() {
+                self.probe().await?;
+            }
+            self.discover(&unknown, &mut known).await
+        })?;
         let send: Vec<Item> = unknown.into_iter().filter(|i| !known.has(&i.key)).collect();
         summary.up_to_date = summary
             .considered
@@ -218,8 +226,9 @@ impl Remote {
             }));
             let failed_before = summary.failed.len();
             self.tally(&mut summary, &mut known, done);
-            if summary.failed.len() > failed_before {
+            if summary.failed.len() > failed_before || summary.not_attempted > 0 {
                 // What depends on a failed object must not be sent.
+                summary.not_attempted += send.iter().filter(|i| i.kind > kind).count() as u64;
                 break;
             }
         }
@@ -247,11 +256,7 @@ impl Remote {
             .collect::<BTreeSet<Item>>()
             .into_iter()
             .collect();
-        let done = self
-            .rt
-            .block_on(self.each(&runs.iter().collect::<Vec<_>>(), opts.jobs, |i| {
-                self.download(i.clone(), i.local(cache), &())
-            }));
+        let done = self.download_all(cache, &runs, opts.jobs, &())?;
         let mut pre = self.summary(0);
         self.tally(&mut pre, &mut known, done);
         for fp in &want.runs {
@@ -262,34 +267,35 @@ impl Remote {
         // Then the manifests of folders, so their files are known.
         let (_, no_manifest) = expand(cache, &want)?;
         let manifests: Vec<Item> = no_manifest.into_iter().map(Item::manifest).collect();
-        let done = self.rt.block_on(self.each(
-            &manifests.iter().collect::<Vec<_>>(),
-            opts.jobs,
-            |i| self.download(i.clone(), i.local(cache), &()),
-        ));
+        let done = self.download_all(cache, &manifests, opts.jobs, &())?;
         self.tally(&mut pre, &mut known, done);
+        // What failed or was not there already is not asked for again.
+        let settled: BTreeSet<String> = pre
+            .failed
+            .iter()
+            .map(|f| f.key.clone())
+            .chain(pre.missing.iter().cloned())
+            .collect();
         let (items, _) = expand(cache, &want)?;
         let mut summary = self.summary(items.len());
         summary.transferred = pre.transferred;
         summary.bytes = pre.bytes;
         summary.failed = pre.failed;
         summary.missing = pre.missing;
+        summary.not_attempted = pre.not_attempted;
         let get: Vec<Item> = items
             .into_iter()
-            .filter(|i| !i.local(cache).exists())
+            .filter(|i| !settled.contains(&i.key) && !i.local(cache).exists())
             .collect();
         summary.up_to_date = summary
             .considered
             .saturating_sub(get.len() as u64)
             .saturating_sub(summary.transferred)
             .saturating_sub(summary.missing.len() as u64)
-            .saturating_sub(summary.failed.len() as u64);
+            .saturating_sub(summary.failed.len() as u64)
+            .saturating_sub(summary.not_attempted);
         progress.begin(get.len() as u64, 0);
-        let done = self
-            .rt
-            .block_on(self.each(&get.iter().collect::<Vec<_>>(), opts.jobs, |i| {
-                self.download(i.clone(), i.local(cache), progress)
-            }));
+        let done = self.download_all(cache, &get, opts.jobs, progress)?;
         self.tally(&mut summary, &mut known, done);
         self.save(&mut known)?;
         Ok(summary)
@@ -333,6 +339,29 @@ impl Remote {
         }
     }
 
+    /// Brings `items` into the cache, `jobs` at a time, after checking the
+    /// bucket when there is anything to bring.
+    fn download_all(
+        &self,
+        cache: &Cache,
+        items: &[Item],
+        jobs: usize,
+        progress: &dyn Progress,
+    ) -> Result<Vec<(String, Result<Moved>)>> {
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.rt.block_on(async {
+            self.probe().await?;
+            let items: Vec<&Item> = items.iter().collect();
+            Ok(self
+                .each(&items, jobs, |i| {
+                    self.download(i.clone(), i.local(cache), progress)
+                })
+                .await)
+        })
+    }
+
     /// Where each key of `want` is: here, there, both or neither.
     pub fn status(&self, cache: &Cache, want: &Want, opts: Options) -> Result<RemoteStatus> {
         let (items, no_manifest) = expand(cache, want)?;
@@ -342,7 +371,12 @@ impl Remote {
             .filter(|i| !known.has(&i.key))
             .cloned()
             .collect();
-        self.rt.block_on(self.discover(&unknown, &mut known))?;
+        self.rt.block_on(async {
+            if !unknown.is_empty() {
+                self.probe().await?;
+            }
+            self.discover(&unknown, &mut known).await
+        })?;
         let mut st = RemoteStatus {
             remote: self.name.clone(),
             ..RemoteStatus::default()
@@ -375,6 +409,7 @@ impl Remote {
         dry_run: bool,
     ) -> Result<GcReport> {
         let (mut items, no_manifest) = expand(cache, keep)?;
+        self.rt.block_on(self.probe())?;
         for d in no_manifest {
             let key = manifest_key(&d);
             let bytes = self
@@ -468,6 +503,7 @@ impl Remote {
                     known.add(key);
                 }
                 Ok(Moved::Absent) => summary.missing.push(key),
+                Ok(Moved::NotAttempted) => summary.not_attempted += 1,
                 Err(e) => summary.failed.push(Failure {
                     key,
                     error: e.to_string(),
@@ -475,6 +511,31 @@ impl Remote {
             }
         }
         summary.failed.sort_by(|a, b| a.key.cmp(&b.key));
+        summary.missing.sort();
+        summary.missing.dedup();
+    }
+
+    /// One listing before the first request whose answer matters, so that a
+    /// remote that cannot be used at all (no such bucket, credentials
+    /// refused, no answer after every retry) fails once, with the reason,
+    /// instead of once per key. Made once per opened remote.
+    async fn probe(&self) -> Result<()> {
+        if self.probed.load(std::sync::atomic::Ordering::Acquire) {
+            return Ok(());
+        }
+        let prefix =
+            (!self.prefix.is_empty()).then(|| object_store::path::Path::from(self.prefix.as_str()));
+        match self.store.list_with_delimiter(prefix.as_ref()).await {
+            Ok(_) => {
+                self.probed
+                    .store(true, std::sync::atomic::Ordering::Release);
+                Ok(())
+            }
+            Err(e) => Err(Error::Unavailable {
+                remote: self.name.clone(),
+                message: crate::unavailable(&e, &self.url),
+            }),
+        }
     }
 
     /// Runs `f` over `items`, `jobs` at a time; each result with its key.
@@ -488,9 +549,20 @@ impl Remote {
         F: Fn(&'a Item) -> Fut,
         Fut: std::future::Future<Output = Result<Moved>>,
     {
-        futures_util::stream::iter(items.iter().map(|i| {
-            let fut = f(i);
-            async move { (i.key.clone(), fut.await) }
+        // The first failure of the service itself stops the rest: each
+        // would only wait through the same retries to fail the same way.
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        let stop = &stop;
+        let f = &f;
+        futures_util::stream::iter(items.iter().map(|i| async move {
+            if stop.load(std::sync::atomic::Ordering::Acquire) {
+                return (i.key.clone(), Ok(Moved::NotAttempted));
+            }
+            let r = f(i).await;
+            if r.as_ref().is_err_and(Error::is_service_failure) {
+                stop.store(true, std::sync::atomic::Ordering::Release);
+            }
+            (i.key.clone(), r)
         }))
         .buffer_unordered(jobs.max(1))
         .collect()
@@ -757,6 +829,8 @@ enum Moved {
     Sent(u64),
     Already,
     Absent,
+    /// Not tried: an earlier key failed the way every key would.
+    NotAttempted,
 }
 
 fn corrupt_local(item: &Item, path: &Path) -> Error {

@@ -351,8 +351,26 @@ pub(crate) fn transfer(ctx: &Ctx, args: TransferArgs, dir: Direction) -> Result<
         for f in &summary.failed {
             eprintln!("  {} {}: {}", ctx.style.red("failed"), f.key, f.error);
         }
+        if summary.not_attempted > 0 {
+            eprintln!(
+                "  {} {} more not tried after that failure: run `ferry {}` again to resume",
+                ctx.style.red("stopped:"),
+                summary.not_attempted,
+                match dir {
+                    Direction::Push => "push",
+                    Direction::Fetch => "fetch",
+                    Direction::Pull => "pull",
+                }
+            );
+        }
     }
-    Ok(exit::of_transfer(summary.failed.is_empty()))
+    // A fetch that could not bring everything the lock names leaves the
+    // work tree short: that is a failure too. A push of what this machine
+    // never had is not (another machine may push it).
+    let complete = summary.failed.is_empty()
+        && summary.not_attempted == 0
+        && (dir == Direction::Push || summary.missing.is_empty());
+    Ok(exit::of_transfer(complete))
 }
 
 pub(crate) fn status(ctx: &Ctx, stages: &[String], name: &str, json: bool) -> Result<u8> {

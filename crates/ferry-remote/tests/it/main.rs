@@ -219,6 +219,11 @@ fn a_failed_push_sends_nothing_that_points_at_the_gap_and_resumes() {
     fake.fail_puts.store(3, Ordering::SeqCst);
     let s = ok(r.push(&p.cache, &want, Options::default(), &()));
     assert!(!s.failed.is_empty(), "{s:?}");
+    assert_eq!(
+        s.transferred + s.failed.len() as u64 + s.not_attempted,
+        23,
+        "every key sent, failed or said not tried (the manifest and the run entry among them): {s:?}"
+    );
     let run_key = ferry_cache::layout::run_key(&p.run);
     let head = block(
         fake.inner
@@ -228,12 +233,101 @@ fn a_failed_push_sends_nothing_that_points_at_the_gap_and_resumes() {
         head.is_err(),
         "no run entry on the remote while an object is missing"
     );
+    // The service recovers (the push stopped at its first failure, so it
+    // may not have met all 3).
+    fake.fail_puts.store(0, Ordering::SeqCst);
     let s = ok(r.push(&p.cache, &want, Options::default(), &()));
     assert!(s.failed.is_empty(), "{s:?}");
     assert_eq!(s.considered, 23);
     let (d, fresh) = fresh_cache();
     let f = ok(remote(fake, d.path()).fetch(&fresh, &want, Options::default(), &()));
     assert!(f.failed.is_empty() && f.missing.is_empty(), "{f:?}");
+}
+
+#[test]
+fn a_missing_bucket_fails_once_with_what_to_do() {
+    let p = project(50, "m");
+    let fake = Arc::new(Fake::default());
+    fake.no_bucket.store(true, Ordering::SeqCst);
+    let want = Want {
+        outs: p.outs.clone(),
+        runs: vec![p.run],
+    };
+    let r = remote(fake.clone(), &p.dir.path().join(".ferry/remotes"));
+    let e = r
+        .push(&p.cache, &want, Options::default(), &())
+        .expect_err("no bucket");
+    assert!(
+        matches!(e, ferry_remote::Error::Unavailable { .. }),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("does not exist"), "{e}");
+    assert_eq!(fake.requests(), 1, "one request, not one per object");
+    let (d, fresh) = fresh_cache();
+    let e = remote(fake.clone(), d.path())
+        .fetch(&fresh, &want, Options::default(), &())
+        .expect_err("no bucket");
+    assert!(e.to_string().contains("does not exist"), "{e}");
+    assert_eq!(fake.requests(), 2);
+}
+
+#[test]
+fn a_service_that_fails_every_upload_stops_the_push_early() {
+    let p = project(300, "s");
+    let fake = Arc::new(Fake::default());
+    fake.fail_puts.store(usize::MAX, Ordering::SeqCst);
+    let r = remote(fake.clone(), &p.dir.path().join(".ferry/remotes"));
+    let want = Want {
+        outs: vec![],
+        runs: vec![p.run],
+    };
+    let opts = Options {
+        jobs: 4,
+        ..Options::default()
+    };
+    let s = ok(r.push(&p.cache, &want, opts, &()));
+    assert!(
+        !s.failed.is_empty() && s.failed.len() <= 4,
+        "at most the uploads in flight fail: {s:?}"
+    );
+    assert_eq!(
+        s.failed.len() as u64 + s.not_attempted,
+        303,
+        "each key (300 files, the model, a manifest, the run entry) failed or was not tried: {s:?}"
+    );
+    fake.fail_puts.store(0, Ordering::SeqCst);
+    let s = ok(r.push(&p.cache, &want, opts, &()));
+    assert!(s.failed.is_empty() && s.not_attempted == 0, "{s:?}");
+    assert_eq!(s.transferred, 303);
+}
+
+#[test]
+fn a_fetch_asks_for_each_key_once() {
+    let p = project(5, "o");
+    let fake = Arc::new(Fake::default());
+    let want = Want {
+        outs: p.outs.clone(),
+        runs: vec![p.run],
+    };
+    ok(
+        remote(fake.clone(), &p.dir.path().join(".ferry/remotes")).push(
+            &p.cache,
+            &want,
+            Options::default(),
+            &(),
+        ),
+    );
+    fake.fail_gets.store(usize::MAX, Ordering::SeqCst);
+    let before = fake.requests();
+    let (d, fresh) = fresh_cache();
+    let f = ok(remote(fake.clone(), d.path()).fetch(&fresh, &want, Options::default(), &()));
+    let mut keys: Vec<&str> = f.failed.iter().map(|x| x.key.as_str()).collect();
+    keys.dedup();
+    assert_eq!(keys.len(), f.failed.len(), "no key failed twice: {f:?}");
+    // The run entry, the folder's manifest and the model: each asked once
+    // (and the listing that checks the bucket first).
+    assert_eq!(f.failed.len(), 3, "{f:?}");
+    assert_eq!(fake.requests() - before, 1 + 3);
 }
 
 #[test]
