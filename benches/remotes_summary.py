@@ -18,7 +18,7 @@ FLOORS = {
     ("W2", "push_local_remote"): ["cp_par_d1d2"],
     ("W2", "pull_fresh_clone"): ["cp_par_d1d2"],
     ("W2x", "push_d1"): ["cp_d1"],
-    ("W2x", "push_full"): ["cp_par_d1d2"],
+    ("W2x", "push_full"): ["cp_d2"],
 }
 STEPS = [
     ("W2", ["add_d1_cold", "add_d2_cold", "status_noop", "status_1changed",
