@@ -134,7 +134,23 @@ pub fn add(project: &Project, paths: &[String]) -> Result<Vec<Pointer>> {
         added.push(pointer);
     }
     let _ = hasher.save_index();
+    ignore_ferry_dir(&project.layout().ferry_dir())?;
     Ok(added)
+}
+
+/// Keeps `.ferry/` (the cache the data now sits in, the index, this
+/// machine's remotes.yaml) out of git in a project that `ferry init` did not
+/// make (its .gitignore lists `.ferry/`): a `.gitignore` of `*` inside it,
+/// unless there is one.
+fn ignore_ferry_dir(dir: &Path) -> Result<()> {
+    let file = dir.join(".gitignore");
+    if file.exists() {
+        return Ok(());
+    }
+    Ok(ferry_fs::write_atomic(
+        &file,
+        b"# ferry's cache and this machine's settings: never committed\n*\n",
+    )?)
 }
 
 /// Adds `/<name>` to the `.gitignore` of the folder that holds `rel`,

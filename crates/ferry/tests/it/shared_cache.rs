@@ -220,6 +220,8 @@ fn data_no_stage_makes_is_added_pushed_and_pulled_by_its_pointer() {
     assert!(a.read("raw.ferry").contains("path: raw\n"));
     assert!(a.read("raw.ferry").contains("files: 2\n"));
     assert_eq!(a.read(".gitignore"), "/raw\n");
+    // The cache the data is in stays out of git too, without `ferry init`.
+    assert!(a.read(".ferry/.gitignore").ends_with("\n*\n"));
     // Adding again changes nothing, and the ignore entry is not repeated.
     assert_eq!(a.ferry(&["add", "raw"]).code, 0);
     assert_eq!(a.read(".gitignore"), "/raw\n");
