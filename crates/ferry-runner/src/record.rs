@@ -147,7 +147,23 @@ pub(crate) trait Recorder: Registry {
     ) -> Result<()>;
     /// Files of the project kept as artifacts of the run, under `dir/`
     /// (check reports under `checks/`).
-    fn attach(&self, run: &Started, project: &Project, dir: &str, files: &[String]) -> Result<()>;
+    fn attach(
+        &self,
+        run: &Started,
+        project: &Project,
+        dir: &str,
+        files: &[Attachment],
+    ) -> Result<()>;
+}
+
+/// A file of the project to keep as an artifact of a run.
+pub(crate) struct Attachment {
+    /// Relative to the project root.
+    pub path: String,
+    /// The cache's object with the same bytes, when it has one: the local
+    /// store links it rather than copying the file (see [`Local`]'s
+    /// `attach`).
+    pub cached: Option<std::path::PathBuf>,
 }
 
 fn run_tags(s: &RunStart) -> Vec<(String, String)> {
@@ -460,19 +476,42 @@ impl Recorder for Local {
             .call(|s| Box::pin(async move { s.create_model_version(&nv).await }))?)
     }
 
-    fn attach(&self, run: &Started, project: &Project, dir: &str, files: &[String]) -> Result<()> {
+    /// A file the cache holds is linked to its object rather than copied
+    /// and synced: the same bytes, durable once the folder is synced (the
+    /// object's own bytes were synced when it was cached). Neither side is
+    /// ever written in place: objects are read-only and replaced by
+    /// nothing, a run's artifacts are replaced by a rename when an MLflow
+    /// client uploads one, and refused once the run has ended.
+    fn attach(
+        &self,
+        run: &Started,
+        project: &Project,
+        dir: &str,
+        files: &[Attachment],
+    ) -> Result<()> {
         let to = project
             .layout()
             .run_artifacts(&run.experiment_id.to_string(), &run.run_id)
             .join(dir);
+        let mut linked = false;
         for f in files {
-            let src = project.root.join(f);
+            let src = project.root.join(&f.path);
+            let dest = to.join(src.file_name().unwrap_or_default());
+            if let Some(object) = &f.cached
+                && ferry_fs::replace_with_link(object, &dest).is_ok()
+            {
+                linked = true;
+                continue;
+            }
             let bytes = std::fs::read(&src).map_err(|source| crate::Error::Io {
                 action: "read",
                 path: src.clone(),
                 source,
             })?;
-            ferry_fs::write_atomic(&to.join(src.file_name().unwrap_or_default()), &bytes)?;
+            ferry_fs::write_atomic(&dest, &bytes)?;
+        }
+        if linked {
+            ferry_fs::sync_dir(&to)?;
         }
         Ok(())
     }
@@ -805,9 +844,15 @@ impl Recorder for Remote {
         Ok(self.client.create_model_version(&nv, &source)?)
     }
 
-    fn attach(&self, run: &Started, project: &Project, dir: &str, files: &[String]) -> Result<()> {
+    fn attach(
+        &self,
+        run: &Started,
+        project: &Project,
+        dir: &str,
+        files: &[Attachment],
+    ) -> Result<()> {
         for f in files {
-            let src = project.root.join(f);
+            let src = project.root.join(&f.path);
             let name = src
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())

@@ -8,7 +8,7 @@ use crate::engine::{Engine, record_to_locked};
 use crate::executor::{Executor, LocalProcesses};
 use crate::gates::GateCtx;
 use crate::orphans::{self, PidFile};
-use crate::record::{Local, Recorder, Remote, RunStart, Started};
+use crate::record::{Attachment, Local, Recorder, Remote, RunStart, Started};
 use crate::report::*;
 use crate::scheduler::{RunContext, Scheduled, Scheduler};
 use crate::tracking::Tracking;
@@ -363,7 +363,7 @@ fn conclude(
     for s in stages {
         params.extend(s.params.clone());
     }
-    let check_values = check_results(cx, stages, &outcomes, &mut metrics)?;
+    let check_values = check_results(cx, engine, stages, &outcomes, &mut metrics)?;
     let numeric: BTreeMap<String, f64> = metrics
         .iter()
         .filter_map(|(k, v)| crate::metric_number(v).map(|f| (k.clone(), f)))
@@ -440,6 +440,7 @@ fn conclude(
 /// where MLflow clients see them.
 fn check_results(
     cx: &RunContext<'_>,
+    engine: &mut Engine<'_>,
     stages: &[&Stage],
     outcomes: &[StageOutcome],
     metrics: &mut BTreeMap<String, serde_json::Value>,
@@ -472,8 +473,14 @@ fn check_results(
             }
         }
         check_values.insert(st.name.to_string(), flat);
-        let files: Vec<String> = std::iter::once(c.report.clone())
-            .chain(c.html.clone())
+        // The reports are outs of the stage, so the cache has them (one
+        // that changed since, or cannot be hashed, is copied as it is).
+        let files: Vec<Attachment> = std::iter::once(&c.report)
+            .chain(&c.html)
+            .map(|path| Attachment {
+                path: path.clone(),
+                cached: engine.cached_copy(path).unwrap_or_default(),
+            })
             .collect();
         cx.recorder
             .attach(cx.started, cx.project, "checks", &files)?;
