@@ -200,6 +200,9 @@ pub fn run_with(
     if opts.dry_run {
         return dry_run(project, opts);
     }
+    // Whether the work tree is dirty, recorded when the run begins: `git
+    // status` takes a few milliseconds, so it runs while the store opens.
+    let dirty = crate::git::DirtyProbe::start(&project.root);
 
     let mut engine = Engine::open(project)?;
     let recorder: Box<dyn Recorder + '_> = match &opts.server {
@@ -215,7 +218,7 @@ pub fn run_with(
         trigger: opts.trigger.clone(),
         started_ms: now_ms(),
         git_commit: crate::git::head_commit(&project.root),
-        git_dirty: crate::git::is_dirty(&project.root),
+        git_dirty: dirty.wait(),
         env_fingerprint: env.as_ref().map(|e| e.fingerprint.to_hex()),
         source_name: project.root.display().to_string(),
     })?;
