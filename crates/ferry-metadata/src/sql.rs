@@ -68,6 +68,14 @@ impl SqlStore {
     /// Opens the store at `url` (`sqlite:///abs/path.db`, `postgres://…`),
     /// creating a SQLite file if needed, and brings its schema up to date.
     pub async fn open(url: &str) -> Result<Self> {
+        // Checkpoint every 16 MiB of WAL rather than 4: a page written by
+        // many commits is copied back once.
+        Self::open_with(url, 4096).await
+    }
+
+    /// [`SqlStore::open`], checkpointing a SQLite store's WAL once it holds
+    /// `checkpoint_pages` pages (`wal_autocheckpoint`).
+    pub(crate) async fn open_with(url: &str, checkpoint_pages: u32) -> Result<Self> {
         sqlx::any::install_default_drivers();
         let sqlite = url.starts_with("sqlite:");
         let url_full = if sqlite && !url.contains('?') {
@@ -76,20 +84,24 @@ impl SqlStore {
             url.to_owned()
         };
         let opts = AnyPoolOptions::new().max_connections(if sqlite { 1 } else { 8 });
+        // A SQLite connection is a file this process holds open: nothing
+        // can drop it while it idles, so it is not pinged (a round trip to
+        // its thread) each time a statement takes it.
+        let opts = opts.test_before_acquire(!sqlite);
         let opts = if sqlite {
-            opts.after_connect(|conn, _meta| {
+            opts.after_connect(move |conn, _meta| {
+                // One round trip to the connection's thread for all of them.
+                // Statement journals (each multi-row upsert inside a
+                // transaction keeps one) in memory, not in temp files.
+                // MLflow's LIKE is case-sensitive (ILIKE is not).
+                let pragmas = format!(
+                    "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=10000; \
+                     PRAGMA temp_store=MEMORY; PRAGMA wal_autocheckpoint={checkpoint_pages}; \
+                     PRAGMA case_sensitive_like=ON"
+                );
                 Box::pin(async move {
-                    conn.execute("PRAGMA journal_mode=WAL").await?;
-                    conn.execute("PRAGMA synchronous=NORMAL").await?;
-                    conn.execute("PRAGMA busy_timeout=10000").await?;
-                    // Statement journals (each multi-row upsert inside a
-                    // transaction keeps one) in memory, not in temp files.
-                    conn.execute("PRAGMA temp_store=MEMORY").await?;
-                    // Checkpoint every 16 MiB of WAL rather than 4: a page
-                    // written by many commits is copied back once.
-                    conn.execute("PRAGMA wal_autocheckpoint=4096").await?;
-                    // MLflow's LIKE is case-sensitive (ILIKE is not).
-                    conn.execute("PRAGMA case_sensitive_like=ON").await?;
+                    conn.execute(sqlx::raw_sql(sqlx::AssertSqlSafe(pragmas)))
+                        .await?;
                     Ok(())
                 })
             })
@@ -154,6 +166,18 @@ impl SqlStore {
                 source: crate::BackendError::new(source),
             }
         };
+        let known = MIGRATIONS.last().map_or(0, |m| m.0);
+        // Up to date, as a store nearly always is: a read says so without
+        // taking the write lock (a store being migrated meanwhile answers
+        // the old version, and the transaction below waits for it).
+        let applied = sqlx::query("SELECT MAX(version) AS v FROM ferry_schema")
+            .fetch_one(&self.pool)
+            .await
+            .ok()
+            .and_then(|row| col_opt_i64(&row, "v"));
+        if applied == Some(known) {
+            return Ok(());
+        }
         let mut tx = self.begin().await.map_err(err(0))?;
         if !self.sqlite {
             sqlx::query("SELECT pg_advisory_xact_lock(7201964011)")
@@ -170,7 +194,6 @@ impl SqlStore {
             .await
             .map_err(err(0))?;
         let current = col_opt_i64(&row, "v").unwrap_or(0);
-        let known = MIGRATIONS.last().map_or(0, |m| m.0);
         if current > known {
             return Err(Error::NewerSchema {
                 found: current,
