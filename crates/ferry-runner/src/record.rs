@@ -96,6 +96,7 @@ pub fn local_registry(store: BlockingStore) -> Box<dyn Registry> {
     Box::new(Local {
         store,
         layout: crate::Layout::new(std::path::PathBuf::new()),
+        syncing: Default::default(),
     })
 }
 
@@ -263,6 +264,9 @@ pub(crate) struct Local {
     /// The project's files (run artifacts under `.ferry/artifacts`); an
     /// empty root for a registry alone, which writes none.
     layout: crate::Layout,
+    /// Folders of linked artifacts being synced (see `attach`), each in a
+    /// thread of its own; the run finishes once they are.
+    syncing: std::sync::Mutex<Vec<std::thread::JoinHandle<ferry_fs::Result<()>>>>,
 }
 
 impl Local {
@@ -270,7 +274,27 @@ impl Local {
         Ok(Self {
             store: BlockingStore::open(&project.layout().store_url())?,
             layout: project.layout().clone(),
+            syncing: Default::default(),
         })
+    }
+
+    /// Waits for the folders `attach` is syncing; the first error, if any.
+    fn synced(&self) -> Result<()> {
+        let pending = std::mem::take(&mut *self.syncing.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut first = Ok(());
+        for t in pending {
+            let r = t.join().unwrap_or_else(|_| {
+                Err(ferry_fs::Error {
+                    action: "sync",
+                    path: std::path::PathBuf::from("artifacts"),
+                    source: std::io::Error::other("the syncing thread panicked"),
+                })
+            });
+            if first.is_ok() {
+                first = r.map_err(crate::Error::from);
+            }
+        }
+        first
     }
 }
 
@@ -478,10 +502,12 @@ impl Recorder for Local {
 
     /// A file the cache holds is linked to its object rather than copied
     /// and synced: the same bytes, durable once the folder is synced (the
-    /// object's own bytes were synced when it was cached). Neither side is
-    /// ever written in place: objects are read-only and replaced by
-    /// nothing, a run's artifacts are replaced by a rename when an MLflow
-    /// client uploads one, and refused once the run has ended.
+    /// object's own bytes were synced when it was cached), which happens
+    /// in a thread while the run records its results, and before it
+    /// finishes. Neither side is ever written in place: objects are
+    /// read-only and replaced by nothing, a run's artifacts are replaced by
+    /// a rename when an MLflow client uploads one, and refused once the run
+    /// has ended.
     fn attach(
         &self,
         run: &Started,
@@ -511,7 +537,11 @@ impl Recorder for Local {
             ferry_fs::write_atomic(&dest, &bytes)?;
         }
         if linked {
-            ferry_fs::sync_dir(&to)?;
+            let sync = std::thread::spawn(move || ferry_fs::sync_dir(&to));
+            self.syncing
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(sync);
         }
         Ok(())
     }
@@ -523,6 +553,10 @@ impl Recorder for Local {
         message: Option<&str>,
         noop: bool,
     ) -> Result<()> {
+        // What the run kept is durable before it is recorded as finished;
+        // should a sync fail, the run is recorded and then fails (its
+        // caller records it as failed).
+        let synced = self.synced();
         let rid = run.run_id.clone();
         let message = message.map(str::to_owned);
         let tags = noop_tag(noop);
@@ -535,7 +569,7 @@ impl Recorder for Local {
                     .await
             })
         })?;
-        Ok(())
+        synced
     }
 }
 
