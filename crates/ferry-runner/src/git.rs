@@ -53,10 +53,19 @@ pub fn head_commit(root: &Path) -> Option<String> {
 }
 
 /// Whether tracked files differ from HEAD (`git status`), if git can tell.
+/// Without git's optional locks: the same answer, but git does not write
+/// back the index it refreshed on the way (`.git/index.lock`, a write and
+/// a rename), which is meant for tools that ask in the background (and a
+/// git command run meanwhile does not find the index locked).
 pub fn is_dirty(root: &Path) -> Option<bool> {
     git_dir(root)?;
     let out = std::process::Command::new("git")
-        .args(["status", "--porcelain", "--untracked-files=no"])
+        .args([
+            "--no-optional-locks",
+            "status",
+            "--porcelain",
+            "--untracked-files=no",
+        ])
         .current_dir(root)
         .output()
         .ok()?;
@@ -81,8 +90,7 @@ impl DirtyProbe {
 }
 
 impl Drop for DirtyProbe {
-    /// Not asked after all (the run failed first): git is left to finish,
-    /// not killed, so that it removes its `index.lock` itself.
+    /// Not asked after all (the run failed first): git is left to finish.
     fn drop(&mut self) {
         if let Some(t) = self.0.take() {
             let _ = t.join();
@@ -113,14 +121,18 @@ mod tests {
         git(d.path(), &["add", "a.txt"]);
         git(d.path(), &["commit", "-qm", "a"]);
         assert_eq!(DirtyProbe::start(d.path()).wait(), Some(false));
-        // Untracked files do not count; a changed tracked one does.
+        // Untracked files do not count, nor a tracked one written again
+        // with the same bytes (its stat changed, its contents did not); a
+        // changed tracked one does.
         std::fs::write(d.path().join("b.txt"), "new").unwrap_or_else(|e| panic!("{e}"));
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::fs::write(d.path().join("a.txt"), "one").unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(DirtyProbe::start(d.path()).wait(), Some(false));
         std::fs::write(d.path().join("a.txt"), "two").unwrap_or_else(|e| panic!("{e}"));
         let probe = DirtyProbe::start(d.path());
         assert_eq!(probe.wait(), is_dirty(d.path()));
         assert_eq!(is_dirty(d.path()), Some(true));
-        // Dropped unasked: git finishes, leaving no lock behind.
+        // Dropped unasked: git finishes; it never takes the index's lock.
         drop(DirtyProbe::start(d.path()));
         assert!(!d.path().join(".git/index.lock").exists());
     }
