@@ -730,8 +730,14 @@ impl TrackingStore for SqlStore {
 
     /// The experiment named `name`, created if absent.
     async fn ensure_experiment(&self, name: &str, now_ms: i64) -> Result<i64> {
-        if let Some(e) = self.get_experiment_by_name(name).await? {
-            return Ok(e.experiment_id);
+        // Its id alone (not its tags): a run looks it up every time.
+        let found = sqlx::query("SELECT experiment_id FROM experiments WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(query_error("read an experiment"))?;
+        if let Some(r) = found {
+            return Ok(col_i64(&r, "experiment_id"));
         }
         match self.create_experiment(name, None, &[], now_ms).await {
             Err(Error::AlreadyExists(_)) => Ok(self
