@@ -1,6 +1,7 @@
 //! Filesystem primitives shared by the crates that keep files (the cache,
 //! the Python environments, the runner, the CLI): [`write_atomic`], the one
-//! way a file that must survive a crash is written, and [`FileLock`], an
+//! way a file that must survive a crash is written ([`replace`] and
+//! [`replace_with_link`] where atomic is enough), and [`FileLock`], an
 //! exclusive advisory lock on a file.
 
 use std::io::Write;
@@ -50,9 +51,26 @@ pub fn replace(path: &Path, bytes: &[u8]) -> Result<()> {
     write_and_rename(path, bytes, false).map(drop)
 }
 
-/// The temporary file, synced when `durable`, renamed over `path`; returns
-/// the folder.
-fn write_and_rename(path: &Path, bytes: &[u8], durable: bool) -> Result<PathBuf> {
+/// Replaces `path` with a hard link to the file `target`, atomically (a
+/// temporary name, then a rename) but not durably: [`sync_dir`] of the
+/// folder makes it so. The same bytes as a copy without writing them, for
+/// a file that neither side changes in place (a cache object kept as a
+/// run's artifact). Fails where links cannot be made (another filesystem):
+/// the caller copies instead.
+pub fn replace_with_link(target: &Path, path: &Path) -> Result<()> {
+    let (_, tmp) = temporary_beside(path)?;
+    let _ = std::fs::remove_file(&tmp);
+    std::fs::hard_link(target, &tmp).ctx("link", &tmp)?;
+    if let Err(e) = std::fs::rename(&tmp, path) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e).ctx("rename into place", path);
+    }
+    Ok(())
+}
+
+/// The folder of `path` (created when missing) and the temporary name
+/// beside `path` that its writer uses, `.<name>.tmp-<pid>`.
+fn temporary_beside(path: &Path) -> Result<(PathBuf, PathBuf)> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -63,6 +81,13 @@ fn write_and_rename(path: &Path, bytes: &[u8], durable: bool) -> Result<PathBuf>
         path.file_name().map_or("f".into(), |n| n.to_string_lossy()),
         std::process::id()
     ));
+    Ok((dir.to_owned(), tmp))
+}
+
+/// The temporary file, synced when `durable`, renamed over `path`; returns
+/// the folder.
+fn write_and_rename(path: &Path, bytes: &[u8], durable: bool) -> Result<PathBuf> {
+    let (dir, tmp) = temporary_beside(path)?;
     let written = (|| {
         let mut f = std::fs::File::create(&tmp).ctx("create", &tmp)?;
         f.write_all(bytes).ctx("write", &tmp)?;
@@ -76,7 +101,7 @@ fn write_and_rename(path: &Path, bytes: &[u8], durable: bool) -> Result<PathBuf>
         return Err(e);
     }
     std::fs::rename(&tmp, path).ctx("rename into place", path)?;
-    Ok(dir.to_owned())
+    Ok(dir)
 }
 
 /// Makes the entries of `dir` (a rename into it) durable. Filesystems that
@@ -182,6 +207,30 @@ mod tests {
             .map(|e| e.file_name())
             .collect();
         assert_eq!(names, ["run.pids"]);
+    }
+
+    #[test]
+    fn a_link_replaces_the_file_with_the_same_bytes_and_no_temporary() {
+        use std::os::unix::fs::MetadataExt;
+        let d = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let object = d.path().join("object");
+        std::fs::write(&object, b"report").unwrap_or_else(|e| panic!("{e}"));
+        let p = d.path().join("run/checks/report.json");
+        write_atomic(&p, b"old").unwrap_or_else(|e| panic!("{e}"));
+        replace_with_link(&object, &p).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(std::fs::read(&p).ok().as_deref(), Some(&b"report"[..]));
+        let ino = |p: &Path| std::fs::metadata(p).map(|m| m.ino()).ok();
+        assert_eq!(ino(&p), ino(&object));
+        let names: Vec<_> = std::fs::read_dir(d.path().join("run/checks"))
+            .unwrap_or_else(|e| panic!("{e}"))
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(names, ["report.json"]);
+        // Nothing to link: an error naming the temporary, the old file kept.
+        let e = replace_with_link(&d.path().join("missing"), &p).err();
+        assert!(e.is_some_and(|e| e.action == "link"));
+        assert_eq!(std::fs::read(&p).ok().as_deref(), Some(&b"report"[..]));
     }
 
     #[test]

@@ -25,6 +25,12 @@ pub use sql::SqlStore;
 
 use std::sync::Arc;
 
+/// How long a command lets the WAL grow before a commit checkpoints it, in
+/// pages (4 KiB): each command that opens the store reads the whole WAL
+/// first (about 3 µs a page), and a checkpoint costs a few fsyncs, so a few
+/// commands' worth (a run that changes nothing writes about 70 pages).
+pub const CHECKPOINT_PAGES: u32 = 256;
+
 /// The store for synchronous code: the same interface, blocking.
 pub struct BlockingStore {
     rt: tokio::runtime::Runtime,
@@ -33,12 +39,29 @@ pub struct BlockingStore {
 
 impl BlockingStore {
     /// Opens (and migrates) the store at `url`, e.g. `sqlite:///path/ferry.db`.
+    ///
+    /// Its callers are commands, which end soon after their last write, so
+    /// SQLite connections in this process no longer checkpoint when they
+    /// close (see `sqlite_writer::leave_checkpoints_to_commits`); this
+    /// one's commits checkpoint every [`CHECKPOINT_PAGES`] pages instead,
+    /// which keeps the WAL the next command reads when it opens the store
+    /// short.
     pub fn open(url: &str) -> Result<Self> {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
+        let sqlite = url.starts_with("sqlite:");
+        let mut rt = tokio::runtime::Builder::new_current_thread();
+        // SQLite needs timers (the pool's) but no sockets: without the IO
+        // driver, an answer from the connection's thread wakes this one
+        // directly.
+        if sqlite {
+            rt.enable_time();
+            sqlite_writer::leave_checkpoints_to_commits();
+        } else {
+            rt.enable_all();
+        }
+        let rt = rt
             .build()
             .map_err(|e| Error::Invalid(format!("cannot start the store runtime: {e}")))?;
-        let inner = rt.block_on(SqlStore::open(url))?;
+        let inner = rt.block_on(SqlStore::open_with(url, CHECKPOINT_PAGES))?;
         Ok(Self {
             rt,
             inner: Arc::new(inner),

@@ -62,6 +62,14 @@ impl SqlStore {
     /// Opens the store at `url` (`sqlite:///abs/path.db`, `postgres://…`),
     /// creating a SQLite file if needed, and brings its schema up to date.
     pub async fn open(url: &str) -> Result<Self> {
+        // Checkpoint every 16 MiB of WAL rather than 4: a page written by
+        // many commits is copied back once.
+        Self::open_with(url, 4096).await
+    }
+
+    /// [`SqlStore::open`], checkpointing a SQLite store's WAL once it holds
+    /// `checkpoint_pages` pages (`wal_autocheckpoint`).
+    pub(crate) async fn open_with(url: &str, checkpoint_pages: u32) -> Result<Self> {
         sqlx::any::install_default_drivers();
         let sqlite = url.starts_with("sqlite:");
         let url_full = if sqlite && !url.contains('?') {
@@ -70,20 +78,24 @@ impl SqlStore {
             url.to_owned()
         };
         let opts = AnyPoolOptions::new().max_connections(if sqlite { 1 } else { 8 });
+        // A SQLite connection is a file this process holds open: nothing
+        // can drop it while it idles, so it is not pinged (a round trip to
+        // its thread) each time a statement takes it.
+        let opts = opts.test_before_acquire(!sqlite);
         let opts = if sqlite {
-            opts.after_connect(|conn, _meta| {
+            opts.after_connect(move |conn, _meta| {
+                // One round trip to the connection's thread for all of them.
+                // Statement journals (each multi-row upsert inside a
+                // transaction keeps one) in memory, not in temp files.
+                // MLflow's LIKE is case-sensitive (ILIKE is not).
+                let pragmas = format!(
+                    "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=10000; \
+                     PRAGMA temp_store=MEMORY; PRAGMA wal_autocheckpoint={checkpoint_pages}; \
+                     PRAGMA case_sensitive_like=ON"
+                );
                 Box::pin(async move {
-                    conn.execute("PRAGMA journal_mode=WAL").await?;
-                    conn.execute("PRAGMA synchronous=NORMAL").await?;
-                    conn.execute("PRAGMA busy_timeout=10000").await?;
-                    // Statement journals (each multi-row upsert inside a
-                    // transaction keeps one) in memory, not in temp files.
-                    conn.execute("PRAGMA temp_store=MEMORY").await?;
-                    // Checkpoint every 16 MiB of WAL rather than 4: a page
-                    // written by many commits is copied back once.
-                    conn.execute("PRAGMA wal_autocheckpoint=4096").await?;
-                    // MLflow's LIKE is case-sensitive (ILIKE is not).
-                    conn.execute("PRAGMA case_sensitive_like=ON").await?;
+                    conn.execute(sqlx::raw_sql(sqlx::AssertSqlSafe(pragmas)))
+                        .await?;
                     Ok(())
                 })
             })
@@ -148,6 +160,18 @@ impl SqlStore {
                 source: crate::BackendError::new(source),
             }
         };
+        let known = MIGRATIONS.last().map_or(0, |m| m.0);
+        // Up to date, as a store nearly always is: a read says so without
+        // taking the write lock (a store being migrated meanwhile answers
+        // the old version, and the transaction below waits for it).
+        let applied = sqlx::query("SELECT MAX(version) AS v FROM ferry_schema")
+            .fetch_one(&self.pool)
+            .await
+            .ok()
+            .and_then(|row| col_opt_i64(&row, "v"));
+        if applied == Some(known) {
+            return Ok(());
+        }
         let mut tx = self.begin().await.map_err(err(0))?;
         if !self.sqlite {
             sqlx::query("SELECT pg_advisory_xact_lock(7201964011)")
@@ -164,7 +188,6 @@ impl SqlStore {
             .await
             .map_err(err(0))?;
         let current = col_opt_i64(&row, "v").unwrap_or(0);
-        let known = MIGRATIONS.last().map_or(0, |m| m.0);
         if current > known {
             return Err(Error::NewerSchema {
                 found: current,
@@ -313,6 +336,102 @@ pub(crate) async fn insert_pairs(
             .map_err(query_error(what))?;
     }
     Ok(())
+}
+
+/// One value of a row for [`SqlStore::insert_rows`].
+pub(crate) enum Val<'a> {
+    T(&'a str),
+    I(i64),
+}
+
+/// Rows in one multi-row statement of [`SqlStore::insert_rows`] (at most
+/// 6 values each: far under both engines' limits on parameters).
+const ROWS_PER_STATEMENT: usize = 500;
+
+/// Run tags as upserting them one by one leaves them: each key once, with
+/// its last value, in the order keys first appear (PostgreSQL's upsert may
+/// not touch a row twice in one statement).
+pub(crate) fn last_values(tags: &[(String, String)]) -> Vec<(&str, &str)> {
+    let mut out: Vec<(&str, &str)> = Vec::with_capacity(tags.len());
+    for (k, v) in tags {
+        match out.iter_mut().find(|(seen, _)| *seen == k.as_str()) {
+            Some(e) => e.1 = v,
+            None => out.push((k, v)),
+        }
+    }
+    out
+}
+
+/// Writes `(run, key, value)` tag rows, each key once (see
+/// [`last_values`]), in as few statements as it can.
+pub(crate) async fn upsert_run_tags(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    sqlite: bool,
+    run_id: &str,
+    tags: &[(String, String)],
+) -> Result<()> {
+    let tags = last_values(tags);
+    for chunk in tags.chunks(ROWS_PER_STATEMENT) {
+        let sql = values_sql(sqlite, RUN_TAG_INSERT, 3, chunk.len(), RUN_TAG_ON_CONFLICT);
+        let mut qy = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (k, v) in chunk {
+            qy = qy.bind(run_id).bind(*k).bind(*v);
+        }
+        qy.execute(&mut **tx)
+            .await
+            .map_err(query_error("set a tag"))?;
+    }
+    Ok(())
+}
+
+pub(crate) const RUN_TAG_INSERT: &str = "INSERT INTO run_tags (run_id, tkey, value) VALUES";
+pub(crate) const RUN_TAG_ON_CONFLICT: &str =
+    "ON CONFLICT (run_id, tkey) DO UPDATE SET value = excluded.value";
+
+impl SqlStore {
+    /// Inserts `rows` (`width` values each, in the column order of `head`,
+    /// `INSERT INTO t (..) VALUES`) as one statement, or as several in one
+    /// transaction when they are too many for one: all or none either way.
+    /// Every statement is a round trip to the connection's thread, so a
+    /// run's params or gates go in one.
+    pub(crate) async fn insert_rows(
+        &self,
+        head: &str,
+        width: usize,
+        rows: &[Val<'_>],
+        what: &'static str,
+    ) -> Result<()> {
+        let per = ROWS_PER_STATEMENT * width;
+        let statement = |chunk: &[Val<'_>]| {
+            let sql = values_sql(self.sqlite, head, width, chunk.len() / width, "");
+            let mut qy = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for v in chunk {
+                qy = match v {
+                    Val::T(t) => qy.bind(t.to_string()),
+                    Val::I(i) => qy.bind(*i),
+                };
+            }
+            qy
+        };
+        if rows.len() <= per {
+            if !rows.is_empty() {
+                statement(rows)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(query_error(what))?;
+            }
+            return Ok(());
+        }
+        let mut tx = self.begin().await.map_err(query_error(what))?;
+        for chunk in rows.chunks(per) {
+            statement(chunk)
+                .execute(&mut *tx)
+                .await
+                .map_err(query_error(what))?;
+        }
+        tx.commit().await.map_err(query_error(what))?;
+        Ok(())
+    }
 }
 
 /// A metric value as stored: `(value, special)` where special is 1 for
@@ -599,16 +718,15 @@ impl MetadataStore for SqlStore {
     }
 
     async fn record_stage(&self, run_id: &str, s: &StageRecord) -> Result<()> {
-        let mut tx = self.begin().await.map_err(query_error("record a stage"))?;
-        sqlx::query("DELETE FROM stage_runs WHERE run_id = $1 AND stage = $2")
-            .bind(run_id)
-            .bind(&s.stage)
-            .execute(&mut *tx)
-            .await
-            .map_err(query_error("record a stage"))?;
+        // One statement (a stage recorded again replaces its row).
         sqlx::query(
             "INSERT INTO stage_runs (run_id, stage, position, status, reason, fingerprint, started_ms, ended_ms, wall_ms, \
-             user_cpu_ms, sys_cpu_ms, max_rss_bytes, exit_code, attempts) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14)",
+             user_cpu_ms, sys_cpu_ms, max_rss_bytes, exit_code, attempts) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14) \
+             ON CONFLICT (run_id, stage) DO UPDATE SET position = excluded.position, status = excluded.status, \
+             reason = excluded.reason, fingerprint = excluded.fingerprint, started_ms = excluded.started_ms, \
+             ended_ms = excluded.ended_ms, wall_ms = excluded.wall_ms, user_cpu_ms = excluded.user_cpu_ms, \
+             sys_cpu_ms = excluded.sys_cpu_ms, max_rss_bytes = excluded.max_rss_bytes, \
+             exit_code = excluded.exit_code, attempts = excluded.attempts",
         )
         .bind(run_id)
         .bind(&s.stage)
@@ -624,10 +742,9 @@ impl MetadataStore for SqlStore {
         .bind(s.max_rss_bytes)
         .bind(s.exit_code)
         .bind(s.attempts)
-        .execute(&mut *tx)
+        .execute(&self.pool)
         .await
         .map_err(query_error("record a stage"))?;
-        tx.commit().await.map_err(query_error("record a stage"))?;
         Ok(())
     }
 
@@ -636,24 +753,27 @@ impl MetadataStore for SqlStore {
         run_id: &str,
         params: &[(String, serde_json::Value)],
     ) -> Result<()> {
-        let mut tx = self.begin().await.map_err(query_error("record params"))?;
-        for (k, v) in params {
-            // MLflow keeps params as strings: a string as itself, anything
-            // else as its JSON text.
-            let text = match v {
+        // MLflow keeps params as strings: a string as itself, anything else
+        // as its JSON text.
+        let texts: Vec<String> = params
+            .iter()
+            .map(|(_, v)| match v {
                 serde_json::Value::String(s) => s.clone(),
                 other => other.to_string(),
-            };
-            sqlx::query("INSERT INTO run_params (run_id, pkey, value) VALUES ($1, $2, $3)")
-                .bind(run_id)
-                .bind(k)
-                .bind(text)
-                .execute(&mut *tx)
-                .await
-                .map_err(query_error("record params"))?;
-        }
-        tx.commit().await.map_err(query_error("record params"))?;
-        Ok(())
+            })
+            .collect();
+        let rows: Vec<Val<'_>> = params
+            .iter()
+            .zip(&texts)
+            .flat_map(|((k, _), text)| [Val::T(run_id), Val::T(k), Val::T(text)])
+            .collect();
+        self.insert_rows(
+            "INSERT INTO run_params (run_id, pkey, value) VALUES",
+            3,
+            &rows,
+            "record params",
+        )
+        .await
     }
 
     async fn record_metrics(&self, run_id: &str, metrics: &[MetricRecord]) -> Result<()> {
@@ -675,21 +795,27 @@ impl MetadataStore for SqlStore {
     }
 
     async fn record_gates(&self, run_id: &str, gates: &[GateRecord]) -> Result<()> {
-        let mut tx = self.begin().await.map_err(query_error("record gates"))?;
-        for (i, g) in gates.iter().enumerate() {
-            sqlx::query("INSERT INTO gate_results (run_id, idx, name, expr, passed, message) VALUES ($1,$2,$3,$4,$5,$6)")
-                .bind(run_id)
-                .bind(i as i64)
-                .bind(&g.name)
-                .bind(&g.expr)
-                .bind(i64::from(g.passed))
-                .bind(&g.message)
-                .execute(&mut *tx)
-                .await
-                .map_err(query_error("record gates"))?;
-        }
-        tx.commit().await.map_err(query_error("record gates"))?;
-        Ok(())
+        let rows: Vec<Val<'_>> = gates
+            .iter()
+            .enumerate()
+            .flat_map(|(i, g)| {
+                [
+                    Val::T(run_id),
+                    Val::I(i as i64),
+                    Val::T(&g.name),
+                    Val::T(&g.expr),
+                    Val::I(i64::from(g.passed)),
+                    Val::T(&g.message),
+                ]
+            })
+            .collect();
+        self.insert_rows(
+            "INSERT INTO gate_results (run_id, idx, name, expr, passed, message) VALUES",
+            6,
+            &rows,
+            "record gates",
+        )
+        .await
     }
 
     async fn list_runs(&self, f: &RunFilter) -> Result<Vec<RunSummary>> {

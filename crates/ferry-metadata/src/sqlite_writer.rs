@@ -6,7 +6,9 @@
 //! SQLite, are what the requests waited on.
 //!
 //! Only this file holds `unsafe` code of the crate; every call is on the
-//! connection this thread opened and owns.
+//! connection this thread opened and owns, but for the hook of
+//! [`leave_checkpoints_to_commits`], which SQLite calls on each connection
+//! it opens.
 
 use crate::jobs::{Job, LogJob, MAX_GROUP, MAX_GROUP_POINTS, NewTrackedRun};
 use crate::sql::{
@@ -174,6 +176,44 @@ impl Stmt<'_> {
             out
         }
     }
+}
+
+/// From now on, every SQLite connection this process opens leaves the WAL
+/// as it is when it closes, instead of copying it back into the database
+/// (a checkpoint, with its fsyncs) and removing it. For processes that end
+/// soon after their last write (a command): the next one to open the store
+/// finds the WAL, and a commit checkpoints once the WAL is long enough
+/// (`wal_autocheckpoint`). Without this, the closing connection starts a
+/// checkpoint that the process's exit waits on or cuts short, and the
+/// next command recreates the removed WAL (two more fsyncs).
+pub(crate) fn leave_checkpoints_to_commits() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: registers a function with the signature SQLite expects of
+        // an automatic extension; it stays valid for the whole process.
+        unsafe {
+            ffi::sqlite3_auto_extension(Some(no_checkpoint_on_close));
+        }
+    });
+}
+
+/// The automatic extension of [`leave_checkpoints_to_commits`].
+unsafe extern "C" fn no_checkpoint_on_close(
+    db: *mut ffi::sqlite3,
+    _err: *mut *mut std::ffi::c_char,
+    _api: *const ffi::sqlite3_api_routines,
+) -> c_int {
+    // SAFETY: SQLite passes the connection it is opening; the option takes
+    // an int (on) and a pointer for the old value (none).
+    unsafe {
+        ffi::sqlite3_db_config(
+            db,
+            ffi::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+            1 as c_int,
+            ptr::null_mut::<c_int>(),
+        );
+    }
+    ffi::SQLITE_OK
 }
 
 /// Starts the writer thread for the database file at `path`. Requests come

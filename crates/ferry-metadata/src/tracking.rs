@@ -404,16 +404,14 @@ impl SqlStore {
         }
         let pts: Vec<_> = points(run_id, metrics).collect();
         crate::sql::write_points(&mut tx, self.sqlite, &pts).await?;
-        for (k, v) in tags {
-            upsert_tag(&mut tx, run_id, k, v).await?;
-            if k == "mlflow.runName" {
-                sqlx::query("UPDATE runs SET run_name = $1 WHERE run_id = $2")
-                    .bind(v)
-                    .bind(run_id)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(query_error("log tags"))?;
-            }
+        crate::sql::upsert_run_tags(&mut tx, self.sqlite, run_id, tags).await?;
+        if let Some((_, name)) = tags.iter().rev().find(|(k, _)| k == "mlflow.runName") {
+            sqlx::query("UPDATE runs SET run_name = $1 WHERE run_id = $2")
+                .bind(name)
+                .bind(run_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(query_error("log tags"))?;
         }
         tx.commit().await.map_err(query_error("log a batch"))?;
         Ok(())
@@ -774,8 +772,14 @@ impl TrackingStore for SqlStore {
 
     /// The experiment named `name`, created if absent.
     async fn ensure_experiment(&self, name: &str, now_ms: i64) -> Result<ExperimentId> {
-        if let Some(e) = self.get_experiment_by_name(name).await? {
-            return Ok(e.experiment_id);
+        // Its id alone (not its tags): a run looks it up every time.
+        let found = sqlx::query("SELECT experiment_id FROM experiments WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(query_error("read an experiment"))?;
+        if let Some(r) = found {
+            return col_experiment_id(&r, "experiment_id");
         }
         match self.create_experiment(name, None, &[], now_ms).await {
             // Created meanwhile by another writer.
@@ -975,11 +979,18 @@ impl TrackingStore for SqlStore {
         run_name: &str,
         tags: &[(String, String)],
     ) -> Result<()> {
-        let exp = self.require_experiment(experiment_id).await?;
-        let artifact_uri = format!(
-            "{}/{run_id}/artifacts",
-            exp.artifact_location.trim_end_matches('/')
-        );
+        // The experiment's artifact location alone (not its tags).
+        let location =
+            sqlx::query("SELECT artifact_location FROM experiments WHERE experiment_id = $1")
+                .bind(experiment_id.get())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(query_error("read an experiment"))?
+                .map(|r| col_str(&r, "artifact_location"))
+                .ok_or_else(|| {
+                    Error::NotFound(format!("No Experiment with id={experiment_id} exists"))
+                })?;
+        let artifact_uri = format!("{}/{run_id}/artifacts", location.trim_end_matches('/'));
         let mut tx = self.begin().await.map_err(query_error("attach a run"))?;
         sqlx::query("UPDATE runs SET experiment_id = $1, run_name = $2, artifact_uri = $3, user_id = COALESCE(user_id, '') WHERE run_id = $4")
             .bind(experiment_id.get())
@@ -989,10 +1000,9 @@ impl TrackingStore for SqlStore {
             .execute(&mut *tx)
             .await
             .map_err(query_error("attach a run"))?;
-        for (k, v) in tags {
-            upsert_tag(&mut tx, run_id, k, v).await?;
-        }
-        upsert_tag(&mut tx, run_id, "mlflow.runName", run_name).await?;
+        let mut all = tags.to_vec();
+        all.push(("mlflow.runName".to_owned(), run_name.to_owned()));
+        crate::sql::upsert_run_tags(&mut tx, self.sqlite, run_id, &all).await?;
         tx.commit().await.map_err(query_error("attach a run"))?;
         Ok(())
     }

@@ -141,6 +141,15 @@ impl<'p> Engine<'p> {
         Ok(self.hasher.digest_path(path)?)
     }
 
+    /// The cache's object holding the bytes the file at `path` has now, if
+    /// the cache has one (an out of a stage that is done, say).
+    pub fn cached_copy(&mut self, path: &str) -> Result<Option<std::path::PathBuf>> {
+        Ok(match self.hasher.digest_path(path)? {
+            Some(PathDigest::File { digest, .. }) => self.cache.object(&digest),
+            _ => None,
+        })
+    }
+
     /// Keeps what the stat index learned for the next run (best effort).
     pub fn save_index(&mut self) {
         let _ = self.hasher.save_index();

@@ -99,6 +99,7 @@ pub fn local_registry(store: BlockingStore) -> Box<dyn Registry> {
     Box::new(Local {
         store,
         layout: crate::Layout::new(std::path::PathBuf::new()),
+        syncing: Default::default(),
     })
 }
 
@@ -150,7 +151,23 @@ pub(crate) trait Recorder: Registry {
     ) -> Result<()>;
     /// Files of the project kept as artifacts of the run, under `dir/`
     /// (check reports under `checks/`).
-    fn attach(&self, run: &Started, project: &Project, dir: &str, files: &[String]) -> Result<()>;
+    fn attach(
+        &self,
+        run: &Started,
+        project: &Project,
+        dir: &str,
+        files: &[Attachment],
+    ) -> Result<()>;
+}
+
+/// A file of the project to keep as an artifact of a run.
+pub(crate) struct Attachment {
+    /// Relative to the project root.
+    pub path: String,
+    /// The cache's object with the same bytes, when it has one: the local
+    /// store links it rather than copying the file (see [`Local`]'s
+    /// `attach`).
+    pub cached: Option<std::path::PathBuf>,
 }
 
 fn run_tags(s: &RunStart) -> Vec<(String, String)> {
@@ -250,6 +267,9 @@ pub(crate) struct Local {
     /// The project's files (run artifacts under `.ferry/artifacts`); an
     /// empty root for a registry alone, which writes none.
     layout: crate::Layout,
+    /// Folders of linked artifacts being synced (see `attach`), each in a
+    /// thread of its own; the run finishes once they are.
+    syncing: std::sync::Mutex<Vec<std::thread::JoinHandle<ferry_fs::Result<()>>>>,
 }
 
 impl Local {
@@ -257,7 +277,27 @@ impl Local {
         Ok(Self {
             store: BlockingStore::open(&project.layout().store_url())?,
             layout: project.layout().clone(),
+            syncing: Default::default(),
         })
+    }
+
+    /// Waits for the folders `attach` is syncing; the first error, if any.
+    fn synced(&self) -> Result<()> {
+        let pending = std::mem::take(&mut *self.syncing.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut first = Ok(());
+        for t in pending {
+            let r = t.join().unwrap_or_else(|_| {
+                Err(ferry_fs::Error {
+                    action: "sync",
+                    path: std::path::PathBuf::from("artifacts"),
+                    source: std::io::Error::other("the syncing thread panicked"),
+                })
+            });
+            if first.is_ok() {
+                first = r.map_err(crate::Error::from);
+            }
+        }
+        first
     }
 }
 
@@ -458,19 +498,48 @@ impl Recorder for Local {
             .call(|s| Box::pin(async move { s.create_model_version(&nv).await }))?)
     }
 
-    fn attach(&self, run: &Started, project: &Project, dir: &str, files: &[String]) -> Result<()> {
+    /// A file the cache holds is linked to its object rather than copied
+    /// and synced: the same bytes, durable once the folder is synced (the
+    /// object's own bytes were synced when it was cached), which happens
+    /// in a thread while the run records its results, and before it
+    /// finishes. Neither side is ever written in place: objects are
+    /// read-only and replaced by nothing, a run's artifacts are replaced by
+    /// a rename when an MLflow client uploads one, and refused once the run
+    /// has ended.
+    fn attach(
+        &self,
+        run: &Started,
+        project: &Project,
+        dir: &str,
+        files: &[Attachment],
+    ) -> Result<()> {
         let to = project
             .layout()
             .run_artifacts(&run.experiment_id.to_string(), &run.run_id)
             .join(dir);
+        let mut linked = false;
         for f in files {
-            let src = project.root.join(f);
+            let src = project.root.join(&f.path);
+            let dest = to.join(src.file_name().unwrap_or_default());
+            if let Some(object) = &f.cached
+                && ferry_fs::replace_with_link(object, &dest).is_ok()
+            {
+                linked = true;
+                continue;
+            }
             let bytes = std::fs::read(&src).map_err(|source| crate::Error::Io {
                 action: "read",
                 path: src.clone(),
                 source,
             })?;
-            ferry_fs::write_atomic(&to.join(src.file_name().unwrap_or_default()), &bytes)?;
+            ferry_fs::write_atomic(&dest, &bytes)?;
+        }
+        if linked {
+            let sync = std::thread::spawn(move || ferry_fs::sync_dir(&to));
+            self.syncing
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(sync);
         }
         Ok(())
     }
@@ -482,6 +551,10 @@ impl Recorder for Local {
         message: Option<&str>,
         noop: bool,
     ) -> Result<()> {
+        // What the run kept is durable before it is recorded as finished;
+        // should a sync fail, the run is recorded and then fails (its
+        // caller records it as failed).
+        let synced = self.synced();
         let rid = run.run_id.clone();
         let message = message.map(str::to_owned);
         let tags = noop_tag(noop);
@@ -494,7 +567,7 @@ impl Recorder for Local {
                     .await
             })
         })?;
-        Ok(())
+        synced
     }
 }
 
@@ -803,9 +876,15 @@ impl Recorder for Remote {
         Ok(self.client.create_model_version(&nv, &source)?)
     }
 
-    fn attach(&self, run: &Started, project: &Project, dir: &str, files: &[String]) -> Result<()> {
+    fn attach(
+        &self,
+        run: &Started,
+        project: &Project,
+        dir: &str,
+        files: &[Attachment],
+    ) -> Result<()> {
         for f in files {
-            let src = project.root.join(f);
+            let src = project.root.join(&f.path);
             let name = src
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())

@@ -8,7 +8,7 @@ use crate::engine::{Engine, record_to_locked};
 use crate::executor::{Executor, LocalProcesses};
 use crate::gates::GateCtx;
 use crate::orphans::{self, PidFile};
-use crate::record::{Local, Recorder, Remote, RunStart, Started};
+use crate::record::{Attachment, Local, Recorder, Remote, RunStart, Started};
 use crate::report::*;
 use crate::scheduler::{RunContext, Scheduled, Scheduler};
 use crate::tracking::Tracking;
@@ -220,6 +220,9 @@ pub fn run_with(
     if opts.dry_run {
         return dry_run(project, opts);
     }
+    // Whether the work tree is dirty, recorded when the run begins: `git
+    // status` takes a few milliseconds, so it runs while the store opens.
+    let dirty = crate::git::DirtyProbe::start(&project.root);
 
     let mut engine = Engine::open(project)?;
     engine.set_shared(opts.shared.clone(), opts.push);
@@ -236,7 +239,7 @@ pub fn run_with(
         trigger: opts.trigger.clone(),
         started_ms: now_ms(),
         git_commit: crate::git::head_commit(&project.root),
-        git_dirty: crate::git::is_dirty(&project.root),
+        git_dirty: dirty.wait(),
         env_fingerprint: env.as_ref().map(|e| e.fingerprint.to_hex()),
         source_name: project.root.display().to_string(),
     })?;
@@ -384,7 +387,7 @@ fn conclude(
     for s in stages {
         params.extend(s.params.clone());
     }
-    let check_values = check_results(cx, stages, &outcomes, &mut metrics)?;
+    let check_values = check_results(cx, engine, stages, &outcomes, &mut metrics)?;
     let numeric: BTreeMap<String, f64> = metrics
         .iter()
         .filter_map(|(k, v)| crate::metric_number(v).map(|f| (k.clone(), f)))
@@ -461,6 +464,7 @@ fn conclude(
 /// where MLflow clients see them.
 fn check_results(
     cx: &RunContext<'_>,
+    engine: &mut Engine<'_>,
     stages: &[&Stage],
     outcomes: &[StageRecord],
     metrics: &mut BTreeMap<String, serde_json::Value>,
@@ -493,8 +497,14 @@ fn check_results(
             }
         }
         check_values.insert(st.name.to_string(), flat);
-        let files: Vec<String> = std::iter::once(c.report.clone())
-            .chain(c.html.clone())
+        // The reports are outs of the stage, so the cache has them (one
+        // that changed since, or cannot be hashed, is copied as it is).
+        let files: Vec<Attachment> = std::iter::once(&c.report)
+            .chain(&c.html)
+            .map(|path| Attachment {
+                path: path.clone(),
+                cached: engine.cached_copy(path).unwrap_or_default(),
+            })
             .collect();
         cx.recorder
             .attach(cx.started, cx.project, "checks", &files)?;

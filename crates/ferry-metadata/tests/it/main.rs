@@ -185,6 +185,158 @@ async fn runs_conformance(s: &dyn MetadataStore) {
     );
 }
 
+/// What a run records, written in as few statements as each takes: the
+/// same rows as writing them one at a time.
+async fn batched_writes_conformance(s: &dyn MetadataStore) {
+    let id = "0003cccc000000000000000000000000";
+    s.begin_run(&new_run(id, 1)).await.unwrap();
+    // A stage recorded again replaces its row.
+    let mut st = StageRecord {
+        stage: "train".into(),
+        position: 1,
+        status: StageStatus::Ran,
+        reason: None,
+        fingerprint: None,
+        started_ms: Some(1),
+        ended_ms: None,
+        wall_ms: None,
+        user_cpu_ms: None,
+        sys_cpu_ms: None,
+        max_rss_bytes: None,
+        exit_code: None,
+        attempts: 1,
+        error: None,
+        log: None,
+    };
+    s.record_stage(id, &st).await.unwrap();
+    st.status = StageStatus::Failed;
+    st.reason = Some("the command exited with 1".into());
+    st.ended_ms = Some(5);
+    st.exit_code = Some(1);
+    st.attempts = 2;
+    s.record_stage(id, &st).await.unwrap();
+    s.record_stage(
+        id,
+        &StageRecord {
+            stage: "prepare".into(),
+            position: 0,
+            status: StageStatus::UpToDate,
+            attempts: 0,
+            started_ms: None,
+            ..st.clone()
+        },
+    )
+    .await
+    .unwrap();
+    // More params than one statement takes: several, all or none.
+    let params: Vec<(String, serde_json::Value)> = (0..1200)
+        .map(|i| (format!("p{i:04}"), serde_json::json!(i)))
+        .collect();
+    s.record_params(id, &params).await.unwrap();
+    let mut dup = params[..600].to_vec();
+    dup.push(("p0001".into(), serde_json::json!("again")));
+    assert!(
+        s.record_params(id, &dup).await.is_err(),
+        "params are set once"
+    );
+    s.record_params(id, &[("text".into(), serde_json::json!("a b"))])
+        .await
+        .unwrap();
+    s.record_params(id, &[]).await.unwrap();
+    let gates: Vec<GateRecord> = ["a", "b", "c"]
+        .iter()
+        .map(|n| GateRecord {
+            name: (*n).into(),
+            expr: format!("metrics.{n} > 0"),
+            passed: *n != "b",
+            message: format!("{n}: checked"),
+        })
+        .collect();
+    s.record_gates(id, &gates).await.unwrap();
+    let d = s.get_run(id).await.unwrap();
+    let stages: Vec<(&str, StageStatus, i64)> = d
+        .stages
+        .iter()
+        .map(|x| (x.stage.as_str(), x.status, x.attempts))
+        .collect();
+    assert_eq!(
+        stages,
+        [
+            ("prepare", StageStatus::UpToDate, 0),
+            ("train", StageStatus::Failed, 2)
+        ]
+    );
+    assert_eq!(d.stages[1].exit_code, Some(1));
+    assert_eq!(
+        d.stages[1].reason.as_deref(),
+        Some("the command exited with 1")
+    );
+    assert_eq!(d.params.len(), 1201);
+    assert_eq!(d.params[1], ("p0001".into(), serde_json::json!(1)));
+    assert_eq!(d.params[1200], ("text".into(), serde_json::json!("a b")));
+    let got: Vec<(String, bool, String)> = d
+        .gates
+        .iter()
+        .map(|g| (g.name.clone(), g.passed, g.message.clone()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("a".into(), true, "a: checked".into()),
+            ("b".into(), false, "b: checked".into()),
+            ("c".into(), true, "c: checked".into()),
+        ]
+    );
+    // Tags given twice keep their last value, as one by one; the name
+    // given to `attach_run` wins over a `mlflow.runName` tag.
+    let e = s.ensure_experiment("batched", 2).await.unwrap();
+    let tag = |k: &str, v: &str| (k.to_owned(), v.to_owned());
+    s.attach_run(
+        id,
+        e,
+        "batched-0003",
+        &[tag("k", "1"), tag("mlflow.runName", "other"), tag("k", "2")],
+    )
+    .await
+    .unwrap();
+    s.log_batch(
+        id,
+        &[],
+        &[],
+        &[
+            tag("j", "1"),
+            tag("mlflow.runName", "renamed"),
+            tag("j", "2"),
+            tag("mlflow.runName", "renamed again"),
+        ],
+    )
+    .await
+    .unwrap();
+    let r = s.get_tracked_run(id).await.unwrap().unwrap();
+    let value = |k: &str| {
+        r.tags
+            .iter()
+            .filter(|(t, _)| t == k)
+            .map(|(_, v)| v.as_str())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(value("k"), ["2"]);
+    assert_eq!(value("j"), ["2"]);
+    assert_eq!(value("mlflow.runName"), ["renamed again"]);
+    assert_eq!(r.info.run_name, "renamed again");
+    assert!(matches!(
+        s.attach_run(
+            id,
+            ferry_core::ExperimentId::new(e.get() + 1000)
+                .unwrap_or(ferry_core::ExperimentId::DEFAULT),
+            "x",
+            &[]
+        )
+        .await,
+        Err(Error::NotFound(_))
+    ));
+}
+
 async fn registry_conformance(s: &dyn MetadataStore) {
     assert!(s.latest_version("iris").await.unwrap().is_none());
     let v1 = s
@@ -1302,6 +1454,14 @@ fn sqlite_runs() {
 }
 
 #[test]
+fn sqlite_batched_writes() {
+    rt().block_on(async {
+        let (_d, s) = sqlite().await;
+        batched_writes_conformance(&s).await;
+    });
+}
+
+#[test]
 fn sqlite_registry() {
     rt().block_on(async {
         let (_d, s) = sqlite().await;
@@ -1409,6 +1569,11 @@ mod postgres {
     #[test]
     fn postgres_tracking() {
         rt().block_on(async { tracking_conformance(&fresh().await).await });
+    }
+
+    #[test]
+    fn postgres_batched_writes() {
+        rt().block_on(async { batched_writes_conformance(&fresh().await).await });
     }
 
     #[test]

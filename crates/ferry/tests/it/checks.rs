@@ -359,6 +359,52 @@ fn the_commands_on_their_own() {
     }
 }
 
+#[test]
+fn a_run_that_changes_nothing_keeps_the_reports_as_they_are_without_copying_them() {
+    let p = project();
+    let (code, _) = p.run_json(&[]);
+    assert_eq!(code, 0);
+    let (code, rep) = p.run_json(&[]);
+    assert_eq!(code, 0, "{rep}");
+    assert!(
+        stage_statuses(&rep).iter().all(|(_, s)| s == "up_to_date"),
+        "{rep}"
+    );
+    let run = rep["run_id"].as_str().unwrap();
+    let kept: Vec<std::path::PathBuf> = glob_files(&p.path().join(".ferry/artifacts"))
+        .into_iter()
+        .filter(|f| f.contains(run) && f.contains("/artifacts/checks/"))
+        .map(std::path::PathBuf::from)
+        .collect();
+    assert_eq!(kept.len(), 3, "{kept:?}");
+    let objects = glob_files(&p.path().join(".ferry/cache/objects"));
+    for f in &kept {
+        let name = f.file_name().unwrap().to_str().unwrap();
+        // The same bytes as the report the check wrote ...
+        assert_eq!(
+            std::fs::read(f).unwrap(),
+            std::fs::read(p.path().join("reports").join(name)).unwrap(),
+            "{name}"
+        );
+        // ... by a link to the cache's copy of it: nothing copied or synced
+        // but the folder, and no temporary left beside it.
+        use std::os::unix::fs::MetadataExt;
+        let ino = std::fs::metadata(f).unwrap().ino();
+        assert!(
+            objects
+                .iter()
+                .any(|o| std::fs::metadata(o).is_ok_and(|m| m.ino() == ino)),
+            "{name} is not the cache's object"
+        );
+    }
+    let left: Vec<_> = std::fs::read_dir(kept[0].parent().unwrap())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with('.'))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
 fn glob_files(dir: &std::path::Path) -> Vec<String> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_owned()];
