@@ -364,7 +364,9 @@ impl Remote {
 
     /// Where each key of `want` is: here, there, both or neither.
     pub fn status(&self, cache: &Cache, want: &Want, opts: Options) -> Result<RemoteStatus> {
-        let (items, no_manifest) = expand(cache, want)?;
+        // A folder whose manifest is only on the remote counts as its
+        // manifest, one key to fetch: its files are unknown until then.
+        let (items, _) = expand(cache, want)?;
         let mut known = self.known(opts.verify);
         let unknown: Vec<Item> = items
             .iter()
@@ -389,9 +391,6 @@ impl Remote {
                 (false, false) => st.missing.push(i.key),
             }
         }
-        // A folder whose manifest is only on the remote: its files are
-        // unknown until it is fetched; it counts as one key to fetch.
-        let _ = no_manifest;
         self.save(&mut known)?;
         Ok(st)
     }

@@ -77,12 +77,10 @@ pub fn is_dirty(root: &Path) -> Option<bool> {
 /// folder in the worktree that corresponds to `root` (a project may live
 /// below the repository's top).
 pub fn worktree_at(root: &Path, commit: &str, into: &Path) -> Result<PathBuf, String> {
-    let g = git_dir(root).ok_or("the project is not in a git repository")?;
     // The top of the work tree: the folder that holds `.git`.
     let top = std::iter::successors(Some(root), |d| d.parent())
         .find(|d| d.join(".git").exists())
         .ok_or("the project is not in a git repository")?;
-    let _ = g;
     if !commit.bytes().all(|b| b.is_ascii_hexdigit()) || commit.is_empty() {
         return Err(format!("`{commit}` is not a commit id"));
     }

@@ -7,7 +7,7 @@ use crate::cli::Place;
 use crate::commands::{latest_not_rejected, parse_ref, resolve};
 use crate::ctx::Ctx;
 use crate::exit::{self, usage};
-use crate::ui::{bytes, print_json, printable};
+use crate::ui::{bytes, print_json, printable, short};
 use anyhow::Result;
 use ferry_core::ModelRef;
 use ferry_metadata::ModelVersion;
@@ -64,7 +64,7 @@ pub(crate) fn lineage(
                     f["model"].as_str().unwrap_or_default(),
                     f["version"],
                     printable(path),
-                    f["digest"].as_str().map_or("", |d| &d[..d.len().min(12)])
+                    f["digest"].as_str().map_or("", |d| short(d, 12))
                 );
             }
         }
@@ -105,7 +105,7 @@ fn built_from(v: &ModelVersion, path: &str, prefix: Option<&str>) -> Option<Stri
 }
 
 fn print_lineage(v: &ModelVersion) {
-    let short = |d: &str| d.chars().take(12).collect::<String>();
+    let short = |d: &str| short(d, 12).to_owned();
     let aliases: String = v.aliases.iter().map(|a| format!(" @{a}")).collect();
     println!(
         "{}/{}{aliases}  {} ({}, {})",

@@ -5,7 +5,7 @@
 use crate::cli::{RemoteCommand, TransferArgs};
 use crate::ctx::Ctx;
 use crate::exit::{self, usage};
-use crate::ui::{Style, bytes, print_json};
+use crate::ui::{Style, bytes, print_json, short};
 use anyhow::{Context, Result};
 use ferry_remote::{Options, Remote, RemoteConfig, Want};
 use ferry_runner::Project;
@@ -482,43 +482,13 @@ pub(crate) fn reproduce(
         )));
     }
     let dir = ferry_runner::worktree_at(&project.root, &commit, &into).map_err(usage)?;
-    eprintln!(
-        "checked out {} into {}",
-        &commit[..commit.len().min(12)],
-        dir.display()
-    );
+    eprintln!("checked out {} into {}", short(&commit, 12), dir.display());
     // This machine's remote settings go along; the data comes by digest.
     if let Ok(local) = std::fs::read(project.layout().remotes_local()) {
         ferry_fs::write_atomic(&ferry_runner::Layout::new(&dir).remotes_local(), &local)?;
     }
     let copy = Project::load(&dir)?;
-    let pointers: Vec<ferry_cache::OutRecord> = ferry_runner::pointers(&copy)?
-        .iter()
-        .map(ferry_runner::Pointer::out)
-        .collect();
-    if !pointers.is_empty() {
-        let remote = choose(&copy, remote)?;
-        let cache = ferry_cache::Cache::new(&copy.layout().cache());
-        let want = Want {
-            outs: pointers,
-            runs: Vec::new(),
-        };
-        let s = remote.fetch(&cache, &want, Options::default(), &())?;
-        if !s.failed.is_empty() || !s.missing.is_empty() {
-            return Err(anyhow::anyhow!(
-                "the recorded data is not all on remote `{}`: {}",
-                remote.name(),
-                s.missing
-                    .iter()
-                    .chain(s.failed.iter().map(|f| &f.key))
-                    .take(5)
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
-        }
-        ferry_runner::checkout(&copy, &[])?;
-    }
+    fetch_pointed_data(&copy, remote)?;
     let opts = ferry_runner::RunOptions {
         force: true,
         trigger: "reproduce".into(),
@@ -541,40 +511,80 @@ pub(crate) fn reproduce(
     let result = ferry_runner::compare(&recorded, report.registered.as_ref(), produced_digest);
     if json {
         print_json(&result)?;
-    } else if result.identical {
+    } else {
+        print_reproduction(&ctx.style, &result, &commit);
+    }
+    Ok(exit::of_transfer(result.identical))
+}
+
+/// Brings the data `copy`'s pointer files name from the remote, by digest,
+/// and checks it out; an error names what the remote lacks.
+fn fetch_pointed_data(copy: &Project, remote: Option<&str>) -> Result<()> {
+    let pointers: Vec<ferry_cache::OutRecord> = ferry_runner::pointers(copy)?
+        .iter()
+        .map(ferry_runner::Pointer::out)
+        .collect();
+    if pointers.is_empty() {
+        return Ok(());
+    }
+    let remote = choose(copy, remote)?;
+    let cache = ferry_cache::Cache::new(&copy.layout().cache());
+    let want = Want {
+        outs: pointers,
+        runs: Vec::new(),
+    };
+    let s = remote.fetch(&cache, &want, Options::default(), &())?;
+    if !s.failed.is_empty() || !s.missing.is_empty() {
+        return Err(anyhow::anyhow!(
+            "the recorded data is not all on remote `{}`: {}",
+            remote.name(),
+            s.missing
+                .iter()
+                .chain(s.failed.iter().map(|f| &f.key))
+                .take(5)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    ferry_runner::checkout(copy, &[])?;
+    Ok(())
+}
+
+fn print_reproduction(style: &Style, result: &ferry_runner::Reproduction, commit: &str) {
+    if result.identical {
         println!(
             "identical: {}/{} rebuilt from {} has the recorded digest {}",
             result.model,
             result.version,
-            &commit[..commit.len().min(12)],
-            &result.recorded_digest[..result.recorded_digest.len().min(12)]
+            short(commit, 12),
+            short(&result.recorded_digest, 12)
         );
-    } else {
-        println!(
-            "{}: {}/{} rebuilt to {} (recorded {})",
-            ctx.style.red("different"),
-            result.model,
-            result.version,
-            result
-                .produced_digest
-                .as_deref()
-                .map_or("nothing", |d| &d[..d.len().min(12)]),
-            &result.recorded_digest[..result.recorded_digest.len().min(12)]
-        );
-        for d in &result.differences {
-            println!(
-                "  {:8} {}: {} -> {}",
-                d.kind,
-                crate::ui::printable(&d.name),
-                d.recorded.as_deref().unwrap_or("(none)"),
-                d.now.as_deref().unwrap_or("(none)")
-            );
-        }
-        if result.differences.is_empty() {
-            println!("  same inputs, packages and params: a stage is not deterministic");
-        }
+        return;
     }
-    Ok(exit::of_transfer(result.identical))
+    println!(
+        "{}: {}/{} rebuilt to {} (recorded {})",
+        style.red("different"),
+        result.model,
+        result.version,
+        result
+            .produced_digest
+            .as_deref()
+            .map_or("nothing", |d| short(d, 12)),
+        short(&result.recorded_digest, 12)
+    );
+    for d in &result.differences {
+        println!(
+            "  {:8} {}: {} -> {}",
+            d.kind,
+            crate::ui::printable(&d.name),
+            d.recorded.as_deref().unwrap_or("(none)"),
+            d.now.as_deref().unwrap_or("(none)")
+        );
+    }
+    if result.differences.is_empty() {
+        println!("  same inputs, packages and params: a stage is not deterministic");
+    }
 }
 
 pub(crate) fn add(ctx: &Ctx, paths: &[String], json: bool) -> Result<u8> {
