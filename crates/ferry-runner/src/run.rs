@@ -197,6 +197,10 @@ pub fn run_with(
     reporter: Arc<dyn Reporter>,
     cancel: &CancelToken,
 ) -> Result<RunReport> {
+    // Whether the work tree is dirty, recorded when the run begins: `git
+    // status` takes a few milliseconds, so it runs while the run takes its
+    // lock and opens its store.
+    let dirty = (!opts.dry_run).then(|| crate::git::DirtyProbe::start(&project.root));
     let wanted = targets(project, &opts.targets)?;
     std::fs::create_dir_all(project.layout().ferry_dir()).map_err(|e| Error::Io {
         action: "create",
@@ -220,9 +224,6 @@ pub fn run_with(
     if opts.dry_run {
         return dry_run(project, opts);
     }
-    // Whether the work tree is dirty, recorded when the run begins: `git
-    // status` takes a few milliseconds, so it runs while the store opens.
-    let dirty = crate::git::DirtyProbe::start(&project.root);
 
     let mut engine = Engine::open(project)?;
     engine.set_shared(opts.shared.clone(), opts.push);
@@ -239,7 +240,7 @@ pub fn run_with(
         trigger: opts.trigger.clone(),
         started_ms: now_ms(),
         git_commit: crate::git::head_commit(&project.root),
-        git_dirty: dirty.wait(),
+        git_dirty: dirty.and_then(crate::git::DirtyProbe::wait),
         env_fingerprint: env.as_ref().map(|e| e.fingerprint.to_hex()),
         source_name: project.root.display().to_string(),
     })?;
