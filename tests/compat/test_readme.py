@@ -53,13 +53,18 @@ def test_blocks_and_directives_are_read():
 
 @pytest.fixture
 def workspace(tmp_path):
-    """A copy of the committed examples (what a fresh clone has)."""
+    """A copy of the committed examples in a repository of their own (what a fresh clone has)."""
     files = subprocess.run(["git", "ls-files", "examples"], cwd=ROOT, check=True,
                            capture_output=True, text=True).stdout.split()
     for name in files:
         target = tmp_path / name
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / name, target)
+    # A clone is a git repository: what reads history (`gc --remote
+    # --all-commits`) finds the examples committed.
+    git = ["git", "-c", "user.name=readme", "-c", "user.email=readme@example.invalid"]
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "examples"]):
+        subprocess.run(git + args, cwd=tmp_path, check=True, capture_output=True)
     return tmp_path
 
 

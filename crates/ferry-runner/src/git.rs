@@ -101,6 +101,168 @@ pub fn worktree_at(root: &Path, commit: &str, into: &Path) -> Result<PathBuf, St
     Ok(into.join(rel))
 }
 
+/// Which commits' locks and pointers a remote's garbage collection keeps
+/// (`ferry gc --remote --all-commits ...`); none of them: the work tree only.
+#[derive(Debug, Clone, Default)]
+pub struct Revisions {
+    /// Every commit reachable from any ref.
+    pub all_commits: bool,
+    /// The tip of every branch.
+    pub all_branches: bool,
+    /// Every tag.
+    pub all_tags: bool,
+    /// Named revisions (`main`, `v1.2`, a commit id).
+    pub revs: Vec<String>,
+}
+
+impl Revisions {
+    pub fn is_empty(&self) -> bool {
+        !(self.all_commits || self.all_branches || self.all_tags) && self.revs.is_empty()
+    }
+}
+
+/// A file as some commit held it: the commit, its path (relative to the
+/// project), its text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommittedFile {
+    pub commit: String,
+    pub path: String,
+    pub text: String,
+}
+
+fn git_out(root: &Path, args: &[&str]) -> Result<Vec<u8>, String> {
+    let out = std::process::Command::new("git")
+        .args(args)
+        .current_dir(root)
+        .output()
+        .map_err(|e| format!("cannot run git: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "git {}: {}",
+            args.first().copied().unwrap_or_default(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(out.stdout)
+}
+
+/// The commits `sel` names, each once.
+fn commits(root: &Path, sel: &Revisions) -> Result<Vec<String>, String> {
+    let mut found: Vec<String> = Vec::new();
+    let mut take = |bytes: Vec<u8>| {
+        found.extend(
+            String::from_utf8_lossy(&bytes)
+                .split_whitespace()
+                .map(str::to_owned),
+        )
+    };
+    if sel.all_commits {
+        take(git_out(root, &["rev-list", "--all"])?);
+    }
+    if sel.all_branches {
+        take(git_out(root, &["rev-parse", "--branches"])?);
+    }
+    if sel.all_tags {
+        take(git_out(root, &["rev-parse", "--tags"])?);
+    }
+    for rev in &sel.revs {
+        let peeled = format!("{rev}^{{commit}}");
+        let id = git_out(
+            root,
+            &[
+                "rev-parse",
+                "--verify",
+                "--quiet",
+                "--end-of-options",
+                &peeled,
+            ],
+        )
+        .map_err(|_| format!("`{rev}` names no commit in this repository"))?;
+        take(id);
+    }
+    found.sort();
+    found.dedup();
+    Ok(found)
+}
+
+/// Every `ferry.lock` and pointer file (`*.ferry`) that the commits `sel`
+/// names hold in the project's folder, each distinct text once (read in one
+/// `git cat-file --batch`).
+pub fn committed_records(root: &Path, sel: &Revisions) -> Result<Vec<CommittedFile>, String> {
+    git_dir(root).ok_or("the project is not in a git repository")?;
+    let mut wanted: Vec<(String, String, String)> = Vec::new(); // blob, commit, path
+    let mut seen = std::collections::BTreeSet::new();
+    for commit in commits(root, sel)? {
+        let listing = git_out(root, &["ls-tree", "-r", "-z", &commit])?;
+        for entry in listing.split(|b| *b == 0).filter(|e| !e.is_empty()) {
+            let entry = String::from_utf8_lossy(entry);
+            let Some((meta, path)) = entry.split_once('\t') else {
+                continue;
+            };
+            let mut meta = meta.split(' ');
+            let (Some(_mode), Some("blob"), Some(blob)) = (meta.next(), meta.next(), meta.next())
+            else {
+                continue;
+            };
+            let is_record = path == crate::project::LOCK_FILE
+                || path.ends_with(crate::pointers::POINTER_SUFFIX);
+            if is_record && seen.insert(blob.to_owned()) {
+                wanted.push((blob.to_owned(), commit.clone(), path.to_owned()));
+            }
+        }
+    }
+    let texts = cat_blobs(root, wanted.iter().map(|w| w.0.as_str()))?;
+    Ok(wanted
+        .into_iter()
+        .zip(texts)
+        .map(|((_, commit, path), text)| CommittedFile { commit, path, text })
+        .collect())
+}
+
+/// The contents of `blobs`, in order, from one `git cat-file --batch`.
+fn cat_blobs<'a>(root: &Path, blobs: impl Iterator<Item = &'a str>) -> Result<Vec<String>, String> {
+    use std::io::{BufRead, Read, Write};
+    let input: String = blobs.map(|b| format!("{b}\n")).collect();
+    if input.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut child = std::process::Command::new("git")
+        .args(["cat-file", "--batch"])
+        .current_dir(root)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run git: {e}"))?;
+    let mut stdin = child.stdin.take().ok_or("git cat-file: no stdin")?;
+    // Written from a thread: git answers while it reads, and a pipe holds
+    // only so much.
+    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
+    let mut out = std::io::BufReader::new(child.stdout.take().ok_or("git cat-file: no stdout")?);
+    let mut texts = Vec::new();
+    let mut header = String::new();
+    loop {
+        header.clear();
+        if out.read_line(&mut header).map_err(|e| e.to_string())? == 0 {
+            break;
+        }
+        let size: usize = header
+            .split(' ')
+            .nth(2)
+            .and_then(|n| n.trim().parse().ok())
+            .ok_or_else(|| format!("git cat-file: unexpected `{}`", header.trim()))?;
+        let mut body = vec![0; size + 1]; // and its newline
+        out.read_exact(&mut body).map_err(|e| e.to_string())?;
+        body.pop();
+        texts.push(String::from_utf8_lossy(&body).into_owned());
+    }
+    let _ = writer.join();
+    let status = child.wait().map_err(|e| e.to_string())?;
+    if !status.success() {
+        return Err("git cat-file failed".into());
+    }
+    Ok(texts)
+}
+
 /// [`is_dirty`] asked now and answered later: `git status` (a few
 /// milliseconds) runs in a thread of its own, beside what the caller does
 /// meanwhile (a run opens its store).

@@ -30,7 +30,7 @@ mod shared;
 mod tracking;
 
 pub use executor::{Executor, LocalProcesses, StageCommand};
-pub use git::{head_commit, is_dirty, worktree_at};
+pub use git::{Revisions, head_commit, is_dirty, worktree_at};
 pub use history::{History, local_history, remote_history};
 pub use pointers::{POINTER_SUFFIX, Pointer, add, all as pointers};
 pub use project::{LOCK_FILE, Layout, Project, SPEC_FILE, store_url};
@@ -79,6 +79,8 @@ pub enum Error {
     CannotAdd { path: String, why: String },
     #[error("register.signature.from `{table}`: {message}")]
     Signature { table: String, message: String },
+    #[error("reading the git history: {0}")]
+    History(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

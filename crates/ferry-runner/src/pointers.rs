@@ -50,7 +50,7 @@ impl Pointer {
 
     /// Reads a pointer file's text; `rel` is the pointer's own path, for
     /// the errors and to check that it points at its neighbour.
-    fn parse(rel: &str, text: &str) -> std::result::Result<Self, String> {
+    pub(crate) fn parse(rel: &str, text: &str) -> std::result::Result<Self, String> {
         let mut path = None;
         let mut digest = None;
         let mut size = None;

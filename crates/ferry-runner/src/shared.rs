@@ -5,7 +5,7 @@
 
 use crate::engine::{Engine, to_record};
 use crate::run::targets;
-use crate::{Project, Result};
+use crate::{Error, Project, Result};
 use ferry_cache::{Cache, OutRecord};
 use ferry_core::Digest;
 
@@ -52,11 +52,52 @@ pub fn locked(project: &Project, stages: &[String]) -> Result<(Vec<OutRecord>, V
     Ok((outs, runs))
 }
 
-/// What a remote must keep for this project (`gc --remote`): see
-/// [`crate::run::referenced`].
-pub fn remote_keep(project: &Project) -> Result<(Vec<OutRecord>, Vec<Digest>)> {
+/// What a remote must keep for this project (`gc --remote`): what
+/// [`crate::run::referenced`] keeps locally, and the run entries of the
+/// stages ferry.lock names.
+/// With `history`, also what the locks and pointer files of those commits
+/// name (each stage's outputs and its run-cache entry). A record that
+/// cannot be read is an error, never "nothing to keep".
+pub fn remote_keep(
+    project: &Project,
+    history: &crate::Revisions,
+) -> Result<(Vec<OutRecord>, Vec<Digest>)> {
     let engine = Engine::open(project)?;
-    crate::run::referenced(project, &engine, true)
+    let (mut outs, mut runs) = crate::run::referenced(project, &engine, true)?;
+    // The lock's own run entries, whatever the local run cache still holds.
+    runs.extend(locked(project, &[])?.1);
+    if !history.is_empty() {
+        let files =
+            crate::git::committed_records(&project.root, history).map_err(Error::History)?;
+        for f in files {
+            committed_keep(&f, &mut outs, &mut runs)?;
+        }
+    }
+    Ok((outs, runs))
+}
+
+/// What one committed lock or pointer file names.
+fn committed_keep(
+    f: &crate::git::CommittedFile,
+    outs: &mut Vec<OutRecord>,
+    runs: &mut Vec<Digest>,
+) -> Result<()> {
+    let at = |why: String| Error::History(format!("{} at {}: {why}", f.path, short(&f.commit)));
+    if f.path.ends_with(crate::pointers::POINTER_SUFFIX) {
+        let p = crate::pointers::Pointer::parse(&f.path, &f.text).map_err(at)?;
+        outs.push(p.out());
+        return Ok(());
+    }
+    let lock = ferry_pipeline::LockFile::parse(&f.text).map_err(|e| at(e.to_string()))?;
+    for stage in lock.stages.values() {
+        runs.push(stage.fingerprint);
+        outs.extend(stage.outs.iter().map(|(p, l)| to_record(p, l)));
+    }
+    Ok(())
+}
+
+fn short(commit: &str) -> &str {
+    commit.get(..10).unwrap_or(commit)
 }
 
 /// What `checkout` did with one locked output.

@@ -23,6 +23,7 @@ pub const REMOTE_KEYS: &[&str] = &[
     "region",
     "allow_http",
     "profile",
+    "push",
 ];
 pub const STAGE_KEYS: &[&str] = &[
     "cmd",

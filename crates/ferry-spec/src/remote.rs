@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// The settings a remote may carry, committed or per machine.
-pub const OPTION_KEYS: &[&str] = &["endpoint", "region", "allow_http", "profile"];
+pub const OPTION_KEYS: &[&str] = &["endpoint", "region", "allow_http", "profile", "push"];
 
 /// Keys that look like credentials: refused with a pointer to where they go.
 const SECRET_WORDS: &[&str] = &["secret", "password", "token", "access_key", "credential"];
@@ -122,6 +122,9 @@ pub fn validate_option(key: &str, value: &str) -> Option<String> {
         "allow_http" if value != "true" && value != "false" => {
             Some(format!("`allow_http`: `{value}` is not true or false"))
         }
+        "push" if value != "auto" && value != "manual" => Some(format!(
+            "`push`: `{value}` is not auto (`ferry run` pushes what its stages produce) or manual"
+        )),
         k if !OPTION_KEYS.contains(&k) => Some(format!(
             "unknown setting `{k}` (known: {})",
             OPTION_KEYS.join(", ")
@@ -358,6 +361,16 @@ fn yaml_scalar(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_remote_in_ferry_yaml_has_its_url_default_and_the_settings() {
+        let mut keys = vec!["url", "default"];
+        keys.extend(OPTION_KEYS);
+        assert_eq!(crate::keys::REMOTE_KEYS, keys.as_slice());
+        assert_eq!(validate_option("push", "auto"), None);
+        assert_eq!(validate_option("push", "manual"), None);
+        assert!(validate_option("push", "yes").is_some());
+    }
 
     #[test]
     fn urls_are_read_into_locations() {

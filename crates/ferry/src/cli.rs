@@ -74,12 +74,17 @@ pub enum Command {
         /// Say what would be removed; remove nothing
         #[arg(long)]
         dry_run: bool,
-        /// Collect a remote's garbage instead (the default remote, or NAME): what no lock, registered version or stage's run cache refers to and is over a day old. A dry run unless --yes
+        /// Collect a remote's garbage instead (the default remote, or NAME): what no lock (the work tree's, and those of the commits --all-commits, --all-branches, --all-tags or --rev name), pointer, registered version or stage's run cache refers to and is over a day old. A dry run unless --yes
         #[arg(long, value_name = "NAME", num_args = 0..=1, default_missing_value = "")]
         remote: Option<String>,
         /// With --remote: really delete
         #[arg(long, requires = "remote")]
         yes: bool,
+        #[command(flatten)]
+        history: HistoryArgs,
+        /// With --remote: print the report as JSON
+        #[arg(long, requires = "remote")]
+        json: bool,
     },
     /// Where the cache is shared: add, list or remove remotes (ferry.yaml's `remotes:`)
     #[command(subcommand)]
@@ -159,7 +164,7 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum RemoteCommand {
-    /// Add a remote to ferry.yaml (or, with --local, this machine's settings for one)
+    /// Add a remote to ferry.yaml
     Add {
         /// Its name (letters, digits, `-`, `_`)
         name: String,
@@ -180,6 +185,9 @@ pub enum RemoteCommand {
         /// Allow a plain-http endpoint
         #[arg(long)]
         allow_http: bool,
+        /// `auto`: `ferry run` pushes what its stages produce; `manual` (the default): only `ferry push` and `run --push` do
+        #[arg(long, value_name = "auto|manual")]
+        push: Option<String>,
     },
     /// The remotes, with this machine's settings laid over
     List {
@@ -192,6 +200,35 @@ pub enum RemoteCommand {
         /// Its name
         name: String,
     },
+}
+
+/// Which commits `gc --remote` also keeps what they lock (besides the work
+/// tree, the registry and the run cache): their `ferry.lock` and pointer files.
+#[derive(Debug, Args, Default)]
+pub struct HistoryArgs {
+    /// Keep what every commit of every branch and tag locks
+    #[arg(long, requires = "remote")]
+    pub all_commits: bool,
+    /// Keep what the tip of every branch locks
+    #[arg(long, requires = "remote")]
+    pub all_branches: bool,
+    /// Keep what every tag locks
+    #[arg(long, requires = "remote")]
+    pub all_tags: bool,
+    /// Keep what this revision locks (a branch, tag or commit; repeatable)
+    #[arg(long, value_name = "REV", requires = "remote")]
+    pub rev: Vec<String>,
+}
+
+impl HistoryArgs {
+    pub fn revisions(self) -> ferry_runner::Revisions {
+        ferry_runner::Revisions {
+            all_commits: self.all_commits,
+            all_branches: self.all_branches,
+            all_tags: self.all_tags,
+            revs: self.rev,
+        }
+    }
 }
 
 /// What `push`, `fetch` and `pull` move, and how.
@@ -540,9 +577,12 @@ pub struct RunArgs {
     /// Look nothing up on a remote
     #[arg(long, conflicts_with_all = ["remote", "push"])]
     pub no_remote: bool,
-    /// Send what the stages that ran produced to the remote
-    #[arg(long)]
+    /// Send what the stages that ran produced to the remote (the default with a remote's `push: auto`)
+    #[arg(long, conflicts_with = "no_push")]
     pub push: bool,
+    /// Send nothing, even to a remote set to `push: auto`
+    #[arg(long)]
+    pub no_push: bool,
     #[command(flatten)]
     pub place: Place,
 }

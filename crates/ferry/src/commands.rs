@@ -75,8 +75,10 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
         Command::Gc {
             remote: Some(name),
             yes,
+            history,
+            json,
             ..
-        } => crate::remote::gc(&ctx, &name, yes),
+        } => crate::remote::gc(&ctx, &name, yes, &history.revisions(), json),
         Command::Gc { all, dry_run, .. } => gc(&ctx, all, dry_run),
         Command::Remote(c) => crate::remote::remote(&ctx, c),
         Command::Push(a) => crate::remote::transfer(&ctx, a, crate::remote::Direction::Push),
@@ -257,14 +259,14 @@ fn run(ctx: &Ctx, args: RunArgs) -> Result<u8> {
     if args.jobs == Some(0) {
         bail!(usage("--jobs must be at least 1"));
     }
-    let shared = if args.no_remote || args.dry_run {
-        None
+    let (shared, push) = if args.no_remote || args.dry_run {
+        (None, false)
     } else {
-        crate::remote::shared_cache(&project, args.remote.as_deref(), args.push)?
+        crate::remote::shared_cache(&project, args.remote.as_deref(), args.push, args.no_push)?
     };
     let opts = RunOptions {
         shared,
-        push: args.push,
+        push,
         targets: args.stages.clone(),
         force: args.force,
         dry_run: args.dry_run,

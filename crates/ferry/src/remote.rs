@@ -39,27 +39,33 @@ fn configured(project: &Project) -> Result<Vec<RemoteConfig>> {
 /// The remote a run looks stages up in: `name`, else the default one;
 /// none when the project has no default. `--push` needs one. Opened only
 /// when a stage first needs it, so a run with nothing to do never starts a
-/// transfer runtime.
+/// transfer runtime. Also whether the run pushes: `--push`, or the remote
+/// set to `push: auto` (in ferry.yaml or this machine's settings) without
+/// `--no-push`.
 pub(crate) fn shared_cache(
     project: &Project,
     name: Option<&str>,
     push: bool,
-) -> Result<Option<std::sync::Arc<dyn ferry_runner::SharedCache>>> {
+    no_push: bool,
+) -> Result<(Option<std::sync::Arc<dyn ferry_runner::SharedCache>>, bool)> {
     let remotes = configured(project)?;
     let cfg = match name {
         Some(_) => pick(&remotes, name)?.clone(),
         None => match remotes.iter().find(|r| r.default) {
             Some(r) => r.clone(),
             None if push => pick(&remotes, None)?.clone(),
-            None => return Ok(None),
+            None => return Ok((None, false)),
         },
     };
-    Ok(Some(std::sync::Arc::new(Lazy {
+    let auto = cfg.options.get("push").map(String::as_str) == Some("auto");
+    let push = push || (auto && !no_push);
+    let shared: std::sync::Arc<dyn ferry_runner::SharedCache> = std::sync::Arc::new(Lazy {
         cfg,
         base: project.root.clone(),
         state: project.layout().remotes_state(),
         remote: std::sync::OnceLock::new(),
-    })))
+    });
+    Ok((Some(shared), push))
 }
 
 /// A remote opened at its first use.
@@ -160,6 +166,7 @@ pub(crate) fn remote(ctx: &Ctx, cmd: RemoteCommand) -> Result<u8> {
             region,
             profile,
             allow_http,
+            push,
         } => {
             let mut options = BTreeMap::new();
             let given = [
@@ -167,6 +174,7 @@ pub(crate) fn remote(ctx: &Ctx, cmd: RemoteCommand) -> Result<u8> {
                 ("region", region),
                 ("profile", profile),
                 ("allow_http", allow_http.then(|| "true".to_owned())),
+                ("push", push),
             ];
             for (k, v) in given {
                 if let Some(v) = v {
@@ -403,10 +411,16 @@ pub(crate) fn status(ctx: &Ctx, stages: &[String], name: &str, json: bool) -> Re
     Ok(exit::OK)
 }
 
-pub(crate) fn gc(ctx: &Ctx, name: &str, yes: bool) -> Result<u8> {
+pub(crate) fn gc(
+    ctx: &Ctx,
+    name: &str,
+    yes: bool,
+    history: &ferry_runner::Revisions,
+    json: bool,
+) -> Result<u8> {
     let project = ctx.project()?;
     let remote = choose(&project, Some(name))?;
-    let (outs, runs) = ferry_runner::remote_keep(&project)?;
+    let (outs, runs) = ferry_runner::remote_keep(&project, history)?;
     let cache = ferry_cache::Cache::new(&project.layout().cache());
     const DAY_MS: i64 = 24 * 3600 * 1000;
     let report = remote.gc(
@@ -416,6 +430,10 @@ pub(crate) fn gc(ctx: &Ctx, name: &str, yes: bool) -> Result<u8> {
         ferry_core::now_ms(),
         !yes,
     )?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(exit::OK);
+    }
     eprintln!(
         "{} {} objects ({}) on remote `{}`; kept {}, and {} too recent to remove{}",
         if yes { "removed" } else { "would remove" },

@@ -271,3 +271,128 @@ fn data_no_stage_makes_is_added_pushed_and_pulled_by_its_pointer() {
     assert_eq!(o.code, 0, "{o:?}");
     assert_eq!(a.read("raw/a.csv"), "1\n2\n");
 }
+
+fn git(p: &Proj, args: &[&str]) {
+    let o = std::process::Command::new("git")
+        .args(["-c", "user.name=t", "-c", "user.email=t@example.invalid"])
+        .args(args)
+        .current_dir(p.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "git {args:?}: {o:?}");
+}
+
+/// Sets every file under `dir` two days back, past gc's grace period.
+fn age(dir: &std::path::Path) {
+    let o = std::process::Command::new("find")
+        .arg(dir)
+        .args([
+            "-type",
+            "f",
+            "-exec",
+            "touch",
+            "-d",
+            "2 days ago",
+            "{}",
+            "+",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{o:?}");
+}
+
+fn gc_json(p: &Proj, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec!["gc", "--remote", "--json"];
+    args.extend_from_slice(extra);
+    let o = p.ferry(&args);
+    assert_eq!(o.code, 0, "{o:?}");
+    serde_json::from_str(&o.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {o:?}"))
+}
+
+#[test]
+fn push_auto_sends_what_runs_and_gc_keeps_what_the_chosen_history_locks() {
+    let shared = tempfile::tempdir().unwrap();
+    let cache = shared.path().join("cache");
+    let url = format!("file://{}", cache.display());
+    let a = Proj::new(SPEC);
+    a.write(".gitignore", "/work\n*.count\n");
+    a.write("params.yaml", "seed: 1\nlr: 0.1\n");
+    git(&a, &["init", "-q"]);
+    let o = a.ferry(&[
+        "remote",
+        "add",
+        "origin",
+        &url,
+        "--default",
+        "--push",
+        "auto",
+    ]);
+    assert_eq!(o.code, 0, "{o:?}");
+    assert!(a.read("ferry.yaml").contains("push: auto"));
+    let o = a.ferry(&["remote", "add", "other", &url, "--push", "sometimes"]);
+    assert_eq!(o.code, 2, "{o:?}");
+    assert!(
+        o.stderr.contains("`push`: `sometimes` is not auto"),
+        "{o:?}"
+    );
+
+    // Three versions of the model, each committed; `push: auto` sends each.
+    for (i, lr) in ["0.1", "0.2", "0.3"].iter().enumerate() {
+        a.write("params.yaml", &format!("seed: 1\nlr: {lr}\n"));
+        let o = a.ferry(&["run"]);
+        assert_eq!(o.code, 0, "{o:?}");
+        assert!(
+            o.stderr.contains("pushed train to remote `origin`"),
+            "{o:?}"
+        );
+        git(&a, &["add", "-A"]);
+        git(&a, &["commit", "-qm", lr]);
+        if i == 0 {
+            git(&a, &["tag", "v1"]);
+        }
+    }
+    // --no-push sends nothing.
+    a.write("params.yaml", "seed: 1\nlr: 0.4\n");
+    let o = a.ferry(&["run", "--no-push"]);
+    assert!(!o.stderr.contains("pushed"), "{o:?}");
+    a.write("params.yaml", "seed: 1\nlr: 0.3\n");
+    a.run_ok();
+
+    // The local run cache keeps only what the lock names now, so the
+    // remote's entries for lr 0.1 and 0.2 are known only from history.
+    assert_eq!(a.ferry(&["gc", "--all"]).code, 0);
+    age(&cache);
+    // Each older model is its file and train's run entry.
+    let work_tree = gc_json(&a, &[]);
+    assert_eq!(work_tree["removed"], 4, "{work_tree}");
+    assert_eq!(work_tree["dry_run"], true);
+    assert_eq!(gc_json(&a, &["--rev", "v1"])["removed"], 2);
+    assert_eq!(gc_json(&a, &["--all-commits"])["removed"], 0);
+    assert_eq!(gc_json(&a, &["--all-tags"])["removed"], 2);
+    let o = a.ferry(&["gc", "--remote", "--rev", "no-such-branch"]);
+    assert_ne!(o.code, 0, "{o:?}");
+    assert!(
+        o.stderr.contains("`no-such-branch` names no commit"),
+        "{o:?}"
+    );
+
+    let done = gc_json(&a, &["--rev", "v1", "--yes"]);
+    assert_eq!(
+        (done["removed"].as_u64(), done["dry_run"].as_bool()),
+        (Some(2), Some(false))
+    );
+    assert_eq!(gc_json(&a, &["--rev", "v1"])["removed"], 0);
+
+    // What v1 locked still comes back in a clone checked out there.
+    let b = Proj::new(SPEC);
+    std::fs::remove_file(b.path().join("ferry.yaml")).unwrap();
+    git(&b, &["init", "-q"]);
+    git(&b, &["pull", "-q", a.path().to_str().unwrap(), "v1"]);
+    let o = b.ferry(&["pull"]);
+    assert_eq!(o.code, 0, "{o:?}");
+    assert!(
+        b.read("work/model.txt").ends_with("0.1\n"),
+        "{}",
+        b.read("work/model.txt")
+    );
+}
