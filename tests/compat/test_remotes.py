@@ -751,3 +751,60 @@ def test_a_push_and_a_pull_killed_half_way_resume_to_a_whole_copy(tmp_path, moto
     assert not [f for f in b.cache_files() if f.name.startswith(".tmp-")]
     assert tree(b.path / "work") == tree(a.path / "work")
     assert statuses(b.json("run")) == {"prepare": "up_to_date", "train": "up_to_date"}
+
+
+# ---------------------------------------------------------------- the scenario
+
+
+def git(path, *args):
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid", *args],
+                   cwd=path, check=True, capture_output=True)
+
+
+def test_iris_as_a_team_lives_it_push_pull_run_nothing_and_reproduce(tmp_path, moto, bucket):
+    """The issue's scenario on the Iris example and an S3 bucket: train in one
+    clone, push; a second clone pulls and runs nothing, then a changed param
+    reruns only what it reaches; `reproduce iris/1` in a third place, with the
+    data fetched from the bucket by digest, says identical."""
+    home = tmp_path / "home"
+    home.mkdir()
+    # The environments the clones build come from the machine's uv cache.
+    env = {**KEYS, "UV_CACHE_DIR": os.environ.get("UV_CACHE_DIR", str(Path.home() / ".cache" / "uv"))}
+    a = Project(tmp_path / "a", home, env)
+    listed = subprocess.run(["git", "ls-files", "examples/iris"], cwd=ROOT, check=True,
+                            capture_output=True, text=True).stdout.split()
+    for name in listed:
+        target = a.path / Path(name).relative_to("examples/iris")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / name, target)
+    add_s3(a, moto, bucket)
+    a.ok("add", "data/iris.csv")  # the raw data: its pointer is committed, not it
+    git(a.path, "init", "-q")
+    git(a.path, "add", "-A")
+    git(a.path, "commit", "-qm", "iris")
+    assert "data/iris.csv" not in subprocess.run(["git", "ls-files"], cwd=a.path, capture_output=True,
+                                                 text=True).stdout.split()
+    a.ok("run")
+    git(a.path, "add", "ferry.lock")
+    git(a.path, "commit", "-qm", "trained")
+    pushed = a.json("push")["summary"]
+    assert pushed["failed"] == [] and pushed["transferred"] > 0, pushed
+
+    b = Project(tmp_path / "b", home, env)
+    git(tmp_path, "clone", "-q", str(a.path), str(b.path))
+    assert not (b.path / "data" / "iris.csv").exists()
+    b.ok("pull")
+    assert (b.path / "data" / "iris.csv").read_bytes() == (a.path / "data" / "iris.csv").read_bytes()
+    report = b.json("run")
+    assert set(statuses(report).values()) == {"up_to_date"}, report
+    params = (b.path / "params.yaml").read_text()
+    assert "C: 1.0" in params
+    (b.path / "params.yaml").write_text(params.replace("C: 1.0", "C: 0.5"))
+    report = b.json("run")
+    ran = {s for s, status in statuses(report).items() if status == "ran"}
+    assert ran == {"train", "evaluate"}, report
+
+    third = tmp_path / "third"
+    r = a.ok("reproduce", "iris/1", "--into", str(third))
+    assert "identical: iris/1 rebuilt from" in r.stdout + r.stderr, r.stdout + r.stderr
+    assert (third / "data" / "iris.csv").exists()
