@@ -9,6 +9,7 @@
 //! knows SQL. [`BlockingStore`] gives synchronous callers (the CLI) the same
 //! interface on a private current-thread runtime.
 
+mod auth;
 mod deployments;
 mod group;
 mod jobs;

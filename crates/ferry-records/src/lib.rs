@@ -2,11 +2,13 @@
 //! stages, MLflow runs and experiments, registered models and versions,
 //! deployments and gateways, the store interfaces every backend implements
 //! ([`MetadataStore`] = pipeline records + [`TrackingStore`] +
-//! [`ModelStore`] + [`DeploymentStore`]) and the one store [`Error`].
+//! [`ModelStore`] + [`DeploymentStore`] + [`AuthStore`]) and the one store
+//! [`Error`].
 //!
 //! Pure: no SQL, no files, no network. `ferry-metadata` implements the
 //! interfaces over SQL; `ferry-client` fills the records from JSON.
 
+mod auth;
 mod deployments;
 mod error;
 mod models;
@@ -15,6 +17,7 @@ mod runs;
 mod tracking;
 mod versions;
 
+pub use auth::*;
 pub use deployments::*;
 pub use error::*;
 pub use models::*;
@@ -24,7 +27,9 @@ pub use versions::*;
 
 /// Everything ferry records, behind one interface every backend implements.
 #[async_trait::async_trait]
-pub trait MetadataStore: TrackingStore + ModelStore + DeploymentStore + Send + Sync {
+pub trait MetadataStore:
+    TrackingStore + ModelStore + DeploymentStore + AuthStore + Send + Sync
+{
     async fn begin_run(&self, run: &NewRun) -> Result<()>;
     async fn finish_run(
         &self,

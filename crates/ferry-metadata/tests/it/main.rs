@@ -7,6 +7,8 @@
 use ferry_core as _;
 use ferry_metadata::*;
 
+mod auth;
+
 async fn sqlite() -> (tempfile::TempDir, SqlStore) {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("ferry.db").display());
@@ -1409,6 +1411,14 @@ async fn gateways_conformance(s: &dyn MetadataStore) {
 }
 
 #[test]
+fn sqlite_auth() {
+    rt().block_on(async {
+        let (_d, s) = sqlite().await;
+        auth::conformance(&s).await
+    });
+}
+
+#[test]
 fn sqlite_gateways() {
     rt().block_on(async {
         let (_d, s) = sqlite().await;
@@ -1559,6 +1569,11 @@ mod postgres {
     #[test]
     fn postgres_api_pipeline_runs() {
         rt().block_on(async { api_pipeline_runs_conformance(&fresh().await).await });
+    }
+
+    #[test]
+    fn postgres_auth() {
+        rt().block_on(async { crate::auth::conformance(&fresh().await).await });
     }
 
     #[test]

@@ -1,0 +1,274 @@
+//! Users, roles, grants, tokens and the audit log: the same checks on every
+//! backend.
+
+use ferry_auth::audit::{self, Event};
+use ferry_auth::{Grant, Permission as P, ResourceType as T};
+use ferry_metadata::*;
+
+fn new_user(name: &str, admin: bool) -> NewUser {
+    NewUser {
+        username: name.into(),
+        password_hash: Some(format!("$argon2id$hash-of-{name}")),
+        is_admin: admin,
+        service: false,
+        created_ms: 1,
+    }
+}
+
+fn event(actor: &str, action: &str, time_ms: i64) -> Event {
+    Event {
+        time_ms,
+        actor: actor.into(),
+        token_id: None,
+        action: action.into(),
+        resource: "registered_model:iris".into(),
+        outcome: "allowed".into(),
+        source: "127.0.0.1".into(),
+        reason: None,
+    }
+}
+
+async fn users_and_grants(s: &dyn MetadataStore) {
+    let ana = s.create_user(&new_user("ana", false)).await.unwrap();
+    let bob = s.create_user(&new_user("bob", true)).await.unwrap();
+    assert_ne!(ana.id, bob.id);
+    let e = s.create_user(&new_user("ana", false)).await.unwrap_err();
+    assert!(
+        matches!(e, Error::AlreadyExists(ref m) if m == "User (username=ana) already exists."),
+        "{e}"
+    );
+    assert_eq!(s.get_user("ana").await.unwrap().unwrap(), ana);
+    assert!(s.get_user("nobody").await.unwrap().is_none());
+    s.set_password("ana", "$argon2id$new").await.unwrap();
+    s.set_admin("ana", true).await.unwrap();
+    let got = s.get_user("ana").await.unwrap().unwrap();
+    assert_eq!(
+        (got.password_hash.as_deref(), got.is_admin),
+        (Some("$argon2id$new"), true)
+    );
+    assert!(matches!(
+        s.set_admin("nobody", true).await,
+        Err(Error::NotFound(_))
+    ));
+    // The hash is never part of a user's JSON.
+    assert!(!serde_json::to_string(&got).unwrap().contains("argon2id"));
+
+    // Roles hold grants; a user holds roles; grants_in is per workspace.
+    let editors = s
+        .create_role("team-a", "editors", Some("edit"))
+        .await
+        .unwrap();
+    assert!(matches!(
+        s.create_role("team-a", "editors", None).await,
+        Err(Error::AlreadyExists(_))
+    ));
+    s.create_role("team-b", "editors", None).await.unwrap();
+    let g = s
+        .add_grant(editors.id, &Grant::new(T::Experiment, "*", P::Edit))
+        .await
+        .unwrap();
+    assert!(matches!(
+        s.add_grant(editors.id, &Grant::new(T::Experiment, "*", P::Read))
+            .await,
+        Err(Error::AlreadyExists(_))
+    ));
+    assert!(matches!(
+        s.add_grant(editors.id, &Grant::new(T::Run, "abc", P::Read)).await,
+        Err(Error::Invalid(ref m)) if m.contains("only wildcard")
+    ));
+    assert!(matches!(
+        s.add_grant(999, &Grant::new(T::Experiment, "*", P::Read))
+            .await,
+        Err(Error::NotFound(_))
+    ));
+    s.assign(ana.id, editors.id).await.unwrap();
+    assert!(matches!(
+        s.assign(ana.id, editors.id).await,
+        Err(Error::AlreadyExists(_))
+    ));
+    s.grant_user(
+        ana.id,
+        "team-a",
+        &Grant::new(T::RegisteredModel, "iris", P::Manage),
+    )
+    .await
+    .unwrap();
+    s.grant_user(ana.id, "team-b", &Grant::new(T::Experiment, "4", P::Deny))
+        .await
+        .unwrap();
+    let in_a = s.grants_in(ana.id, "team-a").await.unwrap();
+    assert_eq!(
+        in_a,
+        vec![
+            Grant::new(T::Experiment, "*", P::Edit),
+            Grant::new(T::RegisteredModel, "iris", P::Manage)
+        ]
+    );
+    assert_eq!(
+        s.grants_in(ana.id, "team-b").await.unwrap(),
+        vec![Grant::new(T::Experiment, "4", P::Deny)]
+    );
+    assert!(s.grants_in(bob.id, "team-a").await.unwrap().is_empty());
+    let roles: Vec<String> = s
+        .roles_of(ana.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.name)
+        .collect();
+    assert_eq!(roles.len(), 3, "{roles:?}");
+    assert!(roles.contains(&user_role_name(ana.id)));
+    let listed = s.list_roles(Some("team-a")).await.unwrap();
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[0].grants[0].id, g.id);
+
+    s.remove_grant(g.id).await.unwrap();
+    assert!(matches!(
+        s.remove_grant(g.id).await,
+        Err(Error::NotFound(_))
+    ));
+    s.unassign(ana.id, editors.id).await.unwrap();
+    assert!(matches!(
+        s.unassign(ana.id, editors.id).await,
+        Err(Error::NotFound(_))
+    ));
+    s.delete_role(editors.id).await.unwrap();
+    assert!(s.get_role(editors.id).await.unwrap().is_none());
+
+    // Tokens: kept as hashes, revoked once, and with their user.
+    let t = Token {
+        id: "0123456789abcdef".into(),
+        user_id: ana.id,
+        name: "ci".into(),
+        workspace: Some("team-a".into()),
+        role: Some("editor".into()),
+        secret_hash: "ab".repeat(32),
+        created_ms: 10,
+        expires_ms: Some(100),
+        revoked_ms: None,
+    };
+    s.create_token(&t).await.unwrap();
+    assert!(matches!(
+        s.create_token(&t).await,
+        Err(Error::AlreadyExists(_))
+    ));
+    let got = s.get_token(&t.id).await.unwrap().unwrap();
+    assert_eq!(got, t);
+    assert!(got.live(99) && !got.live(100));
+    assert!(
+        !serde_json::to_string(&got)
+            .unwrap()
+            .contains(&t.secret_hash)
+    );
+    s.revoke_token(&t.id, 50).await.unwrap();
+    s.revoke_token(&t.id, 60).await.unwrap();
+    assert_eq!(
+        s.get_token(&t.id).await.unwrap().unwrap().revoked_ms,
+        Some(50)
+    );
+    assert!(matches!(
+        s.revoke_token("nope", 1).await,
+        Err(Error::NotFound(_))
+    ));
+    let t2 = Token {
+        id: "fedcba9876543210".into(),
+        revoked_ms: None,
+        ..t.clone()
+    };
+    s.create_token(&t2).await.unwrap();
+
+    s.delete_user("ana", 70).await.unwrap();
+    assert!(s.get_user("ana").await.unwrap().is_none());
+    assert!(s.grants_in(ana.id, "team-a").await.unwrap().is_empty());
+    assert!(
+        !s.list_roles(None)
+            .await
+            .unwrap()
+            .iter()
+            .any(|r| r.name == user_role_name(ana.id))
+    );
+    assert_eq!(
+        s.get_token(&t2.id).await.unwrap().unwrap().revoked_ms,
+        Some(70)
+    );
+    assert!(matches!(
+        s.delete_user("ana", 71).await,
+        Err(Error::NotFound(_))
+    ));
+}
+
+async fn audit_log(s: &dyn MetadataStore) {
+    assert_eq!(s.audit_head().await.unwrap(), None);
+    for (i, (actor, action)) in [
+        ("ana", "registered_model.alias.set"),
+        ("bob", "user.create"),
+        ("ana", "registered_model.alias_set"),
+        ("ana", "registered_model.delete"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let e = s
+            .append_audit(&event(actor, action, 100 + i as i64))
+            .await
+            .unwrap();
+        assert_eq!(e.seq, i as u64 + 1);
+    }
+    let all = s.audit_entries(&AuditQuery::default()).await.unwrap();
+    let head = s.audit_head().await.unwrap().unwrap();
+    assert_eq!(audit::verify(&all, Some((head.0, head.1.as_str()))), Ok(4));
+    let by = |q: AuditQuery| async move {
+        s.audit_entries(&q)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.seq)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        by(AuditQuery {
+            actor: Some("ana".into()),
+            ..Default::default()
+        })
+        .await,
+        [1, 3, 4]
+    );
+    assert_eq!(
+        by(AuditQuery {
+            since_ms: Some(102),
+            ..Default::default()
+        })
+        .await,
+        [3, 4]
+    );
+    // A prefix matches whole segments, and `_` is not a wildcard.
+    assert_eq!(
+        by(AuditQuery {
+            action: Some("registered_model.alias".into()),
+            ..Default::default()
+        })
+        .await,
+        [1]
+    );
+    assert_eq!(
+        by(AuditQuery {
+            action: Some("registered_model".into()),
+            ..Default::default()
+        })
+        .await,
+        [1, 3, 4]
+    );
+    assert_eq!(
+        by(AuditQuery {
+            limit: Some(2),
+            ..Default::default()
+        })
+        .await,
+        [1, 2]
+    );
+}
+
+pub async fn conformance(s: &dyn MetadataStore) {
+    users_and_grants(s).await;
+    audit_log(s).await;
+}

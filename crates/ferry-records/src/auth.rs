@@ -1,0 +1,154 @@
+//! Users, roles, grants, API tokens and the audit log, as a team server
+//! keeps them, and the [`AuthStore`] interface over them. What a grant
+//! means and who may do what is `ferry-auth`'s business; this is storage.
+//!
+//! As in MLflow 3.x's auth app, every grant is a row on a role; a user's
+//! own grants are on a role of theirs named `__user_<id>__` in a workspace
+//! ([`user_role_name`]), so one query finds every grant a user holds in a
+//! workspace.
+
+use crate::Result;
+use ferry_auth::Grant;
+use ferry_auth::audit::{Entry, Event};
+use serde::Serialize;
+
+/// A person or a service account. The password hash never leaves the
+/// store's callers in a response (`Serialize` skips it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct User {
+    pub id: i64,
+    pub username: String,
+    pub is_admin: bool,
+    #[serde(skip)]
+    pub password_hash: Option<String>,
+    /// A service account: tokens only, no password.
+    pub service: bool,
+    pub created_ms: i64,
+}
+
+/// A new user: `password_hash` from `ferry_auth::secret::hash_password`,
+/// `None` for a service account.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub username: String,
+    pub password_hash: Option<String>,
+    pub is_admin: bool,
+    pub service: bool,
+    pub created_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RoleGrant {
+    pub id: i64,
+    pub role_id: i64,
+    #[serde(flatten)]
+    pub grant: Grant,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Role {
+    pub id: i64,
+    pub name: String,
+    pub workspace: String,
+    pub description: Option<String>,
+    pub grants: Vec<RoleGrant>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Assignment {
+    pub id: i64,
+    pub user_id: i64,
+    pub role_id: i64,
+}
+
+/// The name of the role that holds a user's own grants in a workspace.
+pub fn user_role_name(user_id: i64) -> String {
+    format!("__user_{user_id}__")
+}
+
+/// An API token as stored: its secret only as a hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Token {
+    /// The public id (the `<id>` in `ferry_<id>_<secret>`).
+    pub id: String,
+    pub user_id: i64,
+    /// What its owner called it (`ci`, `laptop`).
+    pub name: String,
+    /// The workspace it is limited to, if any.
+    pub workspace: Option<String>,
+    /// The built-in role it is limited to, if any (at most the owner's).
+    pub role: Option<String>,
+    #[serde(skip)]
+    pub secret_hash: String,
+    pub created_ms: i64,
+    pub expires_ms: Option<i64>,
+    pub revoked_ms: Option<i64>,
+}
+
+impl Token {
+    /// Whether the token may be used at `now_ms`.
+    pub fn live(&self, now_ms: i64) -> bool {
+        self.revoked_ms.is_none() && self.expires_ms.is_none_or(|e| now_ms < e)
+    }
+}
+
+/// Which audit entries to read, oldest first.
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    pub since_ms: Option<i64>,
+    pub actor: Option<String>,
+    /// A prefix of the action (`registered_model.alias` finds every move).
+    pub action: Option<String>,
+    pub limit: Option<u64>,
+}
+
+#[async_trait::async_trait]
+pub trait AuthStore: Send + Sync {
+    /// `AlreadyExists` when the name is taken.
+    async fn create_user(&self, u: &NewUser) -> Result<User>;
+    async fn get_user(&self, username: &str) -> Result<Option<User>>;
+    async fn list_users(&self) -> Result<Vec<User>>;
+    async fn set_password(&self, username: &str, password_hash: &str) -> Result<()>;
+    async fn set_admin(&self, username: &str, is_admin: bool) -> Result<()>;
+    /// Removes the user, their own roles and assignments, and revokes
+    /// their tokens (kept, for the audit log's references).
+    async fn delete_user(&self, username: &str, now_ms: i64) -> Result<()>;
+
+    /// `AlreadyExists` when the workspace has a role of that name.
+    async fn create_role(
+        &self,
+        workspace: &str,
+        name: &str,
+        description: Option<&str>,
+    ) -> Result<Role>;
+    async fn get_role(&self, id: i64) -> Result<Option<Role>>;
+    /// Every role (with `None`), or those of one workspace.
+    async fn list_roles(&self, workspace: Option<&str>) -> Result<Vec<Role>>;
+    async fn delete_role(&self, id: i64) -> Result<()>;
+    /// `AlreadyExists` when the role grants on that resource already.
+    async fn add_grant(&self, role_id: i64, grant: &Grant) -> Result<RoleGrant>;
+    async fn remove_grant(&self, grant_id: i64) -> Result<()>;
+    /// Grants to the user's own role in `workspace` (made when missing).
+    async fn grant_user(&self, user_id: i64, workspace: &str, grant: &Grant) -> Result<RoleGrant>;
+    /// `AlreadyExists` when the user has the role.
+    async fn assign(&self, user_id: i64, role_id: i64) -> Result<Assignment>;
+    async fn unassign(&self, user_id: i64, role_id: i64) -> Result<()>;
+    async fn roles_of(&self, user_id: i64) -> Result<Vec<Role>>;
+    /// Every grant of every role the user holds in `workspace`, their own
+    /// included: what `ferry_auth::Subject` is made of. One query.
+    async fn grants_in(&self, user_id: i64, workspace: &str) -> Result<Vec<Grant>>;
+
+    async fn create_token(&self, t: &Token) -> Result<()>;
+    async fn get_token(&self, id: &str) -> Result<Option<Token>>;
+    async fn list_tokens(&self, user_id: i64) -> Result<Vec<Token>>;
+    /// `NotFound` when no such token exists.
+    async fn revoke_token(&self, id: &str, now_ms: i64) -> Result<()>;
+
+    /// Seals `event` after the newest entry and stores it with the new
+    /// head, in one transaction.
+    async fn append_audit(&self, event: &Event) -> Result<Entry>;
+    async fn audit_entries(&self, q: &AuditQuery) -> Result<Vec<Entry>>;
+    /// The newest entry's sequence number and hash, kept apart from the
+    /// entries (what catches the newest ones being removed).
+    async fn audit_head(&self) -> Result<Option<(u64, String)>>;
+}
