@@ -86,6 +86,12 @@ pub enum Command {
         #[arg(long, requires = "remote")]
         json: bool,
     },
+    /// Users and API tokens of a team server's store
+    #[command(subcommand)]
+    Admin(AdminCommand),
+    /// The audit log: who changed what, when, from where (hash-chained)
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Where the cache is shared: add, list or remove remotes (ferry.yaml's `remotes:`)
     #[command(subcommand)]
     Remote(RemoteCommand),
@@ -199,6 +205,104 @@ pub enum RemoteCommand {
     Remove {
         /// Its name
         name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create a user (password on standard input) or a service account (tokens only)
+    CreateUser {
+        /// The name they sign in with
+        username: String,
+        /// A server admin: may do anything, in every workspace
+        #[arg(long)]
+        admin: bool,
+        /// A service account for CI: no password, signs in with tokens
+        #[arg(long)]
+        service: bool,
+        /// Read the password from the first line of standard input
+        #[arg(long)]
+        password_stdin: bool,
+        #[command(flatten)]
+        place: Place,
+    },
+    /// The users and service accounts
+    ListUsers {
+        /// Print them as JSON on stdout
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        place: Place,
+    },
+    /// Delete a user (their own grants go, their tokens are revoked)
+    DeleteUser {
+        /// Their name
+        username: String,
+        #[command(flatten)]
+        place: Place,
+    },
+    /// Issue an API token for a user (printed once on stdout)
+    CreateToken {
+        /// Whose token it is
+        username: String,
+        /// What the token is for (`ci`, `laptop`)
+        #[arg(long)]
+        name: String,
+        /// Limit it to one workspace
+        #[arg(long)]
+        workspace: Option<String>,
+        /// Limit it to a built-in role: viewer, editor, maintainer or admin
+        #[arg(long)]
+        role: Option<String>,
+        /// How long it is valid: 30d, 12h, 90m
+        #[arg(long, default_value = "90d")]
+        expires_in: String,
+        #[command(flatten)]
+        place: Place,
+    },
+    /// Revoke a token by its id (refused from then on)
+    RevokeToken {
+        /// The token's id (the 16 characters after `ferry_`)
+        id: String,
+        #[command(flatten)]
+        place: Place,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// The entries, oldest first
+    List {
+        /// Only the last while: 7d, 12h, 30m
+        #[arg(long)]
+        since: Option<String>,
+        /// Only this actor's
+        #[arg(long)]
+        actor: Option<String>,
+        /// Only this action, or those under it (`registered_model.alias`)
+        #[arg(long)]
+        action: Option<String>,
+        /// At most this many
+        #[arg(long)]
+        limit: Option<u64>,
+        /// Print them as JSON on stdout
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        place: Place,
+    },
+    /// Check the chain: finds an edited, removed, reordered or cut-off entry and says which (exit 3)
+    Verify {
+        /// Print the verdict as JSON on stdout
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        place: Place,
+    },
+    /// Every entry as JSON lines on stdout
+    Export {
+        #[command(flatten)]
+        place: Place,
     },
 }
 

@@ -80,6 +80,8 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
             ..
         } => crate::remote::gc(&ctx, &name, yes, &history.revisions(), json),
         Command::Gc { all, dry_run, .. } => gc(&ctx, all, dry_run),
+        Command::Admin(c) => crate::admin::admin(&ctx, c),
+        Command::Audit(c) => crate::admin::audit(&ctx, c),
         Command::Remote(c) => crate::remote::remote(&ctx, c),
         Command::Push(a) => crate::remote::transfer(&ctx, a, crate::remote::Direction::Push),
         Command::Fetch(a) => crate::remote::transfer(&ctx, a, crate::remote::Direction::Fetch),

@@ -5,6 +5,7 @@
 
 mod support;
 
+mod admin;
 mod checks;
 mod cli;
 mod consistency;

@@ -1,0 +1,340 @@
+//! `ferry admin` (users and API tokens of a team server's store) and
+//! `ferry audit` (its hash-chained log: list, verify, export). Both work on
+//! a store directly (the project's, or `--store URL`, the one `ferry
+//! server` is given), never through a server; every change is itself
+//! written to the audit log, as the operator at this terminal.
+
+use crate::cli::{AdminCommand, AuditCommand, Place};
+use crate::ctx::Ctx;
+use crate::exit::{self, store_err, usage};
+use anyhow::Result;
+use ferry_auth::audit::{self, Event};
+use ferry_auth::secret;
+use ferry_metadata::{AuditQuery, BlockingStore, NewUser, Token};
+
+fn open(ctx: &Ctx, place: &Place, cmd: &str, create: bool) -> Result<BlockingStore> {
+    let (url, _) = ctx.store_url(
+        place,
+        cmd,
+        "users, tokens and the audit log are managed on the store itself",
+        create,
+    )?;
+    Ok(BlockingStore::open(&url)?)
+}
+
+/// Who changed something from this machine's command line.
+fn operator() -> String {
+    let who = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+    format!("cli:{who}")
+}
+
+/// Records what an operator did (the outcome is always `allowed`: a
+/// refused command changed nothing and is an error instead).
+fn record(
+    store: &BlockingStore,
+    action: &str,
+    resource: String,
+    reason: Option<String>,
+) -> Result<()> {
+    let e = Event {
+        time_ms: ferry_core::now_ms(),
+        actor: operator(),
+        token_id: None,
+        action: action.to_owned(),
+        resource,
+        outcome: "allowed".into(),
+        source: "local".into(),
+        reason,
+    };
+    store
+        .call(|s| Box::pin(async move { s.append_audit(&e).await }))
+        .map_err(store_err)?;
+    Ok(())
+}
+
+/// The first line of standard input: a password given without echo or
+/// shell history (`--password-stdin`).
+fn password_from_stdin() -> Result<String> {
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    Ok(line.trim_end_matches(['\n', '\r']).to_owned())
+}
+
+/// A duration like `30d`, `12h` or `90m`, in milliseconds.
+fn duration_ms(s: &str) -> Result<i64> {
+    let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: i64 = n
+        .parse()
+        .map_err(|_| usage(format!("`{s}` is not a duration (e.g. 30d, 12h, 90m)")))?;
+    let ms = match unit {
+        "d" => 86_400_000,
+        "h" => 3_600_000,
+        "m" => 60_000,
+        _ => return Err(usage(format!("`{s}`: the unit is d, h or m"))),
+    };
+    n.checked_mul(ms)
+        .filter(|v| *v > 0)
+        .ok_or_else(|| usage(format!("`{s}` is not a positive duration")))
+}
+
+pub(crate) fn admin(ctx: &Ctx, cmd: AdminCommand) -> Result<u8> {
+    match cmd {
+        AdminCommand::CreateUser {
+            username,
+            admin,
+            service,
+            password_stdin,
+            place,
+        } => {
+            if username.trim().is_empty() {
+                return Err(usage("the username may not be empty"));
+            }
+            let password_hash = match (service, password_stdin) {
+                (true, true) => {
+                    return Err(usage(
+                        "a service account has no password: it signs in with tokens (`ferry admin create-token`)",
+                    ));
+                }
+                (true, false) => None,
+                (false, true) => Some(
+                    secret::hash_password(&password_from_stdin()?)
+                        .map_err(|e| usage(e.to_string()))?,
+                ),
+                (false, false) => {
+                    return Err(usage(
+                        "give the password on standard input with --password-stdin (never as an argument)\nhint: `printf '%s\\n' \"$PASSWORD\" | ferry admin create-user NAME --password-stdin`",
+                    ));
+                }
+            };
+            let store = open(ctx, &place, "ferry admin create-user", true)?;
+            let u = NewUser {
+                username: username.clone(),
+                password_hash,
+                is_admin: admin,
+                service,
+                created_ms: ferry_core::now_ms(),
+            };
+            let made = store
+                .call(|s| Box::pin(async move { s.create_user(&u).await }))
+                .map_err(store_err)?;
+            record(&store, "user.create", format!("user:{username}"), None)?;
+            eprintln!(
+                "created {}{} `{}` (id {})",
+                if service { "service account" } else { "user" },
+                if admin { ", a server admin," } else { "" },
+                made.username,
+                made.id
+            );
+            Ok(exit::OK)
+        }
+        AdminCommand::ListUsers { json, place } => {
+            let store = open(ctx, &place, "ferry admin list-users", false)?;
+            let users = store
+                .call(|s| Box::pin(async move { s.list_users().await }))
+                .map_err(store_err)?;
+            if json {
+                crate::ui::print_json(&users)?;
+            } else if users.is_empty() {
+                println!("no users: the server runs without authentication on loopback");
+            } else {
+                for u in users {
+                    let kind = match (u.is_admin, u.service) {
+                        (true, _) => "admin",
+                        (false, true) => "service",
+                        (false, false) => "user",
+                    };
+                    println!("{:<24} {kind}", crate::ui::printable(&u.username));
+                }
+            }
+            Ok(exit::OK)
+        }
+        AdminCommand::DeleteUser { username, place } => {
+            let store = open(ctx, &place, "ferry admin delete-user", false)?;
+            let name = username.clone();
+            store
+                .call(|s| Box::pin(async move { s.delete_user(&name, ferry_core::now_ms()).await }))
+                .map_err(store_err)?;
+            record(&store, "user.delete", format!("user:{username}"), None)?;
+            eprintln!("deleted user `{username}`; their tokens are revoked");
+            Ok(exit::OK)
+        }
+        AdminCommand::CreateToken {
+            username,
+            name,
+            workspace,
+            role,
+            expires_in,
+            place,
+        } => create_token(ctx, &username, &name, workspace, role, expires_in, &place),
+        AdminCommand::RevokeToken { id, place } => {
+            let store = open(ctx, &place, "ferry admin revoke-token", false)?;
+            let tid = id.clone();
+            store
+                .call(|s| Box::pin(async move { s.revoke_token(&tid, ferry_core::now_ms()).await }))
+                .map_err(store_err)?;
+            record(&store, "token.revoke", format!("token:{id}"), None)?;
+            eprintln!("revoked token {id}");
+            Ok(exit::OK)
+        }
+    }
+}
+
+fn create_token(
+    ctx: &Ctx,
+    username: &str,
+    name: &str,
+    workspace: Option<String>,
+    role: Option<String>,
+    expires_in: String,
+    place: &Place,
+) -> Result<u8> {
+    if let Some(r) = &role
+        && ferry_auth::builtin_role(r).is_none()
+    {
+        return Err(usage(format!(
+            "`{r}` is not a role a token can be limited to (one of {})",
+            ferry_auth::BUILTIN_ROLES.join(", ")
+        )));
+    }
+    let ttl = duration_ms(&expires_in)?;
+    let store = open(ctx, place, "ferry admin create-token", false)?;
+    let who = username.to_owned();
+    let user = store
+        .call(|s| Box::pin(async move { s.get_user(&who).await }))
+        .map_err(store_err)?
+        .ok_or_else(|| usage(format!("no user `{username}`")))?;
+    let issued = secret::issue_token().map_err(|e| anyhow::anyhow!(e))?;
+    let now = ferry_core::now_ms();
+    let t = Token {
+        id: issued.id.clone(),
+        user_id: user.id,
+        name: name.to_owned(),
+        workspace,
+        role,
+        secret_hash: issued.secret_hash,
+        created_ms: now,
+        expires_ms: Some(now + ttl),
+        revoked_ms: None,
+    };
+    store
+        .call(|s| Box::pin(async move { s.create_token(&t).await }))
+        .map_err(store_err)?;
+    record(
+        &store,
+        "token.create",
+        format!("token:{}", issued.id),
+        Some(format!("for {username}: {name}")),
+    )?;
+    eprintln!(
+        "token {} for `{username}`, valid {expires_in}; it is shown once (stdout), keep it in a secret store",
+        issued.id
+    );
+    println!("{}", issued.text);
+    Ok(exit::OK)
+}
+
+pub(crate) fn audit(ctx: &Ctx, cmd: AuditCommand) -> Result<u8> {
+    match cmd {
+        AuditCommand::List {
+            since,
+            actor,
+            action,
+            limit,
+            json,
+            place,
+        } => {
+            let store = open(ctx, &place, "ferry audit list", false)?;
+            let since_ms = since
+                .as_deref()
+                .map(|s| duration_ms(s).map(|d| ferry_core::now_ms() - d))
+                .transpose()?;
+            let q = AuditQuery {
+                since_ms,
+                actor,
+                action,
+                limit,
+            };
+            let entries = store
+                .call(|s| Box::pin(async move { s.audit_entries(&q).await }))
+                .map_err(store_err)?;
+            if json {
+                crate::ui::print_json(&entries)?;
+                return Ok(exit::OK);
+            }
+            for e in &entries {
+                let ev = &e.event;
+                let p = crate::ui::printable;
+                println!(
+                    "{:>6}  {}  {:<16} {:<28} {:<28} {}{}",
+                    e.seq,
+                    crate::ui::time(ev.time_ms),
+                    p(&ev.actor),
+                    p(&ev.action),
+                    p(&ev.resource),
+                    p(&ev.outcome),
+                    ev.reason
+                        .as_deref()
+                        .map(|r| format!(" ({})", p(r)))
+                        .unwrap_or_default()
+                );
+            }
+            Ok(exit::OK)
+        }
+        AuditCommand::Verify { json, place } => {
+            let store = open(ctx, &place, "ferry audit verify", false)?;
+            let entries = store
+                .call(|s| Box::pin(async move { s.audit_entries(&AuditQuery::default()).await }))
+                .map_err(store_err)?;
+            let head = store
+                .call(|s| Box::pin(async move { s.audit_head().await }))
+                .map_err(store_err)?;
+            let verdict = audit::verify(&entries, head.as_ref().map(|(s, h)| (*s, h.as_str())));
+            if json {
+                let v = match &verdict {
+                    Ok(n) => serde_json::json!({"intact": true, "entries": n}),
+                    Err(b) => {
+                        serde_json::json!({"intact": false, "entries": entries.len(), "break": b.to_string()})
+                    }
+                };
+                crate::ui::print_json(&v)?;
+            } else {
+                match &verdict {
+                    Ok(n) => println!("intact: {n} entries, each following the one before"),
+                    Err(b) => println!("TAMPERED: {b}"),
+                }
+            }
+            Ok(if verdict.is_ok() {
+                exit::OK
+            } else {
+                exit::of_check(false)
+            })
+        }
+        AuditCommand::Export { place } => {
+            let store = open(ctx, &place, "ferry audit export", false)?;
+            let entries = store
+                .call(|s| Box::pin(async move { s.audit_entries(&AuditQuery::default()).await }))
+                .map_err(store_err)?;
+            let mut out = std::io::stdout().lock();
+            for e in &entries {
+                use std::io::Write;
+                writeln!(out, "{}", serde_json::to_string(e)?)?;
+            }
+            Ok(exit::OK)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_as_people_write_them() {
+        assert_eq!(duration_ms("30d").unwrap(), 30 * 86_400_000);
+        assert_eq!(duration_ms("12h").unwrap(), 12 * 3_600_000);
+        assert_eq!(duration_ms("90m").unwrap(), 90 * 60_000);
+        for bad in ["", "d", "30", "30s", "-1d", "0d", "99999999999999999d"] {
+            assert!(duration_ms(bad).is_err(), "{bad}");
+        }
+    }
+}

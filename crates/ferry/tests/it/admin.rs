@@ -1,0 +1,182 @@
+//! `ferry admin` and `ferry audit` on a store, as an operator uses them:
+//! users and tokens made and removed, each change in the audit log, and a
+//! log edited behind ferry's back found by `audit verify`.
+
+use crate::support::*;
+use std::io::Write;
+use std::process::Stdio;
+
+fn with_stdin(p: &Proj, args: &[&str], input: &str) -> Out {
+    let mut child = p
+        .cmd(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap().into()
+}
+
+/// Runs one statement on the project's store, behind ferry's back.
+fn tamper(p: &Proj, sql: &'static str) {
+    let url = format!("sqlite://{}", p.path().join(".ferry/ferry.db").display());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let s = ferry_metadata::SqlStore::open(&url).await.unwrap();
+        s.raw_execute(sql).await.unwrap();
+    });
+}
+
+#[test]
+fn users_and_tokens_are_managed_and_every_change_is_in_a_verifiable_log() {
+    let p = Proj::new("");
+    let o = p.ferry(&["admin", "create-user", "ana"]);
+    assert_eq!(o.code, 2, "{o:?}");
+    assert!(
+        o.stderr.contains("--password-stdin (never as an argument)"),
+        "{o:?}"
+    );
+    let o = with_stdin(
+        &p,
+        &["admin", "create-user", "ana", "--password-stdin"],
+        "short\n",
+    );
+    assert_eq!(o.code, 2, "{o:?}");
+    assert!(
+        o.stderr
+            .contains("Password must be at least 12 characters."),
+        "{o:?}"
+    );
+    let o = with_stdin(
+        &p,
+        &["admin", "create-user", "ana", "--admin", "--password-stdin"],
+        "a long enough password\n",
+    );
+    assert_eq!(o.code, 0, "{o:?}");
+    let o = with_stdin(
+        &p,
+        &["admin", "create-user", "ana", "--password-stdin"],
+        "another long password\n",
+    );
+    assert_eq!(o.code, 2, "{o:?}");
+    assert!(
+        o.stderr.contains("User (username=ana) already exists."),
+        "{o:?}"
+    );
+    assert_eq!(
+        p.ferry(&["admin", "create-user", "ci-bot", "--service"])
+            .code,
+        0
+    );
+
+    let o = p.ferry(&["admin", "list-users", "--json"]);
+    assert_eq!(o.code, 0, "{o:?}");
+    let users: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    let names: Vec<&str> = users
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["username"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["ana", "ci-bot"]);
+    assert!(
+        !o.stdout.contains("argon2"),
+        "no hash leaves the store: {o:?}"
+    );
+
+    let o = p.ferry(&[
+        "admin",
+        "create-token",
+        "ci-bot",
+        "--name",
+        "ci",
+        "--role",
+        "owner",
+    ]);
+    assert_eq!(o.code, 2, "{o:?}");
+    let o = p.ferry(&[
+        "admin",
+        "create-token",
+        "ci-bot",
+        "--name",
+        "ci",
+        "--role",
+        "editor",
+        "--expires-in",
+        "30d",
+    ]);
+    assert_eq!(o.code, 0, "{o:?}");
+    let token = o.stdout.trim();
+    assert!(
+        token.starts_with("ferry_") && token.len() == 6 + 16 + 1 + 64,
+        "{token}"
+    );
+    let id = &token[6..22];
+    let o = p.ferry(&["admin", "revoke-token", id]);
+    assert_eq!(o.code, 0, "{o:?}");
+    assert_eq!(
+        p.ferry(&["admin", "revoke-token", "0000000000000000"]).code,
+        2
+    );
+    assert_eq!(p.ferry(&["admin", "delete-user", "ci-bot"]).code, 0);
+
+    let o = p.ferry(&["audit", "list", "--json"]);
+    assert_eq!(o.code, 0, "{o:?}");
+    let entries: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    let actions: Vec<&str> = entries
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "user.create",
+            "user.create",
+            "token.create",
+            "token.revoke",
+            "user.delete"
+        ]
+    );
+    assert!(
+        !o.stdout.contains(&token[23..]),
+        "the secret is never logged"
+    );
+    let o = p.ferry(&["audit", "list", "--action", "token"]);
+    assert_eq!(o.stdout.lines().count(), 2, "{o:?}");
+    let o = p.ferry(&["audit", "verify"]);
+    assert_eq!(
+        (o.code, o.stdout.trim()),
+        (0, "intact: 5 entries, each following the one before"),
+        "{o:?}"
+    );
+    let o = p.ferry(&["audit", "export"]);
+    assert_eq!(o.stdout.lines().count(), 5, "{o:?}");
+
+    tamper(&p, "UPDATE audit_log SET actor = 'mallory' WHERE seq = 2");
+    let o = p.ferry(&["audit", "verify", "--json"]);
+    assert_eq!(o.code, 3, "{o:?}");
+    let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    assert_eq!(v["intact"], false);
+    assert_eq!(
+        v["break"],
+        "entry 2 was edited: its contents no longer match its hash"
+    );
+    tamper(&p, "DELETE FROM audit_log WHERE seq = 2");
+    let o = p.ferry(&["audit", "verify"]);
+    assert_eq!(
+        (o.code, o.stdout.trim()),
+        (3, "TAMPERED: entries 2 to 2 are missing"),
+        "{o:?}"
+    );
+}
