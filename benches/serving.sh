@@ -50,6 +50,8 @@ register:
   model: iris
   artifact: work/model.onnx
   alias: production
+  signature:
+    inputs: [sepal_length, sepal_width, petal_length, petal_width]
 EOF
 (cd "$P" && "$FERRY" run >&2)
 
