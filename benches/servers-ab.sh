@@ -48,23 +48,8 @@ PORT=15480
 
 # One project registering the harness's model, for every binary's `serve`.
 P="$WORK/project"
-mkdir -p "$P"
-cp "$SHARED/iris_logreg.onnx" "$P/model.onnx"
-cat > "$P/ferry.yaml" <<'EOF'
-name: bench
-stages:
-  model:
-    cmd: mkdir -p work && cp model.onnx work/model.onnx
-    deps: [model.onnx]
-    outs: [work/model.onnx]
-register:
-  model: iris
-  artifact: work/model.onnx
-  alias: production
-  signature:
-    inputs: [sepal_length, sepal_width, petal_length, petal_width]
-EOF
-(cd "$P" && "$FERRY_BASE" run >/dev/null 2>&1)
+. "$HERE/iris-project.sh"
+iris_project "$P" "$FERRY_BASE"
 BODY="$WORK/request_1row.json"
 printf '%s' '{"dataframe_split": {"columns": ["sepal_length", "sepal_width", "petal_length", "petal_width"], "data": [[5.1, 3.5, 1.4, 0.2]]}}' > "$BODY"
 

@@ -37,23 +37,8 @@ wait_up() { for _ in $(seq 400); do curl -sf -o /dev/null "$1" && return 0; slee
 
 # A project whose pipeline registers the harness's model as iris@production.
 P="$WORK/project"
-mkdir -p "$P"
-cp "$SHARED/iris_logreg.onnx" "$P/model.onnx"
-cat > "$P/ferry.yaml" <<'EOF'
-name: bench
-stages:
-  model:
-    cmd: mkdir -p work && cp model.onnx work/model.onnx
-    deps: [model.onnx]
-    outs: [work/model.onnx]
-register:
-  model: iris
-  artifact: work/model.onnx
-  alias: production
-  signature:
-    inputs: [sepal_length, sepal_width, petal_length, petal_width]
-EOF
-(cd "$P" && "$FERRY" run >&2)
+. "$HERE/iris-project.sh"
+iris_project "$P" "$FERRY"
 
 "$FERRY" serve iris@production --port "$PORT" -C "$P" 2>"$WORK/serve.log" &
 SERVE_PID=$!; PIDS+=("$SERVE_PID")

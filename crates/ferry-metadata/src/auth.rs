@@ -140,6 +140,22 @@ impl SqlStore {
         Ok(roles)
     }
 
+    /// Runs an update of one user's row: `NotFound` when there is no such user.
+    async fn update_user(
+        &self,
+        q: sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments>,
+        username: &str,
+        what: &'static str,
+    ) -> Result<()> {
+        let done = q.execute(&self.pool).await.map_err(query_error(what))?;
+        if done.rows_affected() == 0 {
+            return Err(Error::NotFound(format!(
+                "User with username={username} not found"
+            )));
+        }
+        Ok(())
+    }
+
     async fn insert_grant(&self, tx: &mut Tx, role_id: i64, g: &Grant) -> Result<RoleGrant> {
         ferry_auth::validate_grant(g.resource_type, &g.pattern, g.permission)
             .map_err(|e| Error::Invalid(e.to_string()))?;
@@ -219,33 +235,17 @@ impl AuthStore for SqlStore {
     }
 
     async fn set_password(&self, username: &str, password_hash: &str) -> Result<()> {
-        let done = sqlx::query("UPDATE auth_users SET password_hash = $1 WHERE username = $2")
-            .bind(password_hash)
-            .bind(username)
-            .execute(&self.pool)
-            .await
-            .map_err(query_error("set a password"))?;
-        if done.rows_affected() == 0 {
-            return Err(Error::NotFound(format!(
-                "User with username={username} not found"
-            )));
-        }
-        Ok(())
+        let q = sqlx::query("UPDATE auth_users SET password_hash = $1 WHERE username = $2")
+            .bind(password_hash.to_owned())
+            .bind(username.to_owned());
+        self.update_user(q, username, "set a password").await
     }
 
     async fn set_admin(&self, username: &str, is_admin: bool) -> Result<()> {
-        let done = sqlx::query("UPDATE auth_users SET is_admin = $1 WHERE username = $2")
+        let q = sqlx::query("UPDATE auth_users SET is_admin = $1 WHERE username = $2")
             .bind(i64::from(is_admin))
-            .bind(username)
-            .execute(&self.pool)
-            .await
-            .map_err(query_error("set the admin flag"))?;
-        if done.rows_affected() == 0 {
-            return Err(Error::NotFound(format!(
-                "User with username={username} not found"
-            )));
-        }
-        Ok(())
+            .bind(username.to_owned());
+        self.update_user(q, username, "set the admin flag").await
     }
 
     async fn delete_user(&self, username: &str, now_ms: i64) -> Result<()> {
