@@ -78,8 +78,14 @@ async fn round_trips(s: &dyn ArtifactStore, large: usize) {
     ok(s.put("rt/empty", body(b"", 1)).await);
     assert_eq!(ok(read(s, "rt/empty").await), b"");
     let big = pattern(large);
-    assert_eq!(ok(s.put("rt/big.bin", body(&big, 64 * 1024)).await), large as u64);
-    assert!(ok(read(s, "rt/big.bin").await) == big, "a large body round-trips");
+    assert_eq!(
+        ok(s.put("rt/big.bin", body(&big, 64 * 1024)).await),
+        large as u64
+    );
+    assert!(
+        ok(read(s, "rt/big.bin").await) == big,
+        "a large body round-trips"
+    );
     ok(s.put("rt/a b/c%d.txt", body(b"odd", 3)).await);
     assert_eq!(ok(read(s, "rt/a b/c%d.txt").await), b"odd");
     assert_eq!(ok(s.list("rt/a b").await), vec![file("c%d.txt", 3)]);
@@ -98,7 +104,11 @@ async fn listings(s: &dyn ArtifactStore) {
     assert!(ok(s.list("").await).contains(&dir("ls")), "the root lists");
     assert_eq!(
         ok(s.files("ls").await),
-        vec![file("x/1.txt", 1), file("x/deep/2.txt", 2), file("y.txt", 3)]
+        vec![
+            file("x/1.txt", 1),
+            file("x/deep/2.txt", 2),
+            file("y.txt", 3)
+        ]
     );
     assert_eq!(ok(s.files("ls/y.txt").await), vec![], "a file has no files");
     assert!(ok(s.is_dir("ls/x").await));
@@ -114,18 +124,38 @@ async fn refusals(s: &dyn ArtifactStore) {
         s.put("rf/d", body(b"x", 1)).await,
         Err(Error::IsDir(_))
     ));
-    for bad in ["..", "../x", "rf/../../x", "/etc/passwd", "rf//f", "rf/./f", "a\\..\\b"] {
-        assert!(matches!(s.check(bad).await, Err(Error::Invalid(_))), "{bad}");
+    for bad in [
+        "..",
+        "../x",
+        "rf/../../x",
+        "/etc/passwd",
+        "rf//f",
+        "rf/./f",
+        "a\\..\\b",
+    ] {
+        assert!(
+            matches!(s.check(bad).await, Err(Error::Invalid(_))),
+            "{bad}"
+        );
         assert!(matches!(s.get(bad).await, Err(Error::Invalid(_))), "{bad}");
         assert!(matches!(s.list(bad).await, Err(Error::Invalid(_))), "{bad}");
-        assert!(matches!(s.files(bad).await, Err(Error::Invalid(_))), "{bad}");
+        assert!(
+            matches!(s.files(bad).await, Err(Error::Invalid(_))),
+            "{bad}"
+        );
         assert!(
             matches!(s.put(bad, body(b"x", 1)).await, Err(Error::Invalid(_))),
             "{bad}"
         );
-        assert!(matches!(s.delete(bad).await, Err(Error::Invalid(_))), "{bad}");
+        assert!(
+            matches!(s.delete(bad).await, Err(Error::Invalid(_))),
+            "{bad}"
+        );
     }
-    assert!(matches!(s.put("", body(b"x", 1)).await, Err(Error::Invalid(_))));
+    assert!(matches!(
+        s.put("", body(b"x", 1)).await,
+        Err(Error::Invalid(_))
+    ));
     assert!(matches!(s.delete("").await, Err(Error::Invalid(_))));
 }
 
@@ -135,8 +165,15 @@ async fn interrupted_uploads_leave_nothing(s: &dyn ArtifactStore) {
     assert!(matches!(s.get("cut/f.bin").await, Err(Error::NotFound(_))));
     ok(s.put("cut/kept", body(b"before", 2)).await);
     assert!(s.put("cut/kept", broken(b"after")).await.is_err());
-    assert_eq!(ok(read(s, "cut/kept").await), b"before", "the old file stays");
-    let names: Vec<String> = ok(s.list("cut").await).into_iter().map(|e| e.path).collect();
+    assert_eq!(
+        ok(read(s, "cut/kept").await),
+        b"before",
+        "the old file stays"
+    );
+    let names: Vec<String> = ok(s.list("cut").await)
+        .into_iter()
+        .map(|e| e.path)
+        .collect();
     assert_eq!(names, vec!["kept"], "no temporary file is listed");
 }
 

@@ -62,7 +62,12 @@ impl LocalArtifacts {
     }
 
     /// Streams `body` into a new temporary file in `dir`.
-    async fn receive(&self, dir: &Path, path: &str, mut body: ByteStream) -> Result<(PathBuf, u64)> {
+    async fn receive(
+        &self,
+        dir: &Path,
+        path: &str,
+        mut body: ByteStream,
+    ) -> Result<(PathBuf, u64)> {
         let tmp = dir.join(format!("{UPLOAD_PREFIX}{}", uuid::Uuid::new_v4().simple()));
         let mut out = tokio::fs::File::create(&tmp)
             .await
@@ -277,7 +282,10 @@ mod tests {
         let outside = ok(tempfile::tempdir());
         ok(std::fs::write(outside.path().join("x"), b"secret"));
         let s = ok(LocalArtifacts::new(&t.path().join("root")));
-        ok(std::os::unix::fs::symlink(outside.path(), s.root().join("link")));
+        ok(std::os::unix::fs::symlink(
+            outside.path(),
+            s.root().join("link"),
+        ));
         assert!(matches!(s.get("link/x").await, Err(Error::Invalid(_))));
         assert!(matches!(s.check("link/y").await, Err(Error::Invalid(_))));
         let put = s.put("link/y", crate::conformance::body(b"y", 1)).await;
