@@ -946,33 +946,38 @@ fn server(ctx: &Ctx, args: ServerArgs) -> Result<u8> {
         "it is the server, and serves a store it opens itself",
         true,
     )?;
-    let artifacts = args.artifacts.unwrap_or_else(|| layout.artifacts());
+    let place = crate::artifacts::place(&args.artifacts, layout.artifacts())?;
     let ip: std::net::IpAddr = args
         .host
         .parse()
         .map_err(|_| usage(format!("--host `{}` is not an IP address", args.host)))?;
     init_logging(args.log_json);
-    let cfg = ferry_tracking::ServerConfig {
-        addr: std::net::SocketAddr::new(ip, args.port),
-        store_url: store_url.clone(),
-        artifacts: artifacts.clone(),
-        body_budget: args.max_inflight_mib.max(1).saturating_mul(1 << 20),
-        limits: ferry_http::ConnLimits {
-            max_connections: args.max_connections.max(1),
-            ..Default::default()
-        },
-    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the server runtime")?;
-    let shown = store_url.clone();
-    rt.block_on(ferry_tracking::serve(cfg, move |addr| {
-        eprintln!(
-            "ferry server listening on http://{addr} (store {shown}, artifacts {})",
-            artifacts.display()
-        );
-        eprintln!("  export MLFLOW_TRACKING_URI=http://{addr}");
-    }))?;
+    rt.block_on(async move {
+        let artifacts = crate::artifacts::open(&place, &args.artifacts).await?;
+        let shown = (store_url.clone(), artifacts.url());
+        let cfg = ferry_tracking::ServerConfig {
+            addr: std::net::SocketAddr::new(ip, args.port),
+            store_url,
+            artifacts,
+            body_budget: args.max_inflight_mib.max(1).saturating_mul(1 << 20),
+            limits: ferry_http::ConnLimits {
+                max_connections: args.max_connections.max(1),
+                ..Default::default()
+            },
+        };
+        ferry_tracking::serve(cfg, move |addr| {
+            eprintln!(
+                "ferry server listening on http://{addr} (store {}, artifacts {})",
+                shown.0, shown.1
+            );
+            eprintln!("  export MLFLOW_TRACKING_URI=http://{addr}");
+        })
+        .await?;
+        Ok::<_, anyhow::Error>(())
+    })?;
     Ok(exit::OK)
 }

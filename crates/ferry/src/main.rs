@@ -1,6 +1,7 @@
 //! The `ferry` binary: parses the command line, calls the library crates,
 //! prints. No pipeline logic lives here.
 
+mod artifacts;
 mod cli;
 mod commands;
 mod ctx;
