@@ -145,6 +145,8 @@ def test_a_registered_version_in_the_bucket_is_served(tracking, moto, bucket_nam
     version = str(info.registered_model_version)
     mv = mlflow.MlflowClient().get_model_version("iris", version)
     assert mv.tags.get("ferry.artifact_store") == f"s3://{bucket_name}/{PREFIX}", mv.tags
+    shown = run_ferry(["models", "show", f"iris/{version}", "--store", tracking["store"]], tmp_path, tracking["env"])
+    assert f"stored     s3://{bucket_name}/{PREFIX}/" in shown.stdout, shown.stdout + shown.stderr
     want = ort.InferenceSession(proto.SerializeToString()).run(None, {"X": np.array(ROWS, dtype=np.float32)})[0]
 
     cache = tmp_path / "cache"

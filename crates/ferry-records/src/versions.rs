@@ -122,6 +122,7 @@ pub mod lineage_tags {
             GIT_DIRTY,
             ENV,
             LINEAGE,
+            ARTIFACT_STORE,
         ]
         .contains(&key)
     }

@@ -661,6 +661,24 @@ pub(crate) fn parse_ref(s: &str) -> Result<ModelRef> {
     s.parse::<ModelRef>().map_err(|e| usage(e.to_string()))
 }
 
+/// Where a version's files are kept when that is a bucket (its
+/// `ferry.artifact_store` tag and its stored location under it).
+fn stored_in(v: &ModelVersion) -> Option<String> {
+    let (_, store) = v
+        .tags
+        .iter()
+        .find(|(k, _)| k == ferry_metadata::lineage_tags::ARTIFACT_STORE)?;
+    let rel = v
+        .stored
+        .as_ref()
+        .and_then(|s| s.location.strip_prefix("mlflow-artifacts:/"));
+    let at = match rel {
+        Some(rel) => format!("{store}/{rel}"),
+        None => store.clone(),
+    };
+    Some(crate::ui::printable(&at).into_owned())
+}
+
 fn print_version(ctx: &Ctx, v: &ModelVersion) {
     let s = &ctx.style;
     println!("{} {}/{}", s.bold("model"), v.model, v.version);
@@ -681,6 +699,9 @@ fn print_version(ctx: &Ctx, v: &ModelVersion) {
             bytes(v.artifact_size),
             crate::ui::short(&v.artifact_digest, 16)
         );
+    }
+    if let Some(at) = stored_in(v) {
+        println!("stored     {at}");
     }
     println!("run        {}", v.run_id.as_deref().unwrap_or("-"));
     println!(
