@@ -8,10 +8,13 @@ use ferry_artifacts::ArtifactStore;
 use ferry_core::Digest;
 use ferry_metadata::{ModelVersion, lineage_tags};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Where one version's copy is kept: `<cache>/<digest>/folder` for a
 /// folder, `<cache>/<digest>/file/<name>` for a single file.
 const FOLDER: &str = "folder";
+/// The prefix of a download in progress: `.download-<pid>-<n>-<digest>`.
+const TMP: &str = ".download-";
 const FILE: &str = "file";
 
 /// The local copy of `v`'s files from `store` (at `uri`, an
@@ -92,12 +95,14 @@ async fn download(
     digest: &Digest,
 ) -> Result<(), String> {
     let shown = format!("{}/{rel}", store.url());
+    sweep(cache);
+    static NEXT: AtomicU64 = AtomicU64::new(0);
     let tmp = cache.join(format!(
-        ".download-{}-{}",
+        "{TMP}{}-{}-{}",
         std::process::id(),
-        digest.to_hex()
+        NEXT.fetch_add(1, Ordering::Relaxed),
+        digest.short(16)
     ));
-    let _ = std::fs::remove_dir_all(&tmp);
     let local = |e: std::io::Error| format!("cannot keep a copy in `{}`: {e}", tmp.display());
     std::fs::create_dir_all(&tmp).map_err(local)?;
     let got = fetch(store, rel, &tmp).await;
@@ -117,6 +122,27 @@ async fn download(
     }
     let _ = std::fs::remove_dir_all(&tmp);
     Ok(())
+}
+
+/// Removes the downloads that gateways which are gone left half-done
+/// (`.download-<pid>-…` of a process that no longer runs).
+fn sweep(cache: &Path) {
+    let Ok(entries) = std::fs::read_dir(cache) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let pid = name
+            .strip_prefix(TMP)
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|p| p.parse::<u32>().ok());
+        if let Some(pid) = pid
+            && pid != std::process::id()
+            && !Path::new(&format!("/proc/{pid}")).exists()
+        {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
 }
 
 async fn fetch(

@@ -52,12 +52,22 @@ fn a_version_in_a_bucket_is_downloaded_once_verified_and_kept_by_digest() {
             .unwrap()
             .digest;
         let cache = env.dir.path().join("cache");
+        // What a gateway killed while downloading left (pid 0 is no
+        // process's); another download of its own is left alone.
+        let dead = cache.join(".download-0-0-abc");
+        let alive = cache.join(format!(".download-{}-99-abc", std::process::id()));
+        std::fs::create_dir_all(&dead).unwrap();
+        std::fs::create_dir_all(&alive).unwrap();
         let gw = Arc::new(pinned(&env, v, bucket(&env, &cache)));
         gw.reconcile(true).await.unwrap();
         let r = post_json(&app(&gw), "/v2/models/iris/infer", ROW).await;
         assert_eq!(r.status, 200, "{}", r.text);
         let kept = cache.join(&digest).join("folder/model.onnx");
         assert!(kept.is_file(), "kept under its digest");
+        assert!(
+            !dead.exists() && alive.exists(),
+            "only the dead download is swept"
+        );
 
         // The bucket's copy changes: a restarted gateway serves the copy it
         // kept (verified again), and does not download it again.
