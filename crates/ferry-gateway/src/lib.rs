@@ -10,6 +10,7 @@
 //! This crate knows the serving protocols' wire shapes ([`protocol`],
 //! [`http`]); the store is reached only through `ferry_metadata`'s traits.
 
+pub mod bucket;
 pub mod canary;
 pub mod gateway;
 pub mod http;

@@ -28,10 +28,29 @@ pub trait Loader: Send + Sync {
     async fn load(&self, v: &ModelVersion) -> Result<Arc<dyn Predictor>, LoadError>;
 }
 
-/// Loads versions recorded in a local store, files from its artifact root.
+/// Where a gateway finds versions' files.
+#[derive(Debug, Clone)]
+pub enum Artifacts {
+    /// The store's artifact folder on this machine.
+    Folder(PathBuf),
+    /// A bucket (`ferry server --artifacts s3://…`), each version
+    /// downloaded once into `cache`, by digest ([`crate::bucket`]).
+    Bucket {
+        store: Arc<dyn ferry_artifacts::ArtifactStore>,
+        cache: PathBuf,
+    },
+}
+
+impl From<PathBuf> for Artifacts {
+    fn from(p: PathBuf) -> Self {
+        Self::Folder(p)
+    }
+}
+
+/// Loads versions recorded in a local store, files from its artifacts.
 pub struct StoreLoader {
     pub store: Arc<dyn MetadataStore>,
-    pub artifacts: PathBuf,
+    pub artifacts: Artifacts,
     /// Versions tagged `ferry.fake` load as [`FakePredictor`]s (tests and
     /// demos of a misbehaving candidate); off unless asked for.
     pub allow_fakes: bool,
@@ -113,12 +132,7 @@ impl Loader for StoreLoader {
             return Ok(Arc::new(FakePredictor::new(f)));
         }
         let uri = ferry_metadata::version_artifact_uri(self.store.as_ref(), v).await?;
-        let dir = confined(&self.artifacts, &uri).ok_or_else(|| {
-            err(
-                v,
-                format!("its source `{uri}` is not in this store's artifact root, so it cannot be served from here"),
-            )
-        })?;
+        let dir = self.files_of(v, &uri).await?;
         verify(v, &dir).await?;
         let (file, mlmodel) = {
             let dir = dir.clone();
@@ -183,6 +197,26 @@ async fn verify(v: &ModelVersion, dir: &Path) -> Result<(), LoadError> {
 }
 
 impl StoreLoader {
+    /// The local folder (or file) that holds `v`'s files, found at `uri`.
+    async fn files_of(&self, v: &ModelVersion, uri: &str) -> Result<PathBuf, LoadError> {
+        match &self.artifacts {
+            Artifacts::Folder(root) => confined(root, uri).ok_or_else(|| {
+                err(
+                    v,
+                    format!("its source `{uri}` is not in this store's artifact root, so it cannot be served from here"),
+                )
+            }),
+            Artifacts::Bucket { store, cache } => {
+                crate::bucket::local_copy(store.as_ref(), cache, v, uri)
+                    .await
+                    .map_err(|m| {
+                        tracing::error!(model = %v.model, version = v.version, "{m}");
+                        err(v, m)
+                    })
+            }
+        }
+    }
+
     /// The operator-defined runtime that serves `v`, if any: the one its tag
     /// `ferry.serve.runtime` names (which must exist), else, when it has no
     /// ONNX file, the one its `MLmodel` flavours select. A version that

@@ -107,6 +107,10 @@ pub mod lineage_tags {
     pub const GIT_DIRTY: &str = "ferry.git_dirty";
     pub const ENV: &str = "ferry.env_fingerprint";
     pub const LINEAGE: &str = "ferry.lineage";
+    /// Where a version's files are kept when not in the server's own folder
+    /// (`s3://bucket/prefix`): set by `ferry server` at registration, with
+    /// the digest it recorded, and checked by `ferry serve`.
+    pub const ARTIFACT_STORE: &str = "ferry.artifact_store";
 
     /// Whether `key` is one of the lineage tags (shown as lineage, not as a tag).
     pub fn is_lineage(key: &str) -> bool {
@@ -118,6 +122,7 @@ pub mod lineage_tags {
             GIT_DIRTY,
             ENV,
             LINEAGE,
+            ARTIFACT_STORE,
         ]
         .contains(&key)
     }

@@ -14,12 +14,17 @@
 //! and resumes where it stopped.
 //!
 //! The crate is the only one that depends on `object_store` (and through it
-//! on an HTTP client and TLS); its API is blocking, with its own runtime.
+//! on an HTTP client and TLS); its API is blocking, with its own runtime,
+//! but for [`ObjectArtifacts`] (`artifacts.rs`): MLflow artifacts in a
+//! bucket, the async `ferry_artifacts::ArtifactStore` that `ferry server`
+//! and `ferry serve` are given.
 
+pub mod artifacts;
 mod known;
 mod open;
 mod transfer;
 
+pub use artifacts::ObjectArtifacts;
 pub use ferry_spec::remote::{Location, RemoteConfig};
 pub use transfer::{Failure, GcReport, Progress, RemoteStatus, Summary, Want};
 

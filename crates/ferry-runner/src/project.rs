@@ -77,6 +77,11 @@ impl Layout {
     pub fn stage_log(&self, run_id: &str, stage: &str) -> PathBuf {
         self.logs().join(run_id).join(format!("{stage}.log"))
     }
+    /// `.ferry/artifact-cache`: where `ferry serve` keeps versions from a
+    /// bucket, by digest.
+    pub fn artifact_cache(&self) -> PathBuf {
+        self.ferry_dir().join("artifact-cache")
+    }
     /// `.ferry/predictions`: `ferry serve`'s default prediction log.
     pub fn predictions(&self) -> PathBuf {
         self.ferry_dir().join("predictions")

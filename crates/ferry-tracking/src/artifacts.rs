@@ -1,8 +1,9 @@
-//! The artifact root: every client path is decoded once, checked once, and
-//! confined under the root before anything touches the filesystem.
+//! Client paths: every one is decoded once and checked once here, then
+//! handed to the artifact store (`ferry_artifacts::ArtifactStore`), which
+//! confines it under its root again (a local folder with symlinks checked,
+//! a bucket under its prefix).
 
 use crate::error::{ApiError, ApiResult};
-use std::path::{Path, PathBuf};
 
 /// A relative artifact path that has passed every check.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,44 +59,23 @@ pub fn check_path(raw: &str, encoded: bool) -> ApiResult<SafePath> {
     Ok(SafePath(parts.join("/")))
 }
 
-/// The local folder that holds every artifact.
-#[derive(Debug, Clone)]
-pub struct ArtifactRoot {
-    root: PathBuf,
-}
+/// The local folder that holds every artifact (the name this crate gave it
+/// before artifacts could live elsewhere).
+pub use ferry_artifacts::LocalArtifacts as ArtifactRoot;
 
-impl ArtifactRoot {
-    pub fn new(root: &Path) -> std::io::Result<Self> {
-        std::fs::create_dir_all(root)?;
-        Ok(Self {
-            root: std::fs::canonicalize(root)?,
-        })
-    }
-
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-
-    /// The filesystem path of `p`, checked again against the root after
-    /// resolving what exists of it (so a symlink cannot lead outside).
-    pub fn resolve(&self, p: &SafePath) -> ApiResult<PathBuf> {
-        let full = if p.is_root() {
-            self.root.clone()
-        } else {
-            self.root.join(p.as_str())
-        };
-        let mut existing = full.as_path();
-        while !existing.exists() {
-            match existing.parent() {
-                Some(parent) => existing = parent,
-                None => return Err(invalid()),
-            }
+/// The answer to a failure of the artifact store: `..`-like paths are
+/// MLflow's 400, what is not there its 404, the rest a 500 (details in the
+/// log only).
+pub fn store_error(e: ferry_artifacts::Error) -> ApiError {
+    use ferry_artifacts::Error as E;
+    match e {
+        E::Invalid(_) => invalid(),
+        E::NotFound(p) => ApiError::not_found(format!("{p} not found")),
+        E::IsDir(p) => ApiError::not_found(format!("{p} is a directory")),
+        E::Interrupted { message, .. } => {
+            ApiError::bad_request(format!("The upload was interrupted: {message}"))
         }
-        let canon = std::fs::canonicalize(existing).map_err(|_| invalid())?;
-        if !canon.starts_with(&self.root) {
-            return Err(invalid());
-        }
-        Ok(full)
+        e @ E::Backend { .. } => ApiError::internal(e),
     }
 }
 
@@ -150,15 +130,5 @@ mod tests {
         assert_eq!(check_path("1/dir/", true).unwrap().as_str(), "1/dir");
         assert!(check_path("", true).unwrap().is_root());
         assert_eq!(check_path("a..b/c", true).unwrap().as_str(), "a..b/c");
-    }
-
-    #[test]
-    fn symlinks_out_of_the_root_are_refused() {
-        let t = tempfile::tempdir().unwrap();
-        let outside = tempfile::tempdir().unwrap();
-        let root = ArtifactRoot::new(&t.path().join("root")).unwrap();
-        std::os::unix::fs::symlink(outside.path(), root.root().join("link")).unwrap();
-        assert!(root.resolve(&check_path("link/x", true).unwrap()).is_err());
-        assert!(root.resolve(&check_path("fine/x", true).unwrap()).is_ok());
     }
 }

@@ -3,8 +3,8 @@
 //!
 //! This is the only crate that knows HTTP and MLflow's wire shapes
 //! ([`wire`]); it talks to the store through `ferry_metadata`'s traits and to
-//! the disk only through [`artifacts::ArtifactRoot`], which confines every
-//! path. One error type ([`error::ApiError`]) maps to status codes in one
+//! artifacts only through an [`ferry_artifacts::ArtifactStore`] (a local
+//! folder or a bucket), which confines every path under its root. One error type ([`error::ApiError`]) maps to status codes in one
 //! place.
 
 pub mod artifacts;
@@ -26,9 +26,9 @@ use std::sync::Arc;
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<dyn MetadataStore>,
-    pub artifacts: Arc<artifacts::ArtifactRoot>,
+    pub artifacts: Arc<dyn ferry_artifacts::ArtifactStore>,
     /// JSON request bodies held at once, for the whole server (artifact
-    /// uploads stream to disk and take none).
+    /// uploads stream to the artifact store and take none).
     pub bodies: ferry_http::BodyBudget,
 }
 
@@ -179,7 +179,8 @@ async fn not_found(uri: axum::http::Uri) -> impl IntoResponse {
 pub struct ServerConfig {
     pub addr: SocketAddr,
     pub store_url: String,
-    pub artifacts: std::path::PathBuf,
+    /// Where artifacts are kept: a local folder or a bucket.
+    pub artifacts: Arc<dyn ferry_artifacts::ArtifactStore>,
     /// JSON request bodies held at once, in bytes.
     pub body_budget: usize,
     /// Connections, header deadline, body rate.
@@ -220,14 +221,9 @@ pub async fn serve(cfg: ServerConfig, ready: impl FnOnce(SocketAddr)) -> Result<
     let store = ferry_metadata::SqlStore::open(&cfg.store_url)
         .await?
         .with_group_commit();
-    let artifacts =
-        artifacts::ArtifactRoot::new(&cfg.artifacts).map_err(|source| ServeError::Artifacts {
-            path: cfg.artifacts.clone(),
-            source,
-        })?;
     let state = AppState {
         store: Arc::new(store),
-        artifacts: Arc::new(artifacts),
+        artifacts: cfg.artifacts,
         bodies: ferry_http::BodyBudget::new(cfg.body_budget, std::time::Duration::from_secs(10)),
     };
     let app = router(state).layer(axum::middleware::from_fn(log_requests));

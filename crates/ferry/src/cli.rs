@@ -471,9 +471,8 @@ pub struct ServerArgs {
     pub port: u16,
     #[command(flatten)]
     pub place: Place,
-    /// The folder artifacts are kept in; default: the project's `.ferry/artifacts`
-    #[arg(long)]
-    pub artifacts: Option<PathBuf>,
+    #[command(flatten)]
+    pub artifacts: ArtifactArgs,
     /// Log one JSON object per request instead of plain lines
     #[arg(long)]
     pub log_json: bool,
@@ -483,6 +482,21 @@ pub struct ServerArgs {
     /// Connections held open at once (beyond it new ones wait to be accepted)
     #[arg(long, default_value_t = ferry_http::DEFAULT_MAX_CONNECTIONS)]
     pub max_connections: usize,
+}
+
+/// Where artifacts are kept: `ferry server` and `ferry serve` take the same.
+#[derive(Debug, Args)]
+pub struct ArtifactArgs {
+    /// Where artifacts are kept: a folder, `s3://BUCKET/PREFIX` or `gs://BUCKET/PREFIX` (credentials
+    /// from the cloud's standard chain); default: the project's `.ferry/artifacts`
+    #[arg(long, value_name = "FOLDER|URL")]
+    pub artifacts: Option<String>,
+    /// The service endpoint of an `--artifacts` bucket (an S3-compatible server, a GCS emulator)
+    #[arg(long, value_name = "URL", requires = "artifacts")]
+    pub artifacts_endpoint: Option<String>,
+    /// The region of an `--artifacts` S3 bucket
+    #[arg(long, value_name = "REGION", requires = "artifacts")]
+    pub artifacts_region: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -498,9 +512,11 @@ pub struct ServeArgs {
     pub port: u16,
     #[command(flatten)]
     pub place: Place,
-    /// The folder artifacts are kept in; default: the project's `.ferry/artifacts`
+    #[command(flatten)]
+    pub artifacts: ArtifactArgs,
+    /// Where versions from a bucket are kept, by digest; default: the project's `.ferry/artifact-cache`
     #[arg(long)]
-    pub artifacts: Option<PathBuf>,
+    pub artifact_cache: Option<PathBuf>,
     /// Where the prediction log goes; default: the project's `.ferry/predictions`
     #[arg(long)]
     pub log_dir: Option<PathBuf>,

@@ -665,6 +665,24 @@ pub(crate) fn parse_ref(s: &str) -> Result<ModelRef> {
     s.parse::<ModelRef>().map_err(|e| usage(e.to_string()))
 }
 
+/// Where a version's files are kept when that is a bucket (its
+/// `ferry.artifact_store` tag and its stored location under it).
+fn stored_in(v: &ModelVersion) -> Option<String> {
+    let (_, store) = v
+        .tags
+        .iter()
+        .find(|(k, _)| k == ferry_metadata::lineage_tags::ARTIFACT_STORE)?;
+    let rel = v
+        .stored
+        .as_ref()
+        .and_then(|s| s.location.strip_prefix("mlflow-artifacts:/"));
+    let at = match rel {
+        Some(rel) => format!("{store}/{rel}"),
+        None => store.clone(),
+    };
+    Some(crate::ui::printable(&at).into_owned())
+}
+
 fn print_version(ctx: &Ctx, v: &ModelVersion) {
     let s = &ctx.style;
     println!("{} {}/{}", s.bold("model"), v.model, v.version);
@@ -685,6 +703,9 @@ fn print_version(ctx: &Ctx, v: &ModelVersion) {
             bytes(v.artifact_size),
             crate::ui::short(&v.artifact_digest, 16)
         );
+    }
+    if let Some(at) = stored_in(v) {
+        println!("stored     {at}");
     }
     println!("run        {}", v.run_id.as_deref().unwrap_or("-"));
     println!(
@@ -950,33 +971,38 @@ fn server(ctx: &Ctx, args: ServerArgs) -> Result<u8> {
         "it is the server, and serves a store it opens itself",
         true,
     )?;
-    let artifacts = args.artifacts.unwrap_or_else(|| layout.artifacts());
+    let place = crate::artifacts::place(&args.artifacts, layout.artifacts())?;
     let ip: std::net::IpAddr = args
         .host
         .parse()
         .map_err(|_| usage(format!("--host `{}` is not an IP address", args.host)))?;
     init_logging(args.log_json);
-    let cfg = ferry_tracking::ServerConfig {
-        addr: std::net::SocketAddr::new(ip, args.port),
-        store_url: store_url.clone(),
-        artifacts: artifacts.clone(),
-        body_budget: args.max_inflight_mib.max(1).saturating_mul(1 << 20),
-        limits: ferry_http::ConnLimits {
-            max_connections: args.max_connections.max(1),
-            ..Default::default()
-        },
-    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the server runtime")?;
-    let shown = store_url.clone();
-    rt.block_on(ferry_tracking::serve(cfg, move |addr| {
-        eprintln!(
-            "ferry server listening on http://{addr} (store {shown}, artifacts {})",
-            artifacts.display()
-        );
-        eprintln!("  export MLFLOW_TRACKING_URI=http://{addr}");
-    }))?;
+    rt.block_on(async move {
+        let artifacts = crate::artifacts::open(&place, &args.artifacts).await?;
+        let shown = (store_url.clone(), artifacts.url());
+        let cfg = ferry_tracking::ServerConfig {
+            addr: std::net::SocketAddr::new(ip, args.port),
+            store_url,
+            artifacts,
+            body_budget: args.max_inflight_mib.max(1).saturating_mul(1 << 20),
+            limits: ferry_http::ConnLimits {
+                max_connections: args.max_connections.max(1),
+                ..Default::default()
+            },
+        };
+        ferry_tracking::serve(cfg, move |addr| {
+            eprintln!(
+                "ferry server listening on http://{addr} (store {}, artifacts {})",
+                shown.0, shown.1
+            );
+            eprintln!("  export MLFLOW_TRACKING_URI=http://{addr}");
+        })
+        .await?;
+        Ok::<_, anyhow::Error>(())
+    })?;
     Ok(exit::OK)
 }

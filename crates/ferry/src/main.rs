@@ -2,6 +2,7 @@
 //! prints. No pipeline logic lives here.
 
 mod admin;
+mod artifacts;
 mod cli;
 mod commands;
 mod ctx;

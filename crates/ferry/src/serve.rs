@@ -6,6 +6,7 @@ use crate::ctx::Ctx;
 use crate::exit::{self, usage};
 use anyhow::{Context, Result};
 use ferry_gateway::canary::{self, Phase, Plan, Strategy};
+use ferry_gateway::loader::Artifacts as ArtifactFiles;
 use ferry_gateway::rollout::{self, DeployError};
 use ferry_metadata::{Deployment, MetadataStore};
 use std::sync::Arc;
@@ -57,7 +58,11 @@ pub fn serve(ctx: &Ctx, a: ServeArgs) -> Result<u8> {
         )
     })?;
     let (url, layout) = ctx.store_url(&a.place, "ferry serve", SERVE_NEEDS_STORE, false)?;
-    let artifacts = a.artifacts.unwrap_or_else(|| layout.artifacts());
+    let place = crate::artifacts::place(&a.artifacts, layout.artifacts())?;
+    let cache = a
+        .artifact_cache
+        .clone()
+        .unwrap_or_else(|| layout.artifact_cache());
     crate::ui::init_logging(a.log_json);
     let mut b = tokio::runtime::Builder::new_multi_thread();
     if let Some(n) = a.threads {
@@ -68,6 +73,13 @@ pub fn serve(ctx: &Ctx, a: ServeArgs) -> Result<u8> {
     }
     let rt = b.enable_all().build().context("cannot start the runtime")?;
     rt.block_on(async move {
+        let artifacts = match place {
+            crate::artifacts::Place::Folder(dir) => ArtifactFiles::Folder(dir),
+            crate::artifacts::Place::Bucket(url) => ArtifactFiles::Bucket {
+                store: crate::artifacts::bucket(&url, &a.artifacts).await?,
+                cache,
+            },
+        };
         let store = open(&url).await?;
         let predlog = if a.log_sample > 0.0 {
             let mut cfg = ferry_gateway::predlog::PredLogConfig::new(

@@ -58,7 +58,7 @@ fn a_tampered_version_is_refused_at_load() {
 fn pinned(env: &Env, version: i64) -> Gateway {
     let loader = StoreLoader {
         store: env.store.clone(),
-        artifacts: env.artifacts(),
+        artifacts: env.artifacts().into(),
         allow_fakes: false,
         runtimes: Default::default(),
     };

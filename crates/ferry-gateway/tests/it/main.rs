@@ -5,6 +5,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod bucket;
 mod canary;
 mod integrity;
 mod process;
@@ -153,7 +154,7 @@ impl Env {
     ) -> Arc<Gateway> {
         let loader = Arc::new(StoreLoader {
             store: self.store.clone(),
-            artifacts: self.artifacts(),
+            artifacts: self.artifacts().into(),
             allow_fakes: true,
             runtimes: self.runtimes.clone(),
         });

@@ -198,7 +198,7 @@ fn a_version_cannot_bring_its_own_command() {
             let spec = format!("iris/{v}");
             let loader = ferry_gateway::loader::StoreLoader {
                 store: env.store.clone(),
-                artifacts: env.artifacts(),
+                artifacts: env.artifacts().into(),
                 allow_fakes: false,
                 runtimes: Default::default(),
             };

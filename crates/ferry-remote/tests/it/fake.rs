@@ -15,6 +15,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 pub struct Fake {
     pub inner: InMemory,
     pub requests: AtomicUsize,
+    /// Multipart uploads begun.
+    pub multiparts: AtomicUsize,
     /// The next this many uploads fail as a 500 would.
     pub fail_puts: AtomicUsize,
     /// The next this many downloads fail as a 500 would.
@@ -79,6 +81,7 @@ impl ObjectStore for Fake {
         o: PutMultipartOptions,
     ) -> Result<Box<dyn MultipartUpload>> {
         self.hit_put()?;
+        self.multiparts.fetch_add(1, Ordering::SeqCst);
         self.inner.put_multipart_opts(p, o).await
     }
     async fn get_opts(&self, p: &Path, o: GetOptions) -> Result<GetResult> {

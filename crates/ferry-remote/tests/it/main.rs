@@ -2,6 +2,7 @@
 //! (`fake.rs`) and a folder remote: round trips, what a push with nothing
 //! new costs, verification, retries, concurrent pushes and gc.
 
+mod artifacts;
 mod fake;
 
 use fake::Fake;

@@ -2,17 +2,17 @@
 //! delete; and the run-scoped `artifacts/list` and `/get-artifact`.
 
 use crate::AppState;
-use crate::artifacts::{SafePath, check_path};
+use crate::artifacts::{SafePath, check_path, store_error};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Query;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Json as Out, Response};
-use futures_util::StreamExt;
+use ferry_artifacts::Error as StoreError;
+use futures_util::{StreamExt, TryStreamExt};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const PREFIX: &str = "/api/2.0/mlflow-artifacts/artifacts/";
 
@@ -23,10 +23,6 @@ fn path_of(req_uri: &axum::http::Uri) -> ApiResult<SafePath> {
         .strip_prefix(PREFIX)
         .ok_or_else(|| ApiError::invalid("Invalid path"))?;
     check_path(rest, true)
-}
-
-fn io_err(e: std::io::Error) -> ApiError {
-    ApiError::internal(e)
 }
 
 /// Whose artifact folder a path is in: the run or logged model whose
@@ -107,25 +103,17 @@ async fn check_writable(st: &AppState, p: &SafePath, delete: bool) -> ApiResult<
 }
 
 async fn list_dir(st: &AppState, p: &SafePath) -> ApiResult<Value> {
-    let dir = st.artifacts.resolve(p)?;
-    let mut files = Vec::new();
-    let mut rd = match tokio::fs::read_dir(&dir).await {
-        Ok(rd) => rd,
-        Err(_) => return Ok(json!({})),
-    };
-    while let Some(e) = rd.next_entry().await.map_err(io_err)? {
-        let name = e.file_name().to_string_lossy().into_owned();
-        if name.starts_with(".ferry-upload-") {
-            continue;
-        }
-        let meta = e.metadata().await.map_err(io_err)?;
-        let mut f = json!({ "path": name, "is_dir": meta.is_dir() });
-        if meta.is_file() && meta.len() > 0 {
-            f["file_size"] = meta.len().into();
-        }
-        files.push(f);
-    }
-    files.sort_by(|a, b| a["path"].as_str().cmp(&b["path"].as_str()));
+    let entries = st.artifacts.list(p.as_str()).await.map_err(store_error)?;
+    let files: Vec<Value> = entries
+        .into_iter()
+        .map(|e| {
+            let mut f = json!({ "path": e.path, "is_dir": e.is_dir });
+            if !e.is_dir && e.size > 0 {
+                f["file_size"] = e.size.into();
+            }
+            f
+        })
+        .collect();
     Ok(if files.is_empty() {
         json!({})
     } else {
@@ -145,89 +133,50 @@ pub async fn list(State(st): State<AppState>, Query(q): Query<ListQ>) -> ApiResu
     Ok(Out(list_dir(&st, &p).await?))
 }
 
-/// `GET .../artifacts/{path}`: the file's bytes, streamed.
-pub async fn download(State(st): State<AppState>, req: Request) -> ApiResult<Response> {
-    let p = path_of(req.uri())?;
-    let full = st.artifacts.resolve(&p)?;
-    let file = match tokio::fs::File::open(&full).await {
-        Ok(f) => f,
-        Err(_) => {
-            return Err(ApiError::not_found(format!(
-                "File {} not found",
-                p.as_str()
-            )));
-        }
-    };
-    let meta = file.metadata().await.map_err(io_err)?;
-    if meta.is_dir() {
-        return Err(ApiError::not_found(format!(
-            "{} is a directory",
-            p.as_str()
-        )));
-    }
-    let stream = futures_util::stream::unfold(file, |mut f| async move {
-        let mut buf = vec![0u8; 256 * 1024];
-        match f.read(&mut buf).await {
-            Ok(0) => None,
-            Ok(n) => {
-                buf.truncate(n);
-                Some((Ok::<_, std::io::Error>(axum::body::Bytes::from(buf)), f))
-            }
-            Err(e) => Some((Err(e), f)),
-        }
-    });
-    let mut resp = Body::from_stream(stream).into_response();
+/// A file of the store, streamed, as `application/octet-stream`.
+async fn stream_file(st: &AppState, p: &SafePath) -> ApiResult<Response> {
+    let d = st.artifacts.get(p.as_str()).await.map_err(|e| match e {
+        StoreError::NotFound(_) => ApiError::not_found(format!("File {} not found", p.as_str())),
+        e => store_error(e),
+    })?;
+    let mut resp = Body::from_stream(d.body).into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/octet-stream"),
     );
-    if let Ok(v) = HeaderValue::from_str(&meta.len().to_string()) {
+    if let Ok(v) = HeaderValue::from_str(&d.size.to_string()) {
         resp.headers_mut().insert(header::CONTENT_LENGTH, v);
     }
     Ok(resp)
 }
 
-/// `PUT .../artifacts/{path}`: the raw body, streamed to a temporary file
-/// beside the target, then renamed into place.
+/// `GET .../artifacts/{path}`: the file's bytes, streamed.
+pub async fn download(State(st): State<AppState>, req: Request) -> ApiResult<Response> {
+    let p = path_of(req.uri())?;
+    stream_file(&st, &p).await
+}
+
+/// `PUT .../artifacts/{path}`: the raw body, streamed to the store (a
+/// local folder writes a temporary file beside the target and renames it
+/// into place; a bucket sends it in parts when it is large).
 pub async fn upload(State(st): State<AppState>, req: Request) -> ApiResult<Out<Value>> {
     let p = path_of(req.uri())?;
     if p.is_root() {
         return Err(ApiError::invalid("Invalid path"));
     }
     check_writable(&st, &p, false).await?;
-    let full = st.artifacts.resolve(&p)?;
-    let parent = full
-        .parent()
-        .ok_or_else(|| ApiError::invalid("Invalid path"))?
-        .to_owned();
-    tokio::fs::create_dir_all(&parent).await.map_err(io_err)?;
-    // Re-check after creating folders: nothing may have led outside.
-    st.artifacts.resolve(&p)?;
-    let tmp = parent.join(format!(".ferry-upload-{}", uuid::Uuid::new_v4().simple()));
-    let mut out = tokio::fs::File::create(&tmp).await.map_err(io_err)?;
-    let mut body = req.into_body().into_data_stream();
-    while let Some(chunk) = body.next().await {
-        let chunk = match chunk {
-            Ok(c) => c,
-            Err(e) => {
-                let _ = tokio::fs::remove_file(&tmp).await;
-                return Err(ApiError::bad_request(format!(
-                    "The upload was interrupted: {e}"
-                )));
-            }
-        };
-        if let Err(e) = out.write_all(&chunk).await {
-            let _ = tokio::fs::remove_file(&tmp).await;
-            return Err(io_err(e));
-        }
-    }
-    out.flush().await.map_err(io_err)?;
-    drop(out);
-    if tokio::fs::metadata(&full).await.is_ok_and(|m| m.is_dir()) {
-        let _ = tokio::fs::remove_file(&tmp).await;
-        return Err(ApiError::invalid("Invalid path: a directory exists there"));
-    }
-    tokio::fs::rename(&tmp, &full).await.map_err(io_err)?;
+    let body = req
+        .into_body()
+        .into_data_stream()
+        .map_err(std::io::Error::other)
+        .boxed();
+    st.artifacts
+        .put(p.as_str(), body)
+        .await
+        .map_err(|e| match e {
+            StoreError::IsDir(_) => ApiError::invalid("Invalid path: a directory exists there"),
+            e => store_error(e),
+        })?;
     Ok(Out(json!({})))
 }
 
@@ -238,12 +187,7 @@ pub async fn delete(State(st): State<AppState>, req: Request) -> ApiResult<Out<V
         return Err(ApiError::invalid("Invalid path"));
     }
     check_writable(&st, &p, true).await?;
-    let full = st.artifacts.resolve(&p)?;
-    match tokio::fs::symlink_metadata(&full).await {
-        Ok(m) if m.is_dir() => tokio::fs::remove_dir_all(&full).await.map_err(io_err)?,
-        Ok(_) => tokio::fs::remove_file(&full).await.map_err(io_err)?,
-        Err(_) => return Err(ApiError::not_found(format!("{} not found", p.as_str()))),
-    }
+    st.artifacts.delete(p.as_str()).await.map_err(store_error)?;
     Ok(Out(json!({})))
 }
 
@@ -305,18 +249,16 @@ pub async fn run_list(
     Ok(Out(v))
 }
 
-/// `GET /get-artifact?run_id&path` (the web UI's endpoint)
+/// `GET /get-artifact?run_id&path` (the web UI's endpoint), streamed.
 pub async fn get_artifact(
     State(st): State<AppState>,
     Query(q): Query<RunArtifactQ>,
 ) -> ApiResult<Response> {
     let (p, _, _) = run_path(&st, &q).await?;
-    let full = st.artifacts.resolve(&p)?;
-    match tokio::fs::read(&full).await {
-        Ok(bytes) => Ok(bytes.into_response()),
-        Err(_) => Err(ApiError::not_found(format!(
-            "File {} not found",
-            p.as_str()
-        ))),
-    }
+    stream_file(&st, &p).await.map_err(|e| match e.code {
+        crate::error::Code::ResourceDoesNotExist => {
+            ApiError::not_found(format!("File {} not found", p.as_str()))
+        }
+        _ => e,
+    })
 }

@@ -89,7 +89,8 @@ async fn artifact_location(st: &AppState, loc: &str) -> ApiResult<String> {
         ));
     }
     st.artifacts
-        .resolve(&p)
+        .check(p.as_str())
+        .await
         .map_err(|_| refuse("it leads outside the artifact root"))?;
     if crate::routes::artifacts::in_owned_folder(st, &p).await? {
         return Err(refuse(

@@ -8,6 +8,7 @@ use crate::{AppState, now_ms};
 use axum::extract::State;
 use axum::response::Json as Out;
 use ferry_metadata::StoredFiles;
+use ferry_metadata::lineage_tags;
 use ferry_search::Grammar;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -374,6 +375,11 @@ pub async fn create_version(
             .and_then(|m| m.source_run_id);
     }
     let stored = stored_files(&st, &source).await?;
+    let mut tags = pairs(b.tags);
+    if stored.is_some() && st.artifacts.local_root().is_none() {
+        tags.retain(|(k, _)| k != lineage_tags::ARTIFACT_STORE);
+        tags.push((lineage_tags::ARTIFACT_STORE.to_owned(), st.artifacts.url()));
+    }
     let v = st
         .store
         .create_mlflow_version(
@@ -381,7 +387,7 @@ pub async fn create_version(
             &source,
             run_id.as_deref(),
             b.description.as_deref().unwrap_or(""),
-            &pairs(b.tags),
+            &tags,
             b.run_link.as_deref().unwrap_or(""),
             stored.as_ref(),
             now_ms(),
@@ -399,11 +405,11 @@ async fn stored_files(st: &AppState, source: &str) -> ApiResult<Option<StoredFil
         return Ok(None);
     };
     let p = check_path(rel, false)?;
-    let dir = st.artifacts.resolve(&p)?;
-    let digest = tokio::task::spawn_blocking(move || ferry_cache::stored_digest(&dir))
+    let digest = st
+        .artifacts
+        .digest(p.as_str())
         .await
-        .map_err(ApiError::internal)?
-        .map_err(ApiError::internal)?;
+        .map_err(crate::artifacts::store_error)?;
     Ok(Some(StoredFiles {
         location: format!("mlflow-artifacts:/{}", p.as_str()),
         digest: digest.to_hex(),

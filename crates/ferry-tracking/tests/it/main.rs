@@ -5,6 +5,7 @@
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
+use ferry_artifacts::ArtifactStore;
 use ferry_tracking::{AppState, artifacts::ArtifactRoot, router};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
@@ -23,17 +24,29 @@ impl App {
     }
 
     async fn with_budget(bodies: ferry_http::BodyBudget) -> Self {
+        Self::with(bodies, |root| {
+            Arc::new(ArtifactRoot::new(root).unwrap()) as Arc<dyn ArtifactStore>
+        })
+        .await
+    }
+
+    /// A server whose artifacts are in the store `artifacts` makes of the
+    /// folder it is given.
+    async fn with(
+        bodies: ferry_http::BodyBudget,
+        artifacts: impl FnOnce(&std::path::Path) -> Arc<dyn ArtifactStore>,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("ferry.db").display());
         let store = ferry_metadata::SqlStore::open(&url)
             .await
             .unwrap()
             .with_group_commit();
-        let artifacts = ArtifactRoot::new(&dir.path().join("artifacts")).unwrap();
+        let artifacts = artifacts(&dir.path().join("artifacts"));
         let store: Arc<dyn ferry_metadata::MetadataStore> = Arc::new(store);
         let router = router(AppState {
             store: store.clone(),
-            artifacts: Arc::new(artifacts),
+            artifacts,
             bodies,
         });
         App { router, dir, store }
@@ -1087,5 +1100,120 @@ fn json_bodies_in_flight_are_bounded() {
         let _ = held.await;
         assert_eq!(budget.in_use_kib(), 0);
         assert_eq!(log(big).await.0, StatusCode::OK);
+    });
+}
+
+/// A folder that passes for a bucket: no local root, an `s3://` URL. The
+/// server must not be able to tell it from one.
+#[derive(Debug)]
+struct Bucket(ArtifactRoot);
+
+#[async_trait::async_trait]
+impl ArtifactStore for Bucket {
+    fn url(&self) -> String {
+        "s3://team-bucket/mlflow".into()
+    }
+    async fn check(&self, p: &str) -> ferry_artifacts::Result<()> {
+        self.0.check(p).await
+    }
+    async fn list(&self, p: &str) -> ferry_artifacts::Result<Vec<ferry_artifacts::Entry>> {
+        self.0.list(p).await
+    }
+    async fn files(&self, p: &str) -> ferry_artifacts::Result<Vec<ferry_artifacts::Entry>> {
+        self.0.files(p).await
+    }
+    async fn is_dir(&self, p: &str) -> ferry_artifacts::Result<bool> {
+        self.0.is_dir(p).await
+    }
+    async fn get(&self, p: &str) -> ferry_artifacts::Result<ferry_artifacts::Download> {
+        self.0.get(p).await
+    }
+    async fn put(&self, p: &str, b: ferry_artifacts::ByteStream) -> ferry_artifacts::Result<u64> {
+        self.0.put(p, b).await
+    }
+    async fn delete(&self, p: &str) -> ferry_artifacts::Result<()> {
+        self.0.delete(p).await
+    }
+    async fn digest(&self, p: &str) -> ferry_artifacts::Result<ferry_core::Digest> {
+        // Through the trait, as a bucket computes it.
+        ferry_artifacts::stored_digest(self, p).await
+    }
+}
+
+/// With artifacts in a bucket, the API answers as with a folder, and a
+/// registered version records the bucket (`ferry.artifact_store`) and the
+/// digest of its files, the one a folder would give.
+#[test]
+fn a_version_registered_from_a_bucket_records_where_it_lives() {
+    rt().block_on(async {
+        let app = App::with(ferry_http::BodyBudget::default(), |root| {
+            Arc::new(Bucket(ArtifactRoot::new(root).unwrap())) as Arc<dyn ArtifactStore>
+        })
+        .await;
+        app.ok_post("experiments/create", json!({"name": "e"}))
+            .await;
+        let run = app
+            .ok_post("runs/create", json!({"experiment_id": "1"}))
+            .await;
+        let rid = run["run"]["info"]["run_id"].as_str().unwrap().to_owned();
+        for (name, bytes) in [
+            ("MLmodel", &b"flavors: {}"[..]),
+            ("model.onnx", &b"weights"[..]),
+        ] {
+            let put = Request::builder()
+                .method(Method::PUT)
+                .uri(format!(
+                    "/api/2.0/mlflow-artifacts/artifacts/1/{rid}/artifacts/model/{name}"
+                ))
+                .body(Body::from(bytes.to_vec()))
+                .unwrap();
+            assert_eq!(app.raw(put).await.0, StatusCode::OK);
+        }
+        let (s, v) = app
+            .get(&format!("artifacts/list?run_id={rid}&path=model"))
+            .await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(
+            v["files"],
+            json!([
+                {"path": "model/MLmodel", "is_dir": false, "file_size": 11},
+                {"path": "model/model.onnx", "is_dir": false, "file_size": 7},
+            ])
+        );
+        app.ok_post("registered-models/create", json!({"name": "iris"}))
+            .await;
+        let v = app
+            .ok_post(
+                "model-versions/create",
+                json!({"name": "iris", "source": format!("runs:/{rid}/model"), "run_id": rid,
+                       "tags": [{"key": "ferry.artifact_store", "value": "s3://forged/x"}]}),
+            )
+            .await;
+        let tags = &v["model_version"]["tags"];
+        assert_eq!(
+            tags,
+            &json!([{"key": "ferry.artifact_store", "value": "s3://team-bucket/mlflow"}]),
+            "{v}"
+        );
+        let stored = app
+            .store
+            .get_version("iris", 1)
+            .await
+            .unwrap()
+            .unwrap()
+            .stored
+            .unwrap();
+        let on_disk = app
+            .dir
+            .path()
+            .join(format!("artifacts/1/{rid}/artifacts/model"));
+        assert_eq!(
+            stored.digest,
+            ferry_cache::stored_digest(&on_disk).unwrap().to_hex()
+        );
+        assert_eq!(
+            stored.location,
+            format!("mlflow-artifacts:/1/{rid}/artifacts/model")
+        );
     });
 }
