@@ -650,14 +650,19 @@ mod tests {
 
     #[test]
     fn marked_processes_are_killed_with_their_groups() {
-        let (mut c, g) = sleeper("run-c", true);
+        // Markers of this test process's own: another test run on the
+        // machine (the same binary, elsewhere) must not be touched.
+        let mine = format!("run-c-{}", std::process::id());
+        let other_marker = format!("run-d-{}", std::process::id());
+        let (mut c, g) = sleeper(&mine, true);
         c.wait().unwrap();
-        let (mut other, og) = sleeper("run-d", false);
+        let (mut other, og) = sleeper(&other_marker, false);
         let members = group_members(g.pgid);
-        assert_eq!(kill_marked("FERRY_RUN_ID=run-c"), 1);
+        let env = format!("FERRY_RUN_ID={mine}");
+        assert_eq!(kill_marked(&env), 1);
         assert!(gone(members[0].0));
         assert!(proc_stat(og.pgid).is_some_and(|s| s.0 != 'Z'), "not marked");
-        assert_eq!(kill_marked("FERRY_RUN_ID=run-c"), 0);
+        assert_eq!(kill_marked(&env), 0);
         kill_group(og.pgid, libc::SIGKILL);
         other.wait().unwrap();
     }
