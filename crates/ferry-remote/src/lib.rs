@@ -17,6 +17,7 @@
 //! on an HTTP client and TLS); its API is blocking, with its own runtime.
 
 mod known;
+mod landing;
 mod open;
 mod transfer;
 
