@@ -668,8 +668,15 @@ impl Remote {
         let bytes = if size > MULTIPART_ABOVE && item.kind == Kind::Object {
             self.upload_parts(&item, &local, &path).await?
         } else {
-            let body = Bytes::from(tokio::fs::read(&local).await.map_err(io("read"))?);
-            self.check_local(&item, &body)?;
+            // Read and checked on a blocking thread, the body dropped by
+            // the store once sent: at most `jobs` bodies are held.
+            let (it, read_error) = (item.clone(), io("read"));
+            let body = blocking(move || {
+                let body = std::fs::read(&local).map_err(read_error)?;
+                check_local(&it, &body)?;
+                Ok(Bytes::from(body))
+            })
+            .await?;
             let created = self
                 .store
                 .put_opts(&path, body.clone().into(), PutMode::Create.into())
@@ -738,14 +745,6 @@ impl Remote {
             .await
             .map_err(|e| self.store_error("upload", &item.key, &e))?;
         Ok(total)
-    }
-
-    fn check_local(&self, item: &Item, body: &[u8]) -> Result<()> {
-        if item.kind.accepts(&item.digest, || Digest::of(body), body) {
-            Ok(())
-        } else {
-            Err(corrupt_local(item, Path::new(&item.key)))
-        }
     }
 
     /// Brings one key to a checked temporary file beside its place in the
@@ -888,6 +887,14 @@ enum Moved {
     Absent,
     /// Not tried: an earlier key failed the way every key would.
     NotAttempted,
+}
+
+fn check_local(item: &Item, body: &[u8]) -> Result<()> {
+    if item.kind.accepts(&item.digest, || Digest::of(body), body) {
+        Ok(())
+    } else {
+        Err(corrupt_local(item, Path::new(&item.key)))
+    }
 }
 
 fn corrupt_local(item: &Item, path: &Path) -> Error {
