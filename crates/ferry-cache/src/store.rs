@@ -180,21 +180,40 @@ impl Cache {
             let staging = sibling(&target, "restore");
             let _ = std::fs::remove_dir_all(&staging);
             std::fs::create_dir_all(&staging).ctx("create", &staging)?;
-            let mut written = Vec::with_capacity(manifest.entries.len());
-            for e in &manifest.entries {
-                let src = self.object(&e.digest).ok_or_else(missing)?;
-                let rel = e.rel_path();
-                let dst = staging.join(&rel);
-                if let Some(parent) = dst.parent() {
-                    std::fs::create_dir_all(parent).ctx("create", parent)?;
-                }
-                copy_out(&src, &dst)?;
-                written.push(Restored {
-                    key: e.index_key(&out.path),
-                    path: Path::new(&out.path).join(rel),
-                    digest: e.digest,
-                });
+            let folders: std::collections::BTreeSet<PathBuf> = manifest
+                .entries
+                .iter()
+                .filter_map(|e| e.rel_path().parent().map(|p| staging.join(p)))
+                .collect();
+            for f in &folders {
+                std::fs::create_dir_all(f).ctx("create", f)?;
             }
+            // The files are copied on a few threads: most of a folder of
+            // small files is waiting on the filesystem, per file.
+            let copied = crate::par::map(
+                &manifest.entries,
+                crate::par::threads(),
+                || (),
+                |e, ()| {
+                    let rel = e.rel_path();
+                    copy_out(&self.object_path(&e.digest), &staging.join(&rel)).map_err(
+                        |e| match e {
+                            Error::Io {
+                                action: "open",
+                                source,
+                                ..
+                            } if source.kind() == std::io::ErrorKind::NotFound => missing(),
+                            e => e,
+                        },
+                    )?;
+                    Ok(Restored {
+                        key: e.index_key(&out.path),
+                        path: Path::new(&out.path).join(rel),
+                        digest: e.digest,
+                    })
+                },
+            );
+            let written = copied.into_iter().collect::<Result<Vec<Restored>>>()?;
             remove_any(&target)?;
             std::fs::rename(&staging, &target).ctx("rename into place", &target)?;
             Ok(written)
@@ -204,6 +223,7 @@ impl Cache {
                 std::fs::create_dir_all(parent).ctx("create", parent)?;
             }
             let tmp = sibling(&target, "restore");
+            let _ = std::fs::remove_file(&tmp);
             copy_out(&src, &tmp)?;
             if target.is_dir() {
                 remove_any(&target)?;
@@ -323,7 +343,6 @@ fn sibling(target: &Path, what: &str) -> PathBuf {
 /// mode, not chmod-ed to it).
 fn copy_out(src: &Path, dst: &Path) -> Result<()> {
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let _ = std::fs::remove_file(dst);
     let mut from = std::fs::File::open(src).ctx("open", src)?;
     let mode = from
         .metadata()
@@ -418,6 +437,39 @@ mod tests {
         assert_eq!(dry, stats, "a dry run counts what a real one removes");
         assert_eq!(stats.objects_removed, 3); // a, b, and the manifest
         assert!(cache.has(&rec_file) && !cache.has(&rec_dir));
+    }
+
+    #[test]
+    fn a_folder_missing_one_object_is_not_restored_and_the_target_stays() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path();
+        let cache = Cache::new(&root.join(".ferry/cache"));
+        std::fs::create_dir_all(root.join("out/sub")).unwrap();
+        for i in 0..50 {
+            std::fs::write(root.join(format!("out/sub/{i}")), format!("row {i}")).unwrap();
+        }
+        let mut h = Hasher::new(root, StatIndex::default());
+        let pd = h.digest_path("out").unwrap().unwrap();
+        cache.store(&root.join("out"), &pd).unwrap();
+        let rec = OutRecord {
+            path: "out".into(),
+            digest: pd.digest(),
+            size: pd.size(),
+            files: Some(50),
+        };
+        let restored = cache.restore(root, &rec).unwrap();
+        assert_eq!(restored.len(), 50);
+        assert_eq!(restored[7].path, Path::new("out/sub/15"), "in the manifest's order");
+        let gone = cache.object_path(&Digest::of(b"row 42"));
+        std::fs::remove_file(&gone).unwrap();
+        std::fs::write(root.join("out/sub/0"), "edited").unwrap();
+        let e = cache.restore(root, &rec).unwrap_err();
+        assert!(matches!(e, Error::MissingObject { .. }), "{e}");
+        assert_eq!(
+            std::fs::read_to_string(root.join("out/sub/0")).unwrap(),
+            "edited",
+            "the target is left as it was"
+        );
     }
 
     #[test]
