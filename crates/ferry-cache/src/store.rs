@@ -459,7 +459,11 @@ mod tests {
         };
         let restored = cache.restore(root, &rec).unwrap();
         assert_eq!(restored.len(), 50);
-        assert_eq!(restored[7].path, Path::new("out/sub/15"), "in the manifest's order");
+        assert_eq!(
+            restored[7].path,
+            Path::new("out/sub/15"),
+            "in the manifest's order"
+        );
         let gone = cache.object_path(&Digest::of(b"row 42"));
         std::fs::remove_file(&gone).unwrap();
         std::fs::write(root.join("out/sub/0"), "edited").unwrap();
