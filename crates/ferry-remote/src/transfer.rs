@@ -810,7 +810,11 @@ impl Remote {
                 Some(Ok(chunk)) => buf.extend_from_slice(&chunk),
                 Some(Err(e)) => {
                     // Dropping the landing removes its temporary file.
-                    let _ = blocking(move || Ok(drop(landing))).await;
+                    let _ = blocking(move || {
+                        drop(landing);
+                        Ok(())
+                    })
+                    .await;
                     return Err(self.store_error("download", &item.key, &e));
                 }
                 None => end = true,
