@@ -116,16 +116,20 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
     }
 }
 
+/// Up to this many files, [`sync_files`] syncs each.
+const FEW_FILES: usize = 16;
+
 /// Makes `files` durable, their contents and their entries in their
 /// folders: for a batch of temporary files about to be renamed into place,
 /// and again for the renamed batch. On Linux, one `syncfs` of each
 /// filesystem holding them: a single flush of the whole batch, where an
 /// fsync each would commit the filesystem's journal once per file (10,000
-/// small files: most of a transfer's time). Elsewhere, an fsync of each
-/// file and each folder.
+/// small files: most of a transfer's time). Elsewhere, or for a few files
+/// (a flush of the whole filesystem would also wait for other programs'
+/// writes), an fsync of each file and each folder.
 pub fn sync_files(files: &[PathBuf]) -> Result<()> {
     #[cfg(target_os = "linux")]
-    {
+    if files.len() > FEW_FILES {
         use std::os::unix::fs::MetadataExt;
         let folders: std::collections::BTreeSet<&Path> =
             files.iter().filter_map(|f| f.parent()).collect();
@@ -140,9 +144,8 @@ pub fn sync_files(files: &[PathBuf]) -> Result<()> {
                 }
             }
         }
-        Ok(())
+        return Ok(());
     }
-    #[cfg(not(target_os = "linux"))]
     {
         for f in files {
             std::fs::File::open(f)
@@ -237,15 +240,21 @@ mod tests {
     #[test]
     fn sync_files_syncs_a_batch_and_names_what_it_cannot_open() {
         let d = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let files: Vec<PathBuf> = (0..3).map(|i| d.path().join(format!("a/{i}"))).collect();
         std::fs::create_dir_all(d.path().join("a")).unwrap_or_else(|e| panic!("{e}"));
-        for f in &files {
-            std::fs::write(f, b"x").unwrap_or_else(|e| panic!("{e}"));
+        // A few files (an fsync each) and many (one flush, on Linux).
+        for n in [3, FEW_FILES + 4] {
+            let files: Vec<PathBuf> = (0..n).map(|i| d.path().join(format!("a/{i}"))).collect();
+            for f in &files {
+                std::fs::write(f, b"x").unwrap_or_else(|e| panic!("{e}"));
+            }
+            sync_files(&files).unwrap_or_else(|e| panic!("{e}"));
+            let gone: Vec<PathBuf> = (0..n).map(|i| d.path().join(format!("gone/{i}"))).collect();
+            let e = sync_files(&gone).err().map(|e| e.to_string());
+            assert!(
+                e.as_deref().is_some_and(|e| e.contains("gone")),
+                "{n}: {e:?}"
+            );
         }
-        sync_files(&files).unwrap_or_else(|e| panic!("{e}"));
-        let gone = d.path().join("gone/f");
-        let e = sync_files(&[gone]).err().map(|e| e.to_string());
-        assert!(e.as_deref().is_some_and(|e| e.contains("gone")), "{e:?}");
     }
 
     #[test]
