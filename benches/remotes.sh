@@ -54,11 +54,9 @@ fi
 FBIN="$BENCH_WORK/bin"; mkdir -p "$FBIN"; ln -sf "$FERRY" "$FBIN/ferry"
 export PATH="$FBIN:$BENCH_VENV/bin:$PATH"
 
-# A ferry project with no stage of its own: ferry.yaml must have one (an
-# empty `stages:` is refused, "the pipeline has no stages"), and `ferry add`
-# does not git-ignore .ferry/ (the `ferry init` templates do): without the
-# .gitignore line, the harness's `git add -A` commits the cache.
-FERRY_INIT='git init -q && printf "stages:\n  noop:\n    cmd: \"true\"\n" > ferry.yaml && printf ".ferry/\n" > .gitignore'
+# A ferry project with no stage, as `dvc init` makes (`ferry add` keeps
+# .ferry/ out of git with its own .ferry/.gitignore).
+FERRY_INIT='git init -q && printf "stages: {}\n" > ferry.yaml'
 DVC_INIT='git init -q && dvc init -q && dvc config core.site_cache_dir "$PWD/../site_cache"'
 
 run_dvc() {

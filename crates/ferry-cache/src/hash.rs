@@ -6,8 +6,6 @@ use ferry_core::{Digest, StableHasher};
 use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// One file of a folder's manifest.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -146,9 +144,7 @@ struct Found {
 
 impl Hasher {
     pub fn new(root: &Path, index: StatIndex) -> Self {
-        let threads = std::thread::available_parallelism()
-            .map_or(2, |n| n.get())
-            .min(8);
+        let threads = crate::par::threads();
         Self {
             root: root.to_owned(),
             index,
@@ -261,33 +257,20 @@ impl Hasher {
             return Ok(out);
         }
         let started = StatIndex::now_ns();
-        let next = AtomicUsize::new(0);
-        let results: Mutex<Vec<(usize, HashResult)>> = Mutex::new(Vec::new());
         let total: u64 = pending.iter().map(|p| p.stat.size).sum();
         let threads = if pending.len() == 1 || total < 256 * 1024 {
             1
         } else {
-            self.threads.min(pending.len())
+            self.threads
         };
-        std::thread::scope(|s| {
-            for _ in 0..threads {
-                s.spawn(|| {
-                    let mut buf = vec![0u8; 256 * 1024];
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(p) = pending.get(i) else { break };
-                        let r = hash_file(&p.abs, &p.key, &mut buf);
-                        if let Ok(mut g) = results.lock() {
-                            g.push((i, r));
-                        }
-                    }
-                });
-            }
-        });
-        let results = results.into_inner().unwrap_or_default();
-        for (i, r) in results {
+        let results: Vec<HashResult> = crate::par::map(
+            &pending,
+            threads,
+            || vec![0u8; 256 * 1024],
+            |p, buf| hash_file(&p.abs, &p.key, buf),
+        );
+        for (p, r) in pending.iter().zip(results) {
             let (digest, st_after) = r?;
-            let p = &pending[i];
             // Only remember digests of files that did not change while read.
             if st_after == p.stat {
                 self.index.insert(p.key.clone(), p.stat, digest, started);

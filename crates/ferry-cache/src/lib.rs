@@ -18,6 +18,7 @@ mod error;
 mod hash;
 mod index;
 pub mod layout;
+mod par;
 mod store;
 
 pub use error::{Error, Result};

@@ -70,61 +70,113 @@ impl Cache {
         p.exists().then_some(p)
     }
 
-    fn put_file(&self, src: &Path, d: &Digest) -> Result<()> {
+    /// Copies `src` into the cache under a temporary name, verifies it and
+    /// makes it read-only; not synced yet, not renamed in ([`Self::publish`]
+    /// does both). `None`: the object is there already.
+    fn stage_file(&self, src: &Path, d: &Digest) -> Result<Option<Staged>> {
         let dst = self.object_path(d);
         if dst.exists() {
-            return Ok(());
+            return Ok(None);
         }
         let dir = dst.parent().unwrap_or(&self.root);
         std::fs::create_dir_all(dir).ctx("create", dir)?;
-        let tmp = dir.join(format!(".tmp-{}-{}", std::process::id(), &d.to_hex()[..16]));
+        let staged = Staged {
+            tmp: dir.join(format!(".tmp-{}-{}", std::process::id(), &d.to_hex()[..16])),
+            dst,
+            renamed: false,
+        };
         {
-            // Copied, then synced before the rename: a crash must not leave
-            // an object under its digest whose bytes never reached the disk.
-            let _ = std::fs::remove_file(&tmp);
+            let _ = std::fs::remove_file(&staged.tmp);
             let mut from = std::fs::File::open(src).ctx("open", src)?;
             let mut to = std::fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
-                .open(&tmp)
-                .ctx("create", &tmp)?;
+                .open(&staged.tmp)
+                .ctx("create", &staged.tmp)?;
             std::io::copy(&mut from, &mut to).ctx("copy into the cache", src)?;
             let mode = from
                 .metadata()
                 .ctx("read the metadata of", src)?
                 .permissions();
-            to.set_permissions(mode).ctx("set permissions of", &tmp)?;
-            to.sync_all().ctx("sync", &tmp)?;
+            to.set_permissions(mode)
+                .ctx("set permissions of", &staged.tmp)?;
         }
         // Verify what landed: the source may have changed since it was hashed.
         let got = Digest::from_bytes(
             *blake3::Hasher::new()
-                .update_mmap(&tmp)
-                .ctx("read", &tmp)?
+                .update_mmap(&staged.tmp)
+                .ctx("read", &staged.tmp)?
                 .finalize()
                 .as_bytes(),
         );
         if got != *d {
-            let _ = std::fs::remove_file(&tmp);
             return Err(Error::Corrupt {
                 path: src.to_owned(),
                 reason: "the file changed while it was being cached".into(),
             });
         }
-        let mut perms = std::fs::metadata(&tmp).ctx("read", &tmp)?.permissions();
+        let mut perms = std::fs::metadata(&staged.tmp)
+            .ctx("read", &staged.tmp)?
+            .permissions();
         perms.set_readonly(true);
-        std::fs::set_permissions(&tmp, perms).ctx("protect", &tmp)?;
-        std::fs::rename(&tmp, &dst).ctx("rename into place", &dst)
+        std::fs::set_permissions(&staged.tmp, perms).ctx("protect", &staged.tmp)?;
+        Ok(Some(staged))
+    }
+
+    /// Makes the staged objects durable at once (a crash must not leave an
+    /// object under its digest whose bytes never reached the disk), renames
+    /// each into place, and makes the renames durable.
+    fn publish(staged: Vec<Staged>) -> Result<()> {
+        let tmps: Vec<PathBuf> = staged.iter().map(|s| s.tmp.clone()).collect();
+        ferry_fs::sync_files(&tmps)?;
+        let mut done = Vec::with_capacity(staged.len());
+        for mut s in staged {
+            std::fs::rename(&s.tmp, &s.dst).ctx("rename into place", &s.dst)?;
+            s.renamed = true;
+            done.push(s.dst.clone());
+        }
+        Ok(ferry_fs::sync_files(&done)?)
+    }
+
+    /// Stores the objects `(source, digest)`, each once, copied on a few
+    /// threads; on an error none is renamed in and no temporary is left.
+    fn put_files(&self, files: &[(PathBuf, Digest)]) -> Result<()> {
+        let mut seen = std::collections::HashSet::new();
+        let unique: Vec<&(PathBuf, Digest)> =
+            files.iter().filter(|(_, d)| seen.insert(*d)).collect();
+        let staged = crate::par::map(
+            &unique,
+            crate::par::threads(),
+            || (),
+            |(src, d), ()| self.stage_file(src, d),
+        );
+        let mut ok = Vec::with_capacity(staged.len());
+        let mut first_error = None;
+        for s in staged {
+            match s {
+                Ok(Some(s)) => ok.push(s),
+                Ok(None) => {}
+                Err(e) => first_error = first_error.or(Some(e)),
+            }
+        }
+        // On an error, what was staged is removed as `ok` drops.
+        match first_error {
+            Some(e) => Err(e),
+            None => Self::publish(ok),
+        }
     }
 
     /// Stores the output at `abs` (already digested as `pd`) in the cache.
     pub fn store(&self, abs: &Path, pd: &PathDigest) -> Result<()> {
         match pd {
-            PathDigest::File { digest, .. } => self.put_file(abs, digest),
+            PathDigest::File { digest, .. } => self.put_files(&[(abs.to_owned(), *digest)]),
             PathDigest::Dir { digest, manifest } => {
-                for e in &manifest.entries {
-                    self.put_file(&abs.join(e.rel_path()), &e.digest)?;
-                }
+                let files: Vec<(PathBuf, Digest)> = manifest
+                    .entries
+                    .iter()
+                    .map(|e| (abs.join(e.rel_path()), e.digest))
+                    .collect();
+                self.put_files(&files)?;
                 let json = serde_json::to_vec(manifest).unwrap_or_default();
                 let p = self.manifest_path(digest);
                 if !p.exists() {
@@ -180,21 +232,40 @@ impl Cache {
             let staging = sibling(&target, "restore");
             let _ = std::fs::remove_dir_all(&staging);
             std::fs::create_dir_all(&staging).ctx("create", &staging)?;
-            let mut written = Vec::with_capacity(manifest.entries.len());
-            for e in &manifest.entries {
-                let src = self.object(&e.digest).ok_or_else(missing)?;
-                let rel = e.rel_path();
-                let dst = staging.join(&rel);
-                if let Some(parent) = dst.parent() {
-                    std::fs::create_dir_all(parent).ctx("create", parent)?;
-                }
-                copy_out(&src, &dst)?;
-                written.push(Restored {
-                    key: e.index_key(&out.path),
-                    path: Path::new(&out.path).join(rel),
-                    digest: e.digest,
-                });
+            let folders: std::collections::BTreeSet<PathBuf> = manifest
+                .entries
+                .iter()
+                .filter_map(|e| e.rel_path().parent().map(|p| staging.join(p)))
+                .collect();
+            for f in &folders {
+                std::fs::create_dir_all(f).ctx("create", f)?;
             }
+            // The files are copied on a few threads: most of a folder of
+            // small files is waiting on the filesystem, per file.
+            let copied = crate::par::map(
+                &manifest.entries,
+                crate::par::threads(),
+                || (),
+                |e, ()| {
+                    let rel = e.rel_path();
+                    copy_out(&self.object_path(&e.digest), &staging.join(&rel)).map_err(
+                        |e| match e {
+                            Error::Io {
+                                action: "open",
+                                source,
+                                ..
+                            } if source.kind() == std::io::ErrorKind::NotFound => missing(),
+                            e => e,
+                        },
+                    )?;
+                    Ok(Restored {
+                        key: e.index_key(&out.path),
+                        path: Path::new(&out.path).join(rel),
+                        digest: e.digest,
+                    })
+                },
+            );
+            let written = copied.into_iter().collect::<Result<Vec<Restored>>>()?;
             remove_any(&target)?;
             std::fs::rename(&staging, &target).ctx("rename into place", &target)?;
             Ok(written)
@@ -204,6 +275,7 @@ impl Cache {
                 std::fs::create_dir_all(parent).ctx("create", parent)?;
             }
             let tmp = sibling(&target, "restore");
+            let _ = std::fs::remove_file(&tmp);
             copy_out(&src, &tmp)?;
             if target.is_dir() {
                 remove_any(&target)?;
@@ -323,7 +395,6 @@ fn sibling(target: &Path, what: &str) -> PathBuf {
 /// mode, not chmod-ed to it).
 fn copy_out(src: &Path, dst: &Path) -> Result<()> {
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let _ = std::fs::remove_file(dst);
     let mut from = std::fs::File::open(src).ctx("open", src)?;
     let mode = from
         .metadata()
@@ -339,6 +410,23 @@ fn copy_out(src: &Path, dst: &Path) -> Result<()> {
         .ctx("create", dst)?;
     std::io::copy(&mut from, &mut to).ctx("copy out of the cache", src)?;
     Ok(())
+}
+
+/// An object copied into the cache under a temporary name, waiting to be
+/// synced and renamed to its digest; its temporary file goes when it is
+/// dropped before that.
+struct Staged {
+    tmp: PathBuf,
+    dst: PathBuf,
+    renamed: bool,
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        if !self.renamed {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
 }
 
 /// One file a restore wrote.
@@ -418,6 +506,95 @@ mod tests {
         assert_eq!(dry, stats, "a dry run counts what a real one removes");
         assert_eq!(stats.objects_removed, 3); // a, b, and the manifest
         assert!(cache.has(&rec_file) && !cache.has(&rec_dir));
+    }
+
+    #[test]
+    fn a_folder_missing_one_object_is_not_restored_and_the_target_stays() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path();
+        let cache = Cache::new(&root.join(".ferry/cache"));
+        std::fs::create_dir_all(root.join("out/sub")).unwrap();
+        for i in 0..50 {
+            std::fs::write(root.join(format!("out/sub/{i}")), format!("row {i}")).unwrap();
+        }
+        let mut h = Hasher::new(root, StatIndex::default());
+        let pd = h.digest_path("out").unwrap().unwrap();
+        cache.store(&root.join("out"), &pd).unwrap();
+        let rec = OutRecord {
+            path: "out".into(),
+            digest: pd.digest(),
+            size: pd.size(),
+            files: Some(50),
+        };
+        let restored = cache.restore(root, &rec).unwrap();
+        assert_eq!(restored.len(), 50);
+        assert_eq!(
+            restored[7].path,
+            Path::new("out/sub/15"),
+            "in the manifest's order"
+        );
+        let gone = cache.object_path(&Digest::of(b"row 42"));
+        std::fs::remove_file(&gone).unwrap();
+        std::fs::write(root.join("out/sub/0"), "edited").unwrap();
+        let e = cache.restore(root, &rec).unwrap_err();
+        assert!(matches!(e, Error::MissingObject { .. }), "{e}");
+        assert_eq!(
+            std::fs::read_to_string(root.join("out/sub/0")).unwrap(),
+            "edited",
+            "the target is left as it was"
+        );
+    }
+
+    /// Every file under `dir`, temporaries included.
+    fn files_under(dir: &Path) -> Vec<PathBuf> {
+        let mut found = Vec::new();
+        let mut todo = vec![dir.to_owned()];
+        while let Some(d) = todo.pop() {
+            for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+                if e.path().is_dir() {
+                    todo.push(e.path());
+                } else {
+                    found.push(e.path());
+                }
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn a_folder_is_stored_whole_or_not_at_all() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path();
+        let cache = Cache::new(&root.join(".ferry/cache"));
+        std::fs::create_dir_all(root.join("out")).unwrap();
+        for i in 0..40 {
+            // Pairs of files with the same bytes: one object each pair.
+            std::fs::write(root.join(format!("out/{i}")), format!("row {}", i / 2)).unwrap();
+        }
+        let mut h = Hasher::new(root, StatIndex::default());
+        let pd = h.digest_path("out").unwrap().unwrap();
+        // A pair late in the manifest's order: before, the objects ahead
+        // of it were in the cache when the store failed.
+        std::fs::write(root.join("out/38"), "changed after hashing").unwrap();
+        let e = cache.store(&root.join("out"), &pd).unwrap_err();
+        assert!(matches!(e, Error::Corrupt { .. }), "{e}");
+        assert_eq!(
+            files_under(&root.join(".ferry/cache")),
+            Vec::<PathBuf>::new()
+        );
+        std::fs::write(root.join("out/38"), "row 19").unwrap();
+        cache.store(&root.join("out"), &pd).unwrap();
+        let objects = files_under(&root.join(".ferry/cache/objects"));
+        assert_eq!(
+            objects.len(),
+            21,
+            "20 objects and the manifest: {objects:?}"
+        );
+        assert!(
+            objects
+                .iter()
+                .all(|p| !p.to_string_lossy().contains(".tmp-"))
+        );
     }
 
     #[test]

@@ -21,6 +21,7 @@
 
 pub mod artifacts;
 mod known;
+mod landing;
 mod open;
 mod transfer;
 
@@ -72,6 +73,9 @@ impl Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Threads a remote's runtime keeps for blocking filesystem work.
+const FS_THREADS: usize = 16;
 
 /// How a transfer runs.
 #[derive(Debug, Clone, Copy)]
@@ -195,10 +199,14 @@ impl Remote {
 }
 
 /// The runtime a remote's transfers run on (two workers: the transfers
-/// wait on the network, not the CPU).
+/// wait on the network, not the CPU), with as many threads for the
+/// filesystem as transfers in flight by default. Unbounded (tokio's 512),
+/// a push of 10,000 small files started dozens, each with its own
+/// allocator heap keeping the bodies it had read: 200-700 MiB.
 fn runtime(for_path: &Path) -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        .max_blocking_threads(FS_THREADS)
         .enable_all()
         .build()
         .map_err(|source| Error::Io {

@@ -5,16 +5,17 @@
 //! each), and transfers run `jobs` at a time.
 
 use crate::known::Known;
+use crate::landing::{Kind, Landed, Landing};
 use crate::{Error, Options, Remote, Result};
 use bytes::Bytes;
 use ferry_cache::layout::{manifest_key, object_key, run_key};
-use ferry_cache::{Cache, Manifest, OutRecord, RunCacheEntry};
+use ferry_cache::{Cache, Manifest, OutRecord};
 use ferry_core::Digest;
 use futures_util::StreamExt;
 use object_store::{ObjectStoreExt, PutMode, WriteMultipart};
 use std::collections::BTreeSet;
-use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
 
 /// Above this size a file is uploaded in parts, read from disk a part at a
 /// time, so memory stays bounded whatever the file's size.
@@ -26,6 +27,10 @@ const PARTS_IN_FLIGHT: usize = 4;
 const LIST_ABOVE: usize = 64;
 /// Listings in flight at once.
 const LISTINGS: usize = 16;
+/// Keys downloaded between two syncs of the cache's filesystem.
+const BATCH: usize = 2048;
+/// Bytes of a service's download written to disk at a time.
+const WRITE_BUF: usize = 1024 * 1024;
 
 /// What a transfer is about: stage outputs (files and folders) and the
 /// run-cache entries of stage fingerprints.
@@ -97,16 +102,6 @@ pub struct GcReport {
     pub removed_bytes: u64,
     /// Unreferenced, but too recent to remove (a push may be under way).
     pub too_recent: u64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Kind {
-    /// A file's bytes, checked against its digest.
-    Object,
-    /// A folder's manifest, checked by recomputing the folder's digest.
-    Manifest,
-    /// A run-cache entry, checked by parsing.
-    Run,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -219,11 +214,14 @@ impl Remote {
         progress.begin(send.len() as u64, bytes);
         // Files, then manifests, then run entries: nothing on the remote
         // ever points at what is not there yet.
+        let stop = AtomicBool::new(false);
         for kind in [Kind::Object, Kind::Manifest, Kind::Run] {
             let batch: Vec<&Item> = send.iter().filter(|i| i.kind == kind).collect();
-            let done = self.rt.block_on(self.each(&batch, opts.jobs, |item| {
-                self.upload(item.clone(), item.local(cache), progress)
-            }));
+            let done = self
+                .rt
+                .block_on(self.each(&batch, opts.jobs, &stop, |item| {
+                    self.upload(item.clone(), item.local(cache), progress)
+                }));
             let failed_before = summary.failed.len();
             self.tally(&mut summary, &mut known, done);
             if summary.failed.len() > failed_before || summary.not_attempted > 0 {
@@ -340,7 +338,8 @@ impl Remote {
     }
 
     /// Brings `items` into the cache, `jobs` at a time, after checking the
-    /// bucket when there is anything to bring.
+    /// bucket when there is anything to bring; in batches, each made
+    /// durable at once before its keys are renamed in.
     fn download_all(
         &self,
         cache: &Cache,
@@ -353,12 +352,18 @@ impl Remote {
         }
         self.rt.block_on(async {
             self.probe().await?;
-            let items: Vec<&Item> = items.iter().collect();
-            Ok(self
-                .each(&items, jobs, |i| {
-                    self.download(i.clone(), i.local(cache), progress)
-                })
-                .await)
+            let stop = AtomicBool::new(false);
+            let mut done = Vec::with_capacity(items.len());
+            for batch in items.chunks(BATCH) {
+                let batch: Vec<&Item> = batch.iter().collect();
+                let got = self
+                    .each(&batch, jobs, &stop, |i| {
+                        self.download(i, i.local(cache), progress)
+                    })
+                    .await;
+                done.extend(settle(got).await?);
+            }
+            Ok(done)
         })
     }
 
@@ -538,24 +543,25 @@ impl Remote {
     }
 
     /// Runs `f` over `items`, `jobs` at a time; each result with its key.
-    async fn each<'a, F, Fut>(
+    /// The first failure of the service itself sets `stop`, which stops
+    /// the rest (here and in the calls sharing it): each would only wait
+    /// through the same retries to fail the same way.
+    async fn each<'a, F, Fut, T>(
         &self,
         items: &[&'a Item],
         jobs: usize,
+        stop: &AtomicBool,
         f: F,
-    ) -> Vec<(String, Result<Moved>)>
+    ) -> Vec<(String, Result<T>)>
     where
         F: Fn(&'a Item) -> Fut,
-        Fut: std::future::Future<Output = Result<Moved>>,
+        Fut: std::future::Future<Output = Result<T>>,
+        T: From<Moved>,
     {
-        // The first failure of the service itself stops the rest: each
-        // would only wait through the same retries to fail the same way.
-        let stop = std::sync::atomic::AtomicBool::new(false);
-        let stop = &stop;
         let f = &f;
         futures_util::stream::iter(items.iter().map(|i| async move {
             if stop.load(std::sync::atomic::Ordering::Acquire) {
-                return (i.key.clone(), Ok(Moved::NotAttempted));
+                return (i.key.clone(), Ok(Moved::NotAttempted.into()));
             }
             let r = f(i).await;
             if r.as_ref().is_err_and(Error::is_service_failure) {
@@ -662,8 +668,15 @@ impl Remote {
         let bytes = if size > MULTIPART_ABOVE && item.kind == Kind::Object {
             self.upload_parts(&item, &local, &path).await?
         } else {
-            let body = Bytes::from(tokio::fs::read(&local).await.map_err(io("read"))?);
-            self.check_local(&item, &body)?;
+            // Read and checked on a blocking thread, the body dropped by
+            // the store once sent: at most `jobs` bodies are held.
+            let (it, read_error) = (item.clone(), io("read"));
+            let body = blocking(move || {
+                let body = std::fs::read(&local).map_err(read_error)?;
+                check_local(&it, &body)?;
+                Ok(Bytes::from(body))
+            })
+            .await?;
             let created = self
                 .store
                 .put_opts(&path, body.clone().into(), PutMode::Create.into())
@@ -734,92 +747,140 @@ impl Remote {
         Ok(total)
     }
 
-    fn check_local(&self, item: &Item, body: &[u8]) -> Result<()> {
-        let ok = match item.kind {
-            Kind::Object => Digest::of(body) == item.digest,
-            Kind::Manifest => {
-                serde_json::from_slice::<Manifest>(body).is_ok_and(|m| m.digest() == item.digest)
-            }
-            Kind::Run => serde_json::from_slice::<RunCacheEntry>(body).is_ok(),
+    /// Brings one key to a checked temporary file beside its place in the
+    /// cache (see [`crate::landing`]): a folder remote's file is copied on a
+    /// blocking thread, a service's stream written a buffer at a time. A
+    /// key already in the cache (the caller skipped those it saw) is
+    /// requested, but not written again.
+    async fn download(&self, item: &Item, dest: PathBuf, progress: &dyn Progress) -> Result<Got> {
+        let got = match self.store.get(&self.path(&item.key)).await {
+            Ok(g) => g,
+            Err(object_store::Error::NotFound { .. }) => return Ok(Moved::Absent.into()),
+            Err(e) => return Err(self.store_error("download", &item.key, &e)),
         };
-        if ok {
-            Ok(())
-        } else {
-            Err(corrupt_local(item, Path::new(&item.key)))
+        let (kind, digest) = (item.kind, item.digest);
+        let len = got.range.end - got.range.start;
+        let landed = match got.payload {
+            object_store::GetResultPayload::File(file, source) => {
+                blocking(move || {
+                    let Some(mut landing) = Landing::open(kind, digest, dest)? else {
+                        return Ok(None);
+                    };
+                    landing.copy_from(file, len, &source)?;
+                    landing.finish().map(Some)
+                })
+                .await?
+            }
+            object_store::GetResultPayload::Stream(stream) => {
+                self.land_stream(item, dest, stream).await?
+            }
+        };
+        match landed {
+            Some(Some(l)) => {
+                progress.advance(l.bytes);
+                Ok(Got::Landed(l))
+            }
+            Some(None) => Err(Error::Store {
+                remote: self.name.clone(),
+                op: "verify",
+                key: item.key.clone(),
+                message: "the remote's copy is corrupt (its content does not match its digest); it was not used".into(),
+            }),
+            None => Ok(Moved::Already.into()),
         }
     }
 
-    /// Brings one key into the local cache: streamed to a temporary file
-    /// beside its place, verified, synced, made read-only, renamed in. A
-    /// corrupt object never enters the cache.
-    async fn download(&self, item: Item, dest: PathBuf, progress: &dyn Progress) -> Result<Moved> {
-        if dest.exists() {
-            return Ok(Moved::Already);
-        }
-        let got = match self.store.get(&self.path(&item.key)).await {
-            Ok(g) => g,
-            Err(object_store::Error::NotFound { .. }) => return Ok(Moved::Absent),
-            Err(e) => return Err(self.store_error("download", &item.key, &e)),
+    /// Writes a service's stream to the key's temporary file, a buffer at a
+    /// time on a blocking thread. `None`: the key arrived meanwhile;
+    /// `Some(None)`: the bytes are not what the key must hold.
+    async fn land_stream(
+        &self,
+        item: &Item,
+        dest: PathBuf,
+        mut stream: futures_util::stream::BoxStream<'static, object_store::Result<Bytes>>,
+    ) -> Result<Option<Option<Landed>>> {
+        let (kind, digest) = (item.kind, item.digest);
+        let Some(mut landing) = blocking(move || Landing::open(kind, digest, dest)).await? else {
+            return Ok(None);
         };
-        let dir = dest.parent().unwrap_or(Path::new("."));
-        let io = |what: &'static str, path: &Path| {
-            let path = path.to_owned();
-            move |source| Error::Io { what, path, source }
-        };
-        std::fs::create_dir_all(dir).map_err(io("create", dir))?;
-        let tmp = dir.join(format!(
-            ".tmp-{}-{}",
-            std::process::id(),
-            &item.digest.to_hex()[..16]
-        ));
-        let mut file = std::fs::File::create(&tmp).map_err(io("create", &tmp))?;
-        let mut hasher = blake3::Hasher::new();
-        let mut body = Vec::new();
-        let mut total = 0u64;
-        let mut stream = got.into_stream();
-        let result: Result<()> = async {
-            while let Some(chunk) = stream.next().await {
-                let chunk = chunk.map_err(|e| self.store_error("download", &item.key, &e))?;
-                total += chunk.len() as u64;
-                match item.kind {
-                    Kind::Object => hasher.update(&chunk),
-                    Kind::Manifest | Kind::Run => {
-                        body.extend_from_slice(&chunk);
-                        &mut hasher
-                    }
-                };
-                file.write_all(&chunk).map_err(io("write", &tmp))?;
+        let mut buf = Vec::with_capacity(WRITE_BUF);
+        let mut end = false;
+        while !end {
+            match stream.next().await {
+                Some(Ok(chunk)) => buf.extend_from_slice(&chunk),
+                Some(Err(e)) => {
+                    // Dropping the landing removes its temporary file.
+                    let _ = blocking(move || {
+                        drop(landing);
+                        Ok(())
+                    })
+                    .await;
+                    return Err(self.store_error("download", &item.key, &e));
+                }
+                None => end = true,
             }
-            let ok = match item.kind {
-                Kind::Object => Digest::from_bytes(*hasher.finalize().as_bytes()) == item.digest,
-                Kind::Manifest => serde_json::from_slice::<Manifest>(&body)
-                    .is_ok_and(|m| m.digest() == item.digest),
-                Kind::Run => serde_json::from_slice::<RunCacheEntry>(&body).is_ok(),
-            };
-            if !ok {
-                return Err(Error::Store {
-                    remote: self.name.clone(),
-                    op: "verify",
-                    key: item.key.clone(),
-                    message: "the remote's copy is corrupt (its content does not match its digest); it was not used".into(),
-                });
+            if buf.len() >= WRITE_BUF || (end && !buf.is_empty()) {
+                (landing, buf) = blocking(move || {
+                    landing.write(&buf)?;
+                    buf.clear();
+                    Ok((landing, buf))
+                })
+                .await?;
             }
-            file.sync_all().map_err(io("sync", &tmp))?;
-            if item.kind != Kind::Run {
-                let mut perms = file.metadata().map_err(io("read", &tmp))?.permissions();
-                perms.set_readonly(true);
-                std::fs::set_permissions(&tmp, perms).map_err(io("protect", &tmp))?;
-            }
-            std::fs::rename(&tmp, &dest).map_err(io("rename into place", &dest))?;
-            Ok(())
         }
-        .await;
-        if let Err(e) = result {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(e);
+        blocking(move || landing.finish()).await.map(Some)
+    }
+}
+
+/// Runs blocking filesystem work off the runtime's workers.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => Err(Error::Io {
+            what: "finish",
+            path: PathBuf::new(),
+            source: std::io::Error::other(e),
+        }),
+    }
+}
+
+/// Makes a batch's landed keys durable and renames them in; the other
+/// results pass through.
+async fn settle(got: Vec<(String, Result<Got>)>) -> Result<Vec<(String, Result<Moved>)>> {
+    let mut done = Vec::with_capacity(got.len());
+    let (mut keys, mut landed) = (Vec::new(), Vec::new());
+    for (key, r) in got {
+        match r {
+            Ok(Got::Landed(l)) => {
+                keys.push(key);
+                landed.push(l);
+            }
+            Ok(Got::Moved(m)) => done.push((key, Ok(m))),
+            Err(e) => done.push((key, Err(e))),
         }
-        progress.advance(total);
-        Ok(Moved::Sent(total))
+    }
+    if !landed.is_empty() {
+        let renamed = blocking(move || crate::landing::publish(landed)).await?;
+        done.extend(
+            keys.into_iter()
+                .zip(renamed)
+                .map(|(k, r)| (k, r.map(Moved::Sent))),
+        );
+    }
+    Ok(done)
+}
+
+/// A downloaded key: landed (checked, waiting for its batch's sync), or
+/// what else happened.
+enum Got {
+    Landed(Landed),
+    Moved(Moved),
+}
+
+impl From<Moved> for Got {
+    fn from(m: Moved) -> Self {
+        Self::Moved(m)
     }
 }
 
@@ -830,6 +891,14 @@ enum Moved {
     Absent,
     /// Not tried: an earlier key failed the way every key would.
     NotAttempted,
+}
+
+fn check_local(item: &Item, body: &[u8]) -> Result<()> {
+    if item.kind.accepts(&item.digest, || Digest::of(body), body) {
+        Ok(())
+    } else {
+        Err(corrupt_local(item, Path::new(&item.key)))
+    }
 }
 
 fn corrupt_local(item: &Item, path: &Path) -> Error {

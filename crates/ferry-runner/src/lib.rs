@@ -44,7 +44,10 @@ use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("no ferry.yaml in `{}` or any folder above it", .0.display())]
+    #[error(
+        "no ferry.yaml in `{}` or any folder above it (`ferry init` starts a pipeline; an empty ferry.yaml is enough to version data with `ferry add`)",
+        .0.display()
+    )]
     NoProject(PathBuf),
     #[error("{}", .0.render().trim_end())]
     Spec(ferry_spec::Diagnostics),

@@ -162,7 +162,6 @@ struct RawSpec {
     params_file: Option<Sp<String>>,
     env: Option<Sp<RawPython>>,
     stages: Vec<RawStage>,
-    stages_pos: Option<Pos>,
     gates: Vec<RawGate>,
     register: Option<RawRegister>,
     remotes: Vec<crate::RemoteConfig>,
@@ -547,11 +546,7 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
 fn decode(root: &Node, sink: &mut Sink<'_>) -> RawSpec {
     let mut raw = RawSpec::default();
     if matches!(root.kind, Kind::Null) {
-        sink.err(
-            root.pos,
-            "",
-            "the spec is empty: it needs a `stages:` mapping",
-        );
+        // An empty ferry.yaml: a project that only versions data.
         return raw;
     }
     let Some(top) = map_entries(root, "", TOP_KEYS, sink) else {
@@ -562,25 +557,22 @@ fn decode(root: &Node, sink: &mut Sink<'_>) -> RawSpec {
             "name" => raw.name = string(v, "name", sink),
             "params" => raw.params_file = string(v, "params", sink),
             "env" => decode_env(v, &mut raw.env, sink),
-            "stages" => {
-                raw.stages_pos = Some(k.pos);
-                match &v.kind {
-                    Kind::Map(m) => {
-                        for (name, body) in m {
-                            raw.stages.push(decode_stage(name, body, sink));
-                        }
+            "stages" => match &v.kind {
+                Kind::Map(m) => {
+                    for (name, body) in m {
+                        raw.stages.push(decode_stage(name, body, sink));
                     }
-                    Kind::Null => {}
-                    other => sink.err(
-                        v.pos,
-                        "stages",
-                        format!(
-                            "expected a mapping of stage names to stages, found {}",
-                            other.type_name()
-                        ),
-                    ),
                 }
-            }
+                Kind::Null => {}
+                other => sink.err(
+                    v.pos,
+                    "stages",
+                    format!(
+                        "expected a mapping of stage names to stages, found {}",
+                        other.type_name()
+                    ),
+                ),
+            },
             "gates" => decode_gates(v, &mut raw.gates, sink),
             "remotes" => raw.remotes = decode_remotes(v, sink),
             "register" => {
@@ -590,9 +582,6 @@ fn decode(root: &Node, sink: &mut Sink<'_>) -> RawSpec {
             }
             _ => {}
         }
-    }
-    if raw.stages_pos.is_none() {
-        sink.err(root.pos, "", "missing key `stages`");
     }
     raw
 }
@@ -1345,12 +1334,8 @@ impl Validator<'_> {
         let env = raw.env.as_ref().and_then(|(py, _)| self.python_env(py));
 
         // Stages, one at a time.
+        // None at all is a project that only versions data (`ferry add`).
         let mut stages: Vec<Placed> = raw.stages.iter().filter_map(|rs| self.stage(rs)).collect();
-        if raw.stages.is_empty()
-            && let Some(pos) = raw.stages_pos
-        {
-            self.sink.err(pos, "stages", "the pipeline has no stages");
-        }
         self.one_producer(&stages);
         self.link(&mut stages);
 

@@ -261,6 +261,12 @@ fn run(ctx: &Ctx, args: RunArgs) -> Result<u8> {
     if args.jobs == Some(0) {
         bail!(usage("--jobs must be at least 1"));
     }
+    if project.pipeline.stages.is_empty() && args.stages.is_empty() {
+        eprintln!(
+            "nothing to run: ferry.yaml has no stages (its data is versioned with `ferry add`, shared with `ferry push` and `ferry pull`)"
+        );
+        return Ok(exit::OK);
+    }
     let (shared, push) = if args.no_remote || args.dry_run {
         (None, false)
     } else {

@@ -429,3 +429,73 @@ fn a_folder_remote_holds_the_cache_layout() {
         ok(ok(Remote::open(&cfg, &base, d.path())).fetch(&fresh, &want, Options::default(), &()));
     assert_eq!(f.transferred, 8, "{f:?}");
 }
+
+/// Every file under `dir` whose name starts with `.tmp-` (what a download
+/// writes before its batch is synced and renamed in).
+fn temporaries(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let mut todo = vec![dir.to_owned()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            if e.path().is_dir() {
+                todo.push(e.path());
+            } else if e.file_name().to_string_lossy().starts_with(".tmp-") {
+                found.push(e.path());
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn a_folder_remote_s_corrupt_file_is_refused_and_leaves_no_temporary_behind() {
+    let p = project(40, "t");
+    let shared = ok(tempfile::tempdir());
+    let cfg = RemoteConfig {
+        name: "shared".into(),
+        url: shared.path().display().to_string(),
+        default: false,
+        options: Default::default(),
+    };
+    let want = Want {
+        outs: p.outs.clone(),
+        runs: vec![],
+    };
+    let r = ok(Remote::open(
+        &cfg,
+        p.dir.path(),
+        &p.dir.path().join(".ferry/remotes"),
+    ));
+    ok(r.push(&p.cache, &want, Options::default(), &()));
+    let key = ferry_cache::layout::object_key(&p.outs[0].digest);
+    let on_disk = shared.path().join(&key);
+    let mut perms = ok(std::fs::metadata(&on_disk)).permissions();
+    #[allow(clippy::permissions_set_readonly_false)]
+    perms.set_readonly(false);
+    ok(std::fs::set_permissions(&on_disk, perms));
+    ok(std::fs::write(&on_disk, b"model T"));
+    let (d, fresh) = fresh_cache();
+    let f = ok(ok(Remote::open(&cfg, p.dir.path(), d.path())).fetch(
+        &fresh,
+        &want,
+        Options::default(),
+        &(),
+    ));
+    assert_eq!(f.failed.len(), 1, "{f:?}");
+    assert_eq!(f.failed[0].key, key);
+    assert!(
+        f.failed[0].error.contains("corrupt"),
+        "{}",
+        f.failed[0].error
+    );
+    assert!(
+        fresh.object(&p.outs[0].digest).is_none(),
+        "never enters the cache"
+    );
+    assert!(
+        fresh.has(&p.outs[1]),
+        "the folder's 40 files arrived: {f:?}"
+    );
+    assert_eq!(f.transferred, 41, "{f:?}");
+    assert_eq!(temporaries(d.path()), Vec::<std::path::PathBuf>::new());
+}

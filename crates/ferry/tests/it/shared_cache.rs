@@ -396,3 +396,50 @@ fn push_auto_sends_what_runs_and_gc_keeps_what_the_chosen_history_locks() {
         b.read("work/model.txt")
     );
 }
+
+#[test]
+fn a_project_with_no_stages_versions_data_as_dvc_add_does() {
+    let shared = tempfile::tempdir().unwrap();
+    let remote = shared.path().join("cache");
+    let only_remotes = format!(
+        "remotes:\n  origin:\n    url: {}\n    default: true\n",
+        remote.display()
+    );
+    for spec in ["", "stages: {}\n", "name: data\n", only_remotes.as_str()] {
+        let a = Proj::new(spec);
+        a.write("raw/a.csv", "1\n2\n");
+        let o = a.ferry(&["add", "raw"]);
+        assert_eq!(o.code, 0, "{spec:?}: {o:?}");
+        assert!(a.status().contains("everything is up to date"), "{spec:?}");
+        let o = a.ferry(&["run"]);
+        assert_eq!(o.code, 0, "{spec:?}: {o:?}");
+        assert!(
+            o.stderr
+                .contains("nothing to run: ferry.yaml has no stages"),
+            "{spec:?}: {o:?}"
+        );
+        a.write("raw/a.csv", "1\n");
+        let st = a.status();
+        assert!(
+            st.contains("raw  data changed: `ferry add` records it"),
+            "{spec:?}: {st}"
+        );
+        assert_eq!(a.ferry(&["add", "raw"]).code, 0);
+        if spec != only_remotes {
+            let url = remote.display().to_string();
+            let _ = a.ferry(&["remote", "add", "origin", &url, "--default"]);
+        }
+        let o = a.ferry(&["push"]);
+        assert_eq!(o.code, 0, "{spec:?}: {o:?}");
+        let b = Proj::new(&a.read("ferry.yaml"));
+        b.write("raw.ferry", &a.read("raw.ferry"));
+        let o = b.ferry(&["pull"]);
+        assert_eq!(o.code, 0, "{spec:?}: {o:?}");
+        assert_eq!(b.read("raw/a.csv"), "1\n");
+        std::fs::remove_dir_all(b.path().join("raw")).unwrap();
+        let o = b.ferry(&["checkout"]);
+        assert_eq!(o.code, 0, "{spec:?}: {o:?}");
+        // Data no stage makes is named alone, without an empty `()`.
+        assert_eq!(o.stderr, "restored  raw\n", "{spec:?}");
+    }
+}
