@@ -50,6 +50,10 @@ PORT=15480
 P="$WORK/project"
 . "$HERE/iris-project.sh"
 iris_project "$P" "$FERRY_BASE"
+# A copy per binary: the newer one may migrate the store to a schema the
+# older one refuses to open.
+cp -a "$P" "$WORK/project-base"
+cp -a "$P" "$WORK/project-new"
 BODY="$WORK/request_1row.json"
 printf '%s' '{"dataframe_split": {"columns": ["sepal_length", "sepal_width", "petal_length", "petal_width"], "data": [[5.1, 3.5, 1.4, 0.2]]}}' > "$BODY"
 
@@ -86,7 +90,7 @@ serving() { # label command...
   if [ "$label" = ceiling ]; then
     "$SERVE_CEIL" "$PORT" 2 2>/dev/null &
   else
-    "$@" serve iris@production --port "$PORT" -C "$P" 2>/dev/null &
+    "$@" serve iris@production --port "$PORT" -C "$WORK/project-$label" 2>/dev/null &
   fi
   PID=$!
   wait_up "http://127.0.0.1:$PORT/ping"
