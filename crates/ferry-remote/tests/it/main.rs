@@ -177,6 +177,23 @@ fn a_push_with_nothing_new_makes_no_request_per_object() {
     assert_eq!(s.transferred, 1, "{s:?}");
 }
 
+/// `f` failed on `key` alone, as corrupt, and its bytes never entered `fresh`.
+fn refused_as_corrupt(
+    f: &ferry_remote::Summary,
+    key: &str,
+    fresh: &Cache,
+    digest: &ferry_core::Digest,
+) {
+    assert_eq!(f.failed.len(), 1, "{f:?}");
+    assert_eq!(f.failed[0].key, key);
+    assert!(
+        f.failed[0].error.contains("corrupt"),
+        "{}",
+        f.failed[0].error
+    );
+    assert!(fresh.object(digest).is_none(), "never enters the cache");
+}
+
 #[test]
 fn a_corrupt_object_on_the_remote_is_refused_and_named() {
     let p = project(3, "c");
@@ -194,17 +211,7 @@ fn a_corrupt_object_on_the_remote_is_refused_and_named() {
     )));
     let (d, fresh) = fresh_cache();
     let f = ok(remote(fake, d.path()).fetch(&fresh, &want, Options::default(), &()));
-    assert_eq!(f.failed.len(), 1, "{f:?}");
-    assert_eq!(f.failed[0].key, key);
-    assert!(
-        f.failed[0].error.contains("corrupt"),
-        "{}",
-        f.failed[0].error
-    );
-    assert!(
-        fresh.object(&p.outs[0].digest).is_none(),
-        "never enters the cache"
-    );
+    refused_as_corrupt(&f, &key, &fresh, &p.outs[0].digest);
     assert!(fresh.has(&p.outs[1]), "the rest arrived");
 }
 
@@ -481,17 +488,7 @@ fn a_folder_remote_s_corrupt_file_is_refused_and_leaves_no_temporary_behind() {
         Options::default(),
         &(),
     ));
-    assert_eq!(f.failed.len(), 1, "{f:?}");
-    assert_eq!(f.failed[0].key, key);
-    assert!(
-        f.failed[0].error.contains("corrupt"),
-        "{}",
-        f.failed[0].error
-    );
-    assert!(
-        fresh.object(&p.outs[0].digest).is_none(),
-        "never enters the cache"
-    );
+    refused_as_corrupt(&f, &key, &fresh, &p.outs[0].digest);
     assert!(
         fresh.has(&p.outs[1]),
         "the folder's 40 files arrived: {f:?}"

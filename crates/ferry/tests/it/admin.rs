@@ -36,6 +36,17 @@ fn tamper(p: &Proj, sql: &'static str) {
     });
 }
 
+/// `field` of every object of the JSON array a command printed.
+fn each(o: &Out, field: &str) -> Vec<String> {
+    let v: serde_json::Value =
+        serde_json::from_str(&o.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {o:?}"));
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x[field].as_str().unwrap().to_owned())
+        .collect()
+}
+
 #[test]
 fn users_and_tokens_are_managed_and_every_change_is_in_a_verifiable_log() {
     let p = Proj::new("");
@@ -80,14 +91,7 @@ fn users_and_tokens_are_managed_and_every_change_is_in_a_verifiable_log() {
 
     let o = p.ferry(&["admin", "list-users", "--json"]);
     assert_eq!(o.code, 0, "{o:?}");
-    let users: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
-    let names: Vec<&str> = users
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|u| u["username"].as_str().unwrap())
-        .collect();
-    assert_eq!(names, ["ana", "ci-bot"]);
+    assert_eq!(each(&o, "username"), ["ana", "ci-bot"]);
     assert!(
         !o.stdout.contains("argon2"),
         "no hash leaves the store: {o:?}"
@@ -131,15 +135,8 @@ fn users_and_tokens_are_managed_and_every_change_is_in_a_verifiable_log() {
 
     let o = p.ferry(&["audit", "list", "--json"]);
     assert_eq!(o.code, 0, "{o:?}");
-    let entries: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
-    let actions: Vec<&str> = entries
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["action"].as_str().unwrap())
-        .collect();
     assert_eq!(
-        actions,
+        each(&o, "action"),
         [
             "user.create",
             "user.create",
