@@ -463,9 +463,12 @@ pub enum CheckCommand {
 
 #[derive(Debug, Args)]
 pub struct ServerArgs {
-    /// The address the MLflow API listens on (loopback by default; `0.0.0.0` for every interface)
+    /// The address the MLflow API listens on (loopback by default; any other address needs --insecure-no-auth)
     #[arg(long, default_value = "127.0.0.1")]
     pub host: String,
+    /// Allow a --host other machines can reach although the server does not check who is asking
+    #[arg(long)]
+    pub insecure_no_auth: bool,
     /// The port (0: any free one, printed at start-up)
     #[arg(long, default_value_t = 5000)]
     pub port: u16,
@@ -504,9 +507,12 @@ pub struct ServeArgs {
     /// Models to serve: `iris@production`, `iris/3` or `iris` (its latest version); the first answers `/invocations`
     #[arg(required = true)]
     pub models: Vec<String>,
-    /// The address the gateway listens on (loopback by default; `0.0.0.0` for every interface)
+    /// The address the gateway listens on (loopback by default; any other address needs --insecure-no-auth)
     #[arg(long, default_value = "127.0.0.1")]
     pub host: String,
+    /// Allow a --host other machines can reach although the server does not check who is asking
+    #[arg(long)]
+    pub insecure_no_auth: bool,
     /// The port (0: any free one, printed at start-up)
     #[arg(long, default_value_t = 8080)]
     pub port: u16,

@@ -969,6 +969,11 @@ fn gc(ctx: &Ctx, all: bool, dry_run: bool) -> Result<u8> {
 }
 
 fn server(ctx: &Ctx, args: ServerArgs) -> Result<u8> {
+    let ip = crate::serve::listen_ip(
+        &args.host,
+        args.insecure_no_auth,
+        "read and change every run, model and deployment",
+    )?;
     // Defaults: the project's store and artifact folder (the current folder
     // if it holds no ferry project).
     let (store_url, layout) = ctx.store_url(
@@ -978,10 +983,6 @@ fn server(ctx: &Ctx, args: ServerArgs) -> Result<u8> {
         true,
     )?;
     let place = crate::artifacts::place(&args.artifacts, layout.artifacts())?;
-    let ip: std::net::IpAddr = args
-        .host
-        .parse()
-        .map_err(|_| usage(format!("--host `{}` is not an IP address", args.host)))?;
     init_logging(args.log_json);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -39,10 +39,11 @@ pub fn serve(ctx: &Ctx, a: ServeArgs) -> Result<u8> {
     if names.windows(2).any(|w| w[0] == w[1]) {
         return Err(usage("each model may be served once"));
     }
-    let ip: std::net::IpAddr = a
-        .host
-        .parse()
-        .map_err(|_| usage(format!("--host `{}` is not an IP address", a.host)))?;
+    let ip = listen_ip(
+        &a.host,
+        a.insecure_no_auth,
+        "predict with every model served and send feedback",
+    )?;
     let tick = canary::parse_duration(&a.tick).map_err(|e| usage(format!("--tick: {e}")))?;
     let window =
         canary::parse_duration(&a.log_window).map_err(|e| usage(format!("--log-window: {e}")))?;
@@ -525,4 +526,30 @@ async fn follow(url: &str, model: &str, id: &str, json: bool) -> Result<u8> {
         }
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     }
+}
+
+/// The address a server (`ferry server`, `ferry serve`) listens on. Neither
+/// checks who is asking yet, so an address other machines can reach is
+/// refused unless the operator says `--insecure-no-auth`; loopback (the
+/// default) is always allowed.
+pub(crate) fn listen_ip(
+    host: &str,
+    insecure_no_auth: bool,
+    exposed: &str,
+) -> Result<std::net::IpAddr> {
+    let ip: std::net::IpAddr = host
+        .parse()
+        .map_err(|_| usage(format!("--host `{host}` is not an IP address")))?;
+    if ip.is_loopback() {
+        return Ok(ip);
+    }
+    if !insecure_no_auth {
+        return Err(usage(format!(
+            "--host `{host}` would let anyone who can reach this machine {exposed}: ferry's servers do not check who is asking yet\nhint: keep the default (127.0.0.1) behind a proxy that authenticates, or pass --insecure-no-auth to accept it"
+        )));
+    }
+    eprintln!(
+        "warning: listening on {host}, beyond loopback, without authentication (--insecure-no-auth)"
+    );
+    Ok(ip)
 }

@@ -390,3 +390,28 @@ fn an_io_error_names_its_cause_once() {
     let cause = line.rsplit(": ").next().unwrap();
     assert_eq!(line.matches(cause).count(), 1, "{line}");
 }
+
+#[test]
+fn servers_refuse_an_address_beyond_loopback_without_authentication() {
+    let p = Proj::new("");
+    for (args, exposed) in [
+        (
+            vec!["server", "--host", "0.0.0.0", "--port", "0"],
+            "read and change every run, model and deployment",
+        ),
+        (
+            vec!["serve", "iris", "--host", "192.0.2.1", "--port", "0"],
+            "predict with every model served and send feedback",
+        ),
+    ] {
+        let o = p.ferry(&args);
+        assert_eq!(o.code, 2, "{o:?}");
+        assert!(o.stderr.contains(exposed), "{o:?}");
+        assert!(o.stderr.contains("--insecure-no-auth"), "{o:?}");
+    }
+    // Refused before anything is made.
+    assert!(!p.path().join(".ferry").exists());
+    let o = p.ferry(&["server", "--host", "localhost"]);
+    assert_eq!(o.code, 2, "{o:?}");
+    assert!(o.stderr.contains("is not an IP address"), "{o:?}");
+}
