@@ -135,13 +135,9 @@ pub fn sync_files(files: &[PathBuf]) -> Result<()> {
             files.iter().filter_map(|f| f.parent()).collect();
         let mut synced = std::collections::BTreeSet::new();
         for dir in folders {
-            let f = std::fs::File::open(dir).ctx("open", dir)?;
-            if synced.insert(f.metadata().ctx("read", dir)?.dev()) {
-                // SAFETY: syncfs on a file descriptor we own.
-                let r = unsafe { libc::syncfs(std::os::fd::AsRawFd::as_raw_fd(&f)) };
-                if r != 0 {
-                    return Err(std::io::Error::last_os_error()).ctx("sync the filesystem of", dir);
-                }
+            let dev = std::fs::metadata(dir).ctx("read", dir)?.dev();
+            if synced.insert(dev) {
+                sync_filesystem(dir)?;
             }
         }
         return Ok(());
@@ -156,6 +152,29 @@ pub fn sync_files(files: &[PathBuf]) -> Result<()> {
             files.iter().filter_map(|f| f.parent()).collect();
         folders.into_iter().try_for_each(sync_dir)
     }
+}
+
+/// Flushes everything written to the filesystem that holds `dir` (Linux:
+/// `syncfs`; elsewhere `sync`, every filesystem): what makes a batch of
+/// files written by another library (a folder remote's objects) durable
+/// before anything claims them.
+pub fn sync_filesystem(dir: &Path) -> Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        let f = std::fs::File::open(dir).ctx("open", dir)?;
+        // SAFETY: syncfs on a file descriptor we own.
+        let r = unsafe { libc::syncfs(std::os::fd::AsRawFd::as_raw_fd(&f)) };
+        if r != 0 {
+            return Err(std::io::Error::last_os_error()).ctx("sync the filesystem of", dir);
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    // SAFETY: sync takes no arguments and cannot fail.
+    unsafe {
+        let _ = dir;
+        libc::sync();
+    }
+    Ok(())
 }
 
 /// An exclusive advisory lock on a file (`flock`), released on drop. The
@@ -221,6 +240,16 @@ impl Drop for FileLock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_filesystem_is_synced_by_any_folder_on_it_and_a_missing_one_is_named() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("a"), "x").unwrap();
+        assert!(sync_filesystem(d.path()).is_ok());
+        let gone = d.path().join("gone");
+        let e = sync_filesystem(&gone).unwrap_err().to_string();
+        assert!(e.contains("gone"), "{e}");
+    }
 
     #[test]
     fn atomic_writes_replace_whole_files_and_leave_no_temporary() {

@@ -106,6 +106,11 @@ pub struct Remote {
     rt: tokio::runtime::Runtime,
     /// Whether the bucket answered a first request (see `Remote::probe`).
     probed: std::sync::atomic::AtomicBool,
+    /// A folder remote's folder: synced after each kind of a push (its
+    /// store writes files without syncing them), so that nothing on it
+    /// points at what a crash could lose, and nothing is recorded as held
+    /// before it is durable.
+    folder: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Remote {
@@ -128,7 +133,13 @@ impl Remote {
             let _guard = rt.enter();
             open::open(cfg, base)?
         };
-        Ok(Self::with_store(cfg, store, prefix, state_dir, rt))
+        let mut remote = Self::with_store(cfg, store, prefix, state_dir, rt);
+        if let Ok(ferry_spec::remote::Location::Folder(dir)) =
+            ferry_spec::remote::Location::parse(&cfg.url, base)
+        {
+            remote.folder = Some(dir);
+        }
+        Ok(remote)
     }
 
     /// A remote over any store (the tests' in-memory or misbehaving ones).
@@ -156,6 +167,7 @@ impl Remote {
             known_file: state_dir.join(format!("{}.known", cfg.name)),
             rt,
             probed: std::sync::atomic::AtomicBool::new(false),
+            folder: None,
         }
     }
 

@@ -223,6 +223,16 @@ impl Remote {
                     self.upload(item.clone(), item.local(cache), progress)
                 }));
             let failed_before = summary.failed.len();
+            // Durable before the next kind points at it, and before the
+            // record says the remote holds it.
+            if let Some(dir) = &self.folder {
+                ferry_fs::sync_filesystem(dir).map_err(|e| Error::Store {
+                    remote: self.name.clone(),
+                    op: "sync",
+                    key: dir.display().to_string(),
+                    message: e.to_string(),
+                })?;
+            }
             self.tally(&mut summary, &mut known, done);
             if summary.failed.len() > failed_before || summary.not_attempted > 0 {
                 // What depends on a failed object must not be sent.
