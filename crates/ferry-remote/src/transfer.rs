@@ -225,7 +225,7 @@ impl Remote {
             let failed_before = summary.failed.len();
             // Durable before the next kind points at it, and before the
             // record says the remote holds it.
-            if let Some(dir) = &self.folder {
+            if let Some(dir) = self.folder.as_ref().filter(|_| !batch.is_empty()) {
                 ferry_fs::sync_filesystem(dir).map_err(|e| Error::Store {
                     remote: self.name.clone(),
                     op: "sync",
