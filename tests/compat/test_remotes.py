@@ -76,22 +76,27 @@ def stop(proc):
 
 
 @contextlib.contextmanager
-def moto_server(tmp, env=None):
-    port = free_port()
-    log = open(tmp / f"moto-{port}.log", "w")
-    proc = subprocess.Popen(
-        [str(SCRIPTS / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, **(env or {})},
-    )
+def served(what, argv, log_path, port, probe="", env=None):
+    """A server this module starts (`argv`, logging to `log_path`), its URL
+    once `probe` answers there, stopped at the end."""
+    log = open(log_path, "w")
+    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"
-    wait_until_up(url, proc, log, "moto_server")
+    wait_until_up(url + probe, proc, log, what)
     try:
         yield url
     finally:
         stop(proc)
         log.close()
+
+
+@contextlib.contextmanager
+def moto_server(tmp, env=None):
+    port = free_port()
+    argv = [str(SCRIPTS / "moto_server"), "-H", "127.0.0.1", "-p", str(port)]
+    with served("moto_server", argv, tmp / f"moto-{port}.log", port,
+                env={**os.environ, **(env or {})}) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -130,19 +135,9 @@ def bucket_keys(endpoint, bucket, prefix=""):
 def gcs(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("gcs")
     port = free_port()
-    log = open(tmp / "gcs.log", "w")
-    proc = subprocess.Popen(
-        [str(SCRIPTS / "gcp-storage-emulator"), "start", "--host", "127.0.0.1", "--port", str(port), "--in-memory"],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    wait_until_up(url, proc, log, "gcp-storage-emulator")
-    try:
+    argv = [str(SCRIPTS / "gcp-storage-emulator"), "start", "--host", "127.0.0.1", "--port", str(port), "--in-memory"]
+    with served("gcp-storage-emulator", argv, tmp / "gcs.log", port) as url:
         yield url
-    finally:
-        stop(proc)
-        log.close()
 
 
 @pytest.fixture(scope="module")
@@ -151,25 +146,15 @@ def fake_gcs(tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp("fake-gcs")
     port = free_port()
-    log = open(tmp / "fake-gcs.log", "w")
     # The bundled binary itself (its wrapper sets no -public-host, which
     # path-style XML requests to 127.0.0.1:PORT need).
-    proc = subprocess.Popen(
-        [
-            str(_server._get_binary_path()),
-            *("-scheme", "http", "-host", "127.0.0.1", "-port", str(port)),
-            *("-backend", "memory", "-public-host", f"127.0.0.1:{port}", "-log-level", "warn"),
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    wait_until_up(url + "/storage/v1/b", proc, log, "fake-gcs-server")
-    try:
+    argv = [
+        str(_server._get_binary_path()),
+        *("-scheme", "http", "-host", "127.0.0.1", "-port", str(port)),
+        *("-backend", "memory", "-public-host", f"127.0.0.1:{port}", "-log-level", "warn"),
+    ]
+    with served("fake-gcs-server", argv, tmp / "fake-gcs.log", port, probe="/storage/v1/b") as url:
         yield url
-    finally:
-        stop(proc)
-        log.close()
 
 
 def gcs_service_account(tmp_path):

@@ -28,7 +28,8 @@ fn event(actor: &str, action: &str, time_ms: i64) -> Event {
     }
 }
 
-async fn users_and_grants(s: &dyn MetadataStore) {
+/// Two users, ana and bob (an admin), made and changed.
+async fn users(s: &dyn MetadataStore) -> (User, User) {
     let ana = s.create_user(&new_user("ana", false)).await.unwrap();
     let bob = s.create_user(&new_user("bob", true)).await.unwrap();
     assert_ne!(ana.id, bob.id);
@@ -52,8 +53,11 @@ async fn users_and_grants(s: &dyn MetadataStore) {
     ));
     // The hash is never part of a user's JSON.
     assert!(!serde_json::to_string(&got).unwrap().contains("argon2id"));
+    (ana, bob)
+}
 
-    // Roles hold grants; a user holds roles; grants_in is per workspace.
+/// Roles hold grants; a user holds roles; grants_in is per workspace.
+async fn roles_and_grants(s: &dyn MetadataStore, ana: &User, bob: &User) {
     let editors = s
         .create_role("team-a", "editors", Some("edit"))
         .await
@@ -134,8 +138,10 @@ async fn users_and_grants(s: &dyn MetadataStore) {
     ));
     s.delete_role(editors.id).await.unwrap();
     assert!(s.get_role(editors.id).await.unwrap().is_none());
+}
 
-    // Tokens: kept as hashes, revoked once, and with their user.
+/// Tokens: kept as hashes, revoked once, and with their user.
+async fn tokens_and_deletion(s: &dyn MetadataStore, ana: &User) {
     let t = Token {
         id: "0123456789abcdef".into(),
         user_id: ana.id,
@@ -269,6 +275,8 @@ async fn audit_log(s: &dyn MetadataStore) {
 }
 
 pub async fn conformance(s: &dyn MetadataStore) {
-    users_and_grants(s).await;
+    let (ana, bob) = users(s).await;
+    roles_and_grants(s, &ana, &bob).await;
+    tokens_and_deletion(s, &ana).await;
     audit_log(s).await;
 }

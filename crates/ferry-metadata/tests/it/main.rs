@@ -459,8 +459,8 @@ async fn stored_files_conformance(s: &dyn MetadataStore) {
     );
 }
 
-async fn tracking_conformance(s: &dyn MetadataStore) {
-    use ferry_search::{Grammar, parse_filter, parse_order_by};
+/// An experiment with five logged runs (params, metrics, tags), checked.
+async fn tracking_runs(s: &dyn MetadataStore) -> ferry_core::ExperimentId {
     let e = s
         .create_experiment("exp", None, &[("team".into(), "ml".into())], 10)
         .await
@@ -568,15 +568,36 @@ async fn tracking_conformance(s: &dyn MetadataStore) {
     s.log_batch(&id0, &[], &[("lr".into(), "0.01".into())], &[])
         .await
         .unwrap();
-    // Search: the benchmark's filter and order.
-    let q = RunQuery {
+    e
+}
+
+/// The tracking benchmark's search: its filter and order.
+fn benchmark_query(e: ferry_core::ExperimentId) -> RunQuery {
+    use ferry_search::{Grammar, parse_filter, parse_order_by};
+    RunQuery {
         experiment_ids: vec![e],
         filter: parse_filter("metrics.acc > 0.55 and params.lr = '0.01'", Grammar::Runs).unwrap(),
         order_by: parse_order_by(&["metrics.acc DESC".into()], Grammar::Runs).unwrap(),
         view: ViewType::ActiveOnly,
         max_results: 10,
         offset: 0,
+    }
+}
+
+/// How many runs of `e` the benchmark's search finds with `filter` instead.
+async fn like(s: &dyn MetadataStore, e: ferry_core::ExperimentId, filter: &str) -> usize {
+    use ferry_search::{Grammar, parse_filter};
+    let q = RunQuery {
+        filter: parse_filter(filter, Grammar::Runs).unwrap(),
+        ..benchmark_query(e)
     };
+    s.search_tracked_runs(&q).await.unwrap().0.len()
+}
+
+/// Search: the benchmark's filter and order, MLflow's grammar.
+async fn tracking_search(s: &dyn MetadataStore, e: ferry_core::ExperimentId) {
+    // Search: the benchmark's filter and order.
+    let q = benchmark_query(e);
     let (runs, more) = s.search_tracked_runs(&q).await.unwrap();
     let names: Vec<&str> = runs.iter().map(|r| r.info.run_name.as_str()).collect();
     assert_eq!(names, vec!["run-4", "run-2"]);
@@ -599,25 +620,32 @@ async fn tracking_conformance(s: &dyn MetadataStore) {
     assert_eq!(last.len(), 1);
     assert!(!more);
     // LIKE is case-sensitive, ILIKE is not; tags and attributes filter.
-    let like = |f: &str| {
-        let q = RunQuery {
-            filter: parse_filter(f, Grammar::Runs).unwrap(),
-            ..q.clone()
-        };
-        async move { s.search_tracked_runs(&q).await.unwrap().0.len() }
-    };
-    assert_eq!(like("attributes.run_name LIKE 'RUN-%'").await, 0);
-    assert_eq!(like("attributes.run_name ILIKE 'RUN-%'").await, 5);
-    assert_eq!(like("tags.kind = 'k4'").await, 1);
+    assert_eq!(like(s, e, "attributes.run_name LIKE 'RUN-%'").await, 0);
+    assert_eq!(like(s, e, "attributes.run_name ILIKE 'RUN-%'").await, 5);
+    assert_eq!(like(s, e, "tags.kind = 'k4'").await, 1);
     assert_eq!(
-        like("attributes.status = 'RUNNING' and attributes.start_time >= 103").await,
+        like(
+            s,
+            e,
+            "attributes.status = 'RUNNING' and attributes.start_time >= 103"
+        )
+        .await,
         2
     );
     // MLflow's bare attribute names select the same runs.
-    assert_eq!(like("status = 'RUNNING' and start_time >= 103").await, 2);
-    assert_eq!(like("run_name = 'run-3'").await, 1);
-    assert_eq!(like("created < 102 and user_id = 'me'").await, 2);
-    assert_eq!(like("status = 'FAILED'").await, 0);
+    assert_eq!(
+        like(s, e, "status = 'RUNNING' and start_time >= 103").await,
+        2
+    );
+    assert_eq!(like(s, e, "run_name = 'run-3'").await, 1);
+    assert_eq!(like(s, e, "created < 102 and user_id = 'me'").await, 2);
+    assert_eq!(like(s, e, "status = 'FAILED'").await, 0);
+}
+
+/// Status and deletion.
+async fn tracking_run_lifecycle(s: &dyn MetadataStore, e: ferry_core::ExperimentId) {
+    let id0 = format!("{:032x}", 0);
+    let q = benchmark_query(e);
     // Status and deletion.
     s.update_tracked_run(&id0, Some("FINISHED"), Some(500), None)
         .await
@@ -688,6 +716,10 @@ async fn tracking_conformance(s: &dyn MetadataStore) {
     );
     assert!(r0.outputs.is_empty() && !r0.tags.iter().any(|(k, _)| k == "late"));
     assert!(s.metric_history(&id0, "late").await.unwrap().is_empty());
+}
+
+/// Datasets.
+async fn tracking_datasets(s: &dyn MetadataStore, e: ferry_core::ExperimentId) {
     // Datasets.
     let id1 = format!("{:032x}", 1);
     let ds = DatasetInput {
@@ -709,9 +741,19 @@ async fn tracking_conformance(s: &dyn MetadataStore) {
         "d1"
     );
     assert_eq!(
-        like("datasets.context = 'training' and datasets.digest IN ('d1', 'x')").await,
+        like(
+            s,
+            e,
+            "datasets.context = 'training' and datasets.digest IN ('d1', 'x')"
+        )
+        .await,
         1
     );
+}
+
+/// Experiment lifecycle, ordering across pages, pipeline runs in the tracking view, float bits.
+async fn tracking_experiments(s: &dyn MetadataStore, e: ferry_core::ExperimentId) {
+    use ferry_search::{Grammar, parse_filter, parse_order_by};
     // Experiment lifecycle.
     s.set_experiment_stage(e, true, 20).await.unwrap();
     assert!(matches!(
@@ -837,6 +879,14 @@ async fn tracking_conformance(s: &dyn MetadataStore) {
     }
 }
 
+async fn tracking_conformance(s: &dyn MetadataStore) {
+    let e = tracking_runs(s).await;
+    tracking_search(s, e).await;
+    tracking_run_lifecycle(s, e).await;
+    tracking_datasets(s, e).await;
+    tracking_experiments(s, e).await;
+}
+
 /// Concurrent `log_batch` calls through the group-commit writer: each keeps
 /// its own all-or-nothing result.
 async fn group_commit_conformance(s: std::sync::Arc<SqlStore>) {
@@ -898,6 +948,13 @@ async fn group_commit_conformance(s: std::sync::Arc<SqlStore>) {
         s.log_batch("f".repeat(32).as_str(), &[], &[], &[]).await,
         Err(Error::NotFound(_))
     ));
+    group_commit_awkward_values(s.clone(), ids.clone()).await;
+    group_commit_creates_while_logging(s.clone(), e, ids.clone()).await;
+    group_commit_errors(s).await;
+}
+
+/// Special and awkward values through the group path, concurrently.
+async fn group_commit_awkward_values(s: std::sync::Arc<SqlStore>, ids: Vec<String>) {
     // Special and awkward values through the group path, concurrently.
     let awkward = awkward_values();
     let mut handles = Vec::new();
@@ -920,6 +977,14 @@ async fn group_commit_conformance(s: std::sync::Arc<SqlStore>) {
     }
     let got = s.metric_history(&ids[3], "awk").await.unwrap();
     assert_same_values(&got, &awkward);
+}
+
+/// Runs created while others log, then logged to at once.
+async fn group_commit_creates_while_logging(
+    s: std::sync::Arc<SqlStore>,
+    e: ferry_core::ExperimentId,
+    ids: Vec<String>,
+) {
     // Runs created while others log (on a SQLite file both go through the
     // writer thread, in the same groups), then logged to at once.
     let mut handles = Vec::new();
@@ -980,6 +1045,10 @@ async fn group_commit_conformance(s: std::sync::Arc<SqlStore>) {
         assert_eq!(got.tags, created.tags);
         assert_eq!(got.metrics.len(), 1);
     }
+}
+
+/// MLflow's errors through the group path: nothing written.
+async fn group_commit_errors(s: std::sync::Arc<SqlStore>) {
     // MLflow's errors: no such experiment, a deleted one; nothing written.
     let missing = s
         .create_tracked_run(
