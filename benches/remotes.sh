@@ -27,6 +27,10 @@
 #   BENCH_VENV=/path/venv BENCH_DATA=/path/data BENCH_WORK=/scratch \
 #     FERRY=/path/release/ferry REPS=3 benches/remotes.sh
 #
+# LINK=hardlink|reflink pulls with links on both sides: `ferry pull --link
+# LINK`, and `dvc config --local cache.type LINK` in dvc's clone (unset:
+# each tool's default, a copy on ext4).
+#
 # FERRY unset builds a release binary. ANCHORS points at the read-only
 # harness (default /work/shared/bench/dataplane). Raw records (one JSON line
 # per timed command, from the harness's bench_run.py) go to
@@ -59,14 +63,21 @@ export PATH="$FBIN:$BENCH_VENV/bin:$PATH"
 FERRY_INIT='git init -q && printf "stages: {}\n" > ferry.yaml'
 DVC_INIT='git init -q && dvc init -q && dvc config core.site_cache_dir "$PWD/../site_cache"'
 
+DVC_CLONE_SETUP='dvc config --local core.site_cache_dir "$PWD/../site_cache_clone"'
+FERRY_PULL='ferry pull'
+if [ -n "${LINK:-}" ]; then
+  DVC_CLONE_SETUP="$DVC_CLONE_SETUP && dvc config --local cache.type $LINK"
+  FERRY_PULL="ferry pull --link $LINK"
+fi
+
 run_dvc() {
-  IMPL=dvc REP_START="$1" REPS=1 "$ANCHORS/bench_w2_dvc.sh"
+  IMPL=dvc REP_START="$1" REPS=1 W2_CLONE_SETUP="$DVC_CLONE_SETUP" "$ANCHORS/bench_w2_dvc.sh"
 }
 run_ferry() {
   IMPL=ferry REP_START="$1" REPS=1 \
     W2_INIT="$FERRY_INIT" W2_ADD='ferry add' W2_STATUS='ferry status' \
     W2_REMOTE_ADD='ferry remote add bench --default' W2_PUSH='ferry push' \
-    W2_CLONE_SETUP=':' W2_PULL='ferry pull' "$ANCHORS/bench_w2_dvc.sh"
+    W2_CLONE_SETUP=':' W2_PULL="$FERRY_PULL" "$ANCHORS/bench_w2_dvc.sh"
 }
 
 # bench STEP CWD CMD: one timed command through the harness's runner.
@@ -115,6 +126,7 @@ extras() {
 
 {
   echo "# remotes.sh $(date -u +%FT%TZ) REPS=$REPS"
+  echo "# LINK=${LINK:-(default)}"
   echo "# $("$FERRY" --version) (git $(git -C "$ROOT" rev-parse --short HEAD)); $(dvc --version 2>/dev/null | head -1 | sed 's/^/dvc /'); $(uname -sr); $(nproc) cores"
 } | tee -a "$BENCH_LOG" >&2
 

@@ -119,6 +119,8 @@ pub struct Hasher {
     root: PathBuf,
     index: StatIndex,
     threads: usize,
+    /// The cache whose hard-linked objects an in-place edit would reach.
+    guarded: Option<crate::Cache>,
     /// Bytes actually read (for benchmarks and `--verbose`).
     pub bytes_hashed: u64,
 }
@@ -149,8 +151,18 @@ impl Hasher {
             root: root.to_owned(),
             index,
             threads,
+            guarded: None,
             bytes_hashed: 0,
         }
+    }
+
+    /// Watches for files hard-linked to `cache`'s objects being edited in
+    /// place: such an edit changed the cached object too, which is then no
+    /// longer what its digest says and is dropped from the cache (a fetch
+    /// or the run that made it brings it back).
+    pub fn guarding(mut self, cache: crate::Cache) -> Self {
+        self.guarded = Some(cache);
+        self
     }
 
     pub fn index_mut(&mut self) -> &mut StatIndex {
@@ -271,6 +283,7 @@ impl Hasher {
         );
         for (p, r) in pending.iter().zip(results) {
             let (digest, st_after) = r?;
+            self.drop_edited_link(p, digest);
             // Only remember digests of files that did not change while read.
             if st_after == p.stat {
                 self.index.insert(p.key.clone(), p.stat, digest, started);
@@ -279,6 +292,28 @@ impl Hasher {
             out.insert(p.key.clone(), digest);
         }
         Ok(out)
+    }
+
+    /// When `p` was edited in place (same inode as when last hashed, other
+    /// bytes) and that inode is also the cached object of its old digest,
+    /// the object is corrupt: it goes.
+    fn drop_edited_link(&self, p: &Pending, digest: Digest) {
+        use std::os::unix::fs::MetadataExt;
+        let Some(cache) = &self.guarded else { return };
+        let Some((old, old_digest)) = self.index.recorded(&p.key) else {
+            return;
+        };
+        if old.ino != p.stat.ino || old_digest == digest {
+            return;
+        }
+        let object = cache.object_path(&old_digest);
+        let (Ok(obj), Ok(file)) = (std::fs::metadata(&object), std::fs::metadata(&p.abs)) else {
+            return;
+        };
+        if obj.ino() == file.ino() && obj.dev() == file.dev() {
+            // Best effort: a read-only command does not fail over it.
+            let _ = std::fs::remove_file(&object);
+        }
     }
 
     /// Records the digest of a file ferry itself just wrote (a restore), so it

@@ -89,6 +89,11 @@ impl StatIndex {
         Some(e.digest)
     }
 
+    /// What the index last recorded for `rel`, changed since or not.
+    pub fn recorded(&self, rel: &str) -> Option<(Stat, Digest)> {
+        self.entries.get(rel).map(|e| (e.stat, e.digest))
+    }
+
     /// Records a digest for a file read at `hashed_at_ns` (taken *before* the
     /// read began).
     pub fn insert(&mut self, rel: String, stat: Stat, digest: Digest, hashed_at_ns: i64) {

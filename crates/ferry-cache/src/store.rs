@@ -3,7 +3,7 @@
 
 use crate::error::{Error, IoContext, Result};
 use crate::hash::{Manifest, PathDigest};
-use ferry_core::Digest;
+use ferry_core::{Digest, LinkMode};
 use ferry_fs::write_atomic;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -40,13 +40,25 @@ pub struct GcStats {
 #[derive(Debug, Clone)]
 pub struct Cache {
     root: PathBuf,
+    link: LinkMode,
 }
 
 impl Cache {
     pub fn new(root: &Path) -> Self {
         Self {
             root: root.to_owned(),
+            link: LinkMode::Copy,
         }
+    }
+
+    /// The same cache restoring with `link` (see [`LinkMode`]).
+    pub fn with_link(mut self, link: LinkMode) -> Self {
+        self.link = link;
+        self
+    }
+
+    pub fn link(&self) -> LinkMode {
+        self.link
     }
 
     /// Where the object with digest `d` is kept (present or not).
@@ -217,9 +229,10 @@ impl Cache {
         }
     }
 
-    /// Puts `out` back at `root/out.path` by copying from the cache (never a
-    /// hard link: an in-place edit of the restored file must not reach the
-    /// cache). Returns every file written.
+    /// Puts `out` back at `root/out.path` from the cache, by the cache's
+    /// [`LinkMode`] (a copy unless told otherwise: with a hard link, an
+    /// in-place edit of the restored file reaches the cached object, which is
+    /// why linked files stay read-only). Returns every file written.
     pub fn restore(&self, root: &Path, out: &OutRecord) -> Result<Vec<Restored>> {
         let target = root.join(&out.path);
         let missing = || Error::MissingObject {
@@ -248,16 +261,15 @@ impl Cache {
                 || (),
                 |e, ()| {
                     let rel = e.rel_path();
-                    copy_out(&self.object_path(&e.digest), &staging.join(&rel)).map_err(
-                        |e| match e {
+                    place_out(&self.object_path(&e.digest), &staging.join(&rel), self.link)
+                        .map_err(|e| match e {
                             Error::Io {
                                 action: "open",
                                 source,
                                 ..
                             } if source.kind() == std::io::ErrorKind::NotFound => missing(),
                             e => e,
-                        },
-                    )?;
+                        })?;
                     Ok(Restored {
                         key: e.index_key(&out.path),
                         path: Path::new(&out.path).join(rel),
@@ -276,7 +288,7 @@ impl Cache {
             }
             let tmp = sibling(&target, "restore");
             let _ = std::fs::remove_file(&tmp);
-            copy_out(&src, &tmp)?;
+            place_out(&src, &tmp, self.link)?;
             if target.is_dir() {
                 remove_any(&target)?;
             }
@@ -389,11 +401,43 @@ fn sibling(target: &Path, what: &str) -> PathBuf {
     target.with_file_name(format!(".{name}.ferry-{what}-{}", std::process::id()))
 }
 
+/// Puts the object `src` at `dst` (which must not exist) by `link`.
+fn place_out(src: &Path, dst: &Path, link: LinkMode) -> Result<()> {
+    if link == LinkMode::Hardlink {
+        match std::fs::hard_link(src, dst) {
+            Ok(()) => return Ok(()),
+            // Not possible here (another filesystem, too many links, a
+            // filesystem without links): a copy does.
+            Err(e) if link_unsupported(&e) => {}
+            Err(e) => return Err(e).ctx("open", src),
+        }
+    }
+    copy_out(src, dst, link == LinkMode::Reflink)
+}
+
+/// Errors that say "this filesystem cannot link or clone here", after which
+/// a copy is the answer rather than a failure.
+fn link_unsupported(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(
+            libc::EXDEV
+                | libc::EMLINK
+                | libc::EPERM
+                | libc::EOPNOTSUPP
+                | libc::ENOTTY
+                | libc::EINVAL
+                | libc::ENOSYS
+        )
+    )
+}
+
 /// Copies an object out of the cache with the permissions the stage gave
 /// it: the object keeps them without the write bits, which come back where
 /// the read bits are, and the umask applies (the file is created with that
-/// mode, not chmod-ed to it).
-fn copy_out(src: &Path, dst: &Path) -> Result<()> {
+/// mode, not chmod-ed to it). With `clone`, the bytes are shared
+/// copy-on-write where the filesystem can (`FICLONE`), copied where not.
+fn copy_out(src: &Path, dst: &Path, clone: bool) -> Result<()> {
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let mut from = std::fs::File::open(src).ctx("open", src)?;
     let mode = from
@@ -408,8 +452,34 @@ fn copy_out(src: &Path, dst: &Path) -> Result<()> {
         .mode(mode)
         .open(dst)
         .ctx("create", dst)?;
+    if clone {
+        match reflink(&from, &to) {
+            Ok(()) => return Ok(()),
+            Err(e) if link_unsupported(&e) => {}
+            Err(e) => return Err(e).ctx("clone out of the cache", src),
+        }
+    }
     std::io::copy(&mut from, &mut to).ctx("copy out of the cache", src)?;
     Ok(())
+}
+
+/// `to` becomes a copy-on-write clone of `from` (Linux `FICLONE`).
+#[cfg(target_os = "linux")]
+fn reflink(from: &std::fs::File, to: &std::fs::File) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: both descriptors are open for the duration of the call, and
+    // FICLONE takes the source descriptor by value.
+    let rc = unsafe { libc::ioctl(to.as_raw_fd(), libc::FICLONE, from.as_raw_fd()) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn reflink(_: &std::fs::File, _: &std::fs::File) -> std::io::Result<()> {
+    Err(std::io::Error::from_raw_os_error(libc::EOPNOTSUPP))
 }
 
 /// An object copied into the cache under a temporary name, waiting to be
@@ -452,6 +522,123 @@ mod tests {
     use super::*;
     use crate::hash::Hasher;
     use crate::index::StatIndex;
+
+    /// A cache holding `model.bin` ("M1") and `out/` (two files), with
+    /// their records; the work tree's copies removed.
+    fn stored(root: &Path, link: LinkMode) -> (Cache, OutRecord, OutRecord) {
+        let cache = Cache::new(&root.join(".ferry/cache")).with_link(link);
+        std::fs::create_dir_all(root.join("out/sub")).unwrap();
+        std::fs::write(root.join("out/a"), "A").unwrap();
+        std::fs::write(root.join("out/sub/b"), "B").unwrap();
+        std::fs::write(root.join("model.bin"), "M1").unwrap();
+        let mut h = Hasher::new(root, StatIndex::default());
+        let pd = h.digest_paths(&["out".into(), "model.bin".into()]).unwrap();
+        let (dir, file) = (pd[0].clone().unwrap(), pd[1].clone().unwrap());
+        cache.store(&root.join("out"), &dir).unwrap();
+        cache.store(&root.join("model.bin"), &file).unwrap();
+        std::fs::remove_dir_all(root.join("out")).unwrap();
+        std::fs::remove_file(root.join("model.bin")).unwrap();
+        let rec = |path: &str, d: &PathDigest, files| OutRecord {
+            path: path.into(),
+            digest: d.digest(),
+            size: d.size(),
+            files,
+        };
+        (
+            cache,
+            rec("out", &dir, Some(2)),
+            rec("model.bin", &file, None),
+        )
+    }
+
+    fn ino(p: &Path) -> u64 {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(p).unwrap().ino()
+    }
+
+    #[test]
+    fn hardlinks_share_the_objects_read_only() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path();
+        let (cache, dir, file) = stored(root, LinkMode::Hardlink);
+        cache.restore(root, &dir).unwrap();
+        cache.restore(root, &file).unwrap();
+        let restored = root.join("model.bin");
+        assert_eq!(std::fs::read_to_string(&restored).unwrap(), "M1");
+        assert_eq!(ino(&restored), ino(&cache.object_path(&file.digest)));
+        assert!(
+            std::fs::metadata(&restored)
+                .unwrap()
+                .permissions()
+                .readonly()
+        );
+        let manifest = cache.manifest(&dir.digest).unwrap().unwrap();
+        let b = manifest.entries.iter().find(|e| e.path == "sub/b").unwrap();
+        assert_eq!(
+            ino(&root.join("out/sub/b")),
+            ino(&cache.object_path(&b.digest))
+        );
+        // Restoring again over a linked file replaces the name, not the bytes.
+        cache.restore(root, &file).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(cache.object_path(&file.digest)).unwrap(),
+            "M1"
+        );
+    }
+
+    #[test]
+    fn reflink_clones_or_copies_and_the_copy_is_the_work_trees() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path();
+        let (cache, _, file) = stored(root, LinkMode::Reflink);
+        cache.restore(root, &file).unwrap();
+        let restored = root.join("model.bin");
+        assert_ne!(ino(&restored), ino(&cache.object_path(&file.digest)));
+        assert!(
+            !std::fs::metadata(&restored)
+                .unwrap()
+                .permissions()
+                .readonly()
+        );
+        std::fs::write(&restored, "edited").unwrap();
+        assert_eq!(
+            std::fs::read_to_string(cache.object_path(&file.digest)).unwrap(),
+            "M1"
+        );
+    }
+
+    #[test]
+    fn an_in_place_edit_of_a_linked_file_drops_the_object_it_reached() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path();
+        let (cache, _, file) = stored(root, LinkMode::Hardlink);
+        let mut h = Hasher::new(root, StatIndex::default()).guarding(cache.clone());
+        for w in cache.restore(root, &file).unwrap() {
+            h.remember_at(&w.key, &w.path, w.digest).unwrap();
+        }
+        // What a user forcing a write does: make it writable, write in place.
+        let restored = root.join("model.bin");
+        let mut perms = std::fs::metadata(&restored).unwrap().permissions();
+        #[allow(clippy::permissions_set_readonly_false)]
+        perms.set_readonly(false);
+        std::fs::set_permissions(&restored, perms).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::fs::write(&restored, "M2, through the link").unwrap();
+        let now = h.digest_path("model.bin").unwrap().unwrap();
+        assert_ne!(now.digest(), file.digest);
+        assert!(!cache.has(&file), "the object the edit reached is gone");
+        // An edit that replaces the file (a new inode) leaves the cache be.
+        let (cache, _, file) = stored(&root.join("again"), LinkMode::Hardlink);
+        let root = root.join("again");
+        let mut h = Hasher::new(&root, StatIndex::default()).guarding(cache.clone());
+        for w in cache.restore(&root, &file).unwrap() {
+            h.remember_at(&w.key, &w.path, w.digest).unwrap();
+        }
+        std::fs::remove_file(root.join("model.bin")).unwrap();
+        std::fs::write(root.join("model.bin"), "M3").unwrap();
+        h.digest_path("model.bin").unwrap();
+        assert!(cache.has(&file));
+    }
 
     #[test]
     fn store_restore_and_edits_do_not_reach_the_cache() {

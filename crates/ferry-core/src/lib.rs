@@ -4,9 +4,11 @@
 //! the edges and pass down as values.
 
 mod digest;
+mod link;
 mod names;
 
 pub use digest::{Digest, DigestParseError, StableHasher};
+pub use link::LinkMode;
 pub use names::{
     ExperimentId, ExperimentIdError, ModelName, ModelRef, ModelRefParseError, NameError, RunId,
     StageName,

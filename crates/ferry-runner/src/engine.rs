@@ -113,10 +113,12 @@ impl<'p> Engine<'p> {
                 });
             }
         };
+        let cache = Cache::new(&project.layout().cache()).with_link(project.pipeline.link);
         Ok(Self {
             project,
-            hasher: Hasher::new(&project.root, StatIndex::load(&project.layout().index())),
-            cache: Cache::new(&project.layout().cache()),
+            hasher: Hasher::new(&project.root, StatIndex::load(&project.layout().index()))
+                .guarding(cache.clone()),
+            cache,
             lock,
             env_fp: None,
             has_env: project.pipeline.env.is_some(),

@@ -29,6 +29,7 @@ pub const JSON_SCHEMA: &str = include_str!("../ferry.schema.json");
 /// Keys the loader accepts, by place, so tests can hold the schema to them.
 pub mod keys {
     pub use crate::load::{
-        ENV_KEYS, GATE_KEYS, PYTHON_KEYS, REGISTER_KEYS, REMOTE_KEYS, STAGE_KEYS, TOP_KEYS,
+        CACHE_KEYS, ENV_KEYS, GATE_KEYS, PYTHON_KEYS, REGISTER_KEYS, REMOTE_KEYS, STAGE_KEYS,
+        TOP_KEYS,
     };
 }

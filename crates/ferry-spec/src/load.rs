@@ -13,8 +13,10 @@ use std::time::Duration;
 /// Keys ferry.yaml accepts at the top level (besides `x-*` extension keys,
 /// which are ignored and are the place for YAML anchors).
 pub const TOP_KEYS: &[&str] = &[
-    "name", "params", "env", "stages", "gates", "register", "remotes",
+    "name", "params", "env", "stages", "gates", "register", "remotes", "cache",
 ];
+/// `cache:` keys: how restores put files into the work tree.
+pub const CACHE_KEYS: &[&str] = &["link"];
 /// A remote's keys: its URL, whether it is the default, and its settings.
 pub const REMOTE_KEYS: &[&str] = &[
     "url",
@@ -165,6 +167,7 @@ struct RawSpec {
     gates: Vec<RawGate>,
     register: Option<RawRegister>,
     remotes: Vec<crate::RemoteConfig>,
+    link: ferry_core::LinkMode,
 }
 
 struct RawPython {
@@ -575,6 +578,7 @@ fn decode(root: &Node, sink: &mut Sink<'_>) -> RawSpec {
             },
             "gates" => decode_gates(v, &mut raw.gates, sink),
             "remotes" => raw.remotes = decode_remotes(v, sink),
+            "cache" => raw.link = decode_cache(v, sink),
             "register" => {
                 if let Some(r) = decode_register(v, sink) {
                     raw.register = Some(r);
@@ -674,6 +678,23 @@ fn decode_remotes(node: &Node, sink: &mut Sink<'_>) -> Vec<crate::RemoteConfig> 
         );
     }
     out
+}
+
+/// `cache:`: its `link` mode (`copy` when absent).
+fn decode_cache(node: &Node, sink: &mut Sink<'_>) -> ferry_core::LinkMode {
+    let Some(entries) = map_entries(node, "cache", CACHE_KEYS, sink) else {
+        return ferry_core::LinkMode::default();
+    };
+    let mut link = ferry_core::LinkMode::default();
+    for (_, v) in entries.iter().filter(|(k, _)| k.name == "link") {
+        if let Some((value, pos)) = string(v, "cache.link", sink) {
+            match value.parse() {
+                Ok(m) => link = m,
+                Err(e) => sink.err(pos, "cache.link", e),
+            }
+        }
+    }
+    link
 }
 
 /// `env:` (its `python:`, which needs `requirements`) into `env`.
@@ -1364,6 +1385,7 @@ impl Validator<'_> {
             gates,
             register,
             remotes,
+            link: raw.link,
         })
     }
 

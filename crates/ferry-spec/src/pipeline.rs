@@ -20,6 +20,8 @@ pub struct Pipeline {
     pub register: Option<Register>,
     /// Where the cache and run cache are shared (`remotes:`), in file order.
     pub remotes: Vec<crate::RemoteConfig>,
+    /// How restores put cached files into the work tree (`cache.link`).
+    pub link: ferry_core::LinkMode,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

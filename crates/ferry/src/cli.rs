@@ -100,7 +100,7 @@ pub enum Command {
     /// Bring the locked outputs and run-cache entries from a remote into the cache
     Fetch(TransferArgs),
     /// Fetch, then check the locked outputs out into the work tree
-    Pull(TransferArgs),
+    Pull(PullArgs),
     /// Where a version came from (run, stages, commit, data, environment), or with --data every version built from that data
     Lineage {
         /// A version: `iris/3`, `iris@production` or `iris` (the newest not rejected)
@@ -142,6 +142,8 @@ pub enum Command {
     Checkout {
         /// Only these stages' outputs
         stages: Vec<String>,
+        #[command(flatten)]
+        link: LinkArg,
         /// Print what was done as JSON on stdout
         #[arg(long)]
         json: bool,
@@ -352,6 +354,27 @@ pub struct TransferArgs {
     /// Print a summary as JSON on stdout
     #[arg(long)]
     pub json: bool,
+}
+
+/// `ferry pull`: a transfer, then a checkout.
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    #[command(flatten)]
+    pub transfer: TransferArgs,
+    #[command(flatten)]
+    pub link: LinkArg,
+}
+
+/// How a checkout puts cached files into the work tree.
+#[derive(Debug, Args, Clone, Copy, Default)]
+pub struct LinkArg {
+    /// copy, reflink (copy-on-write where the filesystem can, else a copy) or hardlink (read-only files sharing the cache's bytes) [default: ferry.yaml's `cache.link`, else copy]
+    #[arg(long, value_name = "MODE", value_parser = parse_link)]
+    pub link: Option<ferry_core::LinkMode>,
+}
+
+fn parse_link(s: &str) -> Result<ferry_core::LinkMode, String> {
+    s.parse()
 }
 
 /// Where runs, models and deployments are read and written: the project's

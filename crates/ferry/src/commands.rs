@@ -85,7 +85,7 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
         Command::Remote(c) => crate::remote::remote(&ctx, c),
         Command::Push(a) => crate::remote::transfer(&ctx, a, crate::remote::Direction::Push),
         Command::Fetch(a) => crate::remote::transfer(&ctx, a, crate::remote::Direction::Fetch),
-        Command::Pull(a) => crate::remote::transfer(&ctx, a, crate::remote::Direction::Pull),
+        Command::Pull(a) => crate::remote::pull(&ctx, a),
         Command::Lineage {
             model,
             data,
@@ -99,7 +99,9 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
             json,
         } => crate::remote::reproduce(&ctx, &model, into, remote.as_deref(), json),
         Command::Add { paths, json } => crate::remote::add(&ctx, &paths, json),
-        Command::Checkout { stages, json } => crate::remote::checkout(&ctx, &stages, json),
+        Command::Checkout { stages, link, json } => {
+            crate::remote::checkout(&ctx, &stages, link, json)
+        }
         Command::Server(args) => server(&ctx, args),
         Command::Serve(args) => crate::serve::serve(&ctx, args),
         Command::Deploy(args) => crate::serve::deploy(&ctx, args),

@@ -2,7 +2,7 @@
 //! and `gc --remote`: which remote, from ferry.yaml and this machine's
 //! settings, and how a transfer is shown.
 
-use crate::cli::{RemoteCommand, TransferArgs};
+use crate::cli::{LinkArg, PullArgs, RemoteCommand, TransferArgs};
 use crate::ctx::Ctx;
 use crate::exit::{self, usage};
 use crate::ui::{Style, bytes, print_json, short};
@@ -287,10 +287,22 @@ pub(crate) enum Direction {
     Pull,
 }
 
+/// `ferry pull`: fetch, then check out with `--link` or ferry.yaml's mode.
+pub(crate) fn pull(ctx: &Ctx, args: PullArgs) -> Result<u8> {
+    let mut project = ctx.project()?;
+    if let Some(link) = args.link.link {
+        project.pipeline.link = link;
+    }
+    transfer_in(ctx, &project, args.transfer, Direction::Pull)
+}
+
 pub(crate) fn transfer(ctx: &Ctx, args: TransferArgs, dir: Direction) -> Result<u8> {
-    let project = ctx.project()?;
-    let remote = choose(&project, args.remote.as_deref())?;
-    let (outs, runs) = ferry_runner::locked(&project, &args.stages)?;
+    transfer_in(ctx, &ctx.project()?, args, dir)
+}
+
+fn transfer_in(ctx: &Ctx, project: &Project, args: TransferArgs, dir: Direction) -> Result<u8> {
+    let remote = choose(project, args.remote.as_deref())?;
+    let (outs, runs) = ferry_runner::locked(project, &args.stages)?;
     let want = Want { outs, runs };
     let cache = ferry_cache::Cache::new(&project.layout().cache());
     let opts = Options {
@@ -312,7 +324,7 @@ pub(crate) fn transfer(ctx: &Ctx, args: TransferArgs, dir: Direction) -> Result<
     };
     bar.finish();
     let checked_out = if dir == Direction::Pull && summary.failed.is_empty() {
-        ferry_runner::checkout(&project, &args.stages)?
+        ferry_runner::checkout(project, &args.stages)?
     } else {
         Vec::new()
     };
@@ -625,8 +637,11 @@ pub(crate) fn add(ctx: &Ctx, paths: &[String], json: bool) -> Result<u8> {
     Ok(exit::OK)
 }
 
-pub(crate) fn checkout(ctx: &Ctx, stages: &[String], json: bool) -> Result<u8> {
-    let project = ctx.project()?;
+pub(crate) fn checkout(ctx: &Ctx, stages: &[String], link: LinkArg, json: bool) -> Result<u8> {
+    let mut project = ctx.project()?;
+    if let Some(link) = link.link {
+        project.pipeline.link = link;
+    }
     let done = ferry_runner::checkout(&project, stages)?;
     if json {
         print_json(&done)?;

@@ -129,4 +129,5 @@ fn schema_lists_every_key_the_loader_knows() {
         props(&schema["properties"]["remotes"]["additionalProperties"]),
         sorted(REMOTE_KEYS)
     );
+    assert_eq!(props(&schema["properties"]["cache"]), sorted(CACHE_KEYS));
 }

@@ -443,3 +443,81 @@ fn a_project_with_no_stages_versions_data_as_dvc_add_does() {
         assert_eq!(o.stderr, "restored  raw\n", "{spec:?}");
     }
 }
+
+fn links(p: &Proj, rel: &str) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(p.path().join(rel)).unwrap().nlink()
+}
+
+#[test]
+fn a_pull_with_hard_links_shares_the_cache_and_a_rerun_never_writes_through_it() {
+    let shared = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", shared.path().join("cache").display());
+    let a = Proj::new(SPEC);
+    a.write("params.yaml", "seed: 1\nlr: 0.1\n");
+    a.run_ok();
+    assert_eq!(
+        a.ferry(&["remote", "add", "origin", &url, "--default"])
+            .code,
+        0
+    );
+    assert_eq!(a.ferry(&["push"]).code, 0);
+
+    let b = clone_committed(&a);
+    let o = b.ferry(&["pull", "--link", "hardlink"]);
+    assert_eq!(o.code, 0, "{o:?}");
+    assert_eq!(b.read("work/model.txt"), a.read("work/model.txt"));
+    assert_eq!(
+        (links(&b, "work/model.txt"), links(&b, "work/rows/1.txt")),
+        (2, 2)
+    );
+    let model = std::fs::metadata(b.path().join("work/model.txt")).unwrap();
+    assert!(model.permissions().readonly(), "a linked file is read-only");
+    let (_, report) = b.run_json(&[]);
+    assert_eq!(
+        stage_statuses(&report),
+        pairs(&[("prepare", "up_to_date"), ("train", "up_to_date")])
+    );
+
+    // A rerun writes a new file: the cached model (still linked from
+    // nowhere else) keeps its bytes, and checking the old lock out again
+    // gives them back.
+    let lock = b.read("ferry.lock");
+    b.write("params.yaml", "seed: 1\nlr: 0.2\n");
+    b.run_ok();
+    assert!(b.read("work/model.txt").ends_with("0.2\n"));
+    assert_eq!(links(&b, "work/model.txt"), 1);
+    b.write("params.yaml", "seed: 1\nlr: 0.1\n");
+    b.write("ferry.lock", &lock);
+    let o = b.ferry(&["checkout", "--link", "copy"]);
+    assert_eq!(o.code, 0, "{o:?}");
+    assert_eq!(b.read("work/model.txt"), a.read("work/model.txt"));
+    assert_eq!(links(&b, "work/model.txt"), 1, "--link copy copies");
+
+    // ferry.yaml's `cache.link` is the default of every restore.
+    let spec = format!("cache:\n  link: hardlink\n{}", b.read("ferry.yaml"));
+    b.write("ferry.yaml", &spec);
+    std::fs::remove_dir_all(b.path().join("work")).unwrap();
+    assert_eq!(b.ferry(&["checkout"]).code, 0);
+    assert_eq!(links(&b, "work/model.txt"), 2);
+}
+
+#[test]
+fn a_link_mode_that_does_not_exist_is_refused_where_it_is_written() {
+    let p = Proj::new(&format!("cache:\n  link: symlink\n{SPEC}"));
+    let o = p.ferry(&["status"]);
+    assert_eq!(o.code, 2, "{o:?}");
+    assert!(
+        o.stderr.contains(
+            "ferry.yaml:2:9: cache.link: expected one of copy, reflink, hardlink, found `symlink`"
+        ),
+        "{o:?}"
+    );
+    let o = p.ferry(&["checkout", "--link", "symlink"]);
+    assert_eq!(o.code, 2, "{o:?}");
+    assert!(
+        o.stderr
+            .contains("invalid value 'symlink' for '--link <MODE>'"),
+        "{o:?}"
+    );
+}
