@@ -119,8 +119,9 @@ pub struct Hasher {
     root: PathBuf,
     index: StatIndex,
     threads: usize,
-    /// The cache whose hard-linked objects an in-place edit would reach.
-    guarded: Option<crate::Cache>,
+    /// The root of the cache whose hard-linked objects an in-place edit
+    /// would reach.
+    guarded: Option<PathBuf>,
     /// Bytes actually read (for benchmarks and `--verbose`).
     pub bytes_hashed: u64,
 }
@@ -156,12 +157,13 @@ impl Hasher {
         }
     }
 
-    /// Watches for files hard-linked to `cache`'s objects being edited in
-    /// place: such an edit changed the cached object too, which is then no
-    /// longer what its digest says and is dropped from the cache (a fetch
-    /// or the run that made it brings it back).
-    pub fn guarding(mut self, cache: crate::Cache) -> Self {
-        self.guarded = Some(cache);
+    /// Watches for files hard-linked to the objects of the cache under
+    /// `cache_root` being edited in place: such an edit changed the cached
+    /// object too, which is then no longer what its digest says and is
+    /// dropped from the cache (a fetch or the run that made it brings it
+    /// back). See `Cache::guard`.
+    pub fn guarding(mut self, cache_root: &Path) -> Self {
+        self.guarded = Some(cache_root.to_owned());
         self
     }
 
@@ -299,14 +301,16 @@ impl Hasher {
     /// the object is corrupt: it goes.
     fn drop_edited_link(&self, p: &Pending, digest: Digest) {
         use std::os::unix::fs::MetadataExt;
-        let Some(cache) = &self.guarded else { return };
+        let Some(cache_root) = &self.guarded else {
+            return;
+        };
         let Some((old, old_digest)) = self.index.recorded(&p.key) else {
             return;
         };
         if old.ino != p.stat.ino || old_digest == digest {
             return;
         }
-        let object = cache.object_path(&old_digest);
+        let object = cache_root.join(crate::layout::object_key(&old_digest));
         let (Ok(obj), Ok(file)) = (std::fs::metadata(&object), std::fs::metadata(&p.abs)) else {
             return;
         };

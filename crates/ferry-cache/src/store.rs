@@ -2,7 +2,7 @@
 //! fingerprint produced ("run cache").
 
 use crate::error::{Error, IoContext, Result};
-use crate::hash::{Manifest, PathDigest};
+use crate::hash::{Hasher, Manifest, PathDigest};
 use ferry_core::{Digest, LinkMode};
 use ferry_fs::write_atomic;
 use std::collections::BTreeMap;
@@ -59,6 +59,12 @@ impl Cache {
 
     pub fn link(&self) -> LinkMode {
         self.link
+    }
+
+    /// `hasher`, dropping this cache's objects that an edit through a hard
+    /// link reached (see [`Hasher::guarding`]).
+    pub fn guard(&self, hasher: Hasher) -> Hasher {
+        hasher.guarding(&self.root)
     }
 
     /// Where the object with digest `d` is kept (present or not).
@@ -520,7 +526,6 @@ fn remove_any(p: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hash::Hasher;
     use crate::index::StatIndex;
 
     /// A cache holding `model.bin` ("M1") and `out/` (two files), with
@@ -612,7 +617,7 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let root = t.path();
         let (cache, _, file) = stored(root, LinkMode::Hardlink);
-        let mut h = Hasher::new(root, StatIndex::default()).guarding(cache.clone());
+        let mut h = cache.guard(Hasher::new(root, StatIndex::default()));
         for w in cache.restore(root, &file).unwrap() {
             h.remember_at(&w.key, &w.path, w.digest).unwrap();
         }
@@ -630,7 +635,7 @@ mod tests {
         // An edit that replaces the file (a new inode) leaves the cache be.
         let (cache, _, file) = stored(&root.join("again"), LinkMode::Hardlink);
         let root = root.join("again");
-        let mut h = Hasher::new(&root, StatIndex::default()).guarding(cache.clone());
+        let mut h = cache.guard(Hasher::new(&root, StatIndex::default()));
         for w in cache.restore(&root, &file).unwrap() {
             h.remember_at(&w.key, &w.path, w.digest).unwrap();
         }

@@ -116,8 +116,10 @@ impl<'p> Engine<'p> {
         let cache = Cache::new(&project.layout().cache()).with_link(project.pipeline.link);
         Ok(Self {
             project,
-            hasher: Hasher::new(&project.root, StatIndex::load(&project.layout().index()))
-                .guarding(cache.clone()),
+            hasher: cache.guard(Hasher::new(
+                &project.root,
+                StatIndex::load(&project.layout().index()),
+            )),
             cache,
             lock,
             env_fp: None,

@@ -95,8 +95,10 @@ impl Pointer {
 /// kept out of git. Returns the pointers.
 pub fn add(project: &Project, paths: &[String]) -> Result<Vec<Pointer>> {
     let cache = Cache::new(&project.layout().cache()).with_link(project.pipeline.link);
-    let mut hasher = Hasher::new(&project.root, StatIndex::load(&project.layout().index()))
-        .guarding(cache.clone());
+    let mut hasher = cache.guard(Hasher::new(
+        &project.root,
+        StatIndex::load(&project.layout().index()),
+    ));
     let mut added = Vec::new();
     for raw in paths {
         let rel = ferry_spec::normalize_path(raw).map_err(|why| Error::CannotAdd {
