@@ -10,7 +10,9 @@
 #           by the harness: "pull verified" / "PULL VERIFICATION FAILED")
 #   floor   bench_w2_floor.sh (md5sum, sequential cp) plus `cp_par_d1d2`: the
 #           same 2 GiB copied with 2 parallel cp processes into a folder on
-#           the same disk as the remotes: the ceiling a push/pull can reach
+#           the same disk as the remotes: the ceiling a push/pull can reach;
+#           `cp_par_sync_d1d2` is the same copy followed by `sync` (durable,
+#           as ferry's fetch and push are)
 #   W2x     what W2 does not time, per tool on its own repo:
 #           push_d1      push of D1 alone to a fresh remote (peak RSS)
 #           push_full    then D2 added and pushed (untimed setup, recorded)
@@ -93,6 +95,10 @@ floor_parallel() {
   local dst="$BENCH_WORK/floorpar"; rm -rf "$dst"; mkdir -p "$dst"; sync
   bench cp_par_d1d2 "$BENCH_DATA" \
     "find d1 d2 -type f -print0 | xargs -0 -n 2500 -P 2 cp --parents -t '$dst'"
+  rm -rf "$dst"; mkdir -p "$dst"; sync
+  # The same copy made durable (ferry syncs what it fetches; cp does not).
+  bench cp_par_sync_d1d2 "$BENCH_DATA" \
+    "find d1 d2 -type f -print0 | xargs -0 -n 2500 -P 2 cp --parents -t '$dst' && sync"
   rm -rf "$dst"
 }
 

@@ -85,7 +85,7 @@ for w, steps in STEPS:
 print("\n### floor (coreutils, same disk)\n")
 print("| step | wall s | cpu s | load |")
 print("|---|---|---|---|")
-for n in ["md5_d1", "md5_d2", "cp_d1", "cp_d2", "cp_par_d1d2"]:
+for n in ["md5_d1", "md5_d2", "cp_d1", "cp_d2", "cp_par_d1d2", "cp_par_sync_d1d2"]:
     rs = [r for r in recs if r["impl"] == "floor-coreutils" and r["step"] == n]
     if rs:
         s, _ = wall(rs)
