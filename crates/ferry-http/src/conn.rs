@@ -142,6 +142,11 @@ impl Body for SlowGuard {
     }
 }
 
+/// The address a request's connection came from, in its extensions (for
+/// the audit log and logs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Peer(pub std::net::SocketAddr);
+
 /// Serves `app` on `listener` within `limits` until `shutdown` completes,
 /// then lets the requests in flight finish. A request whose body arrived
 /// too slowly is answered with `too_slow()` (each server renders its own
@@ -172,7 +177,7 @@ pub async fn serve(
         let stream = tokio::select! {
             () = &mut shutdown => break,
             r = listener.accept() => match r {
-                Ok((s, _)) => s,
+                Ok((s, peer)) => (s, Peer(peer)),
                 Err(e) => {
                     // Out of file descriptors or a connection reset before
                     // it was accepted: not the server's end.
@@ -182,11 +187,12 @@ pub async fn serve(
                 }
             },
         };
+        let (stream, peer) = stream;
         let _ = stream.set_nodelay(true);
         let app = app.clone();
         let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
             let tripped = Arc::new(AtomicBool::new(false));
-            let req = req.map(|inner| {
+            let mut req = req.map(|inner| {
                 axum::body::Body::new(SlowGuard {
                     inner,
                     limits,
@@ -197,6 +203,7 @@ pub async fn serve(
                     tripped: tripped.clone(),
                 })
             });
+            req.extensions_mut().insert(peer);
             let app = app.clone();
             async move {
                 let resp = match app.oneshot(req).await {

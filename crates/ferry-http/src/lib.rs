@@ -10,7 +10,7 @@
 //! - [`BodyBudget`]: the request bodies a server holds at once.
 
 mod conn;
-pub use conn::{ConnLimits, DEFAULT_MAX_CONNECTIONS, TooSlow, serve};
+pub use conn::{ConnLimits, DEFAULT_MAX_CONNECTIONS, Peer, TooSlow, serve};
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -91,6 +91,20 @@ async fn commit(tx: Tx) -> Result<()> {
     tx.commit().await.map_err(query_error("commit"))
 }
 
+/// Bumps the auth generation, which servers poll to drop what they cached
+/// of users, tokens, grants and workspaces.
+const BUMP: &str = "UPDATE auth_generation SET n = n + 1 WHERE one = 1";
+
+/// Commits a change to who may do what, with the generation bumped in the
+/// same transaction.
+async fn commit_changed(mut tx: Tx) -> Result<()> {
+    sqlx::query(BUMP)
+        .execute(&mut *tx)
+        .await
+        .map_err(query_error("bump the auth generation"))?;
+    commit(tx).await
+}
+
 impl SqlStore {
     async fn user_id(&self, tx: &mut Tx, username: &str) -> Result<i64> {
         let row = sqlx::query("SELECT user_id FROM auth_users WHERE username = $1")
@@ -153,6 +167,15 @@ impl SqlStore {
                 "User with username={username} not found"
             )));
         }
+        self.bump().await
+    }
+
+    /// [`BUMP`] on its own, after a change made without a transaction.
+    async fn bump(&self) -> Result<()> {
+        sqlx::query(BUMP)
+            .execute(&self.pool)
+            .await
+            .map_err(query_error("bump the auth generation"))?;
         Ok(())
     }
 
@@ -206,7 +229,7 @@ impl AuthStore for SqlStore {
         .execute(&mut *tx)
         .await
         .map_err(exists(format!("User (username={}) already exists.", u.username)))?;
-        commit(tx).await?;
+        commit_changed(tx).await?;
         Ok(User {
             id,
             username: u.username.clone(),
@@ -286,7 +309,7 @@ impl AuthStore for SqlStore {
             .execute(&mut *tx)
             .await
             .map_err(fail)?;
-        commit(tx).await
+        commit_changed(tx).await
     }
 
     async fn create_role(
@@ -309,7 +332,7 @@ impl AuthStore for SqlStore {
         .map_err(exists(format!(
             "Role (name={name}) already exists in workspace {workspace}."
         )))?;
-        commit(tx).await?;
+        commit_changed(tx).await?;
         Ok(Role {
             id,
             name: name.to_owned(),
@@ -356,7 +379,7 @@ impl AuthStore for SqlStore {
                 .await
                 .map_err(query_error("delete a role"))?;
         }
-        commit(tx).await
+        commit_changed(tx).await
     }
 
     async fn add_grant(&self, role_id: i64, g: &Grant) -> Result<RoleGrant> {
@@ -370,7 +393,7 @@ impl AuthStore for SqlStore {
             return Err(Error::NotFound(format!("Role with id={role_id} not found")));
         }
         let made = self.insert_grant(&mut tx, role_id, g).await?;
-        commit(tx).await?;
+        commit_changed(tx).await?;
         Ok(made)
     }
 
@@ -385,7 +408,7 @@ impl AuthStore for SqlStore {
                 "Role permission with id={grant_id} not found"
             )));
         }
-        Ok(())
+        self.bump().await
     }
 
     async fn grant_user(&self, user_id: i64, workspace: &str, g: &Grant) -> Result<RoleGrant> {
@@ -425,7 +448,7 @@ impl AuthStore for SqlStore {
             }
         };
         let made = self.insert_grant(&mut tx, role_id, g).await?;
-        commit(tx).await?;
+        commit_changed(tx).await?;
         Ok(made)
     }
 
@@ -443,7 +466,7 @@ impl AuthStore for SqlStore {
         .map_err(exists(format!(
             "User with id={user_id} already has role {role_id}."
         )))?;
-        commit(tx).await?;
+        commit_changed(tx).await?;
         Ok(Assignment {
             id,
             user_id,
@@ -463,7 +486,7 @@ impl AuthStore for SqlStore {
                 "User with id={user_id} does not have role {role_id}."
             )));
         }
-        Ok(())
+        self.bump().await
     }
 
     async fn roles_of(&self, user_id: i64) -> Result<Vec<Role>> {
@@ -507,7 +530,7 @@ impl AuthStore for SqlStore {
         .execute(&self.pool)
         .await
         .map_err(exists(format!("Token {} already exists.", t.id)))?;
-        Ok(())
+        self.bump().await
     }
 
     async fn get_token(&self, id: &str) -> Result<Option<Token>> {
@@ -542,7 +565,52 @@ impl AuthStore for SqlStore {
         if done.rows_affected() == 0 {
             return Err(Error::NotFound(format!("Token {id} not found")));
         }
-        Ok(())
+        self.bump().await
+    }
+
+    async fn auth_generation(&self) -> Result<i64> {
+        let row = sqlx::query("SELECT n FROM auth_generation WHERE one = 1")
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(query_error("read the auth generation"))?;
+        Ok(row.map_or(0, |r| col_i64(&r, "n")))
+    }
+
+    async fn set_workspace(&self, rt: ResourceType, id: &str, workspace: &str) -> Result<()> {
+        let mut tx = self.begin().await.map_err(query_error("begin"))?;
+        sqlx::query("DELETE FROM auth_workspaces WHERE resource_type = $1 AND resource_id = $2")
+            .bind(rt.as_str())
+            .bind(id.to_owned())
+            .execute(&mut *tx)
+            .await
+            .map_err(query_error("set a workspace"))?;
+        if workspace != DEFAULT_WORKSPACE {
+            sqlx::query(
+                "INSERT INTO auth_workspaces (resource_type, resource_id, workspace) VALUES ($1, $2, $3)",
+            )
+            .bind(rt.as_str())
+            .bind(id.to_owned())
+            .bind(workspace.to_owned())
+            .execute(&mut *tx)
+            .await
+            .map_err(query_error("set a workspace"))?;
+        }
+        commit_changed(tx).await
+    }
+
+    async fn workspace_of(&self, rt: ResourceType, id: &str) -> Result<String> {
+        let row = sqlx::query(
+            "SELECT workspace FROM auth_workspaces WHERE resource_type = $1 AND resource_id = $2",
+        )
+        .bind(rt.as_str())
+        .bind(id.to_owned())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(query_error("read a workspace"))?;
+        Ok(row.map_or_else(
+            || DEFAULT_WORKSPACE.to_owned(),
+            |r| col_str(&r, "workspace"),
+        ))
     }
 
     async fn append_audit(&self, event: &Event) -> Result<Entry> {

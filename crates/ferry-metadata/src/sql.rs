@@ -25,6 +25,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (9, include_str!("../migrations/0009_version_files.sql")),
     (10, include_str!("../migrations/0010_gateways.sql")),
     (11, include_str!("../migrations/0011_auth.sql")),
+    (12, include_str!("../migrations/0012_workspaces.sql")),
 ];
 
 pub struct SqlStore {

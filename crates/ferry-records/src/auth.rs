@@ -61,6 +61,10 @@ pub struct Assignment {
     pub role_id: i64,
 }
 
+/// The workspace of a resource that was given none, and of a request that
+/// names none (MLflow's).
+pub const DEFAULT_WORKSPACE: &str = "default";
+
 /// The name of the role that holds a user's own grants in a workspace.
 pub fn user_role_name(user_id: i64) -> String {
     format!("__user_{user_id}__")
@@ -144,6 +148,25 @@ pub trait AuthStore: Send + Sync {
     /// `NotFound` when no such token exists.
     async fn revoke_token(&self, id: &str, now_ms: i64) -> Result<()>;
 
+    /// A number that changes whenever users, roles, grants, tokens or
+    /// workspaces do: what a server's caches of them are valid for.
+    async fn auth_generation(&self) -> Result<i64>;
+    /// Puts a resource (an experiment id, a registered model's name) in a
+    /// workspace.
+    async fn set_workspace(
+        &self,
+        resource_type: ferry_auth::ResourceType,
+        id: &str,
+        workspace: &str,
+    ) -> Result<()>;
+    /// The workspace of a resource: [`DEFAULT_WORKSPACE`] when it was put
+    /// in none (or does not exist).
+    async fn workspace_of(
+        &self,
+        resource_type: ferry_auth::ResourceType,
+        id: &str,
+    ) -> Result<String>;
+
     /// Seals `event` after the newest entry and stores it with the new
     /// head, in one transaction.
     async fn append_audit(&self, event: &Event) -> Result<Entry>;
@@ -151,4 +174,52 @@ pub trait AuthStore: Send + Sync {
     /// The newest entry's sequence number and hash, kept apart from the
     /// entries (what catches the newest ones being removed).
     async fn audit_head(&self) -> Result<Option<(u64, String)>>;
+}
+
+/// The built-in role `name` (viewer, editor, maintainer, admin) of
+/// `workspace`, made with its grants the first time it is needed; `None`
+/// for a name that is not built in. A role of that name someone made by
+/// hand is returned as it is.
+pub async fn builtin_role_in(
+    store: &dyn AuthStore,
+    workspace: &str,
+    name: &str,
+) -> Result<Option<Role>> {
+    let Some(grants) = ferry_auth::builtin_role(name) else {
+        return Ok(None);
+    };
+    let existing = |roles: Vec<Role>| roles.into_iter().find(|r| r.name == name);
+    if let Some(r) = existing(store.list_roles(Some(workspace)).await?) {
+        return Ok(Some(r));
+    }
+    let description = format!("ferry's built-in {name} role");
+    let role = match store.create_role(workspace, name, Some(&description)).await {
+        Ok(r) => r,
+        // Made by someone else meanwhile.
+        Err(crate::Error::AlreadyExists(_)) => {
+            return Ok(existing(store.list_roles(Some(workspace)).await?));
+        }
+        Err(e) => return Err(e),
+    };
+    for g in &grants {
+        store.add_grant(role.id, g).await?;
+    }
+    store.get_role(role.id).await
+}
+
+/// Makes `user_id` a member of `workspace` with the built-in `role`
+/// (nothing when they hold it already). `None` for an unknown role name.
+pub async fn add_member(
+    store: &dyn AuthStore,
+    user_id: i64,
+    workspace: &str,
+    role: &str,
+) -> Result<Option<Role>> {
+    let Some(r) = builtin_role_in(store, workspace, role).await? else {
+        return Ok(None);
+    };
+    match store.assign(user_id, r.id).await {
+        Ok(_) | Err(crate::Error::AlreadyExists(_)) => Ok(Some(r)),
+        Err(e) => Err(e),
+    }
 }

@@ -24,6 +24,11 @@ pub enum Code {
     TooLarge,
     /// The body's media type or charset is not JSON in UTF-8: 415.
     UnsupportedMedia,
+    /// No acceptable credentials: 401, MLflow's plain-text body and its
+    /// `WWW-Authenticate` challenge.
+    Unauthenticated,
+    /// Not allowed: 403, MLflow's plain-text `Permission denied`.
+    PermissionDenied,
 }
 
 impl Code {
@@ -40,6 +45,8 @@ impl Code {
             Code::RequestTimeout => "REQUEST_TIMEOUT",
             Code::TooLarge => "RESOURCE_LIMIT_EXCEEDED",
             Code::UnsupportedMedia => "BAD_REQUEST",
+            Code::Unauthenticated => "UNAUTHENTICATED",
+            Code::PermissionDenied => "PERMISSION_DENIED",
         }
     }
     fn status(self) -> StatusCode {
@@ -51,6 +58,8 @@ impl Code {
             Code::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Code::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Code::UnsupportedMedia => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Code::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Code::PermissionDenied => StatusCode::FORBIDDEN,
             _ => StatusCode::BAD_REQUEST,
         }
     }
@@ -120,6 +129,20 @@ impl ApiError {
             message: "Internal server error".into(),
         }
     }
+    /// No acceptable credentials (MLflow's 401).
+    pub fn unauthenticated() -> Self {
+        Self {
+            code: Code::Unauthenticated,
+            message: ferry_auth::credentials::UNAUTHENTICATED.into(),
+        }
+    }
+    /// Not allowed (MLflow's 403).
+    pub fn forbidden() -> Self {
+        Self {
+            code: Code::PermissionDenied,
+            message: ferry_auth::credentials::FORBIDDEN.into(),
+        }
+    }
     /// A required field that is missing.
     pub fn missing(field: &str) -> Self {
         Self::invalid(format!("Missing value for required parameter '{field}'."))
@@ -128,6 +151,22 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        // MLflow answers these two in plain text, and its client reads them so.
+        match self.code {
+            Code::Unauthenticated => {
+                return (
+                    self.code.status(),
+                    [(
+                        axum::http::header::WWW_AUTHENTICATE,
+                        ferry_auth::credentials::WWW_AUTHENTICATE,
+                    )],
+                    self.message,
+                )
+                    .into_response();
+            }
+            Code::PermissionDenied => return (self.code.status(), self.message).into_response(),
+            _ => {}
+        }
         let body = serde_json::json!({
             "error_code": self.code.as_str(),
             "message": self.message,

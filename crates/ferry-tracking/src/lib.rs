@@ -8,6 +8,7 @@
 //! place.
 
 pub mod artifacts;
+pub mod auth;
 pub mod error;
 pub mod extract;
 mod routes;
@@ -30,6 +31,9 @@ pub struct AppState {
     /// JSON request bodies held at once, for the whole server (artifact
     /// uploads stream to the artifact store and take none).
     pub bodies: ferry_http::BodyBudget,
+    /// Who may do what; `None` on a server that never asks (the one a
+    /// `ferry run` starts for its own stages).
+    pub gate: Option<Arc<auth::Gate>>,
 }
 
 pub(crate) fn now_ms() -> i64 {
@@ -109,8 +113,11 @@ pub fn router(state: AppState) -> Router {
         .put(a::upload)
         .delete(a::delete)
         .layer(DefaultBodyLimit::disable());
-    Router::new()
+    let gate = state.gate.clone();
+    let auth_api = auth::routes().layer(axum::middleware::from_fn(auth::needs_gate));
+    let app = Router::new()
         .nest("/api/2.0/mlflow", mlflow)
+        .merge(auth_api)
         .route("/api/2.0/mlflow-artifacts/artifacts", get(a::list))
         .route("/api/2.0/mlflow-artifacts/artifacts/{*path}", artifact_file)
         .route("/api/3.0/mlflow/server-info", get(server_info))
@@ -118,7 +125,12 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(health))
         .route("/version", get(version))
         .fallback(not_found)
-        .with_state(state)
+        .with_state(state);
+    // The gate goes outside everything: no route, known or not, runs first.
+    match gate {
+        Some(g) => app.layer(axum::middleware::from_fn_with_state(g, auth::gate)),
+        None => app,
+    }
 }
 
 /// Holds a JSON request's share of [`AppState::bodies`] while it is answered.
@@ -221,10 +233,17 @@ pub async fn serve(cfg: ServerConfig, ready: impl FnOnce(SocketAddr)) -> Result<
     let store = ferry_metadata::SqlStore::open(&cfg.store_url)
         .await?
         .with_group_commit();
+    let store: Arc<dyn MetadataStore> = Arc::new(store);
+    let gate = auth::Gate::new(store.clone()).await?;
+    gate.spawn_poll();
+    if gate.is_on() {
+        tracing::info!("the store has users: every request needs credentials");
+    }
     let state = AppState {
-        store: Arc::new(store),
+        store,
         artifacts: cfg.artifacts,
         bodies: ferry_http::BodyBudget::new(cfg.body_budget, std::time::Duration::from_secs(10)),
+        gate: Some(gate),
     };
     let app = router(state).layer(axum::middleware::from_fn(log_requests));
     let listener = tokio::net::TcpListener::bind(cfg.addr)
@@ -313,6 +332,7 @@ impl Embedded {
                         store: Arc::new(store),
                         artifacts: Arc::new(artifacts),
                         bodies: ferry_http::BodyBudget::default(),
+                        gate: None,
                     };
                     let addr = SocketAddr::from(([127, 0, 0, 1], 0));
                     let listener = tokio::net::TcpListener::bind(addr)

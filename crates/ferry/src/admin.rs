@@ -166,6 +166,12 @@ pub(crate) fn admin(ctx: &Ctx, cmd: AdminCommand) -> Result<u8> {
             expires_in,
             place,
         } => create_token(ctx, &username, &name, workspace, role, expires_in, &place),
+        AdminCommand::AddMember {
+            username,
+            workspace,
+            role,
+            place,
+        } => add_member(ctx, &username, &workspace, &role, &place),
         AdminCommand::RevokeToken { id, place } => {
             let store = open(ctx, &place, "ferry admin revoke-token", false)?;
             let tid = id.clone();
@@ -177,6 +183,39 @@ pub(crate) fn admin(ctx: &Ctx, cmd: AdminCommand) -> Result<u8> {
             Ok(exit::OK)
         }
     }
+}
+
+fn add_member(ctx: &Ctx, username: &str, workspace: &str, role: &str, place: &Place) -> Result<u8> {
+    if ferry_auth::builtin_role(role).is_none() {
+        return Err(usage(format!(
+            "`{role}` is not a built-in role (one of {})",
+            ferry_auth::BUILTIN_ROLES.join(", ")
+        )));
+    }
+    if workspace.trim().is_empty() {
+        return Err(usage("--workspace: a workspace has a name"));
+    }
+    let store = open(ctx, place, "ferry admin add-member", false)?;
+    let (name, ws, r) = (username.to_owned(), workspace.to_owned(), role.to_owned());
+    store
+        .call(|s| {
+            Box::pin(async move {
+                let user = s
+                    .get_user(&name)
+                    .await?
+                    .ok_or_else(|| ferry_metadata::Error::NotFound(format!("no user `{name}`")))?;
+                ferry_metadata::add_member(s, user.id, &ws, &r).await
+            })
+        })
+        .map_err(store_err)?;
+    record(
+        &store,
+        "role.assign",
+        format!("role:{workspace}/{role}/{username}"),
+        None,
+    )?;
+    eprintln!("`{username}` is a {role} of workspace `{workspace}`");
+    Ok(exit::OK)
 }
 
 fn create_token(

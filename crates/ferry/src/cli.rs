@@ -262,6 +262,19 @@ pub enum AdminCommand {
         #[command(flatten)]
         place: Place,
     },
+    /// Make a user a member of a workspace (a team) with a built-in role
+    AddMember {
+        /// The user
+        username: String,
+        /// The workspace (MLflow's `X-MLFLOW-WORKSPACE`; `default` when a request names none)
+        #[arg(long)]
+        workspace: String,
+        /// viewer, editor, maintainer or admin (of the workspace)
+        #[arg(long, default_value = "editor")]
+        role: String,
+        #[command(flatten)]
+        place: Place,
+    },
     /// Revoke a token by its id (refused from then on)
     RevokeToken {
         /// The token's id (the 16 characters after `ferry_`)

@@ -274,9 +274,50 @@ async fn audit_log(s: &dyn MetadataStore) {
     );
 }
 
+/// Workspaces of resources, and the generation every change bumps.
+async fn workspaces_and_generation(s: &dyn MetadataStore) {
+    use ferry_auth::ResourceType as T;
+    let g0 = s.auth_generation().await.unwrap();
+    assert_eq!(s.workspace_of(T::Experiment, "7").await.unwrap(), "default");
+    s.set_workspace(T::Experiment, "7", "team-a").await.unwrap();
+    s.set_workspace(T::RegisteredModel, "7", "team-b")
+        .await
+        .unwrap();
+    assert_eq!(s.workspace_of(T::Experiment, "7").await.unwrap(), "team-a");
+    assert_eq!(
+        s.workspace_of(T::RegisteredModel, "7").await.unwrap(),
+        "team-b"
+    );
+    s.set_workspace(T::Experiment, "7", "default")
+        .await
+        .unwrap();
+    assert_eq!(s.workspace_of(T::Experiment, "7").await.unwrap(), "default");
+    let g1 = s.auth_generation().await.unwrap();
+    assert!(g1 >= g0 + 3, "{g0} -> {g1}");
+    // Every kind of change moves it; reading does not.
+    let u = s.create_user(&new_user("gen", false)).await.unwrap();
+    let g2 = s.auth_generation().await.unwrap();
+    assert!(g2 > g1);
+    s.list_users().await.unwrap();
+    s.grants_in(u.id, "default").await.unwrap();
+    assert_eq!(s.auth_generation().await.unwrap(), g2);
+    s.set_admin("gen", true).await.unwrap();
+    let g3 = s.auth_generation().await.unwrap();
+    assert!(g3 > g2);
+    s.append_audit(&event("gen", "x", 1)).await.unwrap();
+    assert_eq!(
+        s.auth_generation().await.unwrap(),
+        g3,
+        "an audit entry is no change of who may do what"
+    );
+    s.delete_user("gen", 2).await.unwrap();
+    assert!(s.auth_generation().await.unwrap() > g3);
+}
+
 pub async fn conformance(s: &dyn MetadataStore) {
     let (ana, bob) = users(s).await;
     roles_and_grants(s, &ana, &bob).await;
     tokens_and_deletion(s, &ana).await;
     audit_log(s).await;
+    workspaces_and_generation(s).await;
 }

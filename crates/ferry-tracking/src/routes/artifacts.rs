@@ -28,12 +28,20 @@ fn path_of(req_uri: &axum::http::Uri) -> ApiResult<SafePath> {
 /// Whose artifact folder a path is in: the run or logged model whose
 /// `.../<id>/artifacts` (or `.../models/<id>/artifacts`) folder holds it, as
 /// the store records that folder.
-enum Owner {
+pub(crate) enum Owner {
     Run { id: String, status: String },
     Model { id: String, status: String },
 }
 
 async fn owner(st: &AppState, p: &SafePath) -> ApiResult<Option<Owner>> {
+    Ok(owner_in(st.store.as_ref(), p).await?)
+}
+
+/// [`Owner`] of `p` in `store` (what the auth gate resolves a path to).
+pub(crate) async fn owner_in(
+    store: &dyn ferry_metadata::MetadataStore,
+    p: &SafePath,
+) -> Result<Option<Owner>, ferry_metadata::Error> {
     let segs: Vec<&str> = p.as_str().split('/').collect();
     for i in 1..segs.len() {
         if segs[i] != "artifacts" {
@@ -42,7 +50,7 @@ async fn owner(st: &AppState, p: &SafePath) -> ApiResult<Option<Owner>> {
         let folder = format!("mlflow-artifacts:/{}", segs[..=i].join("/"));
         let id = segs[i - 1];
         if i >= 2 && segs[i - 2] == "models" {
-            if let Some(m) = st.store.get_logged_model(id).await?
+            if let Some(m) = store.get_logged_model(id).await?
                 && m.artifact_location.trim_end_matches('/') == folder
             {
                 return Ok(Some(Owner::Model {
@@ -50,7 +58,7 @@ async fn owner(st: &AppState, p: &SafePath) -> ApiResult<Option<Owner>> {
                     status: m.status,
                 }));
             }
-        } else if let Some(r) = st.store.get_tracked_run(id).await?
+        } else if let Some(r) = store.get_tracked_run(id).await?
             && r.info.artifact_uri.trim_end_matches('/') == folder
         {
             return Ok(Some(Owner::Run {

@@ -3,6 +3,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod auth;
+
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use ferry_artifacts::ArtifactStore;
@@ -48,6 +50,7 @@ impl App {
             store: store.clone(),
             artifacts,
             bodies,
+            gate: None,
         });
         App { router, dir, store }
     }

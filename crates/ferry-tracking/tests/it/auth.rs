@@ -1,0 +1,929 @@
+//! The gate in front of every route: a permission matrix generated from one
+//! table (route x role x own or other workspace), the refusals' exact
+//! shapes, tokens, the auth API and the audit entries it all leaves.
+
+use super::*;
+use base64::Engine as _;
+use ferry_metadata::{MetadataStore, NewUser};
+use ferry_tracking::auth::Gate;
+
+/// A team server: two workspaces, a user per role, and a server admin.
+struct Team {
+    router: axum::Router,
+    store: Arc<dyn MetadataStore>,
+    gate: Arc<Gate>,
+    _dir: tempfile::TempDir,
+}
+
+/// Who asks, and their built-in role in `team-a` or `team-b` (none: 0).
+const USERS: &[(&str, &str, &str)] = &[
+    ("nobody", "", ""),
+    ("viewer-a", "team-a", "viewer"),
+    ("editor-a", "team-a", "editor"),
+    ("maintainer-a", "team-a", "maintainer"),
+    ("admin-a", "team-a", "admin"),
+    ("editor-b", "team-b", "editor"),
+];
+
+fn rank(role: &str) -> u8 {
+    match role {
+        "viewer" => 1,
+        "editor" => 2,
+        "maintainer" => 3,
+        "admin" => 4,
+        _ => 0,
+    }
+}
+
+fn password(user: &str) -> String {
+    format!("{user}-long-password")
+}
+
+fn basic(user: &str) -> String {
+    let creds = format!("{user}:{}", password(user));
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(creds)
+    )
+}
+
+impl Team {
+    async fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("ferry.db").display());
+        let store: Arc<dyn MetadataStore> =
+            Arc::new(ferry_metadata::SqlStore::open(&url).await.unwrap());
+        let add = |name: &str, admin: bool| NewUser {
+            username: name.into(),
+            password_hash: Some(ferry_auth::secret::hash_password(&password(name)).unwrap()),
+            is_admin: admin,
+            service: false,
+            created_ms: 1,
+        };
+        store.create_user(&add("root", true)).await.unwrap();
+        for (name, ws, role) in USERS {
+            let u = store.create_user(&add(name, false)).await.unwrap();
+            if !ws.is_empty() {
+                ferry_metadata::add_member(store.as_ref(), u.id, ws, role)
+                    .await
+                    .unwrap();
+            }
+        }
+        let gate = Gate::new(store.clone()).await.unwrap();
+        let artifacts = Arc::new(ArtifactRoot::new(&dir.path().join("artifacts")).unwrap());
+        let router = router(AppState {
+            store: store.clone(),
+            artifacts,
+            bodies: ferry_http::BodyBudget::default(),
+            gate: Some(gate.clone()),
+        });
+        Team {
+            router,
+            store,
+            gate,
+            _dir: dir,
+        }
+    }
+
+    async fn send(
+        &self,
+        auth: Option<&str>,
+        workspace: Option<&str>,
+        method: Method,
+        uri: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut b = Request::builder().method(method).uri(uri);
+        if let Some(a) = auth {
+            b = b.header("authorization", a);
+        }
+        if let Some(w) = workspace {
+            b = b.header("x-mlflow-workspace", w);
+        }
+        let body = match body {
+            Some(v) => {
+                b = b.header("content-type", "application/json");
+                Body::from(v.to_string())
+            }
+            None => Body::empty(),
+        };
+        let resp = self
+            .router
+            .clone()
+            .oneshot(b.body(body).unwrap())
+            .await
+            .unwrap();
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        let v = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
+        (status, v)
+    }
+
+    /// As the server admin, in `ws`: must succeed.
+    async fn root(&self, ws: &str, method: Method, path: &str, body: Option<Value>) -> Value {
+        let (s, v) = self
+            .send(Some(&basic("root")), Some(ws), method, path, body)
+            .await;
+        assert_eq!(s, StatusCode::OK, "{path}: {v}");
+        v
+    }
+}
+
+/// What one cell works on: an experiment, a run in it with an artifact,
+/// and a registered model with a version from the run, in one workspace.
+struct Fixture {
+    exp: String,
+    run: String,
+    model: String,
+}
+
+async fn fixture(t: &Team, ws: &str, n: usize) -> Fixture {
+    let api = |p: &str| format!("/api/2.0/mlflow/{p}");
+    let exp = t
+        .root(
+            ws,
+            Method::POST,
+            &api("experiments/create"),
+            Some(json!({"name": format!("{ws}-exp-{n}")})),
+        )
+        .await["experiment_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let run = t
+        .root(
+            ws,
+            Method::POST,
+            &api("runs/create"),
+            Some(json!({"experiment_id": exp})),
+        )
+        .await["run"]["info"]["run_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let model = format!("{ws}-model-{n}");
+    t.root(
+        ws,
+        Method::POST,
+        &api("registered-models/create"),
+        Some(json!({"name": model})),
+    )
+    .await;
+    let art = format!("/api/2.0/mlflow-artifacts/artifacts/{exp}/{run}/artifacts/a.txt");
+    let resp = t
+        .router
+        .clone()
+        .oneshot(
+            Request::builder()
+                .method(Method::PUT)
+                .uri(&art)
+                .header("authorization", basic("root"))
+                .body(Body::from("a"))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    t.root(
+        ws,
+        Method::POST,
+        &api("model-versions/create"),
+        Some(json!({"name": model, "source": format!("runs:/{run}/a.txt"), "run_id": run})),
+    )
+    .await;
+    Fixture { exp, run, model }
+}
+
+/// One route of the matrix: the request it makes on a fixture, and the
+/// least role that may make it.
+struct Case {
+    name: &'static str,
+    least: &'static str,
+    request: fn(&Fixture) -> (Method, String, Option<Value>),
+}
+
+fn api(p: &str) -> String {
+    format!("/api/2.0/mlflow/{p}")
+}
+
+fn artifact(f: &Fixture, name: &str) -> String {
+    format!(
+        "/api/2.0/mlflow-artifacts/artifacts/{}/{}/artifacts/{name}",
+        f.exp, f.run
+    )
+}
+
+/// The table the matrix is generated from.
+const CASES: &[Case] = &[
+    Case {
+        name: "experiments/get",
+        least: "viewer",
+        request: |f| {
+            (
+                Method::GET,
+                api(&format!("experiments/get?experiment_id={}", f.exp)),
+                None,
+            )
+        },
+    },
+    Case {
+        name: "experiments/update",
+        least: "editor",
+        request: |f| {
+            (
+                Method::POST,
+                api("experiments/update"),
+                Some(json!({"experiment_id": f.exp, "new_name": format!("renamed-{}", f.exp)})),
+            )
+        },
+    },
+    Case {
+        name: "experiments/set-experiment-tag",
+        least: "editor",
+        request: |f| {
+            (
+                Method::POST,
+                api("experiments/set-experiment-tag"),
+                Some(json!({"experiment_id": f.exp, "key": "k", "value": "v"})),
+            )
+        },
+    },
+    Case {
+        name: "experiments/delete",
+        least: "maintainer",
+        request: |f| {
+            (
+                Method::POST,
+                api("experiments/delete"),
+                Some(json!({"experiment_id": f.exp})),
+            )
+        },
+    },
+    Case {
+        name: "runs/create",
+        least: "editor",
+        request: |f| {
+            (
+                Method::POST,
+                api("runs/create"),
+                Some(json!({"experiment_id": f.exp})),
+            )
+        },
+    },
+    Case {
+        name: "runs/get",
+        least: "viewer",
+        request: |f| {
+            (
+                Method::GET,
+                api(&format!("runs/get?run_id={}", f.run)),
+                None,
+            )
+        },
+    },
+    Case {
+        name: "runs/log-metric",
+        least: "editor",
+        request: |f| {
+            (
+                Method::POST,
+                api("runs/log-metric"),
+                Some(json!({"run_id": f.run, "key": "m", "value": 1.0, "timestamp": 1, "step": 0})),
+            )
+        },
+    },
+    Case {
+        name: "runs/log-batch",
+        least: "editor",
+        request: |f| {
+            (
+                Method::POST,
+                api("runs/log-batch"),
+                Some(json!({"run_id": f.run, "params": [{"key": "p", "value": "1"}]})),
+            )
+        },
+    },
+    Case {
+        name: "runs/delete",
+        least: "maintainer",
+        request: |f| {
+            (
+                Method::POST,
+                api("runs/delete"),
+                Some(json!({"run_id": f.run})),
+            )
+        },
+    },
+    Case {
+        name: "metrics/get-history",
+        least: "viewer",
+        request: |f| {
+            (
+                Method::GET,
+                api(&format!(
+                    "metrics/get-history?run_id={}&metric_key=m",
+                    f.run
+                )),
+                None,
+            )
+        },
+    },
+    Case {
+        name: "artifacts/list",
+        least: "viewer",
+        request: |f| {
+            (
+                Method::GET,
+                api(&format!("artifacts/list?run_id={}", f.run)),
+                None,
+            )
+        },
+    },
+    Case {
+        name: "artifact download",
+        least: "viewer",
+        request: |f| (Method::GET, artifact(f, "a.txt"), None),
+    },
+    Case {
+        name: "artifact listing",
+        least: "viewer",
+        request: |f| {
+            (
+                Method::GET,
+                format!(
+                    "/api/2.0/mlflow-artifacts/artifacts?path={}/{}/artifacts",
+                    f.exp, f.run
+                ),
+                None,
+            )
+        },
+    },
+    Case {
+        name: "get-artifact",
+        least: "viewer",
+        request: |f| {
+            (
+                Method::GET,
+                format!("/get-artifact?run_uuid={}&path=a.txt", f.run),
+                None,
+            )
+        },
+    },
+    Case {
+        name: "registered-models/get",
+        least: "viewer",
+        request: |f| {
+            (
+                Method::GET,
+                api(&format!("registered-models/get?name={}", f.model)),
+                None,
+            )
+        },
+    },
+    Case {
+        name: "registered-models/set-tag",
+        least: "editor",
+        request: |f| {
+            (
+                Method::POST,
+                api("registered-models/set-tag"),
+                Some(json!({"name": f.model, "key": "k", "value": "v"})),
+            )
+        },
+    },
+    Case {
+        name: "registered-models/alias",
+        least: "editor",
+        request: |f| {
+            (
+                Method::POST,
+                api("registered-models/alias"),
+                Some(json!({"name": f.model, "alias": "staging", "version": "1"})),
+            )
+        },
+    },
+    Case {
+        name: "registered-models/delete",
+        least: "maintainer",
+        request: |f| {
+            (
+                Method::DELETE,
+                api("registered-models/delete"),
+                Some(json!({"name": f.model})),
+            )
+        },
+    },
+    Case {
+        name: "model-versions/get",
+        least: "viewer",
+        request: |f| {
+            (
+                Method::GET,
+                api(&format!("model-versions/get?name={}&version=1", f.model)),
+                None,
+            )
+        },
+    },
+    Case {
+        name: "model-versions/get-download-uri",
+        least: "viewer",
+        request: |f| {
+            (
+                Method::GET,
+                api(&format!(
+                    "model-versions/get-download-uri?name={}&version=1",
+                    f.model
+                )),
+                None,
+            )
+        },
+    },
+    Case {
+        name: "model-versions/create",
+        least: "editor",
+        request: |f| {
+            (
+                Method::POST,
+                api("model-versions/create"),
+                Some(
+                    json!({"name": f.model, "source": format!("runs:/{}/a.txt", f.run), "run_id": f.run}),
+                ),
+            )
+        },
+    },
+    Case {
+        name: "model-versions/delete",
+        least: "maintainer",
+        request: |f| {
+            (
+                Method::DELETE,
+                api("model-versions/delete"),
+                Some(json!({"name": f.model, "version": "1"})),
+            )
+        },
+    },
+];
+
+#[test]
+fn every_route_allows_exactly_the_roles_the_table_names_in_their_own_workspace_only() {
+    rt().block_on(async {
+        let t = Team::new().await;
+        let mut failures = Vec::new();
+        let mut n = 0;
+        for case in CASES {
+            for (user, home, role) in USERS.iter().copied().chain([("root", "", "")]) {
+                for ws in ["team-a", "team-b"] {
+                    n += 1;
+                    let f = fixture(&t, ws, n).await;
+                    let (method, uri, body) = (case.request)(&f);
+                    let (status, v) = t.send(Some(&basic(user)), None, method, &uri, body).await;
+                    let allowed = user == "root" || (home == ws && rank(role) >= rank(case.least));
+                    let ok = if allowed {
+                        status == StatusCode::OK
+                    } else {
+                        status == StatusCode::FORBIDDEN && v == json!("Permission denied")
+                    };
+                    if !ok {
+                        failures.push(format!(
+                            "{} as {user} ({role} of {home:?}) on {ws}: {status} {v}",
+                            case.name
+                        ));
+                    }
+                }
+            }
+        }
+        assert!(
+            failures.is_empty(),
+            "{} of {n} cells wrong:\n{}",
+            failures.len(),
+            failures.join("\n")
+        );
+    });
+}
+
+#[test]
+fn refusals_are_mlflows_and_say_nothing_about_who_exists() {
+    rt().block_on(async {
+        let t = Team::new().await;
+        let get = api("experiments/get?experiment_id=0");
+        let resp = t
+            .router
+            .clone()
+            .oneshot(Request::builder().uri(&get).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(resp.headers()["www-authenticate"], "Basic realm=\"mlflow\"");
+        let unknown = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode("ghost:ghost-long-password")
+        );
+        let wrong = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode("editor-a:not-the-password")
+        );
+        let bearer = format!("Bearer ferry_{}_{}", "0".repeat(16), "a".repeat(64));
+        let mut bodies = Vec::new();
+        for a in [unknown.as_str(), &wrong, &bearer, "Basic !!!", "Digest x"] {
+            let (s, v) = t.send(Some(a), None, Method::GET, &get, None).await;
+            assert_eq!(s, StatusCode::UNAUTHORIZED, "{a}");
+            bodies.push(v);
+        }
+        assert!(
+            bodies.iter().all(|b| b == &bodies[0]),
+            "one answer for every failure"
+        );
+        assert!(
+            bodies[0]
+                .as_str()
+                .unwrap()
+                .starts_with("You are not authenticated.")
+        );
+        // Health needs nothing; an unknown route is 403 for a user, 404 for an admin.
+        let (s, _) = t.send(None, None, Method::GET, "/health", None).await;
+        assert_eq!(s, StatusCode::OK);
+        let (s, _) = t
+            .send(
+                Some(&basic("editor-a")),
+                None,
+                Method::GET,
+                "/api/2.0/mlflow/nothing",
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+        let (s, _) = t
+            .send(
+                Some(&basic("root")),
+                None,
+                Method::GET,
+                "/api/2.0/mlflow/nothing",
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+        // Failed logins are in the audit log, without the password.
+        let entries = t.store.audit_entries(&Default::default()).await.unwrap();
+        let logins: Vec<_> = entries
+            .iter()
+            .filter(|e| e.event.action == "auth.login")
+            .collect();
+        assert_eq!(logins.len(), 6, "{entries:#?}");
+        assert!(logins.iter().any(|e| e.event.actor == "ghost"));
+        let text = format!("{entries:?}");
+        assert!(!text.contains("not-the-password") && !text.contains(&"a".repeat(64)));
+    });
+}
+
+/// A token for `user` in the store, limited as given; its text.
+async fn token(
+    t: &Team,
+    user: &str,
+    workspace: Option<&str>,
+    role: Option<&str>,
+    expires_ms: Option<i64>,
+) -> (String, String) {
+    let u = t.store.get_user(user).await.unwrap().unwrap();
+    let issued = ferry_auth::secret::issue_token().unwrap();
+    t.store
+        .create_token(&ferry_metadata::Token {
+            id: issued.id.clone(),
+            user_id: u.id,
+            name: "test".into(),
+            workspace: workspace.map(str::to_owned),
+            role: role.map(str::to_owned),
+            secret_hash: issued.secret_hash.clone(),
+            created_ms: 1,
+            expires_ms,
+            revoked_ms: None,
+        })
+        .await
+        .unwrap();
+    (format!("Bearer {}", issued.text), issued.id)
+}
+
+#[test]
+fn tokens_are_limited_to_their_workspace_and_role_and_refused_once_revoked_or_expired() {
+    rt().block_on(async {
+        let t = Team::new().await;
+        let a = fixture(&t, "team-a", 1).await;
+        let log = json!({"run_id": a.run, "key": "m", "value": 1.0, "timestamp": 1, "step": 0});
+        let (full, id) = token(&t, "editor-a", None, None, None).await;
+        let (s, _) = t
+            .send(
+                Some(&full),
+                None,
+                Method::POST,
+                &api("runs/log-metric"),
+                Some(log.clone()),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "a token acts as its user");
+        // A viewer-limited token of an editor reads but does not write.
+        let (viewer, _) = token(&t, "editor-a", Some("team-a"), Some("viewer"), None).await;
+        let (s, _) = t
+            .send(
+                Some(&viewer),
+                None,
+                Method::POST,
+                &api("runs/log-metric"),
+                Some(log.clone()),
+            )
+            .await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+        let (s, _) = t
+            .send(
+                Some(&viewer),
+                None,
+                Method::GET,
+                &api(&format!("runs/get?run_id={}", a.run)),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK);
+        // Limited to team-a: naming another workspace is refused.
+        let (s, _) = t
+            .send(
+                Some(&viewer),
+                Some("team-b"),
+                Method::GET,
+                &api(&format!("runs/get?run_id={}", a.run)),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+        // An admin's token limited to a role is no admin.
+        let (limited_root, _) = token(&t, "root", Some("team-b"), Some("editor"), None).await;
+        let (s, _) = t
+            .send(
+                Some(&limited_root),
+                None,
+                Method::POST,
+                &api("runs/log-metric"),
+                Some(log.clone()),
+            )
+            .await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+        // Expired: refused.
+        let (old, _) = token(&t, "editor-a", None, None, Some(2)).await;
+        let (s, _) = t
+            .send(
+                Some(&old),
+                None,
+                Method::POST,
+                &api("runs/log-metric"),
+                Some(log.clone()),
+            )
+            .await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+        // Revoked in the store (the CLI): refused from the next poll on.
+        t.store.revoke_token(&id, 3).await.unwrap();
+        t.gate.refresh().await.unwrap();
+        let (s, _) = t
+            .send(
+                Some(&full),
+                None,
+                Method::POST,
+                &api("runs/log-metric"),
+                Some(log),
+            )
+            .await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+    });
+}
+
+#[test]
+fn listings_show_each_team_only_its_own_and_creators_manage_what_they_make() {
+    rt().block_on(async {
+        let t = Team::new().await;
+        let a = fixture(&t, "team-a", 1).await;
+        let b = fixture(&t, "team-b", 2).await;
+        let names = |v: &Value, field: &str, key: &str| -> Vec<String> {
+            v[field]
+                .as_array()
+                .map(|rows| {
+                    rows.iter()
+                        .map(|r| r[key].as_str().unwrap_or("").to_owned())
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let (s, v) = t
+            .send(
+                Some(&basic("editor-b")),
+                None,
+                Method::POST,
+                &api("experiments/search"),
+                Some(json!({"max_results": 100})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(
+            names(&v, "experiments", "experiment_id"),
+            vec![b.exp.clone()]
+        );
+        let (_, v) = t
+            .send(
+                Some(&basic("viewer-a")),
+                None,
+                Method::GET,
+                &api("registered-models/search"),
+                None,
+            )
+            .await;
+        assert_eq!(
+            names(&v, "registered_models", "name"),
+            vec![a.model.clone()]
+        );
+        let (_, v) = t
+            .send(
+                Some(&basic("nobody")),
+                None,
+                Method::GET,
+                &api("model-versions/search"),
+                None,
+            )
+            .await;
+        assert_eq!(names(&v, "model_versions", "name"), Vec::<String>::new());
+        let (_, v) = t
+            .send(
+                Some(&basic("editor-a")),
+                None,
+                Method::POST,
+                &api("runs/search"),
+                Some(json!({"experiment_ids": [a.exp, b.exp]})),
+            )
+            .await;
+        let runs: Vec<String> = v["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["info"]["run_id"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(runs, vec![a.run.clone()]);
+
+        // An editor creates in their workspace (named by nothing: their only
+        // one), and manages what they made: deleting needs MANAGE.
+        let (s, v) = t
+            .send(
+                Some(&basic("editor-a")),
+                None,
+                Method::POST,
+                &api("experiments/create"),
+                Some(json!({"name": "mine"})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        let mine = v["experiment_id"].as_str().unwrap().to_owned();
+        assert_eq!(
+            t.store
+                .workspace_of(ferry_auth::ResourceType::Experiment, &mine)
+                .await
+                .unwrap(),
+            "team-a"
+        );
+        let (s, _) = t
+            .send(
+                Some(&basic("editor-a")),
+                None,
+                Method::POST,
+                &api("experiments/delete"),
+                Some(json!({"experiment_id": mine})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK);
+        // Not in a workspace they are not a member of.
+        let (s, _) = t
+            .send(
+                Some(&basic("editor-a")),
+                Some("team-b"),
+                Method::POST,
+                &api("experiments/create"),
+                Some(json!({"name": "theirs"})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+        // An artifact path that is no run's folder is denied, even listed.
+        let (s, _) = t
+            .send(
+                Some(&basic("editor-a")),
+                None,
+                Method::GET,
+                &format!("/api/2.0/mlflow-artifacts/artifacts?path={}", a.exp),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+    });
+}
+
+#[test]
+fn without_users_the_gate_lets_everything_through_until_the_first_is_made() {
+    rt().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("ferry.db").display());
+        let store: Arc<dyn MetadataStore> =
+            Arc::new(ferry_metadata::SqlStore::open(&url).await.unwrap());
+        let gate = Gate::new(store.clone()).await.unwrap();
+        assert!(!gate.is_on());
+        let router = router(AppState {
+            store: store.clone(),
+            artifacts: Arc::new(ArtifactRoot::new(&dir.path().join("a")).unwrap()),
+            bodies: ferry_http::BodyBudget::default(),
+            gate: Some(gate.clone()),
+        });
+        let get = || {
+            Request::builder()
+                .uri("/api/2.0/mlflow/experiments/get?experiment_id=0")
+                .body(Body::empty())
+                .unwrap()
+        };
+        assert_eq!(
+            router.clone().oneshot(get()).await.unwrap().status(),
+            StatusCode::OK
+        );
+        // The auth API is not a way in while there is no one.
+        let create = Request::builder()
+            .method(Method::POST)
+            .uri("/api/2.0/mlflow/users/create")
+            .header("content-type", "application/json")
+            .body(Body::from(
+                r#"{"username":"me","password":"a-long-password"}"#,
+            ))
+            .unwrap();
+        assert_eq!(
+            router.clone().oneshot(create).await.unwrap().status(),
+            StatusCode::NOT_FOUND
+        );
+        store
+            .create_user(&NewUser {
+                username: "first".into(),
+                password_hash: Some(ferry_auth::secret::hash_password(&password("first")).unwrap()),
+                is_admin: true,
+                service: false,
+                created_ms: 1,
+            })
+            .await
+            .unwrap();
+        gate.refresh().await.unwrap();
+        assert!(gate.is_on());
+        assert_eq!(
+            router.clone().oneshot(get()).await.unwrap().status(),
+            StatusCode::UNAUTHORIZED
+        );
+    });
+}
+
+#[test]
+fn the_auth_api_makes_users_and_grants_as_mlflows_does_and_the_log_verifies() {
+    rt().block_on(async {
+        let t = Team::new().await;
+        let a = fixture(&t, "team-a", 1).await;
+        let v3 = |p: &str| format!("/api/3.0/mlflow/{p}");
+        let new_user = json!({"username": "carol", "password": password("carol")});
+        let (s, _) = t.send(Some(&basic("editor-a")), None, Method::POST, &api("users/create"), Some(new_user.clone())).await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "only admins and workspace admins make users");
+        let (s, v) = t.send(Some(&basic("admin-a")), None, Method::POST, &api("users/create"), Some(new_user.clone())).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        assert_eq!(v["user"]["username"], "carol");
+        let (s, v) = t.send(Some(&basic("root")), None, Method::POST, &api("users/create"), Some(new_user)).await;
+        assert_eq!((s, v["error_code"].as_str()), (StatusCode::BAD_REQUEST, Some("RESOURCE_ALREADY_EXISTS")));
+        let short = json!({"username": "dan", "password": "short"});
+        let (s, v) = t.send(Some(&basic("root")), None, Method::POST, &api("users/create"), Some(short)).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+
+        // Carol may read the experiment once its manager grants it.
+        let get = api(&format!("experiments/get?experiment_id={}", a.exp));
+        let (s, _) = t.send(Some(&basic("carol")), None, Method::GET, &get, None).await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+        let grant = json!({"username": "carol", "resource_type": "experiment", "resource_id": a.exp, "permission": "READ"});
+        let (s, _) = t.send(Some(&basic("editor-a")), None, Method::POST, &v3("users/permissions/grant"), Some(grant.clone())).await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "EDIT does not grant");
+        let (s, v) = t.send(Some(&basic("maintainer-a")), None, Method::POST, &v3("users/permissions/grant"), Some(grant.clone())).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        let (s, _) = t.send(Some(&basic("carol")), None, Method::GET, &get, None).await;
+        assert_eq!(s, StatusCode::OK);
+        let (s, v) = t.send(Some(&basic("root")), None, Method::POST, &v3("users/permissions/grant"), Some(grant)).await;
+        assert_eq!((s, v["error_code"].as_str()), (StatusCode::BAD_REQUEST, Some("RESOURCE_ALREADY_EXISTS")));
+        let q = v3(&format!("users/permissions/get?username=carol&resource_type=experiment&resource_id={}", a.exp));
+        let (_, v) = t.send(Some(&basic("carol")), None, Method::GET, &q, None).await;
+        assert_eq!(v, json!({"allowed": false, "permission": "READ"}));
+        let revoke = json!({"username": "carol", "resource_type": "experiment", "resource_id": a.exp});
+        let (s, _) = t.send(Some(&basic("maintainer-a")), None, Method::POST, &v3("users/permissions/revoke"), Some(revoke)).await;
+        assert_eq!(s, StatusCode::OK);
+        let (s, _) = t.send(Some(&basic("carol")), None, Method::GET, &get, None).await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "revoked at once");
+
+        // Every change and denial is in the log, and the chain holds.
+        let entries = t.store.audit_entries(&Default::default()).await.unwrap();
+        let actions: Vec<&str> = entries.iter().map(|e| e.event.action.as_str()).collect();
+        for want in ["user.create", "permission.grant", "permission.revoke", "experiment.create"] {
+            assert!(actions.contains(&want), "{want} in {actions:?}");
+        }
+        assert!(entries.iter().any(|e| e.event.outcome == "denied" && e.event.actor == "carol"));
+        let head = t.store.audit_head().await.unwrap();
+        let n = ferry_auth::audit::verify(&entries, head.as_ref().map(|(s, h)| (*s, h.as_str()))).unwrap();
+        assert_eq!(n as usize, entries.len());
+    });
+}
