@@ -11,6 +11,9 @@
 //! Responses are parsed as JSON values, reading only the fields needed here:
 //! the wire types themselves belong to `ferry-tracking`.
 
+pub mod credentials;
+
+pub use credentials::Credentials;
 use ferry_core::ExperimentId;
 use ferry_records::{
     Metric, ModelSummary, ModelVersion, NewModelVersion, RunInfo, TrackedRun, lineage_tags,
@@ -46,6 +49,18 @@ pub enum Error {
     },
 }
 
+/// A refusal's text, with what to do about it.
+fn refusal_hint(status: u16, text: &str) -> String {
+    let first = text.lines().next().unwrap_or("").trim();
+    if status == 401 {
+        format!(
+            "{first}\nhint: set FERRY_TOKEN, or MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD, or run `ferry login URL`"
+        )
+    } else {
+        format!("{first} (ask an admin of the workspace for a role that allows it)")
+    }
+}
+
 impl Error {
     /// The server answered that the thing does not exist.
     pub fn is_not_found(&self) -> bool {
@@ -67,7 +82,8 @@ const MAX_PARAMS_OR_TAGS: usize = 100;
 pub struct Client {
     base: String,
     agent: ureq::Agent,
-    token: Option<String>,
+    /// The `Authorization` header sent with every request.
+    auth: Option<String>,
 }
 
 impl std::fmt::Debug for Client {
@@ -77,9 +93,23 @@ impl std::fmt::Debug for Client {
 }
 
 impl Client {
-    /// A client for the server at `url`. `MLFLOW_TRACKING_TOKEN`, when set,
-    /// is sent as a bearer token, as the mlflow client does.
+    /// A client for the server at `url`, with the credentials
+    /// [`Credentials::find`] finds for it.
     pub fn new(url: &str) -> Result<Self> {
+        let mut c = Self::anonymous(url)?;
+        c.auth = Credentials::find(&c.base).map(|c| c.header());
+        Ok(c)
+    }
+
+    /// A client for `url` that sends `credentials` (`ferry login` checks a
+    /// token with one before keeping it).
+    pub fn with_credentials(url: &str, credentials: &Credentials) -> Result<Self> {
+        let mut c = Self::anonymous(url)?;
+        c.auth = Some(credentials.header());
+        Ok(c)
+    }
+
+    fn anonymous(url: &str) -> Result<Self> {
         let base = url.trim_end_matches('/').to_owned();
         let bad = |why| Error::Url {
             url: url.to_owned(),
@@ -104,9 +134,7 @@ impl Client {
         Ok(Self {
             base,
             agent,
-            token: std::env::var("MLFLOW_TRACKING_TOKEN")
-                .ok()
-                .filter(|t| !t.is_empty()),
+            auth: None,
         })
     }
 
@@ -136,6 +164,19 @@ impl Client {
             })?;
         let body: Value = if text.trim().is_empty() {
             json!({})
+        } else if matches!(status, 401 | 403) {
+            // MLflow's refusals are plain text.
+            return Err(Error::Api {
+                endpoint: endpoint.to_owned(),
+                status,
+                code: if status == 401 {
+                    "UNAUTHENTICATED"
+                } else {
+                    "PERMISSION_DENIED"
+                }
+                .into(),
+                message: refusal_hint(status, &text),
+            });
         } else {
             serde_json::from_str(&text).map_err(|e| Error::BadResponse {
                 endpoint: endpoint.to_owned(),
@@ -154,10 +195,16 @@ impl Client {
     }
 
     fn auth<B>(&self, req: ureq::RequestBuilder<B>) -> ureq::RequestBuilder<B> {
-        match &self.token {
-            Some(t) => req.header("Authorization", &format!("Bearer {t}")),
+        match &self.auth {
+            Some(h) => req.header("Authorization", h),
             None => req,
         }
+    }
+
+    /// Who the server says the credentials are (`users/current`).
+    pub fn whoami(&self) -> Result<String> {
+        let v = self.get("users/current", &[])?;
+        self.string("GET /api/2.0/mlflow/users/current", &v, "/user/username")
     }
 
     fn post(&self, path: &str, body: &Value) -> Result<Value> {

@@ -197,6 +197,9 @@ pub struct ServerConfig {
     pub body_budget: usize,
     /// Connections, header deadline, body rate.
     pub limits: ferry_http::ConnLimits,
+    /// Every request needs credentials, even while the store has no users
+    /// (a server other machines can reach); else only once it has some.
+    pub require_auth: bool,
 }
 
 /// The answer to a request whose body arrived too slowly (the mlflow
@@ -234,7 +237,7 @@ pub async fn serve(cfg: ServerConfig, ready: impl FnOnce(SocketAddr)) -> Result<
         .await?
         .with_group_commit();
     let store: Arc<dyn MetadataStore> = Arc::new(store);
-    let gate = auth::Gate::new(store.clone()).await?;
+    let gate = auth::Gate::with(store.clone(), cfg.require_auth).await?;
     gate.spawn_poll();
     if gate.is_on() {
         tracing::info!("the store has users: every request needs credentials");

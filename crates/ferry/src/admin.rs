@@ -52,6 +52,72 @@ fn record(
     Ok(())
 }
 
+/// At `ferry server`'s start: when the store has no users and
+/// `FERRY_ADMIN_PASSWORD` is set (a secret from the environment, as a
+/// container is given one), makes the first server admin, named by
+/// `FERRY_ADMIN_USERNAME` (default `admin`). Whether the store has users.
+pub(crate) fn first_admin(store_url: &str) -> Result<bool> {
+    let store = BlockingStore::open(store_url)?;
+    let users = store
+        .call(|s| Box::pin(async move { s.list_users().await }))
+        .map_err(store_err)?;
+    if !users.is_empty() {
+        return Ok(true);
+    }
+    let Ok(password) = std::env::var("FERRY_ADMIN_PASSWORD") else {
+        return Ok(false);
+    };
+    let username = std::env::var("FERRY_ADMIN_USERNAME").unwrap_or_else(|_| "admin".into());
+    let hash = secret::hash_password(&password)
+        .map_err(|e| usage(format!("FERRY_ADMIN_PASSWORD: {e}")))?;
+    let u = NewUser {
+        username: username.clone(),
+        password_hash: Some(hash),
+        is_admin: true,
+        service: false,
+        created_ms: ferry_core::now_ms(),
+    };
+    store
+        .call(|s| Box::pin(async move { s.create_user(&u).await }))
+        .map_err(store_err)?;
+    record(&store, "user.create", format!("user:{username}"), None)?;
+    eprintln!("created the first server admin `{username}` from FERRY_ADMIN_PASSWORD");
+    Ok(true)
+}
+
+/// `ferry login URL`: a token from standard input, checked against the
+/// server, kept for it.
+pub(crate) fn login(url: &str) -> Result<u8> {
+    let token = password_from_stdin()?;
+    if token.trim().is_empty() {
+        return Err(usage(
+            "give the token on standard input (`ferry admin create-token` prints one)\nhint: `printf '%s\\n' \"$TOKEN\" | ferry login URL`",
+        ));
+    }
+    let creds = ferry_client::Credentials::Bearer(token.trim().to_owned());
+    let client =
+        ferry_client::Client::with_credentials(url, &creds).map_err(|e| usage(e.to_string()))?;
+    let who = client.whoami()?;
+    let path = ferry_client::credentials::remember(client.url(), Some(token.trim()))?;
+    eprintln!(
+        "logged in to {} as `{who}` (token kept in {})",
+        client.url(),
+        path.display()
+    );
+    Ok(exit::OK)
+}
+
+/// `ferry logout URL`: forgets the kept token.
+pub(crate) fn logout(url: &str) -> Result<u8> {
+    let path = ferry_client::credentials::remember(url, None)?;
+    eprintln!(
+        "forgot the token for {} ({})",
+        url.trim_end_matches('/'),
+        path.display()
+    );
+    Ok(exit::OK)
+}
+
 /// The first line of standard input: a password given without echo or
 /// shell history (`--password-stdin`).
 fn password_from_stdin() -> Result<String> {
@@ -214,7 +280,7 @@ fn add_member(ctx: &Ctx, username: &str, workspace: &str, role: &str, place: &Pl
         format!("role:{workspace}/{role}/{username}"),
         None,
     )?;
-    eprintln!("`{username}` is a {role} of workspace `{workspace}`");
+    eprintln!("`{username}` is now {role} of workspace `{workspace}`");
     Ok(exit::OK)
 }
 

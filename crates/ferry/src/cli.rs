@@ -148,6 +148,16 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Keep an API token for a team server (read from standard input, checked, stored owner-only in the config folder)
+    Login {
+        /// The server (`https://ferry.example.com`)
+        url: String,
+    },
+    /// Forget the token kept for a server
+    Logout {
+        /// The server
+        url: String,
+    },
     /// Print the JSON Schema of ferry.yaml, for editors
     Schema,
     /// Print a shell completion script (e.g. `ferry completions bash > ~/.local/share/bash-completion/completions/ferry`)
@@ -499,10 +509,10 @@ pub enum CheckCommand {
 
 #[derive(Debug, Args)]
 pub struct ServerArgs {
-    /// The address the MLflow API listens on (loopback by default; any other address needs --insecure-no-auth)
+    /// The address the MLflow API listens on (loopback by default; any other address needs users in the store, or --insecure-no-auth)
     #[arg(long, default_value = "127.0.0.1")]
     pub host: String,
-    /// Allow a --host other machines can reach although the server does not check who is asking
+    /// Allow a --host other machines can reach although the store has no users to check who is asking
     #[arg(long)]
     pub insecure_no_auth: bool,
     /// The port (0: any free one, printed at start-up)
@@ -546,7 +556,7 @@ pub struct ServeArgs {
     /// The address the gateway listens on (loopback by default; any other address needs --insecure-no-auth)
     #[arg(long, default_value = "127.0.0.1")]
     pub host: String,
-    /// Allow a --host other machines can reach although the server does not check who is asking
+    /// Allow a --host other machines can reach although the store has no users to check who is asking
     #[arg(long)]
     pub insecure_no_auth: bool,
     /// The port (0: any free one, printed at start-up)

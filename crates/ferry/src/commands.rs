@@ -103,6 +103,8 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
             crate::remote::checkout(&ctx, &stages, link, json)
         }
         Command::Server(args) => server(&ctx, args),
+        Command::Login { url } => crate::admin::login(&url),
+        Command::Logout { url } => crate::admin::logout(&url),
         Command::Serve(args) => crate::serve::serve(&ctx, args),
         Command::Deploy(args) => crate::serve::deploy(&ctx, args),
         Command::Data(c) => crate::data::data(&ctx.style, &ctx.cwd, c),
@@ -971,19 +973,28 @@ fn gc(ctx: &Ctx, all: bool, dry_run: bool) -> Result<u8> {
 }
 
 fn server(ctx: &Ctx, args: ServerArgs) -> Result<u8> {
-    let ip = crate::serve::listen_ip(
-        &args.host,
-        args.insecure_no_auth,
-        "read and change every run, model and deployment",
-    )?;
+    const WHY: &str = "it is the server, and serves a store it opens itself";
+    let exposed = "read and change every run, model and deployment (its store has no users: `ferry admin create-user NAME --admin --password-stdin`, or FERRY_ADMIN_PASSWORD at start-up, makes the first)";
+    let loopback = args
+        .host
+        .parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_loopback());
+    // Beyond loopback, a store is made only for a first admin: a server
+    // that would be refused leaves nothing behind.
+    let create =
+        loopback || args.insecure_no_auth || std::env::var_os("FERRY_ADMIN_PASSWORD").is_some();
     // Defaults: the project's store and artifact folder (the current folder
     // if it holds no ferry project).
-    let (store_url, layout) = ctx.store_url(
-        &args.place,
-        "ferry server",
-        "it is the server, and serves a store it opens itself",
-        true,
-    )?;
+    let opened = ctx.store_url(&args.place, "ferry server", WHY, create);
+    let has_users = match &opened {
+        Ok((url, _)) => crate::admin::first_admin(url)?,
+        Err(_) => false,
+    };
+    let ip = crate::serve::listen_ip(&args.host, args.insecure_no_auth, has_users, exposed)?;
+    let (store_url, layout) = opened?;
+    // Beyond loopback with users, credentials stay required even if every
+    // user is later deleted.
+    let require_auth = has_users && !ip.is_loopback();
     let place = crate::artifacts::place(&args.artifacts, layout.artifacts())?;
     init_logging(args.log_json);
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -1002,6 +1013,7 @@ fn server(ctx: &Ctx, args: ServerArgs) -> Result<u8> {
                 max_connections: args.max_connections.max(1),
                 ..Default::default()
             },
+            require_auth,
         };
         ferry_tracking::serve(cfg, move |addr| {
             eprintln!(

@@ -42,6 +42,7 @@ pub fn serve(ctx: &Ctx, a: ServeArgs) -> Result<u8> {
     let ip = listen_ip(
         &a.host,
         a.insecure_no_auth,
+        false,
         "predict with every model served and send feedback",
     )?;
     let tick = canary::parse_duration(&a.tick).map_err(|e| usage(format!("--tick: {e}")))?;
@@ -535,21 +536,41 @@ async fn follow(url: &str, model: &str, id: &str, json: bool) -> Result<u8> {
 pub(crate) fn listen_ip(
     host: &str,
     insecure_no_auth: bool,
+    authenticated: bool,
     exposed: &str,
 ) -> Result<std::net::IpAddr> {
     let ip: std::net::IpAddr = host
         .parse()
         .map_err(|_| usage(format!("--host `{host}` is not an IP address")))?;
-    if ip.is_loopback() {
+    if ip.is_loopback() || authenticated {
         return Ok(ip);
     }
     if !insecure_no_auth {
         return Err(usage(format!(
-            "--host `{host}` would let anyone who can reach this machine {exposed}: ferry's servers do not check who is asking yet\nhint: keep the default (127.0.0.1) behind a proxy that authenticates, or pass --insecure-no-auth to accept it"
+            "--host `{host}` would let anyone who can reach this machine {exposed}, and nothing would check who is asking\nhint: keep the default (127.0.0.1) behind a proxy that authenticates, or pass --insecure-no-auth to accept it"
         )));
     }
     eprintln!(
         "warning: listening on {host}, beyond loopback, without authentication (--insecure-no-auth)"
     );
     Ok(ip)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::listen_ip;
+
+    #[test]
+    fn beyond_loopback_needs_users_or_the_insecure_flag() {
+        let ip = |host, insecure, users| listen_ip(host, insecure, users, "do things").is_ok();
+        assert!(ip("127.0.0.1", false, false));
+        assert!(ip("::1", false, false));
+        assert!(!ip("192.0.2.1", false, false));
+        assert!(
+            ip("192.0.2.1", false, true),
+            "a store with users asks who is there"
+        );
+        assert!(ip("192.0.2.1", true, false));
+        assert!(!ip("localhost", true, true), "an IP address, not a name");
+    }
 }

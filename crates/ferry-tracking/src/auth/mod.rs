@@ -101,6 +101,9 @@ pub struct Gate {
     store: Arc<dyn MetadataStore>,
     policy: Policy,
     on: AtomicBool,
+    /// Credentials are needed even with no users (a server reachable
+    /// beyond loopback): then nothing passes until an admin is made.
+    required: bool,
     verified: ferry_auth::secret::VerifiedCache,
     /// Password checks at once.
     checks: tokio::sync::Semaphore,
@@ -111,12 +114,22 @@ pub struct Gate {
 impl Gate {
     /// A gate over `store`, on when it has users.
     pub async fn new(store: Arc<dyn MetadataStore>) -> Result<Arc<Self>, ferry_metadata::Error> {
+        Self::with(store, false).await
+    }
+
+    /// A gate that is on whatever the store holds (`required`), or on when
+    /// it has users.
+    pub async fn with(
+        store: Arc<dyn MetadataStore>,
+        required: bool,
+    ) -> Result<Arc<Self>, ferry_metadata::Error> {
         let verified = ferry_auth::secret::VerifiedCache::new(VERIFIED_TTL_MS, 10_000)
             .map_err(|e| ferry_metadata::Error::Invalid(e.to_string()))?;
         let gate = Arc::new(Self {
             store,
             policy: Policy::default(),
             on: AtomicBool::new(false),
+            required,
             verified,
             checks: tokio::sync::Semaphore::new(2),
             cached: RwLock::new(Cached {
@@ -131,7 +144,7 @@ impl Gate {
 
     /// Whether requests need credentials (the store has users).
     pub fn is_on(&self) -> bool {
-        self.on.load(Ordering::Relaxed)
+        self.required || self.on.load(Ordering::Relaxed)
     }
 
     /// Reads the store's auth generation; when it moved, drops the caches

@@ -177,3 +177,123 @@ fn users_and_tokens_are_managed_and_every_change_is_in_a_verifiable_log() {
         "{o:?}"
     );
 }
+
+/// `args` with `env` set and `input` on standard input.
+fn with_env(p: &Proj, args: &[&str], env: &[(&str, &str)], input: &str) -> Out {
+    let mut c = p.cmd(args);
+    c.env_remove("FERRY_TOKEN")
+        .env_remove("MLFLOW_TRACKING_TOKEN")
+        .env_remove("MLFLOW_TRACKING_USERNAME");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let mut child = c
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap().into()
+}
+
+#[test]
+fn a_team_server_asks_who_is_there_and_ferry_login_keeps_a_token_owner_only() {
+    let p = Proj::new("");
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("sqlite://{}", dir.path().join("server.db").display());
+    let o = with_stdin(
+        &p,
+        &[
+            "admin",
+            "create-user",
+            "ana",
+            "--password-stdin",
+            "--store",
+            &store,
+        ],
+        "ana-long-password\n",
+    );
+    assert_eq!(o.code, 0, "{o:?}");
+    let o = p.ferry(&[
+        "admin",
+        "add-member",
+        "ana",
+        "--workspace",
+        "team-a",
+        "--role",
+        "editor",
+        "--store",
+        &store,
+    ]);
+    assert_eq!(o.code, 0, "{o:?}");
+    assert!(
+        o.stderr
+            .contains("`ana` is now editor of workspace `team-a`"),
+        "{o:?}"
+    );
+    let o = p.ferry(&[
+        "admin",
+        "create-token",
+        "ana",
+        "--name",
+        "laptop",
+        "--store",
+        &store,
+    ]);
+    assert_eq!(o.code, 0, "{o:?}");
+    let token = o.stdout.trim().to_owned();
+    let artifacts = dir.path().join("artifacts");
+    let server = crate::remote::Server::start_on(tempfile::tempdir().unwrap(), &store, &artifacts);
+    let config = tempfile::tempdir().unwrap();
+    let xdg = config.path().to_str().unwrap();
+    let env = [("XDG_CONFIG_HOME", xdg)];
+
+    let o = with_env(&p, &["models", "list", "--server", &server.url], &env, "");
+    assert_ne!(o.code, 0, "{o:?}");
+    assert!(o.stderr.contains("You are not authenticated"), "{o:?}");
+    assert!(o.stderr.contains("hint: set FERRY_TOKEN"), "{o:?}");
+
+    let o = with_env(
+        &p,
+        &["login", &server.url],
+        &env,
+        "ferry_0000000000000000_nope\n",
+    );
+    assert_ne!(o.code, 0, "a token the server refuses is not kept: {o:?}");
+    let o = with_env(&p, &["login", &server.url], &env, &format!("{token}\n"));
+    assert_eq!(o.code, 0, "{o:?}");
+    assert!(o.stderr.contains("as `ana`"), "{o:?}");
+    let file = config.path().join("ferry/credentials.json");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let o = with_env(&p, &["models", "list", "--server", &server.url], &env, "");
+    assert_eq!(o.code, 0, "{o:?}");
+    assert!(!o.stderr.contains(&token) && !o.stdout.contains(&token));
+
+    assert_eq!(with_env(&p, &["logout", &server.url], &env, "").code, 0);
+    let o = with_env(&p, &["models", "list", "--server", &server.url], &env, "");
+    assert_ne!(o.code, 0, "{o:?}");
+    // FERRY_TOKEN, and MLflow's username and password, work as well.
+    let o = with_env(
+        &p,
+        &["models", "list", "--server", &server.url],
+        &[("FERRY_TOKEN", &token)],
+        "",
+    );
+    assert_eq!(o.code, 0, "{o:?}");
+    let basic = [
+        ("MLFLOW_TRACKING_USERNAME", "ana"),
+        ("MLFLOW_TRACKING_PASSWORD", "ana-long-password"),
+    ];
+    let o = with_env(&p, &["models", "list", "--server", &server.url], &basic, "");
+    assert_eq!(o.code, 0, "{o:?}");
+}
