@@ -128,7 +128,7 @@ pub fn router(state: AppState) -> Router {
         .with_state(state);
     // The gate goes outside everything: no route, known or not, runs first.
     match gate {
-        Some(g) => app.layer(axum::middleware::from_fn_with_state(g, auth::gate)),
+        Some(g) => app.layer(auth::GateLayer(g)),
         None => app,
     }
 }

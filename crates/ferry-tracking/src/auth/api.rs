@@ -96,7 +96,7 @@ impl Gate {
             action,
             resource,
             outcome: "allowed",
-            source: String::new(),
+            source: None,
         };
         self.audit(Some(caller), "", what).await;
         self.changed().await;

@@ -57,13 +57,75 @@ const FAILURE_DELAY: Duration = Duration::from_millis(250);
 const MAX_BODY: usize = crate::MAX_JSON_BODY;
 
 /// Who sent a request, once authenticated.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Caller {
     pub user: Arc<User>,
     pub token: Option<Arc<Token>>,
     /// The workspace the request works in (header, token scope, the
     /// user's only workspace, else `default`).
     pub workspace: String,
+    /// What this caller was allowed in this auth generation: by the id a
+    /// rule named, the [`decision_code`]s.
+    allowed: RwLock<HashMap<String, Vec<u16>>>,
+}
+
+impl Caller {
+    fn new(user: Arc<User>, token: Option<Arc<Token>>, workspace: String) -> Self {
+        Self {
+            user,
+            token,
+            workspace,
+            allowed: RwLock::new(HashMap::new()),
+        }
+    }
+
+    fn was_allowed(&self, id: &str, code: u16) -> bool {
+        self.allowed
+            .read()
+            .is_ok_and(|d| d.get(id).is_some_and(|codes| codes.contains(&code)))
+    }
+
+    fn allow(&self, id: &str, code: u16) {
+        if let Ok(mut d) = self.allowed.write() {
+            if d.len() >= MAX_DECISIONS {
+                d.clear();
+            }
+            d.entry(id.to_owned()).or_default().push(code);
+        }
+    }
+}
+
+impl Clone for Caller {
+    fn clone(&self) -> Self {
+        Self::new(
+            self.user.clone(),
+            self.token.clone(),
+            self.workspace.clone(),
+        )
+    }
+}
+
+/// Decisions kept per caller, at most.
+const MAX_DECISIONS: usize = 10_000;
+
+/// A rule and its action as a small number, for [`Caller::was_allowed`].
+fn decision_code(rule: Rule) -> Option<u16> {
+    let action = |a: Action| match a {
+        Action::Read => 1,
+        Action::Use => 2,
+        Action::Update => 3,
+        Action::Delete => 4,
+        Action::Manage => 5,
+        Action::NotDenied => 6,
+    };
+    Some(match rule {
+        Rule::Experiment(a) => 0x100 | action(a),
+        Rule::Run(a) => 0x200 | action(a),
+        Rule::LoggedModel(a) => 0x300 | action(a),
+        Rule::Model(a) => 0x400 | action(a),
+        Rule::CreateIn => 0x500,
+        _ => return None,
+    })
 }
 
 impl Caller {
@@ -84,6 +146,9 @@ struct Cached {
     /// The workspaces a user has a role in.
     memberships: HashMap<i64, Arc<Vec<String>>>,
     workspaces: HashMap<(ResourceType, String), String>,
+    /// Callers by a keyed tag of their `Authorization` and workspace
+    /// headers, with until when they count.
+    callers: HashMap<[u8; 32], (Arc<Caller>, i64)>,
 }
 
 /// Runs and logged models never move between experiments, so what they
@@ -107,6 +172,8 @@ pub struct Gate {
     verified: ferry_auth::secret::VerifiedCache,
     /// Password checks at once.
     checks: tokio::sync::Semaphore,
+    /// The key of the callers' tags (drawn at start-up, never stored).
+    tag_key: [u8; 32],
     cached: RwLock<Cached>,
     parents: RwLock<Parents>,
 }
@@ -132,6 +199,12 @@ impl Gate {
             required,
             verified,
             checks: tokio::sync::Semaphore::new(2),
+            tag_key: {
+                let mut k = [0u8; 32];
+                k[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+                k[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+                k
+            },
             cached: RwLock::new(Cached {
                 generation: -1,
                 ..Cached::default()
@@ -251,8 +324,31 @@ impl Gate {
         Ok(Some(u))
     }
 
-    /// The user a request's credentials name, or why not.
-    async fn authenticate(&self, headers: &HeaderMap) -> Result<Caller, ApiError> {
+    /// The caller a request's credentials name, or why not. A caller seen
+    /// with the same headers in this generation is recognised by a keyed
+    /// tag of them (no secret is kept), until its credentials' time is up.
+    async fn authenticate(&self, headers: &HeaderMap) -> Result<Arc<Caller>, ApiError> {
+        let given = headers.get(header::AUTHORIZATION).map(|v| v.as_bytes());
+        let named = headers.get(WORKSPACE_HEADER).map(|v| v.as_bytes());
+        let tag = {
+            let mut h = blake3::Hasher::new_keyed(&self.tag_key);
+            let given = given.unwrap_or_default();
+            h.update(&(given.len() as u64).to_le_bytes());
+            h.update(given);
+            h.update(named.unwrap_or_default());
+            *h.finalize().as_bytes()
+        };
+        let now = ferry_core::now_ms();
+        let seen = self
+            .cached
+            .read()
+            .ok()
+            .and_then(|c| c.callers.get(&tag).cloned());
+        if let Some((caller, until)) = seen
+            && now < until
+        {
+            return Ok(caller);
+        }
         let given = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
@@ -269,11 +365,18 @@ impl Gate {
         let workspace = self
             .workspace_of_request(headers, &user, token.as_deref())
             .await?;
-        Ok(Caller {
-            user,
-            token,
-            workspace,
-        })
+        let until = token
+            .as_ref()
+            .and_then(|t| t.expires_ms)
+            .map_or(now + VERIFIED_TTL_MS, |e| e.min(now + VERIFIED_TTL_MS));
+        let caller = Arc::new(Caller::new(user, token, workspace));
+        if let Ok(mut c) = self.cached.write() {
+            if c.callers.len() >= 10_000 {
+                c.callers.retain(|_, (_, u)| now < *u);
+            }
+            c.callers.insert(tag, (caller.clone(), until));
+        }
+        Ok(caller)
     }
 
     async fn check_password(&self, username: &str, password: &str) -> Result<Arc<User>, ApiError> {
@@ -546,7 +649,7 @@ impl Gate {
             action: what.action.to_owned(),
             resource: what.resource,
             outcome: what.outcome.to_owned(),
-            source: what.source,
+            source: what.source.map(|ip| ip.to_string()).unwrap_or_default(),
             reason: None,
         };
         if let Err(e) = self.store.append_audit(&event).await {
@@ -560,7 +663,8 @@ struct Audited<'a> {
     action: &'a str,
     resource: String,
     outcome: &'a str,
-    source: String,
+    /// The peer's address (formatted only when an entry is written).
+    source: Option<std::net::IpAddr>,
 }
 
 /// The ids a rule reads from a request: the query string, or a JSON body.
@@ -618,23 +722,90 @@ pub async fn needs_gate(req: Request, next: axum::middleware::Next) -> Response 
     next.run(req).await
 }
 
-/// The middleware: authenticate, decide, answer, then record and filter.
-pub async fn gate(
-    axum::extract::State(gate): axum::extract::State<Arc<Gate>>,
-    req: Request,
-    next: axum::middleware::Next,
-) -> Response {
-    if !gate.is_on() {
-        return next.run(req).await;
+/// The gate as a layer in front of every route: with the gate off, a
+/// request goes straight through (no boxing, no lookups).
+#[derive(Clone)]
+pub struct GateLayer(pub Arc<Gate>);
+
+impl<S> tower::Layer<S> for GateLayer {
+    type Service = GateService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        GateService {
+            gate: self.0.clone(),
+            inner,
+        }
     }
+}
+
+#[derive(Clone)]
+pub struct GateService<S> {
+    gate: Arc<Gate>,
+    inner: S,
+}
+
+type Boxed = futures_util::future::BoxFuture<'static, Result<Response, std::convert::Infallible>>;
+
+impl<S> tower::Service<Request> for GateService<S>
+where
+    S: tower::Service<Request, Response = Response, Error = std::convert::Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future = futures_util::future::Either<S::Future, Boxed>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        if !self.gate.is_on() {
+            return futures_util::future::Either::Left(self.inner.call(req));
+        }
+        // The service that was polled ready goes with the request.
+        let clone = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, clone);
+        let gate = self.gate.clone();
+        futures_util::future::Either::Right(Box::pin(async move {
+            Ok(guarded(gate, req, Inner(inner)).await)
+        }))
+    }
+}
+
+/// The service behind the gate, run once.
+struct Inner<S>(S);
+
+impl<S> Inner<S>
+where
+    S: tower::Service<Request, Response = Response, Error = std::convert::Infallible>,
+{
+    async fn run(self, req: Request) -> Response {
+        use tower::ServiceExt as _;
+        match self.0.oneshot(req).await {
+            Ok(r) => r,
+            Err(never) => match never {},
+        }
+    }
+}
+
+/// A request while the gate is on: authenticate, decide, answer, then
+/// record and filter.
+async fn guarded<S>(gate: Arc<Gate>, req: Request, next: Inner<S>) -> Response
+where
+    S: tower::Service<Request, Response = Response, Error = std::convert::Infallible>,
+{
     let route = rules::route(req.method().as_str(), req.uri().path());
     if route.rule == Rule::Public {
         return next.run(req).await;
     }
-    let source = req
-        .extensions()
-        .get::<ferry_http::Peer>()
-        .map_or_else(String::new, |p| p.0.ip().to_string());
+    let source = req.extensions().get::<ferry_http::Peer>().map(|p| p.0.ip());
     let caller = match gate.authenticate(req.headers()).await {
         Ok(c) => c,
         Err(refusal) => {
@@ -651,7 +822,7 @@ pub async fn gate(
     };
     if route.rule == Rule::AuthApi {
         let mut req = req;
-        req.extensions_mut().insert(caller);
+        req.extensions_mut().insert(caller.as_ref().clone());
         req.extensions_mut().insert(gate.clone());
         return next.run(req).await;
     }
@@ -702,11 +873,12 @@ async fn decide(
         .await
         .map_err(|e| (e, String::new()))?;
     let (method, uri) = (req.method().clone(), req.uri().clone());
-    let (resource, allowed) = match check(gate, caller, route.rule, (&method, &uri), &params).await
-    {
-        Ok(v) => v,
-        Err(r) => return Err((r, String::new())),
-    };
+    let wanted = route.audit.is_some();
+    let (resource, allowed) =
+        match check(gate, caller, route.rule, (&method, &uri), &params, wanted).await {
+            Ok(v) => v,
+            Err(r) => return Err((r, String::new())),
+        };
     if !allowed {
         return Err((ApiError::forbidden(), resource));
     }
@@ -759,9 +931,54 @@ fn query_params(q: Option<&str>) -> Params {
         .unwrap_or_default()
 }
 
+/// [`decide_rule`], with what was allowed remembered per caller for the
+/// rules that name one id.
+async fn check(
+    gate: &Gate,
+    caller: &Caller,
+    rule: Rule,
+    asked: (&Method, &Uri),
+    p: &Params,
+    wanted: bool,
+) -> Result<(String, bool), ApiError> {
+    let id = match rule {
+        Rule::Experiment(_) | Rule::CreateIn => p.experiment_id.as_deref(),
+        Rule::Run(_) => p.run(),
+        Rule::Model(_) => p.name.as_deref(),
+        Rule::LoggedModel(_) => rules::logged_model_id(asked.1.path()),
+        _ => None,
+    };
+    let key = id.zip(decision_code(rule));
+    if let Some((id, code)) = key
+        && caller.was_allowed(id, code)
+    {
+        // The resource's name is for the audit log: made only when wanted.
+        if !wanted {
+            return Ok((String::new(), true));
+        }
+        let kind = match rule {
+            Rule::Run(_) => "run",
+            Rule::Model(_) => "registered_model",
+            Rule::LoggedModel(_) => "logged_model",
+            _ => "experiment",
+        };
+        return Ok((format!("{kind}:{id}"), true));
+    }
+    let (resource, ok) = decide_rule(gate, caller, rule, asked, p).await?;
+    // Only what was allowed: a refusal may be of something that does not
+    // exist yet (an experiment id made later, by a process that does not
+    // bump the generation), and refusals are rare and audited anyway.
+    if let Some((id, code)) = key
+        && ok
+    {
+        caller.allow(id, code);
+    }
+    Ok((resource, ok))
+}
+
 /// Whether the caller may do what the rule says, and the resource it
 /// named (for the audit log).
-async fn check(
+async fn decide_rule(
     gate: &Gate,
     caller: &Caller,
     rule: Rule,
@@ -928,7 +1145,7 @@ async fn after(
     route: Route,
     decided: Decided,
     resp: Response,
-    source: String,
+    source: Option<std::net::IpAddr>,
 ) -> Response {
     let ok = resp.status().is_success();
     let (resp, resource) = match (route.rule, ok) {
