@@ -19,6 +19,22 @@ def free_port():
         return s.getsockname()[1]
 
 
+def wait_up(url, proc, log):
+    """Waits for a server's /health; its log in the error when it ends or
+    does not answer within 20 s."""
+    deadline = time.time() + 20
+    while True:
+        try:
+            if requests.get(url + "/health", timeout=1).status_code == 200:
+                return
+        except requests.ConnectionError:
+            pass
+        if time.time() > deadline or proc.poll() is not None:
+            proc.kill()
+            raise RuntimeError("ferry server did not start: " + log.read_text())
+        time.sleep(0.05)
+
+
 BACKENDS = ["sqlite"] + (["postgres"] if os.environ.get("FERRY_TEST_POSTGRES_URL") else [])
 
 
@@ -49,17 +65,7 @@ def server(request, tmp_path_factory):
         cwd=work,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 20
-    while True:
-        try:
-            if requests.get(url + "/health", timeout=1).status_code == 200:
-                break
-        except requests.ConnectionError:
-            pass
-        if time.time() > deadline or proc.poll() is not None:
-            proc.kill()
-            raise RuntimeError("ferry server did not start: " + (work / "server.log").read_text())
-        time.sleep(0.05)
+    wait_up(url, proc, work / "server.log")
     os.environ["MLFLOW_TRACKING_URI"] = url
     yield {"url": url, "work": work, "artifacts": artifacts, "store": store, "pid": proc.pid}
     proc.terminate()

@@ -7,7 +7,6 @@ import contextlib
 import json
 import os
 import subprocess
-import time
 
 import mlflow
 import mlflow.server
@@ -16,7 +15,7 @@ import requests
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException, RestException
 
-from conftest import ROOT, free_port
+from conftest import ROOT, free_port, wait_up
 
 BINARY = os.environ.get("FERRY_BIN", str(ROOT / "target" / "debug" / "ferry"))
 ROOT_PASSWORD = "root-long-password"
@@ -59,15 +58,7 @@ def team(tmp_path_factory):
         stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 20
-    while True:
-        try:
-            if requests.get(url + "/health", timeout=1).status_code == 200:
-                break
-        except requests.ConnectionError:
-            pass
-        assert time.time() < deadline and proc.poll() is None, (work / "server.log").read_text()
-        time.sleep(0.05)
+    wait_up(url, proc, work / "server.log")
     saved = os.environ.get("MLFLOW_TRACKING_URI")
     os.environ["MLFLOW_TRACKING_URI"] = url
     yield {"url": url, "store": store, "work": work}

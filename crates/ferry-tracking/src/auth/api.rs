@@ -129,6 +129,18 @@ impl Gate {
     }
 }
 
+/// A field MLflow's API requires.
+fn required<T>(v: Option<T>, field: &str) -> ApiResult<T> {
+    v.ok_or_else(|| ApiError::missing(field))
+}
+
+/// A permission named in a request, valid for a grant of `rt` on `pattern`.
+fn grant_level(rt: ResourceType, pattern: &str, permission: &str) -> ApiResult<Permission> {
+    let level = Permission::parse(permission).map_err(|e| ApiError::invalid(e.to_string()))?;
+    ferry_auth::validate_grant(rt, pattern, level).map_err(|e| ApiError::invalid(e.to_string()))?;
+    Ok(level)
+}
+
 fn require(ok: bool) -> ApiResult<()> {
     if ok {
         Ok(())
@@ -148,8 +160,8 @@ async fn create_user(
     Json(b): Json<NewUserBody>,
 ) -> ApiResult<Out<Value>> {
     require(gate.administers_any(&caller).await?)?;
-    let username = b.username.ok_or_else(|| ApiError::missing("username"))?;
-    let password = b.password.ok_or_else(|| ApiError::missing("password"))?;
+    let username = required(b.username, "username")?;
+    let password = required(b.password, "password")?;
     if username.is_empty() || password.is_empty() {
         return Err(ApiError::invalid("Username and password cannot be empty."));
     }
@@ -187,7 +199,7 @@ async fn get_user(
     (Extension(caller), Extension(gate)): Ctx,
     Query(q): Query<UsernameQuery>,
 ) -> ApiResult<Out<Value>> {
-    let username = q.username.ok_or_else(|| ApiError::missing("username"))?;
+    let username = required(q.username, "username")?;
     require(caller.is_admin() || caller.user.username == username)?;
     let user = gate.target(&username).await?;
     Ok(Out(json!({ "user": user_json(&user) })))
@@ -232,8 +244,8 @@ async fn update_password(
     (Extension(caller), Extension(gate)): Ctx,
     Json(b): Json<PasswordBody>,
 ) -> ApiResult<Out<Value>> {
-    let username = b.username.ok_or_else(|| ApiError::missing("username"))?;
-    let password = b.password.ok_or_else(|| ApiError::missing("password"))?;
+    let username = required(b.username, "username")?;
+    let password = required(b.password, "password")?;
     let own = caller.user.username == username;
     require(own || caller.is_admin())?;
     if own {
@@ -276,8 +288,8 @@ async fn update_admin(
     Json(b): Json<AdminBody>,
 ) -> ApiResult<Out<Value>> {
     require(caller.is_admin())?;
-    let username = b.username.ok_or_else(|| ApiError::missing("username"))?;
-    let is_admin = b.is_admin.ok_or_else(|| ApiError::missing("is_admin"))?;
+    let username = required(b.username, "username")?;
+    let is_admin = required(b.is_admin, "is_admin")?;
     gate.store.set_admin(&username, is_admin).await?;
     gate.verified.forget(&username);
     gate.changed_by(&caller, "user.admin", format!("user:{username}"))
@@ -295,7 +307,7 @@ async fn delete_user(
     Json(b): Json<UsernameBody>,
 ) -> ApiResult<Out<Value>> {
     require(caller.is_admin())?;
-    let username = b.username.ok_or_else(|| ApiError::missing("username"))?;
+    let username = required(b.username, "username")?;
     if username == caller.user.username {
         return Err(ApiError::bad_request(
             "Users cannot delete their own account. Ask another admin to delete this user instead.",
@@ -365,31 +377,34 @@ impl Gate {
     }
 }
 
+/// What grant and revoke share: the resource, the caller's right to grant
+/// on it, and the user it is for.
+async fn grant_for(gate: &Gate, caller: &Caller, b: &GrantBody) -> ApiResult<(Target, User)> {
+    let rt = required(b.resource_type.as_deref(), "resource_type")?;
+    let id = required(b.resource_id.as_deref(), "resource_id")?;
+    let t = gate.resource(caller, rt, id).await?;
+    require(gate.may_grant(caller, &t).await?)?;
+    let user = gate
+        .target(required(b.username.as_deref(), "username")?)
+        .await?;
+    Ok((t, user))
+}
+
 async fn grant(
     (Extension(caller), Extension(gate)): Ctx,
     Json(b): Json<GrantBody>,
 ) -> ApiResult<Out<Value>> {
-    let username = b.username.ok_or_else(|| ApiError::missing("username"))?;
-    let rt = b
-        .resource_type
-        .ok_or_else(|| ApiError::missing("resource_type"))?;
-    let id = b
-        .resource_id
-        .ok_or_else(|| ApiError::missing("resource_id"))?;
-    let level = b
-        .permission
-        .ok_or_else(|| ApiError::missing("permission"))?;
-    let t = gate.resource(&caller, &rt, &id).await?;
-    let level = Permission::parse(&level).map_err(|e| ApiError::invalid(e.to_string()))?;
-    ferry_auth::validate_grant(t.rt, &t.id, level).map_err(|e| ApiError::invalid(e.to_string()))?;
-    require(gate.may_grant(&caller, &t).await?)?;
-    let user = gate.target(&username).await?;
+    let permission = required(b.permission.as_deref(), "permission")?;
+    let (t, user) = grant_for(&gate, &caller, &b).await?;
+    let level = grant_level(t.rt, &t.id, permission)?;
+    let username = &user.username;
     gate.store
         .grant_user(user.id, &t.workspace, &Grant::new(t.rt, &t.id, level))
         .await
         .map_err(|e| match e {
             ferry_metadata::Error::AlreadyExists(_) => ferry_metadata::Error::AlreadyExists(format!(
-                "Permission for user={username} on resource_type={rt}, resource_id={id} already exists."
+                "Permission for user={username} on resource_type={}, resource_id={} already exists.",
+                t.rt, t.id
             )),
             e => e,
         })?;
@@ -402,16 +417,8 @@ async fn revoke(
     (Extension(caller), Extension(gate)): Ctx,
     Json(b): Json<GrantBody>,
 ) -> ApiResult<Out<Value>> {
-    let username = b.username.ok_or_else(|| ApiError::missing("username"))?;
-    let rt = b
-        .resource_type
-        .ok_or_else(|| ApiError::missing("resource_type"))?;
-    let id = b
-        .resource_id
-        .ok_or_else(|| ApiError::missing("resource_id"))?;
-    let t = gate.resource(&caller, &rt, &id).await?;
-    require(gate.may_grant(&caller, &t).await?)?;
-    let user = gate.target(&username).await?;
+    let (t, user) = grant_for(&gate, &caller, &b).await?;
+    let (username, rt, id) = (&user.username, t.rt, &t.id);
     let own = ferry_metadata::user_role_name(user.id);
     let found = gate
         .store
@@ -447,13 +454,9 @@ async fn get_permission(
     (Extension(caller), Extension(gate)): Ctx,
     Query(q): Query<PermissionQuery>,
 ) -> ApiResult<Out<Value>> {
-    let username = q.username.ok_or_else(|| ApiError::missing("username"))?;
-    let rt = q
-        .resource_type
-        .ok_or_else(|| ApiError::missing("resource_type"))?;
-    let id = q
-        .resource_id
-        .ok_or_else(|| ApiError::missing("resource_id"))?;
+    let username = required(q.username, "username")?;
+    let rt = required(q.resource_type, "resource_type")?;
+    let id = required(q.resource_id, "resource_id")?;
     let t = gate.resource(&caller, &rt, &id).await?;
     let own = caller.user.username == username;
     require(own || gate.administers(&caller, &t.workspace).await?)?;
@@ -494,7 +497,7 @@ async fn list_permissions(
     (Extension(caller), Extension(gate)): Ctx,
     Query(q): Query<UsernameQuery>,
 ) -> ApiResult<Out<Value>> {
-    let username = q.username.ok_or_else(|| ApiError::missing("username"))?;
+    let username = required(q.username, "username")?;
     require(caller.is_admin() || caller.user.username == username)?;
     let user = gate.target(&username).await?;
     Ok(Out(permissions_of(&gate, &user).await?))
@@ -508,7 +511,7 @@ async fn user_roles(
     (Extension(caller), Extension(gate)): Ctx,
     Query(q): Query<UsernameQuery>,
 ) -> ApiResult<Out<Value>> {
-    let username = q.username.ok_or_else(|| ApiError::missing("username"))?;
+    let username = required(q.username, "username")?;
     let user = gate.target(&username).await?;
     let mut roles = Vec::new();
     for r in gate.store.roles_of(user.id).await? {
@@ -534,7 +537,7 @@ async fn create_role(
     Json(b): Json<RoleBody>,
 ) -> ApiResult<Out<Value>> {
     let workspace = b.workspace.unwrap_or_else(|| caller.workspace.clone());
-    let name = b.name.ok_or_else(|| ApiError::missing("name"))?;
+    let name = required(b.name, "name")?;
     if name.trim().is_empty() {
         return Err(ApiError::invalid("Role name cannot be empty."));
     }
@@ -562,7 +565,7 @@ struct RoleQuery {
 }
 
 fn role_id(v: Option<String>) -> ApiResult<i64> {
-    let v = v.ok_or_else(|| ApiError::missing("role_id"))?;
+    let v = required(v, "role_id")?;
     v.trim()
         .parse()
         .map_err(|_| ApiError::invalid(format!("Invalid value '{v}' for parameter 'role_id'.")))
@@ -685,16 +688,10 @@ async fn add_role_permission(
     Json(b): Json<RoleGrantBody>,
 ) -> ApiResult<Out<Value>> {
     let role = managed_role(&gate, &caller, role_id(b.role_id)?).await?;
-    let rt = b
-        .resource_type
-        .ok_or_else(|| ApiError::missing("resource_type"))?;
+    let rt = required(b.resource_type, "resource_type")?;
     let rt = ResourceType::parse(&rt).map_err(|e| ApiError::invalid(e.to_string()))?;
-    let pattern = b
-        .resource_pattern
-        .ok_or_else(|| ApiError::missing("resource_pattern"))?;
-    let level = b
-        .permission
-        .ok_or_else(|| ApiError::missing("permission"))?;
+    let pattern = required(b.resource_pattern, "resource_pattern")?;
+    let level = required(b.permission, "permission")?;
     let level = Permission::parse(&level).map_err(|e| ApiError::invalid(e.to_string()))?;
     ferry_auth::validate_grant(rt, &pattern, level)
         .map_err(|e| ApiError::invalid(e.to_string()))?;
@@ -723,9 +720,7 @@ async fn remove_role_permission(
     (Extension(caller), Extension(gate)): Ctx,
     Json(b): Json<RoleGrantIdBody>,
 ) -> ApiResult<Out<Value>> {
-    let raw = b
-        .role_permission_id
-        .ok_or_else(|| ApiError::missing("role_permission_id"))?;
+    let raw = required(b.role_permission_id, "role_permission_id")?;
     let id: i64 = raw.trim().parse().map_err(|_| {
         ApiError::invalid(format!(
             "Invalid value '{raw}' for parameter 'role_permission_id'."
@@ -774,7 +769,7 @@ async fn assign(
     Json(b): Json<AssignBody>,
 ) -> ApiResult<Out<Value>> {
     let role = managed_role(&gate, &caller, role_id(b.role_id)?).await?;
-    let username = b.username.ok_or_else(|| ApiError::missing("username"))?;
+    let username = required(b.username, "username")?;
     let user = gate.target(&username).await?;
     let a = gate.store.assign(user.id, role.id).await?;
     let resource = format!("role:{}/{}/{username}", role.workspace, role.name);
@@ -789,7 +784,7 @@ async fn unassign(
     Json(b): Json<AssignBody>,
 ) -> ApiResult<Out<Value>> {
     let role = managed_role(&gate, &caller, role_id(b.role_id)?).await?;
-    let username = b.username.ok_or_else(|| ApiError::missing("username"))?;
+    let username = required(b.username, "username")?;
     let user = gate.target(&username).await?;
     gate.store.unassign(user.id, role.id).await?;
     let resource = format!("role:{}/{}/{username}", role.workspace, role.name);

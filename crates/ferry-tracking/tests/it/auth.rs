@@ -51,8 +51,13 @@ impl Team {
     async fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("ferry.db").display());
+        Self::on(dir, &url).await
+    }
+
+    /// The team on the store at `url` (artifacts under `dir`).
+    async fn on(dir: tempfile::TempDir, url: &str) -> Self {
         let store: Arc<dyn MetadataStore> =
-            Arc::new(ferry_metadata::SqlStore::open(&url).await.unwrap());
+            Arc::new(ferry_metadata::SqlStore::open(url).await.unwrap());
         let add = |name: &str, admin: bool| NewUser {
             username: name.into(),
             password_hash: Some(ferry_auth::secret::hash_password(&password(name)).unwrap()),
@@ -467,15 +472,39 @@ const CASES: &[Case] = &[
 
 #[test]
 fn every_route_allows_exactly_the_roles_the_table_names_in_their_own_workspace_only() {
+    rt().block_on(async { matrix(&Team::new().await).await });
+}
+
+/// The matrix on PostgreSQL: a database of its own on the server
+/// `FERRY_TEST_POSTGRES_URL` names (`.ci/run` starts one).
+#[cfg(feature = "postgres")]
+#[test]
+fn the_matrix_holds_on_postgresql() {
     rt().block_on(async {
-        let t = Team::new().await;
+        let admin = std::env::var("FERRY_TEST_POSTGRES_URL")
+            .expect("the postgres feature needs FERRY_TEST_POSTGRES_URL");
+        let name = format!("ferry_auth_{}", ferry_core::RunId::generate().short());
+        ferry_metadata::SqlStore::open(&admin)
+            .await
+            .unwrap()
+            .raw_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap();
+        let (base, _) = admin.rsplit_once('/').unwrap();
+        let t = Team::on(tempfile::tempdir().unwrap(), &format!("{base}/{name}")).await;
+        matrix(&t).await;
+    });
+}
+
+async fn matrix(t: &Team) {
+    {
         let mut failures = Vec::new();
         let mut n = 0;
         for case in CASES {
             for (user, home, role) in USERS.iter().copied().chain([("root", "", "")]) {
                 for ws in ["team-a", "team-b"] {
                     n += 1;
-                    let f = fixture(&t, ws, n).await;
+                    let f = fixture(t, ws, n).await;
                     let (method, uri, body) = (case.request)(&f);
                     let (status, v) = t.send(Some(&basic(user)), None, method, &uri, body).await;
                     let allowed = user == "root" || (home == ws && rank(role) >= rank(case.least));
@@ -499,7 +528,7 @@ fn every_route_allows_exactly_the_roles_the_table_names_in_their_own_workspace_o
             failures.len(),
             failures.join("\n")
         );
-    });
+    }
 }
 
 #[test]

@@ -7,20 +7,7 @@ use std::io::Write;
 use std::process::Stdio;
 
 fn with_stdin(p: &Proj, args: &[&str], input: &str) -> Out {
-    let mut child = p
-        .cmd(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap().into()
+    with_env(p, args, &[], input)
 }
 
 /// Runs one statement on the project's store, behind ferry's back.
@@ -178,7 +165,8 @@ fn users_and_tokens_are_managed_and_every_change_is_in_a_verifiable_log() {
     );
 }
 
-/// `args` with `env` set and `input` on standard input.
+/// `args` with `env` set (and no credentials from this environment) and
+/// `input` on standard input.
 fn with_env(p: &Proj, args: &[&str], env: &[(&str, &str)], input: &str) -> Out {
     let mut c = p.cmd(args);
     c.env_remove("FERRY_TOKEN")
