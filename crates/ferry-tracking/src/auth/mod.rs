@@ -677,6 +677,7 @@ struct Params {
     run_uuid: Option<String>,
     name: Option<String>,
     path: Option<String>,
+    alias: Option<String>,
 }
 
 /// An id sent as a string or a number.
@@ -874,8 +875,9 @@ async fn decide(
         .map_err(|e| (e, String::new()))?;
     let (method, uri) = (req.method().clone(), req.uri().clone());
     let wanted = route.audit.is_some();
+    let rule = protected(route.rule, uri.path(), &params);
     let (resource, allowed) =
-        match check(gate, caller, route.rule, (&method, &uri), &params, wanted).await {
+        match check(gate, caller, rule, (&method, &uri), &params, wanted).await {
             Ok(v) => v,
             Err(r) => return Err((r, String::new())),
         };
@@ -883,6 +885,27 @@ async fn decide(
         return Err((ApiError::forbidden(), resource));
     }
     Ok((req, Decided { resource, params }))
+}
+
+/// Aliases only a maintainer (MANAGE) moves or removes by hand; an editor
+/// may move the others. Promotions by a passing gate or deployment go
+/// through ferry itself.
+pub const PROTECTED_ALIASES: &[&str] = &["production"];
+
+/// `rule`, raised to MANAGE when it moves or removes a protected alias.
+fn protected(rule: Rule, path: &str, p: &Params) -> Rule {
+    let moves_alias = path == "/api/2.0/mlflow/registered-models/alias";
+    match rule {
+        Rule::Model(Action::Update | Action::Delete)
+            if moves_alias
+                && p.alias
+                    .as_deref()
+                    .is_some_and(|a| PROTECTED_ALIASES.contains(&a)) =>
+        {
+            Rule::Model(Action::Manage)
+        }
+        other => other,
+    }
 }
 
 /// The request's [`Params`]: from the query string for a GET, from the
@@ -915,6 +938,7 @@ async fn read_params(rule: Rule, req: Request) -> Result<(Request, Params), ApiE
         run_uuid: body.run_uuid.or(query.run_uuid),
         name: body.name.or(query.name),
         path: body.path.or(query.path),
+        alias: body.alias.or(query.alias),
     };
     Ok((Request::from_parts(parts, Body::from(bytes)), params))
 }

@@ -409,6 +409,17 @@ const CASES: &[Case] = &[
         },
     },
     Case {
+        name: "registered-models/alias production",
+        least: "maintainer",
+        request: |f| {
+            (
+                Method::POST,
+                api("registered-models/alias"),
+                Some(json!({"name": f.model, "alias": "production", "version": "1"})),
+            )
+        },
+    },
+    Case {
         name: "registered-models/delete",
         least: "maintainer",
         request: |f| {
