@@ -59,11 +59,12 @@ def team(tmp_path_factory):
     )
     url = f"http://127.0.0.1:{port}"
     wait_up(url, proc, work / "server.log")
-    saved = os.environ.get("MLFLOW_TRACKING_URI")
-    os.environ["MLFLOW_TRACKING_URI"] = url
+    # Other modules may have set the client's URI (which beats the
+    # environment): this one's is the team server, and theirs comes back.
+    saved = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(url)
     yield {"url": url, "store": store, "work": work}
-    if saved is not None:
-        os.environ["MLFLOW_TRACKING_URI"] = saved
+    mlflow.set_tracking_uri(saved)
     proc.terminate()
     proc.wait(timeout=10)
 
