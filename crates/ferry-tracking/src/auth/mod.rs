@@ -262,41 +262,40 @@ impl Gate {
         }
     }
 
-    fn cached_user(&self, name: &str) -> Option<Arc<User>> {
-        self.cached.read().ok()?.users.get(name).cloned()
+    /// What `get` finds in this generation's cache, else what `load`
+    /// finds in the store, kept there by `put` (nothing found: not kept).
+    async fn memo<V: Clone>(
+        &self,
+        get: impl FnOnce(&Cached) -> Option<V>,
+        put: impl FnOnce(&mut Cached, V),
+        load: impl std::future::Future<Output = Result<Option<V>, ferry_metadata::Error>>,
+    ) -> Result<Option<V>, ferry_metadata::Error> {
+        if let Some(v) = self.cached.read().ok().and_then(|c| get(&c)) {
+            return Ok(Some(v));
+        }
+        let found = load.await?;
+        if let (Some(v), Ok(mut c)) = (&found, self.cached.write()) {
+            put(&mut c, v.clone());
+        }
+        Ok(found)
     }
 
     async fn user(&self, name: &str) -> Result<Option<Arc<User>>, ferry_metadata::Error> {
-        if let Some(u) = self.cached_user(name) {
-            return Ok(Some(u));
-        }
-        let Some(u) = self.store.get_user(name).await? else {
-            return Ok(None);
-        };
-        let u = Arc::new(u);
-        if let Ok(mut c) = self.cached.write() {
-            c.users.insert(name.to_owned(), u.clone());
-        }
-        Ok(Some(u))
+        self.memo(
+            |c| c.users.get(name).cloned(),
+            |c, u| drop(c.users.insert(name.to_owned(), u)),
+            async { Ok(self.store.get_user(name).await?.map(Arc::new)) },
+        )
+        .await
     }
 
     async fn token(&self, id: &str) -> Result<Option<Arc<Token>>, ferry_metadata::Error> {
-        if let Some(t) = self
-            .cached
-            .read()
-            .ok()
-            .and_then(|c| c.tokens.get(id).cloned())
-        {
-            return Ok(Some(t));
-        }
-        let Some(t) = self.store.get_token(id).await? else {
-            return Ok(None);
-        };
-        let t = Arc::new(t);
-        if let Ok(mut c) = self.cached.write() {
-            c.tokens.insert(id.to_owned(), t.clone());
-        }
-        Ok(Some(t))
+        self.memo(
+            |c| c.tokens.get(id).cloned(),
+            |c, t| drop(c.tokens.insert(id.to_owned(), t)),
+            async { Ok(self.store.get_token(id).await?.map(Arc::new)) },
+        )
+        .await
     }
 
     async fn user_by_id(&self, id: i64) -> Result<Option<Arc<User>>, ferry_metadata::Error> {
@@ -468,28 +467,24 @@ impl Gate {
     }
 
     async fn memberships(&self, user_id: i64) -> Result<Arc<Vec<String>>, ferry_metadata::Error> {
-        if let Some(m) = self
-            .cached
-            .read()
-            .ok()
-            .and_then(|c| c.memberships.get(&user_id).cloned())
-        {
-            return Ok(m);
-        }
-        let mut ws: Vec<String> = self
-            .store
-            .roles_of(user_id)
-            .await?
-            .into_iter()
-            .map(|r| r.workspace)
-            .collect();
-        ws.sort();
-        ws.dedup();
-        let ws = Arc::new(ws);
-        if let Ok(mut c) = self.cached.write() {
-            c.memberships.insert(user_id, ws.clone());
-        }
-        Ok(ws)
+        let load = async {
+            let mut ws: Vec<String> = self
+                .store
+                .roles_of(user_id)
+                .await?
+                .into_iter()
+                .map(|r| r.workspace)
+                .collect();
+            ws.sort();
+            ws.dedup();
+            Ok(Some(Arc::new(ws)))
+        };
+        let found = self.memo(
+            |c| c.memberships.get(&user_id).cloned(),
+            |c, m| drop(c.memberships.insert(user_id, m)),
+            load,
+        );
+        Ok(found.await?.unwrap_or_default())
     }
 
     /// The caller's grants in `workspace` as a subject; a token limited to
@@ -508,22 +503,15 @@ impl Gate {
                 grants,
             });
         }
-        let key = (caller.user.id, workspace.to_owned());
-        let cached = self
-            .cached
-            .read()
-            .ok()
-            .and_then(|c| c.grants.get(&key).cloned());
-        let grants = match cached {
-            Some(g) => g,
-            None => {
-                let g = Arc::new(self.store.grants_in(caller.user.id, workspace).await?);
-                if let Ok(mut c) = self.cached.write() {
-                    c.grants.insert(key, g.clone());
-                }
-                g
-            }
-        };
+        let user = caller.user.id;
+        let grants = self
+            .memo(
+                |c| c.grants.get(&(user, workspace.to_owned())).cloned(),
+                |c, g| drop(c.grants.insert((user, workspace.to_owned()), g)),
+                async { Ok(Some(Arc::new(self.store.grants_in(user, workspace).await?))) },
+            )
+            .await?
+            .unwrap_or_default();
         Ok(Subject {
             is_admin: caller.is_admin(),
             grants: grants.as_ref().clone(),
@@ -532,20 +520,12 @@ impl Gate {
 
     /// The workspace a resource was created in.
     async fn workspace(&self, rt: ResourceType, id: &str) -> Result<String, ferry_metadata::Error> {
-        let key = (rt, id.to_owned());
-        if let Some(w) = self
-            .cached
-            .read()
-            .ok()
-            .and_then(|c| c.workspaces.get(&key).cloned())
-        {
-            return Ok(w);
-        }
-        let w = self.store.workspace_of(rt, id).await?;
-        if let Ok(mut c) = self.cached.write() {
-            c.workspaces.insert(key, w.clone());
-        }
-        Ok(w)
+        let found = self.memo(
+            |c| c.workspaces.get(&(rt, id.to_owned())).cloned(),
+            |c, w| drop(c.workspaces.insert((rt, id.to_owned()), w)),
+            async { Ok(Some(self.store.workspace_of(rt, id).await?)) },
+        );
+        Ok(found.await?.unwrap_or_default())
     }
 
     /// The experiment a run is in; `None` when there is no such run.
@@ -972,6 +952,19 @@ async fn check(
         Rule::LoggedModel(_) => rules::logged_model_id(asked.1.path()),
         _ => None,
     };
+    if caller.is_admin() {
+        // An admin may do all; the resource's name only for the audit log.
+        let resource = if wanted {
+            p.run()
+                .map(|r| format!("run:{r}"))
+                .or_else(|| p.experiment_id.as_ref().map(|e| format!("experiment:{e}")))
+                .or_else(|| p.name.as_ref().map(|n| format!("registered_model:{n}")))
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        return Ok((resource, true));
+    }
     let key = id.zip(decision_code(rule));
     if let Some((id, code)) = key
         && caller.was_allowed(id, code)
@@ -1010,15 +1003,6 @@ async fn decide_rule(
     p: &Params,
 ) -> Result<(String, bool), ApiError> {
     let missing = ApiError::missing;
-    if caller.is_admin() {
-        let resource = p
-            .run()
-            .map(|r| format!("run:{r}"))
-            .or_else(|| p.experiment_id.as_ref().map(|e| format!("experiment:{e}")))
-            .or_else(|| p.name.as_ref().map(|n| format!("registered_model:{n}")))
-            .unwrap_or_default();
-        return Ok((resource, true));
-    }
     use ResourceType as T;
     Ok(match rule {
         Rule::Public | Rule::Authenticated | Rule::AuthApi => (String::new(), true),
