@@ -182,6 +182,16 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl From<ferry_access::Refusal> for ApiError {
+    fn from(r: ferry_access::Refusal) -> Self {
+        match r {
+            ferry_access::Refusal::Unauthenticated => Self::unauthenticated(),
+            ferry_access::Refusal::Forbidden => Self::forbidden(),
+            ferry_access::Refusal::Store(e) => e.into(),
+        }
+    }
+}
+
 impl From<ferry_metadata::Error> for ApiError {
     fn from(e: ferry_metadata::Error) -> Self {
         use ferry_metadata::Error as E;

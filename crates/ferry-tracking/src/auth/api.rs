@@ -103,7 +103,7 @@ impl Gate {
     }
 
     async fn target(&self, username: &str) -> ApiResult<User> {
-        self.store
+        self.store()
             .get_user(username)
             .await?
             .ok_or_else(|| ApiError::not_found(format!("User with username={username} not found")))
@@ -167,7 +167,7 @@ async fn create_user(
     }
     let hash = hash(&password).await?;
     let user = gate
-        .store
+        .store()
         .create_user(&NewUser {
             username: username.clone(),
             password_hash: Some(hash),
@@ -213,14 +213,14 @@ async fn current_user((Extension(caller), _): Ctx) -> Out<Value> {
 /// names are not for other teams to enumerate).
 async fn list_users((Extension(caller), Extension(gate)): Ctx) -> ApiResult<Out<Value>> {
     let users = if caller.is_admin() {
-        gate.store.list_users().await?
+        gate.store().list_users().await?
     } else {
         vec![caller.user.as_ref().clone()]
     };
     let mut out = Vec::with_capacity(users.len());
     for u in &users {
         let roles: Vec<Value> = gate
-            .store
+            .store()
             .roles_of(u.id)
             .await?
             .iter()
@@ -270,8 +270,8 @@ async fn update_password(
     }
     gate.target(&username).await?;
     let h = hash(&password).await?;
-    gate.store.set_password(&username, &h).await?;
-    gate.verified.forget(&username);
+    gate.store().set_password(&username, &h).await?;
+    gate.forget_password(&username);
     gate.changed_by(&caller, "user.password", format!("user:{username}"))
         .await;
     Ok(Out(json!({})))
@@ -290,8 +290,8 @@ async fn update_admin(
     require(caller.is_admin())?;
     let username = required(b.username, "username")?;
     let is_admin = required(b.is_admin, "is_admin")?;
-    gate.store.set_admin(&username, is_admin).await?;
-    gate.verified.forget(&username);
+    gate.store().set_admin(&username, is_admin).await?;
+    gate.forget_password(&username);
     gate.changed_by(&caller, "user.admin", format!("user:{username}"))
         .await;
     Ok(Out(json!({})))
@@ -313,10 +313,10 @@ async fn delete_user(
             "Users cannot delete their own account. Ask another admin to delete this user instead.",
         ));
     }
-    gate.store
+    gate.store()
         .delete_user(&username, ferry_core::now_ms())
         .await?;
-    gate.verified.forget(&username);
+    gate.forget_password(&username);
     gate.changed_by(&caller, "user.delete", format!("user:{username}"))
         .await;
     Ok(Out(json!({})))
@@ -371,7 +371,7 @@ impl Gate {
         }
         let s = self.subject(caller, &t.workspace).await?;
         Ok(s.may(
-            &self.policy,
+            self.policy(),
             &Requirement::on(Key::new(t.rt, &t.id), Action::Manage),
         ))
     }
@@ -398,7 +398,7 @@ async fn grant(
     let (t, user) = grant_for(&gate, &caller, &b).await?;
     let level = grant_level(t.rt, &t.id, permission)?;
     let username = &user.username;
-    gate.store
+    gate.store()
         .grant_user(user.id, &t.workspace, &Grant::new(t.rt, &t.id, level))
         .await
         .map_err(|e| match e {
@@ -421,7 +421,7 @@ async fn revoke(
     let (username, rt, id) = (&user.username, t.rt, &t.id);
     let own = ferry_metadata::user_role_name(user.id);
     let found = gate
-        .store
+        .store()
         .roles_of(user.id)
         .await?
         .into_iter()
@@ -433,7 +433,7 @@ async fn revoke(
             "Permission for user={username} on resource_type={rt}, resource_id={id} not found."
         )));
     };
-    gate.store.remove_grant(g.id).await?;
+    gate.store().remove_grant(g.id).await?;
     gate.changed_by(
         &caller,
         "permission.revoke",
@@ -463,10 +463,10 @@ async fn get_permission(
     let user = gate.target(&username).await?;
     let subject = Subject {
         is_admin: false,
-        grants: gate.store.grants_in(user.id, &t.workspace).await?,
+        grants: gate.store().grants_in(user.id, &t.workspace).await?,
     };
     let level = subject.effective(
-        &gate.policy,
+        gate.policy(),
         &Requirement::on(Key::new(t.rt, &t.id), Action::Read),
     );
     Ok(Out(json!({
@@ -478,7 +478,7 @@ async fn get_permission(
 /// Every grant of every role of `user`, as MLflow lists them.
 async fn permissions_of(gate: &Gate, user: &User) -> ApiResult<Value> {
     let mut rows = Vec::new();
-    for r in gate.store.roles_of(user.id).await? {
+    for r in gate.store().roles_of(user.id).await? {
         for g in &r.grants {
             rows.push(json!({
                 "role_id": r.id,
@@ -514,7 +514,7 @@ async fn user_roles(
     let username = required(q.username, "username")?;
     let user = gate.target(&username).await?;
     let mut roles = Vec::new();
-    for r in gate.store.roles_of(user.id).await? {
+    for r in gate.store().roles_of(user.id).await? {
         if caller.is_admin()
             || caller.user.username == username
             || gate.administers(&caller, &r.workspace).await?
@@ -551,7 +551,7 @@ async fn create_role(
     }
     require(gate.administers(&caller, &workspace).await?)?;
     let role = gate
-        .store
+        .store()
         .create_role(&workspace, &name, b.description.as_deref())
         .await?;
     gate.changed_by(&caller, "role.create", format!("role:{workspace}/{name}"))
@@ -574,7 +574,7 @@ fn role_id(v: Option<String>) -> ApiResult<i64> {
 /// The role, when the caller administers its workspace (MLflow answers a
 /// non-admin 403 for a role that does not exist, so nothing is learnt).
 async fn managed_role(gate: &Gate, caller: &Caller, id: i64) -> ApiResult<Role> {
-    match gate.store.get_role(id).await? {
+    match gate.store().get_role(id).await? {
         Some(r) if gate.administers(caller, &r.workspace).await? => Ok(r),
         None if caller.is_admin() => {
             Err(ApiError::not_found(format!("Role with id={id} not found")))
@@ -585,7 +585,7 @@ async fn managed_role(gate: &Gate, caller: &Caller, id: i64) -> ApiResult<Role> 
 
 /// The role, when the caller has any role in its workspace.
 async fn viewable_role(gate: &Gate, caller: &Caller, id: i64) -> ApiResult<Role> {
-    match gate.store.get_role(id).await? {
+    match gate.store().get_role(id).await? {
         Some(r)
             if caller.is_admin()
                 || gate
@@ -628,7 +628,7 @@ async fn list_roles(
         require(caller.is_admin() || wanted.iter().all(|w| mine.contains(w)))?;
     }
     let roles: Vec<Value> = gate
-        .store
+        .store()
         .list_roles(None)
         .await?
         .iter()
@@ -664,7 +664,7 @@ async fn delete_role(
     Json(b): Json<RoleIdBody>,
 ) -> ApiResult<Out<Value>> {
     let role = managed_role(&gate, &caller, role_id(b.role_id)?).await?;
-    gate.store.delete_role(role.id).await?;
+    gate.store().delete_role(role.id).await?;
     gate.changed_by(
         &caller,
         "role.delete",
@@ -696,7 +696,7 @@ async fn add_role_permission(
     ferry_auth::validate_grant(rt, &pattern, level)
         .map_err(|e| ApiError::invalid(e.to_string()))?;
     let made = gate
-        .store
+        .store()
         .add_grant(role.id, &Grant::new(rt, &pattern, level))
         .await?;
     let resource = format!(
@@ -727,7 +727,7 @@ async fn remove_role_permission(
         ))
     })?;
     let owner = gate
-        .store
+        .store()
         .list_roles(None)
         .await?
         .into_iter()
@@ -741,7 +741,7 @@ async fn remove_role_permission(
         }
         None => return Err(ApiError::forbidden()),
     };
-    gate.store.remove_grant(id).await?;
+    gate.store().remove_grant(id).await?;
     let resource = format!("role:{}/{}:{id}", role.workspace, role.name);
     gate.changed_by(&caller, "role.permission.remove", resource)
         .await;
@@ -771,7 +771,7 @@ async fn assign(
     let role = managed_role(&gate, &caller, role_id(b.role_id)?).await?;
     let username = required(b.username, "username")?;
     let user = gate.target(&username).await?;
-    let a = gate.store.assign(user.id, role.id).await?;
+    let a = gate.store().assign(user.id, role.id).await?;
     let resource = format!("role:{}/{}/{username}", role.workspace, role.name);
     gate.changed_by(&caller, "role.assign", resource).await;
     Ok(Out(
@@ -786,7 +786,7 @@ async fn unassign(
     let role = managed_role(&gate, &caller, role_id(b.role_id)?).await?;
     let username = required(b.username, "username")?;
     let user = gate.target(&username).await?;
-    gate.store.unassign(user.id, role.id).await?;
+    gate.store().unassign(user.id, role.id).await?;
     let resource = format!("role:{}/{}/{username}", role.workspace, role.name);
     gate.changed_by(&caller, "role.unassign", resource).await;
     Ok(Out(json!({})))

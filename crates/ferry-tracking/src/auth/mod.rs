@@ -1,23 +1,13 @@
 //! The one authentication and authorisation point of `ferry server`: a
 //! middleware in front of every route, artifacts included.
 //!
-//! - **On when the store has users.** With none (one person on a laptop),
-//!   every request passes, as before; `ferry admin create-user` turns it on
-//!   for a running server within a second (the generation poll below).
-//! - **Who**: HTTP Basic (what the stock client sends with
-//!   `MLFLOW_TRACKING_USERNAME`/`_PASSWORD`) or a Bearer ferry token
-//!   (`MLFLOW_TRACKING_TOKEN`, `FERRY_TOKEN`). A password costs one argon2id
-//!   check, then the credentials are recognised by a keyed tag that also
-//!   covers the stored hash (a changed password is checked again) for a
-//!   while; password checks run a few at a time so a flood of wrong ones
-//!   cannot take the CPU, and each failure waits before it is answered.
+//! - **Who** is calling, and the caches of what they hold, is
+//!   `ferry_access::Access` (shared with the gateway): on when the store has
+//!   users, Basic or Bearer credentials, caches per auth generation.
 //! - **What**: [`rules::route`] names what a route needs; the ids it names
 //!   are resolved to their experiment or model and its workspace, and
 //!   `ferry_auth::Subject` decides with the caller's grants in that
 //!   workspace. Listings are answered and then filtered.
-//! - **Caches** (users, tokens, grants, workspaces) are valid for one auth
-//!   generation of the store: a change through this server drops them at
-//!   once, one made elsewhere (the CLI on the same store) within the poll.
 //! - **Audit**: every denial and every change the rules name is appended to
 //!   the store's hash-chained log with actor, token, source and outcome.
 
@@ -27,86 +17,19 @@ pub mod rules;
 use crate::error::ApiError;
 use axum::body::Body;
 use axum::extract::Request;
-use axum::http::{HeaderMap, Method, Uri, header};
+use axum::http::{Method, Uri, header};
 use axum::response::{IntoResponse, Response};
-use ferry_auth::audit::Event;
-use ferry_auth::credentials::{self, Credentials};
-use ferry_auth::{Action, Grant, Key, Permission, Policy, Requirement, ResourceType, Subject};
-use ferry_metadata::{DEFAULT_WORKSPACE, MetadataStore, Token, User};
+pub use ferry_access::{Access, Audited, Caller, POLL, WORKSPACE_HEADER};
+use ferry_auth::{Action, Key, Requirement, ResourceType};
+use ferry_metadata::MetadataStore;
 use rules::{Listing, Route, Rule};
 use serde::Deserialize as _;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
-
-/// The header MLflow 3's clients name the workspace in.
-pub const WORKSPACE_HEADER: &str = "x-mlflow-workspace";
-
-/// How often the store's auth generation is read.
-pub const POLL: Duration = Duration::from_secs(1);
-
-/// How long verified Basic credentials are recognised without a new check.
-const VERIFIED_TTL_MS: i64 = 5 * 60 * 1000;
-
-/// How long a failed login waits before it is answered.
-const FAILURE_DELAY: Duration = Duration::from_millis(250);
 
 /// The largest JSON body the gate reads for the ids a rule needs (the
 /// routes' own limit).
 const MAX_BODY: usize = crate::MAX_JSON_BODY;
-
-/// Who sent a request, once authenticated.
-#[derive(Debug)]
-pub struct Caller {
-    pub user: Arc<User>,
-    pub token: Option<Arc<Token>>,
-    /// The workspace the request works in (header, token scope, the
-    /// user's only workspace, else `default`).
-    pub workspace: String,
-    /// What this caller was allowed in this auth generation: by the id a
-    /// rule named, the [`decision_code`]s.
-    allowed: RwLock<HashMap<String, Vec<u16>>>,
-}
-
-impl Caller {
-    fn new(user: Arc<User>, token: Option<Arc<Token>>, workspace: String) -> Self {
-        Self {
-            user,
-            token,
-            workspace,
-            allowed: RwLock::new(HashMap::new()),
-        }
-    }
-
-    fn was_allowed(&self, id: &str, code: u16) -> bool {
-        self.allowed
-            .read()
-            .is_ok_and(|d| d.get(id).is_some_and(|codes| codes.contains(&code)))
-    }
-
-    fn allow(&self, id: &str, code: u16) {
-        if let Ok(mut d) = self.allowed.write() {
-            if d.len() >= MAX_DECISIONS {
-                d.clear();
-            }
-            d.entry(id.to_owned()).or_default().push(code);
-        }
-    }
-}
-
-impl Clone for Caller {
-    fn clone(&self) -> Self {
-        Self::new(
-            self.user.clone(),
-            self.token.clone(),
-            self.workspace.clone(),
-        )
-    }
-}
-
-/// Decisions kept per caller, at most.
-const MAX_DECISIONS: usize = 10_000;
 
 /// A rule and its action as a small number, for [`Caller::was_allowed`].
 fn decision_code(rule: Rule) -> Option<u16> {
@@ -128,29 +51,6 @@ fn decision_code(rule: Rule) -> Option<u16> {
     })
 }
 
-impl Caller {
-    /// A server admin (a token limited to a role is not one).
-    pub fn is_admin(&self) -> bool {
-        self.user.is_admin && self.token.as_ref().is_none_or(|t| t.role.is_none())
-    }
-}
-
-/// What is cached for one auth generation.
-#[derive(Default)]
-struct Cached {
-    generation: i64,
-    users: HashMap<String, Arc<User>>,
-    tokens: HashMap<String, Arc<Token>>,
-    /// Grants by (user id, workspace).
-    grants: HashMap<(i64, String), Arc<Vec<Grant>>>,
-    /// The workspaces a user has a role in.
-    memberships: HashMap<i64, Arc<Vec<String>>>,
-    workspaces: HashMap<(ResourceType, String), String>,
-    /// Callers by a keyed tag of their `Authorization` and workspace
-    /// headers, with until when they count.
-    callers: HashMap<[u8; 32], (Arc<Caller>, i64)>,
-}
-
 /// Runs and logged models never move between experiments, so what they
 /// resolve to is kept across generations (bounded).
 #[derive(Default)]
@@ -161,21 +61,19 @@ struct Parents {
 
 const MAX_PARENTS: usize = 100_000;
 
-/// The gate's state, shared by every request.
+/// The gate's state, shared by every request: who is calling (the shared
+/// [`Access`], which it dereferences to) and where runs and logged models
+/// live.
 pub struct Gate {
-    store: Arc<dyn MetadataStore>,
-    policy: Policy,
-    on: AtomicBool,
-    /// Credentials are needed even with no users (a server reachable
-    /// beyond loopback): then nothing passes until an admin is made.
-    required: bool,
-    verified: ferry_auth::secret::VerifiedCache,
-    /// Password checks at once.
-    checks: tokio::sync::Semaphore,
-    /// The key of the callers' tags (drawn at start-up, never stored).
-    tag_key: [u8; 32],
-    cached: RwLock<Cached>,
+    access: Arc<Access>,
     parents: RwLock<Parents>,
+}
+
+impl std::ops::Deref for Gate {
+    type Target = Access;
+    fn deref(&self) -> &Access {
+        &self.access
+    }
 }
 
 impl Gate {
@@ -190,342 +88,15 @@ impl Gate {
         store: Arc<dyn MetadataStore>,
         required: bool,
     ) -> Result<Arc<Self>, ferry_metadata::Error> {
-        let verified = ferry_auth::secret::VerifiedCache::new(VERIFIED_TTL_MS, 10_000)
-            .map_err(|e| ferry_metadata::Error::Invalid(e.to_string()))?;
-        let gate = Arc::new(Self {
-            store,
-            policy: Policy::default(),
-            on: AtomicBool::new(false),
-            required,
-            verified,
-            checks: tokio::sync::Semaphore::new(2),
-            tag_key: {
-                let mut k = [0u8; 32];
-                k[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
-                k[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
-                k
-            },
-            cached: RwLock::new(Cached {
-                generation: -1,
-                ..Cached::default()
-            }),
+        Ok(Arc::new(Self {
+            access: Access::with(store, required).await?,
             parents: RwLock::new(Parents::default()),
-        });
-        gate.refresh().await?;
-        Ok(gate)
+        }))
     }
 
-    /// Whether requests need credentials (the store has users).
-    pub fn is_on(&self) -> bool {
-        self.required || self.on.load(Ordering::Relaxed)
-    }
-
-    /// Reads the store's auth generation; when it moved, drops the caches
-    /// and reads whether there are users.
-    pub async fn refresh(&self) -> Result<(), ferry_metadata::Error> {
-        let generation = self.store.auth_generation().await?;
-        let current = self
-            .cached
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .generation;
-        if generation != current {
-            let on = !self.store.list_users().await?.is_empty();
-            *self.cached.write().unwrap_or_else(|e| e.into_inner()) = Cached {
-                generation,
-                ..Cached::default()
-            };
-            self.on.store(on, Ordering::Relaxed);
-        }
-        Ok(())
-    }
-
-    /// Polls [`Gate::refresh`] every [`POLL`] until the gate is dropped.
-    pub fn spawn_poll(self: &Arc<Self>) {
-        let weak = Arc::downgrade(self);
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(POLL).await;
-                let Some(gate) = weak.upgrade() else { return };
-                if let Err(e) = gate.refresh().await {
-                    tracing::warn!("cannot read the auth generation: {e}");
-                }
-            }
-        });
-    }
-
-    /// Forgets everything cached now (after this server changed users,
-    /// grants or workspaces; the poll would see it within a second).
-    async fn changed(&self) {
-        if let Err(e) = self.refresh().await {
-            tracing::warn!("cannot read the auth generation: {e}");
-        }
-    }
-
-    /// What `get` finds in this generation's cache, else what `load`
-    /// finds in the store, kept there by `put` (nothing found: not kept).
-    async fn memo<V: Clone>(
-        &self,
-        get: impl FnOnce(&Cached) -> Option<V>,
-        put: impl FnOnce(&mut Cached, V),
-        load: impl std::future::Future<Output = Result<Option<V>, ferry_metadata::Error>>,
-    ) -> Result<Option<V>, ferry_metadata::Error> {
-        if let Some(v) = self.cached.read().ok().and_then(|c| get(&c)) {
-            return Ok(Some(v));
-        }
-        let found = load.await?;
-        if let (Some(v), Ok(mut c)) = (&found, self.cached.write()) {
-            put(&mut c, v.clone());
-        }
-        Ok(found)
-    }
-
-    async fn user(&self, name: &str) -> Result<Option<Arc<User>>, ferry_metadata::Error> {
-        self.memo(
-            |c| c.users.get(name).cloned(),
-            |c, u| drop(c.users.insert(name.to_owned(), u)),
-            async { Ok(self.store.get_user(name).await?.map(Arc::new)) },
-        )
-        .await
-    }
-
-    async fn token(&self, id: &str) -> Result<Option<Arc<Token>>, ferry_metadata::Error> {
-        self.memo(
-            |c| c.tokens.get(id).cloned(),
-            |c, t| drop(c.tokens.insert(id.to_owned(), t)),
-            async { Ok(self.store.get_token(id).await?.map(Arc::new)) },
-        )
-        .await
-    }
-
-    async fn user_by_id(&self, id: i64) -> Result<Option<Arc<User>>, ferry_metadata::Error> {
-        let found = self
-            .cached
-            .read()
-            .ok()
-            .and_then(|c| c.users.values().find(|u| u.id == id).cloned());
-        if found.is_some() {
-            return Ok(found);
-        }
-        let Some(u) = self
-            .store
-            .list_users()
-            .await?
-            .into_iter()
-            .find(|u| u.id == id)
-        else {
-            return Ok(None);
-        };
-        let u = Arc::new(u);
-        if let Ok(mut c) = self.cached.write() {
-            c.users.insert(u.username.clone(), u.clone());
-        }
-        Ok(Some(u))
-    }
-
-    /// The caller a request's credentials name, or why not. A caller seen
-    /// with the same headers in this generation is recognised by a keyed
-    /// tag of them (no secret is kept), until its credentials' time is up.
-    async fn authenticate(&self, headers: &HeaderMap) -> Result<Arc<Caller>, ApiError> {
-        let given = headers.get(header::AUTHORIZATION).map(|v| v.as_bytes());
-        let named = headers.get(WORKSPACE_HEADER).map(|v| v.as_bytes());
-        let tag = {
-            let mut h = blake3::Hasher::new_keyed(&self.tag_key);
-            let given = given.unwrap_or_default();
-            h.update(&(given.len() as u64).to_le_bytes());
-            h.update(given);
-            h.update(named.unwrap_or_default());
-            *h.finalize().as_bytes()
-        };
-        let now = ferry_core::now_ms();
-        let seen = self
-            .cached
-            .read()
-            .ok()
-            .and_then(|c| c.callers.get(&tag).cloned());
-        if let Some((caller, until)) = seen
-            && now < until
-        {
-            return Ok(caller);
-        }
-        let given = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok());
-        let (user, token) = match credentials::parse_authorization(given) {
-            None => return Err(ApiError::unauthenticated()),
-            Some(Credentials::Basic { username, password }) => {
-                (self.check_password(&username, &password).await?, None)
-            }
-            Some(Credentials::Bearer { token }) => {
-                let (user, token) = self.check_token(&token).await?;
-                (user, Some(token))
-            }
-        };
-        let workspace = self
-            .workspace_of_request(headers, &user, token.as_deref())
-            .await?;
-        let until = token
-            .as_ref()
-            .and_then(|t| t.expires_ms)
-            .map_or(now + VERIFIED_TTL_MS, |e| e.min(now + VERIFIED_TTL_MS));
-        let caller = Arc::new(Caller::new(user, token, workspace));
-        if let Ok(mut c) = self.cached.write() {
-            if c.callers.len() >= 10_000 {
-                c.callers.retain(|_, (_, u)| now < *u);
-            }
-            c.callers.insert(tag, (caller.clone(), until));
-        }
-        Ok(caller)
-    }
-
-    async fn check_password(&self, username: &str, password: &str) -> Result<Arc<User>, ApiError> {
-        let now = ferry_core::now_ms();
-        let user = self.user(username).await?;
-        let stored = user.as_ref().and_then(|u| u.password_hash.clone());
-        // The tag covers the stored hash: a changed password is checked anew.
-        let tagged = format!("{}\u{0}{password}", stored.as_deref().unwrap_or(""));
-        if let Some(u) = &user
-            && stored.is_some()
-            && self.verified.check(username, &tagged, now)
-        {
-            return Ok(u.clone());
-        }
-        let ok = {
-            let _permit = self
-                .checks
-                .acquire()
-                .await
-                .map_err(|_| ApiError::unauthenticated())?;
-            let password = password.to_owned();
-            let stored = stored.clone();
-            tokio::task::spawn_blocking(move || match stored {
-                Some(h) => ferry_auth::secret::verify_password(&h, &password),
-                None => ferry_auth::secret::verify_unknown(&password),
-            })
-            .await
-            .unwrap_or(false)
-        };
-        match user {
-            Some(u) if ok => {
-                self.verified.remember(username, &tagged, now);
-                Ok(u)
-            }
-            _ => {
-                tokio::time::sleep(FAILURE_DELAY).await;
-                Err(ApiError::unauthenticated())
-            }
-        }
-    }
-
-    async fn check_token(&self, text: &str) -> Result<(Arc<User>, Arc<Token>), ApiError> {
-        let Some((id, secret)) = ferry_auth::secret::parse_token(text) else {
-            return Err(ApiError::unauthenticated());
-        };
-        let token = self.token(id).await?;
-        let live = token.as_ref().is_some_and(|t| {
-            t.live(ferry_core::now_ms())
-                && ferry_auth::secret::token_matches(&t.secret_hash, secret)
-        });
-        let (true, Some(token)) = (live, token) else {
-            tokio::time::sleep(FAILURE_DELAY).await;
-            return Err(ApiError::unauthenticated());
-        };
-        match self.user_by_id(token.user_id).await? {
-            Some(u) => Ok((u, token)),
-            None => Err(ApiError::unauthenticated()),
-        }
-    }
-
-    /// The workspace a request works in: its `X-MLFLOW-WORKSPACE` header
-    /// (which a token limited to one workspace must agree with), else the
-    /// token's, else the user's only workspace, else `default`.
-    async fn workspace_of_request(
-        &self,
-        headers: &HeaderMap,
-        user: &User,
-        token: Option<&Token>,
-    ) -> Result<String, ApiError> {
-        let named = headers
-            .get(WORKSPACE_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-            .filter(|s| !s.is_empty());
-        let scoped = token.and_then(|t| t.workspace.as_deref());
-        match (named, scoped) {
-            // A token limited to one workspace works in no other.
-            (Some(n), Some(s)) if n != s => Err(ApiError::forbidden()),
-            (Some(n), _) => Ok(n.to_owned()),
-            (None, Some(s)) => Ok(s.to_owned()),
-            (None, None) => {
-                let mine = self.memberships(user.id).await?;
-                Ok(match mine.as_slice() {
-                    [only] => only.clone(),
-                    _ => DEFAULT_WORKSPACE.to_owned(),
-                })
-            }
-        }
-    }
-
-    async fn memberships(&self, user_id: i64) -> Result<Arc<Vec<String>>, ferry_metadata::Error> {
-        let load = async {
-            let mut ws: Vec<String> = self
-                .store
-                .roles_of(user_id)
-                .await?
-                .into_iter()
-                .map(|r| r.workspace)
-                .collect();
-            ws.sort();
-            ws.dedup();
-            Ok(Some(Arc::new(ws)))
-        };
-        let found = self.memo(
-            |c| c.memberships.get(&user_id).cloned(),
-            |c, m| drop(c.memberships.insert(user_id, m)),
-            load,
-        );
-        Ok(found.await?.unwrap_or_default())
-    }
-
-    /// The caller's grants in `workspace` as a subject; a token limited to
-    /// a role holds that role's grants there and nothing elsewhere.
-    async fn subject(&self, caller: &Caller, workspace: &str) -> Result<Subject, ApiError> {
-        if let Some(t) = &caller.token
-            && let Some(role) = &t.role
-        {
-            let in_scope = t.workspace.as_deref().is_none_or(|w| w == workspace);
-            let grants = match ferry_auth::builtin_role(role) {
-                Some(g) if in_scope => g,
-                _ => Vec::new(),
-            };
-            return Ok(Subject {
-                is_admin: false,
-                grants,
-            });
-        }
-        let user = caller.user.id;
-        let grants = self
-            .memo(
-                |c| c.grants.get(&(user, workspace.to_owned())).cloned(),
-                |c, g| drop(c.grants.insert((user, workspace.to_owned()), g)),
-                async { Ok(Some(Arc::new(self.store.grants_in(user, workspace).await?))) },
-            )
-            .await?
-            .unwrap_or_default();
-        Ok(Subject {
-            is_admin: caller.is_admin(),
-            grants: grants.as_ref().clone(),
-        })
-    }
-
-    /// The workspace a resource was created in.
-    async fn workspace(&self, rt: ResourceType, id: &str) -> Result<String, ferry_metadata::Error> {
-        let found = self.memo(
-            |c| c.workspaces.get(&(rt, id.to_owned())).cloned(),
-            |c, w| drop(c.workspaces.insert((rt, id.to_owned()), w)),
-            async { Ok(Some(self.store.workspace_of(rt, id).await?)) },
-        );
-        Ok(found.await?.unwrap_or_default())
+    /// Polls the store's auth generation until the gate is dropped.
+    pub fn spawn_poll(&self) {
+        self.access.spawn_poll();
     }
 
     /// The experiment a run is in; `None` when there is no such run.
@@ -538,7 +109,7 @@ impl Gate {
         {
             return Ok(Some(e));
         }
-        let Some(run) = self.store.get_tracked_run(run_id).await? else {
+        let Some(run) = self.store().get_tracked_run(run_id).await? else {
             return Ok(None);
         };
         let exp = run.info.experiment_id.to_string();
@@ -563,7 +134,7 @@ impl Gate {
         {
             return Ok(Some(e));
         }
-        let Some(m) = self.store.get_logged_model(model_id).await? else {
+        let Some(m) = self.store().get_logged_model(model_id).await? else {
             return Ok(None);
         };
         let exp = m.experiment_id.to_string();
@@ -592,59 +163,8 @@ impl Gate {
             Some(t) => Requirement::on(Key::new(t, "*"), action).or(on_exp),
             None => Requirement::on(on_exp, action),
         };
-        Ok(subject.may(&self.policy, &req))
+        Ok(subject.may(&self.policy(), &req))
     }
-
-    async fn may_model(
-        &self,
-        caller: &Caller,
-        name: &str,
-        action: Action,
-    ) -> Result<bool, ApiError> {
-        let ws = self.workspace(ResourceType::RegisteredModel, name).await?;
-        let subject = self.subject(caller, &ws).await?;
-        let req = Requirement::on(Key::new(ResourceType::RegisteredModel, name), action);
-        Ok(subject.may(&self.policy, &req))
-    }
-
-    /// Whether the caller may create in their request's workspace: a
-    /// member, and `kind` not denied there.
-    async fn may_create(
-        &self,
-        caller: &Caller,
-        kind: ResourceType,
-        id: &str,
-    ) -> Result<bool, ApiError> {
-        let subject = self.subject(caller, &caller.workspace).await?;
-        let not_denied = Requirement::on(Key::new(kind, id), Action::NotDenied);
-        Ok(subject.is_member() && subject.may(&self.policy, &not_denied))
-    }
-
-    /// Appends one audit entry; a failure is logged, never the request's.
-    async fn audit(&self, caller: Option<&Caller>, actor: &str, what: Audited<'_>) {
-        let event = Event {
-            time_ms: ferry_core::now_ms(),
-            actor: caller.map_or_else(|| actor.to_owned(), |c| c.user.username.clone()),
-            token_id: caller.and_then(|c| c.token.as_ref().map(|t| t.id.clone())),
-            action: what.action.to_owned(),
-            resource: what.resource,
-            outcome: what.outcome.to_owned(),
-            source: what.source.map(|ip| ip.to_string()).unwrap_or_default(),
-            reason: None,
-        };
-        if let Err(e) = self.store.append_audit(&event).await {
-            tracing::error!("cannot append to the audit log: {e}");
-        }
-    }
-}
-
-/// One entry's variable part.
-struct Audited<'a> {
-    action: &'a str,
-    resource: String,
-    outcome: &'a str,
-    /// The peer's address (formatted only when an entry is written).
-    source: Option<std::net::IpAddr>,
 }
 
 /// The ids a rule reads from a request: the query string, or a JSON body.
@@ -787,19 +307,9 @@ where
         return next.run(req).await;
     }
     let source = req.extensions().get::<ferry_http::Peer>().map(|p| p.0.ip());
-    let caller = match gate.authenticate(req.headers()).await {
+    let caller = match gate.caller(req.headers(), source).await {
         Ok(c) => c,
-        Err(refusal) => {
-            let actor = claimed_user(req.headers());
-            let what = Audited {
-                action: "auth.login",
-                resource: String::new(),
-                outcome: "denied",
-                source,
-            };
-            gate.audit(None, &actor, what).await;
-            return refusal.into_response();
-        }
+        Err(refusal) => return ApiError::from(refusal).into_response(),
     };
     if route.rule == Rule::AuthApi {
         let mut req = req;
@@ -823,20 +333,6 @@ where
     };
     let resp = next.run(req).await;
     after(&gate, &caller, route, decided, resp, source).await
-}
-
-/// The user name a request claims (for the audit entry of a failed login;
-/// never the password or token).
-fn claimed_user(headers: &HeaderMap) -> String {
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    match credentials::parse_authorization(given) {
-        Some(Credentials::Basic { username, .. }) => username,
-        Some(Credentials::Bearer { token }) => ferry_auth::secret::parse_token(&token)
-            .map_or_else(|| "token".to_owned(), |(id, _)| format!("token:{id}")),
-        None => "anonymous".to_owned(),
-    }
 }
 
 type Denied = (ApiError, String);
@@ -1022,7 +518,7 @@ async fn decide_rule(
                 .experiment_name
                 .as_deref()
                 .ok_or_else(|| missing("experiment_name"))?;
-            match gate.store.get_experiment_by_name(name).await? {
+            match gate.store().get_experiment_by_name(name).await? {
                 // The route answers 404 itself, as MLflow's does.
                 None => (format!("experiment:{name}"), true),
                 Some(e) => {
@@ -1120,7 +616,7 @@ async fn artifact(
         return Ok((format!("artifact:{path}"), false));
     };
     let resource = format!("artifact:{}", safe.as_str());
-    let owner = crate::routes::artifacts::owner_in(gate.store.as_ref(), &safe).await?;
+    let owner = crate::routes::artifacts::owner_in(gate.store().as_ref(), &safe).await?;
     let ok = match owner {
         Some(crate::routes::artifacts::Owner::Run { id, .. }) => {
             match gate.run_experiment(&id).await? {
@@ -1200,10 +696,10 @@ async fn after(
 
 /// The creator of a resource manages it, in the workspace it was made in.
 async fn owned(gate: &Gate, caller: &Caller, rt: ResourceType, id: &str) {
-    let grant = Grant::new(rt, id, Permission::Manage);
-    let set = gate.store.set_workspace(rt, id, &caller.workspace).await;
+    let grant = ferry_auth::Grant::new(rt, id, ferry_auth::Permission::Manage);
+    let set = gate.store().set_workspace(rt, id, &caller.workspace).await;
     let granted = gate
-        .store
+        .store()
         .grant_user(caller.user.id, &caller.workspace, &grant)
         .await;
     for e in [set.err(), granted.err()].into_iter().flatten() {
@@ -1267,7 +763,7 @@ async fn readable(
             let Some(name) = s(&row["name"]) else {
                 return Ok(false);
             };
-            return gate.may_model(caller, &name, Action::Read).await;
+            return Ok(gate.may_model(caller, &name, Action::Read).await?);
         }
     };
     match exp {
