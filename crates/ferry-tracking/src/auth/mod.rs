@@ -163,7 +163,7 @@ impl Gate {
             Some(t) => Requirement::on(Key::new(t, "*"), action).or(on_exp),
             None => Requirement::on(on_exp, action),
         };
-        Ok(subject.may(&self.policy(), &req))
+        Ok(subject.may(self.policy(), &req))
     }
 }
 
