@@ -531,15 +531,29 @@ impl Access {
         Ok(found.await?.unwrap_or_default())
     }
 
+    /// Whether the caller may do `action` on the registered model `name`.
     pub async fn may_model(
         &self,
         caller: &Caller,
         name: &str,
         action: Action,
     ) -> Result<bool, Refusal> {
+        self.may_for_model(caller, name, ResourceType::RegisteredModel, action)
+            .await
+    }
+
+    /// Whether the caller may do `action` on the `rt` named after the
+    /// registered model `name` (its deployment), in that model's workspace.
+    pub async fn may_for_model(
+        &self,
+        caller: &Caller,
+        name: &str,
+        rt: ResourceType,
+        action: Action,
+    ) -> Result<bool, Refusal> {
         let ws = self.workspace(ResourceType::RegisteredModel, name).await?;
         let subject = self.subject(caller, &ws).await?;
-        let req = Requirement::on(Key::new(ResourceType::RegisteredModel, name), action);
+        let req = Requirement::on(Key::new(rt, name), action);
         Ok(subject.may(&self.policy, &req))
     }
 

@@ -165,9 +165,12 @@ impl Subject {
     }
 }
 
-/// The roles every workspace starts with, as grants: what `viewer`,
-/// `editor`, `maintainer` and `admin` hold. Ordinary roles, so MLflow's auth
-/// client lists and assigns them like any other.
+/// The roles every workspace starts with, as grants: what `predictor`,
+/// `viewer`, `editor`, `maintainer` and `admin` hold. Ordinary roles, so
+/// MLflow's auth client lists and assigns them like any other. `predictor`
+/// holds USE on registered models (which reads them, as MLflow's USE does)
+/// and nothing else: a service that calls a gateway, which can neither
+/// change the registry, see experiments, nor send feedback.
 pub fn builtin_role(name: &str) -> Option<Vec<Grant>> {
     use Permission::*;
     use ResourceType as T;
@@ -178,6 +181,7 @@ pub fn builtin_role(name: &str) -> Option<Vec<Grant>> {
     };
     let member = Grant::new(T::Workspace, "*", Use);
     Some(match name {
+        "predictor" => vec![member, Grant::new(T::RegisteredModel, "*", Use)],
         "viewer" => std::iter::once(member).chain(all(Read)).collect(),
         "editor" => std::iter::once(member).chain(all(Edit)).collect(),
         "maintainer" => std::iter::once(member).chain(all(Manage)).collect(),
@@ -186,8 +190,9 @@ pub fn builtin_role(name: &str) -> Option<Vec<Grant>> {
     })
 }
 
-/// The names of [`builtin_role`]s, least to most.
-pub const BUILTIN_ROLES: [&str; 4] = ["viewer", "editor", "maintainer", "admin"];
+/// The names of [`builtin_role`]s, least to most (`predictor` only uses
+/// models).
+pub const BUILTIN_ROLES: [&str; 5] = ["predictor", "viewer", "editor", "maintainer", "admin"];
 
 #[cfg(test)]
 mod tests {
@@ -291,7 +296,7 @@ mod tests {
                 &Requirement::on(Key::new(T::RegisteredModel, "iris"), action),
             )
         };
-        let actions = [A::Read, A::Update, A::Delete];
+        let actions = [A::Use, A::Read, A::Update, A::Delete];
         let table: Vec<Vec<bool>> = BUILTIN_ROLES
             .iter()
             .map(|r| actions.iter().map(|a| may(r, *a)).collect())
@@ -299,10 +304,11 @@ mod tests {
         assert_eq!(
             table,
             [
-                [true, false, false],
-                [true, true, false],
-                [true, true, true],
-                [true, true, true]
+                [true, true, false, false],
+                [false, true, false, false],
+                [true, true, true, false],
+                [true, true, true, true],
+                [true, true, true, true]
             ]
         );
         assert!(builtin_role("owner").is_none());

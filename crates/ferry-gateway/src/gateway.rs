@@ -934,9 +934,10 @@ impl Gateway {
     }
 
     /// Labels arriving later: request id -> true label(s).
-    pub fn feedback(&self, request_id: &str, truth: &[String]) -> Result<Value, Failure> {
-        let seq = self.own_sequence(request_id);
-        let found = match seq {
+    /// The version that answered `request_id` and what it predicted, while
+    /// remembered and still served.
+    fn remembered(&self, request_id: &str) -> Option<(Arc<Served>, Vec<String>)> {
+        let found = match self.own_sequence(request_id) {
             Some(n) => lock(&self.ring)
                 .get((n % FEEDBACK_MEMORY as u64) as usize)
                 .and_then(|e| e.as_ref())
@@ -944,8 +945,18 @@ impl Gateway {
                 .map(|e| (e.1.clone(), e.2.clone())),
             None => lock(&self.feedback).map.get(request_id).cloned(),
         };
+        found.and_then(|(w, p)| Some((w.upgrade()?, p)))
+    }
+
+    /// The model that answered `request_id`, while remembered.
+    pub fn answered_by(&self, request_id: &str) -> Option<String> {
+        self.remembered(request_id).map(|(s, _)| s.model.clone())
+    }
+
+    pub fn feedback(&self, request_id: &str, truth: &[String]) -> Result<Value, Failure> {
+        let seq = self.own_sequence(request_id);
         // A version no longer served has no counters to score.
-        let Some((served, predicted)) = found.and_then(|(w, p)| Some((w.upgrade()?, p))) else {
+        let Some((served, predicted)) = self.remembered(request_id) else {
             self.counters.feedback_unknown.fetch_add(1, Relaxed);
             return Err(Failure::NotFound(format!(
                 "unknown request id `{request_id}` (the gateway remembers the last {FEEDBACK_MEMORY} classified requests)"

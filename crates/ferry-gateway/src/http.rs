@@ -4,11 +4,12 @@
 //! ([`Transport`]: a body too large, unreadable or of a type no protocol
 //! takes, or no room for it), which never reach the gateway.
 
+use crate::access::Admitted;
 use crate::gateway::{Answer, Failure, Gateway, ModelRoute, Read, Reader, Routed, Served};
 use crate::protocol::{self, AnswerShape};
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{Extension, Path, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -24,13 +25,16 @@ pub use ferry_http::BodyBudget;
 #[derive(Clone)]
 pub struct HttpState {
     pub gw: Arc<Gateway>,
+    /// Who may do what, when the store has users (`None`: no one asked,
+    /// as in tests of the protocols).
+    pub access: Option<Arc<ferry_access::Access>>,
     pub max_body: usize,
     /// Request bodies held at once, for the whole gateway.
     pub bodies: BodyBudget,
 }
 
 /// The protocol a path speaks, for errors raised before its handler runs.
-fn proto_of(path: &str) -> Proto {
+pub(crate) fn proto_of(path: &str) -> Proto {
     if path == "/invocations" {
         Proto::Mlflow
     } else if path.starts_with("/v2") {
@@ -97,11 +101,13 @@ pub enum Transport {
     Full(u32),
 }
 
-/// Why a route answers with an error: the gateway's or the transport's.
+/// Why a route answers with an error: the gateway's, the transport's, or
+/// the caller's credentials or grants ([`crate::access`]).
 #[derive(Debug)]
 pub enum Fault {
     Domain(Failure),
     Transport(Transport),
+    Refused(ferry_access::Refusal),
 }
 
 impl From<Failure> for Fault {
@@ -125,7 +131,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(proto: Proto, fault: impl Into<Fault>) -> Self {
+    pub(crate) fn new(proto: Proto, fault: impl Into<Fault>) -> Self {
         Self {
             proto,
             fault: fault.into(),
@@ -151,6 +157,32 @@ impl Transport {
             }
         };
         (status, "BAD_REQUEST", self.to_string())
+    }
+}
+
+/// A refusal's status, MLflow error code and message (a store's failure
+/// stays in the log).
+fn refused(r: ferry_access::Refusal) -> (StatusCode, &'static str, String) {
+    use ferry_access::Refusal;
+    match r {
+        Refusal::Unauthenticated => (
+            StatusCode::UNAUTHORIZED,
+            "UNAUTHENTICATED",
+            "You are not authenticated. Please see https://www.mlflow.org/docs/latest/auth/index.html#authenticating-to-mlflow on how to authenticate.".to_owned(),
+        ),
+        Refusal::Forbidden => (
+            StatusCode::FORBIDDEN,
+            "PERMISSION_DENIED",
+            "Permission denied".to_owned(),
+        ),
+        Refusal::Store(e) => {
+            tracing::error!("cannot read who may do what: {e}");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "TEMPORARILY_UNAVAILABLE",
+                "the gateway cannot check credentials right now".to_owned(),
+            )
+        }
     }
 }
 
@@ -186,6 +218,7 @@ impl IntoResponse for ApiError {
         let (status, code, msg) = match self.fault {
             Fault::Domain(f) => rendered(f),
             Fault::Transport(t) => t.rendered(),
+            Fault::Refused(r) => refused(r),
         };
         let mut resp = match self.proto {
             // MLflow answers an unsupported media type in plain text.
@@ -209,6 +242,12 @@ impl IntoResponse for ApiError {
         if retry {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"ferry\""),
+            );
         }
         resp
     }
@@ -667,12 +706,31 @@ async fn v2_infer_version(
 
 // ---- KServe V1
 
-async fn v1_models(State(st): State<HttpState>) -> Response {
-    let t = st.gw.table();
-    json_response(
-        StatusCode::OK,
-        &json!({"models": t.models.iter().map(|m| m.name.clone()).collect::<Vec<_>>()}),
-    )
+async fn v1_models(
+    State(st): State<HttpState>,
+    admitted: Option<Extension<Admitted>>,
+) -> Result<Response, ApiError> {
+    let mut names: Vec<String> = st
+        .gw
+        .table()
+        .models
+        .iter()
+        .map(|m| m.name.clone())
+        .collect();
+    // Only what the caller may read is listed.
+    if let Some(Extension(a)) = admitted {
+        let mut readable = Vec::with_capacity(names.len());
+        for n in names {
+            if a.may(&n, ferry_auth::Action::Read)
+                .await
+                .map_err(|r| ApiError::new(Proto::V1, Fault::Refused(r)))?
+            {
+                readable.push(n);
+            }
+        }
+        names = readable;
+    }
+    Ok(json_response(StatusCode::OK, &json!({"models": names})))
 }
 
 async fn v1_model(
@@ -747,7 +805,11 @@ async fn v1_predict(
 
 // ---- feedback, metrics, status
 
-async fn feedback(State(st): State<HttpState>, body: Body) -> Result<Response, ApiError> {
+async fn feedback(
+    State(st): State<HttpState>,
+    admitted: Option<Extension<Admitted>>,
+    body: Body,
+) -> Result<Response, ApiError> {
     let bytes = read_body(body, 1 << 20, Proto::V1).await?;
     let bad = |m: &str| ApiError::new(Proto::V1, Failure::BadInput(m.to_owned()));
     let v: Value = serde_json::from_slice(&bytes)
@@ -776,6 +838,17 @@ async fn feedback(State(st): State<HttpState>, body: Body) -> Result<Response, A
             ));
         }
     };
+    // Labels score a model: EDIT on the one that answered. A request id
+    // this gateway does not remember is answered 404 below either way.
+    if let (Some(Extension(a)), Some(model)) = (admitted, st.gw.answered_by(id)) {
+        let ok = a
+            .may(&model, ferry_auth::Action::Update)
+            .await
+            .map_err(|r| ApiError::new(Proto::V1, Fault::Refused(r)))?;
+        if !ok {
+            return Err(a.refuse(Proto::V1, "gateway.feedback", &model).await);
+        }
+    }
     let out = st
         .gw
         .feedback(id, &truth)
@@ -829,6 +902,11 @@ pub fn router(st: HttpState) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             st.clone(),
             body_budget,
+        ))
+        // Outermost: who is asking is known before a body is admitted.
+        .layer(axum::middleware::from_fn_with_state(
+            st.clone(),
+            crate::access::gate,
         ))
         .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(st)

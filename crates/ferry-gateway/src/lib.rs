@@ -10,6 +10,7 @@
 //! This crate knows the serving protocols' wire shapes ([`protocol`],
 //! [`http`]); the store is reached only through `ferry_metadata`'s traits.
 
+pub mod access;
 pub mod bucket;
 pub mod canary;
 pub mod gateway;
@@ -41,6 +42,8 @@ pub struct ServeConfig {
     pub tick: Duration,
     /// Connections, header deadline, body rate.
     pub limits: ferry_http::ConnLimits,
+    /// Who may do what ([`access`]); `None` asks no one.
+    pub access: Option<Arc<ferry_access::Access>>,
 }
 
 /// Serves until Ctrl-C / SIGTERM: loads every model (an error if one
@@ -76,8 +79,12 @@ pub async fn serve(
             }
         })
     };
+    if let Some(a) = &cfg.access {
+        a.spawn_poll();
+    }
     let app = router(HttpState {
         gw: gw.clone(),
+        access: cfg.access.clone(),
         max_body: cfg.max_body,
         bodies: http::BodyBudget::new(cfg.body_budget, gw.request_timeout),
     });

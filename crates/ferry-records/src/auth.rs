@@ -176,7 +176,7 @@ pub trait AuthStore: Send + Sync {
     async fn audit_head(&self) -> Result<Option<(u64, String)>>;
 }
 
-/// The built-in role `name` (viewer, editor, maintainer, admin) of
+/// The built-in role `name` (predictor, viewer, editor, maintainer, admin) of
 /// `workspace`, made with its grants the first time it is needed; `None`
 /// for a name that is not built in. A role of that name someone made by
 /// hand is returned as it is.

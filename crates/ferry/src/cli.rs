@@ -263,7 +263,7 @@ pub enum AdminCommand {
         /// Limit it to one workspace
         #[arg(long)]
         workspace: Option<String>,
-        /// Limit it to a built-in role: viewer, editor, maintainer or admin
+        /// Limit it to a built-in role: predictor (only predicts through a gateway), viewer, editor, maintainer or admin
         #[arg(long)]
         role: Option<String>,
         /// How long it is valid: 30d, 12h, 90m
@@ -279,7 +279,7 @@ pub enum AdminCommand {
         /// The workspace (MLflow's `X-MLFLOW-WORKSPACE`; `default` when a request names none)
         #[arg(long)]
         workspace: String,
-        /// viewer, editor, maintainer or admin (of the workspace)
+        /// predictor, viewer, editor, maintainer or admin (of the workspace)
         #[arg(long, default_value = "editor")]
         role: String,
         #[command(flatten)]

@@ -39,12 +39,6 @@ pub fn serve(ctx: &Ctx, a: ServeArgs) -> Result<u8> {
     if names.windows(2).any(|w| w[0] == w[1]) {
         return Err(usage("each model may be served once"));
     }
-    let ip = listen_ip(
-        &a.host,
-        a.insecure_no_auth,
-        false,
-        "predict with every model served and send feedback",
-    )?;
     let tick = canary::parse_duration(&a.tick).map_err(|e| usage(format!("--tick: {e}")))?;
     let window =
         canary::parse_duration(&a.log_window).map_err(|e| usage(format!("--log-window: {e}")))?;
@@ -60,6 +54,17 @@ pub fn serve(ctx: &Ctx, a: ServeArgs) -> Result<u8> {
         )
     })?;
     let (url, layout) = ctx.store_url(&a.place, "ferry serve", SERVE_NEEDS_STORE, false)?;
+    // The same users, grants and audit log as the team's `ferry server`.
+    let has_users = crate::admin::first_admin(&url)?;
+    let ip = listen_ip(
+        &a.host,
+        a.insecure_no_auth,
+        has_users,
+        "predict with every model served and send feedback",
+    )?;
+    // Beyond loopback with users, credentials stay required even if every
+    // user is later deleted.
+    let require_auth = has_users && !ip.is_loopback();
     let place = crate::artifacts::place(&a.artifacts, layout.artifacts())?;
     let cache = a
         .artifact_cache
@@ -104,6 +109,7 @@ pub fn serve(ctx: &Ctx, a: ServeArgs) -> Result<u8> {
             allow_fakes: a.allow_fakes,
             runtimes,
         });
+        let access = ferry_access::Access::with(store.clone(), require_auth).await?;
         let gw = Arc::new(ferry_gateway::Gateway::new(specs, store, loader, predlog));
         let cfg = ferry_gateway::ServeConfig {
             addr: std::net::SocketAddr::new(ip, a.port),
@@ -114,6 +120,7 @@ pub fn serve(ctx: &Ctx, a: ServeArgs) -> Result<u8> {
                 max_connections: a.max_connections.max(1),
                 ..Default::default()
             },
+            access: Some(access),
         };
         let shown = gw.clone();
         ferry_gateway::serve(cfg, gw, move |addr| {

@@ -5,6 +5,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod access;
 mod bucket;
 mod canary;
 mod integrity;
@@ -180,6 +181,7 @@ impl Env {
 pub fn app(gw: &Arc<Gateway>) -> axum::Router {
     ferry_gateway::router(HttpState {
         gw: gw.clone(),
+        access: None,
         max_body: 1 << 16,
         bodies: ferry_gateway::http::BodyBudget::default(),
     })

@@ -285,3 +285,60 @@ fn a_team_server_asks_who_is_there_and_ferry_login_keeps_a_token_owner_only() {
     let o = with_env(&p, &["models", "list", "--server", &server.url], &basic, "");
     assert_eq!(o.code, 0, "{o:?}");
 }
+
+#[test]
+fn a_gateway_on_a_store_with_users_takes_a_predict_only_token_for_predictions_only() {
+    let p = crate::deploy::two_versions();
+    let o = with_stdin(
+        &p,
+        &["admin", "create-user", "svc", "--password-stdin"],
+        "svc-long-password\n",
+    );
+    assert_eq!(o.code, 0, "{o:?}");
+    let o = p.ferry(&[
+        "admin",
+        "add-member",
+        "svc",
+        "--workspace",
+        "default",
+        "--role",
+        "editor",
+    ]);
+    assert_eq!(o.code, 0, "{o:?}");
+    let o = p.ferry(&[
+        "admin",
+        "create-token",
+        "svc",
+        "--name",
+        "web",
+        "--workspace",
+        "default",
+        "--role",
+        "predictor",
+    ]);
+    assert_eq!(o.code, 0, "{o:?}");
+    let token = o.stdout.trim().to_owned();
+    let gw = crate::deploy::Gateway::start(&p);
+    let addr: std::net::SocketAddr = gw.addr.parse().unwrap();
+    let send = |method: &str, path: &str, auth: Option<&str>, body: &str| {
+        let auth = auth.map_or(String::new(), |t| format!("authorization: Bearer {t}\r\n"));
+        let raw = format!(
+            "{method} {path} HTTP/1.1\r\nhost: x\r\n{auth}content-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        crate::slow_clients::request(addr, &raw).0
+    };
+    let row = r#"{"instances": [[1.0, 2.0]]}"#;
+    assert_eq!(send("GET", "/ping", None, ""), 200, "probes stay open");
+    assert_eq!(send("POST", "/invocations", None, row), 401);
+    assert_eq!(
+        send("POST", "/invocations", Some("ferry_00_nope"), row),
+        401
+    );
+    assert_eq!(send("POST", "/invocations", Some(&token), row), 200);
+    assert_eq!(send("GET", "/metrics", Some(&token), ""), 403);
+    drop(gw);
+    let o = p.ferry(&["audit", "list", "--action", "gateway", "--json"]);
+    assert_eq!(o.code, 0, "{o:?}");
+    assert!(o.stdout.contains("\"gateway.metrics\""), "{o:?}");
+}

@@ -11,7 +11,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 /// One request on a fresh connection: its status and how long it took.
-fn request(addr: SocketAddr, raw: &str) -> (u16, Duration) {
+pub(crate) fn request(addr: SocketAddr, raw: &str) -> (u16, Duration) {
     let t = Instant::now();
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
