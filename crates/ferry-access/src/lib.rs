@@ -321,6 +321,7 @@ impl Access {
             resource: String::new(),
             outcome: "denied",
             source,
+            reason: None,
         };
         self.audit(None, &claimed_user(headers), what).await;
         Err(refusal)
@@ -580,7 +581,7 @@ impl Access {
             resource: what.resource,
             outcome: what.outcome.to_owned(),
             source: what.source.map(|ip| ip.to_string()).unwrap_or_default(),
-            reason: None,
+            reason: what.reason.map(str::to_owned),
         };
         if let Err(e) = self.store.append_audit(&event).await {
             tracing::error!("cannot append to the audit log: {e}");
@@ -595,6 +596,8 @@ pub struct Audited<'a> {
     pub outcome: &'a str,
     /// The peer's address (formatted only when an entry is written).
     pub source: Option<std::net::IpAddr>,
+    /// Why, when the caller said (a protected alias moved by hand).
+    pub reason: Option<&'a str>,
 }
 
 /// The user name a request claims (for the audit entry of a failed login;

@@ -667,10 +667,31 @@ impl Client {
         Ok(self.list_versions(model)?.pop())
     }
 
-    pub fn set_alias(&self, model: &str, alias: &str, version: i64) -> Result<()> {
-        self.post(
-            "registered-models/alias",
-            &json!({ "name": model, "alias": alias, "version": version.to_string() }),
+    /// Points `alias` at `version`, saying why (a protected alias on a
+    /// team server needs a reason, sent as `ferry_records::REASON_HEADER`).
+    pub fn set_alias(
+        &self,
+        model: &str,
+        alias: &str,
+        version: i64,
+        reason: Option<&str>,
+    ) -> Result<()> {
+        let path = "registered-models/alias";
+        let body = json!({ "name": model, "alias": alias, "version": version.to_string() });
+        let mut req = self
+            .auth(
+                self.agent
+                    .post(format!("{}/api/2.0/mlflow/{path}", self.base)),
+            )
+            .header("Content-Type", "application/json");
+        if let Some(r) = reason {
+            let encoded =
+                percent_encoding::utf8_percent_encode(r, percent_encoding::NON_ALPHANUMERIC);
+            req = req.header(ferry_records::REASON_HEADER, encoded.to_string());
+        }
+        self.answer(
+            &format!("POST /api/2.0/mlflow/{path}"),
+            req.send(body.to_string()),
         )?;
         Ok(())
     }
@@ -695,7 +716,8 @@ impl Client {
         let v = self.post("model-versions/create", &body)?;
         let mut mv = self.version_from("model-versions/create", &v["model_version"])?;
         if let Some(alias) = &nv.alias {
-            self.set_alias(&nv.model, alias, mv.version)?;
+            let why = "registered by `ferry run`: the pipeline's gates passed";
+            self.set_alias(&nv.model, alias, mv.version, Some(why))?;
             mv.aliases.push(alias.clone());
         }
         Ok(mv)

@@ -154,6 +154,7 @@ async fn deny_audit(
         resource: format!("{}:{model}", ResourceType::RegisteredModel.as_str()),
         outcome: "denied",
         source,
+        reason: None,
     };
     access.audit(Some(caller), "", what).await;
 }

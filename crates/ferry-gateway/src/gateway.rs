@@ -294,6 +294,15 @@ pub fn ending(
     }
 }
 
+/// The audit log's word for how a deployment ended.
+pub fn phase_action(phase: Phase) -> &'static str {
+    match phase {
+        Phase::Promoted => "promote",
+        Phase::RolledBack => "rollback",
+        _ => "abort",
+    }
+}
+
 /// Why a prediction was not made; the handlers render it in their protocol.
 #[derive(Debug)]
 pub enum Failure {
@@ -620,9 +629,13 @@ impl Gateway {
         detail: Value,
     ) -> Result<Deployment, ferry_metadata::Error> {
         let change = ending(d, phase, reason, detail, ferry_core::now_ms());
-        self.store
+        let ended = self
+            .store
             .change_deployment(&d.id, d.revision, &change)
-            .await
+            .await?;
+        let action = format!("deployment.{}", phase_action(phase));
+        crate::rollout::audit(self.store.as_ref(), "gateway", &action, &ended, reason).await;
+        Ok(ended)
     }
 
     /// A prediction with a deadline: a runtime that hangs answers 503 (and

@@ -176,6 +176,13 @@ pub trait AuthStore: Send + Sync {
     async fn audit_head(&self) -> Result<Option<(u64, String)>>;
 }
 
+/// Who an audit entry names for a change made on the store itself (the
+/// command line, no server in between): `cli:<login name>`.
+pub fn cli_actor() -> String {
+    let who = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+    format!("cli:{who}")
+}
+
 /// The built-in role `name` (predictor, viewer, editor, maintainer, admin) of
 /// `workspace`, made with its grants the first time it is needed; `None`
 /// for a name that is not built in. A role of that name someone made by

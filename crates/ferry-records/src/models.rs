@@ -32,6 +32,36 @@ pub struct RegisteredModel {
     pub latest: Option<ModelVersion>,
 }
 
+/// The registered model tag naming its protected aliases, comma-separated
+/// (`production,staging`; empty: none). Without it, [`DEFAULT_PROTECTED`].
+/// Setting or removing it is a maintainer's (MANAGE), as moving a
+/// protected alias by hand is.
+pub const PROTECTED_ALIASES_TAG: &str = "ferry.protected_aliases";
+
+/// The header a ferry client gives the reason for moving a protected alias
+/// in, percent-encoded UTF-8 (the MLflow API has no field for it).
+pub const REASON_HEADER: &str = "x-ferry-reason";
+
+/// The aliases protected on a model that does not say otherwise.
+pub const DEFAULT_PROTECTED: &[&str] = &["production"];
+
+impl RegisteredModel {
+    /// Whether `alias` is protected on this model: it moves only through a
+    /// passing deployment or gate, or by a maintainer who gives a reason.
+    pub fn protects(&self, alias: &str) -> bool {
+        protects(&self.tags, alias)
+    }
+}
+
+/// Whether `alias` is protected on a model with `tags` (see
+/// [`PROTECTED_ALIASES_TAG`]).
+pub fn protects(tags: &[(String, String)], alias: &str) -> bool {
+    match tags.iter().find(|(k, _)| k == PROTECTED_ALIASES_TAG) {
+        Some((_, v)) => v.split(',').map(str::trim).any(|a| a == alias),
+        None => DEFAULT_PROTECTED.contains(&alias),
+    }
+}
+
 /// MLflow models and registry, behind one interface every backend implements.
 #[async_trait::async_trait]
 pub trait ModelStore: Send + Sync {
@@ -170,5 +200,20 @@ pub async fn source_location(store: &dyn crate::MetadataStore, source: &str) -> 
         )
     } else {
         Ok(source.to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn production_is_protected_unless_the_model_names_its_own() {
+        let tags = |v: &str| vec![(PROTECTED_ALIASES_TAG.to_owned(), v.to_owned())];
+        assert!(protects(&[], "production"));
+        assert!(!protects(&[], "staging"));
+        assert!(protects(&tags("production, staging"), "staging"));
+        assert!(!protects(&tags("staging"), "production"));
+        assert!(!protects(&tags(""), "production"));
     }
 }

@@ -367,9 +367,8 @@ impl Registry for Local {
             alias.to_owned(),
             reason.map(str::to_owned),
         );
-        let ev = self.call(|s| {
-            Box::pin(async move { s.set_alias(&m, &a, version, r.as_deref(), now_ms()).await })
-        })?;
+        let ev =
+            self.call(|s| Box::pin(async move { set_alias_audited(s, &m, &a, version, r).await }))?;
         Ok(ev.previous)
     }
 
@@ -734,16 +733,16 @@ impl Registry for Remote {
         })
     }
 
-    /// The MLflow API records no reason for an alias move.
+    /// The reason travels beside the MLflow request (a ferry header).
     fn set_alias(
         &self,
         model: &str,
         alias: &str,
         version: i64,
-        _reason: Option<&str>,
+        reason: Option<&str>,
     ) -> Result<Option<i64>> {
         let before = self.client.resolve_alias(model, alias)?.map(|v| v.version);
-        self.client.set_alias(model, alias, version)?;
+        self.client.set_alias(model, alias, version, reason)?;
         Ok(before)
     }
 
@@ -1029,4 +1028,42 @@ mod tests {
         assert!(OnCpu::enter(libc::CPU_SETSIZE as usize).is_none());
         assert_eq!(cpus(), before);
     }
+}
+
+/// An alias moved on the store itself, as a team's rules say: on a store
+/// with users, a protected alias (`ferry_metadata::protects`) moves only
+/// with a reason; every move is appended to the audit log (who, why, and
+/// the action), in the store's own order.
+async fn set_alias_audited(
+    s: &dyn ferry_metadata::MetadataStore,
+    model: &str,
+    alias: &str,
+    version: i64,
+    reason: Option<String>,
+) -> std::result::Result<AliasEvent, ferry_metadata::Error> {
+    if reason.is_none()
+        && !s.list_users().await?.is_empty()
+        && s.get_registered_model(model)
+            .await?
+            .is_some_and(|m| m.protects(alias))
+    {
+        return Err(ferry_metadata::Error::Invalid(format!(
+            "`{alias}` is a protected alias of `{model}`: it moves through a passing `ferry deploy` or gate, or by hand with a reason (`--reason TEXT`)"
+        )));
+    }
+    let ev = s
+        .set_alias(model, alias, version, reason.as_deref(), now_ms())
+        .await?;
+    let e = ferry_auth::audit::Event {
+        time_ms: now_ms(),
+        actor: ferry_metadata::cli_actor(),
+        token_id: None,
+        action: "registered_model.alias.set".into(),
+        resource: format!("registered_model:{model}"),
+        outcome: "allowed".into(),
+        source: "local".into(),
+        reason,
+    };
+    s.append_audit(&e).await?;
+    Ok(ev)
 }

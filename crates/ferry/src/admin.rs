@@ -24,8 +24,7 @@ fn open(ctx: &Ctx, place: &Place, cmd: &str, create: bool) -> Result<BlockingSto
 
 /// Who changed something from this machine's command line.
 fn operator() -> String {
-    let who = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
-    format!("cli:{who}")
+    ferry_metadata::cli_actor()
 }
 
 /// Records what an operator did (the outcome is always `allowed`: a

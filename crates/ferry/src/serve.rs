@@ -209,6 +209,19 @@ fn start(a: DeployStart, url: impl FnOnce() -> Result<String>) -> Result<u8> {
             .create_deployment(&new)
             .await
             .map_err(crate::exit::store_err)?;
+        let what = format!(
+            "{} started: {}",
+            plan.strategy.as_str(),
+            new.reason.as_deref().unwrap_or("no reason given")
+        );
+        rollout::audit(
+            store.as_ref(),
+            &ferry_metadata::cli_actor(),
+            "deployment.start",
+            &d,
+            &what,
+        )
+        .await;
         Ok::<_, anyhow::Error>((d, gateways))
     })?;
     let (d, gateways) = d;
@@ -317,6 +330,13 @@ fn end(url: &str, model: &str, phase: Phase, reason: Option<String>) -> Result<u
             )));
         }
         let promoted = phase == Phase::Promoted;
+        // On a team's store, promoting by hand moves a protected alias by
+        // hand: it needs a reason, as `ferry models alias` does.
+        if promoted && reason.is_none() && !store.list_users().await?.is_empty() {
+            return Err(usage(format!(
+                "promoting `{model}` by hand moves a protected alias: say why with --reason TEXT (or let the gateway's analysis promote it)"
+            )));
+        }
         let reason = reason.unwrap_or_else(|| {
             if promoted {
                 "promoted by hand"
@@ -338,10 +358,12 @@ fn end(url: &str, model: &str, phase: Phase, reason: Option<String>) -> Result<u
         if unjudged {
             change.reject = false;
         }
-        store
+        let ended = store
             .change_deployment(&d.id, d.revision, &change)
             .await
             .map_err(crate::exit::store_err)?;
+        let action = format!("deployment.{}", ferry_gateway::gateway::phase_action(phase));
+        rollout::audit(store.as_ref(), &ferry_metadata::cli_actor(), &action, &ended, &reason).await;
         eprintln!(
             "{model} version {}: {} ({reason})",
             d.candidate,

@@ -145,6 +145,19 @@ fn a_healthy_canary_advances_step_by_step_and_is_promoted() {
                 .unwrap()
                 .starts_with("passed every step")
         );
+        // The protected alias moved through a passing deployment: the audit
+        // log says by whom, through which deployment, and why.
+        let log = env.store.audit_entries(&Default::default()).await.unwrap();
+        let e = &log.last().unwrap().event;
+        assert_eq!(
+            (e.actor.as_str(), e.action.as_str(), e.resource.as_str()),
+            ("gateway", "deployment.promote", "registered_model:m")
+        );
+        let why = e.reason.as_deref().unwrap();
+        assert!(
+            why.starts_with(&format!("deployment {id} of version 2: passed every step")),
+            "{why}"
+        );
         // The route follows the alias: version 2 alone.
         let t = gw.table();
         let r = t.get("m").unwrap();
@@ -177,6 +190,13 @@ fn misbehaving_candidates_are_rolled_back_at_once_with_the_reason() {
             let reason = d.reason.clone().unwrap();
             assert!(reason.contains(want), "{fake}: {reason}");
             assert_eq!(kinds(&env, &id).await, ["started", "rolled_back"], "{fake}");
+            let log = env.store.audit_entries(&Default::default()).await.unwrap();
+            let e = &log.last().unwrap().event;
+            assert_eq!(
+                (e.actor.as_str(), e.action.as_str()),
+                ("gateway", "deployment.rollback")
+            );
+            assert!(e.reason.as_deref().unwrap().contains(want), "{fake}: {e:?}");
             let v2 = env.store.get_version("m", 2).await.unwrap().unwrap();
             assert!(
                 v2.tags

@@ -97,6 +97,7 @@ impl Gate {
             resource,
             outcome: "allowed",
             source: None,
+            reason: None,
         };
         self.audit(Some(caller), "", what).await;
         self.changed().await;

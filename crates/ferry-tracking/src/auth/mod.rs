@@ -178,6 +178,8 @@ struct Params {
     name: Option<String>,
     path: Option<String>,
     alias: Option<String>,
+    /// A tag's key (`set-tag`, `delete-tag`).
+    key: Option<String>,
 }
 
 /// An id sent as a string or a number.
@@ -206,6 +208,8 @@ struct Decided {
     /// The resource named, for the audit log (`experiment:3`).
     resource: String,
     params: Params,
+    /// Why, as the caller said ([`ferry_metadata::REASON_HEADER`]).
+    reason: Option<String>,
 }
 
 pub use api::routes;
@@ -326,6 +330,7 @@ where
                 resource,
                 outcome: "denied",
                 source,
+                reason: None,
             };
             gate.audit(Some(&caller), "", what).await;
             return refusal.into_response();
@@ -351,7 +356,10 @@ async fn decide(
         .map_err(|e| (e, String::new()))?;
     let (method, uri) = (req.method().clone(), req.uri().clone());
     let wanted = route.audit.is_some();
-    let rule = protected(route.rule, uri.path(), &params);
+    let reason = reason_of(req.headers());
+    let (rule, protects) = protection(gate, route.rule, uri.path(), &params)
+        .await
+        .map_err(|e| (e, String::new()))?;
     let (resource, allowed) =
         match check(gate, caller, rule, (&method, &uri), &params, wanted).await {
             Ok(v) => v,
@@ -360,28 +368,73 @@ async fn decide(
     if !allowed {
         return Err((ApiError::forbidden(), resource));
     }
-    Ok((req, Decided { resource, params }))
+    if let (Some(why), None) = (protects, &reason) {
+        return Err((ApiError::invalid(why), resource));
+    }
+    Ok((
+        req,
+        Decided {
+            resource,
+            params,
+            reason,
+        },
+    ))
 }
 
-/// Aliases only a maintainer (MANAGE) moves or removes by hand; an editor
-/// may move the others. Promotions by a passing gate or deployment go
-/// through ferry itself.
-pub const PROTECTED_ALIASES: &[&str] = &["production"];
+/// The reason a request gives ([`ferry_metadata::REASON_HEADER`],
+/// percent-encoded UTF-8), when it gives a non-empty one.
+pub fn reason_of(headers: &axum::http::HeaderMap) -> Option<String> {
+    let raw = headers.get(ferry_metadata::REASON_HEADER)?.as_bytes();
+    let text = percent_encoding::percent_decode(raw).decode_utf8_lossy();
+    let text = text.trim();
+    (!text.is_empty()).then(|| text.chars().take(1000).collect())
+}
 
-/// `rule`, raised to MANAGE when it moves or removes a protected alias.
-fn protected(rule: Rule, path: &str, p: &Params) -> Rule {
-    let moves_alias = path == "/api/2.0/mlflow/registered-models/alias";
-    match rule {
-        Rule::Model(Action::Update | Action::Delete)
-            if moves_alias
-                && p.alias
-                    .as_deref()
-                    .is_some_and(|a| PROTECTED_ALIASES.contains(&a)) =>
-        {
-            Rule::Model(Action::Manage)
-        }
-        other => other,
+/// `rule`, raised to MANAGE when it moves or removes one of the model's
+/// protected aliases (`ferry_metadata::protects`: `production` unless the
+/// model's `ferry.protected_aliases` tag says otherwise) or changes that
+/// tag. For a protected alias, also what to say when the request gives no
+/// reason (a 400 once the caller is allowed): promotions by a passing
+/// deployment or gate go through ferry itself and record theirs.
+async fn protection(
+    gate: &Gate,
+    rule: Rule,
+    path: &str,
+    p: &Params,
+) -> Result<(Rule, Option<String>), ApiError> {
+    let Rule::Model(Action::Update | Action::Delete) = rule else {
+        return Ok((rule, None));
+    };
+    let tag_route = matches!(
+        path,
+        "/api/2.0/mlflow/registered-models/set-tag"
+            | "/api/2.0/mlflow/registered-models/delete-tag"
+    );
+    if tag_route && p.key.as_deref() == Some(ferry_metadata::PROTECTED_ALIASES_TAG) {
+        return Ok((Rule::Model(Action::Manage), None));
     }
+    let (true, Some(name), Some(alias)) = (
+        path == "/api/2.0/mlflow/registered-models/alias",
+        p.name.as_deref(),
+        p.alias.as_deref(),
+    ) else {
+        return Ok((rule, None));
+    };
+    let tags = match gate.store().get_registered_model(name).await? {
+        Some(m) => m.tags,
+        // No such model: the route answers that.
+        None => return Ok((rule, None)),
+    };
+    if !ferry_metadata::protects(&tags, alias) {
+        return Ok((rule, None));
+    }
+    let why = format!(
+        "`{alias}` is a protected alias of `{name}`: it moves through a passing `ferry deploy` \
+         or gate, or by a maintainer who gives a reason (`ferry models alias ... --reason TEXT`, \
+         or the {} header)",
+        ferry_metadata::REASON_HEADER
+    );
+    Ok((Rule::Model(Action::Manage), Some(why)))
 }
 
 /// The request's [`Params`]: from the query string for a GET, from the
@@ -415,6 +468,7 @@ async fn read_params(rule: Rule, req: Request) -> Result<(Request, Params), ApiE
         name: body.name.or(query.name),
         path: body.path.or(query.path),
         alias: body.alias.or(query.alias),
+        key: body.key.or(query.key),
     };
     Ok((Request::from_parts(parts, Body::from(bytes)), params))
 }
@@ -688,6 +742,7 @@ async fn after(
             resource,
             outcome: &outcome,
             source,
+            reason: decided.reason.as_deref(),
         };
         gate.audit(Some(caller), "", what).await;
     }

@@ -241,16 +241,23 @@ fn alias_of(a: Option<String>) -> ApiResult<String> {
     Ok(a)
 }
 
-pub async fn set_alias(State(st): State<AppState>, Json(b): Json<Alias>) -> ApiResult<Out<Value>> {
+pub async fn set_alias(
+    State(st): State<AppState>,
+    headers: axum::http::HeaderMap,
+    Json(b): Json<Alias>,
+) -> ApiResult<Out<Value>> {
     let name = name_of(b.name)?;
     let alias = alias_of(b.alias)?;
     let version = version_of(b.version)?;
+    // The reason a ferry client gave (a protected alias needs one), else
+    // where the move came from.
+    let reason = crate::auth::reason_of(&headers);
     st.store
         .set_alias(
             &name,
             &alias,
             version,
-            Some("set through the MLflow API"),
+            Some(reason.as_deref().unwrap_or("set through the MLflow API")),
             now_ms(),
         )
         .await?;

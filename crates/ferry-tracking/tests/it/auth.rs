@@ -98,7 +98,24 @@ impl Team {
         uri: &str,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
+        self.send_with(auth, workspace, &[], method, uri, body)
+            .await
+    }
+
+    /// [`Team::send`] with `headers` besides.
+    async fn send_with(
+        &self,
+        auth: Option<&str>,
+        workspace: Option<&str>,
+        headers: &[(&str, &str)],
+        method: Method,
+        uri: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         let mut b = Request::builder().method(method).uri(uri);
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
         if let Some(a) = auth {
             b = b.header("authorization", a);
         }
@@ -516,7 +533,12 @@ async fn matrix(t: &Team) {
                 n += 1;
                 let f = fixture(t, ws, n).await;
                 let (method, uri, body) = (case.request)(&f);
-                let (status, v) = t.send(Some(&basic(user)), None, method, &uri, body).await;
+                // A reason, which moving a protected alias needs (and the
+                // other routes ignore).
+                let why = [("x-ferry-reason", "the%20matrix")];
+                let (status, v) = t
+                    .send_with(Some(&basic(user)), None, &why, method, &uri, body)
+                    .await;
                 let allowed = user == "root" || (home == ws && rank(role) >= rank(case.least));
                 let ok = if allowed {
                     status == StatusCode::OK
@@ -963,5 +985,124 @@ fn the_auth_api_makes_users_and_grants_as_mlflows_does_and_the_log_verifies() {
         let head = t.store.audit_head().await.unwrap();
         let n = ferry_auth::audit::verify(&entries, head.as_ref().map(|(s, h)| (*s, h.as_str()))).unwrap();
         assert_eq!(n as usize, entries.len());
+    });
+}
+
+#[test]
+fn a_protected_alias_moves_by_hand_only_for_a_maintainer_who_says_why() {
+    rt().block_on(async {
+        let t = Team::new().await;
+        let f = fixture(&t, "team-a", 1).await;
+        let alias = |alias: &str| Some(json!({"name": f.model, "alias": alias, "version": "1"}));
+        let uri = api("registered-models/alias");
+        // An editor: refused whatever the reason.
+        let why = [("x-ferry-reason", "hotfix%20%E2%80%94%20rollback%20of%20v2")];
+        let said = Some("hotfix \u{2014} rollback of v2");
+        let (s, _) = t
+            .send_with(
+                Some(&basic("editor-a")),
+                None,
+                &why,
+                Method::POST,
+                &uri,
+                alias("production"),
+            )
+            .await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+        // A maintainer without a reason: told what to give.
+        let (s, v) = t
+            .send(
+                Some(&basic("maintainer-a")),
+                None,
+                Method::POST,
+                &uri,
+                alias("production"),
+            )
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+        let msg = v["message"].as_str().unwrap();
+        assert!(
+            msg.contains("protected alias") && msg.contains("--reason"),
+            "{msg}"
+        );
+        // With one: moved, and the reason is in the alias history and the log.
+        let (s, v) = t
+            .send_with(
+                Some(&basic("maintainer-a")),
+                None,
+                &why,
+                Method::POST,
+                &uri,
+                alias("production"),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        let events = t.store.alias_events(&f.model).await.unwrap();
+        assert_eq!(events.last().unwrap().reason.as_deref(), said);
+        let log = t.store.audit_entries(&Default::default()).await.unwrap();
+        let moved = log
+            .iter()
+            .rev()
+            .find(|e| e.event.action == "registered_model.alias.set")
+            .unwrap();
+        assert_eq!(
+            (
+                moved.event.actor.as_str(),
+                moved.event.outcome.as_str(),
+                moved.event.reason.as_deref()
+            ),
+            ("maintainer-a", "allowed", said)
+        );
+
+        // The model names its own protected aliases; only a maintainer
+        // changes that list.
+        let tag =
+            |v: &str| Some(json!({"name": f.model, "key": "ferry.protected_aliases", "value": v}));
+        let set_tag = api("registered-models/set-tag");
+        let (s, _) = t
+            .send(
+                Some(&basic("editor-a")),
+                None,
+                Method::POST,
+                &set_tag,
+                tag(""),
+            )
+            .await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "an editor cannot unprotect");
+        let (s, v) = t
+            .send(
+                Some(&basic("maintainer-a")),
+                None,
+                Method::POST,
+                &set_tag,
+                tag("staging"),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        let (s, v) = t
+            .send(
+                Some(&basic("editor-a")),
+                None,
+                Method::POST,
+                &uri,
+                alias("production"),
+            )
+            .await;
+        assert_eq!(
+            s,
+            StatusCode::OK,
+            "production is not protected on this model now: {v}"
+        );
+        let (s, _) = t
+            .send_with(
+                Some(&basic("editor-a")),
+                None,
+                &why,
+                Method::POST,
+                &uri,
+                alias("staging"),
+            )
+            .await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "staging is");
     });
 }

@@ -342,3 +342,69 @@ fn a_gateway_on_a_store_with_users_takes_a_predict_only_token_for_predictions_on
     assert_eq!(o.code, 0, "{o:?}");
     assert!(o.stdout.contains("\"gateway.metrics\""), "{o:?}");
 }
+
+#[test]
+fn on_a_team_store_production_moves_by_hand_only_with_a_reason_and_every_move_is_audited() {
+    let p = crate::deploy::two_versions();
+    let o = with_stdin(
+        &p,
+        &["admin", "create-user", "ana", "--password-stdin"],
+        "ana-long-password\n",
+    );
+    assert_eq!(o.code, 0, "{o:?}");
+    // `production` by hand: refused without a reason, naming the flag.
+    let o = p.ferry(&["models", "alias", "m/2", "production"]);
+    assert_eq!(o.code, 2, "{o:?}");
+    assert!(
+        o.stderr.contains("protected alias") && o.stderr.contains("--reason"),
+        "{o:?}"
+    );
+    // Another alias moves freely; production with a reason.
+    assert_eq!(p.ferry(&["models", "alias", "m/2", "staging"]).code, 0);
+    let o = p.ferry(&["models", "alias", "m/2", "production", "--reason", "hotfix"]);
+    assert_eq!(o.code, 0, "{o:?}");
+    // A rollout of version 1 over 2: started, then promoted by hand, which
+    // also needs a reason on a team's store.
+    let o = p.ferry(&["deploy", "m/1", "--reason", "roll back the hotfix"]);
+    assert_eq!(o.code, 0, "{o:?}");
+    let o = p.ferry(&["deploy", "promote", "m"]);
+    assert_eq!(o.code, 2, "{o:?}");
+    assert!(o.stderr.contains("--reason"), "{o:?}");
+    let o = p.ferry(&["deploy", "promote", "m", "--reason", "checked by hand"]);
+    assert_eq!(o.code, 0, "{o:?}");
+
+    let o = p.ferry(&["audit", "list", "--json"]);
+    assert_eq!(o.code, 0, "{o:?}");
+    let entries: Vec<serde_json::Value> = serde_json::from_str(&o.stdout).unwrap();
+    // What happened since the team's first user.
+    let seen: Vec<(String, String)> = entries
+        .iter()
+        .skip_while(|e| e["action"] != "user.create")
+        .skip(1)
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap().to_owned(),
+                e["reason"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    let reasons: Vec<(&str, &str)> = seen.iter().map(|(a, r)| (a.as_str(), r.as_str())).collect();
+    assert_eq!(reasons[0], ("registered_model.alias.set", ""));
+    assert_eq!(reasons[1], ("registered_model.alias.set", "hotfix"));
+    assert_eq!(reasons[2].0, "deployment.start");
+    assert!(
+        reasons[2]
+            .1
+            .ends_with("canary started: roll back the hotfix"),
+        "{reasons:?}"
+    );
+    assert_eq!(reasons[3].0, "deployment.promote");
+    assert!(reasons[3].1.ends_with(": checked by hand"), "{reasons:?}");
+    assert!(
+        entries
+            .iter()
+            .all(|e| e["actor"].as_str().unwrap().starts_with("cli:"))
+    );
+    let o = p.ferry(&["audit", "verify"]);
+    assert_eq!(o.code, 0, "{o:?}");
+}
