@@ -999,37 +999,6 @@ fn pid_alive(pid: i64) -> bool {
     pid > 0 && unsafe { libc::kill(pid as libc::pid_t, 0) } == 0
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn cpus() -> Vec<usize> {
-        // SAFETY: reads this thread's set into one this function owns.
-        unsafe {
-            let mut set: libc::cpu_set_t = std::mem::zeroed();
-            libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set);
-            (0..libc::CPU_SETSIZE as usize)
-                .filter(|c| libc::CPU_ISSET(*c, &set))
-                .collect()
-        }
-    }
-
-    #[test]
-    fn a_thread_is_held_to_one_cpu_and_given_its_cpus_back() {
-        let before = cpus();
-        let cpu = current_cpu().unwrap_or(before[0]);
-        {
-            let held = OnCpu::enter(cpu);
-            assert!(held.is_some());
-            assert_eq!(cpus(), [cpu]);
-        }
-        assert_eq!(cpus(), before);
-        // A CPU it may not run on: nothing changes.
-        assert!(OnCpu::enter(libc::CPU_SETSIZE as usize).is_none());
-        assert_eq!(cpus(), before);
-    }
-}
-
 /// An alias moved on the store itself, as a team's rules say: on a store
 /// with users, a protected alias (`ferry_metadata::protects`) moves only
 /// with a reason; every move is appended to the audit log (who, why, and
@@ -1066,4 +1035,35 @@ async fn set_alias_audited(
     };
     s.append_audit(&e).await?;
     Ok(ev)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cpus() -> Vec<usize> {
+        // SAFETY: reads this thread's set into one this function owns.
+        unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set);
+            (0..libc::CPU_SETSIZE as usize)
+                .filter(|c| libc::CPU_ISSET(*c, &set))
+                .collect()
+        }
+    }
+
+    #[test]
+    fn a_thread_is_held_to_one_cpu_and_given_its_cpus_back() {
+        let before = cpus();
+        let cpu = current_cpu().unwrap_or(before[0]);
+        {
+            let held = OnCpu::enter(cpu);
+            assert!(held.is_some());
+            assert_eq!(cpus(), [cpu]);
+        }
+        assert_eq!(cpus(), before);
+        // A CPU it may not run on: nothing changes.
+        assert!(OnCpu::enter(libc::CPU_SETSIZE as usize).is_none());
+        assert_eq!(cpus(), before);
+    }
 }

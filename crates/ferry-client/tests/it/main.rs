@@ -104,7 +104,7 @@ fn records_runs_artifacts_and_versions() {
         vec![1, 2]
     );
     assert_eq!(c.latest_version("iris").unwrap().unwrap().version, 2);
-    c.set_alias("iris", "production", 2).unwrap();
+    c.set_alias("iris", "production", 2, None).unwrap();
     assert_eq!(
         c.get_version("iris", 2).unwrap().unwrap().aliases,
         vec!["production".to_string()]
