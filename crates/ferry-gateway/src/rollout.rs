@@ -300,6 +300,38 @@ pub async fn admit<V: Versions + ?Sized>(
     })
 }
 
+/// Appends what happened to a rollout to the store's audit log: `actor`
+/// (`gateway@ADDR` for a gateway's verdict, `cli:USER` for `ferry deploy`),
+/// `action` (`deployment.start`, `.promote`, `.rollback`, `.abort`), the
+/// model, and why: the deployment's id with the verdict's or the person's
+/// reason. A promotion is how a protected alias moves without a person
+/// giving a reason: the passing analysis is the reason. A failure to
+/// append is logged, never the rollout's.
+pub async fn audit(
+    store: &dyn MetadataStore,
+    actor: &str,
+    action: &str,
+    d: &ferry_metadata::Deployment,
+    reason: &str,
+) {
+    let e = ferry_auth::audit::Event {
+        time_ms: ferry_core::now_ms(),
+        actor: actor.to_owned(),
+        token_id: None,
+        action: action.to_owned(),
+        resource: format!("registered_model:{}", d.model),
+        outcome: "allowed".into(),
+        source: "local".into(),
+        reason: Some(format!(
+            "deployment {} of version {}: {reason}",
+            d.id, d.candidate
+        )),
+    };
+    if let Err(err) = store.append_audit(&e).await {
+        tracing::error!("cannot append to the audit log: {err}");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -565,37 +597,5 @@ mod tests {
             .await
             .unwrap();
         assert_eq!((d.candidate, d.stable), (3, Some(1)));
-    }
-}
-
-/// Appends what happened to a rollout to the store's audit log: `actor`
-/// (`gateway@ADDR` for a gateway's verdict, `cli:USER` for `ferry deploy`),
-/// `action` (`deployment.start`, `.promote`, `.rollback`, `.abort`), the
-/// model, and why: the deployment's id with the verdict's or the person's
-/// reason. A promotion is how a protected alias moves without a person
-/// giving a reason: the passing analysis is the reason. A failure to
-/// append is logged, never the rollout's.
-pub async fn audit(
-    store: &dyn MetadataStore,
-    actor: &str,
-    action: &str,
-    d: &ferry_metadata::Deployment,
-    reason: &str,
-) {
-    let e = ferry_auth::audit::Event {
-        time_ms: ferry_core::now_ms(),
-        actor: actor.to_owned(),
-        token_id: None,
-        action: action.to_owned(),
-        resource: format!("registered_model:{}", d.model),
-        outcome: "allowed".into(),
-        source: "local".into(),
-        reason: Some(format!(
-            "deployment {} of version {}: {reason}",
-            d.id, d.candidate
-        )),
-    };
-    if let Err(err) = store.append_audit(&e).await {
-        tracing::error!("cannot append to the audit log: {err}");
     }
 }
