@@ -53,9 +53,13 @@ pub fn serve(ctx: &Ctx, a: ServeArgs) -> Result<u8> {
                 .join("\n"),
         )
     })?;
-    let (url, layout) = ctx.store_url(&a.place, "ferry serve", SERVE_NEEDS_STORE, false)?;
-    // The same users, grants and audit log as the team's `ferry server`.
-    let has_users = crate::admin::first_admin(&url)?;
+    let opened = ctx.store_url(&a.place, "ferry serve", SERVE_NEEDS_STORE, false);
+    // The same users, grants and audit log as the team's `ferry server`;
+    // an address refused is said before a missing store is.
+    let has_users = match &opened {
+        Ok((url, _)) => crate::admin::first_admin(url)?,
+        Err(_) => false,
+    };
     let ip = listen_ip(
         &a.host,
         a.insecure_no_auth,
@@ -65,6 +69,7 @@ pub fn serve(ctx: &Ctx, a: ServeArgs) -> Result<u8> {
     // Beyond loopback with users, credentials stay required even if every
     // user is later deleted.
     let require_auth = has_users && !ip.is_loopback();
+    let (url, layout) = opened?;
     let place = crate::artifacts::place(&a.artifacts, layout.artifacts())?;
     let cache = a
         .artifact_cache

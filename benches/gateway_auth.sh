@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# What authentication and authorisation cost on the gateway's hot path
+# (issue 16): single-row Iris `/invocations` under wrk (2 threads, 64
+# connections), side by side in one run:
+#
+#   base      FERRY_BASE (a ferry from before the gateway's gate), no users
+#   open      FERRY, a store without users (the gate is off)
+#   token     FERRY, a store with users: a predict-only token (`--role
+#             predictor`) as Bearer on every request
+#   basic     FERRY, the same store: an editor's HTTP Basic on every request
+#   ceiling   ../shared/bench/mlflow/limit: answers /invocations with a
+#             fixed body, no model
+#
+# Each label gets its own copy of one project (iris@production, the
+# harness's model), so every gateway serves the same files. Repetitions
+# alternate the order. Every answer must be 200 (wrk's non-2xx count).
+#
+#   FERRY=/path/new/ferry FERRY_BASE=/path/old/ferry REPS=3 SECONDS_EACH=10 benches/gateway_auth.sh
+set -euo pipefail
+HERE="$(cd "$(dirname "$0")" && pwd)"
+ROOT="$(cd "$HERE/.." && pwd)"
+SHARED="${SHARED_BENCH:-$ROOT/../shared/bench/mlflow}"
+: "${FERRY:?set FERRY to the binary under test}"
+: "${FERRY_BASE:?set FERRY_BASE to a binary from before the gateway gate}"
+REPS="${REPS:-3}"
+SECS="${SECONDS_EACH:-10}"
+CONNS="${CONNS:-64}"
+OUT="$HERE/results/gateway-auth-$(date +%Y%m%d-%H%M%S)"
+WORK="$(mktemp -d -t ferry-gw-auth-XXXXXX)"
+mkdir -p "$OUT"
+command -v wrk >/dev/null || { echo "wrk is not on PATH" >&2; exit 2; }
+(cd "$SHARED/limit" && cargo build --release -q)
+LIMIT="$SHARED/limit/target/release/serve-limit"
+PASSWORD="bench-long-password"
+PORT=15495
+URL="http://127.0.0.1:$PORT"
+BODY="$WORK/row.json"
+printf '%s' '{"dataframe_split": {"columns": ["sepal_length","sepal_width","petal_length","petal_width"], "data": [[5.1,3.5,1.4,0.2]]}}' > "$BODY"
+
+PID=""
+stop() { if [ -n "$PID" ]; then kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; PID=""; fi; }
+trap 'stop; rm -rf "$WORK"' EXIT INT TERM
+
+. "$HERE/iris-project.sh"
+iris_project "$WORK/project" "$FERRY"
+
+# Users in the copy's store for token and basic; prints the Authorization
+# header value to send (empty: none).
+prepare() { # label project
+  local label="$1" p="$2"
+  case "$label" in
+    token|basic)
+      printf '%s\n' "$PASSWORD" | "$FERRY" admin create-user bench --password-stdin -C "$p" 2>/dev/null
+      "$FERRY" admin add-member bench --workspace default --role editor -C "$p" 2>/dev/null
+      if [ "$label" = basic ]; then
+        printf 'Basic %s' "$(printf 'bench:%s' "$PASSWORD" | base64 -w0)"
+      else
+        printf 'Bearer %s' "$("$FERRY" admin create-token bench --name web --workspace default --role predictor -C "$p" 2>/dev/null)"
+      fi ;;
+  esac
+}
+
+run() { # label
+  local label="$1" p="$WORK/$1-$RANDOM" auth="" bin="$FERRY"
+  if [ "$label" = ceiling ]; then
+    "$LIMIT" "$PORT" 2>/dev/null &
+  else
+    cp -r "$WORK/project" "$p"
+    [ "$label" = base ] && bin="$FERRY_BASE"
+    auth=$(prepare "$label" "$p")
+    "$bin" serve iris@production --port "$PORT" -C "$p" 2>/dev/null &
+  fi
+  PID=$!
+  for _ in $(seq 400); do curl -s -o /dev/null "$URL/ping" && break; sleep 0.05; done
+  local code
+  code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "$URL/invocations" -H 'Content-Type: application/json' \
+    ${auth:+-H "Authorization: $auth"} --data-binary @"$BODY")
+  [ "$code" = 200 ] || { echo "$label: a prediction answered $code" >&2; stop; exit 1; }
+  local raw
+  raw=$(BODY_FILE="$BODY" AUTH="$auth" wrk -t2 -c"$CONNS" -d"${SECS}s" --latency -s "$HERE/wrk/invocations_auth.lua" "$URL/invocations" 2>&1 || true)
+  echo "$raw" >> "$OUT/$label.raw"
+  if echo "$raw" | grep -q 'Non-2xx'; then
+    echo "$label answered errors:" >&2; echo "$raw" | grep 'Non-2xx' >&2; stop; exit 1
+  fi
+  stop
+  echo "$raw" | awk '/Requests\/sec/ {rps=$2} / 50%/ {p50=$2} / 99%/ {p99=$2} END {print rps, p50, p99}' >> "$OUT/$label.txt"
+}
+
+for rep in $(seq 1 "$REPS"); do
+  [ $((rep % 2)) = 0 ] && labels="basic token open base ceiling" || labels="base open token basic ceiling"
+  echo "rep $rep ($labels), load $(cut -d' ' -f1 /proc/loadavg)" >&2
+  for l in $labels; do run "$l"; done
+done
+
+python3 - "$OUT" <<'PY'
+import statistics, sys
+from pathlib import Path
+out = Path(sys.argv[1])
+def ms(s):
+    for unit, f in (("us", 1e-3), ("ms", 1.0), ("s", 1e3)):
+        if s.endswith(unit):
+            try:
+                return float(s[: -len(unit)]) * f
+            except ValueError:
+                pass
+    return float("nan")
+rows = {}
+for label in ["base", "open", "token", "basic", "ceiling"]:
+    got = [l.split() for l in (out / f"{label}.txt").read_text().splitlines() if l.strip()]
+    rows[label] = ([float(g[0]) for g in got], [ms(g[1]) for g in got], [ms(g[2]) for g in got])
+base = statistics.median(rows["base"][0])
+open_ = statistics.median(rows["open"][0])
+open_p50 = statistics.median(rows["open"][1])
+ceil = statistics.median(rows["ceiling"][0])
+print(f"| /invocations 1 row, {len(rows['base'][0])} reps | req/s median [min-max] | vs base | vs open | p50 ms | p99 ms | / ceiling |")
+print("|---|---|---|---|---|---|---|")
+for label, (rps, p50, p99) in rows.items():
+    m = statistics.median(rps)
+    print(f"| {label} | {m:,.0f} [{min(rps):,.0f}-{max(rps):,.0f}] | {m / base - 1:+.1%} | {m / open_ - 1:+.1%} "
+          f"| {statistics.median(p50):.2f} ({statistics.median(p50) - open_p50:+.2f}) | {statistics.median(p99):.2f} | {m / ceil:.2f} |")
+PY
