@@ -531,21 +531,126 @@ async fn check(
         };
         return Ok((format!("{kind}:{id}"), true));
     }
-    let (resource, ok) = decide_rule(gate, caller, rule, asked, p).await?;
-    // Only what was allowed: a refusal may be of something that does not
-    // exist yet (an experiment id made later, by a process that does not
-    // bump the generation), and refusals are rare and audited anyway.
+    let (resource, decision) = decide_rule(gate, caller, rule, asked, p).await?;
+    // Only what was allowed of what exists: a refusal may be of something
+    // that does not exist yet (an experiment id made later, by a process
+    // that does not bump the generation), refusals are rare and audited
+    // anyway, and what does not exist may be made in another workspace.
     if let Some((id, code)) = key
-        && ok
+        && decision == Decision::Allowed
     {
         caller.allow(id, code);
     }
-    Ok((resource, ok))
+    Ok((resource, decision != Decision::Denied))
+}
+
+/// What [`decide_rule`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Decision {
+    Allowed,
+    Denied,
+    /// The run, logged model or registered model named does not exist:
+    /// the route answers 404 itself (as MLflow's auth app lets it), and the
+    /// decision is not remembered.
+    Missing,
+}
+
+impl From<bool> for Decision {
+    fn from(ok: bool) -> Self {
+        if ok {
+            Decision::Allowed
+        } else {
+            Decision::Denied
+        }
+    }
 }
 
 /// Whether the caller may do what the rule says, and the resource it
 /// named (for the audit log).
 async fn decide_rule(
+    gate: &Gate,
+    caller: &Caller,
+    rule: Rule,
+    (method, uri): (&Method, &Uri),
+    p: &Params,
+) -> Result<(String, Decision), ApiError> {
+    let (resource, ok) = match rule {
+        Rule::Run(_) | Rule::LoggedModel(_) | Rule::Model(_) | Rule::CreateVersion => {
+            return decide_on_member(gate, caller, rule, uri, p).await;
+        }
+        _ => decide_other(gate, caller, rule, (method, uri), p).await?,
+    };
+    Ok((resource, ok.into()))
+}
+
+/// The rules on a run, a logged model or a registered model, which may
+/// name one that does not exist.
+async fn decide_on_member(
+    gate: &Gate,
+    caller: &Caller,
+    rule: Rule,
+    uri: &Uri,
+    p: &Params,
+) -> Result<(String, Decision), ApiError> {
+    let missing = ApiError::missing;
+    use ResourceType as T;
+    let on_exp = |exp: Option<String>, tier, action| async move {
+        Ok::<_, ApiError>(match exp {
+            Some(exp) => gate
+                .may_experiment(caller, &exp, Some(tier), action)
+                .await?
+                .into(),
+            None => Decision::Missing,
+        })
+    };
+    Ok(match rule {
+        Rule::Run(action) => {
+            let run = p.run().ok_or_else(|| missing("run_id"))?;
+            let exp = gate.run_experiment(run).await?;
+            (format!("run:{run}"), on_exp(exp, T::Run, action).await?)
+        }
+        Rule::LoggedModel(action) => {
+            let id = rules::logged_model_id(uri.path()).unwrap_or_default();
+            let exp = gate.logged_model_experiment(id).await?;
+            (
+                format!("logged_model:{id}"),
+                on_exp(exp, T::LoggedModel, action).await?,
+            )
+        }
+        Rule::Model(action) => {
+            let name = p.name.as_deref().ok_or_else(|| missing("name"))?;
+            let d = if gate.store().get_registered_model(name).await?.is_none() {
+                Decision::Missing
+            } else {
+                gate.may_model(caller, name, action).await?.into()
+            };
+            (format!("registered_model:{name}"), d)
+        }
+        Rule::CreateVersion => {
+            let name = p.name.as_deref().ok_or_else(|| missing("name"))?;
+            if gate.store().get_registered_model(name).await?.is_none() {
+                return Ok((format!("registered_model:{name}"), Decision::Missing));
+            }
+            let mut d: Decision = gate.may_model(caller, name, Action::Update).await?.into();
+            if let Some(run) = p.run().filter(|r| !r.is_empty())
+                && d == Decision::Allowed
+            {
+                // The version's run must be readable, and exist.
+                let exp = gate.run_experiment(run).await?;
+                d = match on_exp(exp, T::Run, Action::Read).await? {
+                    Decision::Missing => Decision::Denied,
+                    other => other,
+                };
+            }
+            (format!("registered_model:{name}"), d)
+        }
+        // decide_rule sends only the four above; anything else is denied.
+        _ => (String::new(), Decision::Denied),
+    })
+}
+
+/// The other rules: on experiments, creations, listings and artifacts.
+async fn decide_other(
     gate: &Gate,
     caller: &Caller,
     rule: Rule,
@@ -598,54 +703,16 @@ async fn decide_rule(
                 .await?;
             (format!("experiment:{exp}"), ok)
         }
-        Rule::Run(action) => {
-            let run = p.run().ok_or_else(|| missing("run_id"))?;
-            let ok = match gate.run_experiment(run).await? {
-                Some(exp) => {
-                    gate.may_experiment(caller, &exp, Some(T::Run), action)
-                        .await?
-                }
-                None => false,
-            };
-            (format!("run:{run}"), ok)
-        }
-        Rule::LoggedModel(action) => {
-            let id = rules::logged_model_id(uri.path()).unwrap_or_default();
-            let ok = match gate.logged_model_experiment(id).await? {
-                Some(exp) => {
-                    gate.may_experiment(caller, &exp, Some(T::LoggedModel), action)
-                        .await?
-                }
-                None => false,
-            };
-            (format!("logged_model:{id}"), ok)
-        }
-        Rule::Model(action) => {
-            let name = p.name.as_deref().ok_or_else(|| missing("name"))?;
-            let ok = gate.may_model(caller, name, action).await?;
-            (format!("registered_model:{name}"), ok)
-        }
         Rule::CreateModel => {
             let name = p.name.as_deref().ok_or_else(|| missing("name"))?;
             let ok = gate.may_create(caller, T::RegisteredModel, name).await?;
             (format!("registered_model:{name}"), ok)
         }
-        Rule::CreateVersion => {
-            let name = p.name.as_deref().ok_or_else(|| missing("name"))?;
-            let mut ok = gate.may_model(caller, name, Action::Update).await?;
-            if let Some(run) = p.run().filter(|r| !r.is_empty()) {
-                ok = ok
-                    && match gate.run_experiment(run).await? {
-                        Some(exp) => {
-                            gate.may_experiment(caller, &exp, Some(T::Run), Action::Read)
-                                .await?
-                        }
-                        None => false,
-                    };
-            }
-            (format!("registered_model:{name}"), ok)
-        }
         Rule::Artifact => artifact(gate, caller, (method, uri), p).await?,
+        // decide_on_member decides these; here they are denied.
+        Rule::Run(_) | Rule::LoggedModel(_) | Rule::Model(_) | Rule::CreateVersion => {
+            (String::new(), false)
+        }
     })
 }
 

@@ -1106,3 +1106,48 @@ fn a_protected_alias_moves_by_hand_only_for_a_maintainer_who_says_why() {
         assert_eq!(s, StatusCode::FORBIDDEN, "staging is");
     });
 }
+
+#[test]
+fn what_does_not_exist_is_the_routes_404_not_a_refusal() {
+    rt().block_on(async {
+        let t = Team::new().await;
+        let f = fixture(&t, "team-a", 1).await;
+        for user in ["editor-a", "editor-b"] {
+            let (s, v) = t
+                .send(
+                    Some(&basic(user)),
+                    None,
+                    Method::GET,
+                    &api("registered-models/get?name=nope"),
+                    None,
+                )
+                .await;
+            assert_eq!(
+                (s, v["error_code"].as_str()),
+                (StatusCode::NOT_FOUND, Some("RESOURCE_DOES_NOT_EXIST")),
+                "{user}: {v}"
+            );
+            let (s, _) = t
+                .send(
+                    Some(&basic(user)),
+                    None,
+                    Method::GET,
+                    &api("runs/get?run_id=0123456789abcdef0123456789abcdef"),
+                    None,
+                )
+                .await;
+            assert_eq!(s, StatusCode::NOT_FOUND, "{user}");
+        }
+        // What exists in another workspace stays refused.
+        let (s, _) = t
+            .send(
+                Some(&basic("editor-b")),
+                None,
+                Method::GET,
+                &api(&format!("registered-models/get?name={}", f.model)),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+    });
+}
