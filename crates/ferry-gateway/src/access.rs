@@ -20,11 +20,12 @@
 //!   error shape, and recorded in the audit log with the model it named.
 
 use crate::gateway::Table;
-use crate::http::{ApiError, Fault, HttpState, Proto, proto_of};
-use axum::extract::{Request, State};
+use crate::http::{ApiError, Fault, Proto, proto_of};
+use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use ferry_access::{Access, Audited, Caller, Refusal};
 use ferry_auth::{Action, ResourceType};
+use ferry_http::guard::Next;
 use std::sync::Arc;
 
 /// What a request needs from its caller.
@@ -45,8 +46,17 @@ pub enum Need {
 /// served (as its handler does).
 pub fn need(method: &str, path: &str, table: &Table) -> Need {
     let model = |name: &str, action| Need::Model(name.to_owned(), action);
-    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    match (method, segments.as_slice()) {
+    // The path's segments, without allocating (no route has more than 6).
+    let mut parts = [""; 7];
+    let mut n = 0;
+    for seg in path.trim_start_matches('/').split('/') {
+        if n == parts.len() {
+            return Need::Caller;
+        }
+        parts[n] = seg;
+        n += 1;
+    }
+    match (method, &parts[..n]) {
         (_, ["ping" | "health" | "version" | "v2"]) | (_, ["v2", "health", ..]) => Need::Open,
         ("POST", ["invocations"]) => match table.models.first() {
             Some(m) => model(&m.name, Action::Use),
@@ -159,82 +169,99 @@ async fn deny_audit(
     access.audit(Some(caller), "", what).await;
 }
 
-/// The middleware: passes every request while access is off, else
-/// authenticates and decides by [`need`].
-pub async fn gate(
-    State(st): State<HttpState>,
-    mut req: Request,
-    next: axum::middleware::Next,
-) -> Response {
-    let Some(access) = st.access.as_ref().filter(|a| a.is_on()) else {
-        return next.run(req).await;
-    };
-    let path = req.uri().path();
-    let proto = proto_of(path);
-    let need = need(req.method().as_str(), path, &st.gw.table());
-    if need == Need::Open {
-        return next.run(req).await;
+/// The gateway's guard (`ferry_http::guard`): free while access is off,
+/// else authenticates and decides by [`need`].
+pub struct GatewayGuard {
+    pub access: Arc<Access>,
+    pub gw: Arc<crate::Gateway>,
+}
+
+impl ferry_http::guard::Guard for GatewayGuard {
+    fn is_on(&self) -> bool {
+        self.access.is_on()
     }
-    let source = req.extensions().get::<ferry_http::Peer>().map(|p| p.0.ip());
-    let caller = match access.caller(req.headers(), source).await {
-        Ok(c) => c,
-        Err(r) => return ApiError::new(proto, Fault::Refused(r)).into_response(),
-    };
-    let denied = match &need {
-        Need::Model(name, action) => match may(
-            access,
-            &caller,
-            name,
-            ResourceType::RegisteredModel,
-            *action,
-        )
-        .await
-        {
-            Ok(true) => None,
-            Ok(false) => Some(name.clone()),
-            Err(r) => return ApiError::new(proto, Fault::Refused(r)).into_response(),
-        },
-        Need::EveryDeployment => {
-            let names: Vec<String> = st
-                .gw
-                .table()
-                .models
-                .iter()
-                .map(|m| m.name.clone())
-                .collect();
-            let mut denied = None;
-            for name in names {
+
+    fn guard(self: Arc<Self>, req: Request, next: Next) -> ferry_http::guard::Answer {
+        Box::pin(async move { self.decide(req, next).await })
+    }
+}
+
+impl GatewayGuard {
+    async fn decide(&self, mut req: Request, next: Next) -> Response {
+        let access = &self.access;
+        let path = req.uri().path();
+        let proto = proto_of(path);
+        let need = need(req.method().as_str(), path, &self.gw.table());
+        if need == Need::Open {
+            return next.run(req).await;
+        }
+        let refused = |r| ApiError::new(proto, Fault::Refused(r)).into_response();
+        let source = req.extensions().get::<ferry_http::Peer>().map(|p| p.0.ip());
+        let caller = match access.caller(req.headers(), source).await {
+            Ok(c) => c,
+            Err(r) => return refused(r),
+        };
+        let denied = match &need {
+            Need::Model(name, action) => {
                 match may(
                     access,
                     &caller,
-                    &name,
-                    ResourceType::Deployment,
-                    Action::Read,
+                    name,
+                    ResourceType::RegisteredModel,
+                    *action,
                 )
                 .await
                 {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        denied = Some(name);
-                        break;
-                    }
-                    Err(r) => return ApiError::new(proto, Fault::Refused(r)).into_response(),
+                    Ok(true) => None,
+                    Ok(false) => Some(name.clone()),
+                    Err(r) => return refused(r),
                 }
             }
-            denied
+            Need::EveryDeployment => {
+                let names: Vec<String> = self
+                    .gw
+                    .table()
+                    .models
+                    .iter()
+                    .map(|m| m.name.clone())
+                    .collect();
+                let mut denied = None;
+                for name in names {
+                    match may(
+                        access,
+                        &caller,
+                        &name,
+                        ResourceType::Deployment,
+                        Action::Read,
+                    )
+                    .await
+                    {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            denied = Some(name);
+                            break;
+                        }
+                        Err(r) => return refused(r),
+                    }
+                }
+                denied
+            }
+            Need::Caller | Need::Open => None,
+        };
+        if let Some(model) = denied {
+            deny_audit(access, &caller, audited_action(&need), &model, source).await;
+            return refused(Refusal::Forbidden);
         }
-        Need::Caller | Need::Open => None,
-    };
-    if let Some(model) = denied {
-        deny_audit(access, &caller, audited_action(&need), &model, source).await;
-        return ApiError::new(proto, Fault::Refused(Refusal::Forbidden)).into_response();
+        // Only the routes that decide more themselves get the caller.
+        if need == Need::Caller {
+            req.extensions_mut().insert(Admitted {
+                access: access.clone(),
+                caller,
+                source,
+            });
+        }
+        next.run(req).await
     }
-    req.extensions_mut().insert(Admitted {
-        access: access.clone(),
-        caller,
-        source,
-    });
-    next.run(req).await
 }
 
 #[cfg(test)]

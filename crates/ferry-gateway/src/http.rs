@@ -874,7 +874,13 @@ async fn fallback() -> ApiError {
 
 /// Every route of the gateway.
 pub fn router(st: HttpState) -> Router {
-    Router::new()
+    let guard = st.access.clone().map(|access| {
+        ferry_http::guard::GuardLayer(Arc::new(crate::access::GatewayGuard {
+            access,
+            gw: st.gw.clone(),
+        }))
+    });
+    let app = Router::new()
         .route("/invocations", post(invocations))
         .route("/ping", get(ping))
         .route("/health", get(ping))
@@ -903,11 +909,11 @@ pub fn router(st: HttpState) -> Router {
             st.clone(),
             body_budget,
         ))
-        // Outermost: who is asking is known before a body is admitted.
-        .layer(axum::middleware::from_fn_with_state(
-            st.clone(),
-            crate::access::gate,
-        ))
         .layer(axum::extract::DefaultBodyLimit::disable())
-        .with_state(st)
+        .with_state(st);
+    // Outermost: who is asking is known before a body is admitted.
+    match guard {
+        Some(g) => app.layer(g),
+        None => app,
+    }
 }

@@ -8,8 +8,10 @@
 //! - [`shutdown_signal`]: Ctrl-C or SIGTERM, then the servers finish their
 //!   in-flight requests.
 //! - [`BodyBudget`]: the request bodies a server holds at once.
+//! - [`guard`]: one guard in front of every route, free while off.
 
 mod conn;
+pub mod guard;
 pub use conn::{ConnLimits, DEFAULT_MAX_CONNECTIONS, Peer, TooSlow, serve};
 
 use std::sync::Arc;

@@ -128,7 +128,7 @@ pub fn router(state: AppState) -> Router {
         .with_state(state);
     // The gate goes outside everything: no route, known or not, runs first.
     match gate {
-        Some(g) => app.layer(auth::GateLayer(g)),
+        Some(g) => app.layer(ferry_http::guard::GuardLayer(g)),
         None => app,
     }
 }

@@ -21,6 +21,7 @@ use axum::http::{Method, Uri, header};
 use axum::response::{IntoResponse, Response};
 pub use ferry_access::{Access, Audited, Caller, POLL, WORKSPACE_HEADER};
 use ferry_auth::{Action, Key, Requirement, ResourceType};
+use ferry_http::guard::Next;
 use ferry_metadata::MetadataStore;
 use rules::{Listing, Route, Rule};
 use serde::Deserialize as _;
@@ -227,85 +228,19 @@ pub async fn needs_gate(req: Request, next: axum::middleware::Next) -> Response 
     next.run(req).await
 }
 
-/// The gate as a layer in front of every route: with the gate off, a
-/// request goes straight through (no boxing, no lookups).
-#[derive(Clone)]
-pub struct GateLayer(pub Arc<Gate>);
-
-impl<S> tower::Layer<S> for GateLayer {
-    type Service = GateService<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        GateService {
-            gate: self.0.clone(),
-            inner,
-        }
-    }
-}
-
-#[derive(Clone)]
-pub struct GateService<S> {
-    gate: Arc<Gate>,
-    inner: S,
-}
-
-type Boxed = futures_util::future::BoxFuture<'static, Result<Response, std::convert::Infallible>>;
-
-impl<S> tower::Service<Request> for GateService<S>
-where
-    S: tower::Service<Request, Response = Response, Error = std::convert::Infallible>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-{
-    type Response = Response;
-    type Error = std::convert::Infallible;
-    type Future = futures_util::future::Either<S::Future, Boxed>;
-
-    fn poll_ready(
-        &mut self,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
+impl ferry_http::guard::Guard for Gate {
+    fn is_on(&self) -> bool {
+        Access::is_on(self)
     }
 
-    fn call(&mut self, req: Request) -> Self::Future {
-        if !self.gate.is_on() {
-            return futures_util::future::Either::Left(self.inner.call(req));
-        }
-        // The service that was polled ready goes with the request.
-        let clone = self.inner.clone();
-        let inner = std::mem::replace(&mut self.inner, clone);
-        let gate = self.gate.clone();
-        futures_util::future::Either::Right(Box::pin(async move {
-            Ok(guarded(gate, req, Inner(inner)).await)
-        }))
-    }
-}
-
-/// The service behind the gate, run once.
-struct Inner<S>(S);
-
-impl<S> Inner<S>
-where
-    S: tower::Service<Request, Response = Response, Error = std::convert::Infallible>,
-{
-    async fn run(self, req: Request) -> Response {
-        use tower::ServiceExt as _;
-        match self.0.oneshot(req).await {
-            Ok(r) => r,
-            Err(never) => match never {},
-        }
+    fn guard(self: Arc<Self>, req: Request, next: Next) -> ferry_http::guard::Answer {
+        Box::pin(guarded(self, req, next))
     }
 }
 
 /// A request while the gate is on: authenticate, decide, answer, then
 /// record and filter.
-async fn guarded<S>(gate: Arc<Gate>, req: Request, next: Inner<S>) -> Response
-where
-    S: tower::Service<Request, Response = Response, Error = std::convert::Infallible>,
-{
+async fn guarded(gate: Arc<Gate>, req: Request, next: Next) -> Response {
     let route = rules::route(req.method().as_str(), req.uri().path());
     if route.rule == Rule::Public {
         return next.run(req).await;

@@ -1,0 +1,111 @@
+//! One guard in front of every route of a server, off or on at run time:
+//! while off (the store has no users) a request goes straight through, with
+//! no allocation and no lookup; while on, the server's [`Guard`] decides
+//! and answers or passes the request on. Both servers' authorisation
+//! points are such guards (`ferry-tracking`'s gate, `ferry-gateway`'s).
+
+use axum::extract::Request;
+use axum::response::Response;
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+/// A boxed answer.
+pub type Answer = Pin<Box<dyn Future<Output = Response> + Send + 'static>>;
+
+/// What a server decides before its routes, while on.
+pub trait Guard: Send + Sync + 'static {
+    /// Whether requests go through [`Guard::guard`] now.
+    fn is_on(&self) -> bool;
+    /// Decides on `req`: answers it, or gives it to `next`.
+    fn guard(self: Arc<Self>, req: Request, next: Next) -> Answer;
+}
+
+/// The routes behind a guard, for one request.
+pub struct Next(Box<dyn FnOnce(Request) -> Answer + Send>);
+
+impl Next {
+    /// Passes the request on to the routes.
+    pub async fn run(self, req: Request) -> Response {
+        (self.0)(req).await
+    }
+}
+
+/// The [`tower::Layer`] that puts a [`Guard`] in front of a router.
+pub struct GuardLayer<G: ?Sized>(pub Arc<G>);
+
+impl<G: ?Sized> Clone for GuardLayer<G> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+}
+
+impl<G: Guard + ?Sized, S> tower::Layer<S> for GuardLayer<G> {
+    type Service = GuardService<G, S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        GuardService {
+            guard: self.0.clone(),
+            inner,
+        }
+    }
+}
+
+pub struct GuardService<G: ?Sized, S> {
+    guard: Arc<G>,
+    inner: S,
+}
+
+impl<G: ?Sized, S: Clone> Clone for GuardService<G, S> {
+    fn clone(&self) -> Self {
+        Self {
+            guard: self.guard.clone(),
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+/// The off path's future (the routes' own), or the guard's.
+pub type Either<F> = futures_util::future::Either<F, Guarded>;
+
+/// The guard's answer as the service's future.
+pub type Guarded = futures_util::future::Map<Answer, fn(Response) -> Result<Response, Infallible>>;
+
+impl<G, S> tower::Service<Request> for GuardService<G, S>
+where
+    G: Guard + ?Sized,
+    S: tower::Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Either<S::Future>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        use futures_util::FutureExt as _;
+        if !self.guard.is_on() {
+            return Either::Left(self.inner.call(req));
+        }
+        // The service that was polled ready goes with the request.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let next = Next(Box::new(move |req| {
+            Box::pin(async move {
+                match inner.call(req).await {
+                    Ok(r) => r,
+                    Err(never) => match never {},
+                }
+            })
+        }));
+        let answered: fn(Response) -> Result<Response, Infallible> = Ok;
+        Either::Right(self.guard.clone().guard(req, next).map(answered))
+    }
+}
