@@ -25,7 +25,7 @@ use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use ferry_access::{Access, Audited, Caller, Refusal};
 use ferry_auth::{Action, ResourceType};
-use ferry_http::guard::Next;
+use ferry_http::guard::{Next, Routes};
 use std::sync::Arc;
 
 /// What a request needs from its caller.
@@ -181,13 +181,13 @@ impl ferry_http::guard::Guard for GatewayGuard {
         self.access.is_on()
     }
 
-    fn guard(self: Arc<Self>, req: Request, next: Next) -> ferry_http::guard::Answer {
+    fn guard<S: Routes>(self: Arc<Self>, req: Request, next: Next<S>) -> ferry_http::guard::Answer {
         Box::pin(async move { self.decide(req, next).await })
     }
 }
 
 impl GatewayGuard {
-    async fn decide(&self, mut req: Request, next: Next) -> Response {
+    async fn decide<S: Routes>(&self, mut req: Request, next: Next<S>) -> Response {
         let access = &self.access;
         let path = req.uri().path();
         let proto = proto_of(path);

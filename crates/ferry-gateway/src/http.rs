@@ -25,9 +25,6 @@ pub use ferry_http::BodyBudget;
 #[derive(Clone)]
 pub struct HttpState {
     pub gw: Arc<Gateway>,
-    /// Who may do what, when the store has users (`None`: no one asked,
-    /// as in tests of the protocols).
-    pub access: Option<Arc<ferry_access::Access>>,
     pub max_body: usize,
     /// Request bodies held at once, for the whole gateway.
     pub bodies: BodyBudget,
@@ -872,9 +869,11 @@ async fn fallback() -> ApiError {
     ApiError::new(Proto::Plain, Failure::NotFound("no such route".into()))
 }
 
-/// Every route of the gateway.
-pub fn router(st: HttpState) -> Router {
-    let guard = st.access.clone().map(|access| {
+/// Every route of the gateway, behind its guard when `access` is given
+/// (`None`: no one is asked, as in tests of the protocols). The guard is
+/// not part of [`HttpState`], which every handler clones.
+pub fn router(st: HttpState, access: Option<Arc<ferry_access::Access>>) -> Router {
+    let guard = access.map(|access| {
         ferry_http::guard::GuardLayer(Arc::new(crate::access::GatewayGuard {
             access,
             gw: st.gw.clone(),

@@ -82,12 +82,14 @@ pub async fn serve(
     if let Some(a) = &cfg.access {
         a.spawn_poll();
     }
-    let app = router(HttpState {
-        gw: gw.clone(),
-        access: cfg.access.clone(),
-        max_body: cfg.max_body,
-        bodies: http::BodyBudget::new(cfg.body_budget, gw.request_timeout),
-    });
+    let app = router(
+        HttpState {
+            gw: gw.clone(),
+            max_body: cfg.max_body,
+            bodies: http::BodyBudget::new(cfg.body_budget, gw.request_timeout),
+        },
+        cfg.access.clone(),
+    );
     let r = ferry_http::serve(
         listener,
         app,

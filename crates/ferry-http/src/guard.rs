@@ -18,30 +18,47 @@ pub type Answer = Pin<Box<dyn Future<Output = Response> + Send + 'static>>;
 pub trait Guard: Send + Sync + 'static {
     /// Whether requests go through [`Guard::guard`] now.
     fn is_on(&self) -> bool;
-    /// Decides on `req`: answers it, or gives it to `next`.
-    fn guard(self: Arc<Self>, req: Request, next: Next) -> Answer;
+    /// Decides on `req`: answers it, or gives it to `next` (one box: the
+    /// routes' own future lives inside the guard's).
+    fn guard<S: Routes>(self: Arc<Self>, req: Request, next: Next<S>) -> Answer;
 }
 
-/// The routes behind a guard, for one request.
-pub struct Next(Box<dyn FnOnce(Request) -> Answer + Send>);
+/// The routes a guard stands in front of (a router's service).
+pub trait Routes:
+    tower::Service<Request, Response = Response, Error = Infallible, Future: Send> + Send + 'static
+{
+}
 
-impl Next {
+impl<S> Routes for S where
+    S: tower::Service<Request, Response = Response, Error = Infallible, Future: Send>
+        + Send
+        + 'static
+{
+}
+
+/// The routes behind a guard, for one request (polled ready).
+pub struct Next<S>(S);
+
+impl<S: Routes> Next<S> {
     /// Passes the request on to the routes.
-    pub async fn run(self, req: Request) -> Response {
-        (self.0)(req).await
+    pub async fn run(mut self, req: Request) -> Response {
+        match self.0.call(req).await {
+            Ok(r) => r,
+            Err(never) => match never {},
+        }
     }
 }
 
 /// The [`tower::Layer`] that puts a [`Guard`] in front of a router.
-pub struct GuardLayer<G: ?Sized>(pub Arc<G>);
+pub struct GuardLayer<G>(pub Arc<G>);
 
-impl<G: ?Sized> Clone for GuardLayer<G> {
+impl<G> Clone for GuardLayer<G> {
     fn clone(&self) -> Self {
         Self(self.0.clone())
     }
 }
 
-impl<G: Guard + ?Sized, S> tower::Layer<S> for GuardLayer<G> {
+impl<G: Guard, S> tower::Layer<S> for GuardLayer<G> {
     type Service = GuardService<G, S>;
 
     fn layer(&self, inner: S) -> Self::Service {
@@ -52,12 +69,12 @@ impl<G: Guard + ?Sized, S> tower::Layer<S> for GuardLayer<G> {
     }
 }
 
-pub struct GuardService<G: ?Sized, S> {
+pub struct GuardService<G, S> {
     guard: Arc<G>,
     inner: S,
 }
 
-impl<G: ?Sized, S: Clone> Clone for GuardService<G, S> {
+impl<G, S: Clone> Clone for GuardService<G, S> {
     fn clone(&self) -> Self {
         Self {
             guard: self.guard.clone(),
@@ -74,7 +91,7 @@ pub type Guarded = futures_util::future::Map<Answer, fn(Response) -> Result<Resp
 
 impl<G, S> tower::Service<Request> for GuardService<G, S>
 where
-    G: Guard + ?Sized,
+    G: Guard,
     S: tower::Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
     S::Future: Send + 'static,
 {
@@ -96,15 +113,7 @@ where
         }
         // The service that was polled ready goes with the request.
         let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        let next = Next(Box::new(move |req| {
-            Box::pin(async move {
-                match inner.call(req).await {
-                    Ok(r) => r,
-                    Err(never) => match never {},
-                }
-            })
-        }));
+        let next = Next(std::mem::replace(&mut self.inner, clone));
         let answered: fn(Response) -> Result<Response, Infallible> = Ok;
         Either::Right(self.guard.clone().guard(req, next).map(answered))
     }

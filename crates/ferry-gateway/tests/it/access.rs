@@ -87,12 +87,14 @@ impl Team {
         }
         let gw = env.gateway(&["iris@production", "reg"], true).await;
         let access = Access::new(store.clone()).await.unwrap();
-        let app = ferry_gateway::router(HttpState {
-            gw,
-            access: Some(access),
-            max_body: 1 << 16,
-            bodies: ferry_gateway::http::BodyBudget::default(),
-        });
+        let app = ferry_gateway::router(
+            HttpState {
+                gw,
+                max_body: 1 << 16,
+                bodies: ferry_gateway::http::BodyBudget::default(),
+            },
+            Some(access),
+        );
         Team { env, app, tokens }
     }
 
@@ -322,12 +324,14 @@ fn without_users_every_route_is_open_as_before() {
         let gw = env.gateway(&["iris@production"], false).await;
         let access = Access::new(env.store.clone()).await.unwrap();
         assert!(!access.is_on());
-        let app = ferry_gateway::router(HttpState {
-            gw,
-            access: Some(access),
-            max_body: 1 << 16,
-            bodies: ferry_gateway::http::BodyBudget::default(),
-        });
+        let app = ferry_gateway::router(
+            HttpState {
+                gw,
+                max_body: 1 << 16,
+                bodies: ferry_gateway::http::BodyBudget::default(),
+            },
+            Some(access),
+        );
         let r = post_json(&app, "/v2/models/iris/infer", V2_ROW).await;
         assert_eq!(r.status, 200, "{}", r.text);
         let r = call(&app, "GET", "/metrics", None, "").await;

@@ -179,12 +179,14 @@ impl Env {
 }
 
 pub fn app(gw: &Arc<Gateway>) -> axum::Router {
-    ferry_gateway::router(HttpState {
-        gw: gw.clone(),
-        access: None,
-        max_body: 1 << 16,
-        bodies: ferry_gateway::http::BodyBudget::default(),
-    })
+    ferry_gateway::router(
+        HttpState {
+            gw: gw.clone(),
+            max_body: 1 << 16,
+            bodies: ferry_gateway::http::BodyBudget::default(),
+        },
+        None,
+    )
 }
 
 pub struct Resp {

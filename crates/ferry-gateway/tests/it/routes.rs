@@ -458,12 +458,14 @@ fn request_bodies_in_flight_are_bounded() {
         let (_env, gw) = iris().await;
         let budget =
             ferry_gateway::http::BodyBudget::new(4096, std::time::Duration::from_millis(100));
-        let app = ferry_gateway::router(HttpState {
-            access: None,
-            gw: gw.clone(),
-            max_body: 1 << 16,
-            bodies: budget.clone(),
-        });
+        let app = ferry_gateway::router(
+            HttpState {
+                gw: gw.clone(),
+                max_body: 1 << 16,
+                bodies: budget.clone(),
+            },
+            None,
+        );
         let with_length = |uri: &str, len: usize, body: Body| {
             Request::builder()
                 .method("POST")

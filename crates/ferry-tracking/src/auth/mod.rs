@@ -21,7 +21,7 @@ use axum::http::{Method, Uri, header};
 use axum::response::{IntoResponse, Response};
 pub use ferry_access::{Access, Audited, Caller, POLL, WORKSPACE_HEADER};
 use ferry_auth::{Action, Key, Requirement, ResourceType};
-use ferry_http::guard::Next;
+use ferry_http::guard::{Next, Routes};
 use ferry_metadata::MetadataStore;
 use rules::{Listing, Route, Rule};
 use serde::Deserialize as _;
@@ -233,14 +233,14 @@ impl ferry_http::guard::Guard for Gate {
         Access::is_on(self)
     }
 
-    fn guard(self: Arc<Self>, req: Request, next: Next) -> ferry_http::guard::Answer {
+    fn guard<S: Routes>(self: Arc<Self>, req: Request, next: Next<S>) -> ferry_http::guard::Answer {
         Box::pin(guarded(self, req, next))
     }
 }
 
 /// A request while the gate is on: authenticate, decide, answer, then
 /// record and filter.
-async fn guarded(gate: Arc<Gate>, req: Request, next: Next) -> Response {
+async fn guarded<S: Routes>(gate: Arc<Gate>, req: Request, next: Next<S>) -> Response {
     let route = rules::route(req.method().as_str(), req.uri().path());
     if route.rule == Rule::Public {
         return next.run(req).await;
