@@ -5,6 +5,9 @@
 #
 #   base      FERRY_BASE (a ferry from before the gateway's gate), no users
 #   open      FERRY, a store without users (the gate is off)
+#   open_hdr  the same, with a Bearer header of a token's length sent and
+#             ignored: what carrying credentials costs the client and
+#             the HTTP parser, apart from checking them
 #   token     FERRY, a store with users: a predict-only token (`--role
 #             predictor`) as Bearer on every request
 #   basic     FERRY, the same store: an editor's HTTP Basic on every request
@@ -49,6 +52,8 @@ iris_project "$WORK/project" "$FERRY"
 prepare() { # label project
   local label="$1" p="$2"
   case "$label" in
+    open_hdr)
+      printf 'Bearer ferry_%016d_%064d' 0 0 ;;
     token|basic)
       printf '%s\n' "$PASSWORD" | "$FERRY" admin create-user bench --password-stdin -C "$p" 2>/dev/null
       "$FERRY" admin add-member bench --workspace default --role editor -C "$p" 2>/dev/null
@@ -87,7 +92,7 @@ run() { # label
 }
 
 for rep in $(seq 1 "$REPS"); do
-  [ $((rep % 2)) = 0 ] && labels="basic token open base ceiling" || labels="base open token basic ceiling"
+  [ $((rep % 2)) = 0 ] && labels="basic token open_hdr open base ceiling" || labels="base open open_hdr token basic ceiling"
   echo "rep $rep ($labels), load $(cut -d' ' -f1 /proc/loadavg)" >&2
   for l in $labels; do run "$l"; done
 done
@@ -105,17 +110,18 @@ def ms(s):
                 pass
     return float("nan")
 rows = {}
-for label in ["base", "open", "token", "basic", "ceiling"]:
+for label in ["base", "open", "open_hdr", "token", "basic", "ceiling"]:
     got = [l.split() for l in (out / f"{label}.txt").read_text().splitlines() if l.strip()]
     rows[label] = ([float(g[0]) for g in got], [ms(g[1]) for g in got], [ms(g[2]) for g in got])
 base = statistics.median(rows["base"][0])
 open_ = statistics.median(rows["open"][0])
+hdr = statistics.median(rows["open_hdr"][0])
 open_p50 = statistics.median(rows["open"][1])
 ceil = statistics.median(rows["ceiling"][0])
-print(f"| /invocations 1 row, {len(rows['base'][0])} reps | req/s median [min-max] | vs base | vs open | p50 ms | p99 ms | / ceiling |")
-print("|---|---|---|---|---|---|---|")
+print(f"| /invocations 1 row, {len(rows['base'][0])} reps | req/s median [min-max] | vs base | vs open | vs open_hdr | p50 ms | p99 ms | / ceiling |")
+print("|---|---|---|---|---|---|---|---|")
 for label, (rps, p50, p99) in rows.items():
     m = statistics.median(rps)
-    print(f"| {label} | {m:,.0f} [{min(rps):,.0f}-{max(rps):,.0f}] | {m / base - 1:+.1%} | {m / open_ - 1:+.1%} "
+    print(f"| {label} | {m:,.0f} [{min(rps):,.0f}-{max(rps):,.0f}] | {m / base - 1:+.1%} | {m / open_ - 1:+.1%} | {m / hdr - 1:+.1%} "
           f"| {statistics.median(p50):.2f} ({statistics.median(p50) - open_p50:+.2f}) | {statistics.median(p99):.2f} | {m / ceil:.2f} |")
 PY

@@ -27,6 +27,23 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+/// See [`Access::tag`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Tag([u8; 32]);
+
+/// What one thread saw allowed, for one [`Access`] and auth generation.
+#[derive(Default)]
+struct Seen {
+    access: u64,
+    generation: i64,
+    /// By credentials: (decision code, id, until when).
+    by_tag: HashMap<Tag, Vec<(u16, Box<str>, i64)>>,
+}
+
+thread_local! {
+    static SEEN: std::cell::RefCell<Seen> = std::cell::RefCell::new(Seen::default());
+}
+
 /// Why a request was refused before its route ran.
 #[derive(Debug, thiserror::Error)]
 pub enum Refusal {
@@ -61,17 +78,25 @@ pub struct Caller {
     /// The workspace the request works in (header, token scope, the
     /// user's only workspace, else `default`).
     pub workspace: String,
+    /// Until when its credentials count without a new check.
+    pub until_ms: i64,
     /// What this caller was allowed in this auth generation: by the id a
-    /// rule named, the [`decision_code`]s.
+    /// rule named, the server's decision codes.
     allowed: RwLock<HashMap<String, Vec<u16>>>,
 }
 
 impl Caller {
-    pub fn new(user: Arc<User>, token: Option<Arc<Token>>, workspace: String) -> Self {
+    pub fn new(
+        user: Arc<User>,
+        token: Option<Arc<Token>>,
+        workspace: String,
+        until_ms: i64,
+    ) -> Self {
         Self {
             user,
             token,
             workspace,
+            until_ms,
             allowed: RwLock::new(HashMap::new()),
         }
     }
@@ -98,6 +123,7 @@ impl Clone for Caller {
             self.user.clone(),
             self.token.clone(),
             self.workspace.clone(),
+            self.until_ms,
         )
     }
 }
@@ -131,6 +157,10 @@ struct Cached {
 /// Who is calling and what they hold, read from the store and cached per
 /// auth generation; shared by every request of a server.
 pub struct Access {
+    /// Distinguishes this from other instances in [`SEEN`].
+    id: u64,
+    /// The auth generation the caches are of (readable without a lock).
+    generation: std::sync::atomic::AtomicI64,
     store: Arc<dyn MetadataStore>,
     policy: Policy,
     on: AtomicBool,
@@ -159,7 +189,10 @@ impl Access {
     ) -> Result<Arc<Self>, StoreError> {
         let verified = ferry_auth::secret::VerifiedCache::new(VERIFIED_TTL_MS, 10_000)
             .map_err(|e| StoreError::Invalid(e.to_string()))?;
+        static IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         let gate = Arc::new(Self {
+            id: IDS.fetch_add(1, Ordering::Relaxed),
+            generation: std::sync::atomic::AtomicI64::new(-1),
             store,
             policy: Policy::default(),
             on: AtomicBool::new(false),
@@ -218,6 +251,7 @@ impl Access {
                 ..Cached::default()
             };
             self.on.store(on, Ordering::Relaxed);
+            self.generation.store(generation, Ordering::Release);
         }
         Ok(())
     }
@@ -305,6 +339,61 @@ impl Access {
         Ok(Some(u))
     }
 
+    /// A request's credentials as the caches know them: a keyed BLAKE3 tag
+    /// of its `Authorization` and workspace headers (the key is drawn at
+    /// start-up and never stored; no secret is kept).
+    pub fn tag(&self, headers: &HeaderMap) -> Tag {
+        let given = headers.get(header::AUTHORIZATION).map(|v| v.as_bytes());
+        let named = headers.get(WORKSPACE_HEADER).map(|v| v.as_bytes());
+        let mut h = blake3::Hasher::new_keyed(&self.tag_key);
+        let given = given.unwrap_or_default();
+        h.update(&(given.len() as u64).to_le_bytes());
+        h.update(given);
+        h.update(named.unwrap_or_default());
+        Tag(*h.finalize().as_bytes())
+    }
+
+    /// Whether this thread saw the credentials `tag` allowed `code` on `id`
+    /// in this auth generation, within their time: a server's hot path
+    /// decides a repeated request with no lock and no shared write.
+    pub fn seen_allowed(&self, tag: &Tag, id: &str, code: u16) -> bool {
+        let generation = self.generation.load(Ordering::Acquire);
+        let now = ferry_core::now_ms();
+        SEEN.with(|seen| {
+            let seen = seen.borrow();
+            seen.access == self.id
+                && seen.generation == generation
+                && seen.by_tag.get(tag).is_some_and(|d| {
+                    d.iter()
+                        .any(|(c, i, until)| *c == code && now < *until && **i == *id)
+                })
+        })
+    }
+
+    /// Remembers on this thread that `caller` (by `tag`) was allowed
+    /// `code` on `id` (see [`Access::seen_allowed`]).
+    pub fn note_allowed(&self, tag: &Tag, caller: &Caller, id: &str, code: u16) {
+        let generation = self.generation.load(Ordering::Acquire);
+        SEEN.with(|seen| {
+            let mut seen = seen.borrow_mut();
+            if seen.access != self.id
+                || seen.generation != generation
+                || seen.by_tag.len() >= MAX_DECISIONS
+            {
+                *seen = Seen {
+                    access: self.id,
+                    generation,
+                    by_tag: HashMap::new(),
+                };
+            }
+            let d = seen.by_tag.entry(*tag).or_default();
+            if d.len() >= 1000 {
+                d.clear();
+            }
+            d.push((code, id.into(), caller.until_ms));
+        });
+    }
+
     /// The caller a request's credentials name, or why not; a refusal is
     /// recorded in the audit log as a denied login by the user it claims.
     pub async fn caller(
@@ -331,16 +420,7 @@ impl Access {
     /// with the same headers in this generation is recognised by a keyed
     /// tag of them (no secret is kept), until its credentials' time is up.
     async fn authenticate(&self, headers: &HeaderMap) -> Result<Arc<Caller>, Refusal> {
-        let given = headers.get(header::AUTHORIZATION).map(|v| v.as_bytes());
-        let named = headers.get(WORKSPACE_HEADER).map(|v| v.as_bytes());
-        let tag = {
-            let mut h = blake3::Hasher::new_keyed(&self.tag_key);
-            let given = given.unwrap_or_default();
-            h.update(&(given.len() as u64).to_le_bytes());
-            h.update(given);
-            h.update(named.unwrap_or_default());
-            *h.finalize().as_bytes()
-        };
+        let tag = self.tag(headers).0;
         let now = ferry_core::now_ms();
         let seen = self
             .cached
@@ -372,7 +452,7 @@ impl Access {
             .as_ref()
             .and_then(|t| t.expires_ms)
             .map_or(now + VERIFIED_TTL_MS, |e| e.min(now + VERIFIED_TTL_MS));
-        let caller = Arc::new(Caller::new(user, token, workspace));
+        let caller = Arc::new(Caller::new(user, token, workspace, until));
         if let Ok(mut c) = self.cached.write() {
             if c.callers.len() >= 10_000 {
                 c.callers.retain(|_, (_, u)| now < *u);

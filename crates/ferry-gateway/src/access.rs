@@ -19,7 +19,6 @@
 //! - A refusal is 401 (no or wrong credentials) or 403, in the protocol's
 //!   error shape, and recorded in the audit log with the model it named.
 
-use crate::gateway::Table;
 use crate::http::{ApiError, Fault, Proto, proto_of};
 use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
@@ -43,8 +42,8 @@ pub enum Need {
 }
 
 /// What `method path` needs; `/invocations` reaches the first model
-/// served (as its handler does).
-pub fn need(method: &str, path: &str, table: &Table) -> Need {
+/// served (as its handler does), which `first` names (asked only then).
+pub fn need(method: &str, path: &str, first: impl FnOnce() -> Option<String>) -> Need {
     let model = |name: &str, action| Need::Model(name.to_owned(), action);
     // The path's segments, without allocating (no route has more than 6).
     let mut parts = [""; 7];
@@ -58,8 +57,8 @@ pub fn need(method: &str, path: &str, table: &Table) -> Need {
     }
     match (method, &parts[..n]) {
         (_, ["ping" | "health" | "version" | "v2"]) | (_, ["v2", "health", ..]) => Need::Open,
-        ("POST", ["invocations"]) => match table.models.first() {
-            Some(m) => model(&m.name, Action::Use),
+        ("POST", ["invocations"]) => match first() {
+            Some(name) => Need::Model(name, Action::Use),
             None => Need::Caller,
         },
         ("POST", ["v2", "models", name, "infer"])
@@ -191,8 +190,17 @@ impl GatewayGuard {
         let access = &self.access;
         let path = req.uri().path();
         let proto = proto_of(path);
-        let need = need(req.method().as_str(), path, &self.gw.table());
+        let first = || self.gw.table().models.first().map(|m| m.name.clone());
+        let need = need(req.method().as_str(), path, first);
         if need == Need::Open {
+            return next.run(req).await;
+        }
+        // A repeated prediction by the same credentials: decided before on
+        // this thread, in this auth generation.
+        let tag = access.tag(req.headers());
+        if let Need::Model(name, action) = &need
+            && access.seen_allowed(&tag, name, code(ResourceType::RegisteredModel, *action))
+        {
             return next.run(req).await;
         }
         let refused = |r| ApiError::new(proto, Fault::Refused(r)).into_response();
@@ -212,7 +220,11 @@ impl GatewayGuard {
                 )
                 .await
                 {
-                    Ok(true) => None,
+                    Ok(true) => {
+                        let code = code(ResourceType::RegisteredModel, *action);
+                        access.note_allowed(&tag, &caller, name, code);
+                        None
+                    }
                     Ok(false) => Some(name.clone()),
                     Err(r) => return refused(r),
                 }
@@ -270,7 +282,7 @@ mod tests {
 
     #[test]
     fn each_route_needs_what_its_kind_of_work_is() {
-        let t = Table { models: Vec::new() };
+        let t = || None;
         let m = |n: &str, a| Need::Model(n.to_owned(), a);
         let cases = [
             ("GET", "/ping", Need::Open),
@@ -302,7 +314,7 @@ mod tests {
             ("GET", "/nowhere", Need::Caller),
         ];
         for (method, path, want) in cases {
-            assert_eq!(need(method, path, &t), want, "{method} {path}");
+            assert_eq!(need(method, path, t), want, "{method} {path}");
         }
     }
 }

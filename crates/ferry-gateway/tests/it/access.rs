@@ -14,6 +14,7 @@ const V2_ROW: &str = r#"{"inputs": [{"name": "X", "shape": [1, 4], "datatype": "
 /// iris in `team-a`, reg in `team-b`; a user per role, each with a token.
 struct Team {
     env: Env,
+    access: Arc<Access>,
     app: axum::Router,
     tokens: std::collections::HashMap<&'static str, String>,
 }
@@ -93,9 +94,14 @@ impl Team {
                 max_body: 1 << 16,
                 bodies: ferry_gateway::http::BodyBudget::default(),
             },
-            Some(access),
+            Some(access.clone()),
         );
-        Team { env, app, tokens }
+        Team {
+            env,
+            access,
+            app,
+            tokens,
+        }
     }
 
     async fn send(&self, who: Option<&str>, method: &str, uri: &str, body: &str) -> Resp {
@@ -336,5 +342,25 @@ fn without_users_every_route_is_open_as_before() {
         assert_eq!(r.status, 200, "{}", r.text);
         let r = call(&app, "GET", "/metrics", None, "").await;
         assert_eq!(r.status, 200);
+    });
+}
+
+#[test]
+fn a_revoked_token_is_refused_as_soon_as_the_generation_moves_however_often_it_was_allowed() {
+    rt().block_on(async {
+        let team = Team::new().await;
+        for _ in 0..3 {
+            let r = team.send(Some("predictor-a"), "POST", "/v2/models/iris/infer", V2_ROW).await;
+            assert_eq!(r.status, 200, "{}", r.text);
+        }
+        let id = ferry_auth::secret::parse_token(&team.tokens["predictor-a"]).unwrap().0.to_owned();
+        team.env.store.revoke_token(&id, 2).await.unwrap();
+        // What the poll does within a second.
+        team.access.refresh().await.unwrap();
+        let r = team.send(Some("predictor-a"), "POST", "/v2/models/iris/infer", V2_ROW).await;
+        assert_eq!(r.status, 401, "{}", r.text);
+        // Another caller's remembered decisions are dropped too, and made anew.
+        let r = team.send(Some("editor-a"), "POST", "/v2/models/iris/infer", V2_ROW).await;
+        assert_eq!(r.status, 200, "{}", r.text);
     });
 }
