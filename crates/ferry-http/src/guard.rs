@@ -1,7 +1,8 @@
 //! One guard in front of every route of a server, off or on at run time:
 //! while off (the store has no users) a request goes straight through, with
-//! no allocation and no lookup; while on, the server's [`Guard`] decides
-//! and answers or passes the request on. Both servers' authorisation
+//! no allocation and no lookup; while on, a request the guard can pass at
+//! once (a decision it remembers) goes the same way, and any other waits
+//! for the server's [`Guard`] to decide, answer or pass it on. Both servers' authorisation
 //! points are such guards (`ferry-tracking`'s gate, `ferry-gateway`'s).
 
 use axum::extract::Request;
@@ -18,6 +19,11 @@ pub type Answer = Pin<Box<dyn Future<Output = Response> + Send + 'static>>;
 pub trait Guard: Send + Sync + 'static {
     /// Whether requests go through [`Guard::guard`] now.
     fn is_on(&self) -> bool;
+    /// Whether `req` may pass at once, decided without waiting (a decision
+    /// this thread made before); then it goes through as while off.
+    fn passes_at_once(&self, _req: &Request) -> bool {
+        false
+    }
     /// Decides on `req`: answers it, or gives it to `next` (one box: the
     /// routes' own future lives inside the guard's).
     fn guard<S: Routes>(self: Arc<Self>, req: Request, next: Next<S>) -> Answer;
@@ -108,7 +114,7 @@ where
 
     fn call(&mut self, req: Request) -> Self::Future {
         use futures_util::FutureExt as _;
-        if !self.guard.is_on() {
+        if !self.guard.is_on() || self.guard.passes_at_once(&req) {
             return Either::Left(self.inner.call(req));
         }
         // The service that was polled ready goes with the request.

@@ -350,17 +350,26 @@ fn a_revoked_token_is_refused_as_soon_as_the_generation_moves_however_often_it_w
     rt().block_on(async {
         let team = Team::new().await;
         for _ in 0..3 {
-            let r = team.send(Some("predictor-a"), "POST", "/v2/models/iris/infer", V2_ROW).await;
+            let r = team
+                .send(Some("predictor-a"), "POST", "/v2/models/iris/infer", V2_ROW)
+                .await;
             assert_eq!(r.status, 200, "{}", r.text);
         }
-        let id = ferry_auth::secret::parse_token(&team.tokens["predictor-a"]).unwrap().0.to_owned();
+        let id = ferry_auth::secret::parse_token(&team.tokens["predictor-a"])
+            .unwrap()
+            .0
+            .to_owned();
         team.env.store.revoke_token(&id, 2).await.unwrap();
         // What the poll does within a second.
         team.access.refresh().await.unwrap();
-        let r = team.send(Some("predictor-a"), "POST", "/v2/models/iris/infer", V2_ROW).await;
+        let r = team
+            .send(Some("predictor-a"), "POST", "/v2/models/iris/infer", V2_ROW)
+            .await;
         assert_eq!(r.status, 401, "{}", r.text);
         // Another caller's remembered decisions are dropped too, and made anew.
-        let r = team.send(Some("editor-a"), "POST", "/v2/models/iris/infer", V2_ROW).await;
+        let r = team
+            .send(Some("editor-a"), "POST", "/v2/models/iris/infer", V2_ROW)
+            .await;
         assert_eq!(r.status, 200, "{}", r.text);
     });
 }
