@@ -245,6 +245,12 @@ async fn guarded<S: Routes>(gate: Arc<Gate>, req: Request, next: Next<S>) -> Res
     if route.rule == Rule::Public {
         return next.run(req).await;
     }
+    let tag = gate.tag(req.headers());
+    let req = match at_once(&gate, &tag, route, req).await {
+        Ok(Some(req)) => return next.run(req).await,
+        Ok(None) => return ApiError::bad_request("Cannot read the request body").into_response(),
+        Err(req) => req,
+    };
     let source = req.extensions().get::<ferry_http::Peer>().map(|p| p.0.ip());
     let caller = match gate.caller(req.headers(), source).await {
         Ok(c) => c,
@@ -256,7 +262,7 @@ async fn guarded<S: Routes>(gate: Arc<Gate>, req: Request, next: Next<S>) -> Res
         req.extensions_mut().insert(gate.clone());
         return next.run(req).await;
     }
-    let (req, decided) = match decide(&gate, &caller, route, req).await {
+    let (req, decided) = match decide(&gate, &caller, &tag, route, req).await {
         Ok(d) => d,
         Err((refusal, resource)) => {
             let action = route.audit.unwrap_or("request");
@@ -275,6 +281,45 @@ async fn guarded<S: Routes>(gate: Arc<Gate>, req: Request, next: Next<S>) -> Res
     after(&gate, &caller, route, decided, resp, source).await
 }
 
+/// A request on a run, an experiment or a logged model, by credentials this
+/// thread saw allowed the same on the same id in this auth generation, on a
+/// route that neither audits nor filters: `Ok(Some)` passes at once (its
+/// body read and re-made), `Ok(None)` is a body that cannot be read, and
+/// `Err` gives the request back for the whole decision. Registered models
+/// are left out: what they need can depend on the request (a protected
+/// alias or its tag), which [`protection`] decides first.
+async fn at_once(
+    gate: &Gate,
+    tag: &ferry_access::Tag,
+    route: Route,
+    req: Request,
+) -> Result<Option<Request>, Request> {
+    let eligible = matches!(
+        route.rule,
+        Rule::Run(_) | Rule::Experiment(_) | Rule::LoggedModel(_)
+    );
+    let Some(code) = decision_code(route.rule).filter(|_| eligible && route.audit.is_none()) else {
+        return Err(req);
+    };
+    let Ok((req, params)) = read_params(route.rule, req).await else {
+        return Ok(None);
+    };
+    let seen =
+        rule_id(route.rule, req.uri(), &params).is_some_and(|id| gate.seen_allowed(tag, id, code));
+    if seen { Ok(Some(req)) } else { Err(req) }
+}
+
+/// The id a rule decides on, from the request.
+fn rule_id<'a>(rule: Rule, uri: &'a Uri, p: &'a Params) -> Option<&'a str> {
+    match rule {
+        Rule::Experiment(_) | Rule::CreateIn => p.experiment_id.as_deref(),
+        Rule::Run(_) => p.run(),
+        Rule::Model(_) => p.name.as_deref(),
+        Rule::LoggedModel(_) => rules::logged_model_id(uri.path()),
+        _ => None,
+    }
+}
+
 type Denied = (ApiError, String);
 
 /// Reads what the rule needs and decides; the request comes back whole
@@ -283,6 +328,7 @@ type Denied = (ApiError, String);
 async fn decide(
     gate: &Gate,
     caller: &Caller,
+    tag: &ferry_access::Tag,
     route: Route,
     req: Request,
 ) -> Result<(Request, Decided), Denied> {
@@ -296,7 +342,7 @@ async fn decide(
         .await
         .map_err(|e| (e, String::new()))?;
     let (resource, allowed) =
-        match check(gate, caller, rule, (&method, &uri), &params, wanted).await {
+        match check(gate, (caller, tag), rule, (&method, &uri), &params, wanted).await {
             Ok(v) => v,
             Err(r) => return Err((r, String::new())),
         };
@@ -424,19 +470,13 @@ fn query_params(q: Option<&str>) -> Params {
 /// rules that name one id.
 async fn check(
     gate: &Gate,
-    caller: &Caller,
+    (caller, tag): (&Caller, &ferry_access::Tag),
     rule: Rule,
     asked: (&Method, &Uri),
     p: &Params,
     wanted: bool,
 ) -> Result<(String, bool), ApiError> {
-    let id = match rule {
-        Rule::Experiment(_) | Rule::CreateIn => p.experiment_id.as_deref(),
-        Rule::Run(_) => p.run(),
-        Rule::Model(_) => p.name.as_deref(),
-        Rule::LoggedModel(_) => rules::logged_model_id(asked.1.path()),
-        _ => None,
-    };
+    let id = rule_id(rule, asked.1, p);
     if caller.is_admin() {
         // An admin may do all; the resource's name only for the audit log.
         let resource = if wanted {
@@ -454,6 +494,8 @@ async fn check(
     if let Some((id, code)) = key
         && caller.was_allowed(id, code)
     {
+        // Allowed on another thread: this one remembers it too.
+        gate.note_allowed(tag, caller, id, code);
         // The resource's name is for the audit log: made only when wanted.
         if !wanted {
             return Ok((String::new(), true));
@@ -475,6 +517,7 @@ async fn check(
         && decision == Decision::Allowed
     {
         caller.allow(id, code);
+        gate.note_allowed(tag, caller, id, code);
     }
     Ok((resource, decision != Decision::Denied))
 }
