@@ -440,3 +440,41 @@ def test_a_pyfunc_version_is_served_by_the_operators_mlflow_runtime(tmp_path):
     # Without the runtime the version is refused, naming what to enable.
     out = ferry(project, "serve", f"skl/{v}", "--port", "0", check=False)
     assert out.returncode != 0 and "--runtime mlflow" in out.stderr, out.stderr
+
+
+def test_a_gateway_on_a_store_with_users_takes_tokens_from_the_clients_users_use(tmp_path):
+    """Triton's client and plain `requests`, with a predict-only token in
+    the header each lets its user set; without one, or with the token on
+    what it may not do, the gateway refuses in the protocol's shape."""
+    project = make_project(tmp_path)
+    ferry(project, "admin", "create-user", "svc", "--service")
+    ferry(project, "admin", "add-member", "svc", "--workspace", "default", "--role", "editor")
+    token = ferry(project, "admin", "create-token", "svc", "--name", "web", "--workspace", "default",
+                  "--role", "predictor").stdout.strip()
+    auth = {"Authorization": f"Bearer {token}"}
+    with gateway(project, "iris@production") as url:
+        c = triton.InferenceServerClient(url.removeprefix("http://"))
+        # Probes stay open, as a load balancer's are.
+        assert c.is_server_live() and c.is_server_ready()
+        x = triton.InferInput("X", [3, 4], "FP32")
+        x.set_data_from_numpy(np.array(ROWS, dtype=np.float32))
+        try:
+            c.infer("iris", [x])
+            raise AssertionError("a prediction without credentials was answered")
+        except triton.InferenceServerException as e:
+            assert "401" in str(e.status()) or "not authenticated" in str(e), e
+        # (Triton's client adds its own headers to the dict it is given.)
+        assert c.get_model_metadata("iris", headers=dict(auth))["name"] == "iris"
+        res = c.infer("iris", [x], headers=dict(auth))
+        labels, _ = reference(project, ROWS)
+        assert [v.decode() if isinstance(v, bytes) else v for v in res.as_numpy("label")] == list(labels)
+
+        r = requests.post(url + "/invocations", json={"inputs": ROWS}, headers=auth)
+        assert r.status_code == 200, r.text
+        request_id = r.headers["x-request-id"]
+        # Predict-only: no metrics, no feedback.
+        assert requests.get(url + "/metrics", headers=auth).status_code == 403
+        r = requests.post(url + "/feedback", json={"request_id": request_id, "labels": list(labels)}, headers=auth)
+        assert (r.status_code, r.json()) == (403, {"error": "Permission denied"}), r.text
+        r = requests.post(url + "/invocations", json={"inputs": ROWS})
+        assert r.status_code == 401 and r.json()["error_code"] == "UNAUTHENTICATED", r.text
