@@ -98,11 +98,18 @@ const BUMP: &str = "UPDATE auth_generation SET n = n + 1 WHERE one = 1";
 /// Commits a change to who may do what, with the generation bumped in the
 /// same transaction.
 async fn commit_changed(mut tx: Tx) -> Result<()> {
+    bump(&mut tx).await?;
+    commit(tx).await
+}
+
+/// [`BUMP`] inside `tx` (a change elsewhere that moves grants or
+/// workspaces: a registered model renamed or deleted).
+pub(crate) async fn bump(tx: &mut Tx) -> Result<()> {
     sqlx::query(BUMP)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await
         .map_err(query_error("bump the auth generation"))?;
-    commit(tx).await
+    Ok(())
 }
 
 impl SqlStore {

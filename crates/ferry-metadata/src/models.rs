@@ -515,6 +515,15 @@ impl ModelStore for SqlStore {
             "UPDATE model_tags SET model = $1 WHERE model = $2",
             "UPDATE model_version_tags SET model = $1 WHERE model = $2",
             "UPDATE alias_events SET model = $1 WHERE model = $2",
+            // Who may do what on it follows it: its workspace, and grants
+            // that name it (not wildcards; a role that already names the new
+            // name keeps that grant).
+            "UPDATE auth_workspaces SET resource_id = $1 \
+             WHERE resource_type = 'registered_model' AND resource_id = $2",
+            "UPDATE auth_role_grants SET pattern = $1 \
+             WHERE resource_type = 'registered_model' AND pattern = $2 AND NOT EXISTS ( \
+               SELECT 1 FROM auth_role_grants g WHERE g.role_id = auth_role_grants.role_id \
+               AND g.resource_type = 'registered_model' AND g.pattern = $1)",
         ] {
             sqlx::query(sql)
                 .bind(new_name)
@@ -529,6 +538,13 @@ impl ModelStore for SqlStore {
             .execute(&mut *tx)
             .await
             .map_err(query_error("rename a registered model"))?;
+        // Grants on the old name that a role could not carry over.
+        sqlx::query("DELETE FROM auth_role_grants WHERE resource_type = 'registered_model' AND pattern = $1")
+            .bind(name)
+            .execute(&mut *tx)
+            .await
+            .map_err(query_error("rename a registered model"))?;
+        crate::auth::bump(&mut tx).await?;
         tx.commit()
             .await
             .map_err(query_error("rename a registered model"))?;
@@ -547,6 +563,10 @@ impl ModelStore for SqlStore {
             "DELETE FROM model_aliases WHERE model = $1",
             "DELETE FROM model_versions WHERE model = $1",
             "DELETE FROM models WHERE name = $1",
+            // A model made later under this name starts with no grants and
+            // in its creator's workspace.
+            "DELETE FROM auth_workspaces WHERE resource_type = 'registered_model' AND resource_id = $1",
+            "DELETE FROM auth_role_grants WHERE resource_type = 'registered_model' AND pattern = $1",
         ] {
             sqlx::query(sql)
                 .bind(name)
@@ -554,6 +574,7 @@ impl ModelStore for SqlStore {
                 .await
                 .map_err(query_error("delete a registered model"))?;
         }
+        crate::auth::bump(&mut tx).await?;
         tx.commit()
             .await
             .map_err(query_error("delete a registered model"))?;

@@ -314,10 +314,63 @@ async fn workspaces_and_generation(s: &dyn MetadataStore) {
     assert!(s.auth_generation().await.unwrap() > g3);
 }
 
+/// A registered model's workspace and the grants naming it follow a
+/// rename; a deletion takes them away, so a model made later under the
+/// name starts with none.
+async fn grants_follow_a_model(s: &dyn MetadataStore) {
+    use ferry_auth::{Grant, Permission, ResourceType as T};
+    let u = s.create_user(&new_user("owner", false)).await.unwrap();
+    s.create_registered_model("old", "", &[], 1).await.unwrap();
+    s.set_workspace(T::RegisteredModel, "old", "team-a")
+        .await
+        .unwrap();
+    let exact = Grant::new(T::RegisteredModel, "old", Permission::Manage);
+    let wild = Grant::new(T::RegisteredModel, "*", Permission::Read);
+    s.grant_user(u.id, "team-a", &exact).await.unwrap();
+    s.grant_user(u.id, "team-a", &wild).await.unwrap();
+    let g0 = s.auth_generation().await.unwrap();
+    s.rename_registered_model("old", "new", 2).await.unwrap();
+    assert!(s.auth_generation().await.unwrap() > g0);
+    assert_eq!(
+        s.workspace_of(T::RegisteredModel, "new").await.unwrap(),
+        "team-a"
+    );
+    assert_eq!(
+        s.workspace_of(T::RegisteredModel, "old").await.unwrap(),
+        "default"
+    );
+    let mut held: Vec<String> = s
+        .grants_in(u.id, "team-a")
+        .await
+        .unwrap()
+        .iter()
+        .map(|g| g.pattern.clone())
+        .collect();
+    held.sort();
+    assert_eq!(held, ["*", "new"]);
+
+    let g1 = s.auth_generation().await.unwrap();
+    s.delete_registered_model("new").await.unwrap();
+    assert!(s.auth_generation().await.unwrap() > g1);
+    assert_eq!(
+        s.workspace_of(T::RegisteredModel, "new").await.unwrap(),
+        "default"
+    );
+    let held: Vec<String> = s
+        .grants_in(u.id, "team-a")
+        .await
+        .unwrap()
+        .iter()
+        .map(|g| g.pattern.clone())
+        .collect();
+    assert_eq!(held, ["*"]);
+}
+
 pub async fn conformance(s: &dyn MetadataStore) {
     let (ana, bob) = users(s).await;
     roles_and_grants(s, &ana, &bob).await;
     tokens_and_deletion(s, &ana).await;
     audit_log(s).await;
     workspaces_and_generation(s).await;
+    grants_follow_a_model(s).await;
 }
