@@ -85,6 +85,15 @@ def test_two_teams_see_only_their_own_through_the_stock_clients(team, tmp_path):
         auth.add_role_permission(role.id, "registered_model", "*", "EDIT")
         auth.assign_role("alice", role.id)
         assert [r.name for r in auth.list_user_roles("alice")] == ["scientists"]
+        # Roles change in place: a name, a description, a grant's level.
+        role = auth.update_role(role.id, name="data-scientists", description="team A, all of it")
+        assert (role.name, role.description) == ("data-scientists", "team A, all of it")
+        models = next(p for p in auth.list_role_permissions(role.id) if p.resource_type == "registered_model")
+        assert auth.update_role_permission(models.id, "MANAGE").permission == "MANAGE"
+        with pytest.raises(MlflowException, match="Invalid permission"):
+            auth.update_role_permission(models.id, "OWNER")
+        assert [a.user_id for a in auth.list_role_users(role.id)] == [alice.id]
+        assert [r.name for r in auth.list_user_roles("alice")] == ["data-scientists"]
     # Team B through the CLI, with a token for CI.
     ferry("admin", "add-member", "bob", "--workspace", "team-b", "--role", "editor", "--store", team["store"])
     token = ferry("admin", "create-token", "bob", "--name", "ci", "--store", team["store"]).stdout.strip()

@@ -389,6 +389,85 @@ impl AuthStore for SqlStore {
         commit_changed(tx).await
     }
 
+    async fn update_role(
+        &self,
+        id: i64,
+        name: Option<&str>,
+        description: Option<&str>,
+    ) -> Result<Role> {
+        let Some(role) = self.get_role(id).await? else {
+            return Err(Error::NotFound(format!("Role with id={id} not found")));
+        };
+        let name = name.unwrap_or(&role.name).to_owned();
+        let description = description
+            .map(str::to_owned)
+            .or_else(|| role.description.clone());
+        let mut tx = self.begin().await.map_err(query_error("begin"))?;
+        sqlx::query("UPDATE auth_roles SET name = $1, description = $2 WHERE role_id = $3")
+            .bind(name.clone())
+            .bind(description)
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(exists(format!(
+                "Role with name={name} already exists in workspace {}.",
+                role.workspace
+            )))?;
+        commit_changed(tx).await?;
+        self.get_role(id)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("Role with id={id} not found")))
+    }
+
+    async fn set_grant_permission(
+        &self,
+        grant_id: i64,
+        permission: ferry_auth::Permission,
+    ) -> Result<RoleGrant> {
+        let mut tx = self.begin().await.map_err(query_error("begin"))?;
+        let done = sqlx::query("UPDATE auth_role_grants SET permission = $1 WHERE grant_id = $2")
+            .bind(permission.as_str().to_owned())
+            .bind(grant_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(query_error("change a grant"))?;
+        if done.rows_affected() == 0 {
+            return Err(Error::NotFound(format!(
+                "Role permission with id={grant_id} not found"
+            )));
+        }
+        let row = sqlx::query(
+            "SELECT grant_id, role_id, resource_type, pattern, permission FROM auth_role_grants \
+             WHERE grant_id = $1",
+        )
+        .bind(grant_id)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(query_error("read a grant"))?;
+        let changed = grant(&row)?;
+        commit_changed(tx).await?;
+        Ok(changed)
+    }
+
+    async fn role_assignments(&self, role_id: i64) -> Result<Vec<Assignment>> {
+        let rows = sqlx::query(
+            "SELECT assignment_id, user_id, role_id FROM auth_assignments \
+             WHERE role_id = $1 ORDER BY assignment_id",
+        )
+        .bind(role_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_error("list a role's users"))?;
+        Ok(rows
+            .iter()
+            .map(|r| Assignment {
+                id: col_i64(r, "assignment_id"),
+                user_id: col_i64(r, "user_id"),
+                role_id: col_i64(r, "role_id"),
+            })
+            .collect())
+    }
+
     async fn add_grant(&self, role_id: i64, g: &Grant) -> Result<RoleGrant> {
         let mut tx = self.begin().await.map_err(query_error("begin"))?;
         let found = sqlx::query("SELECT role_id FROM auth_roles WHERE role_id = $1")

@@ -130,7 +130,23 @@ pub trait AuthStore: Send + Sync {
     async fn list_roles(&self, workspace: Option<&str>) -> Result<Vec<Role>>;
     async fn delete_role(&self, id: i64) -> Result<()>;
     /// `AlreadyExists` when the role grants on that resource already.
+    /// Renames a role or changes its description (`None`: unchanged);
+    /// `AlreadyExists` when its workspace has a role of the new name.
+    async fn update_role(
+        &self,
+        id: i64,
+        name: Option<&str>,
+        description: Option<&str>,
+    ) -> Result<Role>;
     async fn add_grant(&self, role_id: i64, grant: &Grant) -> Result<RoleGrant>;
+    /// Changes one grant's permission (its resource stays).
+    async fn set_grant_permission(
+        &self,
+        grant_id: i64,
+        permission: ferry_auth::Permission,
+    ) -> Result<RoleGrant>;
+    /// Who holds a role.
+    async fn role_assignments(&self, role_id: i64) -> Result<Vec<Assignment>>;
     async fn remove_grant(&self, grant_id: i64) -> Result<()>;
     /// Grants to the user's own role in `workspace` (made when missing).
     async fn grant_user(&self, user_id: i64, workspace: &str, grant: &Grant) -> Result<RoleGrant>;

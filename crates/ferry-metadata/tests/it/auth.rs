@@ -366,6 +366,58 @@ async fn grants_follow_a_model(s: &dyn MetadataStore) {
     assert_eq!(held, ["*"]);
 }
 
+/// A role renamed or described anew, a grant's level changed, and who
+/// holds a role.
+async fn roles_change_in_place(s: &dyn MetadataStore) {
+    use ferry_auth::{Grant, Permission, ResourceType as T};
+    let u = s.create_user(&new_user("holder", false)).await.unwrap();
+    let r = s.create_role("team-z", "first", None).await.unwrap();
+    s.create_role("team-z", "taken", None).await.unwrap();
+    let g = s
+        .add_grant(r.id, &Grant::new(T::Experiment, "*", Permission::Read))
+        .await
+        .unwrap();
+    let g0 = s.auth_generation().await.unwrap();
+    let renamed = s.update_role(r.id, Some("second"), None).await.unwrap();
+    assert_eq!(
+        (renamed.name.as_str(), renamed.description.as_deref()),
+        ("second", None)
+    );
+    let described = s.update_role(r.id, None, Some("why")).await.unwrap();
+    assert_eq!(
+        (described.name.as_str(), described.description.as_deref()),
+        ("second", Some("why"))
+    );
+    assert!(matches!(
+        s.update_role(r.id, Some("taken"), None).await,
+        Err(ferry_metadata::Error::AlreadyExists(_))
+    ));
+    assert!(matches!(
+        s.update_role(9999, Some("x"), None).await,
+        Err(ferry_metadata::Error::NotFound(_))
+    ));
+    let changed = s
+        .set_grant_permission(g.id, Permission::Edit)
+        .await
+        .unwrap();
+    assert_eq!(
+        (changed.id, changed.grant.permission),
+        (g.id, Permission::Edit)
+    );
+    assert!(matches!(
+        s.set_grant_permission(9999, Permission::Edit).await,
+        Err(ferry_metadata::Error::NotFound(_))
+    ));
+    assert!(s.auth_generation().await.unwrap() > g0);
+    assert!(s.role_assignments(r.id).await.unwrap().is_empty());
+    s.assign(u.id, r.id).await.unwrap();
+    let held = s.role_assignments(r.id).await.unwrap();
+    assert_eq!(
+        (held.len(), held[0].user_id, held[0].role_id),
+        (1, u.id, r.id)
+    );
+}
+
 pub async fn conformance(s: &dyn MetadataStore) {
     let (ana, bob) = users(s).await;
     roles_and_grants(s, &ana, &bob).await;
@@ -373,4 +425,5 @@ pub async fn conformance(s: &dyn MetadataStore) {
     audit_log(s).await;
     workspaces_and_generation(s).await;
     grants_follow_a_model(s).await;
+    roles_change_in_place(s).await;
 }

@@ -49,6 +49,12 @@ pub fn routes() -> axum::Router<crate::AppState> {
         .route("/api/3.0/mlflow/roles/get", get(get_role))
         .route("/api/3.0/mlflow/roles/list", get(list_roles))
         .route("/api/3.0/mlflow/roles/delete", delete(delete_role))
+        .route("/api/3.0/mlflow/roles/update", patch(update_role))
+        .route(
+            "/api/3.0/mlflow/roles/permissions/update",
+            patch(update_role_permission),
+        )
+        .route("/api/3.0/mlflow/roles/users/list", get(role_users))
         .route(
             "/api/3.0/mlflow/roles/permissions/add",
             post(add_role_permission),
@@ -717,11 +723,14 @@ struct RoleGrantIdBody {
     role_permission_id: Option<String>,
 }
 
-async fn remove_role_permission(
-    (Extension(caller), Extension(gate)): Ctx,
-    Json(b): Json<RoleGrantIdBody>,
-) -> ApiResult<Out<Value>> {
-    let raw = required(b.role_permission_id, "role_permission_id")?;
+/// The grant `raw` names and the role holding it, when the caller
+/// manages that role (404 for an admin asking for none, else 403).
+async fn managed_grant(
+    gate: &Gate,
+    caller: &Caller,
+    raw: Option<String>,
+) -> ApiResult<(Role, RoleGrant)> {
+    let raw = required(raw, "role_permission_id")?;
     let id: i64 = raw.trim().parse().map_err(|_| {
         ApiError::invalid(format!(
             "Invalid value '{raw}' for parameter 'role_permission_id'."
@@ -732,21 +741,117 @@ async fn remove_role_permission(
         .list_roles(None)
         .await?
         .into_iter()
-        .find(|r| r.grants.iter().any(|g| g.id == id));
-    let role = match owner {
-        Some(r) => managed_role(&gate, &caller, r.id).await?,
-        None if caller.is_admin() => {
-            return Err(ApiError::not_found(format!(
-                "Role permission with id={id} not found"
-            )));
-        }
-        None => return Err(ApiError::forbidden()),
-    };
-    gate.store().remove_grant(id).await?;
-    let resource = format!("role:{}/{}:{id}", role.workspace, role.name);
+        .find_map(|r| {
+            let g = r.grants.iter().find(|g| g.id == id).cloned()?;
+            Some((r.id, g))
+        });
+    match owner {
+        Some((role, g)) => Ok((managed_role(gate, caller, role).await?, g)),
+        None if caller.is_admin() => Err(ApiError::not_found(format!(
+            "Role permission with id={id} not found"
+        ))),
+        None => Err(ApiError::forbidden()),
+    }
+}
+
+async fn remove_role_permission(
+    (Extension(caller), Extension(gate)): Ctx,
+    Json(b): Json<RoleGrantIdBody>,
+) -> ApiResult<Out<Value>> {
+    let (role, g) = managed_grant(&gate, &caller, b.role_permission_id).await?;
+    gate.store().remove_grant(g.id).await?;
+    let resource = format!("role:{}/{}:{}", role.workspace, role.name, g.id);
     gate.changed_by(&caller, "role.permission.remove", resource)
         .await;
     Ok(Out(json!({})))
+}
+
+#[derive(Deserialize)]
+struct GrantUpdateBody {
+    #[serde(default, deserialize_with = "super::id")]
+    role_permission_id: Option<String>,
+    permission: Option<String>,
+}
+
+/// `PATCH roles/permissions/update`: another level for a role's grant, checked
+/// as adding it would be.
+async fn update_role_permission(
+    (Extension(caller), Extension(gate)): Ctx,
+    Json(b): Json<GrantUpdateBody>,
+) -> ApiResult<Out<Value>> {
+    let (role, g) = managed_grant(&gate, &caller, b.role_permission_id).await?;
+    let level = required(b.permission, "permission")?;
+    let level = Permission::parse(&level).map_err(|e| ApiError::invalid(e.to_string()))?;
+    ferry_auth::validate_grant(g.grant.resource_type, &g.grant.pattern, level)
+        .map_err(|e| ApiError::invalid(e.to_string()))?;
+    let changed = gate.store().set_grant_permission(g.id, level).await?;
+    let resource = format!(
+        "role:{}/{}:{}={}",
+        role.workspace,
+        role.name,
+        g.id,
+        level.as_str()
+    );
+    gate.changed_by(&caller, "role.permission.update", resource)
+        .await;
+    Ok(Out(json!({ "role_permission": grant_json(&changed) })))
+}
+
+#[derive(Deserialize)]
+struct RoleUpdateBody {
+    #[serde(default, deserialize_with = "super::id")]
+    role_id: Option<String>,
+    name: Option<Value>,
+    description: Option<Value>,
+}
+
+/// `PATCH roles/update`: a role's name or description, as MLflow checks them.
+async fn update_role(
+    (Extension(caller), Extension(gate)): Ctx,
+    Json(b): Json<RoleUpdateBody>,
+) -> ApiResult<Out<Value>> {
+    let role = managed_role(&gate, &caller, role_id(b.role_id)?).await?;
+    if b.name.is_none() && b.description.is_none() {
+        return Err(ApiError::invalid(
+            "At least one of 'name' or 'description' must be provided to update a role.",
+        ));
+    }
+    let name = match &b.name {
+        None => None,
+        Some(Value::String(n)) if !n.trim().is_empty() => Some(n.as_str()),
+        Some(_) => return Err(ApiError::invalid("Role name cannot be empty.")),
+    };
+    let description = match &b.description {
+        None => None,
+        Some(Value::String(d)) => Some(d.as_str()),
+        Some(_) => return Err(ApiError::invalid("Role description must be a string.")),
+    };
+    // A user's own grants live in a role of theirs that is not renamed.
+    if role.name.starts_with("__user_") || name.is_some_and(|n| n.starts_with("__user_")) {
+        return Err(ApiError::invalid(
+            "Roles named __user_<id>__ hold one user's own grants and are not renamed.",
+        ));
+    }
+    let updated = gate.store().update_role(role.id, name, description).await?;
+    let resource = format!("role:{}/{}", updated.workspace, updated.name);
+    gate.changed_by(&caller, "role.update", resource).await;
+    Ok(Out(json!({ "role": role_json(&updated) })))
+}
+
+/// `GET roles/users/list`: who holds a role (those who manage it may ask).
+async fn role_users(
+    (Extension(caller), Extension(gate)): Ctx,
+    Query(q): Query<RoleQuery>,
+) -> ApiResult<Out<Value>> {
+    let role = managed_role(&gate, &caller, role_id(q.role_id)?).await?;
+    let rows: Vec<Value> = gate
+        .store()
+        .role_assignments(role.id)
+        .await?
+        .iter()
+        .map(|a| json!({"id": a.id, "user_id": a.user_id, "role_id": a.role_id}))
+        .collect();
+    Ok(Out(json!({ "assignments": rows })))
 }
 
 async fn list_role_permissions(

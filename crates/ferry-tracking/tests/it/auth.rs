@@ -1151,3 +1151,70 @@ fn what_does_not_exist_is_the_routes_404_not_a_refusal() {
         assert_eq!(s, StatusCode::FORBIDDEN);
     });
 }
+
+#[test]
+fn roles_are_updated_in_place_by_those_who_manage_them() {
+    rt().block_on(async {
+        let t = Team::new().await;
+        let api3 = |p: &str| format!("/api/3.0/mlflow/{p}");
+        let role = t
+            .root("team-a", Method::POST, &api3("roles/create"), Some(json!({"workspace": "team-a", "name": "readers"})))
+            .await["role"]["id"]
+            .as_i64()
+            .unwrap();
+        let grant = t
+            .root(
+                "team-a",
+                Method::POST,
+                &api3("roles/permissions/add"),
+                Some(json!({"role_id": role, "resource_type": "experiment", "resource_pattern": "*", "permission": "READ"})),
+            )
+            .await["role_permission"]["id"]
+            .as_i64()
+            .unwrap();
+        let rename = json!({"role_id": role, "name": "auditors"});
+        let level = json!({"role_permission_id": grant, "permission": "EDIT"});
+        // An editor of the workspace manages no role; team B's admin none of team A's.
+        for who in ["editor-a", "editor-b"] {
+            let (s, _) = t.send(Some(&basic(who)), None, Method::PATCH, &api3("roles/update"), Some(rename.clone())).await;
+            assert_eq!(s, StatusCode::FORBIDDEN, "{who}");
+            let (s, _) = t
+                .send(Some(&basic(who)), None, Method::PATCH, &api3("roles/permissions/update"), Some(level.clone()))
+                .await;
+            assert_eq!(s, StatusCode::FORBIDDEN, "{who}");
+        }
+        // The workspace's admin does.
+        let (s, v) = t.send(Some(&basic("admin-a")), None, Method::PATCH, &api3("roles/update"), Some(rename)).await;
+        assert_eq!((s, v["role"]["name"].as_str()), (StatusCode::OK, Some("auditors")), "{v}");
+        let (s, v) = t
+            .send(Some(&basic("admin-a")), None, Method::PATCH, &api3("roles/permissions/update"), Some(level))
+            .await;
+        assert_eq!((s, v["role_permission"]["permission"].as_str()), (StatusCode::OK, Some("EDIT")), "{v}");
+        // What MLflow refuses, refused alike.
+        let (s, v) = t
+            .send(Some(&basic("admin-a")), None, Method::PATCH, &api3("roles/update"), Some(json!({"role_id": role})))
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+        assert!(v["message"].as_str().unwrap().contains("At least one of 'name' or 'description'"));
+        let bad = json!({"role_permission_id": grant, "permission": "OWNER"});
+        let (s, _) = t.send(Some(&basic("admin-a")), None, Method::PATCH, &api3("roles/permissions/update"), Some(bad)).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST);
+        // Who holds it, for those who manage it.
+        let uid = t.store.get_user("viewer-a").await.unwrap().unwrap().id;
+        t.store.assign(uid, role).await.unwrap();
+        let (s, v) = t
+            .send(Some(&basic("admin-a")), None, Method::GET, &api3(&format!("roles/users/list?role_id={role}")), None)
+            .await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(v["assignments"][0]["user_id"].as_i64(), Some(uid), "{v}");
+        let (s, _) = t
+            .send(Some(&basic("viewer-a")), None, Method::GET, &api3(&format!("roles/users/list?role_id={role}")), None)
+            .await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+        // Each change is in the log.
+        let log = t.store.audit_entries(&Default::default()).await.unwrap();
+        for action in ["role.update", "role.permission.update"] {
+            assert!(log.iter().any(|e| e.event.action == action && e.event.actor == "admin-a"), "{action}");
+        }
+    });
+}
