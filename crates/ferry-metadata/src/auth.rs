@@ -91,6 +91,11 @@ async fn commit(tx: Tx) -> Result<()> {
     tx.commit().await.map_err(query_error("commit"))
 }
 
+/// The roles user `$1` holds: directly, or through a group they are in.
+const HELD_ROLES: &str = "SELECT role_id FROM auth_assignments WHERE user_id = $1 \
+     UNION SELECT gr.role_id FROM auth_group_roles gr \
+     JOIN auth_group_members m ON m.group_id = gr.group_id WHERE m.user_id = $1";
+
 /// Bumps the auth generation, which servers poll to drop what they cached
 /// of users, tokens, grants and workspaces.
 const BUMP: &str = "UPDATE auth_generation SET n = n + 1 WHERE one = 1";
@@ -159,6 +164,64 @@ impl SqlStore {
             role.grants = rows.iter().map(grant).collect::<Result<_>>()?;
         }
         Ok(roles)
+    }
+
+    /// Groups, with their members and roles, `clause` binding `bind`.
+    async fn groups_where(&self, clause: &str, bind: Option<&str>) -> Result<Vec<Group>> {
+        let sql = format!("SELECT group_id, name FROM auth_groups {clause} ORDER BY name");
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        if let Some(b) = bind {
+            q = q.bind(b.to_owned());
+        }
+        let rows = q
+            .fetch_all(&self.pool)
+            .await
+            .map_err(query_error("list groups"))?;
+        let mut groups = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let id = col_i64(r, "group_id");
+            let names = |sql: &'static str| async move {
+                let rows = sqlx::query(sql)
+                    .bind(id)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(query_error("read a group"))?;
+                let mut v: Vec<String> = rows.iter().map(|r| col_str(r, "n")).collect();
+                v.sort();
+                Ok::<_, Error>(v)
+            };
+            groups.push(Group {
+                id,
+                name: col_str(r, "name"),
+                members: names(
+                    "SELECT u.username AS n FROM auth_group_members m \
+                     JOIN auth_users u ON u.user_id = m.user_id WHERE m.group_id = $1",
+                )
+                .await?,
+                roles: names(
+                    "SELECT r.workspace || '/' || r.name AS n FROM auth_group_roles g \
+                     JOIN auth_roles r ON r.role_id = g.role_id WHERE g.group_id = $1",
+                )
+                .await?,
+            });
+        }
+        Ok(groups)
+    }
+
+    /// Links a group to a user or a role (`table`'s `column`), once.
+    async fn link_group(&self, table: &str, column: &str, group_id: i64, other: i64) -> Result<()> {
+        let mut tx = self.begin().await.map_err(query_error("begin"))?;
+        let sql = format!(
+            "INSERT INTO {table} (group_id, {column}) SELECT $1, $2 WHERE NOT EXISTS \
+             (SELECT 1 FROM {table} WHERE group_id = $1 AND {column} = $2)"
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(group_id)
+            .bind(other)
+            .execute(&mut *tx)
+            .await
+            .map_err(query_error("link a group"))?;
+        commit_changed(tx).await
     }
 
     /// Runs an update of one user's row: `NotFound` when there is no such user.
@@ -303,6 +366,11 @@ impl AuthStore for SqlStore {
             .execute(&mut *tx)
             .await
             .map_err(query_error("delete a user's roles"))?;
+        sqlx::query("DELETE FROM auth_group_members WHERE user_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(query_error("take a user out of their groups"))?;
         sqlx::query(
             "UPDATE auth_tokens SET revoked_ms = $1 WHERE user_id = $2 AND revoked_ms IS NULL",
         )
@@ -379,6 +447,7 @@ impl AuthStore for SqlStore {
         for sql in [
             "DELETE FROM auth_role_grants WHERE role_id = $1",
             "DELETE FROM auth_assignments WHERE role_id = $1",
+            "DELETE FROM auth_group_roles WHERE role_id = $1",
         ] {
             sqlx::query(sql)
                 .bind(id)
@@ -466,6 +535,72 @@ impl AuthStore for SqlStore {
                 role_id: col_i64(r, "role_id"),
             })
             .collect())
+    }
+
+    async fn create_group(&self, name: &str) -> Result<Group> {
+        let mut tx = self.begin().await.map_err(query_error("begin"))?;
+        let id = next_id(&mut tx, "auth_groups", "group_id").await?;
+        sqlx::query("INSERT INTO auth_groups (group_id, name) VALUES ($1, $2)")
+            .bind(id)
+            .bind(name.to_owned())
+            .execute(&mut *tx)
+            .await
+            .map_err(exists(format!("Group {name} already exists.")))?;
+        commit_changed(tx).await?;
+        self.get_group(name)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("no group `{name}`")))
+    }
+
+    async fn get_group(&self, name: &str) -> Result<Option<Group>> {
+        Ok(self
+            .groups_where("WHERE name = $1", Some(name))
+            .await?
+            .pop())
+    }
+
+    async fn list_groups(&self) -> Result<Vec<Group>> {
+        self.groups_where("", None).await
+    }
+
+    async fn delete_group(&self, name: &str) -> Result<()> {
+        let Some(g) = self.get_group(name).await? else {
+            return Err(Error::NotFound(format!("no group `{name}`")));
+        };
+        let mut tx = self.begin().await.map_err(query_error("begin"))?;
+        for sql in [
+            "DELETE FROM auth_group_members WHERE group_id = $1",
+            "DELETE FROM auth_group_roles WHERE group_id = $1",
+            "DELETE FROM auth_groups WHERE group_id = $1",
+        ] {
+            sqlx::query(sql)
+                .bind(g.id)
+                .execute(&mut *tx)
+                .await
+                .map_err(query_error("delete a group"))?;
+        }
+        commit_changed(tx).await
+    }
+
+    async fn add_to_group(&self, group_id: i64, user_id: i64) -> Result<()> {
+        self.link_group("auth_group_members", "user_id", group_id, user_id)
+            .await
+    }
+
+    async fn remove_from_group(&self, group_id: i64, user_id: i64) -> Result<()> {
+        let mut tx = self.begin().await.map_err(query_error("begin"))?;
+        sqlx::query("DELETE FROM auth_group_members WHERE group_id = $1 AND user_id = $2")
+            .bind(group_id)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(query_error("leave a group"))?;
+        commit_changed(tx).await
+    }
+
+    async fn assign_group(&self, group_id: i64, role_id: i64) -> Result<()> {
+        self.link_group("auth_group_roles", "role_id", group_id, role_id)
+            .await
     }
 
     async fn add_grant(&self, role_id: i64, g: &Grant) -> Result<RoleGrant> {
@@ -576,11 +711,8 @@ impl AuthStore for SqlStore {
     }
 
     async fn roles_of(&self, user_id: i64) -> Result<Vec<Role>> {
-        self.roles_where(
-            "WHERE role_id IN (SELECT role_id FROM auth_assignments WHERE user_id = $1)",
-            Some(BindValue::Int(user_id)),
-        )
-        .await
+        let held = format!("WHERE role_id IN ({HELD_ROLES})");
+        self.roles_where(&held, Some(BindValue::Int(user_id))).await
     }
 
     async fn grants_in(&self, user_id: i64, workspace: &str) -> Result<Vec<Grant>> {
@@ -588,8 +720,10 @@ impl AuthStore for SqlStore {
             "SELECT g.grant_id, g.role_id, g.resource_type, g.pattern, g.permission \
              FROM auth_role_grants g \
              JOIN auth_roles r ON r.role_id = g.role_id \
-             JOIN auth_assignments a ON a.role_id = r.role_id \
-             WHERE a.user_id = $1 AND r.workspace = $2 ORDER BY g.grant_id",
+             WHERE r.workspace = $2 AND r.role_id IN (SELECT role_id FROM auth_assignments WHERE user_id = $1 \
+               UNION SELECT gr.role_id FROM auth_group_roles gr \
+               JOIN auth_group_members m ON m.group_id = gr.group_id WHERE m.user_id = $1) \
+             ORDER BY g.grant_id",
         )
         .bind(user_id)
         .bind(workspace.to_owned())

@@ -26,6 +26,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (10, include_str!("../migrations/0010_gateways.sql")),
     (11, include_str!("../migrations/0011_auth.sql")),
     (12, include_str!("../migrations/0012_workspaces.sql")),
+    (13, include_str!("../migrations/0013_groups.sql")),
 ];
 
 pub struct SqlStore {

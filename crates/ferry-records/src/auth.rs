@@ -70,6 +70,18 @@ pub fn user_role_name(user_id: i64) -> String {
     format!("__user_{user_id}__")
 }
 
+/// A group of users defined in ferry: it holds roles as a user does, and
+/// each member holds what its roles grant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Group {
+    pub id: i64,
+    pub name: String,
+    /// Its members' user names, sorted.
+    pub members: Vec<String>,
+    /// The roles it holds, as `workspace/name`, sorted.
+    pub roles: Vec<String>,
+}
+
 /// An API token as stored: its secret only as a hash.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Token {
@@ -145,17 +157,32 @@ pub trait AuthStore: Send + Sync {
         grant_id: i64,
         permission: ferry_auth::Permission,
     ) -> Result<RoleGrant>;
-    /// Who holds a role.
+    /// Who holds a role (directly; see the groups holding it in
+    /// [`AuthStore::list_groups`]).
     async fn role_assignments(&self, role_id: i64) -> Result<Vec<Assignment>>;
+
+    /// Makes a group; `AlreadyExists` for a name taken.
+    async fn create_group(&self, name: &str) -> Result<Group>;
+    async fn get_group(&self, name: &str) -> Result<Option<Group>>;
+    async fn list_groups(&self) -> Result<Vec<Group>>;
+    /// Removes a group, its memberships and the roles it held.
+    async fn delete_group(&self, name: &str) -> Result<()>;
+    /// Adds a user to a group (nothing when they are in it).
+    async fn add_to_group(&self, group_id: i64, user_id: i64) -> Result<()>;
+    async fn remove_from_group(&self, group_id: i64, user_id: i64) -> Result<()>;
+    /// Gives a group a role (nothing when it holds it).
+    async fn assign_group(&self, group_id: i64, role_id: i64) -> Result<()>;
     async fn remove_grant(&self, grant_id: i64) -> Result<()>;
     /// Grants to the user's own role in `workspace` (made when missing).
     async fn grant_user(&self, user_id: i64, workspace: &str, grant: &Grant) -> Result<RoleGrant>;
     /// `AlreadyExists` when the user has the role.
     async fn assign(&self, user_id: i64, role_id: i64) -> Result<Assignment>;
     async fn unassign(&self, user_id: i64, role_id: i64) -> Result<()>;
+    /// The roles a user holds, directly or through a group.
     async fn roles_of(&self, user_id: i64) -> Result<Vec<Role>>;
     /// Every grant of every role the user holds in `workspace`, their own
-    /// included: what `ferry_auth::Subject` is made of. One query.
+    /// and their groups' included: what `ferry_auth::Subject` is made of.
+    /// One query.
     async fn grants_in(&self, user_id: i64, workspace: &str) -> Result<Vec<Grant>>;
 
     async fn create_token(&self, t: &Token) -> Result<()>;

@@ -233,10 +233,60 @@ pub(crate) fn admin(ctx: &Ctx, cmd: AdminCommand) -> Result<u8> {
         } => create_token(ctx, &username, &name, workspace, role, expires_in, &place),
         AdminCommand::AddMember {
             username,
+            group,
             workspace,
             role,
             place,
-        } => add_member(ctx, &username, &workspace, &role, &place),
+        } => add_member(ctx, (&username, group), &workspace, &role, &place),
+        AdminCommand::CreateGroup { name, place } => {
+            let store = open(ctx, &place, "ferry admin create-group", false)?;
+            let n = name.clone();
+            store
+                .call(|s| Box::pin(async move { s.create_group(&n).await }))
+                .map_err(store_err)?;
+            record(&store, "group.create", format!("group:{name}"), None)?;
+            eprintln!("created group `{name}`");
+            Ok(exit::OK)
+        }
+        AdminCommand::DeleteGroup { name, place } => {
+            let store = open(ctx, &place, "ferry admin delete-group", false)?;
+            let n = name.clone();
+            store
+                .call(|s| Box::pin(async move { s.delete_group(&n).await }))
+                .map_err(store_err)?;
+            record(&store, "group.delete", format!("group:{name}"), None)?;
+            eprintln!("deleted group `{name}`; its members lost the roles it held");
+            Ok(exit::OK)
+        }
+        AdminCommand::AddToGroup {
+            username,
+            group,
+            place,
+        } => group_member(ctx, &username, &group, true, &place),
+        AdminCommand::RemoveFromGroup {
+            username,
+            group,
+            place,
+        } => group_member(ctx, &username, &group, false, &place),
+        AdminCommand::ListGroups { json, place } => {
+            let store = open(ctx, &place, "ferry admin list-groups", false)?;
+            let groups = store
+                .call(|s| Box::pin(async move { s.list_groups().await }))
+                .map_err(store_err)?;
+            if json {
+                crate::ui::print_json(&groups)?;
+            } else {
+                for g in groups {
+                    println!(
+                        "{:<24} members: {}  roles: {}",
+                        crate::ui::printable(&g.name),
+                        crate::ui::printable(&g.members.join(", ")),
+                        crate::ui::printable(&g.roles.join(", "))
+                    );
+                }
+            }
+            Ok(exit::OK)
+        }
         AdminCommand::RevokeToken { id, place } => {
             let store = open(ctx, &place, "ferry admin revoke-token", false)?;
             let tid = id.clone();
@@ -250,7 +300,43 @@ pub(crate) fn admin(ctx: &Ctx, cmd: AdminCommand) -> Result<u8> {
     }
 }
 
-fn add_member(ctx: &Ctx, username: &str, workspace: &str, role: &str, place: &Place) -> Result<u8> {
+/// Adds `username` to `group` (`join`) or takes them out.
+fn group_member(ctx: &Ctx, username: &str, group: &str, join: bool, place: &Place) -> Result<u8> {
+    let store = open(ctx, place, "ferry admin add-to-group", false)?;
+    let (name, grp) = (username.to_owned(), group.to_owned());
+    store
+        .call(|s| {
+            Box::pin(async move {
+                let user = s
+                    .get_user(&name)
+                    .await?
+                    .ok_or_else(|| ferry_metadata::Error::NotFound(format!("no user `{name}`")))?;
+                let g = s
+                    .get_group(&grp)
+                    .await?
+                    .ok_or_else(|| ferry_metadata::Error::NotFound(format!("no group `{grp}`")))?;
+                if join {
+                    s.add_to_group(g.id, user.id).await
+                } else {
+                    s.remove_from_group(g.id, user.id).await
+                }
+            })
+        })
+        .map_err(store_err)?;
+    let action = if join { "group.join" } else { "group.leave" };
+    record(&store, action, format!("group:{group}/{username}"), None)?;
+    let how = if join { "is now in" } else { "is no longer in" };
+    eprintln!("`{username}` {how} group `{group}`");
+    Ok(exit::OK)
+}
+
+fn add_member(
+    ctx: &Ctx,
+    (username, group): (&str, bool),
+    workspace: &str,
+    role: &str,
+    place: &Place,
+) -> Result<u8> {
     if ferry_auth::builtin_role(role).is_none() {
         return Err(usage(format!(
             "`{role}` is not a built-in role (one of {})",
@@ -265,21 +351,39 @@ fn add_member(ctx: &Ctx, username: &str, workspace: &str, role: &str, place: &Pl
     store
         .call(|s| {
             Box::pin(async move {
+                if group {
+                    let g = s.get_group(&name).await?.ok_or_else(|| {
+                        ferry_metadata::Error::NotFound(format!("no group `{name}`"))
+                    })?;
+                    let role = ferry_metadata::builtin_role_in(s, &ws, &r).await?;
+                    if let Some(role) = role {
+                        s.assign_group(g.id, role.id).await?;
+                    }
+                    return Ok(());
+                }
                 let user = s
                     .get_user(&name)
                     .await?
                     .ok_or_else(|| ferry_metadata::Error::NotFound(format!("no user `{name}`")))?;
-                ferry_metadata::add_member(s, user.id, &ws, &r).await
+                ferry_metadata::add_member(s, user.id, &ws, &r)
+                    .await
+                    .map(drop)
             })
         })
         .map_err(store_err)?;
+    let who = if group {
+        format!("group:{username}")
+    } else {
+        username.to_owned()
+    };
     record(
         &store,
         "role.assign",
-        format!("role:{workspace}/{role}/{username}"),
+        format!("role:{workspace}/{role}/{who}"),
         None,
     )?;
-    eprintln!("`{username}` is now {role} of workspace `{workspace}`");
+    let what = if group { "group " } else { "" };
+    eprintln!("{what}`{username}` is now {role} of workspace `{workspace}`");
     Ok(exit::OK)
 }
 

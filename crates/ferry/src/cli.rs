@@ -274,14 +274,57 @@ pub enum AdminCommand {
     },
     /// Make a user a member of a workspace (a team) with a built-in role
     AddMember {
-        /// The user
+        /// The user (with --group, the group)
         username: String,
+        /// USERNAME names a group: every member holds the role
+        #[arg(long)]
+        group: bool,
         /// The workspace (MLflow's `X-MLFLOW-WORKSPACE`; `default` when a request names none)
         #[arg(long)]
         workspace: String,
         /// predictor, viewer, editor, maintainer or admin (of the workspace)
         #[arg(long, default_value = "editor")]
         role: String,
+        #[command(flatten)]
+        place: Place,
+    },
+    /// Create a group of users; `add-member GROUP --group` gives it a role
+    CreateGroup {
+        /// The group's name
+        name: String,
+        #[command(flatten)]
+        place: Place,
+    },
+    /// Delete a group: its members lose the roles it held
+    DeleteGroup {
+        /// The group's name
+        name: String,
+        #[command(flatten)]
+        place: Place,
+    },
+    /// Add a user to a group
+    AddToGroup {
+        /// The user
+        username: String,
+        /// The group
+        group: String,
+        #[command(flatten)]
+        place: Place,
+    },
+    /// Take a user out of a group
+    RemoveFromGroup {
+        /// The user
+        username: String,
+        /// The group
+        group: String,
+        #[command(flatten)]
+        place: Place,
+    },
+    /// Every group, its members and the roles it holds
+    ListGroups {
+        /// Print them as JSON on stdout
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         place: Place,
     },

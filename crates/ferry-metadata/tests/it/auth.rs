@@ -418,6 +418,60 @@ async fn roles_change_in_place(s: &dyn MetadataStore) {
     );
 }
 
+/// A group's roles reach its members' grants and memberships, and leave
+/// with the member, the role or the group.
+async fn groups_hold_roles(s: &dyn MetadataStore) {
+    use ferry_auth::ResourceType as T;
+    let u = s.create_user(&new_user("grouped", false)).await.unwrap();
+    let g = s.create_group("data-team").await.unwrap();
+    assert!(matches!(
+        s.create_group("data-team").await,
+        Err(ferry_metadata::Error::AlreadyExists(_))
+    ));
+    let role = ferry_metadata::builtin_role_in(s, "team-g", "editor")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(s.grants_in(u.id, "team-g").await.unwrap().is_empty());
+    let g0 = s.auth_generation().await.unwrap();
+    s.assign_group(g.id, role.id).await.unwrap();
+    s.assign_group(g.id, role.id).await.unwrap();
+    s.add_to_group(g.id, u.id).await.unwrap();
+    s.add_to_group(g.id, u.id).await.unwrap();
+    assert!(s.auth_generation().await.unwrap() > g0);
+    let held = s.grants_in(u.id, "team-g").await.unwrap();
+    assert!(
+        held.iter().any(|gr| gr.resource_type == T::Experiment),
+        "{held:?}"
+    );
+    assert_eq!(
+        s.roles_of(u.id)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.workspace.as_str())
+            .collect::<Vec<_>>(),
+        ["team-g"]
+    );
+    let listed = s.get_group("data-team").await.unwrap().unwrap();
+    assert_eq!(
+        (listed.members, listed.roles),
+        (vec!["grouped".to_owned()], vec!["team-g/editor".to_owned()])
+    );
+    s.remove_from_group(g.id, u.id).await.unwrap();
+    assert!(s.grants_in(u.id, "team-g").await.unwrap().is_empty());
+    s.add_to_group(g.id, u.id).await.unwrap();
+    s.delete_group("data-team").await.unwrap();
+    assert!(s.grants_in(u.id, "team-g").await.unwrap().is_empty());
+    assert!(
+        s.list_groups()
+            .await
+            .unwrap()
+            .iter()
+            .all(|g| g.name != "data-team")
+    );
+}
+
 pub async fn conformance(s: &dyn MetadataStore) {
     let (ana, bob) = users(s).await;
     roles_and_grants(s, &ana, &bob).await;
@@ -426,4 +480,5 @@ pub async fn conformance(s: &dyn MetadataStore) {
     workspaces_and_generation(s).await;
     grants_follow_a_model(s).await;
     roles_change_in_place(s).await;
+    groups_hold_roles(s).await;
 }

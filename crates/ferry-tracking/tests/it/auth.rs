@@ -1218,3 +1218,52 @@ fn roles_are_updated_in_place_by_those_who_manage_them() {
         }
     });
 }
+
+#[test]
+fn a_group_holds_a_role_for_every_member() {
+    rt().block_on(async {
+        let t = Team::new().await;
+        let f = fixture(&t, "team-a", 1).await;
+        let read = format!("registered-models/get?name={}", f.model);
+        let (s, _) = t
+            .send(
+                Some(&basic("nobody")),
+                Some("team-a"),
+                Method::GET,
+                &api(&read),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+        let g = t.store.create_group("readers").await.unwrap();
+        let role = ferry_metadata::builtin_role_in(t.store.as_ref(), "team-a", "viewer")
+            .await
+            .unwrap()
+            .unwrap();
+        t.store.assign_group(g.id, role.id).await.unwrap();
+        let nobody = t.store.get_user("nobody").await.unwrap().unwrap();
+        t.store.add_to_group(g.id, nobody.id).await.unwrap();
+        // What the poll does within a second.
+        t.gate.refresh().await.unwrap();
+        let (s, v) = t
+            .send(Some(&basic("nobody")), None, Method::GET, &api(&read), None)
+            .await;
+        assert_eq!(
+            s,
+            StatusCode::OK,
+            "the group's only workspace is theirs: {v}"
+        );
+        t.store.remove_from_group(g.id, nobody.id).await.unwrap();
+        t.gate.refresh().await.unwrap();
+        let (s, _) = t
+            .send(
+                Some(&basic("nobody")),
+                Some("team-a"),
+                Method::GET,
+                &api(&read),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+    });
+}

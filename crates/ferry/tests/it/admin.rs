@@ -408,3 +408,96 @@ fn on_a_team_store_production_moves_by_hand_only_with_a_reason_and_every_move_is
     let o = p.ferry(&["audit", "verify"]);
     assert_eq!(o.code, 0, "{o:?}");
 }
+
+#[test]
+fn groups_are_made_filled_given_roles_and_listed_and_every_change_is_audited() {
+    let p = Proj::new("");
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("sqlite://{}", dir.path().join("team.db").display());
+    let s = |args: &[&str]| {
+        let mut v = args.to_vec();
+        v.extend(["--store", &store]);
+        p.ferry(&v)
+    };
+    for u in ["ana", "ben"] {
+        let o = with_stdin(
+            &p,
+            &[
+                "admin",
+                "create-user",
+                u,
+                "--password-stdin",
+                "--store",
+                &store,
+            ],
+            &format!("{u}-long-password\n"),
+        );
+        assert_eq!(o.code, 0, "{o:?}");
+    }
+    assert_eq!(s(&["admin", "create-group", "scientists"]).code, 0);
+    let o = s(&["admin", "create-group", "scientists"]);
+    assert_ne!(o.code, 0, "{o:?}");
+    assert!(o.stderr.contains("already exists"), "{o:?}");
+    for u in ["ana", "ben"] {
+        let o = s(&["admin", "add-to-group", u, "scientists"]);
+        assert_eq!(o.code, 0, "{o:?}");
+    }
+    let o = s(&[
+        "admin",
+        "add-member",
+        "scientists",
+        "--group",
+        "--workspace",
+        "team-a",
+        "--role",
+        "editor",
+    ]);
+    assert_eq!(o.code, 0, "{o:?}");
+    assert!(
+        o.stderr
+            .contains("group `scientists` is now editor of workspace `team-a`"),
+        "{o:?}"
+    );
+    let o = s(&["admin", "add-to-group", "nobody", "scientists"]);
+    assert_ne!(o.code, 0, "{o:?}");
+    assert!(o.stderr.contains("no user `nobody`"), "{o:?}");
+    assert_eq!(
+        s(&["admin", "remove-from-group", "ben", "scientists"]).code,
+        0
+    );
+    let o = s(&["admin", "list-groups", "--json"]);
+    assert_eq!(o.code, 0, "{o:?}");
+    let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    assert_eq!(v[0]["name"], "scientists");
+    assert_eq!(v[0]["members"], serde_json::json!(["ana"]));
+    assert_eq!(v[0]["roles"], serde_json::json!(["team-a/editor"]));
+    let o = s(&["admin", "list-groups"]);
+    assert_eq!(
+        o.stdout.trim(),
+        "scientists               members: ana  roles: team-a/editor"
+    );
+    assert_eq!(s(&["admin", "delete-group", "scientists"]).code, 0);
+    let o = s(&["audit", "list", "--action", "group", "--json"]);
+    let actions: Vec<String> = serde_json::from_str::<Vec<serde_json::Value>>(&o.stdout)
+        .unwrap()
+        .iter()
+        .map(|e| {
+            format!(
+                "{} {}",
+                e["action"].as_str().unwrap(),
+                e["resource"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "group.create group:scientists",
+            "group.join group:scientists/ana",
+            "group.join group:scientists/ben",
+            "group.leave group:scientists/ben",
+            "group.delete group:scientists",
+        ]
+    );
+    assert_eq!(s(&["audit", "verify"]).code, 0);
+}
