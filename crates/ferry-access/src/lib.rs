@@ -20,7 +20,7 @@
 use ferry_auth::audit::Event;
 use ferry_auth::credentials::{self, Credentials};
 use ferry_auth::{Action, Grant, Key, Policy, Requirement, ResourceType, Subject};
-use ferry_records::{DEFAULT_WORKSPACE, Error as StoreError, MetadataStore, Token, User};
+use ferry_records::{DEFAULT_WORKSPACE, Error as StoreError, MetadataStore, Role, Token, User};
 use http::{HeaderMap, header};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -80,6 +80,10 @@ pub struct Caller {
     pub workspace: String,
     /// Until when its credentials count without a new check.
     pub until_ms: i64,
+    /// The roles it holds through the groups its identity provider named
+    /// (single sign-on); empty for ferry's own credentials, whose groups
+    /// the store resolves with the user's roles.
+    pub group_roles: Arc<Vec<Role>>,
     /// What this caller was allowed in this auth generation: by the id a
     /// rule named, the server's decision codes.
     allowed: RwLock<HashMap<String, Vec<u16>>>,
@@ -97,6 +101,7 @@ impl Caller {
             token,
             workspace,
             until_ms,
+            group_roles: Arc::default(),
             allowed: RwLock::new(HashMap::new()),
         }
     }
@@ -119,12 +124,14 @@ impl Caller {
 
 impl Clone for Caller {
     fn clone(&self) -> Self {
-        Self::new(
+        let mut c = Self::new(
             self.user.clone(),
             self.token.clone(),
             self.workspace.clone(),
             self.until_ms,
-        )
+        );
+        c.group_roles = self.group_roles.clone();
+        c
     }
 }
 
@@ -161,6 +168,8 @@ pub struct Access {
     id: u64,
     /// The auth generation the caches are of (readable without a lock).
     generation: std::sync::atomic::AtomicI64,
+    /// Single sign-on: the identity provider whose ID tokens are accepted.
+    oidc: Option<ferry_auth::oidc::Provider>,
     store: Arc<dyn MetadataStore>,
     policy: Policy,
     on: AtomicBool,
@@ -187,12 +196,22 @@ impl Access {
         store: Arc<dyn MetadataStore>,
         required: bool,
     ) -> Result<Arc<Self>, StoreError> {
+        Self::with_oidc(store, required, None).await
+    }
+
+    /// [`Access::with`], also accepting `oidc`'s ID tokens as Bearer.
+    pub async fn with_oidc(
+        store: Arc<dyn MetadataStore>,
+        required: bool,
+        oidc: Option<ferry_auth::oidc::Provider>,
+    ) -> Result<Arc<Self>, StoreError> {
         let verified = ferry_auth::secret::VerifiedCache::new(VERIFIED_TTL_MS, 10_000)
             .map_err(|e| StoreError::Invalid(e.to_string()))?;
         static IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         let gate = Arc::new(Self {
             id: IDS.fetch_add(1, Ordering::Relaxed),
             generation: std::sync::atomic::AtomicI64::new(-1),
+            oidc,
             store,
             policy: Policy::default(),
             on: AtomicBool::new(false),
@@ -435,24 +454,32 @@ impl Access {
         let given = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
-        let (user, token) = match credentials::parse_authorization(given) {
+        let mut group_roles = Vec::new();
+        let (user, token, expires) = match credentials::parse_authorization(given) {
             None => return Err(Refusal::Unauthenticated),
             Some(Credentials::Basic { username, password }) => {
-                (self.check_password(&username, &password).await?, None)
+                (self.check_password(&username, &password).await?, None, None)
+            }
+            Some(Credentials::Bearer { token })
+                if self.oidc.is_some() && ferry_auth::oidc::Provider::looks_like_jwt(&token) =>
+            {
+                let (user, roles, expires) = self.check_id_token(&token).await?;
+                group_roles = roles;
+                (user, None, Some(expires))
             }
             Some(Credentials::Bearer { token }) => {
                 let (user, token) = self.check_token(&token).await?;
-                (user, Some(token))
+                let expires = token.expires_ms;
+                (user, Some(token), expires)
             }
         };
         let workspace = self
-            .workspace_of_request(headers, &user, token.as_deref())
+            .workspace_of_request(headers, &user, token.as_deref(), &group_roles)
             .await?;
-        let until = token
-            .as_ref()
-            .and_then(|t| t.expires_ms)
-            .map_or(now + VERIFIED_TTL_MS, |e| e.min(now + VERIFIED_TTL_MS));
-        let caller = Arc::new(Caller::new(user, token, workspace, until));
+        let until = expires.map_or(now + VERIFIED_TTL_MS, |e| e.min(now + VERIFIED_TTL_MS));
+        let mut caller = Caller::new(user, token, workspace, until);
+        caller.group_roles = Arc::new(group_roles);
+        let caller = Arc::new(caller);
         if let Ok(mut c) = self.cached.write() {
             if c.callers.len() >= 10_000 {
                 c.callers.retain(|_, (_, u)| now < *u);
@@ -501,6 +528,62 @@ impl Access {
         }
     }
 
+    /// The user an identity provider's ID token names (the ferry user of
+    /// that name, else one with no roles of their own), the roles of the
+    /// ferry groups its groups claim names, and when it expires.
+    async fn check_id_token(&self, text: &str) -> Result<(Arc<User>, Vec<Role>, i64), Refusal> {
+        let Some(provider) = &self.oidc else {
+            return Err(Refusal::Unauthenticated);
+        };
+        let identity = match provider.verify(text, ferry_core::now_ms() / 1000) {
+            Ok(i) => i,
+            Err(e) => {
+                tracing::info!("an ID token was refused: {e}");
+                tokio::time::sleep(FAILURE_DELAY).await;
+                return Err(Refusal::Unauthenticated);
+            }
+        };
+        let user = match self.user(&identity.user).await? {
+            Some(u) => u,
+            None => self.provision(&identity.user).await?,
+        };
+        let mut roles = Vec::new();
+        for g in &identity.groups {
+            roles.extend(self.store.group_roles(g).await?);
+        }
+        Ok((user, roles, identity.expires_ms))
+    }
+
+    /// The ferry user for a name the identity provider vouches for, made
+    /// on first sign-in (no password, no roles of their own: what they
+    /// create they manage, as any creator), and recorded in the audit log.
+    async fn provision(&self, name: &str) -> Result<Arc<User>, Refusal> {
+        let new = ferry_records::NewUser {
+            username: name.to_owned(),
+            password_hash: None,
+            is_admin: false,
+            service: false,
+            created_ms: ferry_core::now_ms(),
+        };
+        match self.store.create_user(&new).await {
+            Ok(_) => {
+                let what = Audited {
+                    action: "user.create",
+                    resource: format!("user:{name}"),
+                    outcome: "allowed",
+                    source: None,
+                    reason: Some("first sign-in through the identity provider"),
+                };
+                self.audit(None, "oidc", what).await;
+            }
+            // Made by a request beside this one.
+            Err(StoreError::AlreadyExists(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+        self.changed().await;
+        self.user(name).await?.ok_or(Refusal::Unauthenticated)
+    }
+
     async fn check_token(&self, text: &str) -> Result<(Arc<User>, Arc<Token>), Refusal> {
         let Some((id, secret)) = ferry_auth::secret::parse_token(text) else {
             return Err(Refusal::Unauthenticated);
@@ -528,6 +611,7 @@ impl Access {
         headers: &HeaderMap,
         user: &User,
         token: Option<&Token>,
+        group_roles: &[Role],
     ) -> Result<String, Refusal> {
         let named = headers
             .get(WORKSPACE_HEADER)
@@ -541,7 +625,10 @@ impl Access {
             (Some(n), _) => Ok(n.to_owned()),
             (None, Some(s)) => Ok(s.to_owned()),
             (None, None) => {
-                let mine = self.memberships(user.id).await?;
+                let mut mine = self.memberships(user.id).await?.as_ref().clone();
+                mine.extend(group_roles.iter().map(|r| r.workspace.clone()));
+                mine.sort();
+                mine.dedup();
                 Ok(match mine.as_slice() {
                     [only] => only.clone(),
                     _ => DEFAULT_WORKSPACE.to_owned(),
@@ -596,9 +683,15 @@ impl Access {
             )
             .await?
             .unwrap_or_default();
+        let mut grants = grants.as_ref().clone();
+        let through_groups = caller
+            .group_roles
+            .iter()
+            .filter(|r| r.workspace == workspace);
+        grants.extend(through_groups.flat_map(|r| r.grants.iter().map(|g| g.grant.clone())));
         Ok(Subject {
             is_admin: caller.is_admin(),
-            grants: grants.as_ref().clone(),
+            grants,
         })
     }
 

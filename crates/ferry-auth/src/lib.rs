@@ -9,6 +9,7 @@
 
 pub mod audit;
 pub mod credentials;
+pub mod oidc;
 pub mod permission;
 pub mod resolve;
 pub mod secret;

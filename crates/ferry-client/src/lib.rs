@@ -77,6 +77,24 @@ pub type Result<T> = std::result::Result<T, Error>;
 const MAX_METRICS: usize = 1000;
 const MAX_PARAMS_OR_TAGS: usize = 100;
 
+/// A document an operator named by URL (an identity provider's JWKS), read
+/// once: a 2xx body of at most 1 MiB, within 10 s.
+pub fn fetch_document(url: &str) -> std::result::Result<String, String> {
+    if !(url.starts_with("https://") || url.starts_with("http://")) {
+        return Err(format!("`{url}` is not an http:// or https:// URL"));
+    }
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(10)))
+        .build()
+        .into();
+    let mut resp = agent.get(url).call().map_err(|e| e.to_string())?;
+    resp.body_mut()
+        .with_config()
+        .limit(1 << 20)
+        .read_to_string()
+        .map_err(|e| e.to_string())
+}
+
 /// A connection to one server (`http://host:port`, no path).
 #[derive(Clone)]
 pub struct Client {

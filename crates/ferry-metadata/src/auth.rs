@@ -603,6 +603,15 @@ impl AuthStore for SqlStore {
             .await
     }
 
+    async fn group_roles(&self, name: &str) -> Result<Vec<Role>> {
+        self.roles_where(
+            "WHERE role_id IN (SELECT gr.role_id FROM auth_group_roles gr \
+             JOIN auth_groups g ON g.group_id = gr.group_id WHERE g.name = $1)",
+            Some(BindValue::Text(name)),
+        )
+        .await
+    }
+
     async fn add_grant(&self, role_id: i64, g: &Grant) -> Result<RoleGrant> {
         let mut tx = self.begin().await.map_err(query_error("begin"))?;
         let found = sqlx::query("SELECT role_id FROM auth_roles WHERE role_id = $1")

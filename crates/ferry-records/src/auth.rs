@@ -172,6 +172,9 @@ pub trait AuthStore: Send + Sync {
     async fn remove_from_group(&self, group_id: i64, user_id: i64) -> Result<()>;
     /// Gives a group a role (nothing when it holds it).
     async fn assign_group(&self, group_id: i64, role_id: i64) -> Result<()>;
+    /// The roles the group `name` holds (none for no such group): what a
+    /// user the identity provider puts in it holds.
+    async fn group_roles(&self, name: &str) -> Result<Vec<Role>>;
     async fn remove_grant(&self, grant_id: i64) -> Result<()>;
     /// Grants to the user's own role in `workspace` (made when missing).
     async fn grant_user(&self, user_id: i64, workspace: &str, grant: &Grant) -> Result<RoleGrant>;

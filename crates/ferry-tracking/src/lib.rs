@@ -200,6 +200,8 @@ pub struct ServerConfig {
     /// Every request needs credentials, even while the store has no users
     /// (a server other machines can reach); else only once it has some.
     pub require_auth: bool,
+    /// Single sign-on: an identity provider whose ID tokens are accepted.
+    pub oidc: Option<ferry_auth::oidc::Provider>,
 }
 
 /// The answer to a request whose body arrived too slowly (the mlflow
@@ -237,7 +239,7 @@ pub async fn serve(cfg: ServerConfig, ready: impl FnOnce(SocketAddr)) -> Result<
         .await?
         .with_group_commit();
     let store: Arc<dyn MetadataStore> = Arc::new(store);
-    let gate = auth::Gate::with(store.clone(), cfg.require_auth).await?;
+    let gate = auth::Gate::with_oidc(store.clone(), cfg.require_auth, cfg.oidc).await?;
     gate.spawn_poll();
     if gate.is_on() {
         tracing::info!("the store has users: every request needs credentials");

@@ -574,6 +574,29 @@ pub struct ServerArgs {
     /// Connections held open at once (beyond it new ones wait to be accepted)
     #[arg(long, default_value_t = ferry_http::DEFAULT_MAX_CONNECTIONS)]
     pub max_connections: usize,
+    #[command(flatten)]
+    pub oidc: OidcArgs,
+}
+
+/// Single sign-on: accept an OpenID Connect provider's ID tokens as Bearer
+/// (`ferry server` and `ferry serve` take the same).
+#[derive(Debug, Args, Clone, Default)]
+pub struct OidcArgs {
+    /// The provider's issuer (`iss` of its ID tokens); turns single sign-on on
+    #[arg(long, value_name = "URL", requires_all = ["oidc_audience", "oidc_jwks"])]
+    pub oidc_issuer: Option<String>,
+    /// The audience its ID tokens must name (`aud`: this server's client id)
+    #[arg(long, value_name = "CLIENT_ID", requires = "oidc_issuer")]
+    pub oidc_audience: Option<String>,
+    /// The provider's signing keys: a JWKS file, or an https:// URL read once at start
+    #[arg(long, value_name = "FILE|URL", requires = "oidc_issuer")]
+    pub oidc_jwks: Option<String>,
+    /// The claim naming the user
+    #[arg(long, default_value = "preferred_username", requires = "oidc_issuer")]
+    pub oidc_user_claim: String,
+    /// The claim listing the user's groups (ferry groups of those names give them roles)
+    #[arg(long, default_value = "groups", requires = "oidc_issuer")]
+    pub oidc_groups_claim: String,
 }
 
 /// Where artifacts are kept: `ferry server` and `ferry serve` take the same.
@@ -654,6 +677,8 @@ pub struct ServeArgs {
     /// Log one JSON object per line
     #[arg(long)]
     pub log_json: bool,
+    #[command(flatten)]
+    pub oidc: OidcArgs,
 }
 
 /// No `--version` flag here: `ferry deploy iris --version 2` (the old way

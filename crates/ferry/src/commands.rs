@@ -996,6 +996,7 @@ fn server(ctx: &Ctx, args: ServerArgs) -> Result<u8> {
     // user is later deleted.
     let require_auth = has_users && !ip.is_loopback();
     let place = crate::artifacts::place(&args.artifacts, layout.artifacts())?;
+    let oidc = crate::serve::oidc_provider(&args.oidc)?;
     init_logging(args.log_json);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -1014,6 +1015,7 @@ fn server(ctx: &Ctx, args: ServerArgs) -> Result<u8> {
                 ..Default::default()
             },
             require_auth,
+            oidc,
         };
         ferry_tracking::serve(cfg, move |addr| {
             eprintln!(

@@ -70,6 +70,7 @@ pub fn serve(ctx: &Ctx, a: ServeArgs) -> Result<u8> {
     // user is later deleted.
     let require_auth = has_users && !ip.is_loopback();
     let (url, layout) = opened?;
+    let oidc = oidc_provider(&a.oidc)?;
     let place = crate::artifacts::place(&a.artifacts, layout.artifacts())?;
     let cache = a
         .artifact_cache
@@ -114,7 +115,7 @@ pub fn serve(ctx: &Ctx, a: ServeArgs) -> Result<u8> {
             allow_fakes: a.allow_fakes,
             runtimes,
         });
-        let access = ferry_access::Access::with(store.clone(), require_auth).await?;
+        let access = ferry_access::Access::with_oidc(store.clone(), require_auth, oidc).await?;
         let gw = Arc::new(ferry_gateway::Gateway::new(specs, store, loader, predlog));
         let cfg = ferry_gateway::ServeConfig {
             addr: std::net::SocketAddr::new(ip, a.port),
@@ -567,6 +568,34 @@ async fn follow(url: &str, model: &str, id: &str, json: bool) -> Result<u8> {
 /// checks who is asking yet, so an address other machines can reach is
 /// refused unless the operator says `--insecure-no-auth`; loopback (the
 /// default) is always allowed.
+/// The identity provider `--oidc-*` names, its keys read from a file or
+/// fetched once from a URL; `None` without `--oidc-issuer`.
+pub(crate) fn oidc_provider(
+    a: &crate::cli::OidcArgs,
+) -> Result<Option<ferry_auth::oidc::Provider>> {
+    let (Some(issuer), Some(audience), Some(jwks)) =
+        (&a.oidc_issuer, &a.oidc_audience, &a.oidc_jwks)
+    else {
+        return Ok(None);
+    };
+    let text = if jwks.starts_with("https://") || jwks.starts_with("http://") {
+        ferry_client::fetch_document(jwks)
+            .map_err(|e| usage(format!("--oidc-jwks: cannot read {jwks}: {e}")))?
+    } else {
+        std::fs::read_to_string(jwks)
+            .map_err(|e| usage(format!("--oidc-jwks: cannot read `{jwks}`: {e}")))?
+    };
+    let config = ferry_auth::oidc::OidcConfig {
+        issuer: issuer.clone(),
+        audience: audience.clone(),
+        user_claim: a.oidc_user_claim.clone(),
+        groups_claim: Some(a.oidc_groups_claim.clone()).filter(|g| !g.is_empty()),
+    };
+    let p = ferry_auth::oidc::Provider::new(config, &text)
+        .map_err(|e| usage(format!("--oidc-jwks `{jwks}`: {e}")))?;
+    Ok(Some(p))
+}
+
 pub(crate) fn listen_ip(
     host: &str,
     insecure_no_auth: bool,

@@ -89,8 +89,17 @@ impl Gate {
         store: Arc<dyn MetadataStore>,
         required: bool,
     ) -> Result<Arc<Self>, ferry_metadata::Error> {
+        Self::with_oidc(store, required, None).await
+    }
+
+    /// [`Gate::with`], also accepting `oidc`'s ID tokens as Bearer.
+    pub async fn with_oidc(
+        store: Arc<dyn MetadataStore>,
+        required: bool,
+        oidc: Option<ferry_auth::oidc::Provider>,
+    ) -> Result<Arc<Self>, ferry_metadata::Error> {
         Ok(Arc::new(Self {
-            access: Access::with(store, required).await?,
+            access: Access::with_oidc(store, required, oidc).await?,
             parents: RwLock::new(Parents::default()),
         }))
     }

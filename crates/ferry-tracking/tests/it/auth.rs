@@ -56,6 +56,15 @@ impl Team {
 
     /// The team on the store at `url` (artifacts under `dir`).
     async fn on(dir: tempfile::TempDir, url: &str) -> Self {
+        Self::with_sso(dir, url, None).await
+    }
+
+    /// [`Team::on`], accepting `oidc`'s ID tokens.
+    async fn with_sso(
+        dir: tempfile::TempDir,
+        url: &str,
+        oidc: Option<ferry_auth::oidc::Provider>,
+    ) -> Self {
         let store: Arc<dyn MetadataStore> =
             Arc::new(ferry_metadata::SqlStore::open(url).await.unwrap());
         let add = |name: &str, admin: bool| NewUser {
@@ -74,7 +83,7 @@ impl Team {
                     .unwrap();
             }
         }
-        let gate = Gate::new(store.clone()).await.unwrap();
+        let gate = Gate::with_oidc(store.clone(), false, oidc).await.unwrap();
         let artifacts = Arc::new(ArtifactRoot::new(&dir.path().join("artifacts")).unwrap());
         let router = router(AppState {
             store: store.clone(),
@@ -1265,5 +1274,154 @@ fn a_group_holds_a_role_for_every_member() {
             )
             .await;
         assert_eq!(s, StatusCode::FORBIDDEN);
+    });
+}
+
+/// An identity provider for the tests: an ES256 key, its JWKS, and the ID
+/// tokens it signs.
+struct Idp {
+    key: ring::signature::EcdsaKeyPair,
+    rng: ring::rand::SystemRandom,
+}
+
+impl Idp {
+    fn new() -> Self {
+        use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING as ALG, EcdsaKeyPair};
+        let rng = ring::rand::SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ALG, &rng).unwrap();
+        let key = EcdsaKeyPair::from_pkcs8(&ALG, pkcs8.as_ref(), &rng).unwrap();
+        Idp { key, rng }
+    }
+
+    fn provider(&self) -> ferry_auth::oidc::Provider {
+        use ring::signature::KeyPair as _;
+        let p = self.key.public_key().as_ref();
+        let enc = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+        let jwks = json!({"keys": [{"kty": "EC", "crv": "P-256", "kid": "k", "x": enc(&p[1..33]), "y": enc(&p[33..65])}]});
+        let config = ferry_auth::oidc::OidcConfig {
+            issuer: "https://idp.test".into(),
+            audience: "ferry".into(),
+            user_claim: "preferred_username".into(),
+            groups_claim: Some("groups".into()),
+        };
+        ferry_auth::oidc::Provider::new(config, &jwks.to_string()).unwrap()
+    }
+
+    fn token(&self, user: &str, groups: &[&str], exp_s: i64) -> String {
+        let enc = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+        let header = enc(br#"{"alg":"ES256","kid":"k","typ":"JWT"}"#);
+        let claims = json!({"iss": "https://idp.test", "aud": "ferry", "exp": exp_s,
+                            "preferred_username": user, "groups": groups});
+        let signed = format!("{header}.{}", enc(claims.to_string().as_bytes()));
+        let sig = self.key.sign(&self.rng, signed.as_bytes()).unwrap();
+        format!("Bearer {signed}.{}", enc(sig.as_ref()))
+    }
+}
+
+#[test]
+fn single_sign_on_id_tokens_name_the_user_and_the_groups_that_give_them_roles() {
+    rt().block_on(async {
+        let idp = Idp::new();
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("ferry.db").display());
+        let t = Team::with_sso(dir, &url, Some(idp.provider())).await;
+        let a = fixture(&t, "team-a", 1).await;
+        let b = fixture(&t, "team-b", 2).await;
+        let g = t.store.create_group("scientists").await.unwrap();
+        let role = ferry_metadata::builtin_role_in(t.store.as_ref(), "team-a", "editor")
+            .await
+            .unwrap()
+            .unwrap();
+        t.store.assign_group(g.id, role.id).await.unwrap();
+        t.gate.refresh().await.unwrap();
+        let later = ferry_core::now_ms() / 1000 + 3600;
+        let get = |m: &str| api(&format!("registered-models/get?name={m}"));
+
+        // Ida is no ferry user yet: made at her first sign-in, and the group
+        // her provider names gives her team A.
+        let ida = idp.token("ida", &["scientists", "unknown-group"], later);
+        let (s, v) = t
+            .send(Some(&ida), None, Method::GET, &get(&a.model), None)
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        let (s, _) = t
+            .send(Some(&ida), None, Method::GET, &get(&b.model), None)
+            .await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+        let (s, v) = t
+            .send(
+                Some(&ida),
+                None,
+                Method::POST,
+                &api("experiments/create"),
+                Some(json!({"name": "ida-exp"})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        let mine = v["experiment_id"].as_str().unwrap().to_owned();
+        // Without the group, nothing; a ferry user keeps their own roles.
+        let (s, _) = t
+            .send(
+                Some(&idp.token("ida", &[], later)),
+                None,
+                Method::GET,
+                &get(&a.model),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+        let (s, _) = t
+            .send(
+                Some(&idp.token("editor-b", &[], later)),
+                None,
+                Method::GET,
+                &get(&b.model),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK);
+        // Expired, or signed by someone else: 401, and the failed login is logged.
+        let stale = idp.token("ida", &["scientists"], ferry_core::now_ms() / 1000 - 3600);
+        let forged = Idp::new().token("root", &[], later);
+        for bad in [stale, forged] {
+            let (s, _) = t
+                .send(Some(&bad), None, Method::GET, &get(&a.model), None)
+                .await;
+            assert_eq!(s, StatusCode::UNAUTHORIZED);
+        }
+        let log = t.store.audit_entries(&Default::default()).await.unwrap();
+        assert!(
+            log.iter()
+                .any(|e| e.event.actor == "ida" && e.event.action == "experiment.create")
+        );
+        assert!(
+            log.iter()
+                .any(|e| e.event.actor == "oidc" && e.event.resource == "user:ida")
+        );
+        let made = t.store.get_user("ida").await.unwrap().unwrap();
+        assert!(made.password_hash.is_none() && !made.is_admin);
+        // What she made is hers to delete, not every signed-in editor's.
+        let delete = json!({"experiment_id": mine});
+        let ivo = idp.token("ivo", &["scientists"], later);
+        let (s, _) = t
+            .send(
+                Some(&ivo),
+                None,
+                Method::POST,
+                &api("experiments/delete"),
+                Some(delete.clone()),
+            )
+            .await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+        let (s, v) = t
+            .send(
+                Some(&ida),
+                None,
+                Method::POST,
+                &api("experiments/delete"),
+                Some(delete),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
     });
 }

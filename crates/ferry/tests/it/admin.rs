@@ -501,3 +501,52 @@ fn groups_are_made_filled_given_roles_and_listed_and_every_change_is_audited() {
     );
     assert_eq!(s(&["audit", "verify"]).code, 0);
 }
+
+#[test]
+fn single_sign_on_flags_are_checked_before_a_server_starts() {
+    let p = Proj::new("");
+    let dir = tempfile::tempdir().unwrap();
+    let jwks = dir.path().join("jwks.json");
+    std::fs::write(&jwks, r#"{"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}"#).unwrap();
+    let jwks = jwks.display().to_string();
+    for cmd in [
+        vec!["server", "--port", "0"],
+        vec!["serve", "m", "--port", "0"],
+    ] {
+        let mut args = cmd.clone();
+        args.extend([
+            "--oidc-issuer",
+            "https://idp.test",
+            "--oidc-audience",
+            "ferry",
+            "--oidc-jwks",
+            &jwks,
+        ]);
+        let o = p.ferry(&args);
+        assert_eq!(o.code, 2, "{o:?}");
+        assert!(
+            o.stderr.contains("--oidc-jwks") && o.stderr.contains("no RSA or P-256 signing key"),
+            "{o:?}"
+        );
+        let mut args = cmd.clone();
+        args.extend([
+            "--oidc-issuer",
+            "https://idp.test",
+            "--oidc-audience",
+            "ferry",
+            "--oidc-jwks",
+            "/nonexistent/jwks.json",
+        ]);
+        let o = p.ferry(&args);
+        assert_eq!(o.code, 2, "{o:?}");
+        assert!(
+            o.stderr.contains("cannot read `/nonexistent/jwks.json`"),
+            "{o:?}"
+        );
+        let mut args = cmd.clone();
+        args.extend(["--oidc-audience", "ferry"]);
+        let o = p.ferry(&args);
+        assert_eq!(o.code, 2, "{o:?}");
+        assert!(o.stderr.contains("--oidc-issuer"), "{o:?}");
+    }
+}
