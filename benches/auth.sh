@@ -117,30 +117,4 @@ for rep in $(seq 1 "$REPS"); do
   for l in $labels; do run "$l"; done
 done
 
-python3 - "$OUT" <<'PY'
-import statistics, sys
-from pathlib import Path
-out = Path(sys.argv[1])
-def ms(s):
-    for unit, f in (("us", 1e-3), ("ms", 1.0), ("s", 1e3)):
-        if s.endswith(unit):
-            try:
-                return float(s[: -len(unit)]) * f
-            except ValueError:
-                pass
-    return float("nan")
-rows = {}
-for label in ["base", "open", "basic", "token", "ceiling"]:
-    got = [l.split() for l in (out / f"{label}.txt").read_text().splitlines() if l.strip()]
-    rows[label] = ([float(g[0]) for g in got], [ms(g[1]) for g in got], [ms(g[2]) for g in got])
-base = statistics.median(rows["base"][0])
-ceil = statistics.median(rows["ceiling"][0])
-print(f"| log-metric, {len(rows['base'][0])} reps | req/s median [min-max] | vs base | vs open | p50 ms | p99 ms | / ceiling |")
-print("|---|---|---|---|---|---|---|")
-open_ = statistics.median(rows["open"][0])
-open_p50 = statistics.median(rows["open"][1])
-for label, (rps, p50, p99) in rows.items():
-    m = statistics.median(rps)
-    print(f"| {label} | {m:,.0f} [{min(rps):,.0f}-{max(rps):,.0f}] | {m / base - 1:+.1%} | {m / open_ - 1:+.1%} "
-          f"| {statistics.median(p50):.2f} ({statistics.median(p50) - open_p50:+.2f}) | {statistics.median(p99):.2f} | {m / ceil:.2f} |")
-PY
+python3 "$HERE/auth_summary.py" "$OUT" "log-metric" base open basic token ceiling

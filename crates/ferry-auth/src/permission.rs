@@ -30,6 +30,21 @@ pub enum Action {
     NotDenied,
 }
 
+impl Action {
+    /// A small number for the action (1 to 6), for servers that remember
+    /// decisions as numbers.
+    pub fn code(self) -> u16 {
+        match self {
+            Action::Read => 1,
+            Action::Use => 2,
+            Action::Update => 3,
+            Action::Delete => 4,
+            Action::Manage => 5,
+            Action::NotDenied => 6,
+        }
+    }
+}
+
 impl Permission {
     pub const ALL: [Permission; 6] = [
         Self::Read,

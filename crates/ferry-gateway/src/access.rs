@@ -91,14 +91,7 @@ fn code(rt: ResourceType, action: Action) -> u16 {
     } else {
         0x600
     };
-    on | match action {
-        Action::Read => 1,
-        Action::Use => 2,
-        Action::Update => 3,
-        Action::Delete => 4,
-        Action::Manage => 5,
-        Action::NotDenied => 6,
-    }
+    on | action.code()
 }
 
 /// Whether `caller` may do `action` on the model `name` (`rt`
@@ -238,13 +231,7 @@ impl GatewayGuard {
                 }
             }
             Need::EveryDeployment => {
-                let names: Vec<String> = self
-                    .gw
-                    .table()
-                    .models
-                    .iter()
-                    .map(|m| m.name.clone())
-                    .collect();
+                let names = self.gw.table().names();
                 let mut denied = None;
                 for name in names {
                     match may(

@@ -169,6 +169,11 @@ pub struct Table {
 }
 
 impl Table {
+    /// The names of the models served, in order.
+    pub fn names(&self) -> Vec<String> {
+        self.models.iter().map(|m| m.name.clone()).collect()
+    }
+
     pub fn get(&self, name: &str) -> Option<&ModelRoute> {
         self.models.iter().find(|m| m.name == name)
     }

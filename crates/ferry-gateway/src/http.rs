@@ -707,13 +707,7 @@ async fn v1_models(
     State(st): State<HttpState>,
     admitted: Option<Extension<Admitted>>,
 ) -> Result<Response, ApiError> {
-    let mut names: Vec<String> = st
-        .gw
-        .table()
-        .models
-        .iter()
-        .map(|m| m.name.clone())
-        .collect();
+    let mut names = st.gw.table().names();
     // Only what the caller may read is listed.
     if let Some(Extension(a)) = admitted {
         let mut readable = Vec::with_capacity(names.len());

@@ -105,31 +105,18 @@ impl Team {
     }
 
     async fn send(&self, who: Option<&str>, method: &str, uri: &str, body: &str) -> Resp {
-        let mut b = Request::builder().method(method).uri(uri);
-        if let Some(w) = who {
-            let auth = match self.tokens.get(w) {
-                Some(t) => format!("Bearer {t}"),
-                None => format!("Bearer {w}"),
-            };
-            b = b.header("authorization", auth);
+        let auth = who.map(|w| match self.tokens.get(w) {
+            Some(t) => format!("Bearer {t}"),
+            None => format!("Bearer {w}"),
+        });
+        let mut headers = Vec::new();
+        if let Some(a) = &auth {
+            headers.push(("authorization", a.as_str()));
         }
         if !body.is_empty() {
-            b = b.header("content-type", "application/json");
+            headers.push(("content-type", "application/json"));
         }
-        let r = self
-            .app
-            .clone()
-            .oneshot(b.body(Body::from(body.to_owned())).unwrap())
-            .await
-            .unwrap();
-        let status = r.status();
-        let headers = r.headers().clone();
-        let bytes = r.into_body().collect().await.unwrap().to_bytes();
-        Resp {
-            status,
-            headers,
-            text: String::from_utf8_lossy(&bytes).into_owned(),
-        }
+        call_with(&self.app, method, uri, &headers, body).await
     }
 }
 

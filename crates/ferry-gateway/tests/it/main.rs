@@ -211,9 +211,21 @@ pub async fn call(
     ct: Option<&str>,
     body: &str,
 ) -> Resp {
+    let headers: Vec<(&str, &str)> = ct.map(|c| ("content-type", c)).into_iter().collect();
+    call_with(app, method, uri, &headers, body).await
+}
+
+/// [`call`] with any `headers`.
+pub async fn call_with(
+    app: &axum::Router,
+    method: &str,
+    uri: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Resp {
     let mut b = Request::builder().method(method).uri(uri);
-    if let Some(ct) = ct {
-        b = b.header("content-type", ct);
+    for (k, v) in headers {
+        b = b.header(*k, *v);
     }
     let r = app
         .clone()

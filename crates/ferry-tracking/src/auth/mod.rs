@@ -34,19 +34,11 @@ const MAX_BODY: usize = crate::MAX_JSON_BODY;
 
 /// A rule and its action as a small number, for [`Caller::was_allowed`].
 fn decision_code(rule: Rule) -> Option<u16> {
-    let action = |a: Action| match a {
-        Action::Read => 1,
-        Action::Use => 2,
-        Action::Update => 3,
-        Action::Delete => 4,
-        Action::Manage => 5,
-        Action::NotDenied => 6,
-    };
     Some(match rule {
-        Rule::Experiment(a) => 0x100 | action(a),
-        Rule::Run(a) => 0x200 | action(a),
-        Rule::LoggedModel(a) => 0x300 | action(a),
-        Rule::Model(a) => 0x400 | action(a),
+        Rule::Experiment(a) => 0x100 | a.code(),
+        Rule::Run(a) => 0x200 | a.code(),
+        Rule::LoggedModel(a) => 0x300 | a.code(),
+        Rule::Model(a) => 0x400 | a.code(),
         Rule::CreateIn => 0x500,
         _ => return None,
     })
