@@ -1,5 +1,5 @@
 //! Who may use the gateway, when its store has users (or it listens beyond
-//! loopback): one middleware in front of every route, asking the shared
+//! loopback): one guard in front of every route, asking the shared
 //! `ferry_access::Access` who is calling and deciding with what the route
 //! needs ([`need`]).
 //!
@@ -44,7 +44,19 @@ pub enum Need {
 /// What `method path` needs; `/invocations` reaches the first model
 /// served (as its handler does), which `first` names (asked only then).
 pub fn need(method: &str, path: &str, first: impl FnOnce() -> Option<String>) -> Need {
-    let model = |name: &str, action| Need::Model(name.to_owned(), action);
+    // A name as the route's own extractor will see it (percent-decoded),
+    // so that `ir%69s` is decided as `iris`; one that does not decode is
+    // the route's to refuse.
+    let decoded = |seg: &str| {
+        percent_encoding::percent_decode_str(seg)
+            .decode_utf8()
+            .ok()
+            .map(|n| n.into_owned())
+    };
+    let model = |name: &str, action| match decoded(name) {
+        Some(n) => Need::Model(n, action),
+        None => Need::Caller,
+    };
     // The path's segments, without allocating (no route has more than 6).
     let mut parts = [""; 7];
     let mut n = 0;
@@ -63,10 +75,14 @@ pub fn need(method: &str, path: &str, first: impl FnOnce() -> Option<String>) ->
         },
         ("POST", ["v2", "models", name, "infer"])
         | ("POST", ["v2", "models", name, "versions", _, "infer"]) => model(name, Action::Use),
-        ("POST", ["v1", "models", target]) => model(
-            target.strip_suffix(":predict").unwrap_or(target),
-            Action::Use,
-        ),
+        // `:predict` is stripped after decoding, as the handler does.
+        ("POST", ["v1", "models", target]) => match decoded(target) {
+            Some(t) => Need::Model(
+                t.strip_suffix(":predict").unwrap_or(&t).to_owned(),
+                Action::Use,
+            ),
+            None => Need::Caller,
+        },
         (_, ["v2", "models", name, ..]) | (_, ["v1", "models", name]) => model(name, Action::Read),
         (_, ["metrics"]) => Need::EveryDeployment,
         _ => Need::Caller,
@@ -293,6 +309,11 @@ mod tests {
                 m("iris", Action::Use),
             ),
             ("POST", "/v1/models/iris:predict", m("iris", Action::Use)),
+            // Decided on the name the route decodes.
+            ("POST", "/v2/models/ir%69s/infer", m("iris", Action::Use)),
+            ("GET", "/v1/models/ir%69s", m("iris", Action::Read)),
+            ("POST", "/v2/models/%FF/infer", Need::Caller),
+            ("POST", "/v1/models/iris%3Apredict", m("iris", Action::Use)),
             ("GET", "/v2/models/iris", m("iris", Action::Read)),
             ("GET", "/v2/models/iris/ready", m("iris", Action::Read)),
             (

@@ -151,6 +151,14 @@ fn every_route_kind_allows_exactly_the_callers_its_rule_names() {
                 "/invocations",
                 r#"{"inputs": [[5.1, 3.5, 1.4, 0.2]]}"#,
             ),
+            // Encoded names are decided as the route decodes them.
+            ("predict", "POST", "/v2/models/ir%69s/infer", V2_ROW),
+            (
+                "predict",
+                "POST",
+                "/v1/models/iris%3Apredict",
+                r#"{"instances": [[5.1, 3.5, 1.4, 0.2]]}"#,
+            ),
             ("predict", "POST", "/v2/models/iris/infer", V2_ROW),
             (
                 "predict",

@@ -590,6 +590,11 @@ async fn decide_on_member(
         }
         Rule::LoggedModel(action) => {
             let id = rules::logged_model_id(uri.path()).unwrap_or_default();
+            // The id is read from the raw path: one the route would decode
+            // into another (`m-%61bc`) is never taken for a missing one.
+            if id.is_empty() || id.contains('%') {
+                return Ok((format!("logged_model:{id}"), Decision::Denied));
+            }
             let exp = gate.logged_model_experiment(id).await?;
             (
                 format!("logged_model:{id}"),

@@ -1147,6 +1147,18 @@ fn what_does_not_exist_is_the_routes_404_not_a_refusal() {
                 .await;
             assert_eq!(s, StatusCode::NOT_FOUND, "{user}");
         }
+        // A logged model named by an encoded id (which the route would
+        // decode into another) is refused, never taken for a missing one.
+        let (s, _) = t
+            .send(
+                Some(&basic("editor-a")),
+                None,
+                Method::GET,
+                "/api/2.0/mlflow/logged-models/m-%30123",
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
         // What exists in another workspace stays refused.
         let (s, _) = t
             .send(
