@@ -248,9 +248,9 @@ async fn guarded<S: Routes>(gate: Arc<Gate>, req: Request, next: Next<S>) -> Res
     }
     let tag = gate.tag(req.headers());
     let req = match at_once(&gate, &tag, route, req).await {
-        Ok(Some(req)) => return next.run(req).await,
-        Ok(None) => return ApiError::bad_request("Cannot read the request body").into_response(),
-        Err(req) => req,
+        AtOnce::Pass(req) => return next.run(req).await,
+        AtOnce::Refuse(e) => return e.into_response(),
+        AtOnce::Decide(req) => req,
     };
     let source = req.extensions().get::<ferry_http::Peer>().map(|p| p.0.ip());
     let caller = match gate.caller(req.headers(), source).await {
@@ -282,32 +282,40 @@ async fn guarded<S: Routes>(gate: Arc<Gate>, req: Request, next: Next<S>) -> Res
     after(&gate, &caller, route, decided, resp, source).await
 }
 
+/// What [`at_once`] found.
+enum AtOnce {
+    /// Allowed before: through at once (its body read and re-made).
+    Pass(Request),
+    /// For the whole decision.
+    Decide(Request),
+    /// A body that cannot be read.
+    Refuse(ApiError),
+}
+
 /// A request on a run, an experiment or a logged model, by credentials this
 /// thread saw allowed the same on the same id in this auth generation, on a
-/// route that neither audits nor filters: `Ok(Some)` passes at once (its
-/// body read and re-made), `Ok(None)` is a body that cannot be read, and
-/// `Err` gives the request back for the whole decision. Registered models
+/// route that neither audits nor filters, passes at once. Registered models
 /// are left out: what they need can depend on the request (a protected
 /// alias or its tag), which [`protection`] decides first.
-async fn at_once(
-    gate: &Gate,
-    tag: &ferry_access::Tag,
-    route: Route,
-    req: Request,
-) -> Result<Option<Request>, Request> {
+async fn at_once(gate: &Gate, tag: &ferry_access::Tag, route: Route, req: Request) -> AtOnce {
     let eligible = matches!(
         route.rule,
         Rule::Run(_) | Rule::Experiment(_) | Rule::LoggedModel(_)
     );
     let Some(code) = decision_code(route.rule).filter(|_| eligible && route.audit.is_none()) else {
-        return Err(req);
+        return AtOnce::Decide(req);
     };
-    let Ok((req, params)) = read_params(route.rule, req).await else {
-        return Ok(None);
+    let (req, params) = match read_params(route.rule, req).await {
+        Ok(v) => v,
+        Err(e) => return AtOnce::Refuse(e),
     };
     let seen =
         rule_id(route.rule, req.uri(), &params).is_some_and(|id| gate.seen_allowed(tag, id, code));
-    if seen { Ok(Some(req)) } else { Err(req) }
+    if seen {
+        AtOnce::Pass(req)
+    } else {
+        AtOnce::Decide(req)
+    }
 }
 
 /// The id a rule decides on, from the request.
