@@ -33,7 +33,11 @@ const CALLERS: &[(&str, &str, &str, bool)] = &[
 
 impl Team {
     async fn new() -> Team {
-        let env = Env::new().await;
+        Team::on(Env::new().await).await
+    }
+
+    /// The team on `env`'s store.
+    async fn on(env: Env) -> Team {
         env.version_signed(
             "iris",
             Some("logreg.onnx"),
@@ -140,8 +144,11 @@ fn allowed(kind: &str, caller: &str) -> bool {
 
 #[test]
 fn every_route_kind_allows_exactly_the_callers_its_rule_names() {
-    rt().block_on(async {
-        let team = Team::new().await;
+    rt().block_on(async { matrix(&Team::new().await).await });
+}
+
+async fn matrix(team: &Team) {
+    {
         let routes: &[(&str, &str, &str, &str)] = &[
             ("probe", "GET", "/ping", ""),
             ("probe", "GET", "/v2/health/ready", ""),
@@ -206,6 +213,27 @@ fn every_route_kind_allows_exactly_the_callers_its_rule_names() {
             }
         }
         assert_eq!(cells, routes.len() * CALLERS.len());
+    }
+}
+
+/// The same matrix on the PostgreSQL server `FERRY_TEST_POSTGRES_URL`
+/// names (`.ci/run` starts one).
+#[cfg(feature = "postgres")]
+#[test]
+fn the_matrix_holds_on_postgresql() {
+    rt().block_on(async {
+        let admin = std::env::var("FERRY_TEST_POSTGRES_URL")
+            .expect("the postgres feature needs FERRY_TEST_POSTGRES_URL");
+        let name = format!("ferry_gw_{}", ferry_core::RunId::generate().short());
+        ferry_metadata::SqlStore::open(&admin)
+            .await
+            .unwrap()
+            .raw_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap();
+        let (base, _) = admin.rsplit_once('/').unwrap();
+        let team = Team::on(Env::on(&format!("{base}/{name}")).await).await;
+        matrix(&team).await;
     });
 }
 

@@ -42,7 +42,17 @@ impl Env {
     pub async fn new() -> Env {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("ferry.db").display());
-        let store: Arc<dyn MetadataStore> = Arc::new(SqlStore::open(&url).await.unwrap());
+        Env::with(dir, &url).await
+    }
+
+    /// An environment on the store at `url` (artifacts in a new folder).
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    pub async fn on(url: &str) -> Env {
+        Env::with(tempfile::tempdir().unwrap(), url).await
+    }
+
+    async fn with(dir: tempfile::TempDir, url: &str) -> Env {
+        let store: Arc<dyn MetadataStore> = Arc::new(SqlStore::open(url).await.unwrap());
         Env {
             dir,
             store,
