@@ -148,6 +148,19 @@ impl SqlStore {
         Ok(())
     }
 
+    /// A new, empty database on the PostgreSQL server `admin_url` reaches,
+    /// named `<prefix>_<random>`: its URL (test set-up: each test a
+    /// database of its own).
+    pub async fn scratch_database(admin_url: &str, prefix: &str) -> Result<String> {
+        let name = format!("{prefix}_{}", ferry_core::RunId::generate().short());
+        SqlStore::open(admin_url)
+            .await?
+            .raw_execute(&format!("CREATE DATABASE {name}"))
+            .await?;
+        let base = admin_url.rsplit_once('/').map_or(admin_url, |(b, _)| b);
+        Ok(format!("{base}/{name}"))
+    }
+
     /// Applies pending migrations again (none, when up to date).
     pub async fn migrate_again(&self) -> Result<()> {
         self.migrate().await

@@ -224,15 +224,10 @@ fn the_matrix_holds_on_postgresql() {
     rt().block_on(async {
         let admin = std::env::var("FERRY_TEST_POSTGRES_URL")
             .expect("the postgres feature needs FERRY_TEST_POSTGRES_URL");
-        let name = format!("ferry_gw_{}", ferry_core::RunId::generate().short());
-        ferry_metadata::SqlStore::open(&admin)
-            .await
-            .unwrap()
-            .raw_execute(&format!("CREATE DATABASE {name}"))
+        let url = ferry_metadata::SqlStore::scratch_database(&admin, "ferry_gw")
             .await
             .unwrap();
-        let (base, _) = admin.rsplit_once('/').unwrap();
-        let team = Team::on(Env::on(&format!("{base}/{name}")).await).await;
+        let team = Team::on(Env::on(&url).await).await;
         matrix(&team).await;
     });
 }

@@ -1602,15 +1602,10 @@ mod postgres {
     async fn fresh() -> SqlStore {
         let admin = std::env::var("FERRY_TEST_POSTGRES_URL")
             .expect("the postgres feature needs FERRY_TEST_POSTGRES_URL (e.g. postgres://postgres@127.0.0.1:55432/postgres)");
-        let name = format!("ferry_test_{}", ferry_core::RunId::generate().short());
-        {
-            let a = SqlStore::open(&admin).await.unwrap();
-            a.raw_execute(&format!("CREATE DATABASE {name}"))
-                .await
-                .unwrap();
-        }
-        let (base, _) = admin.rsplit_once('/').unwrap();
-        SqlStore::open(&format!("{base}/{name}")).await.unwrap()
+        let url = SqlStore::scratch_database(&admin, "ferry_test")
+            .await
+            .unwrap();
+        SqlStore::open(&url).await.unwrap()
     }
 
     #[test]
