@@ -31,9 +31,6 @@ pub struct AppState {
     /// JSON request bodies held at once, for the whole server (artifact
     /// uploads stream to the artifact store and take none).
     pub bodies: ferry_http::BodyBudget,
-    /// Who may do what; `None` on a server that never asks (the one a
-    /// `ferry run` starts for its own stages).
-    pub gate: Option<Arc<auth::Gate>>,
 }
 
 pub(crate) fn now_ms() -> i64 {
@@ -44,7 +41,10 @@ pub(crate) fn now_ms() -> i64 {
 pub const MAX_JSON_BODY: usize = 16 * 1024 * 1024;
 
 /// Every route of the server.
-pub fn router(state: AppState) -> Router {
+/// Every route, behind `gate` when given (`None`: a server that never asks,
+/// the one a `ferry run` starts for its own stages). The gate is not part
+/// of [`AppState`], which every handler clones.
+pub fn router(state: AppState, gate: Option<Arc<auth::Gate>>) -> Router {
     use routes::{artifacts as a, experiments as e, models as m, registry as g, runs as r};
     let mlflow = Router::new()
         .route("/experiments/create", post(e::create))
@@ -113,7 +113,6 @@ pub fn router(state: AppState) -> Router {
         .put(a::upload)
         .delete(a::delete)
         .layer(DefaultBodyLimit::disable());
-    let gate = state.gate.clone();
     let auth_api = auth::routes().layer(axum::middleware::from_fn(auth::needs_gate));
     let app = Router::new()
         .nest("/api/2.0/mlflow", mlflow)
@@ -248,9 +247,8 @@ pub async fn serve(cfg: ServerConfig, ready: impl FnOnce(SocketAddr)) -> Result<
         store,
         artifacts: cfg.artifacts,
         bodies: ferry_http::BodyBudget::new(cfg.body_budget, std::time::Duration::from_secs(10)),
-        gate: Some(gate),
     };
-    let app = router(state).layer(axum::middleware::from_fn(log_requests));
+    let app = router(state, Some(gate)).layer(axum::middleware::from_fn(log_requests));
     let listener = tokio::net::TcpListener::bind(cfg.addr)
         .await
         .map_err(|source| ServeError::Bind {
@@ -337,13 +335,12 @@ impl Embedded {
                         store: Arc::new(store),
                         artifacts: Arc::new(artifacts),
                         bodies: ferry_http::BodyBudget::default(),
-                        gate: None,
                     };
                     let addr = SocketAddr::from(([127, 0, 0, 1], 0));
                     let listener = tokio::net::TcpListener::bind(addr)
                         .await
                         .map_err(|source| ServeError::Bind { addr, source })?;
-                    Ok::<_, ServeError>((router(state), listener))
+                    Ok::<_, ServeError>((router(state, None), listener))
                 };
                 match started.await {
                     Err(e) => {

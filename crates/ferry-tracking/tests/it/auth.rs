@@ -85,12 +85,14 @@ impl Team {
         }
         let gate = Gate::with_oidc(store.clone(), false, oidc).await.unwrap();
         let artifacts = Arc::new(ArtifactRoot::new(&dir.path().join("artifacts")).unwrap());
-        let router = router(AppState {
-            store: store.clone(),
-            artifacts,
-            bodies: ferry_http::BodyBudget::default(),
-            gate: Some(gate.clone()),
-        });
+        let router = router(
+            AppState {
+                store: store.clone(),
+                artifacts,
+                bodies: ferry_http::BodyBudget::default(),
+            },
+            Some(gate.clone()),
+        );
         Team {
             router,
             store,
@@ -891,12 +893,14 @@ fn without_users_the_gate_lets_everything_through_until_the_first_is_made() {
             Arc::new(ferry_metadata::SqlStore::open(&url).await.unwrap());
         let gate = Gate::new(store.clone()).await.unwrap();
         assert!(!gate.is_on());
-        let router = router(AppState {
-            store: store.clone(),
-            artifacts: Arc::new(ArtifactRoot::new(&dir.path().join("a")).unwrap()),
-            bodies: ferry_http::BodyBudget::default(),
-            gate: Some(gate.clone()),
-        });
+        let router = router(
+            AppState {
+                store: store.clone(),
+                artifacts: Arc::new(ArtifactRoot::new(&dir.path().join("a")).unwrap()),
+                bodies: ferry_http::BodyBudget::default(),
+            },
+            Some(gate.clone()),
+        );
         let get = || {
             Request::builder()
                 .uri("/api/2.0/mlflow/experiments/get?experiment_id=0")

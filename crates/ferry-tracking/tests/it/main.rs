@@ -46,12 +46,14 @@ impl App {
             .with_group_commit();
         let artifacts = artifacts(&dir.path().join("artifacts"));
         let store: Arc<dyn ferry_metadata::MetadataStore> = Arc::new(store);
-        let router = router(AppState {
-            store: store.clone(),
-            artifacts,
-            bodies,
-            gate: None,
-        });
+        let router = router(
+            AppState {
+                store: store.clone(),
+                artifacts,
+                bodies,
+            },
+            None,
+        );
         App { router, dir, store }
     }
 
