@@ -7,7 +7,9 @@
 //! - **On when the store has users**, or when the server requires it (it
 //!   listens beyond loopback). With neither, a server passes every request.
 //! - **Who**: HTTP Basic (the stock client's `MLFLOW_TRACKING_USERNAME`/
-//!   `_PASSWORD`) or a Bearer ferry token. A password costs one argon2id
+//!   `_PASSWORD`), a Bearer ferry token, or a Bearer ID token of the
+//!   configured OpenID Connect provider (its user made at first sign-in,
+//!   its groups claim naming ferry groups). A password costs one argon2id
 //!   check, then the credentials are recognised by a keyed tag that also
 //!   covers the stored hash (a changed password is checked again) for a
 //!   while; password checks run a few at a time so a flood of wrong ones
@@ -15,7 +17,9 @@
 //! - **Caches** (users, tokens, grants, memberships, workspaces, callers)
 //!   are valid for one auth generation of the store: a change through this
 //!   server drops them at once ([`Access::changed`]), one made elsewhere
-//!   within [`POLL`].
+//!   within [`POLL`]. Each thread also remembers what it saw allowed, by the
+//!   credentials' tag ([`Access::seen_allowed`]), so a repeated request is
+//!   decided with no shared lock.
 
 use ferry_auth::audit::Event;
 use ferry_auth::credentials::{self, Credentials};
