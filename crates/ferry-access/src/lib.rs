@@ -31,6 +31,68 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+/// Single sign-on as a server runs it: the provider's verifier, and how to
+/// read its keys again when they come from a URL (every [`JWKS_EVERY`], and
+/// when a token names a key not known yet, at most every [`RELOAD_AFTER`]).
+pub struct Sso {
+    pub provider: ferry_auth::oidc::Provider,
+    pub reload: Option<Reload>,
+}
+
+/// Reads the provider's keys again (blocking: a file or an HTTP request).
+pub type Reload =
+    Arc<dyn Fn() -> Result<ferry_auth::oidc::Provider, String> + Send + Sync + 'static>;
+
+/// How often keys read from a URL are read again.
+pub const JWKS_EVERY: Duration = Duration::from_secs(3600);
+
+/// The least time between two reads of the keys for an unknown key.
+pub const RELOAD_AFTER: Duration = Duration::from_secs(60);
+
+struct SsoState {
+    current: RwLock<Arc<ferry_auth::oidc::Provider>>,
+    reload: Option<Reload>,
+    reloaded: std::sync::Mutex<std::time::Instant>,
+}
+
+impl SsoState {
+    fn provider(&self) -> Arc<ferry_auth::oidc::Provider> {
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Reads the keys again when `after` has passed since the last read;
+    /// whether new keys are in use. A failure keeps the keys there are.
+    async fn reload(&self, after: Duration) -> bool {
+        let Some(reload) = &self.reload else {
+            return false;
+        };
+        {
+            let mut last = self.reloaded.lock().unwrap_or_else(|e| e.into_inner());
+            if last.elapsed() < after {
+                return false;
+            }
+            *last = std::time::Instant::now();
+        }
+        let reload = reload.clone();
+        match tokio::task::spawn_blocking(move || reload())
+            .await
+            .unwrap_or_else(|e| Err(e.to_string()))
+        {
+            Ok(p) => {
+                *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(p);
+                true
+            }
+            Err(e) => {
+                tracing::warn!("cannot read the identity provider's keys again: {e}");
+                false
+            }
+        }
+    }
+}
+
 /// See [`Access::tag`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Tag([u8; 32]);
@@ -173,7 +235,7 @@ pub struct Access {
     /// The auth generation the caches are of (readable without a lock).
     generation: std::sync::atomic::AtomicI64,
     /// Single sign-on: the identity provider whose ID tokens are accepted.
-    oidc: Option<ferry_auth::oidc::Provider>,
+    oidc: Option<SsoState>,
     store: Arc<dyn MetadataStore>,
     policy: Policy,
     on: AtomicBool,
@@ -207,8 +269,18 @@ impl Access {
     pub async fn with_oidc(
         store: Arc<dyn MetadataStore>,
         required: bool,
-        oidc: Option<ferry_auth::oidc::Provider>,
+        oidc: Option<Sso>,
     ) -> Result<Arc<Self>, StoreError> {
+        let oidc = oidc.map(|sso| SsoState {
+            current: RwLock::new(Arc::new(sso.provider)),
+            reload: sso.reload,
+            // A token naming a key not known yet may read them at once.
+            reloaded: std::sync::Mutex::new(
+                std::time::Instant::now()
+                    .checked_sub(RELOAD_AFTER)
+                    .unwrap_or_else(std::time::Instant::now),
+            ),
+        });
         let verified = ferry_auth::secret::VerifiedCache::new(VERIFIED_TTL_MS, 10_000)
             .map_err(|e| StoreError::Invalid(e.to_string()))?;
         static IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
@@ -288,6 +360,10 @@ impl Access {
                 let Some(gate) = weak.upgrade() else { return };
                 if let Err(e) = gate.refresh().await {
                     tracing::warn!("cannot read the auth generation: {e}");
+                }
+                // The provider's keys, read again every hour.
+                if let Some(sso) = &gate.oidc {
+                    sso.reload(JWKS_EVERY).await;
                 }
             }
         });
@@ -536,10 +612,19 @@ impl Access {
     /// that name, else one with no roles of their own), the roles of the
     /// ferry groups its groups claim names, and when it expires.
     async fn check_id_token(&self, text: &str) -> Result<(Arc<User>, Vec<Role>, i64), Refusal> {
-        let Some(provider) = &self.oidc else {
+        let Some(sso) = &self.oidc else {
             return Err(Refusal::Unauthenticated);
         };
-        let identity = match provider.verify(text, ferry_core::now_ms() / 1000) {
+        let now_s = ferry_core::now_ms() / 1000;
+        let mut verified = sso.provider().verify(text, now_s);
+        // A key the provider rotated in: its keys read again, at most once
+        // a minute, and the token tried once more.
+        if verified == Err(ferry_auth::oidc::OidcError::UnknownKey)
+            && sso.reload(RELOAD_AFTER).await
+        {
+            verified = sso.provider().verify(text, now_s);
+        }
+        let identity = match verified {
             Ok(i) => i,
             Err(e) => {
                 tracing::info!("an ID token was refused: {e}");

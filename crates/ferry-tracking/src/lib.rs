@@ -200,7 +200,7 @@ pub struct ServerConfig {
     /// (a server other machines can reach); else only once it has some.
     pub require_auth: bool,
     /// Single sign-on: an identity provider whose ID tokens are accepted.
-    pub oidc: Option<ferry_auth::oidc::Provider>,
+    pub oidc: Option<ferry_access::Sso>,
 }
 
 /// The answer to a request whose body arrived too slowly (the mlflow

@@ -569,21 +569,13 @@ async fn follow(url: &str, model: &str, id: &str, json: bool) -> Result<u8> {
 /// refused unless the operator says `--insecure-no-auth`; loopback (the
 /// default) is always allowed.
 /// The identity provider `--oidc-*` names, its keys read from a file or
-/// fetched once from a URL; `None` without `--oidc-issuer`.
-pub(crate) fn oidc_provider(
-    a: &crate::cli::OidcArgs,
-) -> Result<Option<ferry_auth::oidc::Provider>> {
+/// fetched from a URL (read again every hour, and for a key not known yet);
+/// `None` without `--oidc-issuer`.
+pub(crate) fn oidc_provider(a: &crate::cli::OidcArgs) -> Result<Option<ferry_access::Sso>> {
     let (Some(issuer), Some(audience), Some(jwks)) =
         (&a.oidc_issuer, &a.oidc_audience, &a.oidc_jwks)
     else {
         return Ok(None);
-    };
-    let text = if jwks.starts_with("https://") || jwks.starts_with("http://") {
-        ferry_client::fetch_document(jwks)
-            .map_err(|e| usage(format!("--oidc-jwks: cannot read {jwks}: {e}")))?
-    } else {
-        std::fs::read_to_string(jwks)
-            .map_err(|e| usage(format!("--oidc-jwks: cannot read `{jwks}`: {e}")))?
     };
     let config = ferry_auth::oidc::OidcConfig {
         issuer: issuer.clone(),
@@ -591,9 +583,21 @@ pub(crate) fn oidc_provider(
         user_claim: a.oidc_user_claim.clone(),
         groups_claim: Some(a.oidc_groups_claim.clone()).filter(|g| !g.is_empty()),
     };
-    let p = ferry_auth::oidc::Provider::new(config, &text)
-        .map_err(|e| usage(format!("--oidc-jwks `{jwks}`: {e}")))?;
-    Ok(Some(p))
+    let url = jwks.starts_with("https://") || jwks.starts_with("http://");
+    let source = jwks.clone();
+    let read = move || -> std::result::Result<ferry_auth::oidc::Provider, String> {
+        let text = if url {
+            ferry_client::fetch_document(&source)
+                .map_err(|e| format!("cannot read {source}: {e}"))?
+        } else {
+            std::fs::read_to_string(&source).map_err(|e| format!("cannot read `{source}`: {e}"))?
+        };
+        ferry_auth::oidc::Provider::new(config.clone(), &text)
+            .map_err(|e| format!("`{source}`: {e}"))
+    };
+    let provider = read().map_err(|e| usage(format!("--oidc-jwks: {e}")))?;
+    let reload: Option<ferry_access::Reload> = url.then(|| std::sync::Arc::new(read) as _);
+    Ok(Some(ferry_access::Sso { provider, reload }))
 }
 
 pub(crate) fn listen_ip(

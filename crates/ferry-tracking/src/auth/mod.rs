@@ -88,7 +88,7 @@ impl Gate {
     pub async fn with_oidc(
         store: Arc<dyn MetadataStore>,
         required: bool,
-        oidc: Option<ferry_auth::oidc::Provider>,
+        oidc: Option<ferry_access::Sso>,
     ) -> Result<Arc<Self>, ferry_metadata::Error> {
         Ok(Arc::new(Self {
             access: Access::with_oidc(store, required, oidc).await?,

@@ -60,11 +60,7 @@ impl Team {
     }
 
     /// [`Team::on`], accepting `oidc`'s ID tokens.
-    async fn with_sso(
-        dir: tempfile::TempDir,
-        url: &str,
-        oidc: Option<ferry_auth::oidc::Provider>,
-    ) -> Self {
+    async fn with_sso(dir: tempfile::TempDir, url: &str, oidc: Option<ferry_access::Sso>) -> Self {
         let store: Arc<dyn MetadataStore> =
             Arc::new(ferry_metadata::SqlStore::open(url).await.unwrap());
         let add = |name: &str, admin: bool| NewUser {
@@ -1304,23 +1300,40 @@ impl Idp {
         Idp { key, rng }
     }
 
-    fn provider(&self) -> ferry_auth::oidc::Provider {
+    fn jwks(&self) -> String {
         use ring::signature::KeyPair as _;
         let p = self.key.public_key().as_ref();
         let enc = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
-        let jwks = json!({"keys": [{"kty": "EC", "crv": "P-256", "kid": "k", "x": enc(&p[1..33]), "y": enc(&p[33..65])}]});
+        json!({"keys": [{"kty": "EC", "crv": "P-256", "kid": self.kid(), "x": enc(&p[1..33]), "y": enc(&p[33..65])}]})
+            .to_string()
+    }
+
+    /// The key's id: its public point's first bytes.
+    fn kid(&self) -> String {
+        use ring::signature::KeyPair as _;
+        let p = self.key.public_key().as_ref();
+        p[1..9].iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    fn provider(&self) -> ferry_auth::oidc::Provider {
+        Idp::provider_of(&self.jwks())
+    }
+
+    fn provider_of(jwks: &str) -> ferry_auth::oidc::Provider {
         let config = ferry_auth::oidc::OidcConfig {
             issuer: "https://idp.test".into(),
             audience: "ferry".into(),
             user_claim: "preferred_username".into(),
             groups_claim: Some("groups".into()),
         };
-        ferry_auth::oidc::Provider::new(config, &jwks.to_string()).unwrap()
+        ferry_auth::oidc::Provider::new(config, jwks).unwrap()
     }
 
     fn token(&self, user: &str, groups: &[&str], exp_s: i64) -> String {
         let enc = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
-        let header = enc(br#"{"alg":"ES256","kid":"k","typ":"JWT"}"#);
+        let header = enc(json!({"alg": "ES256", "kid": self.kid(), "typ": "JWT"})
+            .to_string()
+            .as_bytes());
         let claims = json!({"iss": "https://idp.test", "aud": "ferry", "exp": exp_s,
                             "preferred_username": user, "groups": groups});
         let signed = format!("{header}.{}", enc(claims.to_string().as_bytes()));
@@ -1335,7 +1348,11 @@ fn single_sign_on_id_tokens_name_the_user_and_the_groups_that_give_them_roles() 
         let idp = Idp::new();
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("ferry.db").display());
-        let t = Team::with_sso(dir, &url, Some(idp.provider())).await;
+        let sso = ferry_access::Sso {
+            provider: idp.provider(),
+            reload: None,
+        };
+        let t = Team::with_sso(dir, &url, Some(sso)).await;
         let a = fixture(&t, "team-a", 1).await;
         let b = fixture(&t, "team-b", 2).await;
         let g = t.store.create_group("scientists").await.unwrap();
@@ -1434,5 +1451,62 @@ fn single_sign_on_id_tokens_name_the_user_and_the_groups_that_give_them_roles() 
             )
             .await;
         assert_eq!(s, StatusCode::OK, "{v}");
+    });
+}
+
+#[test]
+fn a_key_the_provider_rotated_in_is_read_again_at_most_once_a_minute() {
+    rt().block_on(async {
+        let (old, new, newer) = (Idp::new(), Idp::new(), Idp::new());
+        let reads = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = reads.clone();
+        let published = new.jwks();
+        let reload: ferry_access::Reload = std::sync::Arc::new(move || {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok(Idp::provider_of(&published))
+        });
+        let sso = ferry_access::Sso {
+            provider: old.provider(),
+            reload: Some(reload),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("ferry.db").display());
+        let t = Team::with_sso(dir, &url, Some(sso)).await;
+        let later = ferry_core::now_ms() / 1000 + 3600;
+        let me = api("users/current");
+        let count = || reads.load(std::sync::atomic::Ordering::SeqCst);
+        // Signed with the key the provider rotated in: read, then accepted.
+        let (s, v) = t
+            .send(
+                Some(&new.token("ida", &[], later)),
+                None,
+                Method::GET,
+                &me,
+                None,
+            )
+            .await;
+        assert_eq!((s, count()), (StatusCode::OK, 1), "{v}");
+        // The old key is gone with the rotation.
+        let (s, _) = t
+            .send(
+                Some(&old.token("ida", &[], later)),
+                None,
+                Method::GET,
+                &me,
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+        // Another unknown key within the minute: not read again.
+        let (s, _) = t
+            .send(
+                Some(&newer.token("ida", &[], later)),
+                None,
+                Method::GET,
+                &me,
+                None,
+            )
+            .await;
+        assert_eq!((s, count()), (StatusCode::UNAUTHORIZED, 1));
     });
 }
