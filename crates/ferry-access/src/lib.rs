@@ -633,6 +633,17 @@ impl Access {
             }
         };
         let user = match self.user(&identity.user).await? {
+            // Only a user single sign-on made (or one like it: no password,
+            // no admin, no service account) is the provider's to name: an
+            // account `admin` at the provider is not ferry's admin.
+            Some(u) if u.is_admin || u.password_hash.is_some() || u.service => {
+                tracing::warn!(
+                    "an ID token names `{}`, a ferry user with their own credentials: refused",
+                    identity.user
+                );
+                tokio::time::sleep(FAILURE_DELAY).await;
+                return Err(Refusal::Unauthenticated);
+            }
             Some(u) => u,
             None => self.provision(&identity.user).await?,
         };

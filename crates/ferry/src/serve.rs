@@ -583,6 +583,13 @@ pub(crate) fn oidc_provider(a: &crate::cli::OidcArgs) -> Result<Option<ferry_acc
         user_claim: a.oidc_user_claim.clone(),
         groups_claim: Some(a.oidc_groups_claim.clone()).filter(|g| !g.is_empty()),
     };
+    // Keys over plain HTTP could be anyone's: only on this machine.
+    let local = ["http://127.0.0.1", "http://localhost", "http://[::1]"];
+    if jwks.starts_with("http://") && !local.iter().any(|l| jwks.starts_with(l)) {
+        return Err(usage(format!(
+            "--oidc-jwks: `{jwks}`: the provider's keys are read over https:// (plain http only from this machine)"
+        )));
+    }
     let url = jwks.starts_with("https://") || jwks.starts_with("http://");
     let source = jwks.clone();
     let read = move || -> std::result::Result<ferry_auth::oidc::Provider, String> {

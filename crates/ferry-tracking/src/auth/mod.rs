@@ -200,6 +200,28 @@ fn id<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error
 }
 
 impl Params {
+    /// The ids in a JSON object, each as the route will see it: a string,
+    /// a number's digits, else its JSON text.
+    fn of_object(fields: &serde_json::Map<String, serde_json::Value>) -> Params {
+        let field = |k: &str| {
+            fields.get(k).and_then(|v| match v {
+                serde_json::Value::Null => None,
+                serde_json::Value::String(s) => Some(s.clone()),
+                other => Some(other.to_string()),
+            })
+        };
+        Params {
+            experiment_id: field("experiment_id"),
+            experiment_name: field("experiment_name"),
+            run_id: field("run_id"),
+            run_uuid: field("run_uuid"),
+            name: field("name"),
+            path: field("path"),
+            alias: field("alias"),
+            key: field("key"),
+        }
+    }
+
     fn run(&self) -> Option<&str> {
         self.run_id.as_deref().or(self.run_uuid.as_deref())
     }
@@ -447,18 +469,17 @@ async fn read_params(rule: Rule, req: Request) -> Result<(Request, Params), ApiE
     let bytes = axum::body::to_bytes(body, MAX_BODY)
         .await
         .map_err(|e| ApiError::bad_request(format!("Cannot read the request body: {e}")))?;
-    // A body the route would refuse is the route's to refuse.
-    let body: Params = serde_json::from_slice(&bytes).unwrap_or_default();
-    // A DELETE may name its ids in the query string instead.
-    let params = Params {
-        experiment_id: body.experiment_id.or(query.experiment_id),
-        experiment_name: body.experiment_name.or(query.experiment_name),
-        run_id: body.run_id.or(query.run_id),
-        run_uuid: body.run_uuid.or(query.run_uuid),
-        name: body.name.or(query.name),
-        path: body.path.or(query.path),
-        alias: body.alias.or(query.alias),
-        key: body.key.or(query.key),
+    // The ids the route will read: a JSON object's fields, whatever else
+    // it holds (a field of another type is kept as its JSON text, which the
+    // route refuses). Only a request with no JSON object (a DELETE naming
+    // its ids in the query string) is decided on the query string: a body
+    // never borrows ids from it.
+    let params = match serde_json::from_slice::<serde_json::Value>(&bytes) {
+        Ok(serde_json::Value::Object(fields)) => Params::of_object(&fields),
+        Ok(_) => Params::default(),
+        Err(_) if bytes.iter().all(u8::is_ascii_whitespace) => query,
+        // A body the route would refuse is the route's to refuse.
+        Err(_) => Params::default(),
     };
     Ok((Request::from_parts(parts, Body::from(bytes)), params))
 }

@@ -22,6 +22,10 @@ fn name_of(n: Option<String>) -> ApiResult<String> {
             "Registered model name exceeds the maximum length of 256",
         ));
     }
+    // `*` is every model to a grant: no model is named so.
+    if n.trim() == "*" {
+        return Err(ApiError::invalid("Registered model name `*` is reserved"));
+    }
     Ok(n)
 }
 

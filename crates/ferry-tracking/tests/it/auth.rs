@@ -1387,7 +1387,7 @@ fn single_sign_on_id_tokens_name_the_user_and_the_groups_that_give_them_roles() 
             .await;
         assert_eq!(s, StatusCode::OK, "{v}");
         let mine = v["experiment_id"].as_str().unwrap().to_owned();
-        // Without the group, nothing; a ferry user keeps their own roles.
+        // Without the group, nothing.
         let (s, _) = t
             .send(
                 Some(&idp.token("ida", &[], later)),
@@ -1398,16 +1398,20 @@ fn single_sign_on_id_tokens_name_the_user_and_the_groups_that_give_them_roles() 
             )
             .await;
         assert_eq!(s, StatusCode::FORBIDDEN);
-        let (s, _) = t
-            .send(
-                Some(&idp.token("editor-b", &[], later)),
-                None,
-                Method::GET,
-                &get(&b.model),
-                None,
-            )
-            .await;
-        assert_eq!(s, StatusCode::OK);
+        // A ferry user with their own credentials (here a password) is not
+        // the provider's to name, nor is the server admin.
+        for name in ["editor-b", "root"] {
+            let (s, _) = t
+                .send(
+                    Some(&idp.token(name, &[], later)),
+                    None,
+                    Method::GET,
+                    &get(&b.model),
+                    None,
+                )
+                .await;
+            assert_eq!(s, StatusCode::UNAUTHORIZED, "{name}");
+        }
         // Expired, or signed by someone else: 401, and the failed login is logged.
         let stale = idp.token("ida", &["scientists"], ferry_core::now_ms() / 1000 - 3600);
         let forged = Idp::new().token("root", &[], later);
@@ -1508,5 +1512,51 @@ fn a_key_the_provider_rotated_in_is_read_again_at_most_once_a_minute() {
             )
             .await;
         assert_eq!((s, count()), (StatusCode::UNAUTHORIZED, 1));
+    });
+}
+
+#[test]
+fn a_body_never_borrows_ids_from_the_query_string() {
+    rt().block_on(async {
+        let t = Team::new().await;
+        let a = fixture(&t, "team-a", 1).await;
+        // The gate must decide on the body's model (team A's, protected
+        // alias), not on a missing one the query string names.
+        let uri = format!("{}?name=nope", api("registered-models/alias"));
+        let body = json!({"name": a.model, "alias": "production", "version": "1", "key": 0});
+        let (s, _) = t
+            .send(
+                Some(&basic("editor-b")),
+                None,
+                Method::POST,
+                &uri,
+                Some(body),
+            )
+            .await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+        let runs = format!("{}?run_id=nope", api("runs/log-metric"));
+        let body =
+            json!({"run_id": a.run, "key": "m", "value": 1, "timestamp": 1, "step": 0, "alias": 7});
+        let (s, _) = t
+            .send(
+                Some(&basic("editor-b")),
+                None,
+                Method::POST,
+                &runs,
+                Some(body),
+            )
+            .await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+        // And `*` names no model.
+        let (s, _) = t
+            .send(
+                Some(&basic("editor-a")),
+                None,
+                Method::POST,
+                &api("registered-models/create"),
+                Some(json!({"name": "*"})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST);
     });
 }
