@@ -184,6 +184,15 @@ struct Params {
     key: Option<String>,
 }
 
+/// An experiment id as the routes parse it (trimmed, a number's digits),
+/// so the gate decides on the experiment the route reaches; one that is no
+/// number stays as it is (the route refuses it).
+fn canonical_id(e: &str) -> String {
+    e.trim()
+        .parse::<i64>()
+        .map_or_else(|_| e.to_owned(), |n| n.to_string())
+}
+
 /// An id sent as a string or a number.
 fn id<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     #[derive(serde::Deserialize)]
@@ -211,7 +220,7 @@ impl Params {
             })
         };
         Params {
-            experiment_id: field("experiment_id"),
+            experiment_id: field("experiment_id").map(|e| canonical_id(&e)),
             experiment_name: field("experiment_name"),
             run_id: field("run_id"),
             run_uuid: field("run_uuid"),
@@ -220,6 +229,12 @@ impl Params {
             alias: field("alias"),
             key: field("key"),
         }
+    }
+
+    /// With the experiment id as the routes parse it (`" 01"` is `1`).
+    fn canonical(mut self) -> Params {
+        self.experiment_id = self.experiment_id.map(|e| canonical_id(&e));
+        self
     }
 
     fn run(&self) -> Option<&str> {
@@ -492,7 +507,7 @@ fn query_params(q: Option<&str>) -> Params {
         return Params::default();
     };
     axum::extract::Query::<Params>::try_from_uri(&uri)
-        .map(|axum::extract::Query(p)| p)
+        .map(|axum::extract::Query(p)| p.canonical())
         .unwrap_or_default()
 }
 

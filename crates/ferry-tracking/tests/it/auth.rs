@@ -1547,6 +1547,18 @@ fn a_body_never_borrows_ids_from_the_query_string() {
             )
             .await;
         assert_eq!(s, StatusCode::FORBIDDEN);
+        // An experiment id is decided as the route parses it.
+        let tag = json!({"experiment_id": format!(" 0{}", a.exp), "key": "k", "value": "v"});
+        let (s, _) = t
+            .send(
+                Some(&basic("editor-b")),
+                None,
+                Method::POST,
+                &api("experiments/set-experiment-tag"),
+                Some(tag),
+            )
+            .await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
         // And `*` names no model.
         let (s, _) = t
             .send(
