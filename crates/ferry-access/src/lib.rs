@@ -146,6 +146,9 @@ pub struct Caller {
     pub workspace: String,
     /// Until when its credentials count without a new check.
     pub until_ms: i64,
+    /// The auth generation it was recognised in: what it is allowed is
+    /// remembered for that generation only.
+    pub generation: i64,
     /// The roles it holds through the groups its identity provider named
     /// (single sign-on); empty for ferry's own credentials, whose groups
     /// the store resolves with the user's roles.
@@ -167,6 +170,7 @@ impl Caller {
             token,
             workspace,
             until_ms,
+            generation: -1,
             group_roles: Arc::default(),
             allowed: RwLock::new(HashMap::new()),
         }
@@ -197,6 +201,7 @@ impl Clone for Caller {
             self.until_ms,
         );
         c.group_roles = self.group_roles.clone();
+        c.generation = self.generation;
         c
     }
 }
@@ -385,11 +390,18 @@ impl Access {
         put: impl FnOnce(&mut Cached, V),
         load: impl std::future::Future<Output = Result<Option<V>, StoreError>>,
     ) -> Result<Option<V>, StoreError> {
-        if let Some(v) = self.cached.read().ok().and_then(|c| get(&c)) {
-            return Ok(Some(v));
-        }
+        let before = {
+            let c = self.cached.read().unwrap_or_else(|e| e.into_inner());
+            if let Some(v) = get(&c) {
+                return Ok(Some(v));
+            }
+            c.generation
+        };
         let found = load.await?;
-        if let (Some(v), Ok(mut c)) = (&found, self.cached.write()) {
+        // What was read before a change is not kept for after it.
+        if let (Some(v), Ok(mut c)) = (&found, self.cached.write())
+            && c.generation == before
+        {
             put(&mut c, v.clone());
         }
         Ok(found)
@@ -472,7 +484,12 @@ impl Access {
     /// Remembers on this thread that `caller` (by `tag`) was allowed
     /// `code` on `id` (see [`Access::seen_allowed`]).
     pub fn note_allowed(&self, tag: &Tag, caller: &Caller, id: &str, code: u16) {
-        let generation = self.generation.load(Ordering::Acquire);
+        // Remembered for the generation the caller was recognised in: a
+        // decision begun before a change is never kept for after it.
+        let generation = caller.generation;
+        if generation != self.generation.load(Ordering::Acquire) {
+            return;
+        }
         SEEN.with(|seen| {
             let mut seen = seen.borrow_mut();
             if seen.access != self.id
@@ -519,6 +536,7 @@ impl Access {
     /// with the same headers in this generation is recognised by a keyed
     /// tag of them (no secret is kept), until its credentials' time is up.
     async fn authenticate(&self, headers: &HeaderMap) -> Result<Arc<Caller>, Refusal> {
+        let generation = self.generation.load(Ordering::Acquire);
         let tag = self.tag(headers).0;
         let now = ferry_core::now_ms();
         let seen = self
@@ -559,8 +577,11 @@ impl Access {
         let until = expires.map_or(now + VERIFIED_TTL_MS, |e| e.min(now + VERIFIED_TTL_MS));
         let mut caller = Caller::new(user, token, workspace, until);
         caller.group_roles = Arc::new(group_roles);
+        caller.generation = generation;
         let caller = Arc::new(caller);
-        if let Ok(mut c) = self.cached.write() {
+        if let Ok(mut c) = self.cached.write()
+            && c.generation == generation
+        {
             if c.callers.len() >= 10_000 {
                 c.callers.retain(|_, (_, u)| now < *u);
             }

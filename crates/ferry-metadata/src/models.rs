@@ -521,9 +521,9 @@ impl ModelStore for SqlStore {
             "UPDATE auth_workspaces SET resource_id = $1 \
              WHERE resource_type = 'registered_model' AND resource_id = $2",
             "UPDATE auth_role_grants SET pattern = $1 \
-             WHERE resource_type = 'registered_model' AND pattern = $2 AND pattern <> '*' AND NOT EXISTS ( \
-               SELECT 1 FROM auth_role_grants g WHERE g.role_id = auth_role_grants.role_id \
-               AND g.resource_type = 'registered_model' AND g.pattern = $1)",
+             WHERE resource_type IN ('registered_model', 'deployment') AND pattern = $2 AND pattern <> '*' \
+             AND NOT EXISTS (SELECT 1 FROM auth_role_grants g WHERE g.role_id = auth_role_grants.role_id \
+               AND g.resource_type = auth_role_grants.resource_type AND g.pattern = $1)",
         ] {
             sqlx::query(sql)
                 .bind(new_name)
@@ -539,7 +539,7 @@ impl ModelStore for SqlStore {
             .await
             .map_err(query_error("rename a registered model"))?;
         // Grants on the old name that a role could not carry over.
-        sqlx::query("DELETE FROM auth_role_grants WHERE resource_type = 'registered_model' AND pattern = $1 AND pattern <> '*'")
+        sqlx::query("DELETE FROM auth_role_grants WHERE resource_type IN ('registered_model', 'deployment') AND pattern = $1 AND pattern <> '*'")
             .bind(name)
             .execute(&mut *tx)
             .await
@@ -566,7 +566,7 @@ impl ModelStore for SqlStore {
             // A model made later under this name starts with no grants and
             // in its creator's workspace.
             "DELETE FROM auth_workspaces WHERE resource_type = 'registered_model' AND resource_id = $1",
-            "DELETE FROM auth_role_grants WHERE resource_type = 'registered_model' AND pattern = $1 AND pattern <> '*'",
+            "DELETE FROM auth_role_grants WHERE resource_type IN ('registered_model', 'deployment') AND pattern = $1 AND pattern <> '*'",
         ] {
             sqlx::query(sql)
                 .bind(name)

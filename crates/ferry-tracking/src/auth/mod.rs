@@ -440,6 +440,15 @@ async fn protection(
     if tag_route && p.key.as_deref() == Some(ferry_metadata::PROTECTED_ALIASES_TAG) {
         return Ok((Rule::Model(Action::Manage), None));
     }
+    // Renaming a model that holds a protected alias takes the alias with
+    // it (its old name could then be made again without): a maintainer's.
+    if path == "/api/2.0/mlflow/registered-models/rename"
+        && let Some(name) = p.name.as_deref()
+        && let Some(m) = gate.store().get_registered_model(name).await?
+        && m.aliases.iter().any(|(a, _)| m.protects(a))
+    {
+        return Ok((Rule::Model(Action::Manage), None));
+    }
     let (true, Some(name), Some(alias)) = (
         path == "/api/2.0/mlflow/registered-models/alias",
         p.name.as_deref(),

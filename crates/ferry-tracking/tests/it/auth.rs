@@ -1572,3 +1572,66 @@ fn a_body_never_borrows_ids_from_the_query_string() {
         assert_eq!(s, StatusCode::BAD_REQUEST);
     });
 }
+
+#[test]
+fn a_model_holding_a_protected_alias_is_renamed_only_by_a_maintainer() {
+    rt().block_on(async {
+        let t = Team::new().await;
+        let f = fixture(&t, "team-a", 1).await;
+        let why = [("x-ferry-reason", "release")];
+        let alias = json!({"name": f.model, "alias": "production", "version": "1"});
+        let (s, _) = t
+            .send_with(
+                Some(&basic("root")),
+                Some("team-a"),
+                &why,
+                Method::POST,
+                &api("registered-models/alias"),
+                Some(alias),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK);
+        let rename = json!({"name": f.model, "new_name": "renamed"});
+        let (s, _) = t
+            .send(
+                Some(&basic("editor-a")),
+                None,
+                Method::POST,
+                &api("registered-models/rename"),
+                Some(rename.clone()),
+            )
+            .await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+        let (s, v) = t
+            .send(
+                Some(&basic("maintainer-a")),
+                None,
+                Method::POST,
+                &api("registered-models/rename"),
+                Some(rename),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        // It stays team A's under its new name.
+        let (s, _) = t
+            .send(
+                Some(&basic("editor-b")),
+                None,
+                Method::GET,
+                &api("registered-models/get?name=renamed"),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+        let (s, _) = t
+            .send(
+                Some(&basic("viewer-a")),
+                None,
+                Method::GET,
+                &api("registered-models/get?name=renamed"),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK);
+    });
+}
