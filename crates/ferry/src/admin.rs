@@ -238,6 +238,27 @@ pub(crate) fn admin(ctx: &Ctx, cmd: AdminCommand) -> Result<u8> {
             role,
             place,
         } => add_member(ctx, (&username, group), &workspace, &role, &place),
+        cmd @ (AdminCommand::CreateGroup { .. }
+        | AdminCommand::DeleteGroup { .. }
+        | AdminCommand::AddToGroup { .. }
+        | AdminCommand::RemoveFromGroup { .. }
+        | AdminCommand::ListGroups { .. }) => group_command(ctx, cmd),
+        AdminCommand::RevokeToken { id, place } => {
+            let store = open(ctx, &place, "ferry admin revoke-token", false)?;
+            let tid = id.clone();
+            store
+                .call(|s| Box::pin(async move { s.revoke_token(&tid, ferry_core::now_ms()).await }))
+                .map_err(store_err)?;
+            record(&store, "token.revoke", format!("token:{id}"), None)?;
+            eprintln!("revoked token {id}");
+            Ok(exit::OK)
+        }
+    }
+}
+
+/// `ferry admin create-group|delete-group|add-to-group|remove-from-group|list-groups`.
+fn group_command(ctx: &Ctx, cmd: AdminCommand) -> Result<u8> {
+    match cmd {
         AdminCommand::CreateGroup { name, place } => {
             let store = open(ctx, &place, "ferry admin create-group", false)?;
             let n = name.clone();
@@ -287,16 +308,8 @@ pub(crate) fn admin(ctx: &Ctx, cmd: AdminCommand) -> Result<u8> {
             }
             Ok(exit::OK)
         }
-        AdminCommand::RevokeToken { id, place } => {
-            let store = open(ctx, &place, "ferry admin revoke-token", false)?;
-            let tid = id.clone();
-            store
-                .call(|s| Box::pin(async move { s.revoke_token(&tid, ferry_core::now_ms()).await }))
-                .map_err(store_err)?;
-            record(&store, "token.revoke", format!("token:{id}"), None)?;
-            eprintln!("revoked token {id}");
-            Ok(exit::OK)
-        }
+        // admin() sends only the group commands here.
+        _ => Err(usage("not a group command")),
     }
 }
 
