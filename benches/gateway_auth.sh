@@ -46,6 +46,8 @@ trap 'stop; rm -rf "$WORK"' EXIT INT TERM
 
 . "$HERE/iris-project.sh"
 iris_project "$WORK/project" "$FERRY"
+# The base binary may not open a store a newer schema made: its own copy.
+iris_project "$WORK/project-base" "$FERRY_BASE"
 
 # Users in the copy's store for token and basic; prints the Authorization
 # header value to send (empty: none).
@@ -70,8 +72,11 @@ run() { # label
   if [ "$label" = ceiling ]; then
     "$LIMIT" "$PORT" 2>/dev/null &
   else
-    cp -r "$WORK/project" "$p"
-    [ "$label" = base ] && bin="$FERRY_BASE"
+    if [ "$label" = base ]; then
+      cp -r "$WORK/project-base" "$p"; bin="$FERRY_BASE"
+    else
+      cp -r "$WORK/project" "$p"
+    fi
     auth=$(prepare "$label" "$p")
     "$bin" serve iris@production --port "$PORT" -C "$p" 2>/dev/null &
   fi
