@@ -5,6 +5,9 @@
 #
 #   base      FERRY_BASE (a ferry from before the gate), a store without users
 #   open      FERRY, a store without users (the gate is off)
+#   open_hdr  the same, with a Bearer header of a token's length sent and
+#             ignored (what sending credentials costs the client and the
+#             kernel, whatever the server does with them)
 #   basic     FERRY, a store with users: a non-admin editor of a workspace
 #             sends HTTP Basic on every request (the stock client does)
 #   token     FERRY, the same user with a ferry API token (Bearer)
@@ -43,6 +46,8 @@ URL="http://127.0.0.1:$PORT"
 prepare() { # label store
   local label="$1" store="$2"
   case "$label" in
+    open_hdr)
+      printf 'Bearer ferry_%016d_%064d' 0 0 ;;
     basic|token)
       printf '%s\n' "$PASSWORD" | "$FERRY" admin create-user bench --password-stdin --store "$store" 2>/dev/null
       "$FERRY" admin add-member bench --workspace team --role editor --store "$store" 2>/dev/null
@@ -110,11 +115,10 @@ PY
   echo "$raw" | awk '/Requests\/sec/ {rps=$2} / 50%/ {p50=$2} / 99%/ {p99=$2} END {print rps, p50, p99}' >> "$OUT/$label.txt"
 }
 
-labels="base open basic token ceiling"
 for rep in $(seq 1 "$REPS"); do
-  [ $((rep % 2)) = 0 ] && labels="token basic open base ceiling" || labels="base open basic token ceiling"
+  [ $((rep % 2)) = 0 ] && labels="token basic open_hdr open base ceiling" || labels="base open open_hdr basic token ceiling"
   echo "rep $rep ($labels), load $(cut -d' ' -f1 /proc/loadavg)" >&2
   for l in $labels; do run "$l"; done
 done
 
-python3 "$HERE/auth_summary.py" "$OUT" "log-metric" base open basic token ceiling
+python3 "$HERE/auth_summary.py" "$OUT" "log-metric" base open open_hdr basic token ceiling

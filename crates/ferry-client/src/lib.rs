@@ -226,26 +226,66 @@ impl Client {
     }
 
     fn post(&self, path: &str, body: &Value) -> Result<Value> {
-        let endpoint = format!("POST /api/2.0/mlflow/{path}");
-        let req = self
+        self.post_to("mlflow", path, body, None)
+    }
+
+    /// POSTs `body` to `/api/2.0/{api}/{path}`, saying why when given (a
+    /// protected alias on a team server needs a reason, sent as
+    /// `ferry_records::REASON_HEADER`).
+    fn post_to(&self, api: &str, path: &str, body: &Value, reason: Option<&str>) -> Result<Value> {
+        let endpoint = format!("POST /api/2.0/{api}/{path}");
+        let mut req = self
             .auth(
                 self.agent
-                    .post(format!("{}/api/2.0/mlflow/{path}", self.base)),
+                    .post(format!("{}/api/2.0/{api}/{path}", self.base)),
             )
             .header("Content-Type", "application/json");
+        if let Some(r) = reason {
+            let encoded =
+                percent_encoding::utf8_percent_encode(r, percent_encoding::NON_ALPHANUMERIC);
+            req = req.header(ferry_records::REASON_HEADER, encoded.to_string());
+        }
         self.answer(&endpoint, req.send(body.to_string()))
     }
 
     fn get(&self, path: &str, query: &[(&str, &str)]) -> Result<Value> {
-        let endpoint = format!("GET /api/2.0/mlflow/{path}");
+        self.get_from("mlflow", path, query)
+    }
+
+    fn get_from(&self, api: &str, path: &str, query: &[(&str, &str)]) -> Result<Value> {
+        let endpoint = format!("GET /api/2.0/{api}/{path}");
         let mut req = self.auth(
             self.agent
-                .get(format!("{}/api/2.0/mlflow/{path}", self.base)),
+                .get(format!("{}/api/2.0/{api}/{path}", self.base)),
         );
         for (k, v) in query {
             req = req.query(*k, *v);
         }
         self.answer(&endpoint, req.call())
+    }
+
+    /// Starts a rollout of `model` through the server's deployments API
+    /// (`rollout`: what `ferry deploy` was asked); the answer is the
+    /// deployment and the gateways that will carry it out.
+    pub fn start_deployment(&self, model: &str, rollout: &Value) -> Result<Value> {
+        let body = json!({ "name": model, "rollout": rollout });
+        self.post_to("ferry", "deployments/create", &body, None)
+    }
+
+    /// Ends `model`'s active rollout: `promote` or `abort`, saying why.
+    pub fn end_deployment(&self, model: &str, action: &str, reason: Option<&str>) -> Result<Value> {
+        let body = json!({ "name": model, "action": action });
+        self.post_to("ferry", "deployments/end", &body, reason)
+    }
+
+    /// `model`'s last deployment, its events and the gateways serving it.
+    pub fn deployment(&self, model: &str) -> Result<Value> {
+        self.get_from("ferry", "deployments/get", &[("name", model)])
+    }
+
+    /// The active deployments the caller may read.
+    pub fn active_deployments(&self) -> Result<Value> {
+        self.get_from("ferry", "deployments/list", &[])
     }
 
     fn field<'a>(&self, endpoint: &str, v: &'a Value, ptr: &str) -> Result<&'a Value> {
@@ -694,23 +734,8 @@ impl Client {
         version: i64,
         reason: Option<&str>,
     ) -> Result<()> {
-        let path = "registered-models/alias";
         let body = json!({ "name": model, "alias": alias, "version": version.to_string() });
-        let mut req = self
-            .auth(
-                self.agent
-                    .post(format!("{}/api/2.0/mlflow/{path}", self.base)),
-            )
-            .header("Content-Type", "application/json");
-        if let Some(r) = reason {
-            let encoded =
-                percent_encoding::utf8_percent_encode(r, percent_encoding::NON_ALPHANUMERIC);
-            req = req.header(ferry_records::REASON_HEADER, encoded.to_string());
-        }
-        self.answer(
-            &format!("POST /api/2.0/mlflow/{path}"),
-            req.send(body.to_string()),
-        )?;
+        self.post_to("mlflow", "registered-models/alias", &body, reason)?;
         Ok(())
     }
 

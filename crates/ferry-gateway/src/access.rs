@@ -191,7 +191,7 @@ impl ferry_http::guard::Guard for GatewayGuard {
 
     /// A prediction by credentials this thread saw allowed on the model,
     /// in this auth generation and within their time.
-    fn passes_at_once(&self, req: &Request) -> bool {
+    fn passes_at_once(self: &Arc<Self>, req: &mut Request) -> bool {
         let first = || self.gw.table().models.first().map(|m| m.name.clone());
         match need(req.method().as_str(), req.uri().path(), first) {
             Need::Model(name, action) => {

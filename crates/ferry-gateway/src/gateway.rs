@@ -12,6 +12,7 @@ use crate::canary::{self, Phase, Plan, Strategy};
 use crate::loader::{LoadError, Loader};
 use crate::predictor::{self, PredictError, Predictor};
 use crate::predlog::PredLog;
+use crate::rollout;
 use crate::stats::{Snapshot, VersionStats};
 use ferry_metadata::{Deployment, DeploymentChange, MetadataStore, ModelVersion};
 use ferry_onnx::{Tensor, TensorData};
@@ -269,43 +270,6 @@ pub struct Gateway {
     pub counters: GatewayCounters,
     /// The longest a prediction may take ([`REQUEST_TIMEOUT`] by default).
     pub request_timeout: std::time::Duration,
-}
-
-/// The change that ends `d` (a promotion, a rollback or an abort): all
-/// traffic to the version that stays, the alias moved to the candidate when
-/// it is promoted, the candidate tagged rejected otherwise. The gateway and
-/// `ferry deploy promote|abort` end deployments through this one function.
-pub fn ending(
-    d: &Deployment,
-    phase: Phase,
-    reason: &str,
-    detail: Value,
-    now_ms: i64,
-) -> DeploymentChange {
-    let plan: Option<Plan> = serde_json::from_value(d.spec.clone()).ok();
-    let promoted = phase == Phase::Promoted;
-    DeploymentChange {
-        phase: phase.as_str().into(),
-        active: false,
-        step: d.step,
-        weight: if promoted { 100 } else { 0 },
-        step_started_ms: now_ms,
-        reason: Some(reason.to_owned()),
-        kind: phase.as_str().into(),
-        detail,
-        now_ms,
-        move_alias: promoted.then(|| plan.map_or_else(|| "production".to_owned(), |p| p.alias)),
-        reject: !promoted,
-    }
-}
-
-/// The audit log's word for how a deployment ended.
-pub fn phase_action(phase: Phase) -> &'static str {
-    match phase {
-        Phase::Promoted => "promote",
-        Phase::RolledBack => "rollback",
-        _ => "abort",
-    }
 }
 
 /// Why a prediction was not made; the handlers render it in their protocol.
@@ -633,13 +597,14 @@ impl Gateway {
         reason: &str,
         detail: Value,
     ) -> Result<Deployment, ferry_metadata::Error> {
-        let change = ending(d, phase, reason, detail, ferry_core::now_ms());
+        let change = rollout::ending(d, phase, reason, detail, ferry_core::now_ms());
         let ended = self
             .store
             .change_deployment(&d.id, d.revision, &change)
             .await?;
-        let action = format!("deployment.{}", phase_action(phase));
-        crate::rollout::audit(self.store.as_ref(), "gateway", &action, &ended, reason).await;
+        let action = format!("deployment.{}", rollout::phase_action(phase));
+        let by = rollout::By::local("gateway");
+        rollout::audit(self.store.as_ref(), &by, &action, &ended, reason).await;
         Ok(ended)
     }
 

@@ -12,7 +12,6 @@
 
 pub mod access;
 pub mod bucket;
-pub mod canary;
 pub mod gateway;
 pub mod http;
 pub mod loader;
@@ -22,10 +21,10 @@ pub mod predlog;
 pub mod presence;
 pub mod process;
 pub mod protocol;
-pub mod rollout;
 pub mod runtime;
 pub mod stats;
 
+pub use ferry_rollout::{canary, rollout};
 pub use gateway::{Gateway, Selector, ServeSpec};
 pub use http::{HttpState, router};
 

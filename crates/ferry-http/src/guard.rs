@@ -20,8 +20,12 @@ pub trait Guard: Send + Sync + 'static {
     /// Whether requests go through [`Guard::guard`] now.
     fn is_on(&self) -> bool;
     /// Whether `req` may pass at once, decided without waiting (a decision
-    /// this thread made before); then it goes through as while off.
-    fn passes_at_once(&self, _req: &Request) -> bool {
+    /// this thread made before); then it goes through as while off. A guard
+    /// may also leave its decision to the route, by an extension the
+    /// route's extractor must take and act on before the route does
+    /// anything (the tracking server's JSON routes, whose ids are in the
+    /// body the extractor reads anyway).
+    fn passes_at_once(self: &Arc<Self>, _req: &mut Request) -> bool {
         false
     }
     /// Decides on `req`: answers it, or gives it to `next` (one box: the
@@ -112,9 +116,9 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request) -> Self::Future {
+    fn call(&mut self, mut req: Request) -> Self::Future {
         use futures_util::FutureExt as _;
-        if !self.guard.is_on() || self.guard.passes_at_once(&req) {
+        if !self.guard.is_on() || self.guard.passes_at_once(&mut req) {
             return Either::Left(self.inner.call(req));
         }
         // The service that was polled ready goes with the request.

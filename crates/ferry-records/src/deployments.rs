@@ -27,7 +27,7 @@ pub struct NewDeployment {
     pub reason: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 pub struct Deployment {
     pub id: String,
     pub model: String,
@@ -48,7 +48,7 @@ pub struct Deployment {
     pub picked_up_ms: Option<i64>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 pub struct DeploymentEvent {
     pub deployment_id: String,
     pub seq: i64,
@@ -131,7 +131,7 @@ pub struct GatewayModel {
 pub const GATEWAY_ROW_KEPT_MS: i64 = 24 * 3600 * 1000;
 
 /// A running gateway as its last heartbeat described it.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 pub struct GatewayBeat {
     pub id: String,
     pub host: String,

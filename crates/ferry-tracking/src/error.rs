@@ -212,3 +212,15 @@ impl From<ferry_search::SearchError> for ApiError {
         Self::invalid(e.0)
     }
 }
+
+impl From<ferry_rollout::rollout::DeployError> for ApiError {
+    fn from(e: ferry_rollout::rollout::DeployError) -> Self {
+        use ferry_rollout::rollout::DeployError as E;
+        match e {
+            E::Store(e) => e.into(),
+            E::Encode(e) => Self::internal(e),
+            E::NoSuchVersion(_) | E::NoDeployment(_) => Self::not_found(e.to_string()),
+            other => Self::invalid(other.to_string()),
+        }
+    }
+}

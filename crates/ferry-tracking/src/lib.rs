@@ -113,9 +113,18 @@ pub fn router(state: AppState, gate: Option<Arc<auth::Gate>>) -> Router {
         .put(a::upload)
         .delete(a::delete)
         .layer(DefaultBodyLimit::disable());
+    use routes::deployments as d;
+    // ferry's own API: rollouts started and ended through the server.
+    let ferry = Router::new()
+        .route("/deployments/create", post(d::create))
+        .route("/deployments/end", post(d::end))
+        .route("/deployments/get", get(d::get))
+        .route("/deployments/list", get(d::list))
+        .layer(DefaultBodyLimit::max(MAX_JSON_BODY));
     let auth_api = auth::routes().layer(axum::middleware::from_fn(auth::needs_gate));
     let app = Router::new()
         .nest("/api/2.0/mlflow", mlflow)
+        .nest("/api/2.0/ferry", ferry)
         .merge(auth_api)
         .route("/api/2.0/mlflow-artifacts/artifacts", get(a::list))
         .route("/api/2.0/mlflow-artifacts/artifacts/{*path}", artifact_file)

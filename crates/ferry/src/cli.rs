@@ -924,6 +924,25 @@ mod tests {
         super::Cli::command().debug_assert();
     }
 
+    /// `ferry deploy`'s defaults are those of the server's deployments API
+    /// (a field left out of `deployments/create` means what a flag left
+    /// out means).
+    #[test]
+    fn deploy_defaults_are_the_deployments_apis() {
+        use clap::Parser;
+        let cli = super::Cli::try_parse_from(["ferry", "deploy", "iris/3"]).unwrap();
+        let super::Command::Deploy(a) = cli.command else {
+            panic!("not deploy")
+        };
+        assert_eq!(
+            crate::serve::request(a.start),
+            ferry_gateway::rollout::Request {
+                candidate: Some("iris/3".into()),
+                ..Default::default()
+            }
+        );
+    }
+
     /// Every command that reads or writes runs, models or deployments takes
     /// `--server` and `--store` with the same environment variables and the
     /// same help (the one `Place`, flattened).

@@ -613,11 +613,7 @@ fn runs_show(h: &dyn ferry_runner::History, run: &str, json: bool) -> Result<u8>
 fn runner_store_err(e: ferry_runner::Error) -> anyhow::Error {
     match e {
         ferry_runner::Error::Store(s) => store_err(s),
-        ferry_runner::Error::Remote(ferry_client::Error::Api {
-            status: 400..=499,
-            message,
-            ..
-        }) => usage(message),
+        ferry_runner::Error::Remote(e) => crate::exit::client_err(e),
         e @ ferry_runner::Error::NoSuchRun(_) => usage(e.to_string()),
         other => other.into(),
     }

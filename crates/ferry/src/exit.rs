@@ -96,6 +96,21 @@ pub fn of_rollout(promoted: bool) -> u8 {
 
 /// A store's refusal the user caused (no such thing, an invalid or
 /// conflicting request) is a usage error; its other failures are not.
+/// A team server's answer to a request the user got wrong or may not make
+/// (4xx) is a usage error, said as the server said it; any other failure
+/// (the server unreachable, a 5xx) is not.
+pub(crate) fn client_err(e: ferry_client::Error) -> anyhow::Error {
+    match e {
+        ferry_client::Error::Api {
+            status: 400..=499,
+            message,
+            ..
+        } => usage(message),
+        e @ ferry_client::Error::Url { .. } => usage(e.to_string()),
+        other => other.into(),
+    }
+}
+
 pub(crate) fn store_err(e: ferry_metadata::Error) -> anyhow::Error {
     match e {
         ferry_metadata::Error::NotFound(m)

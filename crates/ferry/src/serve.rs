@@ -7,7 +7,7 @@ use crate::exit::{self, usage};
 use anyhow::{Context, Result};
 use ferry_gateway::canary::{self, Phase, Plan, Strategy};
 use ferry_gateway::loader::Artifacts as ArtifactFiles;
-use ferry_gateway::rollout::{self, DeployError};
+use ferry_gateway::rollout::{self, DeployError, Ended, Started};
 use ferry_metadata::{Deployment, MetadataStore};
 use std::sync::Arc;
 
@@ -151,30 +151,133 @@ pub fn serve(ctx: &Ctx, a: ServeArgs) -> Result<u8> {
 }
 
 pub fn deploy(ctx: &Ctx, a: DeployArgs) -> Result<u8> {
-    let url = || ctx.store_url(&a.place, "ferry deploy", DEPLOY_NEEDS_STORE, false);
+    let place = a.place;
+    let at = || Rollouts::open(ctx, &place);
     match a.command {
-        Some(DeployCommand::Status { model, watch, json }) => status(&url()?.0, model, watch, json),
-        Some(DeployCommand::Promote { model, reason }) => {
-            end(&url()?.0, &model, Phase::Promoted, reason)
-        }
-        Some(DeployCommand::Abort { model, reason }) => {
-            end(&url()?.0, &model, Phase::Aborted, reason)
-        }
-        None => start(a.start, || Ok(url()?.0)),
+        Some(DeployCommand::Status { model, watch, json }) => status(at, model, watch, json),
+        Some(DeployCommand::Promote { model, reason }) => end(at, &model, Phase::Promoted, reason),
+        Some(DeployCommand::Abort { model, reason }) => end(at, &model, Phase::Aborted, reason),
+        None => start(a.start, at),
     }
+}
+
+/// Where `ferry deploy` starts, follows and ends rollouts: the store the
+/// gateways read, or a team server's deployments API (`--server`, with
+/// the caller's token: a role, not the database). Both follow
+/// `ferry_rollout`'s rules; the server also decides who may.
+enum Rollouts {
+    Store(Arc<dyn MetadataStore>),
+    Server(ferry_client::Client),
+}
+
+/// A deployment as `ferry deploy status` shows it.
+#[derive(serde::Deserialize)]
+struct Status {
+    deployment: Deployment,
+    events: Vec<ferry_metadata::DeploymentEvent>,
+    gateways: Vec<ferry_metadata::GatewayBeat>,
+}
+
+/// A team server's refusal or failure, as ferry's commands say them.
+fn answered(e: ferry_client::Error) -> anyhow::Error {
+    crate::exit::client_err(e)
+}
+
+/// A server's answer read as `T`.
+fn read_answer<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> Result<T> {
+    serde_json::from_value(v).context("the server's answer is not a deployment")
+}
+
+impl Rollouts {
+    fn open(ctx: &Ctx, place: &crate::cli::Place) -> Result<Self> {
+        if let crate::place::Target::Server(url) = place.target()? {
+            return Ok(Self::Server(
+                ferry_client::Client::new(url).map_err(answered)?,
+            ));
+        }
+        let (url, _) = ctx.store_url(place, "ferry deploy", DEPLOY_NEEDS_STORE, false)?;
+        let store = runtime()?.block_on(open(&url))?;
+        Ok(Self::Store(store))
+    }
+
+    async fn start(&self, r: &rollout::Rollout, asked: &rollout::Request) -> Result<Started> {
+        match self {
+            Self::Store(s) => rollout::start(s.as_ref(), r, &cli_by())
+                .await
+                .map_err(refused),
+            Self::Server(c) => {
+                let v = c
+                    .start_deployment(&r.model, &serde_json::to_value(asked)?)
+                    .map_err(answered)?;
+                read_answer(v)
+            }
+        }
+    }
+
+    async fn end(&self, model: &str, phase: Phase, reason: Option<String>) -> Result<Ended> {
+        match self {
+            Self::Store(s) => rollout::end(s.as_ref(), model, phase, reason, &cli_by())
+                .await
+                .map_err(refused),
+            Self::Server(c) => {
+                let action = if phase == Phase::Promoted {
+                    "promote"
+                } else {
+                    "abort"
+                };
+                let v = c
+                    .end_deployment(model, action, reason.as_deref())
+                    .map_err(answered)?;
+                read_answer(v)
+            }
+        }
+    }
+
+    async fn status(&self, model: &str) -> Result<Status> {
+        match self {
+            Self::Store(s) => {
+                let d = rollout::last(s.as_ref(), model).await.map_err(refused)?;
+                let events = s.deployment_events(&d.id).await?;
+                let alias = serde_json::from_value::<Plan>(d.spec.clone())
+                    .map_or_else(|_| "production".to_owned(), |p| p.alias);
+                let gateways = rollout::serving(s.as_ref(), model, &alias).await?;
+                Ok(Status {
+                    deployment: d,
+                    events,
+                    gateways,
+                })
+            }
+            Self::Server(c) => read_answer(c.deployment(model).map_err(answered)?),
+        }
+    }
+
+    async fn active(&self) -> Result<Vec<Deployment>> {
+        match self {
+            Self::Store(s) => Ok(s.list_deployments(None, true).await?),
+            Self::Server(c) => {
+                let v = c.active_deployments().map_err(answered)?;
+                read_answer(v["deployments"].clone())
+            }
+        }
+    }
+}
+
+/// `ferry deploy` on a store, for the audit log.
+fn cli_by() -> rollout::By {
+    rollout::By::local(ferry_metadata::cli_actor())
 }
 
 /// A refused rollout is a usage error; a store that cannot be read is not.
 fn refused(e: DeployError) -> anyhow::Error {
     match e {
-        DeployError::Store(e) => e.into(),
+        DeployError::Store(e) => crate::exit::store_err(e),
         DeployError::Encode(e) => e.into(),
         e => usage(e.to_string()),
     }
 }
 
 /// The rollout `ferry deploy MODEL/VERSION` asks for, as given.
-fn request(a: DeployStart) -> rollout::Request {
+pub(crate) fn request(a: DeployStart) -> rollout::Request {
     rollout::Request {
         candidate: a.candidate,
         old_version: a.old_version,
@@ -196,41 +299,21 @@ fn request(a: DeployStart) -> rollout::Request {
     }
 }
 
-/// Starts a rollout ([`rollout::plan`] and [`rollout::admit`] decide
-/// whether it may start); `url` gives the store once the flags are checked.
-fn start(a: DeployStart, url: impl FnOnce() -> Result<String>) -> Result<u8> {
+/// Starts a rollout ([`rollout::plan`] checks the flags before anything is
+/// opened; [`rollout::start`] decides whether it may start, on the store or
+/// on the team server).
+fn start(a: DeployStart, at: impl FnOnce() -> Result<Rollouts>) -> Result<u8> {
     let (wait, json) = (a.wait, a.json);
-    let rollout = rollout::plan(&request(a)).map_err(refused)?;
+    let asked = request(a);
+    let rollout = rollout::plan(&asked).map_err(refused)?;
     let plan = &rollout.plan;
     let strategy = plan.strategy;
-    let url = &url()?;
+    let at = at()?;
     let rt = runtime()?;
-    let d = rt.block_on(async {
-        let store = open(url).await?;
-        let new = rollout::admit(store.as_ref(), &rollout, ferry_core::now_ms())
-            .await
-            .map_err(refused)?;
-        let gateways = serving(store.as_ref(), &rollout.model, &plan.alias).await?;
-        let d = store
-            .create_deployment(&new)
-            .await
-            .map_err(crate::exit::store_err)?;
-        let what = format!(
-            "{} started: {}",
-            plan.strategy.as_str(),
-            new.reason.as_deref().unwrap_or("no reason given")
-        );
-        rollout::audit(
-            store.as_ref(),
-            &ferry_metadata::cli_actor(),
-            "deployment.start",
-            &d,
-            &what,
-        )
-        .await;
-        Ok::<_, anyhow::Error>((d, gateways))
-    })?;
-    let (d, gateways) = d;
+    let Started {
+        deployment: d,
+        gateways,
+    } = rt.block_on(at.start(&rollout, &asked))?;
     // As with a rollout object and no controller running: the rollout is
     // recorded and waits for a gateway; the person is told it will wait.
     if gateways.is_empty() {
@@ -259,7 +342,7 @@ fn start(a: DeployStart, url: impl FnOnce() -> Result<String>) -> Result<u8> {
         describe_plan(plan),
     );
     if wait {
-        return rt.block_on(follow(url, &d.model, &d.id, json));
+        return rt.block_on(follow(&at, &d.model, &d.id, json));
     }
     eprintln!("  follow it: ferry deploy status {} --watch", d.model);
     Ok(exit::OK)
@@ -299,98 +382,43 @@ fn describe_plan(p: &Plan) -> String {
     parts.join(", ")
 }
 
-/// The live gateways that serve `model` by `alias` (those that carry out
-/// its rollouts).
-async fn serving(
-    store: &dyn MetadataStore,
+fn end(
+    at: impl FnOnce() -> Result<Rollouts>,
     model: &str,
-    alias: &str,
-) -> Result<Vec<ferry_metadata::GatewayBeat>> {
-    let now = ferry_core::now_ms();
-    Ok(store
-        .list_gateways()
-        .await?
-        .into_iter()
-        .filter(|g| g.live(now) && g.serves_alias(model, alias))
-        .collect())
+    phase: Phase,
+    reason: Option<String>,
+) -> Result<u8> {
+    let at = at()?;
+    let ended = runtime()?.block_on(at.end(model, phase, reason))?;
+    let Ended {
+        deployment: d,
+        unjudged,
+        reason,
+    } = ended;
+    eprintln!(
+        "{model} version {}: {} ({reason})",
+        d.candidate,
+        match (phase == Phase::Promoted, unjudged) {
+            (true, _) => "promoted",
+            (false, false) => "aborted and marked rejected; all traffic back to the stable version",
+            (false, true) =>
+                "aborted before any gateway picked it up; the version is not marked rejected",
+        }
+    );
+    Ok(exit::OK)
 }
 
-async fn find(store: &dyn MetadataStore, model: &str) -> Result<Deployment> {
-    store
-        .list_deployments(Some(model), false)
-        .await?
-        .into_iter()
-        .next()
-        .ok_or_else(|| usage(format!("model `{model}` has no deployment")))
-}
-
-fn end(url: &str, model: &str, phase: Phase, reason: Option<String>) -> Result<u8> {
+fn status(
+    at: impl FnOnce() -> Result<Rollouts>,
+    model: Option<String>,
+    watch: bool,
+    json: bool,
+) -> Result<u8> {
+    let at = at()?;
     let rt = runtime()?;
     rt.block_on(async {
-        let store = open(url).await?;
-        let d = find(store.as_ref(), model).await?;
-        if !d.active {
-            return Err(usage(format!(
-                "the last deployment of `{model}` (version {}) already ended: {}",
-                d.candidate, d.phase
-            )));
-        }
-        let promoted = phase == Phase::Promoted;
-        // On a team's store, promoting by hand moves a protected alias by
-        // hand: it needs a reason, as `ferry models alias` does.
-        if promoted && reason.is_none() && !store.list_users().await?.is_empty() {
-            return Err(usage(format!(
-                "promoting `{model}` by hand moves a protected alias: say why with --reason TEXT (or let the gateway's analysis promote it)"
-            )));
-        }
-        let reason = reason.unwrap_or_else(|| {
-            if promoted {
-                "promoted by hand"
-            } else {
-                "aborted by hand"
-            }
-            .to_owned()
-        });
-        let mut change = ferry_gateway::gateway::ending(
-            &d,
-            phase,
-            &reason,
-            serde_json::json!({"by": "ferry deploy"}),
-            ferry_core::now_ms(),
-        );
-        // No gateway ever routed the candidate: nothing judged it, so
-        // aborting says nothing about the version.
-        let unjudged = d.picked_up_ms.is_none();
-        if unjudged {
-            change.reject = false;
-        }
-        let ended = store
-            .change_deployment(&d.id, d.revision, &change)
-            .await
-            .map_err(crate::exit::store_err)?;
-        let action = format!("deployment.{}", ferry_gateway::gateway::phase_action(phase));
-        rollout::audit(store.as_ref(), &ferry_metadata::cli_actor(), &action, &ended, &reason).await;
-        eprintln!(
-            "{model} version {}: {} ({reason})",
-            d.candidate,
-            match (promoted, unjudged) {
-                (true, _) => "promoted",
-                (false, false) =>
-                    "aborted and marked rejected; all traffic back to the stable version",
-                (false, true) =>
-                    "aborted before any gateway picked it up; the version is not marked rejected",
-            }
-        );
-        Ok(exit::OK)
-    })
-}
-
-fn status(url: &str, model: Option<String>, watch: bool, json: bool) -> Result<u8> {
-    let rt = runtime()?;
-    rt.block_on(async {
-        let store = open(url).await?;
         let Some(model) = model else {
-            let all = store.list_deployments(None, true).await?;
+            let all = at.active().await?;
             if json {
                 crate::ui::print_json(&all)?;
             } else if all.is_empty() {
@@ -402,15 +430,17 @@ fn status(url: &str, model: Option<String>, watch: bool, json: bool) -> Result<u
             }
             return Ok(exit::OK);
         };
-        let d = find(store.as_ref(), &model).await?;
+        let Status {
+            deployment: d,
+            events,
+            gateways,
+        } = at.status(&model).await?;
         if watch {
-            return follow(url, &model, &d.id, json).await;
+            return follow(&at, &model, &d.id, json).await;
         }
-        let events = store.deployment_events(&d.id).await?;
         let alias = serde_json::from_value::<Plan>(d.spec.clone())
             .map(|p| p.alias)
             .unwrap_or_else(|_| "production".into());
-        let gateways = serving(store.as_ref(), &model, &alias).await?;
         if json {
             crate::ui::print_json(
                 &serde_json::json!({"deployment": d, "events": events, "gateways": gateways}),
@@ -533,15 +563,24 @@ fn print_event(e: &ferry_metadata::DeploymentEvent) {
     println!("{}", line.trim_end());
 }
 
-/// Prints events as they come until the deployment ends.
-async fn follow(url: &str, model: &str, id: &str, json: bool) -> Result<u8> {
-    let store = open(url).await?;
+/// Prints events as they come until the deployment `id` of `model` ends.
+async fn follow(at: &Rollouts, model: &str, id: &str, json: bool) -> Result<u8> {
     let mut seen = 0usize;
     if !json {
         print_event_header();
     }
     loop {
-        let events = store.deployment_events(id).await?;
+        let Status {
+            deployment: d,
+            events,
+            ..
+        } = at.status(model).await?;
+        if d.id != id {
+            return Err(usage(format!(
+                "the deployment of `{model}` being followed was replaced by {}",
+                d.id
+            )));
+        }
         for e in events.iter().skip(seen) {
             if json {
                 println!("{}", serde_json::to_string(e)?);
@@ -550,10 +589,6 @@ async fn follow(url: &str, model: &str, id: &str, json: bool) -> Result<u8> {
             }
         }
         seen = events.len();
-        let d = store
-            .get_deployment(id)
-            .await?
-            .ok_or_else(|| usage(format!("the deployment of `{model}` is gone")))?;
         if !d.active {
             if !json {
                 println!("{}", headline(&d));

@@ -182,6 +182,8 @@ struct Params {
     alias: Option<String>,
     /// A tag's key (`set-tag`, `delete-tag`).
     key: Option<String>,
+    /// How a deployment ends (`deployments/end`).
+    action: Option<String>,
 }
 
 /// An experiment id as the routes parse it (trimmed, a number's digits),
@@ -228,6 +230,7 @@ impl Params {
             path: field("path"),
             alias: field("alias"),
             key: field("key"),
+            action: field("action"),
         }
     }
 
@@ -271,6 +274,45 @@ impl ferry_http::guard::Guard for Gate {
         Access::is_on(self)
     }
 
+    /// A request on a run, an experiment or a logged model, on a route that
+    /// neither audits nor filters, by credentials this thread saw allowed
+    /// the same on the same id (named in the path or the query string) in
+    /// this auth generation, passes at once. One that names its id in a
+    /// JSON body leaves the decision to the route's [`crate::extract::Json`]
+    /// ([`InBody`]), which reads that body anyway: the body is read and
+    /// parsed once, and the request needs no box. Registered models are
+    /// left out: what they need can depend on the request (a protected
+    /// alias or its tag), which [`protection`] decides first.
+    fn passes_at_once(self: &Arc<Self>, req: &mut Request) -> bool {
+        let route = rules::route(req.method().as_str(), req.uri().path());
+        let Some(code) = at_once_code(route) else {
+            return false;
+        };
+        let tag = self.tag(req.headers());
+        let seen = |id: Option<&str>| id.is_some_and(|id| self.seen_allowed(&tag, id, code));
+        match route.rule {
+            Rule::LoggedModel(_) => seen(rules::logged_model_id(req.uri().path())),
+            _ if req.method() == Method::GET => {
+                let p = query_params(req.uri().query());
+                seen(rule_id(route.rule, req.uri(), &p))
+            }
+            Rule::Run(_) | Rule::Experiment(_)
+                if req.method() == Method::POST
+                    && crate::extract::json_content_type(req.headers()).is_ok() =>
+            {
+                let in_body = InBody {
+                    gate: self.clone(),
+                    tag,
+                    route,
+                    code,
+                };
+                req.extensions_mut().insert(in_body);
+                true
+            }
+            _ => false,
+        }
+    }
+
     fn guard<S: Routes>(self: Arc<Self>, req: Request, next: Next<S>) -> ferry_http::guard::Answer {
         Box::pin(guarded(self, req, next))
     }
@@ -284,11 +326,6 @@ async fn guarded<S: Routes>(gate: Arc<Gate>, req: Request, next: Next<S>) -> Res
         return next.run(req).await;
     }
     let tag = gate.tag(req.headers());
-    let req = match at_once(&gate, &tag, route, req).await {
-        AtOnce::Pass(req) => return next.run(req).await,
-        AtOnce::Refuse(e) => return e.into_response(),
-        AtOnce::Decide(req) => req,
-    };
     let source = req.extensions().get::<ferry_http::Peer>().map(|p| p.0.ip());
     let caller = match gate.caller(req.headers(), source).await {
         Ok(c) => c,
@@ -300,59 +337,119 @@ async fn guarded<S: Routes>(gate: Arc<Gate>, req: Request, next: Next<S>) -> Res
         req.extensions_mut().insert(gate.clone());
         return next.run(req).await;
     }
-    let (req, decided) = match decide(&gate, &caller, &tag, route, req).await {
+    // ferry's own routes audit what they do with who asked.
+    let mut req = req;
+    if req.uri().path().starts_with("/api/2.0/ferry/") {
+        req.extensions_mut().insert(caller.as_ref().clone());
+    }
+    let (req, params) = match read_params(route.rule, req).await {
+        Ok(v) => v,
+        Err(e) => return e.into_response(),
+    };
+    let asked = Asked {
+        route,
+        method: req.method(),
+        uri: req.uri(),
+        headers: req.headers(),
+        source,
+    };
+    let decided = match decide(&gate, &caller, &tag, asked, params).await {
         Ok(d) => d,
-        Err((refusal, resource)) => {
-            let action = route.audit.unwrap_or("request");
-            let what = Audited {
-                action,
-                resource,
-                outcome: "denied",
-                source,
-                reason: None,
-            };
-            gate.audit(Some(&caller), "", what).await;
-            return refusal.into_response();
-        }
+        Err(refusal) => return refusal.into_response(),
     };
     let resp = next.run(req).await;
     after(&gate, &caller, route, decided, resp, source).await
 }
 
-/// What [`at_once`] found.
-enum AtOnce {
-    /// Allowed before: through at once (its body read and re-made).
-    Pass(Request),
-    /// For the whole decision.
-    Decide(Request),
-    /// A body that cannot be read.
-    Refuse(ApiError),
+/// What a request asks, for a decision.
+#[derive(Clone, Copy)]
+struct Asked<'a> {
+    route: Route,
+    method: &'a Method,
+    uri: &'a Uri,
+    headers: &'a axum::http::HeaderMap,
+    source: Option<std::net::IpAddr>,
 }
 
-/// A request on a run, an experiment or a logged model, by credentials this
-/// thread saw allowed the same on the same id in this auth generation, on a
-/// route that neither audits nor filters, passes at once. Registered models
-/// are left out: what they need can depend on the request (a protected
-/// alias or its tag), which [`protection`] decides first.
-async fn at_once(gate: &Gate, tag: &ferry_access::Tag, route: Route, req: Request) -> AtOnce {
+/// A decision the gate left to the route's JSON extractor
+/// ([`Gate::passes_at_once`]): the extractor reads the body and calls
+/// [`InBody::decide`] before the route does anything. Every route this is
+/// left to takes its body through [`crate::extract::Json`]
+/// (`rules::tests::decided_in_the_body` lists them; the permission matrix
+/// refuses on each).
+#[derive(Clone)]
+pub struct InBody {
+    gate: Arc<Gate>,
+    tag: ferry_access::Tag,
+    route: Route,
+    code: u16,
+}
+
+/// The ids a run or experiment route names in its body, as borrowed as
+/// they come: the fast path's parse (anything it cannot read, a number or
+/// a repeated field, goes the whole way).
+#[derive(serde::Deserialize)]
+struct BodyIds<'a> {
+    #[serde(borrow)]
+    run_id: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    run_uuid: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    experiment_id: Option<std::borrow::Cow<'a, str>>,
+}
+
+impl InBody {
+    /// Allows the request (`Ok`), or the refusal, audited.
+    pub async fn decide(
+        self,
+        parts: &axum::http::request::Parts,
+        body: &[u8],
+    ) -> Result<(), ApiError> {
+        if self.seen(body) {
+            return Ok(());
+        }
+        let gate = &self.gate;
+        let source = parts.extensions.get::<ferry_http::Peer>().map(|p| p.0.ip());
+        let caller = gate
+            .caller(&parts.headers, source)
+            .await
+            .map_err(ApiError::from)?;
+        let asked = Asked {
+            route: self.route,
+            method: &parts.method,
+            uri: &parts.uri,
+            headers: &parts.headers,
+            source,
+        };
+        let params = params_of_body(body, parts.uri.query());
+        // The rules left here neither audit an allowed request nor filter.
+        decide(gate, &caller, &self.tag, asked, params)
+            .await
+            .map(drop)
+    }
+
+    /// Whether this thread saw the same allowed on the id the body names.
+    fn seen(&self, body: &[u8]) -> bool {
+        let Ok(ids) = serde_json::from_slice::<BodyIds>(body) else {
+            return false;
+        };
+        let id = match self.route.rule {
+            Rule::Run(_) => ids.run_id.or(ids.run_uuid),
+            Rule::Experiment(_) => ids.experiment_id.map(|e| canonical_id(&e).into()),
+            _ => None,
+        };
+        id.is_some_and(|id| self.gate.seen_allowed(&self.tag, &id, self.code))
+    }
+}
+
+/// The decision code of a route a thread's memory may pass at once: on a
+/// run, an experiment or a logged model, neither audited nor filtered.
+fn at_once_code(route: Route) -> Option<u16> {
     let eligible = matches!(
         route.rule,
         Rule::Run(_) | Rule::Experiment(_) | Rule::LoggedModel(_)
     );
-    let Some(code) = decision_code(route.rule).filter(|_| eligible && route.audit.is_none()) else {
-        return AtOnce::Decide(req);
-    };
-    let (req, params) = match read_params(route.rule, req).await {
-        Ok(v) => v,
-        Err(e) => return AtOnce::Refuse(e),
-    };
-    let seen =
-        rule_id(route.rule, req.uri(), &params).is_some_and(|id| gate.seen_allowed(tag, id, code));
-    if seen {
-        AtOnce::Pass(req)
-    } else {
-        AtOnce::Decide(req)
-    }
+    decision_code(route.rule).filter(|_| eligible && route.audit.is_none())
 }
 
 /// The id a rule decides on, from the request.
@@ -366,46 +463,47 @@ fn rule_id<'a>(rule: Rule, uri: &'a Uri, p: &'a Params) -> Option<&'a str> {
     }
 }
 
-type Denied = (ApiError, String);
-
-/// Reads what the rule needs and decides; the request comes back whole
-/// (its body re-made from the bytes read), or the refusal with the
-/// resource it named.
+/// Decides on what was asked; a refusal is audited with the resource it
+/// named.
 async fn decide(
     gate: &Gate,
     caller: &Caller,
     tag: &ferry_access::Tag,
-    route: Route,
-    req: Request,
-) -> Result<(Request, Decided), Denied> {
-    let (req, params) = read_params(route.rule, req)
-        .await
-        .map_err(|e| (e, String::new()))?;
-    let (method, uri) = (req.method().clone(), req.uri().clone());
+    asked: Asked<'_>,
+    params: Params,
+) -> Result<Decided, ApiError> {
+    let Asked {
+        route,
+        method,
+        uri,
+        headers,
+        source,
+    } = asked;
     let wanted = route.audit.is_some();
-    let reason = reason_of(req.headers());
-    let (rule, protects) = protection(gate, route.rule, uri.path(), &params)
-        .await
-        .map_err(|e| (e, String::new()))?;
+    let reason = reason_of(headers);
+    let (rule, protects) = protection(gate, route.rule, uri.path(), &params).await?;
     let (resource, allowed) =
-        match check(gate, (caller, tag), rule, (&method, &uri), &params, wanted).await {
-            Ok(v) => v,
-            Err(r) => return Err((r, String::new())),
-        };
-    if !allowed {
-        return Err((ApiError::forbidden(), resource));
-    }
-    if let (Some(why), None) = (protects, &reason) {
-        return Err((ApiError::invalid(why), resource));
-    }
-    Ok((
-        req,
-        Decided {
+        check(gate, (caller, tag), rule, (method, uri), &params, wanted).await?;
+    let refusal = if !allowed {
+        ApiError::forbidden()
+    } else if let (Some(why), None) = (protects, &reason) {
+        ApiError::invalid(why)
+    } else {
+        return Ok(Decided {
             resource,
             params,
             reason,
-        },
-    ))
+        });
+    };
+    let what = Audited {
+        action: route.audit.unwrap_or("request"),
+        resource,
+        outcome: "denied",
+        source,
+        reason: None,
+    };
+    gate.audit(Some(caller), "", what).await;
+    Err(refusal)
 }
 
 /// The reason a request gives ([`ferry_metadata::REASON_HEADER`],
@@ -439,6 +537,17 @@ async fn protection(
     );
     if tag_route && p.key.as_deref() == Some(ferry_metadata::PROTECTED_ALIASES_TAG) {
         return Ok((Rule::Model(Action::Manage), None));
+    }
+    // Promoting a rollout by hand moves its alias by hand: a maintainer's,
+    // with a reason.
+    if path == "/api/2.0/ferry/deployments/end" && p.action.as_deref() == Some("promote") {
+        let name = p.name.as_deref().unwrap_or_default();
+        let why = format!(
+            "promoting `{name}` by hand moves a protected alias: a maintainer's, with a reason \
+             (`ferry deploy promote {name} --reason TEXT`, or the {} header)",
+            ferry_metadata::REASON_HEADER
+        );
+        return Ok((Rule::Model(Action::Manage), Some(why)));
     }
     // Renaming a model that holds a protected alias takes the alias with
     // it (its old name could then be made again without): a maintainer's.
@@ -476,7 +585,6 @@ async fn protection(
 /// The request's [`Params`]: from the query string for a GET, from the
 /// JSON body otherwise (artifact uploads are not read: their path says it).
 async fn read_params(rule: Rule, req: Request) -> Result<(Request, Params), ApiError> {
-    let query = query_params(req.uri().query());
     let json = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -487,25 +595,30 @@ async fn read_params(rule: Rule, req: Request) -> Result<(Request, Params), ApiE
                 .starts_with("application/json")
         });
     if req.method() == axum::http::Method::GET || rule == Rule::Artifact || !json {
+        let query = query_params(req.uri().query());
         return Ok((req, query));
     }
     let (parts, body) = req.into_parts();
     let bytes = axum::body::to_bytes(body, MAX_BODY)
         .await
         .map_err(|e| ApiError::bad_request(format!("Cannot read the request body: {e}")))?;
-    // The ids the route will read: a JSON object's fields, whatever else
-    // it holds (a field of another type is kept as its JSON text, which the
-    // route refuses). Only a request with no JSON object (a DELETE naming
-    // its ids in the query string) is decided on the query string: a body
-    // never borrows ids from it.
-    let params = match serde_json::from_slice::<serde_json::Value>(&bytes) {
+    let params = params_of_body(&bytes, parts.uri.query());
+    Ok((Request::from_parts(parts, Body::from(bytes)), params))
+}
+
+/// The ids the route will read from a JSON body: a JSON object's fields,
+/// whatever else it holds (a field of another type is kept as its JSON
+/// text, which the route refuses). Only a request with no JSON object (a
+/// DELETE naming its ids in the query string) is decided on the query
+/// string: a body never borrows ids from it.
+fn params_of_body(bytes: &[u8], query: Option<&str>) -> Params {
+    match serde_json::from_slice::<serde_json::Value>(bytes) {
         Ok(serde_json::Value::Object(fields)) => Params::of_object(&fields),
         Ok(_) => Params::default(),
-        Err(_) if bytes.iter().all(u8::is_ascii_whitespace) => query,
+        Err(_) if bytes.iter().all(u8::is_ascii_whitespace) => query_params(query),
         // A body the route would refuse is the route's to refuse.
         Err(_) => Params::default(),
-    };
-    Ok((Request::from_parts(parts, Body::from(bytes)), params))
+    }
 }
 
 fn query_params(q: Option<&str>) -> Params {
@@ -889,6 +1002,7 @@ async fn filter(gate: &Gate, caller: &Caller, listing: Listing, resp: Response) 
         Listing::LoggedModels => "models",
         Listing::Models => "registered_models",
         Listing::Versions => "model_versions",
+        Listing::Deployments => "deployments",
     };
     let Some(rows) = body.get_mut(field).and_then(|v| v.as_array_mut()) else {
         return resp;
@@ -918,8 +1032,13 @@ async fn readable(
         Listing::Experiments => s(&row["experiment_id"]),
         Listing::Runs => s(&row["info"]["experiment_id"]),
         Listing::LoggedModels => s(&row["info"]["experiment_id"]),
-        Listing::Models | Listing::Versions => {
-            let Some(name) = s(&row["name"]) else {
+        Listing::Models | Listing::Versions | Listing::Deployments => {
+            let field = if listing == Listing::Deployments {
+                "model"
+            } else {
+                "name"
+            };
+            let Some(name) = s(&row[field]) else {
                 return Ok(false);
             };
             return Ok(gate.may_model(caller, &name, Action::Read).await?);
@@ -928,5 +1047,55 @@ async fn readable(
     match exp {
         Some(e) => gate.may_experiment(caller, &e, None, Action::Read).await,
         None => Ok(false),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The routes whose decision the gate leaves to the JSON extractor
+    /// ([`InBody`]). Each handler takes its body through
+    /// `crate::extract::Json`, which makes the decision; a route added here
+    /// must too (the permission matrix refuses on every route, and fails
+    /// for one whose handler does not decide).
+    #[test]
+    fn decided_in_the_body() {
+        let left: Vec<&str> = rules::MLFLOW
+            .iter()
+            .filter(|(m, _, route)| {
+                *m == "POST"
+                    && at_once_code(*route).is_some()
+                    && matches!(route.rule, Rule::Run(_) | Rule::Experiment(_))
+            })
+            .map(|(_, p, _)| *p)
+            .collect();
+        assert_eq!(
+            left,
+            [
+                "experiments/set-experiment-tag",
+                "experiments/delete-experiment-tag",
+                "runs/update",
+                "runs/log-metric",
+                "runs/log-parameter",
+                "runs/set-tag",
+                "runs/delete-tag",
+                "runs/log-batch",
+                "runs/log-inputs",
+                "runs/outputs",
+            ]
+        );
+    }
+
+    #[test]
+    fn the_fast_parse_reads_the_ids_the_routes_read_or_nothing() {
+        fn ids(b: &str) -> Option<BodyIds<'_>> {
+            serde_json::from_str(b).ok()
+        }
+        let i = ids(r#"{"run_id":"a\u0062","value":1,"key":"k"}"#).unwrap();
+        assert_eq!(i.run_id.as_deref(), Some("ab"));
+        // A repeated field, or an id that is no string, goes the whole way.
+        assert!(ids(r#"{"run_id":"a","run_id":"b"}"#).is_none());
+        assert!(ids(r#"{"experiment_id":1}"#).is_none());
     }
 }

@@ -51,6 +51,8 @@ pub enum Listing {
     LoggedModels,
     Models,
     Versions,
+    /// ferry's deployments (by model).
+    Deployments,
 }
 
 /// A route's rule and, for a change worth recording, its audit action.
@@ -75,7 +77,7 @@ const fn audited(rule: Rule, action: &'static str) -> Route {
 }
 
 /// The MLflow API routes under `/api/2.0/mlflow/`, by method and path.
-const MLFLOW: &[(&str, &str, Route)] = {
+pub(super) const MLFLOW: &[(&str, &str, Route)] = {
     use Action::*;
     use Listing as L;
     use Rule::*;
@@ -215,6 +217,20 @@ const MLFLOW: &[(&str, &str, Route)] = {
     ]
 };
 
+/// ferry's own routes under `/api/2.0/ferry/`: rollouts, decided on their
+/// model as the registry's routes are (a promotion by hand is raised to
+/// MANAGE by the gate's protection of aliases).
+pub(super) const FERRY: &[(&str, &str, Route)] = {
+    use Action::*;
+    use Rule::*;
+    &[
+        ("POST", "deployments/create", r(Model(Update))),
+        ("POST", "deployments/end", r(Model(Update))),
+        ("GET", "deployments/get", r(Model(Read))),
+        ("GET", "deployments/list", r(Search(Listing::Deployments))),
+    ]
+};
+
 /// The rule for `method` on `path` (the URI's path, not decoded).
 pub fn route(method: &str, path: &str) -> Route {
     use Action::*;
@@ -241,6 +257,12 @@ pub fn route(method: &str, path: &str) -> Route {
             "DELETE" => audited(Rule::Artifact, "artifact.delete"),
             _ => r(Rule::Deny),
         };
+    }
+    if let Some(rest) = path.strip_prefix("/api/2.0/ferry/") {
+        return FERRY
+            .iter()
+            .find(|(m, p, _)| *m == method && *p == rest)
+            .map_or(r(Rule::Deny), |&(_, _, route)| route);
     }
     let Some(rest) = path.strip_prefix("/api/2.0/mlflow/") else {
         return r(Rule::Deny);
@@ -357,10 +379,13 @@ mod tests {
                 .map_or(rest.len(), |(j, _)| j);
             let call = &rest[..end];
             let path = call.split('"').nth(1).unwrap_or_default();
-            // Routes of the nested MLflow router are relative to its prefix.
+            // Routes of the nested MLflow and ferry routers are relative to
+            // their prefixes.
             let absolute = ["/api/", "/get-artifact", "/health", "/version"];
             let path = if absolute.iter().any(|a| path.starts_with(a)) {
                 path.to_owned()
+            } else if path.starts_with("/deployments/") {
+                format!("/api/2.0/ferry{path}")
             } else {
                 format!("/api/2.0/mlflow{path}")
             };

@@ -503,7 +503,92 @@ const CASES: &[Case] = &[
             )
         },
     },
+    // ferry's deployments API (see `rollout_ready`).
+    Case {
+        name: "deployments/create",
+        least: "editor",
+        request: |f| {
+            (
+                Method::POST,
+                ferry_api("deployments/create"),
+                Some(json!({"name": f.model, "rollout": {"candidate": format!("{}/2", f.model)}})),
+            )
+        },
+    },
+    Case {
+        name: "deployments/get (started)",
+        least: "viewer",
+        request: |f| {
+            (
+                Method::GET,
+                ferry_api(&format!("deployments/get?name={}", f.model)),
+                None,
+            )
+        },
+    },
+    Case {
+        name: "deployments/end abort (started)",
+        least: "editor",
+        request: |f| {
+            (
+                Method::POST,
+                ferry_api("deployments/end"),
+                Some(json!({"name": f.model, "action": "abort"})),
+            )
+        },
+    },
+    Case {
+        name: "deployments/end promote (started)",
+        least: "maintainer",
+        request: |f| {
+            (
+                Method::POST,
+                ferry_api("deployments/end"),
+                Some(json!({"name": f.model, "action": "promote"})),
+            )
+        },
+    },
 ];
+
+fn ferry_api(p: &str) -> String {
+    format!("/api/2.0/ferry/{p}")
+}
+
+/// For the deployments cases: a second version of the fixture's model with
+/// `production` on the first; and for a case marked `(started)`, a rollout
+/// of the second under way.
+async fn rollout_ready(t: &Team, ws: &str, f: &Fixture, case: &str) {
+    if !case.starts_with("deployments/") {
+        return;
+    }
+    t.root(
+        ws,
+        Method::POST,
+        &api("model-versions/create"),
+        Some(json!({"name": f.model, "source": format!("runs:/{}/a.txt", f.run), "run_id": f.run})),
+    )
+    .await;
+    let (s, v) = t
+        .send_with(
+            Some(&basic("root")),
+            Some(ws),
+            &[("x-ferry-reason", "set%20up")],
+            Method::POST,
+            &api("registered-models/alias"),
+            Some(json!({"name": f.model, "alias": "production", "version": "1"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    if case.ends_with("(started)") {
+        t.root(
+            ws,
+            Method::POST,
+            &ferry_api("deployments/create"),
+            Some(json!({"name": f.model, "rollout": {"candidate": format!("{}/2", f.model)}})),
+        )
+        .await;
+    }
+}
 
 #[test]
 fn every_route_allows_exactly_the_roles_the_table_names_in_their_own_workspace_only() {
@@ -534,6 +619,7 @@ async fn matrix(t: &Team) {
             for ws in ["team-a", "team-b"] {
                 n += 1;
                 let f = fixture(t, ws, n).await;
+                rollout_ready(t, ws, &f, case.name).await;
                 let (method, uri, body) = (case.request)(&f);
                 // A reason, which moving a protected alias needs (and the
                 // other routes ignore).
@@ -1633,5 +1719,86 @@ fn a_model_holding_a_protected_alias_is_renamed_only_by_a_maintainer() {
             )
             .await;
         assert_eq!(s, StatusCode::OK);
+    });
+}
+
+#[test]
+fn rollouts_start_and_end_through_the_server_by_role_and_are_audited() {
+    rt().block_on(async {
+        let t = Team::new().await;
+        let f = fixture(&t, "team-a", 1).await;
+        rollout_ready(&t, "team-a", &f, "deployments/create").await;
+        let fb = fixture(&t, "team-b", 2).await;
+        rollout_ready(&t, "team-b", &fb, "deployments/create (started)").await;
+        let create = ferry_api("deployments/create");
+        let body = |m: &str, v: &str| Some(json!({"name": m, "rollout": {"candidate": format!("{m}/{v}"), "steps": [50, 100], "reason": "v2 looks better"}}));
+
+        // The gate decides on `name`: a rollout naming another model is refused.
+        let (s, v) = t
+            .send(Some(&basic("editor-a")), None, Method::POST, &create, Some(json!({"name": f.model, "rollout": {"candidate": format!("{}/2", fb.model)}})))
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+        // A viewer may not start one; an editor may.
+        let (s, _) = t.send(Some(&basic("viewer-a")), None, Method::POST, &create, body(&f.model, "2")).await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+        let (s, v) = t.send(Some(&basic("editor-a")), None, Method::POST, &create, body(&f.model, "2")).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        assert_eq!(v["deployment"]["candidate"], json!(2));
+        assert_eq!(v["deployment"]["stable"], json!(1));
+        assert_eq!(v["gateways"], json!([]));
+        // The same rules as on a store: one active rollout per model, and a
+        // version that does not exist is 404.
+        let (s, v) = t.send(Some(&basic("editor-a")), None, Method::POST, &create, body(&f.model, "2")).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+        let (s, _) = t.send(Some(&basic("editor-a")), None, Method::POST, &create, body(&f.model, "9")).await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+
+        // Each team lists only its own rollouts.
+        let (s, v) = t.send(Some(&basic("viewer-a")), None, Method::GET, &ferry_api("deployments/list"), None).await;
+        assert_eq!(s, StatusCode::OK);
+        let models: Vec<&str> = v["deployments"].as_array().unwrap().iter().map(|d| d["model"].as_str().unwrap()).collect();
+        assert_eq!(models, [f.model.as_str()]);
+        let (s, _) = t.send(Some(&basic("editor-b")), None, Method::GET, &ferry_api(&format!("deployments/get?name={}", f.model)), None).await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+
+        // Promoting by hand: not an editor's; a maintainer's with a reason.
+        let end = ferry_api("deployments/end");
+        let promote = Some(json!({"name": f.model, "action": "promote"}));
+        let why = [("x-ferry-reason", "the%20canary%20is%20fine")];
+        let (s, _) = t.send_with(Some(&basic("editor-a")), None, &why, Method::POST, &end, promote.clone()).await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+        let (s, v) = t.send(Some(&basic("maintainer-a")), None, Method::POST, &end, promote.clone()).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+        assert!(v["message"].as_str().unwrap().contains("--reason"), "{v}");
+        let (s, v) = t.send_with(Some(&basic("maintainer-a")), None, &why, Method::POST, &end, promote.clone()).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        assert_eq!(v["deployment"]["phase"], json!("promoted"));
+        let prod = t.store.resolve_alias(&f.model, "production").await.unwrap().unwrap();
+        assert_eq!(prod.version, 2);
+        let (s, v) = t.send_with(Some(&basic("maintainer-a")), None, &why, Method::POST, &end, promote).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "already ended: {v}");
+
+        // An editor of team B aborts team B's rollout.
+        let (s, v) = t.send(Some(&basic("editor-b")), None, Method::POST, &end, Some(json!({"name": fb.model, "action": "abort"}))).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        assert_eq!(v["unjudged"], json!(true));
+
+        // Who did each, with what, from where.
+        let log = t.store.audit_entries(&Default::default()).await.unwrap();
+        let find = |action: &str, actor: &str| {
+            log.iter().find(|e| e.event.action == action && e.event.actor == actor).unwrap_or_else(|| panic!("no {action} by {actor}"))
+        };
+        let started = find("deployment.start", "editor-a");
+        assert!(started.event.reason.as_deref().unwrap().contains("v2 looks better"));
+        let promoted = find("deployment.promote", "maintainer-a");
+        assert!(promoted.event.reason.as_deref().unwrap().contains("the canary is fine"));
+        find("deployment.abort", "editor-b");
+        // The editor's refused promotion is there too.
+        assert!(log.iter().any(|e| e.event.actor == "editor-a"
+            && e.event.outcome == "denied"
+            && e.event.resource == format!("registered_model:{}", f.model)));
+        let head = t.store.audit_head().await.unwrap();
+        let n = ferry_auth::audit::verify(&log, head.as_ref().map(|(s, h)| (*s, h.as_str()))).unwrap();
+        assert_eq!(n as usize, log.len());
     });
 }

@@ -410,6 +410,122 @@ fn on_a_team_store_production_moves_by_hand_only_with_a_reason_and_every_move_is
 }
 
 #[test]
+fn ferry_deploy_works_through_a_team_server_with_the_callers_token_and_role() {
+    let p = crate::deploy::two_versions();
+    let store = format!("sqlite://{}", p.path().join(".ferry/ferry.db").display());
+    for (user, role) in [("eve", "editor"), ("max", "maintainer")] {
+        let o = with_stdin(
+            &p,
+            &["admin", "create-user", user, "--password-stdin"],
+            &format!("{user}-long-password\n"),
+        );
+        assert_eq!(o.code, 0, "{o:?}");
+        let o = p.ferry(&[
+            "admin",
+            "add-member",
+            user,
+            "--workspace",
+            "default",
+            "--role",
+            role,
+        ]);
+        assert_eq!(o.code, 0, "{o:?}");
+    }
+    let token = |user: &str| {
+        let o = p.ferry(&["admin", "create-token", user, "--name", "cli"]);
+        assert_eq!(o.code, 0, "{o:?}");
+        o.stdout.trim().to_owned()
+    };
+    let (eve, max) = (token("eve"), token("max"));
+    let dir = tempfile::tempdir().unwrap();
+    let server = crate::remote::Server::start_on(dir, &store, &p.path().join("artifacts"));
+    let config = tempfile::tempdir().unwrap();
+    let xdg = config.path().to_str().unwrap();
+    let as_ = |token: &str, args: &[&str]| {
+        let mut v = args.to_vec();
+        v.extend(["--server", &server.url]);
+        with_env(
+            &p,
+            &v,
+            &[("XDG_CONFIG_HOME", xdg), ("FERRY_TOKEN", token)],
+            "",
+        )
+    };
+
+    // Without credentials: told how to give them.
+    let o = with_env(
+        &p,
+        &["deploy", "status", "m", "--server", &server.url],
+        &[("XDG_CONFIG_HOME", xdg)],
+        "",
+    );
+    assert_eq!(o.code, 2, "{o:?}");
+    assert!(o.stderr.contains("hint: set FERRY_TOKEN"), "{o:?}");
+    // An editor starts a rollout and follows it, by the server's rules.
+    let o = as_(&eve, &["deploy", "m/2", "--reason", "new data"]);
+    assert_eq!(o.code, 0, "{o:?}");
+    assert!(
+        o.stderr
+            .contains("canary of m version 2 over version 1 recorded"),
+        "{o:?}"
+    );
+    assert!(
+        o.stderr
+            .contains("warning: no gateway serves `m@production`"),
+        "{o:?}"
+    );
+    let o = as_(&eve, &["deploy", "m/2"]);
+    assert_eq!(o.code, 2, "one rollout at a time: {o:?}");
+    let o = as_(&eve, &["deploy", "status", "m", "--json"]);
+    assert_eq!(o.code, 0, "{o:?}");
+    let s: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    assert_eq!(s["deployment"]["phase"], "progressing");
+    assert_eq!(s["events"][0]["kind"], "started");
+    let o = as_(&eve, &["deploy", "status"]);
+    assert!(
+        o.stdout.contains("m: canary of version 2 over version 1"),
+        "{o:?}"
+    );
+    // Promoting by hand is not an editor's; a maintainer's with a reason.
+    let o = as_(&eve, &["deploy", "promote", "m", "--reason", "fine"]);
+    assert_eq!(o.code, 2, "{o:?}");
+    assert!(o.stderr.contains("Permission denied"), "{o:?}");
+    let o = as_(&max, &["deploy", "promote", "m"]);
+    assert_eq!(o.code, 2, "{o:?}");
+    assert!(o.stderr.contains("--reason"), "{o:?}");
+    let o = as_(
+        &max,
+        &["deploy", "promote", "m", "--reason", "checked by hand"],
+    );
+    assert_eq!(o.code, 0, "{o:?}");
+    assert!(
+        o.stderr.contains("m version 2: promoted (checked by hand)"),
+        "{o:?}"
+    );
+    let o = p.ferry(&["models", "show", "m@production", "--json"]);
+    assert_eq!(o.code, 0, "{o:?}");
+    assert!(o.stdout.contains("\"version\": 2"), "{o:?}");
+
+    // Who did what, with which token, in the log.
+    let o = p.ferry(&["audit", "list", "--action", "deployment", "--json"]);
+    assert_eq!(o.code, 0, "{o:?}");
+    let entries: Vec<serde_json::Value> = serde_json::from_str(&o.stdout).unwrap();
+    let by: Vec<(&str, &str)> = entries
+        .iter()
+        .map(|e| (e["action"].as_str().unwrap(), e["actor"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        by,
+        [("deployment.start", "eve"), ("deployment.promote", "max")]
+    );
+    assert!(
+        entries.iter().all(|e| e["token_id"].is_string()),
+        "{entries:?}"
+    );
+    assert_eq!(p.ferry(&["audit", "verify"]).code, 0);
+}
+
+#[test]
 fn groups_are_made_filled_given_roles_and_listed_and_every_change_is_audited() {
     let p = Proj::new("");
     let dir = tempfile::tempdir().unwrap();

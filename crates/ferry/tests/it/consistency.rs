@@ -281,14 +281,6 @@ fn a_command_refuses_the_option_it_cannot_use() {
             "error: `ferry server` cannot work through `--server`: it is the server",
         ),
         (
-            &["deploy", "m/1", "--server", server],
-            "error: `ferry deploy` cannot work through `--server`: rollouts are recorded in the store the gateways read, and are not part of the MLflow API",
-        ),
-        (
-            &["deploy", "status", "m", "--server", server],
-            "error: `ferry deploy` cannot work through `--server`",
-        ),
-        (
             &["runs", "list", "--server", server, "--store", &store],
             "error: `--server` and `--store` both say where to work: give one",
         ),

@@ -17,8 +17,11 @@ use crate::canary::{self, Criteria, Phase, Plan, Strategy};
 use ferry_core::{ModelRef, ModelRefParseError};
 use ferry_metadata::{MetadataStore, ModelVersion, NewDeployment};
 
-/// What `ferry deploy` was asked, as given on its command line.
-#[derive(Debug, Clone)]
+/// What `ferry deploy` was asked, as given on its command line; also the
+/// body of the team server's `deployments/create` (fields left out take
+/// the command line's defaults).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Request {
     /// The version to roll out: `iris/3` or `iris@candidate`.
     pub candidate: Option<String>,
@@ -44,6 +47,31 @@ pub struct Request {
     pub min_agreement: Option<f64>,
     pub reason: Option<String>,
     pub allow_rejected: bool,
+}
+
+impl Default for Request {
+    /// `ferry deploy`'s defaults.
+    fn default() -> Self {
+        Self {
+            candidate: None,
+            old_version: None,
+            old_candidate: None,
+            strategy: "canary".into(),
+            steps: vec![10, 25, 50, 100],
+            interval: "1m".into(),
+            deadline: "10m".into(),
+            alias: "production".into(),
+            max_error_rate: None,
+            max_p99_ms: None,
+            max_prediction_shift: None,
+            min_accuracy: None,
+            min_requests: 20,
+            mirror: 100,
+            min_agreement: None,
+            reason: None,
+            allow_rejected: false,
+        }
+    }
 }
 
 /// A request whose flags hold: the version to roll out and how.
@@ -112,6 +140,18 @@ pub enum DeployError {
         version: i64,
         alias: String,
     },
+    #[error("model `{0}` has no deployment")]
+    NoDeployment(String),
+    #[error("the last deployment of `{model}` (version {version}) already ended: {phase}")]
+    Ended {
+        model: String,
+        version: i64,
+        phase: String,
+    },
+    #[error(
+        "promoting `{0}` by hand moves a protected alias: say why with --reason TEXT (or let the gateway's analysis promote it)"
+    )]
+    NeedsReason(String),
     /// The plan cannot be stored as JSON.
     #[error(transparent)]
     Encode(#[from] serde_json::Error),
@@ -300,6 +340,187 @@ pub async fn admit<V: Versions + ?Sized>(
     })
 }
 
+/// The change that ends `d` (a promotion, a rollback or an abort): all
+/// traffic to the version that stays, the alias moved to the candidate when
+/// it is promoted, the candidate tagged rejected otherwise. The gateway and
+/// `ferry deploy promote|abort` end deployments through this one function.
+pub fn ending(
+    d: &ferry_metadata::Deployment,
+    phase: Phase,
+    reason: &str,
+    detail: serde_json::Value,
+    now_ms: i64,
+) -> ferry_metadata::DeploymentChange {
+    let plan: Option<Plan> = serde_json::from_value(d.spec.clone()).ok();
+    let promoted = phase == Phase::Promoted;
+    ferry_metadata::DeploymentChange {
+        phase: phase.as_str().into(),
+        active: false,
+        step: d.step,
+        weight: if promoted { 100 } else { 0 },
+        step_started_ms: now_ms,
+        reason: Some(reason.to_owned()),
+        kind: phase.as_str().into(),
+        detail,
+        now_ms,
+        move_alias: promoted.then(|| plan.map_or_else(|| "production".to_owned(), |p| p.alias)),
+        reject: !promoted,
+    }
+}
+
+/// The audit log's word for how a deployment ended.
+pub fn phase_action(phase: Phase) -> &'static str {
+    match phase {
+        Phase::Promoted => "promote",
+        Phase::RolledBack => "rollback",
+        _ => "abort",
+    }
+}
+
+/// Who starts or ends a rollout, for the audit log.
+#[derive(Debug, Clone)]
+pub struct By {
+    /// `cli:USER` for `ferry deploy` on a store, the user's name through a
+    /// team server, `gateway@ADDR` for a gateway's verdict.
+    pub actor: String,
+    /// The API token the request came with.
+    pub token_id: Option<String>,
+    /// The request's address; `local` when there was none.
+    pub source: String,
+}
+
+impl By {
+    /// A local actor (`ferry deploy` on a store, a gateway).
+    pub fn local(actor: impl Into<String>) -> Self {
+        Self {
+            actor: actor.into(),
+            token_id: None,
+            source: "local".into(),
+        }
+    }
+}
+
+/// A rollout recorded, and the gateways that will carry it out.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct Started {
+    pub deployment: ferry_metadata::Deployment,
+    /// The live gateways serving the model by the plan's alias (none: the
+    /// rollout waits until one does).
+    pub gateways: Vec<ferry_metadata::GatewayBeat>,
+}
+
+/// Starts `r`: [`admit`]s it, records the deployment (the store refuses a
+/// second active one of a model) and appends `deployment.start`. `ferry
+/// deploy` on a store and the team server's `deployments/create` both
+/// start rollouts here.
+pub async fn start(
+    store: &dyn MetadataStore,
+    r: &Rollout,
+    by: &By,
+) -> Result<Started, DeployError> {
+    let new = admit(store, r, ferry_core::now_ms()).await?;
+    let gateways = serving(store, &r.model, &r.plan.alias).await?;
+    let d = store.create_deployment(&new).await?;
+    let what = format!(
+        "{} started: {}",
+        r.plan.strategy.as_str(),
+        new.reason.as_deref().unwrap_or("no reason given")
+    );
+    audit(store, by, "deployment.start", &d, &what).await;
+    Ok(Started {
+        deployment: d,
+        gateways,
+    })
+}
+
+/// The live gateways that serve `model` by `alias` (those that carry out
+/// its rollouts).
+pub async fn serving(
+    store: &dyn MetadataStore,
+    model: &str,
+    alias: &str,
+) -> Result<Vec<ferry_metadata::GatewayBeat>, ferry_metadata::Error> {
+    let now = ferry_core::now_ms();
+    Ok(store
+        .list_gateways()
+        .await?
+        .into_iter()
+        .filter(|g| g.live(now) && g.serves_alias(model, alias))
+        .collect())
+}
+
+/// The last deployment of `model`.
+pub async fn last(
+    store: &dyn MetadataStore,
+    model: &str,
+) -> Result<ferry_metadata::Deployment, DeployError> {
+    store
+        .list_deployments(Some(model), false)
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| DeployError::NoDeployment(model.to_owned()))
+}
+
+/// A rollout ended by hand.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct Ended {
+    pub deployment: ferry_metadata::Deployment,
+    /// No gateway ever routed the candidate: an abort says nothing about
+    /// the version, which is not marked rejected.
+    pub unjudged: bool,
+    pub reason: String,
+}
+
+/// Ends `model`'s active rollout by hand: promoted (`phase` Promoted: the
+/// alias moves to the candidate) or aborted (all traffic back to the
+/// stable version, the candidate marked rejected unless no gateway ever
+/// picked the rollout up), and appends `deployment.promote|abort`. On a
+/// team's store (one with users) a promotion by hand moves a protected
+/// alias by hand: it needs a reason.
+pub async fn end(
+    store: &dyn MetadataStore,
+    model: &str,
+    phase: Phase,
+    reason: Option<String>,
+    by: &By,
+) -> Result<Ended, DeployError> {
+    let d = last(store, model).await?;
+    if !d.active {
+        return Err(DeployError::Ended {
+            model: model.to_owned(),
+            version: d.candidate,
+            phase: d.phase.clone(),
+        });
+    }
+    let promoted = phase == Phase::Promoted;
+    if promoted && reason.is_none() && !store.list_users().await?.is_empty() {
+        return Err(DeployError::NeedsReason(model.to_owned()));
+    }
+    let reason = reason.unwrap_or_else(|| {
+        if promoted {
+            "promoted by hand"
+        } else {
+            "aborted by hand"
+        }
+        .to_owned()
+    });
+    let detail = serde_json::json!({"by": by.actor});
+    let mut change = ending(&d, phase, &reason, detail, ferry_core::now_ms());
+    let unjudged = d.picked_up_ms.is_none();
+    if unjudged {
+        change.reject = false;
+    }
+    let ended = store.change_deployment(&d.id, d.revision, &change).await?;
+    let action = format!("deployment.{}", phase_action(phase));
+    audit(store, by, &action, &ended, &reason).await;
+    Ok(Ended {
+        deployment: ended,
+        unjudged,
+        reason,
+    })
+}
+
 /// Appends what happened to a rollout to the store's audit log: `actor`
 /// (`gateway@ADDR` for a gateway's verdict, `cli:USER` for `ferry deploy`),
 /// `action` (`deployment.start`, `.promote`, `.rollback`, `.abort`), the
@@ -309,19 +530,19 @@ pub async fn admit<V: Versions + ?Sized>(
 /// append is logged, never the rollout's.
 pub async fn audit(
     store: &dyn MetadataStore,
-    actor: &str,
+    by: &By,
     action: &str,
     d: &ferry_metadata::Deployment,
     reason: &str,
 ) {
     let e = ferry_auth::audit::Event {
         time_ms: ferry_core::now_ms(),
-        actor: actor.to_owned(),
-        token_id: None,
+        actor: by.actor.clone(),
+        token_id: by.token_id.clone(),
         action: action.to_owned(),
         resource: format!("registered_model:{}", d.model),
         outcome: "allowed".into(),
-        source: "local".into(),
+        source: by.source.clone(),
         reason: Some(format!(
             "deployment {} of version {}: {reason}",
             d.id, d.candidate
