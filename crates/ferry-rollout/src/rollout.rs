@@ -563,22 +563,7 @@ mod tests {
     fn request(candidate: &str) -> Request {
         Request {
             candidate: Some(candidate.into()),
-            old_version: None,
-            old_candidate: None,
-            strategy: "canary".into(),
-            steps: vec![10, 25, 50, 100],
-            interval: "1m".into(),
-            deadline: "10m".into(),
-            alias: "production".into(),
-            max_error_rate: None,
-            max_p99_ms: None,
-            max_prediction_shift: None,
-            min_accuracy: None,
-            min_requests: 20,
-            mirror: 100,
-            min_agreement: None,
-            reason: None,
-            allow_rejected: false,
+            ..Request::default()
         }
     }
 
