@@ -1,0 +1,135 @@
+//! How a cost spreads over the days or months its time spans: a run that
+//! starts on the 31st and ends on the 1st is charged to both months in
+//! proportion to its time in each, in the time zone the report is read in
+//! (a fixed offset from UTC).
+
+/// A calendar period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Period {
+    Day,
+    Month,
+}
+
+const MS_PER_DAY: i64 = 86_400_000;
+
+/// The shares of `cost`, spent evenly from `start_ms` to `end_ms` (Unix
+/// milliseconds), falling in each `period`, labelled `YYYY-MM-DD` or
+/// `YYYY-MM` in the zone `offset_minutes` east of UTC. An instant (end at or
+/// before start) falls wholly in its period.
+pub fn spread(
+    start_ms: i64,
+    end_ms: i64,
+    cost: f64,
+    period: Period,
+    offset_minutes: i32,
+) -> Vec<(String, f64)> {
+    let shift = i64::from(offset_minutes) * 60_000;
+    let (start, end) = (start_ms + shift, end_ms.max(start_ms) + shift);
+    if end == start {
+        return vec![(label(start, period), cost)];
+    }
+    let total = (end - start) as f64;
+    let mut out: Vec<(String, f64)> = Vec::new();
+    let mut at = start;
+    while at < end {
+        let next = next_boundary(at, period).min(end);
+        let share = cost * (next - at) as f64 / total;
+        out.push((label(at, period), share));
+        at = next;
+    }
+    out
+}
+
+/// The first instant of the period after the one `ms` is in.
+fn next_boundary(ms: i64, period: Period) -> i64 {
+    let day = ms.div_euclid(MS_PER_DAY);
+    match period {
+        Period::Day => (day + 1) * MS_PER_DAY,
+        Period::Month => {
+            let (y, m, _) = civil(day);
+            let (y, m) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
+            days_from_civil(y, m, 1) * MS_PER_DAY
+        }
+    }
+}
+
+fn label(ms: i64, period: Period) -> String {
+    let (y, m, d) = civil(ms.div_euclid(MS_PER_DAY));
+    match period {
+        Period::Day => format!("{y:04}-{m:02}-{d:02}"),
+        Period::Month => format!("{y:04}-{m:02}"),
+    }
+}
+
+/// The proleptic Gregorian date of a day number (days since 1970-01-01),
+/// after Howard Hinnant's `civil_from_days`.
+fn civil(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// The day number of a date (the inverse of [`civil`]).
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let m = i64::from(m);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 2026-11-30T23:00:00Z.
+    const NOV_30_23H: i64 = 1_796_079_600_000;
+    const HOUR: i64 = 3_600_000;
+
+    #[test]
+    fn dates_round_trip_through_day_numbers() {
+        for z in [-1, 0, 59, 11_016, 20_000, 20_422, 50_000] {
+            let (y, m, d) = civil(z);
+            assert_eq!(days_from_civil(y, m, d), z);
+        }
+        assert_eq!(civil(0), (1970, 1, 1));
+        assert_eq!(label(NOV_30_23H, Period::Day), "2026-11-30");
+    }
+
+    #[test]
+    fn a_run_across_a_month_boundary_is_charged_to_both_months_by_its_time_in_each() {
+        // 23:00 on the 30th of November to 02:00 on the 1st of December
+        // (UTC): one hour in November, two in December.
+        let s = spread(NOV_30_23H, NOV_30_23H + 3 * HOUR, 3.0, Period::Month, 0);
+        assert_eq!(s, vec![("2026-11".into(), 1.0), ("2026-12".into(), 2.0)]);
+        // Read in UTC+2, all of it is on the 1st and 2nd of December.
+        let s = spread(NOV_30_23H, NOV_30_23H + 3 * HOUR, 3.0, Period::Month, 120);
+        assert_eq!(s, vec![("2026-12".into(), 3.0)]);
+        // Read in UTC-5 (18:00 to 21:00 on the 30th): all November, one day.
+        let s = spread(NOV_30_23H, NOV_30_23H + 3 * HOUR, 3.0, Period::Day, -300);
+        assert_eq!(s, vec![("2026-11-30".into(), 3.0)]);
+    }
+
+    #[test]
+    fn days_split_at_midnight_and_an_instant_stays_whole() {
+        let s = spread(NOV_30_23H, NOV_30_23H + 49 * HOUR, 49.0, Period::Day, 0);
+        let days: Vec<&str> = s.iter().map(|(d, _)| d.as_str()).collect();
+        // It ends at midnight on the 3rd: nothing of it is on the 3rd.
+        assert_eq!(days, ["2026-11-30", "2026-12-01", "2026-12-02"]);
+        let shares: Vec<f64> = s.iter().map(|(_, c)| *c).collect();
+        assert_eq!(shares, [1.0, 24.0, 24.0]);
+        assert_eq!(
+            spread(NOV_30_23H, NOV_30_23H, 0.5, Period::Month, 0),
+            vec![("2026-11".into(), 0.5)]
+        );
+    }
+}
