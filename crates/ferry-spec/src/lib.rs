@@ -8,12 +8,14 @@
 //!
 //! Pure: files are read through the [`Files`] trait the caller implements.
 
+mod cost;
 mod diag;
 mod load;
 mod node;
 mod pipeline;
 pub mod remote;
 
+pub use cost::CostConfig;
 pub use diag::{Diagnostic, Diagnostics, SNIPPET_WIDTH, spec_text};
 pub use load::{Files, load, normalize_path, parse_duration, render_value};
 pub use node::{Kind, Node, Pos, parse_yaml};
@@ -28,6 +30,7 @@ pub const JSON_SCHEMA: &str = include_str!("../ferry.schema.json");
 
 /// Keys the loader accepts, by place, so tests can hold the schema to them.
 pub mod keys {
+    pub use crate::cost::{COST_KEYS, PRICE_KEYS, RESOURCES_KEYS};
     pub use crate::load::{
         CACHE_KEYS, ENV_KEYS, GATE_KEYS, PYTHON_KEYS, REGISTER_KEYS, REMOTE_KEYS, STAGE_KEYS,
         TOP_KEYS,

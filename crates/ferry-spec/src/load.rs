@@ -13,7 +13,7 @@ use std::time::Duration;
 /// Keys ferry.yaml accepts at the top level (besides `x-*` extension keys,
 /// which are ignored and are the place for YAML anchors).
 pub const TOP_KEYS: &[&str] = &[
-    "name", "params", "env", "stages", "gates", "register", "remotes", "cache",
+    "name", "params", "env", "stages", "gates", "register", "remotes", "cache", "cost",
 ];
 /// `cache:` keys: how restores put files into the work tree.
 pub const CACHE_KEYS: &[&str] = &["link"];
@@ -48,6 +48,8 @@ pub const STAGE_KEYS: &[&str] = &[
     "threshold",
     "drift_share",
     "columns",
+    "resources",
+    "max_cost",
 ];
 pub const ENV_KEYS: &[&str] = &["python"];
 pub const PYTHON_KEYS: &[&str] = &["requirements", "interpreter"];
@@ -156,7 +158,7 @@ pub fn load(
     }
 }
 
-type Sp<T> = (T, Pos);
+pub(crate) type Sp<T> = (T, Pos);
 
 #[derive(Default)]
 struct RawSpec {
@@ -168,6 +170,7 @@ struct RawSpec {
     register: Option<RawRegister>,
     remotes: Vec<crate::RemoteConfig>,
     link: ferry_core::LinkMode,
+    cost: crate::cost::RawCost,
 }
 
 struct RawPython {
@@ -185,6 +188,8 @@ struct RawStage {
     metrics: Option<Sp<String>>,
     timeout: Option<Sp<Duration>>,
     retries: Option<u32>,
+    resources: Option<Sp<ferry_cost::Requested>>,
+    max_cost: Option<f64>,
     check: Option<Sp<String>>,
     check_keys: Vec<(String, Pos)>,
     data: Option<Sp<String>>,
@@ -442,7 +447,7 @@ fn join(path: &str, key: &str) -> String {
 
 /// Checks a mapping's keys against `known`, reporting the unknown ones with a
 /// suggestion, and returns the entries.
-fn map_entries<'n>(
+pub(crate) fn map_entries<'n>(
     node: &'n Node,
     path: &str,
     known: &[&str],
@@ -479,7 +484,7 @@ fn map_entries<'n>(
     Some(m)
 }
 
-fn string(node: &Node, path: &str, sink: &mut Sink<'_>) -> Option<Sp<String>> {
+pub(crate) fn string(node: &Node, path: &str, sink: &mut Sink<'_>) -> Option<Sp<String>> {
     match &node.kind {
         Kind::Str(s) => Some((s.clone(), node.pos)),
         Kind::Int(i) => Some((i.to_string(), node.pos)),
@@ -579,6 +584,7 @@ fn decode(root: &Node, sink: &mut Sink<'_>) -> RawSpec {
             "gates" => decode_gates(v, &mut raw.gates, sink),
             "remotes" => raw.remotes = decode_remotes(v, sink),
             "cache" => raw.link = decode_cache(v, sink),
+            "cost" => raw.cost = crate::cost::decode_cost(v, sink),
             "register" => {
                 if let Some(r) = decode_register(v, sink) {
                     raw.register = Some(r);
@@ -846,6 +852,8 @@ impl RawStage {
             params: Vec::new(),
             metrics: None,
             timeout: None,
+            resources: None,
+            max_cost: None,
             retries: None,
             check: None,
             check_keys: Vec::new(),
@@ -905,6 +913,8 @@ impl RawStage {
                 }
             }
             "check" => self.check = string(v, path, sink),
+            "resources" => self.resources = crate::cost::decode_resources(v, path, sink),
+            "max_cost" => self.max_cost = crate::cost::decode_max_cost(v, path, sink),
             "retries" => match &v.kind {
                 Kind::Int(n) if (0..=100).contains(n) => self.retries = Some(*n as u32),
                 Kind::Int(n) => sink.err(
@@ -1342,8 +1352,14 @@ impl Validator<'_> {
     /// their outs and the edges between them (in an order without cycles),
     /// the gates and the registration. `None` when something is wrong (all
     /// of it in the sink).
-    fn validate(&mut self, raw: RawSpec, default_name: &str) -> Option<Pipeline> {
+    fn validate(&mut self, mut raw: RawSpec, default_name: &str) -> Option<Pipeline> {
         let remotes = raw.remotes.clone();
+        let asked: Vec<(String, Option<Sp<ferry_cost::Requested>>)> = raw
+            .stages
+            .iter()
+            .map(|s| (s.name.0.clone(), s.resources.clone()))
+            .collect();
+        let cost = crate::cost::settle(std::mem::take(&mut raw.cost), &asked, &mut self.sink);
         let name = raw
             .name
             .as_ref()
@@ -1386,6 +1402,7 @@ impl Validator<'_> {
             register,
             remotes,
             link: raw.link,
+            cost,
         })
     }
 
@@ -1487,6 +1504,8 @@ impl Validator<'_> {
                 metrics,
                 timeout: rs.timeout.map(|t| t.0),
                 retries: rs.retries.unwrap_or(0),
+                resources: rs.resources.as_ref().map(|r| r.0.clone()),
+                max_cost: rs.max_cost,
                 upstream: Vec::new(),
                 check: check.map(|c| c.check),
             },

@@ -22,6 +22,8 @@ pub struct Pipeline {
     pub remotes: Vec<crate::RemoteConfig>,
     /// How restores put cached files into the work tree (`cache.link`).
     pub link: ferry_core::LinkMode,
+    /// The machine class stages run on and the prices (`cost:`).
+    pub cost: crate::CostConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,6 +50,10 @@ pub struct Stage {
     pub metrics: Option<String>,
     pub timeout: Option<Duration>,
     pub retries: u32,
+    /// What it asks for (`resources:`): charged on it, as a cluster bills.
+    pub resources: Option<ferry_cost::Requested>,
+    /// The most it may cost, in US dollars (`max_cost:`): stopped there.
+    pub max_cost: Option<f64>,
     /// Stages whose outputs this stage reads.
     pub upstream: Vec<StageName>,
     /// A built-in data check run by ferry itself (then `cmd` is a canonical

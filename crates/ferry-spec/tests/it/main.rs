@@ -131,3 +131,30 @@ fn schema_lists_every_key_the_loader_knows() {
     );
     assert_eq!(props(&schema["properties"]["cache"]), sorted(CACHE_KEYS));
 }
+
+#[test]
+fn resources_max_cost_and_prices_are_read() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/valid/cost");
+    let p = load_dir(&dir).unwrap_or_else(|d| panic!("{}", d.render()));
+    assert_eq!(p.cost.machine, "gcp-us-central1");
+    let own = p.cost.prices.get("on-prem").unwrap();
+    assert_eq!((own.vcpu_hour, own.gpu("a100").unwrap()), (0.01, 1.5));
+    assert!(
+        p.cost.prices.get("aws-us-east-1").is_ok(),
+        "the shipped tables stay"
+    );
+    let stage = |n: &str| p.stages.iter().find(|s| s.name.as_str() == n).unwrap();
+    assert_eq!(stage("prepare").resources, None);
+    let train = stage("train");
+    let r = train.resources.as_ref().unwrap();
+    assert_eq!(
+        (r.cpus, r.memory_gib, r.gpus, r.gpu_type.as_deref()),
+        (4.0, 16.0, 1, Some("t4"))
+    );
+    assert_eq!(train.max_cost, Some(2.5));
+    let tune = stage("tune").resources.as_ref().unwrap();
+    assert_eq!(
+        (tune.memory_gib, tune.machine.as_deref()),
+        (0.5, Some("on-prem"))
+    );
+}
