@@ -55,6 +55,23 @@ pub enum Basis {
     Restored,
 }
 
+impl Basis {
+    /// Its name as the store and the MLflow tags keep it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Basis::Requested => "requested",
+            Basis::Used => "used",
+            Basis::Restored => "restored",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Basis::Requested, Basis::Used, Basis::Restored]
+            .into_iter()
+            .find(|b| b.as_str() == s)
+    }
+}
+
 /// A stage's cost.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct StageCost {

@@ -33,6 +33,19 @@ pub(crate) fn col_opt_i64(r: &AnyRow, c: &str) -> Option<i64> {
 pub(crate) fn col_f64(r: &AnyRow, c: &str) -> f64 {
     r.try_get::<f64, _>(c).unwrap_or(f64::NAN)
 }
+pub(crate) fn col_opt_f64(r: &AnyRow, c: &str) -> Option<f64> {
+    r.try_get::<Option<f64>, _>(c).ok().flatten()
+}
+/// A stage's cost columns (`cost_*`), `None` for a stage never priced.
+pub(crate) fn col_stage_cost(r: &AnyRow) -> Option<ferry_cost::StageCost> {
+    Some(ferry_cost::StageCost {
+        charged: col_opt_f64(r, "cost_usd")?,
+        basis: ferry_cost::Basis::parse(&col_opt_str(r, "cost_basis")?)?,
+        requested: col_opt_f64(r, "cost_requested_usd"),
+        used: col_opt_f64(r, "cost_used_usd").unwrap_or(0.0),
+        machine: col_opt_str(r, "cost_machine").unwrap_or_default(),
+    })
+}
 /// An experiment id column, `None` when NULL. Ids are made here and never
 /// negative, so a negative one is a damaged row.
 pub(crate) fn col_opt_experiment_id(r: &AnyRow, c: &str) -> Result<Option<ExperimentId>> {

@@ -27,6 +27,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (11, include_str!("../migrations/0011_auth.sql")),
     (12, include_str!("../migrations/0012_workspaces.sql")),
     (13, include_str!("../migrations/0013_groups.sql")),
+    (14, include_str!("../migrations/0014_stage_costs.sql")),
 ];
 
 pub struct SqlStore {
@@ -737,12 +738,15 @@ impl MetadataStore for SqlStore {
         // One statement (a stage recorded again replaces its row).
         sqlx::query(
             "INSERT INTO stage_runs (run_id, stage, position, status, reason, fingerprint, started_ms, ended_ms, wall_ms, \
-             user_cpu_ms, sys_cpu_ms, max_rss_bytes, exit_code, attempts) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14) \
+             user_cpu_ms, sys_cpu_ms, max_rss_bytes, exit_code, attempts, cost_usd, cost_basis, cost_requested_usd, \
+             cost_used_usd, cost_machine) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19) \
              ON CONFLICT (run_id, stage) DO UPDATE SET position = excluded.position, status = excluded.status, \
              reason = excluded.reason, fingerprint = excluded.fingerprint, started_ms = excluded.started_ms, \
              ended_ms = excluded.ended_ms, wall_ms = excluded.wall_ms, user_cpu_ms = excluded.user_cpu_ms, \
              sys_cpu_ms = excluded.sys_cpu_ms, max_rss_bytes = excluded.max_rss_bytes, \
-             exit_code = excluded.exit_code, attempts = excluded.attempts",
+             exit_code = excluded.exit_code, attempts = excluded.attempts, cost_usd = excluded.cost_usd, \
+             cost_basis = excluded.cost_basis, cost_requested_usd = excluded.cost_requested_usd, \
+             cost_used_usd = excluded.cost_used_usd, cost_machine = excluded.cost_machine",
         )
         .bind(run_id)
         .bind(&s.stage)
@@ -758,6 +762,11 @@ impl MetadataStore for SqlStore {
         .bind(s.max_rss_bytes)
         .bind(s.exit_code)
         .bind(s.attempts)
+        .bind(s.cost.as_ref().map(|c| c.charged))
+        .bind(s.cost.as_ref().map(|c| c.basis.as_str()))
+        .bind(s.cost.as_ref().and_then(|c| c.requested))
+        .bind(s.cost.as_ref().map(|c| c.used))
+        .bind(s.cost.as_ref().map(|c| c.machine.clone()))
         .execute(&self.pool)
         .await
         .map_err(query_error("record a stage"))?;
@@ -940,6 +949,7 @@ impl MetadataStore for SqlStore {
                 // In the reason, and the run's artifact `logs/<stage>.log`.
                 error: None,
                 log: None,
+                cost: crate::row::col_stage_cost(r),
             })
             .collect();
         let params =

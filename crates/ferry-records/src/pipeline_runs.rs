@@ -25,6 +25,14 @@ pub const STAGE_POSITION_TAG: &str = "ferry.stage.position";
 pub const STAGE_EXIT_TAG: &str = "ferry.stage.exit_code";
 pub const STAGE_ATTEMPTS_TAG: &str = "ferry.stage.attempts";
 pub const STAGE_FINGERPRINT_TAG: &str = "ferry.stage.fingerprint";
+/// A stage's cost (see `ferry_cost::StageCost`): metrics in US dollars,
+/// tags for how it was charged, on its nested run; the pipeline run's
+/// total cost is the same metric on the parent.
+pub const COST_METRIC: &str = "ferry.cost_usd";
+pub const COST_REQUESTED_METRIC: &str = "ferry.cost_requested_usd";
+pub const COST_USED_METRIC: &str = "ferry.cost_used_usd";
+pub const COST_BASIS_TAG: &str = "ferry.cost.basis";
+pub const COST_MACHINE_TAG: &str = "ferry.cost.machine";
 /// Where a stage's log is kept among its pipeline run's artifacts.
 pub fn stage_log_artifact(stage: &str) -> String {
     format!("logs/{stage}.log")
@@ -84,6 +92,19 @@ fn metric(r: &TrackedRun, key: &str, scale: f64) -> Option<i64> {
         .map(|m| (m.value * scale).round() as i64)
 }
 
+/// A stage's cost as its nested run recorded it.
+fn cost_of(c: &TrackedRun) -> Option<ferry_cost::StageCost> {
+    let value = |key: &str| c.metrics.iter().find(|m| m.key == key).map(|m| m.value);
+    let basis = ferry_cost::Basis::parse(tag(c, COST_BASIS_TAG)?)?;
+    Some(ferry_cost::StageCost {
+        charged: value(COST_METRIC)?,
+        basis,
+        requested: value(COST_REQUESTED_METRIC),
+        used: value(COST_USED_METRIC).unwrap_or(0.0),
+        machine: tag(c, COST_MACHINE_TAG).unwrap_or_default().to_owned(),
+    })
+}
+
 /// A stage as its nested run recorded it; `None` for a run that is not a
 /// stage's.
 pub fn stage_of(c: &TrackedRun) -> Option<StageRecord> {
@@ -113,6 +134,7 @@ pub fn stage_of(c: &TrackedRun) -> Option<StageRecord> {
         // In the reason, and the run's artifact `logs/<stage>.log`.
         error: None,
         log: None,
+        cost: cost_of(c),
     })
 }
 

@@ -122,6 +122,9 @@ pub struct StageRecord {
     pub error: Option<String>,
     /// The stage's log file, when it ran (not read back).
     pub log: Option<String>,
+    /// What it cost (`None`: recorded before ferry priced stages, or not
+    /// decided).
+    pub cost: Option<ferry_cost::StageCost>,
 }
 
 impl StageRecord {
@@ -145,6 +148,7 @@ impl StageRecord {
             attempts: 0,
             error: None,
             log: None,
+            cost: None,
         }
     }
 
@@ -164,7 +168,7 @@ impl StageRecord {
 impl Serialize for StageRecord {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
-        let mut st = s.serialize_struct("StageRecord", 13)?;
+        let mut st = s.serialize_struct("StageRecord", 14)?;
         st.serialize_field("stage", &self.stage)?;
         st.serialize_field("position", &self.position)?;
         st.serialize_field("status", &self.status)?;
@@ -178,6 +182,7 @@ impl Serialize for StageRecord {
         st.serialize_field("max_rss_bytes", &self.max_rss_bytes)?;
         st.serialize_field("exit_code", &self.exit_code)?;
         st.serialize_field("attempts", &self.attempts)?;
+        st.serialize_field("cost", &self.cost)?;
         st.end()
     }
 }

@@ -234,6 +234,31 @@ fn stage_run(
     metric("ferry.user_cpu_seconds", rec.user_cpu_ms, 1000.0);
     metric("ferry.sys_cpu_seconds", rec.sys_cpu_ms, 1000.0);
     metric("ferry.max_rss_bytes", rec.max_rss_bytes, 1.0);
+    if let Some(c) = &rec.cost {
+        let dollars = [
+            (pipeline_runs::COST_METRIC, Some(c.charged)),
+            (pipeline_runs::COST_REQUESTED_METRIC, c.requested),
+            (pipeline_runs::COST_USED_METRIC, Some(c.used)),
+        ];
+        for (key, v) in dollars {
+            if let Some(v) = v {
+                metrics.push(Metric {
+                    key: key.to_owned(),
+                    value: v,
+                    timestamp: started,
+                    step: 0,
+                });
+            }
+        }
+        tags.push((
+            pipeline_runs::COST_BASIS_TAG.to_owned(),
+            c.basis.as_str().to_owned(),
+        ));
+        tags.push((
+            pipeline_runs::COST_MACHINE_TAG.to_owned(),
+            c.machine.clone(),
+        ));
+    }
     let status = match rec.status {
         StageStatus::Ran | StageStatus::Restored => "FINISHED",
         StageStatus::Cancelled | StageStatus::Skipped => "KILLED",

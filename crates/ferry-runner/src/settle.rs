@@ -14,6 +14,34 @@ use ferry_spec::Stage;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+/// What a settled stage cost: nothing when it ran nothing (up to date,
+/// restored), its requests or its use when its command or check ran,
+/// `None` when it never got that far (skipped, not started).
+fn cost_of(
+    cost: &ferry_spec::CostConfig,
+    stage: &Stage,
+    o: &StageRecord,
+) -> Option<ferry_cost::StageCost> {
+    let requested = stage.resources.as_ref();
+    let machine = requested
+        .and_then(|r| r.machine.as_deref())
+        .unwrap_or(&cost.machine);
+    match o.status {
+        StageStatus::UpToDate | StageStatus::Restored => {
+            Some(ferry_cost::StageCost::restored(machine))
+        }
+        _ => {
+            let used = ferry_cost::Used {
+                wall_ms: o.wall_ms?,
+                cpu_ms: o.user_cpu_ms.unwrap_or(0) + o.sys_cpu_ms.unwrap_or(0),
+                max_rss_bytes: o.max_rss_bytes.unwrap_or(0),
+            };
+            // The spec's names were checked against the prices at load.
+            ferry_cost::stage_cost(&cost.prices, &cost.machine, requested, &used).ok()
+        }
+    }
+}
+
 /// How far a stage got before its outcome.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Reached {
@@ -44,6 +72,7 @@ impl Scheduler<'_, '_> {
         };
         o.position = i as i64;
         o.ended_ms = Some(now_ms());
+        o.cost = cost_of(&self.cx.project.pipeline.cost, self.stages[i], &o);
         self.cx.recorder.stage(self.cx.started, &o)?;
         if !matches!(reached, Reached::NotStarted) {
             self.cx.reporter.event(Event::StageFinished(&o));

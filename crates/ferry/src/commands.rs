@@ -531,6 +531,36 @@ fn runs_list(
     Ok(exit::OK)
 }
 
+/// A run's cost: the sum of its stages', with what it was charged on
+/// (`None` for a run recorded before ferry priced stages).
+fn cost_line(stages: &[ferry_metadata::StageRecord]) -> Option<String> {
+    let costs: Vec<&ferry_cost::StageCost> =
+        stages.iter().filter_map(|s| s.cost.as_ref()).collect();
+    if costs.is_empty() {
+        return None;
+    }
+    let total: f64 = costs.iter().map(|c| c.charged).sum();
+    let mut machines: Vec<&str> = costs.iter().map(|c| c.machine.as_str()).collect();
+    machines.sort_unstable();
+    machines.dedup();
+    let restored = costs
+        .iter()
+        .filter(|c| c.basis == ferry_cost::Basis::Restored)
+        .count();
+    let mut line = format!(
+        "{} at {} prices",
+        crate::ui::money(total),
+        machines.join(", ")
+    );
+    if restored > 0 {
+        line.push_str(&format!(
+            "; {restored} stage{} restored or up to date, at no cost",
+            if restored == 1 { "" } else { "s" }
+        ));
+    }
+    Some(line)
+}
+
 fn runs_show(h: &dyn ferry_runner::History, run: &str, json: bool) -> Result<u8> {
     let run = h.resolve(run).map_err(runner_store_err)?;
     let d = h.get_run(&run).map_err(runner_store_err)?;
@@ -562,10 +592,13 @@ fn runs_show(h: &dyn ferry_runner::History, run: &str, json: bool) -> Result<u8>
     if let Some(e) = &d.env_fingerprint {
         println!("env       {}", &e[..16.min(e.len())]);
     }
-    println!("\nSTAGE            STATUS      WALL     CPU      PEAK MEM  EXIT  WHY");
+    if let Some(line) = cost_line(&d.stages) {
+        println!("cost      {line}");
+    }
+    println!("\nSTAGE            STATUS      WALL     CPU      PEAK MEM       COST  EXIT  WHY");
     for s in &d.stages {
         println!(
-            "{:<16} {:<11} {:>8} {:>8} {:>9} {:>5}  {}",
+            "{:<16} {:<11} {:>8} {:>8} {:>9} {:>10} {:>5}  {}",
             s.stage,
             s.status.as_str(),
             s.wall_ms.map(duration).unwrap_or_else(|| "-".into()),
@@ -574,6 +607,10 @@ fn runs_show(h: &dyn ferry_runner::History, run: &str, json: bool) -> Result<u8>
                 _ => "-".into(),
             },
             s.max_rss_bytes.map(bytes).unwrap_or_else(|| "-".into()),
+            s.cost
+                .as_ref()
+                .map(|c| crate::ui::money(c.charged))
+                .unwrap_or_else(|| "-".into()),
             s.exit_code
                 .map(|c| c.to_string())
                 .unwrap_or_else(|| "-".into()),

@@ -67,6 +67,20 @@ pub fn bytes(n: i64) -> String {
     }
 }
 
+/// US dollars, to the cent from a dollar up and to a few significant
+/// figures below (a stage's cost is often a fraction of a cent).
+pub fn money(x: f64) -> String {
+    if x == 0.0 {
+        "$0".to_owned()
+    } else if x.abs() >= 1.0 {
+        format!("${x:.2}")
+    } else if x.abs() >= 0.01 {
+        format!("${x:.4}")
+    } else {
+        format!("${x:.6}")
+    }
+}
+
 /// Text from the store (a tag, a param, a name an MLflow client chose) as
 /// it may reach a terminal: control characters (escape sequences, carriage
 /// returns, newlines, C1 codes) shown as `\u{..}` escapes, so a stored

@@ -80,6 +80,13 @@ async fn runs_conformance(s: &dyn MetadataStore) {
             attempts: 1,
             error: None,
             log: None,
+            cost: Some(ferry_cost::StageCost {
+                charged: 0.125,
+                basis: ferry_cost::Basis::Requested,
+                requested: Some(0.125),
+                used: 0.0625,
+                machine: "gcp-us-central1".into(),
+            }),
         },
     )
     .await
@@ -138,6 +145,18 @@ async fn runs_conformance(s: &dyn MetadataStore) {
     assert_eq!(d.run.status, RunStatus::Succeeded);
     assert_eq!(d.stages[0].reason.as_deref(), Some("dep train.py changed"));
     assert_eq!(d.stages[0].status, StageStatus::Ran);
+    // Its cost, every figure as recorded.
+    let c = d.stages[0].cost.as_ref().unwrap();
+    assert_eq!(
+        (c.charged, c.basis, c.requested, c.used, c.machine.as_str()),
+        (
+            0.125,
+            ferry_cost::Basis::Requested,
+            Some(0.125),
+            0.0625,
+            "gcp-us-central1"
+        )
+    );
     assert_eq!(d.params[0].1, serde_json::json!(1.0));
     assert_eq!(d.metrics[0].value, 0.95);
     assert!(d.gates[0].passed);
@@ -209,6 +228,7 @@ async fn batched_writes_conformance(s: &dyn MetadataStore) {
         attempts: 1,
         error: None,
         log: None,
+        cost: None,
     };
     s.record_stage(id, &st).await.unwrap();
     st.status = StageStatus::Failed;

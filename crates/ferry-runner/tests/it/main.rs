@@ -2,7 +2,8 @@
 //! started. A stage's `cmd` is a little script the fake plays:
 //! `write PATH` (the stage name and attempt into PATH), `sleep MS`,
 //! `fail CODE`, `flaky N` (fail the first N attempts), `wait-cancel`
-//! (until the run is cancelled), separated by `;`.
+//! (until the run is cancelled), `use CPU_MS RSS_BYTES` (what the attempt
+//! reports it used), separated by `;`.
 
 #![allow(clippy::unwrap_used)]
 
@@ -31,6 +32,8 @@ struct Fake {
     attempts: Mutex<HashMap<String, u32>>,
     running: AtomicUsize,
     peak: AtomicUsize,
+    /// What `use` said each stage used: CPU ms and peak bytes.
+    used: Mutex<HashMap<String, (u64, u64)>>,
 }
 
 impl Fake {
@@ -55,6 +58,11 @@ impl Fake {
                 "fail" => return Exit::Code(arg.parse().unwrap()),
                 "flaky" if attempt <= arg.parse().unwrap() => return Exit::Code(1),
                 "flaky" => {}
+                "use" => {
+                    let (cpu, rss) = arg.split_once(' ').unwrap();
+                    let used = (cpu.parse().unwrap(), rss.parse().unwrap());
+                    self.used.lock().unwrap().insert(cmd.stage.clone(), used);
+                }
                 "wait-cancel" => {
                     while !cancel.is_cancelled() {
                         std::thread::sleep(Duration::from_millis(5));
@@ -94,12 +102,19 @@ impl Executor for Fake {
             began,
             ended: Instant::now(),
         });
+        let (cpu_ms, rss) = self
+            .used
+            .lock()
+            .unwrap()
+            .get(&cmd.stage)
+            .copied()
+            .unwrap_or_default();
         Outcome {
             exit,
             wall: began.elapsed(),
-            user_cpu: Duration::ZERO,
+            user_cpu: Duration::from_millis(cpu_ms),
             sys_cpu: Duration::ZERO,
-            max_rss_bytes: 0,
+            max_rss_bytes: rss,
             log_truncated_bytes: 0,
         }
     }
@@ -562,4 +577,51 @@ fn stages_that_run_get_the_runs_mlflow_endpoint() {
     );
     assert_eq!(env["MLFLOW_RUN_ID"], r.run_id.clone().unwrap());
     assert!(env.contains_key("MLFLOW_EXPERIMENT_ID"));
+}
+
+#[test]
+fn stages_are_charged_on_their_requests_or_their_use_and_restored_ones_cost_nothing() {
+    let p = Proj::new(
+        "cost:
+  machine: gcp-us-central1
+stages:
+  asks:
+    cmd: sleep 20; write out/a.txt
+    outs: [out/a.txt]
+    resources: {cpus: 2, memory: 4Gi}
+  uses:
+    cmd: use 30000 2147483648; write out/b.txt
+    outs: [out/b.txt]
+",
+    );
+    // The shipped N2 prices of gcp-us-central1, by hand.
+    let (vcpu, gib) = (0.031611, 0.004237);
+    let close = |a: f64, b: f64| assert!((a - b).abs() < 1e-12, "{a} != {b}");
+    let r = p.run(1);
+    let asks = stage(&r, "asks");
+    let hours = asks.wall_ms.unwrap() as f64 / 3_600_000.0;
+    assert!(hours > 0.0);
+    let c = asks.cost.as_ref().unwrap();
+    assert_eq!(
+        (c.basis, c.machine.as_str()),
+        (ferry_cost::Basis::Requested, "gcp-us-central1")
+    );
+    close(c.charged, hours * (2.0 * vcpu + 4.0 * gib));
+    close(c.requested.unwrap(), c.charged);
+    close(c.used, 0.0);
+    let uses = stage(&r, "uses");
+    let hours = uses.wall_ms.unwrap() as f64 / 3_600_000.0;
+    let c = uses.cost.as_ref().unwrap();
+    assert_eq!((c.basis, c.requested), (ferry_cost::Basis::Used, None));
+    // 30 s of CPU, and 2 GiB for as long as it ran.
+    close(c.charged, 30.0 / 3600.0 * vcpu + 2.0 * hours * gib);
+    // Up to date, then restored from the run cache: nothing ran, nothing charged.
+    let r = p.run(1);
+    let c = stage(&r, "asks").cost.clone().unwrap();
+    assert_eq!((c.basis, c.charged), (ferry_cost::Basis::Restored, 0.0));
+    std::fs::remove_file(p.path("out/b.txt")).unwrap();
+    let r = p.run(1);
+    assert_eq!(stage(&r, "uses").status, StageStatus::Restored);
+    let c = stage(&r, "uses").cost.clone().unwrap();
+    assert_eq!((c.basis, c.charged), (ferry_cost::Basis::Restored, 0.0));
 }

@@ -413,9 +413,25 @@ fn json_read_commands_have_stable_shapes() {
             "sys_cpu_ms",
             "max_rss_bytes",
             "exit_code",
-            "attempts"
+            "attempts",
+            "cost"
         ]
     );
+    // A stage that ran is charged on what it used (it declares no
+    // resources), at the default machine class's prices.
+    let cost = &show["stages"][0]["cost"];
+    assert_eq!(
+        keys_of(cost),
+        ["charged", "basis", "requested", "used", "machine"]
+    );
+    assert_eq!(
+        (&cost["basis"], &cost["machine"]),
+        (
+            &serde_json::json!("used"),
+            &serde_json::json!("aws-us-east-1")
+        )
+    );
+    assert_eq!(cost["charged"], cost["used"]);
     assert!(show["stages"][0]["user_cpu_ms"].is_i64());
     assert!(show["stages"][0]["max_rss_bytes"].as_i64().unwrap() > 0);
     assert_eq!(show["metrics"][0]["key"], "accuracy");

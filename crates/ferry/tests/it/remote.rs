@@ -464,6 +464,12 @@ fn shows_the_remote_run(where_: &Proj, server: Option<&str>, run_id: &str, pipel
         "{show}"
     );
     assert!(show["stages"][1]["wall_ms"].as_i64().is_some(), "{show}");
+    // Each stage's cost went through the MLflow API (metrics and tags on
+    // its nested run) and came back.
+    let cost = &show["stages"][1]["cost"];
+    assert_eq!(cost["basis"], "used", "{show}");
+    assert_eq!(cost["machine"], "aws-us-east-1", "{show}");
+    assert!(cost["charged"].as_f64().is_some_and(|c| c >= 0.0), "{show}");
     assert_eq!(show["gates"][0]["passed"], true, "{show}");
     assert_eq!(show["params"][0][0], "seed", "{show}");
     let human = with(&["runs", "show", &run_id[..8]]);
