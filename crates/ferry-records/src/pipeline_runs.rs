@@ -179,9 +179,11 @@ pub fn detail_of(r: &TrackedRun, children: &[TrackedRun]) -> RunDetail {
             .iter()
             .map(|(k, v)| (k.clone(), param_value(v)))
             .collect(),
+        // The run's cost is its stages' (shown from them), not a result.
         metrics: r
             .metrics
             .iter()
+            .filter(|m| m.key != COST_METRIC)
             .map(|m: &Metric| MetricRecord {
                 key: m.key.clone(),
                 value: m.value,

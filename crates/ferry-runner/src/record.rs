@@ -731,12 +731,16 @@ fn artifact_files(
 /// A team's `ferry server`, over its MLflow REST API.
 pub(crate) struct Remote {
     client: ferry_client::Client,
+    /// The sum of the costs of the stages recorded so far: the run's cost,
+    /// logged as a metric of its MLflow run when it finishes.
+    cost: std::sync::Mutex<Option<f64>>,
 }
 
 impl Remote {
     pub fn new(url: &str) -> Result<Self> {
         Ok(Self {
             client: ferry_client::Client::new(url)?,
+            cost: std::sync::Mutex::new(None),
         })
     }
 }
@@ -807,6 +811,10 @@ impl Recorder for Remote {
     }
 
     fn stage(&self, run: &Started, rec: &StageRecord) -> Result<()> {
+        if let Some(c) = &rec.cost {
+            let mut total = self.cost.lock().unwrap_or_else(|e| e.into_inner());
+            *total = Some(total.unwrap_or(0.0) + c.charged);
+        }
         if rec.status == StageStatus::UpToDate {
             return Ok(());
         }
@@ -954,7 +962,17 @@ impl Recorder for Remote {
         if let Some(m) = message {
             tags.push(("ferry.message".to_owned(), m.chars().take(5000).collect()));
         }
-        self.client.log_batch(&run.run_id, &[], &[], &tags)?;
+        let cost = *self.cost.lock().unwrap_or_else(|e| e.into_inner());
+        let metrics: Vec<Metric> = cost
+            .map(|c| Metric {
+                key: pipeline_runs::COST_METRIC.to_owned(),
+                value: c,
+                timestamp: now_ms(),
+                step: 0,
+            })
+            .into_iter()
+            .collect();
+        self.client.log_batch(&run.run_id, &metrics, &[], &tags)?;
         let mlflow = match status {
             RunStatus::Succeeded => "FINISHED",
             RunStatus::Cancelled => "KILLED",

@@ -72,6 +72,8 @@ pub fn bytes(n: i64) -> String {
 pub fn money(x: f64) -> String {
     if x == 0.0 {
         "$0".to_owned()
+    } else if x.abs() < 0.000_000_5 {
+        "<$0.000001".to_owned()
     } else if x.abs() >= 1.0 {
         format!("${x:.2}")
     } else if x.abs() >= 0.01 {

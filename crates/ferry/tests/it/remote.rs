@@ -150,6 +150,21 @@ fn a_pipeline_recorded_on_a_server() {
         .collect();
     children.sort();
     assert_eq!(children, vec!["gen", "train"]);
+    // The run's cost is a metric of its run, the sum of its stages' (each
+    // a metric of the stage's nested run), for any MLflow client to read.
+    let metric = |r: &ferry_metadata::TrackedRun| {
+        r.metrics
+            .iter()
+            .find(|m| m.key == "ferry.cost_usd")
+            .map(|m| m.value)
+    };
+    let stages: f64 = all
+        .iter()
+        .filter(|r| r.info.run_id != run_id)
+        .map(|r| metric(r).expect("a stage without its cost"))
+        .sum();
+    let total = metric(&run).expect("the run's cost");
+    assert!((total - stages).abs() < 1e-12, "{total} != {stages}");
     // ...the model's files under the run's artifacts, and the version with
     // its lineage.
     let uploaded = srv
