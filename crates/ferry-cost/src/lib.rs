@@ -10,11 +10,12 @@
 //! be shown. Money is US dollars as `f64`: figures are estimates to a
 //! fraction of a cent, summed over at most millions of rows.
 
+pub mod ledger;
 pub mod prices;
 mod spread;
 
 pub use prices::{PriceTable, Prices};
-pub use spread::{Period, spread};
+pub use spread::{Period, civil, days_from_civil, spread};
 
 /// What a stage declares it needs (`resources:` in `ferry.yaml`).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]

@@ -54,7 +54,12 @@ fn next_boundary(ms: i64, period: Period) -> i64 {
 }
 
 fn label(ms: i64, period: Period) -> String {
-    let (y, m, d) = civil(ms.div_euclid(MS_PER_DAY));
+    day_label(ms.div_euclid(MS_PER_DAY), period)
+}
+
+/// The label of day number `day` (days since 1970-01-01) in `period`.
+pub(crate) fn day_label(day: i64, period: Period) -> String {
+    let (y, m, d) = civil(day);
     match period {
         Period::Day => format!("{y:04}-{m:02}-{d:02}"),
         Period::Month => format!("{y:04}-{m:02}"),
@@ -63,7 +68,7 @@ fn label(ms: i64, period: Period) -> String {
 
 /// The proleptic Gregorian date of a day number (days since 1970-01-01),
 /// after Howard Hinnant's `civil_from_days`.
-fn civil(z: i64) -> (i64, u32, u32) {
+pub fn civil(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
@@ -77,7 +82,7 @@ fn civil(z: i64) -> (i64, u32, u32) {
 }
 
 /// The day number of a date (the inverse of [`civil`]).
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
     let era = y.div_euclid(400);
     let yoe = y.rem_euclid(400);

@@ -7,3 +7,5 @@ ALTER TABLE stage_runs ADD COLUMN cost_basis TEXT;
 ALTER TABLE stage_runs ADD COLUMN cost_requested_usd DOUBLE PRECISION;
 ALTER TABLE stage_runs ADD COLUMN cost_used_usd DOUBLE PRECISION;
 ALTER TABLE stage_runs ADD COLUMN cost_machine TEXT;
+-- `ferry cost --since`: runs by when they started.
+CREATE INDEX runs_by_start ON runs (started_ms);

@@ -126,7 +126,7 @@ fn password_from_stdin() -> Result<String> {
 }
 
 /// A duration like `30d`, `12h` or `90m`, in milliseconds.
-fn duration_ms(s: &str) -> Result<i64> {
+pub(crate) fn duration_ms(s: &str) -> Result<i64> {
     let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
     let n: i64 = n
         .parse()

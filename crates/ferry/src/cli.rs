@@ -86,6 +86,8 @@ pub enum Command {
         #[arg(long, requires = "remote")]
         json: bool,
     },
+    /// What runs cost: by stage, pipeline, day or month, from each stage's recorded cost
+    Cost(CostArgs),
     /// Users and API tokens of a team server's store
     #[command(subcommand)]
     Admin(AdminCommand),
@@ -335,6 +337,30 @@ pub enum AdminCommand {
         #[command(flatten)]
         place: Place,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct CostArgs {
+    /// Group by `stage`, `pipeline`, `day` or `month` (a stage running across midnight is split by its time in each)
+    #[arg(long, default_value = "pipeline", value_parser = ["stage", "pipeline", "day", "month"])]
+    pub by: String,
+    /// Only runs started in the last while (`30d`, `12h`) or since a date (`2026-11-01`, midnight in --utc-offset)
+    #[arg(long, default_value = "30d")]
+    pub since: String,
+    /// Only runs started before this date (`2026-12-01`) or this long ago (`7d`)
+    #[arg(long)]
+    pub until: Option<String>,
+    /// The time zone days and months are counted in, as an offset from UTC (`+02:00`, `-05:00`)
+    #[arg(long, default_value = "+00:00", allow_hyphen_values = true)]
+    pub utc_offset: String,
+    /// Print the lines as JSON on stdout
+    #[arg(long, conflicts_with = "csv")]
+    pub json: bool,
+    /// Print the lines as CSV on stdout
+    #[arg(long)]
+    pub csv: bool,
+    #[command(flatten)]
+    pub place: Place,
 }
 
 #[derive(Debug, Subcommand)]

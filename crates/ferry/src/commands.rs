@@ -82,6 +82,7 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
         Command::Gc { all, dry_run, .. } => gc(&ctx, all, dry_run),
         Command::Admin(c) => crate::admin::admin(&ctx, c),
         Command::Audit(c) => crate::admin::audit(&ctx, c),
+        Command::Cost(a) => crate::cost::cost(&ctx, a),
         Command::Remote(c) => crate::remote::remote(&ctx, c),
         Command::Push(a) => crate::remote::transfer(&ctx, a, crate::remote::Direction::Push),
         Command::Fetch(a) => crate::remote::transfer(&ctx, a, crate::remote::Direction::Fetch),

@@ -5,6 +5,7 @@ mod admin;
 mod artifacts;
 mod cli;
 mod commands;
+mod cost;
 mod ctx;
 mod data;
 mod exit;

@@ -206,6 +206,102 @@ async fn runs_conformance(s: &dyn MetadataStore) {
     );
 }
 
+/// What `ferry cost` reads: stage costs summed by pipeline, stage and day
+/// in a time zone; a stage across midnight handed over whole; runs outside
+/// the window and stages never priced left out.
+async fn stage_costs_conformance(s: &dyn MetadataStore) {
+    const H: i64 = 3_600_000;
+    // 2026-11-30T00:00:00Z.
+    let nov30 = 20_787 * 24 * H;
+    let priced = |stage: &str, at: i64, hours: i64, charged: f64, basis| StageRecord {
+        started_ms: Some(at),
+        ended_ms: Some(at + hours * H),
+        cost: Some(ferry_cost::StageCost {
+            charged,
+            basis,
+            requested: (basis == ferry_cost::Basis::Requested).then_some(charged * 2.0),
+            used: charged,
+            machine: "aws-us-east-1".into(),
+        }),
+        ..StageRecord::new(stage, StageStatus::Ran, "never ran".into())
+    };
+    let runs = [
+        ("0010aaaa000000000000000000000000", nov30 + 10 * H),
+        ("0011aaaa000000000000000000000000", nov30 + 22 * H),
+        ("0012aaaa000000000000000000000000", nov30 - 48 * H),
+    ];
+    for (id, at) in runs {
+        s.begin_run(&new_run(id, at)).await.unwrap();
+    }
+    use ferry_cost::Basis::{Requested, Restored, Used};
+    let (a, b, old) = (runs[0].0, runs[1].0, runs[2].0);
+    s.record_stage(a, &priced("train", nov30 + 10 * H, 1, 1.0, Requested))
+        .await
+        .unwrap();
+    s.record_stage(a, &priced("prepare", nov30 + 10 * H, 0, 0.0, Restored))
+        .await
+        .unwrap();
+    // 22:00 to 01:00: across midnight.
+    s.record_stage(b, &priced("train", nov30 + 22 * H, 3, 3.0, Used))
+        .await
+        .unwrap();
+    s.record_stage(old, &priced("train", nov30 - 48 * H, 1, 100.0, Used))
+        .await
+        .unwrap();
+    // Never priced (recorded before schema 14): not counted.
+    let unpriced = StageRecord {
+        cost: None,
+        ..priced("report", nov30 + 10 * H, 1, 0.0, Used)
+    };
+    s.record_stage(a, &unpriced).await.unwrap();
+
+    let (sums, spanning) = s.stage_costs(nov30, nov30 + 48 * H, 0).await.unwrap();
+    let mut got: Vec<(String, i64, f64, f64, i64, i64)> = sums
+        .iter()
+        .map(|d| {
+            (
+                d.stage.clone(),
+                d.day,
+                d.charged,
+                d.requested,
+                d.stage_runs,
+                d.restored,
+            )
+        })
+        .collect();
+    got.sort_by(|x, y| x.0.cmp(&y.0));
+    assert_eq!(
+        got,
+        [
+            ("prepare".into(), 20_787, 0.0, 0.0, 1, 1),
+            ("train".into(), 20_787, 1.0, 2.0, 1, 0)
+        ]
+    );
+    assert_eq!(spanning.len(), 1);
+    assert_eq!(
+        (
+            spanning[0].start_ms,
+            spanning[0].end_ms,
+            spanning[0].charged
+        ),
+        (nov30 + 22 * H, nov30 + 25 * H, 3.0)
+    );
+    // By month, in UTC: 1 + 2/3 of 3 in November, 1/3 of 3 in December.
+    let months = ferry_cost::ledger::totals(ferry_cost::ledger::By::Month, &sums, &spanning, 0);
+    let m: Vec<(&str, f64)> = months
+        .iter()
+        .map(|t| (t.key.as_str(), t.cost_usd))
+        .collect();
+    assert_eq!(m, [("2026-11", 3.0), ("2026-12", 1.0)]);
+    // Read at UTC+3, the late run is all on the 1st of December (01:00 to
+    // 04:00), and the morning one on the 30th.
+    let (sums, spanning) = s.stage_costs(nov30, nov30 + 48 * H, 180).await.unwrap();
+    assert!(spanning.is_empty(), "{spanning:?}");
+    let days = ferry_cost::ledger::totals(ferry_cost::ledger::By::Day, &sums, &spanning, 180);
+    let d: Vec<(&str, f64)> = days.iter().map(|t| (t.key.as_str(), t.cost_usd)).collect();
+    assert_eq!(d, [("2026-11-30", 1.0), ("2026-12-01", 3.0)]);
+}
+
 /// What a run records, written in as few statements as each takes: the
 /// same rows as writing them one at a time.
 async fn batched_writes_conformance(s: &dyn MetadataStore) {
@@ -1553,6 +1649,14 @@ fn sqlite_runs() {
 }
 
 #[test]
+fn sqlite_stage_costs() {
+    rt().block_on(async {
+        let (_d, s) = sqlite().await;
+        stage_costs_conformance(&s).await;
+    });
+}
+
+#[test]
 fn sqlite_batched_writes() {
     rt().block_on(async {
         let (_d, s) = sqlite().await;
@@ -1668,6 +1772,11 @@ mod postgres {
     #[test]
     fn postgres_tracking() {
         rt().block_on(async { tracking_conformance(&fresh().await).await });
+    }
+
+    #[test]
+    fn postgres_stage_costs() {
+        rt().block_on(async { stage_costs_conformance(&fresh().await).await });
     }
 
     #[test]

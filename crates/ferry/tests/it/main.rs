@@ -9,6 +9,7 @@ mod admin;
 mod checks;
 mod cli;
 mod consistency;
+mod cost;
 mod deploy;
 mod example;
 mod hardening;

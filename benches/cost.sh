@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# What `ferry cost` and the cost recording cost (issue 17):
+#
+#   report   `ferry cost --by pipeline|stage|day|month --since 90d` over a
+#            store of RUNS pipeline runs (4 stages each, spread over 120
+#            days, a few across midnight), by hyperfine; beside it, the
+#            floor: `ferry --version` (the binary's start) and `sqlite3`
+#            running the same two queries on the same file.
+#
+#   RUNS=100000 FERRY=target/release/ferry benches/cost.sh
+set -euo pipefail
+HERE="$(cd "$(dirname "$0")" && pwd)"
+: "${FERRY:?set FERRY to the binary under test}"
+RUNS="${RUNS:-100000}"
+OUT="$HERE/results/cost-$(date +%Y%m%d-%H%M%S)"
+WORK="$(mktemp -d -t ferry-cost-XXXXXX)"
+trap 'rm -rf "$WORK"' EXIT
+mkdir -p "$OUT"
+
+# A store with ferry's schema: one run of a one-stage project makes it.
+mkdir -p "$WORK/p" && cd "$WORK/p"
+printf 'stages:\n  s:\n    cmd: "true"\n' > ferry.yaml
+"$FERRY" run >/dev/null 2>&1
+DB="$WORK/p/.ferry/ferry.db"
+python3 - "$DB" "$RUNS" <<'PY'
+import random, sqlite3, sys, time
+db, n = sys.argv[1], int(sys.argv[2])
+c = sqlite3.connect(db)
+now = int(time.time() * 1000)
+day = 86_400_000
+random.seed(7)
+runs, stages = [], []
+for i in range(n):
+    rid = f"{i:032x}"
+    start = now - random.randrange(120 * day)
+    pipeline = f"pipeline-{i % 12}"
+    runs.append((rid, pipeline, "succeeded", "cli", start, start + 60_000))
+    t = start
+    for pos, stage in enumerate(["validate", "prepare", "train", "evaluate"]):
+        restored = random.random() < 0.5
+        wall = 0 if restored else random.randrange(1_000, 3_600_000)
+        cost = 0.0 if restored else wall / 3.6e6 * 0.1
+        basis = "restored" if restored else ("requested" if stage == "train" else "used")
+        req = cost if basis == "requested" else None
+        stages.append((rid, stage, pos, "restored" if restored else "ran", t, t + wall, wall,
+                       cost, basis, req, cost * 0.5, "aws-us-east-1"))
+        t += wall
+c.executemany("INSERT INTO runs (run_id, pipeline, status, run_trigger, started_ms, ended_ms) VALUES (?,?,?,?,?,?)", runs)
+c.executemany("INSERT INTO stage_runs (run_id, stage, position, status, started_ms, ended_ms, wall_ms, attempts, "
+              "cost_usd, cost_basis, cost_requested_usd, cost_used_usd, cost_machine) VALUES (?,?,?,?,?,?,?,1,?,?,?,?,?)", stages)
+c.commit()
+c.execute("ANALYZE")
+c.close()
+PY
+STORE="sqlite://$DB"
+SUMS="SELECT r.pipeline, s.stage, (COALESCE(s.started_ms, r.started_ms)) / 86400000 AS day, SUM(s.cost_usd), COUNT(*) FROM stage_runs s JOIN runs r ON r.run_id = s.run_id WHERE s.cost_usd IS NOT NULL AND r.started_ms >= (strftime('%s','now') - 90*86400) * 1000 GROUP BY 1, 2, 3"
+hyperfine -N --warmup 3 --runs 20 --export-markdown "$OUT/report.md" --export-json "$OUT/report.json" \
+  -n "ferry --version (start)" "$FERRY --version" \
+  -n "sqlite3 (the sums alone)" "sqlite3 $DB \"$SUMS\"" \
+  -n "cost --by pipeline" "$FERRY cost --by pipeline --since 90d --store $STORE" \
+  -n "cost --by stage" "$FERRY cost --by stage --since 90d --store $STORE" \
+  -n "cost --by day" "$FERRY cost --by day --since 90d --store $STORE" \
+  -n "cost --by month" "$FERRY cost --by month --since 90d --store $STORE" >&2
+cat "$OUT/report.md"
+"$FERRY" cost --by month --since 90d --store "$STORE" | tee "$OUT/by-month.txt"

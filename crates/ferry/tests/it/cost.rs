@@ -1,0 +1,131 @@
+//! `ferry cost` on a project's store: the lines add up to the stage costs
+//! `ferry runs show` records, in every grouping and format, and bad flags
+//! are usage errors.
+
+use crate::support::*;
+
+const SPEC: &str = r#"
+cost:
+  machine: gcp-us-central1
+stages:
+  prepare:
+    cmd: echo a > a.txt
+    outs: [a.txt]
+  train:
+    cmd: cat a.txt > b.txt && echo "$RANDOM" >> b.txt
+    deps: [a.txt]
+    outs: [b.txt]
+    resources: {cpus: 4, memory: 16Gi}
+"#;
+
+fn json(o: &Out) -> serde_json::Value {
+    assert_eq!(o.code, 0, "{o:?}");
+    serde_json::from_str(&o.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {o:?}"))
+}
+
+#[test]
+fn the_lines_add_up_to_the_stage_costs_runs_show_records() {
+    let p = Proj::new(SPEC);
+    p.run_ok();
+    assert_eq!(p.ferry(&["run", "--force"]).code, 0);
+    p.run_ok();
+    // What each run's stages were charged, as `ferry runs show` has them.
+    let runs = json(&p.ferry(&["runs", "list", "--json"]));
+    let mut by_stage = std::collections::BTreeMap::<String, (f64, i64)>::new();
+    for r in runs.as_array().unwrap() {
+        let show = json(&p.ferry(&["runs", "show", r["run_id"].as_str().unwrap(), "--json"]));
+        for s in show["stages"].as_array().unwrap() {
+            let e = by_stage
+                .entry(s["stage"].as_str().unwrap().to_owned())
+                .or_default();
+            e.0 += s["cost"]["charged"].as_f64().unwrap();
+            e.1 += 1;
+        }
+    }
+    let lines = json(&p.ferry(&["cost", "--by", "stage", "--json"]));
+    let pipeline = p.path().file_name().unwrap().to_string_lossy().into_owned();
+    for line in lines.as_array().unwrap() {
+        let stage = line["key"]
+            .as_str()
+            .unwrap()
+            .strip_prefix(&format!("{pipeline}/"))
+            .unwrap();
+        let (cost, n) = by_stage[stage];
+        assert!(
+            (line["cost_usd"].as_f64().unwrap() - cost).abs() < 1e-12,
+            "{line}"
+        );
+        assert_eq!(line["stage_runs"], n, "{line}");
+    }
+    // Three runs: the first and the forced one ran both stages, the last
+    // restored nothing and ran nothing (up to date): 2 of 6 cost nothing.
+    let total: f64 = by_stage.values().map(|(c, _)| c).sum();
+    for by in ["pipeline", "day", "month"] {
+        let lines = json(&p.ferry(&["cost", "--by", by, "--json"]));
+        let sum: f64 = lines
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["cost_usd"].as_f64().unwrap())
+            .sum();
+        assert!((sum - total).abs() < 1e-12, "--by {by}: {sum} != {total}");
+    }
+    let train = &lines
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["key"].as_str().unwrap().ends_with("/train"))
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (train["stage_runs"].as_i64(), train["restored"].as_i64()),
+        (Some(3), Some(1))
+    );
+    assert!(train["requested_usd"].as_f64().unwrap() > 0.0);
+
+    let table = p.ferry(&["cost", "--by", "stage"]);
+    assert_eq!(table.code, 0, "{table:?}");
+    assert!(table.stdout.starts_with("STAGE "), "{table:?}");
+    assert!(
+        table.stdout.lines().last().unwrap().starts_with("total "),
+        "{table:?}"
+    );
+    let csv = p.ferry(&["cost", "--csv"]);
+    assert!(
+        csv.stdout
+            .starts_with("key,cost_usd,requested_usd,used_usd,stage_runs,restored\n"),
+        "{csv:?}"
+    );
+    // Nothing in a window before the runs.
+    let none = p.ferry(&["cost", "--since", "2020-01-01", "--until", "2020-02-01"]);
+    assert_eq!(
+        none.stdout, "no priced stage runs in this window\n",
+        "{none:?}"
+    );
+}
+
+#[test]
+fn bad_flags_are_usage_errors_naming_the_flag() {
+    let p = Proj::new(SPEC);
+    p.run_ok();
+    for (args, want) in [
+        (&["cost", "--since", "last week"][..], "--since `last week`"),
+        (
+            &["cost", "--until", "2026-02-30"][..],
+            "--until `2026-02-30`",
+        ),
+        (&["cost", "--utc-offset", "CET"][..], "--utc-offset `CET`"),
+        (
+            &["cost", "--since", "2026-12-01", "--until", "2026-11-01"][..],
+            "is not after --since",
+        ),
+        (
+            &["cost", "--server", "http://127.0.0.1:9"][..],
+            "`ferry cost` cannot work through `--server`",
+        ),
+    ] {
+        let o = p.ferry(args);
+        assert_eq!(o.code, 2, "{args:?}: {o:?}");
+        assert!(o.stderr.contains(want), "{args:?}: {o:?}");
+    }
+}
