@@ -13,6 +13,7 @@ mod auth;
 mod deployments;
 mod group;
 mod jobs;
+mod ledger;
 mod models;
 mod row;
 mod sql;

@@ -735,7 +735,14 @@ impl MetadataStore for SqlStore {
     }
 
     async fn record_stage(&self, run_id: &str, s: &StageRecord) -> Result<()> {
-        // One statement (a stage recorded again replaces its row).
+        // The row (a stage recorded again replaces its row) and the cost
+        // ledger's hours, in one transaction.
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(query_error("record a stage"))?;
+        let before = crate::ledger::priced(&mut tx, run_id, &s.stage).await?;
         sqlx::query(
             "INSERT INTO stage_runs (run_id, stage, position, status, reason, fingerprint, started_ms, ended_ms, wall_ms, \
              user_cpu_ms, sys_cpu_ms, max_rss_bytes, exit_code, attempts, cost_usd, cost_basis, cost_requested_usd, \
@@ -767,9 +774,11 @@ impl MetadataStore for SqlStore {
         .bind(s.cost.as_ref().and_then(|c| c.requested))
         .bind(s.cost.as_ref().map(|c| c.used))
         .bind(s.cost.as_ref().map(|c| c.machine.clone()))
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(query_error("record a stage"))?;
+        crate::ledger::replace(&mut tx, run_id, s, before).await?;
+        tx.commit().await.map_err(query_error("record a stage"))?;
         Ok(())
     }
 
@@ -882,74 +891,8 @@ impl MetadataStore for SqlStore {
         since_ms: i64,
         until_ms: i64,
         offset_minutes: i32,
-    ) -> Result<(
-        Vec<ferry_cost::ledger::DaySum>,
-        Vec<ferry_cost::ledger::Spanning>,
-    )> {
-        // A stage's time: its own, else its run's start (restored stages
-        // have none); the day, in the report's zone.
-        const START: &str = "COALESCE(s.started_ms, r.started_ms)";
-        let end = format!("COALESCE(s.ended_ms, {START})");
-        let day = |t: &str| format!("(({t}) + $3) / 86400000");
-        let from = "FROM stage_runs s JOIN runs r ON r.run_id = s.run_id \
-                    WHERE s.cost_usd IS NOT NULL AND r.started_ms >= $1 AND r.started_ms < $2";
-        let offset_ms = i64::from(offset_minutes) * 60_000;
-        let sums = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT r.pipeline AS pipeline, s.stage AS stage, {d} AS day, \
-             SUM(s.cost_usd) AS charged, SUM(COALESCE(s.cost_requested_usd, 0)) AS requested, \
-             SUM(COALESCE(s.cost_used_usd, 0)) AS used, COUNT(*) AS n, \
-             SUM(CASE WHEN s.cost_requested_usd IS NULL THEN 0 ELSE COALESCE(s.cost_used_usd, 0) END) AS requested_used, \
-             SUM(CASE WHEN s.cost_basis = 'restored' THEN 1 ELSE 0 END) AS restored \
-             {from} AND {d} = {e} GROUP BY r.pipeline, s.stage, {d}",
-            d = day(START),
-            e = day(&end),
-        )))
-        .bind(since_ms)
-        .bind(until_ms)
-        .bind(offset_ms)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(query_error("sum stage costs"))?;
-        let spanning = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT r.pipeline AS pipeline, s.stage AS stage, {START} AS start_ms, {end} AS end_ms, \
-             s.cost_usd AS charged, COALESCE(s.cost_requested_usd, 0) AS requested, \
-             COALESCE(s.cost_used_usd, 0) AS used {from} AND {d} <> {e}",
-            d = day(START),
-            e = day(&end),
-        )))
-        .bind(since_ms)
-        .bind(until_ms)
-        .bind(offset_ms)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(query_error("read stage costs across midnight"))?;
-        let sums = sums
-            .iter()
-            .map(|r| ferry_cost::ledger::DaySum {
-                pipeline: col_str(r, "pipeline"),
-                stage: col_str(r, "stage"),
-                day: col_i64(r, "day"),
-                charged: crate::row::col_opt_f64(r, "charged").unwrap_or(0.0),
-                requested: crate::row::col_opt_f64(r, "requested").unwrap_or(0.0),
-                used: crate::row::col_opt_f64(r, "used").unwrap_or(0.0),
-                requested_used: crate::row::col_opt_f64(r, "requested_used").unwrap_or(0.0),
-                stage_runs: col_i64(r, "n"),
-                restored: col_i64(r, "restored"),
-            })
-            .collect();
-        let spanning = spanning
-            .iter()
-            .map(|r| ferry_cost::ledger::Spanning {
-                pipeline: col_str(r, "pipeline"),
-                stage: col_str(r, "stage"),
-                start_ms: col_i64(r, "start_ms"),
-                end_ms: col_i64(r, "end_ms"),
-                charged: crate::row::col_opt_f64(r, "charged").unwrap_or(0.0),
-                requested: crate::row::col_opt_f64(r, "requested").unwrap_or(0.0),
-                used: crate::row::col_opt_f64(r, "used").unwrap_or(0.0),
-            })
-            .collect();
-        Ok((sums, spanning))
+    ) -> Result<Vec<ferry_cost::ledger::DaySum>> {
+        crate::ledger::report(&self.pool, since_ms, until_ms, offset_minutes).await
     }
 
     async fn get_run(&self, id: &str) -> Result<RunDetail> {

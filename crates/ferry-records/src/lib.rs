@@ -50,19 +50,15 @@ pub trait MetadataStore:
     async fn record_metrics(&self, run_id: &str, metrics: &[MetricRecord]) -> Result<()>;
     async fn record_gates(&self, run_id: &str, gates: &[GateRecord]) -> Result<()>;
     async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunSummary>>;
-    /// What `ferry cost` reports from: the priced stage runs of the runs
-    /// started in `[since_ms, until_ms)`, summed per pipeline, stage and day
-    /// (in the zone `offset_minutes` east of UTC) for those that start and
-    /// end on one day, and one by one for those that cross midnight.
+    /// What `ferry cost` reports from: the cost ledger's hours in
+    /// `[since_ms, until_ms)`, summed per pipeline, stage and day in the
+    /// zone `offset_minutes` east of UTC (`record_stage` keeps the ledger).
     async fn stage_costs(
         &self,
         since_ms: i64,
         until_ms: i64,
         offset_minutes: i32,
-    ) -> Result<(
-        Vec<ferry_cost::ledger::DaySum>,
-        Vec<ferry_cost::ledger::Spanning>,
-    )>;
+    ) -> Result<Vec<ferry_cost::ledger::DaySum>>;
     /// A run by its id or a unique prefix of it (at least 4 characters).
     async fn get_run(&self, id_or_prefix: &str) -> Result<RunDetail>;
 

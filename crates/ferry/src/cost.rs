@@ -42,10 +42,10 @@ pub(crate) fn cost(ctx: &Ctx, a: CostArgs) -> Result<u8> {
             ));
         }
     };
-    let (sums, spanning) = store
+    let sums = store
         .call(|s| Box::pin(async move { s.stage_costs(since, until, offset).await }))
         .map_err(store_err)?;
-    let lines = totals(by, &sums, &spanning, offset);
+    let lines = totals(by, &sums);
     if a.json {
         crate::ui::print_json(&lines)?;
     } else if a.csv {
@@ -131,7 +131,6 @@ fn table(by: By, lines: &[Total]) -> String {
             money(t.used_usd),
             efficiency,
             t.stage_runs.to_string(),
-            t.restored.to_string(),
         ]
     };
     let mut rows: Vec<Vec<String>> = lines.iter().map(row).collect();
@@ -142,7 +141,6 @@ fn table(by: By, lines: &[Total]) -> String {
         used_usd: lines.iter().map(|t| t.used_usd).sum(),
         requested_used_usd: lines.iter().map(|t| t.requested_used_usd).sum(),
         stage_runs: lines.iter().map(|t| t.stage_runs).sum(),
-        restored: lines.iter().map(|t| t.restored).sum(),
     };
     rows.push(row(&all));
     crate::ui::table(
@@ -154,7 +152,6 @@ fn table(by: By, lines: &[Total]) -> String {
             "USED",
             "EFFICIENCY",
             "STAGE RUNS",
-            "RESTORED",
         ],
         &rows,
     )
@@ -162,7 +159,7 @@ fn table(by: By, lines: &[Total]) -> String {
 
 /// The lines as CSV (a key with a comma or quote is quoted).
 fn csv(lines: &[Total]) -> String {
-    let mut out = String::from("key,cost_usd,requested_usd,used_usd,stage_runs,restored\n");
+    let mut out = String::from("key,cost_usd,requested_usd,used_usd,stage_runs\n");
     for t in lines {
         let key = if t.key.contains([',', '"', '\n']) {
             format!("\"{}\"", t.key.replace('"', "\"\""))
@@ -170,8 +167,8 @@ fn csv(lines: &[Total]) -> String {
             t.key.clone()
         };
         out.push_str(&format!(
-            "{key},{},{},{},{},{}\n",
-            t.cost_usd, t.requested_usd, t.used_usd, t.stage_runs, t.restored
+            "{key},{},{},{},{}\n",
+            t.cost_usd, t.requested_usd, t.used_usd, t.stage_runs
         ));
     }
     out
@@ -209,11 +206,10 @@ mod tests {
             used_usd: 0.5,
             requested_used_usd: 0.0,
             stage_runs: 2,
-            restored: 1,
         };
         assert_eq!(
             csv(&[t]),
-            "key,cost_usd,requested_usd,used_usd,stage_runs,restored\n\"a,\"\"b\"\"\",0.5,0,0.5,2,1\n"
+            "key,cost_usd,requested_usd,used_usd,stage_runs\n\"a,\"\"b\"\"\",0.5,0,0.5,2\n"
         );
     }
 }

@@ -255,51 +255,49 @@ async fn stage_costs_conformance(s: &dyn MetadataStore) {
     };
     s.record_stage(a, &unpriced).await.unwrap();
 
-    let (sums, spanning) = s.stage_costs(nov30, nov30 + 48 * H, 0).await.unwrap();
-    let mut got: Vec<(String, i64, f64, f64, i64, i64)> = sums
-        .iter()
-        .map(|d| {
-            (
-                d.stage.clone(),
-                d.day,
-                d.charged,
-                d.requested,
-                d.stage_runs,
-                d.restored,
-            )
-        })
-        .collect();
-    got.sort_by(|x, y| x.0.cmp(&y.0));
-    assert_eq!(
-        got,
-        [
-            ("prepare".into(), 20_787, 0.0, 0.0, 1, 1),
-            ("train".into(), 20_787, 1.0, 2.0, 1, 0)
-        ]
-    );
-    assert_eq!(spanning.len(), 1);
-    assert_eq!(
-        (
-            spanning[0].start_ms,
-            spanning[0].end_ms,
-            spanning[0].charged
-        ),
-        (nov30 + 22 * H, nov30 + 25 * H, 3.0)
-    );
+    let by = |sums: &[ferry_cost::ledger::DaySum], by| {
+        ferry_cost::ledger::totals(by, sums)
+            .into_iter()
+            .map(|t| (t.key, t.cost_usd, t.stage_runs))
+            .collect::<Vec<_>>()
+    };
+    use ferry_cost::ledger::By::{Day, Month, Stage};
+    let window = (nov30, nov30 + 48 * H);
+    let sums = s.stage_costs(window.0, window.1, 0).await.unwrap();
+    // Only train cost something; the restored prepare and the unpriced
+    // report are not in the ledger, the old run is outside the window.
+    assert_eq!(by(&sums, Stage), [("iris/train".into(), 4.0, 2)]);
     // By month, in UTC: 1 + 2/3 of 3 in November, 1/3 of 3 in December.
-    let months = ferry_cost::ledger::totals(ferry_cost::ledger::By::Month, &sums, &spanning, 0);
-    let m: Vec<(&str, f64)> = months
-        .iter()
-        .map(|t| (t.key.as_str(), t.cost_usd))
-        .collect();
-    assert_eq!(m, [("2026-11", 3.0), ("2026-12", 1.0)]);
+    assert_eq!(
+        by(&sums, Month),
+        [("2026-11".into(), 3.0, 2), ("2026-12".into(), 1.0, 0)]
+    );
+    let requested: f64 = sums.iter().map(|d| d.requested).sum();
+    assert_eq!(requested, 2.0);
     // Read at UTC+3, the late run is all on the 1st of December (01:00 to
     // 04:00), and the morning one on the 30th.
-    let (sums, spanning) = s.stage_costs(nov30, nov30 + 48 * H, 180).await.unwrap();
-    assert!(spanning.is_empty(), "{spanning:?}");
-    let days = ferry_cost::ledger::totals(ferry_cost::ledger::By::Day, &sums, &spanning, 180);
-    let d: Vec<(&str, f64)> = days.iter().map(|t| (t.key.as_str(), t.cost_usd)).collect();
-    assert_eq!(d, [("2026-11-30", 1.0), ("2026-12-01", 3.0)]);
+    let sums = s.stage_costs(window.0, window.1, 180).await.unwrap();
+    assert_eq!(
+        by(&sums, Day),
+        [("2026-11-30".into(), 1.0, 1), ("2026-12-01".into(), 3.0, 1)]
+    );
+    // Recorded again, a stage's cost replaces what it was: never twice.
+    s.record_stage(b, &priced("train", nov30 + 22 * H, 3, 6.0, Used))
+        .await
+        .unwrap();
+    let sums = s.stage_costs(window.0, window.1, 0).await.unwrap();
+    assert_eq!(
+        by(&sums, Month),
+        [("2026-11".into(), 5.0, 2), ("2026-12".into(), 2.0, 0)]
+    );
+    // And without a cost, it leaves the ledger.
+    let gone = StageRecord {
+        cost: None,
+        ..priced("train", nov30 + 22 * H, 3, 0.0, Used)
+    };
+    s.record_stage(b, &gone).await.unwrap();
+    let sums = s.stage_costs(window.0, window.1, 0).await.unwrap();
+    assert_eq!(by(&sums, Month), [("2026-11".into(), 1.0, 1)]);
 }
 
 /// What a run records, written in as few statements as each takes: the
