@@ -15,7 +15,7 @@ pub mod prices;
 mod spread;
 
 pub use prices::{PriceTable, Prices};
-pub use spread::{Period, civil, days_from_civil, spread};
+pub use spread::{Period, spread};
 
 /// What a stage declares it needs (`resources:` in `ferry.yaml`).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]

@@ -98,9 +98,9 @@ fn date(s: &str) -> Option<i64> {
     if s.len() != 10 || !(1..=12).contains(&m) || !(1..=31).contains(&d) {
         return None;
     }
-    let day = ferry_cost::days_from_civil(y, m, d);
+    let day = ferry_core::days_from_civil(y, m, d);
     // A day past the month's end (`2026-02-30`) is no date.
-    (ferry_cost::civil(day) == (y, m, d)).then_some(day)
+    (ferry_core::civil_from_days(day) == (y, m, d)).then_some(day)
 }
 
 fn header(by: By) -> &'static str {
