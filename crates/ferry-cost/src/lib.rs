@@ -141,19 +141,15 @@ pub fn stage_cost(
     let cpu_hours = used.cpu_ms.max(0) as f64 / MS_PER_HOUR;
     let rss_gib = used.max_rss_bytes.max(0) as f64 / GIB;
     let gpu_price = match requested {
-        Some(r) if r.gpus > 0 => {
-            let gpu = r.gpu_type.as_deref().ok_or(CostError::NoGpuType(r.gpus))?;
-            table.gpu(gpu)? * f64::from(r.gpus)
-        }
-        _ => 0.0,
+        Some(r) => gpus_hourly(table, r)?,
+        None => 0.0,
     };
     // Used GPUs are not measured: the GPUs asked for count as used.
     let used_cost =
         cpu_hours * table.vcpu_hour + rss_gib * hours * table.memory_gib_hour + gpu_price * hours;
-    let requested_cost = requested.map(|r| {
-        hours * (r.cpus * table.vcpu_hour + r.memory_gib * table.memory_gib_hour)
-            + gpu_price * hours
-    });
+    let requested_cost = requested
+        .map(|r| hourly_rate(prices, default_machine, r).map(|rate| rate * hours))
+        .transpose()?;
     Ok(StageCost {
         charged: requested_cost.unwrap_or(used_cost),
         basis: if requested.is_some() {
@@ -167,9 +163,64 @@ pub fn stage_cost(
     })
 }
 
+/// What the GPUs `r` asks for cost an hour.
+fn gpus_hourly(table: &PriceTable, r: &Requested) -> Result<f64, CostError> {
+    if r.gpus == 0 {
+        return Ok(0.0);
+    }
+    let gpu = r.gpu_type.as_deref().ok_or(CostError::NoGpuType(r.gpus))?;
+    Ok(table.gpu(gpu)? * f64::from(r.gpus))
+}
+
+/// What the resources `r` asks for cost an hour, at its machine class's
+/// prices (else `default_machine`'s): what a stage that declares them is
+/// charged per hour it runs, and how long `max_cost` lets it run.
+pub fn hourly_rate(
+    prices: &Prices,
+    default_machine: &str,
+    r: &Requested,
+) -> Result<f64, CostError> {
+    let table = prices.get(r.machine.as_deref().unwrap_or(default_machine))?;
+    Ok(r.cpus * table.vcpu_hour + r.memory_gib * table.memory_gib_hour + gpus_hourly(table, r)?)
+}
+
+/// How long a stage that asks for `r` may run before its cost reaches
+/// `max_cost` (`None`: its requests cost nothing, so never).
+pub fn time_for(
+    prices: &Prices,
+    default_machine: &str,
+    r: &Requested,
+    max_cost: f64,
+) -> Result<Option<std::time::Duration>, CostError> {
+    let rate = hourly_rate(prices, default_machine, r)?;
+    Ok((rate > 0.0).then(|| std::time::Duration::from_secs_f64(max_cost / rate * 3600.0)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn max_cost_is_a_time_at_the_requests_rate() {
+        let r = Requested {
+            cpus: 2.0,
+            memory_gib: 10.0,
+            gpus: 0,
+            gpu_type: None,
+            machine: None,
+        };
+        // 2 x 0.04 + 10 x 0.005 = $0.13 an hour: $0.065 buys 30 minutes.
+        let rate = hourly_rate(&round(), "test", &r).unwrap();
+        close(rate, 0.13);
+        let t = time_for(&round(), "test", &r, 0.065).unwrap().unwrap();
+        assert_eq!(t.as_secs(), 1800);
+        let free = Requested {
+            cpus: 0.0,
+            memory_gib: 0.0,
+            ..r
+        };
+        assert_eq!(time_for(&round(), "test", &free, 1.0).unwrap(), None);
+    }
 
     fn close(a: f64, b: f64) {
         assert!((a - b).abs() < 1e-12, "{a} != {b}");

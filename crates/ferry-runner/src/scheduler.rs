@@ -347,7 +347,7 @@ impl<'s, 'p> Scheduler<'s, 'p> {
             cmd: stage.cmd.clone(),
             cwd: project.root.clone(),
             env,
-            timeout: stage.timeout,
+            timeout: crate::settle::time_limit(&project.pipeline.cost, stage).0,
             log_path: self.log_path(stage),
         };
         let (tx, reporter) = (self.tx.clone(), self.cx.reporter.clone());

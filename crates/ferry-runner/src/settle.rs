@@ -14,6 +14,22 @@ use ferry_spec::Stage;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+/// How long a stage may run: its `timeout`, or less when its `max_cost`
+/// runs out first at what its requests cost an hour (then `true`).
+pub(crate) fn time_limit(cost: &ferry_spec::CostConfig, stage: &Stage) -> (Option<Duration>, bool) {
+    let by_cost = match (&stage.resources, stage.max_cost) {
+        (Some(r), Some(max)) => ferry_cost::time_for(&cost.prices, &cost.machine, r, max)
+            .ok()
+            .flatten(),
+        _ => None,
+    };
+    match (stage.timeout, by_cost) {
+        (Some(t), Some(c)) if c < t => (Some(c), true),
+        (None, Some(c)) => (Some(c), true),
+        (t, _) => (t, false),
+    }
+}
+
 /// What a settled stage cost: nothing when it ran nothing (up to date,
 /// restored), its requests or its use when its command or check ran,
 /// `None` when it never got that far (skipped, not started).
@@ -131,6 +147,20 @@ impl Scheduler<'_, '_> {
         let failed = |why: String| Ok(Err((StageStatus::Failed, why)));
         match exit {
             Exit::Cancelled => return Ok(Err((StageStatus::Cancelled, "cancelled".into()))),
+            Exit::TimedOut if time_limit(&self.cx.project.pipeline.cost, stage).1 => {
+                return failed(format!(
+                    "the command was stopped: it reached its max_cost of ${} (what it asked for costs ${:.4} an hour)",
+                    stage.max_cost.unwrap_or_default(),
+                    stage
+                        .resources
+                        .as_ref()
+                        .and_then(|r| {
+                            let c = &self.cx.project.pipeline.cost;
+                            ferry_cost::hourly_rate(&c.prices, &c.machine, r).ok()
+                        })
+                        .unwrap_or_default()
+                ));
+            }
             e if !e.success() => return failed(format!("the command {}", e.describe())),
             _ => {}
         }

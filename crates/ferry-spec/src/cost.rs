@@ -41,6 +41,10 @@ impl Default for CostConfig {
     }
 }
 
+/// What a stage says of cost, for [`settle`]: its name, `resources:` and
+/// `max_cost:` with where each is.
+pub(crate) type StageCostKeys = (String, Option<Sp<Requested>>, Option<Sp<f64>>);
+
 /// `cost:` as written.
 #[derive(Default)]
 pub(crate) struct RawCost {
@@ -143,13 +147,13 @@ pub(crate) fn decode_resources(v: &Node, path: &str, sink: &mut Sink<'_>) -> Opt
 }
 
 /// A stage's `max_cost:`, in US dollars.
-pub(crate) fn decode_max_cost(v: &Node, path: &str, sink: &mut Sink<'_>) -> Option<f64> {
+pub(crate) fn decode_max_cost(v: &Node, path: &str, sink: &mut Sink<'_>) -> Option<Sp<f64>> {
     let x = amount(v, path, sink)?;
     if x == 0.0 {
         sink.err(v.pos, path, "max_cost must be more than 0");
         return None;
     }
-    Some(x)
+    Some((x, v.pos))
 }
 
 /// The top-level `cost:`.
@@ -241,11 +245,7 @@ fn decode_table(name: &str, body: &Node, sink: &mut Sink<'_>) -> Option<PriceTab
 
 /// The cost settings, with every machine class and GPU type the stages
 /// name checked against the price tables.
-pub(crate) fn settle(
-    raw: RawCost,
-    stages: &[(String, Option<Sp<Requested>>)],
-    sink: &mut Sink<'_>,
-) -> CostConfig {
+pub(crate) fn settle(raw: RawCost, stages: &[StageCostKeys], sink: &mut Sink<'_>) -> CostConfig {
     let prices = Prices::shipped().overlay(raw.prices);
     let known = |p: &Prices| {
         p.tables()
@@ -263,7 +263,21 @@ pub(crate) fn settle(
         }
         None => ferry_cost::prices::DEFAULT_MACHINE.to_owned(),
     };
-    for (stage, r) in stages {
+    for (stage, r, max_cost) in stages {
+        // A stage is stopped at `max_cost` by what its requests cost an hour.
+        if let Some((_, at)) = max_cost {
+            let rate = r
+                .as_ref()
+                .and_then(|(r, _)| ferry_cost::hourly_rate(&prices, &machine, r).ok());
+            if rate.is_none_or(|x| x <= 0.0) {
+                sink.err_hint(
+                    *at,
+                    &format!("stages.{stage}.max_cost"),
+                    "max_cost needs `resources:` that cost something",
+                    "the stage is stopped when what it asked for has cost max_cost (its cost an hour is its requests')",
+                );
+            }
+        }
         let Some((r, pos)) = r else { continue };
         let path = format!("stages.{stage}.resources");
         let class = r.machine.as_deref().unwrap_or(&machine);

@@ -189,7 +189,7 @@ struct RawStage {
     timeout: Option<Sp<Duration>>,
     retries: Option<u32>,
     resources: Option<Sp<ferry_cost::Requested>>,
-    max_cost: Option<f64>,
+    max_cost: Option<Sp<f64>>,
     check: Option<Sp<String>>,
     check_keys: Vec<(String, Pos)>,
     data: Option<Sp<String>>,
@@ -1354,10 +1354,10 @@ impl Validator<'_> {
     /// of it in the sink).
     fn validate(&mut self, mut raw: RawSpec, default_name: &str) -> Option<Pipeline> {
         let remotes = raw.remotes.clone();
-        let asked: Vec<(String, Option<Sp<ferry_cost::Requested>>)> = raw
+        let asked: Vec<crate::cost::StageCostKeys> = raw
             .stages
             .iter()
-            .map(|s| (s.name.0.clone(), s.resources.clone()))
+            .map(|s| (s.name.0.clone(), s.resources.clone(), s.max_cost))
             .collect();
         let cost = crate::cost::settle(std::mem::take(&mut raw.cost), &asked, &mut self.sink);
         let name = raw
@@ -1505,7 +1505,7 @@ impl Validator<'_> {
                 timeout: rs.timeout.map(|t| t.0),
                 retries: rs.retries.unwrap_or(0),
                 resources: rs.resources.as_ref().map(|r| r.0.clone()),
-                max_cost: rs.max_cost,
+                max_cost: rs.max_cost.map(|m| m.0),
                 upstream: Vec::new(),
                 check: check.map(|c| c.check),
             },

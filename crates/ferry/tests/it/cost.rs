@@ -128,3 +128,37 @@ fn bad_flags_are_usage_errors_naming_the_flag() {
         assert!(o.stderr.contains(want), "{args:?}: {o:?}");
     }
 }
+
+#[test]
+fn a_stage_is_stopped_when_what_it_asked_for_has_cost_its_max_cost() {
+    // 1 vCPU and 1 GiB at aws-us-east-1's prices cost $0.044925 an hour:
+    // $0.0000125 buys about a second.
+    let p = Proj::new(
+        r#"
+stages:
+  long:
+    cmd: sleep 30 && echo done > out.txt
+    outs: [out.txt]
+    resources: {cpus: 1, memory: 1Gi}
+    max_cost: 0.0000125
+"#,
+    );
+    let started = std::time::Instant::now();
+    let o = p.ferry(&["run"]);
+    assert_eq!(o.code, 1, "{o:?}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "{o:?}"
+    );
+    assert!(
+        o.stderr.contains("reached its max_cost of $0.0000125"),
+        "{o:?}"
+    );
+    let show = json(&p.ferry(&["runs", "show", "latest", "--json"]));
+    assert_eq!(show["stages"][0]["status"], "failed", "{show}");
+    // It is charged for what it ran: at most a few seconds' worth.
+    assert!(
+        show["stages"][0]["cost"]["charged"].as_f64().unwrap() < 0.0001,
+        "{show}"
+    );
+}
