@@ -7,7 +7,6 @@
 //! exact; a zone offset by a half hour counts each hour on the side of
 //! midnight its start falls.
 
-use crate::spread::Period;
 use std::collections::BTreeMap;
 
 /// What a report groups costs by.
@@ -206,8 +205,14 @@ pub fn totals(by: By, sums: &[DaySum]) -> Vec<Total> {
         let key = match by {
             By::Stage => format!("{}/{}", s.pipeline, s.stage),
             By::Pipeline => s.pipeline.clone(),
-            By::Day => crate::spread::day_label(s.day, Period::Day),
-            By::Month => crate::spread::day_label(s.day, Period::Month),
+            By::Day | By::Month => {
+                let (y, m, d) = ferry_core::civil_from_days(s.day);
+                if by == By::Day {
+                    format!("{y:04}-{m:02}-{d:02}")
+                } else {
+                    format!("{y:04}-{m:02}")
+                }
+            }
         };
         let t = out.entry(key.clone()).or_insert_with(|| Total {
             key,

@@ -1,7 +1,8 @@
 //! What runs cost, without I/O: price tables per machine class
 //! ([`prices`]), the resources a stage asked for and used, and the money
-//! they come to ([`stage_cost`]), and how a cost spreads over the days or
-//! months its time spans ([`spread`]).
+//! they come to ([`stage_cost`]), and the cost ledger's arithmetic: a
+//! cost spread over the hours it ran, summed back by stage, pipeline, day
+//! or month in a report's zone ([`ledger`]).
 //!
 //! A stage that declares `resources:` is charged on what it asked for, as
 //! a cluster bills a pod's requests; one that does not is charged on what
@@ -12,10 +13,8 @@
 
 pub mod ledger;
 pub mod prices;
-mod spread;
 
 pub use prices::{PriceTable, Prices};
-pub use spread::{Period, spread};
 
 /// What a stage declares it needs (`resources:` in `ferry.yaml`).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]

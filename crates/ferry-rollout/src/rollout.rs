@@ -351,7 +351,6 @@ pub fn ending(
     detail: serde_json::Value,
     now_ms: i64,
 ) -> ferry_metadata::DeploymentChange {
-    let plan: Option<Plan> = serde_json::from_value(d.spec.clone()).ok();
     let promoted = phase == Phase::Promoted;
     ferry_metadata::DeploymentChange {
         phase: phase.as_str().into(),
@@ -363,7 +362,7 @@ pub fn ending(
         kind: phase.as_str().into(),
         detail,
         now_ms,
-        move_alias: promoted.then(|| plan.map_or_else(|| "production".to_owned(), |p| p.alias)),
+        move_alias: promoted.then(|| alias_of(d)),
         reject: !promoted,
     }
 }
@@ -460,6 +459,35 @@ pub async fn last(
         .into_iter()
         .next()
         .ok_or_else(|| DeployError::NoDeployment(model.to_owned()))
+}
+
+/// The alias a deployment's plan serves (`production` for a spec that is
+/// no plan).
+pub fn alias_of(d: &ferry_metadata::Deployment) -> String {
+    serde_json::from_value::<Plan>(d.spec.clone())
+        .map_or_else(|_| "production".to_owned(), |p| p.alias)
+}
+
+/// A model's last rollout as `ferry deploy status` shows it: the
+/// deployment, its events, and the live gateways serving its alias.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct Status {
+    pub deployment: ferry_metadata::Deployment,
+    pub events: Vec<ferry_metadata::DeploymentEvent>,
+    pub gateways: Vec<ferry_metadata::GatewayBeat>,
+}
+
+/// `model`'s last rollout (see [`Status`]); `ferry deploy status` on a
+/// store and the team server's `deployments/get` both read it here.
+pub async fn status(store: &dyn MetadataStore, model: &str) -> Result<Status, DeployError> {
+    let deployment = last(store, model).await?;
+    let events = store.deployment_events(&deployment.id).await?;
+    let gateways = serving(store, model, &alias_of(&deployment)).await?;
+    Ok(Status {
+        deployment,
+        events,
+        gateways,
+    })
 }
 
 /// A rollout ended by hand.

@@ -7,7 +7,7 @@ use crate::exit::{self, usage};
 use anyhow::{Context, Result};
 use ferry_gateway::canary::{self, Phase, Plan, Strategy};
 use ferry_gateway::loader::Artifacts as ArtifactFiles;
-use ferry_gateway::rollout::{self, DeployError, Ended, Started};
+use ferry_gateway::rollout::{self, DeployError, Ended, Started, Status};
 use ferry_metadata::{Deployment, MetadataStore};
 use std::sync::Arc;
 
@@ -152,12 +152,19 @@ pub fn serve(ctx: &Ctx, a: ServeArgs) -> Result<u8> {
 
 pub fn deploy(ctx: &Ctx, a: DeployArgs) -> Result<u8> {
     let place = a.place;
-    let at = || Rollouts::open(ctx, &place);
+    // One runtime for the whole command: a store's connections belong to
+    // the runtime that opened them (PostgreSQL's sockets to its reactor).
+    let rt = runtime()?;
+    let at = || rt.block_on(Rollouts::open(ctx, &place));
     match a.command {
-        Some(DeployCommand::Status { model, watch, json }) => status(at, model, watch, json),
-        Some(DeployCommand::Promote { model, reason }) => end(at, &model, Phase::Promoted, reason),
-        Some(DeployCommand::Abort { model, reason }) => end(at, &model, Phase::Aborted, reason),
-        None => start(a.start, at),
+        Some(DeployCommand::Status { model, watch, json }) => status(&rt, at, model, watch, json),
+        Some(DeployCommand::Promote { model, reason }) => {
+            end(&rt, at, &model, Phase::Promoted, reason)
+        }
+        Some(DeployCommand::Abort { model, reason }) => {
+            end(&rt, at, &model, Phase::Aborted, reason)
+        }
+        None => start(&rt, a.start, at),
     }
 }
 
@@ -170,34 +177,20 @@ enum Rollouts {
     Server(ferry_client::Client),
 }
 
-/// A deployment as `ferry deploy status` shows it.
-#[derive(serde::Deserialize)]
-struct Status {
-    deployment: Deployment,
-    events: Vec<ferry_metadata::DeploymentEvent>,
-    gateways: Vec<ferry_metadata::GatewayBeat>,
-}
-
-/// A team server's refusal or failure, as ferry's commands say them.
-fn answered(e: ferry_client::Error) -> anyhow::Error {
-    crate::exit::client_err(e)
-}
-
 /// A server's answer read as `T`.
 fn read_answer<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> Result<T> {
     serde_json::from_value(v).context("the server's answer is not a deployment")
 }
 
 impl Rollouts {
-    fn open(ctx: &Ctx, place: &crate::cli::Place) -> Result<Self> {
+    async fn open(ctx: &Ctx, place: &crate::cli::Place) -> Result<Self> {
         if let crate::place::Target::Server(url) = place.target()? {
             return Ok(Self::Server(
-                ferry_client::Client::new(url).map_err(answered)?,
+                ferry_client::Client::new(url).map_err(crate::exit::client_err)?,
             ));
         }
         let (url, _) = ctx.store_url(place, "ferry deploy", DEPLOY_NEEDS_STORE, false)?;
-        let store = runtime()?.block_on(open(&url))?;
-        Ok(Self::Store(store))
+        Ok(Self::Store(open(&url).await?))
     }
 
     async fn start(&self, r: &rollout::Rollout, asked: &rollout::Request) -> Result<Started> {
@@ -208,7 +201,7 @@ impl Rollouts {
             Self::Server(c) => {
                 let v = c
                     .start_deployment(&r.model, &serde_json::to_value(asked)?)
-                    .map_err(answered)?;
+                    .map_err(crate::exit::client_err)?;
                 read_answer(v)
             }
         }
@@ -227,7 +220,7 @@ impl Rollouts {
                 };
                 let v = c
                     .end_deployment(model, action, reason.as_deref())
-                    .map_err(answered)?;
+                    .map_err(crate::exit::client_err)?;
                 read_answer(v)
             }
         }
@@ -235,19 +228,8 @@ impl Rollouts {
 
     async fn status(&self, model: &str) -> Result<Status> {
         match self {
-            Self::Store(s) => {
-                let d = rollout::last(s.as_ref(), model).await.map_err(refused)?;
-                let events = s.deployment_events(&d.id).await?;
-                let alias = serde_json::from_value::<Plan>(d.spec.clone())
-                    .map_or_else(|_| "production".to_owned(), |p| p.alias);
-                let gateways = rollout::serving(s.as_ref(), model, &alias).await?;
-                Ok(Status {
-                    deployment: d,
-                    events,
-                    gateways,
-                })
-            }
-            Self::Server(c) => read_answer(c.deployment(model).map_err(answered)?),
+            Self::Store(s) => rollout::status(s.as_ref(), model).await.map_err(refused),
+            Self::Server(c) => read_answer(c.deployment(model).map_err(crate::exit::client_err)?),
         }
     }
 
@@ -255,7 +237,7 @@ impl Rollouts {
         match self {
             Self::Store(s) => Ok(s.list_deployments(None, true).await?),
             Self::Server(c) => {
-                let v = c.active_deployments().map_err(answered)?;
+                let v = c.active_deployments().map_err(crate::exit::client_err)?;
                 read_answer(v["deployments"].clone())
             }
         }
@@ -302,14 +284,17 @@ pub(crate) fn request(a: DeployStart) -> rollout::Request {
 /// Starts a rollout ([`rollout::plan`] checks the flags before anything is
 /// opened; [`rollout::start`] decides whether it may start, on the store or
 /// on the team server).
-fn start(a: DeployStart, at: impl FnOnce() -> Result<Rollouts>) -> Result<u8> {
+fn start(
+    rt: &tokio::runtime::Runtime,
+    a: DeployStart,
+    at: impl FnOnce() -> Result<Rollouts>,
+) -> Result<u8> {
     let (wait, json) = (a.wait, a.json);
     let asked = request(a);
     let rollout = rollout::plan(&asked).map_err(refused)?;
     let plan = &rollout.plan;
     let strategy = plan.strategy;
     let at = at()?;
-    let rt = runtime()?;
     let Started {
         deployment: d,
         gateways,
@@ -383,13 +368,14 @@ fn describe_plan(p: &Plan) -> String {
 }
 
 fn end(
+    rt: &tokio::runtime::Runtime,
     at: impl FnOnce() -> Result<Rollouts>,
     model: &str,
     phase: Phase,
     reason: Option<String>,
 ) -> Result<u8> {
     let at = at()?;
-    let ended = runtime()?.block_on(at.end(model, phase, reason))?;
+    let ended = rt.block_on(at.end(model, phase, reason))?;
     let Ended {
         deployment: d,
         unjudged,
@@ -409,13 +395,13 @@ fn end(
 }
 
 fn status(
+    rt: &tokio::runtime::Runtime,
     at: impl FnOnce() -> Result<Rollouts>,
     model: Option<String>,
     watch: bool,
     json: bool,
 ) -> Result<u8> {
     let at = at()?;
-    let rt = runtime()?;
     rt.block_on(async {
         let Some(model) = model else {
             let all = at.active().await?;
@@ -438,9 +424,7 @@ fn status(
         if watch {
             return follow(&at, &model, &d.id, json).await;
         }
-        let alias = serde_json::from_value::<Plan>(d.spec.clone())
-            .map(|p| p.alias)
-            .unwrap_or_else(|_| "production".into());
+        let alias = rollout::alias_of(&d);
         if json {
             crate::ui::print_json(
                 &serde_json::json!({"deployment": d, "events": events, "gateways": gateways}),

@@ -108,15 +108,8 @@ pub struct Get {
 /// and the gateways that serve it.
 pub async fn get(State(st): State<AppState>, Query(q): Query<Get>) -> ApiResult<Out<Value>> {
     let name = q.name.ok_or_else(|| ApiError::missing("name"))?;
-    let store = st.store.as_ref();
-    let d = rollout::last(store, &name).await?;
-    let events = store.deployment_events(&d.id).await?;
-    let alias = serde_json::from_value::<ferry_rollout::canary::Plan>(d.spec.clone())
-        .map_or_else(|_| "production".to_owned(), |p| p.alias);
-    let gateways = rollout::serving(store, &name, &alias).await?;
-    Ok(Out(
-        json!({"deployment": d, "events": events, "gateways": gateways}),
-    ))
+    let status = rollout::status(st.store.as_ref(), &name).await?;
+    Ok(Out(json!(status)))
 }
 
 /// `GET deployments/list`: the active deployments (filtered by the gate to
