@@ -95,6 +95,26 @@ pub fn fetch_document(url: &str) -> std::result::Result<String, String> {
         .map_err(|e| e.to_string())
 }
 
+/// Posts `body` as JSON to a webhook an operator configured (a budget's
+/// alerts): within 5 s, redirects not followed, any 2xx is delivered.
+pub fn post_webhook(url: &str, body: &serde_json::Value) -> std::result::Result<(), String> {
+    if !(url.starts_with("https://") || url.starts_with("http://")) {
+        return Err(format!("`{url}` is not an http:// or https:// URL"));
+    }
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(5)))
+        .max_redirects(0)
+        .http_status_as_error(true)
+        .build()
+        .into();
+    agent
+        .post(url)
+        .header("content-type", "application/json")
+        .send(body.to_string())
+        .map(drop)
+        .map_err(|e| e.to_string())
+}
+
 /// A connection to one server (`http://host:port`, no path).
 #[derive(Clone)]
 pub struct Client {

@@ -11,6 +11,7 @@
 //! be shown. Money is US dollars as `f64`: figures are estimates to a
 //! fraction of a cent, summed over at most millions of rows.
 
+pub mod budget;
 pub mod ledger;
 pub mod prices;
 
@@ -193,6 +194,22 @@ pub fn time_for(
 ) -> Result<Option<std::time::Duration>, CostError> {
     let rate = hourly_rate(prices, default_machine, r)?;
     Ok((rate > 0.0).then(|| std::time::Duration::from_secs_f64(max_cost / rate * 3600.0)))
+}
+
+/// US dollars, to the cent from a dollar up and to a few significant
+/// figures below (a stage's cost is often a fraction of a cent).
+pub fn money(x: f64) -> String {
+    if x == 0.0 {
+        "$0".to_owned()
+    } else if x.abs() < 0.000_000_5 {
+        "<$0.000001".to_owned()
+    } else if x.abs() >= 1.0 {
+        format!("${x:.2}")
+    } else if x.abs() >= 0.01 {
+        format!("${x:.4}")
+    } else {
+        format!("${x:.6}")
+    }
 }
 
 #[cfg(test)]

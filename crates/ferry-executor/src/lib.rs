@@ -267,6 +267,34 @@ pub fn group_of(pid: i32) -> Option<Group> {
     })
 }
 
+/// CPU time (user and system) this process has used, in seconds.
+pub fn own_cpu_seconds() -> f64 {
+    // SAFETY: getrusage fills the struct passed to it.
+    let ru = unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut ru);
+        ru
+    };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(ru.ru_utime) + secs(ru.ru_stime)
+}
+
+/// CPU time (user and system) process `pid` has used, in seconds, from
+/// `/proc/<pid>/stat`; `None` once it is gone.
+pub fn cpu_seconds_of(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces and parentheses: the
+    // fields after it start past its last `)`.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace();
+    // utime and stime are fields 14 and 15, the 12th and 13th after `)`.
+    let utime: f64 = fields.nth(11)?.parse().ok()?;
+    let stime: f64 = fields.next()?.parse().ok()?;
+    // SAFETY: sysconf reads a constant of the system.
+    let tick = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    (tick > 0).then(|| (utime + stime) / tick as f64)
+}
+
 /// This boot's id: start times only compare within one boot.
 pub fn boot_id() -> String {
     std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
@@ -515,6 +543,20 @@ mod tests {
         fn line(&self, _: &str, s: Stream, l: &str) {
             self.0.lock().unwrap().push((s, l.to_owned()));
         }
+    }
+
+    #[test]
+    fn cpu_time_is_read_for_this_process_and_others() {
+        let before = own_cpu_seconds();
+        let mut x = 0u64;
+        for i in 0..20_000_000u64 {
+            x = x.wrapping_add(i * i);
+        }
+        std::hint::black_box(x);
+        assert!(own_cpu_seconds() > before);
+        let me = cpu_seconds_of(std::process::id()).unwrap();
+        assert!(me > 0.0 && me <= own_cpu_seconds() + 0.02, "{me}");
+        assert_eq!(cpu_seconds_of(u32::MAX), None);
     }
 
     fn job(dir: &std::path::Path, cmd: &str) -> Job {

@@ -369,6 +369,11 @@ impl Gateway {
         }
     }
 
+    /// Every version loaded now.
+    pub async fn loaded(&self) -> Vec<Arc<Served>> {
+        self.cache.lock().await.values().cloned().collect()
+    }
+
     pub fn table(&self) -> Arc<Table> {
         self.table.read().unwrap_or_else(|p| p.into_inner()).clone()
     }

@@ -23,6 +23,7 @@ pub mod process;
 pub mod protocol;
 pub mod runtime;
 pub mod stats;
+pub mod usage;
 
 pub use ferry_rollout::{canary, rollout};
 pub use gateway::{Gateway, Selector, ServeSpec};
@@ -43,6 +44,9 @@ pub struct ServeConfig {
     pub limits: ferry_http::ConnLimits,
     /// Who may do what ([`access`]); `None` asks no one.
     pub access: Option<Arc<ferry_access::Access>>,
+    /// What a vCPU-hour of the machine the gateway runs on costs: what its
+    /// CPU time spent answering is priced at ([`usage`]).
+    pub vcpu_hour: f64,
 }
 
 /// Serves until Ctrl-C / SIGTERM: loads every model (an error if one
@@ -63,6 +67,7 @@ pub async fn serve(
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     on_ready(addr);
     let presence = Arc::new(presence::Presence::new(addr, cfg.tick));
+    let usage = usage::Usage::new(cfg.vcpu_hour);
     let controller = {
         let gw = gw.clone();
         let presence = presence.clone();
@@ -75,6 +80,10 @@ pub async fn serve(
                     tracing::info!(model, decision = ?d, "deployment");
                 }
                 presence.heartbeat(&gw).await;
+                let used = usage.collect(&gw.loaded().await, ferry_core::now_ms());
+                if let Err(e) = gw.store.add_serving_usage(&used).await {
+                    tracing::warn!("cannot record what serving cost: {e}");
+                }
             }
         })
     };

@@ -61,8 +61,37 @@ pub fn render(gw: &Gateway) -> String {
     requests(&mut f, gw, &versions, &snaps);
     rollouts(&mut f, &table);
     predictions(&mut f, &versions, &snaps);
+    serving(&mut f, &versions);
     prediction_log(&mut f, gw);
     out
+}
+
+/// What answering each version cost (`usage.rs`).
+fn serving(f: &mut Family<'_>, versions: &[Row]) {
+    f.head(
+        "ferry_serving_cpu_seconds_total",
+        "counter",
+        "CPU time spent answering, by model and version (the gateway's and its process runtimes', divided by the time answers took).",
+    );
+    for (m, v, _, s) in versions {
+        f.line(
+            "ferry_serving_cpu_seconds_total",
+            &[("model", m), ("version", v)],
+            s.stats.serving().0,
+        );
+    }
+    f.head(
+        "ferry_serving_cost_usd_total",
+        "counter",
+        "What that CPU time cost at the gateway's machine class's vCPU-hour, in US dollars.",
+    );
+    for (m, v, _, s) in versions {
+        f.line(
+            "ferry_serving_cost_usd_total",
+            &[("model", m), ("version", v)],
+            s.stats.serving().1,
+        );
+    }
 }
 
 /// Every version the table serves, stable first.

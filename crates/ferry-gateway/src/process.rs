@@ -56,6 +56,18 @@ impl Drop for ProcessRuntime {
 static LIVE: std::sync::Mutex<Vec<Arc<std::sync::atomic::AtomicU32>>> =
     std::sync::Mutex::new(Vec::new());
 
+/// CPU time the process runtimes running now have used, in seconds (their
+/// group leaders': a runtime's workers are not counted).
+pub fn runtimes_cpu_seconds() -> f64 {
+    LIVE.lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .map(|g| g.load(Ordering::SeqCst))
+        .filter(|g| *g > 1)
+        .filter_map(ferry_executor::cpu_seconds_of)
+        .sum()
+}
+
 /// Stops every process runtime still running: SIGTERM to each group, then,
 /// after `grace`, SIGKILL (workers that ignore SIGTERM go too). For the
 /// gateway's shutdown, after its routes were dropped.

@@ -48,6 +48,10 @@ pub struct VersionStats {
     correct: AtomicU64,
     compared: AtomicU64,
     agreed: AtomicU64,
+    /// CPU time and dollars spent serving it (`usage.rs`), in
+    /// microseconds and nano-dollars.
+    serving_cpu_us: AtomicU64,
+    serving_nano_usd: AtomicU64,
 }
 
 impl Default for VersionStats {
@@ -64,6 +68,8 @@ impl Default for VersionStats {
             correct: AtomicU64::new(0),
             compared: AtomicU64::new(0),
             agreed: AtomicU64::new(0),
+            serving_cpu_us: AtomicU64::new(0),
+            serving_nano_usd: AtomicU64::new(0),
         }
     }
 }
@@ -117,6 +123,29 @@ impl VersionStats {
         if agreed {
             self.agreed.fetch_add(1, Relaxed);
         }
+    }
+
+    /// Predictions answered (2xx), and the time every answer took, in
+    /// microseconds.
+    pub fn answered(&self) -> (u64, u64) {
+        let ok = self.codes[100..200].iter().map(|c| c.load(Relaxed)).sum();
+        (ok, self.latency_sum_us.load(Relaxed))
+    }
+
+    /// CPU time and its cost spent answering this version.
+    pub fn add_serving(&self, cpu_seconds: f64, usd: f64) {
+        self.serving_cpu_us
+            .fetch_add((cpu_seconds * 1e6).round() as u64, Relaxed);
+        self.serving_nano_usd
+            .fetch_add((usd * 1e9).round() as u64, Relaxed);
+    }
+
+    /// What [`VersionStats::add_serving`] added up to: CPU seconds, dollars.
+    pub fn serving(&self) -> (f64, f64) {
+        (
+            self.serving_cpu_us.load(Relaxed) as f64 / 1e6,
+            self.serving_nano_usd.load(Relaxed) as f64 / 1e9,
+        )
     }
 
     pub fn snapshot(&self) -> Snapshot {

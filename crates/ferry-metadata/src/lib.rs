@@ -10,6 +10,7 @@
 //! interface on a private current-thread runtime.
 
 mod auth;
+mod budgets;
 mod deployments;
 mod group;
 mod jobs;

@@ -28,6 +28,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (12, include_str!("../migrations/0012_workspaces.sql")),
     (13, include_str!("../migrations/0013_groups.sql")),
     (14, include_str!("../migrations/0014_stage_costs.sql")),
+    (15, include_str!("../migrations/0015_budgets.sql")),
 ];
 
 pub struct SqlStore {
@@ -682,6 +683,17 @@ impl MetadataStore for SqlStore {
         .execute(&self.pool)
         .await
         .map_err(query_error("record the run"))?;
+        sqlx::query(
+            "INSERT INTO pipelines (pipeline, workspace, project) VALUES ($1, $2, $3) \
+             ON CONFLICT (pipeline) DO UPDATE SET workspace = excluded.workspace, project = excluded.project \
+             WHERE pipelines.workspace <> excluded.workspace OR pipelines.project <> excluded.project",
+        )
+        .bind(&run.pipeline)
+        .bind(&run.workspace)
+        .bind(&run.project)
+        .execute(&self.pool)
+        .await
+        .map_err(query_error("record the pipeline's owner"))?;
         Ok(())
     }
 

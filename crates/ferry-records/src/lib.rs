@@ -2,13 +2,14 @@
 //! stages, MLflow runs and experiments, registered models and versions,
 //! deployments and gateways, the store interfaces every backend implements
 //! ([`MetadataStore`] = pipeline records + [`TrackingStore`] +
-//! [`ModelStore`] + [`DeploymentStore`] + [`AuthStore`]) and the one store
+//! [`ModelStore`] + [`DeploymentStore`] + [`AuthStore`] + [`CostStore`]) and the one store
 //! [`Error`].
 //!
 //! Pure: no SQL, no files, no network. `ferry-metadata` implements the
 //! interfaces over SQL; `ferry-client` fills the records from JSON.
 
 mod auth;
+mod costs;
 mod deployments;
 mod error;
 mod models;
@@ -18,6 +19,7 @@ mod tracking;
 mod versions;
 
 pub use auth::*;
+pub use costs::*;
 pub use deployments::*;
 pub use error::*;
 pub use models::*;
@@ -28,7 +30,7 @@ pub use versions::*;
 /// Everything ferry records, behind one interface every backend implements.
 #[async_trait::async_trait]
 pub trait MetadataStore:
-    TrackingStore + ModelStore + DeploymentStore + AuthStore + Send + Sync
+    TrackingStore + ModelStore + DeploymentStore + AuthStore + CostStore + Send + Sync
 {
     async fn begin_run(&self, run: &NewRun) -> Result<()>;
     async fn finish_run(

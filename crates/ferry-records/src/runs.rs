@@ -88,6 +88,11 @@ pub struct NewRun {
     pub env_fingerprint: Option<String>,
     pub pid: i64,
     pub host: String,
+    /// The workspace (team) the pipeline belongs to (`workspace:` in
+    /// ferry.yaml, `default` without).
+    pub workspace: String,
+    /// The project: its folder's name.
+    pub project: String,
 }
 
 /// One stage of a pipeline run, the one record of it: what the run settles

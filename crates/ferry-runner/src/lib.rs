@@ -9,6 +9,7 @@
 //! (`settle.rs`) and runs commands through an [`Executor`] ([`run_with`]
 //! takes one; [`run`] uses [`LocalProcesses`]).
 
+mod budget;
 mod checks;
 mod confine;
 mod engine;
@@ -29,6 +30,7 @@ mod settle;
 mod shared;
 mod tracking;
 
+pub use budget::BudgetCheck;
 pub use executor::{Executor, LocalProcesses, StageCommand};
 pub use git::{Revisions, head_commit, is_dirty, worktree_at};
 pub use history::{History, local_history, remote_history};
@@ -84,6 +86,9 @@ pub enum Error {
     Signature { table: String, message: String },
     #[error("reading the git history: {0}")]
     History(String),
+    /// The run's budgets cannot cover its estimate: why, in full.
+    #[error("over budget: {0}")]
+    OverBudget(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

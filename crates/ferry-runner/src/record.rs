@@ -21,6 +21,9 @@ pub(crate) struct RunStart {
     pub git_dirty: Option<bool>,
     pub env_fingerprint: Option<String>,
     pub source_name: String,
+    /// The workspace (team) of the pipeline, and its project (folder name).
+    pub workspace: String,
+    pub project: String,
 }
 
 /// A started run.
@@ -142,14 +145,23 @@ pub(crate) trait Recorder: Registry {
         nv: NewModelVersion,
     ) -> Result<ModelVersion>;
     /// Ends the run; `noop` (nothing happened) is kept as its
-    /// `ferry.noop` tag.
+    /// `ferry.noop` tag. Its hold on budgets is let go, and the alerts its
+    /// budgets now owe come back.
     fn finish(
         &self,
         run: &Started,
         status: RunStatus,
         message: Option<&str>,
         noop: bool,
-    ) -> Result<()>;
+    ) -> Result<Vec<Alert>>;
+    /// Whether a budget covers runs of `pipeline` in `workspace`.
+    fn has_budget(&self, pipeline: &str, workspace: &str) -> Result<bool>;
+    /// What `stage` of `pipeline` cost in its recent runs, newest first.
+    fn recent_stage_costs(&self, pipeline: &str, stage: &str) -> Result<Vec<f64>>;
+    /// Holds a run's estimate against its budgets (see
+    /// [`ferry_metadata::CostStore::hold_budget`]); a hold `over` them is
+    /// audited with its reason.
+    fn hold_budget(&self, hold: &Hold, reason: Option<&str>) -> Result<Held>;
     /// Files of the project kept as artifacts of the run, under `dir/`
     /// (check reports under `checks/`).
     fn attach(
@@ -177,6 +189,8 @@ fn run_tags(s: &RunStart) -> Vec<(String, String)> {
         ("ferry.trigger".to_owned(), s.trigger.clone()),
         ("mlflow.source.type".to_owned(), "PROJECT".to_owned()),
         ("mlflow.source.name".to_owned(), s.source_name.clone()),
+        ("ferry.workspace".to_owned(), s.workspace.clone()),
+        ("ferry.project".to_owned(), s.project.clone()),
     ];
     if let Some(c) = &s.git_commit {
         tags.push(("mlflow.source.git.commit".to_owned(), c.clone()));
@@ -422,6 +436,8 @@ impl Recorder for Local {
             env_fingerprint: s.env_fingerprint.clone(),
             pid: i64::from(std::process::id()),
             host: host(),
+            workspace: s.workspace.clone(),
+            project: s.project.clone(),
         };
         let run_name = format!("{}-{}", s.pipeline, &rid[..8]);
         let tags = run_tags(s);
@@ -594,7 +610,7 @@ impl Recorder for Local {
         status: RunStatus,
         message: Option<&str>,
         noop: bool,
-    ) -> Result<()> {
+    ) -> Result<Vec<Alert>> {
         // What the run kept is durable before it is recorded as finished;
         // should a sync fail, the run is recorded and then fails (its
         // caller records it as failed).
@@ -602,16 +618,57 @@ impl Recorder for Local {
         let rid = run.run_id.clone();
         let message = message.map(str::to_owned);
         let tags = noop_tag(noop);
-        self.call(|s| {
+        let alerts = self.call(|s| {
             Box::pin(async move {
                 if !tags.is_empty() {
                     s.log_batch(&rid, &[], &[], &tags).await?;
                 }
                 s.finish_run(&rid, status, now_ms(), message.as_deref())
-                    .await
+                    .await?;
+                s.release_budget(&rid, now_ms()).await
             })
         })?;
-        synced
+        synced?;
+        Ok(alerts)
+    }
+
+    fn has_budget(&self, pipeline: &str, workspace: &str) -> Result<bool> {
+        let (p, w) = (pipeline.to_owned(), workspace.to_owned());
+        Ok(self.call(|s| Box::pin(async move { s.has_budget(&p, &w).await }))?)
+    }
+
+    fn recent_stage_costs(&self, pipeline: &str, stage: &str) -> Result<Vec<f64>> {
+        let (p, st) = (pipeline.to_owned(), stage.to_owned());
+        Ok(self.call(|s| {
+            Box::pin(async move {
+                s.recent_stage_costs(&p, &st, ferry_cost::budget::HISTORY_RUNS)
+                    .await
+            })
+        })?)
+    }
+
+    fn hold_budget(&self, hold: &Hold, reason: Option<&str>) -> Result<Held> {
+        let h = hold.clone();
+        let reason = reason.map(str::to_owned);
+        Ok(self.call(|s| {
+            Box::pin(async move {
+                let held = s.hold_budget(&h).await?;
+                if h.over && !held.short.is_empty() {
+                    let e = ferry_auth::audit::Event {
+                        time_ms: now_ms(),
+                        actor: ferry_metadata::cli_actor(),
+                        token_id: None,
+                        action: "budget.override".into(),
+                        resource: format!("run:{}", h.run_id),
+                        outcome: "allowed".into(),
+                        source: "local".into(),
+                        reason,
+                    };
+                    s.append_audit(&e).await?;
+                }
+                Ok(held)
+            })
+        })?)
     }
 }
 
@@ -956,7 +1013,7 @@ impl Recorder for Remote {
         status: RunStatus,
         message: Option<&str>,
         noop: bool,
-    ) -> Result<()> {
+    ) -> Result<Vec<Alert>> {
         let mut tags = vec![("ferry.status".to_owned(), status.as_str().to_owned())];
         tags.extend(noop_tag(noop));
         if let Some(m) = message {
@@ -979,7 +1036,21 @@ impl Recorder for Remote {
             _ => "FAILED",
         };
         self.client.finish_run(&run.run_id, mlflow, now_ms())?;
-        Ok(())
+        Ok(vec![])
+    }
+
+    // A team server's budgets are not yet held by runs recorded through
+    // it: `ferry budget` works on the store.
+    fn has_budget(&self, _: &str, _: &str) -> Result<bool> {
+        Ok(false)
+    }
+
+    fn recent_stage_costs(&self, _: &str, _: &str) -> Result<Vec<f64>> {
+        Ok(vec![])
+    }
+
+    fn hold_budget(&self, _: &Hold, _: Option<&str>) -> Result<Held> {
+        Ok(Held::default())
     }
 }
 

@@ -83,6 +83,9 @@ pub struct RunReport {
     /// nothing restored or registered and no alias moved. Recorded with the
     /// run (`ferry runs list` folds such runs).
     pub noop: bool,
+    /// What the run was estimated to cost, when a budget covers it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub estimate: Option<ferry_cost::budget::Estimate>,
 }
 
 /// The stages as the run reports them: what was decided and what the
@@ -149,6 +152,14 @@ pub enum Event<'a> {
     Shared {
         stage: &'a str,
         outcome: std::result::Result<&'a str, &'a str>,
+    },
+    /// The run's estimate is held against the budgets over it.
+    Budget(&'a crate::BudgetCheck),
+    /// A budget reached a threshold; `delivered`: what its webhook said, if
+    /// it has one.
+    BudgetAlert {
+        alert: &'a ferry_metadata::Alert,
+        delivered: Option<std::result::Result<(), &'a str>>,
     },
 }
 

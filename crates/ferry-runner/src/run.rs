@@ -41,6 +41,8 @@ pub struct RunOptions {
     pub shared: Option<std::sync::Arc<dyn crate::SharedCache>>,
     /// Send what stages that ran produced to `shared`.
     pub push: bool,
+    /// Run even over the pipeline's budgets, for this reason (audited).
+    pub over_budget: Option<String>,
 }
 
 impl Default for RunOptions {
@@ -54,6 +56,7 @@ impl Default for RunOptions {
             server: None,
             shared: None,
             push: false,
+            over_budget: None,
         }
     }
 }
@@ -111,10 +114,39 @@ pub fn status(project: &Project, stage_names: &[String]) -> Result<StatusReport>
         env = Envs::new(&project.layout().envs()).lookup(&req)?;
         engine.set_env(env.as_ref().map(|e: &PreparedEnv| e.fingerprint));
     }
+    let out = predict(&mut engine, &project.pipeline.closure(&wanted))?;
+    let mut data = Vec::new();
+    for p in crate::pointers::all(project)? {
+        let state = match engine.digest_path(&p.path)? {
+            Some(d) if d.digest() == p.digest => continue,
+            Some(_) => "changed",
+            None => "missing",
+        };
+        data.push(crate::report::DataStatus {
+            path: p.path,
+            state,
+        });
+    }
+    engine.save_index();
+    Ok(StatusReport {
+        pipeline: project.pipeline.name.clone(),
+        stages: out,
+        env: env.map(|e| e.fingerprint.to_hex()),
+        data,
+    })
+}
+
+/// What each of `stages` (in order) would do now, and why: a stage whose
+/// upstream will run will run; the others are decided on their inputs as
+/// they are, or as a restore upstream would leave them.
+pub(crate) fn predict(
+    engine: &mut Engine<'_>,
+    stages: &[&Stage],
+) -> Result<Vec<StageStatusReport>> {
     let mut predicted: HashMap<String, LockedPath> = HashMap::new();
     let mut actions: HashMap<String, Action> = HashMap::new();
     let mut out = Vec::new();
-    for stage in project.pipeline.closure(&wanted) {
+    for stage in stages.iter().copied() {
         let running_up: Vec<String> = stage
             .upstream
             .iter()
@@ -155,25 +187,7 @@ pub fn status(project: &Project, stage_names: &[String]) -> Result<StatusReport>
         actions.insert(report.stage.clone(), report.action);
         out.push(report);
     }
-    let mut data = Vec::new();
-    for p in crate::pointers::all(project)? {
-        let state = match engine.digest_path(&p.path)? {
-            Some(d) if d.digest() == p.digest => continue,
-            Some(_) => "changed",
-            None => "missing",
-        };
-        data.push(crate::report::DataStatus {
-            path: p.path,
-            state,
-        });
-    }
-    engine.save_index();
-    Ok(StatusReport {
-        pipeline: project.pipeline.name.clone(),
-        stages: out,
-        env: env.map(|e| e.fingerprint.to_hex()),
-        data,
-    })
+    Ok(out)
 }
 
 /// Brings the pipeline up to date, gates it, registers the model, records
@@ -243,6 +257,8 @@ pub fn run_with(
         git_dirty: dirty.and_then(crate::git::DirtyProbe::wait),
         env_fingerprint: env.as_ref().map(|e| e.fingerprint.to_hex()),
         source_name: project.root.display().to_string(),
+        workspace: project.pipeline.workspace.clone(),
+        project: project_name(project),
     })?;
     let pids = match PidFile::create(project, &started.run_id) {
         Ok(p) => Arc::new(p),
@@ -258,6 +274,7 @@ pub fn run_with(
         started: &started,
         cancel,
         pids: pids.clone(),
+        reporter: reporter.clone(),
         done: false,
     };
     let mut env_vars: Vec<(String, String)> =
@@ -280,6 +297,29 @@ pub fn run_with(
         jobs: opts.jobs.max(1),
     };
     let stages: Vec<&Stage> = project.pipeline.closure(&wanted);
+    let budget = match crate::budget::hold(
+        project,
+        &mut engine,
+        &stages,
+        opts.force,
+        recorder.as_ref(),
+        &started,
+        opts.over_budget.as_deref(),
+    ) {
+        Err(e @ Error::OverBudget(_)) => {
+            // Recorded as refused, with the budget that refused it.
+            let why = e.to_string();
+            let first = why.lines().next().unwrap_or_default();
+            let alerts = recorder.finish(&started, RunStatus::Failed, Some(first), false)?;
+            abort.done = true;
+            crate::budget::send_alerts(&alerts, cx.reporter.as_ref());
+            return Err(e);
+        }
+        b => b?,
+    };
+    if let Some(b) = &budget {
+        cx.reporter.event(Event::Budget(b));
+    }
     // The endpoint stages log to starts with the first stage that runs.
     let tracking = Tracking::new(project, recorder.as_ref(), &started);
     let scheduled = Scheduler::new(&cx, &mut engine, confine, tracking, stages.clone()).run()?;
@@ -287,15 +327,25 @@ pub fn run_with(
 
     // Gates and registration judge the whole pipeline, so only a full run does them.
     let full = wanted.is_empty();
-    let report = conclude(&cx, &mut engine, &stages, scheduled, env.as_ref(), full)?;
-    recorder.finish(
+    let mut report = conclude(&cx, &mut engine, &stages, scheduled, env.as_ref(), full)?;
+    report.estimate = budget.map(|b| b.estimate);
+    let alerts = recorder.finish(
         &started,
         report.status,
         finish_message(&report).as_deref(),
         report.noop,
     )?;
     abort.done = true;
+    crate::budget::send_alerts(&alerts, cx.reporter.as_ref());
     Ok(report)
+}
+
+/// The project's name: its folder's.
+fn project_name(project: &Project) -> String {
+    project.root.file_name().map_or_else(
+        || "project".to_owned(),
+        |n| n.to_string_lossy().into_owned(),
+    )
 }
 
 /// What `run --dry-run` reports: what `status` predicts, as outcomes.
@@ -329,6 +379,7 @@ fn dry_run(project: &Project, opts: &RunOptions) -> Result<RunReport> {
         model_unchanged: None,
         model_rejected: None,
         noop: false,
+        estimate: None,
     })
 }
 
@@ -416,6 +467,7 @@ fn conclude(
         model_unchanged: None,
         model_rejected: None,
         noop: false,
+        estimate: None,
     };
     // Whether registration changed the registry (a version, an alias move).
     let mut registry_changed = false;
@@ -590,6 +642,7 @@ struct Abort<'a> {
     started: &'a Started,
     cancel: &'a CancelToken,
     pids: Arc<PidFile>,
+    reporter: Arc<dyn Reporter>,
     done: bool,
 }
 
@@ -599,12 +652,14 @@ impl Drop for Abort<'_> {
             self.cancel.cancel();
             self.pids
                 .wait_empty(ferry_executor::KILL_GRACE + Duration::from_secs(2));
-            let _ = self.recorder.finish(
+            if let Ok(alerts) = self.recorder.finish(
                 self.started,
                 RunStatus::Failed,
                 Some("ferry stopped on an error before the run finished (see its output)"),
                 false,
-            );
+            ) {
+                crate::budget::send_alerts(&alerts, self.reporter.as_ref());
+            }
         }
         self.pids.close();
     }

@@ -13,7 +13,16 @@ use std::time::Duration;
 /// Keys ferry.yaml accepts at the top level (besides `x-*` extension keys,
 /// which are ignored and are the place for YAML anchors).
 pub const TOP_KEYS: &[&str] = &[
-    "name", "params", "env", "stages", "gates", "register", "remotes", "cache", "cost",
+    "name",
+    "workspace",
+    "params",
+    "env",
+    "stages",
+    "gates",
+    "register",
+    "remotes",
+    "cache",
+    "cost",
 ];
 /// `cache:` keys: how restores put files into the work tree.
 pub const CACHE_KEYS: &[&str] = &["link"];
@@ -163,6 +172,7 @@ pub(crate) type Sp<T> = (T, Pos);
 #[derive(Default)]
 struct RawSpec {
     name: Option<Sp<String>>,
+    workspace: Option<Sp<String>>,
     params_file: Option<Sp<String>>,
     env: Option<Sp<RawPython>>,
     stages: Vec<RawStage>,
@@ -563,6 +573,7 @@ fn decode(root: &Node, sink: &mut Sink<'_>) -> RawSpec {
     for (k, v) in top {
         match k.name.as_str() {
             "name" => raw.name = string(v, "name", sink),
+            "workspace" => raw.workspace = string(v, "workspace", sink),
             "params" => raw.params_file = string(v, "params", sink),
             "env" => decode_env(v, &mut raw.env, sink),
             "stages" => match &v.kind {
@@ -1364,6 +1375,18 @@ impl Validator<'_> {
             .name
             .as_ref()
             .map_or_else(|| default_name.to_owned(), |n| n.0.clone());
+        let workspace = match &raw.workspace {
+            Some((w, pos)) if !ferry_cost::budget::valid_name(w) => {
+                self.sink.err(
+                    *pos,
+                    "workspace",
+                    format!("`{w}` is not a workspace name: letters, digits, `.`, `_` and `-`, at most 64"),
+                );
+                String::new()
+            }
+            Some((w, _)) => w.clone(),
+            None => "default".to_owned(),
+        };
         let params_file = match &raw.params_file {
             Some(p) => self.path(p, "params").unwrap_or_else(|| p.0.clone()),
             None => "params.yaml".to_owned(),
@@ -1403,6 +1426,7 @@ impl Validator<'_> {
             remotes,
             link: raw.link,
             cost,
+            workspace,
         })
     }
 

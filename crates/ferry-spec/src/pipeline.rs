@@ -24,6 +24,9 @@ pub struct Pipeline {
     pub link: ferry_core::LinkMode,
     /// The machine class stages run on and the prices (`cost:`).
     pub cost: crate::CostConfig,
+    /// The workspace (team) whose pipeline this is: what its costs are
+    /// counted against (`workspace:`, `default` without).
+    pub workspace: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -29,7 +29,7 @@ fn operator() -> String {
 
 /// Records what an operator did (the outcome is always `allowed`: a
 /// refused command changed nothing and is an error instead).
-fn record(
+pub(crate) fn record(
     store: &BlockingStore,
     action: &str,
     resource: String,

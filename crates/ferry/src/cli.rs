@@ -13,7 +13,7 @@ use std::path::PathBuf;
     max_term_width = 100
 )]
 #[command(
-    after_help = "Exit codes: 0 success, 1 a stage failed (or the run could not be recorded), 2 usage or spec error, 3 a gate failed, 130 cancelled"
+    after_help = "Exit codes: 0 success, 1 a stage failed (or the run could not be recorded), 2 usage or spec error, 3 a gate failed, 4 over budget (refused before it started), 130 cancelled"
 )]
 pub struct Cli {
     /// Run as if ferry was started in DIR
@@ -88,6 +88,9 @@ pub enum Command {
     },
     /// What runs cost: by stage, pipeline, day or month, from each stage's recorded cost
     Cost(CostArgs),
+    /// Monthly budgets of workspaces and pipelines: runs their estimate would overspend are refused (exit 4)
+    #[command(subcommand)]
+    Budget(BudgetCommand),
     /// Users and API tokens of a team server's store
     #[command(subcommand)]
     Admin(AdminCommand),
@@ -341,8 +344,8 @@ pub enum AdminCommand {
 
 #[derive(Debug, Args)]
 pub struct CostArgs {
-    /// Group by `stage`, `pipeline`, `day` or `month` (a stage running across midnight is split by its time in each)
-    #[arg(long, default_value = "pipeline", value_parser = ["stage", "pipeline", "day", "month"])]
+    /// Group by `team` (workspace), `project`, `pipeline`, `model` (each version: the run that built it and its serving, per 1,000 predictions), `stage`, `day` or `month` (a stage running across midnight is split by its time in each)
+    #[arg(long, default_value = "pipeline", value_parser = ["team", "project", "pipeline", "model", "stage", "day", "month"])]
     pub by: String,
     /// Only runs started in the last while (`30d`, `12h`) or since a date (`2026-11-01`, midnight in --utc-offset)
     #[arg(long, default_value = "30d")]
@@ -361,6 +364,41 @@ pub struct CostArgs {
     pub csv: bool,
     #[command(flatten)]
     pub place: Place,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BudgetCommand {
+    /// Set (or change) the monthly budget of a workspace (`research`) or a pipeline (`pipeline:iris`)
+    Set {
+        /// `WORKSPACE`, `workspace:NAME` or `pipeline:NAME`
+        target: String,
+        /// US dollars a UTC calendar month
+        #[arg(long, value_name = "AMOUNT")]
+        monthly: f64,
+        /// Percentages of it that send an alert, once each a month
+        #[arg(long, value_name = "PERCENTS", default_value = "50,80,100")]
+        alert: String,
+        /// Post alerts as JSON to this http(s) URL (a Slack or Teams incoming webhook, an alert manager)
+        #[arg(long, value_name = "URL")]
+        webhook: Option<String>,
+        #[command(flatten)]
+        place: Place,
+    },
+    /// Every budget: what it allows, what its runs spent and hold this month, its alerts
+    List {
+        /// Print them as JSON on stdout
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        place: Place,
+    },
+    /// Remove a budget
+    Remove {
+        /// `WORKSPACE`, `workspace:NAME` or `pipeline:NAME`
+        target: String,
+        #[command(flatten)]
+        place: Place,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -691,6 +729,9 @@ pub struct ServeArgs {
     /// How often routes are rebuilt from the store and deployments judged
     #[arg(long, default_value = "1s")]
     pub tick: String,
+    /// The machine class the gateway runs on, whose vCPU-hour prices its CPU time answering (`ferry cost --by model`)
+    #[arg(long, value_name = "CLASS", default_value = ferry_cost::prices::DEFAULT_MACHINE)]
+    pub machine: String,
     /// A process runtime this gateway may start for models that are not ONNX: `mlflow` (the built-in
     /// `mlflow models serve` for pyfunc models), or `NAME=PROGRAM ARGS...` with `{model_dir}`, `{port}`,
     /// `{host}` in the arguments; run without a shell. A version uses one by its MLflow flavour or by
@@ -849,6 +890,9 @@ pub struct RunArgs {
     /// Send nothing, even to a remote set to `push: auto`
     #[arg(long)]
     pub no_push: bool,
+    /// Run even if the pipeline's budget cannot cover its estimate, for this reason (a budget holder's call; audited)
+    #[arg(long, value_name = "REASON")]
+    pub over_budget: Option<String>,
     #[command(flatten)]
     pub place: Place,
 }

@@ -83,6 +83,7 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
         Command::Admin(c) => crate::admin::admin(&ctx, c),
         Command::Audit(c) => crate::admin::audit(&ctx, c),
         Command::Cost(a) => crate::cost::cost(&ctx, a),
+        Command::Budget(c) => crate::cost::budget(&ctx, c),
         Command::Remote(c) => crate::remote::remote(&ctx, c),
         Command::Push(a) => crate::remote::transfer(&ctx, a, crate::remote::Direction::Push),
         Command::Fetch(a) => crate::remote::transfer(&ctx, a, crate::remote::Direction::Fetch),
@@ -287,6 +288,7 @@ fn run(ctx: &Ctx, args: RunArgs) -> Result<u8> {
             .jobs
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
         trigger: args.trigger.clone(),
+        over_budget: args.over_budget.clone(),
         server: match args.place.target()? {
             crate::place::Target::Server(url) => Some(url.to_owned()),
             crate::place::Target::Project => None,

@@ -1,22 +1,27 @@
 //! `ferry cost`: what runs cost, summed from each stage's recorded cost
-//! (`ferry-cost` priced it when the stage settled) by stage, pipeline, day
-//! or month, as a table, JSON lines or CSV.
+//! (`ferry-cost` priced it when the stage settled) by team, project,
+//! pipeline, stage, day or month, or per model version (what built it and
+//! what serving it cost), as a table, JSON or CSV; and `ferry budget`.
 
-use crate::cli::CostArgs;
+use crate::cli::{BudgetCommand, CostArgs};
 use crate::ctx::Ctx;
 use crate::exit::{self, store_err, usage};
 use crate::place::Reader;
 use anyhow::Result;
-use ferry_cost::ledger::{By, Total, totals};
+use ferry_cost::budget::{Budget, Scope, Standing, check_webhook, parse_alerts};
+use ferry_cost::ledger::{By, DaySum, Total, totals};
+use ferry_metadata::{BlockingStore, VersionCost};
 
 const DAY_MS: i64 = 86_400_000;
 
 pub(crate) fn cost(ctx: &Ctx, a: CostArgs) -> Result<u8> {
-    let by = match a.by.as_str() {
-        "stage" => By::Stage,
-        "day" => By::Day,
-        "month" => By::Month,
-        _ => By::Pipeline,
+    let (by, owner) = match a.by.as_str() {
+        "stage" => (By::Stage, None),
+        "day" => (By::Day, None),
+        "month" => (By::Month, None),
+        "team" => (By::Pipeline, Some(Owned::Team)),
+        "project" => (By::Pipeline, Some(Owned::Project)),
+        _ => (By::Pipeline, None),
     };
     let offset = utc_offset(&a.utc_offset)?;
     let now = ferry_core::now_ms();
@@ -42,18 +47,264 @@ pub(crate) fn cost(ctx: &Ctx, a: CostArgs) -> Result<u8> {
             ));
         }
     };
-    let sums = store
+    if a.by == "model" {
+        return models(&store, since, until, &a);
+    }
+    let mut sums = store
         .call(|s| Box::pin(async move { s.stage_costs(since, until, offset).await }))
         .map_err(store_err)?;
+    if let Some(owned) = owner {
+        let owners = store
+            .call(|s| Box::pin(async move { s.pipeline_owners().await }))
+            .map_err(store_err)?;
+        regroup(&mut sums, owned, &owners);
+    }
     let lines = totals(by, &sums);
+    let header = match owner {
+        Some(Owned::Team) => "TEAM",
+        Some(Owned::Project) => "PROJECT",
+        None => header(by),
+    };
     if a.json {
         crate::ui::print_json(&lines)?;
     } else if a.csv {
         print!("{}", csv(&lines));
     } else {
-        print!("{}", table(by, &lines));
+        print!("{}", table(header, &lines));
     }
     Ok(exit::OK)
+}
+
+/// What a pipeline's costs are summed under instead of its name.
+#[derive(Debug, Clone, Copy)]
+enum Owned {
+    /// Its workspace.
+    Team,
+    /// Its project.
+    Project,
+}
+
+/// Puts each sum under its pipeline's workspace or project (a pipeline no
+/// run named an owner for is the `default` workspace's, and its own
+/// project).
+fn regroup(
+    sums: &mut [DaySum],
+    owned: Owned,
+    owners: &std::collections::BTreeMap<String, ferry_metadata::Owner>,
+) {
+    for s in sums {
+        let o = owners.get(&s.pipeline);
+        s.pipeline = match (owned, o) {
+            (Owned::Team, Some(o)) => o.workspace.clone(),
+            (Owned::Team, None) => "default".to_owned(),
+            (Owned::Project, Some(o)) => o.project.clone(),
+            (Owned::Project, None) => s.pipeline.clone(),
+        };
+    }
+}
+
+/// `--by model`: each version built or served in the window, what its
+/// run cost to build it and what serving it cost, per 1,000 predictions.
+fn models(store: &BlockingStore, since: i64, until: i64, a: &CostArgs) -> Result<u8> {
+    let versions = store
+        .call(|s| Box::pin(async move { s.version_costs(since, until).await }))
+        .map_err(store_err)?;
+    if a.json {
+        #[derive(serde::Serialize)]
+        struct Line<'a> {
+            #[serde(flatten)]
+            v: &'a VersionCost,
+            per_1k_predictions_usd: Option<f64>,
+        }
+        let lines: Vec<Line<'_>> = versions
+            .iter()
+            .map(|v| Line {
+                v,
+                per_1k_predictions_usd: v.per_1k_predictions(),
+            })
+            .collect();
+        crate::ui::print_json(&lines)?;
+    } else if a.csv {
+        let mut out = String::from(
+            "model,version,run_id,build_usd,restored_stages,predictions,serving_cpu_seconds,serving_usd,per_1k_predictions_usd\n",
+        );
+        for v in &versions {
+            out.push_str(&format!(
+                "{},{},{},{},{},{},{},{},{}\n",
+                csv_field(&v.model),
+                v.version,
+                v.run_id.as_deref().unwrap_or(""),
+                v.build_usd,
+                v.restored_stages,
+                v.predictions,
+                v.serving_cpu_seconds,
+                v.serving_usd,
+                v.per_1k_predictions()
+                    .map_or(String::new(), |x| x.to_string()),
+            ));
+        }
+        print!("{out}");
+    } else {
+        print!("{}", model_table(&versions));
+    }
+    Ok(exit::OK)
+}
+
+fn model_table(versions: &[VersionCost]) -> String {
+    if versions.is_empty() {
+        return "no model version built or served in this window\n".to_owned();
+    }
+    let money = crate::ui::money;
+    let rows: Vec<Vec<String>> = versions
+        .iter()
+        .map(|v| {
+            let built = if v.restored_stages > 0 {
+                format!("{} ({} restored)", money(v.build_usd), v.restored_stages)
+            } else {
+                money(v.build_usd)
+            };
+            vec![
+                format!("{}/{}", v.model, v.version),
+                built,
+                money(v.serving_usd),
+                v.predictions.to_string(),
+                v.per_1k_predictions().map_or("-".to_owned(), money),
+            ]
+        })
+        .collect();
+    crate::ui::table(
+        "",
+        &["VERSION", "BUILD", "SERVING", "PREDICTIONS", "PER 1K"],
+        &rows,
+    )
+}
+
+/// `ferry budget set|list|remove`, on the store (the project's or
+/// `--store`): a budget holder is whoever holds the store; every change is
+/// audited as them.
+pub(crate) fn budget(ctx: &Ctx, c: BudgetCommand) -> Result<u8> {
+    let why = "budgets are kept in the store that runs are recorded in";
+    match c {
+        BudgetCommand::Set {
+            target,
+            monthly,
+            alert,
+            webhook,
+            place,
+        } => {
+            let scope = Scope::parse(&target).map_err(usage)?;
+            if !(monthly.is_finite() && monthly >= 0.0) {
+                return Err(usage(format!(
+                    "--monthly {monthly}: give an amount of US dollars, 0 or more"
+                )));
+            }
+            let alerts = parse_alerts(&alert).map_err(|e| usage(format!("--alert: {e}")))?;
+            if let Some(w) = &webhook {
+                check_webhook(w).map_err(|e| usage(format!("--webhook: {e}")))?;
+            }
+            let (url, _) = ctx.store_url(&place, "ferry budget set", why, true)?;
+            let store = BlockingStore::open(&url)?;
+            let b = Budget {
+                scope: scope.clone(),
+                monthly_usd: monthly,
+                alerts,
+                webhook,
+            };
+            let now = ferry_core::now_ms();
+            store
+                .call(|s| Box::pin(async move { s.set_budget(&b, now).await }))
+                .map_err(store_err)?;
+            crate::admin::record(
+                &store,
+                "budget.set",
+                scope.to_string(),
+                Some(format!("{} a month", crate::ui::money(monthly))),
+            )?;
+            eprintln!("budget {scope}: {} a month", crate::ui::money(monthly));
+            Ok(exit::OK)
+        }
+        BudgetCommand::Remove { target, place } => {
+            let scope = Scope::parse(&target).map_err(usage)?;
+            let (url, _) = ctx.store_url(&place, "ferry budget remove", why, false)?;
+            let store = BlockingStore::open(&url)?;
+            let sc = scope.clone();
+            let removed = store
+                .call(|s| Box::pin(async move { s.remove_budget(&sc).await }))
+                .map_err(store_err)?;
+            if !removed {
+                return Err(usage(format!("no budget {scope}")));
+            }
+            crate::admin::record(&store, "budget.remove", scope.to_string(), None)?;
+            eprintln!("budget {scope} removed");
+            Ok(exit::OK)
+        }
+        BudgetCommand::List { json, place } => {
+            let (url, _) = ctx.store_url(&place, "ferry budget list", why, false)?;
+            let store = BlockingStore::open(&url)?;
+            let now = ferry_core::now_ms();
+            let standings = store
+                .call(|s| Box::pin(async move { s.budgets(now).await }))
+                .map_err(store_err)?;
+            if json {
+                crate::ui::print_json(&standings.iter().map(budget_json).collect::<Vec<_>>())?;
+            } else {
+                print!("{}", budget_table(&standings));
+            }
+            Ok(exit::OK)
+        }
+    }
+}
+
+fn budget_json(s: &Standing) -> serde_json::Value {
+    serde_json::json!({
+        "budget": s.budget.scope.to_string(),
+        "monthly_usd": s.budget.monthly_usd,
+        "period": s.period,
+        "spent_usd": s.spent_usd,
+        "held_usd": s.reserved_usd,
+        "left_usd": s.left_usd(),
+        "alerts": s.budget.alerts,
+        "webhook": s.budget.webhook.is_some(),
+    })
+}
+
+fn budget_table(standings: &[Standing]) -> String {
+    if standings.is_empty() {
+        return "no budgets: `ferry budget set WORKSPACE --monthly AMOUNT` sets one\n".to_owned();
+    }
+    let money = crate::ui::money;
+    let rows: Vec<Vec<String>> = standings
+        .iter()
+        .map(|s| {
+            let used = if s.budget.monthly_usd > 0.0 {
+                format!("{:.0}%", 100.0 * s.spent_usd / s.budget.monthly_usd)
+            } else {
+                "-".to_owned()
+            };
+            vec![
+                s.budget.scope.to_string(),
+                money(s.budget.monthly_usd),
+                s.period.clone(),
+                money(s.spent_usd),
+                used,
+                money(s.reserved_usd),
+                money(s.left_usd().max(0.0)),
+                s.budget
+                    .alerts
+                    .iter()
+                    .map(|a| format!("{a}%"))
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ]
+        })
+        .collect();
+    crate::ui::table(
+        "",
+        &[
+            "BUDGET", "MONTHLY", "MONTH", "SPENT", "USED", "HELD", "LEFT", "ALERTS",
+        ],
+        &rows,
+    )
 }
 
 /// `+HH:MM` / `-HH:MM` as minutes east of UTC.
@@ -112,8 +363,8 @@ fn header(by: By) -> &'static str {
     }
 }
 
-/// The lines as a table, with their total.
-fn table(by: By, lines: &[Total]) -> String {
+/// The lines as a table under `header`, with their total.
+fn table(header: &str, lines: &[Total]) -> String {
     if lines.is_empty() {
         return "no priced stage runs in this window\n".to_owned();
     }
@@ -146,7 +397,7 @@ fn table(by: By, lines: &[Total]) -> String {
     crate::ui::table(
         "",
         &[
-            header(by),
+            header,
             "COST",
             "REQUESTED",
             "USED",
@@ -161,17 +412,25 @@ fn table(by: By, lines: &[Total]) -> String {
 fn csv(lines: &[Total]) -> String {
     let mut out = String::from("key,cost_usd,requested_usd,used_usd,stage_runs\n");
     for t in lines {
-        let key = if t.key.contains([',', '"', '\n']) {
-            format!("\"{}\"", t.key.replace('"', "\"\""))
-        } else {
-            t.key.clone()
-        };
         out.push_str(&format!(
-            "{key},{},{},{},{}\n",
-            t.cost_usd, t.requested_usd, t.used_usd, t.stage_runs
+            "{},{},{},{},{}\n",
+            csv_field(&t.key),
+            t.cost_usd,
+            t.requested_usd,
+            t.used_usd,
+            t.stage_runs
         ));
     }
     out
+}
+
+/// A CSV field, quoted when it holds a comma, quote or line break.
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_owned()
+    }
 }
 
 #[cfg(test)]

@@ -3,7 +3,8 @@
 //! that failed, a rollout that ended, an error); this module chooses the
 //! code. Documented in `ferry --help`: 0 ok, 1 a stage failed (or the run
 //! could not be recorded), 2 usage or spec error, 3 a gate (or check, or
-//! rollout) failed, 130 cancelled.
+//! rollout) failed, 4 over budget (the run was refused before it
+//! started), 130 cancelled.
 
 use ferry_metadata::RunStatus;
 
@@ -11,6 +12,7 @@ pub const OK: u8 = 0;
 const STAGE_FAILED: u8 = 1;
 const USAGE: u8 = 2;
 const GATE_FAILED: u8 = 3;
+const OVER_BUDGET: u8 = 4;
 pub const CANCELLED: u8 = 130;
 
 /// A user mistake (bad spec, bad argument): exit code 2.
@@ -51,6 +53,7 @@ pub fn of_error(e: &anyhow::Error) -> u8 {
         return USAGE;
     }
     match e.downcast_ref::<ferry_runner::Error>() {
+        Some(ferry_runner::Error::OverBudget(_)) => OVER_BUDGET,
         Some(
             ferry_runner::Error::Spec(_)
             | ferry_runner::Error::NoProject(_)

@@ -70,6 +70,10 @@ pub fn serve(ctx: &Ctx, a: ServeArgs) -> Result<u8> {
     // user is later deleted.
     let require_auth = has_users && !ip.is_loopback();
     let (url, layout) = opened?;
+    let vcpu_hour = ferry_cost::Prices::shipped()
+        .get(&a.machine)
+        .map_err(|e| usage(format!("--machine: {e}")))?
+        .vcpu_hour;
     let oidc = oidc_provider(&a.oidc)?;
     let place = crate::artifacts::place(&a.artifacts, layout.artifacts())?;
     let cache = a
@@ -127,6 +131,7 @@ pub fn serve(ctx: &Ctx, a: ServeArgs) -> Result<u8> {
                 ..Default::default()
             },
             access: Some(access),
+            vcpu_hour,
         };
         let shown = gw.clone();
         ferry_gateway::serve(cfg, gw, move |addr| {

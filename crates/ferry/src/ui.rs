@@ -67,21 +67,7 @@ pub fn bytes(n: i64) -> String {
     }
 }
 
-/// US dollars, to the cent from a dollar up and to a few significant
-/// figures below (a stage's cost is often a fraction of a cent).
-pub fn money(x: f64) -> String {
-    if x == 0.0 {
-        "$0".to_owned()
-    } else if x.abs() < 0.000_000_5 {
-        "<$0.000001".to_owned()
-    } else if x.abs() >= 1.0 {
-        format!("${x:.2}")
-    } else if x.abs() >= 0.01 {
-        format!("${x:.4}")
-    } else {
-        format!("${x:.6}")
-    }
-}
+pub use ferry_cost::money;
 
 /// Text from the store (a tag, a param, a name an MLflow client chose) as
 /// it may reach a terminal: control characters (escape sequences, carriage
@@ -426,6 +412,49 @@ impl Reporter for Terminal {
                 s.yellow("warning"),
                 printable(why)
             )),
+            Event::Budget(b) => {
+                for st in &b.held.standings {
+                    self.print(&format!(
+                        "{} {}: {} of {} spent in {}, {} held; this run estimated at {} ({})",
+                        s.dim("budget"),
+                        st.budget.scope,
+                        money(st.spent_usd),
+                        money(st.budget.monthly_usd),
+                        st.period,
+                        money(st.reserved_usd),
+                        money(b.estimate.usd()),
+                        ferry_cost::budget::explain(&b.estimate),
+                    ));
+                }
+                if !b.held.short.is_empty() {
+                    self.print(&format!(
+                        "{} over budget ({}), let run by --over-budget (audited)",
+                        s.yellow("warning"),
+                        b.held
+                            .short
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ));
+                }
+            }
+            Event::BudgetAlert { alert, delivered } => {
+                let sent = match delivered {
+                    None => String::new(),
+                    Some(Ok(())) => " (webhook sent)".to_owned(),
+                    Some(Err(why)) => format!(" (webhook failed: {})", printable(why)),
+                };
+                self.print(&format!(
+                    "{} budget {} reached {}% of {} in {}: {} spent{sent}",
+                    s.yellow("alert"),
+                    alert.budget,
+                    alert.threshold_percent,
+                    money(alert.monthly_usd),
+                    alert.period,
+                    money(alert.spent_usd),
+                ));
+            }
         }
     }
 }

@@ -8,6 +8,7 @@ use ferry_core as _;
 use ferry_metadata::*;
 
 mod auth;
+mod budgets;
 
 async fn sqlite() -> (tempfile::TempDir, SqlStore) {
     let dir = tempfile::tempdir().unwrap();
@@ -34,6 +35,8 @@ fn new_run(id: &str, started: i64) -> NewRun {
         env_fingerprint: Some("envfp".into()),
         pid: 999_999,
         host: "h".into(),
+        workspace: "default".into(),
+        project: "proj".into(),
     }
 }
 
@@ -1647,6 +1650,29 @@ fn sqlite_runs() {
 }
 
 #[test]
+fn sqlite_budgets() {
+    rt().block_on(async {
+        let (_d, s) = sqlite().await;
+        budgets::conformance(&s).await;
+    });
+}
+
+#[test]
+fn sqlite_budget_race() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let (d, one) = sqlite().await;
+        let url = format!("sqlite://{}", d.path().join("ferry.db").display());
+        let two = SqlStore::open(&url).await.unwrap();
+        budgets::race(std::sync::Arc::new(one), std::sync::Arc::new(two)).await;
+    });
+}
+
+#[test]
 fn sqlite_stage_costs() {
     rt().block_on(async {
         let (_d, s) = sqlite().await;
@@ -1770,6 +1796,29 @@ mod postgres {
     #[test]
     fn postgres_tracking() {
         rt().block_on(async { tracking_conformance(&fresh().await).await });
+    }
+
+    #[test]
+    fn postgres_budgets() {
+        rt().block_on(async { crate::budgets::conformance(&fresh().await).await });
+    }
+
+    #[test]
+    fn postgres_budget_race() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let admin = std::env::var("FERRY_TEST_POSTGRES_URL").unwrap();
+            let url = SqlStore::scratch_database(&admin, "ferry_test")
+                .await
+                .unwrap();
+            let one = SqlStore::open(&url).await.unwrap();
+            let two = SqlStore::open(&url).await.unwrap();
+            crate::budgets::race(std::sync::Arc::new(one), std::sync::Arc::new(two)).await;
+        });
     }
 
     #[test]

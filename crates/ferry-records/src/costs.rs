@@ -1,0 +1,127 @@
+//! What the store keeps of money beyond each stage's cost: which workspace
+//! and project each pipeline belongs to, budgets with the runs' holds on
+//! them and the alerts sent, and what gateways spent serving each model
+//! version. The arithmetic is `ferry-cost`'s.
+
+use crate::Result;
+use ferry_cost::budget::{Budget, Scope, Standing};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// Whose a pipeline is: the workspace (team) and project its latest run
+/// named.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Owner {
+    pub workspace: String,
+    pub project: String,
+}
+
+/// A run's hold on the budgets over it, asked for when it starts.
+#[derive(Debug, Clone)]
+pub struct Hold {
+    pub run_id: String,
+    pub pipeline: String,
+    pub workspace: String,
+    /// What the run is expected to spend.
+    pub estimate_usd: f64,
+    /// Hold it even where it does not fit (a maintainer's override).
+    pub over: bool,
+    pub now_ms: i64,
+}
+
+/// What a [`Hold`] came to.
+#[derive(Debug, Clone, Default)]
+pub struct Held {
+    /// The budgets over the run, as they stood before it (none: no budget
+    /// covers it, and nothing was held).
+    pub standings: Vec<Standing>,
+    /// Those of `standings` that do not cover the estimate.
+    pub short: Vec<Scope>,
+    /// Whether the estimate is now held against them: yes unless some are
+    /// short and the hold was not `over`.
+    pub held: bool,
+}
+
+/// An alert to send: a budget reached one of its thresholds this month.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Alert {
+    pub budget: String,
+    pub period: String,
+    pub threshold_percent: u32,
+    pub spent_usd: f64,
+    pub monthly_usd: f64,
+    #[serde(skip)]
+    pub webhook: Option<String>,
+}
+
+/// What a gateway served of one model version on one UTC day, added to
+/// what the store has.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServingUsage {
+    pub day: i64,
+    pub model: String,
+    pub version: i64,
+    pub predictions: i64,
+    pub cpu_seconds: f64,
+    pub cost_usd: f64,
+}
+
+/// What a model version cost: the run that built it (its stages that ran;
+/// those restored cost nothing), and serving it in a window.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VersionCost {
+    pub model: String,
+    pub version: i64,
+    pub run_id: Option<String>,
+    pub created_ms: i64,
+    /// The building run's stages that cost something.
+    pub build_usd: f64,
+    /// Its stages restored from the run cache (built by an earlier run).
+    pub restored_stages: i64,
+    pub predictions: i64,
+    pub serving_cpu_seconds: f64,
+    pub serving_usd: f64,
+}
+
+impl VersionCost {
+    /// What 1,000 predictions cost to serve, once it answered some.
+    pub fn per_1k_predictions(&self) -> Option<f64> {
+        (self.predictions > 0).then(|| 1000.0 * self.serving_usd / self.predictions as f64)
+    }
+}
+
+#[async_trait::async_trait]
+pub trait CostStore: Send + Sync {
+    /// Who owns each pipeline that has run.
+    async fn pipeline_owners(&self) -> Result<BTreeMap<String, Owner>>;
+    /// Sets (or replaces) the budget of its scope.
+    async fn set_budget(&self, budget: &Budget, now_ms: i64) -> Result<()>;
+    /// Removes a budget; whether there was one.
+    async fn remove_budget(&self, scope: &Scope) -> Result<bool>;
+    /// Whether a budget covers runs of `pipeline` in `workspace` (what a
+    /// run asks before it estimates anything).
+    async fn has_budget(&self, pipeline: &str, workspace: &str) -> Result<bool>;
+    /// Every budget and where it stands in the month of `now_ms`.
+    async fn budgets(&self, now_ms: i64) -> Result<Vec<Standing>>;
+    /// Holds a run's estimate against the budgets over it, unless one of
+    /// them cannot cover it (and the hold is not `over`): decided and held
+    /// in one transaction, so two runs never both take the last of a
+    /// budget.
+    async fn hold_budget(&self, hold: &Hold) -> Result<Held>;
+    /// Lets a run's hold go (it ended), and gives back the alerts its
+    /// budgets now owe: each threshold reached, once per month.
+    async fn release_budget(&self, run_id: &str, now_ms: i64) -> Result<Vec<Alert>>;
+    /// What a pipeline's stage cost in its latest `limit` runs that ran it
+    /// and were priced, newest first.
+    async fn recent_stage_costs(
+        &self,
+        pipeline: &str,
+        stage: &str,
+        limit: usize,
+    ) -> Result<Vec<f64>>;
+    /// Adds what gateways served.
+    async fn add_serving_usage(&self, usage: &[ServingUsage]) -> Result<()>;
+    /// Each model version built in `[since_ms, until_ms)` or served then,
+    /// with what it cost.
+    async fn version_costs(&self, since_ms: i64, until_ms: i64) -> Result<Vec<VersionCost>>;
+}
