@@ -270,6 +270,8 @@ pub struct Gateway {
     pub counters: GatewayCounters,
     /// The longest a prediction may take ([`REQUEST_TIMEOUT`] by default).
     pub request_timeout: std::time::Duration,
+    /// The store's budgets as last read (`/metrics` shows them), and when.
+    budgets: Mutex<(i64, Vec<ferry_cost::budget::Standing>)>,
 }
 
 /// Why a prediction was not made; the handlers render it in their protocol.
@@ -366,7 +368,33 @@ impl Gateway {
             baselines: Mutex::new(HashMap::new()),
             counters: GatewayCounters::default(),
             request_timeout: REQUEST_TIMEOUT,
+            budgets: Mutex::new((i64::MIN, Vec::new())),
         }
+    }
+
+    /// How often the budgets are read again for `/metrics`.
+    const BUDGETS_EVERY_MS: i64 = 15_000;
+
+    /// Reads the store's budgets again when the last read is older than
+    /// [`Gateway::BUDGETS_EVERY_MS`]; a store error keeps the last.
+    pub async fn refresh_budgets(&self, now_ms: i64) {
+        let last = self.budgets.lock().unwrap_or_else(|p| p.into_inner()).0;
+        if now_ms.saturating_sub(last) < Self::BUDGETS_EVERY_MS {
+            return;
+        }
+        match self.store.budgets(now_ms).await {
+            Ok(b) => *self.budgets.lock().unwrap_or_else(|p| p.into_inner()) = (now_ms, b),
+            Err(e) => tracing::warn!("cannot read the budgets: {e}"),
+        }
+    }
+
+    /// The budgets as last read.
+    pub fn budgets(&self) -> Vec<ferry_cost::budget::Standing> {
+        self.budgets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .1
+            .clone()
     }
 
     /// Every version loaded now.

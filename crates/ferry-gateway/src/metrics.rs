@@ -62,8 +62,59 @@ pub fn render(gw: &Gateway) -> String {
     rollouts(&mut f, &table);
     predictions(&mut f, &versions, &snaps);
     serving(&mut f, &versions);
+    budgets(&mut f, &gw.budgets());
     prediction_log(&mut f, gw);
     out
+}
+
+/// The store's budgets this month (read every 15 s): what each allows,
+/// what its runs spent and hold, and each alert threshold reached (1) or
+/// not (0), for alerting rules.
+fn budgets(f: &mut Family<'_>, standings: &[ferry_cost::budget::Standing]) {
+    let families: [(&str, &str, fn(&ferry_cost::budget::Standing) -> f64); 3] = [
+        (
+            "ferry_budget_monthly_usd",
+            "What the budget allows a month, in US dollars.",
+            |s| s.budget.monthly_usd,
+        ),
+        (
+            "ferry_budget_spent_usd",
+            "What runs under the budget cost this month (UTC), in US dollars.",
+            |s| s.spent_usd,
+        ),
+        (
+            "ferry_budget_held_usd",
+            "What running runs under the budget are estimated to spend, in US dollars.",
+            |s| s.reserved_usd,
+        ),
+    ];
+    for (name, help, value) in families {
+        f.head(name, "gauge", help);
+        for s in standings {
+            let b = s.budget.scope.to_string();
+            f.line(name, &[("budget", &b), ("period", &s.period)], value(s));
+        }
+    }
+    f.head(
+        "ferry_budget_alert",
+        "gauge",
+        "1 once this month's spend reached the alert threshold (percent of the budget), else 0.",
+    );
+    for s in standings {
+        let b = s.budget.scope.to_string();
+        for t in &s.budget.alerts {
+            let reached = s.spent_usd >= s.budget.monthly_usd * f64::from(*t) / 100.0;
+            f.line(
+                "ferry_budget_alert",
+                &[
+                    ("budget", &b),
+                    ("period", &s.period),
+                    ("threshold", &t.to_string()),
+                ],
+                u8::from(reached),
+            );
+        }
+    }
 }
 
 /// What answering each version cost (`usage.rs`).

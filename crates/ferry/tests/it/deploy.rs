@@ -407,3 +407,83 @@ fn a_rejected_version_stays_rejected() {
     assert_eq!(o.code, 0, "{o:?}");
     drop(gw);
 }
+
+/// `method path` with `body` to `addr`: the status and the body.
+fn http(addr: &str, method: &str, path: &str, body: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let status = out[9..12].parse().unwrap();
+    let body = out.split_once("\r\n\r\n").map_or("", |b| b.1).to_owned();
+    (status, body)
+}
+
+#[test]
+fn serving_a_version_is_priced_per_prediction() {
+    let p = two_versions();
+    let set = p.ferry(&["budget", "set", "default", "--monthly", "0.00000001"]);
+    assert_eq!(set.code, 0, "{set:?}");
+    let gw = Gateway::start(&p);
+    let row =
+        r#"{"inputs": [{"name": "X", "shape": [1, 2], "datatype": "FP32", "data": [5.1, 3.5]}]}"#;
+    for _ in 0..40 {
+        let (code, body) = http(&gw.addr, "POST", "/v2/models/m/infer", row);
+        assert_eq!(code, 200, "{body}");
+    }
+    // Within a few ticks the store has what serving version 1 cost.
+    let t = std::time::Instant::now();
+    let line = loop {
+        let o = p.ferry(&["cost", "--by", "model", "--since", "1d", "--json"]);
+        assert_eq!(o.code, 0, "{o:?}");
+        let lines: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+        let one = lines
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["model"] == "m" && l["version"] == 1)
+            .cloned();
+        if let Some(l) = one.filter(|l| l["predictions"] == 40) {
+            break l;
+        }
+        assert!(t.elapsed().as_secs() < 20, "never recorded: {lines}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    // Whatever CPU the answers took, at aws-us-east-1's $0.04048 a
+    // vCPU-hour, per 1,000 predictions.
+    let usd = line["serving_usd"].as_f64().unwrap();
+    let cpu = line["serving_cpu_seconds"].as_f64().unwrap();
+    assert!(cpu > 0.0, "answering took no CPU? {line}");
+    assert!((usd - cpu * 0.04048 / 3600.0).abs() < 1e-12, "{line}");
+    let per_1k = line["per_1k_predictions_usd"].as_f64().unwrap();
+    assert!((per_1k - usd * 1000.0 / 40.0).abs() < 1e-12, "{line}");
+    // What built it: the run that registered it.
+    assert!(line["run_id"].is_string(), "{line}");
+    assert!(line["build_usd"].as_f64().unwrap() >= 0.0, "{line}");
+    // And /metrics counts it per version.
+    let (code, metrics) = http(&gw.addr, "GET", "/metrics", "");
+    assert_eq!(code, 200);
+    assert!(
+        metrics.contains("ferry_serving_cost_usd_total{model=\"m\",version=\"1\"}"),
+        "{metrics}"
+    );
+    // With the budgets: this one is spent past every threshold.
+    assert!(
+        metrics.contains("ferry_budget_monthly_usd{budget=\"workspace:default\",period=\""),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("ferry_budget_alert{budget=\"workspace:default\"")
+            && metrics.contains(",threshold=\"100\"} 1"),
+        "{metrics}"
+    );
+    let table = p.ferry(&["cost", "--by", "model", "--since", "1d"]);
+    assert!(table.stdout.contains("PER 1K"), "{table:?}");
+    assert!(table.stdout.contains("m/1"), "{table:?}");
+}
