@@ -71,7 +71,8 @@ pub fn render(gw: &Gateway) -> String {
 /// what its runs spent and hold, and each alert threshold reached (1) or
 /// not (0), for alerting rules.
 fn budgets(f: &mut Family<'_>, standings: &[ferry_cost::budget::Standing]) {
-    let families: [(&str, &str, fn(&ferry_cost::budget::Standing) -> f64); 3] = [
+    type Value = fn(&ferry_cost::budget::Standing) -> f64;
+    let families: [(&str, &str, Value); 3] = [
         (
             "ferry_budget_monthly_usd",
             "What the budget allows a month, in US dollars.",
