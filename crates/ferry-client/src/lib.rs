@@ -308,6 +308,103 @@ impl Client {
         self.get_from("ferry", "deployments/list", &[])
     }
 
+    // ------------------------------------------------------------ costs
+
+    /// Records what a stage of the pipeline run `run_id` cost (`body`:
+    /// the stage, its status, times and cost, the project).
+    pub fn record_stage_cost(&self, body: &Value) -> Result<()> {
+        self.post_to("ferry", "costs/stage", body, None).map(drop)
+    }
+
+    /// The pipeline run ended: its hold on the budgets goes; the alerts its
+    /// budgets now owe (the server posts them to their webhooks).
+    pub fn finish_costs(&self, run_id: &str, status: &str) -> Result<Value> {
+        let body = json!({ "run_id": run_id, "status": status });
+        self.post_to("ferry", "costs/finish", &body, None)
+    }
+
+    /// Whether a budget covers the run's pipeline.
+    pub fn budget_covers(&self, run_id: &str) -> Result<bool> {
+        let v = self.get_from("ferry", "budgets/covers", &[("run_id", run_id)])?;
+        Ok(v["covered"].as_bool().unwrap_or(false))
+    }
+
+    /// What `stage` cost in the run's pipeline's recent runs, newest first.
+    pub fn recent_stage_costs(&self, run_id: &str, stage: &str) -> Result<Vec<f64>> {
+        let v = self.get_from(
+            "ferry",
+            "costs/recent",
+            &[("run_id", run_id), ("stage", stage)],
+        )?;
+        Ok(v["costs"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_f64).collect())
+            .unwrap_or_default())
+    }
+
+    /// Holds the run's estimate against its budgets; with a reason, even
+    /// over them (a maintainer's, audited).
+    pub fn hold_budget(
+        &self,
+        run_id: &str,
+        estimate_usd: f64,
+        project: Option<&str>,
+        over: Option<&str>,
+    ) -> Result<Value> {
+        let body = json!({ "run_id": run_id, "estimate_usd": estimate_usd, "project": project });
+        let path = match over {
+            Some(_) => "budgets/override",
+            None => "budgets/hold",
+        };
+        self.post_to("ferry", path, &body, over)
+    }
+
+    /// Sets a budget (a server admin's).
+    pub fn set_budget(&self, budget: &Value) -> Result<Value> {
+        self.post_to("ferry", "budgets/set", budget, None)
+    }
+
+    /// Removes a budget (a server admin's).
+    pub fn remove_budget(&self, target: &str) -> Result<Value> {
+        self.post_to(
+            "ferry",
+            "budgets/remove",
+            &json!({ "target": target }),
+            None,
+        )
+    }
+
+    /// Every budget and where it stands this month.
+    pub fn budgets(&self) -> Result<Value> {
+        self.get_from("ferry", "budgets/list", &[])
+    }
+
+    /// What `ferry cost` shows, summed on the server: `{"lines": [...]}`,
+    /// or `{"versions": [...]}` by model.
+    pub fn cost_report(
+        &self,
+        by: &str,
+        since_ms: i64,
+        until_ms: i64,
+        offset_minutes: i32,
+    ) -> Result<Value> {
+        let (since, until, offset) = (
+            since_ms.to_string(),
+            until_ms.to_string(),
+            offset_minutes.to_string(),
+        );
+        self.get_from(
+            "ferry",
+            "costs/report",
+            &[
+                ("by", by),
+                ("since_ms", &since),
+                ("until_ms", &until),
+                ("utc_offset_minutes", &offset),
+            ],
+        )
+    }
+
     fn field<'a>(&self, endpoint: &str, v: &'a Value, ptr: &str) -> Result<&'a Value> {
         v.pointer(ptr).ok_or_else(|| Error::BadResponse {
             endpoint: endpoint.to_owned(),

@@ -56,6 +56,19 @@ impl fmt::Display for Scope {
     }
 }
 
+impl serde::Serialize for Scope {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Scope {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Scope::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
 /// A workspace's, pipeline's or project's name: what `workspace:` in
 /// ferry.yaml and a budget's scope accept.
 pub fn valid_name(s: &str) -> bool {
@@ -66,8 +79,9 @@ pub fn valid_name(s: &str) -> bool {
 }
 
 /// A monthly budget.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Budget {
+    #[serde(rename = "budget")]
     pub scope: Scope,
     pub monthly_usd: f64,
     /// Percentages of `monthly_usd` that send an alert once a month.
@@ -134,14 +148,16 @@ pub fn month_of(at_ms: i64) -> Month {
 }
 
 /// Where a budget stands this month.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Standing {
+    #[serde(flatten)]
     pub budget: Budget,
     /// The month (`2026-12`).
     pub period: String,
     /// What its runs cost this month.
     pub spent_usd: f64,
-    /// What running runs are expected to spend (their reservations).
+    /// What running runs are expected to spend (their holds).
+    #[serde(rename = "held_usd")]
     pub reserved_usd: f64,
 }
 

@@ -182,7 +182,7 @@ pub fn local_days(
 }
 
 /// One line of a report.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Total {
     /// The stage (`pipeline/stage`), pipeline, day (`YYYY-MM-DD`) or month
     /// (`YYYY-MM`).

@@ -5,7 +5,8 @@
 //! budgets it reads (`touched`): on PostgreSQL that locks their rows, on
 //! SQLite the transaction holds the write lock from its start (`BEGIN
 //! IMMEDIATE`), so a second run reserving against the same budget waits
-//! for the first and then sees its hold.
+//! for the first and then sees its hold. A hold counts while its run is
+//! running, for a day at most.
 
 use crate::row::{col_f64, col_i64, col_opt_str, col_str, query_error};
 use crate::sql::SqlStore;
@@ -17,6 +18,9 @@ use sqlx::any::{Any, AnyRow};
 use std::collections::BTreeMap;
 
 const DAY_MS: i64 = 86_400_000;
+/// A hold lapses after a day even if its run never ended (a client that
+/// died recording through a server, whose run nobody marks crashed).
+const HOLD_LAPSES_MS: i64 = DAY_MS;
 
 type Tx<'c> = sqlx::Transaction<'c, Any>;
 
@@ -73,9 +77,11 @@ async fn standing(ex: &mut AnyConnection, budget: Budget, now_ms: i64) -> Result
                 .bind(p.clone()),
             sqlx::query(
                 "SELECT COALESCE(SUM(h.estimate_usd), 0.0) AS held FROM budget_reservations h \
-                 JOIN runs r ON r.run_id = h.run_id WHERE r.status = 'running' AND h.pipeline = $1",
+                 JOIN runs r ON r.run_id = h.run_id WHERE r.status = 'running' AND h.pipeline = $1 \
+                 AND h.created_ms > $2",
             )
-            .bind(p.clone()),
+            .bind(p.clone())
+            .bind(now_ms - HOLD_LAPSES_MS),
         ),
         Scope::Workspace(w) => (
             sqlx::query(
@@ -87,9 +93,11 @@ async fn standing(ex: &mut AnyConnection, budget: Budget, now_ms: i64) -> Result
             .bind(w.clone()),
             sqlx::query(
                 "SELECT COALESCE(SUM(h.estimate_usd), 0.0) AS held FROM budget_reservations h \
-                 JOIN runs r ON r.run_id = h.run_id WHERE r.status = 'running' AND h.workspace = $1",
+                 JOIN runs r ON r.run_id = h.run_id WHERE r.status = 'running' AND h.workspace = $1 \
+                 AND h.created_ms > $2",
             )
-            .bind(w.clone()),
+            .bind(w.clone())
+            .bind(now_ms - HOLD_LAPSES_MS),
         ),
     };
     let mut spent = 0.0;
@@ -133,6 +141,21 @@ impl CostStore for SqlStore {
                 )
             })
             .collect())
+    }
+
+    async fn set_pipeline_owner(&self, pipeline: &str, owner: &Owner) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO pipelines (pipeline, workspace, project) VALUES ($1, $2, $3) \
+             ON CONFLICT (pipeline) DO UPDATE SET workspace = excluded.workspace, project = excluded.project \
+             WHERE pipelines.workspace <> excluded.workspace OR pipelines.project <> excluded.project",
+        )
+        .bind(pipeline)
+        .bind(&owner.workspace)
+        .bind(&owner.project)
+        .execute(&self.pool)
+        .await
+        .map_err(query_error("record the pipeline's owner"))?;
+        Ok(())
     }
 
     async fn set_budget(&self, b: &Budget, now_ms: i64) -> Result<()> {
@@ -388,6 +411,7 @@ impl CostStore for SqlStore {
                     predictions,
                     serving_cpu_seconds: cpu,
                     serving_usd: usd,
+                    per_1k_predictions_usd: crate::per_1k(usd, predictions),
                 }
             })
             .collect();

@@ -683,18 +683,11 @@ impl MetadataStore for SqlStore {
         .execute(&self.pool)
         .await
         .map_err(query_error("record the run"))?;
-        sqlx::query(
-            "INSERT INTO pipelines (pipeline, workspace, project) VALUES ($1, $2, $3) \
-             ON CONFLICT (pipeline) DO UPDATE SET workspace = excluded.workspace, project = excluded.project \
-             WHERE pipelines.workspace <> excluded.workspace OR pipelines.project <> excluded.project",
-        )
-        .bind(&run.pipeline)
-        .bind(&run.workspace)
-        .bind(&run.project)
-        .execute(&self.pool)
-        .await
-        .map_err(query_error("record the pipeline's owner"))?;
-        Ok(())
+        let owner = Owner {
+            workspace: run.workspace.clone(),
+            project: run.project.clone(),
+        };
+        self.set_pipeline_owner(&run.pipeline, &owner).await
     }
 
     async fn finish_run(

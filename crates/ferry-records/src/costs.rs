@@ -30,7 +30,7 @@ pub struct Hold {
 }
 
 /// What a [`Hold`] came to.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
 pub struct Held {
     /// The budgets over the run, as they stood before it (none: no budget
     /// covers it, and nothing was held).
@@ -43,7 +43,7 @@ pub struct Held {
 }
 
 /// An alert to send: a budget reached one of its thresholds this month.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Alert {
     pub budget: String,
     pub period: String,
@@ -52,6 +52,42 @@ pub struct Alert {
     pub monthly_usd: f64,
     #[serde(skip)]
     pub webhook: Option<String>,
+}
+
+/// A budget's standing as `ferry budget list --json` and the server show
+/// it: with what is left, and its webhook only as `(set)` (a webhook's URL
+/// often carries a secret).
+pub fn standing_view(s: &Standing) -> serde_json::Value {
+    let mut shown = s.clone();
+    if shown.budget.webhook.is_some() {
+        shown.budget.webhook = Some("(set)".into());
+    }
+    let mut v = serde_json::to_value(&shown).unwrap_or_default();
+    v["left_usd"] = serde_json::json!(s.left_usd());
+    v
+}
+
+impl Alert {
+    /// What its webhook is sent: the figures and a line for a person (a
+    /// chat incoming webhook shows `text`).
+    pub fn payload(&self) -> serde_json::Value {
+        serde_json::json!({
+            "kind": "ferry.budget.alert",
+            "budget": self.budget,
+            "period": self.period,
+            "threshold_percent": self.threshold_percent,
+            "spent_usd": self.spent_usd,
+            "monthly_usd": self.monthly_usd,
+            "text": format!(
+                "ferry: budget {} reached {}% of {} in {} ({} spent)",
+                self.budget,
+                self.threshold_percent,
+                ferry_cost::money(self.monthly_usd),
+                self.period,
+                ferry_cost::money(self.spent_usd)
+            ),
+        })
+    }
 }
 
 /// What a gateway served of one model version on one UTC day, added to
@@ -68,7 +104,7 @@ pub struct ServingUsage {
 
 /// What a model version cost: the run that built it (its stages that ran;
 /// those restored cost nothing), and serving it in a window.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct VersionCost {
     pub model: String,
     pub version: i64,
@@ -81,19 +117,22 @@ pub struct VersionCost {
     pub predictions: i64,
     pub serving_cpu_seconds: f64,
     pub serving_usd: f64,
+    /// What 1,000 predictions cost to serve, once it answered some.
+    pub per_1k_predictions_usd: Option<f64>,
 }
 
-impl VersionCost {
-    /// What 1,000 predictions cost to serve, once it answered some.
-    pub fn per_1k_predictions(&self) -> Option<f64> {
-        (self.predictions > 0).then(|| 1000.0 * self.serving_usd / self.predictions as f64)
-    }
+/// What 1,000 of `predictions` cost when they all cost `usd`.
+pub fn per_1k(usd: f64, predictions: i64) -> Option<f64> {
+    (predictions > 0).then(|| 1000.0 * usd / predictions as f64)
 }
 
 #[async_trait::async_trait]
 pub trait CostStore: Send + Sync {
     /// Who owns each pipeline that has run.
     async fn pipeline_owners(&self) -> Result<BTreeMap<String, Owner>>;
+    /// Says whose `pipeline` is (its latest run's say: `begin_run` says it
+    /// for the runs it records).
+    async fn set_pipeline_owner(&self, pipeline: &str, owner: &Owner) -> Result<()>;
     /// Sets (or replaces) the budget of its scope.
     async fn set_budget(&self, budget: &Budget, now_ms: i64) -> Result<()>;
     /// Removes a budget; whether there was one.
@@ -124,4 +163,65 @@ pub trait CostStore: Send + Sync {
     /// Each model version built in `[since_ms, until_ms)` or served then,
     /// with what it cost.
     async fn version_costs(&self, since_ms: i64, until_ms: i64) -> Result<Vec<VersionCost>>;
+}
+
+/// What `ferry cost --by` groups by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grouping {
+    /// What the ledger sums by itself: stage, pipeline, day, month.
+    Ledger(ferry_cost::ledger::By),
+    /// The pipelines' workspaces.
+    Team,
+    /// The pipelines' projects.
+    Project,
+    /// Each model version: what built it and serving it.
+    Model,
+}
+
+impl Grouping {
+    pub const NAMES: &[&str] = &[
+        "team", "project", "pipeline", "model", "stage", "day", "month",
+    ];
+
+    pub fn parse(s: &str) -> Option<Self> {
+        use ferry_cost::ledger::By;
+        Some(match s {
+            "team" => Grouping::Team,
+            "project" => Grouping::Project,
+            "model" => Grouping::Model,
+            "pipeline" => Grouping::Ledger(By::Pipeline),
+            "stage" => Grouping::Ledger(By::Stage),
+            "day" => Grouping::Ledger(By::Day),
+            "month" => Grouping::Ledger(By::Month),
+            _ => return None,
+        })
+    }
+
+    /// The report's lines from the ledger's sums, each pipeline's put
+    /// under its workspace or project where asked (a pipeline no run named
+    /// an owner for is [`crate::DEFAULT_WORKSPACE`]'s, and its own project).
+    /// [`Grouping::Model`] has no lines here (see
+    /// [`CostStore::version_costs`]).
+    pub fn lines(
+        self,
+        mut sums: Vec<ferry_cost::ledger::DaySum>,
+        owners: &BTreeMap<String, Owner>,
+    ) -> Vec<ferry_cost::ledger::Total> {
+        use ferry_cost::ledger::{By, totals};
+        let by = match self {
+            Grouping::Ledger(by) => by,
+            Grouping::Model => return vec![],
+            Grouping::Team | Grouping::Project => By::Pipeline,
+        };
+        for s in &mut sums {
+            let o = owners.get(&s.pipeline);
+            match (self, o) {
+                (Grouping::Team, Some(o)) => s.pipeline = o.workspace.clone(),
+                (Grouping::Team, None) => s.pipeline = crate::DEFAULT_WORKSPACE.to_owned(),
+                (Grouping::Project, Some(o)) => s.pipeline = o.project.clone(),
+                _ => {}
+            }
+        }
+        totals(by, &sums)
+    }
 }

@@ -36,7 +36,7 @@ pub(crate) fn hold(
     over: Option<&str>,
 ) -> Result<Option<BudgetCheck>> {
     let p = &project.pipeline;
-    if !recorder.has_budget(&p.name, &p.workspace)? {
+    if !recorder.has_budget(started, &p.name, &p.workspace)? {
         return Ok(None);
     }
     let running: Vec<&Stage> = if force {
@@ -55,7 +55,7 @@ pub(crate) fn hold(
     }
     let mut estimate = Estimate::default();
     for s in running {
-        let history = recorder.recent_stage_costs(&p.name, s.name.as_str())?;
+        let history = recorder.recent_stage_costs(started, &p.name, s.name.as_str())?;
         let declared = match (&s.resources, s.timeout) {
             (Some(r), Some(t)) => ferry_cost::hourly_rate(&p.cost.prices, &p.cost.machine, r)
                 .ok()
@@ -69,17 +69,20 @@ pub(crate) fn hold(
             declared,
         ));
     }
-    let held = recorder.hold_budget(
-        &Hold {
-            run_id: started.run_id.clone(),
-            pipeline: p.name.clone(),
-            workspace: p.workspace.clone(),
-            estimate_usd: estimate.usd(),
-            over: over.is_some(),
-            now_ms: ferry_core::now_ms(),
-        },
-        over,
-    )?;
+    let mut hold = Hold {
+        run_id: started.run_id.clone(),
+        pipeline: p.name.clone(),
+        workspace: p.workspace.clone(),
+        estimate_usd: estimate.usd(),
+        over: false,
+        now_ms: ferry_core::now_ms(),
+    };
+    let mut held = recorder.hold_budget(&hold, None)?;
+    // Let over only where it is needed (a holder's call, audited).
+    if !held.held && over.is_some() {
+        hold.over = true;
+        held = recorder.hold_budget(&hold, over)?;
+    }
     if !held.held {
         return Err(Error::OverBudget(refusal(&held, &estimate)));
     }
@@ -117,21 +120,10 @@ fn refusal(held: &Held, estimate: &Estimate) -> String {
 /// webhook; a webhook that fails is said, and the run goes on.
 pub(crate) fn send_alerts(alerts: &[Alert], reporter: &dyn Reporter) {
     for a in alerts {
-        let delivered = a.webhook.as_deref().map(|url| {
-            let body = serde_json::json!({
-                "kind": "ferry.budget.alert",
-                "budget": a.budget,
-                "period": a.period,
-                "threshold_percent": a.threshold_percent,
-                "spent_usd": a.spent_usd,
-                "monthly_usd": a.monthly_usd,
-                "text": format!(
-                    "ferry: budget {} reached {}% of {} in {} ({} spent)",
-                    a.budget, a.threshold_percent, money(a.monthly_usd), a.period, money(a.spent_usd)
-                ),
-            });
-            ferry_client::post_webhook(url, &body)
-        });
+        let delivered = a
+            .webhook
+            .as_deref()
+            .map(|url| ferry_client::post_webhook(url, &a.payload()));
         reporter.event(Event::BudgetAlert {
             alert: a,
             delivered: delivered

@@ -154,10 +154,12 @@ pub(crate) trait Recorder: Registry {
         message: Option<&str>,
         noop: bool,
     ) -> Result<Vec<Alert>>;
-    /// Whether a budget covers runs of `pipeline` in `workspace`.
-    fn has_budget(&self, pipeline: &str, workspace: &str) -> Result<bool>;
-    /// What `stage` of `pipeline` cost in its recent runs, newest first.
-    fn recent_stage_costs(&self, pipeline: &str, stage: &str) -> Result<Vec<f64>>;
+    /// Whether a budget covers `run`, of `pipeline` in `workspace` (a
+    /// server knows them from the run).
+    fn has_budget(&self, run: &Started, pipeline: &str, workspace: &str) -> Result<bool>;
+    /// What `stage` of `run`'s `pipeline` cost in its recent runs, newest
+    /// first.
+    fn recent_stage_costs(&self, run: &Started, pipeline: &str, stage: &str) -> Result<Vec<f64>>;
     /// Holds a run's estimate against its budgets (see
     /// [`ferry_metadata::CostStore::hold_budget`]); a hold `over` them is
     /// audited with its reason.
@@ -632,12 +634,12 @@ impl Recorder for Local {
         Ok(alerts)
     }
 
-    fn has_budget(&self, pipeline: &str, workspace: &str) -> Result<bool> {
+    fn has_budget(&self, _: &Started, pipeline: &str, workspace: &str) -> Result<bool> {
         let (p, w) = (pipeline.to_owned(), workspace.to_owned());
         Ok(self.call(|s| Box::pin(async move { s.has_budget(&p, &w).await }))?)
     }
 
-    fn recent_stage_costs(&self, pipeline: &str, stage: &str) -> Result<Vec<f64>> {
+    fn recent_stage_costs(&self, _: &Started, pipeline: &str, stage: &str) -> Result<Vec<f64>> {
         let (p, st) = (pipeline.to_owned(), stage.to_owned());
         Ok(self.call(|s| {
             Box::pin(async move {
@@ -791,6 +793,8 @@ pub(crate) struct Remote {
     /// The sum of the costs of the stages recorded so far: the run's cost,
     /// logged as a metric of its MLflow run when it finishes.
     cost: std::sync::Mutex<Option<f64>>,
+    /// The run's project, as its stages' costs name it.
+    project: std::sync::OnceLock<String>,
 }
 
 impl Remote {
@@ -798,7 +802,17 @@ impl Remote {
         Ok(Self {
             client: ferry_client::Client::new(url)?,
             cost: std::sync::Mutex::new(None),
+            project: std::sync::OnceLock::new(),
         })
+    }
+}
+
+/// A call to the server's cost API that an older server (without it)
+/// answers with 404: nothing is recorded there, and the run goes on.
+fn unless_missing<T>(r: ferry_client::Result<T>, otherwise: T) -> Result<T> {
+    match r {
+        Err(e) if e.is_not_found() => Ok(otherwise),
+        other => Ok(other?),
     }
 }
 
@@ -857,6 +871,7 @@ impl Recorder for Remote {
         let name = format!("{}-{}", s.pipeline, &rid[..rid.len().min(8)]);
         self.client
             .log_batch(&rid, &[], &[], &[("mlflow.runName".to_owned(), name)])?;
+        let _ = self.project.set(s.project.clone());
         Ok(Started {
             run_id: rid,
             experiment_id: exp,
@@ -874,6 +889,19 @@ impl Recorder for Remote {
         }
         if rec.status == StageStatus::UpToDate {
             return Ok(());
+        }
+        if let Some(cost) = &rec.cost {
+            let body = serde_json::json!({
+                "run_id": run.run_id,
+                "stage": rec.stage,
+                "position": rec.position,
+                "status": rec.status.as_str(),
+                "started_ms": rec.started_ms,
+                "ended_ms": rec.ended_ms,
+                "cost": cost,
+                "project": self.project.get(),
+            });
+            unless_missing(self.client.record_stage_cost(&body), ())?;
         }
         let (tags, metrics, status, started) = stage_run(&run.run_id, rec);
         let (child, _) = self
@@ -1036,21 +1064,42 @@ impl Recorder for Remote {
             _ => "FAILED",
         };
         self.client.finish_run(&run.run_id, mlflow, now_ms())?;
-        Ok(vec![])
+        // The server posts the alerts to their webhooks.
+        let ended = unless_missing(
+            self.client.finish_costs(&run.run_id, status.as_str()),
+            serde_json::Value::Null,
+        )?;
+        let mut alerts: Vec<Alert> =
+            serde_json::from_value(ended["alerts"].clone()).unwrap_or_default();
+        for a in &mut alerts {
+            a.webhook = None;
+        }
+        Ok(alerts)
     }
 
-    // A team server's budgets are not yet held by runs recorded through
-    // it: `ferry budget` works on the store.
-    fn has_budget(&self, _: &str, _: &str) -> Result<bool> {
-        Ok(false)
+    // The server knows the run's pipeline and workspace (its experiment's
+    // name and workspace): the spec's are not asked.
+    fn has_budget(&self, run: &Started, _: &str, _: &str) -> Result<bool> {
+        unless_missing(self.client.budget_covers(&run.run_id), false)
     }
 
-    fn recent_stage_costs(&self, _: &str, _: &str) -> Result<Vec<f64>> {
-        Ok(vec![])
+    fn recent_stage_costs(&self, run: &Started, _: &str, stage: &str) -> Result<Vec<f64>> {
+        Ok(self.client.recent_stage_costs(&run.run_id, stage)?)
     }
 
-    fn hold_budget(&self, _: &Hold, _: Option<&str>) -> Result<Held> {
-        Ok(Held::default())
+    fn hold_budget(&self, hold: &Hold, reason: Option<&str>) -> Result<Held> {
+        let v = self.client.hold_budget(
+            &hold.run_id,
+            hold.estimate_usd,
+            self.project.get().map(String::as_str),
+            reason.filter(|_| hold.over),
+        )?;
+        serde_json::from_value(v).map_err(|e| {
+            crate::Error::Remote(ferry_client::Error::BadResponse {
+                endpoint: "POST /api/2.0/ferry/budgets/hold".into(),
+                detail: e.to_string(),
+            })
+        })
     }
 }
 

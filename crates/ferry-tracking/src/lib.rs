@@ -113,6 +113,7 @@ pub fn router(state: AppState, gate: Option<Arc<auth::Gate>>) -> Router {
         .put(a::upload)
         .delete(a::delete)
         .layer(DefaultBodyLimit::disable());
+    use routes::costs as c;
     use routes::deployments as d;
     // ferry's own API: rollouts started and ended through the server.
     let ferry = Router::new()
@@ -120,6 +121,16 @@ pub fn router(state: AppState, gate: Option<Arc<auth::Gate>>) -> Router {
         .route("/deployments/end", post(d::end))
         .route("/deployments/get", get(d::get))
         .route("/deployments/list", get(d::list))
+        .route("/costs/stage", post(c::stage))
+        .route("/costs/finish", post(c::finish))
+        .route("/costs/recent", get(c::recent))
+        .route("/costs/report", get(c::report))
+        .route("/budgets/covers", get(c::covers))
+        .route("/budgets/hold", post(c::hold))
+        .route("/budgets/override", post(c::over))
+        .route("/budgets/set", post(c::set))
+        .route("/budgets/remove", post(c::remove))
+        .route("/budgets/list", get(c::list))
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY));
     let auth_api = auth::routes().layer(axum::middleware::from_fn(auth::needs_gate));
     let app = Router::new()

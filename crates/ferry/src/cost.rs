@@ -5,24 +5,23 @@
 
 use crate::cli::{BudgetCommand, CostArgs};
 use crate::ctx::Ctx;
-use crate::exit::{self, store_err, usage};
+use crate::exit::{self, client_err, store_err, usage};
 use crate::place::Reader;
 use anyhow::Result;
 use ferry_cost::budget::{Budget, Scope, Standing, check_webhook, parse_alerts};
-use ferry_cost::ledger::{By, DaySum, Total, totals};
-use ferry_metadata::{BlockingStore, VersionCost};
+use ferry_cost::ledger::{By, Total};
+use ferry_metadata::{BlockingStore, Grouping, VersionCost};
 
 const DAY_MS: i64 = 86_400_000;
 
 pub(crate) fn cost(ctx: &Ctx, a: CostArgs) -> Result<u8> {
-    let (by, owner) = match a.by.as_str() {
-        "stage" => (By::Stage, None),
-        "day" => (By::Day, None),
-        "month" => (By::Month, None),
-        "team" => (By::Pipeline, Some(Owned::Team)),
-        "project" => (By::Pipeline, Some(Owned::Project)),
-        _ => (By::Pipeline, None),
-    };
+    let grouping = Grouping::parse(&a.by).ok_or_else(|| {
+        usage(format!(
+            "--by `{}`: one of {}",
+            a.by,
+            Grouping::NAMES.join(", ")
+        ))
+    })?;
     let offset = utc_offset(&a.utc_offset)?;
     let now = ferry_core::now_ms();
     let since = instant(&a.since, "--since", offset, now)?;
@@ -37,98 +36,77 @@ pub(crate) fn cost(ctx: &Ctx, a: CostArgs) -> Result<u8> {
             a.since
         )));
     }
-    let store = match ctx.reader(&a.place)? {
-        Reader::Store { store, .. } => store,
-        Reader::Server(_) => {
-            return Err(a.place.no_server(
-                "ferry cost",
-                "a team server's costs are summed on its store",
-                "give the store that `ferry server` works on with `--store URL`",
-            ));
+    let report = match ctx.reader(&a.place)? {
+        Reader::Store { store, .. } => local_report(&store, grouping, (since, until), offset)?,
+        Reader::Server(url) => {
+            let client = ferry_client::Client::new(&url).map_err(client_err)?;
+            let v = client
+                .cost_report(&a.by, since, until, offset)
+                .map_err(client_err)?;
+            let bad = |e: serde_json::Error| anyhow::anyhow!("the server's cost report: {e}");
+            if grouping == Grouping::Model {
+                Report::Versions(serde_json::from_value(v["versions"].clone()).map_err(bad)?)
+            } else {
+                Report::Lines(serde_json::from_value(v["lines"].clone()).map_err(bad)?)
+            }
         }
     };
-    if a.by == "model" {
-        return models(&store, since, until, &a);
-    }
-    let mut sums = store
-        .call(|s| Box::pin(async move { s.stage_costs(since, until, offset).await }))
-        .map_err(store_err)?;
-    if let Some(owned) = owner {
-        let owners = store
-            .call(|s| Box::pin(async move { s.pipeline_owners().await }))
-            .map_err(store_err)?;
-        regroup(&mut sums, owned, &owners);
-    }
-    let lines = totals(by, &sums);
-    let header = match owner {
-        Some(Owned::Team) => "TEAM",
-        Some(Owned::Project) => "PROJECT",
-        None => header(by),
-    };
-    if a.json {
-        crate::ui::print_json(&lines)?;
-    } else if a.csv {
-        print!("{}", csv(&lines));
-    } else {
-        print!("{}", table(header, &lines));
+    match report {
+        Report::Versions(v) => print_versions(&v, &a)?,
+        Report::Lines(lines) => {
+            if a.json {
+                crate::ui::print_json(&lines)?;
+            } else if a.csv {
+                print!("{}", csv(&lines));
+            } else {
+                print!("{}", table(header(grouping), &lines));
+            }
+        }
     }
     Ok(exit::OK)
 }
 
-/// What a pipeline's costs are summed under instead of its name.
-#[derive(Debug, Clone, Copy)]
-enum Owned {
-    /// Its workspace.
-    Team,
-    /// Its project.
-    Project,
+/// A report: lines summed from the ledger, or model versions.
+enum Report {
+    Lines(Vec<Total>),
+    Versions(Vec<VersionCost>),
 }
 
-/// Puts each sum under its pipeline's workspace or project (a pipeline no
-/// run named an owner for is the `default` workspace's, and its own
-/// project).
-fn regroup(
-    sums: &mut [DaySum],
-    owned: Owned,
-    owners: &std::collections::BTreeMap<String, ferry_metadata::Owner>,
-) {
-    for s in sums {
-        let o = owners.get(&s.pipeline);
-        s.pipeline = match (owned, o) {
-            (Owned::Team, Some(o)) => o.workspace.clone(),
-            (Owned::Team, None) => "default".to_owned(),
-            (Owned::Project, Some(o)) => o.project.clone(),
-            (Owned::Project, None) => s.pipeline.clone(),
-        };
+/// The report from a store (a server answers the same from its own).
+fn local_report(
+    store: &BlockingStore,
+    grouping: Grouping,
+    (since, until): (i64, i64),
+    offset: i32,
+) -> Result<Report> {
+    if grouping == Grouping::Model {
+        let v = store
+            .call(|s| Box::pin(async move { s.version_costs(since, until).await }))
+            .map_err(store_err)?;
+        return Ok(Report::Versions(v));
     }
+    let sums = store
+        .call(|s| Box::pin(async move { s.stage_costs(since, until, offset).await }))
+        .map_err(store_err)?;
+    let owners = match grouping {
+        Grouping::Team | Grouping::Project => store
+            .call(|s| Box::pin(async move { s.pipeline_owners().await }))
+            .map_err(store_err)?,
+        _ => Default::default(),
+    };
+    Ok(Report::Lines(grouping.lines(sums, &owners)))
 }
 
 /// `--by model`: each version built or served in the window, what its
 /// run cost to build it and what serving it cost, per 1,000 predictions.
-fn models(store: &BlockingStore, since: i64, until: i64, a: &CostArgs) -> Result<u8> {
-    let versions = store
-        .call(|s| Box::pin(async move { s.version_costs(since, until).await }))
-        .map_err(store_err)?;
+fn print_versions(versions: &[VersionCost], a: &CostArgs) -> Result<()> {
     if a.json {
-        #[derive(serde::Serialize)]
-        struct Line<'a> {
-            #[serde(flatten)]
-            v: &'a VersionCost,
-            per_1k_predictions_usd: Option<f64>,
-        }
-        let lines: Vec<Line<'_>> = versions
-            .iter()
-            .map(|v| Line {
-                v,
-                per_1k_predictions_usd: v.per_1k_predictions(),
-            })
-            .collect();
-        crate::ui::print_json(&lines)?;
+        crate::ui::print_json(&versions)?;
     } else if a.csv {
         let mut out = String::from(
             "model,version,run_id,build_usd,restored_stages,predictions,serving_cpu_seconds,serving_usd,per_1k_predictions_usd\n",
         );
-        for v in &versions {
+        for v in versions {
             out.push_str(&format!(
                 "{},{},{},{},{},{},{},{},{}\n",
                 csv_field(&v.model),
@@ -139,15 +117,15 @@ fn models(store: &BlockingStore, since: i64, until: i64, a: &CostArgs) -> Result
                 v.predictions,
                 v.serving_cpu_seconds,
                 v.serving_usd,
-                v.per_1k_predictions()
+                v.per_1k_predictions_usd
                     .map_or(String::new(), |x| x.to_string()),
             ));
         }
         print!("{out}");
     } else {
-        print!("{}", model_table(&versions));
+        print!("{}", model_table(versions));
     }
-    Ok(exit::OK)
+    Ok(())
 }
 
 fn model_table(versions: &[VersionCost]) -> String {
@@ -168,7 +146,7 @@ fn model_table(versions: &[VersionCost]) -> String {
                 built,
                 money(v.serving_usd),
                 v.predictions.to_string(),
-                v.per_1k_predictions().map_or("-".to_owned(), money),
+                v.per_1k_predictions_usd.map_or("-".to_owned(), money),
             ]
         })
         .collect();
@@ -180,8 +158,9 @@ fn model_table(versions: &[VersionCost]) -> String {
 }
 
 /// `ferry budget set|list|remove`, on the store (the project's or
-/// `--store`): a budget holder is whoever holds the store; every change is
-/// audited as them.
+/// `--store`: a budget holder is whoever holds the store, and every change
+/// is audited as them), or through a team server (`--server`: its admins
+/// set budgets, anyone reads them; the server audits).
 pub(crate) fn budget(ctx: &Ctx, c: BudgetCommand) -> Result<u8> {
     let why = "budgets are kept in the store that runs are recorded in";
     match c {
@@ -202,14 +181,25 @@ pub(crate) fn budget(ctx: &Ctx, c: BudgetCommand) -> Result<u8> {
             if let Some(w) = &webhook {
                 check_webhook(w).map_err(|e| usage(format!("--webhook: {e}")))?;
             }
-            let (url, _) = ctx.store_url(&place, "ferry budget set", why, true)?;
-            let store = BlockingStore::open(&url)?;
             let b = Budget {
                 scope: scope.clone(),
                 monthly_usd: monthly,
                 alerts,
                 webhook,
             };
+            if let Some(client) = server(&place)? {
+                let body = serde_json::json!({
+                    "target": scope.to_string(),
+                    "monthly_usd": b.monthly_usd,
+                    "alerts": b.alerts,
+                    "webhook": b.webhook,
+                });
+                client.set_budget(&body).map_err(client_err)?;
+                eprintln!("budget {scope}: {} a month", crate::ui::money(monthly));
+                return Ok(exit::OK);
+            }
+            let (url, _) = ctx.store_url(&place, "ferry budget set", why, true)?;
+            let store = BlockingStore::open(&url)?;
             let now = ferry_core::now_ms();
             store
                 .call(|s| Box::pin(async move { s.set_budget(&b, now).await }))
@@ -225,6 +215,13 @@ pub(crate) fn budget(ctx: &Ctx, c: BudgetCommand) -> Result<u8> {
         }
         BudgetCommand::Remove { target, place } => {
             let scope = Scope::parse(&target).map_err(usage)?;
+            if let Some(client) = server(&place)? {
+                client
+                    .remove_budget(&scope.to_string())
+                    .map_err(client_err)?;
+                eprintln!("budget {scope} removed");
+                return Ok(exit::OK);
+            }
             let (url, _) = ctx.store_url(&place, "ferry budget remove", why, false)?;
             let store = BlockingStore::open(&url)?;
             let sc = scope.clone();
@@ -239,14 +236,27 @@ pub(crate) fn budget(ctx: &Ctx, c: BudgetCommand) -> Result<u8> {
             Ok(exit::OK)
         }
         BudgetCommand::List { json, place } => {
-            let (url, _) = ctx.store_url(&place, "ferry budget list", why, false)?;
-            let store = BlockingStore::open(&url)?;
-            let now = ferry_core::now_ms();
-            let standings = store
-                .call(|s| Box::pin(async move { s.budgets(now).await }))
-                .map_err(store_err)?;
+            let standings: Vec<Standing> = match server(&place)? {
+                Some(client) => {
+                    let v = client.budgets().map_err(client_err)?;
+                    serde_json::from_value(v["budgets"].clone())
+                        .map_err(|e| anyhow::anyhow!("the server's budgets: {e}"))?
+                }
+                None => {
+                    let (url, _) = ctx.store_url(&place, "ferry budget list", why, false)?;
+                    let store = BlockingStore::open(&url)?;
+                    let now = ferry_core::now_ms();
+                    store
+                        .call(|s| Box::pin(async move { s.budgets(now).await }))
+                        .map_err(store_err)?
+                }
+            };
             if json {
-                crate::ui::print_json(&standings.iter().map(budget_json).collect::<Vec<_>>())?;
+                let shown: Vec<_> = standings
+                    .iter()
+                    .map(ferry_metadata::standing_view)
+                    .collect();
+                crate::ui::print_json(&shown)?;
             } else {
                 print!("{}", budget_table(&standings));
             }
@@ -255,17 +265,14 @@ pub(crate) fn budget(ctx: &Ctx, c: BudgetCommand) -> Result<u8> {
     }
 }
 
-fn budget_json(s: &Standing) -> serde_json::Value {
-    serde_json::json!({
-        "budget": s.budget.scope.to_string(),
-        "monthly_usd": s.budget.monthly_usd,
-        "period": s.period,
-        "spent_usd": s.spent_usd,
-        "held_usd": s.reserved_usd,
-        "left_usd": s.left_usd(),
-        "alerts": s.budget.alerts,
-        "webhook": s.budget.webhook.is_some(),
-    })
+/// The team server `--server` names, if any.
+fn server(place: &crate::cli::Place) -> Result<Option<ferry_client::Client>> {
+    match place.target()? {
+        crate::place::Target::Server(url) => {
+            Ok(Some(ferry_client::Client::new(url).map_err(client_err)?))
+        }
+        _ => Ok(None),
+    }
 }
 
 fn budget_table(standings: &[Standing]) -> String {
@@ -354,12 +361,15 @@ fn date(s: &str) -> Option<i64> {
     (ferry_core::civil_from_days(day) == (y, m, d)).then_some(day)
 }
 
-fn header(by: By) -> &'static str {
-    match by {
-        By::Stage => "STAGE",
-        By::Pipeline => "PIPELINE",
-        By::Day => "DAY",
-        By::Month => "MONTH",
+fn header(g: Grouping) -> &'static str {
+    match g {
+        Grouping::Ledger(By::Stage) => "STAGE",
+        Grouping::Ledger(By::Pipeline) => "PIPELINE",
+        Grouping::Ledger(By::Day) => "DAY",
+        Grouping::Ledger(By::Month) => "MONTH",
+        Grouping::Team => "TEAM",
+        Grouping::Project => "PROJECT",
+        Grouping::Model => "VERSION",
     }
 }
 

@@ -113,6 +113,9 @@ pub(crate) async fn conformance(s: &dyn MetadataStore) {
     let st = s.budgets(NOW).await.unwrap();
     assert!((st[0].reserved_usd - 0.6).abs() < 1e-9);
     assert!((st[0].left_usd() - (1.0 - 0.5 - 0.6)).abs() < 1e-9);
+    // A day on, holds of runs still running have lapsed.
+    let later = s.budgets(NOW + 25 * H).await.unwrap();
+    assert_eq!(later[0].reserved_usd, 0.0);
 
     // A pipeline's own budget stands beside its workspace's.
     s.set_budget(&budget("pipeline:iris", 0.55), NOW)
@@ -226,7 +229,7 @@ pub(crate) async fn conformance(s: &dyn MetadataStore) {
     assert!((vc.build_usd - 0.5).abs() < 1e-9);
     assert_eq!(vc.predictions, 10_000);
     assert!((vc.serving_usd - 0.02).abs() < 1e-9);
-    assert!((vc.per_1k_predictions().unwrap() - 0.002).abs() < 1e-12);
+    assert!((vc.per_1k_predictions_usd.unwrap() - 0.002).abs() < 1e-12);
     // Outside the window: neither built nor served then.
     assert!(s.version_costs(0, DEC_1).await.unwrap().is_empty());
 }

@@ -811,7 +811,7 @@ async fn decide_other(
     use ResourceType as T;
     Ok(match rule {
         Rule::Public | Rule::Authenticated | Rule::AuthApi => (String::new(), true),
-        Rule::Deny => (uri.path().to_owned(), false),
+        Rule::Admin | Rule::Deny => (uri.path().to_owned(), false),
         Rule::Search(_) => (String::new(), true),
         Rule::Experiment(action) => {
             let exp = p

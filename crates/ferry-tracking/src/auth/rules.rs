@@ -39,6 +39,8 @@ pub enum Rule {
     Artifact,
     /// A listing, answered and then filtered to what the caller may read.
     Search(Listing),
+    /// A server admin's only (budgets).
+    Admin,
     /// Nothing a non-admin may call.
     Deny,
 }
@@ -228,6 +230,22 @@ pub(super) const FERRY: &[(&str, &str, Route)] = {
         ("POST", "deployments/end", r(Model(Update))),
         ("GET", "deployments/get", r(Model(Read))),
         ("GET", "deployments/list", r(Search(Listing::Deployments))),
+        // Costs and budgets, decided on the pipeline run (its experiment's
+        // roles) they name; budgets are set by server admins.
+        ("POST", "costs/stage", r(Run(Update))),
+        ("POST", "costs/finish", r(Run(Update))),
+        ("GET", "costs/recent", r(Run(Read))),
+        ("GET", "costs/report", r(Authenticated)),
+        ("GET", "budgets/covers", r(Run(Read))),
+        ("POST", "budgets/hold", r(Run(Update))),
+        (
+            "POST",
+            "budgets/override",
+            audited(Run(Manage), "budget.override"),
+        ),
+        ("POST", "budgets/set", r(Admin)),
+        ("POST", "budgets/remove", r(Admin)),
+        ("GET", "budgets/list", r(Authenticated)),
     ]
 };
 
@@ -384,7 +402,10 @@ mod tests {
             let absolute = ["/api/", "/get-artifact", "/health", "/version"];
             let path = if absolute.iter().any(|a| path.starts_with(a)) {
                 path.to_owned()
-            } else if path.starts_with("/deployments/") {
+            } else if ["/deployments/", "/costs/", "/budgets/"]
+                .iter()
+                .any(|f| path.starts_with(f))
+            {
                 format!("/api/2.0/ferry{path}")
             } else {
                 format!("/api/2.0/mlflow{path}")

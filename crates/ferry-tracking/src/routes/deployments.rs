@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 
 /// Who asked, for the audit log: the gate's caller (none while the
 /// server has no users) and the request's address.
-pub struct Asker(By);
+pub struct Asker(pub By);
 
 impl<S: Send + Sync> FromRequestParts<S> for Asker {
     type Rejection = ApiError;

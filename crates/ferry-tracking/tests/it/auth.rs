@@ -548,6 +548,77 @@ const CASES: &[Case] = &[
             )
         },
     },
+    // ferry's costs and budgets API, on the pipeline run they name.
+    Case {
+        name: "costs/stage",
+        least: "editor",
+        request: |f| {
+            (
+                Method::POST,
+                ferry_api("costs/stage"),
+                Some(json!({
+                    "run_id": f.run, "stage": "train", "status": "ran",
+                    "started_ms": 1_000, "ended_ms": 61_000, "project": "matrix",
+                    "cost": {"charged": 0.5, "basis": "used", "requested": null, "used": 0.5, "machine": "aws-us-east-1"}
+                })),
+            )
+        },
+    },
+    Case {
+        name: "costs/finish",
+        least: "editor",
+        request: |f| {
+            (
+                Method::POST,
+                ferry_api("costs/finish"),
+                Some(json!({"run_id": f.run, "status": "succeeded"})),
+            )
+        },
+    },
+    Case {
+        name: "costs/recent",
+        least: "viewer",
+        request: |f| {
+            (
+                Method::GET,
+                ferry_api(&format!("costs/recent?run_id={}&stage=train", f.run)),
+                None,
+            )
+        },
+    },
+    Case {
+        name: "budgets/covers",
+        least: "viewer",
+        request: |f| {
+            (
+                Method::GET,
+                ferry_api(&format!("budgets/covers?run_id={}", f.run)),
+                None,
+            )
+        },
+    },
+    Case {
+        name: "budgets/hold",
+        least: "editor",
+        request: |f| {
+            (
+                Method::POST,
+                ferry_api("budgets/hold"),
+                Some(json!({"run_id": f.run, "estimate_usd": 0.25})),
+            )
+        },
+    },
+    Case {
+        name: "budgets/override",
+        least: "maintainer",
+        request: |f| {
+            (
+                Method::POST,
+                ferry_api("budgets/override"),
+                Some(json!({"run_id": f.run, "estimate_usd": 0.25})),
+            )
+        },
+    },
 ];
 
 fn ferry_api(p: &str) -> String {

@@ -666,3 +666,148 @@ fn single_sign_on_flags_are_checked_before_a_server_starts() {
         assert!(o.stderr.contains("--oidc-issuer"), "{o:?}");
     }
 }
+
+#[test]
+fn a_team_servers_budget_is_held_by_runs_through_it_and_let_over_by_a_maintainer_only() {
+    let p = Proj::new(
+        r#"
+stages:
+  train:
+    cmd: sleep 0.5 && echo "$RANDOM" > b.txt
+    outs: [b.txt]
+    resources: {cpus: 4, memory: 16Gi}
+"#,
+    );
+    let home = tempfile::tempdir().unwrap();
+    let store = format!("sqlite://{}", home.path().join("team.db").display());
+    let on_store = |args: &[&str], input: &str| {
+        let mut v = args.to_vec();
+        v.extend(["--store", &store]);
+        with_stdin(&p, &v, input)
+    };
+    for (user, role) in [
+        ("eve", Some("editor")),
+        ("max", Some("maintainer")),
+        ("root", None),
+    ] {
+        let mut args = vec!["admin", "create-user", user, "--password-stdin"];
+        if role.is_none() {
+            args.push("--admin");
+        }
+        let o = on_store(&args, &format!("{user}-long-password\n"));
+        assert_eq!(o.code, 0, "{o:?}");
+        if let Some(role) = role {
+            let o = on_store(
+                &[
+                    "admin",
+                    "add-member",
+                    user,
+                    "--workspace",
+                    "default",
+                    "--role",
+                    role,
+                ],
+                "",
+            );
+            assert_eq!(o.code, 0, "{o:?}");
+        }
+    }
+    let token = |user: &str| {
+        let o = on_store(&["admin", "create-token", user, "--name", "cli"], "");
+        assert_eq!(o.code, 0, "{o:?}");
+        o.stdout.trim().to_owned()
+    };
+    let (eve, max, root) = (token("eve"), token("max"), token("root"));
+    let server = crate::remote::Server::start_on(
+        tempfile::tempdir().unwrap(),
+        &store,
+        &home.path().join("artifacts"),
+    );
+    let config = tempfile::tempdir().unwrap();
+    let xdg = config.path().to_str().unwrap();
+    let as_ = |token: &str, args: &[&str]| {
+        let mut v = args.to_vec();
+        v.extend(["--server", &server.url]);
+        with_env(
+            &p,
+            &v,
+            &[("XDG_CONFIG_HOME", xdg), ("FERRY_TOKEN", token)],
+            "",
+        )
+    };
+
+    // The maintainer's first run makes the pipeline's experiment (whoever
+    // makes one manages it, as in MLflow), and its stages' costs go to the
+    // server's ledger.
+    let o = as_(&max, &["run"]);
+    assert_eq!(o.code, 0, "{o:?}");
+    let o = as_(&eve, &["cost", "--by", "team", "--json"]);
+    assert_eq!(o.code, 0, "{o:?}");
+    let lines: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    assert_eq!(lines[0]["key"], "default", "{lines}");
+    let c1 = lines[0]["cost_usd"].as_f64().unwrap();
+    assert!(c1 > 0.0, "{lines}");
+
+    // Budgets are the server admins' to set.
+    let monthly = format!("{}", c1 * 1.5);
+    let o = as_(&eve, &["budget", "set", "default", "--monthly", &monthly]);
+    assert_eq!(o.code, 2, "{o:?}");
+    assert!(o.stderr.contains("Permission denied"), "{o:?}");
+    let o = as_(&root, &["budget", "set", "default", "--monthly", &monthly]);
+    assert_eq!(o.code, 0, "{o:?}");
+
+    // The next run is estimated from the server's history and refused.
+    let o = as_(&eve, &["run", "--force"]);
+    assert_eq!(o.code, 4, "{o:?}");
+    assert!(
+        o.stderr.contains("over budget: budget workspace:default")
+            && o.stderr.contains("(its last run)"),
+        "{o:?}"
+    );
+    // An editor may not let it over; a maintainer may, with a reason.
+    let o = as_(&eve, &["run", "--force", "--over-budget", "please"]);
+    assert_ne!(o.code, 0, "{o:?}");
+    assert!(o.stderr.contains("Permission denied"), "{o:?}");
+    let o = as_(
+        &max,
+        &["run", "--force", "--over-budget", "quarter-end retrain"],
+    );
+    assert_eq!(o.code, 0, "{o:?}");
+    let o = on_store(&["audit", "list", "--action", "budget", "--json"], "");
+    let entries: Vec<serde_json::Value> = serde_json::from_str(&o.stdout).unwrap();
+    let by: Vec<(&str, &str, &str, &str)> = entries
+        .iter()
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap(),
+                e["actor"].as_str().unwrap(),
+                e["outcome"].as_str().unwrap(),
+                e["reason"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(by[0].0, "budget.set", "{entries:?}");
+    assert_eq!(by[0].1, "root", "{entries:?}");
+    assert_eq!(
+        by[1..],
+        [
+            ("budget.override", "eve", "denied", ""),
+            ("budget.override", "max", "allowed", "quarter-end retrain"),
+        ],
+        "{entries:?}"
+    );
+
+    // Anyone reads the budgets: the spend is what the ledger sums.
+    let o = as_(&eve, &["budget", "list", "--json"]);
+    assert_eq!(o.code, 0, "{o:?}");
+    let list: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    let o = as_(&eve, &["cost", "--by", "team", "--json"]);
+    let team: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    assert!(
+        (list[0]["spent_usd"].as_f64().unwrap() - team[0]["cost_usd"].as_f64().unwrap()).abs()
+            < 1e-12,
+        "{list} {team}"
+    );
+    assert!(team[0]["cost_usd"].as_f64().unwrap() > c1 * 1.5, "{team}");
+    assert_eq!(list[0]["held_usd"], 0.0, "{list}");
+}
