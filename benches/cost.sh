@@ -8,7 +8,13 @@
 #            `ferry --version` (the binary's start) and `sqlite3` reading
 #            the same ledger rows from the same file.
 #
-#   RUNS=100000 FERRY=target/release/ferry benches/cost.sh
+#   budget   a no-op `ferry run` (a one-stage project, nothing changed)
+#            without a budget and with one over its workspace (the check:
+#            one read of the budgets; the stages that will run are
+#            predicted only when one covers the run), beside FERRY_BASE's
+#            no-op run when given (the binary before budgets).
+#
+#   RUNS=100000 FERRY=target/release/ferry [FERRY_BASE=old/ferry] benches/cost.sh
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 : "${FERRY:?set FERRY to the binary under test}"
@@ -76,6 +82,9 @@ for (rid, stage, pos, status, start, end, wall, cost, basis, req, used, machine)
 c.executemany("INSERT INTO cost_ledger (day, pipeline, stage, hours) VALUES (?,?,?,?)",
               [(d, p, s, json.dumps(r)) for (d, p, s), r in ledger.items()])
 c.executemany("INSERT INTO runs (run_id, pipeline, status, run_trigger, started_ms, ended_ms) VALUES (?,?,?,?,?,?)", runs)
+# Each pipeline's team (workspace) and project, as begin_run records them.
+c.executemany("INSERT INTO pipelines (pipeline, workspace, project) VALUES (?,?,?)",
+              [(f"pipeline-{i}", f"team-{i % 3}", f"project-{i % 6}") for i in range(12)])
 c.executemany("INSERT INTO stage_runs (run_id, stage, position, status, started_ms, ended_ms, wall_ms, attempts, "
               "cost_usd, cost_basis, cost_requested_usd, cost_used_usd, cost_machine) VALUES (?,?,?,?,?,?,?,1,?,?,?,?,?)", stages)
 c.commit()
@@ -87,9 +96,26 @@ SUMS="SELECT day, pipeline, stage, hours FROM cost_ledger WHERE day >= CAST(strf
 hyperfine -N --warmup 3 --runs 20 --export-markdown "$OUT/report.md" --export-json "$OUT/report.json" \
   -n "ferry --version (start)" "$FERRY --version" \
   -n "sqlite3 (reading the ledger rows alone)" "sqlite3 $DB \"$SUMS\"" \
+  -n "cost --by team" "$FERRY cost --by team --since 90d --store $STORE" \
+  -n "cost --by project" "$FERRY cost --by project --since 90d --store $STORE" \
   -n "cost --by pipeline" "$FERRY cost --by pipeline --since 90d --store $STORE" \
   -n "cost --by stage" "$FERRY cost --by stage --since 90d --store $STORE" \
   -n "cost --by day" "$FERRY cost --by day --since 90d --store $STORE" \
   -n "cost --by month" "$FERRY cost --by month --since 90d --store $STORE" >&2
 cat "$OUT/report.md"
 "$FERRY" cost --by month --since 90d --store "$STORE" | tee "$OUT/by-month.txt"
+
+# The budget check on a no-op run.
+mkdir -p "$WORK/q" && cd "$WORK/q"
+printf 'workspace: ml\nstages:\n  s:\n    cmd: echo a > a.txt\n    outs: [a.txt]\n    resources: {cpus: 1, memory: 1Gi}\n' > ferry.yaml
+"$FERRY" run >/dev/null 2>&1
+BASE_ARGS=()
+if [ -n "${FERRY_BASE:-}" ]; then
+  BASE_ARGS=(-n "no-op run, FERRY_BASE (before budgets)" "$FERRY_BASE run")
+fi
+hyperfine -N --warmup 5 --runs 40 --export-markdown "$OUT/noop-nobudget.md" \
+  "${BASE_ARGS[@]}" -n "no-op run, no budget" "$FERRY run" >&2
+"$FERRY" budget set ml --monthly 100 >/dev/null 2>&1
+hyperfine -N --warmup 5 --runs 40 --export-markdown "$OUT/noop-budget.md" \
+  -n "no-op run, a budget over it" "$FERRY run" >&2
+cat "$OUT/noop-nobudget.md" "$OUT/noop-budget.md"

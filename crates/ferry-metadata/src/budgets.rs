@@ -10,7 +10,9 @@
 
 use crate::row::{col_f64, col_i64, col_opt_str, col_str, query_error};
 use crate::sql::SqlStore;
-use crate::{Alert, CostStore, Error, Held, Hold, Owner, Result, ServingUsage, VersionCost};
+use crate::{
+    Alert, CostStore, Error, Held, Hold, Owner, Result, ServingUsage, Stored, VersionCost,
+};
 use ferry_cost::budget::{Budget, Scope, Standing, month_of, reached};
 use ferry_cost::ledger::DayRow;
 use sqlx::AnyConnection;
@@ -356,6 +358,30 @@ impl CostStore for SqlStore {
         }
         tx.commit().await.map_err(query_error("commit"))?;
         Ok(())
+    }
+
+    async fn registry_storage(&self) -> Result<Vec<Stored>> {
+        let rows = sqlx::query(
+            "SELECT v.model AS model, COUNT(*) AS n, COALESCE(SUM(v.artifact_size), 0) AS bytes, \
+             w.workspace AS workspace FROM model_versions v LEFT JOIN auth_workspaces w \
+             ON w.resource_type = 'registered_model' AND w.resource_id = v.model \
+             GROUP BY v.model, w.workspace ORDER BY v.model",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_error("read the registry's storage"))?;
+        Ok(rows
+            .iter()
+            .map(|r| Stored {
+                place: "registry".into(),
+                name: col_str(r, "model"),
+                workspace: col_opt_str(r, "workspace")
+                    .unwrap_or_else(|| crate::DEFAULT_WORKSPACE.to_owned()),
+                objects: col_i64(r, "n"),
+                bytes: col_i64(r, "bytes"),
+                usd_month: 0.0,
+            })
+            .collect())
     }
 
     async fn version_costs(&self, since_ms: i64, until_ms: i64) -> Result<Vec<VersionCost>> {

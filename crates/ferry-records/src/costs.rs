@@ -126,6 +126,31 @@ pub fn per_1k(usd: f64, predictions: i64) -> Option<f64> {
     (predictions > 0).then(|| 1000.0 * usd / predictions as f64)
 }
 
+/// What is kept of one owner's, and what keeping it costs a month.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct Stored {
+    /// `registry` (a model's versions' files) or `cache` (a project's
+    /// cache and run cache on this machine).
+    pub place: String,
+    /// The model or project.
+    pub name: String,
+    /// Its workspace (team).
+    pub workspace: String,
+    /// Versions or files.
+    pub objects: i64,
+    pub bytes: i64,
+    /// At the machine class's storage GiB-month.
+    pub usd_month: f64,
+}
+
+impl Stored {
+    /// Prices it at `gib_month` dollars a GiB-month.
+    pub fn priced(mut self, gib_month: f64) -> Self {
+        self.usd_month = self.bytes as f64 / f64::from(1u32 << 30) * gib_month;
+        self
+    }
+}
+
 #[async_trait::async_trait]
 pub trait CostStore: Send + Sync {
     /// Who owns each pipeline that has run.
@@ -160,6 +185,10 @@ pub trait CostStore: Send + Sync {
     ) -> Result<Vec<f64>>;
     /// Adds what gateways served.
     async fn add_serving_usage(&self, usage: &[ServingUsage]) -> Result<()>;
+    /// What each registered model's versions keep (their files' bytes as
+    /// registered), with its workspace; `usd_month` is left at 0 for the
+    /// caller to price.
+    async fn registry_storage(&self) -> Result<Vec<Stored>>;
     /// Each model version built in `[since_ms, until_ms)` or served then,
     /// with what it cost.
     async fn version_costs(&self, since_ms: i64, until_ms: i64) -> Result<Vec<VersionCost>>;
@@ -176,6 +205,8 @@ pub enum Grouping {
     Project,
     /// Each model version: what built it and serving it.
     Model,
+    /// What is kept (registry, cache) by owner, a month.
+    Storage,
 }
 
 impl Grouping {
@@ -189,6 +220,7 @@ impl Grouping {
             "team" => Grouping::Team,
             "project" => Grouping::Project,
             "model" => Grouping::Model,
+            "storage" => Grouping::Storage,
             "pipeline" => Grouping::Ledger(By::Pipeline),
             "stage" => Grouping::Ledger(By::Stage),
             "day" => Grouping::Ledger(By::Day),
@@ -200,8 +232,8 @@ impl Grouping {
     /// The report's lines from the ledger's sums, each pipeline's put
     /// under its workspace or project where asked (a pipeline no run named
     /// an owner for is [`crate::DEFAULT_WORKSPACE`]'s, and its own project).
-    /// [`Grouping::Model`] has no lines here (see
-    /// [`CostStore::version_costs`]).
+    /// [`Grouping::Model`] and [`Grouping::Storage`] have no lines here
+    /// (see [`CostStore::version_costs`], [`CostStore::registry_storage`]).
     pub fn lines(
         self,
         mut sums: Vec<ferry_cost::ledger::DaySum>,
@@ -210,7 +242,7 @@ impl Grouping {
         use ferry_cost::ledger::{By, totals};
         let by = match self {
             Grouping::Ledger(by) => by,
-            Grouping::Model => return vec![],
+            Grouping::Model | Grouping::Storage => return vec![],
             Grouping::Team | Grouping::Project => By::Pipeline,
         };
         for s in &mut sums {

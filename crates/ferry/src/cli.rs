@@ -344,8 +344,8 @@ pub enum AdminCommand {
 
 #[derive(Debug, Args)]
 pub struct CostArgs {
-    /// Group by `team` (workspace), `project`, `pipeline`, `model` (each version: the run that built it and its serving, per 1,000 predictions), `stage`, `day` or `month` (a stage running across midnight is split by its time in each)
-    #[arg(long, default_value = "pipeline", value_parser = ["team", "project", "pipeline", "model", "stage", "day", "month"])]
+    /// Group by `team` (workspace), `project`, `pipeline`, `model` (each version: the run that built it and its serving, per 1,000 predictions), `stage`, `day` or `month` (a stage running across midnight is split by its time in each); `storage`: what the registry and this project's cache keep, by owner, a month
+    #[arg(long, default_value = "pipeline", value_parser = ["team", "project", "pipeline", "model", "stage", "day", "month", "storage"])]
     pub by: String,
     /// Only runs started in the last while (`30d`, `12h`) or since a date (`2026-11-01`, midnight in --utc-offset)
     #[arg(long, default_value = "30d")]

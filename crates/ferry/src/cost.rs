@@ -10,7 +10,7 @@ use crate::place::Reader;
 use anyhow::Result;
 use ferry_cost::budget::{Budget, Scope, Standing, check_webhook, parse_alerts};
 use ferry_cost::ledger::{By, Total};
-use ferry_metadata::{BlockingStore, Grouping, VersionCost};
+use ferry_metadata::{BlockingStore, Grouping, Stored, VersionCost};
 
 const DAY_MS: i64 = 86_400_000;
 
@@ -37,6 +37,9 @@ pub(crate) fn cost(ctx: &Ctx, a: CostArgs) -> Result<u8> {
         )));
     }
     let report = match ctx.reader(&a.place)? {
+        Reader::Store { store, layout } if grouping == Grouping::Storage => {
+            Report::Storage(local_storage(ctx, &store, layout.as_ref())?)
+        }
         Reader::Store { store, .. } => local_report(&store, grouping, (since, until), offset)?,
         Reader::Server(url) => {
             let client = ferry_client::Client::new(&url).map_err(client_err)?;
@@ -46,6 +49,8 @@ pub(crate) fn cost(ctx: &Ctx, a: CostArgs) -> Result<u8> {
             let bad = |e: serde_json::Error| anyhow::anyhow!("the server's cost report: {e}");
             if grouping == Grouping::Model {
                 Report::Versions(serde_json::from_value(v["versions"].clone()).map_err(bad)?)
+            } else if grouping == Grouping::Storage {
+                Report::Storage(serde_json::from_value(v["storage"].clone()).map_err(bad)?)
             } else {
                 Report::Lines(serde_json::from_value(v["lines"].clone()).map_err(bad)?)
             }
@@ -53,6 +58,7 @@ pub(crate) fn cost(ctx: &Ctx, a: CostArgs) -> Result<u8> {
     };
     match report {
         Report::Versions(v) => print_versions(&v, &a)?,
+        Report::Storage(v) => print_storage(&v, &a)?,
         Report::Lines(lines) => {
             if a.json {
                 crate::ui::print_json(&lines)?;
@@ -66,10 +72,130 @@ pub(crate) fn cost(ctx: &Ctx, a: CostArgs) -> Result<u8> {
     Ok(exit::OK)
 }
 
-/// A report: lines summed from the ledger, or model versions.
+/// A report: lines summed from the ledger, model versions, or what is
+/// kept.
 enum Report {
     Lines(Vec<Total>),
     Versions(Vec<VersionCost>),
+    Storage(Vec<Stored>),
+}
+
+/// `--by storage` on a store: its registry by model and, in a project,
+/// this machine's cache, at the project's machine class's storage price.
+fn local_storage(
+    ctx: &Ctx,
+    store: &BlockingStore,
+    layout: Option<&ferry_runner::Layout>,
+) -> Result<Vec<Stored>> {
+    let project = layout.and_then(|_| ctx.project().ok());
+    let (prices, machine, workspace) = match &project {
+        Some(p) => (
+            p.pipeline.cost.prices.clone(),
+            p.pipeline.cost.machine.clone(),
+            p.pipeline.workspace.clone(),
+        ),
+        None => (
+            ferry_cost::Prices::shipped(),
+            ferry_cost::prices::DEFAULT_MACHINE.to_owned(),
+            ferry_metadata::DEFAULT_WORKSPACE.to_owned(),
+        ),
+    };
+    let gib_month = prices
+        .get(&machine)
+        .map_err(|e| usage(format!("cost.machine: {e}")))?
+        .storage_gib_month;
+    let mut out: Vec<Stored> = store
+        .call(|s| Box::pin(async move { s.registry_storage().await }))
+        .map_err(store_err)?
+        .into_iter()
+        .map(|s| s.priced(gib_month))
+        .collect();
+    if let (Some(p), Some(layout)) = (&project, layout) {
+        let (objects, bytes) = folder_size(&layout.cache());
+        out.push(
+            Stored {
+                place: "cache".into(),
+                name: p.pipeline.name.clone(),
+                workspace,
+                objects,
+                bytes,
+                usd_month: 0.0,
+            }
+            .priced(gib_month),
+        );
+    }
+    Ok(out)
+}
+
+/// The files under `dir` and their bytes (none when it does not exist).
+fn folder_size(dir: &std::path::Path) -> (i64, i64) {
+    let (mut files, mut bytes) = (0i64, 0i64);
+    let mut todo = vec![dir.to_owned()];
+    while let Some(d) = todo.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            match e.file_type() {
+                Ok(t) if t.is_dir() => todo.push(e.path()),
+                Ok(t) if t.is_file() => {
+                    files += 1;
+                    bytes += e.metadata().map_or(0, |m| m.len() as i64);
+                }
+                _ => {}
+            }
+        }
+    }
+    (files, bytes)
+}
+
+/// `--by storage`: what is kept, by owner, and what it costs a month.
+fn print_storage(stored: &[Stored], a: &CostArgs) -> Result<()> {
+    if a.json {
+        return crate::ui::print_json(&stored);
+    }
+    if a.csv {
+        let mut out = String::from("place,name,workspace,objects,bytes,usd_month\n");
+        for s in stored {
+            out.push_str(&format!(
+                "{},{},{},{},{},{}\n",
+                s.place,
+                csv_field(&s.name),
+                csv_field(&s.workspace),
+                s.objects,
+                s.bytes,
+                s.usd_month
+            ));
+        }
+        print!("{out}");
+        return Ok(());
+    }
+    if stored.is_empty() {
+        println!("nothing kept: no registered versions, no cache");
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = stored
+        .iter()
+        .map(|s| {
+            vec![
+                s.place.clone(),
+                s.name.clone(),
+                s.workspace.clone(),
+                s.objects.to_string(),
+                crate::ui::bytes(s.bytes),
+                crate::ui::money(s.usd_month),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        crate::ui::table(
+            "",
+            &["PLACE", "NAME", "TEAM", "OBJECTS", "SIZE", "A MONTH"],
+            &rows
+        )
+    );
+    Ok(())
 }
 
 /// The report from a store (a server answers the same from its own).
@@ -370,6 +496,7 @@ fn header(g: Grouping) -> &'static str {
         Grouping::Team => "TEAM",
         Grouping::Project => "PROJECT",
         Grouping::Model => "VERSION",
+        Grouping::Storage => "PLACE",
     }
 }
 

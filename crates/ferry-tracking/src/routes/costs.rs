@@ -419,6 +419,22 @@ pub async fn report(State(st): State<AppState>, Query(q): Query<Report>) -> ApiR
         let versions = st.store.version_costs(since, until).await?;
         return Ok(Out(json!({ "versions": versions })));
     }
+    if grouping == Grouping::Storage {
+        // The server's registry, at the default machine class's storage
+        // price (a client's caches are its own: `ferry cost --by storage`
+        // there).
+        let gib_month = ferry_cost::Prices::shipped()
+            .get(ferry_cost::prices::DEFAULT_MACHINE)
+            .map_or(0.0, |t| t.storage_gib_month);
+        let stored: Vec<_> = st
+            .store
+            .registry_storage()
+            .await?
+            .into_iter()
+            .map(|s| s.priced(gib_month))
+            .collect();
+        return Ok(Out(json!({ "storage": stored })));
+    }
     let sums = st.store.stage_costs(since, until, offset).await?;
     let owners = match grouping {
         Grouping::Team | Grouping::Project => st.store.pipeline_owners().await?,

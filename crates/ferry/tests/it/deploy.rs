@@ -487,3 +487,43 @@ fn serving_a_version_is_priced_per_prediction() {
     assert!(table.stdout.contains("PER 1K"), "{table:?}");
     assert!(table.stdout.contains("m/1"), "{table:?}");
 }
+
+#[test]
+fn what_is_kept_is_priced_by_owner_a_month() {
+    let p = two_versions();
+    let o = p.ferry(&["cost", "--by", "storage", "--json"]);
+    assert_eq!(o.code, 0, "{o:?}");
+    let kept: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    let find = |place: &str| {
+        kept.as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["place"] == place)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {place}: {kept}"))
+    };
+    // The registry: both versions of m, their files' bytes as registered.
+    let registry = find("registry");
+    assert_eq!(registry["name"], "m");
+    assert_eq!(registry["workspace"], "default");
+    assert_eq!(registry["objects"], 2);
+    let versions = p.ferry(&["models", "versions", "m", "--json"]);
+    let versions: serde_json::Value = serde_json::from_str(&versions.stdout).unwrap();
+    let bytes: i64 = versions
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["artifact_size"].as_i64().unwrap())
+        .sum();
+    assert_eq!(registry["bytes"], bytes, "{versions}");
+    // At aws-us-east-1's $0.023 a GiB-month.
+    let usd = registry["usd_month"].as_f64().unwrap();
+    assert!(
+        (usd - bytes as f64 / 1073741824.0 * 0.023).abs() < 1e-15,
+        "{registry}"
+    );
+    // This machine's cache, the project's.
+    let cache = find("cache");
+    assert!(cache["objects"].as_i64().unwrap() > 0, "{cache}");
+    assert!(cache["bytes"].as_i64().unwrap() > 0, "{cache}");
+}
