@@ -105,17 +105,24 @@ hyperfine -N --warmup 3 --runs 20 --export-markdown "$OUT/report.md" --export-js
 cat "$OUT/report.md"
 "$FERRY" cost --by month --since 90d --store "$STORE" | tee "$OUT/by-month.txt"
 
-# The budget check on a no-op run.
-mkdir -p "$WORK/q" && cd "$WORK/q"
-printf 'workspace: ml\nstages:\n  s:\n    cmd: echo a > a.txt\n    outs: [a.txt]\n    resources: {cpus: 1, memory: 1Gi}\n' > ferry.yaml
-"$FERRY" run >/dev/null 2>&1
+# The budget check on a no-op run: a one-stage project (`default`
+# workspace), its own store for each binary (an older one may not open a
+# newer schema).
+noop_project() {
+  mkdir -p "$1" && cd "$1"
+  printf 'stages:\n  s:\n    cmd: echo a > a.txt\n    outs: [a.txt]\n    resources: {cpus: 1, memory: 1Gi}\n' > ferry.yaml
+  "$2" run >/dev/null 2>&1
+}
 BASE_ARGS=()
 if [ -n "${FERRY_BASE:-}" ]; then
-  BASE_ARGS=(-n "no-op run, FERRY_BASE (before budgets)" "$FERRY_BASE run")
+  noop_project "$WORK/q0" "$FERRY_BASE"
+  BASE_ARGS=(-n "no-op run, FERRY_BASE (before budgets)" "$FERRY_BASE -C $WORK/q0 run")
 fi
-hyperfine -N --warmup 5 --runs 40 --export-markdown "$OUT/noop-nobudget.md" \
-  "${BASE_ARGS[@]}" -n "no-op run, no budget" "$FERRY run" >&2
-"$FERRY" budget set ml --monthly 100 >/dev/null 2>&1
-hyperfine -N --warmup 5 --runs 40 --export-markdown "$OUT/noop-budget.md" \
-  -n "no-op run, a budget over it" "$FERRY run" >&2
-cat "$OUT/noop-nobudget.md" "$OUT/noop-budget.md"
+noop_project "$WORK/q" "$FERRY"
+noop_project "$WORK/qb" "$FERRY"
+"$FERRY" -C "$WORK/qb" budget set default --monthly 100 >/dev/null 2>&1
+hyperfine -N --warmup 5 --runs 40 --export-markdown "$OUT/noop.md" \
+  "${BASE_ARGS[@]}" \
+  -n "no-op run, no budget" "$FERRY -C $WORK/q run" \
+  -n "no-op run, a budget over it" "$FERRY -C $WORK/qb run" >&2
+cat "$OUT/noop.md"

@@ -126,6 +126,20 @@ pub fn check_webhook(url: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The host a webhook URL posts to (lowercase, without its port).
+pub fn webhook_host(url: &str) -> Option<String> {
+    check_webhook(url).ok()?;
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next()?,
+        None => authority.split(':').next()?,
+    };
+    Some(host.to_ascii_lowercase())
+}
+
 /// A UTC month: its first instant, the first instant of the next, and its
 /// name (`2026-12`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -407,6 +421,20 @@ mod tests {
         assert_eq!(parse_alerts("100, 50,80%,50").unwrap(), [50, 80, 100]);
         assert!(parse_alerts("0").is_err());
         assert!(parse_alerts("x").is_err());
+    }
+
+    #[test]
+    fn a_webhooks_host_is_read_without_its_port() {
+        assert_eq!(
+            webhook_host("https://Hooks.Slack.com/services/T/B").as_deref(),
+            Some("hooks.slack.com")
+        );
+        assert_eq!(
+            webhook_host("http://127.0.0.1:9/x").as_deref(),
+            Some("127.0.0.1")
+        );
+        assert_eq!(webhook_host("http://[::1]:9/x").as_deref(), Some("::1"));
+        assert_eq!(webhook_host("file:///etc/passwd"), None);
     }
 
     #[test]

@@ -362,7 +362,7 @@ impl CostStore for SqlStore {
 
     async fn registry_storage(&self) -> Result<Vec<Stored>> {
         let rows = sqlx::query(
-            "SELECT v.model AS model, COUNT(*) AS n, COALESCE(SUM(v.artifact_size), 0) AS bytes, \
+            "SELECT v.model AS model, COUNT(*) AS n, CAST(COALESCE(SUM(v.artifact_size), 0) AS BIGINT) AS bytes, \
              w.workspace AS workspace FROM model_versions v LEFT JOIN auth_workspaces w \
              ON w.resource_type = 'registered_model' AND w.resource_id = v.model \
              GROUP BY v.model, w.workspace ORDER BY v.model",
@@ -401,7 +401,7 @@ impl CostStore for SqlStore {
         .await
         .map_err(query_error("read the versions' costs"))?;
         let served = sqlx::query(
-            "SELECT model, version, SUM(predictions) AS predictions, SUM(cpu_seconds) AS cpu, \
+            "SELECT model, version, CAST(SUM(predictions) AS BIGINT) AS predictions, SUM(cpu_seconds) AS cpu, \
              SUM(cost_usd) AS cost FROM serving_usage WHERE day >= $1 AND day <= $2 GROUP BY model, version",
         )
         .bind(since_ms.div_euclid(DAY_MS))

@@ -31,6 +31,10 @@ pub struct AppState {
     /// JSON request bodies held at once, for the whole server (artifact
     /// uploads stream to the artifact store and take none).
     pub bodies: ferry_http::BodyBudget,
+    /// The hosts budget alerts may be posted to (`ferry server
+    /// --webhook-host`): a budget naming another is refused, and nothing
+    /// else is ever fetched on a client's say.
+    pub webhook_hosts: Arc<[String]>,
 }
 
 pub(crate) fn now_ms() -> i64 {
@@ -221,6 +225,8 @@ pub struct ServerConfig {
     pub require_auth: bool,
     /// Single sign-on: an identity provider whose ID tokens are accepted.
     pub oidc: Option<ferry_access::Sso>,
+    /// See [`AppState::webhook_hosts`].
+    pub webhook_hosts: Vec<String>,
 }
 
 /// The answer to a request whose body arrived too slowly (the mlflow
@@ -267,6 +273,7 @@ pub async fn serve(cfg: ServerConfig, ready: impl FnOnce(SocketAddr)) -> Result<
         store,
         artifacts: cfg.artifacts,
         bodies: ferry_http::BodyBudget::new(cfg.body_budget, std::time::Duration::from_secs(10)),
+        webhook_hosts: cfg.webhook_hosts.into(),
     };
     let app = router(state, Some(gate)).layer(axum::middleware::from_fn(log_requests));
     let listener = tokio::net::TcpListener::bind(cfg.addr)
@@ -355,6 +362,7 @@ impl Embedded {
                         store: Arc::new(store),
                         artifacts: Arc::new(artifacts),
                         bodies: ferry_http::BodyBudget::default(),
+                        webhook_hosts: Arc::new([]),
                     };
                     let addr = SocketAddr::from(([127, 0, 0, 1], 0));
                     let listener = tokio::net::TcpListener::bind(addr)

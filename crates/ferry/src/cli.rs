@@ -638,6 +638,9 @@ pub struct ServerArgs {
     /// Connections held open at once (beyond it new ones wait to be accepted)
     #[arg(long, default_value_t = ferry_http::DEFAULT_MAX_CONNECTIONS)]
     pub max_connections: usize,
+    /// A host budget alerts may be posted to (`hooks.slack.com`); budgets naming another are refused (repeatable)
+    #[arg(long = "webhook-host", value_name = "HOST")]
+    pub webhook_hosts: Vec<String>,
     #[command(flatten)]
     pub oidc: OidcArgs,
 }

@@ -1052,6 +1052,7 @@ fn server(ctx: &Ctx, args: ServerArgs) -> Result<u8> {
             },
             require_auth,
             oidc,
+            webhook_hosts: args.webhook_hosts.clone(),
         };
         ferry_tracking::serve(cfg, move |addr| {
             eprintln!(

@@ -232,6 +232,17 @@ pub(crate) async fn conformance(s: &dyn MetadataStore) {
     assert!((vc.per_1k_predictions_usd.unwrap() - 0.002).abs() < 1e-12);
     // Outside the window: neither built nor served then.
     assert!(s.version_costs(0, DEC_1).await.unwrap().is_empty());
+
+    // What the registry keeps, by model, with its workspace.
+    let kept = s.registry_storage().await.unwrap();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(
+        (kept[0].name.as_str(), kept[0].workspace.as_str()),
+        ("iris", "default")
+    );
+    assert_eq!((kept[0].objects, kept[0].bytes), (1, 10));
+    let priced = kept[0].clone().priced(0.023);
+    assert!((priced.usd_month - 10.0 / 1073741824.0 * 0.023).abs() < 1e-18);
 }
 
 /// Two runs racing for the last of a budget: exactly one is held, however

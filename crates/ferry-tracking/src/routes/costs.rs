@@ -177,16 +177,30 @@ pub async fn finish(State(st): State<AppState>, Json(b): Json<Finish>) -> ApiRes
         Err(e) => return Err(e.into()),
     }
     let alerts = st.store.release_budget(&run_id, crate::now_ms()).await?;
-    send(&alerts).await;
+    send(&st, &alerts).await;
     Ok(Out(json!({ "alerts": alerts })))
 }
 
-/// Posts each alert to its budget's webhook, off the request's thread; a
-/// webhook that fails is logged.
-async fn send(alerts: &[Alert]) {
+/// Whether the server may post to `url` (its host is one the operator
+/// allowed).
+fn allowed(st: &AppState, url: &str) -> bool {
+    ferry_cost::budget::webhook_host(url)
+        .is_some_and(|h| st.webhook_hosts.iter().any(|a| a.eq_ignore_ascii_case(&h)))
+}
+
+/// Posts each alert to its budget's webhook, off the request's thread,
+/// when its host is allowed; a webhook that fails is logged.
+async fn send(st: &AppState, alerts: &[Alert]) {
     let posts: Vec<(String, Value)> = alerts
         .iter()
         .filter_map(|a| Some((a.webhook.clone()?, a.payload())))
+        .filter(|(url, body)| {
+            let ok = allowed(st, url);
+            if !ok {
+                tracing::warn!(budget = %body["budget"], "not posting a budget alert: its webhook's host is not allowed (ferry server --webhook-host)");
+            }
+            ok
+        })
         .collect();
     if posts.is_empty() {
         return;
@@ -323,6 +337,17 @@ pub async fn set(
     alerts.dedup();
     if let Some(w) = &b.webhook {
         check_webhook(w).map_err(ApiError::invalid)?;
+        if !allowed(&st, w) {
+            return Err(ApiError::invalid(format!(
+                "webhook: this server posts alerts only to the hosts its operator allows \
+                 (`ferry server --webhook-host HOST`; allowed: {})",
+                if st.webhook_hosts.is_empty() {
+                    "none".to_owned()
+                } else {
+                    st.webhook_hosts.join(", ")
+                }
+            )));
+        }
     }
     let budget = Budget {
         scope: scope.clone(),

@@ -86,6 +86,7 @@ impl Team {
                 store: store.clone(),
                 artifacts,
                 bodies: ferry_http::BodyBudget::default(),
+                webhook_hosts: std::sync::Arc::new([]),
             },
             Some(gate.clone()),
         );
@@ -1051,6 +1052,7 @@ fn without_users_the_gate_lets_everything_through_until_the_first_is_made() {
                 store: store.clone(),
                 artifacts: Arc::new(ArtifactRoot::new(&dir.path().join("a")).unwrap()),
                 bodies: ferry_http::BodyBudget::default(),
+                webhook_hosts: std::sync::Arc::new([]),
             },
             Some(gate.clone()),
         );

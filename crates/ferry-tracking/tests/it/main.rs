@@ -51,6 +51,7 @@ impl App {
                 store: store.clone(),
                 artifacts,
                 bodies,
+                webhook_hosts: Arc::new(["hooks.example.com".to_owned()]),
             },
             None,
         );
@@ -1220,5 +1221,106 @@ fn a_version_registered_from_a_bucket_records_where_it_lives() {
             stored.location,
             format!("mlflow-artifacts:/1/{rid}/artifacts/model")
         );
+    });
+}
+
+#[test]
+fn the_cost_api_records_holds_and_refuses_what_is_wrong_by_field() {
+    rt().block_on(async {
+        let app = App::new().await;
+        let ferry = |p: &str| format!("/api/2.0/ferry/{p}");
+        let exp = app
+            .ok_post("experiments/create", json!({"name": "iris"}))
+            .await["experiment_id"]
+            .clone();
+        let run = app
+            .ok_post("runs/create", json!({"experiment_id": exp}))
+            .await["run"]["info"]["run_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        // Within this month, as the budget counts.
+        let now = ferry_core::now_ms();
+        let month_start = ferry_cost::budget::month_of(now).start_ms;
+        let (start, end) = (month_start.max(now - 3_600_000), now);
+        let stage = |charged: f64| {
+            json!({
+                "run_id": run, "stage": "train", "status": "ran",
+                "started_ms": start, "ended_ms": end, "project": "iris-repo",
+                "cost": {"charged": charged, "basis": "used", "requested": null, "used": charged, "machine": "aws-us-east-1"}
+            })
+        };
+        // A stage's cost goes to the ledger, under the run's experiment
+        // (the pipeline) and its workspace.
+        let (s, v) = app.call(Method::POST, &ferry("costs/stage"), Some(stage(0.75))).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        let (s, v) = app
+            .call(Method::GET, &ferry("costs/report?by=team&since_ms=0"), None)
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        assert_eq!(v["lines"][0]["key"], "default", "{v}");
+        assert_eq!(v["lines"][0]["cost_usd"], 0.75, "{v}");
+        let (_, v) = app
+            .call(Method::GET, &ferry("costs/report?by=project&since_ms=0"), None)
+            .await;
+        assert_eq!(v["lines"][0]["key"], "iris-repo", "{v}");
+        let (_, v) = app
+            .call(
+                Method::GET,
+                &ferry(&format!("costs/recent?run_id={run}&stage=train")),
+                None,
+            )
+            .await;
+        assert_eq!(v["costs"], json!([0.75]), "{v}");
+
+        // Bad input, each named.
+        for (path, body, says) in [
+            ("costs/stage", stage(-1.0), "cost: charged"),
+            ("costs/stage", json!({"run_id": run, "stage": "x", "status": "ran"}), "cost"),
+            ("costs/stage", json!({"run_id": run, "stage": "x", "status": "done", "cost": stage(0.1)["cost"]}), "status `done`"),
+            ("budgets/hold", json!({"run_id": run, "estimate_usd": -2.0}), "estimate_usd"),
+            ("budgets/override", json!({"run_id": run, "estimate_usd": 1.0}), "needs a reason"),
+            ("budgets/set", json!({"target": "team:x", "monthly_usd": 1.0}), "`team:` is neither"),
+            ("budgets/set", json!({"target": "ml", "monthly_usd": 1.0, "webhook": "http://169.254.169.254/latest"}), "--webhook-host"),
+            ("budgets/set", json!({"target": "ml", "monthly_usd": 1.0, "alerts": [0]}), "alerts"),
+            ("budgets/remove", json!({"target": "pipeline:none"}), "no budget pipeline:none"),
+        ] {
+            let (s, v) = app.call(Method::POST, &ferry(path), Some(body)).await;
+            assert!(s.is_client_error(), "{path}: {s} {v}");
+            assert!(v["message"].as_str().unwrap_or_default().contains(says), "{path}: {v}");
+        }
+        let (s, v) = app
+            .call(Method::GET, &ferry("costs/report?by=colour&since_ms=0"), None)
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+        let (s, _) = app
+            .call(Method::GET, &ferry("budgets/covers?run_id=ffffffffffffffffffffffffffffffff"), None)
+            .await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+
+        // A budget with an allowed webhook; the run's hold fits, a second
+        // does not, and the list shows the webhook only as set.
+        let (s, v) = app
+            .call(
+                Method::POST,
+                &ferry("budgets/set"),
+                Some(json!({"target": "default", "monthly_usd": 1.0, "webhook": "https://hooks.example.com/T/secret"})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        let (_, v) = app
+            .call(Method::GET, &ferry(&format!("budgets/covers?run_id={run}")), None)
+            .await;
+        assert_eq!(v["covered"], true);
+        let (_, v) = app
+            .call(Method::POST, &ferry("budgets/hold"), Some(json!({"run_id": run, "estimate_usd": 0.2})))
+            .await;
+        assert_eq!(v["held"], true, "{v}");
+        assert_eq!(v["standings"][0]["webhook"], "(set)", "{v}");
+        let (_, v) = app
+            .call(Method::GET, &ferry("budgets/list"), None)
+            .await;
+        assert_eq!(v["budgets"][0]["spent_usd"], 0.75, "{v}");
+        assert!(!v.to_string().contains("secret"), "{v}");
     });
 }
