@@ -649,15 +649,33 @@ fn run_summary(r: &AnyRow) -> RunSummary {
 /// Runs that are not nested in another (stage runs are listed with their parent).
 /// The runs `ferry runs list` shows: top-level ones (not a pipeline's stage
 /// runs) that were not deleted through the MLflow API.
-const TOP_LEVEL: &str = "lifecycle_stage = 'active' AND run_id NOT IN (SELECT run_id FROM run_tags WHERE tkey = 'mlflow.parentRunId')";
+pub(crate) const TOP_LEVEL: &str = "lifecycle_stage = 'active' AND run_id NOT IN (SELECT run_id FROM run_tags WHERE tkey = 'mlflow.parentRunId')";
 
 /// A run's columns, and whether it did nothing (its `pipeline_runs::NOOP_TAG`).
-const RUN_COLS: &str = "run_id, pipeline, status, run_trigger, started_ms, ended_ms, git_commit, git_dirty, message, \
+pub(crate) const RUN_COLS: &str = "run_id, pipeline, status, run_trigger, started_ms, ended_ms, git_commit, git_dirty, message, \
     (SELECT COUNT(*) FROM run_tags nt WHERE nt.run_id = runs.run_id AND nt.tkey = 'ferry.noop' AND nt.value = 'true') AS noop";
 
 impl SqlStore {
     /// Run `id` as MLflow keeps it, if it is a pipeline run recorded
     /// through the MLflow API (see [`crate::pipeline_runs`]).
+    /// Runs' rows (`RUN_COLS`) as summaries: one recorded through the MLflow
+    /// API (`ferry run --server` to a server on this store) as its
+    /// pipeline's tags tell what it was.
+    pub(crate) async fn summaries(&self, rows: Vec<AnyRow>) -> Result<Vec<RunSummary>> {
+        let runs: Vec<RunSummary> = rows.iter().map(run_summary).collect();
+        drop(rows);
+        let mut out = Vec::with_capacity(runs.len());
+        for mut run in runs {
+            if run.trigger == "mlflow"
+                && let Some(t) = self.pipeline_run(&run.run_id).await?
+            {
+                run = crate::pipeline_runs::summary_of(&t);
+            }
+            out.push(run);
+        }
+        Ok(out)
+    }
+
     async fn pipeline_run(&self, id: &str) -> Result<Option<crate::TrackedRun>> {
         let r = crate::TrackingStore::get_tracked_run(self, id).await?;
         Ok(r.filter(crate::pipeline_runs::is_pipeline_run))
@@ -875,20 +893,19 @@ impl MetadataStore for SqlStore {
                 .await,
         }
         .map_err(query_error("list runs"))?;
-        let runs: Vec<RunSummary> = rows.iter().map(run_summary).collect();
-        drop(rows);
-        let mut out = Vec::with_capacity(runs.len());
-        for mut run in runs {
-            // Recorded through the MLflow API (`ferry run --server` to a
-            // server on this store): the pipeline's tags tell what it was.
-            if run.trigger == "mlflow"
-                && let Some(t) = self.pipeline_run(&run.run_id).await?
-            {
-                run = crate::pipeline_runs::summary_of(&t);
-            }
-            out.push(run);
-        }
-        Ok(out)
+        self.summaries(rows).await
+    }
+
+    async fn page_runs(&self, q: &RunPage) -> Result<Vec<RunSummary>> {
+        self.runs_page(q).await
+    }
+
+    async fn pipeline_health(
+        &self,
+        now_ms: i64,
+        workspaces: Option<&[String]>,
+    ) -> Result<Vec<PipelineHealth>> {
+        self.health(now_ms, workspaces).await
     }
 
     async fn stage_costs(

@@ -61,6 +61,15 @@ pub trait MetadataStore:
         until_ms: i64,
         offset_minutes: i32,
     ) -> Result<Vec<ferry_cost::ledger::DaySum>>;
+    /// A page of runs, newest first (see [`RunPage`]).
+    async fn page_runs(&self, q: &RunPage) -> Result<Vec<RunSummary>>;
+    /// Every pipeline that ran in the 30 days before `now_ms`, and how it
+    /// has been doing (only those of `workspaces` when given).
+    async fn pipeline_health(
+        &self,
+        now_ms: i64,
+        workspaces: Option<&[String]>,
+    ) -> Result<Vec<PipelineHealth>>;
     /// A run by its id or a unique prefix of it (at least 4 characters).
     async fn get_run(&self, id_or_prefix: &str) -> Result<RunDetail>;
 

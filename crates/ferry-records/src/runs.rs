@@ -260,3 +260,47 @@ mod tests {
         assert_eq!(plain.recorded_reason().as_deref(), Some("up to date"));
     }
 }
+
+/// A page of pipeline runs, newest first (the dashboard's runs page):
+/// filters, and a cursor that continues after the last run of the previous
+/// page, so any page costs what the first does.
+#[derive(Debug, Clone, Default)]
+pub struct RunPage {
+    /// Only the pipelines of these workspaces (`None`: every pipeline).
+    pub workspaces: Option<Vec<String>>,
+    pub pipeline: Option<String>,
+    /// A status (`succeeded`, `failed`, ...).
+    pub status: Option<String>,
+    pub trigger: Option<String>,
+    /// A prefix of the commit.
+    pub commit: Option<String>,
+    /// Started at or after.
+    pub since_ms: Option<i64>,
+    /// Started before this run: its start and id.
+    pub before: Option<(i64, String)>,
+    /// At most this many (at most 1,000).
+    pub limit: i64,
+}
+
+/// How a pipeline has been doing over a window: the dashboard's overview.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct PipelineHealth {
+    pub pipeline: String,
+    pub workspace: String,
+    /// The newest run.
+    pub last_run_id: String,
+    pub last_status: String,
+    pub last_started_ms: i64,
+    /// Runs that ended, and those that succeeded, over the last 7 and 30 days.
+    pub ended_7d: i64,
+    pub succeeded_7d: i64,
+    pub ended_30d: i64,
+    pub succeeded_30d: i64,
+    /// The median duration of the runs that ended over the last 7 days, and
+    /// over the 7 before (its trend).
+    pub median_ms_7d: Option<i64>,
+    pub median_ms_prev_7d: Option<i64>,
+    /// Stages over the last 30 days: run, and restored from the run cache.
+    pub stages_ran_30d: i64,
+    pub stages_restored_30d: i64,
+}

@@ -9,6 +9,7 @@ use ferry_metadata::*;
 
 mod auth;
 mod budgets;
+mod overview;
 
 async fn sqlite() -> (tempfile::TempDir, SqlStore) {
     let dir = tempfile::tempdir().unwrap();
@@ -1658,6 +1659,14 @@ fn sqlite_budgets() {
 }
 
 #[test]
+fn sqlite_overview() {
+    rt().block_on(async {
+        let (_d, s) = sqlite().await;
+        overview::conformance(&s).await;
+    });
+}
+
+#[test]
 fn sqlite_budget_race() {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -1801,6 +1810,11 @@ mod postgres {
     #[test]
     fn postgres_budgets() {
         rt().block_on(async { crate::budgets::conformance(&fresh().await).await });
+    }
+
+    #[test]
+    fn postgres_overview() {
+        rt().block_on(async { crate::overview::conformance(&fresh().await).await });
     }
 
     #[test]

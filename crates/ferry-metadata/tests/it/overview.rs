@@ -1,0 +1,143 @@
+//! The dashboard's reads: a page of runs by filters and cursor, and each
+//! pipeline's health.
+
+use super::*;
+
+const H: i64 = 3_600_000;
+const D: i64 = 24 * H;
+const NOW: i64 = 20_790 * D;
+
+fn run(i: usize, pipeline: &str, workspace: &str, at: i64) -> NewRun {
+    NewRun {
+        pipeline: pipeline.into(),
+        workspace: workspace.into(),
+        project: pipeline.into(),
+        git_commit: Some(format!("{:040x}", i)),
+        ..new_run(&format!("{i:032x}"), at)
+    }
+}
+
+pub(crate) async fn conformance(s: &dyn MetadataStore) {
+    // iris (team ml): a run a day for 20 days, every third failed, each
+    // taking (i + 1) minutes; churn (team growth): 3 runs today.
+    for i in 0..20usize {
+        let at = NOW - (i as i64) * D - H;
+        s.begin_run(&run(i, "iris", "ml", at)).await.unwrap();
+        let status = if i % 3 == 0 {
+            RunStatus::Failed
+        } else {
+            RunStatus::Succeeded
+        };
+        s.finish_run(
+            &format!("{i:032x}"),
+            status,
+            at + (i as i64 + 1) * 60_000,
+            None,
+        )
+        .await
+        .unwrap();
+        let stage = if i % 2 == 0 {
+            StageStatus::Ran
+        } else {
+            StageStatus::Restored
+        };
+        s.record_stage(
+            &format!("{i:032x}"),
+            &StageRecord::new("train", stage, "x".into()),
+        )
+        .await
+        .unwrap();
+    }
+    for i in 100..103usize {
+        s.begin_run(&run(i, "churn", "growth", NOW - H + i as i64))
+            .await
+            .unwrap();
+    }
+
+    // Pages of 7 cover every run once, newest first.
+    let mut seen = Vec::new();
+    let mut before = None;
+    loop {
+        let page = s
+            .page_runs(&RunPage {
+                before: before.clone(),
+                limit: 7,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        if page.is_empty() {
+            break;
+        }
+        let last = page.last().unwrap();
+        before = Some((last.started_ms, last.run_id.clone()));
+        seen.extend(page.into_iter().map(|r| (r.started_ms, r.run_id)));
+    }
+    assert_eq!(seen.len(), 23);
+    let mut sorted = seen.clone();
+    sorted.sort_by(|a, b| b.cmp(a));
+    assert_eq!(seen, sorted, "newest first, no run twice");
+
+    // Filters: status, pipeline, commit prefix, workspaces, since.
+    let page = |q: RunPage| async move { s.page_runs(&RunPage { limit: 100, ..q }).await.unwrap() };
+    let failed = page(RunPage {
+        status: Some("failed".into()),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(failed.len(), 7);
+    assert!(failed.iter().all(|r| r.status == RunStatus::Failed));
+    let growth = page(RunPage {
+        workspaces: Some(vec!["growth".into()]),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(growth.len(), 3);
+    assert!(growth.iter().all(|r| r.pipeline == "churn"));
+    let nobody = page(RunPage {
+        workspaces: Some(vec![]),
+        ..Default::default()
+    })
+    .await;
+    assert!(nobody.is_empty());
+    let by_commit = page(RunPage {
+        commit: Some(format!("{:040x}", 10)[..39].to_owned()),
+        ..Default::default()
+    })
+    .await;
+    // A prefix of 39 of the 40: runs 0..=15 share it (…00 to …0f).
+    assert_eq!(by_commit.len(), 16);
+    let recent = page(RunPage {
+        pipeline: Some("iris".into()),
+        since_ms: Some(NOW - 3 * D),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(recent.len(), 3);
+
+    // Health: iris over 7 and 30 days, churn running.
+    let health = s.pipeline_health(NOW, None).await.unwrap();
+    assert_eq!(health.len(), 2);
+    let iris = health.iter().find(|h| h.pipeline == "iris").unwrap();
+    assert_eq!(iris.workspace, "ml");
+    assert_eq!(iris.last_run_id, format!("{:032x}", 0));
+    assert_eq!(iris.last_status, "failed");
+    // Days 0..=6 started within 7 days (i = 0..6): 0, 3, 6 failed.
+    assert_eq!((iris.ended_7d, iris.succeeded_7d), (7, 4));
+    assert_eq!((iris.ended_30d, iris.succeeded_30d), (20, 13));
+    // Durations 1..=7 minutes: median 4; the week before 8..=14: 11.
+    assert_eq!(iris.median_ms_7d, Some(4 * 60_000));
+    assert_eq!(iris.median_ms_prev_7d, Some(11 * 60_000));
+    assert_eq!((iris.stages_ran_30d, iris.stages_restored_30d), (10, 10));
+    let churn = health.iter().find(|h| h.pipeline == "churn").unwrap();
+    assert_eq!(
+        (churn.last_status.as_str(), churn.ended_30d),
+        ("running", 0)
+    );
+    let only = s
+        .pipeline_health(NOW, Some(&["growth".to_owned()]))
+        .await
+        .unwrap();
+    assert_eq!(only.len(), 1);
+    assert_eq!(only[0].pipeline, "churn");
+}
