@@ -35,6 +35,8 @@ pub struct AppState {
     /// --webhook-host`): a budget naming another is refused, and nothing
     /// else is ever fetched on a client's say.
     pub webhook_hosts: Arc<[String]>,
+    /// What the dashboard reads besides the store (the prediction log).
+    pub dashboard: ferry_dashboard::Settings,
 }
 
 pub(crate) fn now_ms() -> i64 {
@@ -148,7 +150,9 @@ pub fn router(state: AppState, gate: Option<Arc<auth::Gate>>) -> Router {
         .route("/health", get(health))
         .route("/version", get(version))
         .fallback(not_found)
-        .with_state(state);
+        .with_state(state.clone())
+        // The dashboard, at `/` and under `/ui/` (`ferry-dashboard`).
+        .merge(ferry_dashboard::router(state.store, state.dashboard));
     // The gate goes outside everything: no route, known or not, runs first.
     match gate {
         Some(g) => app.layer(ferry_http::guard::GuardLayer(g)),
@@ -227,6 +231,8 @@ pub struct ServerConfig {
     pub oidc: Option<ferry_access::Sso>,
     /// See [`AppState::webhook_hosts`].
     pub webhook_hosts: Vec<String>,
+    /// The prediction log the dashboard looks request ids up in.
+    pub predictions: Option<std::path::PathBuf>,
 }
 
 /// The answer to a request whose body arrived too slowly (the mlflow
@@ -274,6 +280,9 @@ pub async fn serve(cfg: ServerConfig, ready: impl FnOnce(SocketAddr)) -> Result<
         artifacts: cfg.artifacts,
         bodies: ferry_http::BodyBudget::new(cfg.body_budget, std::time::Duration::from_secs(10)),
         webhook_hosts: cfg.webhook_hosts.into(),
+        dashboard: ferry_dashboard::Settings {
+            predictions: cfg.predictions,
+        },
     };
     let app = router(state, Some(gate)).layer(axum::middleware::from_fn(log_requests));
     let listener = tokio::net::TcpListener::bind(cfg.addr)
@@ -363,6 +372,7 @@ impl Embedded {
                         artifacts: Arc::new(artifacts),
                         bodies: ferry_http::BodyBudget::default(),
                         webhook_hosts: Arc::new([]),
+                        dashboard: Default::default(),
                     };
                     let addr = SocketAddr::from(([127, 0, 0, 1], 0));
                     let listener = tokio::net::TcpListener::bind(addr)

@@ -641,6 +641,9 @@ pub struct ServerArgs {
     /// A host budget alerts may be posted to (`hooks.slack.com`); budgets naming another are refused (repeatable)
     #[arg(long = "webhook-host", value_name = "HOST")]
     pub webhook_hosts: Vec<String>,
+    /// The prediction log the dashboard finds request ids in (`ferry serve --log-dir`); default: the project's `.ferry/predictions`
+    #[arg(long, value_name = "DIR")]
+    pub predictions: Option<PathBuf>,
     #[command(flatten)]
     pub oidc: OidcArgs,
 }

@@ -1053,6 +1053,11 @@ fn server(ctx: &Ctx, args: ServerArgs) -> Result<u8> {
             require_auth,
             oidc,
             webhook_hosts: args.webhook_hosts.clone(),
+            predictions: Some(
+                args.predictions
+                    .clone()
+                    .unwrap_or_else(|| layout.predictions()),
+            ),
         };
         ferry_tracking::serve(cfg, move |addr| {
             eprintln!(

@@ -258,6 +258,15 @@ pub fn route(method: &str, path: &str) -> Route {
     if path == "/version" {
         return r(Rule::Authenticated);
     }
+    // The dashboard's pages show each caller only the workspaces they hold
+    // a role in (`ferry_dashboard::view`); it only reads.
+    if ferry_dashboard::serves(path) {
+        return r(if method == "GET" {
+            Rule::Authenticated
+        } else {
+            Rule::Deny
+        });
+    }
     if path.starts_with("/api/2.0/mlflow/users/")
         || path.starts_with("/api/3.0/mlflow/users/")
         || path.starts_with("/api/3.0/mlflow/roles/")

@@ -87,6 +87,7 @@ impl Team {
                 artifacts,
                 bodies: ferry_http::BodyBudget::default(),
                 webhook_hosts: std::sync::Arc::new([]),
+                dashboard: Default::default(),
             },
             Some(gate.clone()),
         );
@@ -1053,6 +1054,7 @@ fn without_users_the_gate_lets_everything_through_until_the_first_is_made() {
                 artifacts: Arc::new(ArtifactRoot::new(&dir.path().join("a")).unwrap()),
                 bodies: ferry_http::BodyBudget::default(),
                 webhook_hosts: std::sync::Arc::new([]),
+                dashboard: Default::default(),
             },
             Some(gate.clone()),
         );

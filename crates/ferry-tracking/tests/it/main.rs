@@ -52,6 +52,7 @@ impl App {
                 artifacts,
                 bodies,
                 webhook_hosts: Arc::new(["hooks.example.com".to_owned()]),
+                dashboard: Default::default(),
             },
             None,
         );

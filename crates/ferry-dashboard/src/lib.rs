@@ -1,0 +1,103 @@
+//! The dashboard `ferry server` serves at `/` on its own port: server-rendered
+//! HTML (minijinja templates compiled into the binary, with HTML escaping on
+//! for every value), charts drawn as SVG on the server ([`svg`]), one small
+//! script of its own (local times, live refresh) and one stylesheet (light
+//! and dark, readable without colour). No build chain, no CDN: it works on
+//! a network with no internet.
+//!
+//! The pages sit behind the tracking server's gate like the API: with users,
+//! every page needs credentials (a browser's Basic prompt), and each page
+//! shows only the workspaces the caller holds a role in ([`view::Viewer`]);
+//! a server admin, or a server with no users, sees all of them.
+//!
+//! Pages read the store through `ferry-metadata`'s interfaces only; nothing
+//! here writes.
+
+mod error;
+mod models;
+mod pages;
+pub mod requests;
+pub mod svg;
+pub mod view;
+
+use axum::Router;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use ferry_metadata::MetadataStore;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+pub use error::DashError;
+
+/// What the server tells the dashboard besides its store.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    /// The prediction log's folder (`ferry serve --log-dir`), where
+    /// request ids are looked up; `None`: the lookup says it has no log.
+    pub predictions: Option<PathBuf>,
+}
+
+/// What every page handler has: the store, the templates, the settings.
+#[derive(Clone)]
+pub struct Dash {
+    pub(crate) store: Arc<dyn MetadataStore>,
+    pub(crate) templates: Arc<minijinja::Environment<'static>>,
+    pub(crate) predictions: Option<Arc<PathBuf>>,
+}
+
+impl Dash {
+    pub fn new(store: Arc<dyn MetadataStore>, settings: Settings) -> Self {
+        Self {
+            store,
+            templates: Arc::new(pages::templates()),
+            predictions: settings.predictions.map(Arc::new),
+        }
+    }
+}
+
+/// The paths the dashboard answers: `/`, and everything under `/ui/`.
+pub fn serves(path: &str) -> bool {
+    path == "/" || path == "/ui" || path.starts_with("/ui/")
+}
+
+/// The dashboard's routes, to merge into the server's router (under its
+/// gate).
+pub fn router(store: Arc<dyn MetadataStore>, settings: Settings) -> Router {
+    Router::new()
+        .route("/", get(pages::overview))
+        .route("/ui/runs", get(pages::runs))
+        .route("/ui/runs/{id}", get(pages::run))
+        .route("/ui/models", get(models::models))
+        .route("/ui/models/{name}", get(models::model))
+        .route("/ui/models/{name}/{version}", get(models::version))
+        .route("/ui/requests", get(requests::request))
+        .route("/ui/static/app.css", get(css))
+        .route("/ui/static/app.js", get(js))
+        .with_state(Dash::new(store, settings))
+}
+
+fn asset(body: &'static str, kind: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static(kind)),
+            (
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=300"),
+            ),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+async fn css() -> Response {
+    asset(include_str!("../static/app.css"), "text/css; charset=utf-8")
+}
+
+async fn js() -> Response {
+    asset(
+        include_str!("../static/app.js"),
+        "text/javascript; charset=utf-8",
+    )
+}

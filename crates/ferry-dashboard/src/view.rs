@@ -1,0 +1,56 @@
+//! Who is looking, and what they may see: the workspaces the gate's caller
+//! holds a role in (their own roles and their groups'), or every workspace
+//! for a server admin and for a server with no users (no caller).
+
+use crate::{Dash, DashError};
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use std::collections::BTreeSet;
+
+/// What a page may show.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Viewer {
+    /// Every workspace.
+    All,
+    /// These workspaces (none: nothing).
+    Workspaces(BTreeSet<String>),
+}
+
+impl Viewer {
+    /// The workspaces a store query is limited to (`None`: all).
+    pub fn filter(&self) -> Option<Vec<String>> {
+        match self {
+            Viewer::All => None,
+            Viewer::Workspaces(w) => Some(w.iter().cloned().collect()),
+        }
+    }
+
+    pub fn sees(&self, workspace: &str) -> bool {
+        match self {
+            Viewer::All => true,
+            Viewer::Workspaces(w) => w.contains(workspace),
+        }
+    }
+}
+
+impl FromRequestParts<Dash> for Viewer {
+    type Rejection = DashError;
+
+    async fn from_request_parts(parts: &mut Parts, dash: &Dash) -> Result<Self, DashError> {
+        let Some(caller) = parts.extensions.get::<ferry_access::Caller>() else {
+            return Ok(Viewer::All);
+        };
+        if caller.is_admin() {
+            return Ok(Viewer::All);
+        }
+        let mut ws: BTreeSet<String> = dash
+            .store
+            .roles_of(caller.user.id)
+            .await?
+            .into_iter()
+            .map(|r| r.workspace)
+            .collect();
+        ws.extend(caller.group_roles.iter().map(|r| r.workspace.clone()));
+        Ok(Viewer::Workspaces(ws))
+    }
+}

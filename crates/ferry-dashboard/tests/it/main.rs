@@ -1,0 +1,457 @@
+//! The dashboard's pages through its router, on a SQLite store: each page's
+//! HTML (snapshots, times redacted), filters and paging, bad input refused
+//! by field, and a viewer of one workspace seeing nothing of another's.
+
+#![allow(clippy::unwrap_used)]
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use ferry_access::Caller;
+use ferry_auth::{Grant, Permission, ResourceType};
+use ferry_metadata::*;
+use http_body_util::BodyExt;
+use std::sync::Arc;
+use tower::ServiceExt;
+
+const MIN: i64 = 60_000;
+const H: i64 = 60 * MIN;
+
+struct Fixture {
+    dir: tempfile::TempDir,
+    store: Arc<dyn MetadataStore>,
+    settings: ferry_dashboard::Settings,
+    now: i64,
+}
+
+fn id(i: usize) -> String {
+    format!("{i:032x}")
+}
+
+/// `iris` (workspace `ml`): 12 runs an hour apart, every fourth failed, the
+/// newest with stages, gates, params and metrics; `churn` (workspace
+/// `growth`): 2 runs.
+async fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("ferry.db").display());
+    let store: Arc<dyn MetadataStore> = Arc::new(SqlStore::open(&url).await.unwrap());
+    let now = ferry_core::now_ms();
+    for i in 0..12usize {
+        let at = now - (i as i64 + 1) * H;
+        begin(&*store, i, "iris", "ml", at).await;
+        let status = if i % 4 == 3 {
+            RunStatus::Failed
+        } else {
+            RunStatus::Succeeded
+        };
+        store
+            .finish_run(&id(i), status, at + (i as i64 + 2) * MIN, None)
+            .await
+            .unwrap();
+    }
+    let newest = id(0);
+    let at = now - H;
+    let mut prepare = StageRecord::new(
+        "prepare",
+        StageStatus::Restored,
+        "restored from the run cache".into(),
+    );
+    prepare.position = 0;
+    let mut train = StageRecord::new(
+        "train",
+        StageStatus::Ran,
+        "params changed: train.lr 0.1 -> 0.2".into(),
+    );
+    train.position = 1;
+    train.started_ms = Some(at + 5_000);
+    train.ended_ms = Some(at + 95_000);
+    train.wall_ms = Some(90_000);
+    train.user_cpu_ms = Some(80_000);
+    train.sys_cpu_ms = Some(2_000);
+    train.exit_code = Some(0);
+    for s in [&prepare, &train] {
+        store.record_stage(&newest, s).await.unwrap();
+    }
+    store
+        .record_params(&newest, &[("train.lr".into(), serde_json::json!(0.2))])
+        .await
+        .unwrap();
+    store
+        .record_metrics(
+            &newest,
+            &[MetricRecord {
+                key: "accuracy".into(),
+                value: 0.96,
+                stage: Some("evaluate".into()),
+                step: 0,
+                ts_ms: at,
+            }],
+        )
+        .await
+        .unwrap();
+    store
+        .record_gates(
+            &newest,
+            &[GateRecord {
+                name: "accurate".into(),
+                expr: "accuracy >= 0.9".into(),
+                passed: true,
+                message: "accuracy 0.96 >= 0.9".into(),
+            }],
+        )
+        .await
+        .unwrap();
+    for i in 100..102usize {
+        begin(
+            &*store,
+            i,
+            "churn",
+            "growth",
+            now - (i as i64 - 99) * 30 * MIN,
+        )
+        .await;
+    }
+    let settings = ferry_dashboard::Settings {
+        predictions: Some(dir.path().join("predictions")),
+    };
+    Fixture {
+        dir,
+        store,
+        settings,
+        now,
+    }
+}
+
+async fn begin(store: &dyn MetadataStore, i: usize, pipeline: &str, workspace: &str, at: i64) {
+    store
+        .begin_run(&NewRun {
+            run_id: id(i),
+            pipeline: pipeline.into(),
+            trigger: "cli".into(),
+            started_ms: at,
+            git_commit: Some(format!("{:040x}", 0xabc000 + i)),
+            git_dirty: Some(false),
+            env_fingerprint: Some("env-fp".into()),
+            pid: 999_999,
+            host: "h".into(),
+            workspace: workspace.into(),
+            project: pipeline.into(),
+        })
+        .await
+        .unwrap();
+}
+
+/// GET `uri` as `caller` (none: a server without users).
+async fn get(f: &Fixture, uri: &str, caller: Option<&Caller>) -> (StatusCode, String) {
+    let mut req = Request::get(uri).body(Body::empty()).unwrap();
+    if let Some(c) = caller {
+        req.extensions_mut().insert(c.clone());
+    }
+    let res = ferry_dashboard::router(f.store.clone(), f.settings.clone())
+        .oneshot(req)
+        .await
+        .unwrap();
+    let status = res.status();
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8(body.to_vec()).unwrap())
+}
+
+/// The page with what changes from run to run (times) redacted.
+fn redacted(html: &str) -> String {
+    let mut out = String::new();
+    let mut rest = html;
+    while let Some(at) = rest.find("<time ") {
+        out.push_str(&rest[..at]);
+        let end = rest[at..].find("</time>").unwrap() + at + "</time>".len();
+        out.push_str("<time/>");
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// A user with a role in `workspace` only.
+async fn member_of(f: &Fixture, username: &str, workspace: &str) -> Caller {
+    let user = f
+        .store
+        .create_user(&NewUser {
+            username: username.into(),
+            password_hash: None,
+            is_admin: false,
+            service: false,
+            created_ms: f.now,
+        })
+        .await
+        .unwrap();
+    f.store
+        .grant_user(
+            user.id,
+            workspace,
+            &Grant::new(ResourceType::Experiment, "*", Permission::Read),
+        )
+        .await
+        .unwrap();
+    Caller::new(Arc::new(user), None, workspace.into(), i64::MAX)
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn overview_shows_each_workspace_and_its_pipelines_health() {
+    rt().block_on(async {
+        let f = fixture().await;
+        let (status, html) = get(&f, "/", None).await;
+        assert_eq!(status, StatusCode::OK);
+        insta::assert_snapshot!(redacted(&html));
+    });
+}
+
+#[test]
+fn runs_page_filters_and_pages_by_cursor() {
+    rt().block_on(async {
+        let f = fixture().await;
+        let (status, html) = get(&f, "/ui/runs?pipeline=iris&status=failed", None).await;
+        assert_eq!(status, StatusCode::OK);
+        insta::assert_snapshot!(redacted(&html));
+
+        // 150 more runs: a page holds 100, the link to older runs goes on
+        // from the last, and no run is on two pages.
+        for i in 200..350usize {
+            begin(&*f.store, i, "iris", "ml", f.now - 20 * H - i as i64 * MIN).await;
+        }
+        let (_, first) = get(&f, "/ui/runs?pipeline=iris", None).await;
+        let rows = |html: &str| html.matches("<a href=\"/ui/runs/").count();
+        assert_eq!(rows(&first), 100);
+        let next = first
+            .split("rel=\"next\" href=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap()
+            .replace("&amp;", "&");
+        let (status, second) = get(&f, &next, None).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(rows(&second), 62);
+        assert!(!second.contains("rel=\"next\""));
+        let ids = |html: &str| -> Vec<String> {
+            html.split("<a href=\"/ui/runs/")
+                .skip(1)
+                .map(|s| s[..32].to_owned())
+                .collect()
+        };
+        let (a, b) = (ids(&first), ids(&second));
+        assert!(a.iter().all(|x| !b.contains(x)));
+
+        // Commit prefix.
+        let (_, html) = get(&f, &format!("/ui/runs?commit={:x}", 0xabc000 + 5), None).await;
+        assert_eq!(rows(&html), 0, "the middle of a hash matches nothing");
+        let full = format!("{:040x}", 0xabc000 + 5);
+        let (_, html) = get(&f, &format!("/ui/runs?commit={full}"), None).await;
+        assert_eq!(ids(&html), vec![id(5)]);
+        // `…abc00` begins the hashes of iris's first twelve runs.
+        let (_, html) = get(&f, &format!("/ui/runs?commit={}", &full[..39]), None).await;
+        assert_eq!(ids(&html), (0..12).map(id).collect::<Vec<_>>());
+    });
+}
+
+#[test]
+fn bad_filters_are_refused_by_field() {
+    rt().block_on(async {
+        let f = fixture().await;
+        for (uri, field) in [
+            ("/ui/runs?before=yesterday", "before `yesterday`"),
+            ("/ui/runs?since=forever", "since `forever`"),
+            ("/ui/runs?commit=HEAD~1", "commit `HEAD~1`"),
+        ] {
+            let (status, html) = get(&f, uri, None).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}");
+            assert!(html.contains(field), "{uri}: {html}");
+        }
+        let (status, html) = get(&f, "/ui/runs/deadbeef", None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert!(html.contains("<h1>404</h1>"), "{html}");
+        // What a client sends is escaped, never markup.
+        let (status, html) = get(&f, "/ui/runs?since=%3Cscript%3E", None).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(
+            html.contains("&lt;script&gt;") && !html.contains("<script>"),
+            "{html}"
+        );
+    });
+}
+
+#[test]
+fn run_page_shows_stages_why_gates_params_and_metrics() {
+    rt().block_on(async {
+        let f = fixture().await;
+        let (status, html) = get(&f, &format!("/ui/runs/{}", id(0)), None).await;
+        assert_eq!(status, StatusCode::OK);
+        insta::assert_snapshot!(redacted(&html));
+    });
+}
+
+#[test]
+fn a_viewer_of_one_workspace_sees_nothing_of_another() {
+    rt().block_on(async {
+        let f = fixture().await;
+        let ml = member_of(&f, "ana", "ml").await;
+        let growth = member_of(&f, "gus", "growth").await;
+
+        let (_, html) = get(&f, "/", Some(&ml)).await;
+        assert!(html.contains("iris") && !html.contains("churn"), "{html}");
+        let (_, html) = get(&f, "/", Some(&growth)).await;
+        assert!(html.contains("churn") && !html.contains("iris"), "{html}");
+
+        let (_, html) = get(&f, "/ui/runs", Some(&growth)).await;
+        assert_eq!(html.matches("<a href=\"/ui/runs/").count(), 2);
+        assert!(!html.contains("iris"));
+        // Asking for the other team's pipeline by name shows nothing.
+        let (_, html) = get(&f, "/ui/runs?pipeline=iris", Some(&growth)).await;
+        assert!(html.contains("No runs match."));
+
+        // Another team's run is not found, as one that does not exist.
+        let (status, _) = get(&f, &format!("/ui/runs/{}", id(0)), Some(&growth)).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        let (status, _) = get(&f, &format!("/ui/runs/{}", id(0)), Some(&ml)).await;
+        assert_eq!(status, StatusCode::OK);
+
+        // Someone with no role anywhere sees no workspace at all.
+        let user = f
+            .store
+            .create_user(&NewUser {
+                username: "nobody".into(),
+                password_hash: None,
+                is_admin: false,
+                service: false,
+                created_ms: f.now,
+            })
+            .await
+            .unwrap();
+        let nobody = Caller::new(Arc::new(user), None, "default".into(), i64::MAX);
+        let (_, html) = get(&f, "/ui/runs", Some(&nobody)).await;
+        assert!(html.contains("No runs match."), "{html}");
+    });
+}
+
+#[test]
+fn assets_are_served_with_their_types() {
+    rt().block_on(async {
+        let f = fixture().await;
+        for (uri, kind) in [
+            ("/ui/static/app.css", "text/css"),
+            ("/ui/static/app.js", "text/javascript"),
+        ] {
+            let res = ferry_dashboard::router(f.store.clone(), f.settings.clone())
+                .oneshot(Request::get(uri).body(Body::empty()).unwrap())
+                .await
+                .unwrap();
+            assert_eq!(res.status(), StatusCode::OK);
+            let ct = res.headers()["content-type"].to_str().unwrap();
+            assert!(ct.starts_with(kind), "{uri}: {ct}");
+        }
+    });
+}
+
+/// Two versions of `iris` (workspace `ml`) built by run 0, the second with
+/// the `production` alias.
+async fn register(f: &Fixture) {
+    f.store
+        .set_workspace(ResourceType::RegisteredModel, "iris", "ml")
+        .await
+        .unwrap();
+    for (n, acc) in [(1, 0.91), (2, 0.96)] {
+        f.store
+            .create_model_version(&NewModelVersion {
+                model: "iris".into(),
+                run_id: Some(id(0)),
+                artifact_path: "work/model.onnx".into(),
+                artifact_digest: format!("{n:064x}"),
+                artifact_size: 10,
+                git_commit: Some(format!("{:040x}", 0xabc000)),
+                git_dirty: Some(false),
+                env_fingerprint: Some("e".repeat(64)),
+                lineage: serde_json::json!({
+                    "pipeline": "iris",
+                    "stages": ["train", "prepare"],
+                    "data": {"data/iris.csv": "d".repeat(64)},
+                    "params": {"train.lr": 0.1 * n as f64},
+                    "metrics": {"accuracy": acc, "f1": acc - 0.01},
+                    "environment": {"fingerprint": "e".repeat(64), "python": "3.11.2", "platform": "linux-x86_64", "packages": ["scikit-learn==1.5.2"]},
+                }),
+                created_ms: f.now - H,
+                alias: (n == 2).then(|| "production".into()),
+                source: None,
+                stored: None,
+            })
+            .await
+            .unwrap();
+    }
+}
+
+#[test]
+fn models_show_versions_metrics_across_them_and_lineage() {
+    rt().block_on(async {
+        let f = fixture().await;
+        register(&f).await;
+        let (status, html) = get(&f, "/ui/models", None).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(html.contains("<code>production</code> &rarr; 2"), "{html}");
+        let (status, html) = get(&f, "/ui/models/iris", None).await;
+        assert_eq!(status, StatusCode::OK);
+        insta::assert_snapshot!("model", redacted(&html));
+        let (status, html) = get(&f, "/ui/models/iris/2", None).await;
+        assert_eq!(status, StatusCode::OK);
+        insta::assert_snapshot!("version", redacted(&html));
+        // The overview says which version serves production, linked.
+        let (_, html) = get(&f, "/", None).await;
+        assert!(html.contains("<a href=\"/ui/models/iris/2\"><strong>iris</strong> version 2</a>"));
+
+        for (uri, code) in [
+            ("/ui/models/iris/x", StatusCode::BAD_REQUEST),
+            ("/ui/models/iris/9", StatusCode::NOT_FOUND),
+            ("/ui/models/nope", StatusCode::NOT_FOUND),
+        ] {
+            assert_eq!(get(&f, uri, None).await.0, code, "{uri}");
+        }
+        // Another team's model is not found, as one that does not exist.
+        let growth = member_of(&f, "gus", "growth").await;
+        for uri in ["/ui/models/iris", "/ui/models/iris/2"] {
+            assert_eq!(get(&f, uri, Some(&growth)).await.0, StatusCode::NOT_FOUND);
+        }
+        let (_, html) = get(&f, "/ui/models", Some(&growth)).await;
+        assert!(!html.contains("iris"), "{html}");
+    });
+}
+
+#[test]
+fn a_request_id_leads_to_the_version_run_and_commit_that_answered_it() {
+    rt().block_on(async {
+        let f = fixture().await;
+        register(&f).await;
+        let log = f.dir.path().join("predictions/iris");
+        std::fs::create_dir_all(&log).unwrap();
+        std::fs::write(
+            log.join("predictions-2026-12-03T07.jsonl"),
+            "{\"ts\":1796259723000,\"request_id\":\"0000beef-00000000002a\",\"model\":\"iris\",\"version\":2,\"sepal_length\":5.1,\"prediction\":\"setosa\"}\n",
+        )
+        .unwrap();
+        let (status, html) = get(&f, "/ui/requests?id=0000beef-00000000002a", None).await;
+        assert_eq!(status, StatusCode::OK);
+        insta::assert_snapshot!("request", redacted(&html));
+
+        let (_, html) = get(&f, "/ui/requests?id=0000beef-00000000002b", None).await;
+        assert!(html.contains("No request `0000beef-00000000002b` in the prediction log."));
+        let (status, html) = get(&f, "/ui/requests?id=%22%3E%3Cb%3E", None).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(html.contains("id `&quot;&gt;&lt;b&gt;`"), "{html}");
+        // Another team learns nothing of the request.
+        let growth = member_of(&f, "gus", "growth").await;
+        let (_, html) = get(&f, "/ui/requests?id=0000beef-00000000002a", Some(&growth)).await;
+        assert!(html.contains("No request") && !html.contains("abc000"), "{html}");
+    });
+}
