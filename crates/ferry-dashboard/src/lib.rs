@@ -14,9 +14,11 @@
 //! here writes.
 
 mod error;
+pub mod live;
 mod models;
 mod pages;
 pub mod requests;
+mod rollouts;
 pub mod svg;
 pub mod view;
 
@@ -72,6 +74,9 @@ pub fn router(store: Arc<dyn MetadataStore>, settings: Settings) -> Router {
         .route("/ui/models/{name}", get(models::model))
         .route("/ui/models/{name}/{version}", get(models::version))
         .route("/ui/requests", get(requests::request))
+        .route("/ui/rollouts", get(rollouts::rollouts))
+        .route("/ui/rollouts/{id}", get(rollouts::rollout))
+        .route("/ui/rollouts/{id}/live", get(rollouts::rollout_live))
         .route("/ui/static/app.css", get(css))
         .route("/ui/static/app.js", get(js))
         .with_state(Dash::new(store, settings))

@@ -17,23 +17,32 @@ pub(crate) type Page = Result<Html<String>, DashError>;
 
 const DAY_MS: i64 = 86_400_000;
 
-/// The templates, compiled into the binary; HTML escaping on for `.html`.
+/// Every template, compiled into the binary.
+const TEMPLATES: &[(&str, &str)] = &[
+    ("base.html", include_str!("../templates/base.html")),
+    ("overview.html", include_str!("../templates/overview.html")),
+    ("runs.html", include_str!("../templates/runs.html")),
+    ("run.html", include_str!("../templates/run.html")),
+    ("models.html", include_str!("../templates/models.html")),
+    ("model.html", include_str!("../templates/model.html")),
+    ("version.html", include_str!("../templates/version.html")),
+    ("request.html", include_str!("../templates/request.html")),
+    (
+        "request_form.html",
+        include_str!("../templates/request_form.html"),
+    ),
+    ("rollouts.html", include_str!("../templates/rollouts.html")),
+    ("rollout.html", include_str!("../templates/rollout.html")),
+    (
+        "rollout_live.html",
+        include_str!("../templates/rollout_live.html"),
+    ),
+];
+
+/// The templates, with HTML escaping on (for `.html`).
 pub(crate) fn templates() -> Environment<'static> {
     let mut env = Environment::new();
-    for (name, text) in [
-        ("base.html", include_str!("../templates/base.html")),
-        ("overview.html", include_str!("../templates/overview.html")),
-        ("runs.html", include_str!("../templates/runs.html")),
-        ("run.html", include_str!("../templates/run.html")),
-        ("models.html", include_str!("../templates/models.html")),
-        ("model.html", include_str!("../templates/model.html")),
-        ("version.html", include_str!("../templates/version.html")),
-        ("request.html", include_str!("../templates/request.html")),
-        (
-            "request_form.html",
-            include_str!("../templates/request_form.html"),
-        ),
-    ] {
+    for &(name, text) in TEMPLATES {
         // A template that does not parse is a bug caught by every test.
         if let Err(e) = env.add_template(name, text) {
             tracing::error!("dashboard template {name}: {e}");
@@ -128,13 +137,21 @@ pub(crate) async fn overview(State(dash): State<Dash>, viewer: Viewer) -> Page {
                 h,
             });
     }
+    let serving = crate::live::by_version(&dash.store.list_gateways().await?, now);
     let mut production = Vec::new();
     for m in dash.store.list_models().await? {
         if !crate::models::visible(&dash, &viewer, &m.name).await? {
             continue;
         }
         if let Some((_, v)) = m.aliases.iter().find(|(a, _)| a == "production") {
-            production.push(context! { model => m.name, version => v });
+            let f = serving.get(&(m.name.clone(), *v));
+            production.push(context! {
+                model => m.name,
+                version => v,
+                live => f.map(Value::from_serialize),
+                error_rate => f.and_then(|f| f.error_rate()),
+                accuracy => f.and_then(|f| f.accuracy()),
+            });
         }
     }
     let mut rollouts = Vec::new();
@@ -417,16 +434,7 @@ mod tests {
     #[test]
     fn every_template_parses() {
         let env = templates();
-        for name in [
-            "base.html",
-            "overview.html",
-            "runs.html",
-            "run.html",
-            "models.html",
-            "model.html",
-            "version.html",
-            "request.html",
-        ] {
+        for (name, _) in TEMPLATES {
             assert!(env.get_template(name).is_ok(), "{name}");
         }
     }

@@ -96,8 +96,14 @@ const PAD_T: f64 = 10.0;
 /// line with few points marks each (with its value as a tooltip); lines
 /// differ by dash as well as by colour.
 pub fn lines(series: &[Series], x_name: &str) -> String {
+    lines_within(series, x_name, None)
+}
+
+/// [`lines`] with the y axis spanning at least `y` (a share: 0 to 100).
+pub fn lines_within(series: &[Series], x_name: &str, y: Option<(f64, f64)>) -> String {
     let all = || series.iter().flat_map(|s| s.points.iter());
-    let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
+    let (mut x0, mut x1) = (f64::MAX, f64::MIN);
+    let (mut y0, mut y1) = y.unwrap_or((f64::MAX, f64::MIN));
     for &(x, y) in all() {
         if x.is_finite() && y.is_finite() {
             x0 = x0.min(x);
@@ -184,18 +190,18 @@ pub fn lines(series: &[Series], x_name: &str) -> String {
     out
 }
 
-/// A number as a chart label: integers plainly, others to 4 significant
-/// digits.
+/// A number as a chart label: integers plainly, others to 4 decimals (1
+/// from 10 on, none from 1,000 on), trailing zeros dropped.
 fn number(v: f64) -> String {
-    if v.fract() == 0.0 && v.abs() < 1e15 {
-        format!("{v:.0}")
+    let s = match v.abs() {
+        a if a >= 1000.0 => format!("{v:.0}"),
+        a if a >= 10.0 => format!("{v:.1}"),
+        _ => format!("{v:.4}"),
+    };
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_owned()
     } else {
-        let s = format!("{v:.4}");
-        if v.abs() >= 1000.0 {
-            format!("{v:.1}")
-        } else {
-            s
-        }
+        s
     }
 }
 

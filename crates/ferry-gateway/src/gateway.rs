@@ -267,6 +267,9 @@ pub struct Gateway {
     ring: Mutex<Vec<Option<RingEntry>>>,
     pub predlog: Option<PredLog>,
     baselines: Mutex<HashMap<String, Baseline>>,
+    /// Each active rollout's current step as last judged (by deployment
+    /// id): what the heartbeat reports for the dashboard.
+    analyses: Mutex<HashMap<String, ferry_metadata::LiveAnalysis>>,
     pub counters: GatewayCounters,
     /// The longest a prediction may take ([`REQUEST_TIMEOUT`] by default).
     pub request_timeout: std::time::Duration,
@@ -366,6 +369,7 @@ impl Gateway {
             ring: Mutex::new(Vec::new()),
             predlog,
             baselines: Mutex::new(HashMap::new()),
+            analyses: Mutex::new(HashMap::new()),
             counters: GatewayCounters::default(),
             request_timeout: REQUEST_TIMEOUT,
             budgets: Mutex::new((i64::MIN, Vec::new())),
@@ -400,6 +404,11 @@ impl Gateway {
     /// Every version loaded now.
     pub async fn loaded(&self) -> Vec<Arc<Served>> {
         self.cache.lock().await.values().cloned().collect()
+    }
+
+    /// The rollout `deployment_id`'s current step as last judged.
+    pub fn analysis(&self, deployment_id: &str) -> Option<ferry_metadata::LiveAnalysis> {
+        lock(&self.analyses).get(deployment_id).cloned()
     }
 
     pub fn table(&self) -> Arc<Table> {
@@ -1027,6 +1036,12 @@ impl Gateway {
         let table = self.table();
         let mut out = Vec::new();
         let now = ferry_core::now_ms();
+        lock(&self.analyses).retain(|id, _| {
+            table
+                .models
+                .iter()
+                .any(|r| r.candidate.as_ref().is_some_and(|c| &c.deployment.id == id))
+        });
         for route in &table.models {
             let Some(c) = &route.candidate else { continue };
             let d = &c.deployment;
@@ -1076,6 +1091,14 @@ impl Gateway {
                 "candidate": cw,
                 "stable": sw,
             });
+            lock(&self.analyses).insert(
+                d.id.clone(),
+                ferry_metadata::LiveAnalysis {
+                    deployment_id: d.id.clone(),
+                    at_ms: now,
+                    detail: detail.clone(),
+                },
+            );
             let res = match &decision {
                 canary::Decision::Hold => continue,
                 canary::Decision::Wait { reason } => {

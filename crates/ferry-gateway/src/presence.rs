@@ -4,11 +4,20 @@
 //! whether any gateway will act on a rollout, and an abort of one that no
 //! gateway ever picked up leaves its candidate unjudged (not rejected).
 
-use crate::canary::Plan;
+use crate::canary::{Plan, Strategy};
 use crate::gateway::{Gateway, Selector};
-use ferry_metadata::{GatewayBeat, GatewayModel};
+use crate::stats::Snapshot;
+use ferry_metadata::{GatewayBeat, GatewayModel, LiveFigures};
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
+use std::sync::Mutex;
 use std::time::Duration;
+
+/// The window the live figures of a heartbeat cover.
+pub const LIVE_WINDOW_MS: i64 = 60_000;
+
+/// Every served version's counters at one moment.
+type Snapshots = HashMap<(String, i64), Snapshot>;
 
 /// Who this gateway is, for its heartbeats.
 pub struct Presence {
@@ -16,6 +25,9 @@ pub struct Presence {
     addr: SocketAddr,
     tick: Duration,
     started_ms: i64,
+    /// The counters at each beat of the last [`LIVE_WINDOW_MS`] (and the
+    /// one before it): the front is what a beat's figures are measured from.
+    history: Mutex<VecDeque<(i64, Snapshots)>>,
 }
 
 impl Presence {
@@ -25,23 +37,89 @@ impl Presence {
             addr,
             tick,
             started_ms: ferry_core::now_ms(),
+            history: Mutex::new(VecDeque::new()),
         }
+    }
+
+    /// Each served version's figures since the oldest beat of the window,
+    /// by model.
+    fn live(&self, gw: &Gateway, now_ms: i64) -> HashMap<String, Vec<LiveFigures>> {
+        let table = gw.table();
+        let mut now: Snapshots = HashMap::new();
+        let mut roles = Vec::new();
+        for r in &table.models {
+            now.insert(
+                (r.name.clone(), r.stable.version),
+                r.stable.stats.snapshot(),
+            );
+            roles.push((r.name.clone(), r.stable.version, "stable"));
+            if let Some(c) = &r.candidate {
+                now.insert(
+                    (r.name.clone(), c.served.version),
+                    c.served.stats.snapshot(),
+                );
+                let role = match c.plan.strategy {
+                    Strategy::Canary => "canary",
+                    Strategy::Shadow => "shadow",
+                };
+                roles.push((r.name.clone(), c.served.version, role));
+            }
+        }
+        let mut h = self.history.lock().unwrap_or_else(|p| p.into_inner());
+        while h.len() > 1 && h[1].0 <= now_ms - LIVE_WINDOW_MS {
+            h.pop_front();
+        }
+        // The first beat measures from the gateway's start.
+        let (since_ms, base) = h
+            .front()
+            .map_or((self.started_ms, None), |(t, s)| (*t, Some(s.clone())));
+        h.push_back((now_ms, now.clone()));
+        drop(h);
+        let mut out: HashMap<String, Vec<LiveFigures>> = HashMap::new();
+        for (model, version, role) in roles {
+            let key = (model.clone(), version);
+            let total = &now[&key];
+            let window = match base.as_ref().and_then(|b| b.get(&key)) {
+                Some(b) => total.since(b).window(),
+                None => total.window(),
+            };
+            let all = total.window();
+            out.entry(model).or_default().push(LiveFigures {
+                version,
+                role: role.into(),
+                window_ms: now_ms - since_ms,
+                requests: window.requests,
+                errors: window.errors,
+                p99_ms: window.p99_ms,
+                labelled: all.labelled,
+                correct: all.correct,
+            });
+        }
+        out
     }
 
     /// What the gateway serves now, as a heartbeat at `now_ms`.
     pub fn beat(&self, gw: &Gateway, now_ms: i64) -> GatewayBeat {
         let table = gw.table();
+        let mut live = self.live(gw, now_ms);
         let models = gw
             .specs
             .iter()
-            .map(|s| GatewayModel {
-                model: s.name.clone(),
-                selector: s.to_string(),
-                alias: match &s.selector {
-                    Selector::Alias(a) => Some(a.clone()),
-                    _ => None,
-                },
-                version: table.get(&s.name).map(|r| r.stable.version),
+            .map(|s| {
+                let route = table.get(&s.name);
+                GatewayModel {
+                    model: s.name.clone(),
+                    selector: s.to_string(),
+                    alias: match &s.selector {
+                        Selector::Alias(a) => Some(a.clone()),
+                        _ => None,
+                    },
+                    version: route.map(|r| r.stable.version),
+                    live: live.remove(&s.name).unwrap_or_default(),
+                    analysis: route
+                        .and_then(|r| r.candidate.as_ref())
+                        .and_then(|c| gw.analysis(&c.deployment.id)),
+                }
             })
             .collect();
         GatewayBeat {

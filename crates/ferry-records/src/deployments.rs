@@ -124,6 +124,43 @@ pub struct GatewayModel {
     pub selector: String,
     pub alias: Option<String>,
     pub version: Option<i64>,
+    /// How each version of it did lately, as this gateway saw it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub live: Vec<LiveFigures>,
+    /// Its rollout's current step as this gateway judges it at each tick
+    /// (what a decision is taken on, before one is).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<LiveAnalysis>,
+}
+
+/// A served version's figures as one gateway measured them over its last
+/// minute (`window_ms`), reported with each heartbeat: what the dashboard
+/// shows of every model across gateways.
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, PartialEq)]
+pub struct LiveFigures {
+    pub version: i64,
+    /// `stable`, `canary` or `shadow`.
+    pub role: String,
+    pub window_ms: i64,
+    /// Answered over the window (4xx, the client's, not counted), and
+    /// failed on the server's side (5xx).
+    pub requests: u64,
+    pub errors: u64,
+    pub p99_ms: Option<f64>,
+    /// Labels received through `POST /feedback` since the gateway started,
+    /// and how many its predictions matched.
+    pub labelled: u64,
+    pub correct: u64,
+}
+
+/// A rollout's current step as judged at `at_ms`: the verdict with each
+/// criterion's value and limit, and both versions' windows (the JSON a
+/// decision event's `detail` has).
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+pub struct LiveAnalysis {
+    pub deployment_id: String,
+    pub at_ms: i64,
+    pub detail: serde_json::Value,
 }
 
 /// How long the row of a gateway no longer heard from is kept (a gateway

@@ -455,3 +455,152 @@ fn a_request_id_leads_to_the_version_run_and_commit_that_answered_it() {
         assert!(html.contains("No request") && !html.contains("abc000"), "{html}");
     });
 }
+
+/// A canary of iris/2 over 1 at step 2 (50%), with the decision that
+/// advanced it, and a gateway judging the step now.
+async fn canary(f: &Fixture) -> String {
+    let spec = serde_json::json!({
+        "strategy": "canary", "steps": [10, 50, 100], "interval_ms": 30000,
+        "deadline_ms": 60000, "mirror_percent": 100, "alias": "production",
+        "criteria": {"max_error_rate": 0.05, "max_p99_ms": 250.0, "max_prediction_shift": null,
+                     "min_accuracy": null, "min_requests": 20, "min_agreement": null}
+    });
+    let d = f
+        .store
+        .create_deployment(&NewDeployment {
+            model: "iris".into(),
+            candidate: 2,
+            stable: Some(1),
+            strategy: "canary".into(),
+            spec,
+            phase: "progressing".into(),
+            weight: 10,
+            created_ms: f.now - 40_000,
+            reason: None,
+        })
+        .await
+        .unwrap();
+    let verdict = |err: f64, p99: f64| {
+        serde_json::json!({
+            "verdict": {"verdict": "pass", "checks": [
+                {"name": "error_rate", "value": err, "limit": 0.05, "passed": true},
+                {"name": "p99_ms", "value": p99, "limit": 250.0, "passed": true}]},
+            "candidate": {"requests": 42}, "stable": {"requests": 380}
+        })
+    };
+    f.store
+        .change_deployment(
+            &d.id,
+            d.revision,
+            &DeploymentChange {
+                phase: "progressing".into(),
+                active: true,
+                step: 1,
+                weight: 50,
+                step_started_ms: f.now - 10_000,
+                reason: Some("step 1 passed".into()),
+                kind: "advanced".into(),
+                detail: verdict(0.0, 12.5),
+                now_ms: f.now - 10_000,
+                move_alias: None,
+                reject: false,
+            },
+        )
+        .await
+        .unwrap();
+    let live = |version: i64, role: &str, requests: u64| LiveFigures {
+        version,
+        role: role.into(),
+        window_ms: 60_000,
+        requests,
+        errors: 1,
+        p99_ms: Some(8.25),
+        labelled: 40,
+        correct: 38,
+    };
+    f.store
+        .gateway_heartbeat(
+            &GatewayBeat {
+                id: "g1".into(),
+                host: "h".into(),
+                addr: "127.0.0.1:5001".into(),
+                pid: 1,
+                models: vec![GatewayModel {
+                    model: "iris".into(),
+                    selector: "iris@production".into(),
+                    alias: Some("production".into()),
+                    version: Some(1),
+                    live: vec![live(1, "stable", 600), live(2, "canary", 600)],
+                    analysis: Some(LiveAnalysis {
+                        deployment_id: d.id.clone(),
+                        at_ms: f.now - 1_000,
+                        detail: verdict(0.004, 9.75),
+                    }),
+                }],
+                tick_ms: 1000,
+                started_ms: f.now - 60_000,
+                last_seen_ms: ferry_core::now_ms(),
+            },
+            std::slice::from_ref(&d.id),
+        )
+        .await
+        .unwrap();
+    d.id
+}
+
+#[test]
+fn a_rollout_shows_its_steps_criteria_live_judgement_and_decisions() {
+    rt().block_on(async {
+        let f = fixture().await;
+        register(&f).await;
+        // The canary's stable version is production's (1), so move it.
+        f.store
+            .set_alias("iris", "production", 1, None, f.now)
+            .await
+            .unwrap();
+        let id = canary(&f).await;
+        let (status, html) = get(&f, "/ui/rollouts", None).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            html.contains(&format!("href=\"/ui/rollouts/{id}\"")),
+            "{html}"
+        );
+        let (status, html) = get(&f, &format!("/ui/rollouts/{id}"), None).await;
+        assert_eq!(status, StatusCode::OK);
+        // The chart's last point is now: only its start is fixed.
+        let page = redacted(&html).replace(&id, "ID");
+        let chart = page.find("<svg class=\"chart\"").unwrap();
+        let end = page[chart..].find("</svg>").unwrap() + chart + "</svg>".len();
+        assert!(page[chart..end].contains("points=\"64.0,191.8 "), "{page}");
+        insta::assert_snapshot!(
+            "rollout",
+            format!("{}<svg/>{}", &page[..chart], &page[end..])
+        );
+        // The live part alone, what the page's script fetches again.
+        let (status, part) = get(&f, &format!("/ui/rollouts/{id}/live"), None).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(part.starts_with("<section data-active=\"true\">"), "{part}");
+        assert!(part.contains("<td>0.004</td><td>0.05</td>"), "{part}");
+
+        // The overview: production's version with the gateways' figures.
+        let (_, html) = get(&f, "/", None).await;
+        assert!(
+            html.contains("<td>10.0</td>"),
+            "600 requests a minute: {html}"
+        );
+        assert!(
+            html.contains("95.0% <span class=\"muted\">of 40</span>"),
+            "{html}"
+        );
+
+        let growth = member_of(&f, "gus", "growth").await;
+        for uri in [
+            format!("/ui/rollouts/{id}"),
+            format!("/ui/rollouts/{id}/live"),
+        ] {
+            assert_eq!(get(&f, &uri, Some(&growth)).await.0, StatusCode::NOT_FOUND);
+        }
+        let (_, html) = get(&f, "/ui/rollouts", Some(&growth)).await;
+        assert!(!html.contains(&id));
+    });
+}

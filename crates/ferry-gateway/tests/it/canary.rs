@@ -671,3 +671,53 @@ fn a_canary_with_another_signature_reads_requests_by_its_own() {
         assert!(reason.contains("error_rate 0."), "{reason}");
     });
 }
+
+#[test]
+fn a_heartbeat_reports_each_versions_live_figures_and_the_rollouts_analysis() {
+    rt().block_on(async {
+        let (env, gw) = setup("ok").await;
+        let id = deploy(&env, "m", 2, &plan(&[20, 100], 60_000, criteria())).await;
+        gw.tick().await;
+        let presence = ferry_gateway::presence::Presence::new(
+            "127.0.0.1:1".parse().unwrap(),
+            Duration::from_secs(1),
+        );
+        traffic(&app(&gw), 100).await;
+        gw.tick().await;
+        let beat = presence.beat(&gw, ferry_core::now_ms());
+        let m = &beat.models[0];
+        let figures: Vec<(i64, &str, u64, u64)> = m
+            .live
+            .iter()
+            .map(|l| (l.version, l.role.as_str(), l.requests, l.errors))
+            .collect();
+        assert_eq!(figures, [(1, "stable", 80, 0), (2, "canary", 20, 0)]);
+        assert!(m.live.iter().all(|l| l.p99_ms.is_some()));
+        // The step is judged before its interval is up: what the dashboard
+        // shows live, each criterion's value against its limit.
+        let a = m.analysis.as_ref().unwrap();
+        assert_eq!(a.deployment_id, id);
+        let checks = a.detail["verdict"]["checks"].as_array().unwrap();
+        let error_rate = checks.iter().find(|c| c["name"] == "error_rate").unwrap();
+        assert_eq!(
+            (error_rate["value"].as_f64(), error_rate["limit"].as_f64()),
+            (Some(0.0), Some(0.05))
+        );
+        assert_eq!(a.detail["candidate"]["requests"], 20);
+
+        // The next beat counts only what came since the window's start.
+        traffic(&app(&gw), 10).await;
+        let beat = presence.beat(&gw, ferry_core::now_ms());
+        let total: u64 = beat.models[0].live.iter().map(|l| l.requests).sum();
+        assert_eq!(total, 10, "{:?}", beat.models[0].live);
+        // And it survives the store: the dashboard reads it back.
+        env.store.gateway_heartbeat(&beat, &[]).await.unwrap();
+        let back = env.store.list_gateways().await.unwrap();
+        assert_eq!(back[0].models[0].live, beat.models[0].live);
+        let a = back[0].models[0].analysis.as_ref().unwrap();
+        assert_eq!(
+            (a.deployment_id.as_str(), &a.detail["candidate"]["requests"]),
+            (id.as_str(), &serde_json::json!(20))
+        );
+    });
+}
