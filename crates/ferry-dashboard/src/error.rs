@@ -21,7 +21,9 @@ impl From<ferry_metadata::Error> for DashError {
     fn from(e: ferry_metadata::Error) -> Self {
         match e {
             ferry_metadata::Error::NotFound(m) => DashError::NotFound(m),
-            ferry_metadata::Error::Invalid(m) => DashError::BadRequest(m),
+            ferry_metadata::Error::Invalid(m) | ferry_metadata::Error::Ambiguous(m) => {
+                DashError::BadRequest(m)
+            }
             other => DashError::Store(other),
         }
     }

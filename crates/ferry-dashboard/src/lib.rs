@@ -13,6 +13,7 @@
 //! Pages read the store through `ferry-metadata`'s interfaces only; nothing
 //! here writes.
 
+mod compare;
 mod error;
 pub mod live;
 mod models;
@@ -70,6 +71,7 @@ pub fn router(store: Arc<dyn MetadataStore>, settings: Settings) -> Router {
         .route("/", get(pages::overview))
         .route("/ui/runs", get(pages::runs))
         .route("/ui/runs/{id}", get(pages::run))
+        .route("/ui/compare", get(compare::compare))
         .route("/ui/models", get(models::models))
         .route("/ui/models/{name}", get(models::model))
         .route("/ui/models/{name}/{version}", get(models::version))

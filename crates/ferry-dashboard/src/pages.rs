@@ -20,6 +20,7 @@ const DAY_MS: i64 = 86_400_000;
 /// Every template, compiled into the binary.
 const TEMPLATES: &[(&str, &str)] = &[
     ("base.html", include_str!("../templates/base.html")),
+    ("compare.html", include_str!("../templates/compare.html")),
     ("overview.html", include_str!("../templates/overview.html")),
     ("runs.html", include_str!("../templates/runs.html")),
     ("run.html", include_str!("../templates/run.html")),
@@ -319,11 +320,14 @@ pub(crate) async fn runs(
     )
 }
 
-/// `/ui/runs/{id}`: a run, its stages on a timeline with why each ran or
-/// was restored, its gates with the values behind them, its params and
-/// metrics.
-pub(crate) async fn run(State(dash): State<Dash>, viewer: Viewer, Path(id): Path<String>) -> Page {
-    let detail = dash.store.get_run(&id).await?;
+/// Run `id` (or a unique prefix of it), if the viewer may see its
+/// pipeline's workspace; else not found, as one that does not exist.
+pub(crate) async fn run_for(
+    dash: &Dash,
+    viewer: &Viewer,
+    id: &str,
+) -> Result<ferry_metadata::RunDetail, DashError> {
+    let detail = dash.store.get_run(id).await?;
     if let Some(ws) = viewer.filter() {
         let owners = dash.store.pipeline_owners().await?;
         let w = owners
@@ -333,6 +337,14 @@ pub(crate) async fn run(State(dash): State<Dash>, viewer: Viewer, Path(id): Path
             return Err(DashError::NotFound(format!("no run `{id}`")));
         }
     }
+    Ok(detail)
+}
+
+/// `/ui/runs/{id}`: a run, its stages on a timeline with why each ran or
+/// was restored, its gates with the values behind them, its params and
+/// metrics.
+pub(crate) async fn run(State(dash): State<Dash>, viewer: Viewer, Path(id): Path<String>) -> Page {
+    let detail = run_for(&dash, &viewer, &id).await?;
     let start = detail.run.started_ms;
     let end = detail
         .stages

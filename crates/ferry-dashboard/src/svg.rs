@@ -90,7 +90,8 @@ const CHART_W: f64 = 720.0;
 const CHART_H: f64 = 240.0;
 const PAD_L: f64 = 64.0;
 const PAD_B: f64 = 28.0;
-const PAD_T: f64 = 10.0;
+/// Room at the top for the legend.
+const PAD_T: f64 = 26.0;
 
 /// `series` on one chart with shared axes; `x_name` labels the x axis. A
 /// line with few points marks each (with its value as a tooltip); lines
@@ -153,6 +154,19 @@ pub fn lines_within(series: &[Series], x_name: &str, y: Option<(f64, f64)>) -> S
         xb = CHART_H - 6.0,
         m = PAD_L + plot_w / 2.0,
     );
+    // The legend: each line's dash and colour, and its name.
+    let mut lx = PAD_L;
+    for (i, s) in series.iter().enumerate() {
+        let _ = write!(
+            out,
+            "<line class=\"line s{}\" x1=\"{lx:.1}\" y1=\"9\" x2=\"{:.1}\" y2=\"9\"/><text class=\"legend\" x=\"{:.1}\" y=\"13\">{}</text>",
+            i % 6,
+            lx + 24.0,
+            lx + 28.0,
+            escape(&s.name)
+        );
+        lx += 40.0 + 7.0 * s.name.chars().count() as f64;
+    }
     for (i, s) in series.iter().enumerate() {
         let pts = decimate(&s.points, plot_w as usize, x0, x1);
         let mut d = String::with_capacity(pts.len() * 14);

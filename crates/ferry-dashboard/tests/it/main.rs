@@ -23,8 +23,9 @@ struct Fixture {
     now: i64,
 }
 
+/// Run `i`'s id: distinct from its first characters, as real ones are.
 fn id(i: usize) -> String {
-    format!("{i:032x}")
+    format!("{:08x}{i:024x}", (i as u32).wrapping_mul(2_654_435_761))
 }
 
 /// `iris` (workspace `ml`): 12 runs an hour apart, every fourth failed, the
@@ -122,13 +123,24 @@ async fn fixture() -> Fixture {
 }
 
 async fn begin(store: &dyn MetadataStore, i: usize, pipeline: &str, workspace: &str, at: i64) {
+    begin_as(store, &id(i), 0xabc000 + i, pipeline, workspace, at).await;
+}
+
+async fn begin_as(
+    store: &dyn MetadataStore,
+    run_id: &str,
+    commit: usize,
+    pipeline: &str,
+    workspace: &str,
+    at: i64,
+) {
     store
         .begin_run(&NewRun {
-            run_id: id(i),
+            run_id: run_id.into(),
             pipeline: pipeline.into(),
             trigger: "cli".into(),
             started_ms: at,
-            git_commit: Some(format!("{:040x}", 0xabc000 + i)),
+            git_commit: Some(format!("{commit:040x}")),
             git_dirty: Some(false),
             env_fingerprint: Some("env-fp".into()),
             pid: 999_999,
@@ -571,7 +583,7 @@ fn a_rollout_shows_its_steps_criteria_live_judgement_and_decisions() {
         let page = redacted(&html).replace(&id, "ID");
         let chart = page.find("<svg class=\"chart\"").unwrap();
         let end = page[chart..].find("</svg>").unwrap() + chart + "</svg>".len();
-        assert!(page[chart..end].contains("points=\"64.0,191.8 "), "{page}");
+        assert!(page[chart..end].contains("points=\"64.0,193.4 "), "{page}");
         insta::assert_snapshot!(
             "rollout",
             format!("{}<svg/>{}", &page[..chart], &page[end..])
@@ -602,5 +614,68 @@ fn a_rollout_shows_its_steps_criteria_live_judgement_and_decisions() {
         }
         let (_, html) = get(&f, "/ui/rollouts", Some(&growth)).await;
         assert!(!html.contains(&id));
+    });
+}
+
+#[test]
+fn runs_compare_side_by_side_params_that_differ_first() {
+    rt().block_on(async {
+        let f = fixture().await;
+        let loss = |run: usize, scale: f64| {
+            let store = f.store.clone();
+            async move {
+                let points: Vec<MetricRecord> = (0..5)
+                    .map(|step| MetricRecord {
+                        key: "loss".into(),
+                        value: scale / (step as f64 + 1.0),
+                        stage: Some("train".into()),
+                        step,
+                        ts_ms: step,
+                    })
+                    .collect();
+                store.record_metrics(&id(run), &points).await.unwrap();
+            }
+        };
+        loss(0, 1.0).await;
+        loss(1, 2.0).await;
+        f.store
+            .record_params(
+                &id(1),
+                &[
+                    ("train.lr".into(), serde_json::json!(0.1)),
+                    ("prepare.seed".into(), serde_json::json!(42)),
+                ],
+            )
+            .await
+            .unwrap();
+        f.store
+            .record_params(&id(0), &[("prepare.seed".into(), serde_json::json!(42))])
+            .await
+            .unwrap();
+        // A prefix that names several runs is the viewer's to lengthen.
+        for tail in ["0", "1"] {
+            let run_id = format!("abcd{}", tail.repeat(28));
+            begin_as(&*f.store, &run_id, 1, "iris", "ml", f.now).await;
+        }
+        let (status, html) = get(&f, &format!("/ui/compare?run={}&run=abcd", id(0)), None).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(html.contains("matches several runs"), "{html}");
+        let uri = format!("/ui/compare?run={}&run={}", id(0), id(1));
+        let (status, html) = get(&f, &uri, None).await;
+        assert_eq!(status, StatusCode::OK, "{html}");
+        insta::assert_snapshot!("compare", redacted(&html));
+
+        let (status, html) = get(&f, &format!("/ui/compare?run={}", id(0)), None).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(html.contains("choose 2 to 10 runs"), "{html}");
+        // Another team's run is not found, whichever place it takes.
+        let growth = member_of(&f, "gus", "growth").await;
+        let (status, _) = get(
+            &f,
+            &format!("/ui/compare?run={}&run={}", id(100), id(0)),
+            Some(&growth),
+        )
+        .await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
     });
 }
