@@ -16,6 +16,7 @@
 mod compare;
 mod error;
 pub mod live;
+mod logs;
 mod models;
 mod pages;
 pub mod requests;
@@ -34,11 +35,15 @@ use std::sync::Arc;
 pub use error::DashError;
 
 /// What the server tells the dashboard besides its store.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Settings {
     /// The prediction log's folder (`ferry serve --log-dir`), where
     /// request ids are looked up; `None`: the lookup says it has no log.
     pub predictions: Option<PathBuf>,
+    /// The stage logs of runs on this machine (a project's `.ferry/logs`).
+    pub logs: Option<PathBuf>,
+    /// The server's artifacts: the logs of runs recorded through it.
+    pub artifacts: Option<Arc<dyn ferry_artifacts::ArtifactStore>>,
 }
 
 /// What every page handler has: the store, the templates, the settings.
@@ -47,6 +52,8 @@ pub struct Dash {
     pub(crate) store: Arc<dyn MetadataStore>,
     pub(crate) templates: Arc<minijinja::Environment<'static>>,
     pub(crate) predictions: Option<Arc<PathBuf>>,
+    pub(crate) logs: Option<Arc<PathBuf>>,
+    pub(crate) artifacts: Option<Arc<dyn ferry_artifacts::ArtifactStore>>,
 }
 
 impl Dash {
@@ -55,6 +62,8 @@ impl Dash {
             store,
             templates: Arc::new(pages::templates()),
             predictions: settings.predictions.map(Arc::new),
+            logs: settings.logs.map(Arc::new),
+            artifacts: settings.artifacts,
         }
     }
 }
@@ -71,6 +80,7 @@ pub fn router(store: Arc<dyn MetadataStore>, settings: Settings) -> Router {
         .route("/", get(pages::overview))
         .route("/ui/runs", get(pages::runs))
         .route("/ui/runs/{id}", get(pages::run))
+        .route("/ui/runs/{id}/logs/{stage}", get(logs::log))
         .route("/ui/compare", get(compare::compare))
         .route("/ui/models", get(models::models))
         .route("/ui/models/{name}", get(models::model))

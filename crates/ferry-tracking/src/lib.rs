@@ -233,6 +233,8 @@ pub struct ServerConfig {
     pub webhook_hosts: Vec<String>,
     /// The prediction log the dashboard looks request ids up in.
     pub predictions: Option<std::path::PathBuf>,
+    /// The stage logs of runs made on this machine (a project's).
+    pub logs: Option<std::path::PathBuf>,
 }
 
 /// The answer to a request whose body arrived too slowly (the mlflow
@@ -277,11 +279,13 @@ pub async fn serve(cfg: ServerConfig, ready: impl FnOnce(SocketAddr)) -> Result<
     }
     let state = AppState {
         store,
-        artifacts: cfg.artifacts,
+        artifacts: cfg.artifacts.clone(),
         bodies: ferry_http::BodyBudget::new(cfg.body_budget, std::time::Duration::from_secs(10)),
         webhook_hosts: cfg.webhook_hosts.into(),
         dashboard: ferry_dashboard::Settings {
             predictions: cfg.predictions,
+            logs: cfg.logs,
+            artifacts: Some(cfg.artifacts),
         },
     };
     let app = router(state, Some(gate)).layer(axum::middleware::from_fn(log_requests));

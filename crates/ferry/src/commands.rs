@@ -1058,6 +1058,7 @@ fn server(ctx: &Ctx, args: ServerArgs) -> Result<u8> {
                     .clone()
                     .unwrap_or_else(|| layout.predictions()),
             ),
+            logs: Some(layout.logs()),
         };
         ferry_tracking::serve(cfg, move |addr| {
             eprintln!(

@@ -113,6 +113,8 @@ async fn fixture() -> Fixture {
     }
     let settings = ferry_dashboard::Settings {
         predictions: Some(dir.path().join("predictions")),
+        logs: Some(dir.path().join("logs")),
+        artifacts: None,
     };
     Fixture {
         dir,
@@ -304,6 +306,28 @@ fn run_page_shows_stages_why_gates_params_and_metrics() {
         let (status, html) = get(&f, &format!("/ui/runs/{}", id(0)), None).await;
         assert_eq!(status, StatusCode::OK);
         insta::assert_snapshot!(redacted(&html));
+
+        // The stage that ran has its log, as plain text (never markup).
+        let logs = f.dir.path().join("logs").join(id(0));
+        std::fs::create_dir_all(&logs).unwrap();
+        std::fs::write(
+            logs.join("train.log"),
+            "epoch 1\n<script>alert(1)</script>\n",
+        )
+        .unwrap();
+        let uri = format!("/ui/runs/{}/logs/train", id(0));
+        let res = ferry_dashboard::router(f.store.clone(), f.settings.clone())
+            .oneshot(Request::get(&uri).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        assert_eq!(res.headers()["content-type"], "text/plain; charset=utf-8");
+        assert_eq!(res.headers()["x-content-type-options"], "nosniff");
+        // A stage the run does not have, or one that left no log.
+        for stage in ["nope", "prepare", "..%2F..%2Fetc"] {
+            let (status, _) = get(&f, &format!("/ui/runs/{}/logs/{stage}", id(0)), None).await;
+            assert_eq!(status, StatusCode::NOT_FOUND, "{stage}");
+        }
     });
 }
 
