@@ -7,6 +7,7 @@ use crate::svg::{self, Series};
 use crate::view::Viewer;
 use crate::{Dash, DashError};
 use axum::extract::{RawQuery, State};
+use ferry_metadata::MetricRecord;
 use minijinja::{Value, context};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -94,13 +95,33 @@ pub(crate) async fn compare(
         .map(|(differs, key, values)| context! { differs, key, values })
         .collect();
 
-    // Metrics: each key's last value per run, and its history where it
-    // has one.
+    let named: Vec<(String, &[MetricRecord])> = runs
+        .iter()
+        .map(|r| {
+            (
+                format!("run {}", r.run.run_id.chars().take(8).collect::<String>()),
+                r.metrics.as_slice(),
+            )
+        })
+        .collect();
+    let (metrics, charts) = metric_views(&named);
+    render(
+        &dash,
+        "compare.html",
+        context! { page => "runs", runs => heads, params, metrics, charts },
+    )
+}
+
+/// Each metric's last value per run (a row per key: `key`, `values`,
+/// `differs`, `steps`: the most points a run logged), and the metrics some
+/// run logged at several steps drawn one chart per key, a line per run
+/// (`key`, `svg`; the first [`MAX_CHARTS`] by name).
+pub(crate) fn metric_views(runs: &[(String, &[MetricRecord])]) -> (Vec<Value>, Vec<Value>) {
     let mut history: BTreeMap<String, Vec<Series>> = BTreeMap::new();
-    let mut last: BTreeMap<String, Vec<Option<f64>>> = BTreeMap::new();
-    for (i, r) in runs.iter().enumerate() {
+    let mut last: BTreeMap<String, (Vec<Option<f64>>, usize)> = BTreeMap::new();
+    for (i, (name, metrics)) in runs.iter().enumerate() {
         let mut by_key: BTreeMap<&str, Vec<(f64, f64)>> = BTreeMap::new();
-        for m in &r.metrics {
+        for m in metrics.iter() {
             by_key
                 .entry(m.key.as_str())
                 .or_default()
@@ -108,35 +129,34 @@ pub(crate) async fn compare(
         }
         for (k, mut points) in by_key {
             points.sort_by(|a, b| a.0.total_cmp(&b.0));
-            last.entry(k.to_owned())
-                .or_insert_with(|| vec![None; runs.len()])[i] = points.last().map(|p| p.1);
+            let row = last
+                .entry(k.to_owned())
+                .or_insert_with(|| (vec![None; runs.len()], 0));
+            row.0[i] = points.last().map(|p| p.1);
+            row.1 = row.1.max(points.len());
             if points.len() > 1 {
                 history.entry(k.to_owned()).or_default().push(Series {
-                    name: format!("run {}", r.run.run_id.chars().take(8).collect::<String>()),
+                    name: name.clone(),
                     points,
                 });
             }
         }
     }
-    let metrics: Vec<Value> = last
+    let metrics = last
         .into_iter()
-        .map(|(key, values)| {
+        .map(|(key, (values, steps))| {
             let differs = values.iter().any(|v| v != &values[0]);
-            context! { key, values, differs }
+            context! { key, values, differs, steps }
         })
         .collect();
-    let charts: Vec<Value> = history
+    let charts = history
         .into_iter()
         .take(MAX_CHARTS)
         .map(|(key, series)| {
             context! { key => key, svg => Value::from_safe_string(svg::lines(&series, "step")) }
         })
         .collect();
-    render(
-        &dash,
-        "compare.html",
-        context! { page => "runs", runs => heads, params, metrics, charts },
-    )
+    (metrics, charts)
 }
 
 /// A param's value as written: a string as itself, anything else as JSON.

@@ -407,6 +407,8 @@ pub(crate) async fn run(State(dash): State<Dash>, viewer: Viewer, Path(id): Path
         .iter()
         .filter_map(|s| s.cost.as_ref().map(|c| c.charged))
         .fold(None, |sum, c| Some(sum.unwrap_or(0.0) + c));
+    let (metrics, charts) =
+        crate::compare::metric_views(&[(String::from("this run"), detail.metrics.as_slice())]);
     render(
         &dash,
         "run.html",
@@ -420,7 +422,8 @@ pub(crate) async fn run(State(dash): State<Dash>, viewer: Viewer, Path(id): Path
             stages => stages,
             gates => Value::from_serialize(&detail.gates),
             params => Value::from_serialize(&detail.params),
-            metrics => Value::from_serialize(&detail.metrics),
+            metrics => metrics,
+            charts => charts,
             cost_usd => cost,
         },
     )

@@ -307,6 +307,29 @@ fn run_page_shows_stages_why_gates_params_and_metrics() {
         assert_eq!(status, StatusCode::OK);
         insta::assert_snapshot!(redacted(&html));
 
+        // A metric of 10,000 steps is a chart, not 10,000 rows.
+        let points: Vec<MetricRecord> = (0..10_000)
+            .map(|step| MetricRecord {
+                key: "loss".into(),
+                value: 1.0 / (step as f64 + 1.0),
+                stage: Some("train".into()),
+                step,
+                ts_ms: step,
+            })
+            .collect();
+        f.store.record_metrics(&id(1), &points).await.unwrap();
+        let (status, html) = get(&f, &format!("/ui/runs/{}", id(1)), None).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            html.contains("<h3><code>loss</code> by step</h3>"),
+            "{html}"
+        );
+        assert!(
+            html.contains("<td>0.0001</td><td>10000</td>"),
+            "the last value, and how many"
+        );
+        assert!(html.len() < 100_000, "{} bytes", html.len());
+
         // The stage that ran has its log, as plain text (never markup).
         let logs = f.dir.path().join("logs").join(id(0));
         std::fs::create_dir_all(&logs).unwrap();
