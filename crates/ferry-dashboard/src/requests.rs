@@ -148,7 +148,7 @@ pub(crate) async fn request(
     let found = match found {
         Some(f) if crate::models::visible(&dash, &viewer, &f.model).await? => f,
         _ => {
-            let message = format!("No request `{id}` in the prediction log.");
+            let message = format!("No request {id} in the prediction log.");
             return render(
                 &dash,
                 "request.html",

@@ -79,8 +79,10 @@ async fn live_context(dash: &Dash, d: &Deployment) -> Result<Value, DashError> {
     let now = ferry_core::now_ms();
     let events: Vec<DeploymentEvent> = dash.store.deployment_events(&d.id).await?;
     let gateways = dash.store.list_gateways().await?;
+    // A judgement of an earlier step (the next tick judges this one) is
+    // not shown as this step's.
     let judged = if d.active {
-        live::analysis(&gateways, &d.id, now)
+        live::analysis(&gateways, &d.id, now).filter(|a| a.at_ms >= d.step_started_ms)
     } else {
         None
     };

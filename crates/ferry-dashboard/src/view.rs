@@ -1,6 +1,7 @@
 //! Who is looking, and what they may see: the workspaces the gate's caller
 //! holds a role in (their own roles and their groups'), or every workspace
-//! for a server admin and for a server with no users (no caller).
+//! for a server admin and for a server with no users (no caller; fails
+//! closed: a missing caller on a store with users sees nothing).
 
 use crate::{Dash, DashError};
 use axum::extract::FromRequestParts;
@@ -38,7 +39,17 @@ impl FromRequestParts<Dash> for Viewer {
 
     async fn from_request_parts(parts: &mut Parts, dash: &Dash) -> Result<Self, DashError> {
         let Some(caller) = parts.extensions.get::<ferry_access::Caller>() else {
-            return Ok(Viewer::All);
+            // No caller: a server without users, whose gate is off. Should
+            // a server with users ever reach a page without its caller,
+            // the page shows nothing rather than everything.
+            return Ok(if dash.store.list_users().await?.is_empty() {
+                Viewer::All
+            } else {
+                tracing::error!(
+                    "a dashboard page was asked without a caller on a store with users"
+                );
+                Viewer::Workspaces(BTreeSet::new())
+            });
         };
         if caller.is_admin() {
             return Ok(Viewer::All);

@@ -504,7 +504,7 @@ fn a_request_id_leads_to_the_version_run_and_commit_that_answered_it() {
         insta::assert_snapshot!("request", redacted(&html));
 
         let (_, html) = get(&f, "/ui/requests?id=0000beef-00000000002b", None).await;
-        assert!(html.contains("No request `0000beef-00000000002b` in the prediction log."));
+        assert!(html.contains("No request 0000beef-00000000002b in the prediction log."));
         let (status, html) = get(&f, "/ui/requests?id=%22%3E%3Cb%3E", None).await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
         assert!(html.contains("id `&quot;&gt;&lt;b&gt;`"), "{html}");

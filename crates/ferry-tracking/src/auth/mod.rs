@@ -337,9 +337,11 @@ async fn guarded<S: Routes>(gate: Arc<Gate>, req: Request, next: Next<S>) -> Res
         req.extensions_mut().insert(gate.clone());
         return next.run(req).await;
     }
-    // ferry's own routes audit what they do with who asked.
+    // ferry's own routes audit what they do with who asked; the
+    // dashboard shows only the caller's workspaces.
     let mut req = req;
-    if req.uri().path().starts_with("/api/2.0/ferry/") {
+    if req.uri().path().starts_with("/api/2.0/ferry/") || ferry_dashboard::serves(req.uri().path())
+    {
         req.extensions_mut().insert(caller.as_ref().clone());
     }
     let (req, params) = match read_params(route.rule, req).await {

@@ -1877,3 +1877,54 @@ fn rollouts_start_and_end_through_the_server_by_role_and_are_audited() {
         assert_eq!(n as usize, log.len());
     });
 }
+
+#[test]
+fn the_dashboard_shows_each_team_only_its_own() {
+    rt().block_on(async {
+        let t = Team::new().await;
+        let a = fixture(&t, "team-a", 1).await;
+        let b = fixture(&t, "team-b", 2).await;
+        let page = |user: Option<&'static str>, uri: String| {
+            let t = &t;
+            async move {
+                let auth = user.map(basic);
+                t.send(auth.as_deref(), None, Method::GET, &uri, None).await
+            }
+        };
+        let (s, v) = page(Some("editor-b"), "/ui/models".into()).await;
+        assert_eq!(s, StatusCode::OK);
+        let html = v.as_str().unwrap();
+        assert!(
+            html.contains(&b.model) && !html.contains(&a.model),
+            "{html}"
+        );
+        let (s, _) = page(Some("editor-b"), format!("/ui/models/{}", a.model)).await;
+        assert_eq!(
+            s,
+            StatusCode::NOT_FOUND,
+            "another team's model is not there"
+        );
+        let (s, v) = page(Some("viewer-a"), "/ui/models".into()).await;
+        assert_eq!(s, StatusCode::OK);
+        let html = v.as_str().unwrap();
+        assert!(
+            html.contains(&a.model) && !html.contains(&b.model),
+            "{html}"
+        );
+        // Someone with no role sees no team's; the server admin every one.
+        let (_, v) = page(Some("nobody"), "/ui/models".into()).await;
+        let html = v.as_str().unwrap();
+        assert!(
+            !html.contains(&a.model) && !html.contains(&b.model),
+            "{html}"
+        );
+        let (_, v) = page(Some("root"), "/ui/models".into()).await;
+        let html = v.as_str().unwrap();
+        assert!(html.contains(&a.model) && html.contains(&b.model), "{html}");
+        // Without credentials, no page at all.
+        for uri in ["/", "/ui/runs", "/ui/models", "/ui/static/app.css"] {
+            let (s, _) = page(None, uri.into()).await;
+            assert_eq!(s, StatusCode::UNAUTHORIZED, "{uri}");
+        }
+    });
+}
