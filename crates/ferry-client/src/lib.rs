@@ -317,9 +317,10 @@ impl Client {
     }
 
     /// The pipeline run ended: its hold on the budgets goes; the alerts its
-    /// budgets now owe (the server posts them to their webhooks).
-    pub fn finish_costs(&self, run_id: &str, status: &str) -> Result<Value> {
-        let body = json!({ "run_id": run_id, "status": status });
+    /// budgets now owe (the server posts them to their webhooks). `project`
+    /// names the run's owner when no stage of it was priced before.
+    pub fn finish_costs(&self, run_id: &str, status: &str, project: Option<&str>) -> Result<Value> {
+        let body = json!({ "run_id": run_id, "status": status, "project": project });
         self.post_to("ferry", "costs/finish", &body, None)
     }
 

@@ -1066,7 +1066,11 @@ impl Recorder for Remote {
         self.client.finish_run(&run.run_id, mlflow, now_ms())?;
         // The server posts the alerts to their webhooks.
         let ended = unless_missing(
-            self.client.finish_costs(&run.run_id, status.as_str()),
+            self.client.finish_costs(
+                &run.run_id,
+                status.as_str(),
+                self.project.get().map(String::as_str),
+            ),
             serde_json::Value::Null,
         )?;
         let mut alerts: Vec<Alert> =

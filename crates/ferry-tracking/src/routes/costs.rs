@@ -155,6 +155,9 @@ fn checked_project(p: Option<String>) -> ApiResult<String> {
 pub struct Finish {
     run_id: Option<String>,
     status: Option<String>,
+    /// The run's project, for a run none of whose stages was priced (a
+    /// no-op run): its row and owner are made here.
+    project: Option<String>,
 }
 
 /// `POST costs/finish`: a pipeline run ended; its hold on the budgets goes
@@ -166,15 +169,21 @@ pub async fn finish(State(st): State<AppState>, Json(b): Json<Finish>) -> ApiRes
     let status = RunStatus::parse(&status)
         .ok_or_else(|| ApiError::invalid(format!("status `{status}` is no run status")))?;
     pipeline_of(&st, &run_id).await?;
-    match st.store.get_run(&run_id).await {
-        Ok(_) => {
-            st.store
-                .finish_run(&run_id, status, crate::now_ms(), None)
-                .await?
-        }
-        // No stage of it cost anything: nothing to finish.
-        Err(Error::NotFound(_)) => {}
+    let known = match st.store.get_run(&run_id).await {
+        Ok(_) => true,
+        Err(Error::NotFound(_)) => false,
         Err(e) => return Err(e.into()),
+    };
+    // No stage of it was priced (a run with nothing to do): it is the
+    // server's run all the same, its pipeline owned by its workspace.
+    let project = b.project.map(|p| checked_project(Some(p))).transpose()?;
+    if known || project.is_some() {
+        if let Some(project) = &project {
+            ensure_run(&st, &run_id, project, "server").await?;
+        }
+        st.store
+            .finish_run(&run_id, status, crate::now_ms(), None)
+            .await?;
     }
     let alerts = st.store.release_budget(&run_id, crate::now_ms()).await?;
     send(&st, &alerts).await;

@@ -1327,5 +1327,42 @@ fn the_cost_api_records_holds_and_refuses_what_is_wrong_by_field() {
         let spent = v["budgets"][0]["spent_usd"].as_f64().unwrap();
         assert!((spent - 0.75).abs() < 1e-12, "{v}");
         assert!(!v.to_string().contains("secret"), "{v}");
+
+        // A run none of whose stages was priced (nothing to do) is the
+        // server's run all the same once it finishes, owned by its project.
+        let noop = app
+            .ok_post("runs/create", json!({"experiment_id": exp}))
+            .await["run"]["info"]["run_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let (s, v) = app
+            .call(
+                Method::POST,
+                &ferry("costs/finish"),
+                Some(json!({"run_id": noop, "status": "succeeded", "project": "iris-repo"})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        let page = app
+            .store
+            .page_runs(&ferry_metadata::RunPage {
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let found = page.iter().find(|r| r.run_id == noop).expect("the no-op run is listed");
+        assert_eq!((found.pipeline.as_str(), found.status.as_str()), ("iris", "succeeded"));
+        let owners = app.store.pipeline_owners().await.unwrap();
+        assert_eq!(owners["iris"].project, "iris-repo");
+        let (s, v) = app
+            .call(
+                Method::POST,
+                &ferry("costs/finish"),
+                Some(json!({"run_id": noop, "status": "succeeded", "project": "../x"})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
     });
 }
