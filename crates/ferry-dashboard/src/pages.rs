@@ -299,12 +299,14 @@ pub(crate) async fn runs(
             }
         })
         .collect();
+    // The pipelines to filter by: those the viewer's workspaces own.
     let pipelines: Vec<String> = dash
         .store
-        .pipeline_health(ferry_core::now_ms(), viewer.filter().as_deref())
+        .pipeline_owners()
         .await?
         .into_iter()
-        .map(|h| h.pipeline)
+        .filter(|(_, o)| viewer.sees(&o.workspace))
+        .map(|(p, _)| p)
         .collect();
     render(
         &dash,

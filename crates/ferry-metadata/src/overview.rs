@@ -69,8 +69,10 @@ impl SqlStore {
         }
         if q.before.is_some() {
             let (a, b, c) = (next(), next(), next());
+            // `started_ms <= a` first, so the index is searched from the
+            // cursor down rather than scanned from the newest.
             sql.push_str(&format!(
-                " AND (started_ms < ${a} OR (started_ms = ${b} AND run_id < ${c}))"
+                " AND started_ms <= ${a} AND (started_ms < ${b} OR run_id < ${c})"
             ));
         }
         let limit = next();
@@ -96,83 +98,101 @@ impl SqlStore {
         self.summaries(rows).await
     }
 
+    /// Three reads, none of them of every run of the window: the ended
+    /// runs counted in SQL by pipeline, outcome and week (with the stages
+    /// each counted when it finished), the durations of the last 14 days,
+    /// and each pipeline's newest run.
     pub(crate) async fn health(
         &self,
         now_ms: i64,
         workspaces: Option<&[String]>,
     ) -> Result<Vec<PipelineHealth>> {
-        let since = now_ms - 30 * DAY_MS;
-        // `$1` is the window's start; the workspaces follow, in the order
-        // they appear.
-        let mut binds = vec![String::new()];
+        // The window's bounds are numbers this function computed, written
+        // into the text; only the workspaces are bound.
+        let (since, week, fortnight) = (
+            now_ms - 30 * DAY_MS,
+            now_ms - 7 * DAY_MS,
+            now_ms - 14 * DAY_MS,
+        );
+        let top = crate::sql::TOP_LEVEL;
+        let mut binds = Vec::new();
         let mut filter = String::new();
         workspaces_clause(&mut filter, &mut binds, workspaces);
-        let runs_sql = format!(
-            "SELECT run_id, pipeline, status, started_ms, ended_ms FROM runs \
-             WHERE started_ms >= $1 AND {}{filter} ORDER BY started_ms",
-            crate::sql::TOP_LEVEL
-        );
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(runs_sql)).bind(since);
-        for b in &binds[1..] {
-            q = q.bind(b.clone());
-        }
-        let rows = q
-            .fetch_all(&self.pool)
-            .await
-            .map_err(query_error("read the pipelines' runs"))?;
-        let mut by: BTreeMap<String, (PipelineHealth, Vec<i64>, Vec<i64>)> = BTreeMap::new();
-        for r in &rows {
+        let bound = |sql: String| {
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for b in &binds {
+                q = q.bind(b.clone());
+            }
+            q
+        };
+        let counts = bound(format!(
+            "SELECT pipeline, status, CASE WHEN started_ms >= {week} THEN 1 ELSE 0 END AS this_week, \
+             COUNT(*) AS n, CAST(SUM(stages_ran) AS BIGINT) AS ran, CAST(SUM(stages_restored) AS BIGINT) AS restored \
+             FROM runs WHERE started_ms >= {since} AND ended_ms IS NOT NULL AND {top}{filter} \
+             GROUP BY pipeline, status, CASE WHEN started_ms >= {week} THEN 1 ELSE 0 END"
+        ))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_error("count the pipelines' runs"))?;
+        let mut by: BTreeMap<String, Slot> = BTreeMap::new();
+        for r in &counts {
             let pipeline = col_str(r, "pipeline");
             if pipeline.is_empty() {
                 continue;
             }
-            let (h, week, prev) = by.entry(pipeline.clone()).or_insert_with(|| {
-                (
-                    PipelineHealth {
-                        pipeline,
-                        ..Default::default()
-                    },
-                    vec![],
-                    vec![],
-                )
-            });
-            let started = col_i64(r, "started_ms");
-            let status = col_str(r, "status");
-            // Rows come oldest first: the last one seen is the newest.
-            h.last_run_id = col_str(r, "run_id");
-            h.last_status = status.clone();
-            h.last_started_ms = started;
-            let Some(ended) = col_opt_i64(r, "ended_ms") else {
-                continue;
+            let (h, ..) = slot(&mut by, pipeline);
+            let n = col_i64(r, "n");
+            let ok = if col_str(r, "status") == "succeeded" {
+                n
+            } else {
+                0
             };
-            let ok = status == "succeeded";
-            h.ended_30d += 1;
-            h.succeeded_30d += i64::from(ok);
-            if started >= now_ms - 7 * DAY_MS {
-                h.ended_7d += 1;
-                h.succeeded_7d += i64::from(ok);
-                week.push(ended - started);
-            } else if started >= now_ms - 14 * DAY_MS {
-                prev.push(ended - started);
+            h.ended_30d += n;
+            h.succeeded_30d += ok;
+            if col_i64(r, "this_week") == 1 {
+                h.ended_7d += n;
+                h.succeeded_7d += ok;
             }
+            h.stages_ran_30d += col_opt_i64(r, "ran").unwrap_or(0);
+            h.stages_restored_30d += col_opt_i64(r, "restored").unwrap_or(0);
         }
-        let stages = sqlx::query(
-            "SELECT r.pipeline AS pipeline, s.status AS status, COUNT(*) AS n FROM stage_runs s \
-             JOIN runs r ON r.run_id = s.run_id WHERE r.started_ms >= $1 \
-             AND s.status IN ('ran', 'restored', 'failed') GROUP BY r.pipeline, s.status",
-        )
-        .bind(since)
+        let durations = bound(format!(
+            "SELECT pipeline, started_ms, ended_ms FROM runs \
+             WHERE started_ms >= {fortnight} AND ended_ms IS NOT NULL AND {top}{filter}"
+        ))
         .fetch_all(&self.pool)
         .await
-        .map_err(query_error("read the pipelines' stages"))?;
-        for r in &stages {
-            if let Some((h, ..)) = by.get_mut(&col_str(r, "pipeline")) {
-                let n = col_i64(r, "n");
-                match col_str(r, "status").as_str() {
-                    "restored" => h.stages_restored_30d += n,
-                    _ => h.stages_ran_30d += n,
+        .map_err(query_error("read the pipelines' durations"))?;
+        for r in &durations {
+            if let Some((_, this, before)) = by.get_mut(&col_str(r, "pipeline")) {
+                let started = col_i64(r, "started_ms");
+                let took = col_opt_i64(r, "ended_ms").unwrap_or(started) - started;
+                if started >= week {
+                    this.push(took);
+                } else {
+                    before.push(took);
                 }
             }
+        }
+        // Each pipeline's newest run (running ones too), by its index.
+        let newest = bound(format!(
+            "SELECT r.run_id AS run_id, r.pipeline AS pipeline, r.status AS status, r.started_ms AS started_ms \
+             FROM runs r JOIN (SELECT pipeline, MAX(started_ms) AS m FROM runs \
+             WHERE started_ms >= {since} AND {top}{filter} GROUP BY pipeline) x \
+             ON r.pipeline = x.pipeline AND r.started_ms = x.m ORDER BY r.run_id"
+        ))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_error("read the pipelines' newest runs"))?;
+        for r in &newest {
+            let pipeline = col_str(r, "pipeline");
+            if pipeline.is_empty() {
+                continue;
+            }
+            let (h, ..) = slot(&mut by, pipeline);
+            h.last_run_id = col_str(r, "run_id");
+            h.last_status = col_str(r, "status");
+            h.last_started_ms = col_i64(r, "started_ms");
         }
         let owners = crate::CostStore::pipeline_owners(self).await?;
         Ok(by
@@ -188,6 +208,23 @@ impl SqlStore {
             })
             .collect())
     }
+}
+
+/// A pipeline's health as it is summed, with its durations this week and
+/// the week before.
+type Slot = (PipelineHealth, Vec<i64>, Vec<i64>);
+
+fn slot(by: &mut BTreeMap<String, Slot>, pipeline: String) -> &mut Slot {
+    by.entry(pipeline.clone()).or_insert_with(|| {
+        (
+            PipelineHealth {
+                pipeline,
+                ..Default::default()
+            },
+            vec![],
+            vec![],
+        )
+    })
 }
 
 fn median(v: &mut [i64]) -> Option<i64> {

@@ -29,6 +29,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (13, include_str!("../migrations/0013_groups.sql")),
     (14, include_str!("../migrations/0014_stage_costs.sql")),
     (15, include_str!("../migrations/0015_budgets.sql")),
+    (16, include_str!("../migrations/0016_run_stage_counts.sql")),
 ];
 
 pub struct SqlStore {
@@ -715,12 +716,20 @@ impl MetadataStore for SqlStore {
         ended_ms: i64,
         message: Option<&str>,
     ) -> Result<()> {
-        sqlx::query("UPDATE runs SET status = $1, ended_ms = $2, message = $3 WHERE run_id = $4")
-            .bind(status.as_str())
-            .bind(ended_ms)
-            .bind(message.map(str::to_owned))
-            .bind(run_id)
-            .execute(&self.pool)
+        // Its stages are counted once, now (schema 16: what the overview reads).
+        sqlx::query(
+            "UPDATE runs SET status = $1, ended_ms = $2, message = $3, \
+             stages_ran = (SELECT COUNT(*) FROM stage_runs s WHERE s.run_id = $4 AND s.status IN ('ran', 'failed')), \
+             stages_restored = (SELECT COUNT(*) FROM stage_runs s WHERE s.run_id = $5 AND s.status = 'restored') \
+             WHERE run_id = $6",
+        )
+        .bind(status.as_str())
+        .bind(ended_ms)
+        .bind(message.map(str::to_owned))
+        .bind(run_id)
+        .bind(run_id)
+        .bind(run_id)
+        .execute(&self.pool)
             .await
             .map_err(query_error("finish the run"))?;
         Ok(())

@@ -28,14 +28,8 @@ pub(crate) async fn conformance(s: &dyn MetadataStore) {
         } else {
             RunStatus::Succeeded
         };
-        s.finish_run(
-            &format!("{i:032x}"),
-            status,
-            at + (i as i64 + 1) * 60_000,
-            None,
-        )
-        .await
-        .unwrap();
+        // Its stage first, as a run records it: a run's stages are
+        // counted when it finishes.
         let stage = if i % 2 == 0 {
             StageStatus::Ran
         } else {
@@ -44,6 +38,14 @@ pub(crate) async fn conformance(s: &dyn MetadataStore) {
         s.record_stage(
             &format!("{i:032x}"),
             &StageRecord::new("train", stage, "x".into()),
+        )
+        .await
+        .unwrap();
+        s.finish_run(
+            &format!("{i:032x}"),
+            status,
+            at + (i as i64 + 1) * 60_000,
+            None,
         )
         .await
         .unwrap();
