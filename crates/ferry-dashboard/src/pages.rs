@@ -20,6 +20,7 @@ const DAY_MS: i64 = 86_400_000;
 /// Every template, compiled into the binary.
 const TEMPLATES: &[(&str, &str)] = &[
     ("base.html", include_str!("../templates/base.html")),
+    ("pairs.html", include_str!("../templates/pairs.html")),
     ("compare.html", include_str!("../templates/compare.html")),
     ("overview.html", include_str!("../templates/overview.html")),
     ("runs.html", include_str!("../templates/runs.html")),

@@ -192,9 +192,9 @@ fn redacted(html: &str) -> String {
 }
 
 /// A user with a role in `workspace` only.
-async fn member_of(f: &Fixture, username: &str, workspace: &str) -> Caller {
-    let user = f
-        .store
+/// A user with no role anywhere, as the gate hands them to a page.
+async fn user(f: &Fixture, username: &str) -> ferry_metadata::User {
+    f.store
         .create_user(&NewUser {
             username: username.into(),
             password_hash: None,
@@ -203,7 +203,11 @@ async fn member_of(f: &Fixture, username: &str, workspace: &str) -> Caller {
             created_ms: f.now,
         })
         .await
-        .unwrap();
+        .unwrap()
+}
+
+async fn member_of(f: &Fixture, username: &str, workspace: &str) -> Caller {
+    let user = user(f, username).await;
     f.store
         .grant_user(
             user.id,
@@ -388,18 +392,12 @@ fn a_viewer_of_one_workspace_sees_nothing_of_another() {
         assert_eq!(status, StatusCode::OK);
 
         // Someone with no role anywhere sees no workspace at all.
-        let user = f
-            .store
-            .create_user(&NewUser {
-                username: "nobody".into(),
-                password_hash: None,
-                is_admin: false,
-                service: false,
-                created_ms: f.now,
-            })
-            .await
-            .unwrap();
-        let nobody = Caller::new(Arc::new(user), None, "default".into(), i64::MAX);
+        let nobody = Caller::new(
+            Arc::new(user(&f, "nobody").await),
+            None,
+            "default".into(),
+            i64::MAX,
+        );
         let (_, html) = get(&f, "/ui/runs", Some(&nobody)).await;
         assert!(html.contains("No runs match."), "{html}");
     });
