@@ -66,7 +66,21 @@ for (rid, stage, pos, status, start, end, wall, cost, basis, req, used, machine)
         at = nxt
 c.executemany("INSERT INTO cost_ledger (day, pipeline, stage, hours) VALUES (?,?,?,?)",
               [(d, p, s, json.dumps(r)) for (d, p, s), r in ledger.items()])
-c.executemany("INSERT INTO runs (run_id, pipeline, status, run_trigger, started_ms, ended_ms) VALUES (?,?,?,?,?,?)", runs)
+# Each run's stages run and restored, and its pipeline's day (schema 16),
+# as finish_run keeps them.
+counts = {}
+for (rid, stage, pos, status, *_rest) in stages:
+    ran, restored = counts.get(rid, (0, 0))
+    counts[rid] = (ran + (status == "ran"), restored + (status == "restored"))
+c.executemany("INSERT INTO runs (run_id, pipeline, status, run_trigger, started_ms, ended_ms, stages_ran, stages_restored) "
+              "VALUES (?,?,?,?,?,?,?,?)", [r + counts.get(r[0], (0, 0)) for r in runs])
+days = {}
+for (rid, pipeline, status, _t, start, _e) in runs:
+    k = (start // 86_400_000, pipeline, status)
+    n, ran, restored = days.get(k, (0, 0, 0))
+    days[k] = (n + 1, ran + counts[rid][0], restored + counts[rid][1])
+c.executemany("INSERT INTO pipeline_days (day, pipeline, status, runs, stages_ran, stages_restored) VALUES (?,?,?,?,?,?)",
+              [k + v for k, v in days.items()])
 # Each pipeline's team (workspace) and project, as begin_run records them.
 c.executemany("INSERT INTO pipelines (pipeline, workspace, project) VALUES (?,?,?)",
               [(f"pipeline-{i}", f"team-{i % 3}", f"project-{i % 6}") for i in range(12)])

@@ -98,10 +98,10 @@ impl SqlStore {
         self.summaries(rows).await
     }
 
-    /// Three reads, none of them of every run of the window: the ended
-    /// runs counted in SQL by pipeline, outcome and week (with the stages
-    /// each counted when it finished), the durations of the last 14 days,
-    /// and each pipeline's newest run.
+    /// None of its reads is of every run of the window: the finished runs
+    /// counted per day, pipeline and outcome (`pipeline_days`, kept by
+    /// `finish_run`, with their stages run and restored), the durations of
+    /// the last 14 days, and each pipeline's newest run by its index.
     pub(crate) async fn health(
         &self,
         now_ms: i64,
@@ -125,11 +125,15 @@ impl SqlStore {
             }
             q
         };
+        // Counts by the UTC day runs started: from the day that began 30
+        // (7) days ago, whole.
+        let (since_day, week_day) = (since.div_euclid(DAY_MS), week.div_euclid(DAY_MS));
         let counts = bound(format!(
-            "SELECT pipeline, status, CASE WHEN started_ms >= {week} THEN 1 ELSE 0 END AS this_week, \
-             COUNT(*) AS n, CAST(SUM(stages_ran) AS BIGINT) AS ran, CAST(SUM(stages_restored) AS BIGINT) AS restored \
-             FROM runs WHERE started_ms >= {since} AND ended_ms IS NOT NULL AND {top}{filter} \
-             GROUP BY pipeline, status, CASE WHEN started_ms >= {week} THEN 1 ELSE 0 END"
+            "SELECT pipeline, status, CASE WHEN day >= {week_day} THEN 1 ELSE 0 END AS this_week, \
+             CAST(SUM(runs) AS BIGINT) AS n, CAST(SUM(stages_ran) AS BIGINT) AS ran, \
+             CAST(SUM(stages_restored) AS BIGINT) AS restored \
+             FROM pipeline_days WHERE day >= {since_day}{filter} \
+             GROUP BY pipeline, status, CASE WHEN day >= {week_day} THEN 1 ELSE 0 END"
         ))
         .fetch_all(&self.pool)
         .await
@@ -141,7 +145,7 @@ impl SqlStore {
                 continue;
             }
             let (h, ..) = slot(&mut by, pipeline);
-            let n = col_i64(r, "n");
+            let n = col_opt_i64(r, "n").unwrap_or(0);
             let ok = if col_str(r, "status") == "succeeded" {
                 n
             } else {
@@ -174,27 +178,35 @@ impl SqlStore {
                 }
             }
         }
-        // Each pipeline's newest run (running ones too), by its index.
-        let newest = bound(format!(
-            "SELECT r.run_id AS run_id, r.pipeline AS pipeline, r.status AS status, r.started_ms AS started_ms \
-             FROM runs r JOIN (SELECT pipeline, MAX(started_ms) AS m FROM runs \
-             WHERE started_ms >= {since} AND {top}{filter} GROUP BY pipeline) x \
-             ON r.pipeline = x.pipeline AND r.started_ms = x.m ORDER BY r.run_id"
-        ))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(query_error("read the pipelines' newest runs"))?;
-        for r in &newest {
-            let pipeline = col_str(r, "pipeline");
-            if pipeline.is_empty() {
-                continue;
-            }
-            let (h, ..) = slot(&mut by, pipeline);
-            h.last_run_id = col_str(r, "run_id");
-            h.last_status = col_str(r, "status");
-            h.last_started_ms = col_i64(r, "started_ms");
-        }
+        // Each pipeline's newest run (running ones too), by its index: the
+        // pipelines counted above and every owned one of the workspaces
+        // (one with a run under way but none finished in 30 days).
         let owners = crate::CostStore::pipeline_owners(self).await?;
+        let mut candidates: Vec<String> = by.keys().cloned().collect();
+        candidates.extend(
+            owners
+                .iter()
+                .filter(|(p, o)| {
+                    !by.contains_key(*p) && workspaces.is_none_or(|ws| ws.contains(&o.workspace))
+                })
+                .map(|(p, _)| p.clone()),
+        );
+        for pipeline in candidates {
+            let newest = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT run_id, status, started_ms FROM runs WHERE pipeline = $1 AND started_ms >= {since} \
+                 AND {top} ORDER BY started_ms DESC LIMIT 1"
+            )))
+            .bind(pipeline.clone())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(query_error("read a pipeline's newest run"))?;
+            if let Some(r) = newest {
+                let (h, ..) = slot(&mut by, pipeline);
+                h.last_run_id = col_str(&r, "run_id");
+                h.last_status = col_str(&r, "status");
+                h.last_started_ms = col_i64(&r, "started_ms");
+            }
+        }
         Ok(by
             .into_values()
             .map(|(mut h, mut week, mut prev)| {

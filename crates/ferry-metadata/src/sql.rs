@@ -716,7 +716,11 @@ impl MetadataStore for SqlStore {
         ended_ms: i64,
         message: Option<&str>,
     ) -> Result<()> {
-        // Its stages are counted once, now (schema 16: what the overview reads).
+        // Its stages are counted once, now, and the run is counted in its
+        // pipeline's day (schema 16: what the overview reads), taking out
+        // what it counted before if it had finished already.
+        let mut tx = self.begin().await.map_err(query_error("begin"))?;
+        let before = counted(&mut tx, run_id).await?;
         sqlx::query(
             "UPDATE runs SET status = $1, ended_ms = $2, message = $3, \
              stages_ran = (SELECT COUNT(*) FROM stage_runs s WHERE s.run_id = $4 AND s.status IN ('ran', 'failed')), \
@@ -729,9 +733,31 @@ impl MetadataStore for SqlStore {
         .bind(run_id)
         .bind(run_id)
         .bind(run_id)
-        .execute(&self.pool)
-            .await
-            .map_err(query_error("finish the run"))?;
+        .execute(&mut *tx)
+        .await
+        .map_err(query_error("finish the run"))?;
+        let after = counted(&mut tx, run_id).await?;
+        for (c, sign) in [(before, -1), (after, 1)] {
+            if let Some(c) = c {
+                sqlx::query(
+                    "INSERT INTO pipeline_days (day, pipeline, status, runs, stages_ran, stages_restored) \
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (day, pipeline, status) DO UPDATE SET \
+                     runs = pipeline_days.runs + excluded.runs, \
+                     stages_ran = pipeline_days.stages_ran + excluded.stages_ran, \
+                     stages_restored = pipeline_days.stages_restored + excluded.stages_restored",
+                )
+                .bind(c.day)
+                .bind(c.pipeline)
+                .bind(c.status)
+                .bind(sign)
+                .bind(sign * c.ran)
+                .bind(sign * c.restored)
+                .execute(&mut *tx)
+                .await
+                .map_err(query_error("count the run in its pipeline's day"))?;
+            }
+        }
+        tx.commit().await.map_err(query_error("finish the run"))?;
         Ok(())
     }
 
@@ -1292,6 +1318,39 @@ pub(crate) async fn set_alias_in(
         changed_ms: now_ms,
         reason: reason.map(str::to_owned),
     })
+}
+
+/// What a finished run counts in its pipeline's day (`pipeline_days`);
+/// `None` for a run that has not finished or belongs to no pipeline.
+struct Counted {
+    day: i64,
+    pipeline: String,
+    status: String,
+    ran: i64,
+    restored: i64,
+}
+
+async fn counted(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    run_id: &str,
+) -> Result<Option<Counted>> {
+    let row = sqlx::query(
+        "SELECT pipeline, status, started_ms, ended_ms, stages_ran, stages_restored FROM runs WHERE run_id = $1",
+    )
+    .bind(run_id)
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(query_error("read the run"))?;
+    Ok(row.and_then(|r| {
+        let pipeline = col_str(&r, "pipeline");
+        (col_opt_i64(&r, "ended_ms").is_some() && !pipeline.is_empty()).then(|| Counted {
+            day: col_i64(&r, "started_ms").div_euclid(86_400_000),
+            pipeline,
+            status: col_str(&r, "status"),
+            ran: col_i64(&r, "stages_ran"),
+            restored: col_i64(&r, "stages_restored"),
+        })
+    }))
 }
 
 #[cfg(test)]

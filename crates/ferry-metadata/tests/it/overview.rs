@@ -136,6 +136,14 @@ pub(crate) async fn conformance(s: &dyn MetadataStore) {
         (churn.last_status.as_str(), churn.ended_30d),
         ("running", 0)
     );
+    // A run finished again (a later verdict) is counted once, as it ends.
+    s.finish_run(&format!("{:032x}", 0), RunStatus::Succeeded, NOW, None)
+        .await
+        .unwrap();
+    let health = s.pipeline_health(NOW, None).await.unwrap();
+    let iris = health.iter().find(|h| h.pipeline == "iris").unwrap();
+    assert_eq!((iris.ended_30d, iris.succeeded_30d), (20, 14));
+    assert_eq!((iris.stages_ran_30d, iris.stages_restored_30d), (10, 10));
     let only = s
         .pipeline_health(NOW, Some(&["growth".to_owned()]))
         .await
