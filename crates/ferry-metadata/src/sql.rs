@@ -794,12 +794,11 @@ impl MetadataStore for SqlStore {
 
     async fn record_stage(&self, run_id: &str, s: &StageRecord) -> Result<()> {
         // The row (a stage recorded again replaces its row) and the cost
-        // ledger's hours, in one transaction.
-        let mut tx = self
-            .pool
-            .begin()
-            .await
-            .map_err(query_error("record a stage"))?;
+        // ledger's hours, in one transaction; a write transaction from its
+        // start, since it reads before it writes (deferred, SQLite refuses
+        // the write with SQLITE_BUSY_SNAPSHOT when a gateway's heartbeat
+        // committed in between).
+        let mut tx = self.begin().await.map_err(query_error("record a stage"))?;
         let before = crate::ledger::priced(&mut tx, run_id, &s.stage).await?;
         sqlx::query(
             "INSERT INTO stage_runs (run_id, stage, position, status, reason, fingerprint, started_ms, ended_ms, wall_ms, \
