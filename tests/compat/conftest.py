@@ -1,6 +1,7 @@
 """Starts a fresh `ferry server` (FERRY_BIN, default target/debug/ferry) on a free
 loopback port with its own store and artifact folder, for the whole session."""
 import os
+import shutil
 import socket
 import subprocess
 import time
@@ -11,6 +12,22 @@ import pytest
 import requests
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def committed_copy(folder, dest, who="tests"):
+    """The committed files under `folder` (of this repository) copied to
+    `dest` and committed in a repository of their own, as a fresh clone
+    has them (runs record a clean commit; what reads history finds it)."""
+    files = subprocess.run(["git", "ls-files", folder], cwd=ROOT, check=True,
+                           capture_output=True, text=True).stdout.split()
+    for name in files:
+        target = dest / Path(name).relative_to(folder)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / name, target)
+    git = ["git", "-c", f"user.name={who}", "-c", f"user.email={who}@example.invalid"]
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-qm", folder]):
+        subprocess.run(git + args, cwd=dest, check=True, capture_output=True)
+    return dest
 
 
 def free_port():

@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import ROOT
+from conftest import ROOT, committed_copy
 
 try:
     from playwright.sync_api import expect, sync_playwright
@@ -71,15 +71,7 @@ def ferry(project, *args, env=None, code=0):
 def iris_project(dest):
     """A copy of the committed examples/iris, committed in a repository of
     its own (so runs record a clean commit)."""
-    files = subprocess.run(["git", "ls-files", "examples/iris"], cwd=ROOT, check=True, capture_output=True, text=True).stdout.split()
-    for name in files:
-        target = dest / Path(name).relative_to("examples/iris")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / name, target)
-    git = ["git", "-c", "user.name=dashboard", "-c", "user.email=dashboard@example.invalid"]
-    for args in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "iris"]):
-        subprocess.run(git + args, cwd=dest, check=True, capture_output=True)
-    return dest
+    return committed_copy("examples/iris", dest, who="dashboard")
 
 
 def head(project):

@@ -1,7 +1,6 @@
 """The README's walkthroughs, run as written (see readme.py for the rules)."""
 import os
 import shlex
-import shutil
 import subprocess
 import sys
 import time
@@ -10,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import readme
-from conftest import ROOT, free_port
+from conftest import ROOT, committed_copy, free_port
 
 # What a block runs with, at most, per command (the canary walkthrough waits
 # for three 10 s steps; a first `ferry run` builds the example's environment).
@@ -54,17 +53,7 @@ def test_blocks_and_directives_are_read():
 @pytest.fixture
 def workspace(tmp_path):
     """A copy of the committed examples in a repository of their own (what a fresh clone has)."""
-    files = subprocess.run(["git", "ls-files", "examples"], cwd=ROOT, check=True,
-                           capture_output=True, text=True).stdout.split()
-    for name in files:
-        target = tmp_path / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / name, target)
-    # A clone is a git repository: what reads history (`gc --remote
-    # --all-commits`) finds the examples committed.
-    git = ["git", "-c", "user.name=readme", "-c", "user.email=readme@example.invalid"]
-    for args in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "examples"]):
-        subprocess.run(git + args, cwd=tmp_path, check=True, capture_output=True)
+    committed_copy("examples", tmp_path / "examples", who="readme")
     return tmp_path
 
 

@@ -89,6 +89,11 @@ pub fn router(store: Arc<dyn MetadataStore>, settings: Settings) -> Router {
         .route("/ui/rollouts", get(rollouts::rollouts))
         .route("/ui/rollouts/{id}", get(rollouts::rollout))
         .route("/ui/rollouts/{id}/live", get(rollouts::rollout_live))
+        // Pages name no icon (`data:`), but a browser may still ask.
+        .route(
+            "/favicon.ico",
+            get(|| async { axum::http::StatusCode::NO_CONTENT }),
+        )
         .route("/ui/static/app.css", get(css))
         .route("/ui/static/app.js", get(js))
         .with_state(Dash::new(store, settings))

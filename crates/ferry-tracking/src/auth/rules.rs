@@ -252,7 +252,8 @@ pub(super) const FERRY: &[(&str, &str, Route)] = {
 /// The rule for `method` on `path` (the URI's path, not decoded).
 pub fn route(method: &str, path: &str) -> Route {
     use Action::*;
-    if path == "/health" || path == "/api/3.0/mlflow/server-info" {
+    // What a browser asks every site for: no content, to anyone.
+    if path == "/health" || path == "/api/3.0/mlflow/server-info" || path == "/favicon.ico" {
         return r(Rule::Public);
     }
     if path == "/version" {

@@ -1926,5 +1926,8 @@ fn the_dashboard_shows_each_team_only_its_own() {
             let (s, _) = page(None, uri.into()).await;
             assert_eq!(s, StatusCode::UNAUTHORIZED, "{uri}");
         }
+        // What a browser asks of every site: nothing, to anyone.
+        let (s, _) = page(None, "/favicon.ico".into()).await;
+        assert_eq!(s, StatusCode::NO_CONTENT);
     });
 }
