@@ -8,7 +8,7 @@
 //! the versions in it) it started with, so a weight change, a promotion, a
 //! rollback or a reload never drops a request in flight.
 
-use crate::canary::{self, Phase, Plan, Strategy};
+use crate::canary::{self, Phase, Plan, Strategy, Window};
 use crate::loader::{LoadError, Loader};
 use crate::predictor::{self, PredictError, Predictor};
 use crate::predlog::PredLog;
@@ -1027,6 +1027,51 @@ impl Gateway {
         }))
     }
 
+    /// The current step's windows of a rollout's candidate and stable
+    /// versions (measured since the step began here; a new step or a
+    /// restart starts them now), whether the step has waited already, and
+    /// since when the windows run.
+    fn step_windows(
+        &self,
+        route: &ModelRoute,
+        c: &Canary,
+        now: i64,
+    ) -> (Window, Window, bool, i64) {
+        let d = &c.deployment;
+        let mut b = lock(&self.baselines);
+        let base = b.entry(d.id.clone()).or_insert_with(|| Baseline {
+            step_started_ms: i64::MIN,
+            since_ms: i64::MIN,
+            candidate: Snapshot::default(),
+            stable: Snapshot::default(),
+            waited: false,
+        });
+        if base.step_started_ms != d.step_started_ms {
+            // A new step (or a restart): the window starts now.
+            *base = Baseline {
+                step_started_ms: d.step_started_ms,
+                since_ms: now.max(d.step_started_ms),
+                candidate: c.served.stats.snapshot(),
+                stable: route.stable.stats.snapshot(),
+                waited: false,
+            };
+        }
+        let mut sw = route.stable.stats.snapshot().since(&base.stable).window();
+        if sw.classes.is_empty() && sw.numeric.is_none() {
+            // At 100% the stable version gets no traffic: compare
+            // the candidate with everything the stable answered.
+            let all = route.stable.stats.snapshot().window();
+            sw.classes = all.classes;
+            sw.numeric = all.numeric;
+        }
+        (
+            c.served.stats.snapshot().since(&base.candidate).window(),
+            sw,
+            base.waited,
+            base.since_ms,
+        )
+    }
+
     /// One controller step: rebuild routes, then judge every active
     /// deployment and record what follows. Returns the decisions taken.
     pub async fn tick(&self) -> Vec<(String, canary::Decision)> {
@@ -1045,40 +1090,7 @@ impl Gateway {
         for route in &table.models {
             let Some(c) = &route.candidate else { continue };
             let d = &c.deployment;
-            let (cw, sw, waited, since_ms) = {
-                let mut b = lock(&self.baselines);
-                let base = b.entry(d.id.clone()).or_insert_with(|| Baseline {
-                    step_started_ms: i64::MIN,
-                    since_ms: i64::MIN,
-                    candidate: Snapshot::default(),
-                    stable: Snapshot::default(),
-                    waited: false,
-                });
-                if base.step_started_ms != d.step_started_ms {
-                    // A new step (or a restart): the window starts now.
-                    *base = Baseline {
-                        step_started_ms: d.step_started_ms,
-                        since_ms: now.max(d.step_started_ms),
-                        candidate: c.served.stats.snapshot(),
-                        stable: route.stable.stats.snapshot(),
-                        waited: false,
-                    };
-                }
-                let mut sw = route.stable.stats.snapshot().since(&base.stable).window();
-                if sw.classes.is_empty() && sw.numeric.is_none() {
-                    // At 100% the stable version gets no traffic: compare
-                    // the candidate with everything the stable answered.
-                    let all = route.stable.stats.snapshot().window();
-                    sw.classes = all.classes;
-                    sw.numeric = all.numeric;
-                }
-                (
-                    c.served.stats.snapshot().since(&base.candidate).window(),
-                    sw,
-                    base.waited,
-                    base.since_ms,
-                )
-            };
+            let (cw, sw, waited, since_ms) = self.step_windows(route, c, now);
             let verdict = canary::analyse(&c.plan.criteria, &cw, &sw);
             let state = canary::State {
                 phase: Phase::parse(&d.phase).unwrap_or(Phase::Progressing),

@@ -72,18 +72,15 @@ impl Presence {
         // The first beat measures from the gateway's start.
         let (since_ms, base) = h
             .front()
-            .map_or((self.started_ms, None), |(t, s)| (*t, Some(s.clone())));
-        h.push_back((now_ms, now.clone()));
-        drop(h);
+            .map_or((self.started_ms, None), |(t, s)| (*t, Some(s)));
         let mut out: HashMap<String, Vec<LiveFigures>> = HashMap::new();
         for (model, version, role) in roles {
             let key = (model.clone(), version);
             let total = &now[&key];
-            let window = match base.as_ref().and_then(|b| b.get(&key)) {
+            let window = match base.and_then(|b| b.get(&key)) {
                 Some(b) => total.since(b).window(),
                 None => total.window(),
             };
-            let all = total.window();
             out.entry(model).or_default().push(LiveFigures {
                 version,
                 role: role.into(),
@@ -91,10 +88,11 @@ impl Presence {
                 requests: window.requests,
                 errors: window.errors,
                 p99_ms: window.p99_ms,
-                labelled: all.labelled,
-                correct: all.correct,
+                labelled: total.labelled,
+                correct: total.correct,
             });
         }
+        h.push_back((now_ms, now));
         out
     }
 
