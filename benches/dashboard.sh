@@ -48,9 +48,9 @@ for RUNS in 1000 100000; do
   for _ in $(seq 50); do curl -sf "localhost:$PORT/health" >/dev/null && break; sleep 0.1; done
   U="http://127.0.0.1:$PORT"
   NEWEST=$(curl -s "$U/ui/runs" | grep -m1 -o '/ui/runs/[0-9a-f]\{32\}')
-  PAGE2=$(curl -s "$U/ui/runs" | grep -m1 -o 'rel="next" href="[^"]*"' | sed 's/.*href="//; s/"$//; s/&amp;/\&/g')
+  PAGE2=$(curl -s "$U/ui/runs" | grep -m1 -o 'rel="next" href="[^"]*"' | sed 's/.*href="//; s/"$//; s/&amp;/\&/g; s/&#x2f;/\//g')
   # The page a deep cursor reaches: older runs from the middle of the history.
-  MID=$(curl -s "$U/ui/runs?pipeline=pipeline-3&status=succeeded" | { grep -m1 -o 'rel="next" href="[^"]*"' || true; } | sed 's/.*href="//; s/"$//; s/&amp;/\&/g')
+  MID=$(curl -s "$U/ui/runs?pipeline=pipeline-3&status=succeeded" | { grep -m1 -o 'rel="next" href="[^"]*"' || true; } | sed 's/.*href="//; s/"$//; s/&amp;/\&/g; s/&#x2f;/\//g')
   {
     echo "### $RUNS runs"
     echo

@@ -40,6 +40,15 @@ pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
+/// The login name, as Python's `getpass.getuser()` (and so the MLflow
+/// client) finds it: `LOGNAME`, `USER`, then `USERNAME`.
+pub fn login_name() -> Option<String> {
+    ["LOGNAME", "USER", "USERNAME"]
+        .iter()
+        .filter_map(|k| std::env::var(k).ok())
+        .find(|v| !v.is_empty())
+}
+
 /// Milliseconds since the Unix epoch, the one timestamp unit of ferry's records.
 pub fn now_ms() -> i64 {
     use std::time::{SystemTime, UNIX_EPOCH};

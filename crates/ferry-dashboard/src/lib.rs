@@ -13,6 +13,7 @@
 //! Pages read the store through `ferry-metadata`'s interfaces only; nothing
 //! here writes.
 
+mod checks;
 mod compare;
 mod error;
 pub mod live;
@@ -81,6 +82,7 @@ pub fn router(store: Arc<dyn MetadataStore>, settings: Settings) -> Router {
         .route("/ui/runs", get(pages::runs))
         .route("/ui/runs/{id}", get(pages::run))
         .route("/ui/runs/{id}/logs/{stage}", get(logs::log))
+        .route("/ui/runs/{id}/checks/{name}", get(checks::report))
         .route("/ui/compare", get(compare::compare))
         .route("/ui/models", get(models::models))
         .route("/ui/models/{name}", get(models::model))

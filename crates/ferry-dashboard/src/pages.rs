@@ -8,7 +8,7 @@ use crate::view::Viewer;
 use crate::{Dash, DashError};
 use axum::extract::{Path, Query, State};
 use axum::response::Html;
-use ferry_metadata::{PipelineHealth, RunPage, RunSummary};
+use ferry_metadata::{PipelineHealth, RunOrder, RunPage, RunSummary};
 use minijinja::{Environment, Value, context};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -212,10 +212,40 @@ pub(crate) struct RunsQuery {
     status: Option<String>,
     trigger: Option<String>,
     commit: Option<String>,
+    /// Who started the run.
+    author: Option<String>,
+    /// MLflow's search grammar: `metrics.acc > 0.9 and params.lr = '0.01'`.
+    q: Option<String>,
     /// `7d`, `30d`, `90d`, or nothing (all).
     since: Option<String>,
-    /// The cursor: `STARTED_MS.RUN_ID` of the last run of the page before.
+    /// `newest` (nothing), `oldest` or `slowest`.
+    order: Option<String>,
+    /// The cursor: `KEY.RUN_ID` of the last run of the page before (its
+    /// start, or its duration in `slowest` order).
     before: Option<String>,
+}
+
+impl RunsQuery {
+    /// This page's link with `before` as its cursor.
+    fn after(&self, cursor: &str) -> String {
+        let mut url = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in [
+            ("pipeline", &self.pipeline),
+            ("status", &self.status),
+            ("trigger", &self.trigger),
+            ("commit", &self.commit),
+            ("author", &self.author),
+            ("q", &self.q),
+            ("since", &self.since),
+            ("order", &self.order),
+        ] {
+            if let Some(v) = nonempty(v) {
+                url.append_pair(k, &v);
+            }
+        }
+        url.append_pair("before", cursor);
+        format!("/ui/runs?{}", url.finish())
+    }
 }
 
 fn nonempty(s: &Option<String>) -> Option<String> {
@@ -233,6 +263,17 @@ pub(crate) async fn runs(
     viewer: Viewer,
     Query(q): Query<RunsQuery>,
 ) -> Page {
+    let order = match nonempty(&q.order) {
+        None => RunOrder::Newest,
+        Some(o) => RunOrder::parse(&o).ok_or_else(|| {
+            DashError::BadRequest(format!("order `{o}`: one of newest, oldest, slowest"))
+        })?,
+    };
+    let filter = match nonempty(&q.q) {
+        None => Vec::new(),
+        Some(f) => ferry_search::parse_filter(&f, ferry_search::Grammar::Runs)
+            .map_err(|e| DashError::BadRequest(format!("search `{f}`: {}", e.0)))?,
+    };
     let before = match nonempty(&q.before) {
         None => None,
         Some(c) => {
@@ -271,7 +312,10 @@ pub(crate) async fn runs(
         status: nonempty(&q.status),
         trigger: nonempty(&q.trigger),
         commit: nonempty(&q.commit),
+        author: nonempty(&q.author),
+        filter,
         since_ms,
+        order,
         before,
         limit: PAGE + 1,
     };
@@ -281,7 +325,7 @@ pub(crate) async fn runs(
     let next = more
         .then(|| {
             runs.last()
-                .map(|r| format!("{}.{}", r.started_ms, r.run_id))
+                .map(|r| q.after(&format!("{}.{}", order.key(r), r.run_id)))
         })
         .flatten();
     let lines: Vec<Value> = runs
@@ -297,6 +341,7 @@ pub(crate) async fn runs(
                 commit => r.git_commit.as_deref().unwrap_or(""),
                 noop => r.noop,
                 message => r.message,
+                author => r.author,
             }
         })
         .collect();
@@ -412,6 +457,7 @@ pub(crate) async fn run(State(dash): State<Dash>, viewer: Viewer, Path(id): Path
         .fold(None, |sum, c| Some(sum.unwrap_or(0.0) + c));
     let (metrics, charts) =
         crate::compare::metric_views(&[(String::from("this run"), detail.metrics.as_slice())]);
+    let reports = crate::checks::reports(&dash, &detail.run.run_id).await?;
     render(
         &dash,
         "run.html",
@@ -428,6 +474,7 @@ pub(crate) async fn run(State(dash): State<Dash>, viewer: Viewer, Path(id): Path
             metrics => metrics,
             charts => charts,
             cost_usd => cost,
+            reports => reports,
         },
     )
 }

@@ -5,7 +5,7 @@
 
 use crate::row::{col_i64, col_opt_i64, col_str, query_error};
 use crate::sql::SqlStore;
-use crate::{PipelineHealth, Result, RunPage, RunSummary};
+use crate::{PipelineHealth, Result, RunOrder, RunPage, RunSummary};
 use std::collections::BTreeMap;
 
 const DAY_MS: i64 = 86_400_000;
@@ -31,67 +31,76 @@ fn workspaces_clause(sql: &mut String, binds: &mut Vec<String>, ws: Option<&[Str
 
 impl SqlStore {
     pub(crate) async fn runs_page(&self, q: &RunPage) -> Result<Vec<RunSummary>> {
-        // Text binds in order; the numbers go after them.
-        let mut binds: Vec<String> = Vec::new();
-        let mut sql = format!(
-            "SELECT {} FROM runs WHERE {}",
-            crate::sql::RUN_COLS,
-            crate::sql::TOP_LEVEL
-        );
+        use crate::tracking::{Arg, Sql, clause_sql};
+        let mut sql = Sql::default();
+        let mut wheres = vec![crate::sql::TOP_LEVEL.to_owned()];
         for (col, v) in [
             ("pipeline", &q.pipeline),
             ("status", &q.status),
             ("run_trigger", &q.trigger),
+            ("user_id", &q.author),
         ] {
             if let Some(v) = v {
-                binds.push(v.clone());
-                sql.push_str(&format!(" AND {col} = ${}", binds.len()));
+                wheres.push(format!("{col} = {}", sql.arg(Arg::S(v.clone()))));
             }
         }
         if let Some(c) = &q.commit {
             // A prefix: [c, c + "g") in hex order (commits are lowercase hex).
-            binds.push(c.to_ascii_lowercase());
-            binds.push(format!("{}g", c.to_ascii_lowercase()));
-            sql.push_str(&format!(
-                " AND git_commit >= ${} AND git_commit < ${}",
-                binds.len() - 1,
-                binds.len()
+            let c = c.to_ascii_lowercase();
+            let (lo, hi) = (sql.arg(Arg::S(c.clone())), sql.arg(Arg::S(format!("{c}g"))));
+            wheres.push(format!("git_commit >= {lo} AND git_commit < {hi}"));
+        }
+        if let Some(ws) = &q.workspaces {
+            let marks: Vec<String> = ws.iter().map(|w| sql.arg(Arg::S(w.clone()))).collect();
+            wheres.push(if marks.is_empty() {
+                "1 = 0".to_owned()
+            } else {
+                format!(
+                    "pipeline IN (SELECT pipeline FROM pipelines WHERE workspace IN ({}))",
+                    marks.join(", ")
+                )
+            });
+        }
+        if !q.filter.is_empty() {
+            // MLflow's grammar on the same row under the alias its
+            // compiler expects: one lookup a candidate, so the page still
+            // stops at its limit.
+            let clauses: Vec<String> = q.filter.iter().map(|c| clause_sql(&mut sql, c)).collect();
+            wheres.push(format!(
+                "EXISTS (SELECT 1 FROM runs r WHERE r.run_id = runs.run_id AND {})",
+                clauses.join(" AND ")
             ));
-        }
-        workspaces_clause(&mut sql, &mut binds, q.workspaces.as_deref());
-        let mut n = binds.len();
-        let mut next = || {
-            n += 1;
-            n
-        };
-        if q.since_ms.is_some() {
-            sql.push_str(&format!(" AND started_ms >= ${}", next()));
-        }
-        if q.before.is_some() {
-            let (a, b, c) = (next(), next(), next());
-            // `started_ms <= a` first, so the index is searched from the
-            // cursor down rather than scanned from the newest.
-            sql.push_str(&format!(
-                " AND started_ms <= ${a} AND (started_ms < ${b} OR run_id < ${c})"
-            ));
-        }
-        let limit = next();
-        sql.push_str(&format!(
-            " ORDER BY started_ms DESC, run_id DESC LIMIT ${limit}"
-        ));
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for b in binds {
-            query = query.bind(b);
         }
         if let Some(s) = q.since_ms {
-            query = query.bind(s);
+            wheres.push(format!("started_ms >= {}", sql.arg(Arg::I(s))));
         }
+        let (key, dir, cmp) = match q.order {
+            RunOrder::Newest => ("started_ms", "DESC", "<"),
+            RunOrder::Oldest => ("started_ms", "ASC", ">"),
+            RunOrder::Slowest => ("COALESCE(ended_ms - started_ms, -1)", "DESC", "<"),
+        };
         if let Some((at, id)) = &q.before {
-            query = query.bind(*at).bind(*at).bind(id.clone());
+            let (a, b, c) = (
+                sql.arg(Arg::I(*at)),
+                sql.arg(Arg::I(*at)),
+                sql.arg(Arg::S(id.clone())),
+            );
+            // The key's bound alone first, so an index on it is searched
+            // from the cursor on rather than scanned from the start.
+            let le = if cmp == "<" { "<=" } else { ">=" };
+            wheres.push(format!(
+                "{key} {le} {a} AND ({key} {cmp} {b} OR run_id {cmp} {c})"
+            ));
         }
         let limit = if q.limit <= 0 { 100 } else { q.limit.min(1000) };
-        let rows = query
-            .bind(limit)
+        let limit = sql.arg(Arg::I(limit));
+        sql.text = format!(
+            "SELECT {} FROM runs WHERE {} ORDER BY {key} {dir}, run_id {dir} LIMIT {limit}",
+            crate::sql::RUN_COLS,
+            wheres.join(" AND ")
+        );
+        let rows = sql
+            .query()
             .fetch_all(&self.pool)
             .await
             .map_err(query_error("page runs"))?;

@@ -644,6 +644,7 @@ fn run_summary(r: &AnyRow) -> RunSummary {
         git_dirty: col_opt_i64(r, "git_dirty").map(|d| d != 0),
         message: col_opt_str(r, "message"),
         noop: col_i64(r, "noop") > 0,
+        author: col_opt_str(r, "user_id").filter(|u| !u.is_empty()),
     }
 }
 
@@ -653,7 +654,7 @@ fn run_summary(r: &AnyRow) -> RunSummary {
 pub(crate) const TOP_LEVEL: &str = "lifecycle_stage = 'active' AND run_id NOT IN (SELECT run_id FROM run_tags WHERE tkey = 'mlflow.parentRunId')";
 
 /// A run's columns, and whether it did nothing (its `pipeline_runs::NOOP_TAG`).
-pub(crate) const RUN_COLS: &str = "run_id, pipeline, status, run_trigger, started_ms, ended_ms, git_commit, git_dirty, message, \
+pub(crate) const RUN_COLS: &str = "run_id, pipeline, status, run_trigger, started_ms, ended_ms, git_commit, git_dirty, message, user_id, \
     (SELECT COUNT(*) FROM run_tags nt WHERE nt.run_id = runs.run_id AND nt.tkey = 'ferry.noop' AND nt.value = 'true') AS noop";
 
 impl SqlStore {

@@ -88,23 +88,23 @@ const STATUS_SQL: &str = "(CASE r.status WHEN 'running' THEN 'RUNNING' WHEN 'sch
 
 /// A statement under construction with its bind values in order.
 #[derive(Default)]
-struct Sql {
-    text: String,
+pub(crate) struct Sql {
+    pub(crate) text: String,
     args: Vec<Arg>,
 }
 
-enum Arg {
+pub(crate) enum Arg {
     S(String),
     F(f64),
     I(i64),
 }
 
 impl Sql {
-    fn arg(&mut self, a: Arg) -> String {
+    pub(crate) fn arg(&mut self, a: Arg) -> String {
         self.args.push(a);
         format!("${}", self.args.len())
     }
-    fn query(&self) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments> {
+    pub(crate) fn query(&self) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments> {
         let mut qy = sqlx::query(sqlx::AssertSqlSafe(self.text.clone()));
         for a in &self.args {
             qy = match a {
@@ -169,7 +169,8 @@ fn attr_column(a: Attr) -> &'static str {
     }
 }
 
-fn clause_sql(sql: &mut Sql, c: &Clause) -> String {
+/// One clause of MLflow's search grammar as a condition on `runs r`.
+pub(crate) fn clause_sql(sql: &mut Sql, c: &Clause) -> String {
     match &c.entity {
         Entity::Metric(k) => {
             let kp = sql.arg(Arg::S(k.clone()));
@@ -992,10 +993,16 @@ impl TrackingStore for SqlStore {
                 })?;
         let artifact_uri = format!("{}/{run_id}/artifacts", location.trim_end_matches('/'));
         let mut tx = self.begin().await.map_err(query_error("attach a run"))?;
-        sqlx::query("UPDATE runs SET experiment_id = $1, run_name = $2, artifact_uri = $3, user_id = COALESCE(user_id, '') WHERE run_id = $4")
+        // Who started it: its `mlflow.user` tag, as MLflow's client sets both.
+        let user = tags
+            .iter()
+            .find(|(k, _)| k == "mlflow.user")
+            .map_or("", |(_, v)| v.as_str());
+        sqlx::query("UPDATE runs SET experiment_id = $1, run_name = $2, artifact_uri = $3, user_id = $4 WHERE run_id = $5")
             .bind(experiment_id.get())
             .bind(run_name)
             .bind(&artifact_uri)
+            .bind(user)
             .bind(run_id)
             .execute(&mut *tx)
             .await

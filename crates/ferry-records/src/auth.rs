@@ -225,7 +225,7 @@ pub trait AuthStore: Send + Sync {
 /// Who an audit entry names for a change made on the store itself (the
 /// command line, no server in between): `cli:<login name>`.
 pub fn cli_actor() -> String {
-    let who = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+    let who = ferry_core::login_name().unwrap_or_else(|| "unknown".into());
     format!("cli:{who}")
 }
 

@@ -82,6 +82,7 @@ pub fn summary_of(r: &TrackedRun) -> RunSummary {
         git_dirty: tag(r, GIT_DIRTY_TAG).and_then(|d| d.parse().ok()),
         message: tag(r, MESSAGE_TAG).map(str::to_owned),
         noop: tag(r, NOOP_TAG) == Some("true"),
+        author: Some(r.info.user_id.clone()).filter(|u| !u.is_empty()),
     }
 }
 

@@ -229,6 +229,9 @@ pub struct RunSummary {
     /// Nothing happened: every stage was up to date, nothing was restored
     /// or registered and no alias moved (the run's `ferry.noop` tag).
     pub noop: bool,
+    /// Who started it (MLflow's `user_id`), when that is known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub author: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -274,12 +277,50 @@ pub struct RunPage {
     pub trigger: Option<String>,
     /// A prefix of the commit.
     pub commit: Option<String>,
+    /// Who started it (MLflow's `user_id`: the authenticated user on a
+    /// server with users, else the client's login name).
+    pub author: Option<String>,
+    /// Clauses in MLflow's search grammar (`metrics.acc > 0.9 and
+    /// params.lr = '0.01'`), all of which a run meets.
+    pub filter: Vec<ferry_search::Clause>,
     /// Started at or after.
     pub since_ms: Option<i64>,
-    /// Started before this run: its start and id.
+    pub order: RunOrder,
+    /// After this run in `order`: its key (start, or duration for
+    /// [`RunOrder::Slowest`]) and id.
     pub before: Option<(i64, String)>,
     /// At most this many (at most 1,000).
     pub limit: i64,
+}
+
+/// The order of a [`RunPage`]; each is a key and the run id, so a page's
+/// last run is a cursor for the next.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RunOrder {
+    #[default]
+    Newest,
+    Oldest,
+    /// The longest first; runs still going last.
+    Slowest,
+}
+
+impl RunOrder {
+    pub fn parse(s: &str) -> Option<RunOrder> {
+        match s {
+            "newest" => Some(RunOrder::Newest),
+            "oldest" => Some(RunOrder::Oldest),
+            "slowest" => Some(RunOrder::Slowest),
+            _ => None,
+        }
+    }
+
+    /// The key a cursor holds for `run`.
+    pub fn key(self, run: &RunSummary) -> i64 {
+        match self {
+            RunOrder::Newest | RunOrder::Oldest => run.started_ms,
+            RunOrder::Slowest => run.ended_ms.map_or(-1, |e| e - run.started_ms),
+        }
+    }
 }
 
 /// How a pipeline has been doing over a window: the dashboard's overview.

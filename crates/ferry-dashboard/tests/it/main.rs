@@ -122,7 +122,9 @@ async fn fixture() -> Fixture {
     let settings = ferry_dashboard::Settings {
         predictions: Some(dir.path().join("predictions")),
         logs: Some(dir.path().join("logs")),
-        artifacts: None,
+        artifacts: Some(Arc::new(
+            ferry_artifacts::LocalArtifacts::new(&dir.path().join("artifacts")).unwrap(),
+        )),
     };
     Fixture {
         dir,
@@ -259,7 +261,7 @@ fn runs_page_filters_and_pages_by_cursor() {
             .split('"')
             .next()
             .unwrap()
-            .replace("&amp;", "&");
+            .replace("&amp;", "&").replace("&#x2f;", "/");
         let (status, second) = get(&f, &next, None).await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(rows(&second), 62);
@@ -273,6 +275,29 @@ fn runs_page_filters_and_pages_by_cursor() {
         let (a, b) = (ids(&first), ids(&second));
         assert!(a.iter().all(|x| !b.contains(x)));
 
+        // The longest first, runs still going last, paged by the same
+        // kind of cursor: every run once.
+        let (_, first) = get(&f, "/ui/runs?pipeline=iris&order=slowest", None).await;
+        assert_eq!(ids(&first)[..3], [id(11), id(10), id(9)]);
+        let next = first
+            .split("rel=\"next\" href=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap()
+            .replace("&amp;", "&").replace("&#x2f;", "/");
+        assert!(next.contains("order=slowest"), "{next}");
+        let (_, second) = get(&f, &next, None).await;
+        let mut all = ids(&first);
+        all.extend(ids(&second));
+        let mut unique = all.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!((all.len(), unique.len()), (162, 162));
+        let (_, html) = get(&f, "/ui/runs?pipeline=iris&order=oldest", None).await;
+        assert_eq!(ids(&html)[0], id(349));
+
         // Commit prefix.
         let (_, html) = get(&f, &format!("/ui/runs?commit={:x}", 0xabc000 + 5), None).await;
         assert_eq!(rows(&html), 0, "the middle of a hash matches nothing");
@@ -282,6 +307,104 @@ fn runs_page_filters_and_pages_by_cursor() {
         // `…abc00` begins the hashes of iris's first twelve runs.
         let (_, html) = get(&f, &format!("/ui/runs?commit={}", &full[..39]), None).await;
         assert_eq!(ids(&html), (0..12).map(id).collect::<Vec<_>>());
+    });
+}
+
+#[test]
+fn runs_are_found_by_mlflow_search_grammar_and_by_author() {
+    rt().block_on(async {
+        let f = fixture().await;
+        // Who started run 3 and run 5, as a run attached to MLflow
+        // records it.
+        for (i, who) in [(3, "alice"), (5, "bob")] {
+            let exp = f.store.ensure_experiment("iris", f.now).await.unwrap();
+            f.store
+                .attach_run(
+                    &id(i),
+                    exp,
+                    &format!("iris-{i}"),
+                    &[("mlflow.user".into(), who.into())],
+                )
+                .await
+                .unwrap();
+        }
+        let ids = |html: &str| -> Vec<String> {
+            html.split("<a href=\"/ui/runs/")
+                .skip(1)
+                .map(|s| s[..32].to_owned())
+                .collect()
+        };
+        let q = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+        for (query, expect) in [
+            (format!("q={}", q("metrics.accuracy > 0.9")), vec![id(0)]),
+            (format!("q={}", q("metrics.accuracy < 0.9")), vec![]),
+            (format!("author=alice"), vec![id(3)]),
+            (format!("q={}", q("attributes.user_id = 'bob'")), vec![id(5)]),
+            (format!("q={}&status=failed", q("tags.mlflow.user LIKE '%'")), vec![id(3)]),
+            (format!("q={}", q("attributes.status = 'FAILED' and tags.mlflow.user = 'alice'")), vec![id(3)]),
+        ] {
+            let (status, html) = get(&f, &format!("/ui/runs?{query}"), None).await;
+            assert_eq!(status, StatusCode::OK, "{query}: {html}");
+            assert_eq!(ids(&html), expect, "{query}");
+        }
+        // The author is shown and is a filter of its own.
+        let (_, html) = get(&f, "/ui/runs?author=alice", None).await;
+        assert!(html.contains("<a href=\"/ui/runs?author=alice\">alice</a>"), "{html}");
+        // A filter the grammar refuses is a 400 naming it, with MLflow's words.
+        let (status, html) = get(&f, &format!("/ui/runs?q={}", q("metrics.acc >> 1")), None).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(html.contains("search `metrics.acc &gt;&gt; 1`"), "{html}");
+        let (status, html) = get(&f, "/ui/runs?order=best", None).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(html.contains("order `best`"), "{html}");
+    });
+}
+
+#[test]
+fn check_reports_are_shown_inline_sandboxed_and_only_the_runs_own() {
+    rt().block_on(async {
+        let f = fixture().await;
+        let exp = f.store.ensure_experiment("iris", f.now).await.unwrap();
+        f.store.attach_run(&id(0), exp, "iris-0", &[]).await.unwrap();
+        let run = f.store.get_tracked_run(&id(0)).await.unwrap().unwrap();
+        let dir = ferry_metadata::pipeline_runs::artifact_dir(&run).unwrap().to_owned();
+        let checks = f.dir.path().join("artifacts").join(&dir).join("checks");
+        std::fs::create_dir_all(&checks).unwrap();
+        std::fs::write(checks.join("validate.html"), "<h1>3 of 40 rules failed</h1>").unwrap();
+        std::fs::write(checks.join("validate.json"), "{}").unwrap();
+        // A file beside the folder, which no report name may reach.
+        std::fs::write(checks.parent().unwrap().join("secret.html"), "no").unwrap();
+
+        let (status, html) = get(&f, &format!("/ui/runs/{}", id(0)), None).await;
+        assert_eq!(status, StatusCode::OK);
+        let frame = format!(
+            "<iframe src=\"/ui/runs/{}/checks/validate.html\" sandbox title=\"check report validate.html\"",
+            id(0)
+        );
+        assert!(html.contains(&frame), "{html}");
+        assert!(!html.contains("validate.json"), "only the HTML reports are framed");
+
+        let res = ferry_dashboard::router(f.store.clone(), f.settings.clone())
+            .oneshot(
+                Request::get(format!("/ui/runs/{}/checks/validate.html", id(0)))
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        let csp = res.headers()["content-security-policy"].to_str().unwrap().to_owned();
+        assert!(csp.starts_with("sandbox; default-src 'none'"), "{csp}");
+        let body = res.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&body[..], b"<h1>3 of 40 rules failed</h1>");
+
+        for name in ["..%2Fsecret.html", "secret.html", "validate.json", "%2E%2E"] {
+            let (status, _) = get(&f, &format!("/ui/runs/{}/checks/{name}", id(0)), None).await;
+            assert_eq!(status, StatusCode::NOT_FOUND, "{name}");
+        }
+        // Another run has none.
+        let (_, html) = get(&f, &format!("/ui/runs/{}", id(1)), None).await;
+        assert!(!html.contains("Check reports"));
     });
 }
 

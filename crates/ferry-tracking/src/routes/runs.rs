@@ -110,7 +110,11 @@ pub struct Create {
     tags: Vec<KeyValue>,
 }
 
-pub async fn create(State(st): State<AppState>, Json(b): Json<Create>) -> ApiResult<Out<Value>> {
+pub async fn create(
+    State(st): State<AppState>,
+    caller: Option<axum::Extension<crate::auth::Caller>>,
+    Json(b): Json<Create>,
+) -> ApiResult<Out<Value>> {
     // None given: MLflow's Default experiment.
     let exp = match b.experiment_id.as_deref() {
         Some(id) => parse_experiment_id(id)?,
@@ -131,14 +135,24 @@ pub async fn create(State(st): State<AppState>, Json(b): Json<Create>) -> ApiRes
                 .map(|(_, v)| v.clone())
         })
         .unwrap_or_else(|| random_run_name(&id));
-    let user = b
-        .user_id
-        .or_else(|| {
-            tags.iter()
-                .find(|(k, _)| k == "mlflow.user")
-                .map(|(_, v)| v.clone())
-        })
-        .unwrap_or_default();
+    // Who started it: on a server with users, the authenticated one (what
+    // a client says is not who it is), in the tag the MLflow UI shows too.
+    let user = match caller {
+        Some(c) => {
+            let name = c.user.username.clone();
+            tags.retain(|(k, _)| k != "mlflow.user");
+            tags.push(("mlflow.user".to_owned(), name.clone()));
+            name
+        }
+        None => b
+            .user_id
+            .or_else(|| {
+                tags.iter()
+                    .find(|(k, _)| k == "mlflow.user")
+                    .map(|(_, v)| v.clone())
+            })
+            .unwrap_or_default(),
+    };
     let start = int(&b.start_time, now_ms())?;
     let run = st
         .store

@@ -1,0 +1,346 @@
+#!/usr/bin/env python3
+"""Helper of benches/dashboard_browser.sh: the MLflow UI and ferry's dashboard
+side by side in one headless Chromium (Playwright).
+
+    dashboard_browser.py seed-mlflow FERRY_DB MLFLOW_DB ARTIFACT_ROOT
+        Makes MLflow's own SQLite store (its schema, as `mlflow server` makes
+        it, at its alembic head) and copies into it, with SQL, the runs of the
+        ferry store FERRY_DB: same run ids, names, start/end times, status
+        FINISHED, ferry's run tags plus `ferry.pipeline`, its params, and every
+        metric point (metrics) and latest metric (latest_metrics). Prints JSON:
+        experiment id, counts, the alembic head.
+
+    dashboard_browser.py check-mlflow URL EXP_ID NEWEST_RUN_ID LOSS_RUN_ID
+        Asks MLflow's REST API (runs/search, metrics/get-history) that the UI
+        will see the runs; prints what it saw.
+
+    dashboard_browser.py measure --label L --ferry URL --mlflow URL --exp ID
+                                 --newest RUN_ID --loss-run RUN_ID --reps N --out JSON
+        Navigates REPS times to each page, alternating ferry and MLflow, each
+        navigation in a fresh browser context (cold cache), then REPS times
+        more in one warm context per product, and writes the raw times
+        and bytes as JSON.
+
+    dashboard_browser.py report OUT_DIR
+        The markdown table of every JSON in OUT_DIR.
+
+"Fully drawn" (the same rule for both products): the time from just before
+`page.goto(url)` (wall clock, time.perf_counter in the driver) until BOTH
+  - the page's content is on screen:
+      runs page: the row of the newest run (known id/name) is visible in the
+                 runs table (ferry: `table.runs tbody tr` holding the id link;
+                 MLflow: its runs table grid row holding the run name);
+      chart:     the plotted trace is in the DOM and visible (ferry: the
+                 inline `<svg>` polyline/path of the chart; MLflow: plotly's
+                 `.scatterlayer .trace path.js-line`);
+  - and the network is quiet: no request in flight (counted with
+    request / requestfinished / requestfailed events) for 500 ms; the time
+    reported is when the last response finished, or the content's
+    appearance if that was later.
+Bytes per page: the sum of the response bodies (decoded sizes, from
+`response.body()`) of every request the navigation made until fully drawn.
+"""
+import json
+import os
+import sqlite3
+import statistics
+import sys
+import time
+import urllib.request
+
+
+def die(msg):
+    sys.exit(f"dashboard_browser.py: {msg}")
+
+
+# --------------------------------------------------------------------- seeding
+
+def seed_mlflow(ferry_db, mlflow_db, art_root):
+    # The schema, exactly as `mlflow server` makes it at start-up (the same
+    # call: SqlAlchemyStore runs the alembic migrations to head).
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+    import mlflow
+    store = SqlAlchemyStore(f"sqlite:///{mlflow_db}", art_root)
+    store.engine.dispose()
+    del store
+
+    f = sqlite3.connect(ferry_db)
+    m = sqlite3.connect(mlflow_db)
+    head = m.execute("SELECT version_num FROM alembic_version").fetchone()[0]
+    now = int(time.time() * 1000)
+    m.execute("INSERT INTO experiments (experiment_id, name, artifact_location, lifecycle_stage, "
+              "creation_time, last_update_time, workspace) VALUES (1, 'ferry-bench', ?, 'active', ?, ?, 'default')",
+              (f"{art_root}/1", now, now))
+    # MLflow 3's UI asks an experiment without a kind what it is; ferry's
+    # runs are classic ML runs.
+    m.execute("INSERT INTO experiment_tags (key, value, experiment_id) VALUES ('mlflow.experimentKind', 'custom_model_development', 1)")
+
+    runs = f.execute("SELECT run_id, pipeline, status, run_trigger, started_ms, ended_ms, run_name, user_id, git_commit "
+                     "FROM runs").fetchall()
+    status_map = {"succeeded": "FINISHED", "failed": "FAILED", "gate_failed": "FAILED", "cancelled": "KILLED",
+                  "crashed": "FAILED", "running": "RUNNING"}
+    rows, tags = [], []
+    names = {}
+    for rid, pipeline, status, trigger, start, end, name, user, commit in runs:
+        name = name or f"{pipeline}-{rid[-8:]}"
+        names[rid] = name
+        rows.append((rid, name, "PROJECT", pipeline, "", user or "ferry", status_map.get(status, "FINISHED"),
+                     start, end, commit or "", "active", f"{art_root}/1/{rid}/artifacts", 1))
+        tags.append(("mlflow.runName", name, rid))
+        tags.append(("ferry.pipeline", pipeline, rid))
+        tags.append(("ferry.trigger", trigger, rid))
+        tags.append(("mlflow.user", user or "ferry", rid))
+    m.executemany("INSERT INTO runs (run_uuid, name, source_type, source_name, entry_point_name, user_id, status, "
+                  "start_time, end_time, source_version, lifecycle_stage, artifact_uri, experiment_id) "
+                  "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+    have = {(k, r) for k, _, r in tags}
+    for rid, k, v in f.execute("SELECT run_id, tkey, value FROM run_tags"):
+        if rid in names and (k, rid) not in have:
+            tags.append((k, v, rid))
+    m.executemany("INSERT INTO tags (key, value, run_uuid) VALUES (?,?,?)", tags)
+    params = [(k, v, r) for r, k, v in f.execute("SELECT run_id, pkey, value FROM run_params") if r in names]
+    m.executemany("INSERT INTO params (key, value, run_uuid) VALUES (?,?,?)", params)
+    metrics = [(k, v, ts, r, step, n) for r, k, v, n, step, ts in
+               f.execute("SELECT run_id, mkey, value, is_nan, step, ts_ms FROM metric_points") if r in names]
+    m.executemany("INSERT INTO metrics (key, value, timestamp, run_uuid, step, is_nan) VALUES (?,?,?,?,?,?)", metrics)
+    latest = [(k, v, ts, step, n, r) for r, k, v, n, step, ts in
+              f.execute("SELECT run_id, mkey, value, is_nan, step, ts_ms FROM latest_metrics") if r in names]
+    m.executemany("INSERT INTO latest_metrics (key, value, timestamp, step, is_nan, run_uuid) VALUES (?,?,?,?,?,?)", latest)
+    m.commit()
+    m.execute("ANALYZE")
+    m.close()
+    # The newest top-level run (ferry's runs page lists runs without a
+    # parent, as MLflow's runs table shows children folded under theirs).
+    children = {r for (r,) in f.execute("SELECT run_id FROM run_tags WHERE tkey = 'mlflow.parentRunId'")}
+    newest = max((r for r in runs if r[0] not in children), key=lambda r: r[4])
+    print(json.dumps({"experiment_id": "1", "runs": len(rows), "tags": len(tags), "params": len(params),
+                      "metric_points": len(metrics), "latest_metrics": len(latest), "alembic_head": head,
+                      "mlflow_version": mlflow.__version__, "newest_run": newest[0], "newest_name": names[newest[0]]}))
+
+
+def post(url, body):
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=120) as r:
+        return json.load(r)
+
+
+def get(url):
+    with urllib.request.urlopen(url, timeout=120) as r:
+        return json.load(r)
+
+
+def check_mlflow(url, exp, run_id, loss_run):
+    t = time.perf_counter()
+    got = post(f"{url}/api/2.0/mlflow/runs/search",
+               {"experiment_ids": [exp], "max_results": 100, "order_by": ["attributes.start_time DESC"]})
+    took = time.perf_counter() - t
+    runs = got.get("runs", [])
+    if not runs:
+        die("MLflow's runs/search returned no runs")
+    ids = [r["info"]["run_id"] for r in runs]
+    if run_id not in ids[:5]:
+        die(f"MLflow's newest runs are {ids[:5]}, ferry's newest is {run_id}")
+    first = runs[ids.index(run_id)]["info"]
+    hist = get(f"{url}/api/2.0/mlflow/metrics/get-history?run_id={loss_run}&metric_key=loss&max_results=25000")
+    print(json.dumps({"runs_search_first_page": len(runs), "newest": first["run_id"], "newest_name": first.get("run_name"),
+                      "next_page_token": bool(got.get("next_page_token")), "runs_search_s": round(took, 3),
+                      "loss_points": len(hist.get("metrics", []))}))
+
+
+# ------------------------------------------------------------------- measuring
+
+QUIET_MS = 500
+
+
+class Tracker:
+    """Requests in flight and response bytes of one page."""
+
+    def __init__(self, page):
+        self.inflight = set()
+        self.last_done = None
+        self.bytes = 0
+        self.requests = 0
+        self.pending_bodies = []
+        page.on("request", self.on_request)
+        page.on("requestfinished", self.on_finished)
+        page.on("requestfailed", self.on_failed)
+
+    def on_request(self, req):
+        self.inflight.add(req)
+        self.requests += 1
+
+    def on_finished(self, req):
+        self.inflight.discard(req)
+        self.last_done = time.perf_counter()
+        self.pending_bodies.append(req)
+
+    def on_failed(self, req):
+        self.inflight.discard(req)
+        self.last_done = time.perf_counter()
+
+    def body_bytes(self):
+        """(decoded body bytes, bytes of the bodies on the wire) of every finished request."""
+        body = wire = 0
+        for req in self.pending_bodies:
+            try:
+                resp = req.response()
+                if resp is not None:
+                    body += len(resp.body())
+                wire += max(req.sizes().get("responseBodySize", 0), 0)
+            except Exception:
+                # Redirects have no body.
+                pass
+        return body, wire
+
+
+def navigate(page, url, selector, timeout_s=120):
+    """One navigation to fully drawn: (ms, body bytes, wire bytes, requests, ms to content)."""
+    tr = Tracker(page)
+    t0 = time.perf_counter()
+    page.goto(url, wait_until="commit", timeout=timeout_s * 1000)
+    page.wait_for_selector(selector, state="visible", timeout=timeout_s * 1000)
+    t_content = time.perf_counter()
+    # Network quiet: nothing in flight for QUIET_MS.
+    deadline = time.perf_counter() + timeout_s
+    while True:
+        if not tr.inflight:
+            quiet_since = tr.last_done or t_content
+            if time.perf_counter() - max(quiet_since, t_content) >= QUIET_MS / 1000:
+                break
+        if time.perf_counter() > deadline:
+            die(f"{url}: network never quiet ({len(tr.inflight)} in flight)")
+        page.wait_for_timeout(20)
+    t_end = max(t_content, tr.last_done or t_content)
+    body, wire = tr.body_bytes()
+    return (t_end - t0) * 1000, body, wire, tr.requests, (t_content - t0) * 1000
+
+
+def metric_page_url(base, run, exp):
+    import urllib.parse
+    q = lambda o: urllib.parse.quote(json.dumps(o))
+    return (f"{base}/#/metric?runs={json.dumps([run])}&metric={q('loss')}&experiments={json.dumps([exp])}"
+            f"&plot_metric_keys={q(['loss'])}&plot_layout={{}}&x_axis=step&y_axis_scale=linear&line_smoothness=1"
+            f"&show_point=false&deselected_curves=[]&last_linear_y_axis_range=[]")
+
+
+def measure(args):
+    from playwright.sync_api import sync_playwright
+    label, reps = args["label"], int(args["reps"])
+    ferry, mlflow, exp = args["ferry"], args["mlflow"], args["exp"]
+    newest, loss_run = args["newest"], args["loss-run"]
+    pages = {
+        "runs": {
+            "ferry": (f"{ferry}/ui/runs",
+                      f'table.runs tbody tr a[href="/ui/runs/{newest}"]'),
+            # MLflow 3.17's UI opens in its GenAI mode (a global switch kept in
+            # localStorage, empty in a fresh context); workflowType picks
+            # "Model training", whose experiment page shows the runs table.
+            "mlflow": (f"{mlflow}/#/experiments/{exp}/runs?workflowType=machine_learning",
+                       f'.ag-row a[href="#/experiments/{exp}/runs/{newest}"]'),
+        },
+        "chart": {
+            "ferry": (f"{ferry}/ui/runs/{loss_run}", "svg.chart polyline"),
+            # The URL MLflow's own "plot chart" links make (Routes.getMetricPageRoute).
+            "mlflow": (metric_page_url(mlflow, loss_run, exp), ".scatterlayer .trace path.js-line"),
+        },
+    }
+    out = {"label": label, "reps": reps, "quiet_ms": QUIET_MS, "pages": {}}
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True)
+        out["chromium"] = browser.version
+        for name, prods in pages.items():
+            res = {prod: {"cold_ms": [], "cold_content_ms": [], "warm_ms": [], "bytes": [], "wire_bytes": [], "requests": [],
+                          "url": u, "selector": s} for prod, (u, s) in prods.items()}
+            # Cold: a fresh context (empty cache, no service worker) a navigation,
+            # ferry and MLflow alternating so they share the machine's state.
+            for i in range(reps):
+                for prod in (("ferry", "mlflow") if i % 2 == 0 else ("mlflow", "ferry")):
+                    url, sel = prods[prod]
+                    ctx = browser.new_context(viewport={"width": 1400, "height": 900})
+                    page = ctx.new_page()
+                    ms, nbytes, wire, nreq, content_ms = navigate(page, url, sel)
+                    r = res[prod]
+                    r["wire_bytes"].append(wire)
+                    r["cold_ms"].append(round(ms, 1))
+                    r["cold_content_ms"].append(round(content_ms, 1))
+                    r["bytes"].append(nbytes)
+                    r["requests"].append(nreq)
+                    ctx.close()
+                    print(f"  {label} {name} {prod} cold #{i + 1}: {ms:.0f} ms, {nbytes / 1024:.0f} KiB, {nreq} requests",
+                          file=sys.stderr)
+            # Warm: one context per product, its first navigation discarded.
+            for prod, (url, sel) in prods.items():
+                ctx = browser.new_context(viewport={"width": 1400, "height": 900})
+                page = ctx.new_page()
+                navigate(page, url, sel)
+                for i in range(reps):
+                    page.goto("about:blank")
+                    ms = navigate(page, url, sel)[0]
+                    res[prod]["warm_ms"].append(round(ms, 1))
+                ctx.close()
+                print(f"  {label} {name} {prod} warm: median {statistics.median(res[prod]['warm_ms']):.0f} ms",
+                      file=sys.stderr)
+            out["pages"][name] = res
+        browser.close()
+    with open(args["out"], "w") as fh:
+        json.dump(out, fh, indent=1)
+
+
+# --------------------------------------------------------------------- report
+
+def p95(xs):
+    xs = sorted(xs)
+    return xs[int(0.95 * (len(xs) - 1))]
+
+
+def report(outdir):
+    titles = {"runs": "runs page", "chart": "metric chart, 10,000 points (`loss`)"}
+    lines = ["| page | store | ferry median / p95 ms | MLflow median / p95 ms | MLflow / ferry (median) | ferry KiB | MLflow KiB | requests ferry / MLflow |",
+             "|---|---|---|---|---|---|---|---|"]
+    warm = ["| page | store | ferry median / p95 ms | MLflow median / p95 ms | MLflow / ferry (median) |",
+            "|---|---|---|---|---|"]
+    files = sorted(f for f in os.listdir(outdir) if f.startswith("browser-") and f.endswith(".json"))
+    meta = {}
+    for fn in files:
+        d = json.load(open(os.path.join(outdir, fn)))
+        meta["chromium"] = d.get("chromium")
+        for name, res in d["pages"].items():
+            fe, ml = res["ferry"], res["mlflow"]
+            fm, mm = statistics.median(fe["cold_ms"]), statistics.median(ml["cold_ms"])
+            lines.append(f"| {titles[name]} | {d['label']} | {fm:.0f} / {p95(fe['cold_ms']):.0f} | "
+                         f"{mm:.0f} / {p95(ml['cold_ms']):.0f} | **{mm / fm:.1f}x** | "
+                         f"{statistics.median(fe['bytes']) / 1024:.1f} | {statistics.median(ml['bytes']) / 1024:.1f} | "
+                         f"{statistics.median(fe['requests']):.0f} / {statistics.median(ml['requests']):.0f} |")
+            fw, mw = statistics.median(fe["warm_ms"]), statistics.median(ml["warm_ms"])
+            warm.append(f"| {titles[name]} | {d['label']} | {fw:.0f} / {p95(fe['warm_ms']):.0f} | "
+                        f"{mw:.0f} / {p95(ml['warm_ms']):.0f} | **{mw / fw:.1f}x** |")
+    print("Cold (a fresh browser context each navigation: empty cache):\n")
+    print("\n".join(lines))
+    print("\nWarm (the same context, its cache filled by an earlier navigation):\n")
+    print("\n".join(warm))
+    print(f"\nChromium {meta.get('chromium')}.")
+
+
+def main():
+    a = sys.argv[1:]
+    if not a:
+        die(__doc__)
+    cmd = a[0]
+    if cmd == "seed-mlflow":
+        seed_mlflow(*a[1:4])
+    elif cmd == "check-mlflow":
+        check_mlflow(*a[1:5])
+    elif cmd == "measure":
+        kv = {}
+        rest = a[1:]
+        for i in range(0, len(rest), 2):
+            kv[rest[i].lstrip("-")] = rest[i + 1]
+        measure(kv)
+    elif cmd == "report":
+        report(a[1])
+    else:
+        die(f"unknown command {cmd}")
+
+
+if __name__ == "__main__":
+    main()
