@@ -338,9 +338,12 @@ async fn guarded<S: Routes>(gate: Arc<Gate>, req: Request, next: Next<S>) -> Res
         return next.run(req).await;
     }
     // ferry's own routes audit what they do with who asked; the
-    // dashboard shows only the caller's workspaces.
+    // dashboard shows only the caller's workspaces; what is created is
+    // recorded as theirs (a run's user_id).
     let mut req = req;
-    if req.uri().path().starts_with("/api/2.0/ferry/") || ferry_dashboard::serves(req.uri().path())
+    if route.rule == Rule::CreateIn
+        || req.uri().path().starts_with("/api/2.0/ferry/")
+        || ferry_dashboard::serves(req.uri().path())
     {
         req.extensions_mut().insert(caller.as_ref().clone());
     }

@@ -984,6 +984,29 @@ fn listings_show_each_team_only_its_own_and_creators_manage_what_they_make() {
             .collect();
         assert_eq!(runs, vec![a.run.clone()]);
 
+        // A run is recorded as the authenticated user's, whoever the
+        // client says started it.
+        let (s, v) = t
+            .send(
+                Some(&basic("editor-a")),
+                None,
+                Method::POST,
+                &api("runs/create"),
+                Some(json!({"experiment_id": a.exp, "user_id": "admin",
+                    "tags": [{"key": "mlflow.user", "value": "admin"}]})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        assert_eq!(v["run"]["info"]["user_id"], "editor-a");
+        let user_tags: Vec<&Value> = v["run"]["data"]["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t["key"] == "mlflow.user")
+            .collect();
+        assert_eq!(user_tags.len(), 1);
+        assert_eq!(user_tags[0]["value"], "editor-a");
+
         // An editor creates in their workspace (named by nothing: their only
         // one), and manages what they made: deleting needs MANAGE.
         let (s, v) = t
