@@ -214,6 +214,26 @@ impl Caller {
     pub fn is_admin(&self) -> bool {
         self.user.is_admin && self.token.as_ref().is_none_or(|t| t.role.is_none())
     }
+
+    /// The workspaces whose work the caller may see listed (the dashboard,
+    /// cost reports): `None` for every one (a server admin), else those it
+    /// holds a role in, its own and through its groups.
+    pub async fn workspaces(
+        &self,
+        store: &dyn MetadataStore,
+    ) -> Result<Option<std::collections::BTreeSet<String>>, StoreError> {
+        if self.is_admin() {
+            return Ok(None);
+        }
+        let mut ws: std::collections::BTreeSet<String> = store
+            .roles_of(self.user.id)
+            .await?
+            .into_iter()
+            .map(|r| r.workspace)
+            .collect();
+        ws.extend(self.group_roles.iter().map(|r| r.workspace.clone()));
+        Ok(Some(ws))
+    }
 }
 
 /// What is cached for one auth generation.

@@ -51,17 +51,9 @@ impl FromRequestParts<Dash> for Viewer {
                 Viewer::Workspaces(BTreeSet::new())
             });
         };
-        if caller.is_admin() {
-            return Ok(Viewer::All);
-        }
-        let mut ws: BTreeSet<String> = dash
-            .store
-            .roles_of(caller.user.id)
-            .await?
-            .into_iter()
-            .map(|r| r.workspace)
-            .collect();
-        ws.extend(caller.group_roles.iter().map(|r| r.workspace.clone()));
-        Ok(Viewer::Workspaces(ws))
+        Ok(match caller.workspaces(dash.store.as_ref()).await? {
+            None => Viewer::All,
+            Some(ws) => Viewer::Workspaces(ws),
+        })
     }
 }

@@ -229,6 +229,24 @@ impl Grouping {
         })
     }
 
+    /// The sums of the pipelines whose workspace `sees` allows (a
+    /// pipeline no run named an owner for is [`crate::DEFAULT_WORKSPACE`]'s).
+    pub fn visible(
+        sums: Vec<ferry_cost::ledger::DaySum>,
+        owners: &BTreeMap<String, Owner>,
+        sees: impl Fn(&str) -> bool,
+    ) -> Vec<ferry_cost::ledger::DaySum> {
+        sums.into_iter()
+            .filter(|s| {
+                sees(
+                    owners
+                        .get(&s.pipeline)
+                        .map_or(crate::DEFAULT_WORKSPACE, |o| o.workspace.as_str()),
+                )
+            })
+            .collect()
+    }
+
     /// The report's lines from the ledger's sums, each pipeline's put
     /// under its workspace or project where asked (a pipeline no run named
     /// an owner for is [`crate::DEFAULT_WORKSPACE`]'s, and its own project).

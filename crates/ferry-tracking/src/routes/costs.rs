@@ -436,7 +436,19 @@ pub struct Report {
 
 /// `GET costs/report?by=&since_ms=&until_ms=&utc_offset_minutes=`: what
 /// `ferry cost` shows, summed here.
-pub async fn report(State(st): State<AppState>, Query(q): Query<Report>) -> ApiResult<Out<Value>> {
+///
+/// A caller who is not a server admin gets the figures of their own
+/// workspaces only, as the dashboard shows them.
+pub async fn report(
+    State(st): State<AppState>,
+    caller: Option<axum::Extension<crate::auth::Caller>>,
+    Query(q): Query<Report>,
+) -> ApiResult<Out<Value>> {
+    let seen = match &caller {
+        Some(c) => c.workspaces(st.store.as_ref()).await?,
+        None => None,
+    };
+    let sees = |ws: &str| seen.as_ref().is_none_or(|s| s.contains(ws));
     let since = q.since_ms.ok_or_else(|| ApiError::missing("since_ms"))?;
     let until = q.until_ms.unwrap_or_else(|| crate::now_ms() + 1);
     let offset = q.utc_offset_minutes.unwrap_or(0);
@@ -450,7 +462,16 @@ pub async fn report(State(st): State<AppState>, Query(q): Query<Report>) -> ApiR
         ApiError::invalid(format!("by `{by}`: one of {}", Grouping::NAMES.join(", ")))
     })?;
     if grouping == Grouping::Model {
-        let versions = st.store.version_costs(since, until).await?;
+        let mut versions = Vec::new();
+        for v in st.store.version_costs(since, until).await? {
+            let ws = st
+                .store
+                .workspace_of(ferry_auth::ResourceType::RegisteredModel, &v.model)
+                .await?;
+            if sees(&ws) {
+                versions.push(v);
+            }
+        }
         return Ok(Out(json!({ "versions": versions })));
     }
     if grouping == Grouping::Storage {
@@ -465,14 +486,13 @@ pub async fn report(State(st): State<AppState>, Query(q): Query<Report>) -> ApiR
             .registry_storage()
             .await?
             .into_iter()
+            .filter(|s| sees(&s.workspace))
             .map(|s| s.priced(gib_month))
             .collect();
         return Ok(Out(json!({ "storage": stored })));
     }
     let sums = st.store.stage_costs(since, until, offset).await?;
-    let owners = match grouping {
-        Grouping::Team | Grouping::Project => st.store.pipeline_owners().await?,
-        _ => Default::default(),
-    };
+    let owners = st.store.pipeline_owners().await?;
+    let sums = Grouping::visible(sums, &owners, sees);
     Ok(Out(json!({ "lines": grouping.lines(sums, &owners) })))
 }

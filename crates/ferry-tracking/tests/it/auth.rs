@@ -1954,3 +1954,56 @@ fn the_dashboard_shows_each_team_only_its_own() {
         assert_eq!(s, StatusCode::NO_CONTENT);
     });
 }
+
+#[test]
+fn cost_reports_show_each_team_only_its_own() {
+    rt().block_on(async {
+        let t = Team::new().await;
+        for (ws, n) in [("team-a", 1), ("team-b", 2)] {
+            let f = fixture(&t, ws, n).await;
+            t.root(
+                ws,
+                Method::POST,
+                &ferry_api("costs/stage"),
+                Some(json!({
+                    "run_id": f.run, "stage": "train", "status": "ran",
+                    "started_ms": 1_000, "ended_ms": 61_000, "project": ws,
+                    "cost": {"charged": 0.5, "basis": "used", "requested": null, "used": 0.5, "machine": "aws-us-east-1"}
+                })),
+            )
+            .await;
+        }
+        let keys = |v: &Value| -> Vec<String> {
+            v["lines"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|l| l["key"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        let report = ferry_api("costs/report?by=team&since_ms=0");
+        let (s, v) = t
+            .send(Some(&basic("viewer-a")), None, Method::GET, &report, None)
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        assert_eq!(keys(&v), vec!["team-a"]);
+        let (_, v) = t
+            .send(
+                Some(&basic("editor-b")),
+                None,
+                Method::GET,
+                &ferry_api("costs/report?by=pipeline&since_ms=0"),
+                None,
+            )
+            .await;
+        assert_eq!(v["lines"].as_array().map(Vec::len), Some(1), "{v}");
+        let (_, v) = t
+            .send(Some(&basic("nobody")), None, Method::GET, &report, None)
+            .await;
+        assert_eq!(keys(&v), Vec::<String>::new());
+        let (_, v) = t
+            .send(Some(&basic("root")), None, Method::GET, &report, None)
+            .await;
+        assert_eq!(keys(&v), vec!["team-a", "team-b"]);
+    });
+}
