@@ -6,6 +6,7 @@
 mod digest;
 mod link;
 mod names;
+pub mod predlog;
 
 pub use digest::{Digest, DigestParseError, StableHasher};
 pub use link::LinkMode;
@@ -38,15 +39,6 @@ pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     era * 146_097 + doe - 719_468
-}
-
-/// The login name, as Python's `getpass.getuser()` (and so the MLflow
-/// client) finds it: `LOGNAME`, `USER`, then `USERNAME`.
-pub fn login_name() -> Option<String> {
-    ["LOGNAME", "USER", "USERNAME"]
-        .iter()
-        .filter_map(|k| std::env::var(k).ok())
-        .find(|v| !v.is_empty())
 }
 
 /// Milliseconds since the Unix epoch, the one timestamp unit of ferry's records.

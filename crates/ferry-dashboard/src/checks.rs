@@ -76,7 +76,9 @@ pub(crate) async fn report(
     while let Some(chunk) = body.next().await {
         html.extend_from_slice(&chunk.map_err(|e| DashError::Internal(format!("{path}: {e}")))?);
         if html.len() > MAX_REPORT {
-            return Err(DashError::Internal(format!("{path}: over {MAX_REPORT} bytes")));
+            return Err(DashError::Internal(format!(
+                "{path}: over {MAX_REPORT} bytes"
+            )));
         }
     }
     Ok((

@@ -11,6 +11,8 @@ pub enum DashError {
     NotFound(String),
     /// A filter or a cursor that cannot be read.
     BadRequest(String),
+    /// A page only some may see (the audit log: server admins).
+    Forbidden(String),
     Store(ferry_metadata::Error),
     Template(minijinja::Error),
     /// Anything else that failed on the server's side (logged, not shown).
@@ -47,6 +49,7 @@ impl IntoResponse for DashError {
         let (status, message) = match self {
             DashError::NotFound(m) => (StatusCode::NOT_FOUND, m),
             DashError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
+            DashError::Forbidden(m) => (StatusCode::FORBIDDEN, m),
             DashError::Store(e) => {
                 tracing::error!("dashboard: {e}");
                 (

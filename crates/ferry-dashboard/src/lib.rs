@@ -13,12 +13,15 @@
 //! Pages read the store through `ferry-metadata`'s interfaces only; nothing
 //! here writes.
 
+mod audit;
 mod checks;
 mod compare;
+mod cost;
 mod error;
 pub mod live;
 mod logs;
 mod models;
+pub mod monitoring;
 mod pages;
 pub mod requests;
 mod rollouts;
@@ -45,6 +48,8 @@ pub struct Settings {
     pub logs: Option<PathBuf>,
     /// The server's artifacts: the logs of runs recorded through it.
     pub artifacts: Option<Arc<dyn ferry_artifacts::ArtifactStore>>,
+    /// What measures drift between windows of the prediction log.
+    pub drift: Option<Arc<dyn monitoring::DriftEngine>>,
 }
 
 /// What every page handler has: the store, the templates, the settings.
@@ -55,6 +60,9 @@ pub struct Dash {
     pub(crate) predictions: Option<Arc<PathBuf>>,
     pub(crate) logs: Option<Arc<PathBuf>>,
     pub(crate) artifacts: Option<Arc<dyn ferry_artifacts::ArtifactStore>>,
+    pub(crate) drift: Option<Arc<dyn monitoring::DriftEngine>>,
+    /// What was read of the prediction log, kept across views.
+    pub(crate) monitoring: Arc<monitoring::Memory>,
 }
 
 impl Dash {
@@ -65,6 +73,8 @@ impl Dash {
             predictions: settings.predictions.map(Arc::new),
             logs: settings.logs.map(Arc::new),
             artifacts: settings.artifacts,
+            drift: settings.drift,
+            monitoring: Arc::default(),
         }
     }
 }
@@ -88,6 +98,10 @@ pub fn router(store: Arc<dyn MetadataStore>, settings: Settings) -> Router {
         .route("/ui/models/{name}", get(models::model))
         .route("/ui/models/{name}/{version}", get(models::version))
         .route("/ui/requests", get(requests::request))
+        .route("/ui/monitoring", get(monitoring::models))
+        .route("/ui/monitoring/{name}", get(monitoring::model))
+        .route("/ui/cost", get(cost::cost))
+        .route("/ui/audit", get(audit::audit))
         .route("/ui/rollouts", get(rollouts::rollouts))
         .route("/ui/rollouts/{id}", get(rollouts::rollout))
         .route("/ui/rollouts/{id}/live", get(rollouts::rollout_live))

@@ -33,6 +33,21 @@ const TEMPLATES: &[(&str, &str)] = &[
         "request_form.html",
         include_str!("../templates/request_form.html"),
     ),
+    (
+        "monitoring.html",
+        include_str!("../templates/monitoring.html"),
+    ),
+    (
+        "monitoring_model.html",
+        include_str!("../templates/monitoring_model.html"),
+    ),
+    (
+        "drift_status.html",
+        include_str!("../templates/drift_status.html"),
+    ),
+    ("budgets.html", include_str!("../templates/budgets.html")),
+    ("cost.html", include_str!("../templates/cost.html")),
+    ("audit.html", include_str!("../templates/audit.html")),
     ("rollouts.html", include_str!("../templates/rollouts.html")),
     ("rollout.html", include_str!("../templates/rollout.html")),
     (
@@ -123,47 +138,14 @@ fn trend(h: &PipelineHealth) -> &'static str {
     }
 }
 
-/// `/`: each workspace's pipelines, models in production, rollouts under
-/// way and budgets.
-pub(crate) async fn overview(State(dash): State<Dash>, viewer: Viewer) -> Page {
-    let now = ferry_core::now_ms();
-    let filter = viewer.filter();
-    let health = dash.store.pipeline_health(now, filter.as_deref()).await?;
-    let mut teams: BTreeMap<String, Vec<HealthLine>> = BTreeMap::new();
-    for h in health {
-        teams
-            .entry(h.workspace.clone())
-            .or_default()
-            .push(HealthLine {
-                trend: trend(&h),
-                h,
-            });
-    }
-    let serving = crate::live::by_version(&dash.store.list_gateways().await?, now);
-    let mut production = Vec::new();
-    for m in dash.store.list_models().await? {
-        if !crate::models::visible(&dash, &viewer, &m.name).await? {
-            continue;
-        }
-        if let Some((_, v)) = m.aliases.iter().find(|(a, _)| a == "production") {
-            let f = serving.get(&(m.name.clone(), *v));
-            production.push(context! {
-                model => m.name,
-                version => v,
-                live => f.map(Value::from_serialize),
-                error_rate => f.and_then(|f| f.error_rate()),
-                accuracy => f.and_then(|f| f.accuracy()),
-            });
-        }
-    }
-    let mut rollouts = Vec::new();
-    for d in dash.store.list_deployments(None, true).await? {
-        if crate::models::visible(&dash, &viewer, &d.model).await? {
-            rollouts.push(d);
-        }
-    }
+/// This month's budgets the viewer may see, with what was spent and held.
+pub(crate) async fn budget_lines(
+    dash: &Dash,
+    viewer: &Viewer,
+    now: i64,
+) -> Result<Vec<Value>, DashError> {
     let owners = dash.store.pipeline_owners().await?;
-    let budgets: Vec<_> = dash
+    Ok(dash
         .store
         .budgets(now)
         .await?
@@ -191,7 +173,61 @@ pub(crate) async fn overview(State(dash): State<Dash>, viewer: Viewer) -> Page {
                 used_percent => used,
             }
         })
-        .collect();
+        .collect())
+}
+
+/// `/`: each workspace's pipelines, models in production, rollouts under
+/// way and budgets.
+pub(crate) async fn overview(State(dash): State<Dash>, viewer: Viewer) -> Page {
+    let now = ferry_core::now_ms();
+    let filter = viewer.filter();
+    let health = dash.store.pipeline_health(now, filter.as_deref()).await?;
+    let mut teams: BTreeMap<String, Vec<HealthLine>> = BTreeMap::new();
+    for h in health {
+        teams
+            .entry(h.workspace.clone())
+            .or_default()
+            .push(HealthLine {
+                trend: trend(&h),
+                h,
+            });
+    }
+    let serving = crate::live::by_version(&dash.store.list_gateways().await?, now);
+    let mut production = Vec::new();
+    let mut in_production = Vec::new();
+    for m in dash.store.list_models().await? {
+        if crate::models::visible(&dash, &viewer, &m.name).await?
+            && let Some((_, v)) = m.aliases.iter().find(|(a, _)| a == "production")
+        {
+            in_production.push((m.name.clone(), *v));
+        }
+    }
+    // Each model's drift, measured together, for a moment at most.
+    let drifts =
+        futures_util::future::join_all(in_production.iter().map(|(m, _)| {
+            crate::monitoring::latest(&dash, m, std::time::Duration::from_millis(50))
+        }))
+        .await;
+    for ((model, v), drift) in in_production.into_iter().zip(drifts) {
+        {
+            let f = serving.get(&(model.clone(), v));
+            production.push(context! {
+                model => model,
+                version => v,
+                live => f.map(Value::from_serialize),
+                error_rate => f.and_then(|f| f.error_rate()),
+                accuracy => f.and_then(|f| f.accuracy()),
+                drift => Value::from_serialize(&drift),
+            });
+        }
+    }
+    let mut rollouts = Vec::new();
+    for d in dash.store.list_deployments(None, true).await? {
+        if crate::models::visible(&dash, &viewer, &d.model).await? {
+            rollouts.push(d);
+        }
+    }
+    let budgets = budget_lines(&dash, &viewer, now).await?;
     render(
         &dash,
         "overview.html",

@@ -175,39 +175,6 @@ impl PredLog {
     }
 }
 
-/// `2026-11-26T14` for an hour window (UTC), `...T14-05` below an hour.
-fn window_name(at_ms: i64, window_s: u64) -> String {
-    let w = window_s.max(1) as i64;
-    let start = at_ms.div_euclid(1000).div_euclid(w) * w;
-    let days = start.div_euclid(86_400);
-    let secs = start.rem_euclid(86_400);
-    let (y, m, d) = ferry_core::civil_from_days(days);
-    if window_s >= 86_400 {
-        format!("{y:04}-{m:02}-{d:02}")
-    } else if window_s >= 3600 {
-        format!("{y:04}-{m:02}-{d:02}T{:02}", secs / 3600)
-    } else {
-        format!(
-            "{y:04}-{m:02}-{d:02}T{:02}-{:02}",
-            secs / 3600,
-            (secs % 3600) / 60
-        )
-    }
-}
-
-fn safe_dir_name(model: &str) -> String {
-    model
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
-
 struct Open {
     path: PathBuf,
     file: std::io::BufWriter<std::fs::File>,
@@ -228,9 +195,9 @@ fn writer(
                  at_ms: i64,
                  text: &str|
      -> std::io::Result<()> {
-        let win = window_name(at_ms, cfg.window_s);
+        let win = ferry_core::predlog::window_name(at_ms, cfg.window_s);
         let key = (model.to_owned(), kind);
-        let dir = cfg.dir.join(safe_dir_name(model));
+        let dir = cfg.dir.join(ferry_core::predlog::model_dir(model));
         let need_new = match open.get(&key) {
             Some((w, _, o)) => w != &win || o.bytes >= cfg.max_file_bytes,
             None => true,
@@ -358,15 +325,6 @@ fn prune(dir: &Path, max: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn windows_are_named_in_utc() {
-        // 2026-11-26T14:05:30Z
-        let t = 1_795_701_930_000;
-        assert_eq!(window_name(t, 3600), "2026-11-26T14");
-        assert_eq!(window_name(t, 300), "2026-11-26T14-05");
-        assert_eq!(window_name(t, 86_400), "2026-11-26");
-    }
 
     #[test]
     fn lines_rotate_by_size_and_old_files_go() {

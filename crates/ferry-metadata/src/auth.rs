@@ -905,11 +905,15 @@ impl AuthStore for SqlStore {
                 "(action = {exact} OR action LIKE {prefix} ESCAPE '\\')"
             ));
         }
+        if q.before_seq.is_some() {
+            clauses.push(format!("seq < {}", param()));
+        }
         let limit = param();
         let sql = format!(
-            "SELECT * FROM audit_log {} {} ORDER BY seq LIMIT {limit}",
+            "SELECT * FROM audit_log {} {} ORDER BY seq {} LIMIT {limit}",
             if clauses.is_empty() { "" } else { "WHERE" },
-            clauses.join(" AND ")
+            clauses.join(" AND "),
+            if q.newest_first { "DESC" } else { "ASC" }
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         if let Some(t) = q.since_ms {
@@ -924,6 +928,9 @@ impl AuthStore for SqlStore {
                 .replace('%', "\\%")
                 .replace('_', "\\_");
             query = query.bind(a.clone()).bind(format!("{escaped}.%"));
+        }
+        if let Some(b) = q.before_seq {
+            query = query.bind(b.min(i64::MAX as u64) as i64);
         }
         let limit = q.limit.map_or(i64::MAX, |l| l.min(i64::MAX as u64) as i64);
         let rows = query

@@ -115,6 +115,10 @@ pub struct AuditQuery {
     pub actor: Option<String>,
     /// A prefix of the action (`registered_model.alias` finds every move).
     pub action: Option<String>,
+    /// Entries before this one (a page's cursor).
+    pub before_seq: Option<u64>,
+    /// The newest first (else the oldest).
+    pub newest_first: bool,
     pub limit: Option<u64>,
 }
 
@@ -222,10 +226,19 @@ pub trait AuthStore: Send + Sync {
     async fn audit_head(&self) -> Result<Option<(u64, String)>>;
 }
 
+/// The login name, as Python's `getpass.getuser()` (and so the MLflow
+/// client) finds it: `LOGNAME`, `USER`, then `USERNAME`.
+pub fn login_name() -> Option<String> {
+    ["LOGNAME", "USER", "USERNAME"]
+        .iter()
+        .filter_map(|k| std::env::var(k).ok())
+        .find(|v| !v.is_empty())
+}
+
 /// Who an audit entry names for a change made on the store itself (the
 /// command line, no server in between): `cli:<login name>`.
 pub fn cli_actor() -> String {
-    let who = ferry_core::login_name().unwrap_or_else(|| "unknown".into());
+    let who = login_name().unwrap_or_else(|| "unknown".into());
     format!("cli:{who}")
 }
 

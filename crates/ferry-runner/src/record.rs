@@ -194,7 +194,7 @@ fn run_tags(s: &RunStart) -> Vec<(String, String)> {
         ("ferry.workspace".to_owned(), s.workspace.clone()),
         ("ferry.project".to_owned(), s.project.clone()),
     ];
-    if let Some(u) = ferry_core::login_name() {
+    if let Some(u) = ferry_metadata::login_name() {
         // Who started it, as the MLflow client records it; a server with
         // users records the authenticated one instead.
         tags.push(("mlflow.user".to_owned(), u));

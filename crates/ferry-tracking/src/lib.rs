@@ -235,6 +235,8 @@ pub struct ServerConfig {
     pub predictions: Option<std::path::PathBuf>,
     /// The stage logs of runs made on this machine (a project's).
     pub logs: Option<std::path::PathBuf>,
+    /// What measures drift on the dashboard's Monitoring page.
+    pub drift: Option<std::sync::Arc<dyn ferry_dashboard::monitoring::DriftEngine>>,
 }
 
 /// The answer to a request whose body arrived too slowly (the mlflow
@@ -286,6 +288,7 @@ pub async fn serve(cfg: ServerConfig, ready: impl FnOnce(SocketAddr)) -> Result<
             predictions: cfg.predictions,
             logs: cfg.logs,
             artifacts: Some(cfg.artifacts),
+            drift: cfg.drift,
         },
     };
     let app = router(state, Some(gate)).layer(axum::middleware::from_fn(log_requests));

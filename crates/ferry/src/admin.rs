@@ -474,6 +474,7 @@ pub(crate) fn audit(ctx: &Ctx, cmd: AuditCommand) -> Result<u8> {
                 actor,
                 action,
                 limit,
+                ..Default::default()
             };
             let entries = store
                 .call(|s| Box::pin(async move { s.audit_entries(&q).await }))

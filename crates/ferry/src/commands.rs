@@ -1059,6 +1059,7 @@ fn server(ctx: &Ctx, args: ServerArgs) -> Result<u8> {
                     .unwrap_or_else(|| layout.predictions()),
             ),
             logs: Some(layout.logs()),
+            drift: Some(std::sync::Arc::new(crate::data::LogDrift)),
         };
         ferry_tracking::serve(cfg, move |addr| {
             eprintln!(

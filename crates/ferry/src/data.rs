@@ -440,3 +440,108 @@ fn print_drift(s: &Style, r: &ferry_data::DriftReport, took: std::time::Duration
         print!("{out}");
     }
 }
+
+/// The dashboard's drift engine: `ferry check drift`'s, on two windows of
+/// the prediction log, over the columns both have but the log's own.
+pub struct LogDrift;
+
+impl ferry_dashboard::monitoring::DriftEngine for LogDrift {
+    fn drift(
+        &self,
+        reference: &Path,
+        current: &Path,
+    ) -> std::result::Result<ferry_dashboard::monitoring::WindowDrift, String> {
+        use ferry_dashboard::monitoring::{ColumnScore, LOG_FIELDS, WindowDrift};
+        let open = |p: &Path| {
+            Table::open(&TableSpec::new(p.to_string_lossy()))
+                .map_err(|e| format!("{}: {e}", p.display()))
+        };
+        let (r, c) = (open(reference)?, open(current)?);
+        let comparable = |t: &Table| -> Vec<String> {
+            t.schema
+                .fields()
+                .iter()
+                .filter(|f| ColType::of(f.data_type()).is_some())
+                .map(|f| f.name().clone())
+                .filter(|n| !LOG_FIELDS.contains(&n.as_str()))
+                .collect()
+        };
+        let theirs = comparable(&c);
+        let columns: Vec<String> = comparable(&r)
+            .into_iter()
+            .filter(|n| theirs.contains(n))
+            .collect();
+        if columns.is_empty() {
+            return Err("the windows share no column to compare".into());
+        }
+        let opts = ferry_data::DriftOptions {
+            columns: Some(columns),
+            ..Default::default()
+        };
+        let d = ferry_data::drift(&r, &c, &opts).map_err(|e| e.to_string())?;
+        Ok(WindowDrift {
+            dataset_drift: d.dataset_drift,
+            drifted: d.drifted,
+            columns: d
+                .columns
+                .iter()
+                .map(|c| ColumnScore {
+                    column: c.column.clone(),
+                    method: c.method_label.to_owned(),
+                    value: c.value,
+                    threshold: c.threshold,
+                    rule: if c.method.is_p_value() {
+                        format!("p < {}", c.threshold)
+                    } else {
+                        format!("distance >= {}", c.threshold)
+                    },
+                    drifted: c.drifted,
+                })
+                .collect(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use ferry_dashboard::monitoring::DriftEngine;
+
+    /// `n` logged predictions with petal_length around `centre`.
+    fn window(dir: &Path, name: &str, centre: f64, n: usize) -> std::path::PathBuf {
+        let mut text = String::new();
+        for i in 0..n {
+            let x = centre + (i % 20) as f64 * 0.05;
+            text.push_str(&format!(
+                "{{\"ts\":{i},\"request_id\":\"r{i}\",\"model\":\"iris\",\"version\":{},\"petal_length\":{x},\"sepal_width\":{},\"prediction\":\"{}\"}}\n",
+                1 + i % 2,
+                3.0 + (i % 7) as f64 * 0.1,
+                ["setosa", "virginica"][i % 2]
+            ));
+        }
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    #[test]
+    fn log_windows_are_compared_on_their_data_columns_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let reference = window(dir.path(), "predictions-2026-11-26T14.jsonl", 1.5, 200);
+        let same = window(dir.path(), "predictions-2026-11-26T15.jsonl", 1.5, 200);
+        let moved = window(dir.path(), "predictions-2026-11-26T16.jsonl", 4.5, 200);
+        let d = LogDrift.drift(&reference, &same).unwrap();
+        let names: Vec<&str> = d.columns.iter().map(|c| c.column.as_str()).collect();
+        assert_eq!(names, ["petal_length", "sepal_width", "prediction"]);
+        assert_eq!(d.drifted, 0);
+        let d = LogDrift.drift(&reference, &moved).unwrap();
+        let petal = &d.columns[0];
+        assert!(petal.drifted && petal.rule == "p < 0.05", "{petal:?}");
+        assert_eq!(d.drifted, 1);
+        let err = LogDrift
+            .drift(&reference, &dir.path().join("gone.jsonl"))
+            .unwrap_err();
+        assert!(err.contains("gone.jsonl"), "{err}");
+    }
+}

@@ -122,6 +122,7 @@ async fn fixture() -> Fixture {
     let settings = ferry_dashboard::Settings {
         predictions: Some(dir.path().join("predictions")),
         logs: Some(dir.path().join("logs")),
+        drift: None,
         artifacts: Some(Arc::new(
             ferry_artifacts::LocalArtifacts::new(&dir.path().join("artifacts")).unwrap(),
         )),
@@ -261,7 +262,8 @@ fn runs_page_filters_and_pages_by_cursor() {
             .split('"')
             .next()
             .unwrap()
-            .replace("&amp;", "&").replace("&#x2f;", "/");
+            .replace("&amp;", "&")
+            .replace("&#x2f;", "/");
         let (status, second) = get(&f, &next, None).await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(rows(&second), 62);
@@ -286,7 +288,8 @@ fn runs_page_filters_and_pages_by_cursor() {
             .split('"')
             .next()
             .unwrap()
-            .replace("&amp;", "&").replace("&#x2f;", "/");
+            .replace("&amp;", "&")
+            .replace("&#x2f;", "/");
         assert!(next.contains("order=slowest"), "{next}");
         let (_, second) = get(&f, &next, None).await;
         let mut all = ids(&first);
@@ -338,10 +341,22 @@ fn runs_are_found_by_mlflow_search_grammar_and_by_author() {
         for (query, expect) in [
             (format!("q={}", q("metrics.accuracy > 0.9")), vec![id(0)]),
             (format!("q={}", q("metrics.accuracy < 0.9")), vec![]),
-            (format!("author=alice"), vec![id(3)]),
-            (format!("q={}", q("attributes.user_id = 'bob'")), vec![id(5)]),
-            (format!("q={}&status=failed", q("tags.mlflow.user LIKE '%'")), vec![id(3)]),
-            (format!("q={}", q("attributes.status = 'FAILED' and tags.mlflow.user = 'alice'")), vec![id(3)]),
+            ("author=alice".to_owned(), vec![id(3)]),
+            (
+                format!("q={}", q("attributes.user_id = 'bob'")),
+                vec![id(5)],
+            ),
+            (
+                format!("q={}&status=failed", q("tags.mlflow.user LIKE '%'")),
+                vec![id(3)],
+            ),
+            (
+                format!(
+                    "q={}",
+                    q("attributes.status = 'FAILED' and tags.mlflow.user = 'alice'")
+                ),
+                vec![id(3)],
+            ),
         ] {
             let (status, html) = get(&f, &format!("/ui/runs?{query}"), None).await;
             assert_eq!(status, StatusCode::OK, "{query}: {html}");
@@ -349,7 +364,10 @@ fn runs_are_found_by_mlflow_search_grammar_and_by_author() {
         }
         // The author is shown and is a filter of its own.
         let (_, html) = get(&f, "/ui/runs?author=alice", None).await;
-        assert!(html.contains("<a href=\"/ui/runs?author=alice\">alice</a>"), "{html}");
+        assert!(
+            html.contains("<a href=\"/ui/runs?author=alice\">alice</a>"),
+            "{html}"
+        );
         // A filter the grammar refuses is a 400 naming it, with MLflow's words.
         let (status, html) = get(&f, &format!("/ui/runs?q={}", q("metrics.acc >> 1")), None).await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
@@ -853,5 +871,310 @@ fn runs_compare_side_by_side_params_that_differ_first() {
         )
         .await;
         assert_eq!(status, StatusCode::NOT_FOUND);
+    });
+}
+
+/// A drift engine that reports what it was asked, misbehaving on demand:
+/// slow, or failing.
+struct FakeDrift {
+    calls: std::sync::atomic::AtomicUsize,
+    delay: std::time::Duration,
+    fail: bool,
+}
+
+impl FakeDrift {
+    fn new(delay_ms: u64, fail: bool) -> Arc<FakeDrift> {
+        Arc::new(FakeDrift {
+            calls: Default::default(),
+            delay: std::time::Duration::from_millis(delay_ms),
+            fail,
+        })
+    }
+}
+
+impl ferry_dashboard::monitoring::DriftEngine for FakeDrift {
+    fn drift(
+        &self,
+        reference: &std::path::Path,
+        current: &std::path::Path,
+    ) -> Result<ferry_dashboard::monitoring::WindowDrift, String> {
+        use ferry_dashboard::monitoring::{ColumnScore, WindowDrift};
+        self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        std::thread::sleep(self.delay);
+        if self.fail {
+            return Err("the windows share no column to compare".into());
+        }
+        assert!(
+            reference.ends_with("predictions-2026-11-26T14.jsonl"),
+            "{reference:?}"
+        );
+        // The newer the window, the further petal_length has moved.
+        let hour: f64 = current.to_string_lossy()[current.to_string_lossy().len() - 8..][..2]
+            .parse()
+            .unwrap();
+        let moved = (hour - 14.0) * 0.2;
+        Ok(WindowDrift {
+            dataset_drift: moved >= 0.1,
+            drifted: usize::from(moved >= 0.1),
+            columns: vec![
+                ColumnScore {
+                    column: "petal_length".into(),
+                    method: "Wasserstein distance (normed)".into(),
+                    value: moved,
+                    threshold: 0.1,
+                    rule: "distance >= 0.1".into(),
+                    drifted: moved >= 0.1,
+                },
+                ColumnScore {
+                    column: "sepal_width".into(),
+                    method: "Wasserstein distance (normed)".into(),
+                    value: 0.01,
+                    threshold: 0.1,
+                    rule: "distance >= 0.1".into(),
+                    drifted: false,
+                },
+            ],
+        })
+    }
+}
+
+/// Three hourly windows of iris's prediction log: version 1 alone, then
+/// version 2 taking over, predicting virginica more and more.
+fn write_prediction_log(f: &Fixture) {
+    let dir = f.dir.path().join("predictions").join("iris");
+    std::fs::create_dir_all(&dir).unwrap();
+    for (hour, v2, virginica) in [(14, 0, 3), (15, 5, 6), (16, 9, 9)] {
+        let mut text = String::new();
+        for i in 0..10 {
+            let v = if i < v2 { 2 } else { 1 };
+            let label = if i < virginica { "virginica" } else { "setosa" };
+            text.push_str(&format!(
+                "{{\"ts\":1,\"request_id\":\"r{hour}-{i}\",\"model\":\"iris\",\"version\":{v},\"petal_length\":{}.4,\"prediction\":\"{label}\"}}\n",
+                i % 5
+            ));
+        }
+        std::fs::write(
+            dir.join(format!("predictions-2026-11-26T{hour}.jsonl")),
+            text,
+        )
+        .unwrap();
+    }
+    // Feedback files and stray names are not windows of predictions.
+    std::fs::write(dir.join("feedback-2026-11-26T16.jsonl"), "{}\n").unwrap();
+    std::fs::write(dir.join("notes.txt"), "x").unwrap();
+}
+
+/// GETs through one router, so what it remembers lasts across views.
+async fn get_via(app: &axum::Router, uri: &str, caller: Option<&Caller>) -> (StatusCode, String) {
+    let mut req = Request::get(uri).body(Body::empty()).unwrap();
+    if let Some(c) = caller {
+        req.extensions_mut().insert(c.clone());
+    }
+    let res = app.clone().oneshot(req).await.unwrap();
+    let status = res.status();
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8(body.to_vec()).unwrap())
+}
+
+#[test]
+fn monitoring_shows_drift_over_windows_predictions_and_versions_measured_once() {
+    rt().block_on(async {
+        let mut f = fixture().await;
+        register(&f).await;
+        write_prediction_log(&f);
+        let engine = FakeDrift::new(0, false);
+        f.settings.drift = Some(engine.clone());
+        let app = ferry_dashboard::router(f.store.clone(), f.settings.clone());
+
+        let (status, html) = get_via(&app, "/ui/monitoring/iris", None).await;
+        assert_eq!(status, StatusCode::OK, "{html}");
+        insta::assert_snapshot!(redacted(&html));
+        // Two windows measured against the reference; the second view
+        // reads nothing again.
+        assert_eq!(engine.calls.load(std::sync::atomic::Ordering::SeqCst), 2);
+        let (_, again) = get_via(&app, "/ui/monitoring/iris", None).await;
+        assert_eq!(again, html);
+        assert_eq!(engine.calls.load(std::sync::atomic::Ordering::SeqCst), 2);
+
+        // The overview says production drifts, and the list agrees.
+        let (_, html) = get_via(&app, "/", None).await;
+        assert!(
+            html.contains("<span class=\"status failed\">drift</span> <span class=\"muted\">1 of 2 columns, window predictions-2026-11-26T16.jsonl</span>"),
+            "{html}"
+        );
+        let (_, html) = get_via(&app, "/ui/monitoring", None).await;
+        assert!(html.contains("1 of 2 columns"), "{html}");
+
+        // A window the gateway is still writing is read again.
+        let newest = f.dir.path().join("predictions/iris/predictions-2026-11-26T16.jsonl");
+        let mut text = std::fs::read_to_string(&newest).unwrap();
+        text.push_str("{\"ts\":2,\"request_id\":\"late\",\"model\":\"iris\",\"version\":2,\"petal_length\":9.9,\"prediction\":\"virginica\"}\n");
+        std::fs::write(&newest, text).unwrap();
+        let (_, html) = get_via(&app, "/ui/monitoring/iris", None).await;
+        assert_eq!(engine.calls.load(std::sync::atomic::Ordering::SeqCst), 3);
+        assert!(html.contains("<td>11</td>"), "{html}");
+
+        // Someone of another workspace: no such model.
+        let outsider = member_of(&f, "outsider", "growth").await;
+        let (status, _) = get_via(&app, "/ui/monitoring/iris", Some(&outsider)).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        let (_, html) = get_via(&app, "/ui/monitoring", Some(&outsider)).await;
+        assert!(!html.contains("iris"), "{html}");
+    });
+}
+
+#[test]
+fn a_slow_or_failing_drift_engine_never_holds_up_the_overview() {
+    rt().block_on(async {
+        let mut f = fixture().await;
+        register(&f).await;
+        write_prediction_log(&f);
+        f.settings.drift = Some(FakeDrift::new(800, false));
+        let app = ferry_dashboard::router(f.store.clone(), f.settings.clone());
+        let t = std::time::Instant::now();
+        let (status, html) = get_via(&app, "/", None).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(t.elapsed() < std::time::Duration::from_millis(600), "{:?}", t.elapsed());
+        assert!(html.contains("being measured…"), "{html}");
+
+        f.settings.drift = Some(FakeDrift::new(0, true));
+        let app = ferry_dashboard::router(f.store.clone(), f.settings.clone());
+        let (_, html) = get_via(&app, "/", None).await;
+        assert!(
+            html.contains("<span class=\"status failed\">not measured</span> <span class=\"muted\">the windows share no column to compare</span>"),
+            "{html}"
+        );
+        let (status, html) = get_via(&app, "/ui/monitoring/iris", None).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(html.contains("not measured"), "{html}");
+
+        // Without a log at all.
+        f.settings.predictions = None;
+        let app = ferry_dashboard::router(f.store.clone(), f.settings.clone());
+        let (_, html) = get_via(&app, "/ui/monitoring/iris", None).await;
+        assert!(html.contains("was not told where the prediction log is"), "{html}");
+    });
+}
+
+/// Stage `stage` of run `i` charged `usd`, as a run records it.
+async fn charge(f: &Fixture, i: usize, stage: &str, usd: f64) {
+    let mut s = StageRecord::new(stage, StageStatus::Ran, "changed".into());
+    s.started_ms = Some(f.now - 2 * H);
+    s.ended_ms = Some(f.now - 2 * H + MIN);
+    s.wall_ms = Some(MIN);
+    s.cost = Some(ferry_cost::StageCost {
+        charged: usd,
+        basis: ferry_cost::Basis::Used,
+        requested: None,
+        used: usd,
+        machine: "aws-us-east-1".into(),
+    });
+    f.store.record_stage(&id(i), &s).await.unwrap();
+}
+
+#[test]
+fn cost_shows_each_viewer_only_their_workspaces_spend() {
+    rt().block_on(async {
+        let f = fixture().await;
+        charge(&f, 100, "train", 2.5).await;
+        charge(&f, 5, "train", 1.25).await;
+        charge(&f, 6, "evaluate", 0.25).await;
+        let (status, html) = get(&f, "/ui/cost", None).await;
+        assert_eq!(status, StatusCode::OK, "{html}");
+        assert!(html.contains("<strong>$4.00</strong>"), "{html}");
+        assert!(
+            html.contains("<th scope=\"row\">growth</th><td>$2.50</td>"),
+            "{html}"
+        );
+        assert!(
+            html.contains("<th scope=\"row\">ml</th><td>$1.50</td>"),
+            "{html}"
+        );
+        let (_, html) = get(&f, "/ui/cost?by=stage&since=7d", None).await;
+        assert!(
+            html.contains("<th scope=\"row\">iris&#x2f;train</th><td>$1.25</td>"),
+            "{html}"
+        );
+
+        let ml = member_of(&f, "ml-viewer", "ml").await;
+        let (_, html) = get(&f, "/ui/cost?by=pipeline", Some(&ml)).await;
+        assert!(html.contains("<strong>$1.50</strong>"), "{html}");
+        assert!(
+            !html.contains("churn") && !html.contains("growth"),
+            "{html}"
+        );
+
+        for (uri, field) in [
+            ("/ui/cost?by=colour", "by `colour`"),
+            ("/ui/cost?since=1y", "since `1y`"),
+            ("/ui/cost?by=storage", "by `storage`"),
+        ] {
+            let (status, html) = get(&f, uri, None).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}");
+            assert!(html.contains(field), "{uri}: {html}");
+        }
+    });
+}
+
+#[test]
+fn the_audit_log_is_for_server_admins_newest_first_a_page_at_a_time() {
+    rt().block_on(async {
+        let f = fixture().await;
+        for i in 0..130u64 {
+            f.store
+                .append_audit(&ferry_auth::audit::Event {
+                    time_ms: f.now - 1000 + i as i64,
+                    actor: if i % 2 == 0 { "ana" } else { "ben" }.into(),
+                    token_id: None,
+                    action: if i == 129 {
+                        "registered_model.alias.set"
+                    } else {
+                        "experiment.create"
+                    }
+                    .into(),
+                    resource: format!("experiment:{i}"),
+                    outcome: if i == 128 { "denied" } else { "allowed" }.into(),
+                    source: "127.0.0.1".into(),
+                    reason: (i == 129).then(|| "<b>hotfix</b>".into()),
+                })
+                .await
+                .unwrap();
+        }
+        let (status, html) = get(&f, "/ui/audit", None).await;
+        assert_eq!(status, StatusCode::OK, "{html}");
+        let seqs = |html: &str| -> Vec<u64> {
+            html.split("<tr><th scope=\"row\">")
+                .skip(1)
+                .map(|s| s[..s.find('<').unwrap()].parse().unwrap())
+                .collect()
+        };
+        let first = seqs(&html);
+        assert_eq!((first.len(), first[0], first[99]), (100, 130, 31));
+        assert!(
+            html.contains("&lt;b&gt;hotfix&lt;&#x2f;b&gt;"),
+            "the reason is text"
+        );
+        assert!(html.contains("<span class=\"status failed\">denied</span>"));
+        let next = html
+            .split("rel=\"next\" href=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap()
+            .replace("&amp;", "&")
+            .replace("&#x2f;", "/");
+        let (_, html) = get(&f, &next, None).await;
+        assert_eq!(seqs(&html), (1..=30).rev().collect::<Vec<_>>());
+        let (_, html) = get(&f, "/ui/audit?actor=ben&action=registered_model", None).await;
+        assert_eq!(seqs(&html), vec![130]);
+
+        let (status, _) = get(&f, "/ui/audit?before=x", None).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        // Not a server admin: refused, whatever their roles.
+        let ml = member_of(&f, "ml-admin", "ml").await;
+        let (status, html) = get(&f, "/ui/audit", Some(&ml)).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert!(html.contains("shown to server admins"), "{html}");
     });
 }

@@ -272,6 +272,26 @@ async fn audit_log(s: &dyn MetadataStore) {
         .await,
         [1, 2]
     );
+    // Newest first, and on from a page's last entry.
+    assert_eq!(
+        by(AuditQuery {
+            limit: Some(2),
+            newest_first: true,
+            ..Default::default()
+        })
+        .await,
+        [4, 3]
+    );
+    assert_eq!(
+        by(AuditQuery {
+            limit: Some(2),
+            newest_first: true,
+            before_seq: Some(3),
+            ..Default::default()
+        })
+        .await,
+        [2, 1]
+    );
 }
 
 /// Workspaces of resources, and the generation every change bumps.
