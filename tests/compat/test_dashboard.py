@@ -12,6 +12,7 @@ target/dashboard-screenshots (FERRY_SCREENSHOTS overrides).
 
 Without Chromium (or Playwright) the module skips, saying why; with CI set
 it fails instead."""
+import calendar
 import contextlib
 import json
 import os
@@ -289,6 +290,9 @@ def test_every_page_of_the_iris_example_loads_and_links(browser, iris, dashboard
         expect(page.locator("dl.facts").first).to_contain_text(commit)
         expect(page.locator("ul.gates")).to_contain_text("accurate enough")
         expect(page.locator("svg.timeline")).to_be_visible()
+        # The validate stage's HTML report, inline in its sandboxed frame.
+        report = page.frame_locator("iframe[title='check report validate.html']")
+        expect(report.locator("h1")).to_contain_text("Data check")
         shot(page, "run")
         watch.check()
 
@@ -320,9 +324,24 @@ def test_every_page_of_the_iris_example_loads_and_links(browser, iris, dashboard
         watch.check()
         graph.locator("a").first.click()
         page.wait_for_url(f"**/ui/runs/{run['run_id']}")
+        # Its report's frame loaded (leaving before it had would abort it).
+        expect(page.frame_locator("iframe[title='check report validate.html']").locator("h1")).to_contain_text("Data check")
 
-        for path, name in (("/ui/rollouts", "rollouts-none"), ("/ui/requests", "request-form")):
+        for path, name in (("/ui/rollouts", "rollouts-none"), ("/ui/requests", "request-form"),
+                           ("/ui/monitoring", "monitoring-none"), ("/ui/audit", "audit")):
             visit(page, watch, path, name)
+
+        # What the run cost, by pipeline and by stage.
+        page.get_by_role("navigation").get_by_role("link", name="Cost").click()
+        page.wait_for_url("**/ui/cost")
+        page.locator("select[name=by]").select_option("stage")
+        page.get_by_role("button", name="Show").click()
+        page.wait_for_url(re.compile(r"by=stage"))
+        lines = table(page.locator("xpath=//h2[normalize-space()='By stage']/following-sibling::table[1]"))
+        assert {r["Stage"] for r in lines} >= {"iris/train", "iris/evaluate"}, lines
+        expect(page.locator("svg.chart").first).to_be_visible()
+        shot(page, "cost")
+        watch.check()
 
 
 def test_the_dashboard_has_a_favicon(browser, dashboard):
@@ -390,6 +409,26 @@ def test_runs_are_filtered_by_what_the_form_selects(browser, iris, dashboard):
         expect(page.locator("main")).to_contain_text("No runs match.")
         watch.check()
 
+        # MLflow's search grammar: the run whose model fell below the gate.
+        visit(page, watch, "/ui/runs", "runs-before-search")
+        page.get_by_label("Search").fill("metrics.accuracy < 0.9")
+        page.get_by_role("button", name="Filter").click()
+        page.wait_for_url(re.compile(r"q=metrics"))
+        got = shown(page)
+        gated = [r for r in runs if r["status"] == "gate_failed"]
+        assert gated and sorted(r["Run"] for r in got) == sorted(r["run_id"][:8] for r in gated), got
+        shot(page, "runs-by-search")
+        watch.check()
+        # Who started each run, and a filter by it.
+        who = os.environ.get("LOGNAME") or os.environ.get("USER")
+        if who:
+            visit(page, watch, "/ui/runs", "runs-authors")
+            assert {r["Author"] for r in shown(page)} == {who}, shown(page)
+            page.locator("table.runs").get_by_role("link", name=who).first.click()
+            page.wait_for_url(re.compile(r"author="))
+            assert len(shown(page)) == len(runs)
+            watch.check()
+
 
 def test_a_request_id_leads_to_the_version_run_and_commit(browser, iris, dashboard):
     ferry(iris, "models", "alias", "iris/1", "production")
@@ -424,6 +463,59 @@ def test_a_request_id_leads_to_the_version_run_and_commit(browser, iris, dashboa
         # An id nobody sent is not found, and said so.
         visit(page, watch, "/ui/requests?id=nobody-sent-this", "request-unknown")
         expect(main).to_contain_text(re.compile(r"No request \W?nobody-sent-this\W? in the prediction log"))
+
+
+def window_before(name):
+    """The prediction log's file name of the hour before `name`'s."""
+    m = re.fullmatch(r"predictions-(\d{4}-\d\d-\d\dT\d\d)(\.\d+)?\.jsonl", name)
+    assert m, name
+    t = calendar.timegm(time.strptime(m.group(1), "%Y-%m-%dT%H")) - 3600
+    return f"predictions-{time.strftime('%Y-%m-%dT%H', time.gmtime(t))}.jsonl"
+
+
+def test_monitoring_shows_the_prediction_logs_drift(browser, iris, dashboard):
+    ferry(iris, "models", "alias", "iris/1", "production")
+    log = iris / ".ferry" / "predictions" / "iris"
+
+    def send(gw, rows, shift=0.0):
+        for i in range(60):
+            row = [v + (shift if c == "petal_length" else 0.0) for c, v in zip(COLUMNS, rows[i % len(rows)])]
+            r = requests.post(f"{gw}/invocations", json={"dataframe_split": {"columns": COLUMNS, "data": [row]}}, timeout=10)
+            assert r.status_code == 200, r.text
+
+    def logged():
+        return sum(len(f.read_text().splitlines()) for f in log.glob("predictions-*.jsonl")) if log.is_dir() else 0
+
+    with started(["serve", "iris@production"], iris, iris.parent / "serve-monitoring.log", "/v2/health/ready") as gw:
+        before = logged()
+        send(gw, ROWS)
+        wait_for("60 predictions in the log", lambda: logged() >= before + 60)
+        # The hour before, as this one: a reference the current window matches.
+        newest = max(log.glob("predictions-*.jsonl"), key=lambda f: f.stat().st_mtime)
+        (log / window_before(newest.name)).write_text(newest.read_text())
+        with opened(browser, dashboard) as (page, watch):
+            visit(page, watch, "/ui/monitoring/iris", "monitoring-steady")
+            windows = table(page.locator("xpath=//h2[normalize-space()='Windows']/following-sibling::table[1]"))
+            assert len(windows) >= 2 and windows[-1]["Drift"] == "reference", windows
+            assert windows[0]["Drift"].startswith("0 of"), windows
+            expect(page.locator("main")).to_contain_text("Distribution of prediction")
+
+            # Then petal_length moves far: the window being written drifts.
+            send(gw, ROWS, shift=3.0)
+            wait_for("the shifted predictions in the log", lambda: logged() >= before + 120)
+            page.reload()
+            columns = table(page.locator("table").filter(has_text="The newest window, column by column"))
+            petal = [c for c in columns if c["Column"] == "petal_length"]
+            assert petal and petal[0]["Drifted"] == "drifted", columns
+            shot(page, "monitoring-drift")
+            watch.check()
+            # The overview says so beside the production model, and links here.
+            visit(page, watch, "/", "overview-drift")
+            production = page.locator("tr", has=page.get_by_role("link", name="iris version 1"))
+            expect(production).to_contain_text("drift", timeout=10_000)
+            production.get_by_role("link", name="monitoring").click()
+            page.wait_for_url("**/ui/monitoring/iris")
+            watch.check()
 
 
 def test_a_canary_advances_and_is_promoted_on_a_live_page(browser, iris, dashboard):
@@ -557,7 +649,14 @@ def test_each_team_sees_only_its_own_workspace(browser, team):
         visit(page, watch, "/ui/models", "team-growth-models")
         if page.get_by_role("link", name="iris", exact=True).count():
             leaks.append("/ui/models lists ml's model iris")
-        for path, name in ((f"/ui/runs/{run}", "run"), ("/ui/models/iris", "model"), ("/ui/models/iris/1", "version")):
+        visit(page, watch, "/ui/cost?by=pipeline", "team-growth-cost")
+        if "iris" in page.locator("main").inner_text():
+            leaks.append("/ui/cost shows ml's pipeline iris")
+        watch.expect("/ui/audit", 403)
+        if page.goto("/ui/audit").status != 403:
+            leaks.append("/ui/audit is shown to an editor")
+        for path, name in ((f"/ui/runs/{run}", "run"), ("/ui/models/iris", "model"), ("/ui/models/iris/1", "version"),
+                           ("/ui/monitoring/iris", "monitoring")):
             watch.expect(path, 404)
             resp = page.goto(path)
             if resp.status != 404:

@@ -61,6 +61,7 @@ pub(crate) async fn audit(
     let next = more.then(|| entries.last().map(|e| e.seq)).flatten();
     render(
         &dash,
+        &viewer,
         "audit.html",
         context! {
             page => "audit",

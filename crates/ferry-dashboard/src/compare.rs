@@ -107,6 +107,7 @@ pub(crate) async fn compare(
     let (metrics, charts) = metric_views(&named);
     render(
         &dash,
+        &viewer,
         "compare.html",
         context! { page => "runs", runs => heads, params, metrics, charts },
     )

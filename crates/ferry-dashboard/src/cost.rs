@@ -85,6 +85,7 @@ pub(crate) async fn cost(
     let lines = grouping.lines(sums, &owners);
     render(
         &dash,
+        &viewer,
         "cost.html",
         context! {
             page => "cost",

@@ -42,6 +42,7 @@ pub(crate) async fn models(State(dash): State<Dash>, viewer: Viewer) -> Page {
     }
     render(
         &dash,
+        &viewer,
         "models.html",
         context! { page => "models", models => Value::from_serialize(&shown) },
     )
@@ -110,6 +111,7 @@ pub(crate) async fn model(
     let rollouts = dash.store.list_deployments(Some(&name), false).await?;
     render(
         &dash,
+        &viewer,
         "model.html",
         context! {
             page => "models",
@@ -220,6 +222,7 @@ pub(crate) async fn version(
         .unwrap_or_default();
     render(
         &dash,
+        &viewer,
         "version.html",
         context! {
             page => "models",

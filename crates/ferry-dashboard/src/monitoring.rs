@@ -354,6 +354,7 @@ pub(crate) async fn models(State(dash): State<Dash>, viewer: Viewer) -> Page {
     }
     render(
         &dash,
+        &viewer,
         "monitoring.html",
         context! { page => "monitoring", models => shown, log => dash.predictions.is_some(), engine => dash.drift.is_some() },
     )
@@ -390,19 +391,23 @@ pub(crate) async fn model(
     };
     // Charts count hours back from the newest window's start.
     let zero = reads.last().map_or(now, |r| r.window.start_ms);
-    // Drift by column over the windows.
-    let mut by_column: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
+    // Each window's drifted columns (p-values and distances do not share
+    // a scale; whether each column drifted does), the reference's as 0.
+    let mut drifted: Vec<(f64, f64)> = Vec::new();
+    let mut most = 0usize;
     let mut rows = Vec::new();
     for r in &reads {
         let x = hours(r.window.start_ms, zero);
         let drift = r.drift.as_deref().map(|d| d.as_ref());
-        if let Some(Ok(d)) = drift {
-            for c in &d.columns {
-                by_column
-                    .entry(format!("{} ({})", c.column, c.method))
-                    .or_default()
-                    .push((x, c.value));
+        match drift {
+            Some(Ok(d)) => {
+                drifted.push((x, d.drifted as f64));
+                most = most.max(d.columns.len());
             }
+            None if reference.as_ref().is_some_and(|w| w.file == r.window.file) => {
+                drifted.push((x, 0.0));
+            }
+            _ => {}
         }
         rows.push(context! {
             name => r.window.name,
@@ -416,12 +421,13 @@ pub(crate) async fn model(
             },
         });
     }
-    let drift_chart = svg::lines(
-        &by_column
-            .into_iter()
-            .map(|(name, points)| Series { name, points })
-            .collect::<Vec<_>>(),
+    let drift_chart = svg::lines_within(
+        &[Series {
+            name: format!("columns drifted (of {most})"),
+            points: drifted,
+        }],
         "hours from the newest window (each window's start)",
+        Some((0.0, most as f64)),
     );
     // Rows each version answered, and each categorical column's shares.
     let mut by_version: BTreeMap<i64, Vec<(f64, f64)>> = BTreeMap::new();
@@ -485,6 +491,7 @@ pub(crate) async fn model(
     rows.reverse();
     render(
         &dash,
+        &viewer,
         "monitoring_model.html",
         context! {
             page => "monitoring",

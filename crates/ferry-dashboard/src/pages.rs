@@ -117,7 +117,10 @@ pub(crate) fn duration(ms: i64) -> String {
     }
 }
 
-pub(crate) fn render(dash: &Dash, name: &str, ctx: Value) -> Page {
+/// Page `name` for `viewer`: the navigation offers the audit log only to
+/// those who may read it.
+pub(crate) fn render(dash: &Dash, viewer: &Viewer, name: &str, ctx: Value) -> Page {
+    let ctx = context! { auditor => *viewer == Viewer::All, ..ctx };
     Ok(Html(dash.templates.get_template(name)?.render(ctx)?))
 }
 
@@ -230,6 +233,7 @@ pub(crate) async fn overview(State(dash): State<Dash>, viewer: Viewer) -> Page {
     let budgets = budget_lines(&dash, &viewer, now).await?;
     render(
         &dash,
+        &viewer,
         "overview.html",
         context! {
             page => "overview",
@@ -392,6 +396,7 @@ pub(crate) async fn runs(
         .collect();
     render(
         &dash,
+        &viewer,
         "runs.html",
         context! {
             page => "runs",
@@ -496,6 +501,7 @@ pub(crate) async fn run(State(dash): State<Dash>, viewer: Viewer, Path(id): Path
     let reports = crate::checks::reports(&dash, &detail.run.run_id).await?;
     render(
         &dash,
+        &viewer,
         "run.html",
         context! {
             page => "runs",

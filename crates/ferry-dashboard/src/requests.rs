@@ -124,6 +124,7 @@ pub(crate) async fn request(
     if id.is_empty() {
         return render(
             &dash,
+            &viewer,
             "request.html",
             ctx(Value::UNDEFINED, Value::UNDEFINED, None),
         );
@@ -136,6 +137,7 @@ pub(crate) async fn request(
     let Some(dir) = dash.predictions.clone() else {
         return render(
             &dash,
+            &viewer,
             "request.html",
             ctx(Value::UNDEFINED, Value::UNDEFINED, None),
         );
@@ -151,6 +153,7 @@ pub(crate) async fn request(
             let message = format!("No request {id} in the prediction log.");
             return render(
                 &dash,
+                &viewer,
                 "request.html",
                 ctx(Value::UNDEFINED, Value::UNDEFINED, Some(message)),
             );
@@ -190,6 +193,7 @@ pub(crate) async fn request(
     };
     render(
         &dash,
+        &viewer,
         "request.html",
         ctx(
             shown,

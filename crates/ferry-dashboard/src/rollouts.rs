@@ -28,6 +28,7 @@ pub(crate) async fn rollouts(State(dash): State<Dash>, viewer: Viewer) -> Page {
     shown.sort_by_key(|d| (!d.active, std::cmp::Reverse(d.created_ms)));
     render(
         &dash,
+        &viewer,
         "rollouts.html",
         context! { page => "rollouts", rollouts => Value::from_serialize(&shown) },
     )
@@ -172,6 +173,7 @@ pub(crate) async fn rollout(
     let live = live_context(&dash, &d).await?;
     render(
         &dash,
+        &viewer,
         "rollout.html",
         context! {
             page => "rollouts",
@@ -190,5 +192,5 @@ pub(crate) async fn rollout_live(
 ) -> Page {
     let d = find(&dash, &viewer, &id).await?;
     let live = live_context(&dash, &d).await?;
-    render(&dash, "rollout_live.html", live)
+    render(&dash, &viewer, "rollout_live.html", live)
 }

@@ -1176,5 +1176,8 @@ fn the_audit_log_is_for_server_admins_newest_first_a_page_at_a_time() {
         let (status, html) = get(&f, "/ui/audit", Some(&ml)).await;
         assert_eq!(status, StatusCode::FORBIDDEN);
         assert!(html.contains("shown to server admins"), "{html}");
+        // Nor does their navigation offer it.
+        let (_, html) = get(&f, "/", Some(&ml)).await;
+        assert!(!html.contains("/ui/audit"), "{html}");
     });
 }
