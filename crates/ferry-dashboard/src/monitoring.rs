@@ -163,6 +163,32 @@ type Measured = Arc<Result<WindowDrift, String>>;
 pub(crate) struct Memory {
     scans: Mutex<HashMap<Seen, Arc<Scan>>>,
     drifts: Mutex<HashMap<(Seen, Seen), Measured>>,
+    /// Models whose newest window is being measured for the overview: a
+    /// view meanwhile does not start the same work again.
+    measuring: Mutex<BTreeSet<String>>,
+}
+
+/// A model being measured, until dropped.
+struct Measuring {
+    memory: Arc<Memory>,
+    model: String,
+}
+
+impl Measuring {
+    fn start(memory: &Arc<Memory>, model: &str) -> Option<Measuring> {
+        lock(&memory.measuring)
+            .insert(model.to_owned())
+            .then(|| Measuring {
+                memory: memory.clone(),
+                model: model.to_owned(),
+            })
+    }
+}
+
+impl Drop for Measuring {
+    fn drop(&mut self) {
+        lock(&self.memory.measuring).remove(&self.model);
+    }
 }
 
 /// Entries kept of each kind: far more than the pages show.
@@ -306,9 +332,14 @@ pub(crate) async fn latest(dash: &Dash, model: &str, wait: Duration) -> DriftSta
         return DriftStatus::Off;
     };
     let memory = dash.monitoring.clone();
+    let Some(measuring) = Measuring::start(&memory, model) else {
+        return DriftStatus::Checking;
+    };
     let model = model.to_owned();
-    let job =
-        tokio::task::spawn_blocking(move || read(&memory, Some(engine.as_ref()), &dir, &model, 1));
+    let job = tokio::task::spawn_blocking(move || {
+        let _measuring = measuring;
+        read(&memory, Some(engine.as_ref()), &dir, &model, 1)
+    });
     let Ok(done) = tokio::time::timeout(wait, job).await else {
         return DriftStatus::Checking;
     };

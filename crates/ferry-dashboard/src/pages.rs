@@ -212,17 +212,15 @@ pub(crate) async fn overview(State(dash): State<Dash>, viewer: Viewer) -> Page {
         }))
         .await;
     for ((model, v), drift) in in_production.into_iter().zip(drifts) {
-        {
-            let f = serving.get(&(model.clone(), v));
-            production.push(context! {
-                model => model,
-                version => v,
-                live => f.map(Value::from_serialize),
-                error_rate => f.and_then(|f| f.error_rate()),
-                accuracy => f.and_then(|f| f.accuracy()),
-                drift => Value::from_serialize(&drift),
-            });
-        }
+        let f = serving.get(&(model.clone(), v));
+        production.push(context! {
+            model => model,
+            version => v,
+            live => f.map(Value::from_serialize),
+            error_rate => f.and_then(|f| f.error_rate()),
+            accuracy => f.and_then(|f| f.accuracy()),
+            drift => Value::from_serialize(&drift),
+        });
     }
     let mut rollouts = Vec::new();
     for d in dash.store.list_deployments(None, true).await? {

@@ -1029,13 +1029,21 @@ fn a_slow_or_failing_drift_engine_never_holds_up_the_overview() {
         let mut f = fixture().await;
         register(&f).await;
         write_prediction_log(&f);
-        f.settings.drift = Some(FakeDrift::new(800, false));
+        let slow = FakeDrift::new(800, false);
+        f.settings.drift = Some(slow.clone());
         let app = ferry_dashboard::router(f.store.clone(), f.settings.clone());
         let t = std::time::Instant::now();
         let (status, html) = get_via(&app, "/", None).await;
         assert_eq!(status, StatusCode::OK);
         assert!(t.elapsed() < std::time::Duration::from_millis(600), "{:?}", t.elapsed());
         assert!(html.contains("being measured…"), "{html}");
+        // A view meanwhile starts nothing again; once done, the measure shows.
+        let (_, html) = get_via(&app, "/", None).await;
+        assert!(html.contains("being measured…"), "{html}");
+        std::thread::sleep(std::time::Duration::from_millis(1000));
+        let (_, html) = get_via(&app, "/", None).await;
+        assert!(html.contains("1 of 2 columns"), "{html}");
+        assert_eq!(slow.calls.load(std::sync::atomic::Ordering::SeqCst), 1);
 
         f.settings.drift = Some(FakeDrift::new(0, true));
         let app = ferry_dashboard::router(f.store.clone(), f.settings.clone());
