@@ -74,11 +74,22 @@ impl SqlStore {
         if let Some(s) = q.since_ms {
             wheres.push(format!("started_ms >= {}", sql.arg(Arg::I(s))));
         }
+        // Each order is an index's (`runs_by_start`, `runs_by_duration`:
+        // the same expression), read from the cursor on.
         let (key, dir, cmp) = match q.order {
             RunOrder::Newest => ("started_ms", "DESC", "<"),
             RunOrder::Oldest => ("started_ms", "ASC", ">"),
             RunOrder::Slowest => ("COALESCE(ended_ms - started_ms, -1)", "DESC", "<"),
         };
+        if q.before.is_none() && q.filter.is_empty() {
+            // The first page bounds the key too: without a bound SQLite's
+            // planner may sort every run rather than walk the index. (Not
+            // under MLflow's grammar, where the bound turns a selective
+            // filter's plan into a walk of every run.)
+            let edge = if cmp == "<" { i64::MAX } else { i64::MIN };
+            let le = if cmp == "<" { "<=" } else { ">=" };
+            wheres.push(format!("{key} {le} {}", sql.arg(Arg::I(edge))));
+        }
         if let Some((at, id)) = &q.before {
             let (a, b, c) = (
                 sql.arg(Arg::I(*at)),

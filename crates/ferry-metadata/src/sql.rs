@@ -30,6 +30,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (14, include_str!("../migrations/0014_stage_costs.sql")),
     (15, include_str!("../migrations/0015_budgets.sql")),
     (16, include_str!("../migrations/0016_run_stage_counts.sql")),
+    (17, include_str!("../migrations/0017_runs_by_duration.sql")),
 ];
 
 pub struct SqlStore {
