@@ -31,7 +31,7 @@ fn workspaces_clause(sql: &mut String, binds: &mut Vec<String>, ws: Option<&[Str
 
 impl SqlStore {
     pub(crate) async fn runs_page(&self, q: &RunPage) -> Result<Vec<RunSummary>> {
-        use crate::tracking::{Arg, Sql, clause_sql};
+        use crate::tracking::{Arg, Form, Sql, clause_sql};
         let mut sql = Sql::default();
         let mut wheres = vec![crate::sql::TOP_LEVEL.to_owned()];
         for (col, v) in [
@@ -61,15 +61,12 @@ impl SqlStore {
                 )
             });
         }
-        if !q.filter.is_empty() {
-            // MLflow's grammar on the same row under the alias its
-            // compiler expects: one lookup a candidate, so the page still
-            // stops at its limit.
-            let clauses: Vec<String> = q.filter.iter().map(|c| clause_sql(&mut sql, c)).collect();
-            wheres.push(format!(
-                "EXISTS (SELECT 1 FROM runs r WHERE r.run_id = runs.run_id AND {})",
-                clauses.join(" AND ")
-            ));
+        // MLflow's grammar: an attribute on the row itself, a metric,
+        // param or tag as the set of runs its key's index finds, so the
+        // walk by the page's order looks no run up (a selective filter
+        // walks the index, not every run's rows).
+        for c in &q.filter {
+            wheres.push(clause_sql(&mut sql, c, Form::Member));
         }
         if let Some(s) = q.since_ms {
             wheres.push(format!("started_ms >= {}", sql.arg(Arg::I(s))));
@@ -81,11 +78,9 @@ impl SqlStore {
             RunOrder::Oldest => ("started_ms", "ASC", ">"),
             RunOrder::Slowest => ("COALESCE(ended_ms - started_ms, -1)", "DESC", "<"),
         };
-        if q.before.is_none() && q.filter.is_empty() {
+        if q.before.is_none() {
             // The first page bounds the key too: without a bound SQLite's
-            // planner may sort every run rather than walk the index. (Not
-            // under MLflow's grammar, where the bound turns a selective
-            // filter's plan into a walk of every run.)
+            // planner may sort every run rather than walk the index.
             let edge = if cmp == "<" { i64::MAX } else { i64::MIN };
             let le = if cmp == "<" { "<=" } else { ">=" };
             wheres.push(format!("{key} {le} {}", sql.arg(Arg::I(edge))));
@@ -106,7 +101,7 @@ impl SqlStore {
         let limit = if q.limit <= 0 { 100 } else { q.limit.min(1000) };
         let limit = sql.arg(Arg::I(limit));
         sql.text = format!(
-            "SELECT {} FROM runs WHERE {} ORDER BY {key} {dir}, run_id {dir} LIMIT {limit}",
+            "SELECT {} FROM runs r WHERE {} ORDER BY {key} {dir}, run_id {dir} LIMIT {limit}",
             crate::sql::RUN_COLS,
             wheres.join(" AND ")
         );

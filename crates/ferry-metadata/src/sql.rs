@@ -654,9 +654,10 @@ fn run_summary(r: &AnyRow) -> RunSummary {
 /// runs) that were not deleted through the MLflow API.
 pub(crate) const TOP_LEVEL: &str = "lifecycle_stage = 'active' AND run_id NOT IN (SELECT run_id FROM run_tags WHERE tkey = 'mlflow.parentRunId')";
 
-/// A run's columns, and whether it did nothing (its `pipeline_runs::NOOP_TAG`).
+/// A run's columns (of `runs r`), and whether it did nothing (its
+/// `pipeline_runs::NOOP_TAG`).
 pub(crate) const RUN_COLS: &str = "run_id, pipeline, status, run_trigger, started_ms, ended_ms, git_commit, git_dirty, message, user_id, \
-    (SELECT COUNT(*) FROM run_tags nt WHERE nt.run_id = runs.run_id AND nt.tkey = 'ferry.noop' AND nt.value = 'true') AS noop";
+    (SELECT COUNT(*) FROM run_tags nt WHERE nt.run_id = r.run_id AND nt.tkey = 'ferry.noop' AND nt.value = 'true') AS noop";
 
 impl SqlStore {
     /// Run `id` as MLflow keeps it, if it is a pipeline run recorded
@@ -918,12 +919,12 @@ impl MetadataStore for SqlStore {
             f.limit.min(10_000)
         };
         let rows = match &f.pipeline {
-            Some(p) => sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {RUN_COLS} FROM runs WHERE pipeline = $1 AND {TOP_LEVEL} ORDER BY started_ms DESC, run_id DESC LIMIT $2")))
+            Some(p) => sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {RUN_COLS} FROM runs r WHERE pipeline = $1 AND {TOP_LEVEL} ORDER BY started_ms DESC, run_id DESC LIMIT $2")))
                 .bind(p)
                 .bind(limit)
                 .fetch_all(&self.pool)
                 .await,
-            None => sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {RUN_COLS} FROM runs WHERE {TOP_LEVEL} ORDER BY started_ms DESC, run_id DESC LIMIT $1")))
+            None => sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {RUN_COLS} FROM runs r WHERE {TOP_LEVEL} ORDER BY started_ms DESC, run_id DESC LIMIT $1")))
                 .bind(limit)
                 .fetch_all(&self.pool)
                 .await,
@@ -961,7 +962,7 @@ impl MetadataStore for SqlStore {
             )));
         }
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {RUN_COLS}, env_fingerprint FROM runs WHERE run_id >= $1 AND run_id < $2 ORDER BY run_id LIMIT 2"
+            "SELECT {RUN_COLS}, env_fingerprint FROM runs r WHERE run_id >= $1 AND run_id < $2 ORDER BY run_id LIMIT 2"
         )))
         .bind(&id)
         .bind(format!("{id}g"))

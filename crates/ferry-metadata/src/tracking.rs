@@ -169,31 +169,25 @@ fn attr_column(a: Attr) -> &'static str {
     }
 }
 
+/// How a clause on a run's metrics, params or tags is put.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Form {
+    /// `EXISTS (... WHERE x.run_id = r.run_id ...)`: checked run by run,
+    /// for a search that reads an experiment's runs anyway.
+    Exists,
+    /// `r.run_id IN (SELECT x.run_id ...)`: the matching runs found by the
+    /// key's own index, for a page that walks every run by another index
+    /// and must not look each one up.
+    Member,
+}
+
 /// One clause of MLflow's search grammar as a condition on `runs r`.
-pub(crate) fn clause_sql(sql: &mut Sql, c: &Clause) -> String {
-    match &c.entity {
-        Entity::Metric(k) => {
-            let kp = sql.arg(Arg::S(k.clone()));
-            let cmp = compare(sql, "m.value", c.op, &c.value);
-            format!(
-                "EXISTS (SELECT 1 FROM latest_metrics m WHERE m.run_id = r.run_id AND m.mkey = {kp} AND {cmp})"
-            )
-        }
-        Entity::Param(k) => {
-            let kp = sql.arg(Arg::S(k.clone()));
-            let cmp = compare(sql, "p.value", c.op, &c.value);
-            format!(
-                "EXISTS (SELECT 1 FROM run_params p WHERE p.run_id = r.run_id AND p.pkey = {kp} AND {cmp})"
-            )
-        }
-        Entity::Tag(k) => {
-            let kp = sql.arg(Arg::S(k.clone()));
-            let cmp = compare(sql, "t.value", c.op, &c.value);
-            format!(
-                "EXISTS (SELECT 1 FROM run_tags t WHERE t.run_id = r.run_id AND t.tkey = {kp} AND {cmp})"
-            )
-        }
-        Entity::Attribute(a) => compare(sql, attr_column(*a), c.op, &c.value),
+pub(crate) fn clause_sql(sql: &mut Sql, c: &Clause, form: Form) -> String {
+    let (table, key_col, value_col, key) = match &c.entity {
+        Entity::Metric(k) => ("latest_metrics x", "x.mkey", "x.value", k),
+        Entity::Param(k) => ("run_params x", "x.pkey", "x.value", k),
+        Entity::Tag(k) => ("run_tags x", "x.tkey", "x.value", k),
+        Entity::Attribute(a) => return compare(sql, attr_column(*a), c.op, &c.value),
         Entity::Dataset(f) => {
             let col = match f {
                 DatasetField::Name => "d.name",
@@ -201,9 +195,19 @@ pub(crate) fn clause_sql(sql: &mut Sql, c: &Clause) -> String {
                 DatasetField::Context => "i.context",
             };
             let cmp = compare(sql, col, c.op, &c.value);
-            format!(
+            return format!(
                 "r.run_id IN (SELECT i.run_id FROM run_inputs i JOIN datasets d ON d.dataset_id = i.dataset_id WHERE {cmp})"
-            )
+            );
+        }
+    };
+    let kp = sql.arg(Arg::S(key.clone()));
+    let cmp = compare(sql, value_col, c.op, &c.value);
+    match form {
+        Form::Exists => format!(
+            "EXISTS (SELECT 1 FROM {table} WHERE x.run_id = r.run_id AND {key_col} = {kp} AND {cmp})"
+        ),
+        Form::Member => {
+            format!("r.run_id IN (SELECT x.run_id FROM {table} WHERE {key_col} = {kp} AND {cmp})")
         }
     }
 }
@@ -1279,7 +1283,7 @@ impl TrackingStore for SqlStore {
             wheres.push(format!("r.experiment_id IN ({})", ids.join(", ")));
         }
         for c in &qr.filter {
-            wheres.push(clause_sql(&mut sql, c));
+            wheres.push(clause_sql(&mut sql, c, Form::Exists));
         }
         // Ordered by a metric the filter also requires (`metrics.acc > 0.5`
         // ... `ORDER BY metrics.acc DESC`): walk that metric's index in order

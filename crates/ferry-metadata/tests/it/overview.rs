@@ -117,6 +117,89 @@ pub(crate) async fn conformance(s: &dyn MetadataStore) {
     .await;
     assert_eq!(recent.len(), 3);
 
+    // Orders: oldest first, and slowest (runs still going last), paged by
+    // the same kind of cursor.
+    let oldest = page(RunPage {
+        order: RunOrder::Oldest,
+        limit: 2,
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(oldest[0].run_id, format!("{:032x}", 19));
+    let mut slow = Vec::new();
+    let mut before = None;
+    loop {
+        let got = s
+            .page_runs(&RunPage {
+                order: RunOrder::Slowest,
+                before: before.clone(),
+                limit: 5,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let Some(last) = got.last() else { break };
+        before = Some((RunOrder::Slowest.key(last), last.run_id.clone()));
+        slow.extend(got.into_iter().map(|r| r.run_id));
+    }
+    let want: Vec<String> = (0..20)
+        .rev()
+        .map(|i| format!("{i:032x}"))
+        .chain((100..103).rev().map(|i| format!("{i:032x}")))
+        .collect();
+    assert_eq!(slow, want, "the longest first, each once, runs going last");
+
+    // MLflow's grammar (an attribute, a tag, a metric) and the author.
+    s.attach_run(
+        &format!("{:032x}", 4),
+        ferry_core::ExperimentId::DEFAULT,
+        "iris-4",
+        &[("mlflow.user".into(), "ana".into())],
+    )
+    .await
+    .unwrap();
+    s.log_batch(
+        &format!("{:032x}", 4),
+        &[Metric {
+            key: "acc".into(),
+            value: 0.97,
+            timestamp: NOW,
+            step: 0,
+        }],
+        &[],
+        &[],
+    )
+    .await
+    .unwrap();
+    let grammar = |f: &str| ferry_search::parse_filter(f, ferry_search::Grammar::Runs).unwrap();
+    let ids = |runs: Vec<RunSummary>| runs.into_iter().map(|r| r.run_id).collect::<Vec<_>>();
+    let four = vec![format!("{:032x}", 4)];
+    for f in [
+        "metrics.acc > 0.9",
+        "tags.mlflow.user = 'ana'",
+        "attributes.user_id = 'ana' and metrics.acc >= 0.97",
+    ] {
+        let got = page(RunPage {
+            filter: grammar(f),
+            ..Default::default()
+        })
+        .await;
+        assert_eq!(ids(got), four, "{f}");
+    }
+    let failed_or_not = page(RunPage {
+        filter: grammar("attributes.status = 'FAILED'"),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(failed_or_not.len(), 7);
+    let by_author = page(RunPage {
+        author: Some("ana".into()),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(ids(by_author.clone()), four);
+    assert_eq!(by_author[0].author.as_deref(), Some("ana"));
+
     // Health: iris over 7 and 30 days, churn running.
     let health = s.pipeline_health(NOW, None).await.unwrap();
     assert_eq!(health.len(), 2);
