@@ -660,6 +660,57 @@ pub(crate) const RUN_COLS: &str = "run_id, pipeline, status, run_trigger, starte
     (SELECT COUNT(*) FROM run_tags nt WHERE nt.run_id = r.run_id AND nt.tkey = 'ferry.noop' AND nt.value = 'true') AS noop";
 
 impl SqlStore {
+    /// Every point of run `rid`'s metrics, by key, step and time: one row
+    /// holding them all as JSON ([`json_rows`]; a 10,000-point history
+    /// read row by row is most of a run page's time), values by their
+    /// exact bits. Points written before the `bits` column are read as
+    /// rows, which gives their values exactly.
+    async fn run_metrics(&self, rid: &str) -> Result<Vec<MetricRecord>> {
+        let sql = json_rows(
+            self.sqlite,
+            "mkey, bits, is_nan, stage, step, ts_ms",
+            "metric_points WHERE run_id = $1",
+        );
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(rid)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(query_error("read metrics"))?;
+        type Point = (String, Option<i64>, i64, Option<String>, i64, i64);
+        let points: Vec<Point> = crate::row::json_of(&row)?;
+        let mut metrics: Vec<MetricRecord> = if points.iter().all(|p| p.1.is_some()) {
+            points
+                .into_iter()
+                .map(|(key, bits, special, stage, step, ts_ms)| MetricRecord {
+                    key,
+                    value: restored(f64::from_bits(bits.unwrap_or_default() as u64), special),
+                    stage,
+                    step,
+                    ts_ms,
+                })
+                .collect()
+        } else {
+            sqlx::query(
+                "SELECT mkey, value, stage, step, ts_ms FROM metric_points WHERE run_id = $1",
+            )
+            .bind(rid)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(query_error("read metrics"))?
+            .iter()
+            .map(|r| MetricRecord {
+                key: col_str(r, "mkey"),
+                value: col_f64(r, "value"),
+                stage: col_opt_str(r, "stage"),
+                step: col_i64(r, "step"),
+                ts_ms: col_i64(r, "ts_ms"),
+            })
+            .collect()
+        };
+        metrics.sort_by(|a, b| (&a.key, a.step, a.ts_ms).cmp(&(&b.key, b.step, b.ts_ms)));
+        Ok(metrics)
+    }
+
     /// Run `id` as MLflow keeps it, if it is a pipeline run recorded
     /// through the MLflow API (see [`crate::pipeline_runs`]).
     /// Runs' rows (`RUN_COLS`) as summaries: one recorded through the MLflow
@@ -1043,20 +1094,7 @@ impl MetadataStore for SqlStore {
                     )
                 })
                 .collect();
-        let metrics = sqlx::query("SELECT mkey, value, stage, step, ts_ms FROM metric_points WHERE run_id = $1 ORDER BY mkey, step, ts_ms")
-            .bind(&rid)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(query_error("read metrics"))?
-            .iter()
-            .map(|r| MetricRecord {
-                key: col_str(r, "mkey"),
-                value: col_f64(r, "value"),
-                stage: col_opt_str(r, "stage"),
-                step: col_i64(r, "step"),
-                ts_ms: col_i64(r, "ts_ms"),
-            })
-            .collect();
+        let metrics = self.run_metrics(&rid).await?;
         let gates = sqlx::query(
             "SELECT name, expr, passed, message FROM gate_results WHERE run_id = $1 ORDER BY idx",
         )
