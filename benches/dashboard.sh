@@ -47,10 +47,14 @@ for RUNS in 1000 100000; do
   PIDS+=($!)
   for _ in $(seq 50); do curl -sf "localhost:$PORT/health" >/dev/null && break; sleep 0.1; done
   U="http://127.0.0.1:$PORT"
-  NEWEST=$(curl -s "$U/ui/runs" | grep -m1 -o '/ui/runs/[0-9a-f]\{32\}')
-  PAGE2=$(curl -s "$U/ui/runs" | grep -m1 -o 'rel="next" href="[^"]*"' | sed 's/.*href="//; s/"$//; s/&amp;/\&/g; s/&#x2f;/\//g')
+  # Whole pages first, then searched: a grep that stops early must not
+  # cut curl's pipe (pipefail would end the script).
+  RUNS_PAGE=$(curl -s "$U/ui/runs")
+  NEWEST=$(grep -m1 -o '/ui/runs/[0-9a-f]\{32\}' <<<"$RUNS_PAGE")
+  PAGE2=$(grep -m1 -o 'rel="next" href="[^"]*"' <<<"$RUNS_PAGE" | sed 's/.*href="//; s/"$//; s/&amp;/\&/g; s/&#x2f;/\//g')
   # The page a deep cursor reaches: older runs from the middle of the history.
-  MID=$(curl -s "$U/ui/runs?pipeline=pipeline-3&status=succeeded" | { grep -m1 -o 'rel="next" href="[^"]*"' || true; } | sed 's/.*href="//; s/"$//; s/&amp;/\&/g; s/&#x2f;/\//g')
+  ONE_PIPELINE=$(curl -s "$U/ui/runs?pipeline=pipeline-3&status=succeeded")
+  MID=$({ grep -m1 -o 'rel="next" href="[^"]*"' <<<"$ONE_PIPELINE" || true; } | sed 's/.*href="//; s/"$//; s/&amp;/\&/g; s/&#x2f;/\//g')
   {
     echo "### $RUNS runs"
     echo
@@ -63,6 +67,14 @@ for RUNS in 1000 100000; do
     measure "/ui/runs?pipeline&status (one pipeline's)" "$U/ui/runs?pipeline=pipeline-3&status=succeeded"
     if [ -n "$MID" ]; then measure "/ui/runs?pipeline&status, its next page" "$U$MID"; fi
     measure "/ui/runs?since=7d" "$U/ui/runs?since=7d"
+    measure "/ui/runs?order=slowest" "$U/ui/runs?order=slowest"
+    measure "/ui/runs?author= (nobody's)" "$U/ui/runs?author=nobody"
+    measure "/ui/runs?q=attributes.status = 'FINISHED'" "$U/ui/runs?q=attributes.status+%3D+%27FINISHED%27"
+    measure "/ui/runs?q=metrics.loss < 0.5 (one run has it)" "$U/ui/runs?q=metrics.loss+%3C+0.5"
+    measure "/ui/cost (30 days by team)" "$U/ui/cost"
+    measure "/ui/cost?by=stage&since=90d" "$U/ui/cost?by=stage&since=90d"
+    measure "/ui/audit" "$U/ui/audit"
+    measure "/ui/monitoring" "$U/ui/monitoring"
     measure "the newest run" "$U$NEWEST"
     measure "a run with a 10,000-point loss chart" "$U/ui/runs/$LOSS_RUN"
     measure "two runs compared" "$U/ui/compare?run=$LOSS_RUN&run=${NEWEST##*/}"

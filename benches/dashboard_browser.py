@@ -14,15 +14,32 @@ side by side in one headless Chromium (Playwright).
         Asks MLflow's REST API (runs/search, metrics/get-history) that the UI
         will see the runs; prints what it saw.
 
+    dashboard_browser.py serve-floor DIR PORT
+        The browser's floor: writes into DIR the smallest complete pages
+        shaped like ferry's (see FLOOR_* below) and serves DIR on
+        127.0.0.1:PORT (a threaded HTTP/1.1 server, keep-alive, no Nagle;
+        css/js with ferry's `Cache-Control: public, max-age=300`, the HTML
+        with no caching headers, as ferry's pages) until killed:
+          /floor.html       3 requests: the page, floor.css, floor.js (defer);
+          /floor-bare.html  1 request: the same page, no css/js.
+        Both hold a `<table class="runs">` of one row with one `<a>` and one
+        `<svg class="chart"><polyline/></svg>`.
+
     dashboard_browser.py measure --label L --ferry URL --mlflow URL --exp ID
                                  --newest RUN_ID --loss-run RUN_ID --reps N --out JSON
-        Navigates REPS times to each page, alternating ferry and MLflow, each
-        navigation in a fresh browser context (cold cache), then REPS times
-        more in one warm context per product, and writes the raw times
-        and bytes as JSON.
+                                 [--floor URL]
+        Navigates REPS times to each page, alternating ferry and MLflow (and,
+        with --floor, the two floor pages served by serve-floor at URL,
+        waited for with the same kind of selector as ferry's page: the row
+        link / the polyline), each navigation in a fresh browser context
+        (cold cache), then REPS times more in one warm context per product,
+        and writes the raw times and bytes as JSON.
 
     dashboard_browser.py report OUT_DIR
-        The markdown table of every JSON in OUT_DIR.
+        The markdown table of every JSON in OUT_DIR; with floor figures, rows
+        "browser floor (3 requests)" / "(1 request)" and, for ferry and
+        MLflow, ferry's median minus the floor's (ferry's own share) and
+        MLflow's median over the floor's.
 
 "Fully drawn" (the same rule for both products): the time from just before
 `page.goto(url)` (wall clock, time.perf_counter in the driver) until BOTH
@@ -37,11 +54,16 @@ side by side in one headless Chromium (Playwright).
     request / requestfinished / requestfailed events) for 500 ms; the time
     reported is when the last response finished, or the content's
     appearance if that was later.
+The browser's floor is timed by exactly this rule and method (its own
+selectors: `table.runs tbody tr a[href="/ui/runs/floor"]` and
+`svg.chart polyline`), in the same cold/warm loops, interleaved with ferry
+and MLflow.
 Bytes per page: the sum of the response bodies (decoded sizes, from
 `response.body()`) of every request the navigation made until fully drawn.
 """
 import json
 import os
+import socket
 import sqlite3
 import statistics
 import sys
@@ -145,6 +167,89 @@ def check_mlflow(url, exp, run_id, loss_run):
     print(json.dumps({"runs_search_first_page": len(runs), "newest": first["run_id"], "newest_name": first.get("run_name"),
                       "next_page_token": bool(got.get("next_page_token")), "runs_search_s": round(took, 3),
                       "loss_points": len(hist.get("metrics", []))}))
+
+
+# ---------------------------------------------------------------- the floor
+
+# The smallest complete page shaped like ferry's: doctype, charset,
+# viewport, title, the no-request icon ferry's pages carry, a stylesheet and
+# a deferred script, and the two things the selectors wait for (one table
+# row holding a link, one inline SVG polyline).
+FLOOR_HTML = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>floor</title>
+<link rel="icon" href="data:,">
+%s</head>
+<body>
+<main>
+<table class="runs">
+<tbody><tr><td><a href="/ui/runs/floor">floor</a></td>
+<td><svg class="chart" viewBox="0 0 100 40" width="300" height="120"><polyline points="0,40 25,20 50,25 75,8 100,4" fill="none" stroke="currentColor"/></svg></td></tr></tbody>
+</table>
+</main>
+</body>
+</html>
+"""
+FLOOR_ASSETS = '<link rel="stylesheet" href="/floor.css">\n<script src="/floor.js" defer></script>\n'
+FLOOR_CSS = """body { font: 14px/1.4 system-ui, sans-serif; margin: 1rem; }
+table.runs { border-collapse: collapse; }
+table.runs td { padding: .25rem .5rem; border-bottom: 1px solid #ddd; }
+svg.chart polyline { stroke: #2563eb; stroke-width: 1.5; }
+"""
+FLOOR_JS = """document.documentElement.dataset.js = "1";
+"""
+
+
+def serve_floor(root, port):
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    os.makedirs(root, exist_ok=True)
+    files = {"floor.html": FLOOR_HTML % FLOOR_ASSETS, "floor-bare.html": FLOOR_HTML % "",
+             "floor.css": FLOOR_CSS, "floor.js": FLOOR_JS}
+    for name, text in files.items():
+        with open(os.path.join(root, name), "w") as fh:
+            fh.write(text)
+    kinds = {".html": ("text/html; charset=utf-8", None),
+             ".css": ("text/css; charset=utf-8", "public, max-age=300"),
+             ".js": ("text/javascript; charset=utf-8", "public, max-age=300")}
+    # The folder, read once: each answer is one write of headers and body.
+    site = {}
+    for name in os.listdir(root):
+        kind = kinds.get(os.path.splitext(name)[1])
+        if kind:
+            with open(os.path.join(root, name), "rb") as fh:
+                site["/" + name] = (fh.read(), *kind)
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, as ferry's server
+        disable_nagle_algorithm = True
+
+        def do_GET(self):
+            path = self.path.split("?", 1)[0]
+            if path == "/health":
+                got = (b"ok", "text/plain", None)
+            else:
+                got = site.get(path)
+            if got is None:
+                head = b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"
+                self.wfile.write(head)
+                return
+            body, kind, cache = got
+            head = f"HTTP/1.1 200 OK\r\nContent-Type: {kind}\r\nContent-Length: {len(body)}\r\n"
+            if cache:
+                head += f"Cache-Control: {cache}\r\n"
+            self.wfile.write(head.encode() + b"\r\n" + body)
+
+        def log_message(self, *args):
+            pass
+
+    ThreadingHTTPServer.daemon_threads = True
+    ThreadingHTTPServer.address_family = socket.AF_INET
+    srv = ThreadingHTTPServer(("127.0.0.1", int(port)), Handler)
+    print(f"floor: {sorted(site)} on http://127.0.0.1:{port}", file=sys.stderr, flush=True)
+    srv.serve_forever()
 
 
 # ------------------------------------------------------------------- measuring
@@ -288,7 +393,13 @@ def measure(args):
             "mlflow": (metric_page_url(mlflow, loss_run, exp), ".scatterlayer .trace path.js-line"),
         },
     }
-    out = {"label": label, "reps": reps, "quiet_ms": QUIET_MS, "pages": {}}
+    # The browser's floor: the same kind of selector as ferry's page.
+    floor = args.get("floor")
+    if floor:
+        for name, sel in (("runs", 'table.runs tbody tr a[href="/ui/runs/floor"]'), ("chart", "svg.chart polyline")):
+            pages[name]["floor3"] = (f"{floor}/floor.html", sel)
+            pages[name]["floor1"] = (f"{floor}/floor-bare.html", sel)
+    out = {"label": label, "reps": reps, "quiet_ms": QUIET_MS, "pages": {}, "floor": floor or None}
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True)
         out["chromium"] = browser.version
@@ -305,9 +416,12 @@ def measure(args):
             res = {prod: {"cold_ms": [], "cold_content_ms": [], "cold_inpage_ms": [], "warm_ms": [], "warm_inpage_ms": [], "bytes": [], "wire_bytes": [], "requests": [],
                           "url": u, "selector": s} for prod, (u, s) in prods.items()}
             # Cold: a fresh context (empty cache, no service worker) a navigation,
-            # ferry and MLflow alternating so they share the machine's state.
+            # ferry and MLflow (and the floors) interleaved, the order rotated
+            # each round, so they share the machine's state.
+            order = list(prods)
             for i in range(reps):
-                for prod in (("ferry", "mlflow") if i % 2 == 0 else ("mlflow", "ferry")):
+                k = i % len(order)
+                for prod in order[k:] + order[:k]:
                     url, sel = prods[prod]
                     page, ctx = fresh(browser, sel)
                     ms, nbytes, wire, nreq, content_ms, in_page = navigate(page, url, sel)
@@ -350,37 +464,83 @@ def p95(xs):
 
 def report(outdir):
     titles = {"runs": "runs page", "chart": "metric chart, 10,000 points"}
-    kib = lambda xs: statistics.median(xs) / 1024
-    ms = lambda xs: f"{statistics.median(xs):.0f} / {p95(xs):.0f}"
-    ratio = lambda a, b: f"**{statistics.median(b) / statistics.median(a):.1f}x**"
-    cold = ["| page | store | ferry median / p95 ms | MLflow median / p95 ms | MLflow / ferry | "
-            "ferry KiB (wire) | MLflow KiB (wire) | requests ferry / MLflow |",
-            "|---|---|---|---|---|---|---|---|"]
-    inpage = ["| page | store | cold: ferry | cold: MLflow | MLflow / ferry | warm: ferry | warm: MLflow | MLflow / ferry |",
-              "|---|---|---|---|---|---|---|---|"]
-    warm = ["| page | store | ferry median / p95 ms | MLflow median / p95 ms | MLflow / ferry |",
-            "|---|---|---|---|---|"]
+    floors = (("floor3", "browser floor (3 requests)"), ("floor1", "browser floor (1 request)"))
+    med = statistics.median
+    kib = lambda xs: med(xs) / 1024
+    ms = lambda xs: f"{med(xs):.0f} / {p95(xs):.0f}"
+    ratio = lambda a, b: f"**{med(b) / med(a):.1f}x**"
     files = sorted(f for f in os.listdir(outdir) if f.startswith("browser-") and f.endswith(".json"))
-    meta = {}
-    for fn in files:
-        d = json.load(open(os.path.join(outdir, fn)))
-        meta = d
+    data = [json.load(open(os.path.join(outdir, fn))) for fn in files]
+    has_floor = any("floor3" in res for d in data for res in d["pages"].values())
+
+    def vs_floor(res, key):
+        """ferry's median minus the floors' (3 requests, 1 request in brackets), and MLflow's over them."""
+        if "floor3" not in res:
+            return ["—", "—"]
+        fe, ml = med(res["ferry"][key]), med(res["mlflow"][key])
+        f3, f1 = med(res["floor3"][key]), med(res["floor1"][key])
+        return [f"{fe - f3:+.0f} ({fe - f1:+.0f})", f"{ml / f3:.1f}x ({ml / f1:.1f}x)"]
+
+    fl_cols = ["ferry − floor ms, 3 req (1 req)", "MLflow / floor, 3 req (1 req)"] if has_floor else []
+    row = lambda cells: "| " + " | ".join(cells) + " |"
+    rule = lambda n: "|" + "---|" * n
+    cold_h = (["page", "store", "ferry median / p95 ms", "MLflow median / p95 ms", "MLflow / ferry"] + fl_cols +
+              ["ferry KiB (wire)", "MLflow KiB (wire)", "requests ferry / MLflow"])
+    warm_h = ["page", "store", "ferry median / p95 ms", "MLflow median / p95 ms", "MLflow / ferry"] + fl_cols
+    inpage_h = ["page", "store", "cold: ferry", "cold: MLflow", "MLflow / ferry", "warm: ferry", "warm: MLflow",
+                "MLflow / ferry"]
+    cold, warm, inpage = [row(cold_h), rule(len(cold_h))], [row(warm_h), rule(len(warm_h))], [row(inpage_h), rule(len(inpage_h))]
+    share, inpage_share = [], []
+    dash = lambda n: ["—"] * n
+    for d in data:
         for name, res in d["pages"].items():
             fe, ml = res["ferry"], res["mlflow"]
-            cold.append(f"| {titles[name]} | {d['label']} | {ms(fe['cold_ms'])} | {ms(ml['cold_ms'])} | "
-                        f"{ratio(fe['cold_ms'], ml['cold_ms'])} | {kib(fe['bytes']):.1f} ({kib(fe['wire_bytes']):.1f}) | "
-                        f"{kib(ml['bytes']):.0f} ({kib(ml['wire_bytes']):.0f}) | "
-                        f"{statistics.median(fe['requests']):.0f} / {statistics.median(ml['requests']):.0f} |")
-            warm.append(f"| {titles[name]} | {d['label']} | {ms(fe['warm_ms'])} | {ms(ml['warm_ms'])} | "
-                        f"{ratio(fe['warm_ms'], ml['warm_ms'])} |")
-            inpage.append(f"| {titles[name]} | {d['label']} | {ms(fe['cold_inpage_ms'])} | {ms(ml['cold_inpage_ms'])} | "
-                          f"{ratio(fe['cold_inpage_ms'], ml['cold_inpage_ms'])} | {ms(fe['warm_inpage_ms'])} | "
-                          f"{ms(ml['warm_inpage_ms'])} | {ratio(fe['warm_inpage_ms'], ml['warm_inpage_ms'])} |")
+            fl = has_floor and "floor3" in res
+            cold.append(row([titles[name], d["label"], ms(fe["cold_ms"]), ms(ml["cold_ms"]), ratio(fe["cold_ms"], ml["cold_ms"])] +
+                            (vs_floor(res, "cold_ms") if has_floor else []) +
+                            [f"{kib(fe['bytes']):.1f} ({kib(fe['wire_bytes']):.1f})",
+                             f"{kib(ml['bytes']):.0f} ({kib(ml['wire_bytes']):.0f})",
+                             f"{med(fe['requests']):.0f} / {med(ml['requests']):.0f}"]))
+            warm.append(row([titles[name], d["label"], ms(fe["warm_ms"]), ms(ml["warm_ms"]), ratio(fe["warm_ms"], ml["warm_ms"])] +
+                            (vs_floor(res, "warm_ms") if has_floor else [])))
+            inpage.append(row([titles[name], d["label"], ms(fe["cold_inpage_ms"]), ms(ml["cold_inpage_ms"]),
+                               ratio(fe["cold_inpage_ms"], ml["cold_inpage_ms"]), ms(fe["warm_inpage_ms"]),
+                               ms(ml["warm_inpage_ms"]), ratio(fe["warm_inpage_ms"], ml["warm_inpage_ms"])]))
+            if not fl:
+                continue
+            # The floor rows, each timed with the selector kind of the page
+            # row above it; their figures in the first (ferry's) column.
+            for key, title in floors:
+                f = res[key]
+                cold.append(row([f"↳ {title}", d["label"], ms(f["cold_ms"])] + dash(4) +
+                                [f"{kib(f['bytes']):.1f} ({kib(f['wire_bytes']):.1f})", "—", f"{med(f['requests']):.0f} / —"]))
+                warm.append(row([f"↳ {title}", d["label"], ms(f["warm_ms"])] + dash(4)))
+                inpage.append(row([f"↳ {title}", d["label"], ms(f["cold_inpage_ms"]), "—", "—", ms(f["warm_inpage_ms"]), "—", "—"]))
+            share.append((med(fe["cold_ms"]) - med(res["floor3"]["cold_ms"]), med(fe["cold_ms"]),
+                          med(ml["cold_ms"]) / med(res["floor3"]["cold_ms"])))
+            inpage_share.append(f"{titles[name]}, {d['label']}: cold {vs_floor(res, 'cold_inpage_ms')[0]} ms, "
+                                f"{vs_floor(res, 'cold_inpage_ms')[1]}; warm {vs_floor(res, 'warm_inpage_ms')[0]} ms, "
+                                f"{vs_floor(res, 'warm_inpage_ms')[1]}")
+    meta = data[-1] if data else {}
     reps = meta.get("reps")
+    slowest = "the slowest" if reps and reps <= 20 else "nearest rank"
     print(f"Navigation to fully drawn, cold (a fresh browser context each navigation: empty cache), "
           f"{reps} navigations each, wall clock in the driver from just before `page.goto`; "
+          f"p95 by nearest rank (of {reps}, {slowest}); "
           f"KiB: the response bodies as decoded (on the wire in brackets), median of the navigations:\n")
     print("\n".join(cold))
+    if has_floor:
+        print("\nThe browser's floor (↳ rows), measured in the same loops, interleaved with ferry and MLflow, by "
+              "the same rule: the smallest complete page shaped like ferry's, served from 127.0.0.1 by a "
+              "threaded HTTP/1.1 server (benches/dashboard_browser.py serve-floor): `floor.html` (3 requests: "
+              "the page, `floor.css`, `floor.js` with defer) and `floor-bare.html` (1 request, no css/js), "
+              "a table of one row with a link and an inline `<svg><polyline/></svg>`; each floor row waited "
+              "for with the selector kind of the page above it (the row link / the polyline), its figures in "
+              "the first column. ferry − floor: ferry's median minus the floor's (ferry's own share); "
+              "MLflow / floor: MLflow's median over the floor's; 3-request floor (1-request floor in brackets).")
+        print(f"\nCold, driver clock: ferry's own share over the 3-request floor is {min(x[0] for x in share):+.0f} "
+              f"to {max(x[0] for x in share):+.0f} ms of its {min(x[1] for x in share):.0f}-{max(x[1] for x in share):.0f} ms; "
+              f"MLflow takes {min(x[2] for x in share):.1f}-{max(x[2] for x in share):.1f}x the floor.")
     print(f"\nWarm (one context a product, its cache filled by an earlier navigation; from about:blank), "
           f"{reps} navigations each:\n")
     print("\n".join(warm))
@@ -388,6 +548,8 @@ def report(outdir):
           "frame the content was visible in, or the end of the last response if later; no driver round trips), "
           "median / p95 ms:\n")
     print("\n".join(inpage))
+    if inpage_share:
+        print("\nInside the page, ferry − floor (3 req (1 req)) and MLflow / floor: " + "; ".join(inpage_share) + ".")
     print(f"\nChromium {meta.get('chromium')} (headless), viewport 1400x900.")
 
 
@@ -406,6 +568,8 @@ def main():
         for i in range(0, len(rest), 2):
             kv[rest[i].lstrip("-")] = rest[i + 1]
         measure(kv)
+    elif cmd == "serve-floor":
+        serve_floor(a[1], a[2])
     elif cmd == "report":
         report(a[1])
     else:

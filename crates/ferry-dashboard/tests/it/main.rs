@@ -180,6 +180,18 @@ async fn get(f: &Fixture, uri: &str, caller: Option<&Caller>) -> (StatusCode, St
     (status, String::from_utf8(body.to_vec()).unwrap())
 }
 
+/// The href of a page's `rel="next"` link, as a browser reads it.
+fn next_link(html: &str) -> String {
+    html.split("rel=\"next\" href=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .replace("&amp;", "&")
+        .replace("&#x2f;", "/")
+}
+
 /// The page with what changes from run to run (times) redacted.
 fn redacted(html: &str) -> String {
     let mut out = String::new();
@@ -255,15 +267,7 @@ fn runs_page_filters_and_pages_by_cursor() {
         let (_, first) = get(&f, "/ui/runs?pipeline=iris", None).await;
         let rows = |html: &str| html.matches("<a href=\"/ui/runs/").count();
         assert_eq!(rows(&first), 100);
-        let next = first
-            .split("rel=\"next\" href=\"")
-            .nth(1)
-            .unwrap()
-            .split('"')
-            .next()
-            .unwrap()
-            .replace("&amp;", "&")
-            .replace("&#x2f;", "/");
+        let next = next_link(&first);
         let (status, second) = get(&f, &next, None).await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(rows(&second), 62);
@@ -281,15 +285,7 @@ fn runs_page_filters_and_pages_by_cursor() {
         // kind of cursor: every run once.
         let (_, first) = get(&f, "/ui/runs?pipeline=iris&order=slowest", None).await;
         assert_eq!(ids(&first)[..3], [id(11), id(10), id(9)]);
-        let next = first
-            .split("rel=\"next\" href=\"")
-            .nth(1)
-            .unwrap()
-            .split('"')
-            .next()
-            .unwrap()
-            .replace("&amp;", "&")
-            .replace("&#x2f;", "/");
+        let next = next_link(&first);
         assert!(next.contains("order=slowest"), "{next}");
         let (_, second) = get(&f, &next, None).await;
         let mut all = ids(&first);
@@ -1163,15 +1159,7 @@ fn the_audit_log_is_for_server_admins_newest_first_a_page_at_a_time() {
             "the reason is text"
         );
         assert!(html.contains("<span class=\"status failed\">denied</span>"));
-        let next = html
-            .split("rel=\"next\" href=\"")
-            .nth(1)
-            .unwrap()
-            .split('"')
-            .next()
-            .unwrap()
-            .replace("&amp;", "&")
-            .replace("&#x2f;", "/");
+        let next = next_link(&html);
         let (_, html) = get(&f, &next, None).await;
         assert_eq!(seqs(&html), (1..=30).rev().collect::<Vec<_>>());
         let (_, html) = get(&f, "/ui/audit?actor=ben&action=registered_model", None).await;
