@@ -216,14 +216,17 @@ impl Caller {
     }
 
     /// The workspaces whose work the caller may see listed (the dashboard,
-    /// cost reports): `None` for every one (a server admin), else those it
-    /// holds a role in, its own and through its groups.
+    /// cost reports, budgets): `None` for every one (a server admin), else
+    /// those it holds a role in, its own and through its groups; only the
+    /// one its token is limited to, if it is.
     pub async fn workspaces(
         &self,
         store: &dyn MetadataStore,
     ) -> Result<Option<std::collections::BTreeSet<String>>, StoreError> {
+        // A token limited to a workspace works in no other, whoever holds it.
+        let scope = self.token.as_ref().and_then(|t| t.workspace.clone());
         if self.is_admin() {
-            return Ok(None);
+            return Ok(scope.map(|w| std::collections::BTreeSet::from([w])));
         }
         let mut ws: std::collections::BTreeSet<String> = store
             .roles_of(self.user.id)
@@ -232,6 +235,9 @@ impl Caller {
             .map(|r| r.workspace)
             .collect();
         ws.extend(self.group_roles.iter().map(|r| r.workspace.clone()));
+        if let Some(w) = scope {
+            ws.retain(|x| *x == w);
+        }
         Ok(Some(ws))
     }
 }

@@ -4,9 +4,12 @@
 //! (`2026-11-26T14` for an hour) and the part counts size rotations.
 
 /// The folder a model's files go in: its name with anything but ASCII
-/// letters, digits, `-`, `_` and `.` made `_`.
+/// letters, digits, `-`, `_` and `.` made `_`, and a name of dots alone
+/// (or none) prefixed with `_`, so the folder is always one inside the
+/// log's. Different names can share a folder (`a b`, `a_b`): a reader
+/// must not take a folder for one model's without checking that.
 pub fn model_dir(model: &str) -> String {
-    model
+    let dir: String = model
         .chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || "-_.".contains(c) {
@@ -15,7 +18,12 @@ pub fn model_dir(model: &str) -> String {
                 '_'
             }
         })
-        .collect()
+        .collect();
+    if dir.chars().all(|c| c == '.') {
+        format!("_{dir}")
+    } else {
+        dir
+    }
 }
 
 /// The name of the window `at_ms` falls in, for windows of `window_s`
@@ -105,5 +113,8 @@ mod tests {
             assert_eq!(parse_file_name(bad), None, "{bad}");
         }
         assert_eq!(model_dir("team/iris v2"), "team_iris_v2");
+        for (name, dir) in [("..", "_.."), (".", "_."), ("", "_"), ("../x", ".._x")] {
+            assert_eq!(model_dir(name), dir, "{name}");
+        }
     }
 }

@@ -35,6 +35,10 @@ const PARSED_ROWS: u64 = 20_000;
 /// A column with more distinct values than this is not a distribution
 /// worth drawing (and numbers with fractions are not levels at all).
 const MAX_LEVELS: usize = 20;
+/// At most this many columns' distributions a window, of values at most
+/// this long: what a window keeps is bounded whatever the log holds.
+const MAX_LEVEL_COLUMNS: usize = 32;
+const MAX_LEVEL_CHARS: usize = 64;
 
 /// Measures how a window's columns drifted from a reference window's: the
 /// server hands the dashboard the engine `ferry check drift` runs, so the
@@ -103,8 +107,11 @@ pub fn scan(path: &Path) -> std::io::Result<Scan> {
             if LOG_FIELDS.contains(&k.as_str()) || not_levels.contains(&k) {
                 continue;
             }
+            if !s.levels.contains_key(&k) && s.levels.len() >= MAX_LEVEL_COLUMNS {
+                continue;
+            }
             let level = match v {
-                serde_json::Value::String(s) => s,
+                serde_json::Value::String(s) if s.chars().count() <= MAX_LEVEL_CHARS => s,
                 serde_json::Value::Bool(b) => b.to_string(),
                 serde_json::Value::Number(n) if n.is_i64() || n.is_u64() => n.to_string(),
                 serde_json::Value::Null => continue,
@@ -159,13 +166,26 @@ impl Seen {
 type Measured = Arc<Result<WindowDrift, String>>;
 
 /// What was read of the log, kept across page views.
-#[derive(Default)]
 pub(crate) struct Memory {
+    /// One read of the log at a time: views queue behind it (and find its
+    /// windows remembered); the overview does not wait for it.
+    reading: Arc<tokio::sync::Semaphore>,
     scans: Mutex<HashMap<Seen, Arc<Scan>>>,
     drifts: Mutex<HashMap<(Seen, Seen), Measured>>,
     /// Models whose newest window is being measured for the overview: a
     /// view meanwhile does not start the same work again.
     measuring: Mutex<BTreeSet<String>>,
+}
+
+impl Default for Memory {
+    fn default() -> Self {
+        Memory {
+            reading: Arc::new(tokio::sync::Semaphore::new(1)),
+            scans: Mutex::default(),
+            drifts: Mutex::default(),
+            measuring: Mutex::default(),
+        }
+    }
 }
 
 /// A model being measured, until dropped.
@@ -254,8 +274,15 @@ fn windows(dir: &Path, model: &str) -> std::io::Result<Vec<Window>> {
         if !e.file_type()?.is_file() {
             continue;
         }
+        // A file the gateway deleted meanwhile (its oldest, pruned) is no
+        // window any more.
+        let file = match Seen::of(&e.path()) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
         out.push(Window {
-            file: Seen::of(&e.path())?,
+            file,
             name,
             start_ms,
             part,
@@ -289,7 +316,11 @@ fn read(
     let from = all.len().saturating_sub(newest);
     let mut out = Vec::new();
     for w in &all[from..] {
-        let scan = memory.scan(&w.file)?;
+        let scan = match memory.scan(&w.file) {
+            Ok(s) => s,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
         let drift = match engine {
             Some(e) if w.file != reference.file => Some(memory.drift(e, &reference.file, &w.file)),
             _ => None,
@@ -331,13 +362,24 @@ pub(crate) async fn latest(dash: &Dash, model: &str, wait: Duration) -> DriftSta
     let (Some(dir), Some(engine)) = (dash.predictions.clone(), dash.drift.clone()) else {
         return DriftStatus::Off;
     };
+    if let Err(e) = owns_its_folder(dash, model).await {
+        return DriftStatus::Failed {
+            why: match e {
+                DashError::BadRequest(m) | DashError::NotFound(m) => m,
+                _ => "the registry could not be read".into(),
+            },
+        };
+    }
     let memory = dash.monitoring.clone();
     let Some(measuring) = Measuring::start(&memory, model) else {
         return DriftStatus::Checking;
     };
+    let Ok(permit) = memory.reading.clone().try_acquire_owned() else {
+        return DriftStatus::Checking;
+    };
     let model = model.to_owned();
     let job = tokio::task::spawn_blocking(move || {
-        let _measuring = measuring;
+        let _measuring = (measuring, permit);
         read(&memory, Some(engine.as_ref()), &dir, &model, 1)
     });
     let Ok(done) = tokio::time::timeout(wait, job).await else {
@@ -363,6 +405,28 @@ pub(crate) async fn latest(dash: &Dash, model: &str, wait: Duration) -> DriftSta
             },
         },
     }
+}
+
+/// Model `name` is registered, and no other registered model's log goes
+/// in the same folder (names that differ only where a folder name cannot
+/// follow them): a folder shown is one model's only.
+async fn owns_its_folder(dash: &Dash, name: &str) -> Result<(), DashError> {
+    let dir = ferry_core::predlog::model_dir(name);
+    let models = dash.store.list_models().await?;
+    if !models.iter().any(|m| m.name == name) {
+        return Err(DashError::NotFound(format!("no model `{name}`")));
+    }
+    if let Some(other) = models
+        .iter()
+        .find(|m| m.name != name && ferry_core::predlog::model_dir(&m.name) == dir)
+    {
+        return Err(DashError::BadRequest(format!(
+            "model `{name}` logs its predictions in the same folder (`{dir}`) as model `{}`: \
+             their drift cannot be told apart; rename one to monitor it",
+            other.name
+        )));
+    }
+    Ok(())
 }
 
 /// `/ui/monitoring`: the models the viewer may see that have a log.
@@ -405,14 +469,22 @@ pub(crate) async fn model(
     if !crate::models::visible(&dash, &viewer, &name).await? {
         return Err(DashError::NotFound(format!("no model `{name}`")));
     }
+    owns_its_folder(&dash, &name).await?;
     let now = ferry_core::now_ms();
     let (reference, reads) = match dash.predictions.clone() {
         None => (None, Vec::new()),
         Some(dir) => {
             let memory = dash.monitoring.clone();
+            let permit = memory
+                .reading
+                .clone()
+                .acquire_owned()
+                .await
+                .map_err(|e| DashError::Internal(e.to_string()))?;
             let engine = dash.drift.clone();
             let model = name.clone();
             tokio::task::spawn_blocking(move || {
+                let _permit = permit;
                 read(&memory, engine.as_deref(), &dir, &model, WINDOWS)
             })
             .await

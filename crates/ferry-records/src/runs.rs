@@ -318,7 +318,9 @@ impl RunOrder {
     pub fn key(self, run: &RunSummary) -> i64 {
         match self {
             RunOrder::Newest | RunOrder::Oldest => run.started_ms,
-            RunOrder::Slowest => run.ended_ms.map_or(-1, |e| e - run.started_ms),
+            RunOrder::Slowest => run
+                .ended_ms
+                .map_or(-1, |e| e.saturating_sub(run.started_ms)),
         }
     }
 }

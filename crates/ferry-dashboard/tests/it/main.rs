@@ -1010,6 +1010,20 @@ fn monitoring_shows_drift_over_windows_predictions_and_versions_measured_once() 
         assert_eq!(engine.calls.load(std::sync::atomic::Ordering::SeqCst), 3);
         assert!(html.contains("<td>11</td>"), "{html}");
 
+        // A name that is no model, or that would lead out of the log's
+        // folder, is none; two models whose logs share a folder are told
+        // apart by name only, and so not shown.
+        for name in ["%2E%2E", "%2E", "nobody"] {
+            let (status, _) = get_via(&app, &format!("/ui/monitoring/{name}"), None).await;
+            assert_eq!(status, StatusCode::NOT_FOUND, "{name}");
+        }
+        for name in ["fraud model", "fraud_model"] {
+            f.store.create_registered_model(name, "", &[], f.now).await.unwrap();
+        }
+        let (status, html) = get_via(&app, "/ui/monitoring/fraud%20model", None).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(html.contains("same folder (`fraud_model`) as model `fraud_model`"), "{html}");
+
         // Someone of another workspace: no such model.
         let outsider = member_of(&f, "outsider", "growth").await;
         let (status, _) = get_via(&app, "/ui/monitoring/iris", Some(&outsider)).await;

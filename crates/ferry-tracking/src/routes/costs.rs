@@ -419,11 +419,34 @@ async fn audit(
 }
 
 /// `GET budgets/list`: every budget and where it stands this month.
-pub async fn list(State(st): State<AppState>) -> ApiResult<Out<Value>> {
-    let all = st.store.budgets(crate::now_ms()).await?;
-    Ok(Out(
-        json!({ "budgets": all.iter().map(standing_view).collect::<Vec<_>>() }),
-    ))
+/// A caller who is not a server admin sees their own workspaces' budgets
+/// (a pipeline's by its owner's workspace).
+pub async fn list(
+    State(st): State<AppState>,
+    caller: Option<axum::Extension<crate::auth::Caller>>,
+) -> ApiResult<Out<Value>> {
+    let seen = match &caller {
+        Some(c) => c.workspaces(st.store.as_ref()).await?,
+        None => None,
+    };
+    let owners = st.store.pipeline_owners().await?;
+    let all: Vec<Value> = st
+        .store
+        .budgets(crate::now_ms())
+        .await?
+        .iter()
+        .filter(|b| {
+            let ws = match &b.budget.scope {
+                Scope::Workspace(w) => w.as_str(),
+                Scope::Pipeline(p) => owners
+                    .get(p)
+                    .map_or(ferry_metadata::DEFAULT_WORKSPACE, |o| o.workspace.as_str()),
+            };
+            seen.as_ref().is_none_or(|s| s.contains(ws))
+        })
+        .map(standing_view)
+        .collect();
+    Ok(Out(json!({ "budgets": all })))
 }
 
 #[derive(Deserialize)]

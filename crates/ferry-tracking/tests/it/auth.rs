@@ -2005,5 +2005,37 @@ fn cost_reports_show_each_team_only_its_own() {
             .send(Some(&basic("root")), None, Method::GET, &report, None)
             .await;
         assert_eq!(keys(&v), vec!["team-a", "team-b"]);
+        // A token limited to a workspace sees that one, even an admin's.
+        let (bearer, _) = token(&t, "root", Some("team-a"), None, None).await;
+        let (_, v) = t.send(Some(&bearer), None, Method::GET, &report, None).await;
+        assert_eq!(keys(&v), vec!["team-a"]);
+
+        // Budgets likewise.
+        for ws in ["team-a", "team-b"] {
+            let (s, v) = t
+                .send(
+                    Some(&basic("root")),
+                    None,
+                    Method::POST,
+                    &ferry_api("budgets/set"),
+                    Some(json!({"target": ws, "monthly_usd": 100.0})),
+                )
+                .await;
+            assert_eq!(s, StatusCode::OK, "{v}");
+        }
+        let budgets = |v: &Value| -> Vec<String> {
+            v["budgets"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|b| b["budget"].as_str().or(b["scope"].as_str()).unwrap_or("?").to_owned())
+                .collect()
+        };
+        let list = ferry_api("budgets/list");
+        let (_, v) = t.send(Some(&basic("viewer-a")), None, Method::GET, &list, None).await;
+        assert_eq!(v["budgets"].as_array().map(Vec::len), Some(1), "{v}");
+        assert!(v.to_string().contains("team-a") && !v.to_string().contains("team-b"), "{v}");
+        let (_, v) = t.send(Some(&basic("root")), None, Method::GET, &list, None).await;
+        assert_eq!(budgets(&v).len(), 2, "{v}");
     });
 }
