@@ -95,10 +95,11 @@ uptime > "$OUT/uptime-start.txt"
 ( while sleep 5; do echo "$(date -u +%H:%M:%S) $(cut -d' ' -f1-3 /proc/loadavg)"; done ) > "$OUT/loadavg.txt" &
 PIDS+=($!)
 
-# The browser's floor: its pages (written into $OUT/floor) and their
-# server, one for the whole run.
+# The browser's floor: its pages (written by dashboard_browser.py into the
+# scratch folder: they are the same every run) and their server, one for
+# the whole run.
 LPORT=$(free_port)
-"$PY" "$HERE/dashboard_browser.py" serve-floor "$OUT/floor" "$LPORT" >"$OUT/floor-server.log" 2>&1 &
+"$PY" "$HERE/dashboard_browser.py" serve-floor "$WORK/floor" "$LPORT" >"$OUT/floor-server.log" 2>&1 &
 PIDS+=($!)
 wait_up "http://127.0.0.1:$LPORT/floor.html" 30
 L="http://127.0.0.1:$LPORT"
@@ -182,7 +183,7 @@ MAXLOAD=$(awk '{ if ($2 > m) m = $2 } END { print m + 0 }' "$OUT/loadavg.txt")
   echo "(\`/#/metric?runs=[..]&metric=\"loss\"&experiments=[\"1\"]&...\`), which"
   echo "fetches a 320-point sample, then the 10,000-point history. ferry's:"
   echo "\`/ui/runs\` and \`/ui/runs/<id>\`. The browser's floor: \`floor.html\` and"
-  echo "\`floor-bare.html\` (results/dashboard-browser-$STAMP/floor), waited for with"
+  echo "\`floor-bare.html\` (written by \`dashboard_browser.py serve-floor\`), waited for with"
   echo "\`table.runs tbody tr a[href=/ui/runs/floor]\` / \`svg.chart polyline\`."
   echo
   echo "Machine: 2 cores, shared; load average at the start"
