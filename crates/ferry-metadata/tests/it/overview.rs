@@ -18,6 +18,19 @@ fn run(i: usize, pipeline: &str, workspace: &str, at: i64) -> NewRun {
 }
 
 pub(crate) async fn conformance(s: &dyn MetadataStore) {
+    seed(s).await;
+    pages_and_filters(s).await;
+    orders(s).await;
+    grammar_and_author(s).await;
+    health(s).await;
+}
+
+/// A page of at most 100 runs.
+async fn page(s: &dyn MetadataStore, q: RunPage) -> Vec<RunSummary> {
+    s.page_runs(&RunPage { limit: 100, ..q }).await.unwrap()
+}
+
+async fn seed(s: &dyn MetadataStore) {
     // iris (team ml): a run a day for 20 days, every third failed, each
     // taking (i + 1) minutes; churn (team growth): 3 runs today.
     for i in 0..20usize {
@@ -55,7 +68,9 @@ pub(crate) async fn conformance(s: &dyn MetadataStore) {
             .await
             .unwrap();
     }
+}
 
+async fn pages_and_filters(s: &dyn MetadataStore) {
     // Pages of 7 cover every run once, newest first.
     let mut seen = Vec::new();
     let mut before = None;
@@ -81,49 +96,68 @@ pub(crate) async fn conformance(s: &dyn MetadataStore) {
     assert_eq!(seen, sorted, "newest first, no run twice");
 
     // Filters: status, pipeline, commit prefix, workspaces, since.
-    let page = |q: RunPage| async move { s.page_runs(&RunPage { limit: 100, ..q }).await.unwrap() };
-    let failed = page(RunPage {
-        status: Some("failed".into()),
-        ..Default::default()
-    })
+    let failed = page(
+        s,
+        RunPage {
+            status: Some("failed".into()),
+            ..Default::default()
+        },
+    )
     .await;
     assert_eq!(failed.len(), 7);
     assert!(failed.iter().all(|r| r.status == RunStatus::Failed));
-    let growth = page(RunPage {
-        workspaces: Some(vec!["growth".into()]),
-        ..Default::default()
-    })
+    let growth = page(
+        s,
+        RunPage {
+            workspaces: Some(vec!["growth".into()]),
+            ..Default::default()
+        },
+    )
     .await;
     assert_eq!(growth.len(), 3);
     assert!(growth.iter().all(|r| r.pipeline == "churn"));
-    let nobody = page(RunPage {
-        workspaces: Some(vec![]),
-        ..Default::default()
-    })
+    let nobody = page(
+        s,
+        RunPage {
+            workspaces: Some(vec![]),
+            ..Default::default()
+        },
+    )
     .await;
     assert!(nobody.is_empty());
-    let by_commit = page(RunPage {
-        commit: Some(format!("{:040x}", 10)[..39].to_owned()),
-        ..Default::default()
-    })
+    let by_commit = page(
+        s,
+        RunPage {
+            commit: Some(format!("{:040x}", 10)[..39].to_owned()),
+            ..Default::default()
+        },
+    )
     .await;
     // A prefix of 39 of the 40: runs 0..=15 share it (…00 to …0f).
     assert_eq!(by_commit.len(), 16);
-    let recent = page(RunPage {
-        pipeline: Some("iris".into()),
-        since_ms: Some(NOW - 3 * D),
-        ..Default::default()
-    })
+    let recent = page(
+        s,
+        RunPage {
+            pipeline: Some("iris".into()),
+            since_ms: Some(NOW - 3 * D),
+            ..Default::default()
+        },
+    )
     .await;
     assert_eq!(recent.len(), 3);
+}
 
+async fn orders(s: &dyn MetadataStore) {
     // Orders: oldest first, and slowest (runs still going last), paged by
     // the same kind of cursor.
-    let oldest = page(RunPage {
-        order: RunOrder::Oldest,
-        limit: 2,
-        ..Default::default()
-    })
+    let oldest = page(
+        s,
+        RunPage {
+            order: RunOrder::Oldest,
+            limit: 2,
+            ..Default::default()
+        },
+    )
     .await;
     assert_eq!(oldest[0].run_id, format!("{:032x}", 19));
     let mut slow = Vec::new();
@@ -148,7 +182,9 @@ pub(crate) async fn conformance(s: &dyn MetadataStore) {
         .chain((100..103).rev().map(|i| format!("{i:032x}")))
         .collect();
     assert_eq!(slow, want, "the longest first, each once, runs going last");
+}
 
+async fn grammar_and_author(s: &dyn MetadataStore) {
     // MLflow's grammar (an attribute, a tag, a metric) and the author.
     s.attach_run(
         &format!("{:032x}", 4),
@@ -179,27 +215,38 @@ pub(crate) async fn conformance(s: &dyn MetadataStore) {
         "tags.mlflow.user = 'ana'",
         "attributes.user_id = 'ana' and metrics.acc >= 0.97",
     ] {
-        let got = page(RunPage {
-            filter: grammar(f),
-            ..Default::default()
-        })
+        let got = page(
+            s,
+            RunPage {
+                filter: grammar(f),
+                ..Default::default()
+            },
+        )
         .await;
         assert_eq!(ids(got), four, "{f}");
     }
-    let failed_or_not = page(RunPage {
-        filter: grammar("attributes.status = 'FAILED'"),
-        ..Default::default()
-    })
+    let failed_or_not = page(
+        s,
+        RunPage {
+            filter: grammar("attributes.status = 'FAILED'"),
+            ..Default::default()
+        },
+    )
     .await;
     assert_eq!(failed_or_not.len(), 7);
-    let by_author = page(RunPage {
-        author: Some("ana".into()),
-        ..Default::default()
-    })
+    let by_author = page(
+        s,
+        RunPage {
+            author: Some("ana".into()),
+            ..Default::default()
+        },
+    )
     .await;
     assert_eq!(ids(by_author.clone()), four);
     assert_eq!(by_author[0].author.as_deref(), Some("ana"));
+}
 
+async fn health(s: &dyn MetadataStore) {
     // Health: iris over 7 and 30 days, churn running.
     let health = s.pipeline_health(NOW, None).await.unwrap();
     assert_eq!(health.len(), 2);
