@@ -15,30 +15,30 @@ use futures_util::StreamExt;
 /// The most of a report read: larger ones are linked, not shown.
 const MAX_REPORT: usize = 8 << 20;
 
-/// The run's folder of check reports in the artifact store.
-async fn folder(dash: &Dash, run_id: &str) -> Result<Option<String>, DashError> {
-    if dash.artifacts.is_none() {
-        return Ok(None);
-    }
-    let Some(run) = dash.store.get_tracked_run(run_id).await? else {
-        return Ok(None);
+/// Run `run_id`'s folder of check reports in the artifact store, and the
+/// names of the HTML reports in it, in name order (none without an
+/// artifact store or a folder).
+async fn listed(dash: &Dash, run_id: &str) -> Result<(String, Vec<String>), DashError> {
+    let none = || Ok((String::new(), Vec::new()));
+    let Some(artifacts) = &dash.artifacts else {
+        return none();
     };
-    Ok(ferry_metadata::pipeline_runs::artifact_dir(&run).map(|d| format!("{d}/checks")))
-}
-
-/// The names of run `run_id`'s HTML check reports, in name order.
-pub(crate) async fn reports(dash: &Dash, run_id: &str) -> Result<Vec<String>, DashError> {
-    let (Some(artifacts), Some(dir)) = (&dash.artifacts, folder(dash, run_id).await?) else {
-        return Ok(Vec::new());
+    let Some(run) = dash.store.get_tracked_run(run_id).await? else {
+        return none();
+    };
+    let Some(dir) =
+        ferry_metadata::pipeline_runs::artifact_dir(&run).map(|d| format!("{d}/checks"))
+    else {
+        return none();
     };
     let entries = match artifacts.list(&dir).await {
         Ok(e) => e,
-        Err(ferry_artifacts::Error::NotFound(_)) => return Ok(Vec::new()),
+        Err(ferry_artifacts::Error::NotFound(_)) => return none(),
         // The run page goes on without them (a bucket that cannot be
         // listed just now), and the server's log says why.
         Err(e) => {
             tracing::warn!("dashboard: the check reports in {dir}: {e}");
-            return Ok(Vec::new());
+            return none();
         }
     };
     let mut names: Vec<String> = entries
@@ -48,7 +48,12 @@ pub(crate) async fn reports(dash: &Dash, run_id: &str) -> Result<Vec<String>, Da
         .filter(|n| n.ends_with(".html"))
         .collect();
     names.sort();
-    Ok(names)
+    Ok((dir, names))
+}
+
+/// The names of run `run_id`'s HTML check reports, in name order.
+pub(crate) async fn reports(dash: &Dash, run_id: &str) -> Result<Vec<String>, DashError> {
+    Ok(listed(dash, run_id).await?.1)
 }
 
 /// `/ui/runs/{id}/checks/{name}`: one of the names [`reports`] lists (a
@@ -60,13 +65,9 @@ pub(crate) async fn report(
     Path((id, name)): Path<(String, String)>,
 ) -> Result<Response, DashError> {
     let detail = run_for(&dash, &viewer, &id).await?;
-    let run_id = &detail.run.run_id;
-    let known = reports(&dash, run_id).await?;
-    let (Some(name), Some(artifacts), Some(dir)) = (
-        known.into_iter().find(|n| *n == name),
-        &dash.artifacts,
-        folder(&dash, run_id).await?,
-    ) else {
+    let (dir, known) = listed(&dash, &detail.run.run_id).await?;
+    let (Some(name), Some(artifacts)) = (known.into_iter().find(|n| *n == name), &dash.artifacts)
+    else {
         return Err(DashError::NotFound(format!(
             "run `{id}` has no check report `{name}`"
         )));

@@ -96,7 +96,7 @@ pub(crate) async fn cost(
             chart => Value::from_safe_string(chart),
             lines => Value::from_serialize(&lines),
             versions => Value::from_serialize(&versions),
-            budgets => crate::pages::budget_lines(&dash, &viewer, now).await?,
+            budgets => crate::pages::budget_lines(&dash, &viewer, &owners, now).await?,
         },
     )
 }

@@ -17,6 +17,7 @@ use crate::svg::{self, Series};
 use crate::view::Viewer;
 use crate::{Dash, DashError};
 use axum::extract::{Path as UrlPath, State};
+use ferry_metadata::ModelSummary;
 use minijinja::{Value, context};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -357,12 +358,18 @@ pub enum DriftStatus {
     Off,
 }
 
-/// The drift of `model`'s newest window, waiting at most `wait`.
-pub(crate) async fn latest(dash: &Dash, model: &str, wait: Duration) -> DriftStatus {
+/// The drift of `model` (one of the registered `models`)'s newest window,
+/// waiting at most `wait`.
+pub(crate) async fn latest(
+    dash: &Dash,
+    models: &[ModelSummary],
+    model: &str,
+    wait: Duration,
+) -> DriftStatus {
     let (Some(dir), Some(engine)) = (dash.predictions.clone(), dash.drift.clone()) else {
         return DriftStatus::Off;
     };
-    if let Err(e) = owns_its_folder(dash, model).await {
+    if let Err(e) = owns_its_folder(models, model) {
         return DriftStatus::Failed {
             why: match e {
                 DashError::BadRequest(m) | DashError::NotFound(m) => m,
@@ -407,12 +414,11 @@ pub(crate) async fn latest(dash: &Dash, model: &str, wait: Duration) -> DriftSta
     }
 }
 
-/// Model `name` is registered, and no other registered model's log goes
-/// in the same folder (names that differ only where a folder name cannot
-/// follow them): a folder shown is one model's only.
-async fn owns_its_folder(dash: &Dash, name: &str) -> Result<(), DashError> {
+/// Model `name` is one of the registered `models`, and no other's log
+/// goes in the same folder (names that differ only where a folder name
+/// cannot follow them): a folder shown is one model's only.
+fn owns_its_folder(models: &[ModelSummary], name: &str) -> Result<(), DashError> {
     let dir = ferry_core::predlog::model_dir(name);
-    let models = dash.store.list_models().await?;
     if !models.iter().any(|m| m.name == name) {
         return Err(DashError::NotFound(format!("no model `{name}`")));
     }
@@ -432,7 +438,8 @@ async fn owns_its_folder(dash: &Dash, name: &str) -> Result<(), DashError> {
 /// `/ui/monitoring`: the models the viewer may see that have a log.
 pub(crate) async fn models(State(dash): State<Dash>, viewer: Viewer) -> Page {
     let mut shown = Vec::new();
-    for m in dash.store.list_models().await? {
+    let models = dash.store.list_models().await?;
+    for m in &models {
         if !crate::models::visible(&dash, &viewer, &m.name).await? {
             continue;
         }
@@ -440,9 +447,9 @@ pub(crate) async fn models(State(dash): State<Dash>, viewer: Viewer) -> Page {
             Some(dir) => dir.join(ferry_core::predlog::model_dir(&m.name)).is_dir(),
             None => false,
         };
-        let status = latest(&dash, &m.name, Duration::from_millis(50)).await;
+        let status = latest(&dash, &models, &m.name, Duration::from_millis(50)).await;
         shown.push(context! {
-            model => m.name,
+            model => m.name.clone(),
             logged => logged,
             drift => Value::from_serialize(&status),
         });
@@ -469,7 +476,7 @@ pub(crate) async fn model(
     if !crate::models::visible(&dash, &viewer, &name).await? {
         return Err(DashError::NotFound(format!("no model `{name}`")));
     }
-    owns_its_folder(&dash, &name).await?;
+    owns_its_folder(&dash.store.list_models().await?, &name)?;
     let now = ferry_core::now_ms();
     let (reference, reads) = match dash.predictions.clone() {
         None => (None, Vec::new()),

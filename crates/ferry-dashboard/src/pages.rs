@@ -145,9 +145,9 @@ fn trend(h: &PipelineHealth) -> &'static str {
 pub(crate) async fn budget_lines(
     dash: &Dash,
     viewer: &Viewer,
+    owners: &BTreeMap<String, ferry_metadata::Owner>,
     now: i64,
 ) -> Result<Vec<Value>, DashError> {
-    let owners = dash.store.pipeline_owners().await?;
     Ok(dash
         .store
         .budgets(now)
@@ -198,7 +198,8 @@ pub(crate) async fn overview(State(dash): State<Dash>, viewer: Viewer) -> Page {
     let serving = crate::live::by_version(&dash.store.list_gateways().await?, now);
     let mut production = Vec::new();
     let mut in_production = Vec::new();
-    for m in dash.store.list_models().await? {
+    let models = dash.store.list_models().await?;
+    for m in &models {
         if crate::models::visible(&dash, &viewer, &m.name).await?
             && let Some((_, v)) = m.aliases.iter().find(|(a, _)| a == "production")
         {
@@ -206,11 +207,10 @@ pub(crate) async fn overview(State(dash): State<Dash>, viewer: Viewer) -> Page {
         }
     }
     // Each model's drift, measured together, for a moment at most.
-    let drifts =
-        futures_util::future::join_all(in_production.iter().map(|(m, _)| {
-            crate::monitoring::latest(&dash, m, std::time::Duration::from_millis(50))
-        }))
-        .await;
+    let drifts = futures_util::future::join_all(in_production.iter().map(|(m, _)| {
+        crate::monitoring::latest(&dash, &models, m, std::time::Duration::from_millis(50))
+    }))
+    .await;
     for ((model, v), drift) in in_production.into_iter().zip(drifts) {
         let f = serving.get(&(model.clone(), v));
         production.push(context! {
@@ -228,7 +228,7 @@ pub(crate) async fn overview(State(dash): State<Dash>, viewer: Viewer) -> Page {
             rollouts.push(d);
         }
     }
-    let budgets = budget_lines(&dash, &viewer, now).await?;
+    let budgets = budget_lines(&dash, &viewer, &dash.store.pipeline_owners().await?, now).await?;
     render(
         &dash,
         &viewer,
