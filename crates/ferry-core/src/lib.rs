@@ -3,6 +3,7 @@
 //! This crate is pure: no IO, no clocks except [`now_ms`], which callers use at
 //! the edges and pass down as values.
 
+pub mod clock;
 mod digest;
 mod link;
 mod names;

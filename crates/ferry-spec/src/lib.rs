@@ -11,6 +11,7 @@
 mod cost;
 mod diag;
 mod load;
+mod monitor;
 mod node;
 mod pipeline;
 pub mod remote;
@@ -18,6 +19,7 @@ pub mod remote;
 pub use cost::CostConfig;
 pub use diag::{Diagnostic, Diagnostics, SNIPPET_WIDTH, spec_text};
 pub use load::{Files, load, normalize_path, parse_duration, render_value};
+pub use monitor::{Alerts, Decay, DeployPolicy, ModelWatch, Monitor, Thresholds, Triggers};
 pub use node::{Kind, Node, Pos, parse_yaml};
 pub use pipeline::{
     Check, CheckKind, DRIFT_METHODS, Gate, Pipeline, PythonEnv, Register, SignatureSpec, Stage,
@@ -34,5 +36,8 @@ pub mod keys {
     pub use crate::load::{
         CACHE_KEYS, ENV_KEYS, GATE_KEYS, PYTHON_KEYS, REGISTER_KEYS, REMOTE_KEYS, STAGE_KEYS,
         TOP_KEYS,
+    };
+    pub use crate::monitor::{
+        ALERT_KEYS, DECAY_KEYS, DEPLOY_KEYS, MONITOR_KEYS, ON_KEYS, THRESHOLD_KEYS, WATCH_KEYS,
     };
 }

@@ -23,6 +23,9 @@ pub const TOP_KEYS: &[&str] = &[
     "remotes",
     "cache",
     "cost",
+    "monitor",
+    "on",
+    "deploy",
 ];
 /// `cache:` keys: how restores put files into the work tree.
 pub const CACHE_KEYS: &[&str] = &["link"];
@@ -181,6 +184,9 @@ struct RawSpec {
     remotes: Vec<crate::RemoteConfig>,
     link: ferry_core::LinkMode,
     cost: crate::cost::RawCost,
+    monitor: crate::monitor::RawMonitor,
+    on: Option<crate::Triggers>,
+    deploy: Option<Sp<crate::DeployPolicy>>,
 }
 
 struct RawPython {
@@ -512,7 +518,7 @@ pub(crate) fn string(node: &Node, path: &str, sink: &mut Sink<'_>) -> Option<Sp<
 }
 
 /// A list of strings; a single string is a list of one.
-fn string_list(node: &Node, path: &str, sink: &mut Sink<'_>) -> Vec<Sp<String>> {
+pub(crate) fn string_list(node: &Node, path: &str, sink: &mut Sink<'_>) -> Vec<Sp<String>> {
     match &node.kind {
         Kind::Null => Vec::new(),
         Kind::Seq(items) => items
@@ -596,6 +602,9 @@ fn decode(root: &Node, sink: &mut Sink<'_>) -> RawSpec {
             "remotes" => raw.remotes = decode_remotes(v, sink),
             "cache" => raw.link = decode_cache(v, sink),
             "cost" => raw.cost = crate::cost::decode_cost(v, sink),
+            "monitor" => raw.monitor = crate::monitor::decode_monitor(v, sink),
+            "on" => raw.on = crate::monitor::decode_on(v, sink),
+            "deploy" => raw.deploy = crate::monitor::decode_deploy(v, sink).map(|d| (d, v.pos)),
             "register" => {
                 if let Some(r) = decode_register(v, sink) {
                     raw.register = Some(r);
@@ -1412,6 +1421,20 @@ impl Validator<'_> {
             .as_ref()
             .and_then(|r| self.register(r, &stages));
 
+        let monitor = self.monitor(std::mem::take(&mut raw.monitor), register.as_ref());
+        let triggers = raw.on.take();
+        let deploy = raw.deploy.take().and_then(|(d, pos)| {
+            if register.is_none() {
+                self.sink.err_hint(
+                    pos,
+                    "deploy",
+                    "`deploy:` needs `register:`",
+                    "a rollout deploys the version a run registers",
+                );
+            }
+            Some(d)
+        });
+
         let order = order?;
         let mut slots: Vec<Option<Stage>> = stages.into_iter().map(|s| Some(s.0)).collect();
         let stages = order.into_iter().filter_map(|i| slots[i].take()).collect();
@@ -1427,7 +1450,48 @@ impl Validator<'_> {
             link: raw.link,
             cost,
             workspace,
+            monitor,
+            triggers,
+            deploy,
         })
+    }
+
+    /// `monitor:` settled: its model (`register.model` unless given) and
+    /// its reference data (`reference:`, else the table the registered
+    /// signature is read from).
+    fn monitor(
+        &mut self,
+        raw: crate::monitor::RawMonitor,
+        register: Option<&Register>,
+    ) -> Option<crate::Monitor> {
+        let mut m = raw.monitor?;
+        m.model = match (&raw.model, register) {
+            (Some((name, pos)), _) => match ModelName::new(name) {
+                Ok(n) => n.to_string(),
+                Err(e) => {
+                    self.sink.err(*pos, "monitor.model", e.to_string());
+                    return None;
+                }
+            },
+            (None, Some(r)) => r.model.to_string(),
+            (None, None) => {
+                self.sink.err_hint(
+                    raw.pos.unwrap_or_default(),
+                    "monitor.model",
+                    "which model does the monitor watch?",
+                    "give `model:`, or `register:` the model it names",
+                );
+                return None;
+            }
+        };
+        m.reference = match &raw.reference {
+            Some(r) => self.path(r, "monitor.reference"),
+            None => register.and_then(|r| match &r.signature {
+                Some(crate::SignatureSpec::From { table, .. }) => Some(table.clone()),
+                _ => None,
+            }),
+        };
+        Some(m)
     }
 
     /// `env.python`: its requirements file must exist.

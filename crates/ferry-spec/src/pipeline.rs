@@ -27,6 +27,12 @@ pub struct Pipeline {
     /// The workspace (team) whose pipeline this is: what its costs are
     /// counted against (`workspace:`, `default` without).
     pub workspace: String,
+    /// The checks run on the served model (`monitor:`).
+    pub monitor: Option<crate::Monitor>,
+    /// What starts the pipeline besides a person (`on:`).
+    pub triggers: Option<crate::Triggers>,
+    /// How a triggered run's candidate is rolled out (`deploy:`).
+    pub deploy: Option<crate::DeployPolicy>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -72,6 +72,9 @@ fn valid_fixtures_load() {
                         format!("register: {} {} {:?} from {} signature {sig:?}", r.model, r.artifact, r.alias, r.producer)
                     }))
                     .chain(p.remotes.iter().map(|r| format!("remote: {}", serde_json::to_string(r).unwrap())))
+                    .chain(p.monitor.iter().map(|m| format!("monitor: {m:?}")))
+                    .chain(p.triggers.iter().map(|t| format!("on: {t:?}")))
+                    .chain(p.deploy.iter().map(|d| format!("deploy: {d:?}")))
                     .collect();
                 insta::assert_snapshot!(format!("valid-{name}"), summary.join("\n"));
             }
@@ -130,6 +133,21 @@ fn schema_lists_every_key_the_loader_knows() {
         sorted(REMOTE_KEYS)
     );
     assert_eq!(props(&schema["properties"]["cache"]), sorted(CACHE_KEYS));
+    let monitor = &schema["properties"]["monitor"];
+    assert_eq!(props(monitor), sorted(MONITOR_KEYS));
+    assert_eq!(
+        props(&monitor["properties"]["thresholds"]),
+        sorted(THRESHOLD_KEYS)
+    );
+    assert_eq!(props(&monitor["properties"]["alerts"]), sorted(ALERT_KEYS));
+    let on = &schema["properties"]["on"];
+    assert_eq!(props(on), sorted(ON_KEYS));
+    assert_eq!(
+        props(&on["properties"]["drift"]["oneOf"][1]),
+        sorted(WATCH_KEYS)
+    );
+    assert_eq!(props(&on["properties"]["decay"]), sorted(DECAY_KEYS));
+    assert_eq!(props(&schema["properties"]["deploy"]), sorted(DEPLOY_KEYS));
 }
 
 #[test]
