@@ -42,6 +42,19 @@ pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
+/// A duration in its largest whole unit: `2h`, `90m`, `30s`, `250ms`.
+pub fn human_ms(ms: u64) -> String {
+    if ms.is_multiple_of(3_600_000) && ms > 0 {
+        format!("{}h", ms / 3_600_000)
+    } else if ms.is_multiple_of(60_000) && ms > 0 {
+        format!("{}m", ms / 60_000)
+    } else if ms.is_multiple_of(1000) {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{ms}ms")
+    }
+}
+
 /// Milliseconds since the Unix epoch, the one timestamp unit of ferry's records.
 pub fn now_ms() -> i64 {
     use std::time::{SystemTime, UNIX_EPOCH};

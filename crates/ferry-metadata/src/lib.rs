@@ -16,6 +16,7 @@ mod group;
 mod jobs;
 mod ledger;
 mod models;
+mod monitors;
 mod overview;
 mod row;
 mod sql;

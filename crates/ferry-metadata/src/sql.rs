@@ -31,6 +31,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (15, include_str!("../migrations/0015_budgets.sql")),
     (16, include_str!("../migrations/0016_run_stage_counts.sql")),
     (17, include_str!("../migrations/0017_runs_by_duration.sql")),
+    (18, include_str!("../migrations/0018_monitors.sql")),
 ];
 
 pub struct SqlStore {

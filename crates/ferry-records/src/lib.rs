@@ -2,7 +2,8 @@
 //! stages, MLflow runs and experiments, registered models and versions,
 //! deployments and gateways, the store interfaces every backend implements
 //! ([`MetadataStore`] = pipeline records + [`TrackingStore`] +
-//! [`ModelStore`] + [`DeploymentStore`] + [`AuthStore`] + [`CostStore`]) and the one store
+//! [`ModelStore`] + [`DeploymentStore`] + [`AuthStore`] + [`CostStore`] +
+//! [`LoopStore`]) and the one store
 //! [`Error`].
 //!
 //! Pure: no SQL, no files, no network. `ferry-metadata` implements the
@@ -13,6 +14,7 @@ mod costs;
 mod deployments;
 mod error;
 mod models;
+mod monitors;
 pub mod pipeline_runs;
 mod runs;
 mod tracking;
@@ -23,6 +25,7 @@ pub use costs::*;
 pub use deployments::*;
 pub use error::*;
 pub use models::*;
+pub use monitors::*;
 pub use runs::*;
 pub use tracking::*;
 pub use versions::*;
@@ -30,7 +33,7 @@ pub use versions::*;
 /// Everything ferry records, behind one interface every backend implements.
 #[async_trait::async_trait]
 pub trait MetadataStore:
-    TrackingStore + ModelStore + DeploymentStore + AuthStore + CostStore + Send + Sync
+    TrackingStore + ModelStore + DeploymentStore + AuthStore + CostStore + LoopStore + Send + Sync
 {
     async fn begin_run(&self, run: &NewRun) -> Result<()>;
     async fn finish_run(

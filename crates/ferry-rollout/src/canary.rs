@@ -389,17 +389,7 @@ pub fn decide(plan: &Plan, state: &State, now_ms: i64, verdict: &Verdict) -> Dec
     }
 }
 
-pub fn human_ms(ms: u64) -> String {
-    if ms.is_multiple_of(3_600_000) && ms > 0 {
-        format!("{}h", ms / 3_600_000)
-    } else if ms.is_multiple_of(60_000) && ms > 0 {
-        format!("{}m", ms / 60_000)
-    } else if ms.is_multiple_of(1000) {
-        format!("{}s", ms / 1000)
-    } else {
-        format!("{ms}ms")
-    }
-}
+pub use ferry_core::human_ms;
 
 /// Parses `90s`, `1m`, `2h`, `500ms` (a bare number is seconds).
 pub fn parse_duration(s: &str) -> Result<u64, String> {

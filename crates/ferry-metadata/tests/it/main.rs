@@ -9,6 +9,7 @@ use ferry_metadata::*;
 
 mod auth;
 mod budgets;
+mod monitors;
 mod overview;
 
 async fn sqlite() -> (tempfile::TempDir, SqlStore) {
@@ -1670,6 +1671,29 @@ fn sqlite_budgets() {
 }
 
 #[test]
+fn sqlite_monitors() {
+    rt().block_on(async {
+        let (_d, s) = sqlite().await;
+        monitors::conformance(&s).await;
+    });
+}
+
+#[test]
+fn sqlite_trigger_race() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let (d, one) = sqlite().await;
+        let url = format!("sqlite://{}", d.path().join("ferry.db").display());
+        let two = SqlStore::open(&url).await.unwrap();
+        monitors::race(std::sync::Arc::new(one), std::sync::Arc::new(two)).await;
+    });
+}
+
+#[test]
 fn sqlite_overview() {
     rt().block_on(async {
         let (_d, s) = sqlite().await;
@@ -1821,6 +1845,29 @@ mod postgres {
     #[test]
     fn postgres_budgets() {
         rt().block_on(async { crate::budgets::conformance(&fresh().await).await });
+    }
+
+    #[test]
+    fn postgres_monitors() {
+        rt().block_on(async { crate::monitors::conformance(&fresh().await).await });
+    }
+
+    #[test]
+    fn postgres_trigger_race() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let admin = std::env::var("FERRY_TEST_POSTGRES_URL").unwrap();
+            let url = SqlStore::scratch_database(&admin, "ferry_test")
+                .await
+                .unwrap();
+            let one = SqlStore::open(&url).await.unwrap();
+            let two = SqlStore::open(&url).await.unwrap();
+            crate::monitors::race(std::sync::Arc::new(one), std::sync::Arc::new(two)).await;
+        });
     }
 
     #[test]
