@@ -98,8 +98,18 @@ pub fn fetch_document(url: &str) -> std::result::Result<String, String> {
 /// Posts `body` as JSON to a webhook an operator configured (a budget's
 /// alerts): within 5 s, redirects not followed, any 2xx is delivered.
 pub fn post_webhook(url: &str, body: &serde_json::Value) -> std::result::Result<(), String> {
+    post_webhook_with(url, body.to_string().as_bytes(), &[])
+}
+
+/// [`post_webhook`] of a body already serialised, with more headers (a
+/// signature over those very bytes).
+pub fn post_webhook_with(
+    url: &str,
+    body: &[u8],
+    headers: &[(&str, String)],
+) -> std::result::Result<(), String> {
     if !(url.starts_with("https://") || url.starts_with("http://")) {
-        return Err(format!("`{url}` is not an http:// or https:// URL"));
+        return Err("the webhook is not an http:// or https:// URL".into());
     }
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(Duration::from_secs(5)))
@@ -107,12 +117,11 @@ pub fn post_webhook(url: &str, body: &serde_json::Value) -> std::result::Result<
         .http_status_as_error(true)
         .build()
         .into();
-    agent
-        .post(url)
-        .header("content-type", "application/json")
-        .send(body.to_string())
-        .map(drop)
-        .map_err(|e| e.to_string())
+    let mut req = agent.post(url).header("content-type", "application/json");
+    for (k, v) in headers {
+        req = req.header(*k, v);
+    }
+    req.send(body).map(drop).map_err(|e| e.to_string())
 }
 
 /// A connection to one server (`http://host:port`, no path).

@@ -3,6 +3,15 @@
 //! where the window is the UTC start of the file's time window
 //! (`2026-11-26T14` for an hour) and the part counts size rotations.
 
+/// The fields the gateway adds to every logged row besides the request's
+/// columns and the outputs (`prediction`, `probability_<class>`).
+pub const LOG_FIELDS: [&str; 4] = ["ts", "request_id", "model", "version"];
+
+/// Whether a logged column is one of the model's outputs.
+pub fn is_output(column: &str) -> bool {
+    column == "prediction" || column.starts_with("probability_")
+}
+
 /// The folder a model's files go in: its name with anything but ASCII
 /// letters, digits, `-`, `_` and `.` made `_`, and a name of dots alone
 /// (or none) prefixed with `_`, so the folder is always one inside the

@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 /// The log's own fields on every line, never compared as data.
-pub const LOG_FIELDS: [&str; 4] = ["ts", "request_id", "model", "version"];
+pub use ferry_core::predlog::LOG_FIELDS;
 
 /// Windows shown on a model's page: the newest this many.
 const WINDOWS: usize = 24;

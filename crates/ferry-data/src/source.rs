@@ -244,7 +244,18 @@ impl Table {
     /// from the first rows of CSV and JSON lines (then overridden by
     /// `spec.types`). Every file must have the same columns.
     pub fn open(spec: &TableSpec) -> Result<Table> {
-        let paths = resolve(&spec.path)?;
+        Self::open_files(resolve(&spec.path)?, spec)
+    }
+
+    /// [`Table::open`] over these files (at least one), in this order:
+    /// a window of the prediction log, say.
+    pub fn open_files(paths: Vec<PathBuf>, spec: &TableSpec) -> Result<Table> {
+        if paths.is_empty() {
+            return Err(DataError::NoFiles {
+                pattern: spec.path.clone(),
+                why: "no file was given".into(),
+            });
+        }
         let mut files = Vec::with_capacity(paths.len());
         for p in paths {
             let f = match spec.format.or_else(|| Format::of(&p)) {

@@ -154,26 +154,7 @@ pub enum Verdict {
     Inconclusive { reason: String, checks: Vec<Check> },
 }
 
-/// Total variation distance between two class histograms.
-pub fn class_shift(a: &[(String, u64)], b: &[(String, u64)]) -> Option<f64> {
-    let ta: u64 = a.iter().map(|x| x.1).sum();
-    let tb: u64 = b.iter().map(|x| x.1).sum();
-    if ta == 0 || tb == 0 {
-        return None;
-    }
-    let mut keys: Vec<&str> = a.iter().chain(b).map(|x| x.0.as_str()).collect();
-    keys.sort_unstable();
-    keys.dedup();
-    let share = |h: &[(String, u64)], t: u64, k: &str| {
-        h.iter().find(|x| x.0 == k).map_or(0.0, |x| x.1 as f64) / t as f64
-    };
-    Some(
-        keys.iter()
-            .map(|k| (share(a, ta, k) - share(b, tb, k)).abs())
-            .sum::<f64>()
-            / 2.0,
-    )
-}
+pub use ferry_stats::class_shift;
 
 fn prediction_shift(candidate: &Window, stable: &Window) -> Option<f64> {
     if !candidate.classes.is_empty() || !stable.classes.is_empty() {

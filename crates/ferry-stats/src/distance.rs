@@ -121,6 +121,29 @@ pub fn psi(expected: &[f64], actual: &[f64]) -> Result<f64, StatsError> {
     Ok(np_sum(&terms))
 }
 
+/// Total variation distance between two class histograms (`None` when
+/// either is empty): the share of one that would have to change class to
+/// match the other.
+pub fn class_shift(a: &[(String, u64)], b: &[(String, u64)]) -> Option<f64> {
+    let ta: u64 = a.iter().map(|x| x.1).sum();
+    let tb: u64 = b.iter().map(|x| x.1).sum();
+    if ta == 0 || tb == 0 {
+        return None;
+    }
+    let mut keys: Vec<&str> = a.iter().chain(b).map(|x| x.0.as_str()).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    let share = |h: &[(String, u64)], t: u64, k: &str| {
+        h.iter().find(|x| x.0 == k).map_or(0.0, |x| x.1 as f64) / t as f64
+    };
+    Some(
+        keys.iter()
+            .map(|k| (share(a, ta, k) - share(b, tb, k)).abs())
+            .sum::<f64>()
+            / 2.0,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

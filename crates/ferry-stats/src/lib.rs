@@ -47,7 +47,7 @@ mod sum;
 mod validate;
 
 pub use chisq::{ContingencyResult, chi2_contingency, chi2_sf, chisquare};
-pub use distance::{jensenshannon, psi, wasserstein_distance};
+pub use distance::{class_shift, jensenshannon, psi, wasserstein_distance};
 pub use error::StatsError;
 pub use ks::{KsMethod, KsResult, ks_2samp};
 pub use proportion::{normal_sf, two_proportion_z_test};

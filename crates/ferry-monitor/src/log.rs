@@ -1,0 +1,212 @@
+//! A model's prediction log and feedback as the monitor reads them: the
+//! files of a window (by the start their names give), and what they hold
+//! of one version (its predicted classes, its labels), counted line by
+//! line without keeping the lines.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+
+/// One file of the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogFile {
+    pub path: PathBuf,
+    /// `predictions` or `feedback`.
+    pub kind: String,
+    /// The start of its window, from its name.
+    pub start_ms: i64,
+    pub part: u32,
+}
+
+/// The files of `model`'s folder under `dir`, oldest first (none when it
+/// has no folder yet).
+pub fn files(dir: &Path, model: &str) -> std::io::Result<Vec<LogFile>> {
+    let folder = dir.join(ferry_core::predlog::model_dir(model));
+    let entries = match std::fs::read_dir(&folder) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
+        Err(e) => return Err(e),
+    };
+    let mut out = Vec::new();
+    for e in entries {
+        let e = e?;
+        let name = e.file_name();
+        let Some((kind, start_ms, part)) =
+            ferry_core::predlog::parse_file_name(&name.to_string_lossy())
+                .map(|(k, s, p)| (k.to_owned(), s, p))
+        else {
+            continue;
+        };
+        out.push(LogFile {
+            path: e.path(),
+            kind,
+            start_ms,
+            part,
+        });
+    }
+    out.sort_by(|a, b| (a.start_ms, a.part, &a.kind).cmp(&(b.start_ms, b.part, &b.kind)));
+    Ok(out)
+}
+
+/// The files of `kind` whose window starts in `(from_ms, to_ms]`: a
+/// monitor's window is made of whole log files, so the gateway's log
+/// window (`ferry serve --log-window`) should not be longer than it.
+pub fn in_window<'a>(
+    files: &'a [LogFile],
+    kind: &str,
+    from_ms: i64,
+    to_ms: i64,
+) -> Vec<&'a LogFile> {
+    files
+        .iter()
+        .filter(|f| f.kind == kind && f.start_ms > from_ms && f.start_ms <= to_ms)
+        .collect()
+}
+
+#[derive(Deserialize)]
+struct Predicted {
+    model: Option<String>,
+    version: Option<i64>,
+    prediction: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+struct Labelled {
+    model: Option<String>,
+    version: Option<i64>,
+    labels: Option<Vec<serde_json::Value>>,
+    correct: Option<u64>,
+}
+
+/// What a window's predictions hold.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Predictions {
+    /// Rows of the model, of any version.
+    pub rows: u64,
+    /// Rows of the version asked for, and their predicted classes.
+    pub version_rows: u64,
+    pub classes: BTreeMap<String, u64>,
+    /// Lines that are not a logged row (a torn last line).
+    pub unreadable: u64,
+}
+
+impl Predictions {
+    pub fn histogram(&self) -> Vec<(String, u64)> {
+        self.classes.iter().map(|(k, v)| (k.clone(), *v)).collect()
+    }
+}
+
+fn class_of(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn each_line(path: &Path, mut f: impl FnMut(&[u8])) -> std::io::Result<()> {
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        // Pruned since it was listed.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let mut r = std::io::BufReader::with_capacity(1 << 16, file);
+    let mut line = Vec::with_capacity(512);
+    loop {
+        line.clear();
+        if r.read_until(b'\n', &mut line)? == 0 {
+            return Ok(());
+        }
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        f(&line);
+    }
+}
+
+/// Counts `model`'s rows in `files`, and the predicted classes of
+/// `version`'s.
+pub fn predictions(
+    files: &[&LogFile],
+    model: &str,
+    version: Option<i64>,
+) -> std::io::Result<Predictions> {
+    let mut p = Predictions::default();
+    for file in files {
+        each_line(&file.path, |line| {
+            match serde_json::from_slice::<Predicted>(line) {
+                Ok(row) if row.model.as_deref().is_none_or(|m| m == model) => {
+                    p.rows += 1;
+                    if version.is_some() && row.version == version {
+                        p.version_rows += 1;
+                        if let Some(c) = &row.prediction {
+                            *p.classes.entry(class_of(c)).or_default() += 1;
+                        }
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => p.unreadable += 1,
+            }
+        })?;
+    }
+    Ok(p)
+}
+
+/// Labels received for `version` in `files`, and how many matched.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Labels {
+    pub labelled: u64,
+    pub correct: u64,
+}
+
+pub fn labels(files: &[&LogFile], model: &str, version: Option<i64>) -> std::io::Result<Labels> {
+    let mut l = Labels::default();
+    for file in files {
+        each_line(&file.path, |line| {
+            if let Ok(row) = serde_json::from_slice::<Labelled>(line) {
+                if row.model.as_deref().is_none_or(|m| m == model) && row.version == version {
+                    let n = row.labels.map_or(0, |v| v.len() as u64);
+                    l.labelled += n;
+                    l.correct += row.correct.unwrap_or(0).min(n);
+                }
+            }
+        })?;
+    }
+    Ok(l)
+}
+
+/// The longest window a log file's name can stand for (a day).
+const LONGEST_FILE_MS: i64 = 86_400_000;
+
+/// The version's first window: the oldest prediction files holding its
+/// rows, taken until they hold `min_rows` of them (what its prediction
+/// distribution is compared with). Files older than the version (made at
+/// `created_ms`) are not read.
+pub fn first_window<'a>(
+    files: &'a [LogFile],
+    model: &str,
+    version: i64,
+    created_ms: i64,
+    min_rows: u64,
+) -> std::io::Result<(Vec<&'a LogFile>, Predictions)> {
+    let mut taken = Vec::new();
+    let mut sum = Predictions::default();
+    let young = |f: &&LogFile| f.kind == "predictions" && f.start_ms > created_ms - LONGEST_FILE_MS;
+    for f in files.iter().filter(young) {
+        let p = predictions(&[f], model, Some(version))?;
+        if p.version_rows == 0 && taken.is_empty() {
+            continue;
+        }
+        taken.push(f);
+        sum.rows += p.rows;
+        sum.version_rows += p.version_rows;
+        for (k, v) in p.classes {
+            *sum.classes.entry(k).or_default() += v;
+        }
+        if sum.version_rows >= min_rows.max(1) {
+            break;
+        }
+    }
+    Ok((taken, sum))
+}

@@ -1,0 +1,563 @@
+//! The closed loop with a driven clock: real prediction-log files and a
+//! real store (SQLite), the pipeline, the rollouts and the webhook faked.
+
+#![allow(clippy::unwrap_used)]
+
+use ferry_core::clock::{Clock, ManualClock};
+use ferry_metadata::*;
+use ferry_monitor::agent::{Agent, Memory, Pipelines, Project, Ran, Rollouts};
+use ferry_monitor::alert::{self, Notifier};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+const MIN: i64 = 60_000;
+/// 2026-11-26T14:30:00Z.
+const T0: i64 = 1_795_703_400_000;
+
+const SPEC: &str = r#"
+stages:
+  train:
+    cmd: python train.py
+    deps: [data/iris.csv]
+    outs: [model.onnx]
+register:
+  model: iris
+  artifact: model.onnx
+monitor:
+  reference: data/iris.csv
+  min_rows: 50
+  window: 1h
+  schedule: 5m
+  thresholds:
+    drift_share: 0.4
+    accuracy: 0.9
+  alerts:
+    webhook_env: HOOK
+    secret_env: HOOK_SECRET
+    cooldown: 1h
+on:
+  drift: iris@production
+  cooldown: 2h
+deploy:
+  steps: [50, 100]
+  interval: 30s
+"#;
+
+/// Deterministic noise in [-1, 1).
+struct Lcg(u64);
+impl Lcg {
+    fn next(&mut self) -> f64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        ((self.0 >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
+    }
+}
+
+const COLUMNS: [&str; 4] = ["sepal_length", "sepal_width", "petal_length", "petal_width"];
+const MEANS: [f64; 4] = [5.8, 3.0, 3.7, 1.2];
+
+fn reference(root: &Path) {
+    let mut rng = Lcg(7);
+    let mut csv = format!("{},species\n", COLUMNS.join(","));
+    for _ in 0..300 {
+        let row: Vec<String> = MEANS
+            .iter()
+            .map(|m| format!("{:.3}", m + rng.next()))
+            .collect();
+        csv.push_str(&format!("{},setosa\n", row.join(",")));
+    }
+    std::fs::create_dir_all(root.join("data")).unwrap();
+    std::fs::write(root.join("data/iris.csv"), csv).unwrap();
+}
+
+/// Writes `n` logged predictions of `version` in the hour window of
+/// `at_ms`, the petals moved by `shift`.
+fn log(dir: &Path, at_ms: i64, version: i64, n: usize, shift: f64, seed: u64) {
+    let folder = dir.join(ferry_core::predlog::model_dir("iris"));
+    std::fs::create_dir_all(&folder).unwrap();
+    let name = format!(
+        "predictions-{}.jsonl",
+        ferry_core::predlog::window_name(at_ms, 3600)
+    );
+    let mut rng = Lcg(seed);
+    let mut text = String::new();
+    for i in 0..n {
+        let mut row = serde_json::json!({"ts": at_ms, "request_id": format!("r{seed}-{i}"), "model": "iris", "version": version});
+        for (c, m) in COLUMNS.iter().zip(MEANS) {
+            let moved = if c.starts_with("petal") { shift } else { 0.0 };
+            row[*c] = serde_json::json!(m + moved + rng.next());
+        }
+        row["prediction"] = serde_json::json!(if i % 3 == 0 { "setosa" } else { "versicolor" });
+        text.push_str(&row.to_string());
+        text.push('\n');
+    }
+    std::fs::write(folder.join(name), text).unwrap();
+}
+
+#[derive(Default)]
+struct Hook(Mutex<Vec<(String, Vec<u8>, Vec<(String, String)>)>>);
+impl Notifier for Hook {
+    fn post(&self, url: &str, body: &[u8], headers: &[(&str, String)]) -> Result<(), String> {
+        let h = headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect();
+        self.0
+            .lock()
+            .unwrap()
+            .push((url.to_owned(), body.to_vec(), h));
+        Ok(())
+    }
+}
+impl Hook {
+    fn texts(&self) -> Vec<String> {
+        let got = self.0.lock().unwrap();
+        got.iter()
+            .map(|(_, b, _)| {
+                serde_json::from_slice::<serde_json::Value>(b).unwrap()["text"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect()
+    }
+}
+
+/// The pipeline: registers the next version when it passes, or fails its gates.
+struct Train {
+    store: Arc<SqlStore>,
+    passes: bool,
+    runs: Mutex<Vec<String>>,
+    rt: tokio::runtime::Handle,
+}
+impl Pipelines for Train {
+    fn run(&self, t: &TriggeredRun) -> Result<Ran, String> {
+        self.runs.lock().unwrap().push(t.trigger_id.clone());
+        if !self.passes {
+            return Ok(Ran {
+                run_id: Some("run-f".into()),
+                succeeded: false,
+                registered: None,
+                message: "gate `metrics.accuracy >= 0.9` failed: 0.71".into(),
+            });
+        }
+        let v = self
+            .rt
+            .block_on(self.store.create_model_version(&version(None)))
+            .unwrap();
+        Ok(Ran {
+            run_id: Some(format!("run-{}", v.version)),
+            succeeded: true,
+            registered: Some(v.version),
+            message: "registered".into(),
+        })
+    }
+    fn data_changed(&self, _: &[String]) -> Result<Option<(String, String)>, String> {
+        Ok(None)
+    }
+}
+
+/// Rollouts recorded as real deployments; the test plays the gateway's verdicts.
+struct Deploy(Arc<SqlStore>);
+#[async_trait::async_trait]
+impl Rollouts for Deploy {
+    async fn start(
+        &self,
+        model: &str,
+        version: i64,
+        policy: &ferry_spec::DeployPolicy,
+        reason: &str,
+    ) -> Result<String, String> {
+        assert_eq!(policy.steps, Some(vec![50, 100]));
+        let d = self
+            .0
+            .create_deployment(&NewDeployment {
+                model: model.into(),
+                candidate: version,
+                stable: Some(1),
+                strategy: "canary".into(),
+                spec: serde_json::json!({}),
+                phase: "progressing".into(),
+                weight: 50,
+                created_ms: T0,
+                reason: Some(reason.into()),
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(d.id)
+    }
+}
+
+fn version(alias: Option<&str>) -> NewModelVersion {
+    NewModelVersion {
+        model: "iris".into(),
+        run_id: None,
+        artifact_path: "model.onnx".into(),
+        artifact_digest: format!("{:064}", ferry_core::now_ms()),
+        artifact_size: 1,
+        git_commit: None,
+        git_dirty: None,
+        env_fingerprint: None,
+        lineage: serde_json::json!({}),
+        created_ms: T0 - 600 * MIN,
+        alias: alias.map(Into::into),
+        source: None,
+        stored: None,
+    }
+}
+
+struct Loop {
+    _dir: tempfile::TempDir,
+    store: Arc<SqlStore>,
+    clock: ManualClock,
+    hook: Arc<Hook>,
+    project: Project,
+}
+
+impl Loop {
+    async fn new() -> Loop {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_owned();
+        reference(&root);
+        std::fs::write(root.join("ferry.yaml"), SPEC).unwrap();
+        struct Files<'a>(&'a Path);
+        impl ferry_spec::Files for Files<'_> {
+            fn read(&self, p: &str) -> Result<Option<String>, String> {
+                Ok(std::fs::read_to_string(self.0.join(p)).ok())
+            }
+            fn exists(&self, p: &str) -> bool {
+                self.0.join(p).exists()
+            }
+        }
+        let pipeline = ferry_spec::load("ferry.yaml", SPEC, "iris", &Files(&root)).unwrap();
+        let url = format!("sqlite://{}", root.join("ferry.db").display());
+        let store = Arc::new(SqlStore::open(&url).await.unwrap());
+        store
+            .create_model_version(&version(Some("production")))
+            .await
+            .unwrap();
+        let project = Project {
+            pipeline,
+            log_dir: root.join("predictions"),
+            root,
+        };
+        Loop {
+            _dir: dir,
+            store,
+            clock: ManualClock::at(T0),
+            hook: Arc::default(),
+            project,
+        }
+    }
+
+    fn agent(&self, name: &str, store: Arc<SqlStore>) -> Agent {
+        Agent {
+            store,
+            clock: Arc::new(self.clock.clone()),
+            notifier: self.hook.clone(),
+            env: Arc::new(|k: &str| match k {
+                "HOOK" => Some("http://127.0.0.1:9/hook".into()),
+                "HOOK_SECRET" => Some("s3cret".into()),
+                _ => None,
+            }),
+            name: name.into(),
+            lease_ms: MIN,
+        }
+    }
+
+    fn train(&self, passes: bool) -> Arc<Train> {
+        Arc::new(Train {
+            store: self.store.clone(),
+            passes,
+            runs: Mutex::default(),
+            rt: tokio::runtime::Handle::current(),
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drift_alerts_retrains_deploys_and_recovers() {
+    let l = Loop::new().await;
+    let logs = l.project.log_dir.clone();
+    log(&logs, T0 - 10 * MIN, 1, 400, 2.5, 1);
+    let agent = l.agent("a", l.store.clone());
+    let train = l.train(true);
+    let deploy = Deploy(l.store.clone());
+    let mut memory = Memory::default();
+
+    // The monitor fires within one window; one signed alert; the drift
+    // trigger queues a retrain, which runs and is rolled out.
+    let t = agent
+        .tick(&l.project, &mut memory, train.clone(), &deploy)
+        .await
+        .unwrap();
+    let drift = t.events.iter().find(|e| e.check == "drift").unwrap();
+    assert_eq!(drift.status, CheckStatus::Failing, "{}", drift.summary);
+    assert!(
+        drift.summary.starts_with("drift in petal_length"),
+        "{}",
+        drift.summary
+    );
+    assert!(
+        drift.summary.contains("over 400 predictions"),
+        "{}",
+        drift.summary
+    );
+    let accuracy = t.events.iter().find(|e| e.check == "accuracy").unwrap();
+    assert_eq!(accuracy.status, CheckStatus::Insufficient);
+    let posted = l.hook.0.lock().unwrap().clone();
+    assert_eq!(posted.len(), 1, "{:?}", l.hook.texts());
+    let (url, body, headers) = &posted[0];
+    assert_eq!(url, "http://127.0.0.1:9/hook");
+    let header = |k: &str| headers.iter().find(|h| h.0 == k).unwrap().1.clone();
+    let ts: i64 = header(alert::TIMESTAMP_HEADER).parse().unwrap();
+    assert!(alert::verify(
+        b"s3cret",
+        ts,
+        body,
+        &header(alert::SIGNATURE_HEADER)
+    ));
+    assert!(l.hook.texts()[0].contains("iris version 1: drift is failing"));
+    assert!(
+        matches!(&t.fired[..], [Fired::Queued { trigger }] if trigger.evidence.contains("petal_length"))
+    );
+    let (trigger, ran) = t.ran.as_ref().unwrap();
+    assert_eq!((trigger.kind.as_str(), ran.registered), ("drift", Some(2)));
+    let id = t.deployed.clone().unwrap();
+    let d = l.store.get_deployment(&id).await.unwrap().unwrap();
+    assert!(d.reason.unwrap().contains("triggered by drift"));
+    let done = l.store.trigger_of_run("run-2").await.unwrap().unwrap();
+    assert_eq!(done.state, TriggerState::Succeeded);
+
+    // Five minutes on: still drifting, told no one again (deduplicated),
+    // and the trigger fires inside its cooldown: ignored, recorded.
+    l.clock.advance(5 * MIN);
+    let t = agent
+        .tick(&l.project, &mut memory, train.clone(), &deploy)
+        .await
+        .unwrap();
+    assert!(!t.events.is_empty());
+    assert_eq!(l.hook.0.lock().unwrap().len(), 1);
+    assert!(
+        matches!(&t.fired[..], [Fired::Ignored { .. }]),
+        "{:?}",
+        t.fired
+    );
+    assert!(t.ran.is_none());
+    assert_eq!(train.runs.lock().unwrap().len(), 1);
+
+    // The gateway promotes the canary; traffic of version 2 looks like the
+    // reference again: the monitor recovers and says so, once.
+    let d = l.store.get_deployment(&id).await.unwrap().unwrap();
+    l.store
+        .change_deployment(
+            &id,
+            d.revision,
+            &DeploymentChange {
+                phase: "promoted".into(),
+                active: false,
+                step: 2,
+                weight: 100,
+                step_started_ms: T0,
+                reason: Some("passed".into()),
+                kind: "promoted".into(),
+                detail: serde_json::json!({}),
+                now_ms: T0 + 20 * MIN,
+                move_alias: Some("production".into()),
+                reject: false,
+            },
+        )
+        .await
+        .unwrap();
+    l.clock.set(T0 + 100 * MIN);
+    log(&logs, T0 + 90 * MIN, 2, 400, 0.0, 2);
+    let t = agent
+        .tick(&l.project, &mut memory, train.clone(), &deploy)
+        .await
+        .unwrap();
+    let drift = t.events.iter().find(|e| e.check == "drift").unwrap();
+    assert_eq!(
+        (drift.status, drift.version),
+        (CheckStatus::Ok, Some(2)),
+        "{}",
+        drift.summary
+    );
+    let texts = l.hook.texts();
+    assert!(
+        texts.iter().any(|t| t.contains("drift recovered")),
+        "{texts:?}"
+    );
+    assert_eq!(
+        texts.len(),
+        2,
+        "a promotion after no rollback is not an alert: {texts:?}"
+    );
+    assert!(t.fired.is_empty());
+    let history = l
+        .store
+        .monitor_events(Some("iris"), None, 100)
+        .await
+        .unwrap();
+    assert!(history.len() >= 9);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_candidate_that_fails_its_gates_is_not_deployed_and_is_told() {
+    let l = Loop::new().await;
+    log(&l.project.log_dir, T0 - 10 * MIN, 1, 400, 2.5, 1);
+    let agent = l.agent("a", l.store.clone());
+    let t = agent
+        .tick(
+            &l.project,
+            &mut Memory::default(),
+            l.train(false),
+            &Deploy(l.store.clone()),
+        )
+        .await
+        .unwrap();
+    assert!(t.deployed.is_none());
+    assert!(
+        l.store
+            .list_deployments(Some("iris"), false)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let (trigger, _) = t.ran.unwrap();
+    let runs = l.store.triggered_runs(Some("iris"), 5).await.unwrap();
+    assert_eq!(
+        (runs[0].trigger_id.as_str(), runs[0].state),
+        (trigger.trigger_id.as_str(), TriggerState::Failed)
+    );
+    assert!(runs[0].note.as_deref().unwrap().contains("gate"));
+    let texts = l.hook.texts();
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.contains("did not produce a candidate") && t.contains("0.71")),
+        "{texts:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolled_back_canary_is_told_once() {
+    let l = Loop::new().await;
+    l.store.create_model_version(&version(None)).await.unwrap();
+    let id = Deploy(l.store.clone())
+        .start(
+            "iris",
+            2,
+            &ferry_spec::DeployPolicy {
+                steps: Some(vec![50, 100]),
+                ..Default::default()
+            },
+            "by hand",
+        )
+        .await
+        .unwrap();
+    let d = l.store.get_deployment(&id).await.unwrap().unwrap();
+    l.store
+        .change_deployment(
+            &id,
+            d.revision,
+            &DeploymentChange {
+                phase: "rolled_back".into(),
+                active: false,
+                step: 0,
+                weight: 0,
+                step_started_ms: T0,
+                reason: Some("error rate 0.2 > 0.05".into()),
+                kind: "rolled_back".into(),
+                detail: serde_json::json!({}),
+                now_ms: T0,
+                move_alias: None,
+                reject: true,
+            },
+        )
+        .await
+        .unwrap();
+    let agent = l.agent("a", l.store.clone());
+    let (train, deploy) = (l.train(true), Deploy(l.store.clone()));
+    let mut memory = Memory::default();
+    agent
+        .tick(&l.project, &mut memory, train.clone(), &deploy)
+        .await
+        .unwrap();
+    l.clock.advance(5 * MIN);
+    agent
+        .tick(&l.project, &mut memory, train, &deploy)
+        .await
+        .unwrap();
+    let texts = l.hook.texts();
+    let back: Vec<_> = texts
+        .iter()
+        .filter(|t| t.contains("rolled back: error rate 0.2 > 0.05"))
+        .collect();
+    assert_eq!(back.len(), 1, "{texts:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_agents_race_for_one_trigger_and_a_dead_agents_run_is_retried_once() {
+    let l = Loop::new().await;
+    log(&l.project.log_dir, T0 - 10 * MIN, 1, 400, 2.5, 1);
+    let url = format!("sqlite://{}", l.project.root.join("ferry.db").display());
+    let other = Arc::new(SqlStore::open(&url).await.unwrap());
+    let (a, b) = (l.agent("a", l.store.clone()), l.agent("b", other));
+    let train = l.train(true);
+    let deploy = Deploy(l.store.clone());
+    let (mut ma, mut mb) = (Memory::default(), Memory::default());
+    let (x, y) = tokio::join!(
+        a.tick(&l.project, &mut ma, train.clone(), &deploy),
+        b.tick(&l.project, &mut mb, train.clone(), &deploy)
+    );
+    let (x, y) = (x.unwrap(), y.unwrap());
+    assert_eq!(
+        train.runs.lock().unwrap().len(),
+        1,
+        "one run for one trigger"
+    );
+    assert!(x.ran.is_some() ^ y.ran.is_some());
+    assert_eq!(
+        l.hook.0.lock().unwrap().len(),
+        1,
+        "one alert for two agents"
+    );
+
+    // An agent claims a manual run and dies: once its lease lapses another
+    // agent runs it (attempt 2).
+    let f = Firing {
+        pipeline: "iris".into(),
+        kind: "manual".into(),
+        key: "manual:x".into(),
+        evidence: "asked".into(),
+        now_ms: l.clock.now_ms(),
+        cooldown_ms: 0,
+    };
+    l.store.fire_trigger(&f).await.unwrap();
+    let dead = l
+        .store
+        .claim_trigger(&Claim {
+            pipeline: "iris".into(),
+            agent: "dead".into(),
+            now_ms: l.clock.now_ms(),
+            lease_ms: MIN,
+            concurrency: 1,
+            retries: 1,
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    l.clock.advance(2 * MIN);
+    let t = a
+        .tick(&l.project, &mut ma, train.clone(), &deploy)
+        .await
+        .unwrap();
+    let (retried, _) = t.ran.unwrap();
+    assert_eq!(
+        (retried.trigger_id.as_str(), retried.attempts),
+        (dead.trigger_id.as_str(), 2)
+    );
+    assert!(retried.note.unwrap().contains("stopped answering"));
+}
