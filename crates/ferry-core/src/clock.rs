@@ -166,19 +166,22 @@ impl Cron {
     /// ms; `None` if none comes within eight years (`0 0 30 2 *`).
     pub fn next_after(&self, after_ms: i64) -> Option<i64> {
         let start_min = after_ms.div_euclid(60_000) + 1;
-        let mut day = start_min.div_euclid(1440);
-        let mut minute_of_day = start_min.rem_euclid(1440);
-        for _ in 0..(366 * 8) {
-            if self.day_matches(day) {
-                for m in minute_of_day..1440 {
-                    let (h, mi) = (m / 60, m % 60);
-                    if self.hours & (1 << h) != 0 && self.minutes & (1 << mi) != 0 {
-                        return Some((day * 1440 + m) * 60_000);
-                    }
+        let first_day = start_min.div_euclid(1440);
+        for day in first_day..first_day + 366 * 8 {
+            if !self.day_matches(day) {
+                continue;
+            }
+            let from = if day == first_day {
+                start_min.rem_euclid(1440)
+            } else {
+                0
+            };
+            for m in from..1440 {
+                let (h, mi) = (m / 60, m % 60);
+                if self.hours & (1 << h) != 0 && self.minutes & (1 << mi) != 0 {
+                    return Some((day * 1440 + m) * 60_000);
                 }
             }
-            day += 1;
-            minute_of_day = 0;
         }
         None
     }

@@ -273,8 +273,18 @@ pub struct Gateway {
     pub counters: GatewayCounters,
     /// The longest a prediction may take ([`REQUEST_TIMEOUT`] by default).
     pub request_timeout: std::time::Duration,
-    /// The store's budgets as last read (`/metrics` shows them), and when.
-    budgets: Mutex<(i64, Vec<ferry_cost::budget::Standing>)>,
+    /// What `/metrics` shows of the store, as last read: the budgets and
+    /// the latest monitor event of each check of each served model.
+    from_store: Mutex<FromStore>,
+}
+
+/// The store's figures `/metrics` shows, read again every
+/// [`Gateway::STORE_EVERY_MS`] off the request path.
+#[derive(Default)]
+struct FromStore {
+    read_ms: Option<i64>,
+    budgets: Vec<ferry_cost::budget::Standing>,
+    monitors: Vec<ferry_metadata::MonitorEvent>,
 }
 
 /// Why a prediction was not made; the handlers render it in their protocol.
@@ -372,33 +382,49 @@ impl Gateway {
             analyses: Mutex::new(HashMap::new()),
             counters: GatewayCounters::default(),
             request_timeout: REQUEST_TIMEOUT,
-            budgets: Mutex::new((i64::MIN, Vec::new())),
+            from_store: Mutex::default(),
         }
     }
 
-    /// How often the budgets are read again for `/metrics`.
-    const BUDGETS_EVERY_MS: i64 = 15_000;
+    /// How often the store's figures are read again for `/metrics`.
+    const STORE_EVERY_MS: i64 = 15_000;
 
-    /// Reads the store's budgets again when the last read is older than
-    /// [`Gateway::BUDGETS_EVERY_MS`]; a store error keeps the last.
-    pub async fn refresh_budgets(&self, now_ms: i64) {
-        let last = self.budgets.lock().unwrap_or_else(|p| p.into_inner()).0;
-        if now_ms.saturating_sub(last) < Self::BUDGETS_EVERY_MS {
+    /// Reads the budgets and the served models' monitor events again when
+    /// the last read is older than [`Gateway::STORE_EVERY_MS`]; a store
+    /// error keeps the last of each.
+    pub async fn refresh_from_store(&self, now_ms: i64) {
+        let last = lock(&self.from_store).read_ms;
+        if last.is_some_and(|l| now_ms.saturating_sub(l) < Self::STORE_EVERY_MS) {
             return;
         }
-        match self.store.budgets(now_ms).await {
-            Ok(b) => *self.budgets.lock().unwrap_or_else(|p| p.into_inner()) = (now_ms, b),
+        let budgets = self.store.budgets(now_ms).await;
+        let monitors = self.store.latest_monitor_events(None).await;
+        let served = self.table().names();
+        let mut st = lock(&self.from_store);
+        st.read_ms = Some(now_ms);
+        match budgets {
+            Ok(b) => st.budgets = b,
             Err(e) => tracing::warn!("cannot read the budgets: {e}"),
+        }
+        match monitors {
+            Ok(m) => {
+                st.monitors = m
+                    .into_iter()
+                    .filter(|e| served.contains(&e.model))
+                    .collect()
+            }
+            Err(e) => tracing::warn!("cannot read the monitor events: {e}"),
         }
     }
 
     /// The budgets as last read.
     pub fn budgets(&self) -> Vec<ferry_cost::budget::Standing> {
-        self.budgets
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .1
-            .clone()
+        lock(&self.from_store).budgets.clone()
+    }
+
+    /// The latest monitor event of each check of each served model, as last read.
+    pub fn monitors(&self) -> Vec<ferry_metadata::MonitorEvent> {
+        lock(&self.from_store).monitors.clone()
     }
 
     /// Every version loaded now.

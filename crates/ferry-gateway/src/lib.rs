@@ -84,7 +84,7 @@ pub async fn serve(
                 if let Err(e) = gw.store.add_serving_usage(&used).await {
                     tracing::warn!("cannot record what serving cost: {e}");
                 }
-                gw.refresh_budgets(ferry_core::now_ms()).await;
+                gw.refresh_from_store(ferry_core::now_ms()).await;
             }
         })
     };

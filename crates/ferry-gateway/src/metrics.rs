@@ -63,6 +63,7 @@ pub fn render(gw: &Gateway) -> String {
     predictions(&mut f, &versions, &snaps);
     serving(&mut f, &versions);
     budgets(&mut f, &gw.budgets());
+    monitors(&mut f, &gw.monitors());
     prediction_log(&mut f, gw);
     out
 }
@@ -114,6 +115,46 @@ fn budgets(f: &mut Family<'_>, standings: &[ferry_cost::budget::Standing]) {
                 ],
                 u8::from(reached),
             );
+        }
+    }
+}
+
+/// The latest result of each monitor check of each served model (`ferry
+/// agent` runs them; read every 15 s): what `ferry monitor rules` alerts on.
+fn monitors(f: &mut Family<'_>, events: &[ferry_metadata::MonitorEvent]) {
+    type Value = fn(&ferry_metadata::MonitorEvent) -> Option<f64>;
+    let families: [(&str, &str, Value); 4] = [
+        (
+            "ferry_monitor_failing",
+            "1 while the check fails, else 0 (also while it cannot judge: too few rows, or an error).",
+            |e| {
+                Some(f64::from(u8::from(
+                    e.status == ferry_metadata::CheckStatus::Failing,
+                )))
+            },
+        ),
+        (
+            "ferry_monitor_value",
+            "What the check measured: the share of drifting columns, the predictions' shift, live accuracy, error rate, p99 in ms.",
+            |e| e.value,
+        ),
+        (
+            "ferry_monitor_threshold",
+            "What the check holds its value to.",
+            |e| e.threshold,
+        ),
+        (
+            "ferry_monitor_last_run_timestamp_seconds",
+            "When the check last ran (Unix seconds).",
+            |e| Some(e.at_ms as f64 / 1000.0),
+        ),
+    ];
+    for (name, help, value) in families {
+        f.head(name, "gauge", help);
+        for e in events {
+            if let Some(v) = value(e) {
+                f.line(name, &[("model", &e.model), ("check", &e.check)], v);
+            }
         }
     }
 }

@@ -201,11 +201,12 @@ impl LoopStore for SqlStore {
         for r in &rows {
             let e = event_of(r)?;
             // Two events of one check at one instant: the last id stands.
-            if let Some(last) = out.last_mut() {
-                if last.model == e.model && last.check == e.check {
-                    *last = e;
-                    continue;
-                }
+            if let Some(last) = out.last_mut()
+                && last.model == e.model
+                && last.check == e.check
+            {
+                *last = e;
+                continue;
             }
             out.push(e);
         }

@@ -75,13 +75,16 @@ pub trait Rollouts: Send + Sync {
     ) -> std::result::Result<String, String>;
 }
 
+/// Reads an environment variable.
+pub type Env = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
 /// What the agent is, apart from the project it works for.
 pub struct Agent {
     pub store: Arc<dyn MetadataStore>,
     pub clock: Arc<dyn Clock>,
     pub notifier: Arc<dyn Notifier>,
     /// Reads the environment (the webhook's URL and secret), at send time.
-    pub env: Arc<dyn Fn(&str) -> Option<String> + Send + Sync>,
+    pub env: Env,
     /// This agent's name in the claims it takes.
     pub name: String,
     /// How long a claim holds unless renewed.
@@ -131,11 +134,11 @@ impl Agent {
         rollouts: &dyn Rollouts,
     ) -> Result<Tick> {
         let mut t = Tick::default();
-        if let Some(m) = &p.pipeline.monitor {
-            if self.monitor_due(m).await? {
-                t.events = self.monitor(p, m).await?;
-                t.alerts = self.tell(m, &t.events).await?;
-            }
+        if let Some(m) = &p.pipeline.monitor
+            && self.monitor_due(m).await?
+        {
+            t.events = self.monitor(p, m).await?;
+            t.alerts = self.tell(m, &t.events).await?;
         }
         t.alerts.extend(self.watch_rollout(p).await?);
         t.fired = self.fire(p, memory, pipelines.as_ref()).await?;
@@ -314,35 +317,10 @@ impl Agent {
             }
         }
         if let Some(w) = &on.drift {
-            if let Some(e) = self.failing(&w.model, "drift").await? {
-                firings.push((
-                    "drift".into(),
-                    format!("drift:{}", e.event_id),
-                    format!("{}@{}: {}", w.model, w.alias, e.summary),
-                ));
-            }
+            firings.extend(self.drifting(w).await?);
         }
         if let Some(d) = &on.decay {
-            let latest = self
-                .store
-                .latest_monitor_events(Some(&d.watch.model))
-                .await?;
-            if let Some(e) = latest.iter().find(|e| {
-                e.check == d.metric
-                    && e.status != CheckStatus::Insufficient
-                    && e.status != CheckStatus::Error
-            }) {
-                if let Some(v) = e.value.filter(|v| *v < d.below) {
-                    firings.push((
-                        "decay".into(),
-                        format!("decay:{}", e.event_id),
-                        format!(
-                            "{}@{}: live {} {v:.3} < {} ({})",
-                            d.watch.model, d.watch.alias, d.metric, d.below, e.summary
-                        ),
-                    ));
-                }
-            }
+            firings.extend(self.decaying(d).await?);
         }
         if !on.data.is_empty() {
             match pipelines.data_changed(&on.data) {
@@ -368,12 +346,45 @@ impl Agent {
         Ok(out)
     }
 
-    /// The latest event of a model's check, when it fails.
-    async fn failing(&self, model: &str, check: &str) -> Result<Option<MonitorEvent>> {
-        let latest = self.store.latest_monitor_events(Some(model)).await?;
-        Ok(latest
+    /// A firing of the drift trigger: the watched model's latest drift check fails.
+    async fn drifting(
+        &self,
+        w: &ferry_spec::ModelWatch,
+    ) -> Result<Option<(String, String, String)>> {
+        let latest = self.store.latest_monitor_events(Some(&w.model)).await?;
+        let failing = latest
             .into_iter()
-            .find(|e| e.check == check && e.status == CheckStatus::Failing))
+            .find(|e| e.check == "drift" && e.status == CheckStatus::Failing);
+        Ok(failing.map(|e| {
+            (
+                "drift".into(),
+                format!("drift:{}", e.event_id),
+                format!("{w}: {}", e.summary),
+            )
+        }))
+    }
+
+    /// A firing of the decay trigger: the watched model's latest judged
+    /// live metric is below the floor.
+    async fn decaying(&self, d: &ferry_spec::Decay) -> Result<Option<(String, String, String)>> {
+        let latest = self
+            .store
+            .latest_monitor_events(Some(&d.watch.model))
+            .await?;
+        let judged = latest.into_iter().find(|e| {
+            e.check == d.metric && matches!(e.status, CheckStatus::Ok | CheckStatus::Failing)
+        });
+        Ok(judged.and_then(|e| {
+            let v = e.value.filter(|v| *v < d.below)?;
+            Some((
+                "decay".into(),
+                format!("decay:{}", e.event_id),
+                format!(
+                    "{}: live {} {v:.3} < {} ({})",
+                    d.watch, d.metric, d.below, e.summary
+                ),
+            ))
+        }))
     }
 
     /// Claims one queued run and runs it, renewing the claim meanwhile.

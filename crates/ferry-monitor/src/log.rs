@@ -164,12 +164,13 @@ pub fn labels(files: &[&LogFile], model: &str, version: Option<i64>) -> std::io:
     let mut l = Labels::default();
     for file in files {
         each_line(&file.path, |line| {
-            if let Ok(row) = serde_json::from_slice::<Labelled>(line) {
-                if row.model.as_deref().is_none_or(|m| m == model) && row.version == version {
-                    let n = row.labels.map_or(0, |v| v.len() as u64);
-                    l.labelled += n;
-                    l.correct += row.correct.unwrap_or(0).min(n);
-                }
+            if let Ok(row) = serde_json::from_slice::<Labelled>(line)
+                && row.model.as_deref().is_none_or(|m| m == model)
+                && row.version == version
+            {
+                let n = row.labels.map_or(0, |v| v.len() as u64);
+                l.labelled += n;
+                l.correct += row.correct.unwrap_or(0).min(n);
             }
         })?;
     }

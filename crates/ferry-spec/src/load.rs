@@ -1423,7 +1423,7 @@ impl Validator<'_> {
 
         let monitor = self.monitor(std::mem::take(&mut raw.monitor), register.as_ref());
         let triggers = raw.on.take();
-        let deploy = raw.deploy.take().and_then(|(d, pos)| {
+        let deploy = raw.deploy.take().map(|(d, pos)| {
             if register.is_none() {
                 self.sink.err_hint(
                     pos,
@@ -1432,7 +1432,7 @@ impl Validator<'_> {
                     "a rollout deploys the version a run registers",
                 );
             }
-            Some(d)
+            d
         });
 
         let order = order?;

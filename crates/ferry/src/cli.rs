@@ -177,12 +177,81 @@ pub enum Command {
     Serve(ServeArgs),
     /// Roll out a new version behind `ferry serve`: canary steps or a shadow, judged and rolled back automatically
     Deploy(DeployArgs),
+    /// What the monitors of served models found: the latest checks, their history, Prometheus rules
+    #[command(subcommand)]
+    Monitor(MonitorCommand),
+    /// Ask for a run of the pipeline; `ferry agent` runs it (recorded with who asked and why)
+    Trigger {
+        /// Why, recorded as the run's evidence
+        #[arg(long)]
+        reason: Option<String>,
+        /// Print what came of it as JSON on stdout
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        place: Place,
+    },
+    /// Close the loop: run the monitors on a schedule, send alerts, fire the triggers of `on:`, run triggered runs and roll their candidates out
+    Agent(AgentArgs),
     /// Describe data: profile a trusted batch into a starting expectation suite
     #[command(subcommand)]
     Data(DataCommand),
     /// Check data: validate a batch against a suite, or compare two batches for drift
     #[command(subcommand)]
     Check(CheckCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MonitorCommand {
+    /// The latest result of each check of each monitored model
+    Status {
+        /// Only this model
+        model: Option<String>,
+        /// Print the events as JSON on stdout
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        place: Place,
+    },
+    /// Past checks, newest first, and the runs triggers asked for
+    History {
+        /// Only this model's checks
+        model: Option<String>,
+        /// At most this many of each (default 50)
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Print them as JSON on stdout
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        place: Place,
+    },
+    /// Print Prometheus alerting rules for the project's monitor (for `promtool check rules` and Prometheus' `rule_files`)
+    Rules,
+}
+
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// One tick, then exit (for cron, CI and tests)
+    #[arg(long)]
+    pub once: bool,
+    /// With --once: the tick's time (RFC 3339 UTC, or milliseconds), for replays and tests
+    #[arg(long, value_name = "TIME")]
+    pub at: Option<String>,
+    /// How often to tick
+    #[arg(long, default_value = "10s")]
+    pub every: String,
+    /// This agent's name in the runs it claims (default: USER-PID)
+    #[arg(long)]
+    pub name: Option<String>,
+    /// The prediction log `ferry serve` writes; default: the project's `.ferry/predictions`
+    #[arg(long, value_name = "DIR")]
+    pub predictions: Option<PathBuf>,
+    /// With --once: print what the tick did as JSON on stdout
+    #[arg(long, requires = "once")]
+    pub json: bool,
+    #[command(flatten)]
+    pub place: Place,
 }
 
 #[derive(Debug, Subcommand)]

@@ -109,6 +109,13 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
         Command::Logout { url } => crate::admin::logout(&url),
         Command::Serve(args) => crate::serve::serve(&ctx, args),
         Command::Deploy(args) => crate::serve::deploy(&ctx, args),
+        Command::Monitor(c) => crate::monitor::monitor(&ctx, c),
+        Command::Trigger {
+            reason,
+            json,
+            place,
+        } => crate::monitor::trigger(&ctx, reason, json, place),
+        Command::Agent(a) => crate::monitor::agent(&ctx, a),
         Command::Data(c) => crate::data::data(&ctx.style, &ctx.cwd, c),
         Command::Check(c) => crate::data::check(&ctx.style, &ctx.cwd, c),
         Command::Schema => {

@@ -10,6 +10,7 @@ mod ctx;
 mod data;
 mod exit;
 mod lineage;
+mod monitor;
 mod place;
 mod remote;
 mod serve;

@@ -96,8 +96,11 @@ fn log(dir: &Path, at_ms: i64, version: i64, n: usize, shift: f64, seed: u64) {
     std::fs::write(folder.join(name), text).unwrap();
 }
 
+/// A webhook call: the URL, the body's bytes and the headers.
+type Call = (String, Vec<u8>, Vec<(String, String)>);
+
 #[derive(Default)]
-struct Hook(Mutex<Vec<(String, Vec<u8>, Vec<(String, String)>)>>);
+struct Hook(Mutex<Vec<Call>>);
 impl Notifier for Hook {
     fn post(&self, url: &str, body: &[u8], headers: &[(&str, String)]) -> Result<(), String> {
         let h = headers
