@@ -19,6 +19,7 @@ pub mod job;
 pub mod locate;
 pub mod profile;
 pub mod report;
+pub mod sample;
 pub mod show;
 pub mod sketch;
 pub mod source;

@@ -97,6 +97,9 @@ pub struct Project {
     pub root: PathBuf,
     /// The prediction log's folder the gateway writes.
     pub log_dir: PathBuf,
+    /// The artifact folder registered versions' files are in
+    /// (`mlflow-artifacts:/` locations).
+    pub artifacts: PathBuf,
 }
 
 /// An alert the agent sent (or could not).
@@ -161,10 +164,11 @@ impl Agent {
     pub async fn monitor(&self, p: &Project, m: &ferry_spec::Monitor) -> Result<Vec<MonitorEvent>> {
         let now = self.clock.now_ms();
         let served = self.store.resolve_alias(&m.model, &m.alias).await?;
-        let reference = served
-            .as_ref()
-            .and_then(|v| reference_of(&p.root, &v.lineage))
-            .or_else(|| m.reference.as_ref().map(|r| p.root.join(r)));
+        let reference = match (&served, &m.reference) {
+            (Some(v), _) if v.lineage.get("reference").is_some() => kept_reference(&p.artifacts, v),
+            (_, Some(r)) => Ok(p.root.join(r)),
+            (_, None) => Err("no reference to compare with: declare `monitor.reference` or `register.signature.from`".to_owned()),
+        };
         let version = served.as_ref().map(|v| v.version);
         let live: Vec<ferry_metadata::LiveFigures> = self
             .store
@@ -180,7 +184,7 @@ impl Agent {
         let inputs = checks::Inputs {
             monitor: m,
             version: served.as_ref().map(|v| (v.version, v.created_ms)),
-            reference: reference.as_deref(),
+            reference: reference.as_deref().map_err(Clone::clone),
             log_dir: &p.log_dir,
             live: &live,
             now_ms: now,
@@ -507,12 +511,42 @@ impl Agent {
     }
 }
 
-/// The reference a version keeps in its lineage (`reference.sample`, a
-/// project path kept by registration), when its file is there.
-fn reference_of(root: &Path, lineage: &serde_json::Value) -> Option<PathBuf> {
-    let path = lineage.get("reference")?.get("sample")?.as_str()?;
-    ferry_spec::normalize_path(path)
-        .ok()
-        .map(|p| root.join(p))
-        .filter(|p| p.is_file())
+/// The reference sample a version keeps among its files (registration
+/// puts it there and names it in the lineage), once its files are checked
+/// to be what was registered.
+fn kept_reference(
+    artifacts: &Path,
+    v: &ferry_metadata::ModelVersion,
+) -> std::result::Result<PathBuf, String> {
+    let name = format!("{}/{}", v.model, v.version);
+    let file = v.lineage["reference"]["file"]
+        .as_str()
+        .filter(|f| !f.contains(['/', '\\']) && !f.starts_with('.'))
+        .ok_or_else(|| format!("{name}: its lineage names no reference file"))?;
+    let stored = v
+        .stored
+        .as_ref()
+        .ok_or_else(|| format!("{name}: the registry does not say where its files are"))?;
+    let rest = stored
+        .location
+        .strip_prefix("mlflow-artifacts:/")
+        .ok_or_else(|| format!("{name}: its files are at {}, which the agent does not read (it reads the project's artifact folder)", stored.location))?;
+    let mut dir = artifacts.to_owned();
+    for part in rest.split('/') {
+        if part.is_empty() || part == "." || part == ".." {
+            return Err(format!(
+                "{name}: its location `{}` is not a path inside the artifact folder",
+                stored.location
+            ));
+        }
+        dir.push(part);
+    }
+    let digest = ferry_cache::stored_digest(&dir).map_err(|e| format!("{name}: {e}"))?;
+    if digest.to_hex() != stored.digest {
+        return Err(format!(
+            "{name}: its files in {} changed since it was registered",
+            dir.display()
+        ));
+    }
+    Ok(dir.join(file))
 }

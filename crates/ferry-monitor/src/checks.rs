@@ -18,8 +18,8 @@ pub struct Inputs<'a> {
     pub monitor: &'a Monitor,
     /// The version the alias serves, and when it was registered.
     pub version: Option<(i64, i64)>,
-    /// The reference data the version is compared with.
-    pub reference: Option<&'a Path>,
+    /// The reference data the version is compared with, or why there is none.
+    pub reference: Result<&'a Path, String>,
     /// The prediction log's folder (`ferry serve --log-predictions`).
     pub log_dir: &'a Path,
     /// What live gateways measured of the version over their last minute.
@@ -128,12 +128,9 @@ fn drift(i: &Inputs<'_>, window: &[&LogFile]) -> MonitorEvent {
             ),
         );
     }
-    let Some(reference) = i.reference else {
-        return e.says(
-            CheckStatus::Error,
-            counted.rows,
-            "no reference to compare with: declare `monitor.reference` or `register.signature.from`".into(),
-        );
+    let reference = match &i.reference {
+        Ok(r) => *r,
+        Err(why) => return e.says(CheckStatus::Error, counted.rows, why.clone()),
     };
     match compare(m, reference, window) {
         Ok(d) => drift_event(&e, &d, counted.rows),

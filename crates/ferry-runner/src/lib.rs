@@ -82,6 +82,9 @@ pub enum Error {
     NoSuchRun(String),
     #[error("cannot add `{path}`: {why}")]
     CannotAdd { path: String, why: String },
+    /// The reference data a version keeps for its monitor cannot be read.
+    #[error("{0}")]
+    Reference(String),
     #[error("register.signature.from `{table}`: {message}")]
     Signature { table: String, message: String },
     #[error("reading the git history: {0}")]

@@ -129,11 +129,50 @@ pub(crate) fn register(
             Some(signature_of_table(project, table, exclude)?)
         }
     };
-    let described = described_files(&reg.artifact, signature.as_ref(), &started.run_id);
+    let mut described = described_files(&reg.artifact, signature.as_ref(), &started.run_id);
+    let mut nv = nv;
+    if let Some((file, kept)) = reference_sample(project, &model)? {
+        nv.lineage["reference"] = kept;
+        described.push(file);
+    }
     let v = recorder.register(started, project, &reg.artifact, &described, nv)?;
     reporter.event(Event::Registered(&v));
     report.registered = Some(v);
     Ok(true)
+}
+
+/// At most this many rows of a monitor's reference data are kept with a
+/// version.
+pub const REFERENCE_ROWS: u64 = 10_000;
+
+/// The file a version keeps of its reference data, beside its model.
+pub const REFERENCE_FILE: &str = "reference.csv";
+
+/// What a version keeps of the reference data its monitor compares traffic
+/// with (`monitor.reference`, else the table the signature is read from):
+/// a bounded sample as a file of the version (so it is as immutable and
+/// verified as the model), and what it says in the lineage.
+fn reference_sample(
+    project: &Project,
+    model: &str,
+) -> Result<Option<((String, String), serde_json::Value)>> {
+    let Some(path) = (project.pipeline.monitor.as_ref())
+        .filter(|m| m.model == model)
+        .and_then(|m| m.reference.clone())
+    else {
+        return Ok(None);
+    };
+    let spec = ferry_data::TableSpec::new(project.root.join(&path).to_string_lossy());
+    let sample = ferry_data::Table::open(&spec)
+        .and_then(|t| ferry_data::sample::sample_csv(&t, REFERENCE_ROWS))
+        .map_err(|e| Error::Reference(format!("monitor.reference `{path}`: {e}")))?;
+    let kept = serde_json::json!({
+        "source": path,
+        "file": REFERENCE_FILE,
+        "rows": sample.rows,
+        "kept": sample.kept,
+    });
+    Ok(Some(((REFERENCE_FILE.to_owned(), sample.csv), kept)))
 }
 
 /// The signature a table of the project gives: its columns but `exclude`,

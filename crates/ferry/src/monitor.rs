@@ -353,6 +353,7 @@ pub fn agent(ctx: &Ctx, a: AgentArgs) -> Result<u8> {
             pipeline: project.pipeline.clone(),
             root: project.root.clone(),
             log_dir,
+            artifacts: project.layout().artifacts(),
         };
         let pipelines: Arc<dyn Pipelines> = Arc::new(LocalPipelines { root: project.root.clone() });
         let rollouts = StoreRollouts(store);

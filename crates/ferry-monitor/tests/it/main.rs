@@ -244,6 +244,7 @@ impl Loop {
         let project = Project {
             pipeline,
             log_dir: root.join("predictions"),
+            artifacts: root.join("artifacts"),
             root,
         };
         Loop {
@@ -563,4 +564,65 @@ async fn two_agents_race_for_one_trigger_and_a_dead_agents_run_is_retried_once()
         (dead.trigger_id.as_str(), 2)
     );
     assert!(retried.note.unwrap().contains("stopped answering"));
+}
+
+/// A version keeps its reference among its files: the monitor compares
+/// with that sample, not the project's file, and refuses one whose files
+/// changed since registration.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_is_compared_with_the_reference_it_kept() {
+    let l = Loop::new().await;
+    let logs = l.project.log_dir.clone();
+    log(&logs, T0 - 10 * MIN, 2, 400, 2.5, 1);
+    // Version 2 was trained on data like today's traffic, and kept it.
+    let dir = l.project.artifacts.join("1/run2/artifacts/iris");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("model.onnx"), b"onnx").unwrap();
+    let mut rng = Lcg(9);
+    let mut csv = format!("{},species\n", COLUMNS.join(","));
+    for _ in 0..300 {
+        let row: Vec<String> = COLUMNS
+            .iter()
+            .zip(MEANS)
+            .map(|(c, m)| {
+                format!(
+                    "{:.3}",
+                    m + if c.starts_with("petal") { 2.5 } else { 0.0 } + rng.next()
+                )
+            })
+            .collect();
+        csv.push_str(&format!("{},virginica\n", row.join(",")));
+    }
+    std::fs::write(dir.join("reference.csv"), &csv).unwrap();
+    let mut v = version(Some("production"));
+    v.lineage = serde_json::json!({"reference": {"source": "data/iris.csv", "file": "reference.csv", "rows": 300, "kept": 300}});
+    v.stored = Some(StoredFiles {
+        location: "mlflow-artifacts:/1/run2/artifacts/iris".into(),
+        digest: ferry_cache::stored_digest(&dir).unwrap().to_hex(),
+    });
+    assert_eq!(l.store.create_model_version(&v).await.unwrap().version, 2);
+    let agent = l.agent("a", l.store.clone());
+    let m = l.project.pipeline.monitor.as_ref().unwrap();
+    let events = agent.monitor(&l.project, m).await.unwrap();
+    let drift = events.iter().find(|e| e.check == "drift").unwrap();
+    assert_eq!(
+        (drift.version, drift.status),
+        (Some(2), CheckStatus::Ok),
+        "{}",
+        drift.summary
+    );
+
+    std::fs::write(
+        dir.join("reference.csv"),
+        csv.replace("virginica", "setosa"),
+    )
+    .unwrap();
+    let events = agent.monitor(&l.project, m).await.unwrap();
+    let drift = events.iter().find(|e| e.check == "drift").unwrap();
+    assert_eq!(drift.status, CheckStatus::Error);
+    assert!(
+        drift.summary.contains("changed since it was registered"),
+        "{}",
+        drift.summary
+    );
 }
