@@ -5,7 +5,8 @@ Blocks, by their fence's language:
 
 - `console`: `$ ` lines are commands (a line ending in `\\` continues on the
   next), the lines after one, up to the next `$ `, are what it must print
-  (stdout and stderr together). A line `...` stands for any lines. Figures
+  (stdout and stderr together). A line `...` stands for any lines, and a
+  line ending in ` ...` for any line that begins with what is before. Figures
   that differ from run to run are compared as placeholders: durations,
   sizes, run ids, times, and the figures inside `[...]` (a step's request
   counts and latencies). Blank lines are ignored. Exit codes are not checked
@@ -138,6 +139,13 @@ def normalize(line):
     return " ".join(line.split())
 
 
+def same(want, got):
+    """One line: equal, or `want` ends in ` ...` and `got` begins with the rest."""
+    if want.endswith(" ...") and want != "...":
+        return got.startswith(want[:-3])
+    return want == got
+
+
 def matches(expected, actual):
     """Whether `actual` lines are `expected` lines, `...` standing for any
     run of lines; blank lines are ignored on both sides."""
@@ -155,7 +163,7 @@ def matches(expected, actual):
         elif want[i] == "...":
             ok = go(i + 1, j) or (j < len(got) and go(i, j + 1))
         else:
-            ok = j < len(got) and want[i] == got[j] and go(i + 1, j + 1)
+            ok = j < len(got) and same(want[i], got[j]) and go(i + 1, j + 1)
         memo[key] = ok
         return ok
 

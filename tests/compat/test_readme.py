@@ -26,6 +26,9 @@ def test_the_matcher_compares_what_matters():
     assert not readme.matches(["prepare   up to date"], ["validate  up to date", "prepare   up to date"])
     assert readme.matches(["step 1 passed [228 requests, p99 0.1 ms]"], ["step 1 passed [7 requests, p99 12.5 ms]"])
     assert not readme.matches(["accuracy 0.933333"], ["accuracy 0.711111"])
+    # A line ending in ` ...` stands for the lines that begin with the rest.
+    assert readme.matches(["drift in ..."], ["drift in petal_length: 0.31 >= 0.1"])
+    assert not readme.matches(["drift in ..."], ["no drift"])
 
 
 def test_blocks_and_directives_are_read():

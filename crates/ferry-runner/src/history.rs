@@ -13,6 +13,12 @@ pub trait History {
     fn list_runs(&self, limit: i64) -> Result<Vec<RunSummary>>;
     /// One run, by id or a unique prefix of it (at least 4 characters).
     fn get_run(&self, id_or_prefix: &str) -> Result<RunDetail>;
+    /// The trigger that started a run (`ferry agent`'s runs), with its
+    /// evidence; `None` for a run a person or CI started, or where the
+    /// history does not say (a server).
+    fn triggered_by(&self, _run_id: &str) -> Result<Option<ferry_metadata::TriggeredRun>> {
+        Ok(None)
+    }
     /// What `stage` of run `run_id` printed; `None` if it left no log.
     fn stage_log(&self, run_id: &str, stage: &str) -> Result<Option<Vec<u8>>>;
 
@@ -93,6 +99,13 @@ impl History for LocalHistory {
         Ok(self
             .store
             .call(|s| Box::pin(async move { s.get_run(&id).await }))?)
+    }
+
+    fn triggered_by(&self, run_id: &str) -> Result<Option<ferry_metadata::TriggeredRun>> {
+        let id = run_id.to_owned();
+        Ok(self
+            .store
+            .call(|s| Box::pin(async move { s.trigger_of_run(&id).await }))?)
     }
 
     fn stage_log(&self, run_id: &str, stage: &str) -> Result<Option<Vec<u8>>> {

@@ -598,6 +598,9 @@ fn runs_show(h: &dyn ferry_runner::History, run: &str, json: bool) -> Result<u8>
             .unwrap_or_default()
     );
     println!("trigger   {}", r.trigger);
+    if let Some(t) = h.triggered_by(&r.run_id).map_err(runner_store_err)? {
+        println!("          {} (triggered run {})", t.evidence, t.trigger_id);
+    }
     println!("commit    {}", r.git_commit.as_deref().unwrap_or("-"));
     if let Some(e) = &d.env_fingerprint {
         println!("env       {}", &e[..16.min(e.len())]);

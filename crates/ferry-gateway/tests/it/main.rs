@@ -263,3 +263,40 @@ pub fn rt() -> tokio::runtime::Runtime {
         .build()
         .unwrap()
 }
+
+/// The Grafana dashboard the repository ships reads only series the
+/// gateway's `/metrics` exports (a renamed metric breaks this, not a
+/// user's dashboard), and `ferry monitor rules` the same.
+#[test]
+fn the_grafana_dashboard_reads_series_the_gateway_exports() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let text = std::fs::read_to_string(root.join("docs/grafana/ferry.json")).unwrap();
+    let dash: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let exported = include_str!("../../src/metrics.rs");
+    let mut exprs = Vec::new();
+    for p in dash["panels"].as_array().unwrap() {
+        for t in p["targets"].as_array().unwrap() {
+            exprs.push(t["expr"].as_str().unwrap().to_owned());
+        }
+    }
+    assert!(exprs.len() >= 10);
+    let mut seen = 0;
+    for e in &exprs {
+        for (i, _) in e.match_indices("ferry_") {
+            let name: String = e[i..]
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || *c == '_' || c.is_ascii_digit())
+                .collect();
+            let family = ["_bucket", "_count", "_sum"]
+                .iter()
+                .find_map(|s| name.strip_suffix(s))
+                .unwrap_or(&name);
+            assert!(
+                exported.contains(&format!("\"{family}\"")),
+                "the dashboard reads `{name}`, which /metrics does not export"
+            );
+            seen += 1;
+        }
+    }
+    assert!(seen >= exprs.len());
+}

@@ -1,0 +1,41 @@
+"""A webhook that receives ferry's alerts: checks each one's signature, prints its text.
+
+ferry signs an alert with HMAC-SHA256 over "{timestamp}.{body}" under the
+secret in FERRY_ALERT_SECRET, sent as X-Ferry-Signature: v1=<hex> with
+X-Ferry-Timestamp; a receiver refuses an unsigned, wrongly signed or old one.
+"""
+import argparse
+import hashlib
+import hmac
+import http.server
+import json
+import os
+import sys
+import time
+
+p = argparse.ArgumentParser()
+p.add_argument("--port", type=int, default=9000)
+args = p.parse_args()
+secret = os.environ["FERRY_ALERT_SECRET"].encode()
+
+
+class Hook(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("content-length", 0)))
+        ts = self.headers.get("X-Ferry-Timestamp", "")
+        want = "v1=" + hmac.new(secret, f"{ts}.".encode() + body, hashlib.sha256).hexdigest()
+        fresh = ts.isdigit() and abs(time.time() - int(ts)) < 300
+        if not (fresh and hmac.compare_digest(want, self.headers.get("X-Ferry-Signature", ""))):
+            self.send_response(401)
+            self.end_headers()
+            print("refused an alert with a bad signature", flush=True)
+            return
+        self.send_response(200)
+        self.end_headers()
+        print("signed alert:", json.loads(body)["text"], flush=True)
+
+    def log_message(self, *_):
+        pass
+
+
+http.server.HTTPServer(("127.0.0.1", args.port), Hook).serve_forever()
