@@ -10,13 +10,21 @@ import hmac
 import http.server
 import json
 import os
-import sys
 import time
 
 p = argparse.ArgumentParser()
 p.add_argument("--port", type=int, default=9000)
+p.add_argument("--out", help="append each alert's line to this file (default: print it)")
 args = p.parse_args()
 secret = os.environ["FERRY_ALERT_SECRET"].encode()
+
+
+def say(line):
+    if args.out:
+        with open(args.out, "a") as f:
+            f.write(line + "\n")
+    else:
+        print(line, flush=True)
 
 
 class Hook(http.server.BaseHTTPRequestHandler):
@@ -28,11 +36,11 @@ class Hook(http.server.BaseHTTPRequestHandler):
         if not (fresh and hmac.compare_digest(want, self.headers.get("X-Ferry-Signature", ""))):
             self.send_response(401)
             self.end_headers()
-            print("refused an alert with a bad signature", flush=True)
+            say("refused an alert with a bad signature")
             return
         self.send_response(200)
         self.end_headers()
-        print("signed alert:", json.loads(body)["text"], flush=True)
+        say("signed alert: " + json.loads(body)["text"])
 
     def log_message(self, *_):
         pass

@@ -107,34 +107,44 @@ pub fn run(i: &Inputs<'_>) -> Vec<MonitorEvent> {
 fn drift(i: &Inputs<'_>, window: &[&LogFile]) -> MonitorEvent {
     let e = Event { i, check: "drift" };
     let m = i.monitor;
-    let counted = match log::predictions(window, &m.model, None) {
-        Ok(p) => p,
-        Err(err) => {
-            return e.says(
-                CheckStatus::Error,
-                0,
-                format!("cannot read the window: {err}"),
-            );
-        }
-    };
-    if counted.rows < m.min_rows.max(1) {
-        return e.says(
+    let need = m.min_rows.max(1);
+    let too_few = |rows: u64| {
+        e.says(
             CheckStatus::Insufficient,
-            counted.rows,
+            rows,
             format!(
                 "{} predictions in the window; {} needed to judge drift",
-                count(counted.rows),
-                count(m.min_rows.max(1))
+                count(rows),
+                count(need)
             ),
-        );
+        )
+    };
+    if window.is_empty() {
+        return too_few(0);
     }
     let reference = match &i.reference {
         Ok(r) => *r,
-        Err(why) => return e.says(CheckStatus::Error, counted.rows, why.clone()),
+        Err(why) => return e.says(CheckStatus::Error, 0, why.clone()),
     };
+    // One pass over the window: the drift engine counts its rows.
     match compare(m, reference, window) {
-        Ok(d) => drift_event(&e, &d, counted.rows),
-        Err(why) => e.says(CheckStatus::Error, counted.rows, why),
+        Ok(d) if d.current_rows < need => too_few(d.current_rows),
+        Ok(d) => drift_event(&e, &d, d.current_rows),
+        Err(Compared::NoRows) => too_few(0),
+        Err(Compared::Failed(why)) => e.says(CheckStatus::Error, 0, why),
+    }
+}
+
+/// Why a comparison gave no report.
+enum Compared {
+    /// The window's files hold no row.
+    NoRows,
+    Failed(String),
+}
+
+impl From<ferry_data::DataError> for Compared {
+    fn from(e: ferry_data::DataError) -> Self {
+        Compared::Failed(e.to_string())
     }
 }
 
@@ -144,12 +154,11 @@ fn compare(
     m: &Monitor,
     reference: &Path,
     window: &[&LogFile],
-) -> Result<ferry_data::DriftReport, String> {
+) -> Result<ferry_data::DriftReport, Compared> {
     use ferry_data::{Table, TableSpec};
-    let r = Table::open(&TableSpec::new(reference.to_string_lossy())).map_err(|e| e.to_string())?;
+    let r = Table::open(&TableSpec::new(reference.to_string_lossy()))?;
     let paths = window.iter().map(|f| f.path.clone()).collect();
-    let c = Table::open_files(paths, &TableSpec::new("the prediction log's window"))
-        .map_err(|e| e.to_string())?;
+    let c = Table::open_files(paths, &TableSpec::new("the prediction log's window"))?;
     let names =
         |t: &Table| -> Vec<String> { t.schema.fields().iter().map(|f| f.name().clone()).collect() };
     let logged = names(&c);
@@ -165,19 +174,21 @@ fn compare(
     } else {
         let missing: Vec<&String> = m.columns.iter().filter(|c| !logged.contains(c)).collect();
         if !missing.is_empty() {
-            return Err(format!(
+            return Err(Compared::Failed(format!(
                 "monitor.columns: the prediction log has no column {}",
                 missing
                     .iter()
                     .map(|c| format!("`{c}`"))
                     .collect::<Vec<_>>()
                     .join(", ")
-            ));
+            )));
         }
         m.columns.clone()
     };
     if columns.is_empty() {
-        return Err("the reference and the prediction log share no input column".into());
+        return Err(Compared::Failed(
+            "the reference and the prediction log share no input column".into(),
+        ));
     }
     let opts = ferry_data::DriftOptions {
         columns: Some(columns),
@@ -189,7 +200,12 @@ fn compare(
         drift_share: m.thresholds.drift_share,
         ..Default::default()
     };
-    ferry_data::drift(&r, &c, &opts).map_err(|e| e.to_string())
+    match ferry_data::drift(&r, &c, &opts) {
+        Err(ferry_data::DataError::Empty { source_name }) if source_name != r.label() => {
+            Err(Compared::NoRows)
+        }
+        other => Ok(other?),
+    }
 }
 
 fn drift_event(e: &Event<'_>, d: &ferry_data::DriftReport, rows: u64) -> MonitorEvent {
