@@ -221,10 +221,14 @@ struct Loop {
 
 impl Loop {
     async fn new() -> Loop {
+        Self::with(SPEC).await
+    }
+
+    async fn with(spec: &str) -> Loop {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().to_owned();
         reference(&root);
-        std::fs::write(root.join("ferry.yaml"), SPEC).unwrap();
+        std::fs::write(root.join("ferry.yaml"), spec).unwrap();
         struct Files<'a>(&'a Path);
         impl ferry_spec::Files for Files<'_> {
             fn read(&self, p: &str) -> Result<Option<String>, String> {
@@ -234,7 +238,7 @@ impl Loop {
                 self.0.join(p).exists()
             }
         }
-        let pipeline = ferry_spec::load("ferry.yaml", SPEC, "iris", &Files(&root)).unwrap();
+        let pipeline = ferry_spec::load("ferry.yaml", spec, "iris", &Files(&root)).unwrap();
         let url = format!("sqlite://{}", root.join("ferry.db").display());
         let store = Arc::new(SqlStore::open(&url).await.unwrap());
         store
@@ -624,5 +628,152 @@ async fn a_version_is_compared_with_the_reference_it_kept() {
         drift.summary.contains("changed since it was registered"),
         "{}",
         drift.summary
+    );
+}
+
+/// `ferry monitor rules` is valid under `promtool check rules` (Debian's
+/// `prometheus`; CI installs it, elsewhere the check is skipped with a
+/// note), with a rule per condition, quoting names PromQL must escape.
+#[test]
+fn the_prometheus_rules_pass_promtool() {
+    let spec = SPEC.replace(
+        "    accuracy: 0.9\n",
+        "    accuracy: 0.9\n    p99_ms: 250\n",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    reference(dir.path());
+    struct Files<'a>(&'a Path);
+    impl ferry_spec::Files for Files<'_> {
+        fn read(&self, p: &str) -> Result<Option<String>, String> {
+            Ok(std::fs::read_to_string(self.0.join(p)).ok())
+        }
+        fn exists(&self, p: &str) -> bool {
+            self.0.join(p).exists()
+        }
+    }
+    let p = ferry_spec::load("ferry.yaml", &spec, "iris", &Files(dir.path())).unwrap();
+    let text = ferry_monitor::rules::render(&[p.monitor.as_ref().unwrap()]);
+    for alert in [
+        "FerryModelInputDrift",
+        "FerryModelPredictionShift",
+        "FerryModelAccuracyDecay",
+        "FerryModelErrorRate",
+        "FerryModelLatencyP99",
+        "FerryMonitorStale",
+    ] {
+        assert!(
+            text.contains(&format!("- alert: {alert}\n")),
+            "{alert}:\n{text}"
+        );
+    }
+    assert!(text.contains(r#"ferry_monitor_failing{model=\"iris\",check=\"drift\"} == 1"#));
+    let path = dir.path().join("rules.yml");
+    std::fs::write(&path, &text).unwrap();
+    let out = match std::process::Command::new("promtool")
+        .args(["check", "rules"])
+        .arg(&path)
+        .output()
+    {
+        Ok(o) => o,
+        Err(_) if std::env::var_os("CI").is_none() => {
+            eprintln!("promtool not found: the rules were not checked (CI installs it)");
+            return;
+        }
+        Err(e) => panic!("promtool is needed in CI: {e}"),
+    };
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "promtool: {said}{}\n{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(said.contains("SUCCESS: 6 rules found"), "{said}");
+}
+
+/// A schedule fires once per minute it names (however many ticks see it,
+/// however many agents), and decay fires on live accuracy below its floor.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schedule_fires_once_a_slot_and_decay_below_its_floor() {
+    let spec = SPEC
+        .replace(
+            "  drift: iris@production\n",
+            "  schedule: \"*/15 * * * *\"\n  decay: {model: iris, below: 0.8}\n",
+        )
+        .replace("  cooldown: 2h\n", "  cooldown: 1m\n");
+    let l = Loop::with(&spec).await;
+    let agent = l.agent("a", l.store.clone());
+    let (train, deploy) = (l.train(true), Deploy(l.store.clone()));
+    let mut memory = Memory::default();
+    // 14:30: the agent starts; nothing is due until 14:45.
+    let t = agent
+        .tick(&l.project, &mut memory, train.clone(), &deploy)
+        .await
+        .unwrap();
+    assert!(t.fired.is_empty(), "{:?}", t.fired);
+    l.clock.advance(10 * MIN);
+    let t = agent
+        .tick(&l.project, &mut memory, train.clone(), &deploy)
+        .await
+        .unwrap();
+    assert!(t.fired.is_empty());
+    l.clock.advance(6 * MIN); // 14:46
+    let t = agent
+        .tick(&l.project, &mut memory, train.clone(), &deploy)
+        .await
+        .unwrap();
+    let [Fired::Queued { trigger }] = &t.fired[..] else {
+        panic!("{:?}", t.fired);
+    };
+    assert_eq!(trigger.kind, "schedule");
+    assert!(
+        trigger.evidence.contains("2026-11-26T14:45:00Z"),
+        "{}",
+        trigger.evidence
+    );
+    // Another agent that starts later sees the same slot already fired.
+    let other = l.agent("b", l.store.clone());
+    let mut fresh = Memory::default();
+    let t = other
+        .tick(&l.project, &mut fresh, train.clone(), &deploy)
+        .await
+        .unwrap();
+    assert!(t.fired.is_empty());
+
+    // Labels say version 1 is right 70% of the time: decay fires.
+    let folder = l.project.log_dir.join("iris");
+    std::fs::create_dir_all(&folder).unwrap();
+    let name = format!(
+        "feedback-{}.jsonl",
+        ferry_core::predlog::window_name(l.clock.now_ms() - MIN, 3600)
+    );
+    let mut text = String::new();
+    for i in 0..100 {
+        let row = serde_json::json!({"ts": 0, "request_id": format!("f{i}"), "model": "iris", "version": 1, "labels": ["setosa"], "predicted": ["setosa"], "correct": u64::from(i % 10 < 7)});
+        text.push_str(&format!("{row}\n"));
+    }
+    std::fs::write(folder.join(name), text).unwrap();
+    l.clock.advance(5 * MIN);
+    let t = agent
+        .tick(&l.project, &mut memory, train, &deploy)
+        .await
+        .unwrap();
+    let acc = t.events.iter().find(|e| e.check == "accuracy").unwrap();
+    assert_eq!(
+        (acc.status, acc.value),
+        (CheckStatus::Failing, Some(0.7)),
+        "{}",
+        acc.summary
+    );
+    let decay = t.fired.iter().find_map(|f| match f {
+        Fired::Queued { trigger } if trigger.kind == "decay" => Some(trigger),
+        _ => None,
+    });
+    assert!(
+        decay
+            .unwrap()
+            .evidence
+            .contains("live accuracy 0.700 < 0.8"),
+        "{:?}",
+        t.fired
     );
 }
