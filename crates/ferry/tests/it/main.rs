@@ -6,6 +6,7 @@
 mod support;
 
 mod admin;
+mod agent;
 mod checks;
 mod cli;
 mod consistency;
