@@ -594,6 +594,8 @@ pub(crate) async fn model(
             }
         })
         .collect();
+    // What `ferry agent` found at its last check of each kind.
+    let checks = dash.store.latest_monitor_events(Some(&name)).await?;
     let latest = reads.last().and_then(|r| match r.drift.as_deref() {
         Some(Ok(d)) => Some(Value::from_serialize(d)),
         _ => None,
@@ -605,6 +607,7 @@ pub(crate) async fn model(
         "monitoring_model.html",
         context! {
             page => "monitoring",
+            checks => Value::from_serialize(&checks),
             model => name,
             log => dash.predictions.is_some(),
             engine => dash.drift.is_some(),

@@ -978,12 +978,36 @@ fn monitoring_shows_drift_over_windows_predictions_and_versions_measured_once() 
         let mut f = fixture().await;
         register(&f).await;
         write_prediction_log(&f);
+        // What `ferry agent` found at its last checks.
+        let event = |id: &str, check: &str, status, summary: &str| MonitorEvent {
+            event_id: id.into(),
+            model: "iris".into(),
+            version: Some(2),
+            check: check.into(),
+            status,
+            value: None,
+            threshold: None,
+            rows: 400,
+            window_start_ms: 1_795_700_000_000,
+            window_end_ms: 1_795_703_600_000,
+            at_ms: 1_795_703_600_000,
+            summary: summary.into(),
+            detail: serde_json::json!({}),
+        };
+        f.store
+            .record_monitor_events(&[
+                event("e1", "drift", CheckStatus::Failing, "drift in petal_length: Wasserstein distance (normed) 0.310 >= 0.1 over 400 predictions"),
+                event("e2", "accuracy", CheckStatus::Insufficient, "version 2: 3 labels in the window; 50 needed to judge accuracy"),
+            ])
+            .await
+            .unwrap();
         let engine = FakeDrift::new(0, false);
         f.settings.drift = Some(engine.clone());
         let app = ferry_dashboard::router(f.store.clone(), f.settings.clone());
 
         let (status, html) = get_via(&app, "/ui/monitoring/iris", None).await;
         assert_eq!(status, StatusCode::OK, "{html}");
+        assert!(html.contains("<th scope=\"row\">drift</th>"), "{html}");
         insta::assert_snapshot!(redacted(&html));
         // Two windows measured against the reference; the second view
         // reads nothing again.
