@@ -1680,17 +1680,7 @@ fn sqlite_monitors() {
 
 #[test]
 fn sqlite_trigger_race() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let (d, one) = sqlite().await;
-        let url = format!("sqlite://{}", d.path().join("ferry.db").display());
-        let two = SqlStore::open(&url).await.unwrap();
-        monitors::race(std::sync::Arc::new(one), std::sync::Arc::new(two)).await;
-    });
+    sqlite_race(monitors::race);
 }
 
 #[test]
@@ -1703,17 +1693,27 @@ fn sqlite_overview() {
 
 #[test]
 fn sqlite_budget_race() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
+    sqlite_race(budgets::race);
+}
+
+/// Two connections to one fresh SQLite store, racing on two threads.
+fn sqlite_race<F: std::future::Future<Output = ()>>(
+    race: impl FnOnce(std::sync::Arc<SqlStore>, std::sync::Arc<SqlStore>) -> F,
+) {
+    multi_thread().block_on(async {
         let (d, one) = sqlite().await;
         let url = format!("sqlite://{}", d.path().join("ferry.db").display());
         let two = SqlStore::open(&url).await.unwrap();
-        budgets::race(std::sync::Arc::new(one), std::sync::Arc::new(two)).await;
+        race(std::sync::Arc::new(one), std::sync::Arc::new(two)).await;
     });
+}
+
+fn multi_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 #[test]
@@ -1854,19 +1854,21 @@ mod postgres {
 
     #[test]
     fn postgres_trigger_race() {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
+        postgres_race(crate::monitors::race);
+    }
+
+    /// Two connections to one fresh PostgreSQL database, racing on two threads.
+    fn postgres_race<F: std::future::Future<Output = ()>>(
+        race: impl FnOnce(std::sync::Arc<SqlStore>, std::sync::Arc<SqlStore>) -> F,
+    ) {
+        crate::multi_thread().block_on(async {
             let admin = std::env::var("FERRY_TEST_POSTGRES_URL").unwrap();
             let url = SqlStore::scratch_database(&admin, "ferry_test")
                 .await
                 .unwrap();
             let one = SqlStore::open(&url).await.unwrap();
             let two = SqlStore::open(&url).await.unwrap();
-            crate::monitors::race(std::sync::Arc::new(one), std::sync::Arc::new(two)).await;
+            race(std::sync::Arc::new(one), std::sync::Arc::new(two)).await;
         });
     }
 
@@ -1877,20 +1879,7 @@ mod postgres {
 
     #[test]
     fn postgres_budget_race() {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let admin = std::env::var("FERRY_TEST_POSTGRES_URL").unwrap();
-            let url = SqlStore::scratch_database(&admin, "ferry_test")
-                .await
-                .unwrap();
-            let one = SqlStore::open(&url).await.unwrap();
-            let two = SqlStore::open(&url).await.unwrap();
-            crate::budgets::race(std::sync::Arc::new(one), std::sync::Arc::new(two)).await;
-        });
+        postgres_race(crate::budgets::race);
     }
 
     #[test]

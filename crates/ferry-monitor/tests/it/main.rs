@@ -211,6 +211,20 @@ fn version(alias: Option<&str>) -> NewModelVersion {
     }
 }
 
+/// The spec, loaded against the files under `root`.
+fn load(root: &Path, spec: &str) -> ferry_spec::Pipeline {
+    struct Files<'a>(&'a Path);
+    impl ferry_spec::Files for Files<'_> {
+        fn read(&self, p: &str) -> Result<Option<String>, String> {
+            Ok(std::fs::read_to_string(self.0.join(p)).ok())
+        }
+        fn exists(&self, p: &str) -> bool {
+            self.0.join(p).exists()
+        }
+    }
+    ferry_spec::load("ferry.yaml", spec, "iris", &Files(root)).unwrap()
+}
+
 struct Loop {
     _dir: tempfile::TempDir,
     store: Arc<SqlStore>,
@@ -229,16 +243,7 @@ impl Loop {
         let root = dir.path().to_owned();
         reference(&root);
         std::fs::write(root.join("ferry.yaml"), spec).unwrap();
-        struct Files<'a>(&'a Path);
-        impl ferry_spec::Files for Files<'_> {
-            fn read(&self, p: &str) -> Result<Option<String>, String> {
-                Ok(std::fs::read_to_string(self.0.join(p)).ok())
-            }
-            fn exists(&self, p: &str) -> bool {
-                self.0.join(p).exists()
-            }
-        }
-        let pipeline = ferry_spec::load("ferry.yaml", spec, "iris", &Files(&root)).unwrap();
+        let pipeline = load(&root, spec);
         let url = format!("sqlite://{}", root.join("ferry.db").display());
         let store = Arc::new(SqlStore::open(&url).await.unwrap());
         store
@@ -642,16 +647,7 @@ fn the_prometheus_rules_pass_promtool() {
     );
     let dir = tempfile::tempdir().unwrap();
     reference(dir.path());
-    struct Files<'a>(&'a Path);
-    impl ferry_spec::Files for Files<'_> {
-        fn read(&self, p: &str) -> Result<Option<String>, String> {
-            Ok(std::fs::read_to_string(self.0.join(p)).ok())
-        }
-        fn exists(&self, p: &str) -> bool {
-            self.0.join(p).exists()
-        }
-    }
-    let p = ferry_spec::load("ferry.yaml", &spec, "iris", &Files(dir.path())).unwrap();
+    let p = load(dir.path(), &spec);
     let text = ferry_monitor::rules::render(&[p.monitor.as_ref().unwrap()]);
     for alert in [
         "FerryModelInputDrift",
