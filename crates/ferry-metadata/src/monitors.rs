@@ -45,6 +45,14 @@ fn event_of(r: &AnyRow) -> Result<MonitorEvent> {
     })
 }
 
+fn state_of(r: &AnyRow) -> AlertState {
+    AlertState {
+        failing: col_i64(r, "failing") != 0,
+        since_ms: col_i64(r, "since_ms"),
+        sent_ms: col_i64(r, "sent_ms"),
+    }
+}
+
 fn trigger_of(r: &AnyRow) -> Result<TriggeredRun> {
     let id = col_str(r, "trigger_id");
     let state = col_str(r, "state");
@@ -213,6 +221,18 @@ impl LoopStore for SqlStore {
         Ok(out)
     }
 
+    async fn alert_state(&self, model: &str, check: &str) -> Result<Option<AlertState>> {
+        let row = sqlx::query(
+            "SELECT failing, since_ms, sent_ms FROM monitor_alerts WHERE model = $1 AND check_name = $2",
+        )
+        .bind(model)
+        .bind(check)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(query_error("read an alert's state"))?;
+        Ok(row.as_ref().map(state_of))
+    }
+
     async fn alert_transition(
         &self,
         model: &str,
@@ -231,11 +251,8 @@ impl LoopStore for SqlStore {
         .fetch_optional(&mut *tx)
         .await
         .map_err(query_error(what))?
-        .map(|r| AlertState {
-            failing: col_i64(&r, "failing") != 0,
-            since_ms: col_i64(&r, "since_ms"),
-            sent_ms: col_i64(&r, "sent_ms"),
-        });
+        .as_ref()
+        .map(state_of);
         let (next, notice) = alert_step(prev, status, now_ms, cooldown_ms);
         let Some(next) = next else {
             return Ok(None);

@@ -350,7 +350,8 @@ impl Agent {
         Ok(out)
     }
 
-    /// A firing of the drift trigger: the watched model's latest drift check fails.
+    /// A firing of the drift trigger: the watched model's latest drift
+    /// check fails, once per episode.
     async fn drifting(
         &self,
         w: &ferry_spec::ModelWatch,
@@ -359,13 +360,19 @@ impl Agent {
         let failing = latest
             .into_iter()
             .find(|e| e.check == "drift" && e.status == CheckStatus::Failing);
-        Ok(failing.map(|e| {
-            (
-                "drift".into(),
-                format!("drift:{}", e.event_id),
-                format!("{w}: {}", e.summary),
-            )
-        }))
+        let Some(e) = failing else {
+            return Ok(None);
+        };
+        // One firing per episode of drift (from when the check started
+        // failing): a model that keeps drifting is not retrained again
+        // and again; one that drifts anew is.
+        let since = self.store.alert_state(&w.model, "drift").await?;
+        let episode = since.filter(|s| s.failing).map_or(e.at_ms, |s| s.since_ms);
+        Ok(Some((
+            "drift".into(),
+            format!("drift:{}@{episode}", w.model),
+            format!("{w}: {}", e.summary),
+        )))
     }
 
     /// A firing of the decay trigger: the watched model's latest judged

@@ -250,6 +250,9 @@ pub trait LoopStore: Send + Sync {
     /// The latest event of each check of each model (of `model` only when
     /// given), by model then check.
     async fn latest_monitor_events(&self, model: Option<&str>) -> Result<Vec<MonitorEvent>>;
+    /// Whether a check of a model is failing and since when (`None`: it
+    /// never failed).
+    async fn alert_state(&self, model: &str, check: &str) -> Result<Option<AlertState>>;
     /// Decides by [`alert_step`] and keeps the new state, in one
     /// transaction (two agents never both tell the same change).
     async fn alert_transition(

@@ -100,6 +100,9 @@ async fn alerts(s: &dyn MetadataStore) {
     let (n, _) = step(Ok, T0 + 62 * MIN).await.unwrap().unwrap();
     assert_eq!(n, Notice::Recovered);
     assert_eq!(step(Ok, T0 + 63 * MIN).await.unwrap(), None);
+    let st = s.alert_state("iris", "drift").await.unwrap().unwrap();
+    assert_eq!((st.failing, st.since_ms), (false, T0 + 62 * MIN));
+    assert_eq!(s.alert_state("iris", "p99_ms").await.unwrap(), None);
     // Another check of the model has a state of its own.
     let other = s
         .alert_transition("iris", "accuracy", Failing, T0, 60 * MIN)

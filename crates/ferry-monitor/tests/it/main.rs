@@ -345,7 +345,7 @@ async fn drift_alerts_retrains_deploys_and_recovers() {
     assert_eq!(done.state, TriggerState::Succeeded);
 
     // Five minutes on: still drifting, told no one again (deduplicated),
-    // and the trigger fires inside its cooldown: ignored, recorded.
+    // and the same episode of drift does not fire again.
     l.clock.advance(5 * MIN);
     let t = agent
         .tick(&l.project, &mut memory, train.clone(), &deploy)
@@ -353,11 +353,7 @@ async fn drift_alerts_retrains_deploys_and_recovers() {
         .unwrap();
     assert!(!t.events.is_empty());
     assert_eq!(l.hook.0.lock().unwrap().len(), 1);
-    assert!(
-        matches!(&t.fired[..], [Fired::Ignored { .. }]),
-        "{:?}",
-        t.fired
-    );
+    assert!(matches!(&t.fired[..], [Fired::Duplicate]), "{:?}", t.fired);
     assert!(t.ran.is_none());
     assert_eq!(train.runs.lock().unwrap().len(), 1);
 
@@ -414,6 +410,33 @@ async fn drift_alerts_retrains_deploys_and_recovers() {
         .await
         .unwrap();
     assert!(history.len() >= 9);
+
+    // It drifts anew, still within the cooldown of the retrain (2h): the
+    // trigger fires, is ignored, and that is recorded.
+    l.clock.set(T0 + 115 * MIN);
+    std::fs::remove_file(logs.join("iris").join(format!(
+        "predictions-{}.jsonl",
+        ferry_core::predlog::window_name(T0 + 90 * MIN, 3600)
+    )))
+    .unwrap();
+    log(&logs, T0 + 110 * MIN, 2, 400, 2.5, 3);
+    let t = agent
+        .tick(&l.project, &mut memory, train.clone(), &deploy)
+        .await
+        .unwrap();
+    let [Fired::Ignored { trigger, .. }] = &t.fired[..] else {
+        panic!("{:?} {:?}", t.fired, t.events);
+    };
+    assert!(
+        trigger
+            .note
+            .as_deref()
+            .unwrap()
+            .contains("within the cooldown (2h)")
+    );
+    assert_eq!(train.runs.lock().unwrap().len(), 1);
+    let recorded = l.store.triggered_runs(Some("iris"), 10).await.unwrap();
+    assert_eq!(recorded[0].state, TriggerState::Ignored);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
