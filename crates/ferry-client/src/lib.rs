@@ -121,7 +121,10 @@ pub fn post_webhook_with(
     for (k, v) in headers {
         req = req.header(*k, v);
     }
-    req.send(body).map(drop).map_err(|e| e.to_string())
+    // A webhook's URL often carries its secret: never in an error.
+    req.send(body)
+        .map(drop)
+        .map_err(|e| e.to_string().replace(url, "<the webhook's URL>"))
 }
 
 /// A connection to one server (`http://host:port`, no path).
@@ -996,6 +999,17 @@ fn encode_segment(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_webhooks_url_is_never_in_its_error() {
+        for url in [
+            "http://127.0.0.1:9/hooks/T000/B000/s3cretToken",
+            "http://bad host/hooks/s3cretToken",
+        ] {
+            let err = post_webhook_with(url, b"{}", &[]).unwrap_err();
+            assert!(!err.contains("s3cretToken"), "{err}");
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -426,9 +426,13 @@ impl Agent {
             tokio::select! {
                 r = &mut job => break r,
                 () = tokio::time::sleep(every) => {
+                    // The run goes on whatever the store says: a renewal
+                    // that fails is tried again at the next beat.
                     let until = self.clock.now_ms() + self.lease_ms;
-                    if !self.store.renew_trigger(&t.trigger_id, &self.name, until).await? {
-                        tracing::warn!(trigger = %t.trigger_id, "this agent's claim was taken over");
+                    match self.store.renew_trigger(&t.trigger_id, &self.name, until).await {
+                        Ok(true) => {}
+                        Ok(false) => tracing::warn!(trigger = %t.trigger_id, "this agent's claim was taken over"),
+                        Err(e) => tracing::warn!(trigger = %t.trigger_id, "cannot renew the claim: {e}"),
                     }
                 }
             }
