@@ -250,6 +250,9 @@ pub struct AgentArgs {
     /// With --once: print what the tick did as JSON on stdout
     #[arg(long, requires = "once")]
     pub json: bool,
+    /// The agent's CPU niceness (0-19; its checks and the runs it starts inherit it), so on a machine it shares with `ferry serve` serving goes first; 0 keeps the agent's own
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u8).range(0..=19))]
+    pub nice: u8,
     #[command(flatten)]
     pub place: Place,
 }

@@ -335,6 +335,7 @@ pub fn agent(ctx: &Ctx, a: AgentArgs) -> Result<u8> {
         .predictions
         .clone()
         .unwrap_or_else(|| project.layout().predictions());
+    lower_priority(a.nice);
     let rt = runtime()?;
     rt.block_on(async {
         let store = open_store(ctx, &a.place, "ferry agent").await?;
@@ -382,6 +383,28 @@ pub fn agent(ctx: &Ctx, a: AgentArgs) -> Result<u8> {
             }
         }
     })
+}
+
+/// Makes this process (and what it starts) at least `nice`, so the checks
+/// and runs yield the CPU to a gateway on the same machine.
+fn lower_priority(nice: u8) {
+    if nice == 0 {
+        return;
+    }
+    // SAFETY: getpriority and setpriority only read their arguments; `0`
+    // is this process (its calling thread: the runtime's threads and the
+    // runs' processes, started after, inherit it).
+    let now = unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
+    if now >= libc::c_int::from(nice) {
+        return; // never raise it
+    }
+    let r = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, libc::c_int::from(nice)) };
+    if r != 0 {
+        eprintln!(
+            "note: cannot lower the agent's priority: {}",
+            std::io::Error::last_os_error()
+        );
+    }
 }
 
 /// One line per thing a tick did, on stderr.

@@ -9,9 +9,9 @@ use crate::support::*;
 const SPEC: &str = r#"
 stages:
   train:
-    cmd: mkdir -p work && cat data/raw/*.csv > work/model.txt
+    cmd: mkdir -p work && cat data/raw/*.csv > work/model.txt && nice > work/nice.txt
     deps: [data/raw]
-    outs: [work/model.txt]
+    outs: [work/model.txt, work/nice.txt]
 on:
   data: [data/raw]
   cooldown: 1h
@@ -48,6 +48,9 @@ fn new_data_fires_one_run_and_a_person_queues_another() {
     let ran = &t["ran"][1];
     assert_eq!(ran["succeeded"], true, "{t}");
     assert_eq!(p.read("work/model.txt"), "x\n1\nx\n2\n");
+    // The agent's runs yield the CPU (`--nice`, 10 by default).
+    let nice: i32 = p.read("work/nice.txt").trim().parse().unwrap();
+    assert!(nice >= 10, "{nice}");
     let run_id = ran["run_id"].as_str().unwrap();
     let show = p.ferry(&["runs", "show", run_id]);
     assert!(show.stdout.contains("trigger   data\n"), "{show:?}");
