@@ -38,10 +38,8 @@ CARGO_TARGET_DIR="$ROOT/target/ceiling" cargo build --release --manifest-path "$
 FERRY="$ROOT/target/release/ferry"
 CEILING="$ROOT/target/ceiling/release/tracking-ceiling"
 
-PIDS=()
-cleanup() { for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done; }
-trap cleanup EXIT INT TERM
-wait_up() { for _ in $(seq 200); do curl -sf -o /dev/null "$1" && return 0; sleep 0.05; done; echo "no answer from $1" >&2; exit 1; }
+WAIT_TRIES=200
+. "$HERE/servers.sh"
 
 # start_ferry DIR PORT: a ferry server on a fresh store in DIR; sets FERRY_PID.
 start_ferry() {

@@ -30,10 +30,7 @@ mkdir -p "$OUT"
 cargo build --release -p ferry --manifest-path "$ROOT/Cargo.toml" >&2
 FERRY="$ROOT/target/release/ferry"
 
-PIDS=()
-cleanup() { for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done; }
-trap cleanup EXIT INT TERM
-wait_up() { for _ in $(seq 400); do curl -sf -o /dev/null "$1" && return 0; sleep 0.05; done; echo "no answer from $1" >&2; exit 1; }
+. "$HERE/servers.sh"
 
 # A project whose pipeline registers the harness's model as iris@production.
 P="$WORK/project"

@@ -467,6 +467,24 @@ fn hours(at_ms: i64, zero_ms: i64) -> f64 {
     (at_ms - zero_ms) as f64 / 3_600_000.0
 }
 
+/// What the live gateways report of each version of `name`.
+async fn serving_now(dash: &Dash, name: &str, now: i64) -> Result<Vec<Value>, DashError> {
+    Ok(
+        crate::live::by_version(&dash.store.list_gateways().await?, now)
+            .into_iter()
+            .filter(|((m, _), _)| m == name)
+            .map(|((_, v), f)| {
+                context! {
+                    version => v,
+                    error_rate => f.error_rate(),
+                    accuracy => f.accuracy(),
+                    live => Value::from_serialize(&f),
+                }
+            })
+            .collect(),
+    )
+}
+
 /// `/ui/monitoring/{model}`.
 pub(crate) async fn model(
     State(dash): State<Dash>,
@@ -582,18 +600,7 @@ pub(crate) async fn model(
             }
         })
         .collect();
-    let live: Vec<Value> = crate::live::by_version(&dash.store.list_gateways().await?, now)
-        .into_iter()
-        .filter(|((m, _), _)| *m == name)
-        .map(|((_, v), f)| {
-            context! {
-                version => v,
-                error_rate => f.error_rate(),
-                accuracy => f.accuracy(),
-                live => Value::from_serialize(&f),
-            }
-        })
-        .collect();
+    let live = serving_now(&dash, &name, now).await?;
     // What `ferry agent` found at its last check of each kind.
     let checks = dash.store.latest_monitor_events(Some(&name)).await?;
     let latest = reads.last().and_then(|r| match r.drift.as_deref() {

@@ -272,7 +272,7 @@ fn prediction_shift(i: &Inputs<'_>, files: &[LogFile], window: &[&LogFile]) -> M
             format!("`{}@{}` names no version", m.model, m.alias),
         );
     };
-    let read = log::predictions(window, &m.model, Some(version)).and_then(|now| {
+    let read = log::predictions(window, &m.model, version).and_then(|now| {
         Ok((
             now,
             log::first_window(files, &m.model, version, created_ms, m.min_rows)?,
@@ -283,14 +283,14 @@ fn prediction_shift(i: &Inputs<'_>, files: &[LogFile], window: &[&LogFile]) -> M
         Err(err) => return e.says(CheckStatus::Error, 0, format!("cannot read the log: {err}")),
     };
     let need = m.min_rows.max(1);
-    if now.version_rows < need || first.version_rows < need {
+    if now.rows < need || first.rows < need {
         return e.says(
             CheckStatus::Insufficient,
-            now.version_rows,
+            now.rows,
             format!(
                 "version {version}: {} predictions in the window, {} in its first; {} needed in each",
-                count(now.version_rows),
-                count(first.version_rows),
+                count(now.rows),
+                count(first.rows),
                 count(need)
             ),
         );
@@ -302,12 +302,12 @@ fn prediction_shift(i: &Inputs<'_>, files: &[LogFile], window: &[&LogFile]) -> M
         if failing { CheckStatus::Failing } else { CheckStatus::Ok },
         Some(shift),
         Some(limit),
-        now.version_rows,
+        now.rows,
         format!(
             "version {version}'s predicted classes moved {:.3} (total variation) from its first window {} {limit}, over {} predictions",
             shift,
             if failing { ">" } else { "<=" },
-            count(now.version_rows)
+            count(now.rows)
         ),
         json!({"window": now.classes, "first_window": first.classes, "first_window_from_ms": first_files.first().map(|f| f.start_ms)}),
     )
@@ -326,7 +326,7 @@ fn accuracy(i: &Inputs<'_>, feedback: &[&LogFile], floor: f64) -> MonitorEvent {
             format!("`{}@{}` names no version", m.model, m.alias),
         );
     };
-    let l = match log::labels(feedback, &m.model, Some(version)) {
+    let l = match log::labels(feedback, &m.model, version) {
         Ok(l) => l,
         Err(err) => {
             return e.says(

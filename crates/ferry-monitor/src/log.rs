@@ -79,16 +79,13 @@ struct Labelled {
     correct: Option<u64>,
 }
 
-/// What a window's predictions hold.
+/// What a window's predictions hold of one version.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Predictions {
-    /// Rows of the model, of any version.
+    /// The version's rows.
     pub rows: u64,
-    /// Rows of the version asked for, and their predicted classes.
-    pub version_rows: u64,
+    /// Their predicted classes.
     pub classes: BTreeMap<String, u64>,
-    /// Lines that are not a logged row (a torn last line).
-    pub unreadable: u64,
 }
 
 impl Predictions {
@@ -125,28 +122,20 @@ fn each_line(path: &Path, mut f: impl FnMut(&[u8])) -> std::io::Result<()> {
     }
 }
 
-/// Counts `model`'s rows in `files`, and the predicted classes of
-/// `version`'s.
-pub fn predictions(
-    files: &[&LogFile],
-    model: &str,
-    version: Option<i64>,
-) -> std::io::Result<Predictions> {
+/// The predicted classes of `model`'s `version` in `files` (a line that is
+/// not a logged row, a torn last one, is skipped).
+pub fn predictions(files: &[&LogFile], model: &str, version: i64) -> std::io::Result<Predictions> {
     let mut p = Predictions::default();
     for file in files {
         each_line(&file.path, |line| {
-            match serde_json::from_slice::<Predicted>(line) {
-                Ok(row) if row.model.as_deref().is_none_or(|m| m == model) => {
-                    p.rows += 1;
-                    if version.is_some() && row.version == version {
-                        p.version_rows += 1;
-                        if let Some(c) = &row.prediction {
-                            *p.classes.entry(class_of(c)).or_default() += 1;
-                        }
-                    }
+            let Ok(row) = serde_json::from_slice::<Predicted>(line) else {
+                return;
+            };
+            if row.model.as_deref().is_none_or(|m| m == model) && row.version == Some(version) {
+                p.rows += 1;
+                if let Some(c) = &row.prediction {
+                    *p.classes.entry(class_of(c)).or_default() += 1;
                 }
-                Ok(_) => {}
-                Err(_) => p.unreadable += 1,
             }
         })?;
     }
@@ -160,13 +149,13 @@ pub struct Labels {
     pub correct: u64,
 }
 
-pub fn labels(files: &[&LogFile], model: &str, version: Option<i64>) -> std::io::Result<Labels> {
+pub fn labels(files: &[&LogFile], model: &str, version: i64) -> std::io::Result<Labels> {
     let mut l = Labels::default();
     for file in files {
         each_line(&file.path, |line| {
             if let Ok(row) = serde_json::from_slice::<Labelled>(line)
                 && row.model.as_deref().is_none_or(|m| m == model)
-                && row.version == version
+                && row.version == Some(version)
             {
                 let n = row.labels.map_or(0, |v| v.len() as u64);
                 l.labelled += n;
@@ -195,17 +184,16 @@ pub fn first_window<'a>(
     let mut sum = Predictions::default();
     let young = |f: &&LogFile| f.kind == "predictions" && f.start_ms > created_ms - LONGEST_FILE_MS;
     for f in files.iter().filter(young) {
-        let p = predictions(&[f], model, Some(version))?;
-        if p.version_rows == 0 && taken.is_empty() {
+        let p = predictions(&[f], model, version)?;
+        if p.rows == 0 && taken.is_empty() {
             continue;
         }
         taken.push(f);
         sum.rows += p.rows;
-        sum.version_rows += p.version_rows;
         for (k, v) in p.classes {
             *sum.classes.entry(k).or_default() += v;
         }
-        if sum.version_rows >= min_rows.max(1) {
+        if sum.rows >= min_rows.max(1) {
             break;
         }
     }

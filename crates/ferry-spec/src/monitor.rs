@@ -249,11 +249,12 @@ fn boolean(v: &Node, path: &str, sink: &mut Sink<'_>) -> Option<bool> {
     }
 }
 
-/// A duration of at least a second: `30s`, `5m`, `1h`.
-fn duration_ms(v: &Node, path: &str, sink: &mut Sink<'_>) -> Option<u64> {
+/// A duration of at least a second (`30s`, `5m`, `1h`): its milliseconds
+/// and the text as written.
+fn duration(v: &Node, path: &str, sink: &mut Sink<'_>) -> Option<(u64, String)> {
     let (s, pos) = string(v, path, sink)?;
     match parse_duration(&s) {
-        Some(d) if d.as_millis() >= 1000 => Some(d.as_millis() as u64),
+        Some(d) if d.as_millis() >= 1000 => Some((d.as_millis() as u64, s)),
         _ => {
             sink.err_hint(
                 pos,
@@ -544,10 +545,9 @@ fn decay(v: &Node, path: &str, sink: &mut Sink<'_>) -> Option<Decay> {
     })
 }
 
-/// A duration as written, once it reads as one.
-fn duration_text(v: &Node, path: &str, sink: &mut Sink<'_>) -> Option<String> {
-    duration_ms(v, path, sink)?;
-    string(v, path, &mut Sink::new("")).map(|s| s.0)
+/// A duration's milliseconds.
+fn duration_ms(v: &Node, path: &str, sink: &mut Sink<'_>) -> Option<u64> {
+    duration(v, path, sink).map(|d| d.0)
 }
 
 pub(crate) fn decode_deploy(v: &Node, sink: &mut Sink<'_>) -> Option<DeployPolicy> {
@@ -571,8 +571,8 @@ pub(crate) fn decode_deploy(v: &Node, sink: &mut Sink<'_>) -> Option<DeployPolic
                 }
             }
             "steps" => d.steps = steps(x, &p, sink),
-            "interval" => d.interval = duration_text(x, &p, sink),
-            "deadline" => d.deadline = duration_text(x, &p, sink),
+            "interval" => d.interval = duration(x, &p, sink).map(|d| d.1),
+            "deadline" => d.deadline = duration(x, &p, sink).map(|d| d.1),
             "alias" => d.alias = string(x, &p, sink).map(|s| s.0),
             "max_error_rate" => d.max_error_rate = share(x, &p, sink),
             "max_p99_ms" => d.max_p99_ms = positive(x, &p, sink),
