@@ -147,7 +147,7 @@ struct Found {
 
 impl Hasher {
     pub fn new(root: &Path, index: StatIndex) -> Self {
-        let threads = crate::par::threads();
+        let threads = ferry_core::par::threads();
         Self {
             root: root.to_owned(),
             index,
@@ -277,7 +277,7 @@ impl Hasher {
         } else {
             self.threads
         };
-        let results: Vec<HashResult> = crate::par::map(
+        let results: Vec<HashResult> = ferry_core::par::map(
             &pending,
             threads,
             || vec![0u8; 256 * 1024],

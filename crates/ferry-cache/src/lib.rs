@@ -18,7 +18,6 @@ mod error;
 mod hash;
 mod index;
 pub mod layout;
-mod par;
 mod store;
 
 pub use error::{Error, Result};

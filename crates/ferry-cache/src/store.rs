@@ -162,9 +162,9 @@ impl Cache {
         let mut seen = std::collections::HashSet::new();
         let unique: Vec<&(PathBuf, Digest)> =
             files.iter().filter(|(_, d)| seen.insert(*d)).collect();
-        let staged = crate::par::map(
+        let staged = ferry_core::par::map(
             &unique,
-            crate::par::threads(),
+            ferry_core::par::threads(),
             || (),
             |(src, d), ()| self.stage_file(src, d),
         );
@@ -261,9 +261,9 @@ impl Cache {
             }
             // The files are copied on a few threads: most of a folder of
             // small files is waiting on the filesystem, per file.
-            let copied = crate::par::map(
+            let copied = ferry_core::par::map(
                 &manifest.entries,
-                crate::par::threads(),
+                ferry_core::par::threads(),
                 || (),
                 |e, ()| {
                     let rel = e.rel_path();

@@ -7,6 +7,7 @@ pub mod clock;
 mod digest;
 mod link;
 mod names;
+pub mod par;
 pub mod predlog;
 
 pub use digest::{Digest, DigestParseError, StableHasher};

@@ -35,7 +35,7 @@
 //! replaces empty shares by 0.0001.
 
 use crate::column::Col;
-use crate::source::{ColType, Table};
+use crate::source::{ColType, Format, Table};
 use crate::{DataError, Result};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
@@ -275,11 +275,13 @@ impl DriftReport {
 pub const FEW_ROWS: f64 = 0.9;
 
 /// A column's values: numbers (missing dropped) or level counts.
+#[derive(Debug, PartialEq)]
 enum Values {
     Num(Vec<f64>),
     Cat(HashMap<String, u64>),
 }
 
+#[derive(Debug, PartialEq)]
 struct Loaded {
     rows: u64,
     cols: Vec<(Values, u64)>,
@@ -313,6 +315,20 @@ fn load(table: &Table, names: &[String], kinds: &[bool]) -> Result<Loaded> {
             }
         }
     }
+    let loaded = match load_flat_lines(table, &idx, names, kinds) {
+        Some(l) => l,
+        None => load_batches(table, &idx, kinds)?,
+    };
+    if loaded.rows == 0 {
+        return Err(DataError::Empty {
+            source_name: table.label().to_owned(),
+        });
+    }
+    Ok(loaded)
+}
+
+/// [`load`] through the table's record batches.
+fn load_batches(table: &Table, idx: &[usize], kinds: &[bool]) -> Result<Loaded> {
     let mut cols: Vec<(Values, u64)> = kinds
         .iter()
         .map(|&num| {
@@ -357,12 +373,56 @@ fn load(table: &Table, names: &[String], kinds: &[bool]) -> Result<Loaded> {
         }
         rows += b.num_rows() as u64;
     }
-    if rows == 0 {
-        return Err(DataError::Empty {
-            source_name: table.label().to_owned(),
-        });
-    }
     Ok(Loaded { rows, cols })
+}
+
+/// [`load`] through [`crate::jsonl`]'s fast path, when every file is JSON
+/// lines and every wanted column has a type it reads; `None` sends the
+/// table to the general reader.
+fn load_flat_lines(
+    table: &Table,
+    idx: &[usize],
+    names: &[String],
+    kinds: &[bool],
+) -> Option<Loaded> {
+    use crate::jsonl::Want;
+    use arrow_schema::DataType;
+    if !table.files.iter().all(|(_, f)| *f == Format::JsonLines) {
+        return None;
+    }
+    let wants = idx
+        .iter()
+        .zip(kinds)
+        .map(
+            |(&ci, &numeric)| match (numeric, table.schema.field(ci).data_type()) {
+                (true, DataType::Float64) => Some(Want::Float),
+                (true, DataType::Int64) => Some(Want::Int),
+                (false, DataType::Utf8) => Some(Want::Text),
+                (false, DataType::Boolean) => Some(Want::Bool),
+                _ => None,
+            },
+        )
+        .collect::<Option<Vec<_>>>()?;
+    let paths: Vec<&std::path::Path> = table.files.iter().map(|(p, _)| p.as_path()).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let read = crate::jsonl::read(&paths, &names, &wants)?;
+    let cols = read
+        .cols
+        .into_iter()
+        .zip(kinds)
+        .map(|(t, &numeric)| {
+            let values = if numeric {
+                Values::Num(t.nums)
+            } else {
+                Values::Cat(t.levels)
+            };
+            (values, t.missing)
+        })
+        .collect();
+    Some(Loaded {
+        rows: read.rows,
+        cols,
+    })
 }
 
 fn stats_err(column: &str, e: impl std::fmt::Display) -> DataError {
@@ -421,10 +481,9 @@ pub fn drift(reference: &Table, current: &Table, opts: &DriftOptions) -> Result<
     }
     let r = load(reference, &names, &kinds)?;
     let c = load(current, &names, &kinds)?;
-    let mut columns = Vec::with_capacity(names.len());
+    let mut compared = Vec::with_capacity(names.len());
     let mut text_columns = Vec::new();
     for (k, name) in names.iter().enumerate() {
-        let (rv, rmiss) = &r.cols[k];
         let (cv, cmiss) = &c.cols[k];
         let kind = kind_of(types[k], cv, *cmiss);
         let chosen = opts.methods.contains_key(name) || opts.method.is_some();
@@ -438,8 +497,20 @@ pub fn drift(reference: &Table, current: &Table, opts: &DriftOptions) -> Result<
             }
             continue;
         }
-        columns.push(compare(name, kind, rv, cv, *rmiss, *cmiss, opts)?);
+        compared.push((k, kind));
     }
+    // Columns are compared on every core; the report keeps their order.
+    let columns = ferry_core::par::map(
+        &compared,
+        ferry_core::par::threads(),
+        || (),
+        |&(k, kind), ()| {
+            let ((rv, rmiss), (cv, cmiss)) = (&r.cols[k], &c.cols[k]);
+            compare(&names[k], kind, rv, cv, *rmiss, *cmiss, opts)
+        },
+    )
+    .into_iter()
+    .collect::<Result<Vec<_>>>()?;
     let drifted = columns.iter().filter(|c| c.drifted).count();
     let share = if columns.is_empty() {
         0.0
@@ -879,5 +950,47 @@ mod tests {
         // numpy puts the right edge in the last bin.
         assert_eq!(r, vec![1.0, 1.0, 2.0]);
         assert_eq!(c, vec![0.0, 0.0, 2.0]);
+    }
+
+    /// The JSON lines fast path's invariant: what it takes is what the
+    /// general reader gives, in the same order.
+    #[test]
+    fn flat_lines_read_fast_as_the_general_reader_reads_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut text = String::new();
+        for i in 0..3000 {
+            let x = if i % 97 == 0 {
+                "null".to_owned()
+            } else {
+                format!("{}", (i as f64) * 0.37 - 40.0)
+            };
+            let c = ["a", "b", r"c\\d", r"\u00e9"][i % 4];
+            let b = if i % 5 == 0 { "true" } else { "false" };
+            let i_part = if i % 11 == 0 {
+                String::new()
+            } else {
+                format!(",\"n\":{}", i % 13)
+            };
+            text.push_str(&format!(
+                "{{\"ts\":{i},\"x\":{x},\"c\":\"{c}\",\"b\":{b},\"o\":{{\"k\":[1,2]}}{i_part}}}\n"
+            ));
+            if i % 500 == 0 {
+                text.push('\n');
+            }
+        }
+        let path = dir.path().join("log.jsonl");
+        std::fs::write(&path, &text).unwrap();
+        let table =
+            Table::open_files(vec![path.clone(), path], &crate::TableSpec::new("log")).unwrap();
+        let names: Vec<String> = ["x", "c", "b", "n", "ts"].map(String::from).into();
+        let kinds = [true, false, false, true, true];
+        let idx: Vec<usize> = names
+            .iter()
+            .map(|n| table.schema.index_of(n).unwrap())
+            .collect();
+        let fast = load_flat_lines(&table, &idx, &names, &kinds).expect("flat lines");
+        let general = load_batches(&table, &idx, &kinds).unwrap();
+        assert_eq!(fast.rows, 6000);
+        assert_eq!(fast, general);
     }
 }

@@ -1,11 +1,11 @@
-//! Work spread over a few threads: what hashing many files and restoring a
-//! folder's files share.
+//! Work spread over a few threads: what hashing many files, restoring a
+//! folder's files and reading a big table share.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// Threads for file work: the machine's cores, at most 8.
-pub(crate) fn threads() -> usize {
+/// Threads for file and table work: the machine's cores, at most 8.
+pub fn threads() -> usize {
     std::thread::available_parallelism()
         .map_or(2, |n| n.get())
         .min(8)
@@ -14,7 +14,7 @@ pub(crate) fn threads() -> usize {
 /// `f` over every item on `threads` threads, each taking the next item
 /// when done with one; the results in the items' order. `scratch` makes
 /// each thread's reusable buffer.
-pub(crate) fn map<T: Sync, S, R: Send>(
+pub fn map<T: Sync, S, R: Send>(
     items: &[T],
     threads: usize,
     scratch: impl Fn() -> S + Sync,

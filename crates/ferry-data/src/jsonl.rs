@@ -1,0 +1,512 @@
+//! A fast path for JSON lines whose rows are flat objects of plain values,
+//! the prediction log's shape: the columns a comparison needs, read on
+//! every core straight from the bytes, without building Arrow arrays.
+//!
+//! It takes exactly what the general reader (arrow-json, [`crate::Table`])
+//! would give for such lines: a number column's numbers, a text column's
+//! strings, a boolean column's `true`/`false`, `null` or an absent key as
+//! missing, unknown keys ignored, blank lines skipped. Any line outside that
+//! shape (a string where a number was inferred, nesting or an escaped key in
+//! a wanted place, a line that is not one JSON object, a duplicate key)
+//! makes it give up, and the caller reads the table the general way, whose
+//! errors name the line. Invariant: when it returns values, they are the
+//! general reader's, in the same order.
+
+use memchr::{memchr, memchr2};
+use std::collections::HashMap;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// How a wanted column's values are read (its type in the table's schema).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Want {
+    /// Any JSON number, as `f64`.
+    Float,
+    /// Integers only (a fraction or exponent is the general reader's to
+    /// refuse), as `f64`.
+    Int,
+    /// Strings, counted by level.
+    Text,
+    /// `true` and `false`, counted by level.
+    Bool,
+}
+
+/// One wanted column's values: numbers (non-finite ones count as missing)
+/// or level counts, and how many were missing.
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct Taken {
+    pub nums: Vec<f64>,
+    pub levels: HashMap<String, u64>,
+    pub missing: u64,
+}
+
+/// What the lines held of the wanted columns.
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct Read {
+    pub rows: u64,
+    pub cols: Vec<Taken>,
+}
+
+/// Bytes per piece of work: big enough that a thread's setup is noise,
+/// small enough that two cores finish together.
+const CHUNK: u64 = 8 << 20;
+
+/// The wanted columns (`names[k]` read as `wants[k]`) of every line of
+/// `files`, or `None` when a line is not in the fast path's shape or a file
+/// cannot be read (the general reader then says why).
+pub(crate) fn read(files: &[&Path], names: &[&str], wants: &[Want]) -> Option<Read> {
+    let mut chunks = Vec::new();
+    for path in files {
+        let file = File::open(path).ok()?;
+        // The log's newest file grows while it is read: what it held when
+        // looked at is what is read.
+        let len = file.metadata().ok()?.len();
+        let mut start = 0;
+        while start < len {
+            let end = line_end_after(&file, (start + CHUNK).min(len), len)?;
+            chunks.push((*path, start, end));
+            start = end;
+        }
+    }
+    let plan = Plan::new(names, wants);
+    let gave_up = AtomicBool::new(false);
+    let parts = ferry_core::par::map(&chunks, ferry_core::par::threads(), Vec::new, |c, buf| {
+        if gave_up.load(Ordering::Relaxed) {
+            return None;
+        }
+        let part = read_chunk(c, buf, &plan);
+        if part.is_none() {
+            gave_up.store(true, Ordering::Relaxed);
+        }
+        part
+    });
+    let mut parts: Vec<Read> = parts.into_iter().collect::<Option<_>>()?;
+    Some(merge(&mut parts, wants.len()))
+}
+
+/// The offset just past the first newline at or after `at` (or `len`).
+fn line_end_after(file: &File, at: u64, len: u64) -> Option<u64> {
+    let mut pos = at;
+    let mut buf = vec![0u8; 64 << 10];
+    while pos < len {
+        let want = buf.len().min((len - pos) as usize);
+        let n = file.read_at(&mut buf[..want], pos).ok()?;
+        if n == 0 {
+            return None;
+        }
+        if let Some(i) = memchr(b'\n', &buf[..n]) {
+            return Some(pos + i as u64 + 1);
+        }
+        pos += n as u64;
+    }
+    Some(len)
+}
+
+fn read_chunk(
+    &(path, start, end): &(&Path, u64, u64),
+    buf: &mut Vec<u8>,
+    plan: &Plan,
+) -> Option<Read> {
+    let file = File::open(path).ok()?;
+    buf.resize((end - start) as usize, 0);
+    file.read_exact_at(buf, start).ok()?;
+    let mut out = Read {
+        rows: 0,
+        cols: (0..plan.wants.len()).map(|_| Taken::default()).collect(),
+    };
+    let mut scan = Scan::new(plan);
+    for line in buf.split(|&b| b == b'\n') {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        scan.line(line, &mut out.cols)?;
+        out.rows += 1;
+    }
+    Some(out)
+}
+
+/// The parts' columns end to end, in the parts' order.
+fn merge(parts: &mut [Read], n: usize) -> Read {
+    let mut out = Read {
+        rows: parts.iter().map(|p| p.rows).sum(),
+        cols: Vec::with_capacity(n),
+    };
+    for k in 0..n {
+        let total = parts.iter().map(|p| p.cols[k].nums.len()).sum();
+        let mut t = Taken {
+            nums: Vec::with_capacity(total),
+            ..Taken::default()
+        };
+        for p in parts.iter_mut() {
+            let c = std::mem::take(&mut p.cols[k]);
+            t.nums.extend_from_slice(&c.nums);
+            t.missing += c.missing;
+            if t.levels.is_empty() {
+                t.levels = c.levels;
+            } else {
+                for (level, count) in c.levels {
+                    *t.levels.entry(level).or_default() += count;
+                }
+            }
+        }
+        out.cols.push(t);
+    }
+    out
+}
+
+/// The wanted keys.
+struct Plan {
+    wants: Vec<Want>,
+    index: HashMap<Vec<u8>, usize>,
+}
+
+impl Plan {
+    fn new(names: &[&str], wants: &[Want]) -> Plan {
+        Plan {
+            wants: wants.to_vec(),
+            index: names
+                .iter()
+                .enumerate()
+                .map(|(k, n)| (n.as_bytes().to_vec(), k))
+                .collect(),
+        }
+    }
+}
+
+/// A reader of lines that remembers which wanted column (if any) each
+/// position's key was, since a log's lines repeat their keys in order.
+struct Scan<'p> {
+    plan: &'p Plan,
+    by_position: Vec<(Vec<u8>, Option<usize>)>,
+    seen: Vec<bool>,
+}
+
+impl<'p> Scan<'p> {
+    fn new(plan: &'p Plan) -> Self {
+        Scan {
+            plan,
+            by_position: Vec::new(),
+            seen: vec![false; plan.wants.len()],
+        }
+    }
+
+    fn column(&mut self, position: usize, key: &[u8]) -> Option<usize> {
+        if let Some((k, c)) = self.by_position.get(position)
+            && k == key
+        {
+            return *c;
+        }
+        let c = self.plan.index.get(key).copied();
+        if position < self.by_position.len() {
+            self.by_position[position] = (key.to_vec(), c);
+        } else {
+            self.by_position.push((key.to_vec(), c));
+        }
+        c
+    }
+
+    /// One line into `cols`; `None` when it is not a flat object of plain
+    /// values in the wanted places.
+    fn line(&mut self, line: &[u8], cols: &mut [Taken]) -> Option<()> {
+        self.seen.iter_mut().for_each(|s| *s = false);
+        let mut b = Bytes { b: line, i: 0 };
+        b.ws();
+        b.eat(b'{')?;
+        b.ws();
+        if b.peek() == Some(b'}') {
+            b.i += 1;
+        } else {
+            let mut position = 0;
+            loop {
+                b.eat(b'"')?;
+                let (key, escaped) = b.string_rest()?;
+                if escaped {
+                    return None;
+                }
+                b.ws();
+                b.eat(b':')?;
+                b.ws();
+                match self.column(position, key) {
+                    Some(k) if self.seen[k] => return None,
+                    Some(k) => {
+                        self.seen[k] = true;
+                        b.value_into(self.plan.wants[k], &mut cols[k])?;
+                    }
+                    None => b.skip_value()?,
+                }
+                position += 1;
+                b.ws();
+                match b.next()? {
+                    b',' => b.ws(),
+                    b'}' => break,
+                    _ => return None,
+                }
+            }
+        }
+        b.ws();
+        if b.i != line.len() {
+            return None;
+        }
+        for (k, seen) in self.seen.iter().enumerate() {
+            if !seen {
+                cols[k].missing += 1;
+            }
+        }
+        Some(())
+    }
+}
+
+/// A cursor over one line's bytes.
+struct Bytes<'a> {
+    b: &'a [u8],
+    i: usize,
+}
+
+impl<'a> Bytes<'a> {
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.i).copied()
+    }
+
+    fn next(&mut self) -> Option<u8> {
+        let c = self.peek()?;
+        self.i += 1;
+        Some(c)
+    }
+
+    fn eat(&mut self, c: u8) -> Option<()> {
+        (self.next()? == c).then_some(())
+    }
+
+    fn ws(&mut self) {
+        while matches!(self.peek(), Some(b' ' | b'\t' | b'\r' | b'\n')) {
+            self.i += 1;
+        }
+    }
+
+    fn literal(&mut self, word: &[u8]) -> Option<()> {
+        let end = self.i + word.len();
+        (self.b.get(self.i..end)? == word).then(|| self.i = end)
+    }
+
+    /// The rest of a string whose opening quote was read: its raw bytes
+    /// and whether it holds an escape.
+    fn string_rest(&mut self) -> Option<(&'a [u8], bool)> {
+        let start = self.i;
+        let mut escaped = false;
+        loop {
+            let at = self.i + memchr2(b'"', b'\\', &self.b[self.i..])?;
+            if self.b[at] == b'"' {
+                self.i = at + 1;
+                return Some((&self.b[start..at], escaped));
+            }
+            escaped = true;
+            self.i = at + 2;
+            if self.i > self.b.len() {
+                return None;
+            }
+        }
+    }
+
+    /// A JSON number (its grammar, not Rust's): its text and whether it is
+    /// an integer.
+    fn number(&mut self) -> Option<(&'a [u8], bool)> {
+        let start = self.i;
+        let digits = |s: &mut Self| {
+            let from = s.i;
+            while matches!(s.peek(), Some(b'0'..=b'9')) {
+                s.i += 1;
+            }
+            (s.i > from).then_some(())
+        };
+        if self.peek() == Some(b'-') {
+            self.i += 1;
+        }
+        if self.peek() == Some(b'0') {
+            self.i += 1;
+        } else {
+            digits(self)?;
+        }
+        let mut integer = true;
+        if self.peek() == Some(b'.') {
+            self.i += 1;
+            digits(self)?;
+            integer = false;
+        }
+        if matches!(self.peek(), Some(b'e' | b'E')) {
+            self.i += 1;
+            if matches!(self.peek(), Some(b'+' | b'-')) {
+                self.i += 1;
+            }
+            digits(self)?;
+            integer = false;
+        }
+        Some((&self.b[start..self.i], integer))
+    }
+
+    fn value_into(&mut self, want: Want, col: &mut Taken) -> Option<()> {
+        if self.peek() == Some(b'n') {
+            self.literal(b"null")?;
+            col.missing += 1;
+            return Some(());
+        }
+        match want {
+            Want::Float | Want::Int => {
+                let (text, integer) = self.number()?;
+                let x = if want == Want::Int {
+                    if !integer {
+                        return None;
+                    }
+                    lexical_core::parse::<i64>(text).ok()? as f64
+                } else {
+                    // Correctly rounded, as Rust's and arrow's parsers are.
+                    lexical_core::parse::<f64>(text).ok()?
+                };
+                // Infinities are dropped, as the general path drops them.
+                if x.is_finite() {
+                    col.nums.push(x);
+                } else {
+                    col.missing += 1;
+                }
+            }
+            Want::Text => {
+                let open = self.i;
+                self.eat(b'"')?;
+                let (raw, escaped) = self.string_rest()?;
+                if escaped {
+                    let s: String = serde_json::from_slice(&self.b[open..self.i]).ok()?;
+                    *col.levels.entry(s).or_default() += 1;
+                } else {
+                    let s = std::str::from_utf8(raw).ok()?;
+                    match col.levels.get_mut(s) {
+                        Some(n) => *n += 1,
+                        None => {
+                            col.levels.insert(s.to_owned(), 1);
+                        }
+                    }
+                }
+            }
+            Want::Bool => {
+                let level = if self.peek() == Some(b't') {
+                    self.literal(b"true")?;
+                    "true"
+                } else {
+                    self.literal(b"false")?;
+                    "false"
+                };
+                *col.levels.entry(level.to_owned()).or_default() += 1;
+            }
+        }
+        Some(())
+    }
+
+    /// Past one value of any kind (nested ones by their brackets).
+    fn skip_value(&mut self) -> Option<()> {
+        match self.peek()? {
+            b'"' => {
+                self.i += 1;
+                self.string_rest().map(drop)
+            }
+            b'{' | b'[' => {
+                let mut depth = 0usize;
+                loop {
+                    match self.next()? {
+                        b'"' => {
+                            self.string_rest()?;
+                        }
+                        b'{' | b'[' => depth += 1,
+                        b'}' | b']' => {
+                            depth -= 1;
+                            if depth == 0 {
+                                return Some(());
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            b't' => self.literal(b"true"),
+            b'f' => self.literal(b"false"),
+            b'n' => self.literal(b"null"),
+            _ => self.number().map(drop),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scan(text: &str, names: &[&str], wants: &[Want]) -> Option<Read> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.jsonl");
+        std::fs::write(&path, text).unwrap();
+        read(&[path.as_path()], names, wants)
+    }
+
+    #[test]
+    fn takes_the_wanted_columns_of_flat_lines() {
+        let text = "{\"ts\":1,\"x\":1.5,\"c\":\"a\",\"nested\":{\"y\":[1,\"}\"]},\"b\":true}\n\
+                    \n\
+                    {\"x\":null,\"c\":\"a\\u0062\",\"b\":false,\"i\":-3}\r\n\
+                    { \"c\" : \"a\" , \"x\" : -2e3 }";
+        let r = scan(
+            text,
+            &["x", "c", "b", "i"],
+            &[Want::Float, Want::Text, Want::Bool, Want::Int],
+        )
+        .unwrap();
+        assert_eq!(r.rows, 3);
+        assert_eq!(r.cols[0].nums, vec![1.5, -2000.0]);
+        assert_eq!(r.cols[0].missing, 1);
+        assert_eq!(
+            r.cols[1].levels,
+            HashMap::from([("a".into(), 2), ("ab".into(), 1)])
+        );
+        assert_eq!(r.cols[2].levels.len(), 2);
+        assert_eq!(r.cols[2].missing, 1);
+        assert_eq!((r.cols[3].nums.clone(), r.cols[3].missing), (vec![-3.0], 2));
+    }
+
+    #[test]
+    fn gives_up_on_what_the_general_reader_must_judge() {
+        for bad in [
+            "{\"x\":\"1.5\"}",
+            "{\"x\":1.}",
+            "{\"x\":01}",
+            "{\"x\":1,\"x\":2}",
+            "{\"x\":1",
+            "{\"x\":1} 2",
+            "[1]",
+            "{\"x\":[1]}",
+            "{\"\\u0078\":1}",
+            "{\"y\":tru}",
+            "{\"x\":1,}",
+        ] {
+            assert_eq!(scan(bad, &["x"], &[Want::Float]), None, "{bad}");
+        }
+        assert_eq!(scan("{\"i\":1.5}", &["i"], &[Want::Int]), None);
+        assert_eq!(scan("{\"c\":1}", &["c"], &[Want::Text]), None);
+    }
+
+    #[test]
+    fn pieces_of_work_meet_at_line_ends_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.jsonl");
+        // A line longer than the search buffer, across a chunk's end.
+        let long = "z".repeat(100 << 10);
+        let mut text = String::new();
+        let mut want = Vec::new();
+        let mut i = 0;
+        while text.len() < (2 * CHUNK + 1000) as usize {
+            text.push_str(&format!("{{\"pad\":\"{long}\",\"x\":{i}}}\n"));
+            want.push(i as f64);
+            i += 1;
+        }
+        std::fs::write(&path, &text).unwrap();
+        let r = read(&[path.as_path(), path.as_path()], &["x"], &[Want::Int]).unwrap();
+        assert_eq!(r.rows, 2 * want.len() as u64);
+        assert_eq!(r.cols[0].nums, [want.clone(), want].concat());
+    }
+}
