@@ -11,6 +11,10 @@
 //! makes it give up, and the caller reads the table the general way, whose
 //! errors name the line. Invariant: when it returns values, they are the
 //! general reader's, in the same order.
+//!
+//! [`fold_rows`] is the same scan for a reader that wants rows, not
+//! columns: each line's raw values for some keys (the prediction log's
+//! model, version and prediction, counted per version by the monitor).
 
 use memchr::{memchr, memchr2};
 use std::collections::HashMap;
@@ -31,6 +35,9 @@ pub(crate) enum Want {
     Text,
     /// `true` and `false`, counted by level.
     Bool,
+    /// Any value, kept as its JSON text for the line's visitor
+    /// ([`fold_rows`]).
+    Raw,
 }
 
 /// One wanted column's values: numbers (non-finite ones count as missing)
@@ -57,6 +64,64 @@ const CHUNK: u64 = 8 << 20;
 /// `files`, or `None` when a line is not in the fast path's shape or a file
 /// cannot be read (the general reader then says why).
 pub(crate) fn read(files: &[&Path], names: &[&str], wants: &[Want]) -> Option<Read> {
+    let plan = Plan::new(names, wants);
+    let columns = |chunk: &[u8], scan: &mut Scan<'_>| {
+        let mut out = Read {
+            rows: 0,
+            cols: (0..wants.len()).map(|_| Taken::default()).collect(),
+        };
+        for line in lines(chunk) {
+            scan.line(line, &mut out.cols)?;
+            out.rows += 1;
+        }
+        Some(out)
+    };
+    let mut parts = each_chunk(files, &plan, columns)?;
+    Some(merge(&mut parts, wants.len()))
+}
+
+/// Every line of `files` through `row`, with the raw JSON text of each of
+/// `keys` on it (`None`: absent), folded into one `A` per piece of the
+/// files, in the files' order; `None` when a line is not a flat object
+/// (the caller then reads the lines its own way).
+pub fn fold_rows<A: Send>(
+    files: &[&Path],
+    keys: &[&str],
+    init: impl Fn() -> A + Sync,
+    row: impl Fn(&mut A, &[Option<&[u8]>]) + Sync,
+) -> Option<Vec<A>> {
+    let plan = Plan::new(keys, &vec![Want::Raw; keys.len()]);
+    let rows = |chunk: &[u8], scan: &mut Scan<'_>| {
+        let mut acc = init();
+        let mut unused: Vec<Taken> = (0..keys.len()).map(|_| Taken::default()).collect();
+        let mut values: Vec<Option<&[u8]>> = vec![None; keys.len()];
+        for line in lines(chunk) {
+            scan.line(line, &mut unused)?;
+            for (v, span) in values.iter_mut().zip(&scan.raw) {
+                *v = span.map(|(a, b)| &line[a..b]);
+            }
+            row(&mut acc, &values);
+        }
+        Some(acc)
+    };
+    each_chunk(files, &plan, rows)
+}
+
+/// The non-blank lines of a piece.
+fn lines(chunk: &[u8]) -> impl Iterator<Item = &[u8]> {
+    chunk
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
+}
+
+/// `files` cut into pieces of about [`CHUNK`] bytes at line ends, each read
+/// and given to `work` on one of a few threads; the results in the pieces'
+/// order, or `None` as soon as one piece gives none.
+fn each_chunk<T: Send>(
+    files: &[&Path],
+    plan: &Plan,
+    work: impl Fn(&[u8], &mut Scan<'_>) -> Option<T> + Sync,
+) -> Option<Vec<T>> {
     let mut chunks = Vec::new();
     for path in files {
         let file = File::open(path).ok()?;
@@ -70,20 +135,19 @@ pub(crate) fn read(files: &[&Path], names: &[&str], wants: &[Want]) -> Option<Re
             start = end;
         }
     }
-    let plan = Plan::new(names, wants);
     let gave_up = AtomicBool::new(false);
-    let parts = ferry_core::par::map(&chunks, ferry_core::par::threads(), Vec::new, |c, buf| {
+    let threads = ferry_core::par::threads();
+    let parts = ferry_core::par::map(&chunks, threads, Vec::new, |&(path, start, end), buf| {
         if gave_up.load(Ordering::Relaxed) {
             return None;
         }
-        let part = read_chunk(c, buf, &plan);
+        let part = read_piece(path, start, end, buf).and_then(|()| work(buf, &mut Scan::new(plan)));
         if part.is_none() {
             gave_up.store(true, Ordering::Relaxed);
         }
         part
     });
-    let mut parts: Vec<Read> = parts.into_iter().collect::<Option<_>>()?;
-    Some(merge(&mut parts, wants.len()))
+    parts.into_iter().collect()
 }
 
 /// The offset just past the first newline at or after `at` (or `len`).
@@ -104,27 +168,11 @@ fn line_end_after(file: &File, at: u64, len: u64) -> Option<u64> {
     Some(len)
 }
 
-fn read_chunk(
-    &(path, start, end): &(&Path, u64, u64),
-    buf: &mut Vec<u8>,
-    plan: &Plan,
-) -> Option<Read> {
+/// Bytes `start..end` of `path` into `buf`.
+fn read_piece(path: &Path, start: u64, end: u64, buf: &mut Vec<u8>) -> Option<()> {
     let file = File::open(path).ok()?;
     buf.resize((end - start) as usize, 0);
-    file.read_exact_at(buf, start).ok()?;
-    let mut out = Read {
-        rows: 0,
-        cols: (0..plan.wants.len()).map(|_| Taken::default()).collect(),
-    };
-    let mut scan = Scan::new(plan);
-    for line in buf.split(|&b| b == b'\n') {
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        scan.line(line, &mut out.cols)?;
-        out.rows += 1;
-    }
-    Some(out)
+    file.read_exact_at(buf, start).ok()
 }
 
 /// The parts' columns end to end, in the parts' order.
@@ -181,6 +229,8 @@ struct Scan<'p> {
     plan: &'p Plan,
     by_position: Vec<(Vec<u8>, Option<usize>)>,
     seen: Vec<bool>,
+    /// Where each [`Want::Raw`] key's value is on the last line.
+    raw: Vec<Option<(usize, usize)>>,
 }
 
 impl<'p> Scan<'p> {
@@ -189,6 +239,7 @@ impl<'p> Scan<'p> {
             plan,
             by_position: Vec::new(),
             seen: vec![false; plan.wants.len()],
+            raw: vec![None; plan.wants.len()],
         }
     }
 
@@ -211,6 +262,7 @@ impl<'p> Scan<'p> {
     /// values in the wanted places.
     fn line(&mut self, line: &[u8], cols: &mut [Taken]) -> Option<()> {
         self.seen.iter_mut().for_each(|s| *s = false);
+        self.raw.iter_mut().for_each(|r| *r = None);
         let mut b = Bytes { b: line, i: 0 };
         b.ws();
         b.eat(b'{')?;
@@ -230,6 +282,12 @@ impl<'p> Scan<'p> {
                 b.ws();
                 match self.column(position, key) {
                     Some(k) if self.seen[k] => return None,
+                    Some(k) if self.plan.wants[k] == Want::Raw => {
+                        self.seen[k] = true;
+                        let from = b.i;
+                        b.skip_value()?;
+                        self.raw[k] = Some((from, b.i));
+                    }
                     Some(k) => {
                         self.seen[k] = true;
                         b.value_into(self.plan.wants[k], &mut cols[k])?;
@@ -387,6 +445,8 @@ impl<'a> Bytes<'a> {
                     }
                 }
             }
+            // Kept by the line's reader instead.
+            Want::Raw => self.skip_value()?,
             Want::Bool => {
                 let level = if self.peek() == Some(b't') {
                     self.literal(b"true")?;
@@ -488,6 +548,41 @@ mod tests {
         }
         assert_eq!(scan("{\"i\":1.5}", &["i"], &[Want::Int]), None);
         assert_eq!(scan("{\"c\":1}", &["c"], &[Want::Text]), None);
+    }
+
+    #[test]
+    fn rows_give_their_raw_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.jsonl");
+        let text = r#"{"v":1,"p":"a\"b","x":2}
+{"p":[0.1, {"q":1}]}
+
+{"v":null}
+"#;
+        std::fs::write(&path, text).unwrap();
+        type Row = (Option<String>, Option<String>);
+        let rows = fold_rows(
+            &[path.as_path()],
+            &["v", "p"],
+            Vec::new,
+            |acc: &mut Vec<Row>, v| {
+                let text = |x: Option<&[u8]>| x.map(|b| String::from_utf8_lossy(b).into_owned());
+                acc.push((text(v[0]), text(v[1])));
+            },
+        )
+        .unwrap()
+        .concat();
+        let s = |x: &str| Some(x.to_owned());
+        assert_eq!(
+            rows,
+            vec![
+                (s("1"), s(r#""a\"b""#)),
+                (None, s(r#"[0.1, {"q":1}]"#)),
+                (s("null"), None),
+            ]
+        );
+        std::fs::write(&path, "{\"v\":1}\n{\"v\":").unwrap();
+        assert!(fold_rows(&[path.as_path()], &["v"], || (), |(), _| ()).is_none());
     }
 
     #[test]

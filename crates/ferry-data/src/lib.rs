@@ -16,7 +16,7 @@ pub mod dialect;
 pub mod drift;
 pub mod failing;
 pub mod job;
-mod jsonl;
+pub mod jsonl;
 pub mod locate;
 pub mod profile;
 pub mod report;
