@@ -315,7 +315,7 @@ fn load(table: &Table, names: &[String], kinds: &[bool]) -> Result<Loaded> {
             }
         }
     }
-    let loaded = match load_flat_lines(table, &idx, names, kinds) {
+    let loaded = match load_flat_lines(table, &idx, kinds) {
         Some(l) => l,
         None => load_batches(table, &idx, kinds)?,
     };
@@ -379,38 +379,39 @@ fn load_batches(table: &Table, idx: &[usize], kinds: &[bool]) -> Result<Loaded> 
 /// [`load`] through [`crate::jsonl`]'s fast path, when every file is JSON
 /// lines and every wanted column has a type it reads; `None` sends the
 /// table to the general reader.
-fn load_flat_lines(
-    table: &Table,
-    idx: &[usize],
-    names: &[String],
-    kinds: &[bool],
-) -> Option<Loaded> {
+fn load_flat_lines(table: &Table, idx: &[usize], kinds: &[bool]) -> Option<Loaded> {
     use crate::jsonl::Want;
     use arrow_schema::DataType;
-    if !table.files.iter().all(|(_, f)| *f == Format::JsonLines) {
+    if !table.files.iter().all(|(_, f)| *f == Format::JsonLines)
+        || idx.iter().enumerate().any(|(k, i)| idx[..k].contains(i))
+    {
         return None;
     }
-    let wants = idx
+    // Every column of the schema is read as arrow-json would decode it
+    // (its type checked on every line); the wanted ones are kept.
+    let fields = table.schema.fields();
+    let mut wants = Vec::with_capacity(fields.len());
+    let mut keep = Vec::with_capacity(fields.len());
+    for (ci, f) in fields.iter().enumerate() {
+        let wanted = idx.iter().position(|&i| i == ci);
+        let want = match (wanted.map(|k| kinds[k]), f.data_type()) {
+            (Some(true) | None, DataType::Float64) => Want::Float,
+            (Some(true) | None, DataType::Int64) => Want::Int,
+            (Some(false) | None, DataType::Utf8) => Want::Text,
+            (Some(false) | None, DataType::Boolean) => Want::Bool,
+            _ => return None,
+        };
+        wants.push(want);
+        keep.push(wanted.is_some());
+    }
+    let paths: Vec<&std::path::Path> = table.files.iter().map(|(p, _)| p.as_path()).collect();
+    let all: Vec<&str> = fields.iter().map(|f| f.name().as_str()).collect();
+    let mut read = crate::jsonl::read(&paths, &all, &wants, &keep)?;
+    let cols = idx
         .iter()
         .zip(kinds)
-        .map(
-            |(&ci, &numeric)| match (numeric, table.schema.field(ci).data_type()) {
-                (true, DataType::Float64) => Some(Want::Float),
-                (true, DataType::Int64) => Some(Want::Int),
-                (false, DataType::Utf8) => Some(Want::Text),
-                (false, DataType::Boolean) => Some(Want::Bool),
-                _ => None,
-            },
-        )
-        .collect::<Option<Vec<_>>>()?;
-    let paths: Vec<&std::path::Path> = table.files.iter().map(|(p, _)| p.as_path()).collect();
-    let names: Vec<&str> = names.iter().map(String::as_str).collect();
-    let read = crate::jsonl::read(&paths, &names, &wants)?;
-    let cols = read
-        .cols
-        .into_iter()
-        .zip(kinds)
-        .map(|(t, &numeric)| {
+        .map(|(&ci, &numeric)| {
+            let t = std::mem::take(&mut read.cols[ci]);
             let values = if numeric {
                 Values::Num(t.nums)
             } else {
@@ -972,7 +973,7 @@ mod tests {
                 format!(",\"n\":{}", i % 13)
             };
             text.push_str(&format!(
-                "{{\"ts\":{i},\"x\":{x},\"c\":\"{c}\",\"b\":{b},\"o\":{{\"k\":[1,2]}}{i_part}}}\n"
+                "{{\"ts\":{i},\"x\":{x},\"c\":\"{c}\",\"b\":{b},\"o\":\"q\\\"r\"{i_part}}}\n"
             ));
             if i % 500 == 0 {
                 text.push('\n');
@@ -988,7 +989,7 @@ mod tests {
             .iter()
             .map(|n| table.schema.index_of(n).unwrap())
             .collect();
-        let fast = load_flat_lines(&table, &idx, &names, &kinds).expect("flat lines");
+        let fast = load_flat_lines(&table, &idx, &kinds).expect("flat lines");
         let general = load_batches(&table, &idx, &kinds).unwrap();
         assert_eq!(fast.rows, 6000);
         assert_eq!(fast, general);

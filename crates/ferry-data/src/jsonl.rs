@@ -3,7 +3,9 @@
 //! every core straight from the bytes, without building Arrow arrays.
 //!
 //! It takes exactly what the general reader (arrow-json, [`crate::Table`])
-//! would give for such lines: a number column's numbers, a text column's
+//! would give for such lines, and checks what that reader checks: every
+//! value is valid JSON (strings UTF-8, escapes whole, nesting balanced) and
+//! every column of the table's schema holds its type, wanted or not: a number column's numbers, a text column's
 //! strings, a boolean column's `true`/`false`, `null` or an absent key as
 //! missing, unknown keys ignored, blank lines skipped. Any line outside that
 //! shape (a string where a number was inferred, nesting or an escaped key in
@@ -60,11 +62,12 @@ pub(crate) struct Read {
 /// small enough that two cores finish together.
 const CHUNK: u64 = 8 << 20;
 
-/// The wanted columns (`names[k]` read as `wants[k]`) of every line of
-/// `files`, or `None` when a line is not in the fast path's shape or a file
+/// The columns (`names[k]` read as `wants[k]`) of every line of `files`,
+/// their values taken where `keep[k]` and only checked elsewhere; `None`
+/// when a line is not in the fast path's shape, a name repeats or a file
 /// cannot be read (the general reader then says why).
-pub(crate) fn read(files: &[&Path], names: &[&str], wants: &[Want]) -> Option<Read> {
-    let plan = Plan::new(names, wants);
+pub(crate) fn read(files: &[&Path], names: &[&str], wants: &[Want], keep: &[bool]) -> Option<Read> {
+    let plan = Plan::new(names, wants, keep)?;
     let columns = |chunk: &[u8], scan: &mut Scan<'_>| {
         let mut out = Read {
             rows: 0,
@@ -90,7 +93,7 @@ pub fn fold_rows<A: Send>(
     init: impl Fn() -> A + Sync,
     row: impl Fn(&mut A, &[Option<&[u8]>]) + Sync,
 ) -> Option<Vec<A>> {
-    let plan = Plan::new(keys, &vec![Want::Raw; keys.len()]);
+    let plan = Plan::new(keys, &vec![Want::Raw; keys.len()], &vec![true; keys.len()])?;
     let rows = |chunk: &[u8], scan: &mut Scan<'_>| {
         let mut acc = init();
         let mut unused: Vec<Taken> = (0..keys.len()).map(|_| Taken::default()).collect();
@@ -111,7 +114,13 @@ pub fn fold_rows<A: Send>(
 fn lines(chunk: &[u8]) -> impl Iterator<Item = &[u8]> {
     chunk
         .split(|&b| b == b'\n')
-        .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
+        .filter(|l| !l.iter().all(|b| is_json_space(*b)))
+}
+
+/// JSON's whitespace (not a form feed, which `u8::is_ascii_whitespace`
+/// counts).
+fn is_json_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\r' | b'\n')
 }
 
 /// `files` cut into pieces of about [`CHUNK`] bytes at line ends, each read
@@ -207,19 +216,23 @@ fn merge(parts: &mut [Read], n: usize) -> Read {
 /// The wanted keys.
 struct Plan {
     wants: Vec<Want>,
+    keep: Vec<bool>,
     index: HashMap<Vec<u8>, usize>,
 }
 
 impl Plan {
-    fn new(names: &[&str], wants: &[Want]) -> Plan {
-        Plan {
+    /// `None` when a name repeats (the general reader keeps both).
+    fn new(names: &[&str], wants: &[Want], keep: &[bool]) -> Option<Plan> {
+        let index: HashMap<Vec<u8>, usize> = names
+            .iter()
+            .enumerate()
+            .map(|(k, n)| (n.as_bytes().to_vec(), k))
+            .collect();
+        (index.len() == names.len()).then(|| Plan {
             wants: wants.to_vec(),
-            index: names
-                .iter()
-                .enumerate()
-                .map(|(k, n)| (n.as_bytes().to_vec(), k))
-                .collect(),
-        }
+            keep: keep.to_vec(),
+            index,
+        })
     }
 }
 
@@ -290,7 +303,8 @@ impl<'p> Scan<'p> {
                     }
                     Some(k) => {
                         self.seen[k] = true;
-                        b.value_into(self.plan.wants[k], &mut cols[k])?;
+                        let col = self.plan.keep[k].then(|| &mut cols[k]);
+                        b.value_into(self.plan.wants[k], col)?;
                     }
                     None => b.skip_value()?,
                 }
@@ -338,7 +352,7 @@ impl<'a> Bytes<'a> {
     }
 
     fn ws(&mut self) {
-        while matches!(self.peek(), Some(b' ' | b'\t' | b'\r' | b'\n')) {
+        while self.peek().is_some_and(is_json_space) {
             self.i += 1;
         }
     }
@@ -350,6 +364,8 @@ impl<'a> Bytes<'a> {
 
     /// The rest of a string whose opening quote was read: its raw bytes
     /// and whether it holds an escape.
+    /// A string that is not valid JSON (a raw control character, invalid
+    /// UTF-8, a bad escape) is `None`.
     fn string_rest(&mut self) -> Option<(&'a [u8], bool)> {
         let start = self.i;
         let mut escaped = false;
@@ -357,7 +373,14 @@ impl<'a> Bytes<'a> {
             let at = self.i + memchr2(b'"', b'\\', &self.b[self.i..])?;
             if self.b[at] == b'"' {
                 self.i = at + 1;
-                return Some((&self.b[start..at], escaped));
+                let raw = &self.b[start..at];
+                if raw.iter().any(|&c| c < 0x20) || std::str::from_utf8(raw).is_err() {
+                    return None;
+                }
+                if escaped {
+                    serde_json::from_slice::<String>(&self.b[start - 1..self.i]).ok()?;
+                }
+                return Some((raw, escaped));
             }
             escaped = true;
             self.i = at + 2;
@@ -403,10 +426,14 @@ impl<'a> Bytes<'a> {
         Some((&self.b[start..self.i], integer))
     }
 
-    fn value_into(&mut self, want: Want, col: &mut Taken) -> Option<()> {
+    /// One value of a column of type `want`, into `col` (checked only
+    /// when there is none).
+    fn value_into(&mut self, want: Want, col: Option<&mut Taken>) -> Option<()> {
         if self.peek() == Some(b'n') {
             self.literal(b"null")?;
-            col.missing += 1;
+            if let Some(col) = col {
+                col.missing += 1;
+            }
             return Some(());
         }
         match want {
@@ -422,16 +449,19 @@ impl<'a> Bytes<'a> {
                     lexical_core::parse::<f64>(text).ok()?
                 };
                 // Infinities are dropped, as the general path drops them.
-                if x.is_finite() {
-                    col.nums.push(x);
-                } else {
-                    col.missing += 1;
+                match col {
+                    Some(col) if x.is_finite() => col.nums.push(x),
+                    Some(col) => col.missing += 1,
+                    None => {}
                 }
             }
             Want::Text => {
                 let open = self.i;
                 self.eat(b'"')?;
                 let (raw, escaped) = self.string_rest()?;
+                let Some(col) = col else {
+                    return Some(());
+                };
                 if escaped {
                     let s: String = serde_json::from_slice(&self.b[open..self.i]).ok()?;
                     *col.levels.entry(s).or_default() += 1;
@@ -455,7 +485,9 @@ impl<'a> Bytes<'a> {
                     self.literal(b"false")?;
                     "false"
                 };
-                *col.levels.entry(level.to_owned()).or_default() += 1;
+                if let Some(col) = col {
+                    *col.levels.entry(level.to_owned()).or_default() += 1;
+                }
             }
         }
         Some(())
@@ -469,6 +501,8 @@ impl<'a> Bytes<'a> {
                 self.string_rest().map(drop)
             }
             b'{' | b'[' => {
+                // Found by its brackets, then checked whole (rare in a log).
+                let start = self.i;
                 let mut depth = 0usize;
                 loop {
                     match self.next()? {
@@ -479,7 +513,10 @@ impl<'a> Bytes<'a> {
                         b'}' | b']' => {
                             depth -= 1;
                             if depth == 0 {
-                                return Some(());
+                                let nested = &self.b[start..self.i];
+                                return serde_json::from_slice::<serde::de::IgnoredAny>(nested)
+                                    .ok()
+                                    .map(drop);
                             }
                         }
                         _ => {}
@@ -502,7 +539,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.jsonl");
         std::fs::write(&path, text).unwrap();
-        read(&[path.as_path()], names, wants)
+        read(&[path.as_path()], names, wants, &vec![true; names.len()])
     }
 
     #[test]
@@ -547,6 +584,36 @@ mod tests {
             assert_eq!(scan(bad, &["x"], &[Want::Float]), None, "{bad}");
         }
         assert_eq!(scan("{\"i\":1.5}", &["i"], &[Want::Int]), None);
+        // What arrow-json refuses anywhere on a line, wanted or not.
+        for bad in [
+            "{\"x\":1,\"o\":[}}",
+            "{\"x\":1,\"o\":[1 2]}",
+            "{\"x\":1,\"s\":\"\\q\"}",
+            "{\"x\":1,\"s\":\"\\ud800\"}",
+            "{\"x\":1,\"s\":\"a\tb\"}",
+            "\u{c}",
+        ] {
+            assert_eq!(scan(bad, &["x"], &[Want::Float]), None, "{bad:?}");
+        }
+        assert_eq!(
+            scan("{\"x\":1}", &["x", "x"], &[Want::Float, Want::Float]),
+            None
+        );
+        // A column only checked: its type holds, its values are not kept.
+        let checked = |text: &str| {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("t.jsonl");
+            std::fs::write(&path, text).unwrap();
+            read(
+                &[path.as_path()],
+                &["x", "ts"],
+                &[Want::Float, Want::Int],
+                &[true, false],
+            )
+        };
+        let r = checked("{\"x\":1.5,\"ts\":1}").unwrap();
+        assert!(r.cols[1].nums.is_empty());
+        assert_eq!(checked("{\"x\":1.5,\"ts\":\"noon\"}"), None);
         assert_eq!(scan("{\"c\":1}", &["c"], &[Want::Text]), None);
     }
 
@@ -600,7 +667,13 @@ mod tests {
             i += 1;
         }
         std::fs::write(&path, &text).unwrap();
-        let r = read(&[path.as_path(), path.as_path()], &["x"], &[Want::Int]).unwrap();
+        let r = read(
+            &[path.as_path(), path.as_path()],
+            &["x"],
+            &[Want::Int],
+            &[true],
+        )
+        .unwrap();
         assert_eq!(r.rows, 2 * want.len() as u64);
         assert_eq!(r.cols[0].nums, [want.clone(), want].concat());
     }

@@ -101,9 +101,10 @@ impl Predictions {
     }
 }
 
-/// One logged row, from its raw values, counted as [`Predicted`] read by
-/// serde counts it: a row whose model or version is not of its type is no
-/// row of the version.
+/// One logged row, from its raw values (valid JSON: the scan checked
+/// them), counted as [`Predicted`] read by serde counts it: a row whose
+/// model, version or prediction serde would refuse is no row of the
+/// version.
 fn count_row(
     p: &mut Predictions,
     model: &str,
@@ -112,44 +113,48 @@ fn count_row(
     v: Option<&[u8]>,
     prediction: Option<&[u8]>,
 ) {
-    let json = |raw: Option<&[u8]>| -> Option<serde_json::Value> {
-        raw.map(|b| serde_json::from_slice(b).unwrap_or(serde_json::Value::Null))
+    // Most values are a string as is, without an escape.
+    let plain = |raw: &[u8]| -> Option<String> {
+        let inner = raw.strip_prefix(b"\"")?.strip_suffix(b"\"")?;
+        if inner.contains(&b'\\') {
+            return None;
+        }
+        std::str::from_utf8(inner).ok().map(str::to_owned)
     };
+    let parsed = |raw: &[u8]| serde_json::from_slice::<serde_json::Value>(raw).ok();
     let ours = match m {
         None | Some(b"null") => true,
-        // Most lines: the name as is, no escape.
-        Some(raw) if raw.len() >= 2 && raw[0] == b'"' && !raw.contains(&b'\\') => {
-            &raw[1..raw.len() - 1] == model.as_bytes()
-        }
-        Some(_) => match json(m) {
-            Some(serde_json::Value::String(s)) => s == model,
-            _ => return,
+        Some(raw) => match plain(raw).or_else(|| match parsed(raw) {
+            Some(serde_json::Value::String(s)) => Some(s),
+            _ => None,
+        }) {
+            Some(name) => name == model,
+            None => return,
         },
     };
-    let v = match v.map(|b| {
-        std::str::from_utf8(b)
+    let v = match v {
+        None | Some(b"null") => None,
+        Some(raw) => match std::str::from_utf8(raw)
             .ok()
             .and_then(|t| t.parse::<i64>().ok())
-    }) {
-        Some(Some(v)) => Some(v),
-        Some(None) if v != Some(b"null") => return,
-        _ => None,
+        {
+            Some(v) => Some(v),
+            None => return,
+        },
+    };
+    let class = match prediction {
+        None | Some(b"null") => None,
+        Some(raw) => match plain(raw).or_else(|| parsed(raw).map(|c| class_of(&c))) {
+            Some(c) => Some(c),
+            None => return,
+        },
     };
     if !ours || v != Some(version) {
         return;
     }
     p.rows += 1;
-    match prediction {
-        None | Some(b"null") => {}
-        Some(raw) if raw.len() >= 2 && raw[0] == b'"' && !raw.contains(&b'\\') => {
-            let class = String::from_utf8_lossy(&raw[1..raw.len() - 1]);
-            *p.classes.entry(class.into_owned()).or_default() += 1;
-        }
-        Some(_) => {
-            if let Some(c) = json(prediction) {
-                *p.classes.entry(class_of(&c)).or_default() += 1;
-            }
-        }
+    if let Some(c) = class {
+        *p.classes.entry(c).or_default() += 1;
     }
 }
 
@@ -307,6 +312,7 @@ mod tests {
             r#"{"model":"m","version":null,"prediction":"a"}"#,
             r#"{"model":5,"version":2,"prediction":"a"}"#,
             r#"{"model":"m","prediction":"a"}"#,
+            r#"{"model":"m","version":2,"prediction":1e400}"#,
         ];
         std::fs::write(&path, lines.join("\n") + "\n").unwrap();
         let file = LogFile {
