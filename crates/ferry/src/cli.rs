@@ -171,6 +171,9 @@ pub enum Command {
         #[arg(value_parser = ["bash", "zsh", "fish", "elvish", "powershell"])]
         shell: String,
     },
+    /// Write manifests to run ferry elsewhere: `ferry export k8s server|gateway` for Kubernetes
+    #[command(subcommand)]
+    Export(ExportCommand),
     /// Serve the MLflow REST API (tracking, artifacts) over this project's store
     Server(ServerArgs),
     /// Serve registered models over HTTP (MLflow scoring, Open Inference Protocol, KServe V1), with canaries and metrics
@@ -199,6 +202,75 @@ pub enum Command {
     /// Check data: validate a batch against a suite, or compare two batches for drift
     #[command(subcommand)]
     Check(CheckCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ExportCommand {
+    /// Kubernetes manifests (YAML on stdout, for `kubectl apply -f -`): secrets are named, never inlined
+    #[command(subcommand)]
+    K8s(K8sCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum K8sCommand {
+    /// The tracking server: replicas over one store and a bucket, a Service, a disruption budget
+    Server {
+        /// The artifact root every replica shares (s3://bucket/prefix or gs://...)
+        #[arg(long, value_name = "URL")]
+        artifacts: String,
+        /// A Secret with the first admin's password (key `password`), used on an empty store
+        #[arg(long, value_name = "SECRET")]
+        admin_secret: Option<String>,
+        #[command(flatten)]
+        common: K8sArgs,
+    },
+    /// A gateway serving MODEL@ALIAS: replicas, a Service, an autoscaler, a disruption budget, scrape annotations
+    Gateway {
+        /// What it serves (an alias, so rollouts move every replica)
+        model: String,
+        /// Where versions' files are, when not where the store says (s3://... or gs://...)
+        #[arg(long, value_name = "URL")]
+        artifacts: Option<String>,
+        /// The autoscaler's ceiling (its floor is --replicas)
+        #[arg(long, default_value_t = 5)]
+        max_replicas: u32,
+        /// The CPU use (percent of the request) the autoscaler aims at
+        #[arg(long, default_value_t = 70)]
+        target_cpu: u32,
+        #[command(flatten)]
+        common: K8sArgs,
+    },
+}
+
+/// What every exported service needs.
+#[derive(Debug, Args)]
+pub struct K8sArgs {
+    /// An image with ferry in it (the repository's Dockerfile builds one)
+    #[arg(long)]
+    pub image: String,
+    /// The Secret holding the store's URL (key `store-url`; postgres://...)
+    #[arg(long, value_name = "SECRET")]
+    pub store_secret: String,
+    /// The objects' name (default: ferry-server, or MODEL-gateway)
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Their namespace (default: kubectl's)
+    #[arg(long)]
+    pub namespace: Option<String>,
+    #[arg(long, default_value_t = 2)]
+    pub replicas: u32,
+    /// A Secret whose keys become environment variables (cloud credentials)
+    #[arg(long, value_name = "SECRET")]
+    pub env_secret: Option<String>,
+    /// The pods' service account (IRSA on EKS, Workload Identity on GKE)
+    #[arg(long)]
+    pub service_account: Option<String>,
+    /// CPU requested per replica
+    #[arg(long, default_value = "500m")]
+    pub cpu: String,
+    /// Memory requested (and its limit) per replica
+    #[arg(long, default_value = "512Mi")]
+    pub memory: String,
 }
 
 #[derive(Debug, Subcommand)]

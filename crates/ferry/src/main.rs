@@ -9,6 +9,7 @@ mod cost;
 mod ctx;
 mod data;
 mod exit;
+mod export;
 mod lineage;
 mod monitor;
 mod place;
