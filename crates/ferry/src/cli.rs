@@ -257,6 +257,7 @@ pub struct K8sArgs {
     /// Their namespace (default: kubectl's)
     #[arg(long)]
     pub namespace: Option<String>,
+    /// Replicas to run (a gateway's autoscaler never goes below)
     #[arg(long, default_value_t = 2)]
     pub replicas: u32,
     /// A Secret whose keys become environment variables (cloud credentials)
