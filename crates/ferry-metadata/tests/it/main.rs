@@ -1696,6 +1696,33 @@ fn sqlite_budget_race() {
     sqlite_race(budgets::race);
 }
 
+#[test]
+fn sqlite_registration_race() {
+    sqlite_race(registrations_race);
+}
+
+/// Two stores over one database (two servers' pools) registering versions
+/// of one model at once: every number given once, none reused or skipped.
+async fn registrations_race(one: std::sync::Arc<SqlStore>, two: std::sync::Arc<SqlStore>) {
+    let register = |s: std::sync::Arc<SqlStore>, tag: &'static str| {
+        tokio::spawn(async move {
+            let mut got = Vec::new();
+            for j in 0..10 {
+                let v = version("m", &format!("{tag}{j}"), None);
+                got.push(s.create_model_version(&v).await.unwrap().version);
+            }
+            got
+        })
+    };
+    let (a, b) = tokio::join!(register(one.clone(), "a"), register(two.clone(), "b"));
+    let mut all = [a.unwrap(), b.unwrap()].concat();
+    all.sort_unstable();
+    assert_eq!(all, (1..=20).collect::<Vec<_>>());
+    for s in [&one, &two] {
+        assert_eq!(s.latest_version("m").await.unwrap().unwrap().version, 20);
+    }
+}
+
 /// Two connections to one fresh SQLite store, racing on two threads.
 fn sqlite_race<F: std::future::Future<Output = ()>>(
     race: impl FnOnce(std::sync::Arc<SqlStore>, std::sync::Arc<SqlStore>) -> F,
@@ -1855,6 +1882,11 @@ mod postgres {
     #[test]
     fn postgres_trigger_race() {
         postgres_race(crate::monitors::race);
+    }
+
+    #[test]
+    fn postgres_registration_race() {
+        postgres_race(crate::registrations_race);
     }
 
     /// Two connections to one fresh PostgreSQL database, racing on two threads.
