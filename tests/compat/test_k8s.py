@@ -52,6 +52,12 @@ def test_the_validator_refuses_what_kubernetes_refuses():
         kubernetes_validate.validate(d, VERSIONS[-1], strict=True)
 
 
+def test_the_autoscaler_owns_the_gateway_s_count():
+    deployment, *_, autoscaler = export(*GATEWAY)
+    assert "replicas" not in deployment["spec"]
+    assert (autoscaler["spec"]["minReplicas"], autoscaler["spec"]["maxReplicas"]) == (3, 10)
+
+
 def test_secrets_are_referenced_by_name_only():
     for args in (SERVER, GATEWAY):
         for d in export(*args):
@@ -68,9 +74,9 @@ def test_secrets_are_referenced_by_name_only():
 
 def test_a_bad_spec_is_refused_with_every_reason():
     p = subprocess.run([FERRY, "export", "k8s", "gateway", "iris/3", "--image", "x",
-                        "--store-secret", "Store", "--replicas", "0"],
+                        "--store-secret", "Store", "--replicas", "0", "--artifacts", "/srv"],
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 2
     assert p.stdout == ""
-    for flag in ("--model", "--store-secret", "--replicas"):
+    for flag in ("--model", "--store-secret", "--replicas", "--artifacts"):
         assert flag in p.stderr, p.stderr

@@ -77,3 +77,44 @@ mod tests {
         assert_eq!(super::civil_from_days(-1), (1969, 12, 31));
     }
 }
+
+/// `url` with the password of its user part hidden
+/// (`postgres://ferry:***@db/ferry`), for logs and messages: a store's URL
+/// is a secret until its password is gone.
+pub fn without_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((user, host)) => match user.split_once(':') {
+            Some((name, _)) => format!("{scheme}://{name}:***@{host}{tail}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod url_tests {
+    #[test]
+    fn passwords_are_hidden_and_nothing_else_changes() {
+        use super::without_password as w;
+        assert_eq!(
+            w("postgres://ferry:s3cret@db:5432/ferry"),
+            "postgres://ferry:***@db:5432/ferry"
+        );
+        assert_eq!(
+            w("postgres://ferry:p@ss@db/ferry?sslmode=require"),
+            "postgres://ferry:***@db/ferry?sslmode=require"
+        );
+        assert_eq!(w("postgres://ferry@db/ferry"), "postgres://ferry@db/ferry");
+        assert_eq!(w("postgres://db:5432/ferry"), "postgres://db:5432/ferry");
+        assert_eq!(
+            w("sqlite:///tmp/x@y/ferry.db"),
+            "sqlite:///tmp/x@y/ferry.db"
+        );
+        assert_eq!(w("not a url"), "not a url");
+    }
+}

@@ -57,9 +57,9 @@ pub struct Gateway {
     pub common: Common,
     /// What it serves: `MODEL@ALIAS` (an alias, so a rollout moves it).
     pub model: String,
-    /// Where registered versions' files are, when not where the store
-    /// says (`s3://...`).
-    pub artifacts: Option<String>,
+    /// The bucket the tracking server keeps versions' files in (the
+    /// server's `--artifacts`).
+    pub artifacts: String,
     /// The autoscaler's ceiling (its floor is `replicas`).
     pub max_replicas: u32,
     /// The CPU use, percent of the request, the autoscaler aims at.
@@ -111,7 +111,11 @@ pub fn server(s: &Server) -> Result<Vec<Value>, Invalid> {
         s.artifacts,
         "--log-json",
     ]);
-    let pod = pod(c, "server", args, env, SERVER_PORT, "/health", json!({}));
+    let probes = Probes {
+        ready: "/health",
+        live: "/health",
+    };
+    let pod = pod(c, "server", args, env, SERVER_PORT, probes, json!({}));
     Ok(vec![
         deployment(c, "server", pod),
         service(c, "server", SERVER_PORT),
@@ -133,12 +137,13 @@ pub fn gateway(g: &Gateway) -> Result<Vec<Value>, Invalid> {
         )),
         Err(e) => problems.push(("model", format!("`{}`: {e}", g.model))),
     }
-    if let Some(a) = &g.artifacts
-        && !is_object_store(a)
-    {
+    if !is_object_store(&g.artifacts) {
         problems.push((
             "artifacts",
-            format!("`{a}` is not an object store (s3://... or gs://...)"),
+            format!(
+                "`{}` is not an object store: the server's bucket (s3://... or gs://...)",
+                g.artifacts
+            ),
         ));
     }
     if g.max_replicas < g.common.replicas {
@@ -160,35 +165,49 @@ pub fn gateway(g: &Gateway) -> Result<Vec<Value>, Invalid> {
         return Err(Invalid(problems));
     }
     let c = &g.common;
-    let mut args = vec![
+    let args = vec![
         "serve".to_owned(),
         g.model.clone(),
         "--host".into(),
         "0.0.0.0".into(),
         "--port".into(),
         GATEWAY_PORT.to_string(),
+        "--artifacts".into(),
+        g.artifacts.clone(),
         "--artifact-cache".into(),
-        "/var/cache/ferry".into(),
+        "/var/cache/ferry/artifacts".into(),
+        // The pod's own prediction log (lost with the pod).
+        "--log-dir".into(),
+        "/var/cache/ferry/predictions".into(),
     ];
-    if let Some(a) = &g.artifacts {
-        args.extend(["--artifacts".to_owned(), a.clone()]);
-    }
     let scrape = json!({
         "prometheus.io/scrape": "true",
         "prometheus.io/port": GATEWAY_PORT.to_string(),
         "prometheus.io/path": "/metrics",
     });
+    // Ready when every model is loaded; alive while the process answers
+    // (a model reloading must not get the pod killed).
+    let probes = Probes {
+        ready: "/ping",
+        live: "/v2/health/live",
+    };
     let pod = pod(
         c,
         "gateway",
         json!(args),
         vec![store_env(c)],
         GATEWAY_PORT,
-        "/ping",
+        probes,
         scrape,
     );
+    // The autoscaler owns the count: the Deployment says none, so an
+    // apply does not reset it.
+    let mut d = deployment(c, "gateway", pod);
+    if let Some(spec) = d["spec"].as_object_mut() {
+        spec.shift_remove("replicas");
+    }
     Ok(vec![
-        deployment(c, "gateway", pod),
+        d,
         service(c, "gateway", GATEWAY_PORT),
         budget(c, "gateway"),
         autoscaler(c, g.max_replicas, g.target_cpu),
@@ -211,6 +230,16 @@ fn is_object_store(url: &str) -> bool {
 fn check_common(c: &Common) -> Vec<(&'static str, String)> {
     let mut problems = Vec::new();
     check_name(&mut problems, "name", &c.name);
+    // A Service's name must also start with a letter (DNS-1035).
+    if c.name.starts_with(|ch: char| ch.is_ascii_digit()) {
+        problems.push((
+            "name",
+            format!(
+                "`{}` starts with a digit; a Service's name starts with a letter",
+                c.name
+            ),
+        ));
+    }
     if let Some(ns) = &c.namespace {
         check_name(&mut problems, "namespace", ns);
     }
@@ -298,23 +327,31 @@ fn store_env(c: &Common) -> Value {
     })
 }
 
+/// Where a container is asked whether it is ready and alive.
+struct Probes {
+    ready: &'static str,
+    live: &'static str,
+}
+
 /// The pod template: one container running `ferry` with `args`, probed
-/// on `probe`, locked down, with writable scratch only where ferry writes.
+/// as `probes` say (a start-up probe gives it five minutes to load before
+/// liveness counts), locked down, with writable scratch only where ferry
+/// writes.
 fn pod(
     c: &Common,
     component: &str,
     args: Value,
     env: Vec<Value>,
     port: u16,
-    probe: &str,
+    probes: Probes,
     annotations: Value,
 ) -> Value {
-    let http_probe = |delay: u32| {
+    let http_probe = |path: &str, failures: u32| {
         json!({
-            "httpGet": {"path": probe, "port": "http"},
-            "initialDelaySeconds": delay,
+            "httpGet": {"path": path, "port": "http"},
             "periodSeconds": 10,
             "timeoutSeconds": 2,
+            "failureThreshold": failures,
         })
     };
     let mut container = json!({
@@ -323,8 +360,9 @@ fn pod(
         "args": args,
         "ports": [{"name": "http", "containerPort": port, "protocol": "TCP"}],
         "env": env,
-        "readinessProbe": http_probe(2),
-        "livenessProbe": http_probe(10),
+        "startupProbe": http_probe(probes.live, 30),
+        "readinessProbe": http_probe(probes.ready, 3),
+        "livenessProbe": http_probe(probes.live, 3),
         "resources": {
             "requests": {"cpu": c.cpu, "memory": c.memory},
             "limits": {"memory": c.memory},
@@ -394,8 +432,8 @@ fn service(c: &Common, component: &str, port: u16) -> Value {
     })
 }
 
-/// At most one replica down at a time for a drain (with one replica, the
-/// drain waits for its replacement instead of taking the service away).
+/// At most one replica down at a time for a drain (with one replica, a
+/// drain still evicts it: run two for a service that must not pause).
 fn budget(c: &Common, component: &str) -> Value {
     json!({
         "apiVersion": "policy/v1",
@@ -463,7 +501,7 @@ mod tests {
                 ..common("iris-gateway")
             },
             model: "iris@production".into(),
-            artifacts: None,
+            artifacts: "s3://team-ml/ferry".into(),
             max_replicas: 5,
             target_cpu: 70,
         };
@@ -489,7 +527,7 @@ mod tests {
         let g = Gateway {
             common: common("g"),
             model: "iris/3".into(),
-            artifacts: Some("http://x".into()),
+            artifacts: "http://x".into(),
             max_replicas: 1,
             target_cpu: 0,
         };

@@ -2,7 +2,10 @@
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("cannot open the store at `{url}`: {source}")]
+    #[error(
+        "cannot open the store at `{}`: {source}",
+        ferry_core::without_password(url)
+    )]
     Open {
         url: String,
         #[source]

@@ -228,9 +228,9 @@ pub enum K8sCommand {
     Gateway {
         /// What it serves (an alias, so rollouts move every replica)
         model: String,
-        /// Where versions' files are, when not where the store says (s3://... or gs://...)
+        /// The bucket the tracking server keeps versions' files in (its --artifacts)
         #[arg(long, value_name = "URL")]
-        artifacts: Option<String>,
+        artifacts: String,
         /// The autoscaler's ceiling (its floor is --replicas)
         #[arg(long, default_value_t = 5)]
         max_replicas: u32,
@@ -251,7 +251,7 @@ pub struct K8sArgs {
     /// The Secret holding the store's URL (key `store-url`; postgres://...)
     #[arg(long, value_name = "SECRET")]
     pub store_secret: String,
-    /// The objects' name (default: ferry-server, or MODEL-gateway)
+    /// The objects' name (default: ferry-server, or MODEL-ALIAS-gateway)
     #[arg(long)]
     pub name: Option<String>,
     /// Their namespace (default: kubectl's)

@@ -1051,7 +1051,7 @@ fn server(ctx: &Ctx, args: ServerArgs) -> Result<u8> {
         .context("cannot start the server runtime")?;
     rt.block_on(async move {
         let artifacts = crate::artifacts::open(&place, &args.artifacts).await?;
-        let shown = (store_url.clone(), artifacts.url());
+        let shown = (ferry_core::without_password(&store_url), artifacts.url());
         let cfg = ferry_tracking::ServerConfig {
             addr: std::net::SocketAddr::new(ip, args.port),
             store_url,

@@ -24,10 +24,14 @@ pub fn export(c: ExportCommand) -> Result<u8> {
             target_cpu,
             common,
         } => {
-            // `iris@production` -> `iris-gateway` (a name the checks below
-            // judge like any other).
-            let base = model.split(['@', '/']).next().unwrap_or(&model);
-            let name = format!("{}-gateway", base.to_lowercase().replace(['_', '.'], "-"));
+            // `iris@production` -> `iris-production-gateway`: two aliases of
+            // one model are two gateways (a name the checks below judge
+            // like any other; `--name` when it is too long).
+            let base = model
+                .replace('@', "-")
+                .to_lowercase()
+                .replace(['_', '.', '/'], "-");
+            let name = format!("{base}-gateway");
             ferry_k8s::gateway(&ferry_k8s::Gateway {
                 common: common_of(common, name),
                 model,
