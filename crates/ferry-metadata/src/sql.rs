@@ -1128,19 +1128,15 @@ impl MetadataStore for SqlStore {
                 .begin()
                 .await
                 .map_err(query_error("register a version"))?;
-            let exists = sqlx::query("SELECT name FROM models WHERE name = $1")
+            // The model is made by its first version; two first versions
+            // at once (two servers over one PostgreSQL) make it once: the
+            // second insert waits for the first and does nothing.
+            sqlx::query("INSERT INTO models (name, created_ms, last_updated_ms, max_version, description) VALUES ($1, $2, $2, 0, '') ON CONFLICT (name) DO NOTHING")
                 .bind(&v.model)
-                .fetch_optional(&mut *tx)
+                .bind(v.created_ms)
+                .execute(&mut *tx)
                 .await
-                .map_err(query_error("register a version"))?;
-            if exists.is_none() {
-                sqlx::query("INSERT INTO models (name, created_ms, last_updated_ms, max_version, description) VALUES ($1, $2, $2, 0, '')")
-                    .bind(&v.model)
-                    .bind(v.created_ms)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(query_error("register a model"))?;
-            }
+                .map_err(query_error("register a model"))?;
             // Version numbers are never reused, even after a deletion.
             sqlx::query("UPDATE models SET max_version = max_version + 1, last_updated_ms = $2 WHERE name = $1")
                 .bind(&v.model)
