@@ -276,10 +276,7 @@ pub fn first_window<'a>(
             continue;
         }
         taken.push(f);
-        sum.rows += p.rows;
-        for (k, v) in p.classes {
-            *sum.classes.entry(k).or_default() += v;
-        }
+        sum.add(p);
         if sum.rows >= min_rows.max(1) {
             break;
         }
