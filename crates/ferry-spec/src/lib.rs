@@ -8,6 +8,7 @@
 //!
 //! Pure: files are read through the [`Files`] trait the caller implements.
 
+mod cluster;
 mod cost;
 mod diag;
 mod load;
@@ -16,6 +17,7 @@ mod node;
 mod pipeline;
 pub mod remote;
 
+pub use cluster::{ExecutorKind, Kubernetes, Placement, Toleration, is_dns_label};
 pub use cost::CostConfig;
 pub use diag::{Diagnostic, Diagnostics, SNIPPET_WIDTH, spec_text};
 pub use load::{Files, load, normalize_path, parse_duration, render_value};
@@ -32,6 +34,7 @@ pub const JSON_SCHEMA: &str = include_str!("../ferry.schema.json");
 
 /// Keys the loader accepts, by place, so tests can hold the schema to them.
 pub mod keys {
+    pub use crate::cluster::{KUBERNETES_KEYS, STAGE_KUBERNETES_KEYS, TOLERATION_KEYS};
     pub use crate::cost::{COST_KEYS, PRICE_KEYS, RESOURCES_KEYS};
     pub use crate::load::{
         CACHE_KEYS, ENV_KEYS, GATE_KEYS, PYTHON_KEYS, REGISTER_KEYS, REMOTE_KEYS, STAGE_KEYS,

@@ -26,6 +26,8 @@ pub const TOP_KEYS: &[&str] = &[
     "monitor",
     "on",
     "deploy",
+    "executor",
+    "kubernetes",
 ];
 /// `cache:` keys: how restores put files into the work tree.
 pub const CACHE_KEYS: &[&str] = &["link"];
@@ -62,6 +64,7 @@ pub const STAGE_KEYS: &[&str] = &[
     "columns",
     "resources",
     "max_cost",
+    "kubernetes",
 ];
 pub const ENV_KEYS: &[&str] = &["python"];
 pub const PYTHON_KEYS: &[&str] = &["requirements", "interpreter"];
@@ -187,6 +190,8 @@ struct RawSpec {
     monitor: crate::monitor::RawMonitor,
     on: Option<crate::Triggers>,
     deploy: Option<Sp<crate::DeployPolicy>>,
+    executor: Option<Sp<crate::ExecutorKind>>,
+    kubernetes: Option<Sp<crate::Kubernetes>>,
 }
 
 struct RawPython {
@@ -206,6 +211,7 @@ struct RawStage {
     retries: Option<u32>,
     resources: Option<Sp<ferry_cost::Requested>>,
     max_cost: Option<Sp<f64>>,
+    placement: Option<crate::Placement>,
     check: Option<Sp<String>>,
     check_keys: Vec<(String, Pos)>,
     data: Option<Sp<String>>,
@@ -605,6 +611,8 @@ fn decode(root: &Node, sink: &mut Sink<'_>) -> RawSpec {
             "monitor" => raw.monitor = crate::monitor::decode_monitor(v, sink),
             "on" => raw.on = crate::monitor::decode_on(v, sink),
             "deploy" => raw.deploy = crate::monitor::decode_deploy(v, sink).map(|d| (d, v.pos)),
+            "executor" => raw.executor = crate::cluster::decode_executor(v, sink),
+            "kubernetes" => raw.kubernetes = crate::cluster::decode_kubernetes(v, sink),
             "register" => {
                 if let Some(r) = decode_register(v, sink) {
                     raw.register = Some(r);
@@ -874,6 +882,7 @@ impl RawStage {
             timeout: None,
             resources: None,
             max_cost: None,
+            placement: None,
             retries: None,
             check: None,
             check_keys: Vec::new(),
@@ -935,6 +944,9 @@ impl RawStage {
             "check" => self.check = string(v, path, sink),
             "resources" => self.resources = crate::cost::decode_resources(v, path, sink),
             "max_cost" => self.max_cost = crate::cost::decode_max_cost(v, path, sink),
+            "kubernetes" => {
+                self.placement = crate::cluster::decode_stage_kubernetes(v, path, sink)
+            }
             "retries" => match &v.kind {
                 Kind::Int(n) if (0..=100).contains(n) => self.retries = Some(*n as u32),
                 Kind::Int(n) => sink.err(
@@ -1435,6 +1447,7 @@ impl Validator<'_> {
             d
         });
 
+        let (executor, kubernetes) = self.executor(&mut raw, &remotes);
         let order = order?;
         let mut slots: Vec<Option<Stage>> = stages.into_iter().map(|s| Some(s.0)).collect();
         let stages = order.into_iter().filter_map(|i| slots[i].take()).collect();
@@ -1453,12 +1466,50 @@ impl Validator<'_> {
             monitor,
             triggers,
             deploy,
+            executor,
+            kubernetes,
         })
     }
 
     /// `monitor:` settled: its model (`register.model` unless given) and
     /// its reference data (`reference:`, else the table the registered
     /// signature is read from).
+    /// `executor:` and `kubernetes:` settled: stages run as Jobs move their
+    /// files through a remote, so one must be configured (the one
+    /// `kubernetes.remote` names, if it does).
+    fn executor(
+        &mut self,
+        raw: &mut RawSpec,
+        remotes: &[crate::RemoteConfig],
+    ) -> (crate::ExecutorKind, Option<crate::Kubernetes>) {
+        let kubernetes = raw.kubernetes.take();
+        if let Some((k, pos)) = &kubernetes
+            && let Some(name) = &k.remote
+            && !remotes.iter().any(|r| &r.name == name)
+        {
+            self.sink.err_hint(
+                *pos,
+                "kubernetes.remote",
+                format!("no remote named `{name}`"),
+                "name one of `remotes:`, the one stage pods move files through",
+            );
+        }
+        let executor = match raw.executor.take() {
+            Some((crate::ExecutorKind::Kubernetes, pos)) if remotes.is_empty() => {
+                self.sink.err_hint(
+                    pos,
+                    "executor",
+                    "`executor: kubernetes` needs a remote",
+                    "add `remotes:` (an S3 or GCS bucket): stage pods fetch their inputs and push their outputs there",
+                );
+                crate::ExecutorKind::Kubernetes
+            }
+            Some((e, _)) => e,
+            None => crate::ExecutorKind::Local,
+        };
+        (executor, kubernetes.map(|k| k.0))
+    }
+
     fn monitor(
         &mut self,
         raw: crate::monitor::RawMonitor,
@@ -1594,6 +1645,7 @@ impl Validator<'_> {
                 retries: rs.retries.unwrap_or(0),
                 resources: rs.resources.as_ref().map(|r| r.0.clone()),
                 max_cost: rs.max_cost.map(|m| m.0),
+                placement: rs.placement.clone(),
                 upstream: Vec::new(),
                 check: check.map(|c| c.check),
             },

@@ -33,6 +33,11 @@ pub struct Pipeline {
     pub triggers: Option<crate::Triggers>,
     /// How a triggered run's candidate is rolled out (`deploy:`).
     pub deploy: Option<crate::DeployPolicy>,
+    /// What runs stage commands unless `ferry run --executor` says
+    /// otherwise (`executor:`).
+    pub executor: crate::ExecutorKind,
+    /// How stages run as Kubernetes Jobs (`kubernetes:`).
+    pub kubernetes: Option<crate::Kubernetes>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,6 +68,9 @@ pub struct Stage {
     pub resources: Option<ferry_cost::Requested>,
     /// The most it may cost, in US dollars (`max_cost:`): stopped there.
     pub max_cost: Option<f64>,
+    /// Where its pod goes and what it runs, as a Kubernetes Job
+    /// (`kubernetes:`), over the pipeline's.
+    pub placement: Option<crate::Placement>,
     /// Stages whose outputs this stage reads.
     pub upstream: Vec<StageName>,
     /// A built-in data check run by ferry itself (then `cmd` is a canonical

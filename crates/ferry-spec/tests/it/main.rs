@@ -176,3 +176,28 @@ fn resources_max_cost_and_prices_are_read() {
         (0.5, Some("on-prem"))
     );
 }
+
+#[test]
+fn executor_and_placement_are_read() {
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/valid/kubernetes");
+    let p = load_dir(&dir).unwrap_or_else(|d| panic!("{}", d.render()));
+    assert_eq!(p.executor, ferry_spec::ExecutorKind::Kubernetes);
+    let k = p.kubernetes.as_ref().unwrap();
+    assert_eq!(k.namespace.as_deref(), Some("ml"));
+    assert_eq!(k.env_from, ["s3-credentials"]);
+    assert_eq!(k.remote, None);
+    let train = p.stages.iter().find(|s| s.name.as_str() == "train").unwrap();
+    let placed = k.placement.merged(train.placement.as_ref());
+    assert_eq!(
+        placed.image.as_deref(),
+        Some("ghcr.io/acme/ferry-stage:1.0-cuda")
+    );
+    assert_eq!(placed.node_selector.len(), 2);
+    assert_eq!(placed.tolerations[0].operator, "Exists");
+    let prepare = p.stages.iter().find(|s| s.name.as_str() == "prepare").unwrap();
+    assert_eq!(
+        k.placement.merged(prepare.placement.as_ref()).image.as_deref(),
+        Some("ghcr.io/acme/ferry-stage:1.0")
+    );
+}
