@@ -107,6 +107,10 @@ pub enum Exit {
     Cancelled,
     /// Could not be started at all.
     SpawnFailed(String),
+    /// Ended for a reason outside the command, as where it ran tells it
+    /// (a cluster's: killed out of memory, no node fits, the image cannot
+    /// be pulled) or its outputs could not be brought back.
+    Failed(String),
 }
 
 impl Exit {
@@ -128,6 +132,7 @@ impl Exit {
             Exit::TimedOut => "timed out".into(),
             Exit::Cancelled => "cancelled".into(),
             Exit::SpawnFailed(e) => format!("could not start: {e}"),
+            Exit::Failed(why) => format!("failed: {why}"),
         }
     }
 }

@@ -335,13 +335,57 @@ impl Remote {
             outs: Vec::new(),
             runs: vec![*fingerprint],
         };
-        let s = self.push(cache, &want, Options::default(), &())?;
-        match s.failed.first() {
-            Some(f) => Err(Error::Store {
+        self.push_all(cache, &want)
+    }
+
+    /// Sends `outs` (files and folders in `cache`) that the remote lacks;
+    /// one the cache does not have is an error naming it.
+    pub fn push_files(&self, cache: &Cache, outs: &[OutRecord]) -> Result<()> {
+        let want = Want {
+            outs: outs.to_vec(),
+            runs: Vec::new(),
+        };
+        self.push_all(cache, &want)
+    }
+
+    /// [`Remote::push`] of `want`, its first failure an error.
+    fn push_all(&self, cache: &Cache, want: &Want) -> Result<()> {
+        let s = self.push(cache, want, Options::default(), &())?;
+        self.whole("push", &s)
+    }
+
+    /// Brings `outs` that `cache` lacks, each verified; one the remote does
+    /// not have is an error naming it.
+    pub fn fetch_files(&self, cache: &Cache, outs: &[OutRecord]) -> Result<()> {
+        let want = Want {
+            outs: outs.to_vec(),
+            runs: Vec::new(),
+        };
+        let s = self.fetch(cache, &want, Options::default(), &())?;
+        self.whole("fetch", &s)
+    }
+
+    /// Whether a transfer moved everything: its first failed or missing key
+    /// otherwise.
+    fn whole(&self, op: &'static str, s: &Summary) -> Result<()> {
+        if let Some(f) = s.failed.first() {
+            return Err(Error::Store {
                 remote: self.name.clone(),
-                op: "push",
+                op,
                 key: f.key.clone(),
                 message: f.error.clone(),
+            });
+        }
+        match s.missing.first() {
+            Some(key) => Err(Error::Store {
+                remote: self.name.clone(),
+                op,
+                key: key.clone(),
+                message: if op == "push" {
+                    "not in the local cache".into()
+                } else {
+                    "not on the remote".into()
+                },
             }),
             None => Ok(()),
         }

@@ -154,6 +154,17 @@ impl<'p> Engine<'p> {
         })
     }
 
+    /// The file or folder at `path` stored in the cache, as a record (`None`
+    /// when it does not exist).
+    pub fn stash(&mut self, path: &str) -> Result<Option<OutRecord>> {
+        let Some(pd) = self.hasher.digest_path(path)? else {
+            return Ok(None);
+        };
+        self.cache.store(&self.project.root.join(path), &pd)?;
+        let l = to_locked(&pd);
+        Ok(Some(to_record(path, &l)))
+    }
+
     /// Keeps what the stat index learned for the next run (best effort).
     pub fn save_index(&mut self) {
         let _ = self.hasher.save_index();

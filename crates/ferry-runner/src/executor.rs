@@ -31,10 +31,23 @@ pub struct StageCommand {
     /// pid file), so a later run can end them should this one die. An
     /// executor that starts no local processes has nothing to tell it.
     pub watch: Option<Arc<dyn GroupWatch>>,
+    /// The stage as a task to run elsewhere, for an executor that
+    /// [`Executor::wants_task`]: its files are in the project's cache.
+    pub task: Option<crate::StageTask>,
+    /// What the stage asks for (`resources:`).
+    pub resources: Option<ferry_cost::Requested>,
+    /// Where its pod goes (the stage's `kubernetes:`).
+    pub placement: Option<ferry_spec::Placement>,
 }
 
 /// Runs stage commands.
 pub trait Executor: Send + Sync {
+    /// Whether this executor runs a stage away from the project, from a
+    /// [`crate::StageTask`] (then the scheduler makes one for each command).
+    fn wants_task(&self) -> bool {
+        false
+    }
+
     /// Runs one attempt of `cmd` to its end: its exit (code, signal,
     /// timeout, cancellation, or that it could not start) and the resources
     /// it used. Output lines go to `sink` as they come and to

@@ -28,6 +28,7 @@ mod run;
 mod scheduler;
 mod settle;
 mod shared;
+mod stage_task;
 mod tracking;
 
 pub use budget::BudgetCheck;
@@ -41,6 +42,9 @@ pub use report::*;
 pub use reproduce::{Difference, Reproduction, compare};
 pub use run::{RunOptions, gc, run, run_with, status};
 pub use shared::{CheckedOut, SharedCache, checkout, locked, remote_keep};
+pub use stage_task::{
+    Launch, Launcher, RESULT_MARKER, StageTask, TASK_FORMAT, TaskExecutor, TaskResult, run_task,
+};
 
 use std::path::PathBuf;
 

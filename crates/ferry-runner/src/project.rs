@@ -117,7 +117,9 @@ impl Layout {
     }
 }
 
-struct DiskFiles<'a>(&'a Path);
+/// The project's files on disk, and (for a stage run away from its project)
+/// the paths that are there but were not brought along.
+struct DiskFiles<'a>(&'a Path, &'a [String]);
 
 impl Files for DiskFiles<'_> {
     fn read(&self, path: &str) -> Result<Option<String>, String> {
@@ -133,7 +135,7 @@ impl Files for DiskFiles<'_> {
         }
     }
     fn exists(&self, path: &str) -> bool {
-        self.0.join(path).exists()
+        self.0.join(path).exists() || self.1.iter().any(|p| p == path)
     }
 }
 
@@ -157,6 +159,13 @@ impl Project {
 
     /// Loads and validates the project at `root`.
     pub fn load(root: &Path) -> Result<Self> {
+        Self::load_with(root, &[])
+    }
+
+    /// [`Project::load`] of a project that lacks `elsewhere` here: paths its
+    /// spec names that exist where the project is (a stage's task brings
+    /// only that stage's files).
+    pub fn load_with(root: &Path, elsewhere: &[String]) -> Result<Self> {
         let layout = Layout::new(root);
         let spec_path = layout.spec_file();
         let bytes = std::fs::read(&spec_path).map_err(|e| Error::Io {
@@ -169,8 +178,9 @@ impl Project {
             || "pipeline".to_owned(),
             |n| n.to_string_lossy().into_owned(),
         );
-        let pipeline = ferry_spec::load(SPEC_FILE, &text, &default_name, &DiskFiles(root))
-            .map_err(Error::Spec)?;
+        let pipeline =
+            ferry_spec::load(SPEC_FILE, &text, &default_name, &DiskFiles(root, elsewhere))
+                .map_err(Error::Spec)?;
         Ok(Self {
             root: root.to_owned(),
             pipeline,

@@ -29,6 +29,8 @@ use std::time::Duration;
 pub struct RunOptions {
     /// Stages to bring up to date (with what they need); empty means all.
     pub targets: Vec<String>,
+    /// Only the targets, not the stages they need: their deps must be there.
+    pub single: bool,
     pub force: bool,
     pub dry_run: bool,
     pub jobs: usize,
@@ -49,6 +51,7 @@ impl Default for RunOptions {
     fn default() -> Self {
         Self {
             targets: vec![],
+            single: false,
             force: false,
             dry_run: false,
             jobs: std::thread::available_parallelism().map_or(2, |n| n.get()),
@@ -232,7 +235,17 @@ pub fn run_with(
         orphans::sweep_temp(project, false);
     }
     let confine = Confine::new(project);
-    for stage in project.pipeline.closure(&wanted) {
+    let stages: Vec<&Stage> = if opts.single {
+        project
+            .pipeline
+            .stages
+            .iter()
+            .filter(|s| wanted.contains(&s.name))
+            .collect()
+    } else {
+        project.pipeline.closure(&wanted)
+    };
+    for stage in &stages {
         confine.check_stage(stage)?;
     }
     if opts.dry_run {
@@ -296,7 +309,6 @@ pub fn run_with(
         force: opts.force,
         jobs: opts.jobs.max(1),
     };
-    let stages: Vec<&Stage> = project.pipeline.closure(&wanted);
     let budget = match crate::budget::hold(
         project,
         &mut engine,

@@ -254,7 +254,7 @@ impl<'s, 'p> Scheduler<'s, 'p> {
             }
             Action::Restore => self.restore(i, inputs, verdict),
             Action::Run => {
-                self.launch(i, verdict.reason());
+                self.launch(i, verdict.reason(), verdict.fingerprint);
                 self.launched[i] = Some((inputs, verdict));
                 self.state[i] = St::Running;
                 self.running += 1;
@@ -317,7 +317,7 @@ impl<'s, 'p> Scheduler<'s, 'p> {
 
     /// Starts stage `i`'s command (or built-in check) in a thread of its
     /// own, which reports back through the channel.
-    fn launch(&mut self, i: usize, reason: String) {
+    fn launch(&mut self, i: usize, reason: String, fingerprint: ferry_core::Digest) {
         let stage = self.stages[i];
         let project = self.cx.project;
         // Stale outputs must not pass for new ones.
@@ -341,7 +341,42 @@ impl<'s, 'p> Scheduler<'s, 'p> {
         });
         env.push(("FERRY_STAGE".into(), stage.name.to_string()));
         let watch: Arc<dyn ferry_executor::GroupWatch> = self.cx.pids.clone();
+        // A command run elsewhere takes its files along, by digest.
+        let task = if stage.check.is_none() && self.cx.executor.wants_task() {
+            let vars = vec![
+                ("FERRY_RUN_ID".into(), self.cx.started.run_id.clone()),
+                ("FERRY_STAGE".into(), stage.name.to_string()),
+            ];
+            match crate::stage_task::make_task(project, self.engine, stage, fingerprint, vars) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    let o = StageRecord {
+                        error: Some(e.to_string()),
+                        ..StageRecord::new(stage.name.as_str(), StageStatus::Failed, reason)
+                    };
+                    let _ = self.tx.send(Worker {
+                        stage: i,
+                        outcome: Outcome {
+                            exit: Exit::Failed(o.error.clone().unwrap_or_default()),
+                            wall: Duration::ZERO,
+                            user_cpu: Duration::ZERO,
+                            sys_cpu: Duration::ZERO,
+                            max_rss_bytes: 0,
+                            log_truncated_bytes: 0,
+                        },
+                        attempts: 1,
+                        started_ms: now_ms(),
+                    });
+                    return;
+                }
+            }
+        } else {
+            None
+        };
         let cmd = StageCommand {
+            task,
+            resources: stage.resources.clone(),
+            placement: stage.placement.clone(),
             watch: Some(watch),
             stage: stage.name.to_string(),
             cmd: stage.cmd.clone(),

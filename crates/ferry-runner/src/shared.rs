@@ -22,6 +22,11 @@ pub trait SharedCache: Send + Sync {
     fn fetch_run(&self, cache: &Cache, fingerprint: &Digest) -> std::result::Result<bool, String>;
     /// Sends the run-cache entry of `fingerprint` and its outputs.
     fn push_run(&self, cache: &Cache, fingerprint: &Digest) -> std::result::Result<(), String>;
+    /// Sends `files` (in `cache`) that the remote lacks.
+    fn push_files(&self, cache: &Cache, files: &[OutRecord]) -> std::result::Result<(), String>;
+    /// Brings `files` that `cache` lacks, each verified; an error names
+    /// what the remote does not have.
+    fn fetch_files(&self, cache: &Cache, files: &[OutRecord]) -> std::result::Result<(), String>;
 }
 
 impl std::fmt::Debug for dyn SharedCache {

@@ -289,7 +289,10 @@ fn tolerations(x: &Node, p: &str, sink: &mut Sink<'_>) -> Vec<Toleration> {
         sink.err(
             x.pos,
             p,
-            format!("expected a list of tolerations, found {}", x.kind.type_name()),
+            format!(
+                "expected a list of tolerations, found {}",
+                x.kind.type_name()
+            ),
         );
         return Vec::new();
     };

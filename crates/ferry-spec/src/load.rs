@@ -944,9 +944,7 @@ impl RawStage {
             "check" => self.check = string(v, path, sink),
             "resources" => self.resources = crate::cost::decode_resources(v, path, sink),
             "max_cost" => self.max_cost = crate::cost::decode_max_cost(v, path, sink),
-            "kubernetes" => {
-                self.placement = crate::cluster::decode_stage_kubernetes(v, path, sink)
-            }
+            "kubernetes" => self.placement = crate::cluster::decode_stage_kubernetes(v, path, sink),
             "retries" => match &v.kind {
                 Kind::Int(n) if (0..=100).contains(n) => self.retries = Some(*n as u32),
                 Kind::Int(n) => sink.err(

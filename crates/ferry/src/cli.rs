@@ -174,6 +174,9 @@ pub enum Command {
     /// Write manifests to run ferry elsewhere: `ferry export k8s server|gateway` for Kubernetes
     #[command(subcommand)]
     Export(ExportCommand),
+    /// One stage away from its project: what a stage's Kubernetes pod runs (`ferry stage run TASK`)
+    #[command(subcommand)]
+    Stage(StageCommand),
     /// Serve the MLflow REST API (tracking, artifacts) over this project's store
     Server(ServerArgs),
     /// Serve registered models over HTTP (MLflow scoring, Open Inference Protocol, KServe V1), with canaries and metrics
@@ -202,6 +205,44 @@ pub enum Command {
     /// Check data: validate a batch against a suite, or compare two batches for drift
     #[command(subcommand)]
     Check(CheckCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StageCommand {
+    /// Fetch the task's files by digest from the remote, run its stage in its environment, push the outputs to the remote's run cache; exits with the stage command's code
+    Run(StageRunArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StageRunArgs {
+    /// The task's digest (64 hex characters), as `ferry run` sent it
+    pub task: String,
+    /// The remote's URL (s3://bucket/prefix, gs://..., or a folder)
+    #[arg(long, value_name = "URL")]
+    pub remote: String,
+    /// An S3-compatible service's endpoint (MinIO, Ceph, R2)
+    #[arg(long, value_name = "URL")]
+    pub endpoint: Option<String>,
+    /// The bucket's region
+    #[arg(long)]
+    pub region: Option<String>,
+    /// Allow a plain-HTTP endpoint
+    #[arg(long)]
+    pub allow_http: bool,
+    /// The folder the stage's files are put in and run from (default: the current folder)
+    #[arg(long, value_name = "DIR")]
+    pub workdir: Option<std::path::PathBuf>,
+}
+
+/// What runs the stage commands of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExecutorArg {
+    /// Processes on this machine, in the project
+    Local,
+    /// Each stage in a folder of its own holding only its declared files, fetched from the remote as a pod would (checks a pipeline is ready for a cluster)
+    Isolated,
+    /// A Kubernetes Job per stage that must run (`kubernetes:` in ferry.yaml; the kubeconfig's cluster)
+    Kubernetes,
 }
 
 #[derive(Debug, Subcommand)]
@@ -1044,6 +1085,9 @@ pub struct RunArgs {
     /// Run even if the pipeline's budget cannot cover its estimate, for this reason (a budget holder's call; audited)
     #[arg(long, value_name = "REASON")]
     pub over_budget: Option<String>,
+    /// What runs the stage commands (default: ferry.yaml's `executor:`, else local)
+    #[arg(long, value_enum)]
+    pub executor: Option<ExecutorArg>,
     #[command(flatten)]
     pub place: Place,
 }

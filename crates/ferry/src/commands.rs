@@ -111,6 +111,7 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
         Command::Deploy(args) => crate::serve::deploy(&ctx, args),
         Command::Monitor(c) => crate::monitor::monitor(&ctx, c),
         Command::Export(c) => crate::export::export(c),
+        Command::Stage(crate::cli::StageCommand::Run(args)) => crate::stage::run(&args),
         Command::Trigger {
             reason,
             json,
@@ -286,7 +287,9 @@ fn run(ctx: &Ctx, args: RunArgs) -> Result<u8> {
     } else {
         crate::remote::shared_cache(&project, args.remote.as_deref(), args.push, args.no_push)?
     };
+    let executor = crate::stage::executor(&project, args.executor, shared.as_ref())?;
     let opts = RunOptions {
+        single: false,
         shared,
         push,
         targets: args.stages.clone(),
@@ -340,7 +343,7 @@ fn run(ctx: &Ctx, args: RunArgs) -> Result<u8> {
             }
         })
     });
-    let result = ferry_runner::run(&project, &opts, term.clone(), &cancel);
+    let result = ferry_runner::run_with(&project, &opts, executor, term.clone(), &cancel);
     ticker_stop.store(true, std::sync::atomic::Ordering::Relaxed);
     if let Some(t) = ticker {
         let _ = t.join();

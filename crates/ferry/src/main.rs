@@ -15,6 +15,7 @@ mod monitor;
 mod place;
 mod remote;
 mod serve;
+mod stage;
 mod ui;
 
 use clap::Parser;

@@ -68,6 +68,50 @@ pub(crate) fn shared_cache(
     Ok((Some(shared), push))
 }
 
+/// The remote `cfg` as a run cache, opened at its first use; what it is
+/// known to hold kept under `base`'s `.ferry/remotes`.
+pub(crate) fn lazy(
+    cfg: RemoteConfig,
+    base: &std::path::Path,
+) -> std::sync::Arc<dyn ferry_runner::SharedCache> {
+    std::sync::Arc::new(Lazy {
+        cfg,
+        base: base.to_owned(),
+        state: base.join(".ferry/remotes"),
+        remote: std::sync::OnceLock::new(),
+    })
+}
+
+/// The remote stages run elsewhere move their files through: `name`
+/// (`kubernetes.remote`), else the one the run looks stages up in, else
+/// the default or only one; with its settings (this machine's over
+/// ferry.yaml's).
+pub(crate) fn for_stages(
+    project: &Project,
+    name: Option<&str>,
+    run_remote: Option<&std::sync::Arc<dyn ferry_runner::SharedCache>>,
+) -> Result<(RemoteConfig, std::sync::Arc<dyn ferry_runner::SharedCache>)> {
+    let remotes = configured(project)?;
+    let name = name.or(run_remote.map(|r| r.name()));
+    let cfg = pick(&remotes, name)
+        .map_err(|e| {
+            usage(format!(
+                "stages run elsewhere move their files through a remote: {e}"
+            ))
+        })?
+        .clone();
+    let shared = match run_remote.filter(|r| r.name() == cfg.name) {
+        Some(r) => r.clone(),
+        None => std::sync::Arc::new(Lazy {
+            cfg: cfg.clone(),
+            base: project.root.clone(),
+            state: project.layout().remotes_state(),
+            remote: std::sync::OnceLock::new(),
+        }),
+    };
+    Ok((cfg, shared))
+}
+
 /// A remote opened at its first use.
 struct Lazy {
     cfg: RemoteConfig,
@@ -88,6 +132,24 @@ impl Lazy {
 }
 
 impl ferry_runner::SharedCache for Lazy {
+    fn push_files(
+        &self,
+        cache: &ferry_cache::Cache,
+        files: &[ferry_cache::OutRecord],
+    ) -> Result<(), String> {
+        self.get()?
+            .push_files(cache, files)
+            .map_err(|e| e.to_string())
+    }
+    fn fetch_files(
+        &self,
+        cache: &ferry_cache::Cache,
+        files: &[ferry_cache::OutRecord],
+    ) -> Result<(), String> {
+        self.get()?
+            .fetch_files(cache, files)
+            .map_err(|e| e.to_string())
+    }
     fn name(&self) -> &str {
         &self.cfg.name
     }

@@ -187,7 +187,11 @@ fn executor_and_placement_are_read() {
     assert_eq!(k.namespace.as_deref(), Some("ml"));
     assert_eq!(k.env_from, ["s3-credentials"]);
     assert_eq!(k.remote, None);
-    let train = p.stages.iter().find(|s| s.name.as_str() == "train").unwrap();
+    let train = p
+        .stages
+        .iter()
+        .find(|s| s.name.as_str() == "train")
+        .unwrap();
     let placed = k.placement.merged(train.placement.as_ref());
     assert_eq!(
         placed.image.as_deref(),
@@ -195,9 +199,16 @@ fn executor_and_placement_are_read() {
     );
     assert_eq!(placed.node_selector.len(), 2);
     assert_eq!(placed.tolerations[0].operator, "Exists");
-    let prepare = p.stages.iter().find(|s| s.name.as_str() == "prepare").unwrap();
+    let prepare = p
+        .stages
+        .iter()
+        .find(|s| s.name.as_str() == "prepare")
+        .unwrap();
     assert_eq!(
-        k.placement.merged(prepare.placement.as_ref()).image.as_deref(),
+        k.placement
+            .merged(prepare.placement.as_ref())
+            .image
+            .as_deref(),
         Some("ghcr.io/acme/ferry-stage:1.0")
     );
 }

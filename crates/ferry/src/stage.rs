@@ -1,0 +1,305 @@
+//! Stages away from their project: `ferry stage run` (the stage mode a pod
+//! runs), and the executors `ferry run --executor isolated|kubernetes`
+//! hands stages to. The runner's `TaskExecutor` does the sending and the
+//! bringing back; this module picks the launcher and spells the stage
+//! mode's arguments.
+
+use crate::cli::{ExecutorArg, StageRunArgs};
+use crate::exit::{self, usage};
+use anyhow::{Context, Result};
+use ferry_executor::{CancelToken, Exit, Outcome, OutputSink};
+use ferry_runner::{Executor, Launch, Launcher, LocalProcesses, Project, TaskResult};
+use ferry_spec::{ExecutorKind, RemoteConfig};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// `ferry stage run TASK --remote URL`: the task's files fetched into the
+/// work folder, its stage run, its outputs pushed; the result's line last
+/// on stdout. Exits with the stage command's code (1 when it could not run).
+pub(crate) fn run(args: &StageRunArgs) -> Result<u8> {
+    let task: ferry_core::Digest = args.task.parse().map_err(|e| usage(format!("{e}")))?;
+    let mut options = BTreeMap::new();
+    if let Some(e) = &args.endpoint {
+        options.insert("endpoint".to_owned(), e.clone());
+    }
+    if let Some(r) = &args.region {
+        options.insert("region".to_owned(), r.clone());
+    }
+    if args.allow_http {
+        options.insert("allow_http".to_owned(), "true".to_owned());
+    }
+    let cfg = RemoteConfig {
+        name: "stage".into(),
+        url: args.remote.clone(),
+        default: true,
+        options,
+    };
+    let workdir = match &args.workdir {
+        Some(d) => d.clone(),
+        None => std::env::current_dir().context("cannot read the current folder")?,
+    };
+    std::fs::create_dir_all(workdir.join(".ferry"))
+        .with_context(|| format!("cannot create `{}`", workdir.display()))?;
+    let shared = crate::remote::lazy(cfg, &workdir);
+    let cancel = CancelToken::new();
+    {
+        let cancel = cancel.clone();
+        let _ = ctrlc::set_handler(move || cancel.cancel());
+    }
+    let term = Arc::new(crate::ui::Terminal::new(
+        crate::ui::Style { color: false },
+        false,
+    ));
+    let result = ferry_runner::run_task(&workdir, &task, shared, term.clone(), &cancel);
+    term.finish();
+    let result = result.map_err(anyhow::Error::msg)?;
+    println!("{}", result.line());
+    Ok(match (result.ok, result.exit_code) {
+        (true, _) => exit::OK,
+        (false, Some(c)) if (1..=255).contains(&c) => c as u8,
+        (false, _) => 1,
+    })
+}
+
+/// What runs the stage commands of `ferry run`: the flag, else ferry.yaml's
+/// `executor:`. Isolated and Kubernetes stages move their files through the
+/// run's remote (`shared`).
+pub(crate) fn executor(
+    project: &Project,
+    arg: Option<ExecutorArg>,
+    shared: Option<&Arc<dyn ferry_runner::SharedCache>>,
+) -> Result<Arc<dyn Executor>> {
+    let kind = arg.unwrap_or(match project.pipeline.executor {
+        ExecutorKind::Local => ExecutorArg::Local,
+        ExecutorKind::Kubernetes => ExecutorArg::Kubernetes,
+    });
+    if kind == ExecutorArg::Local {
+        return Ok(Arc::new(LocalProcesses));
+    }
+    let k8s = project.pipeline.kubernetes.clone().unwrap_or_default();
+    let (cfg, shared) = crate::remote::for_stages(project, k8s.remote.as_deref(), shared)?;
+    let cache = ferry_cache::Cache::new(&project.layout().cache());
+    let launcher: Arc<dyn Launcher> = match kind {
+        ExecutorArg::Isolated => {
+            // A folder remote, as this machine finds it from anywhere.
+            let mut cfg = cfg.clone();
+            if let Ok(ferry_spec::Location::Folder(dir)) =
+                ferry_spec::Location::parse(&cfg.url, &project.root)
+            {
+                cfg.url = dir.display().to_string();
+            }
+            Arc::new(Isolated {
+                args: stage_args(&cfg),
+            })
+        }
+        _ => kubernetes(project, &k8s, &cfg)?,
+    };
+    Ok(Arc::new(ferry_runner::TaskExecutor {
+        shared,
+        launcher,
+        cache,
+        root: project.root.clone(),
+        placement: k8s.placement,
+    }))
+}
+
+/// The stage mode's arguments for the remote `cfg` (its settings, never a
+/// credential: those come from the pod's environment).
+fn stage_args(cfg: &RemoteConfig) -> Vec<String> {
+    let mut args = vec!["--remote".to_owned(), cfg.url.clone()];
+    for (key, flag) in [("endpoint", "--endpoint"), ("region", "--region")] {
+        if let Some(v) = cfg.options.get(key) {
+            args.extend([flag.to_owned(), v.clone()]);
+        }
+    }
+    if cfg.options.get("allow_http").map(String::as_str) == Some("true") {
+        args.push("--allow-http".to_owned());
+    }
+    args
+}
+
+#[cfg(feature = "kubernetes")]
+fn kubernetes(
+    project: &Project,
+    k8s: &ferry_spec::Kubernetes,
+    cfg: &RemoteConfig,
+) -> Result<Arc<dyn Launcher>> {
+    let _ = project;
+    let launcher = ferry_k8s::jobs::JobLauncher::connect(k8s, stage_args(cfg))
+        .map_err(|e| usage(e.to_string()))?;
+    Ok(Arc::new(launcher))
+}
+
+#[cfg(not(feature = "kubernetes"))]
+fn kubernetes(
+    _project: &Project,
+    _k8s: &ferry_spec::Kubernetes,
+    _cfg: &RemoteConfig,
+) -> Result<Arc<dyn Launcher>> {
+    Err(usage(
+        "this ferry was built without Kubernetes (cargo feature `kubernetes`); use the release binary or the image",
+    ))
+}
+
+/// Each task as a `ferry stage run` process of this binary, in a folder of
+/// its own (removed after): what a pod does, on this machine.
+struct Isolated {
+    args: Vec<String>,
+}
+
+impl Launcher for Isolated {
+    fn launch(&self, launch: &Launch, sink: Arc<dyn OutputSink>, cancel: &CancelToken) -> Outcome {
+        let work = std::env::temp_dir().join(format!(
+            "ferry-stage-{}-{}-{}",
+            launch.stage,
+            std::process::id(),
+            launch.task.short(12)
+        ));
+        let exe = match std::env::current_exe() {
+            Ok(e) => e,
+            Err(e) => return failed(format!("cannot find this ferry: {e}")),
+        };
+        let mut argv = vec![
+            exe.display().to_string(),
+            "stage".into(),
+            "run".into(),
+            launch.task.to_hex(),
+            "--workdir".into(),
+            work.display().to_string(),
+        ];
+        argv.extend(self.args.iter().cloned());
+        let job = ferry_executor::Job {
+            stage: launch.stage.clone(),
+            cmd: argv
+                .iter()
+                .map(|a| shell_word(a))
+                .collect::<Vec<_>>()
+                .join(" "),
+            cwd: std::env::temp_dir(),
+            env: vec![],
+            timeout: launch.timeout,
+            log_path: launch.log_path.clone(),
+            watch: None,
+        };
+        let result = Arc::new(ResultLine::default());
+        let tee: Arc<dyn OutputSink> = Arc::new(Tee {
+            inner: sink,
+            result: result.clone(),
+        });
+        let outcome = ferry_executor::run(&job, tee, cancel);
+        let _ = std::fs::remove_dir_all(&work);
+        let seen = result.0.lock().map(|r| r.clone()).unwrap_or_default();
+        with_result(outcome, seen)
+    }
+}
+
+fn failed(why: String) -> Outcome {
+    Outcome {
+        exit: Exit::Failed(why),
+        wall: std::time::Duration::ZERO,
+        user_cpu: std::time::Duration::ZERO,
+        sys_cpu: std::time::Duration::ZERO,
+        max_rss_bytes: 0,
+        log_truncated_bytes: 0,
+    }
+}
+
+/// The process's outcome told by its result line: the stage command's
+/// exit and resources, not those of the ferry around it.
+fn with_result(mut outcome: Outcome, result: Option<TaskResult>) -> Outcome {
+    if matches!(outcome.exit, Exit::TimedOut | Exit::Cancelled) {
+        return outcome;
+    }
+    let Some(r) = result else {
+        if outcome.exit.success() {
+            outcome.exit = Exit::Failed("the stage mode printed no result".into());
+        }
+        return outcome;
+    };
+    if let Some(cpu) = r.cpu_ms {
+        outcome.user_cpu = std::time::Duration::from_millis(cpu.max(0) as u64);
+        outcome.sys_cpu = std::time::Duration::ZERO;
+    }
+    if let Some(rss) = r.max_rss_bytes {
+        outcome.max_rss_bytes = rss.max(0) as u64;
+    }
+    outcome.exit = match (r.ok, r.exit_code, r.error) {
+        (true, _, _) => Exit::Code(0),
+        (false, Some(c), _) if c != 0 => Exit::Code(c),
+        (false, _, Some(e)) => Exit::Failed(e),
+        (false, _, None) => Exit::Failed("the stage failed".into()),
+    };
+    outcome
+}
+
+/// A word for `sh -c`: single-quoted, a quote inside closed, escaped and reopened.
+fn shell_word(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// The result line, once seen.
+#[derive(Default)]
+struct ResultLine(std::sync::Mutex<Option<TaskResult>>);
+
+/// Output lines passed on, the result line kept (and not shown).
+struct Tee {
+    inner: Arc<dyn OutputSink>,
+    result: Arc<ResultLine>,
+}
+
+impl OutputSink for Tee {
+    fn line(&self, stage: &str, stream: ferry_executor::Stream, line: &str) {
+        if let Some(r) = TaskResult::parse(line) {
+            if let Ok(mut slot) = self.result.0.lock() {
+                *slot = Some(r);
+            }
+            return;
+        }
+        self.inner.line(stage, stream, line);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shell_words_survive_quotes() {
+        assert_eq!(shell_word("a b"), "'a b'");
+        assert_eq!(shell_word("it's"), r"'it'\''s'");
+    }
+
+    #[test]
+    fn the_result_line_tells_the_outcome() {
+        let base = || Outcome {
+            exit: Exit::Code(7),
+            ..failed(String::new())
+        };
+        let r = |ok, code, error: Option<&str>| TaskResult {
+            stage: "train".into(),
+            exit_code: code,
+            ok,
+            error: error.map(str::to_owned),
+            cpu_ms: Some(1500),
+            max_rss_bytes: Some(1 << 20),
+        };
+        let o = with_result(base(), Some(r(false, Some(7), None)));
+        assert_eq!(o.exit, Exit::Code(7));
+        assert_eq!(o.user_cpu.as_millis(), 1500);
+        assert_eq!(o.max_rss_bytes, 1 << 20);
+        let o = with_result(base(), Some(r(false, None, Some("fetch failed"))));
+        assert_eq!(o.exit, Exit::Failed("fetch failed".into()));
+        let ok = Outcome {
+            exit: Exit::Code(0),
+            ..failed(String::new())
+        };
+        assert_eq!(
+            with_result(ok.clone(), None).exit,
+            Exit::Failed("the stage mode printed no result".into())
+        );
+        assert_eq!(
+            with_result(ok, Some(r(true, Some(0), None))).exit,
+            Exit::Code(0)
+        );
+    }
+}
