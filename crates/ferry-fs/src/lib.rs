@@ -70,17 +70,20 @@ pub fn replace_with_link(target: &Path, path: &Path) -> Result<()> {
 }
 
 /// The folder of `path` (created when missing) and the temporary name
-/// beside `path` that its writer uses, `.<name>.tmp-<pid>`.
+/// beside `path` that its writer uses, `.<name>.tmp-<pid>-<n>`: `n` tells
+/// apart two threads of one process writing the same file at once.
 fn temporary_beside(path: &Path) -> Result<(PathBuf, PathBuf)> {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
     std::fs::create_dir_all(dir).ctx("create", dir)?;
     let tmp = dir.join(format!(
-        ".{}.tmp-{}",
+        ".{}.tmp-{}-{}",
         path.file_name().map_or("f".into(), |n| n.to_string_lossy()),
-        std::process::id()
+        std::process::id(),
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     ));
     Ok((dir.to_owned(), tmp))
 }

@@ -17,6 +17,39 @@
 
 use serde_json::{Value, json};
 
+#[cfg(feature = "jobs")]
+pub mod jobs;
+
+/// What the Kubernetes executor cannot get past.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No cluster to talk to, or no client for it.
+    #[error("{0}")]
+    Cluster(String),
+}
+
+/// Every container ferry makes: non-root, read-only root, no privilege
+/// escalation, no capabilities.
+pub(crate) fn container_security() -> Value {
+    json!({
+        "runAsNonRoot": true,
+        "readOnlyRootFilesystem": true,
+        "allowPrivilegeEscalation": false,
+        "capabilities": {"drop": ["ALL"]},
+    })
+}
+
+/// Every pod ferry makes: as the image's user 10001, the default seccomp profile.
+pub(crate) fn pod_security() -> Value {
+    json!({
+        "runAsNonRoot": true,
+        "runAsUser": 10001,
+        "runAsGroup": 10001,
+        "fsGroup": 10001,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    })
+}
+
 /// What both services need.
 #[derive(Debug, Clone)]
 pub struct Common {
@@ -367,12 +400,7 @@ fn pod(
             "requests": {"cpu": c.cpu, "memory": c.memory},
             "limits": {"memory": c.memory},
         },
-        "securityContext": {
-            "runAsNonRoot": true,
-            "readOnlyRootFilesystem": true,
-            "allowPrivilegeEscalation": false,
-            "capabilities": {"drop": ["ALL"]},
-        },
+        "securityContext": container_security(),
         "volumeMounts": [
             {"name": "tmp", "mountPath": "/tmp"},
             {"name": "cache", "mountPath": "/var/cache/ferry"},
@@ -383,13 +411,7 @@ fn pod(
     }
     let mut spec = json!({
         "containers": [container],
-        "securityContext": {
-            "runAsNonRoot": true,
-            "runAsUser": 10001,
-            "runAsGroup": 10001,
-            "fsGroup": 10001,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": pod_security(),
         "volumes": [
             {"name": "tmp", "emptyDir": {}},
             {"name": "cache", "emptyDir": {}},

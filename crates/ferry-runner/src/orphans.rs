@@ -137,11 +137,11 @@ fn temp_pid(name: &str) -> Option<u32> {
     } else if let Some(rest) = name.strip_prefix(".ferry-publish-") {
         rest
     } else if name.starts_with('.') {
-        // atomic writes `.<name>.tmp-<pid>`, restores `.<name>.ferry-restore-<pid>`
+        // atomic writes `.<name>.tmp-<pid>-<n>`, restores `.<name>.ferry-restore-<pid>`
         let (_, pid) = name
             .rsplit_once(".tmp-")
             .or_else(|| name.rsplit_once(".ferry-restore-"))?;
-        pid
+        pid.split('-').next()?
     } else {
         return None;
     };
@@ -263,6 +263,7 @@ mod tests {
         assert_eq!(temp_pid(".ferry.lock.tmp-9"), Some(9));
         assert_eq!(temp_pid(".model.bin.ferry-restore-42"), Some(42));
         assert_eq!(temp_pid(".index.tmp-5"), Some(5));
+        assert_eq!(temp_pid(".index.tmp-5-12"), Some(5));
         assert_eq!(temp_pid("model.bin"), None);
         assert_eq!(temp_pid(".gitignore"), None);
         assert_eq!(temp_pid(".notes.tmp-draft"), None);

@@ -124,7 +124,27 @@ fn kubernetes(
     k8s: &ferry_spec::Kubernetes,
     cfg: &RemoteConfig,
 ) -> Result<Arc<dyn Launcher>> {
-    let _ = project;
+    let unplaced: Vec<&str> = project
+        .pipeline
+        .stages
+        .iter()
+        .filter(|s| s.check.is_none())
+        .filter(|s| {
+            k8s.placement
+                .merged(s.placement.as_ref())
+                .image
+                .or_else(|| k8s.image.clone())
+                .is_none()
+        })
+        .map(|s| s.name.as_str())
+        .collect();
+    if !unplaced.is_empty() {
+        return Err(usage(format!(
+            "ferry.yaml: no image for stage{} {} to run in: set `kubernetes.image` (an image with ferry and Python, see the repository's Dockerfile)",
+            if unplaced.len() == 1 { "" } else { "s" },
+            unplaced.join(", ")
+        )));
+    }
     let launcher = ferry_k8s::jobs::JobLauncher::connect(k8s, stage_args(cfg))
         .map_err(|e| usage(e.to_string()))?;
     Ok(Arc::new(launcher))

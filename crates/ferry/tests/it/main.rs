@@ -12,6 +12,7 @@ mod cli;
 mod consistency;
 mod cost;
 mod deploy;
+mod elsewhere;
 mod example;
 mod hardening;
 mod misbehaving;
