@@ -80,3 +80,22 @@ def test_a_bad_spec_is_refused_with_every_reason():
     assert p.stdout == ""
     for flag in ("--model", "--store-secret", "--replicas", "--artifacts"):
         assert flag in p.stderr, p.stderr
+
+
+def committed_snapshot(name):
+    """A JSON snapshot the Rust tests keep (insta: a header, then the value)."""
+    text = (ROOT / name).read_text()
+    return yaml.safe_load(text.split("\n---\n", 1)[1])
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_a_stage_job_is_valid_kubernetes(version):
+    # The Job `ferry run --executor kubernetes` makes for a GPU stage
+    # (crates/ferry-k8s/tests/it: the_job_manifest), as the API server
+    # receives it.
+    job = committed_snapshot("crates/ferry-k8s/tests/it/snapshots/it__job.snap")
+    assert job["kind"] == "Job"
+    kubernetes_validate.validate(job, version, strict=True)
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    assert container["args"][:2] == ["stage", "run"]
+    assert container["envFrom"] == [{"secretRef": {"name": "s3-credentials"}}]

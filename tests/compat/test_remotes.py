@@ -496,6 +496,33 @@ def test_s3_round_trip_pushes_once_and_a_second_clone_runs_nothing(tmp_path, mot
     assert (b.count("prepare.count"), b.count("train.count")) == (0, 0)
 
 
+def test_s3_stages_run_away_from_the_project_through_the_bucket(tmp_path, moto, bucket):
+    """The stage mode for real, as a pod runs it but as a local process
+    (`--executor isolated`): each stage's files go to the S3 server, `ferry
+    stage run` fetches them into a folder of its own, runs the stage and
+    pushes its outputs; the run brings them back. Only the cluster's
+    scheduling is left out."""
+    here = project(tmp_path, "here")
+    here.ok("run")
+    a = project(tmp_path)
+    add_s3(a, moto, bucket)
+    report = a.json("run", "--executor", "isolated")
+    assert statuses(report) == {"prepare": "ran", "train": "ran"}, report
+    assert tree(a.path / "work") == tree(here.path / "work")
+    assert (a.path / "ferry.lock").read_text() == (here.path / "ferry.lock").read_text()
+    # The stages ran elsewhere: their counters are not in the project.
+    assert (a.count("prepare.count"), a.count("train.count")) == (0, 0)
+    keys = bucket_keys(moto, bucket)
+    assert sum(k.startswith("team/cache/runs/") for k in keys) == 2, keys
+    again = a.json("run", "--executor", "isolated")
+    assert statuses(again) == {"prepare": "up_to_date", "train": "up_to_date"}, again
+    # A clone with the committed files restores both stages from the bucket.
+    b = a.clone(tmp_path / "b")
+    restored = b.json("run")
+    assert statuses(restored) == {"prepare": "restored", "train": "restored"}, restored
+    assert tree(b.path / "work") == tree(here.path / "work")
+
+
 def test_s3_a_file_over_32_mib_goes_in_parts_and_comes_back_whole(tmp_path, moto, bucket):
     spec = SPEC.replace(
         "outs: [work/model.txt]",

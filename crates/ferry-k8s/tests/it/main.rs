@@ -6,6 +6,7 @@
 //! Job deleted mid-run, a timeout, a cancellation. Whatever happens, the
 //! last request deletes the Job.
 #![cfg(feature = "jobs")]
+#![allow(clippy::unwrap_used)]
 
 use ferry_executor::{CancelToken, Exit, OutputSink, Stream};
 use ferry_k8s::jobs::{JobLauncher, Patience, job_manifest, job_name};
