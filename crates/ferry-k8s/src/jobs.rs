@@ -430,7 +430,7 @@ fn ended(code: i32, reason: Option<&str>, launch: &Launch) -> Exit {
         Some("OOMKilled") => Exit::Failed(match &launch.resources {
             Some(r) if r.memory_gib > 0.0 => format!(
                 "killed: out of memory (its limit is {}; raise `resources.memory`)",
-                quantity_memory(r.memory_gib)
+                crate::quantity_memory(r.memory_gib)
             ),
             _ => "killed: out of memory (give the stage `resources.memory`)".into(),
         }),
@@ -487,26 +487,6 @@ pub fn job_name(launch: &Launch) -> String {
         launch.task.short(8)
     )
     .replace("--", "-")
-}
-
-/// Memory in GiB as a Kubernetes quantity (`512Mi`, `16Gi`).
-fn quantity_memory(gib: f64) -> String {
-    let mib = (gib * 1024.0).ceil() as u64;
-    if mib.is_multiple_of(1024) {
-        format!("{}Gi", mib / 1024)
-    } else {
-        format!("{mib}Mi")
-    }
-}
-
-/// CPUs as a Kubernetes quantity (`2`, `500m`).
-fn quantity_cpu(cpus: f64) -> String {
-    let milli = (cpus * 1000.0).ceil() as u64;
-    if milli.is_multiple_of(1000) {
-        (milli / 1000).to_string()
-    } else {
-        format!("{milli}m")
-    }
 }
 
 /// The Job of one attempt of `launch`: the stage mode on its task, in a
@@ -571,20 +551,7 @@ pub fn job_manifest(
             .collect();
     }
     if let Some(r) = &launch.resources {
-        let mut requests = serde_json::Map::new();
-        let mut limits = serde_json::Map::new();
-        if r.cpus > 0.0 {
-            requests.insert("cpu".into(), json!(quantity_cpu(r.cpus)));
-        }
-        if r.memory_gib > 0.0 {
-            let m = quantity_memory(r.memory_gib);
-            requests.insert("memory".into(), json!(m));
-            limits.insert("memory".into(), json!(m));
-        }
-        if r.gpus > 0 {
-            limits.insert("nvidia.com/gpu".into(), json!(r.gpus.to_string()));
-        }
-        container["resources"] = json!({"requests": requests, "limits": limits});
+        container["resources"] = crate::resources(r);
     }
     let mut pod = json!({
         "restartPolicy": "Never",
@@ -625,14 +592,6 @@ pub fn job_manifest(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn quantities_are_kubernetes_ones() {
-        assert_eq!(quantity_memory(16.0), "16Gi");
-        assert_eq!(quantity_memory(0.5), "512Mi");
-        assert_eq!(quantity_cpu(2.0), "2");
-        assert_eq!(quantity_cpu(0.5), "500m");
-    }
 
     #[test]
     fn a_result_line_tells_the_stage_command_exit() {

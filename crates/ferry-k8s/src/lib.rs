@@ -17,6 +17,7 @@
 
 use serde_json::{Value, json};
 
+pub mod argo;
 #[cfg(feature = "jobs")]
 pub mod jobs;
 
@@ -37,6 +38,45 @@ pub(crate) fn container_security() -> Value {
         "allowPrivilegeEscalation": false,
         "capabilities": {"drop": ["ALL"]},
     })
+}
+
+/// Memory in GiB as a Kubernetes quantity (`512Mi`, `16Gi`).
+pub(crate) fn quantity_memory(gib: f64) -> String {
+    let mib = (gib * 1024.0).ceil() as u64;
+    if mib.is_multiple_of(1024) {
+        format!("{}Gi", mib / 1024)
+    } else {
+        format!("{mib}Mi")
+    }
+}
+
+/// CPUs as a Kubernetes quantity (`2`, `500m`).
+pub(crate) fn quantity_cpu(cpus: f64) -> String {
+    let milli = (cpus * 1000.0).ceil() as u64;
+    if milli.is_multiple_of(1000) {
+        (milli / 1000).to_string()
+    } else {
+        format!("{milli}m")
+    }
+}
+
+/// A stage's `resources:` as a container's requests and limits (memory
+/// limited at what it asks for: a stage over it is killed, and told so).
+pub(crate) fn resources(r: &ferry_cost::Requested) -> Value {
+    let mut requests = serde_json::Map::new();
+    let mut limits = serde_json::Map::new();
+    if r.cpus > 0.0 {
+        requests.insert("cpu".into(), json!(quantity_cpu(r.cpus)));
+    }
+    if r.memory_gib > 0.0 {
+        let m = quantity_memory(r.memory_gib);
+        requests.insert("memory".into(), json!(m));
+        limits.insert("memory".into(), json!(m));
+    }
+    if r.gpus > 0 {
+        limits.insert("nvidia.com/gpu".into(), json!(r.gpus.to_string()));
+    }
+    json!({"requests": requests, "limits": limits})
 }
 
 /// Every pod ferry makes: as the image's user 10001, the default seccomp profile.

@@ -171,7 +171,7 @@ pub enum Command {
         #[arg(value_parser = ["bash", "zsh", "fish", "elvish", "powershell"])]
         shell: String,
     },
-    /// Write manifests to run ferry elsewhere: `ferry export k8s server|gateway` for Kubernetes
+    /// Write manifests to run ferry elsewhere: `ferry export k8s server|gateway` for Kubernetes, `ferry export argo` for Argo Workflows
     #[command(subcommand)]
     Export(ExportCommand),
     /// One stage away from its project: what a stage's Kubernetes pod runs (`ferry stage run TASK`)
@@ -250,6 +250,39 @@ pub enum ExportCommand {
     /// Kubernetes manifests (YAML on stdout, for `kubectl apply -f -`): secrets are named, never inlined
     #[command(subcommand)]
     K8s(K8sCommand),
+    /// The pipeline as an Argo Workflows WorkflowTemplate (a CronWorkflow with --schedule), YAML on stdout: a task per stage, each restoring what did not change from the remote
+    Argo(ArgoArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ArgoArgs {
+    /// The project's git repository as the cluster clones it (https://..., ssh://... or git@...)
+    #[arg(long, value_name = "URL")]
+    pub repo: String,
+    /// The revision a submitted workflow checks out unless given another (`-p revision=...`)
+    #[arg(long, default_value = "main")]
+    pub revision: String,
+    /// The project's folder inside the repository
+    #[arg(long, value_name = "DIR", default_value = "")]
+    pub path: String,
+    /// Run on this schedule (five-field cron, UTC): a CronWorkflow
+    #[arg(long, value_name = "CRON")]
+    pub schedule: Option<String>,
+    /// The workflow's name (default: the pipeline's, as a Kubernetes name)
+    #[arg(long)]
+    pub name: Option<String>,
+    /// The namespace (default: ferry.yaml's `kubernetes.namespace`, else none)
+    #[arg(long)]
+    pub namespace: Option<String>,
+    /// Record the runs to this `ferry server`
+    #[arg(long, value_name = "URL")]
+    pub server: Option<String>,
+    /// The image the tasks run (default: ferry.yaml's `kubernetes.image`)
+    #[arg(long)]
+    pub image: Option<String>,
+    /// The remote stages push to and restore from (default: `kubernetes.remote`, else the default remote)
+    #[arg(long, short = 'r', value_name = "NAME")]
+    pub remote: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

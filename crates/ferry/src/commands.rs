@@ -110,7 +110,7 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
         Command::Serve(args) => crate::serve::serve(&ctx, args),
         Command::Deploy(args) => crate::serve::deploy(&ctx, args),
         Command::Monitor(c) => crate::monitor::monitor(&ctx, c),
-        Command::Export(c) => crate::export::export(c),
+        Command::Export(c) => crate::export::export(&ctx, c),
         Command::Stage(crate::cli::StageCommand::Run(args)) => crate::stage::run(&args),
         Command::Trigger {
             reason,

@@ -1,12 +1,15 @@
 //! `ferry export k8s server|gateway`: manifests to run ferry on a cluster,
 //! YAML on stdout (`ferry-k8s` writes them; this turns flags into specs).
 
-use crate::cli::{ExportCommand, K8sArgs, K8sCommand};
+use crate::cli::{ArgoArgs, ExportCommand, K8sArgs, K8sCommand};
 use crate::exit::{self, usage};
 use anyhow::Result;
 
-pub fn export(c: ExportCommand) -> Result<u8> {
-    let ExportCommand::K8s(k) = c;
+pub fn export(ctx: &crate::ctx::Ctx, c: ExportCommand) -> Result<u8> {
+    let k = match c {
+        ExportCommand::K8s(k) => k,
+        ExportCommand::Argo(a) => return argo(ctx, a),
+    };
     let docs = match k {
         K8sCommand::Server {
             artifacts,
@@ -58,4 +61,48 @@ fn common_of(a: K8sArgs, default_name: String) -> ferry_k8s::Common {
         cpu: a.cpu,
         memory: a.memory,
     }
+}
+
+/// `ferry export argo`: the project's pipeline as a workflow.
+fn argo(ctx: &crate::ctx::Ctx, a: ArgoArgs) -> Result<u8> {
+    let project = ctx.project()?;
+    let p = &project.pipeline;
+    let mut settings = p.kubernetes.clone().unwrap_or_default();
+    if let Some(image) = a.image {
+        settings.image = Some(image);
+    }
+    let name = a.remote.as_deref().or(settings.remote.as_deref());
+    let (cfg, _) = crate::remote::for_stages(&project, name, None)?;
+    let default_name: String = p
+        .name
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    let w = ferry_k8s::argo::Workflow {
+        name: a
+            .name
+            .unwrap_or_else(|| default_name.trim_matches('-').to_owned()),
+        namespace: a.namespace.or_else(|| settings.namespace.clone()),
+        repo: a.repo,
+        revision: a.revision,
+        path: a.path,
+        schedule: a.schedule,
+        server: a.server,
+        remote: cfg.name,
+        stages: p
+            .stages
+            .iter()
+            .map(|s| ferry_k8s::argo::Stage {
+                name: s.name.to_string(),
+                upstream: s.upstream.iter().map(ToString::to_string).collect(),
+                resources: s.resources.clone(),
+                placement: s.placement.clone(),
+            })
+            .collect(),
+        settings,
+    };
+    let doc = ferry_k8s::argo::workflow(&w).map_err(|e| usage(e.to_string()))?;
+    print!("{}", ferry_k8s::to_yaml(&[doc]));
+    Ok(exit::OK)
 }
