@@ -396,4 +396,84 @@ impl DeploymentStore for SqlStore {
             })
             .collect())
     }
+
+    async fn report_window(&self, w: &RolloutWindow) -> Result<()> {
+        let figures = serde_json::to_string(&w.figures)
+            .map_err(|e| Error::Invalid(format!("rollout figures: {e}")))?;
+        sqlx::query(
+            "INSERT INTO rollout_windows (deployment_id, gateway_id, step_started_ms, updated_ms, figures) \
+             VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (deployment_id, gateway_id) DO UPDATE SET \
+             step_started_ms = excluded.step_started_ms, updated_ms = excluded.updated_ms, \
+             figures = excluded.figures",
+        )
+        .bind(&w.deployment_id)
+        .bind(&w.gateway_id)
+        .bind(w.step_started_ms)
+        .bind(w.updated_ms)
+        .bind(figures)
+        .execute(&self.pool)
+        .await
+        .map_err(query_error("record a rollout window"))?;
+        Ok(())
+    }
+
+    async fn rollout_windows(
+        &self,
+        deployment_id: &str,
+        step_started_ms: i64,
+    ) -> Result<Vec<RolloutWindow>> {
+        let rows = sqlx::query(
+            "SELECT deployment_id, gateway_id, step_started_ms, updated_ms, figures \
+             FROM rollout_windows WHERE deployment_id = $1 AND step_started_ms = $2 \
+             ORDER BY gateway_id",
+        )
+        .bind(deployment_id)
+        .bind(step_started_ms)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_error("read rollout windows"))?;
+        rows.iter()
+            .map(|r| {
+                let figures = serde_json::from_str(&col_str(r, "figures")).map_err(|e| {
+                    Error::Invalid(format!(
+                        "rollout window of gateway {}: {e}",
+                        col_str(r, "gateway_id")
+                    ))
+                })?;
+                Ok(RolloutWindow {
+                    deployment_id: col_str(r, "deployment_id"),
+                    gateway_id: col_str(r, "gateway_id"),
+                    step_started_ms: col_i64(r, "step_started_ms"),
+                    updated_ms: col_i64(r, "updated_ms"),
+                    figures,
+                })
+            })
+            .collect()
+    }
+
+    async fn take_lease(
+        &self,
+        deployment_id: &str,
+        holder: &str,
+        now_ms: i64,
+        ttl_ms: i64,
+    ) -> Result<bool> {
+        // Free, lapsed or ours: ours until now + ttl. Otherwise nothing
+        // changes and no row is touched.
+        let done = sqlx::query(
+            "INSERT INTO rollout_leases (deployment_id, holder, expires_ms) VALUES ($1, $2, $3) \
+             ON CONFLICT (deployment_id) DO UPDATE SET holder = excluded.holder, \
+             expires_ms = excluded.expires_ms \
+             WHERE rollout_leases.holder = excluded.holder OR rollout_leases.expires_ms <= $4",
+        )
+        .bind(deployment_id)
+        .bind(holder)
+        .bind(now_ms + ttl_ms)
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await
+        .map_err(query_error("take a rollout lease"))?;
+        Ok(done.rows_affected() == 1)
+    }
 }

@@ -32,6 +32,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (16, include_str!("../migrations/0016_run_stage_counts.sql")),
     (17, include_str!("../migrations/0017_runs_by_duration.sql")),
     (18, include_str!("../migrations/0018_monitors.sql")),
+    (19, include_str!("../migrations/0019_rollout_replicas.sql")),
 ];
 
 pub struct SqlStore {

@@ -113,6 +113,38 @@ pub trait DeploymentStore: Send + Sync {
     /// Every gateway's last heartbeat, newest first (live or not: see
     /// [`GatewayBeat::live`]).
     async fn list_gateways(&self) -> Result<Vec<GatewayBeat>>;
+    /// Records what gateway `w.gateway_id` measured of a rollout's step
+    /// (its row for the deployment replaced).
+    async fn report_window(&self, w: &RolloutWindow) -> Result<()>;
+    /// What every gateway measured of the step that began at
+    /// `step_started_ms` (a row of an earlier step is not one of them).
+    async fn rollout_windows(
+        &self,
+        deployment_id: &str,
+        step_started_ms: i64,
+    ) -> Result<Vec<RolloutWindow>>;
+    /// Takes or renews the lease to decide a rollout for `holder` until
+    /// `now_ms + ttl_ms`: `true` when `holder` has it now (it was free,
+    /// lapsed or already its own), `false` when another holds it. One
+    /// statement, so two gateways never both hold it.
+    async fn take_lease(
+        &self,
+        deployment_id: &str,
+        holder: &str,
+        now_ms: i64,
+        ttl_ms: i64,
+    ) -> Result<bool>;
+}
+
+/// What one gateway measured of a rollout's current step: the figures are
+/// the gateway's (sums that add up across replicas), opaque to the store.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+pub struct RolloutWindow {
+    pub deployment_id: String,
+    pub gateway_id: String,
+    pub step_started_ms: i64,
+    pub updated_ms: i64,
+    pub figures: serde_json::Value,
 }
 
 /// One model a gateway serves: `selector` as given to `ferry serve`

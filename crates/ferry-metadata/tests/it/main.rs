@@ -1502,6 +1502,50 @@ fn sqlite_api_pipeline_runs() {
 /// Gateways announce themselves every tick; a deployment is marked picked
 /// up by the first heartbeat that routes it, once; a version's rejection
 /// reads back from its tag.
+/// Replicated gateways sharing a rollout: each one's window of the current
+/// step (replaced, not added to; an earlier step's row not counted) and
+/// the lease that names the one that decides (renewed by its holder,
+/// refused to another until it lapses, then taken over), also when many
+/// gateways ask at once.
+async fn rollout_replicas_conformance(s: &dyn MetadataStore) {
+    let w = |g: &str, step: i64, n: i64| RolloutWindow {
+        deployment_id: "d1".into(),
+        gateway_id: g.into(),
+        step_started_ms: step,
+        updated_ms: step + n,
+        figures: serde_json::json!({"requests": n}),
+    };
+    assert!(s.rollout_windows("d1", 100).await.unwrap().is_empty());
+    s.report_window(&w("g1", 100, 5)).await.unwrap();
+    s.report_window(&w("g2", 100, 7)).await.unwrap();
+    s.report_window(&w("g1", 100, 9)).await.unwrap();
+    s.report_window(&w("g3", 50, 4)).await.unwrap();
+    let got = s.rollout_windows("d1", 100).await.unwrap();
+    let figures: Vec<(String, i64)> = got
+        .iter()
+        .map(|w| (w.gateway_id.clone(), w.figures["requests"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(figures, [("g1".to_owned(), 9), ("g2".to_owned(), 7)]);
+    // A new step replaces a gateway's row.
+    s.report_window(&w("g1", 200, 1)).await.unwrap();
+    assert_eq!(s.rollout_windows("d1", 100).await.unwrap().len(), 1);
+    assert_eq!(s.rollout_windows("d1", 200).await.unwrap().len(), 1);
+
+    assert!(s.take_lease("d1", "g1", 1_000, 300).await.unwrap());
+    assert!(s.take_lease("d1", "g1", 1_100, 300).await.unwrap(), "renewed");
+    assert!(!s.take_lease("d1", "g2", 1_350, 300).await.unwrap(), "held till 1400");
+    assert!(s.take_lease("d1", "g2", 1_400, 300).await.unwrap(), "lapsed: moved");
+    assert!(!s.take_lease("d1", "g1", 1_500, 300).await.unwrap(), "g2's now");
+    assert!(s.take_lease("d2", "g1", 1_500, 300).await.unwrap(), "per deployment");
+    // Many at once on a lapsed lease: exactly one gets it.
+    let asks = (0..8).map(|i| {
+        let g = format!("r{i}");
+        async move { s.take_lease("d1", &g, 5_000, 300).await.unwrap() }
+    });
+    let won = futures_util::future::join_all(asks).await;
+    assert_eq!(won.iter().filter(|w| **w).count(), 1, "{won:?}");
+}
+
 async fn gateways_conformance(s: &dyn MetadataStore) {
     assert!(s.list_gateways().await.unwrap().is_empty());
     s.create_model_version(&version("iris", "d1", Some("production")))
@@ -1622,6 +1666,14 @@ fn sqlite_gateways() {
     rt().block_on(async {
         let (_d, s) = sqlite().await;
         gateways_conformance(&s).await;
+    });
+}
+
+#[test]
+fn sqlite_rollout_replicas() {
+    rt().block_on(async {
+        let (_d, s) = sqlite().await;
+        rollout_replicas_conformance(&s).await;
     });
 }
 
@@ -1862,6 +1914,11 @@ mod postgres {
     #[test]
     fn postgres_gateways() {
         rt().block_on(async { gateways_conformance(&fresh().await).await });
+    }
+
+    #[test]
+    fn postgres_rollout_replicas() {
+        rt().block_on(async { rollout_replicas_conformance(&fresh().await).await });
     }
 
     #[test]
