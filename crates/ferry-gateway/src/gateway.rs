@@ -276,6 +276,42 @@ pub struct Gateway {
     /// What `/metrics` shows of the store, as last read: the budgets and
     /// the latest monitor event of each check of each served model.
     from_store: Mutex<FromStore>,
+    /// This gateway among the replicas serving a model: its heartbeat's
+    /// id, the holder named in a rollout's lease.
+    pub replica: String,
+    /// The controller's tick, for how long a lease lasts unrenewed.
+    tick_ms: std::sync::atomic::AtomicI64,
+}
+
+/// What one replica measured of a rollout's step, as it reports it to the
+/// store: the candidate's and the stable version's counters since the step
+/// began (here), and the stable version's since the gateway started.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+struct StepFigures {
+    candidate: Snapshot,
+    stable: Snapshot,
+    stable_all: Snapshot,
+}
+
+impl StepFigures {
+    fn add(&mut self, other: &StepFigures) {
+        self.candidate.add(&other.candidate);
+        self.stable.add(&other.stable);
+        self.stable_all.add(&other.stable_all);
+    }
+
+    /// The candidate's and stable version's windows. At 100% the stable
+    /// version gets no traffic: the candidate is then compared with
+    /// everything the stable version answered.
+    fn windows(&self) -> (Window, Window) {
+        let mut sw = self.stable.window();
+        if sw.classes.is_empty() && sw.numeric.is_none() {
+            let all = self.stable_all.window();
+            sw.classes = all.classes;
+            sw.numeric = all.numeric;
+        }
+        (self.candidate.window(), sw)
+    }
 }
 
 /// The store's figures `/metrics` shows, read again every
@@ -383,7 +419,19 @@ impl Gateway {
             counters: GatewayCounters::default(),
             request_timeout: REQUEST_TIMEOUT,
             from_store: Mutex::default(),
+            replica: ferry_core::RunId::generate().as_str().to_owned(),
+            tick_ms: std::sync::atomic::AtomicI64::new(1000),
         }
+    }
+
+    /// The controller's tick (a lease lasts three of them, and two seconds).
+    pub fn set_tick(&self, tick: std::time::Duration) {
+        self.tick_ms
+            .store(i64::try_from(tick.as_millis()).unwrap_or(i64::MAX), Relaxed);
+    }
+
+    fn lease_ttl_ms(&self) -> i64 {
+        3 * self.tick_ms.load(Relaxed).max(1) + 2000
     }
 
     /// How often the store's figures are read again for `/metrics`.
@@ -1053,16 +1101,10 @@ impl Gateway {
         }))
     }
 
-    /// The current step's windows of a rollout's candidate and stable
-    /// versions (measured since the step began here; a new step or a
-    /// restart starts them now), whether the step has waited already, and
-    /// since when the windows run.
-    fn step_windows(
-        &self,
-        route: &ModelRoute,
-        c: &Canary,
-        now: i64,
-    ) -> (Window, Window, bool, i64) {
+    /// What this gateway measured of a rollout's current step (since the
+    /// step began here; a new step or a restart starts it now), whether the
+    /// step has waited already, and since when the windows run.
+    fn step_figures(&self, route: &ModelRoute, c: &Canary, now: i64) -> (StepFigures, bool, i64) {
         let d = &c.deployment;
         let mut b = lock(&self.baselines);
         let base = b.entry(d.id.clone()).or_insert_with(|| Baseline {
@@ -1082,20 +1124,87 @@ impl Gateway {
                 waited: false,
             };
         }
-        let mut sw = route.stable.stats.snapshot().since(&base.stable).window();
-        if sw.classes.is_empty() && sw.numeric.is_none() {
-            // At 100% the stable version gets no traffic: compare
-            // the candidate with everything the stable answered.
-            let all = route.stable.stats.snapshot().window();
-            sw.classes = all.classes;
-            sw.numeric = all.numeric;
+        let stable_all = route.stable.stats.snapshot();
+        let figures = StepFigures {
+            candidate: c.served.stats.snapshot().since(&base.candidate),
+            stable: stable_all.since(&base.stable),
+            stable_all,
+        };
+        (figures, base.waited, base.since_ms)
+    }
+
+    /// The step's figures over every replica serving the rollout (each
+    /// reported its own, this one just now), and whether this replica
+    /// decides: it holds the rollout's lease. Should the store fail, this
+    /// replica judges by its own figures and decides nothing.
+    async fn shared_figures(
+        &self,
+        d: &Deployment,
+        mine: StepFigures,
+        now: i64,
+    ) -> (StepFigures, bool) {
+        if !self.report_figures(d, &mine, now).await {
+            return (mine, false);
         }
-        (
-            c.served.stats.snapshot().since(&base.candidate).window(),
-            sw,
-            base.waited,
-            base.since_ms,
-        )
+        let rows = match self.store.rollout_windows(&d.id, d.step_started_ms).await {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::warn!(deployment = %d.id, "cannot read the replicas' windows: {e}");
+                return (mine, false);
+            }
+        };
+        let mut sum = StepFigures::default();
+        for r in &rows {
+            match serde_json::from_value::<StepFigures>(r.figures.clone()) {
+                Ok(f) => sum.add(&f),
+                Err(e) => tracing::warn!(gateway = %r.gateway_id, "unreadable rollout window: {e}"),
+            }
+        }
+        let decides = match self
+            .store
+            .take_lease(&d.id, &self.replica, now, self.lease_ttl_ms())
+            .await
+        {
+            Ok(held) => held,
+            Err(e) => {
+                tracing::warn!(deployment = %d.id, "cannot take the rollout's lease: {e}");
+                false
+            }
+        };
+        (sum, decides)
+    }
+
+    /// Writes what this gateway measured of `d`'s step to the store;
+    /// whether it could.
+    async fn report_figures(&self, d: &Deployment, mine: &StepFigures, now: i64) -> bool {
+        let report = ferry_metadata::RolloutWindow {
+            deployment_id: d.id.clone(),
+            gateway_id: self.replica.clone(),
+            step_started_ms: d.step_started_ms,
+            updated_ms: now,
+            figures: serde_json::to_value(mine).unwrap_or_default(),
+        };
+        match self.store.report_window(&report).await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(deployment = %d.id, "cannot report this gateway's window: {e}");
+                false
+            }
+        }
+    }
+
+    /// Reports what this gateway measured of every rollout it serves,
+    /// deciding nothing: what a stopping gateway does last, so the replica
+    /// that decides counts every request it answered.
+    pub async fn report(&self) {
+        let table = self.table();
+        let now = ferry_core::now_ms();
+        for route in &table.models {
+            if let Some(c) = &route.candidate {
+                let (mine, _, _) = self.step_figures(route, c, now);
+                self.report_figures(&c.deployment, &mine, now).await;
+            }
+        }
     }
 
     /// One controller step: rebuild routes, then judge every active
@@ -1116,7 +1225,10 @@ impl Gateway {
         for route in &table.models {
             let Some(c) = &route.candidate else { continue };
             let d = &c.deployment;
-            let (cw, sw, waited, since_ms) = self.step_windows(route, c, now);
+            let (mine, waited, since_ms) = self.step_figures(route, c, now);
+            // Every replica's traffic, judged by the one holding the lease.
+            let (figures, decides) = self.shared_figures(d, mine, now).await;
+            let (cw, sw) = figures.windows();
             let verdict = canary::analyse(&c.plan.criteria, &cw, &sw);
             let state = canary::State {
                 phase: Phase::parse(&d.phase).unwrap_or(Phase::Progressing),
@@ -1137,6 +1249,9 @@ impl Gateway {
                     detail: detail.clone(),
                 },
             );
+            if !decides {
+                continue;
+            }
             let res = match &decision {
                 canary::Decision::Hold => continue,
                 canary::Decision::Wait { reason } => {

@@ -66,7 +66,8 @@ pub async fn serve(
     })?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     on_ready(addr);
-    let presence = Arc::new(presence::Presence::new(addr, cfg.tick));
+    gw.set_tick(cfg.tick);
+    let presence = Arc::new(presence::Presence::new(gw.replica.clone(), addr, cfg.tick));
     let usage = usage::Usage::new(cfg.vcpu_hour);
     let controller = {
         let gw = gw.clone();
@@ -110,6 +111,9 @@ pub async fn serve(
     .map_err(|e| format!("the gateway stopped: {e}"));
     controller.abort();
     let _ = controller.await;
+    // What it answered counts after it is gone: the replica that decides
+    // next reads it.
+    gw.report().await;
     presence.leave(&gw).await;
     gw.unload_all().await;
     // Whatever process runtimes are left (their supervisors end with the

@@ -31,9 +31,10 @@ pub struct Presence {
 }
 
 impl Presence {
-    pub fn new(addr: SocketAddr, tick: Duration) -> Self {
+    /// The presence of the gateway `id` (its [`crate::Gateway::replica`]).
+    pub fn new(id: String, addr: SocketAddr, tick: Duration) -> Self {
         Presence {
-            id: ferry_core::RunId::generate().as_str().to_owned(),
+            id,
             addr,
             tick,
             started_ms: ferry_core::now_ms(),

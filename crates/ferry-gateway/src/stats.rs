@@ -163,7 +163,7 @@ impl VersionStats {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Snapshot {
     pub codes: Vec<u64>,
     pub buckets: Vec<u64>,
@@ -194,6 +194,32 @@ impl Snapshot {
             }
         }
         (ok + err, err)
+    }
+
+    /// `other` added in: what two gateways measured, as one (counts,
+    /// buckets and sums add up).
+    pub fn add(&mut self, other: &Snapshot) {
+        let add = |a: &mut Vec<u64>, b: &[u64]| {
+            if a.len() < b.len() {
+                a.resize(b.len(), 0);
+            }
+            for (x, y) in a.iter_mut().zip(b) {
+                *x += y;
+            }
+        };
+        add(&mut self.codes, &other.codes);
+        add(&mut self.buckets, &other.buckets);
+        self.latency_sum_us += other.latency_sum_us;
+        for (k, v) in &other.classes {
+            *self.classes.entry(k.clone()).or_insert(0) += v;
+        }
+        self.numeric.0 += other.numeric.0;
+        self.numeric.1 += other.numeric.1;
+        self.numeric.2 += other.numeric.2;
+        self.labelled += other.labelled;
+        self.correct += other.correct;
+        self.compared += other.compared;
+        self.agreed += other.agreed;
     }
 
     /// What happened between `earlier` and `self`.

@@ -175,7 +175,10 @@ impl Launcher for Isolated {
             std::process::id(),
             launch.task.short(12)
         ));
+        // This very binary, even when a new build has replaced its file.
+        let proc_exe = std::path::Path::new("/proc/self/exe");
         let exe = match std::env::current_exe() {
+            _ if proc_exe.exists() => proc_exe.to_owned(),
             Ok(e) => e,
             Err(e) => return failed(format!("cannot find this ferry: {e}")),
         };

@@ -679,6 +679,7 @@ fn a_heartbeat_reports_each_versions_live_figures_and_the_rollouts_analysis() {
         let id = deploy(&env, "m", 2, &plan(&[20, 100], 60_000, criteria())).await;
         gw.tick().await;
         let presence = ferry_gateway::presence::Presence::new(
+            gw.replica.clone(),
             "127.0.0.1:1".parse().unwrap(),
             Duration::from_secs(1),
         );

@@ -10,6 +10,7 @@ mod bucket;
 mod canary;
 mod integrity;
 mod process;
+mod replicas;
 mod routes;
 
 use axum::body::Body;

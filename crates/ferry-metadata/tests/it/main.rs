@@ -1523,7 +1523,12 @@ async fn rollout_replicas_conformance(s: &dyn MetadataStore) {
     let got = s.rollout_windows("d1", 100).await.unwrap();
     let figures: Vec<(String, i64)> = got
         .iter()
-        .map(|w| (w.gateway_id.clone(), w.figures["requests"].as_i64().unwrap()))
+        .map(|w| {
+            (
+                w.gateway_id.clone(),
+                w.figures["requests"].as_i64().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(figures, [("g1".to_owned(), 9), ("g2".to_owned(), 7)]);
     // A new step replaces a gateway's row.
@@ -1532,11 +1537,26 @@ async fn rollout_replicas_conformance(s: &dyn MetadataStore) {
     assert_eq!(s.rollout_windows("d1", 200).await.unwrap().len(), 1);
 
     assert!(s.take_lease("d1", "g1", 1_000, 300).await.unwrap());
-    assert!(s.take_lease("d1", "g1", 1_100, 300).await.unwrap(), "renewed");
-    assert!(!s.take_lease("d1", "g2", 1_350, 300).await.unwrap(), "held till 1400");
-    assert!(s.take_lease("d1", "g2", 1_400, 300).await.unwrap(), "lapsed: moved");
-    assert!(!s.take_lease("d1", "g1", 1_500, 300).await.unwrap(), "g2's now");
-    assert!(s.take_lease("d2", "g1", 1_500, 300).await.unwrap(), "per deployment");
+    assert!(
+        s.take_lease("d1", "g1", 1_100, 300).await.unwrap(),
+        "renewed"
+    );
+    assert!(
+        !s.take_lease("d1", "g2", 1_350, 300).await.unwrap(),
+        "held till 1400"
+    );
+    assert!(
+        s.take_lease("d1", "g2", 1_400, 300).await.unwrap(),
+        "lapsed: moved"
+    );
+    assert!(
+        !s.take_lease("d1", "g1", 1_500, 300).await.unwrap(),
+        "g2's now"
+    );
+    assert!(
+        s.take_lease("d2", "g1", 1_500, 300).await.unwrap(),
+        "per deployment"
+    );
     // Many at once on a lapsed lease: exactly one gets it.
     let asks = (0..8).map(|i| {
         let g = format!("r{i}");
