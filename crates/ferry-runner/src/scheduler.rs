@@ -343,11 +343,8 @@ impl<'s, 'p> Scheduler<'s, 'p> {
         let watch: Arc<dyn ferry_executor::GroupWatch> = self.cx.pids.clone();
         // A command run elsewhere takes its files along, by digest.
         let task = if stage.check.is_none() && self.cx.executor.wants_task() {
-            let vars = vec![
-                ("FERRY_RUN_ID".into(), self.cx.started.run_id.clone()),
-                ("FERRY_STAGE".into(), stage.name.to_string()),
-            ];
-            match crate::stage_task::make_task(project, self.engine, stage, fingerprint, vars) {
+            let run_id = self.cx.started.run_id.clone();
+            match crate::stage_task::make_task(project, self.engine, stage, fingerprint, run_id) {
                 Ok(t) => Some(t),
                 Err(e) => {
                     let o = StageRecord {

@@ -48,9 +48,9 @@ pub struct StageTask {
     /// The spec, the params file, the requirements and every dep, at their
     /// project paths.
     pub files: Vec<OutRecord>,
-    /// Variables the stage gets besides its environment's (`FERRY_RUN_ID`,
-    /// `FERRY_STAGE`).
-    pub vars: Vec<(String, String)>,
+    /// The run that sent it (the stage's pod runs a run of its own, which
+    /// its log names beside this one).
+    pub run_id: String,
     /// Other stages' deps that exist in the project but are not sent: the
     /// spec is checked as it was there.
     #[serde(default)]
@@ -129,7 +129,7 @@ pub(crate) fn make_task(
     engine: &mut Engine<'_>,
     stage: &ferry_spec::Stage,
     fingerprint: Digest,
-    vars: Vec<(String, String)>,
+    run_id: String,
 ) -> crate::Result<StageTask> {
     let p = &project.pipeline;
     let mut paths: Vec<String> = vec![crate::SPEC_FILE.to_owned()];
@@ -170,7 +170,7 @@ pub(crate) fn make_task(
         stage: stage.name.to_string(),
         fingerprint,
         files,
-        vars,
+        run_id,
         elsewhere,
     })
 }
@@ -248,12 +248,7 @@ impl Executor for TaskExecutor {
         let launch = Launch {
             stage: cmd.stage.clone(),
             task: digest,
-            run_id: task
-                .vars
-                .iter()
-                .find(|(k, _)| k == "FERRY_RUN_ID")
-                .map(|(_, v)| v.clone())
-                .unwrap_or_default(),
+            run_id: task.run_id.clone(),
             resources: cmd.resources.clone(),
             placement: self.placement.merged(cmd.placement.as_ref()),
             timeout: cmd.timeout,
@@ -366,12 +361,13 @@ pub fn run_task(
             .map_err(|e| format!("restoring `{}`: {e}", f.path))?;
     }
     let project = Project::load_with(workdir, &task.elsewhere).map_err(|e| e.to_string())?;
-    for (k, v) in &task.vars {
-        // The run's id and the stage's name, as the coordinator's stages get them.
-        // SAFETY: `ferry stage run` sets them before it starts any thread
-        // that reads the environment.
-        unsafe { std::env::set_var(k, v) };
-    }
+    eprintln!(
+        "stage `{}` of run {} of pipeline `{}`: {} files fetched",
+        task.stage,
+        task.run_id,
+        task.pipeline,
+        task.files.len()
+    );
     let opts = RunOptions {
         targets: vec![task.stage.clone()],
         single: true,
@@ -438,4 +434,80 @@ fn share_as(
         .put_run_entry(&task.fingerprint, &entry)
         .map_err(|e| e.to_string())?;
     shared.push_run(cache, &task.fingerprint)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn task(paths: &[&str]) -> StageTask {
+        StageTask {
+            format: TASK_FORMAT,
+            pipeline: "iris".into(),
+            stage: "train".into(),
+            fingerprint: Digest::of(b"fp"),
+            files: paths
+                .iter()
+                .map(|p| OutRecord {
+                    path: (*p).into(),
+                    digest: Digest::of(p.as_bytes()),
+                    size: 1,
+                    files: None,
+                })
+                .collect(),
+            run_id: "r1".into(),
+            elsewhere: vec![],
+        }
+    }
+
+    #[test]
+    fn a_task_round_trips_under_its_digest() {
+        let t = task(&["ferry.yaml", "work/train.csv"]);
+        let (bytes, digest) = t.encode();
+        assert_eq!(digest, Digest::of(&bytes));
+        assert_eq!(StageTask::decode(&bytes).unwrap(), t);
+    }
+
+    #[test]
+    fn a_task_that_names_a_path_outside_its_folder_is_refused() {
+        for bad in [
+            "../etc/passwd",
+            "/etc/passwd",
+            "a//b",
+            "a/./b",
+            ".ferry/ferry.db",
+            "a\\b",
+        ] {
+            let (bytes, _) = task(&["ferry.yaml", bad]).encode();
+            let e = StageTask::decode(&bytes).unwrap_err();
+            assert!(e.contains("names the path"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn another_format_is_refused_with_what_to_do() {
+        let mut v = serde_json::to_value(task(&["ferry.yaml"])).unwrap();
+        v["format"] = serde_json::json!(2);
+        let e = StageTask::decode(&serde_json::to_vec(&v).unwrap()).unwrap_err();
+        assert!(
+            e.contains("format 2") && e.contains("same ferry version"),
+            "{e}"
+        );
+        assert!(StageTask::decode(b"not json").is_err());
+    }
+
+    #[test]
+    fn the_result_line_is_found_among_output() {
+        let r = TaskResult {
+            stage: "train".into(),
+            exit_code: Some(3),
+            ok: false,
+            error: None,
+            cpu_ms: Some(5),
+            max_rss_bytes: None,
+        };
+        assert_eq!(TaskResult::parse(&r.line()), Some(r));
+        assert_eq!(TaskResult::parse("epoch 1 loss 0.3"), None);
+        assert_eq!(TaskResult::parse("ferry-stage-result: {broken"), None);
+    }
 }

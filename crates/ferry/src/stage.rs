@@ -175,10 +175,11 @@ impl Launcher for Isolated {
             std::process::id(),
             launch.task.short(12)
         ));
-        // This very binary, even when a new build has replaced its file.
-        let proc_exe = std::path::Path::new("/proc/self/exe");
+        // This very binary, even when a new build has replaced its file
+        // (this process's, not the shell's that starts it).
+        let proc_exe = std::path::PathBuf::from(format!("/proc/{}/exe", std::process::id()));
         let exe = match std::env::current_exe() {
-            _ if proc_exe.exists() => proc_exe.to_owned(),
+            _ if proc_exe.exists() => proc_exe,
             Ok(e) => e,
             Err(e) => return failed(format!("cannot find this ferry: {e}")),
         };
