@@ -55,6 +55,7 @@ def test_two_replicas_lose_nothing_when_one_is_killed(tmp_path, monkeypatch):
     payload.write_text("weights\n")
 
     acked = []  # (run_id, metrics, params, version)
+    via = {"b": 0, "a after b died": 0}
     failures = []
     lock = threading.Lock()
 
@@ -86,6 +87,10 @@ def test_two_replicas_lose_nothing_when_one_is_killed(tmp_path, monkeypatch):
                     continue
                 with lock:
                     acked.append(done)
+                    if url == url_b:
+                        via["b"] += 1
+                    elif dead.is_set():
+                        via["a after b died"] += 1
                 break
 
     threads = [threading.Thread(target=worker, args=(n,)) for n in range(6)]
@@ -103,6 +108,8 @@ def test_two_replicas_lose_nothing_when_one_is_killed(tmp_path, monkeypatch):
     try:
         assert not failures, failures
         assert len(acked) == 6 * 8
+        # Both replicas took writes, and the writes went on after b died.
+        assert via["b"] > 0 and via["a after b died"] > 0, via
         c = MlflowClient(url_a)
         for run, metrics, params, version in acked:
             r = c.get_run(run)
