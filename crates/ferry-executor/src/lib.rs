@@ -113,6 +113,21 @@ pub enum Exit {
     Failed(String),
 }
 
+impl Outcome {
+    /// An attempt that ended with `exit` after `wall`, having used nothing
+    /// this machine measured (one that never started, or ran elsewhere).
+    pub fn of(exit: Exit, wall: Duration) -> Self {
+        Outcome {
+            exit,
+            wall,
+            user_cpu: Duration::ZERO,
+            sys_cpu: Duration::ZERO,
+            max_rss_bytes: 0,
+            log_truncated_bytes: 0,
+        }
+    }
+}
+
 impl Exit {
     pub fn success(&self) -> bool {
         *self == Exit::Code(0)

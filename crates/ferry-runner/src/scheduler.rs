@@ -353,14 +353,10 @@ impl<'s, 'p> Scheduler<'s, 'p> {
                     };
                     let _ = self.tx.send(Worker {
                         stage: i,
-                        outcome: Outcome {
-                            exit: Exit::Failed(o.error.clone().unwrap_or_default()),
-                            wall: Duration::ZERO,
-                            user_cpu: Duration::ZERO,
-                            sys_cpu: Duration::ZERO,
-                            max_rss_bytes: 0,
-                            log_truncated_bytes: 0,
-                        },
+                        outcome: Outcome::of(
+                            Exit::Failed(o.error.clone().unwrap_or_default()),
+                            Duration::ZERO,
+                        ),
                         attempts: 1,
                         started_ms: now_ms(),
                     });

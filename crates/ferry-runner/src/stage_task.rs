@@ -222,14 +222,7 @@ impl Executor for TaskExecutor {
         cancel: &CancelToken,
     ) -> Outcome {
         let started = std::time::Instant::now();
-        let failed = |why: String| Outcome {
-            exit: Exit::Failed(why),
-            wall: started.elapsed(),
-            user_cpu: Duration::ZERO,
-            sys_cpu: Duration::ZERO,
-            max_rss_bytes: 0,
-            log_truncated_bytes: 0,
-        };
+        let failed = |why: String| Outcome::of(Exit::Failed(why), started.elapsed());
         let Some(task) = &cmd.task else {
             return failed("no task was made for this stage".into());
         };

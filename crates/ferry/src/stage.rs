@@ -218,14 +218,7 @@ impl Launcher for Isolated {
 }
 
 fn failed(why: String) -> Outcome {
-    Outcome {
-        exit: Exit::Failed(why),
-        wall: std::time::Duration::ZERO,
-        user_cpu: std::time::Duration::ZERO,
-        sys_cpu: std::time::Duration::ZERO,
-        max_rss_bytes: 0,
-        log_truncated_bytes: 0,
-    }
+    Outcome::of(Exit::Failed(why), std::time::Duration::ZERO)
 }
 
 /// The process's outcome told by its result line: the stage command's

@@ -60,7 +60,7 @@ async fn setup(candidate: &str) -> (Env, Arc<Gateway>) {
 }
 
 /// `n` requests alternating between class a (x < 5) and b; their statuses.
-async fn traffic(app: &axum::Router, n: usize) -> Vec<u16> {
+pub async fn traffic(app: &axum::Router, n: usize) -> Vec<u16> {
     let mut out = Vec::with_capacity(n);
     for i in 0..n {
         let x = if i % 2 == 0 { 1.0 } else { 9.0 };

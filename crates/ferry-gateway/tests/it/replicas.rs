@@ -6,25 +6,9 @@
 //! included, and no client request fails.
 
 use super::*;
-use crate::canary::{criteria, deploy, plan};
+use crate::canary::{criteria, deploy, plan, traffic};
 use ferry_metadata::Deployment;
 use std::time::Duration;
-
-/// `n` requests to `app`, alternating classes; their statuses.
-async fn send(app: &axum::Router, n: usize) -> Vec<u16> {
-    let mut out = Vec::with_capacity(n);
-    for i in 0..n {
-        let x = if i % 2 == 0 { 1.0 } else { 9.0 };
-        let r = post_json(
-            app,
-            "/invocations",
-            &format!(r#"{{"instances": [[{x}, 0]]}}"#),
-        )
-        .await;
-        out.push(r.status.as_u16());
-    }
-    out
-}
 
 /// What a rollout came to: the deployment, its events' kinds, the requests
 /// its last decision judged, and the requests sent.
@@ -71,7 +55,7 @@ async fn rollout(
         for (i, app) in apps.iter().enumerate() {
             // The remainder to the first, so one gateway or three get the same.
             let n = per_round / apps.len() + usize::from(i < per_round % apps.len());
-            let statuses = send(app, n).await;
+            let statuses = traffic(app, n).await;
             assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
             sent += n as u64;
         }

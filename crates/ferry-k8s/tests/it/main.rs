@@ -254,8 +254,14 @@ struct Attempt {
     user_cpu: Duration,
 }
 
-fn attempt(cluster: Cluster, timeout: Option<Duration>, cancel_after: Option<Duration>) -> Attempt {
-    let dir = tempfile::tempdir().unwrap();
+/// The future that answers a mocked API server's requests.
+type Answer<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
+
+/// A launcher over a mocked API server that `answer` serves in a thread of
+/// its own (its result once the launcher is done with it).
+fn mocked<T: Send + 'static>(
+    answer: impl FnOnce(Handle) -> Answer<T> + Send + 'static,
+) -> (JobLauncher, std::thread::JoinHandle<T>) {
     let rt = ferry_k8s::jobs::runtime().unwrap();
     let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let client = {
@@ -267,7 +273,7 @@ fn attempt(cluster: Cluster, timeout: Option<Duration>, cancel_after: Option<Dur
             .enable_all()
             .build()
             .unwrap()
-            .block_on(serve(handle, cluster))
+            .block_on(answer(handle))
     });
     let launcher = JobLauncher::with_client(
         client,
@@ -275,8 +281,14 @@ fn attempt(cluster: Cluster, timeout: Option<Duration>, cancel_after: Option<Dur
         &settings(),
         vec!["--remote".into(), "s3://acme-ml/ferry".into()],
         rt,
-    )
-    .patience(Patience {
+    );
+    (launcher, server)
+}
+
+fn attempt(cluster: Cluster, timeout: Option<Duration>, cancel_after: Option<Duration>) -> Attempt {
+    let dir = tempfile::tempdir().unwrap();
+    let (launcher, server) = mocked(move |handle| Box::pin(serve(handle, cluster)));
+    let launcher = launcher.patience(Patience {
         unschedulable: Duration::from_millis(30),
         poll: Duration::from_millis(10),
     });
@@ -478,25 +490,13 @@ fn a_job_the_api_refuses_is_an_error_with_its_message() {
         "jobs.batch is forbidden: User \"dev\" cannot create resource \"jobs\" in API group \"batch\" in the namespace \"ml\"",
     ));
     let dir = tempfile::tempdir().unwrap();
-    let rt = ferry_k8s::jobs::runtime().unwrap();
-    let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-    let client = {
-        let _guard = rt.enter();
-        kube::Client::new(service, NS)
-    };
-    let server = std::thread::spawn(move || {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(async move {
-                let mut handle = handle;
-                let (req, send) = handle.next_request().await.unwrap();
-                assert_eq!(req.method(), "POST");
-                respond(send, 403, c.refuse.as_ref().unwrap());
-            })
+    let (launcher, server) = mocked(move |mut handle| {
+        Box::pin(async move {
+            let (req, send) = handle.next_request().await.unwrap();
+            assert_eq!(req.method(), "POST");
+            respond(send, 403, c.refuse.as_ref().unwrap());
+        })
     });
-    let launcher = JobLauncher::with_client(client, NS.into(), &settings(), vec![], rt);
     let o = launcher.launch(
         &launch(dir.path(), None),
         Arc::new(Lines::default()),
