@@ -1,10 +1,15 @@
-"""Two `ferry server` replicas over one PostgreSQL store and one artifact
-root, as a team runs them behind a load balancer: the stock mlflow client
+"""Replicas over one PostgreSQL store, as a team runs them on a cluster,
+one of each killed with SIGKILL in the middle of the work.
+
+Two `ferry server` replicas behind a load balancer: the stock mlflow client
 writes through both at once from several threads (runs, metrics, params,
-artifacts, versions of one registered model), one replica is killed with
-SIGKILL in the middle, and its clients go on through the other, as a load
-balancer sends them. Every write a client saw succeed is there afterwards,
-exactly once, and no version number is given twice."""
+artifacts, versions of one registered model) and its clients go on through
+the survivor. Every write a client saw succeed is there afterwards, exactly
+once, and no version number is given twice.
+
+Three `ferry serve` replicas of one model under load carry one canary out;
+the one deciding is killed and another takes over."""
+import json
 import os
 import signal
 import subprocess
@@ -13,6 +18,7 @@ import time
 import uuid
 
 import pytest
+import requests
 
 from conftest import ROOT, free_port, store_url, wait_up
 
@@ -132,3 +138,110 @@ def test_two_replicas_lose_nothing_when_one_is_killed(tmp_path, monkeypatch):
     finally:
         a.terminate()
         a.wait(timeout=10)
+
+
+def test_three_gateways_share_a_canary_and_its_decider_can_die(tmp_path):
+    """Three `ferry serve` replicas of iris@production over one PostgreSQL
+    store, each under load, carry one canary out: the one holding the
+    rollout's lease decides on the sum of all three's traffic; killed
+    (SIGKILL) after its first decision, another takes the lease over and
+    promotes, and no client request fails (the dead replica's client stops
+    first, as a load balancer takes a pod out)."""
+    from test_serving import ROWS, SPEC, TRAIN
+
+    store = store_url("postgres", tmp_path)
+    artifacts = tmp_path / "artifacts"
+    server, url = start(tmp_path, "server", store, artifacts)
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "iris.csv").write_text((ROOT / "examples" / "iris" / "data" / "iris.csv").read_text())
+    (project / "train.py").write_text(TRAIN)
+    (project / "ferry.yaml").write_text(SPEC.format(python=os.sys.executable))
+
+    def ferry(*args):
+        p = subprocess.run([BINARY, *args], cwd=project, capture_output=True, text=True, timeout=300)
+        assert p.returncode == 0, (args, p.stdout, p.stderr)
+        return p.stdout
+
+    (project / "params.yaml").write_text("train:\n  C: 1.0\n")
+    ferry("run", "--server", url)
+    ferry("models", "alias", "iris/1", "production", "--server", url)
+    (project / "params.yaml").write_text("train:\n  C: 0.05\n")
+    ferry("run", "--server", url)
+
+    gateways = []
+    try:
+        for n in range(3):
+            port = free_port()
+            log = open(tmp_path / f"gateway-{n}.log", "w")
+            proc = subprocess.Popen(
+                [BINARY, "serve", "iris@production", "--store", store, "--artifacts", str(artifacts),
+                 "--port", str(port), "--tick", "200ms"],
+                cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
+            gw = f"http://127.0.0.1:{port}"
+            for _ in range(300):
+                try:
+                    if requests.get(gw + "/v2/health/ready", timeout=1).ok:
+                        break
+                except requests.ConnectionError:
+                    pass
+                assert proc.poll() is None, (tmp_path / f"gateway-{n}.log").read_text()
+                time.sleep(0.05)
+            gateways.append({"proc": proc, "url": gw, "stop": threading.Event(), "statuses": []})
+
+        def load(g):
+            s = requests.Session()
+            i = 0
+            while not g["stop"].is_set():
+                r = s.post(g["url"] + "/invocations", json={"instances": [ROWS[i % 3]]})
+                g["statuses"].append(r.status_code)
+                i += 1
+
+        clients = [threading.Thread(target=load, args=(g,)) for g in gateways]
+        for t in clients:
+            t.start()
+        ferry("deploy", "iris/2", "--server", url, "--steps", "50,100", "--interval", "2s",
+              "--min-requests", "20", "--max-error-rate", "0.01")
+
+        def status():
+            return json.loads(ferry("deploy", "status", "iris", "--server", url, "--json"))
+
+        killed = None
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            st = status()
+            decided = [e for e in st["events"] if e["detail"].get("decided_by")]
+            if killed is None and decided:
+                holder = decided[0]["detail"]["decided_by"]
+                pid = next(g["pid"] for g in st["gateways"] if g["id"] == holder)
+                g = next(g for g in gateways if g["proc"].pid == pid)
+                g["stop"].set()
+                clients[gateways.index(g)].join()
+                g["proc"].send_signal(signal.SIGKILL)
+                g["proc"].wait()
+                killed = holder
+            if not st["deployment"]["active"]:
+                break
+            time.sleep(0.2)
+        for g in gateways:
+            g["stop"].set()
+        for t in clients:
+            t.join()
+        assert killed, st
+        assert st["deployment"]["phase"] == "promoted", st
+        last = st["events"][-1]
+        assert last["kind"] == "promoted"
+        assert last["detail"]["decided_by"] != killed, "the lease moved to a live replica"
+        for g in gateways:
+            assert g["statuses"] and all(s == 200 for s in g["statuses"]), \
+                {s: g["statuses"].count(s) for s in set(g["statuses"])}
+        # The decision judged more than any one replica answered in its step.
+        served = sum(len(g["statuses"]) for g in gateways)
+        assert served > 20
+    finally:
+        for g in gateways:
+            if g["proc"].poll() is None:
+                g["proc"].terminate()
+                g["proc"].wait(timeout=15)
+        server.terminate()
+        server.wait(timeout=10)

@@ -1236,11 +1236,15 @@ impl Gateway {
                 step_started_ms: since_ms.max(d.step_started_ms),
             };
             let decision = canary::decide(&c.plan, &state, now, &verdict);
-            let detail = serde_json::json!({
+            let mut detail = serde_json::json!({
                 "verdict": verdict,
                 "candidate": cw,
                 "stable": sw,
             });
+            if decides {
+                // Which replica judged (the one holding the lease).
+                detail["decided_by"] = serde_json::json!(self.replica);
+            }
             lock(&self.analyses).insert(
                 d.id.clone(),
                 ferry_metadata::LiveAnalysis {

@@ -17,6 +17,9 @@ struct Outcome {
     kinds: Vec<String>,
     judged: u64,
     sent: u64,
+    /// The replica that decided last, and the one killed.
+    decided_by: String,
+    killed: Option<String>,
 }
 
 /// Rolls version 2 of `m` (`fake`) out at 50% (one step) behind `replicas` gateways,
@@ -46,10 +49,11 @@ async fn rollout(
         gw.tick().await;
     }
     let mut sent = 0u64;
+    let mut killed = None;
     for round in 0..200 {
         if kill == Some(round) {
             // Killed after its last tick: everything it answered, it reported.
-            gws.remove(0);
+            killed = Some(gws.remove(0).replica.clone());
         }
         let apps: Vec<axum::Router> = gws.iter().map(app).collect();
         for (i, app) in apps.iter().enumerate() {
@@ -74,7 +78,10 @@ async fn rollout(
             let detail = &events.last().unwrap().detail;
             let judged = detail["candidate"]["requests"].as_u64().unwrap()
                 + detail["stable"]["requests"].as_u64().unwrap();
+            let decided_by = detail["decided_by"].as_str().unwrap().to_owned();
             return Outcome {
+                decided_by,
+                killed,
                 deployment: d,
                 kinds: events.into_iter().map(|e| e.kind).collect(),
                 judged,
@@ -109,6 +116,8 @@ fn the_lease_moves_when_its_holder_dies_and_nothing_it_saw_is_lost() {
         assert_eq!(o.deployment.phase, "promoted");
         assert_eq!(o.kinds, ["started", "promoted"]);
         assert_eq!(o.judged, o.sent, "the dead replica's requests still count");
+        // Another replica took the lease over and decided.
+        assert_ne!(Some(&o.decided_by), o.killed.as_ref());
         // Not before the dead holder's lease lapsed (three ticks and 2 s).
         assert!(started.elapsed() >= Duration::from_millis(2_150));
     });
