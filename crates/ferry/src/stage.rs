@@ -52,7 +52,22 @@ pub(crate) fn run(args: &StageRunArgs) -> Result<u8> {
     ));
     let result = ferry_runner::run_task(&workdir, &task, shared, term.clone(), &cancel);
     term.finish();
-    let result = result.map_err(anyhow::Error::msg)?;
+    let result = match result {
+        Ok(r) => r,
+        Err(why) => {
+            // The run that sent the task shows why, not a bare exit code.
+            let r = TaskResult {
+                stage: String::new(),
+                exit_code: None,
+                ok: false,
+                error: Some(why.clone()),
+                cpu_ms: None,
+                max_rss_bytes: None,
+            };
+            println!("{}", r.line());
+            return Err(anyhow::Error::msg(why));
+        }
+    };
     println!("{}", result.line());
     Ok(match (result.ok, result.exit_code) {
         (true, _) => exit::OK,
