@@ -174,6 +174,9 @@ pub enum Command {
     /// Write manifests to run ferry elsewhere: `ferry export k8s server|gateway` for Kubernetes, `ferry export argo` for Argo Workflows
     #[command(subcommand)]
     Export(ExportCommand),
+    /// Continuous integration: `ferry ci export github` writes the workflow that runs this pipeline when its inputs change
+    #[command(subcommand)]
+    Ci(CiCommand),
     /// One stage away from its project: what a stage's Kubernetes pod runs (`ferry stage run TASK`)
     #[command(subcommand)]
     Stage(StageCommand),
@@ -205,6 +208,34 @@ pub enum Command {
     /// Check data: validate a batch against a suite, or compare two batches for drift
     #[command(subcommand)]
     Check(CheckCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CiCommand {
+    /// Write (or check) the CI workflow for this pipeline: on pushes and pull requests that change its inputs, ferry installed from its wheel, the remote's run cache restored, what ran pushed from the default branch only
+    Export(CiExportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CiExportArgs {
+    /// The CI system
+    #[arg(value_parser = ["github"])]
+    pub system: String,
+    /// Where the workflow goes, from the repository's root (default: .github/workflows/ferry-PIPELINE.yml)
+    #[arg(long, value_name = "PATH")]
+    pub output: Option<String>,
+    /// The branch whose pushes share what ran with the remote
+    #[arg(long, default_value = "main")]
+    pub branch: String,
+    /// What `uv tool install` installs ferry from: the wheel's package (default: ferry-ml at this version) or a wheel's URL
+    #[arg(long, value_name = "SPEC")]
+    pub install: Option<String>,
+    /// Record the runs to this `ferry server` (the token from the secret FERRY_TOKEN)
+    #[arg(long, value_name = "URL")]
+    pub server: Option<String>,
+    /// Write nothing: exit 1 when the file is not what this pipeline writes
+    #[arg(long)]
+    pub check: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -111,6 +111,7 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
         Command::Deploy(args) => crate::serve::deploy(&ctx, args),
         Command::Monitor(c) => crate::monitor::monitor(&ctx, c),
         Command::Export(c) => crate::export::export(&ctx, c),
+        Command::Ci(crate::cli::CiCommand::Export(args)) => crate::ci::export(&ctx, &args),
         Command::Stage(crate::cli::StageCommand::Run(args)) => crate::stage::run(&args),
         Command::Trigger {
             reason,

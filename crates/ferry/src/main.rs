@@ -3,6 +3,7 @@
 
 mod admin;
 mod artifacts;
+mod ci;
 mod cli;
 mod commands;
 mod cost;
