@@ -13,8 +13,11 @@ MATURIN = os.path.join(os.path.dirname(sys.executable), "maturin")
 
 
 def test_the_wheel_installs_ferry_and_runs_iris(tmp_path):
-    # The debug profile here (the tests' build, reused); releases use --release.
-    features = ["--features", "postgres"] if os.environ.get("FERRY_TEST_POSTGRES_URL") else []
+    # The debug profile and the features of the tests' build (scripts/test
+    # says which), so cargo finds it fresh: the binary the other tests run
+    # is neither rebuilt nor replaced. Releases use --release.
+    wanted = os.environ.get("FERRY_CARGO_FEATURES", "")
+    features = ["--features", wanted] if wanted else []
     built = subprocess.run([MATURIN, "build", "--out", str(tmp_path / "dist"), *features],
                            cwd=ROOT, capture_output=True, text=True, timeout=1800)
     assert built.returncode == 0, built.stderr[-4000:]
