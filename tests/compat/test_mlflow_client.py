@@ -227,6 +227,9 @@ def test_bad_input_and_traversal(server):
 
 
 def test_search_runs_with_bare_attribute_names(server):
+    # mlflow.search_runs below reads the module's tracking URI, which an
+    # earlier test in this worker may have pointed at another backend's server.
+    mlflow.set_tracking_uri(server["url"])
     c = MlflowClient(server["url"])
     eid = c.create_experiment(unique("bare"))
     runs = {}

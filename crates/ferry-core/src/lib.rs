@@ -14,7 +14,7 @@ pub use digest::{Digest, DigestParseError, StableHasher};
 pub use link::LinkMode;
 pub use names::{
     ExperimentId, ExperimentIdError, ModelName, ModelRef, ModelRefParseError, NameError, RunId,
-    StageName,
+    StageName, slug,
 };
 
 /// The proleptic Gregorian date `(year, month, day)` of a day number

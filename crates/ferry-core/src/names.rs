@@ -4,6 +4,34 @@
 use std::fmt;
 use std::str::FromStr;
 
+/// `s` as a DNS label's part (what Kubernetes and Argo objects, and
+/// workflow files, are named with): lowercase letters and digits, every run
+/// of other characters one `-`, none at either end, at most `max` long.
+pub fn slug(s: &str, max: usize) -> String {
+    let mut out = String::with_capacity(s.len().min(max));
+    for c in s.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.is_empty() && !out.ends_with('-') {
+            out.push('-');
+        }
+    }
+    out.truncate(max);
+    out.trim_end_matches('-').to_owned()
+}
+
+#[cfg(test)]
+mod slug_tests {
+    #[test]
+    fn a_slug_is_a_label_part() {
+        assert_eq!(super::slug("Train_Model v2", 63), "train-model-v2");
+        assert_eq!(super::slug("__a__", 63), "a");
+        assert_eq!(super::slug("abcdef", 3), "abc");
+        assert_eq!(super::slug("ab-cd", 3), "ab");
+        assert_eq!(super::slug("---", 63), "");
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NameError {
     #[error("{kind} name is empty")]

@@ -52,12 +52,7 @@ pub struct Stage {
 /// The task name of a stage: Argo wants DNS-ish names (`prepare_data` ->
 /// `prepare-data`); `pipeline` is the last task's.
 fn task_name(stage: &str) -> String {
-    let s: String = stage
-        .to_ascii_lowercase()
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-        .collect();
-    format!("stage-{}", s.trim_matches('-'))
+    format!("stage-{}", ferry_core::slug(stage, 56))
 }
 
 /// The workflow document; every problem, each by its flag.

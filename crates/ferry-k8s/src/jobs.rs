@@ -467,23 +467,10 @@ fn is_not_found(e: &kube::Error) -> bool {
 
 /// The Job's name: `ferry-STAGE-RUN-TASK`, a DNS label (at most 63).
 pub fn job_name(launch: &Launch) -> String {
-    let stage: String = launch
-        .stage
-        .to_ascii_lowercase()
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-        .take(30)
-        .collect();
-    let stage = stage.trim_matches('-');
-    let run: String = launch
-        .run_id
-        .chars()
-        .filter(char::is_ascii_alphanumeric)
-        .take(8)
-        .collect();
     format!(
-        "ferry-{stage}-{}-{}",
-        run.to_ascii_lowercase(),
+        "ferry-{}-{}-{}",
+        ferry_core::slug(&launch.stage, 30),
+        ferry_core::slug(&launch.run_id, 8),
         launch.task.short(8)
     )
     .replace("--", "-")

@@ -18,17 +18,7 @@ pub fn export(ctx: &crate::ctx::Ctx, args: &CiExportArgs) -> Result<u8> {
     })?;
     let project_dir = relative(&repo, &project.root);
     let p = &project.pipeline;
-    let name: String = p
-        .name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
+    let name = ferry_core::slug(&p.name, 63);
     let file = args
         .output
         .clone()

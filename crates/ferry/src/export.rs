@@ -73,16 +73,8 @@ fn argo(ctx: &crate::ctx::Ctx, a: ArgoArgs) -> Result<u8> {
     }
     let name = a.remote.as_deref().or(settings.remote.as_deref());
     let (cfg, _) = crate::remote::for_stages(&project, name, None)?;
-    let default_name: String = p
-        .name
-        .to_ascii_lowercase()
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-        .collect();
     let w = ferry_k8s::argo::Workflow {
-        name: a
-            .name
-            .unwrap_or_else(|| default_name.trim_matches('-').to_owned()),
+        name: a.name.unwrap_or_else(|| ferry_core::slug(&p.name, 63)),
         namespace: a.namespace.or_else(|| settings.namespace.clone()),
         repo: a.repo,
         revision: a.revision,
