@@ -81,7 +81,7 @@ def test_two_replicas_lose_nothing_when_one_is_killed(tmp_path, monkeypatch):
 
     def worker(n):
         for i in range(8):
-            for attempt in range(3):
+            while True:
                 # Odd workers go through replica b until it dies.
                 url = url_b if n % 2 and not dead.is_set() else url_a
                 try:
@@ -90,6 +90,13 @@ def test_two_replicas_lose_nothing_when_one_is_killed(tmp_path, monkeypatch):
                     if url == url_a:
                         with lock:
                             failures.append(f"worker {n} iteration {i} on a: {e!r}")
+                        break
+                    # b refused or dropped it: b is being killed. Once the test
+                    # has seen it die (until then b may refuse again), to a.
+                    if not dead.wait(timeout=60):
+                        with lock:
+                            failures.append(f"worker {n} iteration {i} on b: {e!r}")
+                        break
                     continue
                 with lock:
                     acked.append(done)

@@ -262,7 +262,7 @@ impl Envs {
         let req_abs = project_root.join(&req.requirements);
         let interp =
             which(&req.interpreter).ok_or_else(|| Error::NoInterpreter(req.interpreter.clone()))?;
-        let q = |p: &Path| shell_quote(&p.display().to_string());
+        let q = |p: &Path| ferry_executor::shell_word(&p.display().to_string());
         let uv = match std::env::var("FERRY_ENV_TOOL").as_deref() {
             Ok("pip") => None,
             Ok("uv") => Some(
@@ -392,10 +392,6 @@ fn read_marker(dir: &Path) -> Option<PreparedEnv> {
 fn write_marker(dir: &Path, env: &PreparedEnv) -> Result<()> {
     let bytes = serde_json::to_vec_pretty(env).unwrap_or_default();
     Ok(ferry_fs::write_atomic(&dir.join(MARKER), &bytes)?)
-}
-
-fn shell_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r"'\''"))
 }
 
 #[cfg(test)]

@@ -412,17 +412,25 @@ fn environ_has(pid: i32, marker: &str) -> bool {
     env.split(|&b| b == 0).any(|v| v == marker.as_bytes())
 }
 
+/// `s` as one word of a [`Job`]'s `sh -c` command: single-quoted, a quote
+/// inside closed, escaped and reopened.
+pub fn shell_word(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+#[cfg(test)]
+mod shell_word_tests {
+    #[test]
+    fn shell_words_survive_quotes() {
+        assert_eq!(super::shell_word("a b"), "'a b'");
+        assert_eq!(super::shell_word("it's"), r"'it'\''s'");
+    }
+}
+
 /// Runs `job` to completion (or timeout, or cancellation).
 pub fn run(job: &Job, sink: Arc<dyn OutputSink>, cancel: &CancelToken) -> Outcome {
     let started = Instant::now();
-    let failed = |e: String| Outcome {
-        exit: Exit::SpawnFailed(e),
-        wall: started.elapsed(),
-        user_cpu: Duration::ZERO,
-        sys_cpu: Duration::ZERO,
-        max_rss_bytes: 0,
-        log_truncated_bytes: 0,
-    };
+    let failed = |e: String| Outcome::of(Exit::SpawnFailed(e), started.elapsed());
     if let Some(parent) = job.log_path.parent() {
         let _ = std::fs::create_dir_all(parent);
     }

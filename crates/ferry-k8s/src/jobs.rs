@@ -11,7 +11,7 @@
 
 use crate::Error;
 use ferry_executor::{CancelToken, Exit, Outcome, OutputSink, Stream};
-use ferry_runner::{Launch, Launcher, TaskResult};
+use ferry_runner::{Launch, Launcher, ResultLine, TaskResult};
 use ferry_spec::{Kubernetes, Placement};
 use futures_util::{AsyncBufReadExt, StreamExt};
 use k8s_openapi::api::batch::v1::Job;
@@ -116,24 +116,10 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, Error> {
 impl Launcher for JobLauncher {
     fn launch(&self, launch: &Launch, sink: Arc<dyn OutputSink>, cancel: &CancelToken) -> Outcome {
         let started = Instant::now();
-        let exit = self
+        let (exit, result) = self
             .rt
             .block_on(self.attempt(launch, sink, cancel, started));
-        Outcome {
-            exit: exit.0,
-            wall: started.elapsed(),
-            user_cpu: Duration::from_millis(
-                exit.1.as_ref().and_then(|r| r.cpu_ms).unwrap_or(0).max(0) as u64,
-            ),
-            sys_cpu: Duration::ZERO,
-            max_rss_bytes: exit
-                .1
-                .as_ref()
-                .and_then(|r| r.max_rss_bytes)
-                .unwrap_or(0)
-                .max(0) as u64,
-            log_truncated_bytes: 0,
-        }
+        TaskResult::tell(Outcome::of(exit, started.elapsed()), result.as_ref())
     }
 }
 
@@ -236,7 +222,7 @@ struct Lines {
     stage: String,
     sink: Arc<dyn OutputSink>,
     log: Mutex<Option<std::fs::File>>,
-    result: Mutex<Option<TaskResult>>,
+    result: ResultLine,
 }
 
 impl Lines {
@@ -250,15 +236,12 @@ impl Lines {
             stage: launch.stage.clone(),
             sink,
             log: Mutex::new(log),
-            result: Mutex::new(None),
+            result: ResultLine::default(),
         }
     }
 
     fn line(&self, line: &str) {
-        if let Some(r) = TaskResult::parse(line) {
-            if let Ok(mut slot) = self.result.lock() {
-                *slot = Some(r);
-            }
+        if self.result.take(line) {
             return;
         }
         if let Ok(mut log) = self.log.lock()
@@ -273,10 +256,6 @@ impl Lines {
     fn note(&self, line: &str) {
         self.line(&format!("[kubernetes] {line}"));
     }
-
-    fn result(&self) -> Option<TaskResult> {
-        self.result.lock().ok().and_then(|r| r.clone())
-    }
 }
 
 impl JobLauncher {
@@ -287,6 +266,7 @@ impl JobLauncher {
         cancel: &CancelToken,
         started: Instant,
     ) -> (Exit, Option<TaskResult>) {
+        // The pod's exit and its result line; `TaskResult::tell` makes them one.
         let lines = Arc::new(Lines::new(launch, sink));
         let name = job_name(launch);
         let manifest = job_manifest(&name, &self.namespace, launch, &self.settings, &self.args);
@@ -313,8 +293,7 @@ impl JobLauncher {
         {
             lines.note(&format!("could not delete Job {name}: {}", describe(&e)));
         }
-        let result = lines.result();
-        (exit_of(exit, result.as_ref()), result)
+        (exit, lines.result.get())
     }
 
     /// Watches the Job until its pod ends, streaming the pod's log.
@@ -436,21 +415,6 @@ fn ended(code: i32, reason: Option<&str>, launch: &Launch) -> Exit {
         }),
         Some("DeadlineExceeded") => Exit::TimedOut,
         _ => Exit::Code(code),
-    }
-}
-
-/// The exit of the attempt: the pod's, unless its result line says more
-/// (the stage command's own code, or why the stage mode could not run it).
-fn exit_of(exit: Exit, result: Option<&TaskResult>) -> Exit {
-    match (exit, result) {
-        (Exit::Code(0), Some(r)) if r.ok => Exit::Code(0),
-        (Exit::Code(0), None) => Exit::Failed("the stage pod ended without a result".into()),
-        (Exit::Code(c), Some(r)) if !r.ok => match (r.exit_code, &r.error) {
-            (Some(code), _) if code != 0 => Exit::Code(code),
-            (_, Some(e)) => Exit::Failed(e.clone()),
-            _ => Exit::Code(c),
-        },
-        (exit, _) => exit,
     }
 }
 
@@ -582,6 +546,10 @@ mod tests {
 
     #[test]
     fn a_result_line_tells_the_stage_command_exit() {
+        // The pod's exit, as the launcher tells it with the result line.
+        let exit_of = |exit: Exit, result: Option<&TaskResult>| {
+            TaskResult::tell(Outcome::of(exit, Duration::ZERO), result).exit
+        };
         let r = |ok, code: Option<i32>, error: Option<&str>| TaskResult {
             stage: "train".into(),
             exit_code: code,

@@ -72,15 +72,19 @@ pub fn is_dirty(root: &Path) -> Option<bool> {
     out.status.success().then_some(!out.stdout.is_empty())
 }
 
+/// The top of the git work tree that holds `dir`: the nearest folder
+/// (`dir` itself or above) with a `.git` entry (a folder, or a file in a
+/// linked worktree or submodule).
+pub fn work_tree_top(dir: &Path) -> Option<&Path> {
+    dir.ancestors().find(|d| d.join(".git").exists())
+}
+
 /// Checks `commit` out into a new detached worktree at `into` (`git
 /// worktree add`), from the repository that holds `root`; returns the
 /// folder in the worktree that corresponds to `root` (a project may live
 /// below the repository's top).
 pub fn worktree_at(root: &Path, commit: &str, into: &Path) -> Result<PathBuf, String> {
-    // The top of the work tree: the folder that holds `.git`.
-    let top = std::iter::successors(Some(root), |d| d.parent())
-        .find(|d| d.join(".git").exists())
-        .ok_or("the project is not in a git repository")?;
+    let top = work_tree_top(root).ok_or("the project is not in a git repository")?;
     if !commit.bytes().all(|b| b.is_ascii_hexdigit()) || commit.is_empty() {
         return Err(format!("`{commit}` is not a commit id"));
     }

@@ -33,7 +33,7 @@ mod tracking;
 
 pub use budget::BudgetCheck;
 pub use executor::{Executor, LocalProcesses, StageCommand};
-pub use git::{Revisions, head_commit, is_dirty, worktree_at};
+pub use git::{Revisions, head_commit, is_dirty, work_tree_top, worktree_at};
 pub use history::{History, local_history, remote_history};
 pub use pointers::{POINTER_SUFFIX, Pointer, add, all as pointers};
 pub use project::{LOCK_FILE, Layout, Project, SPEC_FILE, store_url};
@@ -43,7 +43,8 @@ pub use reproduce::{Difference, Reproduction, compare};
 pub use run::{RunOptions, gc, run, run_with, status};
 pub use shared::{CheckedOut, SharedCache, checkout, locked, remote_keep};
 pub use stage_task::{
-    Launch, Launcher, RESULT_MARKER, StageTask, TASK_FORMAT, TaskExecutor, TaskResult, run_task,
+    Launch, Launcher, RESULT_MARKER, ResultLine, StageTask, TASK_FORMAT, TaskExecutor, TaskResult,
+    run_task,
 };
 
 use std::path::PathBuf;

@@ -121,6 +121,56 @@ impl TaskResult {
     pub fn parse(line: &str) -> Option<Self> {
         serde_json::from_str(line.trim().strip_prefix(RESULT_MARKER)?).ok()
     }
+
+    /// The outcome of the process or pod that ran a task, told by its
+    /// result line: the stage command's exit code (or why the stage mode
+    /// could not run it) and resources, not those of the ferry around it.
+    /// Only an exit code is reinterpreted: a timeout, a cancellation or a
+    /// cluster's reason stays.
+    pub fn tell(mut outcome: Outcome, result: Option<&TaskResult>) -> Outcome {
+        if let Some(r) = result {
+            if let Some(cpu) = r.cpu_ms {
+                outcome.user_cpu = Duration::from_millis(cpu.max(0) as u64);
+                outcome.sys_cpu = Duration::ZERO;
+            }
+            if let Some(rss) = r.max_rss_bytes {
+                outcome.max_rss_bytes = rss.max(0) as u64;
+            }
+        }
+        outcome.exit = match (outcome.exit, result) {
+            (Exit::Code(0), Some(r)) if r.ok => Exit::Code(0),
+            (Exit::Code(0), None) => Exit::Failed("the stage mode printed no result".into()),
+            (Exit::Code(c), Some(r)) if !r.ok => match (r.exit_code, &r.error) {
+                (Some(code), _) if code != 0 => Exit::Code(code),
+                (_, Some(e)) => Exit::Failed(e.clone()),
+                _ => Exit::Code(c),
+            },
+            (exit, _) => exit,
+        };
+        outcome
+    }
+}
+
+/// The result line among a task's output lines, kept once seen (and never
+/// shown with the stage's output).
+#[derive(Debug, Default)]
+pub struct ResultLine(std::sync::Mutex<Option<TaskResult>>);
+
+impl ResultLine {
+    /// Whether `line` is the result line (then kept).
+    pub fn take(&self, line: &str) -> bool {
+        let Some(r) = TaskResult::parse(line) else {
+            return false;
+        };
+        if let Ok(mut slot) = self.0.lock() {
+            *slot = Some(r);
+        }
+        true
+    }
+
+    pub fn get(&self) -> Option<TaskResult> {
+        self.0.lock().ok().and_then(|r| r.clone())
+    }
 }
 
 /// The task of `cmd`'s stage in `project`, its files stored in the cache.

@@ -6,17 +6,17 @@ use crate::cli::CiExportArgs;
 use crate::exit::{self, usage};
 use anyhow::{Context, Result};
 use ferry_runner::{POINTER_SUFFIX, Project};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 pub fn export(ctx: &crate::ctx::Ctx, args: &CiExportArgs) -> Result<u8> {
     let project = ctx.project()?;
-    let repo = git_root(&project.root).ok_or_else(|| {
+    let repo = ferry_runner::work_tree_top(&project.root).ok_or_else(|| {
         usage(format!(
             "{} is not in a git repository: CI runs a repository's workflows (`git init` first)",
             project.root.display()
         ))
     })?;
-    let project_dir = relative(&repo, &project.root);
+    let project_dir = relative(repo, &project.root);
     let p = &project.pipeline;
     let name = ferry_core::slug(&p.name, 63);
     let file = args
@@ -67,13 +67,6 @@ pub fn export(ctx: &crate::ctx::Ctx, args: &CiExportArgs) -> Result<u8> {
         w.inputs.len()
     );
     Ok(exit::OK)
-}
-
-/// The repository `dir` is in: the nearest folder at or above it with `.git`.
-fn git_root(dir: &Path) -> Option<PathBuf> {
-    dir.ancestors()
-        .find(|d| d.join(".git").exists())
-        .map(Path::to_owned)
 }
 
 /// `path` from `base` with `/` (`""` when they are the same folder).

@@ -8,7 +8,7 @@ use crate::cli::{ExecutorArg, StageRunArgs};
 use crate::exit::{self, usage};
 use anyhow::{Context, Result};
 use ferry_executor::{CancelToken, Exit, Outcome, OutputSink};
-use ferry_runner::{Executor, Launch, Launcher, LocalProcesses, Project, TaskResult};
+use ferry_runner::{Executor, Launch, Launcher, LocalProcesses, Project, ResultLine, TaskResult};
 use ferry_spec::{ExecutorKind, RemoteConfig};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -211,7 +211,7 @@ impl Launcher for Isolated {
             stage: launch.stage.clone(),
             cmd: argv
                 .iter()
-                .map(|a| shell_word(a))
+                .map(|a| ferry_executor::shell_word(a))
                 .collect::<Vec<_>>()
                 .join(" "),
             cwd: std::env::temp_dir(),
@@ -220,15 +220,13 @@ impl Launcher for Isolated {
             log_path: launch.log_path.clone(),
             watch: None,
         };
-        let result = Arc::new(ResultLine::default());
-        let tee: Arc<dyn OutputSink> = Arc::new(Tee {
+        let tee = Arc::new(Tee {
             inner: sink,
-            result: result.clone(),
+            result: ResultLine::default(),
         });
-        let outcome = ferry_executor::run(&job, tee, cancel);
+        let outcome = ferry_executor::run(&job, tee.clone(), cancel);
         let _ = std::fs::remove_dir_all(&work);
-        let seen = result.0.lock().map(|r| r.clone()).unwrap_or_default();
-        with_result(outcome, seen)
+        TaskResult::tell(outcome, tee.result.get().as_ref())
     }
 }
 
@@ -236,70 +234,23 @@ fn failed(why: String) -> Outcome {
     Outcome::of(Exit::Failed(why), std::time::Duration::ZERO)
 }
 
-/// The process's outcome told by its result line: the stage command's
-/// exit and resources, not those of the ferry around it.
-fn with_result(mut outcome: Outcome, result: Option<TaskResult>) -> Outcome {
-    if matches!(outcome.exit, Exit::TimedOut | Exit::Cancelled) {
-        return outcome;
-    }
-    let Some(r) = result else {
-        if outcome.exit.success() {
-            outcome.exit = Exit::Failed("the stage mode printed no result".into());
-        }
-        return outcome;
-    };
-    if let Some(cpu) = r.cpu_ms {
-        outcome.user_cpu = std::time::Duration::from_millis(cpu.max(0) as u64);
-        outcome.sys_cpu = std::time::Duration::ZERO;
-    }
-    if let Some(rss) = r.max_rss_bytes {
-        outcome.max_rss_bytes = rss.max(0) as u64;
-    }
-    outcome.exit = match (r.ok, r.exit_code, r.error) {
-        (true, _, _) => Exit::Code(0),
-        (false, Some(c), _) if c != 0 => Exit::Code(c),
-        (false, _, Some(e)) => Exit::Failed(e),
-        (false, _, None) => Exit::Failed("the stage failed".into()),
-    };
-    outcome
-}
-
-/// A word for `sh -c`: single-quoted, a quote inside closed, escaped and reopened.
-fn shell_word(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r"'\''"))
-}
-
-/// The result line, once seen.
-#[derive(Default)]
-struct ResultLine(std::sync::Mutex<Option<TaskResult>>);
-
 /// Output lines passed on, the result line kept (and not shown).
 struct Tee {
     inner: Arc<dyn OutputSink>,
-    result: Arc<ResultLine>,
+    result: ResultLine,
 }
 
 impl OutputSink for Tee {
     fn line(&self, stage: &str, stream: ferry_executor::Stream, line: &str) {
-        if let Some(r) = TaskResult::parse(line) {
-            if let Ok(mut slot) = self.result.0.lock() {
-                *slot = Some(r);
-            }
-            return;
+        if !self.result.take(line) {
+            self.inner.line(stage, stream, line);
         }
-        self.inner.line(stage, stream, line);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn shell_words_survive_quotes() {
-        assert_eq!(shell_word("a b"), "'a b'");
-        assert_eq!(shell_word("it's"), r"'it'\''s'");
-    }
 
     #[test]
     fn the_result_line_tells_the_outcome() {
@@ -315,22 +266,22 @@ mod tests {
             cpu_ms: Some(1500),
             max_rss_bytes: Some(1 << 20),
         };
-        let o = with_result(base(), Some(r(false, Some(7), None)));
+        let o = TaskResult::tell(base(), Some(&r(false, Some(7), None)));
         assert_eq!(o.exit, Exit::Code(7));
         assert_eq!(o.user_cpu.as_millis(), 1500);
         assert_eq!(o.max_rss_bytes, 1 << 20);
-        let o = with_result(base(), Some(r(false, None, Some("fetch failed"))));
+        let o = TaskResult::tell(base(), Some(&r(false, None, Some("fetch failed"))));
         assert_eq!(o.exit, Exit::Failed("fetch failed".into()));
         let ok = Outcome {
             exit: Exit::Code(0),
             ..failed(String::new())
         };
         assert_eq!(
-            with_result(ok.clone(), None).exit,
+            TaskResult::tell(ok.clone(), None).exit,
             Exit::Failed("the stage mode printed no result".into())
         );
         assert_eq!(
-            with_result(ok, Some(r(true, Some(0), None))).exit,
+            TaskResult::tell(ok, Some(&r(true, Some(0), None))).exit,
             Exit::Code(0)
         );
     }
