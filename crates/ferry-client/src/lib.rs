@@ -12,6 +12,7 @@
 //! the wire types themselves belong to `ferry-tracking`.
 
 pub mod credentials;
+pub mod forge;
 
 pub use credentials::Credentials;
 use ferry_core::ExperimentId;

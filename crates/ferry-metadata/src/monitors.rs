@@ -1,9 +1,9 @@
-//! [`LoopStore`] over SQL (schema 18): monitor events, alert states and the
-//! triggered runs' queue. Every decision (an alert to send, a firing to
-//! queue or ignore, a run to claim) is read, decided and written in one
-//! transaction that no other decision interleaves with: SQLite's write
-//! lock (`BEGIN IMMEDIATE`), and on PostgreSQL a transaction advisory lock
-//! taken first.
+//! [`LoopStore`] over SQL (schema 18; a triggered run's commit, schema
+//! 20): monitor events, alert states and the triggered runs' queue. Every
+//! decision (an alert to send, a firing to queue or ignore, a run to
+//! claim) is read, decided and written in one transaction that no other
+//! decision interleaves with: SQLite's write lock (`BEGIN IMMEDIATE`), and
+//! on PostgreSQL a transaction advisory lock taken first.
 
 use crate::row::{col_i64, col_opt_f64, col_opt_i64, col_opt_str, col_str, query_error};
 use crate::sql::SqlStore;
@@ -21,7 +21,7 @@ const ALERTS_LOCK: i64 = 7_201_964_018;
 const TRIGGERS_LOCK: i64 = 7_201_964_019;
 
 const EVENT_COLUMNS: &str = "event_id, model, version, check_name, status, value, threshold, rows_read, window_start_ms, window_end_ms, at_ms, summary, detail";
-const TRIGGER_COLUMNS: &str = "trigger_id, pipeline, kind, fire_key, evidence, state, created_ms, agent, lease_ms, attempts, run_id, note, ended_ms";
+const TRIGGER_COLUMNS: &str = "trigger_id, pipeline, kind, fire_key, evidence, state, created_ms, agent, lease_ms, attempts, run_id, note, ended_ms, git_commit";
 
 fn event_of(r: &AnyRow) -> Result<MonitorEvent> {
     let id = col_str(r, "event_id");
@@ -64,6 +64,7 @@ fn trigger_of(r: &AnyRow) -> Result<TriggeredRun> {
         kind: col_str(r, "kind"),
         key: col_str(r, "fire_key"),
         evidence: col_str(r, "evidence"),
+        commit: col_opt_str(r, "git_commit"),
         created_ms: col_i64(r, "created_ms"),
         agent: col_opt_str(r, "agent"),
         lease_ms: col_i64(r, "lease_ms"),
@@ -101,7 +102,7 @@ impl SqlStore {
 
     async fn insert_trigger(tx: &mut Tx, t: &TriggeredRun) -> Result<()> {
         let sql = format!(
-            "INSERT INTO triggered_runs ({TRIGGER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, 0, 0, NULL, $8, $9)"
+            "INSERT INTO triggered_runs ({TRIGGER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, 0, 0, NULL, $8, $9, $10)"
         );
         sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(&t.trigger_id)
@@ -113,6 +114,7 @@ impl SqlStore {
             .bind(t.created_ms)
             .bind(t.note.clone())
             .bind(t.ended_ms)
+            .bind(t.commit.clone())
             .execute(&mut **tx)
             .await
             .map_err(query_error("queue a triggered run"))?;
@@ -274,6 +276,12 @@ impl LoopStore for SqlStore {
 
     async fn fire_trigger(&self, f: &Firing) -> Result<Fired> {
         let what = "queue a triggered run";
+        if let Some(c) = f.commit.as_deref().filter(|c| !crate::is_commit(c)) {
+            return Err(Error::Invalid(format!(
+                "a trigger's commit is 40 lowercase hex digits, not `{}`",
+                c.escape_debug()
+            )));
+        }
         let mut tx = self.decide(TRIGGERS_LOCK, what).await?;
         let seen = sqlx::query(
             "SELECT trigger_id FROM triggered_runs WHERE pipeline = $1 AND fire_key = $2",
@@ -305,6 +313,7 @@ impl LoopStore for SqlStore {
             kind: f.kind.clone(),
             key: f.key.clone(),
             evidence: f.evidence.clone(),
+            commit: f.commit.clone(),
             state: TriggerState::Queued,
             created_ms: f.now_ms,
             agent: None,

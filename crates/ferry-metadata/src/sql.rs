@@ -33,6 +33,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (17, include_str!("../migrations/0017_runs_by_duration.sql")),
     (18, include_str!("../migrations/0018_monitors.sql")),
     (19, include_str!("../migrations/0019_rollout_replicas.sql")),
+    (20, include_str!("../migrations/0020_trigger_commit.sql")),
 ];
 
 pub struct SqlStore {

@@ -75,6 +75,9 @@ pub trait Rollouts: Send + Sync {
     ) -> std::result::Result<String, String>;
 }
 
+/// The kind of a run a pull (merge) request's webhook triggered.
+pub const PULL_REQUEST: &str = "pull_request";
+
 /// Reads an environment variable.
 pub type Env = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 
@@ -342,6 +345,7 @@ impl Agent {
                 kind,
                 key,
                 evidence,
+                commit: None,
                 now_ms: now,
                 cooldown_ms: on.cooldown_ms as i64,
             };
@@ -483,6 +487,12 @@ impl Agent {
         rollouts: &dyn Rollouts,
         alerts: &mut Vec<Sent>,
     ) -> Result<Option<String>> {
+        // A pull request's commit is not merged: its run is built and
+        // judged (and recorded), never rolled out, and its failure is the
+        // pull request's to show, not an alert.
+        if t.kind == PULL_REQUEST {
+            return Ok(None);
+        }
         let model = p.pipeline.register.as_ref().map(|r| r.model.to_string());
         let tell = |check: &str, notice: Notice, text: String| {
             let a = p

@@ -175,15 +175,26 @@ impl TriggerState {
 #[derive(Debug, Clone)]
 pub struct Firing {
     pub pipeline: String,
-    /// `schedule`, `drift`, `decay`, `data`, `manual`.
+    /// `schedule`, `drift`, `decay`, `data`, `manual`; `push` and
+    /// `pull_request` from a forge's webhook.
     pub kind: String,
     /// What fired it; the same key never queues twice.
     pub key: String,
     pub evidence: String,
+    /// The commit to run the pipeline at (40 hex digits, checked by
+    /// [`is_commit`]); `None`: the agent's work tree as it is.
+    pub commit: Option<String>,
     pub now_ms: i64,
     /// A firing within this of the pipeline's last triggered run is
     /// ignored (recorded, not run). A person's (`manual`) is never.
     pub cooldown_ms: i64,
+}
+
+/// Whether `s` is a full commit id as git spells it: 40 lowercase hex
+/// digits (SHA-1). The only form of a commit a trigger carries, so
+/// nothing else ever reaches git as an argument.
+pub fn is_commit(s: &str) -> bool {
+    s.len() == 40 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 /// What came of a [`Firing`].
@@ -210,6 +221,10 @@ pub struct TriggeredRun {
     pub kind: String,
     pub key: String,
     pub evidence: String,
+    /// The commit it runs the pipeline at (schema 20); `None`: the agent's
+    /// work tree as it is.
+    #[serde(default)]
+    pub commit: Option<String>,
     pub state: TriggerState,
     pub created_ms: i64,
     /// The agent that holds (or last held) it.
@@ -297,6 +312,21 @@ pub trait LoopStore: Send + Sync {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_commit_is_forty_lowercase_hex_digits() {
+        assert!(is_commit("0123456789abcdef0123456789abcdef01234567"));
+        for bad in [
+            "",
+            "0123456789abcdef",
+            "0123456789ABCDEF0123456789abcdef01234567",
+            "0123456789abcdef0123456789abcdef0123456g",
+            "--upload-pack=touch /tmp/x0123456789abcdef",
+            "0123456789abcdef0123456789abcdef012345678",
+        ] {
+            assert!(!is_commit(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn an_alert_is_told_once_again_after_its_cooldown_and_on_recovery() {

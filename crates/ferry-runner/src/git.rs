@@ -105,6 +105,87 @@ pub fn worktree_at(root: &Path, commit: &str, into: &Path) -> Result<PathBuf, St
     Ok(into.join(rel))
 }
 
+/// Whether the repository that holds `root` has `commit` (a full commit
+/// id, 40 hex digits; anything else is not asked about).
+pub fn has_commit(root: &Path, commit: &str) -> bool {
+    let Some(top) = work_tree_top(root) else {
+        return false;
+    };
+    if !ferry_metadata::is_commit(commit) {
+        return false;
+    }
+    std::process::Command::new("git")
+        .args(["cat-file", "-e"])
+        .arg(format!("{commit}^{{commit}}"))
+        .current_dir(top)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Fetches `commit` from the repository's `origin` (`git fetch origin
+/// <commit>`), so a commit pushed since the work tree was cloned can be
+/// checked out. Only a full commit id is ever passed, as an argument and
+/// not through a shell; git asks for no credentials on a terminal.
+pub fn fetch_commit(root: &Path, commit: &str) -> Result<(), String> {
+    let top = work_tree_top(root).ok_or("the project is not in a git repository")?;
+    if !ferry_metadata::is_commit(commit) {
+        return Err(format!("`{commit}` is not a full commit id"));
+    }
+    let out = std::process::Command::new("git")
+        .args([
+            "fetch",
+            "--quiet",
+            "--no-tags",
+            "--no-recurse-submodules",
+            "origin",
+        ])
+        .arg(commit)
+        .current_dir(top)
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run git: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "git fetch origin {commit}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(())
+}
+
+/// Removes a worktree [`worktree_at`] made (`git worktree remove
+/// --force`), and its folder should git not.
+pub fn remove_worktree(root: &Path, worktree: &Path) -> Result<(), String> {
+    let top = work_tree_top(root).ok_or("the project is not in a git repository")?;
+    let out = std::process::Command::new("git")
+        .args(["worktree", "remove", "--force", "--force"])
+        .arg(worktree)
+        .current_dir(top)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run git: {e}"))?;
+    if out.status.success() && !worktree.exists() {
+        return Ok(());
+    }
+    let why = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+    match std::fs::remove_dir_all(worktree) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(format!("cannot remove {}: {e} ({why})", worktree.display())),
+    }
+    // What git kept of it goes once its folder is gone.
+    let _ = std::process::Command::new("git")
+        .args(["worktree", "prune"])
+        .current_dir(top)
+        .stdin(std::process::Stdio::null())
+        .output();
+    Ok(())
+}
+
 /// Which commits' locks and pointers a remote's garbage collection keeps
 /// (`ferry gc --remote --all-commits ...`); none of them: the work tree only.
 #[derive(Debug, Clone, Default)]
@@ -148,6 +229,29 @@ fn git_out(root: &Path, args: &[&str]) -> Result<Vec<u8>, String> {
         ));
     }
     Ok(out.stdout)
+}
+
+/// The commit `rev` names and its first parents, newest first, at most
+/// `max`; `None` when git does not know `rev` here. Only a name that
+/// cannot be read as an option reaches git, as one argument (`ferry
+/// report --compare`, a base branch CI names).
+pub fn first_parents(root: &Path, rev: &str, max: usize) -> Option<Vec<String>> {
+    let plain = !rev.is_empty()
+        && !rev.starts_with('-')
+        && rev
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '.' | '_' | '-' | '~' | '^'));
+    if !plain {
+        return None;
+    }
+    let max = format!("--max-count={max}");
+    let rev = format!("{rev}^{{commit}}");
+    let out = git_out(root, &["rev-list", "--first-parent", &max, &rev, "--"]).ok()?;
+    let commits: Vec<String> = String::from_utf8_lossy(&out)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    (!commits.is_empty()).then_some(commits)
 }
 
 /// The commits `sel` names, each once.
@@ -330,5 +434,69 @@ mod tests {
         // Dropped unasked: git finishes; it never takes the index's lock.
         drop(DirtyProbe::start(d.path()));
         assert!(!d.path().join(".git/index.lock").exists());
+    }
+
+    fn head(dir: &Path) -> String {
+        head_commit(dir).unwrap_or_else(|| panic!("no HEAD in {}", dir.display()))
+    }
+
+    #[test]
+    fn a_commit_runs_in_place_when_the_work_tree_is_clean_at_it_and_else_in_a_worktree() {
+        let d = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let repo = d.path().join("repo");
+        let home = repo.join("churn");
+        std::fs::create_dir_all(&home).unwrap_or_else(|e| panic!("{e}"));
+        git(&repo, &["init", "-q"]);
+        std::fs::write(home.join("ferry.yaml"), "").unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(home.join("a.txt"), "one").unwrap_or_else(|e| panic!("{e}"));
+        git(&repo, &["add", "."]);
+        git(&repo, &["commit", "-qm", "one"]);
+        let first = head(&home);
+        std::fs::write(home.join("a.txt"), "two").unwrap_or_else(|e| panic!("{e}"));
+        git(&repo, &["commit", "-qam", "two"]);
+        let second = head(&home);
+        let home = std::fs::canonicalize(&home).unwrap_or_else(|e| panic!("{e}"));
+
+        // HEAD, clean: the project itself.
+        let here = crate::at_commit(&home, &second, "t1-1").unwrap_or_else(|e| panic!("{e}"));
+        assert!(!here.checked_out());
+        assert_eq!(here.root, home);
+        drop(here);
+
+        // An older commit: checked out under .ferry/worktrees, run as the
+        // project (its name, its store), its own files.
+        let there = crate::at_commit(&home, &first, "t2-1").unwrap_or_else(|e| panic!("{e}"));
+        assert!(there.checked_out());
+        let tree = home.join(".ferry/worktrees/t2-1");
+        assert_eq!(there.root, tree.join("churn"));
+        assert_eq!(
+            std::fs::read_to_string(there.root.join("a.txt")).unwrap_or_default(),
+            "one"
+        );
+        assert_eq!(there.pipeline.name, "churn");
+        assert_eq!(there.layout().home(), home);
+        assert_eq!(there.layout().store_url(), crate::store_url(&home));
+        assert_eq!(there.layout().index(), there.root.join(".ferry/index"));
+        assert_eq!(head_commit(&there.root).as_deref(), Some(first.as_str()));
+        drop(there);
+        assert!(!tree.exists(), "removed once the run is done");
+
+        // HEAD but dirty: checked out, so the run is the commit's.
+        std::fs::write(home.join("a.txt"), "three").unwrap_or_else(|e| panic!("{e}"));
+        let dirty = crate::at_commit(&home, &second, "t3-1").unwrap_or_else(|e| panic!("{e}"));
+        assert!(dirty.checked_out());
+        assert_eq!(
+            std::fs::read_to_string(dirty.root.join("a.txt")).unwrap_or_default(),
+            "two"
+        );
+        drop(dirty);
+
+        // A commit the repository lacks, with no origin to fetch it from.
+        let e = crate::at_commit(&home, &"1".repeat(40), "t4-1").unwrap_err();
+        assert!(e.contains("not in the repository"), "{e}");
+        for (bad, name) in [("HEAD", "t5-1"), (first.as_str(), "../x")] {
+            assert!(crate::at_commit(&home, bad, name).is_err(), "{bad} {name}");
+        }
+        assert!(!home.join(".ferry/worktrees/t4-1").exists());
     }
 }

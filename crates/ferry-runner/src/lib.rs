@@ -9,6 +9,7 @@
 //! (`settle.rs`) and runs commands through an [`Executor`] ([`run_with`]
 //! takes one; [`run`] uses [`LocalProcesses`]).
 
+mod at_commit;
 mod budget;
 mod checks;
 mod confine;
@@ -31,9 +32,10 @@ mod shared;
 mod stage_task;
 mod tracking;
 
+pub use at_commit::{AtCommit, at_commit};
 pub use budget::BudgetCheck;
 pub use executor::{Executor, LocalProcesses, StageCommand};
-pub use git::{Revisions, head_commit, is_dirty, work_tree_top, worktree_at};
+pub use git::{Revisions, first_parents, head_commit, is_dirty, work_tree_top, worktree_at};
 pub use history::{History, local_history, remote_history};
 pub use pointers::{POINTER_SUFFIX, Pointer, add, all as pointers};
 pub use project::{LOCK_FILE, Layout, Project, SPEC_FILE, store_url};

@@ -20,19 +20,43 @@ pub struct Project {
 /// project's files, and everything under `.ferry/`. The one place these
 /// names are spelled; the runner, the CLI and the servers' defaults ask it.
 /// Pure: it computes paths and touches nothing.
+///
+/// A checkout ([`Layout::checkout`]) is a commit's files in a worktree run
+/// as the project they belong to: its files are the worktree's, what is
+/// under `.ferry/` (store, cache, environments, artifacts, logs, the run
+/// lock) is the project's, but the stat index, whose entries describe the
+/// worktree's files.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Layout {
     root: PathBuf,
+    /// The project whose `.ferry/` a checkout uses; `None`: `root`'s own.
+    home: Option<PathBuf>,
 }
 
 impl Layout {
     /// The layout of the project (or would-be project) at `root`.
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
+        Self {
+            root: root.into(),
+            home: None,
+        }
     }
-    /// The project folder.
+    /// The files of another commit checked out at `root`, run as the
+    /// project at `home`.
+    pub fn checkout(root: impl Into<PathBuf>, home: impl Into<PathBuf>) -> Self {
+        Self {
+            root: root.into(),
+            home: Some(home.into()),
+        }
+    }
+    /// The project folder (a checkout's: the worktree's).
     pub fn root(&self) -> &Path {
         &self.root
+    }
+    /// The project the runs are of: `root`, or the project a checkout was
+    /// made from.
+    pub fn home(&self) -> &Path {
+        self.home.as_deref().unwrap_or(&self.root)
     }
     /// `ferry.yaml`.
     pub fn spec_file(&self) -> PathBuf {
@@ -42,9 +66,9 @@ impl Layout {
     pub fn lock_file(&self) -> PathBuf {
         self.root.join(LOCK_FILE)
     }
-    /// `.ferry/`, where everything else lives.
+    /// `.ferry/`, where everything else lives (a checkout's: its home's).
     pub fn ferry_dir(&self) -> PathBuf {
-        self.root.join(".ferry")
+        self.home().join(".ferry")
     }
     /// `.ferry/ferry.db`, the embedded store.
     pub fn db(&self) -> PathBuf {
@@ -90,9 +114,15 @@ impl Layout {
     pub fn cache(&self) -> PathBuf {
         self.ferry_dir().join("cache")
     }
-    /// `.ferry/index`: the stat index.
+    /// `.ferry/index`: the stat index, always the root's own (its entries
+    /// are the root's files).
     pub fn index(&self) -> PathBuf {
-        self.ferry_dir().join("index")
+        self.root.join(".ferry").join("index")
+    }
+    /// `.ferry/worktrees`: where the agent checks out the commits triggers
+    /// name, one folder a run, removed after it.
+    pub fn worktrees(&self) -> PathBuf {
+        self.ferry_dir().join("worktrees")
     }
     /// `.ferry/envs`: Python environments.
     pub fn envs(&self) -> PathBuf {
@@ -166,7 +196,19 @@ impl Project {
     /// spec names that exist where the project is (a stage's task brings
     /// only that stage's files).
     pub fn load_with(root: &Path, elsewhere: &[String]) -> Result<Self> {
-        let layout = Layout::new(root);
+        Self::load_layout(Layout::new(root), elsewhere)
+    }
+
+    /// Loads another commit's files checked out at `root` as the project
+    /// at `home` ([`Layout::checkout`]): its runs are recorded in `home`'s
+    /// store, with `home`'s cache and environments, and a spec without a
+    /// `name:` names the pipeline after `home`'s folder, as there.
+    pub fn load_checkout(root: &Path, home: &Path) -> Result<Self> {
+        Self::load_layout(Layout::checkout(root, home), &[])
+    }
+
+    fn load_layout(layout: Layout, elsewhere: &[String]) -> Result<Self> {
+        let root = layout.root().to_owned();
         let spec_path = layout.spec_file();
         let bytes = std::fs::read(&spec_path).map_err(|e| Error::Io {
             action: "read",
@@ -174,15 +216,19 @@ impl Project {
             source: e,
         })?;
         let text = ferry_spec::spec_text(SPEC_FILE, &bytes).map_err(Error::Spec)?;
-        let default_name = root.file_name().map_or_else(
+        let default_name = layout.home().file_name().map_or_else(
             || "pipeline".to_owned(),
             |n| n.to_string_lossy().into_owned(),
         );
-        let pipeline =
-            ferry_spec::load(SPEC_FILE, &text, &default_name, &DiskFiles(root, elsewhere))
-                .map_err(Error::Spec)?;
+        let pipeline = ferry_spec::load(
+            SPEC_FILE,
+            &text,
+            &default_name,
+            &DiskFiles(&root, elsewhere),
+        )
+        .map_err(Error::Spec)?;
         Ok(Self {
-            root: root.to_owned(),
+            root,
             pipeline,
             layout,
         })

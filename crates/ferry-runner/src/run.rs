@@ -269,7 +269,7 @@ pub fn run_with(
         git_commit: crate::git::head_commit(&project.root),
         git_dirty: dirty.and_then(crate::git::DirtyProbe::wait),
         env_fingerprint: env.as_ref().map(|e| e.fingerprint.to_hex()),
-        source_name: project.root.display().to_string(),
+        source_name: project.layout().home().display().to_string(),
         workspace: project.pipeline.workspace.clone(),
         project: project_name(project),
     })?;
@@ -352,9 +352,9 @@ pub fn run_with(
     Ok(report)
 }
 
-/// The project's name: its folder's.
+/// The project's name: its folder's (a checkout's: its home's).
 fn project_name(project: &Project) -> String {
-    project.root.file_name().map_or_else(
+    project.layout().home().file_name().map_or_else(
         || "project".to_owned(),
         |n| n.to_string_lossy().into_owned(),
     )

@@ -29,6 +29,10 @@ pub enum Code {
     Unauthenticated,
     /// Not allowed: 403, MLflow's plain-text `Permission denied`.
     PermissionDenied,
+    /// A webhook delivery whose signature (token) is missing or wrong:
+    /// 401, in JSON, with no challenge (a forge has no credentials to
+    /// offer).
+    BadSignature,
 }
 
 impl Code {
@@ -47,6 +51,7 @@ impl Code {
             Code::UnsupportedMedia => "BAD_REQUEST",
             Code::Unauthenticated => "UNAUTHENTICATED",
             Code::PermissionDenied => "PERMISSION_DENIED",
+            Code::BadSignature => "UNAUTHENTICATED",
         }
     }
     fn status(self) -> StatusCode {
@@ -58,7 +63,7 @@ impl Code {
             Code::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Code::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Code::UnsupportedMedia => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Code::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Code::Unauthenticated | Code::BadSignature => StatusCode::UNAUTHORIZED,
             Code::PermissionDenied => StatusCode::FORBIDDEN,
             _ => StatusCode::BAD_REQUEST,
         }
@@ -141,6 +146,20 @@ impl ApiError {
         Self {
             code: Code::PermissionDenied,
             message: ferry_auth::credentials::FORBIDDEN.into(),
+        }
+    }
+    /// No such endpoint (404, as for an unknown path).
+    pub fn no_endpoint(message: impl Into<String>) -> Self {
+        Self {
+            code: Code::EndpointNotFound,
+            message: message.into(),
+        }
+    }
+    /// A webhook delivery that is not signed by its forge (401).
+    pub fn bad_signature(message: impl Into<String>) -> Self {
+        Self {
+            code: Code::BadSignature,
+            message: message.into(),
         }
     }
     /// A required field that is missing.

@@ -11,6 +11,7 @@ pub mod artifacts;
 pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod hooks;
 mod routes;
 pub mod wire;
 
@@ -37,6 +38,9 @@ pub struct AppState {
     pub webhook_hosts: Arc<[String]>,
     /// What the dashboard reads besides the store (the prediction log).
     pub dashboard: ferry_dashboard::Settings,
+    /// The forges whose webhooks trigger runs (`ferry server --hooks`);
+    /// `None`: `/hooks/*` answers 404.
+    pub hooks: Option<Arc<hooks::Hooks>>,
 }
 
 pub(crate) fn now_ms() -> i64 {
@@ -139,10 +143,18 @@ pub fn router(state: AppState, gate: Option<Arc<auth::Gate>>) -> Router {
         .route("/budgets/list", get(c::list))
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY));
     let auth_api = auth::routes().layer(axum::middleware::from_fn(auth::needs_gate));
+    // Forges' webhooks: authenticated by their signature, not by the gate;
+    // they read their own body, within `hooks::MAX_BODY`.
+    use routes::hooks as h;
+    let webhooks = Router::new()
+        .route("/hooks/github", post(h::github))
+        .route("/hooks/gitlab", post(h::gitlab))
+        .layer(DefaultBodyLimit::disable());
     let app = Router::new()
         .nest("/api/2.0/mlflow", mlflow)
         .nest("/api/2.0/ferry", ferry)
         .merge(auth_api)
+        .merge(webhooks)
         .route("/api/2.0/mlflow-artifacts/artifacts", get(a::list))
         .route("/api/2.0/mlflow-artifacts/artifacts/{*path}", artifact_file)
         .route("/api/3.0/mlflow/server-info", get(server_info))
@@ -237,6 +249,8 @@ pub struct ServerConfig {
     pub logs: Option<std::path::PathBuf>,
     /// What measures drift on the dashboard's Monitoring page.
     pub drift: Option<std::sync::Arc<dyn ferry_dashboard::monitoring::DriftEngine>>,
+    /// See [`AppState::hooks`].
+    pub hooks: Option<hooks::Hooks>,
 }
 
 /// The answer to a request whose body arrived too slowly (the mlflow
@@ -290,6 +304,7 @@ pub async fn serve(cfg: ServerConfig, ready: impl FnOnce(SocketAddr)) -> Result<
             artifacts: Some(cfg.artifacts),
             drift: cfg.drift,
         },
+        hooks: cfg.hooks.map(Arc::new),
     };
     let app = router(state, Some(gate)).layer(axum::middleware::from_fn(log_requests));
     let listener = tokio::net::TcpListener::bind(cfg.addr)
@@ -380,6 +395,7 @@ impl Embedded {
                         bodies: ferry_http::BodyBudget::default(),
                         webhook_hosts: Arc::new([]),
                         dashboard: Default::default(),
+                        hooks: None,
                     };
                     let addr = SocketAddr::from(([127, 0, 0, 1], 0));
                     let listener = tokio::net::TcpListener::bind(addr)

@@ -1,14 +1,18 @@
-//! `ferry ci export github`: the CI workflow for this pipeline, from what
-//! ferry.yaml says of its inputs (`ferry-ci` writes it; this module finds
-//! the repository, the inputs and the secrets).
+//! `ferry ci export github|gitlab|jenkins`: the CI file for this pipeline,
+//! from what ferry.yaml says of its inputs (`ferry-ci` writes it; this
+//! module finds the repository, the inputs, the secrets and the reports).
 
 use crate::cli::CiExportArgs;
 use crate::exit::{self, usage};
 use anyhow::{Context, Result};
+use ferry_ci::System;
 use ferry_runner::{POINTER_SUFFIX, Project};
 use std::path::Path;
 
 pub fn export(ctx: &crate::ctx::Ctx, args: &CiExportArgs) -> Result<u8> {
+    // The CLI takes only the systems' names.
+    let system = System::parse(&args.system)
+        .ok_or_else(|| usage(format!("`{}` is not a CI system", args.system)))?;
     let project = ctx.project()?;
     let repo = ferry_runner::work_tree_top(&project.root).ok_or_else(|| {
         usage(format!(
@@ -22,11 +26,15 @@ pub fn export(ctx: &crate::ctx::Ctx, args: &CiExportArgs) -> Result<u8> {
     let file = args
         .output
         .clone()
-        .unwrap_or_else(|| format!(".github/workflows/ferry-{name}.yml"));
-    let (secrets, notes) = secrets(&project);
+        .unwrap_or_else(|| system.default_file(&name));
+    let (secrets, notes) = secrets(&project, system);
     let w = ferry_ci::Workflow {
         pipeline: name,
         inputs: inputs(&project, &project_dir, &file),
+        requirements: p
+            .env
+            .as_ref()
+            .map(|e| in_repo(&project_dir, &e.requirements)),
         project_dir,
         branch: args.branch.clone(),
         install: args
@@ -38,7 +46,7 @@ pub fn export(ctx: &crate::ctx::Ctx, args: &CiExportArgs) -> Result<u8> {
         reports: reports(&project),
         file: file.clone(),
     };
-    let text = ferry_ci::github(&w).map_err(|e| usage(e.to_string()))?;
+    let text = system.write(&w).map_err(|e| usage(e.to_string()))?;
     let path = repo.join(&file);
     let now = std::fs::read_to_string(&path).ok();
     if args.check {
@@ -46,9 +54,21 @@ pub fn export(ctx: &crate::ctx::Ctx, args: &CiExportArgs) -> Result<u8> {
             eprintln!("{file} is up to date");
             exit::OK
         } else {
-            eprintln!("{file} is not what this pipeline writes: run `ferry ci export github`");
+            eprintln!("{file} is not what this pipeline writes: run `ferry ci export {system}`");
             1
         });
+    }
+    if let Some(now) = &now
+        && !system.wrote(now, &w.pipeline)
+    {
+        return Err(usage(format!(
+            "{file} is not a file ferry wrote for this pipeline, and stays as it is: write this one elsewhere with --output PATH{}",
+            match system {
+                System::Github => "",
+                System::Gitlab => " and `include:` it from .gitlab-ci.yml",
+                System::Jenkins => " and make it a Multibranch Pipeline job's Script Path",
+            }
+        )));
     }
     for n in notes {
         eprintln!("note: {n}");
@@ -66,7 +86,45 @@ pub fn export(ctx: &crate::ctx::Ctx, args: &CiExportArgs) -> Result<u8> {
         "wrote {file}: runs when one of its {} inputs changes",
         w.inputs.len()
     );
+    for n in next_steps(system, &file, &w) {
+        eprintln!("note: {n}");
+    }
     Ok(exit::OK)
+}
+
+/// What is left to do in the CI system for the file to run: include it,
+/// point a job at it, define the secrets it names.
+fn next_steps(system: System, file: &str, w: &ferry_ci::Workflow) -> Vec<String> {
+    let secrets = w.secret_names().join(", ");
+    let mut out = Vec::new();
+    match system {
+        System::Github => {
+            if !secrets.is_empty() {
+                out.push(format!("add the repository's secrets {secrets}"));
+            }
+        }
+        System::Gitlab => {
+            if file != ".gitlab-ci.yml" {
+                out.push(format!(
+                    "include it from .gitlab-ci.yml: `include: [{{local: {file}}}]`"
+                ));
+            }
+            if !secrets.is_empty() {
+                out.push(format!("define the project's CI/CD variables {secrets}"));
+            }
+        }
+        System::Jenkins => {
+            out.push(format!(
+                "run it with a Multibranch Pipeline job whose Script Path is {file}"
+            ));
+            if !secrets.is_empty() {
+                out.push(format!(
+                    "add Secret text credentials with the IDs {secrets}"
+                ));
+            }
+        }
+    }
+    out
 }
 
 /// `path` from `base` with `/` (`""` when they are the same folder).
@@ -116,25 +174,25 @@ fn inputs(project: &Project, project_dir: &str, file: &str) -> Vec<String> {
             paths.push(dep.clone());
         }
     }
-    let mut out: Vec<String> = paths
-        .into_iter()
-        .map(|p| {
-            if project_dir.is_empty() {
-                p
-            } else {
-                format!("{project_dir}/{p}")
-            }
-        })
-        .collect();
+    let mut out: Vec<String> = paths.iter().map(|p| in_repo(project_dir, p)).collect();
     out.push(file.to_owned());
     out.sort();
     out.dedup();
     out
 }
 
+/// A project path as a repository path.
+fn in_repo(project_dir: &str, path: &str) -> String {
+    if project_dir.is_empty() {
+        path.to_owned()
+    } else {
+        format!("{project_dir}/{path}")
+    }
+}
+
 /// The secrets the run needs (by the variables the remotes read), and
 /// notes on remotes CI cannot use as they are.
-fn secrets(project: &Project) -> (Vec<String>, Vec<String>) {
+fn secrets(project: &Project, system: System) -> (Vec<String>, Vec<String>) {
     let mut names = Vec::new();
     let mut notes = Vec::new();
     for r in &project.pipeline.remotes {
@@ -143,8 +201,13 @@ fn secrets(project: &Project) -> (Vec<String>, Vec<String>) {
                 names.extend(["AWS_ACCESS_KEY_ID".to_owned(), "AWS_SECRET_ACCESS_KEY".to_owned()]);
             }
             Ok(ferry_spec::Location::Gcs { .. }) => notes.push(format!(
-                "remote `{}` is on GCS: add google-github-actions/auth before `ferry run` (workload identity), the workflow names no key",
-                r.name
+                "remote `{}` is on GCS: {}, the file names no key",
+                r.name,
+                match system {
+                    System::Github => "add google-github-actions/auth before `ferry run` (workload identity)",
+                    System::Gitlab => "give the job Google credentials before `ferry run` (GitLab's workload identity federation, or a CI/CD variable of type File named by GOOGLE_APPLICATION_CREDENTIALS)",
+                    System::Jenkins => "give the agent Google credentials before `ferry run` (its service account, or a Secret file credential bound to GOOGLE_APPLICATION_CREDENTIALS)",
+                }
             )),
             _ => notes.push(format!(
                 "remote `{}` is a folder, which a CI runner cannot reach: the run there will not share its cache",

@@ -55,6 +55,8 @@ pub enum Command {
     },
     /// Past runs
     Runs(RunsArgs),
+    /// What a change does to the model: a run beside its base (the base branch's latest run, a version's run or an earlier one): params, metrics with deltas, gates, data checks and drift, stages and why, cost; `--post` puts it on the pull request
+    Report(ReportArgs),
     /// Show the output a run's stages wrote
     Logs {
         /// A run id, a unique prefix of it, `latest` or `latest~N`
@@ -174,7 +176,7 @@ pub enum Command {
     /// Write manifests to run ferry elsewhere: `ferry export k8s server|gateway` for Kubernetes, `ferry export argo` for Argo Workflows
     #[command(subcommand)]
     Export(ExportCommand),
-    /// Continuous integration: `ferry ci export github` writes the workflow that runs this pipeline when its inputs change
+    /// Continuous integration: `ferry ci export github|gitlab|jenkins` writes the CI file that runs this pipeline when its inputs change
     #[command(subcommand)]
     Ci(CiCommand),
     /// One stage away from its project: what a stage's Kubernetes pod runs (`ferry stage run TASK`)
@@ -212,25 +214,25 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum CiCommand {
-    /// Write (or check) the CI workflow for this pipeline: on pushes and pull requests that change its inputs, ferry installed from its wheel, the remote's run cache restored, what ran pushed from the default branch only
+    /// Write (or check) the CI file for this pipeline (a GitHub Actions workflow, a GitLab CI job, a Jenkinsfile): on pushes to the default branch and pull/merge requests that change its inputs, ferry installed from its wheel, the remote's run cache restored, what ran pushed from the default branch only, the reports kept
     Export(CiExportArgs),
 }
 
 #[derive(Debug, Args)]
 pub struct CiExportArgs {
-    /// The CI system
-    #[arg(value_parser = ["github"])]
+    /// The CI system: github (GitHub Actions), gitlab (GitLab CI) or jenkins (a declarative Jenkinsfile)
+    #[arg(value_parser = ["github", "gitlab", "jenkins"])]
     pub system: String,
-    /// Where the workflow goes, from the repository's root (default: .github/workflows/ferry-PIPELINE.yml)
+    /// Where the file goes, from the repository's root (default: .github/workflows/ferry-PIPELINE.yml, .gitlab-ci.yml, Jenkinsfile; a repository has one .gitlab-ci.yml: write e.g. ci/ferry-PIPELINE.gitlab-ci.yml and `include:` it from yours)
     #[arg(long, value_name = "PATH")]
     pub output: Option<String>,
     /// The branch whose pushes share what ran with the remote
     #[arg(long, default_value = "main")]
     pub branch: String,
-    /// What `uv tool install` installs ferry from: the wheel's package (default: ferry-ml at this version) or a wheel's URL
+    /// What uv installs ferry from: the wheel's package (default: ferry-ml at this version) or a wheel's URL
     #[arg(long, value_name = "SPEC")]
     pub install: Option<String>,
-    /// Record the runs to this `ferry server` (the token from the secret FERRY_TOKEN)
+    /// Record the runs to this `ferry server` (the token from the CI's secret FERRY_TOKEN: a GitHub secret, a GitLab CI/CD variable, a Jenkins credential)
     #[arg(long, value_name = "URL")]
     pub server: Option<String>,
     /// Write nothing: exit 1 when the file is not what this pipeline writes
@@ -896,6 +898,9 @@ pub struct ServerArgs {
     pub predictions: Option<PathBuf>,
     #[command(flatten)]
     pub oidc: OidcArgs,
+    /// Take GitHub and GitLab webhooks at /hooks/github and /hooks/gitlab: a YAML file naming each forge's secret's environment variable and which repositories and branches trigger which pipeline (`ferry agent` runs them at the pushed commit)
+    #[arg(long, value_name = "FILE")]
+    pub hooks: Option<PathBuf>,
 }
 
 /// Single sign-on: accept an OpenID Connect provider's ID tokens as Bearer
@@ -1170,6 +1175,29 @@ pub struct RunsArgs {
     pub place: Place,
     #[command(subcommand)]
     pub command: RunsCommand,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The run: an id, a unique prefix of it, `latest` or `latest~N` (default: the pipeline's newest run)
+    pub run: Option<String>,
+    /// The base: a git ref or commit (its latest run, or that of the nearest commit before it with one), a version (`iris@production`, `iris/3`) or a run; default: the pull request's base branch in CI, else the run before
+    #[arg(long, value_name = "REF")]
+    pub compare: Option<String>,
+    /// As Markdown, for a pull-request comment
+    #[arg(long, conflicts_with = "json")]
+    pub md: bool,
+    /// As JSON on stdout
+    #[arg(long)]
+    pub json: bool,
+    /// Post it on the pull request, or edit the one comment posted before (GitHub: GITHUB_TOKEN; GitLab: GITLAB_TOKEN; default: the CI system this runs in)
+    #[arg(long, value_name = "FORGE", num_args = 0..=1, default_missing_value = "auto", value_parser = ["auto", "github", "gitlab"])]
+    pub post: Option<String>,
+    /// The pull (merge) request to post on (default: the one CI runs for)
+    #[arg(long, value_name = "N", requires = "post")]
+    pub pr: Option<u64>,
+    #[command(flatten)]
+    pub place: Place,
 }
 
 #[derive(Debug, Subcommand)]

@@ -47,6 +47,7 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
             json,
             remote: None,
         } => status(&ctx, &stages, json),
+        Command::Report(a) => crate::report::report(&ctx, &a),
         Command::Runs(r) => {
             let h = ctx.reader(&r.place)?.history()?;
             match r.command {
@@ -665,7 +666,7 @@ fn runs_show(h: &dyn ferry_runner::History, run: &str, json: bool) -> Result<u8>
 
 /// Registry errors a user caused (no such version, an invalid alias) are
 /// usage errors.
-fn runner_store_err(e: ferry_runner::Error) -> anyhow::Error {
+pub(crate) fn runner_store_err(e: ferry_runner::Error) -> anyhow::Error {
     match e {
         ferry_runner::Error::Store(s) => store_err(s),
         ferry_runner::Error::Remote(e) => crate::exit::client_err(e),
@@ -1048,6 +1049,9 @@ fn server(ctx: &Ctx, args: ServerArgs) -> Result<u8> {
     let require_auth = has_users && !ip.is_loopback();
     let place = crate::artifacts::place(&args.artifacts, layout.artifacts())?;
     let oidc = crate::serve::oidc_provider(&args.oidc)?;
+    // Every problem of the hooks file (a secret's variable not set among
+    // them) stops the server before it listens.
+    let hooks = args.hooks.as_deref().map(crate::hooks::load).transpose()?;
     init_logging(args.log_json);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -1075,13 +1079,24 @@ fn server(ctx: &Ctx, args: ServerArgs) -> Result<u8> {
             ),
             logs: Some(layout.logs()),
             drift: Some(std::sync::Arc::new(crate::data::LogDrift)),
+            hooks,
         };
+        let webhooks = cfg.hooks.as_ref().map(|h| {
+            [("github", h.github.is_some()), ("gitlab", h.gitlab.is_some())]
+                .into_iter()
+                .filter(|(_, on)| *on)
+                .map(|(f, _)| f)
+                .collect::<Vec<_>>()
+        });
         ferry_tracking::serve(cfg, move |addr| {
             eprintln!(
                 "ferry server listening on http://{addr} (store {}, artifacts {})",
                 shown.0, shown.1
             );
             eprintln!("  export MLFLOW_TRACKING_URI=http://{addr}");
+            for forge in webhooks.iter().flatten() {
+                eprintln!("  {forge} webhooks: http://{addr}/hooks/{forge} (`ferry agent` runs what they trigger)");
+            }
         })
         .await?;
         Ok::<_, anyhow::Error>(())

@@ -156,6 +156,7 @@ pub fn trigger(ctx: &Ctx, reason: Option<String>, json: bool, place: Place) -> R
                 Some(r) => format!("asked by {who}: {r}"),
                 None => format!("asked by {who}"),
             },
+            commit: None,
             now_ms: now,
             cooldown_ms: 0,
         };
@@ -179,13 +180,28 @@ struct LocalPipelines {
 
 impl Pipelines for LocalPipelines {
     fn run(&self, t: &TriggeredRun) -> std::result::Result<Ran, String> {
-        let project = ferry_runner::Project::load(&self.root).map_err(|e| e.to_string())?;
+        // A trigger that names a commit (a webhook's push or pull request)
+        // runs the pipeline at it: in place when the work tree is clean at
+        // it, else in a worktree under .ferry/worktrees, removed after.
+        let at;
+        let loaded;
+        let project = match &t.commit {
+            Some(commit) => {
+                let name = format!("{}-{}", t.trigger_id, t.attempts);
+                at = ferry_runner::at_commit(&self.root, commit, &name)?;
+                &*at
+            }
+            None => {
+                loaded = ferry_runner::Project::load(&self.root).map_err(|e| e.to_string())?;
+                &loaded
+            }
+        };
         let opts = ferry_runner::RunOptions {
             trigger: t.kind.clone(),
             ..Default::default()
         };
         let cancel = ferry_executor::CancelToken::new();
-        let report = ferry_runner::run(&project, &opts, Arc::new(ferry_runner::Silent), &cancel)
+        let report = ferry_runner::run(project, &opts, Arc::new(ferry_runner::Silent), &cancel)
             .map_err(|e| e.to_string())?;
         let succeeded = report.status == ferry_metadata::RunStatus::Succeeded;
         let failed_gates: Vec<String> = report
@@ -205,6 +221,10 @@ impl Pipelines for LocalPipelines {
                 format!("gates failed: {}", failed_gates.join(", "))
             }
             (_, s) => format!("the run ended {}", s.as_str()),
+        };
+        let message = match &t.commit {
+            Some(c) => format!("{message} (at commit {})", &c[..12.min(c.len())]),
+            None => message,
         };
         Ok(Ran {
             run_id: report.run_id.clone(),

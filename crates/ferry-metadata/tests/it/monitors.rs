@@ -32,6 +32,7 @@ fn firing(key: &str, kind: &str, at: i64) -> Firing {
         kind: kind.into(),
         key: key.into(),
         evidence: format!("{kind} fired ({key})"),
+        commit: None,
         now_ms: at,
         cooldown_ms: 60 * MIN,
     }
@@ -52,6 +53,7 @@ pub(crate) async fn conformance(s: &dyn MetadataStore) {
     events(s).await;
     alerts(s).await;
     queue(s).await;
+    commits(s).await;
 }
 
 async fn events(s: &dyn MetadataStore) {
@@ -234,6 +236,77 @@ async fn queue(s: &dyn MetadataStore) {
     assert_eq!(gone.state, TriggerState::Abandoned);
     assert_eq!(runs.len(), 3);
     assert!(s.triggered_runs(Some("wine"), 10).await.unwrap().is_empty());
+}
+
+/// A webhook's firing names the commit to run at; the store keeps it
+/// through the claim and the listing, refuses anything but a full commit
+/// id, and one delivery (its key) queues once.
+async fn commits(s: &dyn MetadataStore) {
+    const SHA: &str = "0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c";
+    let pushed = Firing {
+        pipeline: "churn".into(),
+        commit: Some(SHA.into()),
+        cooldown_ms: 0,
+        ..firing("github:72d3162e-cc78-11e3-81ab-4c9367dc0958", "push", T0)
+    };
+    let Fired::Queued { trigger } = s.fire_trigger(&pushed).await.unwrap() else {
+        panic!("a push queues");
+    };
+    assert_eq!(trigger.commit.as_deref(), Some(SHA));
+    assert_eq!(
+        s.fire_trigger(&Firing {
+            now_ms: T0 + MIN,
+            ..pushed.clone()
+        })
+        .await
+        .unwrap(),
+        Fired::Duplicate,
+        "a delivery replayed queues nothing"
+    );
+    // Without a cooldown a second push queues at once.
+    let next = Firing {
+        key: "github:second".into(),
+        commit: None,
+        now_ms: T0 + 1,
+        ..pushed.clone()
+    };
+    assert!(matches!(
+        s.fire_trigger(&next).await.unwrap(),
+        Fired::Queued { .. }
+    ));
+    for bad in [
+        "0D1A26E67D8F5EAF1F6BA5C57FC3C7D91AC0FD1C",
+        "0d1a26e",
+        "--upload-pack=x",
+        "main",
+    ] {
+        let f = Firing {
+            key: format!("github:{bad}"),
+            commit: Some(bad.into()),
+            ..pushed.clone()
+        };
+        assert!(
+            matches!(s.fire_trigger(&f).await, Err(Error::Invalid(_))),
+            "{bad} is refused"
+        );
+    }
+    let claim = Claim {
+        pipeline: "churn".into(),
+        ..claim("a", T0 + 2 * MIN)
+    };
+    let got = s.claim_trigger(&claim).await.unwrap().unwrap();
+    assert_eq!(
+        (got.trigger_id.as_str(), got.commit.as_deref()),
+        (trigger.trigger_id.as_str(), Some(SHA))
+    );
+    s.trigger_started(&got.trigger_id, "a", "run-churn")
+        .await
+        .unwrap();
+    let of_run = s.trigger_of_run("run-churn").await.unwrap().unwrap();
+    assert_eq!(of_run.commit.as_deref(), Some(SHA));
+    let listed = s.triggered_runs(Some("churn"), 10).await.unwrap();
+    let commits: Vec<Option<&str>> = listed.iter().map(|t| t.commit.as_deref()).collect();
+    assert_eq!(commits, [None, Some(SHA)], "newest first");
 }
 
 /// Two agents (two connections) claim at once: each queued run goes to

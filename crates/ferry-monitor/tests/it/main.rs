@@ -568,6 +568,7 @@ async fn two_agents_race_for_one_trigger_and_a_dead_agents_run_is_retried_once()
         kind: "manual".into(),
         key: "manual:x".into(),
         evidence: "asked".into(),
+        commit: None,
         now_ms: l.clock.now_ms(),
         cooldown_ms: 0,
     };
@@ -795,4 +796,62 @@ async fn a_schedule_fires_once_a_slot_and_decay_below_its_floor() {
         "{:?}",
         t.fired
     );
+}
+
+/// A webhook's triggers name a commit: a pull request's run is built and
+/// recorded but never rolled out, nor told as a failed retrain; a push's
+/// candidate is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pull_requests_candidate_is_not_rolled_out_and_a_pushs_is() {
+    let l = Loop::new().await;
+    let agent = l.agent("a", l.store.clone());
+    let fire = |kind: &str, key: &str| Firing {
+        pipeline: "iris".into(),
+        kind: kind.into(),
+        key: key.into(),
+        evidence: format!("{kind} to main by octocat (github delivery {key})"),
+        commit: Some("0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c".into()),
+        now_ms: l.clock.now_ms(),
+        cooldown_ms: 0,
+    };
+    for passes in [true, false] {
+        let key = format!("github:pr-{passes}");
+        l.store
+            .fire_trigger(&fire(ferry_monitor::agent::PULL_REQUEST, &key))
+            .await
+            .unwrap();
+        let t = agent
+            .tick(
+                &l.project,
+                &mut Memory::default(),
+                l.train(passes),
+                &Deploy(l.store.clone()),
+            )
+            .await
+            .unwrap();
+        let (trigger, ran) = t.ran.unwrap();
+        assert_eq!(
+            trigger.commit.as_deref(),
+            Some("0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c")
+        );
+        assert_eq!(ran.succeeded, passes);
+        assert!(t.deployed.is_none(), "a pull request is not rolled out");
+        assert!(l.hook.texts().is_empty(), "{:?}", l.hook.texts());
+        l.clock.advance(MIN);
+    }
+    l.store
+        .fire_trigger(&fire("push", "github:push-1"))
+        .await
+        .unwrap();
+    let t = agent
+        .tick(
+            &l.project,
+            &mut Memory::default(),
+            l.train(true),
+            &Deploy(l.store.clone()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(t.ran.unwrap().0.kind, "push");
+    assert!(t.deployed.is_some(), "a push's candidate goes out");
 }

@@ -259,6 +259,12 @@ pub fn route(method: &str, path: &str) -> Route {
     if path == "/version" {
         return r(Rule::Authenticated);
     }
+    // A forge's webhook delivery carries no ferry credentials: the route
+    // authenticates it by its signature (GitHub) or token (GitLab) before
+    // reading anything of it (`routes/hooks.rs`).
+    if method == "POST" && (path == "/hooks/github" || path == "/hooks/gitlab") {
+        return r(Rule::Public);
+    }
     // The dashboard's pages show each caller only the workspaces they hold
     // a role in (`ferry_dashboard::view`); it only reads.
     if ferry_dashboard::serves(path) {
@@ -349,6 +355,14 @@ mod tests {
         );
         assert_eq!(rule("POST", "/api/2.0/mlflow/runs/frobnicate"), Rule::Deny);
         assert_eq!(rule("GET", "/anything/else"), Rule::Deny);
+        // Webhooks are authenticated by their forge's signature, and only
+        // these two paths, by POST.
+        assert_eq!(rule("POST", "/hooks/github"), Rule::Public);
+        assert_eq!(rule("POST", "/hooks/gitlab"), Rule::Public);
+        assert_eq!(rule("GET", "/hooks/github"), Rule::Deny);
+        assert_eq!(rule("POST", "/hooks/github/"), Rule::Deny);
+        assert_eq!(rule("POST", "/hooks/bitbucket"), Rule::Deny);
+        assert_eq!(rule("POST", "/hooks"), Rule::Deny);
         assert_eq!(
             rule("DELETE", "/api/2.0/mlflow/registered-models/alias"),
             Rule::Model(Delete)
@@ -409,7 +423,7 @@ mod tests {
             let path = call.split('"').nth(1).unwrap_or_default();
             // Routes of the nested MLflow and ferry routers are relative to
             // their prefixes.
-            let absolute = ["/api/", "/get-artifact", "/health", "/version"];
+            let absolute = ["/api/", "/get-artifact", "/health", "/version", "/hooks/"];
             let path = if absolute.iter().any(|a| path.starts_with(a)) {
                 path.to_owned()
             } else if ["/deployments/", "/costs/", "/budgets/"]

@@ -88,6 +88,7 @@ impl Team {
                 bodies: ferry_http::BodyBudget::default(),
                 webhook_hosts: std::sync::Arc::new([]),
                 dashboard: Default::default(),
+                hooks: None,
             },
             Some(gate.clone()),
         );
@@ -1078,6 +1079,7 @@ fn without_users_the_gate_lets_everything_through_until_the_first_is_made() {
                 bodies: ferry_http::BodyBudget::default(),
                 webhook_hosts: std::sync::Arc::new([]),
                 dashboard: Default::default(),
+                hooks: None,
             },
             Some(gate.clone()),
         );

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod auth;
+mod hooks;
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
@@ -53,6 +54,7 @@ impl App {
                 bodies,
                 webhook_hosts: Arc::new(["hooks.example.com".to_owned()]),
                 dashboard: Default::default(),
+                hooks: None,
             },
             None,
         );

@@ -20,3 +20,4 @@ mod remote;
 mod shared_cache;
 mod slow_clients;
 mod tidy;
+mod webhooks;
