@@ -2,6 +2,7 @@
 //! deliveries queue a triggered run at their commit; unsigned, replayed,
 //! oversized or unconfigured ones do nothing.
 
+use crate::rt;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use ferry_metadata::{MetadataStore, TriggeredRun};
@@ -156,13 +157,6 @@ fn push_body(reference: &str, after: &str, repo: &str) -> Vec<u8> {
     })
     .to_string()
     .into_bytes()
-}
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
 }
 
 #[test]

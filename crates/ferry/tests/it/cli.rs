@@ -748,23 +748,6 @@ fn lineage_goes_from_a_version_to_its_inputs_and_back() {
     assert_eq!(o.code, 2, "{o:?}");
 }
 
-fn git(p: &Proj, args: &[&str]) {
-    let o = std::process::Command::new("git")
-        .args(args)
-        .current_dir(p.path())
-        .env("GIT_AUTHOR_NAME", "t")
-        .env("GIT_AUTHOR_EMAIL", "t@example.invalid")
-        .env("GIT_COMMITTER_NAME", "t")
-        .env("GIT_COMMITTER_EMAIL", "t@example.invalid")
-        .output()
-        .unwrap();
-    assert!(
-        o.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-}
-
 #[test]
 fn reproduce_rebuilds_a_version_from_its_commit_and_says_what_differs() {
     let p = project();
@@ -772,9 +755,9 @@ fn reproduce_rebuilds_a_version_from_its_commit_and_says_what_differs() {
         ".gitignore",
         ".ferry/\ncounts/\nout/\nmodel.bin\nmetrics.json\n",
     );
-    git(&p, &["init", "-q"]);
-    git(&p, &["add", "."]);
-    git(&p, &["commit", "-qm", "v1"]);
+    git(p.path(), &["init", "-q"]);
+    git(p.path(), &["add", "."]);
+    git(p.path(), &["commit", "-qm", "v1"]);
     p.run_ok();
     // The work tree moves on; the recorded commit is what is rebuilt.
     p.write("train.sh", "code v2\n");
@@ -806,9 +789,9 @@ fn reproduce_names_a_stage_that_is_not_deterministic() {
         "stages:\n  train:\n    cmd: date +%s%N > model.bin\n    outs: [model.bin]\nregister:\n  model: m\n  artifact: model.bin\n",
     );
     p.write(".gitignore", ".ferry/\nmodel.bin\n");
-    git(&p, &["init", "-q"]);
-    git(&p, &["add", "."]);
-    git(&p, &["commit", "-qm", "v1"]);
+    git(p.path(), &["init", "-q"]);
+    git(p.path(), &["add", "."]);
+    git(p.path(), &["commit", "-qm", "v1"]);
     p.run_ok();
     let o = p.ferry(&["reproduce", "m/1"]);
     assert_eq!(o.code, 1, "{o:?}");

@@ -272,16 +272,6 @@ fn data_no_stage_makes_is_added_pushed_and_pulled_by_its_pointer() {
     assert_eq!(a.read("raw/a.csv"), "1\n2\n");
 }
 
-fn git(p: &Proj, args: &[&str]) {
-    let o = std::process::Command::new("git")
-        .args(["-c", "user.name=t", "-c", "user.email=t@example.invalid"])
-        .args(args)
-        .current_dir(p.path())
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "git {args:?}: {o:?}");
-}
-
 /// Sets every file under `dir` two days back, past gc's grace period.
 fn age(dir: &std::path::Path) {
     let o = std::process::Command::new("find")
@@ -317,7 +307,7 @@ fn push_auto_sends_what_runs_and_gc_keeps_what_the_chosen_history_locks() {
     let a = Proj::new(SPEC);
     a.write(".gitignore", "/work\n*.count\n");
     a.write("params.yaml", "seed: 1\nlr: 0.1\n");
-    git(&a, &["init", "-q"]);
+    git(a.path(), &["init", "-q"]);
     let o = a.ferry(&[
         "remote",
         "add",
@@ -345,10 +335,10 @@ fn push_auto_sends_what_runs_and_gc_keeps_what_the_chosen_history_locks() {
             o.stderr.contains("pushed train to remote `origin`"),
             "{o:?}"
         );
-        git(&a, &["add", "-A"]);
-        git(&a, &["commit", "-qm", lr]);
+        git(a.path(), &["add", "-A"]);
+        git(a.path(), &["commit", "-qm", lr]);
         if i == 0 {
-            git(&a, &["tag", "v1"]);
+            git(a.path(), &["tag", "v1"]);
         }
     }
     // --no-push sends nothing.
@@ -386,8 +376,8 @@ fn push_auto_sends_what_runs_and_gc_keeps_what_the_chosen_history_locks() {
     // What v1 locked still comes back in a clone checked out there.
     let b = Proj::new(SPEC);
     std::fs::remove_file(b.path().join("ferry.yaml")).unwrap();
-    git(&b, &["init", "-q"]);
-    git(&b, &["pull", "-q", a.path().to_str().unwrap(), "v1"]);
+    git(b.path(), &["init", "-q"]);
+    git(b.path(), &["pull", "-q", a.path().to_str().unwrap(), "v1"]);
     let o = b.ferry(&["pull"]);
     assert_eq!(o.code, 0, "{o:?}");
     assert!(

@@ -120,3 +120,23 @@ pub fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
 pub fn counter(p: &Proj, rel: &str) -> usize {
     p.read(rel).lines().count()
 }
+
+/// Runs git in `dir` as a test's author; its output, trimmed (a failure
+/// fails the test with git's words).
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let o = std::process::Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@example.invalid")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@example.invalid")
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).trim().to_owned()
+}
