@@ -103,28 +103,45 @@ pub fn post_webhook(url: &str, body: &serde_json::Value) -> std::result::Result<
 }
 
 /// [`post_webhook`] of a body already serialised, with more headers (a
-/// signature over those very bytes).
+/// signature over those very bytes): any 2xx is delivered.
 pub fn post_webhook_with(
     url: &str,
     body: &[u8],
     headers: &[(&str, String)],
 ) -> std::result::Result<(), String> {
+    match post_webhook_status(url, body, headers, Duration::from_secs(5))? {
+        s if (200..300).contains(&s) => Ok(()),
+        s => Err(format!("http status: {s}")),
+    }
+}
+
+/// The one procedure that posts to a webhook an operator configured:
+/// the status the receiver answered with (`Err`: no answer, and why).
+/// Redirects are not followed (a 3xx is the answer); the connection is
+/// given at most 3 s, the whole request `timeout`; the answer's body is
+/// not read. The URL (which often carries a secret) is never in an error.
+pub fn post_webhook_status(
+    url: &str,
+    body: &[u8],
+    headers: &[(&str, String)],
+    timeout: Duration,
+) -> std::result::Result<u16, String> {
     if !(url.starts_with("https://") || url.starts_with("http://")) {
         return Err("the webhook is not an http:// or https:// URL".into());
     }
     let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_global(Some(Duration::from_secs(5)))
+        .timeout_global(Some(timeout))
+        .timeout_connect(Some(timeout.min(Duration::from_secs(3))))
         .max_redirects(0)
-        .http_status_as_error(true)
+        .http_status_as_error(false)
         .build()
         .into();
     let mut req = agent.post(url).header("content-type", "application/json");
     for (k, v) in headers {
         req = req.header(*k, v);
     }
-    // A webhook's URL often carries its secret: never in an error.
     req.send(body)
-        .map(drop)
+        .map(|resp| resp.status().as_u16())
         .map_err(|e| e.to_string().replace(url, "<the webhook's URL>"))
 }
 
@@ -1009,6 +1026,41 @@ mod tests {
             let err = post_webhook_with(url, b"{}", &[]).unwrap_err();
             assert!(!err.contains("s3cretToken"), "{err}");
         }
+    }
+
+    /// One answer per connection, read off a local listener.
+    fn answer_once(status_line: &'static str) -> (String, std::thread::JoinHandle<()>) {
+        use std::io::{Read, Write};
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/hook", l.local_addr().unwrap());
+        let t = std::thread::spawn(move || {
+            let (mut c, _) = l.accept().unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = c.read(&mut buf);
+            let _ = write!(
+                c,
+                "{status_line}\r\nlocation: http://169.254.169.254/\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+            );
+        });
+        (url, t)
+    }
+
+    #[test]
+    fn a_webhooks_answer_is_its_status_and_redirects_are_not_followed() {
+        for (line, want) in [
+            ("HTTP/1.1 204 No Content", 204),
+            ("HTTP/1.1 500 Internal Server Error", 500),
+            ("HTTP/1.1 302 Found", 302),
+        ] {
+            let (url, t) = answer_once(line);
+            let got = post_webhook_status(&url, b"{}", &[], Duration::from_secs(5));
+            assert_eq!(got, Ok(want), "{line}");
+            t.join().unwrap();
+        }
+        let (url, t) = answer_once("HTTP/1.1 302 Found");
+        let err = post_webhook_with(&url, b"{}", &[]).unwrap_err();
+        assert_eq!(err, "http status: 302");
+        t.join().unwrap();
     }
 
     use super::*;

@@ -11,6 +11,7 @@
 
 mod auth;
 mod budgets;
+mod deliveries;
 mod deployments;
 mod group;
 mod jobs;

@@ -871,12 +871,35 @@ impl ModelStore for SqlStore {
 
     async fn delete_alias(&self, name: &str, alias: &str) -> Result<()> {
         self.require_model(name).await?;
-        self.run1(
-            "delete an alias",
-            "DELETE FROM model_aliases WHERE model = $1 AND alias = $2",
-            &[name, alias],
-        )
-        .await?;
-        Ok(())
+        // The delete and its event (`version` NULL; schema 21 delivers
+        // it as `model_version_alias.deleted`) in one transaction.
+        let what = "delete an alias";
+        let mut tx = self.begin().await.map_err(query_error(what))?;
+        let prev = sqlx::query("SELECT version FROM model_aliases WHERE model = $1 AND alias = $2")
+            .bind(name)
+            .bind(alias)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(query_error(what))?
+            .map(|r| col_i64(&r, "version"));
+        let Some(prev) = prev else {
+            return Ok(());
+        };
+        sqlx::query("DELETE FROM model_aliases WHERE model = $1 AND alias = $2")
+            .bind(name)
+            .bind(alias)
+            .execute(&mut *tx)
+            .await
+            .map_err(query_error(what))?;
+        sqlx::query("INSERT INTO alias_events (event_id, model, alias, version, previous, changed_ms, reason) VALUES ($1, $2, $3, NULL, $4, $5, NULL)")
+            .bind(ferry_core::RunId::generate().as_str().to_owned())
+            .bind(name)
+            .bind(alias)
+            .bind(prev)
+            .bind(ferry_core::now_ms())
+            .execute(&mut *tx)
+            .await
+            .map_err(query_error("record the alias deletion"))?;
+        tx.commit().await.map_err(query_error(what))
     }
 }

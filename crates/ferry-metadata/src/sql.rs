@@ -34,6 +34,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (18, include_str!("../migrations/0018_monitors.sql")),
     (19, include_str!("../migrations/0019_rollout_replicas.sql")),
     (20, include_str!("../migrations/0020_trigger_commit.sql")),
+    (
+        21,
+        include_str!("../migrations/0021_webhook_deliveries.sql"),
+    ),
 ];
 
 pub struct SqlStore {

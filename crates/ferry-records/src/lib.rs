@@ -3,7 +3,7 @@
 //! deployments and gateways, the store interfaces every backend implements
 //! ([`MetadataStore`] = pipeline records + [`TrackingStore`] +
 //! [`ModelStore`] + [`DeploymentStore`] + [`AuthStore`] + [`CostStore`] +
-//! [`LoopStore`]) and the one store
+//! [`LoopStore`] + [`DeliveryStore`]) and the one store
 //! [`Error`].
 //!
 //! Pure: no SQL, no files, no network. `ferry-metadata` implements the
@@ -11,6 +11,7 @@
 
 mod auth;
 mod costs;
+mod deliveries;
 mod deployments;
 mod error;
 mod models;
@@ -22,6 +23,7 @@ mod versions;
 
 pub use auth::*;
 pub use costs::*;
+pub use deliveries::*;
 pub use deployments::*;
 pub use error::*;
 pub use models::*;
@@ -33,7 +35,15 @@ pub use versions::*;
 /// Everything ferry records, behind one interface every backend implements.
 #[async_trait::async_trait]
 pub trait MetadataStore:
-    TrackingStore + ModelStore + DeploymentStore + AuthStore + CostStore + LoopStore + Send + Sync
+    TrackingStore
+    + ModelStore
+    + DeploymentStore
+    + AuthStore
+    + CostStore
+    + LoopStore
+    + DeliveryStore
+    + Send
+    + Sync
 {
     async fn begin_run(&self, run: &NewRun) -> Result<()>;
     async fn finish_run(

@@ -9,6 +9,7 @@
 
 pub mod artifacts;
 pub mod auth;
+pub mod deliver;
 pub mod error;
 pub mod extract;
 pub mod hooks;
@@ -251,6 +252,9 @@ pub struct ServerConfig {
     pub drift: Option<std::sync::Arc<dyn ferry_dashboard::monitoring::DriftEngine>>,
     /// See [`AppState::hooks`].
     pub hooks: Option<hooks::Hooks>,
+    /// Where the registry's and rollouts' events are delivered (`ferry
+    /// server --hooks FILE`, `deliver:`): a background task when any.
+    pub deliver: Vec<deliver::Endpoint>,
 }
 
 /// The answer to a request whose body arrived too slowly (the mlflow
@@ -288,6 +292,15 @@ pub async fn serve(cfg: ServerConfig, ready: impl FnOnce(SocketAddr)) -> Result<
         .await?
         .with_group_commit();
     let store: Arc<dyn MetadataStore> = Arc::new(store);
+    if !cfg.deliver.is_empty() {
+        let d = deliver::Deliverer::new(
+            store.clone(),
+            cfg.deliver,
+            Arc::new(ferry_core::clock::SystemClock),
+            deliver::Settings::default(),
+        );
+        tokio::spawn(d.run(std::future::pending()));
+    }
     let gate = auth::Gate::with_oidc(store.clone(), cfg.require_auth, cfg.oidc).await?;
     gate.spawn_poll();
     if gate.is_on() {

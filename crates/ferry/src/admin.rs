@@ -253,7 +253,114 @@ pub(crate) fn admin(ctx: &Ctx, cmd: AdminCommand) -> Result<u8> {
             eprintln!("revoked token {id}");
             Ok(exit::OK)
         }
+        AdminCommand::Deliveries {
+            endpoint,
+            state,
+            limit,
+            json,
+            place,
+        } => deliveries(ctx, endpoint, state, limit, json, &place),
     }
+}
+
+/// What a delivery is about, from its body: `churn/3`, `churn@production`,
+/// `churn` (a rollout: `churn/3 (deployment d1a2)`).
+fn subject(body: &str) -> String {
+    let v: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+    let d = &v["data"];
+    let s = |k: &str| d[k].as_str().unwrap_or_default();
+    let name = d["name"].as_str().or(d["model"].as_str()).unwrap_or("?");
+    let mut out = name.to_owned();
+    if !s("alias").is_empty() {
+        out.push_str(&format!("@{}", s("alias")));
+    }
+    let version = d["version"].as_str().or(d["candidate_version"].as_str());
+    if let Some(v) = version.filter(|_| s("alias").is_empty()) {
+        out.push_str(&format!("/{v}"));
+    }
+    crate::ui::printable(&out).into_owned()
+}
+
+/// `ferry admin deliveries`: what was delivered where, and how it went.
+fn deliveries(
+    ctx: &Ctx,
+    endpoint: Option<String>,
+    state: Option<String>,
+    limit: usize,
+    json: bool,
+    place: &Place,
+) -> Result<u8> {
+    let store = open(ctx, place, "ferry admin deliveries", false)?;
+    let q = ferry_metadata::DeliveryQuery {
+        endpoint,
+        state: state
+            .as_deref()
+            .and_then(ferry_metadata::DeliveryState::parse),
+        limit: limit.max(1),
+    };
+    let list = store
+        .call(|s| Box::pin(async move { s.deliveries(&q).await }))
+        .map_err(store_err)?;
+    if json {
+        let mut out = Vec::with_capacity(list.len());
+        for d in &list {
+            let (ep, id) = (d.endpoint.clone(), d.event_id.clone());
+            let attempts = store
+                .call(|s| Box::pin(async move { s.delivery_attempts(&ep, &id).await }))
+                .map_err(store_err)?;
+            let mut v = serde_json::to_value(d)?;
+            v["subject"] = subject(&d.body).into();
+            v["attempt_log"] = serde_json::to_value(&attempts)?;
+            out.push(v);
+        }
+        crate::ui::print_json(&out)?;
+        return Ok(exit::OK);
+    }
+    if list.is_empty() {
+        eprintln!(
+            "no webhook deliveries (`deliver:` in `ferry server --hooks FILE` configures them)"
+        );
+        return Ok(exit::OK);
+    }
+    let w = |f: &dyn Fn(&ferry_metadata::WebhookDelivery) -> usize, min: usize| {
+        list.iter().map(f).max().unwrap_or(0).max(min)
+    };
+    let subjects: Vec<String> = list.iter().map(|d| subject(&d.body)).collect();
+    let (we, wv) = (
+        w(&|d| d.endpoint.len(), "ENDPOINT".len()),
+        w(&|d| d.event.len(), "EVENT".len()),
+    );
+    let ws = subjects.iter().map(String::len).max().unwrap_or(0).max(7);
+    println!(
+        "{:<19}  {:<we$}  {:<wv$}  {:<ws$}  {:<9}  {:>8}  LAST",
+        "EVENT TIME (UTC)", "ENDPOINT", "EVENT", "SUBJECT", "STATE", "ATTEMPTS"
+    );
+    for (d, subject) in list.iter().zip(&subjects) {
+        let last = match (&d.last_error, d.last_status, d.state) {
+            (_, _, ferry_metadata::DeliveryState::Delivered) => format!(
+                "{} at {}",
+                d.last_status.map_or_else(|| "?".into(), |s| s.to_string()),
+                crate::ui::time(d.delivered_ms.unwrap_or_default())
+            ),
+            (Some(e), _, ferry_metadata::DeliveryState::Pending) => format!(
+                "{}; next at {}",
+                crate::ui::printable(e),
+                crate::ui::time(d.next_attempt_ms)
+            ),
+            (Some(e), _, _) => crate::ui::printable(e).into_owned(),
+            (None, _, _) => "not tried yet".into(),
+        };
+        println!(
+            "{:<19}  {:<we$}  {:<wv$}  {:<ws$}  {:<9}  {:>8}  {last}",
+            crate::ui::time(d.event_ms),
+            d.endpoint,
+            d.event,
+            subject,
+            d.state.as_str(),
+            d.attempts,
+        );
+    }
+    Ok(exit::OK)
 }
 
 /// `ferry admin create-group|delete-group|add-to-group|remove-from-group|list-groups`.

@@ -592,6 +592,23 @@ pub enum AdminCommand {
         #[command(flatten)]
         place: Place,
     },
+    /// The webhook deliveries of registry and rollout events (`ferry server --hooks FILE` with `deliver:`), newest first
+    Deliveries {
+        /// Only those to this endpoint (its `name:` in the hooks file)
+        #[arg(long)]
+        endpoint: Option<String>,
+        /// Only those in this state
+        #[arg(long, value_parser = ["pending", "delivered", "failed"])]
+        state: Option<String>,
+        /// At most this many
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// Print them as JSON on stdout, each with its attempts
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        place: Place,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -898,7 +915,7 @@ pub struct ServerArgs {
     pub predictions: Option<PathBuf>,
     #[command(flatten)]
     pub oidc: OidcArgs,
-    /// Take GitHub and GitLab webhooks at /hooks/github and /hooks/gitlab: a YAML file naming each forge's secret's environment variable and which repositories and branches trigger which pipeline (`ferry agent` runs them at the pushed commit)
+    /// Take GitHub and GitLab webhooks at /hooks/github and /hooks/gitlab: a YAML file naming each forge's secret's environment variable and which repositories and branches trigger which pipeline (`ferry agent` runs them at the pushed commit); and under `deliver:`, the https endpoints the registry's and rollouts' events are posted to in MLflow's webhook format, signed (`ferry admin deliveries` lists them)
     #[arg(long, value_name = "FILE")]
     pub hooks: Option<PathBuf>,
 }

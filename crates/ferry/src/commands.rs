@@ -1052,6 +1052,7 @@ fn server(ctx: &Ctx, args: ServerArgs) -> Result<u8> {
     // Every problem of the hooks file (a secret's variable not set among
     // them) stops the server before it listens.
     let hooks = args.hooks.as_deref().map(crate::hooks::load).transpose()?;
+    let (hooks, deliver) = hooks.map_or((None, Vec::new()), |h| (h.inbound, h.deliver));
     init_logging(args.log_json);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -1080,6 +1081,7 @@ fn server(ctx: &Ctx, args: ServerArgs) -> Result<u8> {
             logs: Some(layout.logs()),
             drift: Some(std::sync::Arc::new(crate::data::LogDrift)),
             hooks,
+            deliver: deliver.clone(),
         };
         let webhooks = cfg.hooks.as_ref().map(|h| {
             [("github", h.github.is_some()), ("gitlab", h.gitlab.is_some())]
@@ -1096,6 +1098,14 @@ fn server(ctx: &Ctx, args: ServerArgs) -> Result<u8> {
             eprintln!("  export MLFLOW_TRACKING_URI=http://{addr}");
             for forge in webhooks.iter().flatten() {
                 eprintln!("  {forge} webhooks: http://{addr}/hooks/{forge} (`ferry agent` runs what they trigger)");
+            }
+            for ep in &deliver {
+                eprintln!(
+                    "  delivering {} event{} to `{}` (`ferry admin deliveries` lists them)",
+                    ep.events.len(),
+                    if ep.events.len() == 1 { "" } else { "s" },
+                    ep.name
+                );
             }
         })
         .await?;

@@ -12,14 +12,33 @@
 //!   token_env: FERRY_GITLAB_WEBHOOK_TOKEN
 //!   projects:
 //!     acme/churn: {pipeline: churn, branches: [main], pull_requests: false}
+//! deliver:
+//!   - name: ci
+//!     url: https://ci.example.com/ferry-events
+//!     secret_env: FERRY_DELIVER_SECRET
+//!     events: [model_version.created, rollout.promoted]
 //! ```
+//!
+//! `deliver:` is the other way: where the registry's and rollouts' events
+//! are posted (`ferry_tracking::deliver`), https (http to loopback only),
+//! each endpoint named, signed with its own secret, taking the events it
+//! lists (all when it lists none).
 //!
 //! Parsed in two phases (YAML to `ferry-spec`'s positioned tree, then
 //! checked), every problem reported at once with its line, column and key
 //! path; a variable that is not set is one of them.
 
 use ferry_spec::{Kind, Node, Pos};
+use ferry_tracking::deliver::{self, Endpoint, Event, SigningSecret};
 use ferry_tracking::hooks::{Forge, Hooks, Repository, Secret};
+
+/// What a hooks file configures: the forges whose webhooks come in (none
+/// when it names no forge), and the endpoints events go out to.
+#[derive(Debug, Default)]
+pub struct HooksFile {
+    pub inbound: Option<Hooks>,
+    pub deliver: Vec<Endpoint>,
+}
 
 /// The shortest secret taken: a guessable one would let anyone queue runs.
 pub const MIN_SECRET: usize = 16;
@@ -94,6 +113,41 @@ impl Check<'_> {
     }
 }
 
+impl Check<'_> {
+    /// The secret in the environment variable `v` names (`at` its key
+    /// path): a variable's name, set, at least [`MIN_SECRET`] long.
+    fn secret(&mut self, v: &Node, at: &str) -> Option<String> {
+        match self.text(v, at) {
+            Some(name) if !env_name(&name) => {
+                self.err(
+                    v.pos,
+                    at,
+                    format!("`{name}` is not an environment variable's name (A-Z, 0-9, _)"),
+                );
+                None
+            }
+            Some(name) => match (self.env)(&name) {
+                None => {
+                    self.err(
+                        v.pos,
+                        at,
+                        format!("the environment variable {name} is not set"),
+                    );
+                    None
+                }
+                Some(s) if s.len() < MIN_SECRET => {
+                    self.err(v.pos, at, format!(
+                        "the secret in {name} is shorter than {MIN_SECRET} characters (`openssl rand -hex 32` makes one)"
+                    ));
+                    None
+                }
+                Some(s) => Some(s),
+            },
+            None => None,
+        }
+    }
+}
+
 fn join(path: &str, key: &str) -> String {
     if path.is_empty() {
         key.to_owned()
@@ -140,37 +194,7 @@ fn forge(
             );
             None
         }
-        Some(v) => {
-            let at = join(path, secret_key);
-            match cx.text(v, &at) {
-                Some(name) if !env_name(&name) => {
-                    cx.err(
-                        v.pos,
-                        &at,
-                        format!("`{name}` is not an environment variable's name (A-Z, 0-9, _)"),
-                    );
-                    None
-                }
-                Some(name) => match (cx.env)(&name) {
-                    None => {
-                        cx.err(
-                            v.pos,
-                            &at,
-                            format!("the environment variable {name} is not set"),
-                        );
-                        None
-                    }
-                    Some(s) if s.len() < MIN_SECRET => {
-                        cx.err(v.pos, &at, format!(
-                            "the secret in {name} is shorter than {MIN_SECRET} characters (`openssl rand -hex 32` makes one)"
-                        ));
-                        None
-                    }
-                    Some(s) => Some(Secret::new(s)),
-                },
-                None => None,
-            }
-        }
+        Some(v) => cx.secret(v, &join(path, secret_key)).map(Secret::new),
     };
     let mut repositories = Vec::new();
     match get(&m, repos_key) {
@@ -291,13 +315,158 @@ fn repository(cx: &mut Check<'_>, name: &str, n: &Node, path: &str) -> Option<Re
     })
 }
 
+/// The `deliver:` list: each endpoint's name (unique), URL, secret's
+/// variable and events.
+fn endpoints(cx: &mut Check<'_>, n: &Node) -> Vec<Endpoint> {
+    let Kind::Seq(items) = &n.kind else {
+        cx.err(
+            n.pos,
+            "deliver",
+            format!(
+                "expected a list of endpoints (`- name: ...`), found {}",
+                n.kind.type_name()
+            ),
+        );
+        return Vec::new();
+    };
+    if items.is_empty() {
+        cx.err(n.pos, "deliver", "names no endpoint");
+    }
+    let mut out: Vec<Endpoint> = Vec::new();
+    let mut names: Vec<String> = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let path = format!("deliver[{i}]");
+        let Some(m) = cx.map(item, &path) else {
+            continue;
+        };
+        cx.known(&m, &path, &["name", "url", "secret_env", "events"]);
+        let missing = |cx: &mut Check<'_>, key: &str, what: &str| {
+            cx.err(item.pos, &path, format!("`{key}` is missing: {what}"));
+        };
+        let name = match get(&m, "name") {
+            None => {
+                missing(
+                    cx,
+                    "name",
+                    "the endpoint's name (`ci`), shown by `ferry admin deliveries`",
+                );
+                None
+            }
+            Some(v) => {
+                let at = join(&path, "name");
+                match cx.text(v, &at) {
+                    Some(s) if !deliver::valid_name(&s) => {
+                        cx.err(
+                            v.pos,
+                            &at,
+                            format!("`{s}` is not a name: 1 to 64 of a-z, 0-9, _ and -"),
+                        );
+                        None
+                    }
+                    Some(s) if names.contains(&s) => {
+                        cx.err(v.pos, &at, format!("`{s}` names another endpoint already"));
+                        None
+                    }
+                    Some(s) => {
+                        names.push(s.clone());
+                        Some(s)
+                    }
+                    None => None,
+                }
+            }
+        };
+        let url = match get(&m, "url") {
+            None => {
+                missing(cx, "url", "where the events are posted (https://...)");
+                None
+            }
+            Some(v) => {
+                let at = join(&path, "url");
+                match cx.text(v, &at) {
+                    Some(u) => match deliver::check_url(&u) {
+                        Ok(()) => Some(u),
+                        Err(why) => {
+                            cx.err(v.pos, &at, format!("the URL {why}"));
+                            None
+                        }
+                    },
+                    None => None,
+                }
+            }
+        };
+        let secret = match get(&m, "secret_env") {
+            None => {
+                missing(
+                    cx,
+                    "secret_env",
+                    "the environment variable that holds the signing secret",
+                );
+                None
+            }
+            Some(v) => cx.secret(v, &join(&path, "secret_env")),
+        };
+        let events = match get(&m, "events") {
+            None => Event::ALL.to_vec(),
+            Some(v) => {
+                let at = join(&path, "events");
+                let mut events = Vec::new();
+                match &v.kind {
+                    Kind::Seq(list) if !list.is_empty() => {
+                        for (j, e) in list.iter().enumerate() {
+                            let ep = format!("{at}[{j}]");
+                            if let Some(s) = cx.text(e, &ep) {
+                                match Event::parse(&s) {
+                                    Some(ev) if !events.contains(&ev) => events.push(ev),
+                                    Some(_) => {}
+                                    None => cx.err(
+                                        e.pos,
+                                        &ep,
+                                        format!(
+                                            "unknown event `{s}` (known: {})",
+                                            Event::ALL
+                                                .iter()
+                                                .map(|e| e.name())
+                                                .collect::<Vec<_>>()
+                                                .join(", ")
+                                        ),
+                                    ),
+                                }
+                            }
+                        }
+                    }
+                    Kind::Seq(_) => cx.err(
+                        v.pos,
+                        &at,
+                        "names no event (leave `events` out for all of them)",
+                    ),
+                    other => cx.err(
+                        v.pos,
+                        &at,
+                        format!("expected a list of events, found {}", other.type_name()),
+                    ),
+                }
+                events
+            }
+        };
+        if let (Some(name), Some(url), Some(secret)) = (name, url, secret) {
+            out.push(Endpoint {
+                name,
+                url,
+                secret: SigningSecret::new(secret),
+                events,
+            });
+        }
+    }
+    out
+}
+
 /// Parses a hooks file; `env` reads the secrets' variables. Every problem
 /// at once, each `FILE:LINE:COLUMN: key.path: what`.
 pub fn parse(
     file: &str,
     text: &str,
     env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Hooks, Vec<String>> {
+) -> Result<HooksFile, Vec<String>> {
     let root = ferry_spec::parse_yaml(text).map_err(|e| {
         vec![format!(
             "{file}:{}:{}: {}",
@@ -310,10 +479,18 @@ pub fn parse(
         env,
     };
     let mut hooks = Hooks::default();
+    let mut out = HooksFile::default();
     if let Some(m) = cx.map(&root, "") {
-        cx.known(&m, "", &["github", "gitlab"]);
-        if get(&m, "github").is_none() && get(&m, "gitlab").is_none() {
-            cx.err(root.pos, "", "names no forge: give `github:` or `gitlab:`");
+        cx.known(&m, "", &["github", "gitlab", "deliver"]);
+        if ["github", "gitlab", "deliver"]
+            .iter()
+            .all(|k| get(&m, k).is_none())
+        {
+            cx.err(
+                root.pos,
+                "",
+                "names nothing: give `github:` or `gitlab:` (webhooks in) or `deliver:` (events out)",
+            );
         }
         if let Some(g) = get(&m, "github") {
             hooks.github = forge(&mut cx, g, "github", "secret_env", "repositories");
@@ -321,9 +498,15 @@ pub fn parse(
         if let Some(g) = get(&m, "gitlab") {
             hooks.gitlab = forge(&mut cx, g, "gitlab", "token_env", "projects");
         }
+        if let Some(d) = get(&m, "deliver") {
+            out.deliver = endpoints(&mut cx, d);
+        }
     }
     if cx.errors.is_empty() {
-        return Ok(hooks);
+        if hooks.github.is_some() || hooks.gitlab.is_some() {
+            out.inbound = Some(hooks);
+        }
+        return Ok(out);
     }
     let mut errors = std::mem::take(&mut cx.errors);
     errors.sort_by_key(|(p, _)| (p.line, p.column));
@@ -335,7 +518,7 @@ pub fn parse(
 
 /// Reads and parses `--hooks FILE`, the secrets from this process's
 /// environment; a usage error lists every problem.
-pub fn load(path: &std::path::Path) -> anyhow::Result<Hooks> {
+pub fn load(path: &std::path::Path) -> anyhow::Result<HooksFile> {
     let shown = path.display().to_string();
     let bytes = std::fs::read(path)
         .map_err(|e| crate::exit::usage(format!("--hooks: cannot read {shown}: {e}")))?;
@@ -383,7 +566,9 @@ gitlab:
   projects:
     acme/ml/churn: {pipeline: churn, branches: [main], pull_requests: false}
 ";
-        let h = parse("hooks.yaml", text, &env).unwrap_or_else(|e| panic!("{e:?}"));
+        let f = parse("hooks.yaml", text, &env).unwrap_or_else(|e| panic!("{e:?}"));
+        assert!(f.deliver.is_empty());
+        let h = f.inbound.unwrap_or_else(|| panic!("inbound"));
         let g = h.github.unwrap_or_else(|| panic!("github"));
         assert_eq!(
             g.repositories,
@@ -424,7 +609,7 @@ bitbucket: {}
             "hooks.yaml:6:58: github.repositories.acme/x.pull_requests: expected true or false",
             "hooks.yaml:8:14: gitlab.token_env: the secret in SHORT is shorter than 16",
             "hooks.yaml:9:13: gitlab.projects: expected a mapping, found a list",
-            "hooks.yaml:10:1: bitbucket: unknown key (known: github, gitlab)",
+            "hooks.yaml:10:1: bitbucket: unknown key (known: github, gitlab, deliver)",
         ];
         for (got, want) in e.iter().zip(want) {
             assert!(
@@ -444,7 +629,7 @@ bitbucket: {}
         let e = parse("h.yaml", "", &env).unwrap_err();
         assert!(e[0].contains("expected a mapping"), "{e:?}");
         let e = parse("h.yaml", "{}", &env).unwrap_err();
-        assert!(e[0].contains("names no forge"), "{e:?}");
+        assert!(e[0].contains("names nothing"), "{e:?}");
         let e = parse("h.yaml", "github: [", &env).unwrap_err();
         assert!(e[0].starts_with("h.yaml:1:"), "{e:?}");
         let e = parse(
@@ -454,5 +639,95 @@ bitbucket: {}
         )
         .unwrap_err();
         assert!(e[0].contains("not an environment variable's name"), "{e:?}");
+    }
+
+    fn deliver_env(k: &str) -> Option<String> {
+        match k {
+            "CI_SECRET" => Some("whsec-0123456789abcdef".into()),
+            "AUDIT_SECRET" => Some("another-secret-0123456789".into()),
+            other => env(other),
+        }
+    }
+
+    #[test]
+    fn deliver_endpoints_parse_with_all_events_by_default() {
+        let text = "\
+deliver:
+  - name: ci
+    url: https://ci.example.com/ferry-events?token=abc
+    secret_env: CI_SECRET
+    events: [model_version.created, model_version_alias.created, rollout.promoted, rollout.rolled_back]
+  - name: local-audit
+    url: http://127.0.0.1:9000/hook
+    secret_env: AUDIT_SECRET
+";
+        let f = parse("hooks.yaml", text, &deliver_env).unwrap_or_else(|e| panic!("{e:?}"));
+        assert!(f.inbound.is_none(), "no forge: /hooks/* stays 404");
+        let [ci, audit] = &f.deliver[..] else {
+            panic!("{:?}", f.deliver)
+        };
+        assert_eq!(ci.name, "ci");
+        assert_eq!(
+            ci.events,
+            [
+                Event::ModelVersionCreated,
+                Event::ModelVersionAliasCreated,
+                Event::RolloutPromoted,
+                Event::RolloutRolledBack
+            ]
+        );
+        assert_eq!(audit.events, Event::ALL);
+        let shown = format!("{f:?}");
+        assert!(
+            !shown.contains("token=abc") && !shown.contains("whsec"),
+            "neither URL nor secret in Debug: {shown}"
+        );
+    }
+
+    #[test]
+    fn every_bad_endpoint_is_reported_with_its_position() {
+        let text = "\
+deliver:
+  - name: ci
+    url: ftp://ci.example.com/x
+    secret_env: CI_SECRET
+  - name: ci
+    url: http://ci.example.com/x
+    secret_env: NOT_SET
+    events: [model_version.created, model_version.deleted]
+  - name: Bad Name
+    url: https://user:pw@ci.example.com/
+    secret_env: SHORT
+    secret: hunter2
+  - url: https://ci.example.com/
+    events: []
+";
+        let e = parse("hooks.yaml", text, &deliver_env).unwrap_err();
+        let want = [
+            "hooks.yaml:3:10: deliver[0].url: the URL is not an https:// URL",
+            "hooks.yaml:5:11: deliver[1].name: `ci` names another endpoint already",
+            "hooks.yaml:6:10: deliver[1].url: the URL is http:// to another machine",
+            "hooks.yaml:7:17: deliver[1].secret_env: the environment variable NOT_SET is not set",
+            "hooks.yaml:8:37: deliver[1].events[1]: unknown event `model_version.deleted` (known: registered_model.created, ",
+            "hooks.yaml:9:11: deliver[2].name: `Bad Name` is not a name",
+            "hooks.yaml:10:10: deliver[2].url: the URL names credentials before the host",
+            "hooks.yaml:11:17: deliver[2].secret_env: the secret in SHORT is shorter than 16",
+            "hooks.yaml:12:5: deliver[2].secret: unknown key (a secret is never written here",
+            "hooks.yaml:13:5: deliver[3]: `name` is missing",
+            "hooks.yaml:13:5: deliver[3]: `secret_env` is missing",
+            "hooks.yaml:14:13: deliver[3].events: names no event",
+        ];
+        for (got, want) in e.iter().zip(want) {
+            assert!(
+                got.starts_with(want),
+                "{got}\n  does not start with\n{want}\n\nall: {e:#?}"
+            );
+        }
+        assert_eq!(e.len(), want.len(), "{e:#?}");
+        assert!(!e.iter().any(|l| l.contains("hunter2") || l.contains("pw@")));
+        let e = parse("h.yaml", "deliver: {ci: {}}", &deliver_env).unwrap_err();
+        assert!(e[0].contains("expected a list of endpoints"), "{e:?}");
+        let e = parse("h.yaml", "deliver: []", &deliver_env).unwrap_err();
+        assert!(e[0].contains("names no endpoint"), "{e:?}");
     }
 }

@@ -9,6 +9,7 @@ use ferry_metadata::*;
 
 mod auth;
 mod budgets;
+mod deliveries;
 mod monitors;
 mod overview;
 
@@ -1756,6 +1757,19 @@ fn sqlite_trigger_race() {
 }
 
 #[test]
+fn sqlite_deliveries() {
+    rt().block_on(async {
+        let (_d, s) = sqlite().await;
+        deliveries::conformance(&s).await;
+    });
+}
+
+#[test]
+fn sqlite_delivery_race() {
+    sqlite_race(deliveries::race);
+}
+
+#[test]
 fn sqlite_overview() {
     rt().block_on(async {
         let (_d, s) = sqlite().await;
@@ -1959,6 +1973,16 @@ mod postgres {
     #[test]
     fn postgres_trigger_race() {
         postgres_race(crate::monitors::race);
+    }
+
+    #[test]
+    fn postgres_deliveries() {
+        rt().block_on(async { crate::deliveries::conformance(&fresh().await).await });
+    }
+
+    #[test]
+    fn postgres_delivery_race() {
+        postgres_race(crate::deliveries::race);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod auth;
+mod deliver;
 mod hooks;
 
 use axum::body::Body;

@@ -11,6 +11,7 @@ mod checks;
 mod cli;
 mod consistency;
 mod cost;
+mod deliveries;
 mod deploy;
 mod elsewhere;
 mod example;
