@@ -56,9 +56,11 @@ def wait_until_up(url, proc, log, what):
     deadline = time.time() + 30
     while True:
         try:
-            requests.get(url, timeout=1)
+            requests.get(url, timeout=5)
             return
-        except requests.ConnectionError:
+        # Not listening yet, or listening but slow to answer its first
+        # request (moto sets its backends up then, slowly on a busy machine).
+        except (requests.ConnectionError, requests.Timeout):
             pass
         if time.time() > deadline or proc.poll() is not None:
             stop(proc)

@@ -363,13 +363,7 @@ mod shape {
     const REGEX: &[&str] = &["pattern", "mostly"];
     const QUANTILE: &[&str] = &["q", "min", "max"];
 
-    fn join(path: &str, key: &str) -> String {
-        if path.is_empty() {
-            key.to_owned()
-        } else {
-            format!("{path}.{key}")
-        }
-    }
+    use ferry_spec::key_path as join;
 
     /// Keys of a mapping node against `known`; unknown ones reported and
     /// removed from `doc`. `false` when the node is not a mapping.

@@ -22,7 +22,7 @@ pub use cost::CostConfig;
 pub use diag::{Diagnostic, Diagnostics, SNIPPET_WIDTH, spec_text};
 pub use load::{Files, load, normalize_path, parse_duration, render_value};
 pub use monitor::{Alerts, Decay, DeployPolicy, ModelWatch, Monitor, Thresholds, Triggers};
-pub use node::{Kind, Node, Pos, parse_yaml};
+pub use node::{Kind, Node, Pos, key_path, parse_yaml};
 pub use pipeline::{
     Check, CheckKind, DRIFT_METHODS, Gate, Pipeline, PythonEnv, Register, SignatureSpec, Stage,
     path_within,

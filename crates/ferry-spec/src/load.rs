@@ -2,7 +2,7 @@
 //! problem on the way (unknown keys, wrong types, graph errors) in one pass.
 
 use crate::diag::{Diagnostic, Diagnostics, Sink, suggest};
-use crate::node::{Key, Kind, Node, Pos, parse_yaml};
+use crate::node::{Key, Kind, Node, Pos, key_path, parse_yaml};
 use crate::pipeline::{
     Check, CheckKind, DRIFT_METHODS, Gate, Pipeline, PythonEnv, Register, Stage, path_within,
 };
@@ -459,14 +459,6 @@ fn input_column(
     }
 }
 
-fn join(path: &str, key: &str) -> String {
-    if path.is_empty() {
-        key.to_owned()
-    } else {
-        format!("{path}.{key}")
-    }
-}
-
 /// Checks a mapping's keys against `known`, reporting the unknown ones with a
 /// suggestion, and returns the entries.
 pub(crate) fn map_entries<'n>(
@@ -491,13 +483,13 @@ pub(crate) fn map_entries<'n>(
         match suggest(&k.name, known.iter().copied()) {
             Some(s) => sink.err_hint(
                 k.pos,
-                &join(path, &k.name),
+                &key_path(path, &k.name),
                 msg,
                 format!("did you mean `{s}`?"),
             ),
             None => sink.err_hint(
                 k.pos,
-                &join(path, &k.name),
+                &key_path(path, &k.name),
                 msg,
                 format!("known keys here: {}", known.join(", ")),
             ),
@@ -1281,7 +1273,7 @@ impl Validator<'_> {
         fn walk(n: &Node, prefix: &str, out: &mut Vec<String>) {
             if let Kind::Map(m) = &n.kind {
                 for (k, v) in m {
-                    let key = join(prefix, &k.name);
+                    let key = key_path(prefix, &k.name);
                     out.push(key.clone());
                     walk(v, &key, out);
                 }

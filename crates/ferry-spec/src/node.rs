@@ -227,6 +227,16 @@ impl Node {
     }
 }
 
+/// A key's path below `path` (`stages.train.cmd`), as errors name it; the
+/// top level's keys are themselves.
+pub fn key_path(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

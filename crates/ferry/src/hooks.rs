@@ -28,7 +28,7 @@
 //! checked), every problem reported at once with its line, column and key
 //! path; a variable that is not set is one of them.
 
-use ferry_spec::{Kind, Node, Pos};
+use ferry_spec::{Kind, Node, Pos, key_path};
 use ferry_tracking::deliver::{self, Endpoint, Event, SigningSecret};
 use ferry_tracking::hooks::{Forge, Hooks, Repository, Secret};
 
@@ -82,7 +82,7 @@ impl Check<'_> {
     fn known(&mut self, m: &Entries<'_>, path: &str, known: &[&str]) {
         for &(k, pos, _) in m {
             if !known.contains(&k) {
-                let at = join(path, k);
+                let at = key_path(path, k);
                 let hint = if matches!(k, "secret" | "token") {
                     " (a secret is never written here: name the environment variable that holds it)"
                         .to_owned()
@@ -148,14 +148,6 @@ impl Check<'_> {
     }
 }
 
-fn join(path: &str, key: &str) -> String {
-    if path.is_empty() {
-        key.to_owned()
-    } else {
-        format!("{path}.{key}")
-    }
-}
-
 fn get<'n>(m: &Entries<'n>, key: &str) -> Option<&'n Node> {
     m.iter().find(|(k, _, _)| *k == key).map(|&(_, _, v)| v)
 }
@@ -194,7 +186,7 @@ fn forge(
             );
             None
         }
-        Some(v) => cx.secret(v, &join(path, secret_key)).map(Secret::new),
+        Some(v) => cx.secret(v, &key_path(path, secret_key)).map(Secret::new),
     };
     let mut repositories = Vec::new();
     match get(&m, repos_key) {
@@ -204,13 +196,13 @@ fn forge(
             format!("`{repos_key}` is missing: which repositories run which pipeline"),
         ),
         Some(r) => {
-            let rpath = join(path, repos_key);
+            let rpath = key_path(path, repos_key);
             if let Some(entries) = cx.map(r, &rpath) {
                 if entries.is_empty() {
                     cx.err(r.pos, &rpath, "names no repository");
                 }
                 for (k, pos, v) in entries {
-                    let at = join(&rpath, k);
+                    let at = key_path(&rpath, k);
                     if !plain(k) || !k.contains('/') {
                         cx.err(
                             pos,
@@ -244,7 +236,7 @@ fn repository(cx: &mut Check<'_>, name: &str, n: &Node, path: &str) -> Option<Re
             None
         }
         Some(p) => {
-            let at = join(path, "pipeline");
+            let at = key_path(path, "pipeline");
             let p2 = cx.text(p, &at);
             match p2 {
                 Some(s) if !plain(&s) => {
@@ -267,7 +259,7 @@ fn repository(cx: &mut Check<'_>, name: &str, n: &Node, path: &str) -> Option<Re
             "`branches` is missing: the branches whose pushes (and pull requests into them) run",
         ),
         Some(b) => {
-            let at = join(path, "branches");
+            let at = key_path(path, "branches");
             match &b.kind {
                 Kind::Seq(items) if !items.is_empty() => {
                     for (i, item) in items.iter().enumerate() {
@@ -301,7 +293,7 @@ fn repository(cx: &mut Check<'_>, name: &str, n: &Node, path: &str) -> Option<Re
         Some(other) => {
             cx.err(
                 other.pos,
-                &join(path, "pull_requests"),
+                &key_path(path, "pull_requests"),
                 format!("expected true or false, found {}", other.kind.type_name()),
             );
             true
@@ -353,7 +345,7 @@ fn endpoints(cx: &mut Check<'_>, n: &Node) -> Vec<Endpoint> {
                 None
             }
             Some(v) => {
-                let at = join(&path, "name");
+                let at = key_path(&path, "name");
                 match cx.text(v, &at) {
                     Some(s) if !deliver::valid_name(&s) => {
                         cx.err(
@@ -381,7 +373,7 @@ fn endpoints(cx: &mut Check<'_>, n: &Node) -> Vec<Endpoint> {
                 None
             }
             Some(v) => {
-                let at = join(&path, "url");
+                let at = key_path(&path, "url");
                 match cx.text(v, &at) {
                     Some(u) => match deliver::check_url(&u) {
                         Ok(()) => Some(u),
@@ -403,12 +395,12 @@ fn endpoints(cx: &mut Check<'_>, n: &Node) -> Vec<Endpoint> {
                 );
                 None
             }
-            Some(v) => cx.secret(v, &join(&path, "secret_env")),
+            Some(v) => cx.secret(v, &key_path(&path, "secret_env")),
         };
         let events = match get(&m, "events") {
             None => Event::ALL.to_vec(),
             Some(v) => {
-                let at = join(&path, "events");
+                let at = key_path(&path, "events");
                 let mut events = Vec::new();
                 match &v.kind {
                     Kind::Seq(list) if !list.is_empty() => {
