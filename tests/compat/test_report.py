@@ -41,7 +41,10 @@ class Forge:
 
     def __init__(self, kind, token):
         self.kind, self.token = kind, token
-        self.comments = [{"id": 1, "body": "LGTM, but see the data"}]  # a person's: never touched
+        # A person's comments, never touched: one that holds the report's
+        # marker too (anyone can write it) is not taken for the report.
+        self.comments = [self.by_person(1, "LGTM, but see the data"),
+                         self.by_person(2, "<!-- ferry-report: iris --> pretending")]
         self.calls = []
         forge = self
 
@@ -75,11 +78,14 @@ class Forge:
                 else:
                     listing = "/projects/42/merge_requests/3/notes"
                     one = listing + "/"
+                if path == "/user" and self.command == "GET":
+                    if forge.kind == "github":  # Actions' token may not read it
+                        return self.answer(403, {"message": "Resource not accessible by integration"})
+                    return self.answer(200, {"id": 77, "username": "project_42_bot"})
                 if path == listing and self.command == "GET":
                     return self.answer(200, forge.comments)
                 if path == listing and self.command == "POST":
-                    c = {"id": 100 + len(forge.comments), "body": sent["body"],
-                         "html_url": f"https://example.invalid/pr/7#c{len(forge.comments)}"}
+                    c = forge.by_ferry(100 + len(forge.comments), sent["body"])
                     forge.comments.append(c)
                     return self.answer(201, c)
                 edit = "PATCH" if forge.kind == "github" else "PUT"
@@ -96,6 +102,22 @@ class Forge:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def by_person(self, cid, body):
+        if self.kind == "github":
+            return {"id": cid, "body": body, "user": {"login": "octocat", "type": "User"}}
+        return {"id": cid, "body": body, "author": {"id": 5, "username": "jo"}, "system": False}
+
+    def by_ferry(self, cid, body):
+        if self.kind == "github":
+            # GitHub Actions' own token comments as its bot.
+            return {"id": cid, "body": body, "user": {"login": "github-actions[bot]", "type": "Bot"},
+                    "html_url": f"https://example.invalid/pr/7#c{cid}"}
+        return {"id": cid, "body": body, "author": {"id": 77, "username": "project_42_bot"},
+                "system": False}
+
+    def mine(self):
+        return [c for c in self.comments if c["id"] >= 100]
 
     def close(self):
         self.server.shutdown()
@@ -160,14 +182,15 @@ def test_posting_on_github_creates_one_comment_then_edits_it(pull_request, tmp_p
         assert first.returncode == 0, first.stderr
         assert "posted the report comment" in first.stderr
         assert "ghs_test" not in first.stdout + first.stderr
-        mine = [c for c in forge.comments if "ferry-report: iris" in c["body"]]
+        mine = forge.mine()
         assert len(mine) == 1 and "| train.C | 1.0 | 0.01 |" in mine[0]["body"]
         assert f"at `{main[:7]}`" in mine[0]["body"], "the base is the pull request's base commit"
 
         again = ferry(iris, "report", "--post", env=env)
         assert again.returncode == 0 and "updated the report comment" in again.stderr, again.stderr
-        assert len(forge.comments) == 2, "still one report beside the person's comment"
+        assert len(forge.mine()) == 1 and len(forge.comments) == 3, "still one report"
         assert forge.comments[0]["body"] == "LGTM, but see the data"
+        assert forge.comments[1]["body"] == "<!-- ferry-report: iris --> pretending"
         assert ("PATCH", f"/repos/acme/iris/issues/comments/{mine[0]['id']}") in forge.calls
 
         refused = ferry(iris, "report", "--post", env={**env, "GITHUB_TOKEN": "wrong"})
@@ -187,9 +210,11 @@ def test_posting_on_gitlab_creates_one_note_then_edits_it(pull_request):
         for verb in ("posted", "updated"):
             done = ferry(iris, "report", "--post", env=env)
             assert done.returncode == 0 and f"{verb} the report comment" in done.stderr, done.stderr
-        assert len(forge.comments) == 2
-        assert ("PUT", f"/projects/42/merge_requests/3/notes/{forge.comments[1]['id']}") in forge.calls
-        assert "| train.C | 1.0 | 0.01 |" in forge.comments[1]["body"]
+        mine = forge.mine()
+        assert len(mine) == 1 and len(forge.comments) == 3
+        assert ("PUT", f"/projects/42/merge_requests/3/notes/{mine[0]['id']}") in forge.calls
+        assert "| train.C | 1.0 | 0.01 |" in mine[0]["body"]
+        assert forge.comments[1]["body"] == "<!-- ferry-report: iris --> pretending"
     finally:
         forge.close()
 
@@ -202,3 +227,17 @@ def test_posting_outside_ci_says_where_to(pull_request):
                      env={"GITHUB_API_URL": "http://api.example.com", "GITHUB_TOKEN": "t",
                           "GITHUB_REPOSITORY": "acme/iris"})
     assert insecure.returncode == 2 and "https://" in insecure.stderr, insecure.stderr
+
+
+def test_in_ci_the_report_is_of_this_commit_s_run_or_none(pull_request):
+    iris, _ = pull_request
+    # A commit nothing ran at (another job's runs may be on the same server):
+    # the report refuses rather than show another run.
+    git(iris.parent, "commit", "-q", "--allow-empty", "-m", "nothing ran here")
+    try:
+        done = ferry(iris, "report", "--md", env={"GITHUB_ACTIONS": "true"})
+        assert done.returncode == 2 and "no run of `iris` at this commit" in done.stderr, done.stderr
+        # Outside CI it is the pipeline's newest run, as a person expects.
+        assert ferry(iris, "report").returncode == 0
+    finally:
+        git(iris.parent, "reset", "-q", "--hard", "HEAD~1")

@@ -47,6 +47,11 @@ pub(crate) fn write(w: &Workflow) -> String {
     }
     y.line(4, "steps:");
     y.line(6, "- uses: actions/checkout@v4");
+    y.line(8, "with:");
+    y.line(
+        10,
+        "fetch-depth: 0 # the report finds the base branch's run through its history",
+    );
     y.line(6, "- uses: astral-sh/setup-uv@v6");
     y.line(8, "with:");
     y.line(10, "enable-cache: true");

@@ -155,7 +155,8 @@ pub fn upsert_comment(
         forge,
         token,
     };
-    let found = call.find(marker)?;
+    let me = call.me()?;
+    let found = call.find(marker, &me)?;
     let payload = serde_json::json!({ "body": body }).to_string();
     let (method, url) = match found {
         Some(id) => (
@@ -186,6 +187,14 @@ pub fn upsert_comment(
     })
 }
 
+fn no_field(endpoint: &str, field: &str) -> ForgeError {
+    ForgeError::Status {
+        endpoint: endpoint.to_owned(),
+        status: 200,
+        message: format!("the answer has no `{field}`"),
+    }
+}
+
 /// The path of `url`, for errors (the API's host is the operator's, the
 /// path says which call).
 fn path_of(url: &str) -> &str {
@@ -194,6 +203,20 @@ fn path_of(url: &str) -> &str {
     path.split('?').next().unwrap_or(path)
 }
 
+/// Who posts: only a comment of theirs is edited (anyone can write the
+/// marker into a comment of their own).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Me {
+    /// A GitHub login.
+    Login(String),
+    /// A GitLab user id.
+    Id(u64),
+}
+
+/// The login GitHub Actions' own token comments as (it may not read
+/// `/user`).
+const ACTIONS_BOT: &str = "github-actions[bot]";
+
 struct Call<'a> {
     agent: ureq::Agent,
     forge: &'a Forge,
@@ -201,8 +224,35 @@ struct Call<'a> {
 }
 
 impl Call<'_> {
-    /// The id of the first comment that holds `marker`.
-    fn find(&self, marker: &str) -> Result<Option<u64>, ForgeError> {
+    /// The token's user: `/user` on either forge; on GitHub a token that
+    /// may not read it (Actions' own) comments as the Actions bot.
+    fn me(&self) -> Result<Me, ForgeError> {
+        let url = match self.forge {
+            Forge::GitHub { api, .. } | Forge::GitLab { api, .. } => {
+                format!("{}/user", api.trim_end_matches('/'))
+            }
+        };
+        let answer = self.send("GET", &url, None);
+        match (self.forge, answer) {
+            (Forge::GitHub { .. }, Ok(v)) => v
+                .get("login")
+                .and_then(serde_json::Value::as_str)
+                .map(|l| Me::Login(l.to_owned()))
+                .ok_or_else(|| no_field("GET /user", "login")),
+            (Forge::GitHub { .. }, Err(ForgeError::Status { status: 403, .. })) => {
+                Ok(Me::Login(ACTIONS_BOT.to_owned()))
+            }
+            (Forge::GitLab { .. }, Ok(v)) => v
+                .get("id")
+                .and_then(serde_json::Value::as_u64)
+                .map(Me::Id)
+                .ok_or_else(|| no_field("GET /user", "id")),
+            (_, Err(e)) => Err(e),
+        }
+    }
+
+    /// The id of the first comment of `me` that holds `marker`.
+    fn find(&self, marker: &str, me: &Me) -> Result<Option<u64>, ForgeError> {
         for page in 1..=MAX_PAGES {
             let answer = self.send("GET", &self.forge.comments_url(page), None)?;
             let Some(comments) = answer.as_array() else {
@@ -214,7 +264,18 @@ impl Call<'_> {
             };
             for c in comments {
                 let body = c.get("body").and_then(serde_json::Value::as_str);
-                if body.is_some_and(|b| b.contains(marker))
+                let mine = match me {
+                    Me::Login(l) => {
+                        c.pointer("/user/login").and_then(serde_json::Value::as_str)
+                            == Some(l.as_str())
+                    }
+                    Me::Id(id) => {
+                        c.pointer("/author/id").and_then(serde_json::Value::as_u64) == Some(*id)
+                            && c.get("system").and_then(serde_json::Value::as_bool) != Some(true)
+                    }
+                };
+                if mine
+                    && body.is_some_and(|b| b.contains(marker))
                     && let Some(id) = c.get("id").and_then(serde_json::Value::as_u64)
                 {
                     return Ok(Some(id));

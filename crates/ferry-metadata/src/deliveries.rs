@@ -362,6 +362,37 @@ impl DeliveryStore for SqlStore {
             return Ok(false);
         };
         let attempt = col_i64(&row, "attempts") + 1;
+        let (state, next, delivered) = match a.outcome {
+            AttemptOutcome::Delivered => (DeliveryState::Delivered, a.at_ms, Some(a.at_ms)),
+            AttemptOutcome::Retry { next_attempt_ms } => {
+                (DeliveryState::Pending, next_attempt_ms, None)
+            }
+            AttemptOutcome::Failed => (DeliveryState::Failed, a.at_ms, None),
+        };
+        let updated = sqlx::query(
+            "UPDATE webhook_deliveries SET state = $1, attempts = $2, next_attempt_ms = $3, lease_until_ms = 0, \
+             last_status = $4, last_error = $5, delivered_ms = $6 \
+             WHERE endpoint = $7 AND event_id = $8 AND state = 'pending' AND lease_holder = $9 AND attempts = $10",
+        )
+        .bind(state.as_str())
+        .bind(attempt)
+        .bind(next)
+        .bind(a.status)
+        .bind(a.error.clone())
+        .bind(delivered)
+        .bind(&a.endpoint)
+        .bind(&a.event_id)
+        .bind(&a.holder)
+        .bind(attempt - 1)
+        .execute(&mut *tx)
+        .await
+        .map_err(query_error(what))?;
+        // The row is locked from here (PostgreSQL) and it was still this
+        // holder's, at this count: a lease that ran out and was claimed
+        // between the read and now records nothing.
+        if updated.rows_affected() != 1 {
+            return Ok(false);
+        }
         sqlx::query(
             "INSERT INTO webhook_attempts (endpoint, event_id, attempt, at_ms, duration_ms, status, error, holder) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -374,28 +405,6 @@ impl DeliveryStore for SqlStore {
         .bind(a.status)
         .bind(a.error.clone())
         .bind(&a.holder)
-        .execute(&mut *tx)
-        .await
-        .map_err(query_error(what))?;
-        let (state, next, delivered) = match a.outcome {
-            AttemptOutcome::Delivered => (DeliveryState::Delivered, a.at_ms, Some(a.at_ms)),
-            AttemptOutcome::Retry { next_attempt_ms } => {
-                (DeliveryState::Pending, next_attempt_ms, None)
-            }
-            AttemptOutcome::Failed => (DeliveryState::Failed, a.at_ms, None),
-        };
-        sqlx::query(
-            "UPDATE webhook_deliveries SET state = $1, attempts = $2, next_attempt_ms = $3, lease_until_ms = 0, \
-             last_status = $4, last_error = $5, delivered_ms = $6 WHERE endpoint = $7 AND event_id = $8",
-        )
-        .bind(state.as_str())
-        .bind(attempt)
-        .bind(next)
-        .bind(a.status)
-        .bind(a.error.clone())
-        .bind(delivered)
-        .bind(&a.endpoint)
-        .bind(&a.event_id)
         .execute(&mut *tx)
         .await
         .map_err(query_error(what))?;

@@ -106,8 +106,33 @@ fn opt(v: Option<f64>) -> String {
     v.map(number).unwrap_or_else(|| "-".to_owned())
 }
 
-fn short(commit: Option<&str>) -> &str {
-    commit.map_or("-", |c| &c[..c.len().min(7)])
+/// A commit as a report names it: its first 7 hex digits (a run's commit
+/// is a tag any client could set: nothing else of it is shown).
+fn short(commit: Option<&str>) -> String {
+    match commit {
+        Some(c) if !c.is_empty() && c.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            c[..c.len().min(7)].to_owned()
+        }
+        Some(_) => "?".to_owned(),
+        None => "-".to_owned(),
+    }
+}
+
+/// A run id as a report names it: its first 8 letters or digits.
+fn short_id(run_id: &str) -> String {
+    run_id
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(8)
+        .collect()
+}
+
+/// Text for a terminal: the lines without control characters, so no
+/// value from a run (a param, a reason) writes an escape sequence.
+fn printable(s: &str) -> String {
+    s.chars()
+        .filter(|c| *c == '\n' || !c.is_control())
+        .collect()
 }
 
 fn status_words(s: RunStatus) -> &'static str {
@@ -159,7 +184,7 @@ fn check_figures(c: &CheckLine, name: fn(&str) -> String) -> String {
 fn headline(run: &RunLine) -> String {
     format!(
         "run {} at {}",
-        &run.run_id[..run.run_id.len().min(8)],
+        short_id(&run.run_id),
         short(run.git_commit.as_deref())
     )
 }
@@ -319,14 +344,8 @@ pub fn markdown(r: &Review) -> String {
 fn code_run(run: &RunLine) -> String {
     format!(
         "run `{}` at `{}`",
-        &run.run_id[..run.run_id.len().min(8)]
-            .chars()
-            .filter(char::is_ascii_alphanumeric)
-            .collect::<String>(),
+        short_id(&run.run_id),
         short(run.git_commit.as_deref())
-            .chars()
-            .filter(char::is_ascii_hexdigit)
-            .collect::<String>()
     )
 }
 
@@ -445,7 +464,7 @@ pub fn text(r: &Review) -> String {
                 .unwrap_or_default()
         ));
     }
-    t
+    printable(&t)
 }
 
 #[cfg(test)]
@@ -573,6 +592,17 @@ mod tests {
         // The `|` inside is escaped, so the row keeps its three columns.
         assert_eq!(row.matches(" | ").count(), 2, "{row}");
         assert_eq!(md.matches("-->").count(), 1, "only the marker's: {md}");
+    }
+
+    #[test]
+    fn a_run_s_odd_commit_or_escape_sequence_is_shown_harmlessly() {
+        let mut head = run("a9f8e7d6c5b4", "abcdef€");
+        head.params[2].1 = serde_json::json!("\u{1b}[2J\u{1b}]0;owned\u{7}x");
+        let r = review(&head);
+        let t = text(&r);
+        assert!(t.starts_with("iris: run a9f8e7d6 at ?,"), "{t}");
+        assert!(!t.contains('\u{1b}') && !t.contains('\u{7}'), "{t:?}");
+        assert!(markdown(&r).contains("at `?`"));
     }
 
     #[test]

@@ -23,8 +23,8 @@ pub(crate) fn report(ctx: &Ctx, args: &ReportArgs) -> Result<u8> {
     let history = ctx.reader(&args.place)?.history()?;
     let h = history.as_ref();
     let pipeline = project.as_ref().map(|p| p.pipeline.name.clone());
-    let head = head_run(h, args.run.as_deref(), pipeline.as_deref())?;
     let root = project.as_ref().map(|p| p.root.as_path());
+    let head = head_run(h, args.run.as_deref(), pipeline.as_deref(), root)?;
     let base = match &args.compare {
         Some(r) => Some(explicit_base(ctx, args, h, root, &head, r)?),
         None => implied_base(h, root, &head)?,
@@ -54,23 +54,56 @@ fn store_err(e: ferry_runner::Error) -> anyhow::Error {
     crate::commands::runner_store_err(e)
 }
 
-/// The run to report: the one named, else the pipeline's newest.
-fn head_run(h: &dyn History, run: Option<&str>, pipeline: Option<&str>) -> Result<RunDetail> {
+/// The run to report: the one named; else the pipeline's newest at the
+/// work tree's commit (in CI, where every branch's runs may be on one
+/// server, none other: another pull request's run is not this one's);
+/// else the pipeline's newest.
+fn head_run(
+    h: &dyn History,
+    run: Option<&str>,
+    pipeline: Option<&str>,
+    root: Option<&Path>,
+) -> Result<RunDetail> {
     if let Some(run) = run {
         let id = h.resolve(run).map_err(store_err)?;
         return h.get_run(&id).map_err(store_err);
     }
     let runs = h.list_runs(RUNS_SEARCHED).map_err(store_err)?;
-    let newest = runs
+    let mut ours = runs
         .iter()
-        .find(|r| pipeline.is_none_or(|p| r.pipeline == p))
-        .ok_or_else(|| {
-            usage(match pipeline {
-                Some(p) => format!("no run of `{p}` recorded yet: run `ferry run` first"),
-                None => "no runs recorded yet: run `ferry run` first".to_owned(),
-            })
-        })?;
+        .filter(|r| pipeline.is_none_or(|p| r.pipeline == p));
+    let at = root.and_then(ferry_runner::head_commit);
+    let newest = match &at {
+        Some(commit) => match ours
+            .clone()
+            .find(|r| r.git_commit.as_deref() == Some(commit.as_str()))
+        {
+            Some(r) => Some(r),
+            None if in_ci() => {
+                return Err(usage(format!(
+                    "no run of `{}` at this commit ({}): the report is of this commit's run (`ferry run` first, or name a run)",
+                    pipeline.unwrap_or("the pipeline"),
+                    &commit[..commit.len().min(12)]
+                )));
+            }
+            None => ours.next(),
+        },
+        None => ours.next(),
+    };
+    let newest = newest.ok_or_else(|| {
+        usage(match pipeline {
+            Some(p) => format!("no run of `{p}` recorded yet: run `ferry run` first"),
+            None => "no runs recorded yet: run `ferry run` first".to_owned(),
+        })
+    })?;
     h.get_run(&newest.run_id).map_err(store_err)
+}
+
+/// Whether this runs in a CI job (GitHub Actions, GitLab CI, Jenkins).
+fn in_ci() -> bool {
+    ["GITHUB_ACTIONS", "GITLAB_CI", "JENKINS_URL"]
+        .iter()
+        .any(|k| std::env::var_os(k).is_some_and(|v| !v.is_empty()))
 }
 
 /// The runs of `head`'s pipeline that are not `head`, newest first.
