@@ -25,13 +25,22 @@ fn plain_name(pipeline: &str) -> String {
 
 /// `s` as one table cell of a comment: on one line, at most
 /// [`CELL_CHARS`], with nothing Markdown or HTML would read as markup, a
-/// link or a mention.
+/// link or a mention. A bare address (`https://...`, `www.`) would be made
+/// a link by GitHub's and GitLab's autolinking, so a word joiner (U+2060,
+/// invisible) goes inside its scheme or `www`.
 pub fn cell(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
-    for (i, c) in s.chars().enumerate() {
+    let chars: Vec<char> = s.chars().collect();
+    for (i, &c) in chars.iter().enumerate() {
         if i == CELL_CHARS {
             out.push('…');
             break;
+        }
+        let next = |k: usize| chars.get(i + k).copied();
+        let autolinked = (c == ':' && next(1) == Some('/') && next(2) == Some('/'))
+            || (c == '.' && i >= 3 && chars[i - 3..i].iter().all(|w| w.eq_ignore_ascii_case(&'w')));
+        if autolinked {
+            out.push('\u{2060}');
         }
         match c {
             '&' => out.push_str("&amp;"),
@@ -475,6 +484,20 @@ mod tests {
 
     fn base() -> ferry_records::RunDetail {
         run("b1a2c3d4e5f6", "1111111aaaaaaa")
+    }
+
+    #[test]
+    fn a_cell_holds_no_markup_link_or_mention() {
+        assert_eq!(cell("a|b *c* @team"), "a\\|b \\*c\\* &#64;team");
+        assert_eq!(cell("line\none"), "line one");
+        // Addresses stay readable but are not autolinked.
+        assert_eq!(
+            cell("see https://x.example/a and WWW.x.example"),
+            "see https\u{2060}://x.example/a and WWW\u{2060}.x.example"
+        );
+        assert_eq!(cell("a: b, www"), "a: b, www");
+        let long = cell(&"x".repeat(CELL_CHARS + 5));
+        assert_eq!(long.chars().count(), CELL_CHARS + 1);
     }
 
     fn review(head: &ferry_records::RunDetail) -> Review {

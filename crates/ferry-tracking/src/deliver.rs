@@ -475,7 +475,8 @@ impl Deliverer {
             );
         }
         let mut since = from.iter().copied().min().unwrap_or(now);
-        let page = self.settings.page.max(1);
+        let base = self.settings.page.max(1);
+        let mut page = base;
         let mut new = 0;
         loop {
             let events = self.store.registry_events(since, page).await?;
@@ -502,9 +503,16 @@ impl Deliverer {
                 }
             }
             // A full page: read on from its last time (the events at that
-            // time again, which enqueue nothing twice).
+            // time again, which enqueue nothing twice). A full page all at
+            // one millisecond would read itself again: read a page twice as
+            // large from that time instead, so no event is skipped however
+            // many share it.
             match events.last() {
-                Some(last) if events.len() >= page && last.at_ms > since => since = last.at_ms,
+                Some(last) if events.len() >= page && last.at_ms > since => {
+                    since = last.at_ms;
+                    page = base;
+                }
+                Some(_) if events.len() >= page => page = page.saturating_mul(2),
                 _ => break,
             }
         }

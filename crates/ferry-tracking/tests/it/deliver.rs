@@ -2,7 +2,8 @@
 //! after two failures with the same id and a valid signature each time;
 //! one that always fails given up after the cap; two deliverers on one
 //! store posting each event once; events from before an endpoint existed
-//! never posted. Time is a driven clock; the posts are real HTTP.
+//! never posted; more events in one millisecond than a page all enqueued.
+//! Time is a driven clock; the posts are real HTTP.
 
 use ferry_core::clock::{Clock, ManualClock};
 use ferry_metadata::{
@@ -431,5 +432,40 @@ fn two_deliverers_on_one_store_deliver_each_event_once() {
             })
             .collect();
         assert!(!holders.is_empty());
+    });
+}
+
+#[test]
+fn more_events_at_one_millisecond_than_a_page_are_all_enqueued() {
+    rt().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&dir).await;
+        let clock = ManualClock::at(T0);
+        let d = Deliverer::new(
+            s.clone(),
+            vec![endpoint(
+                "ci",
+                "http://127.0.0.1:9/hook",
+                &[Event::ModelVersionCreated],
+            )],
+            Arc::new(clock.clone()),
+            Settings {
+                page: 4,
+                ..Settings::default()
+            },
+        );
+        d.enqueue().await.unwrap();
+        // Eleven versions of three models in one millisecond, then one later.
+        for i in 0..11 {
+            let mut v = version(["a", "b", "c"][i % 3], T0 + 10);
+            v.artifact_digest = format!("d{i}");
+            s.create_model_version(&v).await.unwrap();
+        }
+        s.create_model_version(&version("a", T0 + 11))
+            .await
+            .unwrap();
+        clock.set(T0 + 1_000);
+        assert_eq!(d.enqueue().await.unwrap(), 12);
+        assert_eq!(d.enqueue().await.unwrap(), 0, "nothing enqueued twice");
     });
 }
