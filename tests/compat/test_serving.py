@@ -349,6 +349,21 @@ def test_ferrys_versions_load_in_mlflow_and_mlflows_onnx_versions_serve(tmp_path
         assert r.json()["predictions"] == list(labels)
 
 
+def reference_post(url, body):
+    """A request to `mlflow models serve`, whose worker can be restarting
+    for a moment on a loaded machine after /ping answered: tried again on a
+    refused connection for up to 30 s (ferry's own answers get no such
+    leeway)."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            return requests.post(url, json=body, timeout=30)
+        except requests.exceptions.ConnectionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
 def test_answers_match_mlflow_models_serve(tmp_path):
     """The same scikit-learn model behind `mlflow models serve` and behind
     ferry (as its ONNX export): a client written for the former gets the
@@ -386,7 +401,7 @@ def test_answers_match_mlflow_models_serve(tmp_path):
                 {"dataframe_records": [dict(zip(rev, r[::-1])) for r in ROWS]},
             ]
             for b in bodies:
-                want = requests.post(ref_url + "/invocations", json=b)
+                want = reference_post(ref_url + "/invocations", b)
                 got = requests.post(url + "/invocations", json=b)
                 assert want.status_code == got.status_code == 200, (want.text, got.text)
                 assert got.json() == want.json(), (b, want.json(), got.json())
@@ -397,7 +412,7 @@ def test_answers_match_mlflow_models_serve(tmp_path):
                 np.testing.assert_allclose(got, m.predict_proba(np.array(ROWS, dtype=np.float32)), atol=1e-5)
             # Columns the model was not trained on: both refuse.
             bad = {"dataframe_split": {"columns": ["a", "b", "c", "d"], "data": ROWS}}
-            assert requests.post(ref_url + "/invocations", json=bad).status_code == 400
+            assert reference_post(ref_url + "/invocations", bad).status_code == 400
             assert requests.post(url + "/invocations", json=bad).status_code == 400
     finally:
         mlserve.terminate()
