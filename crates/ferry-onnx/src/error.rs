@@ -27,7 +27,7 @@ pub enum OnnxError {
     ZipMap { node: String },
 
     #[error(
-        "unsupported ONNX operator `{op}`{} in node `{node}`\nhint: the native engine runs scikit-learn's linear models, MLPs, tree ensembles and scalers; the `ort` engine (onnxruntime) runs every operator",
+        "unsupported ONNX operator `{op}`{} in node `{node}`\nhint: the native engine runs scikit-learn's linear models, MLPs, tree ensembles, scalers and text vectorizers; the `ort` engine (onnxruntime) runs every operator",
         domain_text(.domain)
     )]
     UnsupportedOp {
@@ -77,6 +77,11 @@ pub enum OnnxError {
         expected: DType,
         got: DType,
     },
+
+    #[error(
+        "input `{name}` takes text (datatype BYTES, one string per row), got {got} values\nhint: send the raw strings; the model tokenizes them itself"
+    )]
+    NotText { name: String, got: DType },
 
     #[error("input `{name}` has shape {got:?}, the model expects {expected}")]
     InputShape {
@@ -130,6 +135,7 @@ impl OnnxError {
                 | OnnxError::UnknownInput { .. }
                 | OnnxError::DuplicateInput { .. }
                 | OnnxError::InputDType { .. }
+                | OnnxError::NotText { .. }
                 | OnnxError::InputShape { .. }
                 | OnnxError::InputLength { .. }
                 | OnnxError::EmptyBatch { .. }

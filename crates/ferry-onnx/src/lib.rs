@@ -12,7 +12,7 @@
 //!
 //! The graph runs in [tract](https://github.com/sonos/tract) (pinned
 //! `=0.23.9`; no tract type crosses this crate's API, as its API changes
-//! between minor versions), with four operators of our own registered in its
+//! between minor versions), with operators of our own registered in its
 //! ONNX front end (`tract_onnx::onnx().op_register`):
 //!
 //! - `TreeEnsembleClassifier` and `TreeEnsembleRegressor`: our evaluator
@@ -27,6 +27,27 @@
 //!   are strings.
 //! - `Scaler` (StandardScaler, and MinMaxScaler in some exports), which tract
 //!   lacks, wired as tract's own `Sub` and `Mul`.
+//! - The text operators of skl2onnx's `TfidfVectorizer` and
+//!   `CountVectorizer` exports, which tract lacks, each following
+//!   onnxruntime's kernel (`text_ops.rs` wires them):
+//!   - `StringNormalizer` (`strings.rs`): stop words, then one-to-one case
+//!     mapping as glibc's in `en_US.UTF-8`; `[C]` or `[1, C]` only, and one
+//!     empty string when every element is a stop word.
+//!   - `Tokenizer` of `com.microsoft` (`tokenizer.rs`): RE2 expressions run
+//!     by `regex-automata` with RE2's leftmost-longest matches and ASCII
+//!     `\w`, `\s`, `\b`; separators; marks, padding, `mincharnum`.
+//!   - `TfIdfVectorizer` (`tfidf.rs`): the n-gram pool as a trie over token
+//!     ids; skip-grams; TF, IDF, TFIDF, weights by pool index.
+//!   - `Normalizer` of `ai.onnx.ml` (`normalizer.rs`): tract has one, but
+//!     its MAX is the largest magnitude and it clamps divisors, where
+//!     onnxruntime's MAX is the largest value and a zero row is copied.
+//!   - `Flatten`, in place of tract's, which refuses the two unknown
+//!     dimensions (rows and tokens) of a tokenized batch.
+//!
+//!   skl2onnx's `keep_empty_string` option (the `StringNormalizer` in a
+//!   `Scan`) runs in tract's `Scan`. Text inputs are string tensors
+//!   (`TensorData::Str`); numbers sent to one are refused as
+//!   [`OnnxError::NotText`].
 //!
 //! Registering operators, rather than evaluating graphs of the shape
 //! `[Scaler] -> TreeEnsemble* -> [Identity]` ourselves, is the robust choice:
@@ -34,7 +55,7 @@
 //! preprocessing tract knows, inside a pipeline or a voting ensemble), there
 //! is one execution path to test, and the rest of the graph keeps tract's
 //! optimisations. The tract surface it needs (`Expansion`, `TypedOp`,
-//! `EvalOp`) is small and lives in `ops.rs`.
+//! `EvalOp`) is small and lives in `ops.rs` and `text_ops.rs`.
 //!
 //! Two plans are built at load: one with a symbolic batch and one specialised
 //! to a single row, which `run` uses when it gets one row (a gateway's usual
@@ -46,11 +67,15 @@
 //! At load, with a message naming the node: a `ZipMap` (export with
 //! `options={id(model): {"zipmap": False}}`; its output is a list of maps,
 //! not a tensor), and any operator outside the `ai.onnx` and `ai.onnx.ml`
-//! domains or that tract does not implement: SVMs (`SVMClassifier`,
-//! `SVMRegressor`), `OneHotEncoder`, `Imputer`, `LabelEncoder`, `Binarizer`,
-//! `DictVectorizer`, the text operators (`StringNormalizer`, `Tokenizer`,
-//! `TfIdfVectorizer`), the `TreeEnsemble` of `ai.onnx.ml` 5, ... Inputs and
-//! outputs must be tensors of float, double, int64, int32, bool or string.
+//! domains (but for the `com.microsoft` `Tokenizer`) or that tract does not
+//! implement: SVMs (`SVMClassifier`, `SVMRegressor`), `OneHotEncoder`,
+//! `Imputer`, `LabelEncoder`, `Binarizer`, `DictVectorizer`, the
+//! `TreeEnsemble` of `ai.onnx.ml` 5, ... Also what onnxruntime cannot load
+//! either: a `Tokenizer` expression RE2 refuses (scikit-learn's `(?u)` flag:
+//! skl2onnx exports the default pattern `(?u)\b\w\w+\b` as `[a-zA-Z0-9_]+`,
+//! but passes a custom one as it is), a `StringNormalizer` locale other than
+//! `en_US.UTF-8`, `C.UTF-8`, `C` or `POSIX`. Inputs and outputs must be
+//! tensors of float, double, int64, int32, bool or string.
 //! With the `ort` feature, [`Engine::Ort`] runs the same API on onnxruntime
 //! (a `libonnxruntime.so` loaded at run time from `ORT_DYLIB_PATH`), which
 //! covers every operator (but still not `ZipMap`).
@@ -67,10 +92,15 @@ mod error;
 mod graph;
 mod linear;
 mod native;
+mod normalizer;
 mod ops;
 #[cfg(feature = "ort")]
 mod ort_engine;
+mod strings;
 mod tensor;
+mod text_ops;
+mod tfidf;
+mod tokenizer;
 mod tree;
 
 use std::path::Path;
@@ -275,6 +305,12 @@ impl OnnxModel {
                     expected: self.expected_inputs(),
                 });
             };
+            if spec.dtype == DType::Str && t.data.dtype() != DType::Str {
+                return Err(OnnxError::NotText {
+                    name: t.name,
+                    got: t.data.dtype(),
+                });
+            }
             if t.data.dtype() != spec.dtype {
                 return Err(OnnxError::InputDType {
                     name: t.name,

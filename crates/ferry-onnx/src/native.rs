@@ -12,6 +12,7 @@ use crate::error::OnnxError;
 use crate::graph::node_label;
 use crate::ops;
 use crate::tensor::{DType, IoSpec, Tensor as FTensor, TensorData};
+use crate::text_ops;
 
 /// States kept per plan for reuse (more are made when more threads run at
 /// once; at most this many are kept).
@@ -69,6 +70,9 @@ fn framework() -> tract_onnx::Onnx {
 
 const DOMAINS: [&str; 3] = ["", "ai.onnx", "ai.onnx.ml"];
 
+/// Operators of other domains that we implement: (domain, operator).
+const CONTRIB_OPS: [(&str, &str); 1] = [("com.microsoft", "Tokenizer")];
+
 fn load_error(e: TractError) -> OnnxError {
     OnnxError::Load {
         message: format!("{e:#}"),
@@ -84,7 +88,11 @@ fn check_ops(proto: &ModelProto, onnx: &tract_onnx::Onnx) -> Result<(), OnnxErro
     };
     for (ix, node) in graph.node.iter().enumerate() {
         let known = onnx.op_register.0.contains_key(&node.op_type);
-        if !known || !DOMAINS.contains(&node.domain.as_str()) {
+        let domain_ok = match CONTRIB_OPS.iter().find(|(_, op)| *op == node.op_type) {
+            Some((domain, _)) => node.domain == *domain,
+            None => DOMAINS.contains(&node.domain.as_str()),
+        };
+        if !known || !domain_ok {
             return Err(OnnxError::UnsupportedOp {
                 op: node.op_type.clone(),
                 domain: node.domain.clone(),
@@ -95,6 +103,10 @@ fn check_ops(proto: &ModelProto, onnx: &tract_onnx::Onnx) -> Result<(), OnnxErro
             "TreeEnsembleClassifier" => ops::parse_tree(node, true).map(drop),
             "TreeEnsembleRegressor" => ops::parse_tree(node, false).map(drop),
             "LinearClassifier" => ops::parse_linear(node).map(drop),
+            "StringNormalizer" => text_ops::parse_string_normalizer(node).map(drop),
+            "Tokenizer" => text_ops::parse_tokenizer(node).map(drop),
+            "TfIdfVectorizer" => text_ops::parse_tfidf(node).map(drop),
+            "Normalizer" => text_ops::parse_normalizer(node).map(drop),
             _ => Ok(()),
         };
         parsed.map_err(|message| OnnxError::InvalidNode {

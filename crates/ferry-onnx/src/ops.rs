@@ -2,10 +2,12 @@
 //! place of tract's classifier, which is two orders of magnitude slower than
 //! onnxruntime, and for the regressor tract lacks), our `LinearClassifier`
 //! (tract's cannot give string labels) and `Scaler` (which tract lacks),
-//! wired as tract's own `Sub` and `Mul`.
+//! wired as tract's own `Sub` and `Mul`; the text operators are registered
+//! from `text_ops.rs`.
 //!
-//! This is the only module besides `native.rs` that names tract types; the
-//! evaluators themselves (`tree.rs`, `linear.rs`) know nothing of tract.
+//! These two are the only modules besides `native.rs` that name tract types;
+//! the evaluators themselves (`tree.rs`, `linear.rs`, `strings.rs`,
+//! `tokenizer.rs`, `tfidf.rs`, `normalizer.rs`) know nothing of tract.
 
 use std::sync::Arc;
 
@@ -22,15 +24,16 @@ pub(crate) fn register(reg: &mut OnnxOpRegister) {
     reg.insert("TreeEnsembleClassifier", tree_classifier);
     reg.insert("TreeEnsembleRegressor", tree_regressor);
     reg.insert("Scaler", scaler);
+    crate::text_ops::register(reg);
 }
 
 // --- attributes ----------------------------------------------------------------
 
-fn attr<'a>(node: &'a NodeProto, name: &str) -> Option<&'a AttributeProto> {
+pub(crate) fn attr<'a>(node: &'a NodeProto, name: &str) -> Option<&'a AttributeProto> {
     node.attribute.iter().find(|a| a.name == name)
 }
 
-fn ints(node: &NodeProto, name: &str) -> Vec<i64> {
+pub(crate) fn ints(node: &NodeProto, name: &str) -> Vec<i64> {
     attr(node, name).map(|a| a.ints.clone()).unwrap_or_default()
 }
 
@@ -38,7 +41,7 @@ fn floats(node: &NodeProto, name: &str) -> Option<Vec<f64>> {
     attr(node, name).map(|a| a.floats.iter().map(|&f| f64::from(f)).collect())
 }
 
-fn strings(node: &NodeProto, name: &str) -> Result<Option<Vec<String>>, String> {
+pub(crate) fn strings(node: &NodeProto, name: &str) -> Result<Option<Vec<String>>, String> {
     let Some(a) = attr(node, name) else {
         return Ok(None);
     };
@@ -51,7 +54,7 @@ fn strings(node: &NodeProto, name: &str) -> Result<Option<Vec<String>>, String> 
         .map(Some)
 }
 
-fn string(node: &NodeProto, name: &str) -> Result<Option<String>, String> {
+pub(crate) fn string(node: &NodeProto, name: &str) -> Result<Option<String>, String> {
     let Some(a) = attr(node, name) else {
         return Ok(None);
     };
