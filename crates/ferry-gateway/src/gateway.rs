@@ -1358,6 +1358,26 @@ fn status_of(e: &PredictError) -> u16 {
     }
 }
 
+/// The most characters of one text value (a text model's input, a label)
+/// the prediction log keeps: its first 1,000 characters (Unicode scalar
+/// values, never a split one), the rest dropped without a marker. Enough
+/// for drift on text (lengths, vocabulary, languages) and for reading what
+/// was asked, while one pasted book cannot make a line megabytes long.
+pub const LOGGED_TEXT_CHARS: usize = 1_000;
+
+/// `s` cut to [`LOGGED_TEXT_CHARS`] characters.
+fn logged_text(s: &str) -> &str {
+    // Short texts (most) are returned without counting: fewer bytes than
+    // the bound cannot hold more characters.
+    if s.len() <= LOGGED_TEXT_CHARS {
+        return s;
+    }
+    match s.char_indices().nth(LOGGED_TEXT_CHARS) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
 /// Prediction-log lines: one JSON object per predicted row, inputs
 /// flattened to columns named as the version's signature names them,
 /// whatever the request's format (`columns`: the names a request gave,
@@ -1453,7 +1473,9 @@ fn log_lines(
                     } else {
                         "false"
                     }),
-                    TensorData::Str(v) => out.push_str(&q(v.get(i).map_or("", String::as_str))),
+                    TensorData::Str(v) => {
+                        out.push_str(&q(logged_text(v.get(i).map_or("", String::as_str))))
+                    }
                 }
             }
         }
@@ -1465,6 +1487,51 @@ fn log_lines(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A text input is logged as a JSON string, escaped, and cut to
+    /// [`LOGGED_TEXT_CHARS`] characters on a character boundary.
+    #[test]
+    fn text_inputs_are_logged_as_escaped_bounded_strings() {
+        let served = Served::new(
+            &ModelVersion {
+                model: "reviews".into(),
+                version: 2,
+                ..Default::default()
+            },
+            Arc::new(crate::predictor::FakePredictor::new(Default::default())),
+        );
+        let long = "é".repeat(LOGGED_TEXT_CHARS + 5);
+        let texts = vec![
+            "great \"product\"\n\tback\\slash \u{1F600}".to_owned(),
+            long.clone(),
+        ];
+        let inputs = [Tensor {
+            name: "text".into(),
+            shape: vec![2, 1],
+            data: TensorData::Str(texts.clone()),
+        }];
+        let outputs = [Tensor {
+            name: "label".into(),
+            shape: vec![2],
+            data: TensorData::Str(vec!["positive".into(), "negative".into()]),
+        }];
+        let text = log_lines(&served, "r1", &inputs, &outputs, Some(&["text".into()]));
+        let lines: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        assert_eq!(lines[0]["text"], texts[0].as_str());
+        assert_eq!(lines[0]["prediction"], "positive");
+        let cut = lines[1]["text"].as_str().unwrap_or_default();
+        assert_eq!(cut.chars().count(), LOGGED_TEXT_CHARS);
+        assert!(long.starts_with(cut));
+        assert_eq!(logged_text("short"), "short");
+        // A multi-byte text under the bound in characters but over it in
+        // bytes is kept whole.
+        let under = "é".repeat(LOGGED_TEXT_CHARS - 1);
+        assert_eq!(logged_text(&under), under);
+    }
 
     #[test]
     fn serve_specs_parse() {

@@ -5,7 +5,7 @@
 //! loopback port, waits until
 //! it answers `GET /ping` (or `/health`), restarts it with backoff when it
 //! dies, and forwards predictions to its `/invocations` as
-//! `{"inputs": ...}`. While it is down its model answers 503; the gateway's
+//! `{"inputs": ...}` (or a `dataframe_split`), text columns as text. While it is down its model answers 503; the gateway's
 //! other models are not affected.
 
 use crate::predictor::{PredictError, Predictor};
@@ -239,11 +239,7 @@ impl ProcessRuntime {
             ready: ready.clone(),
             restarts: restarts.clone(),
             client: client.clone(),
-            inputs: vec![IoSpec {
-                name: "inputs".into(),
-                dtype: DType::F64,
-                shape: vec![None, None],
-            }],
+            inputs: process_inputs(signature.as_ref()),
             outputs: vec![IoSpec {
                 name: "predictions".into(),
                 dtype: DType::F64,
@@ -342,6 +338,52 @@ impl Default for Backoff {
     }
 }
 
+/// What a process runtime takes: while every column of the signature is
+/// numeric (or there is none), one table of doubles (`inputs`, `[N, k]`),
+/// read in one pass; when a column holds text (a text model, or text
+/// beside numbers), one input per column, named and typed as the column
+/// (`string` is BYTES), so each request column is read as its own.
+fn process_inputs(sig: Option<&ferry_mlmodel::Signature>) -> Vec<IoSpec> {
+    use ferry_mlmodel::ColType;
+    let typed = |t: ColType| match t {
+        ColType::Boolean => DType::Bool,
+        ColType::Integer => DType::I32,
+        ColType::Long => DType::I64,
+        ColType::Float | ColType::Double => DType::F64,
+        ColType::String | ColType::Binary | ColType::Datetime => DType::Str,
+    };
+    match sig {
+        Some(sig) if sig.inputs.iter().any(|c| typed(c.ty) == DType::Str) => sig
+            .inputs
+            .iter()
+            .map(|c| IoSpec {
+                name: c.name.clone(),
+                dtype: typed(c.ty),
+                shape: vec![None],
+            })
+            .collect(),
+        _ => vec![IoSpec {
+            name: "inputs".into(),
+            dtype: DType::F64,
+            shape: vec![None, None],
+        }],
+    }
+}
+
+/// Rows of one input per column (see [`process_inputs`]) as JSON rows.
+fn rows_of_columns(columns: &[Tensor]) -> Value {
+    let n = columns
+        .iter()
+        .filter_map(|t| t.shape.first().copied())
+        .max()
+        .unwrap_or(0);
+    Value::Array(
+        (0..n)
+            .map(|r| Value::Array(columns.iter().map(|t| crate::protocol::row(t, r)).collect()))
+            .collect(),
+    )
+}
+
 fn to_json(t: &Tensor) -> Value {
     let n = t.shape.first().copied().unwrap_or(0);
     Value::Array((0..n).map(|r| crate::protocol::row(t, r)).collect())
@@ -427,14 +469,16 @@ impl Predictor for ProcessRuntime {
                 self.name
             )));
         }
-        let x = inputs
-            .first()
-            .ok_or_else(|| PredictError::Input("no input".into()))?;
+        let rows = match inputs.as_slice() {
+            [] => return Err(PredictError::Input("no input".into())),
+            [x] if self.inputs.len() == 1 && self.inputs[0].name == "inputs" => to_json(x),
+            columns => rows_of_columns(columns),
+        };
         let body = match self.signature.as_ref().filter(|_| self.dataframe) {
             Some(sig) => serde_json::json!({
-                "dataframe_split": {"columns": sig.names(), "data": to_json(x)}
+                "dataframe_split": {"columns": sig.names(), "data": rows}
             }),
-            None => serde_json::json!({ "inputs": to_json(x) }),
+            None => serde_json::json!({ "inputs": rows }),
         }
         .to_string();
         let req = hyper::Request::post(format!("http://127.0.0.1:{}/invocations", self.port))
@@ -482,6 +526,67 @@ mod tests {
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
+    }
+
+    fn sig(cols: &[(&str, ferry_mlmodel::ColType)]) -> ferry_mlmodel::Signature {
+        ferry_mlmodel::Signature {
+            inputs: cols
+                .iter()
+                .map(|(n, t)| ferry_mlmodel::Column {
+                    name: (*n).into(),
+                    ty: *t,
+                    required: true,
+                })
+                .collect(),
+        }
+    }
+
+    /// Numeric columns stay one table of doubles; a text column makes one
+    /// input per column, each read as its type, and rows go out in the
+    /// signature's order.
+    #[test]
+    fn text_columns_make_one_input_per_column() {
+        use ferry_mlmodel::ColType::{Double, Long, String};
+        let numeric = process_inputs(Some(&sig(&[("a", Double), ("b", Long)])));
+        assert_eq!(numeric.len(), 1);
+        assert_eq!(
+            (numeric[0].name.as_str(), numeric[0].dtype),
+            ("inputs", DType::F64)
+        );
+        assert_eq!(process_inputs(None), numeric);
+        let mixed = sig(&[("text", String), ("stars", Long)]);
+        let specs = process_inputs(Some(&mixed));
+        assert_eq!(
+            specs
+                .iter()
+                .map(|s| (s.name.as_str(), s.dtype, s.shape.clone()))
+                .collect::<Vec<_>>(),
+            [
+                ("text", DType::Str, vec![None]),
+                ("stars", DType::I64, vec![None])
+            ]
+        );
+        let (tensors, _) = crate::protocol::mlflow_json_named(
+            br#"{"dataframe_records": [{"stars": 5, "text": "great"}, {"stars": 1, "text": "awful"}]}"#,
+            &specs,
+            Some(&mixed),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            rows_of_columns(&tensors),
+            serde_json::json!([["great", 5], ["awful", 1]])
+        );
+        let e = crate::protocol::mlflow_json(
+            br#"{"dataframe_records": [{"stars": "five", "text": "great"}]}"#,
+            &specs,
+            Some(&mixed),
+        )
+        .map(|_| ())
+        .unwrap_err();
+        assert!(
+            e.0.contains("column `stars`") && e.0.contains("not an integer"),
+            "{e}"
+        );
     }
 
     #[test]

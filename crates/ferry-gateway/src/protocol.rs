@@ -25,13 +25,61 @@ fn bad<T>(m: impl Into<String>) -> Result<T, BadInput> {
 /// Rows of named or positional values, before they meet a signature.
 #[derive(Debug)]
 enum Frame {
-    /// A row-major table; `columns` names them when the request did.
+    /// A row-major table; `columns` names them when the request did;
+    /// `field` is where in the request it came from (for messages).
     Table {
+        field: Field,
         columns: Option<Vec<String>>,
         rows: Vec<Vec<Value>>,
     },
     /// Named tensors (`inputs: {"name": [...]}`).
     Named(Vec<(String, Value)>),
+}
+
+/// Where a table came from in the request, so that a message about one of
+/// its values names the field the client wrote it in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Field {
+    Split,
+    Records,
+    Instances,
+    Inputs,
+    Csv,
+}
+
+impl Field {
+    /// The request's key (`instances[3]`).
+    fn key(self) -> &'static str {
+        match self {
+            Field::Split => "dataframe_split",
+            Field::Records => "dataframe_records",
+            Field::Instances => "instances",
+            Field::Inputs => "inputs",
+            Field::Csv => "CSV",
+        }
+    }
+
+    /// Where the values are.
+    fn rows(self) -> &'static str {
+        match self {
+            Field::Split => "`dataframe_split.data`",
+            Field::Records => "`dataframe_records`",
+            Field::Instances => "`instances`",
+            Field::Inputs => "`inputs`",
+            Field::Csv => "the CSV body",
+        }
+    }
+
+    /// Where the column names are.
+    fn columns(self) -> &'static str {
+        match self {
+            Field::Split => "`dataframe_split.columns`",
+            Field::Records => "the keys of `dataframe_records`",
+            Field::Instances => "the keys of `instances`",
+            Field::Inputs => "the keys of `inputs`",
+            Field::Csv => "the CSV header",
+        }
+    }
 }
 
 /// Parses an MLflow scoring body (JSON) into input tensors for `inputs`.
@@ -88,9 +136,9 @@ pub fn mlflow_value(
             let v = obj.remove(*one).unwrap_or(Value::Null);
             match *one {
                 "dataframe_split" => split(v)?,
-                "dataframe_records" => records(v, "dataframe_records")?,
-                "instances" => instances(v)?,
-                _ => tensor_inputs(v)?,
+                "dataframe_records" => records(v, Field::Records)?,
+                "instances" => instances(v, Field::Instances)?,
+                _ => named_columns(tensor_inputs(v)?, inputs, sig)?,
             }
         }
         [] => {
@@ -116,7 +164,11 @@ pub fn mlflow_value(
     Ok((frame_to_tensors(frame, inputs)?, columns))
 }
 
-/// Parses a CSV body (a header row, then one row per instance).
+/// Parses a CSV body (RFC 4180: a header row, then one row per instance;
+/// a quoted value may hold commas, doubled quotes and line breaks). CSV has
+/// no types: a value is read as the model's input takes it, so a column that
+/// goes to a text input keeps its text as written (`5`, ` spaced `), and one
+/// that goes to a numeric input is parsed as a number (empty: missing).
 pub fn mlflow_csv(
     body: &[u8],
     inputs: &[IoSpec],
@@ -124,38 +176,36 @@ pub fn mlflow_csv(
 ) -> Result<(Vec<Tensor>, Option<Vec<String>>), BadInput> {
     let text =
         std::str::from_utf8(body).map_err(|_| BadInput("the CSV body is not UTF-8".into()))?;
-    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
-    let header: Vec<String> = lines
+    let mut records = csv_records(text)?.into_iter();
+    let header: Vec<String> = records
         .next()
         .ok_or_else(|| BadInput("the CSV body is empty (a header row is required)".into()))?
-        .split(',')
-        .map(|s| s.trim().trim_matches('"').to_owned())
+        .1
+        .into_iter()
+        .map(|c| c.trim().to_owned())
         .collect();
-    unique_columns(&header, "the CSV header")?;
+    unique_columns(&header, Field::Csv.columns())?;
+    let types: Vec<DType> = header.iter().map(|h| column_dtype(h, inputs)).collect();
     let mut rows = Vec::new();
-    for (i, l) in lines.enumerate() {
-        let cells: Vec<Value> = l
-            .split(',')
-            .map(|c| {
-                let c = c.trim().trim_matches('"');
-                match c.parse::<f64>() {
-                    Ok(n) => json!(n),
-                    Err(_) => Value::String(c.to_owned()),
-                }
-            })
-            .collect();
+    for (line, cells) in records {
         if cells.len() != header.len() {
             return bad(format!(
-                "CSV line {}: {} values for {} columns",
-                i + 2,
+                "CSV line {line}: {} values for {} columns",
                 cells.len(),
                 header.len()
             ));
         }
-        rows.push(cells);
+        rows.push(
+            cells
+                .into_iter()
+                .zip(&types)
+                .map(|(c, t)| csv_value(c, *t))
+                .collect(),
+        );
     }
     let frame = by_name(
         Frame::Table {
+            field: Field::Csv,
             columns: Some(header),
             rows,
         },
@@ -169,24 +219,163 @@ pub fn mlflow_csv(
     Ok((frame_to_tensors(frame, inputs)?, columns))
 }
 
+/// The type the model takes a named column in: its one input's, or that
+/// of the input of the same name (one input per column).
+fn column_dtype(column: &str, inputs: &[IoSpec]) -> DType {
+    match inputs {
+        [one] => one.dtype,
+        many => many
+            .iter()
+            .find(|i| i.name == column)
+            .map_or(DType::F64, |i| i.dtype),
+    }
+}
+
+/// A CSV value as the model's input takes it (see [`mlflow_csv`]).
+fn csv_value(cell: std::borrow::Cow<'_, str>, dtype: DType) -> Value {
+    if dtype == DType::Str {
+        return Value::String(cell.into_owned());
+    }
+    let c = cell.trim();
+    if c.is_empty() {
+        return Value::Null;
+    }
+    if dtype == DType::Bool {
+        if c.eq_ignore_ascii_case("true") {
+            return Value::Bool(true);
+        }
+        if c.eq_ignore_ascii_case("false") {
+            return Value::Bool(false);
+        }
+    }
+    match c.parse::<f64>() {
+        Ok(n) => json!(n),
+        Err(_) => Value::String(c.to_owned()),
+    }
+}
+
+/// The records of a CSV text (RFC 4180), each with the line it starts on
+/// (1-based); blank lines are skipped. Values are borrowed from `text`
+/// unless a doubled quote had to be undone.
+#[allow(clippy::type_complexity)]
+fn csv_records(text: &str) -> Result<Vec<(usize, Vec<std::borrow::Cow<'_, str>>)>, BadInput> {
+    use std::borrow::Cow;
+    let b = text.as_bytes();
+    let mut out = Vec::new();
+    let (mut i, mut line) = (0usize, 1usize);
+    while i < b.len() {
+        let start_line = line;
+        let mut cells: Vec<Cow<'_, str>> = Vec::new();
+        let mut quoted = false;
+        loop {
+            // One value, from `i` to its comma or the record's end.
+            let mut j = i;
+            while j < b.len() && (b[j] == b' ' || b[j] == b'\t') {
+                j += 1;
+            }
+            if j < b.len() && b[j] == b'"' {
+                quoted = true;
+                let open = j;
+                j += 1;
+                let mut value = String::new();
+                let mut from = j;
+                let mut doubled = false;
+                loop {
+                    match b.get(j) {
+                        None => {
+                            return bad(format!(
+                                "CSV line {start_line}: the quoted value that starts there is not closed"
+                            ));
+                        }
+                        Some(b'"') if b.get(j + 1) == Some(&b'"') => {
+                            value.push_str(&text[from..=j]);
+                            doubled = true;
+                            j += 2;
+                            from = j;
+                        }
+                        Some(b'"') => break,
+                        Some(c) => {
+                            if *c == b'\n' {
+                                line += 1;
+                            }
+                            j += 1;
+                        }
+                    }
+                }
+                let cell = if doubled {
+                    value.push_str(&text[from..j]);
+                    Cow::Owned(value)
+                } else {
+                    Cow::Borrowed(&text[open + 1..j])
+                };
+                j += 1;
+                while j < b.len() && (b[j] == b' ' || b[j] == b'\t' || b[j] == b'\r') {
+                    j += 1;
+                }
+                if j < b.len() && b[j] != b',' && b[j] != b'\n' {
+                    return bad(format!(
+                        "CSV line {line}: text after a closing quote (a quote inside a quoted value is written twice: `\"\"`)"
+                    ));
+                }
+                cells.push(cell);
+            } else {
+                while j < b.len() && b[j] != b',' && b[j] != b'\n' {
+                    j += 1;
+                }
+                cells.push(Cow::Borrowed(text[i..j].trim_end_matches('\r')));
+            }
+            i = j;
+            match b.get(i) {
+                Some(b',') => i += 1,
+                Some(_) => {
+                    // The newline ending the record.
+                    i += 1;
+                    line += 1;
+                    break;
+                }
+                None => break,
+            }
+        }
+        let blank = !quoted && cells.len() == 1 && cells[0].trim().is_empty();
+        if !blank {
+            out.push((start_line, cells));
+        }
+    }
+    Ok(out)
+}
+
 /// Matches a table's named columns to what the model takes, by name, never
 /// by position: with a signature they are put in its order (a missing or
 /// unexpected column is an error naming them); without one, names that
 /// cannot be matched to the model's inputs are an error rather than a
 /// guess. Unnamed rows (`instances` as lists) are positional by nature.
 fn by_name(frame: Frame, inputs: &[IoSpec], sig: Option<&Signature>) -> Result<Frame, BadInput> {
-    let Frame::Table {
-        columns: Some(columns),
-        rows,
-    } = frame
-    else {
-        return Ok(frame);
+    let (field, columns, rows) = match frame {
+        Frame::Table {
+            field,
+            columns: Some(columns),
+            rows,
+        } => (field, columns, rows),
+        // Unnamed rows for a model of one input per column (text beside
+        // numbers): in the signature's order, as unnamed rows always are.
+        Frame::Table {
+            field,
+            columns: None,
+            rows,
+        } if inputs.len() > 1
+            && sig.is_some_and(|s| rows.iter().all(|r| r.len() == s.inputs.len())) =>
+        {
+            let names = sig.map(|s| s.names()).unwrap_or_default();
+            (field, names.into_iter().map(str::to_owned).collect(), rows)
+        }
+        frame => return Ok(frame),
     };
     let Some(sig) = sig else {
         let matched = |c: &String| inputs.iter().any(|i| &i.name == c);
         if inputs.len() > 1 || (columns.len() == 1 && matched(&columns[0])) {
             // One input per column, matched by name downstream.
             return Ok(Frame::Table {
+                field,
                 columns: Some(columns),
                 rows,
             });
@@ -216,7 +405,8 @@ fn by_name(frame: Frame, inputs: &[IoSpec], sig: Option<&Signature>) -> Result<F
             parts.push(format!("unexpected {}", list(&unexpected)));
         }
         return bad(format!(
-            "the columns do not match the model's signature ({}): {}",
+            "{}: the columns do not match the model's signature ({}): {}",
+            field.columns(),
             list(&want.iter().map(|w| (*w).to_owned()).collect::<Vec<_>>()),
             parts.join("; ")
         ));
@@ -225,17 +415,23 @@ fn by_name(frame: Frame, inputs: &[IoSpec], sig: Option<&Signature>) -> Result<F
         .iter()
         .filter_map(|w| columns.iter().position(|c| c == w))
         .collect();
-    let rows = rows
-        .into_iter()
-        .map(|mut r| {
-            if r.len() == order.len() {
-                order.iter().map(|&j| std::mem::take(&mut r[j])).collect()
-            } else {
-                r
-            }
-        })
-        .collect();
+    // Already in the signature's order (as clients mostly send them): the
+    // rows stay as they are.
+    let rows = if order.iter().enumerate().all(|(i, &j)| i == j) {
+        rows
+    } else {
+        rows.into_iter()
+            .map(|mut r| {
+                if r.len() == order.len() {
+                    order.iter().map(|&j| std::mem::take(&mut r[j])).collect()
+                } else {
+                    r
+                }
+            })
+            .collect()
+    };
     Ok(Frame::Table {
+        field,
         columns: Some(want.iter().map(|w| (*w).to_owned()).collect()),
         rows,
     })
@@ -290,7 +486,7 @@ fn split(v: Value) -> Result<Frame, BadInput> {
         _ => return bad("`dataframe_split.data` must be a list of rows"),
     };
     if let Some(c) = &columns {
-        unique_columns(c, "`dataframe_split.columns`")?;
+        unique_columns(c, Field::Split.columns())?;
         for (i, r) in rows.iter().enumerate() {
             if r.len() != c.len() {
                 return bad(format!(
@@ -301,18 +497,23 @@ fn split(v: Value) -> Result<Frame, BadInput> {
             }
         }
     }
-    Ok(Frame::Table { columns, rows })
+    Ok(Frame::Table {
+        field: Field::Split,
+        columns,
+        rows,
+    })
 }
 
-fn records(v: Value, field: &str) -> Result<Frame, BadInput> {
+fn records(v: Value, field: Field) -> Result<Frame, BadInput> {
+    let key = field.key();
     let Value::Array(recs) = v else {
-        return bad(format!("`{field}` must be a list of records"));
+        return bad(format!("`{key}` must be a list of records"));
     };
     let mut columns: Vec<String> = Vec::new();
     let mut rows = Vec::with_capacity(recs.len());
     for (i, r) in recs.into_iter().enumerate() {
         let Value::Object(m) = r else {
-            return bad(format!("`{field}[{i}]` must be an object"));
+            return bad(format!("`{key}[{i}]` must be an object"));
         };
         if i == 0 {
             columns = m.keys().cloned().collect();
@@ -322,28 +523,31 @@ fn records(v: Value, field: &str) -> Result<Frame, BadInput> {
         for c in &columns {
             row.push(
                 m.remove(c)
-                    .ok_or_else(|| BadInput(format!("`{field}[{i}]` has no `{c}`")))?,
+                    .ok_or_else(|| BadInput(format!("`{key}[{i}]` has no `{c}`")))?,
             );
         }
         if let Some(extra) = m.keys().next() {
             return bad(format!(
-                "`{field}[{i}]` has `{extra}`, which the first record does not"
+                "`{key}[{i}]` has `{extra}`, which the first record does not"
             ));
         }
         rows.push(row);
     }
     Ok(Frame::Table {
+        field,
         columns: Some(columns),
         rows,
     })
 }
 
-fn instances(v: Value) -> Result<Frame, BadInput> {
+/// `instances` (or `inputs` as a list): rows as lists, records, or one
+/// value per row (`["great product", "awful"]` for a one-column model).
+fn instances(v: Value, field: Field) -> Result<Frame, BadInput> {
     let Value::Array(items) = v else {
-        return bad("`instances` must be a list");
+        return bad(format!("`{}` must be a list", field.key()));
     };
     if items.first().is_some_and(Value::is_object) {
-        return records(Value::Array(items), "instances");
+        return records(Value::Array(items), field);
     }
     let rows = items
         .into_iter()
@@ -353,6 +557,7 @@ fn instances(v: Value) -> Result<Frame, BadInput> {
         })
         .collect();
     Ok(Frame::Table {
+        field,
         columns: None,
         rows,
     })
@@ -361,46 +566,105 @@ fn instances(v: Value) -> Result<Frame, BadInput> {
 fn tensor_inputs(v: Value) -> Result<Frame, BadInput> {
     match v {
         Value::Object(m) => Ok(Frame::Named(m.into_iter().collect())),
-        Value::Array(_) => instances(v),
+        Value::Array(_) => instances(v, Field::Inputs),
         _ => bad("`inputs` must be a list (a tensor) or an object of named tensors"),
     }
 }
 
+/// `inputs` as an object is named tensors when it names the model's
+/// inputs; when it names the signature's columns instead (as MLflow takes
+/// a dict of columns: `{"text": ["great", "awful"]}`), it is a table of
+/// those columns, one list of values each.
+fn named_columns(
+    frame: Frame,
+    inputs: &[IoSpec],
+    sig: Option<&Signature>,
+) -> Result<Frame, BadInput> {
+    let (Frame::Named(named), Some(sig)) = (&frame, sig) else {
+        return Ok(frame);
+    };
+    let tensors = inputs
+        .iter()
+        .all(|i| named.iter().any(|(n, _)| n == &i.name));
+    if tensors
+        || !named
+            .iter()
+            .all(|(n, _)| sig.inputs.iter().any(|c| &c.name == n))
+    {
+        return Ok(frame);
+    }
+    let Frame::Named(named) = frame else {
+        return Ok(frame);
+    };
+    let mut names = Vec::with_capacity(named.len());
+    let mut values: Vec<Vec<Value>> = Vec::with_capacity(named.len());
+    for (n, v) in named {
+        let col: Vec<Value> = match v {
+            // A column as a `[N, 1]` tensor: its values.
+            Value::Array(items) => items
+                .into_iter()
+                .map(|x| match x {
+                    Value::Array(mut one) if one.len() == 1 => one.pop().unwrap_or_default(),
+                    x => x,
+                })
+                .collect(),
+            scalar => vec![scalar],
+        };
+        if let (Some(first), Some(len)) = (names.first(), values.first().map(Vec::len))
+            && col.len() != len
+        {
+            return bad(format!(
+                "`inputs.{n}` has {} values, `inputs.{first}` has {len}: the columns must be as long",
+                col.len()
+            ));
+        }
+        names.push(n);
+        values.push(col);
+    }
+    let n = values.first().map_or(0, Vec::len);
+    let mut rows = vec![Vec::with_capacity(values.len()); n];
+    for col in values {
+        for (r, v) in rows.iter_mut().zip(col) {
+            r.push(v);
+        }
+    }
+    Ok(Frame::Table {
+        field: Field::Inputs,
+        columns: Some(names),
+        rows,
+    })
+}
+
 fn frame_to_tensors(frame: Frame, inputs: &[IoSpec]) -> Result<Vec<Tensor>, BadInput> {
     match frame {
-        Frame::Named(named) => {
+        Frame::Named(mut named) => {
             let mut out = Vec::new();
+            let only = inputs.len() == 1 && named.len() == 1;
             for spec in inputs {
                 let v = named
-                    .iter()
+                    .iter_mut()
                     .find(|(n, _)| n == &spec.name)
-                    .map(|(_, v)| v.clone())
-                    .or_else(|| (inputs.len() == 1 && named.len() == 1).then(|| named[0].1.clone()))
+                    .map(|(_, v)| std::mem::take(v))
+                    .or_else(|| only.then(|| std::mem::take(&mut named[0].1)))
                     .ok_or_else(|| BadInput(format!("`inputs` has no tensor `{}`", spec.name)))?;
+                let what = format!("`inputs.{}`", spec.name);
                 let mut flat = Vec::new();
                 let mut shape = Vec::new();
-                flatten(
-                    &v,
-                    &mut flat,
-                    &mut shape,
-                    0,
-                    &format!("inputs.{}", spec.name),
-                )?;
-                out.push(tensor_from(
-                    spec,
-                    shape,
-                    flat,
-                    &format!("inputs.{}", spec.name),
-                    None,
-                )?);
+                flatten(v, &mut flat, &mut shape, 0, &what)?;
+                out.push(tensor_from(spec, shape, flat, &what, None)?);
             }
             Ok(out)
         }
-        Frame::Table { columns, rows } => {
+        Frame::Table {
+            field,
+            columns,
+            rows,
+        } => {
             if rows.is_empty() {
-                return bad("no rows to predict");
+                return bad(format!("no rows to predict in {}", field.rows()));
             }
-            // One input per column (skl2onnx's column-wise inputs), matched by name.
+            // One input per column (skl2onnx's column-wise inputs, or text
+            // and numbers side by side), matched by name.
             if inputs.len() > 1 {
                 let Some(columns) = columns else {
                     return bad(format!(
@@ -413,12 +677,16 @@ fn frame_to_tensors(frame: Frame, inputs: &[IoSpec]) -> Result<Vec<Tensor>, BadI
                 for spec in inputs {
                     let Some(j) = columns.iter().position(|c| c == &spec.name) else {
                         return bad(format!(
-                            "no column `{}` (the model's inputs are {})",
+                            "{}: no column `{}` (the model's inputs are {})",
+                            field.columns(),
                             spec.name,
                             names(inputs)
                         ));
                     };
-                    let flat: Vec<Value> = rows.iter().map(|r| r[j].clone()).collect();
+                    let flat: Vec<Value> = rows
+                        .iter()
+                        .map(|r| r.get(j).cloned().unwrap_or(Value::Null))
+                        .collect();
                     let width = spec.shape.get(1).copied().flatten().unwrap_or(1);
                     let shape = if spec.shape.len() >= 2 {
                         vec![rows.len(), width]
@@ -429,7 +697,7 @@ fn frame_to_tensors(frame: Frame, inputs: &[IoSpec]) -> Result<Vec<Tensor>, BadI
                         spec,
                         shape,
                         flat,
-                        &format!("column `{}`", spec.name),
+                        field.rows(),
                         Some(std::slice::from_ref(&spec.name)),
                     )?);
                 }
@@ -442,7 +710,11 @@ fn frame_to_tensors(frame: Frame, inputs: &[IoSpec]) -> Result<Vec<Tensor>, BadI
             let mut flat = Vec::with_capacity(rows.len() * width);
             for (i, r) in rows.into_iter().enumerate() {
                 if r.len() != width {
-                    return bad(format!("row {i} has {} values, row 0 has {width}", r.len()));
+                    return bad(format!(
+                        "{} row {i} has {} values, row 0 has {width}",
+                        field.rows(),
+                        r.len()
+                    ));
                 }
                 flat.extend(r);
             }
@@ -451,8 +723,9 @@ fn frame_to_tensors(frame: Frame, inputs: &[IoSpec]) -> Result<Vec<Tensor>, BadI
                 // A model taking one value per row: one column only.
                 if width != 1 {
                     return bad(format!(
-                        "the model's `{}` takes one value per row; the rows have {width}",
-                        spec.name
+                        "the model's `{}` takes one value per row; the rows of {} have {width}",
+                        spec.name,
+                        field.rows()
                     ));
                 }
                 vec![flat.len()]
@@ -463,7 +736,7 @@ fn frame_to_tensors(frame: Frame, inputs: &[IoSpec]) -> Result<Vec<Tensor>, BadI
                 spec,
                 shape,
                 flat,
-                "the input",
+                field.rows(),
                 columns.as_deref(),
             )?])
         }
@@ -480,7 +753,7 @@ fn names(inputs: &[IoSpec]) -> String {
 
 /// Flattens nested lists row-major, recording the shape.
 fn flatten(
-    v: &Value,
+    v: Value,
     out: &mut Vec<Value>,
     shape: &mut Vec<usize>,
     depth: usize,
@@ -502,7 +775,7 @@ fn flatten(
             if shape.len() != depth {
                 return bad(format!("{what} is ragged: lists and values mixed"));
             }
-            out.push(scalar.clone());
+            out.push(scalar);
             Ok(())
         }
     }
@@ -517,9 +790,10 @@ fn tensor_from(
     what: &str,
     columns: Option<&[String]>,
 ) -> Result<Tensor, BadInput> {
+    let shape = fit_rank(spec, shape);
     check_shape(spec, &shape, what)?;
     let at = Place::new(what, &shape, columns);
-    let data = convert(spec.dtype, &flat, &at)?;
+    let data = convert(spec, flat, &at)?;
     check_finite(&data, &at)?;
     Ok(Tensor {
         name: spec.name.clone(),
@@ -611,7 +885,43 @@ fn check_shape(spec: &IoSpec, shape: &[usize], what: &str) -> Result<(), BadInpu
     Ok(())
 }
 
-fn convert(dtype: DType, flat: &[Value], at: &Place<'_>) -> Result<TensorData, BadInput> {
+/// One value per row given for an input that takes `[N, 1]` (a text
+/// model's `[None, 1]` fed `["great", "awful"]`): the same values, as a column.
+fn fit_rank(spec: &IoSpec, mut shape: Vec<usize>) -> Vec<usize> {
+    if !shape.is_empty()
+        && spec.shape.len() == shape.len() + 1
+        && spec.shape.last() == Some(&Some(1))
+    {
+        shape.push(1);
+    }
+    shape
+}
+
+/// What a JSON value is, for a message about one the model cannot take.
+fn kind_of(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "text",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// A request's JSON value, shortened for a message (a long text is not
+/// echoed whole).
+fn shown(v: &Value) -> String {
+    const MAX: usize = 60;
+    let s = v.to_string();
+    match s.char_indices().nth(MAX) {
+        Some((i, _)) => format!("{}...", &s[..i]),
+        None => s,
+    }
+}
+
+fn convert(spec: &IoSpec, flat: Vec<Value>, at: &Place<'_>) -> Result<TensorData, BadInput> {
+    let dtype = spec.dtype;
     let missing = |i: usize| {
         BadInput(format!(
             "{}: the value is missing (null); fill or drop missing values before predicting",
@@ -627,8 +937,11 @@ fn convert(dtype: DType, flat: &[Value], at: &Place<'_>) -> Result<TensorData, B
             Value::String(s) if s.eq_ignore_ascii_case("nan") => Ok(f64::NAN),
             Value::Null => Err(missing(i)),
             other => bad(format!(
-                "{}: {other} is not a number (the model takes {})",
+                "{}: {} is not a number (it is {}); the model's `{}` takes numbers ({})",
                 at.at(i),
+                shown(other),
+                kind_of(other),
+                spec.name,
                 dtype.v2_name()
             )),
         }
@@ -640,7 +953,14 @@ fn convert(dtype: DType, flat: &[Value], at: &Place<'_>) -> Result<TensorData, B
                 .ok_or_else(|| BadInput(format!("{}: {n} is not an integer", at.at(i)))),
             Value::Bool(b) => Ok(i64::from(*b)),
             Value::Null => Err(missing(i)),
-            other => bad(format!("{}: {other} is not an integer", at.at(i))),
+            other => bad(format!(
+                "{}: {} is not an integer (it is {}); the model's `{}` takes {}",
+                at.at(i),
+                shown(other),
+                kind_of(other),
+                spec.name,
+                dtype.v2_name()
+            )),
         }
     };
     Ok(match dtype {
@@ -680,17 +1000,32 @@ fn convert(dtype: DType, flat: &[Value], at: &Place<'_>) -> Result<TensorData, B
                     Value::Bool(b) => Ok(*b),
                     Value::Number(n) => Ok(n.as_f64() != Some(0.0)),
                     Value::Null => Err(missing(i)),
-                    other => bad(format!("{}: {other} is not a boolean", at.at(i))),
+                    other => bad(format!(
+                        "{}: {} is not a boolean (it is {}); the model's `{}` takes BOOL",
+                        at.at(i),
+                        shown(other),
+                        kind_of(other),
+                        spec.name
+                    )),
                 })
                 .collect::<Result<_, _>>()?,
         ),
+        // Text is taken as text only: a number where a text model wants
+        // text is a client's mistake (a column sent to the wrong model, or
+        // shifted), not something to stringify behind its back.
         DType::Str => TensorData::Str(
-            flat.iter()
+            flat.into_iter()
                 .enumerate()
                 .map(|(i, v)| match v {
-                    Value::String(s) => Ok(s.clone()),
+                    Value::String(s) => Ok(s),
                     Value::Null => Err(missing(i)),
-                    other => Ok(other.to_string()),
+                    other => bad(format!(
+                        "{}: {} is not text (it is {}); the model's `{}` takes text (BYTES): send it as a JSON string",
+                        at.at(i),
+                        shown(&other),
+                        kind_of(&other),
+                        spec.name
+                    )),
                 })
                 .collect::<Result<_, _>>()?,
         ),
@@ -921,7 +1256,16 @@ fn decode_binary(dtype: DType, raw: &[u8], what: &str) -> Result<TensorData, Bad
                 let s = raw
                     .get(i + 4..i + 4 + len)
                     .ok_or_else(|| BadInput(format!("{what}: a BYTES element is cut short")))?;
-                out.push(String::from_utf8_lossy(s).into_owned());
+                // The model takes text: bytes that are not UTF-8 are refused,
+                // never replaced (the answer would be for other text).
+                let s = std::str::from_utf8(s).map_err(|e| {
+                    BadInput(format!(
+                        "{what}, element {}: its bytes are not UTF-8 (from byte {}); the model takes BYTES as UTF-8 text",
+                        out.len(),
+                        e.valid_up_to()
+                    ))
+                })?;
+                out.push(s.to_owned());
                 i += 4 + len;
             }
             TensorData::Str(out)
@@ -946,9 +1290,16 @@ pub fn encode_binary(t: &TensorData) -> Vec<u8> {
     out
 }
 
-/// An inference request's input as it came: name, shape, datatype, and
-/// the data (JSON values, or binary data already decoded).
-type V2Input = (String, Vec<usize>, String, Result<Value, TensorData>);
+/// An inference request's input as it came: its place in `inputs`, name,
+/// shape, datatype, and the data (JSON values, or binary data already
+/// decoded).
+struct V2Input {
+    index: usize,
+    name: String,
+    shape: Vec<usize>,
+    datatype: String,
+    data: Result<Value, TensorData>,
+}
 
 /// Parses an inference request. With `header_len` (the
 /// `Inference-Header-Content-Length` header) the JSON is that many bytes,
@@ -994,7 +1345,7 @@ pub fn v2_request(
     for spec in inputs {
         let pos = by_name
             .iter()
-            .position(|t| t.0 == spec.name)
+            .position(|t| t.name == spec.name)
             .or_else(|| (inputs.len() == 1 && by_name.len() == 1).then_some(0))
             .ok_or_else(|| {
                 BadInput(format!(
@@ -1005,9 +1356,11 @@ pub fn v2_request(
             })?;
         tensors.push(v2_tensor_for(spec, by_name.swap_remove(pos))?);
     }
-    if let Some((extra, ..)) = by_name.first() {
+    if let Some(extra) = by_name.first() {
         return bad(format!(
-            "unknown input `{extra}` (the model's inputs are {})",
+            "unknown input `{}` (`inputs[{}].name`; the model's inputs are {})",
+            extra.name,
+            extra.index,
             names(inputs)
         ));
     }
@@ -1080,42 +1433,58 @@ fn v2_input(i: usize, t: Value, binary: &mut &[u8]) -> Result<V2Input, BadInput>
                     "`inputs[{i}].datatype` {datatype} is not supported"
                 ))
             })?;
-            Err(decode_binary(dt, raw, &format!("input `{name}`"))?)
+            Err(decode_binary(
+                dt,
+                raw,
+                &format!("input `{name}` (`inputs[{i}]`, binary data)"),
+            )?)
         }
         None => Ok(t
             .remove("data")
             .ok_or_else(|| BadInput(format!("`inputs[{i}].data` is missing")))?),
     };
-    Ok((name, shape, datatype, data))
+    Ok(V2Input {
+        index: i,
+        name,
+        shape,
+        datatype,
+        data,
+    })
 }
 
 /// The tensor for the model's input `spec` from the request's input.
 fn v2_tensor_for(spec: &IoSpec, input: V2Input) -> Result<Tensor, BadInput> {
-    let (name, shape, datatype, data) = input;
-    let what = format!("input `{name}`");
+    let V2Input {
+        index,
+        name,
+        shape,
+        datatype,
+        data,
+    } = input;
     match DType::from_v2_name(&datatype) {
         Some(d) if d == spec.dtype => {}
         Some(_) | None => {
             return bad(format!(
-                "{what} has datatype {datatype}; the model's `{}` takes {}",
+                "input `{name}` has datatype {datatype} (`inputs[{index}].datatype`); the model's `{}` takes {}",
                 spec.name,
                 spec.dtype.v2_name()
             ));
         }
     }
-    let count = shape
-        .iter()
-        .try_fold(1usize, |a, d| a.checked_mul(*d))
-        .ok_or_else(|| BadInput(format!("{what} has an impossible shape {shape:?}")))?;
+    let count = shape.iter().try_fold(1usize, |a, d| a.checked_mul(*d));
     let data = match data {
         Ok(v) => v,
         Err(raw) => {
+            let what = format!("input `{name}` (`inputs[{index}]`, binary data)");
+            let count = count
+                .ok_or_else(|| BadInput(format!("{what} has an impossible shape {shape:?}")))?;
             if raw.len() != count {
                 return bad(format!(
                     "{what} has {} values for shape {shape:?} ({count} expected)",
                     raw.len()
                 ));
             }
+            let shape = fit_rank(spec, shape);
             check_shape(spec, &shape, &what)?;
             check_finite(&raw, &Place::new(&what, &shape, None))?;
             return Ok(Tensor {
@@ -1125,11 +1494,14 @@ fn v2_tensor_for(spec: &IoSpec, input: V2Input) -> Result<Tensor, BadInput> {
             });
         }
     };
+    let what = format!("input `{name}` (`inputs[{index}].data`)");
+    let count =
+        count.ok_or_else(|| BadInput(format!("{what} has an impossible shape {shape:?}")))?;
     let mut flat = Vec::new();
     let mut nested = Vec::new();
-    match &data {
-        Value::Array(_) => flatten(&data, &mut flat, &mut nested, 0, &what)?,
-        scalar => flat.push(scalar.clone()),
+    match data {
+        Value::Array(_) => flatten(data, &mut flat, &mut nested, 0, &what)?,
+        scalar => flat.push(scalar),
     }
     if flat.len() != count {
         return bad(format!(
@@ -1325,8 +1697,8 @@ mod tests {
             ]
             .join("\n"),
             @r"
-        the columns do not match the model's signature (`a`, `b`, `c`, `d`): missing `a`, `b`, `c`, `d`; unexpected `w`, `x`, `y`, `z`
-        the columns do not match the model's signature (`a`, `b`, `c`, `d`): missing `d`; unexpected `e`
+        `dataframe_split.columns`: the columns do not match the model's signature (`a`, `b`, `c`, `d`): missing `a`, `b`, `c`, `d`; unexpected `w`, `x`, `y`, `z`
+        the keys of `dataframe_records`: the columns do not match the model's signature (`a`, `b`, `c`, `d`): missing `d`; unexpected `e`
         this model version has no signature, so the columns `a`, `b`, `c`, `d` cannot be matched to its input by name; send `instances` as lists of values in the model's order, or register the version with a signature (`register.signature` in ferry.yaml)
         "
         );
@@ -1356,13 +1728,13 @@ mod tests {
             ]
             .join("\n"),
             @r"
-        the input, row 1, column `b`: the value is missing (null); fill or drop missing values before predicting
-        the input, row 0, column `d`: the value is NaN; fill or drop missing values before predicting
-        the input, row 1, column `c`: the value is missing (null); fill or drop missing values before predicting
-        the input, row 1, column 3: the value is missing (null); fill or drop missing values before predicting
+        `dataframe_split.data`, row 1, column `b`: the value is missing (null); fill or drop missing values before predicting
+        `dataframe_split.data`, row 0, column `d`: the value is NaN; fill or drop missing values before predicting
+        `dataframe_records`, row 1, column `c`: the value is missing (null); fill or drop missing values before predicting
+        `instances`, row 1, column 3: the value is missing (null); fill or drop missing values before predicting
         `dataframe_split.columns` names the column `a` twice
         the CSV header names the column `b` twice
-        the input, row 1, column `b`: the value is missing (null); fill or drop missing values before predicting
+        the CSV body, row 1, column `b`: the value is missing (null); fill or drop missing values before predicting
         "
         );
         // Binary V2 data: NaN bytes are refused too.
@@ -1483,6 +1855,327 @@ mod tests {
             decode_binary(DType::Str, &encode_binary(&t), "x").unwrap(),
             t
         );
+    }
+
+    /// A text model's input: one string per row, `[None, 1]` (skl2onnx's
+    /// `StringTensorType([None, 1])`), and its signature `text: string`.
+    fn text_spec(name: &str) -> Vec<IoSpec> {
+        vec![IoSpec {
+            name: name.into(),
+            dtype: DType::Str,
+            shape: vec![None, Some(1)],
+        }]
+    }
+
+    fn sig_of(cols: &[(&str, ferry_mlmodel::ColType)]) -> Signature {
+        Signature {
+            inputs: cols
+                .iter()
+                .map(|(n, t)| ferry_mlmodel::Column {
+                    name: (*n).into(),
+                    ty: *t,
+                    required: true,
+                })
+                .collect(),
+        }
+    }
+
+    fn strs(t: &Tensor) -> Vec<String> {
+        match &t.data {
+            TensorData::Str(v) => v.clone(),
+            d => panic!("{:?}", d.dtype()),
+        }
+    }
+
+    /// Every MLflow and V1 shape, and CSV, give a text model the same
+    /// `[2, 1]` string tensor, texts untouched (commas, quotes, spaces,
+    /// digits, emoji); with the model's input named otherwise than the
+    /// signature's column too.
+    #[test]
+    fn text_in_every_mlflow_shape_is_one_string_column() {
+        use ferry_mlmodel::ColType::String as Text;
+        let sig = sig_of(&[("text", Text)]);
+        let want = vec!["great, \"really\" 5/5 😀".to_owned(), " 42 ".to_owned()];
+        let bodies = [
+            r#"{"dataframe_split": {"columns": ["text"], "data": [["great, \"really\" 5/5 😀"], [" 42 "]]}}"#,
+            r#"{"dataframe_split": {"columns": ["text"], "data": ["great, \"really\" 5/5 😀", " 42 "], "index": [0, 1]}}"#,
+            r#"{"dataframe_split": {"data": [["great, \"really\" 5/5 😀"], [" 42 "]]}}"#,
+            r#"{"dataframe_records": [{"text": "great, \"really\" 5/5 😀"}, {"text": " 42 "}]}"#,
+            r#"{"instances": ["great, \"really\" 5/5 😀", " 42 "]}"#,
+            r#"{"instances": [["great, \"really\" 5/5 😀"], [" 42 "]]}"#,
+            r#"{"instances": [{"text": "great, \"really\" 5/5 😀"}, {"text": " 42 "}]}"#,
+            r#"{"inputs": ["great, \"really\" 5/5 😀", " 42 "]}"#,
+            r#"{"inputs": {"text": ["great, \"really\" 5/5 😀", " 42 "]}}"#,
+            r#"{"inputs": {"text": [["great, \"really\" 5/5 😀"], [" 42 "]]}}"#,
+            r#"{"inputs": [{"text": "great, \"really\" 5/5 😀"}, {"text": " 42 "}], "params": {}}"#,
+        ];
+        for name in ["text", "input"] {
+            for b in bodies {
+                let (t, cols) = mlflow_json_named(b.as_bytes(), &text_spec(name), Some(&sig))
+                    .unwrap_or_else(|e| panic!("{name}: {b}: {e}"));
+                assert_eq!(t[0].shape, vec![2, 1], "{b}");
+                assert_eq!(t[0].name, name, "{b}");
+                assert_eq!(strs(&t[0]), want, "{b}");
+                if b.contains("\"text\"") && !b.starts_with(r#"{"inputs": {"#) {
+                    assert_eq!(cols, Some(vec!["text".to_owned()]), "{b}");
+                }
+            }
+            let csv = "text\r\n\"great, \"\"really\"\" 5/5 😀\"\r\n 42 \r\n";
+            let (t, cols) = mlflow_csv(csv.as_bytes(), &text_spec(name), Some(&sig))
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(
+                (t[0].shape.clone(), strs(&t[0])),
+                (vec![2, 1], want.clone())
+            );
+            assert_eq!(cols, Some(vec!["text".to_owned()]));
+        }
+        // Without a signature, the column must be the input's own name.
+        assert!(
+            mlflow_json(
+                br#"{"dataframe_records": [{"text": "a"}]}"#,
+                &text_spec("text"),
+                None
+            )
+            .is_ok()
+        );
+        assert!(mlflow_json(br#"{"instances": ["a"]}"#, &text_spec("input"), None).is_ok());
+    }
+
+    /// A model taking text beside numbers, one input per column: each
+    /// column goes to its own input, by name, as its own type (CSV's `5`
+    /// stays the text "5" in the text column).
+    #[test]
+    fn text_and_numbers_side_by_side_go_to_their_own_inputs() {
+        use ferry_mlmodel::ColType::{Double, String as Text};
+        let specs = vec![
+            IoSpec {
+                name: "text".into(),
+                dtype: DType::Str,
+                shape: vec![None, Some(1)],
+            },
+            IoSpec {
+                name: "stars".into(),
+                dtype: DType::F32,
+                shape: vec![None, Some(1)],
+            },
+        ];
+        let sig = sig_of(&[("text", Text), ("stars", Double)]);
+        for b in [
+            r#"{"dataframe_split": {"columns": ["stars", "text"], "data": [[5, "5"], [1.5, "meh, ok"]]}}"#,
+            r#"{"dataframe_records": [{"stars": 5, "text": "5"}, {"text": "meh, ok", "stars": 1.5}]}"#,
+            r#"{"instances": [{"stars": 5, "text": "5"}, {"text": "meh, ok", "stars": 1.5}]}"#,
+            r#"{"inputs": {"text": ["5", "meh, ok"], "stars": [5, 1.5]}}"#,
+        ] {
+            let t = mlflow_json(b.as_bytes(), &specs, Some(&sig))
+                .unwrap_or_else(|e| panic!("{b}: {e}"));
+            assert_eq!(strs(&t[0]), ["5", "meh, ok"], "{b}");
+            assert_eq!(f32s(&t[1]), [5.0, 1.5], "{b}");
+            assert_eq!(
+                (t[0].shape.clone(), t[1].shape.clone()),
+                (vec![2, 1], vec![2, 1])
+            );
+        }
+        // Unnamed rows are in the signature's order.
+        let t = mlflow_json(
+            br#"{"instances": [["5", 5], ["meh, ok", 1.5]]}"#,
+            &specs,
+            Some(&sig),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            (strs(&t[0]), f32s(&t[1])),
+            (vec!["5".to_owned(), "meh, ok".to_owned()], vec![5.0, 1.5])
+        );
+        let (t, _) = mlflow_csv(b"stars,text\n5,5\n1.5,\"meh, ok\"\n", &specs, Some(&sig)).unwrap();
+        assert_eq!(strs(&t[0]), ["5", "meh, ok"]);
+        assert_eq!(f32s(&t[1]), [5.0, 1.5]);
+        let e = mlflow_json(
+            br#"{"dataframe_records": [{"stars": "five", "text": "x"}]}"#,
+            &specs,
+            Some(&sig),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.0,
+            r#"`dataframe_records`, row 0, column `stars`: "five" is not a number (it is text); the model's `stars` takes numbers (FP32)"#
+        );
+        let e = mlflow_csv(b"text,stars\nok,\n", &specs, Some(&sig)).unwrap_err();
+        assert!(
+            e.0.contains("row 0, column `stars`: the value is missing"),
+            "{e}"
+        );
+    }
+
+    /// A number where the model takes text, text where it takes numbers,
+    /// a missing column, bytes that are not UTF-8: each a message naming
+    /// the field of the request, the row, the column and what was wanted.
+    #[test]
+    fn wrong_types_and_missing_columns_name_the_field() {
+        use ferry_mlmodel::ColType::String as Text;
+        let sig = sig_of(&[("text", Text)]);
+        let text = |b: &str| {
+            mlflow_json(b.as_bytes(), &text_spec("text"), Some(&sig))
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+        };
+        let iris = |b: &str| {
+            mlflow_json(b.as_bytes(), &spec4(), Some(&abcd()))
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+        };
+        let v2 = |b: &str, specs: &[IoSpec]| {
+            v2_request(b.as_bytes(), None, specs)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+        };
+        let long = "x".repeat(500);
+        insta::assert_snapshot!(
+            [
+                text(r#"{"dataframe_split": {"columns": ["text"], "data": [["fine"], [5]]}}"#),
+                text(r#"{"dataframe_records": [{"text": true}]}"#),
+                text(r#"{"instances": ["fine", {"a": 1}]}"#),
+                text(r#"{"instances": ["fine", null]}"#),
+                text(r#"{"inputs": {"text": [["fine"], [2.5]]}}"#),
+                text(r#"{"dataframe_split": {"columns": ["review"], "data": [["fine"]]}}"#),
+                text(r#"{"dataframe_records": [{"review": "fine"}]}"#),
+                iris(r#"{"dataframe_split": {"columns": ["a","b","c","d"], "data": [[1, "great", 3, 4]]}}"#),
+                iris(&format!(r#"{{"instances": [[1, 2, 3, "{long}"]]}}"#)),
+                v2(r#"{"inputs": [{"name": "text", "shape": [2, 1], "datatype": "BYTES", "data": ["fine", 5]}]}"#, &text_spec("text")),
+                v2(r#"{"inputs": [{"name": "text", "shape": [1, 1], "datatype": "FP32", "data": [5]}]}"#, &text_spec("text")),
+                v2(r#"{"inputs": [{"name": "X", "shape": [1, 4], "datatype": "BYTES", "data": ["a", "b", "c", "d"]}]}"#, &spec4()),
+                v2(r#"{"inputs": [{"name": "review", "shape": [1, 1], "datatype": "BYTES", "data": ["a"]}, {"name": "text", "shape": [1, 1], "datatype": "BYTES", "data": ["a"]}]}"#, &text_spec("text")),
+                mlflow_csv(b"text\n\"fine\nno end\n", &text_spec("text"), Some(&sig)).err().map(|e| e.to_string()).unwrap_or_default(),
+                mlflow_csv(b"text\n\"fine\" then\n", &text_spec("text"), Some(&sig)).err().map(|e| e.to_string()).unwrap_or_default(),
+            ]
+            .join("\n"),
+            @r#"
+        `dataframe_split.data`, row 1, column `text`: 5 is not text (it is a number); the model's `text` takes text (BYTES): send it as a JSON string
+        `dataframe_records`, row 0, column `text`: true is not text (it is a boolean); the model's `text` takes text (BYTES): send it as a JSON string
+        `instances`, row 1: {"a":1} is not text (it is an object); the model's `text` takes text (BYTES): send it as a JSON string
+        `instances`, row 1: the value is missing (null); fill or drop missing values before predicting
+        `inputs.text`, row 1: 2.5 is not text (it is a number); the model's `text` takes text (BYTES): send it as a JSON string
+        `dataframe_split.columns`: the columns do not match the model's signature (`text`): missing `text`; unexpected `review`
+        the keys of `dataframe_records`: the columns do not match the model's signature (`text`): missing `text`; unexpected `review`
+        `dataframe_split.data`, row 0, column `b`: "great" is not a number (it is text); the model's `X` takes numbers (FP32)
+        `instances`, row 0, column 3: "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx... is not a number (it is text); the model's `X` takes numbers (FP32)
+        input `text` (`inputs[0].data`), row 1: 5 is not text (it is a number); the model's `text` takes text (BYTES): send it as a JSON string
+        input `text` has datatype FP32 (`inputs[0].datatype`); the model's `text` takes BYTES
+        input `X` has datatype BYTES (`inputs[0].datatype`); the model's `X` takes FP32
+        unknown input `review` (`inputs[0].name`; the model's inputs are `text`)
+        CSV line 2: the quoted value that starts there is not closed
+        CSV line 2: text after a closing quote (a quote inside a quoted value is written twice: `""`)
+        "#
+        );
+        // Non-UTF-8 bytes in a binary BYTES element.
+        let head = r#"{"inputs": [{"name": "text", "shape": [2, 1], "datatype": "BYTES", "parameters": {"binary_data_size": 15}}]}"#;
+        let mut body = head.as_bytes().to_vec();
+        for s in [&b"fine"[..], &b"o\xffk"[..]] {
+            body.extend((s.len() as u32).to_le_bytes());
+            body.extend(s);
+        }
+        assert_eq!(body.len(), head.len() + 15);
+        let e = v2_request(&body, Some(head.len()), &text_spec("text")).unwrap_err();
+        assert_eq!(
+            e.0,
+            "input `text` (`inputs[0]`, binary data), element 1: its bytes are not UTF-8 (from byte 1); the model takes BYTES as UTF-8 text"
+        );
+    }
+
+    /// BYTES in JSON and in Triton's binary layout (4-byte little-endian
+    /// lengths) are the same tensor; `[N]` is taken for a `[None, 1]` input;
+    /// string outputs go back in either form.
+    #[test]
+    fn v2_bytes_in_json_and_binary_are_the_same_tensor() {
+        let texts = ["great product", "", "naïve, \"quoted\"\n😀"];
+        let json_body = json!({"inputs": [{"name": "text", "shape": [3, 1], "datatype": "BYTES", "data": texts}]}).to_string();
+        let flat =
+            json!({"inputs": [{"name": "text", "shape": [3], "datatype": "BYTES", "data": texts}]})
+                .to_string();
+        let nested = json!({"inputs": [{"name": "text", "shape": [3, 1], "datatype": "BYTES", "data": [[texts[0]], [texts[1]], [texts[2]]]}]}).to_string();
+        let raw = encode_binary(&TensorData::Str(texts.map(str::to_owned).to_vec()));
+        let head = json!({
+            "inputs": [{"name": "text", "shape": [3, 1], "datatype": "BYTES", "parameters": {"binary_data_size": raw.len()}}],
+            "outputs": [{"name": "label", "parameters": {"binary_data": true}}],
+        })
+        .to_string();
+        let mut bin = head.as_bytes().to_vec();
+        bin.extend(&raw);
+        let reqs = [
+            v2_request(json_body.as_bytes(), None, &text_spec("text")),
+            v2_request(flat.as_bytes(), None, &text_spec("text")),
+            v2_request(nested.as_bytes(), None, &text_spec("text")),
+            v2_request(&bin, Some(head.len()), &text_spec("text")),
+        ];
+        for r in reqs {
+            let r = r.unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(r.inputs[0].shape, vec![3, 1]);
+            assert_eq!(strs(&r.inputs[0]), texts);
+        }
+        // Triton's layout: length, then the bytes, element after element.
+        assert_eq!(&raw[..4], &13u32.to_le_bytes());
+        assert_eq!(&raw[4..17], b"great product");
+        assert_eq!(&raw[17..21], &0u32.to_le_bytes());
+        // A count that does not fit the shape.
+        let two = json!({"inputs": [{"name": "text", "shape": [2, 1], "datatype": "BYTES", "parameters": {"binary_data_size": raw.len()}}]}).to_string();
+        let mut b = two.as_bytes().to_vec();
+        b.extend(&raw);
+        assert!(
+            v2_request(&b, Some(two.len()), &text_spec("text"))
+                .unwrap_err()
+                .0
+                .contains("3 values for shape [2, 1]")
+        );
+        // Outputs: labels as JSON strings, or binary.
+        let label = Tensor {
+            name: "label".into(),
+            shape: vec![2],
+            data: TensorData::Str(vec!["positive".into(), "négatif".into()]),
+        };
+        assert_eq!(
+            v2_tensor(&label),
+            json!({"name": "label", "shape": [2], "datatype": "BYTES", "data": ["positive", "négatif"]})
+        );
+        let (entry, bytes) = v2_tensor_binary(&label);
+        assert_eq!(entry["parameters"]["binary_data_size"], 4 + 8 + 4 + 8);
+        assert_eq!(decode_binary(DType::Str, &bytes, "x").unwrap(), label.data);
+        // The metadata says BYTES, with the signature's column.
+        let sig = sig_of(&[("text", ferry_mlmodel::ColType::String)]);
+        assert_eq!(
+            v2_inputs(&text_spec("text"), Some(&sig)),
+            json!([{"name": "text", "datatype": "BYTES", "shape": [-1, 1], "parameters": {"columns": ["text"]}}])
+        );
+    }
+
+    /// RFC 4180: quoted commas, doubled quotes and line breaks; CRLF; blank
+    /// lines skipped; `""` is an empty text, not a blank line.
+    #[test]
+    fn csv_reads_quoted_values() {
+        let recs = |t: &str| -> Vec<(usize, Vec<String>)> {
+            csv_records(t)
+                .unwrap_or_else(|e| panic!("{e}"))
+                .into_iter()
+                .map(|(l, c)| (l, c.into_iter().map(|c| c.into_owned()).collect()))
+                .collect()
+        };
+        assert_eq!(
+            recs("a,b\r\n\"x, y\",\"say \"\"hi\"\"\"\n\n\"two\nlines\",2\n\"\"\nlast,1"),
+            vec![
+                (1, vec!["a".into(), "b".into()]),
+                (2, vec!["x, y".into(), "say \"hi\"".into()]),
+                (4, vec!["two\nlines".into(), "2".into()]),
+                (6, vec![String::new()]),
+                (7, vec!["last".into(), "1".into()]),
+            ]
+        );
+        assert_eq!(
+            recs("a,,b\n"),
+            vec![(1, vec!["a".into(), String::new(), "b".into()])]
+        );
+        let e = mlflow_csv(b"text\n\"a\nb\",x\n", &text_spec("text"), None).unwrap_err();
+        assert_eq!(e.0, "CSV line 2: 2 values for 1 columns");
     }
 
     #[test]

@@ -12,6 +12,7 @@ mod integrity;
 mod process;
 mod replicas;
 mod routes;
+mod text;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
@@ -87,6 +88,31 @@ impl Env {
         alias: Option<&str>,
         columns: &[&str],
     ) -> i64 {
+        let sig = ferry_mlmodel::Signature {
+            inputs: columns
+                .iter()
+                .map(|c| ferry_mlmodel::Column {
+                    name: (*c).into(),
+                    ty: ferry_mlmodel::ColType::Double,
+                    required: true,
+                })
+                .collect(),
+        };
+        let sig = (!columns.is_empty()).then_some(sig);
+        self.version_with(model, onnx, fake, alias, sig.as_ref())
+            .await
+    }
+
+    /// [`Env::version`] with an `MLmodel` whose signature is `sig` (its
+    /// columns typed as given: a text model's `text: string`).
+    pub async fn version_with(
+        &self,
+        model: &str,
+        onnx: Option<&str>,
+        fake: Option<&str>,
+        alias: Option<&str>,
+        sig: Option<&ferry_mlmodel::Signature>,
+    ) -> i64 {
         let n = self
             .store
             .latest_version(model)
@@ -99,20 +125,10 @@ impl Env {
             std::fs::create_dir_all(&d).unwrap();
             std::fs::copy(fixture(f), d.join("model.onnx")).unwrap();
         }
-        if !columns.is_empty() {
-            let sig = ferry_mlmodel::Signature {
-                inputs: columns
-                    .iter()
-                    .map(|c| ferry_mlmodel::Column {
-                        name: (*c).into(),
-                        ty: ferry_mlmodel::ColType::Double,
-                        required: true,
-                    })
-                    .collect(),
-            };
+        if let Some(sig) = sig {
             let text = ferry_mlmodel::render_onnx(
                 "model.onnx",
-                Some(&sig),
+                Some(sig),
                 &ferry_mlmodel::Provenance {
                     run_id: None,
                     utc_time_created: "2026-12-02 00:00:00.000000",
