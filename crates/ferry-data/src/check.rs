@@ -89,7 +89,10 @@ impl ExpectationResult {
     /// `max_null_share`, `distinct_share`), numbers without float noise.
     pub fn observed_text(&self) -> String {
         let share = self.unexpected_share.is_some()
-            || matches!(self.rule, "max_null_share" | "distinct_share");
+            || matches!(
+                self.rule,
+                "max_null_share" | "max_empty_share" | "distinct_share"
+            );
         match &self.observed {
             Value::Number(n) => match n.as_f64() {
                 Some(v) if share => crate::show::share(v),
@@ -163,7 +166,8 @@ fn state_for(kind: &Kind) -> State {
         | Kind::InSet(_)
         | Kind::NotInSet(_)
         | Kind::Length(_)
-        | Kind::Regex(_) => State::Rows(RowTally::default()),
+        | Kind::Regex(_)
+        | Kind::MaxEmptyShare(_) => State::Rows(RowTally::default()),
         Kind::MaxNullShare(_) => State::Missing { missing: 0 },
         Kind::Mean(_) | Kind::Stdev(_) | Kind::Min(_) | Kind::Max(_) => {
             State::Moments(Moments::default())
@@ -219,6 +223,7 @@ fn describe(rule: &Rule) -> String {
         Kind::Type(t) => format!("type {}", t.name()),
         Kind::NotNull => "no missing values".into(),
         Kind::MaxNullShare(s) => format!("missing share at most {}", share(*s)),
+        Kind::MaxEmptyShare(s) => format!("empty (or whitespace-only) share at most {}", share(*s)),
         Kind::Between {
             bounds,
             strict_min,
@@ -489,6 +494,15 @@ fn update(state: &mut State, kind: &Kind, col: &Col, offset: u64) {
                 }
             }
         }
+        (State::Rows(t), Kind::MaxEmptyShare(_)) => {
+            for i in 0..n {
+                let Some(s) = col.str_at(i) else { continue };
+                t.considered += 1;
+                if s.trim().is_empty() {
+                    t.fail(offset + i as u64, col, i);
+                }
+            }
+        }
         (State::Rows(t), Kind::Regex(re)) => {
             for i in 0..n {
                 let Some(s) = col.str_at(i) else { continue };
@@ -563,11 +577,15 @@ fn finish(
             | Kind::InSet(_)
             | Kind::NotInSet(_)
             | Kind::Length(_)
-            | Kind::Regex(_),
+            | Kind::Regex(_)
+            | Kind::MaxEmptyShare(_),
             State::Rows(t),
         ) => {
             let needs_numbers = matches!(rule.kind, Kind::Between { .. });
-            let needs_strings = matches!(rule.kind, Kind::Length(_) | Kind::Regex(_));
+            let needs_strings = matches!(
+                rule.kind,
+                Kind::Length(_) | Kind::Regex(_) | Kind::MaxEmptyShare(_)
+            );
             if needs_numbers && !field_type.is_some_and(|t| t != ColType::String) {
                 not_numeric(r, field_type);
                 return Ok(());
@@ -579,7 +597,16 @@ fn finish(
                 ));
                 return Ok(());
             }
+            let max_empty = match rule.kind {
+                Kind::MaxEmptyShare(s) => Some(s),
+                _ => None,
+            };
             row_result(r, rule, t);
+            // Empty values are allowed up to a share: the rows listed are
+            // the empty ones, the rule holds while their share is small.
+            if let (Some(s), Some(share)) = (max_empty, r.unexpected_share) {
+                r.success = share <= s + 1e-12;
+            }
         }
         (Kind::MaxNullShare(s), State::Missing { missing }) => {
             let share = missing as f64 / rows as f64;

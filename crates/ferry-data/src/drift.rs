@@ -7,7 +7,9 @@
 //! | <= 1000 | numeric, > 5 distinct values | Kolmogorov-Smirnov | p < 0.05 |
 //! | <= 1000 | numeric with 3-5 values, or categorical with > 2 | chi-square | p < 0.05 |
 //! | <= 1000 | two values (numeric or categorical) | two-proportion z-test | p < 0.05 |
+//! | <= 1000 | text | domain classifier | ROC AUC > a random classifier's 95th percentile |
 //! | > 1000 | numeric, > 5 distinct values | Wasserstein distance / reference std | >= 0.1 |
+//! | > 1000 | text | domain classifier | ROC AUC > 0.55 |
 //! | > 1000 | everything else | Jensen-Shannon distance | >= 0.1 |
 //!
 //! A column's kind comes from the current table first, as Evidently's
@@ -16,19 +18,31 @@
 //! distinct values in it (and no missing ones: pandas reads an integer
 //! column with gaps as floats), numerical otherwise; a string column is text
 //! when its distinct values are more than half of its non-missing values in
-//! the current table, categorical otherwise; booleans are categorical. Text
-//! columns are not compared (ferry has no text drift test yet): they are
-//! listed in `text_columns` and left out of the share, unless a method is
-//! given for them (`--method`, or per column), which compares them as
-//! categorical.
+//! the current table, categorical otherwise; booleans are categorical.
 //!
-//! PSI (>= 0.1) is available for every column. Distinct values for the
-//! choice of test are counted over both tables together. The dataset drifts when at least half of the
-//! columns drift. Each column also gets an effect size (KS D, Cramér's V,
-//! Cohen's h, or the distance itself); when a p-value test runs on more than
-//! 10,000 reference rows (only when asked for) a drift also needs an effect
-//! of at least `min_effect` (0.1; 0.2 for Cohen's h), so huge samples do not
-//! flag trivial shifts.
+//! Text columns are compared as Evidently's text content drift compares
+//! them ([`crate::text`]): a classifier is trained on half the texts of both
+//! tables to tell them apart, and its ROC AUC on the other half is the
+//! value. On a reference of up to 1000 texts the bar is the 95th
+//! percentile of the ROC AUC a random classifier reaches on the same half
+//! (`perc_text_content_drift`); past that, 0.55 (`abs_text_content_drift`).
+//! A text column also reports descriptors (length in characters and words,
+//! words the reference never used, non-letters, blanks) and the words most
+//! telling of each table. A method named for the column itself wins (a
+//! categorical one compares the texts as levels); the method for every
+//! column (`--method`) applies to the columns it fits: `domain_classifier`
+//! to text columns, the others to the rest. Likewise the threshold for
+//! every column is not a ROC AUC and leaves text columns alone, unless
+//! the method for every column is `domain_classifier`.
+//!
+//! PSI (>= 0.1) can be asked for any column. Distinct values
+//! for the choice of test are counted over both tables together. The
+//! dataset drifts when at least half of the columns drift. Each column
+//! also gets an effect size (KS D, Cramér's V, Cohen's h, the distance
+//! itself, or the ROC AUC); when a p-value test runs on more than 10,000
+//! reference rows (only when asked for) a drift also needs an effect of at
+//! least `min_effect` (0.1; 0.2 for Cohen's h), so huge samples do not flag
+//! trivial shifts.
 //!
 //! Binning (Jensen-Shannon and PSI on numbers): 30 equal-width bins over the
 //! range of both tables together; categories: the union of levels. PSI
@@ -49,6 +63,10 @@ pub enum Method {
     Wasserstein,
     JensenShannon,
     Psi,
+    /// Evidently's text content drift: how well a classifier tells the
+    /// tables' texts apart (ROC AUC).
+    #[serde(rename = "domain_classifier")]
+    DomainClassifier,
 }
 
 impl Method {
@@ -60,10 +78,14 @@ impl Method {
             "wasserstein" => Method::Wasserstein,
             "jensenshannon" | "js" => Method::JensenShannon,
             "psi" => Method::Psi,
+            "domain_classifier" | "domainclassifier" | "domain-classifier" => {
+                Method::DomainClassifier
+            }
             _ => return None,
         })
     }
-    pub const NAMES: &'static str = "ks, chisquare, z, wasserstein, jensenshannon, psi";
+    pub const NAMES: &'static str =
+        "ks, chisquare, z, wasserstein, jensenshannon, psi, domain_classifier";
 
     pub fn label(self) -> &'static str {
         match self {
@@ -73,6 +95,7 @@ impl Method {
             Method::Wasserstein => "Wasserstein distance (normed)",
             Method::JensenShannon => "Jensen-Shannon distance",
             Method::Psi => "PSI",
+            Method::DomainClassifier => "domain classifier ROC AUC",
         }
     }
 
@@ -80,10 +103,32 @@ impl Method {
         matches!(self, Method::Ks | Method::ChiSquare | Method::Z)
     }
 
+    /// How a value compares with the threshold when it drifts: `<` for
+    /// p-values, `>=` for distances, `>` for the domain classifier's ROC
+    /// AUC (as Evidently compares each).
+    pub fn drifts_when(self) -> &'static str {
+        match self {
+            m if m.is_p_value() => "<",
+            Method::DomainClassifier => ">",
+            _ => ">=",
+        }
+    }
+
+    /// The threshold when none is given: 0.05 for p-values, 0.1 for
+    /// distances, 0.55 for the domain classifier on a large reference (on
+    /// a small one the bar is a random classifier's, found per column).
     pub fn default_threshold(self) -> f64 {
-        if self.is_p_value() { 0.05 } else { 0.1 }
+        match self {
+            m if m.is_p_value() => 0.05,
+            Method::DomainClassifier => ABSOLUTE_ROC_AUC,
+            _ => 0.1,
+        }
     }
 }
+
+/// Evidently's `abs_text_content_drift` threshold: a domain classifier
+/// whose ROC AUC is above it drifts (references of more than 1000 texts).
+pub const ABSOLUTE_ROC_AUC: f64 = 0.55;
 
 #[derive(Debug, Clone)]
 pub struct DriftOptions {
@@ -155,7 +200,106 @@ pub struct ColumnDrift {
     pub current_missing: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// Text columns: the descriptors, and the domain classifier's findings.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<TextDrift>,
+    /// Shares per bin or level; for the domain classifier, of the texts'
+    /// length in characters.
     pub histogram: Histogram,
+}
+
+/// What a text column's comparison adds.
+#[derive(Debug, Clone, Serialize)]
+pub struct TextDrift {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub classifier: Option<Classifier>,
+    pub descriptors: Vec<crate::text::Descriptor>,
+}
+
+impl TextDrift {
+    /// A descriptor's values, reference then current.
+    pub fn get(&self, name: &str) -> Option<(f64, f64)> {
+        self.descriptors
+            .iter()
+            .find(|d| d.name == name)
+            .map(|d| (d.reference, d.current))
+    }
+
+    /// The findings in a line or two of words, as the terminal shows them:
+    /// the words telling each table apart, then the descriptors,
+    /// reference -> current.
+    pub fn summary(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(k) = &self.classifier {
+            let words = |w: &[String]| {
+                if w.is_empty() {
+                    "none".to_owned()
+                } else {
+                    w.iter().take(8).cloned().collect::<Vec<_>>().join(", ")
+                }
+            };
+            out.push(format!(
+                "typical words in current: {}; in reference: {}",
+                words(&k.typical_words_current),
+                words(&k.typical_words_reference)
+            ));
+        }
+        let num = |v: f64| crate::show::trim((v * 10.0).round() / 10.0);
+        let share = crate::show::share;
+        let mut parts = Vec::new();
+        if let (Some(c), Some(w)) = (self.get("chars_mean"), self.get("words_mean")) {
+            parts.push(format!(
+                "mean length {} -> {} characters, {} -> {} words",
+                num(c.0),
+                num(c.1),
+                num(w.0),
+                num(w.1)
+            ));
+        }
+        if let Some(o) = self.get("oov_share") {
+            parts.push(format!(
+                "words new to the reference {} (within the reference {})",
+                share(o.1),
+                share(o.0)
+            ));
+        }
+        if let Some(n) = self.get("non_letter_share") {
+            parts.push(format!("non-letters {} -> {}", share(n.0), share(n.1)));
+        }
+        if let Some(e) = self.get("empty_share") {
+            parts.push(format!("empty {} -> {}", share(e.0), share(e.1)));
+        }
+        if !parts.is_empty() {
+            out.push(parts.join("; "));
+        }
+        out
+    }
+}
+
+/// The domain classifier's findings, as Evidently's
+/// `TextDomainClassifierDriftMetric` reports them.
+#[derive(Debug, Clone, Serialize)]
+pub struct Classifier {
+    pub roc_auc: f64,
+    pub threshold: f64,
+    /// Where the threshold came from: `random_classifier` (references of
+    /// up to 1000 texts: the 95th percentile of a random scorer's ROC AUC
+    /// on the same test half, from 1000 seeded draws), `absolute` (0.55),
+    /// or `given`.
+    pub threshold_from: &'static str,
+    /// Texts the classifier trained and was tested on.
+    pub train_reference: u64,
+    pub train_current: u64,
+    pub test_reference: u64,
+    pub test_current: u64,
+    /// Words it learned from (after stop words and words in more than
+    /// half the training texts).
+    pub vocabulary: u64,
+    pub epochs: u32,
+    pub typical_words_current: Vec<String>,
+    pub typical_words_reference: Vec<String>,
+    pub typical_examples_current: Vec<String>,
+    pub typical_examples_reference: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -165,23 +309,10 @@ pub struct DriftReport {
     pub reference_rows: u64,
     pub current_rows: u64,
     pub columns: Vec<ColumnDrift>,
-    /// Columns Evidently's typing makes text, which are not compared.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub text_columns: Vec<TextColumn>,
     pub drifted: usize,
     pub drifted_share: f64,
     pub drift_share_threshold: f64,
     pub dataset_drift: bool,
-}
-
-/// A text column left out of the comparison, with what made it text.
-#[derive(Debug, Clone, Serialize)]
-pub struct TextColumn {
-    pub column: String,
-    /// Distinct values in the current table.
-    pub distinct: u64,
-    /// Non-missing values in the current table.
-    pub values: u64,
 }
 
 /// What Evidently makes of a column (`infer_column_type` on the current
@@ -191,6 +322,16 @@ enum Kind {
     Numerical,
     Categorical,
     Text,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Numerical => "numerical",
+            Kind::Categorical => "categorical",
+            Kind::Text => "text",
+        }
+    }
 }
 
 /// Evidently's `INTEGER_CARDINALITY_LIMIT`: an integer column with at most
@@ -482,24 +623,12 @@ pub fn drift(reference: &Table, current: &Table, opts: &DriftOptions) -> Result<
     }
     let r = load(reference, &names, &kinds)?;
     let c = load(current, &names, &kinds)?;
-    let mut compared = Vec::with_capacity(names.len());
-    let mut text_columns = Vec::new();
-    for (k, name) in names.iter().enumerate() {
-        let (cv, cmiss) = &c.cols[k];
-        let kind = kind_of(types[k], cv, *cmiss);
-        let chosen = opts.methods.contains_key(name) || opts.method.is_some();
-        if kind == Kind::Text && !chosen {
-            if let Values::Cat(m) = cv {
-                text_columns.push(TextColumn {
-                    column: name.clone(),
-                    distinct: m.len() as u64,
-                    values: m.values().sum(),
-                });
-            }
-            continue;
-        }
-        compared.push((k, kind));
-    }
+    let compared: Vec<(usize, Kind)> = (0..names.len())
+        .map(|k| {
+            let (cv, cmiss) = &c.cols[k];
+            (k, kind_of(types[k], cv, *cmiss))
+        })
+        .collect();
     // Columns are compared on every core; the report keeps their order.
     let columns = ferry_core::par::map(
         &compared,
@@ -528,7 +657,6 @@ pub fn drift(reference: &Table, current: &Table, opts: &DriftOptions) -> Result<
         drift_share_threshold: opts.drift_share,
         dataset_drift: !columns.is_empty() && share >= opts.drift_share,
         columns,
-        text_columns,
     })
 }
 
@@ -635,16 +763,28 @@ fn compare(
     opts: &DriftOptions,
 ) -> Result<ColumnDrift> {
     let pair = pair(name, rv, cv)?;
-    let distinct = distinct_values(rv, cv);
+    // Text needs no distinct count (its test does not depend on it).
+    let distinct = if kind == Kind::Text {
+        0
+    } else {
+        distinct_values(rv, cv)
+    };
     // The test follows the kind; the values stay what they are.
     let numeric = kind == Kind::Numerical;
-    let method = method(&pair, numeric, distinct, opts)?;
-    let threshold = opts
-        .thresholds
-        .get(name)
-        .copied()
-        .or(opts.threshold)
-        .unwrap_or_else(|| method.default_threshold());
+    let method = method(&pair, kind, distinct, opts)?;
+    // The threshold for every column goes with the method for every
+    // column: a ROC AUC takes it only under `--method domain_classifier`.
+    let given = opts.thresholds.get(name).copied().or(
+        if method != Method::DomainClassifier || opts.method == Some(Method::DomainClassifier) {
+            opts.threshold
+        } else {
+            None
+        },
+    );
+    if method == Method::DomainClassifier {
+        return compare_text(&pair, kind, given, (rmiss, cmiss), opts);
+    }
+    let threshold = given.unwrap_or_else(|| method.default_threshold());
     let counts = counts(rv, cv, numeric && distinct > 5, opts.bins)?;
     let (rs, cs) = (shares(&counts.reference), shares(&counts.current));
     let tested = test(&pair, method, &counts, (&rs, &cs))?;
@@ -668,13 +808,24 @@ fn compare(
             min_effect.unwrap_or(0.0)
         ));
     }
+    // A text column compared as categories still gets its descriptors.
+    let text = match (kind, rv, cv) {
+        (Kind::Text, Values::Cat(a), Values::Cat(b)) => {
+            let (rt, ct) = (crate::text::expand(a), crate::text::expand(b));
+            let measured = (
+                crate::text::Measured::of(&rt),
+                crate::text::Measured::of(&ct),
+            );
+            Some(TextDrift {
+                classifier: None,
+                descriptors: crate::text::descriptors(&rt, &ct, (&measured.0, &measured.1)),
+            })
+        }
+        _ => None,
+    };
     Ok(ColumnDrift {
         column: name.to_owned(),
-        kind: match kind {
-            Kind::Numerical => "numerical",
-            Kind::Categorical => "categorical",
-            Kind::Text => "text",
-        },
+        kind: kind.name(),
         method,
         method_label: method.label(),
         value: tested.value,
@@ -694,6 +845,7 @@ fn compare(
         reference_missing: rmiss,
         current_missing: cmiss,
         note,
+        text,
         histogram: Histogram {
             edges: counts.edges,
             levels: counts.levels,
@@ -755,11 +907,16 @@ fn distinct_values(rv: &Values, cv: &Values) -> usize {
     }
 }
 
-/// The method for the column: its own, else the one for every column,
-/// else Evidently's choice by the reference's size, the kind (`numeric`)
-/// and the distinct values. Tests that need numbers refuse levels.
-fn method(p: &Pair<'_>, numeric: bool, distinct: usize, opts: &DriftOptions) -> Result<Method> {
-    let auto = if p.n_ref <= 1000 {
+/// The method for the column: its own, else the one for every column
+/// (`domain_classifier` for text columns only, the others for the rest),
+/// else Evidently's choice by the kind, the reference's size and the
+/// distinct values. Tests that need numbers refuse levels; the domain
+/// classifier refuses numbers.
+fn method(p: &Pair<'_>, kind: Kind, distinct: usize, opts: &DriftOptions) -> Result<Method> {
+    let numeric = kind == Kind::Numerical;
+    let auto = if kind == Kind::Text {
+        Method::DomainClassifier
+    } else if p.n_ref <= 1000 {
         if numeric && distinct > 5 {
             Method::Ks
         } else if distinct > 2 {
@@ -772,21 +929,123 @@ fn method(p: &Pair<'_>, numeric: bool, distinct: usize, opts: &DriftOptions) -> 
     } else {
         Method::JensenShannon
     };
+    let for_all = opts
+        .method
+        .filter(|&m| (m == Method::DomainClassifier) == (kind == Kind::Text));
     let method = opts
         .methods
         .get(p.name)
         .copied()
-        .or(opts.method)
+        .or(for_all)
         .unwrap_or(auto);
     let numbers = matches!(p.reference, Values::Num(_));
     if !numbers && matches!(method, Method::Ks | Method::Wasserstein) {
         return Err(DataError::Invalid(format!(
-            "column `{}`: {} needs numbers; the column is categorical",
+            "column `{}`: {} needs numbers; the column is {}",
             p.name,
-            method.label()
+            method.label(),
+            kind.name()
+        )));
+    }
+    if numbers && method == Method::DomainClassifier {
+        return Err(DataError::Invalid(format!(
+            "column `{}`: the domain classifier needs text; the column is {}",
+            p.name,
+            kind.name()
         )));
     }
     Ok(method)
+}
+
+/// A text column compared by the domain classifier ([`crate::text`]):
+/// its ROC AUC against the threshold `given`, else Evidently's bar by the
+/// reference's size (a random classifier's 95th percentile up to 1000
+/// texts, 0.55 past them); its descriptors; a chart of the texts' length.
+fn compare_text(
+    p: &Pair<'_>,
+    kind: Kind,
+    given: Option<f64>,
+    (rmiss, cmiss): (u64, u64),
+    opts: &DriftOptions,
+) -> Result<ColumnDrift> {
+    use crate::text::{self, MAX_TEXTS, Measured, SEED};
+    let (Values::Cat(a), Values::Cat(b)) = (p.reference, p.current) else {
+        return unreachable_kinds();
+    };
+    let (rt, ct) = (text::expand(a), text::expand(b));
+    let (rm, cm) = (Measured::of(&rt), Measured::of(&ct));
+    let (rs, cs) = (
+        text::sample(&rt, MAX_TEXTS, SEED),
+        text::sample(&ct, MAX_TEXTS, SEED + 1),
+    );
+    let run = text::domain_classifier(&rs, &cs)
+        .map_err(|e| DataError::Invalid(format!("column `{}`: {e}", p.name)))?;
+    let (threshold, from) = match given {
+        Some(t) => (t, "given"),
+        None if p.n_ref > 1000 => (ABSOLUTE_ROC_AUC, "absolute"),
+        None => (
+            ferry_stats::random_roc_auc_quantile(run.test.1, run.test.0, 0.95, 1000, SEED)
+                .map_err(|e| stats_err(p.name, e))?,
+            "random_classifier",
+        ),
+    };
+    let mut notes = Vec::new();
+    if rs.len() < rt.len() || cs.len() < ct.len() {
+        notes.push(format!(
+            "the classifier saw a sample of {} reference and {} current texts",
+            crate::show::count(rs.len() as u64),
+            crate::show::count(cs.len() as u64)
+        ));
+    }
+    if run.vocabulary == 0 {
+        notes.push(
+            "no word is left to tell the tables apart (English stop words and words in more than half the texts are dropped)".into(),
+        );
+    }
+    let (rc, cc, edges) = bins(&rm.chars, &cm.chars, opts.bins.max(1));
+    Ok(ColumnDrift {
+        column: p.name.to_owned(),
+        kind: kind.name(),
+        method: Method::DomainClassifier,
+        method_label: Method::DomainClassifier.label(),
+        value: run.roc_auc,
+        statistic: None,
+        threshold,
+        rule: "roc_auc > threshold",
+        effect_size: run.roc_auc,
+        effect_label: "ROC AUC",
+        min_effect: None,
+        drifted: run.roc_auc > threshold,
+        reference_rows: p.n_ref as u64,
+        current_rows: p.n_cur as u64,
+        reference_missing: rmiss,
+        current_missing: cmiss,
+        note: (!notes.is_empty()).then(|| notes.join("; ")),
+        text: Some(TextDrift {
+            descriptors: text::descriptors(&rt, &ct, (&rm, &cm)),
+            classifier: Some(Classifier {
+                roc_auc: run.roc_auc,
+                threshold,
+                threshold_from: from,
+                train_reference: run.train.0,
+                train_current: run.train.1,
+                test_reference: run.test.0,
+                test_current: run.test.1,
+                vocabulary: run.vocabulary,
+                epochs: run.epochs,
+                typical_words_current: run.words_current,
+                typical_words_reference: run.words_reference,
+                typical_examples_current: run.examples_current,
+                typical_examples_reference: run.examples_reference,
+            }),
+        }),
+        histogram: Histogram {
+            edges,
+            levels: vec![],
+            reference: shares(&rc),
+            current: shares(&cc),
+        },
+    })
 }
 
 /// Counts per bin when `binned` (numbers with many distinct values), else
@@ -877,6 +1136,8 @@ fn test(
             let d = ferry_stats::psi(&fill(rs), &fill(cs)).map_err(err)?;
             tested(d, None, d, "PSI")
         }
+        // Compared by `compare_text`, never here.
+        Method::DomainClassifier => return unreachable_kinds(),
     })
 }
 

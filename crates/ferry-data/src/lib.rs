@@ -25,6 +25,7 @@ pub mod show;
 pub mod sketch;
 pub mod source;
 pub mod suite;
+pub mod text;
 pub mod time;
 pub mod unique;
 

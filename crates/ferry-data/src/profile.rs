@@ -49,6 +49,9 @@ pub struct ColumnProfile {
     pub min_length: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_length: Option<u64>,
+    /// String columns: values that are empty or whitespace only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub empty: Option<u64>,
 }
 
 struct Acc {
@@ -58,6 +61,7 @@ struct Acc {
     distinct: Distinct,
     levels: Option<HashMap<String, u64>>,
     len: Moments,
+    empty: u64,
 }
 
 impl Default for Acc {
@@ -69,6 +73,7 @@ impl Default for Acc {
             distinct: Distinct::default(),
             levels: Some(HashMap::new()),
             len: Moments::default(),
+            empty: 0,
         }
     }
 }
@@ -103,6 +108,9 @@ pub fn profile(table: &Table) -> Result<Profile> {
                 }
                 if let Some(s) = col.str_at(i) {
                     acc.len.add(s.chars().count() as f64);
+                    if s.trim().is_empty() {
+                        acc.empty += 1;
+                    }
                 }
                 if let Some(levels) = &mut acc.levels {
                     if !matches!(col, Col::Float(_)) {
@@ -162,6 +170,7 @@ pub fn profile(table: &Table) -> Result<Profile> {
                 levels,
                 min_length: a.len.min.map(|v| v as u64),
                 max_length: a.len.max.map(|v| v as u64),
+                empty: (ty == Some(ColType::String)).then_some(a.empty),
             }
         })
         .collect();
@@ -212,6 +221,33 @@ fn num(v: f64) -> String {
     crate::show::trim(v)
 }
 
+/// The rules proposed for a text column (a string column with too many
+/// levels for `in_set`): its observed length range, its share of empty
+/// values, and (when more than half its values are distinct, but not all)
+/// a floor under its distinct share.
+fn text_rules(c: &ColumnProfile, nonmissing: u64, all_distinct: bool, rules: &mut Vec<String>) {
+    if let (Some(a), Some(b)) = (c.min_length, c.max_length) {
+        rules.push(format!("length: {{min: {a}, max: {b}}}"));
+    }
+    if nonmissing == 0 {
+        return;
+    }
+    let empty = c.empty.unwrap_or(0);
+    let share = if empty == 0 {
+        0.0
+    } else {
+        (((empty as f64 / nonmissing as f64) * 2.0 + 0.005) * 1000.0).ceil() / 1000.0
+    };
+    rules.push(format!("max_empty_share: {}", num(share.min(1.0))));
+    // Text as Evidently types it (distinct values more than half the
+    // values): a floor under the share catches repeated texts.
+    let distinct = c.distinct as f64 / nonmissing as f64;
+    if distinct > 0.5 && !all_distinct {
+        let floor = (distinct * 0.8 * 1000.0).floor() / 1000.0;
+        rules.push(format!("distinct_share: {{min: {}}}", num(floor)));
+    }
+}
+
 impl Profile {
     /// A starting suite: the rules are written in the file's header.
     pub fn suite_yaml(&self) -> String {
@@ -222,7 +258,10 @@ impl Profile {
              #   rows: observed +-10%; not_null: no missing value seen, else max_null_share:\n\
              #   twice the observed share + 0.005; numbers: between the observed min and max\n\
              #   widened by 5% of the range, mean within +-0.1 sd, stdev within +-10%;\n\
-             #   strings with at most {SET_LEVELS} levels: in_set; otherwise the observed length range;\n\
+             #   strings with at most {SET_LEVELS} levels: in_set; otherwise (text) the observed\n\
+             #   length range, max_empty_share: none seen 0, else twice the observed + 0.005,\n\
+             #   and when more than half the values are distinct, distinct_share at least 80%\n\
+             #   of the observed;\n\
              #   columns whose values were all distinct: unique.\n",
             self.source, self.rows
         ));
@@ -288,11 +327,7 @@ impl Profile {
                         l.sort();
                         rules.push(format!("in_set: [{}]", l.join(", ")));
                     }
-                    _ => {
-                        if let (Some(a), Some(b)) = (c.min_length, c.max_length) {
-                            rules.push(format!("length: {{min: {a}, max: {b}}}"));
-                        }
-                    }
+                    _ => text_rules(c, nonmissing, all_distinct, &mut rules),
                 },
                 _ => {}
             }

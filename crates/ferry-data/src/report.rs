@@ -1,7 +1,7 @@
 //! Self-contained HTML reports (inline CSS and SVG; no scripts, no CDN).
 
 use crate::check::CheckReport;
-use crate::drift::{ColumnDrift, DriftReport};
+use crate::drift::{ColumnDrift, DriftReport, TextDrift};
 
 fn esc(s: &str) -> String {
     let mut o = String::with_capacity(s.len());
@@ -246,16 +246,6 @@ pub fn drift_html(r: &DriftReport) -> String {
         ));
     }
     b.push_str("</table>");
-    if !r.text_columns.is_empty() {
-        b.push_str(&format!(
-            "<div class=\"sub\">not compared (text: more distinct values than half the values in the current table; ferry has no text drift test yet): {}</div>",
-            r.text_columns
-                .iter()
-                .map(|t| format!("{} ({} distinct in {})", esc(&t.column), t.distinct, t.values))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
-    }
     for c in cols {
         b.push_str(&format!(
             "<div class=\"card\" id=\"c-{}\"><b>{}</b> · {} · {} = {} (drift when {}) · on {}{} {}{}",
@@ -277,10 +267,82 @@ pub fn drift_html(r: &DriftReport) -> String {
                 .map(|n| format!("<div class=\"sub\">{}</div>", esc(n)))
                 .unwrap_or_default()
         ));
+        if let Some(t) = &c.text {
+            b.push_str(&text_html(t));
+        }
+        if c.method == crate::drift::Method::DomainClassifier {
+            b.push_str("<div class=\"sub\">length of the texts in characters</div>");
+        }
         b.push_str(&chart(c));
         b.push_str("</div>");
     }
     page(&format!("Drift: {} vs {}", r.current, r.reference), &b)
+}
+
+/// A text column's findings: the words (and texts) most telling of each
+/// table, and its descriptors side by side.
+fn text_html(t: &TextDrift) -> String {
+    let mut b = String::new();
+    if let Some(k) = &t.classifier {
+        let words = |w: &[String]| {
+            if w.is_empty() {
+                "none".to_owned()
+            } else {
+                w.iter()
+                    .map(|w| format!("<code>{}</code>", esc(w)))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            }
+        };
+        b.push_str(&format!(
+            "<div class=\"sub\">threshold: {} · trained on {} reference and {} current texts, tested on {} and {} · {} words</div>",
+            match k.threshold_from {
+                "random_classifier" => "a random classifier's 95th percentile ROC AUC on the same texts",
+                "absolute" => "fixed for references of more than 1000 texts",
+                _ => "given",
+            },
+            k.train_reference,
+            k.train_current,
+            k.test_reference,
+            k.test_current,
+            k.vocabulary
+        ));
+        b.push_str(&format!(
+            "<div>typical words in current: {}</div><div>typical words in reference: {}</div>",
+            words(&k.typical_words_current),
+            words(&k.typical_words_reference)
+        ));
+        let examples = |e: &[String]| {
+            e.iter()
+                .map(|x| format!("<li>{}</li>", esc(x)))
+                .collect::<String>()
+        };
+        if !k.typical_examples_current.is_empty() || !k.typical_examples_reference.is_empty() {
+            b.push_str(&format!(
+                "<details><summary>typical texts</summary><b>current</b><ul>{}</ul><b>reference</b><ul>{}</ul></details>",
+                examples(&k.typical_examples_current),
+                examples(&k.typical_examples_reference)
+            ));
+        }
+    }
+    b.push_str("<table><tr><th>descriptor</th><th class=\"num\">reference</th><th class=\"num\">current</th></tr>");
+    for d in &t.descriptors {
+        let shown = |v: f64| {
+            if d.name.ends_with("_share") {
+                crate::show::share(v)
+            } else {
+                fmt_num((v * 100.0).round() / 100.0)
+            }
+        };
+        b.push_str(&format!(
+            "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+            esc(d.label),
+            shown(d.reference),
+            shown(d.current)
+        ));
+    }
+    b.push_str("</table>");
+    b
 }
 
 #[cfg(test)]

@@ -10,7 +10,16 @@
 //!   id:       {type: int, not_null: true, unique: true}
 //!   price:    {type: float, max_null_share: 0.03, between: {min: 0, max: 1000, mostly: 0.999}}
 //!   category: {type: string, in_set: [a, b, c]}
+//!   review:   {type: string, length: {min: 1, max: 2000}, max_empty_share: 0.01,
+//!              regex: '\w', distinct_share: {min: 0.8}}
 //! ```
+//!
+//! Text rules (string columns): `length` bounds each value's length in
+//! characters; `regex` wants each value to contain a match of the pattern
+//! (anchor it with `^...$` to match the whole value); `max_empty_share`
+//! bounds the share of values that are empty or whitespace only (of the
+//! values present: missing ones are `max_null_share`'s); `distinct_share`
+//! bounds distinct values over values present.
 
 use crate::source::ColType;
 use serde::Deserialize;
@@ -49,6 +58,8 @@ pub enum Kind {
     Type(ColType),
     NotNull,
     MaxNullShare(f64),
+    /// The share of present values that are empty or whitespace only.
+    MaxEmptyShare(f64),
     Between {
         bounds: Bounds,
         strict_min: bool,
@@ -95,6 +106,7 @@ impl Kind {
             Kind::Type(_) => "type",
             Kind::NotNull => "not_null",
             Kind::MaxNullShare(_) => "max_null_share",
+            Kind::MaxEmptyShare(_) => "max_empty_share",
             Kind::Between { .. } => "between",
             Kind::InSet(_) => "in_set",
             Kind::NotInSet(_) => "not_in_set",
@@ -189,6 +201,7 @@ struct RawColumn {
     ty: Option<String>,
     not_null: Option<RawFlag>,
     max_null_share: Option<f64>,
+    max_empty_share: Option<f64>,
     between: Option<RawRange>,
     in_set: Option<RawSet>,
     not_in_set: Option<RawSet>,
@@ -341,6 +354,7 @@ mod shape {
         "type",
         "not_null",
         "max_null_share",
+        "max_empty_share",
         "between",
         "in_set",
         "not_in_set",
@@ -833,7 +847,7 @@ impl ColumnRules<'_> {
 
     /// Rules on the column as a whole or on its text: `distinct_share`,
     /// `distinct`, `mean`, `stdev`, `median`, `min`, `max` (the last three
-    /// dates when `ts`), `length`, `regex`, `quantiles`.
+    /// dates when `ts`), `max_empty_share`, `length`, `regex`, `quantiles`.
     fn statistic_rules(&mut self, c: &RawColumn, ts: bool, cx: &mut Ctx) {
         let base = self.base.clone();
         type Simple<'a> = (&'a str, &'a Option<RawBounds>, fn(Bounds) -> Kind, bool);
@@ -857,6 +871,13 @@ impl ColumnRules<'_> {
                 self.push(key, make(bounds), 1.0);
             }
         }
+        if let Some(s) = c.max_empty_share {
+            let p = format!("{base}.max_empty_share");
+            if !(0.0..=1.0).contains(&s) {
+                cx.err(&p, format!("{s} is not a share between 0 and 1"));
+            }
+            self.push("max_empty_share", Kind::MaxEmptyShare(s), 1.0);
+        }
         if let Some(r) = &c.length {
             let p = format!("{base}.length");
             let bounds = cx.bounds(&p, &r.min, &r.max, false);
@@ -872,7 +893,7 @@ impl ColumnRules<'_> {
             let m = cx.mostly(&p, mostly);
             match regex::Regex::new(pat) {
                 Ok(re) => self.push("regex", Kind::Regex(re), m),
-                Err(e) => cx.err(&p, format!("not a valid regular expression: {e}")),
+                Err(e) => cx.err(&p, regex_error(pat, &e)),
             }
         }
         for (i, q) in c.quantiles.iter().flatten().enumerate() {
@@ -885,6 +906,40 @@ impl ColumnRules<'_> {
                 &format!("quantile({})", q.q),
                 Kind::Quantile { q: q.q, bounds },
                 1.0,
+            );
+        }
+    }
+}
+
+/// A regular expression that does not compile, in one line: the pattern
+/// and what is wrong with it (`unclosed group`).
+fn regex_error(pattern: &str, e: &regex::Error) -> String {
+    let why = match e {
+        regex::Error::Syntax(text) => text
+            .lines()
+            .find_map(|l| l.strip_prefix("error: "))
+            .unwrap_or(text.as_str())
+            .to_owned(),
+        regex::Error::CompiledTooBig(limit) => {
+            format!("it compiles to more than the limit of {limit} bytes")
+        }
+        other => other.to_string(),
+    };
+    format!("`{pattern}` is not a valid regular expression: {why}")
+}
+
+/// Text rules on a column whose `type:` is `t`, not string: each is an
+/// error at its key.
+fn text_rules_need_strings(c: &RawColumn, base: &str, t: ColType, cx: &mut Ctx) {
+    for (key, given) in [
+        ("length", c.length.is_some()),
+        ("regex", c.regex.is_some()),
+        ("max_empty_share", c.max_empty_share.is_some()),
+    ] {
+        if given {
+            cx.err(
+                &format!("{base}.{key}"),
+                format!("a text rule, but the column's `type` is {}", t.name()),
             );
         }
     }
@@ -941,6 +996,9 @@ impl Suite {
                 types.insert(name.clone(), t);
             }
             let ts = matches!(ty, Some(ColType::Timestamp | ColType::Date));
+            if let Some(t) = ty.filter(|&t| t != ColType::String) {
+                text_rules_need_strings(&c, &format!("columns.{name}"), t, &mut cx);
+            }
             col.row_rules(&c, ts, &mut cx);
             col.statistic_rules(&c, ts, &mut cx);
         }
@@ -1035,10 +1093,7 @@ columns:
         s.yaml:3:7: columns.x.type: unknown type `decimal`; types: int, float, string, bool, timestamp, date
         s.yaml:3:22: columns.x.between: min (5) is above max (1)
         s.yaml:3:48: columns.x.between.mostly: 2 is not a share between 0 and 1
-        s.yaml:3:60: columns.x.regex: not a valid regular expression: regex parse error:
-            (
-            ^
-        error: unclosed group
+        s.yaml:3:60: columns.x.regex: `(` is not a valid regular expression: unclosed group
         s.yaml:3:72: columns.x.betwen: unknown key `betwen`; did you mean `between`?
         s.yaml:4:17: columns.y.between.min: `"a"` is not a number
         s.yaml:4:41: columns.y.quantiles[0].q: 1.5 is not between 0 and 1
@@ -1064,5 +1119,46 @@ columns:
                 .to_string()
                 .contains("no expectations")
         );
+    }
+
+    #[test]
+    fn text_rules_parse_and_bad_ones_name_their_key() {
+        let s = Suite::parse(
+            "s.yaml",
+            "columns:\n  review: {type: string, length: {min: 1, max: 500}, max_empty_share: 0.01, regex: {pattern: '[a-z]', mostly: 0.9}, distinct_share: {min: 0.8}}\n",
+        )
+        .unwrap();
+        let ids: Vec<&str> = s.rules.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            [
+                "review.type",
+                "review.distinct_share",
+                "review.max_empty_share",
+                "review.length",
+                "review.regex"
+            ]
+        );
+        assert!(matches!(s.rules[2].kind, Kind::MaxEmptyShare(x) if x == 0.01));
+        let e = Suite::parse(
+            "checks/text.yaml",
+            r#"
+columns:
+  review:
+    type: string
+    regex: '[a-z'
+    max_empty_share: 1.5
+    max_empty_shares: 0.1
+  n: {type: int, regex: '\d', length: {max: 3}}
+"#,
+        )
+        .unwrap_err();
+        insta::assert_snapshot!(e.to_string(), @r"
+        checks/text.yaml:5:5: columns.review.regex: `[a-z` is not a valid regular expression: unclosed character class
+        checks/text.yaml:6:5: columns.review.max_empty_share: 1.5 is not a share between 0 and 1
+        checks/text.yaml:7:5: columns.review.max_empty_shares: unknown key `max_empty_shares`; did you mean `max_empty_share`?
+        checks/text.yaml:8:18: columns.n.regex: a text rule, but the column's `type` is int
+        checks/text.yaml:8:31: columns.n.length: a text rule, but the column's `type` is int
+        ");
     }
 }

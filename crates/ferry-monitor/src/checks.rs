@@ -215,14 +215,33 @@ fn drift_event(e: &Event<'_>, d: &ferry_data::DriftReport, rows: u64) -> Monitor
         } else {
             format!("{:.3}", c.value)
         };
-        let op = if c.method.is_p_value() { "<" } else { ">=" };
-        format!("{} {v} {op} {}", c.method_label, c.threshold)
+        let op = c.method.drifts_when();
+        let t = if c.method == ferry_data::drift::Method::DomainClassifier {
+            format!("{:.3}", c.threshold)
+        } else {
+            c.threshold.to_string()
+        };
+        format!("{} {v} {op} {t}", c.method_label)
     };
     let drifted: Vec<String> = d
         .columns
         .iter()
         .filter(|c| c.drifted)
-        .map(|c| format!("{}: {}", c.column, rule(c)))
+        .map(|c| {
+            let words = c
+                .text
+                .as_ref()
+                .and_then(|t| t.classifier.as_ref())
+                .filter(|k| !k.typical_words_current.is_empty())
+                .map(|k| {
+                    format!(
+                        " (words now typical: {})",
+                        k.typical_words_current[..k.typical_words_current.len().min(5)].join(", ")
+                    )
+                })
+                .unwrap_or_default();
+            format!("{}: {}{words}", c.column, rule(c))
+        })
         .collect();
     let summary = if d.dataset_drift {
         format!(
@@ -243,7 +262,16 @@ fn drift_event(e: &Event<'_>, d: &ferry_data::DriftReport, rows: u64) -> Monitor
     let columns: Vec<serde_json::Value> = d
         .columns
         .iter()
-        .map(|c| json!({"column": c.column, "method": c.method_label, "value": c.value, "threshold": c.threshold, "p_value": c.method.is_p_value(), "drifted": c.drifted}))
+        .map(|c| {
+            let mut v = json!({"column": c.column, "kind": c.kind, "method": c.method_label, "value": c.value, "threshold": c.threshold, "p_value": c.method.is_p_value(), "drifted": c.drifted});
+            // A text column also says which words tell the window apart.
+            if let Some(k) = c.text.as_ref().and_then(|t| t.classifier.as_ref()) {
+                let top = |w: &[String]| w.iter().take(10).cloned().collect::<Vec<_>>();
+                v["typical_words_current"] = json!(top(&k.typical_words_current));
+                v["typical_words_reference"] = json!(top(&k.typical_words_reference));
+            }
+            v
+        })
         .collect();
     e.make(
         if d.dataset_drift {

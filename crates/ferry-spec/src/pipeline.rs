@@ -115,6 +115,7 @@ pub const DRIFT_METHODS: &[&str] = &[
     "wasserstein",
     "jensenshannon",
     "psi",
+    "domain_classifier",
 ];
 
 #[derive(Debug, Clone)]

@@ -84,4 +84,10 @@ pub enum StatsError {
 
     #[error("`{input}` is NaN")]
     NaN { input: &'static str },
+
+    #[error("`{input}` has one class only; telling classes apart needs both")]
+    OneClass { input: &'static str },
+
+    #[error("`{at}` is {value}; it must be a share between 0 and 1")]
+    NotAShare { at: String, value: f64 },
 }

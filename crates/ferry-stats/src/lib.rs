@@ -13,6 +13,9 @@
 //! | [`normal_sf`] | `stats.norm.sf(z)` |
 //! | [`two_proportion_z_test`] | the pooled two-sided z-test with `2 * norm.sf(abs(z))` |
 //! | [`psi`] | `Σ (a - e) ln(a / e)` (no scipy counterpart) |
+//! | [`roc_auc`] | sklearn's `metrics.roc_auc_score(positive, scores)` (two classes, ties counting half) |
+//! | [`percentile`] | `numpy.percentile(values, 100 * q)` (linear interpolation) |
+//! | [`random_roc_auc_quantile`] | the quantile of a random scorer's ROC AUC, by seeded draws (Evidently's text drift bar) |
 //!
 //! The algorithms are ports of scipy's (and of the cephes/xsf C code behind
 //! `smirnov` and `ndtr`), not approximations of them: on the test vectors
@@ -33,6 +36,7 @@
 //! element instead of panicking or answering NaN.
 //!
 //! Pure: no IO, no clock, no allocation beyond working copies of the input.
+//! What needs chance takes a seed ([`Rng`]): the same seed, the same answer.
 
 mod chisq;
 mod dd;
@@ -41,6 +45,8 @@ mod error;
 mod kolmogn;
 mod ks;
 mod proportion;
+mod rng;
+mod roc;
 mod smirnov;
 mod special;
 mod sum;
@@ -51,6 +57,8 @@ pub use distance::{class_shift, jensenshannon, psi, wasserstein_distance};
 pub use error::StatsError;
 pub use ks::{KsMethod, KsResult, ks_2samp};
 pub use proportion::{normal_sf, two_proportion_z_test};
+pub use rng::Rng;
+pub use roc::{percentile, random_roc_auc_quantile, roc_auc};
 
 /// A test statistic and its p-value.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -860,10 +860,10 @@ pub enum CheckCommand {
         /// Only these columns (comma-separated)
         #[arg(long, value_delimiter = ',')]
         columns: Option<Vec<String>>,
-        /// One method for every column: ks, chisquare, z, wasserstein, jensenshannon, psi (default: chosen per column)
-        #[arg(long)]
+        /// A method for every column (ks, chisquare, z, wasserstein, jensenshannon, psi, domain_classifier) and/or for one (`review=domain_classifier`), comma-separated (default: chosen per column; text columns: domain_classifier)
+        #[arg(long, value_name = "[COLUMN=]METHOD")]
         method: Option<String>,
-        /// A threshold for every column (`0.2`) or for one (`f00=0.2`, repeatable); default: the method's (0.05 for p-values, 0.1 for distances)
+        /// A threshold for every column (`0.2`) or for one (`f00=0.2`, repeatable); default: the method's (0.05 for p-values, 0.1 for distances; text: a random classifier's 95th percentile ROC AUC, or 0.55 past 1000 reference rows)
         #[arg(long, value_name = "[COLUMN=]X")]
         threshold: Vec<String>,
         /// The dataset drifts when at least this share of columns drift

@@ -206,13 +206,7 @@ pub fn check(style: &Style, cwd: &Path, cmd: CheckCommand) -> Result<u8> {
             html,
             read,
         } => {
-            let method =
-                match method.as_deref() {
-                    None => None,
-                    Some(m) => Some(Method::parse(m).ok_or_else(|| {
-                        usage(format!("--method `{m}`: methods: {}", Method::NAMES))
-                    })?),
-                };
+            let (method, methods) = methods(method.as_deref())?;
             if !(0.0..=1.0).contains(&drift_share) {
                 return Err(usage(format!(
                     "--drift-share {drift_share}: give a share between 0 and 1"
@@ -223,6 +217,7 @@ pub fn check(style: &Style, cwd: &Path, cmd: CheckCommand) -> Result<u8> {
             let needs = thresholds
                 .keys()
                 .map(|c| ("--threshold", c.clone()))
+                .chain(methods.keys().map(|c| ("--method", c.clone())))
                 .chain(columns.iter().flatten().map(|c| ("--columns", c.clone())))
                 .collect();
             let job = Job::Drift {
@@ -237,6 +232,7 @@ pub fn check(style: &Style, cwd: &Path, cmd: CheckCommand) -> Result<u8> {
                 options: ferry_data::DriftOptions {
                     columns,
                     method,
+                    methods,
                     threshold: one,
                     thresholds,
                     drift_share,
@@ -281,6 +277,28 @@ fn run_check(
         Report::Drift(r) => print_drift(style, r, outcome.took, json),
     }
     Ok(exit::of_check(outcome.passed()))
+}
+
+/// `--method`: one for every column (`psi`), a column's
+/// (`review=domain_classifier`), or both, comma-separated.
+fn methods(given: Option<&str>) -> Result<(Option<Method>, BTreeMap<String, Method>)> {
+    let mut one = None;
+    let mut per_column = BTreeMap::new();
+    for m in given.into_iter().flat_map(|g| g.split(',')) {
+        let (col, name) = match m.split_once('=') {
+            Some((c, n)) => (Some(c.trim()), n.trim()),
+            None => (None, m.trim()),
+        };
+        let parsed = Method::parse(name)
+            .ok_or_else(|| usage(format!("--method `{m}`: methods: {}", Method::NAMES)))?;
+        match col {
+            Some(c) => {
+                per_column.insert(c.to_owned(), parsed);
+            }
+            None => one = Some(parsed),
+        }
+    }
+    Ok((one, per_column))
 }
 
 /// `--threshold` values: one for every column (`0.1`), or a column's
@@ -388,22 +406,21 @@ fn print_drift(s: &Style, r: &ferry_data::DriftReport, took: std::time::Duration
         ferry_data::show::share(r.drifted_share),
         ferry_data::show::share(r.drift_share_threshold)
     ));
-    let width = r
-        .columns
-        .iter()
-        .map(|c| c.column.len())
-        .chain(r.text_columns.iter().map(|t| t.column.len()))
-        .max()
-        .unwrap_or(0);
+    let width = r.columns.iter().map(|c| c.column.len()).max().unwrap_or(0);
     for c in &r.columns {
         let tag = if c.drifted {
             s.red("DRIFT")
         } else {
             s.dim("  ok ")
         };
-        let cmp = if c.method.is_p_value() { "<" } else { ">=" };
+        let cmp = c.method.drifts_when();
+        let threshold = if c.method == Method::DomainClassifier {
+            format!("{:.4}", c.threshold)
+        } else {
+            c.threshold.to_string()
+        };
         let mut line = format!(
-            "  {tag} {:<width$}  {:<30} {:.4} ({} {cmp} {}), effect {:.4}",
+            "  {tag} {:<width$}  {:<30} {:.4} ({} {cmp} {threshold}), effect {:.4}",
             c.column,
             c.method_label,
             c.value,
@@ -412,7 +429,6 @@ fn print_drift(s: &Style, r: &ferry_data::DriftReport, took: std::time::Duration
             } else {
                 "drift if"
             },
-            c.threshold,
             c.effect_size
         );
         line.push_str(&format!(", on {}", r.rows_used(c)));
@@ -424,15 +440,11 @@ fn print_drift(s: &Style, r: &ferry_data::DriftReport, took: std::time::Duration
         }
         out.push_str(&line);
         out.push('\n');
-    }
-    for t in &r.text_columns {
-        out.push_str(&format!(
-            "  {} {:<width$}  not compared: text ({} distinct in {} values); ferry has no text drift test yet (give it a method to compare it as categorical)\n",
-            s.dim(" text"),
-            t.column,
-            t.distinct,
-            t.values
-        ));
+        if let Some(t) = &c.text {
+            for l in t.summary() {
+                out.push_str(&format!("        {:<width$}  {}\n", "", s.dim(&l)));
+            }
+        }
     }
     if json {
         eprint!("{out}");
@@ -490,10 +502,10 @@ impl ferry_dashboard::monitoring::DriftEngine for LogDrift {
                     method: c.method_label.to_owned(),
                     value: c.value,
                     threshold: c.threshold,
-                    rule: if c.method.is_p_value() {
-                        format!("p < {}", c.threshold)
-                    } else {
-                        format!("distance >= {}", c.threshold)
+                    rule: match c.method.drifts_when() {
+                        "<" => format!("p < {}", c.threshold),
+                        ">" => format!("ROC AUC > {:.4}", c.threshold),
+                        _ => format!("distance >= {}", c.threshold),
                     },
                     drifted: c.drifted,
                 })

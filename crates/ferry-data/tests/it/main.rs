@@ -329,7 +329,7 @@ fn a_profile_gives_a_suite_the_same_batch_passes() {
     );
     assert!(
         yaml.contains(
-            "code: {type: string, not_null: true, length: {min: 3, max: 8}, unique: true}"
+            "code: {type: string, not_null: true, length: {min: 3, max: 8}, max_empty_share: 0, unique: true}"
         ),
         "{yaml}"
     );
@@ -624,7 +624,8 @@ fn integer_columns_are_typed_as_evidently_types_them() {
                     .map(|i| (i != 199).then(|| (i / 20).to_string()))
                     .collect(),
             ),
-            // 101 distinct strings in 200 values: text, not compared.
+            // 101 distinct strings in 200 values: text, for the domain
+            // classifier.
             (
                 "note",
                 (0..200).map(|i| Some(format!("r{i}"))).collect(),
@@ -663,24 +664,21 @@ fn integer_columns_are_typed_as_evidently_types_them() {
     );
     let half = col("half");
     assert_eq!((half.kind, half.method), ("categorical", Method::ChiSquare));
-    assert!(rep.get("note").is_none(), "text is not compared");
-    assert_eq!(rep.text_columns.len(), 1);
-    assert_eq!(
-        (
-            rep.text_columns[0].column.as_str(),
-            rep.text_columns[0].distinct,
-            rep.text_columns[0].values
-        ),
-        ("note", 101, 200)
-    );
-    assert_eq!(
-        rep.columns.len(),
-        4,
-        "the share counts compared columns only"
-    );
+    let note = col("note");
+    assert_eq!((note.kind, note.method), ("text", Method::DomainClassifier));
+    // `r12` and `t12` share no word: the classifier tells them apart.
+    assert!(note.drifted && note.value > 0.7, "{note:#?}");
+    assert_eq!(rep.columns.len(), 5, "text counts in the share");
     let json = serde_json::to_value(&rep).unwrap();
-    assert_eq!(json["text_columns"][0]["column"], "note");
-    assert!(ferry_data::report::drift_html(&rep).contains("not compared (text"));
+    let note_json = json["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["column"] == "note")
+        .unwrap();
+    assert_eq!(note_json["method"], "domain_classifier");
+    assert!(note_json["text"]["classifier"]["typical_words_current"].is_array());
+    assert!(ferry_data::report::drift_html(&rep).contains("typical words in current"));
     // A method given for a column still wins, text included.
     let opts = ferry_data::DriftOptions {
         methods: [
@@ -693,14 +691,13 @@ fn integer_columns_are_typed_as_evidently_types_them() {
     let rep = drift(&r, &c, &opts).unwrap();
     assert_eq!(rep.get("ten").unwrap().method, Method::Ks);
     assert!(close(rep.get("ten").unwrap().value, 0.9646522162314058));
-    assert_eq!(
-        (
-            rep.get("note").unwrap().kind,
-            rep.get("note").unwrap().method
-        ),
-        ("text", Method::ChiSquare)
-    );
-    assert!(rep.text_columns.is_empty());
+    let note = rep.get("note").unwrap();
+    assert_eq!((note.kind, note.method), ("text", Method::ChiSquare));
+    let text = note
+        .text
+        .as_ref()
+        .expect("descriptors for text compared as levels");
+    assert!(text.classifier.is_none() && text.get("chars_mean") == Some((3.45, 2.905)));
     let rep = drift(
         &r,
         &c,
@@ -710,7 +707,14 @@ fn integer_columns_are_typed_as_evidently_types_them() {
         },
     )
     .unwrap();
-    assert!(rep.columns.iter().all(|c| c.method == Method::Psi) && rep.columns.len() == 5);
+    // The method for every column leaves text to the domain classifier.
+    assert!(
+        rep.columns
+            .iter()
+            .all(|c| c.method == Method::Psi || c.column == "note")
+            && rep.columns.len() == 5
+    );
+    assert_eq!(rep.get("note").unwrap().method, Method::DomainClassifier);
 
     // Large reference (2000 rows): the current's 10 values make `ten`
     // categorical, so Jensen-Shannon (0.083, no drift) where Wasserstein
@@ -925,4 +929,394 @@ fn edge_cases_of_profiles_sets_and_drift() {
         rep.columns[0].min_effect, None,
         "small samples need no minimum effect"
     );
+}
+
+const COMMON: [&str; 20] = [
+    "product",
+    "bought",
+    "really",
+    "quality",
+    "price",
+    "recommend",
+    "happy",
+    "disappointed",
+    "item",
+    "order",
+    "works",
+    "great",
+    "bad",
+    "okay",
+    "value",
+    "money",
+    "brand",
+    "week",
+    "month",
+    "use",
+];
+const DELIVERY: [&str; 15] = [
+    "delivery",
+    "courier",
+    "package",
+    "arrived",
+    "late",
+    "shipping",
+    "box",
+    "damaged",
+    "tracking",
+    "parcel",
+    "driver",
+    "doorstep",
+    "dispatch",
+    "warehouse",
+    "postman",
+];
+const BATTERY: [&str; 15] = [
+    "battery",
+    "charge",
+    "charging",
+    "hours",
+    "drains",
+    "lasts",
+    "charger",
+    "power",
+    "overnight",
+    "percent",
+    "cable",
+    "dies",
+    "standby",
+    "recharge",
+    "capacity",
+];
+
+/// `n` reviews of 6 to 12 words, half from the common words, half about
+/// the topic: delivery, battery life, or (`None`) either at random.
+fn reviews(n: usize, topic: Option<&[&str]>, seed: u64) -> Vec<String> {
+    let mut rng = ferry_stats::Rng::new(seed);
+    (0..n)
+        .map(|_| {
+            let pool: &[&str] = match topic {
+                Some(t) => t,
+                None if rng.below(2) == 0 => &DELIVERY,
+                None => &BATTERY,
+            };
+            let len = 6 + rng.below(7);
+            let words: Vec<&str> = (0..len)
+                .map(|k| {
+                    let from: &[&str] = if k % 2 == 0 { &COMMON } else { pool };
+                    from[rng.below(from.len() as u64) as usize]
+                })
+                .collect();
+            let mut text = words.join(" ");
+            if rng.below(4) == 0 {
+                text.push('!');
+            }
+            text
+        })
+        .collect()
+}
+
+/// A JSON lines table with one `review` column.
+fn text_table(path: &Path, texts: &[String]) -> Table {
+    let mut s = String::new();
+    for t in texts {
+        writeln!(s, "{}", serde_json::json!({ "review": t })).unwrap();
+    }
+    std::fs::write(path, s).unwrap();
+    open(path)
+}
+
+fn text_drift(reference: &[String], current: &[String]) -> ferry_data::drift::ColumnDrift {
+    let d = tmp();
+    let r = text_table(&d.path().join("ref.jsonl"), reference);
+    let c = text_table(&d.path().join("cur.jsonl"), current);
+    let rep = drift(&r, &c, &Default::default()).unwrap();
+    rep.get("review").unwrap().clone()
+}
+
+/// Reviews about delivery, then about battery life: the domain classifier
+/// tells them apart on a small reference (against a random classifier's
+/// 95th percentile) and on a large one (against 0.55), and names the
+/// words that tell.
+#[test]
+fn a_shifted_vocabulary_drifts_with_the_words_that_tell() {
+    use ferry_data::drift::Method;
+    for (n, from, threshold) in [
+        (300, "random_classifier", None),
+        (1500, "absolute", Some(0.55)),
+    ] {
+        let c = text_drift(
+            &reviews(n, Some(&DELIVERY), 1),
+            &reviews(n, Some(&BATTERY), 2),
+        );
+        assert_eq!((c.kind, c.method), ("text", Method::DomainClassifier));
+        assert!(c.drifted && c.value > 0.95, "n = {n}: {c:#?}");
+        let text = c.text.as_ref().unwrap();
+        let k = text.classifier.as_ref().unwrap();
+        assert_eq!(k.threshold_from, from);
+        assert_eq!((k.roc_auc, k.threshold), (c.value, c.threshold));
+        if let Some(t) = threshold {
+            assert_eq!(c.threshold, t);
+        } else {
+            // A random scorer on ~150 texts a side: ~0.5 + 1.645 * 0.033.
+            assert!((0.52..0.6).contains(&c.threshold), "{}", c.threshold);
+        }
+        assert_eq!(
+            k.train_reference + k.train_current + k.test_reference + k.test_current,
+            2 * n as u64
+        );
+        assert_eq!(k.test_reference + k.test_current, n as u64);
+        // The telling words are the topics', each on its side.
+        assert!(!k.typical_words_current.is_empty() && !k.typical_words_reference.is_empty());
+        assert!(
+            k.typical_words_current[..5]
+                .iter()
+                .all(|w| BATTERY.contains(&w.as_str())),
+            "{:?}",
+            k.typical_words_current
+        );
+        assert!(
+            k.typical_words_reference[..5]
+                .iter()
+                .all(|w| DELIVERY.contains(&w.as_str())),
+            "{:?}",
+            k.typical_words_reference
+        );
+        assert!(
+            BATTERY
+                .iter()
+                .any(|w| k.typical_examples_current[0].contains(w))
+        );
+        // Every current word is new to a reference about delivery but the
+        // common half; a fresh reference sample brings next to none.
+        let oov = text.get("oov_share").unwrap();
+        assert!(oov.0 < 0.01 && (0.4..0.6).contains(&oov.1), "{oov:?}");
+        assert_eq!(c.histogram.edges.len(), 31, "a chart of the texts' length");
+    }
+}
+
+/// Two samples of the same corpus: no drift, whatever the seed, on small
+/// and large references.
+#[test]
+fn a_resample_of_the_same_corpus_does_not_drift() {
+    for (n, seeds) in [(300, 1..=6), (1500, 1..=2)] {
+        for seed in seeds {
+            let c = text_drift(&reviews(n, None, seed), &reviews(n, None, 100 + seed));
+            assert!(
+                !c.drifted && (0.4..0.6).contains(&c.value),
+                "n = {n}, seed {seed}: {c:#?}"
+            );
+        }
+    }
+}
+
+/// The same texts give the same answer, however the rows are ordered;
+/// a threshold for the column (or `--method domain_classifier` with a
+/// threshold for every column) replaces Evidently's bar, one for every
+/// column alone does not.
+#[test]
+fn text_drift_is_deterministic_and_takes_its_own_threshold() {
+    use ferry_data::drift::Method;
+    let d = tmp();
+    let reference = reviews(200, Some(&DELIVERY), 5);
+    let mut current = reviews(100, Some(&DELIVERY), 6);
+    current.extend(reviews(100, Some(&BATTERY), 7));
+    let r = text_table(&d.path().join("r.jsonl"), &reference);
+    let c = text_table(&d.path().join("c.jsonl"), &current);
+    current.reverse();
+    let c2 = text_table(&d.path().join("c2.jsonl"), &current);
+    let a = drift(&r, &c, &Default::default()).unwrap();
+    let b = drift(&r, &c2, &Default::default()).unwrap();
+    let (a, b) = (a.get("review").unwrap(), b.get("review").unwrap());
+    assert_eq!(
+        serde_json::to_string(a).unwrap(),
+        serde_json::to_string(b).unwrap()
+    );
+    assert!(a.drifted, "half the current is about batteries: {a:#?}");
+    let with = |threshold: f64, per_column: bool, method: Option<Method>| {
+        let mut opts = ferry_data::DriftOptions {
+            method,
+            ..Default::default()
+        };
+        if per_column {
+            opts.thresholds.insert("review".into(), threshold);
+        } else {
+            opts.threshold = Some(threshold);
+        }
+        drift(&r, &c, &opts).unwrap().get("review").unwrap().clone()
+    };
+    let given = with(0.99, true, None);
+    assert_eq!(given.threshold, 0.99);
+    assert!(!given.drifted);
+    assert_eq!(
+        given.text.unwrap().classifier.unwrap().threshold_from,
+        "given"
+    );
+    // `--threshold 0.01` (a p-value's) leaves the ROC AUC's bar alone...
+    assert_eq!(with(0.01, false, None).threshold, a.threshold);
+    // ...unless the method for every column is the domain classifier.
+    let all = with(0.99, false, Some(Method::DomainClassifier));
+    assert!(all.threshold == 0.99 && !all.drifted);
+}
+
+/// Two texts a side cannot be split into halves that both hold both
+/// tables: an error naming the column, not a panic or a verdict.
+#[test]
+fn too_few_texts_and_numbers_are_refused_by_name() {
+    use ferry_data::drift::Method;
+    let d = tmp();
+    let r = text_table(
+        &d.path().join("r.jsonl"),
+        &["good box".into(), "late parcel".into()],
+    );
+    let c = text_table(&d.path().join("c.jsonl"), &["battery dies".into()]);
+    let e = drift(&r, &c, &Default::default()).unwrap_err().to_string();
+    assert!(
+        e.starts_with(
+            "column `review`: too few texts for the domain classifier (2 reference, 1 current)"
+        ),
+        "{e}"
+    );
+    let (r, c) = drift_tables(d.path(), 100);
+    let opts = ferry_data::DriftOptions {
+        methods: [("same".to_string(), Method::DomainClassifier)].into(),
+        ..Default::default()
+    };
+    let e = drift(&r, &c, &opts).unwrap_err().to_string();
+    assert_eq!(
+        e,
+        "column `same`: the domain classifier needs text; the column is numerical"
+    );
+    assert_eq!(
+        Method::parse("domain_classifier"),
+        Some(Method::DomainClassifier)
+    );
+    // The method for every column leaves numbers to their own test.
+    let opts = ferry_data::DriftOptions {
+        method: Some(Method::DomainClassifier),
+        ..Default::default()
+    };
+    assert_eq!(
+        drift(&r, &c, &opts).unwrap().get("same").unwrap().method,
+        Method::Ks
+    );
+}
+
+/// The JSON of a text column's drift: the ROC AUC, its bar and where it
+/// came from, the telling words and texts, the descriptors (numbers
+/// rounded to 4 decimals, the chart left out).
+#[test]
+fn text_drift_json() {
+    let mut reference = reviews(40, Some(&DELIVERY), 11);
+    reference.push("   ".into());
+    let current = reviews(40, Some(&BATTERY), 12);
+    let c = text_drift(&reference, &current);
+    let mut v = serde_json::to_value(&c).unwrap();
+    v.as_object_mut().unwrap().remove("histogram");
+    fn round(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Number(n) if n.is_f64() => {
+                let x = n.as_f64().unwrap();
+                *v = serde_json::json!((x * 1e4).round() / 1e4);
+            }
+            serde_json::Value::Array(a) => a.iter_mut().for_each(round),
+            serde_json::Value::Object(o) => o.values_mut().for_each(round),
+            _ => {}
+        }
+    }
+    round(&mut v);
+    let k = &mut v["text"]["classifier"];
+    for side in ["typical_examples_current", "typical_examples_reference"] {
+        k[side].as_array_mut().unwrap().truncate(2);
+    }
+    for side in ["typical_words_current", "typical_words_reference"] {
+        k[side].as_array_mut().unwrap().truncate(6);
+    }
+    insta::assert_json_snapshot!("text_drift", v);
+}
+
+/// Text rules on a review column: what holds, what fails with which rows,
+/// a text rule on a number column, and a profile of the column that
+/// proposes rules its own batch passes.
+#[test]
+fn text_rules_hold_reviews_to_their_shape() {
+    let d = tmp();
+    let mut texts = reviews(200, None, 3);
+    texts[5] = String::new();
+    texts[6] = "   ".into();
+    texts[7] = "x".repeat(600);
+    texts[8] = "12345 !!!".into();
+    for t in &mut texts[100..140] {
+        *t = "same text".into();
+    }
+    let path = d.path().join("reviews.jsonl");
+    let mut s = String::new();
+    for (i, t) in texts.iter().enumerate() {
+        writeln!(s, "{}", serde_json::json!({ "review": t, "n": i })).unwrap();
+    }
+    std::fs::write(&path, s).unwrap();
+    let suite = Suite::parse(
+        "reviews.yaml",
+        r#"
+columns:
+  review:
+    type: string
+    length: {min: 1, max: 500}
+    regex: '[a-z]'
+    max_empty_share: 0.005
+    distinct_share: {min: 0.9}
+  n: {distinct_share: {min: 1}, max_empty_share: 0.1}
+"#,
+    )
+    .unwrap();
+    let r = check(&open(&path), &suite).unwrap();
+    let get = |id: &str| r.get(id).unwrap_or_else(|| panic!("no result {id}"));
+    let rows = |id: &str| get(id).sample.iter().map(|f| f.row).collect::<Vec<_>>();
+    // "" is 0 characters, 600 x's too many; "   " is 3.
+    assert_eq!(rows("review.length"), [5, 7]);
+    assert_eq!(rows("review.regex"), [5, 6, 8]);
+    let empty = get("review.max_empty_share");
+    assert_eq!(
+        (empty.success, empty.unexpected_count, empty.element_count),
+        (false, Some(2), Some(200))
+    );
+    assert_eq!(rows("review.max_empty_share"), [5, 6]);
+    assert_eq!(
+        (empty.expected.as_str(), empty.observed_text()),
+        ("empty (or whitespace-only) share at most 0.5%", "1%".into())
+    );
+    // 40 rows say the same thing: 161 distinct values of 200.
+    let distinct = get("review.distinct_share");
+    assert_eq!(
+        (distinct.success, distinct.observed_text()),
+        (false, "80.5%".into())
+    );
+    assert!(get("n.distinct_share").success);
+    assert_eq!(
+        get("n.max_empty_share").observed_text(),
+        "the column is int, not string"
+    );
+    assert!(!get("n.max_empty_share").success);
+    // Looser bounds hold.
+    let suite = Suite::parse(
+        "reviews.yaml",
+        "columns:\n  review: {length: {min: 0, max: 600}, max_empty_share: 0.01, distinct_share: {min: 0.8, max: 0.81}, regex: {pattern: '[a-z]', mostly: 0.98}}\n",
+    )
+    .unwrap();
+    let r = check(&open(&path), &suite).unwrap();
+    assert!(r.passed, "{:#?}", r.results);
+    // The profile proposes the column's length range, its empty share
+    // (twice the observed + 0.005) and 80% of its distinct share.
+    let p = profile(&open(&path)).unwrap();
+    let review = p.columns.iter().find(|c| c.name == "review").unwrap();
+    assert_eq!(review.empty, Some(2));
+    let yaml = p.suite_yaml();
+    assert!(
+        yaml.contains(
+            "review: {type: string, not_null: true, length: {min: 0, max: 600}, max_empty_share: 0.025, distinct_share: {min: 0.644}}"
+        ),
+        "{yaml}"
+    );
+    let suite = Suite::parse("profiled.yaml", &yaml).unwrap_or_else(|e| panic!("{e}\n{yaml}"));
+    let r = check(&open(&path), &suite).unwrap();
+    assert!(r.passed, "{yaml}\n{:#?}", r.results);
 }

@@ -855,3 +855,154 @@ async fn a_pull_requests_candidate_is_not_rolled_out_and_a_pushs_is() {
     assert_eq!(t.ran.unwrap().0.kind, "push");
     assert!(t.deployed.is_some(), "a push's candidate goes out");
 }
+
+/// `n` reviews of 8 words, every other one from `topic`.
+fn reviews(n: usize, topic: &[&str], seed: u64) -> Vec<String> {
+    const COMMON: [&str; 12] = [
+        "product", "bought", "really", "quality", "price", "happy", "item", "order", "works",
+        "great", "value", "money",
+    ];
+    let mut rng = Lcg(seed);
+    let mut pick = |from: &[&str]| {
+        from[((rng.next() + 1.0) / 2.0 * from.len() as f64) as usize % from.len()].to_owned()
+    };
+    (0..n)
+        .map(|_| {
+            (0..8)
+                .map(|k| {
+                    if k % 2 == 0 {
+                        pick(&COMMON)
+                    } else {
+                        pick(topic)
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect()
+}
+
+/// A text model's monitor: its `review` input, logged as text, is
+/// compared by the domain classifier (the monitor's method for every
+/// column leaves text to it), drifts when the traffic turns from delivery
+/// to battery life, and the event names the words now typical.
+#[test]
+fn a_text_models_inputs_drift_as_text() {
+    const DELIVERY: [&str; 10] = [
+        "delivery",
+        "courier",
+        "package",
+        "arrived",
+        "late",
+        "shipping",
+        "parcel",
+        "driver",
+        "doorstep",
+        "warehouse",
+    ];
+    const BATTERY: [&str; 10] = [
+        "battery",
+        "charge",
+        "charging",
+        "hours",
+        "drains",
+        "lasts",
+        "charger",
+        "overnight",
+        "standby",
+        "capacity",
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let reference = dir.path().join("reviews.jsonl");
+    let lines = |texts: Vec<String>, logged: bool| -> String {
+        texts
+            .into_iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let mut row = serde_json::json!({"review": t, "stars": 1 + i % 5});
+                if logged {
+                    row["ts"] = serde_json::json!(T0 - 10 * MIN);
+                    row["request_id"] = serde_json::json!(format!("r{i}"));
+                    row["model"] = serde_json::json!("reviews");
+                    row["version"] = serde_json::json!(1);
+                    row["prediction"] = serde_json::json!(["pos", "neg"][i % 2]);
+                }
+                format!("{row}\n")
+            })
+            .collect()
+    };
+    std::fs::write(&reference, lines(reviews(300, &DELIVERY, 1), false)).unwrap();
+    let logs = dir.path().join("logs");
+    let folder = logs.join(ferry_core::predlog::model_dir("reviews"));
+    std::fs::create_dir_all(&folder).unwrap();
+    let window = |texts: Vec<String>| {
+        let name = format!(
+            "predictions-{}.jsonl",
+            ferry_core::predlog::window_name(T0 - 10 * MIN, 3600)
+        );
+        std::fs::write(folder.join(name), lines(texts, true)).unwrap();
+    };
+    let monitor = ferry_spec::Monitor {
+        model: "reviews".into(),
+        alias: "production".into(),
+        window_ms: 3_600_000,
+        schedule_ms: 300_000,
+        columns: vec![],
+        method: Some("psi".into()),
+        min_rows: 50,
+        min_labels: 10,
+        reference: None,
+        thresholds: Default::default(),
+        alerts: None,
+    };
+    let drift = || {
+        let inputs = ferry_monitor::checks::Inputs {
+            monitor: &monitor,
+            version: Some((1, T0 - 60 * MIN)),
+            reference: Ok(&reference),
+            log_dir: &logs,
+            live: &[],
+            now_ms: T0,
+        };
+        ferry_monitor::checks::run(&inputs)
+            .into_iter()
+            .find(|e| e.check == "drift")
+            .unwrap()
+    };
+    window(reviews(300, &DELIVERY, 2));
+    let e = drift();
+    assert_eq!(e.status, CheckStatus::Ok, "{}", e.summary);
+    let review = &e.detail["columns"][0];
+    assert_eq!(
+        (&review["column"], &review["kind"], &review["method"]),
+        (
+            &serde_json::json!("review"),
+            &serde_json::json!("text"),
+            &serde_json::json!("domain classifier ROC AUC")
+        ),
+        "{}",
+        e.detail
+    );
+    assert_eq!(e.detail["columns"][1]["method"], "PSI", "{}", e.detail);
+    window(reviews(300, &BATTERY, 3));
+    let e = drift();
+    assert_eq!(e.status, CheckStatus::Failing, "{}", e.summary);
+    assert!(
+        e.summary
+            .starts_with("drift in review: domain classifier ROC AUC ")
+            && e.summary.contains(" > 0.5")
+            && e.summary.contains("(words now typical: "),
+        "{}",
+        e.summary
+    );
+    let words = e.detail["columns"][0]["typical_words_current"]
+        .as_array()
+        .unwrap();
+    assert!(
+        words.len() >= 5
+            && words[..5]
+                .iter()
+                .all(|w| BATTERY.contains(&w.as_str().unwrap())),
+        "{words:?}"
+    );
+}

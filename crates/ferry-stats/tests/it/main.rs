@@ -349,3 +349,55 @@ fn every_function_rejects_bad_input_without_panicking() {
     let e = ferry_stats::psi(&[0.5, 0.5], &[0.25]).expect_err("lengths");
     assert_eq!(e.to_string(), "`expected` has 2 values but `actual` has 1");
 }
+
+/// ROC AUC against sklearn (`roc_auc_score(y, s)`, 1.9.1) on tied scores,
+/// and against counting every (positive, negative) pair on seeded samples.
+#[test]
+fn roc_auc_matches_sklearn_and_pair_counting() {
+    let y = [0, 1, 1, 0, 1, 0, 0, 1, 1, 0, 1].map(|v| v == 1);
+    let s = [0.3, 0.7, 0.7, 0.7, 0.1, 0.0, 0.3, 1.0, 0.5, 0.5, 0.3];
+    let mut check = Check::new("roc_auc");
+    check.close(
+        "tied",
+        "auc",
+        ferry_stats::roc_auc(&s, &y).unwrap(),
+        0.6833333333333333,
+    );
+    let y = [1, 0, 0, 0, 1, 1, 0].map(|v| v == 1);
+    let s = [1.0, 0.0, 0.5, 1.0, 1.0, 0.25, 0.0];
+    check.close(
+        "clipped",
+        "auc",
+        ferry_stats::roc_auc(&s, &y).unwrap(),
+        0.75,
+    );
+    let mut rng = ferry_stats::Rng::new(3);
+    for case in 0..40 {
+        let n = 2 + rng.below(300) as usize;
+        // Few distinct scores, so ties are everywhere.
+        let levels = 1 + rng.below(12);
+        let s: Vec<f64> = (0..n).map(|_| rng.below(levels) as f64 / 4.0).collect();
+        let mut y: Vec<bool> = (0..n).map(|_| rng.below(3) == 0).collect();
+        y[0] = true;
+        y[1] = false;
+        let (mut won, mut pairs) = (0.0, 0.0);
+        for i in (0..n).filter(|&i| y[i]) {
+            for j in (0..n).filter(|&j| !y[j]) {
+                pairs += 1.0;
+                won += if s[i] > s[j] {
+                    1.0
+                } else if s[i] == s[j] {
+                    0.5
+                } else {
+                    0.0
+                };
+            }
+        }
+        let got = ferry_stats::roc_auc(&s, &y).unwrap();
+        check.close(&format!("seeded {case}"), "auc", got, won / pairs);
+    }
+    check.finish();
+    // numpy.percentile([0.51, 0.49, 0.6, 0.55, 0.58, 0.47, 0.5], 95) == 0.594.
+    let p = ferry_stats::percentile(&[0.51, 0.49, 0.6, 0.55, 0.58, 0.47, 0.5], 0.95).unwrap();
+    assert!((p - 0.594).abs() < 1e-12, "{p}");
+}

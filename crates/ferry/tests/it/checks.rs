@@ -577,3 +577,121 @@ fn check_drift_output_says_how_many_rows_each_test_used() {
         "{o:?}"
     );
 }
+
+/// `n` reviews of 8 words, every other one from `topic` (deterministic).
+fn reviews(n: usize, topic: &[&str], salt: usize) -> String {
+    const COMMON: [&str; 12] = [
+        "product", "bought", "really", "quality", "price", "happy", "item", "order", "works",
+        "great", "value", "money",
+    ];
+    let mut s = String::from("review,stars\n");
+    for i in 0..n {
+        let words: Vec<&str> = (0..8)
+            .map(|k| {
+                let h = (i * 31 + k * 17 + salt * 7 + (i * k) % 13) % 997;
+                if k % 2 == 0 {
+                    COMMON[h % COMMON.len()]
+                } else {
+                    topic[h % topic.len()]
+                }
+            })
+            .collect();
+        s.push_str(&format!("{},{}\n", words.join(" "), 1 + i % 5));
+    }
+    s
+}
+
+/// `ferry check drift` on a text column: the domain classifier compares
+/// it (the method for every column leaves text to it), the words telling
+/// the tables apart and the descriptors under it; a method for the column
+/// itself wins.
+#[test]
+fn check_drift_compares_text_with_a_domain_classifier() {
+    const DELIVERY: [&str; 10] = [
+        "delivery",
+        "courier",
+        "package",
+        "arrived",
+        "late",
+        "shipping",
+        "parcel",
+        "driver",
+        "doorstep",
+        "warehouse",
+    ];
+    const BATTERY: [&str; 10] = [
+        "battery",
+        "charge",
+        "charging",
+        "hours",
+        "drains",
+        "lasts",
+        "charger",
+        "overnight",
+        "standby",
+        "capacity",
+    ];
+    let p = project();
+    p.write("data/reviews.csv", &reviews(300, &DELIVERY, 1));
+    p.write("data/now.csv", &reviews(300, &BATTERY, 2));
+    let args = [
+        "check",
+        "drift",
+        "--reference",
+        "data/reviews.csv",
+        "--current",
+        "data/now.csv",
+        "--method",
+        "psi",
+    ];
+    let o = p.ferry(&args);
+    assert_eq!(o.code, 3, "{o:?}");
+    let filters = vec![(r"\d+\.\d\d s\)", "[secs] s)")];
+    insta::with_settings!({filters => filters}, {
+        insta::assert_snapshot!("check_drift_text_column", o.stdout);
+    });
+    let o = p.ferry(&[&args[..], &["--json", "--html", "t.html"]].concat());
+    let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    let review = &v["columns"][0];
+    assert_eq!(
+        (
+            &review["method"],
+            &review["text"]["classifier"]["threshold_from"]
+        ),
+        (
+            &serde_json::json!("domain_classifier"),
+            &serde_json::json!("random_classifier")
+        )
+    );
+    assert_eq!(v["columns"][1]["method"], "psi");
+    assert!(
+        p.read("t.html")
+            .contains("typical words in current: <code>")
+    );
+    // A method for the column itself: the texts as levels.
+    let o = p.ferry(&[&args[..6], &["--method", "review=psi,psi", "--json"]].concat());
+    let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    assert_eq!(v["columns"][0]["method"], "psi", "{o:?}");
+    for (method, want) in [
+        (
+            "review=ks",
+            "column `review`: Kolmogorov-Smirnov p-value needs numbers; the column is text",
+        ),
+        (
+            "stars=domain_classifier",
+            "column `stars`: the domain classifier needs text; the column is categorical",
+        ),
+        (
+            "nosuch=psi",
+            "--method: data/reviews.csv has no column `nosuch`",
+        ),
+        ("review=magic", "--method `review=magic`: methods: "),
+    ] {
+        let o = p.ferry(&[&args[..6], &["--method", method]].concat());
+        assert_eq!(o.code, 2, "{method}: {o:?}");
+        assert!(
+            o.stderr.contains(want),
+            "{method}: missing {want:?} in {o:?}"
+        );
+    }
+}
