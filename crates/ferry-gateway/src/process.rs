@@ -528,18 +528,7 @@ mod tests {
         Duration::from_millis(n)
     }
 
-    fn sig(cols: &[(&str, ferry_mlmodel::ColType)]) -> ferry_mlmodel::Signature {
-        ferry_mlmodel::Signature {
-            inputs: cols
-                .iter()
-                .map(|(n, t)| ferry_mlmodel::Column {
-                    name: (*n).into(),
-                    ty: *t,
-                    required: true,
-                })
-                .collect(),
-        }
-    }
+    use crate::protocol::tests::sig_of as sig;
 
     /// Numeric columns stay one table of doubles; a text column makes one
     /// input per column, each read as its type, and rows go out in the

@@ -1607,7 +1607,7 @@ pub fn v2_outputs(specs: &[IoSpec], classes: Option<&[Value]>) -> Value {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn spec4() -> Vec<IoSpec> {
@@ -1867,7 +1867,8 @@ mod tests {
         }]
     }
 
-    fn sig_of(cols: &[(&str, ferry_mlmodel::ColType)]) -> Signature {
+    /// A signature of required columns (also the process runtime's tests').
+    pub(crate) fn sig_of(cols: &[(&str, ferry_mlmodel::ColType)]) -> Signature {
         Signature {
             inputs: cols
                 .iter()

@@ -69,35 +69,26 @@ impl NormInput for f64 {
     }
 }
 
-impl NormInput for i64 {
-    fn to_f32(self) -> f32 {
-        self as f32
-    }
-    fn abs_f32(self) -> f32 {
-        self.wrapping_abs() as f32
-    }
-    fn square_f32(self) -> f32 {
-        self.wrapping_mul(self) as f32
-    }
-    fn is_negative(self) -> bool {
-        self < 0
-    }
+/// The integer inputs: one body for both widths.
+macro_rules! int_norm_input {
+    ($($t:ty),*) => {$(
+        impl NormInput for $t {
+            fn to_f32(self) -> f32 {
+                self as f32
+            }
+            fn abs_f32(self) -> f32 {
+                self.wrapping_abs() as f32
+            }
+            fn square_f32(self) -> f32 {
+                self.wrapping_mul(self) as f32
+            }
+            fn is_negative(self) -> bool {
+                self < 0
+            }
+        }
+    )*};
 }
-
-impl NormInput for i32 {
-    fn to_f32(self) -> f32 {
-        self as f32
-    }
-    fn abs_f32(self) -> f32 {
-        self.wrapping_abs() as f32
-    }
-    fn square_f32(self) -> f32 {
-        self.wrapping_mul(self) as f32
-    }
-    fn is_negative(self) -> bool {
-        self < 0
-    }
-}
+int_norm_input!(i64, i32);
 
 /// Normalizes rows of `width` values of `x` into `out` (as long as `x`).
 pub fn normalize<T: NormInput>(norm: Norm, x: &[T], width: usize, out: &mut [f32]) {
