@@ -726,11 +726,16 @@ impl Gateway {
 
     /// A prediction with a deadline: a runtime that hangs answers 503 (and
     /// a hung canary counts as failing) instead of holding requests forever.
+    /// One computed on this task cannot be interrupted: it gets no timer.
     async fn bounded(
         &self,
         served: &Served,
         inputs: Vec<Tensor>,
     ) -> Result<Vec<Tensor>, PredictError> {
+        let rows = inputs.first().and_then(|t| t.shape.first()).copied();
+        if served.predictor.computes_inline(rows.unwrap_or(0)) {
+            return served.predictor.predict(inputs).await;
+        }
         tokio::time::timeout(self.request_timeout, served.predictor.predict(inputs))
             .await
             .unwrap_or_else(|_| {

@@ -362,14 +362,14 @@ async fn invocations(
     let ct = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .unwrap_or("application/json")
-        .to_ascii_lowercase();
+        .unwrap_or("application/json");
     let mut parts = ct.split(';').map(str::trim);
-    let mime = parts.next().unwrap_or_default().to_owned();
+    let mime = parts.next().unwrap_or_default();
     for param in parts {
-        let ok = param
-            .strip_prefix("charset=")
-            .is_some_and(|c| c.trim_matches('"').eq_ignore_ascii_case("utf-8"));
+        let ok = param.split_once('=').is_some_and(|(k, c)| {
+            k.trim().eq_ignore_ascii_case("charset")
+                && c.trim().trim_matches('"').eq_ignore_ascii_case("utf-8")
+        });
         if !ok {
             return Err(ApiError::new(
                 p,
@@ -379,17 +379,17 @@ async fn invocations(
             ));
         }
     }
-    let csv = match mime.as_str() {
-        "application/json" => false,
-        "text/csv" => true,
-        _ => {
-            return Err(ApiError::new(
-                p,
-                Transport::UnsupportedMedia(format!(
-                    "This predictor only supports the following content types: ['text/csv', 'application/json']; got `{mime}`"
-                )),
-            ));
-        }
+    let csv = if mime.eq_ignore_ascii_case("application/json") {
+        false
+    } else if mime.eq_ignore_ascii_case("text/csv") {
+        true
+    } else {
+        return Err(ApiError::new(
+            p,
+            Transport::UnsupportedMedia(format!(
+                "This predictor only supports the following content types: ['text/csv', 'application/json']; got `{mime}`"
+            )),
+        ));
     };
     let bytes = read_body(body, st.max_body, p).await?;
     let table = st.gw.table();

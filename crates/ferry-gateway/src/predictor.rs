@@ -26,6 +26,14 @@ pub trait Predictor: Send + Sync {
     /// The Open Inference Protocol's `platform` (`onnx`, `process`, ...).
     fn platform(&self) -> &str;
     async fn predict(&self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, PredictError>;
+    /// Whether `predict` of a batch of `rows` computes on the calling task
+    /// and never awaits: nothing can interrupt it, so the gateway sets no
+    /// deadline on it (a timer per request is measurable at tens of
+    /// thousands of requests a second).
+    fn computes_inline(&self, rows: usize) -> bool {
+        let _ = rows;
+        false
+    }
     /// Whether it answers right now (a process runtime may be restarting).
     fn ready(&self) -> bool {
         true
@@ -83,6 +91,9 @@ impl Predictor for Onnx {
     fn classes(&self) -> Option<&[serde_json::Value]> {
         self.classes.as_deref()
     }
+    fn computes_inline(&self, rows: usize) -> bool {
+        rows <= INLINE_ROWS
+    }
     async fn predict(&self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, PredictError> {
         let rows = inputs.first().and_then(|t| t.shape.first()).copied();
         let map = |e: ferry_onnx::OnnxError| {
@@ -92,7 +103,7 @@ impl Predictor for Onnx {
                 PredictError::Failed(e.to_string())
             }
         };
-        if rows.unwrap_or(0) <= INLINE_ROWS {
+        if self.computes_inline(rows.unwrap_or(0)) {
             return self.model.run(inputs).map_err(map);
         }
         let m = self.model.clone();

@@ -190,8 +190,12 @@ pub async fn serve(
         let (stream, peer) = stream;
         let _ = stream.set_nodelay(true);
         let app = app.clone();
+        // One flag per connection: HTTP/1 answers its requests one at a
+        // time, so each request starts with it down.
+        let tripped = Arc::new(AtomicBool::new(false));
         let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
-            let tripped = Arc::new(AtomicBool::new(false));
+            tripped.store(false, Ordering::Relaxed);
+            let tripped = tripped.clone();
             let mut req = req.map(|inner| {
                 axum::body::Body::new(SlowGuard {
                     inner,
