@@ -71,24 +71,9 @@ PYEOF
 ) 2> >(grep -v -e 'FutureWarning' -e 'warnings.warn' >&2)
 
 # 2. The ferry project registering the same pipeline's ONNX export.
+. "$HERE/iris-project.sh"
 P="$WORK/project"
-mkdir -p "$P"
-cp "$M/work/model.onnx" "$P/model.onnx"
-cat > "$P/ferry.yaml" <<'YAML'
-name: bench-text
-stages:
-  model:
-    cmd: mkdir -p work && cp model.onnx work/model.onnx
-    deps: [model.onnx]
-    outs: [work/model.onnx]
-register:
-  model: sentiment
-  artifact: work/model.onnx
-  alias: production
-  signature:
-    inputs: [text]
-YAML
-(cd "$P" && "$FERRY" run >&2)
+model_project "$P" "$FERRY" "$M/work/model.onnx" sentiment text
 
 BODY="$OUT/request_1text.json"
 printf '%s' '{"dataframe_split": {"columns": ["text"], "data": [["The delivery was quick and the staff were lovely."]]}}' > "$BODY"

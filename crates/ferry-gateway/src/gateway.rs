@@ -918,7 +918,7 @@ impl Gateway {
         match result {
             Ok(outputs) => {
                 served.stats.record(200, secs);
-                let labels = self.remember(&served, &outputs, &request_id, seq);
+                let labels = self.remember(&served, &outputs, &request_id, seq, mirror.is_some());
                 if let (Some(log), Some(ins)) = (&self.predlog, log_inputs) {
                     log.predictions(
                         &served.model,
@@ -949,17 +949,19 @@ impl Gateway {
     }
 
     /// Measures an answer's predictions and remembers a classifier's labels
-    /// for feedback; returns them.
+    /// for feedback; returns them when `keep` (a shadow compares them).
     fn remember(
         &self,
         served: &Arc<Served>,
         outputs: &[Tensor],
         request_id: &str,
         seq: Option<u64>,
+        keep: bool,
     ) -> Option<Vec<String>> {
         let labels = served.labels_of(outputs);
-        if let Some(l) = &labels {
+        if let Some(l) = labels {
             served.stats.record_classes(l.iter().map(String::as_str));
+            let kept = keep.then(|| l.clone());
             match seq {
                 // Our own ids index a ring: no hashing, no eviction.
                 Some(n) => {
@@ -968,18 +970,18 @@ impl Gateway {
                     if ring.len() <= slot {
                         ring.resize_with(slot + 1, || None);
                     }
-                    ring[slot] = Some((n, Arc::downgrade(served), l.clone()));
+                    ring[slot] = Some((n, Arc::downgrade(served), l));
                 }
-                None => lock(&self.feedback).insert(
-                    request_id.to_owned(),
-                    Arc::downgrade(served),
-                    l.clone(),
-                ),
+                None => {
+                    lock(&self.feedback).insert(request_id.to_owned(), Arc::downgrade(served), l)
+                }
             }
-        } else if let Some(n) = served.numbers_of(outputs) {
+            return kept;
+        }
+        if let Some(n) = served.numbers_of(outputs) {
             served.stats.record_numeric(n.into_iter());
         }
-        labels
+        None
     }
 
     /// Sends a request to the shadow in the background and measures how

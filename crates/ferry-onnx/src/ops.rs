@@ -11,6 +11,22 @@
 
 use std::sync::Arc;
 
+/// `PartialEq` and `Eq` for an op that holds its parsed attributes behind an
+/// `Arc`: two ops are equal when they share them (tract compares ops when it
+/// deduplicates nodes; parsed attributes are never compared by value).
+macro_rules! equal_when_shared {
+    ($op:ty, $($field:ident).+) => {
+        impl PartialEq for $op {
+            fn eq(&self, other: &Self) -> bool {
+                std::sync::Arc::ptr_eq(&self.$($field).+, &other.$($field).+)
+            }
+        }
+
+        impl Eq for $op {}
+    };
+}
+pub(crate) use equal_when_shared;
+
 use tract_onnx::model::{OnnxOpRegister, ParsingContext};
 use tract_onnx::pb::{AttributeProto, NodeProto, TensorProto};
 use tract_onnx::prelude::*;
@@ -367,15 +383,7 @@ pub(crate) struct TreeOp {
     spec: TreeSpec,
 }
 
-/// Two ops are equal when they share their ensemble (tract compares ops when
-/// it deduplicates nodes; the trees are never equal otherwise).
-impl PartialEq for TreeOp {
-    fn eq(&self, other: &TreeOp) -> bool {
-        Arc::ptr_eq(&self.spec.ensemble, &other.spec.ensemble)
-    }
-}
-
-impl Eq for TreeOp {}
+equal_when_shared!(TreeOp, spec.ensemble);
 
 impl Op for TreeOp {
     fn name(&self) -> StaticName {
@@ -559,13 +567,7 @@ pub(crate) struct LinearOp {
     spec: LinearSpec,
 }
 
-impl PartialEq for LinearOp {
-    fn eq(&self, other: &LinearOp) -> bool {
-        Arc::ptr_eq(&self.spec.classifier, &other.spec.classifier)
-    }
-}
-
-impl Eq for LinearOp {}
+equal_when_shared!(LinearOp, spec.classifier);
 
 impl Op for LinearOp {
     fn name(&self) -> StaticName {

@@ -19,7 +19,7 @@ use tract_onnx::tract_core::ops::change_axes::{AxisOp, to_axis_ops_with_tf_rules
 use tract_onnx::tract_hir::internal::*;
 
 use crate::normalizer::{Norm, normalize};
-use crate::ops::{attr, ints, string, strings};
+use crate::ops::{attr, equal_when_shared, ints, string, strings};
 use crate::strings::{CaseAction, StringNormalizer};
 use crate::tfidf::{Pool, TfIdf, TfIdfAttributes, Weighting};
 use crate::tokenizer::Tokenizer;
@@ -119,13 +119,7 @@ struct StringNormalizerOp {
     count: Symbol,
 }
 
-impl PartialEq for StringNormalizerOp {
-    fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.spec, &other.spec)
-    }
-}
-
-impl Eq for StringNormalizerOp {}
+equal_when_shared!(StringNormalizerOp, spec);
 
 impl Expansion for StringNormalizerOp {
     fn name(&self) -> StaticName {
@@ -226,13 +220,7 @@ struct TokenizerOp {
     tokens: Symbol,
 }
 
-impl PartialEq for TokenizerOp {
-    fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.spec, &other.spec)
-    }
-}
-
-impl Eq for TokenizerOp {}
+equal_when_shared!(TokenizerOp, spec);
 
 impl Expansion for TokenizerOp {
     fn name(&self) -> StaticName {
@@ -322,13 +310,7 @@ struct TfIdfOp {
     spec: Arc<TfIdf>,
 }
 
-impl PartialEq for TfIdfOp {
-    fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.spec, &other.spec)
-    }
-}
-
-impl Eq for TfIdfOp {}
+equal_when_shared!(TfIdfOp, spec);
 
 impl Expansion for TfIdfOp {
     fn name(&self) -> StaticName {

@@ -116,7 +116,10 @@ fn mlflow_bad_input_is_a_400_in_mlflows_shape() {
         assert_eq!(r.status, 415);
         // Media types and their parameters are matched without regard to case.
         let row = format!(r#"{{"instances": [{ROW}]}}"#);
-        for ct in ["Application/JSON; Charset=\"UTF-8\"", "application/json;charset = utf-8"] {
+        for ct in [
+            "Application/JSON; Charset=\"UTF-8\"",
+            "application/json;charset = utf-8",
+        ] {
             let r = call(&app, "POST", "/invocations", Some(ct), &row).await;
             assert_eq!(r.status, 200, "{ct}: {}", r.json());
         }
