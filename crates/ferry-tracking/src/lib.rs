@@ -44,6 +44,10 @@ pub struct AppState {
     pub hooks: Option<Arc<hooks::Hooks>>,
 }
 
+/// What handlers get of [`AppState`]: one reference count for the whole
+/// state, so a request's clones touch one counter instead of one per field.
+pub(crate) type Shared = Arc<AppState>;
+
 pub(crate) fn now_ms() -> i64 {
     ferry_core::now_ms()
 }
@@ -54,8 +58,9 @@ pub const MAX_JSON_BODY: usize = 16 * 1024 * 1024;
 /// Every route of the server.
 /// Every route, behind `gate` when given (`None`: a server that never asks,
 /// the one a `ferry run` starts for its own stages). The gate is not part
-/// of [`AppState`], which every handler clones.
+/// of [`AppState`], which every handler shares.
 pub fn router(state: AppState, gate: Option<Arc<auth::Gate>>) -> Router {
+    let state: Shared = Arc::new(state);
     use routes::{artifacts as a, experiments as e, models as m, registry as g, runs as r};
     let mlflow = Router::new()
         .route("/experiments/create", post(e::create))
@@ -165,7 +170,10 @@ pub fn router(state: AppState, gate: Option<Arc<auth::Gate>>) -> Router {
         .fallback(not_found)
         .with_state(state.clone())
         // The dashboard, at `/` and under `/ui/` (`ferry-dashboard`).
-        .merge(ferry_dashboard::router(state.store, state.dashboard));
+        .merge(ferry_dashboard::router(
+            state.store.clone(),
+            state.dashboard.clone(),
+        ));
     // The gate goes outside everything: no route, known or not, runs first.
     match gate {
         Some(g) => app.layer(ferry_http::guard::GuardLayer(g)),

@@ -20,7 +20,7 @@ use std::sync::Arc;
 type Ctx = (Extension<Caller>, Extension<Arc<Gate>>);
 
 /// The routes, to be merged into the server's router.
-pub fn routes() -> axum::Router<crate::AppState> {
+pub fn routes() -> axum::Router<crate::Shared> {
     use axum::routing::{delete, get, patch, post};
     axum::Router::new()
         .route("/api/2.0/mlflow/users/create", post(create_user))

@@ -1,10 +1,10 @@
 //! `/api/2.0/mlflow-artifacts/artifacts/*`: list, download, upload (streamed),
 //! delete; and the run-scoped `artifacts/list` and `/get-artifact`.
 
-use crate::AppState;
 use crate::artifacts::{SafePath, check_path, store_error};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Query;
+use crate::{AppState, Shared};
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, header};
@@ -135,7 +135,7 @@ pub struct ListQ {
 }
 
 /// `GET /api/2.0/mlflow-artifacts/artifacts?path=X`
-pub async fn list(State(st): State<AppState>, Query(q): Query<ListQ>) -> ApiResult<Out<Value>> {
+pub async fn list(State(st): State<Shared>, Query(q): Query<ListQ>) -> ApiResult<Out<Value>> {
     // Query values are already decoded once by the query parser.
     let p = check_path(q.path.as_deref().unwrap_or(""), false)?;
     Ok(Out(list_dir(&st, &p).await?))
@@ -159,7 +159,7 @@ async fn stream_file(st: &AppState, p: &SafePath) -> ApiResult<Response> {
 }
 
 /// `GET .../artifacts/{path}`: the file's bytes, streamed.
-pub async fn download(State(st): State<AppState>, req: Request) -> ApiResult<Response> {
+pub async fn download(State(st): State<Shared>, req: Request) -> ApiResult<Response> {
     let p = path_of(req.uri())?;
     stream_file(&st, &p).await
 }
@@ -167,7 +167,7 @@ pub async fn download(State(st): State<AppState>, req: Request) -> ApiResult<Res
 /// `PUT .../artifacts/{path}`: the raw body, streamed to the store (a
 /// local folder writes a temporary file beside the target and renames it
 /// into place; a bucket sends it in parts when it is large).
-pub async fn upload(State(st): State<AppState>, req: Request) -> ApiResult<Out<Value>> {
+pub async fn upload(State(st): State<Shared>, req: Request) -> ApiResult<Out<Value>> {
     let p = path_of(req.uri())?;
     if p.is_root() {
         return Err(ApiError::invalid("Invalid path"));
@@ -189,7 +189,7 @@ pub async fn upload(State(st): State<AppState>, req: Request) -> ApiResult<Out<V
 }
 
 /// `DELETE .../artifacts/{path}`
-pub async fn delete(State(st): State<AppState>, req: Request) -> ApiResult<Out<Value>> {
+pub async fn delete(State(st): State<Shared>, req: Request) -> ApiResult<Out<Value>> {
     let p = path_of(req.uri())?;
     if p.is_root() {
         return Err(ApiError::invalid("Invalid path"));
@@ -239,7 +239,7 @@ async fn run_path(st: &AppState, q: &RunArtifactQ) -> ApiResult<(SafePath, SafeP
 /// (`d/r.txt` for `path=d`) and `root_uri` the run's artifact URI. (The
 /// proxy's own list, above, names entries relative to the listed folder.)
 pub async fn run_list(
-    State(st): State<AppState>,
+    State(st): State<Shared>,
     Query(q): Query<RunArtifactQ>,
 ) -> ApiResult<Out<Value>> {
     let (p, rel, root_uri) = run_path(&st, &q).await?;
@@ -259,7 +259,7 @@ pub async fn run_list(
 
 /// `GET /get-artifact?run_id&path` (the web UI's endpoint), streamed.
 pub async fn get_artifact(
-    State(st): State<AppState>,
+    State(st): State<Shared>,
     Query(q): Query<RunArtifactQ>,
 ) -> ApiResult<Response> {
     let (p, _, _) = run_path(&st, &q).await?;

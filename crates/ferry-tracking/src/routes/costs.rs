@@ -10,9 +10,9 @@
 //! audited), a server admin to set budgets, any user to read them.
 
 use super::deployments::Asker;
-use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Query};
+use crate::{AppState, Shared};
 use axum::extract::State;
 use axum::response::Json as Out;
 use ferry_cost::budget::{Budget, DEFAULT_ALERTS, Scope, check_webhook};
@@ -105,7 +105,7 @@ pub struct StageCost {
 
 /// `POST costs/stage`: what a stage of a pipeline run cost.
 pub async fn stage(
-    State(st): State<AppState>,
+    State(st): State<Shared>,
     Asker(by): Asker,
     Json(b): Json<StageCost>,
 ) -> ApiResult<Out<Value>> {
@@ -163,7 +163,7 @@ pub struct Finish {
 /// `POST costs/finish`: a pipeline run ended; its hold on the budgets goes
 /// and the alerts they now owe are posted to their webhooks (and answered,
 /// without the webhooks).
-pub async fn finish(State(st): State<AppState>, Json(b): Json<Finish>) -> ApiResult<Out<Value>> {
+pub async fn finish(State(st): State<Shared>, Json(b): Json<Finish>) -> ApiResult<Out<Value>> {
     let run_id = b.run_id.ok_or_else(|| ApiError::missing("run_id"))?;
     let status = b.status.ok_or_else(|| ApiError::missing("status"))?;
     let status = RunStatus::parse(&status)
@@ -232,10 +232,7 @@ pub struct RunQuery {
 
 /// `GET budgets/covers?run_id=R`: whether a budget covers the run's
 /// pipeline (what `ferry run` asks before it estimates anything).
-pub async fn covers(
-    State(st): State<AppState>,
-    Query(q): Query<RunQuery>,
-) -> ApiResult<Out<Value>> {
+pub async fn covers(State(st): State<Shared>, Query(q): Query<RunQuery>) -> ApiResult<Out<Value>> {
     let run_id = q.run_id.ok_or_else(|| ApiError::missing("run_id"))?;
     let (pipeline, workspace) = pipeline_of(&st, &run_id).await?;
     let covered = st.store.has_budget(&pipeline, &workspace).await?;
@@ -244,10 +241,7 @@ pub async fn covers(
 
 /// `GET costs/recent?run_id=R&stage=S`: what the stage cost in the
 /// pipeline's recent runs, newest first (an estimate's history).
-pub async fn recent(
-    State(st): State<AppState>,
-    Query(q): Query<RunQuery>,
-) -> ApiResult<Out<Value>> {
+pub async fn recent(State(st): State<Shared>, Query(q): Query<RunQuery>) -> ApiResult<Out<Value>> {
     let run_id = q.run_id.ok_or_else(|| ApiError::missing("run_id"))?;
     let stage = q.stage.ok_or_else(|| ApiError::missing("stage"))?;
     let (pipeline, _) = pipeline_of(&st, &run_id).await?;
@@ -269,7 +263,7 @@ pub struct HoldBody {
 
 /// `POST budgets/hold`: holds a run's estimate against its budgets, or
 /// answers why they cannot cover it (`held: false`).
-pub async fn hold(State(st): State<AppState>, Json(b): Json<HoldBody>) -> ApiResult<Out<Value>> {
+pub async fn hold(State(st): State<Shared>, Json(b): Json<HoldBody>) -> ApiResult<Out<Value>> {
     held(&st, b, false).await
 }
 
@@ -277,7 +271,7 @@ pub async fn hold(State(st): State<AppState>, Json(b): Json<HoldBody>) -> ApiRes
 /// maintainer's, with a reason (the `X-Ferry-Reason` header), which the
 /// gate audits with who asked.
 pub async fn over(
-    State(st): State<AppState>,
+    State(st): State<Shared>,
     headers: axum::http::HeaderMap,
     Json(b): Json<HoldBody>,
 ) -> ApiResult<Out<Value>> {
@@ -329,7 +323,7 @@ pub struct SetBudget {
 
 /// `POST budgets/set`: sets a budget (a server admin's).
 pub async fn set(
-    State(st): State<AppState>,
+    State(st): State<Shared>,
     Asker(by): Asker,
     Json(b): Json<SetBudget>,
 ) -> ApiResult<Out<Value>> {
@@ -384,7 +378,7 @@ pub struct RemoveBudget {
 
 /// `POST budgets/remove`: removes a budget (a server admin's).
 pub async fn remove(
-    State(st): State<AppState>,
+    State(st): State<Shared>,
     Asker(by): Asker,
     Json(b): Json<RemoveBudget>,
 ) -> ApiResult<Out<Value>> {
@@ -422,7 +416,7 @@ async fn audit(
 /// A caller who is not a server admin sees their own workspaces' budgets
 /// (a pipeline's by its owner's workspace).
 pub async fn list(
-    State(st): State<AppState>,
+    State(st): State<Shared>,
     caller: Option<axum::Extension<crate::auth::Caller>>,
 ) -> ApiResult<Out<Value>> {
     let seen = match &caller {
@@ -463,7 +457,7 @@ pub struct Report {
 /// A caller who is not a server admin gets the figures of their own
 /// workspaces only, as the dashboard shows them.
 pub async fn report(
-    State(st): State<AppState>,
+    State(st): State<Shared>,
     caller: Option<axum::Extension<crate::auth::Caller>>,
     Query(q): Query<Report>,
 ) -> ApiResult<Out<Value>> {

@@ -7,7 +7,7 @@
 //! `ferry_rollout`'s, the same rules `ferry deploy` follows on a store;
 //! every start and end is audited with who asked, their token and address.
 
-use crate::AppState;
+use crate::Shared;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Query};
 use axum::extract::{FromRequestParts, State};
@@ -51,7 +51,7 @@ pub struct Create {
 
 /// `POST deployments/create`: starts a rollout.
 pub async fn create(
-    State(st): State<AppState>,
+    State(st): State<Shared>,
     Asker(by): Asker,
     Json(b): Json<Create>,
 ) -> ApiResult<Out<Value>> {
@@ -78,7 +78,7 @@ pub struct End {
 /// `POST deployments/end`: promotes or aborts the model's active rollout;
 /// why is the `X-Ferry-Reason` header.
 pub async fn end(
-    State(st): State<AppState>,
+    State(st): State<Shared>,
     Asker(by): Asker,
     headers: axum::http::HeaderMap,
     Json(b): Json<End>,
@@ -106,7 +106,7 @@ pub struct Get {
 
 /// `GET deployments/get?name=M`: the model's last deployment, its events
 /// and the gateways that serve it.
-pub async fn get(State(st): State<AppState>, Query(q): Query<Get>) -> ApiResult<Out<Value>> {
+pub async fn get(State(st): State<Shared>, Query(q): Query<Get>) -> ApiResult<Out<Value>> {
     let name = q.name.ok_or_else(|| ApiError::missing("name"))?;
     let status = rollout::status(st.store.as_ref(), &name).await?;
     Ok(Out(json!(status)))
@@ -114,7 +114,7 @@ pub async fn get(State(st): State<AppState>, Query(q): Query<Get>) -> ApiResult<
 
 /// `GET deployments/list`: the active deployments (filtered by the gate to
 /// the models the caller may read).
-pub async fn list(State(st): State<AppState>) -> ApiResult<Out<Value>> {
+pub async fn list(State(st): State<Shared>) -> ApiResult<Out<Value>> {
     let all = st.store.list_deployments(None, true).await?;
     Ok(Out(json!({ "deployments": all })))
 }

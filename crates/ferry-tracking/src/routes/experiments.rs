@@ -4,7 +4,7 @@ use crate::artifacts::check_path;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Query};
 use crate::wire::{KeyValue, WireExperiment, page_token, parse_page_token};
-use crate::{AppState, now_ms};
+use crate::{AppState, Shared, now_ms};
 use axum::extract::State;
 use axum::response::Json as Out;
 use ferry_core::ExperimentId;
@@ -40,7 +40,7 @@ pub struct Create {
     tags: Vec<KeyValue>,
 }
 
-pub async fn create(State(st): State<AppState>, Json(b): Json<Create>) -> ApiResult<Out<Value>> {
+pub async fn create(State(st): State<Shared>, Json(b): Json<Create>) -> ApiResult<Out<Value>> {
     let name = b
         .name
         .filter(|n| !n.trim().is_empty())
@@ -105,7 +105,7 @@ pub struct GetQ {
     experiment_id: Option<String>,
 }
 
-pub async fn get(State(st): State<AppState>, Query(q): Query<GetQ>) -> ApiResult<Out<Value>> {
+pub async fn get(State(st): State<Shared>, Query(q): Query<GetQ>) -> ApiResult<Out<Value>> {
     let raw = q
         .experiment_id
         .ok_or_else(|| ApiError::missing("experiment_id"))?;
@@ -124,7 +124,7 @@ pub struct ByNameQ {
 }
 
 pub async fn get_by_name(
-    State(st): State<AppState>,
+    State(st): State<Shared>,
     Query(q): Query<ByNameQ>,
 ) -> ApiResult<Out<Value>> {
     let name = q
@@ -169,20 +169,20 @@ impl OrderByIn {
     }
 }
 
-pub async fn search(State(st): State<AppState>, Json(b): Json<Search>) -> ApiResult<Out<Value>> {
+pub async fn search(State(st): State<Shared>, Json(b): Json<Search>) -> ApiResult<Out<Value>> {
     search_with(st, b).await
 }
 
 /// `GET experiments/search?max_results=...`: MLflow serves the search on
 /// both methods (readiness probes use GET).
 pub async fn search_get(
-    State(st): State<AppState>,
+    State(st): State<Shared>,
     Query(b): Query<Search>,
 ) -> ApiResult<Out<Value>> {
     search_with(st, b).await
 }
 
-async fn search_with(st: AppState, b: Search) -> ApiResult<Out<Value>> {
+async fn search_with(st: Shared, b: Search) -> ApiResult<Out<Value>> {
     let max = b.max_results.unwrap_or(1000);
     if !(1..=50_000).contains(&max) {
         return Err(ApiError::invalid(format!(
@@ -219,7 +219,7 @@ pub struct Update {
     new_name: Option<String>,
 }
 
-pub async fn update(State(st): State<AppState>, Json(b): Json<Update>) -> ApiResult<Out<Value>> {
+pub async fn update(State(st): State<Shared>, Json(b): Json<Update>) -> ApiResult<Out<Value>> {
     let id = parse_experiment_id(
         &b.experiment_id
             .ok_or_else(|| ApiError::missing("experiment_id"))?,
@@ -245,7 +245,7 @@ pub struct Tag {
     value: Option<String>,
 }
 
-pub async fn set_tag(State(st): State<AppState>, Json(b): Json<Tag>) -> ApiResult<Out<Value>> {
+pub async fn set_tag(State(st): State<Shared>, Json(b): Json<Tag>) -> ApiResult<Out<Value>> {
     let id = parse_experiment_id(
         &b.experiment_id
             .ok_or_else(|| ApiError::missing("experiment_id"))?,
@@ -257,7 +257,7 @@ pub async fn set_tag(State(st): State<AppState>, Json(b): Json<Tag>) -> ApiResul
     Ok(Out(json!({})))
 }
 
-pub async fn delete_tag(State(st): State<AppState>, Json(b): Json<Tag>) -> ApiResult<Out<Value>> {
+pub async fn delete_tag(State(st): State<Shared>, Json(b): Json<Tag>) -> ApiResult<Out<Value>> {
     let id = parse_experiment_id(
         &b.experiment_id
             .ok_or_else(|| ApiError::missing("experiment_id"))?,
@@ -272,7 +272,7 @@ pub struct IdOnly {
     experiment_id: Option<String>,
 }
 
-pub async fn delete(State(st): State<AppState>, Json(b): Json<IdOnly>) -> ApiResult<Out<Value>> {
+pub async fn delete(State(st): State<Shared>, Json(b): Json<IdOnly>) -> ApiResult<Out<Value>> {
     let id = parse_experiment_id(
         &b.experiment_id
             .ok_or_else(|| ApiError::missing("experiment_id"))?,
@@ -281,7 +281,7 @@ pub async fn delete(State(st): State<AppState>, Json(b): Json<IdOnly>) -> ApiRes
     Ok(Out(json!({})))
 }
 
-pub async fn restore(State(st): State<AppState>, Json(b): Json<IdOnly>) -> ApiResult<Out<Value>> {
+pub async fn restore(State(st): State<Shared>, Json(b): Json<IdOnly>) -> ApiResult<Out<Value>> {
     let id = parse_experiment_id(
         &b.experiment_id
             .ok_or_else(|| ApiError::missing("experiment_id"))?,

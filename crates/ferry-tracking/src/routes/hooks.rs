@@ -28,7 +28,7 @@
 
 use crate::error::{ApiError, ApiResult};
 use crate::hooks::{self, Delivery, Forge, Kind};
-use crate::{AppState, now_ms};
+use crate::{AppState, Shared, now_ms};
 use axum::Json;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -36,11 +36,11 @@ use serde_json::{Value, json};
 
 type Answer = ApiResult<(StatusCode, Json<Value>)>;
 
-pub async fn github(State(state): State<AppState>, req: Request) -> Answer {
+pub async fn github(State(state): State<Shared>, req: Request) -> Answer {
     delivered(state, Kind::GitHub, req).await
 }
 
-pub async fn gitlab(State(state): State<AppState>, req: Request) -> Answer {
+pub async fn gitlab(State(state): State<Shared>, req: Request) -> Answer {
     delivered(state, Kind::GitLab, req).await
 }
 
@@ -70,7 +70,7 @@ fn too_large() -> ApiError {
     ))
 }
 
-async fn delivered(state: AppState, kind: Kind, req: Request) -> Answer {
+async fn delivered(state: Shared, kind: Kind, req: Request) -> Answer {
     let forge = state.hooks.as_ref().and_then(|h| match kind {
         Kind::GitHub => h.github.as_ref(),
         Kind::GitLab => h.gitlab.as_ref(),

@@ -4,7 +4,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::Json;
 use crate::routes::experiments::parse_experiment_id;
 use crate::wire::{KeyValue, WireLoggedModel, page_token, parse_page_token};
-use crate::{AppState, now_ms};
+use crate::{Shared, now_ms};
 use axum::extract::{Path, State};
 use axum::response::Json as Out;
 use ferry_search::{Attr, Entity, Grammar, OrderBy};
@@ -30,7 +30,7 @@ pub struct Create {
     tags: Vec<KeyValue>,
 }
 
-pub async fn create(State(st): State<AppState>, Json(b): Json<Create>) -> ApiResult<Out<Value>> {
+pub async fn create(State(st): State<Shared>, Json(b): Json<Create>) -> ApiResult<Out<Value>> {
     let exp = parse_experiment_id(
         &b.experiment_id
             .ok_or_else(|| ApiError::missing("experiment_id"))?,
@@ -56,7 +56,7 @@ pub async fn create(State(st): State<AppState>, Json(b): Json<Create>) -> ApiRes
     Ok(Out(json!({ "model": WireLoggedModel::from(&m) })))
 }
 
-pub async fn get(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult<Out<Value>> {
+pub async fn get(State(st): State<Shared>, Path(id): Path<String>) -> ApiResult<Out<Value>> {
     check_id(&id)?;
     let m =
         st.store.get_logged_model(&id).await?.ok_or_else(|| {
@@ -71,7 +71,7 @@ pub struct Finalize {
 }
 
 pub async fn finalize(
-    State(st): State<AppState>,
+    State(st): State<Shared>,
     Path(id): Path<String>,
     Json(b): Json<Finalize>,
 ) -> ApiResult<Out<Value>> {
@@ -102,7 +102,7 @@ pub struct Tags {
 }
 
 pub async fn set_tags(
-    State(st): State<AppState>,
+    State(st): State<Shared>,
     Path(id): Path<String>,
     Json(b): Json<Tags>,
 ) -> ApiResult<Out<Value>> {
@@ -113,7 +113,7 @@ pub async fn set_tags(
 }
 
 pub async fn delete_tag(
-    State(st): State<AppState>,
+    State(st): State<Shared>,
     Path((id, key)): Path<(String, String)>,
 ) -> ApiResult<Out<Value>> {
     check_id(&id)?;
@@ -138,7 +138,7 @@ pub struct Search {
     page_token: Option<String>,
 }
 
-pub async fn search(State(st): State<AppState>, Json(b): Json<Search>) -> ApiResult<Out<Value>> {
+pub async fn search(State(st): State<Shared>, Json(b): Json<Search>) -> ApiResult<Out<Value>> {
     let max = b.max_results.unwrap_or(100).clamp(1, 10_000);
     let ids = b
         .experiment_ids
@@ -192,7 +192,7 @@ pub struct Outputs {
 }
 
 pub async fn run_outputs(
-    State(st): State<AppState>,
+    State(st): State<Shared>,
     Json(b): Json<Outputs>,
 ) -> ApiResult<Out<Value>> {
     let run = b.run_id.ok_or_else(|| ApiError::missing("run_id"))?;

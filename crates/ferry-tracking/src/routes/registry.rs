@@ -4,7 +4,7 @@ use crate::artifacts::check_path;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Query};
 use crate::wire::{KeyValue, WireModelVersion, WireRegisteredModel, page_token, parse_page_token};
-use crate::{AppState, now_ms};
+use crate::{AppState, Shared, now_ms};
 use axum::extract::State;
 use axum::response::Json as Out;
 use ferry_metadata::StoredFiles;
@@ -86,7 +86,7 @@ pub struct Create {
 }
 
 pub async fn create_model(
-    State(st): State<AppState>,
+    State(st): State<Shared>,
     Json(b): Json<Create>,
 ) -> ApiResult<Out<Value>> {
     let name = name_of(b.name)?;
@@ -109,10 +109,7 @@ pub struct NameQ {
     name: Option<String>,
 }
 
-pub async fn get_model(
-    State(st): State<AppState>,
-    Query(q): Query<NameQ>,
-) -> ApiResult<Out<Value>> {
+pub async fn get_model(State(st): State<Shared>, Query(q): Query<NameQ>) -> ApiResult<Out<Value>> {
     let name = name_of(q.name)?;
     let m = st.store.get_registered_model(&name).await?.ok_or_else(|| {
         ApiError::not_found(format!("Registered Model with name={name} not found"))
@@ -129,7 +126,7 @@ pub struct Update {
 }
 
 pub async fn update_model(
-    State(st): State<AppState>,
+    State(st): State<Shared>,
     Json(b): Json<Update>,
 ) -> ApiResult<Out<Value>> {
     let name = name_of(b.name)?;
@@ -149,7 +146,7 @@ pub struct Rename {
 }
 
 pub async fn rename_model(
-    State(st): State<AppState>,
+    State(st): State<Shared>,
     Json(b): Json<Rename>,
 ) -> ApiResult<Out<Value>> {
     let name = name_of(b.name)?;
@@ -163,10 +160,7 @@ pub async fn rename_model(
     ))
 }
 
-pub async fn delete_model(
-    State(st): State<AppState>,
-    Json(b): Json<NameQ>,
-) -> ApiResult<Out<Value>> {
+pub async fn delete_model(State(st): State<Shared>, Json(b): Json<NameQ>) -> ApiResult<Out<Value>> {
     st.store.delete_registered_model(&name_of(b.name)?).await?;
     Ok(Out(json!({})))
 }
@@ -179,10 +173,7 @@ pub struct Tag {
     value: Option<String>,
 }
 
-pub async fn set_model_tag(
-    State(st): State<AppState>,
-    Json(b): Json<Tag>,
-) -> ApiResult<Out<Value>> {
+pub async fn set_model_tag(State(st): State<Shared>, Json(b): Json<Tag>) -> ApiResult<Out<Value>> {
     let key = b.key.ok_or_else(|| ApiError::missing("key"))?;
     st.store
         .set_registered_model_tag(&name_of(b.name)?, &key, b.value.as_deref().unwrap_or(""))
@@ -191,7 +182,7 @@ pub async fn set_model_tag(
 }
 
 pub async fn delete_model_tag(
-    State(st): State<AppState>,
+    State(st): State<Shared>,
     Json(b): Json<Tag>,
 ) -> ApiResult<Out<Value>> {
     let key = b.key.ok_or_else(|| ApiError::missing("key"))?;
@@ -202,7 +193,7 @@ pub async fn delete_model_tag(
 }
 
 pub async fn latest_versions(
-    State(st): State<AppState>,
+    State(st): State<Shared>,
     Json(b): Json<NameQ>,
 ) -> ApiResult<Out<Value>> {
     let name = name_of(b.name)?;
@@ -246,7 +237,7 @@ fn alias_of(a: Option<String>) -> ApiResult<String> {
 }
 
 pub async fn set_alias(
-    State(st): State<AppState>,
+    State(st): State<Shared>,
     headers: axum::http::HeaderMap,
     Json(b): Json<Alias>,
 ) -> ApiResult<Out<Value>> {
@@ -268,10 +259,7 @@ pub async fn set_alias(
     Ok(Out(json!({})))
 }
 
-pub async fn get_alias(
-    State(st): State<AppState>,
-    Query(q): Query<Alias>,
-) -> ApiResult<Out<Value>> {
+pub async fn get_alias(State(st): State<Shared>, Query(q): Query<Alias>) -> ApiResult<Out<Value>> {
     let name = name_of(q.name)?;
     let alias = q.alias.ok_or_else(|| ApiError::missing("alias"))?;
     let v = st
@@ -282,10 +270,7 @@ pub async fn get_alias(
     Ok(Out(json!({ "model_version": WireModelVersion::from(&v) })))
 }
 
-pub async fn delete_alias(
-    State(st): State<AppState>,
-    Json(b): Json<Alias>,
-) -> ApiResult<Out<Value>> {
+pub async fn delete_alias(State(st): State<Shared>, Json(b): Json<Alias>) -> ApiResult<Out<Value>> {
     let name = name_of(b.name)?;
     let alias = b.alias.ok_or_else(|| ApiError::missing("alias"))?;
     st.store.delete_alias(&name, &alias).await?;
@@ -337,7 +322,7 @@ fn search_args(
 }
 
 pub async fn search_models(
-    State(st): State<AppState>,
+    State(st): State<Shared>,
     Query(q): Query<SearchQ>,
 ) -> ApiResult<Out<Value>> {
     let (filter, order, max, offset) = search_args(&q, Grammar::RegisteredModels)?;
@@ -365,7 +350,7 @@ pub struct CreateVersion {
 }
 
 pub async fn create_version(
-    State(st): State<AppState>,
+    State(st): State<Shared>,
     Json(b): Json<CreateVersion>,
 ) -> ApiResult<Out<Value>> {
     let name = name_of(b.name)?;
@@ -447,7 +432,7 @@ async fn load_version(
 }
 
 pub async fn get_version(
-    State(st): State<AppState>,
+    State(st): State<Shared>,
     Query(q): Query<VersionQ>,
 ) -> ApiResult<Out<Value>> {
     let name = name_of(q.name)?;
@@ -456,7 +441,7 @@ pub async fn get_version(
 }
 
 pub async fn update_version(
-    State(st): State<AppState>,
+    State(st): State<Shared>,
     Json(b): Json<VersionQ>,
 ) -> ApiResult<Out<Value>> {
     let name = name_of(b.name)?;
@@ -473,7 +458,7 @@ pub async fn update_version(
 }
 
 pub async fn delete_version(
-    State(st): State<AppState>,
+    State(st): State<Shared>,
     Json(b): Json<VersionQ>,
 ) -> ApiResult<Out<Value>> {
     st.store
@@ -483,7 +468,7 @@ pub async fn delete_version(
 }
 
 pub async fn set_version_tag(
-    State(st): State<AppState>,
+    State(st): State<Shared>,
     Json(b): Json<Tag>,
 ) -> ApiResult<Out<Value>> {
     let key = b.key.ok_or_else(|| ApiError::missing("key"))?;
@@ -499,7 +484,7 @@ pub async fn set_version_tag(
 }
 
 pub async fn delete_version_tag(
-    State(st): State<AppState>,
+    State(st): State<Shared>,
     Json(b): Json<Tag>,
 ) -> ApiResult<Out<Value>> {
     let key = b.key.ok_or_else(|| ApiError::missing("key"))?;
@@ -510,7 +495,7 @@ pub async fn delete_version_tag(
 }
 
 pub async fn search_versions(
-    State(st): State<AppState>,
+    State(st): State<Shared>,
     Query(q): Query<SearchQ>,
 ) -> ApiResult<Out<Value>> {
     let max_given = q.max_results.is_some();
@@ -533,7 +518,7 @@ pub async fn search_versions(
 /// Where a client downloads a version from: the source, resolved to this
 /// server's artifact locations.
 pub async fn download_uri(
-    State(st): State<AppState>,
+    State(st): State<Shared>,
     Query(q): Query<VersionQ>,
 ) -> ApiResult<Out<Value>> {
     let name = name_of(q.name)?;

@@ -4,7 +4,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Query};
 use crate::routes::experiments::{parse_experiment_id, view_type};
 use crate::wire::{KeyValue, WireDatasetInput, WireRun, WireRunInfo, page_token, parse_page_token};
-use crate::{AppState, now_ms};
+use crate::{Shared, now_ms};
 use axum::extract::State;
 use axum::response::Json as Out;
 use ferry_core::ExperimentId;
@@ -111,7 +111,7 @@ pub struct Create {
 }
 
 pub async fn create(
-    State(st): State<AppState>,
+    State(st): State<Shared>,
     caller: Option<axum::Extension<crate::auth::Caller>>,
     Json(b): Json<Create>,
 ) -> ApiResult<Out<Value>> {
@@ -167,7 +167,7 @@ pub struct GetQ {
     run_uuid: Option<String>,
 }
 
-pub async fn get(State(st): State<AppState>, Query(q): Query<GetQ>) -> ApiResult<Out<Value>> {
+pub async fn get(State(st): State<Shared>, Query(q): Query<GetQ>) -> ApiResult<Out<Value>> {
     let id = run_id(q.run_id, q.run_uuid)?;
     let run = st
         .store
@@ -186,7 +186,7 @@ pub struct Update {
     run_name: Option<String>,
 }
 
-pub async fn update(State(st): State<AppState>, Json(b): Json<Update>) -> ApiResult<Out<Value>> {
+pub async fn update(State(st): State<Shared>, Json(b): Json<Update>) -> ApiResult<Out<Value>> {
     let id = run_id(b.run_id, b.run_uuid)?;
     let end = match &b.end_time {
         None | Some(Value::Null) => None,
@@ -210,14 +210,14 @@ pub struct IdOnly {
     run_uuid: Option<String>,
 }
 
-pub async fn delete(State(st): State<AppState>, Json(b): Json<IdOnly>) -> ApiResult<Out<Value>> {
+pub async fn delete(State(st): State<Shared>, Json(b): Json<IdOnly>) -> ApiResult<Out<Value>> {
     st.store
         .set_run_stage(&run_id(b.run_id, b.run_uuid)?, true)
         .await?;
     Ok(Out(json!({})))
 }
 
-pub async fn restore(State(st): State<AppState>, Json(b): Json<IdOnly>) -> ApiResult<Out<Value>> {
+pub async fn restore(State(st): State<Shared>, Json(b): Json<IdOnly>) -> ApiResult<Out<Value>> {
     st.store
         .set_run_stage(&run_id(b.run_id, b.run_uuid)?, false)
         .await?;
@@ -275,7 +275,7 @@ pub struct LogMetric {
 }
 
 pub async fn log_metric(
-    State(st): State<AppState>,
+    State(st): State<Shared>,
     Json(b): Json<LogMetric>,
 ) -> ApiResult<Out<Value>> {
     let id = run_id(b.run_id, b.run_uuid)?;
@@ -292,10 +292,7 @@ pub struct LogParam {
     value: Option<String>,
 }
 
-pub async fn log_param(
-    State(st): State<AppState>,
-    Json(b): Json<LogParam>,
-) -> ApiResult<Out<Value>> {
+pub async fn log_param(State(st): State<Shared>, Json(b): Json<LogParam>) -> ApiResult<Out<Value>> {
     let id = run_id(b.run_id, b.run_uuid)?;
     let p = param_in(KeyValue {
         key: b.key.ok_or_else(|| ApiError::missing("key"))?,
@@ -305,7 +302,7 @@ pub async fn log_param(
     Ok(Out(json!({})))
 }
 
-pub async fn set_tag(State(st): State<AppState>, Json(b): Json<LogParam>) -> ApiResult<Out<Value>> {
+pub async fn set_tag(State(st): State<Shared>, Json(b): Json<LogParam>) -> ApiResult<Out<Value>> {
     let id = run_id(b.run_id, b.run_uuid)?;
     let t = tag_in(KeyValue {
         key: b.key.ok_or_else(|| ApiError::missing("key"))?,
@@ -316,7 +313,7 @@ pub async fn set_tag(State(st): State<AppState>, Json(b): Json<LogParam>) -> Api
 }
 
 pub async fn delete_tag(
-    State(st): State<AppState>,
+    State(st): State<Shared>,
     Json(b): Json<LogParam>,
 ) -> ApiResult<Out<Value>> {
     let id = run_id(b.run_id, b.run_uuid)?;
@@ -337,10 +334,7 @@ pub struct LogBatch {
     tags: Vec<KeyValue>,
 }
 
-pub async fn log_batch(
-    State(st): State<AppState>,
-    Json(b): Json<LogBatch>,
-) -> ApiResult<Out<Value>> {
+pub async fn log_batch(State(st): State<Shared>, Json(b): Json<LogBatch>) -> ApiResult<Out<Value>> {
     let id = run_id(b.run_id, b.run_uuid)?;
     let metrics = b
         .metrics
@@ -369,7 +363,7 @@ pub struct LogInputs {
 }
 
 pub async fn log_inputs(
-    State(st): State<AppState>,
+    State(st): State<Shared>,
     Json(b): Json<LogInputs>,
 ) -> ApiResult<Out<Value>> {
     let id = run_id(b.run_id, None)?;
@@ -404,7 +398,7 @@ pub struct Search {
     page_token: Option<String>,
 }
 
-pub async fn search(State(st): State<AppState>, Json(b): Json<Search>) -> ApiResult<Out<Value>> {
+pub async fn search(State(st): State<Shared>, Json(b): Json<Search>) -> ApiResult<Out<Value>> {
     let max = b.max_results.unwrap_or(1000);
     if !(1..=50_000).contains(&max) {
         return Err(ApiError::invalid(format!(
@@ -466,7 +460,7 @@ struct HistoryPoint<'a> {
 }
 
 pub async fn history(
-    State(st): State<AppState>,
+    State(st): State<Shared>,
     Query(q): Query<HistoryQ>,
 ) -> ApiResult<axum::response::Response> {
     use axum::response::IntoResponse;
