@@ -17,6 +17,10 @@
 #   FERRY=/path/new/ferry FERRY_BASE=/path/base/ferry REPS=3 SECONDS_EACH=10 \
 #     benches/servers-ab.sh
 #
+# CONNS (64) sets wrk's connections; ROWS (1) the rows in each prediction
+# request (the same Iris row repeated; the fixed-answer server reads the same
+# bytes); ONLY=serving or ONLY=tracking runs one path.
+#
 # Prints a markdown table (medians, with the range) and keeps raw wrk
 # output in benches/results/servers-ab-<time>/.
 set -euo pipefail
@@ -28,6 +32,8 @@ SHARED="${SHARED_BENCH:-$ROOT/../shared/bench/mlflow}"
 REPS="${REPS:-3}"
 SECS="${SECONDS_EACH:-10}"
 CONNS="${CONNS:-64}"
+ROWS="${ROWS:-1}"
+ONLY="${ONLY:-}"
 OUT="$HERE/results/servers-ab-$(date +%Y%m%d-%H%M%S)"
 WORK="$(mktemp -d -t ferry-ab-XXXXXX)"
 mkdir -p "$OUT"
@@ -55,7 +61,12 @@ iris_project "$P" "$FERRY_BASE"
 cp -a "$P" "$WORK/project-base"
 cp -a "$P" "$WORK/project-new"
 BODY="$WORK/request_1row.json"
-printf '%s' '{"dataframe_split": {"columns": ["sepal_length", "sepal_width", "petal_length", "petal_width"], "data": [[5.1, 3.5, 1.4, 0.2]]}}' > "$BODY"
+python3 - "$ROWS" > "$BODY" <<'PY'
+import json, sys
+rows = [[5.1, 3.5, 1.4, 0.2]] * int(sys.argv[1])
+cols = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+print(json.dumps({"dataframe_split": {"columns": cols, "data": rows}}), end="")
+PY
 
 # label -> "req/s p50 p99" lines in $OUT/<path>-<label>.txt
 tracking() { # label command...
@@ -117,12 +128,14 @@ for rep in $(seq 1 "$REPS"); do
   echo "rep $rep ($order), load $(cut -d' ' -f1 /proc/loadavg)" >&2
   for who in $order ceiling; do
     bin="$FERRY"; [ "$who" = base ] && bin="$FERRY_BASE"
-    tracking "$who" "$bin"
-    serving "$who" "$bin"
+    [ "$ONLY" = serving ] || tracking "$who" "$bin"
+    [ "$ONLY" = tracking ] || serving "$who" "$bin"
   done
 done
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 
+echo "wrk: $CONNS connections, ${SECS} s each, $REPS repetitions; $ROWS row(s) per prediction"
+echo
 python3 - "$OUT" <<'PY'
 import statistics, sys
 from pathlib import Path
@@ -152,6 +165,8 @@ def med(xs):
 print("| path | who | req/s (median) [range] | p50 ms | p99 ms | / ceiling |")
 print("|---|---|---|---|---|---|")
 for path in ("tracking", "serving"):
+    if not (out / f"{path}-ceiling.txt").exists():
+        continue
     ceil = med([r[0] for r in rows(f"{path}-ceiling.txt")])
     for who in ("base", "new", "ceiling"):
         r = rows(f"{path}-{who}.txt")
