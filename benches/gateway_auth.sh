@@ -32,8 +32,8 @@ OUT="$HERE/results/gateway-auth-$(date +%Y%m%d-%H%M%S)"
 WORK="$(mktemp -d -t ferry-gw-auth-XXXXXX)"
 mkdir -p "$OUT"
 command -v wrk >/dev/null || { echo "wrk is not on PATH" >&2; exit 2; }
-(cd "$SHARED/limit" && cargo build --release -q)
-LIMIT="$SHARED/limit/target/release/serve-limit"
+. "$HERE/limit.sh"
+serve_limit "$WORK"
 PASSWORD="bench-long-password"
 PORT=15495
 URL="http://127.0.0.1:$PORT"

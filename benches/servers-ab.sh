@@ -40,11 +40,10 @@ mkdir -p "$OUT"
 command -v wrk >/dev/null || { echo "wrk is not on PATH" >&2; exit 2; }
 
 CARGO_TARGET_DIR="$ROOT/target/ceiling" cargo build -q --release --manifest-path "$HERE/ceiling/Cargo.toml" >&2
-# The harness's folder is read-only: its server is built from a copy.
-cp -r "$SHARED/limit" "$WORK/limit"
-CARGO_TARGET_DIR="$ROOT/target/ceiling" cargo build -q --release --manifest-path "$WORK/limit/Cargo.toml" >&2
+. "$HERE/limit.sh"
+serve_limit "$WORK"
 TRACK_CEIL="$ROOT/target/ceiling/release/tracking-ceiling"
-SERVE_CEIL="$ROOT/target/ceiling/release/serve-limit"
+SERVE_CEIL="$LIMIT"
 
 PID=""
 stop() { if [ -n "$PID" ]; then kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; PID=""; fi; }

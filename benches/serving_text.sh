@@ -42,10 +42,8 @@ if [ -z "${FERRY:-}" ]; then
   cargo build --release -p ferry --manifest-path "$ROOT/Cargo.toml" >&2
   FERRY="$ROOT/target/release/ferry"
 fi
-# The harness's folder is read-only: its server is built from a copy.
-cp -r "$SHARED/limit" "$WORK/limit"
-CARGO_TARGET_DIR="$ROOT/target/ceiling" cargo build -q --release --manifest-path "$WORK/limit/Cargo.toml" >&2
-LIMIT="$ROOT/target/ceiling/release/serve-limit"
+. "$HERE/limit.sh"
+serve_limit "$WORK"
 
 . "$HERE/servers.sh"
 STATE=""

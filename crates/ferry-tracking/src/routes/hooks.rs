@@ -84,37 +84,8 @@ async fn delivered(state: Shared, kind: Kind, req: Request) -> Answer {
         )));
     };
     let source = req.extensions().get::<ferry_http::Peer>().map(|p| p.0.ip());
-    let declared = header(req.headers(), header::CONTENT_LENGTH.as_str());
-    if declared
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .is_some_and(|n| n > hooks::MAX_BODY as u64)
-    {
-        return Err(too_large());
-    }
-    json_body(req.headers())?;
-    let _held = state
-        .bodies
-        .admit("POST", declared, hooks::MAX_BODY)
-        .await
-        .map_err(|ferry_http::Full| {
-            ApiError::busy(format!(
-                "the server holds {} MiB of request bodies at most and is full; retry",
-                state.bodies.total_mib()
-            ))
-        })?;
-    let (parts, body) = req.into_parts();
-    let body = axum::body::to_bytes(body, hooks::MAX_BODY)
-        .await
-        .map_err(|e| {
-            let over = std::error::Error::source(&e)
-                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
-            if over {
-                too_large()
-            } else {
-                ApiError::bad_request(format!("Cannot read the request body: {e}"))
-            }
-        })?;
-    let h = &parts.headers;
+    let (_held, headers, body) = admitted_body(&state, req).await?;
+    let h = &headers;
     let verified = match kind {
         Kind::GitHub => {
             hooks::github_verified(&forge.secret, header(h, hooks::GITHUB_SIGNATURE), &body)
@@ -136,34 +107,7 @@ async fn delivered(state: Shared, kind: Kind, req: Request) -> Answer {
         .await;
         return Err(ApiError::bad_signature(why));
     }
-    let (event_header, id) = match kind {
-        Kind::GitHub => (hooks::GITHUB_EVENT, header(h, hooks::GITHUB_DELIVERY)),
-        Kind::GitLab => (
-            hooks::GITLAB_EVENT,
-            header(h, hooks::IDEMPOTENCY_KEY).or(header(h, hooks::GITLAB_UUID)),
-        ),
-    };
-    let event = header(h, event_header)
-        .map(str::trim)
-        .filter(|e| !e.is_empty())
-        .ok_or_else(|| ApiError::bad_request(format!("Missing header {event_header}")))?;
-    let id = match id {
-        Some(raw) => Some(hooks::delivery_id(raw).ok_or_else(|| {
-            ApiError::bad_request(format!(
-                "The delivery id `{}` is not one (letters, digits, `-`, `_`, `.`, `:`; at most 128)",
-                hooks::shown(raw)
-            ))
-        })?),
-        // GitHub always says which delivery it is: that is what replays
-        // are told apart by.
-        None if kind == Kind::GitHub => {
-            return Err(ApiError::bad_request(format!(
-                "Missing header {}",
-                hooks::GITHUB_DELIVERY
-            )));
-        }
-        None => None,
-    };
+    let (event, id) = event_and_id(kind, h)?;
     if kind == Kind::GitHub && event == "ping" {
         let actor = kind.as_str();
         audit(
@@ -227,6 +171,83 @@ async fn delivered(state: Shared, kind: Kind, req: Request) -> Answer {
         signed: &signed.as_str()[..32],
     };
     fire(&state, forge, kind, &delivery, once, &by, action, source).await
+}
+
+/// A delivery's body, read within [`hooks::MAX_BODY`] while it holds its
+/// share of the server's body budget (returned, to be held until answered),
+/// with the request's headers.
+async fn admitted_body(
+    state: &AppState,
+    req: Request,
+) -> ApiResult<(
+    Option<tokio::sync::OwnedSemaphorePermit>,
+    HeaderMap,
+    axum::body::Bytes,
+)> {
+    let declared = header(req.headers(), header::CONTENT_LENGTH.as_str());
+    if declared
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .is_some_and(|n| n > hooks::MAX_BODY as u64)
+    {
+        return Err(too_large());
+    }
+    json_body(req.headers())?;
+    let held = state
+        .bodies
+        .admit("POST", declared, hooks::MAX_BODY)
+        .await
+        .map_err(|ferry_http::Full| {
+            ApiError::busy(format!(
+                "the server holds {} MiB of request bodies at most and is full; retry",
+                state.bodies.total_mib()
+            ))
+        })?;
+    let (parts, body) = req.into_parts();
+    let body = axum::body::to_bytes(body, hooks::MAX_BODY)
+        .await
+        .map_err(|e| {
+            let over = std::error::Error::source(&e)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+            if over {
+                too_large()
+            } else {
+                ApiError::bad_request(format!("Cannot read the request body: {e}"))
+            }
+        })?;
+    Ok((held, parts.headers, body))
+}
+
+/// The delivery's event and its id, from the forge's headers.
+fn event_and_id(kind: Kind, h: &HeaderMap) -> ApiResult<(&str, Option<&str>)> {
+    let (event_header, id) = match kind {
+        Kind::GitHub => (hooks::GITHUB_EVENT, header(h, hooks::GITHUB_DELIVERY)),
+        Kind::GitLab => (
+            hooks::GITLAB_EVENT,
+            header(h, hooks::IDEMPOTENCY_KEY).or(header(h, hooks::GITLAB_UUID)),
+        ),
+    };
+    let event = header(h, event_header)
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .ok_or_else(|| ApiError::bad_request(format!("Missing header {event_header}")))?;
+    let id = match id {
+        Some(raw) => Some(hooks::delivery_id(raw).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "The delivery id `{}` is not one (letters, digits, `-`, `_`, `.`, `:`; at most 128)",
+                hooks::shown(raw)
+            ))
+        })?),
+        // GitHub always says which delivery it is: that is what replays
+        // are told apart by.
+        None if kind == Kind::GitHub => {
+            return Err(ApiError::bad_request(format!(
+                "Missing header {}",
+                hooks::GITHUB_DELIVERY
+            )));
+        }
+        None => None,
+    };
+    Ok((event, id))
 }
 
 fn ignored(reason: String) -> (StatusCode, Json<Value>) {
