@@ -19,7 +19,10 @@
 #
 # CONNS (64) sets wrk's connections; ROWS (1) the rows in each prediction
 # request (the same Iris row repeated; the fixed-answer server reads the same
-# bytes); ONLY=serving or ONLY=tracking runs one path.
+# bytes); ONLY=serving or ONLY=tracking runs one path. PG_URL (a PostgreSQL
+# server, `postgres://user@127.0.0.1:port`, no database) adds the new
+# binary's tracking on PostgreSQL, a fresh database each repetition (FERRY
+# must be built with `--features postgres`).
 #
 # Prints a markdown table (medians, with the range) and keeps raw wrk
 # output in benches/results/servers-ab-<time>/.
@@ -34,6 +37,7 @@ SECS="${SECONDS_EACH:-10}"
 CONNS="${CONNS:-64}"
 ROWS="${ROWS:-1}"
 ONLY="${ONLY:-}"
+PG_URL="${PG_URL:-}"
 OUT="$HERE/results/servers-ab-$(date +%Y%m%d-%H%M%S)"
 WORK="$(mktemp -d -t ferry-ab-XXXXXX)"
 mkdir -p "$OUT"
@@ -72,10 +76,16 @@ tracking() { # label command...
   local label="$1"; shift
   local store="$WORK/track-$label-$RANDOM"
   mkdir -p "$store"
+  local url="sqlite://$store/ferry.db"
+  if [ "$label" = new-pg ]; then
+    local db="ferry_ab_$(date +%s%N)"
+    psql -q "$PG_URL/postgres" -c "CREATE DATABASE $db" >&2
+    url="$PG_URL/$db"
+  fi
   if [ "$label" = ceiling ]; then
     "$TRACK_CEIL" "$PORT" 2>/dev/null &
   else
-    "$@" server --port "$PORT" --store "sqlite://$store/ferry.db" --artifacts "$store/artifacts" 2>/dev/null &
+    "$@" server --port "$PORT" --store "$url" --artifacts "$store/artifacts" 2>/dev/null &
   fi
   PID=$!
   sleep 0.3
@@ -130,6 +140,7 @@ for rep in $(seq 1 "$REPS"); do
     [ "$ONLY" = serving ] || tracking "$who" "$bin"
     [ "$ONLY" = tracking ] || serving "$who" "$bin"
   done
+  if [ -n "$PG_URL" ] && [ "$ONLY" != serving ]; then tracking new-pg "$FERRY"; fi
 done
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 
@@ -167,7 +178,9 @@ for path in ("tracking", "serving"):
     if not (out / f"{path}-ceiling.txt").exists():
         continue
     ceil = med([r[0] for r in rows(f"{path}-ceiling.txt")])
-    for who in ("base", "new", "ceiling"):
+    for who in ("base", "new", "new-pg", "ceiling"):
+        if not (out / f"{path}-{who}.txt").exists():
+            continue
         r = rows(f"{path}-{who}.txt")
         rps = [x[0] for x in r]
         print(f"| {path} | {who} | {med(rps):,.0f} [{min(rps):,.0f}-{max(rps):,.0f}] | "

@@ -748,7 +748,7 @@ impl Gateway {
 
     fn next_request_id(&self) -> (String, u64) {
         let n = self.request_n.fetch_add(1, Relaxed);
-        (format!("{:08x}-{n:012x}", self.boot), n)
+        (request_id(self.boot, n), n)
     }
 
     /// The sequence number inside one of our own request ids.
@@ -1491,9 +1491,41 @@ fn log_lines(
     out
 }
 
+/// `format!("{boot:08x}-{n:012x}")` without the formatting machinery
+/// (every request gets one: 1% of the server's time at 64 connections).
+fn request_id(boot: u64, n: u64) -> String {
+    let mut s = String::with_capacity(30);
+    push_hex(&mut s, boot, 8);
+    s.push('-');
+    push_hex(&mut s, n, 12);
+    s
+}
+
+/// `v` in lower-case hex, zero-padded to at least `width` digits.
+fn push_hex(s: &mut String, v: u64, width: usize) {
+    let digits = (64 - v.leading_zeros() as usize).div_ceil(4);
+    for i in (0..digits.max(width)).rev() {
+        let d = v.checked_shr(4 * i as u32).unwrap_or(0) & 0xf;
+        s.push(char::from_digit(d as u32, 16).unwrap_or('0'));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn request_ids_are_what_format_would_write() {
+        for (boot, n) in [
+            (0, 0),
+            (0x1234, 1),
+            (0xdead_beef, 0xfff_ffff_ffff),
+            (u64::MAX, u64::MAX),
+            (1 << 40, 1 << 50),
+        ] {
+            assert_eq!(request_id(boot, n), format!("{boot:08x}-{n:012x}"));
+        }
+    }
 
     /// A text input is logged as a JSON string, escaped, and cut to
     /// [`LOGGED_TEXT_CHARS`] characters on a character boundary.

@@ -405,6 +405,8 @@ async fn invocations(
                 protocol::mlflow_csv(&bytes, specs, sig)?,
                 AnswerShape::Predict,
             )
+        } else if let Some(read) = protocol::mlflow_numeric_split(&bytes, specs, sig) {
+            (read, AnswerShape::Predict)
         } else {
             let v = serde_json::from_slice::<Value>(&bytes)
                 .map_err(|e| protocol::BadInput(format!("the body is not valid JSON: {e}")))?;

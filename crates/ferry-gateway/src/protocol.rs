@@ -102,6 +102,136 @@ pub fn mlflow_json_named(
     mlflow_value(v, inputs, sig)
 }
 
+/// The request most clients send, read without a JSON value tree: a
+/// `dataframe_split` of numbers only (no `params`), its `columns` the
+/// signature's in its order, for a model of one float input taking rows.
+/// `None` for any other body, which [`mlflow_value`] then reads (and words
+/// the error of, if it has one); when `Some`, the tensors and columns are
+/// the ones [`mlflow_value`] makes of the same body (a test holds them equal).
+pub fn mlflow_numeric_split(
+    body: &[u8],
+    inputs: &[IoSpec],
+    sig: Option<&Signature>,
+) -> Option<(Vec<Tensor>, Option<Vec<String>>)> {
+    let ([spec], Some(sig)) = (inputs, sig) else {
+        return None;
+    };
+    if !matches!(spec.dtype, DType::F32 | DType::F64) || spec.shape.len() != 2 {
+        return None;
+    }
+    let parsed: fast::SplitBody<'_> = serde_json::from_slice(body).ok()?;
+    let (cols, rows) = (parsed.dataframe_split.columns, parsed.dataframe_split.data);
+    let named_in_order =
+        cols.len() == sig.inputs.len() && cols.iter().zip(&sig.inputs).all(|(c, s)| *c == s.name);
+    if !named_in_order || rows.count == 0 || rows.width != cols.len() {
+        return None;
+    }
+    let shape = vec![rows.count, rows.width];
+    check_shape(spec, &shape, "").ok()?;
+    let data = match spec.dtype {
+        DType::F32 => TensorData::F32(rows.values.iter().map(|&x| x as f32).collect()),
+        _ => TensorData::F64(rows.values),
+    };
+    let tensor = Tensor {
+        name: spec.name.clone(),
+        shape,
+        data,
+    };
+    let columns = sig.inputs.iter().map(|c| c.name.clone()).collect();
+    Some((vec![tensor], Some(columns)))
+}
+
+/// The typed reading of [`mlflow_numeric_split`]: rows of numbers go
+/// straight into one flat buffer.
+mod fast {
+    use serde::Deserialize;
+    use serde::de::{DeserializeSeed, Deserializer, SeqAccess, Visitor};
+    use std::fmt;
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub(super) struct SplitBody<'a> {
+        #[serde(borrow)]
+        pub dataframe_split: Split<'a>,
+    }
+
+    /// Unknown keys (pandas' `index`) are passed over, as [`super::split`] does.
+    #[derive(Deserialize)]
+    pub(super) struct Split<'a> {
+        #[serde(borrow)]
+        pub columns: Vec<&'a str>,
+        pub data: Rows,
+    }
+
+    /// Equal-width rows, row-major; a ragged or non-numeric row fails the read.
+    pub(super) struct Rows {
+        pub values: Vec<f64>,
+        pub width: usize,
+        pub count: usize,
+    }
+
+    impl<'de> Deserialize<'de> for Rows {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Rows, D::Error> {
+            d.deserialize_seq(RowsVisitor)
+        }
+    }
+
+    struct RowsVisitor;
+
+    impl<'de> Visitor<'de> for RowsVisitor {
+        type Value = Rows;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a list of rows of numbers")
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Rows, A::Error> {
+            let mut rows = Rows {
+                values: Vec::new(),
+                width: 0,
+                count: 0,
+            };
+            while seq.next_element_seed(Row(&mut rows.values))?.is_some() {
+                let width = rows.values.len() - rows.width * rows.count;
+                if rows.count == 0 {
+                    rows.width = width;
+                    rows.values.reserve(width * seq.size_hint().unwrap_or(0));
+                } else if width != rows.width {
+                    return Err(serde::de::Error::custom("ragged rows"));
+                }
+                rows.count += 1;
+            }
+            Ok(rows)
+        }
+    }
+
+    /// One row, appended to the buffer.
+    struct Row<'v>(&'v mut Vec<f64>);
+
+    impl<'de> DeserializeSeed<'de> for Row<'_> {
+        type Value = ();
+
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_seq(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Row<'_> {
+        type Value = ();
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a row of numbers")
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            while let Some(x) = seq.next_element::<f64>()? {
+                self.0.push(x);
+            }
+            Ok(())
+        }
+    }
+}
+
 /// [`mlflow_json_named`] on a body already parsed.
 pub fn mlflow_value(
     v: Value,
@@ -1649,6 +1779,59 @@ pub(crate) mod tests {
         assert_eq!(
             cols,
             Some(vec!["a".into(), "b".into(), "c".into(), "d".into()])
+        );
+    }
+
+    /// The typed reading of a numeric `dataframe_split` makes exactly what
+    /// the general one makes, and leaves every other body to it.
+    #[test]
+    fn the_numeric_split_reading_agrees_with_the_general_one() {
+        let sig = abcd();
+        let taken = [
+            r#"{"dataframe_split": {"columns": ["a","b","c","d"], "data": [[5.1,3.5,1.4,0.2]]}}"#,
+            r#"{"dataframe_split": {"columns": ["a","b","c","d"], "data": [[5,3,1,0],[6.5,-3e2,1.25,1e-3]]}}"#,
+            r#"{"dataframe_split": {"index": [0], "columns": ["a","b","c","d"], "data": [[1,2,3,4]]}}"#,
+            r#" { "dataframe_split" : { "data" : [ [ 1 , 2 , 3 , 4 ] ] , "columns" : [ "a" , "b" , "c" , "d" ] } } "#,
+        ];
+        let left = [
+            // Reordered columns, params, a value that is not a number, a
+            // ragged row, no rows, other shapes, broken JSON.
+            r#"{"dataframe_split": {"columns": ["d","c","b","a"], "data": [[0.2,1.4,3.5,5.1]]}}"#,
+            r#"{"dataframe_split": {"columns": ["a","b","c","d"], "data": [[1,2,3,4]]}, "params": {"predict_method": "predict_proba"}}"#,
+            r#"{"dataframe_split": {"columns": ["a","b","c","d"], "data": [[1,2,null,4]]}}"#,
+            r#"{"dataframe_split": {"columns": ["a","b","c","d"], "data": [[1,2,true,4]]}}"#,
+            r#"{"dataframe_split": {"columns": ["a","b","c","d"], "data": [[1,2,3,4],[1,2,3]]}}"#,
+            r#"{"dataframe_split": {"columns": ["a","b","c","d"], "data": [[1,2,3]]}}"#,
+            r#"{"dataframe_split": {"columns": ["a","b","c","d"], "data": []}}"#,
+            r#"{"dataframe_split": {"columns": ["a","b","c","d","e"], "data": [[1,2,3,4,5]]}}"#,
+            r#"{"dataframe_split": {"data": [[1,2,3,4]]}}"#,
+            r#"{"instances": [[5.1,3.5,1.4,0.2]]}"#,
+            r#"{"dataframe_split": {"columns": ["a","b","c","d"], "data": [[1,2,3,4]]"#,
+        ];
+        for b in taken {
+            let fast = mlflow_numeric_split(b.as_bytes(), &spec4(), Some(&sig))
+                .unwrap_or_else(|| panic!("not taken: {b}"));
+            let general = mlflow_json_named(b.as_bytes(), &spec4(), Some(&sig)).unwrap();
+            assert_eq!(fast, general, "{b}");
+        }
+        for b in left {
+            assert_eq!(
+                mlflow_numeric_split(b.as_bytes(), &spec4(), Some(&sig)),
+                None,
+                "{b}"
+            );
+        }
+        // Only for a model of one float input taking rows, with a signature.
+        let body = taken[0].as_bytes();
+        assert_eq!(mlflow_numeric_split(body, &spec4(), None), None);
+        let mut ints = spec4();
+        ints[0].dtype = DType::I64;
+        assert_eq!(mlflow_numeric_split(body, &ints, Some(&sig)), None);
+        let mut f64s = spec4();
+        f64s[0].dtype = DType::F64;
+        assert_eq!(
+            mlflow_numeric_split(body, &f64s, Some(&sig)),
+            Some(mlflow_json_named(body, &f64s, Some(&sig)).unwrap())
         );
     }
 

@@ -314,9 +314,15 @@ struct Writer<'c> {
     // `sqlite3_exec` would parse its text again on every group).
     begin: Stmt<'c>,
     commit: Stmt<'c>,
+    rollback: Stmt<'c>,
     savepoint: Stmt<'c>,
     release: Stmt<'c>,
     rollback_to: Stmt<'c>,
+    /// Runs found active in this transaction. Nothing the writer does
+    /// changes a run's stage, and no other connection writes while the
+    /// transaction (`BEGIN IMMEDIATE`) holds the write lock, so a run found
+    /// active stays so until the group commits; cleared with each group.
+    stages: Vec<String>,
 }
 
 impl<'c> Writer<'c> {
@@ -341,23 +347,56 @@ impl<'c> Writer<'c> {
             insert_run: conn.prepare(crate::sql::INSERT_TRACKED_RUN)?,
             begin: conn.prepare("BEGIN IMMEDIATE")?,
             commit: conn.prepare("COMMIT")?,
+            rollback: conn.prepare("ROLLBACK")?,
             savepoint: conn.prepare("SAVEPOINT job")?,
             release: conn.prepare("RELEASE job")?,
             rollback_to: conn.prepare("ROLLBACK TO job")?,
+            stages: Vec::new(),
         })
     }
 
-    /// One transaction; each job in a savepoint, rolled back alone when it
-    /// fails. `Err` means the transaction itself failed.
+    /// One transaction for the group. Most groups have no job that fails:
+    /// they are written with no savepoint (two statements fewer per job).
+    /// When one fails, that transaction is rolled back and the group is
+    /// written again with a savepoint per job, so that each job stays
+    /// all-or-nothing and fails alone. `Err` means the transaction itself
+    /// failed.
     fn group(&mut self, jobs: &[Job]) -> Result<Vec<Result<Option<TrackedRun>>>> {
+        self.stages.clear();
+        self.begin.run(&[])?;
+        let mut out = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            match self.job(job) {
+                Ok(r) => out.push(Ok(r)),
+                Err(_) => {
+                    // An error SQLite already rolled back for leaves no
+                    // transaction to end; if one is still open, the BEGIN
+                    // below fails and the group is answered with that error.
+                    let _ = self.rollback.run(&[]);
+                    return self.group_in_savepoints(jobs);
+                }
+            }
+        }
+        self.commit.run(&[])?;
+        Ok(out)
+    }
+
+    fn job(&mut self, job: &Job) -> Result<Option<TrackedRun>> {
+        match job {
+            Job::Log(j) => self.log(j).map(|()| None),
+            Job::CreateRun(j) => self.create_run(&j.run).map(Some),
+        }
+    }
+
+    /// [`Writer::group`] with each job in a savepoint, rolled back alone
+    /// when it fails.
+    fn group_in_savepoints(&mut self, jobs: &[Job]) -> Result<Vec<Result<Option<TrackedRun>>>> {
+        self.stages.clear();
         self.begin.run(&[])?;
         let mut out = Vec::with_capacity(jobs.len());
         for job in jobs {
             self.savepoint.run(&[])?;
-            let r = match job {
-                Job::Log(j) => self.log(j).map(|()| None),
-                Job::CreateRun(j) => self.create_run(&j.run).map(Some),
-            };
+            let r = self.job(job);
             if r.is_err() {
                 self.rollback_to.run(&[])?;
             }
@@ -403,10 +442,12 @@ impl<'c> Writer<'c> {
 
     fn log(&mut self, job: &LogJob) -> Result<()> {
         let run = job.run_id.as_str();
-        match self.stage.run(&[Arg::T(run)])? {
-            None => return Err(log_errors::run_not_found(run)),
-            Some(s) if s != "active" => return Err(log_errors::run_not_active(run, &s)),
-            Some(_) => {}
+        if !self.stages.iter().any(|r| r == run) {
+            match self.stage.run(&[Arg::T(run)])? {
+                None => return Err(log_errors::run_not_found(run)),
+                Some(s) if s != "active" => return Err(log_errors::run_not_active(run, &s)),
+                Some(_) => self.stages.push(run.to_owned()),
+            }
         }
         let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
         for (k, v) in &job.params {

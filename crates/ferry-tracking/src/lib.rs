@@ -349,20 +349,18 @@ async fn log_requests(
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
-    let method = req.method().clone();
-    let path = req.uri().path().to_owned();
-    let query = req
-        .uri()
-        .query()
-        .unwrap_or("")
-        .chars()
-        .take(200)
-        .collect::<String>();
+    // The URI shares the request's bytes: no copy of the path or query.
+    let (method, uri) = (req.method().clone(), req.uri().clone());
     let started = std::time::Instant::now();
     let resp = next.run(req).await;
+    let query = uri.query().unwrap_or("");
+    let query = query
+        .char_indices()
+        .nth(200)
+        .map_or(query, |(end, _)| &query[..end]);
     tracing::info!(
         method = %method,
-        path = %path,
+        path = %uri.path(),
         query = %query,
         status = resp.status().as_u16(),
         micros = started.elapsed().as_micros() as u64,
