@@ -49,12 +49,18 @@ pub trait Predictor: Send + Sync {
     }
 }
 
-/// An ONNX model run in-process. Small batches run on the calling task (a
-/// single row takes microseconds); large ones on the blocking pool.
+/// An ONNX model run in-process. A batch the model computes within
+/// [`INLINE_BUDGET`] runs on the calling task (a single row of a small
+/// model takes microseconds, and handing it to the blocking pool costs more
+/// than computing it); a longer one on the blocking pool, so that no request
+/// holds an async worker for long.
 pub struct Onnx {
     pub model: Arc<OnnxModel>,
     pub signature: Option<Signature>,
     classes: Option<Vec<serde_json::Value>>,
+    /// The model's time per row, as measured on its recent batches
+    /// (nanoseconds, a moving average).
+    per_row: RowCost,
 }
 
 impl Onnx {
@@ -67,12 +73,43 @@ impl Onnx {
             model,
             signature,
             classes,
+            per_row: RowCost::new(),
         }
     }
 }
 
-/// Rows above which a batch leaves the async worker.
-const INLINE_ROWS: usize = 64;
+/// The longest a batch may compute on an async worker: tokio's guidance
+/// for the time between two awaits is 10 to 100 microseconds.
+const INLINE_BUDGET: std::time::Duration = std::time::Duration::from_micros(100);
+
+/// A model's time per row: a moving average over its batches (each new
+/// measurement weighs an eighth), starting where 64 rows take the whole
+/// [`INLINE_BUDGET`] until the model has been measured.
+struct RowCost(std::sync::atomic::AtomicU64);
+
+impl RowCost {
+    fn new() -> Self {
+        RowCost(std::sync::atomic::AtomicU64::new(
+            INLINE_BUDGET.as_nanos() as u64 / 64,
+        ))
+    }
+
+    /// Whether `rows` rows are expected to compute within the budget.
+    fn fits(&self, rows: usize) -> bool {
+        let per_row = self.0.load(std::sync::atomic::Ordering::Relaxed);
+        (rows as u64).saturating_mul(per_row) <= INLINE_BUDGET.as_nanos() as u64
+    }
+
+    /// Takes in a batch of `rows` that took `took`. Two batches measured at
+    /// once may each miss the other's update: an average, not a count.
+    fn measured(&self, rows: usize, took: std::time::Duration) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let took = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+        let sample = took / (rows.max(1) as u64);
+        let old = self.0.load(Relaxed);
+        self.0.store(old - old / 8 + sample / 8, Relaxed);
+    }
+}
 
 #[async_trait::async_trait]
 impl Predictor for Onnx {
@@ -92,7 +129,7 @@ impl Predictor for Onnx {
         self.classes.as_deref()
     }
     fn computes_inline(&self, rows: usize) -> bool {
-        rows <= INLINE_ROWS
+        self.per_row.fits(rows)
     }
     async fn predict(&self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, PredictError> {
         let rows = inputs.first().and_then(|t| t.shape.first()).copied();
@@ -103,14 +140,25 @@ impl Predictor for Onnx {
                 PredictError::Failed(e.to_string())
             }
         };
-        if self.computes_inline(rows.unwrap_or(0)) {
-            return self.model.run(inputs).map_err(map);
+        let rows = rows.unwrap_or(0);
+        let timed = |m: &OnnxModel, inputs| {
+            let t0 = std::time::Instant::now();
+            let out = m.run(inputs);
+            (out, t0.elapsed())
+        };
+        let (out, took) = if self.computes_inline(rows) {
+            timed(&self.model, inputs)
+        } else {
+            let m = self.model.clone();
+            tokio::task::spawn_blocking(move || timed(&m, inputs))
+                .await
+                .map_err(|e| PredictError::Failed(format!("the model's task failed: {e}")))?
+        };
+        // A refused input returns at once: only computed batches count.
+        if out.is_ok() {
+            self.per_row.measured(rows, took);
         }
-        let m = self.model.clone();
-        tokio::task::spawn_blocking(move || m.run(inputs))
-            .await
-            .map_err(|e| PredictError::Failed(format!("the model's task failed: {e}")))?
-            .map_err(map)
+        out.map_err(map)
     }
 }
 
@@ -391,5 +439,33 @@ impl Predictor for FakePredictor {
                 data: TensorData::F32(probs),
             },
         ])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn a_batch_computes_inline_while_its_measured_cost_fits_the_budget() {
+        let cost = RowCost::new();
+        // Not yet measured: up to 64 rows.
+        assert!(cost.fits(64));
+        assert!(!cost.fits(65));
+        // A small model: 100 rows in 10 µs (100 ns a row) over and over.
+        for _ in 0..100 {
+            cost.measured(100, Duration::from_micros(10));
+        }
+        assert!(cost.fits(900));
+        assert!(!cost.fits(1100));
+        // Then it slows down (a bigger version, a busy machine): 1 ms a row.
+        for _ in 0..100 {
+            cost.measured(1, Duration::from_millis(1));
+        }
+        assert!(!cost.fits(1));
+        // Nothing overflows at the extremes.
+        cost.measured(0, Duration::from_secs(u64::MAX / 4));
+        assert!(!cost.fits(usize::MAX));
     }
 }

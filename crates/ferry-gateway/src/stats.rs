@@ -94,12 +94,28 @@ impl VersionStats {
     }
 
     pub fn record_classes<'a>(&self, labels: impl Iterator<Item = &'a str>) {
-        let mut m = lock(&self.classes);
+        // A batch's classes are few: counted here first, so that the lock
+        // is held for one lookup per class, not one per row. Past
+        // `LOCAL` distinct labels, the rest are counted under the lock.
+        const LOCAL: usize = 16;
+        let mut counts: Vec<(&str, u64)> = Vec::new();
+        let mut rest = Vec::new();
         for l in labels {
-            if let Some(n) = m.get_mut(l) {
+            if let Some((_, n)) = counts.iter_mut().find(|(c, _)| *c == l) {
                 *n += 1;
+            } else if counts.len() < LOCAL {
+                counts.push((l, 1));
+            } else {
+                rest.push(l);
+            }
+        }
+        let mut m = lock(&self.classes);
+        let ones = rest.into_iter().map(|l| (l, 1));
+        for (l, k) in counts.into_iter().chain(ones) {
+            if let Some(n) = m.get_mut(l) {
+                *n += k;
             } else if m.len() < MAX_CLASSES {
-                m.insert(l.to_owned(), 1);
+                m.insert(l.to_owned(), k);
             }
         }
     }
@@ -345,5 +361,28 @@ mod tests {
         let many: Vec<String> = (0..1000).map(|i| i.to_string()).collect();
         s.record_classes(many.iter().map(String::as_str));
         assert_eq!(s.snapshot().classes.len(), MAX_CLASSES);
+    }
+
+    #[test]
+    fn a_batch_of_many_classes_is_counted_exactly() {
+        let s = VersionStats::default();
+        // 40 distinct labels (more than a batch counts before the lock),
+        // label i seen i + 1 times, interleaved.
+        let labels: Vec<String> = (0..40)
+            .flat_map(|round| (round..40).map(|i| format!("c{i:02}")))
+            .collect();
+        s.record_classes(labels.iter().map(String::as_str));
+        s.record_classes(["c00", "c39"].into_iter());
+        let mut got: Vec<(String, u64)> = s.snapshot().classes.into_iter().collect();
+        got.sort();
+        let want: Vec<(String, u64)> = (0..40)
+            .map(|i| {
+                (
+                    format!("c{i:02}"),
+                    i as u64 + 1 + u64::from(i == 0 || i == 39),
+                )
+            })
+            .collect();
+        assert_eq!(got, want);
     }
 }
