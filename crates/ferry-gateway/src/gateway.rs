@@ -732,10 +732,10 @@ impl Gateway {
         served: &Served,
         inputs: Vec<Tensor>,
     ) -> Result<Vec<Tensor>, PredictError> {
-        let rows = inputs.first().and_then(|t| t.shape.first()).copied();
-        if served.predictor.computes_inline(rows.unwrap_or(0)) {
-            return served.predictor.predict(inputs).await;
-        }
+        let inputs = match served.predictor.predict_inline(inputs) {
+            Ok(computed) => return computed,
+            Err(inputs) => inputs,
+        };
         tokio::time::timeout(self.request_timeout, served.predictor.predict(inputs))
             .await
             .unwrap_or_else(|_| {

@@ -26,13 +26,18 @@ pub trait Predictor: Send + Sync {
     /// The Open Inference Protocol's `platform` (`onnx`, `process`, ...).
     fn platform(&self) -> &str;
     async fn predict(&self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, PredictError>;
-    /// Whether `predict` of a batch of `rows` computes on the calling task
-    /// and never awaits: nothing can interrupt it, so the gateway sets no
-    /// deadline on it (a timer per request is measurable at tens of
-    /// thousands of requests a second).
-    fn computes_inline(&self, rows: usize) -> bool {
-        let _ = rows;
-        false
+    /// Computes the batch on the calling thread when this predictor does
+    /// so for a batch like it, or hands the inputs back (`Err`) for
+    /// [`Predictor::predict`]. Nothing can interrupt a batch computed this
+    /// way, so the gateway sets no deadline on it (a timer per request is
+    /// measurable at tens of thousands of requests a second); the decision
+    /// is taken once, here.
+    #[allow(clippy::type_complexity)]
+    fn predict_inline(
+        &self,
+        inputs: Vec<Tensor>,
+    ) -> Result<Result<Vec<Tensor>, PredictError>, Vec<Tensor>> {
+        Err(inputs)
     }
     /// Whether it answers right now (a process runtime may be restarting).
     fn ready(&self) -> bool {
@@ -82,22 +87,64 @@ impl Onnx {
 /// for the time between two awaits is 10 to 100 microseconds.
 const INLINE_BUDGET: std::time::Duration = std::time::Duration::from_micros(100);
 
+/// Rows past which a batch never computes on an async worker, whatever the
+/// model's measured cost: a row's cost can depend on its content (a long
+/// text), and an average over short rows must not let a batch of long ones
+/// hold a worker.
+const INLINE_MAX_ROWS: usize = 256;
+
+/// The rows of a batch: its first input's first dimension (1 for an input
+/// without one).
+fn batch_rows(inputs: &[Tensor]) -> usize {
+    inputs
+        .first()
+        .and_then(|t| t.shape.first())
+        .copied()
+        .unwrap_or(1)
+        .max(1)
+}
+
+/// Runs the model on a batch of `rows`, and takes its time into `cost`
+/// when it computed (a refused input returns at once: it does not count).
+fn run_timed(
+    model: &OnnxModel,
+    cost: &RowCost,
+    rows: usize,
+    inputs: Vec<Tensor>,
+) -> Result<Vec<Tensor>, PredictError> {
+    let t0 = std::time::Instant::now();
+    let out = model.run(inputs);
+    if out.is_ok() {
+        cost.measured(rows, t0.elapsed());
+    }
+    out.map_err(|e| {
+        if e.is_input_error() {
+            PredictError::Input(e.to_string())
+        } else {
+            PredictError::Failed(e.to_string())
+        }
+    })
+}
+
 /// A model's time per row: a moving average over its batches (each new
 /// measurement weighs an eighth), starting where 64 rows take the whole
 /// [`INLINE_BUDGET`] until the model has been measured.
-struct RowCost(std::sync::atomic::AtomicU64);
+#[derive(Clone)]
+struct RowCost(Arc<std::sync::atomic::AtomicU64>);
 
 impl RowCost {
     fn new() -> Self {
-        RowCost(std::sync::atomic::AtomicU64::new(
+        RowCost(Arc::new(std::sync::atomic::AtomicU64::new(
             INLINE_BUDGET.as_nanos() as u64 / 64,
-        ))
+        )))
     }
 
-    /// Whether `rows` rows are expected to compute within the budget.
+    /// Whether `rows` rows are expected to compute within the budget (and
+    /// are at most [`INLINE_MAX_ROWS`]).
     fn fits(&self, rows: usize) -> bool {
         let per_row = self.0.load(std::sync::atomic::Ordering::Relaxed);
-        (rows as u64).saturating_mul(per_row) <= INLINE_BUDGET.as_nanos() as u64
+        rows <= INLINE_MAX_ROWS
+            && (rows as u64).saturating_mul(per_row) <= INLINE_BUDGET.as_nanos() as u64
     }
 
     /// Takes in a batch of `rows` that took `took`. Two batches measured at
@@ -128,37 +175,26 @@ impl Predictor for Onnx {
     fn classes(&self) -> Option<&[serde_json::Value]> {
         self.classes.as_deref()
     }
-    fn computes_inline(&self, rows: usize) -> bool {
-        self.per_row.fits(rows)
+    fn predict_inline(
+        &self,
+        inputs: Vec<Tensor>,
+    ) -> Result<Result<Vec<Tensor>, PredictError>, Vec<Tensor>> {
+        let rows = batch_rows(&inputs);
+        if !self.per_row.fits(rows) {
+            return Err(inputs);
+        }
+        Ok(run_timed(&self.model, &self.per_row, rows, inputs))
     }
     async fn predict(&self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, PredictError> {
-        let rows = inputs.first().and_then(|t| t.shape.first()).copied();
-        let map = |e: ferry_onnx::OnnxError| {
-            if e.is_input_error() {
-                PredictError::Input(e.to_string())
-            } else {
-                PredictError::Failed(e.to_string())
-            }
+        let inputs = match self.predict_inline(inputs) {
+            Ok(computed) => return computed,
+            Err(inputs) => inputs,
         };
-        let rows = rows.unwrap_or(0);
-        let timed = |m: &OnnxModel, inputs| {
-            let t0 = std::time::Instant::now();
-            let out = m.run(inputs);
-            (out, t0.elapsed())
-        };
-        let (out, took) = if self.computes_inline(rows) {
-            timed(&self.model, inputs)
-        } else {
-            let m = self.model.clone();
-            tokio::task::spawn_blocking(move || timed(&m, inputs))
-                .await
-                .map_err(|e| PredictError::Failed(format!("the model's task failed: {e}")))?
-        };
-        // A refused input returns at once: only computed batches count.
-        if out.is_ok() {
-            self.per_row.measured(rows, took);
-        }
-        out.map_err(map)
+        let (m, cost) = (self.model.clone(), self.per_row.clone());
+        let rows = batch_rows(&inputs);
+        tokio::task::spawn_blocking(move || run_timed(&m, &cost, rows, inputs))
+            .await
+            .map_err(|e| PredictError::Failed(format!("the model's task failed: {e}")))?
     }
 }
 
@@ -457,8 +493,14 @@ mod tests {
         for _ in 0..100 {
             cost.measured(100, Duration::from_micros(10));
         }
-        assert!(cost.fits(900));
-        assert!(!cost.fits(1100));
+        assert!(cost.fits(256));
+        assert!(!cost.fits(257), "past the cap, whatever the cost");
+        // Slower (1 µs a row): the budget binds first.
+        for _ in 0..100 {
+            cost.measured(100, Duration::from_micros(100));
+        }
+        assert!(cost.fits(100));
+        assert!(!cost.fits(101));
         // Then it slows down (a bigger version, a busy machine): 1 ms a row.
         for _ in 0..100 {
             cost.measured(1, Duration::from_millis(1));

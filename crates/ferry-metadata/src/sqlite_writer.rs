@@ -1,7 +1,8 @@
 //! The group writer on SQLite: a thread of its own with its own connection,
 //! driving SQLite's C API directly. A group of logging requests is one
-//! hand-off to this thread and one transaction, each request in a savepoint
-//! of its own (so each stays all-or-nothing); through sqlx every statement
+//! hand-off to this thread and one transaction; when one of its requests
+//! fails, the group is undone and written again with each request in a
+//! savepoint of its own (so each stays all-or-nothing); through sqlx every statement
 //! would be a round trip to sqlx's worker thread, and those hand-offs, not
 //! SQLite, are what the requests waited on.
 //!
@@ -314,7 +315,9 @@ struct Writer<'c> {
     // `sqlite3_exec` would parse its text again on every group).
     begin: Stmt<'c>,
     commit: Stmt<'c>,
-    rollback: Stmt<'c>,
+    group_savepoint: Stmt<'c>,
+    group_rollback: Stmt<'c>,
+    group_release: Stmt<'c>,
     savepoint: Stmt<'c>,
     release: Stmt<'c>,
     rollback_to: Stmt<'c>,
@@ -347,7 +350,9 @@ impl<'c> Writer<'c> {
             insert_run: conn.prepare(crate::sql::INSERT_TRACKED_RUN)?,
             begin: conn.prepare("BEGIN IMMEDIATE")?,
             commit: conn.prepare("COMMIT")?,
-            rollback: conn.prepare("ROLLBACK")?,
+            group_savepoint: conn.prepare("SAVEPOINT grp")?,
+            group_rollback: conn.prepare("ROLLBACK TO grp")?,
+            group_release: conn.prepare("RELEASE grp")?,
             savepoint: conn.prepare("SAVEPOINT job")?,
             release: conn.prepare("RELEASE job")?,
             rollback_to: conn.prepare("ROLLBACK TO job")?,
@@ -355,28 +360,28 @@ impl<'c> Writer<'c> {
         })
     }
 
-    /// One transaction for the group. Most groups have no job that fails:
-    /// they are written with no savepoint (two statements fewer per job).
-    /// When one fails, that transaction is rolled back and the group is
-    /// written again with a savepoint per job, so that each job stays
-    /// all-or-nothing and fails alone. `Err` means the transaction itself
-    /// failed.
+    /// One transaction for the group. Most groups have no job that fails,
+    /// and are written with no savepoint per job (two statements fewer per
+    /// job). When one fails, the group is undone to its own savepoint (the
+    /// transaction, and the write lock, stay) and written again with a
+    /// savepoint per job, so that each job stays all-or-nothing and fails
+    /// alone. `Err` means the transaction itself failed.
     fn group(&mut self, jobs: &[Job]) -> Result<Vec<Result<Option<TrackedRun>>>> {
         self.stages.clear();
         self.begin.run(&[])?;
+        self.group_savepoint.run(&[])?;
         let mut out = Vec::with_capacity(jobs.len());
         for job in jobs {
             match self.job(job) {
                 Ok(r) => out.push(Ok(r)),
                 Err(_) => {
-                    // An error SQLite already rolled back for leaves no
-                    // transaction to end; if one is still open, the BEGIN
-                    // below fails and the group is answered with that error.
-                    let _ = self.rollback.run(&[]);
-                    return self.group_in_savepoints(jobs);
+                    self.group_rollback.run(&[])?;
+                    out = self.each_in_savepoint(jobs)?;
+                    break;
                 }
             }
         }
+        self.group_release.run(&[])?;
         self.commit.run(&[])?;
         Ok(out)
     }
@@ -388,11 +393,9 @@ impl<'c> Writer<'c> {
         }
     }
 
-    /// [`Writer::group`] with each job in a savepoint, rolled back alone
-    /// when it fails.
-    fn group_in_savepoints(&mut self, jobs: &[Job]) -> Result<Vec<Result<Option<TrackedRun>>>> {
+    /// Each job in a savepoint of its own, rolled back alone when it fails.
+    fn each_in_savepoint(&mut self, jobs: &[Job]) -> Result<Vec<Result<Option<TrackedRun>>>> {
         self.stages.clear();
-        self.begin.run(&[])?;
         let mut out = Vec::with_capacity(jobs.len());
         for job in jobs {
             self.savepoint.run(&[])?;
@@ -403,7 +406,6 @@ impl<'c> Writer<'c> {
             self.release.run(&[])?;
             out.push(r);
         }
-        self.commit.run(&[])?;
         Ok(out)
     }
 
@@ -499,5 +501,74 @@ impl<'c> Writer<'c> {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jobs::LogJob;
+    use crate::{Metric, SqlStore, TrackingStore};
+
+    fn log(run: &str, step: i64, params: &[(&str, &str)]) -> Job {
+        Job::Log(LogJob {
+            run_id: run.to_owned(),
+            metrics: vec![Metric {
+                key: "m".into(),
+                value: step as f64,
+                timestamp: step,
+                step,
+            }],
+            params: params
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            tags: vec![],
+            reply: tokio::sync::oneshot::channel().0,
+        })
+    }
+
+    /// A group with a failing job is written again job by job: the others
+    /// are stored, the failing one (which had written a new param before
+    /// another one conflicted) leaves nothing.
+    #[tokio::test]
+    async fn a_failing_job_fails_alone_and_the_rest_of_its_group_is_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ferry.db");
+        let s = SqlStore::open(&format!("sqlite://{}", path.display()))
+            .await
+            .unwrap();
+        let e = s.create_experiment("g", None, &[], 1).await.unwrap();
+        let (a, b) = ("a".repeat(32), "b".repeat(32));
+        for id in [&a, &b] {
+            s.create_tracked_run(id, e, "r", "", 1, &[]).await.unwrap();
+        }
+        s.log_batch(&a, &[], &[("p".into(), "1".into())], &[])
+            .await
+            .unwrap();
+        let conn = Conn::open(path.to_str().unwrap()).unwrap();
+        let mut w = Writer::new(&conn).unwrap();
+        // Without a failing job: one pass.
+        let ok = w.group(&[log(&a, 1, &[]), log(&b, 1, &[])]).unwrap();
+        assert!(ok.iter().all(Result::is_ok));
+        // The second job sets `r`, then changes run a's param `p`.
+        let jobs = [
+            log(&a, 2, &[]),
+            log(&a, 3, &[("r", "x"), ("p", "changed")]),
+            log(&b, 2, &[("q", "new")]),
+            log(&"c".repeat(32), 1, &[]),
+        ];
+        let got = w.group(&jobs).unwrap();
+        let failed: Vec<bool> = got.iter().map(Result::is_err).collect();
+        assert_eq!(failed, [false, true, false, true]);
+        drop(w);
+        drop(conn);
+        let steps = |h: Vec<Metric>| h.iter().map(|m| m.step).collect::<Vec<_>>();
+        assert_eq!(steps(s.metric_history(&a, "m").await.unwrap()), [1, 2]);
+        assert_eq!(steps(s.metric_history(&b, "m").await.unwrap()), [1, 2]);
+        let ra = s.get_tracked_run(&a).await.unwrap().unwrap();
+        assert_eq!(ra.params, [("p".to_string(), "1".to_string())]);
+        let rb = s.get_tracked_run(&b).await.unwrap().unwrap();
+        assert_eq!(rb.params, [("q".to_string(), "new".to_string())]);
     }
 }
