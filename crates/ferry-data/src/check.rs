@@ -438,6 +438,9 @@ fn update(state: &mut State, kind: &Kind, col: &Col, offset: u64) {
     match (state, kind) {
         (State::Rows(t), Kind::NotNull) => {
             t.considered += n as u64;
+            if !col.any_missing() {
+                return;
+            }
             for i in 0..n {
                 if col.missing(i) {
                     t.fail(offset + i as u64, col, i);
@@ -512,7 +515,8 @@ fn update(state: &mut State, kind: &Kind, col: &Col, offset: u64) {
                 }
             }
         }
-        (State::Missing { missing }, _) => {
+        // A complete column adds nothing (the last arm).
+        (State::Missing { missing }, _) if col.any_missing() => {
             *missing += (0..n).filter(|&i| col.missing(i)).count() as u64;
         }
         (State::Moments(m), _) => {
@@ -530,16 +534,18 @@ fn update(state: &mut State, kind: &Kind, col: &Col, offset: u64) {
             }
         }
         (State::Distinct(d, nonmissing), _) => {
+            let complete = !col.any_missing();
             for i in 0..n {
-                if !col.missing(i) {
+                if complete || !col.missing(i) {
                     *nonmissing += 1;
                     d.add(col.hash(i));
                 }
             }
         }
         (State::Unique(u, nonmissing), _) => {
+            let complete = !col.any_missing();
             for i in 0..n {
-                if !col.missing(i) {
+                if complete || !col.missing(i) {
                     *nonmissing += 1;
                     u.add(col.hash(i), offset + i as u64, || col.json(i));
                 }
