@@ -21,8 +21,9 @@
 # request (the same Iris row repeated; the fixed-answer server reads the same
 # bytes); ONLY=serving or ONLY=tracking runs one path. PG_URL (a PostgreSQL
 # server, `postgres://user@127.0.0.1:port`, no database) adds the new
-# binary's tracking on PostgreSQL, a fresh database each repetition (FERRY
-# must be built with `--features postgres`).
+# binary's tracking on PostgreSQL, a fresh database each repetition, after
+# the others (stated beside them, not compared; FERRY must be built with
+# `--features postgres`).
 #
 # Prints a markdown table (medians, with the range) and keeps raw wrk
 # output in benches/results/servers-ab-<time>/.
@@ -93,6 +94,7 @@ tracking() { # label command...
   local raw
   raw=$(bash "$SHARED/wrk/run.sh" "http://127.0.0.1:$PORT" "$CONNS" "$SECS" 2>&1 || true)
   stop
+  if [ "$label" = new-pg ]; then psql -q "$PG_URL/postgres" -c "DROP DATABASE $db" >&2; fi
   echo "$raw" >> "$OUT/tracking-$label.raw"
   if [ "$label" != ceiling ] && echo "$raw" | grep -q 'Non-2xx'; then
     echo "tracking $label answered errors:" >&2

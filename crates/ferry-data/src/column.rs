@@ -68,13 +68,18 @@ impl Col {
         })
     }
 
-    pub fn len(&self) -> usize {
+    /// The column's array, for what every type answers alike (length, nulls).
+    fn array(&self) -> &dyn Array {
         match self {
-            Col::Int(a) | Col::Time(a) => a.len(),
-            Col::Float(a) => a.len(),
-            Col::Str(a) => a.len(),
-            Col::Bool(a) => a.len(),
+            Col::Int(a) | Col::Time(a) => a,
+            Col::Float(a) => a,
+            Col::Str(a) => a,
+            Col::Bool(a) => a,
         }
+    }
+
+    pub fn len(&self) -> usize {
+        self.array().len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -96,12 +101,8 @@ impl Col {
     /// for floats a scan for NaN. Lets a rule over a complete column (the
     /// common case) skip its per-row test.
     pub fn any_missing(&self) -> bool {
-        match self {
-            Col::Int(a) | Col::Time(a) => a.null_count() > 0,
-            Col::Float(a) => a.null_count() > 0 || a.values().iter().any(|v| v.is_nan()),
-            Col::Str(a) => a.null_count() > 0,
-            Col::Bool(a) => a.null_count() > 0,
-        }
+        self.array().null_count() > 0
+            || matches!(self, Col::Float(a) if a.values().iter().any(|v| v.is_nan()))
     }
 
     /// The value as a number (ints, floats, timestamps in µs, bools as 0/1).

@@ -1400,12 +1400,8 @@ fn log_lines(
     columns: Option<&[String]>,
 ) -> String {
     use std::fmt::Write;
-    let n = outputs
-        .iter()
-        .chain(inputs)
-        .filter_map(|t| t.shape.first().copied())
-        .max()
-        .unwrap_or(0)
+    let n = crate::protocol::batch(outputs)
+        .max(crate::protocol::batch(inputs))
         .min(10_000);
     let q = |s: &str| serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into());
     let signed: Option<Vec<String>> = served

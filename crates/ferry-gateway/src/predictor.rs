@@ -93,15 +93,9 @@ const INLINE_BUDGET: std::time::Duration = std::time::Duration::from_micros(100)
 /// hold a worker.
 const INLINE_MAX_ROWS: usize = 256;
 
-/// The rows of a batch: its first input's first dimension (1 for an input
-/// without one).
+/// The rows of a batch, for its cost (1 for inputs without a batch dimension).
 fn batch_rows(inputs: &[Tensor]) -> usize {
-    inputs
-        .first()
-        .and_then(|t| t.shape.first())
-        .copied()
-        .unwrap_or(1)
-        .max(1)
+    crate::protocol::batch(inputs).max(1)
 }
 
 /// Runs the model on a batch of `rows`, and takes its time into `cost`

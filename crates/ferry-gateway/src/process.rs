@@ -372,11 +372,7 @@ fn process_inputs(sig: Option<&ferry_mlmodel::Signature>) -> Vec<IoSpec> {
 
 /// Rows of one input per column (see [`process_inputs`]) as JSON rows.
 fn rows_of_columns(columns: &[Tensor]) -> Value {
-    let n = columns
-        .iter()
-        .filter_map(|t| t.shape.first().copied())
-        .max()
-        .unwrap_or(0);
+    let n = crate::protocol::batch(columns);
     Value::Array(
         (0..n)
             .map(|r| Value::Array(columns.iter().map(|t| crate::protocol::row(t, r)).collect()))

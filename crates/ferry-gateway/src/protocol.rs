@@ -123,7 +123,10 @@ pub fn mlflow_numeric_split(
     let (cols, rows) = (parsed.dataframe_split.columns, parsed.dataframe_split.data);
     let named_in_order =
         cols.len() == sig.inputs.len() && cols.iter().zip(&sig.inputs).all(|(c, s)| *c == s.name);
-    if !named_in_order || rows.count == 0 || rows.width != cols.len() {
+    // A column named twice is refused by the general reader (a signature
+    // read from a foreign MLmodel may name one twice).
+    let unique = || cols.iter().enumerate().all(|(i, c)| !cols[..i].contains(c));
+    if !named_in_order || rows.count == 0 || rows.width != cols.len() || !unique() {
         return None;
     }
     let shape = vec![rows.count, rows.width];
@@ -1193,8 +1196,10 @@ pub fn row(t: &Tensor, r: usize) -> Value {
     Value::Array((0..per).map(|j| cell(&t.data, r * per + j)).collect())
 }
 
-fn batch(outputs: &[Tensor]) -> usize {
-    outputs
+/// The rows of a batch of tensors: their longest first dimension (0 when
+/// none has one).
+pub(crate) fn batch(tensors: &[Tensor]) -> usize {
+    tensors
         .iter()
         .filter_map(|t| t.shape.first().copied())
         .max()
@@ -1821,6 +1826,12 @@ pub(crate) mod tests {
                 "{b}"
             );
         }
+        // A signature naming a column twice (a foreign MLmodel's).
+        let mut twice = abcd();
+        twice.inputs[1].name = "a".into();
+        let body = br#"{"dataframe_split": {"columns": ["a","a","c","d"], "data": [[1,2,3,4]]}}"#;
+        assert_eq!(mlflow_numeric_split(body, &spec4(), Some(&twice)), None);
+        assert!(mlflow_json_named(body, &spec4(), Some(&twice)).is_err());
         // Only for a model of one float input taking rows, with a signature.
         let body = taken[0].as_bytes();
         assert_eq!(mlflow_numeric_split(body, &spec4(), None), None);

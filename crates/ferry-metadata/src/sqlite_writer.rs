@@ -395,7 +395,6 @@ impl<'c> Writer<'c> {
 
     /// Each job in a savepoint of its own, rolled back alone when it fails.
     fn each_in_savepoint(&mut self, jobs: &[Job]) -> Result<Vec<Result<Option<TrackedRun>>>> {
-        self.stages.clear();
         let mut out = Vec::with_capacity(jobs.len());
         for job in jobs {
             self.savepoint.run(&[])?;
